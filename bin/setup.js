@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// Bootstrap for a fresh clone: installs npm dependencies and builds the pinned tools Warden runs
+// (OPA, and for tests the Kubernetes API server), caching builds outside the clone so a second clone
+// on the same machine only links them. Plain Node with no dependencies: it runs before `npm ci`.
+//
+//   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
+//   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs)
+//
+// Fast when everything is in place: a few stat calls, no process spawned.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const pins = JSON.parse(readFileSync(join(root, 'tools.json'), 'utf8'));
+const cacheRoot = process.env.WARDEN_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'warden');
+const toolsBin = join(root, '.tools', 'bin');
+const wantTest = process.argv.includes('--test');
+
+function say(msg) {
+  process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.error) throw new Error(`${cmd} could not be started: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`);
+}
+
+function mtime(p) {
+  try { return statSync(p).mtimeMs; } catch { return -1; }
+}
+
+/** npm dependencies: `npm ci` when node_modules is missing or older than the lockfile. */
+function ensureNodeModules() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  if (mtime(marker) >= mtime(join(root, 'package-lock.json')) && existsSync(join(root, 'node_modules', 'tsx'))) return;
+  say('installing npm dependencies (npm ci)…');
+  run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root });
+}
+
+/** Link `.tools/bin/<name>` to the cached build, replacing a stale link. */
+function link(name, target) {
+  mkdirSync(toolsBin, { recursive: true });
+  const at = join(toolsBin, name);
+  try {
+    if (lstatSync(at)) unlinkSync(at);
+  } catch { /* nothing there */ }
+  symlinkSync(target, at);
+}
+
+function requireGo(why) {
+  const r = spawnSync('go', ['version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(`Go is needed to build ${why} but \`go\` was not found on PATH. Install Go 1.24+ or set WARDEN_OPA to an existing opa ${pins.opa.version} binary.`);
+  }
+}
+
+/** A Go tool built with `go install module@version` into the per-user cache, then linked. */
+function ensureGoInstalled(name, mod, version) {
+  const dir = join(cacheRoot, `${name}-${version}`);
+  const bin = join(dir, name);
+  if (!existsSync(bin)) {
+    requireGo(`${name} ${version}`);
+    say(`building ${name} ${version} from the Go module proxy (once per machine, a few minutes)…`);
+    mkdirSync(dir, { recursive: true });
+    run('go', ['install', `${mod}@${version}`], { env: { ...process.env, GOBIN: dir, CGO_ENABLED: '0' }, cwd: cacheRoot });
+  }
+  if (!existsSync(join(toolsBin, name)) || mtime(join(toolsBin, name)) !== mtime(bin)) link(name, bin);
+}
+
+function ensureOpa() {
+  if (process.env.WARDEN_OPA) return; // the operator chose a binary; `warden doctor` checks its version
+  ensureGoInstalled('opa', pins.opa.module, pins.opa.version);
+}
+
+/** Test-only tools, declared in tools.json with a build script under test/ (see README "Testing"). */
+function ensureTestTools() {
+  for (const [name, t] of Object.entries(pins.test ?? {})) {
+    const dir = join(cacheRoot, `${name}-${t.version}`);
+    const bin = join(dir, name);
+    if (!existsSync(bin)) {
+      if (t.module) {
+        ensureGoInstalled(name, t.module, t.version);
+        continue;
+      }
+      requireGo(`${name} ${t.version}`);
+      say(`building ${name} ${t.version} (once per machine; this one takes a while)…`);
+      mkdirSync(dir, { recursive: true });
+      run('bash', [join(root, t.build), dir, t.version], { cwd: root });
+      if (!existsSync(bin)) throw new Error(`${t.build} finished but ${bin} is missing`);
+    }
+    if (!existsSync(join(toolsBin, name)) || mtime(join(toolsBin, name)) !== mtime(bin)) link(name, bin);
+  }
+}
+
+try {
+  ensureNodeModules();
+  ensureOpa();
+  if (wantTest) ensureTestTools();
+} catch (err) {
+  say(`failed: ${err.message}`);
+  process.exit(1);
+}

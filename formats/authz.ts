@@ -1,0 +1,62 @@
+// The authorization annotation (`x-warden-authz`) that OpenAPI operations and MCP tools, resources
+// and prompts carry: who may call, under which conditions.
+import { validator } from './schema.js';
+
+/** One way to be granted a call; every condition it states must hold (AND). */
+export interface Grant {
+  /** SPIFFE ID of the caller; `*` matches within one path segment, `**` across segments. */
+  principal?: string;
+  /** The caller's Kubernetes namespace (from its SPIFFE ID). */
+  namespace?: string;
+  /** JWT scopes the caller's token must carry (all of them), from `scope` or `scp`. */
+  scopes?: string[];
+  /** JWT claims: claim name → accepted values (one must equal the claim, or be in it if it is a list). */
+  claims?: Record<string, Array<string | number | boolean>>;
+  /** Required on grants of destructive MCP tools: the grant says, in writing, that it grants destruction. */
+  destructive?: boolean;
+  /** Human note shown in reviews and decision reasons. */
+  description?: string;
+}
+
+/** The annotation: public, or a list of grants (OR), plus fields to mask in decision logs. */
+export interface AuthzAnnotation {
+  /** Anyone may call, including anonymous callers. */
+  public?: boolean;
+  allow?: Grant[];
+  /** JSON paths (dot-separated) inside the body/arguments that are masked before a decision leaves the pod. */
+  sensitive?: string[];
+}
+
+/** The extension key in OpenAPI operations and MCP entries. */
+export const AUTHZ_EXTENSION = 'x-warden-authz';
+
+const grantSchema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    principal: { type: 'string', pattern: '^spiffe://' },
+    namespace: { type: 'string', minLength: 1 },
+    scopes: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+    claims: {
+      type: 'object',
+      additionalProperties: { type: 'array', items: { type: ['string', 'number', 'boolean'] }, minItems: 1 },
+    },
+    destructive: { type: 'boolean' },
+    description: { type: 'string' },
+  },
+} as const;
+
+/** JSON Schema of AuthzAnnotation. */
+export const authzAnnotationSchema = {
+  $id: 'https://warden.dev/schemas/authz.json',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    public: { type: 'boolean' },
+    allow: { type: 'array', items: grantSchema },
+    sensitive: { type: 'array', items: { type: 'string', pattern: '^[^.]+(\\.[^.]+)*$' } },
+  },
+} as const;
+
+export const authzAnnotation = validator<AuthzAnnotation>(authzAnnotationSchema);

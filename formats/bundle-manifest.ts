@@ -1,0 +1,48 @@
+// OPA's bundle `.manifest`, as Warden writes it (and stock OPA reads it).
+import { validator } from './schema.js';
+
+/** Workload facts the compiler records in the manifest's free `metadata`. */
+export interface BundleMetadata {
+  workload: string;
+  namespace: string;
+  principal: string;
+  mode: 'enforce' | 'dry-run';
+  /** Git commit of the policy repository the bundle was built from ("unversioned" outside Git). */
+  commit: string;
+  /** Content hash of every input of the build. */
+  contentHash: string;
+  builtAt: string;
+  warden: string;
+}
+
+/** `.manifest`: revision, roots, wasm entrypoints, rego version, metadata. */
+export interface BundleManifest {
+  revision: string;
+  roots: string[];
+  wasm?: Array<{ entrypoint: string; module: string }>;
+  rego_version?: 0 | 1;
+  metadata?: Partial<BundleMetadata> & Record<string, unknown>;
+}
+
+/** JSON Schema of BundleManifest. */
+export const bundleManifestSchema = {
+  $id: 'https://warden.dev/schemas/bundle-manifest.json',
+  type: 'object',
+  required: ['revision', 'roots'],
+  properties: {
+    revision: { type: 'string', minLength: 1 },
+    roots: { type: 'array', items: { type: 'string' } },
+    wasm: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['entrypoint', 'module'],
+        properties: { entrypoint: { type: 'string' }, module: { type: 'string' } },
+      },
+    },
+    rego_version: { enum: [0, 1] },
+    metadata: { type: 'object' },
+  },
+} as const;
+
+export const bundleManifest = validator<BundleManifest>(bundleManifestSchema);

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests start real servers (OPA, HTTP, TLS, SQLite, kube-apiserver): generous timeouts, no retries.
+export default defineConfig({
+  test: {
+    include: ['**/*.test.ts'],
+    exclude: ['node_modules/**', '.tools/**'],
+    testTimeout: 60_000,
+    hookTimeout: 300_000,
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});

@@ -1,0 +1,38 @@
+// The `warden` command line: one subcommand per module under engine/cli/, errors written for a person.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../toolchain/paths.js';
+import { isUserFacing } from './user-error.js';
+import { registerDoctor } from './doctor.js';
+
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+
+/** Build the program; exported so tests can run commands in-process. */
+export function createProgram(): Command {
+  const program = new Command('warden')
+    .description('Zero-trust authorization for Kubernetes workloads: Rego + API specs → signed WASM bundles, enforced per call.')
+    .version(pkg.version, '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerDoctor(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (isUserFacing(err)) {
+      process.stderr.write(`warden: ${(err as Error).message}\n`);
+      return 1;
+    }
+    process.stderr.write(`warden: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 2;
+  }
+}
+
+process.exitCode = await main(process.argv);

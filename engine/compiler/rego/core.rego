@@ -1,0 +1,202 @@
+# Warden core: shipped unchanged inside every workload bundle.
+#
+# The decision for a call is assembled here from three sources:
+#   data.warden.generated  - grants generated from the workload's spec annotations (x-warden-authz)
+#   data.warden.workload   - the workload's hand-written Rego (allow / deny / denial)
+#   data.warden.core       - the rules below that hold for every workload (default deny, MCP safety)
+# A call is allowed when something grants it and nothing denies it. Everything else is denied.
+package warden.core
+
+import rego.v1
+
+# ---------------------------------------------------------------- the caller
+
+# Namespace of a Kubernetes SPIFFE ID: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
+caller_namespace := parts[4] if {
+	parts := split(input.source.principal, "/")
+	count(parts) == 7
+	parts[0] == "spiffe:"
+	parts[3] == "ns"
+	parts[5] == "sa"
+}
+
+authenticated if {
+	input.source.authn != "none"
+	input.source.principal != "anonymous"
+}
+
+# JWT scopes: the space-separated `scope` claim (RFC 8693) or an `scp` list.
+caller_scopes contains s if {
+	is_string(input.source.claims.scope)
+	some s in split(input.source.claims.scope, " ")
+	s != ""
+}
+
+caller_scopes contains s if {
+	is_array(input.source.claims.scp)
+	some s in input.source.claims.scp
+	is_string(s)
+}
+
+# All of `required` are among the caller's scopes; JWT callers only.
+has_scopes(required) if {
+	input.source.authn == "jwt"
+	every s in required {
+		s in caller_scopes
+	}
+}
+
+# The claim equals one of `accepted`, or is a list holding one of them; JWT callers only.
+claim_matches(name, accepted) if {
+	input.source.authn == "jwt"
+	some v in accepted
+	input.source.claims[name] == v
+}
+
+claim_matches(name, accepted) if {
+	input.source.authn == "jwt"
+	is_array(input.source.claims[name])
+	some v in accepted
+	v in input.source.claims[name]
+}
+
+# `*` matches within one path segment of a SPIFFE ID, `**` across segments.
+principal_matches(pattern) if glob.match(pattern, ["/"], input.source.principal)
+
+# ---------------------------------------------------------------- HTTP routing
+
+http_call if not input.mcp
+
+# Candidate routes share the method and the number of segments (data is indexed that way).
+routes := data.warden.spec.http.routes[input.request.method][format_int(count(input.request.segments), 10)]
+
+segment_matches(p, s) if {
+	is_string(p)
+	p == s
+}
+
+segment_matches(p, s) if {
+	is_object(p)
+	s != ""
+}
+
+matching_routes := [r |
+	some r in routes
+	every i, p in r.segments {
+		segment_matches(p, input.request.segments[i])
+	}
+]
+
+# As in OpenAPI: among matching templates, literal segments win over parameters, left to right.
+operation := op if {
+	http_call
+	best := max({r.rank | some r in matching_routes})
+	some r in matching_routes
+	r.rank == best
+	op := {
+		"id": r.id,
+		"params": {p.param: input.request.segments[i] | some i, p in r.segments; is_object(p)},
+	}
+}
+
+# ---------------------------------------------------------------- MCP
+
+mcp_call if input.mcp
+
+tool := data.warden.spec.mcp.tools[input.mcp.tool] if input.mcp.method == "tools/call"
+
+tool_granted if {
+	some g in data.warden.generated.tool_grants
+	g.name == input.mcp.tool
+}
+
+# Tools this caller is offered by tools/list: those an annotation grants it, whatever the arguments.
+visible_tools contains name if {
+	some name, _ in data.warden.spec.mcp.tools
+	some g in data.warden.generated.tool_grants with input.mcp as {"method": "tools/call", "tool": name, "arguments": {}}
+	g.name == name
+}
+
+# Session plumbing, granted to any caller that may call at least one tool, resource or prompt.
+session_methods := {
+	"initialize", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
+	"notifications/initialized", "notifications/cancelled", "notifications/progress",
+	"notifications/roots/list_changed", "completion/complete", "logging/setLevel",
+}
+
+may_use_mcp if count(visible_tools) > 0
+
+may_use_mcp if {
+	some g in data.warden.generated.grants
+	g.kind in {"resource", "prompt"}
+}
+
+grants contains {"kind": "mcp", "name": input.mcp.method, "reason": concat("", ["MCP ", input.mcp.method, ": the caller may use at least one tool, resource or prompt"])} if {
+	input.mcp.method in session_methods
+	may_use_mcp
+}
+
+# The Streamable HTTP endpoint's GET (server stream) and DELETE (end session) carry no JSON-RPC call.
+grants contains {"kind": "mcp", "name": input.request.method, "reason": concat("", ["MCP transport ", input.request.method, " ", input.request.path])} if {
+	http_call
+	input.request.method in {"GET", "DELETE"}
+	input.request.path in data.warden.spec.mcp.transport_paths
+	may_use_mcp
+}
+
+deny contains "tools/call without a tool name" if {
+	input.mcp.method == "tools/call"
+	not is_string(input.mcp.tool)
+}
+
+deny contains concat("", ["tool ", input.mcp.tool, " is not in the compiled tool list"]) if {
+	input.mcp.method == "tools/call"
+	is_string(input.mcp.tool)
+	not data.warden.spec.mcp.tools[input.mcp.tool]
+}
+
+deny contains concat("", ["tool ", input.mcp.tool, " is destructive and no grant marked destructive: true covers this caller"]) if {
+	tool.destructive
+	not tool_granted
+}
+
+# ---------------------------------------------------------------- the decision
+
+denials contains r if some r in deny
+
+denials contains r if some r in data.warden.generated.deny
+
+denials contains r if some r in data.warden.workload.deny
+
+grant_reasons contains g.reason if some g in grants
+
+grant_reasons contains g.reason if some g in data.warden.generated.grants
+
+grant_reasons contains "allowed by the workload's Rego (data.warden.workload.allow)" if data.warden.workload.allow == true
+
+call := concat(" ", [input.request.method, input.request.path]) if http_call
+
+call := concat(" ", ["MCP", input.mcp.method, object.get(input.mcp, "tool", object.get(input.mcp, "name", object.get(input.mcp, "uri", "")))]) if mcp_call
+
+base["operation"] := operation.id
+
+default denial_shape := {}
+
+denial_shape := s if {
+	s := data.warden.workload.denial
+	is_object(s)
+}
+
+default decision := {"allow": false, "reasons": ["the policy could not decide this call (default deny)"]}
+
+decision := object.union(object.union(denial_shape, base), {"allow": false, "reasons": sort(denials)}) if count(denials) > 0
+
+decision := object.union(base, {"allow": true, "reasons": sort(grant_reasons)}) if {
+	count(denials) == 0
+	count(grant_reasons) > 0
+}
+
+decision := object.union(object.union(denial_shape, base), {"allow": false, "reasons": [concat("", ["no rule grants ", input.source.principal, " ", call])]}) if {
+	count(denials) == 0
+	count(grant_reasons) == 0
+}

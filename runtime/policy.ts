@@ -1,0 +1,93 @@
+// Evaluating a bundle's WASM policy in-process with @open-policy-agent/opa-wasm: load once, check
+// every builtin the module needs is supplied, then evaluate entrypoints synchronously per call.
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { decision as decisionFormat, type Decision } from '../formats/decision.js';
+import { BundleError } from './archive.js';
+import type { VerifiedBundle } from './bundle.js';
+
+/** A host builtin: synchronous, plain JSON values in and out (sets arrive as arrays). */
+export type HostBuiltin = (...args: unknown[]) => unknown;
+
+/** Builtins the SDK implements itself (they win over custom ones; see DEPENDENCIES.md). */
+const SDK_BUILTINS = new Set(['sprintf', 'json.is_valid', 'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal']);
+
+/** Raised when evaluation fails; callers deny (fail closed). */
+export class EvaluationError extends Error {
+  override name = 'EvaluationError';
+}
+
+/** Options for loading a policy. */
+export interface PolicyOptions {
+  builtins: Readonly<Record<string, HostBuiltin>>;
+  /** WASM memory in 64 KiB pages; the maximum bounds what one hostile input can make the policy allocate. */
+  memory?: { initial: number; maximum: number };
+  /** Called before each evaluation (e.g. to pin time.now_ns for the evaluation). */
+  beforeEvaluate?: () => void;
+}
+
+interface WasmExports {
+  builtins(): number;
+  opa_json_dump(addr: number): number;
+}
+
+// The module's builtins() table: every function it will ask the host for.
+function requiredBuiltins(policy: LoadedPolicy): string[] {
+  const inner = policy as unknown as { wasmInstance: { exports: WasmExports }; mem: WebAssembly.Memory };
+  const strAddr = inner.wasmInstance.exports.opa_json_dump(inner.wasmInstance.exports.builtins());
+  const bytes = new Uint8Array(inner.mem.buffer);
+  let end = strAddr;
+  while (bytes[end] !== 0) end++;
+  const table = JSON.parse(new TextDecoder().decode(bytes.subarray(strAddr, end))) as Record<string, number>;
+  return Object.keys(table);
+}
+
+/** A loaded policy: the bundle it came from plus its evaluator. */
+export class Policy {
+  private constructor(
+    readonly bundle: VerifiedBundle,
+    private readonly wasm: LoadedPolicy,
+    private readonly beforeEvaluate: (() => void) | undefined,
+  ) {}
+
+  /** Load a verified bundle's WASM; refuses a module that needs a builtin nobody supplies. */
+  static async load(bundle: VerifiedBundle, opts: PolicyOptions): Promise<Policy> {
+    let wasm: LoadedPolicy;
+    try {
+      wasm = await loadPolicy(bundle.wasm, { ...(opts.memory ?? { initial: 5, maximum: 4096 }) }, opts.builtins as Record<string, (...a: unknown[]) => unknown>);
+    } catch (err) {
+      throw new BundleError(`bundle ${bundle.revision}: policy.wasm does not load: ${String((err as Error)?.message ?? err)}`);
+    }
+    const missing = requiredBuiltins(wasm).filter((b) => !SDK_BUILTINS.has(b) && !(b in opts.builtins));
+    if (missing.length > 0) {
+      throw new BundleError(`bundle ${bundle.revision}: the policy uses builtins this runtime does not provide: ${missing.join(', ')}`);
+    }
+    wasm.setData(bundle.data);
+    return new Policy(bundle, wasm, opts.beforeEvaluate);
+  }
+
+  /** Entrypoint names the module exports. */
+  get entrypoints(): string[] {
+    return Object.keys(this.wasm.entrypoints);
+  }
+
+  /** Evaluate an entrypoint; `undefined` when the rule is undefined for this input. */
+  evaluate(entrypoint: string, input: unknown): unknown {
+    this.beforeEvaluate?.();
+    let rs: Array<{ result: unknown }>;
+    try {
+      rs = this.wasm.evaluate(input, entrypoint) as Array<{ result: unknown }>;
+    } catch (err) {
+      throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
+    }
+    return rs.length === 0 ? undefined : rs[0]!.result;
+  }
+
+  /** Evaluate the decision entrypoint and check the result's shape; anything malformed is an error. */
+  decide(entrypoint: string, input: unknown): Decision {
+    const result = this.evaluate(entrypoint, input);
+    if (result === undefined) throw new EvaluationError(`${entrypoint} is undefined for this input (the policy must always decide)`);
+    const issues = decisionFormat.check(result);
+    if (issues.length > 0) throw new EvaluationError(`${entrypoint} returned a malformed decision: ${issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')}`);
+    return result as Decision;
+  }
+}

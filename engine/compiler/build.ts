@@ -354,6 +354,14 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     }
     opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
     const files = await readArchive(opaOut);
+    // `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only
+    // alias another rule); ship the exact sources that were checked, tested and compiled instead.
+    for (const name of [...files.keys()]) {
+      if (!name.endsWith('.rego')) continue;
+      const source = p.bundleFiles.get(name);
+      if (source === undefined) throw new CompileError([], `${p.source.display}: opa build produced an unexpected module ${name}`);
+      files.set(name, Buffer.from(source));
+    }
     const opaManifest = JSON.parse(files.get('.manifest')!.toString('utf8')) as BundleManifest;
     const metadata: BundleMetadata = {
       workload: name,

@@ -6,6 +6,7 @@ import { repoRoot } from '../toolchain/paths.js';
 import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
+import { registerUp } from './up.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -18,6 +19,7 @@ export function createProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerBuild(program);
+  registerUp(program);
   return program;
 }
 

@@ -12,7 +12,6 @@ import { requireOpa } from '../engine/toolchain/opa.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
-import { hostBuiltins } from '../runtime/builtins.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
 import { trustFromPem } from './support/trust.js';
 
@@ -95,7 +94,7 @@ describe('warden build on the example repository', () => {
     await expect(openBundle(readFileSync(tampered), trustFromPem(result.verificationKey, result.keyId, 'ES256'))).rejects.toThrow(/data\.json does not match its signed hash/);
     // and the untouched bundle loads and decides
     const ok = await openBundle(readFileSync(bundle), trustFromPem(result.verificationKey, result.keyId, 'ES256'));
-    const policy = await Policy.load(ok, { builtins: hostBuiltins });
+    const policy = await Policy.load(ok);
     const d = policy.decide('warden/decision', {
       source: { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls', claims: {}, address: '10.0.0.1' },
       destination: { workload: 'orders', namespace: 'shop', principal: 'spiffe://cluster.local/ns/shop/sa/orders' },

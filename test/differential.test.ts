@@ -10,7 +10,6 @@ import { requireOpa } from '../engine/toolchain/opa.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { hostBuiltins } from '../runtime/builtins.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from './support/inputs.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
@@ -57,7 +56,7 @@ describe('WASM decisions equal opa eval', () => {
     it(`for ${workload}, on generated inputs`, async () => {
       const w = built.workloads.find((x) => x.workload === workload)!;
       const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
-      const policy = await Policy.load(bundle, { builtins: hostBuiltins });
+      const policy = await Policy.load(bundle);
       const inputs = generateInputs(bundle, 300, 7);
       expect(inputs.length).toBeGreaterThanOrEqual(300);
       const dir = join(ws.dir, `diff-${workload}`);

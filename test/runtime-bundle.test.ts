@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireOpa } from '../engine/toolchain/opa.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { hostBuiltins } from '../runtime/builtins.js';
 import { Policy } from '../runtime/policy.js';
 import { signBundle, type TrustPolicy } from '../runtime/signature.js';
 
@@ -82,7 +81,7 @@ describe('bundle signatures and policies', () => {
 
   it('loads a signed bundle and evaluates it', async () => {
     const b = await openBundle(await signed(), trust);
-    const p = await Policy.load(b, { builtins: hostBuiltins });
+    const p = await Policy.load(b);
     expect(p.evaluate('t/allow', { user: 'alice' })).toBe(true);
     expect(p.evaluate('t/allow', { user: 'bob' })).toBeUndefined();
   });
@@ -116,6 +115,6 @@ describe('bundle signatures and policies', () => {
     const f = files();
     f.set('policy.wasm', hostOnlyWasm);
     const b = await openBundle(await signed(f), trust);
-    await expect(Policy.load(b, { builtins: hostBuiltins })).rejects.toThrow(/builtins this runtime does not provide: net\.lookup_ip_addr/);
+    await expect(Policy.load(b)).rejects.toThrow(/builtins this runtime does not provide: net\.lookup_ip_addr/);
   });
 });

@@ -5,7 +5,6 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PolicyInput, Source } from '../../formats/input.js';
 import { openBundle } from '../../runtime/bundle.js';
-import { hostBuiltins } from '../../runtime/builtins.js';
 import { Policy } from '../../runtime/policy.js';
 import { buildRepo } from '../compiler/build.js';
 import { formatDiagnostic } from '../compiler/compile-error.js';
@@ -49,7 +48,7 @@ export function registerUp(program: Command): void {
       const trust = { keys: [{ id: result.keyId, algorithm: 'ES256' as const, key: createPublicKey(readFileSync(result.verificationKey)) }] };
       const policies = new Map<string, Policy>();
       for (const w of result.workloads) {
-        policies.set(w.workload, await Policy.load(await openBundle(readFileSync(w.bundle), trust), { builtins: hostBuiltins }));
+        policies.set(w.workload, await Policy.load(await openBundle(readFileSync(w.bundle), trust)));
         process.stdout.write(`  bundle ${w.workload.padEnd(12)} ${w.revision} (${w.status})\n`);
       }
       if (flags.scenario === 'none') return;

@@ -18,7 +18,6 @@ import { Policy } from '../../runtime/policy.js';
 import { signBundle, type SigningAlgorithm } from '../../runtime/signature.js';
 import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
-import { hostBuiltins } from '../../runtime/builtins.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
@@ -378,7 +377,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     // Prove the module loads and decides with the runtime pods use, before anyone receives it.
     try {
       const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
-      await Policy.load(bundle, { builtins: hostBuiltins });
+      await Policy.load(bundle);
     } catch (err) {
       if (err instanceof BundleError) throw new CompileError([], `${p.source.display}: ${err.message}`);
       throw err;

@@ -7,6 +7,7 @@ import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
 import { registerUp } from './up.js';
+import { registerDiff } from './diff.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -20,6 +21,7 @@ export function createProgram(): Command {
   registerDoctor(program);
   registerBuild(program);
   registerUp(program);
+  registerDiff(program);
   return program;
 }
 

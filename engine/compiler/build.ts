@@ -148,7 +148,7 @@ interface Prepared {
   contentHash: string;
 }
 
-function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[]): Prepared | undefined {
+function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[], cwd: string): Prepared | undefined {
   const before = diagnostics.filter((d) => d.severity === 'error').length;
   let ops: HttpOperation[] = [];
   let mcp: McpEntry[] = [];
@@ -162,7 +162,7 @@ function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[])
     mcp = r.entries;
     diagnostics.push(...r.diagnostics);
   }
-  const rel = (p: string) => relative(process.cwd(), p) || p;
+  const rel = (p: string) => relative(cwd, p) || p;
   diagnostics.push(
     ...checkPackages([
       ...repo.lib.rego.map((f) => ({ abs: join(repo.root, 'lib', f), display: rel(join(repo.root, 'lib', f)), kind: 'lib' as const, test: false })),
@@ -309,7 +309,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
   for (const name of opts.only ?? []) {
     if (!repo.workloads.some((w) => w.manifest.name === name)) throw new CompileError([{ file: repo.display, message: `no workload named ${name} (have: ${repo.workloads.map((w) => w.manifest.name).join(', ')})`, severity: 'error' }]);
   }
-  const prepared = selected.map((w) => prepare(repo, w, diagnostics)).filter((p): p is Prepared => !!p);
+  const prepared = selected.map((w) => prepare(repo, w, diagnostics, cwd)).filter((p): p is Prepared => !!p);
   diagnostics.push(...typoWarnings(repo, prepared));
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) throw new CompileError(diagnostics, `the policy repository ${repo.display} does not compile`);

@@ -51,10 +51,10 @@ function link(name, target) {
   symlinkSync(target, at);
 }
 
-function requireGo(why) {
+function requireGo(why, alternative = `set WARDEN_OPA to an existing opa ${pins.opa.version} binary`) {
   const r = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    throw new Error(`Go is needed to build ${why} but \`go\` was not found on PATH. Install Go 1.24+ or set WARDEN_OPA to an existing opa ${pins.opa.version} binary.`);
+    throw new Error(`Go is needed to build ${why} but \`go\` was not found on PATH. Install Go 1.24+ or ${alternative}.`);
   }
 }
 
@@ -86,8 +86,8 @@ function ensureTestTools() {
         ensureGoInstalled(name, t.module, t.version);
         continue;
       }
-      requireGo(`${name} ${t.version}`);
-      say(`building ${name} ${t.version} (once per machine; this one takes a while)…`);
+      requireGo(`${name} ${t.version}`, `put a ${name} ${t.version} binary at ${bin}`);
+      say(`building ${name} ${t.version} with ${t.build} (once per machine; kube-apiserver takes 10-25 minutes on 2 cores)…`);
       mkdirSync(dir, { recursive: true });
       run('bash', [join(root, t.build), dir, t.version], { cwd: root });
       if (!existsSync(bin)) throw new Error(`${t.build} finished but ${bin} is missing`);

@@ -196,3 +196,12 @@ export function filterToParams(f: EventFilter): URLSearchParams {
   p.set('limit', String(f.limit));
   return p;
 }
+
+/** "Top denied" counts policy denials, enforced or dry-run, unless a decision filter says otherwise. */
+export function deniedByDefault(f: EventFilter): EventFilter {
+  return f.decision ? f : { ...f, decision: ['deny', 'dry-run-deny'] };
+}
+
+/** Defaults for aggregates: "top" lists 10 rows, the graph up to 1,000 edges. */
+export const TOP_DEFAULTS = { limit: 10 } as const;
+export const GRAPH_DEFAULTS = { limit: 1000 } as const;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../toolchain/paths.js';
 import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
+import { registerAudit } from './audit.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -16,6 +17,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerDoctor(program);
+  registerAudit(program);
   return program;
 }
 

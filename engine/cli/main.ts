@@ -8,6 +8,7 @@ import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
 import { registerUp } from './up.js';
 import { registerDiff } from './diff.js';
+import { registerAudit } from './audit.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -22,6 +23,7 @@ export function createProgram(): Command {
   registerBuild(program);
   registerUp(program);
   registerDiff(program);
+  registerAudit(program);
   return program;
 }
 

@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
 // Node's WebCrypto, typed as the DOM `Crypto` the library names (not in this project's lib).
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 // ECDSA P-256: fast to generate (startup time matters) and accepted by Go's TLS and Node alike.
 const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;

@@ -6,6 +6,8 @@ import { repoRoot } from '../toolchain/paths.js';
 import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
+import { registerServe } from './serve.js';
+import { registerProxy } from '../../proxy-plugin/command.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -18,6 +20,8 @@ export function createProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerBuild(program);
+  registerServe(program);
+  registerProxy(program);
   return program;
 }
 

@@ -16,7 +16,12 @@ const MASK = '**masked**';
  * (from x-warden-authz) inside the request body and MCP arguments. Returns the JSON pointers masked.
  */
 export function maskInput(input: Record<string, unknown>, sensitive: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
-  const copy = structuredClone(input);
+  // Copy only what masking touches (this runs for every decision): headers always, bodies when needed.
+  const request = input.request as { headers?: Record<string, string>; body?: unknown } | undefined;
+  const mcp = input.mcp as { arguments?: unknown } | undefined;
+  const copy: Record<string, unknown> = { ...input };
+  if (request) copy.request = { ...request, ...(request.headers ? { headers: { ...request.headers } } : {}), ...(sensitive.length && request.body !== undefined ? { body: structuredClone(request.body) } : {}) };
+  if (mcp) copy.mcp = { ...mcp, ...(sensitive.length && mcp.arguments !== undefined ? { arguments: structuredClone(mcp.arguments) } : {}) };
   const masked: string[] = [];
   const headers = (copy.request as { headers?: Record<string, string> } | undefined)?.headers;
   for (const h of SECRET_HEADERS) {

@@ -46,7 +46,7 @@ export interface SidecarOptions {
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
-function forwardHeaders(raw: readonly string[], extra: Record<string, string>, keepUpgrade = false): OutgoingHttpHeaders {
+function forwardHeaders(raw: readonly string[], extra: Record<string, string>, keepUpgrade = false, drop?: string): OutgoingHttpHeaders {
   const named = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
@@ -55,6 +55,7 @@ function forwardHeaders(raw: readonly string[], extra: Record<string, string>, k
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if ((HOP_BY_HOP.has(name) || named.has(name)) && !(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
+    if (name === drop) continue;
     const prev = out[name];
     out[name] = prev === undefined ? raw[i + 1]! : Array.isArray(prev) ? [...prev, raw[i + 1]!] : [String(prev), raw[i + 1]!];
   }
@@ -77,6 +78,12 @@ export function createSidecar(opts: SidecarOptions): http.Server {
   const requestUpstream = upstreamIsTls ? https.request : http.request;
   const log = opts.logger;
 
+  // A mesh identity header from anyone but the trusted local peer is dropped, so the upstream cannot be fooled by it either.
+  function untrustedIdentityHeader(req: IncomingMessage): string | undefined {
+    const th = opts.gate?.identity.trustedHeader;
+    return th && !th.peers.includes(req.socket.remoteAddress ?? '') ? th.name : undefined;
+  }
+
   function sendDenial(res: ServerResponse, v: Verdict): void {
     const body = denialBody(v);
     const headers: OutgoingHttpHeaders = { ...v.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [DECISION_ID_HEADER]: v.decisionId };
@@ -94,7 +101,7 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     }
     const extra: Record<string, string> = decisionId ? { [DECISION_ID_HEADER]: decisionId } : {};
     if (body !== undefined) extra['content-length'] = String(body.length);
-    const up = requestUpstream({ ...upstreamBase, agent, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, extra) });
+    const up = requestUpstream({ ...upstreamBase, agent, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, extra, false, untrustedIdentityHeader(req)) });
     up.on('response', (upRes) => {
       const headers = forwardHeaders(upRes.rawHeaders, extra);
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);

@@ -112,4 +112,18 @@ describe('one decision table through sidecar, ext_authz and express middleware',
       await closeServer(server);
     }
   });
+
+  it('does not forward a mesh identity header the sidecar did not trust', async () => {
+    const gate: Gate = { pipeline: plugin.gate.pipeline, identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['10.0.0.9'] } } };
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstream.port}`), gate, logger: silent });
+    const port = await listenLocal(sidecar);
+    try {
+      expect((await request(port, 'GET', '/healthz?xfcc=1', { 'x-forwarded-client-cert': XFCC_STOREFRONT })).status).toBe(200);
+      const seen = upstream.seen.find((r) => r.url === '/healthz?xfcc=1')!;
+      expect(seen.headers['x-forwarded-client-cert']).toBeUndefined();
+      expect(seen.headers['x-warden-decision-id']).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await closeServer(sidecar);
+    }
+  });
 });

@@ -32,4 +32,11 @@ const limits = { keepAliveTimeoutMs: 30_000 };
 const sidecarPort = await listen(createSidecar({ upstream: target, gate: plugin.gate, logger, limits }));
 const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger, limits }));
 process.send!({ upstreamPort, sidecarPort, passthroughPort });
+// CPU time is the figure that survives a busy machine: the parent asks before and after each run.
+process.on('message', (m) => {
+  if (m === 'cpu') {
+    const u = process.cpuUsage();
+    process.send!({ cpu: u.user + u.system });
+  }
+});
 process.on('disconnect', () => process.exit(0));

@@ -45,6 +45,7 @@ interface PluginFlags {
   maxBodyBytes: string;
   headersTimeout: string;
   requestTimeout: string;
+  jsonBody: string;
   // ext-authz only
   pathPrefix?: string;
 }
@@ -153,7 +154,8 @@ export function registerProxy(program: Command): void {
       .option('--max-header-bytes <n>', 'largest request head (431 beyond)', '16384')
       .option('--max-body-bytes <n>', 'largest request body (413 beyond)', String(10 * 1024 * 1024))
       .option('--headers-timeout <ms>', 'time allowed to send the request head (408 beyond)', '10000')
-      .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000'),
+      .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
+      .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536'),
   ).action(async (f: PluginFlags) => {
     let upstream: URL;
     try {
@@ -168,6 +170,7 @@ export function registerProxy(program: Command): void {
       upstream,
       gate: plugin.gate,
       logger: pino({ name: 'warden-proxy' }),
+      jsonBodyBytes: Number(f.jsonBody),
       limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },
       ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),
     });

@@ -9,6 +9,7 @@ import { ANONYMOUS } from '../formats/input.js';
 import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
 import type { Call, CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
+import { buildInput } from './input.js';
 
 /** Size and time limits (defaults in brackets). */
 export interface SidecarLimits {
@@ -41,7 +42,35 @@ export interface SidecarOptions {
   limits?: SidecarLimits;
   tls?: SidecarTls;
   logger: Logger;
+  /**
+   * Read JSON request bodies up to this many bytes into `input.request.body` (so policy can look at them
+   * and their sensitive fields are masked in the log); the exact bytes received are forwarded. Off when 0.
+   */
+  jsonBodyBytes?: number;
 }
+
+// Collect a request body up to `limit` bytes; undefined when it is larger.
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -164,9 +193,23 @@ export function createSidecar(opts: SidecarOptions): http.Server {
       const handler = opts.handlers.find((h) => h.owns(call));
       if (handler) return handler.handle(call);
     }
-    const v = decideHttp(gate, p, 'proxy');
+    let bodyBytes: Buffer | undefined;
+    let body: unknown;
+    if (opts.jsonBodyBytes && isJson(p.request.headers['content-type']) && (p.request.headers['content-length'] !== undefined || p.request.headers['transfer-encoding'] !== undefined)) {
+      const limit = Math.min(opts.jsonBodyBytes, limits.maxBodyBytes);
+      bodyBytes = await readBody(req, limit);
+      const refuse = (reason: string, status: number) => sendDenial(res, gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status));
+      if (bodyBytes === undefined) return refuse(`request refused: JSON body larger than ${limit} bytes`, 413);
+      try {
+        body = bodyBytes.length ? JSON.parse(bodyBytes.toString('utf8')) : undefined;
+      } catch {
+        // The upstream would have to guess what an unparseable JSON body means: refuse it.
+        return refuse('request refused: the body is not valid JSON', 400);
+      }
+    }
+    const v = decideHttp(gate, p, 'proxy', body);
     if (!v.allow) return sendDenial(res, v);
-    forward(req, res, target, v.decisionId);
+    forward(req, res, target, v.decisionId, bodyBytes);
   }
 
   // WebSocket and other upgrades: decided like any request, then the two sockets are spliced.

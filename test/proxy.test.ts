@@ -127,6 +127,7 @@ deny contains "boom" if boom == 3
     logger: silent,
     tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
     limits: { maxHeaderBytes: 8192, maxBodyBytes: 256 * 1024, headersTimeoutMs: 600, requestTimeoutMs: 5000 },
+    jsonBodyBytes: 64 * 1024,
   });
   sidecarPort = await listenLocal(sidecar);
   admin = createAdminServer(plugin.metrics, plugin.ready);
@@ -351,6 +352,26 @@ describe('decision log', () => {
     expect(headers.cookie).toBe('**masked**');
     expect(JSON.stringify(ev)).not.toContain(token);
     expect(ev.masked).toEqual(['/input/request/headers/authorization', '/input/request/headers/cookie']);
+  });
+
+  it('reads a JSON body into the input, forwards its exact bytes and masks its sensitive fields in the log', async () => {
+    const storefront = pki.client(STOREFRONT);
+    const raw = '{ "payment" : {"card_number":"4111111111111111",  "amount": 12} }\n';
+    const r = await call('POST', '/orders', { client: storefront, body: raw, headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(r.status).toBe(201);
+    expect(upstreamSaw('/orders').at(-1)!.body.toString()).toBe(raw);
+    await plugin.log.flush();
+    const ev = received.find((e) => e.decision_id === r.headers['x-warden-decision-id'])!;
+    expect((ev.input!.request as { body: unknown }).body).toEqual({ payment: { card_number: '**masked**', amount: 12 } });
+    expect(JSON.stringify(ev)).not.toContain('4111111111111111');
+  });
+
+  it('refuses a JSON request whose body does not parse, before the upstream sees it', async () => {
+    const before = upstream.seen.length;
+    const r = await call('POST', '/orders', { client: pki.client(STOREFRONT), body: '{"payment": ', headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body.toString()).reasons).toEqual(['request refused: the body is not valid JSON']);
+    expect(upstream.seen.length).toBe(before);
   });
 
   it('masks the fields an operation marks sensitive', () => {

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
@@ -105,6 +106,12 @@ async function listen(server: Server, flag: string, value: string): Promise<void
   });
 }
 
+// The address actually bound (a :0 flag picks a free port), as host:port.
+const bound = (s: Server) => {
+  const a = s.address() as AddressInfo;
+  return `${a.address}:${a.port}`;
+};
+
 async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -181,7 +188,7 @@ export function registerProxy(program: Command): void {
       await listen(admin, '--admin', f.admin);
       servers.push(admin);
     }
-    process.stderr.write(`warden proxy: ${f.workload} on ${f.listen} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})\n`);
+    process.stderr.write(`warden proxy: ${f.workload} on ${bound(sidecar)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})\n`);
     await runUntilSignal(plugin, servers);
   });
 
@@ -201,7 +208,7 @@ export function registerProxy(program: Command): void {
       await listen(admin, '--admin', f.admin);
       servers.push(admin);
     }
-    process.stderr.write(`warden ext-authz: ${f.workload} on ${f.listen}\n`);
+    process.stderr.write(`warden ext-authz: ${f.workload} on ${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}\n`);
     await runUntilSignal(plugin, servers);
   });
 }

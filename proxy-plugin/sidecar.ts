@@ -134,7 +134,8 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     up.on('response', (upRes) => {
       const headers = forwardHeaders(upRes.rawHeaders, extra);
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
-      res.flushHeaders(); // SSE: the client sees the stream start before the first event
+      // SSE: the client sees the stream start before the first event (others go out with the first body bytes).
+      if (String(upRes.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
       upRes.pipe(res);
       upRes.on('error', () => res.destroy());
     });

@@ -1,6 +1,7 @@
 // `warden serve`: the engine's control-plane service (bundle server; audit routes mount here later).
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { createEngineApp } from '../bundle-server.js';
 import { parseListenAddress } from './listen-address.js';
 import { UserError } from './user-error.js';
@@ -28,7 +29,8 @@ export function registerServe(program: Command): void {
         server.once('listening', resolve);
         server.once('error', (err) => reject(new UserError(`cannot listen on ${flags.listen}: ${err.message}`)));
       });
-      process.stdout.write(`warden serve: bundles from ${flags.bundles}/ on http://${flags.listen}\n`);
+      const a = server.address() as AddressInfo;
+      process.stdout.write(`warden serve: bundles from ${flags.bundles}/ on http://${a.address}:${a.port}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           engine.close();

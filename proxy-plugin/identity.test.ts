@@ -1,6 +1,8 @@
 import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { identify, spiffeIdFromSan, type IdentityConfig } from './identity.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { identify, loadJwks, spiffeIdFromSan, type IdentityConfig } from './identity.js';
 
 const plainSocket = (address: string) => ({ remoteAddress: address });
 
@@ -48,5 +50,31 @@ describe('identify', () => {
   it('refuses a bearer token when no issuer is configured instead of ignoring it', async () => {
     const r = await identify({ socket: plainSocket('1.2.3.4'), headers: { authorization: 'Bearer abc.def.ghi' } }, {});
     expect(r).toMatchObject({ ok: false, reason: expect.stringContaining('no JWT issuer configured') });
+  });
+
+  it('refetches a JWKS URL when a token names a key it has not seen (key rotation)', async () => {
+    const k1 = await generateKeyPair('ES256');
+    const k2 = await generateKeyPair('ES256');
+    const keys = [{ ...(await exportJWK(k1.publicKey)), kid: 'k1', alg: 'ES256' }];
+    let fetches = 0;
+    const server = http.createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+      const cfg: IdentityConfig = { jwt: { keys: await loadJwks(url, { cooldownMs: 0 }), issuer: 'iss', audience: 'aud', algorithms: ['ES256'], clockToleranceSec: 5 } };
+      const sign = (key: CryptoKey, kid: string) => new SignJWT({ sub: kid }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('iss').setAudience('aud').setExpirationTime('1m').sign(key);
+      const first = await identify({ socket: plainSocket('1.1.1.1'), headers: { authorization: `Bearer ${await sign(k1.privateKey, 'k1')}` } }, cfg);
+      expect(first.ok).toBe(true);
+      expect(fetches).toBe(1);
+      keys.push({ ...(await exportJWK(k2.publicKey)), kid: 'k2', alg: 'ES256' });
+      const rotated = await identify({ socket: plainSocket('1.1.1.1'), headers: { authorization: `Bearer ${await sign(k2.privateKey, 'k2')}` } }, cfg);
+      expect(rotated.ok && rotated.source.principal).toBe('k2');
+      expect(fetches).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 });

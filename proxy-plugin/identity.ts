@@ -47,8 +47,9 @@ export type Identified = { ok: true; source: Source } | { ok: false; reason: str
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 /** JWKS from a file (read once) or an http(s) URL (cached; refetched when an unknown kid appears). */
-export async function loadJwks(location: string): Promise<JWTVerifyGetKey> {
-  if (/^https?:\/\//.test(location)) return createRemoteJWKSet(new URL(location), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
+export async function loadJwks(location: string, opts: { cooldownMs?: number } = {}): Promise<JWTVerifyGetKey> {
+  // cooldown: an unknown kid triggers at most one refetch per period, so random kids cannot flood the issuer.
+  if (/^https?:\/\//.test(location)) return createRemoteJWKSet(new URL(location), { cooldownDuration: opts.cooldownMs ?? 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
   const set = JSON.parse(await readFile(location, 'utf8')) as JSONWebKeySet;
   return createLocalJWKSet(set);
 }

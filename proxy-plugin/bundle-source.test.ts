@@ -46,6 +46,20 @@ describe('BundleSource', () => {
     expect(events.map((e) => e.type)).toEqual(['loaded', 'rejected']);
   });
 
+  it('lets a call that pinned a bundle finish on it after a newer one is swapped in', async () => {
+    const s = source([]);
+    const log = new DecisionLog({ logger: pino({ level: 'silent' }) });
+    const p = new DecisionPipeline({ destination: { workload: 'storefront', namespace: 'shop', principal: '' }, source: s, log });
+    const old = await s.install(older, 'test');
+    const pinned = p.pin();
+    const next = await s.install(newer, 'test');
+    expect(next).not.toBe(old);
+    const v = p.decide({ source: { principal: 'anonymous', authn: 'none', claims: {}, address: '' }, destination: p.destination, request: { method: 'GET', path: '/products', segments: ['products'], query: {}, headers: {} } }, { kind: 'http', via: 'proxy', bundle: pinned });
+    expect(v.bundle).toBe(old);
+    expect(v.allow).toBe(true);
+    expect(p.pin()).toBe(next);
+  });
+
   it('refuses a bundle signed for another key', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;

@@ -9,6 +9,8 @@ import { registerBuild } from './build.js';
 import { registerUp } from './up.js';
 import { registerDiff } from './diff.js';
 import { registerAudit } from './audit.js';
+import { registerServe } from './serve.js';
+import { registerProxy } from '../../proxy-plugin/command.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -24,6 +26,8 @@ export function createProgram(): Command {
   registerUp(program);
   registerDiff(program);
   registerAudit(program);
+  registerServe(program);
+  registerProxy(program);
   return program;
 }
 

@@ -33,6 +33,13 @@ function canonical(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
+// `$schema` names the JSON Schema dialect a server's SDK writes out, not the shape of the arguments.
+function schemaShape(s: unknown): unknown {
+  if (!s || typeof s !== 'object' || Array.isArray(s)) return s ?? {};
+  const { $schema: _dialect, ...shape } = s as Record<string, unknown>;
+  return shape;
+}
+
 /** Compare a live tool list with the compiled one. Annotations the spec did not set compare as absent. */
 export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
   const record: DriftRecord = { added: [], removed: [], changed: [] };
@@ -46,7 +53,7 @@ export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
     }
     const fields: ToolChange['fields'] = [];
     if ((t.description ?? '') !== (c.description ?? '')) fields.push('description');
-    if (canonical(t.inputSchema ?? {}) !== canonical(c.input_schema ?? {})) fields.push('inputSchema');
+    if (canonical(schemaShape(t.inputSchema)) !== canonical(schemaShape(c.input_schema))) fields.push('inputSchema');
     if (canonical(t.annotations ?? {}) !== canonical(c.annotations ?? {})) fields.push('annotations');
     if (fields.length > 0) record.changed.push({ tool: t.name, fields });
   }

@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import type { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './mcp-fixtures.js';
 
@@ -94,19 +95,25 @@ describe.each(transports)('MCP through the handler over $name', ({ transport, js
 });
 
 // Raw JSON-RPC over fetch: what a hand-built or hostile client sends.
-async function rpc(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: unknown }> {
+// Event-stream answers are read whole (the server ends the POST's stream once every request is answered).
+async function rpc(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: unknown; messages: unknown[] }> {
   const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } });
   const text = await r.text();
-  return { status: r.status, headers: r.headers, json: text ? JSON.parse(text) : undefined };
+  if (r.headers.get('content-type')?.startsWith('text/event-stream')) {
+    const messages = new SseParser().push(text).filter((e) => e.hasData).map((e) => JSON.parse(e.data) as unknown);
+    return { status: r.status, headers: r.headers, json: messages.length === 1 ? messages[0] : messages, messages };
+  }
+  const json = text ? (JSON.parse(text) as unknown) : undefined;
+  return { status: r.status, headers: r.headers, json, messages: Array.isArray(json) ? json : json === undefined ? [] : [json] };
 }
 
-describe('JSON-RPC batches through the handler', () => {
+describe.each([{ answers: 'JSON', json: true }, { answers: 'an event stream', json: false }])('JSON-RPC batches through the handler, server answering with $answers', ({ json }) => {
   let server: TestMcpServer;
   let proxy: TestProxy;
   let headers: Record<string, string>;
 
   beforeAll(async () => {
-    server = await startMcpServer({ json: true });
+    server = await startMcpServer({ json });
     proxy = await startProxy(policy, server.url, issuer);
     const auth = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
     const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), auth);
@@ -127,8 +134,11 @@ describe('JSON-RPC batches through the handler', () => {
     ];
     const r = await rpc(`${proxy.url}/mcp`, JSON.stringify(batch), headers);
     expect(r.status).toBe(200);
-    const answers = r.json as Array<{ id: unknown; result?: unknown; error?: { code: number; data?: { reasons: string[] } } }>;
-    expect(answers.map((a) => a.id)).toEqual([1, 'drop', 3]);
+    const got = r.messages as Array<{ id: unknown; result?: unknown; error?: { code: number; data?: { reasons: string[] } } }>;
+    // JSON answers come back in request order; on an event stream local answers come first.
+    const answers = [1, 'drop', 3].map((id) => got.find((a) => a.id === id)!);
+    expect(got).toHaveLength(3);
+    if (json) expect(got.map((a) => a.id)).toEqual([1, 'drop', 3]);
     expect(answers[1]!.error?.code).toBe(-32003);
     expect(answers[1]!.error?.data?.reasons.join(' ')).toMatch(/destructive/);
     expect(answers[0]!.result).toBeDefined();
@@ -240,5 +250,41 @@ describe('MCP authorization (OAuth protected resource)', () => {
     const r = await rpc(`${proxy.url}/mcp`, initialize, { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read', { aud: oauth.resource })}` });
     expect(r.status).toBe(200);
     expect((r.json as { result: { serverInfo: { name: string } } }).result.serverInfo.name).toBe('ops-mcp');
+  });
+});
+
+describe('legacy HTTP+SSE sessions through the handler', () => {
+  let server: TestMcpServer;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    server = await startMcpServer();
+    proxy = await startProxy(policy, server.url, issuer);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await server?.close();
+  });
+
+  it('refuses a POST to a session opened by another caller, and to a session it never relayed', async () => {
+    const owner = `Bearer ${await issuer.sign('support-lead', WRITER)}`;
+    const other = `Bearer ${await issuer.sign('support-agent', 'tools:read')}`;
+    const ac = new AbortController();
+    const stream = await fetch(`${proxy.url}/sse`, { headers: { authorization: owner, accept: 'text/event-stream' }, signal: ac.signal });
+    const reader = stream.body!.getReader();
+    const parser = new SseParser();
+    let endpoint: string | undefined;
+    for (let i = 0; i < 100 && !endpoint; i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      endpoint = parser.push(new TextDecoder().decode(value)).find((e) => e.type === 'endpoint')?.data;
+    }
+    expect(endpoint).toMatch(/^\/messages\?sessionId=/);
+    const before = server.received.length;
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    expect((await rpc(`${proxy.url}${endpoint}`, ping, { authorization: other })).status).toBe(403);
+    expect((await rpc(`${proxy.url}/messages?sessionId=not-relayed`, ping, { authorization: owner })).status).toBe(404);
+    expect(server.received.length).toBe(before);
+    ac.abort();
   });
 });

@@ -3,7 +3,7 @@
 // node:http proxy that identifies callers by JWT and hands MCP paths to the McpHandler.
 import { randomUUID, createPublicKey } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +19,8 @@ import { hostBuiltins } from '../runtime/builtins.js';
 import { Policy } from '../runtime/policy.js';
 import type { SigningAlgorithm } from '../runtime/signature.js';
 import type { DriftRecord } from '../proxy-plugin/mcp/drift.js';
-import { McpHandler, readBody, type McpHandlerOptions, type Upstream } from '../proxy-plugin/mcp/handler.js';
+import { McpHandler, readBody, type McpHandlerOptions } from '../proxy-plugin/mcp/handler.js';
+import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 
 /** Build the example ops-mcp workload from a private copy of policies/ and load its signed bundle. */
 export async function loadOpsMcpPolicy(): Promise<Policy> {
@@ -176,17 +177,6 @@ export async function tokenIssuer(): Promise<TokenIssuer> {
     sign: (sub, scope, extra = {}) =>
       new SignJWT({ scope, ...extra }).setProtectedHeader({ alg: 'ES256' }).setSubject(sub).setIssuer(ISSUER).setAudience((extra.aud as string | undefined) ?? AUDIENCE).setIssuedAt().setExpirationTime('5m').sign(privateKey),
   };
-}
-
-/** `node:http` forwarding to one upstream, resolving with the response head. */
-export function httpUpstream(base: string): Upstream {
-  const u = new URL(base);
-  return (r) =>
-    new Promise<IncomingMessage>((ok, fail) => {
-      const out = request({ host: u.hostname, port: u.port, method: r.method, path: r.target, headers: r.headers }, ok);
-      out.on('error', fail);
-      out.end(r.body);
-    });
 }
 
 /** A running test proxy. */

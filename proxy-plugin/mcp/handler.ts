@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
+import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { messageEvent, rewriteEventStream } from './event-stream.js';
@@ -64,6 +65,8 @@ export interface McpCallContext {
   policy: Policy;
   /** Defaults to evaluating `policy` directly (enforce mode, no decision log). */
   decide?: Decide;
+  /** The workload being called, when the sidecar knows it better than the handler's options. */
+  destination?: Destination;
 }
 
 /** Handler configuration. */
@@ -75,7 +78,7 @@ export interface McpHandlerOptions {
   /** Largest upstream JSON answer buffered for rewriting. */
   maxUpstreamJsonBytes?: number;
   /** Every tools/list answer that differs from the compiled list (log it as a `drift` event). */
-  onDrift?: (r: DriftRecord) => void;
+  onDrift?: (r: DriftRecord, action: DriftAction) => void;
   newId?: () => string;
 }
 
@@ -179,7 +182,7 @@ export class McpHandler {
   }
 
   private input(ctx: McpCallContext, mcp?: McpInput): PolicyInput {
-    return { source: ctx.source, destination: this.opts.destination, request: ctx.request, ...(mcp ? { mcp } : {}) };
+    return { source: ctx.source, destination: ctx.destination ?? this.opts.destination, request: ctx.request, ...(mcp ? { mcp } : {}) };
   }
 
   // The drift block is local state: a reviewed tool that changed on the server is refused until it matches again.
@@ -211,7 +214,7 @@ export class McpHandler {
         if (spec.drift === 'block') {
           for (const c of r.changed) this.drifted.add(c.tool);
         }
-        this.opts.onDrift?.(r);
+        this.opts.onDrift?.(r, spec.drift);
       },
     };
   }

@@ -288,3 +288,38 @@ describe('legacy HTTP+SSE sessions through the handler', () => {
     ac.abort();
   });
 });
+
+describe('Streamable HTTP sessions through the handler', () => {
+  let server: TestMcpServer;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    server = await startMcpServer({ json: true });
+    proxy = await startProxy(policy, server.url, issuer);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await server?.close();
+  });
+
+  it('refuses a session id used by another caller or never initialized through the proxy', async () => {
+    const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
+    const other = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);
+    const sid = init.headers.get('mcp-session-id') ?? '';
+    const before = server.received.length;
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    expect((await rpc(`${proxy.url}/mcp`, ping, { ...other, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' })).status).toBe(403);
+    expect((await rpc(`${proxy.url}/mcp`, ping, { ...owner, 'mcp-session-id': 'made-up', 'mcp-protocol-version': '2025-03-26' })).status).toBe(404);
+    expect(server.received.length).toBe(before);
+    expect((await rpc(`${proxy.url}/mcp`, ping, { ...owner, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' })).status).toBe(200);
+  });
+
+  it('ends a session with DELETE and forgets it', async () => {
+    const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
+    const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);
+    const headers = { ...owner, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-03-26' };
+    expect((await fetch(`${proxy.url}/mcp`, { method: 'DELETE', headers })).status).toBe(200);
+    expect((await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), headers)).status).toBe(404);
+  });
+});

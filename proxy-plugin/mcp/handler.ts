@@ -107,6 +107,9 @@ export async function readBody(req: IncomingMessage, max: number): Promise<Buffe
   return Buffer.concat(chunks);
 }
 
+/** Most Streamable HTTP sessions remembered at once. */
+const MAX_SESSIONS = 10_000;
+
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'host']);
 
 function copyHeaders(h: IncomingHttpHeaders, drop: ReadonlySet<string> = new Set()): OutgoingHttpHeaders {
@@ -138,6 +141,8 @@ export class McpHandler {
   private readonly limits: JsonRpcLimits;
   private readonly newId: () => string;
   private readonly sessions = new Map<string, LegacySession>();
+  /** Streamable HTTP session id → the principal that initialized it (insertion order = age). */
+  private readonly owners = new Map<string, string>();
   /** Tools a live tools/list showed changed since review (drift: block): calls to them are refused. */
   private readonly drifted = new Set<string>();
 
@@ -176,9 +181,36 @@ export class McpHandler {
     }
     const decide = ctx.decide ?? policyDecider(ctx.policy, this.newId);
     const legacy = req.path !== spec.endpoint;
+    if (!legacy) {
+      const refused = this.checkSession(req, ctx);
+      if (refused) return sendJson(res, refused.status, rpcError(null, RPC_ERRORS.INVALID_REQUEST, refused.message));
+    }
     if (req.method === 'POST') return legacy ? this.legacyPost(req, ctx, spec, decide, res) : this.post(req, ctx, spec, decide, res);
     if (req.method === 'GET' || (req.method === 'DELETE' && !legacy)) return this.plain(req, ctx, decide, res, legacy ? spec : undefined);
     return sendJson(res, 405, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `${req.method} is not an MCP transport method on ${req.path}`), { allow: legacy ? 'GET, POST' : 'GET, POST, DELETE' });
+  }
+
+  // A session is usable only by the caller that initialized it: its stream carries that caller's messages.
+  private checkSession(req: McpRequest, ctx: McpCallContext): { status: number; message: string } | undefined {
+    const sid = req.headers['mcp-session-id'];
+    if (sid === undefined) return undefined;
+    if (typeof sid !== 'string') return { status: 400, message: 'more than one Mcp-Session-Id header' };
+    const owner = this.owners.get(sid);
+    // Unknown here (never initialized through this proxy, or forgotten): the client re-initializes on 404.
+    if (owner === undefined) return { status: 404, message: 'Session not found' };
+    if (owner !== ctx.source.principal) return { status: 403, message: 'this session belongs to another caller' };
+    return undefined;
+  }
+
+  private bindSession(up: IncomingMessage, req: McpRequest, ctx: McpCallContext): void {
+    const sid = up.headers['mcp-session-id'];
+    if (typeof sid !== 'string' || this.owners.has(sid) || req.headers['mcp-session-id'] !== undefined) return;
+    this.owners.set(sid, ctx.source.principal);
+    // Bounded: the oldest sessions are forgotten first (their clients get 404 and re-initialize).
+    for (const old of this.owners.keys()) {
+      if (this.owners.size <= MAX_SESSIONS) break;
+      this.owners.delete(old);
+    }
   }
 
   private input(ctx: McpCallContext, mcp?: McpInput): PolicyInput {
@@ -261,6 +293,7 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
+    this.bindSession(up, req, ctx);
     const ct = String(up.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const status = up.statusCode ?? 502;
     if (ct === 'text/event-stream') {
@@ -319,12 +352,29 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
+    if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
     res.flushHeaders();
     res.on('close', () => up.destroy());
     const isStream = String(up.headers['content-type'] ?? '').startsWith('text/event-stream');
-    if (!legacySpec || req.method !== 'GET' || !isStream) return void up.pipe(res);
-    this.relayLegacyStream(up, res, ctx.source.principal);
+    if (req.method !== 'GET' || !isStream) return void up.pipe(res);
+    if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
+    // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
+    // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+    const spec = mcpSpec(ctx.policy.bundle.data)!;
+    const view = this.toolsView(ctx, spec);
+    const rewrite = rewriteEventStream((e) => {
+      if (!e.hasData) return undefined;
+      try {
+        const msg = JSON.parse(e.data) as { id?: unknown; result?: { tools?: unknown } };
+        if ((typeof msg.id !== 'string' && typeof msg.id !== 'number') || !Array.isArray(msg.result?.tools)) return undefined;
+        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
+      } catch {
+        return undefined;
+      }
+    });
+    rewrite.on('error', () => res.destroy());
+    up.pipe(rewrite).pipe(res);
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.

@@ -13,6 +13,7 @@
 // alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
 // every call goes through the shared DecisionPipeline and its decision log).
 import { randomUUID } from 'node:crypto';
+import type { Transform } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
@@ -122,6 +123,18 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: O
   const text = JSON.stringify(body);
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+// Pipe an upstream body to the caller; a broken upstream ends the caller's response instead of hanging it.
+function relay(up: IncomingMessage, res: ServerResponse, via?: Transform): void {
+  up.on('error', () => res.destroy());
+  res.on('close', () => up.destroy());
+  if (via) {
+    via.on('error', () => res.destroy());
+    up.pipe(via).pipe(res);
+  } else {
+    up.pipe(res);
+  }
 }
 
 function idKey(id: JsonRpcId): string {
@@ -310,13 +323,10 @@ export class McpHandler {
           return undefined;
         }
       });
-      up.pipe(rewrite).pipe(res);
-      rewrite.on('error', () => res.destroy());
-      res.on('close', () => up.destroy());
-      return;
+      return relay(up, res, rewrite);
     }
     if (ct === 'application/json' && status < 300) {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024);
+      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
       let doc: unknown;
       try {
         doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
@@ -338,7 +348,7 @@ export class McpHandler {
     }
     res.writeHead(status, { ...copyHeaders(up.headers), ...head });
     // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it.
-    up.pipe(res);
+    relay(up, res);
   }
 
   // GET and DELETE carry no JSON-RPC: decided as plain HTTP on the transport path.
@@ -355,9 +365,8 @@ export class McpHandler {
     if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
     res.flushHeaders();
-    res.on('close', () => up.destroy());
     const isStream = String(up.headers['content-type'] ?? '').startsWith('text/event-stream');
-    if (req.method !== 'GET' || !isStream) return void up.pipe(res);
+    if (req.method !== 'GET' || !isStream) return relay(up, res);
     if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
@@ -373,8 +382,7 @@ export class McpHandler {
         return undefined;
       }
     });
-    rewrite.on('error', () => res.destroy());
-    up.pipe(rewrite).pipe(res);
+    relay(up, res, rewrite);
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.
@@ -406,19 +414,16 @@ export class McpHandler {
     const end = (): void => {
       if (sessionId) this.sessions.delete(sessionId);
     };
-    res.on('close', () => {
-      end();
-      up.destroy();
-    });
-    rewrite.on('error', () => res.destroy());
-    up.pipe(rewrite).pipe(res);
+    res.on('close', end);
+    relay(up, res, rewrite);
   }
 
   private async legacyPost(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide, res: ServerResponse): Promise<void> {
     const sessionId = new URLSearchParams(req.query).get('sessionId');
     const session = sessionId ? this.sessions.get(sessionId) : undefined;
     // Only sessions opened through this proxy, by the same caller: answers go to the stream's owner.
-    if (!session) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'unknown session: open the event stream through this endpoint first'));
+    if (session && (session.stream.writableEnded || session.stream.destroyed)) this.sessions.delete(sessionId!);
+    if (!session || session.stream.writableEnded || session.stream.destroyed) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'unknown session: open the event stream through this endpoint first'));
     if (session.principal !== ctx.source.principal) return sendJson(res, 403, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'this session belongs to another caller'));
     const p = this.plan(req, ctx, spec, decide);
     if (!p.ok) return sendJson(res, p.status, p.error);
@@ -442,6 +447,6 @@ export class McpHandler {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
     res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
-    up.pipe(res);
+    relay(up, res);
   }
 }

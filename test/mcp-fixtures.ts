@@ -53,6 +53,8 @@ export interface TestMcpServer {
   received: unknown[];
   /** Names of the tools that actually ran. */
   ran: string[];
+  /** The Authorization header of every request it received (undefined when absent). */
+  authorizations: Array<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -107,10 +109,12 @@ async function closeServer(server: Server): Promise<void> {
 export async function startMcpServer(v: ServerVariant = {}): Promise<TestMcpServer> {
   const received: unknown[] = [];
   const ran: string[] = [];
+  const authorizations: Array<string | undefined> = [];
   const streamable = new Map<string, StreamableHTTPServerTransport>();
   const legacy = new Map<string, SSEServerTransport>();
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    authorizations.push(req.headers.authorization);
     let body: unknown;
     if (req.method === 'POST') {
       const raw = (await readBody(req, 4 * 1024 * 1024)) ?? Buffer.alloc(0);
@@ -150,6 +154,7 @@ export async function startMcpServer(v: ServerVariant = {}): Promise<TestMcpServ
     url: `http://127.0.0.1:${port}`,
     received,
     ran,
+    authorizations,
     close: async () => {
       for (const t of streamable.values()) await t.close();
       for (const t of legacy.values()) await t.close();

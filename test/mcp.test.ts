@@ -250,6 +250,8 @@ describe('MCP authorization (OAuth protected resource)', () => {
     const r = await rpc(`${proxy.url}/mcp`, initialize, { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read', { aud: oauth.resource })}` });
     expect(r.status).toBe(200);
     expect((r.json as { result: { serverInfo: { name: string } } }).result.serverInfo.name).toBe('ops-mcp');
+    // No token passthrough: the server never sees the caller's token for the resource.
+    expect(server.authorizations).toEqual([undefined]);
   });
 });
 

@@ -1,0 +1,130 @@
+// MCP benchmark: the latency an MCP `tools/call` (and `tools/list`) gains by going through the
+// McpHandler, against calling the same server directly, in the same run, with the real SDK client.
+// Direct and proxied calls alternate so both see the same machine state. Prints figures, never fails.
+// Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { DECISION_ENTRYPOINT } from '../formats/decision.js';
+import type { PolicyInput } from '../formats/input.js';
+import { readBody } from '../proxy-plugin/mcp/handler.js';
+import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
+import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer } from '../test/mcp-fixtures.js';
+
+/** Figures for one kind of call, microseconds. */
+export interface McpCallFigures {
+  answers: 'json' | 'sse';
+  method: 'tools/call' | 'tools/list';
+  calls: number;
+  directP50: number;
+  /** Through a byte pass-through proxy (same node:http forwarding, no parsing, no policy). */
+  passthroughP50: number;
+  proxiedP50: number;
+  /** proxied − direct. */
+  addedP50: number;
+  /** proxied − pass-through: what the MCP handler itself costs beyond the extra hop. */
+  handlerP50: number;
+  directP99: number;
+  proxiedP99: number;
+}
+
+/** Everything the benchmark measured. */
+export interface McpBenchResult {
+  figures: McpCallFigures[];
+  /** One `warden/decision` evaluation of a tools/call, microseconds. */
+  decisionP50: number;
+}
+
+function pct(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await f();
+  return Number(process.hrtime.bigint() - t0) / 1000;
+}
+
+/** Run the benchmark and print a table. */
+export async function run(opts: { calls?: number; log?: (s: string) => void } = {}): Promise<McpBenchResult> {
+  const calls = opts.calls ?? Number(process.env.BENCH_CALLS ?? 500);
+  const out = opts.log ?? ((s: string) => console.log(s));
+  const [policy, issuer] = await Promise.all([loadOpsMcpPolicy(), tokenIssuer()]);
+  const token = await issuer.sign('bench-agent', 'tools:read tools:write');
+  const figures: McpCallFigures[] = [];
+  for (const answers of ['json', 'sse'] as const) {
+    const server = await startMcpServer({ json: answers === 'json' });
+    const proxy = await startProxy(policy, server.url, issuer);
+    const forward = httpUpstream(server.url);
+    const passthrough = createServer(async (req, res) => {
+      const { host: _host, ...headers } = req.headers;
+      const up = await forward({ method: req.method ?? 'GET', target: req.url ?? '/', headers, body: (await readBody(req, 1 << 20)) ?? Buffer.alloc(0) });
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    await new Promise<void>((ok) => passthrough.listen(0, '127.0.0.1', ok));
+    const connect = async (base: string): Promise<Client> => {
+      const c = new Client({ name: 'bench', version: '1' });
+      await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      return c;
+    };
+    const direct = await connect(server.url);
+    const proxied = await connect(proxy.url);
+    const passed = await connect(`http://127.0.0.1:${(passthrough.address() as AddressInfo).port}`);
+    try {
+      const kinds = [
+        { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
+        { method: 'tools/list' as const, f: (c: Client) => c.listTools() },
+      ];
+      for (const k of kinds) {
+        for (let i = 0; i < 50; i++) await Promise.all([k.f(direct), k.f(proxied), k.f(passed)]); // warm-up: JIT, keep-alive sockets
+        const d: number[] = [];
+        const p: number[] = [];
+        const t: number[] = [];
+        for (let i = 0; i < calls; i++) {
+          d.push(await timed(() => k.f(direct)));
+          t.push(await timed(() => k.f(passed)));
+          p.push(await timed(() => k.f(proxied)));
+        }
+        const directP50 = pct(d, 50);
+        const proxiedP50 = pct(p, 50);
+        const passthroughP50 = pct(t, 50);
+        figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99) });
+      }
+    } finally {
+      await direct.close();
+      await proxied.close();
+      await passed.close();
+      passthrough.closeAllConnections();
+      await new Promise((ok) => passthrough.close(ok));
+      await proxy.close();
+      await server.close();
+    }
+  }
+  const input: PolicyInput = {
+    source: { principal: 'bench-agent', authn: 'jwt', claims: { sub: 'bench-agent', scope: 'tools:read tools:write' }, address: '127.0.0.1' },
+    destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
+    request: { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} },
+    mcp: { method: 'tools/call', tool: 'refund_order', arguments: { id: '42', amount: 20 } },
+  };
+  const evals: number[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const t0 = process.hrtime.bigint();
+    policy.decide(DECISION_ENTRYPOINT, input);
+    evals.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  const result: McpBenchResult = { figures, decisionP50: pct(evals, 50) };
+  const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
+  out(`MCP benchmark: ${calls} calls per target, alternating direct/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
+  out('client, proxies and server share one process (one event loop): an extra hop costs both its sides; compare with the pass-through');
+  out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)}`);
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}`);
+  out('added = proxied − direct; handler = proxied − pass-through (parsing, JWT check, decisions, rewriting)');
+  out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
+  return result;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();

@@ -1,0 +1,115 @@
+// The MCP handler as a CallHandler of the proxy plugin's sidecar (proxy-plugin/call-handler.ts).
+//
+// The interfaces below mirror the sidecar's `Call` and `DecisionPipeline` structurally, so this
+// module compiles and is tested without importing the sidecar, and the sidecar can register
+// `mcpCallHandler(...)` as it is. Every JSON-RPC call goes through the sidecar's pipeline (one
+// decision event each, dry-run honoured, sensitive arguments masked there); the handler forwards
+// with its own `upstream` because it must read and rewrite answers (the sidecar's `forward` streams
+// the upstream's answer straight to the caller).
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision } from '../../formats/decision.js';
+import type { DecisionEvent, EventKind, EventSource } from '../../formats/decision-event.js';
+import type { Destination, PolicyInput, Source } from '../../formats/input.js';
+import type { DriftAction } from '../../formats/workload.js';
+import type { Policy } from '../../runtime/policy.js';
+import { driftEvent, type DriftRecord } from './drift.js';
+import { McpHandler, readBody, type Upstream } from './handler.js';
+import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
+import type { OAuthConfig } from './oauth.js';
+
+/** What the adapter needs of the sidecar's pinned bundle. */
+export interface BundleLike {
+  policy: Policy;
+  revision: string;
+}
+
+/** What the adapter needs of the sidecar's verdict. */
+export interface VerdictLike {
+  decisionId: string;
+  allow: boolean;
+  reasons: string[];
+  decision?: Decision;
+}
+
+/** What the adapter needs of the sidecar's DecisionPipeline. */
+export interface PipelineLike<B extends BundleLike> {
+  readonly destination: Destination;
+  decide(input: PolicyInput, ctx: { kind: EventKind; via: EventSource; bundle?: B | undefined }): VerdictLike;
+}
+
+/** What the adapter needs of the sidecar's Call. */
+export interface CallLike<B extends BundleLike> {
+  req: IncomingMessage;
+  res: ServerResponse;
+  request: { method: string; path: string; segments: string[]; query: Record<string, string[]>; rawQuery: string; headers: Record<string, string> };
+  source: Source;
+  bundle: B | undefined;
+  pipeline: PipelineLike<B>;
+  via: EventSource;
+}
+
+/** Options of the adapter. */
+export interface McpCallHandlerOptions {
+  upstream: Upstream;
+  oauth?: OAuthConfig;
+  limits?: JsonRpcLimits;
+  /** Where drift events go (the sidecar's DecisionLog.record). */
+  recordDrift?: (e: DecisionEvent) => void;
+  now?: () => Date;
+}
+
+/** A CallHandler for the workload's MCP transport paths. */
+export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions) {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
+  let current: { destination: Destination; revision?: string; via: EventSource } | undefined;
+  const handler = new McpHandler({
+    destination: { workload: '', namespace: '', principal: '' },
+    upstream: opts.upstream,
+    limits,
+    ...(opts.oauth ? { oauth: opts.oauth } : {}),
+    onDrift: (r: DriftRecord, action: DriftAction) => {
+      if (!current || !opts.recordDrift) return;
+      opts.recordDrift(driftEvent(r, {
+        decisionId: randomUUID(),
+        now: (opts.now ?? (() => new Date()))(),
+        workload: current.destination.workload,
+        namespace: current.destination.namespace,
+        via: current.via,
+        ...(current.revision ? { revision: current.revision } : {}),
+        action,
+      }));
+    },
+  });
+  return {
+    name: 'mcp',
+    owns: (call: CallLike<B>): boolean => handler.owns(call.request.path, call.bundle?.policy),
+    async handle(call: CallLike<B>): Promise<void> {
+      const bundle = call.bundle;
+      if (!bundle) {
+        const body = JSON.stringify(rpcError(null, RPC_ERRORS.FORBIDDEN, 'no policy bundle loaded yet (deny-all)'));
+        call.res.writeHead(503, { 'content-type': 'application/json' }).end(body);
+        return;
+      }
+      const body = await readBody(call.req, limits.maxBodyBytes);
+      if (!body) {
+        call.res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify(rpcError(null, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`)));
+        return;
+      }
+      const destination = call.pipeline.destination;
+      current = { destination, revision: bundle.revision, via: call.via };
+      const { rawQuery, ...request } = call.request;
+      await handler.handle(
+        { method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, body },
+        {
+          source: call.source,
+          request,
+          policy: bundle.policy,
+          destination,
+          decide: (input, kind) => call.pipeline.decide(input, { kind, via: call.via, bundle }),
+        },
+        call.res,
+      );
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// Drift ("rug pull") detection: a live tools/list compared with the reviewed, compiled tool list.
+import type { DecisionEvent, EventSource } from '../../formats/decision-event.js';
+import type { McpSpec } from './spec.js';
+
+/** A tool as a server lists it. */
+export interface LiveTool {
+  name: string;
+  description?: string;
+  inputSchema?: unknown;
+  annotations?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+/** How one reviewed tool differs on the live server. */
+export interface ToolChange {
+  tool: string;
+  fields: Array<'description' | 'inputSchema' | 'annotations'>;
+}
+
+/** The difference between a live tool list and the compiled one; empty lists mean no drift. */
+export interface DriftRecord {
+  added: string[];
+  removed: string[];
+  changed: ToolChange[];
+}
+
+// JSON with object keys sorted: equal documents compare equal whatever the key order.
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+// `$schema` names the JSON Schema dialect a server's SDK writes out, not the shape of the arguments.
+function schemaShape(s: unknown): unknown {
+  if (!s || typeof s !== 'object' || Array.isArray(s)) return s ?? {};
+  const { $schema: _dialect, ...shape } = s as Record<string, unknown>;
+  return shape;
+}
+
+/** Compare a live tool list with the compiled one. Annotations the spec did not set compare as absent. */
+export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
+  const record: DriftRecord = { added: [], removed: [], changed: [] };
+  const seen = new Set<string>();
+  for (const t of live) {
+    seen.add(t.name);
+    const c = spec.tools[t.name];
+    if (!c) {
+      record.added.push(t.name);
+      continue;
+    }
+    const fields: ToolChange['fields'] = [];
+    if ((t.description ?? '') !== (c.description ?? '')) fields.push('description');
+    if (canonical(schemaShape(t.inputSchema)) !== canonical(schemaShape(c.input_schema))) fields.push('inputSchema');
+    if (canonical(t.annotations ?? {}) !== canonical(c.annotations ?? {})) fields.push('annotations');
+    if (fields.length > 0) record.changed.push({ tool: t.name, fields });
+  }
+  for (const name of Object.keys(spec.tools)) if (!seen.has(name)) record.removed.push(name);
+  return record;
+}
+
+/** True when the record holds any difference. */
+export function hasDrift(r: DriftRecord): boolean {
+  return r.added.length + r.removed.length + r.changed.length > 0;
+}
+
+/** Tools that must not be offered in block mode: new ones and changed ones (their review no longer holds). */
+export function unreviewedTools(r: DriftRecord): Set<string> {
+  return new Set([...r.added, ...r.changed.map((c) => c.tool)]);
+}
+
+/** The decision-log event for a drift observation (kind `drift`; formats/decision-event.ts). */
+export function driftEvent(
+  r: DriftRecord,
+  ctx: { decisionId: string; now: Date; workload: string; namespace: string; via: EventSource; revision?: string; action: 'log' | 'block' },
+): DecisionEvent {
+  return {
+    decision_id: ctx.decisionId,
+    timestamp: ctx.now.toISOString(),
+    kind: 'drift',
+    outcome: ctx.action === 'block' ? 'deny' : 'allow',
+    mode: 'enforce',
+    labels: { workload: ctx.workload, namespace: ctx.namespace || 'unknown', source: ctx.via },
+    bundles: ctx.revision ? { [ctx.workload]: { revision: ctx.revision } } : {},
+    path: 'warden/drift',
+    result: { drift: r as unknown as Record<string, unknown>, action: ctx.action },
+  };
+}

@@ -1,0 +1,125 @@
+// text/event-stream, incrementally: split a byte stream into events without waiting for its end,
+// and let a caller rewrite the data of the events it cares about. Untouched events pass byte for byte.
+import { StringDecoder } from 'node:string_decoder';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** One event as received. `raw` is its exact text including the blank line that ends it. */
+export interface SseEvent {
+  raw: string;
+  /** The `event:` field ("message" when absent). */
+  type: string;
+  /** The `data:` lines joined with "\n". */
+  data: string;
+  hasData: boolean;
+}
+
+/** Returns new data for the event, or undefined to pass it untouched. */
+export type SseRewrite = (e: SseEvent) => string | undefined;
+
+/** Largest single event buffered while waiting for its end (a server cannot make the proxy hold more). */
+export const MAX_EVENT_CHARS = 8 * 1024 * 1024;
+
+/** Incremental parser: feed text, get back the events completed so far. */
+export class SseParser {
+  private buf = '';
+  private lines: string[] = [];
+  private raw = '';
+
+  push(text: string): SseEvent[] {
+    this.buf += text;
+    const out: SseEvent[] = [];
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      const m = /\r\n|\n|\r/.exec(this.buf);
+      if (!m) break;
+      // A lone \r at the end may be the first half of \r\n: wait for the next chunk.
+      if (m[0] === '\r' && m.index === this.buf.length - 1) break;
+      const line = this.buf.slice(0, m.index);
+      this.raw += this.buf.slice(0, m.index + m[0].length);
+      this.buf = this.buf.slice(m.index + m[0].length);
+      if (line === '') {
+        out.push(this.finish());
+      } else {
+        this.lines.push(line);
+      }
+    }
+    if (this.raw.length + this.buf.length > MAX_EVENT_CHARS) throw new Error(`an event-stream event exceeds ${MAX_EVENT_CHARS} characters`);
+    return out;
+  }
+
+  /** Whatever was left unterminated when the stream ended (passed through as is). */
+  rest(): string {
+    return this.raw + this.buf;
+  }
+
+  private finish(): SseEvent {
+    let type = 'message';
+    const data: string[] = [];
+    for (const line of this.lines) {
+      if (line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      let value = i < 0 ? '' : line.slice(i + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') type = value;
+      else if (field === 'data') data.push(value);
+    }
+    const e: SseEvent = { raw: this.raw, type, data: data.join('\n'), hasData: data.length > 0 };
+    this.lines = [];
+    this.raw = '';
+    return e;
+  }
+}
+
+/** Serialize an event with new data, keeping its other fields (event, id, retry) in place. */
+export function withData(e: SseEvent, data: string): string {
+  const lines = e.raw.split(/\r\n|\n|\r/).filter((l) => l !== '');
+  const out: string[] = [];
+  let placed = false;
+  for (const l of lines) {
+    if (l === 'data' || l.startsWith('data:')) {
+      if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
+      placed = true;
+    } else {
+      out.push(l);
+    }
+  }
+  if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
+  return `${out.join('\n')}\n\n`;
+}
+
+/** An event carrying one JSON-RPC message (what MCP servers send as `event: message`). */
+export function messageEvent(message: unknown): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+/** A Transform that rewrites events as they complete; each event is flushed as soon as it ends. */
+export function rewriteEventStream(rewrite: SseRewrite): Transform {
+  const decoder = new StringDecoder('utf8');
+  const parser = new SseParser();
+  const emit = (t: Transform, text: string): void => {
+    for (const e of parser.push(text)) {
+      const data = rewrite(e);
+      t.push(data === undefined ? e.raw : withData(e, data));
+    }
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      try {
+        emit(this, decoder.write(chunk));
+        cb();
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+    flush(cb: TransformCallback) {
+      try {
+        emit(this, decoder.end());
+        const rest = parser.rest();
+        if (rest) this.push(rest);
+        cb();
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+  });
+}

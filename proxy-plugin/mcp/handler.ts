@@ -1,0 +1,452 @@
+// The MCP enforcement point: one entry for every request to a workload's MCP transport paths.
+//
+//   POST <endpoint>            Streamable HTTP: parse → decide each call → forward the allowed ones →
+//                              merge local errors into the answer (JSON or event stream) → filter tools/list
+//   GET <endpoint>, DELETE     the server's stream / end of session: decided as plain HTTP, passed through
+//   GET <legacy stream>        HTTP+SSE (2024-11-05): the stream carries every answer; the handler
+//                              learns the session from the `endpoint` event and filters tools/list answers
+//   POST <legacy messages>     decided like POST <endpoint>; local errors are written into the session's stream
+//   /.well-known/oauth-…       RFC 9728 metadata, when the workload is an OAuth protected resource
+//
+// The handler owns no socket and no identity: the sidecar gives it the parsed request, the verified
+// caller, the pinned Policy and an `upstream` function (node:http) — see McpCallContext. It is usable
+// alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
+// every call goes through the shared DecisionPipeline and its decision log).
+import { randomUUID } from 'node:crypto';
+import type { Transform } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
+import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
+import type { DriftAction } from '../../formats/workload.js';
+import type { Policy } from '../../runtime/policy.js';
+import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
+import { messageEvent, rewriteEventStream } from './event-stream.js';
+import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse } from './jsonrpc.js';
+import type { DriftRecord } from './drift.js';
+import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
+import { mcpSpec, type McpSpec } from './spec.js';
+import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
+
+/** Response header carrying the decision id(s); the same name the proxy plugin uses. */
+export const DECISION_ID_HEADER = 'x-warden-decision-id';
+
+/** A request to an MCP path, as the sidecar parsed it. */
+export interface McpRequest {
+  method: string;
+  /** Normalized path, without the query. */
+  path: string;
+  /** Raw query string without "?", forwarded unchanged. */
+  query: string;
+  headers: IncomingHttpHeaders;
+  /** The body as received (read and bounded by the caller; see readBody). */
+  body: Buffer;
+}
+
+/** What the handler asks the upstream for. */
+export interface UpstreamRequest {
+  method: string;
+  /** Path and query. */
+  target: string;
+  headers: OutgoingHttpHeaders;
+  body?: Buffer;
+}
+
+/** Sends one request to the upstream MCP server and resolves with its response head (body unread). */
+export type Upstream = (r: UpstreamRequest) => Promise<IncomingMessage>;
+
+/** Decides one policy input (kind `mcp` for a JSON-RPC call, `http` for GET/DELETE on the transport). */
+export type Decide = (input: PolicyInput, kind: 'mcp' | 'http') => CallVerdict;
+
+/** Per-request context from the sidecar. */
+export interface McpCallContext {
+  source: Source;
+  /** The normalized HTTP request as the policy sees it. */
+  request: HttpRequestInput;
+  /** The bundle pinned for this request. */
+  policy: Policy;
+  /** Defaults to evaluating `policy` directly (enforce mode, no decision log). */
+  decide?: Decide;
+  /** The workload being called, when the sidecar knows it better than the handler's options. */
+  destination?: Destination;
+}
+
+/** Handler configuration. */
+export interface McpHandlerOptions {
+  destination: Destination;
+  upstream: Upstream;
+  oauth?: OAuthConfig;
+  limits?: JsonRpcLimits;
+  /** Largest upstream JSON answer buffered for rewriting. */
+  maxUpstreamJsonBytes?: number;
+  /** Every tools/list answer that differs from the compiled list (log it as a `drift` event). */
+  onDrift?: (r: DriftRecord, action: DriftAction) => void;
+  newId?: () => string;
+}
+
+/** Evaluate a policy directly: enforce mode, fail closed on any evaluation error. */
+export function policyDecider(policy: Policy, newId: () => string = randomUUID): Decide {
+  return (input) => {
+    const decisionId = newId();
+    try {
+      const decision = policy.decide(DECISION_ENTRYPOINT, input);
+      return { allow: decision.allow, decisionId, decision, reasons: decision.reasons };
+    } catch {
+      return { allow: false, decisionId, reasons: ['the call could not be decided (fail closed)'] };
+    }
+  };
+}
+
+/** Read a request body up to `max` bytes; undefined when it is larger (answer 413). */
+export async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > max) return undefined;
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Most Streamable HTTP sessions remembered at once. */
+const MAX_SESSIONS = 10_000;
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'host']);
+
+function copyHeaders(h: IncomingHttpHeaders, drop: ReadonlySet<string> = new Set()): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k) && !drop.has(k)) out[k] = v;
+  return out;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+// Pipe an upstream body to the caller; a broken upstream ends the caller's response instead of hanging it.
+function relay(up: IncomingMessage, res: ServerResponse, via?: Transform): void {
+  up.on('error', () => res.destroy());
+  res.on('close', () => up.destroy());
+  if (via) {
+    via.on('error', () => res.destroy());
+    up.pipe(via).pipe(res);
+  } else {
+    up.pipe(res);
+  }
+}
+
+function idKey(id: JsonRpcId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+/** A legacy HTTP+SSE session relayed by this handler. */
+interface LegacySession {
+  principal: string;
+  stream: ServerResponse;
+  /** tools/list requests waiting for their answer on the stream, with the view of the caller who asked. */
+  pendingToolsList: Map<string, ToolsView>;
+}
+
+/** The MCP handler of one workload. */
+export class McpHandler {
+  private readonly limits: JsonRpcLimits;
+  private readonly newId: () => string;
+  private readonly sessions = new Map<string, LegacySession>();
+  /** Streamable HTTP session id → the principal that initialized it (insertion order = age). */
+  private readonly owners = new Map<string, string>();
+  /** Tools a live tools/list showed changed since review (drift: block): calls to them are refused. */
+  private readonly drifted = new Set<string>();
+
+  constructor(private readonly opts: McpHandlerOptions) {
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.newId = opts.newId ?? randomUUID;
+  }
+
+  /** True when this handler answers `path` for the given bundle (its MCP transport paths, OAuth metadata). */
+  owns(path: string, policy: Policy | undefined): boolean {
+    if (this.opts.oauth && metadataPaths(this.opts.oauth).includes(path)) return true;
+    const spec = policy ? mcpSpec(policy.bundle.data) : undefined;
+    return !!spec && spec.transport_paths.includes(path);
+  }
+
+  /** Legacy sessions currently relayed (for metrics and tests). */
+  get legacySessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Answer one request. Never throws for bad input: every refusal is an HTTP or JSON-RPC answer. */
+  async handle(req: McpRequest, ctx: McpCallContext, res: ServerResponse): Promise<void> {
+    const oauth = this.opts.oauth;
+    if (oauth && metadataPaths(oauth).includes(req.path)) {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
+      return sendJson(res, 200, protectedResourceMetadata(oauth), { 'cache-control': 'max-age=300' });
+    }
+    const spec = mcpSpec(ctx.policy.bundle.data);
+    if (!spec) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'this workload has no MCP endpoint'));
+    if (oauth) {
+      const refusal = checkBearer(oauth, ctx.source, req.headers.authorization);
+      if (refusal) {
+        res.setHeader('www-authenticate', refusal.challenge);
+        return sendJson(res, refusal.status, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `Unauthorized: ${refusal.reason}`));
+      }
+    }
+    const decide = ctx.decide ?? policyDecider(ctx.policy, this.newId);
+    const legacy = req.path !== spec.endpoint;
+    if (!legacy) {
+      const refused = this.checkSession(req, ctx);
+      if (refused) return sendJson(res, refused.status, rpcError(null, RPC_ERRORS.INVALID_REQUEST, refused.message));
+    }
+    if (req.method === 'POST') return legacy ? this.legacyPost(req, ctx, spec, decide, res) : this.post(req, ctx, spec, decide, res);
+    if (req.method === 'GET' || (req.method === 'DELETE' && !legacy)) return this.plain(req, ctx, decide, res, legacy ? spec : undefined);
+    return sendJson(res, 405, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `${req.method} is not an MCP transport method on ${req.path}`), { allow: legacy ? 'GET, POST' : 'GET, POST, DELETE' });
+  }
+
+  // A session is usable only by the caller that initialized it: its stream carries that caller's messages.
+  private checkSession(req: McpRequest, ctx: McpCallContext): { status: number; message: string } | undefined {
+    const sid = req.headers['mcp-session-id'];
+    if (sid === undefined) return undefined;
+    if (typeof sid !== 'string') return { status: 400, message: 'more than one Mcp-Session-Id header' };
+    const owner = this.owners.get(sid);
+    // Unknown here (never initialized through this proxy, or forgotten): the client re-initializes on 404.
+    if (owner === undefined) return { status: 404, message: 'Session not found' };
+    if (owner !== ctx.source.principal) return { status: 403, message: 'this session belongs to another caller' };
+    return undefined;
+  }
+
+  private bindSession(up: IncomingMessage, req: McpRequest, ctx: McpCallContext): void {
+    const sid = up.headers['mcp-session-id'];
+    if (typeof sid !== 'string' || this.owners.has(sid) || req.headers['mcp-session-id'] !== undefined) return;
+    this.owners.set(sid, ctx.source.principal);
+    // Bounded: the oldest sessions are forgotten first (their clients get 404 and re-initialize).
+    for (const old of this.owners.keys()) {
+      if (this.owners.size <= MAX_SESSIONS) break;
+      this.owners.delete(old);
+    }
+  }
+
+  private input(ctx: McpCallContext, mcp?: McpInput): PolicyInput {
+    return { source: ctx.source, destination: ctx.destination ?? this.opts.destination, request: ctx.request, ...(mcp ? { mcp } : {}) };
+  }
+
+  // The drift block is local state: a reviewed tool that changed on the server is refused until it matches again.
+  private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse } {
+    const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
+    if (!parsed.ok) return parsed;
+    const plan = planBatch(parsed.batch, parsed.messages, (mcp) => {
+      const v = decide(this.input(ctx, mcp), 'mcp');
+      if (v.allow && spec.drift === 'block' && mcp.method === 'tools/call' && mcp.tool && this.drifted.has(mcp.tool)) {
+        return { allow: false, decisionId: v.decisionId, reasons: [`tool ${mcp.tool} changed on the server since it was reviewed (drift: block)`] };
+      }
+      return v;
+    });
+    return { ok: true, plan };
+  }
+
+  private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
+    let visible: Set<string>;
+    try {
+      const v = ctx.policy.evaluate(VISIBLE_TOOLS_ENTRYPOINT, this.input(ctx, { method: 'tools/list' }));
+      visible = new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    } catch {
+      visible = new Set();
+    }
+    return {
+      visible,
+      spec,
+      onDrift: (r) => {
+        if (spec.drift === 'block') {
+          for (const c of r.changed) this.drifted.add(c.tool);
+        }
+        this.opts.onDrift?.(r, spec.drift);
+      },
+    };
+  }
+
+  private toolsListIds(plan: BatchPlan): Set<JsonRpcId> {
+    const ids = new Set<JsonRpcId>();
+    for (const c of plan.forward) if (c.kind === 'request' && c.message.method === 'tools/list') ids.add(c.message.id);
+    return ids;
+  }
+
+  private decisionHeader(plan: BatchPlan): OutgoingHttpHeaders {
+    const ids = plan.verdicts.map((v) => v.verdict.decisionId);
+    return ids.length > 0 ? { [DECISION_ID_HEADER]: ids.join(', ') } : {};
+  }
+
+  private upstreamHeaders(req: McpRequest): OutgoingHttpHeaders {
+    // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
+    return copyHeaders(req.headers, this.opts.oauth ? new Set(['authorization']) : new Set());
+  }
+
+  private target(req: McpRequest): string {
+    return req.query ? `${req.path}?${req.query}` : req.path;
+  }
+
+  private async post(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide, res: ServerResponse): Promise<void> {
+    const p = this.plan(req, ctx, spec, decide);
+    if (!p.ok) return sendJson(res, p.status, p.error);
+    const { plan } = p;
+    const head = this.decisionHeader(plan);
+    const body = forwardBody(plan);
+    if (!body) {
+      const answer = mergeAnswers(plan, []);
+      if (answer === undefined) {
+        res.writeHead(202, head);
+        return void res.end();
+      }
+      return sendJson(res, 200, answer, head);
+    }
+    const ids = this.toolsListIds(plan);
+    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
+    let up: IncomingMessage;
+    try {
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req), 'content-type': 'application/json', 'content-length': body.length }, body });
+    } catch {
+      return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
+    }
+    this.bindSession(up, req, ctx);
+    const ct = String(up.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const status = up.statusCode ?? 502;
+    if (ct === 'text/event-stream') {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      // Local answers first: the stream may stay open after the upstream's own answers.
+      for (const l of plan.local) res.write(messageEvent(l));
+      const rewrite = rewriteEventStream((e) => {
+        if (!view || !e.hasData) return undefined;
+        try {
+          const msg = JSON.parse(e.data) as unknown;
+          const out = filterToolsJson(msg, ids, view);
+          return out === msg ? undefined : JSON.stringify(out);
+        } catch {
+          return undefined;
+        }
+      });
+      return relay(up, res, rewrite);
+    }
+    if (ct === 'application/json' && status < 300) {
+      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
+      let doc: unknown;
+      try {
+        doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
+      } catch {
+        doc = undefined;
+      }
+      if (doc === undefined || typeof doc !== 'object' || doc === null) {
+        return sendJson(res, 502, rpcError(null, -32000, 'the MCP server sent an answer that could not be read'), head);
+      }
+      const filtered = view ? filterToolsJson(doc, ids, view) : doc;
+      const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
+      const merged = mergeAnswers(plan, answers);
+      return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+    }
+    // 202 (only notifications / responses forwarded) or an upstream error status.
+    if (plan.local.length > 0 && status === 202) {
+      up.resume();
+      return sendJson(res, 200, mergeAnswers(plan, []) ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+    }
+    res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it.
+    relay(up, res);
+  }
+
+  // GET and DELETE carry no JSON-RPC: decided as plain HTTP on the transport path.
+  private async plain(req: McpRequest, ctx: McpCallContext, decide: Decide, res: ServerResponse, legacySpec: McpSpec | undefined): Promise<void> {
+    const v = decide(this.input(ctx), 'http');
+    const head = { [DECISION_ID_HEADER]: v.decisionId };
+    if (!v.allow) return sendJson(res, v.decision?.status ?? 403, { decision_id: v.decisionId, reasons: v.reasons }, { ...(v.decision?.headers ?? {}), ...head });
+    let up: IncomingMessage;
+    try {
+      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req) });
+    } catch {
+      return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
+    }
+    if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
+    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
+    res.flushHeaders();
+    const isStream = String(up.headers['content-type'] ?? '').startsWith('text/event-stream');
+    if (req.method !== 'GET' || !isStream) return relay(up, res);
+    if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
+    // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
+    // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+    const spec = mcpSpec(ctx.policy.bundle.data)!;
+    const view = this.toolsView(ctx, spec);
+    const rewrite = rewriteEventStream((e) => {
+      if (!e.hasData) return undefined;
+      try {
+        const msg = JSON.parse(e.data) as { id?: unknown; result?: { tools?: unknown } };
+        if ((typeof msg.id !== 'string' && typeof msg.id !== 'number') || !Array.isArray(msg.result?.tools)) return undefined;
+        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
+      } catch {
+        return undefined;
+      }
+    });
+    relay(up, res, rewrite);
+  }
+
+  // The legacy stream announces the session in its `endpoint` event and carries every answer.
+  private relayLegacyStream(up: IncomingMessage, res: ServerResponse, principal: string): void {
+    let sessionId: string | undefined;
+    const rewrite = rewriteEventStream((e) => {
+      if (e.type === 'endpoint' && sessionId === undefined) {
+        try {
+          sessionId = new URL(e.data, 'http://x').searchParams.get('sessionId') ?? undefined;
+        } catch {
+          sessionId = undefined;
+        }
+        if (sessionId) this.sessions.set(sessionId, { principal, stream: res, pendingToolsList: new Map() });
+        return undefined;
+      }
+      const s = sessionId ? this.sessions.get(sessionId) : undefined;
+      if (!s || s.pendingToolsList.size === 0 || !e.hasData) return undefined;
+      try {
+        const msg = JSON.parse(e.data) as { id?: unknown };
+        if (typeof msg.id !== 'string' && typeof msg.id !== 'number') return undefined;
+        const view = s.pendingToolsList.get(idKey(msg.id));
+        if (!view) return undefined;
+        s.pendingToolsList.delete(idKey(msg.id));
+        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
+      } catch {
+        return undefined;
+      }
+    });
+    const end = (): void => {
+      if (sessionId) this.sessions.delete(sessionId);
+    };
+    res.on('close', end);
+    relay(up, res, rewrite);
+  }
+
+  private async legacyPost(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide, res: ServerResponse): Promise<void> {
+    const sessionId = new URLSearchParams(req.query).get('sessionId');
+    const session = sessionId ? this.sessions.get(sessionId) : undefined;
+    // Only sessions opened through this proxy, by the same caller: answers go to the stream's owner.
+    if (session && (session.stream.writableEnded || session.stream.destroyed)) this.sessions.delete(sessionId!);
+    if (!session || session.stream.writableEnded || session.stream.destroyed) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'unknown session: open the event stream through this endpoint first'));
+    if (session.principal !== ctx.source.principal) return sendJson(res, 403, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'this session belongs to another caller'));
+    const p = this.plan(req, ctx, spec, decide);
+    if (!p.ok) return sendJson(res, p.status, p.error);
+    const { plan } = p;
+    const head = this.decisionHeader(plan);
+    const ids = this.toolsListIds(plan);
+    if (ids.size > 0) {
+      const view = this.toolsView(ctx, spec);
+      for (const id of ids) session.pendingToolsList.set(idKey(id), view);
+    }
+    for (const l of plan.local) session.stream.write(messageEvent(l));
+    const body = forwardBody(plan);
+    if (!body) {
+      res.writeHead(202, head);
+      return void res.end('Accepted');
+    }
+    let up: IncomingMessage;
+    try {
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req), 'content-type': 'application/json', 'content-length': body.length }, body });
+    } catch {
+      return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
+    }
+    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
+    relay(up, res);
+  }
+}

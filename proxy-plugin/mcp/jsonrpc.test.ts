@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { parseBody } from './jsonrpc.js';
+
+const JSON_CT = 'application/json; charset=utf-8';
+const parse = (v: unknown, ct = JSON_CT) => parseBody(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), ct);
+
+describe('parseBody', () => {
+  it('classifies requests, notifications and client responses of a batch in order', () => {
+    const r = parse([
+      { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 'srv-1', result: { roots: [] } },
+    ]);
+    expect(r.ok && r.batch && r.messages.map((m) => m.kind)).toEqual(['request', 'notification', 'response']);
+  });
+
+  it('keeps a single message single', () => {
+    const r = parse({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    expect(r.ok && r.batch).toBe(false);
+  });
+
+  it('treats the number 1 and the string "1" as different ids', () => {
+    const r = parse([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: '1', method: 'ping' }]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('refuses a message with both a method and a result', () => {
+    const r = parse({ jsonrpc: '2.0', id: 1, method: 'ping', result: {} });
+    expect(!r.ok && r.error.error?.code).toBe(-32600);
+  });
+
+  it('refuses positional params, which MCP never uses', () => {
+    const r = parse({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: ['drop_table'] });
+    expect(!r.ok && r.error.error?.code).toBe(-32600);
+  });
+
+  it('refuses a body without a JSON content type even when it holds valid JSON-RPC', () => {
+    const r = parse({ jsonrpc: '2.0', id: 1, method: 'ping' }, 'application/x-www-form-urlencoded');
+    expect(!r.ok && r.status).toBe(415);
+  });
+
+  it('answers tools/call with non-object arguments with invalid params for its id', () => {
+    const r = parse({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'query', arguments: 'DROP TABLE x' } });
+    expect(r.ok && r.messages[0]).toMatchObject({ kind: 'invalid', error: { id: 4, error: { code: -32602 } } });
+  });
+
+  it('refuses a batch larger than the limit', () => {
+    const r = parseBody(Buffer.from(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' })))), JSON_CT, { maxBodyBytes: 1e6, maxBatch: 2, maxArgumentsBytes: 1e3 });
+    expect(!r.ok && r.error.error?.message).toMatch(/more than 2/);
+  });
+});

@@ -1,0 +1,32 @@
+// The compiled MCP spec a bundle carries at data.warden.spec.mcp: the reviewed tool list and paths.
+import type { DriftAction } from '../../formats/workload.js';
+
+/** One reviewed tool. */
+export interface CompiledTool {
+  annotations?: Record<string, unknown>;
+  description?: string;
+  input_schema?: unknown;
+  destructive?: boolean;
+  read_only?: boolean;
+  sensitive?: string[];
+}
+
+/** The MCP part of a bundle's data. */
+export interface McpSpec {
+  endpoint: string;
+  transport_paths: string[];
+  drift: DriftAction;
+  tools: Record<string, CompiledTool>;
+}
+
+/** Read the MCP spec out of a bundle's data; undefined when the workload declares no MCP endpoint. */
+export function mcpSpec(data: unknown): McpSpec | undefined {
+  const m = (data as { warden?: { spec?: { mcp?: Partial<McpSpec> } } } | undefined)?.warden?.spec?.mcp;
+  if (!m || typeof m.endpoint !== 'string') return undefined;
+  return {
+    endpoint: m.endpoint,
+    transport_paths: Array.isArray(m.transport_paths) ? m.transport_paths.filter((p): p is string => typeof p === 'string') : [m.endpoint],
+    drift: m.drift === 'block' ? 'block' : 'log',
+    tools: m.tools && typeof m.tools === 'object' ? m.tools : {},
+  };
+}

@@ -1,0 +1,46 @@
+// tools/list answers rewritten per caller: only tools the caller may call, described by the
+// reviewed (compiled) annotations, never the live server's own claims about itself.
+import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
+import { detectDrift, hasDrift, unreviewedTools, type DriftRecord, type LiveTool } from './drift.js';
+import type { McpSpec } from './spec.js';
+
+/** What the filter needs to know about the caller and the workload. */
+export interface ToolsView {
+  /** Tools the caller may be offered (warden/visible_tools for this caller). */
+  visible: ReadonlySet<string>;
+  spec: McpSpec;
+  /** Called once per tools/list answer that differs from the compiled list. */
+  onDrift?: (r: DriftRecord) => void;
+}
+
+/** Filter one tools/list result object; anything not shaped like one is returned as is. */
+export function filterToolsResult(result: unknown, view: ToolsView): unknown {
+  if (!result || typeof result !== 'object' || !Array.isArray((result as { tools?: unknown }).tools)) return result;
+  const tools = ((result as { tools: unknown[] }).tools).filter((t): t is LiveTool => !!t && typeof t === 'object' && typeof (t as LiveTool).name === 'string');
+  const drift = detectDrift(tools, view.spec);
+  // One page of a paginated list lacks the other pages' tools: removals are only meaningful on a full list.
+  if ((result as { nextCursor?: unknown }).nextCursor !== undefined || 'cursor' in (result as object)) drift.removed = [];
+  if (hasDrift(drift)) view.onDrift?.(drift);
+  const blocked = view.spec.drift === 'block' ? unreviewedTools(drift) : new Set<string>();
+  const kept = tools
+    .filter((t) => view.visible.has(t.name) && view.spec.tools[t.name] && !blocked.has(t.name))
+    .map((t) => {
+      const annotations = view.spec.tools[t.name]!.annotations;
+      const { annotations: _serverSays, ...rest } = t;
+      return annotations ? { ...rest, annotations } : rest;
+    });
+  return { ...(result as object), tools: kept };
+}
+
+/** Rewrite a response if it answers one of the tools/list requests in `ids`. */
+export function filterToolsResponse(msg: unknown, ids: ReadonlySet<JsonRpcId>, view: ToolsView): unknown {
+  const r = msg as JsonRpcResponse;
+  if (!r || typeof r !== 'object' || Array.isArray(r) || !('result' in r) || r.id === null || !ids.has(r.id)) return msg;
+  return { ...r, result: filterToolsResult(r.result, view) };
+}
+
+/** Rewrite a JSON body (single or batch of responses); undefined when nothing in it changed. */
+export function filterToolsJson(body: unknown, ids: ReadonlySet<JsonRpcId>, view: ToolsView): unknown {
+  if (Array.isArray(body)) return body.map((m) => filterToolsResponse(m, ids, view));
+  return filterToolsResponse(body, ids, view);
+}

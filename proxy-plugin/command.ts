@@ -12,6 +12,8 @@ import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity
 import { createAdminServer } from './metrics.js';
 import { startPlugin, type Plugin } from './plugin.js';
 import { createSidecar } from './sidecar.js';
+import { mcpCallHandler } from './mcp/call-adapter.js';
+import { httpUpstream } from './mcp/upstream.js';
 
 /** A configuration mistake, written for the operator (the CLI prints the message alone). */
 export class ConfigError extends Error {
@@ -173,9 +175,14 @@ export function registerProxy(program: Command): void {
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const plugin = await startFromFlags(f);
+    // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
+    // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
+    const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e) })] : [];
+    if (handlers.length === 0) process.stderr.write(`warden proxy: upstream ${upstream.href} is not http://; MCP-aware enforcement is off (MCP endpoints are decided as plain HTTP)\n`);
     const sidecar = createSidecar({
       upstream,
       gate: plugin.gate,
+      handlers,
       logger: pino({ name: 'warden-proxy' }),
       jsonBodyBytes: Number(f.jsonBody),
       limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },

@@ -130,6 +130,7 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
       endpoint: workload.mcp?.endpoint ?? null,
       transport_paths: [workload.mcp?.endpoint, workload.mcp?.sse?.stream, workload.mcp?.sse?.messages].filter((p): p is string => typeof p === 'string'),
       drift: workload.mcp?.drift ?? 'log',
+      ...(workload.mcp?.oauth ? { oauth: workload.mcp.oauth } : {}),
       tools: Object.fromEntries(
         tools.map((t) => [
           t.name,

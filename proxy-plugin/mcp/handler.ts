@@ -166,9 +166,15 @@ export class McpHandler {
 
   /** True when this handler answers `path` for the given bundle (its MCP transport paths, OAuth metadata). */
   owns(path: string, policy: Policy | undefined): boolean {
-    if (this.opts.oauth && metadataPaths(this.opts.oauth).includes(path)) return true;
+    const oauth = this.oauthFor(policy);
+    if (oauth && metadataPaths(oauth).includes(path)) return true;
     const spec = policy ? mcpSpec(policy.bundle.data) : undefined;
     return !!spec && spec.transport_paths.includes(path);
+  }
+
+  // OAuth settings: the handler's own, else what the workload's bundle says (workload.yaml mcp.oauth).
+  private oauthFor(policy: Policy | undefined): OAuthConfig | undefined {
+    return this.opts.oauth ?? (policy ? mcpSpec(policy.bundle.data)?.oauth : undefined);
   }
 
   /** Legacy sessions currently relayed (for metrics and tests). */
@@ -178,7 +184,7 @@ export class McpHandler {
 
   /** Answer one request. Never throws for bad input: every refusal is an HTTP or JSON-RPC answer. */
   async handle(req: McpRequest, ctx: McpCallContext, res: ServerResponse): Promise<void> {
-    const oauth = this.opts.oauth;
+    const oauth = this.oauthFor(ctx.policy);
     if (oauth && metadataPaths(oauth).includes(req.path)) {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
       return sendJson(res, 200, protectedResourceMetadata(oauth), { 'cache-control': 'max-age=300' });
@@ -275,9 +281,9 @@ export class McpHandler {
     return ids.length > 0 ? { [DECISION_ID_HEADER]: ids.join(', ') } : {};
   }
 
-  private upstreamHeaders(req: McpRequest): OutgoingHttpHeaders {
+  private upstreamHeaders(req: McpRequest, policy: Policy): OutgoingHttpHeaders {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    return copyHeaders(req.headers, this.opts.oauth ? new Set(['authorization']) : new Set());
+    return copyHeaders(req.headers, this.oauthFor(policy) ? new Set(['authorization']) : new Set());
   }
 
   private target(req: McpRequest): string {
@@ -302,7 +308,7 @@ export class McpHandler {
     const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx.policy), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
@@ -358,7 +364,7 @@ export class McpHandler {
     if (!v.allow) return sendJson(res, v.decision?.status ?? 403, { decision_id: v.decisionId, reasons: v.reasons }, { ...(v.decision?.headers ?? {}), ...head });
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req) });
+      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req, ctx.policy) });
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
@@ -442,7 +448,7 @@ export class McpHandler {
     }
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx.policy), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }

@@ -1,5 +1,5 @@
 // The compiled MCP spec a bundle carries at data.warden.spec.mcp: the reviewed tool list and paths.
-import type { DriftAction } from '../../formats/workload.js';
+import type { DriftAction, WorkloadManifest } from '../../formats/workload.js';
 
 /** One reviewed tool. */
 export interface CompiledTool {
@@ -17,6 +17,8 @@ export interface McpSpec {
   transport_paths: string[];
   drift: DriftAction;
   tools: Record<string, CompiledTool>;
+  /** The workload manifest's mcp.oauth, compiled into the bundle: serve as an OAuth protected resource. */
+  oauth?: NonNullable<NonNullable<WorkloadManifest['mcp']>['oauth']>;
 }
 
 /** Read the MCP spec out of a bundle's data; undefined when the workload declares no MCP endpoint. */
@@ -28,5 +30,6 @@ export function mcpSpec(data: unknown): McpSpec | undefined {
     transport_paths: Array.isArray(m.transport_paths) ? m.transport_paths.filter((p): p is string => typeof p === 'string') : [m.endpoint],
     drift: m.drift === 'block' ? 'block' : 'log',
     tools: m.tools && typeof m.tools === 'object' ? m.tools : {},
+    ...(m.oauth && typeof m.oauth === 'object' ? { oauth: m.oauth } : {}),
   };
 }

@@ -1,0 +1,81 @@
+// An agent, through `warden proxy` run as a real process, against a real MCP server: the command a
+// user deploys enforces per tool call, with identity from a JWT verified against a JWKS file.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { exportJWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
+import { copyPolicies } from './proxy-fixtures.js';
+
+const warden = resolve('bin/warden.js');
+const children: ChildProcess[] = [];
+let server: TestMcpServer;
+let issuer: TokenIssuer;
+let proxyUrl: string;
+
+function start(args: string[], ready: RegExp): Promise<RegExpMatchArray> {
+  const child = spawn(process.execPath, [warden, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((ok, fail) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) ok(m);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`warden ${args[0]} exited with ${code}: ${out}`)));
+  });
+}
+
+async function agent(scope: string): Promise<Client> {
+  const client = new Client({ name: 'cli-test-agent', version: '1.0.0' });
+  const headers = { authorization: `Bearer ${await issuer.sign('agent-' + scope.replace(/\W+/g, '-'), scope)}` };
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${proxyUrl}/mcp`), { requestInit: { headers } }));
+  return client;
+}
+
+beforeAll(async () => {
+  const policies = await copyPolicies(['ops-mcp']);
+  server = await startMcpServer({ json: true });
+  issuer = await tokenIssuer();
+  const jwks = join(policies.dir, 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig', kid: 'test' }] }));
+  const proxy = await start(
+    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(server.url).origin, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'ops-mcp.tar.gz'),
+      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'),
+      '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE],
+    /on ([\d.]+:\d+)/,
+  );
+  proxyUrl = `http://${proxy[1]}`;
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await server?.close();
+});
+
+describe('warden proxy in front of an MCP server', () => {
+  it('offers a read-only agent only the read-only tools and refuses the rest per call', async () => {
+    const client = await agent('tools:read');
+    const tools = (await client.listTools()).tools.map((t) => t.name).sort();
+    expect(tools).toEqual(['get_order', 'query', 'search_orders']);
+    const ok = await client.callTool({ name: 'get_order', arguments: { id: '42' } });
+    expect(ok.isError).toBeFalsy();
+    await expect(client.callTool({ name: 'refund_order', arguments: { id: '42', amount: 10 } })).rejects.toThrow(/Forbidden by policy/);
+    await client.close();
+  });
+
+  it('never lets a writer agent drop a table, and the server never sees the attempt', async () => {
+    const client = await agent('tools:read tools:write');
+    expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('drop_table');
+    await expect(client.callTool({ name: 'drop_table', arguments: { table: 'orders' } })).rejects.toThrow(/Forbidden by policy/);
+    expect(server.ran).not.toContain('drop_table');
+    await client.close();
+  });
+});

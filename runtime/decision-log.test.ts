@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../formats/decision-event.js';
+import { PluginMetrics } from '../proxy-plugin/metrics.js';
 import { closeServer, listenLocal } from '../test/proxy-fixtures.js';
 import { DecisionLog, maskInput } from './decision-log.js';
-import { PluginMetrics } from './metrics.js';
 
 const event = (i: number): DecisionEvent => ({
   decision_id: `decision-${String(i).padStart(6, '0')}`,

@@ -29,6 +29,8 @@ export interface EngineAppOptions {
   rescanMs?: number;
   /** Routers mounted next to the bundle routes (e.g. the audit store's POST /logs, GET /audit/...). */
   mounts?: EngineMount[];
+  /** Called with each new index.json (e.g. to re-derive who may write the audit log); awaited. */
+  onIndex?: (index: BundleIndex) => void | Promise<void>;
 }
 
 /** The app plus the watcher it owns; `close()` stops watching and releases waiting requests. */
@@ -37,6 +39,8 @@ export interface EngineApp {
   close(): void;
   /** The index as last read (for tests and `warden serve` output). */
   index(): BundleIndex | undefined;
+  /** Settles once the first scan of the bundles folder (and its `onIndex`) finished. */
+  ready: Promise<void>;
 }
 
 const WORKLOAD_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -80,6 +84,11 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
     const before = index;
     index = next;
     indexText = text;
+    try {
+      await opts.onIndex?.(next);
+    } catch {
+      // the listener reports its own failures; serving bundles goes on regardless
+    }
     for (const [name, entry] of Object.entries(next.bundles ?? {})) {
       if (before?.bundles?.[name]?.sha256 !== entry.sha256) changes.emit('change', name);
     }
@@ -155,6 +164,7 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
 
   return {
     app,
+    ready,
     index: () => index,
     close() {
       clearInterval(timer);

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from '../test/proxy-fixtures.js';
 import { BundleSource, type BundleEvent } from './bundle-source.js';
 import { DecisionPipeline } from './decide.js';
-import { DecisionLog } from './decision-log.js';
+import { DecisionLog } from '../runtime/decision-log.js';
 import { trustPolicy } from './plugin.js';
 
 let policies: PolicyCopy;

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { BundleMetadata } from '../formats/bundle-manifest.js';
 import { openBundle } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
+import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
 import { Policy } from '../runtime/policy.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 
@@ -31,8 +32,8 @@ export interface BundleSourceOptions {
   trust: TrustPolicy;
   /** Clock the policy's time builtins read (default: the system clock). */
   clock?: Clock;
-  /** Engine base URL (pull mode). */
-  engine?: string;
+  /** The engine to pull from: a connection (mTLS, shared with the decision log) or a base URL. */
+  engine?: EngineConnection | string;
   /** Long-poll wait asked of the server, seconds (0 = short poll). */
   longPollSeconds?: number;
   /** Short-poll / retry interval, ms; jitter of ±50% is added. */
@@ -56,10 +57,12 @@ export class BundleSource {
   private wake: (() => void) | undefined;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly engine: EngineConnection | undefined;
 
   constructor(private readonly opts: BundleSourceOptions) {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.engine = typeof opts.engine === 'string' ? new EngineConnection(opts.engine) : opts.engine;
   }
 
   /** The bundle in force, or undefined (deny-all) until a first good one is loaded. */
@@ -105,7 +108,7 @@ export class BundleSource {
 
   /** Start pulling from the engine; resolves once the first attempt finished (loaded or not). */
   start(): Promise<void> {
-    if (!this.opts.engine) throw new Error('BundleSource.start needs an engine URL');
+    if (!this.engine) throw new Error('BundleSource.start needs an engine URL');
     let first!: () => void;
     const firstDone = new Promise<void>((r) => (first = r));
     this.loop = this.pullLoop(first);
@@ -118,6 +121,7 @@ export class BundleSource {
     this.inflight?.abort();
     this.wake?.();
     await this.loop;
+    if (typeof this.opts.engine === 'string') this.engine?.close();
   }
 
   private jittered(ms: number): number {
@@ -135,7 +139,8 @@ export class BundleSource {
   }
 
   private async pullLoop(firstDone: () => void): Promise<void> {
-    const url = `${this.opts.engine!.replace(/\/+$/, '')}/bundles/${encodeURIComponent(this.opts.workload)}`;
+    const path = `bundles/${encodeURIComponent(this.opts.workload)}`;
+    const url = new URL(path, `${this.engine!.base.href.replace(/\/+$/, '')}/`).href;
     const interval = this.opts.pollIntervalMs ?? 5000;
     const wait = this.opts.longPollSeconds ?? 30;
     let failures = 0;
@@ -150,12 +155,12 @@ export class BundleSource {
         if (etag && wait > 0) headers.prefer = `wait=${wait}`;
         this.inflight = new AbortController();
         const timer = setTimeout(() => this.inflight?.abort(), (etag && wait > 0 ? wait * 1000 : 0) + 10_000);
-        let res: Response;
+        let res: EngineResponse;
         try {
-          res = await fetch(url, { headers, signal: this.inflight.signal });
+          res = await this.engine!.request(path, { headers, signal: this.inflight.signal });
           if (res.status === 200) {
-            const bytes = new Uint8Array(await res.arrayBuffer());
-            const tag = res.headers.get('etag') ?? undefined;
+            const bytes = new Uint8Array(res.body);
+            const tag = res.headers.etag;
             if (tag === undefined || tag !== lastSeenEtag) {
               lastSeenEtag = tag;
               await this.install(bytes, url, tag).catch(() => undefined); // rejected: reported via onEvent, last good kept
@@ -163,7 +168,6 @@ export class BundleSource {
               delay = this.jittered(interval); // the same rejected bytes again: do not spin
             }
           } else if (res.status !== 304) {
-            await res.body?.cancel();
             throw new Error(`bundle server answered ${res.status}`);
           }
         } finally {

@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
+import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
@@ -25,6 +26,9 @@ interface PluginFlags {
   namespace?: string;
   listen: string;
   engine?: string;
+  engineCert?: string;
+  engineKey?: string;
+  engineCa?: string;
   bundle?: string;
   verificationKey: string;
   verificationAlg?: string;
@@ -80,14 +84,30 @@ async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
   return cfg;
 }
 
+// The workload's SVID and the engine's CA, for both bundle pulls and decision-log posts.
+function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
+  const given = f.engineCert !== undefined || f.engineKey !== undefined || f.engineCa !== undefined;
+  if (!given) return undefined;
+  if (!f.engine) throw new ConfigError('--engine-cert/--engine-key/--engine-ca need --engine <https url>');
+  if ((f.engineCert === undefined) !== (f.engineKey === undefined)) throw new ConfigError('--engine-cert and --engine-key go together (the workload certificate and its private key)');
+  if (!f.engine.startsWith('https://')) throw new ConfigError(`--engine ${f.engine}: the engine credentials need an https:// URL`);
+  return {
+    ...(f.engineCa ? { ca: readPem('--engine-ca', f.engineCa) } : {}),
+    ...(f.engineCert ? { cert: readPem('--engine-cert', f.engineCert) } : {}),
+    ...(f.engineKey ? { key: readPem('--engine-key', f.engineKey) } : {}),
+  };
+}
+
 async function startFromFlags(f: PluginFlags): Promise<Plugin> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
+  const engineTls = engineTlsFrom(f);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const logger = pino({ name: 'warden-proxy', base: { workload: f.workload } });
-  return startPlugin({
+  const starting = startPlugin({
     workload: f.workload,
     ...(f.namespace ? { namespace: f.namespace } : {}),
     ...(f.engine ? { engine: f.engine } : {}),
+    ...(engineTls ? { engineTls } : {}),
     ...(f.bundle ? { bundleFile: f.bundle } : {}),
     verificationKey: readPem('--verification-key', f.verificationKey),
     ...(f.verificationAlg ? { verificationAlgorithm: f.verificationAlg as SigningAlgorithm } : {}),
@@ -97,6 +117,9 @@ async function startFromFlags(f: PluginFlags): Promise<Plugin> {
     logger,
     instance: hostname(),
     ...(f.spill ? { spillFile: f.spill } : {}),
+  });
+  return starting.catch((err: unknown) => {
+    throw err instanceof EngineConnectionError ? new ConfigError(`--engine: ${err.message}`) : err;
   });
 }
 
@@ -133,6 +156,9 @@ function commonOptions(cmd: Command): Command {
     .requiredOption('--workload <name>', 'the workload this pod runs (its bundle is pulled by this name)')
     .option('--namespace <ns>', 'namespace, until the bundle names it')
     .option('--engine <url>', 'engine base URL (bundles from GET /bundles/<workload>, decision events to POST /logs)')
+    .option('--engine-cert <pem>', "this workload's certificate (SVID) presented to the engine; required for the engine to accept decision events")
+    .option('--engine-key <pem>', 'private key of --engine-cert')
+    .option('--engine-ca <pem>', "CA bundle that signed the engine's serving certificate")
     .option('--bundle <file>', 'a local bundle file to start from (or to run on alone)')
     .requiredOption('--verification-key <pem>', 'public key bundles must be signed with (bundles/verification-key.pem)')
     .option('--verification-alg <alg>', 'signature algorithm (default from the key)')

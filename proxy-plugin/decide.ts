@@ -5,7 +5,7 @@ import { DECISION_ENTRYPOINT, type Decision } from '../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/decision-event.js';
 import type { Destination, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
-import { maskInput, type DecisionLog } from './decision-log.js';
+import { maskInput, type DecisionLog } from '../runtime/decision-log.js';
 import type { PluginMetrics } from './metrics.js';
 
 /** What the front end does with a call. */

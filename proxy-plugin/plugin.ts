@@ -2,11 +2,12 @@
 // pipeline, shared by whichever front ends (sidecar, ext_authz, middleware) the pod runs.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
+import { DecisionLog } from '../runtime/decision-log.js';
+import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
 import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
 import type { Gate } from './admit.js';
 import { BundleSource, type BundleEvent } from './bundle-source.js';
 import { DecisionPipeline } from './decide.js';
-import { DecisionLog } from './decision-log.js';
 import type { IdentityConfig } from './identity.js';
 import { PluginMetrics } from './metrics.js';
 
@@ -18,6 +19,8 @@ export interface PluginConfig {
   principal?: string;
   /** Engine base URL: bundles are pulled from it and decision events shipped to it. */
   engine?: string;
+  /** This workload's SVID and the engine's CA: both the bundle puller and the log shipper present it. */
+  engineTls?: EngineTls;
   /** A local bundle file loaded at start (alone, or as the first bundle before the engine answers). */
   bundleFile?: string;
   /** PEM public key bundles must be signed with. */
@@ -65,6 +68,9 @@ export function trustPolicy(cfg: Pick<PluginConfig, 'verificationKey' | 'verific
 export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
   const metrics = new PluginMetrics();
   const logger = cfg.logger;
+  // One connection, one identity: the engine accepts this pod's events because of the same
+  // certificate it presents when pulling its bundle.
+  const engine = cfg.engine ? new EngineConnection(cfg.engine, cfg.engineTls) : undefined;
   const onEvent = (e: BundleEvent) => {
     if (e.type === 'loaded') {
       metrics.bundleLoads.inc({ result: 'loaded' });
@@ -79,7 +85,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
   const source = new BundleSource({
     workload: cfg.workload,
     trust: trustPolicy(cfg),
-    ...(cfg.engine ? { engine: cfg.engine } : {}),
+    ...(engine ? { engine } : {}),
     ...(cfg.longPollSeconds !== undefined ? { longPollSeconds: cfg.longPollSeconds } : {}),
     ...(cfg.pollIntervalMs !== undefined ? { pollIntervalMs: cfg.pollIntervalMs } : {}),
     onEvent,
@@ -87,7 +93,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
   const log = new DecisionLog({
     logger,
     metrics,
-    ...(cfg.engine ? { engine: cfg.engine } : {}),
+    ...(engine ? { engine } : {}),
     ...(cfg.spillFile ? { spillFile: cfg.spillFile } : {}),
     ...(cfg.logFlushIntervalMs ? { flushIntervalMs: cfg.logFlushIntervalMs } : {}),
   });
@@ -99,7 +105,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
     ...(cfg.instance ? { instance: cfg.instance } : {}),
   });
   if (cfg.bundleFile) await source.loadFile(cfg.bundleFile).catch(() => undefined); // reported by onEvent; deny-all until one loads
-  if (cfg.engine) await source.start();
+  if (engine) await source.start();
   return {
     gate: { pipeline, identity: cfg.identity },
     source,
@@ -109,6 +115,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
     async close() {
       await source.stop().catch(() => undefined);
       await log.close();
+      engine?.close();
     },
   };
 }

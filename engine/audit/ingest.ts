@@ -17,8 +17,11 @@ import type { AuditStore, TopDimension } from './store.js';
 export interface AuditApiOptions {
   store: AuditStore;
   identify: Identify;
-  /** Principal → the workload names it may log events for (the admission webhook logs as `admission`). */
-  writers: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Principal → the workload names it may log events for (the admission webhook logs as `admission`);
+   * a function is asked on every request, so the engine can follow its bundle index.
+   */
+  writers: Writers | (() => Writers);
   /** Principals that may query the audit log. */
   readers: readonly string[];
   /** Largest request body after gunzip, in bytes (default 16 MiB). */
@@ -27,6 +30,9 @@ export interface AuditApiOptions {
   maxEvents?: number;
   now?: () => number;
 }
+
+/** Principal → the workload names it may log events for. */
+export type Writers = Readonly<Record<string, readonly string[]>>;
 
 /** One event of a batch that was not stored, and why. */
 export interface Rejection {
@@ -56,6 +62,7 @@ export function auditRouter(opts: AuditApiOptions): Router {
   const maxEvents = opts.maxEvents ?? 10_000;
   const now = opts.now ?? Date.now;
   const readers = new Set(opts.readers);
+  const writers = typeof opts.writers === 'function' ? opts.writers : () => opts.writers as Writers;
   const router = express.Router();
 
   // Authenticate before reading any body: anonymous callers cost us nothing.
@@ -69,7 +76,7 @@ export function auditRouter(opts: AuditApiOptions): Router {
 
   router.post(
     '/logs',
-    authenticate((p) => (opts.writers[p]?.length ?? 0) > 0, 'log decisions (it is not a known workload identity)'),
+    authenticate((p) => (writers()[p]?.length ?? 0) > 0, 'log decisions (it is not a known workload identity)'),
     // Decoded size is what is limited, so a small gzip bomb is refused like a large body.
     express.raw({ type: () => true, limit: maxBodyBytes, inflate: true }),
     async (req: Request, res: Response) => {
@@ -92,7 +99,7 @@ export function auditRouter(opts: AuditApiOptions): Router {
       if (!Array.isArray(batch)) return problem(res, 400, 'body must be a JSON array of decision events');
       if (batch.length > maxEvents) return problem(res, 413, `batch of ${batch.length} events is larger than the limit of ${maxEvents}; send smaller batches`);
       const principal = res.locals.principal as string;
-      const mayLogAs = opts.writers[principal] ?? [];
+      const mayLogAs = writers()[principal] ?? [];
       const accepted: DecisionEvent[] = [];
       const rejected: Rejection[] = [];
       batch.forEach((raw: unknown, index) => {

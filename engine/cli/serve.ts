@@ -1,8 +1,14 @@
-// `warden serve`: the engine's control-plane service (bundle server; audit routes mount here later).
+// `warden serve`: the engine's control-plane service — bundles for the proxy plugins and, over mTLS,
+// the decision-log ingestion and audit queries (engine/service.ts does the wiring).
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { createEngineApp } from '../bundle-server.js';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { pino } from 'pino';
+import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
+import { parseDuration, FilterError } from '../audit/query.js';
+import { StoreUrlError } from '../audit/store.js';
+import { auditUnavailableReason, startEngineService, type EngineServerTls } from '../service.js';
+import { DEFAULT_KEY, DEFAULT_STORE } from './audit.js';
 import { parseListenAddress } from './listen-address.js';
 import { UserError } from './user-error.js';
 
@@ -10,33 +16,121 @@ interface ServeFlags {
   bundles: string;
   listen: string;
   maxWait: string;
+  store: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+  reader: string[];
+  admissionPrincipal: string[];
+  checkpointKey: string;
+  checkpointEvery: string;
+  retentionMaxAge?: string;
+  retentionMaxRows?: string;
+  retentionEvery: string;
 }
 
+const repeatable = (v: string, acc: string[]) => [...acc, v];
+
+function readPem(flag: string, path: string): string {
+  if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
+  return readFileSync(path, 'utf8');
+}
+
+function duration(flag: string, value: string): number {
+  try {
+    return parseDuration(value, flag.replace(/^--/, ''));
+  } catch (err) {
+    throw new UserError(err instanceof FilterError ? `${flag}: ${err.message}` : String(err));
+  }
+}
+
+function spiffeIds(flag: string, values: string[]): string[] {
+  const ids = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const bad = ids.find((id) => !/^spiffe:\/\/[^/]+\/./.test(id));
+  if (bad) throw new UserError(`${flag} ${JSON.stringify(bad)} is not a SPIFFE ID (spiffe://<trust domain>/<path>, e.g. spiffe://cluster.local/ns/warden/sa/admission)`);
+  return ids;
+}
+
+function tlsFrom(f: ServeFlags): EngineServerTls | undefined {
+  if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UserError('--tls-cert and --tls-key go together');
+  if (f.clientCa && !f.tlsCert) throw new UserError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
+  if (!f.tlsCert || !f.tlsKey) return undefined;
+  return { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { clientCa: readPem('--client-ca', f.clientCa) } : {}) };
+}
+
+/** Register `warden serve`. */
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('serve built bundles to proxy plugins (GET /bundles/<workload> with ETag and long poll)')
+    .description('run the engine: bundles for proxy plugins (GET /bundles/<workload>) and, over mTLS, decision-log ingestion (POST /logs) and audit queries (GET /audit/*)')
     .option('--bundles <dir>', 'folder written by warden build', 'bundles')
     .option('--listen <addr>', 'address to listen on', '127.0.0.1:8181')
     .option('--max-wait <seconds>', 'longest long poll a client may ask for', '60')
-    // The audit store adds its option (e.g. --store) and mount here: createEngineApp({ mounts: [...] }).
-    .action(async (flags: ServeFlags) => {
-      if (!existsSync(flags.bundles)) throw new UserError(`--bundles ${flags.bundles} does not exist; run \`warden build --out ${flags.bundles}\` first`);
-      const addr = parseListenAddress('--listen', flags.listen);
-      const engine = createEngineApp({ bundlesDir: flags.bundles, maxWaitSeconds: Number(flags.maxWait) || 60 });
-      const server = engine.app.listen(addr.port, addr.host);
-      await new Promise<void>((resolve, reject) => {
-        server.once('listening', resolve);
-        server.once('error', (err) => reject(new UserError(`cannot listen on ${flags.listen}: ${err.message}`)));
-      });
-      const a = server.address() as AddressInfo;
-      process.stdout.write(`warden serve: bundles from ${flags.bundles}/ on http://${a.address}:${a.port}\n`);
+    .option('--tls-cert <pem>', "the engine's serving certificate (enables HTTPS)")
+    .option('--tls-key <pem>', 'private key of --tls-cert')
+    .option('--client-ca <pem>', 'CA that issues workload SVIDs: client certificates are verified against it (needed for /logs and /audit)')
+    .option('--store <url>', 'audit store: sqlite:<file> or postgres://user@host:port/db', DEFAULT_STORE)
+    .option('--reader <spiffe-id>', 'principal that may query /audit/* (repeatable or comma-separated)', repeatable, [] as string[])
+    .option('--admission-principal <spiffe-id>', "the admission webhook's identity; it logs events as workload \"admission\" (repeatable)", repeatable, [] as string[])
+    .option('--checkpoint-key <file>', 'private JWK that signs audit checkpoints (created if missing, public part next to it)', DEFAULT_KEY)
+    .option('--checkpoint-every <duration>', 'how often the chain head is signed', '1m')
+    .option('--retention-max-age <duration>', 'delete audit events older than this (e.g. 30d)')
+    .option('--retention-max-rows <n>', 'keep at most this many audit events')
+    .option('--retention-every <duration>', 'how often retention runs', '5m')
+    .action(async (f: ServeFlags) => {
+      if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first`);
+      const addr = parseListenAddress('--listen', f.listen);
+      const maxWait = Number(f.maxWait);
+      if (!Number.isInteger(maxWait) || maxWait < 0) throw new UserError(`--max-wait: "${f.maxWait}" must be a whole number of seconds`);
+      const tls = tlsFrom(f);
+      const readers = spiffeIds('--reader', f.reader);
+      const admissionPrincipals = spiffeIds('--admission-principal', f.admissionPrincipal);
+      const checkpointEveryMs = duration('--checkpoint-every', f.checkpointEvery);
+      const retentionEveryMs = duration('--retention-every', f.retentionEvery);
+      const maxAgeMs = f.retentionMaxAge !== undefined ? duration('--retention-max-age', f.retentionMaxAge) : undefined;
+      const maxRows = f.retentionMaxRows !== undefined ? Number(f.retentionMaxRows) : undefined;
+      if (maxRows !== undefined && (!Number.isInteger(maxRows) || maxRows < 1)) throw new UserError(`--retention-max-rows: "${f.retentionMaxRows}" must be a whole number ≥ 1`);
+      const auditOn = auditUnavailableReason(tls) === undefined;
+
+      let checkpoints;
+      if (auditOn) {
+        if (f.store.startsWith('sqlite:')) mkdirSync(dirname(f.store.slice('sqlite:'.length)), { recursive: true });
+        try {
+          const loaded = await loadCheckpointSigner(f.checkpointKey, { create: true });
+          if (loaded.created) process.stderr.write(`warden serve: created checkpoint key ${f.checkpointKey} (public part: ${publicKeyPath(f.checkpointKey)}); keep the public part where verifiers can trust it\n`);
+          checkpoints = { signer: loaded.signer, everyMs: checkpointEveryMs };
+        } catch (err) {
+          throw new UserError(`--checkpoint-key ${f.checkpointKey}: ${(err as Error).message}`);
+        }
+      }
+      const retention = maxAgeMs !== undefined || maxRows !== undefined ? { policy: { ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), ...(maxRows !== undefined ? { maxRows } : {}) }, everyMs: retentionEveryMs } : undefined;
+
+      const logger = pino({ name: 'warden-engine' });
+      let service;
+      try {
+        service = await startEngineService({
+          bundlesDir: f.bundles,
+          host: addr.host,
+          port: addr.port,
+          maxWaitSeconds: maxWait || 60,
+          storeUrl: f.store,
+          readers,
+          admissionPrincipals,
+          logger,
+          ...(tls ? { tls } : {}),
+          ...(checkpoints ? { checkpoints } : {}),
+          ...(retention ? { retention } : {}),
+        });
+      } catch (err) {
+        if (err instanceof StoreUrlError) throw new UserError(`--store: ${err.message}`);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UserError(`cannot listen on ${f.listen}: ${(err as Error).message}`);
+        throw new UserError(`cannot start the engine: ${(err as Error).message}`);
+      }
+      const audit = service.store ? `; audit log in ${f.store.replace(/\/\/[^@/]*@/, '//')} (POST /logs from ${Object.keys(service.writers()).length} identities, ${readers.length} readers)` : `; ${auditUnavailableReason(tls)}`;
+      process.stdout.write(`warden serve: bundles from ${f.bundles}/ on ${service.url}${audit}\n`);
       await new Promise<void>((resolve) => {
-        const stop = () => {
-          engine.close();
-          server.close(() => resolve());
-          server.closeAllConnections();
-        };
+        const stop = () => void service.close().then(resolve);
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

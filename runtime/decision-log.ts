@@ -1,11 +1,13 @@
-// Decision-log shipping: every decision becomes a DecisionEvent (secrets masked before it is queued),
-// batched and POSTed gzip'd to the engine, with a bounded buffer, backoff, a local NDJSON spill file
-// while the engine is away (replayed later), and a counter of anything that still had to be dropped.
+// Decision-log shipping, shared by the proxy plugin and the admission webhook: every decision becomes
+// a DecisionEvent (secrets masked before it is queued), batched and POSTed gzip'd to the engine over
+// the pod's EngineConnection (mTLS: the engine stores events only for the identity that sends them),
+// with a bounded buffer, backoff, a local NDJSON spill file while the engine is away (replayed later),
+// and a counter of anything that still had to be dropped.
 import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { DecisionEvent } from '../formats/decision-event.js';
-import type { PluginMetrics } from './metrics.js';
+import { EngineConnection } from './engine-connection.js';
 
 /** Headers whose values never leave the pod. */
 export const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
@@ -49,10 +51,21 @@ export function maskInput(input: Record<string, unknown>, sensitive: readonly st
   return { input: copy, masked };
 }
 
+/** The counters the log keeps (prom-client Gauge/Counter fit; the caller owns the registry). */
+export interface DecisionLogMetrics {
+  logQueue: { set(value: number): void };
+  logShipped: { inc(by: number): void };
+  logDropped: { inc(by: number): void };
+  logSpilled: { inc(by: number): void };
+}
+
 /** Options of the decision log. */
 export interface DecisionLogOptions {
-  /** Engine base URL; events go to `<engine>/logs`. Without it, events are logged locally only. */
-  engine?: string;
+  /**
+   * The engine events go to (`POST <engine>/logs`): a connection (carrying the pod's mTLS identity,
+   * shared with the bundle puller) or a plain base URL. Without it, events are logged locally only.
+   */
+  engine?: EngineConnection | string;
   /** NDJSON file events spill to while the engine is away. */
   spillFile?: string;
   maxQueue?: number;
@@ -61,7 +74,7 @@ export interface DecisionLogOptions {
   flushIntervalMs?: number;
   maxBackoffMs?: number;
   logger: Logger;
-  metrics?: PluginMetrics;
+  metrics?: DecisionLogMetrics;
 }
 
 /** The shipping queue for one plugin instance. */
@@ -71,12 +84,16 @@ export class DecisionLog {
   private sending: Promise<void> | undefined;
   private failures = 0;
   private nextAttempt = 0;
+  private readonly engine: EngineConnection | undefined;
+  private readonly ownsConnection: boolean;
   /** Events lost for good (buffer full and no room to spill). */
   dropped = 0;
   shipped = 0;
 
   constructor(private readonly opts: DecisionLogOptions) {
-    if (opts.engine) {
+    this.ownsConnection = typeof opts.engine === 'string';
+    this.engine = typeof opts.engine === 'string' ? new EngineConnection(opts.engine) : opts.engine;
+    if (this.engine) {
       this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs ?? 1000);
       this.timer.unref();
     }
@@ -88,7 +105,7 @@ export class DecisionLog {
       { decision_id: event.decision_id, outcome: event.outcome, mode: event.mode, kind: event.kind, source: event.labels.source, revision: Object.values(event.bundles)[0]?.revision, reasons: (event.result as { reasons?: unknown } | undefined)?.reasons, error: event.error, principal: (event.input?.source as { principal?: string } | undefined)?.principal, call: callOf(event) },
       'decision',
     );
-    if (!this.opts.engine) return;
+    if (!this.engine) return;
     const max = this.opts.maxQueue ?? 10_000;
     if (this.queue.length >= max) {
       const overflow = this.queue.splice(0, Math.ceil(max / 10));
@@ -116,24 +133,33 @@ export class DecisionLog {
     this.nextAttempt = 0;
     await this.flush();
     if (this.queue.length > 0) await this.spill(this.queue.splice(0));
+    if (this.ownsConnection) this.engine?.close();
   }
 
   private async post(events: DecisionEvent[]): Promise<void> {
     const body = gzipSync(JSON.stringify(events));
-    const res = await fetch(`${this.opts.engine!.replace(/\/+$/, '')}/logs`, {
+    const res = await this.engine!.request('logs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
       body,
       signal: AbortSignal.timeout(10_000),
     });
-    await res.body?.cancel();
+    // 401/403: this pod's identity is not (yet) a known writer, e.g. the engine has not seen its bundle;
+    // keep the events (spill) rather than lose them over a deployment-order race.
+    if (res.status === 401 || res.status === 403) throw new Error(`engine refused our identity (${res.status}): ${res.body.toString('utf8').slice(0, 200)}`);
     if (res.status >= 500 || res.status === 429 || res.status === 404) throw new Error(`engine answered ${res.status}`);
     // 4xx other than those: the engine refused these events for good; they are counted, not retried.
-    if (res.status >= 400) this.drop(events.length);
+    if (res.status >= 400) return this.drop(events.length);
+    // Accepted batch, but the engine may still have refused single events (schema, foreign workload).
+    const rejected = rejectionsIn(res.body);
+    if (rejected.length > 0) {
+      this.drop(rejected.length);
+      this.opts.logger.warn({ rejected: rejected.slice(0, 10), count: rejected.length }, 'engine rejected decision events');
+    }
   }
 
   private async ship(): Promise<void> {
-    if (!this.opts.engine || Date.now() < this.nextAttempt) return;
+    if (!this.engine || Date.now() < this.nextAttempt) return;
     try {
       await this.replaySpill();
       while (this.queue.length > 0) {
@@ -191,6 +217,16 @@ export class DecisionLog {
     this.shipped += events.length;
     this.opts.metrics?.logShipped.inc(events.length);
     await unlink(taken);
+  }
+}
+
+// The `rejected` list of POST /logs's answer (engine/audit/ingest.ts IngestResponse); [] if absent.
+function rejectionsIn(body: Buffer): unknown[] {
+  try {
+    const r = (JSON.parse(body.toString('utf8')) as { rejected?: unknown }).rejected;
+    return Array.isArray(r) ? r : [];
+  } catch {
+    return [];
   }
 }
 

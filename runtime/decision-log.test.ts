@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../formats/decision-event.js';
+import { PluginMetrics } from '../proxy-plugin/metrics.js';
 import { closeServer, listenLocal } from '../test/proxy-fixtures.js';
 import { DecisionLog, maskInput } from './decision-log.js';
-import { PluginMetrics } from './metrics.js';
 
 const event = (i: number): DecisionEvent => ({
   decision_id: `decision-${String(i).padStart(6, '0')}`,
@@ -97,6 +97,48 @@ describe('DecisionLog', () => {
       expect(encoding).toBe('gzip');
       expect(got).toHaveLength(1);
       expect((server.address() as AddressInfo).port).toBe(port);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it('keeps events while the engine refuses its identity, and ships them once it is accepted', async () => {
+    let accept = false;
+    const got: DecisionEvent[] = [];
+    const server = http.createServer(express().post('/logs', express.json(), (req, res) => {
+      if (!accept) return void res.status(403).json({ error: 'spiffe://cluster.local/ns/shop/sa/orders may not log decisions' });
+      got.push(...(req.body as DecisionEvent[]));
+      res.json({ received: got.length, stored: got.length, duplicates: [], rejected: [] });
+    }));
+    const port = await listenLocal(server);
+    const spillFile = join(mkdtempSync(join(tmpdir(), 'warden-spill-')), 'spill.ndjson');
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, spillFile, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+      for (let i = 0; i < 3; i++) log.record(event(i));
+      await log.flush();
+      expect(readFileSync(spillFile, 'utf8').trim().split('\n')).toHaveLength(3);
+      accept = true;
+      await log.close();
+      expect(got.map((e) => e.decision_id)).toEqual([0, 1, 2].map((i) => event(i).decision_id));
+      expect(log.dropped).toBe(0);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it('counts events the engine rejected one by one as dropped', async () => {
+    const server = http.createServer(express().post('/logs', express.json(), (req, res) => {
+      const batch = req.body as DecisionEvent[];
+      res.json({ received: batch.length, stored: batch.length - 1, duplicates: [], rejected: [{ index: 0, decision_id: batch[0]!.decision_id, reason: 'labels.workload is not yours' }] });
+    }));
+    const port = await listenLocal(server);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }) });
+      log.record(event(1));
+      log.record(event(2));
+      await log.close();
+      expect(log.dropped).toBe(1);
+      expect(log.shipped).toBe(2);
     } finally {
       await closeServer(server);
     }

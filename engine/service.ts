@@ -1,0 +1,140 @@
+// The engine service `warden serve` runs: the bundle server, and — only over TLS with client
+// certificates — decision-log ingestion and audit queries, with periodic checkpoints and retention.
+// Request path: TLS accept (client certificate requested, verified against the cluster CA, optional
+// so bundles stay public) → route → the audit router identifies the caller by its SPIFFE ID.
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createEngineApp, type EngineApp, type EngineMount } from './bundle-server.js';
+import type { CheckpointSigner } from './audit/chain.js';
+import { startCheckpoints } from './audit/checkpoints.js';
+import { auditRouter, type Writers } from './audit/ingest.js';
+import { spiffePeer } from './audit/peer-identity.js';
+import { startRetention, type RetentionPolicy } from './audit/retention.js';
+import { openStore, type AuditStore } from './audit/store.js';
+import { BundleWriters } from './audit/writers.js';
+
+/** PEM contents of the engine's serving certificate and the CA client certificates must chain to. */
+export interface EngineServerTls {
+  cert: string;
+  key: string;
+  /** Without it no client can be identified, so the audit routes are not mounted. */
+  clientCa?: string;
+}
+
+/** Everything the engine service needs. */
+export interface EngineServiceOptions {
+  bundlesDir: string;
+  host: string;
+  port: number;
+  maxWaitSeconds?: number;
+  rescanMs?: number;
+  tls?: EngineServerTls;
+  /** Audit store URL (sqlite:… | postgres://…); opened only when the audit routes are mounted. */
+  storeUrl: string;
+  /** Principals that may query GET /audit/*. */
+  readers?: readonly string[];
+  /** Principals of the admission webhook; they log events as the workload `admission`. */
+  admissionPrincipals?: readonly string[];
+  checkpoints?: { signer: CheckpointSigner; everyMs: number };
+  retention?: { policy: RetentionPolicy; everyMs: number };
+  logger: Logger;
+}
+
+/** A running engine. */
+export interface EngineService {
+  server: Server;
+  /** Base URL clients use (https://127.0.0.1:port or http://…). */
+  url: string;
+  engine: EngineApp;
+  /** The audit store, when the audit routes are mounted. */
+  store: AuditStore | undefined;
+  /** Who may write the audit log right now. */
+  writers(): Writers;
+  close(): Promise<void>;
+}
+
+/** Why the audit routes are off, or undefined when they are on. */
+export function auditUnavailableReason(tls: EngineServerTls | undefined): string | undefined {
+  if (!tls) return 'the engine serves plain HTTP, so no caller can be identified: POST /logs and /audit/* are not mounted (an unauthenticated log endpoint would let anyone write the audit log); pass --tls-cert, --tls-key and --client-ca to enable them';
+  if (!tls.clientCa) return 'no --client-ca: client certificates cannot be verified, so POST /logs and /audit/* are not mounted; pass --client-ca <the CA that issues workload SVIDs>';
+  return undefined;
+}
+
+/** Open the store (if audit is on), build the app, listen; resolves once listening and the first index scan is done. */
+export async function startEngineService(opts: EngineServiceOptions): Promise<EngineService> {
+  const log = opts.logger;
+  // Retention signs a checkpoint before each deletion; without a key it must not run at all.
+  if (opts.retention && !opts.checkpoints) throw new Error('retention needs checkpoints (their signer anchors the chain after a deletion)');
+  const auditOff = auditUnavailableReason(opts.tls);
+  const admission: Writers = Object.fromEntries((opts.admissionPrincipals ?? []).map((p) => [p, ['admission']]));
+  const writers = new BundleWriters(opts.bundlesDir, admission);
+  const store = auditOff ? undefined : await openStore(opts.storeUrl);
+  const stops: Array<() => void> = [];
+  const mounts: EngineMount[] = [];
+  if (store) {
+    mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [] }) });
+    if (opts.checkpoints) stops.push(startCheckpoints(store, opts.checkpoints.signer, { everyMs: opts.checkpoints.everyMs, onError: (err) => log.error({ err }, 'audit checkpoint failed') }));
+    if (opts.retention && opts.checkpoints) {
+      stops.push(
+        startRetention(store, opts.checkpoints.signer, opts.retention.policy, {
+          everyMs: opts.retention.everyMs,
+          onError: (err) => log.error({ err }, 'audit retention failed'),
+          onPass: (r) => r.deleted && log.info({ deleted: r.deleted, firstSeq: r.firstSeq }, 'audit retention'),
+        }),
+      );
+    }
+  } else {
+    log.warn(auditOff);
+  }
+  const engine = createEngineApp({
+    bundlesDir: opts.bundlesDir,
+    mounts,
+    ...(opts.maxWaitSeconds !== undefined ? { maxWaitSeconds: opts.maxWaitSeconds } : {}),
+    ...(opts.rescanMs !== undefined ? { rescanMs: opts.rescanMs } : {}),
+    onIndex: async (index) => {
+      const problems = await writers.refresh(index);
+      for (const p of problems) log.warn({ workload: p.workload, reason: p.reason }, 'workload cannot log decisions: its bundle names no principal');
+      log.info({ writers: writers.current() }, 'audit writers');
+    },
+  });
+  // Request a certificate from every client but do not insist: bundles are signed and public,
+  // the audit router turns away anyone without a verified SPIFFE ID.
+  const server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, engine.app)
+    : createHttpServer(engine.app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    engine.close();
+    for (const stop of stops) stop();
+    await store?.close();
+    throw err;
+  }
+  await engine.ready;
+  const a = server.address() as AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return {
+    server,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${a.port}`,
+    engine,
+    store,
+    writers: () => writers.current(),
+    async close() {
+      for (const stop of stops) stop();
+      engine.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await store?.close();
+    },
+  };
+}

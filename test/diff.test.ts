@@ -4,7 +4,15 @@ import type { PolicyInput } from '../formats/input.js';
 import { failsOn } from '../engine/cli/diff.js';
 import { toMarkdown } from '../engine/diff/render.js';
 import { review } from '../engine/diff/review.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SqliteStore } from '../engine/audit/sqlite-store.js';
+import { repoRoot } from '../engine/toolchain/paths.js';
+import { makeEvent } from './support/decision-events.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
+
+const execFileP = promisify(execFile);
 
 const storefront = { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls' as const, claims: {}, address: '10.0.0.7' };
 const destination = { workload: 'orders', namespace: 'shop', principal: 'spiffe://cluster.local/ns/shop/sa/orders' };
@@ -64,6 +72,25 @@ describe('warden diff', () => {
     expect(flips[0]!.count).toBe(3);
     expect(flips[0]!.origins.sort()).toEqual(['recorded', 'spec']);
     expect(r.recordedCalls).toBe(4);
+  });
+
+  it('replays recorded calls from an audit store through the CLI and fails CI on a narrowing when asked', async () => {
+    const db = join(ws.dir, 'audit.db');
+    const store = SqliteStore.open(db);
+    const now = new Date();
+    await store.append(
+      [17, 18, 19].map((n) => makeEvent({ workload: 'orders', principal: storefront.principal, path: `/orders/${n}`, time: now })),
+      Date.now(),
+    );
+    await store.close();
+    const r = await execFileP(process.execPath, [join(repoRoot, 'bin/warden.js'), 'diff', '--repo', ws.repo, '--base', 'HEAD~1', '--head', 'HEAD', '--store', `sqlite:${db}`, '--since', '1h', '--format', 'json', '--fail-on', 'allow-to-deny'], { cwd: ws.dir }).then(
+      () => ({ code: 0, stdout: '' }),
+      (e: { code: number; stdout: string }) => e,
+    );
+    expect(r.code).toBe(3);
+    const review = JSON.parse(r.stdout) as { recordedCalls: number; totals: Record<string, number> };
+    expect(review.recordedCalls).toBe(3);
+    expect(review.totals['allow-to-deny']).toBe(4);
   });
 
   it('says clearly when a ref does not exist or a revision does not compile', async () => {

@@ -1,6 +1,10 @@
 // `warden diff`: review a policy change as the decisions it flips.
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
+import { openStore } from '../audit/store.js';
+import { FilterError } from '../audit/query.js';
+import { recordedCalls } from '../diff/recorded.js';
+import type { PolicyInput } from '../../formats/input.js';
 import { toMarkdown, toTerminal } from '../diff/render.js';
 import { review, type Review } from '../diff/review.js';
 import { UserError } from './user-error.js';
@@ -25,10 +29,28 @@ export function registerDiff(program: Command): void {
     .option('--format <format>', 'markdown | json | terminal', process.stdout.isTTY ? 'terminal' : 'markdown')
     .option('--output <file>', 'write the review to a file instead of stdout')
     .option('--fail-on <flips>', `exit with code 3 on: ${FAIL_ON.join(' | ')}`, 'never')
-    .action(async (flags: { base: string; head: string; repo: string; format: string; output?: string; failOn: string }) => {
+    .option('--store <url>', 'replay recorded calls from this audit store (sqlite:path or postgres://…)')
+    .option('--since <duration>', 'window of recorded calls to replay', '7d')
+    .option('--sample <n>', 'at most this many recorded calls (the newest)', '10000')
+    .action(async (flags: { base: string; head: string; repo: string; format: string; output?: string; failOn: string; store?: string; since: string; sample: string }) => {
       if (!FAIL_ON.includes(flags.failOn as FailOn)) throw new UserError(`--fail-on ${flags.failOn} is not one of ${FAIL_ON.join(', ')}`);
       if (!['markdown', 'json', 'terminal'].includes(flags.format)) throw new UserError(`--format ${flags.format} is not one of markdown, json, terminal`);
-      const r = await review({ repo: flags.repo, base: flags.base, head: flags.head });
+      let recorded = new Map<string, PolicyInput[]>();
+      if (flags.store) {
+        const sample = Number(flags.sample);
+        if (!Number.isInteger(sample) || sample < 1) throw new UserError(`--sample ${flags.sample} must be a positive integer`);
+        const store = await openStore(flags.store);
+        try {
+          recorded = await recordedCalls(store, flags.since, sample);
+        } catch (err) {
+          if (err instanceof FilterError) throw new UserError(`--since: ${err.message}`);
+          throw err;
+        } finally {
+          await store.close();
+        }
+        if (recorded.size === 0) process.stderr.write(`warden diff: the audit store has no HTTP or MCP decisions in the last ${flags.since}; replaying spec-derived calls only\n`);
+      }
+      const r = await review({ repo: flags.repo, base: flags.base, head: flags.head, recorded: (w) => recorded.get(w) ?? [] });
       const text = flags.format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : flags.format === 'markdown' ? toMarkdown(r) : toTerminal(r, process.stdout.isTTY);
       if (flags.output) writeFileSync(flags.output, text);
       else process.stdout.write(text);

@@ -6,6 +6,8 @@ import { repoRoot } from '../toolchain/paths.js';
 import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
+// The CLI is the composition root: the one engine/ module allowed to wire in admission/ (issue 5).
+import { registerAdmission } from '../../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -18,6 +20,7 @@ export function createProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerBuild(program);
+  registerAdmission(program);
   return program;
 }
 

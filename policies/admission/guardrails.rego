@@ -29,7 +29,7 @@ violations contains v if {
 		"rule": "no-privileged",
 		"container": ct.container.name,
 		"field": field(ct, "securityContext.privileged"),
-		"msg": sprintf("container %q runs privileged: it would have full access to the node; remove securityContext.privileged (or set it to false)", [ct.container.name]),
+		"msg": sprintf("container \"%s\" runs privileged: it would have full access to the node; remove securityContext.privileged (or set it to false)", [ct.container.name]),
 	}
 }
 
@@ -54,7 +54,7 @@ violations contains v if {
 		"rule": "image-digest",
 		"container": ct.container.name,
 		"field": field(ct, "image"),
-		"msg": sprintf("container %q uses image %q without a digest; pin it as <image>@sha256:<digest> so what runs is what was reviewed", [ct.container.name, ct.container.image]),
+		"msg": sprintf("container \"%s\" uses image \"%s\" without a digest; pin it as <image>@sha256:<digest> so what runs is what was reviewed", [ct.container.name, ct.container.image]),
 	}
 }
 
@@ -71,7 +71,7 @@ violations contains v if {
 		"rule": "allowed-registry",
 		"container": ct.container.name,
 		"field": field(ct, "image"),
-		"msg": sprintf("container %q uses image %q from a registry that is not allowed; use one of: %s", [ct.container.name, ct.container.image, concat(", ", allowed_registries)]),
+		"msg": sprintf("container \"%s\" uses image \"%s\" from a registry that is not allowed; use one of: %s", [ct.container.name, ct.container.image, concat(", ", allowed_registries)]),
 	}
 }
 
@@ -99,7 +99,7 @@ violations contains v if {
 		"rule": "no-latest-tag",
 		"container": ct.container.name,
 		"field": field(ct, "image"),
-		"msg": sprintf("container %q uses image %q, which is (implicitly) tagged latest; use a fixed version tag and a digest", [ct.container.name, ct.container.image]),
+		"msg": sprintf("container \"%s\" uses image \"%s\", which is (implicitly) tagged latest; use a fixed version tag and a digest", [ct.container.name, ct.container.image]),
 	}
 }
 
@@ -113,7 +113,7 @@ violations contains v if {
 		"rule": "resource-limits",
 		"container": ct.container.name,
 		"field": field(ct, sprintf("resources.limits.%s", [resource])),
-		"msg": sprintf("container %q has no %s limit; set resources.limits.%s", [ct.container.name, resource, resource]),
+		"msg": sprintf("container \"%s\" has no %s limit; set resources.limits.%s", [ct.container.name, resource, resource]),
 	}
 }
 
@@ -136,6 +136,6 @@ violations contains v if {
 		"rule": "run-as-non-root",
 		"container": ct.container.name,
 		"field": field(ct, "securityContext.runAsNonRoot"),
-		"msg": sprintf("container %q may run as root; set securityContext.runAsNonRoot: true on the pod or the container", [ct.container.name]),
+		"msg": sprintf("container \"%s\" may run as root; set securityContext.runAsNonRoot: true on the pod or the container", [ct.container.name]),
 	}
 }

@@ -67,9 +67,33 @@ export interface GatekeeperDocs {
   constraints: Array<{ constraint: Constraint; file: string }>;
 }
 
+// Go's YAML parser (what Kubernetes and Gatekeeper read templates with) accepts a multi-line
+// double-quoted scalar whose continuation lines are indented like its key; the `yaml` package does
+// not. Used only as a retry after a failed parse: indent such continuation lines one level deeper.
+function indentQuotedContinuations(text: string): string {
+  const lines = text.split('\n');
+  const closes = (s: string) => /(^|[^\\])"/.test(s.replace(/\\\\/g, ''));
+  let open = false;
+  for (let i = 0; i < lines.length; i++) {
+    if (open) {
+      if (closes(lines[i]!)) open = false;
+      lines[i] = `  ${lines[i]}`;
+      continue;
+    }
+    const m = /^\s*(?:- )?[\w.-]+:\s+"(.*)$/.exec(lines[i]!);
+    if (m && !closes(m[1]!)) open = true;
+  }
+  return lines.join('\n');
+}
+
 /** Split YAML documents into ConstraintTemplates and Constraints, validating each. */
 export function readGatekeeperDocs(text: string, file: string, into: GatekeeperDocs = { templates: [], constraints: [] }): GatekeeperDocs {
-  for (const doc of parseAllDocuments(text)) {
+  let docs = parseAllDocuments(text);
+  if (docs.some((d) => d.errors.length > 0)) {
+    const relaxed = parseAllDocuments(indentQuotedContinuations(text));
+    if (relaxed.every((d) => d.errors.length === 0)) docs = relaxed;
+  }
+  for (const doc of docs) {
     if (doc.errors.length > 0) throw new CompileError([{ file, message: `not valid YAML: ${doc.errors[0]!.message}`, severity: 'error' }]);
     const value = doc.toJS() as { apiVersion?: string; kind?: string } | null;
     if (!value || typeof value !== 'object') continue;

@@ -1,4 +1,816 @@
-// Placeholder until the host builtins land (branch builtins): the SDK's own builtins only.
-import type { HostBuiltin } from './policy.js';
+// The builtins OPA's WASM target leaves to the host, implemented with the semantics of OPA's Go
+// evaluator, because Warden's WASM decisions are compared with `opa eval`. Each builtin takes the
+// plain JSON values the SDK hands over (sets arrive as arrays) and returns a JSON value.
+//
+// Known differences from Go, all rooted in what the SDK passes in (pinned in builtins.test.ts):
+// sets arrive as arrays in insertion order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`;
+// object.subset compares them as arrays); numbers arrive as doubles, so integral floats (1.0) act as
+// integers and integers beyond 2^53 lose digits; Go leaves an expression undefined when a builtin
+// fails, Warden throws (the evaluation fails closed). time.parse_ns rejects zone abbreviations
+// (MST); time.* zones come from the host's ICU data; regexes follow re2.ts (which refuses what it
+// cannot translate). Not provided: net.cidr_merge, http.send, net.lookup_ip_addr, json.match_schema.
+import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { systemClock, type Clock } from './clock.js';
+import { compileRe2 } from './re2.js';
+import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
-export const hostBuiltins: Readonly<Record<string, HostBuiltin>> = {};
+/**
+ * What a host builtin returns: a JSON value, or an ArrayBuffer holding JSON text. The SDK loads an
+ * ArrayBuffer verbatim, which is the only way to hand back integers beyond 2^53 (nanosecond
+ * timestamps) without rounding them.
+ */
+export type HostResult = JsonValue | ArrayBuffer;
+
+/** One host builtin: synchronous, JSON in, JSON out; throws when OPA would report an error. */
+export type HostBuiltin = (...args: any[]) => HostResult; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** What the builtins depend on: the evaluation's clock and a source of randomness. */
+export interface HostBuiltinDeps {
+  clock: Clock;
+  randomBytes?: (size: number) => Uint8Array;
+}
+
+/** The host builtins plus the per-evaluation state OPA requires (stable uuid.rfc4122 per key). */
+export interface HostBuiltinSet {
+  readonly functions: Readonly<Record<string, HostBuiltin>>;
+  /** Forgets per-evaluation memos; call before each evaluate (with EvaluationInstant.begin()). */
+  beginEvaluation(): void;
+}
+
+/** A builtin call OPA would fail with an error (Go's evaluator then leaves the expression undefined). */
+export class BuiltinError extends Error {
+  constructor(builtin: string, message: string) {
+    super(`${builtin}: ${message}`);
+    this.name = 'BuiltinError';
+  }
+}
+
+const NS_PER_MS = 1_000_000n;
+const MIN_NS = -(2n ** 63n);
+const MAX_NS = 2n ** 63n - 1n;
+
+/** Builds the host builtins over the given clock. */
+export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
+  const random = deps.randomBytes ?? ((n: number) => new Uint8Array(nodeRandomBytes(n)));
+  let uuids = new Map<string, string>();
+  const functions: Record<string, HostBuiltin> = {
+    sprintf: (format: string, args: JsonValue[]) => sprintf(format, args),
+
+    'strings.any_prefix_match': (search: JsonValue, base: JsonValue) =>
+      anyMatch('strings.any_prefix_match', search, base, (s, b) => s.startsWith(b)),
+    'strings.any_suffix_match': (search: JsonValue, base: JsonValue) =>
+      anyMatch('strings.any_suffix_match', search, base, (s, b) => s.endsWith(b)),
+
+    'time.now_ns': () => bigNumber(deps.clock.nowNs()),
+    'time.parse_rfc3339_ns': (value: string) => bigNumber(parseRfc3339(str('time.parse_rfc3339_ns', value))),
+    'time.parse_ns': (layout: string, value: string) =>
+      bigNumber(parseLayout(str('time.parse_ns', layout), str('time.parse_ns', value))),
+    'time.parse_duration_ns': (value: string) => bigNumber(parseDuration(str('time.parse_duration_ns', value))),
+    'time.date': (x: JsonValue) => {
+      const t = civil('time.date', x);
+      return [t.year, t.month, t.day];
+    },
+    'time.clock': (x: JsonValue) => {
+      const t = civil('time.clock', x);
+      return [t.hour, t.minute, t.second];
+    },
+    'time.weekday': (x: JsonValue) => WEEKDAYS[civil('time.weekday', x).weekday] ?? '',
+    'time.add_date': (ns: number, years: number, months: number, days: number) => addDate(ns, years, months, days),
+    'time.diff': (a: JsonValue, b: JsonValue) => timeDiff(civil('time.diff', a), civil('time.diff', b)),
+
+    'units.parse': (x: string) => parseUnits(str('units.parse', x)),
+    'units.parse_bytes': (x: string) => bigNumber(parseBytes(str('units.parse_bytes', x))),
+
+    'semver.is_valid': (x: JsonValue) => typeof x === 'string' && parseSemver(x) !== undefined,
+    'semver.compare': (a: string, b: string) => compareSemver(a, b),
+
+    'regex.replace': (s: string, pattern: string, value: string) =>
+      regexReplace(str('regex.replace', s), str('regex.replace', pattern), str('regex.replace', value)),
+    'regex.find_n': (pattern: string, s: string, n: number) => regexFindAll(pattern, s, n).map((m) => m[0]),
+    'regex.template_match': (template: string, s: string, start: string, end: string) =>
+      templateMatch(template, s, start, end),
+
+    'object.subset': (sup: JsonValue, sub: JsonValue) => isSubset(sup, sub),
+
+    'urlquery.encode': (s: string) => queryEscape(str('urlquery.encode', s)),
+    'urlquery.decode': (s: string) => queryUnescape(str('urlquery.decode', s)),
+    'urlquery.encode_object': (obj: Record<string, JsonValue>) => encodeObject(obj),
+    'urlquery.decode_object': (s: string) => decodeObject(str('urlquery.decode_object', s)),
+
+    'hex.encode': (s: string) => Buffer.from(str('hex.encode', s), 'utf8').toString('hex'),
+    'hex.decode': (s: string) => hexDecode(str('hex.decode', s)),
+
+    'crypto.md5': (s: string) => digest('md5', s),
+    'crypto.sha1': (s: string) => digest('sha1', s),
+    'crypto.sha256': (s: string) => digest('sha256', s),
+    'crypto.hmac.md5': (s: string, key: string) => hmac('md5', s, key),
+    'crypto.hmac.sha1': (s: string, key: string) => hmac('sha1', s, key),
+    'crypto.hmac.sha256': (s: string, key: string) => hmac('sha256', s, key),
+    'crypto.hmac.sha512': (s: string, key: string) => hmac('sha512', s, key),
+    'crypto.hmac.equal': (a: string, b: string) => {
+      const x = Buffer.from(str('crypto.hmac.equal', a), 'utf8');
+      const y = Buffer.from(str('crypto.hmac.equal', b), 'utf8');
+      return x.length === y.length && timingSafeEqual(x, y);
+    },
+
+    'uuid.rfc4122': (key: string) => {
+      const k = str('uuid.rfc4122', key);
+      let id = uuids.get(k);
+      if (id === undefined) {
+        id = uuidV4(random(16));
+        uuids.set(k, id);
+      }
+      return id;
+    },
+
+    'io.jwt.decode': (token: string) => decodeJwt(str('io.jwt.decode', token)),
+  };
+  return {
+    functions: Object.freeze(functions),
+    beginEvaluation: () => {
+      uuids = new Map();
+    },
+  };
+}
+
+/** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */
+export const hostBuiltins: Readonly<Record<string, HostBuiltin>> = createHostBuiltins({ clock: systemClock }).functions;
+
+// ---- the SDK's own builtins
+
+const sdkRequire = createRequire(import.meta.url);
+
+/**
+ * The SDK's builtin table. Its package `exports` map only opens ".", so the table is reached by
+ * path next to the resolved entry point; `require` returns the very module object the SDK's
+ * dispatcher consults (`builtinFuncs[name] || customBuiltins[name]`).
+ */
+function sdkBuiltinTable(): Record<string, unknown> {
+  const entry = sdkRequire.resolve('@open-policy-agent/opa-wasm');
+  return sdkRequire(join(dirname(entry), 'builtins', 'index.js')) as Record<string, unknown>;
+}
+
+/** Names the SDK implements itself (json.is_valid, regex.split, yaml.*), minus those Warden took over. */
+export function sdkBuiltinNames(): string[] {
+  return Object.keys(sdkBuiltinTable());
+}
+
+/**
+ * Makes Warden's builtins win over the SDK's of the same name (today `sprintf`, whose sprintf-js
+ * output is not Go's) by removing them from the SDK's table. Idempotent; call before loadPolicy.
+ */
+export function preferWardenBuiltins(names: Iterable<string> = Object.keys(hostBuiltins)): void {
+  const table = sdkBuiltinTable();
+  for (const name of names) delete table[name];
+}
+
+/** The builtins a policy needs that neither the SDK nor Warden provides, sorted. */
+export function missingBuiltins(required: Iterable<string>): string[] {
+  const sdk = new Set(sdkBuiltinNames());
+  const missing = new Set<string>();
+  for (const name of required) if (!(name in hostBuiltins) && !sdk.has(name)) missing.add(name);
+  return [...missing].sort();
+}
+
+// ---- helpers shared by several builtins
+
+function str(builtin: string, x: unknown): string {
+  if (typeof x !== 'string') throw new BuiltinError(builtin, `operand must be string, got ${typeName(x)}`);
+  return x;
+}
+
+function typeName(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'array';
+  return typeof x;
+}
+
+function bigNumber(n: bigint): HostResult {
+  if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);
+  const bytes = new TextEncoder().encode(n.toString());
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+function stringsOf(builtin: string, x: JsonValue): string[] {
+  if (typeof x === 'string') return [x];
+  if (Array.isArray(x)) {
+    return x.map((e) => {
+      if (typeof e !== 'string') throw new BuiltinError(builtin, `element must be string, got ${typeName(e)}`);
+      return e;
+    });
+  }
+  throw new BuiltinError(builtin, `operand must be one of {string, array, set}, got ${typeName(x)}`);
+}
+
+function anyMatch(builtin: string, search: JsonValue, base: JsonValue, match: (s: string, b: string) => boolean): boolean {
+  const ss = stringsOf(builtin, search);
+  const bs = stringsOf(builtin, base);
+  return ss.some((s) => bs.some((b) => match(s, b)));
+}
+
+// ---- time
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+function checkRange(builtin: string, ns: bigint): bigint {
+  if (ns < MIN_NS || ns > MAX_NS) throw new BuiltinError(builtin, 'time outside of valid range');
+  return ns;
+}
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+function epochNs(builtin: string, y: number, mo: number, d: number, h: number, mi: number, s: number, frac: bigint, offsetSec: number): bigint {
+  if (mo < 1 || mo > 12) throw new BuiltinError(builtin, 'month out of range');
+  if (d < 1 || d > daysInMonth(y, mo)) throw new BuiltinError(builtin, 'day out of range');
+  if (h > 23 || mi > 59 || s > 59) throw new BuiltinError(builtin, 'time of day out of range');
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, 0);
+  return checkRange(builtin, BigInt(date.getTime()) * NS_PER_MS + frac - BigInt(offsetSec) * 1_000_000_000n);
+}
+
+function fracNs(digits: string): bigint {
+  return BigInt(digits.slice(0, 9).padEnd(9, '0'));
+}
+
+function parseRfc3339(s: string): bigint {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/.exec(s);
+  if (!m) throw new BuiltinError('time.parse_rfc3339_ns', `parsing time ${JSON.stringify(s)} as RFC 3339 failed`);
+  const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 3600 + Number(m[11]) * 60);
+  if (Number(m[10] ?? 0) > 23 || Number(m[11] ?? 0) > 59) throw new BuiltinError('time.parse_rfc3339_ns', 'time zone offset out of range');
+  return epochNs('time.parse_rfc3339_ns', Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), fracNs(m[7] ?? ''), offset);
+}
+
+// Go reference-time layouts: the tokens time.Parse recognises, longest first where they share a prefix.
+const LAYOUT_TOKENS = [
+  'January', 'Jan', 'Monday', 'Mon', 'MST',
+  '2006', '-070000', '-07:00:00', '-0700', '-07:00', '-07',
+  'Z070000', 'Z07:00:00', 'Z0700', 'Z07:00', 'Z07',
+  '002', '01', '02', '03', '04', '05', '06', '_2', '15', '1', '2', '3', '4', '5', 'PM', 'pm',
+];
+
+function parseLayout(layout: string, value: string): bigint {
+  const fail = (why: string): never => {
+    throw new BuiltinError('time.parse_ns', `parsing time ${JSON.stringify(value)} as ${JSON.stringify(layout)}: ${why}`);
+  };
+  let year = 1, month = 1, day = 1, hour = 0, minute = 0, second = 0, frac = 0n, offset = 0, pm: boolean | undefined, yday = -1;
+  let v = value;
+  const num = (min: number, max: number, what: string): number => {
+    const m = new RegExp(`^\\d{${min},${max}}`).exec(v);
+    if (!m) return fail(`cannot parse ${JSON.stringify(v)} as ${what}`);
+    v = v.slice(m[0].length);
+    return Number(m[0]);
+  };
+  const word = (names: string[], len: number | undefined, what: string): number => {
+    const k = names.findIndex((n) => v.toLowerCase().startsWith((len ? n.slice(0, len) : n).toLowerCase()));
+    if (k < 0) return fail(`cannot parse ${JSON.stringify(v)} as ${what}`);
+    v = v.slice(len ?? (names[k] ?? '').length);
+    return k;
+  };
+  let l = layout;
+  while (l.length > 0) {
+    // Fractional seconds: `.000`/`,999` in the layout, or digits after seconds even when not in the layout.
+    const fracLayout = /^[.,](0+|9+)/.exec(l);
+    if (fracLayout) {
+      l = l.slice(fracLayout[0].length);
+      const m = /^[.,](\d+)/.exec(v);
+      if (fracLayout[1]?.startsWith('0')) {
+        if (!m || m[1]?.length !== fracLayout[1].length) fail('cannot parse fractional seconds');
+      }
+      if (m) {
+        frac = fracNs(m[1] ?? '');
+        v = v.slice(m[0].length);
+      }
+      continue;
+    }
+    const token = LAYOUT_TOKENS.find((t) => l.startsWith(t));
+    if (!token) {
+      if (v[0] !== l[0]) fail(`cannot parse ${JSON.stringify(v)} as ${JSON.stringify(l)}`);
+      v = v.slice(1);
+      l = l.slice(1);
+      continue;
+    }
+    l = l.slice(token.length);
+    switch (token) {
+      case '2006': year = num(4, 4, 'year'); break;
+      case '06': { const y = num(2, 2, 'year'); year = y >= 69 ? 1900 + y : 2000 + y; break; }
+      case 'January': month = word(MONTHS, undefined, 'month') + 1; break;
+      case 'Jan': month = word(MONTHS, 3, 'month') + 1; break;
+      case 'Monday': word(WEEKDAYS, undefined, 'day'); break;
+      case 'Mon': word(WEEKDAYS, 3, 'day'); break;
+      case '01': month = num(2, 2, 'month'); break;
+      case '1': month = num(1, 2, 'month'); break;
+      case '02': day = num(2, 2, 'day'); break;
+      case '2': day = num(1, 2, 'day'); break;
+      case '_2': if (v[0] === ' ') v = v.slice(1); day = num(1, 2, 'day'); break;
+      case '002': yday = num(3, 3, 'day of year'); break;
+      case '15': hour = num(1, 2, 'hour'); break;
+      case '03': hour = num(2, 2, 'hour'); break;
+      case '3': hour = num(1, 2, 'hour'); break;
+      case '04': minute = num(2, 2, 'minute'); break;
+      case '4': minute = num(1, 2, 'minute'); break;
+      case '05': case '5': {
+        second = token === '05' ? num(2, 2, 'second') : num(1, 2, 'second');
+        const m = /^[.,](\d+)/.exec(v);
+        if (m && !/^[.,][09]/.test(l)) {
+          frac = fracNs(m[1] ?? '');
+          v = v.slice(m[0].length);
+        }
+        break;
+      }
+      case 'PM': case 'pm': {
+        const m = /^(AM|PM)/i.exec(v);
+        if (!m) fail('cannot parse AM/PM');
+        pm = (m?.[1] ?? '').toUpperCase() === 'PM';
+        v = v.slice(2);
+        break;
+      }
+      case 'MST': return fail('time zone abbreviations are not supported by Warden');
+      default: {
+        if (token.startsWith('Z') && /^[Zz]/.test(v)) {
+          v = v.slice(1);
+          offset = 0;
+          break;
+        }
+        const colon = token.includes(':');
+        const parts = token.replace(/^Z/, '-').replace(/:/g, '').length === 3 ? 1 : token.replace(/:/g, '').length <= 5 ? 2 : 3;
+        const re = new RegExp(`^([+-])(\\d{2})${parts > 1 ? `${colon ? ':' : ''}(\\d{2})` : ''}${parts > 2 ? `${colon ? ':' : ''}(\\d{2})` : ''}`);
+        const m = re.exec(v);
+        if (!m) return fail('cannot parse time zone offset');
+        v = v.slice(m[0].length);
+        offset = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0));
+      }
+    }
+  }
+  if (v.length > 0) fail(`extra text: ${JSON.stringify(v)}`);
+  if (pm !== undefined) {
+    if (hour > 12) fail('hour out of range');
+    if (pm && hour < 12) hour += 12;
+    else if (!pm && hour === 12) hour = 0;
+  }
+  if (yday >= 0) {
+    const date = new Date(Date.UTC(2000, 0, yday));
+    date.setUTCFullYear(year);
+    month = date.getUTCMonth() + 1;
+    day = date.getUTCDate();
+  }
+  return epochNs('time.parse_ns', year, month, day, hour, minute, second, frac, offset);
+}
+
+const DURATION_UNITS: Record<string, bigint> = {
+  ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n,
+  // OPA extends Go's units with days and weeks.
+  d: 86_400_000_000_000n, w: 604_800_000_000_000n,
+};
+
+function parseDuration(s: string): bigint {
+  const fail = (): never => {
+    throw new BuiltinError('time.parse_duration_ns', `time: invalid duration ${JSON.stringify(s)}`);
+  };
+  let rest = s;
+  let neg = false;
+  if (rest[0] === '-' || rest[0] === '+') {
+    neg = rest[0] === '-';
+    rest = rest.slice(1);
+  }
+  if (rest === '0') return 0n;
+  if (rest === '') fail();
+  let total = 0n;
+  while (rest.length > 0) {
+    const m = /^(\d*)(?:\.(\d*))?([^\d.]+)/.exec(rest);
+    if (!m || (m[1] === '' && (m[2] ?? '') === '')) return fail();
+    const unit = DURATION_UNITS[m[3] ?? ''];
+    if (unit === undefined) {
+      throw new BuiltinError('time.parse_duration_ns', `time: unknown unit ${JSON.stringify(m[3])} in duration ${JSON.stringify(s)}`);
+    }
+    const whole = BigInt(m[1] || '0') * unit;
+    const fracDigits = m[2] ?? '';
+    // Go truncates the fractional part's contribution towards zero.
+    const fracPart = fracDigits === '' ? 0n : (BigInt(fracDigits) * unit) / 10n ** BigInt(fracDigits.length);
+    total += whole + fracPart;
+    if (total > MAX_NS + (neg ? 1n : 0n)) fail();
+    rest = rest.slice(m[0].length);
+  }
+  return neg ? -total : total;
+}
+
+interface Civil {
+  year: number; month: number; day: number; hour: number; minute: number; second: number; weekday: number; zone: string; ns: bigint;
+}
+
+function civil(builtin: string, x: JsonValue): Civil {
+  let ns: number;
+  let zone = 'UTC';
+  if (typeof x === 'number') ns = x;
+  else if (Array.isArray(x) && x.length === 2 && typeof x[0] === 'number' && typeof x[1] === 'string') {
+    ns = x[0];
+    zone = x[1] === '' ? 'UTC' : x[1] === 'Local' ? Intl.DateTimeFormat().resolvedOptions().timeZone : x[1];
+  } else throw new BuiltinError(builtin, 'operand must be number or [number, string]');
+  const big = BigInt(Math.trunc(ns));
+  const ms = Number(floorDiv(big, NS_PER_MS));
+  let parts: Intl.DateTimeFormatPart[];
+  try {
+    parts = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: 'numeric', minute: 'numeric', second: 'numeric', weekday: 'long', era: 'short',
+    }).formatToParts(new Date(ms));
+  } catch {
+    throw new BuiltinError(builtin, `unknown time zone ${zone}`);
+  }
+  const get = (t: string): string => parts.find((p) => p.type === t)?.value ?? '';
+  const bc = get('era') === 'BC';
+  const year = bc ? 1 - Number(get('year')) : Number(get('year'));
+  return {
+    year, month: Number(get('month')), day: Number(get('day')), hour: Number(get('hour')), minute: Number(get('minute')),
+    second: Number(get('second')), weekday: WEEKDAYS.indexOf(get('weekday')), zone, ns: big,
+  };
+}
+
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && (a < 0n) !== (b < 0n) ? q - 1n : q;
+}
+
+function addDate(ns: number, years: number, months: number, days: number): HostResult {
+  for (const n of [ns, years, months, days]) if (typeof n !== 'number') throw new BuiltinError('time.add_date', 'operands must be numbers');
+  const big = BigInt(Math.trunc(ns));
+  const ms = floorDiv(big, NS_PER_MS);
+  const subMs = big - ms * NS_PER_MS;
+  const d = new Date(Number(ms));
+  // Date normalises overflowing months and days the same way Go's time.AddDate does.
+  d.setUTCFullYear(d.getUTCFullYear() + Math.trunc(years), d.getUTCMonth() + Math.trunc(months), d.getUTCDate() + Math.trunc(days));
+  return bigNumber(checkRange('time.add_date', BigInt(d.getTime()) * NS_PER_MS + subMs));
+}
+
+function timeDiff(a: Civil, b: Civil): number[] {
+  // Both instants are read in the first one's zone, the earlier one first (OPA follows icza/gox).
+  let t1 = a;
+  let t2 = b.zone === a.zone ? b : civil('time.diff', [Number(b.ns), a.zone]);
+  if (t1.ns > t2.ns) [t1, t2] = [t2, t1];
+  let year = t2.year - t1.year;
+  let month = t2.month - t1.month;
+  let day = t2.day - t1.day;
+  let hour = t2.hour - t1.hour;
+  let min = t2.minute - t1.minute;
+  let sec = t2.second - t1.second;
+  if (sec < 0) { sec += 60; min--; }
+  if (min < 0) { min += 60; hour--; }
+  if (hour < 0) { hour += 24; day--; }
+  if (day < 0) { day += daysInMonth(t1.year, t1.month); month--; }
+  if (month < 0) { month += 12; year--; }
+  return [year, month, day, hour, min, sec];
+}
+
+// ---- units
+
+function numAndUnit(s: string): [string, string] {
+  const m = /^[\p{Nd}.]*/u.exec(s)?.[0] ?? '';
+  return [m, s.slice(m.length)];
+}
+
+const DECIMAL_UNITS: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15, e: 1e18 };
+const BINARY_UNITS: Record<string, bigint> = { ki: 1n << 10n, mi: 1n << 20n, gi: 1n << 30n, ti: 1n << 40n, pi: 1n << 50n, ei: 1n << 60n };
+
+function parseNumber(builtin: string, num: string): number {
+  if (num === '' ) throw new BuiltinError(builtin, 'no amount provided');
+  if (!/^\d*\.?\d*$/.test(num) || num === '.') throw new BuiltinError(builtin, 'could not parse amount to a number');
+  return Number(num);
+}
+
+function parseUnits(raw: string): number {
+  const s = raw.replaceAll('"', '');
+  if (s.includes(' ')) throw new BuiltinError('units.parse', 'spaces not allowed in resource strings');
+  const [num, unitRaw] = numAndUnit(s);
+  // Only letters after the first are lowercased, so that m (milli) and M (mega) stay distinct.
+  const unit = unitRaw.length > 1 ? unitRaw[0] + unitRaw.slice(1).toLowerCase() : unitRaw;
+  const n = parseNumber('units.parse', num);
+  if (unit === '') return n;
+  if (unit === 'm') return n / 1000;
+  if (unit === 'K') return n * 1000;
+  const lower = unit.toLowerCase();
+  const decimal = unit.length === 1 ? DECIMAL_UNITS[lower] : undefined;
+  if (decimal !== undefined) return n * decimal;
+  const binary = unit.length === 2 ? BINARY_UNITS[lower] : undefined;
+  if (binary !== undefined) return n * Number(binary);
+  throw new BuiltinError('units.parse', 'unit not recognized');
+}
+
+function parseBytes(raw: string): bigint {
+  const s = raw.replaceAll('"', '').toLowerCase();
+  if (s.includes(' ')) throw new BuiltinError('units.parse_bytes', 'spaces not allowed in resource strings');
+  const [num, unit] = numAndUnit(s);
+  parseNumber('units.parse_bytes', num);
+  let mult: bigint;
+  if (unit === '') mult = 1n;
+  else if (/^[kmgtpe]b?$/.test(unit)) mult = BigInt(DECIMAL_UNITS[unit[0] ?? ''] ?? 0);
+  else if (/^[kmgtpe]ib?$/.test(unit)) mult = BINARY_UNITS[unit.slice(0, 2)] ?? 0n;
+  else throw new BuiltinError('units.parse_bytes', 'byte unit not recognized');
+  // Exact decimal arithmetic, then truncation, as OPA does with big.Float.
+  const [whole = '', frac = ''] = num.split('.');
+  const scale = 10n ** BigInt(frac.length);
+  return (BigInt(`${whole || '0'}${frac}`) * mult) / scale;
+}
+
+// ---- semver
+
+interface Semver { major: bigint; minor: bigint; patch: bigint; pre: string[] }
+
+const SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
+
+function parseSemver(s: string): Semver | undefined {
+  const m = SEMVER.exec(s);
+  if (!m) return undefined;
+  return { major: BigInt(m[1] ?? 0), minor: BigInt(m[2] ?? 0), patch: BigInt(m[3] ?? 0), pre: m[4] ? m[4].split('.') : [] };
+}
+
+function compareSemver(a: string, b: string): number {
+  const x = parseSemver(str('semver.compare', a));
+  const y = parseSemver(str('semver.compare', b));
+  if (!x) throw new BuiltinError('semver.compare', `operand 1: string ${JSON.stringify(a)} is not a valid SemVer`);
+  if (!y) throw new BuiltinError('semver.compare', `operand 2: string ${JSON.stringify(b)} is not a valid SemVer`);
+  const cmp = (p: bigint, q: bigint): number => (p < q ? -1 : p > q ? 1 : 0);
+  const core = cmp(x.major, y.major) || cmp(x.minor, y.minor) || cmp(x.patch, y.patch);
+  if (core !== 0) return core;
+  if (x.pre.length === 0 || y.pre.length === 0) return y.pre.length - x.pre.length === 0 ? 0 : x.pre.length === 0 ? 1 : -1;
+  for (let k = 0; k < Math.min(x.pre.length, y.pre.length); k++) {
+    const p = x.pre[k] ?? '';
+    const q = y.pre[k] ?? '';
+    const pn = /^\d+$/.test(p);
+    const qn = /^\d+$/.test(q);
+    let c: number;
+    if (pn && qn) c = cmp(BigInt(p), BigInt(q));
+    else if (pn !== qn) c = pn ? -1 : 1;
+    else c = p < q ? -1 : p > q ? 1 : 0;
+    if (c !== 0) return c;
+  }
+  return Math.sign(x.pre.length - y.pre.length);
+}
+
+// ---- regex
+
+function nextPos(s: string, pos: number): number {
+  const cp = s.codePointAt(pos);
+  return pos + (cp !== undefined && cp > 0xffff ? 2 : 1);
+}
+
+/** Go's Regexp.FindAllStringSubmatchIndex loop: an empty match right after a match is skipped. */
+function regexFindAll(pattern: string, s: string, n: number): RegExpExecArray[] {
+  const re = compileRe2(str('regex.find_n', pattern));
+  str('regex.find_n', s);
+  if (typeof n !== 'number') throw new BuiltinError('regex.find_n', 'operand 3 must be number');
+  const limit = n < 0 ? s.length + 1 : n;
+  const out: RegExpExecArray[] = [];
+  let prevEnd = -1;
+  for (let pos = 0; out.length < limit && pos <= s.length; ) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) break;
+    const end = m.index + m[0].length;
+    let accept = true;
+    if (end === pos) {
+      if (m.index === prevEnd) accept = false;
+      pos = pos >= s.length ? s.length + 1 : nextPos(s, pos);
+    } else {
+      pos = end;
+    }
+    prevEnd = end;
+    if (accept) out.push(m);
+  }
+  return out;
+}
+
+function regexReplace(s: string, pattern: string, template: string): string {
+  const re = compileRe2(pattern);
+  let out = '';
+  let lastEnd = 0;
+  for (let pos = 0; pos <= s.length; ) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) break;
+    const end = m.index + m[0].length;
+    out += s.slice(lastEnd, m.index);
+    if (end > lastEnd || m.index === 0) out += expand(template, m);
+    lastEnd = end;
+    const width = pos < s.length ? nextPos(s, pos) - pos : 1;
+    pos = pos + width > end ? pos + width : end;
+  }
+  return out + s.slice(lastEnd);
+}
+
+/** Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$; a name takes as many word characters as it can. */
+function expand(template: string, m: RegExpExecArray): string {
+  let out = '';
+  for (let k = 0; k < template.length; ) {
+    const c = template[k];
+    if (c !== '$') {
+      out += c;
+      k++;
+      continue;
+    }
+    const rest = template.slice(k + 1);
+    if (rest[0] === '$') {
+      out += '$';
+      k += 2;
+      continue;
+    }
+    const ref = /^\{([A-Za-z0-9_]+)\}/.exec(rest) ?? /^([A-Za-z0-9_]+)/.exec(rest);
+    if (!ref) {
+      out += '$';
+      k++;
+      continue;
+    }
+    const name = ref[1] ?? '';
+    k += 1 + ref[0].length;
+    if (/^\d+$/.test(name)) out += m[Number(name)] ?? '';
+    else out += m.groups?.[name] ?? '';
+  }
+  return out;
+}
+
+function templateMatch(template: string, s: string, start: string, end: string): boolean {
+  for (const x of [template, s, start, end]) str('regex.template_match', x);
+  if (start.length !== 1 || end.length !== 1) throw new BuiltinError('regex.template_match', 'delimiters must be single characters');
+  let pattern = '';
+  let level = 0;
+  let from = 0;
+  let idxStart = 0;
+  for (let k = 0; k < template.length; k++) {
+    const c = template[k];
+    if (c === start) {
+      if (level === 0) {
+        pattern += quoteMeta(template.slice(from, k));
+        idxStart = k + 1;
+      }
+      level++;
+    } else if (c === end) {
+      level--;
+      if (level < 0) throw new BuiltinError('regex.template_match', `unbalanced braces in ${JSON.stringify(template)}`);
+      if (level === 0) {
+        pattern += `(?:${template.slice(idxStart, k)})`;
+        from = k + 1;
+      }
+    }
+  }
+  if (level !== 0) throw new BuiltinError('regex.template_match', `unbalanced braces in ${JSON.stringify(template)}`);
+  pattern = `^${pattern}${quoteMeta(template.slice(from))}$`;
+  const re = compileRe2(pattern);
+  return re.test(s);
+}
+
+function quoteMeta(s: string): string {
+  return s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
+}
+
+// ---- objects
+
+function deepEqual(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, k) => deepEqual(x, b[k] as JsonValue));
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => k in b && deepEqual(a[k] as JsonValue, b[k] as JsonValue));
+  }
+  return false;
+}
+
+function isSubset(sup: JsonValue, sub: JsonValue): boolean {
+  if (Array.isArray(sup) && Array.isArray(sub)) {
+    // A contiguous run, as OPA does for arrays (sets arrive as arrays: see the module notes).
+    if (sub.length === 0) return true;
+    for (let k = 0; k + sub.length <= sup.length; k++) {
+      if (sub.every((x, j) => deepEqual(sup[k + j] as JsonValue, x))) return true;
+    }
+    return false;
+  }
+  if (isObject(sup) && isObject(sub)) {
+    return Object.keys(sub).every((k) => {
+      if (!(k in sup)) return false;
+      const a = sup[k] as JsonValue;
+      const b = sub[k] as JsonValue;
+      if ((isObject(a) && isObject(b)) || (Array.isArray(a) && Array.isArray(b))) return isSubset(a, b);
+      return deepEqual(a, b);
+    });
+  }
+  throw new BuiltinError('object.subset', 'both arguments must be objects, sets, or arrays of the same kind');
+}
+
+function isObject(x: JsonValue): x is { [key: string]: JsonValue } {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+// ---- url queries (Go's net/url)
+
+function queryEscape(s: string): string {
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
+    else if (c === ' ') out += '+';
+    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function queryUnescape(s: string): string {
+  const bytes: number[] = [];
+  const src = Buffer.from(s, 'utf8');
+  for (let k = 0; k < src.length; k++) {
+    const b = src[k] ?? 0;
+    if (b === 0x25) {
+      const h = src.subarray(k + 1, k + 3).toString('latin1');
+      if (!/^[0-9A-Fa-f]{2}$/.test(h)) {
+        throw new BuiltinError('urlquery.decode', `invalid URL escape ${JSON.stringify(src.subarray(k, k + 3).toString('latin1'))}`);
+      }
+      bytes.push(parseInt(h, 16));
+      k += 2;
+    } else bytes.push(b === 0x2b ? 0x20 : b);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+function encodeObject(obj: Record<string, JsonValue>): string {
+  if (!isObject(obj)) throw new BuiltinError('urlquery.encode_object', 'operand must be object');
+  const parts: string[] = [];
+  for (const key of Object.keys(obj).sort(compareCodePoints)) {
+    const v = obj[key];
+    const values = typeof v === 'string' ? [v] : Array.isArray(v) ? v : undefined;
+    if (!values || values.some((x) => typeof x !== 'string')) {
+      throw new BuiltinError('urlquery.encode_object', 'values must be strings, arrays of strings or sets of strings');
+    }
+    for (const x of values) parts.push(`${queryEscape(key)}=${queryEscape(x as string)}`);
+  }
+  return parts.join('&');
+}
+
+function decodeObject(s: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const pair of s.split('&')) {
+    if (pair === '') continue;
+    if (pair.includes(';')) throw new BuiltinError('urlquery.decode_object', 'invalid semicolon separator in query');
+    const eq = pair.indexOf('=');
+    const key = queryUnescape(eq < 0 ? pair : pair.slice(0, eq));
+    const value = queryUnescape(eq < 0 ? '' : pair.slice(eq + 1));
+    (out[key] ??= []).push(value);
+  }
+  return out;
+}
+
+// ---- encodings and hashes
+
+function hexDecode(s: string): string {
+  if (s.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(s)) throw new BuiltinError('hex.decode', `invalid hex string ${JSON.stringify(s)}`);
+  return Buffer.from(s, 'hex').toString('utf8');
+}
+
+function digest(algorithm: string, s: string): string {
+  return createHash(algorithm).update(str(`crypto.${algorithm}`, s), 'utf8').digest('hex');
+}
+
+function hmac(algorithm: string, s: string, key: string): string {
+  const name = `crypto.hmac.${algorithm}`;
+  return createHmac(algorithm, Buffer.from(str(name, key), 'utf8')).update(str(name, s), 'utf8').digest('hex');
+}
+
+function uuidV4(bytes: Uint8Array): string {
+  const b = Uint8Array.from(bytes.subarray(0, 16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = Buffer.from(b).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function base64UrlDecode(part: string): Buffer {
+  // Go's RawURLEncoding after OPA strips padding: only the URL alphabet is accepted.
+  const s = part.replace(/=+$/, '');
+  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new BuiltinError('io.jwt.decode', 'illegal base64 data');
+  return Buffer.from(s, 'base64url');
+}
+
+function jsonObject(buf: Buffer, what: string): Record<string, JsonValue> {
+  let v: unknown;
+  try {
+    v = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new BuiltinError('io.jwt.decode', `${what} is not valid JSON`);
+  }
+  if (!isObject(v as JsonValue)) throw new BuiltinError('io.jwt.decode', `${what} must be a JSON object`);
+  return v as Record<string, JsonValue>;
+}
+
+function decodeJwt(token: string): [Record<string, JsonValue>, Record<string, JsonValue>, string] {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw new BuiltinError('io.jwt.decode', 'encoded JWT had no period separators');
+  const header = jsonObject(base64UrlDecode(parts[0] ?? ''), 'JWT header');
+  if ('enc' in header) throw new BuiltinError('io.jwt.decode', 'JWT is a JWE object, which is not supported');
+  const payloadBytes = base64UrlDecode(parts[1] ?? '');
+  if (header.cty === 'JWT') return decodeJwt(payloadBytes.toString('utf8'));
+  const payload = jsonObject(payloadBytes, 'JWT payload');
+  return [header, payload, base64UrlDecode(parts[2] ?? '').toString('hex')];
+}

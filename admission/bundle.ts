@@ -5,7 +5,7 @@ import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
 import type { GatekeeperData } from '../formats/gatekeeper.js';
 import { BundleError } from '../runtime/archive.js';
 import { openBundle, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
-import { hostBuiltins } from '../runtime/builtins.js';
+import { hostBuiltins, preferWardenBuiltins } from '../runtime/builtins.js';
 import { Policy, type HostBuiltin } from '../runtime/policy.js';
 import { GatekeeperSet } from './gatekeeper.js';
 
@@ -27,12 +27,15 @@ const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, u
 
 /** Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts). */
 export function loadTemplatePolicy(wasm: Uint8Array, revision: string, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins): Promise<Policy> {
+  // Gatekeeper messages are written for Go's sprintf (%v): Warden's must win over the SDK's sprintf-js.
+  preferWardenBuiltins();
   return Policy.load(moduleBundle(wasm, revision), { builtins, memory: { initial: 5, maximum: 1024 } });
 }
 
 /** Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong. */
 export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins): Promise<AdmissionPolicies> {
   const bundle = await openBundle(archive, trust);
+  preferWardenBuiltins();
   const modules = bundle.manifest.wasm ?? [];
   const file = (module: string): Buffer => {
     const bytes = bundle.files.get(module.replace(/^\/+/, ''));

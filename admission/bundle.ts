@@ -26,10 +26,10 @@ const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, u
 });
 
 /** Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts). */
-export function loadTemplatePolicy(wasm: Uint8Array, revision: string, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins): Promise<Policy> {
+export function loadTemplatePolicy(wasm: Uint8Array, revision: string, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins, data: Record<string, unknown> = {}): Promise<Policy> {
   // Gatekeeper messages are written for Go's sprintf (%v): Warden's must win over the SDK's sprintf-js.
   preferWardenBuiltins();
-  return Policy.load(moduleBundle(wasm, revision), { builtins, memory: { initial: 5, maximum: 1024 } });
+  return Policy.load(moduleBundle(wasm, revision, data), { builtins, memory: { initial: 5, maximum: 1024 } });
 }
 
 /** Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong. */

@@ -125,6 +125,26 @@ export function constraintMatches(match: ConstraintMatch | undefined, review: Ga
   return true;
 }
 
+/**
+ * `data.inventory` as Gatekeeper lays out replicated objects: cluster-scoped ones under
+ * cluster[apiVersion][kind][name], namespaced ones under namespace[ns][apiVersion][kind][name].
+ */
+export function inventoryOf(objects: Array<Record<string, unknown>>): { cluster: Record<string, unknown>; namespace: Record<string, unknown> } {
+  const inventory = { cluster: {} as Record<string, unknown>, namespace: {} as Record<string, unknown> };
+  const put = (root: Record<string, unknown>, path: string[], value: unknown) => {
+    let node = root;
+    for (const k of path.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
+    node[path.at(-1)!] = value;
+  };
+  for (const o of objects) {
+    const meta = (o.metadata ?? {}) as { name?: string; namespace?: string };
+    const tail = [String(o.apiVersion ?? ''), String(o.kind ?? ''), meta.name ?? ''];
+    if (meta.namespace) put(inventory.namespace, [meta.namespace, ...tail], o);
+    else put(inventory.cluster, tail, o);
+  }
+  return inventory;
+}
+
 /** Compiled templates (by Constraint kind) plus the Constraints that use them. */
 export class GatekeeperSet {
   constructor(

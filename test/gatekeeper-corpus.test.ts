@@ -1,14 +1,15 @@
 // The public Gatekeeper library, read where it lies (../shared/corpus/gatekeeper-library): every
 // template is compiled to WASM by the real OPA, every example of INDEX.tsv is reviewed by the webhook's
 // Gatekeeper code, and the outcome (allow/deny, violation counts, message assertions) must be the one
-// the library's own gator suites expect. Templates that need data.inventory are listed, not run.
+// the library's own gator suites expect. Cases that need data.inventory get the suite's inventory
+// objects laid out as Gatekeeper replicates them (the webhook itself does not replicate inventory).
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileTemplate, readGatekeeperDocs } from '../engine/compiler/gatekeeper.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
-import { GatekeeperSet, reviewFromObject, reviewFromRequest, type GatekeeperReview } from '../admission/gatekeeper.js';
+import { GatekeeperSet, inventoryOf, reviewFromObject, reviewFromRequest, type GatekeeperReview } from '../admission/gatekeeper.js';
 import { loadTemplatePolicy } from '../admission/bundle.js';
 import type { AdmissionRequest } from '../formats/admission-review.js';
 import type { ConstraintTemplate } from '../formats/gatekeeper.js';
@@ -57,9 +58,10 @@ function checkAssertions(row: Row, msgs: string[]): string | undefined {
 const hasCorpus = existsSync(join(corpus, 'INDEX.tsv'));
 const rows = hasCorpus ? readTsv<Row>(join(corpus, 'INDEX.tsv')) : [];
 const templatesInfo = hasCorpus ? readTsv<{ name: string; uses_inventory: string; uses_external_data: string }>(join(corpus, 'TEMPLATES.tsv')) : [];
-const needsInventory = new Set(templatesInfo.filter((t) => t.uses_inventory === 'True' || t.uses_external_data === 'True').map((t) => t.name));
-const supported = rows.filter((r) => !needsInventory.has(r.policy));
-const sets = new Map<string, GatekeeperSet | Error>();
+const needsExternalData = new Set(templatesInfo.filter((t) => t.uses_external_data === 'True').map((t) => t.name));
+const needsInventory = new Set(templatesInfo.filter((t) => t.uses_inventory === 'True').map((t) => t.name));
+const supported = rows.filter((r) => !needsExternalData.has(r.policy));
+const sets = new Map<string, { build: Awaited<ReturnType<typeof compileTemplate>>; set: GatekeeperSet } | Error>();
 const outcomes: Array<{ row: Row; failure?: string }> = [];
 
 describe('Gatekeeper library corpus', () => {
@@ -73,7 +75,7 @@ describe('Gatekeeper library corpus', () => {
           const template = docs.templates[0]!.template as ConstraintTemplate;
           const build = await compileTemplate(template, p);
           const policy = await loadTemplatePolicy(build.wasm, `corpus:${build.name}`);
-          sets.set(p, new GatekeeperSet(new Map([[build.kind, { policy, entrypoint: build.entrypoint }]]), []));
+          sets.set(p, { build, set: new GatekeeperSet(new Map([[build.kind, { policy, entrypoint: build.entrypoint }]]), []) });
         } catch (err) {
           sets.set(p, err as Error);
         }
@@ -83,17 +85,27 @@ describe('Gatekeeper library corpus', () => {
 
   afterAll(() => {
     const passed = outcomes.filter((o) => !o.failure).length;
-    const lines = [`Gatekeeper corpus: ${passed}/${outcomes.length} supported cases pass (${rows.length} cases in INDEX.tsv; ${rows.length - supported.length} need data.inventory and are not run: ${[...needsInventory].sort().join(', ')})`];
+    const inv = outcomes.filter((o) => needsInventory.has(o.row.policy));
+    const lines = [
+      `Gatekeeper corpus: ${passed}/${outcomes.length} cases pass (${rows.length} in INDEX.tsv; ${rows.length - supported.length} need external data and are not run); ` +
+        `of them ${inv.filter((o) => !o.failure).length}/${inv.length} use data.inventory (${[...needsInventory].sort().join(', ')})`,
+    ];
     for (const o of outcomes.filter((x) => x.failure)) lines.push(`  FAIL ${o.row.policy} ${o.row.test}/${o.row.case}: ${o.failure}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   });
 
-  it.runIf(hasCorpus)('gives the expected outcome on every example of every template that needs no inventory', () => {
+  it.runIf(hasCorpus)('gives the expected outcome on every example of every template, inventory included', async () => {
     for (const row of supported) {
-      const set = sets.get(row.template_path);
-      if (!set || set instanceof Error) {
-        outcomes.push({ row, failure: `template does not compile/load: ${set?.message ?? 'missing'}` });
+      const compiled = sets.get(row.template_path);
+      if (!compiled || compiled instanceof Error) {
+        outcomes.push({ row, failure: `template does not compile/load: ${compiled?.message ?? 'missing'}` });
         continue;
+      }
+      let set = compiled.set;
+      if (row.inventory_paths) {
+        const objects = row.inventory_paths.split(',').flatMap((p) => parseAllDocuments(readFileSync(join(corpus, p), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
+        const policy = await loadTemplatePolicy(compiled.build.wasm, `corpus:${compiled.build.name}`, undefined, { inventory: inventoryOf(objects.filter(Boolean)) });
+        set = new GatekeeperSet(new Map([[compiled.build.kind, { policy, entrypoint: compiled.build.entrypoint }]]), []);
       }
       const docs = readGatekeeperDocs(readFileSync(join(corpus, row.constraint_path), 'utf8'), row.constraint_path);
       const constraint = docs.constraints[0]!.constraint;

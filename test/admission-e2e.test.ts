@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { AdmissionregistrationV1Api, ApiException, AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditCluster, formatAudit } from '../admission/audit.js';
 import { generateCertificates } from '../admission/certs.js';
 import { webhookConfiguration } from '../admission/manifests.js';
 import { startWebhookServer, type WebhookServer } from '../admission/server.js';
@@ -22,6 +23,7 @@ let kube: KubeApiServer;
 let built: BuiltPolicies;
 let server: WebhookServer;
 let apps: AppsV1Api;
+let webhookDeps: Awaited<ReturnType<typeof webhookFor>>['deps'];
 
 /** The Status message of a refused API call. */
 function refusal(err: unknown): string {
@@ -48,6 +50,9 @@ beforeAll(async () => {
   server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: '127.0.0.1', port: 0 });
   apps = kube.kubeConfig.makeApiClient(AppsV1Api);
   await kube.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'shop' } } });
+  // A Deployment that predates the webhook: only the audit can find it.
+  await apps.createNamespacedDeployment({ namespace: 'shop', body: deployment({ name: 'legacy', inject: false, app: { securityContext: { privileged: true } } }) });
+  webhookDeps = webhook.deps;
   await kube.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createValidatingWebhookConfiguration({
     body: webhookConfiguration({ namespace: 'warden-system', caPem: certs.caPem, url: `${server.url}/validate` }) as never,
   });
@@ -108,6 +113,14 @@ describe('admission webhook registered with a real kube-apiserver', () => {
     const r = await create(deployment({ name: 'storefront', serviceAccount: 'storefront', app: { image: 'registry.example.com/shop/storefront:2.3.0' } }));
     expect(r.allowed).toBe(true);
     expect(r.allowed && r.warnings.join('\n')).toContain('[guardrails/image-digest]');
+  });
+
+  it('audits objects admitted before the webhook existed, like Gatekeeper audit', async () => {
+    const entries = await auditCluster(kube.kubeConfig, webhookDeps);
+    const legacy = entries.find((e) => e.name === 'legacy');
+    expect(legacy?.findings.map((f) => `${f.set}/${f.rule}`)).toEqual(expect.arrayContaining(['coverage/proxy-plugin', 'guardrails/no-privileged']));
+    expect(entries.find((e) => e.name === 'orders')?.findings).toEqual([]);
+    expect(formatAudit(entries)).toMatch(/object\(s\) audited, \d+ with findings, \d+ would be refused/);
   });
 
   it.runIf(existsSync('/usr/bin/kubectl'))('shows the refusal to a kubectl user', async () => {

@@ -75,6 +75,16 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
   for (const c of docs.constraints) {
     if (!kinds.has(c.constraint.kind)) diagnostics.push({ file: c.file, message: `Constraint ${c.constraint.metadata.name} is of kind ${c.constraint.kind}, which no ConstraintTemplate in ${shown('gatekeeper')} defines`, severity: 'error' });
   }
+  // Guardrail Rego lives in warden.admission (the entrypoint's package) or below; tests anywhere else.
+  for (const f of rego) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const lines = text.split('\n');
+    const idx = lines.findIndex((l) => /^\s*package\s+/.test(l));
+    const pkg = idx < 0 ? undefined : lines[idx]!.replace(/^\s*package\s+/, '').replace(/#.*/, '').trim();
+    if (pkg !== undefined && !/^warden\.admission(\.|$)/.test(pkg)) {
+      diagnostics.push({ file: shown(f), line: idx + 1, message: `package ${pkg} is not allowed here: admission guardrails must be in package warden.admission (or below it)`, severity: 'error' });
+    }
+  }
   if (diagnostics.length > 0) throw new CompileError(diagnostics, 'the admission rules do not compile');
 
   const bundleFiles = new Map<string, Uint8Array>();

@@ -10,6 +10,7 @@ import { generateCertificates, readCertificates, serviceDnsNames, writeCertifica
 import { defaultConfig, loadConfig, resolveConfig } from './config.js';
 import { memorySink, pinoSink } from './decision-sink.js';
 import { webhookManifests } from './manifests.js';
+import { KubeNamespaces } from './namespaces.js';
 import { startWebhookServer } from './server.js';
 import { createWebhook, trustFromPem } from './webhook.js';
 
@@ -33,13 +34,22 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
 
-async function webhookFrom(flags: SourceFlags, sink = pinoSink()) {
+async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, sink = pinoSink()) {
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
   const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
+  // Namespace labels (for namespaceSelector) come from the API server when the webhook can reach it.
+  let namespaces: KubeNamespaces | undefined;
+  if (flags.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) {
+    const kc = new KubeConfig();
+    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+    else kc.loadFromCluster();
+    namespaces = new KubeNamespaces(kc);
+  }
   const webhook = await createWebhook({
     config,
     sink,
+    ...(namespaces ? { namespaces } : {}),
     sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
   });
   return webhook;
@@ -53,7 +63,8 @@ export function registerAdmission(program: Command): void {
     .option('--port <n>', 'port', '8443')
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
-    .action(async (flags: SourceFlags & { port: string; host: string; certs?: string }) => {
+    .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
+    .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
       const webhook = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);

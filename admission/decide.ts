@@ -16,7 +16,8 @@ import type { DecisionEvent } from '../formats/decision-event.js';
 import type { AdmissionPolicies } from './bundle.js';
 import { exemptNamespaces, type AdmissionConfig, type RuleMode } from './config.js';
 import { checkCoverage, serviceAccountOf, type WorkloadDirectory } from './coverage.js';
-import { reviewFromRequest, type NamespaceLabels } from './gatekeeper.js';
+import { reviewFromRequest } from './gatekeeper.js';
+import type { NamespaceDirectory } from './namespaces.js';
 import { isPodKind, podTemplateOf } from './pod-template.js';
 
 /** Where decision events go (the proxy plugin's DecisionLog fits; so does a pino logger sink). */
@@ -45,7 +46,8 @@ export interface AdmissionDeps {
   directory: WorkloadDirectory;
   sink: DecisionSink;
   now?: () => Date;
-  namespaceLabels?: NamespaceLabels;
+  /** Namespace labels for Constraints with a namespaceSelector (absent: such constraints apply). */
+  namespaces?: NamespaceDirectory;
   instance?: string;
 }
 
@@ -160,7 +162,9 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
 
   // 7. Gatekeeper constraints, for every kind they match.
   if (policies && req.object) {
-    for (const r of policies.gatekeeper.review(reviewFromRequest(req), deps.namespaceLabels ? { namespaceLabels: deps.namespaceLabels } : {})) {
+    const needsLabels = ns && deps.namespaces && policies.gatekeeper.constraints.some((c) => c.spec?.match?.namespaceSelector);
+    const nsLabels = needsLabels ? await deps.namespaces!.labels(ns) : undefined;
+    for (const r of policies.gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined) })) {
       const mode = milder(fromAction[r.enforcementAction] ?? 'enforce', deps.config.gatekeeper.mode);
       if (r.error) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: `could not be evaluated (${r.error}); refused until it can`, mode: 'enforce' });
       for (const v of r.violations) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: v.msg, mode });

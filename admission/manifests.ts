@@ -73,6 +73,18 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
       data: { 'tls.crt': Buffer.from(opts.certPem).toString('base64'), 'tls.key': Buffer.from(opts.keyPem).toString('base64'), 'ca.crt': Buffer.from(opts.caPem).toString('base64') },
     });
   }
+  // Reading namespace labels (Constraints with a namespaceSelector) is all the webhook asks the API for.
+  out.push(
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: opts.namespace, labels } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels }, rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: opts.namespace }],
+    },
+  );
   out.push({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -83,6 +95,7 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
       template: {
         metadata: { labels },
         spec: {
+          serviceAccountName: name,
           securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [
             {

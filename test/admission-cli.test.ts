@@ -25,7 +25,7 @@ describe('warden admission CLI', () => {
     await execFileP(process.execPath, [warden, 'admission', 'certs', '--out', certs], { cwd: built.dir });
     const { stdout } = await execFileP(process.execPath, [warden, 'admission', 'manifests', '--certs', certs, '--namespace', 'warden-system'], { cwd: built.dir });
     const docs = parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string; webhooks?: Array<{ clientConfig: { caBundle: string; service: { name: string } } }> });
-    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'Secret', 'Deployment', 'Service', 'ValidatingWebhookConfiguration']);
+    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'Secret', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ValidatingWebhookConfiguration']);
     const hook = docs.at(-1)!.webhooks![0]!;
     expect(Buffer.from(hook.clientConfig.caBundle, 'base64').toString()).toBe(readFileSync(join(certs, 'ca.crt'), 'utf8'));
     expect(hook.clientConfig.service.name).toBe('warden-admission');

@@ -13,11 +13,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCluster, formatAudit } from '../admission/audit.js';
 import { generateCertificates } from '../admission/certs.js';
 import { webhookConfiguration } from '../admission/manifests.js';
+import { KubeNamespaces } from '../admission/namespaces.js';
 import { startWebhookServer, type WebhookServer } from '../admission/server.js';
 import { buildExamplePolicies, deployment, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
 import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 
 const execFileP = promisify(execFile);
+
+// A Constraint that selects namespaces by label: production namespaces also need an owner label.
+const PROD_OWNER = `apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: WardenRequiredLabels
+metadata:
+  name: prod-workloads-have-an-owner
+spec:
+  match:
+    kinds: [{ apiGroups: ["apps"], kinds: ["Deployment"] }]
+    namespaceSelector: { matchLabels: { env: prod } }
+  parameters:
+    labels: ["owner"]
+`;
 
 let kube: KubeApiServer;
 let built: BuiltPolicies;
@@ -44,12 +58,13 @@ async function create(d: V1Deployment): Promise<{ allowed: true; warnings: strin
 
 beforeAll(async () => {
   // --allow-privileged as in real clusters (kubeadm sets it), so privileged pods reach the webhook.
-  [kube, built] = await Promise.all([startKubeApiServer({ extraArgs: ['--allow-privileged=true'] }), buildExamplePolicies()]);
+  [kube, built] = await Promise.all([startKubeApiServer({ extraArgs: ['--allow-privileged=true'] }), buildExamplePolicies({ 'admission/gatekeeper/prod-owner.yaml': PROD_OWNER })]);
   const certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const webhook = await webhookFor(built);
+  const webhook = await webhookFor(built, { namespaces: new KubeNamespaces(kube.kubeConfig) });
   server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: '127.0.0.1', port: 0 });
   apps = kube.kubeConfig.makeApiClient(AppsV1Api);
   await kube.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'shop' } } });
+  await kube.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'agents', labels: { env: 'prod' } } } });
   // A Deployment that predates the webhook: only the audit can find it.
   await apps.createNamespacedDeployment({ namespace: 'shop', body: deployment({ name: 'legacy', inject: false, app: { securityContext: { privileged: true } } }) });
   webhookDeps = webhook.deps;
@@ -107,6 +122,17 @@ describe('admission webhook registered with a real kube-apiserver', () => {
     const r = await create(deployment({ name: 'unlabelled', labels: { app: 'unlabelled' } }));
     expect(r.allowed === false && r.message).toContain('[gatekeeper/WardenRequiredLabels/workloads-have-a-team]');
     expect(r.allowed === false && r.message).toContain('Deployment unlabelled is missing required label(s) ["team"]');
+  });
+
+  it('applies a namespaceSelector constraint only in namespaces whose labels match', async () => {
+    try {
+      await apps.createNamespacedDeployment({ namespace: 'agents', body: deployment({ name: 'ops-mcp', serviceAccount: 'ops-mcp' }) });
+      expect.unreachable('a Deployment without owner label in a prod namespace must be refused');
+    } catch (err) {
+      expect(refusal(err)).toContain('[gatekeeper/WardenRequiredLabels/prod-workloads-have-an-owner]');
+    }
+    const withOwner = deployment({ name: 'ops-mcp', serviceAccount: 'ops-mcp', labels: { app: 'ops-mcp', team: 'platform', owner: 'alice' } });
+    await expect(apps.createNamespacedDeployment({ namespace: 'agents', body: withOwner })).resolves.toBeTruthy();
   });
 
   it('admits a warn-mode violation and the API server returns the warning to the client', async () => {

@@ -1,7 +1,7 @@
 // A webhook built from the example policy repository exactly as in production: `warden build` into a
 // temp folder (signed bundles + admission.tar.gz), verification with the written public key, the
 // bundles folder answering coverage. Plus Deployments shaped the way teams write them.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
@@ -11,6 +11,7 @@ import { resolveConfig, type AdmissionConfig } from '../../admission/config.js';
 import { memorySink } from '../../admission/decision-sink.js';
 import { createWebhook, trustFromPem, type Webhook } from '../../admission/webhook.js';
 import type { WorkloadDirectory } from '../../admission/coverage.js';
+import type { NamespaceDirectory } from '../../admission/namespaces.js';
 
 /** A built policy repository in a temp dir. */
 export interface BuiltPolicies {
@@ -20,20 +21,30 @@ export interface BuiltPolicies {
   cleanup(): void;
 }
 
-/** Run `warden build` on policies/ into a fresh temp folder (its own development key). */
-export async function buildExamplePolicies(): Promise<BuiltPolicies> {
+/**
+ * Run `warden build` on policies/ into a fresh temp folder (its own development key). `extra` adds
+ * files to a copy of the repository (path relative to policies/ → content).
+ */
+export async function buildExamplePolicies(extra: Record<string, string> = {}): Promise<BuiltPolicies> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-admission-test-'));
   const bundles = join(dir, 'bundles');
-  await buildRepo({ repo: join(repoRoot, 'policies'), out: bundles, cwd: dir });
+  let repo = join(repoRoot, 'policies');
+  if (Object.keys(extra).length > 0) {
+    cpSync(repo, join(dir, 'policies'), { recursive: true });
+    repo = join(dir, 'policies');
+    for (const [path, content] of Object.entries(extra)) writeFileSync(join(repo, path), content);
+  }
+  await buildRepo({ repo, out: bundles, cwd: dir });
   return { dir, bundles, verificationKeyPem: readFileSync(join(bundles, 'verification-key.pem'), 'utf8'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** A webhook over built policies, its decisions kept in memory. */
-export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
+export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
   const sink = memorySink();
   const webhook = await createWebhook({
     config: resolveConfig(opts.config),
     sink,
+    ...(opts.namespaces ? { namespaces: opts.namespaces } : {}),
     ...(opts.directory ? { directory: opts.directory } : {}),
     sources: {
       admissionBundle: join(built.bundles, 'admission.tar.gz'),

@@ -121,6 +121,11 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   // 2–3. Only CREATE/UPDATE are judged; exempt namespaces pass (logged).
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allow(`operation ${req.operation} is not reviewed`);
   if (ns && exemptNamespaces(deps.config).has(ns)) return allow(`namespace ${ns} is exempt`);
+  // An object being deleted only has finalizers removed by UPDATEs: refusing them would make a
+  // non-compliant object (e.g. one that predates the webhook) impossible to delete.
+  if (req.operation === 'UPDATE' && (req.object?.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp) {
+    return allow('the object is being deleted');
+  }
 
   const findings: Finding[] = [];
   const policies = deps.policies();

@@ -129,6 +129,13 @@ describe('admission webhook', () => {
     expect(r.status?.message).toContain('spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged');
   });
 
+  it('lets a non-compliant object that is being deleted have its finalizers removed', async () => {
+    const d = deployment({ name: 'legacy', inject: false, app: { securityContext: { privileged: true } } });
+    d.metadata = { ...d.metadata, deletionTimestamp: new Date('2026-11-25T12:00:00Z'), finalizers: [] };
+    expect((await review(JSON.parse(JSON.stringify(d)) as typeof d, 'shop', 'UPDATE')).allowed).toBe(true);
+    expect((await review(JSON.parse(JSON.stringify({ ...d, metadata: { name: 'legacy' } })) as typeof d, 'shop', 'UPDATE')).allowed).toBe(false);
+  });
+
   it('lets exempt namespaces through without review', async () => {
     const r = await review(deployment({ name: 'coredns', inject: false, app: { securityContext: { privileged: true } } }), 'kube-system');
     expect(r.allowed).toBe(true);

@@ -7,3 +7,4 @@ export * from './decision.js';
 export * from './decision-event.js';
 export * from './bundle-manifest.js';
 export * from './admission-review.js';
+export * from './gatekeeper.js';

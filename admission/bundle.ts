@@ -14,6 +14,8 @@ export interface AdmissionPolicies {
   revision: string;
   guardrails: Policy | undefined;
   gatekeeper: GatekeeperSet;
+  /** The template modules, to re-instantiate with data.inventory (admission/inventory.ts). */
+  templates: Array<{ name: string; kind: string; entrypoint: string; wasm: Uint8Array }>;
 }
 
 // Gatekeeper templates see only data.inventory, which the webhook does not replicate: give them none.
@@ -46,8 +48,10 @@ export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrus
   const { gatekeeper: gkData, ...guardrailData } = bundle.data as { gatekeeper?: GatekeeperData };
   const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData), { builtins }) : undefined;
   const loaded = new Map<string, { policy: Policy; entrypoint: string }>();
+  const templates: AdmissionPolicies['templates'] = [];
   for (const t of gkData?.templates ?? []) {
+    templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
     loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`, builtins), entrypoint: t.entrypoint });
   }
-  return { revision: bundle.revision, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []) };
+  return { revision: bundle.revision, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
 }

@@ -11,6 +11,7 @@ import { defaultConfig, loadConfig, resolveConfig } from './config.js';
 import { memorySink, pinoSink } from './decision-sink.js';
 import { webhookManifests } from './manifests.js';
 import { KubeNamespaces } from './namespaces.js';
+import { InventoryGatekeeper, KubeInventory } from './inventory.js';
 import { startWebhookServer } from './server.js';
 import { createWebhook, trustFromPem } from './webhook.js';
 
@@ -39,17 +40,21 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, sink = 
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
   const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
   // Namespace labels (for namespaceSelector) come from the API server when the webhook can reach it.
+  // Gatekeeper's inventory (gatekeeper.sync kinds) comes from there too.
   let namespaces: KubeNamespaces | undefined;
+  let inventory: InventoryGatekeeper | undefined;
   if (flags.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
     else kc.loadFromCluster();
     namespaces = new KubeNamespaces(kc);
+    if (config.gatekeeper.sync.length > 0) inventory = new InventoryGatekeeper(new KubeInventory(kc, config.gatekeeper.sync));
   }
   const webhook = await createWebhook({
     config,
     sink,
     ...(namespaces ? { namespaces } : {}),
+    ...(inventory ? { inventory } : {}),
     sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
   });
   return webhook;

@@ -15,7 +15,7 @@ export interface AdmissionConfig {
   namespace: string;
   coverage: { mode: RuleMode; /** What to decide when the engine cannot be asked: deny (default) or allow. */ whenEngineUnreachable: 'deny' | 'allow'; cacheTtlMs: number };
   guardrails: { mode: RuleMode; /** Per-rule overrides, e.g. {"image-digest": "warn"}. */ rules: Record<string, RuleMode> };
-  gatekeeper: { mode: RuleMode };
+  gatekeeper: { mode: RuleMode; /** Kinds replicated into data.inventory (Gatekeeper's Config syncOnly), e.g. {apiVersion: v1, kind: Service}. */ sync: Array<{ apiVersion: string; kind: string }> };
   /** Largest AdmissionReview body accepted, in bytes (the API server's own limit is 3 MiB objects). */
   maxBodyBytes: number;
   /** Kinds outside the pod controllers: `allow` them with a note (default), or `deny`. */
@@ -28,7 +28,7 @@ export const defaultConfig: AdmissionConfig = {
   namespace: 'warden-system',
   coverage: { mode: 'enforce', whenEngineUnreachable: 'deny', cacheTtlMs: 10_000 },
   guardrails: { mode: 'enforce', rules: { 'image-digest': 'warn' } },
-  gatekeeper: { mode: 'enforce' },
+  gatekeeper: { mode: 'enforce', sync: [] },
   maxBodyBytes: 4 * 1024 * 1024,
   unknownKinds: 'allow',
 };
@@ -47,7 +47,14 @@ const configFile = validator<Partial<AdmissionConfig>>({
       properties: { mode, whenEngineUnreachable: { enum: ['deny', 'allow'] }, cacheTtlMs: { type: 'integer', minimum: 0 } },
     },
     guardrails: { type: 'object', additionalProperties: false, properties: { mode, rules: { type: 'object', additionalProperties: mode } } },
-    gatekeeper: { type: 'object', additionalProperties: false, properties: { mode } },
+    gatekeeper: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode,
+        sync: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['apiVersion', 'kind'], properties: { apiVersion: { type: 'string' }, kind: { type: 'string' } } } },
+      },
+    },
     maxBodyBytes: { type: 'integer', minimum: 1024 },
     unknownKinds: { enum: ['allow', 'deny'] },
   },

@@ -18,6 +18,7 @@ import { exemptNamespaces, type AdmissionConfig, type RuleMode } from './config.
 import { checkCoverage, serviceAccountOf, type WorkloadDirectory } from './coverage.js';
 import { reviewFromRequest } from './gatekeeper.js';
 import type { NamespaceDirectory } from './namespaces.js';
+import type { InventoryGatekeeper } from './inventory.js';
 import { isPodKind, podTemplateOf } from './pod-template.js';
 
 /** Where decision events go (the proxy plugin's DecisionLog fits; so does a pino logger sink). */
@@ -48,6 +49,8 @@ export interface AdmissionDeps {
   now?: () => Date;
   /** Namespace labels for Constraints with a namespaceSelector (absent: such constraints apply). */
   namespaces?: NamespaceDirectory;
+  /** Replicated objects for templates that read data.inventory (absent: they see an empty inventory). */
+  inventory?: InventoryGatekeeper;
   instance?: string;
 }
 
@@ -169,7 +172,8 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   if (policies && req.object) {
     const needsLabels = ns && deps.namespaces && policies.gatekeeper.constraints.some((c) => c.spec?.match?.namespaceSelector);
     const nsLabels = needsLabels ? await deps.namespaces!.labels(ns) : undefined;
-    for (const r of policies.gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined) })) {
+    const gatekeeper = deps.inventory ? await deps.inventory.setFor(policies) : policies.gatekeeper;
+    for (const r of gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined) })) {
       const mode = milder(fromAction[r.enforcementAction] ?? 'enforce', deps.config.gatekeeper.mode);
       if (r.error) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: `could not be evaluated (${r.error}); refused until it can`, mode: 'enforce' });
       for (const v of r.violations) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: v.msg, mode });

@@ -9,6 +9,7 @@ import type { AdmissionConfig } from './config.js';
 import { BundleDirectory, engineSource, folderSource, type WorkloadDirectory } from './coverage.js';
 import type { AdmissionDeps, DecisionSink } from './decide.js';
 import type { NamespaceDirectory } from './namespaces.js';
+import type { InventoryGatekeeper } from './inventory.js';
 
 /** Trust a single PEM public key (the one `warden build` writes as verification-key.pem). */
 export function trustFromPem(pem: string, scope?: string): TrustPolicy {
@@ -43,7 +44,7 @@ async function readSource(where: string): Promise<Uint8Array> {
 }
 
 /** Build the webhook; the first bundle load failing leaves it up but refusing (fail closed). */
-export async function createWebhook(opts: { config: AdmissionConfig; sources: WebhookSources; sink: DecisionSink; directory?: WorkloadDirectory; namespaces?: NamespaceDirectory; instance?: string }): Promise<Webhook> {
+export async function createWebhook(opts: { config: AdmissionConfig; sources: WebhookSources; sink: DecisionSink; directory?: WorkloadDirectory; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper; instance?: string }): Promise<Webhook> {
   let current: AdmissionPolicies | undefined;
   let lastHash = '';
   const directory =
@@ -64,7 +65,7 @@ export async function createWebhook(opts: { config: AdmissionConfig; sources: We
   };
   await reload();
   return {
-    deps: { config: opts.config, policies: () => current, directory, sink: opts.sink, ...(opts.namespaces ? { namespaces: opts.namespaces } : {}), ...(opts.instance ? { instance: opts.instance } : {}) },
+    deps: { config: opts.config, policies: () => current, directory, sink: opts.sink, ...(opts.namespaces ? { namespaces: opts.namespaces } : {}), ...(opts.inventory ? { inventory: opts.inventory } : {}), ...(opts.instance ? { instance: opts.instance } : {}) },
     reload,
   };
 }

@@ -14,6 +14,7 @@ import { auditCluster, formatAudit } from '../admission/audit.js';
 import { generateCertificates } from '../admission/certs.js';
 import { webhookConfiguration } from '../admission/manifests.js';
 import { KubeNamespaces } from '../admission/namespaces.js';
+import { InventoryGatekeeper, KubeInventory } from '../admission/inventory.js';
 import { startWebhookServer, type WebhookServer } from '../admission/server.js';
 import { buildExamplePolicies, deployment, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
 import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
@@ -21,6 +22,38 @@ import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver
 const execFileP = promisify(execFile);
 
 // A Constraint that selects namespaces by label: production namespaces also need an owner label.
+// A template that reads data.inventory: two Deployments of a namespace may not share an app label.
+const UNIQUE_APP = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: wardenuniqueapp
+spec:
+  crd:
+    spec:
+      names:
+        kind: WardenUniqueApp
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package wardenuniqueapp
+
+        violation[{"msg": msg}] {
+          app := input.review.object.metadata.labels.app
+          other := data.inventory.namespace[input.review.namespace]["apps/v1"]["Deployment"][name]
+          name != input.review.object.metadata.name
+          other.metadata.labels.app == app
+          msg := sprintf("app label %v is already used by Deployment %v", [app, name])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: WardenUniqueApp
+metadata:
+  name: unique-app-label
+spec:
+  match:
+    kinds: [{ apiGroups: ["apps"], kinds: ["Deployment"] }]
+`;
+
 const PROD_OWNER = `apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: WardenRequiredLabels
 metadata:
@@ -58,9 +91,11 @@ async function create(d: V1Deployment): Promise<{ allowed: true; warnings: strin
 
 beforeAll(async () => {
   // --allow-privileged as in real clusters (kubeadm sets it), so privileged pods reach the webhook.
-  [kube, built] = await Promise.all([startKubeApiServer({ extraArgs: ['--allow-privileged=true'] }), buildExamplePolicies({ 'admission/gatekeeper/prod-owner.yaml': PROD_OWNER })]);
+  [kube, built] = await Promise.all([startKubeApiServer({ extraArgs: ['--allow-privileged=true'] }), buildExamplePolicies({ 'admission/gatekeeper/prod-owner.yaml': PROD_OWNER, 'admission/gatekeeper/unique-app.yaml': UNIQUE_APP })]);
   const certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const webhook = await webhookFor(built, { namespaces: new KubeNamespaces(kube.kubeConfig) });
+  // Deployments replicated into data.inventory with no caching, so each test sees the objects before it.
+  const inventory = new InventoryGatekeeper(new KubeInventory(kube.kubeConfig, [{ apiVersion: 'apps/v1', kind: 'Deployment' }], 0));
+  const webhook = await webhookFor(built, { namespaces: new KubeNamespaces(kube.kubeConfig), inventory });
   server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: '127.0.0.1', port: 0 });
   apps = kube.kubeConfig.makeApiClient(AppsV1Api);
   await kube.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'shop' } } });
@@ -133,6 +168,11 @@ describe('admission webhook registered with a real kube-apiserver', () => {
     }
     const withOwner = deployment({ name: 'ops-mcp', serviceAccount: 'ops-mcp', labels: { app: 'ops-mcp', team: 'platform', owner: 'alice' } });
     await expect(apps.createNamespacedDeployment({ namespace: 'agents', body: withOwner })).resolves.toBeTruthy();
+  });
+
+  it('refuses with a Gatekeeper template that reads the replicated inventory', async () => {
+    const r = await create(deployment({ name: 'orders-copy', labels: { app: 'orders', team: 'shop' } }));
+    expect(r.allowed === false && r.message).toContain('[gatekeeper/WardenUniqueApp/unique-app-label] app label orders is already used by Deployment orders');
   });
 
   it('admits a warn-mode violation and the API server returns the warning to the client', async () => {

@@ -12,6 +12,7 @@ import { memorySink } from '../../admission/decision-sink.js';
 import { createWebhook, trustFromPem, type Webhook } from '../../admission/webhook.js';
 import type { WorkloadDirectory } from '../../admission/coverage.js';
 import type { NamespaceDirectory } from '../../admission/namespaces.js';
+import type { InventoryGatekeeper } from '../../admission/inventory.js';
 
 /** A built policy repository in a temp dir. */
 export interface BuiltPolicies {
@@ -39,12 +40,13 @@ export async function buildExamplePolicies(extra: Record<string, string> = {}): 
 }
 
 /** A webhook over built policies, its decisions kept in memory. */
-export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
+export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
   const sink = memorySink();
   const webhook = await createWebhook({
     config: resolveConfig(opts.config),
     sink,
     ...(opts.namespaces ? { namespaces: opts.namespaces } : {}),
+    ...(opts.inventory ? { inventory: opts.inventory } : {}),
     ...(opts.directory ? { directory: opts.directory } : {}),
     sources: {
       admissionBundle: join(built.bundles, 'admission.tar.gz'),

@@ -5,8 +5,7 @@ import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
 import type { GatekeeperData } from '../formats/gatekeeper.js';
 import { BundleError } from '../runtime/archive.js';
 import { openBundle, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
-import { hostBuiltins, preferWardenBuiltins } from '../runtime/builtins.js';
-import { Policy, type HostBuiltin } from '../runtime/policy.js';
+import { Policy } from '../runtime/policy.js';
 import { GatekeeperSet } from './gatekeeper.js';
 
 /** The loaded admission rule sets. */
@@ -27,17 +26,17 @@ const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, u
   files: new Map(),
 });
 
-/** Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts). */
-export function loadTemplatePolicy(wasm: Uint8Array, revision: string, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins, data: Record<string, unknown> = {}): Promise<Policy> {
-  // Gatekeeper messages are written for Go's sprintf (%v): Warden's must win over the SDK's sprintf-js.
-  preferWardenBuiltins();
-  return Policy.load(moduleBundle(wasm, revision, data), { builtins, memory: { initial: 5, maximum: 1024 } });
+/**
+ * Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts) with the runtime's
+ * host builtins (Go-compatible sprintf, which Gatekeeper messages are written for).
+ */
+export function loadTemplatePolicy(wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): Promise<Policy> {
+  return Policy.load(moduleBundle(wasm, revision, data), { memory: { initial: 5, maximum: 1024 } });
 }
 
 /** Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong. */
-export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust, builtins: Readonly<Record<string, HostBuiltin>> = hostBuiltins): Promise<AdmissionPolicies> {
+export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust): Promise<AdmissionPolicies> {
   const bundle = await openBundle(archive, trust);
-  preferWardenBuiltins();
   const modules = bundle.manifest.wasm ?? [];
   const file = (module: string): Buffer => {
     const bytes = bundle.files.get(module.replace(/^\/+/, ''));
@@ -46,12 +45,12 @@ export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrus
   };
   const g = modules.find((m) => m.entrypoint === ADMISSION_ENTRYPOINT);
   const { gatekeeper: gkData, ...guardrailData } = bundle.data as { gatekeeper?: GatekeeperData };
-  const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData), { builtins }) : undefined;
+  const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData)) : undefined;
   const loaded = new Map<string, { policy: Policy; entrypoint: string }>();
   const templates: AdmissionPolicies['templates'] = [];
   for (const t of gkData?.templates ?? []) {
     templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
-    loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`, builtins), entrypoint: t.entrypoint });
+    loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`), entrypoint: t.entrypoint });
   }
   return { revision: bundle.revision, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
 }

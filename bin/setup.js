@@ -4,11 +4,12 @@
 // on the same machine only links them. Plain Node with no dependencies: it runs before `npm ci`.
 //
 //   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
-//   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs)
+//   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
+//                                PostgreSQL for the audit store tests (apt-get, when initdb is missing)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,10 +52,10 @@ function link(name, target) {
   symlinkSync(target, at);
 }
 
-function requireGo(why) {
+function requireGo(why, alternative = `set WARDEN_OPA to an existing opa ${pins.opa.version} binary`) {
   const r = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    throw new Error(`Go is needed to build ${why} but \`go\` was not found on PATH. Install Go 1.24+ or set WARDEN_OPA to an existing opa ${pins.opa.version} binary.`);
+    throw new Error(`Go is needed to build ${why} but \`go\` was not found on PATH. Install Go 1.24+ or ${alternative}.`);
   }
 }
 
@@ -86,8 +87,8 @@ function ensureTestTools() {
         ensureGoInstalled(name, t.module, t.version);
         continue;
       }
-      requireGo(`${name} ${t.version}`);
-      say(`building ${name} ${t.version} (once per machine; this one takes a while)…`);
+      requireGo(`${name} ${t.version}`, `put a ${name} ${t.version} binary at ${bin}`);
+      say(`building ${name} ${t.version} with ${t.build} (once per machine; kube-apiserver takes 10-25 minutes on 2 cores)…`);
       mkdirSync(dir, { recursive: true });
       run('bash', [join(root, t.build), dir, t.version], { cwd: root });
       if (!existsSync(bin)) throw new Error(`${t.build} finished but ${bin} is missing`);
@@ -96,10 +97,42 @@ function ensureTestTools() {
   }
 }
 
+/** Where Debian (or PATH) keeps initdb; the audit tests start a real PostgreSQL with it. */
+function findInitdb() {
+  if (process.env.WARDEN_PG_BIN) return existsSync(join(process.env.WARDEN_PG_BIN, 'initdb')) ? process.env.WARDEN_PG_BIN : undefined;
+  const base = '/usr/lib/postgresql';
+  if (existsSync(base)) {
+    for (const v of readdirSync(base).sort((a, b) => Number(b) - Number(a))) {
+      if (existsSync(join(base, v, 'bin', 'initdb'))) return join(base, v, 'bin');
+    }
+  }
+  const r = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? dirname(r.stdout.trim()) : undefined;
+}
+
+/** PostgreSQL for the audit store tests: Debian's package, installed with apt-get when missing. */
+function ensurePostgres() {
+  if (findInitdb()) return;
+  if (process.env.WARDEN_PG_BIN) throw new Error(`WARDEN_PG_BIN=${process.env.WARDEN_PG_BIN} holds no initdb; point it at PostgreSQL's bin directory or unset it`);
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
+  if (!isRoot || !hasApt) {
+    throw new Error('PostgreSQL (initdb, postgres) is needed by the audit store tests and was not found. Install it (Debian: `apt-get install postgresql`) or set WARDEN_PG_BIN to the directory holding initdb.');
+  }
+  say('installing PostgreSQL from Debian (apt-get) for the audit store tests…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env });
+  run('apt-get', ['install', '-y', '--no-install-recommends', 'postgresql'], { env });
+  if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
+}
+
 try {
   ensureNodeModules();
   ensureOpa();
-  if (wantTest) ensureTestTools();
+  if (wantTest) {
+    ensureTestTools();
+    ensurePostgres();
+  }
 } catch (err) {
   say(`failed: ${err.message}`);
   process.exit(1);

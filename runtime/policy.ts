@@ -4,12 +4,8 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { decision as decisionFormat, type Decision } from '../formats/decision.js';
 import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
-
-/** A host builtin: synchronous, plain JSON values in and out (sets arrive as arrays). */
-export type HostBuiltin = (...args: unknown[]) => unknown;
-
-/** Builtins the SDK implements itself (they win over custom ones; see DEPENDENCIES.md). */
-const SDK_BUILTINS = new Set(['sprintf', 'json.is_valid', 'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal']);
+import { createHostBuiltins, preferWardenBuiltins, sdkBuiltinNames, type HostBuiltin } from './builtins.js';
+import { EvaluationInstant, systemClock, type Clock } from './clock.js';
 
 /** Raised when evaluation fails; callers deny (fail closed). */
 export class EvaluationError extends Error {
@@ -18,11 +14,12 @@ export class EvaluationError extends Error {
 
 /** Options for loading a policy. */
 export interface PolicyOptions {
-  builtins: Readonly<Record<string, HostBuiltin>>;
+  /** The clock time builtins read (default: the system clock); pinned once per evaluation. */
+  clock?: Clock;
+  /** Replace Warden's host builtins altogether (tests of the loader only). */
+  builtins?: Readonly<Record<string, HostBuiltin>>;
   /** WASM memory in 64 KiB pages; the maximum bounds what one hostile input can make the policy allocate. */
   memory?: { initial: number; maximum: number };
-  /** Called before each evaluation (e.g. to pin time.now_ns for the evaluation). */
-  beforeEvaluate?: () => void;
 }
 
 interface WasmExports {
@@ -50,19 +47,27 @@ export class Policy {
   ) {}
 
   /** Load a verified bundle's WASM; refuses a module that needs a builtin nobody supplies. */
-  static async load(bundle: VerifiedBundle, opts: PolicyOptions): Promise<Policy> {
+  static async load(bundle: VerifiedBundle, opts: PolicyOptions = {}): Promise<Policy> {
+    // OPA requires time.now_ns() to be one instant per evaluation: builtins read it from here.
+    const instant = new EvaluationInstant(opts.clock ?? systemClock);
+    const host = opts.builtins ? { functions: opts.builtins, beginEvaluation: () => undefined } : createHostBuiltins({ clock: instant });
+    preferWardenBuiltins(Object.keys(host.functions));
+    const sdk = new Set(sdkBuiltinNames());
     let wasm: LoadedPolicy;
     try {
-      wasm = await loadPolicy(bundle.wasm, { ...(opts.memory ?? { initial: 5, maximum: 4096 }) }, opts.builtins as Record<string, (...a: unknown[]) => unknown>);
+      wasm = await loadPolicy(bundle.wasm, { ...(opts.memory ?? { initial: 5, maximum: 4096 }) }, host.functions as Record<string, (...a: unknown[]) => unknown>);
     } catch (err) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm does not load: ${String((err as Error)?.message ?? err)}`);
     }
-    const missing = requiredBuiltins(wasm).filter((b) => !SDK_BUILTINS.has(b) && !(b in opts.builtins));
+    const missing = requiredBuiltins(wasm).filter((b) => !sdk.has(b) && !(b in host.functions));
     if (missing.length > 0) {
       throw new BundleError(`bundle ${bundle.revision}: the policy uses builtins this runtime does not provide: ${missing.join(', ')}`);
     }
     wasm.setData(bundle.data);
-    return new Policy(bundle, wasm, opts.beforeEvaluate);
+    return new Policy(bundle, wasm, () => {
+      instant.begin();
+      host.beginEvaluation();
+    });
   }
 
   /** Entrypoint names the module exports. */

@@ -104,7 +104,7 @@ describe('Gatekeeper library corpus', () => {
       let set = compiled.set;
       if (row.inventory_paths) {
         const objects = row.inventory_paths.split(',').flatMap((p) => parseAllDocuments(readFileSync(join(corpus, p), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
-        const policy = await loadTemplatePolicy(compiled.build.wasm, `corpus:${compiled.build.name}`, undefined, { inventory: inventoryOf(objects.filter(Boolean)) });
+        const policy = await loadTemplatePolicy(compiled.build.wasm, `corpus:${compiled.build.name}`, { inventory: inventoryOf(objects.filter(Boolean)) });
         set = new GatekeeperSet(new Map([[compiled.build.kind, { policy, entrypoint: compiled.build.entrypoint }]]), []);
       }
       const docs = readGatekeeperDocs(readFileSync(join(corpus, row.constraint_path), 'utf8'), row.constraint_path);

@@ -6,7 +6,12 @@ import { repoRoot } from '../toolchain/paths.js';
 import { isUserFacing } from './user-error.js';
 import { registerDoctor } from './doctor.js';
 import { registerBuild } from './build.js';
-// The CLI is the composition root: the one engine/ module allowed to wire in admission/ (issue 5).
+import { registerUp } from './up.js';
+import { registerDiff } from './diff.js';
+import { registerAudit } from './audit.js';
+import { registerServe } from './serve.js';
+import { registerProxy } from '../../proxy-plugin/command.js';
+// The CLI is the composition root: like proxy-plugin/, admission/ is wired in here only (issue 5).
 import { registerAdmission } from '../../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
@@ -20,6 +25,11 @@ export function createProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerBuild(program);
+  registerUp(program);
+  registerDiff(program);
+  registerAudit(program);
+  registerServe(program);
+  registerProxy(program);
   registerAdmission(program);
   return program;
 }

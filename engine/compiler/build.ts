@@ -18,7 +18,6 @@ import { Policy } from '../../runtime/policy.js';
 import { signBundle, type SigningAlgorithm } from '../../runtime/signature.js';
 import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
-import { hostBuiltins } from '../../runtime/builtins.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
@@ -153,7 +152,7 @@ interface Prepared {
   contentHash: string;
 }
 
-function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[]): Prepared | undefined {
+function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[], cwd: string): Prepared | undefined {
   const before = diagnostics.filter((d) => d.severity === 'error').length;
   let ops: HttpOperation[] = [];
   let mcp: McpEntry[] = [];
@@ -167,7 +166,7 @@ function prepare(repo: PolicyRepo, w: WorkloadSource, diagnostics: Diagnostic[])
     mcp = r.entries;
     diagnostics.push(...r.diagnostics);
   }
-  const rel = (p: string) => relative(process.cwd(), p) || p;
+  const rel = (p: string) => relative(cwd, p) || p;
   diagnostics.push(
     ...checkPackages([
       ...repo.lib.rego.map((f) => ({ abs: join(repo.root, 'lib', f), display: rel(join(repo.root, 'lib', f)), kind: 'lib' as const, test: false })),
@@ -314,7 +313,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
   for (const name of opts.only ?? []) {
     if (!repo.workloads.some((w) => w.manifest.name === name)) throw new CompileError([{ file: repo.display, message: `no workload named ${name} (have: ${repo.workloads.map((w) => w.manifest.name).join(', ')})`, severity: 'error' }]);
   }
-  const prepared = selected.map((w) => prepare(repo, w, diagnostics)).filter((p): p is Prepared => !!p);
+  const prepared = selected.map((w) => prepare(repo, w, diagnostics, cwd)).filter((p): p is Prepared => !!p);
   diagnostics.push(...typoWarnings(repo, prepared));
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) throw new CompileError(diagnostics, `the policy repository ${repo.display} does not compile`);
@@ -358,6 +357,14 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     }
     opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
     const files = await readArchive(opaOut);
+    // `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only
+    // alias another rule); ship the exact sources that were checked, tested and compiled instead.
+    for (const name of [...files.keys()]) {
+      if (!name.endsWith('.rego')) continue;
+      const source = p.bundleFiles.get(name);
+      if (source === undefined) throw new CompileError([], `${p.source.display}: opa build produced an unexpected module ${name}`);
+      files.set(name, Buffer.from(source));
+    }
     const opaManifest = JSON.parse(files.get('.manifest')!.toString('utf8')) as BundleManifest;
     const metadata: BundleMetadata = {
       workload: name,
@@ -374,7 +381,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     // Prove the module loads and decides with the runtime pods use, before anyone receives it.
     try {
       const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
-      await Policy.load(bundle, { builtins: hostBuiltins });
+      await Policy.load(bundle);
     } catch (err) {
       if (err instanceof BundleError) throw new CompileError([], `${p.source.display}: ${err.message}`);
       throw err;

@@ -138,13 +138,14 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
             destructive: t.destructive,
             read_only: t.readOnly,
             sensitive: t.authz?.sensitive ?? [],
+            authz: t.authz ?? {},
             description: t.description ?? '',
             input_schema: t.inputSchema ?? {},
           },
         ]),
       ),
-      resources: Object.fromEntries(mcp.filter((e) => e.kind === 'resource').map((r) => [r.name, { sensitive: r.authz?.sensitive ?? [] }])),
-      prompts: Object.fromEntries(mcp.filter((e) => e.kind === 'prompt').map((p) => [p.name, { sensitive: p.authz?.sensitive ?? [] }])),
+      resources: Object.fromEntries(mcp.filter((e) => e.kind === 'resource').map((r) => [r.name, { sensitive: r.authz?.sensitive ?? [], authz: r.authz ?? {} }])),
+      prompts: Object.fromEntries(mcp.filter((e) => e.kind === 'prompt').map((p) => [p.name, { sensitive: p.authz?.sensitive ?? [], authz: p.authz ?? {} }])),
     },
   };
   return { rego: lines.join('\n').replace(/\n+$/, '\n'), spec };

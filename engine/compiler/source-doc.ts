@@ -25,10 +25,10 @@ export class SourceDoc {
 
   static parse(text: string, displayPath: string): SourceDoc {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
     if (doc.errors.length > 0) {
       throw new CompileError(
-        doc.errors.map((e) => ({
+        doc.errors.slice(0, 3).map((e) => ({
           file: displayPath,
           line: e.linePos?.[0]?.line,
           message: `not valid ${displayPath.endsWith('.json') ? 'JSON' : 'YAML'}: ${e.message.split('\n')[0]}`,

@@ -23,7 +23,7 @@ fi
 
 mkdir -p "$outdir"
 cd "$here"
-CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" \
+CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=readonly" go build -trimpath -ldflags "-s -w" \
   -o "$outdir/etcd.partial" go.etcd.io/etcd/server/v3
 mv "$outdir/etcd.partial" "$outdir/etcd"
 "$outdir/etcd" --version

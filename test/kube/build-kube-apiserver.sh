@@ -41,7 +41,7 @@ done
 mkdir -p "$outdir"
 cd "$here"
 # Write to a temporary name first: an interrupted build must not leave a binary setup.js would trust.
-CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "$ldflags" \
+CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=readonly" go build -trimpath -ldflags "$ldflags" \
   -o "$outdir/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver
 mv "$outdir/kube-apiserver.partial" "$outdir/kube-apiserver"
 "$outdir/kube-apiserver" --version

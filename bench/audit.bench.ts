@@ -1,0 +1,188 @@
+// Audit store benchmark: ingestion rate and the latency of the main filtered queries and the
+// who-talks-to-whom aggregate over 1,000,000 stored events, on SQLite and PostgreSQL. Prints figures,
+// never pass/fail. Run: node --import tsx bench/audit.bench.ts   (AUDIT_BENCH_EVENTS=200000 for a quick run)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { decisionEvent, type DecisionEvent } from '../formats/decision-event.js';
+import { PostgresStore } from '../engine/audit/postgres-store.js';
+import { deniedByDefault, parseFilter, type RawFilter } from '../engine/audit/query.js';
+import { SqliteStore } from '../engine/audit/sqlite-store.js';
+import type { AuditStore } from '../engine/audit/store.js';
+import { startPostgres } from '../test/support/postgres.js';
+
+/** One figure. `target` states the goal it is compared with by a reader, never by this script. */
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  runs: number;
+  target?: string;
+}
+
+const TOTAL = Number(process.env.AUDIT_BENCH_EVENTS ?? 1_000_000);
+const QUERY_RUNS = 7;
+const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+const SPAN_MS = 7 * 86_400_000; // events spread over the last 7 days
+
+// A deterministic mix: 40 workloads, 400 principals, ~10% denials, a third MCP calls.
+// mulberry32: a small deterministic PRNG, so every run stores the same events.
+let rng = 42;
+function rand(n: number): number {
+  rng = (rng + 0x6d2b79f5) | 0;
+  let t = Math.imul(rng ^ (rng >>> 15), 1 | rng);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return (((t ^ (t >>> 14)) >>> 0) % n);
+}
+
+function eventAt(i: number): DecisionEvent {
+  const w = rand(40);
+  const workload = `svc-${w}`;
+  const namespace = `ns-${w % 8}`;
+  const principal = `spiffe://cluster.local/ns/ns-${rand(8)}/sa/caller-${rand(400)}`;
+  const r = rand(100);
+  const outcome = r < 8 ? 'deny' : r < 10 ? 'dry-run-deny' : 'allow';
+  const mcp = rand(3) === 0;
+  const tool = mcp ? `tool_${rand(20)}` : undefined;
+  const op = mcp ? undefined : `op${rand(30)}`;
+  const path = mcp ? '/mcp' : `/api/v1/${op}/${rand(10_000)}`;
+  return {
+    decision_id: `bench-${i.toString(36).padStart(8, '0')}`,
+    timestamp: new Date(NOW - SPAN_MS + Math.floor((i / TOTAL) * SPAN_MS)).toISOString(),
+    kind: mcp ? 'mcp' : 'http',
+    outcome,
+    mode: outcome === 'dry-run-deny' ? 'dry-run' : 'enforce',
+    labels: { workload, namespace, source: 'proxy', instance: `${workload}-5c7d9-${rand(5)}` },
+    bundles: { [workload]: { revision: `git-${rand(5)}-sha256:${w}` } },
+    path: 'warden/decision',
+    input: {
+      source: { principal, authn: 'mtls', claims: {}, address: `10.0.${rand(255)}.${rand(255)}` },
+      destination: { workload, namespace, principal: `spiffe://cluster.local/ns/${namespace}/sa/${workload}` },
+      request: { method: mcp ? 'POST' : ['GET', 'POST', 'DELETE'][rand(3)]!, path, segments: path.split('/').filter(Boolean), query: {}, headers: { 'user-agent': 'bench/1.0', authorization: '***' } },
+      ...(tool ? { mcp: { method: 'tools/call', tool, arguments: { table: 'orders' } } } : {}),
+    },
+    result: { allow: outcome === 'allow', reasons: outcome === 'allow' ? [] : ['caller lacks scope'], ...(op ? { operation: op } : {}) },
+    masked: ['/request/headers/authorization'],
+    metrics: { timer_rego_query_eval_ns: 9000 + rand(5000) },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Fill `store` with TOTAL events in batches; returns the events/s of each 100k chunk (its "runs"). */
+async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<number[]> {
+  const chunk = Math.min(100_000, TOTAL);
+  const rates: number[] = [];
+  let spent = 0;
+  let inChunk = 0;
+  for (let i = 0; i < TOTAL; i += batch) {
+    const events = Array.from({ length: Math.min(batch, TOTAL - i) }, (_, k) => eventAt(i + k));
+    const t0 = performance.now();
+    await store.append(events, NOW);
+    spent += performance.now() - t0;
+    inChunk += events.length;
+    if (inChunk >= chunk || i + batch >= TOTAL) {
+      rates.push(inChunk / (spent / 1000));
+      log(`  ${(i + events.length).toLocaleString('en')} stored, last chunk ${Math.round(rates.at(-1)!).toLocaleString('en')} events/s`);
+      spent = 0;
+      inChunk = 0;
+    }
+  }
+  return rates;
+}
+
+/** The queries the audit CLI and API run most, with the filters users give them. */
+const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawFilter }> = [
+  { name: 'newest 100 events', kind: 'events', raw: {} },
+  { name: 'workload, last 1h', kind: 'events', raw: { workload: 'svc-7', since: '1h' } },
+  { name: 'principal + deny', kind: 'events', raw: { principal: 'spiffe://cluster.local/ns/ns-3/sa/caller-42', decision: 'deny' } },
+  { name: 'MCP tool, last 24h', kind: 'events', raw: { tool: 'tool_13', since: '24h' } },
+  { name: 'operation + workload', kind: 'events', raw: { operation: 'op4', workload: 'svc-11' } },
+  { name: 'revision', kind: 'events', raw: { revision: 'git-3-sha256:9' } },
+  { name: 'workload + path prefix', kind: 'events', raw: { workload: 'svc-2', 'path-prefix': '/api/v1/op17/' } },
+  { name: 'decision id', kind: 'events', raw: { 'decision-id': `bench-${Math.floor(TOTAL / 2).toString(36).padStart(8, '0')}` } },
+  { name: 'top denied principals, 24h', kind: 'top', raw: { since: '24h' } },
+  { name: 'top denied principals, all', kind: 'top', raw: {} },
+  { name: 'who-talks-to-whom, 1h', kind: 'edges', raw: { since: '1h', limit: '1000' } },
+  { name: 'who-talks-to-whom, 24h', kind: 'edges', raw: { since: '24h', limit: '1000' } },
+  { name: 'who-talks-to-whom, all', kind: 'edges', raw: { limit: '1000' } },
+];
+
+async function measureQueries(store: AuditStore, backend: string, out: BenchResult[], log: (s: string) => void): Promise<void> {
+  for (const q of QUERIES) {
+    const f = parseFilter(q.raw, NOW, q.kind === 'top' ? { limit: 10 } : {});
+    const once = () => (q.kind === 'events' ? store.query(f) : q.kind === 'top' ? store.top('principal', deniedByDefault(f)) : store.edges(f));
+    await once(); // warm the cache, as a repeated CLI query would find it
+    const times: number[] = [];
+    let rows = 0;
+    for (let r = 0; r < QUERY_RUNS; r++) {
+      const t0 = performance.now();
+      rows = (await once()).length;
+      times.push(performance.now() - t0);
+    }
+    const ms = median(times);
+    out.push({ name: `${backend} query: ${q.name}`, value: Number(ms.toFixed(2)), unit: 'ms', runs: QUERY_RUNS, ...(q.kind === 'events' ? { target: '≤ 200 ms' } : {}) });
+    log(`  ${q.name.padEnd(28)} ${ms.toFixed(2).padStart(9)} ms  (${rows} rows)`);
+  }
+}
+
+/** Run the whole benchmark; `log` receives progress lines. */
+export async function run(log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'warden-audit-bench-'));
+  try {
+    // Validation cost per event (what POST /logs adds on top of the store).
+    const sample = Array.from({ length: 20_000 }, (_, i) => eventAt(i));
+    const v0 = performance.now();
+    for (const e of sample) decisionEvent.check(e);
+    out.push({ name: 'schema validation', value: Math.round(sample.length / ((performance.now() - v0) / 1000)), unit: 'events/s', runs: 1 });
+
+    log(`SQLite: ingesting ${TOTAL.toLocaleString('en')} events in batches of 1,000…`);
+    const sqlite = SqliteStore.open(join(dir, 'audit.db'));
+    const sqliteRates = await fill(sqlite, 1000, log);
+    out.push({ name: 'sqlite ingest (append, batches of 1,000)', value: Math.round(median(sqliteRates)), unit: 'events/s', runs: sqliteRates.length, target: '≥ 50,000 events/s' });
+    sqlite.database.exec('ANALYZE');
+    log('SQLite queries (median of 7):');
+    await measureQueries(sqlite, 'sqlite', out, log);
+    await sqlite.close();
+
+    log('PostgreSQL: starting a server…');
+    const server = await startPostgres({ settings: { max_wal_size: '2GB', shared_buffers: '256MB' }, readyTimeoutMs: 60_000 });
+    try {
+      const pg = await PostgresStore.open(await server.createDatabase('bench'));
+      log(`PostgreSQL: ingesting ${TOTAL.toLocaleString('en')} events in batches of 5,000…`);
+      const pgRates = await fill(pg, 5000, log);
+      out.push({ name: 'postgres ingest (append, batches of 5,000)', value: Math.round(median(pgRates)), unit: 'events/s', runs: pgRates.length });
+      await pg.sql.query('VACUUM ANALYZE events');
+      log('PostgreSQL queries (median of 7):');
+      await measureQueries(pg, 'postgres', out, log);
+      await pg.close();
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const results = await run();
+  const w = Math.max(...results.map((r) => r.name.length));
+  // Other work on the machine slows every figure down; say how busy it was.
+  process.stdout.write(`\nAudit store, ${TOTAL.toLocaleString('en')} events (Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})\n`);
+  for (const r of results) {
+    const v = r.unit === 'ms' ? r.value.toFixed(2) : r.value.toLocaleString('en');
+    process.stdout.write(`${r.name.padEnd(w)}  ${v.padStart(12)} ${r.unit.padEnd(8)} ${r.target ? `(target ${r.target})` : ''}\n`);
+  }
+  const file = join(dirname(fileURLToPath(import.meta.url)), 'results', 'audit.json');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ events: TOTAL, node: process.version, loadavg: loadavg(), results }, null, 2)}\n`);
+  process.stdout.write(`\nfigures written to ${file}\n`);
+}

@@ -1,0 +1,337 @@
+// One behaviour suite for both audit store backends: a real SQLite file and a real PostgreSQL server.
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeEvent, makeEvents } from '../../test/support/decision-events.js';
+import { startPostgres, type PostgresServer } from '../../test/support/postgres.js';
+import { loadCheckpointSigner, type CheckpointSigner } from './chain.js';
+import { checkpointHead } from './checkpoints.js';
+import { parseFilter, type RawFilter } from './query.js';
+import { applyRetention } from './retention.js';
+import { openStore, type AuditStore } from './store.js';
+import { verifyStore } from './verify.js';
+
+interface Backend {
+  name: string;
+  /** A URL for a new, empty store. */
+  fresh(): Promise<string>;
+  /** Run SQL on the store's database behind Warden's back (the store is closed first). */
+  tamper(url: string, sql: string): Promise<void>;
+  setup?(): Promise<void>;
+  teardown?(): Promise<void>;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'warden-audit-store-'));
+let dbCount = 0;
+let server: PostgresServer | undefined;
+
+const backends: Backend[] = [
+  {
+    name: 'SQLite',
+    fresh: () => Promise.resolve(`sqlite:${join(tmp, `audit-${++dbCount}.db`)}`),
+    tamper: (url, sql) => {
+      const db = new Database(url.slice('sqlite:'.length));
+      db.exec(sql);
+      db.close();
+      return Promise.resolve();
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    setup: async () => {
+      server = await startPostgres({ settings: { fsync: 'off' } });
+    },
+    teardown: async () => {
+      await server?.stop();
+    },
+    fresh: () => server!.createDatabase(`audit_${++dbCount}`),
+    tamper: async (url, sql) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
+    },
+  },
+];
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+const filter = (raw: RawFilter = {}) => parseFilter(raw, NOW);
+
+describe.each(backends)('audit store on $name', (backend) => {
+  let signer: CheckpointSigner;
+  const open: AuditStore[] = [];
+  const openNew = async () => {
+    const url = await backend.fresh();
+    const store = await openStore(url);
+    open.push(store);
+    return { url, store };
+  };
+  const reopen = async (url: string) => {
+    const store = await openStore(url);
+    open.push(store);
+    return store;
+  };
+
+  beforeAll(async () => {
+    await backend.setup?.();
+    signer = (await loadCheckpointSigner(join(tmp, `key-${backend.name}.jwk`), { create: true })).signer;
+  });
+  afterAll(async () => {
+    for (const s of open) await s.close();
+    await backend.teardown?.();
+  });
+
+  it('returns exactly the events each filter selects, newest first', async () => {
+    const { store } = await openNew();
+    const events = [
+      makeEvent({ id: 'evt-a-000001', time: '2026-11-25T09:00:00.000Z', workload: 'orders', method: 'GET', path: '/orders/1', operation: 'getOrder' }),
+      makeEvent({ id: 'evt-b-000002', time: '2026-11-25T10:00:00.000Z', workload: 'orders', outcome: 'deny', method: 'DELETE', path: '/orders/2', operation: 'deleteOrder', principal: 'spiffe://cluster.local/ns/shop/sa/agent' }),
+      makeEvent({ id: 'evt-c-000003', time: '2026-11-25T11:00:00.000Z', workload: 'db-mcp', namespace: 'data', tool: 'drop_table', outcome: 'deny', principal: 'spiffe://cluster.local/ns/shop/sa/agent', revision: 'rev-2' }),
+      makeEvent({ id: 'evt-d-000004', time: '2026-11-25T11:30:00.000Z', workload: 'db-mcp', namespace: 'data', tool: 'select', outcome: 'dry-run-deny', revision: 'rev-2' }),
+      makeEvent({ id: 'evt-e-000005', time: '2026-11-25T11:45:00.000Z', workload: 'payments', path: '/payments/refunds/9', method: 'POST', operation: 'refund' }),
+    ];
+    const r = await store.append(events, NOW);
+    expect(r).toMatchObject({ stored: 5, duplicates: [] });
+
+    const ids = async (raw: RawFilter) => (await store.query(filter(raw))).map((s) => s.event.decision_id);
+    expect(await ids({})).toEqual(['evt-e-000005', 'evt-d-000004', 'evt-c-000003', 'evt-b-000002', 'evt-a-000001']);
+    expect(await ids({ sort: 'time' })).toEqual(['evt-a-000001', 'evt-b-000002', 'evt-c-000003', 'evt-d-000004', 'evt-e-000005']);
+    expect(await ids({ limit: '2' })).toEqual(['evt-e-000005', 'evt-d-000004']);
+    expect(await ids({ workload: 'orders' })).toEqual(['evt-b-000002', 'evt-a-000001']);
+    expect(await ids({ namespace: 'data' })).toEqual(['evt-d-000004', 'evt-c-000003']);
+    expect(await ids({ principal: 'spiffe://cluster.local/ns/shop/sa/agent' })).toEqual(['evt-c-000003', 'evt-b-000002']);
+    expect(await ids({ decision: 'deny' })).toEqual(['evt-c-000003', 'evt-b-000002']);
+    expect(await ids({ decision: ['deny', 'dry-run-deny'] })).toEqual(['evt-d-000004', 'evt-c-000003', 'evt-b-000002']);
+    expect(await ids({ method: 'delete' })).toEqual(['evt-b-000002']);
+    expect(await ids({ 'path-prefix': '/payments/' })).toEqual(['evt-e-000005']);
+    expect(await ids({ 'path-prefix': '/Payments/' })).toEqual([]);
+    expect(await ids({ operation: 'getOrder' })).toEqual(['evt-a-000001']);
+    expect(await ids({ tool: 'drop_table' })).toEqual(['evt-c-000003']);
+    expect(await ids({ revision: 'rev-2' })).toEqual(['evt-d-000004', 'evt-c-000003']);
+    expect(await ids({ 'decision-id': 'evt-b-000002' })).toEqual(['evt-b-000002']);
+    expect(await ids({ from: '2026-11-25T10:00:00Z', to: '2026-11-25T11:30:00Z' })).toEqual(['evt-c-000003', 'evt-b-000002']);
+    expect(await ids({ since: '1h' })).toEqual(['evt-e-000005', 'evt-d-000004', 'evt-c-000003']);
+    expect(await ids({ workload: 'db-mcp', decision: 'deny', since: '2h' })).toEqual(['evt-c-000003']);
+    // The stored event is the event that was sent.
+    const [got] = await store.query(filter({ 'decision-id': 'evt-c-000003' }));
+    expect(got?.event).toEqual(events[2]);
+  });
+
+  it('stores the same batch sent twice once, and reports the repeats as duplicates', async () => {
+    const { store } = await openNew();
+    const batch = makeEvents(20);
+    expect(await store.append(batch, NOW)).toMatchObject({ stored: 20, duplicates: [] });
+    const again = await store.append(batch, NOW);
+    expect(again.stored).toBe(0);
+    expect(again.duplicates).toEqual(batch.map((e) => e.decision_id));
+    const withRepeat = [...makeEvents(2), batch[0]!];
+    withRepeat.push(withRepeat[0]!);
+    const mixed = await store.append(withRepeat, NOW);
+    expect(mixed.stored).toBe(2);
+    expect(mixed.duplicates.sort()).toEqual([batch[0]!.decision_id, withRepeat[0]!.decision_id].sort());
+    expect((await store.bounds())?.count).toBe(22);
+    expect((await verifyStore(store, signer.publicJwk)).problems).toEqual([]);
+  });
+
+  it('loses nothing acknowledged across a close and reopen, and keeps the chain going', async () => {
+    const { url, store } = await openNew();
+    const first = makeEvents(50);
+    await store.append(first, NOW);
+    await checkpointHead(store, signer, () => NOW);
+    const id = store.id;
+    await store.close();
+    const again = await reopen(url);
+    expect(again.id).toBe(id);
+    expect((await again.query(filter({ limit: '1000', sort: 'seq' }))).map((s) => s.event)).toEqual(first);
+    await again.append(makeEvents(10), NOW);
+    const report = await verifyStore(again, signer.publicJwk);
+    expect(report).toMatchObject({ ok: true, events: 60, first_seq: 1, last_seq: 60, checkpoints: 1 });
+  });
+
+  it('keeps one chain when appends run concurrently', async () => {
+    const { store } = await openNew();
+    await Promise.all(Array.from({ length: 8 }, () => store.append(makeEvents(100), NOW)));
+    const report = await verifyStore(store);
+    expect(report).toMatchObject({ ok: true, events: 800, last_seq: 800 });
+  });
+
+  it('counts the top denied principals, operations and tools', async () => {
+    const { store } = await openNew();
+    const agent = 'spiffe://cluster.local/ns/shop/sa/agent';
+    const batch = [
+      ...makeEvents(3, () => ({ principal: agent, outcome: 'deny', operation: 'deleteOrder' })),
+      ...makeEvents(2, () => ({ outcome: 'deny', operation: 'refund', workload: 'payments' })),
+      ...makeEvents(4, () => ({ principal: agent, outcome: 'deny', workload: 'db-mcp', tool: 'drop_table' })),
+      ...makeEvents(1, () => ({ principal: agent, outcome: 'dry-run-deny', workload: 'db-mcp', tool: 'truncate' })),
+      ...makeEvents(5, () => ({ principal: agent, outcome: 'allow', operation: 'getOrder' })),
+    ];
+    await store.append(batch, NOW);
+    const denied = filter({ decision: 'deny' });
+    expect(await store.top('principal', denied)).toEqual([
+      { key: agent, count: 7 },
+      { key: 'spiffe://cluster.local/ns/shop/sa/frontend', count: 2 },
+    ]);
+    expect(await store.top('operation', denied)).toEqual([
+      { key: 'deleteOrder', workload: 'orders', count: 3 },
+      { key: 'refund', workload: 'payments', count: 2 },
+    ]);
+    expect(await store.top('tool', filter({ decision: ['deny', 'dry-run-deny'] }))).toEqual([
+      { key: 'drop_table', workload: 'db-mcp', count: 4 },
+      { key: 'truncate', workload: 'db-mcp', count: 1 },
+    ]);
+  });
+
+  it('aggregates who talks to whom with allow and deny counts', async () => {
+    const { store } = await openNew();
+    const fe = 'spiffe://cluster.local/ns/shop/sa/frontend';
+    const agent = 'spiffe://cluster.local/ns/shop/sa/agent';
+    await store.append(
+      [
+        ...makeEvents(6, () => ({ principal: fe, workload: 'orders' })),
+        ...makeEvents(1, () => ({ principal: fe, workload: 'orders', outcome: 'deny' })),
+        ...makeEvents(2, () => ({ principal: agent, workload: 'db-mcp', namespace: 'data', outcome: 'deny', tool: 'drop_table' })),
+        ...makeEvents(1, () => ({ principal: agent, workload: 'db-mcp', namespace: 'data', outcome: 'dry-run-deny', tool: 'x' })),
+      ],
+      NOW,
+    );
+    expect(await store.edges(filter())).toEqual([
+      { source: fe, destination: 'orders', namespace: 'shop', allow: 6, deny: 1, dry_run_deny: 0, total: 7 },
+      { source: agent, destination: 'db-mcp', namespace: 'data', allow: 0, deny: 2, dry_run_deny: 1, total: 3 },
+    ]);
+  });
+
+  it('returns events after a seq in ingestion order (what tail polls)', async () => {
+    const { store } = await openNew();
+    const batch = makeEvents(5);
+    await store.append(batch, NOW);
+    const after = await store.query(filter({ 'after-seq': '3', sort: 'seq' }));
+    expect(after.map((s) => [s.seq, s.event.decision_id])).toEqual([
+      [4, batch[3]!.decision_id],
+      [5, batch[4]!.decision_id],
+    ]);
+  });
+
+  it('applies retention by row count and by age without breaking verification', async () => {
+    const { store } = await openNew();
+    const hour = 3_600_000;
+    await store.append(makeEvents(30), NOW - 48 * hour);
+    await store.append(makeEvents(30), NOW - 2 * hour);
+    await checkpointHead(store, signer, () => NOW);
+    await store.append(makeEvents(40), NOW);
+
+    const byAge = await applyRetention(store, signer, { maxAgeMs: 24 * hour }, { now: () => NOW, batchSize: 7 });
+    expect(byAge).toMatchObject({ deleted: 30, firstSeq: 31 });
+    expect(byAge.batches).toBe(5);
+    expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, first_seq: 31, last_seq: 100 });
+
+    const bySize = await applyRetention(store, signer, { maxRows: 25 }, { now: () => NOW, batchSize: 10 });
+    expect(bySize).toMatchObject({ deleted: 45, firstSeq: 76 });
+    expect((await store.bounds())?.count).toBe(25);
+    await store.append(makeEvents(5), NOW);
+    expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, events: 30, first_seq: 76, last_seq: 105 });
+  });
+
+  it('keeps the newest event even when every event is past the age limit', async () => {
+    const { store } = await openNew();
+    await store.append(makeEvents(5), NOW - 1_000_000);
+    const r = await applyRetention(store, signer, { maxAgeMs: 1000 }, { now: () => NOW });
+    expect(r.deleted).toBe(4);
+    await store.append(makeEvents(1), NOW);
+    expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, first_seq: 5, last_seq: 6 });
+  });
+
+  describe('tamper evidence', () => {
+    const tampered = async (sql: string, opts: { rows?: number; checkpointAt?: number } = {}) => {
+      const { url, store } = await openNew();
+      const events = makeEvents(opts.rows ?? 10);
+      await store.append(events.slice(0, opts.checkpointAt ?? events.length), NOW);
+      await checkpointHead(store, signer, () => NOW);
+      if (opts.checkpointAt !== undefined) await store.append(events.slice(opts.checkpointAt), NOW);
+      expect((await verifyStore(store, signer.publicJwk)).ok).toBe(true);
+      await store.close();
+      await backend.tamper(url, sql);
+      const again = await reopen(url);
+      return { report: await verifyStore(again, signer.publicJwk), events };
+    };
+
+    it('names the event whose content was edited', async () => {
+      const { report, events } = await tampered(`UPDATE events SET event = replace(event, '"outcome":"allow"', '"outcome":"deny"') WHERE seq = 4`);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toEqual([
+        expect.objectContaining({ kind: 'edited', seq: 4, decision_id: events[3]!.decision_id, message: expect.stringContaining('content no longer matches its hash') }),
+      ]);
+    });
+
+    it('names the event whose query column was edited to make queries lie', async () => {
+      const { report, events } = await tampered(`UPDATE events SET outcome = 'deny' WHERE seq = 6`);
+      expect(report.problems).toEqual([
+        expect.objectContaining({ kind: 'edited', seq: 6, decision_id: events[5]!.decision_id, message: expect.stringContaining('query column outcome holds "deny" but the event says "allow"') }),
+      ]);
+    });
+
+    it('names the deleted event by its seq and its neighbours', async () => {
+      const { report, events } = await tampered('DELETE FROM events WHERE seq = 5');
+      expect(report.problems).toEqual([
+        expect.objectContaining({
+          kind: 'deleted',
+          seq: 5,
+          message: `event seq 5 was deleted between decision ${events[3]!.decision_id} (seq 4) and decision ${events[5]!.decision_id} (seq 6)`,
+        }),
+      ]);
+    });
+
+    it('detects the deletion of the first events and of the newest events', async () => {
+      const head = await tampered('DELETE FROM events WHERE seq <= 2');
+      expect(head.report.problems).toEqual([expect.objectContaining({ kind: 'deleted', seq: 1, message: expect.stringContaining('events seq 1..2 are missing') })]);
+      const tail = await tampered('DELETE FROM events WHERE seq >= 9');
+      expect(tail.report.problems).toEqual([expect.objectContaining({ kind: 'deleted', seq: 9, message: expect.stringContaining('events seq 9..10 were deleted') })]);
+    });
+
+    it('names both events when two were swapped', async () => {
+      const { report, events } = await tampered('UPDATE events SET seq = -1 WHERE seq = 3; UPDATE events SET seq = 3 WHERE seq = 4; UPDATE events SET seq = 4 WHERE seq = -1');
+      expect(report.problems.map((p) => [p.kind, p.seq, p.decision_id])).toEqual([
+        ['reordered', 3, events[3]!.decision_id],
+        ['reordered', 4, events[2]!.decision_id],
+      ]);
+    });
+
+    it('catches a rewrite that recomputed every hash, through the signed checkpoint', async () => {
+      // Rewrite event 2 and re-chain everything after it, as an attacker with the formula would.
+      const { url, store } = await openNew();
+      const events = makeEvents(6);
+      await store.append(events, NOW);
+      await checkpointHead(store, signer, () => NOW);
+      await store.close();
+      const { canonical, chainHash, GENESIS_HASH } = await import('./chain.js');
+      const forged = events.map((e, i) => (i === 1 ? { ...e, outcome: 'deny' as const, result: { allow: false, reasons: ['forged'] } } : e));
+      let prev = GENESIS_HASH;
+      const statements: string[] = [];
+      forged.forEach((e, i) => {
+        const text = canonical(e);
+        const hash = chainHash(prev, text);
+        statements.push(`UPDATE events SET event = '${text.replace(/'/g, "''")}', outcome = '${e.outcome}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${i + 1}`);
+        prev = hash;
+      });
+      for (const s of statements) await backend.tamper(url, s);
+      const report = await verifyStore(await reopen(url), signer.publicJwk);
+      expect(report.problems).toEqual([expect.objectContaining({ kind: 'rewritten', seq: 6 })]);
+    });
+
+    it('rejects a checkpoint that was not signed by the given key', async () => {
+      const other = (await loadCheckpointSigner(join(tmp, `other-${backend.name}.jwk`), { create: true })).signer;
+      const { store } = await openNew();
+      await store.append(makeEvents(3), NOW);
+      await checkpointHead(store, other, () => NOW);
+      const report = await verifyStore(store, signer.publicJwk);
+      expect(report.problems).toEqual([expect.objectContaining({ kind: 'bad-checkpoint', seq: 3 })]);
+    });
+  });
+});

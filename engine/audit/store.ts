@@ -1,0 +1,116 @@
+// The audit store: what both backends (SQLite embedded, PostgreSQL at cluster scale) offer, and how a
+// connection URL picks one. Readers (CLI, HTTP query API) see AuditReader; ingestion, retention and
+// verification use the full AuditStore.
+import type { DecisionEvent } from '../../formats/decision-event.js';
+import type { Checkpoint } from './chain.js';
+import type { EventFilter } from './query.js';
+import type { EventColumns } from './table.js';
+
+/** One stored event with its place in the chain. */
+export interface StoredEvent {
+  seq: number;
+  /** When the engine stored it, RFC 3339. */
+  received_at: string;
+  event: DecisionEvent;
+}
+
+/** The dimensions "top denied" counts by. */
+export type TopDimension = 'principal' | 'operation' | 'tool';
+
+/** One line of a "top" aggregate; `workload` is set for operations and tools (they are per workload). */
+export interface TopRow {
+  key: string;
+  workload?: string;
+  count: number;
+}
+
+/** Who talks to whom: source principal → destination workload, with counts per outcome. */
+export interface Edge {
+  source: string;
+  destination: string;
+  namespace: string;
+  allow: number;
+  deny: number;
+  dry_run_deny: number;
+  total: number;
+}
+
+/** The read side, shared by a local store and an engine reached over HTTP. */
+export interface AuditReader {
+  query(filter: EventFilter): Promise<StoredEvent[]>;
+  top(by: TopDimension, filter: EventFilter): Promise<TopRow[]>;
+  edges(filter: EventFilter): Promise<Edge[]>;
+  close(): Promise<void>;
+}
+
+/** The chain position after the last stored event. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** What one append did: how many events were new, which decision ids were already stored. */
+export interface AppendResult {
+  stored: number;
+  duplicates: string[];
+  head: ChainHead | undefined;
+}
+
+/** A stored row as verification reads it: chain fields, stored columns, the event text. */
+export interface ChainRow {
+  seq: number;
+  received_at: number;
+  prev_hash: string;
+  hash: string;
+  event: string;
+  columns: EventColumns;
+}
+
+/** Row count and seq range of what the store holds. */
+export interface StoreBounds {
+  first: number;
+  last: number;
+  count: number;
+}
+
+/** A backend. All methods are safe to call while another append or prune is in flight. */
+export interface AuditStore extends AuditReader {
+  /** Random id created with the store; checkpoints name it. */
+  readonly id: string;
+  /** Human-readable location (file path or host/db), no credentials. */
+  readonly location: string;
+  /** Store events not yet stored (by decision_id), chained in the given order, in one transaction. */
+  append(events: readonly DecisionEvent[], receivedAt: number): Promise<AppendResult>;
+  head(): Promise<ChainHead | undefined>;
+  bounds(): Promise<StoreBounds | undefined>;
+  /** Rows with seq > afterSeq in seq order (verification walks the store with it). */
+  scan(afterSeq: number, limit: number): Promise<ChainRow[]>;
+  /** The oldest rows' seq, hash and received_at (retention picks its boundary from them). */
+  oldest(limit: number): Promise<Array<{ seq: number; hash: string; received_at: number }>>;
+  /** Where a row with this hash sits, if any (tells a reorder from a deletion). */
+  findByHash(hash: string): Promise<{ seq: number; decision_id: string } | undefined>;
+  addCheckpoint(cp: Checkpoint): Promise<void>;
+  checkpoints(): Promise<Checkpoint[]>;
+  /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N. */
+  prune(anchor: Checkpoint): Promise<number>;
+}
+
+/** A `--store` URL that names no backend we have. */
+export class StoreUrlError extends Error {
+  override name = 'StoreUrlError';
+}
+
+/** Open a store from a URL: `sqlite:path/to/file.db` or `postgres://user@host:port/db`. */
+export async function openStore(url: string): Promise<AuditStore> {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!path) throw new StoreUrlError(`store URL "${url}" has no file path; use sqlite:.warden/audit.db`);
+    const { SqliteStore } = await import('./sqlite-store.js');
+    return SqliteStore.open(path);
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { PostgresStore } = await import('./postgres-store.js');
+    return PostgresStore.open(url);
+  }
+  throw new StoreUrlError(`store URL "${url}" is not sqlite:<file> or postgres://user@host:port/database`);
+}

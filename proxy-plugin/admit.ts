@@ -1,0 +1,67 @@
+// The front of the pipeline shared by the sidecar, ext_authz and middleware forms:
+// normalize → identify → (hand over to a CallHandler, or) build input → decide.
+import type { EventSource } from '../formats/decision-event.js';
+import { ANONYMOUS, type PolicyInput, type Source } from '../formats/input.js';
+import type { ActiveBundle } from './bundle-source.js';
+import type { DecisionPipeline, Verdict } from './decide.js';
+import { identify, type IdentityConfig, type Presented } from './identity.js';
+import { buildInput } from './input.js';
+import { normalizeRequest, type NormalizedRequest } from './normalize.js';
+
+/** What every front end needs to decide calls. */
+export interface Gate {
+  pipeline: DecisionPipeline;
+  identity: IdentityConfig;
+}
+
+/** A call as it arrived. */
+export interface Arrival {
+  method: string;
+  /** Request target as received (origin-form path + query). */
+  target: string;
+  rawHeaders: readonly string[];
+  socket: Presented['socket'];
+}
+
+/** A call ready for policy, or the verdict that already refused it. */
+export type Prepared =
+  | { ok: true; request: NormalizedRequest; source: Source; bundle: ActiveBundle | undefined }
+  | { ok: false; verdict: Verdict };
+
+// The input logged for a call refused before it could be parsed: what is known, nothing guessed.
+function refusedInput(gate: Gate, a: Arrival, source?: Source): PolicyInput {
+  const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
+  return {
+    source: source ?? { principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' },
+    destination: gate.pipeline.destination,
+    request: { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, headers: {} },
+  };
+}
+
+/** Normalize and identify; the bundle is pinned here and used for the rest of the call. */
+export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise<Prepared> {
+  const bundle = gate.pipeline.pin();
+  const n = normalizeRequest(a.method, a.target, a.rawHeaders);
+  if (!n.ok) {
+    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason}`, n.refusal.status) };
+  }
+  const id = await identify({ socket: a.socket, headers: n.request.headers }, gate.identity);
+  if (!id.ok) {
+    const input = buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, n.request);
+    return { ok: false, verdict: gate.pipeline.refuse(input, { kind: 'http', via, bundle }, id.reason, 401) };
+  }
+  return { ok: true, request: n.request, source: id.source, bundle };
+}
+
+/** Decide a plain HTTP call. */
+export function decideHttp(gate: Gate, p: Extract<Prepared, { ok: true }>, via: EventSource, body?: unknown): Verdict {
+  return gate.pipeline.decide(buildInput(p.source, gate.pipeline.destination, p.request, body !== undefined ? { body } : undefined), { kind: 'http', via, bundle: p.bundle });
+}
+
+/** The denial body: the decision id and the reasons the policy exposes, never upstream details. */
+export function denialBody(v: Verdict): string {
+  return JSON.stringify({ decision_id: v.decisionId, reasons: v.reasons });
+}
+
+/** Response header carrying the decision id on every response. */
+export const DECISION_ID_HEADER = 'x-warden-decision-id';

@@ -1,0 +1,96 @@
+import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from '../test/proxy-fixtures.js';
+import { BundleSource, type BundleEvent } from './bundle-source.js';
+import { DecisionPipeline } from './decide.js';
+import { DecisionLog } from './decision-log.js';
+import { trustPolicy } from './plugin.js';
+
+let policies: PolicyCopy;
+let newer: Buffer;
+let older: Buffer;
+let key: string;
+
+beforeAll(async () => {
+  policies = await copyPolicies(['storefront']);
+  newer = readFileSync(join(policies.out, 'storefront.tar.gz'));
+  key = readFileSync(join(policies.out, 'verification-key.pem'), 'utf8');
+  // Re-sign the same policy as if built an hour earlier.
+  rmSync(join(policies.out, 'storefront.build.json'));
+  await policies.build(['storefront'], () => new Date(Date.now() - 3600_000));
+  older = readFileSync(join(policies.out, 'storefront.tar.gz'));
+});
+
+const source = (events: BundleEvent[], engine?: string) =>
+  new BundleSource({ workload: 'storefront', trust: trustPolicy({ verificationKey: key }), onEvent: (e) => events.push(e), pollIntervalMs: 50, longPollSeconds: 1, ...(engine ? { engine } : {}) });
+
+describe('BundleSource', () => {
+  it('denies every call until a first bundle is loaded', () => {
+    const s = source([]);
+    const log = new DecisionLog({ logger: pino({ level: 'silent' }) });
+    const p = new DecisionPipeline({ destination: { workload: 'storefront', namespace: 'shop', principal: '' }, source: s, log });
+    const v = p.decide({ source: { principal: 'anonymous', authn: 'none', claims: {}, address: '' }, destination: p.destination, request: { method: 'GET', path: '/products', segments: ['products'], query: {}, headers: {} } }, { kind: 'http', via: 'proxy' });
+    expect(v).toMatchObject({ allow: false, outcome: 'deny', status: 403 });
+  });
+
+  it('refuses a bundle older than the loaded one and keeps the newer', async () => {
+    const events: BundleEvent[] = [];
+    const s = source(events);
+    const loaded = await s.install(newer, 'test');
+    await expect(s.install(older, 'test')).rejects.toThrow(/is older than the loaded/);
+    expect(s.current).toBe(loaded);
+    expect(events.map((e) => e.type)).toEqual(['loaded', 'rejected']);
+  });
+
+  it('lets a call that pinned a bundle finish on it after a newer one is swapped in', async () => {
+    const s = source([]);
+    const log = new DecisionLog({ logger: pino({ level: 'silent' }) });
+    const p = new DecisionPipeline({ destination: { workload: 'storefront', namespace: 'shop', principal: '' }, source: s, log });
+    const old = await s.install(older, 'test');
+    const pinned = p.pin();
+    const next = await s.install(newer, 'test');
+    expect(next).not.toBe(old);
+    const v = p.decide({ source: { principal: 'anonymous', authn: 'none', claims: {}, address: '' }, destination: p.destination, request: { method: 'GET', path: '/products', segments: ['products'], query: {}, headers: {} } }, { kind: 'http', via: 'proxy', bundle: pinned });
+    expect(v.bundle).toBe(old);
+    expect(v.allow).toBe(true);
+    expect(p.pin()).toBe(next);
+  });
+
+  it('refuses a bundle signed for another key', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const s = new BundleSource({ workload: 'storefront', trust: trustPolicy({ verificationKey: other }) });
+    await expect(s.install(newer, 'test')).rejects.toThrow(/signature is invalid/);
+    expect(s.current).toBeUndefined();
+  });
+
+  it('refuses a bundle built for another workload', async () => {
+    const s = new BundleSource({ workload: 'orders', trust: trustPolicy({ verificationKey: key }) });
+    await expect(s.install(newer, 'test')).rejects.toThrow(/for workload storefront, not orders/);
+  });
+
+  it('keeps serving the last good bundle when the server goes away or sends garbage', async () => {
+    let body: Buffer = newer;
+    const server = http.createServer((req, res) => {
+      if (req.headers['if-none-match'] === '"v1"' && body === newer) return void res.writeHead(304).end();
+      res.writeHead(200, { etag: body === newer ? '"v1"' : '"v2"' }).end(body);
+    });
+    const port = await listenLocal(server);
+    const events: BundleEvent[] = [];
+    const s = source(events, `http://127.0.0.1:${port}`);
+    await s.start();
+    const first = s.current;
+    expect(first?.revision).toBeTruthy();
+    body = Buffer.from('not a bundle');
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'rejected'); i++) await new Promise((r) => setTimeout(r, 20));
+    await closeServer(server);
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'unreachable'); i++) await new Promise((r) => setTimeout(r, 20));
+    await s.stop();
+    expect(events.some((e) => e.type === 'rejected')).toBe(true);
+    expect(events.some((e) => e.type === 'unreachable')).toBe(true);
+    expect(s.current).toBe(first);
+  });
+});

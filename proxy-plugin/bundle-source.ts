@@ -1,0 +1,185 @@
+// Where the plugin's policy comes from: pulled from the engine's bundle server (ETag + long poll, or
+// short poll with jitter) or read from a local file; verified before it is loaded; swapped atomically.
+import { readFile } from 'node:fs/promises';
+import type { BundleMetadata } from '../formats/bundle-manifest.js';
+import { openBundle } from '../runtime/bundle.js';
+import type { Clock } from '../runtime/clock.js';
+import { Policy } from '../runtime/policy.js';
+import type { TrustPolicy } from '../runtime/signature.js';
+
+/** A loaded bundle: the policy plus what the pipeline reads from its manifest and data. */
+export interface ActiveBundle {
+  policy: Policy;
+  revision: string;
+  metadata: Partial<BundleMetadata>;
+  mode: 'enforce' | 'dry-run';
+  /** Build time (manifest metadata.builtAt, else the signature's iat), ms since epoch. */
+  builtAt: number;
+  loadedAt: number;
+  etag?: string;
+}
+
+/** What happened to one bundle the source saw. */
+export type BundleEvent =
+  | { type: 'loaded'; revision: string; origin: string }
+  | { type: 'rejected'; origin: string; reason: string }
+  | { type: 'unreachable'; origin: string; reason: string };
+
+/** Options of a bundle source. */
+export interface BundleSourceOptions {
+  workload: string;
+  trust: TrustPolicy;
+  /** Clock the policy's time builtins read (default: the system clock). */
+  clock?: Clock;
+  /** Engine base URL (pull mode). */
+  engine?: string;
+  /** Long-poll wait asked of the server, seconds (0 = short poll). */
+  longPollSeconds?: number;
+  /** Short-poll / retry interval, ms; jitter of ±50% is added. */
+  pollIntervalMs?: number;
+  onEvent?: (e: BundleEvent) => void;
+  now?: () => number;
+  random?: () => number;
+}
+
+function builtAtOf(metadata: Partial<BundleMetadata>, iat: number | undefined): number {
+  const t = metadata.builtAt ? Date.parse(metadata.builtAt) : NaN;
+  return Number.isFinite(t) ? t : (iat ?? 0) * 1000;
+}
+
+/** Holds the active bundle; `current` is read once per call, so a swap never changes a call midway. */
+export class BundleSource {
+  private active: ActiveBundle | undefined;
+  private stopped = false;
+  private inflight: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: BundleSourceOptions) {
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** The bundle in force, or undefined (deny-all) until a first good one is loaded. */
+  get current(): ActiveBundle | undefined {
+    return this.active;
+  }
+
+  /** Verify, load and (if not older than the active one) install a bundle archive. */
+  async install(bytes: Uint8Array, origin: string, etag?: string): Promise<ActiveBundle> {
+    try {
+      const bundle = await openBundle(bytes, this.opts.trust);
+      const metadata = (bundle.manifest.metadata ?? {}) as Partial<BundleMetadata>;
+      if (metadata.workload && metadata.workload !== this.opts.workload) throw new Error(`bundle is for workload ${metadata.workload}, not ${this.opts.workload}`);
+      const builtAt = builtAtOf(metadata, bundle.signature?.iat);
+      const prev = this.active;
+      if (prev && builtAt < prev.builtAt) {
+        throw new Error(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${prev.revision} (built ${new Date(prev.builtAt).toISOString()})`);
+      }
+      const policy = await Policy.load(bundle, this.opts.clock ? { clock: this.opts.clock } : {});
+      const next: ActiveBundle = {
+        policy,
+        revision: bundle.revision,
+        metadata,
+        mode: metadata.mode === 'dry-run' ? 'dry-run' : 'enforce',
+        builtAt,
+        loadedAt: this.now(),
+        ...(etag ? { etag } : {}),
+      };
+      this.active = next; // the atomic swap: one reference assignment
+      this.opts.onEvent?.({ type: 'loaded', revision: next.revision, origin });
+      return next;
+    } catch (err) {
+      const reason = String((err as Error)?.message ?? err);
+      this.opts.onEvent?.({ type: 'rejected', origin, reason });
+      throw err;
+    }
+  }
+
+  /** Load from a local bundle file. */
+  async loadFile(path: string): Promise<ActiveBundle> {
+    return this.install(await readFile(path), `file ${path}`);
+  }
+
+  /** Start pulling from the engine; resolves once the first attempt finished (loaded or not). */
+  start(): Promise<void> {
+    if (!this.opts.engine) throw new Error('BundleSource.start needs an engine URL');
+    let first!: () => void;
+    const firstDone = new Promise<void>((r) => (first = r));
+    this.loop = this.pullLoop(first);
+    return firstDone;
+  }
+
+  /** Stop pulling; an in-flight long poll is aborted. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.inflight?.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private jittered(ms: number): number {
+    return Math.round(ms * (0.5 + this.random()));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async pullLoop(firstDone: () => void): Promise<void> {
+    const url = `${this.opts.engine!.replace(/\/+$/, '')}/bundles/${encodeURIComponent(this.opts.workload)}`;
+    const interval = this.opts.pollIntervalMs ?? 5000;
+    const wait = this.opts.longPollSeconds ?? 30;
+    let failures = 0;
+    let lastSeenEtag: string | undefined;
+    while (!this.stopped) {
+      let delay = 0;
+      try {
+        // Long poll only once something is loaded: at start we want an answer now.
+        const etag = this.active?.etag;
+        const headers: Record<string, string> = {};
+        if (etag) headers['if-none-match'] = etag;
+        if (etag && wait > 0) headers.prefer = `wait=${wait}`;
+        this.inflight = new AbortController();
+        const timer = setTimeout(() => this.inflight?.abort(), (etag && wait > 0 ? wait * 1000 : 0) + 10_000);
+        let res: Response;
+        try {
+          res = await fetch(url, { headers, signal: this.inflight.signal });
+          if (res.status === 200) {
+            const bytes = new Uint8Array(await res.arrayBuffer());
+            const tag = res.headers.get('etag') ?? undefined;
+            if (tag === undefined || tag !== lastSeenEtag) {
+              lastSeenEtag = tag;
+              await this.install(bytes, url, tag).catch(() => undefined); // rejected: reported via onEvent, last good kept
+            } else {
+              delay = this.jittered(interval); // the same rejected bytes again: do not spin
+            }
+          } else if (res.status !== 304) {
+            await res.body?.cancel();
+            throw new Error(`bundle server answered ${res.status}`);
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+        failures = 0;
+        if (!(etag && wait > 0) && delay === 0) delay = this.jittered(interval);
+      } catch (err) {
+        if (this.stopped) break;
+        failures++;
+        this.opts.onEvent?.({ type: 'unreachable', origin: url, reason: String((err as Error)?.cause ?? (err as Error)?.message ?? err) });
+        delay = this.jittered(Math.min(interval * 2 ** Math.min(failures - 1, 5), 60_000));
+      }
+      firstDone();
+      if (delay > 0 && !this.stopped) await this.sleep(delay);
+    }
+    firstDone();
+  }
+}

@@ -1,0 +1,50 @@
+// The extension point for calls that need more than the plain HTTP decision.
+//
+// The sidecar consults its CallHandlers after a call is normalized and identified, before the plain
+// HTTP decision. The first handler whose `owns` returns true takes the call over completely: it must
+// decide (through `call.pipeline`, with the pinned `call.bundle`, one decision event per JSON-RPC
+// call), then either `call.forward(...)` or answer the caller itself. The MCP module
+// (proxy-plugin/mcp/) registers one for the workload's MCP endpoint paths
+// (data.warden.spec.mcp.transport_paths, see `mcpTransportPaths`). With no handler registered, such
+// calls take the plain HTTP path, which the core policy denies for POSTs (fail closed).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventSource } from '../formats/decision-event.js';
+import type { Source } from '../formats/input.js';
+import type { ActiveBundle } from './bundle-source.js';
+import type { DecisionPipeline, Verdict } from './decide.js';
+import type { NormalizedRequest } from './normalize.js';
+
+/** One call a handler may take over. */
+export interface Call {
+  req: IncomingMessage;
+  res: ServerResponse;
+  request: NormalizedRequest;
+  source: Source;
+  /** The bundle pinned for this call (undefined: deny-all). */
+  bundle: ActiveBundle | undefined;
+  pipeline: DecisionPipeline;
+  via: EventSource;
+  /**
+   * Forward to the upstream. `body` replaces the request body (for a handler that had to read it;
+   * the bytes must be the ones received, or the call's own re-encoding of an allowed subset);
+   * without it the body streams through untouched.
+   */
+  forward(opts: { decisionId: string; body?: Buffer }): void;
+  /** Answer with the standard denial (status, JSON body, decision id header). */
+  deny(verdict: Verdict): void;
+}
+
+/** A module that takes over some calls (e.g. MCP JSON-RPC on the workload's MCP endpoint). */
+export interface CallHandler {
+  /** Short name for logs. */
+  name: string;
+  owns(call: Call): boolean;
+  handle(call: Call): Promise<void>;
+}
+
+/** The MCP endpoint paths compiled into the bundle. */
+export function mcpTransportPaths(bundle: ActiveBundle | undefined): string[] {
+  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: { mcp?: { transport_paths?: unknown } } } } | undefined)?.warden?.spec;
+  const paths = spec?.mcp?.transport_paths;
+  return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === 'string') : [];
+}

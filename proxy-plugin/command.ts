@@ -1,0 +1,214 @@
+// `warden proxy` and `warden ext-authz`: run a plugin instance in one of its network forms.
+// Lives in proxy-plugin/ so the engine's code never imports the plugin; only the CLI entry wires it in.
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { pino } from 'pino';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
+import { createExtAuthzServer } from './ext-authz.js';
+import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
+import { createAdminServer } from './metrics.js';
+import { startPlugin, type Plugin } from './plugin.js';
+import { createSidecar } from './sidecar.js';
+
+/** A configuration mistake, written for the operator (the CLI prints the message alone). */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface PluginFlags {
+  workload: string;
+  namespace?: string;
+  listen: string;
+  engine?: string;
+  bundle?: string;
+  verificationKey: string;
+  verificationAlg?: string;
+  keyId?: string;
+  scope?: string;
+  jwks?: string;
+  issuer?: string;
+  audience?: string;
+  jwtAlgs: string;
+  clockSkew: string;
+  trustHeader?: string;
+  trustPeer: string[];
+  admin?: string;
+  spill?: string;
+  // proxy only
+  upstream?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+  maxHeaderBytes: string;
+  maxBodyBytes: string;
+  headersTimeout: string;
+  requestTimeout: string;
+  jsonBody: string;
+  // ext-authz only
+  pathPrefix?: string;
+}
+
+function address(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${flag} ${JSON.stringify(value)} is not an address; use host:port, :port or port`);
+  return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
+}
+
+function readPem(flag: string, path: string): string {
+  if (!existsSync(path)) throw new ConfigError(`${flag} ${path}: no such file`);
+  return readFileSync(path, 'utf8');
+}
+
+async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
+  const cfg: IdentityConfig = {};
+  if (f.jwks) {
+    if (!f.issuer || !f.audience) throw new ConfigError('--jwks needs --issuer and --audience (tokens for other issuers or services must not be accepted)');
+    const algorithms = f.jwtAlgs.split(',').map((a) => a.trim());
+    const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.includes(a));
+    if (bad.length) throw new ConfigError(`--jwt-algs ${bad.join(',')}: only asymmetric algorithms are accepted (${ASYMMETRIC_ALGORITHMS.join(', ')})`);
+    cfg.jwt = { keys: await loadJwks(f.jwks), issuer: f.issuer, audience: f.audience, algorithms, clockToleranceSec: Number(f.clockSkew) };
+  }
+  if (f.trustHeader) {
+    if (f.trustPeer.length === 0) throw new ConfigError('--trust-header needs --trust-peer <address> (the local mesh proxy it is accepted from)');
+    cfg.trustedHeader = { name: f.trustHeader.toLowerCase(), peers: f.trustPeer };
+  }
+  return cfg;
+}
+
+async function startFromFlags(f: PluginFlags): Promise<Plugin> {
+  if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
+  if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  const logger = pino({ name: 'warden-proxy', base: { workload: f.workload } });
+  return startPlugin({
+    workload: f.workload,
+    ...(f.namespace ? { namespace: f.namespace } : {}),
+    ...(f.engine ? { engine: f.engine } : {}),
+    ...(f.bundle ? { bundleFile: f.bundle } : {}),
+    verificationKey: readPem('--verification-key', f.verificationKey),
+    ...(f.verificationAlg ? { verificationAlgorithm: f.verificationAlg as SigningAlgorithm } : {}),
+    ...(f.keyId ? { keyId: f.keyId } : {}),
+    ...(f.scope ? { scope: f.scope } : {}),
+    identity: await identityFrom(f),
+    logger,
+    instance: hostname(),
+    ...(f.spill ? { spillFile: f.spill } : {}),
+  });
+}
+
+async function listen(server: Server, flag: string, value: string): Promise<void> {
+  const a = address(flag, value);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new ConfigError(`cannot listen on ${value} (${flag}): ${err.message}`)));
+    server.listen(a.port, a.host, resolve);
+  });
+}
+
+// The address actually bound (a :0 flag picks a free port), as host:port.
+const bound = (s: Server) => {
+  const a = s.address() as AddressInfo;
+  return `${a.address}:${a.port}`;
+};
+
+async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      for (const s of servers) {
+        s.close();
+        s.closeIdleConnections();
+      }
+      void plugin.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+function commonOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--workload <name>', 'the workload this pod runs (its bundle is pulled by this name)')
+    .option('--namespace <ns>', 'namespace, until the bundle names it')
+    .option('--engine <url>', 'engine base URL (bundles from GET /bundles/<workload>, decision events to POST /logs)')
+    .option('--bundle <file>', 'a local bundle file to start from (or to run on alone)')
+    .requiredOption('--verification-key <pem>', 'public key bundles must be signed with (bundles/verification-key.pem)')
+    .option('--verification-alg <alg>', 'signature algorithm (default from the key)')
+    .option('--key-id <id>', 'key id to verify with regardless of the bundle signature kid')
+    .option('--scope <scope>', 'signature scope bundles must carry')
+    .option('--jwks <file|url>', 'JWKS for bearer tokens (URL: cached, refetched on unknown kid)')
+    .option('--issuer <iss>', 'required JWT issuer')
+    .option('--audience <aud>', 'required JWT audience')
+    .option('--jwt-algs <list>', 'accepted JWT algorithms (asymmetric only)', 'RS256,ES256,PS256,EdDSA')
+    .option('--clock-skew <seconds>', 'tolerated clock skew for exp/nbf (max 300)', '30')
+    .option('--trust-header <name>', 'mesh identity header to trust (e.g. x-forwarded-client-cert, l5d-client-id)')
+    .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
+    .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson');
+}
+
+/** Register `warden proxy` and `warden ext-authz`. */
+export function registerProxy(program: Command): void {
+  commonOptions(
+    program
+      .command('proxy')
+      .description('run the sidecar reverse proxy: every inbound call is decided by the workload bundle')
+      .requiredOption('--upstream <url>', 'the workload (e.g. http://127.0.0.1:8080)')
+      .option('--listen <addr>', 'address to listen on', '0.0.0.0:15001')
+      .option('--tls-cert <pem>', 'serve TLS with this certificate')
+      .option('--tls-key <pem>', 'private key of --tls-cert')
+      .option('--client-ca <pem>', 'trust bundle for client certificates (mTLS identity)')
+      .option('--max-header-bytes <n>', 'largest request head (431 beyond)', '16384')
+      .option('--max-body-bytes <n>', 'largest request body (413 beyond)', String(10 * 1024 * 1024))
+      .option('--headers-timeout <ms>', 'time allowed to send the request head (408 beyond)', '10000')
+      .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
+      .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536'),
+  ).action(async (f: PluginFlags) => {
+    let upstream: URL;
+    try {
+      upstream = new URL(f.upstream ?? '');
+    } catch {
+      throw new ConfigError(`--upstream ${JSON.stringify(f.upstream)} is not a URL; use e.g. http://127.0.0.1:8080`);
+    }
+    if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
+    if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
+    const plugin = await startFromFlags(f);
+    const sidecar = createSidecar({
+      upstream,
+      gate: plugin.gate,
+      logger: pino({ name: 'warden-proxy' }),
+      jsonBodyBytes: Number(f.jsonBody),
+      limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },
+      ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),
+    });
+    await listen(sidecar, '--listen', f.listen);
+    const servers: Server[] = [sidecar];
+    if (f.admin) {
+      const admin = createAdminServer(plugin.metrics, plugin.ready);
+      await listen(admin, '--admin', f.admin);
+      servers.push(admin);
+    }
+    process.stderr.write(`warden proxy: ${f.workload} on ${bound(sidecar)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})\n`);
+    await runUntilSignal(plugin, servers);
+  });
+
+  commonOptions(
+    program
+      .command('ext-authz')
+      .description('run an Envoy ext_authz HTTP authorization service for the workload')
+      .option('--listen <addr>', 'address to listen on', '127.0.0.1:15002')
+      .option('--path-prefix <prefix>', "Envoy's http_service path_prefix", ''),
+  ).action(async (f: PluginFlags) => {
+    const plugin = await startFromFlags(f);
+    const server = createExtAuthzServer({ gate: plugin.gate, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
+    await listen(server, '--listen', f.listen);
+    const servers: Server[] = [server];
+    if (f.admin) {
+      const admin = createAdminServer(plugin.metrics, plugin.ready);
+      await listen(admin, '--admin', f.admin);
+      servers.push(admin);
+    }
+    process.stderr.write(`warden ext-authz: ${f.workload} on ${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}\n`);
+    await runUntilSignal(plugin, servers);
+  });
+}

@@ -1,0 +1,136 @@
+// The decision pipeline every front end shares: evaluate the active bundle for an input, fail closed
+// on anything unexpected, apply dry-run, and emit exactly one decision event per call.
+import { randomUUID } from 'node:crypto';
+import { DECISION_ENTRYPOINT, type Decision } from '../formats/decision.js';
+import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/decision-event.js';
+import type { Destination, PolicyInput } from '../formats/input.js';
+import type { ActiveBundle, BundleSource } from './bundle-source.js';
+import { maskInput, type DecisionLog } from './decision-log.js';
+import type { PluginMetrics } from './metrics.js';
+
+/** What the front end does with a call. */
+export interface Verdict {
+  decisionId: string;
+  /** Forward the call (true also for a policy denial in dry-run mode). */
+  allow: boolean;
+  outcome: Outcome;
+  /** Denial status (403 unless the policy or the refusal chose another). */
+  status: number;
+  /** Reasons safe to show the caller. */
+  reasons: string[];
+  /** Extra response headers the policy asked for on denial. */
+  headers: Record<string, string>;
+  decision?: Decision;
+  /** The bundle that decided (pinned for the whole call). */
+  bundle?: ActiveBundle;
+}
+
+/** Options of the pipeline. */
+export interface PipelineOptions {
+  destination: Destination;
+  source: BundleSource;
+  log: DecisionLog;
+  metrics?: PluginMetrics;
+  instance?: string;
+  newId?: () => string;
+  now?: () => Date;
+}
+
+// Sensitive fields of the matched operation (OpenAPI) or tool (MCP), from the bundle's spec data.
+function sensitiveFields(bundle: ActiveBundle | undefined, operation: string | undefined, tool: string | undefined): string[] {
+  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: Record<string, unknown> } } | undefined)?.warden?.spec as
+    | { http?: { operations?: Record<string, { authz?: { sensitive?: string[] } }> }; mcp?: { tools?: Record<string, { sensitive?: string[] }> } }
+    | undefined;
+  const fromOp = operation ? (spec?.http?.operations?.[operation]?.authz?.sensitive ?? []) : [];
+  const fromTool = tool ? (spec?.mcp?.tools?.[tool]?.sensitive ?? []) : [];
+  return [...fromOp, ...fromTool];
+}
+
+/** The shared decision pipeline. */
+export class DecisionPipeline {
+  private readonly newId: () => string;
+  private readonly now: () => Date;
+
+  constructor(readonly opts: PipelineOptions) {
+    this.newId = opts.newId ?? randomUUID;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** The workload being protected; namespace and principal come from the loaded bundle when there is one. */
+  get destination(): Destination {
+    const m = this.pin()?.metadata;
+    const d = this.opts.destination;
+    return { workload: d.workload, namespace: m?.namespace ?? d.namespace, principal: m?.principal ?? d.principal };
+  }
+
+  /** The bundle a new call should use; read once per call so a swap never splits a call. */
+  pin(): ActiveBundle | undefined {
+    return this.opts.source.current;
+  }
+
+  /** Decide one call. Never throws: every failure is a denial with a logged reason. */
+  decide(input: PolicyInput, ctx: { kind: EventKind; via: EventSource; bundle?: ActiveBundle | undefined }): Verdict {
+    const bundle = ctx.bundle ?? this.pin();
+    const decisionId = this.newId();
+    if (!bundle) return this.finish(decisionId, input, ctx, undefined, { error: 'no policy bundle loaded yet (deny-all until the first good bundle)' });
+    const t0 = process.hrtime.bigint();
+    let decision: Decision;
+    try {
+      decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
+    } catch (err) {
+      this.opts.metrics?.evalSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      return this.finish(decisionId, input, ctx, bundle, { error: `policy evaluation failed: ${String((err as Error)?.message ?? err)}` });
+    }
+    const evalNs = Number(process.hrtime.bigint() - t0);
+    this.opts.metrics?.evalSeconds.observe(evalNs / 1e9);
+    return this.finish(decisionId, input, ctx, bundle, { decision, evalNs });
+  }
+
+  /** Refuse a call before policy (unparseable request, refused credentials); logged like any decision. */
+  refuse(input: PolicyInput, ctx: { kind: EventKind; via: EventSource; bundle?: ActiveBundle | undefined }, error: string, status: number): Verdict {
+    return this.finish(this.newId(), input, ctx, ctx.bundle ?? this.pin(), { error, status });
+  }
+
+  private finish(
+    decisionId: string,
+    input: PolicyInput,
+    ctx: { kind: EventKind; via: EventSource },
+    bundle: ActiveBundle | undefined,
+    r: { decision?: Decision; evalNs?: number; error?: string; status?: number },
+  ): Verdict {
+    const mode = bundle?.mode ?? 'enforce';
+    const d = r.decision;
+    // Dry-run softens policy denials only; refusals and failures before or outside the policy still deny.
+    const outcome: Outcome = d?.allow ? 'allow' : d && mode === 'dry-run' ? 'dry-run-deny' : 'deny';
+    const verdict: Verdict = {
+      decisionId,
+      allow: outcome !== 'deny',
+      outcome,
+      status: r.status ?? d?.status ?? 403,
+      // Refusals explain themselves to the caller; internal failures say only that the call failed closed.
+      reasons: d ? d.reasons : r.status !== undefined ? [r.error ?? 'refused'] : ['the call could not be decided (fail closed); look the decision id up in the audit log'],
+      headers: d?.headers ?? {},
+      ...(d ? { decision: d } : {}),
+      ...(bundle ? { bundle } : {}),
+    };
+    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, sensitiveFields(bundle, d?.operation, input.mcp?.tool));
+    const event: DecisionEvent = {
+      decision_id: decisionId,
+      timestamp: this.now().toISOString(),
+      kind: ctx.kind,
+      outcome,
+      mode,
+      labels: { workload: input.destination.workload, namespace: input.destination.namespace || 'unknown', source: ctx.via, ...(this.opts.instance ? { instance: this.opts.instance } : {}) },
+      bundles: bundle ? { [this.opts.destination.workload]: { revision: bundle.revision } } : {},
+      path: DECISION_ENTRYPOINT,
+      input: masked,
+      ...(d ? { result: d as unknown as Record<string, unknown> } : {}),
+      ...(r.error ? { error: r.error } : {}),
+      ...(pointers.length > 0 ? { masked: pointers } : {}),
+      ...(r.evalNs !== undefined ? { metrics: { timer_eval_ns: r.evalNs } } : {}),
+    };
+    this.opts.metrics?.decisions.inc({ outcome, source: ctx.via });
+    this.opts.log.record(event);
+    return verdict;
+  }
+}

@@ -1,0 +1,104 @@
+import express from 'express';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { DecisionEvent } from '../formats/decision-event.js';
+import { closeServer, listenLocal } from '../test/proxy-fixtures.js';
+import { DecisionLog, maskInput } from './decision-log.js';
+import { PluginMetrics } from './metrics.js';
+
+const event = (i: number): DecisionEvent => ({
+  decision_id: `decision-${String(i).padStart(6, '0')}`,
+  timestamp: new Date().toISOString(),
+  kind: 'http',
+  outcome: 'allow',
+  mode: 'enforce',
+  labels: { workload: 'orders', namespace: 'shop', source: 'proxy' },
+  bundles: { orders: { revision: 'r1' } },
+  path: 'warden/decision',
+});
+
+function collector(): { app: express.Express; got: DecisionEvent[] } {
+  const got: DecisionEvent[] = [];
+  const app = express();
+  app.post('/logs', express.json({ limit: '10mb' }), (req, res) => {
+    got.push(...(req.body as DecisionEvent[]));
+    res.status(204).end();
+  });
+  return { app, got };
+}
+
+describe('DecisionLog', () => {
+  it('masks secret headers and sensitive fields without touching the original input', () => {
+    const input = { request: { headers: { authorization: 'Bearer x', 'x-a': '1' }, body: { payment: { cvc: '123' } } }, mcp: { arguments: { password: 'p' } } };
+    const { input: out, masked } = maskInput(input, ['payment.cvc', 'password']);
+    expect(out).toEqual({ request: { headers: { authorization: '**masked**', 'x-a': '1' }, body: { payment: { cvc: '**masked**' } } }, mcp: { arguments: { password: '**masked**' } } });
+    expect(masked).toEqual(['/input/request/headers/authorization', '/input/request/body/payment/cvc', '/input/mcp/arguments/password']);
+    expect(input.request.headers.authorization).toBe('Bearer x');
+  });
+
+  it('spills to a local file while the engine is away and replays it when it is back', async () => {
+    // Find a free port, then leave it closed: the engine is "away".
+    const probe = http.createServer();
+    const port = await listenLocal(probe);
+    await closeServer(probe);
+    const spillFile = join(mkdtempSync(join(tmpdir(), 'warden-spill-')), 'spill.ndjson');
+    const metrics = new PluginMetrics();
+    const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, spillFile, logger: pino({ level: 'silent' }), metrics, flushIntervalMs: 10_000 });
+    for (let i = 0; i < 25; i++) log.record(event(i));
+    await log.flush();
+    expect(readFileSync(spillFile, 'utf8').trim().split('\n')).toHaveLength(25);
+    expect(log.depth).toBe(0);
+    const { app, got } = collector();
+    const engine = http.createServer(app);
+    await new Promise<void>((r) => engine.listen(port, '127.0.0.1', r));
+    try {
+      for (let i = 25; i < 30; i++) log.record(event(i));
+      await log.close(); // ignores the backoff: ships the spill file and the queue now
+      expect(got.map((e) => e.decision_id)).toEqual(Array.from({ length: 30 }, (_, i) => event(i).decision_id));
+      expect(existsSync(spillFile)).toBe(false);
+      expect(log.dropped).toBe(0);
+      expect((await metrics.logSpilled.get()).values[0]?.value).toBe(25);
+    } finally {
+      await closeServer(engine);
+    }
+  });
+
+  it('counts events it had to drop when the buffer is full and there is no spill file', async () => {
+    const log = new DecisionLog({ engine: 'http://127.0.0.1:9', logger: pino({ level: 'silent' }), maxQueue: 10, flushIntervalMs: 60_000, batchSize: 1000 });
+    for (let i = 0; i < 15; i++) log.record(event(i));
+    await new Promise((r) => setImmediate(r));
+    expect(log.dropped).toBe(5); // each overflow moves out a tenth of the queue (1 event); no spill file: dropped
+    expect(log.depth).toBe(10);
+  });
+
+  it('ships batches as a gzip JSON array', async () => {
+    let encoding: string | undefined;
+    const got: DecisionEvent[] = [];
+    const server = http.createServer((req, res) => {
+      encoding = req.headers['content-encoding'];
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        const { gunzipSync } = await import('node:zlib');
+        got.push(...(JSON.parse(gunzipSync(Buffer.concat(chunks)).toString()) as DecisionEvent[]));
+        res.writeHead(204).end();
+      });
+    });
+    const port = await listenLocal(server);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }) });
+      log.record(event(1));
+      await log.close();
+      expect(encoding).toBe('gzip');
+      expect(got).toHaveLength(1);
+      expect((server.address() as AddressInfo).port).toBe(port);
+    } finally {
+      await closeServer(server);
+    }
+  });
+});

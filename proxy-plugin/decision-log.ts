@@ -1,0 +1,202 @@
+// Decision-log shipping: every decision becomes a DecisionEvent (secrets masked before it is queued),
+// batched and POSTed gzip'd to the engine, with a bounded buffer, backoff, a local NDJSON spill file
+// while the engine is away (replayed later), and a counter of anything that still had to be dropped.
+import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { DecisionEvent } from '../formats/decision-event.js';
+import type { PluginMetrics } from './metrics.js';
+
+/** Headers whose values never leave the pod. */
+export const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+const MASK = '**masked**';
+
+/**
+ * Mask secrets in a copy of a policy input: secret headers, and `sensitive` dotted field paths
+ * (from x-warden-authz) inside the request body and MCP arguments. Returns the JSON pointers masked.
+ */
+export function maskInput(input: Record<string, unknown>, sensitive: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
+  // Copy only what masking touches (this runs for every decision): headers always, bodies when needed.
+  const request = input.request as { headers?: Record<string, string>; body?: unknown } | undefined;
+  const mcp = input.mcp as { arguments?: unknown } | undefined;
+  const copy: Record<string, unknown> = { ...input };
+  if (request) copy.request = { ...request, ...(request.headers ? { headers: { ...request.headers } } : {}), ...(sensitive.length && request.body !== undefined ? { body: structuredClone(request.body) } : {}) };
+  if (mcp) copy.mcp = { ...mcp, ...(sensitive.length && mcp.arguments !== undefined ? { arguments: structuredClone(mcp.arguments) } : {}) };
+  const masked: string[] = [];
+  const headers = (copy.request as { headers?: Record<string, string> } | undefined)?.headers;
+  for (const h of SECRET_HEADERS) {
+    if (headers && h in headers) {
+      headers[h] = MASK;
+      masked.push(`/input/request/headers/${h}`);
+    }
+  }
+  const roots: Array<[unknown, string]> = [
+    [(copy.request as { body?: unknown } | undefined)?.body, '/input/request/body'],
+    [(copy.mcp as { arguments?: unknown } | undefined)?.arguments, '/input/mcp/arguments'],
+  ];
+  for (const field of sensitive) {
+    const parts = field.split('.');
+    for (const [root, pointer] of roots) {
+      let node = root;
+      for (const p of parts.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[p] : undefined;
+      const last = parts[parts.length - 1]!;
+      if (node && typeof node === 'object' && last in node) {
+        (node as Record<string, unknown>)[last] = MASK;
+        masked.push(`${pointer}/${parts.join('/')}`);
+      }
+    }
+  }
+  return { input: copy, masked };
+}
+
+/** Options of the decision log. */
+export interface DecisionLogOptions {
+  /** Engine base URL; events go to `<engine>/logs`. Without it, events are logged locally only. */
+  engine?: string;
+  /** NDJSON file events spill to while the engine is away. */
+  spillFile?: string;
+  maxQueue?: number;
+  maxSpillBytes?: number;
+  batchSize?: number;
+  flushIntervalMs?: number;
+  maxBackoffMs?: number;
+  logger: Logger;
+  metrics?: PluginMetrics;
+}
+
+/** The shipping queue for one plugin instance. */
+export class DecisionLog {
+  private queue: DecisionEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> | undefined;
+  private failures = 0;
+  private nextAttempt = 0;
+  /** Events lost for good (buffer full and no room to spill). */
+  dropped = 0;
+  shipped = 0;
+
+  constructor(private readonly opts: DecisionLogOptions) {
+    if (opts.engine) {
+      this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs ?? 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Queue one event (already masked) and write the local log line. */
+  record(event: DecisionEvent): void {
+    this.opts.logger.info(
+      { decision_id: event.decision_id, outcome: event.outcome, mode: event.mode, kind: event.kind, source: event.labels.source, revision: Object.values(event.bundles)[0]?.revision, reasons: (event.result as { reasons?: unknown } | undefined)?.reasons, error: event.error, principal: (event.input?.source as { principal?: string } | undefined)?.principal, call: callOf(event) },
+      'decision',
+    );
+    if (!this.opts.engine) return;
+    const max = this.opts.maxQueue ?? 10_000;
+    if (this.queue.length >= max) {
+      const overflow = this.queue.splice(0, Math.ceil(max / 10));
+      void this.spill(overflow);
+    }
+    this.queue.push(event);
+    this.opts.metrics?.logQueue.set(this.queue.length);
+    if (this.queue.length >= (this.opts.batchSize ?? 500)) void this.flush();
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Ship what is queued (and replay the spill file) now, unless backing off. */
+  flush(): Promise<void> {
+    if (this.sending) return this.sending;
+    this.sending = this.ship().finally(() => (this.sending = undefined));
+    return this.sending;
+  }
+
+  /** Stop the timer; ship once more, spilling what cannot be sent. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.nextAttempt = 0;
+    await this.flush();
+    if (this.queue.length > 0) await this.spill(this.queue.splice(0));
+  }
+
+  private async post(events: DecisionEvent[]): Promise<void> {
+    const body = gzipSync(JSON.stringify(events));
+    const res = await fetch(`${this.opts.engine!.replace(/\/+$/, '')}/logs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.body?.cancel();
+    if (res.status >= 500 || res.status === 429 || res.status === 404) throw new Error(`engine answered ${res.status}`);
+    // 4xx other than those: the engine refused these events for good; they are counted, not retried.
+    if (res.status >= 400) this.drop(events.length);
+  }
+
+  private async ship(): Promise<void> {
+    if (!this.opts.engine || Date.now() < this.nextAttempt) return;
+    try {
+      await this.replaySpill();
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, this.opts.batchSize ?? 500);
+        await this.post(batch);
+        this.queue.splice(0, batch.length);
+        this.shipped += batch.length;
+        this.opts.metrics?.logShipped.inc(batch.length);
+        this.opts.metrics?.logQueue.set(this.queue.length);
+      }
+      this.failures = 0;
+    } catch {
+      this.failures++;
+      const base = Math.min((this.opts.flushIntervalMs ?? 1000) * 2 ** this.failures, this.opts.maxBackoffMs ?? 30_000);
+      this.nextAttempt = Date.now() + base * (0.5 + Math.random() / 2);
+      // The engine is away: move the queue to disk so memory stays bounded.
+      if (this.opts.spillFile && this.queue.length > 0) await this.spill(this.queue.splice(0));
+    }
+  }
+
+  private drop(n: number): void {
+    this.dropped += n;
+    this.opts.metrics?.logDropped.inc(n);
+  }
+
+  private async spill(events: DecisionEvent[]): Promise<void> {
+    this.opts.metrics?.logQueue.set(this.queue.length);
+    if (!this.opts.spillFile || events.length === 0) return this.drop(events.length);
+    const size = await stat(this.opts.spillFile).then((s) => s.size, () => 0);
+    const text = events.map((e) => JSON.stringify(e)).join('\n') + '\n';
+    if (size + text.length > (this.opts.maxSpillBytes ?? 64 * 1024 * 1024)) return this.drop(events.length);
+    await appendFile(this.opts.spillFile, text);
+    this.opts.metrics?.logSpilled.inc(events.length);
+  }
+
+  // Replay the spill file: take it aside atomically, send it in batches, keep what failed.
+  private async replaySpill(): Promise<void> {
+    const file = this.opts.spillFile;
+    if (!file) return;
+    const taken = `${file}.replaying`;
+    let text: string;
+    try {
+      text = await readFile(taken, 'utf8');
+    } catch {
+      try {
+        await rename(file, taken);
+      } catch {
+        return;
+      }
+      text = await readFile(taken, 'utf8');
+    }
+    const events = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as DecisionEvent);
+    const size = this.opts.batchSize ?? 500;
+    for (let i = 0; i < events.length; i += size) await this.post(events.slice(i, i + size));
+    this.shipped += events.length;
+    this.opts.metrics?.logShipped.inc(events.length);
+    await unlink(taken);
+  }
+}
+
+function callOf(e: DecisionEvent): string | undefined {
+  const r = e.input?.request as { method?: string; path?: string } | undefined;
+  const m = e.input?.mcp as { method?: string; tool?: string } | undefined;
+  if (m) return `MCP ${m.method ?? ''} ${m.tool ?? ''}`.trim();
+  return r ? `${r.method ?? ''} ${r.path ?? ''}` : undefined;
+}

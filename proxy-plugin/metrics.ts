@@ -1,0 +1,54 @@
+// Prometheus metrics of one plugin instance (its own registry: no global state) and the admin server
+// that exposes them with /healthz and /readyz.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The plugin's metrics. */
+export class PluginMetrics {
+  readonly registry = new Registry();
+  readonly decisions = new Counter({ name: 'warden_decisions_total', help: 'Decisions by outcome and reason class', labelNames: ['outcome', 'source'] as const, registers: [this.registry] });
+  readonly evalSeconds = new Histogram({
+    name: 'warden_policy_eval_seconds',
+    help: 'Policy evaluation time',
+    buckets: [5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 2e-2],
+    registers: [this.registry],
+  });
+  readonly bundleLoads = new Counter({ name: 'warden_bundle_loads_total', help: 'Bundle load attempts by result', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly bundleInfo = new Gauge({ name: 'warden_bundle_info', help: 'The loaded bundle (value 1), labelled with its revision', labelNames: ['revision'] as const, registers: [this.registry] });
+  readonly bundleBuiltAt = new Gauge({ name: 'warden_bundle_built_timestamp_seconds', help: 'Build time of the loaded bundle (age = time() - this)', registers: [this.registry] });
+  readonly bundleLoadedAt = new Gauge({ name: 'warden_bundle_loaded_timestamp_seconds', help: 'When the loaded bundle was swapped in', registers: [this.registry] });
+  readonly logQueue = new Gauge({ name: 'warden_decision_log_queue_depth', help: 'Decision events waiting to be shipped', registers: [this.registry] });
+  readonly logDropped = new Counter({ name: 'warden_decision_log_dropped_total', help: 'Decision events lost (buffer and spill file full)', registers: [this.registry] });
+  readonly logSpilled = new Counter({ name: 'warden_decision_log_spilled_total', help: 'Decision events written to the local spill file', registers: [this.registry] });
+  readonly logShipped = new Counter({ name: 'warden_decision_log_shipped_total', help: 'Decision events accepted by the engine', registers: [this.registry] });
+
+  /** Record a newly active bundle. */
+  bundleLoaded(revision: string, builtAtMs: number, loadedAtMs: number): void {
+    this.bundleInfo.reset();
+    this.bundleInfo.set({ revision }, 1);
+    this.bundleBuiltAt.set(builtAtMs / 1000);
+    this.bundleLoadedAt.set(loadedAtMs / 1000);
+  }
+}
+
+/** Serve /metrics, /healthz (process up) and /readyz (a bundle is loaded). */
+export function createAdminServer(metrics: PluginMetrics, isReady: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+    } else if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ready = isReady();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'no bundle loaded yet\n');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeRequest } from './normalize.js';
+
+const ok = (target: string, headers: string[] = []) => {
+  const n = normalizeRequest('GET', target, headers);
+  if (!n.ok) throw new Error(n.refusal.reason);
+  return n.request;
+};
+const refused = (target: string, headers: string[] = [], method = 'GET') => {
+  const n = normalizeRequest(method, target, headers);
+  return n.ok ? undefined : n.refusal;
+};
+
+describe('normalizeRequest', () => {
+  it('splits the path into decoded segments and keeps the root empty', () => {
+    expect(ok('/').segments).toEqual([]);
+    expect(ok('/orders/42').segments).toEqual(['orders', '42']);
+    expect(ok('/orders/').segments).toEqual(['orders', '']);
+  });
+
+  it('decodes unreserved characters once and keeps reserved escapes as upper-case escapes', () => {
+    const r = ok('/products/%61bc%7e%20x%3fy');
+    expect(r.path).toBe('/products/abc~%20x%3Fy');
+    expect(r.segments).toEqual(['products', 'abc~ x?y']);
+  });
+
+  it('does not decode twice: %2525 stays an escaped percent sign', () => {
+    const r = ok('/a/%2525');
+    expect(r.path).toBe('/a/%2525');
+    expect(r.segments).toEqual(['a', '%25']);
+  });
+
+  it('parses the query with repeated keys and keeps the raw query for the upstream', () => {
+    const r = ok('/orders?status=open&status=paid&q=a+b&empty');
+    expect(r.query).toEqual({ status: ['open', 'paid'], q: ['a b'], empty: [''] });
+    expect(r.rawQuery).toBe('status=open&status=paid&q=a+b&empty');
+  });
+
+  it('lower-cases header names and joins repeated ordinary headers', () => {
+    const r = ok('/', ['X-A', '1', 'x-a', '2', 'Cookie', 'a=1', 'cookie', 'b=2']);
+    expect(r.headers).toEqual({ 'x-a': '1, 2', cookie: 'a=1; b=2' });
+  });
+
+  it.each([
+    ['/a/../b', 'dot segment'],
+    ['/a/%2e%2E/b', 'dot segment'],
+    ['/a/.', 'dot segment'],
+    ['/a%2fb', 'encoded "/"'],
+    ['/a%5Cb', 'encoded "\\"'],
+    ['/a\\b', 'backslash'],
+    ['//a', 'empty path segment'],
+    ['/a//b', 'empty path segment'],
+    ['/a;jsessionid=1', 'matrix parameter'],
+    ['/a%3bb', 'matrix parameter'],
+    ['/a%00', 'NUL'],
+    ['/a%c3%28', 'UTF-8'],
+    ['/a%g1', 'malformed percent-escape'],
+    ['/a?x=%zz', 'malformed escape'],
+    ['http://evil/a', 'origin-form'],
+    ['*', 'origin-form'],
+    ['/a#frag', 'fragment'],
+  ])('refuses %s as ambiguous (%s)', (target, why) => {
+    const r = refused(target);
+    expect(r?.status).toBe(400);
+    expect(r?.reason).toContain(why);
+  });
+
+  it('refuses a repeated Authorization, Host or Content-Length header', () => {
+    expect(refused('/', ['Authorization', 'a', 'authorization', 'b'])?.reason).toBe('duplicate authorization header');
+    expect(refused('/', ['Host', 'a', 'HOST', 'b'])?.reason).toBe('duplicate host header');
+    expect(refused('/', ['Content-Length', '1', 'content-length', '1'])?.reason).toBe('duplicate content-length header');
+  });
+
+  it('refuses a method that is not an upper-case token', () => {
+    expect(refused('/', [], 'get')?.status).toBe(400);
+  });
+});

@@ -1,0 +1,125 @@
+// Request normalization, done exactly once, before policy: the path the policy sees is the path the
+// upstream receives. Anything two parsers could read differently is refused as ambiguous.
+
+/** A request as the policy and the upstream will both read it. */
+export interface NormalizedRequest {
+  method: string;
+  /** Canonical path: unreserved characters decoded, other escapes kept (upper-case hex). Forwarded as is. */
+  path: string;
+  /** Fully decoded path segments ("/" → []). */
+  segments: string[];
+  query: Record<string, string[]>;
+  /** Raw query string (without "?"), forwarded unchanged. */
+  rawQuery: string;
+  /** Lower-cased names; repeated headers joined with ", " (cookie with "; "). */
+  headers: Record<string, string>;
+}
+
+/** Why a request was refused before policy; `status` is what the caller gets. */
+export interface Refusal {
+  status: number;
+  reason: string;
+}
+
+/** Either the normalized request or the reason it was refused. */
+export type Normalized = { ok: true; request: NormalizedRequest } | { ok: false; refusal: Refusal };
+
+// Headers that must appear at most once: two values would let caller and upstream disagree.
+const SINGLETON_HEADERS = new Set(['authorization', 'host', 'content-length', 'content-type', 'proxy-authorization', 'transfer-encoding']);
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+const METHOD = /^[A-Z]+$/;
+
+const refuse = (reason: string, status = 400): Normalized => ({ ok: false, refusal: { status, reason } });
+
+/** Canonicalise one raw path segment; returns an error string when it is ambiguous. */
+function canonicalSegment(raw: string): { canonical: string; decoded: string } | string {
+  let canonical = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c !== '%') {
+      canonical += c;
+      continue;
+    }
+    const hex = raw.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return `malformed percent-escape "%${hex}" in the path`;
+    const ch = String.fromCharCode(parseInt(hex, 16));
+    if (ch === '/' || ch === '\\') return `encoded "${ch}" (%${hex}) in the path is ambiguous`;
+    if (ch === '\0') return 'encoded NUL in the path';
+    if (ch === ';') return 'encoded ";" (matrix parameter) in the path is ambiguous';
+    canonical += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+    i += 2;
+  }
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(canonical);
+  } catch {
+    return 'the path is not valid UTF-8 after percent-decoding';
+  }
+  if (decoded === '.' || decoded === '..') return `dot segment "${raw}" in the path is ambiguous`;
+  return { canonical, decoded };
+}
+
+function parseQuery(raw: string): Record<string, string[]> | string {
+  const query: Record<string, string[]> = {};
+  if (raw === '') return query;
+  for (const pair of raw.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const [k, v] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    let key: string;
+    let value: string;
+    try {
+      key = decodeURIComponent(k.replace(/\+/g, ' '));
+      value = decodeURIComponent(v.replace(/\+/g, ' '));
+    } catch {
+      return 'the query string has a malformed escape or invalid UTF-8';
+    }
+    if (key.includes('\0') || value.includes('\0')) return 'NUL in the query string';
+    (query[key] ??= []).push(value);
+  }
+  return query;
+}
+
+/** Lower-case header names, refusing repeated singleton headers (`rawHeaders` as node gives it). */
+export function normalizeHeaders(rawHeaders: readonly string[]): { headers: Record<string, string> } | { refusal: Refusal } {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    const prev = headers[name];
+    if (prev === undefined) headers[name] = value;
+    else if (SINGLETON_HEADERS.has(name)) return { refusal: { status: 400, reason: `duplicate ${name} header` } };
+    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return { headers };
+}
+
+/** Normalize method, request-target and headers; refuse anything ambiguous with a reason. */
+export function normalizeRequest(method: string, target: string, rawHeaders: readonly string[]): Normalized {
+  if (!METHOD.test(method)) return refuse(`method ${JSON.stringify(method)} is not an HTTP method name`);
+  if (!target.startsWith('/')) return refuse('the request target must be an origin-form path starting with "/"');
+  if (target.includes('#')) return refuse('a fragment in the request target is not allowed');
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const rawQuery = q < 0 ? '' : target.slice(q + 1);
+  if (rawPath.includes('\\')) return refuse('a backslash in the path is ambiguous');
+  if (rawPath.includes(';')) return refuse('";" (matrix parameter) in the path is ambiguous');
+  if (rawPath.includes('\0')) return refuse('NUL in the path');
+  if (rawPath.includes('//')) return refuse('an empty path segment ("//") is ambiguous');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x20\x7f-\uffff]/.test(rawPath)) return refuse('raw control, space or non-ASCII characters in the path');
+  const segments: string[] = [];
+  const canonical: string[] = [];
+  const rawSegments = rawPath === '/' ? [] : rawPath.slice(1).split('/');
+  for (const raw of rawSegments) {
+    const seg = canonicalSegment(raw);
+    if (typeof seg === 'string') return refuse(seg);
+    segments.push(seg.decoded);
+    canonical.push(seg.canonical);
+  }
+  const query = parseQuery(rawQuery);
+  if (typeof query === 'string') return refuse(query);
+  const h = normalizeHeaders(rawHeaders);
+  if ('refusal' in h) return { ok: false, refusal: h.refusal };
+  return { ok: true, request: { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers } };
+}

@@ -1,0 +1,290 @@
+// The sidecar form: a reverse proxy in front of the workload. accept → normalize → identify →
+// (CallHandler | decide) → forward (streaming, byte-for-byte) or deny; every response carries the
+// decision id. With `gate: null` it is the same proxy without policy (the benchmark's baseline).
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { ANONYMOUS } from '../formats/input.js';
+import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
+import type { Call, CallHandler } from './call-handler.js';
+import type { Verdict } from './decide.js';
+import { buildInput } from './input.js';
+
+/** Size and time limits (defaults in brackets). */
+export interface SidecarLimits {
+  /** Largest request head, bytes [16 KiB] → 431. */
+  maxHeaderBytes?: number;
+  /** Largest request body, bytes [10 MiB] → 413. */
+  maxBodyBytes?: number;
+  /** Time to receive the request head, ms [10 s] → 408 (slowloris). */
+  headersTimeoutMs?: number;
+  /** Time to receive the whole request, ms [60 s] → 408. */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after, ms [5 s]. */
+  keepAliveTimeoutMs?: number;
+}
+
+/** TLS for the listener; client certificates are verified against `ca`. */
+export interface SidecarTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** Trust bundle for client certificates (mTLS); without it no client certificate is asked for. */
+  ca?: string | Buffer;
+}
+
+/** Options of the sidecar. */
+export interface SidecarOptions {
+  upstream: URL;
+  /** null: pass-through without policy (benchmark baseline only). */
+  gate: Gate | null;
+  handlers?: CallHandler[];
+  limits?: SidecarLimits;
+  tls?: SidecarTls;
+  logger: Logger;
+  /**
+   * Read JSON request bodies up to this many bytes into `input.request.body` (so policy can look at them
+   * and their sensitive fields are masked in the log); the exact bytes received are forwarded. Off when 0.
+   */
+  jsonBodyBytes?: number;
+}
+
+// Collect a request body up to `limit` bytes; undefined when it is larger.
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+
+function forwardHeaders(raw: readonly string[], extra: Record<string, string>, keepUpgrade = false, drop?: string): OutgoingHttpHeaders {
+  const named = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
+  }
+  const out: OutgoingHttpHeaders = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if ((HOP_BY_HOP.has(name) || named.has(name)) && !(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
+    if (name === drop) continue;
+    const prev = out[name];
+    out[name] = prev === undefined ? raw[i + 1]! : Array.isArray(prev) ? [...prev, raw[i + 1]!] : [String(prev), raw[i + 1]!];
+  }
+  return { ...out, ...extra };
+}
+
+/** The sidecar server (not yet listening). */
+export function createSidecar(opts: SidecarOptions): http.Server {
+  const limits = {
+    maxHeaderBytes: 16 * 1024,
+    maxBodyBytes: 10 * 1024 * 1024,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 60_000,
+    keepAliveTimeoutMs: 5_000,
+    ...opts.limits,
+  };
+  const upstreamIsTls = opts.upstream.protocol === 'https:';
+  const agent = upstreamIsTls ? new https.Agent({ keepAlive: true, maxSockets: 256 }) : new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const upstreamBase = { protocol: opts.upstream.protocol, hostname: opts.upstream.hostname, port: opts.upstream.port || (upstreamIsTls ? 443 : 80) };
+  const requestUpstream = upstreamIsTls ? https.request : http.request;
+  const log = opts.logger;
+
+  // A mesh identity header from anyone but the trusted local peer is dropped, so the upstream cannot be fooled by it either.
+  function untrustedIdentityHeader(req: IncomingMessage): string | undefined {
+    const th = opts.gate?.identity.trustedHeader;
+    return th && !th.peers.includes(req.socket.remoteAddress ?? '') ? th.name : undefined;
+  }
+
+  function sendDenial(res: ServerResponse, v: Verdict): void {
+    const body = denialBody(v);
+    const headers: OutgoingHttpHeaders = { ...v.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [DECISION_ID_HEADER]: v.decisionId };
+    // An unread body would be parsed as the next request on this connection; close it instead.
+    if (!res.req.complete) headers.connection = 'close';
+    res.writeHead(v.status, headers).end(body);
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, target: string, decisionId: string | undefined, body?: Buffer): void {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (body === undefined && declared > limits.maxBodyBytes) {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close', ...(decisionId ? { [DECISION_ID_HEADER]: decisionId } : {}) });
+      res.end(JSON.stringify({ decision_id: decisionId, reasons: [`request body larger than ${limits.maxBodyBytes} bytes`] }));
+      return;
+    }
+    const extra: Record<string, string> = decisionId ? { [DECISION_ID_HEADER]: decisionId } : {};
+    if (body !== undefined) extra['content-length'] = String(body.length);
+    const up = requestUpstream({ ...upstreamBase, agent, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, extra, false, untrustedIdentityHeader(req)) });
+    up.on('response', (upRes) => {
+      const headers = forwardHeaders(upRes.rawHeaders, extra);
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
+      // SSE: the client sees the stream start before the first event (others go out with the first body bytes).
+      if (String(upRes.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
+      upRes.pipe(res);
+      upRes.on('error', () => res.destroy());
+    });
+    up.on('error', (err) => {
+      log.warn({ decision_id: decisionId, err: err.message }, 'upstream request failed');
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'application/json', ...extra }).end(JSON.stringify({ decision_id: decisionId, reasons: ['the upstream is unavailable'] }));
+      } else res.destroy();
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    if (body !== undefined) {
+      up.end(body);
+      return;
+    }
+    let seen = 0;
+    req.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > limits.maxBodyBytes) {
+        // A chunked body that outgrew the limit: abort the upstream request, never complete it.
+        up.destroy(new Error('request body too large'));
+        if (!res.headersSent) {
+          res.writeHead(413, { 'content-type': 'application/json', connection: 'close', ...extra }).end(JSON.stringify({ decision_id: decisionId, reasons: [`request body larger than ${limits.maxBodyBytes} bytes`] }));
+        }
+        req.destroy();
+        return;
+      }
+      if (!up.write(chunk)) {
+        req.pause();
+        up.once('drain', () => req.resume());
+      }
+    });
+    req.on('end', () => up.end());
+    req.on('error', () => up.destroy());
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const gate = opts.gate;
+    if (!gate) return forward(req, res, req.url ?? '/', undefined);
+    const p = await prepare(gate, { method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders, socket: req.socket }, 'proxy');
+    if (!p.ok) return sendDenial(res, p.verdict);
+    const target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
+    if (opts.handlers?.length) {
+      const call: Call = {
+        req,
+        res,
+        request: p.request,
+        source: p.source,
+        bundle: p.bundle,
+        pipeline: gate.pipeline,
+        via: 'proxy',
+        forward: ({ decisionId, body }) => forward(req, res, target, decisionId, body),
+        deny: (v) => sendDenial(res, v),
+      };
+      const handler = opts.handlers.find((h) => h.owns(call));
+      if (handler) return handler.handle(call);
+    }
+    let bodyBytes: Buffer | undefined;
+    let body: unknown;
+    if (opts.jsonBodyBytes && isJson(p.request.headers['content-type']) && (p.request.headers['content-length'] !== undefined || p.request.headers['transfer-encoding'] !== undefined)) {
+      const limit = Math.min(opts.jsonBodyBytes, limits.maxBodyBytes);
+      bodyBytes = await readBody(req, limit);
+      const refuse = (reason: string, status: number) => sendDenial(res, gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status));
+      if (bodyBytes === undefined) return refuse(`request refused: JSON body larger than ${limit} bytes`, 413);
+      try {
+        body = bodyBytes.length ? JSON.parse(bodyBytes.toString('utf8')) : undefined;
+      } catch {
+        // The upstream would have to guess what an unparseable JSON body means: refuse it.
+        return refuse('request refused: the body is not valid JSON', 400);
+      }
+    }
+    const v = decideHttp(gate, p, 'proxy', body);
+    if (!v.allow) return sendDenial(res, v);
+    forward(req, res, target, v.decisionId, bodyBytes);
+  }
+
+  // WebSocket and other upgrades: decided like any request, then the two sockets are spliced.
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    let target = req.url ?? '/';
+    let decisionId: string | undefined;
+    const gate = opts.gate;
+    if (gate) {
+      const p = await prepare(gate, { method: req.method ?? '', target, rawHeaders: req.rawHeaders, socket: req.socket }, 'proxy');
+      const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
+      if (!v.allow) {
+        const body = denialBody(v);
+        socket.end(`HTTP/1.1 ${v.status} Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${DECISION_ID_HEADER}: ${v.decisionId}\r\nconnection: close\r\n\r\n${body}`);
+        return;
+      }
+      decisionId = v.decisionId;
+      if (p.ok) target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
+    }
+    const extra: Record<string, string> = decisionId ? { [DECISION_ID_HEADER]: decisionId } : {};
+    const up = requestUpstream({ ...upstreamBase, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, extra, true) });
+    up.on('upgrade', (upRes, upSocket, upHead) => {
+      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
+      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+      if (decisionId) lines.push(`${DECISION_ID_HEADER}: ${decisionId}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (upHead.length) socket.write(upHead);
+      if (head.length) upSocket.write(head);
+      upSocket.pipe(socket).pipe(upSocket);
+      upSocket.on('error', () => socket.destroy());
+      socket.on('close', () => upSocket.destroy());
+    });
+    up.on('response', (upRes) => {
+      // The upstream declined the upgrade: relay its answer and close.
+      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`, 'connection: close'];
+      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) if (!HOP_BY_HOP.has(upRes.rawHeaders[i]!.toLowerCase())) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+      if (decisionId) lines.push(`${DECISION_ID_HEADER}: ${decisionId}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      upRes.pipe(socket);
+    });
+    up.on('error', () => socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
+    up.end();
+  }
+
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // How often header and request timeouts are checked; node's 30 s default would let a slow client linger.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server = opts.tls
+    ? https.createServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) })
+    : http.createServer(serverOptions);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    onRequest(req, res).catch((err: unknown) => {
+      log.error({ err: String((err as Error)?.message ?? err) }, 'request handling failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end('{"reasons":["internal error (fail closed)"]}');
+      else res.destroy();
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    onUpgrade(req, socket, head).catch(() => socket.destroy());
+  });
+  // Requests refused by the HTTP parser itself (oversized head, slow client, malformed): log why.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const code = err.code ?? 'ERR';
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    if (code !== 'ECONNRESET') log.warn({ code, status, principal: ANONYMOUS }, 'request refused by the HTTP parser');
+    if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+  server.on('close', () => agent.destroy());
+  return server;
+}

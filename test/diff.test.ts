@@ -1,0 +1,75 @@
+// Policy diff review on a throwaway Git repository: widening, refactoring and narrowing commits.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PolicyInput } from '../formats/input.js';
+import { failsOn } from '../engine/cli/diff.js';
+import { toMarkdown } from '../engine/diff/render.js';
+import { review } from '../engine/diff/review.js';
+import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
+
+const storefront = { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls' as const, claims: {}, address: '10.0.0.7' };
+const destination = { workload: 'orders', namespace: 'shop', principal: 'spiffe://cluster.local/ns/shop/sa/orders' };
+const recordedCall = (method: string, path: string): PolicyInput => ({
+  source: storefront,
+  destination,
+  request: { method, path, segments: path.slice(1).split('/'), query: {}, headers: {} },
+});
+
+describe('warden diff', () => {
+  let ws: PolicyWorkspace;
+  let base: string;
+  beforeAll(() => {
+    ws = policyWorkspace();
+    base = ws.git('rev-parse', 'HEAD');
+  });
+  afterAll(() => ws.remove());
+
+  it('reports a widening (destructive tool granted to a new caller) as deny → allow for exactly those calls', async () => {
+    ws.edit('workloads/ops-mcp/mcp-tools.json', '{ "scopes": ["tools:write"], "description": "NOT a grant: lacks destructive: true (compiler warns)" }', '{ "scopes": ["tools:write"], "destructive": true }');
+    ws.edit('workloads/ops-mcp/policy_test.rego', 'test_writer_cannot_drop_tables if', 'writer_could_not_drop_tables if');
+    const head = ws.commit('let writers drop tables');
+    const r = await review({ repo: ws.repo, base, head, cwd: ws.dir });
+    const flips = r.workloads.flatMap((w) => w.flips);
+    expect(flips.map((f) => [f.workload, f.target, f.direction, f.callers])).toEqual([['ops-mcp', 'tool:drop_table', 'deny-to-allow', ['jwt{scope=tools:write}']]]);
+    expect(flips[0]!.headReasons[0]).toMatch(/tool drop_table granted by x-warden-authz\.allow\[1\] \(policies\/workloads\/ops-mcp\/mcp-tools\.json:\d+\)/);
+    expect(r.workloads.filter((w) => w.status === 'unchanged').map((w) => w.workload).sort()).toEqual(['orders', 'storefront']);
+    expect(failsOn(r, 'deny-to-allow')).toBe(true);
+    expect(failsOn(r, 'allow-to-deny')).toBe(false);
+    const md = toMarkdown(r);
+    expect(md).toContain('| 🔓 deny → allow | `tool:drop_table` | `jwt{scope=tools:write}` | 1 |');
+    expect(md).toContain('**·→✓**');
+    base = head;
+  });
+
+  it('reports no flipped decision for a pure refactor of the Rego', async () => {
+    ws.edit('workloads/ops-mcp/policy.rego', 'refund_limit := 500', '# The most an agent may refund on its own.\nrefund_limit := 250 + 250');
+    ws.edit('workloads/orders/policy.rego', '\trequests.is_write\n\tinput.source.authn == "jwt"', '\tinput.source.authn == "jwt"\n\trequests.is_write');
+    const head = ws.commit('refactor');
+    const r = await review({ repo: ws.repo, base, head, cwd: ws.dir });
+    expect(r.workloads.filter((w) => w.status === 'changed').map((w) => w.workload).sort()).toEqual(['ops-mcp', 'orders']);
+    expect(r.workloads.flatMap((w) => w.flips)).toEqual([]);
+    expect(failsOn(r, 'any')).toBe(false);
+    base = head;
+  });
+
+  it('reports a narrowing as allow → deny with the recorded calls it would break', async () => {
+    ws.edit('workloads/orders/openapi.yaml', '          - principal: spiffe://cluster.local/ns/shop/sa/storefront\n          - principal: spiffe://cluster.local/ns/agents/sa/ops-mcp', '          - principal: spiffe://cluster.local/ns/agents/sa/ops-mcp');
+    ws.edit('workloads/orders/policy_test.rego', 'test_storefront_reads_an_order if', 'storefront_read_an_order if');
+    const head = ws.commit('storefront no longer reads single orders');
+    const recorded = [recordedCall('GET', '/orders/17'), recordedCall('GET', '/orders/18'), recordedCall('GET', '/orders'), recordedCall('POST', '/orders')];
+    const r = await review({ repo: ws.repo, base, head, cwd: ws.dir, recorded: (w) => (w === 'orders' ? recorded : []) });
+    const flips = r.workloads.flatMap((w) => w.flips);
+    expect(flips).toHaveLength(1);
+    expect(flips[0]).toMatchObject({ workload: 'orders', target: 'getOrder', direction: 'allow-to-deny', callers: [storefront.principal] });
+    // one spec probe plus the two recorded GET /orders/{id} calls; the other recorded calls still pass
+    expect(flips[0]!.count).toBe(3);
+    expect(flips[0]!.origins.sort()).toEqual(['recorded', 'spec']);
+    expect(r.recordedCalls).toBe(4);
+  });
+
+  it('says clearly when a ref does not exist or a revision does not compile', async () => {
+    await expect(review({ repo: ws.repo, base: 'no-such-branch', head: 'HEAD', cwd: ws.dir })).rejects.toThrow(/git ref "no-such-branch" does not exist/);
+    ws.edit('workloads/orders/policy.rego', 'allow if requests.is_probe', 'allow if requests.is_probe {');
+    const broken = ws.commit('broken');
+    await expect(review({ repo: ws.repo, base: 'HEAD~1', head: broken, cwd: ws.dir })).rejects.toThrow(/the head revision .* does not compile:[\s\S]*policy\.rego:\d+: rego_parse_error/);
+  });
+});

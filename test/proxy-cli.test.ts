@@ -1,0 +1,66 @@
+// `warden serve` and `warden proxy` as real processes, wired by their flags only.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeServer, copyPolicies, startUpstream, type Upstream } from './proxy-fixtures.js';
+
+const warden = resolve('bin/warden.js');
+const children: ChildProcess[] = [];
+let upstream: Upstream;
+let proxyUrl: string;
+let adminUrl: string;
+
+// Start a CLI command and resolve with the first output line matching `ready`.
+function start(args: string[], ready: RegExp): Promise<RegExpMatchArray> {
+  const child = spawn(process.execPath, [warden, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) resolvePromise(m);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`warden ${args[0]} exited with ${code}: ${out}`)));
+  });
+}
+
+beforeAll(async () => {
+  const policies = await copyPolicies(['orders']);
+  upstream = await startUpstream();
+  const serve = await start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0'], /on (http:\/\/[\d.]+:\d+)/);
+  const proxy = await start(
+    ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+      '--engine', serve[1]!, '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'),
+      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'],
+    /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/,
+  );
+  proxyUrl = `http://${proxy[1]}`;
+  adminUrl = `http://${proxy[2]}`;
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  if (upstream) await closeServer(upstream.server);
+});
+
+describe('warden serve + warden proxy', () => {
+  it('enforces the bundle pulled from warden serve, with readiness and metrics on the admin port', async () => {
+    expect((await fetch(`${adminUrl}/readyz`)).status).toBe(200);
+    const denied = await fetch(`${proxyUrl}/orders`);
+    expect(denied.status).toBe(403);
+    const allowed = await fetch(`${proxyUrl}/orders`, { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('x-warden-decision-id')).toBeTruthy();
+    const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
+    expect(metrics).toContain('warden_decisions_total{outcome="deny",source="proxy"} 1');
+    expect(metrics).toContain('warden_decisions_total{outcome="allow",source="proxy"} 1');
+  });
+
+  it('refuses to start without a bundle source, saying what to pass', async () => {
+    await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', warden], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
+  });
+});

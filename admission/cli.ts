@@ -3,17 +3,26 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
-import { auditCluster, formatAudit } from './audit.js';
-import { generateCertificates, readCertificates, serviceDnsNames, writeCertificates } from './certs.js';
-import { defaultConfig, loadConfig, resolveConfig } from './config.js';
-import { memorySink, pinoSink } from './decision-sink.js';
-import { webhookManifests } from './manifests.js';
-import { KubeNamespaces } from './namespaces.js';
-import { InventoryGatekeeper, KubeInventory } from './inventory.js';
-import { startWebhookServer } from './server.js';
-import { createWebhook, trustFromPem } from './webhook.js';
+import { defaultConfig } from './config.js';
+
+// Every `warden` command loads this file: the webhook's modules (x509, the Kubernetes client, WASM)
+// are imported inside the actions so that other commands do not pay for them at start.
+const load = async () => {
+  const [k8s, yaml, audit, certs, config, sink, manifests, namespaces, inventory, server, webhook] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('yaml'),
+    import('./audit.js'),
+    import('./certs.js'),
+    import('./config.js'),
+    import('./decision-sink.js'),
+    import('./manifests.js'),
+    import('./namespaces.js'),
+    import('./inventory.js'),
+    import('./server.js'),
+    import('./webhook.js'),
+  ]);
+  return { KubeConfig: k8s.KubeConfig, stringify: yaml.stringify, ...audit, ...certs, ...config, ...sink, ...manifests, ...namespaces, ...inventory, ...server, ...webhook };
+};
 
 interface SourceFlags {
   admissionBundle: string;
@@ -35,14 +44,16 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
 
-async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, sink = pinoSink()) {
+async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
+  const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
+  const sink = memory ? memorySink() : pinoSink();
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
   const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
   // Namespace labels (for namespaceSelector) come from the API server when the webhook can reach it.
   // Gatekeeper's inventory (gatekeeper.sync kinds) comes from there too.
-  let namespaces: KubeNamespaces | undefined;
-  let inventory: InventoryGatekeeper | undefined;
+  let namespaces: InstanceType<typeof KubeNamespaces> | undefined;
+  let inventory: InstanceType<typeof InventoryGatekeeper> | undefined;
   if (flags.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
@@ -70,6 +81,7 @@ export function registerAdmission(program: Command): void {
     .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
     .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
     .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
+      const { readCertificates, generateCertificates, startWebhookServer } = await load();
       const webhook = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
@@ -96,6 +108,7 @@ export function registerAdmission(program: Command): void {
     .option('--ip <addr...>', 'extra IP addresses (e.g. 127.0.0.1 for a local webhook)')
     .option('--days <n>', 'validity in days', '365')
     .action(async (flags: { out: string; namespace: string; service: string; ip?: string[]; days: string }) => {
+      const { generateCertificates, serviceDnsNames, writeCertificates } = await load();
       const certs = await generateCertificates({ dnsNames: serviceDnsNames(flags.service, flags.namespace), ipAddresses: flags.ip ?? [], days: Number(flags.days) });
       writeCertificates(resolve(flags.out), certs);
       process.stdout.write(`wrote ${flags.out}/ca.crt, tls.crt, tls.key (valid ${flags.days} days for ${serviceDnsNames(flags.service, flags.namespace).join(', ')})\n`);
@@ -110,6 +123,7 @@ export function registerAdmission(program: Command): void {
     .option('--engine <url>', 'engine URL', 'http://warden-engine.warden-system.svc:8181')
     .option('--failure-policy <p>', 'Fail or Ignore', 'Fail')
     .action(async (flags: { certs: string; namespace: string; image: string; engine: string; failurePolicy: 'Fail' | 'Ignore' }) => {
+      const { readCertificates, generateCertificates, serviceDnsNames, writeCertificates, webhookManifests, stringify } = await load();
       let certs = readCertificates(resolve(flags.certs));
       if (!certs) {
         certs = await generateCertificates({ dnsNames: serviceDnsNames('warden-admission', flags.namespace) });
@@ -124,7 +138,8 @@ export function registerAdmission(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config, in-cluster when run in a pod)')
     .option('--json', 'print JSON')
     .action(async (flags: SourceFlags & { kubeconfig?: string; json?: boolean }) => {
-      const webhook = await webhookFrom(flags, memorySink());
+      const { KubeConfig, auditCluster, formatAudit } = await load();
+      const webhook = await webhookFrom(flags, true);
       const kc = new KubeConfig();
       if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
       else kc.loadFromDefault();

@@ -6,3 +6,5 @@ export * from './input.js';
 export * from './decision.js';
 export * from './decision-event.js';
 export * from './bundle-manifest.js';
+export * from './admission-review.js';
+export * from './gatekeeper.js';

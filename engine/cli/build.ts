@@ -59,6 +59,10 @@ export function registerBuild(program: Command): void {
       const built = result.workloads.filter((w) => w.status !== 'unchanged').length;
       process.stdout.write(`${built === 0 ? 'nothing rebuilt' : `${built} of ${result.workloads.length} workload(s) rebuilt`}; bundles in ${flags.out}/ signed with key ${result.keyId}\n`);
       for (const w of result.workloads) process.stdout.write(`  ${w.workload.padEnd(20)} ${w.revision}  ${w.status}\n`);
+      if (result.admission) {
+        const r = result.admission.rules;
+        process.stdout.write(`  ${'(admission)'.padEnd(20)} ${result.admission.revision}  ${result.admission.status}: guardrails ${r.guardrails ? 'yes' : 'no'}, ${r.templates} Gatekeeper template(s), ${r.constraints} constraint(s)\n`);
+      }
       process.stdout.write(`verify with: opa build --verification-key ${result.verificationKey} …  (public key written there)\n`);
       if (result.usedDevelopmentKey) process.stderr.write(`note: signed with the development key ${DEV_KEY_PATH}; pass --signing-key in CI and production\n`);
     });

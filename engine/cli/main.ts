@@ -11,6 +11,8 @@ import { registerDiff } from './diff.js';
 import { registerAudit } from './audit.js';
 import { registerServe } from './serve.js';
 import { registerProxy } from '../../proxy-plugin/command.js';
+// The CLI is the composition root: like proxy-plugin/, admission/ is wired in here only (issue 5).
+import { registerAdmission } from '../../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
@@ -28,6 +30,7 @@ export function createProgram(): Command {
   registerAudit(program);
   registerServe(program);
   registerProxy(program);
+  registerAdmission(program);
   return program;
 }
 

@@ -25,6 +25,8 @@ import { readOpenApi, type HttpOperation } from './openapi.js';
 import { lookalikes } from './lookalike.js';
 import { loadRepo, type PolicyRepo, type WorkloadSource } from './repo.js';
 import { generateDevelopmentKey, loadSigningKey, SigningError, type SigningKey } from './signing-key.js';
+// Admission target (issue 5): policies/admission/ → bundles/admission.tar.gz, built after the workloads.
+import { buildAdmission, type AdmissionBuild } from './admission.js';
 
 const execFileP = promisify(execFile);
 const WARDEN_VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -80,6 +82,8 @@ export interface BuildResult {
   keyId: string;
   verificationKey: string;
   usedDevelopmentKey: boolean;
+  /** The admission bundle, when the repository has policies/admission/ (and `only` was not given). */
+  admission?: AdmissionBuild;
 }
 
 /** Written next to each bundle: what it was built from, so the next build can skip it. */
@@ -423,7 +427,11 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     }
   }
   writeIndex(out, key.keyId, key.algorithm);
-  return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev };
+  // The admission bundle is not a workload (not in index.json); `--only` builds workloads alone.
+  const admission = opts.only
+    ? undefined
+    : await buildAdmission({ root: repo.root, out, key, commit: await lastCommit(repo, [join(repo.root, 'admission')]), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
+  return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev, ...(admission ? { admission } : {}) };
 }
 
 /** `index.json` in the output folder: every bundle there with its revision (read by the bundle server). */

@@ -1,0 +1,56 @@
+// The admission bundle (bundles/admission.tar.gz) as the webhook loads it: one signed OPA bundle with
+// several WASM modules — the guardrails (`/policy.wasm`) and one module per Gatekeeper template — plus
+// `data.gatekeeper` naming templates and Constraints. Verified once, then every module is loaded.
+import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
+import type { GatekeeperData } from '../formats/gatekeeper.js';
+import { BundleError } from '../runtime/archive.js';
+import { openBundle, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
+import { Policy } from '../runtime/policy.js';
+import { GatekeeperSet } from './gatekeeper.js';
+
+/** The loaded admission rule sets. */
+export interface AdmissionPolicies {
+  revision: string;
+  guardrails: Policy | undefined;
+  gatekeeper: GatekeeperSet;
+  /** The template modules, to re-instantiate with data.inventory (admission/inventory.ts). */
+  templates: Array<{ name: string; kind: string; entrypoint: string; wasm: Uint8Array }>;
+}
+
+// Gatekeeper templates see only data.inventory, which the webhook does not replicate: give them none.
+const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): VerifiedBundle => ({
+  manifest: { revision, roots: [''] },
+  revision,
+  data,
+  wasm,
+  files: new Map(),
+});
+
+/**
+ * Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts) with the runtime's
+ * host builtins (Go-compatible sprintf, which Gatekeeper messages are written for).
+ */
+export function loadTemplatePolicy(wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): Promise<Policy> {
+  return Policy.load(moduleBundle(wasm, revision, data), { memory: { initial: 5, maximum: 1024 } });
+}
+
+/** Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong. */
+export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust): Promise<AdmissionPolicies> {
+  const bundle = await openBundle(archive, trust);
+  const modules = bundle.manifest.wasm ?? [];
+  const file = (module: string): Buffer => {
+    const bytes = bundle.files.get(module.replace(/^\/+/, ''));
+    if (!bytes) throw new BundleError(`admission bundle lists ${module} in its manifest but does not contain it`);
+    return bytes;
+  };
+  const g = modules.find((m) => m.entrypoint === ADMISSION_ENTRYPOINT);
+  const { gatekeeper: gkData, ...guardrailData } = bundle.data as { gatekeeper?: GatekeeperData };
+  const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData)) : undefined;
+  const loaded = new Map<string, { policy: Policy; entrypoint: string }>();
+  const templates: AdmissionPolicies['templates'] = [];
+  for (const t of gkData?.templates ?? []) {
+    templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
+    loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`), entrypoint: t.entrypoint });
+  }
+  return { revision: bundle.revision, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
+}

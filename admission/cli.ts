@@ -1,0 +1,150 @@
+// `warden admission serve|manifests|audit|certs`: registered by the CLI (the composition root), which
+// is the one place that wires the webhook in; the engine's own modules never import admission/.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { defaultConfig } from './config.js';
+
+// Every `warden` command loads this file: the webhook's modules (x509, the Kubernetes client, WASM)
+// are imported inside the actions so that other commands do not pay for them at start.
+const load = async () => {
+  const [k8s, yaml, audit, certs, config, sink, manifests, namespaces, inventory, server, webhook] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('yaml'),
+    import('./audit.js'),
+    import('./certs.js'),
+    import('./config.js'),
+    import('./decision-sink.js'),
+    import('./manifests.js'),
+    import('./namespaces.js'),
+    import('./inventory.js'),
+    import('./server.js'),
+    import('./webhook.js'),
+  ]);
+  return { KubeConfig: k8s.KubeConfig, stringify: yaml.stringify, ...audit, ...certs, ...config, ...sink, ...manifests, ...namespaces, ...inventory, ...server, ...webhook };
+};
+
+interface SourceFlags {
+  admissionBundle: string;
+  engine?: string;
+  bundles: string;
+  verificationKey: string;
+  scope?: string;
+  config?: string;
+  namespace?: string;
+}
+
+const sourceOptions = (cmd: Command): Command =>
+  cmd
+    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build`', 'bundles/admission.tar.gz')
+    .option('--engine <url>', 'engine base URL for coverage checks (GET /bundles); default: the local --bundles folder')
+    .option('--bundles <dir>', 'bundles folder for coverage checks when no --engine is given', 'bundles')
+    .option('--verification-key <pem>', 'public key bundles are signed with', 'bundles/verification-key.pem')
+    .option('--scope <scope>', 'signature scope bundles must carry')
+    .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
+    .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
+
+async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
+  const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
+  const sink = memory ? memorySink() : pinoSink();
+  const base = flags.config ? loadConfig(flags.config) : resolveConfig();
+  const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
+  const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
+  // Namespace labels (for namespaceSelector) come from the API server when the webhook can reach it.
+  // Gatekeeper's inventory (gatekeeper.sync kinds) comes from there too.
+  let namespaces: InstanceType<typeof KubeNamespaces> | undefined;
+  let inventory: InstanceType<typeof InventoryGatekeeper> | undefined;
+  if (flags.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) {
+    const kc = new KubeConfig();
+    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+    else kc.loadFromCluster();
+    namespaces = new KubeNamespaces(kc);
+    if (config.gatekeeper.sync.length > 0) inventory = new InventoryGatekeeper(new KubeInventory(kc, config.gatekeeper.sync));
+  }
+  const webhook = await createWebhook({
+    config,
+    sink,
+    ...(namespaces ? { namespaces } : {}),
+    ...(inventory ? { inventory } : {}),
+    sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
+  });
+  return webhook;
+}
+
+/** Register `warden admission …`. */
+export function registerAdmission(program: Command): void {
+  const admission = program.command('admission').description('the validating admission webhook: refuses pods outside the zero-trust regime');
+
+  sourceOptions(admission.command('serve').description('run the webhook (HTTPS, POST /validate)'))
+    .option('--port <n>', 'port', '8443')
+    .option('--host <addr>', 'address to listen on', '0.0.0.0')
+    .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
+    .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
+    .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
+      const { readCertificates, generateCertificates, startWebhookServer } = await load();
+      const webhook = await webhookFrom(flags);
+      const first = await webhook.reload();
+      if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
+      const certs = (flags.certs && readCertificates(resolve(flags.certs))) || (await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 30 }));
+      const server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: flags.host, port: Number(flags.port) });
+      process.stderr.write(`warden admission webhook listening on https://${flags.host}:${server.port}/validate\n`);
+      if (!flags.certs) process.stderr.write(`caBundle (generated, valid 30 days): ${Buffer.from(certs.caPem).toString('base64')}\n`);
+      const timer = setInterval(() => void webhook.reload().then((r) => r.error && process.stderr.write(`warden: ${r.error}\n`)), 10_000);
+      const stop = () => {
+        clearInterval(timer);
+        void server.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await new Promise(() => undefined);
+    });
+
+  admission
+    .command('certs')
+    .description('generate the webhook CA and serving certificate for its Service')
+    .option('--out <dir>', 'output folder', '.warden/admission-certs')
+    .option('--namespace <ns>', 'namespace of the webhook Service', defaultConfig.namespace)
+    .option('--service <name>', 'Service name', 'warden-admission')
+    .option('--ip <addr...>', 'extra IP addresses (e.g. 127.0.0.1 for a local webhook)')
+    .option('--days <n>', 'validity in days', '365')
+    .action(async (flags: { out: string; namespace: string; service: string; ip?: string[]; days: string }) => {
+      const { generateCertificates, serviceDnsNames, writeCertificates } = await load();
+      const certs = await generateCertificates({ dnsNames: serviceDnsNames(flags.service, flags.namespace), ipAddresses: flags.ip ?? [], days: Number(flags.days) });
+      writeCertificates(resolve(flags.out), certs);
+      process.stdout.write(`wrote ${flags.out}/ca.crt, tls.crt, tls.key (valid ${flags.days} days for ${serviceDnsNames(flags.service, flags.namespace).join(', ')})\n`);
+    });
+
+  admission
+    .command('manifests')
+    .description('print the ValidatingWebhookConfiguration (with caBundle), Service, Deployment and TLS Secret')
+    .option('--certs <dir>', 'certificate folder (from `warden admission certs`)', '.warden/admission-certs')
+    .option('--namespace <ns>', 'namespace', defaultConfig.namespace)
+    .option('--image <ref>', 'webhook image', 'ghcr.io/warden-dev/warden:0.1.0')
+    .option('--engine <url>', 'engine URL', 'http://warden-engine.warden-system.svc:8181')
+    .option('--failure-policy <p>', 'Fail or Ignore', 'Fail')
+    .action(async (flags: { certs: string; namespace: string; image: string; engine: string; failurePolicy: 'Fail' | 'Ignore' }) => {
+      const { readCertificates, generateCertificates, serviceDnsNames, writeCertificates, webhookManifests, stringify } = await load();
+      let certs = readCertificates(resolve(flags.certs));
+      if (!certs) {
+        certs = await generateCertificates({ dnsNames: serviceDnsNames('warden-admission', flags.namespace) });
+        writeCertificates(resolve(flags.certs), certs);
+        process.stderr.write(`generated certificates in ${flags.certs}/\n`);
+      }
+      const docs = webhookManifests({ namespace: flags.namespace, image: flags.image, engineUrl: flags.engine, failurePolicy: flags.failurePolicy, ...certs });
+      process.stdout.write(docs.map((d) => stringify(d)).join('---\n'));
+    });
+
+  sourceOptions(admission.command('audit').description('review the objects already in the cluster, like Gatekeeper audit'))
+    .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config, in-cluster when run in a pod)')
+    .option('--json', 'print JSON')
+    .action(async (flags: SourceFlags & { kubeconfig?: string; json?: boolean }) => {
+      const { KubeConfig, auditCluster, formatAudit } = await load();
+      const webhook = await webhookFrom(flags, true);
+      const kc = new KubeConfig();
+      if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+      else kc.loadFromDefault();
+      const entries = await auditCluster(kc, webhook.deps);
+      process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${formatAudit(entries)}\n`);
+      if (entries.some((e) => e.findings.some((f) => f.mode === 'enforce'))) process.exitCode = 3;
+    });
+}

@@ -1,0 +1,97 @@
+// The webhook's HTTPS endpoint: POST /validate (AdmissionReview v1 in, AdmissionReview v1 out),
+// GET /healthz. Bodies are bounded before they are parsed; nothing a client sends can crash it.
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { admit, type AdmissionDeps } from './decide.js';
+
+/** TLS material and where to listen. */
+export interface WebhookServerOptions {
+  certPem: string;
+  keyPem: string;
+  host?: string;
+  port?: number;
+}
+
+/** A running webhook. */
+export interface WebhookServer {
+  server: Server;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+// Read at most `limit` bytes; undefined when the body is larger (the rest is drained, not buffered).
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      return resolve(undefined);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) over = true;
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Handle one HTTP request (exported for the benchmark and tests that skip TLS). */
+export async function handle(req: IncomingMessage, res: ServerResponse, deps: AdmissionDeps): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) {
+    const ready = path === '/healthz' || deps.policies() !== undefined;
+    return send(res, ready ? 200 : 503, { status: ready ? 'ok' : 'no admission bundle loaded' });
+  }
+  if (path !== '/validate') return send(res, 404, { error: `no such endpoint ${path}; the webhook serves POST /validate` });
+  if (req.method !== 'POST') return send(res, 405, { error: 'use POST with an AdmissionReview' });
+  const body = await readBody(req, deps.config.maxBodyBytes);
+  if (!body) return send(res, 413, { error: `AdmissionReview larger than ${deps.config.maxBodyBytes} bytes refused` });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return send(res, 400, { error: 'the body is not JSON; the webhook expects an admission.k8s.io/v1 AdmissionReview' });
+  }
+  const outcome = await admit(parsed, deps);
+  send(res, outcome.httpStatus, outcome.body);
+}
+
+/** Start the HTTPS webhook; resolves once it listens. */
+export async function startWebhookServer(deps: AdmissionDeps, opts: WebhookServerOptions): Promise<WebhookServer> {
+  const server = createServer({ cert: opts.certPem, key: opts.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+    handle(req, res, deps).catch((err: unknown) => {
+      // Defensive: admit() never throws, but a broken socket might; answer if we still can.
+      if (!res.headersSent) send(res, 500, { error: `internal error: ${(err as Error).message}` });
+      else res.destroy();
+    });
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8443, opts.host ?? '0.0.0.0', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `https://${opts.host ?? '127.0.0.1'}:${port}`,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,0 +1,62 @@
+// The admission target of `warden build`: policies/admission/ → one signed bundle with the guardrails
+// and every Gatekeeper template as WASM modules, gated like workloads (opa check --strict, opa test),
+// with errors that name the file to fix.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadAdmissionBundle } from '../admission/bundle.js';
+import { trustFromPem } from '../admission/webhook.js';
+import { buildAdmission } from '../engine/compiler/admission.js';
+import { generateDevelopmentKey, loadSigningKey, type SigningKey } from '../engine/compiler/signing-key.js';
+import { repoRoot } from '../engine/toolchain/paths.js';
+
+let dir: string;
+let key: SigningKey;
+const build = () => buildAdmission({ root: join(dir, 'policies'), out: join(dir, 'bundles'), key, commit: 'test', warden: '0.0.0', now: () => new Date('2026-11-25T12:00:00Z') });
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'warden-admission-build-'));
+  cpSync(join(repoRoot, 'policies', 'admission'), join(dir, 'policies', 'admission'), { recursive: true });
+  generateDevelopmentKey(join(dir, 'key.pem'));
+  key = await loadSigningKey(join(dir, 'key.pem'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('warden build: admission target', () => {
+  it('builds a signed bundle whose guardrails and Gatekeeper modules load with the verification key', async () => {
+    const result = await build();
+    expect(result).toMatchObject({ status: 'built', rules: { guardrails: true, templates: 1, constraints: 1 } });
+    const policies = await loadAdmissionBundle(readFileSync(result!.bundle), trustFromPem(readFileSync(join(dir, 'key.pem.pub'), 'utf8')));
+    expect(policies.revision).toBe(result!.revision);
+    expect(policies.guardrails?.entrypoints).toContain('warden/admission/violations');
+    expect(policies.gatekeeper.kinds).toEqual(['WardenRequiredLabels']);
+    expect(policies.gatekeeper.constraints.map((c) => c.metadata.name)).toEqual(['workloads-have-a-team']);
+  });
+
+  it('does nothing the second time when nothing changed', async () => {
+    await build();
+    expect((await build())?.status).toBe('unchanged');
+  });
+
+  it('refuses a bundle whose signature does not verify with another key', async () => {
+    const result = await build();
+    generateDevelopmentKey(join(dir, 'other.pem'));
+    await expect(loadAdmissionBundle(readFileSync(result!.bundle), trustFromPem(readFileSync(join(dir, 'other.pem.pub'), 'utf8')))).rejects.toThrow(/signature/);
+  });
+
+  it('names the file of a Constraint whose kind no template defines', async () => {
+    writeFileSync(join(dir, 'policies', 'admission', 'gatekeeper', 'extra.yaml'), 'apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNoSuchThing\nmetadata:\n  name: x\n');
+    await expect(build()).rejects.toThrow(/gatekeeper\/extra\.yaml: Constraint x is of kind K8sNoSuchThing, which no ConstraintTemplate/);
+  });
+
+  it('fails when a guardrail Rego test fails, showing OPA’s report', async () => {
+    writeFileSync(join(dir, 'policies', 'admission', 'broken_test.rego'), 'package warden.admission_test\n\nimport rego.v1\n\ntest_always_fails if false\n');
+    await expect(build()).rejects.toThrow(/admission Rego tests fail[\s\S]*test_always_fails/);
+  });
+
+  it('refuses guardrail Rego outside package warden.admission', async () => {
+    writeFileSync(join(dir, 'policies', 'admission', 'other.rego'), 'package platform.rules\n\nimport rego.v1\n\nx := 1\n');
+    await expect(build()).rejects.toThrow(/other\.rego:1: package platform\.rules is not allowed here/);
+  });
+});

@@ -1,6 +1,8 @@
 // Audit store benchmark: ingestion rate and the latency of the main filtered queries and the
 // who-talks-to-whom aggregate over 1,000,000 stored events, on SQLite and PostgreSQL. Prints figures,
 // never pass/fail. Run: node --import tsx bench/audit.bench.ts   (AUDIT_BENCH_EVENTS=200000 for a quick run)
+// `npm run bench` imports this module and calls run(); run directly, it also prints the table and writes
+// bench/results/audit.json with the machine's load average, since other work inflates every figure.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,16 +13,11 @@ import { PostgresStore } from '../engine/audit/postgres-store.js';
 import { deniedByDefault, parseFilter, type RawFilter } from '../engine/audit/query.js';
 import { SqliteStore } from '../engine/audit/sqlite-store.js';
 import type { AuditStore } from '../engine/audit/store.js';
+import { prepareEvent } from '../engine/audit/table.js';
 import { startPostgres } from '../test/support/postgres.js';
+import { median, printTable, quantile, type Figure } from './figure.js';
 
-/** One figure. `target` states the goal it is compared with by a reader, never by this script. */
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  runs: number;
-  target?: string;
-}
+const SUITE = 'audit';
 
 const TOTAL = Number(process.env.AUDIT_BENCH_EVENTS ?? 1_000_000);
 const QUERY_RUNS = 7;
@@ -69,10 +66,14 @@ function eventAt(i: number): DecisionEvent {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+/** Spread and target of a figure, for its `detail`; targets are for the reader, never checked here. */
+function detail(xs: number[], unit: string, target?: string): string {
+  const spread = xs.length > 1 ? `p25–p75 ${fmt(quantile(xs, 0.25))}–${fmt(quantile(xs, 0.75))} ${unit} over ${xs.length} runs` : '1 run';
+  return target ? `${spread}; target ${target}` : spread;
+}
+
+function fmt(v: number): string {
+  return v >= 100 ? Math.round(v).toLocaleString('en') : v.toFixed(2);
 }
 
 /** Fill `store` with TOTAL events in batches; returns the events/s of each 100k chunk (its "runs"). */
@@ -114,7 +115,7 @@ const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawF
   { name: 'who-talks-to-whom, all', kind: 'edges', raw: { limit: '1000' } },
 ];
 
-async function measureQueries(store: AuditStore, backend: string, out: BenchResult[], log: (s: string) => void): Promise<void> {
+async function measureQueries(store: AuditStore, backend: string, out: Figure[], log: (s: string) => void): Promise<void> {
   for (const q of QUERIES) {
     const f = parseFilter(q.raw, NOW, q.kind === 'top' ? { limit: 10 } : {});
     const once = () => (q.kind === 'events' ? store.query(f) : q.kind === 'top' ? store.top('principal', deniedByDefault(f)) : store.edges(f));
@@ -127,26 +128,31 @@ async function measureQueries(store: AuditStore, backend: string, out: BenchResu
       times.push(performance.now() - t0);
     }
     const ms = median(times);
-    out.push({ name: `${backend} query: ${q.name}`, value: Number(ms.toFixed(2)), unit: 'ms', runs: QUERY_RUNS, ...(q.kind === 'events' ? { target: '≤ 200 ms' } : {}) });
+    out.push({ suite: SUITE, name: `${backend} query: ${q.name}`, value: Number(ms.toFixed(2)), unit: 'ms', detail: `${rows} rows; ${detail(times, 'ms', q.kind === 'events' ? '≤ 200 ms' : undefined)}` });
     log(`  ${q.name.padEnd(28)} ${ms.toFixed(2).padStart(9)} ms  (${rows} rows)`);
   }
 }
 
 /** Run the whole benchmark; `log` receives progress lines. */
-export async function run(log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<BenchResult[]> {
-  const out: BenchResult[] = [];
+export async function run(log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<Figure[]> {
+  const out: Figure[] = [];
+  const load = `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start`;
   const dir = mkdtempSync(join(tmpdir(), 'warden-audit-bench-'));
   try {
     // Validation cost per event (what POST /logs adds on top of the store).
     const sample = Array.from({ length: 20_000 }, (_, i) => eventAt(i));
     const v0 = performance.now();
     for (const e of sample) decisionEvent.check(e);
-    out.push({ name: 'schema validation', value: Math.round(sample.length / ((performance.now() - v0) / 1000)), unit: 'events/s', runs: 1 });
+    out.push({ suite: SUITE, name: 'schema validation (ajv)', value: Math.round(sample.length / ((performance.now() - v0) / 1000)), unit: 'events/s', detail: `${sample.length.toLocaleString('en')} events, 1 run` });
+    // Column extraction + canonical JSON: the per-event CPU every append pays before the database.
+    const p0 = performance.now();
+    for (const e of sample) prepareEvent(e);
+    out.push({ suite: SUITE, name: 'prepare (columns + canonical JSON)', value: Number((((performance.now() - p0) * 1000) / sample.length).toFixed(2)), unit: 'µs/event', detail: `${sample.length.toLocaleString('en')} events, 1 run` });
 
     log(`SQLite: ingesting ${TOTAL.toLocaleString('en')} events in batches of 1,000…`);
     const sqlite = SqliteStore.open(join(dir, 'audit.db'));
     const sqliteRates = await fill(sqlite, 1000, log);
-    out.push({ name: 'sqlite ingest (append, batches of 1,000)', value: Math.round(median(sqliteRates)), unit: 'events/s', runs: sqliteRates.length, target: '≥ 50,000 events/s' });
+    out.push({ suite: SUITE, name: 'sqlite ingest (append, batches of 1,000)', value: Math.round(median(sqliteRates)), unit: 'events/s', detail: `${detail(sqliteRates, 'events/s', '≥ 50,000 events/s')}; ${load}` });
     sqlite.database.exec('ANALYZE');
     log('SQLite queries (median of 7):');
     await measureQueries(sqlite, 'sqlite', out, log);
@@ -158,7 +164,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
       const pg = await PostgresStore.open(await server.createDatabase('bench'));
       log(`PostgreSQL: ingesting ${TOTAL.toLocaleString('en')} events in batches of 5,000…`);
       const pgRates = await fill(pg, 5000, log);
-      out.push({ name: 'postgres ingest (append, batches of 5,000)', value: Math.round(median(pgRates)), unit: 'events/s', runs: pgRates.length });
+      out.push({ suite: SUITE, name: 'postgres ingest (append, batches of 5,000)', value: Math.round(median(pgRates)), unit: 'events/s', detail: `${detail(pgRates, 'events/s')}; ${load}` });
       await pg.sql.query('VACUUM ANALYZE events');
       log('PostgreSQL queries (median of 7):');
       await measureQueries(pg, 'postgres', out, log);
@@ -173,14 +179,11 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const started = performance.now();
   const results = await run();
-  const w = Math.max(...results.map((r) => r.name.length));
   // Other work on the machine slows every figure down; say how busy it was.
-  process.stdout.write(`\nAudit store, ${TOTAL.toLocaleString('en')} events (Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})\n`);
-  for (const r of results) {
-    const v = r.unit === 'ms' ? r.value.toFixed(2) : r.value.toLocaleString('en');
-    process.stdout.write(`${r.name.padEnd(w)}  ${v.padStart(12)} ${r.unit.padEnd(8)} ${r.target ? `(target ${r.target})` : ''}\n`);
-  }
+  process.stdout.write(`\nAudit store, ${TOTAL.toLocaleString('en')} events (Node ${process.version}, load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${Math.round((performance.now() - started) / 1000)} s)\n`);
+  printTable(results);
   const file = join(dirname(fileURLToPath(import.meta.url)), 'results', 'audit.json');
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({ events: TOTAL, node: process.version, loadavg: loadavg(), results }, null, 2)}\n`);

@@ -10,23 +10,65 @@ import { CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, calc
 /** prev_hash of the first event a store ever holds. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** Canonical JSON: object keys sorted, no whitespace; the bytes the chain hashes. */
+/**
+ * Canonical JSON: object keys sorted, no whitespace; the bytes the chain hashes. Same output as the
+ * original map/sort/join definition (stored hashes depend on it), but built by string appends, keys
+ * sorted only when they are not already in order, and key quoting cached: events repeat a small set
+ * of field names, and this runs once per ingested event.
+ */
 export function canonical(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonical(v))).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      // A hole stays empty, as Array.prototype.map + join rendered it; JSON never has holes.
+      if (!(i in value)) continue;
+      const v: unknown = value[i];
+      out += v === undefined ? 'null' : canonical(v);
+    }
+    return `${out}]`;
+  }
   const obj = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const k of Object.keys(obj).sort()) {
+  const keys = Object.keys(obj);
+  if (!inOrder(keys)) keys.sort();
+  let out = '{';
+  for (const k of keys) {
     const v = obj[k];
     if (v === undefined) continue;
-    parts.push(`${JSON.stringify(k)}:${canonical(v)}`);
+    out += `${out.length > 1 ? ',' : ''}${quoteKey(k)}:${canonical(v)}`;
   }
-  return `{${parts.join(',')}}`;
+  return `${out}}`;
+}
+
+/** Keys in the order Array.prototype.sort leaves them (UTF-16 code units, as `<` compares). */
+function inOrder(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
+}
+
+// Quoted field names; bounded so events with arbitrary keys (request headers, claims) cannot grow it.
+const quotedKeys = new Map<string, string>();
+const QUOTED_KEYS_MAX = 4096;
+
+function quoteKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size < QUOTED_KEYS_MAX) quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 /** The chain link: sha256 over the previous hash's 32 bytes followed by the canonical event text. */
 export function chainHash(prevHash: string, canonicalEvent: string): string {
-  return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonicalEvent).digest('hex');
+  return chainDigest(Buffer.from(prevHash, 'hex'), canonicalEvent).toString('hex');
+}
+
+/** chainHash on raw digests, so a batch append hex-decodes nothing and hex-encodes once per event. */
+export function chainDigest(prevDigest: Buffer, canonicalEvent: string): Buffer {
+  return createHash('sha256').update(prevDigest).update(canonicalEvent).digest();
 }
 
 /** Why a checkpoint was written: on a timer, or at the boundary retention is about to delete up to. */

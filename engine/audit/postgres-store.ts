@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import type { DecisionEvent } from '../../formats/decision-event.js';
-import { chainHash, GENESIS_HASH, type Checkpoint } from './chain.js';
+import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import { COLUMN_NAMES, prepareEvent, schemaStatements, selectEdges, selectEvents, selectTop, type EventColumns } from './table.js';
@@ -77,6 +77,7 @@ export class PostgresStore implements AuditStore {
       );
       const headRow = (await client.query<ChainHead>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')).rows[0];
       let prev = headRow?.hash ?? GENESIS_HASH;
+      let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
       const cols: unknown[][] = COLUMN_NAMES.map(() => []);
       for (const { columns: c, text } of prepared) {
@@ -84,11 +85,13 @@ export class PostgresStore implements AuditStore {
           duplicates.push(c.decision_id);
           continue;
         }
-        const hash = chainHash(prev, text);
+        const digest = chainDigest(prevDigest, text);
+        const hash = digest.toString('hex');
         seq += 1;
         const row = [seq, c.decision_id, c.ts, receivedAt, c.workload, c.namespace, c.outcome, c.kind, c.principal, c.method, c.path, c.operation, c.tool, c.revision, text, prev, hash];
         row.forEach((v, i) => cols[i]!.push(v));
         prev = hash;
+        prevDigest = digest;
       }
       const stored = cols[0]!.length;
       for (let at = 0; at < stored; at += INSERT_CHUNK) {

@@ -27,6 +27,10 @@ const load = async () => {
 interface SourceFlags {
   admissionBundle: string;
   engine?: string;
+  engineCert?: string;
+  engineKey?: string;
+  engineCa?: string;
+  spill?: string;
   bundles: string;
   verificationKey: string;
   scope?: string;
@@ -37,16 +41,30 @@ interface SourceFlags {
 const sourceOptions = (cmd: Command): Command =>
   cmd
     .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build`', 'bundles/admission.tar.gz')
-    .option('--engine <url>', 'engine base URL for coverage checks (GET /bundles); default: the local --bundles folder')
+    .option('--engine <url>', 'engine base URL: coverage checks (GET /bundles) and decision events (POST /logs); default: the local --bundles folder, events to the log only')
+    .option('--engine-cert <pem>', "the webhook's client certificate for the engine (its SPIFFE identity; the engine must know it as --admission-principal)")
+    .option('--engine-key <pem>', 'key of --engine-cert')
+    .option('--engine-ca <pem>', "CA the engine's certificate is checked against")
+    .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-admission.spill.ndjson')
     .option('--bundles <dir>', 'bundles folder for coverage checks when no --engine is given', 'bundles')
     .option('--verification-key <pem>', 'public key bundles are signed with', 'bundles/verification-key.pem')
     .option('--scope <scope>', 'signature scope bundles must carry')
     .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
 
+async function engineSink(flags: SourceFlags) {
+  const [{ DecisionLog }, { EngineConnection }, { pino }] = await Promise.all([import('../runtime/decision-log.js'), import('../runtime/engine-connection.js'), import('pino')]);
+  const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
+  const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
+  const log = new DecisionLog({ engine: new EngineConnection(flags.engine!, tls), logger: pino({ name: 'warden-admission' }), ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void log.close());
+  return log;
+}
+
 async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
   const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
-  const sink = memory ? memorySink() : pinoSink();
+  // Decisions go to the engine's audit log (mTLS identity) when an engine is given, else to the log.
+  const sink = memory ? memorySink() : flags.engine ? await engineSink(flags) : pinoSink();
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
   const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);

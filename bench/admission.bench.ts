@@ -2,6 +2,7 @@
 // at a fixed rate of real AdmissionReview payloads — compliant, refused, warned — for a bounded time.
 // The webhook runs in a child process. Prints a table; never passes or fails.
 // Run: npx tsx bench/admission.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
+import type { Figure } from './figure.js';
 import { fork } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { cpus, loadavg } from 'node:os';
@@ -127,4 +128,14 @@ export function table(r: AdmissionBenchResult): string {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r = await run();
   process.stdout.write(`${table(r)}\n`);
+}
+
+/** The run as table figures for `npm run bench`. */
+export function figures(r: AdmissionBenchResult): Figure[] {
+  const load = `load ${r.machine.loadavg1.toFixed(1)} on ${r.machine.cpus} cores; ${r.sent} reviews at ${r.rate}/s, ${r.errors} errors`;
+  return [
+    { suite: 'admission', name: 'review latency p50', value: r.p50, unit: 'ms', detail: load },
+    { suite: 'admission', name: 'review latency p99', value: r.p99, unit: 'ms', detail: 'target ≤ 10 ms at 100 reviews/s' },
+    { suite: 'admission', name: 'webhook CPU per review', value: r.cpuPerReview, unit: 'ms' },
+  ];
 }

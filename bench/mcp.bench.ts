@@ -2,6 +2,7 @@
 // McpHandler, against calling the same server directly, in the same run, with the real SDK client.
 // Direct and proxied calls alternate so both see the same machine state. Prints figures, never fails.
 // Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
+import type { Figure } from './figure.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -128,3 +129,14 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();
+
+/** The run as table figures for `npm run bench`. */
+export function figures(r: McpBenchResult): Figure[] {
+  const out: Figure[] = r.figures.flatMap((f) => [
+    { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls` },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: 'through plugin − through a byte pass-through proxy' },
+  ]);
+  out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });
+  return out;
+}

@@ -2,6 +2,7 @@
 // pass-through proxy without policy (same code, policy disabled), at a fixed request rate on
 // 127.0.0.1; plus policy evaluation alone over many generated inputs. Prints figures, never fails.
 // Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
+import type { Figure } from './figure.js';
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -192,3 +193,16 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();
+
+/** The run as table figures for `npm run bench`. */
+export function figures(r: ProxyBenchResult): Figure[] {
+  const load = `load per core ${r.loadPerCore.toFixed(2)}; ${r.rate} req/s for ${r.seconds} s`;
+  return [
+    ...r.load.flatMap((l) => [
+      { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
+      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `server CPU ${l.cpuPerRequest.toFixed(0)} µs/request` },
+    ]),
+    { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `target ≤ 1000 µs at 2,000 req/s; ${load}` },
+    { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },
+  ];
+}

@@ -1,12 +1,74 @@
 // Kubernetes objects that run the webhook: Namespace, Secret (TLS), Deployment, Service and the
 // ValidatingWebhookConfiguration whose caBundle makes the API server trust the webhook's certificate.
+// `warden admission manifests` prints them, and deploy/manifests.ts writes the kustomize base from the
+// same functions (plus the engine), so there is one source for the cluster YAML.
 import { POD_KINDS } from './pod-template.js';
+
+/** Non-root user of the image (Dockerfile `USER`). */
+export const WARDEN_UID = 10001;
+/** Where the image keeps the repository (Dockerfile `WORKDIR`); policies/ is under it. */
+export const IMAGE_ROOT = '/app';
+/** Secret with the bundle signing key (`signing-key.pem`), read by the init container that builds bundles. */
+export const SIGNING_KEY_SECRET = 'warden-signing-key';
+
+type Obj = Record<string, unknown>;
+
+/** Pod-level security shared by every Warden pod: non-root, RuntimeDefault seccomp. */
+export function podSecurityContext(): Obj {
+  return { runAsNonRoot: true, runAsUser: WARDEN_UID, runAsGroup: WARDEN_UID, fsGroup: WARDEN_UID, seccompProfile: { type: 'RuntimeDefault' } };
+}
+
+/** Container-level security: read-only root filesystem, no privilege escalation, no capabilities. */
+export function containerSecurityContext(): Obj {
+  return { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+}
+
+/**
+ * Writable scratch space on a read-only root filesystem: /tmp (tsx's compile cache, OPA's build
+ * folder) and /var/run/warden (decision-log spill file). emptyDir: it survives container restarts,
+ * so spilled events are replayed after a crash of the container (not of the pod).
+ */
+export function scratchVolumes(): { volumes: Obj[]; mounts: Obj[] } {
+  return {
+    volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'run', emptyDir: { sizeLimit: '128Mi' } }],
+    mounts: [{ name: 'tmp', mountPath: '/tmp' }, { name: 'run', mountPath: '/var/run/warden' }],
+  };
+}
+
+/**
+ * Init container that runs `warden build` on the policy repository baked into the image, writing
+ * signed bundles (and verification-key.pem) to the `bundles` emptyDir mounted at /bundles.
+ */
+export function buildInitContainer(image: string): Obj {
+  return {
+    name: 'build-bundles',
+    image,
+    args: ['build', '--repo', `${IMAGE_ROOT}/policies`, '--out', '/bundles', '--signing-key', '/keys/signing/signing-key.pem'],
+    resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } },
+    securityContext: containerSecurityContext(),
+    volumeMounts: [
+      { name: 'bundles', mountPath: '/bundles' },
+      { name: 'signing-key', mountPath: '/keys/signing', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+/** Volumes of the build init container (besides the scratch ones). */
+export function buildVolumes(): Obj[] {
+  return [
+    { name: 'bundles', emptyDir: {} },
+    { name: 'signing-key', secret: { secretName: SIGNING_KEY_SECRET, defaultMode: 0o440 } },
+  ];
+}
 
 /** Inputs of the manifests. */
 export interface ManifestOptions {
   namespace: string;
   image: string;
-  caPem: string;
+  /** CA of the webhook's serving certificate → caBundle. Absent: no caBundle, and the annotation
+   *  `cert-manager.io/inject-ca-from` lets cert-manager's cainjector fill it (or patch it in). */
+  caPem?: string;
   certPem?: string;
   keyPem?: string;
   /** Engine URL for coverage checks and bundles, e.g. http://warden-engine.warden-system:8181 */
@@ -19,6 +81,9 @@ export interface ManifestOptions {
   exemptNamespaces?: string[];
   /** Set instead of a Service for a webhook outside the cluster (e.g. https://127.0.0.1:8443/validate). */
   url?: string;
+  /** Secret (tls.crt, tls.key, ca.crt) with the webhook's SVID for an https:// engine: decision events are
+   *  only accepted over mTLS. The engine must know its SPIFFE ID as --admission-principal. */
+  engineClientSecret?: string;
 }
 
 /** The webhook's rules: pod controllers and Pods, CREATE and UPDATE. */
@@ -36,10 +101,11 @@ export function webhookRules(): Array<Record<string, unknown>> {
 export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | 'caPem' | 'name' | 'failurePolicy' | 'exemptNamespaces' | 'url'>): Record<string, unknown> {
   const name = opts.name ?? 'warden-admission';
   const exempt = [...new Set(['kube-system', opts.namespace, ...(opts.exemptNamespaces ?? [])])];
+  const annotations = opts.caPem ? {} : { annotations: { 'cert-manager.io/inject-ca-from': `${opts.namespace}/${name}-tls` } };
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
-    metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' } },
+    metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' }, ...annotations },
     webhooks: [
       {
         name: 'validate.warden.dev',
@@ -49,7 +115,7 @@ export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | '
         matchPolicy: 'Equivalent',
         timeoutSeconds: 5,
         clientConfig: {
-          caBundle: Buffer.from(opts.caPem).toString('base64'),
+          ...(opts.caPem ? { caBundle: Buffer.from(opts.caPem).toString('base64') } : {}),
           ...(opts.url ? { url: opts.url } : { service: { name, namespace: opts.namespace, path: '/validate', port: 443 } }),
         },
         namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: exempt }] },
@@ -64,7 +130,7 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
   const name = opts.name ?? 'warden-admission';
   const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' };
   const out: Array<Record<string, unknown>> = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: opts.namespace, labels } }];
-  if (opts.certPem && opts.keyPem) {
+  if (opts.caPem && opts.certPem && opts.keyPem) {
     out.push({
       apiVersion: 'v1',
       kind: 'Secret',
@@ -73,10 +139,18 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
       data: { 'tls.crt': Buffer.from(opts.certPem).toString('base64'), 'tls.key': Buffer.from(opts.keyPem).toString('base64'), 'ca.crt': Buffer.from(opts.caPem).toString('base64') },
     });
   }
-  // Reading namespace labels (Constraints with a namespaceSelector) is all the webhook asks the API for.
+  // Namespace labels (Constraints with a namespaceSelector) and, read-only, the pod kinds that
+  // `warden admission audit` lists when it runs in the cluster with this ServiceAccount. Kinds synced
+  // into data.inventory (gatekeeper.sync) need a list rule added by the operator.
+  const auditRules = [...webhookRules().map((r) => ({ apiGroups: r['apiGroups'], resources: r['resources'], verbs: ['get', 'list'] }))];
   out.push(
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: opts.namespace, labels } },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels }, rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name, labels },
+      rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] }, ...auditRules],
+    },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -85,6 +159,10 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
       subjects: [{ kind: 'ServiceAccount', name, namespace: opts.namespace }],
     },
   );
+  const scratch = scratchVolumes();
+  const engineClient = opts.engineClientSecret
+    ? { args: ['--engine-cert', '/engine-client/tls.crt', '--engine-key', '/engine-client/tls.key', '--engine-ca', '/engine-client/ca.crt'], mount: [{ name: 'engine-client', mountPath: '/engine-client', readOnly: true }], volume: [{ name: 'engine-client', secret: { secretName: opts.engineClientSecret, defaultMode: 0o440 } }] }
+    : { args: [], mount: [], volume: [] };
   out.push({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -96,21 +174,28 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
         metadata: { labels },
         spec: {
           serviceAccountName: name,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: podSecurityContext(),
+          // The admission bundle is not served by the engine (it is not in index.json), so the pod
+          // builds it from the policies in the image, with the same signing key as the engine.
+          initContainers: [buildInitContainer(opts.image)],
           containers: [
             {
               name: 'webhook',
               image: opts.image,
-              args: ['admission', 'serve', '--port', '8443', '--certs', '/certs', '--engine', opts.engineUrl, '--namespace', opts.namespace],
+              args: [
+                'admission', 'serve', '--port', '8443', '--certs', '/certs', '--engine', opts.engineUrl, '--namespace', opts.namespace,
+                '--admission-bundle', '/bundles/admission.tar.gz', '--verification-key', '/bundles/verification-key.pem',
+                '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args,
+              ],
               ports: [{ name: 'https', containerPort: 8443 }],
-              readinessProbe: { httpGet: { scheme: 'HTTPS', path: '/readyz', port: 8443 } },
-              livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 8443 } },
+              readinessProbe: { httpGet: { scheme: 'HTTPS', path: '/readyz', port: 8443 }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 8443 }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }],
+              securityContext: containerSecurityContext(),
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'bundles', mountPath: '/bundles', readOnly: true }, ...scratch.mounts, ...engineClient.mount],
             },
           ],
-          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }],
+          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, ...buildVolumes(), ...scratch.volumes, ...engineClient.volume],
         },
       },
     },

@@ -1,0 +1,216 @@
+// The one source of the cluster YAML under deploy/: the kustomize base (engine + admission webhook)
+// and the sidecar example. The webhook objects come from admission/manifests.ts, which also backs
+// `warden admission manifests`, so the two never drift. Regenerate with `npx tsx deploy/generate.ts`;
+// test/deploy-manifests.test.ts fails when the committed files differ from this.
+import {
+  buildInitContainer,
+  buildVolumes,
+  containerSecurityContext,
+  podSecurityContext,
+  scratchVolumes,
+  webhookManifests,
+} from '../admission/manifests.js';
+
+type Obj = Record<string, unknown>;
+
+export const NAMESPACE = 'warden-system';
+export const IMAGE = 'ghcr.io/warden-dev/warden:0.1.0';
+export const TRUST_DOMAIN = 'cluster.local';
+const ENGINE = 'warden-engine';
+const ADMISSION = 'warden-admission';
+const ENGINE_URL = `https://${ENGINE}.${NAMESPACE}.svc:8443`;
+const spiffe = (ns: string, sa: string) => `spiffe://${TRUST_DOMAIN}/ns/${ns}/sa/${sa}`;
+const labelsOf = (name: string) => ({ 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' });
+
+function pdb(name: string): Obj {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name, namespace: NAMESPACE, labels: labelsOf(name) },
+    spec: { minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': name } } },
+  };
+}
+
+/** Engine: ServiceAccount (no API access at all), Deployment, Service, PodDisruptionBudget. */
+export function engineManifests(image = IMAGE): Obj[] {
+  const labels = labelsOf(ENGINE);
+  const scratch = scratchVolumes();
+  return [
+    // The engine never calls the Kubernetes API: no Role, and no token mounted.
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: ENGINE, namespace: NAMESPACE, labels }, automountServiceAccountToken: false },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: ENGINE, namespace: NAMESPACE, labels },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: ENGINE,
+            automountServiceAccountToken: false,
+            securityContext: podSecurityContext(),
+            topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } } }],
+            initContainers: [buildInitContainer(image)],
+            containers: [
+              {
+                name: 'engine',
+                image,
+                args: [
+                  'serve', '--bundles', '/bundles', '--listen', '0.0.0.0:8443',
+                  '--tls-cert', '/tls/tls.crt', '--tls-key', '/tls/tls.key', '--client-ca', '/tls/ca.crt',
+                  // $(VAR) is expanded by the kubelet from env: the URL (with its password) stays in the Secret.
+                  '--store', '$(WARDEN_AUDIT_STORE)',
+                  '--admission-principal', spiffe(NAMESPACE, ADMISSION),
+                  '--checkpoint-key', '/keys/checkpoint/audit-checkpoint.jwk',
+                  '--retention-max-age', '90d',
+                ],
+                env: [{ name: 'WARDEN_AUDIT_STORE', valueFrom: { secretKeyRef: { name: 'warden-audit-store', key: 'url' } } }],
+                ports: [{ name: 'https', containerPort: 8443 }],
+                // The engine asks for client certificates but does not require them, so the kubelet's
+                // probes (no certificate) reach /healthz.
+                startupProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 'https' }, periodSeconds: 2, failureThreshold: 30 },
+                readinessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 'https' }, periodSeconds: 5 },
+                livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 'https' }, periodSeconds: 10, failureThreshold: 6 },
+                resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } },
+                securityContext: containerSecurityContext(),
+                volumeMounts: [
+                  { name: 'bundles', mountPath: '/bundles', readOnly: true },
+                  { name: 'tls', mountPath: '/tls', readOnly: true },
+                  { name: 'checkpoint-key', mountPath: '/keys/checkpoint', readOnly: true },
+                  ...scratch.mounts,
+                ],
+              },
+            ],
+            volumes: [
+              ...buildVolumes(),
+              // Serving certificate for warden-engine.warden-system.svc, and (ca.crt) the CA of the SVIDs.
+              { name: 'tls', secret: { secretName: `${ENGINE}-tls`, defaultMode: 0o440 } },
+              // One checkpoint key for every replica: they sign one chain in one PostgreSQL database.
+              { name: 'checkpoint-key', secret: { secretName: 'warden-audit-checkpoint', defaultMode: 0o440 } },
+              ...scratch.volumes,
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: ENGINE, namespace: NAMESPACE, labels },
+      spec: { selector: { 'app.kubernetes.io/name': ENGINE }, ports: [{ name: 'https', port: 8443, targetPort: 'https' }] },
+    },
+    pdb(ENGINE),
+  ];
+}
+
+/** Webhook objects from admission/manifests.ts, without a Secret or caBundle (placed by the operator or cert-manager). */
+export function admissionManifests(image = IMAGE): Obj[] {
+  const all = webhookManifests({ namespace: NAMESPACE, image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid` });
+  return [...all, pdb(ADMISSION)];
+}
+
+/** The example workload: an app listening on 127.0.0.1 only, with the warden-proxy sidecar in front. */
+export function sidecarExample(image = IMAGE): Obj[] {
+  const ns = 'shop';
+  const app = 'orders';
+  const labels = { 'app.kubernetes.io/name': app, team: 'shop' };
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: app, namespace: ns, labels }, automountServiceAccountToken: false },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: app, namespace: ns, labels },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { 'app.kubernetes.io/name': app } },
+        template: {
+          metadata: {
+            labels,
+            // The injection contract (README-cluster.md): the admission webhook admits this pod only
+            // because it declares the plugin, here with an explicit `warden-proxy` container. No
+            // mutating webhook injects it; the annotation documents the intent and is what the
+            // webhook accepts when a mesh or another injector adds the container.
+            annotations: { 'warden.dev/inject': 'true' },
+          },
+          spec: {
+            serviceAccountName: app,
+            automountServiceAccountToken: false,
+            securityContext: podSecurityContext(),
+            containers: [
+              {
+                name: 'app',
+                image: 'registry.example.com/shop/orders:1.4.2@sha256:0000000000000000000000000000000000000000000000000000000000000000',
+                // Only the sidecar can reach it: nothing else in the cluster connects to 127.0.0.1.
+                env: [{ name: 'LISTEN_ADDR', value: '127.0.0.1:8080' }],
+                resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+                securityContext: containerSecurityContext(),
+              },
+              {
+                name: 'warden-proxy',
+                image,
+                args: [
+                  'proxy', '--workload', app, '--namespace', ns,
+                  '--upstream', 'http://127.0.0.1:8080', '--listen', '0.0.0.0:15001', '--admin', '0.0.0.0:15020',
+                  '--engine', ENGINE_URL,
+                  '--engine-cert', '/svid/tls.crt', '--engine-key', '/svid/tls.key', '--engine-ca', '/svid/ca.crt',
+                  // mTLS between workloads with the same SVID: the caller's SPIFFE ID is the principal.
+                  '--tls-cert', '/svid/tls.crt', '--tls-key', '/svid/tls.key', '--client-ca', '/svid/ca.crt',
+                  '--verification-key', '/keys/verification/verification-key.pem',
+                  '--spill', '/var/run/warden/decisions.spill.ndjson',
+                ],
+                ports: [{ name: 'http', containerPort: 15001 }, { name: 'admin', containerPort: 15020 }],
+                // Ready once a verified bundle is loaded; until then every call would be denied anyway.
+                readinessProbe: { httpGet: { path: '/readyz', port: 'admin' }, periodSeconds: 5 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'admin' }, periodSeconds: 10, failureThreshold: 6 },
+                resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+                securityContext: containerSecurityContext(),
+                volumeMounts: [
+                  { name: 'svid', mountPath: '/svid', readOnly: true },
+                  { name: 'verification-key', mountPath: '/keys/verification', readOnly: true },
+                  ...scratchVolumes().mounts,
+                ],
+              },
+            ],
+            volumes: [
+              // The workload's X.509-SVID (URI SAN spiffe://cluster.local/ns/shop/sa/orders). A Secret
+              // here; with SPIRE or csi-driver-spiffe, replace it with their CSI volume.
+              { name: 'svid', secret: { secretName: `${app}-svid`, defaultMode: 0o440 } },
+              { name: 'verification-key', configMap: { name: 'warden-verification-key' } },
+              ...scratchVolumes().volumes,
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: app, namespace: ns, labels },
+      // The Service targets the sidecar; the app's port is not exposed.
+      spec: { selector: { 'app.kubernetes.io/name': app }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+    },
+  ];
+}
+
+/** Every file under deploy/, path → objects (a kustomization.yaml is one object). */
+export function deployFiles(image = IMAGE): Record<string, Obj[]> {
+  const admission = admissionManifests(image);
+  const namespace = admission.find((o) => o['kind'] === 'Namespace')!;
+  const webhook = admission.filter((o) => o['kind'] !== 'Namespace');
+  const kustomization = (resources: string[], extra: Obj = {}): Obj[] => [
+    { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...extra, resources },
+  ];
+  return {
+    'base/namespace.yaml': [namespace],
+    'base/engine.yaml': engineManifests(image),
+    'base/admission.yaml': webhook,
+    'base/kustomization.yaml': kustomization(['namespace.yaml', 'engine.yaml', 'admission.yaml']),
+    'examples/sidecar/namespace.yaml': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }],
+    'examples/sidecar/orders.yaml': sidecarExample(image),
+    'examples/sidecar/kustomization.yaml': kustomization(['namespace.yaml', 'orders.yaml']),
+  };
+}
+

@@ -1,0 +1,149 @@
+// deploy/ as a cluster sees it: every YAML parses, the committed files are what deploy/manifests.ts
+// generates, the kustomizations resolve, and a real kube-apiserver accepts every object in a
+// server-side dry run (schema, defaulting and validation of the API server itself, no mocks).
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { dirname, join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { parse, parseAllDocuments } from 'yaml';
+import { renderFiles } from '../deploy/render.js';
+import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+
+const execFileP = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const deployDir = join(root, 'deploy');
+const KUBECTL = '/usr/bin/kubectl';
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return yamlFiles(p);
+    return /\.ya?ml$/.test(name) ? [p] : [];
+  });
+}
+
+function parseFile(path: string): KubernetesObject[] {
+  const docs = parseAllDocuments(readFileSync(path, 'utf8'));
+  for (const d of docs) if (d.errors.length) throw new Error(`${relative(root, path)}: ${d.errors.map((e) => e.message).join('; ')}`);
+  return docs.map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
+}
+
+/**
+ * The part of `kustomize build` these kustomizations use: `resources` (files or folders with their
+ * own kustomization.yaml), in order, plus an optional `namespace`. Anything else is refused so that
+ * a new transformer cannot be silently skipped here.
+ */
+function kustomizeResources(dir: string): KubernetesObject[] {
+  const k = parse(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')) as Record<string, unknown>;
+  const unsupported = Object.keys(k).filter((key) => !['apiVersion', 'kind', 'resources', 'namespace'].includes(key));
+  if (unsupported.length) throw new Error(`${relative(root, dir)}/kustomization.yaml uses ${unsupported.join(', ')}: compare with kubectl kustomize instead`);
+  const out: KubernetesObject[] = [];
+  for (const r of (k['resources'] as string[] | undefined) ?? []) {
+    const p = join(dir, r);
+    out.push(...(statSync(p).isDirectory() ? kustomizeResources(p) : parseFile(p)));
+  }
+  const ns = k['namespace'] as string | undefined;
+  return ns ? out.map((o) => (o.kind === 'Namespace' || !o.metadata ? o : { ...o, metadata: { ...o.metadata, namespace: ns } })) : out;
+}
+
+const key = (o: KubernetesObject) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+const kustomizations = ['base', 'examples/sidecar'];
+
+describe('deploy/ manifests', () => {
+  it('every YAML file parses, and each object has apiVersion, kind and a name', () => {
+    const files = yamlFiles(deployDir);
+    expect(files.length).toBeGreaterThanOrEqual(7);
+    for (const f of files) {
+      const objs = parseFile(f);
+      expect(objs.length, relative(root, f)).toBeGreaterThan(0);
+      for (const o of objs) {
+        expect(o.apiVersion, relative(root, f)).toBeTruthy();
+        expect(o.kind, relative(root, f)).toBeTruthy();
+        if (o.kind !== 'Kustomization') expect(o.metadata?.name, relative(root, f)).toBeTruthy();
+      }
+    }
+  });
+
+  it('the committed YAML is what deploy/manifests.ts generates (run `npx tsx deploy/generate.ts`)', () => {
+    for (const [path, text] of Object.entries(renderFiles())) expect(readFileSync(join(deployDir, path), 'utf8'), path).toBe(text);
+  });
+
+  it('the base has what the cluster needs, wired as documented', () => {
+    const objs = kustomizeResources(join(deployDir, 'base'));
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walking parsed YAML by known paths
+    const byKey = new Map(objs.map((o) => [key(o), o as KubernetesObject & Record<string, any>]));
+    expect([...byKey.keys()].sort()).toEqual([
+      'ClusterRole//warden-admission', 'ClusterRoleBinding//warden-admission', 'Deployment/warden-system/warden-admission',
+      'Deployment/warden-system/warden-engine', 'Namespace//warden-system', 'PodDisruptionBudget/warden-system/warden-admission',
+      'PodDisruptionBudget/warden-system/warden-engine', 'Service/warden-system/warden-admission', 'Service/warden-system/warden-engine',
+      'ServiceAccount/warden-system/warden-admission', 'ServiceAccount/warden-system/warden-engine', 'ValidatingWebhookConfiguration//warden-admission',
+    ]);
+    const vwc = byKey.get('ValidatingWebhookConfiguration//warden-admission')!;
+    expect(vwc.webhooks[0].failurePolicy).toBe('Fail');
+    expect(vwc.webhooks[0].namespaceSelector.matchExpressions[0].values).toEqual(['kube-system', 'warden-system']);
+    expect(vwc.metadata?.annotations?.['cert-manager.io/inject-ca-from']).toBe('warden-system/warden-admission-tls');
+    const engine = byKey.get('Deployment/warden-system/warden-engine')!;
+    expect(engine.spec.replicas).toBe(2);
+    expect(engine.spec.template.spec.automountServiceAccountToken).toBe(false);
+    for (const d of [engine, byKey.get('Deployment/warden-system/warden-admission')!]) {
+      expect(d.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+      for (const c of [...d.spec.template.spec.containers, ...d.spec.template.spec.initContainers]) {
+        expect(c.securityContext.readOnlyRootFilesystem, c.name).toBe(true);
+        expect(c.resources.requests, c.name).toBeTruthy();
+      }
+    }
+    // No cluster-wide rights for the engine: the only binding is the webhook's.
+    expect(objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding').map(key)).toEqual(['ClusterRoleBinding//warden-admission']);
+  });
+
+  it('the Dockerfile builds the OPA version pinned in tools.json', () => {
+    const pinned = (JSON.parse(readFileSync(join(root, 'tools.json'), 'utf8')) as { opa: { version: string } }).opa.version;
+    expect(readFileSync(join(root, 'Dockerfile'), 'utf8')).toMatch(new RegExp(`^ARG OPA_VERSION=${pinned.replace(/\./g, '\\.')}$`, 'm'));
+    expect(existsSync(join(root, '.dockerignore'))).toBe(true);
+  });
+
+  it.skipIf(!existsSync(KUBECTL))(`kubectl kustomize builds the same objects${existsSync(KUBECTL) ? '' : ` (skipped: ${KUBECTL} is not installed)`}`, async () => {
+    for (const k of kustomizations) {
+      const { stdout } = await execFileP(KUBECTL, ['kustomize', join(deployDir, k)]);
+      const built = parseAllDocuments(stdout).map((d) => d.toJS() as KubernetesObject);
+      expect(built.map(key).sort(), k).toEqual(kustomizeResources(join(deployDir, k)).map(key).sort());
+    }
+  });
+
+  describe('against a real kube-apiserver', () => {
+    let kube: KubeApiServer;
+    beforeAll(async () => {
+      kube = await startKubeApiServer();
+    });
+    afterAll(async () => {
+      await kube?.stop();
+    });
+
+    it('accepts every object in a server-side dry run (namespaces created for real first)', async () => {
+      const objects = kustomizations.flatMap((k) => kustomizeResources(join(deployDir, k)));
+      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+      const client = KubernetesObjectApi.makeApiClient(kube.kubeConfig);
+      // A dry-run object in a namespace that does not exist is refused, so namespaces are real.
+      for (const ns of objects.filter((o) => o.kind === 'Namespace')) await core.createNamespace({ body: ns as never });
+      const accepted: string[] = [];
+      const refused: string[] = [];
+      for (const o of objects.filter((x) => x.kind !== 'Namespace')) {
+        try {
+          await client.create(o, undefined, 'All');
+          accepted.push(key(o));
+        } catch (err) {
+          const e = err as { code?: number; body?: string; message?: string };
+          refused.push(`${key(o)}: ${e.code ?? ''} ${e.body ?? e.message ?? String(err)}`);
+        }
+      }
+      expect(refused).toEqual([]);
+      expect(accepted).toHaveLength(objects.length - 2);
+      // Dry run means nothing was stored.
+      const { items } = await kube.kubeConfig.makeApiClient(CoreV1Api).listNamespacedServiceAccount({ namespace: 'warden-system' });
+      expect(items.map((s) => s.metadata?.name)).not.toContain('warden-engine');
+    });
+  });
+});

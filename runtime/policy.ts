@@ -38,6 +38,53 @@ function requiredBuiltins(policy: LoadedPolicy): string[] {
   return Object.keys(table);
 }
 
+// The minimum pages the module's imported memory must start with (its import section says so; large
+// policies carry more data than the default 5 pages). Reads only the wasm import section.
+export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
+  let pos = 8;
+  const leb = (): number => {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const b = wasm[pos++]!;
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result >>> 0;
+      shift += 7;
+    }
+  };
+  while (pos < wasm.length) {
+    const id = wasm[pos++]!;
+    const size = leb();
+    if (id !== 2) {
+      pos += size;
+      continue;
+    }
+    const skip = () => {
+      const n = leb(); // read first: leb() moves pos
+      pos += n;
+    };
+    const count = leb();
+    for (let i = 0; i < count; i++) {
+      skip(); // module name
+      skip(); // field name
+      const kind = wasm[pos++]!;
+      if (kind === 0) leb();
+      else if (kind === 1) {
+        pos++;
+        if (leb() & 1) leb();
+        leb();
+      } else if (kind === 2) {
+        const flags = leb();
+        const min = leb();
+        if (flags & 1) leb();
+        return min;
+      } else if (kind === 3) pos += 2;
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
 /** A loaded policy: the bundle it came from plus its evaluator. */
 export class Policy {
   private constructor(
@@ -55,7 +102,9 @@ export class Policy {
     const sdk = new Set(sdkBuiltinNames());
     let wasm: LoadedPolicy;
     try {
-      wasm = await loadPolicy(bundle.wasm, { ...(opts.memory ?? { initial: 5, maximum: 4096 }) }, host.functions as Record<string, (...a: unknown[]) => unknown>);
+      const memory = opts.memory ?? { initial: 5, maximum: 4096 };
+      const initial = Math.max(memory.initial, importedMemoryMinimum(bundle.wasm) ?? 0);
+      wasm = await loadPolicy(bundle.wasm, { initial, maximum: Math.max(memory.maximum, initial) }, host.functions as Record<string, (...a: unknown[]) => unknown>);
     } catch (err) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm does not load: ${String((err as Error)?.message ?? err)}`);
     }

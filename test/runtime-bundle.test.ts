@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireOpa } from '../engine/toolchain/opa.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { Policy } from '../runtime/policy.js';
+import { importedMemoryMinimum, Policy } from '../runtime/policy.js';
 import { signBundle, type TrustPolicy } from '../runtime/signature.js';
 
 const execFileP = promisify(execFile);
@@ -109,6 +109,20 @@ describe('bundle signatures and policies', () => {
     g.delete('data.json');
     await expect(openBundle(writeArchive(g), trust)).rejects.toThrow(/missing: data\.json/);
     await expect(openBundle(await signed(files(), key, { scope: 'prod' }), trust)).rejects.toThrow(/scope "prod" does not match/);
+  });
+
+  it('reads the memory a module imports, so policies with large data load', () => {
+    const min = importedMemoryMinimum(wasm)!;
+    const module = new WebAssembly.Module(new Uint8Array(wasm));
+    const env = (pages: number) => ({
+      env: {
+        memory: new WebAssembly.Memory({ initial: pages }),
+        ...Object.fromEntries(['opa_abort', 'opa_println', 'opa_builtin0', 'opa_builtin1', 'opa_builtin2', 'opa_builtin3', 'opa_builtin4'].map((n) => [n, () => 0])),
+      },
+    });
+    expect(min).toBeGreaterThanOrEqual(1);
+    expect(() => new WebAssembly.Instance(module, env(min))).not.toThrow();
+    expect(() => new WebAssembly.Instance(module, env(min - 1))).toThrow(/smaller than initial/);
   });
 
   it('refuses to load a policy that needs a builtin the runtime does not provide', async () => {

@@ -94,7 +94,10 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
         path: 'warden/admission',
         bundles: {},
         ...partial,
-        labels: { ...partial.labels, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
+        // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
+        // --admission-principal): the reviewed workload (or object name) travels in input.workload.
+        ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
+        labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
         metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
       });
     } catch {

@@ -192,6 +192,14 @@ export async function runScenario(stack: Stack, out: Out): Promise<ScenarioResul
   const content = Array.isArray(got.content) ? (got.content as Array<{ text?: string }>) : [];
   out(`  → ${got.isError ? 'error' : 'result'}: ${content.map((c) => c.text ?? '').join(' ').slice(0, 100)}`);
   await feed.show(reader.ids.splice(0), 2);
+  out(`\n▸ the agent runs the read-only tool query with "DELETE FROM orders"`);
+  try {
+    await reader.client.callTool({ name: 'query', arguments: { sql: 'DELETE FROM orders' } });
+    out('  → the statement ran (this must not happen)');
+  } catch (err) {
+    out(`  → refused: ${(err as Error).message.slice(0, 120)}`);
+  }
+  await feed.show(reader.ids.splice(0), 1);
   await reader.client.close();
 
   out(`\n▸ an agent with write scope (tools:read tools:write) tries the destructive tool drop_table`);
@@ -259,9 +267,9 @@ export function explore(stack: Stack, out: Out): void {
   out(`  storefront   ${storefront.url}   (sidecar)`);
   out(`  ops-mcp      ${ops.url}/mcp   (MCP over Streamable HTTP; Bearer token from the local issuer)`);
   out('\nexplore:');
-  out(`  warden audit query --engine ${stack.engine.url} ${auth} --since 15m`);
-  out(`  warden audit graph --store sqlite:${rel(stack.files.store.slice('sqlite:'.length))}`);
-  out(`  warden audit tail --engine ${stack.engine.url} ${auth}`);
+  out(`  npx warden audit query --engine ${stack.engine.url} ${auth} --since 15m`);
+  out(`  npx warden audit graph --store sqlite:${rel(stack.files.store.slice('sqlite:'.length))}`);
+  out(`  npx warden audit tail --engine ${stack.engine.url} ${auth}`);
   out(`  curl --cacert ${rel(stack.files.ca)} ${storefront.url}/products`);
-  out('  warden diff --base HEAD~1');
+  out('  npx warden diff --base HEAD~1');
 }

@@ -94,7 +94,10 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
         path: 'warden/admission',
         bundles: {},
         ...partial,
-        labels: { ...partial.labels, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
+        // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
+        // --admission-principal): the reviewed workload (or object name) travels in input.workload.
+        ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
+        labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
         metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
       });
     } catch {
@@ -115,7 +118,8 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   const ns = req.namespace ?? '';
   const objName = req.name || ((req.object?.metadata as { name?: string } | undefined)?.name ?? '');
   const labels = { workload: objName || 'unknown', namespace: ns || 'cluster' };
-  const input = { uid: req.uid, operation: req.operation, kind: req.kind, namespace: ns, name: objName, user: req.userInfo?.username ?? '' };
+  // request.userInfo is where the audit store reads an admission decision's principal (engine/audit/table.ts).
+  const input = { uid: req.uid, operation: req.operation, kind: req.kind, namespace: ns, name: objName, user: req.userInfo?.username ?? '', request: { userInfo: { username: req.userInfo?.username ?? '' } } };
   const allow = (note: string): AdmissionOutcome => {
     emit({ outcome: 'allow', mode: 'enforce', labels, input, result: { allowed: true, note } });
     return { httpStatus: 200, body: review({ uid: req.uid, allowed: true, auditAnnotations: { 'warden.dev/note': note } }), findings: [] };

@@ -55,7 +55,7 @@ describe('admission webhook', () => {
     expect(r.warnings).toBeUndefined();
     const event = webhook.sink.events[before]!;
     expect(decisionEvent.check(event)).toEqual([]);
-    expect(event).toMatchObject({ kind: 'admission', outcome: 'allow', labels: { source: 'admission', workload: 'orders', namespace: 'shop' } });
+    expect(event).toMatchObject({ kind: 'admission', outcome: 'allow', labels: { source: 'admission', workload: 'admission', namespace: 'shop' }, input: { workload: 'orders', name: 'orders', request: { userInfo: { username: 'alice@example.com' } } } });
     expect(Object.keys(event.bundles).sort()).toEqual(['admission', 'orders']);
   });
 

@@ -129,8 +129,9 @@ export function createSidecar(opts: SidecarOptions): http.Server {
       return;
     }
     const extra: Record<string, string> = decisionId ? { [DECISION_ID_HEADER]: decisionId } : {};
-    if (body !== undefined) extra['content-length'] = String(body.length);
-    const up = requestUpstream({ ...upstreamBase, agent, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, extra, false, untrustedIdentityHeader(req)) });
+    // The buffered request body's length goes upstream only: the response keeps the upstream's own framing.
+    const toUpstream = body !== undefined ? { ...extra, 'content-length': String(body.length) } : extra;
+    const up = requestUpstream({ ...upstreamBase, agent, method: req.method, path: target, headers: forwardHeaders(req.rawHeaders, toUpstream, false, untrustedIdentityHeader(req)) });
     up.on('response', (upRes) => {
       const headers = forwardHeaders(upRes.rawHeaders, extra);
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);

@@ -113,6 +113,11 @@ export async function startUpstream(): Promise<Upstream> {
             res.end();
           }
         }, 10);
+      } else if (req.method === 'POST' && req.headers['x-test-reply'] === 'created') {
+        // A framed answer of another length than the request body (what a real create endpoint returns).
+        const answer = JSON.stringify({ id: '44', status: 'created', received: body.length });
+        res.writeHead(201, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+        res.end(answer);
       } else if (req.method === 'POST' || req.method === 'PUT') {
         res.writeHead(201, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream', 'x-body-sha256': createHash('sha256').update(body).digest('hex') });
         res.end(body);

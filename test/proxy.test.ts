@@ -366,6 +366,12 @@ describe('decision log', () => {
     expect(JSON.stringify(ev)).not.toContain('4111111111111111');
   });
 
+  it("keeps the upstream's response framing when it read the JSON request body (content-length is the answer's, not the request's)", async () => {
+    const r = await call('POST', '/orders', { client: pki.client(STOREFRONT), body: '{"item":"x"}', headers: { 'content-type': 'application/json', 'x-test-reply': 'created' } });
+    expect(r.status).toBe(201);
+    expect(JSON.parse(r.body.toString())).toEqual({ id: '44', status: 'created', received: 12 });
+  });
+
   it('refuses a JSON request whose body does not parse, before the upstream sees it', async () => {
     const before = upstream.seen.length;
     const r = await call('POST', '/orders', { client: pki.client(STOREFRONT), body: '{"payment": ', headers: { 'content-type': 'application/json' } });

@@ -1,74 +1,92 @@
-// `warden up`: the main job on embedded defaults — build policies/, then run a scripted scenario
-// of real calls through the runtime and print the decision feed.
+// `warden up` (what `npm start` runs): the whole system on embedded defaults, in this one process on
+// 127.0.0.1 — build policies/, start the engine, the admission webhook and the example workloads
+// behind their sidecars, run a scripted scenario printed as a live decision feed read back from the
+// audit store, summarise, and keep running until Ctrl-C. The heavy modules (proxy plugin, admission,
+// MCP SDK, x509) are loaded inside the action so other commands do not pay for them.
 import type { Command } from 'commander';
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { PolicyInput, Source } from '../../formats/input.js';
-import { openBundle } from '../../runtime/bundle.js';
-import { Policy } from '../../runtime/policy.js';
 import { buildRepo } from '../compiler/build.js';
 import { formatDiagnostic } from '../compiler/compile-error.js';
+import { parseListenAddress } from './listen-address.js';
+import { UserError } from './user-error.js';
 
-const spiffe = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
-const mtls = (p: string): Source => ({ principal: p, authn: 'mtls', claims: {}, address: '10.0.0.7' });
-const jwt = (sub: string, claims: Record<string, unknown>): Source => ({ principal: sub, authn: 'jwt', claims: { sub, ...claims }, address: '10.0.1.9' });
-
-interface Step {
-  say: string;
-  workload: string;
-  source: Source;
-  method: string;
-  path: string;
-  mcp?: PolicyInput['mcp'];
+interface UpFlags {
+  repo: string;
+  out: string;
+  stateDir: string;
+  scenario: string;
+  enginePort: string;
+  webhookPort: string;
+  exitAfterScenario?: boolean;
 }
 
-const scenario: Step[] = [
-  { say: 'storefront reads order 42', workload: 'orders', source: mtls(spiffe('shop', 'storefront')), method: 'GET', path: '/orders/42' },
-  { say: 'storefront tries the accounting export', workload: 'orders', source: mtls(spiffe('shop', 'storefront')), method: 'GET', path: '/orders/export' },
-  { say: 'billing invoicer runs the export', workload: 'orders', source: mtls(spiffe('billing', 'invoicer')), method: 'GET', path: '/orders/export' },
-  { say: 'an admin without MFA deletes an order', workload: 'orders', source: jwt('bob', { role: 'admin', amr: ['pwd'] }), method: 'DELETE', path: '/orders/42' },
-  { say: 'path trick: /orders/42/../export', workload: 'orders', source: mtls(spiffe('shop', 'storefront')), method: 'GET', path: '/orders/42/../export' },
-  { say: 'anonymous visitor browses products', workload: 'storefront', source: { principal: 'anonymous', authn: 'none', claims: {}, address: '203.0.113.5' }, method: 'GET', path: '/products/sku-7' },
-  { say: 'agent (tools:read) calls get_order', workload: 'ops-mcp', source: jwt('readonly-agent', { scope: 'tools:read' }), method: 'POST', path: '/mcp', mcp: { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } } },
-  { say: 'agent (tools:read tools:write) calls drop_table', workload: 'ops-mcp', source: jwt('support-agent', { scope: 'tools:read tools:write' }), method: 'POST', path: '/mcp', mcp: { method: 'tools/call', tool: 'drop_table', arguments: { table: 'orders' } } },
-  { say: 'agent runs query "DELETE FROM orders"', workload: 'ops-mcp', source: jwt('readonly-agent', { scope: 'tools:read' }), method: 'POST', path: '/mcp', mcp: { method: 'tools/call', tool: 'query', arguments: { sql: 'DELETE FROM orders' } } },
-];
+function port(flag: string, value: string): number {
+  return parseListenAddress(flag, `127.0.0.1:${value}`).port;
+}
 
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('build policies/ and run the scripted scenario, printing the live decision feed (embedded defaults)')
+    .description('bring the whole system up locally (engine, admission webhook, example workloads behind sidecars), run the demo scenario as a live decision feed, keep running until Ctrl-C')
     .option('--repo <dir>', 'policy repository', 'policies')
     .option('--out <dir>', 'bundle folder', 'bundles')
-    .option('--scenario <name>', 'scenario to run: demo | none', 'demo')
-    .action(async (flags: { repo: string; out: string; scenario: string }) => {
-      process.stdout.write(`warden up: building ${flags.repo}/ …\n`);
+    .option('--state-dir <dir>', 'audit store (audit.db), checkpoint key, local CA and JWKS', '.warden')
+    .option('--scenario <name>', 'scenario to run: demo | none (start the services only)', 'demo')
+    .option('--engine-port <n>', 'engine port on 127.0.0.1 (0 = any free port)', '8181')
+    .option('--webhook-port <n>', 'admission webhook port on 127.0.0.1 (0 = any free port)', '8443')
+    .option('--exit-after-scenario', 'stop everything after the summary instead of waiting for Ctrl-C')
+    .action(async (flags: UpFlags) => {
+      if (flags.scenario !== 'demo' && flags.scenario !== 'none') throw new UserError(`--scenario ${flags.scenario}: use demo or none`);
+      const enginePort = port('--engine-port', flags.enginePort);
+      const webhookPort = port('--webhook-port', flags.webhookPort);
+      const out = (line: string) => void process.stdout.write(`${line}\n`);
+      const started = Date.now();
+
+      out(`warden up: building ${flags.repo}/ …`);
       const result = await buildRepo({ repo: flags.repo, out: flags.out });
       for (const w of result.warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
-      const trust = { keys: [{ id: result.keyId, algorithm: 'ES256' as const, key: createPublicKey(readFileSync(result.verificationKey)) }] };
-      const policies = new Map<string, Policy>();
-      for (const w of result.workloads) {
-        policies.set(w.workload, await Policy.load(await openBundle(readFileSync(w.bundle), trust)));
-        process.stdout.write(`  bundle ${w.workload.padEnd(12)} ${w.revision} (${w.status})\n`);
+      for (const w of result.workloads) out(`  bundle ${w.workload.padEnd(12)} ${w.revision} (${w.status})`);
+
+      const [{ startStack }, scenario] = await Promise.all([import('./up-stack.js'), import('./up-scenario.js')]);
+      out('warden up: starting the engine, the admission webhook and the workloads behind their sidecars …');
+      let stack;
+      try {
+        stack = await startStack({ bundlesDir: flags.out, stateDir: flags.stateDir, enginePort, webhookPort });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES') throw new UserError(`${(err as Error).message}: is another \`warden up\` running? pick other ports with --engine-port/--webhook-port`);
+        throw err;
       }
-      if (flags.scenario === 'none') return;
-      process.stdout.write('\ndecision feed:\n');
-      let allowed = 0;
-      for (const s of scenario) {
-        const policy = policies.get(s.workload)!;
-        const segments = s.path.slice(1).split('/');
-        const input: PolicyInput = {
-          source: s.source,
-          destination: { workload: s.workload, namespace: policy.bundle.manifest.metadata?.namespace ?? 'default', principal: String(policy.bundle.manifest.metadata?.principal ?? '') },
-          request: { method: s.method, path: s.path, segments, query: {}, headers: {} },
-          ...(s.mcp ? { mcp: s.mcp } : {}),
+      // Ctrl-C at any point from here on stops everything cleanly.
+      let stopping: Promise<void> | undefined;
+      const stop = () => (stopping ??= stack.close());
+      const signalled = new Promise<void>((resolve) => {
+        const onSignal = () => {
+          out('\nwarden up: stopping …');
+          void stop().then(resolve);
         };
-        // Path normalization belongs to the proxy plugin: anything with dot segments is denied before policy.
-        const ambiguous = segments.some((x) => x === '..' || x === '.');
-        const d = ambiguous ? { allow: false, reasons: ['ambiguous path (dot segments) denied before policy'] } : policy.decide('warden/decision', input);
-        if (d.allow) allowed++;
-        process.stdout.write(`  ${d.allow ? 'ALLOW' : 'DENY '}  ${s.workload.padEnd(10)} ${s.say}\n         ${d.reasons.join('; ')}\n`);
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      });
+      try {
+        out(`  engine ${stack.engine.url} (audit store ${stack.files.store}), webhook ${stack.webhook.url}, ${Object.keys(stack.workloads).join(', ')} ready`);
+        if (flags.scenario === 'demo') {
+          out('\nlive decision feed (each step, then the decisions the engine stored for it):');
+          const r = await scenario.runScenario(stack, out);
+          await scenario.printSummary(stack.engine.store!, started, r, out);
+          if (!r.destructiveRefused || !r.admissionRefused) process.exitCode = 1;
+        }
+        scenario.explore(stack, out);
+      } catch (err) {
+        await stop();
+        throw err;
       }
-      process.stdout.write(`\nsummary: ${scenario.length} calls, ${allowed} allowed, ${scenario.length - allowed} denied\n`);
+      if (flags.exitAfterScenario) {
+        await stop();
+        out('warden up: stopped');
+        return;
+      }
+      out('\nwarden up: running — Ctrl-C to stop');
+      await signalled;
+      out('warden up: stopped');
     });
 }

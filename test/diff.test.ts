@@ -68,9 +68,9 @@ describe('warden diff', () => {
     const flips = r.workloads.flatMap((w) => w.flips);
     expect(flips).toHaveLength(1);
     expect(flips[0]).toMatchObject({ workload: 'orders', target: 'getOrder', direction: 'allow-to-deny', callers: [storefront.principal] });
-    // one spec probe plus the two recorded GET /orders/{id} calls; the other recorded calls still pass
-    expect(flips[0]!.count).toBe(3);
-    expect(flips[0]!.origins.sort()).toEqual(['recorded', 'spec']);
+    // one spec probe, the fixture GET /orders/1001 and the two recorded GET /orders/{id} calls; the others still pass
+    expect(flips[0]!.count).toBe(4);
+    expect(flips[0]!.origins.sort()).toEqual(['fixture', 'recorded', 'spec']);
     expect(r.recordedCalls).toBe(4);
   });
 
@@ -90,7 +90,7 @@ describe('warden diff', () => {
     expect(r.code).toBe(3);
     const review = JSON.parse(r.stdout) as { recordedCalls: number; totals: Record<string, number> };
     expect(review.recordedCalls).toBe(3);
-    expect(review.totals['allow-to-deny']).toBe(4);
+    expect(review.totals['allow-to-deny']).toBe(5);
   });
 
   it('says clearly when a ref does not exist or a revision does not compile', async () => {

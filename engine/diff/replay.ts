@@ -14,7 +14,7 @@ export interface Probe {
   target: string;
   caller: string;
   input: PolicyInput;
-  origin: 'spec' | 'recorded';
+  origin: 'spec' | 'fixture' | 'recorded';
 }
 
 export type Direction = 'deny-to-allow' | 'allow-to-deny';
@@ -122,7 +122,12 @@ export function targetOf(input: PolicyInput, d: Decision): string {
 }
 
 /** Compare two builds on spec probes plus recorded calls; one WorkloadDiff per workload of either side. */
-export async function replay(baseBuilds: WorkloadBuild[], headBuilds: WorkloadBuild[], recorded: (workload: string) => PolicyInput[] = () => []): Promise<WorkloadDiff[]> {
+export async function replay(
+  baseBuilds: WorkloadBuild[],
+  headBuilds: WorkloadBuild[],
+  recorded: (workload: string) => PolicyInput[] = () => [],
+  fixtures: (workload: string) => PolicyInput[] = () => [],
+): Promise<WorkloadDiff[]> {
   const [base, head] = await Promise.all([load(baseBuilds), load(headBuilds)]);
   const principals = [...new Set([...base.values(), ...head.values()].map((s) => s.principal))];
   const names = [...new Set([...base.keys(), ...head.keys()])].sort();
@@ -144,6 +149,7 @@ export async function replay(baseBuilds: WorkloadBuild[], headBuilds: WorkloadBu
     out.push(diff);
     if (status === 'unchanged') continue;
     const probes = specProbes(name, b, h, principals);
+    for (const input of fixtures(name)) probes.push({ workload: name, target: '', caller: input.source.principal, input, origin: 'fixture' });
     for (const input of recorded(name)) probes.push({ workload: name, target: '', caller: input.source.principal, input, origin: 'recorded' });
     diff.probes = probes.length;
     const groups = new Map<string, Flip>();

@@ -1,8 +1,9 @@
 // `warden diff`: build two Git revisions of the policy repository and review the decisions that flip.
 import { generateKeyPairSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { PolicyInput } from '../../formats/input.js';
+import { policyInput, type PolicyInput } from '../../formats/input.js';
+import { SchemaError } from '../../formats/schema.js';
 import { buildRepo, type WorkloadBuild } from '../compiler/build.js';
 import { CompileError } from '../compiler/compile-error.js';
 import { UserError } from '../cli/user-error.js';
@@ -17,6 +18,42 @@ export interface Review {
   totals: Record<Direction, number>;
   recordedCalls: number;
   textDiff: string;
+}
+
+/**
+ * Fixture inputs a workload keeps in Git (`workloads/<name>/fixtures/*.json`: one policy input or an
+ * array of them), from both revisions, so reviewers can pin the calls that matter to them.
+ */
+export function fixtureInputs(revs: Revision[]): (workload: string) => PolicyInput[] {
+  return (workload) => {
+    const seen = new Set<string>();
+    const out: PolicyInput[] = [];
+    for (const rev of revs) {
+      const dir = join(rev.repo, 'workloads', workload, 'fixtures');
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+        const where = `${rev.ref}:workloads/${workload}/fixtures/${f}`;
+        let value: unknown;
+        try {
+          value = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+        } catch (err) {
+          throw new UserError(`${where} is not valid JSON: ${(err as Error).message}`);
+        }
+        (Array.isArray(value) ? value : [value]).forEach((v, i) => {
+          try {
+            const input = policyInput.parse(v, Array.isArray(value) ? `${where}[${i}]` : where);
+            const key = JSON.stringify(input);
+            if (!seen.has(key)) out.push(input);
+            seen.add(key);
+          } catch (err) {
+            if (err instanceof SchemaError) throw new UserError(err.message);
+            throw err;
+          }
+        });
+      }
+    }
+    return out;
+  };
 }
 
 /** Options of a review. */
@@ -60,7 +97,7 @@ export async function review(opts: ReviewOptions): Promise<Review> {
       recordedCalls += calls.length;
       return calls;
     };
-    const workloads = await replay(baseBuilds, headBuilds, recorded);
+    const workloads = await replay(baseBuilds, headBuilds, recorded, fixtureInputs([base, head]));
     const totals: Record<Direction, number> = { 'deny-to-allow': 0, 'allow-to-deny': 0 };
     for (const w of workloads) for (const f of w.flips) totals[f.direction] += f.count;
     return {

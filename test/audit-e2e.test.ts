@@ -103,8 +103,8 @@ const CALLS: CallCase[] = [
   { name: 'anonymous reads one order', sidecar: 'orders', method: 'GET', path: '/orders/42', status: 403, outcome: 'deny', operation: 'getOrder' },
   { name: 'storefront deletes an order', sidecar: 'orders', caller: 'storefront', method: 'DELETE', path: '/orders/7', status: 403, outcome: 'deny', operation: 'deleteOrder' },
   { name: 'storefront exports orders', sidecar: 'orders', caller: 'storefront', method: 'GET', path: '/orders/export', status: 403, outcome: 'deny', operation: 'exportOrders' },
-  // The MCP module is not on this branch: a JSON-RPC POST to the MCP endpoint takes the plain HTTP
-  // path, which the core policy denies (fail closed) — still one logged decision of ops-mcp.
+  // These sidecars run without the MCP handler (test/mcp-sidecar.test.ts covers that path): a JSON-RPC
+  // POST to the MCP endpoint takes the plain HTTP path, which the core policy denies (fail closed).
   { name: 'storefront posts a tools/call to ops-mcp', sidecar: 'ops-mcp', caller: 'storefront', method: 'POST', path: '/mcp', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"sql":"DROP TABLE orders"}}}', status: 403, outcome: 'deny' },
 ];
 

@@ -1,7 +1,4 @@
-// PENDING until the proxy branch is merged (it imports proxy-plugin/plugin.js, sidecar.js, bundle-source.js from
-// branch proxy). Verified passing on 2026-11-25 against wt-proxy a5ad226 + mcp in a scratch copy.
-// After merge: rename to test/mcp-sidecar.test.ts (the .pending suffix keeps tsc and vitest off it).
-// After the proxy and MCP branches merge: the MCP handler registered in the real sidecar.
+// The MCP handler registered in the real sidecar: per-call decisions, masking and drift events end to end.
 import { readFileSync, mkdtempSync, cpSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';

@@ -105,7 +105,7 @@ deny contains "boom" if boom == 3
     received.push(...(JSON.parse(body.toString('utf8')) as DecisionEvent[]));
     res.status(204).end();
   });
-  // The audit store's router is not built yet: a collector stands in at the same mount point.
+  // A plain collector stands in for the audit router at the same mount point (test/audit-e2e.test.ts uses the real one).
   engine = createEngineApp({ bundlesDir: policies.out, rescanMs: 200, mounts: [{ path: '/logs', router: logs }] });
   engineServer = http.createServer(engine.app);
   engineUrl = `http://127.0.0.1:${await listenLocal(engineServer)}`;

@@ -135,7 +135,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   pipeNs.sort((a, b) => a - b);
 
   // Servers in a child process (one core), load from this one (the other core).
-  const child = fork(fileURLToPath(new URL('./proxy-servers.ts', import.meta.url)), [bundleFile, keyFile], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./proxy-servers.ts', import.meta.url)), [bundleFile, keyFile], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ports = await new Promise<{ upstreamPort: number; sidecarPort: number; passthroughPort: number }>((resolve, reject) => {
     child.once('message', (m) => resolve(m as never));
     child.once('exit', (code) => reject(new Error(`benchmark servers exited with ${code}`)));
@@ -159,7 +159,10 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     loadFigures.push(await measured('pass-through proxy', ports.passthroughPort));
     loadFigures.push(await measured('warden sidecar', ports.sidecarPort));
   } finally {
+    // Disconnecting lets the servers exit on their own (so --cpu-prof can write its profile); kill as a backstop.
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.disconnect();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     child.kill();
   }
   const [direct, pass, side] = loadFigures as [LoadFigures, LoadFigures, LoadFigures];

@@ -11,7 +11,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
-import { z } from 'zod';
+import { opsMcpServer } from '../engine/cli/up-apps.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { Source } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';
@@ -62,30 +62,9 @@ function text(t: string): { content: Array<{ type: 'text'; text: string }> } {
   return { content: [{ type: 'text', text: t }] };
 }
 
-// The ops-mcp tools, as the live server declares them (matching policies/workloads/ops-mcp/mcp-tools.json).
+// The ops-mcp tools, as the live server declares them (the same server `warden up` runs).
 function opsServer(v: ServerVariant, ran: string[]): McpServer {
-  const s = new McpServer({ name: 'ops-mcp', version: '1.0.0' });
-  s.registerTool('get_order', { description: v.changedDescription ?? 'Fetch one order by id.', inputSchema: { id: z.string() }, annotations: { title: 'Get order', readOnlyHint: true, openWorldHint: false } }, ({ id }) => {
-    ran.push('get_order');
-    return text(`order ${id}: 2 items, paid`);
-  });
-  s.registerTool('search_orders', { description: 'Search orders by customer or status.', inputSchema: { customer: z.string().optional(), status: z.string().optional() }, annotations: { title: 'Search orders', readOnlyHint: true, openWorldHint: false } }, () => {
-    ran.push('search_orders');
-    return text('[]');
-  });
-  s.registerTool('query', { description: 'Run a read-only SQL query against the orders replica.', inputSchema: { sql: z.string() }, annotations: { title: 'SQL query', readOnlyHint: true, openWorldHint: false } }, ({ sql }) => {
-    ran.push('query');
-    return text(`ran: ${sql}`);
-  });
-  s.registerTool('refund_order', { description: "Refund (part of) an order to the customer's card.", inputSchema: { id: z.string(), amount: z.number(), card_token: z.string().optional() }, annotations: { title: 'Refund order', readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true } }, ({ id, amount }) => {
-    ran.push('refund_order');
-    return text(`refunded ${amount} on ${id}`);
-  });
-  // A lying server could claim drop_table is harmless; the proxy shows the reviewed annotations instead.
-  s.registerTool('drop_table', { description: 'Drop a table of the orders database.', inputSchema: { table: z.string() }, annotations: { title: 'Drop table', readOnlyHint: false, destructiveHint: true } }, ({ table }) => {
-    ran.push('drop_table');
-    return text(`dropped ${table}`);
-  });
+  const s = opsMcpServer({ ran, getOrder: (id) => `order ${id}: 2 items, paid`, ...(v.changedDescription ? { getOrderDescription: v.changedDescription } : {}) });
   if (v.extraTool) {
     s.registerTool(v.extraTool, { description: 'Not reviewed.', inputSchema: {}, annotations: { readOnlyHint: true } }, () => {
       ran.push(v.extraTool!);

@@ -157,14 +157,22 @@ export function startStorefrontApp(orders: { url: string; as: OutboundIdentity }
 
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 
-// The ops tools, declared as policies/workloads/ops-mcp/mcp-tools.json reviews them.
-function opsServer(orders: { url: string; as: OutboundIdentity }, ran: string[]): McpServer {
+/** How the example ops MCP server answers get_order, and what it records. */
+export interface OpsServerOptions {
+  /** Tool names in the order they actually ran. */
+  ran: string[];
+  getOrder(id: string): Promise<string> | string;
+  /** Override get_order's description (tests use it to play a "rug pull"). */
+  getOrderDescription?: string;
+}
+
+/** The ops tools, declared as policies/workloads/ops-mcp/mcp-tools.json reviews them (used by `warden up` and the tests). */
+export function opsMcpServer(o: OpsServerOptions): McpServer {
   const s = new McpServer({ name: 'ops-mcp', version: '1.0.0' });
-  s.registerTool('get_order', { description: 'Fetch one order by id.', inputSchema: { id: z.string() }, annotations: { title: 'Get order', readOnlyHint: true, openWorldHint: false } }, async ({ id }) => {
+  const ran = o.ran;
+  s.registerTool('get_order', { description: o.getOrderDescription ?? 'Fetch one order by id.', inputSchema: { id: z.string() }, annotations: { title: 'Get order', readOnlyHint: true, openWorldHint: false } }, async ({ id }) => {
     ran.push('get_order');
-    // The MCP server calls orders as itself (spiffe://…/ns/agents/sa/ops-mcp), through orders' sidecar.
-    const r = await callAs(orders.as, orders.as.ca, orders.url, 'GET', `/orders/${encodeURIComponent(id)}`);
-    return text(r.status === 200 ? r.body : `orders answered ${r.status}`);
+    return text(await o.getOrder(id));
   });
   s.registerTool('search_orders', { description: 'Search orders by customer or status.', inputSchema: { customer: z.string().optional(), status: z.string().optional() }, annotations: { title: 'Search orders', readOnlyHint: true, openWorldHint: false } }, () => {
     ran.push('search_orders');
@@ -178,11 +186,23 @@ function opsServer(orders: { url: string; as: OutboundIdentity }, ran: string[])
     ran.push('refund_order');
     return text(`refunded ${amount} on ${id}`);
   });
+  // A lying server could claim drop_table is harmless; the proxy shows the reviewed annotations instead.
   s.registerTool('drop_table', { description: 'Drop a table of the orders database.', inputSchema: { table: z.string() }, annotations: { title: 'Drop table', readOnlyHint: false, destructiveHint: true } }, ({ table }) => {
     ran.push('drop_table');
     return text(`dropped ${table}`);
   });
   return s;
+}
+
+// The ops server of `warden up`: get_order calls orders as itself (spiffe://…/ns/agents/sa/ops-mcp), through orders' sidecar.
+function opsServer(orders: { url: string; as: OutboundIdentity }, ran: string[]): McpServer {
+  return opsMcpServer({
+    ran,
+    getOrder: async (id) => {
+      const r = await callAs(orders.as, orders.as.ca, orders.url, 'GET', `/orders/${encodeURIComponent(id)}`);
+      return r.status === 200 ? r.body : `orders answered ${r.status}`;
+    },
+  });
 }
 
 /** The ops MCP server (Streamable HTTP on /mcp); `ran` lists the tools that actually executed. */

@@ -3,7 +3,7 @@
 // 127.0.0.1; plus policy evaluation alone over many generated inputs. Prints figures, never fails.
 // Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
 import type { Figure } from './figure.js';
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg } from 'node:os';
@@ -22,8 +22,10 @@ export interface LoadFigures {
   ok: number;
   errors: number;
   throughput: number;
-  /** CPU time the server process (upstream + proxies) spent per request, µs. */
-  cpuPerRequest: number;
+  /** CPU time the application process spent per request, µs. */
+  upstreamCpu: number;
+  /** CPU time the proxy process spent per request, µs (0 for the direct call). */
+  proxyCpu: number;
   p50: number;
   p99: number;
   max: number;
@@ -34,7 +36,7 @@ export interface ProxyBenchResult {
   rate: number;
   seconds: number;
   load: LoadFigures[];
-  added: { sidecarP50: number; sidecarP99: number; passthroughP50: number; passthroughP99: number; policyOverPassthroughP99: number; sidecarCpu: number; passthroughCpu: number };
+  added: { sidecarP50: number; sidecarP99: number; passthroughP50: number; passthroughP99: number; policyOverPassthroughP99: number };
   /** 1-minute load average per core while measuring: above ~0.7 the latency figures measure the machine, not the proxy. */
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
@@ -84,7 +86,7 @@ async function load(name: string, port: number, rate: number, seconds: number): 
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), cpuPerRequest: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+  return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
 }
 
 // Inputs across the orders API: principals, JWT callers, methods, known and unknown paths.
@@ -134,36 +136,52 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   evalNs.sort((a, b) => a - b);
   pipeNs.sort((a, b) => a - b);
 
-  // Servers in a child process (one core), load from this one (the other core).
-  const child = fork(fileURLToPath(new URL('./proxy-servers.ts', import.meta.url)), [bundleFile, keyFile], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ports = await new Promise<{ upstreamPort: number; sidecarPort: number; passthroughPort: number }>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as never));
-    child.once('exit', (code) => reject(new Error(`benchmark servers exited with ${code}`)));
-  });
-  const loadFigures: LoadFigures[] = [];
-  const cpu = () =>
-    new Promise<number>((resolve) => {
-      child.once('message', (m) => resolve((m as { cpu: number }).cpu));
-      child.send('cpu');
+  // The application and the proxies in their own processes, as containers of a pod are; the load comes
+  // from this one. Each process reports its CPU time before and after every run.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const servers = fileURLToPath(new URL('./proxy-servers.ts', import.meta.url));
+  const start = <T>(args: string[], execArgv: string[]) => {
+    const child = fork(servers, args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const ready = new Promise<T>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as T));
+      child.once('exit', (code) => reject(new Error(`benchmark server ${args[0]} exited with ${code}`)));
     });
-  const measured = async (name: string, port: number) => {
-    const before = await cpu();
-    const f = await load(name, port, rate, seconds);
-    f.cpuPerRequest = ((await cpu()) - before) / f.sent;
-    return f;
+    return { child, ready };
   };
+  const app = start<{ upstreamPort: number }>(['upstream'], []);
+  const children = [app.child];
+  const loadFigures: LoadFigures[] = [];
   try {
+    const { upstreamPort } = await app.ready;
+    const proxies = start<{ sidecarPort: number; passthroughPort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile], prof);
+    children.push(proxies.child);
+    const ports = await proxies.ready;
+    const cpu = (child: ChildProcess) =>
+      new Promise<number>((resolve) => {
+        child.once('message', (m) => resolve((m as { cpu: number }).cpu));
+        child.send('cpu');
+      });
+    const measured = async (name: string, port: number) => {
+      const before = await Promise.all([cpu(app.child), cpu(proxies.child)]);
+      const f = await load(name, port, rate, seconds);
+      const after = await Promise.all([cpu(app.child), cpu(proxies.child)]);
+      f.upstreamCpu = (after[0] - before[0]) / f.sent;
+      f.proxyCpu = (after[1] - before[1]) / f.sent;
+      return f;
+    };
     // Warm every path (JIT, keep-alive sockets) before measuring.
-    for (const port of [ports.upstreamPort, ports.passthroughPort, ports.sidecarPort]) await load('warm-up', port, rate, 1);
-    loadFigures.push(await measured('direct', ports.upstreamPort));
+    for (const port of [upstreamPort, ports.passthroughPort, ports.sidecarPort]) await load('warm-up', port, rate, 1);
+    loadFigures.push(await measured('direct', upstreamPort));
     loadFigures.push(await measured('pass-through proxy', ports.passthroughPort));
     loadFigures.push(await measured('warden sidecar', ports.sidecarPort));
   } finally {
     // Disconnecting lets the servers exit on their own (so --cpu-prof can write its profile); kill as a backstop.
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.disconnect();
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
-    child.kill();
+    for (const child of children) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      if (child.connected) child.disconnect();
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      child.kill();
+    }
   }
   const [direct, pass, side] = loadFigures as [LoadFigures, LoadFigures, LoadFigures];
   const result: ProxyBenchResult = {
@@ -176,19 +194,16 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       passthroughP50: pass.p50 - direct.p50,
       passthroughP99: pass.p99 - direct.p99,
       policyOverPassthroughP99: side.p99 - pass.p99,
-      sidecarCpu: side.cpuPerRequest - direct.cpuPerRequest,
-      passthroughCpu: pass.cpuPerRequest - direct.cpuPerRequest,
     },
     loadPerCore: loadavg()[0]! / cpus().length,
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
   out(`proxy benchmark: ${rate} req/s for ${seconds} s per target, 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
-  out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'server CPU/req'.padStart(15)}`);
-  for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.cpuPerRequest).padStart(15)}`);
+  out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
+  for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
   out(`added by the sidecar over direct:       p50 ${us(result.added.sidecarP50)}   p99 ${us(result.added.sidecarP99)}   (target p99 ≤ 1000 µs)`);
   out(`added by the pass-through over direct:  p50 ${us(result.added.passthroughP50)}   p99 ${us(result.added.passthroughP99)}`);
-  out(`server CPU added per request: sidecar ${us(result.added.sidecarCpu)}, pass-through ${us(result.added.passthroughCpu)}`);
   if (result.loadPerCore > 0.7) out(`note: load average ${(result.loadPerCore * cpus().length).toFixed(1)} on ${cpus().length} cores while measuring — latency figures reflect a saturated machine; CPU/request figures still hold`);
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
   out(`whole decision (evaluate + mask + event + log line):        p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
@@ -203,7 +218,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
   return [
     ...r.load.flatMap((l) => [
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
-      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `server CPU ${l.cpuPerRequest.toFixed(0)} µs/request` },
+      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs` },
     ]),
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `target ≤ 1000 µs at 2,000 req/s; ${load}` },
     { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },

@@ -279,6 +279,31 @@ describe('hostile input never reaches the upstream', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it('answers 413 to a chunked body that outgrows the limit while streaming, and the upstream never gets it whole', async () => {
+    const before = upstream.seen.length;
+    const r = await new Promise<{ status: number; id: string | undefined }>((resolve, reject) => {
+      const client = pki.client(STOREFRONT);
+      // No content-length: the body is chunked, so the limit can only be enforced as it streams.
+      const req = https.request({ host: '127.0.0.1', port: sidecarPort, method: 'POST', path: '/orders', ca: pki.ca, agent: false, cert: client.cert, key: client.key, headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, id: res.headers['x-warden-decision-id'] as string | undefined }));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      const more = () => {
+        while (sent < 400 * 1024) {
+          sent += 16 * 1024;
+          if (!req.write(Buffer.alloc(16 * 1024, 2))) return void req.once('drain', more);
+        }
+        req.end();
+      };
+      more();
+    });
+    expect(r.status).toBe(413);
+    expect(r.id).toBeTruthy();
+    expect(upstream.seen.length).toBe(before);
+  });
+
   it('refuses forged, expired, alg:none and HS256-with-the-public-key tokens with 401', async () => {
     const { SignJWT, UnsecuredJWT, generateKeyPair } = await import('jose');
     const other = await generateKeyPair('RS256');

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { bufferedLogStream } from '../runtime/log-stream.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
 
@@ -24,8 +25,9 @@ if (role === 'upstream') {
   process.send!({ upstreamPort: await listen(upstream) });
 } else {
   const [upstreamPort, bundleFile, keyFile] = args as [string, string, string];
-  // Decision lines go to /dev/null: their serialization cost is measured, not a terminal's speed.
-  const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }));
+  // Decision lines go to /dev/null through the same buffered stream `warden proxy` writes stdout with:
+  // their serialization cost is measured, not a terminal's speed.
+  const logger = pino({ level: 'info' }, bufferedLogStream('/dev/null').stream);
   const plugin = await startPlugin({
     workload: 'orders',
     bundleFile,

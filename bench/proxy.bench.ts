@@ -5,11 +5,11 @@
 import type { Figure } from './figure.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { Pool } from 'undici';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
@@ -50,41 +50,36 @@ function percentile(sorted: number[], p: number): number {
 }
 
 // Open-loop load: requests start on a fixed schedule; latency counts from the scheduled start, so a
-// stalled server is not hidden by the generator waiting for it (no coordinated omission).
+// stalled server is not hidden by the generator waiting for it (no coordinated omission). The client is
+// an undici pool (keep-alive), the cheapest HTTP client at hand: the generator shares the 2 cores.
 async function load(name: string, port: number, rate: number, seconds: number): Promise<LoadFigures> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 128 });
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
   let ok = 0;
   let errors = 0;
   const started = performance.now();
   const pending: Promise<void>[] = [];
+  const one = async (i: number, due: number) => {
+    try {
+      const res = await pool.request({ method: 'GET', path: `/orders/${i % 1000}`, headers: { 'x-forwarded-client-cert': XFCC } });
+      await res.body.dump();
+      latencies.push((performance.now() - due) * 1000);
+      if (res.statusCode === 200) ok++;
+      else errors++;
+    } catch {
+      errors++;
+    }
+  };
   for (let i = 0; i < total; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(
-      new Promise<void>((resolve) => {
-        const req = http.request({ host: '127.0.0.1', port, path: `/orders/${i % 1000}`, agent, headers: { 'x-forwarded-client-cert': XFCC } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            latencies.push((performance.now() - due) * 1000);
-            if (res.statusCode === 200) ok++;
-            else errors++;
-            resolve();
-          });
-        });
-        req.on('error', () => {
-          errors++;
-          resolve();
-        });
-        req.end();
-      }),
-    );
+    pending.push(one(i, due));
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
+  await pool.destroy();
   latencies.sort((a, b) => a - b);
   return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
 }

@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
+import { bufferedLogStream } from '../runtime/log-stream.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
@@ -98,11 +99,15 @@ function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
   };
 }
 
+// One decision line per call goes to stdout, buffered (runtime/log-stream.ts); flushed at exit.
+const stdout = bufferedLogStream(1);
+const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
+
 async function startFromFlags(f: PluginFlags): Promise<Plugin> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
   const engineTls = engineTlsFrom(f);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
-  const logger = pino({ name: 'warden-proxy', base: { workload: f.workload } });
+  const logger = processLogger.child({ workload: f.workload });
   const starting = startPlugin({
     workload: f.workload,
     ...(f.namespace ? { namespace: f.namespace } : {}),
@@ -144,7 +149,10 @@ async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> 
         s.close();
         s.closeIdleConnections();
       }
-      void plugin.close().then(resolve);
+      void plugin
+        .close()
+        .then(() => stdout.close())
+        .then(resolve);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -209,7 +217,7 @@ export function registerProxy(program: Command): void {
       upstream,
       gate: plugin.gate,
       handlers,
-      logger: pino({ name: 'warden-proxy' }),
+      logger: processLogger,
       jsonBodyBytes: Number(f.jsonBody),
       limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },
       ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),

@@ -42,6 +42,7 @@ COPY bin ./bin
 COPY formats ./formats
 COPY runtime ./runtime
 COPY engine ./engine
+COPY cli ./cli
 COPY admission ./admission
 COPY proxy-plugin ./proxy-plugin
 COPY policies ./policies

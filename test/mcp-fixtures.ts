@@ -11,7 +11,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
-import { opsMcpServer } from '../engine/cli/up-apps.js';
+import { opsMcpServer } from '../cli/up-apps.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { Source } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';

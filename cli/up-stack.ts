@@ -2,28 +2,28 @@
 // the engine service (HTTPS, client CA, SQLite audit store), the admission webhook (HTTPS, decisions
 // shipped to the engine as the admission identity), and each example workload behind its own sidecar
 // pulling its signed bundle from the engine over mTLS. Like main.ts, this file is a composition root:
-// it is the one place in engine/cli/ that wires proxy-plugin/ and admission/ in.
+// cli/ is the one folder that wires engine/, proxy-plugin/ and admission/ together (engine/ imports neither).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { pino, type Logger } from 'pino';
-import { BundleDirectory, type BundleSource } from '../../admission/coverage.js';
-import { generateCertificates } from '../../admission/certs.js';
-import { resolveConfig } from '../../admission/config.js';
-import { startWebhookServer, type WebhookServer } from '../../admission/server.js';
-import { createWebhook, trustFromPem } from '../../admission/webhook.js';
-import { loadJwks } from '../../proxy-plugin/identity.js';
-import { mcpCallHandler } from '../../proxy-plugin/mcp/call-adapter.js';
-import { httpUpstream } from '../../proxy-plugin/mcp/upstream.js';
-import { startPlugin, type Plugin } from '../../proxy-plugin/plugin.js';
-import { createSidecar } from '../../proxy-plugin/sidecar.js';
-import { DecisionLog } from '../../runtime/decision-log.js';
-import { EngineConnection, type EngineTls } from '../../runtime/engine-connection.js';
-import { loadCheckpointSigner } from '../audit/chain.js';
-import { createLocalCa, type Issued, type LocalCa } from '../local-ca.js';
-import { startEngineService, type EngineService } from '../service.js';
+import { BundleDirectory, type BundleSource } from '../admission/coverage.js';
+import { generateCertificates } from '../admission/certs.js';
+import { resolveConfig } from '../admission/config.js';
+import { startWebhookServer, type WebhookServer } from '../admission/server.js';
+import { createWebhook, trustFromPem } from '../admission/webhook.js';
+import { loadJwks } from '../proxy-plugin/identity.js';
+import { mcpCallHandler } from '../proxy-plugin/mcp/call-adapter.js';
+import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
+import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
+import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { DecisionLog } from '../runtime/decision-log.js';
+import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
+import { loadCheckpointSigner } from '../engine/audit/chain.js';
+import { createLocalCa, type Issued, type LocalCa } from '../engine/local-ca.js';
+import { startEngineService, type EngineService } from '../engine/service.js';
 import { startOpsMcpApp, startOrdersApp, startStorefrontApp, type App } from './up-apps.js';
 
 const td = 'cluster.local';

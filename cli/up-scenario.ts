@@ -7,9 +7,9 @@ import { request as httpsRequest } from 'node:https';
 import { isAbsolute, relative } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type EventFilter } from '../audit/query.js';
-import { renderGraph, renderTop } from '../audit/render.js';
-import type { AuditStore, StoredEvent } from '../audit/store.js';
+import { GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type EventFilter } from '../engine/audit/query.js';
+import { renderGraph, renderTop } from '../engine/audit/render.js';
+import type { AuditStore, StoredEvent } from '../engine/audit/store.js';
 import { callAs } from './up-apps.js';
 import { ID, waitFor, type Stack } from './up-stack.js';
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
-import type { Issued } from '../local-ca.js';
+import type { Issued } from '../engine/local-ca.js';
 
 /** A running service. */
 export interface App {

@@ -1,18 +1,19 @@
-// The `warden` command line: one subcommand per module under engine/cli/, errors written for a person.
+// The `warden` command line, errors written for a person. This is the composition root: the engine's
+// subcommands (engine/cli/), the proxy plugin's (`warden proxy`, `ext-authz`), the webhook's
+// (`warden admission`) and `warden up` (cli/up*.ts, the whole system on one machine) meet here only.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '../toolchain/paths.js';
-import { isUserFacing } from './user-error.js';
-import { registerDoctor } from './doctor.js';
-import { registerBuild } from './build.js';
+import { repoRoot } from '../engine/toolchain/paths.js';
+import { isUserFacing } from '../engine/cli/user-error.js';
+import { registerDoctor } from '../engine/cli/doctor.js';
+import { registerBuild } from '../engine/cli/build.js';
 import { registerUp } from './up.js';
-import { registerDiff } from './diff.js';
-import { registerAudit } from './audit.js';
-import { registerServe } from './serve.js';
-import { registerProxy } from '../../proxy-plugin/command.js';
-// The CLI is the composition root: like proxy-plugin/, admission/ is wired in here only (issue 5).
-import { registerAdmission } from '../../admission/cli.js';
+import { registerDiff } from '../engine/cli/diff.js';
+import { registerAudit } from '../engine/cli/audit.js';
+import { registerServe } from '../engine/cli/serve.js';
+import { registerProxy } from '../proxy-plugin/command.js';
+import { registerAdmission } from '../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 

@@ -4,10 +4,10 @@
 // audit store, summarise, and keep running until Ctrl-C. The heavy modules (proxy plugin, admission,
 // MCP SDK, x509) are loaded inside the action so other commands do not pay for them.
 import type { Command } from 'commander';
-import { buildRepo } from '../compiler/build.js';
-import { formatDiagnostic } from '../compiler/compile-error.js';
-import { parseListenAddress } from './listen-address.js';
-import { UserError } from './user-error.js';
+import { buildRepo } from '../engine/compiler/build.js';
+import { formatDiagnostic } from '../engine/compiler/compile-error.js';
+import { parseListenAddress } from '../engine/cli/listen-address.js';
+import { UserError } from '../engine/cli/user-error.js';
 
 interface UpFlags {
   repo: string;

@@ -57,14 +57,14 @@ async function engineSink(flags: SourceFlags) {
   const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
   const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
   const log = new DecisionLog({ engine: new EngineConnection(flags.engine!, tls), logger: pino({ name: 'warden-admission' }), ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void log.close());
   return log;
 }
 
 async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
   const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
   // Decisions go to the engine's audit log (mTLS identity) when an engine is given, else to the log.
-  const sink = memory ? memorySink() : flags.engine ? await engineSink(flags) : pinoSink();
+  const shipper = !memory && flags.engine ? await engineSink(flags) : undefined;
+  const sink = memory ? memorySink() : (shipper ?? pinoSink());
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
   const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
@@ -86,7 +86,9 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     ...(inventory ? { inventory } : {}),
     sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
   });
-  return webhook;
+  // Ships what is queued (or spills it) before the process exits.
+  const closeSink = async () => shipper?.close();
+  return Object.assign(webhook, { closeSink });
 }
 
 /** Register `warden admission …`. */
@@ -110,7 +112,11 @@ export function registerAdmission(program: Command): void {
       const timer = setInterval(() => void webhook.reload().then((r) => r.error && process.stderr.write(`warden: ${r.error}\n`)), 10_000);
       const stop = () => {
         clearInterval(timer);
-        void server.close().then(() => process.exit(0));
+        // The server stops taking reviews first, then the last decisions go to the engine (or the spill file).
+        void server
+          .close()
+          .then(() => webhook.closeSink())
+          .finally(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

@@ -1,13 +1,20 @@
 // `warden admission certs|manifests|serve` as an operator runs them: real processes, real files, the
 // served webhook answering over HTTPS with the CA the certs command wrote.
-import { spawn, execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import express from 'express';
+import { spawn, execFile, type ChildProcessByStdio } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import { request } from 'node:https';
+import type { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../engine/toolchain/paths.js';
+import { createEngineApp } from '../engine/bundle-server.js';
+import type { DecisionEvent } from '../formats/decision-event.js';
+import { closeServer, listenLocal } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
 
 const execFileP = promisify(execFile);
@@ -34,32 +41,72 @@ describe('warden admission CLI', () => {
   it('serve answers AdmissionReviews over HTTPS with certificates from certs', async () => {
     const certs = join(built.dir, 'local-certs');
     await execFileP(process.execPath, [warden, 'admission', 'certs', '--out', certs, '--ip', '127.0.0.1'], { cwd: built.dir });
-    const child = spawn(process.execPath, [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', '--certs', certs, '--admission-bundle', join(built.bundles, 'admission.tar.gz'), '--bundles', built.bundles, '--verification-key', join(built.bundles, 'verification-key.pem')], { cwd: built.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const served = await serve(['--certs', certs, '--bundles', built.bundles]);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let err = '';
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (c: string) => {
-          err += c;
-          const m = /listening on (https:\/\/\S+)/.exec(err);
-          if (m) resolve(m[1]!);
-        });
-        child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-      });
-      const body = JSON.stringify(admissionReview(deployment({ name: 'orders', inject: false }), 'shop'));
-      const answer = await new Promise<{ response: { allowed: boolean; status?: { message?: string } } }>((resolve, reject) => {
-        const req = request(url, { method: 'POST', ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), headers: { 'content-type': 'application/json' } }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve(JSON.parse(text) as never));
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
+      const answer = await review(served.url, readFileSync(join(certs, 'ca.crt'), 'utf8'));
       expect(answer.response.allowed).toBe(false);
       expect(answer.response.status?.message).toContain('[coverage/proxy-plugin]');
     } finally {
-      child.kill('SIGTERM');
+      served.child.kill('SIGTERM');
+    }
+  });
+
+  it('ships its last decisions to the engine when stopped with SIGTERM (before the flush interval)', async () => {
+    const received: DecisionEvent[] = [];
+    const logs = express.Router();
+    logs.post('/', express.raw({ type: '*/*', limit: '10mb' }), (req, res) => {
+      const raw = req.body as Buffer;
+      received.push(...(JSON.parse((raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8')) as DecisionEvent[]));
+      res.status(204).end();
+    });
+    const engine = createEngineApp({ bundlesDir: built.bundles, mounts: [{ path: '/logs', router: logs }] });
+    const engineServer = http.createServer(engine.app);
+    const engineUrl = `http://127.0.0.1:${await listenLocal(engineServer)}`;
+    const spill = join(built.dir, 'shutdown.spill.ndjson');
+    try {
+      const served = await serve(['--engine', engineUrl, '--spill', spill]);
+      const answer = await review(served.url);
+      expect(answer.response.allowed).toBe(false);
+      expect(received).toHaveLength(0); // still queued: the log ships on its interval or at shutdown
+      const exited = new Promise<number | null>((resolve) => served.child.once('exit', (code) => resolve(code)));
+      served.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(received.map((e) => e.kind)).toEqual(['admission']);
+      expect(existsSync(spill) ? readFileSync(spill, 'utf8').trim() : '').toBe('');
+    } finally {
+      await closeServer(engineServer);
+      engine.close();
     }
   });
 });
+
+// `warden admission serve` as a child process on a free port; resolves once it listens.
+async function serve(args: string[]): Promise<{ child: ChildProcessByStdio<null, null, Readable>; url: string }> {
+  const child = spawn(process.execPath, [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', '--admission-bundle', join(built.bundles, 'admission.tar.gz'), '--verification-key', join(built.bundles, 'verification-key.pem'), ...args], { cwd: built.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let err = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (c: string) => {
+      err += c;
+      const m = /listening on (https:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+  return { child, url };
+}
+
+// One AdmissionReview for a Deployment without the proxy plugin (refused by coverage).
+function review(url: string, ca?: string): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
+  const body = JSON.stringify(admissionReview(deployment({ name: 'orders', inject: false }), 'shop'));
+  return new Promise((resolve, reject) => {
+    // Without a CA the webhook's in-memory certificate is accepted for this loopback call only.
+    const req = request(url, { method: 'POST', ...(ca ? { ca } : { rejectUnauthorized: false }), headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve(JSON.parse(text) as never));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -25,6 +25,46 @@ export interface PolicyOptions {
 interface WasmExports {
   builtins(): number;
   opa_json_dump(addr: number): number;
+  opa_eval?: (reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, format: number) => number;
+}
+
+// The parts of the SDK's LoadedPolicy the one-shot evaluation reads (its own evaluate allocates a
+// TextEncoder/TextDecoder per call and scans for the result's end byte by byte in JavaScript).
+interface LoadedPolicyInternals {
+  wasmInstance: { exports: WasmExports };
+  mem: WebAssembly.Memory;
+  minorVersion: number;
+  dataAddr: number;
+  dataHeapPtr: number;
+  entrypoints: Record<string, number>;
+}
+
+const PAGE = 64 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ABI 1.2+ one-shot evaluation: the input's JSON is encoded straight into the heap just above the
+// data, opa_eval parses it, evaluates, resets the heap and returns the address of the result set's JSON.
+function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExports['opa_eval']>, entrypoint: number, input: unknown): unknown {
+  const at = p.dataHeapPtr;
+  let written = 0;
+  // As the SDK does: a falsy input is no input.
+  if (input) {
+    const json = JSON.stringify(input);
+    let heap = new Uint8Array(p.mem.buffer);
+    // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
+    if (at + json.length * 3 <= heap.length) written = encoder.encodeInto(json, heap.subarray(at)).written;
+    else {
+      const bytes = encoder.encode(json);
+      if (at + bytes.length > heap.length) p.mem.grow(Math.ceil((at + bytes.length - heap.length) / PAGE));
+      heap = new Uint8Array(p.mem.buffer);
+      heap.set(bytes, at);
+      written = bytes.length;
+    }
+  }
+  const result = opaEval(0, entrypoint, p.dataAddr, written ? at : 0, written, at + written, 0);
+  const heap = new Uint8Array(p.mem.buffer); // evaluation may have grown the memory
+  return JSON.parse(decoder.decode(heap.subarray(result, heap.indexOf(0, result))));
 }
 
 // The module's builtins() table: every function it will ask the host for.
@@ -129,7 +169,10 @@ export class Policy {
     this.beforeEvaluate?.();
     let rs: Array<{ result: unknown }>;
     try {
-      rs = this.wasm.evaluate(input, entrypoint) as Array<{ result: unknown }>;
+      const inner = this.wasm as unknown as LoadedPolicyInternals;
+      const id = Object.hasOwn(inner.entrypoints, entrypoint) ? inner.entrypoints[entrypoint] : undefined;
+      const opaEval = inner.wasmInstance.exports.opa_eval;
+      rs = (id !== undefined && opaEval && inner.minorVersion >= 2 ? evaluateOneShot(inner, opaEval, id, input) : this.wasm.evaluate(input, entrypoint)) as Array<{ result: unknown }>;
     } catch (err) {
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }

@@ -78,8 +78,10 @@ function requiredBuiltins(policy: LoadedPolicy): string[] {
   return Object.keys(table);
 }
 
-// The minimum pages the module's imported memory must start with (its import section says so; large
-// policies carry more data than the default 5 pages). Reads only the wasm import section.
+// The pages the module's imported memory must start with: what its import section declares (large
+// policies carry more than the default 5 pages), or more when its active data segments reach further —
+// OPA 1.22's compiler can declare a page too few for a policy with many rules (a 1,000-operation spec),
+// and instantiating then fails with "data segment is out of bounds". Reads the import and data sections.
 export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
   let pos = 8;
   const leb = (): number => {
@@ -92,37 +94,71 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
       shift += 7;
     }
   };
+  const skip = () => {
+    const n = leb(); // read first: leb() moves pos
+    pos += n;
+  };
+  // An `i32.const n; end` offset expression (signed LEB128); undefined for any other expression.
+  const constOffset = (): number | undefined => {
+    if (wasm[pos] !== 0x41) {
+      while (wasm[pos++] !== 0x0b); // not something OPA emits; skip to `end`
+      return undefined;
+    }
+    pos++;
+    let result = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = wasm[pos++]!;
+      result |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    if (shift < 32 && b & 0x40) result |= -1 << shift;
+    pos++; // end
+    return result;
+  };
+  let declared: number | undefined;
+  let dataEnd = 0;
   while (pos < wasm.length) {
     const id = wasm[pos++]!;
     const size = leb();
-    if (id !== 2) {
-      pos += size;
-      continue;
-    }
-    const skip = () => {
-      const n = leb(); // read first: leb() moves pos
-      pos += n;
-    };
-    const count = leb();
-    for (let i = 0; i < count; i++) {
-      skip(); // module name
-      skip(); // field name
-      const kind = wasm[pos++]!;
-      if (kind === 0) leb();
-      else if (kind === 1) {
-        pos++;
-        if (leb() & 1) leb();
-        leb();
-      } else if (kind === 2) {
+    const next = pos + size;
+    if (id === 2) {
+      const count = leb();
+      for (let i = 0; i < count && declared === undefined; i++) {
+        skip(); // module name
+        skip(); // field name
+        const kind = wasm[pos++]!;
+        if (kind === 0) leb();
+        else if (kind === 1) {
+          pos++;
+          if (leb() & 1) leb();
+          leb();
+        } else if (kind === 2) {
+          const flags = leb();
+          declared = leb();
+          if (flags & 1) leb(); // maximum
+        } else if (kind === 3) pos += 2;
+      }
+    } else if (id === 11) {
+      const count = leb();
+      for (let i = 0; i < count; i++) {
         const flags = leb();
-        const min = leb();
-        if (flags & 1) leb();
-        return min;
-      } else if (kind === 3) pos += 2;
+        if (flags === 1) {
+          skip(); // passive: not placed at instantiation
+          continue;
+        }
+        if (flags === 2) leb(); // memory index
+        const offset = constOffset();
+        const length = leb();
+        pos += length;
+        if (offset !== undefined) dataEnd = Math.max(dataEnd, (offset >>> 0) + length);
+      }
     }
-    return undefined;
+    pos = next;
   }
-  return undefined;
+  if (declared === undefined) return undefined;
+  return Math.max(declared, Math.ceil(dataEnd / PAGE));
 }
 
 /** A loaded policy: the bundle it came from plus its evaluator. */

@@ -84,10 +84,11 @@ function callGrants(present: ReadonlySet<Subtree>): string[] {
   if (present.has('operations')) out.push('grants contains g if {', '\tcore.http_call', '\tsome g in operations[core.route.id].grants', '}', '');
   if (present.has('resources')) out.push('grants contains g if {', '\tinput.mcp.method == "resources/read"', '\tsome g in resources[input.mcp.uri].grants', '}', '');
   if (present.has('prompts')) out.push('grants contains g if {', '\tinput.mcp.method == "prompts/get"', '\tsome g in prompts[input.mcp.name].grants', '}', '');
-  out.push('# Tool grants are grants too (kept apart so the core can tell whether the called tool is granted).');
-  out.push('grants contains g if some g in tool_grants', '');
-  if (present.has('tools')) out.push('tool_grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
-  else out.push('default tool_grants := set()', '');
+  if (present.has('tools')) {
+    out.push('grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
+    out.push('# The called tool\'s grants alone (the core checks that a destructive tool is granted).');
+    out.push('tool_grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
+  } else out.push('default tool_grants := set()', '');
   return out;
 }
 

@@ -130,7 +130,10 @@ session_methods := [
 	"notifications/roots/list_changed", "completion/complete", "logging/setLevel",
 ]
 
-may_use_mcp if count(visible_tools) > 0
+may_use_mcp if {
+	some name, _ in data.warden.spec.mcp.tools
+	some _ in data.warden.generated.tools[name].grants
+}
 
 may_use_mcp if {
 	some g in data.warden.generated.grants

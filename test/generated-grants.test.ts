@@ -133,7 +133,7 @@ describe('the generated module', () => {
     expect(rego).not.toMatch(/core\.operation\.id ==|input\.mcp\.tool ==/);
   });
 
-  it('is planned as a dynamic call of the addressed operation and tool, not a scan of every grant', async () => {
+  it('is planned as a dynamic call of the addressed operation, not a scan of every grant', async () => {
     const plans = join(dir, 'plan');
     await extractPolicy(loaded.get('large')!.archive, join(plans, 'src'));
     await execFileP(opaBinary, ['build', '-t', 'plan', '-e', 'warden/decision', '-o', join(plans, 'plan.tar.gz'), join(plans, 'src')], { maxBuffer: 64 << 20 });

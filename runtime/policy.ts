@@ -25,6 +25,46 @@ export interface PolicyOptions {
 interface WasmExports {
   builtins(): number;
   opa_json_dump(addr: number): number;
+  opa_eval?: (reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, format: number) => number;
+}
+
+// The parts of the SDK's LoadedPolicy the one-shot evaluation reads (its own evaluate allocates a
+// TextEncoder/TextDecoder per call and scans for the result's end byte by byte in JavaScript).
+interface LoadedPolicyInternals {
+  wasmInstance: { exports: WasmExports };
+  mem: WebAssembly.Memory;
+  minorVersion: number;
+  dataAddr: number;
+  dataHeapPtr: number;
+  entrypoints: Record<string, number>;
+}
+
+const PAGE = 64 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ABI 1.2+ one-shot evaluation: the input's JSON is encoded straight into the heap just above the
+// data, opa_eval parses it, evaluates, resets the heap and returns the address of the result set's JSON.
+function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExports['opa_eval']>, entrypoint: number, input: unknown): unknown {
+  const at = p.dataHeapPtr;
+  let written = 0;
+  // As the SDK does: a falsy input is no input.
+  if (input) {
+    const json = JSON.stringify(input);
+    let heap = new Uint8Array(p.mem.buffer);
+    // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
+    if (at + json.length * 3 <= heap.length) written = encoder.encodeInto(json, heap.subarray(at)).written;
+    else {
+      const bytes = encoder.encode(json);
+      if (at + bytes.length > heap.length) p.mem.grow(Math.ceil((at + bytes.length - heap.length) / PAGE));
+      heap = new Uint8Array(p.mem.buffer);
+      heap.set(bytes, at);
+      written = bytes.length;
+    }
+  }
+  const result = opaEval(0, entrypoint, p.dataAddr, written ? at : 0, written, at + written, 0);
+  const heap = new Uint8Array(p.mem.buffer); // evaluation may have grown the memory
+  return JSON.parse(decoder.decode(heap.subarray(result, heap.indexOf(0, result))));
 }
 
 // The module's builtins() table: every function it will ask the host for.
@@ -38,8 +78,10 @@ function requiredBuiltins(policy: LoadedPolicy): string[] {
   return Object.keys(table);
 }
 
-// The minimum pages the module's imported memory must start with (its import section says so; large
-// policies carry more data than the default 5 pages). Reads only the wasm import section.
+// The pages the module's imported memory must start with: what its import section declares (large
+// policies carry more than the default 5 pages), or more when its active data segments reach further —
+// OPA 1.22's compiler can declare a page too few for a policy with many rules (a 1,000-operation spec),
+// and instantiating then fails with "data segment is out of bounds". Reads the import and data sections.
 export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
   let pos = 8;
   const leb = (): number => {
@@ -52,37 +94,71 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
       shift += 7;
     }
   };
+  const skip = () => {
+    const n = leb(); // read first: leb() moves pos
+    pos += n;
+  };
+  // An `i32.const n; end` offset expression (signed LEB128); undefined for any other expression.
+  const constOffset = (): number | undefined => {
+    if (wasm[pos] !== 0x41) {
+      while (wasm[pos++] !== 0x0b); // not something OPA emits; skip to `end`
+      return undefined;
+    }
+    pos++;
+    let result = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = wasm[pos++]!;
+      result |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    if (shift < 32 && b & 0x40) result |= -1 << shift;
+    pos++; // end
+    return result;
+  };
+  let declared: number | undefined;
+  let dataEnd = 0;
   while (pos < wasm.length) {
     const id = wasm[pos++]!;
     const size = leb();
-    if (id !== 2) {
-      pos += size;
-      continue;
-    }
-    const skip = () => {
-      const n = leb(); // read first: leb() moves pos
-      pos += n;
-    };
-    const count = leb();
-    for (let i = 0; i < count; i++) {
-      skip(); // module name
-      skip(); // field name
-      const kind = wasm[pos++]!;
-      if (kind === 0) leb();
-      else if (kind === 1) {
-        pos++;
-        if (leb() & 1) leb();
-        leb();
-      } else if (kind === 2) {
+    const next = pos + size;
+    if (id === 2) {
+      const count = leb();
+      for (let i = 0; i < count && declared === undefined; i++) {
+        skip(); // module name
+        skip(); // field name
+        const kind = wasm[pos++]!;
+        if (kind === 0) leb();
+        else if (kind === 1) {
+          pos++;
+          if (leb() & 1) leb();
+          leb();
+        } else if (kind === 2) {
+          const flags = leb();
+          declared = leb();
+          if (flags & 1) leb(); // maximum
+        } else if (kind === 3) pos += 2;
+      }
+    } else if (id === 11) {
+      const count = leb();
+      for (let i = 0; i < count; i++) {
         const flags = leb();
-        const min = leb();
-        if (flags & 1) leb();
-        return min;
-      } else if (kind === 3) pos += 2;
+        if (flags === 1) {
+          skip(); // passive: not placed at instantiation
+          continue;
+        }
+        if (flags === 2) leb(); // memory index
+        const offset = constOffset();
+        const length = leb();
+        pos += length;
+        if (offset !== undefined) dataEnd = Math.max(dataEnd, (offset >>> 0) + length);
+      }
     }
-    return undefined;
+    pos = next;
   }
-  return undefined;
+  if (declared === undefined) return undefined;
+  return Math.max(declared, Math.ceil(dataEnd / PAGE));
 }
 
 /** A loaded policy: the bundle it came from plus its evaluator. */
@@ -129,7 +205,10 @@ export class Policy {
     this.beforeEvaluate?.();
     let rs: Array<{ result: unknown }>;
     try {
-      rs = this.wasm.evaluate(input, entrypoint) as Array<{ result: unknown }>;
+      const inner = this.wasm as unknown as LoadedPolicyInternals;
+      const id = Object.hasOwn(inner.entrypoints, entrypoint) ? inner.entrypoints[entrypoint] : undefined;
+      const opaEval = inner.wasmInstance.exports.opa_eval;
+      rs = (id !== undefined && opaEval && inner.minorVersion >= 2 ? evaluateOneShot(inner, opaEval, id, input) : this.wasm.evaluate(input, entrypoint)) as Array<{ result: unknown }>;
     } catch (err) {
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }

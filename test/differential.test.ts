@@ -1,27 +1,14 @@
 // Differential test: for every example workload and a few hundred generated inputs each, the WASM
 // decision Warden's runtime computes equals OPA's own Go evaluator (`opa eval`) on the same Rego and data.
-import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
-import { requireOpa } from '../engine/toolchain/opa.js';
-import type { PolicyInput } from '../formats/input.js';
-import { readArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from './support/inputs.js';
+import { canonical, opaDecisions } from './support/opa.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
-
-const execFileP = promisify(execFile);
-
-// JSON with object keys sorted, so equal values print equally whatever the key order.
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) =>
-    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : x,
-  );
-}
 
 let ws: PolicyWorkspace;
 let built: BuildResult;
@@ -32,25 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => ws.remove());
 
-// OPA's Go evaluator over the bundle's Rego and data, all inputs in one `opa eval`.
-async function opaDecisions(bundlePath: string, inputs: PolicyInput[], dir: string): Promise<{ decisions: unknown[]; visible: unknown[] }> {
-  const files = await readArchive(readFileSync(bundlePath));
-  for (const [name, bytes] of files) {
-    if (name.endsWith('.rego') || name === 'data.json') {
-      mkdirSync(join(dir, 'policy', name, '..'), { recursive: true });
-      writeFileSync(join(dir, 'policy', name), bytes);
-    }
-  }
-  mkdirSync(join(dir, 'inputs', 'difftest'), { recursive: true });
-  writeFileSync(join(dir, 'inputs', 'difftest', 'data.json'), JSON.stringify({ inputs }));
-  const query =
-    '{"decisions": [d | some x in data.difftest.inputs; d := data.warden.decision with input as x], "visible": [v | some x in data.difftest.inputs; v := data.warden.visible_tools with input as x]}';
-  const { stdout } = await execFileP(await requireOpa(), ['eval', '--format', 'json', '-d', join(dir, 'policy'), '-d', join(dir, 'inputs'), query], {
-    maxBuffer: 512 * 1024 * 1024,
-  });
-  return (JSON.parse(stdout) as { result: Array<{ expressions: Array<{ value: { decisions: unknown[]; visible: unknown[] } }> }> }).result[0]!.expressions[0]!.value;
-}
-
 describe('WASM decisions equal opa eval', () => {
   for (const workload of ['storefront', 'orders', 'ops-mcp']) {
     it(`for ${workload}, on generated inputs`, async () => {
@@ -60,7 +28,7 @@ describe('WASM decisions equal opa eval', () => {
       const inputs = generateInputs(bundle, 300, 7);
       expect(inputs.length).toBeGreaterThanOrEqual(300);
       const dir = join(ws.dir, `diff-${workload}`);
-      const go = await opaDecisions(w.bundle, inputs, dir);
+      const go = await opaDecisions(readFileSync(w.bundle), inputs, dir);
       const wasm = inputs.map((i) => policy.decide('warden/decision', i));
       // visible_tools is a set: OPA dumps sets in no particular order, so compare sorted.
       const sorted = (v: unknown) => (Array.isArray(v) ? [...(v as string[])].sort() : v);

@@ -125,6 +125,18 @@ describe('bundle signatures and policies', () => {
     expect(() => new WebAssembly.Instance(module, env(min - 1))).toThrow(/smaller than initial/);
   });
 
+  it('starts the memory large enough for data segments that reach past the declared minimum', () => {
+    // A module importing 1 page whose data segment is placed at 70,000 (OPA 1.22 emits such modules
+    // for large specs): instantiating with the declared minimum fails.
+    const segment = [0x00, 0x41, 0xf0, 0xa2, 0x04, 0x0b, 0x04, 1, 2, 3, 4]; // active, i32.const 70000, end, 4 bytes
+    const imports = [0x01, 0x03, ...Buffer.from('env'), 0x06, ...Buffer.from('memory'), 0x02, 0x00, 0x01];
+    const module = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0, 0, 0, 0x02, imports.length, ...imports, 0x0b, segment.length + 1, 0x01, ...segment]);
+    const instantiate = (pages: number) => new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory: new WebAssembly.Memory({ initial: pages }) } });
+    expect(() => instantiate(1)).toThrow(/data segment/);
+    expect(importedMemoryMinimum(module)).toBe(2);
+    expect(() => instantiate(importedMemoryMinimum(module)!)).not.toThrow();
+  });
+
   it('refuses to load a policy that needs a builtin the runtime does not provide', async () => {
     const f = files();
     f.set('policy.wasm', hostOnlyWasm);

@@ -37,11 +37,16 @@ function describeGrant(g: Grant): string {
   return parts.join(', ');
 }
 
+// Generated rules are keyed by what they grant: `operations[<operationId>].grants`, `tools[<name>].grants`,
+// `resources[<uri>].grants`, `prompts[<name>].grants`. OPA's WASM has no rule indexing, so a flat
+// `grants` with one body per grant would try every grant of the spec on every call; keyed by a ground
+// ref, the planner emits a dynamic call to just the rules of the entry the call addresses.
+type Subtree = 'operations' | 'tools' | 'resources' | 'prompts';
+
 interface RuleTarget {
-  set: 'grants' | 'tool_grants';
+  subtree: Subtree;
   kind: string;
   name: string;
-  match: string[];
   authz: NonNullable<HttpOperation['authz']>;
   where: string;
   destructive: boolean;
@@ -49,11 +54,12 @@ interface RuleTarget {
 
 function rulesFor(t: RuleTarget): string[] {
   const out: string[] = [];
+  const head = `${t.subtree}[${q(t.name)}].grants contains`;
   const grant = (reason: string, conditions: string[], comment: string) => {
     out.push(`# ${comment}`);
-    out.push(`${t.set} contains {"kind": ${q(t.kind)}, "name": ${q(t.name)}, "reason": ${q(reason)}} if {`);
-    for (const c of [...t.match, ...conditions]) out.push(`\t${c}`);
-    out.push('}', '');
+    const value = `{"kind": ${q(t.kind)}, "name": ${q(t.name)}, "reason": ${q(reason)}}`;
+    if (conditions.length === 0) out.push(`${head} ${value}`, '');
+    else out.push(`${head} ${value} if {`, ...conditions.map((c) => `\t${c}`), '}', '');
   };
   if (t.authz.public) grant(`${t.kind} ${t.name} is public (${t.where})`, [], `public: anyone may call, including anonymous callers`);
   (t.authz.allow ?? []).forEach((g, i) => {
@@ -68,15 +74,87 @@ function rulesFor(t: RuleTarget): string[] {
   return out;
 }
 
-function routeData(ops: HttpOperation[]): Record<string, Record<string, unknown[]>> {
-  const routes: Record<string, Record<string, unknown[]>> = {};
+// The rules that pick, for the call being decided, the keyed grants of what it addresses.
+function callGrants(present: ReadonlySet<Subtree>): string[] {
+  const out = [
+    '# ---------------------------------------------------------------- the call being decided',
+    '',
+    '# Its grants are those keyed by the operation or MCP entry it addresses; no other grant is evaluated.',
+  ];
+  if (present.has('operations')) out.push('grants contains g if {', '\tcore.http_call', '\tsome g in operations[core.route.id].grants', '}', '');
+  if (present.has('resources')) out.push('grants contains g if {', '\tinput.mcp.method == "resources/read"', '\tsome g in resources[input.mcp.uri].grants', '}', '');
+  if (present.has('prompts')) out.push('grants contains g if {', '\tinput.mcp.method == "prompts/get"', '\tsome g in prompts[input.mcp.name].grants', '}', '');
+  if (present.has('tools')) {
+    out.push('grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
+    out.push('# The called tool\'s grants alone (the core checks that a destructive tool is granted).');
+    out.push('tool_grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
+  } else out.push('default tool_grants := set()', '');
+  return out;
+}
+
+// The position in a template that best separates the routes of one (method, segment count) bucket:
+// the one leaving the fewest candidates for the worst request (templates with a parameter there stay
+// candidates for every request). Index 0 unless a shared prefix such as /api/v1 makes another better.
+function indexPosition(segmentsOf: RouteSegment[][], length: number): number {
+  let best = 0;
+  let bestCost = Infinity;
+  for (let pos = 0; pos < length; pos++) {
+    const groups = new Map<string, number>();
+    let params = 0;
+    for (const segs of segmentsOf) {
+      const s = segs[pos];
+      if (typeof s === 'string') groups.set(s, (groups.get(s) ?? 0) + 1);
+      else params++;
+    }
+    const cost = params + Math.max(0, ...groups.values());
+    if (cost < bestCost) [best, bestCost] = [pos, cost];
+  }
+  return best;
+}
+
+/** One (method, segment count) bucket of the routing table: routes whose template has a literal at `position`
+ * are listed under that literal; the others (a parameter there, or no segments at all) under `param`. */
+export interface RouteBucket {
+  position: number;
+  literal: Record<string, RouteEntry[]>;
+  param: RouteEntry[];
+}
+
+/** A route as the core matches it. */
+export interface RouteEntry {
+  id: string;
+  rank: string;
+  segments: RouteSegment[];
+}
+
+const SUBTREE: Record<McpEntry['kind'], Subtree> = { tool: 'tools', resource: 'resources', prompt: 'prompts' };
+
+// Per method, a list indexed by segment count (null where no template has that many segments).
+function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | null>> {
+  const byMethod = new Map<string, Map<number, HttpOperation[]>>();
   const add = (method: string, op: HttpOperation) => {
-    const byLen = (routes[method] ??= {});
-    (byLen[String(op.segments.length)] ??= []).push({ id: op.id, rank: op.rank, segments: op.segments as RouteSegment[] });
+    const byLen = byMethod.get(method) ?? byMethod.set(method, new Map()).get(method)!;
+    (byLen.get(op.segments.length) ?? byLen.set(op.segments.length, []).get(op.segments.length)!).push(op);
   };
   for (const op of ops) add(op.method, op);
   // Routers answer HEAD with the GET handler; so does the routing table, unless HEAD is declared.
   for (const op of ops) if (op.method === 'GET' && !ops.some((o) => o.method === 'HEAD' && o.template === op.template)) add('HEAD', op);
+  const routes: Record<string, Array<RouteBucket | null>> = {};
+  for (const [method, byLen] of byMethod) {
+    const buckets: Array<RouteBucket | null> = Array.from({ length: Math.max(...byLen.keys()) + 1 }, () => null);
+    for (const [length, bucketOps] of byLen) {
+      const position = indexPosition(bucketOps.map((o) => o.segments), length);
+      const bucket: RouteBucket = { position, literal: {}, param: [] };
+      for (const op of bucketOps) {
+        const entry: RouteEntry = { id: op.id, rank: op.rank, segments: op.segments };
+        const s = op.segments[position];
+        if (typeof s === 'string') (bucket.literal[s] ??= []).push(entry);
+        else bucket.param.push(entry);
+      }
+      buckets[length] = bucket;
+    }
+    routes[method] = buckets;
+  }
   return routes;
 }
 
@@ -86,12 +164,15 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
     `# Code generated by warden from ${sources.length ? sources.join(', ') : 'no spec files'}. DO NOT EDIT.`,
     `# Workload ${workload.namespace}/${workload.name}. Each rule below grants one annotated operation or MCP entry`,
     '# to the callers its x-warden-authz names; everything not granted here or by the workload Rego is denied.',
+    '# Rules are keyed by what they grant (operations[<operationId>], tools[<name>], resources[<uri>],',
+    '# prompts[<name>]); a call is decided by the grants of the one entry it addresses (see the end of the file).',
     'package warden.generated',
     '',
     'import data.warden.core',
     'import rego.v1',
     '',
   ];
+  const present = new Set<Subtree>();
   if (ops.length > 0) lines.push('# ---------------------------------------------------------------- HTTP operations', '');
   for (const op of ops) {
     const where = `${op.file}:${op.authzLine ?? op.line ?? 1}`;
@@ -100,7 +181,8 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
       lines.push('# no x-warden-authz grants: no caller is granted this operation by the spec', '');
       continue;
     }
-    lines.push(...rulesFor({ set: 'grants', kind: 'operation', name: op.id, match: ['core.http_call', `core.operation.id == ${q(op.id)}`], authz: op.authz, where, destructive: false }));
+    lines.push(...rulesFor({ subtree: 'operations', kind: 'operation', name: op.id, authz: op.authz, where, destructive: false }));
+    present.add('operations');
   }
   const tools = mcp.filter((e) => e.kind === 'tool');
   if (mcp.length > 0) lines.push('# ---------------------------------------------------------------- MCP tools, resources, prompts', '');
@@ -112,17 +194,11 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
       lines.push('# no x-warden-authz grants: no caller is granted this by the spec', '');
       continue;
     }
-    const match =
-      e.kind === 'tool'
-        ? ['input.mcp.method == "tools/call"', `input.mcp.tool == ${q(e.name)}`]
-        : e.kind === 'resource'
-          ? ['input.mcp.method == "resources/read"', `input.mcp.uri == ${q(e.name)}`]
-          : ['input.mcp.method == "prompts/get"', `input.mcp.name == ${q(e.name)}`];
-    lines.push(...rulesFor({ set: e.kind === 'tool' ? 'tool_grants' : 'grants', kind: e.kind, name: e.name, match, authz: e.authz, where, destructive: e.destructive }));
+    const rules = rulesFor({ subtree: SUBTREE[e.kind], kind: e.kind, name: e.name, authz: e.authz, where, destructive: e.destructive });
+    lines.push(...rules);
+    if (rules.some((l) => l.startsWith(SUBTREE[e.kind]))) present.add(SUBTREE[e.kind]);
   }
-  lines.push('# Tool grants are grants too (kept apart so the core can compute the tools a caller is offered).');
-  lines.push('grants contains g if some g in tool_grants', '');
-  if (tools.length === 0) lines.push('default tool_grants := set()', '');
+  lines.push(...callGrants(present));
   const spec: Record<string, unknown> = {
     workload: { name: workload.name, namespace: workload.namespace, mode: workload.mode },
     http: { routes: routeData(ops), operations: Object.fromEntries(ops.map((o) => [o.id, { method: o.method, template: o.template, authz: o.authz ?? {} }])) },

@@ -67,9 +67,6 @@ principal_matches(pattern) if glob.match(pattern, ["/"], input.source.principal)
 
 http_call if not input.mcp
 
-# Candidate routes share the method and the number of segments (data is indexed that way).
-routes := data.warden.spec.http.routes[input.request.method][format_int(count(input.request.segments), 10)]
-
 segment_matches(p, s) if {
 	is_string(p)
 	p == s
@@ -80,23 +77,32 @@ segment_matches(p, s) if {
 	s != ""
 }
 
-matching_routes := [r |
-	some r in routes
+route_matches(r) if {
 	every i, p in r.segments {
 		segment_matches(p, input.request.segments[i])
 	}
-]
+}
 
-# As in OpenAPI: among matching templates, literal segments win over parameters, left to right.
-operation := op if {
+# The route the call matched. Candidates share the method and the number of segments (the index into
+# the method's list), and the segment at the bucket's index position is the literal they are listed
+# under or a parameter (data is indexed that way): a call is matched against a few templates however
+# many the spec declares. As in OpenAPI, among matching templates literal segments win over
+# parameters, left to right (a higher rank). Arrays, not sets: no route object is hashed.
+route := r if {
 	http_call
-	best := max({r.rank | some r in matching_routes})
-	some r in matching_routes
+	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
+	matching := array.concat(
+		[r | some r in bucket.literal[input.request.segments[bucket.position]]; route_matches(r)],
+		[r | some r in bucket.param; route_matches(r)],
+	)
+	best := max([r.rank | some r in matching])
+	some r in matching
 	r.rank == best
-	op := {
-		"id": r.id,
-		"params": {p.param: input.request.segments[i] | some i, p in r.segments; is_object(p)},
-	}
+}
+
+operation := {
+	"id": route.id,
+	"params": {p.param: input.request.segments[i] | some i, p in route.segments; is_object(p)},
 }
 
 # ---------------------------------------------------------------- MCP
@@ -111,24 +117,27 @@ tool_granted if {
 }
 
 # Tools this caller is offered by tools/list: those an annotation grants it, whatever the arguments.
+# Tool grants are keyed by tool name and read only the caller, so no `with input.mcp` is needed.
 visible_tools contains name if {
 	some name, _ in data.warden.spec.mcp.tools
-	some g in data.warden.generated.tool_grants with input.mcp as {"method": "tools/call", "tool": name, "arguments": {}}
-	g.name == name
+	some _ in data.warden.generated.tools[name].grants
 }
 
 # Session plumbing, granted to any caller that may call at least one tool, resource or prompt.
-session_methods := {
+session_methods := [
 	"initialize", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
 	"notifications/initialized", "notifications/cancelled", "notifications/progress",
 	"notifications/roots/list_changed", "completion/complete", "logging/setLevel",
-}
+]
 
-may_use_mcp if count(visible_tools) > 0
+may_use_mcp if {
+	some name, _ in data.warden.spec.mcp.tools
+	some _ in data.warden.generated.tools[name].grants
+}
 
 may_use_mcp if {
 	some g in data.warden.generated.grants
-	g.kind in {"resource", "prompt"}
+	g.kind in ["resource", "prompt"]
 }
 
 grants contains {"kind": "mcp", "name": input.mcp.method, "reason": concat("", ["MCP ", input.mcp.method, ": the caller may use at least one tool, resource or prompt"])} if {
@@ -138,9 +147,9 @@ grants contains {"kind": "mcp", "name": input.mcp.method, "reason": concat("", [
 
 # The Streamable HTTP endpoint's GET (server stream) and DELETE (end session) carry no JSON-RPC call.
 grants contains {"kind": "mcp", "name": input.request.method, "reason": concat("", ["MCP transport ", input.request.method, " ", input.request.path])} if {
-	http_call
-	input.request.method in {"GET", "DELETE"}
 	input.request.path in data.warden.spec.mcp.transport_paths
+	input.request.method in ["GET", "DELETE"]
+	http_call
 	may_use_mcp
 }
 
@@ -178,7 +187,7 @@ call := concat(" ", [input.request.method, input.request.path]) if http_call
 
 call := concat(" ", ["MCP", input.mcp.method, object.get(input.mcp, "tool", object.get(input.mcp, "name", object.get(input.mcp, "uri", "")))]) if mcp_call
 
-base["operation"] := operation.id
+base["operation"] := route.id
 
 default denial_shape := {}
 

@@ -201,11 +201,13 @@ export function whereClause(f: Partial<EventFilter>, p: Params): string {
     if (!values?.length) return;
     c.push(values.length === 1 ? `${col} = ${p.add(values[0])}` : `${col} IN (${values.map((v) => p.add(v)).join(', ')})`);
   };
-  // A name id column compares with the ids of the given names (a name never stored matches nothing).
+  // A name id column compares with the id of each given name (a name never stored matches nothing).
+  // One scalar subquery per name, not `IN (SELECT …)`: the planner then sees a list of N values and
+  // estimates its selectivity from the index statistics, as it did when the columns held text.
   const anyName = (col: string, values: string[] | undefined) => {
     if (!values?.length) return;
-    const names = values.length === 1 ? `= ${p.add(values[0])}` : `IN (${values.map((v) => p.add(v)).join(', ')})`;
-    c.push(values.length === 1 ? `${col} = (SELECT id FROM audit_names WHERE value ${names})` : `${col} IN (SELECT id FROM audit_names WHERE value ${names})`);
+    const ids = values.map((v) => `(SELECT id FROM audit_names WHERE value = ${p.add(v)})`);
+    c.push(ids.length === 1 ? `${col} = ${ids[0]}` : `${col} IN (${ids.join(', ')})`);
   };
   if (f.from !== undefined) c.push(`ts >= ${p.add(f.from)}`);
   if (f.to !== undefined) c.push(`ts < ${p.add(f.to)}`);
@@ -275,11 +277,13 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
   const p = new Params(d);
   const { key, workload } = TOP_KEYS[by];
   const where = whereClause(f, p);
-  const nonNull = `${where ? `${where} AND` : 'WHERE'} ${key} IS NOT NULL`;
-  const groups = workload ? `${key}, workload` : key;
+  // `+key` (an expression, not the column) keeps SQLite from walking the key's index in group order
+  // with a row lookup per event; the filter's own index (outcome, time, workload) is read instead.
+  const nonNull = `${where ? `${where} AND` : 'WHERE'} +${key} IS NOT NULL`;
+  const groups = workload ? `+${key}, workload` : `+${key}`;
   return {
     sql: `SELECT k.value AS key${workload ? ', w.value AS workload' : ''}, t.n AS n
-      FROM (SELECT ${groups}, COUNT(*) AS n FROM events ${nonNull} GROUP BY ${groups}) AS t
+      FROM (SELECT ${groups.replace(`+${key}`, `+${key} AS ${key}`)}, COUNT(*) AS n FROM events ${nonNull} GROUP BY ${groups}) AS t
       JOIN audit_names AS k ON k.id = t.${key}${workload ? ' JOIN audit_names AS w ON w.id = t.workload' : ''}
       ORDER BY n DESC, key${workload ? ', workload' : ''} LIMIT ${p.add(f.limit)}`,
     values: p.values,
@@ -292,12 +296,14 @@ export function selectEdges(d: Dialect, f: EventFilter): Statement {
   const where = whereClause(f, p);
   const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
   const count = (o: string) => `SUM(CASE WHEN outcome = ${outcome(o)} THEN 1 ELSE 0 END)`;
-  // Grouped by ids over the (covering) index first, then by name: "anonymous" stands for no principal.
+  // Grouped by ids first, then by name ("anonymous" stands for no principal, id 0 matches no name).
+  // Grouping by the COALESCE expression keeps SQLite from walking the principal index for its order
+  // (a row lookup per event); it reads the covering time index instead.
   return {
     sql: `SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
       SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
-      FROM (SELECT principal, workload, namespace, ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, COUNT(*) AS total
-        FROM events ${where} GROUP BY principal, workload, namespace) AS t
+      FROM (SELECT COALESCE(principal, 0) AS principal, workload, namespace, ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, COUNT(*) AS total
+        FROM events ${where} GROUP BY COALESCE(principal, 0), workload, namespace) AS t
       LEFT JOIN audit_names AS s ON s.id = t.principal
       JOIN audit_names AS dst ON dst.id = t.workload
       JOIN audit_names AS ns ON ns.id = t.namespace

@@ -62,9 +62,11 @@ export class SqliteStore implements AuditStore {
     // only an OS crash or power loss can lose the last commits (the WAL is fsynced at checkpoints, not
     // per commit), and it never corrupts the file or breaks the chain. FULL would fsync every batch.
     db.pragma('synchronous = NORMAL');
-    // A writer's WAL is checkpointed by a worker thread (startWalCheckpointer, from the first append);
-    // the writer's own autocheckpoint only steps in past 100,000 pages (~400 MiB) if that falls behind.
-    db.pragma('wal_autocheckpoint = 100000');
+    // A writer's WAL is copied back by a worker thread (startWalCheckpointer, from the first append).
+    // The writer's own autocheckpoint, past 16,384 pages (64 MiB), then finds nearly every page copied
+    // and synced: it finishes the rest, and the next batch restarts the WAL from its start, keeping the
+    // file bounded without the writer waiting on another connection.
+    db.pragma('wal_autocheckpoint = 16384');
     db.pragma('busy_timeout = 5000');
     // 64 MiB of page cache: the decision_id and principal indexes take random inserts.
     db.pragma('cache_size = -65536');

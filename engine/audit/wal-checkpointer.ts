@@ -1,7 +1,7 @@
 // Copies a SQLite store's WAL back into its database file from a worker thread, so the ingesting
 // thread never waits for a checkpoint's page writes and fsyncs (they were about a third of its time).
-// The worker has its own connection and runs PASSIVE checkpoints, which never block a writer; once
-// the WAL is all copied back and past RESTART_FRAMES it restarts it, so the file stays bounded.
+// The worker has its own connection and runs PASSIVE checkpoints, which never block a writer. (It does
+// not RESTART the WAL: that blocks writers, and a writer waiting on it failed with SQLITE_BUSY.)
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
@@ -14,19 +14,13 @@ db.pragma('busy_timeout = 5000');
 db.pragma('synchronous = NORMAL');
 const timer = setInterval(() => {
   try {
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    // All copied back and the WAL is long: RESTART waits for the writer's current batch, then makes
-    // the next batch write from the start of the WAL file instead of growing it.
-    if (r.log > workerData.restartFrames && r.checkpointed === r.log) db.pragma('wal_checkpoint(RESTART)');
+    db.pragma('wal_checkpoint(PASSIVE)');
   } catch (err) {
     parentPort.postMessage(String((err && err.message) || err));
   }
 }, workerData.everyMs);
 parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
 `;
-
-/** WAL length (pages) past which a fully copied WAL is restarted: 16,384 pages = 64 MiB. */
-const RESTART_FRAMES = 16_384;
 
 /** A running checkpointer; stop() ends it and closes its connection. */
 export interface WalCheckpointer {
@@ -40,7 +34,7 @@ export interface WalCheckpointer {
  */
 export function startWalCheckpointer(path: string, everyMs: number, onError: (message: string) => void): WalCheckpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(WORKER, { eval: true, workerData: { path, everyMs, driver, restartFrames: RESTART_FRAMES } });
+  const worker = new Worker(WORKER, { eval: true, workerData: { path, everyMs, driver } });
   worker.unref(); // a store left open must not keep the process alive
   worker.on('message', (m: string) => onError(m));
   worker.on('error', (err) => onError(err.message));

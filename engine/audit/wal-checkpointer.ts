@@ -41,6 +41,9 @@ export function startWalCheckpointer(path: string, everyMs: number, onError: (me
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
     stop: () => {
+      // Referenced again while stopping: otherwise a process with nothing else to do exits before
+      // `exited` settles, and whoever awaits close() never resumes.
+      worker.ref();
       worker.postMessage('stop');
       return exited;
     },

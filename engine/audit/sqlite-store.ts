@@ -93,7 +93,7 @@ export class SqliteStore implements AuditStore {
       return Promise.resolve(this.db.transaction(() => this.write(columns, texts, receivedAt)).immediate());
     } catch (err) {
       this.names.forget(); // names this transaction created were rolled back with it
-      throw err;
+      return Promise.reject(err as Error);
     }
   }
 

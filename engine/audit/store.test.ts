@@ -158,6 +158,19 @@ describe.each(backends)('audit store on $name', (backend) => {
     expect(report).toMatchObject({ ok: true, events: 60, first_seq: 1, last_seq: 60, checkpoints: 1 });
   });
 
+  it('stores nothing of a batch that fails, and forgets the names that batch created', async () => {
+    const { store } = await openNew();
+    const fresh = makeEvent({ workload: 'brand-new-workload', namespace: 'brand-new-ns' });
+    // A timestamp that is not a time cannot be stored: the whole batch, names included, rolls back.
+    const broken = { ...makeEvent(), timestamp: 'not a time' };
+    await expect(store.append([fresh, broken], NOW)).rejects.toThrow();
+    expect(await store.bounds()).toBeUndefined();
+    const again = makeEvent({ workload: 'brand-new-workload', namespace: 'brand-new-ns' });
+    expect(await store.append([again], NOW)).toMatchObject({ stored: 1 });
+    expect((await store.query(filter({ workload: 'brand-new-workload' }))).map((e) => e.event)).toEqual([again]);
+    expect((await verifyStore(store)).problems).toEqual([]);
+  });
+
   it('keeps one chain when appends run concurrently', async () => {
     const { store } = await openNew();
     await Promise.all(Array.from({ length: 8 }, () => store.append(makeEvents(100), NOW)));

@@ -1,5 +1,5 @@
 // The audit hash chain and its signed checkpoints: what makes the store tamper-evident.
-// Each stored event gets hash = sha256(prev_hash || canonical(event)) in ingestion order; a checkpoint
+// Each stored event gets hash = sha256(prev_hash || its stored JSON text) in ingestion order; a checkpoint
 // is an ES256 JWS over {store, seq, hash, time} that an operator's public key can check later, so a
 // rewrite of the whole chain after a checkpoint is still caught.
 import { createHash } from 'node:crypto';
@@ -11,8 +11,8 @@ import { CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, calc
 export const GENESIS_HASH = '0'.repeat(64);
 
 /**
- * Canonical JSON: object keys sorted, no whitespace; the bytes the chain hashes. Same output as the
- * original map/sort/join definition (stored hashes depend on it), but built by string appends, keys
+ * Canonical JSON: object keys sorted, no whitespace; what checkpoints sign, and the event text of
+ * version 1 stores. Same output as the original map/sort/join definition, but built by string appends, keys
  * sorted only when they are not already in order, and key quoting cached: events repeat a small set
  * of field names, and this runs once per ingested event.
  */
@@ -61,14 +61,14 @@ function quoteKey(k: string): string {
   return q;
 }
 
-/** The chain link: sha256 over the previous hash's 32 bytes followed by the canonical event text. */
-export function chainHash(prevHash: string, canonicalEvent: string): string {
-  return chainDigest(Buffer.from(prevHash, 'hex'), canonicalEvent).toString('hex');
+/** The chain link: sha256 over the previous hash's 32 bytes followed by the stored event text (UTF-8). */
+export function chainHash(prevHash: string, eventText: string): string {
+  return chainDigest(Buffer.from(prevHash, 'hex'), eventText).toString('hex');
 }
 
 /** chainHash on raw digests, so a batch append hex-decodes nothing and hex-encodes once per event. */
-export function chainDigest(prevDigest: Buffer, canonicalEvent: string): Buffer {
-  return createHash('sha256').update(prevDigest).update(canonicalEvent).digest();
+export function chainDigest(prevDigest: Buffer, eventText: string): Buffer {
+  return createHash('sha256').update(prevDigest).update(eventText).digest();
 }
 
 /** Why a checkpoint was written: on a timer, or at the boundary retention is about to delete up to. */

@@ -1,17 +1,22 @@
 // The cluster-scale audit store: PostgreSQL, same table and queries as SQLite. Several engine replicas
 // may append at once; a transaction-scoped advisory lock serialises appends so the chain stays one line.
+// A batch goes in as one INSERT … SELECT FROM unnest() of one array per column.
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
+import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
-import { COLUMN_NAMES, prepareEvent, schemaStatements, selectEdges, selectEvents, selectTop, type EventColumns } from './table.js';
+import {
+  COLUMN_NAMES, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, selectChainRows, selectEdges, selectEvents, selectTop,
+  type EventColumns,
+} from './table.js';
 
 /** Advisory lock key that serialises chain appends ("WARDAUDT"). */
 const APPEND_LOCK = '6296645208963040340';
 /** Postgres types of COLUMN_NAMES, for the unnest() bulk insert. */
-const COLUMN_TYPES = ['bigint', 'text', 'bigint', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text'];
+const COLUMN_TYPES = ['bigint', 'text', 'bigint', 'bigint', 'int', 'int', 'int', 'int', 'int', 'int', 'text', 'int', 'int', 'int', 'text', 'text', 'text'];
 /** Rows per INSERT statement (arrays are sent as one parameter each). */
 const INSERT_CHUNK = 5000;
 
@@ -22,6 +27,8 @@ type FullRow = EventColumns & { seq: number; received_at: number; event: string;
 
 /** AuditStore on a PostgreSQL database. */
 export class PostgresStore implements AuditStore {
+  private readonly names = new NameIds();
+
   private constructor(
     private readonly pool: pg.Pool,
     readonly id: string,
@@ -38,8 +45,18 @@ export class PostgresStore implements AuditStore {
       try {
         await client.query('BEGIN');
         await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
+        const tables = await client.query<{ events: string | null; meta: string | null }>("SELECT to_regclass('events')::text AS events, to_regclass('audit_meta')::text AS meta");
+        const version = tables.rows[0]?.meta
+          ? (await client.query<{ value: string }>('SELECT value FROM audit_meta WHERE key = $1', ['schema_version'])).rows[0]?.value
+          : undefined;
+        const u = new URL(url);
+        if (schemaAction(tables.rows[0]?.events != null, version, `postgres://${u.host}${u.pathname}`) === 'migrate-v1') {
+          for (const s of migrationStatements('postgres')) await client.query(s);
+        }
         for (const s of schemaStatements('postgres')) await client.query(s);
-        await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', ['store_id', randomUUID()]);
+        const meta = 'INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING';
+        await client.query(meta, ['store_id', randomUUID()]);
+        await client.query(meta, ['schema_version', SCHEMA_VERSION]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -60,14 +77,17 @@ export class PostgresStore implements AuditStore {
     // Dedupe within the batch first; the first occurrence of a decision id wins, as in SQLite.
     const seen = new Set<string>();
     const duplicates: string[] = [];
-    const prepared = events.map(prepareEvent).filter((p) => {
-      if (seen.has(p.columns.decision_id)) {
-        duplicates.push(p.columns.decision_id);
-        return false;
+    const columns: EventColumns[] = [];
+    const texts: string[] = [];
+    for (const e of events) {
+      if (seen.has(e.decision_id)) {
+        duplicates.push(e.decision_id);
+        continue;
       }
-      seen.add(p.columns.decision_id);
-      return true;
-    });
+      seen.add(e.decision_id);
+      columns.push(eventColumns(e));
+      texts.push(eventText(e));
+    }
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -75,21 +95,25 @@ export class PostgresStore implements AuditStore {
       const existing = new Set(
         (await client.query<{ decision_id: string }>('SELECT decision_id FROM events WHERE decision_id = ANY($1::text[])', [[...seen]])).rows.map((r) => r.decision_id),
       );
+      const ids = await this.resolveNames(client, columns);
       const headRow = (await client.query<ChainHead>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')).rows[0];
       let prev = headRow?.hash ?? GENESIS_HASH;
       let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
       const cols: unknown[][] = COLUMN_NAMES.map(() => []);
-      for (const { columns: c, text } of prepared) {
+      const id = (v: string | null) => (v === null ? null : ids.get(v)!);
+      for (let i = 0; i < columns.length; i++) {
+        const c = columns[i]!;
         if (existing.has(c.decision_id)) {
           duplicates.push(c.decision_id);
           continue;
         }
+        const text = texts[i]!;
         const digest = chainDigest(prevDigest, text);
         const hash = digest.toString('hex');
         seq += 1;
-        const row = [seq, c.decision_id, c.ts, receivedAt, c.workload, c.namespace, c.outcome, c.kind, c.principal, c.method, c.path, c.operation, c.tool, c.revision, text, prev, hash];
-        row.forEach((v, i) => cols[i]!.push(v));
+        const row = [seq, c.decision_id, c.ts, receivedAt, id(c.workload), id(c.namespace), id(c.outcome), id(c.kind), id(c.principal), id(c.method), c.path, id(c.operation), id(c.tool), id(c.revision), text, prev, hash];
+        for (let k = 0; k < row.length; k++) cols[k]!.push(row[k]);
         prev = hash;
         prevDigest = digest;
       }
@@ -105,10 +129,35 @@ export class PostgresStore implements AuditStore {
       return { stored, duplicates, head: stored ? { seq, hash: prev } : headRow };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
+      this.names.forget(); // names this transaction created were rolled back with it
       throw err;
     } finally {
       client.release();
     }
+  }
+
+  /** The id of every name the batch uses; new names are added to audit_names (under the append lock). */
+  private async resolveNames(client: pg.PoolClient, columns: EventColumns[]): Promise<Map<string, number>> {
+    const ids = new Map<string, number>();
+    const missing = new Set<string>();
+    for (const c of columns) {
+      for (const k of NAMED_COLUMNS) {
+        const v = c[k];
+        if (v === null || ids.has(v) || missing.has(v)) continue;
+        const id = this.names.get(v);
+        if (id === undefined) missing.add(v);
+        else ids.set(v, id);
+      }
+    }
+    if (!missing.size) return ids;
+    const values = [...missing];
+    await client.query('INSERT INTO audit_names (value) SELECT unnest($1::text[]) ON CONFLICT (value) DO NOTHING', [values]);
+    const { rows } = await client.query<{ id: number; value: string }>('SELECT id, value FROM audit_names WHERE value = ANY($1::text[])', [values]);
+    for (const r of rows) {
+      ids.set(r.value, r.id);
+      this.names.set(r.value, r.id);
+    }
+    return ids;
   }
 
   async query(filter: EventFilter): Promise<StoredEvent[]> {
@@ -147,7 +196,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async scan(afterSeq: number, limit: number): Promise<ChainRow[]> {
-    const { rows } = await this.pool.query<FullRow>('SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]);
+    const { rows } = await this.pool.query<FullRow>(selectChainRows('postgres'), [afterSeq, limit]);
     return rows.map(({ seq, received_at, event, prev_hash, hash, ...columns }) => ({ seq, received_at, event, prev_hash, hash, columns }));
   }
 

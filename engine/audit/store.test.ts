@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeEvent, makeEvents } from '../../test/support/decision-events.js';
 import { startPostgres, type PostgresServer } from '../../test/support/postgres.js';
-import { loadCheckpointSigner, type CheckpointSigner } from './chain.js';
+import { canonical, chainHash, GENESIS_HASH, loadCheckpointSigner, signCheckpoint, type CheckpointSigner } from './chain.js';
 import { checkpointHead } from './checkpoints.js';
 import { parseFilter, type RawFilter } from './query.js';
 import { applyRetention } from './retention.js';
@@ -63,6 +63,8 @@ const backends: Backend[] = [
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+// Outcome is stored as a name id: a tamperer who wants "deny" in a store that holds none adds the name.
+const NAME_DENY = `INSERT INTO audit_names (value) VALUES ('deny') ON CONFLICT (value) DO NOTHING`;
 const filter = (raw: RawFilter = {}) => parseFilter(raw, NOW);
 
 describe.each(backends)('audit store on $name', (backend) => {
@@ -154,6 +156,19 @@ describe.each(backends)('audit store on $name', (backend) => {
     await again.append(makeEvents(10), NOW);
     const report = await verifyStore(again, signer.publicJwk);
     expect(report).toMatchObject({ ok: true, events: 60, first_seq: 1, last_seq: 60, checkpoints: 1 });
+  });
+
+  it('stores nothing of a batch that fails, and forgets the names that batch created', async () => {
+    const { store } = await openNew();
+    const fresh = makeEvent({ workload: 'brand-new-workload', namespace: 'brand-new-ns' });
+    // A timestamp that is not a time cannot be stored: the whole batch, names included, rolls back.
+    const broken = { ...makeEvent(), timestamp: 'not a time' };
+    await expect(store.append([fresh, broken], NOW)).rejects.toThrow();
+    expect(await store.bounds()).toBeUndefined();
+    const again = makeEvent({ workload: 'brand-new-workload', namespace: 'brand-new-ns' });
+    expect(await store.append([again], NOW)).toMatchObject({ stored: 1 });
+    expect((await store.query(filter({ workload: 'brand-new-workload' }))).map((e) => e.event)).toEqual([again]);
+    expect((await verifyStore(store)).problems).toEqual([]);
   });
 
   it('keeps one chain when appends run concurrently', async () => {
@@ -248,6 +263,75 @@ describe.each(backends)('audit store on $name', (backend) => {
     expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, first_seq: 5, last_seq: 6 });
   });
 
+  describe('a store written by the version 1 layout (every column as text, canonical JSON)', () => {
+    // The version 1 DDL and row format as earlier Wardens wrote them, so the migration is tested against real old stores.
+    const v1Store = async (events: ReturnType<typeof makeEvents>) => {
+      const url = await backend.fresh();
+      const [int, text] = backend.name === 'SQLite' ? ['INTEGER', 'TEXT'] : ['BIGINT', 'TEXT COLLATE "C"'];
+      const q = (v: string | null) => (v === null ? 'NULL' : `'${v.replace(/'/g, "''")}'`);
+      const sql = [
+        `CREATE TABLE audit_meta (key ${text} PRIMARY KEY, value ${text} NOT NULL)`,
+        `INSERT INTO audit_meta (key, value) VALUES ('store_id', 'v1-store')`,
+        `CREATE TABLE events (seq ${int} PRIMARY KEY, decision_id ${text} NOT NULL UNIQUE, ts ${int} NOT NULL, received_at ${int} NOT NULL,
+          workload ${text} NOT NULL, namespace ${text} NOT NULL, outcome ${text} NOT NULL, kind ${text} NOT NULL, principal ${text}, method ${text},
+          path ${text}, operation ${text}, tool ${text}, revision ${text}, event ${text} NOT NULL, prev_hash ${text} NOT NULL, hash ${text} NOT NULL)`,
+        `CREATE INDEX events_ts_edges ON events (ts, principal, workload, namespace, outcome)`,
+        `CREATE INDEX events_principal_ts ON events (principal, ts)`,
+        `CREATE TABLE checkpoints (seq ${int} PRIMARY KEY, hash ${text} NOT NULL, time ${text} NOT NULL, reason ${text} NOT NULL, jws ${text} NOT NULL)`,
+      ];
+      let prev = GENESIS_HASH;
+      events.forEach((e, i) => {
+        const text = canonical(e);
+        const hash = chainHash(prev, text);
+        const input = e.input as { source: { principal: string }; request: { method: string; path: string }; mcp?: { tool: string } };
+        const operation = (e.result as { operation?: string }).operation ?? null;
+        sql.push(
+          `INSERT INTO events VALUES (${i + 1}, ${q(e.decision_id)}, ${Date.parse(e.timestamp)}, ${NOW}, ${q(e.labels.workload)}, ${q(e.labels.namespace)}, ${q(e.outcome)}, ${q(e.kind)},
+            ${q(input.source.principal)}, ${q(input.request.method)}, ${q(input.request.path)}, ${q(operation)}, ${q(input.mcp?.tool ?? null)}, ${q(Object.values(e.bundles)[0]!.revision)},
+            ${q(text)}, '${prev}', '${hash}')`,
+        );
+        prev = hash;
+      });
+      const cp = await signCheckpoint(signer, { store: 'v1-store', seq: events.length, hash: prev, time: new Date(NOW).toISOString(), reason: 'periodic' });
+      sql.push(`INSERT INTO checkpoints VALUES (${cp.seq}, '${cp.hash}', '${cp.time}', 'periodic', '${cp.jws}')`);
+      await backend.tamper(url, sql.join(';\n'));
+      return url;
+    };
+
+    it('is migrated on open: same store id, same events, queries and aggregates work, the chain and its checkpoint verify', async () => {
+      const events = [
+        ...makeEvents(4, (i) => ({ outcome: i === 0 ? 'deny' : 'allow', operation: 'getOrder' })),
+        ...makeEvents(3, () => ({ workload: 'db-mcp', namespace: 'data', tool: 'drop_table', outcome: 'deny', principal: 'spiffe://cluster.local/ns/shop/sa/agent' })),
+      ];
+      const store = await reopen(await v1Store(events));
+      expect(store.id).toBe('v1-store');
+      expect((await store.query(filter({ sort: 'seq' }))).map((s) => s.event)).toEqual(events);
+      expect((await store.query(filter({ tool: 'drop_table' }))).map((s) => s.event.decision_id)).toEqual(events.slice(4).map((e) => e.decision_id).reverse());
+      expect(await store.top('principal', filter({ decision: 'deny' }))).toEqual([
+        { key: 'spiffe://cluster.local/ns/shop/sa/agent', count: 3 },
+        { key: 'spiffe://cluster.local/ns/shop/sa/frontend', count: 1 },
+      ]);
+      expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, events: 7, checkpoints: 1, problems: [] });
+      await store.append(makeEvents(3), NOW);
+      expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, events: 10, last_seq: 10 });
+    });
+
+    it('still has its tampering detected after the migration', async () => {
+      const events = makeEvents(5);
+      const url = await v1Store(events);
+      await backend.tamper(url, `UPDATE events SET event = replace(event, '"outcome":"allow"', '"outcome":"deny"') WHERE seq = 3`);
+      const report = await verifyStore(await reopen(url), signer.publicJwk);
+      expect(report.problems).toEqual([expect.objectContaining({ kind: 'edited', seq: 3, decision_id: events[2]!.decision_id })]);
+    });
+
+    it('refuses a store whose layout is newer than this Warden knows, naming it', async () => {
+      const { url, store } = await openNew();
+      await store.close();
+      await backend.tamper(url, `UPDATE audit_meta SET value = '99' WHERE key = 'schema_version'`);
+      await expect(openStore(url)).rejects.toThrow(/has table layout version 99, which this Warden \(layout 2\) cannot read/);
+    });
+  });
+
   describe('tamper evidence', () => {
     const tampered = async (sql: string, opts: { rows?: number; checkpointAt?: number } = {}) => {
       const { url, store } = await openNew();
@@ -271,10 +355,22 @@ describe.each(backends)('audit store on $name', (backend) => {
     });
 
     it('names the event whose query column was edited to make queries lie', async () => {
-      const { report, events } = await tampered(`UPDATE events SET outcome = 'deny' WHERE seq = 6`);
+      const { report, events } = await tampered(`${NAME_DENY}; UPDATE events SET outcome = (SELECT id FROM audit_names WHERE value = 'deny') WHERE seq = 6`);
       expect(report.problems).toEqual([
         expect.objectContaining({ kind: 'edited', seq: 6, decision_id: events[5]!.decision_id, message: expect.stringContaining('query column outcome holds "deny" but the event says "allow"') }),
       ]);
+    });
+
+    it('names every event whose name was changed in the shared names table', async () => {
+      const { report, events } = await tampered(`UPDATE audit_names SET value = 'payments' WHERE value = 'orders'`, { rows: 3 });
+      expect(report.problems).toEqual(
+        events.map((e, i) => expect.objectContaining({ kind: 'edited', seq: i + 1, decision_id: e.decision_id, message: expect.stringContaining('query column workload holds "payments" but the event says "orders"') })),
+      );
+    });
+
+    it('detects an edit that only changes the stored text, not the event it parses to', async () => {
+      const { report, events } = await tampered(`UPDATE events SET event = replace(event, '"outcome":"allow"', '"outcome": "allow"') WHERE seq = 2`);
+      expect(report.problems).toEqual([expect.objectContaining({ kind: 'edited', seq: 2, decision_id: events[1]!.decision_id, message: expect.stringContaining('content no longer matches its hash') })]);
     });
 
     it('names the deleted event by its seq and its neighbours', async () => {
@@ -310,14 +406,14 @@ describe.each(backends)('audit store on $name', (backend) => {
       await store.append(events, NOW);
       await checkpointHead(store, signer, () => NOW);
       await store.close();
-      const { canonical, chainHash, GENESIS_HASH } = await import('./chain.js');
+      const { chainHash, GENESIS_HASH } = await import('./chain.js');
       const forged = events.map((e, i) => (i === 1 ? { ...e, outcome: 'deny' as const, result: { allow: false, reasons: ['forged'] } } : e));
       let prev = GENESIS_HASH;
-      const statements: string[] = [];
+      const statements: string[] = [NAME_DENY];
       forged.forEach((e, i) => {
-        const text = canonical(e);
+        const text = JSON.stringify(e);
         const hash = chainHash(prev, text);
-        statements.push(`UPDATE events SET event = '${text.replace(/'/g, "''")}', outcome = '${e.outcome}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${i + 1}`);
+        statements.push(`UPDATE events SET event = '${text.replace(/'/g, "''")}', outcome = (SELECT id FROM audit_names WHERE value = '${e.outcome}'), prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${i + 1}`);
         prev = hash;
       });
       for (const s of statements) await backend.tamper(url, s);

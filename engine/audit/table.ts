@@ -1,8 +1,9 @@
 // The events table both backends hold: which event fields become indexed columns, the DDL per SQL
-// dialect, and the WHERE/ORDER BY text a filter turns into. The whole event is kept as canonical JSON
-// next to the columns, so the columns only serve queries and `verify` can re-derive and compare them.
+// dialect (and the migration from the version 1 layout), and the SQL a filter turns into. The whole
+// event is kept as JSON text next to the columns, so the columns only serve queries and `verify` can
+// re-derive and compare them. Repeated names (workload, principal, revision…) are stored once in
+// audit_names and referred to by integer id.
 import type { DecisionEvent } from '../../formats/decision-event.js';
-import { canonical } from './chain.js';
 import type { EventFilter } from './query.js';
 
 /** The two SQL dialects the audit store speaks. */
@@ -30,6 +31,16 @@ export const COLUMN_NAMES = [
   'seq', 'decision_id', 'ts', 'received_at', 'workload', 'namespace', 'outcome', 'kind', 'principal',
   'method', 'path', 'operation', 'tool', 'revision', 'event', 'prev_hash', 'hash',
 ] as const;
+
+/**
+ * The columns stored as an integer id into audit_names instead of their text: they repeat a few hundred
+ * values over millions of events, so ids keep rows and every index on them narrow. `path` stays text
+ * (nearly every value is new) and is never indexed.
+ */
+export const NAMED_COLUMNS = ['workload', 'namespace', 'outcome', 'kind', 'principal', 'method', 'operation', 'tool', 'revision'] as const;
+
+/** Version of the table layout, kept in audit_meta; stores without it hold the version 1 layout. */
+export const SCHEMA_VERSION = '2';
 
 function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
@@ -63,41 +74,49 @@ export function eventColumns(e: DecisionEvent): EventColumns {
   };
 }
 
-/**
- * DDL. Indexes follow the queries: time range (ts, covering the graph aggregate), and each common filter paired with ts so
- * "filter X, newest first, limit N" reads one index range; operation/tool indexes are partial because
- * most events lack one. PostgreSQL text uses the C collation (byte order, like SQLite) and its
- * indexes end with seq to serve the `ts, seq` tiebreak without a sort.
- */
-export function schemaStatements(d: Dialect): string[] {
-  const int = d === 'sqlite' ? 'INTEGER' : 'BIGINT';
-  const text = d === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"';
-  const tail = d === 'sqlite' ? '' : ', seq';
-  return [
-    `CREATE TABLE IF NOT EXISTS audit_meta (key ${text} PRIMARY KEY, value ${text} NOT NULL)`,
-    `CREATE TABLE IF NOT EXISTS events (
+function types(d: Dialect) {
+  return {
+    int: d === 'sqlite' ? 'INTEGER' : 'BIGINT',
+    id: d === 'sqlite' ? 'INTEGER' : 'INT',
+    text: d === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"',
+  };
+}
+
+/** The events table under `name` (a migration builds it beside the old one, then renames it). */
+function eventsTable(d: Dialect, name: string): string {
+  const { int, id, text } = types(d);
+  return `CREATE TABLE IF NOT EXISTS ${name} (
       seq ${int} PRIMARY KEY,
       decision_id ${text} NOT NULL UNIQUE,
       ts ${int} NOT NULL,
       received_at ${int} NOT NULL,
-      workload ${text} NOT NULL,
-      namespace ${text} NOT NULL,
-      outcome ${text} NOT NULL,
-      kind ${text} NOT NULL,
-      principal ${text},
-      method ${text},
+      workload ${id} NOT NULL,
+      namespace ${id} NOT NULL,
+      outcome ${id} NOT NULL,
+      kind ${id} NOT NULL,
+      principal ${id},
+      method ${id},
       path ${text},
-      operation ${text},
-      tool ${text},
-      revision ${text},
+      operation ${id},
+      tool ${id},
+      revision ${id},
       event ${text} NOT NULL,
       prev_hash ${text} NOT NULL,
       hash ${text} NOT NULL
-    )`,
-    // The time index also carries the who-talks-to-whom columns, so the graph aggregate over any time
-    // range reads only this index, never the wide rows. Appends hit its last page, so the extra width
-    // costs bytes, not random writes. It replaces the plain (ts) index of older stores.
-    `DROP INDEX IF EXISTS events_ts`,
+    )`;
+}
+
+/**
+ * Indexes, chosen from the queries: time range (ts, also carrying the who-talks-to-whom columns so the
+ * graph aggregate reads only this index), and each common filter paired with ts so "filter X, newest
+ * first, limit N" reads one index range; operation/tool indexes are partial because most events lack
+ * one. Name ids make every entry a few bytes, so the indexes of a million events stay in the page
+ * cache. PostgreSQL indexes end with seq to serve the `ts, seq` tiebreak without a sort (SQLite's
+ * rowid is seq already).
+ */
+function indexStatements(d: Dialect): string[] {
+  const tail = d === 'sqlite' ? '' : ', seq';
+  return [
     `CREATE INDEX IF NOT EXISTS events_ts_edges ON events (ts, principal, workload, namespace, outcome${tail})`,
     `CREATE INDEX IF NOT EXISTS events_workload_ts ON events (workload, ts${tail})`,
     `CREATE INDEX IF NOT EXISTS events_principal_ts ON events (principal, ts${tail})`,
@@ -105,6 +124,19 @@ export function schemaStatements(d: Dialect): string[] {
     `CREATE INDEX IF NOT EXISTS events_operation_ts ON events (operation, ts${tail}) WHERE operation IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS events_tool_ts ON events (tool, ts${tail}) WHERE tool IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS events_revision_ts ON events (revision, ts${tail})`,
+  ];
+}
+
+/** DDL of a store at SCHEMA_VERSION; idempotent, so it runs on every open. */
+export function schemaStatements(d: Dialect): string[] {
+  const { int, text } = types(d);
+  return [
+    `CREATE TABLE IF NOT EXISTS audit_meta (key ${text} PRIMARY KEY, value ${text} NOT NULL)`,
+    d === 'sqlite'
+      ? `CREATE TABLE IF NOT EXISTS audit_names (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE)`
+      : `CREATE TABLE IF NOT EXISTS audit_names (id INT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, value ${text} NOT NULL UNIQUE)`,
+    eventsTable(d, 'events'),
+    ...indexStatements(d),
     `CREATE TABLE IF NOT EXISTS checkpoints (
       seq ${int} PRIMARY KEY,
       hash ${text} NOT NULL,
@@ -112,6 +144,43 @@ export function schemaStatements(d: Dialect): string[] {
       reason ${text} NOT NULL,
       jws ${text} NOT NULL
     )`,
+  ];
+}
+
+/** What opening a store must do to its tables, from what it finds. */
+export type SchemaAction = 'create-or-current' | 'migrate-v1';
+
+/**
+ * Decide from whether an events table exists and the schema_version in audit_meta (undefined when
+ * absent). A store written by a newer Warden is refused rather than misread.
+ */
+export function schemaAction(hasEvents: boolean, version: string | undefined, location: string): SchemaAction {
+  if (version === undefined) return hasEvents ? 'migrate-v1' : 'create-or-current';
+  if (version !== SCHEMA_VERSION) {
+    throw new Error(`audit store ${location} has table layout version ${version}, which this Warden (layout ${SCHEMA_VERSION}) cannot read; run a Warden at least as new as the one that wrote it`);
+  }
+  return 'create-or-current';
+}
+
+/**
+ * Rewrite a version 1 store (every query column as text) into the current layout, in the caller's
+ * transaction: names are collected into audit_names, rows copied with their ids, the old table
+ * dropped. seq, event text and hashes are copied as they are, so the chain and its checkpoints still
+ * verify. Run before schemaStatements, which then adds what is missing (audit_names, indexes).
+ */
+export function migrationStatements(d: Dialect): string[] {
+  const { text } = types(d);
+  const id = (col: string) => `(SELECT id FROM audit_names WHERE value = old.${col})`;
+  const cols = COLUMN_NAMES.map((c) => ((NAMED_COLUMNS as readonly string[]).includes(c) ? id(c) : `old.${c}`));
+  return [
+    d === 'sqlite'
+      ? `CREATE TABLE IF NOT EXISTS audit_names (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE)`
+      : `CREATE TABLE IF NOT EXISTS audit_names (id INT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, value ${text} NOT NULL UNIQUE)`,
+    `INSERT INTO audit_names (value) SELECT v FROM (${NAMED_COLUMNS.map((c) => `SELECT ${c} AS v FROM events`).join(' UNION ')}) AS names WHERE v IS NOT NULL ORDER BY v`,
+    eventsTable(d, 'events_v2'),
+    `INSERT INTO events_v2 (${COLUMN_NAMES.join(', ')}) SELECT ${cols.join(', ')} FROM events AS old ORDER BY old.seq`,
+    `DROP TABLE events`,
+    `ALTER TABLE events_v2 RENAME TO events`,
   ];
 }
 
@@ -132,17 +201,25 @@ export function whereClause(f: Partial<EventFilter>, p: Params): string {
     if (!values?.length) return;
     c.push(values.length === 1 ? `${col} = ${p.add(values[0])}` : `${col} IN (${values.map((v) => p.add(v)).join(', ')})`);
   };
+  // A name id column compares with the id of each given name (a name never stored matches nothing).
+  // One scalar subquery per name, not `IN (SELECT …)`: the planner then sees a list of N values and
+  // estimates its selectivity from the index statistics, as it did when the columns held text.
+  const anyName = (col: string, values: string[] | undefined) => {
+    if (!values?.length) return;
+    const ids = values.map((v) => `(SELECT id FROM audit_names WHERE value = ${p.add(v)})`);
+    c.push(ids.length === 1 ? `${col} = ${ids[0]}` : `${col} IN (${ids.join(', ')})`);
+  };
   if (f.from !== undefined) c.push(`ts >= ${p.add(f.from)}`);
   if (f.to !== undefined) c.push(`ts < ${p.add(f.to)}`);
   if (f.afterSeq !== undefined) c.push(`seq > ${p.add(f.afterSeq)}`);
-  anyOf('workload', f.workload);
-  anyOf('namespace', f.namespace);
-  anyOf('principal', f.principal);
-  anyOf('outcome', f.decision);
-  anyOf('method', f.method);
-  anyOf('operation', f.operation);
-  anyOf('tool', f.tool);
-  anyOf('revision', f.revision);
+  anyName('workload', f.workload);
+  anyName('namespace', f.namespace);
+  anyName('principal', f.principal);
+  anyName('outcome', f.decision);
+  anyName('method', f.method);
+  anyName('operation', f.operation);
+  anyName('tool', f.tool);
+  anyName('revision', f.revision);
   anyOf('decision_id', f.decisionId);
   if (f.pathPrefix !== undefined) {
     // substr counts characters in both dialects; exact and case-sensitive, unlike SQLite's LIKE.
@@ -172,15 +249,14 @@ export const TOP_KEYS = {
   tool: { key: 'tool', workload: true },
 } as const;
 
-/** An event ready to be written: its columns and its canonical text (what the chain hashes). */
-export interface PreparedEvent {
-  columns: EventColumns;
-  text: string;
-}
-
-/** Prepare an event for writing; done outside the write lock since it does not depend on the chain. */
-export function prepareEvent(e: DecisionEvent): PreparedEvent {
-  return { columns: eventColumns(e), text: canonical(e) };
+/**
+ * The text stored for an event and hashed into the chain: its JSON as sent when the caller has it,
+ * else JSON.stringify of the parsed event. The chain covers these exact bytes, so verification hashes
+ * the stored text as it is, and any edit of it, even whitespace, breaks the link. (Version 1 stores
+ * hold canonical JSON, which is hashed the same way.)
+ */
+export function eventText(e: DecisionEvent): string {
+  return JSON.stringify(e);
 }
 
 /** SQL text plus bind values. */
@@ -196,15 +272,20 @@ export function selectEvents(d: Dialect, f: EventFilter): Statement {
   return { sql: `SELECT seq, received_at, event FROM events ${where} ${orderClause(f.sort)} LIMIT ${p.add(f.limit)}`, values: p.values };
 }
 
-/** Count matching events by one dimension, largest first. */
+/** Count matching events by one dimension, largest first (counted by id, named afterwards). */
 export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter): Statement {
   const p = new Params(d);
   const { key, workload } = TOP_KEYS[by];
   const where = whereClause(f, p);
-  const groups = workload ? `${key}, workload` : key;
-  const nonNull = `${where ? `${where} AND` : 'WHERE'} ${key} IS NOT NULL`;
+  // `+key` (an expression, not the column) keeps SQLite from walking the key's index in group order
+  // with a row lookup per event; the filter's own index (outcome, time, workload) is read instead.
+  const nonNull = `${where ? `${where} AND` : 'WHERE'} +${key} IS NOT NULL`;
+  const groups = workload ? `+${key}, workload` : `+${key}`;
   return {
-    sql: `SELECT ${key} AS key${workload ? ', workload' : ''}, COUNT(*) AS n FROM events ${nonNull} GROUP BY ${groups} ORDER BY n DESC, ${groups} LIMIT ${p.add(f.limit)}`,
+    sql: `SELECT k.value AS key${workload ? ', w.value AS workload' : ''}, t.n AS n
+      FROM (SELECT ${groups.replace(`+${key}`, `+${key} AS ${key}`)}, COUNT(*) AS n FROM events ${nonNull} GROUP BY ${groups}) AS t
+      JOIN audit_names AS k ON k.id = t.${key}${workload ? ' JOIN audit_names AS w ON w.id = t.workload' : ''}
+      ORDER BY n DESC, key${workload ? ', workload' : ''} LIMIT ${p.add(f.limit)}`,
     values: p.values,
   };
 }
@@ -213,12 +294,29 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
 export function selectEdges(d: Dialect, f: EventFilter): Statement {
   const p = new Params(d);
   const where = whereClause(f, p);
-  const count = (o: string) => `SUM(CASE WHEN outcome = '${o}' THEN 1 ELSE 0 END)`;
+  const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
+  const count = (o: string) => `SUM(CASE WHEN outcome = ${outcome(o)} THEN 1 ELSE 0 END)`;
+  // Grouped by ids first, then by name ("anonymous" stands for no principal, id 0 matches no name).
+  // Grouping by the COALESCE expression keeps SQLite from walking the principal index for its order
+  // (a row lookup per event); it reads the covering time index instead.
   return {
-    sql: `SELECT COALESCE(principal, 'anonymous') AS source, workload AS destination, namespace,
-      ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, COUNT(*) AS total
-      FROM events ${where} GROUP BY COALESCE(principal, 'anonymous'), workload, namespace
+    sql: `SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
+      SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
+      FROM (SELECT COALESCE(principal, 0) AS principal, workload, namespace, ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, COUNT(*) AS total
+        FROM events ${where} GROUP BY COALESCE(principal, 0), workload, namespace) AS t
+      LEFT JOIN audit_names AS s ON s.id = t.principal
+      JOIN audit_names AS dst ON dst.id = t.workload
+      JOIN audit_names AS ns ON ns.id = t.namespace
+      GROUP BY COALESCE(s.value, 'anonymous'), dst.value, ns.value
       ORDER BY total DESC, source, destination LIMIT ${p.add(f.limit)}`,
     values: p.values,
   };
+}
+
+/** Rows with seq > $1 in seq order, up to $2, with every name column as its text (what verify reads). */
+export function selectChainRows(d: Dialect): string {
+  const [after, limit] = d === 'sqlite' ? ['?', '?'] : ['$1', '$2'];
+  const cols = COLUMN_NAMES.map((c) => ((NAMED_COLUMNS as readonly string[]).includes(c) ? `n_${c}.value AS ${c}` : `e.${c}`));
+  const joins = NAMED_COLUMNS.map((c) => `LEFT JOIN audit_names AS n_${c} ON n_${c}.id = e.${c}`);
+  return `SELECT ${cols.join(', ')} FROM (SELECT * FROM events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}) AS e ${joins.join(' ')} ORDER BY e.seq`;
 }

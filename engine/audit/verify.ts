@@ -2,7 +2,7 @@
 // or reordered, then check every signed checkpoint against what the store holds now.
 import type { JWK } from 'jose';
 import type { DecisionEvent } from '../../formats/decision-event.js';
-import { canonical, chainHash, GENESIS_HASH, openCheckpoint, type Checkpoint } from './chain.js';
+import { chainHash, GENESIS_HASH, openCheckpoint, type Checkpoint } from './chain.js';
 import type { AuditStore, ChainRow } from './store.js';
 import { eventColumns, type EventColumns } from './table.js';
 
@@ -107,11 +107,8 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
     if (!rows.length) break;
     for (const row of rows) {
       const id = decisionIdOf(row);
-      // 1. Content: does the row still hash to what was stored?
-      const text = contentOf(row);
-      if (text === undefined) {
-        add({ kind: 'edited', seq: row.seq, decision_id: id, message: `event seq ${row.seq} (decision ${id}) was edited: its stored JSON no longer parses` });
-      } else if (chainHash(row.prev_hash, text) !== row.hash) {
+      // 1. Content: do the stored bytes still hash to what was stored?
+      if (chainHash(row.prev_hash, row.event) !== row.hash) {
         add({ kind: 'edited', seq: row.seq, decision_id: id, message: `event seq ${row.seq} (decision ${id}) was edited: its content no longer matches its hash` });
       } else {
         const diff = columnDiff(row);
@@ -188,21 +185,13 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
   };
 }
 
-function contentOf(row: ChainRow): string | undefined {
-  try {
-    return canonical(JSON.parse(row.event));
-  } catch {
-    return undefined;
-  }
-}
-
 // The indexed columns must say what the event says, or queries would lie about it.
 function columnDiff(row: ChainRow): string | undefined {
   let derived: EventColumns;
   try {
     derived = eventColumns(JSON.parse(row.event) as DecisionEvent);
   } catch {
-    return 'cannot be derived from the event';
+    return 'cannot be derived from the event: its stored JSON does not parse';
   }
   for (const k of COLUMN_KEYS) {
     if (derived[k] !== row.columns[k]) return `${k} holds ${JSON.stringify(row.columns[k])} but the event says ${JSON.stringify(derived[k])}`;

@@ -2,6 +2,7 @@
 // one, sign {store, seq, hash, time} of the head and store it next to the events.
 import { signCheckpoint, type Checkpoint, type CheckpointSigner } from './chain.js';
 import type { AuditStore } from './store.js';
+import { runEvery } from './periodic.js';
 
 /** Sign and store a checkpoint at the current head, unless the head is already checkpointed. */
 export async function checkpointHead(store: AuditStore, signer: CheckpointSigner, now: () => number): Promise<Checkpoint | undefined> {
@@ -21,16 +22,5 @@ export function startCheckpoints(
   opts: { everyMs: number; now?: () => number; onError?: (err: unknown) => void },
 ): () => void {
   const now = opts.now ?? Date.now;
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    checkpointHead(store, signer, now)
-      .catch((err: unknown) => opts.onError?.(err))
-      .finally(() => {
-        running = false;
-      });
-  }, opts.everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return runEvery(opts.everyMs, () => checkpointHead(store, signer, now), opts.onError);
 }

@@ -5,6 +5,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { signCheckpoint, type CheckpointSigner } from './chain.js';
 import type { AuditStore } from './store.js';
+import { runEvery } from './periodic.js';
 
 /** How much to keep. Either bound alone is fine; the newest event is always kept (it anchors the chain head). */
 export interface RetentionPolicy {
@@ -67,17 +68,9 @@ export function startRetention(
   policy: RetentionPolicy,
   opts: { everyMs: number; now?: () => number; onError?: (err: unknown) => void; onPass?: (r: RetentionResult) => void },
 ): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    applyRetention(store, signer, policy, opts.now ? { now: opts.now } : {})
-      .then((r) => opts.onPass?.(r))
-      .catch((err: unknown) => opts.onError?.(err))
-      .finally(() => {
-        running = false;
-      });
-  }, opts.everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return runEvery(
+    opts.everyMs,
+    () => applyRetention(store, signer, policy, opts.now ? { now: opts.now } : {}).then((r) => opts.onPass?.(r)),
+    opts.onError,
+  );
 }

@@ -76,25 +76,32 @@ const isJson = (contentType: string | undefined) => !!contentType && /^applicati
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
-// Names listed in the Connection header are hop-by-hop too.
-function connectionTokens(raw: readonly string[]): Set<string> | undefined {
-  let named: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) (named ??= new Set()).add(t.trim().toLowerCase());
-  }
+// Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1).
+function connectionTokens(value: string | readonly string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const named = new Set<string>();
+  for (const v of typeof value === 'string' ? [value] : value) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
   return named;
 }
+
+// The Connection values of a raw [name, value, …] header list (undefined when there are none).
+function rawConnection(raw: readonly string[]): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') (values ??= []).push(raw[i + 1]!);
+  return values;
+}
+
+const isHopByHop = (name: string, named: Set<string> | undefined) => HOP_BY_HOP.has(name) || named?.has(name) === true;
 
 // Request headers for the upstream as a flat [name, value, …] list (duplicates kept in order).
 // `expect` is answered by this proxy's own server and never forwarded (undici refuses it anyway);
 // `content-length` is replaced when the body goes as buffered bytes (`extra` carries the new one).
 function requestHeadersOut(raw: readonly string[], extra: readonly string[], drop: string | undefined, newLength: boolean): string[] {
-  const named = connectionTokens(raw);
+  const named = connectionTokens(rawConnection(raw));
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named?.has(name) || name === drop || name === 'expect' || (newLength && name === 'content-length')) continue;
+    if (isHopByHop(name, named) || name === drop || name === 'expect' || (newLength && name === 'content-length')) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
   for (const h of extra) out.push(h);
@@ -103,11 +110,11 @@ function requestHeadersOut(raw: readonly string[], extra: readonly string[], dro
 
 // Upgrade requests keep Upgrade and Connection, as an object for node's client.
 function upgradeHeadersOut(raw: readonly string[], extra: Record<string, string>): OutgoingHttpHeaders {
-  const named = connectionTokens(raw);
+  const named = connectionTokens(rawConnection(raw));
   const out: OutgoingHttpHeaders = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if ((HOP_BY_HOP.has(name) || named?.has(name)) && name !== 'upgrade' && name !== 'connection') continue;
+    if (isHopByHop(name, named) && name !== 'upgrade' && name !== 'connection') continue;
     const prev = out[name];
     out[name] = prev === undefined ? raw[i + 1]! : Array.isArray(prev) ? [...prev, raw[i + 1]!] : [String(prev), raw[i + 1]!];
   }
@@ -116,11 +123,10 @@ function upgradeHeadersOut(raw: readonly string[], extra: Record<string, string>
 
 // Response headers from the upstream (already parsed by undici, names lower-case) for the client.
 function responseHeadersOut(headers: Record<string, string | string[] | undefined>, decisionId: string | undefined): OutgoingHttpHeaders {
-  const conn = headers.connection;
-  const named = conn === undefined ? undefined : new Set(String(conn).split(',').map((t) => t.trim().toLowerCase()));
+  const named = connectionTokens(headers.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (isHopByHop(name, named)) continue;
     out[name] = headers[name];
   }
   if (decisionId) out[DECISION_ID_HEADER] = decisionId;
@@ -171,11 +177,14 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     res.writeHead(v.status, headers).end(body);
   }
 
-  function tooLarge(res: ServerResponse, decisionId: string | undefined): void {
+  // The sidecar's own JSON answer (413, 502, 500): decision id and reasons, never upstream details.
+  function answer(res: ServerResponse, status: number, decisionId: string | undefined, reason: string, close: boolean): void {
     if (res.headersSent) return void res.destroy();
-    res.writeHead(413, { 'content-type': 'application/json', connection: 'close', ...(decisionId ? { [DECISION_ID_HEADER]: decisionId } : {}) });
-    res.end(JSON.stringify({ decision_id: decisionId, reasons: [`request body larger than ${limits.maxBodyBytes} bytes`] }));
+    res.writeHead(status, { 'content-type': 'application/json', ...(close ? { connection: 'close' } : {}), ...(decisionId ? { [DECISION_ID_HEADER]: decisionId } : {}) });
+    res.end(JSON.stringify({ decision_id: decisionId, reasons: [reason] }));
   }
+
+  const tooLarge = (res: ServerResponse, decisionId: string | undefined) => answer(res, 413, decisionId, `request body larger than ${limits.maxBodyBytes} bytes`, true);
 
   // Forward an admitted call through the upstream pool: the request body streams out (or goes as the
   // buffered bytes already read), the response streams back with the upstream's own framing.
@@ -226,9 +235,7 @@ export function createSidecar(opts: SidecarOptions): http.Server {
           }
           if (res.destroyed || (res.writableEnded && !res.headersSent)) return;
           log.warn({ decision_id: decisionId, err: err.message }, 'upstream request failed');
-          if (!res.headersSent) {
-            res.writeHead(502, { 'content-type': 'application/json', ...(decisionId ? { [DECISION_ID_HEADER]: decisionId } : {}) }).end(JSON.stringify({ decision_id: decisionId, reasons: ['the upstream is unavailable'] }));
-          } else res.destroy();
+          answer(res, 502, decisionId, 'the upstream is unavailable', false);
         },
       },
     );
@@ -307,7 +314,8 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     up.on('response', (upRes) => {
       // The upstream declined the upgrade: relay its answer and close.
       const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`, 'connection: close'];
-      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) if (!HOP_BY_HOP.has(upRes.rawHeaders[i]!.toLowerCase())) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+      const named = connectionTokens(rawConnection(upRes.rawHeaders));
+      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) if (!isHopByHop(upRes.rawHeaders[i]!.toLowerCase(), named)) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
       if (decisionId) lines.push(`${DECISION_ID_HEADER}: ${decisionId}`);
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       upRes.pipe(socket);
@@ -330,8 +338,7 @@ export function createSidecar(opts: SidecarOptions): http.Server {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     onRequest(req, res).catch((err: unknown) => {
       log.error({ err: String((err as Error)?.message ?? err) }, 'request handling failed');
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end('{"reasons":["internal error (fail closed)"]}');
-      else res.destroy();
+      answer(res, 500, undefined, 'internal error (fail closed)', true);
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

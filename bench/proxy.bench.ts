@@ -2,7 +2,7 @@
 // pass-through proxy without policy (same code, policy disabled), at a fixed request rate on
 // 127.0.0.1; plus policy evaluation alone over many generated inputs. Prints figures, never fails.
 // Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
-import type { Figure } from './figure.js';
+import { median, type Figure } from './figure.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -189,10 +189,6 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       child.kill();
     }
   }
-  const med = (xs: number[]) => {
-    const sorted = [...xs].sort((a, b) => a - b);
-    return sorted[Math.floor((sorted.length - 1) / 2)]!;
-  };
   // One line per target: medians over rounds (max is the largest seen).
   const loadFigures: LoadFigures[] = [0, 1, 2].map((t) => {
     const fs = perRound.map((round) => round[t]!);
@@ -201,11 +197,11 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       sent: fs.reduce((a, f) => a + f.sent, 0),
       ok: fs.reduce((a, f) => a + f.ok, 0),
       errors: fs.reduce((a, f) => a + f.errors, 0),
-      throughput: med(fs.map((f) => f.throughput)),
-      upstreamCpu: med(fs.map((f) => f.upstreamCpu)),
-      proxyCpu: med(fs.map((f) => f.proxyCpu)),
-      p50: med(fs.map((f) => f.p50)),
-      p99: med(fs.map((f) => f.p99)),
+      throughput: median(fs.map((f) => f.throughput)),
+      upstreamCpu: median(fs.map((f) => f.upstreamCpu)),
+      proxyCpu: median(fs.map((f) => f.proxyCpu)),
+      p50: median(fs.map((f) => f.p50)),
+      p99: median(fs.map((f) => f.p99)),
       max: Math.max(...fs.map((f) => f.max)),
     };
   });
@@ -217,11 +213,11 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     rounds,
     load: loadFigures,
     added: {
-      sidecarP50: med(over(2, 'p50')),
-      sidecarP99: med(over(2, 'p99')),
+      sidecarP50: median(over(2, 'p50')),
+      sidecarP99: median(over(2, 'p99')),
       sidecarP99Range: range(over(2, 'p99')),
-      passthroughP50: med(over(1, 'p50')),
-      passthroughP99: med(over(1, 'p99')),
+      passthroughP50: median(over(1, 'p50')),
+      passthroughP99: median(over(1, 'p99')),
       passthroughP99Range: range(over(1, 'p99')),
     },
     loadPerCore: loadavg()[0]! / cpus().length,

@@ -1,20 +1,17 @@
 // `warden admission certs|manifests|serve` as an operator runs them: real processes, real files, the
 // served webhook answering over HTTPS with the CA the certs command wrote.
-import express from 'express';
 import { spawn, execFile, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { request } from 'node:https';
 import type { Readable } from 'node:stream';
-import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import { createEngineApp } from '../engine/bundle-server.js';
-import type { DecisionEvent } from '../formats/decision-event.js';
-import { closeServer, listenLocal } from './proxy-fixtures.js';
+import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
 
 const execFileP = promisify(execFile);
@@ -52,14 +49,8 @@ describe('warden admission CLI', () => {
   });
 
   it('ships its last decisions to the engine when stopped with SIGTERM (before the flush interval)', async () => {
-    const received: DecisionEvent[] = [];
-    const logs = express.Router();
-    logs.post('/', express.raw({ type: '*/*', limit: '10mb' }), (req, res) => {
-      const raw = req.body as Buffer;
-      received.push(...(JSON.parse((raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8')) as DecisionEvent[]));
-      res.status(204).end();
-    });
-    const engine = createEngineApp({ bundlesDir: built.bundles, mounts: [{ path: '/logs', router: logs }] });
+    const { router, received } = logCollector();
+    const engine = createEngineApp({ bundlesDir: built.bundles, mounts: [{ path: '/logs', router }] });
     const engineServer = http.createServer(engine.app);
     const engineUrl = `http://127.0.0.1:${await listenLocal(engineServer)}`;
     const spill = join(built.dir, 'shutdown.spill.ndjson');

@@ -1,14 +1,17 @@
 // Real servers and credentials for the proxy plugin's tests: a CA with server and SPIFFE client
 // certificates (openssl), an upstream that records what reached it, a JWKS server, built bundles.
+import express from 'express';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
+import type { DecisionEvent } from '../formats/decision-event.js';
 
 /** Listen on 127.0.0.1:0 and resolve with the port once listening. */
 export async function listenLocal(server: Server): Promise<number> {
@@ -201,4 +204,20 @@ export async function copyPolicies(only: string[], edit?: (repo: string) => void
   };
   await copy.build();
   return copy;
+}
+
+/**
+ * A plain collector for decision events, mounted at the engine's `/logs` in place of the audit router
+ * (test/audit-e2e.test.ts uses the real one): what it receives lands in `received`.
+ */
+export function logCollector(received: DecisionEvent[] = []): { router: express.Router; received: DecisionEvent[] } {
+  const router = express.Router();
+  router.post('/', express.raw({ type: '*/*', limit: '10mb' }), (req, res) => {
+    // body-parser inflates gzip bodies itself; gunzip only what still carries the gzip magic.
+    const raw = req.body as Buffer;
+    const body = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+    received.push(...(JSON.parse(body.toString('utf8')) as DecisionEvent[]));
+    res.status(204).end();
+  });
+  return { router, received };
 }

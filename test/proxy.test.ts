@@ -1,12 +1,10 @@
 // The sidecar in front of a real upstream, with real TLS client certificates, real JWTs, bundles built
 // by the compiler and pulled from the engine's bundle server, decision events shipped to the engine.
-import express from 'express';
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp, type EngineApp } from '../engine/bundle-server.js';
@@ -15,7 +13,7 @@ import { loadJwks } from '../proxy-plugin/identity.js';
 import { createAdminServer } from '../proxy-plugin/metrics.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
-import { closeServer, copyPolicies, listenLocal, makePki, startIssuer, startUpstream, type Issuer, type Pki, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, logCollector, makePki, startIssuer, startUpstream, type Issuer, type Pki, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
 
 const STOREFRONT = 'spiffe://cluster.local/ns/shop/sa/storefront';
 const silent = pino({ level: 'silent' });
@@ -97,16 +95,8 @@ boom := 2 if input.request.headers["x-boom"]
 deny contains "boom" if boom == 3
 `);
   });
-  const logs = express.Router();
-  logs.post('/', express.raw({ type: '*/*', limit: '10mb' }), (req, res) => {
-    // body-parser inflates gzip bodies itself; gunzip only what still carries the gzip magic.
-    const raw = req.body as Buffer;
-    const body = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
-    received.push(...(JSON.parse(body.toString('utf8')) as DecisionEvent[]));
-    res.status(204).end();
-  });
   // A plain collector stands in for the audit router at the same mount point (test/audit-e2e.test.ts uses the real one).
-  engine = createEngineApp({ bundlesDir: policies.out, rescanMs: 200, mounts: [{ path: '/logs', router: logs }] });
+  engine = createEngineApp({ bundlesDir: policies.out, rescanMs: 200, mounts: [{ path: '/logs', router: logCollector(received).router }] });
   engineServer = http.createServer(engine.app);
   engineUrl = `http://127.0.0.1:${await listenLocal(engineServer)}`;
   upstream = await startUpstream();

@@ -86,9 +86,8 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     ...(inventory ? { inventory } : {}),
     sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
   });
-  // Ships what is queued (or spills it) before the process exits.
-  const closeSink = async () => shipper?.close();
-  return Object.assign(webhook, { closeSink });
+  // closeSink ships what is queued (or spills it) before the process exits.
+  return { webhook, closeSink: async () => shipper?.close() };
 }
 
 /** Register `warden admission …`. */
@@ -102,7 +101,7 @@ export function registerAdmission(program: Command): void {
     .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
     .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
       const { readCertificates, generateCertificates, startWebhookServer } = await load();
-      const webhook = await webhookFrom(flags);
+      const { webhook, closeSink } = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
       const certs = (flags.certs && readCertificates(resolve(flags.certs))) || (await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 30 }));
@@ -115,7 +114,7 @@ export function registerAdmission(program: Command): void {
         // The server stops taking reviews first, then the last decisions go to the engine (or the spill file).
         void server
           .close()
-          .then(() => webhook.closeSink())
+          .then(closeSink)
           .finally(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
@@ -163,7 +162,7 @@ export function registerAdmission(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: SourceFlags & { kubeconfig?: string; json?: boolean }) => {
       const { KubeConfig, auditCluster, formatAudit } = await load();
-      const webhook = await webhookFrom(flags, true);
+      const { webhook } = await webhookFrom(flags, true);
       const kc = new KubeConfig();
       if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
       else kc.loadFromDefault();

@@ -142,6 +142,19 @@ const bound = (s: Server) => {
   return `${a.address}:${a.port}`;
 };
 
+// Listen on --listen (and the admin port on --admin), say where on stderr, run until SIGTERM/SIGINT.
+async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, banner: (at: string) => string): Promise<void> {
+  await listen(server, '--listen', f.listen);
+  const servers: Server[] = [server];
+  if (f.admin) {
+    const admin = createAdminServer(plugin.metrics, plugin.ready);
+    await listen(admin, '--admin', f.admin);
+    servers.push(admin);
+  }
+  process.stderr.write(`${banner(`${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}`)}\n`);
+  await runUntilSignal(plugin, servers);
+}
+
 async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -222,15 +235,7 @@ export function registerProxy(program: Command): void {
       limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },
       ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),
     });
-    await listen(sidecar, '--listen', f.listen);
-    const servers: Server[] = [sidecar];
-    if (f.admin) {
-      const admin = createAdminServer(plugin.metrics, plugin.ready);
-      await listen(admin, '--admin', f.admin);
-      servers.push(admin);
-    }
-    process.stderr.write(`warden proxy: ${f.workload} on ${bound(sidecar)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})\n`);
-    await runUntilSignal(plugin, servers);
+    await serveUntilSignal(plugin, sidecar, f, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
   });
 
   commonOptions(
@@ -242,14 +247,6 @@ export function registerProxy(program: Command): void {
   ).action(async (f: PluginFlags) => {
     const plugin = await startFromFlags(f);
     const server = createExtAuthzServer({ gate: plugin.gate, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
-    await listen(server, '--listen', f.listen);
-    const servers: Server[] = [server];
-    if (f.admin) {
-      const admin = createAdminServer(plugin.metrics, plugin.ready);
-      await listen(admin, '--admin', f.admin);
-      servers.push(admin);
-    }
-    process.stderr.write(`warden ext-authz: ${f.workload} on ${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}\n`);
-    await runUntilSignal(plugin, servers);
+    await serveUntilSignal(plugin, server, f, (at) => `warden ext-authz: ${f.workload} on ${at}`);
   });
 }

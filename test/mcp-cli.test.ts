@@ -1,36 +1,22 @@
 // An agent, through `warden proxy` run as a real process, against a real MCP server: the command a
 // user deploys enforces per tool call, with identity from a JWT verified against a JWKS file.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWarden } from './support/warden-process.js';
 import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
 import { copyPolicies } from './proxy-fixtures.js';
 
-const warden = resolve('bin/warden.js');
 const children: ChildProcess[] = [];
 let server: TestMcpServer;
 let issuer: TokenIssuer;
 let proxyUrl: string;
 
-function start(args: string[], ready: RegExp): Promise<RegExpMatchArray> {
-  const child = spawn(process.execPath, [warden, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return new Promise((ok, fail) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) ok(m);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => fail(new Error(`warden ${args[0]} exited with ${code}: ${out}`)));
-  });
-}
+const start = (args: string[], ready: RegExp) => startWarden(args, ready, children);
 
 async function agent(scope: string): Promise<Client> {
   const client = new Client({ name: 'cli-test-agent', version: '1.0.0' });

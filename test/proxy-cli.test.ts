@@ -1,31 +1,18 @@
 // `warden serve` and `warden proxy` as real processes, wired by their flags only.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWarden } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type Upstream } from './proxy-fixtures.js';
 
-const warden = resolve('bin/warden.js');
+// Any existing file that is not a PEM key, for the refusal below.
+const notAKey = resolve('bin/warden.js');
 const children: ChildProcess[] = [];
 let upstream: Upstream;
 let proxyUrl: string;
 let adminUrl: string;
 
-// Start a CLI command and resolve with the first output line matching `ready`.
-function start(args: string[], ready: RegExp): Promise<RegExpMatchArray> {
-  const child = spawn(process.execPath, [warden, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return new Promise((resolvePromise, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) resolvePromise(m);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`warden ${args[0]} exited with ${code}: ${out}`)));
-  });
-}
+const start = (args: string[], ready: RegExp) => startWarden(args, ready, children);
 
 beforeAll(async () => {
   const policies = await copyPolicies(['orders']);
@@ -61,6 +48,6 @@ describe('warden serve + warden proxy', () => {
   });
 
   it('refuses to start without a bundle source, saying what to pass', async () => {
-    await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', warden], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
+    await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
   });
 });

@@ -163,11 +163,22 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
 
 /** A loaded policy: the bundle it came from plus its evaluator. */
 export class Policy {
+  // Chosen once at load: the ABI 1.2+ one-shot path when the module exports opa_eval, else the SDK's evaluate.
+  private readonly run: (entrypoint: string, input: unknown) => unknown;
+
   private constructor(
     readonly bundle: VerifiedBundle,
     private readonly wasm: LoadedPolicy,
     private readonly beforeEvaluate: (() => void) | undefined,
-  ) {}
+  ) {
+    const inner = wasm as unknown as LoadedPolicyInternals;
+    const opaEval = inner.wasmInstance.exports.opa_eval;
+    const sdk = (entrypoint: string, input: unknown) => wasm.evaluate(input, entrypoint);
+    this.run =
+      opaEval && inner.minorVersion >= 2
+        ? (entrypoint, input) => (Object.hasOwn(inner.entrypoints, entrypoint) ? evaluateOneShot(inner, opaEval, inner.entrypoints[entrypoint]!, input) : sdk(entrypoint, input))
+        : sdk;
+  }
 
   /** Load a verified bundle's WASM; refuses a module that needs a builtin nobody supplies. */
   static async load(bundle: VerifiedBundle, opts: PolicyOptions = {}): Promise<Policy> {
@@ -205,10 +216,7 @@ export class Policy {
     this.beforeEvaluate?.();
     let rs: Array<{ result: unknown }>;
     try {
-      const inner = this.wasm as unknown as LoadedPolicyInternals;
-      const id = Object.hasOwn(inner.entrypoints, entrypoint) ? inner.entrypoints[entrypoint] : undefined;
-      const opaEval = inner.wasmInstance.exports.opa_eval;
-      rs = (id !== undefined && opaEval && inner.minorVersion >= 2 ? evaluateOneShot(inner, opaEval, id, input) : this.wasm.evaluate(input, entrypoint)) as Array<{ result: unknown }>;
+      rs = this.run(entrypoint, input) as Array<{ result: unknown }>;
     } catch (err) {
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }

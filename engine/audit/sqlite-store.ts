@@ -1,18 +1,19 @@
-// The embedded audit store: one SQLite file in WAL mode, written by better-sqlite3 in one immediate
-// transaction per batch (the chain head is read inside it, so two processes appending stay chained).
-// Rows go in by multi-row INSERTs of ROWS_PER_INSERT, with names resolved to ids from a cache.
-import Database from 'better-sqlite3';
+// The embedded audit store: one SQLite file in WAL mode. Appends go to a writer thread with its own
+// connection (sqlite-writer.ts), one immediate transaction per batch, the chain head read inside it
+// (so two processes appending stay chained); queries, retention and checkpoints use this thread's
+// connection. A background thread copies the WAL back into the file (wal-checkpointer.ts).
+import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DecisionEvent } from '../../formats/decision-event.js';
-import { chainDigest, GENESIS_HASH, type Checkpoint, type CheckpointReason } from './chain.js';
-import { NameIds } from './names.js';
+import { type Checkpoint, type CheckpointReason } from './chain.js';
+import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite-writer.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  COLUMN_NAMES, eventColumns, eventText, migrationStatements, schemaAction, schemaStatements, SCHEMA_VERSION, selectChainRows, selectEdges, selectEvents, selectTop,
+  eventColumns, eventText, migrationStatements, schemaAction, schemaStatements, SCHEMA_VERSION, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -24,19 +25,13 @@ interface RowOut {
 
 type FullRow = EventColumns & { seq: number; received_at: number; event: string; prev_hash: string; hash: string };
 
-/** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
-const ROWS_PER_INSERT = 100;
 /** How often the background checkpointer copies the WAL into the database file. */
 const CHECKPOINT_EVERY_MS = 250;
 
 /** AuditStore on a SQLite file. */
 export class SqliteStore implements AuditStore {
   private readonly headStmt: Database.Statement<[], ChainHead>;
-  private readonly storedIds: Database.Statement<[string], string>;
-  private readonly nameId: Database.Statement<[string], number>;
-  private readonly addName: Database.Statement<[string]>;
-  private readonly inserts = new Map<number, Database.Statement>();
-  private readonly names = new NameIds();
+  private writer: SqliteWriterThread | undefined;
   private checkpointer: WalCheckpointer | undefined;
   /** The last background checkpoint failure, if any (for tests and diagnostics; ingestion goes on). */
   checkpointError: string | undefined;
@@ -47,29 +42,13 @@ export class SqliteStore implements AuditStore {
     readonly location: string,
   ) {
     this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
-    this.storedIds = db.prepare<[string], string>('SELECT decision_id FROM events WHERE decision_id IN (SELECT value FROM json_each(?))').pluck();
-    this.nameId = db.prepare<[string], number>('SELECT id FROM audit_names WHERE value = ?').pluck();
-    this.addName = db.prepare('INSERT INTO audit_names (value) VALUES (?)');
   }
 
   /** Open (creating if needed, migrating a version 1 layout in place) the store at `path`. */
   static open(path: string): SqliteStore {
     const full = resolve(path);
     mkdirSync(dirname(full), { recursive: true });
-    const db = new Database(full);
-    db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode: a commit survives a process crash (the WAL is written before COMMIT returns);
-    // only an OS crash or power loss can lose the last commits (the WAL is fsynced at checkpoints, not
-    // per commit), and it never corrupts the file or breaks the chain. FULL would fsync every batch.
-    db.pragma('synchronous = NORMAL');
-    // A writer's WAL is copied back by a worker thread (startWalCheckpointer, from the first append).
-    // The writer's own autocheckpoint, past 16,384 pages (64 MiB), then finds nearly every page copied
-    // and synced: it finishes the rest, and the next batch restarts the WAL from its start, keeping the
-    // file bounded without the writer waiting on another connection.
-    db.pragma('wal_autocheckpoint = 16384');
-    db.pragma('busy_timeout = 5000');
-    // 64 MiB of page cache: the decision_id and principal indexes take random inserts.
-    db.pragma('cache_size = -65536');
+    const db = openSqlite(full);
     db.transaction(() => {
       const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
       const version = hasTable('audit_meta') ? db.prepare<[string], string>('SELECT value FROM audit_meta WHERE key = ?').pluck().get('schema_version') : undefined;
@@ -84,72 +63,11 @@ export class SqliteStore implements AuditStore {
   }
 
   append(events: readonly DecisionEvent[], receivedAt: number): Promise<AppendResult> {
-    // Only writers need one; a CLI query opening the store starts no thread.
+    // Only writers need the threads; a CLI query opening the store starts none.
     this.checkpointer ??= startWalCheckpointer(this.location, CHECKPOINT_EVERY_MS, (message) => (this.checkpointError = message));
-    // Columns and text do not depend on the chain: worked out before the write lock is taken.
-    const columns = events.map(eventColumns);
-    const texts = events.map(eventText);
-    try {
-      return Promise.resolve(this.db.transaction(() => this.write(columns, texts, receivedAt)).immediate());
-    } catch (err) {
-      this.names.forget(); // names this transaction created were rolled back with it
-      return Promise.reject(err as Error);
-    }
-  }
-
-  private write(columns: EventColumns[], texts: string[], receivedAt: number): AppendResult {
-    let head = this.headStmt.get();
-    let prev = head?.hash ?? GENESIS_HASH;
-    let prevDigest: Buffer = Buffer.from(prev, 'hex');
-    let seq = head?.seq ?? 0;
-    // Already stored, or earlier in this batch: the first occurrence of a decision id wins.
-    const taken = new Set(this.storedIds.all(JSON.stringify(columns.map((c) => c.decision_id))));
-    const duplicates: string[] = [];
-    const values: unknown[] = [];
-    let rows = 0;
-    const name = (v: string | null) => (v === null ? null : (this.names.get(v) ?? this.newName(v)));
-    for (let i = 0; i < columns.length; i++) {
-      const c = columns[i]!;
-      if (taken.has(c.decision_id)) {
-        duplicates.push(c.decision_id);
-        continue;
-      }
-      taken.add(c.decision_id);
-      const text = texts[i]!;
-      const digest = chainDigest(prevDigest, text);
-      const hash = digest.toString('hex');
-      seq += 1;
-      values.push(seq, c.decision_id, c.ts, receivedAt, name(c.workload), name(c.namespace), name(c.outcome), name(c.kind), name(c.principal), name(c.method), c.path, name(c.operation), name(c.tool), name(c.revision), text, prev, hash);
-      prev = hash;
-      prevDigest = digest;
-      if (++rows === ROWS_PER_INSERT) {
-        this.insertRows(rows).run(values);
-        values.length = 0;
-        rows = 0;
-      }
-    }
-    if (rows) this.insertRows(rows).run(values);
-    const stored = seq - (head?.seq ?? 0);
-    if (stored) head = { seq, hash: prev };
-    return { stored, duplicates, head };
-  }
-
-  /** The id of a name not in the cache, adding it to audit_names when it is new. */
-  private newName(value: string): number {
-    const id = this.nameId.get(value) ?? Number(this.addName.run(value).lastInsertRowid);
-    this.names.set(value, id);
-    return id;
-  }
-
-  /** INSERT of `rows` rows; duplicates were filtered out, so a conflict is an error that aborts the batch. */
-  private insertRows(rows: number): Database.Statement {
-    let stmt = this.inserts.get(rows);
-    if (!stmt) {
-      const row = `(${COLUMN_NAMES.map(() => '?').join(', ')})`;
-      stmt = this.db.prepare(`INSERT INTO events (${COLUMN_NAMES.join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}`);
-      this.inserts.set(rows, stmt);
-    }
-    return stmt;
+    this.writer ??= startSqliteWriter(this.location);
+    // Columns and text do not depend on the chain: worked out here while the writer is busy.
+    return this.writer.write({ columns: events.map(eventColumns), texts: events.map(eventText), receivedAt });
   }
 
   query(filter: EventFilter): Promise<StoredEvent[]> {
@@ -219,7 +137,10 @@ export class SqliteStore implements AuditStore {
   }
 
   async close(): Promise<void> {
-    // The checkpointer's connection goes first, so closing the last one checkpoints and removes the WAL.
+    // The writer finishes what it was given; then the checkpointer's connection goes, so closing the
+    // last one checkpoints and removes the WAL.
+    await this.writer?.stop();
+    this.writer = undefined;
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
     if (this.db.open) {

@@ -106,24 +106,39 @@ function eventsTable(d: Dialect, name: string): string {
     )`;
 }
 
+/** The per-filter indexes of layout 2 that SQLite stores no longer keep (dropped on open). */
+const SQLITE_RETIRED_INDEXES = ['events_ts_edges', 'events_workload_ts', 'events_principal_ts', 'events_outcome_ts', 'events_operation_ts', 'events_tool_ts', 'events_revision_ts'];
+
 /**
- * Indexes, chosen from the queries: time range (ts, also carrying the who-talks-to-whom columns so the
- * graph aggregate reads only this index), and each common filter paired with ts so "filter X, newest
- * first, limit N" reads one index range; operation/tool indexes are partial because most events lack
- * one. Name ids make every entry a few bytes, so the indexes of a million events stay in the page
- * cache. PostgreSQL indexes end with seq to serve the `ts, seq` tiebreak without a sort (SQLite's
- * rowid is seq already).
+ * Indexes, chosen from the queries, per backend (the table is the same).
+ *
+ * SQLite, the embedded single-node store, keeps one index besides decision_id: time followed by every
+ * filter column. "Filter X, newest first, limit N" walks it from the newest entry and tests X on the
+ * index entry itself (name ids, a few bytes each), reading a row only for a match; time ranges are
+ * index ranges; the graph and top aggregates read nothing else. One entry per event appended near the
+ * end of the index is what lets ingestion keep up: each per-filter index dirties one page per distinct
+ * value per batch (a page per principal), which made index upkeep most of an append. The price is that a
+ * filter matching few events over a long range reads the whole range (~100 ms per million events here).
+ *
+ * PostgreSQL, the cluster-scale store holding far more events, keeps an index per common filter paired
+ * with ts, so a rare value is found without a range scan; operation/tool indexes are partial because
+ * most events lack one. Its indexes end with seq to serve the `ts, seq` tiebreak without a sort.
  */
 function indexStatements(d: Dialect): string[] {
-  const tail = d === 'sqlite' ? '' : ', seq';
+  if (d === 'sqlite') {
+    return [
+      ...SQLITE_RETIRED_INDEXES.map((name) => `DROP INDEX IF EXISTS ${name}`),
+      `CREATE INDEX IF NOT EXISTS events_ts_filters ON events (ts, workload, namespace, principal, outcome, method, operation, tool, revision)`,
+    ];
+  }
   return [
-    `CREATE INDEX IF NOT EXISTS events_ts_edges ON events (ts, principal, workload, namespace, outcome${tail})`,
-    `CREATE INDEX IF NOT EXISTS events_workload_ts ON events (workload, ts${tail})`,
-    `CREATE INDEX IF NOT EXISTS events_principal_ts ON events (principal, ts${tail})`,
-    `CREATE INDEX IF NOT EXISTS events_outcome_ts ON events (outcome, ts${tail})`,
-    `CREATE INDEX IF NOT EXISTS events_operation_ts ON events (operation, ts${tail}) WHERE operation IS NOT NULL`,
-    `CREATE INDEX IF NOT EXISTS events_tool_ts ON events (tool, ts${tail}) WHERE tool IS NOT NULL`,
-    `CREATE INDEX IF NOT EXISTS events_revision_ts ON events (revision, ts${tail})`,
+    `CREATE INDEX IF NOT EXISTS events_ts_edges ON events (ts, principal, workload, namespace, outcome, seq)`,
+    `CREATE INDEX IF NOT EXISTS events_workload_ts ON events (workload, ts, seq)`,
+    `CREATE INDEX IF NOT EXISTS events_principal_ts ON events (principal, ts, seq)`,
+    `CREATE INDEX IF NOT EXISTS events_outcome_ts ON events (outcome, ts, seq)`,
+    `CREATE INDEX IF NOT EXISTS events_operation_ts ON events (operation, ts, seq) WHERE operation IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS events_tool_ts ON events (tool, ts, seq) WHERE tool IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS events_revision_ts ON events (revision, ts, seq)`,
   ];
 }
 

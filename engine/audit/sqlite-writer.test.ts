@@ -1,0 +1,63 @@
+// The SQLite store's writer thread: what it does when it cannot run, and that it holds the process open
+// exactly while it has writes to finish.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeEvents } from '../../test/support/decision-events.js';
+import { SqliteStore } from './sqlite-store.js';
+import { startSqliteWriter } from './sqlite-writer.js';
+import { eventColumns, eventText } from './table.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warden-writer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const batch = (n: number) => {
+  const events = makeEvents(n);
+  return { columns: events.map(eventColumns), texts: events.map(eventText), receivedAt: Date.now() };
+};
+
+describe('SQLite writer thread', () => {
+  it('rejects a write with the reason when its thread cannot open the store, and tries a new thread for the next write', async () => {
+    const writer = startSqliteWriter(join(dir, 'missing-dir', 'audit.db'));
+    await expect(writer.write(batch(2))).rejects.toThrow(/writer thread for .*missing-dir.*stopped: .*(directory|open)/i);
+    await expect(writer.write(batch(2))).rejects.toThrow(/stopped/);
+    await writer.stop();
+  });
+
+  it('reports a write the database refuses, stores nothing of it, and goes on writing', async () => {
+    const path = join(dir, 'refusing.db');
+    const store = SqliteStore.open(path);
+    store.database.exec(`CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.decision_id LIKE 'refused-%' BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END`);
+    const writer = startSqliteWriter(path);
+    const refused = batch(3);
+    refused.columns[2]!.decision_id = 'refused-1';
+    await expect(writer.write(refused)).rejects.toThrow(/refused by trigger/);
+    expect(await store.bounds()).toBeUndefined();
+    expect(await writer.write(batch(3))).toMatchObject({ stored: 3 });
+    await writer.stop();
+    await store.close();
+  });
+
+  it('keeps the process alive until pending appends are stored, and an open store alone does not', async () => {
+    const store = fileURLToPath(new URL('./sqlite-store.ts', import.meta.url));
+    const events = fileURLToPath(new URL('../../test/support/decision-events.ts', import.meta.url));
+    // No close() and nothing else pending: the process must still store all three batches, then exit.
+    const script = `
+      const { SqliteStore } = await import(${JSON.stringify(store)});
+      const { makeEvents } = await import(${JSON.stringify(events)});
+      const s = SqliteStore.open(${JSON.stringify(join(dir, 'alive.db'))});
+      for (let i = 0; i < 3; i++) s.append(makeEvents(50), Date.now()).then((r) => console.log('stored', r.stored));
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(err).toBe('');
+    expect(out.trim().split('\n')).toEqual(['stored 50', 'stored 50', 'stored 50']);
+    expect(code).toBe(0);
+  }, 30_000);
+});

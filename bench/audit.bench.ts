@@ -83,6 +83,17 @@ function fmt(v: number): string {
 /** Appends in flight at once during the fill: the engine receives batches from many plugins at a time. */
 const IN_FLIGHT = Number(process.env.AUDIT_BENCH_IN_FLIGHT ?? 2);
 
+/** Run `send` on every item, IN_FLIGHT at a time, in order; resolves when all have finished. */
+async function inFlight<T>(items: readonly T[], send: (item: T) => Promise<unknown>): Promise<void> {
+  const running = new Set<Promise<unknown>>();
+  for (const item of items) {
+    const p: Promise<unknown> = send(item).finally(() => running.delete(p));
+    running.add(p);
+    if (running.size >= IN_FLIGHT) await Promise.race(running);
+  }
+  await Promise.all(running);
+}
+
 /**
  * Fill `store` with TOTAL events in batches; returns the events/s of each 100k chunk (its "runs").
  * Each chunk's events are generated first, then appended with IN_FLIGHT appends outstanding, and the
@@ -97,13 +108,7 @@ async function fill(store: AuditStore, batch: number, log: (s: string) => void):
       batches.push(Array.from({ length: Math.min(batch, start + chunk - i, TOTAL - i) }, (_, k) => eventAt(i + k)));
     }
     const t0 = performance.now();
-    const inFlight = new Set<Promise<unknown>>();
-    for (const events of batches) {
-      const p: Promise<unknown> = store.append(events, NOW).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
+    await inFlight(batches, (events) => store.append(events, NOW));
     const stored = batches.reduce((n, b) => n + b.length, 0);
     rates.push(stored / ((performance.now() - t0) / 1000));
     log(`  ${(start + stored).toLocaleString('en')} stored, last chunk ${Math.round(rates.at(-1)!).toLocaleString('en')} events/s`);
@@ -145,13 +150,10 @@ async function httpIngest(dir: string, log: (s: string) => void): Promise<number
       }
       const t0 = performance.now();
       let stored = 0;
-      const inFlight = new Set<Promise<unknown>>();
-      for (const body of bodies) {
-        const p: Promise<unknown> = post(body).then((n) => (stored += n)).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
+      await inFlight(bodies, async (body) => {
+        const n = await post(body); // read `stored` only after the await: `stored += await …` would lose counts
+        stored += n;
+      });
       rates.push(stored / ((performance.now() - t0) / 1000));
     }
     log(`  ${HTTP_EVENTS.toLocaleString('en')} events over HTTP, median ${Math.round(median(rates)).toLocaleString('en')} events/s`);

@@ -54,7 +54,7 @@ export interface PackedBatch {
   receivedAt: number;
 }
 
-export function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
+function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
   const values: Array<string | number | null> = [];
   for (const c of columns) for (const f of FIELDS) values.push(c[f]);
   const ends: number[] = [];

@@ -2,7 +2,7 @@
 //   parse review → operation → exempt namespace → kind → pod template → coverage → guardrails (WASM)
 //   → Gatekeeper constraints (WASM) → modes → response (+ warnings) → decision event.
 // Fail closed: anything this code cannot judge for a reviewed kind is a denial that says why.
-import { randomUUID } from 'node:crypto';
+import { newDecisionId } from '../formats/decision-id.js';
 import {
   ADMISSION_API_VERSION,
   ADMISSION_ENTRYPOINT,
@@ -88,7 +88,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   const emit = (partial: Omit<DecisionEvent, 'decision_id' | 'timestamp' | 'kind' | 'path' | 'labels' | 'bundles'> & { labels: { workload: string; namespace: string }; bundles?: DecisionEvent['bundles'] }) => {
     try {
       deps.sink.record({
-        decision_id: randomUUID(),
+        decision_id: newDecisionId(),
         timestamp: now().toISOString(),
         kind: 'admission',
         path: 'warden/admission',

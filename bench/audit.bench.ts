@@ -38,6 +38,31 @@ function rand(n: number): number {
   return (((t ^ (t >>> 14)) >>> 0) % n);
 }
 
+/** Event i's time: the events are spread evenly over the SPAN_MS before NOW. */
+function timeOf(i: number): number {
+  return NOW - SPAN_MS + Math.floor((i / TOTAL) * SPAN_MS);
+}
+
+/**
+ * Decision ids as plugins make them: UUIDv7 (time first, so the decision_id index grows at its end).
+ * AUDIT_BENCH_IDS=v4 gives random version 4 ids instead, as older plugins sent. Derived from i, so every
+ * run stores the same ids.
+ */
+const IDS = process.env.AUDIT_BENCH_IDS ?? 'v7';
+
+function mix(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
+  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+function benchId(i: number): string {
+  const hex = (x: number) => x.toString(16).padStart(8, '0');
+  const [a, b, c] = [hex(mix(i)), hex(mix(i ^ 0x5bd1e995)), hex(mix(i + 0x27d4eb2f))];
+  const head = IDS === 'v4' ? hex(mix(~i)) + hex(mix(i * 3 + 1)).slice(0, 4) : timeOf(i).toString(16).padStart(12, '0');
+  return `${head.slice(0, 8)}-${head.slice(8, 12)}-${IDS === 'v4' ? '4' : '7'}${a.slice(0, 3)}-${'89ab'[mix(i) & 3]}${a.slice(3, 6)}-${b}${c.slice(0, 4)}`;
+}
+
 function eventAt(i: number): DecisionEvent {
   const w = rand(40);
   const workload = `svc-${w}`;
@@ -50,8 +75,8 @@ function eventAt(i: number): DecisionEvent {
   const op = mcp ? undefined : `op${rand(30)}`;
   const path = mcp ? '/mcp' : `/api/v1/${op}/${rand(10_000)}`;
   return {
-    decision_id: `bench-${i.toString(36).padStart(8, '0')}`,
-    timestamp: new Date(NOW - SPAN_MS + Math.floor((i / TOTAL) * SPAN_MS)).toISOString(),
+    decision_id: benchId(i),
+    timestamp: new Date(timeOf(i)).toISOString(),
     kind: mcp ? 'mcp' : 'http',
     outcome,
     mode: outcome === 'dry-run-deny' ? 'dry-run' : 'enforce',
@@ -173,7 +198,7 @@ const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawF
   { name: 'operation + workload', kind: 'events', raw: { operation: 'op4', workload: 'svc-11' } },
   { name: 'revision', kind: 'events', raw: { revision: 'git-3-sha256:9' } },
   { name: 'workload + path prefix', kind: 'events', raw: { workload: 'svc-2', 'path-prefix': '/api/v1/op17/' } },
-  { name: 'decision id', kind: 'events', raw: { 'decision-id': `bench-${Math.floor(TOTAL / 2).toString(36).padStart(8, '0')}` } },
+  { name: 'decision id', kind: 'events', raw: { 'decision-id': benchId(Math.floor(TOTAL / 2)) } },
   { name: 'top denied principals, 24h', kind: 'top', raw: { since: '24h' } },
   { name: 'top denied principals, all', kind: 'top', raw: {} },
   { name: 'who-talks-to-whom, 1h', kind: 'edges', raw: { since: '1h', limit: '1000' } },
@@ -221,7 +246,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
     log(`SQLite: ingesting ${TOTAL.toLocaleString('en')} events in batches of 1,000…`);
     const sqlite = SqliteStore.open(join(dir, 'audit.db'));
     const sqliteRates = await fill(sqlite, 1000, log);
-    out.push({ suite: SUITE, name: `sqlite ingest (append, batches of 1,000, ${IN_FLIGHT} in flight)`, value: Math.round(median(sqliteRates)), unit: 'events/s', detail: `${detail(sqliteRates, 'events/s', '≥ 50,000 events/s')}; ${load}` });
+    out.push({ suite: SUITE, name: `sqlite ingest (append, batches of 1,000, ${IN_FLIGHT} in flight${IDS === "v4" ? ", v4 ids" : ""})`, value: Math.round(median(sqliteRates)), unit: 'events/s', detail: `${detail(sqliteRates, 'events/s', '≥ 50,000 events/s')}; ${load}` });
     sqlite.database.exec('ANALYZE');
     log('SQLite queries (median of 7):');
     await measureQueries(sqlite, 'sqlite', out, log);
@@ -238,7 +263,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
       const pg = await PostgresStore.open(await server.createDatabase('bench'));
       log(`PostgreSQL: ingesting ${TOTAL.toLocaleString('en')} events in batches of 5,000…`);
       const pgRates = await fill(pg, 5000, log);
-      out.push({ suite: SUITE, name: `postgres ingest (append, batches of 5,000, ${IN_FLIGHT} in flight)`, value: Math.round(median(pgRates)), unit: 'events/s', detail: `${detail(pgRates, 'events/s')}; ${load}` });
+      out.push({ suite: SUITE, name: `postgres ingest (append, batches of 5,000, ${IN_FLIGHT} in flight${IDS === "v4" ? ", v4 ids" : ""})`, value: Math.round(median(pgRates)), unit: 'events/s', detail: `${detail(pgRates, 'events/s')}; ${load}` });
       await pg.sql.query('VACUUM ANALYZE events');
       log('PostgreSQL queries (median of 7):');
       await measureQueries(pg, 'postgres', out, log);

@@ -1,6 +1,6 @@
 // The decision pipeline every front end shares: evaluate the active bundle for an input, fail closed
 // on anything unexpected, apply dry-run, and emit exactly one decision event per call.
-import { randomUUID } from 'node:crypto';
+import { newDecisionId } from '../formats/decision-id.js';
 import { DECISION_ENTRYPOINT, type Decision } from '../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/decision-event.js';
 import type { Destination, PolicyInput } from '../formats/input.js';
@@ -52,7 +52,7 @@ export class DecisionPipeline {
   private readonly now: () => Date;
 
   constructor(readonly opts: PipelineOptions) {
-    this.newId = opts.newId ?? randomUUID;
+    this.newId = opts.newId ?? newDecisionId;
     this.now = opts.now ?? (() => new Date());
   }
 

@@ -142,7 +142,7 @@ describe('sidecar in front of a real upstream', () => {
     const r = await call('GET', '/orders?limit=5', { client: storefront });
     expect(r.status).toBe(200);
     expect(r.headers['x-upstream']).toBe('yes');
-    expect(r.headers['x-warden-decision-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.headers['x-warden-decision-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(upstreamSaw('/orders?limit=5')).toHaveLength(1);
   });
 

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeEvents } from '../../test/support/decision-events.js';
 import { SqliteStore } from './sqlite-store.js';
-import { startSqliteWriter } from './sqlite-writer.js';
+import Database from 'better-sqlite3';
+import { openSqlite, startSqliteWriter } from './sqlite-writer.js';
 import { eventColumns, eventText } from './table.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-writer-'));
@@ -17,6 +18,28 @@ const batch = (n: number) => {
   const events = makeEvents(n);
   return { columns: events.map(eventColumns), texts: events.map(eventText), receivedAt: Date.now() };
 };
+
+describe('openSqlite', () => {
+  it('gives a new store file 16 KiB pages in WAL mode, and leaves an existing file its page size', async () => {
+    const fresh = SqliteStore.open(join(dir, 'fresh.db'));
+    expect(fresh.database.pragma('page_size', { simple: true })).toBe(16384);
+    expect(fresh.database.pragma('journal_mode', { simple: true })).toBe('wal');
+    await fresh.close();
+
+    const oldPath = join(dir, 'old-pages.db');
+    const old = new Database(oldPath);
+    old.pragma('page_size = 4096');
+    old.exec('CREATE TABLE t (x)');
+    old.close();
+    const reopened = openSqlite(oldPath);
+    expect(reopened.pragma('page_size', { simple: true })).toBe(4096);
+    expect(reopened.pragma('journal_mode', { simple: true })).toBe('wal');
+    reopened.close();
+    const store = SqliteStore.open(oldPath);
+    expect(await store.append(makeEvents(4), Date.now())).toMatchObject({ stored: 4 });
+    await store.close();
+  });
+});
 
 describe('SQLite writer thread', () => {
   it('rejects a write with the reason when its thread cannot open the store, and tries a new thread for the next write', async () => {

@@ -6,7 +6,7 @@
 // decision event each, dry-run honoured, sensitive arguments masked there); the handler forwards
 // with its own `upstream` because it must read and rewrite answers (the sidecar's `forward` streams
 // the upstream's answer straight to the caller).
-import { randomUUID } from 'node:crypto';
+import { newDecisionId } from '../../formats/decision-id.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource } from '../../formats/decision-event.js';
@@ -71,7 +71,7 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     onDrift: (r: DriftRecord, action: DriftAction) => {
       if (!current || !opts.recordDrift) return;
       opts.recordDrift(driftEvent(r, {
-        decisionId: randomUUID(),
+        decisionId: newDecisionId(),
         now: (opts.now ?? (() => new Date()))(),
         workload: current.destination.workload,
         namespace: current.destination.namespace,

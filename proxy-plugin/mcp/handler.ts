@@ -12,7 +12,7 @@
 // caller, the pinned Policy and an `upstream` function (node:http) — see McpCallContext. It is usable
 // alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
 // every call goes through the shared DecisionPipeline and its decision log).
-import { randomUUID } from 'node:crypto';
+import { newDecisionId } from '../../formats/decision-id.js';
 import type { Transform } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
@@ -84,7 +84,7 @@ export interface McpHandlerOptions {
 }
 
 /** Evaluate a policy directly: enforce mode, fail closed on any evaluation error. */
-export function policyDecider(policy: Policy, newId: () => string = randomUUID): Decide {
+export function policyDecider(policy: Policy, newId: () => string = newDecisionId): Decide {
   return (input) => {
     const decisionId = newId();
     try {
@@ -161,7 +161,7 @@ export class McpHandler {
 
   constructor(private readonly opts: McpHandlerOptions) {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.newId = opts.newId ?? randomUUID;
+    this.newId = opts.newId ?? newDecisionId;
   }
 
   /** True when this handler answers `path` for the given bundle (its MCP transport paths, OAuth metadata). */

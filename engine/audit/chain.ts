@@ -80,6 +80,16 @@ export function chainDigest(prevDigest: Buffer, eventText: string): Buffer {
   return hash('sha256', scratch.subarray(0, end), 'buffer');
 }
 
+/**
+ * chainDigest of an event text already UTF-8 encoded at `bytes[at + 32, end)`: the 32 bytes in front
+ * of it are overwritten with `prevDigest` and the whole span hashed in place, so a batch packed with
+ * that room before each text (the SQLite writer's) is hashed without copying its texts.
+ */
+export function chainDigestInPlace(bytes: Buffer, at: number, end: number, prevDigest: Buffer): Buffer {
+  prevDigest.copy(bytes, at);
+  return hash('sha256', bytes.subarray(at, end), 'buffer');
+}
+
 /** Why a checkpoint was written: on a timer, or at the boundary retention is about to delete up to. */
 export type CheckpointReason = 'periodic' | 'retention';
 

@@ -20,6 +20,8 @@ interface Backend {
   fresh(): Promise<string>;
   /** Run SQL on the store's database behind Warden's back (the store is closed first). */
   tamper(url: string, sql: string): Promise<void>;
+  /** Read rows with SQL of its own, beside the open store. */
+  rows(url: string, sql: string): Promise<unknown[]>;
   setup?(): Promise<void>;
   teardown?(): Promise<void>;
 }
@@ -38,6 +40,14 @@ const backends: Backend[] = [
       db.close();
       return Promise.resolve();
     },
+    rows: (url, sql) => {
+      const db = new Database(url.slice('sqlite:'.length), { readonly: true });
+      try {
+        return Promise.resolve(db.prepare(sql).all());
+      } finally {
+        db.close();
+      }
+    },
   },
   {
     name: 'PostgreSQL',
@@ -49,18 +59,23 @@ const backends: Backend[] = [
     },
     fresh: () => server!.createDatabase(`audit_${++dbCount}`),
     tamper: async (url, sql) => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(sql);
-      } finally {
-        await client.end();
-      }
+      await pgRows(url, sql);
     },
+    rows: async (url, sql) => (await pgRows(url, sql)).map((r) => ({ ...r, seq: Number(r.seq) })),
   },
 ];
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function pgRows(url: string, sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<Record<string, unknown>>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 // Outcome is stored as a name id: a tamperer who wants "deny" in a store that holds none adds the name.
@@ -125,6 +140,26 @@ describe.each(backends)('audit store on $name', (backend) => {
     // The stored event is the event that was sent.
     const [got] = await store.query(filter({ 'decision-id': 'evt-c-000003' }));
     expect(got?.event).toEqual(events[2]);
+  });
+
+  it('stores non-ASCII text as text that reads back, filters and verifies as sent', async () => {
+    const { url, store } = await openNew();
+    const odd = [
+      makeEvent({ path: '/bestellungen/größe/日本語', principal: 'spiffe://cluster.local/ns/shop/sa/ägent', reasons: ['nicht erlaubt 🚫'], outcome: 'deny' }),
+      makeEvent({ tool: 'résumé_lookup', reasons: ['lone \ud800 surrogate'], outcome: 'deny' }),
+      makeEvent({ path: '/plain' }),
+    ];
+    expect(await store.append(odd, NOW)).toMatchObject({ stored: 3 });
+    expect((await store.query(filter({ sort: 'seq' }))).map((s) => s.event)).toEqual(odd.map((e) => JSON.parse(JSON.stringify(e)) as unknown));
+    expect((await store.query(filter({ principal: 'spiffe://cluster.local/ns/shop/sa/ägent' }))).map((s) => s.event.decision_id)).toEqual([odd[0]!.decision_id]);
+    expect((await store.query(filter({ 'path-prefix': '/bestellungen/größe/' }))).map((s) => s.event.decision_id)).toEqual([odd[0]!.decision_id]);
+    expect((await store.query(filter({ tool: 'résumé_lookup' }))).map((s) => s.event.decision_id)).toEqual([odd[1]!.decision_id]);
+    expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true, events: 3 });
+    // Stored as text, not bytes: SQL on the column (a person's ad hoc query) sees the JSON.
+    const sql = url.startsWith('sqlite:')
+      ? `SELECT seq FROM events WHERE typeof(event) = 'text' AND json_extract(event, '$.input.request.path') = '/bestellungen/größe/日本語'`
+      : `SELECT seq FROM events WHERE event LIKE '%"path":"/bestellungen/größe/日本語"%'`; // (jsonb refuses the escaped lone surrogate of seq 2)
+    expect(await backend.rows(url, sql)).toEqual([{ seq: 1 }]);
   });
 
   it('stores the same batch sent twice once, and reports the repeats as duplicates', async () => {

@@ -13,6 +13,7 @@ import { createCa, type Issued, type TestCa } from '../../test/support/tls.js';
 import { auditRouter, type IngestResponse } from './ingest.js';
 import { spiffePeer } from './peer-identity.js';
 import { openStore, type AuditStore, type StoredEvent } from './store.js';
+import { verifyStore } from './verify.js';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 const ADMISSION = 'spiffe://cluster.local/ns/warden/sa/admission';
@@ -136,6 +137,41 @@ describe('POST /logs', () => {
       { index: 3, reason: expect.stringContaining('(root): must be object') },
     ]);
     expect((await events('revision=rev-malformed&sort=seq')).map((e) => e.decision_id)).toEqual([a!.decision_id, c!.decision_id]);
+  });
+
+  it('stores each event as the bytes its sender wrote (spacing, escapes), and the chain verifies over them', async () => {
+    const batch = makeEvents(2, (i) => ({ revision: 'rev-as-sent', reasons: [`é ${i}`] }));
+    const body = JSON.stringify(batch, null, 2).replace(/é/g, '\\u00e9');
+    const r = await call('POST', '/logs', { as: clients[ORDERS]!, body: Buffer.from(body), headers: { 'content-type': 'application/json' } });
+    expect(r.json<IngestResponse>()).toMatchObject({ stored: 2, rejected: [] });
+    const rows = (await store.scan(0, 100_000)).filter((row) => batch.some((e) => e.decision_id === row.columns.decision_id));
+    const asSent = (i: number) => JSON.stringify(batch[i], null, 2).replace(/é/g, '\\u00e9').replace(/\n/g, '\n  ');
+    expect(rows.map((row) => row.event)).toEqual([asSent(0), asSent(1)]);
+    expect(await events('revision=rev-as-sent&sort=seq')).toEqual(batch);
+    expect(await verifyStore(store)).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it('rejects an event that repeats a key in any of its objects, alone', async () => {
+    const [a, b, c, d] = makeEvents(4, () => ({ revision: 'rev-dup-key' }));
+    const top = JSON.stringify(b).replace('"outcome":"allow"', '"outcome":"deny","outcome":"allow"');
+    const nested = JSON.stringify(c).replace('"authn":"mtls"', '"authn":"none","authn":"mtls"');
+    expect(top).not.toBe(JSON.stringify(b));
+    expect(nested).not.toBe(JSON.stringify(c));
+    const body = Buffer.from(`[${JSON.stringify(a)},${top},${nested},${JSON.stringify(d)}]`);
+    const r = (await call('POST', '/logs', { as: clients[ORDERS]!, body })).json<IngestResponse>();
+    expect(r.stored).toBe(2);
+    expect(r.rejected).toEqual([1, 2].map((index) => ({ index, decision_id: [b, c][index - 1]!.decision_id, reason: expect.stringContaining('repeats a key inside one JSON object') })));
+    expect((await events('revision=rev-dup-key&sort=seq')).map((e) => e.decision_id)).toEqual([a!.decision_id, d!.decision_id]);
+  });
+
+  it('stores a body that is not valid UTF-8 as the events it parsed to (bad bytes replaced), and the chain verifies', async () => {
+    const e = makeEvent({ revision: 'rev-bad-utf8', reasons: ['BAD'] });
+    const [before, after] = JSON.stringify([e]).split('BAD') as [string, string];
+    const body = Buffer.concat([Buffer.from(before), Buffer.from([0xff, 0xfe]), Buffer.from(after)]);
+    expect((await call('POST', '/logs', { as: clients[ORDERS]!, body })).json<IngestResponse>()).toMatchObject({ stored: 1, rejected: [] });
+    const [stored] = await events('revision=rev-bad-utf8');
+    expect(stored?.result).toMatchObject({ reasons: ['\ufffd\ufffd'] });
+    expect(await verifyStore(store)).toMatchObject({ ok: true, problems: [] });
   });
 
   it('rejects events a workload logs for another workload, and lets the admission webhook log as admission', async () => {

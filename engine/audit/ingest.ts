@@ -1,13 +1,16 @@
 // The engine's audit HTTP API, as one express Router:
 //   POST /logs            decision events from proxy plugins and the admission webhook (JSON array,
 //                         plain or gzip, OPA decision-log uploader compatible), each validated alone
+//                         and stored as the bytes its sender wrote
 //   GET  /audit/events    filtered events (JSON, or NDJSON with Accept: application/x-ndjson)
 //   GET  /audit/top       top denied principals / operations / tools (?by=…)
 //   GET  /audit/graph     who talks to whom (?format=json|dot|mermaid)
 // Every route needs an identified caller; a workload may only log events labelled with its own name.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { decisionEvent, type DecisionEvent } from '../../formats/decision-event.js';
+import { arrayElements, countKeys } from './json-elements.js';
 import type { Identify } from './peer-identity.js';
 import { deniedByDefault, FilterError, GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type RawFilter } from './query.js';
 import { renderGraph } from './render.js';
@@ -98,9 +101,14 @@ export function auditRouter(opts: AuditApiOptions): Router {
       }
       if (!Array.isArray(batch)) return problem(res, 400, 'body must be a JSON array of decision events');
       if (batch.length > maxEvents) return problem(res, 413, `batch of ${batch.length} events is larger than the limit of ${maxEvents}; send smaller batches`);
+      // Each event's own bytes: stored as sent (when the body is valid UTF-8), and checked for repeated keys.
+      const spans = arrayElements(body);
+      if (spans?.length !== batch.length) return problem(res, 500, 'internal error: the body parsed as a JSON array but could not be split into its events');
+      const keepBytes = isUtf8(body);
       const principal = res.locals.principal as string;
       const mayLogAs = writers()[principal] ?? [];
       const accepted: DecisionEvent[] = [];
+      const sent: Uint8Array[] = [];
       const rejected: Rejection[] = [];
       batch.forEach((raw: unknown, index) => {
         const id = typeof (raw as { decision_id?: unknown })?.decision_id === 'string' ? (raw as { decision_id: string }).decision_id : undefined;
@@ -114,9 +122,15 @@ export function auditRouter(opts: AuditApiOptions): Router {
           rejected.push({ index, decision_id: e.decision_id, reason: `labels.workload is "${e.labels.workload}" but ${principal} may only log events of ${mayLogAs.map((w) => `"${w}"`).join(', ')}` });
           return;
         }
+        const span = spans[index]!;
+        if (span.keys !== countKeys(raw)) {
+          rejected.push({ index, decision_id: e.decision_id, reason: 'repeats a key inside one JSON object; send each key once (readers disagree on which of two equal keys counts, and the audit log stores the event as sent)' });
+          return;
+        }
         accepted.push(e);
+        sent.push(body.subarray(span.start, span.end));
       });
-      const result = accepted.length ? await opts.store.append(accepted, now()) : { stored: 0, duplicates: [] };
+      const result = accepted.length ? await opts.store.append(accepted, now(), keepBytes ? sent : undefined) : { stored: 0, duplicates: [] };
       const answer: IngestResponse = { received: batch.length, stored: result.stored, duplicates: result.duplicates, rejected };
       res.status(200).json(answer);
     },

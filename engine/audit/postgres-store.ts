@@ -73,21 +73,22 @@ export class PostgresStore implements AuditStore {
     }
   }
 
-  async append(events: readonly DecisionEvent[], receivedAt: number): Promise<AppendResult> {
+  async append(events: readonly DecisionEvent[], receivedAt: number, sent?: readonly Uint8Array[]): Promise<AppendResult> {
     // Dedupe within the batch first; the first occurrence of a decision id wins, as in SQLite.
     const seen = new Set<string>();
     const duplicates: string[] = [];
     const columns: EventColumns[] = [];
     const texts: string[] = [];
-    for (const e of events) {
+    events.forEach((e, i) => {
       if (seen.has(e.decision_id)) {
         duplicates.push(e.decision_id);
-        continue;
+        return;
       }
       seen.add(e.decision_id);
       columns.push(eventColumns(e));
-      texts.push(eventText(e));
-    }
+      const bytes = sent?.[i];
+      texts.push(bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8') : eventText(e));
+    });
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');

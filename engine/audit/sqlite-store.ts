@@ -62,12 +62,12 @@ export class SqliteStore implements AuditStore {
     return new SqliteStore(db, value, full);
   }
 
-  append(events: readonly DecisionEvent[], receivedAt: number): Promise<AppendResult> {
+  append(events: readonly DecisionEvent[], receivedAt: number, sent?: readonly Uint8Array[]): Promise<AppendResult> {
     // Only writers need the threads; a CLI query opening the store starts none.
     this.checkpointer ??= startWalCheckpointer(this.location, CHECKPOINT_EVERY_MS, (message) => (this.checkpointError = message));
     this.writer ??= startSqliteWriter(this.location);
     // Columns and text do not depend on the chain: worked out here while the writer is busy.
-    return this.writer.write({ columns: events.map(eventColumns), texts: events.map(eventText), receivedAt });
+    return this.writer.write({ columns: events.map(eventColumns), texts: sent ?? events.map(eventText), receivedAt });
   }
 
   query(filter: EventFilter): Promise<StoredEvent[]> {

@@ -35,10 +35,10 @@ export function openSqlite(path: string): Database.Database {
   return db;
 }
 
-/** One batch to append: columns and stored text per event, worked out by the caller. */
+/** One batch to append: columns and stored text (a string, or its UTF-8 bytes) per event, worked out by the caller. */
 export interface WriteBatch {
   columns: EventColumns[];
-  texts: string[];
+  texts: ReadonlyArray<string | Uint8Array>;
   receivedAt: number;
 }
 
@@ -88,11 +88,20 @@ function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
     }
   }
   let size = 0;
-  for (const t of texts) size += LINK + Buffer.byteLength(t, 'utf8');
+  for (const t of texts) size += LINK + (typeof t === 'string' ? Buffer.byteLength(t, 'utf8') : t.length);
   const bytes = Buffer.allocUnsafeSlow(size);
   const ends: number[] = [];
   let end = 0;
-  for (const t of texts) ends.push((end += LINK + bytes.write(t, end + LINK, 'utf8')));
+  for (const t of texts) {
+    const at = end + LINK;
+    if (typeof t === 'string') {
+      end = at + bytes.write(t, at, 'utf8');
+    } else {
+      bytes.set(t, at);
+      end = at + t.length;
+    }
+    ends.push(end);
+  }
   return { ids: columns.map((c) => c.decision_id), ts: columns.map((c) => c.ts), paths: columns.map((c) => c.path), names, refs, bytes, ends, receivedAt };
 }
 

@@ -79,8 +79,13 @@ export interface AuditStore extends AuditReader {
   readonly id: string;
   /** Human-readable location (file path or host/db), no credentials. */
   readonly location: string;
-  /** Store events not yet stored (by decision_id), chained in the given order, in one transaction. */
-  append(events: readonly DecisionEvent[], receivedAt: number): Promise<AppendResult>;
+  /**
+   * Store events not yet stored (by decision_id), chained in the given order, in one transaction.
+   * `sent[i]`, when given, is event i's JSON exactly as its sender wrote it (valid UTF-8 that parses to
+   * events[i], no key repeated in any object: see json-elements.ts); it is stored and hashed instead of
+   * a re-serialisation of the event.
+   */
+  append(events: readonly DecisionEvent[], receivedAt: number, sent?: readonly Uint8Array[]): Promise<AppendResult>;
   head(): Promise<ChainHead | undefined>;
   bounds(): Promise<StoreBounds | undefined>;
   /** Rows with seq > afterSeq in seq order (verification walks the store with it). */

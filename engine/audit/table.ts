@@ -265,8 +265,8 @@ export const TOP_KEYS = {
 } as const;
 
 /**
- * The text stored for an event and hashed into the chain: its JSON as sent when the caller has it,
- * else JSON.stringify of the parsed event. The chain covers these exact bytes, so verification hashes
+ * The text stored for an event and hashed into the chain: its JSON as sent when the caller has it
+ * (AuditStore.append's `sent`, from POST /logs), else JSON.stringify of the parsed event. The chain covers these exact bytes, so verification hashes
  * the stored text as it is, and any edit of it, even whitespace, breaks the link. (Version 1 stores
  * hold canonical JSON, which is hashed the same way.)
  */

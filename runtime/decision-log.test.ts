@@ -1,5 +1,5 @@
 import express from 'express';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -63,6 +63,25 @@ describe('DecisionLog', () => {
       expect(existsSync(spillFile)).toBe(false);
       expect(log.dropped).toBe(0);
       expect((await metrics.logSpilled.get()).values[0]?.value).toBe(25);
+    } finally {
+      await closeServer(engine);
+    }
+  });
+
+  it('replays a spill file whose last write was cut short, dropping and counting only the broken line', async () => {
+    const spillFile = join(mkdtempSync(join(tmpdir(), 'warden-spill-')), 'spill.ndjson');
+    const whole = [event(0), event(1)].map((e) => JSON.stringify(e));
+    writeFileSync(spillFile, `${whole.join('\n')}\n${JSON.stringify(event(2)).slice(0, 40)}`);
+    const { app, got } = collector();
+    const engine = http.createServer(app);
+    const port = await listenLocal(engine);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, spillFile, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+      log.record(event(3));
+      await log.close();
+      expect(got.map((e) => e.decision_id)).toEqual([0, 1, 3].map((i) => event(i).decision_id));
+      expect(log.dropped).toBe(1);
+      expect(existsSync(spillFile)).toBe(false);
     } finally {
       await closeServer(engine);
     }

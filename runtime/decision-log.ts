@@ -211,12 +211,28 @@ export class DecisionLog {
       }
       text = await readFile(taken, 'utf8');
     }
-    const events = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as DecisionEvent);
+    // A line that is not JSON (a write cut short by a crash) is dropped and counted: failing the replay
+    // on it would hold every event behind it, and every later one, in the spill file for good.
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const events = lines.flatMap((l) => parsedLine(l));
+    if (events.length < lines.length) {
+      this.drop(lines.length - events.length);
+      this.opts.logger.warn({ file: taken, dropped: lines.length - events.length }, 'spill file lines that are not JSON were dropped');
+    }
     const size = this.opts.batchSize ?? 500;
     for (let i = 0; i < events.length; i += size) await this.post(events.slice(i, i + size));
     this.shipped += events.length;
     this.opts.metrics?.logShipped.inc(events.length);
     await unlink(taken);
+  }
+}
+
+/** A spill-file line as an event, or nothing when it is not JSON. */
+function parsedLine(line: string): DecisionEvent[] {
+  try {
+    return [JSON.parse(line) as DecisionEvent];
+  } catch {
+    return [];
   }
 }
 

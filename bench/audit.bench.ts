@@ -4,6 +4,7 @@
 // `npm run bench` imports this module and calls run(); run directly, it also prints the table and writes
 // bench/results/audit.json with the machine's load average, since other work inflates every figure.
 import express from 'express';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { decisionEvent, type DecisionEvent } from '../formats/decision-event.js';
+import { newDecisionId } from '../formats/decision-id.js';
 import { PostgresStore } from '../engine/audit/postgres-store.js';
 import { auditRouter } from '../engine/audit/ingest.js';
 import { deniedByDefault, parseFilter, type RawFilter } from '../engine/audit/query.js';
@@ -44,25 +46,11 @@ function timeOf(i: number): number {
 }
 
 /**
- * Decision ids as plugins make them: UUIDv7 (time first, so the decision_id index grows at its end).
- * AUDIT_BENCH_IDS=v4 gives random version 4 ids instead, as older plugins sent. Derived from i, so every
- * run stores the same ids.
+ * Decision ids as plugins make them: UUIDv7 at the event's time (time first, so the decision_id index
+ * grows at its end). AUDIT_BENCH_IDS=v4 gives random version 4 ids instead, as older plugins sent.
  */
 const IDS = process.env.AUDIT_BENCH_IDS ?? 'v7';
 const ids = IDS === 'v4' ? ', v4 ids' : '';
-
-function mix(x: number): number {
-  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
-  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-function benchId(i: number): string {
-  const hex = (x: number) => x.toString(16).padStart(8, '0');
-  const [a, b, c] = [hex(mix(i)), hex(mix(i ^ 0x5bd1e995)), hex(mix(i + 0x27d4eb2f))];
-  const head = IDS === 'v4' ? hex(mix(~i)) + hex(mix(i * 3 + 1)).slice(0, 4) : timeOf(i).toString(16).padStart(12, '0');
-  return `${head.slice(0, 8)}-${head.slice(8, 12)}-${IDS === 'v4' ? '4' : '7'}${a.slice(0, 3)}-${'89ab'[mix(i) & 3]}${a.slice(3, 6)}-${b}${c.slice(0, 4)}`;
-}
 
 function eventAt(i: number): DecisionEvent {
   const w = rand(40);
@@ -76,7 +64,7 @@ function eventAt(i: number): DecisionEvent {
   const op = mcp ? undefined : `op${rand(30)}`;
   const path = mcp ? '/mcp' : `/api/v1/${op}/${rand(10_000)}`;
   return {
-    decision_id: benchId(i),
+    decision_id: IDS === 'v4' ? randomUUID() : newDecisionId(timeOf(i)),
     timestamp: new Date(timeOf(i)).toISOString(),
     kind: mcp ? 'mcp' : 'http',
     outcome,
@@ -125,6 +113,13 @@ async function inFlight<T>(items: readonly T[], send: (item: T) => Promise<unkno
   await Promise.all(running);
 }
 
+/** Events from..to-1 in batches of `size`. */
+function batchesOf(from: number, to: number, size: number): DecisionEvent[][] {
+  const out: DecisionEvent[][] = [];
+  for (let i = from; i < to; i += size) out.push(Array.from({ length: Math.min(size, to - i) }, (_, k) => eventAt(i + k)));
+  return out;
+}
+
 /**
  * Fill `store` with TOTAL events in batches; returns, per 100k chunk (its "runs"), the events/s and the
  * CPU time per event of the whole process (every thread: ingesting, writer, checkpointer, GC), which
@@ -132,15 +127,15 @@ async function inFlight<T>(items: readonly T[], send: (item: T) => Promise<unkno
  * with IN_FLIGHT appends outstanding, and the clock covers the appends only: exactly what POST /logs
  * calls once it has parsed and validated batches.
  */
-async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<{ rates: number[]; cpu: number[] }> {
+async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
   const chunk = Math.min(100_000, TOTAL);
+  const middle = Math.floor(TOTAL / 2);
   const rates: number[] = [];
   const cpu: number[] = [];
+  let middleId = '';
   for (let start = 0; start < TOTAL; start += chunk) {
-    const batches: DecisionEvent[][] = [];
-    for (let i = start; i < Math.min(start + chunk, TOTAL); i += batch) {
-      batches.push(Array.from({ length: Math.min(batch, start + chunk - i, TOTAL - i) }, (_, k) => eventAt(i + k)));
-    }
+    const batches = batchesOf(start, Math.min(start + chunk, TOTAL), batch);
+    if (middle >= start && middle < start + chunk) middleId = batches[Math.floor((middle - start) / batch)]![(middle - start) % batch]!.decision_id;
     // The store's first append starts its writer thread (a one-off ~0.5 s): stored, but not timed.
     if (start === 0) await store.append(batches.shift()!, NOW);
     const t0 = performance.now();
@@ -152,7 +147,7 @@ async function fill(store: AuditStore, batch: number, log: (s: string) => void):
     cpu.push((used.user + used.system) / stored);
     log(`  ${Math.min(start + chunk, TOTAL).toLocaleString('en')} stored, last chunk ${Math.round(rates.at(-1)!).toLocaleString('en')} events/s, ${cpu.at(-1)!.toFixed(1)} µs CPU/event`);
   }
-  return { rates, cpu };
+  return { rates, cpu, middleId };
 }
 
 /** Events sent over HTTP for the end-to-end figure (fewer than TOTAL: it is a cross-check, not the fill). */
@@ -183,10 +178,7 @@ async function httpIngest(dir: string, log: (s: string) => void): Promise<number
     };
     for (let start = 0; start < HTTP_EVENTS; start += chunk) {
       // The senders' serialisation is not the engine's work: done before the clock starts.
-      const bodies: string[] = [];
-      for (let i = start; i < Math.min(start + chunk, HTTP_EVENTS); i += batch) {
-        bodies.push(JSON.stringify(Array.from({ length: Math.min(batch, start + chunk - i, HTTP_EVENTS - i) }, (_, k) => eventAt(i + k))));
-      }
+      const bodies = batchesOf(start, Math.min(start + chunk, HTTP_EVENTS), batch).map((b) => JSON.stringify(b));
       const t0 = performance.now();
       let stored = 0;
       await inFlight(bodies, async (body) => {
@@ -203,8 +195,8 @@ async function httpIngest(dir: string, log: (s: string) => void): Promise<number
   return rates;
 }
 
-/** The queries the audit CLI and API run most, with the filters users give them. */
-const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawFilter }> = [
+/** The queries the audit CLI and API run most, with the filters users give them; `decisionId` is one stored. */
+const queries = (decisionId: string): Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawFilter }> => [
   { name: 'newest 100 events', kind: 'events', raw: {} },
   { name: 'workload, last 1h', kind: 'events', raw: { workload: 'svc-7', since: '1h' } },
   { name: 'principal + deny', kind: 'events', raw: { principal: 'spiffe://cluster.local/ns/ns-3/sa/caller-42', decision: 'deny' } },
@@ -212,7 +204,7 @@ const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawF
   { name: 'operation + workload', kind: 'events', raw: { operation: 'op4', workload: 'svc-11' } },
   { name: 'revision', kind: 'events', raw: { revision: 'git-3-sha256:9' } },
   { name: 'workload + path prefix', kind: 'events', raw: { workload: 'svc-2', 'path-prefix': '/api/v1/op17/' } },
-  { name: 'decision id', kind: 'events', raw: { 'decision-id': benchId(Math.floor(TOTAL / 2)) } },
+  { name: 'decision id', kind: 'events', raw: { 'decision-id': decisionId } },
   { name: 'top denied principals, 24h', kind: 'top', raw: { since: '24h' } },
   { name: 'top denied principals, all', kind: 'top', raw: {} },
   { name: 'who-talks-to-whom, 1h', kind: 'edges', raw: { since: '1h', limit: '1000' } },
@@ -220,8 +212,8 @@ const QUERIES: Array<{ name: string; kind: 'events' | 'top' | 'edges'; raw: RawF
   { name: 'who-talks-to-whom, all', kind: 'edges', raw: { limit: '1000' } },
 ];
 
-async function measureQueries(store: AuditStore, backend: string, out: Figure[], log: (s: string) => void): Promise<void> {
-  for (const q of QUERIES) {
+async function measureQueries(store: AuditStore, backend: string, decisionId: string, out: Figure[], log: (s: string) => void): Promise<void> {
+  for (const q of queries(decisionId)) {
     const f = parseFilter(q.raw, NOW, q.kind === 'top' ? { limit: 10 } : {});
     const once = () => (q.kind === 'events' ? store.query(f) : q.kind === 'top' ? store.top('principal', deniedByDefault(f)) : store.edges(f));
     await once(); // warm the cache, as a repeated CLI query would find it
@@ -263,7 +255,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
     out.push({ suite: SUITE, name: `sqlite ingest (append, batches of 1,000, ${IN_FLIGHT} in flight${ids})`, value: Math.round(median(sqliteFill.rates)), unit: 'events/s', detail: `${detail(sqliteFill.rates, 'events/s', '≥ 50,000 events/s')}; ${cpuDetail(sqliteFill.cpu)}; ${load}` });
     sqlite.database.exec('ANALYZE');
     log('SQLite queries (median of 7):');
-    await measureQueries(sqlite, 'sqlite', out, log);
+    await measureQueries(sqlite, 'sqlite', sqliteFill.middleId, out, log);
     await sqlite.close();
 
     log(`SQLite over HTTP: POST /logs, ${HTTP_EVENTS.toLocaleString('en')} events in batches of 1,000…`);
@@ -280,7 +272,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
       out.push({ suite: SUITE, name: `postgres ingest (append, batches of 5,000, ${IN_FLIGHT} in flight${ids})`, value: Math.round(median(pgFill.rates)), unit: 'events/s', detail: `${detail(pgFill.rates, 'events/s')}; ${cpuDetail(pgFill.cpu)} (Warden's process only); ${load}` });
       await pg.sql.query('VACUUM ANALYZE events');
       log('PostgreSQL queries (median of 7):');
-      await measureQueries(pg, 'postgres', out, log);
+      await measureQueries(pg, 'postgres', pgFill.middleId, out, log);
       await pg.close();
     } finally {
       await server.stop();

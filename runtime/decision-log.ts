@@ -214,7 +214,14 @@ export class DecisionLog {
     // A line that is not JSON (a write cut short by a crash) is dropped and counted: failing the replay
     // on it would hold every event behind it, and every later one, in the spill file for good.
     const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const events = lines.flatMap((l) => parsedLine(l));
+    const events: DecisionEvent[] = [];
+    for (const line of lines) {
+      try {
+        events.push(JSON.parse(line) as DecisionEvent);
+      } catch {
+        // counted below
+      }
+    }
     if (events.length < lines.length) {
       this.drop(lines.length - events.length);
       this.opts.logger.warn({ file: taken, dropped: lines.length - events.length }, 'spill file lines that are not JSON were dropped');
@@ -224,15 +231,6 @@ export class DecisionLog {
     this.shipped += events.length;
     this.opts.metrics?.logShipped.inc(events.length);
     await unlink(taken);
-  }
-}
-
-/** A spill-file line as an event, or nothing when it is not JSON. */
-function parsedLine(line: string): DecisionEvent[] {
-  try {
-    return [JSON.parse(line) as DecisionEvent];
-  } catch {
-    return [];
   }
 }
 

@@ -75,9 +75,7 @@ const SCRATCH_TEXT_MAX = (scratch.length - 32) / 3;
 /** chainHash on raw digests, so a batch append hex-decodes nothing and hex-encodes once per event. */
 export function chainDigest(prevDigest: Buffer, eventText: string): Buffer {
   if (prevDigest.length !== 32 || eventText.length > SCRATCH_TEXT_MAX) return createHash('sha256').update(prevDigest).update(eventText).digest();
-  prevDigest.copy(scratch, 0);
-  const end = 32 + scratch.write(eventText, 32, 'utf8');
-  return hash('sha256', scratch.subarray(0, end), 'buffer');
+  return chainDigestInPlace(scratch, 0, 32 + scratch.write(eventText, 32, 'utf8'), prevDigest);
 }
 
 /**

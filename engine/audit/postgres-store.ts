@@ -9,7 +9,7 @@ import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  COLUMN_NAMES, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, selectChainRows, selectEdges, selectEvents, selectTop,
+  COLUMN_NAMES, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -97,7 +97,7 @@ export class PostgresStore implements AuditStore {
         (await client.query<{ decision_id: string }>('SELECT decision_id FROM events WHERE decision_id = ANY($1::text[])', [[...seen]])).rows.map((r) => r.decision_id),
       );
       const ids = await this.resolveNames(client, columns);
-      const headRow = (await client.query<ChainHead>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')).rows[0];
+      const headRow = (await client.query<ChainHead>(SELECT_HEAD)).rows[0];
       let prev = headRow?.hash ?? GENESIS_HASH;
       let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
@@ -188,7 +188,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async head(): Promise<ChainHead | undefined> {
-    return (await this.pool.query<ChainHead>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')).rows[0];
+    return (await this.pool.query<ChainHead>(SELECT_HEAD)).rows[0];
   }
 
   async bounds(): Promise<StoreBounds | undefined> {

@@ -13,7 +13,7 @@ import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.j
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  eventColumns, eventText, migrationStatements, schemaAction, schemaStatements, SCHEMA_VERSION, selectChainRows, selectEdges, selectEvents, selectTop,
+  eventColumns, eventText, migrationStatements, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -41,7 +41,7 @@ export class SqliteStore implements AuditStore {
     readonly id: string,
     readonly location: string,
   ) {
-    this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+    this.headStmt = db.prepare(SELECT_HEAD);
   }
 
   /** Open (creating if needed, migrating a version 1 layout in place) the store at `path`. */

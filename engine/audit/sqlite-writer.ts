@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { chainDigestInPlace, GENESIS_HASH } from './chain.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
-import { COLUMN_NAMES, type EventColumns } from './table.js';
+import { COLUMN_NAMES, SELECT_HEAD, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;
@@ -73,8 +73,7 @@ export interface PackedBatch {
 function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
   const names: string[] = [];
   const index = new Map<string, number>();
-  // Not from Buffer's shared pool, like bytes below: this memory is handed to the other thread.
-  const refs = new Int32Array(new ArrayBuffer(columns.length * WIDTH * 4));
+  const refs = new Int32Array(columns.length * WIDTH);
   let k = 0;
   for (const c of columns) {
     for (const f of NAMED) {
@@ -89,6 +88,7 @@ function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
   }
   let size = 0;
   for (const t of texts) size += LINK + (typeof t === 'string' ? Buffer.byteLength(t, 'utf8') : t.length);
+  // Not from Buffer's shared pool: this memory is handed to the other thread.
   const bytes = Buffer.allocUnsafeSlow(size);
   const ends: number[] = [];
   let end = 0;
@@ -115,7 +115,7 @@ export class SqliteWriter {
   private readonly names = new NameIds();
 
   constructor(private readonly db: Database.Database) {
-    this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+    this.headStmt = db.prepare(SELECT_HEAD);
     this.storedIds = db.prepare<[string], string>('SELECT decision_id FROM events WHERE decision_id IN (SELECT value FROM json_each(?))').pluck();
     this.nameId = db.prepare<[string], number>('SELECT id FROM audit_names WHERE value = ?').pluck();
     this.addName = db.prepare('INSERT INTO audit_names (value) VALUES (?)');

@@ -26,6 +26,9 @@ export interface EventColumns {
   revision: string | null;
 }
 
+/** The chain head: the newest row's seq and hash (both backends, inside and outside an append). */
+export const SELECT_HEAD = 'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1';
+
 /** Column names in the order rows are written. */
 export const COLUMN_NAMES = [
   'seq', 'decision_id', 'ts', 'received_at', 'workload', 'namespace', 'outcome', 'kind', 'principal',
@@ -266,8 +269,9 @@ export const TOP_KEYS = {
 
 /**
  * The text stored for an event and hashed into the chain: its JSON as sent when the caller has it
- * (AuditStore.append's `sent`, from POST /logs), else JSON.stringify of the parsed event. The chain covers these exact bytes, so verification hashes
- * the stored text as it is, and any edit of it, even whitespace, breaks the link. (Version 1 stores
+ * (AuditStore.append's `sent`, from POST /logs), else JSON.stringify of the parsed event. The chain
+ * covers these exact bytes, so verification hashes the stored text as it is, and any edit of it, even
+ * whitespace, breaks the link. (Version 1 stores
  * hold canonical JSON, which is hashed the same way.)
  */
 export function eventText(e: DecisionEvent): string {

@@ -4,13 +4,13 @@
 // over IPC and answers 'cpu' with the process's CPU time, the figure that survives a busy machine.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
 
-const listen = async (s: http.Server) => {
+const listen = async (s: Server) => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return (s.address() as AddressInfo).port;
 };

@@ -4,8 +4,7 @@
 // pulling its signed bundle from the engine over mTLS. Like main.ts, this file is a composition root:
 // cli/ is the one folder that wires engine/, proxy-plugin/ and admission/ together (engine/ imports neither).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { pino, type Logger } from 'pino';
@@ -18,7 +17,7 @@ import { loadJwks } from '../proxy-plugin/identity.js';
 import { mcpCallHandler } from '../proxy-plugin/mcp/call-adapter.js';
 import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { DecisionLog } from '../runtime/decision-log.js';
 import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
 import { loadCheckpointSigner } from '../engine/audit/chain.js';
@@ -55,7 +54,7 @@ export interface RunningWorkload {
   name: string;
   app: App;
   plugin: Plugin;
-  sidecar: Server;
+  sidecar: SidecarServer;
   /** Sidecar URL callers use. */
   url: string;
 }

@@ -2,8 +2,10 @@
 // Lives in proxy-plugin/ so the engine's code never imports the plugin; only the CLI entry wires it in.
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+
+/** A listener that can also close its idle keep-alive connections (http.Server and the sidecar). */
+type Server = NetServer & { closeIdleConnections(): void };
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';

@@ -3,6 +3,8 @@
 // decision id. With `gate: null` it is the same proxy without policy (the benchmark's baseline).
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -10,6 +12,8 @@ import { ANONYMOUS } from '../formats/input.js';
 import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
 import type { Call, CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
+import { FastPath, type Admission, type OwnAnswer } from './fast-path.js';
+import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 
 /** Size and time limits (defaults in brackets). */
@@ -79,6 +83,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 // Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1).
 function connectionTokens(value: string | readonly string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // The usual values name nothing beyond the hop-by-hop fields every hop drops anyway.
+  if (typeof value === 'string' && /^\s*(keep-alive|close)\s*$/i.test(value)) return undefined;
   const named = new Set<string>();
   for (const v of typeof value === 'string' ? [value] : value) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
   return named;
@@ -133,6 +139,47 @@ function responseHeadersOut(headers: Record<string, string | string[] | undefine
   return out;
 }
 
+// Response header lines from a raw upstream head (the fast path): hop-by-hop fields dropped, and the
+// upstream's framing fields too when the body is relayed with other framing; the decision id is Warden's.
+function responseHeaderLines(resp: ResponseHead, decisionId: string | undefined): string {
+  const raw = resp.rawHeaders;
+  const named = connectionTokens(rawConnection(raw));
+  let out = '';
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (isHopByHop(name, named) || (name === 'content-length' && resp.framing !== 'length') || (decisionId && name === DECISION_ID_HEADER)) continue;
+    out += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return decisionId ? `${out}${DECISION_ID_HEADER}: ${decisionId}\r\n` : out;
+}
+
+// A flat [name, value, …] list as header lines.
+function lines(flat: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i + 1 < flat.length; i += 2) out += `${flat[i]}: ${flat[i + 1]}\r\n`;
+  return out;
+}
+
+// Fields the sidecar sets on its own answers; a policy's denial headers cannot replace them.
+const OWN_FIELDS = new Set(['content-type', 'content-length', 'connection', 'transfer-encoding', DECISION_ID_HEADER]);
+
+// A policy denial as the fast path writes it (the same fields sendDenial writes).
+function denialAnswer(v: Verdict): OwnAnswer {
+  const headers: Array<[string, string]> = Object.entries(v.headers).filter(([name]) => !OWN_FIELDS.has(name.toLowerCase()));
+  headers.push(['content-type', 'application/json'], [DECISION_ID_HEADER, v.decisionId]);
+  return { status: v.status, headers, body: denialBody(v) };
+}
+
+// The sidecar's own JSON answer: decision id and reasons, never upstream details.
+function ownAnswer(status: number, decisionId: string | undefined, reason: string): OwnAnswer {
+  const headers: Array<[string, string]> = [['content-type', 'application/json']];
+  if (decisionId) headers.push([DECISION_ID_HEADER, decisionId]);
+  return { status, headers, body: JSON.stringify({ decision_id: decisionId, reasons: [reason] }) };
+}
+
+/** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
+export type SidecarServer = net.Server & { closeAllConnections(): void; closeIdleConnections(): void };
+
 class BodyTooLarge extends Error {}
 
 // A request body that is not framed by content-length, counted as it streams: past `limit` it fails.
@@ -145,8 +192,11 @@ async function* limited(req: IncomingMessage, limit: number): AsyncGenerator<Buf
   }
 }
 
-/** The sidecar server (not yet listening). */
-export function createSidecar(opts: SidecarOptions): http.Server {
+/**
+ * The sidecar server (not yet listening). Connections start on the fast path (fast-path.ts) when the
+ * upstream is plain HTTP and no call handler (MCP) is configured; node's http server serves the rest.
+ */
+export function createSidecar(opts: SidecarOptions): SidecarServer {
   const limits = {
     maxHeaderBytes: 16 * 1024,
     maxBodyBytes: 10 * 1024 * 1024,
@@ -164,9 +214,9 @@ export function createSidecar(opts: SidecarOptions): http.Server {
   const log = opts.logger;
 
   // A mesh identity header from anyone but the trusted local peer is dropped, so the upstream cannot be fooled by it either.
-  function untrustedIdentityHeader(req: IncomingMessage): string | undefined {
+  function untrustedIdentityHeader(socket: { remoteAddress?: string | undefined }): string | undefined {
     const th = opts.gate?.identity.trustedHeader;
-    return th && !th.peers.includes(req.socket.remoteAddress ?? '') ? th.name : undefined;
+    return th && !th.peers.includes(socket.remoteAddress ?? '') ? th.name : undefined;
   }
 
   function sendDenial(res: ServerResponse, v: Verdict): void {
@@ -203,7 +253,7 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     res.on('close', () => {
       if (!res.writableFinished) controller?.abort(new Error('the client went away'));
     });
-    const headers = requestHeadersOut(req.rawHeaders, extra, untrustedIdentityHeader(req), body !== undefined);
+    const headers = requestHeadersOut(req.rawHeaders, extra, untrustedIdentityHeader(req.socket), body !== undefined);
     pool.dispatch(
       { method: req.method as Dispatcher.HttpMethod, path: target, headers, body: payload },
       {
@@ -332,20 +382,22 @@ export function createSidecar(opts: SidecarOptions): http.Server {
     // How often header and request timeouts are checked; node's 30 s default would let a slow client linger.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
   };
-  const server = opts.tls
-    ? https.createServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) })
-    : http.createServer(serverOptions);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  // Node's http server parses what the fast path hands over; it never listens itself (TLS, when
+  // configured, ends at the listener below). 'listening' starts its checks of header and request
+  // timeouts, which is what stops slow clients on handed-over connections.
+  const full = http.createServer(serverOptions);
+  full.emit('listening');
+  full.on('request', (req: IncomingMessage, res: ServerResponse) => {
     onRequest(req, res).catch((err: unknown) => {
       log.error({ err: String((err as Error)?.message ?? err) }, 'request handling failed');
       answer(res, 500, undefined, 'internal error (fail closed)', true);
     });
   });
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  full.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     onUpgrade(req, socket, head).catch(() => socket.destroy());
   });
   // Requests refused by the HTTP parser itself (oversized head, slow client, malformed): log why.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+  full.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code ?? 'ERR';
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     if (code !== 'ECONNRESET') log.warn({ code, status, principal: ANONYMOUS }, 'request refused by the HTTP parser');
@@ -353,6 +405,50 @@ export function createSidecar(opts: SidecarOptions): http.Server {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
-  server.on('close', () => void pool.destroy());
-  return server;
+
+  const fast = upstreamIsTls
+    ? undefined
+    : new FastPath({
+        upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(upstreamBase.port) },
+        limits,
+        handOff: (socket) => full.emit('connection', socket),
+        // Calls for a handler (MCP) and JSON bodies policy reads go node's way: they need the parsed request.
+        eligible: (head: RequestHead) => !opts.handlers?.length && !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
+        admit: async (head: RequestHead, socket: net.Socket): Promise<Admission> => {
+          const drop = untrustedIdentityHeader(socket);
+          const gate = opts.gate;
+          if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: lines(requestHeadersOut(head.rawHeaders, [], drop, false)) };
+          const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
+          const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
+          if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
+          const target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
+          return { forward: true, target, decisionId: v.decisionId, headerLines: lines(requestHeadersOut(head.rawHeaders, [DECISION_ID_HEADER, v.decisionId], drop, false)) };
+        },
+        responseHeaderLines,
+        answer: ownAnswer,
+        upstreamFailed: (decisionId, err) => log.warn({ decision_id: decisionId, err }, 'upstream request failed'),
+      });
+
+  const listener = opts.tls
+    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1'], ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) })
+    : net.createServer();
+  listener.on(opts.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+    if (fast) fast.accept(socket);
+    else full.emit('connection', socket);
+  });
+  listener.on('close', () => {
+    fast?.close();
+    void pool.destroy();
+    full.close();
+  });
+  return Object.assign(listener, {
+    closeAllConnections: () => {
+      fast?.closeAllConnections();
+      full.closeAllConnections();
+    },
+    closeIdleConnections: () => {
+      fast?.closeIdleConnections();
+      full.closeIdleConnections();
+    },
+  });
 }

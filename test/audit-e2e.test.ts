@@ -5,7 +5,6 @@
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +23,7 @@ import { startEngineService, type EngineService } from '../engine/service.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { DecisionLog } from '../runtime/decision-log.js';
 import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
 import { makeEvent, makeEvents } from './support/decision-events.js';
@@ -147,7 +146,7 @@ describe.each(BACKENDS)('proxy plugin → engine (mTLS) → $name audit store', 
   let service: EngineService;
   let enginePort: number;
   const plugins: Record<string, Plugin> = {};
-  const sidecars: Record<string, { server: Server; port: number }> = {};
+  const sidecars: Record<string, { server: SidecarServer; port: number }> = {};
   const sent: Array<CallCase & { decisionId: string }> = [];
 
   const engineTls = (who: keyof typeof ID): EngineTls => ({ ca: ca.cert, cert: certs[who].cert, key: certs[who].key });

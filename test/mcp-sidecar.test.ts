@@ -10,16 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { mcpCallHandler } from '../proxy-plugin/mcp/call-adapter.js';
 import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 import type { ActiveBundle } from '../proxy-plugin/bundle-source.js';
 import { ISSUER, AUDIENCE, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
-import type { Server } from 'node:http';
 
 let plugin: Plugin;
 let server: TestMcpServer;
-let sidecar: Server;
+let sidecar: SidecarServer;
 let issuer: TokenIssuer;
 const events: DecisionEvent[] = [];
 

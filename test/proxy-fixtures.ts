@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,13 +14,13 @@ import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 
 /** Listen on 127.0.0.1:0 and resolve with the port once listening. */
-export async function listenLocal(server: Server): Promise<number> {
+export async function listenLocal(server: NetServer): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as AddressInfo).port;
 }
 
 /** Close a server and every connection it holds. */
-export async function closeServer(server: Server): Promise<void> {
+export async function closeServer(server: NetServer & { closeAllConnections(): void }): Promise<void> {
   await new Promise<void>((r) => {
     server.close(() => r());
     server.closeAllConnections();

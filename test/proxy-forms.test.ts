@@ -2,7 +2,8 @@
 // sharing one plugin instance and the real orders bundle.
 import express from 'express';
 import { readFileSync } from 'node:fs';
-import http, { type Server } from 'node:http';
+import http from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +19,7 @@ const silent = pino({ level: 'silent' });
 let plugin: Plugin;
 let upstream: Upstream;
 let issuer: Issuer;
-const servers: Server[] = [];
+const servers: Array<NetServer & { closeAllConnections(): void }> = [];
 const ports = { sidecar: 0, extAuthz: 0, app: 0 };
 const appSaw: string[] = [];
 

@@ -12,7 +12,7 @@ import type { DecisionEvent } from '../formats/decision-event.js';
 import { loadJwks } from '../proxy-plugin/identity.js';
 import { createAdminServer } from '../proxy-plugin/metrics.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { closeServer, copyPolicies, listenLocal, logCollector, makePki, startIssuer, startUpstream, type Issuer, type Pki, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
 
 const STOREFRONT = 'spiffe://cluster.local/ns/shop/sa/storefront';
@@ -26,7 +26,7 @@ let engineUrl: string;
 let upstream: Upstream;
 let issuer: Issuer;
 let plugin: Plugin;
-let sidecar: Server;
+let sidecar: SidecarServer;
 let sidecarPort: number;
 let admin: Server;
 let adminPort: number;

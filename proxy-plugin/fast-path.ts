@@ -1,0 +1,519 @@
+// The sidecar's fast path: plain HTTP/1.1 exchanges handled on the raw sockets. A request whose whole
+// head arrives at once and falls in http1.ts's strict subset is parsed here, decided, and relayed to
+// the upstream over a pool of keep-alive connections; its response is relayed byte for byte after a
+// rewritten head. Everything else (a head split across reads, upgrades, chunked or expect-continue
+// bodies, anything unusual) hands the connection over to node's http server, which parses it from the
+// first byte not yet consumed and keeps it for good. Node's http server and client cost about twice
+// the CPU per call of these few socket reads and writes (bench/proxy.bench.ts shows both).
+import net from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import { ChunkedEnd, isHeaderName, isPlainValue, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const MAX_RESPONSE_HEAD = 64 * 1024;
+/** Client bytes buffered while a call is in flight before reading pauses. */
+const MAX_BUFFERED = 64 * 1024;
+
+/** An answer the sidecar writes itself (a denial, 502, 408, 500). */
+export interface OwnAnswer {
+  status: number;
+  headers: Array<[string, string]>;
+  body: string;
+}
+
+/** The outcome of admitting one request. */
+export type Admission = { forward: true; target: string; decisionId: string | undefined; headerLines: string } | ({ forward: false } & OwnAnswer);
+
+/** What the fast path asks of the sidecar. */
+export interface FastPathOptions {
+  upstream: { host: string; port: number };
+  limits: { maxHeaderBytes: number; maxBodyBytes: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
+  /** Takes over a connection the fast path does not handle (node's http server; it never listens itself). */
+  handOff(socket: net.Socket): void;
+  /** Whether this request may take the fast path. */
+  eligible(head: RequestHead): boolean;
+  /** Decide the request; a forward carries the upstream target and its request header lines. */
+  admit(head: RequestHead, socket: net.Socket): Promise<Admission>;
+  /** Response header lines for the client (`name: value\r\n` each) from the upstream's head. */
+  responseHeaderLines(resp: ResponseHead, decisionId: string | undefined): string;
+  /** The sidecar's own JSON answer (502, 408, 500). */
+  answer(status: number, decisionId: string | undefined, reason: string): OwnAnswer;
+  /** An upstream call failed before it could answer. */
+  upstreamFailed(decisionId: string | undefined, err: string): void;
+}
+
+// One keep-alive connection to the upstream. Its listeners stay for its whole life and route to the
+// exchange using it (none while idle: then a close, stray bytes or the idle timeout retire it).
+class Upstream {
+  exchange: Exchange | undefined;
+  reused = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    pool: UpstreamPool,
+  ) {
+    socket.on('data', (chunk: Buffer) => (this.exchange ? this.exchange.onUpData(chunk) : socket.destroy()));
+    socket.on('end', () => this.exchange?.onUpEnd());
+    socket.on('error', (err: Error) => this.exchange?.onUpError(err));
+    socket.on('timeout', () => (this.exchange ? undefined : socket.destroy()));
+    socket.once('close', () => {
+      this.exchange?.onUpEnd();
+      pool.closed(this);
+    });
+  }
+}
+
+// Keep-alive connections to the upstream, at most `max` at once; calls beyond wait in order.
+class UpstreamPool {
+  private readonly idle: Upstream[] = [];
+  private readonly waiting: Exchange[] = [];
+  private open = 0;
+  private ended = false;
+
+  constructor(
+    private readonly at: { host: string; port: number },
+    private readonly max: number,
+    private readonly idleMs: number,
+  ) {}
+
+  /** A connection for `ex` now (reused when one is idle), or later in order of asking. */
+  acquire(ex: Exchange): void {
+    while (this.idle.length > 0) {
+      const up = this.idle.pop()!;
+      if (up.socket.destroyed) continue;
+      up.socket.setTimeout(0);
+      up.reused = true;
+      return ex.start(up);
+    }
+    if (this.open < this.max) return ex.start(this.connect());
+    this.waiting.push(ex);
+  }
+
+  /** A fresh connection, whatever is idle (a retry after a reused one failed). */
+  fresh(ex: Exchange): void {
+    if (this.open < this.max) ex.start(this.connect());
+    else this.waiting.unshift(ex);
+  }
+
+  release(up: Upstream, reusable: boolean, keepAliveMs: number | undefined): void {
+    up.exchange = undefined;
+    // Retire a connection before the upstream's own keep-alive timeout can race a new call onto it.
+    const idleMs = Math.min(this.idleMs, keepAliveMs === undefined ? Infinity : keepAliveMs - 1000);
+    if (!reusable || this.ended || up.socket.destroyed || idleMs <= 0) return void up.socket.destroy();
+    up.socket.resume(); // a slow client may have paused it; idle connections are read
+    const next = this.waiting.shift();
+    if (next) {
+      up.reused = true;
+      return next.start(up);
+    }
+    up.socket.setTimeout(idleMs);
+    this.idle.push(up);
+  }
+
+  closed(up: Upstream): void {
+    this.open--;
+    const i = this.idle.indexOf(up);
+    if (i >= 0) this.idle.splice(i, 1);
+    const next = !this.ended && this.open < this.max ? this.waiting.shift() : undefined;
+    if (next) next.start(this.connect());
+  }
+
+  destroy(): void {
+    this.ended = true;
+    for (const up of this.idle.splice(0)) up.socket.destroy();
+    this.waiting.length = 0;
+  }
+
+  private connect(): Upstream {
+    this.open++;
+    return new Upstream(net.connect({ host: this.at.host, port: this.at.port, noDelay: true }), this);
+  }
+}
+
+const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+// A header list checked before it is written: names are tokens, values plain (no CR/LF smuggled in).
+function headerLines(headers: Array<[string, string]>): string | undefined {
+  let out = '';
+  for (const [name, value] of headers) {
+    if (!isHeaderName(name) || !isPlainValue(value)) return undefined;
+    out += `${name}: ${value}\r\n`;
+  }
+  return out;
+}
+
+/** The fast path of one sidecar listener. */
+export class FastPath {
+  readonly connections = new Set<Connection>();
+  readonly pool: UpstreamPool;
+
+  constructor(readonly o: FastPathOptions) {
+    this.pool = new UpstreamPool(o.upstream, 256, 4_000);
+  }
+
+  /** Serve a new client connection (plain or TLS). */
+  accept(socket: net.Socket): void {
+    this.connections.add(new Connection(this, socket));
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.connections) if (!c.busy) c.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.connections) c.socket.destroy();
+  }
+
+  close(): void {
+    this.pool.destroy();
+  }
+}
+
+// One client connection while the fast path owns it.
+class Connection {
+  busy = false;
+  private buf: Buffer | undefined;
+  private exchange: Exchange | undefined;
+  private gone = false;
+
+  constructor(
+    private readonly fp: FastPath,
+    readonly socket: net.Socket,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', this.onGone);
+    socket.on('close', this.onGone);
+    socket.on('end', this.onGone);
+    socket.on('timeout', this.onIdle);
+    socket.setTimeout(fp.o.limits.headersTimeoutMs);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const ex = this.exchange;
+    if (ex?.streaming && ex.bodyLeft > 0) {
+      const n = Math.min(ex.bodyLeft, chunk.length);
+      ex.sendBody(chunk.subarray(0, n));
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
+    }
+    this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (!this.busy) this.next();
+    else if (this.buf.length > MAX_BUFFERED) this.socket.pause();
+  };
+
+  private readonly onGone = (): void => {
+    if (this.gone) return;
+    this.gone = true;
+    this.fp.connections.delete(this);
+    this.exchange?.abort();
+    this.socket.destroy();
+  };
+
+  private readonly onIdle = (): void => {
+    if (!this.busy) this.socket.destroy();
+  };
+
+  /** Take the bytes of the body that arrived with the head (up to `n`). */
+  takeBuffered(n: number): Buffer | undefined {
+    const buf = this.buf;
+    if (!buf || n === 0) return undefined;
+    if (buf.length <= n) {
+      this.buf = undefined;
+      return buf;
+    }
+    this.buf = buf.subarray(n);
+    return buf.subarray(0, n);
+  }
+
+  // Parse the next request from the buffered bytes, or hand the connection over.
+  private next(): void {
+    const buf = this.buf;
+    if (!buf) return;
+    const { limits } = this.fp.o;
+    const end = buf.indexOf(CRLFCRLF);
+    if (end < 0 || end + 4 > limits.maxHeaderBytes) return this.handOff();
+    const head = parseRequestHead(buf.toString('latin1', 0, end));
+    if (!head || head.contentLength > limits.maxBodyBytes || !this.fp.o.eligible(head)) return this.handOff();
+    this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
+    this.busy = true;
+    this.socket.setTimeout(0);
+    this.fp.o.admit(head, this.socket).then(
+      (a) => this.admitted(head, a),
+      () => this.admitted(head, { forward: false, ...this.fp.o.answer(500, undefined, 'internal error (fail closed)') }),
+    );
+  }
+
+  private admitted(head: RequestHead, a: Admission): void {
+    if (this.gone) return;
+    if (!a.forward) return this.own(a, head.close || head.contentLength > 0);
+    this.exchange = new Exchange(this.fp, this, head, a);
+  }
+
+  /** Write one of the sidecar's own answers; `close` when the connection cannot be reused. */
+  own(answer: OwnAnswer, close: boolean): void {
+    const lines = headerLines(answer.headers);
+    // A header the policy asked for that cannot be written: fail closed, as node's writeHead would.
+    if (lines === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
+    const body = Buffer.from(answer.body, 'utf8');
+    const head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n${lines}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+    this.socket.cork();
+    this.socket.write(head, 'latin1');
+    this.socket.write(body);
+    this.socket.uncork();
+    this.done(close);
+  }
+
+  /** The exchange is over: close, or go on with the next request. */
+  done(close: boolean): void {
+    this.exchange = undefined;
+    this.busy = false;
+    if (this.gone) return;
+    if (close) {
+      this.gone = true;
+      this.fp.connections.delete(this);
+      this.socket.end();
+      return;
+    }
+    this.socket.resume();
+    this.socket.setTimeout(this.fp.o.limits.keepAliveTimeoutMs);
+    this.next();
+  }
+
+  // From here on node's http server owns the connection, starting with the bytes not yet consumed.
+  private handOff(): void {
+    const s = this.socket;
+    s.removeListener('data', this.onData);
+    s.removeListener('error', this.onGone);
+    s.removeListener('close', this.onGone);
+    s.removeListener('end', this.onGone);
+    s.removeListener('timeout', this.onIdle);
+    s.setTimeout(0);
+    this.fp.connections.delete(this);
+    s.pause();
+    if (this.buf) s.unshift(this.buf);
+    this.buf = undefined;
+    this.fp.o.handOff(s);
+    s.resume();
+  }
+}
+
+// One request relayed to the upstream and its response relayed back.
+class Exchange {
+  bodyLeft: number;
+  /** The request went out: more body from the client goes straight to the upstream. */
+  streaming = false;
+  private up: Upstream | undefined;
+  private retried = false;
+  private answered = false;
+  private rbuf: Buffer | undefined;
+  private resp: ResponseHead | undefined;
+  private left = 0;
+  private chunked: ChunkedEnd | undefined;
+  private extra = false;
+  private closeAfter: boolean;
+  private timer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private readonly requestHead: string;
+
+  constructor(
+    private readonly fp: FastPath,
+    private readonly conn: Connection,
+    private readonly head: RequestHead,
+    private readonly a: Extract<Admission, { forward: true }>,
+  ) {
+    this.bodyLeft = head.contentLength;
+    this.closeAfter = head.close;
+    this.requestHead = `${head.method} ${a.target} HTTP/1.1\r\n${a.headerLines}\r\n`;
+    if (this.bodyLeft > 0) {
+      // The whole body must arrive in time (node's requestTimeout); slow senders are cut off.
+      this.timer = setTimeout(() => this.bodyTimedOut(), fp.o.limits.requestTimeoutMs);
+      this.timer.unref();
+    }
+    fp.pool.acquire(this);
+  }
+
+  /** The connection to send on is ready. */
+  start(up: Upstream): void {
+    if (this.finished) return void this.fp.pool.release(up, true, undefined);
+    this.up = up;
+    up.exchange = this;
+    const s = up.socket;
+    s.cork();
+    s.write(this.requestHead, 'latin1');
+    const early = this.conn.takeBuffered(this.bodyLeft);
+    if (early) {
+      this.bodyLeft -= early.length;
+      s.write(early);
+    }
+    s.uncork();
+    this.streaming = true;
+    if (this.bodyLeft === 0) this.bodySent();
+    else this.conn.socket.resume();
+  }
+
+  /** More request body from the client. */
+  sendBody(chunk: Buffer): void {
+    this.bodyLeft -= chunk.length;
+    const s = this.up?.socket;
+    if (!s || s.destroyed) return;
+    if (!s.write(chunk)) {
+      const client = this.conn.socket;
+      client.pause();
+      s.once('drain', () => client.resume());
+    }
+    if (this.bodyLeft === 0) this.bodySent();
+  }
+
+  private bodySent(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private bodyTimedOut(): void {
+    if (this.finished || this.bodyLeft === 0) return;
+    if (this.resp) return this.abort();
+    this.fail(408, 'the request body did not arrive in time', true);
+  }
+
+  onUpData(chunk: Buffer): void {
+    if (this.finished) return;
+    if (!this.resp) {
+      this.rbuf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
+      for (;;) {
+        const end = this.rbuf.indexOf(CRLFCRLF);
+        if (end < 0) {
+          if (this.rbuf.length > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
+          return;
+        }
+        const resp = parseResponseHead(this.rbuf.toString('latin1', 0, end), this.head.method);
+        if (typeof resp === 'string' || resp.status === 101) return this.fail(502, `the upstream answered with a malformed response (${typeof resp === 'string' ? resp : 'an unasked-for upgrade'})`, false);
+        this.rbuf = this.rbuf.subarray(end + 4);
+        if (resp.status >= 200) {
+          chunk = this.rbuf;
+          this.rbuf = undefined;
+          // The rewritten head and the first body bytes leave in one write.
+          const client = this.conn.socket;
+          client.cork();
+          this.respond(resp);
+          if (chunk.length > 0) this.relay(chunk);
+          else if (resp.framing === 'length' && this.left === 0) this.complete();
+          client.uncork();
+          return;
+        }
+        // Informational answers (100, 103) are for this hop only; the final one follows.
+      }
+    }
+    this.relay(chunk);
+  }
+
+  private respond(resp: ResponseHead): void {
+    this.resp = resp;
+    this.answered = true;
+    if (resp.framing === 'close') this.closeAfter = true;
+    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
+    this.left = resp.framing === 'length' ? resp.contentLength : 0;
+    const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);
+    const framing = resp.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
+    this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.closeAfter ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+  }
+
+  private relay(chunk: Buffer): void {
+    const resp = this.resp!;
+    let out = chunk;
+    let end = false;
+    if (resp.framing === 'length') {
+      const n = Math.min(this.left, chunk.length);
+      this.left -= n;
+      if (n < chunk.length) {
+        this.extra = true; // bytes past the declared length: the connection is not reused
+        out = chunk.subarray(0, n);
+      }
+      end = this.left === 0;
+    } else if (this.chunked) {
+      let at: number;
+      try {
+        at = this.chunked.feed(chunk);
+      } catch {
+        return this.abort();
+      }
+      if (at >= 0) {
+        end = true;
+        if (at < chunk.length) {
+          this.extra = true;
+          out = chunk.subarray(0, at);
+        }
+      }
+    }
+    if (out.length > 0 && !this.conn.socket.write(out)) {
+      // The client reads slower than the upstream writes: hold the upstream until it catches up.
+      const up = this.up!.socket;
+      up.pause();
+      this.conn.socket.once('drain', () => up.resume());
+    }
+    if (end) this.complete();
+  }
+
+  private complete(): void {
+    const resp = this.resp!;
+    this.finish();
+    this.fp.pool.release(this.up!, !resp.close && !this.extra && this.bodyLeft === 0, resp.keepAliveMs);
+    this.conn.done(this.closeAfter || this.bodyLeft > 0);
+  }
+
+  onUpEnd(): void {
+    if (this.finished) return;
+    if (this.resp?.framing === 'close') {
+      const up = this.up!;
+      this.finish();
+      up.socket.destroy();
+      this.conn.done(true);
+      return;
+    }
+    this.failBeforeAnswer('the upstream closed the connection');
+  }
+
+  onUpError(err: Error): void {
+    if (!this.finished) this.failBeforeAnswer(err.message);
+  }
+
+  // The upstream failed: retry a bodiless idempotent call that went out on a reused connection (it
+  // may have raced the upstream closing it), answer 502 if nothing reached the client, else cut it off.
+  private failBeforeAnswer(reason: string): void {
+    if (this.answered) return this.abort();
+    if (this.up?.reused && !this.retried && !this.rbuf && this.head.contentLength === 0 && RETRYABLE.has(this.head.method)) {
+      this.retried = true;
+      const up = this.up;
+      up.exchange = undefined;
+      up.socket.destroy();
+      this.up = undefined;
+      this.fp.pool.fresh(this);
+      return;
+    }
+    this.fp.o.upstreamFailed(this.a.decisionId, reason);
+    this.fail(502, 'the upstream is unavailable', this.bodyLeft > 0);
+  }
+
+  private fail(status: number, reason: string, close: boolean): void {
+    if (this.answered) return this.abort();
+    const up = this.up;
+    this.finish();
+    up?.socket.destroy();
+    this.conn.own(this.fp.o.answer(status, this.a.decisionId, reason), close || this.closeAfter);
+  }
+
+  /** Give up on the exchange: both connections are closed (the client already has part of an answer). */
+  abort(): void {
+    if (this.finished) return;
+    const up = this.up;
+    this.finish();
+    up?.socket.destroy();
+    this.conn.socket.destroy();
+  }
+
+  private finish(): void {
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.up?.exchange === this) this.up.exchange = undefined;
+  }
+}

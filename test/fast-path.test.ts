@@ -1,0 +1,359 @@
+// The sidecar's fast path on real sockets: keep-alive and pipelined calls, the hand-over to node's
+// parser, request smuggling attempts, and every way an upstream can frame (or botch) its answer. The
+// upstream here is a raw TCP server, so the test decides exactly which bytes it writes and sees.
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkedEnd } from '../proxy-plugin/http1.js';
+import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
+import { closeServer, copyPolicies, listenLocal } from './proxy-fixtures.js';
+
+const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
+const silent = pino({ level: 'silent' });
+let plugin: Plugin;
+
+beforeAll(async () => {
+  const policies = await copyPolicies(['orders']);
+  plugin = await startPlugin({
+    workload: 'orders',
+    bundleFile: join(policies.out, 'orders.tar.gz'),
+    verificationKey: readFileSync(join(policies.out, 'verification-key.pem'), 'utf8'),
+    identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['127.0.0.1'] } },
+    logger: silent,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await plugin?.close();
+});
+
+/** A request as the raw upstream received it. */
+interface Seen {
+  method: string;
+  target: string;
+  head: string;
+  body: Buffer;
+  /** Which upstream connection (1-based) and which request on it (0-based). */
+  conn: number;
+  index: number;
+}
+
+type Behaviour = (req: Seen, socket: net.Socket) => void;
+
+const answer = (status: string, headers: string[], body = '') => `HTTP/1.1 ${status}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`;
+const ok: Behaviour = (req, s) => {
+  const body = JSON.stringify({ target: req.target });
+  s.write(answer('200 OK', ['Content-Type: application/json', `Content-Length: ${body.length}`], body));
+};
+
+// A raw HTTP/1.1 upstream: reads requests framed by content-length or chunked and lets `behave` answer.
+async function startRawUpstream(behave: Behaviour): Promise<{ server: net.Server; port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  let conns = 0;
+  const server = net.createServer((s) => {
+    const conn = ++conns;
+    let index = 0;
+    let buf = Buffer.alloc(0);
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.toString('latin1', 0, end);
+        const rest = buf.subarray(end + 4);
+        let bodyLength = 0;
+        const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+        if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+          bodyLength = new ChunkedEnd().feed(rest);
+          if (bodyLength < 0) return;
+        } else if (cl) bodyLength = Number(cl[1]);
+        if (rest.length < bodyLength) return;
+        const [method, target] = head.split(' ') as [string, string];
+        const req = { method, target, head, body: rest.subarray(0, bodyLength), conn, index: index++ };
+        buf = rest.subarray(bodyLength);
+        seen.push(req);
+        behave(req, s);
+      }
+    });
+  });
+  return { server, port: await listenLocal(server), seen };
+}
+
+// A sidecar in front of a raw upstream for one test.
+async function stack(behave: Behaviour, limits = {}): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
+  const up = await startRawUpstream(behave);
+  const sidecar: SidecarServer = createSidecar({ upstream: new URL(`http://127.0.0.1:${up.port}`), gate: plugin.gate, logger: silent, limits: { requestTimeoutMs: 400, headersTimeoutMs: 400, ...limits } });
+  const port = await listenLocal(sidecar);
+  return {
+    port,
+    seen: up.seen,
+    close: async () => {
+      await closeServer(sidecar);
+      await new Promise<void>((r) => up.server.close(() => r()));
+    },
+  };
+}
+
+// Write `parts` one after the other on one connection and read everything until the sidecar closes it.
+function exchange(port: number, ...parts: Array<string | Buffer>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+    s.on('connect', () => {
+      for (const p of parts) s.write(p);
+    });
+  });
+}
+
+const get = (path: string, ...extra: string[]) => `GET ${path} HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`;
+// Bodies here never contain a status line, and a body without a final newline runs into the next answer.
+const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+const decisionIds = (text: string) => [...text.matchAll(/^x-warden-decision-id: (\S+)\r$/gim)].map((m) => m[1]);
+const headerOf = (req: Seen, name: string) => new RegExp(`\r\n${name}: *([^\r]*)`, 'i').exec(req.head)?.[1];
+
+describe('fast path: calls on one connection', () => {
+  it('serves pipelined keep-alive calls in order, each decided and stamped with its decision id', async () => {
+    const t = await stack(ok);
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2') + get('/orders/3', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200, 200]);
+      expect(t.seen.map((r) => r.target)).toEqual(['/orders/1', '/orders/2', '/orders/3']);
+      // Kept alive: one upstream connection carried all three.
+      expect(t.seen.map((r) => r.conn)).toEqual([1, 1, 1]);
+      const ids = decisionIds(out);
+      expect(ids).toHaveLength(3);
+      expect(t.seen.map((r) => headerOf(r, 'x-warden-decision-id'))).toEqual(ids);
+      expect(out).toContain('{"target":"/orders/3"}');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("hands the connection to node's parser for a call outside the fast path, and keeps serving it there", async () => {
+    const t = await stack(ok);
+    try {
+      const chunked = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`;
+      const out = await exchange(t.port, get('/orders/1') + chunked + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200, 200]);
+      // Node's server starts a pipelined call while the one before still streams its body: the upstream
+      // may see them in either order; the client gets its answers in order all the same.
+      expect(t.seen.map((r) => `${r.method} ${r.target}`).sort()).toEqual(['GET /orders/1', 'GET /orders/2', 'POST /orders']);
+      expect(out.indexOf('"target":"/orders/1"')).toBeLessThan(out.indexOf('"target":"/orders"'));
+      expect(out.indexOf('"target":"/orders"')).toBeLessThan(out.indexOf('"target":"/orders/2"'));
+      // Node's path streamed the chunked body on unchanged in content.
+      const post = t.seen.find((r) => r.method === 'POST')!;
+      expect(post.body.toString()).toMatch(/hello/);
+      expect(post.body.toString()).toMatch(/ world/);
+      expect(decisionIds(out)).toHaveLength(3);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('denies on the fast path with the JSON answer, and closes when a body was sent with the denied call', async () => {
+    const t = await stack(ok);
+    try {
+      const anonymous = 'GET /orders/1 HTTP/1.1\r\nHost: orders\r\n\r\n';
+      const out = await exchange(t.port, anonymous + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([403, 200]);
+      expect(out).toContain('no rule grants anonymous GET /orders/1');
+      const withBody = await exchange(t.port, 'POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 5\r\n\r\nhello' + get('/orders/3'));
+      expect(statuses(withBody)).toEqual([403]);
+      expect(withBody).toMatch(/^connection: close\r$/im);
+      expect(t.seen.map((r) => r.target)).toEqual(['/orders/2']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('forwards a content-length body exactly, also when it arrives in pieces after the head', async () => {
+    const t = await stack(ok);
+    try {
+      const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: 11\r\nConnection: close\r\n\r\n`;
+      const out = await exchange(t.port, head + 'hel', 'lo w', 'orld');
+      expect(statuses(out)).toEqual([200]);
+      expect(t.seen[0]!.body.toString()).toBe('hello world');
+      expect(headerOf(t.seen[0]!, 'content-length')).toBe('11');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('answers 408 and closes when the announced body never arrives', async () => {
+    const t = await stack(ok, { requestTimeoutMs: 300, headersTimeoutMs: 300 });
+    try {
+      const out = await exchange(t.port, `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 100\r\n\r\nonly a little`);
+      expect(statuses(out)).toEqual([408]);
+      expect(out).toMatch(/the request body did not arrive in time/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("drops hop-by-hop fields both ways and never relays an upstream's own decision id", async () => {
+    const t = await stack((_req, s) =>
+      s.write(answer('200 OK', ['Content-Length: 2', 'Connection: keep-alive, X-Secret', 'X-Secret: 1', 'Keep-Alive: timeout=30', 'Proxy-Connection: x', 'X-Warden-Decision-Id: forged', 'X-Kept: yes'], 'ok')),
+    );
+    try {
+      const out = await exchange(t.port, get('/orders/1', 'Connection: close, X-Internal', 'X-Internal: 1', 'Keep-Alive: 5', 'TE: trailers'));
+      expect(statuses(out)).toEqual([200]);
+      expect(out).toMatch(/^X-Kept: yes\r$/m);
+      expect(out).not.toMatch(/X-Secret|Keep-Alive|Proxy-Connection|forged/i);
+      expect(decisionIds(out)).toEqual([headerOf(t.seen[0]!, 'x-warden-decision-id')]);
+      expect(t.seen[0]!.head).not.toMatch(/X-Internal|Keep-Alive|\r\nTE:|\r\nConnection:/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('fast path: request smuggling attempts never reach the upstream as requests', () => {
+  const smuggled = `GET /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
+  const cases: Array<[string, string, boolean]> = [
+    ['two differing Content-Lengths', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`, true],
+    ['Content-Length with Transfer-Encoding', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: ${smuggled.length + 5}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`, true],
+    ['a space before the colon', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${smuggled}`, true],
+    ['a list Content-Length', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: ${smuggled.length}, 0\r\n\r\n${smuggled}`, true],
+    ['a final coding other than chunked', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${smuggled}`, true],
+    ['obs-fold of Transfer-Encoding', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: ${smuggled.length}\r\nTransfer-Encoding: identity\r\n chunked\r\n\r\n${smuggled}`, false],
+    ['bare LF line ends', `POST /orders HTTP/1.1\nHost: orders\n${XFCC}\nContent-Length: ${smuggled.length}\n\n${smuggled}`, false],
+  ];
+  it.each(cases)('%s', async (_what, payload, refused) => {
+    const t = await stack(ok);
+    try {
+      const out = await exchange(t.port, payload);
+      // The request carried in another's body is never forwarded as a request of its own.
+      expect(t.seen.filter((r) => r.target === '/orders/smuggled')).toEqual([]);
+      // Whatever reached the upstream has one unambiguous framing.
+      for (const r of t.seen) expect(/\r\ncontent-length:/i.test(r.head) && /\r\ntransfer-encoding:/i.test(r.head)).toBe(false);
+      if (refused) {
+        expect(statuses(out)).toEqual([400]);
+        expect(t.seen).toEqual([]);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses an oversized head with 431 (node parses what the fast path will not)', async () => {
+    const t = await stack(ok, { maxHeaderBytes: 2048 });
+    try {
+      const out = await exchange(t.port, get('/orders/1', `X-Big: ${'a'.repeat(4096)}`));
+      expect(statuses(out)).toEqual([431]);
+      expect(t.seen).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('fast path: what the upstream answers', () => {
+  it('relays a chunked answer with trailers unchanged, written in pieces, and reuses the connection after it', async () => {
+    const t = await stack((req, s) => {
+      if (req.index > 0) return ok(req, s);
+      s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhel');
+      setImmediate(() => s.write('lo\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n'));
+    });
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200]);
+      expect(out).toContain('transfer-encoding: chunked\r\n');
+      expect(out).toContain('5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n');
+      expect(t.seen.map((r) => r.conn)).toEqual([1, 1]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('relays an answer framed by the close and then closes the client connection too', async () => {
+    const t = await stack((_req, s) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the ');
+      setImmediate(() => s.end('end'));
+    });
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2'));
+      expect(statuses(out)).toEqual([200]);
+      expect(out).toMatch(/^connection: close\r$/m);
+      expect(out.endsWith('\r\n\r\nuntil the end')).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('knows HEAD, 204 and informational answers carry no body, and drops the informational ones', async () => {
+    const t = await stack((req, s) => {
+      if (req.method === 'HEAD') s.write(answer('200 OK', ['Content-Length: 10']));
+      else if (req.target === '/orders/2') s.write(answer('204 No Content', []));
+      else if (req.target === '/orders/3') s.write(answer('103 Early Hints', ['Link: </a.css>; rel=preload']) + answer('200 OK', ['Content-Length: 5'], 'final'));
+      else ok(req, s);
+    });
+    try {
+      const head = `HEAD /orders/1 HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
+      const out = await exchange(t.port, head + get('/orders/2') + get('/orders/3') + get('/orders/4', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 204, 200, 200]);
+      expect(out).not.toContain('103');
+      expect(out).toContain('\r\n\r\nfinal');
+      expect(t.seen.map((r) => r.conn)).toEqual([1, 1, 1, 1]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  const botched: Array<[string, string]> = [
+    ['a malformed status line', 'HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok'],
+    ['conflicting content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok'],
+    ['a header split by a bare LF', 'HTTP/1.1 200 OK\r\nX-A: 1\nSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok'],
+    ['an unasked-for upgrade', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'],
+  ];
+  it.each(botched)('answers 502 with the decision id to %s, and does not reuse that connection', async (_what, bytes) => {
+    const t = await stack((req, s) => (req.conn === 1 ? s.write(bytes) : ok(req, s)));
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([502, 200]);
+      expect(out).toContain('the upstream answered with a malformed response');
+      expect(out).not.toContain('injected');
+      expect(decisionIds(out)).toEqual(t.seen.map((r) => headerOf(r, 'x-warden-decision-id')));
+      expect(t.seen.map((r) => r.conn)).toEqual([1, 2]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('cuts the client off when the upstream dies in the middle of a body', async () => {
+    const t = await stack((_req, s) => {
+      s.write(answer('200 OK', ['Content-Length: 100'], 'partial'));
+      setImmediate(() => s.destroy());
+    });
+    try {
+      const out = await exchange(t.port, get('/orders/1'));
+      expect(statuses(out)).toEqual([200]);
+      expect(out.endsWith('partial')).toBe(true); // the client sees 7 of 100 bytes and a closed connection
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('retries a bodiless GET once on a fresh connection when a reused one dies unanswered, but never a POST', async () => {
+    // Every upstream connection answers its first request and drops the second unanswered (a keep-alive race).
+    const t = await stack((req, s) => (req.index === 0 ? ok(req, s) : s.destroy()));
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200]);
+      expect(t.seen.map((r) => `${r.target}@${r.conn}.${r.index}`)).toEqual(['/orders/1@1.0', '/orders/2@1.1', '/orders/2@2.0']);
+      const post = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
+      const posted = await exchange(t.port, get('/orders/3') + post);
+      expect(statuses(posted)).toEqual([200, 502]);
+      expect(posted).toContain('the upstream is unavailable');
+      expect(t.seen.filter((r) => r.method === 'POST')).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  });
+});

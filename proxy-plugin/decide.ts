@@ -78,11 +78,11 @@ export class DecisionPipeline {
     try {
       decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
     } catch (err) {
-      this.opts.metrics?.evalSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      this.opts.metrics?.evaluated(Number(process.hrtime.bigint() - t0) / 1e9);
       return this.finish(decisionId, input, ctx, bundle, { error: `policy evaluation failed: ${String((err as Error)?.message ?? err)}` });
     }
     const evalNs = Number(process.hrtime.bigint() - t0);
-    this.opts.metrics?.evalSeconds.observe(evalNs / 1e9);
+    this.opts.metrics?.evaluated(evalNs / 1e9);
     return this.finish(decisionId, input, ctx, bundle, { decision, evalNs });
   }
 
@@ -129,7 +129,7 @@ export class DecisionPipeline {
       ...(pointers.length > 0 ? { masked: pointers } : {}),
       ...(r.evalNs !== undefined ? { metrics: { timer_eval_ns: r.evalNs } } : {}),
     };
-    this.opts.metrics?.decisions.inc({ outcome, source: ctx.via });
+    this.opts.metrics?.decided(outcome, ctx.via);
     this.opts.log.record(event);
     return verdict;
   }

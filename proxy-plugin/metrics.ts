@@ -5,13 +5,25 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The plugin's metrics. */
 export class PluginMetrics {
+  // Per-call figures are appended here and reach prom-client when /metrics is scraped (or when many
+  // piled up): an observe() with its label lookup costs microseconds per call on a cache the proxy's
+  // sockets keep cold; an append costs nanoseconds, and the batch runs hot.
+  private readonly pendingEval: number[] = [];
+  private readonly pendingDecisions = new Map<string, number>();
   readonly registry = new Registry();
-  readonly decisions = new Counter({ name: 'warden_decisions_total', help: 'Decisions by outcome and reason class', labelNames: ['outcome', 'source'] as const, registers: [this.registry] });
+  readonly decisions = new Counter({
+    name: 'warden_decisions_total',
+    help: 'Decisions by outcome and reason class',
+    labelNames: ['outcome', 'source'] as const,
+    registers: [this.registry],
+    collect: () => this.flush(),
+  });
   readonly evalSeconds = new Histogram({
     name: 'warden_policy_eval_seconds',
     help: 'Policy evaluation time',
     buckets: [5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 2e-2],
     registers: [this.registry],
+    collect: () => this.flush(),
   });
   readonly bundleLoads = new Counter({ name: 'warden_bundle_loads_total', help: 'Bundle load attempts by result', labelNames: ['result'] as const, registers: [this.registry] });
   readonly bundleInfo = new Gauge({ name: 'warden_bundle_info', help: 'The loaded bundle (value 1), labelled with its revision', labelNames: ['revision'] as const, registers: [this.registry] });
@@ -21,6 +33,28 @@ export class PluginMetrics {
   readonly logDropped = new Counter({ name: 'warden_decision_log_dropped_total', help: 'Decision events lost (buffer and spill file full)', registers: [this.registry] });
   readonly logSpilled = new Counter({ name: 'warden_decision_log_spilled_total', help: 'Decision events written to the local spill file', registers: [this.registry] });
   readonly logShipped = new Counter({ name: 'warden_decision_log_shipped_total', help: 'Decision events accepted by the engine', registers: [this.registry] });
+
+  /** One policy evaluation took `seconds`. */
+  evaluated(seconds: number): void {
+    if (this.pendingEval.push(seconds) >= 4096) this.flush();
+  }
+
+  /** One decision was made (outcome × front end). */
+  decided(outcome: string, source: string): void {
+    const key = `${outcome} ${source}`;
+    this.pendingDecisions.set(key, (this.pendingDecisions.get(key) ?? 0) + 1);
+  }
+
+  /** Move what the hot path recorded into the prom-client metrics. */
+  flush(): void {
+    for (const v of this.pendingEval) this.evalSeconds.observe(v);
+    this.pendingEval.length = 0;
+    for (const [key, n] of this.pendingDecisions) {
+      const [outcome, source] = key.split(' ') as [string, string];
+      this.decisions.inc({ outcome, source }, n);
+    }
+    this.pendingDecisions.clear();
+  }
 
   /** Record a newly active bundle. */
   bundleLoaded(revision: string, builtAtMs: number, loadedAtMs: number): void {

@@ -41,7 +41,7 @@ describe('bufferedLogStream', () => {
   it('loses no line at close, in order, under a burst larger than its buffer', async () => {
     const file = join(dir, 'burst.log');
     const out = bufferedLogStream(file, 60_000);
-    await new Promise<void>((resolve) => out.stream.once('ready', () => resolve()));
+    await new Promise<void>((resolve) => out.destination.once('ready', () => resolve()));
     const logger = pino(out.stream);
     for (let n = 0; n < 5000; n++) logger.info({ n }, 'decision');
     await out.close();

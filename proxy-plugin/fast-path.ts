@@ -146,6 +146,8 @@ function headerLines(headers: Array<[string, string]>): string | undefined {
 export class FastPath {
   readonly connections = new Set<Connection>();
   readonly pool: UpstreamPool;
+  /** The listener is closing: calls in flight finish, then their connections close. */
+  draining = false;
 
   constructor(readonly o: FastPathOptions) {
     this.pool = new UpstreamPool(o.upstream, 256, 4_000);
@@ -162,6 +164,12 @@ export class FastPath {
 
   closeAllConnections(): void {
     for (const c of this.connections) c.socket.destroy();
+  }
+
+  /** Stop: idle connections close now, busy ones after their call. */
+  drain(): void {
+    this.draining = true;
+    this.closeIdleConnections();
   }
 
   close(): void {
@@ -252,6 +260,7 @@ class Connection {
 
   /** Write one of the sidecar's own answers; `close` when the connection cannot be reused. */
   own(answer: OwnAnswer, close: boolean): void {
+    close ||= this.fp.draining;
     const lines = headerLines(answer.headers);
     // A header the policy asked for that cannot be written: fail closed, as node's writeHead would.
     if (lines === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
@@ -269,7 +278,7 @@ class Connection {
     this.exchange = undefined;
     this.busy = false;
     if (this.gone) return;
-    if (close) {
+    if (close || this.fp.draining) {
       this.gone = true;
       this.fp.connections.delete(this);
       this.socket.end();
@@ -410,7 +419,7 @@ class Exchange {
   private respond(resp: ResponseHead): void {
     this.resp = resp;
     this.answered = true;
-    if (resp.framing === 'close') this.closeAfter = true;
+    if (resp.framing === 'close' || this.fp.draining) this.closeAfter = true;
     if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
     const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);

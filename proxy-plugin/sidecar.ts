@@ -441,6 +441,14 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
     void pool.destroy();
     full.close();
   });
+  // Like http.Server.close(): stop accepting, close idle keep-alive connections, let calls in flight end.
+  const stopAccepting = listener.close.bind(listener);
+  listener.close = (callback?: (err?: Error) => void) => {
+    stopAccepting(callback);
+    fast?.drain();
+    full.closeIdleConnections();
+    return listener;
+  };
   return Object.assign(listener, {
     closeAllConnections: () => {
       fast?.closeAllConnections();

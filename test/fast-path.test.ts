@@ -214,6 +214,38 @@ describe('fast path: calls on one connection', () => {
   });
 });
 
+describe('fast path: closing', () => {
+  it('closes idle connections at once and lets a call in flight finish, answered with connection: close', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let arrived!: () => void;
+    const atUpstream = new Promise<void>((r) => (arrived = r));
+    const up = await startRawUpstream((req, s) => {
+      arrived();
+      void held.then(() => ok(req, s));
+    });
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${up.port}`), gate: plugin.gate, logger: silent });
+    const port = await listenLocal(sidecar);
+    try {
+      const idle = net.connect(port, '127.0.0.1');
+      const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
+      await new Promise<void>((r) => idle.on('connect', () => r()));
+      const inflight = exchange(port, get('/orders/1')); // keep-alive: only the close ends it
+      await atUpstream;
+      const closed = new Promise<void>((r) => sidecar.close(() => r()));
+      await idleClosed;
+      release();
+      const out = await inflight;
+      expect(statuses(out)).toEqual([200]);
+      expect(out).toMatch(/^connection: close\r$/m);
+      await closed;
+    } finally {
+      sidecar.closeAllConnections();
+      await new Promise<void>((r) => up.server.close(() => r()));
+    }
+  });
+});
+
 describe('fast path: request smuggling attempts never reach the upstream as requests', () => {
   const smuggled = `GET /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
   const cases: Array<[string, string, boolean]> = [

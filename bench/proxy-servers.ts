@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
@@ -41,10 +42,28 @@ if (role === 'upstream') {
   const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger, limits }));
   process.send!({ sidecarPort, passthroughPort });
 }
+// How late the event loop ran (sampled every ms) and how long GC paused it since the last 'cpu' message:
+// a tail made inside this process shows here, one made by the machine's scheduler does not.
+const LOOP_RESOLUTION_MS = 10; // coarse: 1 ms sampling would wake the proxy 1,000 times a second
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
+let gcMaxMs = 0;
+let gcTotalMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcMaxMs = Math.max(gcMaxMs, e.duration);
+    gcTotalMs += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 process.on('message', (m) => {
   if (m === 'cpu') {
     const u = process.cpuUsage();
-    process.send!({ cpu: u.user + u.system });
+    // The histogram holds whole sampling intervals: how late a tick came is the interval less the resolution.
+    const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+    process.send!({ cpu: u.user + u.system, loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max), gcMaxMs, gcTotalMs });
+    loopDelay.reset();
+    gcMaxMs = 0;
+    gcTotalMs = 0;
   }
 });
 process.on('disconnect', () => process.exit(0));

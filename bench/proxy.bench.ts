@@ -26,6 +26,10 @@ export interface LoadFigures {
   upstreamCpu: number;
   /** CPU time the proxy process spent per request, µs (0 for the direct call). */
   proxyCpu: number;
+  /** The proxy process's own stalls while it served this target: event-loop delay p99/max and GC pauses, ms. */
+  proxyLoopP99: number;
+  proxyLoopMax: number;
+  proxyGcMax: number;
   p50: number;
   p99: number;
   max: number;
@@ -84,7 +88,7 @@ async function load(name: string, port: number, rate: number, seconds: number): 
   const elapsed = (performance.now() - started) / 1000;
   await pool.destroy();
   latencies.sort((a, b) => a - b);
-  return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+  return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, proxyLoopP99: NaN, proxyLoopMax: NaN, proxyGcMax: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
 }
 
 // Inputs across the orders API: principals, JWT callers, methods, known and unknown paths.
@@ -161,17 +165,21 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     const proxies = start<{ sidecarPort: number; passthroughPort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile], prof);
     children.push(proxies.child);
     const ports = await proxies.ready;
+    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number };
     const cpu = (child: ChildProcess) =>
-      new Promise<number>((resolve) => {
-        child.once('message', (m) => resolve((m as { cpu: number }).cpu));
+      new Promise<Stats>((resolve) => {
+        child.once('message', (m) => resolve(m as Stats));
         child.send('cpu');
       });
     const measured = async (name: string, port: number) => {
       const before = await Promise.all([cpu(app.child), cpu(proxies.child)]);
       const f = await load(name, port, rate, seconds);
       const after = await Promise.all([cpu(app.child), cpu(proxies.child)]);
-      f.upstreamCpu = (after[0] - before[0]) / f.sent;
-      f.proxyCpu = (after[1] - before[1]) / f.sent;
+      f.upstreamCpu = (after[0].cpu - before[0].cpu) / f.sent;
+      f.proxyCpu = (after[1].cpu - before[1].cpu) / f.sent;
+      f.proxyLoopP99 = after[1].loopP99Ms;
+      f.proxyLoopMax = after[1].loopMaxMs;
+      f.proxyGcMax = after[1].gcMaxMs;
       return f;
     };
     // Warm every path (JIT, keep-alive sockets) before measuring.
@@ -200,6 +208,9 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       throughput: median(fs.map((f) => f.throughput)),
       upstreamCpu: median(fs.map((f) => f.upstreamCpu)),
       proxyCpu: median(fs.map((f) => f.proxyCpu)),
+      proxyLoopP99: median(fs.map((f) => f.proxyLoopP99)),
+      proxyLoopMax: Math.max(...fs.map((f) => f.proxyLoopMax)),
+      proxyGcMax: Math.max(...fs.map((f) => f.proxyGcMax)),
       p50: median(fs.map((f) => f.p50)),
       p99: median(fs.map((f) => f.p99)),
       max: Math.max(...fs.map((f) => f.max)),
@@ -227,6 +238,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
+  out(`the proxy process itself while serving — ${loadFigures.slice(1).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
   const spread = (r: [number, number]) => `(rounds ${r[0].toFixed(0)} … ${r[1].toFixed(0)} µs)`;
   out(`added by the sidecar over direct:       p50 ${us(result.added.sidecarP50)}   p99 ${us(result.added.sidecarP99)} ${spread(result.added.sidecarP99Range)}   (target p99 ≤ 1000 µs)`);
   out(`added by the pass-through over direct:  p50 ${us(result.added.passthroughP50)}   p99 ${us(result.added.passthroughP99)} ${spread(result.added.passthroughP99Range)}`);
@@ -244,7 +256,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
   return [
     ...r.load.flatMap((l) => [
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
-      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs` },
+      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `rounds ${r.added.sidecarP99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
     { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },

@@ -97,8 +97,9 @@ class UpstreamPool {
 
   release(up: Upstream, reusable: boolean, keepAliveMs: number | undefined): void {
     up.exchange = undefined;
-    // Retire a connection before the upstream's own keep-alive timeout can race a new call onto it.
-    const idleMs = Math.min(this.idleMs, keepAliveMs === undefined ? Infinity : keepAliveMs - 1000);
+    // Keep an idle connection as long as the upstream says it will (Keep-Alive: timeout=N), retiring it
+    // a second early so no call races the upstream's close; 4 s when it does not say (as undici does).
+    const idleMs = keepAliveMs === undefined ? this.idleMs : Math.min(keepAliveMs - 1000, MAX_IDLE_MS);
     if (!reusable || this.ended || up.socket.destroyed || idleMs <= 0) return void up.socket.destroy();
     up.socket.resume(); // a slow client may have paused it; idle connections are read
     const next = this.waiting.shift();
@@ -130,6 +131,9 @@ class UpstreamPool {
   }
 }
 
+/** The longest an upstream's Keep-Alive hint keeps an idle connection open (undici's keepAliveMaxTimeout). */
+const MAX_IDLE_MS = 600_000;
+
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 // A header list checked before it is written: names are tokens, values plain (no CR/LF smuggled in).
@@ -151,7 +155,18 @@ export class FastPath {
 
   constructor(readonly o: FastPathOptions) {
     this.pool = new UpstreamPool(o.upstream, 256, 4_000);
+    this.keepAlive = `keep-alive: timeout=${Math.floor(o.limits.keepAliveTimeoutMs / 1000)}\r\n`;
   }
+
+  /**
+   * The field that tells the client what happens to the connection: `connection: close`, or how long
+   * it may stay idle (as node's server says it), so clients keep it open that long instead of guessing.
+   */
+  connectionLine(close: boolean): string {
+    return close ? 'connection: close\r\n' : this.keepAlive;
+  }
+
+  private readonly keepAlive: string;
 
   /** Serve a new client connection (plain or TLS). */
   accept(socket: net.Socket): void {
@@ -265,7 +280,7 @@ class Connection {
     // A header the policy asked for that cannot be written: fail closed, as node's writeHead would.
     if (lines === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
     const body = Buffer.from(answer.body, 'utf8');
-    const head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n${lines}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n${lines}content-length: ${body.length}\r\n${this.fp.connectionLine(close)}\r\n`;
     this.socket.cork();
     this.socket.write(head, 'latin1');
     this.socket.write(body);
@@ -424,7 +439,7 @@ class Exchange {
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
     const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);
     const framing = resp.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
-    this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.closeAfter ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+    this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.fp.connectionLine(this.closeAfter)}\r\n`, 'latin1');
   }
 
   private relay(chunk: Buffer): void {

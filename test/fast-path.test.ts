@@ -131,6 +131,9 @@ describe('fast path: calls on one connection', () => {
       expect(ids).toHaveLength(3);
       expect(t.seen.map((r) => headerOf(r, 'x-warden-decision-id'))).toEqual(ids);
       expect(out).toContain('{"target":"/orders/3"}');
+      // Clients learn how long an idle connection stays open (the sidecar's keep-alive timeout, 5 s by default).
+      expect(out.match(/^keep-alive: timeout=5\r$/gm)).toHaveLength(2);
+      expect(out.match(/^connection: close\r$/gm)).toHaveLength(1);
     } finally {
       await t.close();
     }
@@ -299,6 +302,18 @@ describe('fast path: what the upstream answers', () => {
       expect(out).toContain('transfer-encoding: chunked\r\n');
       expect(out).toContain('5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n');
       expect(t.seen.map((r) => r.conn)).toEqual([1, 1]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("keeps an idle upstream connection no longer than the upstream's Keep-Alive hint allows", async () => {
+    // timeout=1: retiring it a second early leaves no time at all, so the next call opens a new one.
+    const t = await stack((req, s) => s.write(answer('200 OK', ['Content-Length: 2', 'Keep-Alive: timeout=1'], 'ok')));
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200]);
+      expect(t.seen.map((r) => r.conn)).toEqual([1, 2]);
     } finally {
       await t.close();
     }

@@ -238,8 +238,12 @@ export function parseResponseHead(head: string, requestMethod: string): Response
  * just past the message's end (after the last chunk and trailers), -1 when more bytes are needed, and
  * throws on bytes that are not chunked framing.
  */
+type ChunkState = 'size' | 'ext' | 'size-lf' | 'data' | 'data-cr' | 'data-lf' | 'trailer-start' | 'trailer' | 'trailer-lf' | 'end-lf';
+const CR = 0x0d;
+const LF = 0x0a;
+
 export class ChunkedEnd {
-  private state: 'size' | 'ext' | 'size-lf' | 'data' | 'data-cr' | 'data-lf' | 'trailer-start' | 'trailer' | 'trailer-lf' | 'end-lf' = 'size';
+  private state: ChunkState = 'size';
   private size = 0;
   private digits = 0;
 
@@ -254,59 +258,58 @@ export class ChunkedEnd {
             if (++this.digits > 12) throw new Error('chunk size too large');
             this.size = this.size * 16 + d;
           } else if (this.digits > 0 && (c === 0x3b || c === 0x20 || c === 0x09)) this.state = 'ext';
-          else if (this.digits > 0 && c === 0x0d) this.state = 'size-lf';
+          else if (this.digits > 0 && c === CR) this.state = 'size-lf';
           else throw new Error('malformed chunk size');
-          i++;
           break;
         }
         case 'ext':
-          if (c === 0x0d) this.state = 'size-lf';
-          else if (c === 0x0a) throw new Error('bare LF in a chunk extension');
-          i++;
+          this.toLineEnd(c, 'size-lf', 'a chunk extension');
           break;
         case 'size-lf':
-          if (c !== 0x0a) throw new Error('chunk size line not ended by CRLF');
-          this.state = this.size === 0 ? 'trailer-start' : 'data';
-          i++;
+          this.expect(c, LF, this.size === 0 ? 'trailer-start' : 'data', 'chunk size line not ended by CRLF');
           break;
         case 'data': {
           const take = Math.min(this.size, buf.length - i);
           this.size -= take;
           i += take;
           if (this.size === 0) this.state = 'data-cr';
-          break;
+          continue; // moved past the data already
         }
         case 'data-cr':
-          if (c !== 0x0d) throw new Error('chunk data not followed by CRLF');
-          this.state = 'data-lf';
-          i++;
+          this.expect(c, CR, 'data-lf', 'chunk data not followed by CRLF');
           break;
         case 'data-lf':
-          if (c !== 0x0a) throw new Error('chunk data not followed by CRLF');
-          this.state = 'size';
+          this.expect(c, LF, 'size', 'chunk data not followed by CRLF');
           this.digits = 0;
-          i++;
           break;
         case 'trailer-start':
-          this.state = c === 0x0d ? 'end-lf' : 'trailer';
-          if (c === 0x0a) throw new Error('bare LF in the trailer section');
-          i++;
+          if (c === LF) throw new Error('bare LF in the trailer section');
+          this.state = c === CR ? 'end-lf' : 'trailer';
           break;
         case 'trailer':
-          if (c === 0x0d) this.state = 'trailer-lf';
-          else if (c === 0x0a) throw new Error('bare LF in the trailer section');
-          i++;
+          this.toLineEnd(c, 'trailer-lf', 'the trailer section');
           break;
         case 'trailer-lf':
-          if (c !== 0x0a) throw new Error('trailer line not ended by CRLF');
-          this.state = 'trailer-start';
-          i++;
+          this.expect(c, LF, 'trailer-start', 'trailer line not ended by CRLF');
           break;
         case 'end-lf':
-          if (c !== 0x0a) throw new Error('chunked body not ended by CRLF');
+          if (c !== LF) throw new Error('chunked body not ended by CRLF');
           return i + 1;
       }
+      i++; // every other state reads one byte
     }
     return -1;
+  }
+
+  // One exact byte, then the next state.
+  private expect(c: number, want: number, next: ChunkState, what: string): void {
+    if (c !== want) throw new Error(what);
+    this.state = next;
+  }
+
+  // Any byte up to the CR that ends the line; a bare LF is an error.
+  private toLineEnd(c: number, next: ChunkState, where: string): void {
+    if (c === CR) this.state = next;
+    else if (c === LF) throw new Error(`bare LF in ${where}`);
   }
 }

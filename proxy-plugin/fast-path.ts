@@ -213,6 +213,9 @@ class Connection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    // Closing: what still arrives (say, the rest of a body the upstream answered without reading) is
+    // never parsed as a request, here or by node.
+    if (this.gone) return;
     const ex = this.exchange;
     if (ex?.streaming && ex.bodyLeft > 0) {
       const n = Math.min(ex.bodyLeft, chunk.length);
@@ -434,7 +437,9 @@ class Exchange {
   private respond(resp: ResponseHead): void {
     this.resp = resp;
     this.answered = true;
-    if (resp.framing === 'close' || this.fp.draining) this.closeAfter = true;
+    // The connection cannot carry another call when the answer runs to the close, the listener is
+    // closing, or the upstream answered before the request body was all in (the rest is never read).
+    if (resp.framing === 'close' || this.fp.draining || this.bodyLeft > 0) this.closeAfter = true;
     if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
     const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);

@@ -83,6 +83,26 @@ async function startRawUpstream(behave: Behaviour): Promise<{ server: net.Server
   return { server, port: await listenLocal(server), seen };
 }
 
+// An upstream that answers 413 as soon as a request head arrives and records every head it sees
+// (whatever follows a head is read as the next head: it never skips a body).
+async function startEarlyAnswerUpstream(): Promise<{ server: net.Server; port: number; heads: string[] }> {
+  const heads: string[] = [];
+  const server = net.createServer((s) => {
+    let buf = '';
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        heads.push(buf.slice(0, end));
+        buf = buf.slice(end + 4);
+        s.write(answer('413 Content Too Large', ['Content-Length: 0']));
+      }
+    });
+  });
+  return { server, port: await listenLocal(server), heads };
+}
+
 // A sidecar in front of a raw upstream for one test.
 async function stack(behave: Behaviour, limits = {}): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
   const up = await startRawUpstream(behave);
@@ -274,6 +294,38 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
       }
     } finally {
       await t.close();
+    }
+  });
+
+  it('never parses the rest of a body as a request after the upstream answered before reading it', async () => {
+    // The upstream answers as soon as it has the head (an early 413, say) and never reads the body.
+    const early = await startEarlyAnswerUpstream();
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${early.port}`), gate: plugin.gate, logger: silent, limits: { requestTimeoutMs: 2000, headersTimeoutMs: 2000 } });
+    const port = await listenLocal(sidecar);
+    try {
+      // The rest of the body is a whole request, chunked so that only node's parser would take it.
+      const rest = `POST /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;
+      const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: ${10 + rest.length}\r\n\r\n`;
+      const out = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1');
+        const got: Buffer[] = [];
+        s.on('error', reject);
+        s.on('data', (d: Buffer) => {
+          got.push(d);
+          // The early answer is in: now send the rest of the body, which hides a request.
+          if (got.length === 1) s.write(rest);
+        });
+        s.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+        s.on('connect', () => s.write(`${head}0123456789`));
+      });
+      // One answer (the early one, then the connection closes), and the hidden request never went upstream.
+      expect(statuses(out)).toEqual([413]);
+      expect(out).toMatch(/^connection: close\r$/m);
+      expect(early.heads).toHaveLength(1);
+      expect(early.heads[0]).toMatch(/^POST \/orders HTTP\/1\.1/);
+    } finally {
+      await closeServer(sidecar);
+      await new Promise<void>((r) => early.server.close(() => r()));
     }
   });
 

@@ -52,7 +52,15 @@ class Upstream {
     readonly socket: net.Socket,
     pool: UpstreamPool,
   ) {
-    socket.on('data', (chunk: Buffer) => (this.exchange ? this.exchange.onUpData(chunk) : socket.destroy()));
+    socket.on('data', (chunk: Buffer) => {
+      const ex = this.exchange;
+      if (!ex) return void socket.destroy();
+      try {
+        ex.onUpData(chunk);
+      } catch {
+        ex.abort(); // a bug here must cost one call, not the whole sidecar
+      }
+    });
     socket.on('end', () => this.exchange?.onUpEnd());
     socket.on('error', (err: Error) => this.exchange?.onUpError(err));
     socket.on('timeout', () => (this.exchange ? undefined : socket.destroy()));
@@ -213,6 +221,16 @@ class Connection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.read(chunk);
+    } catch {
+      // A bug here must cost one connection, not the whole sidecar (fail closed).
+      this.exchange?.abort();
+      this.socket.destroy();
+    }
+  };
+
+  private read(chunk: Buffer): void {
     // Closing: what still arrives (say, the rest of a body the upstream answered without reading) is
     // never parsed as a request, here or by node.
     if (this.gone) return;
@@ -226,7 +244,7 @@ class Connection {
     this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
     if (!this.busy) this.next();
     else if (this.buf.length > MAX_BUFFERED) this.socket.pause();
-  };
+  }
 
   private readonly onGone = (): void => {
     if (this.gone) return;

@@ -10,7 +10,9 @@ describe('PluginMetrics', () => {
       m.decided(i % 4 === 0 ? 'deny' : 'allow', 'proxy');
     }
     m.decided('dry-run-deny', 'ext_authz');
+    m.logQueue.set(17);
     const text = await m.registry.metrics();
+    expect(text).toContain('warden_decision_log_queue_depth 17');
     expect(text).toContain('warden_policy_eval_seconds_count 5000');
     expect(text).toContain('warden_policy_eval_seconds_bucket{le="0.00002"} 4500');
     expect(text).toContain('warden_policy_eval_seconds_bucket{le="0.005"} 5000');

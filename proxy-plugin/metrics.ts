@@ -29,7 +29,19 @@ export class PluginMetrics {
   readonly bundleInfo = new Gauge({ name: 'warden_bundle_info', help: 'The loaded bundle (value 1), labelled with its revision', labelNames: ['revision'] as const, registers: [this.registry] });
   readonly bundleBuiltAt = new Gauge({ name: 'warden_bundle_built_timestamp_seconds', help: 'Build time of the loaded bundle (age = time() - this)', registers: [this.registry] });
   readonly bundleLoadedAt = new Gauge({ name: 'warden_bundle_loaded_timestamp_seconds', help: 'When the loaded bundle was swapped in', registers: [this.registry] });
-  readonly logQueue = new Gauge({ name: 'warden_decision_log_queue_depth', help: 'Decision events waiting to be shipped', registers: [this.registry] });
+  private queueDepth = 0;
+  /** Set on every recorded decision: a plain number, read into the gauge when /metrics is scraped. */
+  readonly logQueue = {
+    set: (depth: number): void => {
+      this.queueDepth = depth;
+    },
+  };
+  private readonly logQueueGauge: Gauge = new Gauge({
+    name: 'warden_decision_log_queue_depth',
+    help: 'Decision events waiting to be shipped',
+    registers: [this.registry],
+    collect: (): void => this.logQueueGauge.set(this.queueDepth),
+  });
   readonly logDropped = new Counter({ name: 'warden_decision_log_dropped_total', help: 'Decision events lost (buffer and spill file full)', registers: [this.registry] });
   readonly logSpilled = new Counter({ name: 'warden_decision_log_spilled_total', help: 'Decision events written to the local spill file', registers: [this.registry] });
   readonly logShipped = new Counter({ name: 'warden_decision_log_shipped_total', help: 'Decision events accepted by the engine', registers: [this.registry] });

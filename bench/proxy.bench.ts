@@ -111,7 +111,7 @@ function generatedInputs(n: number, destination: PolicyInput['destination']): Po
 /** Run the benchmark and return its figures (the top-level `npm run bench` runner collects them). */
 export async function run(opts: { seconds?: number; rate?: number; log?: (s: string) => void } = {}): Promise<ProxyBenchResult> {
   const seconds = opts.seconds ?? Number(process.env.BENCH_SECONDS ?? 4);
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
   const rate = opts.rate ?? Number(process.env.BENCH_RATE ?? 2000);
   const out = opts.log ?? ((s: string) => process.stdout.write(`${s}\n`));
   const policies = await copyPolicies(['orders']);

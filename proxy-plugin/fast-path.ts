@@ -8,6 +8,7 @@
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { ChunkedEnd, isHeaderName, isPlainValue, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+import type { SidecarLimits } from './sidecar.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -27,7 +28,7 @@ export type Admission = { forward: true; target: string; decisionId: string | un
 /** What the fast path asks of the sidecar. */
 export interface FastPathOptions {
   upstream: { host: string; port: number };
-  limits: { maxHeaderBytes: number; maxBodyBytes: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
+  limits: Required<SidecarLimits>;
   /** Takes over a connection the fast path does not handle (node's http server; it never listens itself). */
   handOff(socket: net.Socket): void;
   /** Whether this request may take the fast path. */
@@ -144,14 +145,18 @@ const MAX_IDLE_MS = 600_000;
 
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-// A header list checked before it is written: names are tokens, values plain (no CR/LF smuggled in).
-function headerLines(headers: Array<[string, string]>): string | undefined {
-  let out = '';
-  for (const [name, value] of headers) {
+/**
+ * The head of one of the sidecar's own answers, ending with `connection` (a header line). Undefined when
+ * a field cannot be written — a name that is not a token, a value with CR/LF (a policy's denial headers
+ * could carry either) — and the caller fails closed, as node's writeHead would.
+ */
+export function answerHead(answer: OwnAnswer, bodyLength: number, connection: string): string | undefined {
+  let lines = '';
+  for (const [name, value] of answer.headers) {
     if (!isHeaderName(name) || !isPlainValue(value)) return undefined;
-    out += `${name}: ${value}\r\n`;
+    lines += `${name}: ${value}\r\n`;
   }
-  return out;
+  return `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n${lines}content-length: ${bodyLength}\r\n${connection}\r\n`;
 }
 
 /** The fast path of one sidecar listener. */
@@ -160,6 +165,7 @@ export class FastPath {
   readonly pool: UpstreamPool;
   /** The listener is closing: calls in flight finish, then their connections close. */
   draining = false;
+  private readonly keepAlive: string;
 
   constructor(readonly o: FastPathOptions) {
     this.pool = new UpstreamPool(o.upstream, 256, 4_000);
@@ -167,14 +173,13 @@ export class FastPath {
   }
 
   /**
-   * The field that tells the client what happens to the connection: `connection: close`, or how long
-   * it may stay idle (as node's server says it), so clients keep it open that long instead of guessing.
+   * The field that tells the client what happens to the connection: `connection: close` (asked for, or
+   * the listener is closing), or how long it may stay idle (as node's server says it), so clients keep
+   * it open that long instead of guessing.
    */
   connectionLine(close: boolean): string {
-    return close ? 'connection: close\r\n' : this.keepAlive;
+    return close || this.draining ? 'connection: close\r\n' : this.keepAlive;
   }
-
-  private readonly keepAlive: string;
 
   /** Serve a new client connection (plain or TLS). */
   accept(socket: net.Socket): void {
@@ -296,12 +301,9 @@ class Connection {
 
   /** Write one of the sidecar's own answers; `close` when the connection cannot be reused. */
   own(answer: OwnAnswer, close: boolean): void {
-    close ||= this.fp.draining;
-    const lines = headerLines(answer.headers);
-    // A header the policy asked for that cannot be written: fail closed, as node's writeHead would.
-    if (lines === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
     const body = Buffer.from(answer.body, 'utf8');
-    const head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n${lines}content-length: ${body.length}\r\n${this.fp.connectionLine(close)}\r\n`;
+    const head = answerHead(answer, body.length, this.fp.connectionLine(close));
+    if (head === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
     this.socket.cork();
     this.socket.write(head, 'latin1');
     this.socket.write(body);
@@ -350,7 +352,6 @@ class Exchange {
   streaming = false;
   private up: Upstream | undefined;
   private retried = false;
-  private answered = false;
   private rbuf: Buffer | undefined;
   private resp: ResponseHead | undefined;
   private left = 0;
@@ -454,10 +455,9 @@ class Exchange {
 
   private respond(resp: ResponseHead): void {
     this.resp = resp;
-    this.answered = true;
-    // The connection cannot carry another call when the answer runs to the close, the listener is
-    // closing, or the upstream answered before the request body was all in (the rest is never read).
-    if (resp.framing === 'close' || this.fp.draining || this.bodyLeft > 0) this.closeAfter = true;
+    // The connection cannot carry another call when the answer runs to the close or the upstream
+    // answered before the request body was all in (the rest is never read).
+    if (resp.framing === 'close' || this.bodyLeft > 0) this.closeAfter = true;
     if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
     const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);
@@ -505,7 +505,7 @@ class Exchange {
     const resp = this.resp!;
     this.finish();
     this.fp.pool.release(this.up!, !resp.close && !this.extra && this.bodyLeft === 0, resp.keepAliveMs);
-    this.conn.done(this.closeAfter || this.bodyLeft > 0);
+    this.conn.done(this.closeAfter);
   }
 
   onUpEnd(): void {
@@ -527,7 +527,7 @@ class Exchange {
   // The upstream failed: retry a bodiless idempotent call that went out on a reused connection (it
   // may have raced the upstream closing it), answer 502 if nothing reached the client, else cut it off.
   private failBeforeAnswer(reason: string): void {
-    if (this.answered) return this.abort();
+    if (this.resp) return this.abort(); // part of an answer is out already
     if (this.up?.reused && !this.retried && !this.rbuf && this.head.contentLength === 0 && RETRYABLE.has(this.head.method)) {
       this.retried = true;
       const up = this.up;
@@ -542,7 +542,7 @@ class Exchange {
   }
 
   private fail(status: number, reason: string, close: boolean): void {
-    if (this.answered) return this.abort();
+    if (this.resp) return this.abort(); // part of an answer is out already
     const up = this.up;
     this.finish();
     up?.socket.destroy();

@@ -12,7 +12,7 @@ import { ANONYMOUS } from '../formats/input.js';
 import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
 import type { Call, CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
-import { FastPath, type Admission, type OwnAnswer } from './fast-path.js';
+import { answerHead, FastPath, type Admission, type OwnAnswer } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 
@@ -177,6 +177,13 @@ function ownAnswer(status: number, decisionId: string | undefined, reason: strin
   return { status, headers, body: JSON.stringify({ decision_id: decisionId, reasons: [reason] }) };
 }
 
+// A whole response that closes the connection (an upgrade refused before node wrote anything); a field
+// that cannot be written fails closed with a 500, as node's writeHead would.
+function closingAnswer(a: OwnAnswer): string {
+  const head = answerHead(a, Buffer.byteLength(a.body), 'connection: close\r\n');
+  return head === undefined ? closingAnswer(ownAnswer(500, undefined, 'internal error (fail closed)')) : head + a.body;
+}
+
 /** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
 export type SidecarServer = net.Server & { closeAllConnections(): void; closeIdleConnections(): void };
 
@@ -219,20 +226,18 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
     return th && !th.peers.includes(socket.remoteAddress ?? '') ? th.name : undefined;
   }
 
-  function sendDenial(res: ServerResponse, v: Verdict): void {
-    const body = denialBody(v);
-    const headers: OutgoingHttpHeaders = { ...v.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [DECISION_ID_HEADER]: v.decisionId };
-    // An unread body would be parsed as the next request on this connection; close it instead.
-    if (!res.req.complete) headers.connection = 'close';
-    res.writeHead(v.status, headers).end(body);
+  // One of the sidecar's own answers on node's path (the fast path writes the same OwnAnswer itself).
+  function writeOwn(res: ServerResponse, a: OwnAnswer, close: boolean): void {
+    if (res.headersSent) return void res.destroy();
+    const body = Buffer.from(a.body, 'utf8');
+    res.writeHead(a.status, [...a.headers.flat(), 'content-length', String(body.length), ...(close ? ['connection', 'close'] : [])]).end(body);
   }
 
+  // An unread body would be parsed as the next request on this connection; close it instead.
+  const sendDenial = (res: ServerResponse, v: Verdict) => writeOwn(res, denialAnswer(v), !res.req.complete);
+
   // The sidecar's own JSON answer (413, 502, 500): decision id and reasons, never upstream details.
-  function answer(res: ServerResponse, status: number, decisionId: string | undefined, reason: string, close: boolean): void {
-    if (res.headersSent) return void res.destroy();
-    res.writeHead(status, { 'content-type': 'application/json', ...(close ? { connection: 'close' } : {}), ...(decisionId ? { [DECISION_ID_HEADER]: decisionId } : {}) });
-    res.end(JSON.stringify({ decision_id: decisionId, reasons: [reason] }));
-  }
+  const answer = (res: ServerResponse, status: number, decisionId: string | undefined, reason: string, close: boolean) => writeOwn(res, ownAnswer(status, decisionId, reason), close);
 
   const tooLarge = (res: ServerResponse, decisionId: string | undefined) => answer(res, 413, decisionId, `request body larger than ${limits.maxBodyBytes} bytes`, true);
 
@@ -341,8 +346,7 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
       const p = await prepare(gate, { method: req.method ?? '', target, rawHeaders: req.rawHeaders, socket: req.socket }, 'proxy');
       const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
       if (!v.allow) {
-        const body = denialBody(v);
-        socket.end(`HTTP/1.1 ${v.status} Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${DECISION_ID_HEADER}: ${v.decisionId}\r\nconnection: close\r\n\r\n${body}`);
+        socket.end(closingAnswer(denialAnswer(v)));
         return;
       }
       decisionId = v.decisionId;
@@ -406,14 +410,17 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
     } else socket.destroy();
   });
 
-  const fast = upstreamIsTls
-    ? undefined
+  // Decided once: with a call handler (MCP) every call needs node's parsed request, so no connection
+  // would ever stay on the fast path; with an https upstream its raw connections do not apply.
+  const fast =
+    upstreamIsTls || opts.handlers?.length
+      ? undefined
     : new FastPath({
         upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(upstreamBase.port) },
         limits,
         handOff: (socket) => full.emit('connection', socket),
-        // Calls for a handler (MCP) and JSON bodies policy reads go node's way: they need the parsed request.
-        eligible: (head: RequestHead) => !opts.handlers?.length && !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
+        // JSON bodies the policy reads go node's way: they need the parsed request.
+        eligible: (head: RequestHead) => !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
         admit: async (head: RequestHead, socket: net.Socket): Promise<Admission> => {
           const drop = untrustedIdentityHeader(socket);
           const gate = opts.gate;

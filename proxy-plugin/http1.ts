@@ -50,15 +50,18 @@ const isToken = (s: string, from: number, to: number): boolean => {
   return true;
 };
 
-/** A header field value of visible ASCII, spaces and tabs only (what the fast path writes through). */
-export function isPlainValue(s: string, obsText = false): boolean {
-  for (let i = 0; i < s.length; i++) {
+// Field value characters: visible ASCII, space and tab, and obs-text (bytes 0x80–0xff) when allowed.
+function isValueText(s: string, from: number, to: number, obsText: boolean): boolean {
+  for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x09 || (c >= 0x20 && c <= 0x7e) || (obsText && c >= 0x80 && c <= 0xff)) continue;
     return false;
   }
   return true;
 }
+
+/** A header field value of visible ASCII, spaces and tabs only (what the fast path writes through). */
+export const isPlainValue = (s: string): boolean => isValueText(s, 0, s.length, false);
 
 /** A header field name: a token. */
 export const isHeaderName = (s: string): boolean => isToken(s, 0, s.length);
@@ -73,14 +76,15 @@ function readFields(head: string, pos: number, obsText: boolean, out: string[]):
   while (pos < n) {
     let eol = head.indexOf('\r\n', pos);
     if (eol < 0) eol = n;
-    let i = pos;
-    for (; i < eol; i++) {
-      const c = head.charCodeAt(i);
+    // One pass, inlined: this runs for every field of every call.
+    let colon = pos;
+    for (; colon < eol; colon++) {
+      const c = head.charCodeAt(colon);
       if (c === 0x3a) break;
       if (c >= 128 || TCHAR[c] === 0) return false;
     }
-    if (i === pos || i === eol) return false;
-    let a = i + 1;
+    if (colon === pos || colon === eol) return false;
+    let a = colon + 1;
     let b = eol;
     while (a < b && isOws(head.charCodeAt(a))) a++;
     while (b > a && isOws(head.charCodeAt(b - 1))) b--;
@@ -89,7 +93,7 @@ function readFields(head: string, pos: number, obsText: boolean, out: string[]):
       if (c === 0x09 || (c >= 0x20 && c <= 0x7e) || (obsText && c >= 0x80 && c <= 0xff)) continue;
       return false;
     }
-    out.push(head.slice(pos, i), head.slice(a, b));
+    out.push(head.slice(pos, colon), head.slice(a, b));
     pos = eol + 2;
   }
   return true;
@@ -181,10 +185,7 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     return `malformed status line ${JSON.stringify(head.slice(0, Math.min(lineEnd, 80)))}`;
   }
   const reason = lineEnd > 13 ? head.slice(13, lineEnd) : '';
-  for (let i = 0; i < reason.length; i++) {
-    const c = reason.charCodeAt(i);
-    if (!(c === 0x09 || (c >= 0x20 && c <= 0x7e) || (c >= 0x80 && c <= 0xff))) return 'malformed status line (control character in the reason)';
-  }
+  if (!isValueText(reason, 0, reason.length, true)) return 'malformed status line (control character in the reason)';
   const status = (d0 - 0x30) * 100 + (d1 - 0x30) * 10 + (d2 - 0x30);
   const rawHeaders: string[] = [];
   if (!readFields(head, lineEnd + 2, true, rawHeaders)) return 'malformed header line in the response head';

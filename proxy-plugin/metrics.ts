@@ -9,7 +9,8 @@ export class PluginMetrics {
   // piled up): an observe() with its label lookup costs microseconds per call on a cache the proxy's
   // sockets keep cold; an append costs nanoseconds, and the batch runs hot.
   private readonly pendingEval: number[] = [];
-  private readonly pendingDecisions = new Map<string, number>();
+  /** outcome → front end → count (both from small fixed sets: no key is built per call). */
+  private readonly pendingDecisions = new Map<string, Map<string, number>>();
   readonly registry = new Registry();
   readonly decisions = new Counter({
     name: 'warden_decisions_total',
@@ -53,18 +54,16 @@ export class PluginMetrics {
 
   /** One decision was made (outcome × front end). */
   decided(outcome: string, source: string): void {
-    const key = `${outcome} ${source}`;
-    this.pendingDecisions.set(key, (this.pendingDecisions.get(key) ?? 0) + 1);
+    let bySource = this.pendingDecisions.get(outcome);
+    if (!bySource) this.pendingDecisions.set(outcome, (bySource = new Map()));
+    bySource.set(source, (bySource.get(source) ?? 0) + 1);
   }
 
   /** Move what the hot path recorded into the prom-client metrics. */
   flush(): void {
     for (const v of this.pendingEval) this.evalSeconds.observe(v);
     this.pendingEval.length = 0;
-    for (const [key, n] of this.pendingDecisions) {
-      const [outcome, source] = key.split(' ') as [string, string];
-      this.decisions.inc({ outcome, source }, n);
-    }
+    for (const [outcome, bySource] of this.pendingDecisions) for (const [source, n] of bySource) this.decisions.inc({ outcome, source }, n);
     this.pendingDecisions.clear();
   }
 

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedEnd } from '../proxy-plugin/http1.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
+import { createSidecar, type SidecarLimits, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { closeServer, copyPolicies, listenLocal } from './proxy-fixtures.js';
 
 const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
@@ -103,11 +103,16 @@ async function startEarlyAnswerUpstream(): Promise<{ server: net.Server; port: n
   return { server, port: await listenLocal(server), heads };
 }
 
+// A listening sidecar in front of the upstream on `upstreamPort`.
+async function sidecarFor(upstreamPort: number, limits: SidecarLimits): Promise<{ sidecar: SidecarServer; port: number }> {
+  const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstreamPort}`), gate: plugin.gate, logger: silent, limits });
+  return { sidecar, port: await listenLocal(sidecar) };
+}
+
 // A sidecar in front of a raw upstream for one test.
 async function stack(behave: Behaviour, limits = {}): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
   const up = await startRawUpstream(behave);
-  const sidecar: SidecarServer = createSidecar({ upstream: new URL(`http://127.0.0.1:${up.port}`), gate: plugin.gate, logger: silent, limits: { requestTimeoutMs: 400, headersTimeoutMs: 400, ...limits } });
-  const port = await listenLocal(sidecar);
+  const { sidecar, port } = await sidecarFor(up.port, { requestTimeoutMs: 400, headersTimeoutMs: 400, ...limits });
   return {
     port,
     seen: up.seen,
@@ -247,8 +252,7 @@ describe('fast path: closing', () => {
       arrived();
       void held.then(() => ok(req, s));
     });
-    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${up.port}`), gate: plugin.gate, logger: silent });
-    const port = await listenLocal(sidecar);
+    const { sidecar, port } = await sidecarFor(up.port, {});
     try {
       const idle = net.connect(port, '127.0.0.1');
       const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
@@ -300,8 +304,7 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
   it('never parses the rest of a body as a request after the upstream answered before reading it', async () => {
     // The upstream answers as soon as it has the head (an early 413, say) and never reads the body.
     const early = await startEarlyAnswerUpstream();
-    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${early.port}`), gate: plugin.gate, logger: silent, limits: { requestTimeoutMs: 2000, headersTimeoutMs: 2000 } });
-    const port = await listenLocal(sidecar);
+    const { sidecar, port } = await sidecarFor(early.port, { requestTimeoutMs: 2000, headersTimeoutMs: 2000 });
     try {
       // The rest of the body is a whole request, chunked so that only node's parser would take it.
       const rest = `POST /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;

@@ -1,6 +1,8 @@
 // Child processes of the proxy benchmark, one per container of a pod: `upstream` (the application) and
-// `proxies <upstreamPort>` (the Warden sidecar and a pass-through proxy without policy, the same sidecar
-// code with the gate off; they are measured one after the other, never at once). Each reports its ports
+// `proxies <upstreamPort> <bundle> <key> <engine>` (the Warden sidecar and a pass-through proxy without
+// policy, the same sidecar code with the gate off; they are measured one after the other, never at once).
+// The sidecar's plugin is wired as in a cluster: it long-polls the engine for its bundle and ships every
+// decision event to the engine's POST /logs. Each reports its ports
 // over IPC and answers 'cpu' with the process's CPU time, the figure that survives a busy machine.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -17,6 +19,7 @@ const listen = async (s: Server) => {
 };
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
+let plugin: Awaited<ReturnType<typeof startPlugin>> | undefined;
 if (role === 'upstream') {
   const body = JSON.stringify({ id: 42, status: 'open', items: [{ sku: 'A-1', qty: 2 }] });
   const upstream = http.createServer((_req, res) => {
@@ -25,12 +28,13 @@ if (role === 'upstream') {
   upstream.keepAliveTimeout = 30_000;
   process.send!({ upstreamPort: await listen(upstream) });
 } else {
-  const [upstreamPort, bundleFile, keyFile] = args as [string, string, string];
+  const [upstreamPort, bundleFile, keyFile, engine] = args as [string, string, string, string];
   // Decision lines go to /dev/null through the same buffered stream `warden proxy` writes stdout with:
   // their serialization cost is measured, not a terminal's speed.
   const logger = pino({ level: 'info' }, bufferedLogStream('/dev/null').stream);
-  const plugin = await startPlugin({
+  plugin = await startPlugin({
     workload: 'orders',
+    engine,
     bundleFile,
     verificationKey: readFileSync(keyFile, 'utf8'),
     identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['127.0.0.1'] } },
@@ -60,7 +64,8 @@ process.on('message', (m) => {
     const u = process.cpuUsage();
     // The histogram holds whole sampling intervals: how late a tick came is the interval less the resolution.
     const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
-    process.send!({ cpu: u.user + u.system, loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max), gcMaxMs, gcTotalMs });
+    const log = plugin?.log;
+    process.send!({ cpu: u.user + u.system, loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max), gcMaxMs, gcTotalMs, logShipped: log?.shipped ?? 0, logDropped: log?.dropped ?? 0, logQueued: log?.depth ?? 0 });
     loopDelay.reset();
     gcMaxMs = 0;
     gcTotalMs = 0;

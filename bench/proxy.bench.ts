@@ -5,6 +5,8 @@
 import { median, type Figure } from './figure.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +49,8 @@ export interface ProxyBenchResult {
   /** 1-minute load average per core while measuring: above ~0.7 the latency figures measure the machine, not the proxy. */
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
+  /** The sidecar's decision log: events the engine stand-in accepted, still queued at the end, dropped; POSTs and gzip'd bytes. */
+  shipping: { shipped: number; queued: number; dropped: number; batches: number; bytes: number };
 }
 
 const XFCC = 'By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
@@ -68,10 +72,12 @@ async function load(name: string, port: number, rate: number, seconds: number): 
   const started = performance.now();
   const pending: Promise<void>[] = [];
   const one = async (i: number, due: number) => {
+    // From the scheduled start, or from the actual one when the generator was early (it does not sleep under 1 ms).
+    const from = Math.min(due, performance.now());
     try {
       const res = await pool.request({ method: 'GET', path: `/orders/${i % 1000}`, headers: { 'x-forwarded-client-cert': XFCC } });
       await res.body.dump();
-      latencies.push((performance.now() - due) * 1000);
+      latencies.push((performance.now() - from) * 1000);
       if (res.statusCode === 200) ok++;
       else errors++;
     } catch {
@@ -89,6 +95,53 @@ async function load(name: string, port: number, rate: number, seconds: number): 
   await pool.destroy();
   latencies.sort((a, b) => a - b);
   return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, proxyLoopP99: NaN, proxyLoopMax: NaN, proxyGcMax: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+}
+
+/** What the engine stand-in received. */
+export interface EngineStandIn {
+  url: string;
+  batches: number;
+  bytes: number;
+  close(): Promise<void>;
+}
+
+// A stand-in for the engine, which runs in its own pod in a cluster: it serves the workload's bundle
+// (ETag, long poll held until the `prefer: wait=N` the plugin asks for) and takes POST /logs batches,
+// draining them without storing: the sidecar pays for shipping its decision log as it does in a pod.
+async function engineStandIn(bundleFile: string): Promise<EngineStandIn> {
+  const bundle = readFileSync(bundleFile);
+  const etag = '"bench"';
+  const got = { batches: 0, bytes: 0 };
+  const server = http.createServer((req, res) => {
+    if (req.method === 'POST' && req.url === '/logs') {
+      req.on('data', (c: Buffer) => (got.bytes += c.length));
+      req.on('end', () => {
+        got.batches++;
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"rejected":[]}');
+      });
+    } else if (req.method === 'GET' && req.url === '/bundles/orders') {
+      if (req.headers['if-none-match'] !== etag) return void res.writeHead(200, { etag, 'content-type': 'application/gzip' }).end(bundle);
+      const wait = Number(/wait=(\d+)/.exec(String(req.headers.prefer ?? ''))?.[1] ?? 0);
+      const timer = setTimeout(() => res.writeHead(304, { etag }).end(), wait * 1000);
+      res.on('close', () => clearTimeout(timer));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get batches() {
+      return got.batches;
+    },
+    get bytes() {
+      return got.bytes;
+    },
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
 
 // Inputs across the orders API: principals, JWT callers, methods, known and unknown paths.
@@ -157,15 +210,17 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     });
     return { child, ready };
   };
+  const engine = await engineStandIn(bundleFile);
   const app = start<{ upstreamPort: number }>(['upstream'], []);
   const children = [app.child];
   const perRound: Array<[LoadFigures, LoadFigures, LoadFigures]> = [];
+  let shipping = { logShipped: 0, logQueued: 0, logDropped: 0 };
   try {
     const { upstreamPort } = await app.ready;
-    const proxies = start<{ sidecarPort: number; passthroughPort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile], prof);
+    const proxies = start<{ sidecarPort: number; passthroughPort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile, engine.url], prof);
     children.push(proxies.child);
     const ports = await proxies.ready;
-    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number };
+    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number; logShipped: number; logQueued: number; logDropped: number };
     const cpu = (child: ChildProcess) =>
       new Promise<Stats>((resolve) => {
         child.once('message', (m) => resolve(m as Stats));
@@ -188,6 +243,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     for (let r = 0; r < rounds; r++) {
       perRound.push([await measured('direct', upstreamPort), await measured('pass-through proxy', ports.passthroughPort), await measured('warden sidecar', ports.sidecarPort)]);
     }
+    shipping = await cpu(proxies.child);
   } finally {
     // Disconnecting lets the servers exit on their own (so --cpu-prof can write its profile); kill as a backstop.
     for (const child of children) {
@@ -196,6 +252,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       child.kill();
     }
+    await engine.close();
   }
   // One line per target: medians over rounds (max is the largest seen).
   const loadFigures: LoadFigures[] = [0, 1, 2].map((t) => {
@@ -232,6 +289,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       passthroughP99Range: range(over(1, 'p99')),
     },
     loadPerCore: loadavg()[0]! / cpus().length,
+    shipping: { shipped: shipping.logShipped, queued: shipping.logQueued, dropped: shipping.logDropped, batches: engine.batches, bytes: engine.bytes },
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
@@ -243,6 +301,8 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`added by the sidecar over direct:       p50 ${us(result.added.sidecarP50)}   p99 ${us(result.added.sidecarP99)} ${spread(result.added.sidecarP99Range)}   (target p99 ≤ 1000 µs)`);
   out(`added by the pass-through over direct:  p50 ${us(result.added.passthroughP50)}   p99 ${us(result.added.passthroughP99)} ${spread(result.added.passthroughP99Range)}`);
   if (result.loadPerCore > 0.7) out(`note: load average ${(result.loadPerCore * cpus().length).toFixed(1)} on ${cpus().length} cores while measuring — latency figures reflect a saturated machine; CPU/request figures still hold`);
+  const sh = result.shipping;
+  out(`decision log shipped by the sidecar to the engine stand-in: ${sh.shipped} events in ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB), ${sh.queued} queued at the end, ${sh.dropped} dropped`);
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
   out(`whole decision (evaluate + mask + event + log line):        p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
   return result;

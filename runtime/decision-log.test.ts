@@ -68,10 +68,12 @@ describe('DecisionLog', () => {
     }
   });
 
-  it('replays a spill file whose last write was cut short, dropping and counting only the broken line', async () => {
+  it('replays a spill file whose last write was cut short, dropping and counting only the broken lines', async () => {
     const spillFile = join(mkdtempSync(join(tmpdir(), 'warden-spill-')), 'spill.ndjson');
     const whole = [event(0), event(1)].map((e) => JSON.stringify(e));
-    writeFileSync(spillFile, `${whole.join('\n')}\n${JSON.stringify(event(2)).slice(0, 40)}`);
+    // An edited line holding two events joined by a comma is not one JSON text: dropped, never shipped as two.
+    const glued = `${JSON.stringify(event(7))},${JSON.stringify(event(8))}`;
+    writeFileSync(spillFile, `${whole.join('\n')}\n${glued}\n${JSON.stringify(event(2)).slice(0, 40)}`);
     const { app, got } = collector();
     const engine = http.createServer(app);
     const port = await listenLocal(engine);
@@ -80,8 +82,49 @@ describe('DecisionLog', () => {
       log.record(event(3));
       await log.close();
       expect(got.map((e) => e.decision_id)).toEqual([0, 1, 3].map((i) => event(i).decision_id));
-      expect(log.dropped).toBe(1);
+      expect(log.dropped).toBe(2);
       expect(existsSync(spillFile)).toBe(false);
+    } finally {
+      await closeServer(engine);
+    }
+  });
+
+  it('ships an event as it was when recorded, whatever later happens to the object', async () => {
+    const { app, got } = collector();
+    const engine = http.createServer(app);
+    const port = await listenLocal(engine);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+      const e = event(1);
+      log.record(e);
+      e.outcome = 'deny';
+      e.labels.workload = 'payments';
+      await log.close();
+      expect(got).toEqual([event(1)].map((x) => ({ ...x, timestamp: got[0]!.timestamp })));
+      expect(got[0]!.outcome).toBe('allow');
+    } finally {
+      await closeServer(engine);
+    }
+  });
+
+  it('ships full batches as they fill and leaves the rest for the timer', async () => {
+    let posts = 0;
+    const { app, got } = collector();
+    const engine = http.createServer((req, res) => {
+      posts++;
+      app(req, res);
+    });
+    const port = await listenLocal(engine);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }), batchSize: 10, flushIntervalMs: 60_000 });
+      for (let i = 0; i < 25; i++) log.record(event(i));
+      await log.flush(false);
+      expect(got).toHaveLength(20); // two full batches; the five left over wait for the timer
+      expect(log.depth).toBe(5);
+      await log.flush();
+      expect(got.map((e) => e.decision_id)).toEqual(Array.from({ length: 25 }, (_, i) => event(i).decision_id));
+      expect(posts).toBe(3);
+      await log.close();
     } finally {
       await closeServer(engine);
     }

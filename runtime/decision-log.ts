@@ -3,8 +3,14 @@
 // the pod's EngineConnection (mTLS: the engine stores events only for the identity that sends them),
 // with a bounded buffer, backoff, a local NDJSON spill file while the engine is away (replayed later),
 // and a counter of anything that still had to be dropped.
+//
+// Nothing here may hold the event loop: the proxy decides every call of its pod on that loop. Each event
+// is serialized when it is recorded (a few microseconds, and the queued text can no longer change) and a
+// batch is compressed on libuv's thread pool. Serializing and gzipping 500 queued events at once took
+// 7–17 ms on the main thread, every quarter second at 2,000 calls/s: the proxy's p99 was that stall.
 import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants as zlibConstants, gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { EngineConnection } from './engine-connection.js';
@@ -77,9 +83,12 @@ export interface DecisionLogOptions {
   metrics?: DecisionLogMetrics;
 }
 
+const gzip = promisify(gzipCallback);
+
 /** The shipping queue for one plugin instance. */
 export class DecisionLog {
-  private queue: DecisionEvent[] = [];
+  /** Events as serialized when recorded (one JSON text each). */
+  private queue: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
   private failures = 0;
@@ -111,19 +120,22 @@ export class DecisionLog {
       const overflow = this.queue.splice(0, Math.ceil(max / 10));
       void this.spill(overflow);
     }
-    this.queue.push(event);
+    this.queue.push(JSON.stringify(event));
     this.opts.metrics?.logQueue.set(this.queue.length);
-    if (this.queue.length >= (this.opts.batchSize ?? 500)) void this.flush();
+    if (this.queue.length >= (this.opts.batchSize ?? 500)) void this.flush(false);
   }
 
   get depth(): number {
     return this.queue.length;
   }
 
-  /** Ship what is queued (and replay the spill file) now, unless backing off. */
-  flush(): Promise<void> {
+  /**
+   * Ship what is queued (and replay the spill file) now, unless backing off; `all: false` ships full
+   * batches only, leaving the rest for the timer.
+   */
+  flush(all = true): Promise<void> {
     if (this.sending) return this.sending;
-    this.sending = this.ship().finally(() => (this.sending = undefined));
+    this.sending = this.ship(all).finally(() => (this.sending = undefined));
     return this.sending;
   }
 
@@ -136,8 +148,10 @@ export class DecisionLog {
     if (this.ownsConnection) this.engine?.close();
   }
 
-  private async post(events: DecisionEvent[]): Promise<void> {
-    const body = gzipSync(JSON.stringify(events));
+  // POST one batch: a JSON array of the serialized events, gzip'd on the thread pool (level 1: a third of
+  // level 6's time on these batches for 25 % more bytes).
+  private async post(events: string[]): Promise<void> {
+    const body = await gzip(`[${events.join(',')}]`, { level: zlibConstants.Z_BEST_SPEED });
     const res = await this.engine!.request('logs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
@@ -158,14 +172,27 @@ export class DecisionLog {
     }
   }
 
-  private async ship(): Promise<void> {
+  // Full batches go out as long as there are any; a partial one only holds what was queued when an `all`
+  // flush (the timer, close) started. Chasing every event recorded during the last POST sent a dozen
+  // events at a time, back to back, which cost the proxy 100 µs of CPU per call at 2,000 calls/s.
+  // A batch leaves the queue while it is in flight, so an overflow meanwhile cannot spill it twice.
+  private async ship(all: boolean): Promise<void> {
     if (!this.engine || Date.now() < this.nextAttempt) return;
+    const size = this.opts.batchSize ?? 500;
     try {
       await this.replaySpill();
-      while (this.queue.length > 0) {
-        const batch = this.queue.slice(0, this.opts.batchSize ?? 500);
-        await this.post(batch);
-        this.queue.splice(0, batch.length);
+      let rest = all ? this.queue.length : 0;
+      for (;;) {
+        const n = this.queue.length >= size ? size : Math.min(rest, this.queue.length);
+        if (n === 0) break;
+        const batch = this.queue.splice(0, n);
+        rest = Math.max(0, rest - n);
+        try {
+          await this.post(batch);
+        } catch (err) {
+          this.queue.unshift(...batch);
+          throw err;
+        }
         this.shipped += batch.length;
         this.opts.metrics?.logShipped.inc(batch.length);
         this.opts.metrics?.logQueue.set(this.queue.length);
@@ -185,11 +212,11 @@ export class DecisionLog {
     this.opts.metrics?.logDropped.inc(n);
   }
 
-  private async spill(events: DecisionEvent[]): Promise<void> {
+  private async spill(events: string[]): Promise<void> {
     this.opts.metrics?.logQueue.set(this.queue.length);
     if (!this.opts.spillFile || events.length === 0) return this.drop(events.length);
     const size = await stat(this.opts.spillFile).then((s) => s.size, () => 0);
-    const text = events.map((e) => JSON.stringify(e)).join('\n') + '\n';
+    const text = events.join('\n') + '\n';
     if (size + text.length > (this.opts.maxSpillBytes ?? 64 * 1024 * 1024)) return this.drop(events.length);
     await appendFile(this.opts.spillFile, text);
     this.opts.metrics?.logSpilled.inc(events.length);
@@ -214,10 +241,11 @@ export class DecisionLog {
     // A line that is not JSON (a write cut short by a crash) is dropped and counted: failing the replay
     // on it would hold every event behind it, and every later one, in the spill file for good.
     const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const events: DecisionEvent[] = [];
+    const events: string[] = [];
     for (const line of lines) {
       try {
-        events.push(JSON.parse(line) as DecisionEvent);
+        JSON.parse(line);
+        events.push(line);
       } catch {
         // counted below
       }

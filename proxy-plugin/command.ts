@@ -42,6 +42,8 @@ interface PluginFlags {
   audience?: string;
   jwtAlgs: string;
   clockSkew: string;
+  jwtCache: string;
+  jwtCacheSeconds: string;
   trustHeader?: string;
   trustPeer: string[];
   admin?: string;
@@ -66,6 +68,13 @@ function address(flag: string, value: string): { host: string; port: number } {
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
 }
 
+// A whole number flag, refused with its name when it is not one.
+function whole(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new ConfigError(`${flag} ${JSON.stringify(value)} is not a whole number`);
+  return n;
+}
+
 function readPem(flag: string, path: string): string {
   if (!existsSync(path)) throw new ConfigError(`${flag} ${path}: no such file`);
   return readFileSync(path, 'utf8');
@@ -78,7 +87,15 @@ async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
     const algorithms = f.jwtAlgs.split(',').map((a) => a.trim());
     const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.includes(a));
     if (bad.length) throw new ConfigError(`--jwt-algs ${bad.join(',')}: only asymmetric algorithms are accepted (${ASYMMETRIC_ALGORITHMS.join(', ')})`);
-    cfg.jwt = { keys: await loadJwks(f.jwks), issuer: f.issuer, audience: f.audience, algorithms, clockToleranceSec: Number(f.clockSkew) };
+    const cacheSize = whole('--jwt-cache', f.jwtCache);
+    cfg.jwt = {
+      keys: await loadJwks(f.jwks),
+      issuer: f.issuer,
+      audience: f.audience,
+      algorithms,
+      clockToleranceSec: whole('--clock-skew', f.clockSkew),
+      cache: cacheSize > 0 ? { maxEntries: cacheSize, maxAgeSec: whole('--jwt-cache-seconds', f.jwtCacheSeconds) } : false,
+    };
   }
   if (f.trustHeader) {
     if (f.trustPeer.length === 0) throw new ConfigError('--trust-header needs --trust-peer <address> (the local mesh proxy it is accepted from)');
@@ -192,6 +209,8 @@ function commonOptions(cmd: Command): Command {
     .option('--audience <aud>', 'required JWT audience')
     .option('--jwt-algs <list>', 'accepted JWT algorithms (asymmetric only)', 'RS256,ES256,PS256,EdDSA')
     .option('--clock-skew <seconds>', 'tolerated clock skew for exp/nbf (max 300)', '30')
+    .option('--jwt-cache <tokens>', 'verified bearer tokens remembered, so a token pays for its signature check once (0: check every call)', '1000')
+    .option('--jwt-cache-seconds <s>', 'longest one check is reused (never past the token exp)', '60')
     .option('--trust-header <name>', 'mesh identity header to trust (e.g. x-forwarded-client-cert, l5d-client-id)')
     .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
@@ -223,6 +242,13 @@ export function registerProxy(program: Command): void {
     }
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
+    const jsonBodyBytes = whole('--json-body', f.jsonBody);
+    const limits = {
+      maxHeaderBytes: whole('--max-header-bytes', f.maxHeaderBytes),
+      maxBodyBytes: whole('--max-body-bytes', f.maxBodyBytes),
+      headersTimeoutMs: whole('--headers-timeout', f.headersTimeout),
+      requestTimeoutMs: whole('--request-timeout', f.requestTimeout),
+    };
     const plugin = await startFromFlags(f);
     // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
     // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
@@ -233,8 +259,8 @@ export function registerProxy(program: Command): void {
       gate: plugin.gate,
       handlers,
       logger: processLogger,
-      jsonBodyBytes: Number(f.jsonBody),
-      limits: { maxHeaderBytes: Number(f.maxHeaderBytes), maxBodyBytes: Number(f.maxBodyBytes), headersTimeoutMs: Number(f.headersTimeout), requestTimeoutMs: Number(f.requestTimeout) },
+      jsonBodyBytes,
+      limits,
       ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),
     });
     await serveUntilSignal(plugin, sidecar, f, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);

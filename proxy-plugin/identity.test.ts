@@ -1,8 +1,10 @@
-import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import { describe, expect, it } from 'vitest';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { identify, loadJwks, spiffeIdFromSan, type IdentityConfig } from './identity.js';
+import tls from 'node:tls';
+import { createCertificateAuthority } from '../runtime/certificate-authority.js';
+import { identify, loadJwks, spiffeIdFromSan, type IdentityConfig, type TokenCacheOptions } from './identity.js';
 
 const plainSocket = (address: string) => ({ remoteAddress: address });
 
@@ -45,6 +47,125 @@ describe('identify', () => {
     expect(justExpired.ok).toBe(true); // within 30 s of skew
     const expired = await identify({ socket: plainSocket('1.2.3.4'), headers: { authorization: `Bearer ${await sign(now - 120)}` } }, cfg);
     expect(expired).toMatchObject({ ok: false, reason: expect.stringContaining('ERR_JWT_EXPIRED') });
+  });
+
+  describe('verified-token cache', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const local = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] });
+    // Every signature check asks the key set for its key: counting the lookups counts verifications.
+    const setup = (cache?: TokenCacheOptions | false) => {
+      const state = { lookups: 0, clock: Date.now() };
+      const keys: JWTVerifyGetKey = (header, token) => {
+        state.lookups++;
+        return local(header, token);
+      };
+      const cfg: IdentityConfig = { jwt: { keys, issuer: 'iss', audience: 'aud', algorithms: ['ES256'], clockToleranceSec: 30, now: () => state.clock, ...(cache !== undefined ? { cache } : {}) } };
+      return { state, cfg };
+    };
+    const sign = (sub: string, exp: number, extra: Record<string, unknown> = {}) =>
+      new SignJWT({ sub, ...extra }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer('iss').setAudience('aud').setExpirationTime(exp).sign(privateKey);
+    const call = (cfg: IdentityConfig, token: string, address = '10.0.0.1') => identify({ socket: plainSocket(address), headers: { authorization: `Bearer ${token}` } }, cfg);
+
+    it('checks a token once, serves each later call with its own address, and never past exp', async () => {
+      const { state, cfg } = setup();
+      const exp = Math.floor(state.clock / 1000) + 50;
+      const token = await sign('u1', exp, { role: 'admin' });
+      const first = await call(cfg, token, '10.0.0.1');
+      const second = await call(cfg, token, '10.0.0.2');
+      expect(state.lookups).toBe(1);
+      expect(second).toEqual({ ok: true, source: { principal: 'u1', authn: 'jwt', address: '10.0.0.2', claims: first.ok ? first.source.claims : {} } });
+      state.clock = exp * 1000 + 10_000; // past exp, within the 30 s skew: verified again, and accepted
+      expect((await call(cfg, token)).ok).toBe(true);
+      expect(state.lookups).toBe(2);
+      state.clock = exp * 1000 + 60_000; // past the skew: refused, although it was accepted before
+      expect(await call(cfg, token)).toMatchObject({ ok: false, reason: expect.stringContaining('ERR_JWT_EXPIRED') });
+    });
+
+    it('verifies again after maxAgeSec, and every call when turned off', async () => {
+      const { state, cfg } = setup({ maxAgeSec: 5 });
+      const token = await sign('u1', Math.floor(state.clock / 1000) + 600);
+      await call(cfg, token);
+      await call(cfg, token);
+      state.clock += 6000;
+      await call(cfg, token);
+      expect(state.lookups).toBe(2);
+      const off = setup(false);
+      for (let i = 0; i < 3; i++) expect((await call(off.cfg, token)).ok).toBe(true);
+      expect(off.state.lookups).toBe(3);
+    });
+
+    it('forgets the oldest token beyond maxEntries', async () => {
+      const { state, cfg } = setup({ maxEntries: 2 });
+      const exp = Math.floor(state.clock / 1000) + 600;
+      const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((sub) => sign(sub, exp)));
+      for (const t of [a!, b!, c!, c!, b!]) await call(cfg, t);
+      expect(state.lookups).toBe(3);
+      await call(cfg, a!);
+      expect(state.lookups).toBe(4);
+    });
+
+    it('never serves a forged variant of a cached token: changed claims, alg none, a stripped signature', async () => {
+      const { state, cfg } = setup();
+      const token = await sign('u1', Math.floor(state.clock / 1000) + 600, { role: 'support' });
+      expect((await call(cfg, token)).ok).toBe(true);
+      const [header, , signature] = token.split('.');
+      const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const claims = { sub: 'u1', role: 'admin', iss: 'iss', aud: 'aud', exp: Math.floor(state.clock / 1000) + 600 };
+      const forged = [`${header}.${b64(claims)}.${signature}`, `${b64({ alg: 'none' })}.${b64(claims)}.`, `${header}.${token.split('.')[1]}.`];
+      for (const f of forged) expect(await call(cfg, f), f).toMatchObject({ ok: false, reason: expect.stringContaining('bearer token refused') });
+      expect(state.lookups).toBeGreaterThanOrEqual(2);
+    });
+
+    it('shares claims between calls read-only', async () => {
+      const { state, cfg } = setup();
+      const token = await sign('u1', Math.floor(state.clock / 1000) + 600, { amr: ['pwd'] });
+      const first = await call(cfg, token);
+      const claims = (first.ok ? first.source.claims : {}) as { amr: string[]; role?: string };
+      expect(() => claims.amr.push('mfa')).toThrow(TypeError);
+      expect(() => (claims.role = 'admin')).toThrow(TypeError);
+      const second = await call(cfg, token);
+      expect(second.ok && second.source.claims).toMatchObject({ amr: ['pwd'] });
+      expect(second.ok && second.source.claims.role).toBeUndefined();
+    });
+  });
+
+  it('reads a connection\'s client certificate once, for all the calls it carries', async () => {
+    const ca = await createCertificateAuthority('identity-test-ca');
+    const other = await createCertificateAuthority('other-ca');
+    const serverCert = await ca.issue({ kind: 'server', commonName: 'localhost', ipAddresses: ['127.0.0.1'] });
+    const server = tls.createServer({ cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const clients: tls.TLSSocket[] = [];
+    // The server side of one connection made with `cert`, its getPeerCertificate() calls counted.
+    const connect = async (cert?: { certPem: string; keyPem: string }) => {
+      const accepted = new Promise<tls.TLSSocket>((r) => server.once('secureConnection', r));
+      clients.push(tls.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', ca: ca.certPem, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) }));
+      const socket = await accepted;
+      const reads = { n: 0 };
+      const original = socket.getPeerCertificate.bind(socket);
+      socket.getPeerCertificate = ((detailed?: boolean) => {
+        reads.n++;
+        return original(detailed as true);
+      }) as typeof socket.getPeerCertificate;
+      return { socket, reads };
+    };
+    try {
+      const storefront = await connect(await ca.issue({ kind: 'client', uris: ['spiffe://cluster.local/ns/shop/sa/storefront'] }));
+      for (let i = 0; i < 3; i++) {
+        const r = await identify({ socket: storefront.socket, headers: {} }, {});
+        expect(r.ok && r.source).toMatchObject({ principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls', namespace: 'shop' });
+      }
+      expect(storefront.reads.n).toBe(1);
+      const foreign = await connect(await other.issue({ kind: 'client', uris: ['spiffe://cluster.local/ns/shop/sa/storefront'] }));
+      for (let i = 0; i < 2; i++) expect(await identify({ socket: foreign.socket, headers: {} }, {})).toMatchObject({ ok: false, reason: expect.stringContaining('client certificate refused') });
+      expect(foreign.reads.n).toBe(1);
+      const none = await connect();
+      for (let i = 0; i < 2; i++) expect(await identify({ socket: none.socket, headers: {} }, {})).toMatchObject({ ok: true, source: { principal: 'anonymous' } });
+      expect(none.reads.n).toBe(1);
+    } finally {
+      for (const c of clients) c.destroy();
+      server.close();
+    }
   });
 
   it('refuses a bearer token when no issuer is configured instead of ignoring it', async () => {

@@ -440,6 +440,8 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
     ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1'], ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) })
     : net.createServer();
   listener.on(opts.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+    // A connection's identity is the certificate of its handshake (identify reads it once per connection).
+    if (opts.tls) (socket as tls.TLSSocket).disableRenegotiation();
     if (fast) fast.accept(socket);
     else full.emit('connection', socket);
   });

@@ -91,6 +91,7 @@ export class DecisionLog {
   private queue: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
+  private again: Promise<void> | undefined;
   private failures = 0;
   private nextAttempt = 0;
   private readonly engine: EngineConnection | undefined;
@@ -134,7 +135,15 @@ export class DecisionLog {
    * batches only, leaving the rest for the timer.
    */
   flush(all = true): Promise<void> {
-    if (this.sending) return this.sending;
+    if (this.sending) {
+      if (!all) return this.sending;
+      // The send in progress may have taken its batches before the caller's events were queued: the
+      // promise resolves once a send that started after this call is done.
+      return (this.again ??= this.sending.then(() => {
+        this.again = undefined;
+        return this.flush();
+      }));
+    }
     this.sending = this.ship(all).finally(() => (this.sending = undefined));
     return this.sending;
   }

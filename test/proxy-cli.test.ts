@@ -50,4 +50,9 @@ describe('warden serve + warden proxy', () => {
   it('refuses to start without a bundle source, saying what to pass', async () => {
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
   });
+
+  it('refuses a numeric flag that is not a whole number, naming it', async () => {
+    await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--max-body-bytes', '10MB'], /never/)).rejects.toThrow(/--max-body-bytes "10MB" is not a whole number/);
+    await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--jwks', notAKey, '--issuer', 'i', '--audience', 'a', '--jwt-cache', '-1'], /never/)).rejects.toThrow(/--jwt-cache "-1" is not a whole number/);
+  });
 });

@@ -321,6 +321,38 @@ describe('hostile input never reaches the upstream', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it('keeps the identity of the handshake for every call on a connection, and refuses renegotiation', async () => {
+    const client = pki.client(STOREFRONT);
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, maxVersion: 'TLSv1.2', ca: pki.ca, cert: client.cert, key: client.key });
+    try {
+      const sockets = new Set<unknown>();
+      const get = (path: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = https.get({ host: '127.0.0.1', port: sidecarPort, path, agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('socket', (s) => sockets.add(s));
+          req.on('error', reject);
+        });
+      expect([await get('/orders/1'), await get('/orders/2'), await get('/orders/3')]).toEqual([200, 200, 200]);
+      expect(sockets.size).toBe(1);
+      const socket = [...sockets][0] as import('node:tls').TLSSocket;
+      const before = upstream.seen.length;
+      socket.on('error', () => undefined); // the sidecar's refusal may reach the client as a reset
+      const outcome = await new Promise<string>((resolve) => {
+        socket.once('close', () => resolve('closed'));
+        socket.renegotiate({ rejectUnauthorized: true }, (err) => {
+          if (!err) resolve('renegotiated');
+        });
+      });
+      expect(outcome).toBe('closed');
+      expect(upstream.seen.length).toBe(before);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('drops a slow client that does not finish its request head in time', async () => {
     const { connect: tlsConnect } = await import('node:tls');
     const before = upstream.seen.length;

@@ -11,10 +11,15 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import tls from 'node:tls';
 import { Pool } from 'undici';
+import { createCertificateAuthority } from '../runtime/certificate-authority.js';
+import { identify, type IdentityConfig, type Presented } from '../proxy-plugin/identity.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
+import { bufferedLogStream } from '../runtime/log-stream.js';
 import { copyPolicies } from '../test/proxy-fixtures.js';
 
 /** Latency figures of one target, microseconds. */
@@ -49,6 +54,7 @@ export interface ProxyBenchResult {
   /** 1-minute load average per core while measuring: above ~0.7 the latency figures measure the machine, not the proxy. */
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
+  identity: IdentityCosts;
   /** The sidecar's decision log: events the engine stand-in accepted, still queued at the end, dropped; POSTs and gzip'd bytes. */
   shipping: { shipped: number; queued: number; dropped: number; batches: number; bytes: number };
 }
@@ -95,6 +101,52 @@ async function load(name: string, port: number, rate: number, seconds: number): 
   await pool.destroy();
   latencies.sort((a, b) => a - b);
   return { target: name, sent: total, ok, errors, throughput: Math.round(ok / elapsed), upstreamCpu: NaN, proxyCpu: NaN, proxyLoopP99: NaN, proxyLoopMax: NaN, proxyGcMax: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+}
+
+/** CPU per identify() call by how the caller proves who it is, µs. */
+export interface IdentityCosts {
+  meshHeader: number;
+  mtls: number;
+  /** ES256 bearer token with the verified-token cache off (every call checks the signature) and on. */
+  jwtEveryCall: number;
+  jwtRemembered: number;
+}
+
+// identify() alone, per credential kind: what a caller's proof costs the proxy on each call.
+async function identityCosts(): Promise<IdentityCosts> {
+  const perCall = async (p: Presented, cfg: IdentityConfig) => {
+    for (let i = 0; i < 500; i++) await identify(p, cfg);
+    const runs: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const before = process.cpuUsage();
+      for (let i = 0; i < 2000; i++) if (!(await identify(p, cfg)).ok) throw new Error('identify refused the benchmark caller');
+      const used = process.cpuUsage(before);
+      runs.push((used.user + used.system) / 2000);
+    }
+    return median(runs);
+  };
+  const meshHeader = await perCall({ socket: { remoteAddress: '127.0.0.1' }, headers: { 'x-forwarded-client-cert': XFCC } }, { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['127.0.0.1'] } });
+  // mTLS: the server side of a real TLS connection that presented a SPIFFE client certificate.
+  const ca = await createCertificateAuthority('bench-ca');
+  const serverCert = await ca.issue({ kind: 'server', commonName: 'localhost', ipAddresses: ['127.0.0.1'] });
+  const clientCert = await ca.issue({ kind: 'client', uris: ['spiffe://cluster.local/ns/shop/sa/storefront'] });
+  const server = tls.createServer({ cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<tls.TLSSocket>((r) => server.once('secureConnection', r));
+  const client = tls.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+  let mtls: number;
+  try {
+    mtls = await perCall({ socket: await accepted, headers: {} }, {});
+  } finally {
+    client.destroy();
+    server.close();
+  }
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] });
+  const token = await new SignJWT({ role: 'support' }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setSubject('alice').setIssuer('iss').setAudience('aud').setExpirationTime('1h').sign(privateKey);
+  const bearer: Presented = { socket: { remoteAddress: '127.0.0.1' }, headers: { authorization: `Bearer ${token}` } };
+  const jwt = (cache: false | undefined): IdentityConfig => ({ jwt: { keys, issuer: 'iss', audience: 'aud', algorithms: ['ES256'], clockToleranceSec: 30, ...(cache === false ? { cache } : {}) } });
+  return { meshHeader, mtls, jwtEveryCall: await perCall(bearer, jwt(false)), jwtRemembered: await perCall(bearer, jwt(undefined)) };
 }
 
 /** What the engine stand-in received. */
@@ -171,8 +223,11 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const bundleFile = join(policies.out, 'orders.tar.gz');
   const keyFile = join(policies.out, 'verification-key.pem');
 
-  // Evaluation alone, in this process.
-  const plugin = await startPlugin({ workload: 'orders', bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'silent' }) });
+  // Evaluation alone, in this process; the whole decision with its log line (to /dev/null) and its
+  // event queued for the engine stand-in, as the sidecar makes it.
+  const engine = await engineStandIn(bundleFile);
+  const lines = bufferedLogStream('/dev/null');
+  const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream) });
   const bundle = plugin.source.current!;
   const inputs = generatedInputs(20_000, plugin.gate.pipeline.destination);
   // Three passes over all inputs; the figures are those of the median pass (the first one warms the JIT).
@@ -197,6 +252,9 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   passes.sort((a, b) => percentile(a.evalNs, 50) - percentile(b.evalNs, 50));
   const { evalNs, pipeNs } = passes[1]!;
   await plugin.close();
+  await lines.close();
+  const shippedBefore = { batches: engine.batches, bytes: engine.bytes }; // the in-process plugin's
+  const identity = await identityCosts();
 
   // The application and the proxies in their own processes, as containers of a pod are; the load comes
   // from this one. Each process reports its CPU time before and after every run.
@@ -210,7 +268,6 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     });
     return { child, ready };
   };
-  const engine = await engineStandIn(bundleFile);
   const app = start<{ upstreamPort: number }>(['upstream'], []);
   const children = [app.child];
   const perRound: Array<[LoadFigures, LoadFigures, LoadFigures]> = [];
@@ -289,7 +346,8 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       passthroughP99Range: range(over(1, 'p99')),
     },
     loadPerCore: loadavg()[0]! / cpus().length,
-    shipping: { shipped: shipping.logShipped, queued: shipping.logQueued, dropped: shipping.logDropped, batches: engine.batches, bytes: engine.bytes },
+    identity,
+    shipping: { shipped: shipping.logShipped, queued: shipping.logQueued, dropped: shipping.logDropped, batches: engine.batches - shippedBefore.batches, bytes: engine.bytes - shippedBefore.bytes },
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
@@ -304,7 +362,9 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const sh = result.shipping;
   out(`decision log shipped by the sidecar to the engine stand-in: ${sh.shipped} events in ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB), ${sh.queued} queued at the end, ${sh.dropped} dropped`);
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
-  out(`whole decision (evaluate + mask + event + log line):        p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
+  const id = result.identity;
+  out(`identifying the caller, CPU per call: mesh header ${id.meshHeader.toFixed(1)} µs, mTLS ${id.mtls.toFixed(1)} µs (certificate read once per connection), JWT ES256 ${id.jwtEveryCall.toFixed(0)} µs checked every call / ${id.jwtRemembered.toFixed(1)} µs remembered`);
+  out(`whole decision (evaluate, mask, event queued, log line):    p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
   return result;
 }
 
@@ -319,6 +379,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
       { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `rounds ${r.added.sidecarP99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
+    { suite: 'proxy', name: 'identify: JWT ES256, remembered', value: r.identity.jwtRemembered, unit: 'µs CPU', detail: `${r.identity.jwtEveryCall.toFixed(0)} µs with the signature checked on every call; mTLS ${r.identity.mtls.toFixed(1)} µs, mesh header ${r.identity.meshHeader.toFixed(1)} µs` },
     { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },
   ];
 }

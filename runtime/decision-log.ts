@@ -7,7 +7,8 @@
 // Nothing here may hold the event loop: the proxy decides every call of its pod on that loop. Each event
 // is serialized when it is recorded (a few microseconds, and the queued text can no longer change) and a
 // batch is compressed on libuv's thread pool. Serializing and gzipping 500 queued events at once took
-// 7–17 ms on the main thread, every quarter second at 2,000 calls/s: the proxy's p99 was that stall.
+// 7–17 ms on the main thread, every quarter second at 2,000 calls/s; without that stall the sidecar's
+// added p99 in the proxy bench fell from 17–28 ms to 5–10 ms.
 import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip as gzipCallback } from 'node:zlib';
@@ -182,8 +183,8 @@ export class DecisionLog {
   }
 
   // Full batches go out as long as there are any; a partial one only holds what was queued when an `all`
-  // flush (the timer, close) started. Chasing every event recorded during the last POST sent a dozen
-  // events at a time, back to back, which cost the proxy 100 µs of CPU per call at 2,000 calls/s.
+  // flush (the timer, close) started. Chasing every event recorded during the last POST sent a few dozen
+  // events at a time, back to back: 980 POSTs for 26,000 decisions in the proxy bench, 55 now.
   // A batch leaves the queue while it is in flight, so an overflow meanwhile cannot spill it twice.
   private async ship(all: boolean): Promise<void> {
     if (!this.engine || Date.now() < this.nextAttempt) return;

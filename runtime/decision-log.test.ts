@@ -130,6 +130,35 @@ describe('DecisionLog', () => {
     }
   });
 
+  it('never spills or resends a batch that is in flight when the queue overflows', async () => {
+    const spillFile = join(mkdtempSync(join(tmpdir(), 'warden-spill-')), 'spill.ndjson');
+    const got: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let posts = 0;
+    const engine = http.createServer(express().post('/logs', express.json(), async (req, res) => {
+      if (posts++ === 0) await held; // the first batch waits while the queue overflows behind it
+      got.push(...(req.body as DecisionEvent[]).map((e) => e.decision_id));
+      res.json({ received: 0, stored: 0, duplicates: [], rejected: [] });
+    }));
+    const port = await listenLocal(engine);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, spillFile, logger: pino({ level: 'silent' }), maxQueue: 10, batchSize: 5, flushIntervalMs: 60_000 });
+      for (let i = 0; i < 5; i++) log.record(event(i)); // a full batch: POSTed, and held
+      await new Promise((r) => setTimeout(r, 0));
+      for (let i = 5; i < 16; i++) log.record(event(i)); // overflows: the oldest queued go to the spill file
+      release();
+      await log.close();
+      const all = Array.from({ length: 16 }, (_, i) => event(i).decision_id);
+      expect([...got].sort()).toEqual(all);
+      expect(new Set(got).size).toBe(got.length);
+      expect(log.dropped).toBe(0);
+    } finally {
+      release();
+      await closeServer(engine);
+    }
+  });
+
   it('counts events it had to drop when the buffer is full and there is no spill file', async () => {
     const log = new DecisionLog({ engine: 'http://127.0.0.1:9', logger: pino({ level: 'silent' }), maxQueue: 10, flushIntervalMs: 60_000, batchSize: 1000 });
     for (let i = 0; i < 15; i++) log.record(event(i));

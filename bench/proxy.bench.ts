@@ -5,6 +5,7 @@
 import { median, type Figure } from './figure.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
@@ -14,6 +15,7 @@ import { pino } from 'pino';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import tls from 'node:tls';
 import { Pool } from 'undici';
+import { createEngineApp } from '../engine/bundle-server.js';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { identify, type IdentityConfig, type Presented } from '../proxy-plugin/identity.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -157,29 +159,21 @@ export interface EngineStandIn {
   close(): Promise<void>;
 }
 
-// A stand-in for the engine, which runs in its own pod in a cluster: it serves the workload's bundle
-// (ETag, long poll held until the `prefer: wait=N` the plugin asks for) and takes POST /logs batches,
-// draining them without storing: the sidecar pays for shipping its decision log as it does in a pod.
-async function engineStandIn(bundleFile: string): Promise<EngineStandIn> {
-  const bundle = readFileSync(bundleFile);
-  const etag = '"bench"';
+// The engine runs in its own pod in a cluster. Here it is the engine's own bundle server over the
+// built bundles (ETag, long poll), with a POST /logs that drains batches without storing them: the
+// sidecar pays for shipping its decision log as it does in a pod, the audit store's work is left out.
+async function engineStandIn(bundlesDir: string): Promise<EngineStandIn> {
   const got = { batches: 0, bytes: 0 };
-  const server = http.createServer((req, res) => {
-    if (req.method === 'POST' && req.url === '/logs') {
-      req.on('data', (c: Buffer) => (got.bytes += c.length));
-      req.on('end', () => {
-        got.batches++;
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"rejected":[]}');
-      });
-    } else if (req.method === 'GET' && req.url === '/bundles/orders') {
-      if (req.headers['if-none-match'] !== etag) return void res.writeHead(200, { etag, 'content-type': 'application/gzip' }).end(bundle);
-      const wait = Number(/wait=(\d+)/.exec(String(req.headers.prefer ?? ''))?.[1] ?? 0);
-      const timer = setTimeout(() => res.writeHead(304, { etag }).end(), wait * 1000);
-      res.on('close', () => clearTimeout(timer));
-    } else {
-      res.writeHead(404).end();
-    }
+  const drain = express.Router().post('/', (req, res) => {
+    req.on('data', (c: Buffer) => (got.bytes += c.length));
+    req.on('end', () => {
+      got.batches++;
+      res.json({ rejected: [] });
+    });
   });
+  const engine = createEngineApp({ bundlesDir, mounts: [{ path: '/logs', router: drain }] });
+  await engine.ready;
+  const server = http.createServer(engine.app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -190,6 +184,7 @@ async function engineStandIn(bundleFile: string): Promise<EngineStandIn> {
       return got.bytes;
     },
     close: () => {
+      engine.close();
       server.closeAllConnections();
       return new Promise<void>((r) => server.close(() => r()));
     },
@@ -225,7 +220,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
 
   // Evaluation alone, in this process; the whole decision with its log line (to /dev/null) and its
   // event queued for the engine stand-in, as the sidecar makes it.
-  const engine = await engineStandIn(bundleFile);
+  const engine = await engineStandIn(policies.out);
   const lines = bufferedLogStream('/dev/null');
   const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream) });
   const bundle = plugin.source.current!;

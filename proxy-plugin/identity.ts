@@ -181,22 +181,19 @@ async function verifyJwt(token: string, cfg: JwtConfig, address: string): Promis
 // so what it says is read once per connection: getPeerCertificate() builds a new object on every call
 // (27–70 µs of CPU per call on this machine). undefined: no certificate was presented.
 type PeerIdentity = { principal: string } | { refused: string } | undefined;
-const peers = new WeakMap<object, { peer: PeerIdentity }>();
+const peers = new WeakMap<object, PeerIdentity>();
 
 function peerOf(socket: Presented['socket']): PeerIdentity {
-  let known = peers.get(socket);
-  if (!known) {
-    const cert = socket.getPeerCertificate!();
-    let peer: PeerIdentity;
-    if (cert && Object.keys(cert).length > 0) {
-      const id = spiffeIdFromSan(cert.subjectaltname);
-      if (!socket.authorized) peer = { refused: `client certificate refused: ${String(socket.authorizationError ?? 'not trusted')}` };
-      else peer = id ? { principal: id } : { refused: 'client certificate has no single SPIFFE ID in its URI SAN' };
-    }
-    known = { peer };
-    peers.set(socket, known);
+  if (peers.has(socket)) return peers.get(socket);
+  const cert = socket.getPeerCertificate!();
+  let peer: PeerIdentity;
+  if (cert && Object.keys(cert).length > 0) {
+    const id = spiffeIdFromSan(cert.subjectaltname);
+    if (!socket.authorized) peer = { refused: `client certificate refused: ${String(socket.authorizationError ?? 'not trusted')}` };
+    else peer = id ? { principal: id } : { refused: 'client certificate has no single SPIFFE ID in its URI SAN' };
   }
-  return known.peer;
+  peers.set(socket, peer);
+  return peer;
 }
 
 /**

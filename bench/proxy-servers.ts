@@ -1,12 +1,14 @@
 // Child processes of the proxy benchmark, one per container of a pod: `upstream` (the application) and
-// `proxies <upstreamPort> <bundle> <key> <engine>` (the Warden sidecar and a pass-through proxy without
-// policy, the same sidecar code with the gate off; they are measured one after the other, never at once).
+// `proxies <upstreamPort> <bundle> <key> <engine>` (the Warden sidecar, a pass-through proxy without
+// policy — the same sidecar code with the gate off — and a byte pipe; they are measured one after the
+// other, never at once). The byte pipe copies bytes between each client connection and one upstream
+// connection of its own without reading them: the least any proxy in its own process adds here.
 // The sidecar's plugin is wired as in a cluster: it long-polls the engine for its bundle and ships every
 // decision event to the engine's POST /logs. Each reports its ports
 // over IPC and answers 'cpu' with the process's CPU time, the figure that survives a busy machine.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo, Server } from 'node:net';
+import net, { type AddressInfo, type Server } from 'node:net';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
@@ -44,7 +46,16 @@ if (role === 'upstream') {
   const limits = { keepAliveTimeoutMs: 30_000 };
   const sidecarPort = await listen(createSidecar({ upstream: target, gate: plugin.gate, logger, limits }));
   const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger, limits }));
-  process.send!({ sidecarPort, passthroughPort });
+  const pipe = net.createServer((client) => {
+    const upstream = net.connect(Number(upstreamPort), '127.0.0.1');
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) s.setNoDelay(true).on('error', close).on('close', close);
+    client.pipe(upstream).pipe(client);
+  });
+  process.send!({ sidecarPort, passthroughPort, pipePort: await listen(pipe) });
 }
 // How late the event loop ran (sampled every ms) and how long GC paused it since the last 'cpu' message:
 // a tail made inside this process shows here, one made by the machine's scheduler does not.

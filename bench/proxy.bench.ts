@@ -51,8 +51,19 @@ export interface ProxyBenchResult {
   /** Rounds: every target is measured once per round, interleaved, and each figure is the median over rounds. */
   rounds: number;
   load: LoadFigures[];
-  /** Medians over rounds of (target − direct) in the same round; `sidecarP99Range` is the min–max over rounds. */
-  added: { sidecarP50: number; sidecarP99: number; sidecarP99Range: [number, number]; passthroughP50: number; passthroughP99: number; passthroughP99Range: [number, number] };
+  /** Medians over rounds of (target − direct) in the same round; `*P99Range` is the min–max over rounds. */
+  added: {
+    sidecarP50: number;
+    sidecarP99: number;
+    sidecarP99Range: [number, number];
+    passthroughP50: number;
+    passthroughP99: number;
+    passthroughP99Range: [number, number];
+    /** The floor: a byte pipe, the least any proxy in its own process can add on this machine. */
+    pipeP50: number;
+    pipeP99: number;
+    pipeP99Range: [number, number];
+  };
   /** 1-minute load average per core while measuring: above ~0.7 the latency figures measure the machine, not the proxy. */
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
@@ -265,11 +276,12 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   };
   const app = start<{ upstreamPort: number }>(['upstream'], []);
   const children = [app.child];
-  const perRound: Array<[LoadFigures, LoadFigures, LoadFigures]> = [];
+  // Per round, in this order: direct, byte pipe, pass-through proxy, warden sidecar.
+  const perRound: Array<[LoadFigures, LoadFigures, LoadFigures, LoadFigures]> = [];
   let shipping = { logShipped: 0, logQueued: 0, logDropped: 0 };
   try {
     const { upstreamPort } = await app.ready;
-    const proxies = start<{ sidecarPort: number; passthroughPort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile, engine.url], prof);
+    const proxies = start<{ sidecarPort: number; passthroughPort: number; pipePort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile, engine.url], prof);
     children.push(proxies.child);
     const ports = await proxies.ready;
     type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number; logShipped: number; logQueued: number; logDropped: number };
@@ -290,10 +302,15 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       return f;
     };
     // Warm every path (JIT, keep-alive sockets) before measuring.
-    for (const port of [upstreamPort, ports.passthroughPort, ports.sidecarPort]) await load('warm-up', port, rate, 1);
-    // Rounds interleave the targets, so a slow spell of the machine hits all three alike.
+    for (const port of [upstreamPort, ports.pipePort, ports.passthroughPort, ports.sidecarPort]) await load('warm-up', port, rate, 1);
+    // Rounds interleave the targets, so a slow spell of the machine hits them all alike.
     for (let r = 0; r < rounds; r++) {
-      perRound.push([await measured('direct', upstreamPort), await measured('pass-through proxy', ports.passthroughPort), await measured('warden sidecar', ports.sidecarPort)]);
+      perRound.push([
+        await measured('direct', upstreamPort),
+        await measured('byte pipe (floor)', ports.pipePort),
+        await measured('pass-through proxy', ports.passthroughPort),
+        await measured('warden sidecar', ports.sidecarPort),
+      ]);
     }
     shipping = await cpu(proxies.child);
   } finally {
@@ -307,7 +324,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     await engine.close();
   }
   // One line per target: medians over rounds (max is the largest seen).
-  const loadFigures: LoadFigures[] = [0, 1, 2].map((t) => {
+  const loadFigures: LoadFigures[] = [0, 1, 2, 3].map((t) => {
     const fs = perRound.map((round) => round[t]!);
     return {
       target: fs[0]!.target,
@@ -325,7 +342,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       max: Math.max(...fs.map((f) => f.max)),
     };
   });
-  const over = (t: 1 | 2, key: 'p50' | 'p99') => perRound.map((round) => round[t][key] - round[0][key]);
+  const over = (t: 1 | 2 | 3, key: 'p50' | 'p99') => perRound.map((round) => round[t][key] - round[0][key]);
   const range = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
   const result: ProxyBenchResult = {
     rate,
@@ -333,12 +350,15 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     rounds,
     load: loadFigures,
     added: {
-      sidecarP50: median(over(2, 'p50')),
-      sidecarP99: median(over(2, 'p99')),
-      sidecarP99Range: range(over(2, 'p99')),
-      passthroughP50: median(over(1, 'p50')),
-      passthroughP99: median(over(1, 'p99')),
-      passthroughP99Range: range(over(1, 'p99')),
+      sidecarP50: median(over(3, 'p50')),
+      sidecarP99: median(over(3, 'p99')),
+      sidecarP99Range: range(over(3, 'p99')),
+      passthroughP50: median(over(2, 'p50')),
+      passthroughP99: median(over(2, 'p99')),
+      passthroughP99Range: range(over(2, 'p99')),
+      pipeP50: median(over(1, 'p50')),
+      pipeP99: median(over(1, 'p99')),
+      pipeP99Range: range(over(1, 'p99')),
     },
     loadPerCore: loadavg()[0]! / cpus().length,
     identity,
@@ -353,6 +373,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const spread = (r: [number, number]) => `(rounds ${r[0].toFixed(0)} … ${r[1].toFixed(0)} µs)`;
   out(`added by the sidecar over direct:       p50 ${us(result.added.sidecarP50)}   p99 ${us(result.added.sidecarP99)} ${spread(result.added.sidecarP99Range)}   (target p99 ≤ 1000 µs)`);
   out(`added by the pass-through over direct:  p50 ${us(result.added.passthroughP50)}   p99 ${us(result.added.passthroughP99)} ${spread(result.added.passthroughP99Range)}`);
+  out(`added by a byte pipe over direct:        p50 ${us(result.added.pipeP50)}   p99 ${us(result.added.pipeP99)} ${spread(result.added.pipeP99Range)}   (the floor: no HTTP, no policy)`);
   if (result.loadPerCore > 0.7) out(`note: load average ${(result.loadPerCore * cpus().length).toFixed(1)} on ${cpus().length} cores while measuring — latency figures reflect a saturated machine; CPU/request figures still hold`);
   const sh = result.shipping;
   out(`decision log shipped by the sidecar to the engine stand-in: ${sh.shipped} events in ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB), ${sh.queued} queued at the end, ${sh.dropped} dropped`);
@@ -374,6 +395,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
       { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `rounds ${r.added.sidecarP99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
+    { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipeP99, unit: 'µs', detail: `rounds ${r.added.pipeP99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },
     { suite: 'proxy', name: 'identify: JWT ES256, remembered', value: r.identity.jwtRemembered, unit: 'µs CPU', detail: `${r.identity.jwtEveryCall.toFixed(0)} µs with the signature checked on every call; mTLS ${r.identity.mtls.toFixed(1)} µs, mesh header ${r.identity.meshHeader.toFixed(1)} µs` },
     { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },
   ];

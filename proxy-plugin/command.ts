@@ -9,6 +9,7 @@ type Server = NetServer & { closeIdleConnections(): void };
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
+import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
@@ -48,6 +49,7 @@ interface PluginFlags {
   trustPeer: string[];
   admin?: string;
   spill?: string;
+  decisionLines: string;
   // proxy only
   upstream?: string;
   tlsCert?: string;
@@ -126,6 +128,9 @@ async function startFromFlags(f: PluginFlags): Promise<Plugin> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
   const engineTls = engineTlsFrom(f);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  const decisionLines = f.decisionLines as DecisionLines;
+  if (!DECISION_LINES.includes(decisionLines)) throw new ConfigError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
+  if (decisionLines !== 'all' && !f.engine) throw new ConfigError(`--decision-lines ${decisionLines} needs --engine: without one the local lines are the only record of decisions`);
   const logger = processLogger.child({ workload: f.workload });
   const starting = startPlugin({
     workload: f.workload,
@@ -141,6 +146,7 @@ async function startFromFlags(f: PluginFlags): Promise<Plugin> {
     logger,
     instance: hostname(),
     ...(f.spill ? { spillFile: f.spill } : {}),
+    decisionLines,
   });
   return starting.catch((err: unknown) => {
     throw err instanceof EngineConnectionError ? new ConfigError(`--engine: ${err.message}`) : err;
@@ -214,7 +220,8 @@ function commonOptions(cmd: Command): Command {
     .option('--trust-header <name>', 'mesh identity header to trust (e.g. x-forwarded-client-cert, l5d-client-id)')
     .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
-    .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson');
+    .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson')
+    .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine)`, 'all');
 }
 
 /** Register `warden proxy` and `warden ext-authz`. */

@@ -2,7 +2,7 @@
 // pipeline, shared by whichever front ends (sidecar, ext_authz, middleware) the pod runs.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { DecisionLog } from '../runtime/decision-log.js';
+import { DecisionLog, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
 import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
 import type { Gate } from './admit.js';
@@ -35,6 +35,8 @@ export interface PluginConfig {
   longPollSeconds?: number;
   pollIntervalMs?: number;
   logFlushIntervalMs?: number;
+  /** Which decisions also get a local log line (default `all`; fewer only with an engine). */
+  decisionLines?: DecisionLines;
 }
 
 /** A running plugin instance. */
@@ -96,6 +98,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
     ...(engine ? { engine } : {}),
     ...(cfg.spillFile ? { spillFile: cfg.spillFile } : {}),
     ...(cfg.logFlushIntervalMs ? { flushIntervalMs: cfg.logFlushIntervalMs } : {}),
+    ...(cfg.decisionLines ? { lines: cfg.decisionLines } : {}),
   });
   const pipeline = new DecisionPipeline({
     destination: { workload: cfg.workload, namespace: cfg.namespace ?? 'unknown', principal: cfg.principal ?? '' },

@@ -107,6 +107,37 @@ describe('DecisionLog', () => {
     }
   });
 
+  it('with lines "denied" writes local lines for all but allowed calls, and still ships every event', async () => {
+    const { app, got } = collector();
+    const engine = http.createServer(app);
+    const port = await listenLocal(engine);
+    try {
+      const written: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => written.push(line) });
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger, lines: 'denied', flushIntervalMs: 60_000 });
+      const events: DecisionEvent[] = [
+        event(0),
+        { ...event(1), outcome: 'deny' },
+        { ...event(2), outcome: 'dry-run-deny' },
+        { ...event(3), outcome: 'deny', error: 'policy evaluation failed: boom' },
+        { ...event(4), kind: 'drift' }, // a tools/list drift that was only warned about: still worth a line
+        event(5),
+      ];
+      for (const e of events) log.record(e);
+      await log.close();
+      expect(written.map((l) => (JSON.parse(l) as { decision_id: string }).decision_id)).toEqual([1, 2, 3, 4].map((i) => event(i).decision_id));
+      expect(got.map((e) => e.decision_id)).toEqual(events.map((e) => e.decision_id));
+    } finally {
+      await closeServer(engine);
+    }
+  });
+
+  it('refuses local lines other than "all" without an engine (nothing else would record the decisions) and unknown choices', () => {
+    const logger = pino({ level: 'silent' });
+    expect(() => new DecisionLog({ logger, lines: 'denied' })).toThrow('decision lines "denied" needs an engine to ship events to: without one the local lines are the only record of decisions');
+    expect(() => new DecisionLog({ logger, engine: 'http://127.0.0.1:1', lines: 'some' as never })).toThrow('decision lines "some" is not one of all, denied, none');
+  });
+
   it('ships full batches as they fill and leaves the rest for the timer', async () => {
     let posts = 0;
     const { app, got } = collector();

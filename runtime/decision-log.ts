@@ -66,6 +66,13 @@ export interface DecisionLogMetrics {
   logSpilled: { inc(by: number): void };
 }
 
+/**
+ * Which decisions also get a local log line: `all`, `denied` (everything but allowed calls: denials,
+ * dry-run denials, failures, and tool-list drift), or `none`. The shipped events are the same either way.
+ */
+export const DECISION_LINES = ['all', 'denied', 'none'] as const;
+export type DecisionLines = (typeof DECISION_LINES)[number];
+
 /** Options of the decision log. */
 export interface DecisionLogOptions {
   /**
@@ -81,6 +88,8 @@ export interface DecisionLogOptions {
   flushIntervalMs?: number;
   maxBackoffMs?: number;
   logger: Logger;
+  /** Local lines (default `all`); fewer lines only when events go to an engine, or nothing would keep them. */
+  lines?: DecisionLines;
   metrics?: DecisionLogMetrics;
 }
 
@@ -101,7 +110,12 @@ export class DecisionLog {
   dropped = 0;
   shipped = 0;
 
+  private readonly lines: DecisionLines;
+
   constructor(private readonly opts: DecisionLogOptions) {
+    this.lines = opts.lines ?? 'all';
+    if (!DECISION_LINES.includes(this.lines)) throw new TypeError(`decision lines ${JSON.stringify(this.lines)} is not one of ${DECISION_LINES.join(', ')}`);
+    if (this.lines !== 'all' && !opts.engine) throw new TypeError(`decision lines "${this.lines}" needs an engine to ship events to: without one the local lines are the only record of decisions`);
     this.ownsConnection = typeof opts.engine === 'string';
     this.engine = typeof opts.engine === 'string' ? new EngineConnection(opts.engine) : opts.engine;
     if (this.engine) {
@@ -110,12 +124,14 @@ export class DecisionLog {
     }
   }
 
-  /** Queue one event (already masked) and write the local log line. */
+  /** Queue one event (already masked) and write its local log line (as `lines` says). */
   record(event: DecisionEvent): void {
-    this.opts.logger.info(
-      { decision_id: event.decision_id, outcome: event.outcome, mode: event.mode, kind: event.kind, source: event.labels.source, revision: Object.values(event.bundles)[0]?.revision, reasons: (event.result as { reasons?: unknown } | undefined)?.reasons, error: event.error, principal: (event.input?.source as { principal?: string } | undefined)?.principal, call: callOf(event) },
-      'decision',
-    );
+    if (this.lines === 'all' || (this.lines === 'denied' && (event.outcome !== 'allow' || event.kind === 'drift'))) {
+      this.opts.logger.info(
+        { decision_id: event.decision_id, outcome: event.outcome, mode: event.mode, kind: event.kind, source: event.labels.source, revision: Object.values(event.bundles)[0]?.revision, reasons: (event.result as { reasons?: unknown } | undefined)?.reasons, error: event.error, principal: (event.input?.source as { principal?: string } | undefined)?.principal, call: callOf(event) },
+        'decision',
+      );
+    }
     if (!this.engine) return;
     const max = this.opts.maxQueue ?? 10_000;
     if (this.queue.length >= max) {

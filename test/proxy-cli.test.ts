@@ -11,6 +11,8 @@ const children: ChildProcess[] = [];
 let upstream: Upstream;
 let proxyUrl: string;
 let adminUrl: string;
+let proxyArgs: string[];
+let scratch: string;
 
 const start = (args: string[], ready: RegExp) => startWarden(args, ready, children);
 
@@ -18,12 +20,10 @@ beforeAll(async () => {
   const policies = await copyPolicies(['orders']);
   upstream = await startUpstream();
   const serve = await start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0'], /on (http:\/\/[\d.]+:\d+)/);
-  const proxy = await start(
-    ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
-      '--engine', serve[1]!, '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'),
-      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'],
-    /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/,
-  );
+  scratch = policies.dir;
+  proxyArgs = ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+    '--engine', serve[1]!, '--verification-key', join(policies.out, 'verification-key.pem'), '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'];
+  const proxy = await start([...proxyArgs, '--spill', join(scratch, 'spill.ndjson')], /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/);
   proxyUrl = `http://${proxy[1]}`;
   adminUrl = `http://${proxy[2]}`;
 });
@@ -45,6 +45,29 @@ describe('warden serve + warden proxy', () => {
     const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
     expect(metrics).toContain('warden_decisions_total{outcome="deny",source="proxy"} 1');
     expect(metrics).toContain('warden_decisions_total{outcome="allow",source="proxy"} 1');
+  });
+
+  it('with --decision-lines denied writes a local line for the denial only', async () => {
+    const proxy = await start([...proxyArgs, '--spill', join(scratch, 'spill-denied.ndjson'), '--decision-lines', 'denied'], /on ([\d.]+:\d+) \(admin/);
+    const child = children.at(-1)!;
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const denied = await fetch(`http://${proxy[1]}/orders`);
+    const allowed = await fetch(`http://${proxy[1]}/orders`, { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } });
+    expect([denied.status, allowed.status]).toEqual([403, 200]);
+    // The lines are buffered until exit.
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; decision_id?: string; outcome?: string });
+    expect(lines.filter((l) => l.msg === 'decision').map((l) => [l.decision_id, l.outcome])).toEqual([[denied.headers.get('x-warden-decision-id'), 'deny']]);
+    expect(allowed.headers.get('x-warden-decision-id')).toBeTruthy();
+  });
+
+  it('refuses --decision-lines that is not a choice, or that would leave decisions unrecorded', async () => {
+    const base = ['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey];
+    await expect(start([...base, '--decision-lines', 'some'], /never/)).rejects.toThrow(/--decision-lines "some" is not one of all, denied, none/);
+    await expect(start([...base, '--decision-lines', 'none'], /never/)).rejects.toThrow(/--decision-lines none needs --engine: without one the local lines are the only record of decisions/);
   });
 
   it('refuses to start without a bundle source, saying what to pass', async () => {

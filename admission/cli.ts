@@ -25,7 +25,7 @@ const load = async () => {
 };
 
 interface SourceFlags {
-  admissionBundle: string;
+  admissionBundle?: string;
   engine?: string;
   engineCert?: string;
   engineKey?: string;
@@ -40,8 +40,8 @@ interface SourceFlags {
 
 const sourceOptions = (cmd: Command): Command =>
   cmd
-    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build`', 'bundles/admission.tar.gz')
-    .option('--engine <url>', 'engine base URL: coverage checks (GET /bundles) and decision events (POST /logs); default: the local --bundles folder, events to the log only')
+    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build` (default: from --engine, else bundles/admission.tar.gz)')
+    .option('--engine <url>', 'engine base URL: the admission bundle (GET /bundles/admission), coverage checks (GET /bundles) and decision events (POST /logs); default: the local --bundles folder, events to the log only')
     .option('--engine-cert <pem>', "the webhook's client certificate for the engine (its SPIFFE identity; the engine must know it as --admission-principal)")
     .option('--engine-key <pem>', 'key of --engine-cert')
     .option('--engine-ca <pem>', "CA the engine's certificate is checked against")
@@ -52,18 +52,25 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
 
-async function engineSink(flags: SourceFlags) {
-  const [{ DecisionLog }, { EngineConnection }, { pino }] = await Promise.all([import('../runtime/decision-log.js'), import('../runtime/engine-connection.js'), import('pino')]);
+// The one connection to the engine (the webhook's client certificate, the engine's CA): the admission
+// bundle, the coverage checks and the decision events all go over it.
+async function engineConnection(flags: SourceFlags) {
+  const { EngineConnection } = await import('../runtime/engine-connection.js');
   const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
   const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
-  const log = new DecisionLog({ engine: new EngineConnection(flags.engine!, tls), logger: pino({ name: 'warden-admission' }), ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
-  return log;
+  return new EngineConnection(flags.engine!, tls);
+}
+
+async function engineSink(flags: SourceFlags, engine: Awaited<ReturnType<typeof engineConnection>>) {
+  const [{ DecisionLog }, { pino }] = await Promise.all([import('../runtime/decision-log.js'), import('pino')]);
+  return new DecisionLog({ engine, logger: pino({ name: 'warden-admission' }), ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
 }
 
 async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
   const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
+  const engine = flags.engine ? await engineConnection(flags) : undefined;
   // Decisions go to the engine's audit log (mTLS identity) when an engine is given, else to the log.
-  const shipper = !memory && flags.engine ? await engineSink(flags) : undefined;
+  const shipper = !memory && engine ? await engineSink(flags, engine) : undefined;
   const sink = memory ? memorySink() : (shipper ?? pinoSink());
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
@@ -84,10 +91,20 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     sink,
     ...(namespaces ? { namespaces } : {}),
     ...(inventory ? { inventory } : {}),
-    sources: { admissionBundle: flags.admissionBundle, workloads: flags.engine ? { engine: flags.engine } : { folder: resolve(flags.bundles) }, trust },
+    sources: {
+      admissionBundle: flags.admissionBundle ?? (engine ? { engine } : 'bundles/admission.tar.gz'),
+      workloads: engine ? { engine } : { folder: resolve(flags.bundles) },
+      trust,
+    },
   });
   // closeSink ships what is queued (or spills it) before the process exits.
-  return { webhook, closeSink: async () => shipper?.close() };
+  return {
+    webhook,
+    closeSink: async () => {
+      await shipper?.close();
+      engine?.close();
+    },
+  };
 }
 
 /** Register `warden admission …`. */

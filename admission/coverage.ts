@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openBundle } from '../runtime/bundle.js';
+import type { EngineConnection } from '../runtime/engine-connection.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 import type { PodTemplate } from './pod-template.js';
 
@@ -20,17 +21,20 @@ export interface BundleSource {
   describe: string;
 }
 
-/** The engine's bundle server (`warden serve`): GET /bundles, GET /bundles/<name>. */
-export function engineSource(baseUrl: string, opts: { timeoutMs?: number } = {}): BundleSource {
-  const get = async (path: string): Promise<Response> => {
-    const res = await fetch(new URL(path, baseUrl), { signal: AbortSignal.timeout(opts.timeoutMs ?? 2_000) });
-    if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`);
-    return res;
+/**
+ * The engine's bundle server (`warden serve`): GET /bundles, GET /bundles/<name>, over the webhook's
+ * connection to the engine (its client certificate, the engine's CA).
+ */
+export function engineSource(conn: EngineConnection, opts: { timeoutMs?: number } = {}): BundleSource {
+  const get = async (path: string): Promise<Buffer> => {
+    const r = await conn.request(path, { signal: AbortSignal.timeout(opts.timeoutMs ?? 2_000) });
+    if (r.status !== 200) throw new Error(`GET ${path} answered ${r.status}`);
+    return r.body;
   };
   return {
-    describe: `engine ${baseUrl}`,
-    index: async () => ((await (await get('/bundles')).json()) as { bundles?: Record<string, { revision: string }> }).bundles ?? {},
-    fetch: async (name) => new Uint8Array(await (await get(`/bundles/${encodeURIComponent(name)}`)).arrayBuffer()),
+    describe: `engine ${conn.base.href}`,
+    index: async () => (JSON.parse((await get('bundles')).toString('utf8')) as { bundles?: Record<string, { revision: string }> }).bundles ?? {},
+    fetch: async (name) => new Uint8Array(await get(`bundles/${encodeURIComponent(name)}`)),
   };
 }
 

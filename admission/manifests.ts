@@ -8,8 +8,11 @@ import { POD_KINDS } from './pod-template.js';
 export const WARDEN_UID = 10001;
 /** Where the image keeps the repository (Dockerfile `WORKDIR`); policies/ is under it. */
 export const IMAGE_ROOT = '/app';
-/** Secret with the bundle signing key (`signing-key.pem`), read by the init container that builds bundles. */
+/** Secret with the bundle signing key (`signing-key.pem`), read by the engine's init container that builds bundles. */
 export const SIGNING_KEY_SECRET = 'warden-signing-key';
+
+/** ConfigMap with the public `verification-key.pem` bundles are checked with (webhook and sidecars). */
+export const VERIFICATION_KEY_CONFIGMAP = 'warden-verification-key';
 
 type Obj = Record<string, unknown>;
 
@@ -175,16 +178,15 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
         spec: {
           serviceAccountName: name,
           securityContext: podSecurityContext(),
-          // The admission bundle is not served by the engine (it is not in index.json), so the pod
-          // builds it from the policies in the image, with the same signing key as the engine.
-          initContainers: [buildInitContainer(opts.image)],
+          // The admission bundle comes from the engine (GET /bundles/admission), signature checked with
+          // the public key: the signing key stays in the engine's pods.
           containers: [
             {
               name: 'webhook',
               image: opts.image,
               args: [
                 'admission', 'serve', '--port', '8443', '--certs', '/certs', '--engine', opts.engineUrl, '--namespace', opts.namespace,
-                '--admission-bundle', '/bundles/admission.tar.gz', '--verification-key', '/bundles/verification-key.pem',
+                '--verification-key', '/keys/verification/verification-key.pem',
                 '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args,
               ],
               ports: [{ name: 'https', containerPort: 8443 }],
@@ -192,10 +194,10 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
               livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 8443 }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
               securityContext: containerSecurityContext(),
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'bundles', mountPath: '/bundles', readOnly: true }, ...scratch.mounts, ...engineClient.mount],
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'verification-key', mountPath: '/keys/verification', readOnly: true }, ...scratch.mounts, ...engineClient.mount],
             },
           ],
-          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, ...buildVolumes(), ...scratch.volumes, ...engineClient.volume],
+          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } }, ...scratch.volumes, ...engineClient.volume],
         },
       },
     },

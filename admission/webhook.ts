@@ -1,8 +1,10 @@
-// Assembling a webhook from its parts: trust (verification key), the admission bundle (file or URL,
-// re-read when it changes), the workload directory (engine or bundles folder), config and sink.
+// Assembling a webhook from its parts: trust (verification key), the admission bundle (from the engine,
+// a file or a URL; re-read when it changes), the workload directory (engine or bundles folder), config
+// and sink.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BundleError } from '../runtime/archive.js';
+import type { EngineConnection } from '../runtime/engine-connection.js';
 import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
 import { loadAdmissionBundle, type AdmissionPolicies } from './bundle.js';
 import type { AdmissionConfig } from './config.js';
@@ -21,10 +23,13 @@ export function trustFromPem(pem: string, scope?: string): TrustPolicy {
 
 /** Where the webhook gets its inputs. */
 export interface WebhookSources {
-  /** Path or http(s) URL of admission.tar.gz. */
-  admissionBundle: string;
-  /** Engine base URL (coverage over HTTP) or a bundles folder. */
-  workloads: { engine: string } | { folder: string };
+  /**
+   * The engine (GET /bundles/admission over the webhook's connection, If-None-Match: a reload downloads
+   * only a changed bundle), or a path or http(s) URL of admission.tar.gz.
+   */
+  admissionBundle: { engine: EngineConnection } | string;
+  /** The engine (GET /bundles, GET /bundles/<name> over the webhook's connection) or a bundles folder. */
+  workloads: { engine: EngineConnection } | { folder: string };
   trust: TrustPolicy;
 }
 
@@ -34,7 +39,24 @@ export interface Webhook {
   reload(): Promise<{ changed: boolean; error?: string }>;
 }
 
-async function readSource(where: string): Promise<Uint8Array> {
+/** Where the admission bundle comes from, for messages. */
+export function describeAdmissionSource(where: WebhookSources['admissionBundle']): string {
+  return typeof where === 'string' ? where : `${where.engine.base.href.replace(/\/$/, '')}/bundles/admission`;
+}
+
+// The admission bundle's bytes, or undefined when the engine says the one with `etag` is still current.
+async function readSource(where: WebhookSources['admissionBundle'], etag: string | undefined): Promise<{ bytes: Uint8Array; etag?: string } | undefined> {
+  if (typeof where !== 'string') {
+    const r = await where.engine.request('bundles/admission', { headers: etag ? { 'if-none-match': etag } : {}, signal: AbortSignal.timeout(5_000) });
+    if (r.status === 304) return undefined;
+    if (r.status !== 200) throw new BundleError(`GET /bundles/admission answered ${r.status}`);
+    const tag = r.headers.etag;
+    return { bytes: new Uint8Array(r.body), ...(typeof tag === 'string' ? { etag: tag } : {}) };
+  }
+  return { bytes: await readFileOrUrl(where) };
+}
+
+async function readFileOrUrl(where: string): Promise<Uint8Array> {
   if (/^https?:\/\//.test(where)) {
     const res = await fetch(where, { signal: AbortSignal.timeout(5_000) });
     if (!res.ok) throw new BundleError(`GET ${where} answered ${res.status}`);
@@ -47,20 +69,23 @@ async function readSource(where: string): Promise<Uint8Array> {
 export async function createWebhook(opts: { config: AdmissionConfig; sources: WebhookSources; sink: DecisionSink; directory?: WorkloadDirectory; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper; instance?: string }): Promise<Webhook> {
   let current: AdmissionPolicies | undefined;
   let lastHash = '';
+  let lastEtag: string | undefined;
   const directory =
     opts.directory ??
     new BundleDirectory('engine' in opts.sources.workloads ? engineSource(opts.sources.workloads.engine) : folderSource(opts.sources.workloads.folder), opts.sources.trust, opts.config.coverage.cacheTtlMs);
   const reload = async (): Promise<{ changed: boolean; error?: string }> => {
     try {
-      const bytes = await readSource(opts.sources.admissionBundle);
-      const tag = createHash('sha256').update(bytes).digest('hex');
+      const got = await readSource(opts.sources.admissionBundle, current ? lastEtag : undefined);
+      if (!got) return { changed: false };
+      const tag = createHash('sha256').update(got.bytes).digest('hex');
       if (current && tag === lastHash) return { changed: false };
-      current = await loadAdmissionBundle(bytes, opts.sources.trust);
+      current = await loadAdmissionBundle(got.bytes, opts.sources.trust);
       lastHash = tag;
+      lastEtag = got.etag;
       return { changed: true };
     } catch (err) {
       // Keep the last good bundle; with none, every review of a covered kind is refused.
-      return { changed: false, error: `admission bundle ${opts.sources.admissionBundle}: ${(err as Error).message}` };
+      return { changed: false, error: `admission bundle ${describeAdmissionSource(opts.sources.admissionBundle)}: ${(err as Error).message}` };
     }
   };
   await reload();

@@ -8,7 +8,6 @@ import type { AddressInfo, Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { pino, type Logger } from 'pino';
-import { BundleDirectory, type BundleSource } from '../admission/coverage.js';
 import { generateCertificates } from '../admission/certs.js';
 import { resolveConfig } from '../admission/config.js';
 import { startWebhookServer, type WebhookServer } from '../admission/server.js';
@@ -100,19 +99,6 @@ export async function waitFor(what: string, ok: () => boolean | Promise<boolean>
 }
 
 // Coverage answers from the engine's bundle server, over the webhook's own mTLS connection.
-function engineBundles(conn: EngineConnection): BundleSource {
-  const get = async (path: string) => {
-    const r = await conn.request(path, { signal: AbortSignal.timeout(2_000) });
-    if (r.status !== 200) throw new Error(`GET ${path} answered ${r.status}`);
-    return r.body;
-  };
-  return {
-    describe: `engine ${conn.base.href}`,
-    index: async () => (JSON.parse((await get('bundles')).toString('utf8')) as { bundles?: Record<string, { revision: string }> }).bundles ?? {},
-    fetch: async (name) => new Uint8Array(await get(`bundles/${encodeURIComponent(name)}`)),
-  };
-}
-
 /** Start everything; on failure, stop what was started and rethrow. */
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const logger = opts.logger ?? pino({ name: 'warden-up', level: 'warn' }, pino.destination(2));
@@ -222,8 +208,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const hook = await createWebhook({
       config,
       sink: admissionLog,
-      directory: new BundleDirectory(engineBundles(conn), trust, config.coverage.cacheTtlMs),
-      sources: { admissionBundle: join(opts.bundlesDir, 'admission.tar.gz'), workloads: { folder: opts.bundlesDir }, trust },
+      // As in a cluster: the admission bundle and the coverage checks come from the engine, over mTLS.
+      sources: { admissionBundle: { engine: conn }, workloads: { engine: conn }, trust },
     });
     const loaded = await hook.reload();
     if (loaded.error) throw new Error(loaded.error);

@@ -8,6 +8,7 @@ import {
   containerSecurityContext,
   podSecurityContext,
   scratchVolumes,
+  VERIFICATION_KEY_CONFIGMAP,
   webhookManifests,
 } from '../admission/manifests.js';
 
@@ -178,7 +179,7 @@ export function sidecarExample(image = IMAGE): Obj[] {
               // The workload's X.509-SVID (URI SAN spiffe://cluster.local/ns/shop/sa/orders). A Secret
               // here; with SPIRE or csi-driver-spiffe, replace it with their CSI volume.
               { name: 'svid', secret: { secretName: `${app}-svid`, defaultMode: 0o440 } },
-              { name: 'verification-key', configMap: { name: 'warden-verification-key' } },
+              { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } },
               ...scratchVolumes().volumes,
             ],
           },

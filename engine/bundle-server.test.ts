@@ -15,11 +15,15 @@ let base: string;
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-// Publish a bundle the way `warden build` does: the file, then index.json, each by rename.
+// Publish a bundle the way `warden build` does: the file, then index.json, each by rename. The
+// admission bundle is listed apart from the workloads.
+const published: { keyId: string; algorithm: string; bundles: Record<string, { revision: string; sha256: string }>; admission?: { revision: string; sha256: string } } = { keyId: 'k', algorithm: 'ES256', bundles: {} };
 function publish(name: string, bytes: Buffer, revision: string): void {
   writeFileSync(join(dir, `${name}.tar.gz.tmp`), bytes);
   renameSync(join(dir, `${name}.tar.gz.tmp`), join(dir, `${name}.tar.gz`));
-  writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify({ keyId: 'k', algorithm: 'ES256', bundles: { [name]: { revision, sha256: sha(bytes) } } }));
+  if (name === 'admission') published.admission = { revision, sha256: sha(bytes) };
+  else published.bundles[name] = { revision, sha256: sha(bytes) };
+  writeFileSync(join(dir, 'index.json.tmp'), JSON.stringify(published));
   renameSync(join(dir, 'index.json.tmp'), join(dir, 'index.json'));
 }
 
@@ -79,6 +83,24 @@ describe('bundle server', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/bundles/nope`)).status).toBe(404);
     expect((await fetch(`${base}/bundles/..%2Fsecret`)).status).toBe(400);
+  });
+
+  it('serves the admission bundle listed apart in the index, with ETag and long poll, and never as a workload', async () => {
+    expect((await fetch(`${base}/bundles/admission`)).status).toBe(404);
+    publish('admission', Buffer.from('admission-v1'), 'a1');
+    let res = await fetch(`${base}/bundles/admission?wait=5`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-warden-revision')).toBe('a1');
+    expect(Buffer.from(await res.arrayBuffer()).toString()).toBe('admission-v1');
+    const etag = res.headers.get('etag')!;
+    expect((await fetch(`${base}/bundles/admission`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    const polled = fetch(`${base}/bundles/admission`, { headers: { 'if-none-match': etag, prefer: 'wait=10' } });
+    await new Promise((r) => setTimeout(r, 200)); // let the poll start waiting
+    publish('admission', Buffer.from('admission-v2'), 'a2');
+    res = await polled;
+    expect([res.status, res.headers.get('x-warden-revision'), Buffer.from(await res.arrayBuffer()).toString()]).toEqual([200, 'a2', 'admission-v2']);
+    // Coverage checks read the workloads from the index: the admission bundle is not one of them.
+    expect(Object.keys(((await (await fetch(`${base}/bundles`)).json()) as { bundles: Record<string, unknown> }).bundles)).toEqual(['orders']);
   });
 
   it('mounts routers given by other parts of the engine', async () => {

@@ -12,7 +12,15 @@ export interface BundleIndex {
   keyId: string;
   algorithm: string;
   bundles: Record<string, { revision: string; sha256: string }>;
+  /** The admission bundle, served as GET /bundles/admission to the webhook (not a workload). */
+  admission?: { revision: string; sha256: string };
 }
+
+/** The bundle name the admission bundle is served under (a workload may not take it). */
+const ADMISSION = 'admission';
+
+// The index entry a bundle name is served from.
+const entryOf = (index: BundleIndex | undefined, name: string) => (name === ADMISSION ? index?.admission : index?.bundles?.[name]);
 
 /** A router another part of the engine contributes, mounted at `path`. */
 export interface EngineMount {
@@ -89,8 +97,8 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
     } catch {
       // the listener reports its own failures; serving bundles goes on regardless
     }
-    for (const [name, entry] of Object.entries(next.bundles ?? {})) {
-      if (before?.bundles?.[name]?.sha256 !== entry.sha256) changes.emit('change', name);
+    for (const name of [...Object.keys(next.bundles ?? {}), ...(next.admission ? [ADMISSION] : [])]) {
+      if (entryOf(before, name)?.sha256 !== entryOf(next, name)!.sha256) changes.emit('change', name);
     }
   }
 
@@ -124,7 +132,7 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
     if (!WORKLOAD_NAME.test(name)) return void res.status(400).json({ error: `invalid workload name ${JSON.stringify(name)}` });
     const wait = requestedWait(req, maxWait);
     const inm = req.get('if-none-match');
-    let entry = index?.bundles?.[name];
+    let entry = entryOf(index, name);
     if (wait > 0 && (!entry || matchesIfNoneMatch(inm, etagOf(entry.sha256)))) {
       // Long poll: hold until this bundle changes, the wait ends or the client goes away.
       await new Promise<void>((resolve) => {
@@ -142,7 +150,7 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
         res.on('close', done);
       });
       if (res.destroyed) return;
-      entry = index?.bundles?.[name];
+      entry = entryOf(index, name);
     }
     if (!entry) return void res.status(404).json({ error: `no bundle for workload ${name}` });
     const etag = etagOf(entry.sha256);

@@ -1,16 +1,20 @@
 // `warden admission certs|manifests|serve` as an operator runs them: real processes, real files, the
 // served webhook answering over HTTPS with the CA the certs command wrote.
 import { spawn, execFile, type ChildProcessByStdio } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { request } from 'node:https';
 import type { Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import { createEngineApp } from '../engine/bundle-server.js';
+import { startEngineService } from '../engine/service.js';
+import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
 
@@ -48,6 +52,52 @@ describe('warden admission CLI', () => {
     }
   });
 
+  it('with an mTLS engine, pulls the admission bundle from it and checks coverage over the same connection', async () => {
+    const ca = await createCertificateAuthority('engine-test-ca');
+    const engineCert = await ca.issue({ kind: 'server', commonName: 'localhost', ipAddresses: ['127.0.0.1'] });
+    const webhookId = 'spiffe://cluster.local/ns/warden-system/sa/warden-admission';
+    const client = await ca.issue({ kind: 'client', uris: [webhookId] });
+    const pems = mkdtempSync(join(tmpdir(), 'warden-admission-engine-'));
+    const file = (name: string, pem: string) => {
+      writeFileSync(join(pems, name), pem);
+      return join(pems, name);
+    };
+    const engine = await startEngineService({
+      bundlesDir: built.bundles,
+      host: '127.0.0.1',
+      port: 0,
+      storeUrl: `sqlite:${join(pems, 'audit.db')}`,
+      tls: { cert: engineCert.certPem, key: engineCert.keyPem, clientCa: ca.certPem },
+      admissionPrincipals: [webhookId],
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      // No --admission-bundle and a working folder without bundles: the only admission bundle is the engine's.
+      const served = await serve(
+        ['--engine', engine.url, '--engine-ca', file('ca.crt', ca.certPem), '--engine-cert', file('tls.crt', client.certPem), '--engine-key', file('tls.key', client.keyPem), '--spill', join(pems, 'spill.ndjson')],
+        { cwd: pems, localBundle: false },
+      );
+      try {
+        // Admitted: the admission bundle loaded, and the engine said orders has a signed bundle.
+        const ok = await review(served.url, undefined, deployment({ name: 'orders' }));
+        expect(ok.response).toMatchObject({ allowed: true });
+        // Refused by a guardrail of the engine's admission bundle.
+        const privileged = await review(served.url, undefined, deployment({ name: 'orders', app: { securityContext: { privileged: true } } }));
+        expect(privileged.response.allowed).toBe(false);
+        expect(privileged.response.status?.message).toMatch(/privileged/);
+        expect(served.stderr()).not.toMatch(/every review is refused/);
+      } finally {
+        const exited = new Promise((r) => served.child.once('exit', r));
+        served.child.kill('SIGTERM');
+        await exited;
+      }
+      // Its decisions reached the engine's audit log over the same mTLS connection, as the workload `admission`.
+      expect((await engine.store!.bounds())?.count).toBe(2);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('ships its last decisions to the engine when stopped with SIGTERM (before the flush interval)', async () => {
     const { router, received } = logCollector();
     const engine = createEngineApp({ bundlesDir: built.bundles, mounts: [{ path: '/logs', router }] });
@@ -71,11 +121,13 @@ describe('warden admission CLI', () => {
   });
 });
 
-// `warden admission serve` as a child process on a free port; resolves once it listens.
-async function serve(args: string[]): Promise<{ child: ChildProcessByStdio<null, null, Readable>; url: string }> {
-  const child = spawn(process.execPath, [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', '--admission-bundle', join(built.bundles, 'admission.tar.gz'), '--verification-key', join(built.bundles, 'verification-key.pem'), ...args], { cwd: built.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+// `warden admission serve` as a child process on a free port; resolves once it listens. By default it
+// runs in the built policies' folder with their admission bundle given as a file.
+async function serve(args: string[], opts: { cwd?: string; localBundle?: boolean } = {}): Promise<{ child: ChildProcessByStdio<null, null, Readable>; url: string; stderr: () => string }> {
+  const local = opts.localBundle === false ? [] : ['--admission-bundle', join(built.bundles, 'admission.tar.gz')];
+  const child = spawn(process.execPath, [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', ...local, '--verification-key', join(built.bundles, 'verification-key.pem'), ...args], { cwd: opts.cwd ?? built.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
   const url = await new Promise<string>((resolve, reject) => {
-    let err = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => {
       err += c;
@@ -84,12 +136,12 @@ async function serve(args: string[]): Promise<{ child: ChildProcessByStdio<null,
     });
     child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
   });
-  return { child, url };
+  return { child, url, stderr: () => err };
 }
 
-// One AdmissionReview for a Deployment without the proxy plugin (refused by coverage).
-function review(url: string, ca?: string): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
-  const body = JSON.stringify(admissionReview(deployment({ name: 'orders', inject: false }), 'shop'));
+// One AdmissionReview, by default for a Deployment without the proxy plugin (refused by coverage).
+function review(url: string, ca?: string, object = deployment({ name: 'orders', inject: false })): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
+  const body = JSON.stringify(admissionReview(object, 'shop'));
   return new Promise((resolve, reject) => {
     // Without a CA the webhook's in-memory certificate is accepted for this loopback call only.
     const req = request(url, { method: 'POST', ...(ca ? { ca } : { rejectUnauthorized: false }), headers: { 'content-type': 'application/json' } }, (res) => {

@@ -88,13 +88,22 @@ describe('deploy/ manifests', () => {
     const engine = byKey.get('Deployment/warden-system/warden-engine')!;
     expect(engine.spec.replicas).toBe(2);
     expect(engine.spec.template.spec.automountServiceAccountToken).toBe(false);
-    for (const d of [engine, byKey.get('Deployment/warden-system/warden-admission')!]) {
+    const webhook = byKey.get('Deployment/warden-system/warden-admission')!;
+    for (const d of [engine, webhook]) {
       expect(d.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
-      for (const c of [...d.spec.template.spec.containers, ...d.spec.template.spec.initContainers]) {
+      for (const c of [...d.spec.template.spec.containers, ...(d.spec.template.spec.initContainers ?? [])]) {
         expect(c.securityContext.readOnlyRootFilesystem, c.name).toBe(true);
         expect(c.resources.requests, c.name).toBeTruthy();
       }
     }
+    // Only the engine's pods hold the signing key: the webhook pulls its admission bundle from the engine
+    // and checks it with the public key.
+    const holdsSigningKey = (d: typeof engine) => (d.spec.template.spec.volumes as Array<{ secret?: { secretName?: string } }>).some((v) => v.secret?.secretName === 'warden-signing-key');
+    expect([holdsSigningKey(engine), holdsSigningKey(webhook)]).toEqual([true, false]);
+    const args = webhook.spec.template.spec.containers[0].args as string[];
+    expect(args).not.toContain('--admission-bundle');
+    expect(args.slice(args.indexOf('--engine'), args.indexOf('--engine') + 2)).toEqual(['--engine', 'https://warden-engine.warden-system.svc:8443']);
+    expect(webhook.spec.template.spec.volumes).toContainEqual({ name: 'verification-key', configMap: { name: 'warden-verification-key' } });
     // No cluster-wide rights for the engine: the only binding is the webhook's.
     expect(objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding').map(key)).toEqual(['ClusterRoleBinding//warden-admission']);
   });

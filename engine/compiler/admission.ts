@@ -17,7 +17,7 @@ import { compileTemplate, readGatekeeperDocs, type GatekeeperDocs } from './gate
 import { listFiles } from './repo.js';
 import type { SigningKey } from './signing-key.js';
 
-/** Name of the admission bundle in the output folder (not a workload: it is not in index.json). */
+/** Name of the admission bundle in the output folder and on the bundle server (not a workload: index.json lists it apart). */
 export const ADMISSION_BUNDLE = 'admission';
 
 /** What was built. */

@@ -26,7 +26,7 @@ import { lookalikes } from './lookalike.js';
 import { loadRepo, type PolicyRepo, type WorkloadSource } from './repo.js';
 import { generateDevelopmentKey, loadSigningKey, SigningError, type SigningKey } from './signing-key.js';
 // Admission target (issue 5): policies/admission/ → bundles/admission.tar.gz, built after the workloads.
-import { buildAdmission, type AdmissionBuild } from './admission.js';
+import { ADMISSION_BUNDLE, buildAdmission, type AdmissionBuild } from './admission.js';
 
 const execFileP = promisify(execFile);
 const WARDEN_VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -426,22 +426,34 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       });
     }
   }
-  writeIndex(out, key.keyId, key.algorithm);
-  // The admission bundle is not a workload (not in index.json); `--only` builds workloads alone.
+  // The admission bundle is not a workload: index.json lists it apart. `--only` builds workloads alone.
   const admission = opts.only
     ? undefined
     : await buildAdmission({ root: repo.root, out, key, commit: await lastCommit(repo, [join(repo.root, 'admission')]), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
+  writeIndex(out, key.keyId, key.algorithm);
   return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev, ...(admission ? { admission } : {}) };
 }
 
-/** `index.json` in the output folder: every bundle there with its revision (read by the bundle server). */
+/**
+ * `index.json` in the output folder: every workload bundle there with its revision, and the admission
+ * bundle apart (`admission`), as the bundle server serves them. Only a bundle that matches its record.
+ */
 function writeIndex(out: string, keyId: string, algorithm: SigningAlgorithm): void {
   const bundles: Record<string, { revision: string; sha256: string }> = {};
   for (const name of listRecords(out)) {
     const rec = JSON.parse(readFileSync(join(out, name), 'utf8')) as BuildRecord;
     if (existsSync(join(out, `${rec.workload}.tar.gz`))) bundles[rec.workload] = { revision: rec.revision, sha256: rec.bundleSha256 };
   }
-  atomicWrite(join(out, 'index.json'), `${JSON.stringify({ keyId, algorithm, bundles }, null, 2)}\n`);
+  const admission = admissionEntry(out);
+  atomicWrite(join(out, 'index.json'), `${JSON.stringify({ keyId, algorithm, bundles, ...(admission ? { admission } : {}) }, null, 2)}\n`);
+}
+
+function admissionEntry(out: string): { revision: string; sha256: string } | undefined {
+  const bundle = join(out, `${ADMISSION_BUNDLE}.tar.gz`);
+  const record = join(out, `${ADMISSION_BUNDLE}.record.json`);
+  if (!existsSync(bundle) || !existsSync(record)) return undefined;
+  const rec = JSON.parse(readFileSync(record, 'utf8')) as { revision: string; sha256: string };
+  return createHash('sha256').update(readFileSync(bundle)).digest('hex') === rec.sha256 ? { revision: rec.revision, sha256: rec.sha256 } : undefined;
 }
 
 function listRecords(out: string): string[] {

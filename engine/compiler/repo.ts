@@ -121,6 +121,8 @@ export function loadRepo(root: string, cwd = process.cwd()): PolicyRepo {
       diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: `workload name "${manifest.name}" must equal its folder name "${name}"`, severity: 'error' });
     }
     if (names.has(manifest.name)) diagnostics.push({ file: doc.file, message: `workload ${manifest.name} is declared twice`, severity: 'error' });
+    // The admission bundle is served under this name (bundles/admission.tar.gz, GET /bundles/admission).
+    if (manifest.name === 'admission') diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: 'workload name "admission" is reserved for the admission bundle', severity: 'error' });
     names.set(manifest.name, doc.file);
     const files = listFiles(dir);
     const spec = (key: 'openapi' | 'mcp'): SourceDoc | undefined => {

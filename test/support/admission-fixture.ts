@@ -13,6 +13,7 @@ import { createWebhook, trustFromPem, type Webhook } from '../../admission/webho
 import type { WorkloadDirectory } from '../../admission/coverage.js';
 import type { NamespaceDirectory } from '../../admission/namespaces.js';
 import type { InventoryGatekeeper } from '../../admission/inventory.js';
+import { EngineConnection } from '../../runtime/engine-connection.js';
 
 /** A built policy repository in a temp dir. */
 export interface BuiltPolicies {
@@ -50,7 +51,7 @@ export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<
     ...(opts.directory ? { directory: opts.directory } : {}),
     sources: {
       admissionBundle: join(built.bundles, 'admission.tar.gz'),
-      workloads: opts.engine ? { engine: opts.engine } : { folder: built.bundles },
+      workloads: opts.engine ? { engine: new EngineConnection(opts.engine) } : { folder: built.bundles },
       trust: trustFromPem(built.verificationKeyPem),
     },
   });

@@ -1,7 +1,7 @@
 // `warden admission serve|manifests|audit|certs`: registered by the CLI (the composition root), which
 // is the one place that wires the webhook in; the engine's own modules never import admission/.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { defaultConfig } from './config.js';
 
@@ -21,7 +21,8 @@ const load = async () => {
     import('./server.js'),
     import('./webhook.js'),
   ]);
-  return { KubeConfig: k8s.KubeConfig, stringify: yaml.stringify, ...audit, ...certs, ...config, ...sink, ...manifests, ...namespaces, ...inventory, ...server, ...webhook };
+  const [{ reloadOnRotation }, { pino }] = await Promise.all([import('../runtime/pem-files.js'), import('pino')]);
+  return { KubeConfig: k8s.KubeConfig, stringify: yaml.stringify, reloadOnRotation, pino, ...audit, ...certs, ...config, ...sink, ...manifests, ...namespaces, ...inventory, ...server, ...webhook };
 };
 
 interface SourceFlags {
@@ -36,6 +37,7 @@ interface SourceFlags {
   scope?: string;
   config?: string;
   namespace?: string;
+  certReload: string;
 }
 
 const sourceOptions = (cmd: Command): Command =>
@@ -50,15 +52,27 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--verification-key <pem>', 'public key bundles are signed with', 'bundles/verification-key.pem')
     .option('--scope <scope>', 'signature scope bundles must carry')
     .option('--config <file>', 'webhook configuration (YAML/JSON: modes, exempt namespaces, limits)')
-    .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`);
+    .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`)
+    .option('--cert-reload <seconds>', 'how often certificate and key files (--certs, --engine-cert/key/ca) are re-read, so rotated ones are used without a restart (0: never)', '10');
+
+// Seconds → ms for --cert-reload, refused with the flag's name when not a whole number.
+function reloadMs(flags: SourceFlags): number {
+  // Named ConfigError so the CLI prints the message alone (cli/main.ts), as for the other flags.
+  if (!/^\d+$/.test(flags.certReload.trim())) throw Object.assign(new Error(`--cert-reload "${flags.certReload}" is not a whole number of seconds`), { name: 'ConfigError' });
+  return Number(flags.certReload) * 1000;
+}
 
 // The one connection to the engine (the webhook's client certificate, the engine's CA): the admission
 // bundle, the coverage checks and the decision events all go over it.
 async function engineConnection(flags: SourceFlags) {
-  const { EngineConnection } = await import('../runtime/engine-connection.js');
+  const [{ EngineConnection }, { reloadOnRotation }, { pino }] = await Promise.all([import('../runtime/engine-connection.js'), import('../runtime/pem-files.js'), import('pino')]);
   const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
   const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
-  return new EngineConnection(flags.engine!, tls);
+  const conn = new EngineConnection(flags.engine!, tls);
+  // A rotated SVID is presented to the engine from the next request on, without a restart.
+  const paths = { cert: flags.engineCert && resolve(flags.engineCert), key: flags.engineKey && resolve(flags.engineKey), ca: flags.engineCa && resolve(flags.engineCa) };
+  const rotation = reloadOnRotation('engine client certificate', paths, tls, (p) => conn.setTls(p), pino({ name: 'warden-admission' }), reloadMs(flags));
+  return Object.assign(conn, { stopReloading: () => rotation?.close() });
 }
 
 async function engineSink(flags: SourceFlags, engine: Awaited<ReturnType<typeof engineConnection>>) {
@@ -102,6 +116,7 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     webhook,
     closeSink: async () => {
       await shipper?.close();
+      engine?.stopReloading();
       engine?.close();
     },
   };
@@ -117,7 +132,7 @@ export function registerAdmission(program: Command): void {
     .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
     .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
     .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
-      const { readCertificates, generateCertificates, startWebhookServer } = await load();
+      const { readCertificates, generateCertificates, startWebhookServer, reloadOnRotation, pino } = await load();
       const { webhook, closeSink } = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
@@ -126,8 +141,14 @@ export function registerAdmission(program: Command): void {
       process.stderr.write(`warden admission webhook listening on https://${flags.host}:${server.port}/validate\n`);
       if (!flags.certs) process.stderr.write(`caBundle (generated, valid 30 days): ${Buffer.from(certs.caPem).toString('base64')}\n`);
       const timer = setInterval(() => void webhook.reload().then((r) => r.error && process.stderr.write(`warden: ${r.error}\n`)), 10_000);
+      // cert-manager renews the serving certificate in place: new connections get the renewed one.
+      const certsDir = flags.certs && resolve(flags.certs);
+      const rotation = certsDir
+        ? reloadOnRotation('webhook serving certificate', { cert: join(certsDir, 'tls.crt'), key: join(certsDir, 'tls.key') }, { cert: certs.certPem, key: certs.keyPem }, (p) => server.server.setSecureContext({ cert: p.cert, key: p.key, minVersion: 'TLSv1.2' }), pino({ name: 'warden-admission' }), reloadMs(flags))
+        : undefined;
       const stop = () => {
         clearInterval(timer);
+        rotation?.close();
         // The server stops taking reviews first, then the last decisions go to the engine (or the spill file).
         void server
           .close()

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
+import { reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
@@ -50,6 +51,7 @@ interface PluginFlags {
   admin?: string;
   spill?: string;
   decisionLines: string;
+  certReload: string;
   // proxy only
   upstream?: string;
   tlsCert?: string;
@@ -124,9 +126,10 @@ function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
 const stdout = bufferedLogStream(1);
 const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
 
-async function startFromFlags(f: PluginFlags): Promise<Plugin> {
+async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[] }> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
   const engineTls = engineTlsFrom(f);
+  const reloadMs = whole('--cert-reload', f.certReload) * 1000;
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const decisionLines = f.decisionLines as DecisionLines;
   if (!DECISION_LINES.includes(decisionLines)) throw new ConfigError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
@@ -148,9 +151,13 @@ async function startFromFlags(f: PluginFlags): Promise<Plugin> {
     ...(f.spill ? { spillFile: f.spill } : {}),
     decisionLines,
   });
-  return starting.catch((err: unknown) => {
+  const plugin = await starting.catch((err: unknown) => {
     throw err instanceof EngineConnectionError ? new ConfigError(`--engine: ${err.message}`) : err;
   });
+  // A rotated SVID (SPIRE, csi-driver-spiffe, a Secret volume) is presented to the engine without a restart.
+  const engine = plugin.engine;
+  const rotation = engine && engineTls ? reloadOnRotation('engine client certificate', { cert: f.engineCert, key: f.engineKey, ca: f.engineCa }, engineTls, (p) => engine.setTls(p), logger, reloadMs) : undefined;
+  return { plugin, rotations: rotation ? [rotation] : [] };
 }
 
 async function listen(server: Server, flag: string, value: string): Promise<void> {
@@ -168,7 +175,7 @@ const bound = (s: Server) => {
 };
 
 // Listen on --listen (and the admin port on --admin), say where on stderr, run until SIGTERM/SIGINT.
-async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, banner: (at: string) => string): Promise<void> {
+async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string): Promise<void> {
   await listen(server, '--listen', f.listen);
   const servers: Server[] = [server];
   if (f.admin) {
@@ -178,6 +185,7 @@ async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, 
   }
   process.stderr.write(`${banner(`${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}`)}\n`);
   await runUntilSignal(plugin, servers);
+  for (const r of rotations) r.close();
 }
 
 async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> {
@@ -221,6 +229,7 @@ function commonOptions(cmd: Command): Command {
     .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
     .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson')
+    .option('--cert-reload <seconds>', 'how often certificate and key files are re-read, so a rotated SVID is used without a restart (0: never)', '10')
     .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine)`, 'all');
 }
 
@@ -256,7 +265,8 @@ export function registerProxy(program: Command): void {
       headersTimeoutMs: whole('--headers-timeout', f.headersTimeout),
       requestTimeoutMs: whole('--request-timeout', f.requestTimeout),
     };
-    const plugin = await startFromFlags(f);
+    const tls = f.tlsCert && f.tlsKey ? { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } : undefined;
+    const { plugin, rotations } = await startFromFlags(f);
     // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
     // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
     const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e) })] : [];
@@ -268,9 +278,12 @@ export function registerProxy(program: Command): void {
       logger: processLogger,
       jsonBodyBytes,
       limits,
-      ...(f.tlsCert && f.tlsKey ? { tls: { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } } : {}),
+      ...(tls ? { tls } : {}),
     });
-    await serveUntilSignal(plugin, sidecar, f, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
+    // The serving certificate and the client CA are re-read too: new connections get the rotated ones.
+    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, whole('--cert-reload', f.certReload) * 1000);
+    if (serving) rotations.push(serving);
+    await serveUntilSignal(plugin, sidecar, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
   });
 
   commonOptions(
@@ -280,8 +293,8 @@ export function registerProxy(program: Command): void {
       .option('--listen <addr>', 'address to listen on', '127.0.0.1:15002')
       .option('--path-prefix <prefix>', "Envoy's http_service path_prefix", ''),
   ).action(async (f: PluginFlags) => {
-    const plugin = await startFromFlags(f);
+    const { plugin, rotations } = await startFromFlags(f);
     const server = createExtAuthzServer({ gate: plugin.gate, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
-    await serveUntilSignal(plugin, server, f, (at) => `warden ext-authz: ${f.workload} on ${at}`);
+    await serveUntilSignal(plugin, server, f, rotations, (at) => `warden ext-authz: ${f.workload} on ${at}`);
   });
 }

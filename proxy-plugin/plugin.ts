@@ -45,6 +45,8 @@ export interface Plugin {
   source: BundleSource;
   log: DecisionLog;
   metrics: PluginMetrics;
+  /** The connection to the engine (bundles and decision events), when there is one. */
+  engine: EngineConnection | undefined;
   /** A bundle is loaded (readiness). */
   ready(): boolean;
   close(): Promise<void>;
@@ -114,6 +116,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
     source,
     log,
     metrics,
+    engine,
     ready: () => source.current !== undefined,
     async close() {
       await source.stop().catch(() => undefined);

@@ -185,7 +185,12 @@ function closingAnswer(a: OwnAnswer): string {
 }
 
 /** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
-export type SidecarServer = net.Server & { closeAllConnections(): void; closeIdleConnections(): void };
+export type SidecarServer = net.Server & {
+  closeAllConnections(): void;
+  closeIdleConnections(): void;
+  /** Serve a rotated certificate (and client CA) from the next handshake on; connections open keep theirs. */
+  setTls(tls: SidecarTls): void;
+};
 
 class BodyTooLarge extends Error {}
 
@@ -466,6 +471,10 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
     closeIdleConnections: () => {
       fast?.closeIdleConnections();
       full.closeIdleConnections();
+    },
+    setTls: (t: SidecarTls) => {
+      if (!(listener instanceof tls.Server)) throw new TypeError('the sidecar listens without TLS: there is no certificate to replace');
+      listener.setSecureContext({ cert: t.cert, key: t.key, ...(t.ca ? { ca: t.ca } : {}) });
     },
   });
 }

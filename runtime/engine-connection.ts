@@ -35,7 +35,9 @@ export class EngineConnectionError extends Error {
 /** Requests to one engine base URL over a shared agent. */
 export class EngineConnection {
   readonly base: URL;
-  private readonly agent: HttpAgent | HttpsAgent;
+  private agent: HttpAgent | HttpsAgent;
+  /** Agents replaced by setTls, closed with the connection (their requests in flight finish first). */
+  private readonly retired: Array<HttpAgent | HttpsAgent> = [];
 
   constructor(base: string | URL, tls: EngineTls = {}) {
     try {
@@ -43,12 +45,28 @@ export class EngineConnection {
     } catch {
       throw new EngineConnectionError(`engine URL ${JSON.stringify(String(base))} is not a URL; use e.g. https://warden-engine.warden.svc:8443`);
     }
+    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:') throw new EngineConnectionError(`engine URL ${this.base.href} must be http:// or https://`);
+    this.agent = this.agentFor(tls);
+  }
+
+  private agentFor(tls: EngineTls): HttpAgent | HttpsAgent {
     const https = this.base.protocol === 'https:';
-    if (!https && this.base.protocol !== 'http:') throw new EngineConnectionError(`engine URL ${this.base.href} must be http:// or https://`);
     if ((tls.cert === undefined) !== (tls.key === undefined)) throw new EngineConnectionError('the engine client certificate and its key go together');
     // A client certificate over plain HTTP would be silently unused: the engine would then refuse the logs.
     if (!https && (tls.cert || tls.ca)) throw new EngineConnectionError(`engine URL ${this.base.href} is plain http, but TLS credentials were given; use https://`);
-    this.agent = https ? new HttpsAgent({ keepAlive: true, ...tls }) : new HttpAgent({ keepAlive: true });
+    return https ? new HttpsAgent({ keepAlive: true, ...tls }) : new HttpAgent({ keepAlive: true });
+  }
+
+  /**
+   * Present a rotated certificate (or trust a rotated engine CA) from the next request on. Requests in
+   * flight (a bundle long poll) finish on their connection; idle connections of the old ones close now.
+   */
+  setTls(tls: EngineTls): void {
+    const next = this.agentFor(tls);
+    const old = this.agent;
+    this.agent = next;
+    for (const sockets of Object.values(old.freeSockets)) for (const s of sockets ?? []) s.destroy();
+    this.retired.push(old);
   }
 
   /** Send one request to `path` (relative to the base URL) and read the whole answer. */
@@ -71,5 +89,6 @@ export class EngineConnection {
   /** Close idle keep-alive sockets. */
   close(): void {
     this.agent.destroy();
+    for (const a of this.retired.splice(0)) a.destroy();
   }
 }

@@ -15,6 +15,7 @@ import { repoRoot } from '../engine/toolchain/paths.js';
 import { createEngineApp } from '../engine/bundle-server.js';
 import { startEngineService } from '../engine/service.js';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
+import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
 
@@ -47,6 +48,28 @@ describe('warden admission CLI', () => {
       const answer = await review(served.url, readFileSync(join(certs, 'ca.crt'), 'utf8'));
       expect(answer.response.allowed).toBe(false);
       expect(answer.response.status?.message).toContain('[coverage/proxy-plugin]');
+    } finally {
+      served.child.kill('SIGTERM');
+    }
+  });
+
+  it('serve takes a renewed serving certificate from --certs without a restart', async () => {
+    const ca = await createCa('Webhook CA');
+    const [first, second] = [await ca.server('127.0.0.1'), await ca.server('127.0.0.1')];
+    const certs = mkdtempSync(join(tmpdir(), 'warden-admission-rotate-'));
+    rotate(certs, { 'tls.crt': first.cert, 'tls.key': first.key });
+    const served = await serve(['--certs', certs, '--bundles', built.bundles, '--cert-reload', '1']);
+    try {
+      const address = new URL(served.url).host;
+      expect(await servedSerial(address, ca.cert)).toBe(serialOf(first.cert));
+      rotate(certs, { 'tls.crt': second.cert, 'tls.key': second.key });
+      // Bounded wait for the next re-read (every second): new connections then get the renewed certificate.
+      const deadline = Date.now() + 15_000;
+      while ((await servedSerial(address, ca.cert)) !== serialOf(second.cert)) {
+        if (Date.now() > deadline) throw new Error(`the renewed certificate was never served: ${served.stderr()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await review(served.url, ca.cert)).response.allowed).toBe(false);
     } finally {
       served.child.kill('SIGTERM');
     }

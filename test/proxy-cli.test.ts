@@ -2,6 +2,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCertificateAuthority } from '../runtime/certificate-authority.js';
+import { rotate, serialOf, servedSerial } from './support/tls.js';
 import { startWarden } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type Upstream } from './proxy-fixtures.js';
 
@@ -62,6 +64,29 @@ describe('warden serve + warden proxy', () => {
     const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; decision_id?: string; outcome?: string });
     expect(lines.filter((l) => l.msg === 'decision').map((l) => [l.decision_id, l.outcome])).toEqual([[denied.headers.get('x-warden-decision-id'), 'deny']]);
     expect(allowed.headers.get('x-warden-decision-id')).toBeTruthy();
+  });
+
+  it('serves a rotated certificate from the next connection on, without a restart', async () => {
+    const ca = await createCertificateAuthority('rotation-test');
+    const issue = () => ca.issue({ kind: 'server', commonName: 'localhost', ipAddresses: ['127.0.0.1'] });
+    const [first, second] = [await issue(), await issue()];
+    rotate(scratch, { 'tls.crt': first.certPem, 'tls.key': first.keyPem });
+    const proxy = await start([...proxyArgs, '--spill', join(scratch, 'spill-tls.ndjson'), '--tls-cert', join(scratch, 'tls.crt'), '--tls-key', join(scratch, 'tls.key'), '--cert-reload', '1'], /on ([\d.]+:\d+) \(admin/);
+    const child = children.at(-1)!;
+    let out = '';
+    const reloaded = new Promise<void>((resolve) =>
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('serving certificate reloaded')) resolve();
+      }),
+    );
+    expect(await servedSerial(proxy[1]!, ca.certPem)).toBe(serialOf(first.certPem));
+    // A Secret volume swaps both files at once; here they land one after the other. A read between the
+    // two sees a certificate without its key: the old pair is kept and the new one taken on a later read.
+    rotate(scratch, { 'tls.crt': second.certPem, 'tls.key': second.keyPem });
+    await reloaded;
+    expect(await servedSerial(proxy[1]!, ca.certPem)).toBe(serialOf(second.certPem));
+    child.kill('SIGTERM');
   });
 
   it('refuses --decision-lines that is not a choice, or that would leave decisions unrecorded', async () => {

@@ -8,7 +8,16 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
-import { createCa } from './support/tls.js';
+import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
+
+// Wait for a condition the process reports in its output (bounded; fails with that output).
+async function until(ok: () => boolean, output: () => string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out; output:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const execFileP = promisify(execFile);
 const warden = resolve('bin/warden.js');
@@ -82,23 +91,52 @@ describe('warden serve', () => {
       ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0',
         '--engine', engine, '--engine-ca', caFile, '--engine-cert', pem('orders.pem', orders.cert), '--engine-key', pem('orders.key', orders.key),
         '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(dir, 'spill.ndjson'),
-        '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'],
+        '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--cert-reload', '1'],
       /on ([\d.]+:\d+) →.*\(bundle (?!none)/,
     );
     const r = await fetch(`http://${proxy.match[1]}/orders/3`, { headers: { 'x-forwarded-client-cert': `URI=${STOREFRONT}` } });
     expect(r.status).toBe(200);
     const id = r.headers.get('x-warden-decision-id')!;
 
-    const query = ['audit', 'query', '--engine', engine, '--engine-ca', caFile, '--engine-cert', pem('auditor.pem', auditor.cert), '--engine-key', pem('auditor.key', auditor.key), '--decision-id', id, '-o', 'json'];
-    const deadline = Date.now() + 15_000;
-    let found: Array<{ decision_id: string; outcome: string; labels: { workload: string } }> = [];
-    while (found.length === 0) {
-      const q = await execFileP(process.execPath, [warden, ...query]);
-      found = JSON.parse(q.stdout) as typeof found;
-      if (found.length === 0 && Date.now() > deadline) throw new Error(`decision ${id} never reached the engine: ${serve.output()}`);
-      if (found.length === 0) await new Promise((res) => setTimeout(res, 100));
-    }
-    expect(found.map((e) => [e.decision_id, e.outcome, e.labels.workload])).toEqual([[id, 'allow', 'orders']]);
+    const stored = async (decisionId: string) => {
+      const query = ['audit', 'query', '--engine', engine, '--engine-ca', caFile, '--engine-cert', pem('auditor.pem', auditor.cert), '--engine-key', pem('auditor.key', auditor.key), '--decision-id', decisionId, '-o', 'json'];
+      const deadline = Date.now() + 15_000;
+      let found: Array<{ decision_id: string; outcome: string; labels: { workload: string } }> = [];
+      while (found.length === 0) {
+        const q = await execFileP(process.execPath, [warden, ...query]);
+        found = JSON.parse(q.stdout) as typeof found;
+        if (found.length === 0 && Date.now() > deadline) throw new Error(`decision ${decisionId} never reached the engine: ${serve.output()}`);
+        if (found.length === 0) await new Promise((res) => setTimeout(res, 100));
+      }
+      return found.map((e) => [e.decision_id, e.outcome, e.labels.workload]);
+    };
+    expect(await stored(id)).toEqual([[id, 'allow', 'orders']]);
+
+    // The workload's SVID is rotated (same SPIFFE ID, new certificate): the plugin presents the new one
+    // without a restart, and the engine keeps taking its decisions.
+    const renewed = await ca.client('spiffe://cluster.local/ns/shop/sa/orders');
+    rotate(dir, { 'orders.pem': renewed.cert, 'orders.key': renewed.key });
+    await until(() => /engine client certificate reloaded/.test(proxy.output()), proxy.output);
+    const after = await fetch(`http://${proxy.match[1]}/orders/4`, { headers: { 'x-forwarded-client-cert': `URI=${STOREFRONT}` } });
+    const afterId = after.headers.get('x-warden-decision-id')!;
+    expect(await stored(afterId)).toEqual([[afterId, 'allow', 'orders']]);
+  });
+
+  it('serves a rotated certificate without a restart, and keeps the old one while the new pair does not match', async () => {
+    const ca = await createCa('Rotating CA');
+    const [first, second] = [await ca.server('127.0.0.1'), await ca.server('127.0.0.1')];
+    const certs = mkdtempSync(join(dir, 'rotate-'));
+    rotate(certs, { 'tls.crt': first.cert, 'tls.key': first.key });
+    const serve = await start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0', '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--cert-reload', '1'], /on (https:\/\/[\d.]+:\d+)/, dir);
+    const engine = serve.match[1]!;
+    expect(await servedSerial(engine, ca.cert)).toBe(serialOf(first.cert));
+    // A certificate whose key is not there yet: refused, the old pair stays.
+    rotate(certs, { 'tls.crt': second.cert });
+    await until(() => /do not form a usable TLS context/.test(serve.output()), serve.output);
+    expect(await servedSerial(engine, ca.cert)).toBe(serialOf(first.cert));
+    rotate(certs, { 'tls.key': second.key });
+    await until(() => /engine serving certificate reloaded/.test(serve.output()), serve.output);
+    expect(await servedSerial(engine, ca.cert)).toBe(serialOf(second.cert));
   });
 
   it('refuses half a TLS configuration with a message naming the flags', async () => {

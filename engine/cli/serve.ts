@@ -2,8 +2,10 @@
 // the decision-log ingestion and audit queries (engine/service.ts does the wiring).
 import type { Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
+import { reloadOnRotation } from '../../runtime/pem-files.js';
 import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { parseDuration, FilterError } from '../audit/query.js';
 import { StoreUrlError } from '../audit/store.js';
@@ -20,6 +22,7 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
+  certReload: string;
   reader: string[];
   admissionPrincipal: string[];
   checkpointKey: string;
@@ -69,6 +72,7 @@ export function registerServe(program: Command): void {
     .option('--tls-cert <pem>', "the engine's serving certificate (enables HTTPS)")
     .option('--tls-key <pem>', 'private key of --tls-cert')
     .option('--client-ca <pem>', 'CA that issues workload SVIDs: client certificates are verified against it (needed for /logs and /audit)')
+    .option('--cert-reload <seconds>', 'how often the certificate, key and client CA files are re-read, so rotated ones are used without a restart (0: never)', '10')
     .option('--store <url>', 'audit store: sqlite:<file> or postgres://user@host:port/db', DEFAULT_STORE)
     .option('--reader <spiffe-id>', 'principal that may query /audit/* (repeatable or comma-separated)', repeatable, [] as string[])
     .option('--admission-principal <spiffe-id>', "the admission webhook's identity; it logs events as workload \"admission\" (repeatable)", repeatable, [] as string[])
@@ -82,6 +86,8 @@ export function registerServe(program: Command): void {
       const addr = parseListenAddress('--listen', f.listen);
       const maxWait = Number(f.maxWait);
       if (!Number.isInteger(maxWait) || maxWait < 0) throw new UserError(`--max-wait: "${f.maxWait}" must be a whole number of seconds`);
+      const certReload = Number(f.certReload);
+      if (!/^\d+$/.test(f.certReload.trim()) || !Number.isSafeInteger(certReload)) throw new UserError(`--cert-reload: "${f.certReload}" must be a whole number of seconds`);
       const tls = tlsFrom(f);
       const readers = spiffeIds('--reader', f.reader);
       const admissionPrincipals = spiffeIds('--admission-principal', f.admissionPrincipal);
@@ -129,8 +135,17 @@ export function registerServe(program: Command): void {
       }
       const audit = service.store ? `; audit log in ${f.store.replace(/\/\/[^@/]*@/, '//')} (POST /logs from ${Object.keys(service.writers()).length} identities, ${readers.length} readers)` : `; ${auditUnavailableReason(tls)}`;
       process.stdout.write(`warden serve: bundles from ${f.bundles}/ on ${service.url}${audit}\n`);
+      // New connections get a rotated serving certificate and client CA; open ones keep theirs.
+      const server = service.server;
+      const rotation =
+        tls && server instanceof HttpsServer
+          ? reloadOnRotation('engine serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa } : {}) }, (p) => server.setSecureContext({ cert: p.cert, key: p.key, ...(p.ca ? { ca: p.ca } : {}) }), logger, certReload * 1000)
+          : undefined;
       await new Promise<void>((resolve) => {
-        const stop = () => void service.close().then(resolve);
+        const stop = () => {
+          rotation?.close();
+          void service.close().then(resolve);
+        };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

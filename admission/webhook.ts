@@ -79,7 +79,7 @@ export async function createWebhook(opts: { config: AdmissionConfig; sources: We
       if (!got) return { changed: false };
       const tag = createHash('sha256').update(got.bytes).digest('hex');
       if (current && tag === lastHash) return { changed: false };
-      current = await loadAdmissionBundle(got.bytes, opts.sources.trust);
+      current = await loadAdmissionBundle(got.bytes, opts.sources.trust, current);
       lastHash = tag;
       lastEtag = got.etag;
       return { changed: true };

@@ -2,7 +2,7 @@
 // short poll with jitter) or read from a local file; verified before it is loaded; swapped atomically.
 import { readFile } from 'node:fs/promises';
 import type { BundleMetadata } from '../formats/bundle-manifest.js';
-import { openBundle } from '../runtime/bundle.js';
+import { builtAtOf, openBundle } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
 import { Policy } from '../runtime/policy.js';
@@ -43,11 +43,6 @@ export interface BundleSourceOptions {
   random?: () => number;
 }
 
-function builtAtOf(metadata: Partial<BundleMetadata>, iat: number | undefined): number {
-  const t = metadata.builtAt ? Date.parse(metadata.builtAt) : NaN;
-  return Number.isFinite(t) ? t : (iat ?? 0) * 1000;
-}
-
 /** Holds the active bundle; `current` is read once per call, so a swap never changes a call midway. */
 export class BundleSource {
   private active: ActiveBundle | undefined;
@@ -76,7 +71,7 @@ export class BundleSource {
       const bundle = await openBundle(bytes, this.opts.trust);
       const metadata = (bundle.manifest.metadata ?? {}) as Partial<BundleMetadata>;
       if (metadata.workload && metadata.workload !== this.opts.workload) throw new Error(`bundle is for workload ${metadata.workload}, not ${this.opts.workload}`);
-      const builtAt = builtAtOf(metadata, bundle.signature?.iat);
+      const builtAt = builtAtOf(bundle);
       const prev = this.active;
       if (prev && builtAt < prev.builtAt) {
         throw new Error(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${prev.revision} (built ${new Date(prev.builtAt).toISOString()})`);

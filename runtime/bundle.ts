@@ -47,6 +47,17 @@ function mergeData(into: Record<string, unknown>, path: string[], value: unknown
   }
 }
 
+/**
+ * When a verified bundle was built, ms since the epoch: its manifest's `metadata.builtAt`, else the
+ * signature's `iat`, else 0. A pod refuses a bundle older than the one it runs (a replayed old bundle
+ * is signed too).
+ */
+export function builtAtOf(bundle: Pick<VerifiedBundle, 'manifest' | 'signature'>): number {
+  const stamp = bundle.manifest.metadata?.builtAt as unknown;
+  const t = typeof stamp === 'string' ? Date.parse(stamp) : NaN;
+  return Number.isFinite(t) ? t : (bundle.signature?.iat ?? 0) * 1000;
+}
+
 /** Parse and verify a bundle archive. Verification happens before anything in it is interpreted. */
 export async function openBundle(archive: Uint8Array, trust: BundleTrust): Promise<VerifiedBundle> {
   const files = await readArchive(archive);

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadAdmissionBundle } from '../admission/bundle.js';
-import { trustFromPem } from '../admission/webhook.js';
+import { resolveConfig } from '../admission/config.js';
+import { memorySink } from '../admission/decision-sink.js';
+import { createWebhook, trustFromPem } from '../admission/webhook.js';
 import { buildAdmission } from '../engine/compiler/admission.js';
 import { generateDevelopmentKey, loadSigningKey, type SigningKey } from '../engine/compiler/signing-key.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
@@ -58,5 +60,21 @@ describe('warden build: admission target', () => {
   it('refuses guardrail Rego outside package warden.admission', async () => {
     writeFileSync(join(dir, 'policies', 'admission', 'other.rego'), 'package platform.rules\n\nimport rego.v1\n\nx := 1\n');
     await expect(build()).rejects.toThrow(/other\.rego:1: package platform\.rules is not allowed here/);
+  });
+
+  it('a webhook keeps its admission bundle when offered an older one, even one signed with the right key', async () => {
+    const at = (iso: string, commit: string) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, `bundles-${commit}`), key, commit, warden: '0.0.0', now: () => new Date(iso) });
+    const older = await at('2026-11-20T12:00:00Z', 'older');
+    const newer = await at('2026-11-25T12:00:00Z', 'newer');
+    const served = join(dir, 'served.tar.gz');
+    const serve = (b: typeof older) => writeFileSync(served, readFileSync(b!.bundle));
+    serve(newer);
+    const webhook = await createWebhook({ config: resolveConfig(), sink: memorySink(), sources: { admissionBundle: served, workloads: { folder: join(dir, 'bundles') }, trust: trustFromPem(readFileSync(join(dir, 'key.pem.pub'), 'utf8')) } });
+    expect(webhook.deps.policies()?.revision).toBe(newer!.revision);
+    serve(older);
+    const r = await webhook.reload();
+    expect(r.changed).toBe(false);
+    expect(r.error).toMatch(new RegExp(`bundle ${older!.revision} \\(built 2026-11-20T12:00:00.000Z\\) is older than the loaded ${newer!.revision} .*keeping ${newer!.revision}`));
+    expect(webhook.deps.policies()?.revision).toBe(newer!.revision);
   });
 });

@@ -37,7 +37,7 @@ export class EngineConnection {
   readonly base: URL;
   private agent: HttpAgent | HttpsAgent;
   /** Agents replaced by setTls, closed with the connection (their requests in flight finish first). */
-  private readonly retired: Array<HttpAgent | HttpsAgent> = [];
+  private retired: Array<HttpAgent | HttpsAgent> = [];
 
   constructor(base: string | URL, tls: EngineTls = {}) {
     try {
@@ -66,7 +66,10 @@ export class EngineConnection {
     const old = this.agent;
     this.agent = next;
     for (const sockets of Object.values(old.freeSockets)) for (const s of sockets ?? []) s.destroy();
-    this.retired.push(old);
+    // Agents from earlier rotations whose requests have all finished are done with.
+    const busy = (a: HttpAgent | HttpsAgent) => Object.values(a.sockets).some((list) => (list?.length ?? 0) > 0);
+    for (const a of this.retired) if (!busy(a)) a.destroy();
+    this.retired = [...this.retired.filter(busy), old];
   }
 
   /** Send one request to `path` (relative to the base URL) and read the whole answer. */

@@ -18,7 +18,7 @@ export interface PemWatchOptions {
   intervalMs?: number;
   /** Called with the new texts once they changed and form a usable context. */
   onChange: (pems: PemSet) => void;
-  /** Called once per unusable set of texts (read error, key not matching the certificate). */
+  /** Called once per problem (a file that cannot be read, a key not matching the certificate), not on every read. */
   onError: (message: string) => void;
 }
 
@@ -36,27 +36,31 @@ const same = (a: PemSet, b: PemSet) => a.cert === b.cert && a.key === b.key && a
 /** Watch `paths`, whose current texts are `initial` (as read at start). */
 export function watchPemFiles(paths: { cert?: string; key?: string; ca?: string }, initial: PemSet, opts: PemWatchOptions): PemWatch {
   let current = initial;
-  let refused: PemSet | undefined;
+  let reported: string | undefined; // the problem last reported, until the files read well again
   let chain = Promise.resolve();
+  const problem = (message: string) => {
+    if (message !== reported) opts.onError(message);
+    reported = message;
+  };
   const read = async (): Promise<void> => {
     let next: PemSet;
     try {
       const [cert, key, ca] = await Promise.all([paths.cert, paths.key, paths.ca].map((p) => (p ? readFile(p, 'utf8') : Promise.resolve(undefined))));
       next = { ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}), ...(ca !== undefined ? { ca } : {}) };
     } catch (err) {
-      opts.onError(`cannot re-read ${Object.values(paths).join(', ')}: ${(err as Error).message}; keeping the certificate in use`);
+      return problem(`cannot re-read ${Object.values(paths).join(', ')}: ${(err as Error).message}; keeping the certificate in use`);
+    }
+    if (same(next, current)) {
+      reported = undefined;
       return;
     }
-    if (same(next, current) || (refused && same(next, refused))) return;
     try {
       createSecureContext(next); // throws when the key does not match the certificate, or a PEM is broken
     } catch (err) {
-      refused = next;
-      opts.onError(`the new files ${Object.values(paths).join(', ')} do not form a usable TLS context (${(err as Error).message}); keeping the certificate in use`);
-      return;
+      return problem(`the new files ${Object.values(paths).join(', ')} do not form a usable TLS context (${(err as Error).message}); keeping the certificate in use`);
     }
     current = next;
-    refused = undefined;
+    reported = undefined;
     opts.onChange(next);
   };
   // One read at a time, each after the previous one: a check asked for after a change sees the change.

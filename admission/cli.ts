@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { Logger } from 'pino';
 import { defaultConfig } from './config.js';
 
 // Every `warden` command loads this file: the webhook's modules (x509, the Kubernetes client, WASM)
@@ -64,27 +65,29 @@ function reloadMs(flags: SourceFlags): number {
 
 // The one connection to the engine (the webhook's client certificate, the engine's CA): the admission
 // bundle, the coverage checks and the decision events all go over it.
-async function engineConnection(flags: SourceFlags) {
-  const [{ EngineConnection }, { reloadOnRotation }, { pino }] = await Promise.all([import('../runtime/engine-connection.js'), import('../runtime/pem-files.js'), import('pino')]);
+async function engineConnection(flags: SourceFlags, logger: Logger) {
+  const [{ EngineConnection }, { reloadOnRotation }] = await Promise.all([import('../runtime/engine-connection.js'), import('../runtime/pem-files.js')]);
   const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
   const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
   const conn = new EngineConnection(flags.engine!, tls);
   // A rotated SVID is presented to the engine from the next request on, without a restart.
   const paths = { cert: flags.engineCert && resolve(flags.engineCert), key: flags.engineKey && resolve(flags.engineKey), ca: flags.engineCa && resolve(flags.engineCa) };
-  const rotation = reloadOnRotation('engine client certificate', paths, tls, (p) => conn.setTls(p), pino({ name: 'warden-admission' }), reloadMs(flags));
+  const rotation = reloadOnRotation('engine client certificate', paths, tls, (p) => conn.setTls(p), logger, reloadMs(flags));
   return Object.assign(conn, { stopReloading: () => rotation?.close() });
 }
 
-async function engineSink(flags: SourceFlags, engine: Awaited<ReturnType<typeof engineConnection>>) {
-  const [{ DecisionLog }, { pino }] = await Promise.all([import('../runtime/decision-log.js'), import('pino')]);
-  return new DecisionLog({ engine, logger: pino({ name: 'warden-admission' }), ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
+async function engineSink(flags: SourceFlags, engine: Awaited<ReturnType<typeof engineConnection>>, logger: Logger) {
+  const { DecisionLog } = await import('../runtime/decision-log.js');
+  return new DecisionLog({ engine, logger, ...(flags.spill ? { spillFile: resolve(flags.spill) } : {}) });
 }
 
 async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
-  const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink } = await load();
-  const engine = flags.engine ? await engineConnection(flags) : undefined;
+  const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink, pino } = await load();
+  reloadMs(flags); // a bad --cert-reload is refused before anything starts
+  const logger = pino({ name: 'warden-admission' });
+  const engine = flags.engine ? await engineConnection(flags, logger) : undefined;
   // Decisions go to the engine's audit log (mTLS identity) when an engine is given, else to the log.
-  const shipper = !memory && engine ? await engineSink(flags, engine) : undefined;
+  const shipper = !memory && engine ? await engineSink(flags, engine, logger) : undefined;
   const sink = memory ? memorySink() : (shipper ?? pinoSink());
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
@@ -114,6 +117,7 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
   // closeSink ships what is queued (or spills it) before the process exits.
   return {
     webhook,
+    logger,
     closeSink: async () => {
       await shipper?.close();
       engine?.stopReloading();
@@ -132,8 +136,8 @@ export function registerAdmission(program: Command): void {
     .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
     .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
     .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
-      const { readCertificates, generateCertificates, startWebhookServer, reloadOnRotation, pino } = await load();
-      const { webhook, closeSink } = await webhookFrom(flags);
+      const { readCertificates, generateCertificates, startWebhookServer, reloadOnRotation } = await load();
+      const { webhook, logger, closeSink } = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
       const certs = (flags.certs && readCertificates(resolve(flags.certs))) || (await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 30 }));
@@ -144,7 +148,7 @@ export function registerAdmission(program: Command): void {
       // cert-manager renews the serving certificate in place: new connections get the renewed one.
       const certsDir = flags.certs && resolve(flags.certs);
       const rotation = certsDir
-        ? reloadOnRotation('webhook serving certificate', { cert: join(certsDir, 'tls.crt'), key: join(certsDir, 'tls.key') }, { cert: certs.certPem, key: certs.keyPem }, (p) => server.server.setSecureContext({ cert: p.cert, key: p.key, minVersion: 'TLSv1.2' }), pino({ name: 'warden-admission' }), reloadMs(flags))
+        ? reloadOnRotation('webhook serving certificate', { cert: join(certsDir, 'tls.crt'), key: join(certsDir, 'tls.key') }, { cert: certs.certPem, key: certs.keyPem }, (p) => server.server.setSecureContext({ cert: p.cert, key: p.key, minVersion: 'TLSv1.2' }), logger, reloadMs(flags))
         : undefined;
       const stop = () => {
         clearInterval(timer);

@@ -39,8 +39,8 @@ export interface Webhook {
   reload(): Promise<{ changed: boolean; error?: string }>;
 }
 
-/** Where the admission bundle comes from, for messages. */
-export function describeAdmissionSource(where: WebhookSources['admissionBundle']): string {
+// Where the admission bundle comes from, for messages.
+function describeAdmissionSource(where: WebhookSources['admissionBundle']): string {
   return typeof where === 'string' ? where : `${where.engine.base.href.replace(/\/$/, '')}/bundles/admission`;
 }
 

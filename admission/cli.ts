@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import { reloadIntervalMs } from '../runtime/pem-files.js';
 import { defaultConfig } from './config.js';
 
 // Every `warden` command loads this file: the webhook's modules (x509, the Kubernetes client, WASM)
@@ -43,7 +44,7 @@ interface SourceFlags {
 
 const sourceOptions = (cmd: Command): Command =>
   cmd
-    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build` (default: from --engine, else bundles/admission.tar.gz)')
+    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build` (default: from --engine, else admission.tar.gz in --bundles)')
     .option('--engine <url>', 'engine base URL: the admission bundle (GET /bundles/admission), coverage checks (GET /bundles) and decision events (POST /logs); default: the local --bundles folder, events to the log only')
     .option('--engine-cert <pem>', "the webhook's client certificate for the engine (its SPIFFE identity; the engine must know it as --admission-principal)")
     .option('--engine-key <pem>', 'key of --engine-cert')
@@ -56,11 +57,14 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`)
     .option('--cert-reload <seconds>', 'how often certificate and key files (--certs, --engine-cert/key/ca) are re-read, so rotated ones are used without a restart (0: never)', '10');
 
-// Seconds → ms for --cert-reload, refused with the flag's name when not a whole number.
+// Seconds → ms for --cert-reload, refused with the flag's name when out of range.
 function reloadMs(flags: SourceFlags): number {
-  // Named ConfigError so the CLI prints the message alone (cli/main.ts), as for the other flags.
-  if (!/^\d+$/.test(flags.certReload.trim())) throw Object.assign(new Error(`--cert-reload "${flags.certReload}" is not a whole number of seconds`), { name: 'ConfigError' });
-  return Number(flags.certReload) * 1000;
+  try {
+    return reloadIntervalMs(flags.certReload);
+  } catch (err) {
+    // Named ConfigError so the CLI prints the message alone (cli/main.ts), as for the other flags.
+    throw Object.assign(new Error((err as Error).message), { name: 'ConfigError' });
+  }
 }
 
 // The one connection to the engine (the webhook's client certificate, the engine's CA): the admission
@@ -109,7 +113,7 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     ...(namespaces ? { namespaces } : {}),
     ...(inventory ? { inventory } : {}),
     sources: {
-      admissionBundle: flags.admissionBundle ?? (engine ? { engine } : 'bundles/admission.tar.gz'),
+      admissionBundle: flags.admissionBundle ?? (engine ? { engine } : join(resolve(flags.bundles), 'admission.tar.gz')),
       workloads: engine ? { engine } : { folder: resolve(flags.bundles) },
       trust,
     },
@@ -119,8 +123,8 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
     webhook,
     logger,
     closeSink: async () => {
-      await shipper?.close();
       engine?.stopReloading();
+      await shipper?.close();
       engine?.close();
     },
   };

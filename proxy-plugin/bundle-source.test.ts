@@ -13,6 +13,7 @@ let policies: PolicyCopy;
 let newer: Buffer;
 let older: Buffer;
 let key: string;
+let revision: string;
 
 beforeAll(async () => {
   policies = await copyPolicies(['storefront']);
@@ -22,6 +23,7 @@ beforeAll(async () => {
   rmSync(join(policies.out, 'storefront.build.json'));
   await policies.build(['storefront'], () => new Date(Date.now() - 3600_000));
   older = readFileSync(join(policies.out, 'storefront.tar.gz'));
+  revision = (JSON.parse(readFileSync(join(policies.out, 'storefront.build.json'), 'utf8')) as { revision: string }).revision;
 });
 
 const source = (events: BundleEvent[], engine?: string) =>
@@ -92,5 +94,31 @@ describe('BundleSource', () => {
     expect(events.some((e) => e.type === 'rejected')).toBe(true);
     expect(events.some((e) => e.type === 'unreachable')).toBe(true);
     expect(s.current).toBe(first);
+  });
+
+  it('keeps the bundle in force when another engine replica serves its own build of the same revision', async () => {
+    // Two replicas build the same revision at different times: different bytes, ETag and build time.
+    let body: Buffer = newer;
+    const server = http.createServer((req, res) => {
+      const etag = body === newer ? '"replica-a"' : '"replica-b"';
+      if (req.headers['if-none-match'] === etag) return void res.writeHead(304).end();
+      res.writeHead(200, { etag, 'x-warden-revision': revision }).end(body);
+    });
+    const port = await listenLocal(server);
+    const events: BundleEvent[] = [];
+    const s = source(events, `http://127.0.0.1:${port}`);
+    try {
+      await s.start();
+      const first = s.current!;
+      expect(first.etag).toBe('"replica-a"');
+      body = older; // the same revision, built an hour earlier: installing it would be refused as older
+      for (let i = 0; i < 200 && s.current?.etag !== '"replica-b"'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(s.current?.etag).toBe('"replica-b"');
+      expect(s.current?.policy).toBe(first.policy);
+      expect(events.map((e) => e.type)).toEqual(['loaded']);
+    } finally {
+      await s.stop();
+      await closeServer(server);
+    }
   });
 });

@@ -156,7 +156,12 @@ export class BundleSource {
           if (res.status === 200) {
             const bytes = new Uint8Array(res.body);
             const tag = res.headers.etag;
-            if (tag === undefined || tag !== lastSeenEtag) {
+            const active = this.active;
+            if (active && typeof tag === 'string' && res.headers['x-warden-revision'] === active.revision) {
+              // Another engine replica's build of the revision in force: keep it, long-poll on this ETag.
+              // (The header is not signed, but believing it can only keep the verified bundle in force.)
+              this.active = { ...active, etag: tag };
+            } else if (tag === undefined || tag !== lastSeenEtag) {
               lastSeenEtag = tag;
               await this.install(bytes, url, tag).catch(() => undefined); // rejected: reported via onEvent, last good kept
             } else {

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
-import { reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
+import { reloadIntervalMs, reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
@@ -72,6 +72,15 @@ function address(flag: string, value: string): { host: string; port: number } {
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
 }
 
+// --cert-reload in ms, refused with the flag's name when out of range.
+function certReloadMs(f: PluginFlags): number {
+  try {
+    return reloadIntervalMs(f.certReload);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
 // A whole number flag, refused with its name when it is not one.
 function whole(flag: string, value: string): number {
   const n = Number(value);
@@ -129,7 +138,7 @@ const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
 async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[] }> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
   const engineTls = engineTlsFrom(f);
-  const reloadMs = whole('--cert-reload', f.certReload) * 1000;
+  const reloadMs = certReloadMs(f);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const decisionLines = f.decisionLines as DecisionLines;
   if (!DECISION_LINES.includes(decisionLines)) throw new ConfigError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
@@ -184,13 +193,13 @@ async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, 
     servers.push(admin);
   }
   process.stderr.write(`${banner(`${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}`)}\n`);
-  await runUntilSignal(plugin, servers);
-  for (const r of rotations) r.close();
+  await runUntilSignal(plugin, servers, rotations);
 }
 
-async function runUntilSignal(plugin: Plugin, servers: Server[]): Promise<void> {
+async function runUntilSignal(plugin: Plugin, servers: Server[], rotations: PemWatch[]): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => {
+      for (const r of rotations) r.close(); // nothing is re-applied to what is being closed
       for (const s of servers) {
         s.close();
         s.closeIdleConnections();
@@ -281,7 +290,7 @@ export function registerProxy(program: Command): void {
       ...(tls ? { tls } : {}),
     });
     // The serving certificate and the client CA are re-read too: new connections get the rotated ones.
-    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, whole('--cert-reload', f.certReload) * 1000);
+    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, certReloadMs(f));
     if (serving) rotations.push(serving);
     await serveUntilSignal(plugin, sidecar, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
   });

@@ -36,7 +36,7 @@ export class EngineConnectionError extends Error {
 export class EngineConnection {
   readonly base: URL;
   private agent: HttpAgent | HttpsAgent;
-  /** Agents replaced by setTls, closed with the connection (their requests in flight finish first). */
+  /** Agents replaced by setTls: destroyed at a later rotation once their requests have finished, or by close(). */
   private retired: Array<HttpAgent | HttpsAgent> = [];
 
   constructor(base: string | URL, tls: EngineTls = {}) {

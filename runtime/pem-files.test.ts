@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, type CertificateAuthority } from './certificate-authority.js';
-import { watchPemFiles, type PemSet, type PemWatch } from './pem-files.js';
+import { reloadIntervalMs, watchPemFiles, type PemSet, type PemWatch } from './pem-files.js';
 
 let ca: CertificateAuthority;
 let dir: string;
@@ -81,5 +81,73 @@ describe('watchPemFiles', () => {
       expect.stringMatching(/^cannot re-read <dir>\/tls\.crt, .*tls\.key.*ENOENT.*keeping the certificate in use$/),
       expect.stringMatching(/do not form a usable TLS context/),
     ]);
+  });
+
+  it('refuses empty files: TLS would serve no certificate, or trust the system roots for an empty CA bundle', async () => {
+    const { changes, errors } = await started();
+    put('tls.crt', '');
+    put('tls.key', '');
+    await watch!.check();
+    expect(changes).toEqual([]);
+    expect(errors).toHaveLength(1);
+    const next = await ca.issue({ kind: 'client', uris: ['spiffe://cluster.local/ns/shop/sa/orders'] });
+    put('tls.crt', next.certPem);
+    put('tls.key', next.keyPem);
+    put('ca.crt', '');
+    await watch!.check();
+    expect(changes).toEqual([]);
+    expect(errors[1]).toMatch(/the CA bundle holds no certificate/);
+    expect(watch!.current.ca).toBe(ca.certPem);
+  });
+
+  it('takes a rotated CA bundle alone, and refuses one that is not a certificate', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-pem-'));
+    put('ca.crt', ca.certPem);
+    const changes: PemSet[] = [];
+    const errors: string[] = [];
+    watch = watchPemFiles({ ca: join(dir, 'ca.crt') }, { ca: ca.certPem }, { intervalMs: 60_000, onChange: (p) => changes.push(p), onError: (m) => errors.push(m) });
+    const other = await createCertificateAuthority('pem-files-other');
+    put('ca.crt', `${ca.certPem}${other.certPem}`);
+    await watch.check();
+    expect(changes).toEqual([{ ca: `${ca.certPem}${other.certPem}` }]);
+    put('ca.crt', '-----BEGIN CERTIFICATE-----\nnot base64 der\n-----END CERTIFICATE-----\n');
+    await watch.check();
+    expect(changes).toHaveLength(1);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('does not take a set that could not be applied, and applies nothing once closed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-pem-'));
+    put('ca.crt', ca.certPem);
+    const errors: string[] = [];
+    let failApply = true;
+    const applied: PemSet[] = [];
+    watch = watchPemFiles({ ca: join(dir, 'ca.crt') }, { ca: ca.certPem }, {
+      intervalMs: 60_000,
+      onChange: (p) => {
+        if (failApply) throw new Error('server is gone');
+        applied.push(p);
+      },
+      onError: (m) => errors.push(m),
+    });
+    const other = await createCertificateAuthority('pem-files-other');
+    put('ca.crt', other.certPem);
+    await watch.check();
+    expect(watch.current.ca).toBe(ca.certPem);
+    expect(errors[0]).toMatch(/applying the new files .* failed \(server is gone\); keeping the certificate in use/);
+    failApply = false;
+    await watch.check(); // retried: still changed against the set in use
+    expect(applied).toEqual([{ ca: other.certPem }]);
+    watch.close();
+    put('ca.crt', ca.certPem);
+    await watch.check();
+    expect(applied).toHaveLength(1);
+  });
+});
+
+describe('reloadIntervalMs', () => {
+  it('takes 0 to a day in whole seconds and refuses the rest, naming the flag', () => {
+    expect([reloadIntervalMs('0'), reloadIntervalMs('10'), reloadIntervalMs('86400')]).toEqual([0, 10_000, 86_400_000]);
+    for (const bad of ['86401', '3000000', '1.5', '-1', '', '10s']) expect(() => reloadIntervalMs(bad)).toThrow(`--cert-reload "${bad}" must be a whole number of seconds from 0 (never) to 86400`);
   });
 });

@@ -2,6 +2,7 @@
 // Kubernetes Secret volumes replace the files (a Secret volume swaps a symlink, so every file changes at
 // once). The files are re-read on an interval; a new set is taken only when it forms a usable TLS
 // context, so a half-written rotation keeps the old certificate until the set is whole again.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 
@@ -16,7 +17,7 @@ export interface PemSet {
 export interface PemWatchOptions {
   /** How often the files are re-read (ms); default 10 s. */
   intervalMs?: number;
-  /** Called with the new texts once they changed and form a usable context. */
+  /** Applies the new texts once they changed and form a usable context; when it throws, they are not taken. */
   onChange: (pems: PemSet) => void;
   /** Called once per problem (a file that cannot be read, a key not matching the certificate), not on every read. */
   onError: (message: string) => void;
@@ -33,11 +34,45 @@ export interface PemWatch {
 
 const same = (a: PemSet, b: PemSet) => a.cert === b.cert && a.key === b.key && a.ca === b.ca;
 
+/** Longest --cert-reload interval, seconds (a day; timers cannot wait longer than ~24.8 days). */
+export const MAX_RELOAD_SECONDS = 86_400;
+
+/** `--cert-reload <seconds>` as milliseconds; throws a RangeError naming the flag when it is not 0…86400. */
+export function reloadIntervalMs(value: string, flag = '--cert-reload'): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > MAX_RELOAD_SECONDS) throw new RangeError(`${flag} "${value}" must be a whole number of seconds from 0 (never) to ${MAX_RELOAD_SECONDS}`);
+  return n * 1000;
+}
+
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Why a set cannot serve, or undefined when it can. Every file given must hold what it is named for:
+ * TLS would take an empty file as "none", and an empty CA bundle as "trust the system roots".
+ */
+export function unusable(pems: PemSet): string | undefined {
+  try {
+    const cert = pems.cert !== undefined ? new X509Certificate(pems.cert) : undefined;
+    const key = pems.key !== undefined ? createPrivateKey(pems.key) : undefined;
+    if (cert && key && !cert.checkPrivateKey(key)) return 'the key does not belong to the certificate';
+    if (pems.ca !== undefined) {
+      const blocks = pems.ca.match(PEM_BLOCK) ?? [];
+      if (blocks.length === 0) return 'the CA bundle holds no certificate';
+      for (const b of blocks) new X509Certificate(b);
+    }
+    createSecureContext(pems);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Watch `paths`, whose current texts are `initial` (as read at start). */
 export function watchPemFiles(paths: { cert?: string; key?: string; ca?: string }, initial: PemSet, opts: PemWatchOptions): PemWatch {
   let current = initial;
   let reported: string | undefined; // the problem last reported, until the files read well again
   let chain = Promise.resolve();
+  let closed = false;
   const problem = (message: string) => {
     if (message !== reported) opts.onError(message);
     reported = message;
@@ -54,17 +89,15 @@ export function watchPemFiles(paths: { cert?: string; key?: string; ca?: string 
       reported = undefined;
       return;
     }
-    try {
-      createSecureContext(next); // throws when the key does not match the certificate, or a PEM is broken
-    } catch (err) {
-      return problem(`the new files ${Object.values(paths).join(', ')} do not form a usable TLS context (${(err as Error).message}); keeping the certificate in use`);
-    }
+    const why = unusable(next);
+    if (why !== undefined) return problem(`the new files ${Object.values(paths).join(', ')} do not form a usable TLS context (${why}); keeping the certificate in use`);
+    if (closed) return;
+    opts.onChange(next); // throws when it cannot apply them: the set in use stays current, retried next read
     current = next;
     reported = undefined;
-    opts.onChange(next);
   };
   // One read at a time, each after the previous one: a check asked for after a change sees the change.
-  const check = () => (chain = chain.then(read).catch((err: unknown) => opts.onError(`reloading the certificate failed: ${String(err)}`)));
+  const check = () => (chain = chain.then(read).catch((err: unknown) => problem(`applying the new files ${Object.values(paths).join(', ')} failed (${String((err as Error)?.message ?? err)}); keeping the certificate in use`)));
   const timer = setInterval(() => void check(), opts.intervalMs ?? 10_000);
   timer.unref();
   return {
@@ -72,7 +105,10 @@ export function watchPemFiles(paths: { cert?: string; key?: string; ca?: string 
       return current;
     },
     check,
-    close: () => clearInterval(timer),
+    close: () => {
+      closed = true;
+      clearInterval(timer);
+    },
   };
 }
 

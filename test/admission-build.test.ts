@@ -2,6 +2,8 @@
 // and every Gatekeeper template as WASM modules, gated like workloads (opa check --strict, opa test),
 // with errors that name the file to fix.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +14,7 @@ import { createWebhook, trustFromPem } from '../admission/webhook.js';
 import { buildAdmission } from '../engine/compiler/admission.js';
 import { generateDevelopmentKey, loadSigningKey, type SigningKey } from '../engine/compiler/signing-key.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
+import { EngineConnection } from '../runtime/engine-connection.js';
 
 let dir: string;
 let key: SigningKey;
@@ -76,5 +79,35 @@ describe('warden build: admission target', () => {
     expect(r.changed).toBe(false);
     expect(r.error).toMatch(new RegExp(`bundle ${older!.revision} \\(built 2026-11-20T12:00:00.000Z\\) is older than the loaded ${newer!.revision} .*keeping ${newer!.revision}`));
     expect(webhook.deps.policies()?.revision).toBe(newer!.revision);
+  });
+
+  it('a webhook pulling from the engine keeps its bundle when another replica serves its own build of the same revision', async () => {
+    const at = (iso: string, out: string) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, out), key, commit: 'same', warden: '0.0.0', now: () => new Date(iso) });
+    const a = await at('2026-11-25T12:00:00Z', 'replica-a');
+    const b = await at('2026-11-25T11:00:00Z', 'replica-b'); // same rules, built earlier: as a bundle, "older"
+    expect(b!.revision).toBe(a!.revision);
+    let serving = a!;
+    let downloads = 0;
+    const server = http.createServer((req, res) => {
+      const etag = serving === a ? '"a"' : '"b"';
+      if (req.headers['if-none-match'] === etag) return void res.writeHead(304).end();
+      downloads++;
+      res.writeHead(200, { etag, 'x-warden-revision': serving.revision }).end(readFileSync(serving.bundle));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const engine = new EngineConnection(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const webhook = await createWebhook({ config: resolveConfig(), sink: memorySink(), sources: { admissionBundle: { engine }, workloads: { folder: join(dir, 'bundles') }, trust: trustFromPem(readFileSync(join(dir, 'key.pem.pub'), 'utf8')) } });
+      const loaded = webhook.deps.policies();
+      expect(loaded?.revision).toBe(a!.revision);
+      serving = b!;
+      expect(await webhook.reload()).toEqual({ changed: false });
+      expect(await webhook.reload()).toEqual({ changed: false }); // and now If-None-Match "b": a 304
+      expect(webhook.deps.policies()).toBe(loaded);
+      expect(downloads).toBe(2);
+    } finally {
+      engine.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

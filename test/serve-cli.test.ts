@@ -112,8 +112,9 @@ describe('warden serve', () => {
     };
     expect(await stored(id)).toEqual([[id, 'allow', 'orders']]);
 
-    // The workload's SVID is rotated (same SPIFFE ID, new certificate): the plugin presents the new one
-    // without a restart, and the engine keeps taking its decisions.
+    // The workload's SVID is rotated (same SPIFFE ID, new certificate): the plugin reloads it without a
+    // restart, and the engine keeps taking its decisions. (That the next request presents the new
+    // certificate is shown by runtime/engine-connection.test.ts, which reads the serial the server sees.)
     const renewed = await ca.client('spiffe://cluster.local/ns/shop/sa/orders');
     rotate(dir, { 'orders.pem': renewed.cert, 'orders.key': renewed.key });
     await until(() => /engine client certificate reloaded/.test(proxy.output()), proxy.output);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
-import { reloadOnRotation } from '../../runtime/pem-files.js';
+import { reloadIntervalMs, reloadOnRotation } from '../../runtime/pem-files.js';
 import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { parseDuration, FilterError } from '../audit/query.js';
 import { StoreUrlError } from '../audit/store.js';
@@ -86,8 +86,12 @@ export function registerServe(program: Command): void {
       const addr = parseListenAddress('--listen', f.listen);
       const maxWait = Number(f.maxWait);
       if (!Number.isInteger(maxWait) || maxWait < 0) throw new UserError(`--max-wait: "${f.maxWait}" must be a whole number of seconds`);
-      const certReload = Number(f.certReload);
-      if (!/^\d+$/.test(f.certReload.trim()) || !Number.isSafeInteger(certReload)) throw new UserError(`--cert-reload: "${f.certReload}" must be a whole number of seconds`);
+      let certReloadMs: number;
+      try {
+        certReloadMs = reloadIntervalMs(f.certReload);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
       const tls = tlsFrom(f);
       const readers = spiffeIds('--reader', f.reader);
       const admissionPrincipals = spiffeIds('--admission-principal', f.admissionPrincipal);
@@ -139,7 +143,7 @@ export function registerServe(program: Command): void {
       const server = service.server;
       const rotation =
         tls && server instanceof HttpsServer
-          ? reloadOnRotation('engine serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa } : {}) }, (p) => server.setSecureContext({ cert: p.cert, key: p.key, ...(p.ca ? { ca: p.ca } : {}) }), logger, certReload * 1000)
+          ? reloadOnRotation('engine serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa } : {}) }, (p) => server.setSecureContext({ cert: p.cert, key: p.key, ...(p.ca ? { ca: p.ca } : {}) }), logger, certReloadMs)
           : undefined;
       await new Promise<void>((resolve) => {
         const stop = () => {

@@ -426,11 +426,13 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       });
     }
   }
+  // The workload bundles are served as soon as they are written, whatever becomes of the admission rules.
+  writeIndex(out, key.keyId, key.algorithm);
   // The admission bundle is not a workload: index.json lists it apart. `--only` builds workloads alone.
   const admission = opts.only
     ? undefined
     : await buildAdmission({ root: repo.root, out, key, commit: await lastCommit(repo, [join(repo.root, 'admission')]), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
-  writeIndex(out, key.keyId, key.algorithm);
+  if (admission?.status === 'built') writeIndex(out, key.keyId, key.algorithm);
   return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev, ...(admission ? { admission } : {}) };
 }
 

@@ -57,26 +57,17 @@ const sourceOptions = (cmd: Command): Command =>
     .option('--namespace <ns>', `namespace the webhook runs in (exempt), default ${defaultConfig.namespace}`)
     .option('--cert-reload <seconds>', 'how often certificate and key files (--certs, --engine-cert/key/ca) are re-read, so rotated ones are used without a restart (0: never)', '10');
 
-// Seconds → ms for --cert-reload, refused with the flag's name when out of range.
-function reloadMs(flags: SourceFlags): number {
-  try {
-    return reloadIntervalMs(flags.certReload);
-  } catch (err) {
-    // Named ConfigError so the CLI prints the message alone (cli/main.ts), as for the other flags.
-    throw Object.assign(new Error((err as Error).message), { name: 'ConfigError' });
-  }
-}
 
 // The one connection to the engine (the webhook's client certificate, the engine's CA): the admission
 // bundle, the coverage checks and the decision events all go over it.
-async function engineConnection(flags: SourceFlags, logger: Logger) {
+async function engineConnection(flags: SourceFlags, logger: Logger, reloadMs: number) {
   const [{ EngineConnection }, { reloadOnRotation }] = await Promise.all([import('../runtime/engine-connection.js'), import('../runtime/pem-files.js')]);
   const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
   const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
   const conn = new EngineConnection(flags.engine!, tls);
   // A rotated SVID is presented to the engine from the next request on, without a restart.
   const paths = { cert: flags.engineCert && resolve(flags.engineCert), key: flags.engineKey && resolve(flags.engineKey), ca: flags.engineCa && resolve(flags.engineCa) };
-  const rotation = reloadOnRotation('engine client certificate', paths, tls, (p) => conn.setTls(p), logger, reloadMs(flags));
+  const rotation = reloadOnRotation('engine client certificate', paths, tls, (p) => conn.setTls(p), logger, reloadMs);
   return Object.assign(conn, { stopReloading: () => rotation?.close() });
 }
 
@@ -87,9 +78,9 @@ async function engineSink(flags: SourceFlags, engine: Awaited<ReturnType<typeof 
 
 async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory = false) {
   const { loadConfig, resolveConfig, trustFromPem, KubeConfig, KubeNamespaces, InventoryGatekeeper, KubeInventory, createWebhook, pinoSink, memorySink, pino } = await load();
-  reloadMs(flags); // a bad --cert-reload is refused before anything starts
+  const reloadMs = reloadIntervalMs(flags.certReload); // a bad --cert-reload is refused before anything starts
   const logger = pino({ name: 'warden-admission' });
-  const engine = flags.engine ? await engineConnection(flags, logger) : undefined;
+  const engine = flags.engine ? await engineConnection(flags, logger, reloadMs) : undefined;
   // Decisions go to the engine's audit log (mTLS identity) when an engine is given, else to the log.
   const shipper = !memory && engine ? await engineSink(flags, engine, logger) : undefined;
   const sink = memory ? memorySink() : (shipper ?? pinoSink());
@@ -122,6 +113,7 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
   return {
     webhook,
     logger,
+    reloadMs,
     closeSink: async () => {
       engine?.stopReloading();
       await shipper?.close();
@@ -141,7 +133,7 @@ export function registerAdmission(program: Command): void {
     .option('--kubeconfig <file>', 'API server for namespace labels (namespaceSelector); in a pod the in-cluster config is used')
     .action(async (flags: SourceFlags & { port: string; host: string; certs?: string; kubeconfig?: string }) => {
       const { readCertificates, generateCertificates, startWebhookServer, reloadOnRotation } = await load();
-      const { webhook, logger, closeSink } = await webhookFrom(flags);
+      const { webhook, logger, reloadMs, closeSink } = await webhookFrom(flags);
       const first = await webhook.reload();
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
       const certs = (flags.certs && readCertificates(resolve(flags.certs))) || (await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 30 }));
@@ -152,7 +144,7 @@ export function registerAdmission(program: Command): void {
       // cert-manager renews the serving certificate in place: new connections get the renewed one.
       const certsDir = flags.certs && resolve(flags.certs);
       const rotation = certsDir
-        ? reloadOnRotation('webhook serving certificate', { cert: join(certsDir, 'tls.crt'), key: join(certsDir, 'tls.key') }, { cert: certs.certPem, key: certs.keyPem }, (p) => server.server.setSecureContext({ cert: p.cert, key: p.key, minVersion: 'TLSv1.2' }), logger, reloadMs(flags))
+        ? reloadOnRotation('webhook serving certificate', { cert: join(certsDir, 'tls.crt'), key: join(certsDir, 'tls.key') }, { cert: certs.certPem, key: certs.keyPem }, (p) => server.server.setSecureContext({ cert: p.cert, key: p.key, minVersion: 'TLSv1.2' }), logger, reloadMs)
         : undefined;
       const stop = () => {
         clearInterval(timer);

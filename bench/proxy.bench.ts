@@ -44,6 +44,13 @@ export interface LoadFigures {
   max: number;
 }
 
+/** Medians over rounds of (target − direct) in the same round; `p99Range` is the min–max over rounds. */
+export interface Added {
+  p50: number;
+  p99: number;
+  p99Range: [number, number];
+}
+
 /** Everything the benchmark measured. */
 export interface ProxyBenchResult {
   rate: number;
@@ -51,19 +58,8 @@ export interface ProxyBenchResult {
   /** Rounds: every target is measured once per round, interleaved, and each figure is the median over rounds. */
   rounds: number;
   load: LoadFigures[];
-  /** Medians over rounds of (target − direct) in the same round; `*P99Range` is the min–max over rounds. */
-  added: {
-    sidecarP50: number;
-    sidecarP99: number;
-    sidecarP99Range: [number, number];
-    passthroughP50: number;
-    passthroughP99: number;
-    passthroughP99Range: [number, number];
-    /** The floor: a byte pipe, the least any proxy in its own process can add on this machine. */
-    pipeP50: number;
-    pipeP99: number;
-    pipeP99Range: [number, number];
-  };
+  /** What each proxy adds over the direct call; `pipe` is the floor, the least any proxy in its own process can add here. */
+  added: { sidecar: Added; passthrough: Added; pipe: Added };
   /** 1-minute load average per core while measuring: above ~0.7 the latency figures measure the machine, not the proxy. */
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
@@ -343,23 +339,16 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     };
   });
   const over = (t: 1 | 2 | 3, key: 'p50' | 'p99') => perRound.map((round) => round[t][key] - round[0][key]);
-  const range = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
+  const addedBy = (t: 1 | 2 | 3): Added => {
+    const p99s = over(t, 'p99');
+    return { p50: median(over(t, 'p50')), p99: median(p99s), p99Range: [Math.min(...p99s), Math.max(...p99s)] };
+  };
   const result: ProxyBenchResult = {
     rate,
     seconds,
     rounds,
     load: loadFigures,
-    added: {
-      sidecarP50: median(over(3, 'p50')),
-      sidecarP99: median(over(3, 'p99')),
-      sidecarP99Range: range(over(3, 'p99')),
-      passthroughP50: median(over(2, 'p50')),
-      passthroughP99: median(over(2, 'p99')),
-      passthroughP99Range: range(over(2, 'p99')),
-      pipeP50: median(over(1, 'p50')),
-      pipeP99: median(over(1, 'p99')),
-      pipeP99Range: range(over(1, 'p99')),
-    },
+    added: { pipe: addedBy(1), passthrough: addedBy(2), sidecar: addedBy(3) },
     loadPerCore: loadavg()[0]! / cpus().length,
     identity,
     shipping: { shipped: shipping.logShipped, queued: shipping.logQueued, dropped: shipping.logDropped, batches: engine.batches - shippedBefore.batches, bytes: engine.bytes - shippedBefore.bytes },
@@ -370,10 +359,11 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
   out(`the proxy process itself while serving — ${loadFigures.slice(1).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
-  const spread = (r: [number, number]) => `(rounds ${r[0].toFixed(0)} … ${r[1].toFixed(0)} µs)`;
-  out(`added by the sidecar over direct:       p50 ${us(result.added.sidecarP50)}   p99 ${us(result.added.sidecarP99)} ${spread(result.added.sidecarP99Range)}   (target p99 ≤ 1000 µs)`);
-  out(`added by the pass-through over direct:  p50 ${us(result.added.passthroughP50)}   p99 ${us(result.added.passthroughP99)} ${spread(result.added.passthroughP99Range)}`);
-  out(`added by a byte pipe over direct:        p50 ${us(result.added.pipeP50)}   p99 ${us(result.added.pipeP99)} ${spread(result.added.pipeP99Range)}   (the floor: no HTTP, no policy)`);
+  const added = (by: string, a: Added, note = '') =>
+    out(`${`added by ${by} over direct:`.padEnd(40)} p50 ${us(a.p50)}   p99 ${us(a.p99)} (rounds ${a.p99Range[0].toFixed(0)} … ${a.p99Range[1].toFixed(0)} µs)${note && `   ${note}`}`);
+  added('the sidecar', result.added.sidecar, '(target p99 ≤ 1000 µs)');
+  added('the pass-through', result.added.passthrough);
+  added('a byte pipe', result.added.pipe, '(the floor: no HTTP, no policy)');
   if (result.loadPerCore > 0.7) out(`note: load average ${(result.loadPerCore * cpus().length).toFixed(1)} on ${cpus().length} cores while measuring — latency figures reflect a saturated machine; CPU/request figures still hold`);
   const sh = result.shipping;
   out(`decision log shipped by the sidecar to the engine stand-in: ${sh.shipped} events in ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB), ${sh.queued} queued at the end, ${sh.dropped} dropped`);
@@ -394,8 +384,8 @@ export function figures(r: ProxyBenchResult): Figure[] {
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
       { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
-    { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecarP99, unit: 'µs', detail: `rounds ${r.added.sidecarP99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
-    { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipeP99, unit: 'µs', detail: `rounds ${r.added.pipeP99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },
+    { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecar.p99, unit: 'µs', detail: `rounds ${r.added.sidecar.p99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
+    { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipe.p99, unit: 'µs', detail: `rounds ${r.added.pipe.p99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },
     { suite: 'proxy', name: 'identify: JWT ES256, remembered', value: r.identity.jwtRemembered, unit: 'µs CPU', detail: `${r.identity.jwtEveryCall.toFixed(0)} µs with the signature checked on every call; mTLS ${r.identity.mtls.toFixed(1)} µs, mesh header ${r.identity.meshHeader.toFixed(1)} µs` },
     { suite: 'proxy', name: 'policy eval alone p50', value: r.evaluation.policyP50, unit: 'µs', detail: `target ≤ 20 µs; ${r.evaluation.inputs} inputs` },
   ];

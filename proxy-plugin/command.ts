@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
+import { ConfigError } from '../runtime/config-error.js';
 import { reloadIntervalMs, reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
@@ -21,10 +22,7 @@ import { createSidecar } from './sidecar.js';
 import { mcpCallHandler } from './mcp/call-adapter.js';
 import { httpUpstream } from './mcp/upstream.js';
 
-/** A configuration mistake, written for the operator (the CLI prints the message alone). */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 interface PluginFlags {
   workload: string;
@@ -70,15 +68,6 @@ function address(flag: string, value: string): { host: string; port: number } {
   const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
   if (!m || Number(m[2]) > 65535) throw new ConfigError(`${flag} ${JSON.stringify(value)} is not an address; use host:port, :port or port`);
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
-}
-
-// --cert-reload in ms, refused with the flag's name when out of range.
-function certReloadMs(f: PluginFlags): number {
-  try {
-    return reloadIntervalMs(f.certReload);
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
 }
 
 // A whole number flag, refused with its name when it is not one.
@@ -135,10 +124,10 @@ function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
 const stdout = bufferedLogStream(1);
 const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
 
-async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[] }> {
+async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[]; reloadMs: number }> {
   if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
   const engineTls = engineTlsFrom(f);
-  const reloadMs = certReloadMs(f);
+  const reloadMs = reloadIntervalMs(f.certReload);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const decisionLines = f.decisionLines as DecisionLines;
   if (!DECISION_LINES.includes(decisionLines)) throw new ConfigError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
@@ -166,7 +155,7 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
   // A rotated SVID (SPIRE, csi-driver-spiffe, a Secret volume) is presented to the engine without a restart.
   const engine = plugin.engine;
   const rotation = engine && engineTls ? reloadOnRotation('engine client certificate', { cert: f.engineCert, key: f.engineKey, ca: f.engineCa }, engineTls, (p) => engine.setTls(p), logger, reloadMs) : undefined;
-  return { plugin, rotations: rotation ? [rotation] : [] };
+  return { plugin, rotations: rotation ? [rotation] : [], reloadMs };
 }
 
 async function listen(server: Server, flag: string, value: string): Promise<void> {
@@ -275,7 +264,7 @@ export function registerProxy(program: Command): void {
       requestTimeoutMs: whole('--request-timeout', f.requestTimeout),
     };
     const tls = f.tlsCert && f.tlsKey ? { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } : undefined;
-    const { plugin, rotations } = await startFromFlags(f);
+    const { plugin, rotations, reloadMs } = await startFromFlags(f);
     // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
     // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
     const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e) })] : [];
@@ -290,7 +279,7 @@ export function registerProxy(program: Command): void {
       ...(tls ? { tls } : {}),
     });
     // The serving certificate and the client CA are re-read too: new connections get the rotated ones.
-    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, certReloadMs(f));
+    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, reloadMs);
     if (serving) rotations.push(serving);
     await serveUntilSignal(plugin, sidecar, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
   });

@@ -32,6 +32,22 @@ function collector(): { app: express.Express; got: DecisionEvent[] } {
   return { app, got };
 }
 
+// Run `test` against a collecting engine on 127.0.0.1: its base URL, the events it got, its POST count.
+async function withCollector(test: (engine: string, got: DecisionEvent[], posts: () => number) => Promise<void>): Promise<void> {
+  const { app, got } = collector();
+  let posts = 0;
+  const server = http.createServer((req, res) => {
+    posts++;
+    app(req, res);
+  });
+  const port = await listenLocal(server);
+  try {
+    await test(`http://127.0.0.1:${port}`, got, () => posts);
+  } finally {
+    await closeServer(server);
+  }
+}
+
 describe('DecisionLog', () => {
   it('masks secret headers and sensitive fields without touching the original input', () => {
     const input = { request: { headers: { authorization: 'Bearer x', 'x-a': '1' }, body: { payment: { cvc: '123' } } }, mcp: { arguments: { password: 'p' } } };
@@ -74,27 +90,19 @@ describe('DecisionLog', () => {
     // An edited line holding two events joined by a comma is not one JSON text: dropped, never shipped as two.
     const glued = `${JSON.stringify(event(7))},${JSON.stringify(event(8))}`;
     writeFileSync(spillFile, `${whole.join('\n')}\n${glued}\n${JSON.stringify(event(2)).slice(0, 40)}`);
-    const { app, got } = collector();
-    const engine = http.createServer(app);
-    const port = await listenLocal(engine);
-    try {
-      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, spillFile, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+    await withCollector(async (engine, got) => {
+      const log = new DecisionLog({ engine, spillFile, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
       log.record(event(3));
       await log.close();
       expect(got.map((e) => e.decision_id)).toEqual([0, 1, 3].map((i) => event(i).decision_id));
       expect(log.dropped).toBe(2);
       expect(existsSync(spillFile)).toBe(false);
-    } finally {
-      await closeServer(engine);
-    }
+    });
   });
 
   it('ships an event as it was when recorded, whatever later happens to the object', async () => {
-    const { app, got } = collector();
-    const engine = http.createServer(app);
-    const port = await listenLocal(engine);
-    try {
-      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+    await withCollector(async (engine, got) => {
+      const log = new DecisionLog({ engine, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
       const e = event(1);
       log.record(e);
       e.outcome = 'deny';
@@ -102,19 +110,14 @@ describe('DecisionLog', () => {
       await log.close();
       expect(got).toEqual([event(1)].map((x) => ({ ...x, timestamp: got[0]!.timestamp })));
       expect(got[0]!.outcome).toBe('allow');
-    } finally {
-      await closeServer(engine);
-    }
+    });
   });
 
   it('with lines "denied" writes local lines for all but allowed calls, and still ships every event', async () => {
-    const { app, got } = collector();
-    const engine = http.createServer(app);
-    const port = await listenLocal(engine);
-    try {
+    await withCollector(async (engine, got) => {
       const written: string[] = [];
       const logger = pino({ level: 'info' }, { write: (line: string) => written.push(line) });
-      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger, lines: 'denied', flushIntervalMs: 60_000 });
+      const log = new DecisionLog({ engine, logger, lines: 'denied', flushIntervalMs: 60_000 });
       const events: DecisionEvent[] = [
         event(0),
         { ...event(1), outcome: 'deny' },
@@ -127,9 +130,7 @@ describe('DecisionLog', () => {
       await log.close();
       expect(written.map((l) => (JSON.parse(l) as { decision_id: string }).decision_id)).toEqual([1, 2, 3, 4].map((i) => event(i).decision_id));
       expect(got.map((e) => e.decision_id)).toEqual(events.map((e) => e.decision_id));
-    } finally {
-      await closeServer(engine);
-    }
+    });
   });
 
   it('refuses local lines other than "all" without an engine (nothing else would record the decisions) and unknown choices', () => {
@@ -139,26 +140,17 @@ describe('DecisionLog', () => {
   });
 
   it('ships full batches as they fill and leaves the rest for the timer', async () => {
-    let posts = 0;
-    const { app, got } = collector();
-    const engine = http.createServer((req, res) => {
-      posts++;
-      app(req, res);
-    });
-    const port = await listenLocal(engine);
-    try {
-      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }), batchSize: 10, flushIntervalMs: 60_000 });
+    await withCollector(async (engine, got, posts) => {
+      const log = new DecisionLog({ engine, logger: pino({ level: 'silent' }), batchSize: 10, flushIntervalMs: 60_000 });
       for (let i = 0; i < 25; i++) log.record(event(i));
       await log.flush(false);
       expect(got).toHaveLength(20); // two full batches; the five left over wait for the timer
       expect(log.depth).toBe(5);
       await log.flush();
       expect(got.map((e) => e.decision_id)).toEqual(Array.from({ length: 25 }, (_, i) => event(i).decision_id));
-      expect(posts).toBe(3);
+      expect(posts()).toBe(3);
       await log.close();
-    } finally {
-      await closeServer(engine);
-    }
+    });
   });
 
   it('never spills or resends a batch that is in flight when the queue overflows', async () => {

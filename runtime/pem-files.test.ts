@@ -1,8 +1,9 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, type CertificateAuthority } from './certificate-authority.js';
+import { rotate } from '../test/support/tls.js';
 import { reloadIntervalMs, watchPemFiles, type PemSet, type PemWatch } from './pem-files.js';
 
 let ca: CertificateAuthority;
@@ -18,10 +19,7 @@ afterEach(() => {
 });
 
 // Write a file the way a rotation does: the new content appears whole, by rename.
-const put = (name: string, text: string) => {
-  writeFileSync(join(dir, `${name}.tmp`), text);
-  renameSync(join(dir, `${name}.tmp`), join(dir, name));
-};
+const put = (name: string, text: string) => rotate(dir, { [name]: text });
 
 async function started(): Promise<{ changes: PemSet[]; errors: string[]; first: { certPem: string; keyPem: string } }> {
   dir = mkdtempSync(join(tmpdir(), 'warden-pem-'));

@@ -5,6 +5,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
+import { ConfigError } from './config-error.js';
 
 /** The PEM texts of a certificate, its key and optionally a CA bundle. */
 export interface PemSet {
@@ -37,10 +38,10 @@ const same = (a: PemSet, b: PemSet) => a.cert === b.cert && a.key === b.key && a
 /** Longest --cert-reload interval, seconds (a day; timers cannot wait longer than ~24.8 days). */
 export const MAX_RELOAD_SECONDS = 86_400;
 
-/** `--cert-reload <seconds>` as milliseconds; throws a RangeError naming the flag when it is not 0…86400. */
+/** `--cert-reload <seconds>` as milliseconds; throws a ConfigError naming the flag when it is not 0…86400. */
 export function reloadIntervalMs(value: string, flag = '--cert-reload'): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n > MAX_RELOAD_SECONDS) throw new RangeError(`${flag} "${value}" must be a whole number of seconds from 0 (never) to ${MAX_RELOAD_SECONDS}`);
+  if (!/^\d+$/.test(value.trim()) || n > MAX_RELOAD_SECONDS) throw new ConfigError(`${flag} "${value}" must be a whole number of seconds from 0 (never) to ${MAX_RELOAD_SECONDS}`);
   return n * 1000;
 }
 

@@ -16,6 +16,7 @@ import { createEngineApp } from '../engine/bundle-server.js';
 import { startEngineService } from '../engine/service.js';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
+import { until } from './support/until.js';
 import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
 
@@ -64,11 +65,7 @@ describe('warden admission CLI', () => {
       expect(await servedSerial(address, ca.cert)).toBe(serialOf(first.cert));
       rotate(certs, { 'tls.crt': second.cert, 'tls.key': second.key });
       // Bounded wait for the next re-read (every second): new connections then get the renewed certificate.
-      const deadline = Date.now() + 15_000;
-      while ((await servedSerial(address, ca.cert)) !== serialOf(second.cert)) {
-        if (Date.now() > deadline) throw new Error(`the renewed certificate was never served: ${served.stderr()}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(() => `the renewed certificate to be served: ${served.stderr()}`, async () => ((await servedSerial(address, ca.cert)) === serialOf(second.cert) ? true : undefined));
       expect((await review(served.url, ca.cert)).response.allowed).toBe(false);
     } finally {
       served.child.kill('SIGTERM');

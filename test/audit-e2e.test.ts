@@ -30,6 +30,7 @@ import { makeEvent, makeEvents } from './support/decision-events.js';
 import { startPostgres, type PostgresServer } from './support/postgres.js';
 import { createCa, type Issued, type TestCa } from './support/tls.js';
 import { closeServer, copyPolicies, listenLocal, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { until } from './support/until.js';
 
 const execFileP = promisify(execFile);
 const silent = pino({ level: 'silent' });
@@ -41,17 +42,6 @@ const ID = {
   admission: 'spiffe://cluster.local/ns/warden/sa/admission',
   auditor: 'spiffe://cluster.local/ns/warden/sa/auditor',
 };
-
-// Wait for a condition with a bounded deadline (readiness by waiting, never by sleeping a guess).
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface Reply {
   status: number;

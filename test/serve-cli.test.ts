@@ -9,15 +9,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
+import { until } from './support/until.js';
 
-// Wait for a condition the process reports in its output (bounded; fails with that output).
-async function until(ok: () => boolean, output: () => string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out; output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+// Wait until a process's output says `what` (bounded; fails showing that output).
+const said = (what: RegExp, output: () => string) => until(() => `${what} in:\n${output()}`, () => (what.test(output()) ? true : undefined));
 
 const execFileP = promisify(execFile);
 const warden = resolve('bin/warden.js');
@@ -100,14 +95,13 @@ describe('warden serve', () => {
 
     const stored = async (decisionId: string) => {
       const query = ['audit', 'query', '--engine', engine, '--engine-ca', caFile, '--engine-cert', pem('auditor.pem', auditor.cert), '--engine-key', pem('auditor.key', auditor.key), '--decision-id', decisionId, '-o', 'json'];
-      const deadline = Date.now() + 15_000;
-      let found: Array<{ decision_id: string; outcome: string; labels: { workload: string } }> = [];
-      while (found.length === 0) {
-        const q = await execFileP(process.execPath, [warden, ...query]);
-        found = JSON.parse(q.stdout) as typeof found;
-        if (found.length === 0 && Date.now() > deadline) throw new Error(`decision ${decisionId} never reached the engine: ${serve.output()}`);
-        if (found.length === 0) await new Promise((res) => setTimeout(res, 100));
-      }
+      const found = await until(
+        () => `decision ${decisionId} to reach the engine: ${serve.output()}`,
+        async () => {
+          const events = JSON.parse((await execFileP(process.execPath, [warden, ...query])).stdout) as Array<{ decision_id: string; outcome: string; labels: { workload: string } }>;
+          return events.length > 0 ? events : undefined;
+        },
+      );
       return found.map((e) => [e.decision_id, e.outcome, e.labels.workload]);
     };
     expect(await stored(id)).toEqual([[id, 'allow', 'orders']]);
@@ -117,7 +111,7 @@ describe('warden serve', () => {
     // certificate is shown by runtime/engine-connection.test.ts, which reads the serial the server sees.)
     const renewed = await ca.client('spiffe://cluster.local/ns/shop/sa/orders');
     rotate(dir, { 'orders.pem': renewed.cert, 'orders.key': renewed.key });
-    await until(() => /engine client certificate reloaded/.test(proxy.output()), proxy.output);
+    await said(/engine client certificate reloaded/, proxy.output);
     const after = await fetch(`http://${proxy.match[1]}/orders/4`, { headers: { 'x-forwarded-client-cert': `URI=${STOREFRONT}` } });
     const afterId = after.headers.get('x-warden-decision-id')!;
     expect(await stored(afterId)).toEqual([[afterId, 'allow', 'orders']]);
@@ -133,10 +127,10 @@ describe('warden serve', () => {
     expect(await servedSerial(engine, ca.cert)).toBe(serialOf(first.cert));
     // A certificate whose key is not there yet: refused, the old pair stays.
     rotate(certs, { 'tls.crt': second.cert });
-    await until(() => /do not form a usable TLS context/.test(serve.output()), serve.output);
+    await said(/do not form a usable TLS context/, serve.output);
     expect(await servedSerial(engine, ca.cert)).toBe(serialOf(first.cert));
     rotate(certs, { 'tls.key': second.key });
-    await until(() => /engine serving certificate reloaded/.test(serve.output()), serve.output);
+    await said(/engine serving certificate reloaded/, serve.output);
     expect(await servedSerial(engine, ca.cert)).toBe(serialOf(second.cert));
   });
 

@@ -86,12 +86,7 @@ export function registerServe(program: Command): void {
       const addr = parseListenAddress('--listen', f.listen);
       const maxWait = Number(f.maxWait);
       if (!Number.isInteger(maxWait) || maxWait < 0) throw new UserError(`--max-wait: "${f.maxWait}" must be a whole number of seconds`);
-      let certReloadMs: number;
-      try {
-        certReloadMs = reloadIntervalMs(f.certReload);
-      } catch (err) {
-        throw new UserError((err as Error).message);
-      }
+      const certReloadMs = reloadIntervalMs(f.certReload);
       const tls = tlsFrom(f);
       const readers = spiffeIds('--reader', f.reader);
       const admissionPrincipals = spiffeIds('--admission-principal', f.admissionPrincipal);
@@ -143,7 +138,7 @@ export function registerServe(program: Command): void {
       const server = service.server;
       const rotation =
         tls && server instanceof HttpsServer
-          ? reloadOnRotation('engine serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa } : {}) }, (p) => server.setSecureContext({ cert: p.cert, key: p.key, ...(p.ca ? { ca: p.ca } : {}) }), logger, certReloadMs)
+          ? reloadOnRotation('engine serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa } : {}) }, (p) => server.setSecureContext(p), logger, certReloadMs)
           : undefined;
       await new Promise<void>((resolve) => {
         const stop = () => {

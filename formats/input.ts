@@ -30,6 +30,11 @@ export interface HttpRequestInput {
   headers: Record<string, string>;
   /** Parsed JSON body, when the request carried one and the workload needs it. */
   body?: unknown;
+  /**
+   * The protocol an upgrade asks for (`Upgrade` value, lower case, e.g. "websocket"); absent on calls that
+   * are not upgrades. Once the upstream switches, what flows through the tunnel is not decided.
+   */
+  upgrade?: string;
 }
 
 /** One JSON-RPC call to an MCP endpoint. */
@@ -88,6 +93,7 @@ export const policyInputSchema = {
         query: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
         headers: { type: 'object', additionalProperties: { type: 'string' } },
         body: {},
+        upgrade: { type: 'string', pattern: '^[a-z0-9!#$%&\'*+.^_`|~-]+(/[a-z0-9!#$%&\'*+.^_`|~-]+)?$' },
       },
     },
     mcp: {

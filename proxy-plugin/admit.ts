@@ -54,8 +54,8 @@ export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise
 }
 
 /** Decide a plain HTTP call. */
-export function decideHttp(gate: Gate, p: Extract<Prepared, { ok: true }>, via: EventSource, body?: unknown): Verdict {
-  return gate.pipeline.decide(buildInput(p.source, gate.pipeline.destination, p.request, body !== undefined ? { body } : undefined), { kind: 'http', via, bundle: p.bundle });
+export function decideHttp(gate: Gate, p: Extract<Prepared, { ok: true }>, via: EventSource, extra?: { body?: unknown; upgrade?: string }): Verdict {
+  return gate.pipeline.decide(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via, bundle: p.bundle });
 }
 
 /** The denial body: the decision id and the reasons the policy exposes, never upstream details. */
@@ -64,4 +64,4 @@ export function denialBody(v: Verdict): string {
 }
 
 /** Response header carrying the decision id on every response. */
-export const DECISION_ID_HEADER = 'x-warden-decision-id';
+export { DECISION_ID_HEADER } from './upstream-head.js';

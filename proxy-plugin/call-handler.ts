@@ -13,6 +13,7 @@ import type { Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import type { DecisionPipeline, Verdict } from './decide.js';
 import type { NormalizedRequest } from './normalize.js';
+import type { HeaderPolicy } from './upstream-head.js';
 
 /** One call a handler may take over. */
 export interface Call {
@@ -24,6 +25,8 @@ export interface Call {
   bundle: ActiveBundle | undefined;
   pipeline: DecisionPipeline;
   via: EventSource;
+  /** Caller-sent fields never forwarded: a handler with its own way to the upstream applies it too. */
+  headerPolicy: HeaderPolicy;
   /**
    * Forward to the upstream. `body` replaces the request body (for a handler that had to read it;
    * the bytes must be the ones received, or the call's own re-encoding of an allowed subset);
@@ -38,7 +41,8 @@ export interface Call {
 export interface CallHandler {
   /** Short name for logs. */
   name: string;
-  owns(call: Call): boolean;
+  /** Whether the call's path is this handler's (asked for every request, upgrades included). */
+  owns(call: Pick<Call, 'request' | 'bundle'>): boolean;
   handle(call: Call): Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import type { Destination, McpInput, PolicyInput, Source } from '../formats/inpu
 import type { NormalizedRequest } from './normalize.js';
 
 /** The input document Rego sees as `input`. */
-export function buildInput(source: Source, destination: Destination, req: NormalizedRequest, extra?: { body?: unknown; mcp?: McpInput }): PolicyInput {
+export function buildInput(source: Source, destination: Destination, req: NormalizedRequest, extra?: { body?: unknown; upgrade?: string | undefined; mcp?: McpInput }): PolicyInput {
   return {
     source,
     destination,
@@ -14,6 +14,7 @@ export function buildInput(source: Source, destination: Destination, req: Normal
       query: req.query,
       headers: req.headers,
       ...(extra?.body !== undefined ? { body: extra.body } : {}),
+      ...(extra?.upgrade !== undefined ? { upgrade: extra.upgrade } : {}),
     },
     ...(extra?.mcp ? { mcp: extra.mcp } : {}),
   };

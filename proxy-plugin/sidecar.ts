@@ -1,20 +1,22 @@
 // The sidecar form: a reverse proxy in front of the workload. accept → normalize → identify →
 // (CallHandler | decide) → forward (streaming, byte-for-byte) or deny; every response carries the
 // decision id. With `gate: null` it is the same proxy without policy (the benchmark's baseline).
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Readable, type Duplex } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ANONYMOUS } from '../formats/input.js';
-import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
-import type { Call, CallHandler } from './call-handler.js';
+import { decideHttp, prepare, type Arrival, type Gate, type Prepared } from './admit.js';
+import type { CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
-import { answerHead, FastPath, type Admission, type OwnAnswer } from './fast-path.js';
-import type { RequestHead, ResponseHead } from './http1.js';
+import { FastPath, type Admission } from './fast-path.js';
+import type { RequestHead } from './http1.js';
 import { buildInput } from './input.js';
+import type { NormalizedRequest } from './normalize.js';
+import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
+import { Relay, responseHeaderLines } from './relay.js';
+import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
 
 /** Size and time limits (defaults in brackets). */
 export interface SidecarLimits {
@@ -52,6 +54,39 @@ export interface SidecarOptions {
    * and their sensitive fields are masked in the log); the exact bytes received are forwarded. Off when 0.
    */
   jsonBodyBytes?: number;
+  /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY; see upstream-head.ts). */
+  headers?: HeaderPolicy;
+}
+
+/** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
+export type SidecarServer = net.Server & {
+  closeAllConnections(): void;
+  closeIdleConnections(): void;
+  /** Serve a rotated certificate (and client CA) from the next handshake on; connections open keep theirs. */
+  setTls(tls: SidecarTls): void;
+};
+
+// The parts one sidecar is composed of, shared by its steps below.
+interface Parts {
+  opts: SidecarOptions;
+  limits: Required<SidecarLimits>;
+  headers: HeaderPolicy;
+  relay: Relay;
+  log: Logger;
+}
+
+const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
+
+const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
+
+const arrivalOf = (req: IncomingMessage): Arrival => ({ method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders, socket: req.socket });
+
+// An unread body would be parsed as the next request on this connection; close it instead.
+const sendDenial = (res: ServerResponse, v: Verdict) => writeOwn(res, denialAnswer(v), !res.req.complete);
+
+// Refuse a prepared call before policy, logged like any decision.
+function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string, status: number, extra?: { upgrade?: string }): Verdict {
+  return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
 }
 
 // Collect a request body up to `limit` bytes; undefined when it is larger.
@@ -75,335 +110,118 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
   });
 }
 
-const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
-
-// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
-
-// Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1).
-function connectionTokens(value: string | readonly string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  // The usual values name nothing beyond the hop-by-hop fields every hop drops anyway.
-  if (typeof value === 'string' && /^\s*(keep-alive|close)\s*$/i.test(value)) return undefined;
-  const named = new Set<string>();
-  for (const v of typeof value === 'string' ? [value] : value) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
-  return named;
-}
-
-// The Connection values of a raw [name, value, …] header list (undefined when there are none).
-function rawConnection(raw: readonly string[]): string[] | undefined {
-  let values: string[] | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') (values ??= []).push(raw[i + 1]!);
-  return values;
-}
-
-const isHopByHop = (name: string, named: Set<string> | undefined) => HOP_BY_HOP.has(name) || named?.has(name) === true;
-
-// Request headers for the upstream as a flat [name, value, …] list (duplicates kept in order).
-// `expect` is answered by this proxy's own server and never forwarded (undici refuses it anyway);
-// `content-length` is replaced when the body goes as buffered bytes (`extra` carries the new one).
-function requestHeadersOut(raw: readonly string[], extra: readonly string[], drop: string | undefined, newLength: boolean): string[] {
-  const named = connectionTokens(rawConnection(raw));
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (isHopByHop(name, named) || name === drop || name === 'expect' || (newLength && name === 'content-length')) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+// A JSON body the policy reads (--json-body): its bytes, its value, or the refusal of a body too large or unreadable.
+async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
+  const h = p.request.headers;
+  if (!c.opts.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  const limit = Math.min(c.opts.jsonBodyBytes, c.limits.maxBodyBytes);
+  const bytes = await readBody(req, limit);
+  if (bytes === undefined) return { refused: refusal(gate, p, `request refused: JSON body larger than ${limit} bytes`, 413) };
+  try {
+    return { bytes, value: bytes.length ? JSON.parse(bytes.toString('utf8')) : undefined };
+  } catch {
+    // The upstream would have to guess what an unparseable JSON body means: refuse it.
+    return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
   }
-  for (const h of extra) out.push(h);
-  return out;
 }
 
-// Upgrade requests keep Upgrade and Connection, as an object for node's client.
-function upgradeHeadersOut(raw: readonly string[], extra: Record<string, string>): OutgoingHttpHeaders {
-  const named = connectionTokens(rawConnection(raw));
-  const out: OutgoingHttpHeaders = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (isHopByHop(name, named) && name !== 'upgrade' && name !== 'connection') continue;
-    const prev = out[name];
-    out[name] = prev === undefined ? raw[i + 1]! : Array.isArray(prev) ? [...prev, raw[i + 1]!] : [String(prev), raw[i + 1]!];
+// Node's path: normalize → identify → (CallHandler | read the JSON body → decide) → forward or deny.
+async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const gate = c.opts.gate;
+  if (!gate) return c.relay.forward(req, res, { target: req.url ?? '/', decisionId: undefined, source: undefined });
+  const p = await prepare(gate, arrivalOf(req), 'proxy');
+  if (!p.ok) return sendDenial(res, p.verdict);
+  const target = targetOf(p.request);
+  // Every request on a path a handler owns (MCP) is the handler's, whatever its method and headers.
+  const handler = c.opts.handlers?.find((h) => h.owns(p));
+  if (handler) {
+    return handler.handle({
+      req,
+      res,
+      request: p.request,
+      source: p.source,
+      bundle: p.bundle,
+      pipeline: gate.pipeline,
+      via: 'proxy',
+      headerPolicy: c.headers,
+      forward: ({ decisionId, body }) => c.relay.forward(req, res, { target, decisionId, source: p.source, body }),
+      deny: (v) => sendDenial(res, v),
+    });
   }
-  return { ...out, ...extra };
-}
-
-// Response headers from the upstream (already parsed by undici, names lower-case) for the client.
-function responseHeadersOut(headers: Record<string, string | string[] | undefined>, decisionId: string | undefined): OutgoingHttpHeaders {
-  const named = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    if (isHopByHop(name, named)) continue;
-    out[name] = headers[name];
-  }
-  if (decisionId) out[DECISION_ID_HEADER] = decisionId;
-  return out;
-}
-
-// Response header lines from a raw upstream head (the fast path): hop-by-hop fields dropped, and the
-// upstream's framing fields too when the body is relayed with other framing; the decision id is Warden's.
-function responseHeaderLines(resp: ResponseHead, decisionId: string | undefined): string {
-  const raw = resp.rawHeaders;
-  const named = connectionTokens(rawConnection(raw));
-  let out = '';
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (isHopByHop(name, named) || (name === 'content-length' && resp.framing !== 'length') || (decisionId && name === DECISION_ID_HEADER)) continue;
-    out += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
-  return decisionId ? `${out}${DECISION_ID_HEADER}: ${decisionId}\r\n` : out;
-}
-
-// A flat [name, value, …] list as header lines.
-function lines(flat: readonly string[]): string {
-  let out = '';
-  for (let i = 0; i + 1 < flat.length; i += 2) out += `${flat[i]}: ${flat[i + 1]}\r\n`;
-  return out;
-}
-
-// Fields the sidecar sets on its own answers; a policy's denial headers cannot replace them.
-const OWN_FIELDS = new Set(['content-type', 'content-length', 'connection', 'transfer-encoding', DECISION_ID_HEADER]);
-
-// A policy denial as the fast path writes it (the same fields sendDenial writes).
-function denialAnswer(v: Verdict): OwnAnswer {
-  const headers: Array<[string, string]> = Object.entries(v.headers).filter(([name]) => !OWN_FIELDS.has(name.toLowerCase()));
-  headers.push(['content-type', 'application/json'], [DECISION_ID_HEADER, v.decisionId]);
-  return { status: v.status, headers, body: denialBody(v) };
-}
-
-// The sidecar's own JSON answer: decision id and reasons, never upstream details.
-function ownAnswer(status: number, decisionId: string | undefined, reason: string): OwnAnswer {
-  const headers: Array<[string, string]> = [['content-type', 'application/json']];
-  if (decisionId) headers.push([DECISION_ID_HEADER, decisionId]);
-  return { status, headers, body: JSON.stringify({ decision_id: decisionId, reasons: [reason] }) };
-}
-
-// A whole response that closes the connection (an upgrade refused before node wrote anything); a field
-// that cannot be written fails closed with a 500, as node's writeHead would.
-function closingAnswer(a: OwnAnswer): string {
-  const head = answerHead(a, Buffer.byteLength(a.body), 'connection: close\r\n');
-  return head === undefined ? closingAnswer(ownAnswer(500, undefined, 'internal error (fail closed)')) : head + a.body;
-}
-
-/** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
-export type SidecarServer = net.Server & {
-  closeAllConnections(): void;
-  closeIdleConnections(): void;
-  /** Serve a rotated certificate (and client CA) from the next handshake on; connections open keep theirs. */
-  setTls(tls: SidecarTls): void;
-};
-
-class BodyTooLarge extends Error {}
-
-// A request body that is not framed by content-length, counted as it streams: past `limit` it fails.
-async function* limited(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
-  let seen = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    seen += chunk.length;
-    if (seen > limit) throw new BodyTooLarge(`request body larger than ${limit} bytes`);
-    yield chunk;
-  }
+  const body = await jsonBody(c, gate, p, req);
+  if ('refused' in body) return sendDenial(res, body.refused);
+  const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
+  if (!v.allow) return sendDenial(res, v);
+  c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes });
 }
 
 /**
- * The sidecar server (not yet listening). Connections start on the fast path (fast-path.ts) when the
- * upstream is plain HTTP and no call handler (MCP) is configured; node's http server serves the rest.
+ * The protocol an upgrade asks for, or why it is refused: exactly one protocol token, and never `h2c`
+ * (HTTP/2 over cleartext would turn the connection into one whose later requests nobody decides).
  */
-export function createSidecar(opts: SidecarOptions): SidecarServer {
-  const limits = {
-    maxHeaderBytes: 16 * 1024,
-    maxBodyBytes: 10 * 1024 * 1024,
-    headersTimeoutMs: 10_000,
-    requestTimeoutMs: 60_000,
-    keepAliveTimeoutMs: 5_000,
-    ...opts.limits,
-  };
-  const upstreamIsTls = opts.upstream.protocol === 'https:';
-  // Calls go upstream through an undici pool of keep-alive connections (about half the CPU per call of
-  // node's http.request); upgrades (WebSocket) use node's client, which hands over the raw socket.
-  const pool = new Pool(opts.upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 4_000 });
-  const upstreamBase = { protocol: opts.upstream.protocol, hostname: opts.upstream.hostname, port: opts.upstream.port || (upstreamIsTls ? 443 : 80) };
-  const requestUpstream = upstreamIsTls ? https.request : http.request;
-  const log = opts.logger;
+export function upgradeProtocol(value: string | undefined): { protocol: string } | { refused: string } {
+  const v = (value ?? '').trim().toLowerCase();
+  if (!/^[a-z0-9!#$%&'*+.^_`|~-]+(\/[a-z0-9!#$%&'*+.^_`|~-]+)?$/.test(v)) return { refused: `request refused: Upgrade ${JSON.stringify((value ?? '').slice(0, 80))} must name exactly one protocol` };
+  if (v.split('/')[0] === 'h2c') return { refused: 'request refused: Upgrade: h2c is never forwarded (send HTTP/1.1 requests, or HTTP/2 over TLS)' };
+  return { protocol: v };
+}
 
-  // A mesh identity header from anyone but the trusted local peer is dropped, so the upstream cannot be fooled by it either.
-  function untrustedIdentityHeader(socket: { remoteAddress?: string | undefined }): string | undefined {
-    const th = opts.gate?.identity.trustedHeader;
-    return th && !th.peers.includes(socket.remoteAddress ?? '') ? th.name : undefined;
+// Refuse an upgrade before node wrote anything: one whole answer, then the connection closes.
+const refuseUpgrade = (socket: Duplex, v: Verdict) => void socket.end(closingAnswer(denialAnswer(v)));
+
+// Upgrades (WebSocket): never on a path a handler owns, never h2c; decided with `input.request.upgrade`,
+// then the two sockets are spliced (what flows through the tunnel afterwards is not decided).
+async function serveUpgrade(c: Parts, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  socket.on('error', () => socket.destroy());
+  const gate = c.opts.gate;
+  const protocol = upgradeProtocol(req.headers.upgrade);
+  if (!gate) {
+    if ('refused' in protocol) return void socket.end(closingAnswer(ownAnswer(400, undefined, protocol.refused)));
+    return c.relay.upgrade(req, socket, head, { target: req.url ?? '/', decisionId: undefined, source: undefined });
   }
-
-  // One of the sidecar's own answers on node's path (the fast path writes the same OwnAnswer itself).
-  function writeOwn(res: ServerResponse, a: OwnAnswer, close: boolean): void {
-    if (res.headersSent) return void res.destroy();
-    const body = Buffer.from(a.body, 'utf8');
-    res.writeHead(a.status, [...a.headers.flat(), 'content-length', String(body.length), ...(close ? ['connection', 'close'] : [])]).end(body);
+  const p = await prepare(gate, arrivalOf(req), 'proxy');
+  if (!p.ok) return refuseUpgrade(socket, p.verdict);
+  if ('refused' in protocol) return refuseUpgrade(socket, refusal(gate, p, protocol.refused, 400));
+  if (c.opts.handlers?.some((h) => h.owns(p))) {
+    return refuseUpgrade(socket, refusal(gate, p, `request refused: no upgrade on ${p.request.path}, an MCP transport path (its calls are decided one by one)`, 400, { upgrade: protocol.protocol }));
   }
+  const v = decideHttp(gate, p, 'proxy', { upgrade: protocol.protocol });
+  if (!v.allow) return refuseUpgrade(socket, v);
+  c.relay.upgrade(req, socket, head, { target: targetOf(p.request), decisionId: v.decisionId, source: p.source });
+}
 
-  // An unread body would be parsed as the next request on this connection; close it instead.
-  const sendDenial = (res: ServerResponse, v: Verdict) => writeOwn(res, denialAnswer(v), !res.req.complete);
+// The fast path's decision for one request head: the same steps as node's path, on the raw socket.
+async function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Promise<Admission> {
+  const gate = c.opts.gate;
+  if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, {})) };
+  const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
+  const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
+  if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
+  return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
+}
 
-  // The sidecar's own JSON answer (413, 502, 500): decision id and reasons, never upstream details.
-  const answer = (res: ServerResponse, status: number, decisionId: string | undefined, reason: string, close: boolean) => writeOwn(res, ownAnswer(status, decisionId, reason), close);
-
-  const tooLarge = (res: ServerResponse, decisionId: string | undefined) => answer(res, 413, decisionId, `request body larger than ${limits.maxBodyBytes} bytes`, true);
-
-  // Forward an admitted call through the upstream pool: the request body streams out (or goes as the
-  // buffered bytes already read), the response streams back with the upstream's own framing.
-  function forward(req: IncomingMessage, res: ServerResponse, target: string, decisionId: string | undefined, body?: Buffer): void {
-    const declared = req.headers['content-length'];
-    if (body === undefined && declared !== undefined && Number(declared) > limits.maxBodyBytes) return tooLarge(res, decisionId);
-    const extra = decisionId ? [DECISION_ID_HEADER, decisionId] : [];
-    let payload: Buffer | Readable | null;
-    if (body !== undefined) {
-      // The buffered request body's length goes upstream only: the response keeps the upstream's own framing.
-      payload = body;
-      extra.push('content-length', String(body.length));
-    } else if (declared !== undefined) payload = Number(declared) > 0 ? req : null;
-    else payload = req.headers['transfer-encoding'] !== undefined ? Readable.from(limited(req, limits.maxBodyBytes), { objectMode: false }) : null;
-    let controller: Dispatcher.DispatchController | undefined;
-    res.on('close', () => {
-      if (!res.writableFinished) controller?.abort(new Error('the client went away'));
-    });
-    const headers = requestHeadersOut(req.rawHeaders, extra, untrustedIdentityHeader(req.socket), body !== undefined);
-    pool.dispatch(
-      { method: req.method as Dispatcher.HttpMethod, path: target, headers, body: payload },
-      {
-        onRequestStart(c) {
-          controller = c;
-        },
-        onResponseStart(c, status, upHeaders, statusMessage) {
-          if (status < 200) return; // informational (100, 103): the final answer follows
-          res.writeHead(status, statusMessage, responseHeadersOut(upHeaders, decisionId));
-          // SSE: the client sees the stream start before the first event (others go out with the first body bytes).
-          if (String(upHeaders['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
-        },
-        onResponseData(c, chunk) {
-          if (!res.write(chunk)) {
-            c.pause();
-            res.once('drain', () => c.resume());
-          }
-        },
-        onResponseEnd() {
-          res.end();
-        },
-        onResponseError(_c, err) {
-          if (err instanceof BodyTooLarge) {
-            // A chunked body that outgrew the limit: the upstream request was aborted, never completed.
-            // The rest of the body is not read: the connection closes once the 413 is out.
-            res.once('finish', () => req.destroy());
-            tooLarge(res, decisionId);
-            return;
-          }
-          if (res.destroyed || (res.writableEnded && !res.headersSent)) return;
-          log.warn({ decision_id: decisionId, err: err.message }, 'upstream request failed');
-          answer(res, 502, decisionId, 'the upstream is unavailable', false);
-        },
-      },
-    );
-  }
-
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const gate = opts.gate;
-    if (!gate) return forward(req, res, req.url ?? '/', undefined);
-    const p = await prepare(gate, { method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders, socket: req.socket }, 'proxy');
-    if (!p.ok) return sendDenial(res, p.verdict);
-    const target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
-    if (opts.handlers?.length) {
-      const call: Call = {
-        req,
-        res,
-        request: p.request,
-        source: p.source,
-        bundle: p.bundle,
-        pipeline: gate.pipeline,
-        via: 'proxy',
-        forward: ({ decisionId, body }) => forward(req, res, target, decisionId, body),
-        deny: (v) => sendDenial(res, v),
-      };
-      const handler = opts.handlers.find((h) => h.owns(call));
-      if (handler) return handler.handle(call);
-    }
-    let bodyBytes: Buffer | undefined;
-    let body: unknown;
-    if (opts.jsonBodyBytes && isJson(p.request.headers['content-type']) && (p.request.headers['content-length'] !== undefined || p.request.headers['transfer-encoding'] !== undefined)) {
-      const limit = Math.min(opts.jsonBodyBytes, limits.maxBodyBytes);
-      bodyBytes = await readBody(req, limit);
-      const refuse = (reason: string, status: number) => sendDenial(res, gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status));
-      if (bodyBytes === undefined) return refuse(`request refused: JSON body larger than ${limit} bytes`, 413);
-      try {
-        body = bodyBytes.length ? JSON.parse(bodyBytes.toString('utf8')) : undefined;
-      } catch {
-        // The upstream would have to guess what an unparseable JSON body means: refuse it.
-        return refuse('request refused: the body is not valid JSON', 400);
-      }
-    }
-    const v = decideHttp(gate, p, 'proxy', body);
-    if (!v.allow) return sendDenial(res, v);
-    forward(req, res, target, v.decisionId, bodyBytes);
-  }
-
-  // WebSocket and other upgrades: decided like any request, then the two sockets are spliced.
-  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
-    let target = req.url ?? '/';
-    let decisionId: string | undefined;
-    const gate = opts.gate;
-    if (gate) {
-      const p = await prepare(gate, { method: req.method ?? '', target, rawHeaders: req.rawHeaders, socket: req.socket }, 'proxy');
-      const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
-      if (!v.allow) {
-        socket.end(closingAnswer(denialAnswer(v)));
-        return;
-      }
-      decisionId = v.decisionId;
-      if (p.ok) target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
-    }
-    const extra: Record<string, string> = decisionId ? { [DECISION_ID_HEADER]: decisionId } : {};
-    const up = requestUpstream({ ...upstreamBase, method: req.method, path: target, headers: upgradeHeadersOut(req.rawHeaders, extra) });
-    up.on('upgrade', (upRes, upSocket, upHead) => {
-      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
-      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
-      if (decisionId) lines.push(`${DECISION_ID_HEADER}: ${decisionId}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (upHead.length) socket.write(upHead);
-      if (head.length) upSocket.write(head);
-      upSocket.pipe(socket).pipe(upSocket);
-      upSocket.on('error', () => socket.destroy());
-      socket.on('close', () => upSocket.destroy());
-    });
-    up.on('response', (upRes) => {
-      // The upstream declined the upgrade: relay its answer and close.
-      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`, 'connection: close'];
-      const named = connectionTokens(rawConnection(upRes.rawHeaders));
-      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) if (!isHopByHop(upRes.rawHeaders[i]!.toLowerCase(), named)) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
-      if (decisionId) lines.push(`${DECISION_ID_HEADER}: ${decisionId}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-      upRes.pipe(socket);
-    });
-    up.on('error', () => socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
-    up.end();
-  }
-
-  const serverOptions: http.ServerOptions = {
+// Node's http server: it never listens itself; it parses the connections handed to it (TLS, when
+// configured, ends at the listener). 'listening' starts its checks of header and request timeouts,
+// which is what stops slow clients on handed-over connections.
+function nodeServer(c: Parts): http.Server {
+  const { limits, log } = c;
+  const full = http.createServer({
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // How often header and request timeouts are checked; node's 30 s default would let a slow client linger.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
-  };
-  // Node's http server parses what the fast path hands over; it never listens itself (TLS, when
-  // configured, ends at the listener below). 'listening' starts its checks of header and request
-  // timeouts, which is what stops slow clients on handed-over connections.
-  const full = http.createServer(serverOptions);
+  });
   full.emit('listening');
   full.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    onRequest(req, res).catch((err: unknown) => {
+    serveRequest(c, req, res).catch((err: unknown) => {
       log.error({ err: String((err as Error)?.message ?? err) }, 'request handling failed');
-      answer(res, 500, undefined, 'internal error (fail closed)', true);
+      writeOwn(res, ownAnswer(500, undefined, 'internal error (fail closed)'), true);
     });
   });
   full.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    onUpgrade(req, socket, head).catch(() => socket.destroy());
+    serveUpgrade(c, req, socket, head).catch(() => socket.destroy());
   });
   // Requests refused by the HTTP parser itself (oversized head, slow client, malformed): log why.
   full.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -414,45 +232,43 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
+  return full;
+}
 
-  // Decided once: with a call handler (MCP) every call needs node's parsed request, so no connection
-  // would ever stay on the fast path; with an https upstream its raw connections do not apply.
-  const fast =
-    upstreamIsTls || opts.handlers?.length
-      ? undefined
-    : new FastPath({
-        upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(upstreamBase.port) },
-        limits,
-        handOff: (socket) => full.emit('connection', socket),
-        // JSON bodies the policy reads go node's way: they need the parsed request.
-        eligible: (head: RequestHead) => !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
-        admit: async (head: RequestHead, socket: net.Socket): Promise<Admission> => {
-          const drop = untrustedIdentityHeader(socket);
-          const gate = opts.gate;
-          if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: lines(requestHeadersOut(head.rawHeaders, [], drop, false)) };
-          const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
-          const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
-          if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
-          const target = p.request.rawQuery ? `${p.request.path}?${p.request.rawQuery}` : p.request.path;
-          return { forward: true, target, decisionId: v.decisionId, headerLines: lines(requestHeadersOut(head.rawHeaders, [DECISION_ID_HEADER, v.decisionId], drop, false)) };
-        },
-        responseHeaderLines,
-        answer: ownAnswer,
-        upstreamFailed: (decisionId, err) => log.warn({ decision_id: decisionId, err }, 'upstream request failed'),
-      });
+// The fast path, decided once: with a call handler (MCP) every call needs node's parsed request, so no
+// connection would ever stay on it; with an https upstream its raw connections do not apply.
+function fastPathOf(c: Parts, full: http.Server): FastPath | undefined {
+  const { opts, limits, log } = c;
+  if (opts.upstream.protocol === 'https:' || opts.handlers?.length) return undefined;
+  return new FastPath({
+    upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(opts.upstream.port || 80) },
+    limits,
+    handOff: (socket) => full.emit('connection', socket),
+    // JSON bodies the policy reads go node's way: they need the parsed request.
+    eligible: (head: RequestHead) => !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
+    admit: (head, socket) => admitFast(c, head, socket),
+    responseHeaderLines,
+    answer: ownAnswer,
+    upstreamFailed: (decisionId, err) => log.warn({ decision_id: decisionId, err }, 'upstream request failed'),
+  });
+}
 
-  const listener = opts.tls
-    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1'], ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) })
+// The listener: plain or TLS; each connection starts on the fast path or goes to node's server, and
+// closing behaves like http.Server's.
+function listenerOf(c: Parts, fast: FastPath | undefined, full: http.Server): SidecarServer {
+  const t = c.opts.tls;
+  const listener = t
+    ? tls.createServer({ cert: t.cert, key: t.key, ALPNProtocols: ['http/1.1'], ...(t.ca ? { ca: t.ca, requestCert: true, rejectUnauthorized: false } : {}) })
     : net.createServer();
-  listener.on(opts.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+  listener.on(t ? 'secureConnection' : 'connection', (socket: net.Socket) => {
     // A connection's identity is the certificate of its handshake (identify reads it once per connection).
-    if (opts.tls) (socket as tls.TLSSocket).disableRenegotiation();
+    if (t) (socket as tls.TLSSocket).disableRenegotiation();
     if (fast) fast.accept(socket);
     else full.emit('connection', socket);
   });
   listener.on('close', () => {
     fast?.close();
-    void pool.destroy();
+    c.relay.close();
     full.close();
   });
   // Like http.Server.close(): stop accepting, close idle keep-alive connections, let calls in flight end.
@@ -472,9 +288,22 @@ export function createSidecar(opts: SidecarOptions): SidecarServer {
       fast?.closeIdleConnections();
       full.closeIdleConnections();
     },
-    setTls: (t: SidecarTls) => {
+    setTls: (next: SidecarTls) => {
       if (!(listener instanceof tls.Server)) throw new TypeError('the sidecar listens without TLS: there is no certificate to replace');
-      listener.setSecureContext({ cert: t.cert, key: t.key, ...(t.ca ? { ca: t.ca } : {}) });
+      listener.setSecureContext({ cert: next.cert, key: next.key, ...(next.ca ? { ca: next.ca } : {}) });
     },
   });
+}
+
+/**
+ * The sidecar server (not yet listening): node's server and the fast path behind one listener, both
+ * forwarding through the one head builder (upstream-head.ts). Connections start on the fast path when
+ * the upstream is plain HTTP and no call handler (MCP) is configured; node's http server serves the rest.
+ */
+export function createSidecar(opts: SidecarOptions): SidecarServer {
+  const limits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 10 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, ...opts.limits };
+  const headers = opts.headers ?? DEFAULT_HEADER_POLICY;
+  const c: Parts = { opts, limits, headers, relay: new Relay(opts.upstream, headers, limits.maxBodyBytes, opts.logger), log: opts.logger };
+  const full = nodeServer(c);
+  return listenerOf(c, fastPathOf(c, full), full);
 }

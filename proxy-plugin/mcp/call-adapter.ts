@@ -17,6 +17,7 @@ import { driftEvent, type DriftRecord } from './drift.js';
 import { McpHandler, readBody, type Upstream } from './handler.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
 import type { OAuthConfig } from './oauth.js';
+import type { HeaderPolicy } from '../upstream-head.js';
 
 /** What the adapter needs of the sidecar's pinned bundle. */
 export interface BundleLike {
@@ -47,6 +48,8 @@ export interface CallLike<B extends BundleLike> {
   bundle: B | undefined;
   pipeline: PipelineLike<B>;
   via: EventSource;
+  /** The sidecar's caller-sent fields never forwarded (else the defaults). */
+  headerPolicy?: HeaderPolicy;
 }
 
 /** Options of the adapter. */
@@ -62,28 +65,20 @@ export interface McpCallHandlerOptions {
 /** A CallHandler for the workload's MCP transport paths. */
 export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions) {
   const limits = opts.limits ?? DEFAULT_LIMITS;
-  let current: { destination: Destination; revision?: string; via: EventSource } | undefined;
+  const now = opts.now ?? (() => new Date());
   const handler = new McpHandler({
     destination: { workload: '', namespace: '', principal: '' },
     upstream: opts.upstream,
     limits,
     ...(opts.oauth ? { oauth: opts.oauth } : {}),
-    onDrift: (r: DriftRecord, action: DriftAction) => {
-      if (!current || !opts.recordDrift) return;
-      opts.recordDrift(driftEvent(r, {
-        decisionId: newDecisionId(),
-        now: (opts.now ?? (() => new Date()))(),
-        workload: current.destination.workload,
-        namespace: current.destination.namespace,
-        via: current.via,
-        ...(current.revision ? { revision: current.revision } : {}),
-        action,
-      }));
-    },
   });
+  // A drift record carries the labels and bundle revision of the call that saw it: per call, never
+  // shared, so calls in flight across a bundle swap each name their own revision.
+  const driftRecorder = (destination: Destination, revision: string, via: EventSource) => (r: DriftRecord, action: DriftAction) =>
+    opts.recordDrift?.(driftEvent(r, { decisionId: newDecisionId(), now: now(), workload: destination.workload, namespace: destination.namespace, via, revision, action }));
   return {
     name: 'mcp',
-    owns: (call: CallLike<B>): boolean => handler.owns(call.request.path, call.bundle?.policy),
+    owns: (call: Pick<CallLike<B>, 'request' | 'bundle'>): boolean => handler.owns(call.request.path, call.bundle?.policy),
     async handle(call: CallLike<B>): Promise<void> {
       const bundle = call.bundle;
       if (!bundle) {
@@ -97,15 +92,16 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
         return;
       }
       const destination = call.pipeline.destination;
-      current = { destination, revision: bundle.revision, via: call.via };
       const { rawQuery, ...request } = call.request;
       await handler.handle(
-        { method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, body },
+        { method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body },
         {
           source: call.source,
           request,
           policy: bundle.policy,
           destination,
+          ...(call.headerPolicy ? { headerPolicy: call.headerPolicy } : {}),
+          onDrift: driftRecorder(destination, bundle.revision, call.via),
           decide: (input, kind) => call.pipeline.decide(input, { kind, via: call.via, bundle }),
         },
         call.res,

@@ -26,9 +26,10 @@ import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, type McpSpec } from './spec.js';
 import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
+import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
 /** Response header carrying the decision id(s); the same name the proxy plugin uses. */
-export const DECISION_ID_HEADER = 'x-warden-decision-id';
+export { DECISION_ID_HEADER };
 
 /** A request to an MCP path, as the sidecar parsed it. */
 export interface McpRequest {
@@ -38,6 +39,8 @@ export interface McpRequest {
   /** Raw query string without "?", forwarded unchanged. */
   query: string;
   headers: IncomingHttpHeaders;
+  /** The header fields as received ([name, value, …]); from `headers` when absent. */
+  rawHeaders?: readonly string[];
   /** The body as received (read and bounded by the caller; see readBody). */
   body: Buffer;
 }
@@ -68,6 +71,10 @@ export interface McpCallContext {
   decide?: Decide;
   /** The workload being called, when the sidecar knows it better than the handler's options. */
   destination?: Destination;
+  /** Caller-sent fields never forwarded (the sidecar's); else the handler's own. */
+  headerPolicy?: HeaderPolicy;
+  /** Where this request's drift records go (its bundle revision and labels); else the handler's `onDrift`. */
+  onDrift?: (r: DriftRecord, action: DriftAction) => void;
 }
 
 /** Handler configuration. */
@@ -81,6 +88,8 @@ export interface McpHandlerOptions {
   /** Every tools/list answer that differs from the compiled list (log it as a `drift` event). */
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
   newId?: () => string;
+  /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY). */
+  headerPolicy?: HeaderPolicy;
 }
 
 /** Evaluate a policy directly: enforce mode, fail closed on any evaluation error. */
@@ -111,11 +120,11 @@ export async function readBody(req: IncomingMessage, max: number): Promise<Buffe
 /** Most Streamable HTTP sessions remembered at once. */
 const MAX_SESSIONS = 10_000;
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'host']);
-
+// Response fields from the upstream for the caller: hop-by-hop fields and the framing this handler sets itself dropped.
 function copyHeaders(h: IncomingHttpHeaders, drop: ReadonlySet<string> = new Set()): OutgoingHttpHeaders {
+  const named = connectionTokens(h.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k) && !drop.has(k)) out[k] = v;
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !isHopByHop(k, named) && k !== 'content-length' && k !== DECISION_ID_HEADER && !drop.has(k)) out[k] = v;
   return out;
 }
 
@@ -265,7 +274,7 @@ export class McpHandler {
         if (spec.drift === 'block') {
           for (const c of r.changed) this.drifted.add(c.tool);
         }
-        this.opts.onDrift?.(r, spec.drift);
+        (ctx.onDrift ?? this.opts.onDrift)?.(r, spec.drift);
       },
     };
   }
@@ -281,9 +290,13 @@ export class McpHandler {
     return ids.length > 0 ? { [DECISION_ID_HEADER]: ids.join(', ') } : {};
   }
 
-  private upstreamHeaders(req: McpRequest, policy: Policy): OutgoingHttpHeaders {
+  // The request fields for the upstream, built like every other forwarder's (upstream-head.ts).
+  private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders): OutgoingHttpHeaders {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    return copyHeaders(req.headers, this.oauthFor(policy) ? new Set(['authorization']) : new Set());
+    const replaced = this.oauthFor(ctx.policy) ? ['host', 'content-length', 'authorization'] : ['host', 'content-length'];
+    const decisionId = decisionIds[DECISION_ID_HEADER] as string | undefined;
+    const policy = ctx.headerPolicy ?? this.opts.headerPolicy ?? DEFAULT_HEADER_POLICY;
+    return headerObject(upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced }));
   }
 
   private target(req: McpRequest): string {
@@ -308,7 +321,7 @@ export class McpHandler {
     const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx.policy), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx, head), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
@@ -364,7 +377,7 @@ export class McpHandler {
     if (!v.allow) return sendJson(res, v.decision?.status ?? 403, { decision_id: v.decisionId, reasons: v.reasons }, { ...(v.decision?.headers ?? {}), ...head });
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req, ctx.policy) });
+      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req, ctx, head) });
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
@@ -448,7 +461,7 @@ export class McpHandler {
     }
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx.policy), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx, head), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }

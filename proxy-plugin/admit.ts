@@ -45,7 +45,7 @@ export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise
   if (!n.ok) {
     return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason}`, n.refusal.status) };
   }
-  const id = await identify({ socket: a.socket, headers: n.request.headers }, gate.identity);
+  const id = await identify({ socket: a.socket, headers: n.request.headers, rawHeaders: a.rawHeaders }, gate.identity);
   if (!id.ok) {
     const input = buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, n.request);
     return { ok: false, verdict: gate.pipeline.refuse(input, { kind: 'http', via, bundle }, id.reason, 401) };

@@ -4,6 +4,7 @@ import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, errors as joseErrors,
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { ANONYMOUS, type Source } from '../formats/input.js';
+import { looksLikeSpiffe, principalFromIdentityHeader, principalFromXfcc, spiffeIdFromSan } from './identity-header.js';
 
 /** JWT verification settings. */
 export interface JwtConfig {
@@ -107,6 +108,8 @@ export interface Presented {
   socket: { remoteAddress?: string | undefined } & Partial<Pick<TLSSocket, 'authorized' | 'authorizationError' | 'getPeerCertificate' | 'encrypted'>>;
   /** Lower-cased request headers. */
   headers: Record<string, string>;
+  /** The fields as received ([name, value, …]): a trusted identity header sent twice is refused. */
+  rawHeaders?: readonly string[];
 }
 
 /** An identity, or why the credentials presented were refused (401, never a silent downgrade). */
@@ -129,24 +132,13 @@ function namespaceOf(principal: string): string | undefined {
   return m?.[1];
 }
 
+// Only a workload identity (mTLS, trusted mesh header) has a namespace: a bearer token never poses as a workload.
 function source(principal: string, authn: Source['authn'], address: string, claims: Record<string, unknown> = {}): Source {
-  const ns = namespaceOf(principal);
+  const ns = authn === 'mtls' || authn === 'header' ? namespaceOf(principal) : undefined;
   return { principal, authn, claims, address, ...(ns ? { namespace: ns } : {}) };
 }
 
-/** The SPIFFE ID in a certificate's URI SAN (`subjectaltname` as node formats it). */
-export function spiffeIdFromSan(san: string | undefined): string | undefined {
-  if (!san) return undefined;
-  const ids = san.split(/,\s*/).filter((e) => e.startsWith('URI:spiffe://')).map((e) => e.slice(4));
-  return ids.length === 1 ? ids[0] : undefined; // SPIFFE: exactly one URI SAN
-}
-
-// Envoy XFCC: the element appended by the nearest proxy is the last; its URI= is the peer's SPIFFE ID.
-function principalFromXfcc(value: string): string | undefined {
-  const last = value.split(',').pop() ?? '';
-  const m = /(?:^|;)URI=("?)(spiffe:\/\/[^;",]+)\1/.exec(last.trim());
-  return m?.[2];
-}
+export { spiffeIdFromSan };
 
 async function verifyJwt(token: string, cfg: JwtConfig, address: string): Promise<Identified> {
   const now = (cfg.now ?? Date.now)();
@@ -163,6 +155,8 @@ async function verifyJwt(token: string, cfg: JwtConfig, address: string): Promis
       requiredClaims: ['exp', 'sub'],
       ...(cfg.maxTokenAgeSec ? { maxTokenAge: cfg.maxTokenAgeSec } : {}),
     });
+    // A SPIFFE ID names a workload, and only mTLS or the trusted mesh header may establish one.
+    if (looksLikeSpiffe(String(payload.sub))) return { ok: false, reason: 'bearer token refused (its sub is a SPIFFE ID: a workload identity comes only from mTLS or the trusted mesh header, never from a token)' };
     const claims = deepFreeze(payload) as Record<string, unknown>;
     if (cache) {
       // exp is required above; iat only bounds the entry when a maximum token age is configured.
@@ -216,10 +210,12 @@ export async function identify(p: Presented, cfg: IdentityConfig): Promise<Ident
   }
   const th = cfg.trustedHeader;
   if (th && p.headers[th.name] !== undefined && th.peers.includes(address)) {
+    // Two fields (joined by then) could be the caller's and the proxy's in either order: refused, never guessed.
+    if (p.rawHeaders && p.rawHeaders.filter((n, i) => i % 2 === 0 && n.toLowerCase() === th.name).length > 1) return { ok: false, reason: `${th.name} from ${address} was sent more than once` };
     const value = p.headers[th.name]!;
-    const principal = th.name === 'x-forwarded-client-cert' ? principalFromXfcc(value) : value.trim();
-    if (!principal) return { ok: false, reason: `${th.name} from ${address} carries no usable identity` };
-    return { ok: true, source: source(principal, 'header', address) };
+    const id = th.name === 'x-forwarded-client-cert' ? principalFromXfcc(value) : principalFromIdentityHeader(th.name, value);
+    if ('refused' in id) return { ok: false, reason: `${id.refused} (from ${address})` };
+    return { ok: true, source: source(id.principal, 'header', address) };
   }
   return { ok: true, source: source(ANONYMOUS, 'none', address) };
 }

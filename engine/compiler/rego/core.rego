@@ -11,8 +11,14 @@ import rego.v1
 
 # ---------------------------------------------------------------- the caller
 
+# A workload identity (a SPIFFE ID) is established only by mTLS or the trusted mesh header. A bearer
+# token never poses as a workload, whatever its `sub` says: grants naming a SPIFFE principal or a
+# namespace hold for workload callers only (the proxy also refuses a token whose `sub` is a SPIFFE ID).
+workload_caller if input.source.authn in {"mtls", "header"}
+
 # Namespace of a Kubernetes SPIFFE ID: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
 caller_namespace := parts[4] if {
+	workload_caller
 	parts := split(input.source.principal, "/")
 	count(parts) == 7
 	parts[0] == "spiffe:"
@@ -60,8 +66,11 @@ claim_matches(name, accepted) if {
 	v in input.source.claims[name]
 }
 
-# `*` matches within one path segment of a SPIFFE ID, `**` across segments.
-principal_matches(pattern) if glob.match(pattern, ["/"], input.source.principal)
+# `*` matches within one path segment of a SPIFFE ID, `**` across segments; workload callers only.
+principal_matches(pattern) if {
+	workload_caller
+	glob.match(pattern, ["/"], input.source.principal)
+}
 
 # ---------------------------------------------------------------- HTTP routing
 

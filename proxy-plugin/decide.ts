@@ -3,7 +3,7 @@
 import { newDecisionId } from '../formats/decision-id.js';
 import { DECISION_ENTRYPOINT, type Decision } from '../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/decision-event.js';
-import type { Destination, PolicyInput } from '../formats/input.js';
+import type { Destination, McpInput, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import { maskInput, type DecisionLog } from '../runtime/decision-log.js';
 import type { PluginMetrics } from './metrics.js';
@@ -36,14 +36,15 @@ export interface PipelineOptions {
   now?: () => Date;
 }
 
-// Sensitive fields of the matched operation (OpenAPI) or tool (MCP), from the bundle's spec data.
-function sensitiveFields(bundle: ActiveBundle | undefined, operation: string | undefined, tool: string | undefined): string[] {
+// Sensitive fields of the matched operation (OpenAPI), tool or prompt (MCP), from the bundle's spec data.
+function sensitiveFields(bundle: ActiveBundle | undefined, operation: string | undefined, mcp: McpInput | undefined): string[] {
   const spec = (bundle?.policy.bundle.data as { warden?: { spec?: Record<string, unknown> } } | undefined)?.warden?.spec as
-    | { http?: { operations?: Record<string, { authz?: { sensitive?: string[] } }> }; mcp?: { tools?: Record<string, { sensitive?: string[] }> } }
+    | { http?: { operations?: Record<string, { authz?: { sensitive?: string[] } }> }; mcp?: { tools?: Record<string, { sensitive?: string[] }>; prompts?: Record<string, { sensitive?: string[] }> } }
     | undefined;
   const fromOp = operation ? (spec?.http?.operations?.[operation]?.authz?.sensitive ?? []) : [];
-  const fromTool = tool ? (spec?.mcp?.tools?.[tool]?.sensitive ?? []) : [];
-  return [...fromOp, ...fromTool];
+  const fromTool = mcp?.tool ? (spec?.mcp?.tools?.[mcp.tool]?.sensitive ?? []) : [];
+  const fromPrompt = mcp?.method === 'prompts/get' && mcp.name ? (spec?.mcp?.prompts?.[mcp.name]?.sensitive ?? []) : [];
+  return [...fromOp, ...fromTool, ...fromPrompt];
 }
 
 /** The shared decision pipeline. */
@@ -113,7 +114,7 @@ export class DecisionPipeline {
       ...(d ? { decision: d } : {}),
       ...(bundle ? { bundle } : {}),
     };
-    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, sensitiveFields(bundle, d?.operation, input.mcp?.tool));
+    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, sensitiveFields(bundle, d?.operation, input.mcp));
     const event: DecisionEvent = {
       decision_id: decisionId,
       timestamp: this.now().toISOString(),

@@ -13,6 +13,7 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission } from './fast-path.js';
 import type { RequestHead } from './http1.js';
 import { buildInput } from './input.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 import type { NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines } from './relay.js';
@@ -117,12 +118,15 @@ async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>
   const limit = Math.min(c.opts.jsonBodyBytes, c.limits.maxBodyBytes);
   const bytes = await readBody(req, limit);
   if (bytes === undefined) return { refused: refusal(gate, p, `request refused: JSON body larger than ${limit} bytes`, 413) };
+  let value: unknown;
   try {
-    return { bytes, value: bytes.length ? JSON.parse(bytes.toString('utf8')) : undefined };
+    value = bytes.length ? JSON.parse(bytes.toString('utf8')) : undefined;
   } catch {
     // The upstream would have to guess what an unparseable JSON body means: refuse it.
     return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
   }
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
+  return { bytes, value };
 }
 
 // Node's path: normalize → identify → (CallHandler | read the JSON body → decide) → forward or deny.

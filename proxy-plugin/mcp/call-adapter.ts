@@ -37,6 +37,8 @@ export interface VerdictLike {
 export interface PipelineLike<B extends BundleLike> {
   readonly destination: Destination;
   decide(input: PolicyInput, ctx: { kind: EventKind; via: EventSource; bundle?: B | undefined }): VerdictLike;
+  /** Log a call refused before policy as a denial (the sidecar's pipeline always can). */
+  refuse?(input: PolicyInput, ctx: { kind: EventKind; via: EventSource; bundle?: B | undefined }, error: string, status: number): VerdictLike;
 }
 
 /** What the adapter needs of the sidecar's Call. */
@@ -103,6 +105,7 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
           ...(call.headerPolicy ? { headerPolicy: call.headerPolicy } : {}),
           onDrift: driftRecorder(destination, bundle.revision, call.via),
           decide: (input, kind) => call.pipeline.decide(input, { kind, via: call.via, bundle }),
+          ...(call.pipeline.refuse ? { refuse: (input: PolicyInput, reason: string, status: number) => call.pipeline.refuse!(input, { kind: 'mcp', via: call.via, bundle }, reason, status) } : {}),
         },
         call.res,
       );

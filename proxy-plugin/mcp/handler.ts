@@ -73,6 +73,11 @@ export interface McpCallContext {
   destination?: Destination;
   /** Caller-sent fields never forwarded (the sidecar's); else the handler's own. */
   headerPolicy?: HeaderPolicy;
+  /**
+   * Log a body refused before any call in it could be decided (unreadable, malformed, nested too deep) as
+   * a denial; its decision id goes to the caller. Without it the refusal is answered but not logged.
+   */
+  refuse?: (input: PolicyInput, reason: string, status: number) => { decisionId: string };
   /** Where this request's drift records go (its bundle revision and labels); else the handler's `onDrift`. */
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
 }
@@ -246,9 +251,15 @@ export class McpHandler {
   }
 
   // The drift block is local state: a reviewed tool that changed on the server is refused until it matches again.
-  private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse } {
+  private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse; head: OutgoingHttpHeaders } {
     const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
-    if (!parsed.ok) return parsed;
+    if (!parsed.ok) {
+      // A refused body is a logged denial too: the caller gets its decision id in the error and the header.
+      const e = parsed.error.error!;
+      const logged = ctx.refuse?.(this.input(ctx), `request refused: ${e.message}`, parsed.status);
+      if (!logged) return { ...parsed, head: {} };
+      return { ok: false, status: parsed.status, error: rpcError(null, e.code, e.message, { decision_id: logged.decisionId }), head: { [DECISION_ID_HEADER]: logged.decisionId } };
+    }
     const plan = planBatch(parsed.batch, parsed.messages, (mcp) => {
       const v = decide(this.input(ctx, mcp), 'mcp');
       if (v.allow && spec.drift === 'block' && mcp.method === 'tools/call' && mcp.tool && this.drifted.has(mcp.tool)) {
@@ -305,7 +316,7 @@ export class McpHandler {
 
   private async post(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide, res: ServerResponse): Promise<void> {
     const p = this.plan(req, ctx, spec, decide);
-    if (!p.ok) return sendJson(res, p.status, p.error);
+    if (!p.ok) return sendJson(res, p.status, p.error, p.head);
     const { plan } = p;
     const head = this.decisionHeader(plan);
     const body = forwardBody(plan);
@@ -445,7 +456,7 @@ export class McpHandler {
     if (!session || session.stream.writableEnded || session.stream.destroyed) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'unknown session: open the event stream through this endpoint first'));
     if (session.principal !== ctx.source.principal) return sendJson(res, 403, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'this session belongs to another caller'));
     const p = this.plan(req, ctx, spec, decide);
-    if (!p.ok) return sendJson(res, p.status, p.error);
+    if (!p.ok) return sendJson(res, p.status, p.error, p.head);
     const { plan } = p;
     const head = this.decisionHeader(plan);
     const ids = this.toolsListIds(plan);

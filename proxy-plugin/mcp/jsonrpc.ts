@@ -1,6 +1,8 @@
 // JSON-RPC 2.0 as MCP carries it over HTTP: parse one POST body into classified messages, or the
 // one error that refuses the whole body. Nothing here decides; it only says what the body is.
 
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
+
 /** JSON-RPC ids: MCP forbids null for requests. */
 export type JsonRpcId = string | number;
 
@@ -141,6 +143,8 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
   } catch {
     return refuse(400, RPC_ERRORS.PARSE_ERROR, 'Parse error: the body is not valid JSON');
   }
+  // Checked before anything walks the value (sizes, masking, the policy input): no recursion input can drive.
+  if (nestsDeeperThan(doc, MAX_JSON_DEPTH)) return refuse(400, RPC_ERRORS.INVALID_REQUEST, `Invalid Request: the body nests deeper than ${MAX_JSON_DEPTH} levels`);
   const batch = Array.isArray(doc);
   const items: unknown[] = batch ? (doc as unknown[]) : [doc];
   if (batch && items.length === 0) return refuse(400, RPC_ERRORS.INVALID_REQUEST, 'empty batch');

@@ -43,7 +43,9 @@ export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise
   const bundle = gate.pipeline.pin();
   const n = normalizeRequest(a.method, a.target, a.rawHeaders);
   if (!n.ok) {
-    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason}`, n.refusal.status) };
+    // The input can only hold a path; the reason carries the target as received (escaped, bounded).
+    const received = JSON.stringify(a.target.length > 256 ? `${a.target.slice(0, 256)}…` : a.target);
+    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason} (received ${received})`, n.refusal.status) };
   }
   const id = await identify({ socket: a.socket, headers: n.request.headers, rawHeaders: a.rawHeaders }, gate.identity);
   if (!id.ok) {

@@ -55,6 +55,8 @@ export interface TestMcpServer {
   ran: string[];
   /** The Authorization header of every request it received (undefined when absent). */
   authorizations: Array<string | undefined>;
+  /** Method, target and header fields of every request it received, in order. */
+  requests: Array<{ method: string; url: string; headers: IncomingMessage['headers'] }>;
   close(): Promise<void>;
 }
 
@@ -89,11 +91,13 @@ export async function startMcpServer(v: ServerVariant = {}): Promise<TestMcpServ
   const received: unknown[] = [];
   const ran: string[] = [];
   const authorizations: Array<string | undefined> = [];
+  const requests: TestMcpServer['requests'] = [];
   const streamable = new Map<string, StreamableHTTPServerTransport>();
   const legacy = new Map<string, SSEServerTransport>();
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     authorizations.push(req.headers.authorization);
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     let body: unknown;
     if (req.method === 'POST') {
       const raw = (await readBody(req, 4 * 1024 * 1024)) ?? Buffer.alloc(0);
@@ -134,6 +138,7 @@ export async function startMcpServer(v: ServerVariant = {}): Promise<TestMcpServ
     received,
     ran,
     authorizations,
+    requests,
     close: async () => {
       for (const t of streamable.values()) await t.close();
       for (const t of legacy.values()) await t.close();

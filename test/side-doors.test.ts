@@ -1,0 +1,346 @@
+// No side doors: `warden proxy` run as a real process, in front of a recording upstream and a real MCP
+// server from the SDK. One behaviour suite (headers removed and added, identity, decision id, framing)
+// runs against every forwarding path of the sidecar — the fast path, node's path, an upgrade, the MCP
+// relay — and each attack asserts that the upstream never received the forbidden request and the caller
+// got a clear status or JSON-RPC error with the decision id.
+import type { ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { exportJWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngineApp } from '../engine/bundle-server.js';
+import type { DecisionEvent } from '../formats/decision-event.js';
+import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, logCollector, startIssuer, startUpstream, type Issuer, type Upstream } from './proxy-fixtures.js';
+import { until } from './support/until.js';
+import { startWarden } from './support/warden-process.js';
+
+const STOREFRONT = 'spiffe://cluster.local/ns/shop/sa/storefront';
+const ADMIN = 'spiffe://cluster.local/ns/ops/sa/admin';
+const children: ChildProcess[] = [];
+const received: DecisionEvent[] = [];
+let engineServer: http.Server;
+let upstream: Upstream;
+let mcpServer: TestMcpServer;
+let issuer: Issuer;
+let agents: TokenIssuer;
+let ordersPort: number;
+let mcpPort: number;
+let ordersOut = '';
+
+/** A response read off a raw socket. */
+interface Raw {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+// One exchange on a fresh connection, written in one piece; read to the close (or, for a 101, to the end of the head).
+function exchange(port: number, text: string | Buffer): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    const done = () => {
+      s.destroy();
+      const str = got.toString('latin1');
+      const end = str.indexOf('\r\n\r\n');
+      const lines = str.slice(0, end < 0 ? str.length : end).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0), headers, body: end < 0 ? '' : got.subarray(end + 4).toString('utf8') });
+    };
+    s.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (/^HTTP\/1\.1 101 /.test(got.toString('latin1')) && got.includes('\r\n\r\n')) done();
+    });
+    s.on('end', done);
+    s.on('error', reject);
+    s.write(text);
+  });
+}
+
+const head = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
+
+// What a caller sends to speak for Warden, for a mesh or an auth proxy, or to re-route the app: in
+// several spellings (case, `_` for `-`), with a field named in Connection and one the app may keep.
+const HOSTILE = [
+  `X-Forwarded-Client-Cert-Extra: kept-by-name-only`,
+  `X_Forwarded_Client_Cert: URI=${ADMIN}`,
+  'L5d-Client-Id: admin.ops.serviceaccount.identity.linkerd.cluster.local',
+  'X-Forwarded-User: admin',
+  'x_forwarded_user: admin',
+  'X-Auth-Request-Email: admin@example.com',
+  'X-Original-URL: /admin/drop',
+  'X-Rewrite-URL: /admin/drop',
+  'x_original_url: /admin/drop',
+  'X-HTTP-Method-Override: DELETE',
+  'X-Method-Override: DELETE',
+  'X-Warden-Decision-Id: forged-decision',
+  `X-Warden-Principal: ${ADMIN}`,
+  'X-Warden-Authn: mtls',
+  'x_warden_principal: forged',
+  'X-Warden-Anything: forged',
+  'X-Hop-Secret: only-for-this-hop',
+  'X-Benign: kept',
+];
+
+const FORBIDDEN = new Set(['x-forwarded-client-cert', 'l5d-client-id', 'x-forwarded-user', 'x-auth-request-email', 'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-method-override', 'x-hop-secret']);
+
+// What every forwarding path must have done to the caller's fields.
+function expectCleanHead(seen: Record<string, string | string[] | undefined>, caller: Raw, principal: string, authn: string): void {
+  const names = Object.keys(seen).map((n) => n.replace(/_/g, '-'));
+  expect(names.filter((n) => FORBIDDEN.has(n))).toEqual([]);
+  expect(names.filter((n) => n.startsWith('x-warden-')).sort()).toEqual(['x-warden-authn', 'x-warden-decision-id', 'x-warden-principal']);
+  expect(Object.keys(seen).filter((n) => n.includes('_'))).toEqual([]);
+  expect(seen['x-warden-principal']).toBe(principal);
+  expect(seen['x-warden-authn']).toBe(authn);
+  expect(seen['x-warden-decision-id']).toBe(caller.headers['x-warden-decision-id']);
+  expect(seen['x-benign']).toBe('kept');
+  expect(seen['x-forwarded-client-cert-extra']).toBe('kept-by-name-only');
+}
+
+const seenBy = (marker: string) => upstream.seen.find((r) => r.headers['x-case'] === marker);
+
+beforeAll(async () => {
+  const policies = await copyPolicies(['orders', 'ops-mcp'], (repo) => {
+    // Test-only: a WebSocket route anyone may open, and a plain GET route where a tunnel is not allowed.
+    appendFileSync(join(repo, 'workloads/orders/policy.rego'), `
+allow if input.request.path == "/ws"
+
+deny contains "no tunnel on /orders" if {
+	input.request.upgrade
+	input.request.path == "/orders"
+}
+`);
+    // Test-only: a prompt whose argument is sensitive.
+    const tools = join(repo, 'workloads/ops-mcp/mcp-tools.json');
+    const doc = JSON.parse(readFileSync(tools, 'utf8')) as { prompts: Array<Record<string, unknown>> };
+    doc.prompts[0]!['x-warden-authz'] = { allow: [{ scopes: ['tools:read'] }], sensitive: ['customer_note'] };
+    writeFileSync(tools, JSON.stringify(doc));
+  });
+  const engine = createEngineApp({ bundlesDir: policies.out, rescanMs: 60_000, mounts: [{ path: '/logs', router: logCollector(received).router }] });
+  engineServer = http.createServer(engine.app);
+  const engineUrl = `http://127.0.0.1:${await listenLocal(engineServer)}`;
+  upstream = await startUpstream();
+  issuer = await startIssuer();
+  mcpServer = await startMcpServer({ json: true });
+  agents = await tokenIssuer();
+  const jwks = join(policies.dir, 'agents-jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(agents.publicKey)), alg: 'ES256', use: 'sig', kid: 'test' }] }));
+  const common = ['--listen', '127.0.0.1:0', '--engine', engineUrl, '--verification-key', join(policies.out, 'verification-key.pem')];
+  const orders = await startWarden(
+    ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, ...common, '--spill', join(policies.dir, 'orders.spill'),
+      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--jwks', issuer.jwksUrl, '--issuer', issuer.issuer, '--audience', issuer.audience, '--max-header-bytes', '4096'],
+    /on [\d.]+:(\d+) .*\(bundle [^n]/,
+    children,
+  );
+  children.at(-1)!.stdout!.on('data', (d: Buffer) => (ordersOut += d.toString()));
+  ordersPort = Number(orders[1]);
+  const mcp = await startWarden(
+    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE],
+    /on [\d.]+:(\d+) .*\(bundle [^n]/,
+    children,
+  );
+  mcpPort = Number(mcp[1]);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  if (upstream) await closeServer(upstream.server);
+  if (engineServer) await closeServer(engineServer);
+  await mcpServer?.close();
+  issuer?.server.close();
+});
+
+const xfcc = (id: string) => `X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=${id}`;
+
+// An MCP JSON-RPC POST as raw bytes (the caller's own spelling of every field).
+function mcpPost(token: string, body: unknown, extra: string[] = []): string {
+  const text = JSON.stringify(body);
+  return head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', 'Connection: close', `Content-Length: ${Buffer.byteLength(text)}`, ...extra]) + text;
+}
+
+const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'side-doors', version: '1' } } };
+
+describe('one behaviour on every forwarding path', () => {
+  it('the fast path forwards Warden\'s verified caller and none of the caller\'s identity, override or x-warden-* fields', async () => {
+    const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', 'X-Case: fast', xfcc(STOREFRONT), 'Connection: close, X-Hop-Secret', ...HOSTILE]));
+    expect(r.status).toBe(200);
+    expectCleanHead(seenBy('fast')!.headers, r, STOREFRONT, 'header');
+  });
+
+  it('node\'s path (a JSON body the policy reads) does the same, and the body arrives byte for byte', async () => {
+    const body = '{"items":[{"sku":"a-1","qty":2}]}';
+    const r = await exchange(ordersPort, head(['POST /orders HTTP/1.1', 'Host: localhost', 'X-Case: node', xfcc(STOREFRONT), 'Content-Type: application/json', `Content-Length: ${body.length}`, 'Connection: close, X-Hop-Secret', ...HOSTILE]) + body);
+    expect(r.status).toBe(201);
+    const seen = seenBy('node')!;
+    expectCleanHead(seen.headers, r, STOREFRONT, 'header');
+    expect(seen.body.toString()).toBe(body);
+  });
+
+  it('a chunked body (node\'s path, streamed) does the same', async () => {
+    const r = await exchange(ordersPort, head(['POST /orders HTTP/1.1', 'Host: localhost', 'X-Case: chunked', xfcc(STOREFRONT), 'Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Connection: close, X-Hop-Secret', ...HOSTILE]) + '5\r\nhello\r\n0\r\n\r\n');
+    expect(r.status).toBe(201);
+    const seen = seenBy('chunked')!;
+    expectCleanHead(seen.headers, r, STOREFRONT, 'header');
+    expect(seen.body.toString()).toBe('hello');
+  });
+
+  it('an upgrade does the same, keeping only Upgrade and Connection: upgrade', async () => {
+    const r = await exchange(ordersPort, head(['GET /ws HTTP/1.1', 'Host: localhost', 'X-Case: upgrade', xfcc(STOREFRONT), 'Connection: Upgrade, X-Hop-Secret', 'Upgrade: websocket', ...HOSTILE]));
+    expect(r.status).toBe(101);
+    const seen = seenBy('upgrade')!;
+    expectCleanHead(seen.headers, r, STOREFRONT, 'header');
+    expect([seen.headers.upgrade, seen.headers.connection]).toEqual(['websocket', 'upgrade']);
+  });
+
+  it('the MCP relay does the same', async () => {
+    const token = await agents.sign('agent-reader', 'tools:read');
+    const before = mcpServer.requests.length;
+    const r = await exchange(mcpPort, mcpPost(token, initialize, ['X-Case: mcp', 'Connection: close, X-Hop-Secret', xfcc(STOREFRONT), ...HOSTILE]));
+    expect(r.status).toBe(200);
+    const seen = mcpServer.requests.slice(before).find((x) => x.headers['x-case'] === 'mcp')!;
+    expectCleanHead(seen.headers, r, 'agent-reader', 'jwt');
+  });
+});
+
+describe('upgrades', () => {
+  it('never carries an upgrade into an MCP transport path: GET and DELETE with Upgrade are refused with a decision id', async () => {
+    const owner = await agents.sign('agent-owner', 'tools:read');
+    const init = await exchange(mcpPort, mcpPost(owner, initialize));
+    const session = init.headers['mcp-session-id']!;
+    expect(session).toBeTruthy();
+    const thief = await agents.sign('agent-thief', 'tools:read');
+    const before = mcpServer.requests.length;
+    for (const method of ['GET', 'DELETE']) {
+      for (const upgrade of ['websocket', 'h2c', 'foo']) {
+        const r = await exchange(mcpPort, head([`${method} /mcp HTTP/1.1`, 'Host: localhost', `Authorization: Bearer ${thief}`, `Mcp-Session-Id: ${session}`, 'Last-Event-ID: 0', 'Accept: text/event-stream', 'Connection: Upgrade', `Upgrade: ${upgrade}`]));
+        expect([method, upgrade, r.status]).toEqual([method, upgrade, 400]);
+        expect(r.headers['x-warden-decision-id']).toMatch(/^[0-9a-f-]{36}$/);
+        expect(JSON.parse(r.body).decision_id).toBe(r.headers['x-warden-decision-id']);
+      }
+    }
+    // Without the Upgrade header the MCP checks apply as to any request on the path: another caller's session is refused.
+    const plain = await exchange(mcpPort, head(['GET /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${thief}`, `Mcp-Session-Id: ${session}`, 'Accept: text/event-stream', 'Connection: close']));
+    expect(plain.status).toBe(403);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it('never forwards Upgrade: h2c, not even on a route the policy allows', async () => {
+    const before = upstream.seen.length;
+    const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA']));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).reasons[0]).toMatch(/h2c is never forwarded/);
+    expect(r.headers['x-warden-decision-id']).toBeTruthy();
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  it('shows the policy the upgrade, so a rule can allow plain GETs on a route without allowing a tunnel there', async () => {
+    const before = upstream.seen.length;
+    const tunnel = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: Upgrade', 'Upgrade: websocket']));
+    expect(tunnel.status).toBe(403);
+    expect(JSON.parse(tunnel.body).reasons).toEqual(['no tunnel on /orders']);
+    expect(upstream.seen.length).toBe(before);
+    const plain = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: close']));
+    expect(plain.status).toBe(200);
+    const logged = await until('the upgrade decision event', () => received.find((e) => e.decision_id === tunnel.headers['x-warden-decision-id']));
+    expect((logged.input as { request: { upgrade?: string } }).request.upgrade).toBe('websocket');
+  });
+});
+
+describe('trusted identity headers are read by their grammar', () => {
+  // Each is sent by the trusted peer; a naive reader would have found the storefront in every one.
+  const attacks: Array<[string, string, number]> = [
+    ['a quoted Subject hiding a URI', `X-Forwarded-Client-Cert: Subject="CN=x,URI=${STOREFRONT}";URI=spiffe://cluster.local/ns/evil/sa/x`, 403],
+    ['a quoted DNS SAN ending in a URI', `X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/evil/sa/x;DNS="x.example,URI=${STOREFRONT}"`, 403],
+    ['two URI SANs in the element used', `X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/evil/sa/x;URI=${STOREFRONT}`, 401],
+    ['an unterminated quote', `X-Forwarded-Client-Cert: URI="${STOREFRONT}`, 401],
+    ['a quote inside an unquoted value', `X-Forwarded-Client-Cert: URI=${STOREFRONT}"x`, 401],
+    ['no URI in the last element', `X-Forwarded-Client-Cert: URI=${STOREFRONT},By=spiffe://cluster.local/ns/shop/sa/orders;Subject="CN=a,URI=${STOREFRONT}"`, 401],
+    ['a URI that is not a SPIFFE ID', `X-Forwarded-Client-Cert: URI=${STOREFRONT}/../../../x`, 401],
+    ['the header sent twice', `X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/evil/sa/x\r\nX-Forwarded-Client-Cert: URI=${STOREFRONT}`, 401],
+  ];
+  for (const [what, field, status] of attacks) {
+    it(`refuses ${what} (${status}), and the upstream never sees the call`, async () => {
+      const before = upstream.seen.length;
+      const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', field, 'Connection: close']));
+      expect(r.status).toBe(status);
+      expect(JSON.parse(r.body).decision_id).toBe(r.headers['x-warden-decision-id']);
+      expect(upstream.seen.length).toBe(before);
+    });
+  }
+
+  it('takes the element the trusted proxy appended (the last one)', async () => {
+    const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', 'X-Case: xfcc-last', `X-Forwarded-Client-Cert: URI=${ADMIN},By=spiffe://cluster.local/ns/shop/sa/orders;Hash=abc;Subject="CN=storefront, O=shop";URI=${STOREFRONT}`, 'Connection: close']));
+    expect(r.status).toBe(200);
+    expect(seenBy('xfcc-last')!.headers['x-warden-principal']).toBe(STOREFRONT);
+  });
+});
+
+describe('principal kinds', () => {
+  it('refuses a bearer token whose sub is a SPIFFE ID (401), whatever the spelling', async () => {
+    const before = upstream.seen.length;
+    for (const sub of [STOREFRONT, 'SPIFFE://cluster.local/ns/shop/sa/storefront', ' spiffe://cluster.local/ns/shop/sa/storefront']) {
+      const token = await issuer.sign({ sub });
+      const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Connection: close']));
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.body).reasons[0]).toMatch(/its sub is a SPIFFE ID/);
+      expect(r.headers['x-warden-decision-id']).toBeTruthy();
+    }
+    expect(upstream.seen.length).toBe(before);
+  });
+});
+
+describe('hostile JSON and odd requests', () => {
+  it('answers arguments nested 100,000 levels deep with a JSON-RPC error and a logged denial', async () => {
+    const token = await agents.sign('agent-deep', 'tools:read');
+    const before = mcpServer.requests.length;
+    const deep = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_order","arguments":{"id":${'['.repeat(100_000)}${']'.repeat(100_000)}}}}`;
+    const r = await exchange(mcpPort, head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', `Content-Length: ${deep.length}`, 'Connection: close']) + deep);
+    expect(r.status).toBe(400);
+    const answer = JSON.parse(r.body) as { error: { code: number; message: string; data: { decision_id: string } } };
+    expect(answer.error.code).toBe(-32600);
+    expect(answer.error.message).toMatch(/nests deeper than 64 levels/);
+    expect(answer.error.data.decision_id).toBe(r.headers['x-warden-decision-id']);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    const logged = await until('the denial event', () => received.find((e) => e.decision_id === answer.error.data.decision_id));
+    expect([logged.outcome, logged.kind]).toEqual(['deny', 'mcp']);
+  });
+
+  it('masks the sensitive arguments of a prompt in the decision log', async () => {
+    const token = await agents.sign('agent-prompt', 'tools:read');
+    const r = await exchange(mcpPort, mcpPost(token, { jsonrpc: '2.0', id: 3, method: 'prompts/get', params: { name: 'triage_order', arguments: { order: '42', customer_note: 'card 4111 1111 1111 1111' } } }));
+    const id = r.headers['x-warden-decision-id']!;
+    const logged = await until('the prompts/get event', () => received.find((e) => e.decision_id === id));
+    const args = (logged.input as { mcp: { arguments: Record<string, unknown> } }).mcp.arguments;
+    expect(args).toEqual({ order: '42', customer_note: '**masked**' });
+    expect(logged.masked).toContain('/input/mcp/arguments/customer_note');
+  });
+
+  it('logs a refused absolute-form target as it was received, escaped', async () => {
+    const before = upstream.seen.length;
+    const r = await exchange(ordersPort, head(['GET http://evil.example/admin?"x" HTTP/1.1', 'Host: evil.example', 'Connection: close']));
+    expect(r.status).toBe(400);
+    const id = r.headers['x-warden-decision-id']!;
+    const logged = await until('the refusal event', () => received.find((e) => e.decision_id === id));
+    expect(logged.error).toContain('received "http://evil.example/admin?\\"x\\""');
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  it('logs a request head too large (431) once', async () => {
+    const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', `X-Big: ${'a'.repeat(8000)}`]));
+    expect(r.status).toBe(431);
+    const child = children[0]!;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    const refusals = ordersOut.split('\n').filter((l) => l.includes('"status":431'));
+    expect(refusals).toHaveLength(1);
+  });
+});

@@ -19,6 +19,8 @@ import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity
 import { createAdminServer } from './metrics.js';
 import { startPlugin, type Plugin } from './plugin.js';
 import { createSidecar } from './sidecar.js';
+import { isHeaderName } from './http1.js';
+import { headerKey, headerPolicy, WARDEN_PREFIX, type HeaderPolicy } from './upstream-head.js';
 import { mcpCallHandler } from './mcp/call-adapter.js';
 import { httpUpstream } from './mcp/upstream.js';
 
@@ -60,6 +62,8 @@ interface PluginFlags {
   headersTimeout: string;
   requestTimeout: string;
   jsonBody: string;
+  removeHeader: string[];
+  keepHeader: string[];
   // ext-authz only
   pathPrefix?: string;
 }
@@ -118,6 +122,14 @@ function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
     ...(f.engineCert ? { cert: readPem('--engine-cert', f.engineCert) } : {}),
     ...(f.engineKey ? { key: readPem('--engine-key', f.engineKey) } : {}),
   };
+}
+
+// The caller-sent fields removed before forwarding: the defaults, --remove-header, minus --keep-header.
+function headerPolicyFrom(f: PluginFlags): HeaderPolicy {
+  for (const n of [...f.removeHeader, ...f.keepHeader]) if (!isHeaderName(n)) throw new ConfigError(`--remove-header/--keep-header ${JSON.stringify(n)} is not a header field name`);
+  const warden = f.keepHeader.find((n) => headerKey(n).startsWith(WARDEN_PREFIX));
+  if (warden) throw new ConfigError(`--keep-header ${warden}: x-warden-* fields are Warden's own; a caller's copy is always removed`);
+  return headerPolicy({ remove: f.removeHeader, keep: f.keepHeader });
 }
 
 // One decision line per call goes to stdout, buffered (runtime/log-stream.ts); flushed at exit.
@@ -246,7 +258,9 @@ export function registerProxy(program: Command): void {
       .option('--max-body-bytes <n>', 'largest request body (413 beyond)', String(10 * 1024 * 1024))
       .option('--headers-timeout <ms>', 'time allowed to send the request head (408 beyond)', '10000')
       .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
-      .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536'),
+      .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536')
+      .option('--remove-header <name>', 'also remove this caller-sent field before forwarding (repeatable; see docs/proxy-security.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--keep-header <name>', 'forward this field although the default list removes it (repeatable; never x-warden-*)', (v: string, acc: string[]) => [...acc, v], [] as string[]),
   ).action(async (f: PluginFlags) => {
     let upstream: URL;
     try {
@@ -257,6 +271,7 @@ export function registerProxy(program: Command): void {
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const jsonBodyBytes = whole('--json-body', f.jsonBody);
+    const headers = headerPolicyFrom(f);
     const limits = {
       maxHeaderBytes: whole('--max-header-bytes', f.maxHeaderBytes),
       maxBodyBytes: whole('--max-body-bytes', f.maxBodyBytes),
@@ -275,6 +290,7 @@ export function registerProxy(program: Command): void {
       handlers,
       logger: processLogger,
       jsonBodyBytes,
+      headers,
       limits,
       ...(tls ? { tls } : {}),
     });

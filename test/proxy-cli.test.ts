@@ -95,6 +95,12 @@ describe('warden serve + warden proxy', () => {
     await expect(start([...base, '--decision-lines', 'none'], /never/)).rejects.toThrow(/--decision-lines none needs --engine: without one the local lines are the only record of decisions/);
   });
 
+  it('refuses --keep-header for a field of Warden\'s own, and a name that is not a field name', async () => {
+    const base = ['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey];
+    await expect(start([...base, '--keep-header', 'X-Warden-Principal'], /never/)).rejects.toThrow(/--keep-header X-Warden-Principal: x-warden-\* fields are Warden's own/);
+    await expect(start([...base, '--remove-header', 'bad name'], /never/)).rejects.toThrow(/"bad name" is not a header field name/);
+  });
+
   it('refuses to start without a bundle source, saying what to pass', async () => {
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
   });

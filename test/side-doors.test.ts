@@ -87,9 +87,10 @@ const HOSTILE = [
   'X-Warden-Anything: forged',
   'X-Hop-Secret: only-for-this-hop',
   'X-Benign: kept',
+  'x_tenant: other-tenant',
 ];
 
-const FORBIDDEN = new Set(['x-forwarded-client-cert', 'l5d-client-id', 'x-forwarded-user', 'x-auth-request-email', 'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-method-override', 'x-hop-secret']);
+const FORBIDDEN = new Set(['x-forwarded-client-cert', 'l5d-client-id', 'x-forwarded-user', 'x-auth-request-email', 'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-method-override', 'x-hop-secret', 'x-tenant']);
 
 // What every forwarding path must have done to the caller's fields.
 function expectCleanHead(seen: Record<string, string | string[] | undefined>, caller: Raw, principal: string, authn: string): void {
@@ -132,7 +133,8 @@ deny contains "no tunnel on /orders" if {
   agents = await tokenIssuer();
   const jwks = join(policies.dir, 'agents-jwks.json');
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(agents.publicKey)), alg: 'ES256', use: 'sig', kid: 'test' }] }));
-  const common = ['--listen', '127.0.0.1:0', '--engine', engineUrl, '--verification-key', join(policies.out, 'verification-key.pem')];
+  // x-tenant: an operator's own addition to the removed fields (--remove-header), on both proxies.
+  const common = ['--remove-header', 'X-Tenant', '--listen', '127.0.0.1:0', '--engine', engineUrl, '--verification-key', join(policies.out, 'verification-key.pem')];
   const orders = await startWarden(
     ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, ...common, '--spill', join(policies.dir, 'orders.spill'),
       '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--jwks', issuer.jwksUrl, '--issuer', issuer.issuer, '--audience', issuer.audience, '--max-header-bytes', '4096'],

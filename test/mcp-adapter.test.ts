@@ -10,6 +10,7 @@ import { mcpCallHandler, type BundleLike, type PipelineLike, type VerdictLike } 
 import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 import type { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy, startMcpServer, type TestMcpServer } from './mcp-fixtures.js';
+import { until } from './support/until.js';
 
 // The sidecar's pipeline is on another branch; this one has the same shape and evaluates the real policy.
 class RecordingPipeline implements PipelineLike<BundleLike> {
@@ -83,5 +84,48 @@ describe('the MCP handler as the sidecar CallHandler', () => {
     expect(events).toHaveLength(1);
     expect(decisionEvent.check(events[0])).toEqual([]);
     expect(events[0]).toMatchObject({ kind: 'drift', outcome: 'deny', labels: { workload: 'ops-mcp', namespace: 'agents' }, result: { action: 'block', drift: { added: ['export_customers'] } } });
+  });
+
+  it('gives each call\'s drift event its own bundle revision, even when calls overlap across a bundle swap', async () => {
+    const drifts: DecisionEvent[] = [];
+    const direct = httpUpstream(server.url);
+    // The first tools/list waits upstream until the second (under the newer bundle) has been decided and sent.
+    let releaseFirst!: () => void;
+    const secondSent = new Promise<void>((r) => (releaseFirst = r));
+    const gated: typeof direct = async (r) => {
+      const body = r.body?.toString() ?? '';
+      if (body.includes('"id":100')) await secondSent;
+      const res = direct(r);
+      if (body.includes('"id":200')) releaseFirst();
+      return res;
+    };
+    const mcp = mcpCallHandler<BundleLike>({ upstream: gated, recordDrift: (e) => drifts.push(e) });
+    const source = { principal: 'support-lead', authn: 'jwt' as const, claims: { sub: 'support-lead', scope: 'tools:read' }, address: '127.0.0.1' };
+    let n = 0;
+    const swapping = createServer(async (req, res) => {
+      const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+      // initialize and the first tools/list start under rev-A; the swap to rev-B happens before the second.
+      const revision = n++ < 2 ? 'rev-A' : 'rev-B';
+      const request = { method: req.method ?? 'GET', path: u.pathname, segments: ['mcp'], query: {}, rawQuery: '', headers: {} };
+      await mcp.handle({ req, res, request, source, bundle: { policy, revision }, pipeline, via: 'proxy' as const });
+    });
+    await new Promise<void>((ok) => swapping.listen(0, '127.0.0.1', ok));
+    const at = `http://127.0.0.1:${(swapping.address() as AddressInfo).port}/mcp`;
+    const post = (body: unknown, sid?: string) =>
+      fetch(at, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(sid ? { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' } : {}) } });
+    try {
+      const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+      const sid = init.headers.get('mcp-session-id') ?? '';
+      const first = post({ jsonrpc: '2.0', id: 100, method: 'tools/list' }, sid);
+      await until('the first call to wait upstream', () => (n >= 2 ? true : undefined));
+      const second = post({ jsonrpc: '2.0', id: 200, method: 'tools/list' }, sid);
+      await Promise.all([first, second]);
+      await until('both drift events', () => (drifts.length >= 2 ? true : undefined));
+      // The second call finishes first; the first still names the bundle it was decided with.
+      expect(drifts.map((e) => Object.values(e.bundles)[0]?.revision)).toEqual(['rev-B', 'rev-A']);
+    } finally {
+      swapping.closeAllConnections();
+      await new Promise((ok) => swapping.close(ok));
+    }
   });
 });

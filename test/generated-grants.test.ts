@@ -203,6 +203,22 @@ describe('decisions of the keyed module', () => {
     expect(visible(mtls(spiffe('shop', 'storefront')))).toEqual([]);
   });
 
+  it('never lets a bearer token pose as a workload: SPIFFE principals, wildcards and namespaces match mTLS and mesh-header callers only, in the pod and in opa eval', async () => {
+    const { policy, archive } = loaded.get('catalog')!;
+    const as = (authn: Source['authn'], principal: string): Source => ({ principal, authn, claims: authn === 'jwt' ? { sub: principal } : {}, address: '10.0.0.3' });
+    const calls: Array<[string, string, string]> = [
+      [spiffe('shop', 'storefront'), 'GET', '/api/v1/orders'], // principal grant
+      [spiffe('billing', 'invoicer'), 'GET', '/api/v1/orders'], // ns/billing/sa/* wildcard
+      [spiffe('billing', 'reports'), 'GET', '/api/v1/orders/export'], // namespace grant
+      [spiffe('acme', 'dba-bot'), 'PUT', '/api/v1/acme/settings'], // ns/*/sa/dba-bot wildcard
+      [spiffe('shop', 'storefront'), 'GET', '/api/v1/orders/9'], // ** wildcard
+    ];
+    const inputs = calls.flatMap(([principal, method, path]) => (['mtls', 'header', 'jwt'] as const).map((authn) => http(as(authn, principal), method, path)));
+    const pod = inputs.map((i) => policy.decide('warden/decision', i));
+    expect(pod.map((d) => d.allow)).toEqual(calls.flatMap(() => [true, true, false]));
+    expect((await opaDecisions(archive, inputs, join(dir, 'diff-kinds'))).decisions).toEqual(pod);
+  });
+
   it('decides exactly what opa eval decides on the same Rego, on generated inputs', async () => {
     const { bundle, policy, archive } = loaded.get('catalog')!;
     const inputs = generateInputs(bundle, 400, 3);

@@ -256,6 +256,26 @@ describe('upgrades', () => {
   });
 });
 
+describe('MCP transport paths', () => {
+  it('takes another spelling of the endpoint (case, trailing slash) as the MCP handler\'s, and refuses it', async () => {
+    const token = await agents.sign('agent-spelling', 'tools:read tools:write');
+    const before = mcpServer.requests.length;
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'drop_table', arguments: { table: 'orders' } } });
+    for (const path of ['/MCP', '/mcp/', '/Mcp//']) {
+      const r = await exchange(mcpPort, head([`POST ${path} HTTP/1.1`, 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: application/json', `Content-Length: ${call.length}`, 'Connection: close']) + call);
+      if (path === '/Mcp//') {
+        expect(r.status).toBe(400); // refused by normalization (an empty segment) before anything else
+        continue;
+      }
+      expect([path, r.status]).toEqual([path, 400]);
+      const answer = JSON.parse(r.body) as { error: { message: string; data: { decision_id: string } } };
+      expect(answer.error.message).toMatch(/another spelling of an MCP transport path/);
+      expect(answer.error.data.decision_id).toBe(r.headers['x-warden-decision-id']);
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+});
+
 describe('trusted identity headers are read by their grammar', () => {
   // Each is sent by the trusted peer; a naive reader would have found the storefront in every one.
   const attacks: Array<[string, string, number]> = [

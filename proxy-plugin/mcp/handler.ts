@@ -24,7 +24,7 @@ import { messageEvent, rewriteEventStream } from './event-stream.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
-import { mcpSpec, type McpSpec } from './spec.js';
+import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
 import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
@@ -183,7 +183,7 @@ export class McpHandler {
     const oauth = this.oauthFor(policy);
     if (oauth && metadataPaths(oauth).includes(path)) return true;
     const spec = policy ? mcpSpec(policy.bundle.data) : undefined;
-    return !!spec && spec.transport_paths.includes(path);
+    return !!spec && transportPathMatch(spec, path) !== undefined;
   }
 
   // OAuth settings: the handler's own, else what the workload's bundle says (workload.yaml mcp.oauth).
@@ -211,6 +211,12 @@ export class McpHandler {
         res.setHeader('www-authenticate', refusal.challenge);
         return sendJson(res, refusal.status, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `Unauthorized: ${refusal.reason}`));
       }
+    }
+    if (transportPathMatch(spec, req.path) === 'variant') {
+      // Another spelling of a transport path (case, trailing slash) would skip the checks tied to the exact one.
+      const reason = `request refused: ${req.path} is another spelling of an MCP transport path; use ${spec.transport_paths.join(' or ')} exactly`;
+      const logged = ctx.refuse?.(this.input(ctx), reason, 400);
+      return sendJson(res, 400, rpcError(null, RPC_ERRORS.INVALID_REQUEST, reason, logged ? { decision_id: logged.decisionId } : undefined), logged ? { [DECISION_ID_HEADER]: logged.decisionId } : {});
     }
     const decide = ctx.decide ?? policyDecider(ctx.policy, this.newId);
     const legacy = req.path !== spec.endpoint;

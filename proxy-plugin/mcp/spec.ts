@@ -33,3 +33,14 @@ export function mcpSpec(data: unknown): McpSpec | undefined {
     ...(m.oauth && typeof m.oauth === 'object' ? { oauth: m.oauth } : {}),
   };
 }
+
+// Servers differ in how they route a path (express: case-insensitive, a trailing slash ignored), so a
+// spelling that one of them could take for a transport path is the handler's too.
+const loose = (p: string) => p.toLowerCase().replace(/\/+$/, '');
+
+/** How `path` relates to the transport paths: one of them, another spelling of one, or neither. */
+export function transportPathMatch(spec: McpSpec, path: string): 'exact' | 'variant' | undefined {
+  if (spec.transport_paths.includes(path)) return 'exact';
+  const l = loose(path);
+  return spec.transport_paths.some((t) => loose(t) === l) ? 'variant' : undefined;
+}

@@ -12,6 +12,7 @@ import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
+import { policyInput } from '../formats/input.js';
 import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
 import { closeServer, copyPolicies, listenLocal, logCollector, startIssuer, startUpstream, type Issuer, type Upstream } from './proxy-fixtures.js';
 import { until } from './support/until.js';
@@ -253,6 +254,7 @@ describe('upgrades', () => {
     expect(plain.status).toBe(200);
     const logged = await until('the upgrade decision event', () => received.find((e) => e.decision_id === tunnel.headers['x-warden-decision-id']));
     expect((logged.input as { request: { upgrade?: string } }).request.upgrade).toBe('websocket');
+    expect(policyInput.check(logged.input)).toEqual([]);
   });
 });
 

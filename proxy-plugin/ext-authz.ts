@@ -3,6 +3,7 @@
 // The caller's mTLS identity arrives as x-forwarded-client-cert, trusted only from the local Envoy.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
+import { callerFields } from './upstream-head.js';
 
 /** Options of the ext_authz server. */
 export interface ExtAuthzOptions {
@@ -29,7 +30,8 @@ export async function checkRequest(opts: ExtAuthzOptions, req: IncomingMessage, 
   const p = await prepare(opts.gate, { method: req.method ?? '', target, rawHeaders: req.rawHeaders, socket: req.socket }, 'ext_authz');
   const v = p.ok ? decideHttp(opts.gate, p, 'ext_authz') : p.verdict;
   if (v.allow) {
-    res.writeHead(200, { [DECISION_ID_HEADER]: v.decisionId }).end();
+    // Envoy's allowed_upstream_headers copies these onto the request, replacing any the caller sent.
+    res.writeHead(200, [DECISION_ID_HEADER, v.decisionId, ...(p.ok ? callerFields(p.source) : [])]).end();
     return;
   }
   const body = denialBody(v);

@@ -128,6 +128,11 @@ function fieldValue(v: string): string {
   return /^[\x21-\x24\x26-\x7e]*$/.test(v) ? v : encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** Warden's word on the caller as [name, value, …] fields: `x-warden-principal` and `x-warden-authn`. */
+export function callerFields(source: Source): string[] {
+  return [PRINCIPAL_HEADER, fieldValue(source.principal), AUTHN_HEADER, source.authn];
+}
+
 /** What the forwarder knows about the call it is sending on. */
 export interface Forwarding {
   /** The verified caller (absent on the policy-less benchmark baseline). */
@@ -161,7 +166,7 @@ export function upstreamHeaders(raw: readonly string[], policy: HeaderPolicy, f:
     out.push(raw[i]!, raw[i + 1]!);
   }
   if (f.upgrade) out.push('connection', 'upgrade');
-  if (f.source) out.push(PRINCIPAL_HEADER, fieldValue(f.source.principal), AUTHN_HEADER, f.source.authn);
+  if (f.source) out.push(...callerFields(f.source));
   if (f.decisionId) out.push(DECISION_ID_HEADER, f.decisionId);
   return out;
 }

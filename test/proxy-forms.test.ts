@@ -103,6 +103,16 @@ describe('one decision table through sidecar, ext_authz and express middleware',
     });
   }
 
+  it('gives Envoy the verified caller to copy upstream when ext_authz allows', async () => {
+    const caller = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      http.request({ host: '127.0.0.1', port: ports.extAuthz, path: '/check/orders', headers: { 'x-forwarded-client-cert': XFCC_STOREFRONT, 'x-warden-principal': 'forged' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      }).on('error', reject).end();
+    });
+    expect([caller['x-warden-principal'], caller['x-warden-authn']]).toEqual(['spiffe://cluster.local/ns/shop/sa/storefront', 'header']);
+  });
+
   it('ignores a mesh identity header from a peer that is not the configured local proxy', async () => {
     const gate: Gate = { pipeline: plugin.gate.pipeline, identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['10.0.0.9'] } } };
     const server = createExtAuthzServer({ gate });

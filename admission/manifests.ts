@@ -1,7 +1,9 @@
-// Kubernetes objects that run the webhook: Namespace, Secret (TLS), Deployment, Service and the
-// ValidatingWebhookConfiguration whose caBundle makes the API server trust the webhook's certificate.
+// Kubernetes objects that run the webhook: Namespace, Secret (TLS), Deployment, Service, and the
+// Mutating- and ValidatingWebhookConfiguration whose caBundle makes the API server trust the
+// webhook's certificate.
 // `warden admission manifests` prints them, and deploy/manifests.ts writes the kustomize base from the
 // same functions (plus the engine), so there is one source for the cluster YAML.
+import { INJECT_KEY } from './injection.js';
 import { POD_KINDS } from './pod-template.js';
 
 /** Non-root user of the image (Dockerfile `USER`). */
@@ -89,9 +91,12 @@ export interface ManifestOptions {
   engineClientSecret?: string;
 }
 
-/** The webhook's rules: pod controllers and Pods, CREATE and UPDATE. */
+/**
+ * The webhook's rules: pod controllers and Pods, CREATE and UPDATE, and the containers `kubectl debug`
+ * adds to a running Pod (pods/ephemeralcontainers: a subresource, sent only when named).
+ */
 export function webhookRules(): Array<Record<string, unknown>> {
-  const byGroup = new Map<string, string[]>();
+  const byGroup = new Map<string, string[]>([['', ['pods/ephemeralcontainers']]]);
   const plural: Record<string, string> = { Pod: 'pods', Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets', ReplicaSet: 'replicasets', Job: 'jobs', CronJob: 'cronjobs' };
   for (const [kind, { group }] of Object.entries(POD_KINDS)) {
     if (kind === 'ReplicaSet') continue; // created by Deployments, already reviewed there
@@ -100,11 +105,55 @@ export function webhookRules(): Array<Record<string, unknown>> {
   return [...byGroup].map(([group, resources]) => ({ apiGroups: [group], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources, scope: '*' }));
 }
 
-/** The ValidatingWebhookConfiguration alone (the e2e test registers it with a URL). */
-export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | 'caPem' | 'name' | 'failurePolicy' | 'exemptNamespaces' | 'url'>): Record<string, unknown> {
+type WebhookConfigOptions = Pick<ManifestOptions, 'namespace' | 'caPem' | 'name' | 'failurePolicy' | 'exemptNamespaces' | 'url'>;
+
+const exemptOf = (opts: WebhookConfigOptions) => [...new Set(['kube-system', opts.namespace, ...(opts.exemptNamespaces ?? [])])];
+const caAnnotations = (opts: WebhookConfigOptions, name: string) => (opts.caPem ? {} : { annotations: { 'cert-manager.io/inject-ca-from': `${opts.namespace}/${name}-tls` } });
+// Where the API server calls one path of the webhook: its Service, or opts.url (…/validate) with the path swapped.
+const clientConfig = (opts: WebhookConfigOptions, name: string, path: string) => ({
+  ...(opts.caPem ? { caBundle: Buffer.from(opts.caPem).toString('base64') } : {}),
+  ...(opts.url ? { url: opts.url.replace(/\/validate$/, path) } : { service: { name, namespace: opts.namespace, path, port: 443 } }),
+});
+
+/**
+ * The MutatingWebhookConfiguration: two entries, so that the API server (not the webhook) decides
+ * which pods asked. Pods of namespaces labelled warden.dev/inject=enabled go to /mutate; pods of every
+ * other reviewed namespace go to /mutate/annotated, which injects only pods annotated for it.
+ * reinvocationPolicy IfNeeded: if a later mutating webhook changes the pod, Warden's is called again
+ * and leaves an injected pod as it is (the validating check then judges the final pod).
+ * failurePolicy Fail (default): a pod the injector could not see is not created uninjected.
+ */
+export function mutatingWebhookConfiguration(opts: WebhookConfigOptions): Record<string, unknown> {
   const name = opts.name ?? 'warden-admission';
-  const exempt = [...new Set(['kube-system', opts.namespace, ...(opts.exemptNamespaces ?? [])])];
-  const annotations = opts.caPem ? {} : { annotations: { 'cert-manager.io/inject-ca-from': `${opts.namespace}/${name}-tls` } };
+  const notExempt = { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: exemptOf(opts) };
+  const entry = (webhook: string, path: string, namespaceSelector: Record<string, unknown>) => ({
+    name: webhook,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: opts.failurePolicy ?? 'Fail',
+    reinvocationPolicy: 'IfNeeded',
+    matchPolicy: 'Equivalent',
+    timeoutSeconds: 5,
+    clientConfig: clientConfig(opts, name, path),
+    namespaceSelector,
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+  });
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' }, ...caAnnotations(opts, name) },
+    webhooks: [
+      entry('inject.warden.dev', '/mutate', { matchLabels: { [INJECT_KEY]: 'enabled' }, matchExpressions: [notExempt] }),
+      entry('inject-annotated.warden.dev', '/mutate/annotated', { matchExpressions: [{ key: INJECT_KEY, operator: 'NotIn', values: ['enabled'] }, notExempt] }),
+    ],
+  };
+}
+
+/** The ValidatingWebhookConfiguration alone (the e2e test registers it with a URL). */
+export function webhookConfiguration(opts: WebhookConfigOptions): Record<string, unknown> {
+  const name = opts.name ?? 'warden-admission';
+  const exempt = exemptOf(opts);
+  const annotations = caAnnotations(opts, name);
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -117,10 +166,7 @@ export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | '
         failurePolicy: opts.failurePolicy ?? 'Fail',
         matchPolicy: 'Equivalent',
         timeoutSeconds: 5,
-        clientConfig: {
-          ...(opts.caPem ? { caBundle: Buffer.from(opts.caPem).toString('base64') } : {}),
-          ...(opts.url ? { url: opts.url } : { service: { name, namespace: opts.namespace, path: '/validate', port: 443 } }),
-        },
+        clientConfig: clientConfig(opts, name, '/validate'),
         namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: exempt }] },
         rules: webhookRules(),
       },
@@ -145,7 +191,7 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
   // Namespace labels (Constraints with a namespaceSelector) and, read-only, the pod kinds that
   // `warden admission audit` lists when it runs in the cluster with this ServiceAccount. Kinds synced
   // into data.inventory (gatekeeper.sync) need a list rule added by the operator.
-  const auditRules = [...webhookRules().map((r) => ({ apiGroups: r['apiGroups'], resources: r['resources'], verbs: ['get', 'list'] }))];
+  const auditRules = [...webhookRules().map((r) => ({ apiGroups: r['apiGroups'], resources: (r['resources'] as string[]).filter((x) => !x.includes('/')), verbs: ['get', 'list'] }))];
   out.push(
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: opts.namespace, labels } },
     {
@@ -208,6 +254,6 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
     metadata: { name, namespace: opts.namespace, labels },
     spec: { selector: { 'app.kubernetes.io/name': name }, ports: [{ name: 'https', port: 443, targetPort: 8443 }] },
   });
-  out.push(webhookConfiguration(opts));
+  out.push(mutatingWebhookConfiguration(opts), webhookConfiguration(opts));
   return out;
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildRepo } from '../../engine/compiler/build.js';
 import { repoRoot } from '../../engine/toolchain/paths.js';
-import { resolveConfig, type AdmissionConfig } from '../../admission/config.js';
+import { resolveConfig, type AdmissionConfigFile } from '../../admission/config.js';
 import { memorySink } from '../../admission/decision-sink.js';
 import { createWebhook, trustFromPem, type Webhook } from '../../admission/webhook.js';
 import type { WorkloadDirectory } from '../../admission/coverage.js';
@@ -41,7 +41,7 @@ export async function buildExamplePolicies(extra: Record<string, string> = {}): 
 }
 
 /** A webhook over built policies, its decisions kept in memory. */
-export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
+export async function webhookFor(built: BuiltPolicies, opts: { config?: AdmissionConfigFile; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
   const sink = memorySink();
   const webhook = await createWebhook({
     config: resolveConfig(opts.config),

@@ -89,7 +89,7 @@ describe('the mutating webhook', () => {
     expect(proxy).toMatchObject({ image: PROXY_IMAGE, restartPolicy: 'Always', securityContext: { runAsUser: 10001, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } } });
     const args = proxy.args as string[];
     expect(args.slice(0, 5)).toEqual(['proxy', '--workload', 'orders', '--namespace', 'shop']);
-    expect(args).toEqual(expect.arrayContaining(['--inbound', '0.0.0.0:15101=http://127.0.0.1:8080', '--inbound', '0.0.0.0:15102=http://127.0.0.1:9090']));
+    expect(args).toEqual(expect.arrayContaining(['--inbound', '[::]:15101=http://127.0.0.1:8080', '--inbound', '[::]:15102=http://127.0.0.1:9090']));
     expect(proxy.startupProbe).toMatchObject({ httpGet: { path: '/healthz', port: 15020 } });
     expect((pod.spec.volumes as C[]).map((v) => v.name)).toEqual(['warden-svid', 'warden-verification-key', 'warden-run', 'warden-tmp']);
     expect((pod.spec.volumes as C[])[0]).toMatchObject({ secret: { secretName: 'warden-svid-orders' } });
@@ -179,7 +179,7 @@ describe('coverage checks the real sidecar, not a look-alike', () => {
     }, 'must be read from the ConfigMap warden-verification-key'],
     ['no listener for an app port', (p) => {
       const a = proxyOf(p).args as string[];
-      a.splice(a.indexOf('0.0.0.0:15102=http://127.0.0.1:9090') - 1, 2);
+      a.splice(a.indexOf('[::]:15102=http://127.0.0.1:9090') - 1, 2);
     }, 'has no --inbound listener for app port 9090'],
     ['no interception init', (p) => void init(p).shift(), '[coverage/interception] (container warden-init, spec.initContainers) the pod has no warden-init init container'],
     ['the interception init not first', (p) => void init(p).unshift({ name: 'early', image: GOOD_IMAGE, resources: { limits: { cpu: '1', memory: '1Gi' } } }), 'warden-init must be the first init container'],

@@ -82,7 +82,7 @@ export function proxyArgs(workload: string, namespace: string, plan: Interceptio
     '--engine', cfg.engineUrl, '--engine-cert', svidFile('tls.crt'), '--engine-key', svidFile('tls.key'), '--engine-ca', svidFile('ca.crt'),
     '--verification-key', `${SIDECAR_PATHS.verificationKey}/verification-key.pem`,
     '--tls-cert', svidFile('tls.crt'), '--tls-key', svidFile('tls.key'), '--client-ca', svidFile('ca.crt'),
-    '--admin', `0.0.0.0:${plan.adminPort}`, '--spill', `${SIDECAR_PATHS.run}/decisions.spill.ndjson`,
+    '--admin', `[::]:${plan.adminPort}`, '--spill', `${SIDECAR_PATHS.run}/decisions.spill.ndjson`,
     ...plan.redirects.flatMap((r) => ['--inbound', inboundArg(r)]),
   ];
 }

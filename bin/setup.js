@@ -6,6 +6,7 @@
 //   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
 //                                PostgreSQL for the audit store tests (apt-get, when initdb is missing)
+//                                and iptables for the interception test (apt-get, when missing)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
@@ -126,12 +127,26 @@ function ensurePostgres() {
   if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
 }
 
+/** iptables for the interception test (network namespaces, `warden init-net`): Debian's package, when missing. */
+function ensureIptables() {
+  const has = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).status === 0;
+  if (has('iptables-restore') && has('ip6tables-restore')) return;
+  if (process.getuid?.() !== 0 || !has('apt-get')) {
+    throw new Error('iptables (iptables-restore, ip6tables-restore) is needed by the interception test and was not found. Install it (Debian: `apt-get install iptables`) and run the tests as root.');
+  }
+  say('installing iptables from Debian (apt-get) for the interception test…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env });
+  run('apt-get', ['install', '-y', '--no-install-recommends', 'iptables'], { env });
+}
+
 try {
   ensureNodeModules();
   ensureOpa();
   if (wantTest) {
     ensureTestTools();
     ensurePostgres();
+    ensureIptables();
   }
 } catch (err) {
   say(`failed: ${err.message}`);

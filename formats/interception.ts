@@ -81,9 +81,9 @@ export function planFor(appPorts: readonly number[], adminPort: number = SIDECAR
   return { redirects, adminPort };
 }
 
-/** The sidecar's `--inbound` value for one redirect: listen on every address, forward to the app on loopback. */
+/** The sidecar's `--inbound` value for one redirect: listen on every address, IPv6 and IPv4 (an IPv6 connection is redirected too), forward to the app on loopback. */
 export function inboundArg(r: Redirect): string {
-  return `0.0.0.0:${r.proxyPort}=http://127.0.0.1:${r.appPort}`;
+  return `[::]:${r.proxyPort}=http://127.0.0.1:${r.appPort}`;
 }
 
 /** Read an `--inbound` value: the listener address and the upstream URL, or what is wrong. */

@@ -104,7 +104,7 @@ export function deployment(shape: DeploymentShape): V1Deployment {
 }
 
 /** Wrap an object in an AdmissionReview v1 request, as the API server sends it. */
-export function admissionReview(object: { apiVersion?: string; kind?: string; metadata?: { name?: string; labels?: Record<string, string> }; spec?: unknown }, namespace: string, operation: 'CREATE' | 'UPDATE' = 'CREATE', uid = '705ab4f5-6393-11e8-b7cc-42010a800002'): Record<string, unknown> {
+export function admissionReview(object: { apiVersion?: string; kind?: string; metadata?: { name?: string; generateName?: string; labels?: Record<string, string> }; spec?: unknown }, namespace: string, operation: 'CREATE' | 'UPDATE' = 'CREATE', uid = '705ab4f5-6393-11e8-b7cc-42010a800002'): Record<string, unknown> {
   const [group, version] = (object.apiVersion ?? 'v1').includes('/') ? (object.apiVersion as string).split('/') : ['', object.apiVersion ?? 'v1'];
   const plural = `${(object.kind ?? '').toLowerCase()}s`;
   return {
@@ -126,4 +126,10 @@ export function admissionReview(object: { apiVersion?: string; kind?: string; me
       options: { apiVersion: 'meta.k8s.io/v1', kind: operation === 'CREATE' ? 'CreateOptions' : 'UpdateOptions' },
     },
   };
+}
+
+/** The Pod a controller would create from a Deployment's template (a bare Pod, as the webhook sees it). */
+export function podOf(d: V1Deployment): { apiVersion: string; kind: string; metadata: Record<string, unknown>; spec: Record<string, unknown> } {
+  const t = d.spec!.template;
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${d.metadata?.name ?? 'pod'}-abcde`, ...(t.metadata as Record<string, unknown>) }, spec: t.spec as unknown as Record<string, unknown> };
 }

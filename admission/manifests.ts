@@ -89,6 +89,9 @@ export interface ManifestOptions {
   /** Secret (tls.crt, tls.key, ca.crt) with the webhook's SVID for an https:// engine: decision events are
    *  only accepted over mTLS. The engine must know its SPIFFE ID as --admission-principal. */
   engineClientSecret?: string;
+  /** The sidecar image the injector adds, pinned by digest (<repo>@sha256:<64 hex>); written into the
+   *  webhook's configuration (ConfigMap <name>-config). Absent: no configuration, nothing is injected. */
+  proxyImage?: string;
 }
 
 /**
@@ -209,6 +212,14 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
     },
   );
   const scratch = scratchVolumes();
+  // The webhook's configuration file: what the injector adds (YAML is a superset of JSON).
+  const config = opts.proxyImage
+    ? { injection: { proxyImage: opts.proxyImage, ...(opts.engineUrl.startsWith('https://') ? { engineUrl: opts.engineUrl } : {}) } }
+    : undefined;
+  if (config) out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-config`, namespace: opts.namespace, labels }, data: { 'config.yaml': `${JSON.stringify(config, null, 2)}\n` } });
+  const configured = config
+    ? { args: ['--config', '/etc/warden/admission/config.yaml'], mount: [{ name: 'config', mountPath: '/etc/warden/admission', readOnly: true }], volume: [{ name: 'config', configMap: { name: `${name}-config` } }] }
+    : { args: [], mount: [], volume: [] };
   const engineClient = opts.engineClientSecret
     ? { args: ['--engine-cert', '/engine-client/tls.crt', '--engine-key', '/engine-client/tls.key', '--engine-ca', '/engine-client/ca.crt'], mount: [{ name: 'engine-client', mountPath: '/engine-client', readOnly: true }], volume: [{ name: 'engine-client', secret: { secretName: opts.engineClientSecret, defaultMode: 0o440 } }] }
     : { args: [], mount: [], volume: [] };
@@ -233,17 +244,17 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
               args: [
                 'admission', 'serve', '--port', '8443', '--certs', '/certs', '--engine', opts.engineUrl, '--namespace', opts.namespace,
                 '--verification-key', '/keys/verification/verification-key.pem',
-                '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args,
+                '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args, ...configured.args,
               ],
               ports: [{ name: 'https', containerPort: 8443 }],
               readinessProbe: { httpGet: { scheme: 'HTTPS', path: '/readyz', port: 8443 }, periodSeconds: 5 },
               livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 8443 }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
               securityContext: containerSecurityContext(),
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'verification-key', mountPath: '/keys/verification', readOnly: true }, ...scratch.mounts, ...engineClient.mount],
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'verification-key', mountPath: '/keys/verification', readOnly: true }, ...scratch.mounts, ...engineClient.mount, ...configured.mount],
             },
           ],
-          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } }, ...scratch.volumes, ...engineClient.volume],
+          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } }, ...scratch.volumes, ...engineClient.volume, ...configured.volume],
         },
       },
     },

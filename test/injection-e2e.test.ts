@@ -3,7 +3,8 @@
 // ReplicaSet that makes Pods, and the Pods the API server stores carry the injected sidecar and
 // interception init. Pods stay Pending (no scheduler); test/interception.test.ts runs what they say.
 // Fakes of the sidecar are refused by the validating webhook with messages that say how to get
-// injected; `kubectl debug`'s ephemeral containers reach the webhook too.
+// injected; `kubectl debug`'s ephemeral containers reach the webhook too. In an unlabelled namespace
+// (agents) only pods annotated for it are injected.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { generateCertificates } from '../admission/certs.js';
 import { mutatingWebhookConfiguration, webhookConfiguration } from '../admission/manifests.js';
 import { KubeNamespaces } from '../admission/namespaces.js';
 import { startWebhookServer, type WebhookServer } from '../admission/server.js';
-import { buildExamplePolicies, deployment, PROXY_IMAGE, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
+import { buildExamplePolicies, deployment, podOf, PROXY_IMAGE, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
 import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 import { until } from './support/until.js';
 
@@ -57,14 +58,15 @@ beforeAll(async () => {
   server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: '127.0.0.1', port: 0 });
   core = kube.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: 'shop', labels: { 'warden.dev/inject': 'enabled' } } } });
-  await core.createNamespace({ body: { metadata: { name: 'plain' } } });
-  for (const ns of ['shop', 'plain']) for (const sa of ['orders', 'storefront']) await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+  await core.createNamespace({ body: { metadata: { name: 'agents' } } });
+  for (const sa of ['orders', 'storefront']) await core.createNamespacedServiceAccount({ namespace: 'shop', body: { metadata: { name: sa } } });
+  await core.createNamespacedServiceAccount({ namespace: 'agents', body: { metadata: { name: 'ops-mcp' } } });
   const admission = kube.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
   const opts = { namespace: 'warden-system', caPem: certs.caPem, url: `${server.url}/validate` };
   await admission.createMutatingWebhookConfiguration({ body: mutatingWebhookConfiguration(opts) as never });
   await admission.createValidatingWebhookConfiguration({ body: webhookConfiguration(opts) as never });
   // The API server picks up webhook configurations asynchronously: wait until a dry run comes back injected.
-  const probe = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe' }, spec: { serviceAccountName: 'orders', containers: [{ name: 'app', image: 'x' }] } };
+  const probe = podOf(deployment({ name: 'probe', inject: false })) as V1Pod;
   await until('the API server to call the Warden injector', async () => {
     const p = await core.createNamespacedPod({ namespace: 'shop', body: probe, dryRun: 'All' }).catch(() => undefined);
     return p?.spec?.initContainers?.some((c) => c.name === 'warden-proxy') ? true : undefined;
@@ -105,14 +107,17 @@ describe('injection through a real API server and controller manager', () => {
   });
 
   it('injects a pod annotated for it in an unlabelled namespace (the annotation leads to the real sidecar, never stands for it)', async () => {
-    const r = await createPod('plain', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'asked', annotations: { 'warden.dev/inject': 'true' } }, spec: { serviceAccountName: 'orders', securityContext: { runAsNonRoot: true }, containers: [{ name: 'app', image: deployment({ name: 'x' }).spec!.template.spec!.containers[0]!.image!, resources: { limits: { cpu: '1', memory: '1Gi' } } }] } });
-    expect(r.allowed && r.pod.spec?.initContainers?.map((c) => c.name)).toEqual(['warden-init', 'warden-proxy']);
+    const r = await createPod('agents', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'asked', annotations: { 'warden.dev/inject': 'true' } }, spec: { serviceAccountName: 'ops-mcp', securityContext: { runAsNonRoot: true }, containers: [{ name: 'app', image: deployment({ name: 'x' }).spec!.template.spec!.containers[0]!.image!, resources: { limits: { cpu: '1', memory: '1Gi' } } }] } });
+    expect(r.allowed ? r.pod.spec?.initContainers?.map((c) => c.name) : r.message).toEqual(['warden-init', 'warden-proxy']);
   });
 
   const fakes: Array<[string, (p: V1Pod) => void, string]> = [
     ['a fake warden-proxy image', (p) => void (proxyOf(p).image = 'registry.example.com/evil/proxy:1.0@sha256:' + 'e'.repeat(64)), '[coverage/proxy-image]'],
-    ['the injected-marker annotation with no sidecar', (p) => void (p.spec!.initContainers = p.spec!.initContainers!.filter((c) => !c.name.startsWith('warden-'))), '[coverage/proxy-plugin] (metadata.annotations) the pod does not run the Warden proxy: label the namespace (kubectl label namespace plain warden.dev/inject=enabled)'],
-    ['a one-shot init container named warden-proxy', (p) => void delete proxyOf(p).restartPolicy, 'warden-proxy is a one-shot init container'],
+    ['the injected-marker annotation with no sidecar', (p) => void (p.spec!.initContainers = p.spec!.initContainers!.filter((c) => !c.name.startsWith('warden-'))), '[coverage/proxy-plugin] (metadata.annotations) the pod does not run the Warden proxy: label the namespace (kubectl label namespace shop warden.dev/inject=enabled)'],
+    ['a one-shot init container named warden-proxy', (p) => {
+      // The API server allows probes only on native sidecars: a one-shot copy has none.
+      for (const k of ['restartPolicy', 'startupProbe', 'readinessProbe', 'livenessProbe'] as const) delete proxyOf(p)[k];
+    }, 'warden-proxy is a one-shot init container'],
     ['a proxy for the wrong workload', (p) => void (proxyOf(p).args![2] = 'storefront'), 'runs --workload "storefront", but service account orders is the workload "orders"'],
     ['hostNetwork', (p) => void (p.spec!.hostNetwork = true), '[coverage/host-network] (spec.hostNetwork)'],
   ];
@@ -120,9 +125,9 @@ describe('injection through a real API server and controller manager', () => {
     it(`refuses ${what}, saying how to get injected`, async () => {
       const fake = copyOf(stored[0]!, `fake-${what.replace(/[^a-z]+/g, '-')}`.slice(0, 60).replace(/-$/, ''));
       change(fake);
-      const r = await createPod('plain', fake);
-      expect(r.allowed).toBe(false);
-      expect(r.allowed === false && r.message).toContain('admission webhook "validate.warden.dev" denied the request: Warden refused Pod plain/');
+      // In the labelled namespace: the injector leaves a pod that carries the contract to the validating check.
+      const r = await createPod('shop', fake);
+      expect(r.allowed === false && r.message).toContain('admission webhook "validate.warden.dev" denied the request: Warden refused Pod shop/');
       expect(r.allowed === false && r.message).toContain(expected);
     });
   }

@@ -10,7 +10,7 @@ import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhook
 import { generateCertificates, type WebhookCertificates } from './certs.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
 import { INIT_CONTAINER, PROXY_CONTAINER } from './injection.js';
-import { applyJsonPatch } from '../test/support/json-patch.js';
+import { applyJsonPatch } from './json-patch.js';
 
 let built: BuiltPolicies;
 let certs: WebhookCertificates;

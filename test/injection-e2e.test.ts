@@ -66,7 +66,7 @@ beforeAll(async () => {
   await admission.createMutatingWebhookConfiguration({ body: mutatingWebhookConfiguration(opts) as never });
   await admission.createValidatingWebhookConfiguration({ body: webhookConfiguration(opts) as never });
   // The API server picks up webhook configurations asynchronously: wait until a dry run comes back injected.
-  const probe = podOf(deployment({ name: 'probe', inject: false })) as V1Pod;
+  const probe = podOf(deployment({ name: 'probe', inject: false })) as unknown as V1Pod;
   await until('the API server to call the Warden injector', async () => {
     const p = await core.createNamespacedPod({ namespace: 'shop', body: probe, dryRun: 'All' }).catch(() => undefined);
     return p?.spec?.initContainers?.some((c) => c.name === 'warden-proxy') ? true : undefined;

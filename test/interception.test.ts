@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
-import { applyJsonPatch } from './support/json-patch.js';
+import { applyJsonPatch } from '../admission/json-patch.js';
 import { until } from './support/until.js';
 import { makePki, type Pki } from './proxy-fixtures.js';
 import { mutate } from '../admission/mutate.js';

@@ -1,6 +1,6 @@
 // RFC 6902 `add`, the one operation Warden's injector emits, applied the way the API server applies
-// it: a missing parent is an error, "-" appends, an array index inserts before that element.
-// For unit tests that check a patch without an API server (the e2e tests use the real one).
+// it: a missing parent is an error, "-" appends, an array index inserts before that element. For
+// showing an injected Pod without an API server (`warden up`) and for the webhook's unit tests.
 
 /** Apply a JSON Patch of `add` operations to a copy of `doc`; throws on any other operation or a bad path. */
 export function applyJsonPatch(doc: unknown, ops: Array<{ op: string; path: string; value: unknown }>): unknown {

@@ -288,12 +288,14 @@ function checkInterception(pod: PodTemplate, namespace: string, proxy: Located |
   // Anyone but warden-init with the power to rewrite the pod's iptables.
   for (const list of ['initContainers', 'containers', 'ephemeralContainers'] as const) {
     ((pod.spec[list] as Container[] | undefined) ?? []).forEach((c, index) => {
-      if (list === 'initContainers' && index === 0 && init && init.list === 'initContainers' && init.index === 0) return;
+      // The interception init itself may add NET_ADMIN and NET_RAW, nothing more.
+      const isInit = list === 'initContainers' && index === 0 && init?.list === 'initContainers' && init.index === 0;
       const sc = (c.securityContext ?? {}) as { privileged?: boolean; capabilities?: { add?: unknown } };
       const added = Array.isArray(sc.capabilities?.add) ? (sc.capabilities.add as unknown[]).map((x) => String(x).toUpperCase()) : [];
+      const risky = added.filter((x) => INTERCEPTION_CAPABILITIES.has(x) && !(isInit && (x === 'NET_ADMIN' || x === 'NET_RAW')));
       const l = { c, list: list as Located['list'], index };
       if (sc.privileged === true) integrity(l, 'runs privileged');
-      else if (added.some((x) => INTERCEPTION_CAPABILITIES.has(x))) integrity(l, `adds ${added.filter((x) => INTERCEPTION_CAPABILITIES.has(x)).join(', ')}`);
+      else if (risky.length > 0) integrity(l, `adds ${risky.join(', ')}`);
     });
   }
   const bad = (field: string, msg: string) => findings.push({ rule: 'interception', container: INIT_CONTAINER, field, msg: `${msg}; ${howToInject(namespace)}` });
@@ -317,6 +319,12 @@ function checkInterception(pod: PodTemplate, namespace: string, proxy: Located |
   }
   const listeners = new Map<number, number>();
   const proxyFlags = proxy ? parseProxyArgs(Array.isArray(proxy.c.args) ? proxy.c.args : []) : undefined;
+  // The one port the rules leave open besides the listeners must be the proxy's own admin port, or an
+  // app port left out of the declared ones would be reachable directly.
+  const admin = proxyFlags && typeof proxyFlags !== 'string' ? proxyFlags.get('--admin')?.[0] : undefined;
+  if (proxy && Number(/:(\d{1,5})$/.exec(admin ?? '')?.[1]) !== plan.adminPort) {
+    bad(at(init, 'args'), `${INIT_CONTAINER} leaves port ${plan.adminPort} open as the admin port, but ${PROXY_CONTAINER}'s --admin is ${JSON.stringify(admin ?? null)}`);
+  }
   for (const v of proxyFlags && typeof proxyFlags !== 'string' ? (proxyFlags.get('--inbound') ?? []) : []) {
     const r = parseInbound(v);
     if (typeof r !== 'string') listeners.set(r.port, Number(r.upstream.port));

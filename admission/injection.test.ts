@@ -186,6 +186,8 @@ describe('coverage checks the real sidecar, not a look-alike', () => {
     ['an interception init with another image', (p) => void (init(p)[0]!.image = GOOD_IMAGE), 'is not an allowed interception image'],
     ['an interception init that skips a port', (p) => void (init(p)[0]!.args = ['init-net', '--redirect', '8080=15101', '--admin-port', '15020']), 'warden-init does not redirect app port 9090'],
     ['a redirect to a port the proxy does not serve', (p) => void (init(p)[0]!.args = ['init-net', '--redirect', '8080=15101', '--redirect', '9090=15999', '--admin-port', '15020']), 'redirects app port 9090 to port 15999, where warden-proxy has no listener'],
+    ['an admin port in the rules that is not the proxy\'s (an app port left open)', (p) => void (init(p)[0]!.args = ['init-net', '--redirect', '8080=15101', '--redirect', '9090=15102', '--admin-port', '7070']), 'leaves port 7070 open as the admin port'],
+    ['an interception init with more than NET_ADMIN/NET_RAW', (p) => void ((init(p)[0]!.securityContext as { capabilities: { add: string[] } }).capabilities.add.push('SYS_ADMIN')), 'container "warden-init" adds SYS_ADMIN'],
     ['an app container that can rewrite iptables', (p) => void ((p.spec.containers as C[])[0]!.securityContext = { capabilities: { add: ['NET_ADMIN'] } }), '[coverage/interception-integrity]'],
     ['hostNetwork', (p) => void (p.spec.hostNetwork = true), '[coverage/host-network] (spec.hostNetwork)'],
   ];

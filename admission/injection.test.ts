@@ -67,6 +67,19 @@ const init = (pod: Pod) => pod.spec.initContainers as C[];
 const proxyOf = (pod: Pod) => init(pod).find((c) => c.name === PROXY_CONTAINER)!;
 const clone = <T>(x: T): T => structuredClone(x);
 
+/** One test per change: an injected Pod, changed so, is refused with a message containing `expected`. */
+function refusesEach(cases: Array<[string, (pod: Pod) => void, string]>): void {
+  for (const [what, change, expected] of cases) {
+    it(`refuses ${what}`, async () => {
+      const pod = clone(await injected());
+      change(pod);
+      const r = await validate(pod);
+      expect(r.allowed).toBe(false);
+      expect(r.status?.message).toContain(expected);
+    });
+  }
+}
+
 beforeAll(async () => {
   built = await buildExamplePolicies();
   certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
@@ -191,15 +204,7 @@ describe('coverage checks the real sidecar, not a look-alike', () => {
     ['an app container that can rewrite iptables', (p) => void ((p.spec.containers as C[])[0]!.securityContext = { capabilities: { add: ['NET_ADMIN'] } }), '[coverage/interception-integrity]'],
     ['hostNetwork', (p) => void (p.spec.hostNetwork = true), '[coverage/host-network] (spec.hostNetwork)'],
   ];
-  for (const [what, change, expected] of fakes) {
-    it(`refuses ${what}`, async () => {
-      const pod = clone(await injected());
-      change(pod);
-      const r = await validate(pod);
-      expect(r.allowed).toBe(false);
-      expect(r.status?.message).toContain(expected);
-    });
-  }
+  refusesEach(fakes);
 
   it('never recommends the annotation as the way in', async () => {
     const r = await validate(appPod({ annotations: { 'warden.dev/inject': 'true' } }));
@@ -219,15 +224,7 @@ describe('node access without privileged', () => {
     ['NET_ADMIN on an app container', (p) => void ((p.spec.containers as C[])[0]!.securityContext = { capabilities: { add: ['net_admin'] } }), 'adds NET_ADMIN'],
     ['allowPrivilegeEscalation', (p) => void ((p.spec.containers as C[])[0]!.securityContext = { allowPrivilegeEscalation: true }), '[guardrails/no-privilege-escalation]'],
   ];
-  for (const [what, change, expected] of refusals) {
-    it(`refuses ${what}`, async () => {
-      const pod = clone(await injected());
-      change(pod);
-      const r = await validate(pod);
-      expect(r.allowed).toBe(false);
-      expect(r.status?.message).toContain(expected);
-    });
-  }
+  refusesEach(refusals);
 
   it('checks what kubectl debug adds: an ephemeral container as root, or with NET_ADMIN, is refused', async () => {
     const pod = clone(await injected());

@@ -92,7 +92,8 @@ export function parseInbound(value: string): { listen: string; port: number; ups
   if (eq < 0) return `--inbound ${JSON.stringify(value)} is not <listen address>=<upstream url>, e.g. 0.0.0.0:15101=http://127.0.0.1:8080`;
   const listen = value.slice(0, eq);
   const m = /:(\d{1,5})$/.exec(listen);
-  if (!m || !isPort(Number(m[1]))) return `--inbound ${JSON.stringify(value)}: ${JSON.stringify(listen)} is not host:port`;
+  // Port 0 (any free port) is a valid listener for a local run; no redirect ever targets it.
+  if (!m || Number(m[1]) > 65535) return `--inbound ${JSON.stringify(value)}: ${JSON.stringify(listen)} is not host:port`;
   let upstream: URL;
   try {
     upstream = new URL(value.slice(eq + 1));

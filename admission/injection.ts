@@ -130,7 +130,8 @@ export function interceptionContainer(plan: InterceptionPlan, cfg: InjectionConf
       runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [{ name: VOLUMES.tmp, mountPath: SIDECAR_PATHS.tmp }],
+    // A read-only root filesystem: tsx's cache goes to /tmp, iptables' lock file (/run/xtables.lock) to /run.
+    volumeMounts: [{ name: VOLUMES.tmp, mountPath: SIDECAR_PATHS.tmp }, { name: VOLUMES.run, mountPath: '/run' }],
   };
 }
 

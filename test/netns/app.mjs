@@ -2,6 +2,7 @@
 // on every address, on its declared port 8080 and an undeclared 7070, TCP and UDP, and prints one JSON
 // line per request or datagram it receives, so the test can tell exactly what reached it.
 import { createServer } from 'node:http';
+import process from 'node:process';
 import { createSocket } from 'node:dgram';
 
 const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);

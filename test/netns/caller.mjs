@@ -4,6 +4,7 @@ import { request as https } from 'node:https';
 import { request as http } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import process from 'node:process';
 
 const attempts = JSON.parse(process.argv[2]);
 const pem = (p) => (p ? readFileSync(p, 'utf8') : undefined);

@@ -9,7 +9,11 @@ import { parseInterceptionArgs } from '../formats/interception.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhookFor, type BuiltPolicies } from '../test/support/admission-fixture.js';
 import { generateCertificates, type WebhookCertificates } from './certs.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
-import { INIT_CONTAINER, PROXY_CONTAINER } from './injection.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig, loadConfig } from './config.js';
+import { injectedVolumes, INIT_CONTAINER, PROXY_CONTAINER } from './injection.js';
 import { applyJsonPatch } from './json-patch.js';
 
 let built: BuiltPolicies;
@@ -246,5 +250,22 @@ describe('node access without privileged', () => {
     const fine = clone(pod);
     fine.spec.ephemeralContainers = [{ ...debug, securityContext: { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false } }];
     expect((await post('/validate', admissionReview(fine, 'shop', 'UPDATE'))).allowed).toBe(true);
+  });
+});
+
+describe('injection configuration', () => {
+  it('takes the SVID from a Secret name pattern or from a CSI driver', () => {
+    const secret = injectedVolumes({ ...defaultConfig.injection, svid: { secretName: 'svid-{workload}-{serviceAccount}' } }, 'orders-sa', 'orders')[0];
+    expect(secret).toEqual({ name: 'warden-svid', secret: { secretName: 'svid-orders-orders-sa', defaultMode: 0o440 } });
+    const csi = injectedVolumes({ ...defaultConfig.injection, svid: { csiDriver: 'spiffe.csi.cert-manager.io', volumeAttributes: { 'spiffe.csi.cert-manager.io/fs-group': '10001' } } }, 'orders', 'orders')[0];
+    expect(csi).toEqual({ name: 'warden-svid', csi: { driver: 'spiffe.csi.cert-manager.io', readOnly: true, volumeAttributes: { 'spiffe.csi.cert-manager.io/fs-group': '10001' } } });
+  });
+
+  it('refuses a proxy image that is not pinned by digest, naming the field', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'warden-injection-config-')), 'config.yaml');
+    writeFileSync(file, 'injection:\n  proxyImage: ghcr.io/warden-dev/warden:0.1.0\n');
+    expect(() => loadConfig(file)).toThrow(/injection\/proxyImage|injection\.proxyImage/);
+    writeFileSync(file, `injection:\n  proxyImage: ghcr.io/warden-dev/warden@sha256:${'a'.repeat(64)}\n  whenNoBundle: skip\n`);
+    expect(loadConfig(file).injection).toMatchObject({ proxyImage: `ghcr.io/warden-dev/warden@sha256:${'a'.repeat(64)}`, whenNoBundle: 'skip', engineUrl: defaultConfig.injection.engineUrl });
   });
 });

@@ -82,30 +82,36 @@ const strength: Record<RuleMode, number> = { enforce: 2, warn: 1, 'dry-run': 0 }
 const milder = (a: RuleMode, b: RuleMode): RuleMode => (strength[a] <= strength[b] ? a : b);
 const fromAction = { deny: 'enforce', warn: 'warn', dryrun: 'dry-run' } as const;
 
+/** What a webhook step says about its decision; recordAdmission adds the rest of the event. */
+export type AdmissionEventFields = Omit<DecisionEvent, 'decision_id' | 'timestamp' | 'kind' | 'path' | 'labels' | 'bundles'> & { labels: { workload: string; namespace: string }; bundles?: DecisionEvent['bundles'] };
+
+/** Send one admission decision event to the sink (validating and mutating webhooks alike). Never throws. */
+export function recordAdmission(deps: Pick<AdmissionDeps, 'sink' | 'now' | 'instance'>, started: number, partial: AdmissionEventFields, path = 'warden/admission'): void {
+  const now = deps.now ?? (() => new Date());
+  try {
+    deps.sink.record({
+      decision_id: newDecisionId(),
+      timestamp: now().toISOString(),
+      kind: 'admission',
+      path,
+      bundles: {},
+      ...partial,
+      // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
+      // --admission-principal): the reviewed workload (or object name) travels in input.workload.
+      ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
+      labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
+      metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
+    });
+  } catch {
+    // A sink must not turn a decision into a crash; the sink itself counts what it loses.
+  }
+}
+
 /** Decide one AdmissionReview body (already parsed JSON). Never throws. */
 export async function admit(body: unknown, deps: AdmissionDeps): Promise<AdmissionOutcome> {
   const started = performance.now();
-  const now = deps.now ?? (() => new Date());
   const uid = typeof (body as { request?: { uid?: unknown } })?.request?.uid === 'string' ? (body as { request: { uid: string } }).request.uid : undefined;
-  const emit = (partial: Omit<DecisionEvent, 'decision_id' | 'timestamp' | 'kind' | 'path' | 'labels' | 'bundles'> & { labels: { workload: string; namespace: string }; bundles?: DecisionEvent['bundles'] }) => {
-    try {
-      deps.sink.record({
-        decision_id: newDecisionId(),
-        timestamp: now().toISOString(),
-        kind: 'admission',
-        path: 'warden/admission',
-        bundles: {},
-        ...partial,
-        // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
-        // --admission-principal): the reviewed workload (or object name) travels in input.workload.
-        ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
-        labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
-        metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
-      });
-    } catch {
-      // A sink must not turn a decision into a crash; the sink itself counts what it loses.
-    }
-  };
+  const emit = (partial: AdmissionEventFields) => recordAdmission(deps, started, partial);
 
   // 1. Parse: the wrong shape or version is an error the API server shows (failurePolicy applies).
   const issues = admissionReviewRequest.check(body);

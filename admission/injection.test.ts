@@ -5,6 +5,7 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admissionReviewResponse, type AdmissionResponse } from '../formats/admission-review.js';
+import { decisionEvent } from '../formats/decision-event.js';
 import { parseInterceptionArgs } from '../formats/interception.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhookFor, type BuiltPolicies } from '../test/support/admission-fixture.js';
 import { generateCertificates, type WebhookCertificates } from './certs.js';
@@ -19,6 +20,7 @@ import { applyJsonPatch } from './json-patch.js';
 let built: BuiltPolicies;
 let certs: WebhookCertificates;
 let server: WebhookServer;
+let webhook: Awaited<ReturnType<typeof webhookFor>>;
 
 type Pod = { apiVersion: string; kind: string; metadata: { name?: string; generateName?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; spec: Record<string, unknown> };
 type C = Record<string, unknown>;
@@ -87,7 +89,7 @@ function refusesEach(cases: Array<[string, (pod: Pod) => void, string]>): void {
 beforeAll(async () => {
   built = await buildExamplePolicies();
   certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const webhook = await webhookFor(built, { config: { injection: { proxyImage: PROXY_IMAGE } } });
+  webhook = await webhookFor(built, { config: { injection: { proxyImage: PROXY_IMAGE } } });
   server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: '127.0.0.1', port: 0 });
 }, 240_000);
 
@@ -147,10 +149,14 @@ describe('the mutating webhook', () => {
     expect(init(asked).map((c) => c.name)).toEqual([INIT_CONTAINER, PROXY_CONTAINER]);
   });
 
-  it('refuses a Pod whose service account has no bundle, saying what to add', async () => {
+  it('refuses a Pod whose service account has no bundle, saying what to add, and logs the refusal', async () => {
+    const before = webhook.sink.events.length;
     const r = await post('/mutate', admissionReview(appPod({ serviceAccount: 'payments' }), 'shop'));
     expect(r.allowed).toBe(false);
     expect(r.status?.message).toContain('service account payments in namespace shop is not a workload of the policy repository');
+    const event = webhook.sink.events.slice(before).find((e) => e.path === 'warden/admission/inject')!;
+    expect(decisionEvent.check(event)).toEqual([]);
+    expect(event).toMatchObject({ kind: 'admission', outcome: 'deny', labels: { workload: 'admission', namespace: 'shop' }, input: { name: 'orders-7d9f-', user: 'alice@example.com' } });
   });
 
   it('refuses to inject a hostNetwork Pod (its rules would land in the node)', async () => {

@@ -11,7 +11,7 @@
 import { ADMISSION_API_VERSION, admissionReviewRequest, type AdmissionRequest, type AdmissionResponse, type AdmissionReview } from '../formats/admission-review.js';
 import { exemptNamespaces } from './config.js';
 import { serviceAccountOf } from './coverage.js';
-import type { AdmissionDeps, AdmissionOutcome } from './decide.js';
+import { recordAdmission, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
 import { alreadyInjected, annotatedForInjection, injectionPatch, INJECT_KEY, type PatchOp } from './injection.js';
 import { podTemplateOf } from './pod-template.js';
 
@@ -52,6 +52,7 @@ export async function decideInjection(req: AdmissionRequest, deps: AdmissionDeps
 
 /** Answer one AdmissionReview body at a mutating endpoint. Never throws. */
 export async function mutate(body: unknown, deps: AdmissionDeps, scope: InjectionScope): Promise<AdmissionOutcome> {
+  const started = performance.now();
   const issues = admissionReviewRequest.check(body);
   if (issues.length > 0) {
     const error = `malformed AdmissionReview: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')} (Warden accepts ${ADMISSION_API_VERSION} only)`;
@@ -70,6 +71,16 @@ export async function mutate(body: unknown, deps: AdmissionDeps, scope: Injectio
   if ('refuse' in decided) {
     const name = req.name || ((req.object?.metadata as { generateName?: string } | undefined)?.generateName ?? '');
     const message = `Warden could not inject Pod ${req.namespace ?? ''}/${name}: ${decided.refuse}`;
+    // A refusal is a decision like the validating webhook's: it goes to the audit log (an injection is
+    // recorded there when the validating webhook admits the injected Pod).
+    const finding = { set: 'coverage', rule: 'injection', msg: decided.refuse, mode: 'enforce' };
+    recordAdmission(deps, started, {
+      outcome: 'deny',
+      mode: 'enforce',
+      labels: { workload: name || 'unknown', namespace: req.namespace || 'cluster' },
+      input: { uid: req.uid, operation: req.operation, kind: req.kind, namespace: req.namespace ?? '', name, user: req.userInfo?.username ?? '', request: { userInfo: { username: req.userInfo?.username ?? '' } } },
+      result: { allowed: false, findings: [finding] },
+    }, 'warden/admission/inject');
     return { httpStatus: 200, body: review({ uid: req.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } }), findings: [{ set: 'coverage', rule: 'injection', msg: decided.refuse, mode: 'enforce' }] };
   }
   if ('skip' in decided) return { httpStatus: 200, body: review({ uid: req.uid, allowed: true, auditAnnotations: { injection: decided.skip } }), findings: [] };

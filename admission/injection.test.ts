@@ -167,6 +167,12 @@ describe('the mutating webhook', () => {
     expect(r.status?.message).toContain('hostNetwork');
   });
 
+  it("refuses a Pod that declares the sidecar's admin port", async () => {
+    const r = await post('/mutate', admissionReview(appPod({ ports: [8080, 15020] }), 'shop'));
+    expect(r.allowed).toBe(false);
+    expect(r.status?.message).toContain("declares port 15020, which is the Warden sidecar's admin port");
+  });
+
   it('leaves other kinds, operations and exempt namespaces alone', async () => {
     for (const body of [admissionReview(appPod(), 'kube-system'), admissionReview(appPod(), 'shop', 'UPDATE')]) {
       const r = await post('/mutate', body);

@@ -12,7 +12,8 @@ import { ADMISSION_API_VERSION, admissionReviewRequest, type AdmissionRequest, t
 import { exemptNamespaces } from './config.js';
 import { serviceAccountOf } from './coverage.js';
 import { recordAdmission, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
-import { alreadyInjected, annotatedForInjection, injectionPatch, INJECT_KEY, type PatchOp } from './injection.js';
+import { SIDECAR_PORTS } from '../formats/interception.js';
+import { alreadyInjected, annotatedForInjection, appPortsOf, injectionPatch, INJECT_KEY, type PatchOp } from './injection.js';
 import { podTemplateOf } from './pod-template.js';
 
 /** Which pods this endpoint injects: every pod (a labelled namespace) or annotated pods only. */
@@ -35,6 +36,7 @@ export async function decideInjection(req: AdmissionRequest, deps: AdmissionDeps
   // The interception init writes iptables rules into the pod's network namespace: with hostNetwork that is the node's.
   if (pod.spec.hostNetwork === true) return { refuse: "the pod uses hostNetwork: Warden cannot intercept its inbound connections (they never enter a pod network namespace), and it will not write rules into the node's; remove hostNetwork" };
   const cfg = deps.config.injection;
+  if (appPortsOf(pod.spec).includes(SIDECAR_PORTS.admin)) return { refuse: `a container declares port ${SIDECAR_PORTS.admin}, which is the Warden sidecar's admin port; move the app to another port` };
   if (!cfg.proxyImage) return { refuse: 'the webhook configuration names no proxy image (injection.proxyImage, pinned by digest); the platform team must set it' };
   const sa = serviceAccountOf(pod);
   const found = await deps.directory.lookup(ns, sa);

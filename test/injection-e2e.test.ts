@@ -113,7 +113,11 @@ describe('injection through a real API server and controller manager', () => {
 
   const fakes: Array<[string, (p: V1Pod) => void, string]> = [
     ['a fake warden-proxy image', (p) => void (proxyOf(p).image = 'registry.example.com/evil/proxy:1.0@sha256:' + 'e'.repeat(64)), '[coverage/proxy-image]'],
-    ['the injected-marker annotation with no sidecar', (p) => void (p.spec!.initContainers = p.spec!.initContainers!.filter((c) => !c.name.startsWith('warden-'))), '[coverage/proxy-plugin] (metadata.annotations) the pod does not run the Warden proxy: label the namespace (kubectl label namespace shop warden.dev/inject=enabled)'],
+    // Warden's volumes stay, so the injector leaves the pod alone: the annotations are all it has.
+    ['the annotations alone (inject, injected) with no sidecar', (p) => {
+      p.metadata!.annotations = { ...p.metadata!.annotations, 'warden.dev/inject': 'true' };
+      p.spec!.initContainers = p.spec!.initContainers!.filter((c) => !c.name.startsWith('warden-'));
+    }, '[coverage/proxy-plugin] (metadata.annotations) the pod does not run the Warden proxy: label the namespace (kubectl label namespace shop warden.dev/inject=enabled)'],
     ['a one-shot init container named warden-proxy', (p) => {
       // The API server allows probes only on native sidecars: a one-shot copy has none.
       for (const k of ['restartPolicy', 'startupProbe', 'readinessProbe', 'livenessProbe'] as const) delete proxyOf(p)[k];

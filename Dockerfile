@@ -25,8 +25,9 @@ RUN npm ci --omit=dev --no-audit --no-fund
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
 # git: `warden build` records the policy commit when policies/ is a Git checkout (else "unversioned").
+# iptables: `warden init-net`, the injected interception init container (runs iptables-restore).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates tini \
+ && apt-get install -y --no-install-recommends git ca-certificates tini iptables \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 warden \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin warden

@@ -124,9 +124,9 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
 
 /** Register `warden admission …`. */
 export function registerAdmission(program: Command): void {
-  const admission = program.command('admission').description('the validating admission webhook: refuses pods outside the zero-trust regime');
+  const admission = program.command('admission').description('the admission webhooks: inject the sidecar (mutating) and refuse pods outside the zero-trust regime (validating)');
 
-  sourceOptions(admission.command('serve').description('run the webhook (HTTPS, POST /validate)'))
+  sourceOptions(admission.command('serve').description('run the webhooks (HTTPS: POST /validate, /mutate, /mutate/annotated)'))
     .option('--port <n>', 'port', '8443')
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--certs <dir>', 'folder with tls.crt/tls.key (from `warden admission certs`); generated in memory when absent')
@@ -138,7 +138,7 @@ export function registerAdmission(program: Command): void {
       if (first.error) process.stderr.write(`warden: ${first.error} — every review is refused until it loads\n`);
       const certs = (flags.certs && readCertificates(resolve(flags.certs))) || (await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 30 }));
       const server = await startWebhookServer(webhook.deps, { certPem: certs.certPem, keyPem: certs.keyPem, host: flags.host, port: Number(flags.port) });
-      process.stderr.write(`warden admission webhook listening on https://${flags.host}:${server.port}/validate\n`);
+      process.stderr.write(`warden admission webhook listening on https://${flags.host}:${server.port}/validate and /mutate\n`);
       if (!flags.certs) process.stderr.write(`caBundle (generated, valid 30 days): ${Buffer.from(certs.caPem).toString('base64')}\n`);
       const timer = setInterval(() => void webhook.reload().then((r) => r.error && process.stderr.write(`warden: ${r.error}\n`)), 10_000);
       // cert-manager renews the serving certificate in place: new connections get the renewed one.
@@ -177,13 +177,14 @@ export function registerAdmission(program: Command): void {
 
   admission
     .command('manifests')
-    .description('print the ValidatingWebhookConfiguration (with caBundle), Service, Deployment and TLS Secret')
+    .description('print the Mutating- and ValidatingWebhookConfiguration (with caBundle), Service, Deployment, its configuration and TLS Secret')
     .option('--certs <dir>', 'certificate folder (from `warden admission certs`)', '.warden/admission-certs')
     .option('--namespace <ns>', 'namespace', defaultConfig.namespace)
     .option('--image <ref>', 'webhook image', 'ghcr.io/warden-dev/warden:0.1.0')
     .option('--engine <url>', 'engine URL', 'http://warden-engine.warden-system.svc:8181')
-    .option('--failure-policy <p>', 'Fail or Ignore', 'Fail')
-    .action(async (flags: { certs: string; namespace: string; image: string; engine: string; failurePolicy: 'Fail' | 'Ignore' }) => {
+    .option('--failure-policy <p>', 'Fail or Ignore (both webhooks)', 'Fail')
+    .option('--proxy-image <ref@sha256:…>', 'the sidecar image the injector adds, by digest (default: --image when it has a digest)')
+    .action(async (flags: { certs: string; namespace: string; image: string; engine: string; failurePolicy: 'Fail' | 'Ignore'; proxyImage?: string }) => {
       const { readCertificates, generateCertificates, serviceDnsNames, writeCertificates, webhookManifests, stringify } = await load();
       let certs = readCertificates(resolve(flags.certs));
       if (!certs) {
@@ -191,7 +192,9 @@ export function registerAdmission(program: Command): void {
         writeCertificates(resolve(flags.certs), certs);
         process.stderr.write(`generated certificates in ${flags.certs}/\n`);
       }
-      const docs = webhookManifests({ namespace: flags.namespace, image: flags.image, engineUrl: flags.engine, failurePolicy: flags.failurePolicy, ...certs });
+      const proxyImage = flags.proxyImage ?? (/@sha256:[0-9a-f]{64}$/.test(flags.image) ? flags.image : undefined);
+      if (!proxyImage) process.stderr.write(`warning: no sidecar image by digest (--proxy-image <repo>@sha256:…): the injector will refuse every pod until injection.proxyImage is configured\n`);
+      const docs = webhookManifests({ namespace: flags.namespace, image: flags.image, engineUrl: flags.engine, failurePolicy: flags.failurePolicy, ...(proxyImage ? { proxyImage } : {}), ...certs });
       process.stdout.write(docs.map((d) => stringify(d)).join('---\n'));
     });
 

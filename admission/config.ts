@@ -20,6 +20,37 @@ export interface AdmissionConfig {
   maxBodyBytes: number;
   /** Kinds outside the pod controllers: `allow` them with a note (default), or `deny`. */
   unknownKinds: 'allow' | 'deny';
+  /** The sidecar the mutating webhook injects, and what coverage accepts as the real one (docs/injection.md). */
+  injection: InjectionConfig;
+}
+
+/** Where the sidecar's SVID (tls.crt, tls.key, ca.crt) comes from. */
+export type SvidSource =
+  /** A Secret per pod's service account; `{serviceAccount}` and `{workload}` are replaced. */
+  | { secretName: string }
+  /** A CSI driver that writes tls.crt, tls.key and ca.crt (e.g. cert-manager's csi-driver-spiffe). */
+  | { csiDriver: string; volumeAttributes?: Record<string, string> };
+
+/** The injected sidecar and interception init container. */
+export interface InjectionConfig {
+  /** The proxy image, pinned by digest (<repo>@sha256:<64 hex>). Absent: nothing is injected, every Pod is refused. */
+  proxyImage?: string;
+  /** The interception init's image (default: proxyImage; the Warden image holds iptables). */
+  initImage?: string;
+  /** Further proxy images coverage accepts (e.g. the previous release during an upgrade), by digest. */
+  allowedProxyImages: string[];
+  /** Further interception images coverage accepts, by digest. */
+  allowedInitImages: string[];
+  /** A Pod whose service account has no bundle: `refuse` it at injection (default), or `skip` injection (coverage still judges it). */
+  whenNoBundle: 'refuse' | 'skip';
+  /** The engine the sidecar pulls its bundle from and sends decisions to. */
+  engineUrl: string;
+  svid: SvidSource;
+  /** ConfigMap holding verification-key.pem. */
+  verificationKeyConfigMap: string;
+  /** The sidecar's own user and group (not the app's). */
+  proxyUid: number;
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
 }
 
 /** Defaults: everything enforced, image-digest only warns (teams migrate to digests gradually). */
@@ -31,10 +62,26 @@ export const defaultConfig: AdmissionConfig = {
   gatekeeper: { mode: 'enforce', sync: [] },
   maxBodyBytes: 4 * 1024 * 1024,
   unknownKinds: 'allow',
+  injection: {
+    allowedProxyImages: [],
+    allowedInitImages: [],
+    whenNoBundle: 'refuse',
+    engineUrl: 'https://warden-engine.warden-system.svc:8443',
+    svid: { secretName: 'warden-svid-{serviceAccount}' },
+    verificationKeyConfigMap: 'warden-verification-key',
+    proxyUid: 10001,
+    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+  },
 };
 
+const DIGEST_IMAGE = '^[^@\\s]+@sha256:[0-9a-f]{64}$';
+const quantities = { type: 'object', additionalProperties: { type: 'string' } } as const;
+
 const mode = { enum: ['enforce', 'warn', 'dry-run'] } as const;
-const configFile = validator<Partial<AdmissionConfig>>({
+/** A configuration file's content: every field optional, down into `injection`. */
+export type AdmissionConfigFile = Omit<Partial<AdmissionConfig>, 'injection'> & { injection?: Partial<InjectionConfig> };
+
+const configFile = validator<AdmissionConfigFile>({
   $id: 'https://warden.dev/schemas/admission-config.json',
   type: 'object',
   additionalProperties: false,
@@ -57,17 +104,39 @@ const configFile = validator<Partial<AdmissionConfig>>({
     },
     maxBodyBytes: { type: 'integer', minimum: 1024 },
     unknownKinds: { enum: ['allow', 'deny'] },
+    injection: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        proxyImage: { type: 'string', pattern: DIGEST_IMAGE },
+        initImage: { type: 'string', pattern: DIGEST_IMAGE },
+        allowedProxyImages: { type: 'array', items: { type: 'string', pattern: DIGEST_IMAGE } },
+        allowedInitImages: { type: 'array', items: { type: 'string', pattern: DIGEST_IMAGE } },
+        whenNoBundle: { enum: ['refuse', 'skip'] },
+        engineUrl: { type: 'string', pattern: '^https?://' },
+        svid: {
+          oneOf: [
+            { type: 'object', additionalProperties: false, required: ['secretName'], properties: { secretName: { type: 'string', minLength: 1 } } },
+            { type: 'object', additionalProperties: false, required: ['csiDriver'], properties: { csiDriver: { type: 'string', minLength: 1 }, volumeAttributes: { type: 'object', additionalProperties: { type: 'string' } } } },
+          ],
+        },
+        verificationKeyConfigMap: { type: 'string', minLength: 1 },
+        proxyUid: { type: 'integer', minimum: 1 },
+        resources: { type: 'object', additionalProperties: false, properties: { requests: quantities, limits: quantities } },
+      },
+    },
   },
 });
 
 /** Merge a partial configuration over the defaults. */
-export function resolveConfig(partial: Partial<AdmissionConfig> = {}): AdmissionConfig {
+export function resolveConfig(partial: AdmissionConfigFile = {}): AdmissionConfig {
   return {
     ...defaultConfig,
     ...partial,
     coverage: { ...defaultConfig.coverage, ...partial.coverage },
     guardrails: { ...defaultConfig.guardrails, ...partial.guardrails, rules: { ...defaultConfig.guardrails.rules, ...partial.guardrails?.rules } },
     gatekeeper: { ...defaultConfig.gatekeeper, ...partial.gatekeeper },
+    injection: { ...defaultConfig.injection, ...partial.injection },
   };
 }
 

@@ -1,4 +1,5 @@
-// Coverage: is a pod inside the zero-trust regime? It must carry the Warden proxy plugin, and its
+// Coverage: is a pod inside the zero-trust regime? It must run the real Warden sidecar behind the
+// interception init (checked container by container, never by a name or an annotation), and its
 // service account must be a workload of the policy repository with a signed bundle at the current
 // revision. The bundle directory answers the second question from the engine (GET /bundles and the
 // bundles themselves, signatures verified) or from a local bundles folder, cached for a short TTL.
@@ -7,11 +8,10 @@ import { join } from 'node:path';
 import { openBundle } from '../runtime/bundle.js';
 import type { EngineConnection } from '../runtime/engine-connection.js';
 import type { TrustPolicy } from '../runtime/signature.js';
+import { parseInbound, parseInterceptionArgs } from '../formats/interception.js';
+import type { InjectionConfig } from './config.js';
+import { alreadyInjected, annotatedForInjection, appPortsOf, initImages, INIT_CONTAINER, INJECT_KEY, PROXY_CONTAINER, proxyImages, type Container } from './injection.js';
 import type { PodTemplate } from './pod-template.js';
-
-/** Name of the proxy plugin container, and the annotation that asks for it to be injected. */
-export const PROXY_CONTAINER = 'warden-proxy';
-export const INJECT_ANNOTATION = 'warden.dev/inject';
 
 /** Where bundles come from: the engine's bundle server, or a folder written by `warden build`. */
 export interface BundleSource {
@@ -122,15 +122,10 @@ export class BundleDirectory implements WorkloadDirectory {
 
 /** One coverage finding, for the denial message. */
 export interface CoverageFinding {
-  rule: 'proxy-plugin' | 'workload-bundle' | 'engine-unreachable';
+  rule: 'proxy-plugin' | 'proxy-image' | 'proxy-args' | 'interception' | 'interception-integrity' | 'host-network' | 'injection' | 'workload-bundle' | 'engine-unreachable';
   msg: string;
   field?: string;
-}
-
-/** Does the pod carry the proxy plugin, as a container or by asking for injection? */
-export function hasProxyPlugin(pod: PodTemplate): boolean {
-  const containers = [...(pod.spec.containers ?? []), ...((pod.spec.initContainers as Array<{ name?: string }> | undefined) ?? [])];
-  return containers.some((c) => c.name === PROXY_CONTAINER) || pod.metadata.annotations?.[INJECT_ANNOTATION] === 'true';
+  container?: string;
 }
 
 /** The service account the pod runs as (Kubernetes' default is `default`). */
@@ -138,33 +133,249 @@ export function serviceAccountOf(pod: PodTemplate): string {
   return pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
 }
 
-/** Check coverage; returns findings (empty = covered) and the workload when known. */
-export async function checkCoverage(
-  pod: PodTemplate,
-  namespace: string,
-  directory: WorkloadDirectory,
-  whenUnreachable: 'deny' | 'allow',
-): Promise<{ findings: CoverageFinding[]; workload?: string; revision?: string; note?: string }> {
+/** Where the pod's metadata sits in the object (a bare Pod: `metadata`; a Deployment: `spec.template.metadata`). */
+export function metadataPath(pod: PodTemplate): string {
+  return pod.path === 'spec' ? 'metadata' : pod.path.replace(/\.spec$/, '.metadata');
+}
+
+/** How to get injected, for every message that finds the sidecar missing or wrong. */
+const howToInject = (namespace: string) =>
+  `label the namespace (kubectl label namespace ${namespace} ${INJECT_KEY}=enabled) and create the pod again so that Warden's injector adds the sidecar, or see docs/injection.md for the sidecar contract`;
+
+// Flags of `warden proxy` that take no value: none today. Every other flag takes one.
+const proxyBooleanFlags = new Set<string>();
+
+/**
+ * Read `warden proxy` arguments as commander would: `--flag value` and `--flag=value`. A flag given
+ * twice (commander keeps the last) is refused for every flag but --inbound, so that what coverage
+ * reads is what the proxy runs with.
+ */
+export function parseProxyArgs(args: readonly unknown[]): Map<string, string[]> | string {
+  if (args[0] !== 'proxy') return `the first argument is ${JSON.stringify(args[0])}, not "proxy"`;
+  const flags = new Map<string, string[]>();
+  for (let i = 1; i < args.length; i++) {
+    const a = args[i];
+    if (typeof a !== 'string' || !a.startsWith('--') || a === '--') return `argument ${JSON.stringify(a)} is not a --flag`;
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    let value: string;
+    if (eq > 0) value = a.slice(eq + 1);
+    else if (proxyBooleanFlags.has(name)) value = '';
+    else {
+      const next = args[++i];
+      if (typeof next !== 'string') return `${name} has no value`;
+      value = next;
+    }
+    if (flags.has(name) && name !== '--inbound' && name !== '--trust-peer') return `${name} is given twice`;
+    flags.set(name, [...(flags.get(name) ?? []), value]);
+  }
+  return flags;
+}
+
+// Capabilities that could undo interception (iptables) or take the node; only warden-init may add the first two.
+const INTERCEPTION_CAPABILITIES = new Set(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'ALL', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SYS_ADMIN', 'CAP_ALL']);
+
+// What a container could run instead of the image's `warden` entrypoint, or load into it.
+function tampering(c: Container): string | undefined {
+  if (c.command !== undefined) return 'sets command (the image entrypoint must run)';
+  if (c.workingDir !== undefined) return 'sets workingDir';
+  if (c.envFrom !== undefined) return 'sets envFrom';
+  const env = (Array.isArray(c.env) ? c.env : []) as Array<{ name?: string }>;
+  const bad = env.find((e) => typeof e.name === 'string' && /^(NODE_|UV_|LD_)/.test(e.name));
+  if (bad) return `sets ${bad.name}, which changes what node runs`;
+  const mounts = (Array.isArray(c.volumeMounts) ? c.volumeMounts : []) as Array<{ mountPath?: string }>;
+  const over = mounts.find((m) => typeof m.mountPath === 'string' && /^\/(app|usr|bin|sbin|lib|lib64|etc\/ssl|opt)(\/|$)|^\/$/.test(m.mountPath));
+  if (over) return `mounts a volume over ${over.mountPath}, where the image's code lives`;
+  return undefined;
+}
+
+interface Located {
+  c: Container;
+  list: 'containers' | 'initContainers';
+  index: number;
+}
+
+function locate(spec: PodTemplate['spec'], name: string): Located[] {
+  const out: Located[] = [];
+  for (const list of ['initContainers', 'containers'] as const) {
+    const cs = (spec[list] as Container[] | undefined) ?? [];
+    cs.forEach((c, index) => c?.name === name && out.push({ c, list, index }));
+  }
+  return out;
+}
+
+/**
+ * Is the real sidecar there? Every condition of docs/injection.md "What coverage checks": the proxy
+ * as a running container with an allowed image by digest, for `workload`, wired to the engine and
+ * the verification key, one listener per app port; the interception init first, with an allowed
+ * image, redirecting every app port to those listeners; nothing else able to undo it; no hostNetwork.
+ */
+export function checkSidecar(pod: PodTemplate, namespace: string, workload: string | undefined, cfg: InjectionConfig): CoverageFinding[] {
   const findings: CoverageFinding[] = [];
-  if (!hasProxyPlugin(pod)) {
+  const at = (l: Located, rest: string) => `${pod.path}.${l.list}[${l.index}]${rest ? `.${rest}` : ''}`;
+  if (pod.spec.hostNetwork === true) {
+    findings.push({ rule: 'host-network', field: `${pod.path}.hostNetwork`, msg: "the pod uses hostNetwork: it would skip the pod's network namespace, where Warden intercepts inbound connections; remove hostNetwork" });
+  }
+  const proxies = locate(pod.spec, PROXY_CONTAINER);
+  const running = proxies.filter((l) => l.list === 'containers' || l.c.restartPolicy === 'Always');
+  if (proxies.length > 1) findings.push({ rule: 'proxy-plugin', field: at(proxies[1]!, ''), msg: `the pod has ${proxies.length} containers named ${PROXY_CONTAINER}; it must have exactly one` });
+  const proxy = running[0];
+  if (!proxy) {
+    const oneShot = proxies[0];
     findings.push({
       rule: 'proxy-plugin',
-      field: `${pod.path.replace(/\.spec$/, '')}.metadata.annotations`,
-      msg: `the pod does not carry the Warden proxy plugin: add the annotation ${INJECT_ANNOTATION}: "true" to the pod template (or a container named ${PROXY_CONTAINER})`,
+      field: oneShot ? at(oneShot, 'restartPolicy') : `${metadataPath(pod)}.annotations`,
+      msg: oneShot
+        ? `${PROXY_CONTAINER} is a one-shot init container: it would exit before the app starts and decide nothing; it must run as a native sidecar (restartPolicy: Always) or a regular container; ${howToInject(namespace)}`
+        : `the pod does not run the Warden proxy: ${howToInject(namespace)}`,
+    });
+  } else {
+    const images = proxyImages(cfg);
+    if (!images.has(String(proxy.c.image))) {
+      findings.push({
+        rule: 'proxy-image', container: PROXY_CONTAINER, field: at(proxy, 'image'),
+        msg: images.size === 0
+          ? 'the webhook configuration names no proxy image (injection.proxyImage), so no proxy can be trusted; the platform team must set it'
+          : `${PROXY_CONTAINER} runs ${JSON.stringify(proxy.c.image)}, which is not an allowed proxy image (by digest: ${[...images].join(', ')}); ${howToInject(namespace)}`,
+      });
+    }
+    const tamper = tampering(proxy.c);
+    if (tamper) findings.push({ rule: 'proxy-args', container: PROXY_CONTAINER, field: at(proxy, ''), msg: `${PROXY_CONTAINER} ${tamper}; ${howToInject(namespace)}` });
+    findings.push(...checkProxyArgs(pod, namespace, proxy, workload, cfg, at));
+  }
+  findings.push(...checkInterception(pod, namespace, proxy, cfg, at));
+  return findings;
+}
+
+function checkProxyArgs(pod: PodTemplate, namespace: string, proxy: Located, workload: string | undefined, cfg: InjectionConfig, at: (l: Located, rest: string) => string): CoverageFinding[] {
+  const bad = (msg: string): CoverageFinding[] => [{ rule: 'proxy-args', container: PROXY_CONTAINER, field: at(proxy, 'args'), msg: `${msg}; ${howToInject(namespace)}` }];
+  const flags = parseProxyArgs(Array.isArray(proxy.c.args) ? proxy.c.args : []);
+  if (typeof flags === 'string') return bad(`${PROXY_CONTAINER}'s arguments are not a \`warden proxy\` command line: ${flags}`);
+  const one = (f: string) => flags.get(f)?.[0];
+  if (workload !== undefined && one('--workload') !== workload) {
+    return bad(`${PROXY_CONTAINER} runs --workload ${JSON.stringify(one('--workload') ?? null)}, but service account ${serviceAccountOf(pod)} is the workload ${JSON.stringify(workload)}`);
+  }
+  if (one('--engine') !== cfg.engineUrl) return bad(`${PROXY_CONTAINER} must pull its bundle from the engine (--engine ${cfg.engineUrl}), not ${JSON.stringify(one('--engine') ?? null)}`);
+  if (flags.has('--bundle') || flags.has('--upstream')) return bad(`${PROXY_CONTAINER} must not be given ${flags.has('--bundle') ? '--bundle' : '--upstream'}: its bundle comes from the engine and its listeners from --inbound`);
+  const key = one('--verification-key');
+  const mounts = (Array.isArray(proxy.c.volumeMounts) ? proxy.c.volumeMounts : []) as Array<{ name?: string; mountPath?: string }>;
+  const volumes = (Array.isArray(pod.spec.volumes) ? pod.spec.volumes : []) as Array<{ name?: string; configMap?: { name?: string } }>;
+  const keyMount = key && mounts.find((m) => typeof m.mountPath === 'string' && key.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
+  const keyVolume = keyMount && volumes.find((v) => v.name === keyMount.name);
+  if (!keyVolume || keyVolume.configMap?.name !== cfg.verificationKeyConfigMap) {
+    return bad(`${PROXY_CONTAINER}'s --verification-key must be read from the ConfigMap ${cfg.verificationKeyConfigMap} mounted into it`);
+  }
+  // One listener per app port, each forwarding to that port on loopback.
+  const listeners = new Map<number, number>();
+  for (const v of flags.get('--inbound') ?? []) {
+    const r = parseInbound(v);
+    if (typeof r === 'string') return bad(r);
+    const port = Number(r.upstream.port);
+    if (r.upstream.protocol !== 'http:' || r.upstream.hostname !== '127.0.0.1' || !port) return bad(`--inbound ${v} must forward to http://127.0.0.1:<app port>`);
+    listeners.set(r.port, port);
+  }
+  for (const p of appPortsOf(pod.spec)) {
+    if (![...listeners.values()].includes(p)) return bad(`${PROXY_CONTAINER} has no --inbound listener for app port ${p}`);
+  }
+  return [];
+}
+
+function checkInterception(pod: PodTemplate, namespace: string, proxy: Located | undefined, cfg: InjectionConfig, at: (l: Located, rest: string) => string): CoverageFinding[] {
+  const findings: CoverageFinding[] = [];
+  const inits = locate(pod.spec, INIT_CONTAINER);
+  const init = inits[0];
+  const integrity = (l: Located, what: string) => findings.push({ rule: 'interception-integrity', container: String(l.c.name), field: at(l, 'securityContext'), msg: `container "${String(l.c.name)}" ${what}: it could undo the interception that makes the sidecar the pod's only door; only ${INIT_CONTAINER} may add NET_ADMIN/NET_RAW` });
+  // Anyone but warden-init with the power to rewrite the pod's iptables.
+  for (const list of ['initContainers', 'containers', 'ephemeralContainers'] as const) {
+    ((pod.spec[list] as Container[] | undefined) ?? []).forEach((c, index) => {
+      // The interception init itself may add NET_ADMIN and NET_RAW, nothing more.
+      const isInit = list === 'initContainers' && index === 0 && init?.list === 'initContainers' && init.index === 0;
+      const sc = (c.securityContext ?? {}) as { privileged?: boolean; capabilities?: { add?: unknown } };
+      const added = Array.isArray(sc.capabilities?.add) ? (sc.capabilities.add as unknown[]).map((x) => String(x).toUpperCase()) : [];
+      const risky = added.filter((x) => INTERCEPTION_CAPABILITIES.has(x) && !(isInit && (x === 'NET_ADMIN' || x === 'NET_RAW')));
+      const l = { c, list: list as Located['list'], index };
+      if (sc.privileged === true) integrity(l, 'runs privileged');
+      else if (risky.length > 0) integrity(l, `adds ${risky.join(', ')}`);
     });
   }
+  const bad = (field: string, msg: string) => findings.push({ rule: 'interception', container: INIT_CONTAINER, field, msg: `${msg}; ${howToInject(namespace)}` });
+  if (!init) {
+    bad(`${pod.path}.initContainers`, `the pod has no ${INIT_CONTAINER} init container: nothing sends inbound connections through the sidecar`);
+    return findings;
+  }
+  if (init.list !== 'initContainers' || init.index !== 0 || init.c.restartPolicy === 'Always' || inits.length > 1) {
+    bad(at(init, ''), `${INIT_CONTAINER} must be the first init container, once, and run to completion before anything else starts`);
+    return findings;
+  }
+  const images = initImages(cfg);
+  if (!images.has(String(init.c.image))) bad(at(init, 'image'), `${INIT_CONTAINER} runs ${JSON.stringify(init.c.image)}, which is not an allowed interception image (by digest: ${[...images].join(', ') || 'none configured'})`);
+  const tamper = tampering(init.c);
+  if (tamper) bad(at(init, ''), `${INIT_CONTAINER} ${tamper}`);
+  const args = Array.isArray(init.c.args) ? init.c.args : [];
+  const plan = args[0] === 'init-net' && args.every((a) => typeof a === 'string') ? parseInterceptionArgs(args.slice(1) as string[]) : `the arguments are not \`warden init-net …\``;
+  if (typeof plan === 'string') {
+    bad(at(init, 'args'), `${INIT_CONTAINER}: ${plan}`);
+    return findings;
+  }
+  const listeners = new Map<number, number>();
+  const proxyFlags = proxy ? parseProxyArgs(Array.isArray(proxy.c.args) ? proxy.c.args : []) : undefined;
+  // The one port the rules leave open besides the listeners must be the proxy's own admin port, or an
+  // app port left out of the declared ones would be reachable directly.
+  const admin = proxyFlags && typeof proxyFlags !== 'string' ? proxyFlags.get('--admin')?.[0] : undefined;
+  if (proxy && Number(/:(\d{1,5})$/.exec(admin ?? '')?.[1]) !== plan.adminPort) {
+    bad(at(init, 'args'), `${INIT_CONTAINER} leaves port ${plan.adminPort} open as the admin port, but ${PROXY_CONTAINER}'s --admin is ${JSON.stringify(admin ?? null)}`);
+  }
+  for (const v of proxyFlags && typeof proxyFlags !== 'string' ? (proxyFlags.get('--inbound') ?? []) : []) {
+    const r = parseInbound(v);
+    if (typeof r !== 'string') listeners.set(r.port, Number(r.upstream.port));
+  }
+  for (const p of appPortsOf(pod.spec)) {
+    const r = plan.redirects.find((x) => x.appPort === p);
+    if (!r) bad(at(init, 'args'), `${INIT_CONTAINER} does not redirect app port ${p} to the sidecar`);
+    else if (proxy && listeners.get(r.proxyPort) !== p) bad(at(init, 'args'), `${INIT_CONTAINER} redirects app port ${p} to port ${r.proxyPort}, where ${PROXY_CONTAINER} has no listener forwarding to ${p}`);
+  }
+  return findings;
+}
+
+/** What the directory says about the pod's service account, as findings. */
+async function checkWorkload(pod: PodTemplate, namespace: string, directory: WorkloadDirectory, whenUnreachable: 'deny' | 'allow'): Promise<{ findings: CoverageFinding[]; workload?: string; revision?: string; note?: string }> {
   const sa = serviceAccountOf(pod);
   const found = await directory.lookup(namespace, sa);
-  if (found.status === 'covered') return { findings, workload: found.workload, revision: found.revision };
+  if (found.status === 'covered') return { findings: [], workload: found.workload, revision: found.revision };
   if (found.status === 'unknown') {
-    findings.push({
-      rule: 'workload-bundle',
-      field: `${pod.path}.serviceAccountName`,
-      msg: `service account ${sa} in namespace ${namespace} is not a workload of the policy repository (no signed bundle at the current revision): add policies/workloads/<name>/workload.yaml with namespace: ${namespace} and serviceAccount: ${sa}, build and publish it, or run the pod as a service account that has one`,
-    });
-    return { findings };
+    return {
+      findings: [{
+        rule: 'workload-bundle',
+        field: `${pod.path}.serviceAccountName`,
+        msg: `service account ${sa} in namespace ${namespace} is not a workload of the policy repository (no signed bundle at the current revision): add policies/workloads/<name>/workload.yaml with namespace: ${namespace} and serviceAccount: ${sa}, build and publish it, or run the pod as a service account that has one`,
+      }],
+    };
   }
-  if (whenUnreachable === 'allow') return { findings, note: `coverage not checked: ${found.error} (allowed by configuration)` };
-  findings.push({ rule: 'engine-unreachable', msg: `cannot tell whether service account ${sa} has a signed policy bundle: ${found.error}; retry when the Warden engine is reachable` });
-  return { findings };
+  if (whenUnreachable === 'allow') return { findings: [], note: `coverage not checked: ${found.error} (allowed by configuration)` };
+  return { findings: [{ rule: 'engine-unreachable', msg: `cannot tell whether service account ${sa} has a signed policy bundle: ${found.error}; retry when the Warden engine is reachable` }] };
+}
+
+/**
+ * Check coverage; returns findings (empty = covered) and the workload when known. A Pod must carry the
+ * real sidecar (checkSidecar): that is the enforcement. A pod controller's template is checked early:
+ * it will be injected (namespace label, or pod annotation) or already carries the sidecar, and its
+ * service account has a bundle. `namespaceLabelled` is undefined when the labels cannot be read.
+ */
+export async function checkCoverage(
+  pod: PodTemplate,
+  kind: string,
+  namespace: string,
+  deps: { directory: WorkloadDirectory; whenUnreachable: 'deny' | 'allow'; injection: InjectionConfig; namespaceLabelled?: boolean | undefined },
+): Promise<{ findings: CoverageFinding[]; workload?: string; revision?: string; note?: string }> {
+  const found = await checkWorkload(pod, namespace, deps.directory, deps.whenUnreachable);
+  const findings = [...found.findings];
+  if (kind === 'Pod' || alreadyInjected(pod.spec)) {
+    findings.push(...checkSidecar(pod, namespace, found.workload, deps.injection));
+  } else {
+    if (pod.spec.hostNetwork === true) findings.push({ rule: 'host-network', field: `${pod.path}.hostNetwork`, msg: "the pod template uses hostNetwork: its pods would skip the pod's network namespace, where Warden intercepts inbound connections; remove hostNetwork" });
+    if (!annotatedForInjection(pod) && deps.namespaceLabelled === false) {
+      findings.push({ rule: 'injection', field: `${metadataPath(pod)}.annotations`, msg: `its pods would not get the Warden sidecar, and every one of them would be refused: ${howToInject(namespace)}` });
+    }
+  }
+  return { ...found, findings };
 }

@@ -1,6 +1,6 @@
 // One admission decision, as a pipeline of small steps:
-//   parse review → operation → exempt namespace → kind → pod template → coverage → guardrails (WASM)
-//   → Gatekeeper constraints (WASM) → modes → response (+ warnings) → decision event.
+//   parse review → operation → exempt namespace → kind → pod template → coverage → node access
+//   → guardrails (WASM) → Gatekeeper constraints (WASM) → modes → response (+ warnings) → decision event.
 // Fail closed: anything this code cannot judge for a reviewed kind is a denial that says why.
 import { newDecisionId } from '../formats/decision-id.js';
 import {
@@ -16,6 +16,8 @@ import type { DecisionEvent } from '../formats/decision-event.js';
 import type { AdmissionPolicies } from './bundle.js';
 import { exemptNamespaces, type AdmissionConfig, type RuleMode } from './config.js';
 import { checkCoverage, serviceAccountOf, type WorkloadDirectory } from './coverage.js';
+import { INJECT_KEY } from './injection.js';
+import { checkNodeAccess, isInterceptionInit } from './node-access.js';
 import { reviewFromRequest } from './gatekeeper.js';
 import type { NamespaceDirectory } from './namespaces.js';
 import type { InventoryGatekeeper } from './inventory.js';
@@ -80,30 +82,36 @@ const strength: Record<RuleMode, number> = { enforce: 2, warn: 1, 'dry-run': 0 }
 const milder = (a: RuleMode, b: RuleMode): RuleMode => (strength[a] <= strength[b] ? a : b);
 const fromAction = { deny: 'enforce', warn: 'warn', dryrun: 'dry-run' } as const;
 
+/** What a webhook step says about its decision; recordAdmission adds the rest of the event. */
+export type AdmissionEventFields = Omit<DecisionEvent, 'decision_id' | 'timestamp' | 'kind' | 'path' | 'labels' | 'bundles'> & { labels: { workload: string; namespace: string }; bundles?: DecisionEvent['bundles'] };
+
+/** Send one admission decision event to the sink (validating and mutating webhooks alike). Never throws. */
+export function recordAdmission(deps: Pick<AdmissionDeps, 'sink' | 'now' | 'instance'>, started: number, partial: AdmissionEventFields, path = 'warden/admission'): void {
+  const now = deps.now ?? (() => new Date());
+  try {
+    deps.sink.record({
+      decision_id: newDecisionId(),
+      timestamp: now().toISOString(),
+      kind: 'admission',
+      path,
+      bundles: {},
+      ...partial,
+      // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
+      // --admission-principal): the reviewed workload (or object name) travels in input.workload.
+      ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
+      labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
+      metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
+    });
+  } catch {
+    // A sink must not turn a decision into a crash; the sink itself counts what it loses.
+  }
+}
+
 /** Decide one AdmissionReview body (already parsed JSON). Never throws. */
 export async function admit(body: unknown, deps: AdmissionDeps): Promise<AdmissionOutcome> {
   const started = performance.now();
-  const now = deps.now ?? (() => new Date());
   const uid = typeof (body as { request?: { uid?: unknown } })?.request?.uid === 'string' ? (body as { request: { uid: string } }).request.uid : undefined;
-  const emit = (partial: Omit<DecisionEvent, 'decision_id' | 'timestamp' | 'kind' | 'path' | 'labels' | 'bundles'> & { labels: { workload: string; namespace: string }; bundles?: DecisionEvent['bundles'] }) => {
-    try {
-      deps.sink.record({
-        decision_id: newDecisionId(),
-        timestamp: now().toISOString(),
-        kind: 'admission',
-        path: 'warden/admission',
-        bundles: {},
-        ...partial,
-        // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
-        // --admission-principal): the reviewed workload (or object name) travels in input.workload.
-        ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
-        labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },
-        metrics: { timer_admission_ns: Math.round((performance.now() - started) * 1e6) },
-      });
-    } catch {
-      // A sink must not turn a decision into a crash; the sink itself counts what it loses.
-    }
-  };
+  const emit = (partial: AdmissionEventFields) => recordAdmission(deps, started, partial);
 
   // 1. Parse: the wrong shape or version is an error the API server shows (failurePolicy applies).
   const issues = admissionReviewRequest.check(body);
@@ -151,15 +159,25 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
       findings.push({ set: 'review', rule: 'no-pod-template', msg: `${req.kind.kind} has no pod template where Kubernetes expects it; it cannot be reviewed`, mode: 'enforce' });
     } else {
       // 5. Coverage.
-      const cov = await checkCoverage(pod, ns, deps.directory, deps.config.coverage.whenEngineUnreachable);
+      // A controller's pods will be injected when the namespace carries the label (unknown: labels unreadable).
+      const nsLabels = req.kind.kind !== 'Pod' && deps.namespaces && ns ? await deps.namespaces.labels(ns) : undefined;
+      const cov = await checkCoverage(pod, req.kind.kind, ns, {
+        directory: deps.directory,
+        whenUnreachable: deps.config.coverage.whenEngineUnreachable,
+        injection: deps.config.injection,
+        namespaceLabelled: nsLabels ? nsLabels[INJECT_KEY] === 'enabled' : undefined,
+      });
       workload = cov.workload;
       if (cov.workload && cov.revision) bundles[cov.workload] = { revision: cov.revision };
       for (const f of cov.findings) findings.push({ set: 'coverage', mode: deps.config.coverage.mode, ...f });
       (input as Record<string, unknown>).serviceAccount = serviceAccountOf(pod);
-      // 6. Guardrails.
+      // 6. Node access (in code: its one exception is the configured interception init).
+      for (const f of checkNodeAccess(pod, deps.config.injection)) findings.push({ set: 'guardrails', mode: deps.config.guardrails.rules[f.rule] ?? deps.config.guardrails.mode, ...f });
+      // 7. Guardrails; the verified interception init is the one container they let run as root.
       if (policies.guardrails) {
         try {
-          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec } });
+          const interception = isInterceptionInit(pod.spec, deps.config.injection) ? { interception_init: { list: 'initContainers', index: 0 } } : {};
+          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec }, ...interception });
           for (const v of admissionViolations.parse(raw ?? [], ADMISSION_ENTRYPOINT)) {
             findings.push({ set: 'guardrails', rule: v.rule, msg: v.msg, mode: deps.config.guardrails.rules[v.rule] ?? deps.config.guardrails.mode, ...(v.field ? { field: v.field } : {}), ...(v.container ? { container: v.container } : {}) });
           }
@@ -172,7 +190,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     findings.push({ set: 'review', rule: 'unknown-kind', msg: `Warden does not review ${req.kind.group || 'core'}/${req.kind.kind}; remove it from the webhook's rules or set unknownKinds: allow`, mode: 'enforce' });
   }
 
-  // 7. Gatekeeper constraints, for every kind they match.
+  // 8. Gatekeeper constraints, for every kind they match.
   if (policies && req.object) {
     const needsLabels = ns && deps.namespaces && policies.gatekeeper.constraints.some((c) => c.spec?.match?.namespaceSelector);
     const nsLabels = needsLabels ? await deps.namespaces!.labels(ns) : undefined;
@@ -184,7 +202,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     }
   }
 
-  // 8. Modes → response.
+  // 9. Modes → response.
   const denied = findings.filter((f) => f.mode === 'enforce');
   const warned = findings.filter((f) => f.mode === 'warn');
   const dry = findings.filter((f) => f.mode === 'dry-run');

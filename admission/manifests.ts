@@ -1,7 +1,9 @@
-// Kubernetes objects that run the webhook: Namespace, Secret (TLS), Deployment, Service and the
-// ValidatingWebhookConfiguration whose caBundle makes the API server trust the webhook's certificate.
+// Kubernetes objects that run the webhook: Namespace, Secret (TLS), Deployment, Service, and the
+// Mutating- and ValidatingWebhookConfiguration whose caBundle makes the API server trust the
+// webhook's certificate.
 // `warden admission manifests` prints them, and deploy/manifests.ts writes the kustomize base from the
 // same functions (plus the engine), so there is one source for the cluster YAML.
+import { INJECT_KEY } from './injection.js';
 import { POD_KINDS } from './pod-template.js';
 
 /** Non-root user of the image (Dockerfile `USER`). */
@@ -87,11 +89,17 @@ export interface ManifestOptions {
   /** Secret (tls.crt, tls.key, ca.crt) with the webhook's SVID for an https:// engine: decision events are
    *  only accepted over mTLS. The engine must know its SPIFFE ID as --admission-principal. */
   engineClientSecret?: string;
+  /** The sidecar image the injector adds, pinned by digest (<repo>@sha256:<64 hex>); written into the
+   *  webhook's configuration (ConfigMap <name>-config). Absent: no configuration, nothing is injected. */
+  proxyImage?: string;
 }
 
-/** The webhook's rules: pod controllers and Pods, CREATE and UPDATE. */
+/**
+ * The webhook's rules: pod controllers and Pods, CREATE and UPDATE, and the containers `kubectl debug`
+ * adds to a running Pod (pods/ephemeralcontainers: a subresource, sent only when named).
+ */
 export function webhookRules(): Array<Record<string, unknown>> {
-  const byGroup = new Map<string, string[]>();
+  const byGroup = new Map<string, string[]>([['', ['pods/ephemeralcontainers']]]);
   const plural: Record<string, string> = { Pod: 'pods', Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets', ReplicaSet: 'replicasets', Job: 'jobs', CronJob: 'cronjobs' };
   for (const [kind, { group }] of Object.entries(POD_KINDS)) {
     if (kind === 'ReplicaSet') continue; // created by Deployments, already reviewed there
@@ -100,11 +108,55 @@ export function webhookRules(): Array<Record<string, unknown>> {
   return [...byGroup].map(([group, resources]) => ({ apiGroups: [group], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources, scope: '*' }));
 }
 
-/** The ValidatingWebhookConfiguration alone (the e2e test registers it with a URL). */
-export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | 'caPem' | 'name' | 'failurePolicy' | 'exemptNamespaces' | 'url'>): Record<string, unknown> {
+type WebhookConfigOptions = Pick<ManifestOptions, 'namespace' | 'caPem' | 'name' | 'failurePolicy' | 'exemptNamespaces' | 'url'>;
+
+const exemptOf = (opts: WebhookConfigOptions) => [...new Set(['kube-system', opts.namespace, ...(opts.exemptNamespaces ?? [])])];
+const caAnnotations = (opts: WebhookConfigOptions, name: string) => (opts.caPem ? {} : { annotations: { 'cert-manager.io/inject-ca-from': `${opts.namespace}/${name}-tls` } });
+// Where the API server calls one path of the webhook: its Service, or opts.url (…/validate) with the path swapped.
+const clientConfig = (opts: WebhookConfigOptions, name: string, path: string) => ({
+  ...(opts.caPem ? { caBundle: Buffer.from(opts.caPem).toString('base64') } : {}),
+  ...(opts.url ? { url: opts.url.replace(/\/validate$/, path) } : { service: { name, namespace: opts.namespace, path, port: 443 } }),
+});
+
+/**
+ * The MutatingWebhookConfiguration: two entries, so that the API server (not the webhook) decides
+ * which pods asked. Pods of namespaces labelled warden.dev/inject=enabled go to /mutate; pods of every
+ * other reviewed namespace go to /mutate/annotated, which injects only pods annotated for it.
+ * reinvocationPolicy IfNeeded: if a later mutating webhook changes the pod, Warden's is called again
+ * and leaves an injected pod as it is (the validating check then judges the final pod).
+ * failurePolicy Fail (default): a pod the injector could not see is not created uninjected.
+ */
+export function mutatingWebhookConfiguration(opts: WebhookConfigOptions): Record<string, unknown> {
   const name = opts.name ?? 'warden-admission';
-  const exempt = [...new Set(['kube-system', opts.namespace, ...(opts.exemptNamespaces ?? [])])];
-  const annotations = opts.caPem ? {} : { annotations: { 'cert-manager.io/inject-ca-from': `${opts.namespace}/${name}-tls` } };
+  const notExempt = { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: exemptOf(opts) };
+  const entry = (webhook: string, path: string, namespaceSelector: Record<string, unknown>) => ({
+    name: webhook,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: opts.failurePolicy ?? 'Fail',
+    reinvocationPolicy: 'IfNeeded',
+    matchPolicy: 'Equivalent',
+    timeoutSeconds: 5,
+    clientConfig: clientConfig(opts, name, path),
+    namespaceSelector,
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+  });
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' }, ...caAnnotations(opts, name) },
+    webhooks: [
+      entry('inject.warden.dev', '/mutate', { matchLabels: { [INJECT_KEY]: 'enabled' }, matchExpressions: [notExempt] }),
+      entry('inject-annotated.warden.dev', '/mutate/annotated', { matchExpressions: [{ key: INJECT_KEY, operator: 'NotIn', values: ['enabled'] }, notExempt] }),
+    ],
+  };
+}
+
+/** The ValidatingWebhookConfiguration alone (the e2e test registers it with a URL). */
+export function webhookConfiguration(opts: WebhookConfigOptions): Record<string, unknown> {
+  const name = opts.name ?? 'warden-admission';
+  const exempt = exemptOf(opts);
+  const annotations = caAnnotations(opts, name);
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -117,10 +169,7 @@ export function webhookConfiguration(opts: Pick<ManifestOptions, 'namespace' | '
         failurePolicy: opts.failurePolicy ?? 'Fail',
         matchPolicy: 'Equivalent',
         timeoutSeconds: 5,
-        clientConfig: {
-          ...(opts.caPem ? { caBundle: Buffer.from(opts.caPem).toString('base64') } : {}),
-          ...(opts.url ? { url: opts.url } : { service: { name, namespace: opts.namespace, path: '/validate', port: 443 } }),
-        },
+        clientConfig: clientConfig(opts, name, '/validate'),
         namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: exempt }] },
         rules: webhookRules(),
       },
@@ -145,7 +194,7 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
   // Namespace labels (Constraints with a namespaceSelector) and, read-only, the pod kinds that
   // `warden admission audit` lists when it runs in the cluster with this ServiceAccount. Kinds synced
   // into data.inventory (gatekeeper.sync) need a list rule added by the operator.
-  const auditRules = [...webhookRules().map((r) => ({ apiGroups: r['apiGroups'], resources: r['resources'], verbs: ['get', 'list'] }))];
+  const auditRules = [...webhookRules().map((r) => ({ apiGroups: r['apiGroups'], resources: (r['resources'] as string[]).filter((x) => !x.includes('/')), verbs: ['get', 'list'] }))];
   out.push(
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: opts.namespace, labels } },
     {
@@ -163,6 +212,14 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
     },
   );
   const scratch = scratchVolumes();
+  // The webhook's configuration file: what the injector adds (YAML is a superset of JSON).
+  const config = opts.proxyImage
+    ? { injection: { proxyImage: opts.proxyImage, ...(opts.engineUrl.startsWith('https://') ? { engineUrl: opts.engineUrl } : {}) } }
+    : undefined;
+  if (config) out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-config`, namespace: opts.namespace, labels }, data: { 'config.yaml': `${JSON.stringify(config, null, 2)}\n` } });
+  const configured = config
+    ? { args: ['--config', '/etc/warden/admission/config.yaml'], mount: [{ name: 'config', mountPath: '/etc/warden/admission', readOnly: true }], volume: [{ name: 'config', configMap: { name: `${name}-config` } }] }
+    : { args: [], mount: [], volume: [] };
   const engineClient = opts.engineClientSecret
     ? { args: ['--engine-cert', '/engine-client/tls.crt', '--engine-key', '/engine-client/tls.key', '--engine-ca', '/engine-client/ca.crt'], mount: [{ name: 'engine-client', mountPath: '/engine-client', readOnly: true }], volume: [{ name: 'engine-client', secret: { secretName: opts.engineClientSecret, defaultMode: 0o440 } }] }
     : { args: [], mount: [], volume: [] };
@@ -187,17 +244,17 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
               args: [
                 'admission', 'serve', '--port', '8443', '--certs', '/certs', '--engine', opts.engineUrl, '--namespace', opts.namespace,
                 '--verification-key', '/keys/verification/verification-key.pem',
-                '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args,
+                '--spill', '/var/run/warden/admission.spill.ndjson', ...engineClient.args, ...configured.args,
               ],
               ports: [{ name: 'https', containerPort: 8443 }],
               readinessProbe: { httpGet: { scheme: 'HTTPS', path: '/readyz', port: 8443 }, periodSeconds: 5 },
               livenessProbe: { httpGet: { scheme: 'HTTPS', path: '/healthz', port: 8443 }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
               securityContext: containerSecurityContext(),
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'verification-key', mountPath: '/keys/verification', readOnly: true }, ...scratch.mounts, ...engineClient.mount],
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'verification-key', mountPath: '/keys/verification', readOnly: true }, ...scratch.mounts, ...engineClient.mount, ...configured.mount],
             },
           ],
-          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } }, ...scratch.volumes, ...engineClient.volume],
+          volumes: [{ name: 'certs', secret: { secretName: `${name}-tls` } }, { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } }, ...scratch.volumes, ...engineClient.volume, ...configured.volume],
         },
       },
     },
@@ -208,6 +265,6 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
     metadata: { name, namespace: opts.namespace, labels },
     spec: { selector: { 'app.kubernetes.io/name': name }, ports: [{ name: 'https', port: 443, targetPort: 8443 }] },
   });
-  out.push(webhookConfiguration(opts));
+  out.push(mutatingWebhookConfiguration(opts), webhookConfiguration(opts));
   return out;
 }

@@ -1,9 +1,17 @@
-// The webhook's HTTPS endpoint: POST /validate (AdmissionReview v1 in, AdmissionReview v1 out),
-// GET /healthz. Bodies are bounded before they are parsed; nothing a client sends can crash it.
+// The webhook's HTTPS endpoints: POST /validate, POST /mutate and /mutate/annotated (AdmissionReview
+// v1 in, AdmissionReview v1 out; see admission/mutate.ts for the two mutating paths), GET /healthz. Bodies are bounded before they are parsed; nothing a client sends can crash it.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { admit, type AdmissionDeps } from './decide.js';
+import { admit, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
+import { mutate } from './mutate.js';
+
+/** What each POST path answers with. */
+const endpoints: Record<string, (body: unknown, deps: AdmissionDeps) => Promise<AdmissionOutcome>> = {
+  '/validate': admit,
+  '/mutate': (body, deps) => mutate(body, deps, 'namespace'),
+  '/mutate/annotated': (body, deps) => mutate(body, deps, 'annotated'),
+};
 
 /** TLS material and where to listen. */
 export interface WebhookServerOptions {
@@ -55,7 +63,8 @@ export async function handle(req: IncomingMessage, res: ServerResponse, deps: Ad
     const ready = path === '/healthz' || deps.policies() !== undefined;
     return send(res, ready ? 200 : 503, { status: ready ? 'ok' : 'no admission bundle loaded' });
   }
-  if (path !== '/validate') return send(res, 404, { error: `no such endpoint ${path}; the webhook serves POST /validate` });
+  const endpoint = path && Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
+  if (!endpoint) return send(res, 404, { error: `no such endpoint ${path}; the webhook serves POST ${Object.keys(endpoints).join(', ')}` });
   if (req.method !== 'POST') return send(res, 405, { error: 'use POST with an AdmissionReview' });
   const body = await readBody(req, deps.config.maxBodyBytes);
   if (!body) return send(res, 413, { error: `AdmissionReview larger than ${deps.config.maxBodyBytes} bytes refused` });
@@ -65,7 +74,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, deps: Ad
   } catch {
     return send(res, 400, { error: 'the body is not JSON; the webhook expects an admission.k8s.io/v1 AdmissionReview' });
   }
-  const outcome = await admit(parsed, deps);
+  const outcome = await endpoint(parsed, deps);
   send(res, outcome.httpStatus, outcome.body);
 }
 

@@ -59,18 +59,28 @@ describe('admission webhook', () => {
     expect(Object.keys(event.bundles).sort()).toEqual(['admission', 'orders']);
   });
 
-  it('refuses a Deployment without the proxy plugin, saying which annotation to add', async () => {
-    const r = await review(deployment({ name: 'orders', inject: false }));
+  it('refuses a Deployment whose pods would not be injected, saying to label the namespace', async () => {
+    const unlabelled = { ...webhook.deps, namespaces: { labels: async () => ({}) } };
+    const out = await admit(admissionReview(deployment({ name: 'orders', inject: false }), 'shop'), unlabelled);
+    const r = (out.body as { response: AdmissionResponse }).response;
     expect(r.allowed).toBe(false);
     expect(r.status?.code).toBe(403);
-    expect(r.status?.message).toContain('[coverage/proxy-plugin]');
-    expect(r.status?.message).toContain('warden.dev/inject: "true"');
+    expect(r.status?.message).toContain('[coverage/injection] (spec.template.metadata.annotations)');
+    expect(r.status?.message).toContain('kubectl label namespace shop warden.dev/inject=enabled');
+    // The annotation alone is never offered as the way in (it is not enforced by itself).
+    expect(r.status?.message).not.toContain('warden.dev/inject: "true"');
+    // A labelled namespace: its pods will be injected, so the Deployment passes the early check.
+    const labelled = { ...webhook.deps, namespaces: { labels: async () => ({ 'warden.dev/inject': 'enabled' }) } };
+    expect(((await admit(admissionReview(deployment({ name: 'orders', inject: false }), 'shop'), labelled)).body as { response: AdmissionResponse }).response.allowed).toBe(true);
   });
 
-  it('accepts the proxy plugin as a container named warden-proxy instead of the annotation', async () => {
+  it('does not take a container named warden-proxy in a Deployment for the sidecar', async () => {
     const d = deployment({ name: 'orders', inject: false });
     d.spec!.template.spec!.containers.push({ ...d.spec!.template.spec!.containers[0]!, name: 'warden-proxy' });
-    expect((await review(d)).allowed).toBe(true);
+    const r = await review(d);
+    expect(r.allowed).toBe(false);
+    expect(r.status?.message).toContain('[coverage/proxy-image]');
+    expect(r.status?.message).toContain('[coverage/interception]');
   });
 
   it('refuses a service account that is not a workload of the policy repository', async () => {

@@ -9,10 +9,11 @@ import { pinoSink } from '../admission/decision-sink.js';
 import { startWebhookServer } from '../admission/server.js';
 import { createWebhook, trustFromPem } from '../admission/webhook.js';
 
-const [bundles] = process.argv.slice(2) as [string];
+const [bundles] = process.argv.slice(2) as [string, string];
 const certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
 const webhook = await createWebhook({
-  config: resolveConfig(),
+  // The injector's image, so that POST /mutate injects (the mutate+validate flow).
+  config: resolveConfig({ injection: { proxyImage: process.argv[3] } }),
   sink: pinoSink(pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }))),
   sources: { admissionBundle: join(bundles, 'admission.tar.gz'), workloads: { folder: bundles }, trust: trustFromPem(readFileSync(join(bundles, 'verification-key.pem'), 'utf8')) },
 });

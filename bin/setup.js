@@ -6,6 +6,7 @@
 //   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
 //                                PostgreSQL for the audit store tests (apt-get, when initdb is missing)
+//                                and iptables + kubectl for the injection tests (apt-get, when missing)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
@@ -126,12 +127,34 @@ function ensurePostgres() {
   if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
 }
 
+const onPath = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).status === 0;
+
+/**
+ * Debian packages the injection tests run: iptables (the interception test's network namespaces,
+ * `warden init-net`) and kubectl (`kubernetes-client`, the e2e's `kubectl apply`), when missing.
+ */
+function ensureInjectionTools() {
+  const missing = [
+    ...(onPath('iptables-restore') && onPath('ip6tables-restore') ? [] : ['iptables']),
+    ...(onPath('kubectl') ? [] : ['kubernetes-client']),
+  ];
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0 || !onPath('apt-get')) {
+    throw new Error(`${missing.join(' and ')} (Debian packages) are needed by the injection tests and were not found. Install them (\`apt-get install ${missing.join(' ')}\`) and run the tests as root.`);
+  }
+  say(`installing ${missing.join(', ')} from Debian (apt-get) for the injection tests…`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env });
+  run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+}
+
 try {
   ensureNodeModules();
   ensureOpa();
   if (wantTest) {
     ensureTestTools();
     ensurePostgres();
+    ensureInjectionTools();
   }
 } catch (err) {
   say(`failed: ${err.message}`);

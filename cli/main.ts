@@ -13,6 +13,7 @@ import { registerDiff } from '../engine/cli/diff.js';
 import { registerAudit } from '../engine/cli/audit.js';
 import { registerServe } from '../engine/cli/serve.js';
 import { registerProxy } from '../proxy-plugin/command.js';
+import { registerInitNet } from '../proxy-plugin/interception.js';
 import { registerAdmission } from '../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
@@ -31,6 +32,7 @@ export function createProgram(): Command {
   registerAudit(program);
   registerServe(program);
   registerProxy(program);
+  registerInitNet(program);
   registerAdmission(program);
   return program;
 }

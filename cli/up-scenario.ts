@@ -10,6 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type EventFilter } from '../engine/audit/query.js';
 import { renderGraph, renderTop } from '../engine/audit/render.js';
 import type { AuditStore, StoredEvent } from '../engine/audit/store.js';
+import { applyJsonPatch } from '../admission/json-patch.js';
 import { callAs } from './up-apps.js';
 import { ID, waitFor, type Stack } from './up-stack.js';
 
@@ -101,7 +102,7 @@ function deployment(name: string, serviceAccount: string, image: string, inject:
         spec: {
           serviceAccountName: serviceAccount,
           securityContext: { runAsNonRoot: true },
-          containers: [{ name: 'app', image, resources: { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } } }],
+          containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }], resources: { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } } }],
         },
       },
     },
@@ -110,15 +111,17 @@ function deployment(name: string, serviceAccount: string, image: string, inject:
 
 function review(object: Record<string, unknown>, namespace: string): Record<string, unknown> {
   const meta = obj(object.metadata);
+  const gvk = object.kind === 'Pod' ? { group: '', version: 'v1', kind: 'Pod' } : { group: 'apps', version: 'v1', kind: 'Deployment' };
+  const gvr = { group: gvk.group, version: 'v1', resource: object.kind === 'Pod' ? 'pods' : 'deployments' };
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
     request: {
       uid: randomUUID(),
-      kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
-      resource: { group: 'apps', version: 'v1', resource: 'deployments' },
-      requestKind: { group: 'apps', version: 'v1', kind: 'Deployment' },
-      requestResource: { group: 'apps', version: 'v1', resource: 'deployments' },
+      kind: gvk,
+      resource: gvr,
+      requestKind: gvk,
+      requestResource: gvr,
       name: meta.name,
       namespace,
       operation: 'CREATE',
@@ -131,11 +134,38 @@ function review(object: Record<string, unknown>, namespace: string): Record<stri
   };
 }
 
+/**
+ * What the cluster does next: the ReplicaSet creates the Pod, the API server sends it to the injector
+ * (POST /mutate, as for a namespace labelled warden.dev/inject=enabled), applies the JSON Patch, and
+ * the validating webhook checks the injected Pod. Prints its containers; returns their names.
+ */
+async function showInjection(stack: Stack, d: Record<string, unknown>, out: Out): Promise<string[]> {
+  const template = obj(obj(d.spec).template);
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...obj(template.metadata), name: `${String(obj(d.metadata).name)}-7d9f5c-x2k4q` }, spec: template.spec };
+  out(`\n▸ its ReplicaSet creates Pod shop/${pod.metadata.name}: the injector adds the sidecar (AdmissionReview → /mutate)`);
+  const mutated = obj(obj((await postJson(`${stack.webhook.url}/mutate`, stack.webhookCa, review(pod, 'shop'))).body).response);
+  if (typeof mutated.patch !== 'string') {
+    out(`  → not injected: ${String(obj(mutated.status).message ?? obj(mutated.auditAnnotations).injection ?? 'no patch')}`);
+    return [];
+  }
+  const injected = applyJsonPatch(pod, JSON.parse(Buffer.from(mutated.patch, 'base64').toString('utf8')) as never) as { spec: { initContainers?: Array<Record<string, unknown>>; containers: Array<Record<string, unknown>> } };
+  const rows = [...(injected.spec.initContainers ?? []).map((c) => ({ c, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init' })), ...injected.spec.containers.map((c) => ({ c, role: 'app' }))];
+  for (const { c, role } of rows) {
+    const args = Array.isArray(c.args) ? (c.args as string[]).join(' ') : '';
+    out(`  ${role.padEnd(8)}${String(c.name).padEnd(14)}${args.length > 150 ? `${args.slice(0, 150)} …` : args}`);
+  }
+  const validated = obj(obj((await postJson(`${stack.webhook.url}/validate`, stack.webhookCa, review(injected, 'shop'))).body).response);
+  out(`  → the injected Pod, checked by the validating webhook: allowed: ${String(validated.allowed)}${validated.allowed ? '' : ` (${String(obj(validated.status).message)})`}`);
+  return rows.map((r) => String(r.c.name));
+}
+
 /** What the scenario established, for the summary and the test. */
 export interface ScenarioResult {
   toolsSeen: Record<string, string[]>;
   destructiveRefused: boolean;
   admissionRefused: string | undefined;
+  /** Containers of the injected Pod, in order (init, sidecar, app). */
+  injectedContainers?: string[];
 }
 
 /** Run the demo scenario, printing each step and its decisions as they are stored. */
@@ -220,6 +250,8 @@ export async function runScenario(stack: Stack, out: Out): Promise<ScenarioResul
   out(`\n▸ kubectl apply: a Deployment "orders" with the Warden sidecar and a pinned image (AdmissionReview → webhook)`);
   const good = await postJson(`${stack.webhook.url}/validate`, stack.webhookCa, review(deployment('orders', 'orders', GOOD_IMAGE, true), 'shop'));
   out(`  → allowed: ${String(obj(obj(good.body).response).allowed)}`);
+  await feed.show([], 1);
+  result.injectedContainers = await showInjection(stack, deployment('orders', 'orders', GOOD_IMAGE, true), out);
   await feed.show([], 1);
   out(`\n▸ kubectl apply: a Deployment "payments" — no policy, no sidecar, image nginx:latest`);
   const bad = await postJson(`${stack.webhook.url}/validate`, stack.webhookCa, review(deployment('payments', 'payments', 'nginx:latest', false), 'shop'));

@@ -39,6 +39,9 @@ export type Who = keyof typeof ID;
 /** The local JWT issuer (people and agents); sidecars verify its tokens against a JWKS file. */
 export const ISSUER = 'https://issuer.warden.local';
 
+/** The sidecar image the local injector writes into Pods (`warden up` shows injection; it runs no image). */
+export const UP_PROXY_IMAGE = `ghcr.io/warden-dev/warden@sha256:${'0'.repeat(64)}`;
+
 /** Where and how to start. */
 export interface StackOptions {
   bundlesDir: string;
@@ -203,7 +206,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await admissionLog.close();
       conn.close();
     });
-    const config = resolveConfig();
+    // The injector's sidecar: a digest-pinned image as in a cluster (nothing is pulled here), pointed at this engine.
+    const config = resolveConfig({ injection: { proxyImage: UP_PROXY_IMAGE, engineUrl: engine.url } });
     const trust = trustFromPem(verificationKey);
     const hook = await createWebhook({
       config,

@@ -2,13 +2,13 @@
 // and the sidecar example. The webhook objects come from admission/manifests.ts, which also backs
 // `warden admission manifests`, so the two never drift. Regenerate with `npx tsx deploy/generate.ts`;
 // test/deploy-manifests.test.ts fails when the committed files differ from this.
+import { INJECT_KEY } from '../admission/injection.js';
 import {
   buildInitContainer,
   buildVolumes,
   containerSecurityContext,
   podSecurityContext,
   scratchVolumes,
-  VERIFICATION_KEY_CONFIGMAP,
   webhookManifests,
 } from '../admission/manifests.js';
 
@@ -16,6 +16,9 @@ type Obj = Record<string, unknown>;
 
 export const NAMESPACE = 'warden-system';
 export const IMAGE = 'ghcr.io/warden-dev/warden:0.1.0';
+/** The sidecar image the injector adds: the same image, by digest. The zeros are a placeholder: set
+ *  the digest of the image you deploy in the warden-admission-config ConfigMap (docs/injection.md). */
+export const PROXY_IMAGE = `ghcr.io/warden-dev/warden@sha256:${'0'.repeat(64)}`;
 export const TRUST_DOMAIN = 'cluster.local';
 const ENGINE = 'warden-engine';
 const ADMISSION = 'warden-admission';
@@ -109,12 +112,17 @@ export function engineManifests(image = IMAGE): Obj[] {
 
 /** Webhook objects from admission/manifests.ts, without a Secret or caBundle (placed by the operator or cert-manager). */
 export function admissionManifests(image = IMAGE): Obj[] {
-  const all = webhookManifests({ namespace: NAMESPACE, image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid` });
+  const all = webhookManifests({ namespace: NAMESPACE, image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid`, proxyImage: PROXY_IMAGE });
   return [...all, pdb(ADMISSION)];
 }
 
-/** The example workload: an app listening on 127.0.0.1 only, with the warden-proxy sidecar in front. */
-export function sidecarExample(image = IMAGE): Obj[] {
+/**
+ * The example workload: a namespace labelled for injection and a Deployment written as if Warden did
+ * not exist. The app listens on 0.0.0.0:8080 as it always did; the injector adds warden-init (which
+ * redirects inbound connections to port 8080 to the sidecar) and warden-proxy, whose SVID comes from
+ * the Secret warden-svid-orders (or a CSI driver, by the webhook's configuration).
+ */
+export function sidecarExample(): Obj[] {
   const ns = 'shop';
   const app = 'orders';
   const labels = { 'app.kubernetes.io/name': app, team: 'shop' };
@@ -128,14 +136,7 @@ export function sidecarExample(image = IMAGE): Obj[] {
         replicas: 2,
         selector: { matchLabels: { 'app.kubernetes.io/name': app } },
         template: {
-          metadata: {
-            labels,
-            // The injection contract (README-cluster.md): the admission webhook admits this pod only
-            // because it declares the plugin, here with an explicit `warden-proxy` container. No
-            // mutating webhook injects it; the annotation documents the intent and is what the
-            // webhook accepts when a mesh or another injector adds the container.
-            annotations: { 'warden.dev/inject': 'true' },
-          },
+          metadata: { labels },
           spec: {
             serviceAccountName: app,
             automountServiceAccountToken: false,
@@ -144,43 +145,11 @@ export function sidecarExample(image = IMAGE): Obj[] {
               {
                 name: 'app',
                 image: 'registry.example.com/shop/orders:1.4.2@sha256:0000000000000000000000000000000000000000000000000000000000000000',
-                // Only the sidecar can reach it: nothing else in the cluster connects to 127.0.0.1.
-                env: [{ name: 'LISTEN_ADDR', value: '127.0.0.1:8080' }],
+                // Declared ports are the ones interception sends through the sidecar; any other is closed.
+                ports: [{ name: 'http', containerPort: 8080 }],
                 resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
                 securityContext: containerSecurityContext(),
               },
-              {
-                name: 'warden-proxy',
-                image,
-                args: [
-                  'proxy', '--workload', app, '--namespace', ns,
-                  '--upstream', 'http://127.0.0.1:8080', '--listen', '0.0.0.0:15001', '--admin', '0.0.0.0:15020',
-                  '--engine', ENGINE_URL,
-                  '--engine-cert', '/svid/tls.crt', '--engine-key', '/svid/tls.key', '--engine-ca', '/svid/ca.crt',
-                  // mTLS between workloads with the same SVID: the caller's SPIFFE ID is the principal.
-                  '--tls-cert', '/svid/tls.crt', '--tls-key', '/svid/tls.key', '--client-ca', '/svid/ca.crt',
-                  '--verification-key', '/keys/verification/verification-key.pem',
-                  '--spill', '/var/run/warden/decisions.spill.ndjson',
-                ],
-                ports: [{ name: 'http', containerPort: 15001 }, { name: 'admin', containerPort: 15020 }],
-                // Ready once a verified bundle is loaded; until then every call would be denied anyway.
-                readinessProbe: { httpGet: { path: '/readyz', port: 'admin' }, periodSeconds: 5 },
-                livenessProbe: { httpGet: { path: '/healthz', port: 'admin' }, periodSeconds: 10, failureThreshold: 6 },
-                resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
-                securityContext: containerSecurityContext(),
-                volumeMounts: [
-                  { name: 'svid', mountPath: '/svid', readOnly: true },
-                  { name: 'verification-key', mountPath: '/keys/verification', readOnly: true },
-                  ...scratchVolumes().mounts,
-                ],
-              },
-            ],
-            volumes: [
-              // The workload's X.509-SVID (URI SAN spiffe://cluster.local/ns/shop/sa/orders). A Secret
-              // here; with SPIRE or csi-driver-spiffe, replace it with their CSI volume.
-              { name: 'svid', secret: { secretName: `${app}-svid`, defaultMode: 0o440 } },
-              { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } },
-              ...scratchVolumes().volumes,
             ],
           },
         },
@@ -190,7 +159,7 @@ export function sidecarExample(image = IMAGE): Obj[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: app, namespace: ns, labels },
-      // The Service targets the sidecar; the app's port is not exposed.
+      // The Service targets the app's port as usual: inside the pod, that port leads to the sidecar.
       spec: { selector: { 'app.kubernetes.io/name': app }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
     },
   ];
@@ -209,8 +178,8 @@ export function deployFiles(image = IMAGE): Record<string, Obj[]> {
     'base/engine.yaml': engineManifests(image),
     'base/admission.yaml': webhook,
     'base/kustomization.yaml': kustomization(['namespace.yaml', 'engine.yaml', 'admission.yaml']),
-    'examples/sidecar/namespace.yaml': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }],
-    'examples/sidecar/orders.yaml': sidecarExample(image),
+    'examples/sidecar/namespace.yaml': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { [INJECT_KEY]: 'enabled' } } }],
+    'examples/sidecar/orders.yaml': sidecarExample(),
     'examples/sidecar/kustomization.yaml': kustomization(['namespace.yaml', 'orders.yaml']),
   };
 }

@@ -61,6 +61,9 @@ export interface AdmissionResponse {
   /** Shown by kubectl as `Warning: …` lines (each ≤ 256 characters is kept by the API server). */
   warnings?: string[];
   auditAnnotations?: Record<string, string>;
+  /** A mutating webhook's change to the object: base64 of a JSON Patch (RFC 6902) document. */
+  patchType?: 'JSONPatch';
+  patch?: string;
 }
 
 /** The envelope in both directions. */
@@ -137,6 +140,8 @@ export const admissionReviewResponseSchema = {
         },
         warnings: { type: 'array', items: { type: 'string' } },
         auditAnnotations: { type: 'object', additionalProperties: { type: 'string' } },
+        patchType: { const: 'JSONPatch' },
+        patch: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
       },
     },
   },

@@ -23,6 +23,7 @@ import { isHeaderName } from './http1.js';
 import { headerKey, headerPolicy, WARDEN_PREFIX, type HeaderPolicy } from './upstream-head.js';
 import { mcpCallHandler } from './mcp/call-adapter.js';
 import { httpUpstream } from './mcp/upstream.js';
+import { parseInbound } from '../formats/interception.js';
 
 export { ConfigError };
 
@@ -54,6 +55,7 @@ interface PluginFlags {
   certReload: string;
   // proxy only
   upstream?: string;
+  inbound: string[];
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
@@ -184,16 +186,21 @@ const bound = (s: Server) => {
   return `${a.address}:${a.port}`;
 };
 
-// Listen on --listen (and the admin port on --admin), say where on stderr, run until SIGTERM/SIGINT.
-async function serveUntilSignal(plugin: Plugin, server: Server, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string): Promise<void> {
-  await listen(server, '--listen', f.listen);
-  const servers: Server[] = [server];
+// Listen on each address (--listen, or one per --inbound) and the admin port on --admin, say where
+// on stderr, run until SIGTERM/SIGINT.
+async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string): Promise<void> {
+  const servers: Server[] = [];
+  for (const l of listeners) {
+    await listen(l.server, l.flag, l.at);
+    servers.push(l.server);
+  }
+  const at = servers.map(bound).join(', ') || 'no inbound listener';
   if (f.admin) {
     const admin = createAdminServer(plugin.metrics, plugin.ready);
     await listen(admin, '--admin', f.admin);
     servers.push(admin);
   }
-  process.stderr.write(`${banner(`${bound(server)}${f.admin ? ` (admin ${bound(servers[1]!)})` : ''}`)}\n`);
+  process.stderr.write(`${banner(`${at}${f.admin ? ` (admin ${bound(servers[servers.length - 1]!)})` : ''}`)}\n`);
   await runUntilSignal(plugin, servers, rotations);
 }
 
@@ -249,7 +256,8 @@ export function registerProxy(program: Command): void {
     program
       .command('proxy')
       .description('run the sidecar reverse proxy: every inbound call is decided by the workload bundle')
-      .requiredOption('--upstream <url>', 'the workload (e.g. http://127.0.0.1:8080)')
+      .option('--upstream <url>', 'the workload (e.g. http://127.0.0.1:8080)')
+      .option('--inbound <listen=upstream>', 'a listener of its own for one app port, e.g. 0.0.0.0:15101=http://127.0.0.1:8080 (repeatable; the injector writes one per port the interception redirects, since Node cannot read SO_ORIGINAL_DST)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--listen <addr>', 'address to listen on', '0.0.0.0:15001')
       .option('--tls-cert <pem>', 'serve TLS with this certificate')
       .option('--tls-key <pem>', 'private key of --tls-cert')
@@ -262,12 +270,22 @@ export function registerProxy(program: Command): void {
       .option('--remove-header <name>', 'also remove this caller-sent field before forwarding (repeatable; see docs/proxy-security.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--keep-header <name>', 'forward this field although the default list removes it (repeatable; never x-warden-*)', (v: string, acc: string[]) => [...acc, v], [] as string[]),
   ).action(async (f: PluginFlags) => {
-    let upstream: URL;
-    try {
-      upstream = new URL(f.upstream ?? '');
-    } catch {
-      throw new ConfigError(`--upstream ${JSON.stringify(f.upstream)} is not a URL; use e.g. http://127.0.0.1:8080`);
+    // Each listener and the app it forwards to: --listen → --upstream, and one per --inbound.
+    const routes: Array<{ flag: string; at: string; upstream: URL }> = [];
+    if (f.upstream !== undefined) {
+      try {
+        routes.push({ flag: '--listen', at: f.listen, upstream: new URL(f.upstream) });
+      } catch {
+        throw new ConfigError(`--upstream ${JSON.stringify(f.upstream)} is not a URL; use e.g. http://127.0.0.1:8080`);
+      }
     }
+    for (const value of f.inbound) {
+      const r = parseInbound(value);
+      if (typeof r === 'string') throw new ConfigError(r);
+      routes.push({ flag: '--inbound', at: r.listen, upstream: r.upstream });
+    }
+    // A pod that declares no port gets a sidecar with its admin listener only: every inbound connection is refused.
+    if (routes.length === 0 && !f.admin) throw new ConfigError('give --upstream <url> (or one --inbound <listen>=<url> per app port)');
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const jsonBodyBytes = whole('--json-body', f.jsonBody);
@@ -280,24 +298,28 @@ export function registerProxy(program: Command): void {
     };
     const tls = f.tlsCert && f.tlsKey ? { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { ca: readPem('--client-ca', f.clientCa) } : {}) } : undefined;
     const { plugin, rotations, reloadMs } = await startFromFlags(f);
-    // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
-    // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
-    const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e) })] : [];
-    if (handlers.length === 0) process.stderr.write(`warden proxy: upstream ${upstream.href} is not http://; MCP-aware enforcement is off (MCP endpoints are decided as plain HTTP)\n`);
-    const sidecar = createSidecar({
-      upstream,
-      gate: plugin.gate,
-      handlers,
-      logger: processLogger,
-      jsonBodyBytes,
-      headers,
-      limits,
-      ...(tls ? { tls } : {}),
+    const sidecars = routes.map(({ flag, at, upstream }) => {
+      // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
+      // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
+      const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e) })] : [];
+      if (handlers.length === 0) process.stderr.write(`warden proxy: upstream ${upstream.href} is not http://; MCP-aware enforcement is off (MCP endpoints are decided as plain HTTP)\n`);
+      const server = createSidecar({
+        upstream,
+        gate: plugin.gate,
+        handlers,
+        logger: processLogger,
+        jsonBodyBytes,
+        headers,
+        limits,
+        ...(tls ? { tls } : {}),
+      });
+      return { server, flag, at };
     });
     // The serving certificate and the client CA are re-read too: new connections get the rotated ones.
-    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => sidecar.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }), processLogger, reloadMs);
+    const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => { for (const s of sidecars) s.server.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }); }, processLogger, reloadMs);
     if (serving) rotations.push(serving);
-    await serveUntilSignal(plugin, sidecar, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${upstream.href} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
+    const targets = routes.map((r) => r.upstream.href).join(', ');
+    await serveUntilSignal(plugin, sidecars, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${targets || 'nothing'} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
   });
 
   commonOptions(
@@ -309,6 +331,6 @@ export function registerProxy(program: Command): void {
   ).action(async (f: PluginFlags) => {
     const { plugin, rotations } = await startFromFlags(f);
     const server = createExtAuthzServer({ gate: plugin.gate, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
-    await serveUntilSignal(plugin, server, f, rotations, (at) => `warden ext-authz: ${f.workload} on ${at}`);
+    await serveUntilSignal(plugin, [{ server, flag: '--listen', at: f.listen }], f, rotations, (at) => `warden ext-authz: ${f.workload} on ${at}`);
   });
 }

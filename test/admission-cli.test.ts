@@ -18,7 +18,7 @@ import { createCertificateAuthority } from '../runtime/certificate-authority.js'
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { until } from './support/until.js';
 import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
-import { admissionReview, buildExamplePolicies, deployment, type BuiltPolicies } from './support/admission-fixture.js';
+import { admissionReview, buildExamplePolicies, deployment, podOf, type BuiltPolicies } from './support/admission-fixture.js';
 
 const execFileP = promisify(execFile);
 const warden = join(repoRoot, 'bin', 'warden.js');
@@ -35,7 +35,7 @@ describe('warden admission CLI', () => {
     await execFileP(process.execPath, [warden, 'admission', 'certs', '--out', certs], { cwd: built.dir });
     const { stdout } = await execFileP(process.execPath, [warden, 'admission', 'manifests', '--certs', certs, '--namespace', 'warden-system'], { cwd: built.dir });
     const docs = parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string; webhooks?: Array<{ clientConfig: { caBundle: string; service: { name: string } } }> });
-    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'Secret', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ValidatingWebhookConfiguration']);
+    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'Secret', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
     const hook = docs.at(-1)!.webhooks![0]!;
     expect(Buffer.from(hook.clientConfig.caBundle, 'base64').toString()).toBe(readFileSync(join(certs, 'ca.crt'), 'utf8'));
     expect(hook.clientConfig.service.name).toBe('warden-admission');
@@ -159,8 +159,8 @@ async function serve(args: string[], opts: { cwd?: string; localBundle?: boolean
   return { child, url, stderr: () => err };
 }
 
-// One AdmissionReview, by default for a Deployment without the proxy plugin (refused by coverage).
-function review(url: string, ca?: string, object = deployment({ name: 'orders', inject: false })): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
+// One AdmissionReview, by default for a bare Pod without the Warden sidecar (refused by coverage).
+function review(url: string, ca?: string, object: Parameters<typeof admissionReview>[0] = podOf(deployment({ name: 'orders', inject: false }))): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
   const body = JSON.stringify(admissionReview(object, 'shop'));
   return new Promise((resolve, reject) => {
     // Without a CA the webhook's in-memory certificate is accepted for this loopback call only.

@@ -134,12 +134,12 @@ describe('admission webhook registered with a real kube-apiserver', () => {
     expect(stored.metadata?.uid).toBeTruthy();
   });
 
-  it('refuses a Deployment without the proxy plugin and tells the user which annotation to add', async () => {
+  it('refuses a Deployment whose pods would not be injected and tells the user to label the namespace', async () => {
     const r = await create(deployment({ name: 'no-plugin', inject: false }));
     expect(r.allowed).toBe(false);
     expect(r.allowed === false && r.message).toContain('admission webhook "validate.warden.dev" denied the request: Warden refused Deployment shop/no-plugin');
-    expect(r.allowed === false && r.message).toContain('[coverage/proxy-plugin]');
-    expect(r.allowed === false && r.message).toContain('warden.dev/inject: "true"');
+    expect(r.allowed === false && r.message).toContain('[coverage/injection]');
+    expect(r.allowed === false && r.message).toContain('kubectl label namespace shop warden.dev/inject=enabled');
   });
 
   it('refuses a Deployment whose service account has no signed bundle', async () => {
@@ -184,7 +184,7 @@ describe('admission webhook registered with a real kube-apiserver', () => {
   it('audits objects admitted before the webhook existed, like Gatekeeper audit', async () => {
     const entries = await auditCluster(kube.kubeConfig, webhookDeps);
     const legacy = entries.find((e) => e.name === 'legacy');
-    expect(legacy?.findings.map((f) => `${f.set}/${f.rule}`)).toEqual(expect.arrayContaining(['coverage/proxy-plugin', 'guardrails/no-privileged']));
+    expect(legacy?.findings.map((f) => `${f.set}/${f.rule}`)).toEqual(expect.arrayContaining(['coverage/injection', 'guardrails/no-privileged']));
     expect(entries.find((e) => e.name === 'orders')?.findings).toEqual([]);
     expect(formatAudit(entries)).toMatch(/object\(s\) audited, \d+ with findings, \d+ would be refused/);
   });

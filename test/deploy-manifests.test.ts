@@ -76,8 +76,8 @@ describe('deploy/ manifests', () => {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walking parsed YAML by known paths
     const byKey = new Map(objs.map((o) => [key(o), o as KubernetesObject & Record<string, any>]));
     expect([...byKey.keys()].sort()).toEqual([
-      'ClusterRole//warden-admission', 'ClusterRoleBinding//warden-admission', 'Deployment/warden-system/warden-admission',
-      'Deployment/warden-system/warden-engine', 'Namespace//warden-system', 'PodDisruptionBudget/warden-system/warden-admission',
+      'ClusterRole//warden-admission', 'ClusterRoleBinding//warden-admission', 'ConfigMap/warden-system/warden-admission-config', 'Deployment/warden-system/warden-admission',
+      'Deployment/warden-system/warden-engine', 'MutatingWebhookConfiguration//warden-admission', 'Namespace//warden-system', 'PodDisruptionBudget/warden-system/warden-admission',
       'PodDisruptionBudget/warden-system/warden-engine', 'Service/warden-system/warden-admission', 'Service/warden-system/warden-engine',
       'ServiceAccount/warden-system/warden-admission', 'ServiceAccount/warden-system/warden-engine', 'ValidatingWebhookConfiguration//warden-admission',
     ]);
@@ -85,6 +85,12 @@ describe('deploy/ manifests', () => {
     expect(vwc.webhooks[0].failurePolicy).toBe('Fail');
     expect(vwc.webhooks[0].namespaceSelector.matchExpressions[0].values).toEqual(['kube-system', 'warden-system']);
     expect(vwc.metadata?.annotations?.['cert-manager.io/inject-ca-from']).toBe('warden-system/warden-admission-tls');
+    expect(vwc.webhooks[0].rules[0].resources).toEqual(['pods/ephemeralcontainers', 'pods']);
+    // The injector: labelled namespaces to /mutate, annotated pods elsewhere to /mutate/annotated; reinvoked if needed, failing closed.
+    const mwc = byKey.get('MutatingWebhookConfiguration//warden-admission')!;
+    expect(mwc.webhooks.map((w: { clientConfig: { service: { path: string } } }) => w.clientConfig.service.path)).toEqual(['/mutate', '/mutate/annotated']);
+    for (const w of mwc.webhooks) expect([w.failurePolicy, w.reinvocationPolicy, w.rules[0].operations]).toEqual(['Fail', 'IfNeeded', ['CREATE']]);
+    expect(mwc.webhooks[0].namespaceSelector.matchLabels).toEqual({ 'warden.dev/inject': 'enabled' });
     const engine = byKey.get('Deployment/warden-system/warden-engine')!;
     expect(engine.spec.replicas).toBe(2);
     expect(engine.spec.template.spec.automountServiceAccountToken).toBe(false);

@@ -105,6 +105,29 @@ describe('warden serve + warden proxy', () => {
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey], /never/)).rejects.toThrow(/give --engine <url> .* or --bundle <file>/);
   });
 
+  it('serves one listener per --inbound, each forwarding to its own app port (how the injected sidecar serves every port)', async () => {
+    const second = await startUpstream();
+    try {
+      const base = proxyArgs.filter((_, i) => !['--upstream', '--listen'].includes(proxyArgs[i]!) && !['--upstream', '--listen'].includes(proxyArgs[i - 1]!));
+      const proxy = await start([...base, '--spill', join(scratch, 'spill-inbound.ndjson'), '--inbound', `127.0.0.1:0=http://127.0.0.1:${upstream.port}`, '--inbound', `127.0.0.1:0=http://127.0.0.1:${second.port}`], /on ([\d.]+:\d+), ([\d.]+:\d+) \(admin/);
+      const caller = { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } };
+      const [before1, before2] = [upstream.seen.length, second.seen.length];
+      expect((await fetch(`http://${proxy[1]}/orders`, caller)).status).toBe(200);
+      expect((await fetch(`http://${proxy[2]}/orders`, caller)).status).toBe(200);
+      expect((await fetch(`http://${proxy[2]}/orders`)).status).toBe(403);
+      expect([upstream.seen.length - before1, second.seen.length - before2]).toEqual([1, 1]);
+      children.at(-1)!.kill('SIGTERM');
+    } finally {
+      await closeServer(second.server);
+    }
+  });
+
+  it('refuses an --inbound that is not <listen>=<url>, and a proxy with nowhere to forward', async () => {
+    const base = ['proxy', '--workload', 'orders', '--verification-key', notAKey, '--bundle', notAKey];
+    await expect(start([...base, '--inbound', '15101:http://127.0.0.1:8080'], /never/)).rejects.toThrow(/--inbound "15101:http:\/\/127.0.0.1:8080" is not <listen address>=<upstream url>/);
+    await expect(start(base, /never/)).rejects.toThrow(/give --upstream <url> \(or one --inbound <listen>=<url> per app port\)/);
+  });
+
   it('refuses a numeric flag that is not a whole number, naming it', async () => {
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--max-body-bytes', '10MB'], /never/)).rejects.toThrow(/--max-body-bytes "10MB" is not a whole number/);
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--jwks', notAKey, '--issuer', 'i', '--audience', 'a', '--jwt-cache', '-1'], /never/)).rejects.toThrow(/--jwt-cache "-1" is not a whole number/);

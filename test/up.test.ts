@@ -49,6 +49,11 @@ describe('warden up', () => {
     // The webhook refused the Deployment, and its decision reached the audit store.
     expect(r.stdout).toMatch(/DENY {2}admission +CREATE Deployment shop\/payments/);
     expect(r.stdout).toContain('Deployment shop/payments: refused by the admission webhook');
+    // The Pod of the admitted Deployment, injected (interception init, native sidecar, the app untouched) and admitted.
+    expect(r.stdout).toMatch(/init +warden-init +init-net --redirect 8080=15101 --admin-port 15020/);
+    expect(r.stdout).toMatch(/sidecar +warden-proxy +proxy --workload orders --namespace shop/);
+    expect(r.stdout).toMatch(/^ +app +app *$/m);
+    expect(r.stdout).toContain('the injected Pod, checked by the validating webhook: allowed: true');
     expect(r.stdout).toContain('who talked to whom:');
     expect(r.stdout).toContain('warden audit query --engine https://127.0.0.1:');
     expect(r.stdout).toContain('warden up: stopped');

@@ -3,6 +3,8 @@
 #   input.pod   {"metadata": …, "spec": …}     the pod (template) to check
 #   input.path  "spec.template.spec"            where the pod spec sits in the object (for field paths)
 #   input.kind, input.namespace, input.name
+#   input.interception_init  {"list": "initContainers", "index": 0} when that container is Warden's
+#                            verified interception init (the webhook checks its name and image)
 # Each violation names the rule, the field and the container, and says what to do.
 package warden.admission
 
@@ -128,9 +130,16 @@ non_root(c) if {
 
 has_run_as_non_root(c) if object.get(c, ["securityContext", "runAsNonRoot"], null) != null
 
+# Warden's interception init runs as root to write iptables rules (with NET_ADMIN/NET_RAW only).
+interception_init(ct) if {
+	ct.list == input.interception_init.list
+	ct.index == input.interception_init.index
+}
+
 violations contains v if {
 	some ct in containers
 	ct.list != "ephemeralContainers"
+	not interception_init(ct)
 	not non_root(ct.container)
 	v := {
 		"rule": "run-as-non-root",

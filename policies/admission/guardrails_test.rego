@@ -82,3 +82,15 @@ test_root_is_refused_unless_pod_or_container_says_non_root if {
 	c2 := object.union(good_container, {"securityContext": {"runAsNonRoot": false}})
 	rules_of(object.union(compliant_spec, {"containers": [c2]})) == {"run-as-non-root"}
 }
+
+test_only_the_verified_interception_init_may_run_as_root if {
+	init := object.union(good_container, {"name": "warden-init", "securityContext": {"runAsNonRoot": false, "runAsUser": 0}})
+	spec := object.union(compliant_spec, {"initContainers": [init]})
+	rules_of(spec) == {"run-as-non-root"}
+	exempt := object.union(pod(spec), {"interception_init": {"list": "initContainers", "index": 0}})
+	count(data.warden.admission.violations) == 0 with input as exempt with data.warden.admission_config as registries
+	# The exemption names one position: the same container second in line is refused.
+	spec2 := object.union(compliant_spec, {"initContainers": [good_container, init]})
+	exempt2 := object.union(pod(spec2), {"interception_init": {"list": "initContainers", "index": 0}})
+	{v.rule | some v in data.warden.admission.violations} == {"run-as-non-root"} with input as exempt2 with data.warden.admission_config as registries
+}

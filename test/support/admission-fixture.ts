@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildRepo } from '../../engine/compiler/build.js';
 import { repoRoot } from '../../engine/toolchain/paths.js';
-import { resolveConfig, type AdmissionConfig } from '../../admission/config.js';
+import { resolveConfig, type AdmissionConfigFile } from '../../admission/config.js';
 import { memorySink } from '../../admission/decision-sink.js';
 import { createWebhook, trustFromPem, type Webhook } from '../../admission/webhook.js';
 import type { WorkloadDirectory } from '../../admission/coverage.js';
@@ -41,7 +41,7 @@ export async function buildExamplePolicies(extra: Record<string, string> = {}): 
 }
 
 /** A webhook over built policies, its decisions kept in memory. */
-export async function webhookFor(built: BuiltPolicies, opts: { config?: Partial<AdmissionConfig>; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
+export async function webhookFor(built: BuiltPolicies, opts: { config?: AdmissionConfigFile; directory?: WorkloadDirectory; engine?: string; namespaces?: NamespaceDirectory; inventory?: InventoryGatekeeper } = {}): Promise<Webhook & { sink: ReturnType<typeof memorySink> }> {
   const sink = memorySink();
   const webhook = await createWebhook({
     config: resolveConfig(opts.config),
@@ -104,7 +104,7 @@ export function deployment(shape: DeploymentShape): V1Deployment {
 }
 
 /** Wrap an object in an AdmissionReview v1 request, as the API server sends it. */
-export function admissionReview(object: { apiVersion?: string; kind?: string; metadata?: { name?: string; labels?: Record<string, string> }; spec?: unknown }, namespace: string, operation: 'CREATE' | 'UPDATE' = 'CREATE', uid = '705ab4f5-6393-11e8-b7cc-42010a800002'): Record<string, unknown> {
+export function admissionReview(object: { apiVersion?: string; kind?: string; metadata?: { name?: string; generateName?: string; labels?: Record<string, string> }; spec?: unknown }, namespace: string, operation: 'CREATE' | 'UPDATE' = 'CREATE', uid = '705ab4f5-6393-11e8-b7cc-42010a800002'): Record<string, unknown> {
   const [group, version] = (object.apiVersion ?? 'v1').includes('/') ? (object.apiVersion as string).split('/') : ['', object.apiVersion ?? 'v1'];
   const plural = `${(object.kind ?? '').toLowerCase()}s`;
   return {
@@ -126,4 +126,10 @@ export function admissionReview(object: { apiVersion?: string; kind?: string; me
       options: { apiVersion: 'meta.k8s.io/v1', kind: operation === 'CREATE' ? 'CreateOptions' : 'UpdateOptions' },
     },
   };
+}
+
+/** The Pod a controller would create from a Deployment's template (a bare Pod, as the webhook sees it). */
+export function podOf(d: V1Deployment): { apiVersion: string; kind: string; metadata: Record<string, unknown>; spec: Record<string, unknown> } {
+  const t = d.spec!.template;
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${d.metadata?.name ?? 'pod'}-abcde`, ...(t.metadata as Record<string, unknown>) }, spec: t.spec as unknown as Record<string, unknown> };
 }

@@ -23,6 +23,12 @@ export interface KubeApiServerOptions {
   authorizationMode?: 'RBAC' | 'AlwaysAllow';
   /** Extra kube-apiserver flags, e.g. `--feature-gates=…`. */
   extraArgs?: string[];
+  /**
+   * Also run kube-controller-manager (from the same folder) with these controllers, e.g.
+   * `['deployment', 'replicaset']`, so that a Deployment becomes a ReplicaSet that becomes Pods.
+   * Pods stay Pending: there is no scheduler or kubelet.
+   */
+  controllers?: string[];
 }
 
 /** A running API server; `stop()` ends it and etcd and removes `dataDir`. */
@@ -47,7 +53,7 @@ const portAttempts = 3;
 /** Starts etcd and kube-apiserver on free loopback ports and resolves once `/readyz` answers 200. */
 export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const binDir = opts.binDir ?? join(repoRoot, '.tools', 'bin');
-  for (const name of ['kube-apiserver', 'etcd']) {
+  for (const name of ['kube-apiserver', 'etcd', ...(opts.controllers ? ['kube-controller-manager'] : [])]) {
     if (!existsSync(join(binDir, name))) {
       throw new Error(`${join(binDir, name)} is missing: run \`node bin/setup.js --test\` to build the test tools (the first build takes several minutes).`);
     }
@@ -111,7 +117,21 @@ async function startOnce(binDir: string, opts: KubeApiServerOptions): Promise<Ku
     ]));
 
     await waitForReady(url, files.tls, processes, opts.readyTimeoutMs ?? 90_000);
-    return { kubeConfig: kubeConfigFor(url, files.tls), url, caPem: files.tls.ca, dataDir, stop };
+    const kubeConfig = kubeConfigFor(url, files.tls);
+    if (opts.controllers) {
+      // As the admin (system:masters): the test's controller manager needs no RBAC bootstrap of its own.
+      const kubeconfigFile = join(dataDir, 'controller-manager.kubeconfig');
+      await writeFile(kubeconfigFile, kubeConfig.exportConfig(), { mode: 0o600 });
+      processes.push(supervise('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
+        `--kubeconfig=${kubeconfigFile}`,
+        `--controllers=${opts.controllers.join(',')}`,
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--use-service-account-credentials=false',
+        '--profiling=false',
+      ]));
+    }
+    return { kubeConfig, url, caPem: files.tls.ca, dataDir, stop };
   } catch (err) {
     const taken = processes.some((p) => /address already in use/i.test(p.stderrTail()));
     await stop();

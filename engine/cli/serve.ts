@@ -11,6 +11,7 @@ import { parseDuration, FilterError } from '../audit/query.js';
 import { StoreUrlError } from '../audit/store.js';
 import { auditUnavailableReason, startEngineService, type EngineServerTls } from '../service.js';
 import { DEFAULT_KEY, DEFAULT_STORE } from './audit.js';
+import { DEFAULT_REVISIONS } from './explain.js';
 import { parseListenAddress } from './listen-address.js';
 import { UserError } from './user-error.js';
 
@@ -30,6 +31,7 @@ interface ServeFlags {
   retentionMaxAge?: string;
   retentionMaxRows?: string;
   retentionEvery: string;
+  revisions: string;
 }
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
@@ -81,6 +83,7 @@ export function registerServe(program: Command): void {
     .option('--retention-max-age <duration>', 'delete audit events older than this (e.g. 30d)')
     .option('--retention-max-rows <n>', 'keep at most this many audit events')
     .option('--retention-every <duration>', 'how often retention runs', '5m')
+    .option('--revisions <dir>', 'keep every bundle revision served here, for warden explain (pruned with the audit log)', DEFAULT_REVISIONS)
     .action(async (f: ServeFlags) => {
       if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first`);
       const addr = parseListenAddress('--listen', f.listen);
@@ -119,6 +122,7 @@ export function registerServe(program: Command): void {
           port: addr.port,
           maxWaitSeconds: maxWait || 60,
           storeUrl: f.store,
+          revisionsDir: f.revisions,
           readers,
           admissionPrincipals,
           logger,

@@ -126,12 +126,28 @@ function ensurePostgres() {
   if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
 }
 
+/** Chromium for the console's browser tests: Debian's package (never a browser download), installed like PostgreSQL. */
+function ensureChromium() {
+  const bin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
+  if (existsSync(bin)) return;
+  if (process.env.WARDEN_CHROMIUM) throw new Error(`WARDEN_CHROMIUM=${bin} does not exist; point it at a Chromium binary or unset it`);
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
+  if (!isRoot || !hasApt) throw new Error('Chromium is needed by the console tests and was not found at /usr/bin/chromium. Install it (Debian: `apt-get install chromium`) or set WARDEN_CHROMIUM.');
+  say('installing Chromium from Debian (apt-get) for the console tests…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env });
+  run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { env });
+  if (!existsSync(bin)) throw new Error('apt-get installed chromium but /usr/bin/chromium is still missing');
+}
+
 try {
   ensureNodeModules();
   ensureOpa();
   if (wantTest) {
     ensureTestTools();
     ensurePostgres();
+    ensureChromium();
   }
 } catch (err) {
   say(`failed: ${err.message}`);

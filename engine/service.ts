@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createEngineApp, type BundleIndex, type EngineApp, type EngineMount } from './bundle-server.js';
 import type { CheckpointSigner } from './audit/chain.js';
@@ -18,6 +19,8 @@ import { startRetention, type RetentionPolicy } from './audit/retention.js';
 import { openStore, type AuditStore } from './audit/store.js';
 import { BundleWriters } from './audit/writers.js';
 import { RevisionArchive } from './bundle-revisions.js';
+import { consoleAccess, type ConsoleOidc } from './console/access.js';
+import { consoleRouter } from './console/router.js';
 import { explainDecision } from './explain/explanation.js';
 import { renderExplanation, type ExplainFormat } from './explain/render.js';
 
@@ -45,6 +48,8 @@ export interface EngineServiceOptions {
   readers?: readonly string[];
   /** Principals of the admission webhook; they log events as the workload `admission`. */
   admissionPrincipals?: readonly string[];
+  /** Console at /ui (mounted with the audit routes): readers' certificates, and OIDC bearer tokens when given. */
+  console?: { oidc?: ConsoleOidc };
   checkpoints?: { signer: CheckpointSigner; everyMs: number };
   retention?: { policy: RetentionPolicy; everyMs: number };
   logger: Logger;
@@ -110,13 +115,15 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
   const revisions = opts.revisionsDir ? new RevisionArchive(opts.revisionsDir) : undefined;
   let servedIndex: () => BundleIndex | undefined = () => undefined; // the engine app's, once it exists
   if (store) {
-    const explain = revisions
-      ? async (id: string, format: string) => {
-          const x = await explainDecision(id, { event: async (d) => (await store.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], archive: revisions });
-          return x && { type: format === 'json' ? 'application/json' : format === 'markdown' ? 'text/markdown' : 'text/plain', body: renderExplanation(x, format as ExplainFormat) };
-        }
-      : undefined;
-    mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [], ...(explain ? { explain } : {}) }) });
+    const explainOne = (id: string) => explainDecision(id, { event: async (d) => (await store.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], ...(revisions ? { archive: revisions } : {}) });
+    const explain = async (id: string, format: string) => {
+      const x = await explainOne(id);
+      return x && { type: format === 'json' ? 'application/json' : format === 'markdown' ? 'text/markdown' : 'text/plain', body: renderExplanation(x, format as ExplainFormat) };
+    };
+    mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [], explain }) });
+    const access = consoleAccess({ identify: spiffePeer, readers: opts.readers ?? [], ...(opts.console?.oidc ? { oidc: opts.console.oidc } : {}) });
+    const bundle = async (name: string) => readFile(join(opts.bundlesDir, `${name}.tar.gz`)).catch(() => undefined);
+    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle }) });
     if (opts.checkpoints) stops.push(startCheckpoints(store, opts.checkpoints.signer, { everyMs: opts.checkpoints.everyMs, onError: (err) => log.error({ err }, 'audit checkpoint failed') }));
     if (opts.retention && opts.checkpoints) {
       stops.push(

@@ -53,7 +53,8 @@ export interface Explanation {
 /** Where explanations get events and bundles. */
 export interface ExplainSources {
   event(decisionId: string): Promise<StoredEvent | undefined>;
-  archive: RevisionArchive;
+  /** Absent when the engine keeps no revisions: decisions are then explained from the stored event alone. */
+  archive?: RevisionArchive;
 }
 
 const obj = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
@@ -67,8 +68,8 @@ function decidingBundle(e: DecisionEvent): { name: string; revision?: string } {
   return revision ? { name, revision } : { name };
 }
 
-async function loadKept(archive: RevisionArchive, name: string, revision: string): Promise<{ bundle: VerifiedBundle; sha256: string; keptAt: number } | undefined> {
-  const kept = archive.find(name, revision);
+async function loadKept(archive: RevisionArchive | undefined, name: string, revision: string): Promise<{ bundle: VerifiedBundle; sha256: string; keptAt: number } | undefined> {
+  const kept = archive?.find(name, revision);
   if (!kept) return undefined;
   // The archive holds exactly the bytes the engine served, checked against their sha256 on read.
   return { bundle: await openBundle(kept.bytes, 'unsigned-ok'), sha256: kept.kept.sha256, keptAt: kept.kept.keptAt };
@@ -119,7 +120,9 @@ export async function explainDecision(decisionId: string, sources: ExplainSource
     return x;
   }
   if (!kept) {
-    x.replay.note = `revision ${which.revision} of bundle ${which.name} is not in the engine's revision archive (${sources.archive.dir}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
+    x.replay.note = !sources.archive
+      ? `the engine keeps no bundle revisions (start it with --revisions <dir>), so revision ${which.revision} of ${which.name} cannot be replayed`
+      : `revision ${which.revision} of bundle ${which.name} is not in the engine's revision archive (${sources.archive.dir}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
     return x;
   }
 

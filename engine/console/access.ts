@@ -36,8 +36,14 @@ export function parseClaim(text: string): { claim: string; value: string } | und
   return at > 0 && at < text.length - 1 ? { claim: text.slice(0, at), value: text.slice(at + 1) } : undefined;
 }
 
+/** A JWKS location keys may be fetched from: https, or plain http on loopback only (keys fetched in the clear could be swapped). */
+export function isKeyUrl(jwks: string): boolean {
+  return /^https:\/\//.test(jwks) || /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(jwks);
+}
+
 function keySet(jwks: string): JWTVerifyGetKey {
-  if (/^https?:\/\//.test(jwks)) return createRemoteJWKSet(new URL(jwks), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
+  if (/^https?:\/\//.test(jwks) && !isKeyUrl(jwks)) throw new Error(`OIDC keys at ${jwks} would be fetched in the clear; use https`);
+  if (isKeyUrl(jwks)) return createRemoteJWKSet(new URL(jwks), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
   return createLocalJWKSet(JSON.parse(readFileSync(jwks, 'utf8')) as Parameters<typeof createLocalJWKSet>[0]);
 }
 

@@ -80,7 +80,7 @@ export function graphPage(who: string, edges: Edge[], params: URLSearchParams): 
     'Who talks to whom',
     'graph',
     who,
-    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="/ui/api/graph?${params.toString()}"></div><p class="note">Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
+    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="/ui/api/graph?${params.toString()}"></div><p class="note">Decisions of the last hour unless a filter says otherwise. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
 <table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
   );
 }

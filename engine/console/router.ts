@@ -85,13 +85,15 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     let events: StoredEvent[] = [];
     let error: string | undefined;
     try {
-      events = await deps.reader.query(parseFilter(rf, now(), { sort: '-seq', limit: PAGE }));
+      // Newest first by event time: the time index serves both the first page and the `to` cursor of older ones.
+      events = await deps.reader.query(parseFilter(rf, now(), { sort: '-time', limit: PAGE }));
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
       error = err.message;
     }
     const params = paramsOf(rf);
-    const head = events.length ? events[0]!.seq : ((await deps.reader.query({ sort: '-seq', limit: 1 }))[0]?.seq ?? 0);
+    // The stream starts after the store's head, whatever the page shows.
+    const head = (await deps.reader.query({ sort: '-seq', limit: 1 }))[0]?.seq ?? 0;
     const stream = `/ui/feed/stream?${new URLSearchParams([...params, ['after-seq', String(head)]]).toString()}`;
     const last = events[events.length - 1];
     // Older pages by event time: everything before the oldest one shown.

@@ -55,6 +55,12 @@ export class RevisionArchive {
     return true;
   }
 
+  /** Whether (bundle, revision) is kept (without reading it). */
+  has(bundle: string, revision: string): boolean {
+    const ref = this.refPath(bundle, revision);
+    return !!ref && existsSync(ref);
+  }
+
   /** The archive bytes of (bundle, revision), checked against their address; undefined when not kept. */
   find(bundle: string, revision: string): { kept: KeptRevision; bytes: Buffer } | undefined {
     const ref = this.refPath(bundle, revision);

@@ -82,7 +82,7 @@ function keepServed(archive: RevisionArchive, bundlesDir: string, index: BundleI
   const entries = [...Object.entries(index.bundles ?? {}), ...(index.admission ? [['admission', index.admission] as const] : [])];
   for (const [name, entry] of entries) {
     try {
-      if (archive.find(name, entry.revision)) continue;
+      if (archive.has(name, entry.revision)) continue;
       const bytes = readFileSync(join(bundlesDir, `${name}.tar.gz`));
       if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) continue;
       if (!archive.keep(name, entry.revision, bytes)) onError(new Error(`revision ${JSON.stringify(entry.revision)} cannot name a file`), name);

@@ -1,67 +1,32 @@
 // `warden explain <decision-id>`: why one stored decision came out as it did, from a local store and
 // revision archive or from a running engine (GET /audit/decisions/<id>/explain).
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
 import { EngineError, HttpAuditReader } from '../audit/http-reader.js';
-import { openStore, StoreUrlError } from '../audit/store.js';
 import { RevisionArchive } from '../bundle-revisions.js';
 import { explainDecision, type Explanation } from '../explain/explanation.js';
 import { renderExplanation, type ExplainFormat } from '../explain/render.js';
-import { DEFAULT_STORE } from './audit.js';
+import { DEFAULT_STORE, openReader, type SourceOptions } from './audit.js';
 import { UserError } from './user-error.js';
 
 /** Where `warden serve` and `warden explain` keep bundle revisions unless told otherwise. */
 export const DEFAULT_REVISIONS = '.warden/revisions';
 
-interface ExplainFlags {
-  store?: string;
+interface ExplainFlags extends SourceOptions {
   revisions: string;
-  engine?: string;
-  engineCa?: string;
-  engineCert?: string;
-  engineKey?: string;
   output?: ExplainFormat;
 }
 
-function pem(file: string | undefined, flag: string): string | undefined {
-  if (file === undefined) return undefined;
+// From a running engine, its explanation; from a local store, one made here with the revision archive.
+async function explainFrom(id: string, f: ExplainFlags): Promise<Explanation | undefined> {
+  const reader = await openReader(f);
   try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${flag} ${file}: ${(err as Error).message}`);
-  }
-}
-
-async function fromEngine(id: string, f: ExplainFlags): Promise<Explanation | undefined> {
-  let base: URL;
-  try {
-    base = new URL(f.engine!);
-  } catch {
-    throw new UserError(`--engine: "${f.engine}" is not a URL (e.g. https://warden-engine.warden.svc:8443)`);
-  }
-  const tls = Object.fromEntries(Object.entries({ ca: pem(f.engineCa, '--engine-ca'), cert: pem(f.engineCert, '--engine-cert'), key: pem(f.engineKey, '--engine-key') }).filter(([, v]) => v !== undefined));
-  try {
-    return (await new HttpAuditReader(base, tls).explain(id)) as Explanation | undefined;
+    if (reader instanceof HttpAuditReader) return (await reader.explain(id)) as Explanation | undefined;
+    return await explainDecision(id, { event: async (d) => (await reader.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], archive: new RevisionArchive(f.revisions) });
   } catch (err) {
     if (err instanceof EngineError) throw new UserError(err.message);
     throw err;
-  }
-}
-
-async function fromStore(id: string, f: ExplainFlags): Promise<Explanation | undefined> {
-  const url = f.store ?? DEFAULT_STORE;
-  if (url.startsWith('sqlite:') && !existsSync(url.slice('sqlite:'.length))) throw new UserError(`no audit store at ${url.slice('sqlite:'.length)} (pass --store <url> or --engine <url>)`);
-  let store;
-  try {
-    store = await openStore(url);
-  } catch (err) {
-    if (err instanceof StoreUrlError) throw new UserError(`--store: ${err.message}`);
-    throw new UserError(`cannot open the audit store ${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
-  }
-  try {
-    return await explainDecision(id, { event: async (d) => (await store.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], archive: new RevisionArchive(f.revisions) });
   } finally {
-    await store.close();
+    await reader.close();
   }
 }
 
@@ -80,8 +45,7 @@ export function registerExplain(program: Command): void {
     .addOption(new Option('-o, --output <format>', 'table (default on a terminal), markdown (for a ticket) or json (default otherwise)').choices(['table', 'json', 'markdown']))
     .action(async (id: string, f: ExplainFlags) => {
       if (!/^[A-Za-z0-9._:-]{8,128}$/.test(id)) throw new UserError(`"${id}" is not a decision id (8 to 128 of A-Z a-z 0-9 . _ : -); copy it from the x-warden-decision-id header or warden audit query`);
-      if (f.engine && f.store) throw new UserError('give either --store or --engine, not both');
-      const x = f.engine ? await fromEngine(id, f) : await fromStore(id, f);
+      const x = await explainFrom(id, f);
       if (!x) throw new UserError(`no decision ${id} in the audit log${f.engine ? ` of ${f.engine}` : ` ${f.store ?? DEFAULT_STORE}`} (retention may have removed it; check with warden audit query --decision-id ${id})`);
       process.stdout.write(renderExplanation(x, f.output ?? (process.stdout.isTTY ? 'table' : 'json')));
     });

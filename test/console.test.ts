@@ -3,7 +3,7 @@
 // scenario), every page opened with the auditor's client certificate, what a person sees checked, and
 // screenshots saved under test/artifacts/console/. Access is checked on a real engine too: no
 // certificate, a workload's certificate, and forged, expired, alg:none and wrong-claim OIDC tokens.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAs } from '../cli/up-apps.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { startStack, type Stack } from '../cli/up-stack.js';
+import { startStack, waitFor, type Stack } from '../cli/up-stack.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { startEngineService, type EngineService } from '../engine/service.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
@@ -123,8 +123,15 @@ describe('the web console in Chromium', () => {
     expect(has('spiffe://cluster.local/ns/agents/sa/ops-mcp', 'shop/orders')).toBe(true);
     expect(Number(await page.locator('#graph').getAttribute('data-edges'))).toBe(edges.length);
     await shot('graph');
-    // Click-through: the support agent's edge to ops-mcp (drawn by cytoscape on a canvas).
-    await Promise.all([page.waitForURL(/\/ui\/feed\?/, { waitUntil: 'commit' }), page.evaluate(() => (window as unknown as { wardenGraph: { edges(sel: string): { emit(e: string): void } } }).wardenGraph.edges('[principal = "support-agent"]').emit('tap'))]);
+    // Click-through: a real mouse click on the support agent's edge, drawn by cytoscape on a canvas.
+    const at = await page.evaluate(() => {
+      const cy = (window as unknown as { wardenGraph: { edges(sel: string): { renderedMidpoint(): { x: number; y: number } } } }).wardenGraph;
+      return cy.edges('[principal = "support-agent"]').renderedMidpoint();
+    });
+    const box = (await page.locator('#graph').boundingBox())!;
+    const navigated = page.waitForURL(/\/ui\/feed\?/, { waitUntil: 'commit' });
+    await page.mouse.click(box.x + at.x, box.y + at.y);
+    await navigated;
     await page.waitForSelector('#feed tr');
     expect(new URL(page.url()).searchParams.get('principal')).toBe('support-agent');
     const rows = await page.locator('#feed tr').allInnerTexts();
@@ -161,6 +168,23 @@ describe('the web console in Chromium', () => {
     expect(rows.some((r) => /guardrails\/no-latest-tag\s+shop\s+1/.test(r))).toBe(true);
     expect(rows.some((r) => /coverage\/proxy-plugin\s+shop\s+1/.test(r))).toBe(true);
     await shot('admission');
+  });
+
+  it('review: the last rollout of a workload, as warden diff --format html shows a review', async () => {
+    // A new policy revision reaches the engine: the support agent's grant now says destructive: true.
+    const repo = join(dir, 'policies-next');
+    cpSync(join(repoRoot, 'policies'), repo, { recursive: true });
+    const edit = (file: string, from: string, to: string) => writeFileSync(join(repo, file), readFileSync(join(repo, file), 'utf8').replace(from, to));
+    edit('workloads/ops-mcp/mcp-tools.json', '{ "scopes": ["tools:write"], "description": "NOT a grant: lacks destructive: true (compiler warns)" }', '{ "scopes": ["tools:write"], "destructive": true }');
+    edit('workloads/ops-mcp/policy_test.rego', 'test_writer_cannot_drop_tables if', 'writer_could_not_drop_tables if');
+    await buildRepo({ repo, out: join(dir, 'bundles'), cwd: dir });
+    await waitFor('the engine to keep the new ops-mcp revision', () => stack.engine.revisions!.list().filter((k) => k.bundle === 'ops-mcp').length === 2);
+    await open('/ui/workloads/ops-mcp');
+    await Promise.all([page.waitForURL(/\/ui\/review\/ops-mcp$/, { waitUntil: 'commit' }), page.click('a[href="/ui/review/ops-mcp"]')]);
+    await page.waitForSelector('td.widen');
+    const text = await page.locator('body').innerText();
+    expect(text).toMatch(/deny → allow\s+tool:drop_table\s+jwt\{scope=tools:write\}/);
+    await shot('review');
   });
 });
 

@@ -111,6 +111,7 @@ export function workloadPage(who: string, w: WorkloadSummary, matrix: WorkloadDi
     who,
     html`<dl class="facts"><dt>bundle revision</dt><dd><code>${w.revision}</code></dd><dt>built</dt><dd>${w.builtAt ?? '?'} (${age(w.builtAt, now)})</dd>
 <dt>last 24 h</dt><dd>${counts.allow} allowed, ${counts.deny} denied (<a href="/ui/feed?workload=${encodeURIComponent(w.name)}">feed</a>)</dd>
+<dt>last rollout</dt><dd><a href="/ui/review/${encodeURIComponent(w.name)}">review</a> (the decisions that flipped between its two newest revisions, as warden diff --format html shows them)</dd>
 <dt>decision-log drops</dt><dd>not known to the engine: each pod counts the events it could not deliver (warden_decision_log_dropped_total on its /metrics)</dd></dl>
 <h2>Permission matrix</h2><p class="note">Every operation and tool × every caller the specs name, decided by the bundle now served (✓ allowed, · denied) — the matrix of <code>warden diff</code>.</p>${matrix ? matrixHtml(matrix) : html`<p>no bundle file to compute it from</p>`}`,
   );

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
 import type { AuditReader, StoredEvent } from '../audit/store.js';
 import type { BundleIndex } from '../bundle-server.js';
-import { REVIEW_CSS } from '../diff/render.js';
+import type { RevisionArchive } from '../bundle-revisions.js';
+import { REVIEW_CSS, toHtml } from '../diff/render.js';
+import { reviewBundles } from '../diff/review.js';
 import { permissionMatrix, type WorkloadDiff } from '../diff/replay.js';
 import type { Explanation } from '../explain/explanation.js';
 import type { AccessResult } from './access.js';
@@ -21,6 +23,8 @@ export interface ConsoleDeps {
   reader: AuditReader;
   explain: (decisionId: string) => Promise<Explanation | undefined>;
   index: () => BundleIndex | undefined;
+  /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
+  revisions?: RevisionArchive;
   /** The bytes of a bundle as served now. */
   bundle: (name: string) => Promise<Uint8Array | undefined>;
   now?: () => number;
@@ -179,6 +183,18 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const edges = await deps.reader.edges(day);
     const counts = edges.reduce((c, e) => ({ allow: c.allow + e.allow, deny: c.deny + e.deny }), { allow: 0, deny: 0 });
     res.type('html').send(workloadPage(res.locals.who as string, { ...w, ...(await builtAt(w.name)) }, matrix, counts, now()));
+  });
+
+  // The last rollout of a workload as `warden diff --format html` shows a review: its two newest kept revisions.
+  router.get('/review/:name', async (req, res) => {
+    const name = String(req.params.name);
+    const kept = (deps.revisions?.list() ?? []).filter((k) => k.bundle === name).sort((a, b) => b.keptAt - a.keptAt);
+    if (kept.length < 2) return void res.status(404).type('html').send(errorPage(404, `the engine has kept ${kept.length} revision(s) of ${name}: a review needs two (run warden diff --format html in CI to review a change before it ships)`));
+    const [head, base] = [deps.revisions!.find(name, kept[0]!.revision), deps.revisions!.find(name, kept[1]!.revision)];
+    if (!head || !base) return void res.status(404).type('html').send(errorPage(404, 'a kept revision disappeared while it was read; reload'));
+    const review = await reviewBundles(name, { revision: base.kept.revision, bytes: base.bytes }, { revision: head.kept.revision, bytes: head.bytes });
+    // The review page is self-contained (its style inline, no script): the one page that needs inline style.
+    res.set('Content-Security-Policy', CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")).type('html').send(toHtml(review));
   });
 
   router.get('/admission', async (req, res) => {

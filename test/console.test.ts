@@ -210,6 +210,10 @@ describe('console access', () => {
     expect((await bearer(token({ groups: ['warden-auditors'] }, { issuer: 'https://evil.example' }))).status).toBe(401);
     const none = new UnsecuredJWT({ groups: ['warden-auditors'] }).setSubject('dana').setIssuer(ISSUER).setAudience('warden-console').setExpirationTime('1h').encode();
     expect((await bearer(none)).status).toBe(401);
+    // An HMAC token keyed with the issuer's public key (algorithm confusion) is refused.
+    const jwk = JSON.parse(readFileSync(join(dir, 'issuer-jwks.json'), 'utf8')) as { keys: Array<Record<string, string>> };
+    const hs = await new SignJWT({ groups: ['warden-auditors'] }).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('dana').setIssuer(ISSUER).setAudience('warden-console').setExpirationTime('1h').sign(new TextEncoder().encode(JSON.stringify(jwk.keys[0])));
+    expect((await bearer(hs)).status).toBe(401);
     // A valid token's payload grafted onto an alg:none header, and a Basic header, are refused too.
     const good = await token({ groups: ['warden-auditors'] });
     const [, payload] = good.split('.');

@@ -111,6 +111,10 @@ export async function explainDecision(decisionId: string, sources: ExplainSource
     x.replay.note = 'admission decisions are not replayed: the event records the findings but not the reviewed object (it may hold secrets); each finding below names its rule';
     return x;
   }
+  if (e.kind === 'drift') {
+    x.replay.note = 'a drift record (a tools/list answer that differs from the compiled tool list) is not a decision of the policy; there is nothing to replay';
+    return x;
+  }
   if (!e.input || !e.result) {
     x.replay.note = `the call was refused before the policy decided${e.error ? `: ${e.error}` : ''}; there is nothing to replay`;
     return x;

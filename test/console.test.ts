@@ -13,10 +13,11 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAs } from '../cli/up-apps.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { startStack, waitFor, type Stack } from '../cli/up-stack.js';
+import { startStack, type Stack } from '../cli/up-stack.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { startEngineService, type EngineService } from '../engine/service.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
+import { until } from './support/until.js';
 
 const CHROMIUM = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -178,7 +179,7 @@ describe('the web console in Chromium', () => {
     edit('workloads/ops-mcp/mcp-tools.json', '{ "scopes": ["tools:write"], "description": "NOT a grant: lacks destructive: true (compiler warns)" }', '{ "scopes": ["tools:write"], "destructive": true }');
     edit('workloads/ops-mcp/policy_test.rego', 'test_writer_cannot_drop_tables if', 'writer_could_not_drop_tables if');
     await buildRepo({ repo, out: join(dir, 'bundles'), cwd: dir });
-    await waitFor('the engine to keep the new ops-mcp revision', () => stack.engine.revisions!.list().filter((k) => k.bundle === 'ops-mcp').length === 2);
+    await until('the engine to keep the new ops-mcp revision', () => (stack.engine.revisions!.list().filter((k) => k.bundle === 'ops-mcp').length === 2 ? true : undefined));
     await open('/ui/workloads/ops-mcp');
     await Promise.all([page.waitForURL(/\/ui\/review\/ops-mcp$/, { waitUntil: 'commit' }), page.click('a[href="/ui/review/ops-mcp"]')]);
     await page.waitForSelector('td.widen');

@@ -3,7 +3,7 @@
 // webhook, filled by the demo scenario plus a refund with a masked card token. Each explanation is
 // checked against what `opa eval --explain full` itself says for the same bundle and input.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +16,8 @@ import { runScenario } from '../cli/up-scenario.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { Explanation } from '../engine/explain/explanation.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
-import { requireOpa } from '../engine/toolchain/opa.js';
 import type { StoredEvent } from '../engine/audit/store.js';
+import { extractPolicy, opaBinary } from './support/opa.js';
 
 const execFileP = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'warden-explain-test-'));
@@ -67,19 +67,12 @@ const find = (pred: (s: StoredEvent) => boolean) => {
   return s!.event;
 };
 
-/** `opa eval --explain full` run by the test itself over the served bundle's Rego and the stored input. */
+/** `opa eval --explain full` run by the test itself (stock OPA) over the served bundle's Rego and data and the stored input. */
 async function opaSays(workload: string, input: unknown): Promise<{ result: { allow: boolean; reasons: string[] }; rules: Set<string> }> {
   const out = join(dir, `opa-${workload}-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(join(out, 'b'), { recursive: true });
-  await execFileP('tar', ['-xzf', join(dir, 'bundles', `${workload}.tar.gz`), '-C', join(out, 'b')]);
-  // Stock OPA over the Rego and data the bundle carries (its WASM module and signature aside).
-  const manifest = JSON.parse(readFileSync(join(out, 'b', '.manifest'), 'utf8')) as Record<string, unknown>;
-  delete manifest.wasm;
-  writeFileSync(join(out, 'b', '.manifest'), JSON.stringify(manifest));
-  rmSync(join(out, 'b', 'policy.wasm'));
-  rmSync(join(out, 'b', '.signatures.json'));
+  await extractPolicy(readFileSync(join(dir, 'bundles', `${workload}.tar.gz`)), join(out, 'b'));
   writeFileSync(join(out, 'input.json'), JSON.stringify(input));
-  const { stdout } = await execFileP(await requireOpa(), ['eval', '-b', join(out, 'b'), '-i', join(out, 'input.json'), '-f', 'json', '--explain', 'full', 'data.warden.decision'], { maxBuffer: 64 << 20 });
+  const { stdout } = await execFileP(opaBinary, ['eval', '-d', join(out, 'b'), '-i', join(out, 'input.json'), '-f', 'json', '--explain', 'full', 'data.warden.decision'], { maxBuffer: 64 << 20 });
   const body = JSON.parse(stdout) as { result: Array<{ expressions: Array<{ value: { allow: boolean; reasons: string[] } }> }>; explanation: Array<{ Op: string; Node?: { head?: { name?: string } }; Location?: { file: string; row: number } }> };
   const rules = new Set(body.explanation.filter((e) => e.Op === 'Exit' && e.Node?.head?.name && ['deny', 'grants', 'decision'].includes(e.Node.head.name)).map((e) => `${e.Location!.file.slice(join(out, 'b').length + 1)}:${e.Location!.row}`));
   return { result: body.result[0]!.expressions[0]!.value, rules };
@@ -189,7 +182,7 @@ describe('warden explain', () => {
     const input = join(dir, 'admission-input.json');
     writeFileSync(input, JSON.stringify({ kind: 'Deployment', namespace: 'shop', name: 'payments', operation: 'CREATE', path: 'spec.template.spec', pod }));
     const adm = join(repoRoot, 'policies', 'admission');
-    const { stdout } = await execFileP(await requireOpa(), ['eval', '-d', join(adm, 'guardrails.rego'), '-d', join(adm, 'data.json'), '-i', input, '-f', 'json', '--explain', 'full', 'data.warden.admission.violations'], { maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP(opaBinary, ['eval', '-d', join(adm, 'guardrails.rego'), '-d', join(adm, 'data.json'), '-i', input, '-f', 'json', '--explain', 'full', 'data.warden.admission.violations'], { maxBuffer: 64 << 20 });
     const trace = (JSON.parse(stdout) as { explanation: Array<{ Op: string; Node?: { head?: { name?: string } }; Location?: { row: number } }> }).explanation;
     const heads = trace.filter((t) => t.Op === 'Exit' && t.Node?.head?.name === 'violations').map((t) => t.Location!.row);
     const holding = Math.max(...heads.filter((r) => r <= ruleLine));

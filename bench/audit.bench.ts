@@ -27,7 +27,7 @@ const SUITE = 'audit';
 
 const TOTAL = Number(process.env.AUDIT_BENCH_EVENTS ?? 1_000_000);
 const QUERY_RUNS = 7;
-const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+export const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const SPAN_MS = 7 * 86_400_000; // events spread over the last 7 days
 
 // A deterministic mix: 40 workloads, 400 principals, ~10% denials, a third MCP calls.
@@ -127,7 +127,7 @@ function batchesOf(from: number, to: number, size: number): DecisionEvent[][] {
  * with IN_FLIGHT appends outstanding, and the clock covers the appends only: exactly what POST /logs
  * calls once it has parsed and validated batches.
  */
-async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
+export async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
   const chunk = Math.min(100_000, TOTAL);
   const middle = Math.floor(TOTAL / 2);
   const rates: number[] = [];

@@ -5,8 +5,8 @@
 //
 //   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
-//                                PostgreSQL for the audit store tests (apt-get, when initdb is missing)
-//                                and iptables + kubectl for the injection tests (apt-get, when missing)
+//                                Debian's postgresql, iptables, kubernetes-client (kubectl) and chromium,
+//                                installed in one apt-get run when any is missing
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
@@ -111,41 +111,35 @@ function findInitdb() {
   return r.status === 0 && r.stdout.trim() ? dirname(r.stdout.trim()) : undefined;
 }
 
-/** PostgreSQL for the audit store tests: Debian's package, installed with apt-get when missing. */
-function ensurePostgres() {
-  if (findInitdb()) return;
-  if (process.env.WARDEN_PG_BIN) throw new Error(`WARDEN_PG_BIN=${process.env.WARDEN_PG_BIN} holds no initdb; point it at PostgreSQL's bin directory or unset it`);
-  const isRoot = process.getuid?.() === 0;
-  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
-  if (!isRoot || !hasApt) {
-    throw new Error('PostgreSQL (initdb, postgres) is needed by the audit store tests and was not found. Install it (Debian: `apt-get install postgresql`) or set WARDEN_PG_BIN to the directory holding initdb.');
-  }
-  say('installing PostgreSQL from Debian (apt-get) for the audit store tests…');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  run('apt-get', ['update'], { env });
-  run('apt-get', ['install', '-y', '--no-install-recommends', 'postgresql'], { env });
-  if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
-}
-
-const onPath = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).status === 0;
+// A PATH lookup by stat, so a set-up machine spawns nothing.
+const onPath = (tool) => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
+const chromiumBin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
- * Debian packages the injection tests run: iptables (the interception test's network namespaces,
- * `warden init-net`) and kubectl (`kubernetes-client`, the e2e's `kubectl apply`), when missing.
+ * Debian packages the tests run, installed in one apt-get run when any is missing: PostgreSQL (the audit
+ * store tests), iptables (the interception tests' network namespaces, `warden init-net`), kubectl
+ * (`kubernetes-client`, the kubectl tests) and Chromium (the console's browser tests; never a browser download).
  */
-function ensureInjectionTools() {
-  const missing = [
-    ...(onPath('iptables-restore') && onPath('ip6tables-restore') ? [] : ['iptables']),
-    ...(onPath('kubectl') ? [] : ['kubernetes-client']),
+function ensureDebianPackages() {
+  if (process.env.WARDEN_PG_BIN && !findInitdb()) throw new Error(`WARDEN_PG_BIN=${process.env.WARDEN_PG_BIN} holds no initdb; point it at PostgreSQL's bin directory or unset it`);
+  if (process.env.WARDEN_CHROMIUM && !existsSync(chromiumBin)) throw new Error(`WARDEN_CHROMIUM=${chromiumBin} does not exist; point it at a Chromium binary or unset it`);
+  const packages = [
+    { name: 'postgresql', present: () => findInitdb() !== undefined, what: 'PostgreSQL (initdb, postgres; or set WARDEN_PG_BIN to the directory holding initdb)' },
+    { name: 'iptables', present: () => onPath('iptables-restore') && onPath('ip6tables-restore'), what: 'iptables (iptables-restore, ip6tables-restore)' },
+    { name: 'kubernetes-client', present: () => onPath('kubectl'), what: 'kubectl' },
+    { name: 'chromium', present: () => existsSync(chromiumBin), what: 'Chromium at /usr/bin/chromium (or set WARDEN_CHROMIUM)' },
   ];
+  const missing = packages.filter((p) => !p.present());
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0 || !onPath('apt-get')) {
-    throw new Error(`${missing.join(' and ')} (Debian packages) are needed by the injection tests and were not found. Install them (\`apt-get install ${missing.join(' ')}\`) and run the tests as root.`);
+    throw new Error(`the tests need ${missing.map((p) => p.what).join(', ')}, which were not found. Install them (Debian: \`apt-get install ${missing.map((p) => p.name).join(' ')}\`) as root.`);
   }
-  say(`installing ${missing.join(', ')} from Debian (apt-get) for the injection tests…`);
+  say(`installing ${missing.map((p) => p.name).join(', ')} from Debian (apt-get) for the tests…`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update'], { env });
-  run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+  run('apt-get', ['install', '-y', '--no-install-recommends', ...missing.map((p) => p.name)], { env });
+  const still = missing.filter((p) => !p.present());
+  if (still.length > 0) throw new Error(`apt-get installed ${still.map((p) => p.name).join(', ')} but ${still.map((p) => p.what).join(', ')} is still not found`);
 }
 
 try {
@@ -153,8 +147,7 @@ try {
   ensureOpa();
   if (wantTest) {
     ensureTestTools();
-    ensurePostgres();
-    ensureInjectionTools();
+    ensureDebianPackages();
   }
 } catch (err) {
   say(`failed: ${err.message}`);

@@ -12,6 +12,7 @@ import { registerUp } from './up.js';
 import { registerDiff } from '../engine/cli/diff.js';
 import { registerAudit } from '../engine/cli/audit.js';
 import { registerServe } from '../engine/cli/serve.js';
+import { registerExplain } from '../engine/cli/explain.js';
 import { registerProxy } from '../proxy-plugin/command.js';
 import { registerInitNet } from '../proxy-plugin/interception.js';
 import { registerAdmission } from '../admission/cli.js';
@@ -30,6 +31,7 @@ export function createProgram(): Command {
   registerUp(program);
   registerDiff(program);
   registerAudit(program);
+  registerExplain(program);
   registerServe(program);
   registerProxy(program);
   registerInitNet(program);

@@ -294,6 +294,7 @@ export function explore(stack: Stack, out: Out): void {
   const auth = `--engine-ca ${rel(stack.files.ca)} --engine-cert ${rel(stack.files.auditorCert)} --engine-key ${rel(stack.files.auditorKey)}`;
   out('\nrunning on 127.0.0.1:');
   out(`  engine       ${stack.engine.url}   (GET /bundles; POST /logs and GET /audit/* need a client certificate)`);
+  out(`  console      ${stack.engine.url}/ui   (web console: the auditor client certificate ${rel(stack.files.auditorCert)} + ${rel(stack.files.auditorKey)}, CA ${rel(stack.files.ca)}; for a browser: openssl pkcs12 -export -in ${rel(stack.files.auditorCert)} -inkey ${rel(stack.files.auditorKey)} -out auditor.p12, then import auditor.p12)`);
   out(`  admission    ${stack.webhook.url}/validate`);
   out(`  orders       ${orders.url}   (sidecar; mTLS or a Bearer token)`);
   out(`  storefront   ${storefront.url}   (sidecar)`);
@@ -303,5 +304,7 @@ export function explore(stack: Stack, out: Out): void {
   out(`  npx warden audit graph --store sqlite:${rel(stack.files.store.slice('sqlite:'.length))}`);
   out(`  npx warden audit tail --engine ${stack.engine.url} ${auth}`);
   out(`  curl --cacert ${rel(stack.files.ca)} ${storefront.url}/products`);
+  out(`  npx warden explain <decision-id> --engine ${stack.engine.url} ${auth}`);
+  out(`  curl --cacert ${rel(stack.files.ca)} --cert ${rel(stack.files.auditorCert)} --key ${rel(stack.files.auditorKey)} ${stack.engine.url}/ui/feed`);
   out('  npx warden diff --base HEAD~1');
 }

@@ -140,6 +140,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       port: opts.enginePort,
       rescanMs: 1_000,
       storeUrl: files.store,
+      revisionsDir: join(resolve(opts.stateDir), 'revisions'),
       tls: { cert: serving.cert, key: serving.key, clientCa: ca.cert },
       readers: [ID.auditor],
       admissionPrincipals: [ID.admission],

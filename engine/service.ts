@@ -6,7 +6,11 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createEngineApp, type EngineApp, type EngineMount } from './bundle-server.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createEngineApp, type BundleIndex, type EngineApp, type EngineMount } from './bundle-server.js';
 import type { CheckpointSigner } from './audit/chain.js';
 import { startCheckpoints } from './audit/checkpoints.js';
 import { auditRouter, type Writers } from './audit/ingest.js';
@@ -14,6 +18,11 @@ import { spiffePeer } from './audit/peer-identity.js';
 import { startRetention, type RetentionPolicy } from './audit/retention.js';
 import { openStore, type AuditStore } from './audit/store.js';
 import { BundleWriters } from './audit/writers.js';
+import { RevisionArchive } from './bundle-revisions.js';
+import { consoleAccess, type ConsoleOidc } from './console/access.js';
+import { consoleRouter } from './console/router.js';
+import { explainDecision } from './explain/explanation.js';
+import { renderExplanation, type ExplainFormat } from './explain/render.js';
 
 /** PEM contents of the engine's serving certificate and the CA client certificates must chain to. */
 export interface EngineServerTls {
@@ -33,10 +42,14 @@ export interface EngineServiceOptions {
   tls?: EngineServerTls;
   /** Audit store URL (sqlite:… | postgres://…); opened only when the audit routes are mounted. */
   storeUrl: string;
+  /** Folder keeping every bundle revision served, for `warden explain`; no archive (and no explain route) when absent. */
+  revisionsDir?: string;
   /** Principals that may query GET /audit/*. */
   readers?: readonly string[];
   /** Principals of the admission webhook; they log events as the workload `admission`. */
   admissionPrincipals?: readonly string[];
+  /** Console at /ui (mounted with the audit routes): readers' certificates, and OIDC bearer tokens when given. */
+  console?: { oidc?: ConsoleOidc };
   checkpoints?: { signer: CheckpointSigner; everyMs: number };
   retention?: { policy: RetentionPolicy; everyMs: number };
   logger: Logger;
@@ -50,6 +63,8 @@ export interface EngineService {
   engine: EngineApp;
   /** The audit store, when the audit routes are mounted. */
   store: AuditStore | undefined;
+  /** Every bundle revision served, when revisionsDir was given. */
+  revisions: RevisionArchive | undefined;
   /** Who may write the audit log right now. */
   writers(): Writers;
   close(): Promise<void>;
@@ -60,6 +75,30 @@ export function auditUnavailableReason(tls: EngineServerTls | undefined): string
   if (!tls) return 'the engine serves plain HTTP, so no caller can be identified: POST /logs and /audit/* are not mounted (an unauthenticated log endpoint would let anyone write the audit log); pass --tls-cert, --tls-key and --client-ca to enable them';
   if (!tls.clientCa) return 'no --client-ca: client certificates cannot be verified, so POST /logs and /audit/* are not mounted; pass --client-ca <the CA that issues workload SVIDs>';
   return undefined;
+}
+
+/** Keep every bundle the index lists, as the bytes the index names (a file a step ahead of its index waits for the next scan). */
+function keepServed(archive: RevisionArchive, bundlesDir: string, index: BundleIndex, onError: (err: unknown, name: string) => void): void {
+  const entries = [...Object.entries(index.bundles ?? {}), ...(index.admission ? [['admission', index.admission] as const] : [])];
+  for (const [name, entry] of entries) {
+    try {
+      if (archive.has(name, entry.revision)) continue;
+      const bytes = readFileSync(join(bundlesDir, `${name}.tar.gz`));
+      if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) continue;
+      if (!archive.keep(name, entry.revision, bytes)) onError(new Error(`revision ${JSON.stringify(entry.revision)} cannot name a file`), name);
+    } catch (err) {
+      onError(err, name);
+    }
+  }
+}
+
+/** Drop archived revisions that are not served and that no stored event names any more. */
+export function pruneRevisions(archive: RevisionArchive, store: AuditStore, index: () => BundleIndex | undefined) {
+  const served = (name: string, revision: string) => {
+    const i = index();
+    return (name === 'admission' ? i?.admission : i?.bundles?.[name])?.revision === revision;
+  };
+  return archive.prune(served, async (revision) => (await store.query({ revision: [revision], sort: 'seq', limit: 1 })).length > 0);
 }
 
 /** Open the store (if audit is on), build the app, listen; resolves once listening and the first index scan is done. */
@@ -73,15 +112,29 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
   const store = auditOff ? undefined : await openStore(opts.storeUrl);
   const stops: Array<() => void> = [];
   const mounts: EngineMount[] = [];
+  const revisions = opts.revisionsDir ? new RevisionArchive(opts.revisionsDir) : undefined;
+  let servedIndex: () => BundleIndex | undefined = () => undefined; // the engine app's, once it exists
   if (store) {
-    mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [] }) });
+    const explainOne = (id: string) => explainDecision(id, { event: async (d) => (await store.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], ...(revisions ? { archive: revisions } : {}) });
+    const explain = async (id: string, format: string) => {
+      const x = await explainOne(id);
+      return x && { type: format === 'json' ? 'application/json' : format === 'markdown' ? 'text/markdown' : 'text/plain', body: renderExplanation(x, format as ExplainFormat) };
+    };
+    mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [], explain }) });
+    const access = consoleAccess({ identify: spiffePeer, readers: opts.readers ?? [], ...(opts.console?.oidc ? { oidc: opts.console.oidc } : {}) });
+    const bundle = async (name: string) => readFile(join(opts.bundlesDir, `${name}.tar.gz`)).catch(() => undefined);
+    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle, ...(revisions ? { revisions } : {}) }) });
     if (opts.checkpoints) stops.push(startCheckpoints(store, opts.checkpoints.signer, { everyMs: opts.checkpoints.everyMs, onError: (err) => log.error({ err }, 'audit checkpoint failed') }));
     if (opts.retention && opts.checkpoints) {
       stops.push(
         startRetention(store, opts.checkpoints.signer, opts.retention.policy, {
           everyMs: opts.retention.everyMs,
           onError: (err) => log.error({ err }, 'audit retention failed'),
-          onPass: (r) => r.deleted && log.info({ deleted: r.deleted, firstSeq: r.firstSeq }, 'audit retention'),
+          onPass: (r) => {
+            if (r.deleted) log.info({ deleted: r.deleted, firstSeq: r.firstSeq }, 'audit retention');
+            // Bundle revisions share the audit log's retention: one no remaining event names goes too.
+            if (r.deleted && revisions) void pruneRevisions(revisions, store, servedIndex).catch((err: unknown) => log.error({ err }, 'revision archive pruning failed'));
+          },
         }),
       );
     }
@@ -94,11 +147,13 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
     ...(opts.maxWaitSeconds !== undefined ? { maxWaitSeconds: opts.maxWaitSeconds } : {}),
     ...(opts.rescanMs !== undefined ? { rescanMs: opts.rescanMs } : {}),
     onIndex: async (index) => {
+      if (revisions) keepServed(revisions, opts.bundlesDir, index, (err, name) => log.warn({ err, bundle: name }, 'bundle revision not archived: warden explain cannot replay its decisions'));
       const problems = await writers.refresh(index);
       for (const p of problems) log.warn({ workload: p.workload, reason: p.reason }, 'workload cannot log decisions: its bundle names no principal');
       log.info({ writers: writers.current() }, 'audit writers');
     },
   });
+  servedIndex = engine.index;
   // Request a certificate from every client but do not insist: bundles are signed and public,
   // the audit router turns away anyone without a verified SPIFFE ID.
   const server = opts.tls
@@ -126,6 +181,7 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
     url: `${opts.tls ? 'https' : 'http'}://${host}:${a.port}`,
     engine,
     store,
+    revisions,
     writers: () => writers.current(),
     async close() {
       for (const stop of stops) stop();

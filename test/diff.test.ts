@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../formats/input.js';
 import { failsOn } from '../engine/cli/diff.js';
-import { toMarkdown } from '../engine/diff/render.js';
+import { toHtml, toMarkdown } from '../engine/diff/render.js';
 import { review } from '../engine/diff/review.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -45,6 +45,12 @@ describe('warden diff', () => {
     const md = toMarkdown(r);
     expect(md).toContain('| 🔓 deny → allow | `tool:drop_table` | `jwt{scope=tools:write}` | 1 |');
     expect(md).toContain('**·→✓**');
+    // The same review as one self-contained HTML page: no script, no external resource, the flip highlighted.
+    const page = toHtml(r);
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(page).not.toMatch(/<script|<link|src=|href="http/);
+    expect(page).toContain('<td class="widen">deny → allow</td><td><code>tool:drop_table</code></td><td><code>jwt{scope=tools:write}</code> </td>');
+    expect(page).toContain('<td class="flip">·→✓</td>');
     base = head;
   });
 

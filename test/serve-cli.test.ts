@@ -138,4 +138,11 @@ describe('warden serve', () => {
     await expect(start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0', '--tls-cert', warden], /never/)).rejects.toThrow(/--tls-cert and --tls-key go together/);
     await expect(start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0', '--reader', 'frontend'], /never/)).rejects.toThrow(/--reader "frontend" is not a SPIFFE ID/);
   });
+
+  it('refuses half an OIDC console configuration, a claim that is not name=value, and keys fetched in the clear', async () => {
+    const serve = (...more: string[]) => start(['serve', '--bundles', policies.out, '--listen', '127.0.0.1:0', ...more], /never/);
+    await expect(serve('--console-oidc-issuer', 'https://login.example.com')).rejects.toThrow(/needs --console-oidc-issuer, --console-oidc-jwks and --console-oidc-claim together/);
+    await expect(serve('--console-oidc-issuer', 'https://login.example.com', '--console-oidc-jwks', 'https://login.example.com/keys', '--console-oidc-claim', 'groups')).rejects.toThrow(/--console-oidc-claim: "groups" is not name=value/);
+    await expect(serve('--console-oidc-issuer', 'https://login.example.com', '--console-oidc-jwks', 'http://login.example.com/keys', '--console-oidc-claim', 'groups=auditors')).rejects.toThrow(/plain http is refused/);
+  });
 });

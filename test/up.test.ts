@@ -56,6 +56,9 @@ describe('warden up', () => {
     expect(r.stdout).toContain('the injected Pod, checked by the validating webhook: allowed: true');
     expect(r.stdout).toContain('who talked to whom:');
     expect(r.stdout).toContain('warden audit query --engine https://127.0.0.1:');
+    // The console's URL, and the certificate it needs, with the rest of "running on".
+    expect(r.stdout).toMatch(/console {6}https:\/\/127\.0\.0\.1:\d+\/ui {3}\(web console: the auditor client certificate \S+auditor\.pem/);
+    expect(r.stdout).toContain('warden explain <decision-id> --engine https://127.0.0.1:');
     expect(r.stdout).toContain('warden up: stopped');
   }, 240_000);
 

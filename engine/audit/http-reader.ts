@@ -64,6 +64,16 @@ export class HttpAuditReader implements AuditReader {
     return (await this.get<{ edges: Edge[] }>('/audit/graph', filterToParams(filter))).edges;
   }
 
+  /** The engine's explanation of one decision (JSON), or undefined when it has no such decision. */
+  async explain(decisionId: string): Promise<unknown> {
+    try {
+      return await this.get<unknown>(`/audit/decisions/${encodeURIComponent(decisionId)}/explain`, new URLSearchParams({ format: 'json' }));
+    } catch (err) {
+      if (err instanceof EngineError && / answered 404: /.test(err.message)) return undefined;
+      throw err;
+    }
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

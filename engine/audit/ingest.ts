@@ -5,6 +5,7 @@
 //   GET  /audit/events    filtered events (JSON, or NDJSON with Accept: application/x-ndjson)
 //   GET  /audit/top       top denied principals / operations / tools (?by=…)
 //   GET  /audit/graph     who talks to whom (?format=json|dot|mermaid)
+//   GET  /audit/decisions/<id>/explain   why one decision came out so (when the engine can explain)
 // Every route needs an identified caller; a workload may only log events labelled with its own name.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { isUtf8 } from 'node:buffer';
@@ -32,6 +33,8 @@ export interface AuditApiOptions {
   /** Most events in one batch (default 10,000). */
   maxEvents?: number;
   now?: () => number;
+  /** Explains one decision (engine/explain); undefined = no event with that id. Passed in so the audit API does not depend on it. */
+  explain?: (decisionId: string, format: string) => Promise<{ type: string; body: string } | undefined>;
 }
 
 /** Principal → the workload names it may log events for. */
@@ -177,6 +180,17 @@ export function auditRouter(opts: AuditApiOptions): Router {
     const edges = await opts.store.edges(parseFilter(rawQuery(req, ['format']), now(), GRAPH_DEFAULTS));
     if (format === 'json') res.json({ edges });
     else res.type(format === 'dot' ? 'text/vnd.graphviz' : 'text/plain').send(renderGraph(edges, format as 'dot' | 'mermaid'));
+  });
+
+  router.get('/audit/decisions/:id/explain', mayRead, async (req, res) => {
+    const id = String(req.params.id);
+    if (!/^[A-Za-z0-9._:-]{8,128}$/.test(id)) throw new FilterError('id', `decision id "${id.slice(0, 140)}" is not a decision id (8 to 128 of A-Z a-z 0-9 . _ : -)`);
+    const format = single(req, 'format') ?? 'json';
+    if (!['json', 'markdown', 'table'].includes(format)) throw new FilterError('format', `format: "${format}" is not one of json, markdown, table`);
+    if (!opts.explain) return problem(res, 501, 'this engine cannot explain decisions (it keeps no bundle revisions)');
+    const answer = await opts.explain(id, format);
+    if (!answer) return problem(res, 404, `no decision ${id} in the audit log (it may have been removed by retention)`);
+    res.type(answer.type).send(answer.body);
   });
 
   // Errors as JSON for machines: filter mistakes name the parameter; body-parser errors keep their status.

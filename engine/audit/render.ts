@@ -17,16 +17,39 @@ function obj(v: unknown): Record<string, unknown> {
   return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
 }
 
+/** What was called, as a person reads it: the JSON-RPC method (and tool) of an MCP call, not `POST /mcp`. */
+export function callOf(e: StoredEvent['event']): string {
+  const input = obj(e.input);
+  if (e.kind === 'admission') {
+    const kind = obj(input.kind).kind;
+    const name = [input.namespace, input.name].filter((x) => typeof x === 'string' && x !== '').join('/');
+    return [input.operation, kind, name].filter((x) => typeof x === 'string' && x !== '').join(' ') || 'admission';
+  }
+  const req = obj(input.request);
+  const mcp = obj(input.mcp);
+  if (typeof mcp.method === 'string') {
+    const target = [mcp.tool, mcp.name, mcp.uri].find((x) => typeof x === 'string');
+    return typeof target === 'string' ? `${mcp.method} ${target}` : mcp.method;
+  }
+  return typeof req.method === 'string' ? `${req.method} ${String(req.path ?? '')}` : e.kind;
+}
+
+/** Who asked: the caller's principal, or for an admission decision the Kubernetes user who sent the object. */
+export function principalOf(e: StoredEvent['event']): string {
+  const input = obj(e.input);
+  if (e.kind === 'admission') {
+    const user = obj(obj(input.request).userInfo).username ?? input.user;
+    return typeof user === 'string' && user !== '' ? user : '-';
+  }
+  const principal = obj(input.source).principal;
+  return typeof principal === 'string' ? principal : '-';
+}
+
 /** The cells of one event: time, decision, workload, caller, what was called, operation, decision id. */
 function eventCells(s: StoredEvent): string[] {
   const e = s.event;
-  const input = obj(e.input);
-  const req = obj(input.request);
-  const mcp = obj(input.mcp);
-  const what = typeof mcp.tool === 'string' ? `tool ${mcp.tool}` : typeof req.method === 'string' ? `${req.method} ${String(req.path ?? '')}` : e.kind;
-  const principal = obj(input.source).principal;
   const op = obj(e.result).operation;
-  return [e.timestamp, e.outcome, `${e.labels.namespace}/${e.labels.workload}`, typeof principal === 'string' ? principal : '-', what, typeof op === 'string' ? op : '-', e.decision_id];
+  return [e.timestamp, e.outcome, `${e.labels.namespace}/${e.labels.workload}`, principalOf(e), callOf(e), typeof op === 'string' ? op : '-', e.decision_id];
 }
 
 const EVENT_HEADERS = ['TIME', 'DECISION', 'WORKLOAD', 'PRINCIPAL', 'CALL', 'OPERATION', 'DECISION ID'];

@@ -16,7 +16,8 @@ import { UserError } from './user-error.js';
 export const DEFAULT_STORE = 'sqlite:.warden/audit.db';
 export const DEFAULT_KEY = '.warden/audit-checkpoint.jwk';
 
-interface SourceOptions {
+/** Where read commands take the audit log from. */
+export interface SourceOptions {
   store?: string;
   engine?: string;
   engineCa?: string;
@@ -100,7 +101,8 @@ async function openLocal(url: string | undefined, opts: { mustExist: boolean }):
   }
 }
 
-async function openReader(o: SourceOptions): Promise<AuditReader> {
+/** The audit log a read command names: a local store (`--store`) or a running engine (`--engine`, mTLS). */
+export async function openReader(o: SourceOptions): Promise<AuditReader> {
   if (o.engine && o.store) throw new UserError('give either --store or --engine, not both');
   if (!o.engine) return openLocal(o.store, { mustExist: true });
   let base: URL;

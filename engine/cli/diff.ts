@@ -5,7 +5,7 @@ import { openStore } from '../audit/store.js';
 import { FilterError } from '../audit/query.js';
 import { recordedCalls } from '../diff/recorded.js';
 import type { PolicyInput } from '../../formats/input.js';
-import { toMarkdown, toTerminal } from '../diff/render.js';
+import { toHtml, toMarkdown, toTerminal } from '../diff/render.js';
 import { review, type Review } from '../diff/review.js';
 import { UserError } from './user-error.js';
 
@@ -26,7 +26,7 @@ export function registerDiff(program: Command): void {
     .requiredOption('--base <ref>', 'the revision before the change (e.g. origin/main)')
     .option('--head <ref>', 'the revision after the change', 'HEAD')
     .option('--repo <dir>', 'policy repository folder (inside a Git repository)', 'policies')
-    .option('--format <format>', 'markdown | json | terminal', process.stdout.isTTY ? 'terminal' : 'markdown')
+    .option('--format <format>', 'markdown | json | terminal | html (one self-contained page, e.g. a CI artifact)', process.stdout.isTTY ? 'terminal' : 'markdown')
     .option('--output <file>', 'write the review to a file instead of stdout')
     .option('--fail-on <flips>', `exit with code 3 on: ${FAIL_ON.join(' | ')}`, 'never')
     .option('--store <url>', 'replay recorded calls from this audit store (sqlite:path or postgres://…)')
@@ -34,7 +34,7 @@ export function registerDiff(program: Command): void {
     .option('--sample <n>', 'at most this many recorded calls (the newest)', '10000')
     .action(async (flags: { base: string; head: string; repo: string; format: string; output?: string; failOn: string; store?: string; since: string; sample: string }) => {
       if (!FAIL_ON.includes(flags.failOn as FailOn)) throw new UserError(`--fail-on ${flags.failOn} is not one of ${FAIL_ON.join(', ')}`);
-      if (!['markdown', 'json', 'terminal'].includes(flags.format)) throw new UserError(`--format ${flags.format} is not one of markdown, json, terminal`);
+      if (!['markdown', 'json', 'terminal', 'html'].includes(flags.format)) throw new UserError(`--format ${flags.format} is not one of markdown, json, terminal, html`);
       let recorded = new Map<string, PolicyInput[]>();
       if (flags.store) {
         const sample = Number(flags.sample);
@@ -51,7 +51,7 @@ export function registerDiff(program: Command): void {
         if (recorded.size === 0) process.stderr.write(`warden diff: the audit store has no HTTP or MCP decisions in the last ${flags.since}; replaying spec-derived calls only\n`);
       }
       const r = await review({ repo: flags.repo, base: flags.base, head: flags.head, recorded: (w) => recorded.get(w) ?? [] });
-      const text = flags.format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : flags.format === 'markdown' ? toMarkdown(r) : toTerminal(r, process.stdout.isTTY);
+      const text = flags.format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : flags.format === 'markdown' ? toMarkdown(r) : flags.format === 'html' ? toHtml(r) : toTerminal(r, process.stdout.isTTY);
       if (flags.output) writeFileSync(flags.output, text);
       else process.stdout.write(text);
       if (failsOn(r, flags.failOn as FailOn)) {

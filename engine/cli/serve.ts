@@ -11,6 +11,8 @@ import { parseDuration, FilterError } from '../audit/query.js';
 import { StoreUrlError } from '../audit/store.js';
 import { auditUnavailableReason, startEngineService, type EngineServerTls } from '../service.js';
 import { DEFAULT_KEY, DEFAULT_STORE } from './audit.js';
+import { DEFAULT_REVISIONS } from './explain.js';
+import { isKeyUrl, parseClaim, type ConsoleOidc } from '../console/access.js';
 import { parseListenAddress } from './listen-address.js';
 import { UserError } from './user-error.js';
 
@@ -30,9 +32,25 @@ interface ServeFlags {
   retentionMaxAge?: string;
   retentionMaxRows?: string;
   retentionEvery: string;
+  revisions: string;
+  consoleOidcIssuer?: string;
+  consoleOidcJwks?: string;
+  consoleOidcAudience?: string;
+  consoleOidcClaim?: string;
 }
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
+
+// The console's OIDC access: all of issuer, keys and claim, or none of them.
+function consoleOidc(f: ServeFlags): ConsoleOidc | undefined {
+  const given = [f.consoleOidcIssuer, f.consoleOidcJwks, f.consoleOidcClaim, f.consoleOidcAudience].some((v) => v !== undefined);
+  if (!given) return undefined;
+  if (!f.consoleOidcIssuer || !f.consoleOidcJwks || !f.consoleOidcClaim) throw new UserError('console OIDC access needs --console-oidc-issuer, --console-oidc-jwks and --console-oidc-claim together');
+  const claim = parseClaim(f.consoleOidcClaim);
+  if (!claim) throw new UserError(`--console-oidc-claim: "${f.consoleOidcClaim}" is not name=value (e.g. groups=warden-auditors)`);
+  if (!isKeyUrl(f.consoleOidcJwks) && !existsSync(f.consoleOidcJwks)) throw new UserError(`--console-oidc-jwks: ${f.consoleOidcJwks} is neither an https URL nor an existing JWKS file (plain http is refused: keys fetched in the clear could be swapped)`);
+  return { issuer: f.consoleOidcIssuer, jwks: f.consoleOidcJwks, ...claim, ...(f.consoleOidcAudience ? { audience: f.consoleOidcAudience } : {}) };
+}
 
 function readPem(flag: string, path: string): string {
   if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
@@ -81,6 +99,11 @@ export function registerServe(program: Command): void {
     .option('--retention-max-age <duration>', 'delete audit events older than this (e.g. 30d)')
     .option('--retention-max-rows <n>', 'keep at most this many audit events')
     .option('--retention-every <duration>', 'how often retention runs', '5m')
+    .option('--console-oidc-issuer <url>', 'also let people with a bearer token from this OIDC issuer open the console at /ui')
+    .option('--console-oidc-jwks <url|file>', "the issuer's signing keys: its jwks_uri (https) or a JWKS file")
+    .option('--console-oidc-audience <aud>', 'the audience console tokens must name')
+    .option('--console-oidc-claim <name=value>', 'the claim that grants console access, e.g. groups=warden-auditors')
+    .option('--revisions <dir>', 'keep every bundle revision served here, for warden explain (pruned with the audit log)', DEFAULT_REVISIONS)
     .action(async (f: ServeFlags) => {
       if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first`);
       const addr = parseListenAddress('--listen', f.listen);
@@ -96,6 +119,7 @@ export function registerServe(program: Command): void {
       const maxRows = f.retentionMaxRows !== undefined ? Number(f.retentionMaxRows) : undefined;
       if (maxRows !== undefined && (!Number.isInteger(maxRows) || maxRows < 1)) throw new UserError(`--retention-max-rows: "${f.retentionMaxRows}" must be a whole number ≥ 1`);
       const auditOn = auditUnavailableReason(tls) === undefined;
+      const oidc = consoleOidc(f);
 
       let checkpoints;
       if (auditOn) {
@@ -119,6 +143,8 @@ export function registerServe(program: Command): void {
           port: addr.port,
           maxWaitSeconds: maxWait || 60,
           storeUrl: f.store,
+          revisionsDir: f.revisions,
+          ...(oidc ? { console: { oidc } } : {}),
           readers,
           admissionPrincipals,
           logger,

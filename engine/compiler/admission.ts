@@ -20,6 +20,9 @@ import type { SigningKey } from './signing-key.js';
 /** Name of the admission bundle in the output folder and on the bundle server (not a workload: index.json lists it apart). */
 export const ADMISSION_BUNDLE = 'admission';
 
+/** Where the admission bundle carries its guardrails' Rego as written (path in bundle, + file + `.src`). */
+export const ADMISSION_SOURCES = 'sources/admission/';
+
 /** What was built. */
 export interface AdmissionBuild {
   bundle: string;
@@ -139,7 +142,11 @@ async function compileGuardrails(dir: string, rego: string[], tests: string[], s
     write(join(stage, 'bundle', '.manifest'), JSON.stringify({ roots: ['warden'], revision: 'admission' }));
     const build = await runOpa(['build', '-t', 'wasm', '-e', ADMISSION_ENTRYPOINT, '-b', '.', '-o', join(stage, 'out.tar.gz')], { cwd: join(stage, 'bundle') });
     if (build.code !== 0) throw new CompileError([], `${shown('')}: \`opa build -t wasm\` failed:\n${clean(build.stderr || build.stdout)}`);
-    return await readArchive(readFileSync(join(stage, 'out.tar.gz')));
+    const files = await readArchive(readFileSync(join(stage, 'out.tar.gz')));
+    // opa build -t wasm keeps only what the WASM does not already hold, so the violation rules' source is
+    // gone from the bundle; ship it as inert text (OPA loads no .src file) for `warden explain` to cite.
+    for (const f of rego) files.set(`${ADMISSION_SOURCES}${f}.src`, readFileSync(join(dir, f)));
+    return files;
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

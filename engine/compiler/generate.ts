@@ -14,18 +14,21 @@ export interface Generated {
 
 const q = (s: string): string => JSON.stringify(s);
 
-// Rego body lines for one grant (all conditions must hold).
-function grantConditions(g: Grant): string[] {
+/**
+ * Rego body lines for one grant (all conditions must hold). `core` is how the core package is named
+ * where the lines go: `core` inside the generated module, `data.warden.core` in a query (warden explain).
+ */
+export function grantConditions(g: Grant, core = 'core'): string[] {
   const out: string[] = [];
   // A SPIFFE principal or a namespace names a workload: only a workload identity (mTLS, trusted mesh
   // header) matches it, never a bearer token, whatever its claims say.
   if (g.principal) {
-    out.push(g.principal.includes('*') ? `core.principal_matches(${q(g.principal)})` : `input.source.principal == ${q(g.principal)}`);
-    out.push('core.workload_caller');
+    out.push(g.principal.includes('*') ? `${core}.principal_matches(${q(g.principal)})` : `input.source.principal == ${q(g.principal)}`);
+    out.push(`${core}.workload_caller`);
   }
-  if (g.namespace) out.push(`core.caller_namespace == ${q(g.namespace)}`, 'core.workload_caller');
-  if (g.scopes) out.push(`core.has_scopes(${JSON.stringify(g.scopes)})`);
-  for (const [claim, values] of Object.entries(g.claims ?? {})) out.push(`core.claim_matches(${q(claim)}, ${JSON.stringify(values)})`);
+  if (g.namespace) out.push(`${core}.caller_namespace == ${q(g.namespace)}`, `${core}.workload_caller`);
+  if (g.scopes) out.push(`${core}.has_scopes(${JSON.stringify(g.scopes)})`);
+  for (const [claim, values] of Object.entries(g.claims ?? {})) out.push(`${core}.claim_matches(${q(claim)}, ${JSON.stringify(values)})`);
   return [...new Set(out)];
 }
 

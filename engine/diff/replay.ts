@@ -49,7 +49,8 @@ export interface WorkloadDiff {
 interface Side {
   policy: Policy;
   spec: SpecData;
-  build: WorkloadBuild;
+  /** The build it came from (absent for a bundle read on its own, e.g. the console's matrix). */
+  build?: WorkloadBuild;
   principal: string;
 }
 
@@ -135,12 +136,12 @@ export async function replay(
   for (const name of names) {
     const b = base.get(name);
     const h = head.get(name);
-    const status: WorkloadDiff['status'] = !b ? 'added' : !h ? 'removed' : b.build.contentHash === h.build.contentHash ? 'unchanged' : 'changed';
+    const status: WorkloadDiff['status'] = !b ? 'added' : !h ? 'removed' : b.build?.contentHash === h.build?.contentHash ? 'unchanged' : 'changed';
     const diff: WorkloadDiff = {
       workload: name,
       status,
-      ...(b ? { baseRevision: b.build.revision } : {}),
-      ...(h ? { headRevision: h.build.revision } : {}),
+      ...(b?.build ? { baseRevision: b.build.revision } : {}),
+      ...(h?.build ? { headRevision: h.build.revision } : {}),
       probes: 0,
       flips: [],
       matrix: { callers: [], targets: [], cells: {} },
@@ -178,4 +179,19 @@ export async function replay(
     diff.unreachable = [...reach.entries()].filter(([, r]) => r.base && !r.head).map(([t]) => t);
   }
   return out;
+}
+
+/** The permission matrix of one bundle (who may call what), as `warden diff` computes it for a side. */
+export async function permissionMatrix(archive: Uint8Array): Promise<WorkloadDiff['matrix'] & { workload: string }> {
+  const bundle = await openBundle(archive, 'unsigned-ok');
+  const spec = (bundle.data as { warden: { spec: SpecData } }).warden.spec;
+  const side: Side = { policy: await Policy.load(bundle), spec, principal: String(bundle.manifest.metadata?.principal ?? '') };
+  const cells: WorkloadDiff['matrix']['cells'] = {};
+  const targets: string[] = [];
+  for (const p of specProbes(spec.workload.name, side, side, [side.principal])) {
+    const allowed = decide(side, p.input).allow;
+    (cells[p.caller] ??= {})[p.target] = { base: allowed, head: allowed };
+    if (!targets.includes(p.target)) targets.push(p.target);
+  }
+  return { workload: spec.workload.name, callers: Object.keys(cells).sort(), targets, cells };
 }

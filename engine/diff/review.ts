@@ -1,6 +1,7 @@
 // `warden diff`: build two Git revisions of the policy repository and review the decisions that flip.
-import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { policyInput, type PolicyInput } from '../../formats/input.js';
 import { SchemaError } from '../../formats/schema.js';
@@ -76,6 +77,34 @@ async function buildSide(rev: Revision, side: 'base' | 'head', keyPath: string, 
       throw new UserError(`the ${side} revision ${rev.ref} (${rev.commit.slice(0, 12)}) does not compile:\n${err.message}`);
     }
     throw err;
+  }
+}
+
+/** Two served revisions of one workload's bundle (e.g. from the engine's revision archive). */
+export interface BundleSide {
+  revision: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * Review two built bundles of one workload without Git: the spec probes replayed against both (the
+ * console's review of the last rollout). The Rego text diff is left out: only bundles are at hand.
+ */
+export async function reviewBundles(workload: string, base: BundleSide, head: BundleSide): Promise<Review> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-review-'));
+  try {
+    const side = (s: BundleSide, name: string): WorkloadBuild => {
+      const bundle = join(dir, `${name}.tar.gz`);
+      writeFileSync(bundle, s.bytes);
+      return { workload, namespace: '', revision: s.revision, contentHash: createHash('sha256').update(s.bytes).digest('hex'), status: 'built', bundle, generated: '', ms: 0 };
+    };
+    const workloads = await replay([side(base, 'base')], [side(head, 'head')]);
+    const totals: Record<Direction, number> = { 'deny-to-allow': 0, 'allow-to-deny': 0 };
+    for (const w of workloads) for (const f of w.flips) totals[f.direction] += f.count;
+    const ref = (r: string) => ({ ref: r, commit: r.split('-')[0] ?? r });
+    return { base: ref(base.revision), head: ref(head.revision), workloads, totals, recordedCalls: 0, textDiff: '' };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

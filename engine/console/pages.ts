@@ -1,0 +1,143 @@
+// The console's pages, rendered on the server as typed functions of their data (no framework, no
+// bundler): every value goes through `html`, which escapes it. Pages hold bounded data only (a page
+// of events, an aggregate); the browser script adds the live feed and draws the graph.
+import type { StoredEvent, Edge } from '../audit/store.js';
+import { callOf, principalOf } from '../audit/render.js';
+import { matrixHtml } from '../diff/render.js';
+import type { WorkloadDiff } from '../diff/replay.js';
+import type { Explanation } from '../explain/explanation.js';
+import { decidingRules } from '../explain/render.js';
+import { html, page, type Html } from '../html.js';
+
+/** The pages of the navigation bar. */
+const NAV: Array<[string, string]> = [
+  ['feed', 'Live feed'],
+  ['graph', 'Who talks to whom'],
+  ['workloads', 'Workloads'],
+  ['admission', 'Admission'],
+];
+
+/** The frame of every page. */
+export function layout(title: string, active: string, who: string, body: Html): string {
+  const nav = html`<nav><strong>Warden</strong>${NAV.map(([k, label]) => html`<a href="/ui/${k}"${k === active ? html` class="active"` : ''}>${label}</a>`)}<span class="who">signed in as ${who}</span></nav>`;
+  return page(`${title} · Warden`, html`${nav}<main><h1>${title}</h1>${body}</main>`, { href: '/ui/assets/console.css' }, ['/ui/assets/cytoscape.min.js', '/ui/assets/console.js']);
+}
+
+/** One decision as a table row (also what the live feed sends). */
+export function eventRow(s: StoredEvent): Html {
+  const e = s.event;
+  const reasons = Array.isArray(e.result?.reasons) ? (e.result.reasons as unknown[]).map(String).join('; ') : (e.error ?? '');
+  return html`<tr class="${e.outcome}" data-seq="${s.seq}"><td>${e.timestamp.replace('T', ' ').replace('Z', '')}</td><td class="outcome">${e.outcome}</td><td>${e.labels.namespace}/${e.labels.workload}</td><td>${principalOf(e)}</td><td>${callOf(e)}</td><td class="reasons">${e.outcome === 'allow' ? '' : reasons}</td><td><a href="/ui/decisions/${encodeURIComponent(e.decision_id)}">explain</a></td></tr>`;
+}
+
+const FILTER_FIELDS: Array<[string, string]> = [
+  ['since', 'since (15m, 1h, 7d)'],
+  ['workload', 'workload'],
+  ['namespace', 'namespace'],
+  ['principal', 'principal'],
+  ['decision', 'decision'],
+  ['tool', 'tool'],
+  ['operation', 'operation'],
+];
+
+function filterForm(action: string, values: URLSearchParams): Html {
+  return html`<form class="filters" method="get" action="${action}">${FILTER_FIELDS.map(([name, label]) => html`<label>${label}<input name="${name}" value="${values.get(name) ?? ''}"></label>`)}<button type="submit">filter</button></form>`;
+}
+
+/** The feed: the newest page of matching decisions, then live updates over SSE. */
+export function feedPage(who: string, events: StoredEvent[], params: URLSearchParams, stream: string, older: string | undefined, error?: string): string {
+  return layout(
+    'Live feed',
+    'feed',
+    who,
+    html`${filterForm('/ui/feed', params)}${error ? html`<p class="error">${error}</p>` : ''}
+<p class="live"><span id="live-state">connecting…</span> · newest first · ${events.length} shown</p>
+<table class="events"><thead><tr><th>time (UTC)</th><th>decision</th><th>workload</th><th>caller</th><th>call</th><th>why</th><th></th></tr></thead>
+<tbody id="feed" data-stream="${stream}">${events.map(eventRow)}</tbody></table>${older ? html`<p><a href="${older}">older →</a></p>` : ''}`,
+  );
+}
+
+const at = (r: { file: string; row: number } | undefined) => (r ? `${r.file}:${r.row}` : '-');
+
+/** The decision page: the explanation of one decision. */
+export function decisionPage(who: string, x: Explanation): string {
+  const wa = x.wouldAllow;
+  const body = html`<dl class="facts"><dt>decision</dt><dd class="${x.outcome}">${x.outcome} (${x.mode})</dd><dt>call</dt><dd><code>${x.call}</code></dd><dt>caller</dt><dd><code>${x.principal}</code></dd>
+<dt>workload</dt><dd>${x.namespace}/${x.workload}</dd><dt>time</dt><dd>${x.timestamp}</dd><dt>bundle</dt><dd>${x.bundle.name} <code>${x.bundle.revision ?? 'none'}</code> (${x.bundle.found === 'archive' ? `kept ${x.bundle.keptAt}` : x.bundle.found})</dd>
+<dt>replay</dt><dd><strong>${x.replay.status}</strong>: ${x.replay.note}</dd>${x.opa ? html`<dt>opa eval</dt><dd>${x.opa.allow ? 'allow' : 'deny'}, ${x.opa.agreesWithWasm ? 'agrees with the WASM replay' : 'DIFFERS from the WASM replay'}</dd>` : ''}${x.stored.error ? html`<dt>error</dt><dd>${x.stored.error}</dd>` : ''}</dl>
+${x.reasons.length ? html`<h2>Reasons</h2><table><thead><tr><th>rule</th><th>reason</th></tr></thead><tbody>${x.reasons.map((r) => html`<tr><td><code>${at(r.rule)}</code></td><td>${r.reason}</td></tr>`)}</tbody></table>` : ''}
+${wa ? html`<h2>What would have allowed it</h2><p class="summary">${wa.summary}</p><ul class="grants">${wa.grants.map((g) => html`<li class="${g.covers ? 'covers' : 'fails'}"><code>x-warden-authz.allow[${g.index}]</code> <code>${JSON.stringify(g.grant)}</code>${g.where ? html` <small>${g.where}</small>` : ''}<br>${g.covers ? '✓ covers the caller' : html`✗ ${g.void ?? g.conditions.filter((c) => !c.held).map((c) => c.says).join('; ')}`}</li>`)}</ul>` : ''}
+${decidingRules(x).length ? html`<h2>Deciding rules <small>(opa eval --explain full over the bundle's Rego)</small></h2><table><tbody>${decidingRules(x).map((r) => html`<tr><td><code>${at(r)}</code></td><td><code>${r.source}</code></td></tr>`)}</tbody></table>` : ''}
+${x.findings ? html`<h2>Findings</h2><table><thead><tr><th>rule</th><th>mode</th><th>field</th><th>message</th><th>source</th><th>exemption</th></tr></thead><tbody>${x.findings.map((f) => html`<tr><td><code>${f.set}/${f.rule}</code></td><td>${f.mode}</td><td>${f.field ? html`<code>${f.field}</code>` : ''}</td><td>${f.msg}</td><td>${f.source}</td><td>${f.exemption}</td></tr>`)}</tbody></table>` : ''}
+${x.masked.length ? html`<p class="note">Masked before the event left the pod: ${x.masked.map((m) => html`<code>${m}</code> `)}</p>` : ''}`;
+  return layout(`Decision ${x.decision_id}`, 'feed', who, body);
+}
+
+/** The graph page: the edges as a table (and for the graph the script draws from /ui/api/graph). */
+export function graphPage(who: string, edges: Edge[], params: URLSearchParams): string {
+  const feed = (e: Edge) => `/ui/feed?${new URLSearchParams({ ...Object.fromEntries(params), principal: e.source, workload: e.destination, namespace: e.namespace }).toString()}`;
+  return layout(
+    'Who talks to whom',
+    'graph',
+    who,
+    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="/ui/api/graph?${params.toString()}"></div><p class="note">Decisions of the last hour unless a filter says otherwise. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
+<table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
+  );
+}
+
+/** A workload as the index lists it. */
+export interface WorkloadSummary {
+  name: string;
+  revision: string;
+  builtAt?: string;
+}
+
+const age = (iso: string | undefined, now: number) => {
+  if (!iso) return 'unknown age';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s} s old` : s < 7200 ? `${Math.round(s / 60)} min old` : s < 172800 ? `${Math.round(s / 3600)} h old` : `${Math.round(s / 86400)} days old`;
+};
+
+/** The workloads the engine serves bundles for. */
+export function workloadsPage(who: string, list: WorkloadSummary[], now: number): string {
+  return layout('Workloads', 'workloads', who, html`<table><thead><tr><th>workload</th><th>bundle revision</th><th>age</th></tr></thead><tbody>${list.map((w) => html`<tr><td><a href="/ui/workloads/${encodeURIComponent(w.name)}">${w.name}</a></td><td><code>${w.revision}</code></td><td>${age(w.builtAt, now)}</td></tr>`)}</tbody></table>`);
+}
+
+/** One workload: its bundle, its permission matrix (the one `warden diff` computes) and its traffic. */
+export function workloadPage(who: string, w: WorkloadSummary, matrix: WorkloadDiff['matrix'] | undefined, counts: { allow: number; deny: number }, now: number): string {
+  return layout(
+    `Workload ${w.name}`,
+    'workloads',
+    who,
+    html`<dl class="facts"><dt>bundle revision</dt><dd><code>${w.revision}</code></dd><dt>built</dt><dd>${w.builtAt ?? '?'} (${age(w.builtAt, now)})</dd>
+<dt>last 24 h</dt><dd>${counts.allow} allowed, ${counts.deny} denied (<a href="/ui/feed?workload=${encodeURIComponent(w.name)}">feed</a>)</dd>
+<dt>last rollout</dt><dd><a href="/ui/review/${encodeURIComponent(w.name)}">review</a> (the decisions that flipped between its two newest revisions, as warden diff --format html shows them)</dd>
+<dt>decision-log drops</dt><dd>not known to the engine: each pod counts the events it could not deliver (warden_decision_log_dropped_total on its /metrics)</dd></dl>
+<h2>Permission matrix</h2><p class="note">Every operation and tool × every caller the specs name, decided by the bundle now served (✓ allowed, · denied) — the matrix of <code>warden diff</code>.</p>${matrix ? matrixHtml(matrix) : html`<p>no bundle file to compute it from</p>`}`,
+  );
+}
+
+/** One group of admission refusals. */
+export interface RefusalGroup {
+  rule: string;
+  namespace: string;
+  count: number;
+  latest: string;
+  example: string;
+}
+
+/** Admission refusals grouped by rule and namespace. */
+export function admissionPage(who: string, groups: RefusalGroup[], scanned: number, capped: boolean, params: URLSearchParams): string {
+  return layout(
+    'Admission refusals',
+    'admission',
+    who,
+    html`${filterForm('/ui/admission', params)}<p class="note">${scanned} refused object(s)${capped ? ' (the newest ones; narrow the window to see all)' : ''}, grouped by the rule that refused them and the namespace.</p>
+<table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${g.latest}</td><td><a href="/ui/decisions/${encodeURIComponent(g.example)}">explain</a></td></tr>`)}</tbody></table>`,
+  );
+}
+
+/** A page saying what went wrong. */
+export function errorPage(status: number, message: string): string {
+  return page(`Warden console: ${status}`, html`<main><h1>${status}</h1><p>${message}</p></main>`, { href: '/ui/assets/console.css' });
+}

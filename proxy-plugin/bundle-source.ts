@@ -2,7 +2,7 @@
 // short poll with jitter) or read from a local file; verified before it is loaded; swapped atomically.
 import { readFile } from 'node:fs/promises';
 import type { BundleMetadata } from '../formats/bundle-manifest.js';
-import { builtAtOf, openBundle } from '../runtime/bundle.js';
+import { builtAtOf, generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
 import { Policy } from '../runtime/policy.js';
@@ -14,7 +14,9 @@ export interface ActiveBundle {
   revision: string;
   metadata: Partial<BundleMetadata>;
   mode: 'enforce' | 'dry-run';
-  /** Build time (manifest metadata.builtAt, else the signature's iat), ms since epoch. */
+  /** Place in the policy history (manifest metadata.generation): a lower one never replaces this. */
+  generation: number;
+  /** Build time (manifest metadata.builtAt, else the signature's iat), ms since epoch; informational. */
   builtAt: number;
   loadedAt: number;
   etag?: string;
@@ -65,24 +67,22 @@ export class BundleSource {
     return this.active;
   }
 
-  /** Verify, load and (if not older than the active one) install a bundle archive. */
+  /** Verify, load and (if not of a lower generation than the active one) install a bundle archive. */
   async install(bytes: Uint8Array, origin: string, etag?: string): Promise<ActiveBundle> {
     try {
       const bundle = await openBundle(bytes, this.opts.trust);
       const metadata = (bundle.manifest.metadata ?? {}) as Partial<BundleMetadata>;
       if (metadata.workload && metadata.workload !== this.opts.workload) throw new Error(`bundle is for workload ${metadata.workload}, not ${this.opts.workload}`);
-      const builtAt = builtAtOf(bundle);
-      const prev = this.active;
-      if (prev && builtAt < prev.builtAt) {
-        throw new Error(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${prev.revision} (built ${new Date(prev.builtAt).toISOString()})`);
-      }
+      const generation = generationOf(bundle);
+      refuseOlder({ revision: bundle.revision, generation }, this.active);
       const policy = await Policy.load(bundle, this.opts.clock ? { clock: this.opts.clock } : {});
       const next: ActiveBundle = {
         policy,
         revision: bundle.revision,
         metadata,
         mode: metadata.mode === 'dry-run' ? 'dry-run' : 'enforce',
-        builtAt,
+        generation,
+        builtAt: builtAtOf(bundle),
         loadedAt: this.now(),
         ...(etag ? { etag } : {}),
       };

@@ -8,6 +8,7 @@ import { repoRoot } from '../engine/toolchain/paths.js';
 import { isUserFacing } from '../engine/cli/user-error.js';
 import { registerDoctor } from '../engine/cli/doctor.js';
 import { registerBuild } from '../engine/cli/build.js';
+import { registerPush } from '../engine/cli/push.js';
 import { registerUp } from './up.js';
 import { registerDiff } from '../engine/cli/diff.js';
 import { registerAudit } from '../engine/cli/audit.js';
@@ -26,6 +27,7 @@ export function createProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerBuild(program);
+  registerPush(program);
   registerUp(program);
   registerDiff(program);
   registerAudit(program);

@@ -5,6 +5,7 @@ import type { BundleMetadata } from '../formats/bundle-manifest.js';
 import { builtAtOf, generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
+import { formatOciReference, pullBundle, RegistryError, type OciReference, type RegistryClient } from '../runtime/oci-registry.js';
 import { Policy } from '../runtime/policy.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 
@@ -36,6 +37,8 @@ export interface BundleSourceOptions {
   clock?: Clock;
   /** The engine to pull from: a connection (mTLS, shared with the decision log) or a base URL. */
   engine?: EngineConnection | string;
+  /** An OCI registry to poll instead of the engine: the tag is followed, each new digest pulled. */
+  registry?: { reference: OciReference; client: RegistryClient };
   /** Long-poll wait asked of the server, seconds (0 = short poll). */
   longPollSeconds?: number;
   /** Short-poll / retry interval, ms; jitter of ±50% is added. */
@@ -101,12 +104,12 @@ export class BundleSource {
     return this.install(await readFile(path), `file ${path}`);
   }
 
-  /** Start pulling from the engine; resolves once the first attempt finished (loaded or not). */
+  /** Start pulling from the registry or the engine; resolves once the first attempt finished (loaded or not). */
   start(): Promise<void> {
-    if (!this.engine) throw new Error('BundleSource.start needs an engine URL');
+    if (!this.engine && !this.opts.registry) throw new Error('BundleSource.start needs an engine URL or a registry');
     let first!: () => void;
     const firstDone = new Promise<void>((r) => (first = r));
-    this.loop = this.pullLoop(first);
+    this.loop = this.opts.registry ? this.registryLoop(this.opts.registry, first) : this.pullLoop(first);
     return firstDone;
   }
 
@@ -131,6 +134,32 @@ export class BundleSource {
         resolve();
       };
     });
+  }
+
+  // Poll the tag: a HEAD names its digest; only a digest not seen before is downloaded (and verified).
+  private async registryLoop(registry: NonNullable<BundleSourceOptions['registry']>, firstDone: () => void): Promise<void> {
+    const origin = formatOciReference(registry.reference);
+    const interval = this.opts.pollIntervalMs ?? 30_000;
+    let failures = 0;
+    let seen: string | undefined;
+    while (!this.stopped) {
+      try {
+        const got = await pullBundle(registry.client, registry.reference, seen);
+        if (got) {
+          seen = got.digest; // accepted or refused, the same digest is not fetched again
+          await this.install(got.bytes, origin, got.digest).catch(() => undefined); // refused: reported via onEvent, last good kept
+        }
+        failures = 0;
+      } catch (err) {
+        if (this.stopped) break;
+        failures++;
+        const reason = String((err as Error)?.message ?? err);
+        this.opts.onEvent?.(err instanceof RegistryError && err.unreachable ? { type: 'unreachable', origin, reason } : { type: 'rejected', origin, reason });
+      }
+      firstDone();
+      if (!this.stopped) await this.sleep(this.jittered(failures ? Math.min(interval * 2 ** Math.min(failures - 1, 5), 300_000) : interval));
+    }
+    firstDone();
   }
 
   private async pullLoop(firstDone: () => void): Promise<void> {

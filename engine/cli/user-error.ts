@@ -6,7 +6,7 @@ export class UserError extends Error {
   override name = 'UserError';
 }
 
-const userFacingNames = new Set(['UserError', 'SchemaError', 'OpaToolError', 'CompileError', 'BundleError', 'SigningError', 'ConfigError']);
+const userFacingNames = new Set(['UserError', 'RegistryError', 'SchemaError', 'OpaToolError', 'CompileError', 'BundleError', 'SigningError', 'ConfigError']);
 
 /** True for errors whose message is meant for the person at the terminal. */
 export function isUserFacing(err: unknown): boolean {

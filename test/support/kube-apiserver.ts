@@ -272,7 +272,8 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Distinct free loopback ports: all are held open together so none is handed out twice. */
-async function freePorts(count: number): Promise<number[]> {
+/** Ports free on 127.0.0.1 right now, for servers that cannot report the port they bound. */
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

@@ -5,6 +5,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BundleError } from '../runtime/archive.js';
 import type { EngineConnection } from '../runtime/engine-connection.js';
+import { parseOciReference, pullBundle, RegistryClient } from '../runtime/oci-registry.js';
 import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
 import { loadAdmissionBundle, type AdmissionPolicies } from './bundle.js';
 import type { AdmissionConfig } from './config.js';
@@ -25,7 +26,8 @@ export function trustFromPem(pem: string, scope?: string): TrustPolicy {
 export interface WebhookSources {
   /**
    * The engine (GET /bundles/admission over the webhook's connection, If-None-Match: a reload downloads
-   * only a changed bundle), or a path or http(s) URL of admission.tar.gz.
+   * only a changed bundle), or a path or http(s) URL of admission.tar.gz, or an OCI artifact
+   * (oci://registry/repo/admission:tag, credentials from $DOCKER_CONFIG/config.json; only a new digest is downloaded).
    */
   admissionBundle: { engine: EngineConnection } | string;
   /** The engine (GET /bundles, GET /bundles/<name> over the webhook's connection) or a bundles folder. */
@@ -53,6 +55,11 @@ async function readSource(where: WebhookSources['admissionBundle'], etag: string
     const tag = r.headers.etag;
     const revision = r.headers['x-warden-revision'];
     return { bytes: new Uint8Array(r.body), ...(typeof tag === 'string' ? { etag: tag } : {}), ...(typeof revision === 'string' ? { revision } : {}) };
+  }
+  if (/^oci(\+http)?:\/\//.test(where)) {
+    const ref = parseOciReference(where);
+    const got = await pullBundle(RegistryClient.for(ref), ref, etag);
+    return got ? { bytes: got.bytes, etag: got.digest } : undefined;
   }
   return { bytes: await readFileOrUrl(where) };
 }

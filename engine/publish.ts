@@ -111,3 +111,43 @@ export async function mirrorBundles(ref: OciReference, client: RegistryClient, d
   atomicWrite(join(dir, 'index.json'), indexBytes);
   return m.digest;
 }
+
+/** A running mirror; `stop()` ends it after the pull in progress. */
+export interface RegistryMirror {
+  /** Settles after the first pull (mirrored or failed: a failure is logged, the folder stays as it was). */
+  first: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Keep `dir` a mirror of the index artifact `ref`: pull at once, then every `intervalMs`. */
+export function followRegistry(ref: OciReference, client: RegistryClient, dir: string, intervalMs: number, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): RegistryMirror {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  let since: string | undefined;
+  let markFirst!: () => void;
+  const first = new Promise<void>((r) => (markFirst = r));
+  const origin = formatOciReference(ref);
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const digest = await mirrorBundles(ref, client, dir, since);
+        if (digest !== since) log.info({ origin, digest }, 'bundles mirrored from the registry');
+        since = digest;
+      } catch (err) {
+        log.warn({ origin, reason: (err as Error).message }, 'registry mirror failed; serving the bundles already here');
+      }
+      markFirst();
+      if (!stopped) await new Promise<void>((r) => ((wake = r), (timer = setTimeout(r, intervalMs))));
+    }
+  })();
+  return {
+    first,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      wake?.();
+      await loop;
+    },
+  };
+}

@@ -8,6 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../admission/config.js';
+import { memorySink } from '../admission/decision-sink.js';
+import { createWebhook, trustFromPem } from '../admission/webhook.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { MEDIA, parseOciReference, pushBundle, RegistryClient } from '../runtime/oci-registry.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
@@ -33,7 +36,7 @@ let proxyOut = '';
 const STOREFRONT = { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' };
 
 const warden = (...args: string[]) => run(process.execPath, [resolve('bin/warden.js'), ...args], { cwd: ws.dir });
-const build = () => buildRepo({ repo: 'policies', out: 'bundles', cwd: ws.dir, only: ['orders'], cacheDir: resolve('.warden/cache/opa') });
+const build = (only?: string[]) => buildRepo({ repo: 'policies', out: 'bundles', cwd: ws.dir, cacheDir: resolve('.warden/cache/opa'), ...(only ? { only } : {}) });
 const ordersRef = () => parseOciReference(`oci+http://${registry.host}/platform/bundles/orders:main`);
 const revision = async () => ((await (await fetch(`${proxyUrl.replace(/:\d+$/, '')}:${adminPort}/metrics`)).text()).match(/warden_bundle_info\{revision="([^"]+)"\} 1/) ?? [])[1];
 let adminPort = '';
@@ -45,7 +48,7 @@ beforeAll(async () => {
   mkdirSync(join(ws.dir, 'docker'));
   writeFileSync(dockerConfig, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${user.name}:${user.password}`).toString('base64') } } }));
   client = new RegistryClient(registry.host, { plainHttp: true, credentials: { username: user.name, password: user.password } });
-  await build();
+  await build(); // every workload and the admission bundle
   upstream = await startUpstream();
 }, 120_000);
 
@@ -85,6 +88,17 @@ describe('bundles through an OCI registry', () => {
     await until('the proxy to load the bundle from the registry', async () => ((await fetch(`http://${proxy[2]}:${adminPort}/readyz`)).status === 200 ? true : undefined));
     expect((await fetch(`${proxyUrl}/orders`)).status).toBe(403);
     expect((await fetch(`${proxyUrl}/orders`, { headers: STOREFRONT })).status).toBe(200);
+  });
+
+  it('an engine replica fronting the registry serves what CI pushed, without building', async () => {
+    const mirrorDir = join(ws.dir, 'engine-bundles');
+    const serve = await startWarden(['serve', '--bundles', mirrorDir, '--bundles-from', `oci+http://${registry.host}/platform/bundles:main`, '--registry-config', dockerConfig, '--listen', '127.0.0.1:0'], /on (http:\/\/[\d.]+:\d+)/, children);
+    const index = (await (await fetch(`${serve[1]}/bundles`)).json()) as { bundles: Record<string, { sha256: string }>; admission?: unknown };
+    const built = JSON.parse(readFileSync(join(ws.out, 'index.json'), 'utf8')) as typeof index;
+    expect(index).toEqual(built);
+    const orders = Buffer.from(await (await fetch(`${serve[1]}/bundles/orders`)).arrayBuffer());
+    expect(orders.equals(readFileSync(join(ws.out, 'orders.tar.gz')))).toBe(true);
+    expect(readFileSync(join(mirrorDir, 'verification-key.pem'), 'utf8')).toBe(readFileSync(join(ws.out, 'verification-key.pem'), 'utf8'));
   });
 
   it('stock OPA pulls the same artifact from a registry (opa run --server with an OCI bundle service)', async () => {
@@ -148,7 +162,7 @@ describe('bundles through an OCI registry', () => {
     const good = await revision();
     ws.edit('workloads/orders/workload.yaml', 'orders', 'orders # newer');
     ws.commit('newer orders');
-    await build();
+    await build(['orders']);
     const newer = (JSON.parse(readFileSync(join(ws.out, 'orders.build.json'), 'utf8')) as { revision: string; generation: number });
     expect(newer.generation).toBe(2);
     await warden('push', `oci+http://${registry.host}/platform/bundles/orders:main`, '--bundles', 'bundles', '--workload', 'orders', '--registry-config', dockerConfig);
@@ -156,7 +170,7 @@ describe('bundles through an OCI registry', () => {
     expect(newer.revision).not.toBe(good);
     // Roll the tag back to generation 1 (a replayed, correctly signed old bundle).
     ws.git('checkout', '-q', 'HEAD~1');
-    await build();
+    await build(['orders']);
     const old = JSON.parse(readFileSync(join(ws.out, 'orders.build.json'), 'utf8')) as { generation: number };
     expect(old.generation).toBe(1);
     const before = proxyOut.length;
@@ -164,6 +178,24 @@ describe('bundles through an OCI registry', () => {
     await until(() => `the proxy to refuse generation 1: ${proxyOut.slice(before)}`, () => (/generation 1, older than the loaded/.test(proxyOut.slice(before)) ? true : undefined));
     expect(await revision()).toBe(newer.revision);
     ws.git('checkout', '-q', 'main');
+  });
+
+  it('the admission webhook pulls its bundle from the registry with the docker-config credentials', async () => {
+    const previous = process.env.DOCKER_CONFIG;
+    process.env.DOCKER_CONFIG = join(ws.dir, 'docker');
+    try {
+      const webhook = await createWebhook({
+        config: resolveConfig(),
+        sink: memorySink(),
+        sources: { admissionBundle: `oci+http://${registry.host}/platform/bundles/admission:main`, workloads: { folder: ws.out }, trust: trustFromPem(readFileSync(join(ws.out, 'verification-key.pem'), 'utf8')) },
+      });
+      const pushed = JSON.parse((await readArchive(readFileSync(join(ws.out, 'admission.tar.gz')))).get('.manifest')!.toString()) as { revision: string };
+      expect(webhook.deps.policies()?.revision).toBe(pushed.revision);
+      expect(await webhook.reload()).toEqual({ changed: false }); // the tag still names the same digest
+    } finally {
+      if (previous === undefined) delete process.env.DOCKER_CONFIG;
+      else process.env.DOCKER_CONFIG = previous;
+    }
   });
 
   it('keeps the last good bundle while the registry is down, and follows it again when it is back', async () => {

@@ -3,7 +3,7 @@
 // (OPA, and for tests the Kubernetes API server), caching builds outside the clone so a second clone
 // on the same machine only links them. Plain Node with no dependencies: it runs before `npm ci`.
 //
-//   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
+//   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
 //                                PostgreSQL for the audit store tests (apt-get, when initdb is missing)
 //
@@ -126,8 +126,18 @@ function ensurePostgres() {
   if (!findInitdb()) throw new Error('apt-get installed postgresql but initdb is still not found under /usr/lib/postgresql/*/bin');
 }
 
+/** dist/, the compiled code bin/warden.js runs: rebuilt when older than the sources (a few stats when fresh). */
+async function ensureDist() {
+  const { build, isStale } = await import('./build.js');
+  const stale = isStale();
+  if (!stale) return;
+  say(`building dist/ (${stale})…`);
+  await build();
+}
+
 try {
   ensureNodeModules();
+  await ensureDist();
   ensureOpa();
   if (wantTest) {
     ensureTestTools();

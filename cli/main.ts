@@ -6,39 +6,48 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import { isUserFacing } from '../engine/cli/user-error.js';
-import { registerDoctor } from '../engine/cli/doctor.js';
-import { registerBuild } from '../engine/cli/build.js';
-import { registerPush } from '../engine/cli/push.js';
-import { registerUp } from './up.js';
-import { registerDiff } from '../engine/cli/diff.js';
-import { registerAudit } from '../engine/cli/audit.js';
-import { registerServe } from '../engine/cli/serve.js';
-import { registerProxy } from '../proxy-plugin/command.js';
-import { registerAdmission } from '../admission/cli.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
-/** Build the program; exported so tests can run commands in-process. */
-export function createProgram(): Command {
+type Registrar = (program: Command) => void;
+
+// Each subcommand's module is imported only when that subcommand runs (or for the full --help): a
+// sidecar never loads the compiler, and `warden --version` loads nothing at all.
+const subcommands: Record<string, () => Promise<Registrar>> = {
+  doctor: async () => (await import('../engine/cli/doctor.js')).registerDoctor,
+  build: async () => (await import('../engine/cli/build.js')).registerBuild,
+  push: async () => (await import('../engine/cli/push.js')).registerPush,
+  up: async () => (await import('./up.js')).registerUp,
+  diff: async () => (await import('../engine/cli/diff.js')).registerDiff,
+  audit: async () => (await import('../engine/cli/audit.js')).registerAudit,
+  serve: async () => (await import('../engine/cli/serve.js')).registerServe,
+  proxy: async () => (await import('../proxy-plugin/command.js')).registerProxy,
+  'ext-authz': async () => (await import('../proxy-plugin/command.js')).registerProxy,
+  admission: async () => (await import('../admission/cli.js')).registerAdmission,
+};
+
+/** Build the program with the subcommands `only` names (default: all, for help). */
+export async function createProgram(only?: string[]): Promise<Command> {
   const program = new Command('warden')
     .description('Zero-trust authorization for Kubernetes workloads: Rego + API specs → signed WASM bundles, enforced per call.')
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerDoctor(program);
-  registerBuild(program);
-  registerPush(program);
-  registerUp(program);
-  registerDiff(program);
-  registerAudit(program);
-  registerServe(program);
-  registerProxy(program);
-  registerAdmission(program);
+  const wanted = only ?? Object.keys(subcommands);
+  const registrars = new Set(await Promise.all(wanted.map((name) => subcommands[name]!())));
+  for (const register of registrars) register(program);
   return program;
 }
 
+// The subcommand argv names (its first word), if it is one Warden has; `--version` needs none.
+function subcommandOf(argv: string[]): string[] | undefined {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (first === undefined && argv.slice(2).some((a) => a === '-v' || a === '--version')) return [];
+  return first !== undefined && first in subcommands ? [first] : undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const program = createProgram();
+  const program = await createProgram(subcommandOf(argv));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -2,12 +2,13 @@
 // subcommands (engine/cli/), the proxy plugin's (`warden proxy`, `ext-authz`), the webhook's
 // (`warden admission`) and `warden up` (cli/up*.ts, the whole system on one machine) meet here only.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { repoRoot } from '../engine/toolchain/paths.js';
-import { isUserFacing } from '../engine/cli/user-error.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { isUserFacing } from './user-facing.js';
 
-const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+// package.json is one folder up from cli/main.ts, two from dist/cli/main.js. (No engine module is
+// imported here: the sidecar's import graph starts at this file.)
+const pkgFile = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u))!;
+const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
 
 type Registrar = (program: Command) => void;
 
@@ -34,7 +35,9 @@ export async function createProgram(only?: string[]): Promise<Command> {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const wanted = only ?? Object.keys(subcommands);
-  const registrars = new Set(await Promise.all(wanted.map((name) => subcommands[name]!())));
+  // An image holds only some parts (the sidecar: proxy and ext-authz); the full help lists what is there.
+  const load = (name: string) => subcommands[name]!().catch((err: NodeJS.ErrnoException) => (only === undefined && err.code === 'ERR_MODULE_NOT_FOUND' ? undefined : Promise.reject(err)));
+  const registrars = new Set((await Promise.all(wanted.map(load))).filter((r): r is Registrar => r !== undefined));
   for (const register of registrars) register(program);
   return program;
 }

@@ -3,8 +3,6 @@
 // `warden admission manifests`, so the two never drift. Regenerate with `npx tsx deploy/generate.ts`;
 // test/deploy-manifests.test.ts fails when the committed files differ from this.
 import {
-  buildInitContainer,
-  buildVolumes,
   containerSecurityContext,
   podSecurityContext,
   scratchVolumes,
@@ -16,6 +14,38 @@ type Obj = Record<string, unknown>;
 
 export const NAMESPACE = 'warden-system';
 export const IMAGE = 'ghcr.io/warden-dev/warden:0.1.0';
+export const SIDECAR_IMAGE = 'ghcr.io/warden-dev/warden-sidecar:0.1.0';
+
+/**
+ * What an installation chooses. The kustomize base is rendered with DEFAULT_SETTINGS; the Helm chart
+ * (deploy/helm.ts) renders the same objects with each setting a `.Values` expression, so the two
+ * cannot drift.
+ */
+export interface DeploySettings {
+  image: string;
+  sidecarImage: string;
+  engineReplicas: number | string;
+  admissionReplicas: number | string;
+  /** The index `warden push` wrote (CI): engine replicas mirror and serve it, they never build. */
+  bundlesFrom: string;
+  /** kubernetes.io/dockerconfigjson Secret with the registry credentials (the engine pulls with it). */
+  registrySecret: string;
+  /** Secret and key holding the audit store URL (with its password). */
+  auditStoreSecret: string;
+  auditStoreKey: string;
+}
+
+/** The kustomize base's settings. */
+export const DEFAULT_SETTINGS: DeploySettings = {
+  image: IMAGE,
+  sidecarImage: SIDECAR_IMAGE,
+  engineReplicas: 2,
+  admissionReplicas: 2,
+  bundlesFrom: 'oci://registry.example.com/platform/warden-bundles:main',
+  registrySecret: 'warden-registry',
+  auditStoreSecret: 'warden-audit-store',
+  auditStoreKey: 'url',
+};
 export const TRUST_DOMAIN = 'cluster.local';
 const ENGINE = 'warden-engine';
 const ADMISSION = 'warden-admission';
@@ -33,7 +63,8 @@ function pdb(name: string): Obj {
 }
 
 /** Engine: ServiceAccount (no API access at all), Deployment, Service, PodDisruptionBudget. */
-export function engineManifests(image = IMAGE): Obj[] {
+export function engineManifests(settings: DeploySettings = DEFAULT_SETTINGS): Obj[] {
+  const image = settings.image;
   const labels = labelsOf(ENGINE);
   const scratch = scratchVolumes();
   return [
@@ -44,7 +75,7 @@ export function engineManifests(image = IMAGE): Obj[] {
       kind: 'Deployment',
       metadata: { name: ENGINE, namespace: NAMESPACE, labels },
       spec: {
-        replicas: 2,
+        replicas: settings.engineReplicas,
         selector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
@@ -54,13 +85,15 @@ export function engineManifests(image = IMAGE): Obj[] {
             automountServiceAccountToken: false,
             securityContext: podSecurityContext(),
             topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } } }],
-            initContainers: [buildInitContainer(image)],
             containers: [
               {
                 name: 'engine',
                 image,
                 args: [
-                  'serve', '--bundles', '/bundles', '--listen', '0.0.0.0:8443',
+                  // Every replica serves what CI built, signed and pushed (warden push): none of them builds,
+                  // so all serve the same bytes, and an old ReplicaSet's pod cannot serve older rules as new.
+                  'serve', '--bundles', '/bundles', '--bundles-from', settings.bundlesFrom, '--registry-config', '/registry/config.json',
+                  '--listen', '0.0.0.0:8443',
                   '--tls-cert', '/tls/tls.crt', '--tls-key', '/tls/tls.key', '--client-ca', '/tls/ca.crt',
                   // $(VAR) is expanded by the kubelet from env: the URL (with its password) stays in the Secret.
                   '--store', '$(WARDEN_AUDIT_STORE)',
@@ -68,7 +101,7 @@ export function engineManifests(image = IMAGE): Obj[] {
                   '--checkpoint-key', '/keys/checkpoint/audit-checkpoint.jwk',
                   '--retention-max-age', '90d',
                 ],
-                env: [{ name: 'WARDEN_AUDIT_STORE', valueFrom: { secretKeyRef: { name: 'warden-audit-store', key: 'url' } } }],
+                env: [{ name: 'WARDEN_AUDIT_STORE', valueFrom: { secretKeyRef: { name: settings.auditStoreSecret, key: settings.auditStoreKey } } }],
                 ports: [{ name: 'https', containerPort: 8443 }],
                 // The engine asks for client certificates but does not require them, so the kubelet's
                 // probes (no certificate) reach /healthz.
@@ -78,7 +111,8 @@ export function engineManifests(image = IMAGE): Obj[] {
                 resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } },
                 securityContext: containerSecurityContext(),
                 volumeMounts: [
-                  { name: 'bundles', mountPath: '/bundles', readOnly: true },
+                  { name: 'bundles', mountPath: '/bundles' },
+                  { name: 'registry', mountPath: '/registry', readOnly: true },
                   { name: 'tls', mountPath: '/tls', readOnly: true },
                   { name: 'checkpoint-key', mountPath: '/keys/checkpoint', readOnly: true },
                   ...scratch.mounts,
@@ -86,7 +120,9 @@ export function engineManifests(image = IMAGE): Obj[] {
               },
             ],
             volumes: [
-              ...buildVolumes(),
+              // The mirror of the registry's bundles (rewritten atomically by the engine itself).
+              { name: 'bundles', emptyDir: {} },
+              { name: 'registry', secret: { secretName: settings.registrySecret, defaultMode: 0o440, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } },
               // Serving certificate for warden-engine.warden-system.svc, and (ca.crt) the CA of the SVIDs.
               { name: 'tls', secret: { secretName: `${ENGINE}-tls`, defaultMode: 0o440 } },
               // One checkpoint key for every replica: they sign one chain in one PostgreSQL database.
@@ -108,13 +144,13 @@ export function engineManifests(image = IMAGE): Obj[] {
 }
 
 /** Webhook objects from admission/manifests.ts, without a Secret or caBundle (placed by the operator or cert-manager). */
-export function admissionManifests(image = IMAGE): Obj[] {
-  const all = webhookManifests({ namespace: NAMESPACE, image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid` });
+export function admissionManifests(settings: DeploySettings = DEFAULT_SETTINGS): Obj[] {
+  const all = webhookManifests({ namespace: NAMESPACE, image: settings.image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid`, replicas: settings.admissionReplicas as number });
   return [...all, pdb(ADMISSION)];
 }
 
 /** The example workload: an app listening on 127.0.0.1 only, with the warden-proxy sidecar in front. */
-export function sidecarExample(image = IMAGE): Obj[] {
+export function sidecarExample(image = SIDECAR_IMAGE): Obj[] {
   const ns = 'shop';
   const app = 'orders';
   const labels = { 'app.kubernetes.io/name': app, team: 'shop' };
@@ -197,8 +233,8 @@ export function sidecarExample(image = IMAGE): Obj[] {
 }
 
 /** Every file under deploy/, path → objects (a kustomization.yaml is one object). */
-export function deployFiles(image = IMAGE): Record<string, Obj[]> {
-  const admission = admissionManifests(image);
+export function deployFiles(settings: DeploySettings = DEFAULT_SETTINGS): Record<string, Obj[]> {
+  const admission = admissionManifests(settings);
   const namespace = admission.find((o) => o['kind'] === 'Namespace')!;
   const webhook = admission.filter((o) => o['kind'] !== 'Namespace');
   const kustomization = (resources: string[], extra: Obj = {}): Obj[] => [
@@ -206,11 +242,11 @@ export function deployFiles(image = IMAGE): Record<string, Obj[]> {
   ];
   return {
     'base/namespace.yaml': [namespace],
-    'base/engine.yaml': engineManifests(image),
+    'base/engine.yaml': engineManifests(settings),
     'base/admission.yaml': webhook,
     'base/kustomization.yaml': kustomization(['namespace.yaml', 'engine.yaml', 'admission.yaml']),
     'examples/sidecar/namespace.yaml': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }],
-    'examples/sidecar/orders.yaml': sidecarExample(image),
+    'examples/sidecar/orders.yaml': sidecarExample(settings.sidecarImage),
     'examples/sidecar/kustomization.yaml': kustomization(['namespace.yaml', 'orders.yaml']),
   };
 }

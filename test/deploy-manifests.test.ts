@@ -17,10 +17,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const deployDir = join(root, 'deploy');
 const KUBECTL = '/usr/bin/kubectl';
 
+// Plain YAML files (the Helm chart's templates are Go templates: test/helm.test.ts renders them).
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) return yamlFiles(p);
+    if (statSync(p).isDirectory()) return name === 'helm' ? [] : yamlFiles(p);
     return /\.ya?ml$/.test(name) ? [p] : [];
   });
 }
@@ -96,10 +97,13 @@ describe('deploy/ manifests', () => {
         expect(c.resources.requests, c.name).toBeTruthy();
       }
     }
-    // Only the engine's pods hold the signing key: the webhook pulls its admission bundle from the engine
-    // and checks it with the public key.
+    // No pod holds the signing key: CI builds, signs and pushes; engine replicas mirror what it pushed
+    // (they never build), and everything in the cluster checks bundles with the public key.
     const holdsSigningKey = (d: typeof engine) => (d.spec.template.spec.volumes as Array<{ secret?: { secretName?: string } }>).some((v) => v.secret?.secretName === 'warden-signing-key');
-    expect([holdsSigningKey(engine), holdsSigningKey(webhook)]).toEqual([true, false]);
+    expect([holdsSigningKey(engine), holdsSigningKey(webhook)]).toEqual([false, false]);
+    expect(engine.spec.template.spec.initContainers).toBeUndefined();
+    const engineArgs = engine.spec.template.spec.containers[0].args as string[];
+    expect(engineArgs.slice(engineArgs.indexOf('--bundles-from'), engineArgs.indexOf('--bundles-from') + 2)).toEqual(['--bundles-from', 'oci://registry.example.com/platform/warden-bundles:main']);
     const args = webhook.spec.template.spec.containers[0].args as string[];
     expect(args).not.toContain('--admission-bundle');
     expect(args.slice(args.indexOf('--engine'), args.indexOf('--engine') + 2)).toEqual(['--engine', 'https://warden-engine.warden-system.svc:8443']);

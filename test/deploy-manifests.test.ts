@@ -7,10 +7,10 @@ import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { renderFiles } from '../deploy/render.js';
-import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -137,21 +137,7 @@ describe('deploy/ manifests', () => {
 
     it('accepts every object in a server-side dry run (namespaces created for real first)', async () => {
       const objects = kustomizations.flatMap((k) => kustomizeResources(join(deployDir, k)));
-      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-      const client = KubernetesObjectApi.makeApiClient(kube.kubeConfig);
-      // A dry-run object in a namespace that does not exist is refused, so namespaces are real.
-      for (const ns of objects.filter((o) => o.kind === 'Namespace')) await core.createNamespace({ body: ns as never });
-      const accepted: string[] = [];
-      const refused: string[] = [];
-      for (const o of objects.filter((x) => x.kind !== 'Namespace')) {
-        try {
-          await client.create(o, undefined, 'All');
-          accepted.push(key(o));
-        } catch (err) {
-          const e = err as { code?: number; body?: string; message?: string };
-          refused.push(`${key(o)}: ${e.code ?? ''} ${e.body ?? e.message ?? String(err)}`);
-        }
-      }
+      const { accepted, refused } = await dryRunCreate(kube.kubeConfig, objects);
       expect(refused).toEqual([]);
       expect(accepted).toHaveLength(objects.length - 2);
       // Dry run means nothing was stored.

@@ -6,10 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 
 const run = promisify(execFile);
 const helm = resolve('.tools/bin/helm');
@@ -82,18 +82,7 @@ describe('Helm chart', () => {
 
     it('accepts every object the chart renders in a server-side dry run', async () => {
       const objects = await template(...CUSTOM);
-      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-      const client = KubernetesObjectApi.makeApiClient(kube.kubeConfig);
-      for (const ns of objects.filter((o) => o.kind === 'Namespace')) await core.createNamespace({ body: ns as never });
-      const refused: string[] = [];
-      for (const o of objects.filter((x) => x.kind !== 'Namespace')) {
-        try {
-          await client.create(o, undefined, 'All');
-        } catch (err) {
-          const e = err as { code?: number; body?: string; message?: string };
-          refused.push(`${key(o)}: ${e.code ?? ''} ${e.body ?? e.message ?? String(err)}`);
-        }
-      }
+      const { refused } = await dryRunCreate(kube.kubeConfig, objects);
       expect(refused).toEqual([]);
       expect(objects.length).toBeGreaterThan(10);
     });

@@ -1,12 +1,12 @@
 // Assembling a webhook from its parts: trust (verification key), the admission bundle (from the engine,
 // a file or a URL; re-read when it changes), the workload directory (engine or bundles folder), config
 // and sink.
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BundleError } from '../runtime/archive.js';
 import type { EngineConnection } from '../runtime/engine-connection.js';
 import { parseOciReference, pullBundle, RegistryClient } from '../runtime/oci-registry.js';
-import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
+import type { TrustPolicy } from '../runtime/signature.js';
 import { loadAdmissionBundle, type AdmissionPolicies } from './bundle.js';
 import type { AdmissionConfig } from './config.js';
 import { BundleDirectory, engineSource, folderSource, type WorkloadDirectory } from './coverage.js';
@@ -14,13 +14,8 @@ import type { AdmissionDeps, DecisionSink } from './decide.js';
 import type { NamespaceDirectory } from './namespaces.js';
 import type { InventoryGatekeeper } from './inventory.js';
 
-/** Trust a single PEM public key (the one `warden build` writes as verification-key.pem). */
-export function trustFromPem(pem: string, scope?: string): TrustPolicy {
-  const key: KeyObject = createPublicKey(pem);
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  const algorithm: SigningAlgorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : 'ES256';
-  return { keys: [{ id: 'configured', algorithm, key }], keyId: 'configured', ...(scope ? { scope } : {}) };
-}
+// One definition of "trust this PEM key" for every part (runtime/signature.ts).
+export { trustFromPem } from '../runtime/signature.js';
 
 /** Where the webhook gets its inputs. */
 export interface WebhookSources {

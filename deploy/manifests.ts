@@ -93,6 +93,8 @@ export function engineManifests(settings: DeploySettings = DEFAULT_SETTINGS): Ob
                   // Every replica serves what CI built, signed and pushed (warden push): none of them builds,
                   // so all serve the same bytes, and an old ReplicaSet's pod cannot serve older rules as new.
                   'serve', '--bundles', '/bundles', '--bundles-from', settings.bundlesFrom, '--registry-config', '/registry/config.json',
+                  // The registry is not trusted: only bundles signed with CI's key are mirrored and served.
+                  '--verification-key', '/keys/verification/verification-key.pem',
                   '--listen', '0.0.0.0:8443',
                   '--tls-cert', '/tls/tls.crt', '--tls-key', '/tls/tls.key', '--client-ca', '/tls/ca.crt',
                   // $(VAR) is expanded by the kubelet from env: the URL (with its password) stays in the Secret.
@@ -113,6 +115,7 @@ export function engineManifests(settings: DeploySettings = DEFAULT_SETTINGS): Ob
                 volumeMounts: [
                   { name: 'bundles', mountPath: '/bundles' },
                   { name: 'registry', mountPath: '/registry', readOnly: true },
+                  { name: 'verification-key', mountPath: '/keys/verification', readOnly: true },
                   { name: 'tls', mountPath: '/tls', readOnly: true },
                   { name: 'checkpoint-key', mountPath: '/keys/checkpoint', readOnly: true },
                   ...scratch.mounts,
@@ -123,6 +126,7 @@ export function engineManifests(settings: DeploySettings = DEFAULT_SETTINGS): Ob
               // The mirror of the registry's bundles (rewritten atomically by the engine itself).
               { name: 'bundles', emptyDir: {} },
               { name: 'registry', secret: { secretName: settings.registrySecret, defaultMode: 0o440, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } },
+              { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } },
               // Serving certificate for warden-engine.warden-system.svc, and (ca.crt) the CA of the SVIDs.
               { name: 'tls', secret: { secretName: `${ENGINE}-tls`, defaultMode: 0o440 } },
               // One checkpoint key for every replica: they sign one chain in one PostgreSQL database.

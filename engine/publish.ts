@@ -2,14 +2,16 @@
 // Layout under one repository prefix (e.g. oci://registry.example.com/platform/bundles:main):
 //   …/bundles/<workload>:main   one artifact per bundle, the layout stock OPA pulls (runtime/oci-registry.ts)
 //   …/bundles/admission:main    the admission bundle, the same way
-//   …/bundles:main              the index: index.json and verification-key.pem as layers, so an engine
-//                               fronting the registry knows every bundle and its sha256 without building.
+//   …/bundles:main              the index: index.json (and, for people, verification-key.pem) as layers,
+//                               so an engine fronting the registry knows every bundle without building.
+//                               The engine trusts its own --verification-key, never the registry's copy.
 // Bundles go up before the index, so the index never names a bundle the registry does not hold yet.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BundleIndex } from './bundle-server.js';
-import { openBundle } from '../runtime/bundle.js';
+import { generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
+import type { TrustPolicy } from '../runtime/signature.js';
 import { formatOciReference, MEDIA, pullBundle, pushBundle, RegistryClient, RegistryError, type Descriptor, type OciReference } from '../runtime/oci-registry.js';
 import { UserError } from './cli/user-error.js';
 
@@ -84,10 +86,13 @@ function atomicWrite(path: string, data: Uint8Array | string): void {
 
 /**
  * Mirror the index artifact `ref` (and every bundle it names) into `dir`, for the engine's bundle server.
- * Only bundles whose sha256 changed are downloaded; each is checked against the index before it is
- * written; index.json is written last. Returns the index digest now mirrored (unchanged: `since`).
+ * Only bundles whose sha256 changed are downloaded. The registry is not trusted: each bundle must match
+ * the index, carry a signature `trust` verifies (the engine derives who may write the audit log from
+ * the bundles it serves), and not be of a lower generation than the one it replaces; index.json is
+ * written last, and nothing is written unless every bundle passed. Returns the index digest now
+ * mirrored (unchanged: `since`).
  */
-export async function mirrorBundles(ref: OciReference, client: RegistryClient, dir: string, since?: string): Promise<string> {
+export async function mirrorBundles(ref: OciReference, client: RegistryClient, dir: string, trust: TrustPolicy, since?: string): Promise<string> {
   if (since && (await client.resolve(ref.repository, ref.reference)) === since) return since;
   const m = await client.manifest(ref.repository, ref.reference);
   const layers = (JSON.parse(m.bytes.toString('utf8')) as { layers?: Descriptor[] }).layers ?? [];
@@ -99,15 +104,25 @@ export async function mirrorBundles(ref: OciReference, client: RegistryClient, d
   const indexBytes = await layer(INDEX_MEDIA.index);
   const index = JSON.parse(indexBytes.toString('utf8')) as BundleIndex;
   const entries = [...Object.entries(index.bundles ?? {}), ...(index.admission ? [['admission', index.admission] as const] : [])];
+  const staged: Array<{ path: string; bytes: Buffer }> = [];
   for (const [name, entry] of entries) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new RegistryError(`the index at ${formatOciReference(ref)} names a bundle ${JSON.stringify(name)}, which is not a workload name`);
     const path = join(dir, `${name}.tar.gz`);
-    if (existsSync(path) && sha256hex(readFileSync(path)) === entry.sha256) continue;
-    const got = await pullBundle(client, child(ref, name));
-    if (sha256hex(got!.bytes) !== entry.sha256) throw new RegistryError(`${formatOciReference(child(ref, name))} does not hold the bundle the index names (sha256 ${entry.sha256}); refusing to serve it`);
-    atomicWrite(path, got!.bytes);
+    const current = existsSync(path) ? readFileSync(path) : undefined;
+    if (current && sha256hex(current) === entry.sha256) continue;
+    const where = formatOciReference(child(ref, name));
+    const got = (await pullBundle(client, child(ref, name)))!;
+    if (sha256hex(got.bytes) !== entry.sha256) throw new RegistryError(`${where} does not hold the bundle the index names (sha256 ${entry.sha256}); refusing to serve it`);
+    const next = await openBundle(got.bytes, trust).catch((err: Error) => {
+      throw new RegistryError(`${where}: ${err.message}; refusing to serve it`);
+    });
+    if (current) {
+      const inForce = await openBundle(current, 'unsigned-ok');
+      refuseOlder({ revision: next.revision, generation: generationOf(next) }, { revision: inForce.revision, generation: generationOf(inForce) });
+    }
+    staged.push({ path, bytes: got.bytes });
   }
-  atomicWrite(join(dir, 'verification-key.pem'), await layer(INDEX_MEDIA.key));
+  for (const s of staged) atomicWrite(s.path, s.bytes);
   atomicWrite(join(dir, 'index.json'), indexBytes);
   return m.digest;
 }
@@ -120,7 +135,7 @@ export interface RegistryMirror {
 }
 
 /** Keep `dir` a mirror of the index artifact `ref`: pull at once, then every `intervalMs`. */
-export function followRegistry(ref: OciReference, client: RegistryClient, dir: string, intervalMs: number, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): RegistryMirror {
+export function followRegistry(ref: OciReference, client: RegistryClient, dir: string, trust: TrustPolicy, intervalMs: number, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): RegistryMirror {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
@@ -131,7 +146,7 @@ export function followRegistry(ref: OciReference, client: RegistryClient, dir: s
   const loop = (async () => {
     while (!stopped) {
       try {
-        const digest = await mirrorBundles(ref, client, dir, since);
+        const digest = await mirrorBundles(ref, client, dir, trust, since);
         if (digest !== since) log.info({ origin, digest }, 'bundles mirrored from the registry');
         since = digest;
       } catch (err) {

@@ -3,8 +3,8 @@
 // enforces it, stock OPA pulls the same artifact; a tampered artifact, an older generation and a registry
 // that is down are refused, refused, and survived on the last good bundle.
 import { execFile, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import { resolveConfig } from '../admission/config.js';
 import { memorySink } from '../admission/decision-sink.js';
 import { createWebhook, trustFromPem } from '../admission/webhook.js';
 import { buildRepo } from '../engine/compiler/build.js';
+import { publishBundles } from '../engine/publish.js';
+import { signBundle } from '../runtime/signature.js';
 import { MEDIA, parseOciReference, pushBundle, RegistryClient } from '../runtime/oci-registry.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { closeServer, startUpstream, type Upstream } from './proxy-fixtures.js';
@@ -92,13 +94,46 @@ describe('bundles through an OCI registry', () => {
 
   it('an engine replica fronting the registry serves what CI pushed, without building', async () => {
     const mirrorDir = join(ws.dir, 'engine-bundles');
-    const serve = await startWarden(['serve', '--bundles', mirrorDir, '--bundles-from', `oci+http://${registry.host}/platform/bundles:main`, '--registry-config', dockerConfig, '--listen', '127.0.0.1:0'], /on (http:\/\/[\d.]+:\d+)/, children);
+    const serve = await startWarden(
+      ['serve', '--bundles', mirrorDir, '--bundles-from', `oci+http://${registry.host}/platform/bundles:main`, '--registry-config', dockerConfig, '--verification-key', join(ws.out, 'verification-key.pem'), '--bundles-poll', '1', '--listen', '127.0.0.1:0'],
+      /on (http:\/\/[\d.]+:\d+)/,
+      children,
+    );
+    let engineOut = '';
+    children.at(-1)!.stdout!.on('data', (d: Buffer) => (engineOut += d.toString()));
     const index = (await (await fetch(`${serve[1]}/bundles`)).json()) as { bundles: Record<string, { sha256: string }>; admission?: unknown };
     const built = JSON.parse(readFileSync(join(ws.out, 'index.json'), 'utf8')) as typeof index;
     expect(index).toEqual(built);
     const orders = Buffer.from(await (await fetch(`${serve[1]}/bundles/orders`)).arrayBuffer());
     expect(orders.equals(readFileSync(join(ws.out, 'orders.tar.gz')))).toBe(true);
-    expect(readFileSync(join(mirrorDir, 'verification-key.pem'), 'utf8')).toBe(readFileSync(join(ws.out, 'verification-key.pem'), 'utf8'));
+
+    // Someone with push access but not the signing key publishes an index naming a bundle signed with
+    // their own key (it would name its own principal as an audit-log writer): the engine refuses to
+    // mirror it and keeps serving what it had.
+    const forgedDir = join(ws.dir, 'forged');
+    cpSync(ws.out, forgedDir, { recursive: true });
+    const files = await readArchive(readFileSync(join(forgedDir, 'orders.tar.gz')));
+    files.delete('.signatures.json');
+    const manifest = JSON.parse(files.get('.manifest')!.toString()) as { metadata: { principal: string; generation: number } };
+    manifest.metadata.principal = 'spiffe://cluster.local/ns/attacker/sa/forger';
+    manifest.metadata.generation += 1000;
+    files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
+    files.set('.signatures.json', await signBundle(files, { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, algorithm: 'ES256', keyId: 'forger' }));
+    const forged = writeArchive(files);
+    writeFileSync(join(forgedDir, 'orders.tar.gz'), forged);
+    const forgedIndex = JSON.parse(readFileSync(join(forgedDir, 'index.json'), 'utf8')) as { bundles: Record<string, { sha256: string }> };
+    forgedIndex.bundles.orders!.sha256 = createHash('sha256').update(forged).digest('hex');
+    writeFileSync(join(forgedDir, 'index.json'), JSON.stringify(forgedIndex));
+    await publishBundles(forgedDir, parseOciReference(`oci+http://${registry.host}/platform/bundles:main`), client);
+    await until(() => `the engine to refuse the forged bundle: ${engineOut}`, () => (engineOut.split('\n').some((l) => l.includes('registry mirror failed') && l.includes('bundle signature is invalid')) ? true : undefined));
+    const still = Buffer.from(await (await fetch(`${serve[1]}/bundles/orders`)).arrayBuffer());
+    expect(still.equals(readFileSync(join(ws.out, 'orders.tar.gz')))).toBe(true);
+    expect(((await (await fetch(`${serve[1]}/bundles`)).json()) as typeof index).bundles.orders).toEqual(built.bundles.orders);
+  });
+
+  it('warden serve --bundles-from refuses to start without the key the bundles must be signed with', async () => {
+    const err = await warden('serve', '--bundles', join(ws.dir, 'nokey'), '--bundles-from', `oci+http://${registry.host}/platform/bundles:main`, '--listen', '127.0.0.1:0').catch((e: { stderr: string }) => e);
+    expect((err as { stderr: string }).stderr).toMatch(/--bundles-from needs --verification-key/);
   });
 
   it('stock OPA pulls the same artifact from a registry (opa run --server with an OCI bundle service)', async () => {

@@ -212,6 +212,8 @@ export class RegistryClient {
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) throw new RegistryError(`registry ${this.registry} asks for ${challenge.scheme} authentication, which Warden does not speak (Basic or Bearer tokens)`);
     if (creds && 'bearer' in creds) return `Bearer ${creds.bearer}`;
     const realm = new URL(challenge.params.realm);
+    // The token service gets the registry password: never over plain HTTP unless the registry itself is.
+    if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && this.opts.plainHttp)) throw new RegistryError(`registry ${this.registry} sends its token requests to ${realm.origin}, which is not https; refusing to send it credentials`);
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     realm.searchParams.set('scope', challenge.params.scope ?? scope);
     const res = await fetch(realm, { headers: creds ? { authorization: basic(creds) } : {}, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000) }).catch((err: Error) => {

@@ -122,18 +122,22 @@ export function helmFiles(): Record<string, string> {
     auditStoreSecret: hole('.Values.auditStore.secretName'),
     auditStoreKey: hole('.Values.auditStore.secretKey'),
   };
-  const files = deployFiles(settings);
-  const webhook = files['base/admission.yaml']!.find((o) => o['kind'] === 'ValidatingWebhookConfiguration') as { webhooks: Array<{ clientConfig: Obj }> };
-  for (const w of webhook.webhooks) w.clientConfig['caBundle'] = hole('.Values.certificates.caBundle', 'optional');
+  // Every object file of the base becomes a template, so whatever deploy/manifests.ts adds to the base
+  // (another webhook, another Deployment) is in the chart too.
+  const base = Object.entries(deployFiles(settings)).filter(([path]) => path.startsWith('base/') && !path.endsWith('kustomization.yaml'));
+  for (const [, objects] of base) {
+    for (const o of objects) {
+      if (!/WebhookConfiguration$/.test(String(o['kind']))) continue;
+      for (const w of (o as { webhooks: Array<{ clientConfig: Obj }> }).webhooks) w.clientConfig['caBundle'] = hole('.Values.certificates.caBundle', 'optional');
+    }
+  }
   const render = (objects: Obj[]) => HEADER + fill(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'));
   const chart = 'helm/warden';
   return {
     [`${chart}/Chart.yaml`]: HEADER + chartYaml,
     [`${chart}/values.yaml`]: values(),
     [`${chart}/templates/_helpers.tpl`]: helpers,
-    [`${chart}/templates/namespace.yaml`]: render(files['base/namespace.yaml']!),
-    [`${chart}/templates/engine.yaml`]: render(files['base/engine.yaml']!),
-    [`${chart}/templates/admission.yaml`]: render(files['base/admission.yaml']!),
+    ...Object.fromEntries(base.map(([path, objects]) => [`${chart}/templates/${path.slice('base/'.length)}`, render(objects)])),
     [`${chart}/templates/certificates.yaml`]: certificates(),
   };
 }

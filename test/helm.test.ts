@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 
 const run = promisify(execFile);
@@ -22,7 +22,8 @@ const objectsOf = (text: string) => parseAllDocuments(text).map((d) => d.toJS() 
 const key = (o: KubernetesObject) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 const sorted = (objs: KubernetesObject[]) => [...objs].sort((a, b) => (key(a) < key(b) ? -1 : 1));
 const template = async (...set: string[]) => objectsOf((await run(helm, ['template', 'warden', chart, ...set.flatMap((s) => ['--set', s])], { env })).stdout);
-const base = () => ['namespace.yaml', 'engine.yaml', 'admission.yaml'].flatMap((f) => objectsOf(readFileSync(resolve('deploy/base', f), 'utf8')));
+// Every object file of the kustomize base (its kustomization lists them).
+const base = () => (parse(readFileSync(resolve('deploy/base/kustomization.yaml'), 'utf8')) as { resources: string[] }).resources.flatMap((f) => objectsOf(readFileSync(resolve('deploy/base', f), 'utf8')));
 const CUSTOM = [
   'images.controlPlane.digest=sha256:1111111111111111111111111111111111111111111111111111111111111111',
   'engine.replicas=3',

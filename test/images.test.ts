@@ -38,7 +38,7 @@ const copies = (stage: string[]) =>
 
 // The sidecar process: `warden proxy` — cli/main.ts, loading the proxy subcommand only.
 const sidecarClosure = () =>
-  importClosure(root, ['cli/main.ts'], (from, spec) => from === 'cli/main.ts' && spec.startsWith('.') && !spec.endsWith('proxy-plugin/command.js') && !spec.endsWith('user-facing.js'));
+  importClosure(root, ['cli/main.ts'], (from, spec, dynamic) => from === 'cli/main.ts' && dynamic && !spec.endsWith('proxy-plugin/command.js'));
 
 const all = stages(dockerfile);
 const sidecar = all.get('sidecar')!;

@@ -10,15 +10,19 @@ export interface ImportClosure {
   packages: string[];
 }
 
-const SPEC = /(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
+// Group 1: `import(` when the import is dynamic; group 2: the specifier.
+const SPEC = /(?:\bfrom\s+|\b(import)\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
 
 // `import type` lines bring nothing at run time; drop them before scanning.
 const runtimeText = (text: string) => text.replace(/^\s*import\s+type\s[^;]*;/gm, '').replace(/^\s*export\s+type\s[^;]*;/gm, '');
 
 const packageOf = (spec: string) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
 
-/** Walk from `entries` (paths relative to `root`); `skip(from, spec)` leaves out an import (e.g. other subcommands). */
-export function importClosure(root: string, entries: string[], skip: (from: string, spec: string) => boolean = () => false): ImportClosure {
+/**
+ * Walk from `entries` (paths relative to `root`); `skip(from, spec, dynamic)` leaves out an import (e.g.
+ * the lazily imported subcommands a process does not run).
+ */
+export function importClosure(root: string, entries: string[], skip: (from: string, spec: string, dynamic: boolean) => boolean = () => false): ImportClosure {
   const modules = new Set<string>();
   const packages = new Set<string>();
   const queue = [...entries];
@@ -27,8 +31,8 @@ export function importClosure(root: string, entries: string[], skip: (from: stri
     if (modules.has(file)) continue;
     modules.add(file);
     for (const m of runtimeText(readFileSync(resolve(root, file), 'utf8')).matchAll(SPEC)) {
-      const spec = m[1]!;
-      if (skip(file, spec)) continue;
+      const spec = m[2]!;
+      if (skip(file, spec, m[1] !== undefined)) continue;
       if (spec.startsWith('node:')) continue;
       if (!spec.startsWith('.')) {
         packages.add(packageOf(spec));

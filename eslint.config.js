@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', 'bundles/', 'bench/results/', '.warden/', 'test/kube/'] },
+  { ignores: ['node_modules/', '.tools/', 'bundles/', 'bench/results/', '.warden/', 'test/kube/', 'dist/', 'dist.partial-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,15 +4,15 @@
 import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
 import type { GatekeeperData } from '../formats/gatekeeper.js';
 import { BundleError } from '../runtime/archive.js';
-import { builtAtOf, openBundle, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
+import { generationOf, openBundle, refuseOlder, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
 import { GatekeeperSet } from './gatekeeper.js';
 
 /** The loaded admission rule sets. */
 export interface AdmissionPolicies {
   revision: string;
-  /** When it was built (ms since the epoch): an older bundle never replaces it. */
-  builtAt: number;
+  /** Place in the policy history: a bundle of a lower generation never replaces it. */
+  generation: number;
   guardrails: Policy | undefined;
   gatekeeper: GatekeeperSet;
   /** The template modules, to re-instantiate with data.inventory (admission/inventory.ts). */
@@ -38,14 +38,12 @@ export function loadTemplatePolicy(wasm: Uint8Array, revision: string, data: Rec
 
 /**
  * Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong, and when the bundle
- * was built before the bundle `inForce` (a replayed old bundle is signed too: it must not roll the rules back).
+ * is of a lower generation than the bundle `inForce` (a replayed old bundle is signed too: it must not roll the rules back).
  */
-export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust, inForce?: Pick<AdmissionPolicies, 'revision' | 'builtAt'>): Promise<AdmissionPolicies> {
+export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust, inForce?: Pick<AdmissionPolicies, 'revision' | 'generation'>): Promise<AdmissionPolicies> {
   const bundle = await openBundle(archive, trust);
-  const builtAt = builtAtOf(bundle);
-  if (inForce && builtAt < inForce.builtAt) {
-    throw new BundleError(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${inForce.revision} (built ${new Date(inForce.builtAt).toISOString()}); keeping ${inForce.revision}`);
-  }
+  const generation = generationOf(bundle);
+  refuseOlder({ revision: bundle.revision, generation }, inForce);
   const modules = bundle.manifest.wasm ?? [];
   const file = (module: string): Buffer => {
     const bytes = bundle.files.get(module.replace(/^\/+/, ''));
@@ -61,5 +59,5 @@ export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrus
     templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
     loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`), entrypoint: t.entrypoint });
   }
-  return { revision: bundle.revision, builtAt, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
+  return { revision: bundle.revision, generation, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
 }

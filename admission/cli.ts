@@ -44,7 +44,7 @@ interface SourceFlags {
 
 const sourceOptions = (cmd: Command): Command =>
   cmd
-    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build` (default: from --engine, else admission.tar.gz in --bundles)')
+    .option('--admission-bundle <path|url>', 'the admission bundle built by `warden build`: a file, an http(s) URL or oci://registry/repo/admission:tag (credentials from $DOCKER_CONFIG/config.json); default: from --engine, else admission.tar.gz in --bundles')
     .option('--engine <url>', 'engine base URL: the admission bundle (GET /bundles/admission), coverage checks (GET /bundles) and decision events (POST /logs); default: the local --bundles folder, events to the log only')
     .option('--engine-cert <pem>', "the webhook's client certificate for the engine (its SPIFFE identity; the engine must know it as --admission-principal)")
     .option('--engine-key <pem>', 'key of --engine-cert')

@@ -1,11 +1,12 @@
 // Assembling a webhook from its parts: trust (verification key), the admission bundle (from the engine,
 // a file or a URL; re-read when it changes), the workload directory (engine or bundles folder), config
 // and sink.
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BundleError } from '../runtime/archive.js';
 import type { EngineConnection } from '../runtime/engine-connection.js';
-import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
+import { parseOciReference, pullBundle, RegistryClient } from '../runtime/oci-registry.js';
+import type { TrustPolicy } from '../runtime/signature.js';
 import { loadAdmissionBundle, type AdmissionPolicies } from './bundle.js';
 import type { AdmissionConfig } from './config.js';
 import { BundleDirectory, engineSource, folderSource, type WorkloadDirectory } from './coverage.js';
@@ -13,19 +14,15 @@ import type { AdmissionDeps, DecisionSink } from './decide.js';
 import type { NamespaceDirectory } from './namespaces.js';
 import type { InventoryGatekeeper } from './inventory.js';
 
-/** Trust a single PEM public key (the one `warden build` writes as verification-key.pem). */
-export function trustFromPem(pem: string, scope?: string): TrustPolicy {
-  const key: KeyObject = createPublicKey(pem);
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  const algorithm: SigningAlgorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : 'ES256';
-  return { keys: [{ id: 'configured', algorithm, key }], keyId: 'configured', ...(scope ? { scope } : {}) };
-}
+// One definition of "trust this PEM key" for every part (runtime/signature.ts).
+export { trustFromPem } from '../runtime/signature.js';
 
 /** Where the webhook gets its inputs. */
 export interface WebhookSources {
   /**
    * The engine (GET /bundles/admission over the webhook's connection, If-None-Match: a reload downloads
-   * only a changed bundle), or a path or http(s) URL of admission.tar.gz.
+   * only a changed bundle), or a path or http(s) URL of admission.tar.gz, or an OCI artifact
+   * (oci://registry/repo/admission:tag, credentials from $DOCKER_CONFIG/config.json; only a new digest is downloaded).
    */
   admissionBundle: { engine: EngineConnection } | string;
   /** The engine (GET /bundles, GET /bundles/<name> over the webhook's connection) or a bundles folder. */
@@ -53,6 +50,11 @@ async function readSource(where: WebhookSources['admissionBundle'], etag: string
     const tag = r.headers.etag;
     const revision = r.headers['x-warden-revision'];
     return { bytes: new Uint8Array(r.body), ...(typeof tag === 'string' ? { etag: tag } : {}), ...(typeof revision === 'string' ? { revision } : {}) };
+  }
+  if (/^oci(\+http)?:\/\//.test(where)) {
+    const ref = parseOciReference(where);
+    const got = await pullBundle(RegistryClient.for(ref), ref, etag);
+    return got ? { bytes: got.bytes, etag: got.digest } : undefined;
   }
   return { bytes: await readFileOrUrl(where) };
 }

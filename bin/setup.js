@@ -3,7 +3,7 @@
 // (OPA, and for tests the Kubernetes API server), caching builds outside the clone so a second clone
 // on the same machine only links them. Plain Node with no dependencies: it runs before `npm ci`.
 //
-//   node bin/setup.js            npm dependencies + OPA (what `npm start` needs)
+//   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
 //                                Debian's postgresql, iptables, kubernetes-client (kubectl) and chromium,
 //                                installed in one apt-get run when any is missing
@@ -142,8 +142,18 @@ function ensureDebianPackages() {
   if (still.length > 0) throw new Error(`apt-get installed ${still.map((p) => p.name).join(', ')} but ${still.map((p) => p.what).join(', ')} is still not found`);
 }
 
+/** dist/, the compiled code bin/warden.js runs: rebuilt when older than the sources (a few stats when fresh). */
+async function ensureDist() {
+  const { build, isStale } = await import('./build.js');
+  const stale = isStale();
+  if (!stale) return;
+  say(`building dist/ (${stale})…`);
+  await build();
+}
+
 try {
   ensureNodeModules();
+  await ensureDist();
   ensureOpa();
   if (wantTest) {
     ensureTestTools();

@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// The `warden` command: runs the TypeScript CLI through tsx's ESM loader (no separate build step).
-import { register } from 'tsx/esm/api';
+// The `warden` command: runs the compiled CLI in dist/ (`npm run build`; tsx is a dev tool only).
+// In a source checkout it refuses to run a dist/ older than the sources, so nobody tests stale code.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../cli/main.ts');
+if (existsSync(new URL('../cli/main.ts', import.meta.url))) {
+  const { isStale } = await import('./build.js');
+  const stale = isStale();
+  if (stale) {
+    process.stderr.write(`warden: dist/ is stale (${stale}); run \`npm run build\` (npm start and npm test build it for you)\n`);
+    process.exit(1);
+  }
+}
+await import('../dist/cli/main.js');

@@ -2,45 +2,57 @@
 // subcommands (engine/cli/), the proxy plugin's (`warden proxy`, `ext-authz`), the webhook's
 // (`warden admission`) and `warden up` (cli/up*.ts, the whole system on one machine) meet here only.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { repoRoot } from '../engine/toolchain/paths.js';
-import { isUserFacing } from '../engine/cli/user-error.js';
-import { registerDoctor } from '../engine/cli/doctor.js';
-import { registerBuild } from '../engine/cli/build.js';
-import { registerUp } from './up.js';
-import { registerDiff } from '../engine/cli/diff.js';
-import { registerAudit } from '../engine/cli/audit.js';
-import { registerServe } from '../engine/cli/serve.js';
-import { registerExplain } from '../engine/cli/explain.js';
-import { registerProxy } from '../proxy-plugin/command.js';
-import { registerInitNet } from '../proxy-plugin/interception.js';
-import { registerAdmission } from '../admission/cli.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { isUserFacing } from './user-facing.js';
 
-const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+// package.json is one folder up from cli/main.ts, two from dist/cli/main.js. (No engine module is
+// imported here: the sidecar's import graph starts at this file.)
+const pkgFile = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u))!;
+const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
 
-/** Build the program; exported so tests can run commands in-process. */
-export function createProgram(): Command {
+type Registrar = (program: Command) => void;
+
+// Each subcommand's module is imported only when that subcommand runs (or for the full --help): a
+// sidecar never loads the compiler, and `warden --version` loads nothing at all.
+const subcommands: Record<string, () => Promise<Registrar>> = {
+  doctor: async () => (await import('../engine/cli/doctor.js')).registerDoctor,
+  build: async () => (await import('../engine/cli/build.js')).registerBuild,
+  push: async () => (await import('../engine/cli/push.js')).registerPush,
+  up: async () => (await import('./up.js')).registerUp,
+  diff: async () => (await import('../engine/cli/diff.js')).registerDiff,
+  audit: async () => (await import('../engine/cli/audit.js')).registerAudit,
+  explain: async () => (await import('../engine/cli/explain.js')).registerExplain,
+  serve: async () => (await import('../engine/cli/serve.js')).registerServe,
+  proxy: async () => (await import('../proxy-plugin/command.js')).registerProxy,
+  'ext-authz': async () => (await import('../proxy-plugin/command.js')).registerProxy,
+  'init-net': async () => (await import('../proxy-plugin/interception.js')).registerInitNet,
+  admission: async () => (await import('../admission/cli.js')).registerAdmission,
+};
+
+/** Build the program with the subcommands `only` names (default: all, for help). */
+export async function createProgram(only?: string[]): Promise<Command> {
   const program = new Command('warden')
     .description('Zero-trust authorization for Kubernetes workloads: Rego + API specs → signed WASM bundles, enforced per call.')
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerDoctor(program);
-  registerBuild(program);
-  registerUp(program);
-  registerDiff(program);
-  registerAudit(program);
-  registerExplain(program);
-  registerServe(program);
-  registerProxy(program);
-  registerInitNet(program);
-  registerAdmission(program);
+  const wanted = only ?? Object.keys(subcommands);
+  // An image holds only some parts (the sidecar: proxy and ext-authz); the full help lists what is there.
+  const load = (name: string) => subcommands[name]!().catch((err: NodeJS.ErrnoException) => (only === undefined && err.code === 'ERR_MODULE_NOT_FOUND' ? undefined : Promise.reject(err)));
+  const registrars = new Set((await Promise.all(wanted.map(load))).filter((r): r is Registrar => r !== undefined));
+  for (const register of registrars) register(program);
   return program;
 }
 
+// The subcommand argv names (its first word), if it is one Warden has; `--version` needs none.
+function subcommandOf(argv: string[]): string[] | undefined {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (first === undefined && argv.slice(2).some((a) => a === '-v' || a === '--version')) return [];
+  return first !== undefined && first in subcommands ? [first] : undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const program = createProgram();
+  const program = await createProgram(subcommandOf(argv));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -4,11 +4,10 @@
 // test/deploy-manifests.test.ts fails when the committed files differ from this.
 import { INJECT_KEY } from '../admission/injection.js';
 import {
-  buildInitContainer,
-  buildVolumes,
   containerSecurityContext,
   podSecurityContext,
   scratchVolumes,
+  VERIFICATION_KEY_CONFIGMAP,
   webhookManifests,
 } from '../admission/manifests.js';
 
@@ -16,9 +15,42 @@ type Obj = Record<string, unknown>;
 
 export const NAMESPACE = 'warden-system';
 export const IMAGE = 'ghcr.io/warden-dev/warden:0.1.0';
-/** The sidecar image the injector adds: the same image, by digest. The zeros are a placeholder: set
- *  the digest of the image you deploy in the warden-admission-config ConfigMap (docs/injection.md). */
-export const PROXY_IMAGE = `ghcr.io/warden-dev/warden@sha256:${'0'.repeat(64)}`;
+/** The sidecar image the injector adds, by digest. The zeros are a placeholder: set the digest of the
+ *  image you deploy (values `images.sidecar.digest`, or the warden-admission-config ConfigMap; docs/injection.md). */
+export const SIDECAR_IMAGE = `ghcr.io/warden-dev/warden-sidecar@sha256:${'0'.repeat(64)}`;
+/** The sidecar image's release tag (Helm values show it beside the digest). */
+export const SIDECAR_TAG = '0.1.0';
+
+/**
+ * What an installation chooses. The kustomize base is rendered with DEFAULT_SETTINGS; the Helm chart
+ * (deploy/helm.ts) renders the same objects with each setting a `.Values` expression, so the two
+ * cannot drift.
+ */
+export interface DeploySettings {
+  image: string;
+  sidecarImage: string;
+  engineReplicas: number | string;
+  admissionReplicas: number | string;
+  /** The index `warden push` wrote (CI): engine replicas mirror and serve it, they never build. */
+  bundlesFrom: string;
+  /** kubernetes.io/dockerconfigjson Secret with the registry credentials (the engine pulls with it). */
+  registrySecret: string;
+  /** Secret and key holding the audit store URL (with its password). */
+  auditStoreSecret: string;
+  auditStoreKey: string;
+}
+
+/** The kustomize base's settings. */
+export const DEFAULT_SETTINGS: DeploySettings = {
+  image: IMAGE,
+  sidecarImage: SIDECAR_IMAGE,
+  engineReplicas: 2,
+  admissionReplicas: 2,
+  bundlesFrom: 'oci://registry.example.com/platform/warden-bundles:main',
+  registrySecret: 'warden-registry',
+  auditStoreSecret: 'warden-audit-store',
+  auditStoreKey: 'url',
+};
 export const TRUST_DOMAIN = 'cluster.local';
 const ENGINE = 'warden-engine';
 const ADMISSION = 'warden-admission';
@@ -36,7 +68,8 @@ function pdb(name: string): Obj {
 }
 
 /** Engine: ServiceAccount (no API access at all), Deployment, Service, PodDisruptionBudget. */
-export function engineManifests(image = IMAGE): Obj[] {
+export function engineManifests(settings: DeploySettings = DEFAULT_SETTINGS): Obj[] {
+  const image = settings.image;
   const labels = labelsOf(ENGINE);
   const scratch = scratchVolumes();
   return [
@@ -47,7 +80,7 @@ export function engineManifests(image = IMAGE): Obj[] {
       kind: 'Deployment',
       metadata: { name: ENGINE, namespace: NAMESPACE, labels },
       spec: {
-        replicas: 2,
+        replicas: settings.engineReplicas,
         selector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
@@ -57,13 +90,17 @@ export function engineManifests(image = IMAGE): Obj[] {
             automountServiceAccountToken: false,
             securityContext: podSecurityContext(),
             topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': ENGINE } } }],
-            initContainers: [buildInitContainer(image)],
             containers: [
               {
                 name: 'engine',
                 image,
                 args: [
-                  'serve', '--bundles', '/bundles', '--listen', '0.0.0.0:8443',
+                  // Every replica serves what CI built, signed and pushed (warden push): none of them builds,
+                  // so all serve the same bytes, and an old ReplicaSet's pod cannot serve older rules as new.
+                  'serve', '--bundles', '/bundles', '--bundles-from', settings.bundlesFrom, '--registry-config', '/registry/config.json',
+                  // The registry is not trusted: only bundles signed with CI's key are mirrored and served.
+                  '--verification-key', '/keys/verification/verification-key.pem',
+                  '--listen', '0.0.0.0:8443',
                   '--tls-cert', '/tls/tls.crt', '--tls-key', '/tls/tls.key', '--client-ca', '/tls/ca.crt',
                   // $(VAR) is expanded by the kubelet from env: the URL (with its password) stays in the Secret.
                   '--store', '$(WARDEN_AUDIT_STORE)',
@@ -71,7 +108,7 @@ export function engineManifests(image = IMAGE): Obj[] {
                   '--checkpoint-key', '/keys/checkpoint/audit-checkpoint.jwk',
                   '--retention-max-age', '90d',
                 ],
-                env: [{ name: 'WARDEN_AUDIT_STORE', valueFrom: { secretKeyRef: { name: 'warden-audit-store', key: 'url' } } }],
+                env: [{ name: 'WARDEN_AUDIT_STORE', valueFrom: { secretKeyRef: { name: settings.auditStoreSecret, key: settings.auditStoreKey } } }],
                 ports: [{ name: 'https', containerPort: 8443 }],
                 // The engine asks for client certificates but does not require them, so the kubelet's
                 // probes (no certificate) reach /healthz.
@@ -81,7 +118,9 @@ export function engineManifests(image = IMAGE): Obj[] {
                 resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } },
                 securityContext: containerSecurityContext(),
                 volumeMounts: [
-                  { name: 'bundles', mountPath: '/bundles', readOnly: true },
+                  { name: 'bundles', mountPath: '/bundles' },
+                  { name: 'registry', mountPath: '/registry', readOnly: true },
+                  { name: 'verification-key', mountPath: '/keys/verification', readOnly: true },
                   { name: 'tls', mountPath: '/tls', readOnly: true },
                   { name: 'checkpoint-key', mountPath: '/keys/checkpoint', readOnly: true },
                   ...scratch.mounts,
@@ -89,7 +128,10 @@ export function engineManifests(image = IMAGE): Obj[] {
               },
             ],
             volumes: [
-              ...buildVolumes(),
+              // The mirror of the registry's bundles (rewritten atomically by the engine itself).
+              { name: 'bundles', emptyDir: {} },
+              { name: 'registry', secret: { secretName: settings.registrySecret, defaultMode: 0o440, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } },
+              { name: 'verification-key', configMap: { name: VERIFICATION_KEY_CONFIGMAP } },
               // Serving certificate for warden-engine.warden-system.svc, and (ca.crt) the CA of the SVIDs.
               { name: 'tls', secret: { secretName: `${ENGINE}-tls`, defaultMode: 0o440 } },
               // One checkpoint key for every replica: they sign one chain in one PostgreSQL database.
@@ -111,8 +153,8 @@ export function engineManifests(image = IMAGE): Obj[] {
 }
 
 /** Webhook objects from admission/manifests.ts, without a Secret or caBundle (placed by the operator or cert-manager). */
-export function admissionManifests(image = IMAGE): Obj[] {
-  const all = webhookManifests({ namespace: NAMESPACE, image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid`, proxyImage: PROXY_IMAGE });
+export function admissionManifests(settings: DeploySettings = DEFAULT_SETTINGS): Obj[] {
+  const all = webhookManifests({ namespace: NAMESPACE, image: settings.image, engineUrl: ENGINE_URL, engineClientSecret: `${ADMISSION}-svid`, replicas: settings.admissionReplicas as number, proxyImage: settings.sidecarImage });
   return [...all, pdb(ADMISSION)];
 }
 
@@ -166,8 +208,8 @@ export function sidecarExample(): Obj[] {
 }
 
 /** Every file under deploy/, path → objects (a kustomization.yaml is one object). */
-export function deployFiles(image = IMAGE): Record<string, Obj[]> {
-  const admission = admissionManifests(image);
+export function deployFiles(settings: DeploySettings = DEFAULT_SETTINGS): Record<string, Obj[]> {
+  const admission = admissionManifests(settings);
   const namespace = admission.find((o) => o['kind'] === 'Namespace')!;
   const webhook = admission.filter((o) => o['kind'] !== 'Namespace');
   const kustomization = (resources: string[], extra: Obj = {}): Obj[] => [
@@ -175,7 +217,7 @@ export function deployFiles(image = IMAGE): Record<string, Obj[]> {
   ];
   return {
     'base/namespace.yaml': [namespace],
-    'base/engine.yaml': engineManifests(image),
+    'base/engine.yaml': engineManifests(settings),
     'base/admission.yaml': webhook,
     'base/kustomization.yaml': kustomization(['namespace.yaml', 'engine.yaml', 'admission.yaml']),
     'examples/sidecar/namespace.yaml': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { [INJECT_KEY]: 'enabled' } } }],

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 export interface BundleIndex {
   keyId: string;
   algorithm: string;
-  bundles: Record<string, { revision: string; sha256: string }>;
+  bundles: Record<string, { revision: string; generation?: number; sha256: string }>;
   /** The admission bundle, served as GET /bundles/admission to the webhook (not a workload). */
   admission?: { revision: string; sha256: string };
 }

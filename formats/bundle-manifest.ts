@@ -9,6 +9,11 @@ export interface BundleMetadata {
   mode: 'enforce' | 'dry-run';
   /** Git commit of the policy repository the bundle was built from ("unversioned" outside Git). */
   commit: string;
+  /**
+   * Place of `commit` in the policy history (its commit count, or a CI-given number): pods order
+   * bundles by it and never load a lower one. Never the build time.
+   */
+  generation: number;
   /** Content hash of every input of the build. */
   contentHash: string;
   builtAt: string;

@@ -17,11 +17,12 @@ let revision: string;
 
 beforeAll(async () => {
   policies = await copyPolicies(['storefront']);
+  await policies.build(['storefront'], () => new Date(Date.now() - 3600_000), 8);
   newer = readFileSync(join(policies.out, 'storefront.tar.gz'));
   key = readFileSync(join(policies.out, 'verification-key.pem'), 'utf8');
-  // Re-sign the same policy as if built an hour earlier.
+  // The previous policy commit, rebuilt an hour later (as an old engine pod re-created now would).
   rmSync(join(policies.out, 'storefront.build.json'));
-  await policies.build(['storefront'], () => new Date(Date.now() - 3600_000));
+  await policies.build(['storefront'], () => new Date(), 7);
   older = readFileSync(join(policies.out, 'storefront.tar.gz'));
   revision = (JSON.parse(readFileSync(join(policies.out, 'storefront.build.json'), 'utf8')) as { revision: string }).revision;
 });
@@ -38,13 +39,31 @@ describe('BundleSource', () => {
     expect(v).toMatchObject({ allow: false, outcome: 'deny', status: 403 });
   });
 
-  it('refuses a bundle older than the loaded one and keeps the newer', async () => {
+  it('refuses a bundle of an older generation, even one built later, and keeps the newer', async () => {
     const events: BundleEvent[] = [];
     const s = source(events);
     const loaded = await s.install(newer, 'test');
-    await expect(s.install(older, 'test')).rejects.toThrow(/is older than the loaded/);
+    expect(loaded.generation).toBe(8);
+    await expect(s.install(older, 'test')).rejects.toThrow(/is of generation 7, older than the loaded .* \(generation 8\)/);
     expect(s.current).toBe(loaded);
     expect(events.map((e) => e.type)).toEqual(['loaded', 'rejected']);
+  });
+
+  it('refuses a generation that is not a whole number, even when signed with the right key', async () => {
+    const { readArchive, writeArchive } = await import('../runtime/archive.js');
+    const { signBundle } = await import('../runtime/signature.js');
+    const { createPrivateKey } = await import('node:crypto');
+    const signingKey = createPrivateKey(readFileSync(join(policies.dir, '.warden/keys/signing-key.pem')));
+    for (const generation of ['99', -1, 1.5, 1e300]) {
+      const files = await readArchive(newer);
+      files.delete('.signatures.json');
+      const manifest = JSON.parse(files.get('.manifest')!.toString()) as { metadata: Record<string, unknown> };
+      manifest.metadata.generation = generation;
+      files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
+      const { keyId } = JSON.parse(readFileSync(join(policies.out, 'index.json'), 'utf8')) as { keyId: string };
+      files.set('.signatures.json', await signBundle(files, { key: signingKey, algorithm: 'ES256', keyId }));
+      await expect(source([]).install(writeArchive(files), 'test')).rejects.toThrow(/generation .* must be a whole number/);
+    }
   });
 
   it('lets a call that pinned a bundle finish on it after a newer one is swapped in', async () => {
@@ -111,7 +130,7 @@ describe('BundleSource', () => {
       await s.start();
       const first = s.current!;
       expect(first.etag).toBe('"replica-a"');
-      body = older; // the same revision, built an hour earlier: installing it would be refused as older
+      body = older; // the same revision, but a lower generation: installing it would be refused as older
       for (let i = 0; i < 200 && s.current?.etag !== '"replica-b"'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(s.current?.etag).toBe('"replica-b"');
       expect(s.current?.policy).toBe(first.policy);

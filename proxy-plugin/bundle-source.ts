@@ -2,9 +2,10 @@
 // short poll with jitter) or read from a local file; verified before it is loaded; swapped atomically.
 import { readFile } from 'node:fs/promises';
 import type { BundleMetadata } from '../formats/bundle-manifest.js';
-import { builtAtOf, openBundle } from '../runtime/bundle.js';
+import { builtAtOf, generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
+import { formatOciReference, pullBundle, RegistryError, type OciReference, type RegistryClient } from '../runtime/oci-registry.js';
 import { Policy } from '../runtime/policy.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 
@@ -14,7 +15,9 @@ export interface ActiveBundle {
   revision: string;
   metadata: Partial<BundleMetadata>;
   mode: 'enforce' | 'dry-run';
-  /** Build time (manifest metadata.builtAt, else the signature's iat), ms since epoch. */
+  /** Place in the policy history (manifest metadata.generation): a lower one never replaces this. */
+  generation: number;
+  /** Build time (manifest metadata.builtAt, else the signature's iat), ms since epoch; informational. */
   builtAt: number;
   loadedAt: number;
   etag?: string;
@@ -34,6 +37,8 @@ export interface BundleSourceOptions {
   clock?: Clock;
   /** The engine to pull from: a connection (mTLS, shared with the decision log) or a base URL. */
   engine?: EngineConnection | string;
+  /** An OCI registry to poll instead of the engine: the tag is followed, each new digest pulled. */
+  registry?: { reference: OciReference; client: RegistryClient };
   /** Long-poll wait asked of the server, seconds (0 = short poll). */
   longPollSeconds?: number;
   /** Short-poll / retry interval, ms; jitter of ±50% is added. */
@@ -65,24 +70,22 @@ export class BundleSource {
     return this.active;
   }
 
-  /** Verify, load and (if not older than the active one) install a bundle archive. */
+  /** Verify, load and (if not of a lower generation than the active one) install a bundle archive. */
   async install(bytes: Uint8Array, origin: string, etag?: string): Promise<ActiveBundle> {
     try {
       const bundle = await openBundle(bytes, this.opts.trust);
       const metadata = (bundle.manifest.metadata ?? {}) as Partial<BundleMetadata>;
       if (metadata.workload && metadata.workload !== this.opts.workload) throw new Error(`bundle is for workload ${metadata.workload}, not ${this.opts.workload}`);
-      const builtAt = builtAtOf(bundle);
-      const prev = this.active;
-      if (prev && builtAt < prev.builtAt) {
-        throw new Error(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${prev.revision} (built ${new Date(prev.builtAt).toISOString()})`);
-      }
+      const generation = generationOf(bundle);
+      refuseOlder({ revision: bundle.revision, generation }, this.active);
       const policy = await Policy.load(bundle, this.opts.clock ? { clock: this.opts.clock } : {});
       const next: ActiveBundle = {
         policy,
         revision: bundle.revision,
         metadata,
         mode: metadata.mode === 'dry-run' ? 'dry-run' : 'enforce',
-        builtAt,
+        generation,
+        builtAt: builtAtOf(bundle),
         loadedAt: this.now(),
         ...(etag ? { etag } : {}),
       };
@@ -101,12 +104,12 @@ export class BundleSource {
     return this.install(await readFile(path), `file ${path}`);
   }
 
-  /** Start pulling from the engine; resolves once the first attempt finished (loaded or not). */
+  /** Start pulling from the registry or the engine; resolves once the first attempt finished (loaded or not). */
   start(): Promise<void> {
-    if (!this.engine) throw new Error('BundleSource.start needs an engine URL');
+    if (!this.engine && !this.opts.registry) throw new Error('BundleSource.start needs an engine URL or a registry');
     let first!: () => void;
     const firstDone = new Promise<void>((r) => (first = r));
-    this.loop = this.pullLoop(first);
+    this.loop = this.opts.registry ? this.registryLoop(this.opts.registry, first) : this.pullLoop(first);
     return firstDone;
   }
 
@@ -131,6 +134,32 @@ export class BundleSource {
         resolve();
       };
     });
+  }
+
+  // Poll the tag: a HEAD names its digest; only a digest not seen before is downloaded (and verified).
+  private async registryLoop(registry: NonNullable<BundleSourceOptions['registry']>, firstDone: () => void): Promise<void> {
+    const origin = formatOciReference(registry.reference);
+    const interval = this.opts.pollIntervalMs ?? 30_000;
+    let failures = 0;
+    let seen: string | undefined;
+    while (!this.stopped) {
+      try {
+        const got = await pullBundle(registry.client, registry.reference, seen);
+        if (got) {
+          seen = got.digest; // accepted or refused, the same digest is not fetched again
+          await this.install(got.bytes, origin, got.digest).catch(() => undefined); // refused: reported via onEvent, last good kept
+        }
+        failures = 0;
+      } catch (err) {
+        if (this.stopped) break;
+        failures++;
+        const reason = String((err as Error)?.message ?? err);
+        this.opts.onEvent?.(err instanceof RegistryError && err.unreachable ? { type: 'unreachable', origin, reason } : { type: 'rejected', origin, reason });
+      }
+      firstDone();
+      if (!this.stopped) await this.sleep(this.jittered(failures ? Math.min(interval * 2 ** Math.min(failures - 1, 5), 300_000) : interval));
+    }
+    firstDone();
   }
 
   private async pullLoop(firstDone: () => void): Promise<void> {

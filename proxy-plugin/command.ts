@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
+import { RegistryError } from '../runtime/oci-registry.js';
 import { ConfigError } from '../runtime/config-error.js';
 import { reloadIntervalMs, reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
@@ -36,6 +37,9 @@ interface PluginFlags {
   engineKey?: string;
   engineCa?: string;
   bundle?: string;
+  bundleUrl?: string;
+  registryConfig?: string;
+  bundlePoll?: string;
   verificationKey: string;
   verificationAlg?: string;
   keyId?: string;
@@ -139,7 +143,9 @@ const stdout = bufferedLogStream(1);
 const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
 
 async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[]; reloadMs: number }> {
-  if (!f.engine && !f.bundle) throw new ConfigError('give --engine <url> (pull bundles) or --bundle <file> (a local bundle), or both');
+  if (!f.engine && !f.bundle && !f.bundleUrl) throw new ConfigError('give --engine <url> or --bundle-url oci://… (pull bundles), or --bundle <file> (a local bundle)');
+  const pollSeconds = Number(f.bundlePoll);
+  if (!(pollSeconds >= 1 && pollSeconds <= 3600)) throw new ConfigError(`--bundle-poll ${JSON.stringify(f.bundlePoll)} must be a number of seconds from 1 to 3600`);
   const engineTls = engineTlsFrom(f);
   const reloadMs = reloadIntervalMs(f.certReload);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
@@ -153,6 +159,8 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
     ...(f.engine ? { engine: f.engine } : {}),
     ...(engineTls ? { engineTls } : {}),
     ...(f.bundle ? { bundleFile: f.bundle } : {}),
+    ...(f.bundleUrl ? { bundleUrl: f.bundleUrl, pollIntervalMs: pollSeconds * 1000 } : {}),
+    ...(f.registryConfig ? { registryConfig: f.registryConfig } : {}),
     verificationKey: readPem('--verification-key', f.verificationKey),
     ...(f.verificationAlg ? { verificationAlgorithm: f.verificationAlg as SigningAlgorithm } : {}),
     ...(f.keyId ? { keyId: f.keyId } : {}),
@@ -164,6 +172,7 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
     decisionLines,
   });
   const plugin = await starting.catch((err: unknown) => {
+    if (err instanceof RegistryError) throw new ConfigError(`--bundle-url: ${err.message}`);
     throw err instanceof EngineConnectionError ? new ConfigError(`--engine: ${err.message}`) : err;
   });
   // A rotated SVID (SPIRE, csi-driver-spiffe, a Secret volume) is presented to the engine without a restart.
@@ -231,6 +240,9 @@ function commonOptions(cmd: Command): Command {
     .option('--engine-key <pem>', 'private key of --engine-cert')
     .option('--engine-ca <pem>', "CA bundle that signed the engine's serving certificate")
     .option('--bundle <file>', 'a local bundle file to start from (or to run on alone)')
+    .option('--bundle-url <oci://…>', 'pull bundles from an OCI registry instead of the engine (oci://host/repo:tag; oci+http:// for plain HTTP); the tag is polled')
+    .option('--registry-config <file>', 'docker-config JSON with the registry credentials (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)')
+    .option('--bundle-poll <seconds>', 'how often --bundle-url is polled for a new digest', '30')
     .requiredOption('--verification-key <pem>', 'public key bundles must be signed with (bundles/verification-key.pem)')
     .option('--verification-alg <alg>', 'signature algorithm (default from the key)')
     .option('--key-id <id>', 'key id to verify with regardless of the bundle signature kid')

@@ -18,3 +18,6 @@ export function wardenMiddleware(gate: Gate): RequestHandler {
     next();
   };
 }
+
+// The package entry `warden/middleware` is this module: the gate a middleware needs comes from startPlugin.
+export { startPlugin, type Plugin, type PluginConfig } from './plugin.js';

@@ -6,6 +6,7 @@ import { DecisionLog, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
 import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
 import type { Gate } from './admit.js';
+import { parseOciReference, RegistryClient, type OciReference } from '../runtime/oci-registry.js';
 import { BundleSource, type BundleEvent } from './bundle-source.js';
 import { DecisionPipeline } from './decide.js';
 import type { IdentityConfig } from './identity.js';
@@ -23,6 +24,10 @@ export interface PluginConfig {
   engineTls?: EngineTls;
   /** A local bundle file loaded at start (alone, or as the first bundle before the engine answers). */
   bundleFile?: string;
+  /** Pull bundles from this OCI artifact (oci://registry/repo:tag) instead of the engine. */
+  bundleUrl?: string;
+  /** docker-config file with the registry's credentials (default $DOCKER_CONFIG/config.json). */
+  registryConfig?: string;
   /** PEM public key bundles must be signed with. */
   verificationKey: string | KeyObject;
   verificationAlgorithm?: SigningAlgorithm;
@@ -68,6 +73,12 @@ export function trustPolicy(cfg: Pick<PluginConfig, 'verificationKey' | 'verific
   return { keys: [{ id, algorithm: cfg.verificationAlgorithm ?? defaultAlgorithm(key), key }], keyId: id, ...(cfg.scope ? { scope: cfg.scope } : {}) };
 }
 
+/** The registry a `--bundle-url oci://…` names, with the docker-config credentials for it. */
+function registrySource(url: string, configFile: string | undefined): { reference: OciReference; client: RegistryClient } {
+  const reference = parseOciReference(url);
+  return { reference, client: RegistryClient.for(reference, configFile) };
+}
+
 /** Wire a plugin; call `start` on the result's source (done here) before serving. */
 export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
   const metrics = new PluginMetrics();
@@ -86,10 +97,12 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
       logger.warn({ origin: e.origin, reason: e.reason, keeping: source.current?.revision ?? null }, e.type === 'rejected' ? 'bundle rejected' : 'bundle server unreachable');
     }
   };
+  const registry = cfg.bundleUrl ? registrySource(cfg.bundleUrl, cfg.registryConfig) : undefined;
   const source = new BundleSource({
     workload: cfg.workload,
     trust: trustPolicy(cfg),
     ...(engine ? { engine } : {}),
+    ...(registry ? { registry } : {}),
     ...(cfg.longPollSeconds !== undefined ? { longPollSeconds: cfg.longPollSeconds } : {}),
     ...(cfg.pollIntervalMs !== undefined ? { pollIntervalMs: cfg.pollIntervalMs } : {}),
     onEvent,
@@ -110,7 +123,7 @@ export async function startPlugin(cfg: PluginConfig): Promise<Plugin> {
     ...(cfg.instance ? { instance: cfg.instance } : {}),
   });
   if (cfg.bundleFile) await source.loadFile(cfg.bundleFile).catch(() => undefined); // reported by onEvent; deny-all until one loads
-  if (engine) await source.start();
+  if (engine || registry) await source.start();
   return {
     gate: { pipeline, identity: cfg.identity },
     source,

@@ -49,13 +49,32 @@ function mergeData(into: Record<string, unknown>, path: string[], value: unknown
 
 /**
  * When a verified bundle was built, ms since the epoch: its manifest's `metadata.builtAt`, else the
- * signature's `iat`, else 0. A pod refuses a bundle older than the one it runs (a replayed old bundle
- * is signed too).
+ * signature's `iat`, else 0. Informational only (metrics): bundles are ordered by generationOf.
  */
 export function builtAtOf(bundle: Pick<VerifiedBundle, 'manifest' | 'signature'>): number {
   const stamp = bundle.manifest.metadata?.builtAt as unknown;
   const t = typeof stamp === 'string' ? Date.parse(stamp) : NaN;
   return Number.isFinite(t) ? t : (bundle.signature?.iat ?? 0) * 1000;
+}
+
+/**
+ * A verified bundle's generation (manifest `metadata.generation`, signed with it): its place in the
+ * policy history. A pod never replaces its bundle by one of a lower generation, so neither a replayed
+ * old bundle nor an old engine pod rebuilding old rules can roll it back. Bundles from before
+ * generations were recorded count as 0. Anything else than a whole number is refused.
+ */
+export function generationOf(bundle: Pick<VerifiedBundle, 'manifest'>): number {
+  const g = bundle.manifest.metadata?.generation as unknown;
+  if (g === undefined) return 0;
+  if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 0) throw new BundleError(`bundle ${bundle.manifest.revision} has generation ${JSON.stringify(g)} in its .manifest metadata; it must be a whole number of 0 or more (rebuild it with warden build)`);
+  return g;
+}
+
+/** Refuse `next` when its generation is below the one in force (equal is the same policy commit, e.g. re-signed). */
+export function refuseOlder(next: { revision: string; generation: number }, inForce: { revision: string; generation: number } | undefined): void {
+  if (inForce && next.generation < inForce.generation) {
+    throw new BundleError(`bundle ${next.revision} is of generation ${next.generation}, older than the loaded ${inForce.revision} (generation ${inForce.generation}); keeping ${inForce.revision}`);
+  }
 }
 
 /** Parse and verify a bundle archive. Verification happens before anything in it is interpreted. */

@@ -1,6 +1,6 @@
 // OPA bundle signatures (`.signatures.json`): file hashes as OPA computes them, a JWS over the list,
 // and verification with the same rules as OPA (exact file list, every hash, scope, key id).
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { CompactSign, compactVerify, decodeProtectedHeader, errors as joseErrors } from 'jose';
 import { BundleError } from './archive.js';
 
@@ -41,6 +41,14 @@ export interface TrustPolicy {
   scope?: string;
   /** Key id to use regardless of the JWT's `kid` (OPA's precedence: configured id first). */
   keyId?: string;
+}
+
+/** Trust a single PEM public key (the one `warden build` writes as verification-key.pem), its algorithm from the key. */
+export function trustFromPem(pem: string, scope?: string): TrustPolicy {
+  const key = createPublicKey(pem);
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const algorithm: SigningAlgorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : 'ES256';
+  return { keys: [{ id: 'configured', algorithm, key }], keyId: 'configured', ...(scope ? { scope } : {}) };
 }
 
 // JSON/YAML data, the manifest and the signatures file are hashed over their parsed value (OPA's IsStructuredDoc).

@@ -18,7 +18,7 @@ import { EngineConnection } from '../runtime/engine-connection.js';
 
 let dir: string;
 let key: SigningKey;
-const build = () => buildAdmission({ root: join(dir, 'policies'), out: join(dir, 'bundles'), key, commit: 'test', warden: '0.0.0', now: () => new Date('2026-11-25T12:00:00Z') });
+const build = () => buildAdmission({ root: join(dir, 'policies'), out: join(dir, 'bundles'), key, commit: 'test', generation: 1, warden: '0.0.0', now: () => new Date('2026-11-25T12:00:00Z') });
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'warden-admission-build-'));
@@ -65,10 +65,11 @@ describe('warden build: admission target', () => {
     await expect(build()).rejects.toThrow(/other\.rego:1: package platform\.rules is not allowed here/);
   });
 
-  it('a webhook keeps its admission bundle when offered an older one, even one signed with the right key', async () => {
-    const at = (iso: string, commit: string) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, `bundles-${commit}`), key, commit, warden: '0.0.0', now: () => new Date(iso) });
-    const older = await at('2026-11-20T12:00:00Z', 'older');
-    const newer = await at('2026-11-25T12:00:00Z', 'newer');
+  it('a webhook keeps its admission bundle when offered one of an older generation, even built later and signed with the right key', async () => {
+    const at = (iso: string, commit: string, generation: number) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, `bundles-${commit}`), key, commit, generation, warden: '0.0.0', now: () => new Date(iso) });
+    const newer = await at('2026-11-20T12:00:00Z', 'newer', 8);
+    // An old engine pod re-created today rebuilds the earlier commit: a later build time, a lower generation.
+    const older = await at('2026-11-25T12:00:00Z', 'older', 7);
     const served = join(dir, 'served.tar.gz');
     const serve = (b: typeof older) => writeFileSync(served, readFileSync(b!.bundle));
     serve(newer);
@@ -77,12 +78,12 @@ describe('warden build: admission target', () => {
     serve(older);
     const r = await webhook.reload();
     expect(r.changed).toBe(false);
-    expect(r.error).toMatch(new RegExp(`bundle ${older!.revision} \\(built 2026-11-20T12:00:00.000Z\\) is older than the loaded ${newer!.revision} .*keeping ${newer!.revision}`));
+    expect(r.error).toMatch(new RegExp(`bundle ${older!.revision} is of generation 7, older than the loaded ${newer!.revision} \\(generation 8\\); keeping ${newer!.revision}`));
     expect(webhook.deps.policies()?.revision).toBe(newer!.revision);
   });
 
   it('a webhook pulling from the engine keeps its bundle when another replica serves its own build of the same revision', async () => {
-    const at = (iso: string, out: string) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, out), key, commit: 'same', warden: '0.0.0', now: () => new Date(iso) });
+    const at = (iso: string, out: string) => buildAdmission({ root: join(dir, 'policies'), out: join(dir, out), key, commit: 'same', generation: 3, warden: '0.0.0', now: () => new Date(iso) });
     const a = await at('2026-11-25T12:00:00Z', 'replica-a');
     const b = await at('2026-11-25T11:00:00Z', 'replica-b'); // same rules, built earlier: as a bundle, "older"
     expect(b!.revision).toBe(a!.revision);

@@ -7,20 +7,21 @@ import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { renderFiles } from '../deploy/render.js';
-import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const deployDir = join(root, 'deploy');
 const KUBECTL = '/usr/bin/kubectl';
 
+// Plain YAML files (the Helm chart's templates are Go templates: test/helm.test.ts renders them).
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) return yamlFiles(p);
+    if (statSync(p).isDirectory()) return name === 'helm' ? [] : yamlFiles(p);
     return /\.ya?ml$/.test(name) ? [p] : [];
   });
 }
@@ -102,10 +103,13 @@ describe('deploy/ manifests', () => {
         expect(c.resources.requests, c.name).toBeTruthy();
       }
     }
-    // Only the engine's pods hold the signing key: the webhook pulls its admission bundle from the engine
-    // and checks it with the public key.
+    // No pod holds the signing key: CI builds, signs and pushes; engine replicas mirror what it pushed
+    // (they never build), and everything in the cluster checks bundles with the public key.
     const holdsSigningKey = (d: typeof engine) => (d.spec.template.spec.volumes as Array<{ secret?: { secretName?: string } }>).some((v) => v.secret?.secretName === 'warden-signing-key');
-    expect([holdsSigningKey(engine), holdsSigningKey(webhook)]).toEqual([true, false]);
+    expect([holdsSigningKey(engine), holdsSigningKey(webhook)]).toEqual([false, false]);
+    expect(engine.spec.template.spec.initContainers).toBeUndefined();
+    const engineArgs = engine.spec.template.spec.containers[0].args as string[];
+    expect(engineArgs.slice(engineArgs.indexOf('--bundles-from'), engineArgs.indexOf('--bundles-from') + 2)).toEqual(['--bundles-from', 'oci://registry.example.com/platform/warden-bundles:main']);
     const args = webhook.spec.template.spec.containers[0].args as string[];
     expect(args).not.toContain('--admission-bundle');
     expect(args.slice(args.indexOf('--engine'), args.indexOf('--engine') + 2)).toEqual(['--engine', 'https://warden-engine.warden-system.svc:8443']);
@@ -141,21 +145,7 @@ describe('deploy/ manifests', () => {
 
     it('accepts every object in a server-side dry run (namespaces created for real first)', async () => {
       const objects = kustomizations.flatMap((k) => kustomizeResources(join(deployDir, k)));
-      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-      const client = KubernetesObjectApi.makeApiClient(kube.kubeConfig);
-      // A dry-run object in a namespace that does not exist is refused, so namespaces are real.
-      for (const ns of objects.filter((o) => o.kind === 'Namespace')) await core.createNamespace({ body: ns as never });
-      const accepted: string[] = [];
-      const refused: string[] = [];
-      for (const o of objects.filter((x) => x.kind !== 'Namespace')) {
-        try {
-          await client.create(o, undefined, 'All');
-          accepted.push(key(o));
-        } catch (err) {
-          const e = err as { code?: number; body?: string; message?: string };
-          refused.push(`${key(o)}: ${e.code ?? ''} ${e.body ?? e.message ?? String(err)}`);
-        }
-      }
+      const { accepted, refused } = await dryRunCreate(kube.kubeConfig, objects);
       expect(refused).toEqual([]);
       expect(accepted).toHaveLength(objects.length - 2);
       // Dry run means nothing was stored.

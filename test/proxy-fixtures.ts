@@ -188,7 +188,7 @@ export interface PolicyCopy {
   dir: string;
   repo: string;
   out: string;
-  build(only?: string[], now?: () => Date): Promise<BuildResult>;
+  build(only?: string[], now?: () => Date, generation?: number): Promise<BuildResult>;
 }
 
 /** Copy policies/ to a temp folder and build it there (its own development signing key). */
@@ -200,7 +200,8 @@ export async function copyPolicies(only: string[], edit?: (repo: string) => void
     dir,
     repo: join(dir, 'policies'),
     out: join(dir, 'bundles'),
-    build: (o = only, now) => buildRepo({ repo: 'policies', out: 'bundles', cwd: dir, only: o, cacheDir: resolve('.warden/cache/opa'), ...(now ? { now } : {}) }),
+    build: (o = only, now, generation) =>
+      buildRepo({ repo: 'policies', out: 'bundles', cwd: dir, only: o, cacheDir: resolve('.warden/cache/opa'), ...(now ? { now } : {}), ...(generation !== undefined ? { generation } : {}) }),
   };
   await copy.build();
   return copy;

@@ -223,7 +223,10 @@ export function startSqliteWriter(path: string): SqliteWriterThread {
   let nextId = 1;
   const spawn = () => {
     // No inherited node flags (a parent started with `--input-type` or `-e` would hand the thread flags it refuses).
-    const worker = new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } });
+    // Compiled (dist/): the thread's module is plain JS. From the TypeScript sources: through tsx's loader.
+    const worker = import.meta.url.endsWith('.js')
+      ? new Worker(new URL('./sqlite-writer-thread.js', import.meta.url), { execArgv: [], workerData: { path } })
+      : new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } });
     const pending: Pending = new Map();
     worker.unref();
     worker.on('message', (reply: WriterReply) => {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../runtime/signature.js';
 import { buildRepo, DEV_KEY_PATH, type BuildProgress } from '../compiler/build.js';
 import { formatDiagnostic } from '../compiler/compile-error.js';
+import { parseGeneration } from '../compiler/generation.js';
 import { UserError } from './user-error.js';
 
 /** Options shared by commands that build (build, diff, up). */
@@ -14,6 +15,7 @@ export interface BuildFlags {
   keyId?: string;
   scope?: string;
   only?: string[];
+  generation?: string;
   json?: boolean;
 }
 
@@ -36,6 +38,7 @@ export function registerBuild(program: Command): void {
     .option('--key-id <id>', 'key id in the signature header (default: the key thumbprint)')
     .option('--scope <scope>', 'signature scope pods must be configured with')
     .option('--only <workloads...>', 'build only these workloads')
+    .option('--generation <n>', 'generation to record, a number that grows with every build (e.g. the CI run number); default: the policy commit\'s commit count')
     .option('--json', 'print the result as JSON')
     .action(async (flags: BuildFlags) => {
       if (flags.signingAlg && (!SIGNING_ALGORITHMS.includes(flags.signingAlg as SigningAlgorithm) || flags.signingAlg.startsWith('HS'))) {
@@ -49,6 +52,7 @@ export function registerBuild(program: Command): void {
         ...(flags.keyId ? { keyId: flags.keyId } : {}),
         ...(flags.scope ? { scope: flags.scope } : {}),
         ...(flags.only ? { only: flags.only } : {}),
+        ...(flags.generation !== undefined ? { generation: parseGeneration(flags.generation, '--generation') } : {}),
         onProgress: flags.json ? undefined : progressPrinter(),
       });
       for (const w of result.warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
@@ -58,7 +62,7 @@ export function registerBuild(program: Command): void {
       }
       const built = result.workloads.filter((w) => w.status !== 'unchanged').length;
       process.stdout.write(`${built === 0 ? 'nothing rebuilt' : `${built} of ${result.workloads.length} workload(s) rebuilt`}; bundles in ${flags.out}/ signed with key ${result.keyId}\n`);
-      for (const w of result.workloads) process.stdout.write(`  ${w.workload.padEnd(20)} ${w.revision}  ${w.status}\n`);
+      for (const w of result.workloads) process.stdout.write(`  ${w.workload.padEnd(20)} ${w.revision}  generation ${w.generation}  ${w.status}\n`);
       if (result.admission) {
         const r = result.admission.rules;
         process.stdout.write(`  ${'(admission)'.padEnd(20)} ${result.admission.revision}  ${result.admission.status}: guardrails ${r.guardrails ? 'yes' : 'no'}, ${r.templates} Gatekeeper template(s), ${r.constraints} constraint(s)\n`);

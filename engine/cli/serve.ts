@@ -6,6 +6,7 @@ import { Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { reloadIntervalMs, reloadOnRotation } from '../../runtime/pem-files.js';
+import { trustFromPem } from '../../runtime/signature.js';
 import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { parseDuration, FilterError } from '../audit/query.js';
 import { StoreUrlError } from '../audit/store.js';
@@ -18,6 +19,10 @@ import { UserError } from './user-error.js';
 
 interface ServeFlags {
   bundles: string;
+  bundlesFrom?: string;
+  registryConfig?: string;
+  verificationKey?: string;
+  bundlesPoll: string;
   listen: string;
   maxWait: string;
   store: string;
@@ -79,12 +84,35 @@ function tlsFrom(f: ServeFlags): EngineServerTls | undefined {
   return { cert: readPem('--tls-cert', f.tlsCert), key: readPem('--tls-key', f.tlsKey), ...(f.clientCa ? { clientCa: readPem('--client-ca', f.clientCa) } : {}) };
 }
 
+// Engine replicas that serve what CI published: the bundles folder follows the registry's index.
+async function startMirror(f: ServeFlags) {
+  const poll = Number(f.bundlesPoll);
+  if (!(poll >= 1 && poll <= 86_400)) throw new UserError(`--bundles-poll ${JSON.stringify(f.bundlesPoll)} must be a number of seconds from 1 to 86400`);
+  if (!f.verificationKey) throw new UserError('--bundles-from needs --verification-key <pem>: the bundles a registry holds are served only when signed with that key');
+  const trust = trustFromPem(readPem('--verification-key', f.verificationKey));
+  const { parseOciReference, RegistryClient, RegistryError } = await import('../../runtime/oci-registry.js');
+  const { followRegistry } = await import('../publish.js');
+  try {
+    const ref = parseOciReference(f.bundlesFrom!);
+    mkdirSync(f.bundles, { recursive: true });
+    const mirror = followRegistry(ref, RegistryClient.for(ref, f.registryConfig), f.bundles, trust, poll * 1000, pino({ name: 'warden-engine' }));
+    await mirror.first;
+    return mirror;
+  } catch (err) {
+    throw err instanceof RegistryError ? new UserError(`--bundles-from: ${err.message}`) : err;
+  }
+}
+
 /** Register `warden serve`. */
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the engine: bundles for proxy plugins (GET /bundles/<workload>) and, over mTLS, decision-log ingestion (POST /logs) and audit queries (GET /audit/*)')
     .option('--bundles <dir>', 'folder written by warden build', 'bundles')
+    .option('--bundles-from <oci://…>', 'serve what CI published: mirror the index `warden push` wrote at this reference (and every bundle it names) into --bundles, without building')
+    .option('--registry-config <file>', 'docker-config JSON with the registry credentials (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)')
+    .option('--bundles-poll <seconds>', 'how often --bundles-from is checked for a new index', '30')
+    .option('--verification-key <pem>', 'public key the bundles from --bundles-from must be signed with (the registry is not trusted)')
     .option('--listen <addr>', 'address to listen on', '127.0.0.1:8181')
     .option('--max-wait <seconds>', 'longest long poll a client may ask for', '60')
     .option('--tls-cert <pem>', "the engine's serving certificate (enables HTTPS)")
@@ -105,7 +133,8 @@ export function registerServe(program: Command): void {
     .option('--console-oidc-claim <name=value>', 'the claim that grants console access, e.g. groups=warden-auditors')
     .option('--revisions <dir>', 'keep every bundle revision served here, for warden explain (pruned with the audit log)', DEFAULT_REVISIONS)
     .action(async (f: ServeFlags) => {
-      if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first`);
+      const mirror = f.bundlesFrom ? await startMirror(f) : undefined;
+      if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first (or give --bundles-from oci://…)`);
       const addr = parseListenAddress('--listen', f.listen);
       const maxWait = Number(f.maxWait);
       if (!Number.isInteger(maxWait) || maxWait < 0) throw new UserError(`--max-wait: "${f.maxWait}" must be a whole number of seconds`);
@@ -169,7 +198,7 @@ export function registerServe(program: Command): void {
       await new Promise<void>((resolve) => {
         const stop = () => {
           rotation?.close();
-          void service.close().then(resolve);
+          void Promise.all([service.close(), mirror?.stop()]).then(() => resolve());
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

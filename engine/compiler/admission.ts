@@ -42,9 +42,10 @@ function write(path: string, data: string | Uint8Array): void {
 
 /**
  * Build the admission bundle if policies/admission/ exists (returns undefined otherwise).
- * `commit` is the repository's last commit for the folder; outputs are skipped when unchanged.
+ * `commit` is the repository's last commit for the folder and `generation` its place in the history
+ * (engine/compiler/generation.ts); outputs are skipped when unchanged.
  */
-export async function buildAdmission(opts: { root: string; out: string; key: SigningKey; commit: string; warden: string; now: () => Date; scope?: string }): Promise<AdmissionBuild | undefined> {
+export async function buildAdmission(opts: { root: string; out: string; key: SigningKey; commit: string; generation: number; warden: string; now: () => Date; scope?: string }): Promise<AdmissionBuild | undefined> {
   const dir = join(opts.root, 'admission');
   if (!existsSync(dir)) return undefined;
   const files = listFiles(dir);
@@ -63,8 +64,8 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
   for (const f of gkFiles) readGatekeeperDocs(readFileSync(join(dir, f), 'utf8'), shown(f), docs);
   const rules = { guardrails: rego.length > 0, templates: docs.templates.length, constraints: docs.constraints.length };
   if (existsSync(recordPath) && existsSync(bundlePath)) {
-    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as { revision: string; sha256: string };
-    if (rec.revision === revision && rec.sha256 === sha256(readFileSync(bundlePath))) return { bundle: bundlePath, revision, status: 'unchanged', rules };
+    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as { revision: string; generation?: number; sha256: string };
+    if (rec.revision === revision && rec.generation === opts.generation && rec.sha256 === sha256(readFileSync(bundlePath))) return { bundle: bundlePath, revision, status: 'unchanged', rules };
   }
 
   // Every Constraint must have its template; every template a distinct kind.
@@ -113,14 +114,14 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
     roots: [''],
     wasm,
     rego_version: 1,
-    metadata: { kind: 'admission', commit: opts.commit, contentHash, builtAt: opts.now().toISOString(), warden: opts.warden },
+    metadata: { kind: 'admission', commit: opts.commit, generation: opts.generation, contentHash, builtAt: opts.now().toISOString(), warden: opts.warden },
   };
   bundleFiles.set('.manifest', Buffer.from(JSON.stringify(manifest)));
   const signatures = await signBundle(bundleFiles, { key: opts.key.key, algorithm: opts.key.algorithm, keyId: opts.key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => opts.now().getTime());
   bundleFiles.set('.signatures.json', signatures);
   const archive = writeArchive(bundleFiles);
   write(bundlePath, archive);
-  write(recordPath, `${JSON.stringify({ revision, contentHash, sha256: sha256(archive) }, null, 2)}\n`);
+  write(recordPath, `${JSON.stringify({ revision, generation: opts.generation, contentHash, sha256: sha256(archive) }, null, 2)}\n`);
   return { bundle: bundlePath, revision, status: 'built', rules };
 }
 

@@ -4,12 +4,10 @@
 // Content-addressed: the staged files' hash keys a cache of OPA's output, so an unchanged workload
 // does no OPA work. Outputs are written only when every workload built (no partial output).
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { promisify } from 'node:util';
 import type { BundleManifest, BundleMetadata } from '../../formats/bundle-manifest.js';
 import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import { readArchive, writeArchive, BundleError } from '../../runtime/archive.js';
@@ -20,6 +18,7 @@ import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
+import { policyVersion } from './generation.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
 import { readOpenApi, type HttpOperation } from './openapi.js';
 import { lookalikes } from './lookalike.js';
@@ -28,7 +27,6 @@ import { generateDevelopmentKey, loadSigningKey, SigningError, type SigningKey }
 // Admission target (issue 5): policies/admission/ → bundles/admission.tar.gz, built after the workloads.
 import { ADMISSION_BUNDLE, buildAdmission, type AdmissionBuild } from './admission.js';
 
-const execFileP = promisify(execFile);
 const WARDEN_VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const CORE_FILES = ['core.rego', 'entrypoints.rego'];
 const coreDir = join(dirname(new URL(import.meta.url).pathname), 'rego');
@@ -49,6 +47,8 @@ export interface BuildOptions {
   concurrency?: number;
   /** Build only these workloads (others keep their current bundles). */
   only?: string[];
+  /** The generation to record (e.g. the CI run number); default: the policy commit's commit count. */
+  generation?: number;
   cwd?: string;
   onProgress?: (e: BuildProgress) => void;
   now?: () => Date;
@@ -68,6 +68,8 @@ export interface WorkloadBuild {
   workload: string;
   namespace: string;
   revision: string;
+  /** Place in the policy history that pods order bundles by (engine/compiler/generation.ts). */
+  generation: number;
   contentHash: string;
   status: WorkloadStatus;
   bundle: string;
@@ -90,6 +92,8 @@ export interface BuildResult {
 interface BuildRecord {
   workload: string;
   revision: string;
+  /** Absent in records written before generations. */
+  generation?: number;
   contentHash: string;
   keyId: string;
   bundleSha256: string;
@@ -235,15 +239,6 @@ function typoWarnings(repo: PolicyRepo, prepared: Prepared[]): Diagnostic[] {
   return out;
 }
 
-async function lastCommit(repo: PolicyRepo, paths: string[]): Promise<string> {
-  try {
-    const { stdout } = await execFileP('git', ['log', '-1', '--format=%H', '--', ...paths], { cwd: repo.root });
-    return stdout.trim() || 'uncommitted';
-  } catch {
-    return 'unversioned';
-  }
-}
-
 function rewritePaths(text: string, stage: string, displayOf: Map<string, string>): string {
   let out = text.split(`${stage}/bundle/`).join('').split(`${stage}/`).join('');
   for (const [staged, shown] of [...displayOf.entries()].sort((a, b) => b[0].length - a[0].length)) out = out.split(staged).join(shown);
@@ -323,7 +318,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     const name = p.source.manifest.name;
     const started = performance.now();
     opts.onProgress?.({ type: 'start', workload: name });
-    const commit = await lastCommit(repo, [p.source.dir, join(repo.root, 'lib'), join(repo.root, 'warden.yaml')]);
+    const { commit, generation } = await policyVersion(repo.root, [p.source.dir, join(repo.root, 'lib'), join(repo.root, 'warden.yaml')], opts.generation);
     const revision = `${commit.slice(0, 12)}-${p.contentHash.slice(0, 12)}`;
     const bundlePath = join(out, `${name}.tar.gz`);
     const recordPath = join(out, `${name}.build.json`);
@@ -332,6 +327,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       workload: name,
       namespace: p.source.manifest.namespace,
       revision,
+      generation,
       contentHash: p.contentHash,
       status,
       bundle: bundlePath,
@@ -340,7 +336,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     });
     if (existsSync(recordPath) && existsSync(bundlePath)) {
       const prev = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
-      if (prev.revision === revision && prev.keyId === key.keyId && prev.bundleSha256 === sha256(readFileSync(bundlePath))) {
+      if (prev.revision === revision && prev.generation === generation && prev.keyId === key.keyId && prev.bundleSha256 === sha256(readFileSync(bundlePath))) {
         const b = result('unchanged');
         opts.onProgress?.({ type: 'done', workload: name, status: 'unchanged', ms: b.ms });
         return;
@@ -372,6 +368,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       principal: p.source.principal,
       mode: p.source.manifest.mode,
       commit,
+      generation,
       contentHash: p.contentHash,
       builtAt: now().toISOString(),
       warden: WARDEN_VERSION,
@@ -396,7 +393,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
         [bundlePath, archive],
         [generatedPath, Buffer.from(p.generatedRego)],
       ]),
-      record: { workload: name, revision, contentHash: p.contentHash, keyId: key.keyId, bundleSha256: sha256(archive) },
+      record: { workload: name, revision, generation, contentHash: p.contentHash, keyId: key.keyId, bundleSha256: sha256(archive) },
     });
     opts.onProgress?.({ type: 'done', workload: name, status, ms: Math.round(performance.now() - started) });
   });
@@ -418,6 +415,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
         workload: rec.workload,
         namespace: p.source.manifest.namespace,
         revision: rec.revision,
+        generation: rec.generation ?? 0,
         contentHash: rec.contentHash,
         status: 'unchanged',
         bundle: join(out, `${rec.workload}.tar.gz`),
@@ -431,7 +429,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
   // The admission bundle is not a workload: index.json lists it apart. `--only` builds workloads alone.
   const admission = opts.only
     ? undefined
-    : await buildAdmission({ root: repo.root, out, key, commit: await lastCommit(repo, [join(repo.root, 'admission')]), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
+    : await buildAdmission({ root: repo.root, out, key, ...(await policyVersion(repo.root, [join(repo.root, 'admission')], opts.generation)), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
   if (admission?.status === 'built') writeIndex(out, key.keyId, key.algorithm);
   return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev, ...(admission ? { admission } : {}) };
 }
@@ -441,10 +439,10 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
  * bundle apart (`admission`), as the bundle server serves them. Only a bundle that matches its record.
  */
 function writeIndex(out: string, keyId: string, algorithm: SigningAlgorithm): void {
-  const bundles: Record<string, { revision: string; sha256: string }> = {};
+  const bundles: Record<string, { revision: string; generation: number; sha256: string }> = {};
   for (const name of listRecords(out)) {
     const rec = JSON.parse(readFileSync(join(out, name), 'utf8')) as BuildRecord;
-    if (existsSync(join(out, `${rec.workload}.tar.gz`))) bundles[rec.workload] = { revision: rec.revision, sha256: rec.bundleSha256 };
+    if (existsSync(join(out, `${rec.workload}.tar.gz`))) bundles[rec.workload] = { revision: rec.revision, generation: rec.generation ?? 0, sha256: rec.bundleSha256 };
   }
   const admission = admissionEntry(out);
   atomicWrite(join(out, 'index.json'), `${JSON.stringify({ keyId, algorithm, bundles, ...(admission ? { admission } : {}) }, null, 2)}\n`);

@@ -96,7 +96,7 @@ export async function reviewBundles(workload: string, base: BundleSide, head: Bu
     const side = (s: BundleSide, name: string): WorkloadBuild => {
       const bundle = join(dir, `${name}.tar.gz`);
       writeFileSync(bundle, s.bytes);
-      return { workload, namespace: '', revision: s.revision, contentHash: createHash('sha256').update(s.bytes).digest('hex'), status: 'built', bundle, generated: '', ms: 0 };
+      return { workload, namespace: '', revision: s.revision, contentHash: createHash('sha256').update(s.bytes).digest('hex'), status: 'built', bundle, generated: '', ms: 0, generation: 0 }; // replay reads the bundle, not its place in history
     };
     const workloads = await replay([side(base, 'base')], [side(head, 'head')]);
     const totals: Record<Direction, number> = { 'deny-to-allow': 0, 'allow-to-deny': 0 };

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { createCertificateAuthority } from './certificate-authority.js';
 
 /** How to start the test API server. */
@@ -292,7 +292,8 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Distinct free loopback ports: all are held open together so none is handed out twice. */
-async function freePorts(count: number): Promise<number[]> {
+/** Ports free on 127.0.0.1 right now, for servers that cannot report the port they bound. */
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -305,4 +306,28 @@ async function freePorts(count: number): Promise<number[]> {
   });
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   return ports;
+}
+
+/**
+ * Offer `objects` to the API server in a server-side dry run: Namespaces are created for real first (a
+ * dry-run object in a namespace that does not exist is refused), everything else with dryRun=All.
+ * Returns the keys (kind/namespace/name) accepted, and each refusal with the server's answer.
+ */
+export async function dryRunCreate(kubeConfig: KubeConfig, objects: KubernetesObject[]): Promise<{ accepted: string[]; refused: string[] }> {
+  const key = (o: KubernetesObject) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const client = KubernetesObjectApi.makeApiClient(kubeConfig);
+  for (const ns of objects.filter((o) => o.kind === 'Namespace')) await core.createNamespace({ body: ns as never });
+  const accepted: string[] = [];
+  const refused: string[] = [];
+  for (const o of objects.filter((x) => x.kind !== 'Namespace')) {
+    try {
+      await client.create(o, undefined, 'All');
+      accepted.push(key(o));
+    } catch (err) {
+      const e = err as { code?: number; body?: string; message?: string };
+      refused.push(`${key(o)}: ${e.code ?? ''} ${e.body ?? e.message ?? String(err)}`);
+    }
+  }
+  return { accepted, refused };
 }

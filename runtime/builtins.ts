@@ -12,24 +12,28 @@
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
+import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
-/**
- * What a host builtin returns: a JSON value, or an ArrayBuffer holding JSON text. The SDK loads an
- * ArrayBuffer verbatim, which is the only way to hand back integers beyond 2^53 (nanosecond
- * timestamps) without rounding them.
- */
-export type HostResult = JsonValue | ArrayBuffer;
+export { BuiltinError, type HostResult } from './builtin-operand.js';
 
-/** One host builtin: synchronous, JSON in, JSON out; throws when OPA would report an error. */
+
+/** One host builtin: synchronous, JSON in, JSON out (undefined: no value); throws when OPA would report an error. */
 export type HostBuiltin = (...args: any[]) => HostResult; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** What the builtins depend on: the evaluation's clock and a source of randomness. */
 export interface HostBuiltinDeps {
   clock: Clock;
   randomBytes?: (size: number) => Uint8Array;
+  /**
+   * OPA's `--strict-builtin-errors`: a builtin error fails the whole evaluation (the call is denied).
+   * Off by default, as in `opa eval` and `opa test`: the failing expression is undefined instead.
+   */
+  strictBuiltinErrors?: boolean;
 }
 
 /** The host builtins plus the per-evaluation state OPA requires (stable uuid.rfc4122 per key). */
@@ -39,13 +43,6 @@ export interface HostBuiltinSet {
   beginEvaluation(): void;
 }
 
-/** A builtin call OPA would fail with an error (Go's evaluator then leaves the expression undefined). */
-export class BuiltinError extends Error {
-  constructor(builtin: string, message: string) {
-    super(`${builtin}: ${message}`);
-    this.name = 'BuiltinError';
-  }
-}
 
 const NS_PER_MS = 1_000_000n;
 const MIN_NS = -(2n ** 63n);
@@ -125,14 +122,47 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
       return id;
     },
 
-    'io.jwt.decode': (token: string) => decodeJwt(str('io.jwt.decode', token)),
+    ...jwtBuiltins(() => deps.clock.nowNs()),
+
+    'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
+    // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
+    'glob.quote_meta': (pattern: JsonValue) => str('glob.quote_meta', pattern).replace(/[*?\\[\]{}]/g, '\\$&'),
+    'base64url.encode_no_pad': (x: JsonValue) => Buffer.from(str('base64url.encode_no_pad', x), 'utf8').toString('base64url'),
+    'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
+
+    // The SDK ships these five itself, with JavaScript semantics (regex.split with JS regexes, YAML
+    // 1.2, errors thrown): Warden's take their place, so they follow Go and the strict setting.
+    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJson(x),
+    'regex.split': (pattern: JsonValue, s: JsonValue) => regexSplit(str('regex.split', pattern), str('regex.split', s)),
+    'yaml.is_valid': (x: JsonValue) => typeof x === 'string' && yamlDocument('yaml.is_valid', x, false) !== undefined,
+    'yaml.unmarshal': (x: JsonValue) => yamlDocument('yaml.unmarshal', str('yaml.unmarshal', x), true),
+    'yaml.marshal': (x: JsonValue) => stringifyYaml(x, { version: '1.1', indentSeq: false, sortMapEntries: true }),
   };
   return {
-    functions: Object.freeze(functions),
+    functions: Object.freeze(deps.strictBuiltinErrors ? functions : nonStrict(functions)),
     beginEvaluation: () => {
       uuids = new Map();
     },
   };
+}
+
+// OPA's default (non-strict) mode: an expression whose builtin fails is undefined, and evaluation goes
+// on; the SDK turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
+// (a BuiltinError, or a TypeError from an operand of the wrong type); anything else (a regex re2.ts
+// cannot translate, where OPA would have an answer; memory exhaustion) still fails the evaluation closed.
+function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostBuiltin> {
+  const out: Record<string, HostBuiltin> = {};
+  for (const [name, f] of Object.entries(functions)) {
+    out[name] = (...args) => {
+      try {
+        return f(...args);
+      } catch (err) {
+        if (err instanceof BuiltinError || err instanceof TypeError) return undefined;
+        throw err;
+      }
+    };
+  }
+  return out;
 }
 
 /** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */
@@ -176,22 +206,6 @@ export function missingBuiltins(required: Iterable<string>): string[] {
 
 // ---- helpers shared by several builtins
 
-function str(builtin: string, x: unknown): string {
-  if (typeof x !== 'string') throw new BuiltinError(builtin, `operand must be string, got ${typeName(x)}`);
-  return x;
-}
-
-function typeName(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'array';
-  return typeof x;
-}
-
-function bigNumber(n: bigint): HostResult {
-  if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);
-  const bytes = new TextEncoder().encode(n.toString());
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
 
 function stringsOf(builtin: string, x: JsonValue): string[] {
   if (typeof x === 'string') return [x];
@@ -701,10 +715,6 @@ function isSubset(sup: JsonValue, sub: JsonValue): boolean {
   throw new BuiltinError('object.subset', 'both arguments must be objects, sets, or arrays of the same kind');
 }
 
-function isObject(x: JsonValue): x is { [key: string]: JsonValue } {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
 // ---- url queries (Go's net/url)
 
 function queryEscape(s: string): string {
@@ -786,31 +796,69 @@ function uuidV4(bytes: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function base64UrlDecode(part: string): Buffer {
-  // Go's RawURLEncoding after OPA strips padding: only the URL alphabet is accepted.
-  const s = part.replace(/=+$/, '');
-  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new BuiltinError('io.jwt.decode', 'illegal base64 data');
-  return Buffer.from(s, 'base64url');
+// Go's strings.Count: non-overlapping occurrences; an empty substring counts every rune boundary.
+function countSubstrings(s: string, sub: string): number {
+  if (sub === '') return [...s].length + 1;
+  let n = 0;
+  for (let i = s.indexOf(sub); i !== -1; i = s.indexOf(sub, i + sub.length)) n++;
+  return n;
 }
 
-function jsonObject(buf: Buffer, what: string): Record<string, JsonValue> {
-  let v: unknown;
+function integerOperand(builtin: string, x: JsonValue, pos: number): number {
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw new BuiltinError(builtin, `operand ${pos} must be integer number but got ${typeof x === 'number' ? 'floating-point number' : typeName(x)}`);
+  return x;
+}
+
+const MAX_RANGE = 10_000_000;
+
+// numbers.range_step: from a to b inclusive, by a positive step, counting down when b < a.
+function rangeStep(a: JsonValue, b: JsonValue, stepIn: JsonValue): JsonValue {
+  const builtin = 'numbers.range_step';
+  const x = integerOperand(builtin, a, 1);
+  const y = integerOperand(builtin, b, 2);
+  const step = integerOperand(builtin, stepIn, 3);
+  if (step <= 0) throw new BuiltinError(builtin, 'step must be a positive integer');
+  // A pod evaluates synchronously: a range from hostile input must not exhaust its memory first.
+  if (Math.abs(y - x) / step >= MAX_RANGE) throw new BuiltinError(builtin, `the range would hold more than ${MAX_RANGE} numbers`);
+  const out: number[] = [];
+  if (x <= y) for (let i = x; i <= y; i += step) out.push(i);
+  else for (let i = x; i >= y; i -= step) out.push(i);
+  return out;
+}
+
+function isJson(s: string): boolean {
   try {
-    v = JSON.parse(buf.toString('utf8'));
+    JSON.parse(s);
+    return true;
   } catch {
-    throw new BuiltinError('io.jwt.decode', `${what} is not valid JSON`);
+    return false;
   }
-  if (!isObject(v as JsonValue)) throw new BuiltinError('io.jwt.decode', `${what} must be a JSON object`);
-  return v as Record<string, JsonValue>;
 }
 
-function decodeJwt(token: string): [Record<string, JsonValue>, Record<string, JsonValue>, string] {
-  const parts = token.split('.');
-  if (parts.length !== 3) throw new BuiltinError('io.jwt.decode', 'encoded JWT had no period separators');
-  const header = jsonObject(base64UrlDecode(parts[0] ?? ''), 'JWT header');
-  if ('enc' in header) throw new BuiltinError('io.jwt.decode', 'JWT is a JWE object, which is not supported');
-  const payloadBytes = base64UrlDecode(parts[1] ?? '');
-  if (header.cty === 'JWT') return decodeJwt(payloadBytes.toString('utf8'));
-  const payload = jsonObject(payloadBytes, 'JWT payload');
-  return [header, payload, base64UrlDecode(parts[2] ?? '').toString('hex')];
+// Go's Regexp.Split(s, -1).
+function regexSplit(pattern: string, s: string): string[] {
+  if (s === '' && pattern !== '') return [''];
+  const out: string[] = [];
+  let beg = 0;
+  let end = 0;
+  for (const m of regexFindAll(pattern, s, -1)) {
+    end = m.index;
+    if (m.index + m[0].length !== 0) out.push(s.slice(beg, end));
+    beg = m.index + m[0].length;
+  }
+  if (end !== s.length) out.push(s.slice(beg));
+  return out;
+}
+
+// The first YAML document (YAML 1.1, as Go's yaml.v2 that OPA uses reads it); undefined (or a
+// BuiltinError when `strict`) for text that does not parse.
+function yamlDocument(builtin: string, text: string, strict: boolean): JsonValue | undefined {
+  const docs = parseAllDocuments(text, { version: '1.1', uniqueKeys: false });
+  const list = Array.isArray(docs) ? docs : [];
+  const bad = list.find((d) => d.errors.length > 0);
+  if (bad || !Array.isArray(docs)) {
+    if (strict) throw new BuiltinError(builtin, bad ? bad.errors[0]!.message : 'not YAML');
+    return undefined;
+  }
+  return list.length === 0 ? null : ((list[0]!.toJS({ maxAliasCount: 1000 }) as JsonValue | undefined) ?? null);
 }

@@ -482,52 +482,92 @@ function timeDiff(a: Civil, b: Civil): number[] {
 
 // ---- units
 
-function numAndUnit(s: string): [string, string] {
-  const m = /^[\p{Nd}.]*/u.exec(s)?.[0] ?? '';
-  return [m, s.slice(m.length)];
+// OPA's extractNumAndUnit: digits, '.', signs and an exponent (at most 6 digits) make the amount;
+// the first other character starts the unit.
+function numAndUnit(builtin: string, s: string): [string, string] {
+  const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (!isDigit(c) && c !== '.' && c !== 'e' && c !== 'E' && c !== '+' && c !== '-') return [s.slice(0, i), s.slice(i)];
+    if (c === 'e' || c === 'E') {
+      const next = s[i + 1];
+      if (next === undefined || (!isDigit(next) && next !== '+' && next !== '-')) return [s.slice(0, i), s.slice(i)];
+      if (next === '+' || next === '-') i++;
+      let end = i + 1;
+      while (isDigit(s[end])) end++;
+      if (end - (i + 1) > 6) throw new BuiltinError(builtin, 'exponent too large');
+    }
+  }
+  return [s, ''];
 }
 
-const DECIMAL_UNITS: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15, e: 1e18 };
+/** An exact decimal amount: numerator / denominator. */
+interface Ratio {
+  num: bigint;
+  den: bigint;
+}
+
+// Go's big.Rat SetString for a decimal with an optional sign and exponent. Exponents beyond ±4000
+// are refused: OPA would build numbers no JSON reader here can hold, and a hostile one costs memory.
+function parseAmount(builtin: string, text: string): Ratio {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) throw new BuiltinError(builtin, 'could not parse amount to a number');
+  const exp = Number(m[4] ?? '0') - (m[3] ?? '').length;
+  if (Math.abs(exp) > 4000) throw new BuiltinError(builtin, 'exponent too large');
+  let num = BigInt(`${m[2] || '0'}${m[3] ?? ''}`) * (m[1] === '-' ? -1n : 1n);
+  let den = 1n;
+  if (exp >= 0) num *= 10n ** BigInt(exp);
+  else den = 10n ** BigInt(-exp);
+  return { num, den };
+}
+
+const DECIMAL_UNITS: Record<string, bigint> = { k: 10n ** 3n, m: 10n ** 6n, g: 10n ** 9n, t: 10n ** 12n, p: 10n ** 15n, e: 10n ** 18n };
 const BINARY_UNITS: Record<string, bigint> = { ki: 1n << 10n, mi: 1n << 20n, gi: 1n << 30n, ti: 1n << 40n, pi: 1n << 50n, ei: 1n << 60n };
 
-function parseNumber(builtin: string, num: string): number {
-  if (num === '' ) throw new BuiltinError(builtin, 'no amount provided');
-  if (!/^\d*\.?\d*$/.test(num) || num === '.') throw new BuiltinError(builtin, 'could not parse amount to a number');
-  return Number(num);
+// big.Rat's FloatString(10): rounded to ten decimals, halves away from zero.
+function tenDecimals(r: Ratio): number {
+  const neg = r.num < 0n !== r.den < 0n;
+  const n = r.num < 0n ? -r.num : r.num;
+  const d = r.den < 0n ? -r.den : r.den;
+  const scaled = (n * 10n ** 10n * 2n + d) / (2n * d);
+  const digits = scaled.toString().padStart(11, '0');
+  return Number(`${neg ? '-' : ''}${digits.slice(0, -10)}.${digits.slice(-10)}`);
 }
 
-function parseUnits(raw: string): number {
+function parseUnits(raw: string): HostResult {
+  const builtin = 'units.parse';
   const s = raw.replaceAll('"', '');
-  if (s.includes(' ')) throw new BuiltinError('units.parse', 'spaces not allowed in resource strings');
-  const [num, unitRaw] = numAndUnit(s);
+  if (s.includes(' ')) throw new BuiltinError(builtin, 'spaces not allowed in resource strings');
+  const [num, unitRaw] = numAndUnit(builtin, s);
+  if (num === '') throw new BuiltinError(builtin, 'no amount provided');
   // Only letters after the first are lowercased, so that m (milli) and M (mega) stay distinct.
   const unit = unitRaw.length > 1 ? unitRaw[0] + unitRaw.slice(1).toLowerCase() : unitRaw;
-  const n = parseNumber('units.parse', num);
-  if (unit === '') return n;
-  if (unit === 'm') return n / 1000;
-  if (unit === 'K') return n * 1000;
-  const lower = unit.toLowerCase();
-  const decimal = unit.length === 1 ? DECIMAL_UNITS[lower] : undefined;
-  if (decimal !== undefined) return n * decimal;
-  const binary = unit.length === 2 ? BINARY_UNITS[lower] : undefined;
-  if (binary !== undefined) return n * Number(binary);
-  throw new BuiltinError('units.parse', 'unit not recognized');
+  let factor: Ratio;
+  if (unit === '') factor = { num: 1n, den: 1n };
+  else if (unit === 'm') factor = { num: 1n, den: 1000n };
+  else if (/^[kKMgGtTpPeE]$/.test(unit)) factor = { num: DECIMAL_UNITS[unit.toLowerCase()]!, den: 1n };
+  else if (/^[kmgtpe]i$/i.test(unit)) factor = { num: BINARY_UNITS[unit.toLowerCase()]!, den: 1n };
+  else throw new BuiltinError(builtin, `unit ${unit} not recognized`);
+  const amount = parseAmount(builtin, num);
+  const product = { num: amount.num * factor.num, den: amount.den * factor.den };
+  if (product.num % product.den === 0n) return bigNumber(product.num / product.den);
+  return tenDecimals(product);
 }
 
 function parseBytes(raw: string): bigint {
+  const builtin = 'units.parse_bytes';
   const s = raw.replaceAll('"', '').toLowerCase();
-  if (s.includes(' ')) throw new BuiltinError('units.parse_bytes', 'spaces not allowed in resource strings');
-  const [num, unit] = numAndUnit(s);
-  parseNumber('units.parse_bytes', num);
+  if (s.includes(' ')) throw new BuiltinError(builtin, 'spaces not allowed in resource strings');
+  const [num, unit] = numAndUnit(builtin, s);
+  if (num === '') throw new BuiltinError(builtin, 'no byte amount provided');
   let mult: bigint;
   if (unit === '') mult = 1n;
-  else if (/^[kmgtpe]b?$/.test(unit)) mult = BigInt(DECIMAL_UNITS[unit[0] ?? ''] ?? 0);
-  else if (/^[kmgtpe]ib?$/.test(unit)) mult = BINARY_UNITS[unit.slice(0, 2)] ?? 0n;
-  else throw new BuiltinError('units.parse_bytes', 'byte unit not recognized');
-  // Exact decimal arithmetic, then truncation, as OPA does with big.Float.
-  const [whole = '', frac = ''] = num.split('.');
-  const scale = 10n ** BigInt(frac.length);
-  return (BigInt(`${whole || '0'}${frac}`) * mult) / scale;
+  else if (/^[kmgtpe]b?$/.test(unit)) mult = DECIMAL_UNITS[unit[0] ?? '']!;
+  else if (/^[kmgtpe]ib?$/.test(unit)) mult = BINARY_UNITS[unit.slice(0, 2)]!;
+  else throw new BuiltinError(builtin, `byte unit ${unit} not recognized`);
+  // Exact arithmetic, then truncation toward zero, as OPA's big.Float → Int.
+  const amount = parseAmount(builtin, num);
+  return (amount.num * mult) / amount.den;
 }
 
 // ---- semver

@@ -15,6 +15,8 @@ import { dirname, join } from 'node:path';
 import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
+import { jsonPatch } from './json-patch.js';
 import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
@@ -128,6 +130,11 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'glob.quote_meta': (pattern: JsonValue) => str('glob.quote_meta', pattern).replace(/[*?\\[\]{}]/g, '\\$&'),
     'base64url.encode_no_pad': (x: JsonValue) => Buffer.from(str('base64url.encode_no_pad', x), 'utf8').toString('base64url'),
+    'net.cidr_is_valid': (x: JsonValue) => cidrIsValid(x),
+    'net.cidr_expand': (x: JsonValue) => cidrExpand(x),
+    'net.cidr_contains_matches': (a: JsonValue, b: JsonValue) => cidrContainsMatches(a, b),
+    'net.cidr_merge': (x: JsonValue) => cidrMerge(x),
+    'json.patch': (doc: JsonValue, ops: JsonValue) => jsonPatch(doc, ops),
     'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
 
     // The SDK ships these five itself, with JavaScript semantics (regex.split with JS regexes, YAML

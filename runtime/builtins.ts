@@ -16,9 +16,11 @@ import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } fro
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
+import { reachablePaths } from './graph.js';
 import { jsonPatch } from './json-patch.js';
 import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
+import { parseUuid } from './uuid.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -128,6 +130,16 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
 
     'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
+    'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
+    'uuid.parse': (x: JsonValue) => parseUuid(x),
+    'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
+    indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),
+    // Deprecated casts (Rego v0): each passes its own type through and refuses any other.
+    cast_array: (x: JsonValue) => (Array.isArray(x) ? x : castError('cast_array', 'array', x)),
+    cast_boolean: (x: JsonValue) => (typeof x === 'boolean' ? x : castError('cast_boolean', 'boolean', x)),
+    cast_null: (x: JsonValue) => (x === null ? x : castError('cast_null', 'null', x)),
+    cast_object: (x: JsonValue) => (isObject(x) ? x : castError('cast_object', 'object', x)),
+    cast_string: (x: JsonValue) => (typeof x === 'string' ? x : castError('cast_string', 'string', x)),
     'glob.quote_meta': (pattern: JsonValue) => str('glob.quote_meta', pattern).replace(/[*?\\[\]{}]/g, '\\$&'),
     'base64url.encode_no_pad': (x: JsonValue) => Buffer.from(str('base64url.encode_no_pad', x), 'utf8').toString('base64url'),
     'net.cidr_is_valid': (x: JsonValue) => cidrIsValid(x),
@@ -908,4 +920,30 @@ function yamlDocument(builtin: string, text: string, strict: boolean): JsonValue
     return undefined;
   }
   return list.length === 0 ? null : ((list[0]!.toJS({ maxAliasCount: 1000 }) as JsonValue | undefined) ?? null);
+}
+
+function castError(builtin: string, want: string, x: JsonValue): never {
+  throw new BuiltinError(builtin, `operand 1 must be ${want}, got ${typeName(x)}`);
+}
+
+// Go's strings.Split: an empty separator splits between code points.
+function goSplit(s: string, sep: string): string[] {
+  if (sep === '') return [...s];
+  return s.split(sep);
+}
+
+// strings.split_n: the first n fields, or the last -n when n is negative.
+function splitN(s: string, sep: string, n: number): string[] {
+  const parts = goSplit(s, sep);
+  return n >= 0 ? parts.slice(0, n) : parts.slice(Math.max(parts.length + n, 0));
+}
+
+// indexof_n: every (overlapping) match position, counted in code points as OPA counts runes.
+function indexOfN(base: string, search: string): number[] {
+  if (search === '') throw new BuiltinError('indexof_n', 'empty search character');
+  const b = [...base];
+  const q = [...search];
+  const out: number[] = [];
+  for (let i = 0; i + q.length <= b.length; i++) if (q.every((c, j) => b[i + j] === c)) out.push(i);
+  return out;
 }

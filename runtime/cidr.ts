@@ -3,6 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { BuiltinError, str } from './builtin-operand.js';
 import type { JsonValue } from './sprintf.js';
+import { sortedSet } from './value-order.js';
 
 /** A network: its (possibly unmasked) address, prefix length, and family width in bits. */
 interface Network {
@@ -98,7 +99,7 @@ export function cidrExpand(x: JsonValue): JsonValue {
   if (size > BigInt(MAX_EXPAND)) throw new BuiltinError('net.cidr_expand', `the network holds ${size} addresses, more than the ${MAX_EXPAND} this runtime lists`);
   const out: string[] = [];
   for (let a = n.addr; a <= last(n); a++) out.push(ipText(a, n.bits));
-  return out;
+  return sortedSet(out);
 }
 
 // A CIDR, or a lone IP as the one-address network (net.cidr_contains's second operand).
@@ -137,7 +138,7 @@ export function cidrContainsMatches(a: JsonValue, b: JsonValue): JsonValue {
   const builtin = 'net.cidr_contains_matches';
   const out: JsonValue[] = [];
   for (const [c1, k1] of entries(builtin, 1, a)) for (const [c2, k2] of entries(builtin, 2, b)) if (contains(builtin, c1, c2)) out.push([k1, k2]);
-  return out;
+  return sortedSet(out);
 }
 
 // Go's IP.DefaultMask: the classful prefix of an IPv4 address.
@@ -179,7 +180,7 @@ export function cidrMerge(x: JsonValue): JsonValue {
     if (r.network) out.push(cidrText(r.network));
     else for (const n of rangeToCidrs(r.first, r.last, r.bits)) out.push(cidrText(n));
   }
-  return out;
+  return sortedSet(out);
 }
 
 // The aligned blocks covering first..last, largest first.

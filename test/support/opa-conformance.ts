@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { Policy } from '../../runtime/policy.js';
+import { compareValues } from '../../runtime/value-order.js';
 import type { VerifiedBundle } from '../../runtime/bundle.js';
 import { opaBinary } from './opa.js';
 
@@ -230,49 +231,6 @@ function toComparable(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(toComparable);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toComparable(x)]));
   return v;
-}
-
-const TYPE_ORDER = ['null', 'boolean', 'number', 'string', 'array', 'object'];
-function kind(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (Array.isArray(v)) return 'array';
-  return typeof v;
-}
-
-/** OPA's total order over JSON values (null < booleans < numbers < strings < arrays < objects). */
-export function compareValues(a: unknown, b: unknown): number {
-  const ka = kind(a);
-  const kb = kind(b);
-  if (ka !== kb) return TYPE_ORDER.indexOf(ka) - TYPE_ORDER.indexOf(kb);
-  switch (ka) {
-    case 'null':
-      return 0;
-    case 'boolean':
-    case 'number':
-      return a === b ? 0 : (a as number) < (b as number) ? -1 : 1;
-    case 'string':
-      return a === b ? 0 : (a as string) < (b as string) ? -1 : 1;
-    case 'array': {
-      const x = a as unknown[];
-      const y = b as unknown[];
-      for (let i = 0; i < Math.min(x.length, y.length); i++) {
-        const c = compareValues(x[i], y[i]);
-        if (c !== 0) return c;
-      }
-      return x.length - y.length;
-    }
-    default: {
-      const x = a as Record<string, unknown>;
-      const y = b as Record<string, unknown>;
-      const xk = Object.keys(x).sort();
-      const yk = Object.keys(y).sort();
-      for (let i = 0; i < Math.min(xk.length, yk.length); i++) {
-        const c = compareValues(xk[i], yk[i]) || compareValues(x[xk[i]!], y[yk[i]!]);
-        if (c !== 0) return c;
-      }
-      return xk.length - yk.length;
-    }
-  }
 }
 
 function canonicalJson(v: unknown): string {

@@ -18,6 +18,7 @@ import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
 import { reachablePaths } from './graph.js';
 import { jsonPatch } from './json-patch.js';
+import { matchSchema, verifySchema } from './json-schema.js';
 import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { parseUuid } from './uuid.js';
@@ -146,6 +147,8 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'net.cidr_expand': (x: JsonValue) => cidrExpand(x),
     'net.cidr_contains_matches': (a: JsonValue, b: JsonValue) => cidrContainsMatches(a, b),
     'net.cidr_merge': (x: JsonValue) => cidrMerge(x),
+    'json.verify_schema': (schema: JsonValue) => verifySchema(schema),
+    'json.match_schema': (doc: JsonValue, schema: JsonValue) => matchSchema(doc, schema),
     'json.patch': (doc: JsonValue, ops: JsonValue) => jsonPatch(doc, ops),
     'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
 
@@ -444,7 +447,10 @@ function civil(builtin: string, x: JsonValue): Civil {
     ns = x[0];
     zone = x[1] === '' ? 'UTC' : x[1] === 'Local' ? Intl.DateTimeFormat().resolvedOptions().timeZone : x[1];
   } else throw new BuiltinError(builtin, 'operand must be number or [number, string]');
+  if (!Number.isFinite(ns)) throw new BuiltinError(builtin, 'timestamp too big');
   const big = BigInt(Math.trunc(ns));
+  // Go reads the operand as an int64 of nanoseconds: anything beyond is an error, not a wrapped date.
+  if (big < MIN_NS || big > MAX_NS) throw new BuiltinError(builtin, 'timestamp too big');
   const ms = Number(floorDiv(big, NS_PER_MS));
   let parts: Intl.DateTimeFormatPart[];
   try {

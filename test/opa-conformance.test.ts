@@ -3,10 +3,20 @@
 // runtime lacks is a disagreement, never a skip. The disagreements that remain are listed below, each with
 // its reason (and in docs/opa-conformance.md); the test fails when a case starts or stops disagreeing.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { missingBuiltins } from '../runtime/builtins.js';
 import { inParallel, loadCases, loadExceptions, notRunnable, opaSourceDir, pinnedOpaVersion, runCase, type CaseOutcome, type ConformanceCase } from './support/opa-conformance.js';
 
-/** Cases where Warden's runtime and OPA still differ: note → why. Keep docs/opa-conformance.md in step. */
+/**
+ * Builtins the runtime does not provide: name → why. A case that needs one disagrees (a failure, never
+ * a skip); the test checks only that this list is exactly what is still missing. Keep
+ * docs/opa-conformance.md in step.
+ */
+const MISSING_BUILTINS: Record<string, string> = {};
+
+/** Cases that still disagree for another reason: note → why. Keep docs/opa-conformance.md in step. */
 const KNOWN_DIFFERENCES: Record<string, string> = {};
+
+const MISSING = /uses builtins this runtime does not provide: (.*)$/;
 
 describe("OPA's conformance suite on Warden's runtime", () => {
   let cases: ConformanceCase[];
@@ -37,9 +47,12 @@ describe("OPA's conformance suite on Warden's runtime", () => {
   it('agrees with OPA on every runnable case except the listed, explained ones', () => {
     if (process.env.WARDEN_CONFORMANCE_ONLY) return; // a partial run proves nothing about the whole list
     const disagreeing = Object.fromEntries(cases.flatMap((c, i) => (outcomes[i]!.kind === 'disagree' ? [[c.note, (outcomes[i] as { detail: string }).detail]] : [])));
-    const unexpected = Object.fromEntries(Object.entries(disagreeing).filter(([note]) => !(note in KNOWN_DIFFERENCES)));
+    const needsMissing = (detail: string) => MISSING.exec(detail)?.[1]!.split(', ').every((b) => b in MISSING_BUILTINS) ?? false;
+    const unexpected = Object.fromEntries(Object.entries(disagreeing).filter(([note, detail]) => !(note in KNOWN_DIFFERENCES) && !needsMissing(detail)));
     const fixed = Object.keys(KNOWN_DIFFERENCES).filter((note) => !(note in disagreeing));
+    const provided = Object.keys(MISSING_BUILTINS).filter((b) => missingBuiltins([b]).length === 0);
     expect(unexpected).toEqual({});
     expect(fixed, 'listed as differences but now agree: remove them from KNOWN_DIFFERENCES and the docs').toEqual([]);
+    expect(provided, 'listed as missing but now provided: remove them from MISSING_BUILTINS and the docs').toEqual([]);
   });
 });

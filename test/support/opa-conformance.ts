@@ -115,10 +115,37 @@ export async function loadExceptions(opaDir: string): Promise<Map<string, string
 
 const KEYWORDS = new Set(['data', 'input', 'not', 'some', 'every', 'in', 'with', 'as', 'if', 'contains', 'else', 'default', 'true', 'false', 'null', 'import', 'package', '_']);
 
+// The query with every string literal emptied; a template string's `{…}` parts (which may hold strings
+// themselves) go with it: they only read variables.
+function withoutStrings(query: string): string {
+  let out = '';
+  for (let i = 0; i < query.length; i++) {
+    const ch = query[i]!;
+    if (ch === '`') {
+      i = query.indexOf('`', i + 1);
+      out += '""';
+    } else if (ch === '"' || (ch === '$' && query[i + 1] === '"')) {
+      const template = ch === '$';
+      if (template) i++;
+      let depth = 0;
+      for (i++; i < query.length; i++) {
+        const c = query[i]!;
+        if (c === '\\') i++;
+        else if (template && c === '{') depth++;
+        else if (template && c === '}') depth--;
+        else if (c === '"' && depth > 0) i = query.indexOf('"', i + 1);
+        else if (c === '"') break;
+      }
+      out += '""';
+    } else out += ch;
+  }
+  return out;
+}
+
 // The query's own variables (the bindings OPA reports): identifiers outside strings that are not keywords,
 // not a ref's later part (`.x`), not a call (`f(`, `a.b(`), not the head of a ref (`x.y` where x is a builtin namespace).
 function queryVars(query: string): string[] {
-  const stripped = query.replace(/\$?"(?:[^"\\]|\\.)*"|`[^`]*`/g, '""');
+  const stripped = withoutStrings(query);
   // Comprehension bodies bind their own variables.
   let depth = 0;
   let flat = '';
@@ -159,7 +186,7 @@ const ROWS_PACKAGE = 'wardenconformance';
 export function planQuery(c: ConformanceCase): QueryPlan | { kind: 'none'; reason: string } {
   const q = c.query.trim();
   const ref = /^data((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*=\s*([A-Za-z_][A-Za-z0-9_]*)$/.exec(q);
-  if (ref) return { kind: 'ref', entrypoint: ref[1]!.slice(1).replaceAll('.', '/'), variable: ref[2]! };
+  if (ref && !KEYWORDS.has(ref[2]!)) return { kind: 'ref', entrypoint: ref[1]!.slice(1).replaceAll('.', '/'), variable: ref[2]! };
   if (/^data\s*=/.test(q) || /=\s*data$/.test(q)) return { kind: 'none', reason: 'the query reads the whole of data, which no WASM entrypoint can' };
   const variables = queryVars(q);
   const row = `{${variables.map((v) => `${JSON.stringify(v)}: ${v}`).join(', ')}}`;
@@ -257,6 +284,7 @@ export function notRunnable(c: ConformanceCase, exceptions: ReadonlyMap<string, 
       return 'input_term is a Rego term that JSON cannot express (a pod only ever gets JSON input)';
     }
   }
+  if (c.modules.some((m) => m.includes('test.sleep('))) return "calls test.sleep, a builtin OPA's WASM runner registers for itself (not part of OPA)";
   if (c.env && Object.keys(c.env).length > 0) return 'sets environment variables for opa.runtime(), which a pod does not expose';
   return undefined;
 }

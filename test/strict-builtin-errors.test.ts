@@ -32,7 +32,7 @@ denials contains "outside" if not net.cidr_contains_matches("10.0.0.0/8", input.
 
 const HOSTILE = { expires: 'not a time', token: 'a.b', size: '12 parsecs', patch: [{ op: 'test', path: '/x', value: 1 }], ip: 'nowhere' };
 
-let scratch: string[] = [];
+const scratch: string[] = [];
 afterAll(() => {
   for (const d of scratch) rmSync(d, { recursive: true, force: true });
 });
@@ -92,7 +92,7 @@ test_yesterday_is_not_a_time if not time.parse_rfc3339_ns("yesterday")
       writeFileSync(yaml, `${readFileSync(yaml, 'utf8')}${strict ? 'strictBuiltinErrors: true\n' : ''}`);
     };
 
-    it('carries the setting in its bundle's metadata, where the runtime reads it', async () => {
+    it("carries the setting in its bundle's metadata, where the runtime reads it", async () => {
       policies = await copyPolicies(['orders'], addWorkload(true));
       scratch.push(policies.dir);
       const bundle = await openBundle(readFileSync(join(policies.out, 'orders.tar.gz')), 'unsigned-ok');

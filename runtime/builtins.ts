@@ -1,14 +1,16 @@
 // The builtins OPA's WASM target leaves to the host, implemented with the semantics of OPA's Go
-// evaluator, because Warden's WASM decisions are compared with `opa eval`. Each builtin takes the
-// plain JSON values the SDK hands over (sets arrive as arrays) and returns a JSON value.
+// evaluator, because Warden's WASM decisions are compared with `opa eval` (and with OPA's own
+// conformance suite, test/opa-conformance.test.ts). Each builtin takes the plain JSON values the SDK
+// hands over (sets arrive as arrays) and returns a JSON value. Larger families live in their own
+// modules (jwt, cidr, json-patch, json-schema, graph, uuid); this file assembles them.
 //
-// Known differences from Go, all rooted in what the SDK passes in (pinned in builtins.test.ts):
-// sets arrive as arrays in insertion order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`;
-// object.subset compares them as arrays); numbers arrive as doubles, so integral floats (1.0) act as
-// integers and integers beyond 2^53 lose digits; Go leaves an expression undefined when a builtin
-// fails, Warden throws (the evaluation fails closed). time.parse_ns rejects zone abbreviations
-// (MST); time.* zones come from the host's ICU data; regexes follow re2.ts (which refuses what it
-// cannot translate). Not provided: net.cidr_merge, http.send, net.lookup_ip_addr, json.match_schema.
+// A builtin error leaves the expression undefined (OPA's default), or fails the evaluation when the
+// workload sets strictBuiltinErrors. Known differences from Go, all rooted in what the SDK passes in
+// (pinned in builtins.test.ts, listed in docs/opa-conformance.md): sets arrive as arrays in insertion
+// order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`; object.subset compares them as
+// arrays); numbers arrive as doubles, so integral floats (1.0) act as integers and integers beyond
+// 2^53 lose digits. time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
+// ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

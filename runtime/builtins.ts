@@ -24,6 +24,7 @@ import { matchSchema, verifySchema } from './json-schema.js';
 import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { parseUuid } from './uuid.js';
+import { parseCertificates } from './x509.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -134,6 +135,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
+    'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
     'uuid.parse': (x: JsonValue) => parseUuid(x),
     'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
     indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),

@@ -18,11 +18,13 @@ import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } fro
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
+import { marshalWithOptions } from './go-json.js';
 import { reachablePaths } from './graph.js';
 import { jsonPatch } from './json-patch.js';
 import { matchSchema, verifySchema } from './json-schema.js';
 import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
+import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
 import { parseCertificates } from './x509.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
@@ -136,6 +138,8 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
     'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
+    'uri.parse': (x: JsonValue) => parseUri(x),
+    'uri.is_valid': (x: JsonValue) => isValidUri(x),
     'uuid.parse': (x: JsonValue) => parseUuid(x),
     'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
     indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),
@@ -153,6 +157,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'net.cidr_merge': (x: JsonValue) => cidrMerge(x),
     'json.verify_schema': (schema: JsonValue) => verifySchema(schema),
     'json.match_schema': (doc: JsonValue, schema: JsonValue) => matchSchema(doc, schema),
+    'json.marshal_with_options': (x: JsonValue, options: JsonValue) => marshalWithOptions(x, options),
     'json.patch': (doc: JsonValue, ops: JsonValue) => jsonPatch(doc, ops),
     'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
 

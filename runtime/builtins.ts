@@ -20,6 +20,7 @@ import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
 import { marshalWithOptions } from './go-json.js';
 import { reachablePaths } from './graph.js';
+import { graphqlBuiltins } from './graphql.js';
 import { jsonPatch } from './json-patch.js';
 import { matchSchema, verifySchema } from './json-schema.js';
 import { jwtBuiltins } from './jwt.js';
@@ -133,6 +134,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     },
 
     ...jwtBuiltins(() => deps.clock.nowNs()),
+    ...graphqlBuiltins,
 
     'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }

@@ -90,7 +90,7 @@ interface ParsedUrl {
 function parseUrl(input: string): ParsedUrl {
   const hash = input.indexOf('#');
   const [rest0, frag] = hash < 0 ? [input, ''] : [input.slice(0, hash), input.slice(hash + 1)];
-  if (/[\x00-\x1f\x7f]/.test(rest0)) throw new UrlError('net/url: invalid control character in URL');
+  if ([...rest0].some((c) => c < ' ' || c === '\x7f')) throw new UrlError('net/url: invalid control character in URL');
   const u: ParsedUrl = { scheme: '', host: '', path: '', rawPath: '', rawQuery: '', fragment: '' };
   if (rest0 === '*') {
     u.path = '*';

@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { signAwsRequest } from './aws-signature.js';
 import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
 import { marshalWithOptions } from './go-json.js';
 import { reachablePaths } from './graph.js';
@@ -142,6 +143,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
     'uri.parse': (x: JsonValue) => parseUri(x),
     'uri.is_valid': (x: JsonValue) => isValidUri(x),
+    'providers.aws.sign_req': (request: JsonValue, config: JsonValue, timeNs: JsonValue) => signAwsRequest(request, config, timeNs),
     'uuid.parse': (x: JsonValue) => parseUuid(x),
     'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
     indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),

@@ -6,7 +6,8 @@ import type { JsonValue } from './sprintf.js';
 
 type Mode = 'path' | 'host' | 'fragment' | 'user';
 
-class UrlError extends Error {}
+/** A URL Go's url.Parse refuses, with Go's reason. */
+export class UrlError extends Error {}
 
 const isAlnum = (c: string) => /^[A-Za-z0-9]$/.test(c);
 
@@ -44,7 +45,8 @@ function unescape(s: string, mode: Mode): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-function escapePath(s: string): string {
+/** Go's escape(path, encodePath). */
+export function escapePath(s: string): string {
   let out = '';
   for (const byte of Buffer.from(s, 'utf8')) {
     const c = String.fromCharCode(byte);
@@ -77,7 +79,8 @@ function parseAuthority(authority: string): string {
   return parseHost(authority.slice(at + 1));
 }
 
-interface ParsedUrl {
+/** The parts of a URL Go's url.Parse gives (Host with its port; rawPath only when not the escaped path). */
+export interface ParsedUrl {
   scheme: string;
   host: string;
   path: string;
@@ -87,7 +90,7 @@ interface ParsedUrl {
 }
 
 /** Go's url.Parse; throws UrlError with Go's message. */
-function parseUrl(input: string): ParsedUrl {
+export function parseUrl(input: string): ParsedUrl {
   const hash = input.indexOf('#');
   const [rest0, frag] = hash < 0 ? [input, ''] : [input.slice(0, hash), input.slice(hash + 1)];
   if ([...rest0].some((c) => c < ' ' || c === '\x7f')) throw new UrlError('net/url: invalid control character in URL');

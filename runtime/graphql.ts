@@ -31,7 +31,8 @@ type Json = { [key: string]: JsonValue };
 function parseDocument(builtin: string, text: JsonValue): DocumentNode {
   if (typeof text !== 'string') throw new BuiltinError(builtin, 'operand must be a string (AST objects are not supported by this runtime)');
   try {
-    return parse(text, { noLocation: true });
+    // gqlparser reads variables declared on fragments (an experimental syntax graphql-js keeps behind a flag).
+    return parse(text, { noLocation: true, allowLegacyFragmentVariables: true });
   } catch (err) {
     throw new BuiltinError(builtin, (err as Error).message);
   }
@@ -110,7 +111,7 @@ function queryAst(doc: DocumentNode): JsonValue {
     if (d.kind === Kind.OPERATION_DEFINITION) {
       ops.push({ Description: d.description?.value ?? '', Operation: d.operation, Name: d.name?.value ?? '', VariableDefinitions: variables(d.variableDefinitions), Directives: directives(d.directives), SelectionSet: selections(d.selectionSet.selections) });
     } else if (d.kind === Kind.FRAGMENT_DEFINITION) {
-      frags.push({ Description: d.description?.value ?? '', Name: d.name.value, TypeCondition: d.typeCondition.name.value, Directives: directives(d.directives), SelectionSet: selections(d.selectionSet.selections) });
+      frags.push({ Description: d.description?.value ?? '', Name: d.name.value, VariableDefinition: variables(d.variableDefinitions), TypeCondition: d.typeCondition.name.value, Directives: directives(d.directives), SelectionSet: selections(d.selectionSet.selections) });
     } else throw new BuiltinError('graphql.parse_query', `a query document cannot hold a ${d.kind}`);
   }
   return prune({ Operations: ops, Fragments: frags }) ?? {};

@@ -64,6 +64,7 @@ const MAX_NS = 2n ** 63n - 1n;
 export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
   const random = deps.randomBytes ?? ((n: number) => new Uint8Array(nodeRandomBytes(n)));
   let uuids = new Map<string, string>();
+  let randoms = new Map<string, number>();
   const functions: Record<string, HostBuiltin> = {
     sprintf: (format: string, args: JsonValue[]) => sprintf(format, args),
 
@@ -134,6 +135,19 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
       return id;
     },
 
+    // One value per (key, |n|) for the whole evaluation, as OPA caches it per query.
+    'rand.intn': (key: JsonValue, nIn: JsonValue) => {
+      const k = str('rand.intn', key);
+      const n = Math.abs(integerOperand('rand.intn', nIn, 2));
+      if (n === 0) return 0;
+      const memo = `${k}-${n}`;
+      let v = randoms.get(memo);
+      if (v === undefined) {
+        v = Number(Buffer.from(random(8)).readBigUInt64BE() % BigInt(n));
+        randoms.set(memo, v);
+      }
+      return v;
+    },
     ...jwtBuiltins(() => deps.clock.nowNs()),
     ...graphqlBuiltins,
 
@@ -177,6 +191,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     functions: Object.freeze(deps.strictBuiltinErrors ? functions : nonStrict(functions)),
     beginEvaluation: () => {
       uuids = new Map();
+      randoms = new Map();
     },
   };
 }

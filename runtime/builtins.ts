@@ -28,7 +28,7 @@ import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
-import { parseCertificates } from './x509.js';
+import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -155,6 +155,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
     'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
+    'crypto.x509.parse_rsa_private_key': (x: JsonValue) => parsePrivateKeyJwk(x),
     'uri.parse': (x: JsonValue) => parseUri(x),
     'uri.is_valid': (x: JsonValue) => isValidUri(x),
     'providers.aws.sign_req': (request: JsonValue, config: JsonValue, timeNs: JsonValue) => signAwsRequest(request, config, timeNs),

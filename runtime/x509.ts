@@ -2,7 +2,7 @@
 // returns them, a subset of Go's x509.Certificate marshalled to JSON plus OPA's URIStrings: the
 // fields policies read (Subject, Issuer, SerialNumber, validity, SANs, Raw). Node's X509Certificate
 // parses; the DER chain is split by its ASN.1 headers.
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { BuiltinError, str, type HostResult } from './builtin-operand.js';
 
 const BUILTIN = 'crypto.x509.parse_certificates';
@@ -106,4 +106,29 @@ export function parseCertificates(input: unknown): HostResult {
   const json = `[${derChain(der).map(certificateJson).join(',')}]`;
   const bytes = new TextEncoder().encode(json);
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+const PRIVATE_BLOCKS: Record<string, 'pkcs1' | 'pkcs8' | 'sec1'> = { 'RSA PRIVATE KEY': 'pkcs1', 'PRIVATE KEY': 'pkcs8', 'EC PRIVATE KEY': 'sec1' };
+
+/** crypto.x509.parse_rsa_private_key(pem): the first private key (PEM, or base64 of PEM) as a JWK, null when there is none. */
+export function parsePrivateKeyJwk(input: unknown): HostResult {
+  const builtin = 'crypto.x509.parse_rsa_private_key';
+  let text = str(builtin, input);
+  if (text === '') throw new BuiltinError(builtin, 'input PEM data was empty');
+  if (!text.startsWith('-----BEGIN')) {
+    const t = text.replace(/[\r\n]/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new BuiltinError(builtin, 'illegal base64 data');
+    text = Buffer.from(t, 'base64').toString('utf8');
+  }
+  for (const m of text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)) {
+    const type = PRIVATE_BLOCKS[m[1]!];
+    if (!type) continue;
+    try {
+      const key = createPrivateKey({ key: Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64'), format: 'der', type });
+      return key.export({ format: 'jwk' }) as HostResult;
+    } catch (err) {
+      throw new BuiltinError(builtin, `x509: ${(err as Error).message}`);
+    }
+  }
+  return null;
 }

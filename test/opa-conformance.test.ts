@@ -23,7 +23,6 @@ const MISSING_BUILTINS: Record<string, string> = {
   "crypto.x509.parse_and_verify_certificates": "not provided yet",
   "crypto.x509.parse_certificate_request": "not provided yet",
   "crypto.x509.parse_keypair": "not provided yet",
-  "crypto.x509.parse_rsa_private_key": "not provided yet",
   "crypto.parse_private_keys": "not provided yet",
 };
 

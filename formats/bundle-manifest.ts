@@ -18,6 +18,8 @@ export interface BundleMetadata {
   contentHash: string;
   builtAt: string;
   warden: string;
+  /** The workload opted into OPA's strict builtin errors (a failing builtin fails the decision); absent: OPA's default. */
+  strictBuiltinErrors?: boolean;
 }
 
 /** `.manifest`: revision, roots, wasm entrypoints, rego version, metadata. */

@@ -32,6 +32,11 @@ export interface WorkloadManifest {
     oauth?: { resource: string; authorizationServers: string[]; scopes?: string[] };
   };
   description?: string;
+  /**
+   * OPA's strict builtin errors: a builtin that fails (a malformed time, a bad JWT) fails the whole
+   * decision, so the call is denied, instead of leaving that one expression undefined (OPA's default).
+   */
+  strictBuiltinErrors?: boolean;
 }
 
 const name = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 } as const;
@@ -51,6 +56,7 @@ export const workloadManifestSchema = {
     spiffeId: { type: 'string', pattern: '^spiffe://[^/]+/.+' },
     mode: { enum: ['enforce', 'dry-run'] },
     description: { type: 'string' },
+    strictBuiltinErrors: { type: 'boolean' },
     specs: {
       type: 'object',
       additionalProperties: false,

@@ -10,6 +10,15 @@ import { UnsupportedRegexError } from './re2.js';
 
 const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
 
+// Tokens and keys made once for these cases (ES256 signatures are random, so they are fixed here):
+// HS256 over "secret"; ES256 and its P-256 public key as PEM and as a JWK set; an HS256 token whose
+// HMAC key is that public key's PEM text (the algorithm-confusion forgery).
+const HS256 = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImlzcyI6IndhcmRlbiIsImF1ZCI6InBvZHMiLCJleHAiOjQxMDI0NDQ4MDAsIm5iZiI6MH0.fIskr-rnZxwynApl5hlYOA4pFtxje5Q4ZpQuvoS4SB8';
+const ES256 = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImlzcyI6IndhcmRlbiIsImF1ZCI6InBvZHMiLCJleHAiOjQxMDI0NDQ4MDAsIm5iZiI6MH0.2jephQC8Na_MU8Rfa98a6inOVM2s_Q-kcjCUd0u2XCA06MXdAPcNufA8N1cs7G66TXEjsa666QY04p3bDdwNrw';
+const EC_PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEUnoPanMzaeXuRv9zsRvsYll2MdXl\nT0cwNp+JBn7cd+3WMML9H7AJ7XjrZh8Bd0Y6AEgo2+Hbt9BAydUjRvvomw==\n-----END PUBLIC KEY-----\n";
+const EC_JWKS = "{\"keys\":[{\"kty\":\"EC\",\"x\":\"UnoPanMzaeXuRv9zsRvsYll2MdXlT0cwNp-JBn7cd-0\",\"y\":\"1jDC_R-wCe1462YfAXdGOgBIKNvh27fQQMnVI0b76Js\",\"crv\":\"P-256\",\"kid\":\"k1\",\"alg\":\"ES256\"}]}";
+const CONFUSED = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImlzcyI6IndhcmRlbiIsImF1ZCI6InBvZHMiLCJleHAiOjQxMDI0NDQ4MDAsIm5iZiI6MH0.qMcTQ8AlNSpCZPMJQaMybK0j-hpa8_uMPHNjNLK04gk';
+
 // Rego expressions, grouped by builtin. Each becomes one rule `c<i> := <expr>`.
 const CASES: Record<string, string[]> = {
   sprintf: [
@@ -168,6 +177,53 @@ const CASES: Record<string, string[]> = {
     'crypto.md5("hello")', 'crypto.sha1("")', 'crypto.sha256("héllo 😀")',
     'crypto.hmac.md5("msg", "key")', 'crypto.hmac.sha1("msg", "key")', 'crypto.hmac.sha256("msg", "")', 'crypto.hmac.sha512("é", "ü")',
     'crypto.hmac.equal("abc", "abc")', 'crypto.hmac.equal("abc", "abd")', 'crypto.hmac.equal("abc", "ab")',
+  ],
+  'io.jwt verification': [
+    `io.jwt.verify_hs256("${HS256}", "secret")`,
+    `io.jwt.verify_hs256("${HS256}", "wrong")`,
+    'io.jwt.verify_hs256("a.b", "secret")',
+    `io.jwt.verify_es256("${ES256}", ${JSON.stringify(EC_PEM)})`,
+    `io.jwt.verify_es256("${ES256}", ${JSON.stringify(EC_JWKS)})`,
+    `io.jwt.verify_es256("${HS256}", ${JSON.stringify(EC_PEM)})`,
+    `io.jwt.verify_rs256("${ES256}", ${JSON.stringify(EC_PEM)})`,
+    `io.jwt.verify_es256("${ES256}", "not a key")`,
+    `io.jwt.decode_verify("${HS256}", {"secret": "secret", "iss": "warden", "aud": "pods", "time": 1700000000000000000})`,
+    `io.jwt.decode_verify("${HS256}", {"secret": "secret", "aud": "other"})`,
+    `io.jwt.decode_verify("${HS256}", {"secret": "secret", "time": 4102444800000000000})`,
+    `io.jwt.decode_verify("${CONFUSED}", {"cert": ${JSON.stringify(EC_PEM)}})`,
+    `io.jwt.decode_verify("${ES256}", {"cert": ${JSON.stringify(EC_PEM)}, "alg": "HS256"})`,
+    `io.jwt.decode_verify("${ES256}", {"cert": ${JSON.stringify(EC_JWKS)}, "iss": "warden"})`,
+    'io.jwt.decode_verify("eyJhbGciOiJub25lIn0.eyJ4IjpbMSwyXX0.", {"secret": "x"})',
+    `io.jwt.decode_verify("${HS256}", {})`,
+    `io.jwt.decode_verify("${HS256}", {"secret": "secret", "cert": ${JSON.stringify(EC_PEM)}})`,
+    'io.jwt.encode_sign({"alg": "HS256", "typ": "JWT"}, {"sub": "alice", "n": 1, "html": "<b>&"}, {"kty": "oct", "k": "c2VjcmV0"})',
+    'io.jwt.encode_sign_raw("{\\"alg\\":\\"HS512\\"}", "{\\"a\\": 1}", "{\\"kty\\":\\"oct\\",\\"k\\":\\"c2VjcmV0\\"}")',
+    'io.jwt.encode_sign({"alg": "none"}, {"sub": "alice"}, {"kty": "oct", "k": "c2VjcmV0"})',
+  ],
+  'net.cidr': [
+    'net.cidr_merge(["10.0.0.0/24", "10.0.1.0/24", "192.168.0.0/25", "192.168.0.128/25", "2001:db8::/33", "2001:db8:8000::/33"])',
+    'net.cidr_merge(["10.0.0.5", "10.1.0.0/16"])',
+    'net.cidr_merge(["not a cidr"])',
+    'net.cidr_expand("192.168.0.0/30")',
+    'net.cidr_expand("fe80::/126")',
+    'net.cidr_is_valid("10.0.0.0/33")', 'net.cidr_is_valid("01.2.3.4/8")', 'net.cidr_is_valid("::1/128")',
+    'net.cidr_contains_matches(["10.0.0.0/8", "192.168.0.0/16"], {"a": "10.1.2.3", "b": ["192.168.5.0/24", "x"]})',
+    'net.cidr_contains_matches("10.0.0.0/8", "nowhere")',
+  ],
+  'json.patch': [
+    'json.patch({"a": [1, 2]}, [{"op": "add", "path": "/a/-", "value": 3}, {"op": "replace", "path": "/a/0", "value": 9}, {"op": "move", "from": "/a", "path": "/b"}])',
+    'json.patch({"a": 1}, [{"op": "test", "path": "/a", "value": 2}])',
+    'json.patch({"a": {"b": 1}}, [{"op": "remove", "path": "/a/c"}])',
+    'json.patch({"x": [1]}, [{"op": "add", "path": ["x", "0"], "value": 0}])',
+    'json.patch({"~": {"/": 1}}, [{"op": "copy", "from": "/~0/~1", "path": "/c"}])',
+    'json.patch({"a": [1]}, [{"op": "add", "path": "/a/01", "value": 0}])',
+    'json.patch({"a": 1}, [{"op": "frobnicate", "path": "/a"}])',
+  ],
+  'uri and units': [
+    'uri.parse("https://user:pw@example.com:8443/a%2Fb?q=1#frag")',
+    'uri.parse("http://[::1]/x")', 'uri.parse("mailto:a@b.c")', 'uri.parse("/relative/path?x")',
+    'uri.is_valid("http://exa mple.com")', 'uri.is_valid("http://example.com:80a/")',
+    'units.parse("1e3M")', 'units.parse_bytes("-2.5e1KiB")', 'units.parse("3m")', 'units.parse_bytes("1e9999999")',
   ],
   'io.jwt.decode': [
     `io.jwt.decode("${JWT}")`,

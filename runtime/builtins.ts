@@ -1,35 +1,51 @@
 // The builtins OPA's WASM target leaves to the host, implemented with the semantics of OPA's Go
-// evaluator, because Warden's WASM decisions are compared with `opa eval`. Each builtin takes the
-// plain JSON values the SDK hands over (sets arrive as arrays) and returns a JSON value.
+// evaluator, because Warden's WASM decisions are compared with `opa eval` (and with OPA's own
+// conformance suite, test/opa-conformance.test.ts). Each builtin takes the plain JSON values the SDK
+// hands over (sets arrive as arrays) and returns a JSON value. Larger families live in their own
+// modules (jwt, cidr, json-patch, json-schema, graph, uuid); this file assembles them.
 //
-// Known differences from Go, all rooted in what the SDK passes in (pinned in builtins.test.ts):
-// sets arrive as arrays in insertion order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`;
-// object.subset compares them as arrays); numbers arrive as doubles, so integral floats (1.0) act as
-// integers and integers beyond 2^53 lose digits; Go leaves an expression undefined when a builtin
-// fails, Warden throws (the evaluation fails closed). time.parse_ns rejects zone abbreviations
-// (MST); time.* zones come from the host's ICU data; regexes follow re2.ts (which refuses what it
-// cannot translate). Not provided: net.cidr_merge, http.send, net.lookup_ip_addr, json.match_schema.
+// A builtin error leaves the expression undefined (OPA's default), or fails the evaluation when the
+// workload sets strictBuiltinErrors. Known differences from Go, all rooted in what the SDK passes in
+// (pinned in builtins.test.ts, listed in docs/opa-conformance.md): sets arrive as arrays in insertion
+// order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`; object.subset compares them as
+// arrays); numbers arrive as doubles, so integral floats (1.0) act as integers and integers beyond
+// 2^53 lose digits. time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
+// ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
+import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { signAwsRequest } from './aws-signature.js';
+import { cidrContainsMatches, cidrExpand, cidrIsValid, cidrMerge } from './cidr.js';
+import { marshalWithOptions } from './go-json.js';
+import { reachablePaths } from './graph.js';
+import { graphqlBuiltins } from './graphql.js';
+import { jsonPatch } from './json-patch.js';
+import { matchSchema, verifySchema } from './json-schema.js';
+import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
+import { isValidUri, parseUri } from './uri.js';
+import { parseUuid } from './uuid.js';
+import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
-/**
- * What a host builtin returns: a JSON value, or an ArrayBuffer holding JSON text. The SDK loads an
- * ArrayBuffer verbatim, which is the only way to hand back integers beyond 2^53 (nanosecond
- * timestamps) without rounding them.
- */
-export type HostResult = JsonValue | ArrayBuffer;
+export { BuiltinError, type HostResult } from './builtin-operand.js';
 
-/** One host builtin: synchronous, JSON in, JSON out; throws when OPA would report an error. */
+
+/** One host builtin: synchronous, JSON in, JSON out (undefined: no value); throws when OPA would report an error. */
 export type HostBuiltin = (...args: any[]) => HostResult; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** What the builtins depend on: the evaluation's clock and a source of randomness. */
 export interface HostBuiltinDeps {
   clock: Clock;
   randomBytes?: (size: number) => Uint8Array;
+  /**
+   * OPA's `--strict-builtin-errors`: a builtin error fails the whole evaluation (the call is denied).
+   * Off by default, as in `opa eval` and `opa test`: the failing expression is undefined instead.
+   */
+  strictBuiltinErrors?: boolean;
 }
 
 /** The host builtins plus the per-evaluation state OPA requires (stable uuid.rfc4122 per key). */
@@ -39,13 +55,6 @@ export interface HostBuiltinSet {
   beginEvaluation(): void;
 }
 
-/** A builtin call OPA would fail with an error (Go's evaluator then leaves the expression undefined). */
-export class BuiltinError extends Error {
-  constructor(builtin: string, message: string) {
-    super(`${builtin}: ${message}`);
-    this.name = 'BuiltinError';
-  }
-}
 
 const NS_PER_MS = 1_000_000n;
 const MIN_NS = -(2n ** 63n);
@@ -55,6 +64,7 @@ const MAX_NS = 2n ** 63n - 1n;
 export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
   const random = deps.randomBytes ?? ((n: number) => new Uint8Array(nodeRandomBytes(n)));
   let uuids = new Map<string, string>();
+  let randoms = new Map<string, number>();
   const functions: Record<string, HostBuiltin> = {
     sprintf: (format: string, args: JsonValue[]) => sprintf(format, args),
 
@@ -125,14 +135,85 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
       return id;
     },
 
-    'io.jwt.decode': (token: string) => decodeJwt(str('io.jwt.decode', token)),
+    // One value per (key, |n|) for the whole evaluation, as OPA caches it per query.
+    'rand.intn': (key: JsonValue, nIn: JsonValue) => {
+      const k = str('rand.intn', key);
+      const n = Math.abs(integerOperand('rand.intn', nIn, 2));
+      if (n === 0) return 0;
+      const memo = `${k}-${n}`;
+      let v = randoms.get(memo);
+      if (v === undefined) {
+        v = Number(Buffer.from(random(8)).readBigUInt64BE() % BigInt(n));
+        randoms.set(memo, v);
+      }
+      return v;
+    },
+    ...jwtBuiltins(() => deps.clock.nowNs()),
+    ...graphqlBuiltins,
+
+    'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
+    // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
+    'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
+    'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
+    'crypto.x509.parse_rsa_private_key': (x: JsonValue) => parsePrivateKeyJwk(x),
+    'uri.parse': (x: JsonValue) => parseUri(x),
+    'uri.is_valid': (x: JsonValue) => isValidUri(x),
+    'providers.aws.sign_req': (request: JsonValue, config: JsonValue, timeNs: JsonValue) => signAwsRequest(request, config, timeNs),
+    'uuid.parse': (x: JsonValue) => parseUuid(x),
+    'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
+    indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),
+    // Deprecated casts (Rego v0): each passes its own type through and refuses any other.
+    cast_array: (x: JsonValue) => (Array.isArray(x) ? x : castError('cast_array', 'array', x)),
+    cast_boolean: (x: JsonValue) => (typeof x === 'boolean' ? x : castError('cast_boolean', 'boolean', x)),
+    cast_null: (x: JsonValue) => (x === null ? x : castError('cast_null', 'null', x)),
+    cast_object: (x: JsonValue) => (isObject(x) ? x : castError('cast_object', 'object', x)),
+    cast_string: (x: JsonValue) => (typeof x === 'string' ? x : castError('cast_string', 'string', x)),
+    'glob.quote_meta': (pattern: JsonValue) => str('glob.quote_meta', pattern).replace(/[*?\\[\]{}]/g, '\\$&'),
+    'base64url.encode_no_pad': (x: JsonValue) => Buffer.from(str('base64url.encode_no_pad', x), 'utf8').toString('base64url'),
+    'net.cidr_is_valid': (x: JsonValue) => cidrIsValid(x),
+    'net.cidr_expand': (x: JsonValue) => cidrExpand(x),
+    'net.cidr_contains_matches': (a: JsonValue, b: JsonValue) => cidrContainsMatches(a, b),
+    'net.cidr_merge': (x: JsonValue) => cidrMerge(x),
+    'json.verify_schema': (schema: JsonValue) => verifySchema(schema),
+    'json.match_schema': (doc: JsonValue, schema: JsonValue) => matchSchema(doc, schema),
+    'json.marshal_with_options': (x: JsonValue, options: JsonValue) => marshalWithOptions(x, options),
+    'json.patch': (doc: JsonValue, ops: JsonValue) => jsonPatch(doc, ops),
+    'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
+
+    // The SDK ships these five itself, with JavaScript semantics (regex.split with JS regexes, YAML
+    // 1.2, errors thrown): Warden's take their place, so they follow Go and the strict setting.
+    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJson(x),
+    'regex.split': (pattern: JsonValue, s: JsonValue) => regexSplit(str('regex.split', pattern), str('regex.split', s)),
+    'yaml.is_valid': (x: JsonValue) => typeof x === 'string' && yamlDocument('yaml.is_valid', x, false) !== undefined,
+    'yaml.unmarshal': (x: JsonValue) => yamlDocument('yaml.unmarshal', str('yaml.unmarshal', x), true),
+    'yaml.marshal': (x: JsonValue) => stringifyYaml(x, { version: '1.1', indentSeq: false, sortMapEntries: true }),
   };
   return {
-    functions: Object.freeze(functions),
+    functions: Object.freeze(deps.strictBuiltinErrors ? functions : nonStrict(functions)),
     beginEvaluation: () => {
       uuids = new Map();
+      randoms = new Map();
     },
   };
+}
+
+// OPA's default (non-strict) mode: an expression whose builtin fails is undefined, and evaluation goes
+// on; the SDK turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
+// (a BuiltinError, or a TypeError from an operand of the wrong type); anything else (a regex re2.ts
+// cannot translate, where OPA would have an answer; memory exhaustion) still fails the evaluation closed.
+function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostBuiltin> {
+  const out: Record<string, HostBuiltin> = {};
+  for (const [name, f] of Object.entries(functions)) {
+    out[name] = (...args) => {
+      try {
+        return f(...args);
+      } catch (err) {
+        if (err instanceof BuiltinError || err instanceof TypeError) return undefined;
+        throw err;
+      }
+    };
+  }
+  return out;
 }
 
 /** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */
@@ -176,22 +257,6 @@ export function missingBuiltins(required: Iterable<string>): string[] {
 
 // ---- helpers shared by several builtins
 
-function str(builtin: string, x: unknown): string {
-  if (typeof x !== 'string') throw new BuiltinError(builtin, `operand must be string, got ${typeName(x)}`);
-  return x;
-}
-
-function typeName(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'array';
-  return typeof x;
-}
-
-function bigNumber(n: bigint): HostResult {
-  if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);
-  const bytes = new TextEncoder().encode(n.toString());
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
 
 function stringsOf(builtin: string, x: JsonValue): string[] {
   if (typeof x === 'string') return [x];
@@ -411,7 +476,10 @@ function civil(builtin: string, x: JsonValue): Civil {
     ns = x[0];
     zone = x[1] === '' ? 'UTC' : x[1] === 'Local' ? Intl.DateTimeFormat().resolvedOptions().timeZone : x[1];
   } else throw new BuiltinError(builtin, 'operand must be number or [number, string]');
+  if (!Number.isFinite(ns)) throw new BuiltinError(builtin, 'timestamp too big');
   const big = BigInt(Math.trunc(ns));
+  // Go reads the operand as an int64 of nanoseconds: anything beyond is an error, not a wrapped date.
+  if (big < MIN_NS || big > MAX_NS) throw new BuiltinError(builtin, 'timestamp too big');
   const ms = Number(floorDiv(big, NS_PER_MS));
   let parts: Intl.DateTimeFormatPart[];
   try {
@@ -468,52 +536,92 @@ function timeDiff(a: Civil, b: Civil): number[] {
 
 // ---- units
 
-function numAndUnit(s: string): [string, string] {
-  const m = /^[\p{Nd}.]*/u.exec(s)?.[0] ?? '';
-  return [m, s.slice(m.length)];
+// OPA's extractNumAndUnit: digits, '.', signs and an exponent (at most 6 digits) make the amount;
+// the first other character starts the unit.
+function numAndUnit(builtin: string, s: string): [string, string] {
+  const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (!isDigit(c) && c !== '.' && c !== 'e' && c !== 'E' && c !== '+' && c !== '-') return [s.slice(0, i), s.slice(i)];
+    if (c === 'e' || c === 'E') {
+      const next = s[i + 1];
+      if (next === undefined || (!isDigit(next) && next !== '+' && next !== '-')) return [s.slice(0, i), s.slice(i)];
+      if (next === '+' || next === '-') i++;
+      let end = i + 1;
+      while (isDigit(s[end])) end++;
+      if (end - (i + 1) > 6) throw new BuiltinError(builtin, 'exponent too large');
+    }
+  }
+  return [s, ''];
 }
 
-const DECIMAL_UNITS: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15, e: 1e18 };
+/** An exact decimal amount: numerator / denominator. */
+interface Ratio {
+  num: bigint;
+  den: bigint;
+}
+
+// Go's big.Rat SetString for a decimal with an optional sign and exponent. Exponents beyond ±4000
+// are refused: OPA would build numbers no JSON reader here can hold, and a hostile one costs memory.
+function parseAmount(builtin: string, text: string): Ratio {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) throw new BuiltinError(builtin, 'could not parse amount to a number');
+  const exp = Number(m[4] ?? '0') - (m[3] ?? '').length;
+  if (Math.abs(exp) > 4000) throw new BuiltinError(builtin, 'exponent too large');
+  let num = BigInt(`${m[2] || '0'}${m[3] ?? ''}`) * (m[1] === '-' ? -1n : 1n);
+  let den = 1n;
+  if (exp >= 0) num *= 10n ** BigInt(exp);
+  else den = 10n ** BigInt(-exp);
+  return { num, den };
+}
+
+const DECIMAL_UNITS: Record<string, bigint> = { k: 10n ** 3n, m: 10n ** 6n, g: 10n ** 9n, t: 10n ** 12n, p: 10n ** 15n, e: 10n ** 18n };
 const BINARY_UNITS: Record<string, bigint> = { ki: 1n << 10n, mi: 1n << 20n, gi: 1n << 30n, ti: 1n << 40n, pi: 1n << 50n, ei: 1n << 60n };
 
-function parseNumber(builtin: string, num: string): number {
-  if (num === '' ) throw new BuiltinError(builtin, 'no amount provided');
-  if (!/^\d*\.?\d*$/.test(num) || num === '.') throw new BuiltinError(builtin, 'could not parse amount to a number');
-  return Number(num);
+// big.Rat's FloatString(10): rounded to ten decimals, halves away from zero.
+function tenDecimals(r: Ratio): number {
+  const neg = r.num < 0n !== r.den < 0n;
+  const n = r.num < 0n ? -r.num : r.num;
+  const d = r.den < 0n ? -r.den : r.den;
+  const scaled = (n * 10n ** 10n * 2n + d) / (2n * d);
+  const digits = scaled.toString().padStart(11, '0');
+  return Number(`${neg ? '-' : ''}${digits.slice(0, -10)}.${digits.slice(-10)}`);
 }
 
-function parseUnits(raw: string): number {
+function parseUnits(raw: string): HostResult {
+  const builtin = 'units.parse';
   const s = raw.replaceAll('"', '');
-  if (s.includes(' ')) throw new BuiltinError('units.parse', 'spaces not allowed in resource strings');
-  const [num, unitRaw] = numAndUnit(s);
+  if (s.includes(' ')) throw new BuiltinError(builtin, 'spaces not allowed in resource strings');
+  const [num, unitRaw] = numAndUnit(builtin, s);
+  if (num === '') throw new BuiltinError(builtin, 'no amount provided');
   // Only letters after the first are lowercased, so that m (milli) and M (mega) stay distinct.
   const unit = unitRaw.length > 1 ? unitRaw[0] + unitRaw.slice(1).toLowerCase() : unitRaw;
-  const n = parseNumber('units.parse', num);
-  if (unit === '') return n;
-  if (unit === 'm') return n / 1000;
-  if (unit === 'K') return n * 1000;
-  const lower = unit.toLowerCase();
-  const decimal = unit.length === 1 ? DECIMAL_UNITS[lower] : undefined;
-  if (decimal !== undefined) return n * decimal;
-  const binary = unit.length === 2 ? BINARY_UNITS[lower] : undefined;
-  if (binary !== undefined) return n * Number(binary);
-  throw new BuiltinError('units.parse', 'unit not recognized');
+  let factor: Ratio;
+  if (unit === '') factor = { num: 1n, den: 1n };
+  else if (unit === 'm') factor = { num: 1n, den: 1000n };
+  else if (/^[kKMgGtTpPeE]$/.test(unit)) factor = { num: DECIMAL_UNITS[unit.toLowerCase()]!, den: 1n };
+  else if (/^[kmgtpe]i$/i.test(unit)) factor = { num: BINARY_UNITS[unit.toLowerCase()]!, den: 1n };
+  else throw new BuiltinError(builtin, `unit ${unit} not recognized`);
+  const amount = parseAmount(builtin, num);
+  const product = { num: amount.num * factor.num, den: amount.den * factor.den };
+  if (product.num % product.den === 0n) return bigNumber(product.num / product.den);
+  return tenDecimals(product);
 }
 
 function parseBytes(raw: string): bigint {
+  const builtin = 'units.parse_bytes';
   const s = raw.replaceAll('"', '').toLowerCase();
-  if (s.includes(' ')) throw new BuiltinError('units.parse_bytes', 'spaces not allowed in resource strings');
-  const [num, unit] = numAndUnit(s);
-  parseNumber('units.parse_bytes', num);
+  if (s.includes(' ')) throw new BuiltinError(builtin, 'spaces not allowed in resource strings');
+  const [num, unit] = numAndUnit(builtin, s);
+  if (num === '') throw new BuiltinError(builtin, 'no byte amount provided');
   let mult: bigint;
   if (unit === '') mult = 1n;
-  else if (/^[kmgtpe]b?$/.test(unit)) mult = BigInt(DECIMAL_UNITS[unit[0] ?? ''] ?? 0);
-  else if (/^[kmgtpe]ib?$/.test(unit)) mult = BINARY_UNITS[unit.slice(0, 2)] ?? 0n;
-  else throw new BuiltinError('units.parse_bytes', 'byte unit not recognized');
-  // Exact decimal arithmetic, then truncation, as OPA does with big.Float.
-  const [whole = '', frac = ''] = num.split('.');
-  const scale = 10n ** BigInt(frac.length);
-  return (BigInt(`${whole || '0'}${frac}`) * mult) / scale;
+  else if (/^[kmgtpe]b?$/.test(unit)) mult = DECIMAL_UNITS[unit[0] ?? '']!;
+  else if (/^[kmgtpe]ib?$/.test(unit)) mult = BINARY_UNITS[unit.slice(0, 2)]!;
+  else throw new BuiltinError(builtin, `byte unit ${unit} not recognized`);
+  // Exact arithmetic, then truncation toward zero, as OPA's big.Float → Int.
+  const amount = parseAmount(builtin, num);
+  return (amount.num * mult) / amount.den;
 }
 
 // ---- semver
@@ -701,10 +809,6 @@ function isSubset(sup: JsonValue, sub: JsonValue): boolean {
   throw new BuiltinError('object.subset', 'both arguments must be objects, sets, or arrays of the same kind');
 }
 
-function isObject(x: JsonValue): x is { [key: string]: JsonValue } {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
 // ---- url queries (Go's net/url)
 
 function queryEscape(s: string): string {
@@ -786,31 +890,95 @@ function uuidV4(bytes: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function base64UrlDecode(part: string): Buffer {
-  // Go's RawURLEncoding after OPA strips padding: only the URL alphabet is accepted.
-  const s = part.replace(/=+$/, '');
-  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new BuiltinError('io.jwt.decode', 'illegal base64 data');
-  return Buffer.from(s, 'base64url');
+// Go's strings.Count: non-overlapping occurrences; an empty substring counts every rune boundary.
+function countSubstrings(s: string, sub: string): number {
+  if (sub === '') return [...s].length + 1;
+  let n = 0;
+  for (let i = s.indexOf(sub); i !== -1; i = s.indexOf(sub, i + sub.length)) n++;
+  return n;
 }
 
-function jsonObject(buf: Buffer, what: string): Record<string, JsonValue> {
-  let v: unknown;
+function integerOperand(builtin: string, x: JsonValue, pos: number): number {
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw new BuiltinError(builtin, `operand ${pos} must be integer number but got ${typeof x === 'number' ? 'floating-point number' : typeName(x)}`);
+  return x;
+}
+
+const MAX_RANGE = 10_000_000;
+
+// numbers.range_step: from a to b inclusive, by a positive step, counting down when b < a.
+function rangeStep(a: JsonValue, b: JsonValue, stepIn: JsonValue): JsonValue {
+  const builtin = 'numbers.range_step';
+  const x = integerOperand(builtin, a, 1);
+  const y = integerOperand(builtin, b, 2);
+  const step = integerOperand(builtin, stepIn, 3);
+  if (step <= 0) throw new BuiltinError(builtin, 'step must be a positive integer');
+  // A pod evaluates synchronously: a range from hostile input must not exhaust its memory first.
+  if (Math.abs(y - x) / step >= MAX_RANGE) throw new BuiltinError(builtin, `the range would hold more than ${MAX_RANGE} numbers`);
+  const out: number[] = [];
+  if (x <= y) for (let i = x; i <= y; i += step) out.push(i);
+  else for (let i = x; i >= y; i -= step) out.push(i);
+  return out;
+}
+
+function isJson(s: string): boolean {
   try {
-    v = JSON.parse(buf.toString('utf8'));
+    JSON.parse(s);
+    return true;
   } catch {
-    throw new BuiltinError('io.jwt.decode', `${what} is not valid JSON`);
+    return false;
   }
-  if (!isObject(v as JsonValue)) throw new BuiltinError('io.jwt.decode', `${what} must be a JSON object`);
-  return v as Record<string, JsonValue>;
 }
 
-function decodeJwt(token: string): [Record<string, JsonValue>, Record<string, JsonValue>, string] {
-  const parts = token.split('.');
-  if (parts.length !== 3) throw new BuiltinError('io.jwt.decode', 'encoded JWT had no period separators');
-  const header = jsonObject(base64UrlDecode(parts[0] ?? ''), 'JWT header');
-  if ('enc' in header) throw new BuiltinError('io.jwt.decode', 'JWT is a JWE object, which is not supported');
-  const payloadBytes = base64UrlDecode(parts[1] ?? '');
-  if (header.cty === 'JWT') return decodeJwt(payloadBytes.toString('utf8'));
-  const payload = jsonObject(payloadBytes, 'JWT payload');
-  return [header, payload, base64UrlDecode(parts[2] ?? '').toString('hex')];
+// Go's Regexp.Split(s, -1).
+function regexSplit(pattern: string, s: string): string[] {
+  if (s === '' && pattern !== '') return [''];
+  const out: string[] = [];
+  let beg = 0;
+  let end = 0;
+  for (const m of regexFindAll(pattern, s, -1)) {
+    end = m.index;
+    if (m.index + m[0].length !== 0) out.push(s.slice(beg, end));
+    beg = m.index + m[0].length;
+  }
+  if (end !== s.length) out.push(s.slice(beg));
+  return out;
+}
+
+// The first YAML document (YAML 1.1, as Go's yaml.v2 that OPA uses reads it); undefined (or a
+// BuiltinError when `strict`) for text that does not parse.
+function yamlDocument(builtin: string, text: string, strict: boolean): JsonValue | undefined {
+  const docs = parseAllDocuments(text, { version: '1.1', uniqueKeys: false });
+  const list = Array.isArray(docs) ? docs : [];
+  const bad = list.find((d) => d.errors.length > 0);
+  if (bad || !Array.isArray(docs)) {
+    if (strict) throw new BuiltinError(builtin, bad ? bad.errors[0]!.message : 'not YAML');
+    return undefined;
+  }
+  return list.length === 0 ? null : ((list[0]!.toJS({ maxAliasCount: 1000 }) as JsonValue | undefined) ?? null);
+}
+
+function castError(builtin: string, want: string, x: JsonValue): never {
+  throw new BuiltinError(builtin, `operand 1 must be ${want}, got ${typeName(x)}`);
+}
+
+// Go's strings.Split: an empty separator splits between code points.
+function goSplit(s: string, sep: string): string[] {
+  if (sep === '') return [...s];
+  return s.split(sep);
+}
+
+// strings.split_n: the first n fields, or the last -n when n is negative.
+function splitN(s: string, sep: string, n: number): string[] {
+  const parts = goSplit(s, sep);
+  return n >= 0 ? parts.slice(0, n) : parts.slice(Math.max(parts.length + n, 0));
+}
+
+// indexof_n: every (overlapping) match position, counted in code points as OPA counts runes.
+function indexOfN(base: string, search: string): number[] {
+  if (search === '') throw new BuiltinError('indexof_n', 'empty search character');
+  const b = [...base];
+  const q = [...search];
+  const out: number[] = [];
+  for (let i = 0; i + q.length <= b.length; i++) if (q.every((c, j) => b[i + j] === c)) out.push(i);
+  return out;
 }

@@ -20,6 +20,8 @@ export interface PolicyOptions {
   builtins?: Readonly<Record<string, HostBuiltin>>;
   /** WASM memory in 64 KiB pages; the maximum bounds what one hostile input can make the policy allocate. */
   memory?: { initial: number; maximum: number };
+  /** A builtin error fails the evaluation instead of leaving the expression undefined (default: the bundle's `metadata.strictBuiltinErrors`). */
+  strictBuiltinErrors?: boolean;
 }
 
 interface WasmExports {
@@ -184,7 +186,7 @@ export class Policy {
   static async load(bundle: VerifiedBundle, opts: PolicyOptions = {}): Promise<Policy> {
     // OPA requires time.now_ns() to be one instant per evaluation: builtins read it from here.
     const instant = new EvaluationInstant(opts.clock ?? systemClock);
-    const host = opts.builtins ? { functions: opts.builtins, beginEvaluation: () => undefined } : createHostBuiltins({ clock: instant });
+    const host = opts.builtins ? { functions: opts.builtins, beginEvaluation: () => undefined } : createHostBuiltins({ clock: instant, strictBuiltinErrors: opts.strictBuiltinErrors ?? bundle.manifest.metadata?.strictBuiltinErrors === true });
     preferWardenBuiltins(Object.keys(host.functions));
     const sdk = new Set(sdkBuiltinNames());
     let wasm: LoadedPolicy;

@@ -281,6 +281,15 @@ async function compileWithOpa(p: Prepared, onStep: (s: 'check' | 'test' | 'build
       if (test.code !== 0) {
         throw new CompileError([], `${where}: Rego tests fail (\`opa test\`):\n${rewritePaths(`${test.stdout}\n${test.stderr}`, stage, p.displayOf)}`);
       }
+      if (p.source.manifest.strictBuiltinErrors) {
+        // `opa test` has no strict mode; evaluating every test package with `opa eval --strict-builtin-errors`
+        // runs the same test rules the way the pod will, and fails on the first builtin error.
+        const packages = [...new Set([...p.testFiles.values()].flatMap((t) => /^package\s+([\w.]+)/m.exec(t)?.[1] ?? []))];
+        const strict = await runOpa(['eval', '--strict-builtin-errors', '--fail', '-d', 'bundle', '-d', 'tests', `[${packages.map((pkg) => `data.${pkg}`).join(', ')}]`], { cwd: stage });
+        if (strict.code !== 0) {
+          throw new CompileError([], `${where}: Rego tests hit a builtin error, and the workload sets strictBuiltinErrors (a pod would deny that call):\n${rewritePaths(`${strict.stdout}\n${strict.stderr}`, stage, p.displayOf)}`);
+        }
+      }
     }
     onStep('build');
     atomicWrite(join(stage, 'bundle', '.manifest'), JSON.stringify({ roots: ['warden'], revision: p.contentHash.slice(0, 12) }));
@@ -372,6 +381,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       contentHash: p.contentHash,
       builtAt: now().toISOString(),
       warden: WARDEN_VERSION,
+      ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
     };
     const manifest: BundleManifest = { revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
     files.set('.manifest', Buffer.from(JSON.stringify(manifest)));

@@ -230,5 +230,9 @@ export function generate(workload: WorkloadManifest, sources: string[], ops: Htt
       prompts: Object.fromEntries(mcp.filter((e) => e.kind === 'prompt').map((p) => [p.name, { sensitive: p.authz?.sensitive ?? [], authz: p.authz ?? {} }])),
     },
   };
+  // A workload with no annotated grants (Rego only, no spec) uses no core rule, and `opa check --strict`
+  // refuses an unused import.
+  const code = lines.join('\n').split('\n').filter((l) => !l.trimStart().startsWith('#') && !l.startsWith('import '));
+  if (!code.some((l) => /\bcore\./.test(l))) lines.splice(lines.indexOf('import data.warden.core'), 1);
   return { rego: lines.join('\n').replace(/\n+$/, '\n'), spec };
 }

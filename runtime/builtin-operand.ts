@@ -1,0 +1,43 @@
+// What every host builtin shares: the error OPA would report, operand checks named the way OPA names
+// them, and the one way to hand back integers beyond 2^53.
+import type { JsonValue } from './sprintf.js';
+
+/**
+ * What a host builtin returns: a JSON value, undefined (no value), or an ArrayBuffer holding JSON text.
+ * The SDK loads an ArrayBuffer verbatim, which is the only way to hand back integers beyond 2^53
+ * (nanosecond timestamps) without rounding them.
+ */
+export type HostResult = JsonValue | ArrayBuffer | undefined;
+
+/** A builtin call OPA would fail with an error (Go's evaluator then leaves the expression undefined). */
+export class BuiltinError extends Error {
+  constructor(builtin: string, message: string) {
+    super(`${builtin}: ${message}`);
+    this.name = 'BuiltinError';
+  }
+}
+
+/** The operand as a string, or the error OPA reports for another type. */
+export function str(builtin: string, x: unknown): string {
+  if (typeof x !== 'string') throw new BuiltinError(builtin, `operand must be string, got ${typeName(x)}`);
+  return x;
+}
+
+/** OPA's name for a JSON value's type (sets arrive as arrays). */
+export function typeName(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'array';
+  return typeof x;
+}
+
+/** An object operand (not null, not an array). */
+export function isObject(x: unknown): x is { [key: string]: JsonValue } {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** An integer result: a plain number when exact as a double, else its JSON text for the SDK to load. */
+export function bigNumber(n: bigint): HostResult {
+  if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);
+  const bytes = new TextEncoder().encode(n.toString());
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}

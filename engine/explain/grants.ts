@@ -93,6 +93,7 @@ function says(rego: string, g: Grant, s: Source): string {
     if (jwt) return `grants the workload identity ${exact ? p : `matching ${p}`} only; the caller authenticated with a JWT (subject ${who})`;
     return `needs the principal ${exact ? p : `matching ${p}`}; the caller is ${who}${s.authn === 'none' ? ' (anonymous)' : ''}`;
   }
+  if (rego.endsWith('.workload_caller')) return `grants workload identities only (mTLS or a trusted mesh header); the caller authenticated with ${authnWords(s.authn)}`;
   if (rego.endsWith('.authenticated')) return `needs an authenticated caller; the caller presented ${authnWords(s.authn)}`;
   if (rego.includes('.caller_namespace ==')) {
     if (jwt) return `grants workload identities of namespace ${g.namespace} only; the caller authenticated with a JWT (subject ${who})`;
@@ -150,7 +151,10 @@ export function judgeGrants(t: GrantTarget | undefined, checks: Record<string, b
   } else if (!grants.length) summary = `${target} has no x-warden-authz grants: the spec grants it to nobody`;
   else {
     const closest = [...grants].sort((a, b) => Number(!!a.void) - Number(!!b.void) || a.conditions.filter((c) => !c.held).length - b.conditions.filter((c) => !c.held).length)[0]!;
-    const fix = closest.void ? `x-warden-authz.allow[${closest.index}] with "destructive": true` : `x-warden-authz.allow[${closest.index}] (${closest.conditions.filter((c) => !c.held).map((c) => c.says).join('; ')})`;
+    // The workload-identity condition goes with a principal or namespace one, whose words already say how the caller authenticated.
+    const failed = closest.conditions.filter((c) => !c.held);
+    const told = failed.length > 1 ? failed.filter((c) => !c.rego.endsWith('.workload_caller')) : failed;
+    const fix = closest.void ? `x-warden-authz.allow[${closest.index}] with "destructive": true` : `x-warden-authz.allow[${closest.index}] (${told.map((c) => c.says).join('; ')})`;
     summary = `no grant of ${target} covers the caller; the closest is ${fix}`;
   }
   return { target, public: t.public, grants, summary };

@@ -29,8 +29,10 @@ spin := {true | some i in input.a; some j in input.a; some k in input.a}
 
 # Allocates without bound: an array of as many numbers as asked for.
 hog := count(numbers.range(1, input.n))
+
+data_size := count(data.big)
 `;
-const entrypoints = ['replaced', 'unmarshalled', 'echo', 'strip_unit', 'spin', 'hog'].map((r) => `t/${r}`);
+const entrypoints = ['replaced', 'unmarshalled', 'echo', 'strip_unit', 'spin', 'hog', 'data_size'].map((r) => `t/${r}`);
 
 let dir: string;
 let wasm: Buffer;
@@ -44,7 +46,7 @@ async function opaEval(rule: string, input: unknown): Promise<unknown> {
   return out.result?.[0]?.expressions[0]?.value;
 }
 
-const bundleOf = (bytes: Uint8Array): VerifiedBundle => ({ manifest: { revision: 'limits', roots: [''] }, revision: 'limits', data: {}, wasm: bytes, files: new Map() });
+const bundleOf = (bytes: Uint8Array, data: Record<string, unknown> = {}): VerifiedBundle => ({ manifest: { revision: 'limits', roots: [''] }, revision: 'limits', data, wasm: bytes, files: new Map() });
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'warden-limits-'));
@@ -88,7 +90,9 @@ describe('OPA-WASM differences decide as opa eval', () => {
 
 describe('deadline and memory bound', () => {
   it('stops a looping evaluation at its deadline, then decides the next call on a fresh instance', async () => {
-    const policy = await Policy.load(bundleOf(wasm), { limits: { deadlineMs: 50, memoryMiB: 64 } });
+    // Data large enough that loading it into the fresh instance runs the metered parser for many ticks.
+    const big = Array.from({ length: 50_000 }, (_, i) => ({ i }));
+    const policy = await Policy.load(bundleOf(wasm, { big }), { limits: { deadlineMs: 50, memoryMiB: 64 } });
     const a = Array.from({ length: 3_000 }, (_, i) => i);
     const t0 = performance.now();
     let caught: unknown;
@@ -103,6 +107,7 @@ describe('deadline and memory bound', () => {
     expect((caught as Error).message).toMatch(/stopped at its deadline of 50 ms/);
     expect(took).toBeLessThan(2_000);
     expect(policy.evaluate('t/spin', { a: [1, 2] })).toEqual([true]);
+    expect(policy.evaluate('t/data_size', {})).toBe(50_000);
     expect(policy.evaluate('t/replaced', { s: 'abc', old: '', new: '.' })).toBe('.a.b.c.');
   });
 

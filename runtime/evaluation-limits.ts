@@ -11,8 +11,12 @@ export interface EvaluationLimits {
   memoryMiB: number;
 }
 
-/** A sidecar decides in ~13 µs; 5 ms leaves room for a loaded node yet keeps a hostile call cheap. */
-export const SIDECAR_LIMITS: EvaluationLimits = Object.freeze({ deadlineMs: 5, memoryMiB: 256 });
+/**
+ * A sidecar decides in ~13 µs, but a first call compiles WASM functions lazily and a loaded node adds
+ * GC pauses: 5 ms denied valid calls of the project's own policies under the test suite's load, so
+ * the default is 50 ms; a workload can lower it in workload.yaml (`limits.deadlineMs`).
+ */
+export const SIDECAR_LIMITS: EvaluationLimits = Object.freeze({ deadlineMs: 50, memoryMiB: 256 });
 
 /**
  * The webhook: one review may evaluate several templates inside the API server's 5 s call timeout
@@ -62,6 +66,11 @@ export class EvaluationBudget {
   /** Arms the deadline for the evaluation about to start (one clock read). */
   begin(): void {
     this.deadline = performance.now() + this.limits.deadlineMs;
+  }
+
+  /** No deadline: for work outside an evaluation that runs WASM (instantiation, loading data). */
+  disarm(): void {
+    this.deadline = Infinity;
   }
 
   /** Called by the module every FUEL_PER_TICK loop turns: stop the evaluation or refill the fuel. */

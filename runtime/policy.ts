@@ -350,21 +350,24 @@ function instantiatePolicy(
   budget: EvaluationBudget,
   data: Uint8Array,
 ): LiveInstance {
+  // Loading the data runs WASM too; the deadline of the evaluation that was just stopped is long past.
+  budget.disarm();
   const mem = new WebAssembly.Memory(memory);
-  let exports!: WasmExports;
+  // Set right after instantiation; the imports only run once the instance exists.
+  const linked: { exports?: WasmExports } = {};
   const sdk = sdkBuiltinFunctions();
   const byId = new Map<number, string>();
   const cString = (addr: number): string => {
     const heap = new Uint8Array(mem.buffer);
     return decoder.decode(heap.subarray(addr, heap.indexOf(0, addr)));
   };
-  const dump = (addr: number): unknown => JSON.parse(cString(exports.opa_json_dump(addr)));
+  const dump = (addr: number): unknown => JSON.parse(cString(linked.exports!.opa_json_dump(addr)));
   const load = (value: unknown): number => {
     if (value === undefined) return 0;
     const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(JSON.stringify(value)));
-    const addr = exports.opa_malloc(bytes.length);
+    const addr = linked.exports!.opa_malloc(bytes.length);
     new Uint8Array(mem.buffer).set(bytes, addr);
-    const parsed = exports.opa_json_parse(addr, bytes.length);
+    const parsed = linked.exports!.opa_json_parse(addr, bytes.length);
     if (parsed === 0) throw new Error('a builtin returned a value the policy cannot read');
     return parsed;
   };
@@ -403,7 +406,7 @@ function instantiatePolicy(
       },
     },
   });
-  exports = instance.exports as unknown as WasmExports;
+  const exports = (linked.exports = instance.exports as unknown as WasmExports);
   const abi = instance.exports.opa_wasm_abi_version as WebAssembly.Global | undefined;
   if (abi?.value !== 1) throw new Error(`unsupported OPA WASM ABI version ${String(abi?.value)} (Warden reads ABI 1)`);
   const minor = (instance.exports.opa_wasm_abi_minor_version as WebAssembly.Global | undefined)?.value as number | undefined;

@@ -16,6 +16,8 @@ export interface AdmissionPolicies {
   builtAt: number;
   guardrails: Policy | undefined;
   gatekeeper: GatekeeperSet;
+  /** The bounds every module was loaded with (inventory re-instantiations use them too). */
+  limits: EvaluationLimits;
   /** The template modules, to re-instantiate with data.inventory (admission/inventory.ts). */
   templates: Array<{ name: string; kind: string; entrypoint: string; wasm: Uint8Array }>;
 }
@@ -67,5 +69,5 @@ export async function loadAdmissionBundle(
     templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
     loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`, {}, limits), entrypoint: t.entrypoint });
   }
-  return { revision: bundle.revision, builtAt, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
+  return { revision: bundle.revision, builtAt, limits, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
 }

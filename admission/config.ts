@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { validator } from '../formats/schema.js';
+import { ADMISSION_LIMITS, LIMIT_CEILINGS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
 
 /** What a rule set does with a violation: deny, allow with a warning, or only log it. */
 export type RuleMode = 'enforce' | 'warn' | 'dry-run';
@@ -20,6 +21,8 @@ export interface AdmissionConfig {
   maxBodyBytes: number;
   /** Kinds outside the pod controllers: `allow` them with a note (default), or `deny`. */
   unknownKinds: 'allow' | 'deny';
+  /** Deadline and memory bound of each policy evaluation (guardrails and every Gatekeeper template). */
+  evaluation: EvaluationLimits;
 }
 
 /** Defaults: everything enforced, image-digest only warns (teams migrate to digests gradually). */
@@ -31,6 +34,7 @@ export const defaultConfig: AdmissionConfig = {
   gatekeeper: { mode: 'enforce', sync: [] },
   maxBodyBytes: 4 * 1024 * 1024,
   unknownKinds: 'allow',
+  evaluation: ADMISSION_LIMITS,
 };
 
 const mode = { enum: ['enforce', 'warn', 'dry-run'] } as const;
@@ -57,6 +61,14 @@ const configFile = validator<Partial<AdmissionConfig>>({
     },
     maxBodyBytes: { type: 'integer', minimum: 1024 },
     unknownKinds: { enum: ['allow', 'deny'] },
+    evaluation: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        deadlineMs: { type: 'number', exclusiveMinimum: 0, maximum: LIMIT_CEILINGS.deadlineMs },
+        memoryMiB: { type: 'integer', minimum: 1, maximum: LIMIT_CEILINGS.memoryMiB },
+      },
+    },
   },
 });
 
@@ -68,6 +80,7 @@ export function resolveConfig(partial: Partial<AdmissionConfig> = {}): Admission
     coverage: { ...defaultConfig.coverage, ...partial.coverage },
     guardrails: { ...defaultConfig.guardrails, ...partial.guardrails, rules: { ...defaultConfig.guardrails.rules, ...partial.guardrails?.rules } },
     gatekeeper: { ...defaultConfig.gatekeeper, ...partial.gatekeeper },
+    evaluation: { ...defaultConfig.evaluation, ...partial.evaluation },
   };
 }
 

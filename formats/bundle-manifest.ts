@@ -13,6 +13,8 @@ export interface BundleMetadata {
   contentHash: string;
   builtAt: string;
   warden: string;
+  /** The workload's evaluation limits from workload.yaml, when it sets any. */
+  limits?: { deadlineMs?: number; memoryMiB?: number };
 }
 
 /** `.manifest`: revision, roots, wasm entrypoints, rego version, metadata. */

@@ -31,6 +31,8 @@ export interface WorkloadManifest {
     /** Serve OAuth protected-resource metadata and demand audience-bound bearer tokens. */
     oauth?: { resource: string; authorizationServers: string[]; scopes?: string[] };
   };
+  /** Bounds of each evaluation of this workload's policy (defaults: the sidecar's, see docs/evaluation-limits.md). */
+  limits?: { deadlineMs?: number; memoryMiB?: number };
   description?: string;
 }
 
@@ -51,6 +53,14 @@ export const workloadManifestSchema = {
     spiffeId: { type: 'string', pattern: '^spiffe://[^/]+/.+' },
     mode: { enum: ['enforce', 'dry-run'] },
     description: { type: 'string' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        deadlineMs: { type: 'number', exclusiveMinimum: 0, maximum: 60_000 },
+        memoryMiB: { type: 'integer', minimum: 1, maximum: 4_096 },
+      },
+    },
     specs: {
       type: 'object',
       additionalProperties: false,

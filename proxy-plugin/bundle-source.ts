@@ -5,6 +5,7 @@ import type { BundleMetadata } from '../formats/bundle-manifest.js';
 import { builtAtOf, openBundle } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
+import { SIDECAR_LIMITS, withLimits } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 
@@ -76,7 +77,9 @@ export class BundleSource {
       if (prev && builtAt < prev.builtAt) {
         throw new Error(`bundle ${bundle.revision} (built ${new Date(builtAt).toISOString()}) is older than the loaded ${prev.revision} (built ${new Date(prev.builtAt).toISOString()})`);
       }
-      const policy = await Policy.load(bundle, this.opts.clock ? { clock: this.opts.clock } : {});
+      // The workload's own limits (workload.yaml, carried in the signed bundle) over the sidecar's defaults.
+      const limits = withLimits(SIDECAR_LIMITS, metadata.limits, `bundle ${bundle.revision} metadata`);
+      const policy = await Policy.load(bundle, { limits, ...(this.opts.clock ? { clock: this.opts.clock } : {}) });
       const next: ActiveBundle = {
         policy,
         revision: bundle.revision,

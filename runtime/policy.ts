@@ -37,6 +37,8 @@ export interface PolicyOptions {
   builtins?: Readonly<Record<string, HostBuiltin>>;
   /** Deadline and memory bound of each evaluation (default: SIDECAR_LIMITS). */
   limits?: EvaluationLimits;
+  /** Load the module unmetered, with no deadline: only bench/deadline.bench.ts's baseline; never in a part. */
+  unmeteredBaseline?: true;
 }
 
 interface WasmExports {
@@ -243,7 +245,7 @@ export class Policy {
     const budget = new EvaluationBudget(limits);
     let module: WebAssembly.Module;
     try {
-      module = await WebAssembly.compile(meterModule(bundle.wasm, FUEL_PER_TICK).wasm);
+      module = await WebAssembly.compile(opts.unmeteredBaseline ? (bundle.wasm as Uint8Array<ArrayBuffer>) : meterModule(bundle.wasm, FUEL_PER_TICK).wasm);
     } catch (err) {
       const why = err instanceof MeteringError ? err.message : `policy.wasm does not load: ${String((err as Error)?.message ?? err)}`;
       throw new BundleError(`bundle ${bundle.revision}: ${why}`);

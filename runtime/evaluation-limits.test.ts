@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm, opaBinary } from '../test/support/opa.js';
 import type { VerifiedBundle } from './bundle.js';
-import { limitProblem } from './evaluation-limits.js';
+import { limitProblem, SIDECAR_LIMITS, withLimits } from './evaluation-limits.js';
 import { EvaluationLimitError, Policy, wellFormedJson } from './policy.js';
 import { meterModule } from './wasm-metering.js';
 
@@ -132,6 +132,14 @@ describe('deadline and memory bound', () => {
   it('bounds what replace with an empty old may build', async () => {
     const policy = await Policy.load(bundleOf(wasm), { limits: { deadlineMs: 5_000, memoryMiB: 16 } });
     expect(() => policy.evaluate('t/replaced', { s: 'a'.repeat(20_000), old: '', new: 'b'.repeat(2_000) })).toThrow(/memory bound of 16 MiB/);
+  });
+
+  it("takes a workload's limits over the part's defaults and refuses unknown or out-of-range ones", () => {
+    expect(withLimits(SIDECAR_LIMITS, { deadlineMs: 3 }, 'bundle r1 metadata')).toEqual({ deadlineMs: 3, memoryMiB: SIDECAR_LIMITS.memoryMiB });
+    expect(withLimits(SIDECAR_LIMITS, undefined, 'x')).toBe(SIDECAR_LIMITS);
+    expect(() => withLimits(SIDECAR_LIMITS, { deadlineMs: -1 }, 'bundle r1 metadata')).toThrow(/bundle r1 metadata: limits\.deadlineMs must be a number above 0/);
+    expect(() => withLimits(SIDECAR_LIMITS, { timeoutMs: 5 }, 'bundle r1 metadata')).toThrow(/limits\.timeoutMs is not a limit/);
+    expect(() => withLimits(SIDECAR_LIMITS, [5], 'w')).toThrow(/must be an object/);
   });
 
   it('refuses limit values that would switch the bound off', () => {

@@ -377,6 +377,7 @@ function instantiatePolicy(
     const name = byId.get(id);
     const impl = (name !== undefined && (sdk[name] ?? hostFunctions[name])) as ((...a: unknown[]) => unknown) | undefined;
     if (!impl) throw new Error(`not implemented: built-in function ${name ?? id}`);
+    budget.hostCall();
     return load(impl(...args.map(dump)));
   };
   const instance = new WebAssembly.Instance(module, {

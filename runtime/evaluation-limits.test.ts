@@ -111,6 +111,14 @@ describe('deadline and memory bound', () => {
     expect(policy.evaluate('t/replaced', { s: 'abc', old: '', new: '.' })).toBe('.a.b.c.');
   });
 
+  it('loads a policy that loops on every input (its warm-up is bounded too) and stops each evaluation', async () => {
+    const forever = await buildWasm('package f\nimport rego.v1\n\nspin := count({true | some i in a; some j in a; some k in a}) if a := numbers.range(1, 3000)\n', ['f/spin']);
+    const t0 = performance.now();
+    const policy = await Policy.load(bundleOf(forever), { limits: { deadlineMs: 20, memoryMiB: 64 } });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(() => policy.evaluate('f/spin', {})).toThrow(/stopped at its deadline of 20 ms/);
+  });
+
   it('stops an evaluation that grows the heap past the memory bound, and the next one starts small', async () => {
     const policy = await Policy.load(bundleOf(wasm), { limits: { deadlineMs: 5_000, memoryMiB: 16 } });
     expect(() => policy.evaluate('t/hog', { n: 50_000_000 })).toThrow(EvaluationLimitError);

@@ -118,13 +118,17 @@ export class EvaluationBudget {
   private wallDeadline = Infinity;
   private cpuStart: number | undefined;
   private hostCalls = 0;
+  private deadlineMs: number;
 
-  constructor(readonly limits: EvaluationLimits) {}
+  constructor(readonly limits: EvaluationLimits) {
+    this.deadlineMs = limits.deadlineMs;
+  }
 
-  /** Arms the deadline for the evaluation about to start. */
-  begin(): void {
+  /** Arms the deadline for the evaluation about to start (a longer one for warming a module up). */
+  begin(deadlineMs = this.limits.deadlineMs): void {
+    this.deadlineMs = deadlineMs;
     this.started = performance.now();
-    this.wallDeadline = this.started + Math.max(this.limits.deadlineMs * WALL_CLOCK_FACTOR, WALL_CLOCK_FLOOR_MS);
+    this.wallDeadline = this.started + Math.max(deadlineMs * WALL_CLOCK_FACTOR, WALL_CLOCK_FLOOR_MS);
     this.cpuStart = undefined;
   }
 
@@ -156,8 +160,8 @@ export class EvaluationBudget {
     }
     const cpuMs = threadCpuMs() - this.cpuStart;
     const now = performance.now();
-    if (cpuMs > this.limits.deadlineMs || now > this.wallDeadline) {
-      throw new LimitExceeded('deadline', `evaluation stopped at its deadline of ${this.limits.deadlineMs} ms (${cpuMs.toFixed(1)} ms CPU, ${(now - this.started).toFixed(0)} ms elapsed)`);
+    if (cpuMs > this.deadlineMs || now > this.wallDeadline) {
+      throw new LimitExceeded('deadline', `evaluation stopped at its deadline of ${this.deadlineMs} ms (${cpuMs.toFixed(1)} ms CPU, ${(now - this.started).toFixed(0)} ms elapsed)`);
     }
   }
 }

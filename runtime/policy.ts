@@ -61,6 +61,9 @@ interface LoadedPolicyInternals {
 }
 
 const PAGE = 64 * 1024;
+// The warm-up evaluation's deadline: ten of the policy's, at least 100 ms (it pays the compilation).
+const WARM_UP_FACTOR = 10;
+const WARM_UP_FLOOR_MS = 100;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -268,11 +271,25 @@ export class Policy {
     if (missing.length > 0) {
       throw new BundleError(`bundle ${bundle.revision}: the policy uses builtins this runtime does not provide: ${missing.join(', ')}`);
     }
+    // V8 compiles WASM functions lazily, on this thread, at their first call, and that CPU time would
+    // count against the first decisions' deadlines: one evaluation per entrypoint compiles the common
+    // path now, under a longer deadline (a policy that loops on any input must not hang the load).
+    // One that fails may leave the instance unsound: start afresh.
+    let warm = live;
+    for (const entrypoint of Object.keys(live.loaded.entrypoints)) {
+      budget.begin(Math.max(limits.deadlineMs * WARM_UP_FACTOR, WARM_UP_FLOOR_MS));
+      try {
+        warm.run(entrypoint, {});
+      } catch {
+        warm = instantiate();
+      }
+    }
+    budget.disarm();
     const policy = new Policy(bundle, limits, instantiate, budget, () => {
       instant.begin();
       host.beginEvaluation();
     });
-    policy.live = live;
+    policy.live = warm;
     return policy;
   }
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { validator } from '../formats/schema.js';
-import { ADMISSION_LIMITS, LIMIT_CEILINGS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
+import { ADMISSION_LIMITS, ADMISSION_REVIEW_BUDGET_MS, LIMIT_CEILINGS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
 
 /** What a rule set does with a violation: deny, allow with a warning, or only log it. */
 export type RuleMode = 'enforce' | 'warn' | 'dry-run';
@@ -21,8 +21,11 @@ export interface AdmissionConfig {
   maxBodyBytes: number;
   /** Kinds outside the pod controllers: `allow` them with a note (default), or `deny`. */
   unknownKinds: 'allow' | 'deny';
-  /** Deadline and memory bound of each policy evaluation (guardrails and every Gatekeeper template). */
-  evaluation: EvaluationLimits;
+  /**
+   * Deadline and memory bound of each policy evaluation (guardrails and every Gatekeeper template),
+   * and the wall-clock ms one review may spend on all of them (`reviewBudgetMs`).
+   */
+  evaluation: EvaluationLimits & { reviewBudgetMs: number };
 }
 
 /** Defaults: everything enforced, image-digest only warns (teams migrate to digests gradually). */
@@ -34,7 +37,7 @@ export const defaultConfig: AdmissionConfig = {
   gatekeeper: { mode: 'enforce', sync: [] },
   maxBodyBytes: 4 * 1024 * 1024,
   unknownKinds: 'allow',
-  evaluation: ADMISSION_LIMITS,
+  evaluation: { ...ADMISSION_LIMITS, reviewBudgetMs: ADMISSION_REVIEW_BUDGET_MS },
 };
 
 const mode = { enum: ['enforce', 'warn', 'dry-run'] } as const;
@@ -67,6 +70,7 @@ const configFile = validator<Partial<AdmissionConfig>>({
       properties: {
         deadlineMs: { type: 'number', exclusiveMinimum: 0, maximum: LIMIT_CEILINGS.deadlineMs },
         memoryMiB: { type: 'integer', minimum: 1, maximum: LIMIT_CEILINGS.memoryMiB },
+        reviewBudgetMs: { type: 'number', exclusiveMinimum: 0, maximum: LIMIT_CEILINGS.deadlineMs },
       },
     },
   },

@@ -138,6 +138,9 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   const findings: Finding[] = [];
   // Set when an evaluation was stopped by its deadline or memory bound (the event says so).
   let limited: string | undefined;
+  // What is left of the review's evaluation budget: a review matching many templates cannot spend one
+  // deadline in each past the API server's timeout (one given 0 ms stops at its first look at the clock).
+  const remainingMs = () => Math.floor(deps.config.evaluation.reviewBudgetMs - (performance.now() - started));
   const policies = deps.policies();
   const bundles: DecisionEvent['bundles'] = policies ? { admission: { revision: policies.revision } } : {};
   const podKind = isPodKind(req.kind.group, req.kind.kind);
@@ -162,7 +165,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
       // 6. Guardrails.
       if (policies.guardrails) {
         try {
-          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec } });
+          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec } }, remainingMs());
           for (const v of admissionViolations.parse(raw ?? [], ADMISSION_ENTRYPOINT)) {
             findings.push({ set: 'guardrails', rule: v.rule, msg: v.msg, mode: deps.config.guardrails.rules[v.rule] ?? deps.config.guardrails.mode, ...(v.field ? { field: v.field } : {}), ...(v.container ? { container: v.container } : {}) });
           }
@@ -181,7 +184,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     const needsLabels = ns && deps.namespaces && policies.gatekeeper.constraints.some((c) => c.spec?.match?.namespaceSelector);
     const nsLabels = needsLabels ? await deps.namespaces!.labels(ns) : undefined;
     const gatekeeper = deps.inventory ? await deps.inventory.setFor(policies) : policies.gatekeeper;
-    for (const r of gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined) })) {
+    for (const r of gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined), remainingMs })) {
       const mode = milder(fromAction[r.enforcementAction] ?? 'enforce', deps.config.gatekeeper.mode);
       if (r.limit) limited = `evaluation limit (${r.limit}): ${r.kind}/${r.name}: ${r.error}`;
       if (r.error) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: `could not be evaluated (${r.error}); refused until it can`, mode: 'enforce' });

@@ -166,7 +166,7 @@ export class GatekeeperSet {
   }
 
   /** Evaluate every matching Constraint. A Constraint whose kind has no template reports an error. */
-  review(review: GatekeeperReview, opts: { namespaceLabels?: NamespaceLabels; inventory?: unknown } = {}): ConstraintResult[] {
+  review(review: GatekeeperReview, opts: { namespaceLabels?: NamespaceLabels; inventory?: unknown; /** ms left of the review's evaluation budget. */ remainingMs?: () => number } = {}): ConstraintResult[] {
     const out: ConstraintResult[] = [];
     for (const c of this.constraints) {
       if (!constraintMatches(c.spec?.match, review, opts.namespaceLabels)) continue;
@@ -178,7 +178,7 @@ export class GatekeeperSet {
       }
       try {
         const input = { review, parameters: c.spec?.parameters ?? {} };
-        const result = mod.policy.evaluate(mod.entrypoint, input);
+        const result = mod.policy.evaluate(mod.entrypoint, input, opts.remainingMs?.());
         const list = Array.isArray(result) ? result : [];
         out.push({ ...base, violations: list.map((v) => ({ msg: String((v as { msg?: unknown }).msg ?? ''), ...((v as { details?: unknown }).details !== undefined ? { details: (v as { details?: unknown }).details } : {}) })) });
       } catch (err) {

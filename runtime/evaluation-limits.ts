@@ -21,6 +21,12 @@ export const SIDECAR_LIMITS: EvaluationLimits = Object.freeze({ deadlineMs: 10, 
  */
 export const ADMISSION_LIMITS: EvaluationLimits = Object.freeze({ deadlineMs: 500, memoryMiB: 64 });
 
+/**
+ * Wall-clock ms one admission review may spend evaluating, all its modules together: inside the 5 s
+ * timeoutSeconds the webhook registers, with room for the coverage lookup and the network.
+ */
+export const ADMISSION_REVIEW_BUDGET_MS = 3_000;
+
 /** `warden diff` replays recorded traffic offline: generous, but still bounded. */
 export const REPLAY_LIMITS: EvaluationLimits = Object.freeze({ deadlineMs: 1_000, memoryMiB: 256 });
 

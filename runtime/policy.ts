@@ -308,12 +308,15 @@ export class Policy {
     return this.live;
   }
 
-  /** Evaluate an entrypoint; `undefined` when the rule is undefined for this input. */
-  evaluate(entrypoint: string, input: unknown): unknown {
+  /**
+   * Evaluate an entrypoint; `undefined` when the rule is undefined for this input. `deadlineMs`
+   * shortens this one evaluation's deadline (the webhook passes what is left of a review's budget).
+   */
+  evaluate(entrypoint: string, input: unknown, deadlineMs?: number): unknown {
     this.beforeEvaluate?.();
     const live = this.instance();
     let rs: Array<{ result: unknown }>;
-    this.budget.begin();
+    this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
     try {
       rs = live.run(entrypoint, input) as Array<{ result: unknown }>;
     } catch (err) {

@@ -84,11 +84,43 @@ function pod(name: string, memory: string, labels: Record<string, string> = {}):
   };
 }
 
-function review(object: Record<string, unknown>): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
+// `warden admission serve` over the built bundles with a config file, as an operator starts it.
+async function serve(name: string, configText: string): Promise<typeof served> {
+  const config = join(built.dir, name);
+  writeFileSync(config, configText);
+  const child = spawn(
+    process.execPath,
+    [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', '--admission-bundle', join(built.bundles, 'admission.tar.gz'), '--verification-key', join(built.bundles, 'verification-key.pem'), '--bundles', built.bundles, '--config', config],
+    { cwd: built.dir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  // Without an engine the decision events are logged to stdout, one JSON line each.
+  let events = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (c: string) => (events += c));
+  let err = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (c: string) => {
+      err += c;
+      const m = /listening on (https:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+  return { child, url, stderr: () => err, events: () => events };
+}
+
+async function stop(s: typeof served): Promise<void> {
+  const exited = new Promise((r) => s.child.once('exit', r));
+  s.child.kill('SIGTERM');
+  await exited;
+}
+
+function review(object: Record<string, unknown>, to = served): Promise<{ response: { allowed: boolean; status?: { message?: string } } }> {
   const body = JSON.stringify(admissionReview(object, 'shop'));
   return new Promise((resolve, reject) => {
     // The webhook's in-memory certificate is accepted for this loopback call only.
-    const req = request(served.url, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(to.url, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
       res.on('end', () => resolve(JSON.parse(text) as never));
@@ -116,36 +148,11 @@ beforeAll(async () => {
   const template = parseYaml(templateText) as { spec: { targets: Array<{ rego: string; libs: string[] }> } };
   writeFileSync(join(regoDir, 'template.rego'), template.spec.targets[0]!.rego);
   writeFileSync(join(regoDir, 'lib.rego'), template.spec.targets[0]!.libs[0]!);
-  const config = join(built.dir, 'webhook.yaml');
-  writeFileSync(config, `evaluation:\n  deadlineMs: ${DEADLINE_MS}\n  memoryMiB: ${MEMORY_MIB}\n`);
-  const child = spawn(
-    process.execPath,
-    [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', '--admission-bundle', join(built.bundles, 'admission.tar.gz'), '--verification-key', join(built.bundles, 'verification-key.pem'), '--bundles', built.bundles, '--config', config],
-    { cwd: built.dir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  // Without an engine the decision events are logged to stdout, one JSON line each.
-  let events = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (c: string) => (events += c));
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => {
-      err += c;
-      const m = /listening on (https:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  served = { child, url, stderr: () => err, events: () => events };
+  served = await serve('webhook.yaml', `evaluation:\n  deadlineMs: ${DEADLINE_MS}\n  memoryMiB: ${MEMORY_MIB}\n`);
 }, 300_000);
 
 afterAll(async () => {
-  if (served) {
-    const exited = new Promise((r) => served.child.once('exit', r));
-    served.child.kill('SIGTERM');
-    await exited;
-  }
+  if (served) await stop(served);
   rmSync(regoDir, { recursive: true, force: true });
   built?.cleanup();
 });
@@ -201,5 +208,19 @@ describe('warden admission serve under evaluation limits', () => {
     expect(limitsFindings(other.response.status?.message)).toHaveLength(1);
     const after = await review(pod('after-hog', '128974848'));
     expect(after.response.status?.message ?? '').not.toMatch(/WardenSpin|could not be evaluated/);
+  });
+
+  it("gives a review's evaluations together no more than the review budget", async () => {
+    const tight = await serve('tight.yaml', 'evaluation:\n  deadlineMs: 2000\n  reviewBudgetMs: 300\n');
+    try {
+      const t0 = performance.now();
+      const answer = await review(pod('spinner', '128974848', { spin: 'loop' }), tight);
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      const stopped = /WardenSpin\/spin-on-demand\] could not be evaluated \(.*deadline of (\d+) ms/.exec(answer.response.status?.message ?? '');
+      expect(stopped, answer.response.status?.message).not.toBeNull();
+      expect(Number(stopped![1])).toBeLessThanOrEqual(300);
+    } finally {
+      await stop(tight);
+    }
   });
 });

@@ -5,6 +5,7 @@ import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
 import type { GatekeeperData } from '../formats/gatekeeper.js';
 import { BundleError } from '../runtime/archive.js';
 import { generationOf, openBundle, refuseOlder, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
+import { ADMISSION_LIMITS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
 import { GatekeeperSet } from './gatekeeper.js';
 
@@ -15,6 +16,8 @@ export interface AdmissionPolicies {
   generation: number;
   guardrails: Policy | undefined;
   gatekeeper: GatekeeperSet;
+  /** The bounds every module was loaded with (inventory re-instantiations use them too). */
+  limits: EvaluationLimits;
   /** The template modules, to re-instantiate with data.inventory (admission/inventory.ts). */
   templates: Array<{ name: string; kind: string; entrypoint: string; wasm: Uint8Array }>;
 }
@@ -32,15 +35,20 @@ const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, u
  * Load one Gatekeeper template module (compiled by engine/compiler/gatekeeper.ts) with the runtime's
  * host builtins (Go-compatible sprintf, which Gatekeeper messages are written for).
  */
-export function loadTemplatePolicy(wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): Promise<Policy> {
-  return Policy.load(moduleBundle(wasm, revision, data), { memory: { initial: 5, maximum: 1024 } });
+export function loadTemplatePolicy(wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}, limits: EvaluationLimits = ADMISSION_LIMITS): Promise<Policy> {
+  return Policy.load(moduleBundle(wasm, revision, data), { limits });
 }
 
 /**
  * Verify and load bundles/admission.tar.gz. Throws BundleError with what is wrong, and when the bundle
  * is of a lower generation than the bundle `inForce` (a replayed old bundle is signed too: it must not roll the rules back).
  */
-export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrust, inForce?: Pick<AdmissionPolicies, 'revision' | 'generation'>): Promise<AdmissionPolicies> {
+export async function loadAdmissionBundle(
+  archive: Uint8Array,
+  trust: BundleTrust,
+  inForce?: Pick<AdmissionPolicies, 'revision' | 'generation'>,
+  limits: EvaluationLimits = ADMISSION_LIMITS,
+): Promise<AdmissionPolicies> {
   const bundle = await openBundle(archive, trust);
   const generation = generationOf(bundle);
   refuseOlder({ revision: bundle.revision, generation }, inForce);
@@ -52,12 +60,12 @@ export async function loadAdmissionBundle(archive: Uint8Array, trust: BundleTrus
   };
   const g = modules.find((m) => m.entrypoint === ADMISSION_ENTRYPOINT);
   const { gatekeeper: gkData, ...guardrailData } = bundle.data as { gatekeeper?: GatekeeperData };
-  const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData)) : undefined;
+  const guardrails = g ? await Policy.load(moduleBundle(file(g.module), bundle.revision, guardrailData), { limits }) : undefined;
   const loaded = new Map<string, { policy: Policy; entrypoint: string }>();
   const templates: AdmissionPolicies['templates'] = [];
   for (const t of gkData?.templates ?? []) {
     templates.push({ name: t.name, kind: t.kind, entrypoint: t.entrypoint, wasm: file(t.module) });
-    loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`), entrypoint: t.entrypoint });
+    loaded.set(t.kind, { policy: await loadTemplatePolicy(file(t.module), `${bundle.revision}:${t.name}`, {}, limits), entrypoint: t.entrypoint });
   }
-  return { revision: bundle.revision, generation, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
+  return { revision: bundle.revision, generation, limits, guardrails, gatekeeper: new GatekeeperSet(loaded, gkData?.constraints ?? []), templates };
 }

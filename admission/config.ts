@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { validator } from '../formats/schema.js';
+import { ADMISSION_LIMITS, ADMISSION_REVIEW_BUDGET_MS, LIMIT_CEILINGS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
 
 /** What a rule set does with a violation: deny, allow with a warning, or only log it. */
 export type RuleMode = 'enforce' | 'warn' | 'dry-run';
@@ -22,6 +23,11 @@ export interface AdmissionConfig {
   unknownKinds: 'allow' | 'deny';
   /** The sidecar the mutating webhook injects, and what coverage accepts as the real one (docs/injection.md). */
   injection: InjectionConfig;
+  /**
+   * Deadline and memory bound of each policy evaluation (guardrails and every Gatekeeper template),
+   * and the wall-clock ms one review may spend on all of them (`reviewBudgetMs`).
+   */
+  evaluation: EvaluationLimits & { reviewBudgetMs: number };
 }
 
 /** Where the sidecar's SVID (tls.crt, tls.key, ca.crt) comes from. */
@@ -72,6 +78,7 @@ export const defaultConfig: AdmissionConfig = {
     proxyUid: 10001,
     resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '1', memory: '256Mi' } },
   },
+  evaluation: { ...ADMISSION_LIMITS, reviewBudgetMs: ADMISSION_REVIEW_BUDGET_MS },
 };
 
 const DIGEST_IMAGE = '^[^@\\s]+@sha256:[0-9a-f]{64}$';
@@ -125,6 +132,15 @@ const configFile = validator<AdmissionConfigFile>({
         resources: { type: 'object', additionalProperties: false, properties: { requests: quantities, limits: quantities } },
       },
     },
+    evaluation: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        deadlineMs: { type: 'number', exclusiveMinimum: 0, maximum: LIMIT_CEILINGS.deadlineMs },
+        memoryMiB: { type: 'integer', minimum: 1, maximum: LIMIT_CEILINGS.memoryMiB },
+        reviewBudgetMs: { type: 'number', exclusiveMinimum: 0, maximum: LIMIT_CEILINGS.deadlineMs },
+      },
+    },
   },
 });
 
@@ -137,6 +153,7 @@ export function resolveConfig(partial: AdmissionConfigFile = {}): AdmissionConfi
     guardrails: { ...defaultConfig.guardrails, ...partial.guardrails, rules: { ...defaultConfig.guardrails.rules, ...partial.guardrails?.rules } },
     gatekeeper: { ...defaultConfig.gatekeeper, ...partial.gatekeeper },
     injection: { ...defaultConfig.injection, ...partial.injection },
+    evaluation: { ...defaultConfig.evaluation, ...partial.evaluation },
   };
 }
 

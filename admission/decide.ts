@@ -14,6 +14,7 @@ import {
 } from '../formats/admission-review.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import type { AdmissionPolicies } from './bundle.js';
+import { EvaluationLimitError } from '../runtime/policy.js';
 import { exemptNamespaces, type AdmissionConfig, type RuleMode } from './config.js';
 import { checkCoverage, serviceAccountOf, type WorkloadDirectory } from './coverage.js';
 import { INJECT_KEY } from './injection.js';
@@ -143,6 +144,11 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
   }
 
   const findings: Finding[] = [];
+  // Set when an evaluation was stopped by its deadline or memory bound (the event says so).
+  let limited: string | undefined;
+  // What is left of the review's evaluation budget: a review matching many templates cannot spend one
+  // deadline in each past the API server's timeout (one given 0 ms stops at its first look at the clock).
+  const remainingMs = () => Math.floor(deps.config.evaluation.reviewBudgetMs - (performance.now() - started));
   const policies = deps.policies();
   const bundles: DecisionEvent['bundles'] = policies ? { admission: { revision: policies.revision } } : {};
   const podKind = isPodKind(req.kind.group, req.kind.kind);
@@ -177,12 +183,13 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
       if (policies.guardrails) {
         try {
           const interception = isInterceptionInit(pod.spec, deps.config.injection) ? { interception_init: { list: 'initContainers', index: 0 } } : {};
-          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec }, ...interception });
+          const raw = policies.guardrails.evaluate(ADMISSION_ENTRYPOINT, { kind: req.kind.kind, namespace: ns, name: objName, operation: req.operation, path: pod.path, pod: { metadata: pod.metadata, spec: pod.spec }, ...interception }, remainingMs());
           for (const v of admissionViolations.parse(raw ?? [], ADMISSION_ENTRYPOINT)) {
             findings.push({ set: 'guardrails', rule: v.rule, msg: v.msg, mode: deps.config.guardrails.rules[v.rule] ?? deps.config.guardrails.mode, ...(v.field ? { field: v.field } : {}), ...(v.container ? { container: v.container } : {}) });
           }
         } catch (err) {
-          findings.push({ set: 'guardrails', rule: 'evaluation-error', msg: `the guardrails could not be evaluated (${(err as Error).message}); the object is refused until they can`, mode: 'enforce' });
+          if (err instanceof EvaluationLimitError) limited = `evaluation limit (${err.limit}): guardrails: ${err.message}`;
+          findings.push({ set: 'guardrails', rule: err instanceof EvaluationLimitError ? 'evaluation-limit' : 'evaluation-error', msg: `the guardrails could not be evaluated (${(err as Error).message}); the object is refused until they can`, mode: 'enforce' });
         }
       }
     }
@@ -195,8 +202,9 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     const needsLabels = ns && deps.namespaces && policies.gatekeeper.constraints.some((c) => c.spec?.match?.namespaceSelector);
     const nsLabels = needsLabels ? await deps.namespaces!.labels(ns) : undefined;
     const gatekeeper = deps.inventory ? await deps.inventory.setFor(policies) : policies.gatekeeper;
-    for (const r of gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined) })) {
+    for (const r of gatekeeper.review(reviewFromRequest(req), { namespaceLabels: (n) => (n === ns ? nsLabels : undefined), remainingMs })) {
       const mode = milder(fromAction[r.enforcementAction] ?? 'enforce', deps.config.gatekeeper.mode);
+      if (r.limit) limited = `evaluation limit (${r.limit}): ${r.kind}/${r.name}: ${r.error}`;
       if (r.error) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: `could not be evaluated (${r.error}); refused until it can`, mode: 'enforce' });
       for (const v of r.violations) findings.push({ set: 'gatekeeper', rule: `${r.kind}/${r.name}`, msg: v.msg, mode });
     }
@@ -215,6 +223,8 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     bundles,
     input,
     result,
+    // A review stopped by a limit is its own kind of event: the audit log can find every one.
+    ...(limited ? { error: limited } : {}),
   });
   const response: AdmissionResponse = { uid: req.uid, allowed: denied.length === 0 };
   if (denied.length > 0) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(req, req.object, denied) };

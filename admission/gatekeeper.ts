@@ -3,7 +3,8 @@
 // the template's WASM module with `input = {review, parameters}`).
 import type { AdmissionRequest } from '../formats/admission-review.js';
 import type { Constraint, ConstraintMatch, EnforcementAction, LabelSelector } from '../formats/gatekeeper.js';
-import type { Policy } from '../runtime/policy.js';
+import type { LimitKind } from '../runtime/evaluation-limits.js';
+import { EvaluationLimitError, type Policy } from '../runtime/policy.js';
 
 /** The `input.review` Gatekeeper builds from an AdmissionRequest (or from a bare object in audit). */
 export interface GatekeeperReview {
@@ -31,6 +32,8 @@ export interface ConstraintResult {
   violations: GatekeeperViolation[];
   /** Set when the template could not be evaluated (callers treat it as a violation: fail closed). */
   error?: string;
+  /** Set when the evaluation was stopped by its deadline or memory bound. */
+  limit?: LimitKind;
 }
 
 /** Labels of a namespace, when the caller can look them up (for namespaceSelector). */
@@ -163,7 +166,7 @@ export class GatekeeperSet {
   }
 
   /** Evaluate every matching Constraint. A Constraint whose kind has no template reports an error. */
-  review(review: GatekeeperReview, opts: { namespaceLabels?: NamespaceLabels; inventory?: unknown } = {}): ConstraintResult[] {
+  review(review: GatekeeperReview, opts: { namespaceLabels?: NamespaceLabels; inventory?: unknown; /** ms left of the review's evaluation budget. */ remainingMs?: () => number } = {}): ConstraintResult[] {
     const out: ConstraintResult[] = [];
     for (const c of this.constraints) {
       if (!constraintMatches(c.spec?.match, review, opts.namespaceLabels)) continue;
@@ -175,11 +178,11 @@ export class GatekeeperSet {
       }
       try {
         const input = { review, parameters: c.spec?.parameters ?? {} };
-        const result = mod.policy.evaluate(mod.entrypoint, input);
+        const result = mod.policy.evaluate(mod.entrypoint, input, opts.remainingMs?.());
         const list = Array.isArray(result) ? result : [];
         out.push({ ...base, violations: list.map((v) => ({ msg: String((v as { msg?: unknown }).msg ?? ''), ...((v as { details?: unknown }).details !== undefined ? { details: (v as { details?: unknown }).details } : {}) })) });
       } catch (err) {
-        out.push({ ...base, violations: [], error: (err as Error).message });
+        out.push({ ...base, violations: [], error: (err as Error).message, ...(err instanceof EvaluationLimitError ? { limit: err.limit } : {}) });
       }
     }
     return out;

@@ -68,7 +68,7 @@ export class InventoryGatekeeper {
     if (this.cached?.key === key) return this.cached.set;
     const data = { inventory: inventoryOf(snap.objects) };
     const modules = new Map<string, { policy: Awaited<ReturnType<typeof loadTemplatePolicy>>; entrypoint: string }>();
-    for (const t of policies.templates) modules.set(t.kind, { policy: await loadTemplatePolicy(t.wasm, `${policies.revision}:${t.name}`, data), entrypoint: t.entrypoint });
+    for (const t of policies.templates) modules.set(t.kind, { policy: await loadTemplatePolicy(t.wasm, `${policies.revision}:${t.name}`, data, policies.limits), entrypoint: t.entrypoint });
     const set = new GatekeeperSet(modules, policies.gatekeeper.constraints);
     this.cached = { key, set };
     return set;

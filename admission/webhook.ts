@@ -88,7 +88,7 @@ export async function createWebhook(opts: { config: AdmissionConfig; sources: We
       }
       const tag = createHash('sha256').update(got.bytes).digest('hex');
       if (current && tag === lastHash) return { changed: false };
-      current = await loadAdmissionBundle(got.bytes, opts.sources.trust, current);
+      current = await loadAdmissionBundle(got.bytes, opts.sources.trust, current, opts.config.evaluation);
       lastHash = tag;
       lastEtag = got.etag;
       return { changed: true };

@@ -20,6 +20,8 @@ export interface BundleMetadata {
   warden: string;
   /** The workload opted into OPA's strict builtin errors (a failing builtin fails the decision); absent: OPA's default. */
   strictBuiltinErrors?: boolean;
+  /** The workload's evaluation limits from workload.yaml, when it sets any. */
+  limits?: { deadlineMs?: number; memoryMiB?: number };
 }
 
 /** `.manifest`: revision, roots, wasm entrypoints, rego version, metadata. */

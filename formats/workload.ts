@@ -31,6 +31,8 @@ export interface WorkloadManifest {
     /** Serve OAuth protected-resource metadata and demand audience-bound bearer tokens. */
     oauth?: { resource: string; authorizationServers: string[]; scopes?: string[] };
   };
+  /** Bounds of each evaluation of this workload's policy (defaults: the sidecar's, see docs/evaluation-limits.md). */
+  limits?: { deadlineMs?: number; memoryMiB?: number };
   description?: string;
   /**
    * OPA's strict builtin errors: a builtin that fails (a malformed time, a bad JWT) fails the whole
@@ -57,6 +59,14 @@ export const workloadManifestSchema = {
     mode: { enum: ['enforce', 'dry-run'] },
     description: { type: 'string' },
     strictBuiltinErrors: { type: 'boolean' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        deadlineMs: { type: 'number', exclusiveMinimum: 0, maximum: 60_000 },
+        memoryMiB: { type: 'integer', minimum: 1, maximum: 4_096 },
+      },
+    },
     specs: {
       type: 'object',
       additionalProperties: false,

@@ -6,6 +6,7 @@ import { builtAtOf, generationOf, openBundle, refuseOlder } from '../runtime/bun
 import type { Clock } from '../runtime/clock.js';
 import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
 import { formatOciReference, pullBundle, RegistryError, type OciReference, type RegistryClient } from '../runtime/oci-registry.js';
+import { SIDECAR_LIMITS, withLimits } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 
@@ -78,7 +79,9 @@ export class BundleSource {
       if (metadata.workload && metadata.workload !== this.opts.workload) throw new Error(`bundle is for workload ${metadata.workload}, not ${this.opts.workload}`);
       const generation = generationOf(bundle);
       refuseOlder({ revision: bundle.revision, generation }, this.active);
-      const policy = await Policy.load(bundle, this.opts.clock ? { clock: this.opts.clock } : {});
+      // The workload's own limits (workload.yaml, carried in the signed bundle) over the sidecar's defaults.
+      const limits = withLimits(SIDECAR_LIMITS, metadata.limits, `bundle ${bundle.revision} metadata`);
+      const policy = await Policy.load(bundle, { limits, ...(this.opts.clock ? { clock: this.opts.clock } : {}) });
       const next: ActiveBundle = {
         policy,
         revision: bundle.revision,

@@ -6,6 +6,8 @@ import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/
 import type { Destination, McpInput, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import { maskInput, type DecisionLog } from '../runtime/decision-log.js';
+import type { LimitKind } from '../runtime/evaluation-limits.js';
+import { EvaluationLimitError } from '../runtime/policy.js';
 import type { PluginMetrics } from './metrics.js';
 
 /** What the front end does with a call. */
@@ -79,7 +81,10 @@ export class DecisionPipeline {
     try {
       decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
     } catch (err) {
-      this.opts.metrics?.evaluated(Number(process.hrtime.bigint() - t0) / 1e9);
+      const ns = Number(process.hrtime.bigint() - t0);
+      this.opts.metrics?.evaluated(ns / 1e9);
+      // A stopped evaluation gets its own event: `evaluation limit (deadline|memory)`, with the time it took.
+      if (err instanceof EvaluationLimitError) return this.finish(decisionId, input, ctx, bundle, { error: `evaluation limit (${err.limit}): ${err.message}`, limit: err.limit, evalNs: ns });
       return this.finish(decisionId, input, ctx, bundle, { error: `policy evaluation failed: ${String((err as Error)?.message ?? err)}` });
     }
     const evalNs = Number(process.hrtime.bigint() - t0);
@@ -97,7 +102,7 @@ export class DecisionPipeline {
     input: PolicyInput,
     ctx: { kind: EventKind; via: EventSource },
     bundle: ActiveBundle | undefined,
-    r: { decision?: Decision; evalNs?: number; error?: string; status?: number },
+    r: { decision?: Decision; evalNs?: number; error?: string; status?: number; limit?: LimitKind },
   ): Verdict {
     const mode = bundle?.mode ?? 'enforce';
     const d = r.decision;
@@ -109,7 +114,13 @@ export class DecisionPipeline {
       outcome,
       status: r.status ?? d?.status ?? 403,
       // Refusals explain themselves to the caller; internal failures say only that the call failed closed.
-      reasons: d ? d.reasons : r.status !== undefined ? [r.error ?? 'refused'] : ['the call could not be decided (fail closed); look the decision id up in the audit log'],
+      reasons: d
+        ? d.reasons
+        : r.status !== undefined
+          ? [r.error ?? 'refused']
+          : r.limit
+            ? [`the policy did not decide within its ${r.limit === 'deadline' ? 'deadline' : 'memory bound'} (fail closed)`]
+            : ['the call could not be decided (fail closed); look the decision id up in the audit log'],
       headers: d?.headers ?? {},
       ...(d ? { decision: d } : {}),
       ...(bundle ? { bundle } : {}),

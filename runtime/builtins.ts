@@ -233,6 +233,11 @@ function sdkBuiltinTable(): Record<string, unknown> {
   return sdkRequire(join(dirname(entry), 'builtins', 'index.js')) as Record<string, unknown>;
 }
 
+/** The SDK's own builtins by name (json.is_valid, regex.split, yaml.*), minus those Warden took over. */
+export function sdkBuiltinFunctions(): Readonly<Record<string, (...args: unknown[]) => unknown>> {
+  return sdkBuiltinTable() as Record<string, (...args: unknown[]) => unknown>;
+}
+
 /** Names the SDK implements itself (json.is_valid, regex.split, yaml.*), minus those Warden took over. */
 export function sdkBuiltinNames(): string[] {
   return Object.keys(sdkBuiltinTable());

@@ -1,15 +1,32 @@
-// Evaluating a bundle's WASM policy in-process with @open-policy-agent/opa-wasm: load once, check
-// every builtin the module needs is supplied, then evaluate entrypoints synchronously per call.
-import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+// Evaluating a bundle's WASM policy in-process: meter the module (wasm-metering.ts), compile it once,
+// instantiate it with @open-policy-agent/opa-wasm's LoadedPolicy over Warden's own imports, check every
+// builtin the module needs is supplied, then evaluate entrypoints synchronously per call, each within
+// its EvaluationLimits. An evaluation stopped by a limit throws EvaluationLimitError, and the instance
+// (whose heap it may have left grown or half-written) is replaced by a fresh one from the same module.
+import { createRequire } from 'node:module';
+import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { decision as decisionFormat, type Decision } from '../formats/decision.js';
 import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
-import { createHostBuiltins, preferWardenBuiltins, sdkBuiltinNames, type HostBuiltin } from './builtins.js';
+import { createHostBuiltins, preferWardenBuiltins, sdkBuiltinFunctions, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
+import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
+import { meterModule, METERING_IMPORTS, MeteringError } from './wasm-metering.js';
 
 /** Raised when evaluation fails; callers deny (fail closed). */
 export class EvaluationError extends Error {
   override name = 'EvaluationError';
+}
+
+/** Raised when an evaluation is stopped by its deadline or memory bound; callers deny and say which. */
+export class EvaluationLimitError extends EvaluationError {
+  override name = 'EvaluationLimitError';
+  constructor(
+    readonly limit: LimitKind,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Options for loading a policy. */
@@ -18,15 +35,19 @@ export interface PolicyOptions {
   clock?: Clock;
   /** Replace Warden's host builtins altogether (tests of the loader only). */
   builtins?: Readonly<Record<string, HostBuiltin>>;
-  /** WASM memory in 64 KiB pages; the maximum bounds what one hostile input can make the policy allocate. */
-  memory?: { initial: number; maximum: number };
   /** A builtin error fails the evaluation instead of leaving the expression undefined (default: the bundle's `metadata.strictBuiltinErrors`). */
   strictBuiltinErrors?: boolean;
+  /** Deadline and memory bound of each evaluation (default: SIDECAR_LIMITS). */
+  limits?: EvaluationLimits;
+  /** Load the module unmetered, with no deadline: only bench/deadline.bench.ts's baseline; never in a part. */
+  unmeteredBaseline?: true;
 }
 
 interface WasmExports {
   builtins(): number;
   opa_json_dump(addr: number): number;
+  opa_json_parse(addr: number, length: number): number;
+  opa_malloc(length: number): number;
   opa_eval?: (reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, format: number) => number;
 }
 
@@ -42,8 +63,61 @@ interface LoadedPolicyInternals {
 }
 
 const PAGE = 64 * 1024;
+// The warm-up evaluation's deadline: ten of the policy's, at least 100 ms (it pays the compilation).
+const WARM_UP_FACTOR = 10;
+const WARM_UP_FLOOR_MS = 100;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+// The SDK's ESM side exports only loadPolicy; LoadedPolicy (heap bookkeeping, setData, the pre-1.2
+// evaluate) is reached through its CommonJS entry.
+const { LoadedPolicy: LoadedPolicyClass } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as {
+  LoadedPolicy: new (instance: WebAssembly.Instance, memory: WebAssembly.Memory, minorVersion: number) => LoadedPolicy;
+};
+
+/**
+ * JSON text with every lone UTF-16 surrogate turned into U+FFFD, as OPA's Go decoder reads it (OPA's
+ * WASM parser refuses the text instead). JSON.stringify writes a lone surrogate as a `\udXXX` escape
+ * and a valid pair as raw characters, so every surrogate escape in its output is a lone one; escapes
+ * are matched left to right so that an escaped backslash followed by `ud800` is left alone.
+ */
+export function wellFormedJson(json: string): string {
+  if (!json.includes('\\ud')) return json;
+  return json.replace(/\\(?:ud[89a-f][0-9a-f]{2}|[^])/g, (m) => (m.length === 6 ? '\\ufffd' : m));
+}
+
+/**
+ * OPA's `replace(s, old, new)`. OPA runs Go's strings.NewReplacer(old, new): an empty `old` matches
+ * before every byte (not rune) and at the end, so a multi-byte character is split into bytes that are
+ * not UTF-8 on their own. OPA keeps those bytes; a JavaScript string cannot, so each becomes U+FFFD —
+ * exactly what OPA prints for them, so the JSON of the result is the same.
+ */
+export function opaReplace(s: string, old: string, replacement: string): string {
+  if (old !== '') return s.split(old).join(replacement);
+  if (replacement === '') return s;
+  const insert = encoder.encode(replacement);
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(insert.length * (bytes.length + 1) + bytes.length);
+  let n = 0;
+  out.set(insert, n);
+  n += insert.length;
+  for (const b of bytes) {
+    out[n++] = b;
+    out.set(insert, n);
+    n += insert.length;
+  }
+  return decoder.decode(out);
+}
+
+// Go's json.Unmarshal takes exactly one JSON text (surrounding whitespace allowed), as JSON.parse does.
+function isOneJsonText(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // ABI 1.2+ one-shot evaluation: the input's JSON is encoded straight into the heap just above the
 // data, opa_eval parses it, evaluates, resets the heap and returns the address of the result set's JSON.
@@ -52,7 +126,7 @@ function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExpo
   let written = 0;
   // As the SDK does: a falsy input is no input.
   if (input) {
-    const json = JSON.stringify(input);
+    const json = wellFormedJson(JSON.stringify(input));
     let heap = new Uint8Array(p.mem.buffer);
     // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
     if (at + json.length * 3 <= heap.length) written = encoder.encodeInto(json, heap.subarray(at)).written;
@@ -67,17 +141,6 @@ function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExpo
   const result = opaEval(0, entrypoint, p.dataAddr, written ? at : 0, written, at + written, 0);
   const heap = new Uint8Array(p.mem.buffer); // evaluation may have grown the memory
   return JSON.parse(decoder.decode(heap.subarray(result, heap.indexOf(0, result))));
-}
-
-// The module's builtins() table: every function it will ask the host for.
-function requiredBuiltins(policy: LoadedPolicy): string[] {
-  const inner = policy as unknown as { wasmInstance: { exports: WasmExports }; mem: WebAssembly.Memory };
-  const strAddr = inner.wasmInstance.exports.opa_json_dump(inner.wasmInstance.exports.builtins());
-  const bytes = new Uint8Array(inner.mem.buffer);
-  let end = strAddr;
-  while (bytes[end] !== 0) end++;
-  const table = JSON.parse(new TextDecoder().decode(bytes.subarray(strAddr, end))) as Record<string, number>;
-  return Object.keys(table);
 }
 
 // The pages the module's imported memory must start with: what its import section declares (large
@@ -165,22 +228,17 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
 
 /** A loaded policy: the bundle it came from plus its evaluator. */
 export class Policy {
-  // Chosen once at load: the ABI 1.2+ one-shot path when the module exports opa_eval, else the SDK's evaluate.
-  private readonly run: (entrypoint: string, input: unknown) => unknown;
+  // The live instance; replaced by a fresh one from the same compiled module after a stopped evaluation.
+  private live: LiveInstance | undefined;
 
   private constructor(
     readonly bundle: VerifiedBundle,
-    private readonly wasm: LoadedPolicy,
+    /** The bounds each evaluation runs within. */
+    readonly limits: EvaluationLimits,
+    private readonly instantiate: () => LiveInstance,
+    private readonly budget: EvaluationBudget,
     private readonly beforeEvaluate: (() => void) | undefined,
-  ) {
-    const inner = wasm as unknown as LoadedPolicyInternals;
-    const opaEval = inner.wasmInstance.exports.opa_eval;
-    const sdk = (entrypoint: string, input: unknown) => wasm.evaluate(input, entrypoint);
-    this.run =
-      opaEval && inner.minorVersion >= 2
-        ? (entrypoint, input) => (Object.hasOwn(inner.entrypoints, entrypoint) ? evaluateOneShot(inner, opaEval, inner.entrypoints[entrypoint]!, input) : sdk(entrypoint, input))
-        : sdk;
-  }
+  ) {}
 
   /** Load a verified bundle's WASM; refuses a module that needs a builtin nobody supplies. */
   static async load(bundle: VerifiedBundle, opts: PolicyOptions = {}): Promise<Policy> {
@@ -188,38 +246,94 @@ export class Policy {
     const instant = new EvaluationInstant(opts.clock ?? systemClock);
     const host = opts.builtins ? { functions: opts.builtins, beginEvaluation: () => undefined } : createHostBuiltins({ clock: instant, strictBuiltinErrors: opts.strictBuiltinErrors ?? bundle.manifest.metadata?.strictBuiltinErrors === true });
     preferWardenBuiltins(Object.keys(host.functions));
-    const sdk = new Set(sdkBuiltinNames());
-    let wasm: LoadedPolicy;
+    const limits = opts.limits ?? SIDECAR_LIMITS;
+    const budget = new EvaluationBudget(limits);
+    let module: WebAssembly.Module;
     try {
-      const memory = opts.memory ?? { initial: 5, maximum: 4096 };
-      const initial = Math.max(memory.initial, importedMemoryMinimum(bundle.wasm) ?? 0);
-      wasm = await loadPolicy(bundle.wasm, { initial, maximum: Math.max(memory.maximum, initial) }, host.functions as Record<string, (...a: unknown[]) => unknown>);
+      module = await WebAssembly.compile(opts.unmeteredBaseline ? (bundle.wasm as Uint8Array<ArrayBuffer>) : meterModule(bundle.wasm, FUEL_PER_TICK).wasm);
+    } catch (err) {
+      const why = err instanceof MeteringError ? err.message : `policy.wasm does not load: ${String((err as Error)?.message ?? err)}`;
+      throw new BundleError(`bundle ${bundle.revision}: ${why}`);
+    }
+    const maximum = limits.memoryMiB * 16;
+    const initial = Math.max(5, importedMemoryMinimum(bundle.wasm) ?? 0);
+    if (initial > maximum) {
+      throw new BundleError(`bundle ${bundle.revision}: policy.wasm needs ${initial / 16} MiB of memory to start, above the memory bound of ${limits.memoryMiB} MiB: raise memoryMiB`);
+    }
+    const data = encoder.encode(wellFormedJson(JSON.stringify(bundle.data)));
+    const instantiate = () => instantiatePolicy(module, { initial, maximum }, host.functions, budget, data);
+    let live: LiveInstance;
+    try {
+      live = instantiate();
     } catch (err) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm does not load: ${String((err as Error)?.message ?? err)}`);
     }
-    const missing = requiredBuiltins(wasm).filter((b) => !sdk.has(b) && !(b in host.functions));
+    const sdk = sdkBuiltinFunctions();
+    const missing = live.builtins.filter((b) => !(b in sdk) && !(b in host.functions));
     if (missing.length > 0) {
       throw new BundleError(`bundle ${bundle.revision}: the policy uses builtins this runtime does not provide: ${missing.join(', ')}`);
     }
-    wasm.setData(bundle.data);
-    return new Policy(bundle, wasm, () => {
+    // V8 compiles WASM functions lazily, on this thread, at their first call, and that CPU time would
+    // count against the first decisions' deadlines: one evaluation per entrypoint compiles the common
+    // path now, under a longer deadline (a policy that loops on any input must not hang the load).
+    // One that fails may leave the instance unsound: start afresh.
+    let warm = live;
+    for (const entrypoint of Object.keys(live.loaded.entrypoints)) {
+      budget.begin(Math.max(limits.deadlineMs * WARM_UP_FACTOR, WARM_UP_FLOOR_MS));
+      try {
+        warm.run(entrypoint, {});
+      } catch {
+        warm = instantiate();
+      }
+    }
+    budget.disarm();
+    const policy = new Policy(bundle, limits, instantiate, budget, () => {
       instant.begin();
       host.beginEvaluation();
     });
+    policy.live = warm;
+    return policy;
   }
 
   /** Entrypoint names the module exports. */
   get entrypoints(): string[] {
-    return Object.keys(this.wasm.entrypoints);
+    return Object.keys(this.instance().loaded.entrypoints);
   }
 
-  /** Evaluate an entrypoint; `undefined` when the rule is undefined for this input. */
-  evaluate(entrypoint: string, input: unknown): unknown {
-    this.beforeEvaluate?.();
-    let rs: Array<{ result: unknown }>;
+  private instance(): LiveInstance {
+    if (this.live) return this.live;
     try {
-      rs = this.run(entrypoint, input) as Array<{ result: unknown }>;
+      this.live = this.instantiate();
     } catch (err) {
+      throw new EvaluationError(`rebuilding the policy instance of bundle ${this.bundle.revision} failed: ${String((err as Error)?.message ?? err)}`);
+    }
+    return this.live;
+  }
+
+  /**
+   * Evaluate an entrypoint; `undefined` when the rule is undefined for this input. `deadlineMs`
+   * shortens this one evaluation's deadline (the webhook passes what is left of a review's budget).
+   */
+  evaluate(entrypoint: string, input: unknown, deadlineMs?: number): unknown {
+    this.beforeEvaluate?.();
+    const live = this.instance();
+    let rs: Array<{ result: unknown }>;
+    this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
+    try {
+      rs = live.run(entrypoint, input) as Array<{ result: unknown }>;
+    } catch (err) {
+      const limit = err instanceof LimitExceeded ? err.limit : memoryExhausted(err, live.mem, this.limits) ? 'memory' : undefined;
+      // A stopped or trapped evaluation may leave the heap grown or half-written: start afresh.
+      if (limit || err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+        this.live = undefined;
+        try {
+          this.live = this.instantiate();
+        } catch {
+          // rebuilt on the next evaluation instead
+        }
+      }
+      if (limit === 'memory') throw new EvaluationLimitError('memory', `evaluating ${entrypoint} was stopped: it needed more than the memory bound of ${this.limits.memoryMiB} MiB`);
+      if (limit) throw new EvaluationLimitError(limit, `evaluating ${entrypoint} was stopped: ${(err as Error).message}`);
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }
     return rs.length === 0 ? undefined : rs[0]!.result;
@@ -233,4 +347,104 @@ export class Policy {
     if (issues.length > 0) throw new EvaluationError(`${entrypoint} returned a malformed decision: ${issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')}`);
     return result as Decision;
   }
+}
+
+// OPA's malloc aborts when the memory cannot grow; writing a large input grows it from JavaScript.
+function memoryExhausted(err: unknown, mem: WebAssembly.Memory, limits: EvaluationLimits): boolean {
+  const message = String((err as Error)?.message ?? err);
+  if (message.includes('opa_malloc: failed')) return true;
+  return err instanceof RangeError && /WebAssembly\.Memory\.grow|Maximum memory size/i.test(message) && mem.buffer.byteLength <= limits.memoryMiB * 1024 * 1024;
+}
+
+/** One instance of a policy module with the evaluator chosen for its ABI. */
+interface LiveInstance {
+  loaded: LoadedPolicy;
+  mem: WebAssembly.Memory;
+  /** The module's builtins() table: every function it will ask the host for. */
+  builtins: string[];
+  run(entrypoint: string, input: unknown): unknown;
+}
+
+// Instantiates the metered module over Warden's imports: OPA's `env` (memory, abort, builtin calls
+// with JSON marshalling, as the SDK does them) plus the `warden` imports the metering added.
+function instantiatePolicy(
+  module: WebAssembly.Module,
+  memory: { initial: number; maximum: number },
+  hostFunctions: Readonly<Record<string, HostBuiltin>>,
+  budget: EvaluationBudget,
+  data: Uint8Array,
+): LiveInstance {
+  // Loading the data runs WASM too; the deadline of the evaluation that was just stopped is long past.
+  budget.disarm();
+  const mem = new WebAssembly.Memory(memory);
+  // Set right after instantiation; the imports only run once the instance exists.
+  const linked: { exports?: WasmExports } = {};
+  const sdk = sdkBuiltinFunctions();
+  const byId = new Map<number, string>();
+  const cString = (addr: number): string => {
+    const heap = new Uint8Array(mem.buffer);
+    return decoder.decode(heap.subarray(addr, heap.indexOf(0, addr)));
+  };
+  const dump = (addr: number): unknown => JSON.parse(cString(linked.exports!.opa_json_dump(addr)));
+  const load = (value: unknown): number => {
+    if (value === undefined) return 0;
+    const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(JSON.stringify(value)));
+    const addr = linked.exports!.opa_malloc(bytes.length);
+    new Uint8Array(mem.buffer).set(bytes, addr);
+    const parsed = linked.exports!.opa_json_parse(addr, bytes.length);
+    if (parsed === 0) throw new Error('a builtin returned a value the policy cannot read');
+    return parsed;
+  };
+  const call = (id: number, args: number[]): number => {
+    const name = byId.get(id);
+    const impl = (name !== undefined && (sdk[name] ?? hostFunctions[name])) as ((...a: unknown[]) => unknown) | undefined;
+    if (!impl) throw new Error(`not implemented: built-in function ${name ?? id}`);
+    budget.hostCall();
+    return load(impl(...args.map(dump)));
+  };
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory: mem,
+      opa_abort: (addr: number) => {
+        throw new Error(cString(addr));
+      },
+      opa_println: (addr: number) => process.stderr.write(`${cString(addr)}\n`),
+      opa_builtin0: (id: number) => call(id, []),
+      opa_builtin1: (id: number, _ctx: number, a: number) => call(id, [a]),
+      opa_builtin2: (id: number, _ctx: number, a: number, b: number) => call(id, [a, b]),
+      opa_builtin3: (id: number, _ctx: number, a: number, b: number, c: number) => call(id, [a, b, c]),
+      opa_builtin4: (id: number, _ctx: number, a: number, b: number, c: number, d: number) => call(id, [a, b, c, d]),
+    },
+    warden: {
+      [METERING_IMPORTS.tick]: budget.tick,
+      [METERING_IMPORTS.replace]: (s: number, old: number, replacement: number): number => {
+        const [a, b, c] = [dump(s), dump(old), dump(replacement)];
+        if (typeof a !== 'string' || typeof b !== 'string' || typeof c !== 'string') return 0;
+        // Bound the result before building it: `replace(s, "", x)` multiplies the input's size.
+        const matches = b === '' ? encoder.encode(a).length + 1 : a.split(b).length - 1;
+        if (a.length + matches * c.length > budget.limits.memoryMiB * 1024 * 1024) throw new Error('opa_malloc: failed (replace result above the memory bound)');
+        return load(opaReplace(a, b, c));
+      },
+      [METERING_IMPORTS.jsonComplete]: (addr: number): number => {
+        const v = dump(addr);
+        return typeof v !== 'string' || isOneJsonText(v) ? 1 : 0;
+      },
+    },
+  });
+  const exports = (linked.exports = instance.exports as unknown as WasmExports);
+  const abi = instance.exports.opa_wasm_abi_version as WebAssembly.Global | undefined;
+  if (abi?.value !== 1) throw new Error(`unsupported OPA WASM ABI version ${String(abi?.value)} (Warden reads ABI 1)`);
+  const minor = (instance.exports.opa_wasm_abi_minor_version as WebAssembly.Global | undefined)?.value as number | undefined;
+  const table = dump(exports.builtins()) as Record<string, number>;
+  for (const [name, id] of Object.entries(table)) byId.set(id, name);
+  const loaded = new LoadedPolicyClass(instance, mem, minor ?? 0);
+  loaded.setData(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
+  const inner = loaded as unknown as LoadedPolicyInternals;
+  const sdkEvaluate = (entrypoint: string, input: unknown) => loaded.evaluate(input ? encoder.encode(wellFormedJson(JSON.stringify(input))).buffer : input, entrypoint);
+  const opaEval = exports.opa_eval;
+  const run =
+    opaEval && inner.minorVersion >= 2
+      ? (entrypoint: string, input: unknown) => (Object.hasOwn(inner.entrypoints, entrypoint) ? evaluateOneShot(inner, opaEval, inner.entrypoints[entrypoint]!, input) : sdkEvaluate(entrypoint, input))
+      : sdkEvaluate;
+  return { loaded, mem, builtins: Object.keys(table), run };
 }

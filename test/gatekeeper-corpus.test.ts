@@ -14,7 +14,7 @@ import { loadTemplatePolicy } from '../admission/bundle.js';
 import type { AdmissionRequest } from '../formats/admission-review.js';
 import type { ConstraintTemplate } from '../formats/gatekeeper.js';
 
-const corpus = resolve(repoRoot, '..', 'shared', 'corpus', 'gatekeeper-library');
+const corpus = process.env.WARDEN_CORPUS ? join(process.env.WARDEN_CORPUS, 'gatekeeper-library') : resolve(repoRoot, '..', 'shared', 'corpus', 'gatekeeper-library');
 
 interface Row {
   policy: string;

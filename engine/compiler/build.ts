@@ -12,6 +12,7 @@ import type { BundleManifest, BundleMetadata } from '../../formats/bundle-manife
 import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import { readArchive, writeArchive, BundleError } from '../../runtime/archive.js';
 import { openBundle } from '../../runtime/bundle.js';
+import { SIDECAR_LIMITS, withLimits } from '../../runtime/evaluation-limits.js';
 import { Policy } from '../../runtime/policy.js';
 import { signBundle, type SigningAlgorithm } from '../../runtime/signature.js';
 import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
@@ -382,13 +383,14 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       builtAt: now().toISOString(),
       warden: WARDEN_VERSION,
       ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
+      ...(p.source.manifest.limits ? { limits: p.source.manifest.limits } : {}),
     };
     const manifest: BundleManifest = { revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
     files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
     // Prove the module loads and decides with the runtime pods use, before anyone receives it.
     try {
       const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
-      await Policy.load(bundle);
+      await Policy.load(bundle, { limits: withLimits(SIDECAR_LIMITS, metadata.limits, `${p.source.display}/workload.yaml`) });
     } catch (err) {
       if (err instanceof BundleError) throw new CompileError([], `${p.source.display}: ${err.message}`);
       throw err;

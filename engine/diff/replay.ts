@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Decision } from '../../formats/decision.js';
 import type { PolicyInput } from '../../formats/input.js';
 import { openBundle } from '../../runtime/bundle.js';
+import { REPLAY_LIMITS, SIDECAR_LIMITS, withLimits } from '../../runtime/evaluation-limits.js';
 import { EvaluationError, Policy } from '../../runtime/policy.js';
 import type { WorkloadBuild } from '../compiler/build.js';
 import { callersFor, grantsOf, type SpecData } from './callers.js';
@@ -58,7 +59,10 @@ async function load(builds: WorkloadBuild[]): Promise<Map<string, Side>> {
   const out = new Map<string, Side>();
   for (const b of builds) {
     const bundle = await openBundle(readFileSync(b.bundle), 'unsigned-ok');
-    const policy = await Policy.load(bundle);
+    // The workload's memory bound (deterministic) but a generous deadline: a replay judges the policy, not
+    // the speed of the machine it runs on; a replayed call that loops is still stopped and shown denied.
+    const workload = withLimits(SIDECAR_LIMITS, bundle.manifest.metadata?.limits, `bundle ${bundle.revision} metadata`);
+    const policy = await Policy.load(bundle, { limits: { deadlineMs: REPLAY_LIMITS.deadlineMs, memoryMiB: workload.memoryMiB } });
     out.set(b.workload, { policy, spec: (bundle.data as { warden: { spec: SpecData } }).warden.spec, build: b, principal: String(bundle.manifest.metadata?.principal ?? '') });
   }
   return out;

@@ -75,7 +75,14 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
   let indexText = '';
 
   // Re-read index.json; emit one event per bundle whose sha256 changed (build writes it atomically).
-  async function rescan(): Promise<void> {
+  // Scans run one after another: a slow scan that read the old file must never apply it after a later
+  // scan applied the new one (that would serve, and announce, the older index for a moment).
+  let scans: Promise<void> = Promise.resolve();
+  function rescan(): Promise<void> {
+    scans = scans.then(scanOnce);
+    return scans;
+  }
+  async function scanOnce(): Promise<void> {
     let text: string;
     try {
       text = await readFile(join(opts.bundlesDir, 'index.json'), 'utf8');

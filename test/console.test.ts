@@ -167,7 +167,7 @@ describe('the web console in Chromium', () => {
     await open('/ui/admission');
     const rows = await page.locator('table.refusals tbody tr').allInnerTexts();
     expect(rows.some((r) => /guardrails\/no-latest-tag\s+shop\s+1/.test(r))).toBe(true);
-    expect(rows.some((r) => /coverage\/proxy-plugin\s+shop\s+1/.test(r))).toBe(true);
+    expect(rows.some((r) => /coverage\/workload-bundle\s+shop\s+1/.test(r))).toBe(true);
     await shot('admission');
   });
 

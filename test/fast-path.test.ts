@@ -400,7 +400,7 @@ describe('fast path: what the upstream answers', () => {
       const head = `HEAD /orders/1 HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
       const out = await exchange(t.port, head + get('/orders/2') + get('/orders/3') + get('/orders/4', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 204, 200, 200]);
-      expect(out).not.toContain('103');
+      expect(out).not.toMatch(/^HTTP\/1\.1 103/m); // (a decision id may hold the digits 103)
       expect(out).toContain('\r\n\r\nfinal');
       expect(t.seen.map((r) => r.conn)).toEqual([1, 1, 1, 1]);
     } finally {

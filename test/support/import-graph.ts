@@ -1,5 +1,5 @@
-// The import graph of Warden's sources, read from the files (static `from '…'` and dynamic `import('…')`
-// with a literal specifier): which of our modules and which npm packages a process started at an entry
+// The import graph of Warden's sources, read from the files (static `from '…'`, dynamic `import('…')` and
+// `createRequire` loads, with a literal specifier): which of our modules and which npm packages a process started at an entry
 // point can load. Used to prove what the slim sidecar image must hold, and nothing more.
 import { existsSync, readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
@@ -12,6 +12,9 @@ export interface ImportClosure {
 
 // Group 1: `import(` when the import is dynamic; group 2: the specifier.
 const SPEC = /(?:\bfrom\s+|\b(import)\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
+
+// Packages loaded with `createRequire(…)('pkg')` or `someRequire.resolve('pkg')` (the OPA SDK's CommonJS side).
+const REQUIRED = /(?:\bcreateRequire\([^)]*\)|\.resolve|\brequire)\s*\(\s*['"]([^'".][^'"]*)['"]\s*\)/g;
 
 // `import type` lines bring nothing at run time; drop them before scanning.
 const runtimeText = (text: string) => text.replace(/^\s*import\s+type\s[^;]*;/gm, '').replace(/^\s*export\s+type\s[^;]*;/gm, '');
@@ -30,7 +33,9 @@ export function importClosure(root: string, entries: string[], skip: (from: stri
     const file = queue.pop()!;
     if (modules.has(file)) continue;
     modules.add(file);
-    for (const m of runtimeText(readFileSync(resolve(root, file), 'utf8')).matchAll(SPEC)) {
+    const text = runtimeText(readFileSync(resolve(root, file), 'utf8'));
+    for (const m of text.matchAll(REQUIRED)) if (!m[1]!.startsWith('node:')) packages.add(packageOf(m[1]!));
+    for (const m of text.matchAll(SPEC)) {
       const spec = m[2]!;
       if (skip(file, spec, m[1] !== undefined)) continue;
       if (spec.startsWith('node:')) continue;

@@ -17,6 +17,7 @@ import { startEngineService } from '../engine/service.js';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { until } from './support/until.js';
+import { readyOnStderr } from './support/warden-process.js';
 import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, podOf, type BuiltPolicies } from './support/admission-fixture.js';
 
@@ -146,17 +147,9 @@ describe('warden admission CLI', () => {
 async function serve(args: string[], opts: { cwd?: string; localBundle?: boolean } = {}): Promise<{ child: ChildProcessByStdio<null, null, Readable>; url: string; stderr: () => string }> {
   const local = opts.localBundle === false ? [] : ['--admission-bundle', join(built.bundles, 'admission.tar.gz')];
   const child = spawn(process.execPath, [warden, 'admission', 'serve', '--host', '127.0.0.1', '--port', '0', ...local, '--verification-key', join(built.bundles, 'verification-key.pem'), ...args], { cwd: opts.cwd ?? built.dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => {
-      err += c;
-      const m = /listening on (https:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  return { child, url, stderr: () => err };
+  const ready = readyOnStderr(child, /listening on (https:\/\/\S+)/);
+  const url = await ready.url;
+  return { child, url, stderr: ready.text };
 }
 
 // One AdmissionReview, by default for a bare Pod without the Warden sidecar (refused by coverage).

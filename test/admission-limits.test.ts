@@ -18,6 +18,7 @@ import { repoRoot } from '../engine/toolchain/paths.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, type BuiltPolicies } from './support/admission-fixture.js';
 import { opaBinary } from './support/opa.js';
 import { until } from './support/until.js';
+import { readyOnStderr } from './support/warden-process.js';
 
 const run = promisify(execFile);
 const warden = join(repoRoot, 'bin', 'warden.js');
@@ -97,17 +98,9 @@ async function serve(name: string, configText: string): Promise<typeof served> {
   let events = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (c: string) => (events += c));
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => {
-      err += c;
-      const m = /listening on (https:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  return { child, url, stderr: () => err, events: () => events };
+  const ready = readyOnStderr(child, /listening on (https:\/\/\S+)/);
+  const url = await ready.url;
+  return { child, url, stderr: ready.text, events: () => events };
 }
 
 async function stop(s: typeof served): Promise<void> {

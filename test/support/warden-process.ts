@@ -1,5 +1,6 @@
 // `bin/warden.js <args>` as a real child process, for tests that run the CLI the way an operator does.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { resolve } from 'node:path';
 
 const warden = resolve('bin/warden.js');
@@ -22,4 +23,22 @@ export function startWarden(args: string[], ready: RegExp, children: ChildProces
     child.stderr!.on('data', onData);
     child.once('exit', (code) => fail(new Error(`warden ${args[0]} exited with ${code}: ${out}`)));
   });
+}
+
+/**
+ * Watch a child's stderr for `ready`: resolves with the match's first group, rejects when the child
+ * exits first; `text()` is everything it wrote there so far.
+ */
+export function readyOnStderr(child: ChildProcess & { stderr: Readable }, ready: RegExp): { url: Promise<string>; text: () => string } {
+  let err = '';
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (c: string) => {
+      err += c;
+      const m = ready.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`${child.spawnargs.slice(1, 3).join(' ')} exited ${code}: ${err}`)));
+  });
+  return { url, text: () => err };
 }

@@ -1,4 +1,4 @@
-// DESIGN's dependency direction, checked on the source: the enforcement points (proxy-plugin/,
+// The dependency direction (README.md, Layout), checked on the source: the enforcement points (proxy-plugin/,
 // admission/) and the shared runtime never import the compiler or anything else in engine/; engine/
 // imports nothing from the enforcement points; only cli/ (the composition root) wires them together.
 import { readdirSync, readFileSync } from 'node:fs';

@@ -97,7 +97,7 @@ export function recordAdmission(deps: Pick<AdmissionDeps, 'sink' | 'now' | 'inst
       path,
       bundles: {},
       ...partial,
-      // The engine accepts the webhook's events as the workload `admission` only (README-engine.md,
+      // The engine accepts the webhook's events as the workload `admission` only (docs/engine.md,
       // --admission-principal): the reviewed workload (or object name) travels in input.workload.
       ...(partial.input ? { input: { ...partial.input, workload: partial.labels.workload } } : {}),
       labels: { workload: 'admission', namespace: partial.labels.namespace, source: 'admission', ...(deps.instance ? { instance: deps.instance } : {}) },

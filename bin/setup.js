@@ -78,7 +78,7 @@ function ensureOpa() {
   ensureGoInstalled('opa', pins.opa.module, pins.opa.version);
 }
 
-/** Test-only tools, declared in tools.json with a build script under test/ (see README "Testing"). */
+/** Test-only tools, declared in tools.json with a build script under test/ (see docs/testing.md). */
 function ensureTestTools() {
   for (const [name, t] of Object.entries(pins.test ?? {})) {
     const dir = join(cacheRoot, `${name}-${t.version}`);

@@ -8,12 +8,25 @@
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { ChunkedEnd, isHeaderName, isPlainValue, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
-import type { SidecarLimits } from './sidecar.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Client bytes buffered while a call is in flight before reading pauses. */
 const MAX_BUFFERED = 64 * 1024;
+
+/** Size and time limits of the sidecar's listener (defaults in brackets): the fast path and node's server both apply them. */
+export interface SidecarLimits {
+  /** Largest request head, bytes [16 KiB] → 431. */
+  maxHeaderBytes?: number;
+  /** Largest request body, bytes [10 MiB] → 413. */
+  maxBodyBytes?: number;
+  /** Time to receive the request head, ms [10 s] → 408 (slowloris). */
+  headersTimeoutMs?: number;
+  /** Time to receive the whole request, ms [60 s] → 408. */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after, ms [5 s]. */
+  keepAliveTimeoutMs?: number;
+}
 
 /** An answer the sidecar writes itself (a denial, 502, 408, 500). */
 export interface OwnAnswer {

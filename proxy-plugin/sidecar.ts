@@ -10,7 +10,7 @@ import { ANONYMOUS } from '../formats/input.js';
 import { decideHttp, prepare, type Arrival, type Gate, type Prepared } from './admit.js';
 import type { CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
-import { FastPath, type Admission } from './fast-path.js';
+import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead } from './http1.js';
 import { buildInput } from './input.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
@@ -18,20 +18,6 @@ import type { NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
-
-/** Size and time limits (defaults in brackets). */
-export interface SidecarLimits {
-  /** Largest request head, bytes [16 KiB] → 431. */
-  maxHeaderBytes?: number;
-  /** Largest request body, bytes [10 MiB] → 413. */
-  maxBodyBytes?: number;
-  /** Time to receive the request head, ms [10 s] → 408 (slowloris). */
-  headersTimeoutMs?: number;
-  /** Time to receive the whole request, ms [60 s] → 408. */
-  requestTimeoutMs?: number;
-  /** Idle keep-alive connections are closed after, ms [5 s]. */
-  keepAliveTimeoutMs?: number;
-}
 
 /** TLS for the listener; client certificates are verified against `ca`. */
 export interface SidecarTls {

@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedEnd } from '../proxy-plugin/http1.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { createSidecar, type SidecarLimits, type SidecarServer } from '../proxy-plugin/sidecar.js';
+import type { SidecarLimits } from '../proxy-plugin/fast-path.js';
+import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
 import { closeServer, copyPolicies, listenLocal } from './proxy-fixtures.js';
 
 const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';

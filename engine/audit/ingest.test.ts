@@ -12,7 +12,8 @@ import { makeEvent, makeEvents } from '../../test/support/decision-events.js';
 import { createCa, type Issued, type TestCa } from '../../test/support/tls.js';
 import { auditRouter, type IngestResponse } from './ingest.js';
 import { spiffePeer } from './peer-identity.js';
-import { openStore, type AuditStore, type StoredEvent } from './store.js';
+import { openStore } from './open-store.js';
+import type { AuditStore, StoredEvent } from './store.js';
 import { verifyStore } from './verify.js';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';

@@ -11,7 +11,8 @@ import { canonical, chainHash, GENESIS_HASH, loadCheckpointSigner, signCheckpoin
 import { checkpointHead } from './checkpoints.js';
 import { parseFilter, type RawFilter } from './query.js';
 import { applyRetention } from './retention.js';
-import { openStore, type AuditStore } from './store.js';
+import { openStore } from './open-store.js';
+import type { AuditStore } from './store.js';
 import { verifyStore } from './verify.js';
 
 interface Backend {

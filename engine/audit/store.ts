@@ -1,6 +1,7 @@
-// The audit store: what both backends (SQLite embedded, PostgreSQL at cluster scale) offer, and how a
-// connection URL picks one. Readers (CLI, HTTP query API) see AuditReader; ingestion, retention and
-// verification use the full AuditStore.
+// The audit store: what both backends (SQLite embedded, PostgreSQL at cluster scale) offer. The
+// backends implement it and open-store.ts picks one from a URL; this interface imports neither.
+// Readers (CLI, HTTP query API) see AuditReader; ingestion, retention and verification use the full
+// AuditStore.
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { Checkpoint } from './chain.js';
 import type { EventFilter } from './query.js';
@@ -98,24 +99,4 @@ export interface AuditStore extends AuditReader {
   checkpoints(): Promise<Checkpoint[]>;
   /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N. */
   prune(anchor: Checkpoint): Promise<number>;
-}
-
-/** A `--store` URL that names no backend we have. */
-export class StoreUrlError extends Error {
-  override name = 'StoreUrlError';
-}
-
-/** Open a store from a URL: `sqlite:path/to/file.db` or `postgres://user@host:port/db`. */
-export async function openStore(url: string): Promise<AuditStore> {
-  if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (!path) throw new StoreUrlError(`store URL "${url}" has no file path; use sqlite:.warden/audit.db`);
-    const { SqliteStore } = await import('./sqlite-store.js');
-    return SqliteStore.open(path);
-  }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    const { PostgresStore } = await import('./postgres-store.js');
-    return PostgresStore.open(url);
-  }
-  throw new StoreUrlError(`store URL "${url}" is not sqlite:<file> or postgres://user@host:port/database`);
 }

@@ -15,7 +15,7 @@ import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { checkpointHead } from '../audit/checkpoints.js';
 import { auditRouter } from '../audit/ingest.js';
 import { spiffePeer } from '../audit/peer-identity.js';
-import { openStore } from '../audit/store.js';
+import { openStore } from '../audit/open-store.js';
 import { repoRoot } from '../toolchain/paths.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'warden-audit-cli-'));

@@ -1,7 +1,7 @@
 // `warden diff`: review a policy change as the decisions it flips.
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { openStore } from '../audit/store.js';
+import { openStore } from '../audit/open-store.js';
 import { FilterError } from '../audit/query.js';
 import { recordedCalls } from '../diff/recorded.js';
 import type { PolicyInput } from '../../formats/input.js';

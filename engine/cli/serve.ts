@@ -9,7 +9,7 @@ import { reloadIntervalMs, reloadOnRotation } from '../../runtime/pem-files.js';
 import { trustFromPem } from '../../runtime/signature.js';
 import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { parseDuration, FilterError } from '../audit/query.js';
-import { StoreUrlError } from '../audit/store.js';
+import { StoreUrlError } from '../audit/open-store.js';
 import { auditUnavailableReason, startEngineService, type EngineServerTls } from '../service.js';
 import { DEFAULT_KEY, DEFAULT_STORE } from './audit.js';
 import { DEFAULT_REVISIONS } from './explain.js';

@@ -20,7 +20,9 @@ export interface WardenProxy {
 
 /** Start `warden proxy <args>` (without --listen: it listens on a free loopback port) and wait until it has its bundle. */
 export function startWardenProxy(args: string[]): Promise<WardenProxy> {
-  const child = spawn(process.execPath, [warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'] });
+  // BENCH_CPU_PROF=<dir>: the proxy writes a CPU profile there when it exits (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'] });
   const cpuMicros = () => {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');

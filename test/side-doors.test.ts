@@ -312,6 +312,26 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(out[2]).toMatch(/"protocolVersion"/);
     expect(mcpServer.requests.slice(before).map((r) => r.method)).toEqual(['POST']);
   });
+  it('hands over a call with a body on an MCP path with the body intact, and parses the next request after it', async () => {
+    const token = await agents.sign('agent-fast-body', 'tools:read');
+    const before = mcpServer.requests.length;
+    // Not JSON, so the fast path admits the head; the body holds what would be a request if misread.
+    const body = `GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const out = await answers(
+      mcpPort,
+      head(['GET /not-mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`]) +
+        head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: text/plain', `Content-Length: ${body.length}`]) + body +
+        mcpPost(token, initialize),
+    );
+    expect(out).toHaveLength(3);
+    expect(onFastPath(out[0]!)).toBe(true);
+    // The MCP handler refuses a body that is not JSON-RPC; nothing of it reaches the server.
+    expect(out[1]).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect(out[1]).toMatch(/"jsonrpc":"2\.0"/);
+    expect(out[2]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(out[2]).toMatch(/"protocolVersion"/);
+    expect(mcpServer.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['POST /mcp']);
+  });
 });
 
 describe('trusted identity headers are read by their grammar', () => {

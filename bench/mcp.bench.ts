@@ -3,16 +3,18 @@
 // Direct and proxied calls alternate so both see the same machine state. Prints figures, never fails.
 // Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
 import type { Figure } from './figure.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportJWK } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
-import { readBody } from '../proxy-plugin/mcp/handler.js';
-import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
-import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer } from '../test/mcp-fixtures.js';
+import { AUDIENCE, ISSUER, loadOpsMcpPolicy, startMcpServer, tokenIssuer } from '../test/mcp-fixtures.js';
+import { copyPolicies } from '../test/proxy-fixtures.js';
+import { startWardenProxy } from './warden-cli.js';
 
 /** Figures for one kind of call, microseconds. */
 export interface McpCallFigures {
@@ -20,7 +22,7 @@ export interface McpCallFigures {
   method: 'tools/call' | 'tools/list';
   calls: number;
   directP50: number;
-  /** Through a byte pass-through proxy (same node:http forwarding, no parsing, no policy). */
+  /** Through the sidecar without policy (gate off) in its own process: an HTTP hop, no MCP parsing, no policy. */
   passthroughP50: number;
   proxiedP50: number;
   /** proxied − direct. */
@@ -53,28 +55,31 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 export async function run(opts: { calls?: number; log?: (s: string) => void } = {}): Promise<McpBenchResult> {
   const calls = opts.calls ?? Number(process.env.BENCH_CALLS ?? 500);
   const out = opts.log ?? ((s: string) => console.log(s));
-  const [policy, issuer] = await Promise.all([loadOpsMcpPolicy(), tokenIssuer()]);
+  const [policy, issuer, policies] = await Promise.all([loadOpsMcpPolicy(), tokenIssuer(), copyPolicies(['ops-mcp'])]);
   const token = await issuer.sign('bench-agent', 'tools:read tools:write');
+  const jwks = join(policies.dir, 'agents-jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig' }] }));
   const figures: McpCallFigures[] = [];
   for (const answers of ['json', 'sse'] as const) {
     const server = await startMcpServer({ json: answers === 'json' });
-    const proxy = await startProxy(policy, server.url, issuer);
-    const forward = httpUpstream(server.url);
-    const passthrough = createServer(async (req, res) => {
-      const { host: _host, ...headers } = req.headers;
-      const up = await forward({ method: req.method ?? 'GET', target: req.url ?? '/', headers, body: (await readBody(req, 1 << 20)) ?? Buffer.alloc(0) });
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
+    const origin = new URL(server.url).origin;
+    // Shipped configuration: `warden proxy` in its own process, as in a pod; the pass-through (the same
+    // sidecar code with the gate off) in another, so the two hops compare alike.
+    const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
+      '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
+    const servers = fork(fileURLToPath(new URL('./proxy-servers.ts', import.meta.url)), ['proxies', new URL(origin).port], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const { passthroughPort } = await new Promise<{ passthroughPort: number }>((ok, fail) => {
+      servers.once('message', (m) => ok(m as { passthroughPort: number }));
+      servers.once('exit', (code) => fail(new Error(`benchmark pass-through exited with ${code}`)));
     });
-    await new Promise<void>((ok) => passthrough.listen(0, '127.0.0.1', ok));
     const connect = async (base: string): Promise<Client> => {
       const c = new Client({ name: 'bench', version: '1' });
       await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
       return c;
     };
     const direct = await connect(server.url);
-    const proxied = await connect(proxy.url);
-    const passed = await connect(`http://127.0.0.1:${(passthrough.address() as AddressInfo).port}`);
+    const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
+    const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
     try {
       const kinds = [
         { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
@@ -99,8 +104,9 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
       await direct.close();
       await proxied.close();
       await passed.close();
-      passthrough.closeAllConnections();
-      await new Promise((ok) => passthrough.close(ok));
+      const exited = new Promise((ok) => servers.once('exit', ok));
+      servers.disconnect();
+      await exited;
       await proxy.close();
       await server.close();
     }
@@ -119,11 +125,11 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   }
   const result: McpBenchResult = { figures, decisionP50: pct(evals, 50) };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
-  out(`MCP benchmark: ${calls} calls per target, alternating direct/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
-  out('client, proxies and server share one process (one event loop): an extra hop costs both its sides; compare with the pass-through');
+  out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process): ${calls} calls per target, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
+  out('the SDK client and the MCP server share this process; the pass-through (sidecar with the gate off) and warden proxy run in processes of their own');
   out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)}`);
   for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}`);
-  out('added = proxied − direct; handler = proxied − pass-through (parsing, JWT check, decisions, rewriting)');
+  out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs)');
   out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
   return result;
 }
@@ -135,7 +141,7 @@ export function figures(r: McpBenchResult): Figure[] {
   const out: Figure[] = r.figures.flatMap((f) => [
     { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: 'through plugin − through a byte pass-through proxy' },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: 'shipped configuration: warden proxy − the gate-off sidecar, each in its own process; target ≤ 150 µs' },
   ]);
   out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });
   return out;

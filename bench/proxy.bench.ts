@@ -4,7 +4,7 @@
 // Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
 import { median, type Figure } from './figure.js';
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +23,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { copyPolicies } from '../test/proxy-fixtures.js';
+import { startWardenProxy, type WardenProxy } from './warden-cli.js';
 
 /** Latency figures of one target, microseconds. */
 export interface LoadFigures {
@@ -64,8 +65,8 @@ export interface ProxyBenchResult {
   loadPerCore: number;
   evaluation: { inputs: number; policyP50: number; policyP99: number; pipelineP50: number; pipelineP99: number };
   identity: IdentityCosts;
-  /** The sidecar's decision log: events the engine stand-in accepted, still queued at the end, dropped; POSTs and gzip'd bytes. */
-  shipping: { shipped: number; queued: number; dropped: number; batches: number; bytes: number };
+  /** The sidecar's decision log as the engine stand-in received it: POSTs and gzip'd bytes. */
+  shipping: { batches: number; bytes: number };
 }
 
 const XFCC = 'By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
@@ -221,7 +222,14 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
   const rate = opts.rate ?? Number(process.env.BENCH_RATE ?? 2000);
   const out = opts.log ?? ((s: string) => process.stdout.write(`${s}\n`));
-  const policies = await copyPolicies(['orders']);
+  // The orders workload with an MCP endpoint too (ops-mcp's tool list at /mcp), so the sidecar's MCP
+  // handler owns a path of this bundle, as in a pod serving both; the load's calls are not on it.
+  const policies = await copyPolicies(['orders'], (repo) => {
+    const dir = join(repo, 'workloads/orders');
+    copyFileSync(join(repo, 'workloads/ops-mcp/mcp-tools.json'), join(dir, 'mcp-tools.json'));
+    const yaml = readFileSync(join(dir, 'workload.yaml'), 'utf8').replace(/^specs:\n/m, 'specs:\n  mcp: mcp-tools.json\n');
+    writeFileSync(join(dir, 'workload.yaml'), `${yaml}\nmcp:\n  endpoint: /mcp\n`);
+  });
   const bundleFile = join(policies.out, 'orders.tar.gz');
   const keyFile = join(policies.out, 'verification-key.pem');
 
@@ -274,22 +282,28 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const children = [app.child];
   // Per round, in this order: direct, byte pipe, pass-through proxy, warden sidecar.
   const perRound: Array<[LoadFigures, LoadFigures, LoadFigures, LoadFigures]> = [];
-  let shipping = { logShipped: 0, logQueued: 0, logDropped: 0 };
+  let sidecar: WardenProxy | undefined;
   try {
     const { upstreamPort } = await app.ready;
-    const proxies = start<{ sidecarPort: number; passthroughPort: number; pipePort: number }>(['proxies', String(upstreamPort), bundleFile, keyFile, engine.url], prof);
+    const proxies = start<{ passthroughPort: number; pipePort: number }>(['proxies', String(upstreamPort)], prof);
     children.push(proxies.child);
     const ports = await proxies.ready;
-    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number; logShipped: number; logQueued: number; logDropped: number };
+    // The sidecar in the shipped configuration: `warden proxy` started as users start it.
+    sidecar = await startWardenProxy(['--workload', 'orders', '--engine', engine.url, '--bundle', bundleFile, '--verification-key', keyFile, '--upstream', `http://127.0.0.1:${upstreamPort}`,
+      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--spill', join(policies.dir, 'bench.spill')]);
+    const cli = sidecar;
+    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number };
     const cpu = (child: ChildProcess) =>
       new Promise<Stats>((resolve) => {
         child.once('message', (m) => resolve(m as Stats));
         child.send('cpu');
       });
-    const measured = async (name: string, port: number) => {
-      const before = await Promise.all([cpu(app.child), cpu(proxies.child)]);
+    // The CLI sidecar answers no messages: its CPU comes from /proc, its event loop is not sampled.
+    const cliStats = async (): Promise<Stats> => ({ cpu: cli.cpuMicros(), loopP99Ms: NaN, loopMaxMs: NaN, gcMaxMs: NaN });
+    const measured = async (name: string, port: number, proxy: () => Promise<Stats> = () => cpu(proxies.child)) => {
+      const before = await Promise.all([cpu(app.child), proxy()]);
       const f = await load(name, port, rate, seconds);
-      const after = await Promise.all([cpu(app.child), cpu(proxies.child)]);
+      const after = await Promise.all([cpu(app.child), proxy()]);
       f.upstreamCpu = (after[0].cpu - before[0].cpu) / f.sent;
       f.proxyCpu = (after[1].cpu - before[1].cpu) / f.sent;
       f.proxyLoopP99 = after[1].loopP99Ms;
@@ -298,18 +312,18 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
       return f;
     };
     // Warm every path (JIT, keep-alive sockets) before measuring.
-    for (const port of [upstreamPort, ports.pipePort, ports.passthroughPort, ports.sidecarPort]) await load('warm-up', port, rate, 1);
+    for (const port of [upstreamPort, ports.pipePort, ports.passthroughPort, cli.port]) await load('warm-up', port, rate, 1);
     // Rounds interleave the targets, so a slow spell of the machine hits them all alike.
     for (let r = 0; r < rounds; r++) {
       perRound.push([
         await measured('direct', upstreamPort),
         await measured('byte pipe (floor)', ports.pipePort),
         await measured('pass-through proxy', ports.passthroughPort),
-        await measured('warden sidecar', ports.sidecarPort),
+        await measured('warden proxy (shipped)', cli.port, cliStats),
       ]);
     }
-    shipping = await cpu(proxies.child);
   } finally {
+    await sidecar?.close();
     // Disconnecting lets the servers exit on their own (so --cpu-prof can write its profile); kill as a backstop.
     for (const child of children) {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -351,14 +365,15 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     added: { pipe: addedBy(1), passthrough: addedBy(2), sidecar: addedBy(3) },
     loadPerCore: loadavg()[0]! / cpus().length,
     identity,
-    shipping: { shipped: shipping.logShipped, queued: shipping.logQueued, dropped: shipping.logDropped, batches: engine.batches - shippedBefore.batches, bytes: engine.bytes - shippedBefore.bytes },
+    shipping: { batches: engine.batches - shippedBefore.batches, bytes: engine.bytes - shippedBefore.bytes },
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
+  out('shipped configuration: the sidecar is `bin/warden.js proxy` in its own process (MCP handler registered, bundle with an MCP endpoint), decision lines to /dev/null, events to the engine stand-in');
   out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
-  out(`the proxy process itself while serving — ${loadFigures.slice(1).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
+  out(`the proxy process itself while serving — ${loadFigures.slice(1).filter((f) => !Number.isNaN(f.proxyLoopP99)).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
   const added = (by: string, a: Added, note = '') =>
     out(`${`added by ${by} over direct:`.padEnd(40)} p50 ${us(a.p50)}   p99 ${us(a.p99)} (rounds ${a.p99Range[0].toFixed(0)} … ${a.p99Range[1].toFixed(0)} µs)${note && `   ${note}`}`);
   added('the sidecar', result.added.sidecar, '(target p99 ≤ 1000 µs)');
@@ -366,7 +381,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   added('a byte pipe', result.added.pipe, '(the floor: no HTTP, no policy)');
   if (result.loadPerCore > 0.7) out(`note: load average ${(result.loadPerCore * cpus().length).toFixed(1)} on ${cpus().length} cores while measuring — latency figures reflect a saturated machine; CPU/request figures still hold`);
   const sh = result.shipping;
-  out(`decision log shipped by the sidecar to the engine stand-in: ${sh.shipped} events in ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB), ${sh.queued} queued at the end, ${sh.dropped} dropped`);
+  out(`decision log shipped by the sidecar to the engine stand-in: ${sh.batches} gzip'd POSTs (${(sh.bytes / 1024).toFixed(0)} KiB)`);
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
   const id = result.identity;
   out(`identifying the caller, CPU per call: mesh header ${id.meshHeader.toFixed(1)} µs, mTLS ${id.mtls.toFixed(1)} µs (certificate read once per connection), JWT ES256 ${id.jwtEveryCall.toFixed(0)} µs checked every call / ${id.jwtRemembered.toFixed(1)} µs remembered`);
@@ -382,7 +397,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
   return [
     ...r.load.flatMap((l) => [
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
-      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
+      { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' || Number.isNaN(l.proxyLoopP99) ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecar.p99, unit: 'µs', detail: `rounds ${r.added.sidecar.p99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
     { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipe.p99, unit: 'µs', detail: `rounds ${r.added.pipe.p99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },

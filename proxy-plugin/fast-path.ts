@@ -35,8 +35,14 @@ export interface OwnAnswer {
   body: string;
 }
 
-/** The outcome of admitting one request. */
-export type Admission = { forward: true; target: string; decisionId: string | undefined; headerLines: string } | ({ forward: false } & OwnAnswer);
+/**
+ * The outcome of admitting one request: forward it, answer it, or hand the connection to node's server
+ * from this request on (a call another part must see parsed, such as one on an MCP transport path).
+ */
+export type Admission =
+  | { forward: true; target: string; decisionId: string | undefined; headerLines: string }
+  | ({ forward: false } & OwnAnswer)
+  | { handOff: true };
 
 /** What the fast path asks of the sidecar. */
 export interface FastPathOptions {
@@ -300,14 +306,20 @@ class Connection {
     this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
     this.busy = true;
     this.socket.setTimeout(0);
+    const headBytes = buf.subarray(0, end + 4);
     this.fp.o.admit(head, this.socket).then(
-      (a) => this.admitted(head, a),
-      () => this.admitted(head, { forward: false, ...this.fp.o.answer(500, undefined, 'internal error (fail closed)') }),
+      (a) => this.admitted(head, headBytes, a),
+      () => this.admitted(head, headBytes, { forward: false, ...this.fp.o.answer(500, undefined, 'internal error (fail closed)') }),
     );
   }
 
-  private admitted(head: RequestHead, a: Admission): void {
+  private admitted(head: RequestHead, headBytes: Buffer, a: Admission): void {
     if (this.gone) return;
+    if ('handOff' in a) {
+      // Node parses this request again from its first byte: put its head back in front of what followed.
+      this.buf = this.buf ? Buffer.concat([headBytes, this.buf]) : headBytes;
+      return this.handOff();
+    }
     if (!a.forward) return this.own(a, head.close || head.contentLength > 0);
     this.exchange = new Exchange(this.fp, this, head, a);
   }

@@ -185,6 +185,9 @@ async function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Promi
   const gate = c.opts.gate;
   if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, {})) };
   const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
+  // A call on a path a handler owns (MCP), in any spelling normalization folds, is the handler's: node's
+  // path parses it again and gives it over. Decided per call on the bundle pinned for it.
+  if (p.ok && c.opts.handlers?.some((h) => h.owns(p))) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
@@ -225,11 +228,11 @@ function nodeServer(c: Parts): http.Server {
   return full;
 }
 
-// The fast path, decided once: with a call handler (MCP) every call needs node's parsed request, so no
-// connection would ever stay on it; with an https upstream its raw connections do not apply.
+// The fast path, unless the upstream is https (its raw connections do not apply). Calls a handler owns
+// leave it one by one (admitFast), so a sidecar with the MCP handler keeps it for every other call.
 function fastPathOf(c: Parts, full: http.Server): FastPath | undefined {
   const { opts, limits, log } = c;
-  if (opts.upstream.protocol === 'https:' || opts.handlers?.length) return undefined;
+  if (opts.upstream.protocol === 'https:') return undefined;
   return new FastPath({
     upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(opts.upstream.port || 80) },
     limits,
@@ -288,7 +291,8 @@ function listenerOf(c: Parts, fast: FastPath | undefined, full: http.Server): Si
 /**
  * The sidecar server (not yet listening): node's server and the fast path behind one listener, both
  * forwarding through the one head builder (upstream-head.ts). Connections start on the fast path when
- * the upstream is plain HTTP and no call handler (MCP) is configured; node's http server serves the rest.
+ * the upstream is plain HTTP; a call a handler owns (MCP) and anything the fast path does not parse move
+ * the connection to node's http server.
  */
 export function createSidecar(opts: SidecarOptions): SidecarServer {
   const limits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 10 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, ...opts.limits };

@@ -1,6 +1,7 @@
 // The sidecar's fast path on real sockets: keep-alive and pipelined calls, the hand-over to node's
 // parser, request smuggling attempts, and every way an upstream can frame (or botch) its answer. The
 // upstream here is a raw TCP server, so the test decides exactly which bytes it writes and sees.
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,15 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedEnd } from '../proxy-plugin/http1.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 import type { SidecarLimits } from '../proxy-plugin/fast-path.js';
-import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
-import { closeServer, copyPolicies, listenLocal } from './proxy-fixtures.js';
+import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from './proxy-fixtures.js';
+import { startWarden } from './support/warden-process.js';
 
 const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
 const silent = pino({ level: 'silent' });
 let plugin: Plugin;
+let policies: PolicyCopy;
 
 beforeAll(async () => {
-  const policies = await copyPolicies(['orders']);
+  policies = await copyPolicies(['orders']);
   plugin = await startPlugin({
     workload: 'orders',
     bundleFile: join(policies.out, 'orders.tar.gz'),
@@ -28,6 +31,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
   await plugin?.close();
 });
 
@@ -104,21 +109,49 @@ async function startEarlyAnswerUpstream(): Promise<{ server: net.Server; port: n
   return { server, port: await listenLocal(server), heads };
 }
 
-// A listening sidecar in front of the upstream on `upstreamPort`.
-async function sidecarFor(upstreamPort: number, limits: SidecarLimits): Promise<{ sidecar: SidecarServer; port: number }> {
-  const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstreamPort}`), gate: plugin.gate, logger: silent, limits });
-  return { sidecar, port: await listenLocal(sidecar) };
+// How a test's sidecar is started: in this process (createSidecar, no call handler), or as users start
+// it — `warden proxy` as a process, which also registers the MCP handler for its http:// upstream, and
+// still takes the fast path for every call not on an MCP transport path.
+type Form = 'createSidecar' | 'warden proxy';
+const FORMS: Form[] = ['createSidecar', 'warden proxy'];
+const children: ChildProcess[] = [];
+
+// The CLI flags that set `limits` (the defaults otherwise, as in createSidecar).
+const limitFlags = (l: SidecarLimits) => [
+  ...(l.maxHeaderBytes !== undefined ? ['--max-header-bytes', String(l.maxHeaderBytes)] : []),
+  ...(l.headersTimeoutMs !== undefined ? ['--headers-timeout', String(l.headersTimeoutMs)] : []),
+  ...(l.requestTimeoutMs !== undefined ? ['--request-timeout', String(l.requestTimeoutMs)] : []),
+];
+
+// A listening sidecar of the given form in front of the upstream on `upstreamPort`.
+async function sidecarFor(form: Form, upstreamPort: number, limits: SidecarLimits): Promise<{ port: number; close: () => Promise<void> }> {
+  if (form === 'createSidecar') {
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstreamPort}`), gate: plugin.gate, logger: silent, limits });
+    return { port: await listenLocal(sidecar), close: () => closeServer(sidecar) };
+  }
+  const m = await startWarden(
+    ['proxy', '--workload', 'orders', '--bundle', join(policies.out, 'orders.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
+      '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1',
+      '--spill', join(policies.dir, `fast-path-${children.length}.spill`), '--decision-lines', 'all', ...limitFlags(limits)],
+    /on [\d.]+:(\d+) .*\(bundle [^n]/,
+    children,
+  );
+  const child = children.at(-1)!;
+  return {
+    port: Number(m[1]),
+    close: () => (child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM')))),
+  };
 }
 
 // A sidecar in front of a raw upstream for one test.
-async function stack(behave: Behaviour, limits = {}): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
+async function stack(form: Form, behave: Behaviour, limits = {}): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
   const up = await startRawUpstream(behave);
-  const { sidecar, port } = await sidecarFor(up.port, { requestTimeoutMs: 400, headersTimeoutMs: 400, ...limits });
+  const sidecar = await sidecarFor(form, up.port, { requestTimeoutMs: 400, headersTimeoutMs: 400, ...limits });
   return {
-    port,
+    port: sidecar.port,
     seen: up.seen,
     close: async () => {
-      await closeServer(sidecar);
+      await sidecar.close();
       await new Promise<void>((r) => up.server.close(() => r()));
     },
   };
@@ -144,9 +177,9 @@ const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].ma
 const decisionIds = (text: string) => [...text.matchAll(/^x-warden-decision-id: (\S+)\r$/gim)].map((m) => m[1]);
 const headerOf = (req: Seen, name: string) => new RegExp(`\r\n${name}: *([^\r]*)`, 'i').exec(req.head)?.[1];
 
-describe('fast path: calls on one connection', () => {
+describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
   it('serves pipelined keep-alive calls in order, each decided and stamped with its decision id', async () => {
-    const t = await stack(ok);
+    const t = await stack(form, ok);
     try {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2') + get('/orders/3', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 200, 200]);
@@ -166,7 +199,7 @@ describe('fast path: calls on one connection', () => {
   });
 
   it("hands the connection to node's parser for a call outside the fast path, and keeps serving it there", async () => {
-    const t = await stack(ok);
+    const t = await stack(form, ok);
     try {
       const chunked = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`;
       const out = await exchange(t.port, get('/orders/1') + chunked + get('/orders/2', 'Connection: close'));
@@ -187,7 +220,7 @@ describe('fast path: calls on one connection', () => {
   });
 
   it('denies on the fast path with the JSON answer, and closes when a body was sent with the denied call', async () => {
-    const t = await stack(ok);
+    const t = await stack(form, ok);
     try {
       const anonymous = 'GET /orders/1 HTTP/1.1\r\nHost: orders\r\n\r\n';
       const out = await exchange(t.port, anonymous + get('/orders/2', 'Connection: close'));
@@ -203,7 +236,7 @@ describe('fast path: calls on one connection', () => {
   });
 
   it('forwards a content-length body exactly, also when it arrives in pieces after the head', async () => {
-    const t = await stack(ok);
+    const t = await stack(form, ok);
     try {
       const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: 11\r\nConnection: close\r\n\r\n`;
       const out = await exchange(t.port, head + 'hel', 'lo w', 'orld');
@@ -216,7 +249,7 @@ describe('fast path: calls on one connection', () => {
   });
 
   it('answers 408 and closes when the announced body never arrives', async () => {
-    const t = await stack(ok, { requestTimeoutMs: 300, headersTimeoutMs: 300 });
+    const t = await stack(form, ok, { requestTimeoutMs: 300, headersTimeoutMs: 300 });
     try {
       const out = await exchange(t.port, `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 100\r\n\r\nonly a little`);
       expect(statuses(out)).toEqual([408]);
@@ -227,7 +260,7 @@ describe('fast path: calls on one connection', () => {
   });
 
   it("drops hop-by-hop fields both ways and never relays an upstream's own decision id", async () => {
-    const t = await stack((_req, s) =>
+    const t = await stack(form, (_req, s) =>
       s.write(answer('200 OK', ['Content-Length: 2', 'Connection: keep-alive, X-Secret', 'X-Secret: 1', 'Keep-Alive: timeout=30', 'Proxy-Connection: x', 'X-Warden-Decision-Id: forged', 'X-Kept: yes'], 'ok')),
     );
     try {
@@ -253,7 +286,8 @@ describe('fast path: closing', () => {
       arrived();
       void held.then(() => ok(req, s));
     });
-    const { sidecar, port } = await sidecarFor(up.port, {});
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${up.port}`), gate: plugin.gate, logger: silent });
+    const port = await listenLocal(sidecar);
     try {
       const idle = net.connect(port, '127.0.0.1');
       const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
@@ -274,7 +308,7 @@ describe('fast path: closing', () => {
   });
 });
 
-describe('fast path: request smuggling attempts never reach the upstream as requests', () => {
+describe.each(FORMS)('fast path: request smuggling attempts never reach the upstream as requests (%s)', (form) => {
   const smuggled = `GET /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
   const cases: Array<[string, string, boolean]> = [
     ['two differing Content-Lengths', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`, true],
@@ -286,7 +320,7 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
     ['bare LF line ends', `POST /orders HTTP/1.1\nHost: orders\n${XFCC}\nContent-Length: ${smuggled.length}\n\n${smuggled}`, false],
   ];
   it.each(cases)('%s', async (_what, payload, refused) => {
-    const t = await stack(ok);
+    const t = await stack(form, ok);
     try {
       const out = await exchange(t.port, payload);
       // The request carried in another's body is never forwarded as a request of its own.
@@ -305,7 +339,7 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
   it('never parses the rest of a body as a request after the upstream answered before reading it', async () => {
     // The upstream answers as soon as it has the head (an early 413, say) and never reads the body.
     const early = await startEarlyAnswerUpstream();
-    const { sidecar, port } = await sidecarFor(early.port, { requestTimeoutMs: 2000, headersTimeoutMs: 2000 });
+    const { port, close } = await sidecarFor(form, early.port, { requestTimeoutMs: 2000, headersTimeoutMs: 2000 });
     try {
       // The rest of the body is a whole request, chunked so that only node's parser would take it.
       const rest = `POST /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;
@@ -328,13 +362,13 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
       expect(early.heads).toHaveLength(1);
       expect(early.heads[0]).toMatch(/^POST \/orders HTTP\/1\.1/);
     } finally {
-      await closeServer(sidecar);
+      await close();
       await new Promise<void>((r) => early.server.close(() => r()));
     }
   });
 
   it('refuses an oversized head with 431 (node parses what the fast path will not)', async () => {
-    const t = await stack(ok, { maxHeaderBytes: 2048 });
+    const t = await stack(form, ok, { maxHeaderBytes: 2048 });
     try {
       const out = await exchange(t.port, get('/orders/1', `X-Big: ${'a'.repeat(4096)}`));
       expect(statuses(out)).toEqual([431]);
@@ -345,9 +379,9 @@ describe('fast path: request smuggling attempts never reach the upstream as requ
   });
 });
 
-describe('fast path: what the upstream answers', () => {
+describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
   it('relays a chunked answer with trailers unchanged, written in pieces, and reuses the connection after it', async () => {
-    const t = await stack((req, s) => {
+    const t = await stack(form, (req, s) => {
       if (req.index > 0) return ok(req, s);
       s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhel');
       setImmediate(() => s.write('lo\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n'));
@@ -365,7 +399,7 @@ describe('fast path: what the upstream answers', () => {
 
   it("keeps an idle upstream connection no longer than the upstream's Keep-Alive hint allows", async () => {
     // timeout=1: retiring it a second early leaves no time at all, so the next call opens a new one.
-    const t = await stack((req, s) => s.write(answer('200 OK', ['Content-Length: 2', 'Keep-Alive: timeout=1'], 'ok')));
+    const t = await stack(form, (req, s) => s.write(answer('200 OK', ['Content-Length: 2', 'Keep-Alive: timeout=1'], 'ok')));
     try {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 200]);
@@ -376,7 +410,7 @@ describe('fast path: what the upstream answers', () => {
   });
 
   it('relays an answer framed by the close and then closes the client connection too', async () => {
-    const t = await stack((_req, s) => {
+    const t = await stack(form, (_req, s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the ');
       setImmediate(() => s.end('end'));
     });
@@ -391,7 +425,7 @@ describe('fast path: what the upstream answers', () => {
   });
 
   it('knows HEAD, 204 and informational answers carry no body, and drops the informational ones', async () => {
-    const t = await stack((req, s) => {
+    const t = await stack(form, (req, s) => {
       if (req.method === 'HEAD') s.write(answer('200 OK', ['Content-Length: 10']));
       else if (req.target === '/orders/2') s.write(answer('204 No Content', []));
       else if (req.target === '/orders/3') s.write(answer('103 Early Hints', ['Link: </a.css>; rel=preload']) + answer('200 OK', ['Content-Length: 5'], 'final'));
@@ -416,7 +450,7 @@ describe('fast path: what the upstream answers', () => {
     ['an unasked-for upgrade', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'],
   ];
   it.each(botched)('answers 502 with the decision id to %s, and does not reuse that connection', async (_what, bytes) => {
-    const t = await stack((req, s) => (req.conn === 1 ? s.write(bytes) : ok(req, s)));
+    const t = await stack(form, (req, s) => (req.conn === 1 ? s.write(bytes) : ok(req, s)));
     try {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
       expect(statuses(out)).toEqual([502, 200]);
@@ -430,7 +464,7 @@ describe('fast path: what the upstream answers', () => {
   });
 
   it('cuts the client off when the upstream dies in the middle of a body', async () => {
-    const t = await stack((_req, s) => {
+    const t = await stack(form, (_req, s) => {
       s.write(answer('200 OK', ['Content-Length: 100'], 'partial'));
       setImmediate(() => s.destroy());
     });
@@ -445,7 +479,7 @@ describe('fast path: what the upstream answers', () => {
 
   it('retries a bodiless GET once on a fresh connection when a reused one dies unanswered, but never a POST', async () => {
     // Every upstream connection answers its first request and drops the second unanswered (a keep-alive race).
-    const t = await stack((req, s) => (req.index === 0 ? ok(req, s) : s.destroy()));
+    const t = await stack(form, (req, s) => (req.index === 0 ? ok(req, s) : s.destroy()));
     try {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 200]);

@@ -3,6 +3,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import type { Policy } from '../runtime/policy.js';
@@ -323,5 +325,41 @@ describe('Streamable HTTP sessions through the handler', () => {
     const headers = { ...owner, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-03-26' };
     expect((await fetch(`${proxy.url}/mcp`, { method: 'DELETE', headers })).status).toBe(200);
     expect((await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), headers)).status).toBe(404);
+  });
+});
+
+describe('answers the handler has nothing to filter in', () => {
+  // An MCP server that answers every POST with the bytes given (its own spacing and key order).
+  let answer = '';
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+  });
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    proxy = await startProxy(policy, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, issuer);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+  });
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
+  const post = async (body: string) => {
+    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    return { status: r.status, text: await r.text() };
+  };
+
+  it('relays a tools/call result as the bytes the server sent', async () => {
+    answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
+    expect(await post(call)).toEqual({ status: 200, text: answer });
+  });
+
+  it('still refuses an answer that is not JSON with a JSON-RPC error', async () => {
+    answer = '{"jsonrpc":"2.0","id":7,"result":';
+    const r = await post(call);
+    expect(r.status).toBe(502);
+    expect(r.text).toMatch(/could not be read/);
   });
 });

@@ -278,6 +278,62 @@ describe('MCP transport paths', () => {
   });
 });
 
+describe('the fast path in the shipped configuration (warden proxy with the MCP handler)', () => {
+  // Read every answer on one connection until the sidecar closes it.
+  const answers = (port: number, text: string) =>
+    new Promise<string[]>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1');
+      const got: Buffer[] = [];
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('error', reject);
+      s.on('close', () => resolve(Buffer.concat(got).toString('latin1').split(/(?=HTTP\/1\.1 \d{3} )/)));
+      s.on('connect', () => s.write(text));
+    });
+  // The fast path says how long an idle connection lasts in its own lowercase line; node's server
+  // writes `Connection: keep-alive` and `Keep-Alive:` instead.
+  const onFastPath = (answer: string) => /\r\nkeep-alive: timeout=\d+\r\n/.test(answer) && !/\r\nConnection: keep-alive\r\n/.test(answer);
+
+  it('serves a plain call on the fast path, then gives a call on an MCP transport path (any spelling, no body) to the MCP handler', async () => {
+    const token = await agents.sign('agent-fast', 'tools:read');
+    const before = mcpServer.requests.length;
+    const out = await answers(
+      mcpPort,
+      head(['GET /not-mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`]) +
+        head(['DELETE /MCP/ HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`]) +
+        mcpPost(token, initialize),
+    );
+    expect(out).toHaveLength(3);
+    expect(onFastPath(out[0]!)).toBe(true);
+    // The bodiless call on a spelling of /mcp would pass the fast path's checks: it is the handler's.
+    expect(out[1]).toMatch(/^HTTP\/1\.1 400 /);
+    expect(out[1]).toMatch(/another spelling of an MCP transport path/);
+    expect(onFastPath(out[1]!)).toBe(false);
+    expect(out[2]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(out[2]).toMatch(/"protocolVersion"/);
+    expect(mcpServer.requests.slice(before).map((r) => r.method)).toEqual(['POST']);
+  });
+  it('hands over a call with a body on an MCP path with the body intact, and parses the next request after it', async () => {
+    const token = await agents.sign('agent-fast-body', 'tools:read');
+    const before = mcpServer.requests.length;
+    // Not JSON, so the fast path admits the head; the body holds what would be a request if misread.
+    const body = `GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const out = await answers(
+      mcpPort,
+      head(['GET /not-mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`]) +
+        head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: text/plain', `Content-Length: ${body.length}`]) + body +
+        mcpPost(token, initialize),
+    );
+    expect(out).toHaveLength(3);
+    expect(onFastPath(out[0]!)).toBe(true);
+    // The MCP handler refuses a body that is not JSON-RPC; nothing of it reaches the server.
+    expect(out[1]).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect(out[1]).toMatch(/"jsonrpc":"2\.0"/);
+    expect(out[2]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(out[2]).toMatch(/"protocolVersion"/);
+    expect(mcpServer.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['POST /mcp']);
+  });
+});
+
 describe('trusted identity headers are read by their grammar', () => {
   // Each is sent by the trusted peer; a naive reader would have found the storefront in every one.
   const attacks: Array<[string, string, number]> = [

@@ -349,8 +349,10 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
       for (const l of plan.local) res.write(messageEvent(l));
+      // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
+      if (!view) return relay(up, res);
       const rewrite = rewriteEventStream((e) => {
-        if (!view || !e.hasData) return undefined;
+        if (!e.hasData) return undefined;
         try {
           const msg = JSON.parse(e.data) as unknown;
           const out = filterToolsJson(msg, ids, view);
@@ -371,6 +373,12 @@ export class McpHandler {
       }
       if (doc === undefined || typeof doc !== 'object' || doc === null) {
         return sendJson(res, 502, rpcError(null, -32000, 'the MCP server sent an answer that could not be read'), head);
+      }
+      // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
+      // the server sent, once they parsed, go out as they are.
+      if (!view && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
+        res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
+        return void res.end(raw);
       }
       const filtered = view ? filterToolsJson(doc, ids, view) : doc;
       const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];

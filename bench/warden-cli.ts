@@ -1,0 +1,49 @@
+// The sidecar as users run it, for the benchmarks' "shipped configuration": `bin/warden.js proxy …` as its
+// own process (the MCP handler registered for its http:// upstream, exactly as in a pod), its decision
+// lines on a stdout that goes to /dev/null, and its CPU time read from /proc (Linux), since it answers
+// no benchmark messages.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const warden = fileURLToPath(new URL('../bin/warden.js', import.meta.url));
+const TICKS_PER_SECOND = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these on Linux
+
+/** A running `warden proxy`. */
+export interface WardenProxy {
+  child: ChildProcess;
+  port: number;
+  /** CPU time (user + system) the process has used so far, µs. */
+  cpuMicros(): number;
+  close(): Promise<void>;
+}
+
+/** Start `warden proxy <args>` (without --listen: it listens on a free loopback port) and wait until it has its bundle. */
+export function startWardenProxy(args: string[]): Promise<WardenProxy> {
+  // BENCH_CPU_PROF=<dir>: the proxy writes a CPU profile there when it exits (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'] });
+  const cpuMicros = () => {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS_PER_SECOND;
+  };
+  const close = () => (child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const onData = (d: Buffer) => {
+      err += d.toString();
+      const m = /on 127\.0\.0\.1:(\d+) .*\(bundle [^n]/.exec(err);
+      if (!m) return;
+      // Ready: from here on stderr is drained, never kept.
+      child.stderr!.off('data', onData);
+      child.stderr!.resume();
+      child.off('exit', onExit);
+      resolve({ child, port: Number(m[1]), cpuMicros, close });
+    };
+    const onExit = (code: number | null) => reject(new Error(`warden proxy exited with ${code}: ${err}`));
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}

@@ -49,7 +49,8 @@ export async function decideInjection(req: AdmissionRequest, deps: AdmissionDeps
     if (deps.config.coverage.whenEngineUnreachable === 'allow') return { skip: `not injected: ${found.error} (allowed by configuration)` };
     return { refuse: `cannot tell which workload service account ${sa} runs: ${found.error}; retry when the Warden engine is reachable` };
   }
-  return { patch: injectionPatch(pod, ns, sa, found.workload, found.revision, cfg), workload: found.workload };
+  const patch = injectionPatch(pod, ns, sa, found.workload, found.revision, cfg);
+  return Array.isArray(patch) ? { patch, workload: found.workload } : patch;
 }
 
 /** Answer one AdmissionReview body at a mutating endpoint. Never throws. */

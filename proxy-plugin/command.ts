@@ -18,6 +18,8 @@ import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
 import { createAdminServer } from './metrics.js';
+import { appHealth } from './app-health.js';
+import { parseAppProbes } from '../formats/app-probes.js';
 import { startPlugin, type Plugin } from './plugin.js';
 import { createSidecar } from './sidecar.js';
 import { isHeaderName } from './http1.js';
@@ -59,6 +61,7 @@ interface PluginFlags {
   certReload: string;
   // proxy only
   upstream?: string;
+  appProbes?: string;
   inbound: string[];
   tlsCert?: string;
   tlsKey?: string;
@@ -204,8 +207,11 @@ async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Serve
     servers.push(l.server);
   }
   const at = servers.map(bound).join(', ') || 'no inbound listener';
+  const probes = f.appProbes === undefined ? undefined : parseAppProbes(f.appProbes);
+  if (typeof probes === 'string') throw new ConfigError(probes);
+  if (probes && !f.admin) throw new ConfigError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
   if (f.admin) {
-    const admin = createAdminServer(plugin.metrics, plugin.ready);
+    const admin = createAdminServer(plugin.metrics, plugin.ready, probes && appHealth(probes));
     await listen(admin, '--admin', f.admin);
     servers.push(admin);
   }
@@ -280,6 +286,7 @@ export function registerProxy(program: Command): void {
       .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
       .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536')
       .option('--remove-header <name>', 'also remove this caller-sent field before forwarding (repeatable; see docs/proxy-security.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--app-probes <json>', "the app's kubelet probes the admin port answers at /app-health/<container>/<kind> (JSON; the injector writes it, see docs/injection.md)")
       .option('--keep-header <name>', 'forward this field although the default list removes it (repeatable; never x-warden-*)', (v: string, acc: string[]) => [...acc, v], [] as string[]),
   ).action(async (f: PluginFlags) => {
     // Each listener and the app it forwards to: --listen → --upstream, and one per --inbound.

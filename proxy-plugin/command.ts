@@ -19,7 +19,7 @@ import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
 import { createAdminServer } from './metrics.js';
 import { appHealth } from './app-health.js';
-import { parseAppProbes } from '../formats/app-probes.js';
+import { parseAppProbes, type AppProbe } from '../formats/app-probes.js';
 import { startPlugin, type Plugin } from './plugin.js';
 import { createSidecar } from './sidecar.js';
 import { isHeaderName } from './http1.js';
@@ -200,16 +200,13 @@ const bound = (s: Server) => {
 
 // Listen on each address (--listen, or one per --inbound) and the admin port on --admin, say where
 // on stderr, run until SIGTERM/SIGINT.
-async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string): Promise<void> {
+async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string, probes?: ReadonlyMap<string, AppProbe>): Promise<void> {
   const servers: Server[] = [];
   for (const l of listeners) {
     await listen(l.server, l.flag, l.at);
     servers.push(l.server);
   }
   const at = servers.map(bound).join(', ') || 'no inbound listener';
-  const probes = f.appProbes === undefined ? undefined : parseAppProbes(f.appProbes);
-  if (typeof probes === 'string') throw new ConfigError(probes);
-  if (probes && !f.admin) throw new ConfigError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
   if (f.admin) {
     const admin = createAdminServer(plugin.metrics, plugin.ready, probes && appHealth(probes));
     await listen(admin, '--admin', f.admin);
@@ -305,6 +302,9 @@ export function registerProxy(program: Command): void {
     }
     // A pod that declares no port gets a sidecar with its admin listener only: every inbound connection is refused.
     if (routes.length === 0 && !f.admin) throw new ConfigError('give --upstream <url> (or one --inbound <listen>=<url> per app port)');
+    const probes = f.appProbes === undefined ? undefined : parseAppProbes(f.appProbes);
+    if (typeof probes === 'string') throw new ConfigError(probes);
+    if (probes && !f.admin) throw new ConfigError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const jsonBodyBytes = whole('--json-body', f.jsonBody);
@@ -338,7 +338,7 @@ export function registerProxy(program: Command): void {
     const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => { for (const s of sidecars) s.server.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }); }, processLogger, reloadMs);
     if (serving) rotations.push(serving);
     const targets = routes.map((r) => r.upstream.href).join(', ');
-    await serveUntilSignal(plugin, sidecars, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${targets || 'nothing'} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
+    await serveUntilSignal(plugin, sidecars, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${targets || 'nothing'} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`, probes);
   });
 
   commonOptions(

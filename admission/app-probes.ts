@@ -88,6 +88,25 @@ export function rewriteProbes(pod: PodTemplate, appPorts: readonly number[], adm
 }
 
 /**
+ * Probes interception will break that the injector cannot rewrite: on a port of the pod's own that no
+ * container declares (interception resets new connections to it). For the response's warnings.
+ */
+export function undeclaredProbeWarnings(pod: PodTemplate, appPorts: readonly number[], proxyName: string): string[] {
+  const out: string[] = [];
+  for (const at of probesOf(pod, proxyName)) {
+    for (const how of ['httpGet', 'tcpSocket', 'grpc'] as const) {
+      const t = at.probe[how];
+      if (!t || typeof t !== 'object' || (how !== 'grpc' && typeof t.host === 'string' && t.host !== '')) continue;
+      const port = portOf(t, at.container);
+      if (port !== undefined && !appPorts.includes(port)) {
+        out.push(`${at.field} probes port ${port}, which no container declares as a TCP port: Warden's interception resets inbound connections to undeclared ports, so this probe will fail; declare the port in the container's ports`);
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Coverage: the pod's probes on app ports are all rewritten ones, every rewritten one has its entry
  * in the sidecar's `--app-probes`, and every entry belongs to a rewritten probe and aims at an app
  * port. Returns what is wrong, each with the field it is about.

@@ -270,6 +270,15 @@ describe('kubelet probes of injected pods', () => {
     expect(rest).toEqual(rest0);
   });
 
+  it('warns, without refusing, about a probe on a port no container declares (interception will reset it)', async () => {
+    const pod = appPod({ ports: [8080] });
+    (pod.spec.containers as C[])[0]!.livenessProbe = { tcpSocket: { port: 8081 } };
+    const r = await post('/mutate', admissionReview(pod, 'shop'));
+    expect(r.allowed).toBe(true);
+    expect(r.warnings).toEqual([expect.stringContaining('warden: spec.containers[0].livenessProbe probes port 8081, which no container declares as a TCP port')]);
+    expect((await post('/mutate', admissionReview(probedPod(), 'shop'))).warnings).toEqual([expect.stringContaining('spec.containers[1].livenessProbe probes port 8081')]);
+  });
+
   it('gives the rewritten pod to the validating webhook, which admits it; reinvocation changes nothing', async () => {
     const once = await injected(probedPod());
     const r = await validate(once);

@@ -9,8 +9,9 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { AppProbe } from '../formats/app-probes.js';
 
-/** The status the admin server answers for one probe outcome: the app's status, 200 for 3xx, 503 when unreachable. */
+/** The status the admin server answers for one probe outcome: the app's status, 200 for 3xx, 503 for anything outside 200–599. */
 function statusFor(appStatus: number): number {
+  if (appStatus < 200 || appStatus > 599) return 503;
   return appStatus >= 300 && appStatus < 400 ? 200 : appStatus;
 }
 

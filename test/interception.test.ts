@@ -75,7 +75,7 @@ function callFromPeer(attempts: Attempt[]): Record<string, Record<string, unknow
 }
 
 function cleanup(): void {
-  for (const p of procs) if (p.exitCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
   // Deleting a namespace deletes the veth end in it, and with it the pair.
   for (const ns of [POD_NS, PEER_NS]) spawnSync('ip', ['netns', 'del', ns]);
 }

@@ -77,7 +77,11 @@ function callFromPeer(attempts: Attempt[]): Record<string, Record<string, unknow
 function cleanup(): void {
   for (const p of procs) {
     // One that is gone already must not keep the rest (and the namespaces) from being cleaned up.
-    if (p.exitCode === null && p.signalCode === null && p.pid) spawnSync('kill', ['-KILL', String(p.pid)]);
+    try {
+      if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: it exited between the check and the kill.
+    }
   }
   // Deleting a namespace deletes the veth end in it, and with it the pair.
   for (const ns of [POD_NS, PEER_NS]) spawnSync('ip', ['netns', 'del', ns]);

@@ -10,6 +10,8 @@ import type { EngineConnection } from '../runtime/engine-connection.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 import { parseInbound, parseInterceptionArgs } from '../formats/interception.js';
 import type { InjectionConfig } from './config.js';
+import { parseAppProbes } from '../formats/app-probes.js';
+import { checkProbes } from './app-probes.js';
 import { alreadyInjected, annotatedForInjection, appPortsOf, initImages, INIT_CONTAINER, INJECT_KEY, PROXY_CONTAINER, proxyImages, type Container } from './injection.js';
 import type { PodTemplate } from './pod-template.js';
 
@@ -122,7 +124,7 @@ export class BundleDirectory implements WorkloadDirectory {
 
 /** One coverage finding, for the denial message. */
 export interface CoverageFinding {
-  rule: 'proxy-plugin' | 'proxy-image' | 'proxy-args' | 'interception' | 'interception-integrity' | 'host-network' | 'injection' | 'workload-bundle' | 'engine-unreachable';
+  rule: 'proxy-plugin' | 'proxy-image' | 'proxy-args' | 'app-probes' | 'interception' | 'interception-integrity' | 'host-network' | 'injection' | 'workload-bundle' | 'engine-unreachable';
   msg: string;
   field?: string;
   container?: string;
@@ -277,7 +279,11 @@ function checkProxyArgs(pod: PodTemplate, namespace: string, proxy: Located, wor
   for (const p of appPortsOf(pod.spec)) {
     if (![...listeners.values()].includes(p)) return bad(`${PROXY_CONTAINER} has no --inbound listener for app port ${p}`);
   }
-  return [];
+  // The probes the sidecar makes for the kubelet: exactly the pod's rewritten ones, on app ports.
+  const probes = flags.has('--app-probes') ? parseAppProbes(one('--app-probes')!) : new Map();
+  if (typeof probes === 'string') return bad(probes);
+  const adminPort = Number(/:(\d{1,5})$/.exec(one('--admin') ?? '')?.[1]);
+  return checkProbes(pod, probes, appPortsOf(pod.spec), adminPort, PROXY_CONTAINER).map((f) => ({ rule: 'app-probes' as const, container: PROXY_CONTAINER, field: f.field ?? at(proxy, 'args'), msg: `${f.msg}; ${howToInject(namespace)}` }));
 }
 
 function checkInterception(pod: PodTemplate, namespace: string, proxy: Located | undefined, cfg: InjectionConfig, at: (l: Located, rest: string) => string): CoverageFinding[] {

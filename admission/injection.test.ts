@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admissionReviewResponse, type AdmissionResponse } from '../formats/admission-review.js';
 import { decisionEvent } from '../formats/decision-event.js';
 import { parseInterceptionArgs } from '../formats/interception.js';
+import { parseAppProbes } from '../formats/app-probes.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhookFor, type BuiltPolicies } from '../test/support/admission-fixture.js';
 import { generateCertificates, type WebhookCertificates } from './certs.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
@@ -74,10 +75,10 @@ const proxyOf = (pod: Pod) => init(pod).find((c) => c.name === PROXY_CONTAINER)!
 const clone = <T>(x: T): T => structuredClone(x);
 
 /** One test per change: an injected Pod, changed so, is refused with a message containing `expected`. */
-function refusesEach(cases: Array<[string, (pod: Pod) => void, string]>): void {
+function refusesEach(cases: Array<[string, (pod: Pod) => void, string]>, base: () => Pod = appPod): void {
   for (const [what, change, expected] of cases) {
     it(`refuses ${what}`, async () => {
-      const pod = clone(await injected());
+      const pod = clone(await injected(base()));
       change(pod);
       const r = await validate(pod);
       expect(r.allowed).toBe(false);
@@ -228,6 +229,122 @@ describe('coverage checks the real sidecar, not a look-alike', () => {
     expect(r.status?.message).toContain('kubectl label namespace shop warden.dev/inject=enabled');
     expect(r.status?.message).not.toMatch(/add the annotation/);
   });
+});
+
+/** An app with a probe of each kind: httpGet on a named app port, tcpSocket on the other, and probes interception does not touch. */
+function probedPod(): Pod {
+  const pod = appPod();
+  const app = (pod.spec.containers as C[])[0]!;
+  app.ports = [{ name: 'http', containerPort: 8080 }, { containerPort: 9090 }, { containerPort: 9091, protocol: 'UDP' }];
+  app.livenessProbe = { httpGet: { path: '/healthz?deep=1', port: 'http', scheme: 'HTTPS', httpHeaders: [{ name: 'X-Probe', value: 'live' }] }, periodSeconds: 7, timeoutSeconds: 3 };
+  app.readinessProbe = { tcpSocket: { port: 9090 }, initialDelaySeconds: 2 };
+  app.startupProbe = { exec: { command: ['true'] } };
+  (pod.spec.containers as C[]).push({ name: 'metrics', image: GOOD_IMAGE, resources: { limits: { cpu: '100m', memory: '64Mi' } }, livenessProbe: { httpGet: { path: '/up', port: 8081 } }, readinessProbe: { httpGet: { path: '/', port: 8080, host: '10.0.0.9' } } });
+  return pod;
+}
+const appArgsProbes = (pod: Pod) => {
+  const a = proxyOf(pod).args as string[];
+  return a[a.indexOf('--app-probes') + 1]!;
+};
+const setAppProbes = (pod: Pod, value: unknown) => {
+  const a = proxyOf(pod).args as string[];
+  a[a.indexOf('--app-probes') + 1] = typeof value === 'string' ? value : JSON.stringify(value);
+};
+
+describe('kubelet probes of injected pods', () => {
+  it('rewrites httpGet and tcpSocket probes on app ports to the sidecar and hands it the original targets', async () => {
+    const pod = await injected(probedPod());
+    const [app, metrics] = pod.spec.containers as [C, C];
+    expect(app.livenessProbe).toEqual({ httpGet: { path: '/app-health/app/livez', port: 15020, scheme: 'HTTP' }, periodSeconds: 7, timeoutSeconds: 3 });
+    expect(app.readinessProbe).toEqual({ httpGet: { path: '/app-health/app/readyz', port: 15020, scheme: 'HTTP' }, initialDelaySeconds: 2 });
+    // exec probes, probes on ports that are not app ports and probes of another host are the user's as written.
+    expect(app.startupProbe).toEqual({ exec: { command: ['true'] } });
+    expect(metrics).toEqual((probedPod().spec.containers as C[])[1]);
+    expect(Object.fromEntries(parseAppProbes(appArgsProbes(pod)) as Map<string, unknown>)).toEqual({
+      '/app-health/app/livez': { kind: 'http', port: 8080, path: '/healthz?deep=1', scheme: 'HTTPS', headers: [{ name: 'X-Probe', value: 'live' }], timeoutSeconds: 3 },
+      '/app-health/app/readyz': { kind: 'tcp', port: 9090, timeoutSeconds: 1 },
+    });
+    // Nothing else of the user's containers changed.
+    const { livenessProbe: _l, readinessProbe: _r, ...rest } = app;
+    const { livenessProbe: _l0, readinessProbe: _r0, ...rest0 } = (probedPod().spec.containers as C[])[0]!;
+    expect(rest).toEqual(rest0);
+  });
+
+  it('warns, without refusing, about a probe on a port no container declares (interception will reset it)', async () => {
+    const pod = appPod({ ports: [8080] });
+    (pod.spec.containers as C[])[0]!.livenessProbe = { tcpSocket: { port: 8081 } };
+    const r = await post('/mutate', admissionReview(pod, 'shop'));
+    expect(r.allowed).toBe(true);
+    expect(r.warnings).toEqual([expect.stringContaining('warden: spec.containers[0].livenessProbe probes port 8081, which no container declares as a TCP port')]);
+    expect((await post('/mutate', admissionReview(probedPod(), 'shop'))).warnings).toEqual([expect.stringContaining('spec.containers[1].livenessProbe probes port 8081')]);
+  });
+
+  it('gives the rewritten pod to the validating webhook, which admits it; reinvocation changes nothing', async () => {
+    const once = await injected(probedPod());
+    const r = await validate(once);
+    expect(r.status?.message).toBeUndefined();
+    expect(r.allowed).toBe(true);
+    const again = await post('/mutate', admissionReview(once, 'shop'));
+    expect(again).toMatchObject({ allowed: true });
+    expect(again.patch).toBeUndefined();
+  });
+
+  it("rewrites a user native sidecar's probe on its app port (the JSON Patch runs before the init containers shift)", async () => {
+    const pod = appPod({ ports: [8080] });
+    pod.spec.initContainers = [
+      { name: 'migrate', image: GOOD_IMAGE, resources: { limits: { cpu: '1', memory: '1Gi' } } },
+      { name: 'cache', image: GOOD_IMAGE, restartPolicy: 'Always', ports: [{ containerPort: 6379 }], resources: { limits: { cpu: '1', memory: '1Gi' } }, readinessProbe: { tcpSocket: { port: 6379 } } },
+    ];
+    const out = await injected(pod);
+    expect(init(out).map((c) => c.name)).toEqual([INIT_CONTAINER, PROXY_CONTAINER, 'migrate', 'cache']);
+    expect(init(out)[3]!.readinessProbe).toEqual({ httpGet: { path: '/app-health/cache/readyz', port: 15020, scheme: 'HTTP' } });
+    expect(init(out)[2]).toEqual(init(pod)[0]);
+    expect((await validate(out)).allowed).toBe(true);
+  });
+
+  it('refuses to inject a grpc probe on an app port, saying what to use instead; a grpc probe elsewhere is left alone', async () => {
+    const pod = appPod();
+    (pod.spec.containers as C[])[0]!.livenessProbe = { grpc: { port: 9090 } };
+    const r = await post('/mutate', admissionReview(pod, 'shop'));
+    expect(r.allowed).toBe(false);
+    expect(r.status?.message).toContain('spec.containers[0].livenessProbe is a grpc probe on app port 9090');
+    expect(r.status?.message).toContain('use an httpGet or tcpSocket probe, or an exec probe');
+    (pod.spec.containers as C[])[0]!.livenessProbe = { grpc: { port: 9999 } };
+    expect(((await injected(pod)).spec.containers as C[])[0]!.livenessProbe).toEqual({ grpc: { port: 9999 } });
+  });
+
+  refusesEach([
+    ['an app probe aimed at a port that is not an app port (a loopback-only admin port of the app)', (p) => {
+      const probes = JSON.parse(appArgsProbes(p)) as Record<string, { port: number }>;
+      probes['/app-health/app/readyz']!.port = 6060;
+      setAppProbes(p, probes);
+    }, "[coverage/app-probes] (container warden-proxy, spec.initContainers[1].args) the sidecar's --app-probes sends /app-health/app/readyz to port 6060, which is not an app port"],
+    ['an app probe no probe of the pod uses', (p) => {
+      const probes = JSON.parse(appArgsProbes(p)) as Record<string, unknown>;
+      probes['/app-health/metrics/livez'] = { kind: 'http', port: 8080, path: '/orders/export', scheme: 'HTTP', headers: [], timeoutSeconds: 1 };
+      setAppProbes(p, probes);
+    }, 'configures /app-health/metrics/livez, which no probe of the pod uses'],
+    ['a rewritten probe whose target was removed from the sidecar', (p) => {
+      const probes = JSON.parse(appArgsProbes(p)) as Record<string, unknown>;
+      delete probes['/app-health/app/livez'];
+      setAppProbes(p, probes);
+    }, '[coverage/app-probes] (container warden-proxy, spec.containers[0].livenessProbe.httpGet.path) spec.containers[0].livenessProbe asks the sidecar for /app-health/app/livez, which its --app-probes does not configure'],
+    ["a probe that asks for another container's path", (p) => void (((p.spec.containers as C[])[0]!.readinessProbe as { httpGet: { path: string } }).httpGet.path = '/app-health/app/livez'), 'but this probe\'s path is /app-health/app/readyz'],
+    ['a probe on an app port put back after injection', (p) => void ((p.spec.containers as C[])[0]!.readinessProbe = { tcpSocket: { port: 9090 } }), 'spec.containers[0].readinessProbe is a tcpSocket probe on app port 9090'],
+    ['a grpc probe on an app port', (p) => void ((p.spec.containers as C[])[1]!.startupProbe = { grpc: { port: 8080 } }), 'spec.containers[1].startupProbe is a grpc probe on app port 8080'],
+    ['--app-probes given twice (commander keeps the last)', (p) => void (proxyOf(p).args as string[]).push('--app-probes', '{}'), '--app-probes is given twice'],
+    ['a header smuggling a second line', (p) => {
+      const probes = JSON.parse(appArgsProbes(p)) as Record<string, { headers: unknown[] }>;
+      probes['/app-health/app/livez']!.headers.push({ name: 'X-A', value: 'x\r\nHost: evil' });
+      setAppProbes(p, probes);
+    }, '--app-probes /app-health/app/livez.headers[1] must be {name, value}'],
+    ['an app probe with a method of its own', (p) => {
+      const probes = JSON.parse(appArgsProbes(p)) as Record<string, Record<string, unknown>>;
+      probes['/app-health/app/livez']!.method = 'DELETE';
+      setAppProbes(p, probes);
+    }, 'has an unknown field "method"'],
+    ['an app probe path that is not under /app-health', (p) => setAppProbes(p, { '/metrics': { kind: 'tcp', port: 8080, timeoutSeconds: 1 } }), '"/metrics" is not /app-health/<container>/<livez|readyz|startupz>'],
+  ], probedPod);
 });
 
 describe('node access without privileged', () => {

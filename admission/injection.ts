@@ -5,10 +5,13 @@
 //   - `warden-proxy`: a native sidecar (init container with restartPolicy: Always), the proxy image
 //     by digest, `warden proxy` for the workload the service account maps to, one --inbound listener
 //     per app port, its SVID, the verification key, probes, resources, its own non-root UID.
-// The user's containers are never changed: the app keeps listening where it did.
+// The user's containers change in one way only: their httpGet/tcpSocket probes on app ports go to the
+// sidecar's admin port (admission/app-probes.ts). The app keeps listening where it did.
+import { formatAppProbes, type AppProbe } from '../formats/app-probes.js';
 import { inboundArg, interceptionArgs, planFor, type InterceptionPlan } from '../formats/interception.js';
 import type { InjectionConfig, SvidSource } from './config.js';
 import type { PodTemplate } from './pod-template.js';
+import { rewriteProbes } from './app-probes.js';
 
 /** Container names of the contract. */
 export const PROXY_CONTAINER = 'warden-proxy';
@@ -76,7 +79,7 @@ export function appPortsOf(spec: PodTemplate['spec']): number[] {
 const svidFile = (name: 'tls.crt' | 'tls.key' | 'ca.crt') => `${SIDECAR_PATHS.svid}/${name}`;
 
 /** `warden proxy` arguments for a workload (the container's entrypoint is `warden`). */
-export function proxyArgs(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig): string[] {
+export function proxyArgs(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes: ReadonlyMap<string, AppProbe> = new Map()): string[] {
   return [
     'proxy', '--workload', workload, '--namespace', namespace,
     '--engine', cfg.engineUrl, '--engine-cert', svidFile('tls.crt'), '--engine-key', svidFile('tls.key'), '--engine-ca', svidFile('ca.crt'),
@@ -84,6 +87,7 @@ export function proxyArgs(workload: string, namespace: string, plan: Interceptio
     '--tls-cert', svidFile('tls.crt'), '--tls-key', svidFile('tls.key'), '--client-ca', svidFile('ca.crt'),
     '--admin', `[::]:${plan.adminPort}`, '--spill', `${SIDECAR_PATHS.run}/decisions.spill.ndjson`,
     ...plan.redirects.flatMap((r) => ['--inbound', inboundArg(r)]),
+    ...(probes.size > 0 ? ['--app-probes', formatAppProbes(probes)] : []),
   ];
 }
 
@@ -96,13 +100,13 @@ function proxySecurityContext(cfg: InjectionConfig): Obj {
 }
 
 /** The native sidecar. */
-export function proxyContainer(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig): Obj {
+export function proxyContainer(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes?: ReadonlyMap<string, AppProbe>): Obj {
   const admin = (path: string, extra: Obj) => ({ httpGet: { path, port: plan.adminPort }, ...extra });
   return {
     name: PROXY_CONTAINER,
     image: cfg.proxyImage,
     restartPolicy: 'Always',
-    args: proxyArgs(workload, namespace, plan, cfg),
+    args: proxyArgs(workload, namespace, plan, cfg, probes),
     ports: [...plan.redirects.map((r, i) => ({ name: `warden-in-${i}`, containerPort: r.proxyPort })), { name: 'warden-admin', containerPort: plan.adminPort }],
     // The app starts only once the sidecar is up (native sidecars gate on their startup probe).
     startupProbe: admin('/healthz', { periodSeconds: 1, failureThreshold: 60 }),
@@ -161,13 +165,18 @@ export function alreadyInjected(spec: PodTemplate['spec']): boolean {
 const pointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /**
- * The JSON Patch that injects the contract into a Pod: the two containers first among the init
- * containers (interception before anything else runs), the volumes, and the annotation. Only adds.
+ * The JSON Patch that injects the contract into a Pod: the app containers' probes on app ports
+ * rewritten to the sidecar (first, while their indices are the user's), the two containers first
+ * among the init containers (interception before anything else runs), the volumes, and the
+ * annotation. Only adds (an add on an existing member replaces it). A probe the sidecar cannot take
+ * over (grpc on an app port) is a refusal.
  */
-export function injectionPatch(pod: PodTemplate, namespace: string, serviceAccount: string, workload: string, revision: string, cfg: InjectionConfig): PatchOp[] {
+export function injectionPatch(pod: PodTemplate, namespace: string, serviceAccount: string, workload: string, revision: string, cfg: InjectionConfig): PatchOp[] | { refuse: string } {
   const plan = planFor(appPortsOf(pod.spec));
-  const containers = [interceptionContainer(plan, cfg), proxyContainer(workload, namespace, plan, cfg)];
-  const ops: PatchOp[] = [];
+  const probes = rewriteProbes(pod, plan.redirects.map((r) => r.appPort), plan.adminPort, PROXY_CONTAINER);
+  if ('refuse' in probes) return probes;
+  const containers = [interceptionContainer(plan, cfg), proxyContainer(workload, namespace, plan, cfg, probes.probes)];
+  const ops: PatchOp[] = [...probes.ops];
   const init = pod.spec.initContainers as unknown[] | undefined;
   if (!Array.isArray(init) || init.length === 0) ops.push({ op: 'add', path: '/spec/initContainers', value: containers });
   else containers.forEach((c, i) => ops.push({ op: 'add', path: `/spec/initContainers/${i}`, value: c }));

@@ -13,7 +13,8 @@ import { exemptNamespaces } from './config.js';
 import { serviceAccountOf } from './coverage.js';
 import { recordAdmission, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
 import { SIDECAR_PORTS } from '../formats/interception.js';
-import { alreadyInjected, annotatedForInjection, appPortsOf, injectionPatch, INJECT_KEY, type PatchOp } from './injection.js';
+import { alreadyInjected, annotatedForInjection, appPortsOf, injectionPatch, INJECT_KEY, PROXY_CONTAINER, type PatchOp } from './injection.js';
+import { undeclaredProbeWarnings } from './app-probes.js';
 import { podTemplateOf } from './pod-template.js';
 
 /** Which pods this endpoint injects: every pod (a labelled namespace) or annotated pods only. */
@@ -22,7 +23,7 @@ export type InjectionScope = 'namespace' | 'annotated';
 const review = (response: AdmissionResponse): AdmissionReview => ({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
 
 /** The result of deciding one Pod: the patch, or nothing to do (and why), or a refusal. */
-export type Injection = { patch: PatchOp[]; workload: string } | { skip: string } | { refuse: string };
+export type Injection = { patch: PatchOp[]; workload: string; warnings?: string[] } | { skip: string } | { refuse: string };
 
 /** Decide injection for a Pod CREATE request (exported for the tests and the benchmark). */
 export async function decideInjection(req: AdmissionRequest, deps: AdmissionDeps, scope: InjectionScope): Promise<Injection> {
@@ -49,7 +50,10 @@ export async function decideInjection(req: AdmissionRequest, deps: AdmissionDeps
     if (deps.config.coverage.whenEngineUnreachable === 'allow') return { skip: `not injected: ${found.error} (allowed by configuration)` };
     return { refuse: `cannot tell which workload service account ${sa} runs: ${found.error}; retry when the Warden engine is reachable` };
   }
-  return { patch: injectionPatch(pod, ns, sa, found.workload, found.revision, cfg), workload: found.workload };
+  const patch = injectionPatch(pod, ns, sa, found.workload, found.revision, cfg);
+  if (!Array.isArray(patch)) return patch;
+  const warnings = undeclaredProbeWarnings(pod, appPortsOf(pod.spec), PROXY_CONTAINER);
+  return { patch, workload: found.workload, ...(warnings.length > 0 ? { warnings: warnings.map((w) => `warden: ${w}`.slice(0, 1024)) } : {}) };
 }
 
 /** Answer one AdmissionReview body at a mutating endpoint. Never throws. */
@@ -88,7 +92,7 @@ export async function mutate(body: unknown, deps: AdmissionDeps, scope: Injectio
   if ('skip' in decided) return { httpStatus: 200, body: review({ uid: req.uid, allowed: true, auditAnnotations: { injection: decided.skip } }), findings: [] };
   return {
     httpStatus: 200,
-    body: review({ uid: req.uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decided.patch)).toString('base64'), auditAnnotations: { injection: `injected the sidecar for workload ${decided.workload}` } }),
+    body: review({ uid: req.uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decided.patch)).toString('base64'), auditAnnotations: { injection: `injected the sidecar for workload ${decided.workload}` }, ...(decided.warnings ? { warnings: decided.warnings } : {}) }),
     findings: [],
   };
 }

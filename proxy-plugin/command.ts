@@ -18,6 +18,8 @@ import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
 import { createAdminServer } from './metrics.js';
+import { appHealth } from './app-health.js';
+import { parseAppProbes, type AppProbe } from '../formats/app-probes.js';
 import { startPlugin, type Plugin } from './plugin.js';
 import { createSidecar } from './sidecar.js';
 import { isHeaderName } from './http1.js';
@@ -59,6 +61,7 @@ interface PluginFlags {
   certReload: string;
   // proxy only
   upstream?: string;
+  appProbes?: string;
   inbound: string[];
   tlsCert?: string;
   tlsKey?: string;
@@ -197,7 +200,7 @@ const bound = (s: Server) => {
 
 // Listen on each address (--listen, or one per --inbound) and the admin port on --admin, say where
 // on stderr, run until SIGTERM/SIGINT.
-async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string): Promise<void> {
+async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string, probes?: ReadonlyMap<string, AppProbe>): Promise<void> {
   const servers: Server[] = [];
   for (const l of listeners) {
     await listen(l.server, l.flag, l.at);
@@ -205,7 +208,7 @@ async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Serve
   }
   const at = servers.map(bound).join(', ') || 'no inbound listener';
   if (f.admin) {
-    const admin = createAdminServer(plugin.metrics, plugin.ready);
+    const admin = createAdminServer(plugin.metrics, plugin.ready, probes && appHealth(probes));
     await listen(admin, '--admin', f.admin);
     servers.push(admin);
   }
@@ -280,6 +283,7 @@ export function registerProxy(program: Command): void {
       .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
       .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536')
       .option('--remove-header <name>', 'also remove this caller-sent field before forwarding (repeatable; see docs/proxy-security.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--app-probes <json>', "the app's kubelet probes the admin port answers at /app-health/<container>/<kind> (JSON; the injector writes it, see docs/injection.md)")
       .option('--keep-header <name>', 'forward this field although the default list removes it (repeatable; never x-warden-*)', (v: string, acc: string[]) => [...acc, v], [] as string[]),
   ).action(async (f: PluginFlags) => {
     // Each listener and the app it forwards to: --listen → --upstream, and one per --inbound.
@@ -298,6 +302,9 @@ export function registerProxy(program: Command): void {
     }
     // A pod that declares no port gets a sidecar with its admin listener only: every inbound connection is refused.
     if (routes.length === 0 && !f.admin) throw new ConfigError('give --upstream <url> (or one --inbound <listen>=<url> per app port)');
+    const probes = f.appProbes === undefined ? undefined : parseAppProbes(f.appProbes);
+    if (typeof probes === 'string') throw new ConfigError(probes);
+    if (probes && !f.admin) throw new ConfigError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
     if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
     if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const jsonBodyBytes = whole('--json-body', f.jsonBody);
@@ -331,7 +338,7 @@ export function registerProxy(program: Command): void {
     const serving = tls && reloadOnRotation('serving certificate', { cert: f.tlsCert, key: f.tlsKey, ca: f.clientCa }, tls, (p) => { for (const s of sidecars) s.server.setTls({ cert: p.cert!, key: p.key!, ...(p.ca ? { ca: p.ca } : {}) }); }, processLogger, reloadMs);
     if (serving) rotations.push(serving);
     const targets = routes.map((r) => r.upstream.href).join(', ');
-    await serveUntilSignal(plugin, sidecars, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${targets || 'nothing'} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`);
+    await serveUntilSignal(plugin, sidecars, f, rotations, (at) => `warden proxy: ${f.workload} on ${at} → ${targets || 'nothing'} (bundle ${plugin.source.current?.revision ?? 'none yet: deny-all'})`, probes);
   });
 
   commonOptions(

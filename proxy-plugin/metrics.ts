@@ -76,12 +76,15 @@ export class PluginMetrics {
   }
 }
 
-/** Serve /metrics, /healthz (process up) and /readyz (a bundle is loaded). */
-export function createAdminServer(metrics: PluginMetrics, isReady: () => boolean): Server {
+/** Serve /metrics, /healthz (process up), /readyz (a bundle is loaded) and the app probes `appProbe` configures (proxy-plugin/app-health.ts). */
+export function createAdminServer(metrics: PluginMetrics, isReady: () => boolean, appProbe?: (path: string) => Promise<number> | undefined): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    const probed = req.method === 'GET' ? appProbe?.(path) : undefined;
     if (req.method !== 'GET') {
       res.writeHead(405).end();
+    } else if (probed) {
+      void probed.then((status) => res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 400 ? 'app healthy\n' : 'app unhealthy\n'));
     } else if (path === '/metrics') {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),

@@ -83,7 +83,7 @@ describe('injection through a real API server and controller manager', () => {
   it('kubectl apply of a Deployment into a labelled namespace gives stored, injected Pods', async () => {
     const kubeconfig = join(built.dir, 'kubeconfig');
     writeFileSync(kubeconfig, kube.kubeConfig.exportConfig());
-    const d = deployment({ name: 'orders', inject: false, app: { ports: [{ containerPort: 8080 }] } });
+    const d = deployment({ name: 'orders', inject: false, app: { ports: [{ containerPort: 8080 }], readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 3 } } });
     d.spec!.replicas = 2;
     const file = join(built.dir, 'deployment.yaml');
     writeFileSync(file, stringify({ ...d, metadata: { ...d.metadata, namespace: 'shop' } }));
@@ -102,6 +102,9 @@ describe('injection through a real API server and controller manager', () => {
       expect(proxyOf(p)).toMatchObject({ image: PROXY_IMAGE, restartPolicy: 'Always' });
       expect(proxyOf(p).args).toEqual(expect.arrayContaining(['--workload', 'orders', '--inbound', '[::]:15101=http://127.0.0.1:8080']));
       expect(p.spec?.initContainers?.[0]?.args).toEqual(['init-net', '--redirect', '8080=15101', '--admin-port', '15020']);
+      // The kubelet's probe goes to the sidecar, which makes the original one on loopback.
+      expect(p.spec?.containers?.[0]?.readinessProbe).toMatchObject({ httpGet: { path: '/app-health/app/readyz', port: 15020, scheme: 'HTTP' }, periodSeconds: 3 });
+      expect(proxyOf(p).args).toEqual(expect.arrayContaining(['--app-probes', '{"/app-health/app/readyz":{"kind":"http","port":8080,"path":"/healthz","scheme":"HTTP","headers":[],"timeoutSeconds":1}}']));
       expect(p.metadata?.annotations?.['warden.dev/injected']).toMatch(/^orders@/);
     }
   });

@@ -4,7 +4,8 @@
 // the sidecar with the injected arguments (SVID, key and spill paths mapped to temp files; the one
 // substitution: --bundle instead of the engine, which this test does not run). A peer namespace,
 // joined by a veth pair, is the rest of the cluster: allowed calls reach the app, denied calls never
-// do, and every way around the sidecar fails. Addresses are from 198.18.0.0/15 and fd00::/8, inside
+// do, and every way around the sidecar fails. The kubelet's probes, rewritten by the injector, are
+// answered on the sidecar's admin port with the app's real health. Addresses are from 198.18.0.0/15 and fd00::/8, inside
 // the two namespaces only; both namespaces (and with them the veth pair) are removed at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,7 +34,9 @@ let pki: Pki;
 let tmp: string;
 const procs: ChildProcess[] = [];
 let app: { lines: Array<Record<string, unknown>> };
-let injected: { initArgs: string[]; proxyArgs: string[] };
+let appProc: ChildProcess;
+type HttpGet = { path: string; port: number };
+let injected: { initArgs: string[]; proxyArgs: string[]; live: HttpGet; ready: HttpGet };
 let files: Record<string, string>;
 
 function sh(cmd: string, args: string[]): string {
@@ -72,7 +75,14 @@ function callFromPeer(attempts: Attempt[]): Record<string, Record<string, unknow
 }
 
 function cleanup(): void {
-  for (const p of procs) if (p.exitCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+  for (const p of procs) {
+    // One that is gone already must not keep the rest (and the namespaces) from being cleaned up.
+    try {
+      if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: it exited between the check and the kill.
+    }
+  }
   // Deleting a namespace deletes the veth end in it, and with it the pair.
   for (const ns of [POD_NS, PEER_NS]) spawnSync('ip', ['netns', 'del', ns]);
 }
@@ -109,11 +119,17 @@ beforeAll(async () => {
   };
   // The Pod as the injector leaves it.
   const webhook = await webhookFor(built, { config: { injection: { proxyImage: PROXY_IMAGE } } });
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'orders-' }, spec: { serviceAccountName: 'orders', securityContext: { runAsNonRoot: true }, containers: [{ name: 'app', image: GOOD_IMAGE, ports: [{ containerPort: 8080 }] }] } };
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'orders-' }, spec: { serviceAccountName: 'orders', securityContext: { runAsNonRoot: true }, containers: [{
+    name: 'app', image: GOOD_IMAGE, ports: [{ containerPort: 8080 }],
+    // The kubelet's probes as the user wrote them; the injector aims them at the sidecar's admin port.
+    livenessProbe: { httpGet: { path: '/healthz', port: 8080, httpHeaders: [{ name: 'X-Probe', value: 'kubelet' }] } },
+    readinessProbe: { tcpSocket: { port: 8080 } },
+  }] } };
   const out = await mutate(admissionReview(pod, 'shop'), webhook.deps, 'namespace');
   const patch = (out.body as { response: { patch: string } }).response.patch;
-  const stored = applyJsonPatch(pod, JSON.parse(Buffer.from(patch, 'base64').toString('utf8'))) as { spec: { initContainers: Array<{ args: string[] }> } };
-  injected = { initArgs: stored.spec.initContainers[0]!.args, proxyArgs: stored.spec.initContainers[1]!.args };
+  const stored = applyJsonPatch(pod, JSON.parse(Buffer.from(patch, 'base64').toString('utf8'))) as { spec: { initContainers: Array<{ args: string[] }>; containers: Array<Record<string, { httpGet: HttpGet }>> } };
+  const appSpec = stored.spec.containers[0]!;
+  injected = { initArgs: stored.spec.initContainers[0]!.args, proxyArgs: stored.spec.initContainers[1]!.args, live: appSpec.livenessProbe!.httpGet, ready: appSpec.readinessProbe!.httpGet };
 
   cleanup();
   const veth = [`wd${id}a`, `wd${id}b`];
@@ -126,7 +142,8 @@ beforeAll(async () => {
     sh('ip', ['-n', ns, '-6', 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad']);
     sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
   }
-  const a = start(POD_NS, [process.execPath, join(netnsDir, 'app.mjs')]);
+  const a = start(POD_NS, [process.execPath, join(netnsDir, 'app.mjs'), join(tmp, 'app-sick')]);
+  appProc = a.proc;
   app = a;
   await until(() => `the app to listen (${a.err()})`, () => (a.lines.some((l) => l.ready) ? true : undefined));
 }, 240_000);
@@ -190,4 +207,42 @@ describe('a pod that really runs behind the injected interception and sidecar', 
     // What reached the app: the two allowed calls, through the sidecar, and nothing else.
     expect(app.lines.slice(before).map((l) => `${String(l.tcp ?? `udp ${String(l.udp)}`)} ${String(l.url ?? l.data)}`)).toEqual(['8080 /orders/42', '8080 /orders/43']);
   }, 120_000);
+
+  it("answers the kubelet's rewritten probes with the app's real health, while the app port stays behind the sidecar", async () => {
+    const { live, ready } = injected;
+    expect([live, ready]).toEqual([{ path: '/app-health/app/livez', port: 15020, scheme: 'HTTP' }, { path: '/app-health/app/readyz', port: 15020, scheme: 'HTTP' }]);
+    const before = app.lines.length;
+    // The kubelet probes from outside the pod (the node), on the pod's address.
+    const healthy = callFromPeer([
+      { name: 'live', scheme: 'http', host: POD_V4, port: live.port, path: live.path },
+      { name: 'ready', scheme: 'http', host: POD_V6, port: ready.port, path: ready.path },
+      // The admin port is no way to the app: no other path, method or header reaches it.
+      { name: 'a path of the caller', scheme: 'http', host: POD_V4, port: live.port, path: '/app-health/app/livez/../../../orders/42' },
+      { name: 'another container', scheme: 'http', host: POD_V4, port: live.port, path: '/app-health/other/livez' },
+      { name: 'another method', scheme: 'http', host: POD_V4, port: live.port, path: live.path, method: 'POST' },
+      // The probe's own target, called directly: through the sidecar, and decided (the example policy
+      // lets anyone GET /healthz, nothing else: this POST without a certificate is denied).
+      { name: 'the app health directly', scheme: 'https', host: POD_V4, port: 8080, path: '/healthz', method: 'POST', ca: files[`${SIDECAR_PATHS.svid}/ca.crt`], headers: { 'x-probe': 'caller' } },
+      { name: 'the app health in plain http', scheme: 'http', host: POD_V4, port: 8080, path: '/healthz' },
+    ]);
+    expect(healthy.live).toMatchObject({ status: 200 });
+    expect(healthy.ready).toMatchObject({ status: 200 });
+    for (const name of ['a path of the caller', 'another container']) expect(healthy[name], name).toMatchObject({ status: 404 });
+    expect(healthy['another method']).toMatchObject({ status: 405 });
+    expect(healthy['the app health directly']).toMatchObject({ status: 403 });
+    expect(healthy['the app health in plain http']!.status === 200).toBe(false);
+    // What reached the app: the liveness probe, as the user wrote it (its header too), made by the sidecar on loopback.
+    await until('the probe to reach the app', () => (app.lines.length > before ? true : undefined));
+    expect(app.lines.slice(before)).toEqual([expect.objectContaining({ tcp: 8080, method: 'GET', url: '/healthz', probe: 'kubelet' })]);
+
+    // The app says it is unhealthy: the kubelet sees it.
+    writeFileSync(join(tmp, 'app-sick'), '');
+    expect(callFromPeer([{ name: 'live', scheme: 'http', host: POD_V4, port: live.port, path: live.path }]).live).toMatchObject({ status: 500 });
+    // The app is gone: both probes fail (the tcpSocket one cannot connect).
+    appProc.kill('SIGKILL');
+    await until('the app to exit', () => (appProc.exitCode !== null || appProc.signalCode !== null ? true : undefined));
+    const gone = callFromPeer([{ name: 'live', scheme: 'http', host: POD_V4, port: live.port, path: live.path }, { name: 'ready', scheme: 'http', host: POD_V4, port: ready.port, path: ready.path }]);
+    expect(gone.live).toMatchObject({ status: 503 });
+    expect(gone.ready).toMatchObject({ status: 503 });
+  }, 60_000);
 });

@@ -128,6 +128,32 @@ describe('warden serve + warden proxy', () => {
     await expect(start(base, /never/)).rejects.toThrow(/give --upstream <url> \(or one --inbound <listen>=<url> per app port\)/);
   });
 
+  it('refuses --app-probes that would reach anything but a probe on loopback, or that no admin port serves', async () => {
+    const base = ['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--admin', '127.0.0.1:0'];
+    const probe = { kind: 'http', port: 8080, path: '/healthz', scheme: 'HTTP', headers: [], timeoutSeconds: 1 };
+    await expect(start([...base, '--app-probes', JSON.stringify({ '/metrics': probe })], /never/)).rejects.toThrow(/"\/metrics" is not \/app-health\/<container>\/<livez\|readyz\|startupz>/);
+    await expect(start([...base, '--app-probes', JSON.stringify({ '/app-health/app/livez': { ...probe, host: '10.0.0.1' } })], /never/)).rejects.toThrow(/unknown field "host"/);
+    await expect(start([...base, '--app-probes', JSON.stringify({ '/app-health/app/livez': { ...probe, path: 'http://evil/' } })], /never/)).rejects.toThrow(/path must start with \//);
+    await expect(start([...base, '--app-probes', '{"/app-health/app/livez":'], /never/)).rejects.toThrow(/--app-probes is not JSON/);
+    await expect(start(base.slice(0, -2).concat('--app-probes', JSON.stringify({ '/app-health/app/livez': probe })), /never/)).rejects.toThrow(/--app-probes needs --admin/);
+  });
+
+  it('answers the configured app probes on the admin port, and nothing else of the app', async () => {
+    const probes = { '/app-health/app/livez': { kind: 'http', port: upstream.port, path: '/healthz', scheme: 'HTTP', headers: [{ name: 'X-Probe', value: 'kubelet' }], timeoutSeconds: 1 }, '/app-health/app/readyz': { kind: 'tcp', port: 1, timeoutSeconds: 1 } };
+    const proxy = await start([...proxyArgs, '--spill', join(scratch, 'spill-probes.ndjson'), '--app-probes', JSON.stringify(probes)], /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/);
+    const admin = `http://${proxy[2]}`;
+    const before = upstream.seen.length;
+    expect((await fetch(`${admin}/app-health/app/livez?deep=1`)).status).toBe(200);
+    expect(upstream.seen.slice(before)).toEqual([expect.objectContaining({ method: 'GET', url: '/healthz', headers: expect.objectContaining({ 'x-probe': 'kubelet' }) })]);
+    // Nothing on port 1: the tcpSocket probe fails.
+    expect((await fetch(`${admin}/app-health/app/readyz`)).status).toBe(503);
+    expect((await fetch(`${admin}/app-health/app/startupz`)).status).toBe(404);
+    expect((await fetch(`${admin}/app-health/app/livez`, { method: 'POST', body: 'x' })).status).toBe(405);
+    expect((await fetch(`${admin}/app-health/app/%6civez`)).status).toBe(404);
+    expect(upstream.seen.length - before).toBe(1);
+    children.at(-1)!.kill('SIGTERM');
+  });
+
   it('refuses a numeric flag that is not a whole number, naming it', async () => {
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--max-body-bytes', '10MB'], /never/)).rejects.toThrow(/--max-body-bytes "10MB" is not a whole number/);
     await expect(start(['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey, '--jwks', notAKey, '--issuer', 'i', '--audience', 'a', '--jwt-cache', '-1'], /never/)).rejects.toThrow(/--jwt-cache "-1" is not a whole number/);

@@ -7,6 +7,7 @@
 //   through a SharedArrayBuffer, with the worker evaluating with the SDK;
 // - worker ping-pong: the same round trip with no evaluation, the floor of any worker or pool design.
 // Figures are p50/p99 per decision and the p50 cost over plain. Target: p50 cost ≤ 3 µs.
+import { cpus, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
@@ -121,7 +122,7 @@ export async function run(): Promise<Figure[]> {
 
     const p50 = (k: string) => median(times[k]!);
     const figures: Figure[] = [];
-    const detail = `${inputs.length} inputs × ${ROUNDS} rounds, interleaved; shared loaded machine`;
+    const detail = `${inputs.length} inputs × ${ROUNDS} rounds, interleaved; load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`;
     for (const name of Object.keys(ways)) {
       figures.push({ suite: 'deadline', name: `${name} p50`, value: p50(name), unit: 'µs', detail });
       figures.push({ suite: 'deadline', name: `${name} p99`, value: quantile(times[name]!, 0.99), unit: 'µs' });

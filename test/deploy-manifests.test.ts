@@ -6,11 +6,12 @@ import { execFile } from 'node:child_process';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { renderFiles } from '../deploy/render.js';
-import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { dryRunCreate } from './support/kube-apiserver.js';
+import { kubeApiServerForSuite } from './support/kube-suite.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -135,21 +136,15 @@ describe('deploy/ manifests', () => {
   });
 
   describe('against a real kube-apiserver', () => {
-    let kube: KubeApiServer;
-    beforeAll(async () => {
-      kube = await startKubeApiServer();
-    });
-    afterAll(async () => {
-      await kube?.stop();
-    });
+    const kube = kubeApiServerForSuite();
 
     it('accepts every object in a server-side dry run (namespaces created for real first)', async () => {
       const objects = kustomizations.flatMap((k) => kustomizeResources(join(deployDir, k)));
-      const { accepted, refused } = await dryRunCreate(kube.kubeConfig, objects);
+      const { accepted, refused } = await dryRunCreate(kube().kubeConfig, objects);
       expect(refused).toEqual([]);
       expect(accepted).toHaveLength(objects.length - 2);
       // Dry run means nothing was stored.
-      const { items } = await kube.kubeConfig.makeApiClient(CoreV1Api).listNamespacedServiceAccount({ namespace: 'warden-system' });
+      const { items } = await kube().kubeConfig.makeApiClient(CoreV1Api).listNamespacedServiceAccount({ namespace: 'warden-system' });
       expect(items.map((s) => s.metadata?.name)).not.toContain('warden-engine');
     });
   });

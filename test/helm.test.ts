@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { dryRunCreate, startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { dryRunCreate } from './support/kube-apiserver.js';
+import { kubeApiServerForSuite } from './support/kube-suite.js';
 
 const run = promisify(execFile);
 const helm = resolve('.tools/bin/helm');
@@ -73,17 +74,11 @@ describe('Helm chart', () => {
   });
 
   describe('against a real kube-apiserver', () => {
-    let kube: KubeApiServer;
-    beforeAll(async () => {
-      kube = await startKubeApiServer();
-    });
-    afterAll(async () => {
-      await kube?.stop();
-    });
+    const kube = kubeApiServerForSuite();
 
     it('accepts every object the chart renders in a server-side dry run', async () => {
       const objects = await template(...CUSTOM);
-      const { refused } = await dryRunCreate(kube.kubeConfig, objects);
+      const { refused } = await dryRunCreate(kube().kubeConfig, objects);
       expect(refused).toEqual([]);
       expect(objects.length).toBeGreaterThan(10);
     });

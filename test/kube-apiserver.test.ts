@@ -12,7 +12,8 @@ import {
   type V1Deployment,
 } from '@kubernetes/client-node';
 import { createCertificateAuthority } from './support/certificate-authority.js';
-import { startKubeApiServer, type KubeApiServer } from './support/kube-apiserver.js';
+import { startKubeApiServer } from './support/kube-apiserver.js';
+import { kubeApiServerForSuite } from './support/kube-suite.js';
 
 function deployment(name: string): V1Deployment {
   const labels = { app: name };
@@ -36,19 +37,11 @@ function statusMessage(err: unknown): string {
 }
 
 describe('test kube-apiserver', () => {
-  let kube: KubeApiServer;
-
-  beforeAll(async () => {
-    kube = await startKubeApiServer();
-  });
-
-  afterAll(async () => {
-    await kube?.stop();
-  });
+  const kube = kubeApiServerForSuite();
 
   it('stores a Deployment in a new namespace and reads it back', async () => {
-    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-    const apps = kube.kubeConfig.makeApiClient(AppsV1Api);
+    const core = kube().kubeConfig.makeApiClient(CoreV1Api);
+    const apps = kube().kubeConfig.makeApiClient(AppsV1Api);
     await core.createNamespace({ body: { metadata: { name: 'shop' } } });
 
     const created = await apps.createNamespacedDeployment({ namespace: 'shop', body: deployment('orders') });
@@ -59,8 +52,8 @@ describe('test kube-apiserver', () => {
   });
 
   it('answers a server-side dry run without storing the Deployment', async () => {
-    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-    const apps = kube.kubeConfig.makeApiClient(AppsV1Api);
+    const core = kube().kubeConfig.makeApiClient(CoreV1Api);
+    const apps = kube().kubeConfig.makeApiClient(AppsV1Api);
     await core.createNamespace({ body: { metadata: { name: 'dry-run' } } });
 
     const dry = await apps.createNamespacedDeployment({ namespace: 'dry-run', body: deployment('ghost'), dryRun: 'All' });
@@ -99,9 +92,9 @@ describe('test kube-apiserver', () => {
       await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
       const { port } = webhook.address() as AddressInfo;
 
-      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+      const core = kube().kubeConfig.makeApiClient(CoreV1Api);
       await core.createNamespace({ body: { metadata: { name: 'guarded', labels: { 'warden.test/webhook': 'deny' } } } });
-      const admission = kube.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+      const admission = kube().kubeConfig.makeApiClient(AdmissionregistrationV1Api);
       await admission.createValidatingWebhookConfiguration({
         body: {
           metadata: { name: 'warden-test-deny' },
@@ -121,7 +114,7 @@ describe('test kube-apiserver', () => {
 
       // The API server picks up webhook configurations from a watch, a moment after they are stored:
       // probe with dry runs (no side effects) until the webhook is seen answering, within a bound.
-      const apps = kube.kubeConfig.makeApiClient(AppsV1Api);
+      const apps = kube().kubeConfig.makeApiClient(AppsV1Api);
       const deadline = Date.now() + 15_000;
       while (reviews.length === 0) {
         if (Date.now() > deadline) throw new Error('the API server did not call the webhook within 15 s of its configuration being created');
@@ -136,7 +129,7 @@ describe('test kube-apiserver', () => {
     });
 
     it('sends the Deployment to the webhook and returns its denial to the client', async () => {
-      const apps = kube.kubeConfig.makeApiClient(AppsV1Api);
+      const apps = kube().kubeConfig.makeApiClient(AppsV1Api);
 
       const err: unknown = await apps.createNamespacedDeployment({ namespace: 'guarded', body: deployment('payments') }).then(
         () => undefined,
@@ -151,8 +144,8 @@ describe('test kube-apiserver', () => {
     });
 
     it('leaves namespaces outside the webhook selector alone', async () => {
-      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-      const apps = kube.kubeConfig.makeApiClient(AppsV1Api);
+      const core = kube().kubeConfig.makeApiClient(CoreV1Api);
+      const apps = kube().kubeConfig.makeApiClient(AppsV1Api);
       await core.createNamespace({ body: { metadata: { name: 'unguarded' } } });
 
       await apps.createNamespacedDeployment({ namespace: 'unguarded', body: deployment('inventory') });

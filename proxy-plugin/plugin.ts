@@ -4,7 +4,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DecisionLog, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnection, type EngineTls } from '../runtime/engine-connection.js';
-import type { SigningAlgorithm, TrustPolicy } from '../runtime/signature.js';
+import { defaultAlgorithm, type SigningAlgorithm, type TrustPolicy } from '../runtime/signature.js';
 import type { Gate } from './admit.js';
 import { parseOciReference, RegistryClient, type OciReference } from '../runtime/oci-registry.js';
 import { BundleSource, type BundleEvent } from './bundle-source.js';
@@ -57,14 +57,6 @@ export interface Plugin {
   close(): Promise<void>;
 }
 
-/** The JWS algorithm a public key verifies with by default. */
-export function defaultAlgorithm(key: KeyObject): SigningAlgorithm {
-  if (key.asymmetricKeyType === 'rsa') return 'RS256';
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (curve === 'secp384r1') return 'ES384';
-  if (curve === 'secp521r1') return 'ES512';
-  return 'ES256';
-}
 
 /** The trust policy for bundles: exactly the configured key, whatever `kid` a bundle claims. */
 export function trustPolicy(cfg: Pick<PluginConfig, 'verificationKey' | 'verificationAlgorithm' | 'keyId' | 'scope'>): TrustPolicy {

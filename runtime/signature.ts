@@ -46,9 +46,16 @@ export interface TrustPolicy {
 /** Trust a single PEM public key (the one `warden build` writes as verification-key.pem), its algorithm from the key. */
 export function trustFromPem(pem: string, scope?: string): TrustPolicy {
   const key = createPublicKey(pem);
+  return { keys: [{ id: 'configured', algorithm: defaultAlgorithm(key), key }], keyId: 'configured', ...(scope ? { scope } : {}) };
+}
+
+/** The JWS algorithm a public key verifies with by default. */
+export function defaultAlgorithm(key: KeyObject): SigningAlgorithm {
+  if (key.asymmetricKeyType === 'rsa') return 'RS256';
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  const algorithm: SigningAlgorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : 'ES256';
-  return { keys: [{ id: 'configured', algorithm, key }], keyId: 'configured', ...(scope ? { scope } : {}) };
+  if (curve === 'secp384r1') return 'ES384';
+  if (curve === 'secp521r1') return 'ES512';
+  return 'ES256';
 }
 
 // JSON/YAML data, the manifest and the signatures file are hashed over their parsed value (OPA's IsStructuredDoc).

@@ -60,15 +60,19 @@ function requireGo(why, alternative = `set WARDEN_OPA to an existing opa ${pins.
   }
 }
 
-/** A Go tool built with `go install module@version` into the per-user cache, then linked. */
-function ensureGoInstalled(name, mod, version) {
+/**
+ * A Go tool built with `go install module@version` into the per-user cache, then linked as `name`.
+ * `tags` are Go build tags (OPA's `opa_wasm` adds its pure-Go WASM engine); `binary` is what `go install`
+ * names the program when that differs from `name` (one module built twice, with and without tags).
+ */
+function ensureGoInstalled(name, mod, version, { tags, binary = name } = {}) {
   const dir = join(cacheRoot, `${name}-${version}`);
-  const bin = join(dir, name);
+  const bin = join(dir, binary);
   if (!existsSync(bin)) {
     requireGo(`${name} ${version}`);
     say(`building ${name} ${version} from the Go module proxy (once per machine, a few minutes)…`);
     mkdirSync(dir, { recursive: true });
-    run('go', ['install', `${mod}@${version}`], { env: { ...process.env, GOBIN: dir, CGO_ENABLED: '0' }, cwd: cacheRoot });
+    run('go', ['install', ...(tags ? ['-tags', tags] : []), `${mod}@${version}`], { env: { ...process.env, GOBIN: dir, CGO_ENABLED: '0' }, cwd: cacheRoot });
   }
   if (!existsSync(join(toolsBin, name)) || mtime(join(toolsBin, name)) !== mtime(bin)) link(name, bin);
 }
@@ -82,10 +86,10 @@ function ensureOpa() {
 function ensureTestTools() {
   for (const [name, t] of Object.entries(pins.test ?? {})) {
     const dir = join(cacheRoot, `${name}-${t.version}`);
-    const bin = join(dir, name);
+    const bin = join(dir, t.binary ?? name);
     if (!existsSync(bin)) {
       if (t.module) {
-        ensureGoInstalled(name, t.module, t.version);
+        ensureGoInstalled(name, t.module, t.version, t);
         continue;
       }
       requireGo(`${name} ${t.version}`, `put a ${name} ${t.version} binary at ${bin}`);

@@ -164,15 +164,22 @@ export class RegistryClient {
 
   constructor(
     readonly registry: string,
-    private readonly opts: { plainHttp?: boolean; credentials?: RegistryCredentials; timeoutMs?: number } = {},
+    /** `credentialsFrom`: the docker-config file the credentials came from, named when the registry refuses them. */
+    private readonly opts: { plainHttp?: boolean; credentials?: RegistryCredentials; credentialsFrom?: string; timeoutMs?: number } = {},
   ) {
     this.base = `${opts.plainHttp ? 'http' : 'https'}://${registry}/v2/`;
   }
 
   /** A client for the registry of `ref`, with the credentials `configFile` holds for it. */
   static for(ref: OciReference, configFile?: string): RegistryClient {
-    const credentials = credentialsFor(ref.registry, dockerConfigPath(configFile), configFile !== undefined);
-    return new RegistryClient(ref.registry, { plainHttp: ref.plainHttp, ...(credentials ? { credentials } : {}) });
+    const file = dockerConfigPath(configFile);
+    const credentials = credentialsFor(ref.registry, file, configFile !== undefined);
+    return new RegistryClient(ref.registry, { plainHttp: ref.plainHttp, credentialsFrom: file, ...(credentials ? { credentials } : {}) });
+  }
+
+  // Where the credentials for this registry are kept, for the refusal that tells the user what to fix.
+  private get entry(): string {
+    return `the auths entry for ${this.registry} in ${this.opts.credentialsFrom ?? 'the docker-config file'}`;
   }
 
   /** One request under /v2/; a 401 challenge is answered (Basic, or a Bearer token for `scope`) and the request sent again. */
@@ -198,7 +205,7 @@ export class RegistryClient {
     res = await send(auth);
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
-      throw new RegistryError(`registry ${this.registry} refused ${method} ${url} (${res.status}) with the credentials given; check the docker-config entry for ${this.registry}`);
+      throw new RegistryError(`registry ${this.registry} refused ${method} ${url} (${res.status}) with the credentials given; check the user and password (or token) in ${this.entry}`);
     }
     return res;
   }
@@ -206,7 +213,7 @@ export class RegistryClient {
   private async authorize(challenge: { scheme: string; params: Record<string, string> }, scope: string): Promise<string> {
     const creds = this.opts.credentials;
     if (challenge.scheme === 'basic') {
-      if (!creds || !('username' in creds)) throw new RegistryError(`registry ${this.registry} asks for a user and password and none were given; add an auths entry for ${this.registry} to the docker-config file`);
+      if (!creds || !('username' in creds)) throw new RegistryError(`registry ${this.registry} asks for a user and password and none were given; add ${this.entry}`);
       return basic(creds);
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) throw new RegistryError(`registry ${this.registry} asks for ${challenge.scheme} authentication, which Warden does not speak (Basic or Bearer tokens)`);
@@ -219,7 +226,7 @@ export class RegistryClient {
     const res = await fetch(realm, { headers: creds ? { authorization: basic(creds) } : {}, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000) }).catch((err: Error) => {
       throw new RegistryError(`token service ${realm.origin} of registry ${this.registry} is unreachable: ${err.message}`);
     });
-    if (!res.ok) throw new RegistryError(`token service ${realm.origin} of registry ${this.registry} refused a token for ${scope} (${res.status}); check the docker-config entry for ${this.registry}`);
+    if (!res.ok) throw new RegistryError(`token service ${realm.origin} of registry ${this.registry} refused a token for ${scope} (${res.status}); check the user and password in ${this.entry}`);
     const body = JSON.parse((await readCapped(res, 1024 * 1024, 'token answer')).toString('utf8')) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`token service ${realm.origin} of registry ${this.registry} answered without a token`);

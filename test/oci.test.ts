@@ -2,7 +2,7 @@
 // auth, credentials from a docker-config file), a real `warden proxy --bundle-url oci+http://…` pulls and
 // enforces it, stock OPA pulls the same artifact; a tampered artifact, an older generation and a registry
 // that is down are refused, refused, and survived on the last good bundle.
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,10 +14,13 @@ import { createWebhook, trustFromPem } from '../admission/webhook.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { publishBundles } from '../engine/publish.js';
 import { signBundle } from '../runtime/signature.js';
-import { MEDIA, parseOciReference, pushBundle, RegistryClient } from '../runtime/oci-registry.js';
+import { MEDIA, parseOciReference, pullBundle, pushBundle, RegistryClient } from '../runtime/oci-registry.js';
+import { openBundle } from '../runtime/bundle.js';
+import { Policy } from '../runtime/policy.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { closeServer, startUpstream, type Upstream } from './proxy-fixtures.js';
-import { opaBinary } from './support/opa.js';
+import { opaWasmBinary } from './support/opa.js';
+import { freePorts } from './support/kube-apiserver.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { until } from './support/until.js';
@@ -27,7 +30,6 @@ const run = promisify(execFile);
 const foreignKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
 const user = { name: 'ci', password: 'pushes-bundles' };
 const children: ChildProcess[] = [];
-const cleanups: Array<() => Promise<void>> = [];
 let registry: TestRegistry;
 let ws: PolicyWorkspace;
 let upstream: Upstream;
@@ -58,7 +60,6 @@ afterAll(async () => {
   for (const c of children) c.kill('SIGTERM');
   await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
   if (upstream) await closeServer(upstream.server);
-  for (const c of cleanups) await c();
   await registry?.remove();
   ws?.remove();
 });
@@ -68,6 +69,24 @@ describe('bundles through an OCI registry', () => {
     const err = await warden('push', `oci+http://${registry.host}/platform/bundles:main`, '--bundles', 'bundles', '--registry-config', join(ws.dir, 'none.json')).catch((e: { stderr: string; code: number }) => e);
     expect((err as { code: number }).code).toBe(1);
     expect((err as { stderr: string }).stderr).toMatch(/registry credentials .*none\.json cannot be read/);
+  });
+
+  it('refuses a push with wrong credentials, or none for this registry, and names the entry to fix; nothing is published', async () => {
+    const wrong = join(ws.dir, 'docker', 'wrong.json');
+    writeFileSync(wrong, JSON.stringify({ auths: { [registry.host]: { username: user.name, password: 'not-the-password' } } }));
+    const other = join(ws.dir, 'docker', 'other-registry.json');
+    writeFileSync(other, JSON.stringify({ auths: { 'registry.example.com': { auth: Buffer.from(`${user.name}:${user.password}`).toString('base64') } } }));
+    const host = registry.host.replace(/\./g, '\\.');
+    for (const [config, message] of [
+      [wrong, new RegExp(`refused \\w+ http://${host}/v2/\\S+ \\(401\\) with the credentials given; check the user and password \\(or token\\) in the auths entry for ${host} in \\S*wrong\\.json`)],
+      [other, new RegExp(`registry ${host} asks for a user and password and none were given; add the auths entry for ${host} in \\S*other-registry\\.json`)],
+    ] as const) {
+      const err = await warden('push', `oci+http://${registry.host}/platform/refused:main`, '--bundles', 'bundles', '--registry-config', config).catch((e: { stderr: string; code: number }) => e);
+      expect((err as { code: number }).code).toBe(1);
+      expect((err as { stderr: string }).stderr).toMatch(message);
+      expect((err as { stderr: string }).stderr).not.toMatch(/internal error|not-the-password/);
+    }
+    await expect(client.manifest('platform/refused/orders', 'main')).rejects.toThrow(/does not exist \(404\)/);
   });
 
   it('warden push publishes every bundle and the index; a real warden proxy pulls it and enforces', async () => {
@@ -90,6 +109,29 @@ describe('bundles through an OCI registry', () => {
     await until('the proxy to load the bundle from the registry', async () => ((await fetch(`http://${proxy[2]}:${adminPort}/readyz`)).status === 200 ? true : undefined));
     expect((await fetch(`${proxyUrl}/orders`)).status).toBe(403);
     expect((await fetch(`${proxyUrl}/orders`, { headers: STOREFRONT })).status).toBe(200);
+  });
+
+  it('a sidecar whose registry credentials are refused stays unready, denies every call and says why', async () => {
+    const seenBefore = upstream.seen.length;
+    const wrong = join(ws.dir, 'docker', 'sidecar-wrong.json');
+    writeFileSync(wrong, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${user.name}:guessed`).toString('base64') } } }));
+    const proxy = await startWarden(
+      ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--bundle-url', `oci+http://${registry.host}/platform/bundles/orders:main`,
+        '--registry-config', wrong, '--bundle-poll', '1', '--verification-key', join(ws.out, 'verification-key.pem'), '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--spill', join(ws.dir, 'spill-wrong.ndjson')],
+      /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/,
+      children,
+    );
+    const child = children.at(-1)!;
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => `the sidecar to report the refused credentials: ${out}`, () => (/"msg":"bundle rejected"/.test(out) && /\(401\) with the credentials given; check the user and password \(or token\) in the auths entry for [\d.:]+ in \S*sidecar-wrong\.json/.test(out) ? true : undefined));
+    expect(out).not.toMatch(/guessed/);
+    expect((await fetch(`http://${proxy[2]}/readyz`)).status).toBe(503);
+    const denied = await fetch(`http://${proxy[1]}/orders`, { headers: STOREFRONT });
+    expect(denied.status).toBeGreaterThanOrEqual(403);
+    expect(upstream.seen.length).toBe(seenBefore);
+    child.kill('SIGTERM');
   });
 
   it('an engine replica fronting the registry serves what CI pushed, without building', async () => {
@@ -136,45 +178,75 @@ describe('bundles through an OCI registry', () => {
     expect((err as { stderr: string }).stderr).toMatch(/--bundles-from needs --verification-key/);
   });
 
-  it('stock OPA pulls the same artifact from a registry (opa run --server with an OCI bundle service)', async () => {
-    // An anonymous registry: the one above wants Basic auth, which this OPA's OCI client does not send
-    // from service credentials (it answers the challenge with "basic credential not found").
-    const open = await startRegistry();
-    cleanups.push(() => open.remove());
-    await warden('push', `oci+http://${open.host}/platform/bundles:main`, '--bundles', 'bundles');
+  it('stock OPA pulls the artifact with registry credentials, activates it and decides as Warden does', async () => {
+    // The OPA built with its pure-Go WASM engine (build tag opa_wasm; tools.json "opa-wasm"), against the
+    // registry that wants Basic auth. OPA's OCI client base64-encodes a bearer token itself, so the
+    // Basic credential is the plain `user:password` under scheme "Basic".
     const dir = join(ws.dir, 'opa');
     mkdirSync(dir, { recursive: true });
-    const [port] = await (await import('./support/kube-apiserver.js')).freePorts(1);
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      JSON.stringify({
-        services: { registry: { url: `http://${open.host}`, type: 'oci' } },
-        bundles: { orders: { service: 'registry', resource: `${open.host}/platform/bundles/orders:main`, persist: false, polling: { min_delay_seconds: 1, max_delay_seconds: 2 }, signing: { keyid: 'warden' } } },
-        keys: { warden: { key: readFileSync(join(ws.out, 'verification-key.pem'), 'utf8'), algorithm: 'ES256' } },
-        persistence_directory: join(dir, 'persist'),
-      }),
-    );
-    const opa = (await import('node:child_process')).spawn(opaBinary, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--config-file', join(dir, 'config.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(opa);
-    let out = '';
-    opa.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    opa.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    // This OPA is built with CGO off, so it has no WASM engine: it pulls the artifact through OCI, checks
-    // the signature with Warden's key, reads the manifest and stops only at instantiating policy.wasm.
-    // A bundle that fails the signature check never gets that far (checked below with a foreign key).
-    await until(() => `stock OPA to pull and verify the bundle: ${out}`, () => (/Bundle activation failed: failed to initialize wasm module for entrypoints '\[data\.warden\.decision data\.warden\.visible_tools\]'/.test(out) ? true : undefined), 30_000);
-    expect(out).not.toMatch(/verification|signature|Bundle load failed/i);
-    opa.kill('SIGTERM');
-    // The same artifact with a signature OPA cannot verify: refused before activation.
-    writeFileSync(join(dir, 'config.yaml'), readFileSync(join(dir, 'config.yaml'), 'utf8').replace(/"key":"[^"]+"/, `"key":${JSON.stringify(foreignKey())}`));
-    const again = (await import('node:child_process')).spawn(opaBinary, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--config-file', join(dir, 'config.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(again);
-    let out2 = '';
-    again.stdout!.on('data', (d: Buffer) => (out2 += d.toString()));
-    again.stderr!.on('data', (d: Buffer) => (out2 += d.toString()));
-    await until(() => `stock OPA to refuse the bundle under a foreign key: ${out2}`, () => (/verification|signature/i.test(out2) ? true : undefined), 30_000);
-    expect(out2).not.toMatch(/failed to initialize wasm module/);
-    again.kill('SIGTERM');
+    // Its own repository: the test above left a forged bundle under platform/bundles.
+    await warden('push', `oci+http://${registry.host}/platform/stock:main`, '--bundles', 'bundles', '--registry-config', dockerConfig);
+    const bundleRef = `${registry.host}/platform/stock/orders:main`;
+    const stockOpa = async (name: string, opts: { token?: string; key?: string }) => {
+      const [port] = await freePorts(1);
+      const credentials = opts.token ? { bearer: { scheme: 'Basic', token: opts.token } } : undefined;
+      writeFileSync(
+        join(dir, `${name}.yaml`),
+        JSON.stringify({
+          services: { registry: { url: `http://${registry.host}`, type: 'oci', ...(credentials ? { credentials } : {}) } },
+          bundles: { orders: { service: 'registry', resource: bundleRef, persist: false, polling: { min_delay_seconds: 1, max_delay_seconds: 2 }, signing: { keyid: 'warden' } } },
+          keys: { warden: { key: opts.key ?? readFileSync(join(ws.out, 'verification-key.pem'), 'utf8'), algorithm: 'ES256' } },
+          persistence_directory: join(dir, `${name}-persist`),
+        }),
+      );
+      const child = spawn(opaWasmBinary, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--config-file', join(dir, `${name}.yaml`)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      return { url: `http://127.0.0.1:${port}`, output: () => out, stop: () => child.kill('SIGTERM') };
+    };
+
+    // Wrong credentials: the registry refuses the pull and OPA activates nothing.
+    const wrong = await stockOpa('wrong-credentials', { token: `${user.name}:not-the-password` });
+    await until(() => `stock OPA to be refused by the registry: ${wrong.output()}`, () => (/Bundle load failed: failed to pull .*basic credential not found/.test(wrong.output()) ? true : undefined), 30_000);
+    expect(wrong.output()).not.toMatch(/activated successfully/);
+    wrong.stop();
+
+    // The right credentials: OPA pulls, verifies Warden's signature, activates policy.wasm.
+    const opa = await stockOpa('stock', { token: `${user.name}:${user.password}` });
+    await until(() => `stock OPA to activate the bundle: ${opa.output()}`, () => (/Bundle loaded and activated successfully/.test(opa.output()) ? true : undefined), 30_000);
+    expect(opa.output()).not.toMatch(/verification|signature|Bundle load failed|Bundle activation failed/i);
+
+    // Stock OPA and Warden's runtime decide the same calls alike, from the same bytes in the registry.
+    const pulled = await pullBundle(client, parseOciReference(`oci+http://${bundleRef}`));
+    const policy = await Policy.load(await openBundle(pulled!.bytes, trustFromPem(readFileSync(join(ws.out, 'verification-key.pem'), 'utf8'))));
+    const call = (method: string, path: string, source: Record<string, unknown>) => ({
+      source: { authn: 'none', claims: {}, address: '10.0.0.7', ...source },
+      destination: { workload: 'orders', namespace: 'shop' },
+      request: { method, path, segments: path.split('/').filter(Boolean), query: {}, headers: {} },
+    });
+    const storefront = { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls' };
+    const inputs = [
+      call('GET', '/orders', storefront),
+      call('GET', '/orders', {}),
+      call('POST', '/orders', storefront),
+      call('GET', '/orders/export', { principal: 'spiffe://cluster.local/ns/billing/sa/invoicer', authn: 'mtls' }),
+      call('DELETE', '/orders/42', storefront),
+      call('DELETE', '/orders/42', { authn: 'jwt', claims: { role: ['admin'], amr: ['pwd'] } }),
+      call('GET', '/orders/42', { authn: 'jwt', claims: { role: ['support'] } }),
+      call('GET', '/admin', storefront),
+    ];
+    const decisions = await Promise.all(inputs.map(async (input) => ((await (await fetch(`${opa.url}/v1/data/warden/decision`, { method: 'POST', body: JSON.stringify({ input }) })).json()) as { result?: unknown }).result));
+    expect(decisions).toEqual(inputs.map((input) => policy.evaluate('warden/decision', input)));
+    expect(decisions.map((d) => (d as { allow: boolean }).allow)).toEqual([true, false, true, true, false, false, true, false]);
+    opa.stop();
+
+    // The same artifact under a key that did not sign it: refused at verification, never activated.
+    const foreign = await stockOpa('foreign-key', { token: `${user.name}:${user.password}`, key: foreignKey() });
+    await until(() => `stock OPA to refuse the bundle under a foreign key: ${foreign.output()}`, () => (/verification|signature/i.test(foreign.output()) ? true : undefined), 30_000);
+    expect(foreign.output()).not.toMatch(/activated successfully/);
+    foreign.stop();
   }, 90_000);
 
   it('refuses a tampered artifact and keeps enforcing the last good bundle', async () => {

@@ -13,6 +13,9 @@ const run = promisify(execFile);
 /** The pinned OPA binary that `node bin/setup.js` links into the clone. */
 export const opaBinary = resolve(import.meta.dirname, '../../.tools/bin/opa');
 
+/** The same OPA built with its WASM engine (build tag opa_wasm, tools.json), to activate bundles' policy.wasm as stock OPA users do. */
+export const opaWasmBinary = resolve(import.meta.dirname, '../../.tools/bin/opa-wasm');
+
 async function inTempDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'warden-opa-'));
   try {

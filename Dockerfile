@@ -64,7 +64,9 @@ ENV NODE_ENV=production
 COPY --from=sidecar-deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin/warden.js ./bin/warden.js
-COPY --from=build /app/dist/cli/main.js /app/dist/cli/user-facing.js ./dist/cli/
+COPY --from=build /app/dist/cli/main.js /app/dist/cli/program.js /app/dist/cli/user-facing.js ./dist/cli/
+# proxy / ext-authz start from this one-file bundle (bin/build.js); the per-file dist/ serves init-net and --help.
+COPY --from=build /app/dist/sidecar.js ./dist/sidecar.js
 COPY --from=build /app/dist/formats ./dist/formats
 COPY --from=build /app/dist/runtime ./dist/runtime
 COPY --from=build /app/dist/proxy-plugin ./dist/proxy-plugin

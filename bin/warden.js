@@ -11,4 +11,8 @@ if (existsSync(new URL('../cli/main.ts', import.meta.url))) {
     process.exit(1);
   }
 }
-await import('../dist/cli/main.js');
+// `proxy` and `ext-authz` (a pod's sidecar) run the same commands bundled into one file, which starts
+// faster (bin/build.js); everything else runs the per-file dist/, whose subcommands load lazily.
+const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+if ((first === 'proxy' || first === 'ext-authz') && existsSync(new URL('../dist/sidecar.js', import.meta.url))) await import('../dist/sidecar.js');
+else await import('../dist/cli/main.js');

@@ -1,16 +1,10 @@
 // The `warden` command line, errors written for a person. This is the composition root: the engine's
 // subcommands (engine/cli/), the proxy plugin's (`warden proxy`, `ext-authz`), the webhook's
 // (`warden admission`) and `warden up` (cli/up*.ts, the whole system on one machine) meet here only.
-import { Command, CommanderError } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { isUserFacing } from './user-facing.js';
+import type { Command } from 'commander';
+import { runProgram, wardenProgram, type Registrar } from './program.js';
 
-// package.json is one folder up from cli/main.ts, two from dist/cli/main.js. (No engine module is
-// imported here: the sidecar's import graph starts at this file.)
-const pkgFile = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u))!;
-const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
-
-type Registrar = (program: Command) => void;
+// (No engine module is imported here: the sidecar's import graph starts at this file.)
 
 // Each subcommand's module is imported only when that subcommand runs (or for the full --help): a
 // sidecar never loads the compiler, and `warden --version` loads nothing at all.
@@ -31,17 +25,10 @@ const subcommands: Record<string, () => Promise<Registrar>> = {
 
 /** Build the program with the subcommands `only` names (default: all, for help). */
 export async function createProgram(only?: string[]): Promise<Command> {
-  const program = new Command('warden')
-    .description('Zero-trust authorization for Kubernetes workloads: Rego + API specs → signed WASM bundles, enforced per call.')
-    .version(pkg.version, '-v, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
   const wanted = only ?? Object.keys(subcommands);
   // An image holds only some parts (the sidecar: proxy and ext-authz); the full help lists what is there.
   const load = (name: string) => subcommands[name]!().catch((err: NodeJS.ErrnoException) => (only === undefined && err.code === 'ERR_MODULE_NOT_FOUND' ? undefined : Promise.reject(err)));
-  const registrars = new Set((await Promise.all(wanted.map(load))).filter((r): r is Registrar => r !== undefined));
-  for (const register of registrars) register(program);
-  return program;
+  return wardenProgram(new Set((await Promise.all(wanted.map(load))).filter((r): r is Registrar => r !== undefined)));
 }
 
 // The subcommand argv names (its first word), if it is one Warden has; `--version` needs none.
@@ -51,20 +38,4 @@ function subcommandOf(argv: string[]): string[] | undefined {
   return first !== undefined && first in subcommands ? [first] : undefined;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const program = await createProgram(subcommandOf(argv));
-  try {
-    await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
-    if (isUserFacing(err)) {
-      process.stderr.write(`warden: ${(err as Error).message}\n`);
-      return 1;
-    }
-    process.stderr.write(`warden: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return 2;
-  }
-}
-
-process.exitCode = await main(process.argv);
+process.exitCode = await runProgram(await createProgram(subcommandOf(process.argv)), process.argv);

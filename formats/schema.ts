@@ -1,13 +1,24 @@
 // Validation for every format that crosses a process boundary: one ajv instance, schemas compiled
-// once, errors turned into messages that name the field path and what was expected.
+// once (on first use: a process compiles only the schemas it meets, so a sidecar does not spend its
+// start compiling the engine's), errors turned into messages that name the field path and what was
+// expected.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv };
 
-/** The shared ajv instance: all errors, strict schemas, standard formats. */
-export const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-addFormats.default(ajv);
+let shared: Ajv | undefined;
+
+/** The shared ajv instance (made on first use): all errors, strict schemas, standard formats. */
+function sharedAjv(): Ajv {
+  if (!shared) {
+    // Our schemas are checked against JSON Schema's meta-schema by compileAllValidators (run by the
+    // tests), not on every start: compiling the meta-schema was most of a sidecar's schema time.
+    shared = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, validateSchema: false });
+    addFormats.default(shared);
+  }
+  return shared;
+}
 
 /** One problem found in a document: the JSON path where it is and what is wrong. */
 export interface SchemaIssue {
@@ -50,10 +61,16 @@ export interface Validator<T> {
   check(value: unknown): SchemaIssue[];
 }
 
-/** Compile a JSON Schema once into a Validator for type T. */
+// Every validator made so far, to compile them all at once (compileAllValidators).
+const made: Array<{ schema: object; compile: () => ValidateFunction }> = [];
+
+/** A Validator for type T; the schema is compiled once, when it first validates. */
 export function validator<T>(schema: object): Validator<T> {
-  const fn: ValidateFunction = ajv.compile(schema);
-  const issues = (): SchemaIssue[] => dedupe((fn.errors ?? []).map(describe));
+  let compiled: ValidateFunction | undefined;
+  const compile = () => (compiled ??= sharedAjv().compile(schema));
+  made.push({ schema, compile });
+  const fn = (value: unknown): boolean => compile()(value);
+  const issues = (): SchemaIssue[] => dedupe((compiled!.errors ?? []).map(describe));
   return {
     parse(value, where) {
       if (!fn(value)) throw new SchemaError(where, issues());
@@ -73,4 +90,18 @@ function dedupe(list: SchemaIssue[]): SchemaIssue[] {
     seen.add(k);
     return true;
   });
+}
+
+/**
+ * Check every schema the imported modules made against JSON Schema's meta-schema and compile it (a
+ * schema ajv refuses throws, naming it); how many there are. For tests: a start skips the meta-schema.
+ */
+export function compileAllValidators(): number {
+  const checker = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+  addFormats.default(checker);
+  for (const { schema, compile } of made) {
+    if (!checker.validateSchema(schema)) throw new Error(`schema ${JSON.stringify(schema).slice(0, 120)}… is not valid JSON Schema: ${checker.errorsText(checker.errors)}`);
+    compile();
+  }
+  return made.length;
 }

@@ -55,7 +55,8 @@ describe('Dockerfile', () => {
     const compiled = copies(all.get('build')!).filter((c) => !c.from).flatMap((c) => c.sources);
     for (const c of [...copies(sidecar), ...copies(all.get('control-plane')!)].filter((x) => x.from === 'build')) {
       for (const s of c.sources) {
-        const folder = s.replace(/^\/app\/dist\/?/, '').split('/')[0];
+        // dist/sidecar.js is the bundle of cli/sidecar.ts (bin/build.js).
+        const folder = s === '/app/dist/sidecar.js' ? 'cli' : s.replace(/^\/app\/dist\/?/, '').split('/')[0];
         if (folder) expect(compiled, `${s} comes from ${folder}/`).toContain(folder);
       }
     }
@@ -115,6 +116,7 @@ describe('Dockerfile', () => {
 
     it('answers warden proxy --help, and its full help lists only the commands the image holds', async () => {
       expect(existsSync(join(image, 'dist/engine'))).toBe(false);
+      expect(existsSync(join(image, 'dist/sidecar.js')), 'the one-file sidecar bundle bin/warden.js starts proxy from').toBe(true);
       const proxy = await run(process.execPath, ['bin/warden.js', 'proxy', '--help'], { cwd: image });
       expect(proxy.stdout).toContain('--bundle-url');
       const help = await run(process.execPath, ['bin/warden.js', '--help'], { cwd: image });

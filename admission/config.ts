@@ -88,7 +88,8 @@ const mode = { enum: ['enforce', 'warn', 'dry-run'] } as const;
 /** A configuration file's content: every field optional, down into `injection`. */
 export type AdmissionConfigFile = Omit<Partial<AdmissionConfig>, 'injection'> & { injection?: Partial<InjectionConfig> };
 
-const configFile = validator<AdmissionConfigFile>({
+/** JSON Schema of the configuration file (the Helm chart's values.schema.json embeds it: deploy/helm.ts). */
+export const ADMISSION_CONFIG_SCHEMA = {
   $id: 'https://warden.dev/schemas/admission-config.json',
   type: 'object',
   additionalProperties: false,
@@ -142,7 +143,9 @@ const configFile = validator<AdmissionConfigFile>({
       },
     },
   },
-});
+} as const;
+
+const configFile = validator<AdmissionConfigFile>(ADMISSION_CONFIG_SCHEMA);
 
 /** Merge a partial configuration over the defaults. */
 export function resolveConfig(partial: AdmissionConfigFile = {}): AdmissionConfig {

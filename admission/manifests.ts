@@ -213,8 +213,9 @@ export function webhookManifests(opts: ManifestOptions): Array<Record<string, un
   );
   const scratch = scratchVolumes();
   // The webhook's configuration file: what the injector adds (YAML is a superset of JSON).
+  // Keys in sorted order, as Helm's toPrettyJson writes the chart's version of this file (deploy/helm.ts).
   const config = opts.proxyImage
-    ? { injection: { proxyImage: opts.proxyImage, ...(opts.engineUrl.startsWith('https://') ? { engineUrl: opts.engineUrl } : {}) } }
+    ? { injection: { ...(opts.engineUrl.startsWith('https://') ? { engineUrl: opts.engineUrl } : {}), proxyImage: opts.proxyImage } }
     : undefined;
   if (config) out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-config`, namespace: opts.namespace, labels }, data: { 'config.yaml': `${JSON.stringify(config, null, 2)}\n` } });
   const configured = config

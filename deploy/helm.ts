@@ -3,7 +3,8 @@
 // `.Values` expression (the chart's templates), so the two cannot drift. With its default values the
 // chart renders exactly the base's objects (test/helm.test.ts checks it with the real `helm`).
 import { stringify } from 'yaml';
-import { DEFAULT_SETTINGS, deployFiles, IMAGE, NAMESPACE, SIDECAR_IMAGE, SIDECAR_TAG, type DeploySettings } from './manifests.js';
+import { ADMISSION_CONFIG_SCHEMA } from '../admission/config.js';
+import { DEFAULT_SETTINGS, deployFiles, ENGINE_URL, IMAGE, NAMESPACE, SIDECAR_IMAGE, SIDECAR_TAG, type DeploySettings } from './manifests.js';
 
 type Obj = Record<string, unknown>;
 
@@ -42,7 +43,8 @@ images:
     repository: ${repo}
     tag: "${tag}"
     digest: ""
-  # The injector adds this image to every Pod, by digest only: replace the placeholder zeros with your image's digest.
+  # The injector adds this image to every Pod, by digest only: replace the placeholder zeros with your
+  # image's digest (values.schema.json refuses anything but sha256:<64 hex>).
   sidecar:
     repository: ${sidecarRepo}
     tag: "${SIDECAR_TAG}"
@@ -53,6 +55,23 @@ engine:
 
 admission:
   replicas: ${DEFAULT_SETTINGS.admissionReplicas}
+  # The webhook's other settings (admission/config.ts; docs/admission.md), e.g.
+  #   coverage: { mode: enforce, whenEngineUnreachable: deny }
+  #   guardrails: { mode: enforce, rules: { image-digest: warn } }
+  #   exemptNamespaces: [kube-system]
+  config: {}
+
+# The injector's settings (the "injection" section of the webhook's configuration; docs/injection.md).
+# The sidecar image comes from images.sidecar and the engine URL is the chart's engine. Unset: defaults.
+#   whenNoBundle: refuse            # or skip: a Pod whose service account has no bundle runs without a sidecar
+#   svid: { secretName: "warden-svid-{serviceAccount}" }   # or { csiDriver: spiffe.csi.cert-manager.io }
+#   initImage: <repo>@sha256:…       # the interception init (default: the sidecar image)
+#   allowedProxyImages: [<repo>@sha256:…]   # e.g. the previous release during an upgrade
+#   allowedInitImages: []
+#   verificationKeyConfigMap: warden-verification-key
+#   proxyUid: 10001
+#   resources: { requests: { cpu: 50m, memory: 96Mi }, limits: { cpu: "1", memory: 256Mi } }
+injector: {}
 
 # What CI published with \`warden push\`: engine replicas mirror it and serve it; none of them builds.
 bundles:
@@ -90,7 +109,49 @@ const helpers = `{{/* An image reference: repository@digest when a digest is set
 {{- define "warden.image" -}}
 {{- if .digest -}}{{ .repository }}@{{ .digest }}{{- else -}}{{ .repository }}:{{ .tag }}{{- end -}}
 {{- end -}}
+
+{{/* The webhook's configuration file: admission.config, and injector under "injection" with the sidecar
+     image and the engine URL; JSON with sorted keys, as deploy/manifests.ts writes the base's. */}}
+{{- define "warden.admissionConfig" -}}
+{{- $injection := merge (dict "proxyImage" (include "warden.image" .Values.images.sidecar) "engineUrl" "${ENGINE_URL}") (deepCopy .Values.injector) -}}
+{{- printf "%s\\n" (merge (dict "injection" $injection) (deepCopy .Values.admission.config) | mustToPrettyJson) -}}
+{{- end -}}
 `;
+
+// values.schema.json: helm refuses values that do not fit (lint, template, install), naming the field,
+// before a pod would refuse its configuration at start. The webhook's own settings are its file schema.
+function valuesSchema(): string {
+  const { $id: _id, properties: config, ...file } = ADMISSION_CONFIG_SCHEMA;
+  const { injection, namespace: _ns, ...rest } = config;
+  const { proxyImage: _p, engineUrl: _e, ...injector } = injection.properties;
+  const digest = { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' };
+  const image = (digestSchema: object) => ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['repository', 'tag', 'digest'],
+    properties: { repository: { type: 'string', minLength: 1 }, tag: { type: 'string' }, digest: digestSchema },
+  });
+  const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({ type: 'object', additionalProperties: false, required, properties });
+  const replicas = { type: 'integer', minimum: 1 };
+  const name = { type: 'string', minLength: 1 };
+  const schema = {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    type: 'object',
+    properties: {
+      images: obj({ controlPlane: image({ type: 'string', pattern: '^(sha256:[0-9a-f]{64})?$' }), sidecar: image(digest) }),
+      engine: obj({ replicas }),
+      admission: obj({ replicas, config: { ...file, properties: rest } }, ['replicas']),
+      injector: { ...injection, properties: injector },
+      bundles: obj({ from: { type: 'string', pattern: '^oci(\\+http)?://[^/]+/.+' }, registrySecret: name }),
+      auditStore: obj({ secretName: name, secretKey: name }),
+      certificates: obj({
+        certManager: obj({ enabled: { type: 'boolean' }, issuer: obj({ name: { type: 'string' }, kind: { enum: ['Issuer', 'ClusterIssuer'] } }) }),
+        caBundle: { type: 'string', pattern: '^[A-Za-z0-9+/=]*$' },
+      }),
+    },
+  };
+  return `${JSON.stringify(schema, null, 2)}\n`;
+}
 
 // cert-manager Certificates for the two serving certificates, only when enabled.
 function certificates(): string {
@@ -128,6 +189,7 @@ export function helmFiles(): Record<string, string> {
   const base = Object.entries(deployFiles(settings)).filter(([path]) => path.startsWith('base/') && !path.endsWith('kustomization.yaml'));
   for (const [, objects] of base) {
     for (const o of objects) {
+      if (o['kind'] === 'ConfigMap' && (o as { data: Obj }).data['config.yaml'] !== undefined) (o as { data: Obj }).data['config.yaml'] = hole('include "warden.admissionConfig" .');
       if (!/WebhookConfiguration$/.test(String(o['kind']))) continue;
       for (const w of (o as { webhooks: Array<{ clientConfig: Obj }> }).webhooks) w.clientConfig['caBundle'] = hole('.Values.certificates.caBundle', 'optional');
     }
@@ -137,6 +199,7 @@ export function helmFiles(): Record<string, string> {
   return {
     [`${chart}/Chart.yaml`]: HEADER + chartYaml,
     [`${chart}/values.yaml`]: values(),
+    [`${chart}/values.schema.json`]: valuesSchema(),
     [`${chart}/templates/_helpers.tpl`]: helpers,
     ...Object.fromEntries(base.map(([path, objects]) => [`${chart}/templates/${path.slice('base/'.length)}`, render(objects)])),
     [`${chart}/templates/certificates.yaml`]: certificates(),

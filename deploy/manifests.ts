@@ -54,7 +54,8 @@ export const DEFAULT_SETTINGS: DeploySettings = {
 export const TRUST_DOMAIN = 'cluster.local';
 const ENGINE = 'warden-engine';
 const ADMISSION = 'warden-admission';
-const ENGINE_URL = `https://${ENGINE}.${NAMESPACE}.svc:8443`;
+/** The engine's in-cluster URL (sidecars and the webhook reach it here). */
+export const ENGINE_URL = `https://${ENGINE}.${NAMESPACE}.svc:8443`;
 const spiffe = (ns: string, sa: string) => `spiffe://${TRUST_DOMAIN}/ns/${ns}/sa/${sa}`;
 const labelsOf = (name: string) => ({ 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'warden' });
 

@@ -1,14 +1,17 @@
 // The Helm chart, checked with the real `helm` (built from the Go module proxy, tools.json): it lints,
 // with its default values it renders exactly the kustomize base (both come from deploy/manifests.ts),
-// its values reach the objects, and a real kube-apiserver accepts what it renders (server-side dry run).
+// its values reach the objects (the injector's settings through the webhook's own configuration
+// loader), values that do not fit are refused by its schema, and a real kube-apiserver accepts what it
+// renders (server-side dry run).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { loadConfig } from '../admission/config.js';
 import { dryRunCreate } from './support/kube-apiserver.js';
 import { kubeApiServerForSuite } from './support/kube-suite.js';
 
@@ -18,6 +21,7 @@ const chart = resolve('deploy/helm/warden');
 const home = mkdtempSync(join(tmpdir(), `warden-helm-${process.pid}-`));
 const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
 afterAll(() => rmSync(home, { recursive: true, force: true }));
+const writeTo = (file: string, text: string) => (writeFileSync(file, text), file);
 
 const objectsOf = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
 const key = (o: KubernetesObject) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -34,6 +38,14 @@ const CUSTOM = [
   'auditStore.secretName=audit-db',
   'auditStore.secretKey=dsn',
   `certificates.caBundle=${Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64')}`,
+  `images.sidecar.digest=sha256:${'2'.repeat(64)}`,
+  'injector.whenNoBundle=skip',
+  'injector.svid.csiDriver=spiffe.csi.cert-manager.io',
+  `injector.allowedProxyImages[0]=ghcr.io/warden-dev/warden-sidecar@sha256:${'3'.repeat(64)}`,
+  'injector.resources.limits.memory=512Mi',
+  'admission.config.coverage.mode=warn',
+  'admission.config.exemptNamespaces[0]=kube-system',
+  'admission.config.exemptNamespaces[1]=monitoring',
 ];
 
 describe('Helm chart', () => {
@@ -60,6 +72,46 @@ describe('Helm chart', () => {
     expect(get('Deployment/warden-system/warden-admission').spec.replicas).toBe(4);
     expect(get('ValidatingWebhookConfiguration//warden-admission').webhooks[0].clientConfig.caBundle).toBe(Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64'));
     expect(objs.filter((o) => o.kind === 'Certificate')).toEqual([]);
+  });
+
+  it('writes the sidecar image by digest and the injector and webhook settings into a configuration the webhook loads', async () => {
+    const objs = await template(...CUSTOM);
+    const configMap = objs.find((o) => key(o) === 'ConfigMap/warden-system/warden-admission-config') as KubernetesObject & { data: Record<string, string> };
+    const file = join(home, 'admission-config.yaml');
+    writeFileSync(file, configMap.data['config.yaml']!);
+    const config = loadConfig(file); // the webhook's own loader: schema-checked, defaults filled in
+    expect(config.injection).toMatchObject({
+      proxyImage: `ghcr.io/warden-dev/warden-sidecar@sha256:${'2'.repeat(64)}`,
+      engineUrl: 'https://warden-engine.warden-system.svc:8443',
+      whenNoBundle: 'skip',
+      svid: { csiDriver: 'spiffe.csi.cert-manager.io' },
+      allowedProxyImages: [`ghcr.io/warden-dev/warden-sidecar@sha256:${'3'.repeat(64)}`],
+      resources: { limits: { memory: '512Mi' } },
+    });
+    expect(config.coverage.mode).toBe('warn');
+    expect(config.exemptNamespaces).toEqual(['kube-system', 'monitoring']);
+    // Unset settings keep the webhook's defaults.
+    expect(loadConfig(writeTo(file, ((await template()).find((o) => key(o) === 'ConfigMap/warden-system/warden-admission-config') as typeof configMap).data['config.yaml']!)).injection.whenNoBundle).toBe('refuse');
+  });
+
+  it('refuses values that do not fit, naming the field, before anything is installed', async () => {
+    for (const [set, field] of [
+      ['images.sidecar.digest=', /\/images\/sidecar\/digest/],
+      ['images.sidecar.digest=latest', /\/images\/sidecar\/digest/],
+      ['images.controlPlane.digest=sha256:abc', /\/images\/controlPlane\/digest/],
+      ['engine.replicas=0', /\/engine\/replicas/],
+      ['injector.whenNoBundle=maybe', /\/injector\/whenNoBundle/],
+      ['injector.whenNoBundel=skip', /\/injector.*whenNoBundel/],
+      ['injector.initImage=ghcr.io/warden-dev/warden-sidecar:0.1.0', /\/injector\/initImage/],
+      ['admission.config.coverage.whenEngineUnreachable=maybe', /\/admission\/config\/coverage\/whenEngineUnreachable/],
+      ['bundles.from=registry.example.com/bundles:main', /\/bundles\/from/],
+      ['certificates.certManager.issuer.kind=Cluster', /\/certificates\/certManager\/issuer\/kind/],
+    ] as const) {
+      const err = await template(set).then(() => undefined, (e: { stderr: string }) => e);
+      expect(err, set).toBeDefined();
+      expect(err!.stderr, set).toMatch(/values don't meet the specifications of the schema/);
+      expect(err!.stderr, set).toMatch(field);
+    }
   });
 
   it('issues the serving certificates with cert-manager when asked, and names the missing issuer', async () => {

@@ -1,9 +1,11 @@
 // OCI references and docker-config credentials: what is accepted, and the message for what is not.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { credentialsFor, formatOciReference, parseOciReference } from './oci-registry.js';
+import { credentialsFor, formatOciReference, parseOciReference, RegistryClient } from './oci-registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), `warden-oci-config-${process.pid}-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,5 +65,42 @@ describe('credentialsFor', () => {
     expect(() => credentialsFor('a.example', config('helper.json', { credHelpers: { 'a.example': 'ecr-login' } }))).toThrow(/credential helper, which Warden does not run/);
     expect(() => credentialsFor('a.example', config('noauth.json', { auths: { 'a.example': { auth: Buffer.from('nocolon').toString('base64') } } }))).toThrow(/not base64 of user:password/);
     expect(() => credentialsFor('a.example', config('empty.json', { auths: { 'a.example': {} } }))).toThrow(/neither auth, username\/password nor registrytoken/);
+  });
+});
+
+describe('registry credentials on a redirect', () => {
+  // A registry may send blob downloads to storage on another origin (S3, a CDN). The registry's
+  // credentials must reach only the registry: not that origin, even when it asks for them.
+  const listen = async (handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; origin: string }> => {
+    const server = createServer(handler).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    return { server, origin: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+  };
+  const close = (s: Server) => new Promise((r) => s.close(r));
+
+  it.each([
+    ['answers', 200],
+    ['challenges for credentials', 401],
+  ])('sends them to the registry only, when the other origin %s', async (_what, storageStatus) => {
+    const seenByStorage: IncomingHttpHeaders[] = [];
+    const storage = await listen((req, res) => {
+      seenByStorage.push(req.headers);
+      res.writeHead(storageStatus, storageStatus === 401 ? { 'www-authenticate': 'Basic realm="storage"' } : {}).end('blob');
+    });
+    const registry = await listen((req, res) => {
+      if (req.headers.authorization !== `Basic ${Buffer.from('ci:secret').toString('base64')}`) res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' }).end();
+      else res.writeHead(307, { location: `http://${storage.origin}/blob` }).end();
+    });
+    try {
+      const client = new RegistryClient(registry.origin, { plainHttp: true, credentials: { username: 'ci', password: 'secret' } });
+      const got = client.request('GET', 'bundles/blobs/sha256:0', { scope: 'repository:bundles:pull' });
+      if (storageStatus === 200) expect((await got).status).toBe(200);
+      else await expect(got).rejects.toThrow(/refused GET .* \(401\) with the credentials given/);
+      expect(seenByStorage.length).toBeGreaterThan(0);
+      expect(seenByStorage.map((h) => h.authorization)).toEqual(seenByStorage.map(() => undefined));
+    } finally {
+      await close(registry.server);
+      await close(storage.server);
+    }
   });
 });

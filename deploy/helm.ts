@@ -4,6 +4,7 @@
 // chart renders exactly the base's objects (test/helm.test.ts checks it with the real `helm`).
 import { stringify } from 'yaml';
 import { ADMISSION_CONFIG_SCHEMA } from '../admission/config.js';
+import { INJECT_KEY } from '../admission/injection.js';
 import { DEFAULT_SETTINGS, deployFiles, ENGINE_URL, IMAGE, NAMESPACE, SIDECAR_IMAGE, SIDECAR_TAG, type DeploySettings } from './manifests.js';
 
 type Obj = Record<string, unknown>;
@@ -171,6 +172,21 @@ function certificates(): string {
     .replace(/["']?@@ISSUER_KIND@@["']?/g, '{{ .Values.certificates.certManager.issuer.kind | quote }}')}{{- end }}\n`;
 }
 
+// What `helm install` prints afterwards: first, that the sidecar digest is still the placeholder (the
+// injector would add an image that does not exist, so injected Pods would not start).
+function notes(): string {
+  const [, placeholder] = SIDECAR_IMAGE.split('@');
+  return `{{- if eq .Values.images.sidecar.digest "${placeholder}" }}
+WARNING: images.sidecar.digest is still the placeholder (${placeholder!.slice(0, 15)}…). The injector adds the
+sidecar by digest: Pods it injects now would not start. Set the digest of the sidecar image you deploy:
+  helm upgrade {{ .Release.Name }} <chart> --reuse-values --set images.sidecar.digest=sha256:<64 hex>
+{{ end -}}
+Warden is installed in ${NAMESPACE}: the engine mirrors and serves {{ .Values.bundles.from }}
+(pushed by CI with warden push); the webhook injects {{ include "warden.image" .Values.images.sidecar }}.
+Label a namespace ${INJECT_KEY}=enabled to have its Pods injected (docs/injection.md).
+`;
+}
+
 /** Every file of the chart, path (under deploy/) → text. */
 export function helmFiles(): Record<string, string> {
   const { hole, fill } = holes();
@@ -203,5 +219,6 @@ export function helmFiles(): Record<string, string> {
     [`${chart}/templates/_helpers.tpl`]: helpers,
     ...Object.fromEntries(base.map(([path, objects]) => [`${chart}/templates/${path.slice('base/'.length)}`, render(objects)])),
     [`${chart}/templates/certificates.yaml`]: certificates(),
+    [`${chart}/templates/NOTES.txt`]: notes(),
   };
 }

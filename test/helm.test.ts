@@ -94,6 +94,15 @@ describe('Helm chart', () => {
     expect(loadConfig(writeTo(file, ((await template()).find((o) => key(o) === 'ConfigMap/warden-system/warden-admission-config') as typeof configMap).data['config.yaml']!)).injection.whenNoBundle).toBe('refuse');
   });
 
+  it('warns after install while the sidecar digest is still the placeholder', async () => {
+    const install = async (...set: string[]) => (await run(helm, ['install', 'warden', chart, '--dry-run=client', ...set.flatMap((s) => ['--set', s])], { env })).stdout;
+    const placeholder = await install();
+    expect(placeholder).toMatch(/WARNING: images\.sidecar\.digest is still the placeholder/);
+    const pinned = await install(`images.sidecar.digest=sha256:${'2'.repeat(64)}`);
+    expect(pinned).not.toMatch(/WARNING/);
+    expect(pinned).toContain(`the webhook injects ghcr.io/warden-dev/warden-sidecar@sha256:${'2'.repeat(64)}`);
+  });
+
   it('refuses values that do not fit, naming the field, before anything is installed', async () => {
     for (const [set, field] of [
       ['images.sidecar.digest=', /\/images\/sidecar\/digest/],

@@ -92,16 +92,38 @@ function serialize(value: unknown, sel: Selection): string | undefined {
 // through its value instead, so the policy sees exactly what JSON.parse reads.
 function projectText(body: JsonText, sel: Selection): string {
   if (!body.escapesSurrogates) {
-    const projected = new TextProjector(body.text).project(sel);
+    const projected = sel !== WHOLE && body.members ? projectMembers(body.text, body.members, sel) : new TextProjector(body.text, 0).project(sel);
     if (projected !== undefined) return projected;
   }
   return serialize(body.value(), sel)!;
 }
 
+// The selected members of a text that is an object, found through the offsets the check recorded: a
+// policy that reads one field of a large body reads it without a scan of the rest.
+function projectMembers(text: string, members: readonly number[], sel: Map<string, Selection>): string | undefined {
+  const kept = new Map<string, string>();
+  for (let m = 0; m < members.length; m += 4) {
+    const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
+    const child = sel.get(key);
+    if (child === undefined) continue;
+    const value = new TextProjector(text, members[m + 2]!).value(child);
+    if (value === undefined) return undefined;
+    kept.set(key, value); // a repeated key: the last one wins, as in JSON.parse
+  }
+  let out = '';
+  for (const [k, value] of kept) out += `${out ? ',' : ''}${JSON.stringify(k)}:${value}`;
+  return `{${out}}`;
+}
+
+// An object key as it stands between its quotes, decoded.
+const keyOf = (raw: string): string => (raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw);
+
 // Walks a text that checkJsonText accepted (so nesting is bounded and the grammar need not be re-checked).
 class TextProjector {
-  private i = 0;
-  constructor(private readonly s: string) {}
+  constructor(
+    private readonly s: string,
+    private i: number,
+  ) {}
 
   /** The projection of the whole text, or undefined when it must go through the value. */
   project(sel: Selection): string | undefined {
@@ -116,8 +138,8 @@ class TextProjector {
     this.i = i;
   }
 
-  // One value at i: its text (whole), its selected members (an object under a partial selection).
-  private value(sel: Selection): string | undefined {
+  /** One value at i: its text (whole), its selected members (an object under a partial selection). */
+  value(sel: Selection): string | undefined {
     const start = this.i;
     if (sel === WHOLE || this.s.charCodeAt(start) !== 123) return this.copy() ? this.s.slice(start, this.i) : undefined;
     this.i++;
@@ -149,8 +171,7 @@ class TextProjector {
   private key(): string {
     const start = this.i;
     this.skipString();
-    const raw = this.s.slice(start + 1, this.i - 1);
-    return raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+    return keyOf(this.s.slice(start + 1, this.i - 1));
   }
 
   private skipString(): void {

@@ -15,6 +15,11 @@ export class JsonText {
     readonly text: string,
     /** It escapes a UTF-16 surrogate (`\ud800`): OPA's parser reads those differently; go through the value. */
     readonly escapesSurrogates: boolean,
+    /**
+     * When the text is an object: where each of its members lies, four offsets per member (key start,
+     * key end, value start, value end; the key's with its quotes), so one member is read without a scan.
+     */
+    readonly members: readonly number[] | undefined,
   ) {}
 
   /** The parsed value (built once, on first use). */
@@ -28,10 +33,23 @@ export class JsonText {
   }
 }
 
+// Character codes the scanner compares with.
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_OBJECT = 123;
+const CLOSE_OBJECT = 125;
+const OPEN_ARRAY = 91;
+const CLOSE_ARRAY = 93;
+const COMMA = 44;
+const COLON = 58;
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
 /**
  * Check that `text` is exactly one JSON value (RFC 8259, as JSON.parse reads it) nesting at most
  * `maxDepth` objects and arrays. Iterative: a body nested a million levels deep costs one pass. An
  * invalid text is reported as invalid even when it also nests too deep (JSON.parse would fail first).
+ * One function with its state in locals: this runs over every JSON body the sidecar reads.
  */
 export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTextProblem {
   const n = text.length;
@@ -40,100 +58,104 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
   let tooDeep = false;
   // Open containers, innermost last: true for an object.
   const open: boolean[] = [];
-  const space = () => {
-    for (let c = text.charCodeAt(i); c === 32 || c === 10 || c === 13 || c === 9; c = text.charCodeAt(++i));
-  };
-  const string = (): boolean => {
-    i++; // opening quote
-    for (;;) {
-      if (i >= n) return false;
-      const c = text.charCodeAt(i++);
-      if (c === 34) return true;
-      if (c < 32) return false;
-      if (c !== 92) continue;
-      const e = text.charCodeAt(i++);
-      if (e === 117) {
-        let code = 0;
-        for (let k = 0; k < 4; k++) {
-          const h = text.charCodeAt(i++);
-          const d = h >= 48 && h <= 57 ? h - 48 : h >= 97 && h <= 102 ? h - 87 : h >= 65 && h <= 70 ? h - 55 : -1;
-          if (d < 0) return false;
-          code = code * 16 + d;
-        }
-        if (code >= 0xd800 && code <= 0xdfff) surrogates = true;
-      } else if (e !== 34 && e !== 92 && e !== 47 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) return false;
-    }
-  };
-  const digits = (): boolean => {
-    const start = i;
-    for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i));
-    return i > start;
-  };
-  const number = (): boolean => {
-    if (text.charCodeAt(i) === 45) i++;
-    if (text.charCodeAt(i) === 48) i++;
-    else if (!digits()) return false;
-    if (text.charCodeAt(i) === 46) {
-      i++;
-      if (!digits()) return false;
-    }
-    const e = text.charCodeAt(i);
-    if (e === 101 || e === 69) {
-      i++;
-      const s = text.charCodeAt(i);
-      if (s === 43 || s === 45) i++;
-      if (!digits()) return false;
-    }
-    return true;
-  };
-  const literal = (word: string): boolean => {
-    if (!text.startsWith(word, i)) return false;
-    i += word.length;
-    return true;
-  };
-  // An object member's key and colon; the value follows.
-  const key = (): boolean => {
-    space();
-    if (text.charCodeAt(i) !== 34 || !string()) return false;
-    space();
-    return text.charCodeAt(i++) === 58;
-  };
+  const topObject = (() => {
+    let k = 0;
+    while (k < n && isSpace(text.charCodeAt(k))) k++;
+    return text.charCodeAt(k) === OPEN_OBJECT;
+  })();
+  const members: number[] | undefined = topObject ? [] : undefined;
+  let keyStart = 0;
+  let keyEnd = 0;
+  let valueStart = 0;
+  // Whether the next token is an object key (after `{` or a `,` in an object).
+  let expectKey = false;
   for (;;) {
-    // A value.
-    space();
-    const c = text.charCodeAt(i);
-    if (c === 123 || c === 91) {
+    while (i < n && isSpace(text.charCodeAt(i))) i++;
+    if (i >= n) return 'invalid';
+    let c = text.charCodeAt(i);
+    if (expectKey) {
+      if (c !== QUOTE) return 'invalid';
+    } else if (members && open.length === 1) valueStart = i;
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       i++;
-      open.push(c === 123);
+      open.push(c === OPEN_OBJECT);
       if (open.length > maxDepth) tooDeep = true;
-      space();
-      const close = text.charCodeAt(i);
-      if (close === (c === 123 ? 125 : 93)) {
+      while (i < n && isSpace(text.charCodeAt(i))) i++;
+      if (text.charCodeAt(i) === (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
         i++;
         open.pop();
       } else {
-        if (c === 123 && !key()) return 'invalid';
+        expectKey = c === OPEN_OBJECT;
         continue;
       }
-    } else if (c === 34) {
-      if (!string()) return 'invalid';
-    } else if (c === 45 || (c >= 48 && c <= 57)) {
-      if (!number()) return 'invalid';
-    } else if (!(c === 116 ? literal('true') : c === 102 ? literal('false') : c === 110 ? literal('null') : false)) return 'invalid';
+    } else if (c === QUOTE) {
+      const start = i;
+      i++;
+      for (;;) {
+        if (i >= n) return 'invalid';
+        c = text.charCodeAt(i++);
+        if (c === QUOTE) break;
+        if (c < 32) return 'invalid';
+        if (c !== BACKSLASH) continue;
+        const e = text.charCodeAt(i++);
+        if (e === 117) {
+          let code = 0;
+          for (let k = 0; k < 4; k++) {
+            const h = text.charCodeAt(i++);
+            const d = isDigit(h) ? h - 48 : h >= 97 && h <= 102 ? h - 87 : h >= 65 && h <= 70 ? h - 55 : -1;
+            if (d < 0) return 'invalid';
+            code = code * 16 + d;
+          }
+          if (code >= 0xd800 && code <= 0xdfff) surrogates = true;
+        } else if (e !== QUOTE && e !== BACKSLASH && e !== 47 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) return 'invalid';
+      }
+      if (expectKey) {
+        // A key: its colon, then its value.
+        expectKey = false;
+        if (open.length === 1) {
+          keyStart = start;
+          keyEnd = i;
+        }
+        while (i < n && isSpace(text.charCodeAt(i))) i++;
+        if (text.charCodeAt(i++) !== COLON) return 'invalid';
+        continue;
+      }
+    } else if (c === 45 || isDigit(c)) {
+      if (c === 45) c = text.charCodeAt(++i);
+      if (c === 48) i++;
+      else if (isDigit(c)) while (isDigit(text.charCodeAt(i))) i++;
+      else return 'invalid';
+      if (text.charCodeAt(i) === 46) {
+        if (!isDigit(text.charCodeAt(++i))) return 'invalid';
+        while (isDigit(text.charCodeAt(i))) i++;
+      }
+      c = text.charCodeAt(i);
+      if (c === 101 || c === 69) {
+        c = text.charCodeAt(++i);
+        if (c === 43 || c === 45) i++;
+        if (!isDigit(text.charCodeAt(i))) return 'invalid';
+        while (isDigit(text.charCodeAt(i))) i++;
+      }
+    } else {
+      const word = c === 116 ? 'true' : c === 102 ? 'false' : c === 110 ? 'null' : '';
+      if (!word || !text.startsWith(word, i)) return 'invalid';
+      i += word.length;
+    }
     // After a value: the next member, or the end of containers, or the end of the text.
     for (;;) {
-      space();
+      if (members && open.length === 1) members.push(keyStart, keyEnd, valueStart, i);
+      while (i < n && isSpace(text.charCodeAt(i))) i++;
       if (open.length === 0) {
         if (i !== n) return 'invalid';
-        return tooDeep ? 'too-deep' : new JsonText(text, surrogates);
+        return tooDeep ? 'too-deep' : new JsonText(text, surrogates, members);
       }
       const isObject = open[open.length - 1]!;
       const d = text.charCodeAt(i++);
-      if (d === 44) {
-        if (isObject && !key()) return 'invalid';
+      if (d === COMMA) {
+        expectKey = isObject;
         break;
       }
-      if (d !== (isObject ? 125 : 93)) return 'invalid';
+      if (d !== (isObject ? CLOSE_OBJECT : CLOSE_ARRAY)) return 'invalid';
       open.pop();
     }
   }

@@ -72,16 +72,22 @@ export function inputSelectionOf(bundle: { manifest: Pick<BundleManifest, 'metad
   return s;
 }
 
-function serialize(value: unknown, sel: Selection): string | undefined {
+// Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
+const BODY_PATH = ['request', 'body'];
+
+// `along`: how far `value` lies along BODY_PATH (-1 off it). A whole object goes to JSON.stringify in
+// one call unless the body's text lies below it: JSON.stringify would go through the body's value
+// (rounding its large integers), so the object is written member by member down to the body.
+function serialize(value: unknown, sel: Selection, along = 0): string | undefined {
   if (value === undefined) return undefined;
   if (value instanceof JsonText) return projectText(value, sel);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
+  const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
+  if (sel === WHOLE && !toBody) return JSON.stringify(value);
   let out = '';
-  // Whole objects are walked member by member, not handed to JSON.stringify, so that a body anywhere
-  // below goes in as its text (JSON.stringify would round its large integers through its value).
   for (const [key, child] of sel === WHOLE ? Object.entries(value) : sel) {
     if (!Object.hasOwn(value, key)) continue;
-    const text = serialize((value as Record<string, unknown>)[key], sel === WHOLE ? WHOLE : (child as Selection));
+    const text = serialize((value as Record<string, unknown>)[key], sel === WHOLE ? WHOLE : (child as Selection), toBody && key === BODY_PATH[along] ? along + 1 : -1);
     if (text !== undefined) out += `${out ? ',' : ''}${JSON.stringify(key)}:${text}`;
   }
   return `{${out}}`;
@@ -95,7 +101,7 @@ function projectText(body: JsonText, sel: Selection): string {
     const projected = sel !== WHOLE && body.members ? projectMembers(body.text, body.members, sel) : new TextProjector(body.text, 0).project(sel);
     if (projected !== undefined) return projected;
   }
-  return serialize(body.value(), sel)!;
+  return serialize(body.value(), sel, -1)!;
 }
 
 // The selected members of a text that is an object, found through the offsets the check recorded: a

@@ -21,17 +21,21 @@ import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js'
 
 const workload = (name: string) => `apiVersion: warden.dev/v1alpha1\nkind: Workload\nname: ${name}\nnamespace: shop\nserviceAccount: ${name}\nmode: enforce\n`;
 
-// Reads one field of the body: only that field may reach the WASM.
+// Reads one field of the body, through functions only: only that field may reach the WASM.
 const LEDGER = `package warden.workload
 
 import rego.v1
 
+small(payment) if payment.amount <= 100
+
 allow if {
 	input.request.method == "POST"
-	input.request.body.amount <= 100
+	small(input.request.body)
 }
 
-deny contains "that amount is one above 2^53" if input.request.body.amount == 9007199254740993
+one_above_2_53(payment) if payment.amount == 9007199254740993
+
+deny contains "that amount is one above 2^53" if one_above_2_53(input.request.body)
 `;
 
 // Reaches the body through a variable key: the compiler cannot name the path and must keep everything.
@@ -131,7 +135,7 @@ describe('the compiler records the input paths the Rego reads', () => {
     const forms = {
       'input[x]': 'r if { some x; input[x] == 1 }',
       'walk(input)': 'r if { walk(input, [p, v]); v == 1 }',
-      'input passed whole': 'f(x) := x.a\nr if f(input) == 1',
+      'input passed whole to a builtin': 'r if object.get(input, "a", 0) == 1',
       'input bound to a variable': 'r if { x := input; x.a == 1 }',
       'with input as': 'q if input.a == 1\nr if q with input as {"a": 1}',
       'with input.a as': 'q if input.a == 1\nr if q with input.a as 1',
@@ -141,6 +145,23 @@ describe('the compiler records the input paths the Rego reads', () => {
     for (const [form, rules] of Object.entries(forms)) {
       const rego = `package warden.workload\n\nimport rego.v1\n${rules.startsWith('import') ? '' : '\n'}${rules}\n`;
       expect({ form, paths: await inputPathsOf(new Map([['workload/policy.rego', rego]]), form) }).toEqual({ form, paths: [[]] });
+    }
+    // Through the bundle's own functions: what the function reads of its argument; whole where it cannot tell.
+    const followed: Array<[string, Record<string, string>, string[][]]> = [
+      ['a local function', { 'workload/p.rego': 'f(r) if r.method == "GET"\n\nallow if f(input.request)' }, [['request', 'method']]],
+      ['an imported library function', { 'lib/x.rego': 'package warden.lib.x\n\nimport rego.v1\n\nbig(b) if b.amount > 100\n', 'workload/p.rego': 'import data.warden.lib.x\n\nallow if not x.big(input.request.body)' }, [['request', 'body', 'amount']]],
+      ['a function by its data path', { 'lib/x.rego': 'package warden.lib.x\n\nimport rego.v1\n\nbig(b) if b.amount > 100\n', 'workload/p.rego': 'allow if not data.warden.lib.x.big(input.request.body)' }, [['request', 'body', 'amount']]],
+      ['a function calling a function', { 'workload/p.rego': 'g(h) if h.x == 1\n\nf(r) if g(r.headers)\n\nallow if f(input.request)' }, [['request', 'headers', 'x']]],
+      ['an argument handed to a builtin', { 'workload/p.rego': 'f(r) if count(r) > 1\n\nallow if f(input.request)' }, [['request']]],
+      ['an argument bound to a variable', { 'workload/p.rego': 'f(r) if {\n\tx := r\n\tx.a == 1\n}\n\nallow if f(input.request)' }, [['request']]],
+      ['a pattern parameter', { 'workload/p.rego': 'f({"method": m}) if m == "GET"\n\nallow if f(input.request)' }, [['request']]],
+      ['the whole input as an argument', { 'workload/p.rego': 'f(i) if i.request.method == "GET"\n\nallow if f(input)' }, [['request', 'method']]],
+      ['a function replaced by with', { 'workload/p.rego': 'f(r) if r.method == "GET"\n\ng(_) := true\n\nallow if f(input.request) with f as g' }, [['request']]],
+      ['a function value used as an argument', { 'workload/p.rego': 'f(r) := r.body\n\nallow if count(f(input.request)) > 1' }, [['request', 'body']]],
+    ];
+    for (const [form, files, expected] of followed) {
+      const modules = new Map(Object.entries(files).map(([f, rego]) => [f, f.startsWith('workload/') ? `package warden.workload\n\nimport rego.v1\n${rego.startsWith('import') ? '' : '\n'}${rego}\n` : rego]));
+      expect({ form, paths: await inputPathsOf(modules, form) }).toEqual({ form, paths: expected });
     }
     // A ground part is kept, the rest of the reference read whole.
     const partial = await inputPathsOf(new Map([['workload/p.rego', 'package warden.workload\n\nimport rego.v1\n\nr if input.request.headers[lower("X")] == input.request.body.items[0].id\n']]), 'p');

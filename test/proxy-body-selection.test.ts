@@ -22,14 +22,16 @@ serviceAccount: ledger
 mode: enforce
 `;
 
-const POLICY = `# Small payments only: the one field of the body this workload's policy reads.
+const POLICY = `# Small payments only: the one field of the body this workload's policy reads (through a function).
 package warden.workload
 
 import rego.v1
 
+small(payment) if payment.amount <= 100
+
 allow if {
 	input.request.method == "POST"
-	input.request.body.amount <= 100
+	small(input.request.body)
 }
 `;
 

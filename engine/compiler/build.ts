@@ -19,7 +19,7 @@ import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
-import { inputPathsOf } from './input-paths.js';
+import { INPUT_PATHS_VERSION, inputPathsOf } from './input-paths.js';
 import { policyVersion } from './generation.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
 import { readOpenApi, type HttpOperation } from './openapi.js';
@@ -364,7 +364,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     }
     opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
     // The input paths the Rego reads, content-addressed like OPA's output (one `opa parse` per module).
-    const pathsCache = join(cacheDir, `${p.contentHash}.input-paths.json`);
+    const pathsCache = join(cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
     const inputPaths = existsSync(pathsCache) ? (JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][]) : await inputPathsOf(p.bundleFiles, p.source.display);
     const files = await readArchive(opaOut);
     // `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only

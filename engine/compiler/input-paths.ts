@@ -18,8 +18,8 @@ import type { InputPath } from '../../formats/bundle-manifest.js';
 import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
-/** The path list that means "the whole input". */
-export const WHOLE_INPUT: InputPath[] = [[]];
+/** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
+export const INPUT_PATHS_VERSION = 2;
 
 // Calls followed inside calls before the arguments are taken whole (recursion is refused by OPA; this
 // bounds the work on long chains).
@@ -77,7 +77,7 @@ export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
       const head = rule.head as { args?: unknown[]; ref?: unknown[]; name?: string } | undefined;
       if (!head?.args?.length) continue;
       const ref = head.ref ?? [{ type: 'var', value: head.name }];
-      const name = [...scopes[m]!.pkg, ...ref.flatMap((t) => (isVar(t) || isString(t) ? [t.value] : []))].join('.');
+      const name = [...scopes[m]!.pkg, ...ref.flatMap((t) => (isVar(t) || isString(t) ? [t.value] : []))].join('\0');
       functions.set(name, [...(functions.get(name) ?? []), { params: head.args, rule, scope: scopes[m]! }]);
     }
   });
@@ -101,7 +101,7 @@ export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
     if (rest.length !== op.value.length - 1) return undefined;
     const head = op.value[0].value;
     const candidates = head === 'data' ? [rest] : [[...scope.pkg, head, ...rest], ...(scope.imports.has(head) ? [[...scope.imports.get(head)!, ...rest]] : [])];
-    const found = candidates.flatMap((c) => functions.get(c.join('.')) ?? []);
+    const found = candidates.flatMap((c) => functions.get(c.join('\0')) ?? []);
     return found.length > 0 ? found : undefined;
   };
 
@@ -168,11 +168,6 @@ export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
 
   modules.forEach((ast, m) => walk(ast, new Map(), scopes[m]!, 0));
   return minimalPaths(paths);
-}
-
-/** The input paths one parsed module reads; `[[]]` when it may read any of it. */
-export function inputPathsOfModule(ast: unknown): InputPath[] {
-  return inputPathsOfModules([ast]);
 }
 
 /** The paths with every one that lies under another removed, sorted; `[[]]` absorbs everything. */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
 import { inputPathsOf } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
+import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
 import { InputSelection, inputSelectionOf } from '../runtime/input-selection.js';
 import { checkJsonText, JsonText } from '../runtime/json-text.js';
@@ -283,6 +284,22 @@ describe('a bundle without a readable path list gets the whole input', () => {
       expect(JSON.parse(selection.json(input).text)).toEqual(input);
     });
   }
+  it('so a bundle built before input paths, or with a broken list, still reads the body it needs', async () => {
+    const files = await readArchive(readFileSync(built.workloads.find((w) => w.workload === 'ledger')!.bundle));
+    const manifest = JSON.parse(files.get('.manifest')!.toString('utf8')) as { metadata: Record<string, unknown> };
+    const base = generateInputs(policies.get('ledger')!.bundle, 1, 1)[0]!;
+    const small = { ...base, request: { ...base.request, method: 'POST', body: body('{"amount": 5, "note": "x"}') } };
+    for (const inputPaths of [undefined, 'request.body.amount', [['request', 'body', 7]]]) {
+      const metadata = { ...manifest.metadata, inputPaths };
+      files.set('.manifest', Buffer.from(JSON.stringify({ ...manifest, metadata })));
+      files.delete('.signatures.json');
+      const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
+      const policy = await Policy.load(bundle);
+      expect(inputSelectionOf(bundle).isWhole).toBe(true);
+      expect(policy.decide('warden/decision', inputSelectionOf(bundle).json(small)).allow).toBe(true);
+    }
+  });
+
   it('and a manifest with no metadata at all', () => {
     expect(InputSelection.fromManifest({}).isWhole).toBe(true);
   });

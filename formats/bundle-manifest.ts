@@ -22,7 +22,15 @@ export interface BundleMetadata {
   strictBuiltinErrors?: boolean;
   /** The workload's evaluation limits from workload.yaml, when it sets any. */
   limits?: { deadlineMs?: number; memoryMiB?: number };
+  /**
+   * The `input` paths the bundle's Rego can read (engine/compiler/input-paths.ts); pods build only
+   * these parts of the input. `[[]]` is the whole input; absent or malformed also means the whole input.
+   */
+  inputPaths?: InputPath[];
 }
+
+/** A path under `input`, one object key per element (`["request", "method"]`); `[]` is the whole input. */
+export type InputPath = string[];
 
 /** `.manifest`: revision, roots, wasm entrypoints, rego version, metadata. */
 export interface BundleManifest {

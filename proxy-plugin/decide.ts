@@ -7,6 +7,7 @@ import type { Destination, McpInput, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import { maskInput, type DecisionLog } from '../runtime/decision-log.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
+import { inputSelectionOf } from '../runtime/input-selection.js';
 import { EvaluationLimitError } from '../runtime/policy.js';
 import type { PluginMetrics } from './metrics.js';
 
@@ -79,7 +80,8 @@ export class DecisionPipeline {
     const t0 = process.hrtime.bigint();
     let decision: Decision;
     try {
-      decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
+      // Only the input paths the bundle's Rego reads are serialized (runtime/input-selection.ts).
+      decision = bundle.policy.decide(DECISION_ENTRYPOINT, inputSelectionOf(bundle.policy.bundle).json(input));
     } catch (err) {
       const ns = Number(process.hrtime.bigint() - t0);
       this.opts.metrics?.evaluated(ns / 1e9);

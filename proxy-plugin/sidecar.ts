@@ -13,7 +13,8 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead } from './http1.js';
 import { buildInput } from './input.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
+import { MAX_JSON_DEPTH } from './json-depth.js';
+import { checkJsonText } from '../runtime/json-text.js';
 import type { NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines } from './relay.js';
@@ -104,14 +105,12 @@ async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>
   const limit = Math.min(c.opts.jsonBodyBytes, c.limits.maxBodyBytes);
   const bytes = await readBody(req, limit);
   if (bytes === undefined) return { refused: refusal(gate, p, `request refused: JSON body larger than ${limit} bytes`, 413) };
-  let value: unknown;
-  try {
-    value = bytes.length ? JSON.parse(bytes.toString('utf8')) : undefined;
-  } catch {
-    // The upstream would have to guess what an unparseable JSON body means: refuse it.
-    return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
-  }
-  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
+  if (bytes.length === 0) return { bytes };
+  // Checked without building its value: a body the policy does not read is never parsed (runtime/json-text.ts).
+  const value = checkJsonText(bytes.toString('utf8'), MAX_JSON_DEPTH);
+  // The upstream would have to guess what an unparseable JSON body means: refuse it.
+  if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
+  if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
   return { bytes, value };
 }
 

@@ -15,6 +15,7 @@ import { constants as zlibConstants, gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { EngineConnection } from './engine-connection.js';
+import { JsonText } from './json-text.js';
 
 /** Headers whose values never leave the pod. */
 export const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
@@ -29,7 +30,7 @@ export function maskInput(input: Record<string, unknown>, sensitive: readonly st
   const request = input.request as { headers?: Record<string, string>; body?: unknown } | undefined;
   const mcp = input.mcp as { arguments?: unknown } | undefined;
   const copy: Record<string, unknown> = { ...input };
-  if (request) copy.request = { ...request, ...(request.headers ? { headers: { ...request.headers } } : {}), ...(sensitive.length && request.body !== undefined ? { body: structuredClone(request.body) } : {}) };
+  if (request) copy.request = { ...request, ...(request.headers ? { headers: { ...request.headers } } : {}), ...(sensitive.length && request.body !== undefined ? { body: request.body instanceof JsonText ? JSON.parse(request.body.text) : structuredClone(request.body) } : {}) };
   if (mcp) copy.mcp = { ...mcp, ...(sensitive.length && mcp.arguments !== undefined ? { arguments: structuredClone(mcp.arguments) } : {}) };
   const masked: string[] = [];
   const headers = (copy.request as { headers?: Record<string, string> } | undefined)?.headers;

@@ -10,6 +10,7 @@ import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
 import { createHostBuiltins, preferWardenBuiltins, sdkBuiltinFunctions, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
+import { InputJson } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
 import { meterModule, METERING_IMPORTS, MeteringError } from './wasm-metering.js';
 
@@ -119,6 +120,9 @@ function isOneJsonText(text: string): boolean {
   }
 }
 
+// The input's JSON text for the module: an InputJson (runtime/input-selection.ts) is already serialized.
+const inputText = (input: unknown): string => wellFormedJson(input instanceof InputJson ? input.text : JSON.stringify(input));
+
 // ABI 1.2+ one-shot evaluation: the input's JSON is encoded straight into the heap just above the
 // data, opa_eval parses it, evaluates, resets the heap and returns the address of the result set's JSON.
 function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExports['opa_eval']>, entrypoint: number, input: unknown): unknown {
@@ -126,7 +130,7 @@ function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExpo
   let written = 0;
   // As the SDK does: a falsy input is no input.
   if (input) {
-    const json = wellFormedJson(JSON.stringify(input));
+    const json = inputText(input);
     let heap = new Uint8Array(p.mem.buffer);
     // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
     if (at + json.length * 3 <= heap.length) written = encoder.encodeInto(json, heap.subarray(at)).written;
@@ -440,7 +444,7 @@ function instantiatePolicy(
   const loaded = new LoadedPolicyClass(instance, mem, minor ?? 0);
   loaded.setData(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
   const inner = loaded as unknown as LoadedPolicyInternals;
-  const sdkEvaluate = (entrypoint: string, input: unknown) => loaded.evaluate(input ? encoder.encode(wellFormedJson(JSON.stringify(input))).buffer : input, entrypoint);
+  const sdkEvaluate = (entrypoint: string, input: unknown) => loaded.evaluate(input ? encoder.encode(inputText(input)).buffer : input, entrypoint);
   const opaEval = exports.opa_eval;
   const run =
     opaEval && inner.minorVersion >= 2

@@ -19,6 +19,7 @@ import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
+import { INPUT_PATHS_VERSION, inputPathsOf } from './input-paths.js';
 import { policyVersion } from './generation.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
 import { readOpenApi, type HttpOperation } from './openapi.js';
@@ -362,6 +363,9 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       opaOut = await compileWithOpa(p, (step) => opts.onProgress?.({ type: 'step', workload: name, step }));
     }
     opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
+    // The input paths the Rego reads, content-addressed like OPA's output (one `opa parse` per module).
+    const pathsCache = join(cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
+    const inputPaths = existsSync(pathsCache) ? (JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][]) : await inputPathsOf(p.bundleFiles, p.source.display);
     const files = await readArchive(opaOut);
     // `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only
     // alias another rule); ship the exact sources that were checked, tested and compiled instead.
@@ -384,6 +388,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       warden: WARDEN_VERSION,
       ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
       ...(p.source.manifest.limits ? { limits: p.source.manifest.limits } : {}),
+      inputPaths,
     };
     const manifest: BundleManifest = { revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
     files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
@@ -396,6 +401,7 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
       throw err;
     }
     if (status === 'built') atomicWrite(cached, opaOut);
+    if (!existsSync(pathsCache)) atomicWrite(pathsCache, JSON.stringify(inputPaths));
     const signatures = await signBundle(files, { key: key.key, algorithm: key.algorithm, keyId: key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => now().getTime());
     files.set('.signatures.json', signatures);
     const archive = writeArchive(files);

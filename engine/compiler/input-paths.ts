@@ -1,0 +1,199 @@
+// The `input` paths a workload's Rego can read, found with OPA's own parser (`opa parse --format json`)
+// over every module the bundle ships: the core, the generated module, the library and the workload's
+// Rego. The pod builds only these parts of the input (runtime/input-selection.ts), so the list must
+// over-approximate: every reference is walked, and whatever is not a plain path falls back to more.
+//  - `input.a.b[x].c` reads all of `input.a.b` (the path stops at the first part that is not a string
+//    constant: a variable, a number, a call);
+//  - `input` standing alone (passed whole to a builtin, `walk(input)`, `x := input`, `import input`)
+//    or a `with input… as` override reads the whole input;
+//  - a part of the input passed to one of the bundle's own functions is followed into the function:
+//    `f(input.request)` with `f(r) if r.method == "GET"` reads `input.request.method`. A part passed to
+//    a builtin, bound to a variable or to a function argument that is a pattern is read whole. When any
+//    `with` replaces something other than the input (a function could then be another), or the calls
+//    nest deeper than MAX_CALL_DEPTH, arguments are read whole instead of followed.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { InputPath } from '../../formats/bundle-manifest.js';
+import { runOpa } from '../toolchain/opa.js';
+import { CompileError } from './compile-error.js';
+
+/** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
+export const INPUT_PATHS_VERSION = 2;
+
+// Calls followed inside calls before the arguments are taken whole (recursion is refused by OPA; this
+// bounds the work on long chains).
+const MAX_CALL_DEPTH = 8;
+
+interface Term {
+  type?: unknown;
+  value?: unknown;
+}
+
+// One module's names: its package path and its imports of `data` (alias → path under data).
+interface Scope {
+  pkg: string[];
+  imports: Map<string, string[]>;
+}
+
+interface FunctionRule {
+  params: unknown[];
+  rule: Record<string, unknown>;
+  scope: Scope;
+}
+
+const isTerm = (v: unknown): v is Term => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as Term).type === 'string';
+const isVar = (t: unknown, name?: string): t is Term & { value: string } => isTerm(t) && t.type === 'var' && typeof t.value === 'string' && (name === undefined || t.value === name);
+const isRef = (t: unknown): t is Term & { value: unknown[] } => isTerm(t) && t.type === 'ref' && Array.isArray(t.value);
+const isString = (t: unknown): t is Term & { value: string } => isTerm(t) && t.type === 'string' && typeof t.value === 'string';
+
+// The leading string parts of a reference after its head.
+function groundPrefix(parts: readonly unknown[]): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < parts.length && isString(parts[i]); i++) out.push((parts[i] as { value: string }).value);
+  return out;
+}
+
+function scopeOf(ast: Record<string, unknown>): Scope {
+  const pkgRef = (ast.package as { path?: unknown[] } | undefined)?.path ?? [];
+  const pkg = pkgRef.slice(1).flatMap((t) => (isString(t) ? [t.value] : []));
+  const imports = new Map<string, string[]>();
+  for (const imp of (ast.imports as Array<{ path?: unknown; alias?: string }> | undefined) ?? []) {
+    if (!isRef(imp.path) || !isVar(imp.path.value[0], 'data')) continue;
+    const path = groundPrefix(imp.path.value);
+    const alias = imp.alias ?? path[path.length - 1];
+    if (alias !== undefined) imports.set(alias, path);
+  }
+  return { pkg, imports };
+}
+
+/** The input paths parsed modules (OPA's JSON AST, as `opa parse --format json` prints it) read together. */
+export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
+  const modules = asts.filter((a): a is Record<string, unknown> => typeof a === 'object' && a !== null);
+  const functions = new Map<string, FunctionRule[]>();
+  const scopes = modules.map(scopeOf);
+  modules.forEach((ast, m) => {
+    for (const rule of (ast.rules as Array<Record<string, unknown>> | undefined) ?? []) {
+      const head = rule.head as { args?: unknown[]; ref?: unknown[]; name?: string } | undefined;
+      if (!head?.args?.length) continue;
+      const ref = head.ref ?? [{ type: 'var', value: head.name }];
+      const name = [...scopes[m]!.pkg, ...ref.flatMap((t) => (isVar(t) || isString(t) ? [t.value] : []))].join('\0');
+      functions.set(name, [...(functions.get(name) ?? []), { params: head.args, rule, scope: scopes[m]! }]);
+    }
+  });
+  const paths: InputPath[] = [];
+  // A `with` that replaces anything but the input may replace a function: then follow none.
+  let follow = true;
+  const findWith = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(findWith);
+    else if (typeof node === 'object' && node !== null) {
+      const o = node as Record<string, unknown>;
+      if (o.target !== undefined && !(isRef(o.target) && isVar(o.target.value[0], 'input')) && !isVar(o.target, 'input')) follow = false;
+      Object.values(o).forEach(findWith);
+    }
+  };
+  findWith(modules);
+
+  // The bundle's own function a call names, if it names one (as OPA resolves it: data path, import, package).
+  const resolve = (op: unknown, scope: Scope): FunctionRule[] | undefined => {
+    if (!isRef(op) || !isVar(op.value[0])) return undefined;
+    const rest = groundPrefix(op.value);
+    if (rest.length !== op.value.length - 1) return undefined;
+    const head = op.value[0].value;
+    const candidates = head === 'data' ? [rest] : [[...scope.pkg, head, ...rest], ...(scope.imports.has(head) ? [[...scope.imports.get(head)!, ...rest]] : [])];
+    const found = candidates.flatMap((c) => functions.get(c.join('\0')) ?? []);
+    return found.length > 0 ? found : undefined;
+  };
+
+  // The input path an argument is exactly (`input`, `input.a.b`, a parameter bound to one), if it is one.
+  const pathOfArg = (arg: unknown, env: ReadonlyMap<string, InputPath>): InputPath | undefined => {
+    if (isVar(arg)) return arg.value === 'input' ? [] : env.get(arg.value);
+    if (!isRef(arg) || !isVar(arg.value[0])) return undefined;
+    const base = arg.value[0].value === 'input' ? [] : env.get(arg.value[0].value);
+    const rest = groundPrefix(arg.value);
+    return base && rest.length === arg.value.length - 1 ? [...base, ...rest] : undefined;
+  };
+
+  const call = (op: unknown, args: unknown[], env: ReadonlyMap<string, InputPath>, scope: Scope, depth: number): boolean => {
+    const defs = follow && depth < MAX_CALL_DEPTH ? resolve(op, scope) : undefined;
+    if (!defs) return false;
+    for (const def of defs) {
+      const bound = new Map<string, InputPath>();
+      args.forEach((arg, i) => {
+        const path = pathOfArg(arg, env);
+        const param = def.params[i];
+        if (path !== undefined && isVar(param) && param.value !== '_' && i < def.params.length) bound.set(param.value, path);
+        else walk(arg, env, scope, depth);
+      });
+      const { head, ...rest } = def.rule;
+      const { args: _unused, ...headRest } = (head ?? {}) as Record<string, unknown>;
+      walk([headRest, rest], bound, def.scope, depth + 1);
+    }
+    return true;
+  };
+
+  function walk(node: unknown, env: ReadonlyMap<string, InputPath>, scope: Scope, depth: number): void {
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n, env, scope, depth);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    if (isVar(node)) {
+      const path = node.value === 'input' ? [] : env.get(node.value);
+      if (path) paths.push(path);
+      return;
+    }
+    const o = node as Record<string, unknown>;
+    // `with input… as v` replaces what the rule under it reads: take the whole input rather than model it.
+    if (o.target !== undefined && isRef(o.target) && isVar(o.target.value[0], 'input')) paths.push([]);
+    if (isRef(node) && isVar(node.value[0])) {
+      const head = node.value[0].value;
+      const base = head === 'input' ? [] : env.get(head);
+      if (base) {
+        const rest = groundPrefix(node.value);
+        paths.push([...base, ...rest]);
+        // A dynamic part may itself read the input (`input.a[input.b]`).
+        walk(node.value.slice(rest.length + 1), env, scope, depth);
+      } else walk(node.value.slice(1), env, scope, depth);
+      return;
+    }
+    // A call, as a term (`f(x)` inside an expression) or as a whole expression (`f(x)` alone).
+    if (isTerm(node) && node.type === 'call' && Array.isArray(node.value) && call(node.value[0], node.value.slice(1), env, scope, depth)) return;
+    if (Array.isArray(o.terms) && call(o.terms[0], o.terms.slice(1), env, scope, depth)) {
+      walk(o.with, env, scope, depth);
+      return;
+    }
+    for (const v of Object.values(o)) walk(v, env, scope, depth);
+  }
+
+  modules.forEach((ast, m) => walk(ast, new Map(), scopes[m]!, 0));
+  return minimalPaths(paths);
+}
+
+/** The paths with every one that lies under another removed, sorted; `[[]]` absorbs everything. */
+export function minimalPaths(paths: readonly InputPath[]): InputPath[] {
+  const sorted = [...paths].sort((a, b) => a.length - b.length);
+  const kept: InputPath[] = [];
+  for (const p of sorted) if (!kept.some((k) => k.length <= p.length && k.every((part, i) => part === p[i]))) kept.push(p);
+  return kept.sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : a.join('\0') > b.join('\0') ? 1 : 0));
+}
+
+/** The input paths a bundle's Rego modules (path in bundle → source) can read, parsed by `opa parse`. */
+export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: string): Promise<InputPath[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-input-paths-'));
+  try {
+    const names = [...modules.keys()].filter((f) => f.endsWith('.rego'));
+    const parsed = await Promise.all(
+      names.map(async (name, i) => {
+        const file = join(dir, `${i}.rego`);
+        writeFileSync(file, modules.get(name)!);
+        const r = await runOpa(['parse', '--format', 'json', file]);
+        if (r.code !== 0) throw new CompileError([], `${where}: \`opa parse\` could not read ${name} to find the input it reads:\n${(r.stderr || r.stdout).split(file).join(name).trim()}`);
+        return JSON.parse(r.stdout) as unknown;
+      }),
+    );
+    return inputPathsOfModules(parsed);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,249 @@
+// The policy input as the bundle's Rego reads it: only the `input` paths the compiler found the Rego can
+// reach (manifest `metadata.inputPaths`, engine/compiler/input-paths.ts) are serialized for the WASM, so
+// a request body no rule reads is never parsed nor copied. Pruning never changes a decision: a part
+// the Rego cannot name cannot change what it computes. Fail closed: a bundle without the list, or with
+// one that is malformed, gets the whole input (never an empty one).
+import type { BundleManifest } from '../formats/bundle-manifest.js';
+import { JsonText } from './json-text.js';
+
+/** An input document already serialized as JSON text, handed to the policy as is (runtime/policy.ts). */
+export class InputJson {
+  constructor(readonly text: string) {}
+}
+
+// What to keep under one input node: all of it, or only the named members.
+type Selection = true | Map<string, Selection>;
+
+const WHOLE = true;
+
+// The selection tree of a path list; undefined when the list is not one (the caller takes the whole input).
+function selectionOf(paths: unknown): Selection | undefined {
+  if (!Array.isArray(paths) || paths.length === 0) return undefined;
+  const root = new Map<string, Selection>();
+  for (const path of paths) {
+    if (!Array.isArray(path) || !path.every((p) => typeof p === 'string')) return undefined;
+    if (path.length === 0) return WHOLE;
+    let node: Map<string, Selection> = root;
+    for (let i = 0; i < path.length; i++) {
+      const key = path[i] as string;
+      const next = node.get(key);
+      if (next === WHOLE) break;
+      if (i === path.length - 1) {
+        node.set(key, WHOLE);
+        break;
+      }
+      if (next === undefined) node.set(key, new Map());
+      node = node.get(key) as Map<string, Selection>;
+    }
+  }
+  return root;
+}
+
+/** The parts of the input one bundle's policy reads, and the serializer that keeps only those. */
+export class InputSelection {
+  private constructor(private readonly root: Selection) {}
+
+  /** Everything: what a bundle without (or with a malformed) path list gets. */
+  static readonly whole = new InputSelection(WHOLE);
+
+  /** The selection a manifest records; the whole input when it records none or a malformed one. */
+  static fromManifest(manifest: Pick<BundleManifest, 'metadata'>): InputSelection {
+    const root = selectionOf(manifest.metadata?.inputPaths);
+    return root === undefined || root === WHOLE ? InputSelection.whole : new InputSelection(root);
+  }
+
+  /** True when the policy may read all of the input. */
+  get isWhole(): boolean {
+    return this.root === WHOLE;
+  }
+
+  /** The input's JSON text with only the selected parts. */
+  json(input: unknown): InputJson {
+    return new InputJson(serialize(input, this.root) ?? 'null');
+  }
+}
+
+const bySelection = new WeakMap<object, InputSelection>();
+
+/** The selection of a loaded bundle's manifest, worked out once per bundle. */
+export function inputSelectionOf(bundle: { manifest: Pick<BundleManifest, 'metadata'> }): InputSelection {
+  let s = bySelection.get(bundle);
+  if (!s) bySelection.set(bundle, (s = InputSelection.fromManifest(bundle.manifest)));
+  return s;
+}
+
+// Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
+const BODY_PATH = ['request', 'body'];
+
+// `along`: how far `value` lies along BODY_PATH (-1 off it). A whole object goes to JSON.stringify in
+// one call unless the body's text lies below it: JSON.stringify would go through the body's value
+// (rounding its large integers), so the object is written member by member down to the body.
+function serialize(value: unknown, sel: Selection, along = 0): string | undefined {
+  if (value === undefined) return undefined;
+  if (value instanceof JsonText) return projectText(value, sel);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
+  const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
+  if (sel === WHOLE && !toBody) return JSON.stringify(value);
+  let out = '';
+  for (const [key, child] of sel === WHOLE ? Object.entries(value) : sel) {
+    if (!Object.hasOwn(value, key)) continue;
+    const text = serialize((value as Record<string, unknown>)[key], sel === WHOLE ? WHOLE : (child as Selection), toBody && key === BODY_PATH[along] ? along + 1 : -1);
+    if (text !== undefined) out += `${out ? ',' : ''}${JSON.stringify(key)}:${text}`;
+  }
+  return `{${out}}`;
+}
+
+// The selected parts of a JSON text, taken from the text itself. A text that escapes surrogates, or
+// whose copied parts repeat a key (which of the two OPA's parser keeps is not JSON.parse's choice), goes
+// through its value instead, so the policy sees exactly what JSON.parse reads.
+function projectText(body: JsonText, sel: Selection): string {
+  if (!body.escapesSurrogates) {
+    const projected = sel !== WHOLE && body.members ? projectMembers(body.text, body.members, sel) : new TextProjector(body.text, 0).project(sel);
+    if (projected !== undefined) return projected;
+  }
+  return serialize(body.value(), sel, -1)!;
+}
+
+// The selected members of a text that is an object, found through the offsets the check recorded: a
+// policy that reads one field of a large body reads it without a scan of the rest.
+function projectMembers(text: string, members: readonly number[], sel: Map<string, Selection>): string | undefined {
+  const kept = new Map<string, string>();
+  for (let m = 0; m < members.length; m += 4) {
+    const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
+    const child = sel.get(key);
+    if (child === undefined) continue;
+    const value = new TextProjector(text, members[m + 2]!).value(child);
+    if (value === undefined) return undefined;
+    kept.set(key, value); // a repeated key: the last one wins, as in JSON.parse
+  }
+  let out = '';
+  for (const [k, value] of kept) out += `${out ? ',' : ''}${JSON.stringify(k)}:${value}`;
+  return `{${out}}`;
+}
+
+// An object key as it stands between its quotes, decoded.
+const keyOf = (raw: string): string => (raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw);
+
+// Walks a text that checkJsonText accepted (so nesting is bounded and the grammar need not be re-checked).
+class TextProjector {
+  constructor(
+    private readonly s: string,
+    private i: number,
+  ) {}
+
+  /** The projection of the whole text, or undefined when it must go through the value. */
+  project(sel: Selection): string | undefined {
+    this.space();
+    return this.value(sel);
+  }
+
+  private space(): void {
+    const s = this.s;
+    let i = this.i;
+    for (let c = s.charCodeAt(i); c === 32 || c === 10 || c === 13 || c === 9; c = s.charCodeAt(++i));
+    this.i = i;
+  }
+
+  /** One value at i: its text (whole), its selected members (an object under a partial selection). */
+  value(sel: Selection): string | undefined {
+    const start = this.i;
+    if (sel === WHOLE || this.s.charCodeAt(start) !== 123) return this.copy() ? this.s.slice(start, this.i) : undefined;
+    this.i++;
+    const kept = new Map<string, string>();
+    for (;;) {
+      this.space();
+      if (this.s.charCodeAt(this.i) === 125) break;
+      const key = this.key();
+      this.space();
+      this.i++; // colon
+      this.space();
+      const child = sel.get(key);
+      if (child === undefined) this.skip();
+      else {
+        const text = this.value(child);
+        if (text === undefined) return undefined;
+        kept.set(key, text); // a repeated key: the last one wins, as in JSON.parse
+      }
+      this.space();
+      if (this.s.charCodeAt(this.i) === 44) this.i++;
+    }
+    this.i++;
+    let out = '';
+    for (const [k, text] of kept) out += `${out ? ',' : ''}${JSON.stringify(k)}:${text}`;
+    return `{${out}}`;
+  }
+
+  // An object key at i, decoded.
+  private key(): string {
+    const start = this.i;
+    this.skipString();
+    return keyOf(this.s.slice(start + 1, this.i - 1));
+  }
+
+  private skipString(): void {
+    const s = this.s;
+    let i = this.i + 1;
+    for (let c = s.charCodeAt(i); c !== 34; c = s.charCodeAt(i)) i += c === 92 ? 2 : 1;
+    this.i = i + 1;
+  }
+
+  // Step over one value without looking inside strings' contents.
+  private skip(): void {
+    const s = this.s;
+    let depth = 0;
+    for (;;) {
+      const c = s.charCodeAt(this.i);
+      if (c === 34) {
+        this.skipString();
+        if (depth === 0) return;
+      } else if (c === 123 || c === 91) {
+        depth++;
+        this.i++;
+      } else if (c === 125 || c === 93) {
+        if (depth === 0) return;
+        depth--;
+        this.i++;
+        if (depth === 0) return;
+      } else if (depth === 0 && (c === 44 || c === 32 || c === 10 || c === 13 || c === 9 || Number.isNaN(c))) return;
+      else this.i++;
+    }
+  }
+
+  // Step over one value that is copied whole; false when an object in it repeats a key.
+  private copy(): boolean {
+    const c = this.s.charCodeAt(this.i);
+    if (c === 123) {
+      this.i++;
+      const keys = new Set<string>();
+      for (;;) {
+        this.space();
+        if (this.s.charCodeAt(this.i) === 125) break;
+        const key = this.key();
+        if (keys.has(key)) return false;
+        keys.add(key);
+        this.space();
+        this.i++; // colon
+        this.space();
+        if (!this.copy()) return false;
+        this.space();
+        if (this.s.charCodeAt(this.i) === 44) this.i++;
+      }
+      this.i++;
+      return true;
+    }
+    if (c === 91) {
+      this.i++;
+      for (;;) {
+        this.space();
+        if (this.s.charCodeAt(this.i) === 93) break;
+        if (!this.copy()) return false;
+        this.space();
+        if (this.s.charCodeAt(this.i) === 44) this.i++;
+      }
+      this.i++;
+      return true;
+    }
+    this.skip();
+    return true;
+  }
+}

@@ -1,0 +1,162 @@
+// A JSON request body kept as its text: checked once, without building its value, so that a body the
+// policy never reads costs one scan and no allocation, and a body it reads goes into the policy input
+// as the text that arrived (integers beyond 2^53 stay exact). Its value is built only when something
+// needs it (masking a sensitive field, the decision log's serialization, an older consumer).
+
+/** Why a text is not a body Warden accepts. */
+export type JsonTextProblem = 'invalid' | 'too-deep';
+
+/** One JSON text that passed `checkJsonText`; serializes (JSON.stringify) as its value. */
+export class JsonText {
+  private parsed: { value: unknown } | undefined;
+
+  constructor(
+    /** The text as received, one JSON value with optional surrounding whitespace. */
+    readonly text: string,
+    /** It escapes a UTF-16 surrogate (`\ud800`): OPA's parser reads those differently; go through the value. */
+    readonly escapesSurrogates: boolean,
+    /**
+     * When the text is an object: where each of its members lies, four offsets per member (key start,
+     * key end, value start, value end; the key's with its quotes), so one member is read without a scan.
+     */
+    readonly members: readonly number[] | undefined,
+  ) {}
+
+  /** The parsed value (built once, on first use). */
+  value(): unknown {
+    return (this.parsed ??= { value: JSON.parse(this.text) }).value;
+  }
+
+  /** JSON.stringify writes the value: logs and events keep recording the body as a JSON value. */
+  toJSON(): unknown {
+    return this.value();
+  }
+}
+
+// Character codes the scanner compares with.
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_OBJECT = 123;
+const CLOSE_OBJECT = 125;
+const OPEN_ARRAY = 91;
+const CLOSE_ARRAY = 93;
+const COMMA = 44;
+const COLON = 58;
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
+/**
+ * Check that `text` is exactly one JSON value (RFC 8259, as JSON.parse reads it) nesting at most
+ * `maxDepth` objects and arrays. Iterative: a body nested a million levels deep costs one pass. An
+ * invalid text is reported as invalid even when it also nests too deep (JSON.parse would fail first).
+ * One function with its state in locals: this runs over every JSON body the sidecar reads.
+ */
+export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTextProblem {
+  const n = text.length;
+  let i = 0;
+  let surrogates = false;
+  let tooDeep = false;
+  // Open containers, innermost last: true for an object.
+  const open: boolean[] = [];
+  const topObject = (() => {
+    let k = 0;
+    while (k < n && isSpace(text.charCodeAt(k))) k++;
+    return text.charCodeAt(k) === OPEN_OBJECT;
+  })();
+  const members: number[] | undefined = topObject ? [] : undefined;
+  let keyStart = 0;
+  let keyEnd = 0;
+  let valueStart = 0;
+  // Whether the next token is an object key (after `{` or a `,` in an object).
+  let expectKey = false;
+  for (;;) {
+    while (i < n && isSpace(text.charCodeAt(i))) i++;
+    if (i >= n) return 'invalid';
+    let c = text.charCodeAt(i);
+    if (expectKey) {
+      if (c !== QUOTE) return 'invalid';
+    } else if (members && open.length === 1) valueStart = i;
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      i++;
+      open.push(c === OPEN_OBJECT);
+      if (open.length > maxDepth) tooDeep = true;
+      while (i < n && isSpace(text.charCodeAt(i))) i++;
+      if (text.charCodeAt(i) === (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
+        i++;
+        open.pop();
+      } else {
+        expectKey = c === OPEN_OBJECT;
+        continue;
+      }
+    } else if (c === QUOTE) {
+      const start = i;
+      i++;
+      for (;;) {
+        if (i >= n) return 'invalid';
+        c = text.charCodeAt(i++);
+        if (c === QUOTE) break;
+        if (c < 32) return 'invalid';
+        if (c !== BACKSLASH) continue;
+        const e = text.charCodeAt(i++);
+        if (e === 117) {
+          let code = 0;
+          for (let k = 0; k < 4; k++) {
+            const h = text.charCodeAt(i++);
+            const d = isDigit(h) ? h - 48 : h >= 97 && h <= 102 ? h - 87 : h >= 65 && h <= 70 ? h - 55 : -1;
+            if (d < 0) return 'invalid';
+            code = code * 16 + d;
+          }
+          if (code >= 0xd800 && code <= 0xdfff) surrogates = true;
+        } else if (e !== QUOTE && e !== BACKSLASH && e !== 47 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) return 'invalid';
+      }
+      if (expectKey) {
+        // A key: its colon, then its value.
+        expectKey = false;
+        if (open.length === 1) {
+          keyStart = start;
+          keyEnd = i;
+        }
+        while (i < n && isSpace(text.charCodeAt(i))) i++;
+        if (text.charCodeAt(i++) !== COLON) return 'invalid';
+        continue;
+      }
+    } else if (c === 45 || isDigit(c)) {
+      if (c === 45) c = text.charCodeAt(++i);
+      if (c === 48) i++;
+      else if (isDigit(c)) while (isDigit(text.charCodeAt(i))) i++;
+      else return 'invalid';
+      if (text.charCodeAt(i) === 46) {
+        if (!isDigit(text.charCodeAt(++i))) return 'invalid';
+        while (isDigit(text.charCodeAt(i))) i++;
+      }
+      c = text.charCodeAt(i);
+      if (c === 101 || c === 69) {
+        c = text.charCodeAt(++i);
+        if (c === 43 || c === 45) i++;
+        if (!isDigit(text.charCodeAt(i))) return 'invalid';
+        while (isDigit(text.charCodeAt(i))) i++;
+      }
+    } else {
+      const word = c === 116 ? 'true' : c === 102 ? 'false' : c === 110 ? 'null' : '';
+      if (!word || !text.startsWith(word, i)) return 'invalid';
+      i += word.length;
+    }
+    // After a value: the next member, or the end of containers, or the end of the text.
+    for (;;) {
+      if (members && open.length === 1) members.push(keyStart, keyEnd, valueStart, i);
+      while (i < n && isSpace(text.charCodeAt(i))) i++;
+      if (open.length === 0) {
+        if (i !== n) return 'invalid';
+        return tooDeep ? 'too-deep' : new JsonText(text, surrogates, members);
+      }
+      const isObject = open[open.length - 1]!;
+      const d = text.charCodeAt(i++);
+      if (d === COMMA) {
+        expectKey = isObject;
+        break;
+      }
+      if (d !== (isObject ? CLOSE_OBJECT : CLOSE_ARRAY)) return 'invalid';
+      open.pop();
+    }
+  }
+}

@@ -1,0 +1,331 @@
+// Paying only for the input the policy reads (issue 23, item 3): the compiler records the `input` paths
+// a workload's Rego can reach (OPA's parser, engine/compiler/input-paths.ts), the runtime serializes only
+// those (runtime/input-selection.ts), and the decision never changes: pruned and full inputs decide the
+// same for the example workloads and hostile requests, a dynamic reference takes the whole input, and a
+// bundle without a readable path list gets the whole input.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
+import { inputPathsOf } from '../engine/compiler/input-paths.js';
+import type { PolicyInput } from '../formats/input.js';
+import { readArchive, writeArchive } from '../runtime/archive.js';
+import { openBundle } from '../runtime/bundle.js';
+import { InputSelection, inputSelectionOf } from '../runtime/input-selection.js';
+import { checkJsonText, JsonText } from '../runtime/json-text.js';
+import { Policy } from '../runtime/policy.js';
+import { generateInputs, prng } from './support/inputs.js';
+import { canonical, extractPolicy, opaBinary } from './support/opa.js';
+import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
+
+const workload = (name: string) => `apiVersion: warden.dev/v1alpha1\nkind: Workload\nname: ${name}\nnamespace: shop\nserviceAccount: ${name}\nmode: enforce\n`;
+
+// Reads one field of the body, through functions only: only that field may reach the WASM.
+const LEDGER = `package warden.workload
+
+import rego.v1
+
+small(payment) if payment.amount <= 100
+
+allow if {
+	input.request.method == "POST"
+	small(input.request.body)
+}
+
+one_above_2_53(payment) if payment.amount == 9007199254740993
+
+deny contains "that amount is one above 2^53" if one_above_2_53(input.request.body)
+`;
+
+// Reaches the body through a variable key: the compiler cannot name the path and must keep everything.
+const DYNAMIC = `package warden.workload
+
+import rego.v1
+
+allow if {
+	some k
+	input[k].body.open == true
+}
+`;
+
+const run = promisify(execFile);
+
+let ws: PolicyWorkspace;
+let built: BuildResult;
+const policies = new Map<string, Policy>();
+
+beforeAll(async () => {
+  ws = policyWorkspace();
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC]] as const) {
+    mkdirSync(join(ws.repo, 'workloads', name));
+    ws.write(`workloads/${name}/workload.yaml`, workload(name));
+    ws.write(`workloads/${name}/policy.rego`, rego);
+  }
+  ws.commit('workloads that read the body');
+  built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir });
+  for (const w of built.workloads) policies.set(w.workload, await Policy.load(await openBundle(readFileSync(w.bundle), 'unsigned-ok')));
+});
+afterAll(() => ws.remove());
+
+const body = (text: string) => {
+  const b = checkJsonText(text, 64);
+  if (!(b instanceof JsonText)) throw new Error(`test body refused: ${b}`);
+  return b;
+};
+
+// Hostile and odd requests, each with a body (as the sidecar hands it over, and as a plain value).
+function hostile(base: PolicyInput): PolicyInput[] {
+  const big = JSON.stringify({ filler: 'x'.repeat(100_000), amount: 5 });
+  const texts = [
+    big,
+    '{"amount": 5, "amount": 500}',
+    '{"amount": 500, "amount": 5}',
+    '{"am\\u006funt": 5, "__proto__": {"amount": 1}}',
+    '{"amount": 9007199254740993}',
+    '{"amount": 1e2, "note": "\\ud800 lone"}',
+    '{"amount": {"amount": 5}}',
+    '[{"amount": 5}]',
+    '"amount"',
+    '  {"amount" : 5 , "open" : true }  ',
+    `${'['.repeat(60)}1${']'.repeat(60)}`,
+    '{"open": true, "nested": {"a": [1, {"b": "}{]["}], "c": "\\"quoted\\""}}',
+  ];
+  const requests: Array<PolicyInput['request']> = [
+    { method: 'POST', path: '/orders/42', segments: ['orders', '42'], query: {}, headers: {} },
+    { method: 'POST', path: '/orders/..', segments: ['orders', '..'], query: { a: ['1', '2'] }, headers: { 'x-huge': 'h'.repeat(20_000) } },
+    { method: 'GET', path: '/', segments: [], query: {}, headers: { 'content-type': 'application/json' } },
+    { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} },
+  ];
+  const out: PolicyInput[] = [];
+  for (const request of requests) {
+    for (const t of texts) {
+      out.push({ ...base, request: { ...request, body: body(t) } });
+      out.push({ ...base, request: { ...request, body: JSON.parse(t) as unknown } });
+    }
+    out.push({ ...base, request, mcp: { method: 'tools/call', tool: 'refund_order', arguments: { id: '1', amount: 20, filler: 'y'.repeat(50_000) } } });
+  }
+  return out;
+}
+
+describe('the compiler records the input paths the Rego reads', () => {
+  it('for the example workloads: no body, and every path a rule names', () => {
+    for (const name of ['storefront', 'orders', 'ops-mcp']) {
+      const policy = policies.get(name)!;
+      const recorded = policy.bundle.manifest.metadata?.inputPaths;
+      expect(recorded).toBeDefined();
+      expect(recorded).not.toContainEqual([]);
+      expect(recorded).not.toContainEqual(['request']);
+      expect(recorded).not.toContainEqual(['request', 'body']);
+      // The core reads these for every workload.
+      expect(recorded).toEqual(expect.arrayContaining([['source', 'authn'], ['source', 'principal'], ['request', 'method'], ['request', 'segments'], ['mcp']]));
+    }
+  });
+
+  it('one field of the body when a rule reads one', () => {
+    expect(policies.get('ledger')!.bundle.manifest.metadata?.inputPaths).toContainEqual(['request', 'body', 'amount']);
+    expect(policies.get('ledger')!.bundle.manifest.metadata?.inputPaths).not.toContainEqual(['request', 'body']);
+  });
+
+  it('the whole input for a dynamic reference', () => {
+    expect(policies.get('dynamic')!.bundle.manifest.metadata?.inputPaths).toEqual([[]]);
+  });
+
+  it('the whole input for every form the compiler cannot follow', async () => {
+    const forms = {
+      'input[x]': 'r if { some x; input[x] == 1 }',
+      'walk(input)': 'r if { walk(input, [p, v]); v == 1 }',
+      'input passed whole to a builtin': 'r if object.get(input, "a", 0) == 1',
+      'input bound to a variable': 'r if { x := input; x.a == 1 }',
+      'with input as': 'q if input.a == 1\nr if q with input as {"a": 1}',
+      'with input.a as': 'q if input.a == 1\nr if q with input.a as 1',
+      'import input': 'import input\nr if input.a == 1',
+      'json.marshal(input)': 'r if json.marshal(input) != ""',
+    };
+    for (const [form, rules] of Object.entries(forms)) {
+      const rego = `package warden.workload\n\nimport rego.v1\n${rules.startsWith('import') ? '' : '\n'}${rules}\n`;
+      expect({ form, paths: await inputPathsOf(new Map([['workload/policy.rego', rego]]), form) }).toEqual({ form, paths: [[]] });
+    }
+    // Through the bundle's own functions: what the function reads of its argument; whole where it cannot tell.
+    const followed: Array<[string, Record<string, string>, string[][]]> = [
+      ['a local function', { 'workload/p.rego': 'f(r) if r.method == "GET"\n\nallow if f(input.request)' }, [['request', 'method']]],
+      ['an imported library function', { 'lib/x.rego': 'package warden.lib.x\n\nimport rego.v1\n\nbig(b) if b.amount > 100\n', 'workload/p.rego': 'import data.warden.lib.x\n\nallow if not x.big(input.request.body)' }, [['request', 'body', 'amount']]],
+      ['a function by its data path', { 'lib/x.rego': 'package warden.lib.x\n\nimport rego.v1\n\nbig(b) if b.amount > 100\n', 'workload/p.rego': 'allow if not data.warden.lib.x.big(input.request.body)' }, [['request', 'body', 'amount']]],
+      ['a function calling a function', { 'workload/p.rego': 'g(h) if h.x == 1\n\nf(r) if g(r.headers)\n\nallow if f(input.request)' }, [['request', 'headers', 'x']]],
+      ['an argument handed to a builtin', { 'workload/p.rego': 'f(r) if count(r) > 1\n\nallow if f(input.request)' }, [['request']]],
+      ['an argument bound to a variable', { 'workload/p.rego': 'f(r) if {\n\tx := r\n\tx.a == 1\n}\n\nallow if f(input.request)' }, [['request']]],
+      ['a pattern parameter', { 'workload/p.rego': 'f({"method": m}) if m == "GET"\n\nallow if f(input.request)' }, [['request']]],
+      ['the whole input as an argument', { 'workload/p.rego': 'f(i) if i.request.method == "GET"\n\nallow if f(input)' }, [['request', 'method']]],
+      ['a function replaced by with', { 'workload/p.rego': 'f(r) if r.method == "GET"\n\ng(_) := true\n\nallow if f(input.request) with f as g' }, [['request']]],
+      ['a function value used as an argument', { 'workload/p.rego': 'f(r) := r.body\n\nallow if count(f(input.request)) > 1' }, [['request', 'body']]],
+    ];
+    for (const [form, files, expected] of followed) {
+      const modules = new Map(Object.entries(files).map(([f, rego]) => [f, f.startsWith('workload/') ? `package warden.workload\n\nimport rego.v1\n${rego.startsWith('import') ? '' : '\n'}${rego}\n` : rego]));
+      expect({ form, paths: await inputPathsOf(modules, form) }).toEqual({ form, paths: expected });
+    }
+    // A ground part is kept, the rest of the reference read whole.
+    const partial = await inputPathsOf(new Map([['workload/p.rego', 'package warden.workload\n\nimport rego.v1\n\nr if input.request.headers[lower("X")] == input.request.body.items[0].id\n']]), 'p');
+    expect(partial).toEqual([['request', 'body', 'items'], ['request', 'headers']]);
+  });
+});
+
+describe('a pruned input decides as the full input', () => {
+  for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic']) {
+    it(`for ${name}, on generated and hostile inputs`, () => {
+      const policy = policies.get(name)!;
+      const selection = inputSelectionOf(policy.bundle);
+      expect(selection.isWhole).toBe(name === 'dynamic');
+      const generated = generateInputs(policy.bundle, 200, 23);
+      const inputs = [...generated, ...hostile(generated[0]!)];
+      let allowed = 0;
+      for (const input of inputs) {
+        // The full input, every byte of the body included (as text when it came as text: see the 2^53 test).
+        const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+        const pruned = policy.decide('warden/decision', selection.json(input));
+        expect({ input: JSON.stringify(input).slice(0, 300), pruned }).toEqual({ input: JSON.stringify(input).slice(0, 300), pruned: full });
+        if (full.allow) allowed++;
+      }
+      // Both outcomes, or the comparison proves little.
+      expect(allowed).toBeGreaterThan(0);
+      expect(allowed).toBeLessThan(inputs.length);
+    });
+  }
+
+  it('never serializes a body the Rego does not read', () => {
+    const policy = policies.get('storefront')!;
+    const input = generateInputs(policy.bundle, 1, 1)[0]!;
+    const text = inputSelectionOf(policy.bundle).json({ ...input, request: { ...input.request, body: body('{"secret-marker": 1}') } }).text;
+    expect(text).not.toContain('secret-marker');
+    expect(text).not.toContain('"body"');
+  });
+
+  it('reads one field of the body from its text, integers beyond 2^53 exact, as opa eval does', async () => {
+    const policy = policies.get('ledger')!;
+    const selection = inputSelectionOf(policy.bundle);
+    const base = generateInputs(policy.bundle, 1, 1)[0]!;
+    const input = { ...base, request: { ...base.request, method: 'POST', body: body('{"filler": [1, 2, {"amount": 1}], "amount": 9007199254740993}') } };
+    const text = selection.json(input).text;
+    expect(text).toContain('"body":{"amount":9007199254740993}');
+    expect(text).not.toContain('filler');
+    const wasm = policy.decide('warden/decision', selection.json(input));
+    // OPA's Go evaluator reads the same text (its JSON decoder keeps the integer exact).
+    const dir = join(ws.dir, 'ledger-go');
+    await extractPolicy(readFileSync(built.workloads.find((x) => x.workload === 'ledger')!.bundle), dir);
+    writeFileSync(join(dir, 'input.json'), text);
+    const { stdout } = await run(opaBinary, ['eval', '--format', 'json', '-d', dir, '-i', join(dir, 'input.json'), 'data.warden.decision']);
+    const go = (JSON.parse(stdout) as { result: Array<{ expressions: Array<{ value: unknown }> }> }).result[0]!.expressions[0]!.value;
+    expect(canonical(wasm)).toBe(canonical(go));
+    expect(wasm.reasons).toContain('that amount is one above 2^53');
+  });
+});
+
+// The first key some object of a JSON text repeats (OPA's parser and JSON.parse may keep different ones).
+function repeatedKey(text: string): string | undefined {
+  const tokens = text.match(/"(?:[^"\\]|\\.)*"|[{}[\],:]|[^\s{}[\],:"]+/g) ?? [];
+  const objects: Array<Set<string> | undefined> = [];
+  let expectKey = false;
+  for (const t of tokens) {
+    if (t === '{') {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (t === '[') objects.push(undefined);
+    else if (t === '}' || t === ']') objects.pop();
+    else if (t === ',') expectKey = objects[objects.length - 1] !== undefined;
+    else if (expectKey) {
+      const key = JSON.parse(t) as string;
+      if (objects[objects.length - 1]!.has(key)) return key;
+      objects[objects.length - 1]!.add(key);
+      expectKey = false;
+    }
+  }
+  return undefined;
+}
+
+describe('a body read from its text is the body JSON.parse reads', () => {
+  // Random bodies written with random spacing, repeated keys, escaped keys and strings that look like
+  // JSON, against random selections: the projection taken from the text must equal the one taken
+  // from JSON.parse's value (integers stay below 2^53 here, where both read the same number).
+  const rnd = prng(2323);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const keys = ['a', 'b', 'amount', 'a\\u0062', '__proto__', 'x y', '}', ''];
+  const space = () => pick(['', '', ' ', '\n\t ', '  ']);
+  const scalar = () => pick(['1', '-0.5e3', '0', 'true', 'false', 'null', '"s"', '"\\"}{]["', '"\\u00e9"', '9007199254740991', '[]', '{}']);
+  const value = (depth: number): string => {
+    if (depth > 3 || rnd() < 0.3) return scalar();
+    if (rnd() < 0.3) return `[${space()}${Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1)).join(`${space()},${space()}`)}${space()}]`;
+    const members = Array.from({ length: Math.floor(rnd() * 5) }, () => `"${pick(keys)}"${space()}:${space()}${value(depth + 1)}`);
+    return `{${space()}${members.join(`${space()},${space()}`)}${space()}}`;
+  };
+  const decoded = keys.map((k) => JSON.parse(`"${k}"`) as string);
+  const selection = (): string[][] => Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => ['request', 'body', ...Array.from({ length: Math.floor(rnd() * 3) }, () => pick(decoded))]);
+  it('on 3,000 random bodies and selections', () => {
+    for (let n = 0; n < 3000; n++) {
+      const text = `${space()}${value(0)}${space()}`;
+      const checked = checkJsonText(text, 64);
+      expect(checked).toBeInstanceOf(JsonText);
+      const paths = selection();
+      const sel = InputSelection.fromManifest({ metadata: { inputPaths: paths } });
+      const fromText = JSON.parse(sel.json({ request: { body: checked } }).text) as unknown;
+      const fromValue = JSON.parse(sel.json({ request: { body: JSON.parse(text) as unknown } }).text) as unknown;
+      expect({ text, paths, body: fromText }).toEqual({ text, paths, body: fromValue });
+      expect(repeatedKey(sel.json({ request: { body: checked } }).text)).toBeUndefined();
+    }
+  });
+});
+
+describe('a bundle without a readable path list gets the whole input', () => {
+  const input = { source: { principal: 'p', authn: 'none', claims: {}, address: '' }, destination: { workload: 'w', namespace: 'n', principal: 'q' }, request: { method: 'GET', path: '/', segments: [], query: {}, headers: {}, body: { a: 1 } } };
+  const malformed: unknown[] = [undefined, null, 'request', {}, [], [['request', 1]], [['request'], 'body'], [[null]], [{ 0: 'request' }], 42];
+  for (const inputPaths of malformed) {
+    it(`inputPaths ${JSON.stringify(inputPaths) ?? 'absent'}`, () => {
+      const selection = InputSelection.fromManifest({ metadata: inputPaths === undefined ? {} : { inputPaths: inputPaths as string[][] } });
+      expect(selection.isWhole).toBe(true);
+      expect(JSON.parse(selection.json(input).text)).toEqual(input);
+    });
+  }
+  it('so a bundle built before input paths, or with a broken list, still reads the body it needs', async () => {
+    const files = await readArchive(readFileSync(built.workloads.find((w) => w.workload === 'ledger')!.bundle));
+    const manifest = JSON.parse(files.get('.manifest')!.toString('utf8')) as { metadata: Record<string, unknown> };
+    const base = generateInputs(policies.get('ledger')!.bundle, 1, 1)[0]!;
+    const small = { ...base, request: { ...base.request, method: 'POST', body: body('{"amount": 5, "note": "x"}') } };
+    for (const inputPaths of [undefined, 'request.body.amount', [['request', 'body', 7]]]) {
+      const metadata = { ...manifest.metadata, inputPaths };
+      files.set('.manifest', Buffer.from(JSON.stringify({ ...manifest, metadata })));
+      files.delete('.signatures.json');
+      const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
+      const policy = await Policy.load(bundle);
+      expect(inputSelectionOf(bundle).isWhole).toBe(true);
+      expect(policy.decide('warden/decision', inputSelectionOf(bundle).json(small)).allow).toBe(true);
+    }
+  });
+
+  it('and a manifest with no metadata at all', () => {
+    expect(InputSelection.fromManifest({}).isWhole).toBe(true);
+  });
+});
+
+describe('checkJsonText accepts exactly what JSON.parse reads', () => {
+  const texts = [
+    '{}', '[]', '0', '-0', '1.5e+3', '"\\u00e9\\n"', 'true', 'null', ' {"a" : [1, 2, {"b": null}] } ', '"\\ud83d\\ude00"', '"\\uD800"',
+    '', ' ', '{', '}', '[1,]', '{"a":1,}', '{"a" 1}', '{a:1}', "{'a':1}", '01', '1.', '.5', '-', '1e', '+1', 'tru', 'nul', 'True', 'NaN', 'Infinity',
+    '"\\x41"', '"\\u12G4"', '"tab\there"', '"unterminated', '[1] [2]', '{"a":1}}', '\ufeff{}', '[1,2', '{"a":{"b":[}}', '"\\', '1 2', '{"a":1 "b":2}', '[,1]',
+  ];
+  for (const t of texts) {
+    it(JSON.stringify(t), () => {
+      let parses = true;
+      try {
+        JSON.parse(t);
+      } catch {
+        parses = false;
+      }
+      expect(checkJsonText(t, 64) instanceof JsonText).toBe(parses);
+    });
+  }
+  it('refuses nesting deeper than the bound, after the grammar', () => {
+    expect(checkJsonText(`${'['.repeat(64)}${']'.repeat(64)}`, 64)).toBeInstanceOf(JsonText);
+    expect(checkJsonText(`${'['.repeat(65)}${']'.repeat(65)}`, 64)).toBe('too-deep');
+    expect(checkJsonText(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, 64)).toBe('too-deep');
+    expect(checkJsonText(`${'['.repeat(100_000)}${']'.repeat(99_999)}`, 64)).toBe('invalid');
+  });
+});

@@ -1,0 +1,90 @@
+// A real `warden proxy` in front of a workload whose Rego reads one field of the JSON body: the pod
+// hands the policy that field only (from the body's text, runtime/input-selection.ts), and every
+// decision is the one the whole body gave: repeated keys, escaped keys, large bodies whose other fields
+// are never read, malformed, too deep and too large bodies refused as before, the exact bytes forwarded.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWarden } from './support/warden-process.js';
+import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+
+const children: ChildProcess[] = [];
+let upstream: Upstream;
+let policies: PolicyCopy;
+let proxyUrl: string;
+
+const WORKLOAD = `apiVersion: warden.dev/v1alpha1
+kind: Workload
+name: ledger
+namespace: shop
+serviceAccount: ledger
+mode: enforce
+`;
+
+const POLICY = `# Small payments only: the one field of the body this workload's policy reads (through a function).
+package warden.workload
+
+import rego.v1
+
+small(payment) if payment.amount <= 100
+
+allow if {
+	input.request.method == "POST"
+	small(input.request.body)
+}
+`;
+
+beforeAll(async () => {
+  policies = await copyPolicies(['ledger'], (repo) => {
+    const dir = join(repo, 'workloads', 'ledger');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'workload.yaml'), WORKLOAD);
+    writeFileSync(join(dir, 'policy.rego'), POLICY);
+  });
+  upstream = await startUpstream();
+  const proxy = await startWarden(
+    ['proxy', '--workload', 'ledger', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'ledger.tar.gz'),
+      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), '--json-body', String(256 * 1024)],
+    /on ([\d.]+:\d+)/,
+    children,
+  );
+  proxyUrl = `http://${proxy[1]}`;
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  if (upstream) await closeServer(upstream.server);
+});
+
+const post = (body: string) => fetch(`${proxyUrl}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+
+describe('a policy that reads one field of the body, through warden proxy', () => {
+  const filler = JSON.stringify(Array.from({ length: 3000 }, (_, i) => ({ id: i, note: 'never read by the policy' })));
+  const cases: Array<[string, string, number]> = [
+    ['a small amount', '{"amount": 5}', 201],
+    ['a large amount', '{"amount": 500}', 403],
+    ['a repeated key: the last one counts, as JSON.parse reads it', '{"amount": 5, "amount": 500}', 403],
+    ['a repeated key, the small one last', '{"amount": 500, "amount": 5}', 201],
+    ['an escaped key', '{"am\\u006funt": 5}', 201],
+    ['the field nested one level down is another field', '{"payment": {"amount": 5}}', 403],
+    ['a large body whose other fields are never read', `{"items": ${filler}, "amount": 5}`, 201],
+    ['a large body, large amount last', `{"amount": 5, "items": ${filler}, "amount": 500}`, 403],
+    ['a body that is an array', '[{"amount": 5}]', 403],
+    ['a lone surrogate escaped in a field nobody reads', '{"note": "\\ud800", "amount": 5}', 201],
+    ['malformed JSON', '{"amount": 5,}', 400],
+    ['JSON nested deeper than 64 levels', `{"amount": 5, "x": ${'['.repeat(65)}${']'.repeat(65)}}`, 400],
+    ['a body above --json-body', `{"amount": 5, "pad": "${'p'.repeat(300 * 1024)}"}`, 413],
+  ];
+  for (const [name, body, status] of cases) {
+    it(`${name}: ${status === 201 ? 'forwarded' : status}`, async () => {
+      const before = upstream.seen.length;
+      const res = await post(body);
+      await res.arrayBuffer();
+      expect(res.status).toBe(status);
+      if (status === 201) expect(upstream.seen[before]!.body.toString('utf8')).toBe(body);
+      else expect(upstream.seen.length).toBe(before);
+    });
+  }
+});

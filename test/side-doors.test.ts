@@ -145,7 +145,7 @@ deny contains "no tunnel on /orders" if {
   children.at(-1)!.stdout!.on('data', (d: Buffer) => (ordersOut += d.toString()));
   ordersPort = Number(orders[1]);
   const mcp = await startWarden(
-    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE],
+    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--headers-timeout', '1500', '--request-timeout', '1500'],
     /on [\d.]+:(\d+) .*\(bundle [^n]/,
     children,
   );
@@ -353,6 +353,19 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(out[1]).toMatch(/^HTTP\/1\.1 4\d\d /);
     expect(out[1]).toMatch(/x-warden-decision-id: [0-9a-f-]{36}/i);
     expect(mcpServer.requests.slice(before).map((r) => r.url)).toEqual(['/mcp']);
+  });
+
+  it('answers 408 and closes when an MCP body announced on the fast path never arrives', async () => {
+    const token = await agents.sign('agent-fast-slow', 'tools:read');
+    const before = mcpServer.requests.length;
+    const [postHead] = keptAlive(token, initialize);
+    const started = Date.now();
+    const out = await answers(mcpPort, postHead.replace(/Content-Length: \d+/, 'Content-Length: 500') + '{"jsonrpc":"2.0",');
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/^HTTP\/1\.1 408 /);
+    expect(out[0]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
   });
 
   it('hands a batch over to node\'s path after reading its body, and decides each call of it once', async () => {

@@ -12,6 +12,7 @@ import type { EventSource } from '../formats/decision-event.js';
 import type { Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import type { DecisionPipeline, Verdict } from './decide.js';
+import type { BodyRewrite } from './fast-path.js';
 import type { NormalizedRequest } from './normalize.js';
 import type { HeaderPolicy } from './upstream-head.js';
 
@@ -53,13 +54,22 @@ export interface FastCall {
 /**
  * What the fast path does with a FastCall: hand it to node's path (only while nothing was decided: node's
  * path decides it again through `handle`), answer it, or forward `body` with the request fields `headers`
- * (a flat [name, value, …] list, framing included, without Host) and relay the answer untouched, showing
- * its head fields to `onResponse` first.
+ * (a flat [name, value, …] list, framing included, without Host) and relay the answer (untouched unless
+ * `answer` rewrites it), showing its head fields to `onResponse` first.
  */
 export type FastOutcome =
   | { handOff: true }
   | { answer: { status: number; headers: Array<[string, string]>; body: string } }
-  | { forward: { body: Buffer; headers: string[]; decisionId: string | undefined; onResponse(rawHeaders: readonly string[]): void } };
+  | {
+      forward: {
+        body: Buffer;
+        headers: string[];
+        decisionId: string | undefined;
+        onResponse(rawHeaders: readonly string[]): void;
+        /** A rewrite of the answer's body (MCP: a tool list filtered for the caller); else it is relayed untouched. */
+        answer?(status: number, rawHeaders: readonly string[]): BodyRewrite | undefined;
+      };
+    };
 
 /** A module that takes over some calls (e.g. MCP JSON-RPC on the workload's MCP endpoint). */
 export interface CallHandler {

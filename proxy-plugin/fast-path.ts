@@ -46,6 +46,17 @@ export interface Forward {
   body?: Buffer;
   /** Sees the upstream's final response head before it is relayed (an MCP session id, say). */
   onResponse?(resp: ResponseHead): void;
+  /** A rewrite of the final answer's body, when it needs one (a filtered MCP tool list); else relayed as is. */
+  answer?(resp: ResponseHead): BodyRewrite | undefined;
+}
+
+/**
+ * Rewrites an answer's body as it streams: the client gets what `push` returns for each piece of the
+ * body (unframed) and what `end` returns at its end, framed chunked. Throwing cuts the client off.
+ */
+export interface BodyRewrite {
+  push(data: Buffer): string;
+  end(): string;
 }
 
 /**
@@ -433,6 +444,9 @@ class Exchange {
   private resp: ResponseHead | undefined;
   private left = 0;
   private chunked: ChunkedEnd | undefined;
+  private rewrite: BodyRewrite | undefined;
+  /** Body bytes of the current upstream read, unframed (a rewrite reads them). */
+  private data: Buffer[] = [];
   private extra = false;
   private closeAfter: boolean;
   private timer: NodeJS.Timeout | undefined;
@@ -538,10 +552,13 @@ class Exchange {
     // The connection cannot carry another call when the answer runs to the close or the upstream
     // answered before the request body was all in (the rest is never read).
     if (resp.framing === 'close' || this.bodyLeft > 0) this.closeAfter = true;
-    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
+    // Only an answer with a body is rewritten; the rewrite frames it chunked (its length changes).
+    const bodied = resp.framing !== 'length' || resp.contentLength > 0;
+    this.rewrite = bodied ? this.a.answer?.(resp) : undefined;
+    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd(this.rewrite ? (d) => this.data.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength)) : undefined);
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
-    const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);
-    const framing = resp.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
+    const lines = this.fp.o.responseHeaderLines(this.rewrite ? { ...resp, framing: 'chunked' } : resp, this.a.decisionId);
+    const framing = resp.framing === 'chunked' || this.rewrite ? 'transfer-encoding: chunked\r\n' : '';
     this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.fp.connectionLine(this.closeAfter)}\r\n`, 'latin1');
   }
 
@@ -572,6 +589,7 @@ class Exchange {
         }
       }
     }
+    if (this.rewrite) out = this.rewritten(resp.framing === 'chunked' ? undefined : out, end);
     if (out.length > 0 && !this.conn.socket.write(out)) {
       // The client reads slower than the upstream writes: hold the upstream until it catches up.
       const up = this.up!.socket;
@@ -579,6 +597,18 @@ class Exchange {
       this.conn.socket.once('drain', () => up.resume());
     }
     if (end) this.complete();
+  }
+
+  // The rewrite's output for this read as chunked framing (`unframed`: the body bytes when the upstream
+  // did not chunk them; else the chunk data collected while following its framing).
+  private rewritten(unframed: Buffer | undefined, end: boolean): Buffer {
+    const r = this.rewrite!;
+    let text = '';
+    for (const d of unframed ? [unframed] : this.data.splice(0)) if (d.length > 0) text += r.push(d);
+    if (end) text += r.end();
+    const body = Buffer.from(text, 'utf8');
+    const chunk = body.length > 0 ? `${body.length.toString(16)}\r\n` : '';
+    return Buffer.concat([Buffer.from(chunk, 'latin1'), body, Buffer.from(body.length > 0 ? (end ? '\r\n0\r\n\r\n' : '\r\n') : end ? '0\r\n\r\n' : '', 'latin1')]);
   }
 
   private complete(): void {
@@ -592,6 +622,13 @@ class Exchange {
     if (this.finished) return;
     if (this.resp?.framing === 'close') {
       const up = this.up!;
+      if (this.rewrite) {
+        try {
+          this.conn.socket.write(this.rewritten(Buffer.alloc(0), true));
+        } catch {
+          return this.abort();
+        }
+      }
       this.finish();
       up.socket.destroy();
       this.conn.done(true);

@@ -11,7 +11,7 @@ import { decideHttp, prepare, type Arrival, type Gate, type Prepared } from './a
 import type { CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
-import type { RequestHead } from './http1.js';
+import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 import type { NormalizedRequest } from './normalize.js';
@@ -196,7 +196,7 @@ function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHea
       if ('handOff' in o) return o;
       if ('answer' in o) return { forward: false, ...o.answer };
       const f = o.forward;
-      return { forward: true, target, decisionId: f.decisionId, headerLines: `host: ${c.opts.upstream.host}\r\n${headerLines(f.headers)}`, body: f.body, onResponse: (resp) => f.onResponse(resp.rawHeaders) };
+      return { forward: true, target, decisionId: f.decisionId, headerLines: `host: ${c.opts.upstream.host}\r\n${headerLines(f.headers)}`, body: f.body, onResponse: (resp) => f.onResponse(resp.rawHeaders), ...(f.answer ? { answer: (resp: ResponseHead) => f.answer!(resp.status, resp.rawHeaders) } : {}) };
     },
   };
 }

@@ -355,6 +355,29 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(mcpServer.requests.slice(before).map((r) => r.url)).toEqual(['/mcp']);
   });
 
+  it('filters a tools/list answer on the fast path exactly as node\'s path does', async () => {
+    const token = await agents.sign('agent-fast-list', 'tools:read');
+    const [initHead, initBody] = keptAlive(token, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = [`Mcp-Session-Id: ${/\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!}`, 'Mcp-Protocol-Version: 2025-06-18'];
+    const list = { jsonrpc: '2.0', id: 'list', method: 'tools/list', params: {} };
+    const [fastHead, fastBody] = keptAlive(token, list, [...session, 'Connection: close']);
+    const [batchHead, batchBody] = keptAlive(token, [list], [...session, 'Connection: close']);
+    const [fast] = await answers(mcpPort, fastHead + fastBody);
+    const [node] = await answers(mcpPort, batchHead + batchBody);
+    // The fast path writes its own lowercase `connection: close`; node's server writes `Connection: close`.
+    expect(fast).toMatch(/\r\nconnection: close\r\n/);
+    expect(node).toMatch(/\r\nConnection: close\r\n/);
+    // The fast path re-frames the rewritten answer; undo the chunking to read it.
+    const unchunked = bodyOf(fast!).replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n\r\n$/, '');
+    const filtered = JSON.parse(unchunked) as { result: { tools: Array<{ name: string; annotations?: unknown }> } };
+    const fromNode = (JSON.parse(bodyOf(node!)) as Array<typeof filtered>)[0]!;
+    expect(filtered.result.tools).toEqual(fromNode.result.tools);
+    // A reader is not offered the refund tool the policy keeps for writers.
+    expect(filtered.result.tools.map((t) => t.name)).not.toContain('refund_order');
+    expect(filtered.result.tools.length).toBeGreaterThan(0);
+  });
+
   it('answers 408 and closes when an MCP body announced on the fast path never arrives', async () => {
     const token = await agents.sign('agent-fast-slow', 'tools:read');
     const before = mcpServer.requests.length;

@@ -20,13 +20,14 @@ import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } fro
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
-import { messageEvent, rewriteEventStream } from './event-stream.js';
+import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
 import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
+import type { BodyRewrite } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
 /** Response header carrying the decision id(s); the same name the proxy plugin uses. */
@@ -127,6 +128,54 @@ export async function readBody(req: IncomingMessage, max: number): Promise<Buffe
 }
 
 const HAND_OFF: FastOutcome = { handOff: true };
+
+// Rewrites the events that answer one of the tools/list requests `ids` (filtered for the caller).
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView): SseRewrite {
+  return (e) => {
+    if (!e.hasData) return undefined;
+    try {
+      const msg = JSON.parse(e.data) as unknown;
+      const out = filterToolsJson(msg, ids, view);
+      return out === msg ? undefined : JSON.stringify(out);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+// The fast path's rewrite of a tools/list answer: its events, or its whole JSON body, as node's path
+// filters them. A JSON answer that does not read as one object gets a JSON-RPC error instead (fail
+// closed: a client's more lenient parser must not find the unfiltered list in it).
+function toolsAnswer(status: number, contentType: string, ids: ReadonlySet<JsonRpcId>, view: ToolsView, max: number): BodyRewrite | undefined {
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(ids, view));
+  if (contentType !== 'application/json' || status >= 300) return undefined;
+  const parts: Buffer[] = [];
+  let size = 0;
+  return {
+    push: (data) => {
+      size += data.length;
+      if (size > max) throw new Error(`the MCP server's answer exceeds ${max} bytes`);
+      parts.push(data);
+      return '';
+    },
+    end: () => {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      } catch {
+        doc = undefined;
+      }
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return JSON.stringify(rpcError(null, -32000, 'the MCP server sent an answer that could not be read'));
+      return JSON.stringify(filterToolsJson(doc, ids, view));
+    },
+  };
+}
+
+// The media type of a raw head's Content-Type, lower case ('' when absent).
+function contentTypeField(raw: readonly string[]): string {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return raw[i + 1]!.split(';')[0]!.trim().toLowerCase();
+  return '';
+}
 
 // The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
 function sessionField(raw: readonly string[]): string | undefined {
@@ -298,12 +347,12 @@ export class McpHandler {
   }
 
   /**
-   * A POST to the endpoint on the sidecar's fast path: the same checks and decisions as `handle`, for
-   * the one shape that needs no rewriting of the answer — a single message that is not tools/list (whose
-   * answer is filtered). Anything else (a batch, tools/list, a body that does not parse, OAuth, another
-   * spelling of the path, a session refused) is handed off before anything is decided, and node's path
-   * answers it through `handle`. An allowed call goes out re-encoded (what was decided is what the server
-   * reads) and its answer comes back untouched; a denied one is answered here.
+   * A POST to the endpoint on the sidecar's fast path: the same checks and decisions as `handle`, for a
+   * single message. Anything else (a batch, a body that does not parse, OAuth, another spelling of the
+   * path, a session refused) is handed off before anything is decided, and node's path answers it through
+   * `handle`. An allowed call goes out re-encoded (what was decided is what the server reads) and its
+   * answer comes back untouched, but for a tools/list answer, filtered for the caller; a denied call is
+   * answered here.
    */
   fastPost(req: McpRequest, ctx: McpCallContext): FastOutcome {
     if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;
@@ -311,8 +360,6 @@ export class McpHandler {
     if (!spec || req.path !== spec.endpoint || this.checkSession(req, ctx)) return HAND_OFF;
     const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
     if (!parsed.ok || parsed.batch) return HAND_OFF;
-    const only = parsed.messages[0]!;
-    if (only.kind === 'request' && only.message.method === 'tools/list') return HAND_OFF;
     const plan = this.decideAll(parsed, ctx, spec, ctx.decide ?? policyDecider(ctx.policy, this.newId));
     const head = this.decisionHeader(plan);
     const decisionId = head[DECISION_ID_HEADER] as string | undefined;
@@ -325,7 +372,19 @@ export class McpHandler {
     }
     const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
     fields.push('content-type', 'application/json', 'content-length', String(body.length));
-    return { forward: { body, headers: fields, decisionId, onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx) } };
+    const ids = this.toolsListIds(plan);
+    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
+    const maxJson = this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024;
+    return {
+      forward: {
+        body,
+        headers: fields,
+        decisionId,
+        onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
+        // A tool list is filtered as on node's path: event by event, or the whole JSON answer.
+        ...(view ? { answer: (status: number, raw: readonly string[]) => toolsAnswer(status, contentTypeField(raw), ids, view, maxJson) } : {}),
+      },
+    };
   }
 
   private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
@@ -404,17 +463,7 @@ export class McpHandler {
       for (const l of plan.local) res.write(messageEvent(l));
       // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
       if (!view) return relay(up, res);
-      const rewrite = rewriteEventStream((e) => {
-        if (!e.hasData) return undefined;
-        try {
-          const msg = JSON.parse(e.data) as unknown;
-          const out = filterToolsJson(msg, ids, view);
-          return out === msg ? undefined : JSON.stringify(out);
-        } catch {
-          return undefined;
-        }
-      });
-      return relay(up, res, rewrite);
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, view)));
     }
     if (ct === 'application/json' && status < 300) {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);

@@ -1,9 +1,10 @@
-// MCP benchmark: the latency an MCP `tools/call` (and `tools/list`) gains by going through the
-// McpHandler, against calling the same server directly, in the same run, with the real SDK client.
-// Direct and proxied calls alternate so both see the same machine state. Prints figures, never fails.
+// MCP benchmark, shipped configuration: the latency and CPU an MCP `tools/call` (and `tools/list`) costs
+// through `warden proxy`, against calling the same server directly and through the gate-off sidecar, in
+// the same run, with the real SDK client. As in a pod, the client (this process), the proxy and the MCP
+// server (the real SDK server) are processes of their own. Direct, pass-through and proxied calls
+// alternate so all see the same machine state. Prints figures, never fails.
 // Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
 import type { Figure } from './figure.js';
-import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +13,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
-import { AUDIENCE, ISSUER, loadOpsMcpPolicy, startMcpServer, tokenIssuer } from '../test/mcp-fixtures.js';
+import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/mcp-fixtures.js';
 import { copyPolicies } from '../test/proxy-fixtures.js';
+import { startPodProcess } from './pod-process.js';
 import { startWardenProxy } from './warden-cli.js';
 
 /** Figures for one kind of call, microseconds. */
@@ -31,6 +33,9 @@ export interface McpCallFigures {
   handlerP50: number;
   directP99: number;
   proxiedP99: number;
+  /** CPU per call of the pass-through's process and of warden proxy's, µs. */
+  passthroughCpu: number;
+  proxiedCpu: number;
 }
 
 /** Everything the benchmark measured. */
@@ -61,26 +66,29 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig' }] }));
   const figures: McpCallFigures[] = [];
   for (const answers of ['json', 'sse'] as const) {
-    const server = await startMcpServer({ json: answers === 'json' });
-    const origin = new URL(server.url).origin;
-    // Shipped configuration: `warden proxy` in its own process, as in a pod; the pass-through (the same
-    // sidecar code with the gate off) in another, so the two hops compare alike.
-    const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
-      '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
-    const servers = fork(fileURLToPath(new URL('./proxy-servers.ts', import.meta.url)), ['proxies', new URL(origin).port], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const { passthroughPort } = await new Promise<{ passthroughPort: number }>((ok, fail) => {
-      servers.once('message', (m) => ok(m as { passthroughPort: number }));
-      servers.once('exit', (code) => fail(new Error(`benchmark pass-through exited with ${code}`)));
-    });
-    const connect = async (base: string): Promise<Client> => {
-      const c = new Client({ name: 'bench', version: '1' });
-      await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-      return c;
-    };
-    const direct = await connect(server.url);
-    const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
-    const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
+    // Three processes as in a pod: the MCP server (the SDK's), `warden proxy` as users start it, and the
+    // pass-through (the same sidecar code with the gate off), so the two hops compare alike.
+    const stops: Array<() => Promise<void>> = [];
     try {
+      const server = startPodProcess<{ upstreamPort: number }>(['mcp-server', answers]);
+      stops.unshift(server.stop);
+      const origin = `http://127.0.0.1:${(await server.ready).upstreamPort}`;
+      const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+      const passthrough = startPodProcess<{ passthroughPort: number }>(['proxies', new URL(origin).port], prof);
+      stops.unshift(passthrough.stop);
+      const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
+        '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
+      stops.unshift(proxy.close);
+      const { passthroughPort } = await passthrough.ready;
+      const connect = async (base: string): Promise<Client> => {
+        const c = new Client({ name: 'bench', version: '1' });
+        await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+        stops.unshift(() => c.close());
+        return c;
+      };
+      const direct = await connect(origin);
+      const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
+      const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
       const kinds = [
         { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
         { method: 'tools/list' as const, f: (c: Client) => c.listTools() },
@@ -90,25 +98,20 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
         const d: number[] = [];
         const p: number[] = [];
         const t: number[] = [];
+        const cpuBefore = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
         for (let i = 0; i < calls; i++) {
           d.push(await timed(() => k.f(direct)));
           t.push(await timed(() => k.f(passed)));
           p.push(await timed(() => k.f(proxied)));
         }
+        const cpuAfter = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
         const directP50 = pct(d, 50);
         const proxiedP50 = pct(p, 50);
         const passthroughP50 = pct(t, 50);
-        figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99) });
+        figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
       }
     } finally {
-      await direct.close();
-      await proxied.close();
-      await passed.close();
-      const exited = new Promise((ok) => servers.once('exit', ok));
-      servers.disconnect();
-      await exited;
-      await proxy.close();
-      await server.close();
+      for (const stop of stops) await stop();
     }
   }
   const input: PolicyInput = {
@@ -126,10 +129,10 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   const result: McpBenchResult = { figures, decisionP50: pct(evals, 50) };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
   out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process): ${calls} calls per target, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
-  out('the SDK client and the MCP server share this process; the pass-through (sidecar with the gate off) and warden proxy run in processes of their own');
-  out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)}`);
-  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}`);
-  out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs)');
+  out('client (this process), MCP server (the SDK server), warden proxy and the pass-through (sidecar with the gate off): four processes');
+  out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
+  out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); CPU = the proxy process\'s CPU time per call');
   out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
   return result;
 }
@@ -142,6 +145,7 @@ export function figures(r: McpBenchResult): Figure[] {
     { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: 'shipped configuration: warden proxy − the gate-off sidecar, each in its own process; target ≤ 150 µs' },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
   ]);
   out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });
   return out;

@@ -1,4 +1,5 @@
-// Child processes of the proxy benchmark, one per container of a pod: `upstream` (the application) and
+// Child processes of the proxy and MCP benchmarks, one per container of a pod: `upstream` (the application),
+// `mcp-server json|sse` (the MCP application: the real SDK server, answering JSON or event streams) and
 // `proxies <upstreamPort>` (a pass-through proxy without policy — the sidecar code with the gate off —
 // and a byte pipe; the Warden sidecar itself is `warden proxy`, bench/warden-cli.ts; they are measured
 // one after the other, never at once). The byte pipe copies bytes between each client connection and one upstream
@@ -24,6 +25,11 @@ if (role === 'upstream') {
   });
   upstream.keepAliveTimeout = 30_000;
   process.send!({ upstreamPort: await listen(upstream) });
+} else if (role === 'mcp-server') {
+  // Loaded only here: the fixture module pulls in the compiler, which the other roles never need.
+  const { startMcpServer } = await import('../test/mcp-fixtures.js');
+  const server = await startMcpServer({ json: args[0] === 'json' });
+  process.send!({ upstreamPort: Number(new URL(server.url).port) });
 } else {
   const [upstreamPort] = args as [string];
   const target = new URL(`http://127.0.0.1:${upstreamPort}`);

@@ -3,7 +3,7 @@
 // 127.0.0.1; plus policy evaluation alone over many generated inputs. Prints figures, never fails.
 // Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
 import { median, type Figure } from './figure.js';
-import { fork, type ChildProcess } from 'node:child_process';
+import { startPodProcess, type PodStats } from './pod-process.js';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import express from 'express';
 import http from 'node:http';
@@ -269,41 +269,27 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   // The application and the proxies in their own processes, as containers of a pod are; the load comes
   // from this one. Each process reports its CPU time before and after every run.
   const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const servers = fileURLToPath(new URL('./proxy-servers.ts', import.meta.url));
-  const start = <T>(args: string[], execArgv: string[]) => {
-    const child = fork(servers, args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const ready = new Promise<T>((resolve, reject) => {
-      child.once('message', (m) => resolve(m as T));
-      child.once('exit', (code) => reject(new Error(`benchmark server ${args[0]} exited with ${code}`)));
-    });
-    return { child, ready };
-  };
-  const app = start<{ upstreamPort: number }>(['upstream'], []);
-  const children = [app.child];
+  const app = startPodProcess<{ upstreamPort: number }>(['upstream']);
+  const children: Array<{ stop(): Promise<void> }> = [app];
   // Per round, in this order: direct, byte pipe, pass-through proxy, warden sidecar.
   const perRound: Array<[LoadFigures, LoadFigures, LoadFigures, LoadFigures]> = [];
   let sidecar: WardenProxy | undefined;
   try {
     const { upstreamPort } = await app.ready;
-    const proxies = start<{ passthroughPort: number; pipePort: number }>(['proxies', String(upstreamPort)], prof);
-    children.push(proxies.child);
+    const proxies = startPodProcess<{ passthroughPort: number; pipePort: number }>(['proxies', String(upstreamPort)], prof);
+    children.push(proxies);
     const ports = await proxies.ready;
     // The sidecar in the shipped configuration: `warden proxy` started as users start it.
     sidecar = await startWardenProxy(['--workload', 'orders', '--engine', engine.url, '--bundle', bundleFile, '--verification-key', keyFile, '--upstream', `http://127.0.0.1:${upstreamPort}`,
       '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--spill', join(policies.dir, 'bench.spill')]);
     const cli = sidecar;
-    type Stats = { cpu: number; loopP99Ms: number; loopMaxMs: number; gcMaxMs: number };
-    const cpu = (child: ChildProcess) =>
-      new Promise<Stats>((resolve) => {
-        child.once('message', (m) => resolve(m as Stats));
-        child.send('cpu');
-      });
+    type Stats = Omit<PodStats, 'gcTotalMs'>;
     // The CLI sidecar answers no messages: its CPU comes from /proc, its event loop is not sampled.
     const cliStats = async (): Promise<Stats> => ({ cpu: cli.cpuMicros(), loopP99Ms: NaN, loopMaxMs: NaN, gcMaxMs: NaN });
-    const measured = async (name: string, port: number, proxy: () => Promise<Stats> = () => cpu(proxies.child)) => {
-      const before = await Promise.all([cpu(app.child), proxy()]);
+    const measured = async (name: string, port: number, proxy: () => Promise<Stats> = proxies.stats) => {
+      const before = await Promise.all([app.stats(), proxy()]);
       const f = await load(name, port, rate, seconds);
-      const after = await Promise.all([cpu(app.child), proxy()]);
+      const after = await Promise.all([app.stats(), proxy()]);
       f.upstreamCpu = (after[0].cpu - before[0].cpu) / f.sent;
       f.proxyCpu = (after[1].cpu - before[1].cpu) / f.sent;
       f.proxyLoopP99 = after[1].loopP99Ms;
@@ -325,12 +311,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   } finally {
     await sidecar?.close();
     // Disconnecting lets the servers exit on their own (so --cpu-prof can write its profile); kill as a backstop.
-    for (const child of children) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      if (child.connected) child.disconnect();
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
-      child.kill();
-    }
+    for (const child of children) await child.stop();
     await engine.close();
   }
   // One line per target: medians over rounds (max is the largest seen).

@@ -12,6 +12,7 @@ import type { EventSource } from '../formats/decision-event.js';
 import type { Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import type { DecisionPipeline, Verdict } from './decide.js';
+import type { BodyRewrite } from './fast-path.js';
 import type { NormalizedRequest } from './normalize.js';
 import type { HeaderPolicy } from './upstream-head.js';
 
@@ -37,6 +38,39 @@ export interface Call {
   deny(verdict: Verdict): void;
 }
 
+/** A call a handler owns on the sidecar's fast path, with its whole body read (no req/res: raw sockets). */
+export interface FastCall {
+  request: NormalizedRequest;
+  /** The header fields as received ([name, value, …]). */
+  rawHeaders: readonly string[];
+  body: Buffer;
+  source: Source;
+  bundle: ActiveBundle;
+  pipeline: DecisionPipeline;
+  via: EventSource;
+  headerPolicy: HeaderPolicy;
+}
+
+/**
+ * What the fast path does with a FastCall: hand it to node's path (only while nothing was decided: node's
+ * path decides it again through `handle`), answer it, or forward `body` with the request fields `headers`
+ * (a flat [name, value, …] list, framing included, without Host) and relay the answer (untouched unless
+ * `answer` rewrites it), showing its head fields to `onResponse` first.
+ */
+export type FastOutcome =
+  | { handOff: true }
+  | { answer: { status: number; headers: Array<[string, string]>; body: string } }
+  | {
+      forward: {
+        body: Buffer;
+        headers: string[];
+        decisionId: string | undefined;
+        onResponse(rawHeaders: readonly string[]): void;
+        /** A rewrite of the answer's body (MCP: a tool list filtered for the caller); else it is relayed untouched. */
+        answer?(status: number, rawHeaders: readonly string[]): BodyRewrite | undefined;
+      };
+    };
+
 /** A module that takes over some calls (e.g. MCP JSON-RPC on the workload's MCP endpoint). */
 export interface CallHandler {
   /** Short name for logs. */
@@ -44,6 +78,14 @@ export interface CallHandler {
   /** Whether the call's path is this handler's (asked for every request, upgrades included). */
   owns(call: Pick<Call, 'request' | 'bundle'>): boolean;
   handle(call: Call): Promise<void>;
+  /** Its POSTs on the sidecar's fast path, when it can serve some there. */
+  fast?: {
+    /** Whether a POST to `path` as received may be this handler's (a cheap guess: a miss only costs node's path). */
+    candidate(path: string, bundle: ActiveBundle | undefined): boolean;
+    /** Largest body read on the fast path; larger ones go node's way. */
+    maxBodyBytes: number;
+    admit(call: FastCall): FastOutcome;
+  };
 }
 
 /** The MCP endpoint paths compiled into the bundle. */

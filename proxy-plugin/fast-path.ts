@@ -35,14 +35,37 @@ export interface OwnAnswer {
   body: string;
 }
 
+/** An admitted request on its way to the upstream. */
+export interface Forward {
+  forward: true;
+  target: string;
+  decisionId: string | undefined;
+  /** Request header lines for the upstream; with `body`, they frame it (content-length). */
+  headerLines: string;
+  /** The body to send instead of the client's (already read, see `readBody`). */
+  body?: Buffer;
+  /** Sees the upstream's final response head before it is relayed (an MCP session id, say). */
+  onResponse?(resp: ResponseHead): void;
+  /** A rewrite of the final answer's body, when it needs one (a filtered MCP tool list); else relayed as is. */
+  answer?(resp: ResponseHead): BodyRewrite | undefined;
+}
+
 /**
- * The outcome of admitting one request: forward it, answer it, or hand the connection to node's server
- * from this request on (a call another part must see parsed, such as one on an MCP transport path).
+ * Rewrites an answer's body as it streams: the client gets what `push` returns for each piece of the
+ * body (unframed) and what `end` returns at its end, framed chunked. Throwing cuts the client off.
  */
-export type Admission =
-  | { forward: true; target: string; decisionId: string | undefined; headerLines: string }
-  | ({ forward: false } & OwnAnswer)
-  | { handOff: true };
+export interface BodyRewrite {
+  push(data: Buffer): string;
+  end(): string;
+}
+
+/**
+ * The outcome of admitting one request: forward it, answer it, hand the connection to node's server
+ * from this request on (a call another part must see parsed, such as one on an MCP transport path), or
+ * read the whole body first and admit again with it (a handler that decides on the body, such as MCP's;
+ * it must hand off only before it decided anything, since node's path then decides the call again).
+ */
+export type Admission = Forward | ({ forward: false } & OwnAnswer) | { handOff: true } | { readBody(body: Buffer): Promise<Admission> };
 
 /** What the fast path asks of the sidecar. */
 export interface FastPathOptions {
@@ -230,6 +253,8 @@ class Connection {
   private buf: Buffer | undefined;
   private exchange: Exchange | undefined;
   private gone = false;
+  /** A body being read before its request is admitted again (Admission.readBody). */
+  private collecting: { head: RequestHead; headBytes: Buffer; then: (body: Buffer) => Promise<Admission>; timer: NodeJS.Timeout } | undefined;
 
   constructor(
     private readonly fp: FastPath,
@@ -267,6 +292,7 @@ class Connection {
     }
     this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
     if (!this.busy) this.next();
+    else if (this.collecting) this.collected();
     else if (this.buf.length > MAX_BUFFERED) this.socket.pause();
   }
 
@@ -274,6 +300,8 @@ class Connection {
     if (this.gone) return;
     this.gone = true;
     this.fp.connections.delete(this);
+    if (this.collecting) clearTimeout(this.collecting.timer);
+    this.collecting = undefined;
     this.exchange?.abort();
     this.socket.destroy();
   };
@@ -308,20 +336,55 @@ class Connection {
     this.socket.setTimeout(0);
     const headBytes = buf.subarray(0, end + 4);
     this.fp.o.admit(head, this.socket).then(
-      (a) => this.admitted(head, headBytes, a),
-      () => this.admitted(head, headBytes, { forward: false, ...this.fp.o.answer(500, undefined, 'internal error (fail closed)') }),
+      (a) => this.admitted(head, headBytes, a, undefined),
+      () => this.admitted(head, headBytes, this.failed(), undefined),
     );
   }
 
-  private admitted(head: RequestHead, headBytes: Buffer, a: Admission): void {
+  private failed(): Admission {
+    return { forward: false, ...this.fp.o.answer(500, undefined, 'internal error (fail closed)') };
+  }
+
+  // `body`: the request's body, already read (Admission.readBody); else it is still to come.
+  private admitted(head: RequestHead, headBytes: Buffer, a: Admission, body: Buffer | undefined): void {
     if (this.gone) return;
+    if ('readBody' in a) {
+      if (body) return this.admitted(head, headBytes, this.failed(), body); // one read per request
+      const timer = setTimeout(() => this.bodyTimedOut(), this.fp.o.limits.requestTimeoutMs);
+      timer.unref();
+      this.collecting = { head, headBytes, then: a.readBody, timer };
+      this.socket.resume(); // paused if the body outgrew MAX_BUFFERED while the head was admitted; bounded by contentLength
+      return this.collected();
+    }
     if ('handOff' in a) {
-      // Node parses this request again from its first byte: put its head back in front of what followed.
-      this.buf = this.buf ? Buffer.concat([headBytes, this.buf]) : headBytes;
+      // Node parses this request again from its first byte: put its head (and its body, when it was
+      // read here) back in front of what followed.
+      const parts = [headBytes, ...(body ? [body] : []), ...(this.buf ? [this.buf] : [])];
+      this.buf = parts.length > 1 ? Buffer.concat(parts) : headBytes;
       return this.handOff();
     }
-    if (!a.forward) return this.own(a, head.close || head.contentLength > 0);
+    if (!a.forward) return this.own(a, head.close || (!body && head.contentLength > 0));
     this.exchange = new Exchange(this.fp, this, head, a);
+  }
+
+  // The body being read is all in: admit its request again, with it.
+  private collected(): void {
+    const c = this.collecting!;
+    if ((this.buf?.length ?? 0) < c.head.contentLength) return;
+    clearTimeout(c.timer);
+    this.collecting = undefined;
+    const body = this.takeBuffered(c.head.contentLength)!;
+    c.then(body).then(
+      (a) => this.admitted(c.head, c.headBytes, a, body),
+      () => this.admitted(c.head, c.headBytes, this.failed(), body),
+    );
+  }
+
+  // The whole request must arrive in time (node's requestTimeout): a slow sender is cut off.
+  private bodyTimedOut(): void {
+    if (!this.collecting || this.gone) return;
+    this.collecting = undefined;
+    this.own(this.fp.o.answer(408, undefined, 'the request body did not arrive in time'), true);
   }
 
   /** Write one of the sidecar's own answers; `close` when the connection cannot be reused. */
@@ -381,6 +444,9 @@ class Exchange {
   private resp: ResponseHead | undefined;
   private left = 0;
   private chunked: ChunkedEnd | undefined;
+  private rewrite: BodyRewrite | undefined;
+  /** Body bytes of the current upstream read, unframed (a rewrite reads them). */
+  private data: Buffer[] = [];
   private extra = false;
   private closeAfter: boolean;
   private timer: NodeJS.Timeout | undefined;
@@ -391,9 +457,10 @@ class Exchange {
     private readonly fp: FastPath,
     private readonly conn: Connection,
     private readonly head: RequestHead,
-    private readonly a: Extract<Admission, { forward: true }>,
+    private readonly a: Forward,
   ) {
-    this.bodyLeft = head.contentLength;
+    // A body read before admission is sent whole; the client's bytes are all consumed.
+    this.bodyLeft = a.body ? 0 : head.contentLength;
     this.closeAfter = head.close;
     this.requestHead = `${head.method} ${a.target} HTTP/1.1\r\n${a.headerLines}\r\n`;
     if (this.bodyLeft > 0) {
@@ -412,6 +479,7 @@ class Exchange {
     const s = up.socket;
     s.cork();
     s.write(this.requestHead, 'latin1');
+    if (this.a.body) s.write(this.a.body);
     const early = this.conn.takeBuffered(this.bodyLeft);
     if (early) {
       this.bodyLeft -= early.length;
@@ -480,13 +548,17 @@ class Exchange {
 
   private respond(resp: ResponseHead): void {
     this.resp = resp;
+    this.a.onResponse?.(resp);
     // The connection cannot carry another call when the answer runs to the close or the upstream
     // answered before the request body was all in (the rest is never read).
     if (resp.framing === 'close' || this.bodyLeft > 0) this.closeAfter = true;
-    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd();
+    // Only an answer with a body is rewritten; the rewrite frames it chunked (its length changes).
+    const bodied = resp.framing !== 'length' || resp.contentLength > 0;
+    this.rewrite = bodied ? this.a.answer?.(resp) : undefined;
+    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd(this.rewrite ? (d) => this.data.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength)) : undefined);
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
-    const lines = this.fp.o.responseHeaderLines(resp, this.a.decisionId);
-    const framing = resp.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
+    const lines = this.fp.o.responseHeaderLines(this.rewrite ? { ...resp, framing: 'chunked' } : resp, this.a.decisionId);
+    const framing = resp.framing === 'chunked' || this.rewrite ? 'transfer-encoding: chunked\r\n' : '';
     this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.fp.connectionLine(this.closeAfter)}\r\n`, 'latin1');
   }
 
@@ -517,6 +589,7 @@ class Exchange {
         }
       }
     }
+    if (this.rewrite) out = this.rewritten(resp.framing === 'chunked' ? undefined : out, end);
     if (out.length > 0 && !this.conn.socket.write(out)) {
       // The client reads slower than the upstream writes: hold the upstream until it catches up.
       const up = this.up!.socket;
@@ -524,6 +597,18 @@ class Exchange {
       this.conn.socket.once('drain', () => up.resume());
     }
     if (end) this.complete();
+  }
+
+  // The rewrite's output for this read as chunked framing (`unframed`: the body bytes when the upstream
+  // did not chunk them; else the chunk data collected while following its framing).
+  private rewritten(unframed: Buffer | undefined, end: boolean): Buffer {
+    const r = this.rewrite!;
+    let text = '';
+    for (const d of unframed ? [unframed] : this.data.splice(0)) if (d.length > 0) text += r.push(d);
+    if (end) text += r.end();
+    const body = Buffer.from(text, 'utf8');
+    const chunk = body.length > 0 ? `${body.length.toString(16)}\r\n` : '';
+    return Buffer.concat([Buffer.from(chunk, 'latin1'), body, Buffer.from(body.length > 0 ? (end ? '\r\n0\r\n\r\n' : '\r\n') : end ? '0\r\n\r\n' : '', 'latin1')]);
   }
 
   private complete(): void {
@@ -537,6 +622,13 @@ class Exchange {
     if (this.finished) return;
     if (this.resp?.framing === 'close') {
       const up = this.up!;
+      if (this.rewrite) {
+        try {
+          this.conn.socket.write(this.rewritten(Buffer.alloc(0), true));
+        } catch {
+          return this.abort();
+        }
+      }
       this.finish();
       up.socket.destroy();
       this.conn.done(true);

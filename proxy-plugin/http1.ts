@@ -237,7 +237,7 @@ export function parseResponseHead(head: string, requestMethod: string): Response
 /**
  * Follows a chunked body (RFC 9112 §7.1) byte by byte without changing it: `feed` returns the offset
  * just past the message's end (after the last chunk and trailers), -1 when more bytes are needed, and
- * throws on bytes that are not chunked framing.
+ * throws on bytes that are not chunked framing. `onData`, when given, receives the chunks' data.
  */
 type ChunkState = 'size' | 'ext' | 'size-lf' | 'data' | 'data-cr' | 'data-lf' | 'trailer-start' | 'trailer' | 'trailer-lf' | 'end-lf';
 const CR = 0x0d;
@@ -247,6 +247,8 @@ export class ChunkedEnd {
   private state: ChunkState = 'size';
   private size = 0;
   private digits = 0;
+
+  constructor(private readonly onData?: (data: Uint8Array) => void) {}
 
   feed(buf: Uint8Array): number {
     let i = 0;
@@ -271,6 +273,7 @@ export class ChunkedEnd {
           break;
         case 'data': {
           const take = Math.min(this.size, buf.length - i);
+          if (take > 0) this.onData?.(buf.subarray(i, i + take));
           this.size -= take;
           i += take;
           if (this.size === 0) this.state = 'data-cr';

@@ -36,7 +36,9 @@ export function responseHeadersOut(headers: Record<string, string | string[] | u
 
 /**
  * Response header lines from a raw upstream head (the fast path): hop-by-hop fields dropped, and the
- * upstream's framing fields too when the body is relayed with other framing; the decision id is Warden's.
+ * upstream's framing fields too when the body is relayed with other framing; the decision id is Warden's
+ * (an upstream's own is never relayed, also on a call forwarded without a decision, such as a JSON-RPC
+ * response from an MCP client).
  */
 export function responseHeaderLines(resp: ResponseHead, decisionId: string | undefined): string {
   const raw = resp.rawHeaders;
@@ -44,7 +46,7 @@ export function responseHeaderLines(resp: ResponseHead, decisionId: string | und
   let out = '';
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (isHopByHop(name, named) || (name === 'content-length' && resp.framing !== 'length') || (decisionId && name === DECISION_ID_HEADER)) continue;
+    if (isHopByHop(name, named) || (name === 'content-length' && resp.framing !== 'length') || name === DECISION_ID_HEADER) continue;
     out += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
   return decisionId ? `${out}${DECISION_ID_HEADER}: ${decisionId}\r\n` : out;

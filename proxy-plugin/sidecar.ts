@@ -11,7 +11,7 @@ import { decideHttp, prepare, type Arrival, type Gate, type Prepared } from './a
 import type { CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
-import type { RequestHead } from './http1.js';
+import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { checkJsonText } from '../runtime/json-text.js';
@@ -64,6 +64,9 @@ interface Parts {
 }
 
 const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
+
+// A JSON body the policy reads (--json-body): node's path reads it into the input.
+const readsJsonBody = (c: Parts, head: RequestHead) => !!c.opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType);
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -179,14 +182,36 @@ async function serveUpgrade(c: Parts, req: IncomingMessage, socket: Duplex, head
   c.relay.upgrade(req, socket, head, { target: targetOf(p.request), decisionId: v.decisionId, source: p.source });
 }
 
+// A POST a handler owns, on the fast path: its body is read, then the handler admits it (FastOutcome).
+function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+  const fast = h.fast;
+  const bundle = p.bundle;
+  // No bundle (deny-all), no body or one too large: node's path answers these through `handle`.
+  if (!fast || !bundle || head.method !== 'POST' || head.contentLength === 0 || head.contentLength > fast.maxBodyBytes) return { handOff: true };
+  const target = targetOf(p.request);
+  return {
+    readBody: async (body) => {
+      const o = fast.admit({ request: p.request, rawHeaders: head.rawHeaders, body, source: p.source, bundle, pipeline: gate.pipeline, via: 'proxy', headerPolicy: c.headers });
+      if ('handOff' in o) return o;
+      if ('answer' in o) return { forward: false, ...o.answer };
+      const f = o.forward;
+      return { forward: true, target, decisionId: f.decisionId, headerLines: `host: ${c.opts.upstream.host}\r\n${headerLines(f.headers)}`, body: f.body, onResponse: (resp) => f.onResponse(resp.rawHeaders), ...(f.answer ? { answer: (resp: ResponseHead) => f.answer!(resp.status, resp.rawHeaders) } : {}) };
+    },
+  };
+}
+
 // The fast path's decision for one request head: the same steps as node's path, on the raw socket.
 async function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Promise<Admission> {
   const gate = c.opts.gate;
   if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, {})) };
   const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
-  // A call on a path a handler owns (MCP), in any spelling normalization folds, is the handler's: node's
-  // path parses it again and gives it over. Decided per call on the bundle pinned for it.
-  if (p.ok && c.opts.handlers?.some((h) => h.owns(p))) return { handOff: true };
+  // A call on a path a handler owns (MCP), in any spelling normalization folds, is the handler's: it
+  // serves it here when it can, else node's path parses it again and gives it over. Decided per call on
+  // the bundle pinned for it.
+  const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
+  if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
+  // A JSON body the policy reads that came this way only because a handler might have owned it.
+  if (p.ok && readsJsonBody(c, head)) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
@@ -236,8 +261,9 @@ function fastPathOf(c: Parts, full: http.Server): FastPath | undefined {
     upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(opts.upstream.port || 80) },
     limits,
     handOff: (socket) => full.emit('connection', socket),
-    // JSON bodies the policy reads go node's way: they need the parsed request.
-    eligible: (head: RequestHead) => !(opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType)),
+    // JSON bodies the policy reads go node's way: they need the parsed request. A POST that a handler
+    // with a fast path may own stays (admitFast hands it off if it is not the handler's after all).
+    eligible: (head: RequestHead) => !readsJsonBody(c, head) || (head.method === 'POST' && !!opts.gate && !!opts.handlers?.some((h) => h.fast?.candidate(head.target.split('?')[0]!, opts.gate!.pipeline.pin()))),
     admit: (head, socket) => admitFast(c, head, socket),
     responseHeaderLines,
     answer: ownAnswer,

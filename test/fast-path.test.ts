@@ -157,6 +157,22 @@ async function stack(form: Form, behave: Behaviour, limits = {}): Promise<{ port
   };
 }
 
+// One sidecar (in front of an `ok` upstream) for the tests of a suite that need no state of their own:
+// each test starts with an empty `seen`. A `warden proxy` started per test made this file take ~80 s.
+function sharedStack(form: Form): () => { port: number; seen: Seen[]; close: () => Promise<void> } {
+  let t: Awaited<ReturnType<typeof stack>> | undefined;
+  beforeAll(async () => {
+    t = await stack(form, ok);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  return () => {
+    t!.seen.length = 0;
+    return { port: t!.port, seen: t!.seen, close: async () => {} };
+  };
+}
+
 // Write `parts` one after the other on one connection and read everything until the sidecar closes it.
 function exchange(port: number, ...parts: Array<string | Buffer>): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -178,14 +194,15 @@ const decisionIds = (text: string) => [...text.matchAll(/^x-warden-decision-id: 
 const headerOf = (req: Seen, name: string) => new RegExp(`\r\n${name}: *([^\r]*)`, 'i').exec(req.head)?.[1];
 
 describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
+  const shared = sharedStack(form);
   it('serves pipelined keep-alive calls in order, each decided and stamped with its decision id', async () => {
-    const t = await stack(form, ok);
+    const t = shared();
     try {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2') + get('/orders/3', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 200, 200]);
       expect(t.seen.map((r) => r.target)).toEqual(['/orders/1', '/orders/2', '/orders/3']);
       // Kept alive: one upstream connection carried all three.
-      expect(t.seen.map((r) => r.conn)).toEqual([1, 1, 1]);
+      expect(new Set(t.seen.map((r) => r.conn)).size).toBe(1);
       const ids = decisionIds(out);
       expect(ids).toHaveLength(3);
       expect(t.seen.map((r) => headerOf(r, 'x-warden-decision-id'))).toEqual(ids);
@@ -199,7 +216,7 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
   });
 
   it("hands the connection to node's parser for a call outside the fast path, and keeps serving it there", async () => {
-    const t = await stack(form, ok);
+    const t = shared();
     try {
       const chunked = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`;
       const out = await exchange(t.port, get('/orders/1') + chunked + get('/orders/2', 'Connection: close'));
@@ -220,7 +237,7 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
   });
 
   it('denies on the fast path with the JSON answer, and closes when a body was sent with the denied call', async () => {
-    const t = await stack(form, ok);
+    const t = shared();
     try {
       const anonymous = 'GET /orders/1 HTTP/1.1\r\nHost: orders\r\n\r\n';
       const out = await exchange(t.port, anonymous + get('/orders/2', 'Connection: close'));
@@ -236,7 +253,7 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
   });
 
   it('forwards a content-length body exactly, also when it arrives in pieces after the head', async () => {
-    const t = await stack(form, ok);
+    const t = shared();
     try {
       const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: 11\r\nConnection: close\r\n\r\n`;
       const out = await exchange(t.port, head + 'hel', 'lo w', 'orld');
@@ -309,6 +326,7 @@ describe('fast path: closing', () => {
 });
 
 describe.each(FORMS)('fast path: request smuggling attempts never reach the upstream as requests (%s)', (form) => {
+  const shared = sharedStack(form);
   const smuggled = `GET /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n\r\n`;
   const cases: Array<[string, string, boolean]> = [
     ['two differing Content-Lengths', `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`, true],
@@ -320,7 +338,7 @@ describe.each(FORMS)('fast path: request smuggling attempts never reach the upst
     ['bare LF line ends', `POST /orders HTTP/1.1\nHost: orders\n${XFCC}\nContent-Length: ${smuggled.length}\n\n${smuggled}`, false],
   ];
   it.each(cases)('%s', async (_what, payload, refused) => {
-    const t = await stack(form, ok);
+    const t = shared();
     try {
       const out = await exchange(t.port, payload);
       // The request carried in another's body is never forwarded as a request of its own.

@@ -7,6 +7,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
+import { McpHandler } from '../proxy-plugin/mcp/handler.js';
+import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
 import type { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './mcp-fixtures.js';
 
@@ -361,5 +363,51 @@ describe('answers the handler has nothing to filter in', () => {
     const r = await post(call);
     expect(r.status).toBe(502);
     expect(r.text).toMatch(/could not be read/);
+  });
+});
+
+describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s fast path', () => {
+  const list = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list', params: {} }));
+  // What the live server lists: reviewed tools exactly as reviewed (no drift), the reader's and others.
+  const liveList = () => {
+    const tools = mcpSpec(policy.bundle.data)!.tools;
+    return { jsonrpc: '2.0', id: 5, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, description: tools[name]!.description, inputSchema: tools[name]!.input_schema, annotations: tools[name]!.annotations })) } };
+  };
+  const rewriteFor = (scope: string) => {
+    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
+    const source = { principal: 'reader', authn: 'jwt' as const, claims: { sub: 'reader', scope }, address: '127.0.0.1' };
+    const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
+    const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body: list }, { source, request, policy });
+    if (!('forward' in o) || !o.forward.answer) throw new Error(`expected a forward with a rewrite, got ${JSON.stringify(o)}`);
+    return o.forward.answer.bind(o.forward);
+  };
+
+  it('filters a JSON answer that arrives in pieces: only the tools the caller may call', () => {
+    const r = rewriteFor('tools:read')(200, ['Content-Type', 'application/json; charset=utf-8'])!;
+    const text = Buffer.from(JSON.stringify(liveList()));
+    expect(r.push(text.subarray(0, 17)) + r.push(text.subarray(17))).toBe('');
+    const out = JSON.parse(r.end()) as { id: number; result: { tools: Array<{ name: string; annotations?: Record<string, unknown> }> } };
+    expect(out.id).toBe(5);
+    expect(out.result.tools.map((t) => t.name)).toEqual(['get_order']);
+  });
+
+  it('fails closed on a JSON answer that does not parse: a lenient client parser must not find the full list in it', () => {
+    const r = rewriteFor('tools:read')(200, ['content-type', 'application/json'])!;
+    r.push(Buffer.from(JSON.stringify(liveList()).replace('"id":5', '"id":5,"x":NaN')));
+    const out = JSON.parse(r.end()) as { error: { code: number; message: string } };
+    expect(out.error.code).toBe(-32000);
+    expect(out.error.message).toMatch(/could not be read/);
+  });
+
+  it('filters an event-stream answer event by event, and leaves error statuses and other types alone', () => {
+    const answer = rewriteFor('tools:read');
+    const r = answer(200, ['content-type', 'text/event-stream'])!;
+    const event = `event: message\nid: 1\ndata: ${JSON.stringify(liveList())}\n\n`;
+    const text = r.push(Buffer.from(event.slice(0, 30))) + r.push(Buffer.from(event.slice(30))) + r.end();
+    const events = new SseParser().push(text);
+    expect(events).toHaveLength(1);
+    expect((JSON.parse(events[0]!.data) as ReturnType<typeof liveList>).result.tools.map((t) => t.name)).toEqual(['get_order']);
+    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
+    expect(answer(200, ['content-type', 'text/plain'])).toBeUndefined();
   });
 });

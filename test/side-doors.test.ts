@@ -145,7 +145,7 @@ deny contains "no tunnel on /orders" if {
   children.at(-1)!.stdout!.on('data', (d: Buffer) => (ordersOut += d.toString()));
   ordersPort = Number(orders[1]);
   const mcp = await startWarden(
-    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE],
+    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--headers-timeout', '1500', '--request-timeout', '1500'],
     /on [\d.]+:(\d+) .*\(bundle [^n]/,
     children,
   );
@@ -279,16 +279,137 @@ describe('MCP transport paths', () => {
 });
 
 describe('the fast path in the shipped configuration (warden proxy with the MCP handler)', () => {
-  // Read every answer on one connection until the sidecar closes it.
-  const answers = (port: number, text: string) =>
+  // Write `parts` one after the other on one connection; read every answer until the sidecar closes it.
+  const answers = (port: number, ...parts: string[]) =>
     new Promise<string[]>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1');
       const got: Buffer[] = [];
       s.on('data', (d: Buffer) => got.push(d));
       s.on('error', reject);
       s.on('close', () => resolve(Buffer.concat(got).toString('latin1').split(/(?=HTTP\/1\.1 \d{3} )/)));
-      s.on('connect', () => s.write(text));
+      s.on('connect', () => {
+        for (const p of parts) s.write(p);
+      });
     });
+  // An MCP POST kept alive (mcpPost closes), its head and body apart.
+  const keptAlive = (token: string, body: unknown, extra: string[] = []) => {
+    const text = JSON.stringify(body);
+    return [head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', `Content-Length: ${Buffer.byteLength(text)}`, ...extra]), text] as const;
+  };
+  const plainGet = (token: string, path: string) => head([`GET ${path} HTTP/1.1`, 'Host: localhost', `Authorization: Bearer ${token}`, 'Connection: close']);
+  const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
+
+  it('serves a single MCP call on the fast path, its body arriving in pieces, and keeps the connection there for the next call', async () => {
+    const token = await agents.sign('agent-fast-mcp', 'tools:read');
+    const before = mcpServer.requests.length;
+    const [postHead, body] = keptAlive(token, { ...initialize, id: 'fast-1' });
+    const out = await answers(mcpPort, postHead + body.slice(0, 10), body.slice(10, 40), body.slice(40), plainGet(token, '/not-mcp'));
+    expect(out).toHaveLength(2);
+    expect(out[0]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(JSON.parse(bodyOf(out[0]!))).toMatchObject({ jsonrpc: '2.0', id: 'fast-1', result: { protocolVersion: expect.any(String) } });
+    // Answered on the fast path, and the plain call after it too (node's path keeps a connection it was
+    // given, and writes `Connection: close` where the fast path writes its own lowercase line).
+    expect(onFastPath(out[0]!)).toBe(true);
+    expect(out[1]).toMatch(/\r\nconnection: close\r\n/);
+    expect(out[0]).toMatch(/\r\nx-warden-decision-id: [0-9a-f-]{36}\r\n/);
+    expect(out[0]).toMatch(/\r\nmcp-session-id: \S+\r\n/i);
+    // The server read the call as decided: re-encoded, with Warden's caller fields.
+    const seen = mcpServer.requests.slice(before);
+    expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /mcp']);
+    expect(seen[0]!.headers['x-warden-principal']).toBe('agent-fast-mcp');
+    expect(mcpServer.received.at(-1)).toEqual({ ...initialize, id: 'fast-1' });
+  });
+
+  it('on the fast path, a denied call is answered here and never reaches the server; a session of another caller is refused', async () => {
+    const owner = await agents.sign('agent-fast-owner', 'tools:read');
+    const [initHead, initBody] = keptAlive(owner, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
+    const before = mcpServer.requests.length;
+    const refund = { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'refund_order', arguments: { id: '42', amount: 10 } } };
+    const [denyHead, denyBody] = keptAlive(owner, refund, [`Mcp-Session-Id: ${session}`]);
+    const thief = await agents.sign('agent-fast-thief', 'tools:read');
+    const [stealHead, stealBody] = keptAlive(thief, { ...refund, params: { name: 'get_order', arguments: { id: '42' } } }, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+    const out = await answers(mcpPort, denyHead + denyBody + stealHead + stealBody);
+    expect(out).toHaveLength(2);
+    expect(onFastPath(out[0]!)).toBe(true);
+    const denied = JSON.parse(bodyOf(out[0]!)) as { id: number; error: { code: number; data: { decision_id: string } } };
+    expect([denied.id, denied.error.code]).toEqual([9, -32003]);
+    expect(out[0]).toContain(`x-warden-decision-id: ${denied.error.data.decision_id}`);
+    expect(out[1]).toMatch(/^HTTP\/1\.1 403 /);
+    expect(out[1]).toMatch(/this session belongs to another caller/);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it('ends an MCP body where its Content-Length says: what follows is the next request, decided on its own', async () => {
+    const token = await agents.sign('agent-fast-cl', 'tools:read');
+    const before = mcpServer.requests.length;
+    const [postHead, body] = keptAlive(token, initialize);
+    // The "body" goes on past its length with a request for a path the server would answer.
+    const out = await answers(mcpPort, postHead + body + head(['POST /mcp?smuggled=1 HTTP/1.1', 'Host: localhost', 'Content-Type: application/json', 'Content-Length: 2', 'Connection: close']) + '{}');
+    expect(out).toHaveLength(2);
+    expect(out[0]).toMatch(/^HTTP\/1\.1 200 /);
+    // The second request is anonymous: refused with its own decision, and never forwarded.
+    expect(out[1]).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect(out[1]).toMatch(/x-warden-decision-id: [0-9a-f-]{36}/i);
+    expect(mcpServer.requests.slice(before).map((r) => r.url)).toEqual(['/mcp']);
+  });
+
+  it('filters a tools/list answer on the fast path exactly as node\'s path does', async () => {
+    const token = await agents.sign('agent-fast-list', 'tools:read');
+    const [initHead, initBody] = keptAlive(token, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = [`Mcp-Session-Id: ${/\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!}`, 'Mcp-Protocol-Version: 2025-06-18'];
+    const list = { jsonrpc: '2.0', id: 'list', method: 'tools/list', params: {} };
+    const [fastHead, fastBody] = keptAlive(token, list, [...session, 'Connection: close']);
+    const [batchHead, batchBody] = keptAlive(token, [list], [...session, 'Connection: close']);
+    const [fast] = await answers(mcpPort, fastHead + fastBody);
+    const [node] = await answers(mcpPort, batchHead + batchBody);
+    // The fast path writes its own lowercase `connection: close`; node's server writes `Connection: close`.
+    expect(fast).toMatch(/\r\nconnection: close\r\n/);
+    expect(node).toMatch(/\r\nConnection: close\r\n/);
+    // The fast path re-frames the rewritten answer; undo the chunking to read it.
+    const unchunked = bodyOf(fast!).replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n\r\n$/, '');
+    const filtered = JSON.parse(unchunked) as { result: { tools: Array<{ name: string; annotations?: unknown }> } };
+    const fromNode = (JSON.parse(bodyOf(node!)) as Array<typeof filtered>)[0]!;
+    expect(filtered.result.tools).toEqual(fromNode.result.tools);
+    // A reader is not offered the refund tool the policy keeps for writers.
+    expect(filtered.result.tools.map((t) => t.name)).not.toContain('refund_order');
+    expect(filtered.result.tools.length).toBeGreaterThan(0);
+  });
+
+  it('answers 408 and closes when an MCP body announced on the fast path never arrives', async () => {
+    const token = await agents.sign('agent-fast-slow', 'tools:read');
+    const before = mcpServer.requests.length;
+    const [postHead] = keptAlive(token, initialize);
+    const started = Date.now();
+    const out = await answers(mcpPort, postHead.replace(/Content-Length: \d+/, 'Content-Length: 500') + '{"jsonrpc":"2.0",');
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/^HTTP\/1\.1 408 /);
+    expect(out[0]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it('hands a batch over to node\'s path after reading its body, and decides each call of it once', async () => {
+    const token = await agents.sign('agent-fast-batch', 'tools:read');
+    const batch = [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'refund_order', arguments: { id: '1', amount: 10 } } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'drop_table', arguments: { table: 'orders' } } },
+    ];
+    const [postHead, body] = keptAlive(token, batch, ['Connection: close']);
+    const out = await answers(mcpPort, postHead + body);
+    expect(out).toHaveLength(1);
+    expect(onFastPath(out[0]!)).toBe(false);
+    const answered = JSON.parse(bodyOf(out[0]!)) as Array<{ id: number; error: { code: number } }>;
+    expect(answered.map((a) => [a.id, a.error.code])).toEqual([[1, -32003], [2, -32003]]);
+    const ids = /\r\nx-warden-decision-id: ([^\r]+)\r\n/i.exec(out[0]!)![1]!.split(', ');
+    expect(ids).toHaveLength(2);
+    await until('both decision events', () => ids.every((id) => received.some((e) => e.decision_id === id)) || undefined);
+    // Had the fast path decided before handing over, each call would have been logged twice.
+    const mine = received.filter((e) => (e.input as { source?: { principal?: string } } | undefined)?.source?.principal === 'agent-fast-batch');
+    expect(mine.map((e) => e.decision_id).sort()).toEqual([...ids].sort());
+  });
   // The fast path says how long an idle connection lasts in its own lowercase line; node's server
   // writes `Connection: keep-alive` and `Keep-Alive:` instead.
   const onFastPath = (answer: string) => /\r\nkeep-alive: timeout=\d+\r\n/.test(answer) && !/\r\nConnection: keep-alive\r\n/.test(answer);

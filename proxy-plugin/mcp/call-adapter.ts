@@ -7,14 +7,14 @@
 // with its own `upstream` because it must read and rewrite answers (the sidecar's `forward` streams
 // the upstream's answer straight to the caller).
 import { newDecisionId } from '../../formats/decision-id.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource } from '../../formats/decision-event.js';
 import type { Destination, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { driftEvent, type DriftRecord } from './drift.js';
-import { McpHandler, readBody, type Upstream } from './handler.js';
+import { McpHandler, readBody, type FastOutcome, type McpCallContext, type Upstream } from './handler.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
 import type { OAuthConfig } from './oauth.js';
 import type { HeaderPolicy } from '../upstream-head.js';
@@ -54,6 +54,30 @@ export interface CallLike<B extends BundleLike> {
   headerPolicy?: HeaderPolicy;
 }
 
+/** What the adapter needs of the sidecar's FastCall (a POST it owns, body read, on the fast path). */
+export interface FastCallLike<B extends BundleLike> {
+  request: CallLike<B>['request'];
+  rawHeaders: readonly string[];
+  body: Buffer;
+  source: Source;
+  bundle: B;
+  pipeline: PipelineLike<B>;
+  via: EventSource;
+  headerPolicy?: HeaderPolicy;
+}
+
+// Header fields as node would give them to the handler, lower-case names; undefined when a name repeats
+// (node would fold the repeats its own way: such a request goes node's path, where `handle` sees them so).
+function uniqueHeaders(raw: readonly string[]): IncomingHttpHeaders | undefined {
+  const out = Object.create(null) as IncomingHttpHeaders; // a field named __proto__ is a field like any other
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (out[name] !== undefined) return undefined;
+    out[name] = raw[i + 1]!;
+  }
+  return out;
+}
+
 /** Options of the adapter. */
 export interface McpCallHandlerOptions {
   upstream: Upstream;
@@ -78,9 +102,35 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
   // shared, so calls in flight across a bundle swap each name their own revision.
   const driftRecorder = (destination: Destination, revision: string, via: EventSource) => (r: DriftRecord, action: DriftAction) =>
     opts.recordDrift?.(driftEvent(r, { decisionId: newDecisionId(), now: now(), workload: destination.workload, namespace: destination.namespace, via, revision, action }));
+  // What the handler needs of a call beyond the request: the pinned bundle, the sidecar's pipeline.
+  type Pinned = Pick<CallLike<B>, 'source' | 'pipeline' | 'via' | 'headerPolicy'> & { bundle: B; request: Omit<CallLike<B>['request'], 'rawQuery'> };
+  const context = (call: Pinned): McpCallContext => {
+    const { bundle, pipeline, via } = call;
+    const destination = pipeline.destination;
+    return {
+      source: call.source,
+      request: call.request,
+      policy: bundle.policy,
+      destination,
+      ...(call.headerPolicy ? { headerPolicy: call.headerPolicy } : {}),
+      onDrift: driftRecorder(destination, bundle.revision, via),
+      decide: (input, kind) => pipeline.decide(input, { kind, via, bundle }),
+      ...(pipeline.refuse ? { refuse: (input: PolicyInput, reason: string, status: number) => pipeline.refuse!(input, { kind: 'mcp', via, bundle }, reason, status) } : {}),
+    };
+  };
   return {
     name: 'mcp',
     owns: (call: Pick<CallLike<B>, 'request' | 'bundle'>): boolean => handler.owns(call.request.path, call.bundle?.policy),
+    fast: {
+      candidate: (path: string, bundle: B | undefined): boolean => handler.owns(path, bundle?.policy),
+      maxBodyBytes: limits.maxBodyBytes,
+      admit(call: FastCallLike<B>): FastOutcome {
+        const headers = uniqueHeaders(call.rawHeaders);
+        if (!headers) return { handOff: true };
+        const { rawQuery, ...request } = call.request;
+        return handler.fastPost({ method: request.method, path: request.path, query: rawQuery, headers, rawHeaders: call.rawHeaders, body: call.body }, context({ ...call, request }));
+      },
+    },
     async handle(call: CallLike<B>): Promise<void> {
       const bundle = call.bundle;
       if (!bundle) {
@@ -93,22 +143,8 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
         call.res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify(rpcError(null, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`)));
         return;
       }
-      const destination = call.pipeline.destination;
       const { rawQuery, ...request } = call.request;
-      await handler.handle(
-        { method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body },
-        {
-          source: call.source,
-          request,
-          policy: bundle.policy,
-          destination,
-          ...(call.headerPolicy ? { headerPolicy: call.headerPolicy } : {}),
-          onDrift: driftRecorder(destination, bundle.revision, call.via),
-          decide: (input, kind) => call.pipeline.decide(input, { kind, via: call.via, bundle }),
-          ...(call.pipeline.refuse ? { refuse: (input: PolicyInput, reason: string, status: number) => call.pipeline.refuse!(input, { kind: 'mcp', via: call.via, bundle }, reason, status) } : {}),
-        },
-        call.res,
-      );
+      await handler.handle({ method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body }, context({ ...call, bundle, request }), call.res);
     },
   };
 }

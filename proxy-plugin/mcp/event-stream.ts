@@ -92,20 +92,39 @@ export function messageEvent(message: unknown): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
 
-/** A Transform that rewrites events as they complete; each event is flushed as soon as it ends. */
-export function rewriteEventStream(rewrite: SseRewrite): Transform {
+/** Rewrites an event stream piece by piece: `push` returns the text of the events completed so far. */
+export interface EventRewriter {
+  push(chunk: Buffer): string;
+  /** The last events and whatever was left unterminated. */
+  end(): string;
+}
+
+/** Rewrite events as they complete (synchronously, for the sidecar's fast path and the Transform below). */
+export function eventRewriter(rewrite: SseRewrite): EventRewriter {
   const decoder = new StringDecoder('utf8');
   const parser = new SseParser();
-  const emit = (t: Transform, text: string): void => {
+  const emit = (text: string): string => {
+    let out = '';
     for (const e of parser.push(text)) {
       const data = rewrite(e);
-      t.push(data === undefined ? e.raw : withData(e, data));
+      out += data === undefined ? e.raw : withData(e, data);
     }
+    return out;
   };
+  return {
+    push: (chunk) => emit(decoder.write(chunk)),
+    end: () => emit(decoder.end()) + parser.rest(),
+  };
+}
+
+/** A Transform that rewrites events as they complete; each event is flushed as soon as it ends. */
+export function rewriteEventStream(rewrite: SseRewrite): Transform {
+  const r = eventRewriter(rewrite);
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
-        emit(this, decoder.write(chunk));
+        const out = r.push(chunk);
+        if (out) this.push(out);
         cb();
       } catch (err) {
         cb(err as Error);
@@ -113,9 +132,8 @@ export function rewriteEventStream(rewrite: SseRewrite): Transform {
     },
     flush(cb: TransformCallback) {
       try {
-        emit(this, decoder.end());
-        const rest = parser.rest();
-        if (rest) this.push(rest);
+        const out = r.end();
+        if (out) this.push(out);
         cb();
       } catch (err) {
         cb(err as Error);

@@ -20,16 +20,21 @@ import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } fro
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
-import { messageEvent, rewriteEventStream } from './event-stream.js';
-import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse } from './jsonrpc.js';
+import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
+import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
 import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
+import type { FastOutcome } from '../call-handler.js';
+import type { BodyRewrite } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
 /** Response header carrying the decision id(s); the same name the proxy plugin uses. */
 export { DECISION_ID_HEADER };
+
+/** What the sidecar's fast path does with a POST the handler owns (see `McpHandler.fastPost`). */
+export type { FastOutcome };
 
 /** A request to an MCP path, as the sidecar parsed it. */
 export interface McpRequest {
@@ -120,6 +125,67 @@ export async function readBody(req: IncomingMessage, max: number): Promise<Buffe
     chunks.push(c);
   }
   return Buffer.concat(chunks);
+}
+
+const HAND_OFF: FastOutcome = { handOff: true };
+
+// Rewrites the events that answer one of the tools/list requests `ids` (filtered for the caller).
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView): SseRewrite {
+  return (e) => {
+    if (!e.hasData) return undefined;
+    try {
+      const msg = JSON.parse(e.data) as unknown;
+      const out = filterToolsJson(msg, ids, view);
+      return out === msg ? undefined : JSON.stringify(out);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+// The fast path's rewrite of a tools/list answer: its events, or its whole JSON body, as node's path
+// filters them. A JSON answer that does not read as one object gets a JSON-RPC error instead (fail
+// closed: a client's more lenient parser must not find the unfiltered list in it).
+function toolsAnswer(status: number, contentType: string, ids: ReadonlySet<JsonRpcId>, view: ToolsView, max: number): BodyRewrite | undefined {
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(ids, view));
+  if (contentType !== 'application/json' || status >= 300) return undefined;
+  const parts: Buffer[] = [];
+  let size = 0;
+  return {
+    push: (data) => {
+      size += data.length;
+      if (size > max) throw new Error(`the MCP server's answer exceeds ${max} bytes`);
+      parts.push(data);
+      return '';
+    },
+    end: () => {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      } catch {
+        doc = undefined;
+      }
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return JSON.stringify(rpcError(null, -32000, 'the MCP server sent an answer that could not be read'));
+      return JSON.stringify(filterToolsJson(doc, ids, view));
+    },
+  };
+}
+
+// The media type of a raw head's Content-Type, lower case ('' when absent).
+function contentTypeField(raw: readonly string[]): string {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return raw[i + 1]!.split(';')[0]!.trim().toLowerCase();
+  return '';
+}
+
+// The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
+function sessionField(raw: readonly string[]): string | undefined {
+  let sid: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length !== 14 || raw[i]!.toLowerCase() !== 'mcp-session-id') continue;
+    if (sid !== undefined) return undefined;
+    sid = raw[i + 1]!;
+  }
+  return sid;
 }
 
 /** Most Streamable HTTP sessions remembered at once. */
@@ -241,8 +307,8 @@ export class McpHandler {
     return undefined;
   }
 
-  private bindSession(up: IncomingMessage, req: McpRequest, ctx: McpCallContext): void {
-    const sid = up.headers['mcp-session-id'];
+  // `sid`: the Mcp-Session-Id the server answered with.
+  private bindSession(sid: unknown, req: McpRequest, ctx: McpCallContext): void {
     if (typeof sid !== 'string' || this.owners.has(sid) || req.headers['mcp-session-id'] !== undefined) return;
     this.owners.set(sid, ctx.source.principal);
     // Bounded: the oldest sessions are forgotten first (their clients get 404 and re-initialize).
@@ -256,7 +322,6 @@ export class McpHandler {
     return { source: ctx.source, destination: ctx.destination ?? this.opts.destination, request: ctx.request, ...(mcp ? { mcp } : {}) };
   }
 
-  // The drift block is local state: a reviewed tool that changed on the server is refused until it matches again.
   private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse; head: OutgoingHttpHeaders } {
     const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
     if (!parsed.ok) {
@@ -266,14 +331,60 @@ export class McpHandler {
       if (!logged) return { ...parsed, head: {} };
       return { ok: false, status: parsed.status, error: rpcError(null, e.code, e.message, { decision_id: logged.decisionId }), head: { [DECISION_ID_HEADER]: logged.decisionId } };
     }
-    const plan = planBatch(parsed.batch, parsed.messages, (mcp) => {
+    return { ok: true, plan: this.decideAll(parsed, ctx, spec, decide) };
+  }
+
+  // Every call of a parsed body decided. The drift block is local state: a reviewed tool that changed on
+  // the server is refused until it matches again.
+  private decideAll(parsed: Extract<ParsedBody, { ok: true }>, ctx: McpCallContext, spec: McpSpec, decide: Decide): BatchPlan {
+    return planBatch(parsed.batch, parsed.messages, (mcp) => {
       const v = decide(this.input(ctx, mcp), 'mcp');
       if (v.allow && spec.drift === 'block' && mcp.method === 'tools/call' && mcp.tool && this.drifted.has(mcp.tool)) {
         return { allow: false, decisionId: v.decisionId, reasons: [`tool ${mcp.tool} changed on the server since it was reviewed (drift: block)`] };
       }
       return v;
     });
-    return { ok: true, plan };
+  }
+
+  /**
+   * A POST to the endpoint on the sidecar's fast path: the same checks and decisions as `handle`, for a
+   * single message. Anything else (a batch, a body that does not parse, OAuth, another spelling of the
+   * path, a session refused) is handed off before anything is decided, and node's path answers it through
+   * `handle`. An allowed call goes out re-encoded (what was decided is what the server reads) and its
+   * answer comes back untouched, but for a tools/list answer, filtered for the caller; a denied call is
+   * answered here.
+   */
+  fastPost(req: McpRequest, ctx: McpCallContext): FastOutcome {
+    if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;
+    const spec = mcpSpec(ctx.policy.bundle.data);
+    if (!spec || req.path !== spec.endpoint || this.checkSession(req, ctx)) return HAND_OFF;
+    const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
+    if (!parsed.ok || parsed.batch) return HAND_OFF;
+    const plan = this.decideAll(parsed, ctx, spec, ctx.decide ?? policyDecider(ctx.policy, this.newId));
+    const head = this.decisionHeader(plan);
+    const decisionId = head[DECISION_ID_HEADER] as string | undefined;
+    const body = forwardBody(plan);
+    if (!body) {
+      const answer = mergeAnswers(plan, []);
+      const headers: Array<[string, string]> = decisionId ? [[DECISION_ID_HEADER, decisionId]] : [];
+      if (answer === undefined) return { answer: { status: 202, headers, body: '' } };
+      return { answer: { status: 200, headers: [['content-type', 'application/json'], ...headers], body: JSON.stringify(answer) } };
+    }
+    const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
+    fields.push('content-type', 'application/json', 'content-length', String(body.length));
+    const ids = this.toolsListIds(plan);
+    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
+    const maxJson = this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024;
+    return {
+      forward: {
+        body,
+        headers: fields,
+        decisionId,
+        onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
+        // A tool list is filtered as on node's path: event by event, or the whole JSON answer.
+        ...(view ? { answer: (status: number, raw: readonly string[]) => toolsAnswer(status, contentTypeField(raw), ids, view, maxJson) } : {}),
+      },
+    };
   }
 
   private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
@@ -307,13 +418,14 @@ export class McpHandler {
     return ids.length > 0 ? { [DECISION_ID_HEADER]: ids.join(', ') } : {};
   }
 
-  // The request fields for the upstream, built like every other forwarder's (upstream-head.ts).
-  private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  // The request fields for the upstream as a flat list, built like every other forwarder's
+  // (upstream-head.ts); Host and the framing are the forwarder's own.
+  private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders, alsoReplaced: readonly string[] = []): string[] {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    const replaced = this.oauthFor(ctx.policy) ? ['host', 'content-length', 'authorization'] : ['host', 'content-length'];
+    const replaced = ['host', 'content-length', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
     const decisionId = decisionIds[DECISION_ID_HEADER] as string | undefined;
     const policy = ctx.headerPolicy ?? this.opts.headerPolicy ?? DEFAULT_HEADER_POLICY;
-    return headerObject(upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced }));
+    return upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced });
   }
 
   private target(req: McpRequest): string {
@@ -338,11 +450,11 @@ export class McpHandler {
     const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx, head), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...headerObject(this.upstreamHeaders(req, ctx, head)), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
-    this.bindSession(up, req, ctx);
+    this.bindSession(up.headers['mcp-session-id'], req, ctx);
     const ct = String(up.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const status = up.statusCode ?? 502;
     if (ct === 'text/event-stream') {
@@ -351,17 +463,7 @@ export class McpHandler {
       for (const l of plan.local) res.write(messageEvent(l));
       // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
       if (!view) return relay(up, res);
-      const rewrite = rewriteEventStream((e) => {
-        if (!e.hasData) return undefined;
-        try {
-          const msg = JSON.parse(e.data) as unknown;
-          const out = filterToolsJson(msg, ids, view);
-          return out === msg ? undefined : JSON.stringify(out);
-        } catch {
-          return undefined;
-        }
-      });
-      return relay(up, res, rewrite);
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, view)));
     }
     if (ct === 'application/json' && status < 300) {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
@@ -402,7 +504,7 @@ export class McpHandler {
     if (!v.allow) return sendJson(res, v.decision?.status ?? 403, { decision_id: v.decisionId, reasons: v.reasons }, { ...(v.decision?.headers ?? {}), ...head });
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: this.upstreamHeaders(req, ctx, head) });
+      up = await this.opts.upstream({ method: req.method, target: this.target(req), headers: headerObject(this.upstreamHeaders(req, ctx, head)) });
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
@@ -486,7 +588,7 @@ export class McpHandler {
     }
     let up: IncomingMessage;
     try {
-      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...this.upstreamHeaders(req, ctx, head), 'content-type': 'application/json', 'content-length': body.length }, body });
+      up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...headerObject(this.upstreamHeaders(req, ctx, head)), 'content-type': 'application/json', 'content-length': body.length }, body });
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }

@@ -21,9 +21,19 @@ export interface McpSpec {
   oauth?: NonNullable<NonNullable<WorkloadManifest['mcp']>['oauth']>;
 }
 
+// Read once per bundle: the sidecar asks for every call (is this an MCP path?), and a bundle's data never changes.
+const specs = new WeakMap<object, McpSpec | null>();
+
 /** Read the MCP spec out of a bundle's data; undefined when the workload declares no MCP endpoint. */
 export function mcpSpec(data: unknown): McpSpec | undefined {
-  const m = (data as { warden?: { spec?: { mcp?: Partial<McpSpec> } } } | undefined)?.warden?.spec?.mcp;
+  if (!data || typeof data !== 'object') return undefined;
+  let spec = specs.get(data);
+  if (spec === undefined) specs.set(data, (spec = readSpec(data) ?? null));
+  return spec ?? undefined;
+}
+
+function readSpec(data: object): McpSpec | undefined {
+  const m = (data as { warden?: { spec?: { mcp?: Partial<McpSpec> } } }).warden?.spec?.mcp;
   if (!m || typeof m.endpoint !== 'string') return undefined;
   return {
     endpoint: m.endpoint,

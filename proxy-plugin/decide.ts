@@ -39,15 +39,15 @@ export interface PipelineOptions {
   now?: () => Date;
 }
 
-// Sensitive fields of the matched operation (OpenAPI), tool or prompt (MCP), from the bundle's spec data.
-function sensitiveFields(bundle: ActiveBundle | undefined, operation: string | undefined, mcp: McpInput | undefined): string[] {
-  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: Record<string, unknown> } } | undefined)?.warden?.spec as
-    | { http?: { operations?: Record<string, { authz?: { sensitive?: string[] } }> }; mcp?: { tools?: Record<string, { sensitive?: string[] }>; prompts?: Record<string, { sensitive?: string[] }> } }
-    | undefined;
-  const fromOp = operation ? (spec?.http?.operations?.[operation]?.authz?.sensitive ?? []) : [];
-  const fromTool = mcp?.tool ? (spec?.mcp?.tools?.[mcp.tool]?.sensitive ?? []) : [];
-  const fromPrompt = mcp?.method === 'prompts/get' && mcp.name ? (spec?.mcp?.prompts?.[mcp.name]?.sensitive ?? []) : [];
-  return [...fromOp, ...fromTool, ...fromPrompt];
+// What the compiled spec says to mask for the operation (OpenAPI), tool, resource or prompt (MCP) the call addressed.
+function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined, mcp: McpInput | undefined): string[] {
+  const spec = bundle?.policy.bundle.spec;
+  if (!spec) return [];
+  const fromOp = operation ? (spec.http.operations[operation]?.mask ?? []) : [];
+  const fromTool = mcp?.tool ? (spec.mcp.tools[mcp.tool]?.mask ?? []) : [];
+  const fromPrompt = mcp?.method === 'prompts/get' && mcp.name ? (spec.mcp.prompts[mcp.name]?.mask ?? []) : [];
+  const fromResource = mcp?.method === 'resources/read' && mcp.uri ? (spec.mcp.resources[mcp.uri]?.mask ?? []) : [];
+  return [...fromOp, ...fromTool, ...fromPrompt, ...fromResource];
 }
 
 /** The shared decision pipeline. */
@@ -126,7 +126,7 @@ export class DecisionPipeline {
       ...(d ? { decision: d } : {}),
       ...(bundle ? { bundle } : {}),
     };
-    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, sensitiveFields(bundle, d?.operation, input.mcp));
+    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, maskOf(bundle, d?.operation, input.mcp));
     const event: DecisionEvent = {
       decision_id: decisionId,
       timestamp: this.now().toISOString(),

@@ -1,43 +1,85 @@
 // Masking: secrets are replaced in a copy of the policy input before a decision event is queued, so
-// they never leave the pod.
+// they never leave the pod. Like OPA's decision-log mask rules (plugins/logs/mask.go), what to mask is
+// a list of JSON pointers under /input: the secret headers always, plus the pointers the compiled spec
+// lists for the operation, tool, resource or prompt the call addressed. A pointer whose path the input
+// does not have masks nothing (and is not listed in the event's `masked`); the value at a pointer that
+// resolves is replaced whatever its type, a whole object included.
+//
+// This runs for every decision, so the input is copied on write: only the objects and arrays on the
+// path to a masked value are copied, and an input with nothing to mask is returned as it is.
+import { formatPointer, parsePointer } from '../formats/json-pointer.js';
+
 /** Headers whose values never leave the pod. */
 export const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 const MASK = '**masked**';
 
+/** The pointers masked in every event: the secret headers. */
+export const SECRET_HEADER_POINTERS: readonly string[] = SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h]));
+
+type Container = Record<string, unknown> | unknown[];
+
+const isContainer = (v: unknown): v is Container => typeof v === 'object' && v !== null;
+
+// An array index as RFC 6901 writes it: digits without a leading zero, within bounds ("-" is past the end).
+function arrayIndex(key: string, length: number): number | undefined {
+  if (!/^(0|[1-9]\d*)$/.test(key)) return undefined;
+  const i = Number(key);
+  return i < length ? i : undefined;
+}
+
+// Own properties only: `constructor` or `__proto__` must not resolve through the prototype.
+function has(node: Container, key: string): boolean {
+  return Array.isArray(node) ? arrayIndex(key, node.length) !== undefined : Object.hasOwn(node, key);
+}
+
+function child(node: Container, key: string): unknown {
+  if (Array.isArray(node)) {
+    const i = arrayIndex(key, node.length);
+    return i === undefined ? undefined : node[i];
+  }
+  return Object.hasOwn(node, key) ? node[key] : undefined;
+}
+
+// Only keys the node has are put (`has` above), so an own `__proto__` key of a parsed body is
+// overwritten as a plain value, never taken for the prototype.
+function put(node: Container, key: string, value: unknown): void {
+  if (Array.isArray(node)) node[arrayIndex(key, node.length)!] = value;
+  else node[key] = value;
+}
+
 /**
- * Mask secrets in a copy of a policy input: secret headers, and `sensitive` dotted field paths
- * (from x-warden-authz) inside the request body and MCP arguments. Returns the JSON pointers masked.
+ * Mask secrets in a copy of a policy input: the secret headers, and the values at `pointers` (JSON
+ * pointers under /input, from the compiled spec's `mask` lists). Returns the input (copied on write,
+ * never changed in place) and the pointers it masked, in order, each once.
  */
-export function maskInput(input: Record<string, unknown>, sensitive: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
-  // Copy only what masking touches (this runs for every decision): headers always, bodies when needed.
-  const request = input.request as { headers?: Record<string, string>; body?: unknown } | undefined;
-  const mcp = input.mcp as { arguments?: unknown } | undefined;
-  const copy: Record<string, unknown> = { ...input };
-  if (request) copy.request = { ...request, ...(request.headers ? { headers: { ...request.headers } } : {}), ...(sensitive.length && request.body !== undefined ? { body: structuredClone(request.body) } : {}) };
-  if (mcp) copy.mcp = { ...mcp, ...(sensitive.length && mcp.arguments !== undefined ? { arguments: structuredClone(mcp.arguments) } : {}) };
+export function maskInput(input: Record<string, unknown>, pointers: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
+  const copies = new WeakSet<object>();
+  const own = <T extends Container>(node: T): T => {
+    if (copies.has(node)) return node;
+    const copy = (Array.isArray(node) ? [...node] : { ...node }) as T;
+    copies.add(copy);
+    return copy;
+  };
+  let root: Record<string, unknown> = input;
   const masked: string[] = [];
-  const headers = (copy.request as { headers?: Record<string, string> } | undefined)?.headers;
-  for (const h of SECRET_HEADERS) {
-    if (headers && h in headers) {
-      headers[h] = MASK;
-      masked.push(`/input/request/headers/${h}`);
+  for (const pointer of new Set([...SECRET_HEADER_POINTERS, ...pointers])) {
+    const keys = parsePointer(pointer);
+    if (!keys || keys.length < 2 || keys[0] !== 'input') continue;
+    const path = keys.slice(1, -1);
+    const last = keys[keys.length - 1]!;
+    // Look first, copy after: a pointer the input does not have copies nothing.
+    let node: unknown = root;
+    for (const key of path) node = isContainer(node) ? child(node, key) : undefined;
+    if (!isContainer(node) || !has(node, last)) continue;
+    root = own(root);
+    let parent: Container = root;
+    for (const key of path) {
+      const next: Container = own(child(parent, key) as Container);
+      put(parent, key, next);
+      parent = next;
     }
+    put(parent, last, MASK);
+    masked.push(pointer);
   }
-  const roots: Array<[unknown, string]> = [
-    [(copy.request as { body?: unknown } | undefined)?.body, '/input/request/body'],
-    [(copy.mcp as { arguments?: unknown } | undefined)?.arguments, '/input/mcp/arguments'],
-  ];
-  for (const field of sensitive) {
-    const parts = field.split('.');
-    for (const [root, pointer] of roots) {
-      let node = root;
-      for (const p of parts.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[p] : undefined;
-      const last = parts[parts.length - 1]!;
-      if (node && typeof node === 'object' && last in node) {
-        (node as Record<string, unknown>)[last] = MASK;
-        masked.push(`${pointer}/${parts.join('/')}`);
-      }
-    }
-  }
-  return { input: copy, masked };
+  return { input: root, masked };
 }

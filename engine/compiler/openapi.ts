@@ -1,11 +1,9 @@
 // OpenAPI 3.0/3.1 specs: the operations a workload serves, their route templates and their
 // `x-warden-authz` annotations, checked for what Warden relies on (with file:line on every error).
 import { AUTHZ_EXTENSION, authzAnnotation, type AuthzAnnotation } from '../../formats/authz.js';
+import type { RouteSegment } from '../../formats/compiled-spec.js';
 import type { Diagnostic } from './compile-error.js';
 import { jsonPath, type SourceDoc } from './source-doc.js';
-
-/** One path segment of a route template: a literal, or a `{param}` matching one non-empty segment. */
-export type RouteSegment = string | { param: string };
 
 /** An operation as the router sees it. */
 export interface HttpOperation {

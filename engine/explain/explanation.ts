@@ -12,7 +12,6 @@ import { EvaluationError, Policy } from '../../runtime/policy.js';
 import { callOf, principalOf } from '../audit/render.js';
 import type { StoredEvent } from '../audit/store.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
-import type { SpecData } from '../diff/callers.js';
 import { admissionFindings, type FindingExplained } from './admission.js';
 import { conditionChecks, grantTarget, judgeGrants, type WhatWouldAllow } from './grants.js';
 import { explainWithOpa, TraceError, type HeldRule } from './opa-trace.js';
@@ -159,9 +158,9 @@ export async function explainDecision(decisionId: string, sources: ExplainSource
   }
 
   // OPA's account over the bundle's own Rego, and each grant condition of what the call addressed.
-  const spec = obj(obj(kept.bundle.data.warden).spec) as unknown as SpecData;
+  const spec = kept.bundle.spec;
   const operation = x.stored.operation ?? replayed?.operation;
-  const target = grantTarget(spec, input, operation);
+  const target = spec ? grantTarget(spec, input, operation) : undefined;
   try {
     const account = await explainWithOpa(kept.bundle.files, 'data.warden.decision', input, target ? conditionChecks(target) : {});
     const opaResult = obj(account.result);

@@ -47,38 +47,55 @@ function put(node: Container, key: string, value: unknown): void {
   else node[key] = value;
 }
 
+// Parsed pointers (keys under /input), kept across calls: a spec's lists are few and reused on every
+// call. Bounded, so that pointers from many bundle revisions cannot grow it without end.
+const parsed = new Map<string, string[] | null>();
+const PARSED_MAX = 4096;
+
+function keysOf(pointer: string): string[] | null {
+  let keys = parsed.get(pointer);
+  if (keys === undefined) {
+    const all = parsePointer(pointer);
+    keys = all && all.length >= 2 && all[0] === 'input' ? all.slice(1) : null;
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(pointer, keys);
+  }
+  return keys;
+}
+
 /**
  * Mask secrets in a copy of a policy input: the secret headers, and the values at `pointers` (JSON
  * pointers under /input, from the compiled spec's `mask` lists). Returns the input (copied on write,
  * never changed in place) and the pointers it masked, in order, each once.
  */
 export function maskInput(input: Record<string, unknown>, pointers: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
-  const copies = new WeakSet<object>();
+  // The copies made so far (a handful: the objects on the paths to masked values).
+  const copies: object[] = [];
   const own = <T extends Container>(node: T): T => {
-    if (copies.has(node)) return node;
+    if (copies.includes(node)) return node;
     const copy = (Array.isArray(node) ? [...node] : { ...node }) as T;
-    copies.add(copy);
+    copies.push(copy);
     return copy;
   };
   let root: Record<string, unknown> = input;
   const masked: string[] = [];
-  for (const pointer of new Set([...SECRET_HEADER_POINTERS, ...pointers])) {
-    const keys = parsePointer(pointer);
-    if (!keys || keys.length < 2 || keys[0] !== 'input') continue;
-    const path = keys.slice(1, -1);
-    const last = keys[keys.length - 1]!;
+  const all = pointers.length === 0 ? SECRET_HEADER_POINTERS : new Set([...SECRET_HEADER_POINTERS, ...pointers]);
+  for (const pointer of all) {
+    const keys = keysOf(pointer);
+    if (!keys) continue;
+    const last = keys.length - 1;
     // Look first, copy after: a pointer the input does not have copies nothing.
     let node: unknown = root;
-    for (const key of path) node = isContainer(node) ? child(node, key) : undefined;
-    if (!isContainer(node) || !has(node, last)) continue;
+    for (let i = 0; i < last; i++) node = isContainer(node) ? child(node, keys[i]!) : undefined;
+    if (!isContainer(node) || !has(node, keys[last]!)) continue;
     root = own(root);
     let parent: Container = root;
-    for (const key of path) {
-      const next: Container = own(child(parent, key) as Container);
-      put(parent, key, next);
+    for (let i = 0; i < last; i++) {
+      const next: Container = own(child(parent, keys[i]!) as Container);
+      put(parent, keys[i]!, next);
       parent = next;
     }
-    put(parent, last, MASK);
+    put(parent, keys[last]!, MASK);
     masked.push(pointer);
   }
   return { input: root, masked };

@@ -9,12 +9,12 @@
 // path to a masked value are copied, and an input with nothing to mask is returned as it is.
 import { formatPointer, parsePointer } from '../formats/json-pointer.js';
 
-/** Headers whose values never leave the pod. */
-export const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+// Headers whose values never leave the pod.
+const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 const MASK = '**masked**';
 
-/** The pointers masked in every event: the secret headers. */
-export const SECRET_HEADER_POINTERS: readonly string[] = SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h]));
+// The pointers masked in every event: the secret headers.
+const SECRET_HEADER_POINTERS: readonly string[] = SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h]));
 
 type Container = Record<string, unknown> | unknown[];
 

@@ -196,8 +196,8 @@ function mcpRules(mcp: McpEntry[], present: Set<Subtree>): string[] {
   return lines;
 }
 
-/** The spec data of a workload (data.warden.spec): what the core Rego, the proxy plugin and reviews read. */
-export function compileSpec(workload: WorkloadManifest, ops: HttpOperation[], mcp: McpEntry[]): CompiledSpec {
+// The spec data of a workload (data.warden.spec): what the core Rego, the proxy plugin and reviews read.
+function compileSpec(workload: WorkloadManifest, ops: HttpOperation[], mcp: McpEntry[]): CompiledSpec {
   const entries = (kind: McpEntry['kind']): Record<string, CompiledEntry> =>
     Object.fromEntries(mcp.filter((e) => e.kind === kind).map((e) => [e.name, { authz: e.authz ?? {}, mask: maskOf(e.authz) }]));
   return {

@@ -90,7 +90,5 @@ export interface CallHandler {
 
 /** The MCP endpoint paths compiled into the bundle. */
 export function mcpTransportPaths(bundle: ActiveBundle | undefined): string[] {
-  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: { mcp?: { transport_paths?: unknown } } } } | undefined)?.warden?.spec;
-  const paths = spec?.mcp?.transport_paths;
-  return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === 'string') : [];
+  return bundle?.policy.bundle.spec?.mcp.transport_paths ?? [];
 }

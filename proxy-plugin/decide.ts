@@ -3,9 +3,10 @@
 import { newDecisionId } from '../formats/decision-id.js';
 import { DECISION_ENTRYPOINT, type Decision } from '../formats/decision.js';
 import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/decision-event.js';
-import type { Destination, McpInput, PolicyInput } from '../formats/input.js';
+import type { Destination, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
-import { maskInput, type DecisionLog } from '../runtime/decision-log.js';
+import type { DecisionLog } from '../runtime/decision-log.js';
+import { maskInput } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
 import { inputSelectionOf } from '../runtime/input-selection.js';
 import { EvaluationLimitError } from '../runtime/policy.js';
@@ -39,15 +40,33 @@ export interface PipelineOptions {
   now?: () => Date;
 }
 
-// Sensitive fields of the matched operation (OpenAPI), tool or prompt (MCP), from the bundle's spec data.
-function sensitiveFields(bundle: ActiveBundle | undefined, operation: string | undefined, mcp: McpInput | undefined): string[] {
-  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: Record<string, unknown> } } | undefined)?.warden?.spec as
-    | { http?: { operations?: Record<string, { authz?: { sensitive?: string[] } }> }; mcp?: { tools?: Record<string, { sensitive?: string[] }>; prompts?: Record<string, { sensitive?: string[] }> } }
-    | undefined;
-  const fromOp = operation ? (spec?.http?.operations?.[operation]?.authz?.sensitive ?? []) : [];
-  const fromTool = mcp?.tool ? (spec?.mcp?.tools?.[mcp.tool]?.sensitive ?? []) : [];
-  const fromPrompt = mcp?.method === 'prompts/get' && mcp.name ? (spec?.mcp?.prompts?.[mcp.name]?.sensitive ?? []) : [];
-  return [...fromOp, ...fromTool, ...fromPrompt];
+type Masked = Record<string, { mask: string[] }>;
+
+// Every pointer any entry of one list masks, computed once per loaded spec.
+const everyMaskOf = new WeakMap<Masked, string[]>();
+
+// The mask of the entry a call names. A call that names none of the list (no route matched, an unknown
+// tool, or the policy failed before it said) gets every entry's: a field is never logged because the
+// call missed its entry.
+function maskFor(entries: Masked, name: string | undefined): string[] {
+  if (name !== undefined && Object.hasOwn(entries, name)) return entries[name]!.mask;
+  let all = everyMaskOf.get(entries);
+  if (!all) everyMaskOf.set(entries, (all = [...new Set(Object.values(entries).flatMap((e) => e.mask))]));
+  return all;
+}
+
+// What the compiled spec says to mask for the operation (OpenAPI), tool, resource or prompt (MCP) the call addressed.
+function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined, input: PolicyInput): string[] {
+  const spec = bundle?.policy.bundle.spec;
+  if (!spec) return [];
+  const mcp = input.mcp;
+  const fromOp = operation !== undefined || input.request.body !== undefined ? maskFor(spec.http.operations, operation) : [];
+  const fromMcp =
+    mcp?.method === 'tools/call' ? maskFor(spec.mcp.tools, mcp.tool)
+    : mcp?.method === 'prompts/get' ? maskFor(spec.mcp.prompts, mcp.name)
+    : mcp?.method === 'resources/read' ? maskFor(spec.mcp.resources, mcp.uri)
+    : [];
+  return [...fromOp, ...fromMcp];
 }
 
 /** The shared decision pipeline. */
@@ -127,7 +146,7 @@ export class DecisionPipeline {
       ...(d ? { decision: d } : {}),
       ...(bundle ? { bundle } : {}),
     };
-    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, sensitiveFields(bundle, d?.operation, input.mcp));
+    const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, maskOf(bundle, d?.operation, input));
     const event: DecisionEvent = {
       decision_id: decisionId,
       timestamp: this.now().toISOString(),

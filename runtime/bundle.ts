@@ -1,5 +1,6 @@
 // A bundle as a pod sees it: archive bytes → verified files → manifest, data and WASM module.
 import { bundleManifest, type BundleManifest } from '../formats/bundle-manifest.js';
+import { compiledSpec, type CompiledSpec } from '../formats/compiled-spec.js';
 import { SchemaError } from '../formats/schema.js';
 import { BundleError, readArchive } from './archive.js';
 import { verifyBundle, type SignaturePayload, type TrustPolicy } from './signature.js';
@@ -9,6 +10,8 @@ export interface VerifiedBundle {
   manifest: BundleManifest;
   revision: string;
   data: Record<string, unknown>;
+  /** The compiled spec at data.warden.spec, validated; absent from bundles that carry none (admission). */
+  spec?: CompiledSpec;
   wasm: Uint8Array;
   files: ReadonlyMap<string, Buffer>;
   signature?: SignaturePayload;
@@ -77,6 +80,28 @@ export function refuseOlder(next: { revision: string; generation: number }, inFo
   }
 }
 
+// The one reader of data.warden.spec: everything that reads the spec (the plugin's routing, MCP and
+// masking, reviews, explanations) gets it typed from here. A spec that does not match its format is
+// refused with the bundle, even when signed: the signature says who built it, not that it is well-formed.
+function specOf(data: Record<string, unknown>, revision: string): CompiledSpec | undefined {
+  const warden = data.warden;
+  if (warden === undefined) return undefined;
+  if (typeof warden !== 'object' || warden === null || Array.isArray(warden)) throw new BundleError(`bundle ${revision}: data.warden must be an object`);
+  const spec = (warden as Record<string, unknown>).spec;
+  if (spec === undefined) return undefined;
+  try {
+    return compiledSpec.parse(spec, `bundle ${revision} data.warden.spec`);
+  } catch (err) {
+    throw err instanceof SchemaError ? new BundleError(`${err.message} (the compiled spec does not match this Warden's format: rebuild the bundle with warden build of the same version)`) : err;
+  }
+}
+
+/** A workload bundle's compiled spec; a BundleError for a bundle that carries none (not built by warden build). */
+export function compiledSpecOf(bundle: Pick<VerifiedBundle, 'spec' | 'revision'>): CompiledSpec {
+  if (!bundle.spec) throw new BundleError(`bundle ${bundle.revision} carries no compiled spec (data.warden.spec): it is not a workload bundle of warden build`);
+  return bundle.spec;
+}
+
 /** Parse and verify a bundle archive. Verification happens before anything in it is interpreted. */
 export async function openBundle(archive: Uint8Array, trust: BundleTrust): Promise<VerifiedBundle> {
   const files = await readArchive(archive);
@@ -99,5 +124,6 @@ export async function openBundle(archive: Uint8Array, trust: BundleTrust): Promi
       mergeData(data, path, parseJsonFile(name, bytes), name);
     }
   }
-  return { manifest, revision: manifest.revision, data, wasm, files, ...(signature ? { signature } : {}) };
+  const spec = specOf(data, manifest.revision);
+  return { manifest, revision: manifest.revision, data, ...(spec ? { spec } : {}), wasm, files, ...(signature ? { signature } : {}) };
 }

@@ -11,7 +11,10 @@ import { SigningError } from '../engine/compiler/signing-key.js';
 import { requireOpa } from '../engine/toolchain/opa.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
+import type { CompiledSpec } from '../formats/compiled-spec.js';
 import { Policy } from '../runtime/policy.js';
+import { signBundle } from '../runtime/signature.js';
+import { BundleSource } from '../proxy-plugin/bundle-source.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
 import { trustFromPem } from './support/trust.js';
 
@@ -105,6 +108,44 @@ describe('warden build on the example repository', () => {
       request: { method: 'GET', path: '/orders/42', segments: ['orders', '42'], query: {}, headers: {} },
     });
     expect(d).toMatchObject({ allow: true, operation: 'getOrder' });
+  });
+
+  it('refuses a bundle whose compiled spec breaks its format, even when it is signed by a trusted key', async () => {
+    const result = await buildRepo(opts());
+    const files = await readArchive(readFileSync(result.workloads.find((w) => w.workload === 'orders')!.bundle));
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const trust = { keys: [{ id: 'ci', algorithm: 'ES256' as const, key: publicKey }] };
+    // Tamper with data.warden.spec, then sign the result with the key the pod trusts.
+    const resigned = async (tamper: (spec: CompiledSpec) => void): Promise<Buffer> => {
+      const f = new Map(files);
+      const data = JSON.parse(f.get('data.json')!.toString('utf8')) as { warden: { spec: CompiledSpec } };
+      tamper(data.warden.spec);
+      f.set('data.json', Buffer.from(JSON.stringify(data)));
+      f.delete('.signatures.json');
+      f.set('.signatures.json', await signBundle(f, { key: privateKey, algorithm: 'ES256', keyId: 'ci' }));
+      return writeArchive(f);
+    };
+    const refused: Array<[string, (spec: CompiledSpec) => void, RegExp]> = [
+      ['a dotted field where a pointer belongs', (s) => (s.http.operations.createOrder!.mask = ['payment.card_number']), /http\.operations\.createOrder\.mask\[0\]: must match pattern/],
+      ['a pointer with a bad escape', (s) => (s.http.operations.createOrder!.mask = ['/input/request/body/a~2b']), /createOrder\.mask\[0\]/],
+      ['no mask list', (s) => Reflect.deleteProperty(s.http.operations.getOrder!, 'mask'), /http\.operations\.getOrder: missing required field "mask"/],
+      ['transport paths as one string', (s) => (s.mcp.transport_paths = '/mcp' as never), /mcp\.transport_paths: must be array/],
+      ['an unknown drift action', (s) => (s.mcp.drift = 'ignore' as never), /mcp\.drift: must be one of "log", "block"/],
+      ['a route table that is not one', (s) => (s.http.routes.GET = 'everything' as never), /http\.routes\.GET: must be array/],
+      ['a grant outside the annotation format', (s) => (s.http.operations.getOrder!.authz = { allow: [{ anyone: true }] } as never), /http\.operations\.getOrder\.authz\.allow\[0\]: unknown field "anyone"/],
+      ['an empty spec', (s) => Object.keys(s).forEach((k) => Reflect.deleteProperty(s, k)), /missing required field "workload"/],
+    ];
+    for (const [what, tamper, message] of refused) {
+      const bytes = await resigned(tamper);
+      await expect(openBundle(bytes, trust), what).rejects.toThrow(message);
+      // The plugin's bundle source refuses it too: nothing is loaded, every call stays denied.
+      const source = new BundleSource({ workload: 'orders', trust });
+      await expect(source.install(bytes, what), what).rejects.toThrow(/data\.warden\.spec/);
+      expect(source.current, what).toBeUndefined();
+    }
+    // The same signing of the untouched spec loads: the refusals above are the spec's, not the signature's.
+    const ok = await openBundle(await resigned(() => undefined), trust);
+    expect(ok.spec?.http.operations.createOrder?.mask).toEqual(['/input/request/body/payment/card_number', '/input/mcp/arguments/payment/card_number']);
   });
 
   it('signs with an RSA key (RS256) that stock OPA verifies', async () => {

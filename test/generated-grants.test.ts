@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
 import type { PolicyInput, Source } from '../formats/input.js';
-import { openBundle, type VerifiedBundle } from '../runtime/bundle.js';
+import { compiledSpecOf, openBundle, type VerifiedBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from './support/inputs.js';
 import { extractPolicy, opaBinary, opaDecisions } from './support/opa.js';
@@ -147,7 +147,7 @@ describe('the generated module', () => {
   });
 
   it('indexes the routes of one method and length on the segment that separates them best', () => {
-    const spec = (loaded.get('catalog')!.bundle.data as { warden: { spec: { http: { routes: Record<string, Array<{ position: number; literal: Record<string, unknown[]>; param: unknown[] } | null>> } } } }).warden.spec;
+    const spec = compiledSpecOf(loaded.get('catalog')!.bundle);
     const get4 = spec.http.routes.GET![4]!;
     expect(get4.position).toBe(2); // /api/v1/<orders|products>/{id}: the shared /api/v1 prefix separates nothing
     expect(Object.keys(get4.literal).sort()).toEqual(['orders', 'products']);

@@ -68,7 +68,20 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
     if (rec.revision === revision && rec.generation === opts.generation && rec.sha256 === sha256(readFileSync(bundlePath))) return { bundle: bundlePath, revision, status: 'unchanged', rules };
   }
 
-  // Every Constraint must have its template; every template a distinct kind.
+  const diagnostics = admissionProblems(dir, rego, docs, shown);
+  if (diagnostics.length > 0) throw new CompileError(diagnostics, 'the admission rules do not compile');
+
+  const bundleFiles = await admissionFiles(dir, rego, tests, docs, shown, { ...opts, revision, contentHash });
+  const signatures = await signBundle(bundleFiles, { key: opts.key.key, algorithm: opts.key.algorithm, keyId: opts.key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => opts.now().getTime());
+  bundleFiles.set('.signatures.json', signatures);
+  const archive = writeArchive(bundleFiles);
+  write(bundlePath, archive);
+  write(recordPath, `${JSON.stringify({ revision, generation: opts.generation, contentHash, sha256: sha256(archive) }, null, 2)}\n`);
+  return { bundle: bundlePath, revision, status: 'built', rules };
+}
+
+// Every Constraint must have its template; every template a distinct kind; guardrail Rego in its package.
+function admissionProblems(dir: string, rego: string[], docs: GatekeeperDocs, shown: (f: string) => string): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   const kinds = new Map<string, string>();
   for (const t of docs.templates) {
@@ -89,8 +102,20 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
       diagnostics.push({ file: shown(f), line: idx + 1, message: `package ${pkg} is not allowed here: admission guardrails must be in package warden.admission (or below it)`, severity: 'error' });
     }
   }
-  if (diagnostics.length > 0) throw new CompileError(diagnostics, 'the admission rules do not compile');
+  return diagnostics;
+}
 
+// The bundle's files: the guardrails' WASM and sources, one module per Gatekeeper template, the
+// Constraints as data, and the manifest (unsigned yet).
+async function admissionFiles(
+  dir: string,
+  rego: string[],
+  tests: string[],
+  docs: GatekeeperDocs,
+  shown: (f: string) => string,
+  opts: { commit: string; generation: number; warden: string; now: () => Date; revision: string; contentHash: string },
+): Promise<Map<string, Uint8Array>> {
+  const { revision, contentHash } = opts;
   const bundleFiles = new Map<string, Uint8Array>();
   const wasm: Array<{ entrypoint: string; module: string }> = [];
   const [guardrails, templates] = await Promise.all([
@@ -117,12 +142,7 @@ export async function buildAdmission(opts: { root: string; out: string; key: Sig
     metadata: { kind: 'admission', commit: opts.commit, generation: opts.generation, contentHash, builtAt: opts.now().toISOString(), warden: opts.warden },
   };
   bundleFiles.set('.manifest', Buffer.from(JSON.stringify(manifest)));
-  const signatures = await signBundle(bundleFiles, { key: opts.key.key, algorithm: opts.key.algorithm, keyId: opts.key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => opts.now().getTime());
-  bundleFiles.set('.signatures.json', signatures);
-  const archive = writeArchive(bundleFiles);
-  write(bundlePath, archive);
-  write(recordPath, `${JSON.stringify({ revision, generation: opts.generation, contentHash, sha256: sha256(archive) }, null, 2)}\n`);
-  return { bundle: bundlePath, revision, status: 'built', rules };
+  return bundleFiles;
 }
 
 // Guardrails: stage (Rego under admission/, data.json at warden/admission_config), check, test, build.

@@ -306,14 +306,163 @@ async function compileWithOpa(p: Prepared, onStep: (s: 'check' | 'test' | 'build
   }
 }
 
+/** What every workload's build shares: the repository, where outputs and the OPA cache go, the key. */
+interface BuildRun {
+  opts: BuildOptions;
+  repo: PolicyRepo;
+  out: string;
+  cacheDir: string;
+  key: SigningKey;
+  now: () => Date;
+}
+
+/** One workload built and signed in memory, written only once every workload has built. */
+interface StagedBuild {
+  build: WorkloadBuild;
+  /** Output path → content. */
+  files: Map<string, Uint8Array>;
+  record: BuildRecord;
+}
+
+// The record next to the bundle says it was built from this very revision and generation, signed with
+// this key, and the bundle is still the one it was.
+function upToDate(recordPath: string, bundlePath: string, record: Omit<BuildRecord, 'workload' | 'contentHash' | 'bundleSha256'>): boolean {
+  if (!existsSync(recordPath) || !existsSync(bundlePath)) return false;
+  const prev = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
+  return prev.revision === record.revision && prev.generation === record.generation && prev.keyId === record.keyId && prev.bundleSha256 === sha256(readFileSync(bundlePath));
+}
+
+// OPA's output for the workload's content: from the cache (the bundle is only re-signed), else compiled.
+async function opaOutput(p: Prepared, run: BuildRun): Promise<{ opaOut: Buffer; status: 'built' | 'resigned'; cached: string }> {
+  const cached = join(run.cacheDir, `${p.contentHash}.tar.gz`);
+  if (existsSync(cached)) return { opaOut: readFileSync(cached), status: 'resigned', cached };
+  const opaOut = await compileWithOpa(p, (step) => run.opts.onProgress?.({ type: 'step', workload: p.source.manifest.name, step }));
+  return { opaOut, status: 'built', cached };
+}
+
+// `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only
+// alias another rule); ship the exact sources that were checked, tested and compiled instead.
+function restoreSources(files: Map<string, Uint8Array>, p: Prepared): void {
+  for (const name of [...files.keys()]) {
+    if (!name.endsWith('.rego')) continue;
+    const source = p.bundleFiles.get(name);
+    if (source === undefined) throw new CompileError([], `${p.source.display}: opa build produced an unexpected module ${name}`);
+    files.set(name, Buffer.from(source));
+  }
+}
+
+// Warden's `.manifest` over OPA's: the revision, and the workload facts pods and the engine read.
+function stampManifest(files: Map<string, Uint8Array>, p: Prepared, run: BuildRun, version: { revision: string; commit: string; generation: number }, inputPaths: string[][]): BundleMetadata {
+  const opaManifest = JSON.parse(Buffer.from(files.get('.manifest')!).toString('utf8')) as BundleManifest;
+  const metadata: BundleMetadata = {
+    workload: p.source.manifest.name,
+    namespace: p.source.manifest.namespace,
+    principal: p.source.principal,
+    mode: p.source.manifest.mode,
+    commit: version.commit,
+    generation: version.generation,
+    contentHash: p.contentHash,
+    builtAt: run.now().toISOString(),
+    warden: WARDEN_VERSION,
+    ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
+    ...(p.source.manifest.limits ? { limits: p.source.manifest.limits } : {}),
+    inputPaths,
+  };
+  const manifest: BundleManifest = { revision: version.revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
+  files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
+  return metadata;
+}
+
+// The input paths the Rego reads, content-addressed like OPA's output (one `opa parse` per module).
+async function inputPathsFor(p: Prepared, run: BuildRun): Promise<string[][]> {
+  const pathsCache = join(run.cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
+  if (existsSync(pathsCache)) return JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][];
+  const inputPaths = await inputPathsOf(p.bundleFiles, p.source.display);
+  atomicWrite(pathsCache, JSON.stringify(inputPaths));
+  return inputPaths;
+}
+
+// Prove the bundle opens (its compiled spec included), loads and decides with the runtime pods use,
+// before anyone receives it.
+async function proveLoads(files: Map<string, Uint8Array>, p: Prepared, metadata: BundleMetadata): Promise<void> {
+  try {
+    const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
+    await Policy.load(bundle, { limits: withLimits(SIDECAR_LIMITS, metadata.limits, `${p.source.display}/workload.yaml`) });
+  } catch (err) {
+    if (err instanceof BundleError) throw new CompileError([], `${p.source.display}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Build one workload: nothing when its bundle is up to date, else OPA's output (cached or compiled), stamped, proven to load, signed. */
+async function buildWorkload(p: Prepared, run: BuildRun): Promise<StagedBuild | undefined> {
+  const { opts, out, key } = run;
+  const name = p.source.manifest.name;
+  const started = performance.now();
+  opts.onProgress?.({ type: 'start', workload: name });
+  const { commit, generation } = await policyVersion(run.repo.root, [p.source.dir, join(run.repo.root, 'lib'), join(run.repo.root, 'warden.yaml')], opts.generation);
+  const revision = `${commit.slice(0, 12)}-${p.contentHash.slice(0, 12)}`;
+  const bundlePath = join(out, `${name}.tar.gz`);
+  const generatedPath = join(out, `${name}.generated.rego`);
+  const result = (status: WorkloadStatus): WorkloadBuild => ({
+    workload: name,
+    namespace: p.source.manifest.namespace,
+    revision,
+    generation,
+    contentHash: p.contentHash,
+    status,
+    bundle: bundlePath,
+    generated: generatedPath,
+    ms: Math.round(performance.now() - started),
+  });
+  if (upToDate(join(out, `${name}.build.json`), bundlePath, { revision, generation, keyId: key.keyId })) {
+    opts.onProgress?.({ type: 'done', workload: name, status: 'unchanged', ms: result('unchanged').ms });
+    return undefined;
+  }
+  const { opaOut, status, cached } = await opaOutput(p, run);
+  opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
+  const files = await readArchive(opaOut);
+  restoreSources(files, p);
+  const metadata = stampManifest(files, p, run, { revision, commit, generation }, await inputPathsFor(p, run));
+  await proveLoads(files, p, metadata);
+  if (status === 'built') atomicWrite(cached, opaOut);
+  const signatures = await signBundle(files, { key: key.key, algorithm: key.algorithm, keyId: key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => run.now().getTime());
+  files.set('.signatures.json', signatures);
+  const archive = writeArchive(files);
+  opts.onProgress?.({ type: 'done', workload: name, status, ms: Math.round(performance.now() - started) });
+  return {
+    build: result(status),
+    files: new Map([
+      [bundlePath, archive],
+      [generatedPath, Buffer.from(p.generatedRego)],
+    ]),
+    record: { workload: name, revision, generation, contentHash: p.contentHash, keyId: key.keyId, bundleSha256: sha256(archive) },
+  };
+}
+
+// A workload left as it was: its build as its record tells it.
+function unchangedBuild(p: Prepared, out: string): WorkloadBuild {
+  const rec = JSON.parse(readFileSync(join(out, `${p.source.manifest.name}.build.json`), 'utf8')) as BuildRecord;
+  return {
+    workload: rec.workload,
+    namespace: p.source.manifest.namespace,
+    revision: rec.revision,
+    generation: rec.generation ?? 0,
+    contentHash: rec.contentHash,
+    status: 'unchanged',
+    bundle: join(out, `${rec.workload}.tar.gz`),
+    generated: join(out, `${rec.workload}.generated.rego`),
+    ms: 0,
+  };
+}
+
 /** Build every workload of the repository (or `only` some); throws CompileError/SigningError with everything wrong. */
 export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
   const cwd = opts.cwd ?? process.cwd();
-  const now = opts.now ?? (() => new Date());
   const repo = loadRepo(resolve(cwd, opts.repo), cwd);
-  const out = resolve(cwd, opts.out);
-  const cacheDir = resolve(cwd, opts.cacheDir ?? '.warden/cache/opa');
   const { key, dev } = await resolveSigningKey(opts, cwd);
+  const run: BuildRun = { opts, repo, out: resolve(cwd, opts.out), cacheDir: resolve(cwd, opts.cacheDir ?? '.warden/cache/opa'), key, now: opts.now ?? (() => new Date()) };
+  const { out } = run;
   const diagnostics: Diagnostic[] = [];
   const selected = repo.workloads.filter((w) => !opts.only || opts.only.includes(w.manifest.name));
   for (const name of opts.only ?? []) {
@@ -324,96 +473,10 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) throw new CompileError(diagnostics, `the policy repository ${repo.display} does not compile`);
 
-  const staged: Array<{ build: WorkloadBuild; files: Map<string, Uint8Array>; record: BuildRecord }> = [];
+  const staged: StagedBuild[] = [];
   await runPool(prepared, opts.concurrency ?? Math.max(1, cpus().length), async (p) => {
-    const name = p.source.manifest.name;
-    const started = performance.now();
-    opts.onProgress?.({ type: 'start', workload: name });
-    const { commit, generation } = await policyVersion(repo.root, [p.source.dir, join(repo.root, 'lib'), join(repo.root, 'warden.yaml')], opts.generation);
-    const revision = `${commit.slice(0, 12)}-${p.contentHash.slice(0, 12)}`;
-    const bundlePath = join(out, `${name}.tar.gz`);
-    const recordPath = join(out, `${name}.build.json`);
-    const generatedPath = join(out, `${name}.generated.rego`);
-    const result = (status: WorkloadStatus): WorkloadBuild => ({
-      workload: name,
-      namespace: p.source.manifest.namespace,
-      revision,
-      generation,
-      contentHash: p.contentHash,
-      status,
-      bundle: bundlePath,
-      generated: generatedPath,
-      ms: Math.round(performance.now() - started),
-    });
-    if (existsSync(recordPath) && existsSync(bundlePath)) {
-      const prev = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
-      if (prev.revision === revision && prev.generation === generation && prev.keyId === key.keyId && prev.bundleSha256 === sha256(readFileSync(bundlePath))) {
-        const b = result('unchanged');
-        opts.onProgress?.({ type: 'done', workload: name, status: 'unchanged', ms: b.ms });
-        return;
-      }
-    }
-    const cached = join(cacheDir, `${p.contentHash}.tar.gz`);
-    let status: WorkloadStatus = 'resigned';
-    let opaOut: Buffer;
-    if (existsSync(cached)) {
-      opaOut = readFileSync(cached);
-    } else {
-      status = 'built';
-      opaOut = await compileWithOpa(p, (step) => opts.onProgress?.({ type: 'step', workload: name, step }));
-    }
-    opts.onProgress?.({ type: 'step', workload: name, step: 'sign' });
-    // The input paths the Rego reads, content-addressed like OPA's output (one `opa parse` per module).
-    const pathsCache = join(cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
-    const inputPaths = existsSync(pathsCache) ? (JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][]) : await inputPathsOf(p.bundleFiles, p.source.display);
-    const files = await readArchive(opaOut);
-    // `opa build -t wasm` reformats the Rego it packs (dropping comments, and mangling rules that only
-    // alias another rule); ship the exact sources that were checked, tested and compiled instead.
-    for (const name of [...files.keys()]) {
-      if (!name.endsWith('.rego')) continue;
-      const source = p.bundleFiles.get(name);
-      if (source === undefined) throw new CompileError([], `${p.source.display}: opa build produced an unexpected module ${name}`);
-      files.set(name, Buffer.from(source));
-    }
-    const opaManifest = JSON.parse(files.get('.manifest')!.toString('utf8')) as BundleManifest;
-    const metadata: BundleMetadata = {
-      workload: name,
-      namespace: p.source.manifest.namespace,
-      principal: p.source.principal,
-      mode: p.source.manifest.mode,
-      commit,
-      generation,
-      contentHash: p.contentHash,
-      builtAt: now().toISOString(),
-      warden: WARDEN_VERSION,
-      ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
-      ...(p.source.manifest.limits ? { limits: p.source.manifest.limits } : {}),
-      inputPaths,
-    };
-    const manifest: BundleManifest = { revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
-    files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
-    // Prove the module loads and decides with the runtime pods use, before anyone receives it.
-    try {
-      const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
-      await Policy.load(bundle, { limits: withLimits(SIDECAR_LIMITS, metadata.limits, `${p.source.display}/workload.yaml`) });
-    } catch (err) {
-      if (err instanceof BundleError) throw new CompileError([], `${p.source.display}: ${err.message}`);
-      throw err;
-    }
-    if (status === 'built') atomicWrite(cached, opaOut);
-    if (!existsSync(pathsCache)) atomicWrite(pathsCache, JSON.stringify(inputPaths));
-    const signatures = await signBundle(files, { key: key.key, algorithm: key.algorithm, keyId: key.keyId, ...(opts.scope ? { scope: opts.scope } : {}) }, () => now().getTime());
-    files.set('.signatures.json', signatures);
-    const archive = writeArchive(files);
-    staged.push({
-      build: result(status),
-      files: new Map([
-        [bundlePath, archive],
-        [generatedPath, Buffer.from(p.generatedRego)],
-      ]),
-      record: { workload: name, revision, generation, contentHash: p.contentHash, keyId: key.keyId, bundleSha256: sha256(archive) },
-    });
-    opts.onProgress?.({ type: 'done', workload: name, status, ms: Math.round(performance.now() - started) });
+    const s = await buildWorkload(p, run);
+    if (s) staged.push(s);
   });
 
   // Every workload built: now write, each file atomically.
@@ -423,31 +486,13 @@ export async function buildRepo(opts: BuildOptions): Promise<BuildResult> {
     atomicWrite(join(out, `${s.build.workload}.build.json`), `${JSON.stringify(s.record, null, 2)}\n`);
   }
   atomicWrite(verificationKey, key.publicKey.export({ type: 'spki', format: 'pem' }) as string);
-  const all: WorkloadBuild[] = [];
-  for (const p of prepared) {
-    const s = staged.find((x) => x.build.workload === p.source.manifest.name);
-    if (s) all.push(s.build);
-    else {
-      const rec = JSON.parse(readFileSync(join(out, `${p.source.manifest.name}.build.json`), 'utf8')) as BuildRecord;
-      all.push({
-        workload: rec.workload,
-        namespace: p.source.manifest.namespace,
-        revision: rec.revision,
-        generation: rec.generation ?? 0,
-        contentHash: rec.contentHash,
-        status: 'unchanged',
-        bundle: join(out, `${rec.workload}.tar.gz`),
-        generated: join(out, `${rec.workload}.generated.rego`),
-        ms: 0,
-      });
-    }
-  }
+  const all = prepared.map((p) => staged.find((x) => x.build.workload === p.source.manifest.name)?.build ?? unchangedBuild(p, out));
   // The workload bundles are served as soon as they are written, whatever becomes of the admission rules.
   writeIndex(out, key.keyId, key.algorithm);
   // The admission bundle is not a workload: index.json lists it apart. `--only` builds workloads alone.
   const admission = opts.only
     ? undefined
-    : await buildAdmission({ root: repo.root, out, key, ...(await policyVersion(repo.root, [join(repo.root, 'admission')], opts.generation)), warden: WARDEN_VERSION, now, ...(opts.scope ? { scope: opts.scope } : {}) });
+    : await buildAdmission({ root: repo.root, out, key, ...(await policyVersion(repo.root, [join(repo.root, 'admission')], opts.generation)), warden: WARDEN_VERSION, now: run.now, ...(opts.scope ? { scope: opts.scope } : {}) });
   if (admission?.status === 'built') writeIndex(out, key.keyId, key.algorithm);
   return { workloads: all, warnings: diagnostics.filter((d) => d.severity === 'warning'), keyId: key.keyId, verificationKey, usedDevelopmentKey: dev, ...(admission ? { admission } : {}) };
 }

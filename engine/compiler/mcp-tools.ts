@@ -1,18 +1,10 @@
 // MCP tool lists (the `tools/list` result a server returns, plus optional resources and prompts),
 // with the standard tool annotations and Warden's `x-warden-authz` extension.
 import { AUTHZ_EXTENSION, authzAnnotation, type AuthzAnnotation } from '../../formats/authz.js';
+import { toolAnnotationsSchema, type ToolAnnotations } from '../../formats/compiled-spec.js';
 import { validator } from '../../formats/schema.js';
 import type { Diagnostic } from './compile-error.js';
 import { jsonPath, type SourceDoc } from './source-doc.js';
-
-/** MCP's behavioural hints (spec 2025-03-26 onward). */
-export interface ToolAnnotations {
-  title?: string;
-  readOnlyHint?: boolean;
-  destructiveHint?: boolean;
-  idempotentHint?: boolean;
-  openWorldHint?: boolean;
-}
 
 /** A tool, resource or prompt as compiled: what the policy and the proxy know about it. */
 export interface McpEntry {
@@ -37,18 +29,6 @@ interface ToolListFile {
   prompts?: Array<Record<string, unknown>>;
 }
 
-const annotationsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    title: { type: 'string' },
-    readOnlyHint: { type: 'boolean' },
-    destructiveHint: { type: 'boolean' },
-    idempotentHint: { type: 'boolean' },
-    openWorldHint: { type: 'boolean' },
-  },
-} as const;
-
 // The shape of a tools/list result, strict about what Warden reads and open to the rest (title, icons, _meta …).
 const toolListFile = validator<ToolListFile>({
   type: 'object',
@@ -64,7 +44,7 @@ const toolListFile = validator<ToolListFile>({
           name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
           description: { type: 'string' },
           inputSchema: { type: 'object', required: ['type'], properties: { type: { const: 'object' } } },
-          annotations: annotationsSchema,
+          annotations: toolAnnotationsSchema,
         },
       },
     },

@@ -1,11 +1,9 @@
 // OpenAPI 3.0/3.1 specs: the operations a workload serves, their route templates and their
 // `x-warden-authz` annotations, checked for what Warden relies on (with file:line on every error).
 import { AUTHZ_EXTENSION, authzAnnotation, type AuthzAnnotation } from '../../formats/authz.js';
+import type { RouteSegment } from '../../formats/compiled-spec.js';
 import type { Diagnostic } from './compile-error.js';
 import { jsonPath, type SourceDoc } from './source-doc.js';
-
-/** One path segment of a route template: a literal, or a `{param}` matching one non-empty segment. */
-export type RouteSegment = string | { param: string };
 
 /** An operation as the router sees it. */
 export interface HttpOperation {
@@ -63,17 +61,10 @@ function basePath(spec: Record<string, unknown>): string {
   return path.replace(/\/+$/, '');
 }
 
-/** Read the operations of an OpenAPI document. Problems are returned as diagnostics, never thrown. */
-export function readOpenApi(doc: SourceDoc): { operations: HttpOperation[]; diagnostics: Diagnostic[] } {
-  const diagnostics: Diagnostic[] = [];
-  const err = (path: Array<string | number>, message: string, severity: 'error' | 'warning' = 'error') =>
-    diagnostics.push({ file: doc.file, line: doc.lineOf(path), path: jsonPath(path) || undefined, message, severity });
-  const spec = doc.value;
-  const operations: HttpOperation[] = [];
-  if (!isObject(spec)) {
-    err([], 'an OpenAPI document must be an object');
-    return { operations, diagnostics };
-  }
+type Report = (path: Array<string | number>, message: string, severity?: 'error' | 'warning') => void;
+
+// The document's header: the OpenAPI version and info Warden relies on; false when it has no paths to read.
+function checkHeader(spec: Record<string, unknown>, err: Report): spec is Record<string, unknown> & { paths: Record<string, unknown> } {
   if (typeof spec.openapi !== 'string' || !/^3\.[01]\.\d+$/.test(spec.openapi)) {
     err(['openapi'], `must be an OpenAPI 3.0.x or 3.1.x version string (found ${JSON.stringify(spec.openapi ?? null)})`);
   }
@@ -82,69 +73,95 @@ export function readOpenApi(doc: SourceDoc): { operations: HttpOperation[]; diag
   }
   if (!isObject(spec.paths)) {
     err(['paths'], 'must be an object mapping paths to path items');
+    return false;
+  }
+  return true;
+}
+
+// The operation's x-warden-authz, checked against its format (each problem at its own path); undefined when absent or wrong.
+function readAuthz(op: Record<string, unknown>, opAt: Array<string | number>, id: string, err: Report): AuthzAnnotation | undefined {
+  if (op[AUTHZ_EXTENSION] === undefined) {
+    err(opAt, `operation ${id} has no ${AUTHZ_EXTENSION}; no caller is granted it by the spec (default deny)`, 'warning');
+    return undefined;
+  }
+  const issues = authzAnnotation.check(op[AUTHZ_EXTENSION]);
+  for (const i of issues) {
+    const sub = i.path ? i.path.split(/\.|\[(\d+)\]/).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p)) : [];
+    err([...opAt, AUTHZ_EXTENSION, ...sub], i.message);
+  }
+  return issues.length === 0 ? (op[AUTHZ_EXTENSION] as AuthzAnnotation) : undefined;
+}
+
+/** What reading one document keeps across its path items. */
+interface Reading {
+  doc: SourceDoc;
+  err: Report;
+  base: string;
+  /** operationId → where it was first seen, and request shape → operationId: both must be unique. */
+  ids: Map<string, string>;
+  shapes: Map<string, string>;
+  operations: HttpOperation[];
+}
+
+// One path item: its fields, then each of its operations.
+function readPathItem(r: Reading, rawPath: string, item: unknown): void {
+  const { err } = r;
+  const at: Array<string | number> = ['paths', rawPath];
+  const segments = parseTemplate(r.base + rawPath);
+  if (typeof segments === 'string') return err(at, segments);
+  if (!isObject(item)) return err(at, 'a path item must be an object');
+  for (const key of Object.keys(item)) {
+    if (!PATH_ITEM_KEYS.has(key) && !key.startsWith('x-')) {
+      err([...at, key], key === '$ref' ? '$ref path items are not supported; inline the operations' : `unknown path item field "${key}"`);
+    }
+  }
+  for (const method of METHODS) {
+    const op = item[method];
+    if (op === undefined) continue;
+    const opAt = [...at, method];
+    if (!isObject(op)) {
+      err(opAt, 'an operation must be an object');
+      continue;
+    }
+    if (typeof op.operationId !== 'string' || op.operationId === '') {
+      err(opAt, 'operation has no operationId; Warden names decisions and audit records by it');
+      continue;
+    }
+    const id = op.operationId;
+    if (r.ids.has(id)) err([...opAt, 'operationId'], `operationId "${id}" is also used by ${r.ids.get(id)}`);
+    r.ids.set(id, `${method.toUpperCase()} ${rawPath}`);
+    const shape = `${method} ${segments.map((s) => (typeof s === 'string' ? s : '{}')).join('/')}`;
+    if (r.shapes.has(shape)) err(at, `${method.toUpperCase()} ${rawPath} matches exactly the same requests as operation ${r.shapes.get(shape)}; a router could not tell them apart`);
+    r.shapes.set(shape, id);
+    const authz = readAuthz(op, opAt, id, err);
+    r.operations.push({
+      id,
+      method: method.toUpperCase(),
+      template: r.base + rawPath,
+      segments,
+      rank: segments.map((s) => (typeof s === 'string' ? '1' : '0')).join(''),
+      ...(authz ? { authz } : {}),
+      file: r.doc.file,
+      line: r.doc.lineOf(opAt),
+      authzLine: r.doc.lineOf([...opAt, AUTHZ_EXTENSION]),
+      ...(typeof op.summary === 'string' ? { summary: op.summary } : {}),
+    });
+  }
+}
+
+/** Read the operations of an OpenAPI document. Problems are returned as diagnostics, never thrown. */
+export function readOpenApi(doc: SourceDoc): { operations: HttpOperation[]; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  const err: Report = (path, message, severity = 'error') =>
+    diagnostics.push({ file: doc.file, line: doc.lineOf(path), path: jsonPath(path) || undefined, message, severity });
+  const spec = doc.value;
+  const operations: HttpOperation[] = [];
+  if (!isObject(spec)) {
+    err([], 'an OpenAPI document must be an object');
     return { operations, diagnostics };
   }
-  const base = basePath(spec);
-  const ids = new Map<string, string>();
-  const shapes = new Map<string, string>();
-  for (const [rawPath, item] of Object.entries(spec.paths)) {
-    const at: Array<string | number> = ['paths', rawPath];
-    const segments = parseTemplate(base + rawPath);
-    if (typeof segments === 'string') {
-      err(at, segments);
-      continue;
-    }
-    if (!isObject(item)) {
-      err(at, 'a path item must be an object');
-      continue;
-    }
-    for (const key of Object.keys(item)) {
-      if (!PATH_ITEM_KEYS.has(key) && !key.startsWith('x-')) {
-        err([...at, key], key === '$ref' ? '$ref path items are not supported; inline the operations' : `unknown path item field "${key}"`);
-      }
-    }
-    for (const method of METHODS) {
-      const op = item[method];
-      if (op === undefined) continue;
-      const opAt = [...at, method];
-      if (!isObject(op)) {
-        err(opAt, 'an operation must be an object');
-        continue;
-      }
-      if (typeof op.operationId !== 'string' || op.operationId === '') {
-        err(opAt, 'operation has no operationId; Warden names decisions and audit records by it');
-        continue;
-      }
-      const id = op.operationId;
-      if (ids.has(id)) err([...opAt, 'operationId'], `operationId "${id}" is also used by ${ids.get(id)}`);
-      ids.set(id, `${method.toUpperCase()} ${rawPath}`);
-      const shape = `${method} ${segments.map((s) => (typeof s === 'string' ? s : '{}')).join('/')}`;
-      if (shapes.has(shape)) err(at, `${method.toUpperCase()} ${rawPath} matches exactly the same requests as operation ${shapes.get(shape)}; a router could not tell them apart`);
-      shapes.set(shape, id);
-      let authz: AuthzAnnotation | undefined;
-      if (op[AUTHZ_EXTENSION] !== undefined) {
-        const issues = authzAnnotation.check(op[AUTHZ_EXTENSION]);
-        for (const i of issues) {
-          const sub = i.path ? i.path.split(/\.|\[(\d+)\]/).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p)) : [];
-          err([...opAt, AUTHZ_EXTENSION, ...sub], i.message);
-        }
-        if (issues.length === 0) authz = op[AUTHZ_EXTENSION] as AuthzAnnotation;
-      } else {
-        err(opAt, `operation ${id} has no ${AUTHZ_EXTENSION}; no caller is granted it by the spec (default deny)`, 'warning');
-      }
-      operations.push({
-        id,
-        method: method.toUpperCase(),
-        template: base + rawPath,
-        segments,
-        rank: segments.map((s) => (typeof s === 'string' ? '1' : '0')).join(''),
-        ...(authz ? { authz } : {}),
-        file: doc.file,
-        line: doc.lineOf(opAt),
-        authzLine: doc.lineOf([...opAt, AUTHZ_EXTENSION]),
-        ...(typeof op.summary === 'string' ? { summary: op.summary } : {}),
-      });
-    }
-  }
+  if (!checkHeader(spec, err)) return { operations, diagnostics };
+  const reading: Reading = { doc, err, base: basePath(spec), ids: new Map(), shapes: new Map(), operations };
+  for (const [rawPath, item] of Object.entries(spec.paths)) readPathItem(reading, rawPath, item);
   return { operations, diagnostics };
 }

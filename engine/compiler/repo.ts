@@ -71,6 +71,105 @@ export function listFiles(dir: string): string[] {
 
 const isTest = (f: string) => f.endsWith('_test.rego');
 
+/** What reading the repository shares: how paths are shown, where problems go, the names seen so far. */
+interface RepoReading {
+  shown: (p: string) => string;
+  diagnostics: Diagnostic[];
+  /** Workload name → the manifest that declared it. */
+  names: Map<string, string>;
+  config: RepoConfig;
+}
+
+// warden.yaml, or the defaults when there is none.
+function readConfig(abs: string, r: Pick<RepoReading, 'shown' | 'diagnostics'>): RepoConfig {
+  const configPath = join(abs, 'warden.yaml');
+  const defaults: RepoConfig = { apiVersion: 'warden.dev/v1alpha1', kind: 'PolicyRepository', trustDomain: 'cluster.local' };
+  if (!existsSync(configPath)) return defaults;
+  const doc = SourceDoc.read(configPath, r.shown(configPath));
+  for (const i of repoConfig.check(doc.value)) r.diagnostics.push({ file: doc.file, line: doc.lineOf(i.path.split('.').filter(Boolean)), path: i.path || undefined, message: i.message, severity: 'error' });
+  return r.diagnostics.length === 0 ? (doc.value as RepoConfig) : defaults;
+}
+
+// A workload folder's workload.yaml, checked against its format and its folder; undefined when unusable.
+function readManifest(r: RepoReading, name: string, dir: string): { doc: SourceDoc; manifest: WorkloadManifest } | undefined {
+  const manifestPath = join(dir, 'workload.yaml');
+  if (!existsSync(manifestPath)) {
+    r.diagnostics.push({ file: r.shown(dir), message: 'workload folder has no workload.yaml', severity: 'error' });
+    return undefined;
+  }
+  let doc: SourceDoc;
+  try {
+    doc = SourceDoc.read(manifestPath, r.shown(manifestPath));
+  } catch (err) {
+    if (err instanceof CompileError) r.diagnostics.push(...err.diagnostics);
+    return undefined;
+  }
+  let manifest: WorkloadManifest;
+  try {
+    manifest = workloadManifest.parse(doc.value, doc.file);
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    for (const i of err.issues) {
+      const path = i.path.split(/\.|\[(\d+)\]/).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+      r.diagnostics.push({ file: doc.file, line: doc.lineOf(path), path: i.path || undefined, message: i.message, severity: 'error' });
+    }
+    return undefined;
+  }
+  if (manifest.name !== name) {
+    r.diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: `workload name "${manifest.name}" must equal its folder name "${name}"`, severity: 'error' });
+  }
+  if (r.names.has(manifest.name)) r.diagnostics.push({ file: doc.file, message: `workload ${manifest.name} is declared twice`, severity: 'error' });
+  // The admission bundle is served under this name (bundles/admission.tar.gz, GET /bundles/admission).
+  if (manifest.name === 'admission') r.diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: 'workload name "admission" is reserved for the admission bundle', severity: 'error' });
+  r.names.set(manifest.name, doc.file);
+  return { doc, manifest };
+}
+
+// A spec file the manifest names (specs.openapi, specs.mcp): inside the workload folder, present, readable.
+function readSpecFile(r: RepoReading, dir: string, doc: SourceDoc, manifest: WorkloadManifest, key: 'openapi' | 'mcp'): SourceDoc | undefined {
+  const rel = manifest.specs?.[key];
+  if (!rel) return undefined;
+  const p = resolve(dir, rel);
+  if (relative(dir, p).startsWith('..')) {
+    r.diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', key]), path: `specs.${key}`, message: 'spec files must live inside the workload folder', severity: 'error' });
+    return undefined;
+  }
+  if (!existsSync(p)) {
+    r.diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', key]), path: `specs.${key}`, message: `file ${rel} does not exist`, severity: 'error' });
+    return undefined;
+  }
+  try {
+    return SourceDoc.read(p, r.shown(p));
+  } catch (err) {
+    if (err instanceof CompileError) r.diagnostics.push(...err.diagnostics);
+    return undefined;
+  }
+}
+
+// One workload folder: its manifest, its spec files and its Rego.
+function readWorkload(r: RepoReading, name: string, dir: string): WorkloadSource | undefined {
+  const read = readManifest(r, name, dir);
+  if (!read) return undefined;
+  const { doc, manifest } = read;
+  const files = listFiles(dir);
+  if (manifest.specs?.mcp && !manifest.mcp) {
+    r.diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', 'mcp']), path: 'mcp', message: 'a workload with an MCP tool list must say where its MCP endpoint is (mcp.endpoint)', severity: 'error' });
+  }
+  const openapi = readSpecFile(r, dir, doc, manifest, 'openapi');
+  const mcp = readSpecFile(r, dir, doc, manifest, 'mcp');
+  return {
+    manifest,
+    principal: workloadPrincipal(manifest, r.config.trustDomain),
+    dir,
+    display: r.shown(dir),
+    files,
+    rego: files.filter((f) => f.endsWith('.rego') && !isTest(f)),
+    tests: files.filter(isTest),
+    ...(openapi ? { openapi } : {}),
+    ...(mcp ? { mcp } : {}),
+  };
+}
+
 /** Load the repository at `root`; every structural problem is collected into one CompileError. */
 export function loadRepo(root: string, cwd = process.cwd()): PolicyRepo {
   const abs = resolve(root);
@@ -80,87 +179,16 @@ export function loadRepo(root: string, cwd = process.cwd()): PolicyRepo {
   if (!existsSync(abs) || !statSync(abs).isDirectory()) {
     throw new CompileError([{ file: display, message: 'policy repository folder does not exist', severity: 'error' }]);
   }
-  const configPath = join(abs, 'warden.yaml');
-  let config: RepoConfig = { apiVersion: 'warden.dev/v1alpha1', kind: 'PolicyRepository', trustDomain: 'cluster.local' };
-  if (existsSync(configPath)) {
-    const doc = SourceDoc.read(configPath, shown(configPath));
-    for (const i of repoConfig.check(doc.value)) diagnostics.push({ file: doc.file, line: doc.lineOf(i.path.split('.').filter(Boolean)), path: i.path || undefined, message: i.message, severity: 'error' });
-    if (diagnostics.length === 0) config = doc.value as RepoConfig;
-  }
+  const reading: RepoReading = { shown, diagnostics, names: new Map(), config: readConfig(abs, { shown, diagnostics }) };
   const libFiles = listFiles(join(abs, 'lib')).filter((f) => f.endsWith('.rego'));
   const workloadsDir = join(abs, 'workloads');
   const workloads: WorkloadSource[] = [];
-  const names = new Map<string, string>();
   for (const name of existsSync(workloadsDir) ? readdirSync(workloadsDir).sort() : []) {
     const dir = join(workloadsDir, name);
     if (name.startsWith('.') || !statSync(dir).isDirectory()) continue;
-    const manifestPath = join(dir, 'workload.yaml');
-    if (!existsSync(manifestPath)) {
-      diagnostics.push({ file: shown(dir), message: 'workload folder has no workload.yaml', severity: 'error' });
-      continue;
-    }
-    let doc: SourceDoc;
-    try {
-      doc = SourceDoc.read(manifestPath, shown(manifestPath));
-    } catch (err) {
-      if (err instanceof CompileError) diagnostics.push(...err.diagnostics);
-      continue;
-    }
-    let manifest: WorkloadManifest;
-    try {
-      manifest = workloadManifest.parse(doc.value, doc.file);
-    } catch (err) {
-      if (!(err instanceof SchemaError)) throw err;
-      for (const i of err.issues) {
-        const path = i.path.split(/\.|\[(\d+)\]/).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-        diagnostics.push({ file: doc.file, line: doc.lineOf(path), path: i.path || undefined, message: i.message, severity: 'error' });
-      }
-      continue;
-    }
-    if (manifest.name !== name) {
-      diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: `workload name "${manifest.name}" must equal its folder name "${name}"`, severity: 'error' });
-    }
-    if (names.has(manifest.name)) diagnostics.push({ file: doc.file, message: `workload ${manifest.name} is declared twice`, severity: 'error' });
-    // The admission bundle is served under this name (bundles/admission.tar.gz, GET /bundles/admission).
-    if (manifest.name === 'admission') diagnostics.push({ file: doc.file, line: doc.lineOf(['name']), path: 'name', message: 'workload name "admission" is reserved for the admission bundle', severity: 'error' });
-    names.set(manifest.name, doc.file);
-    const files = listFiles(dir);
-    const spec = (key: 'openapi' | 'mcp'): SourceDoc | undefined => {
-      const rel = manifest.specs?.[key];
-      if (!rel) return undefined;
-      const p = resolve(dir, rel);
-      if (relative(dir, p).startsWith('..')) {
-        diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', key]), path: `specs.${key}`, message: 'spec files must live inside the workload folder', severity: 'error' });
-        return undefined;
-      }
-      if (!existsSync(p)) {
-        diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', key]), path: `specs.${key}`, message: `file ${rel} does not exist`, severity: 'error' });
-        return undefined;
-      }
-      try {
-        return SourceDoc.read(p, shown(p));
-      } catch (err) {
-        if (err instanceof CompileError) diagnostics.push(...err.diagnostics);
-        return undefined;
-      }
-    };
-    if (manifest.specs?.mcp && !manifest.mcp) {
-      diagnostics.push({ file: doc.file, line: doc.lineOf(['specs', 'mcp']), path: 'mcp', message: 'a workload with an MCP tool list must say where its MCP endpoint is (mcp.endpoint)', severity: 'error' });
-    }
-    const openapi = spec('openapi');
-    const mcp = spec('mcp');
-    workloads.push({
-      manifest,
-      principal: workloadPrincipal(manifest, config.trustDomain),
-      dir,
-      display: shown(dir),
-      files,
-      rego: files.filter((f) => f.endsWith('.rego') && !isTest(f)),
-      tests: files.filter(isTest),
-      ...(openapi ? { openapi } : {}),
-      ...(mcp ? { mcp } : {}),
-    });
+    const w = readWorkload(reading, name, dir);
+    if (w) workloads.push(w);
   }
   if (diagnostics.some((d) => d.severity === 'error')) throw new CompileError(diagnostics, `the policy repository ${display} has errors`);
-  return { root: abs, display, config, lib: { rego: libFiles.filter((f) => !isTest(f)), tests: libFiles.filter(isTest) }, workloads };
+  return { root: abs, display, config: reading.config, lib: { rego: libFiles.filter((f) => !isTest(f)), tests: libFiles.filter(isTest) }, workloads };
 }

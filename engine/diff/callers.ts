@@ -1,5 +1,6 @@
 // The callers a policy diff replays: every principal the specs name, plus anonymous and unknown ones.
 import type { Grant } from '../../formats/authz.js';
+import type { CompiledSpec } from '../../formats/compiled-spec.js';
 import type { Source } from '../../formats/input.js';
 
 /** A named caller: `label` is what the permission matrix shows. */
@@ -9,23 +10,11 @@ export interface Caller {
 }
 
 /** Grants found in a bundle's spec data (operations, tools, resources, prompts). */
-export function grantsOf(spec: SpecData): Grant[] {
+export function grantsOf(spec: CompiledSpec): Grant[] {
   const out: Grant[] = [];
-  for (const op of Object.values(spec.http?.operations ?? {})) out.push(...(op.authz?.allow ?? []));
-  for (const group of [spec.mcp?.tools, spec.mcp?.resources, spec.mcp?.prompts]) for (const e of Object.values(group ?? {})) out.push(...(e.authz?.allow ?? []));
+  for (const op of Object.values(spec.http.operations)) out.push(...(op.authz.allow ?? []));
+  for (const group of [spec.mcp.tools, spec.mcp.resources, spec.mcp.prompts]) for (const e of Object.values(group)) out.push(...(e.authz.allow ?? []));
   return out;
-}
-
-/** The parts of data.warden.spec a diff reads. */
-export interface SpecData {
-  workload: { name: string; namespace: string };
-  http?: { operations?: Record<string, { method: string; template: string; authz?: { allow?: Grant[]; public?: boolean } }> };
-  mcp?: {
-    endpoint?: string | null;
-    tools?: Record<string, { authz?: { allow?: Grant[] }; input_schema?: { properties?: Record<string, { type?: string }>; required?: string[] } }>;
-    resources?: Record<string, { authz?: { allow?: Grant[] } }>;
-    prompts?: Record<string, { authz?: { allow?: Grant[] } }>;
-  };
 }
 
 const instantiate = (glob: string) => glob.replace(/\*\*/g, 'x/y').replace(/\*/g, 'x');

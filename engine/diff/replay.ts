@@ -2,11 +2,12 @@
 import { readFileSync } from 'node:fs';
 import type { Decision } from '../../formats/decision.js';
 import type { PolicyInput } from '../../formats/input.js';
-import { openBundle } from '../../runtime/bundle.js';
+import { compiledSpecOf, openBundle } from '../../runtime/bundle.js';
 import { REPLAY_LIMITS, SIDECAR_LIMITS, withLimits } from '../../runtime/evaluation-limits.js';
 import { EvaluationError, Policy } from '../../runtime/policy.js';
 import type { WorkloadBuild } from '../compiler/build.js';
-import { callersFor, grantsOf, type SpecData } from './callers.js';
+import type { CompiledSpec } from '../../formats/compiled-spec.js';
+import { callersFor, grantsOf } from './callers.js';
 
 /** One call replayed against both revisions. */
 export interface Probe {
@@ -49,7 +50,7 @@ export interface WorkloadDiff {
 
 interface Side {
   policy: Policy;
-  spec: SpecData;
+  spec: CompiledSpec;
   /** The build it came from (absent for a bundle read on its own, e.g. the console's matrix). */
   build?: WorkloadBuild;
   principal: string;
@@ -63,15 +64,18 @@ async function load(builds: WorkloadBuild[]): Promise<Map<string, Side>> {
     // the speed of the machine it runs on; a replayed call that loops is still stopped and shown denied.
     const workload = withLimits(SIDECAR_LIMITS, bundle.manifest.metadata?.limits, `bundle ${bundle.revision} metadata`);
     const policy = await Policy.load(bundle, { limits: { deadlineMs: REPLAY_LIMITS.deadlineMs, memoryMiB: workload.memoryMiB } });
-    out.set(b.workload, { policy, spec: (bundle.data as { warden: { spec: SpecData } }).warden.spec, build: b, principal: String(bundle.manifest.metadata?.principal ?? '') });
+    out.set(b.workload, { policy, spec: compiledSpecOf(bundle), build: b, principal: String(bundle.manifest.metadata?.principal ?? '') });
   }
   return out;
 }
 
-function sampleArguments(schema: { properties?: Record<string, { type?: string }>; required?: string[] } | undefined): Record<string, unknown> {
+// The tool's required arguments, each a value of its declared type (the input schema is the tool
+// author's JSON Schema: only `type: object` is checked at build time, so nothing else is assumed).
+function sampleArguments(schema: Record<string, unknown>): Record<string, unknown> {
   const args: Record<string, unknown> = {};
-  for (const name of schema?.required ?? []) {
-    const t = schema?.properties?.[name]?.type;
+  const properties = (typeof schema.properties === 'object' && schema.properties !== null ? schema.properties : {}) as Record<string, { type?: unknown } | undefined>;
+  for (const name of Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === 'string') : []) {
+    const t = Object.hasOwn(properties, name) ? properties[name]?.type : undefined;
     args[name] = t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? false : t === 'array' ? [] : t === 'object' ? {} : 'x';
   }
   return args;
@@ -83,28 +87,28 @@ function request(method: string, path: string): PolicyInput['request'] {
 
 /** Spec-derived probes: every operation, tool, resource and prompt of either side × every caller. */
 function specProbes(name: string, base: Side | undefined, head: Side | undefined, principals: string[]): Probe[] {
-  const specs = [base?.spec, head?.spec].filter((s): s is SpecData => !!s);
+  const specs = [base?.spec, head?.spec].filter((s): s is CompiledSpec => !!s);
   const callers = callersFor(specs.flatMap(grantsOf), principals);
   const spec = specs[specs.length - 1]!;
   const destination = { workload: name, namespace: spec.workload.namespace, principal: (head ?? base)!.principal };
   const targets: Array<{ target: string; request: PolicyInput['request']; mcp?: PolicyInput['mcp'] }> = [];
   const seen = new Set<string>();
   for (const s of specs) {
-    for (const [id, op] of Object.entries(s.http?.operations ?? {})) {
+    for (const [id, op] of Object.entries(s.http.operations)) {
       const path = op.template.replace(/\{[^}]+\}/g, '1');
       const key = `${id} ${op.method} ${path}`;
       if (!seen.has(key)) targets.push({ target: id, request: request(op.method, path) });
       seen.add(key);
     }
-    const endpoint = s.mcp?.endpoint;
+    const endpoint = s.mcp.endpoint;
     if (!endpoint) continue;
     const rpc = (target: string, mcp: NonNullable<PolicyInput['mcp']>) => {
       if (!seen.has(target)) targets.push({ target, request: request('POST', endpoint), mcp });
       seen.add(target);
     };
-    for (const [tool, t] of Object.entries(s.mcp?.tools ?? {})) rpc(`tool:${tool}`, { method: 'tools/call', tool, arguments: sampleArguments(t.input_schema) });
-    for (const uri of Object.keys(s.mcp?.resources ?? {})) rpc(`resource:${uri}`, { method: 'resources/read', uri });
-    for (const p of Object.keys(s.mcp?.prompts ?? {})) rpc(`prompt:${p}`, { method: 'prompts/get', name: p });
+    for (const [tool, t] of Object.entries(s.mcp.tools)) rpc(`tool:${tool}`, { method: 'tools/call', tool, arguments: sampleArguments(t.input_schema) });
+    for (const uri of Object.keys(s.mcp.resources)) rpc(`resource:${uri}`, { method: 'resources/read', uri });
+    for (const p of Object.keys(s.mcp.prompts)) rpc(`prompt:${p}`, { method: 'prompts/get', name: p });
     for (const m of ['initialize', 'tools/list']) rpc(`mcp:${m}`, { method: m });
   }
   return callers.flatMap((c) => targets.map((t) => ({ workload: name, target: t.target, caller: c.label, origin: 'spec' as const, input: { source: c.source, destination, request: t.request, ...(t.mcp ? { mcp: t.mcp } : {}) } })));
@@ -188,7 +192,7 @@ export async function replay(
 /** The permission matrix of one bundle (who may call what), as `warden diff` computes it for a side. */
 export async function permissionMatrix(archive: Uint8Array): Promise<WorkloadDiff['matrix'] & { workload: string }> {
   const bundle = await openBundle(archive, 'unsigned-ok');
-  const spec = (bundle.data as { warden: { spec: SpecData } }).warden.spec;
+  const spec = compiledSpecOf(bundle);
   const side: Side = { policy: await Policy.load(bundle), spec, principal: String(bundle.manifest.metadata?.principal ?? '') };
   const cells: WorkloadDiff['matrix']['cells'] = {};
   const targets: string[] = [];

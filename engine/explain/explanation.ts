@@ -12,7 +12,6 @@ import { EvaluationError, Policy } from '../../runtime/policy.js';
 import { callOf, principalOf } from '../audit/render.js';
 import type { StoredEvent } from '../audit/store.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
-import type { SpecData } from '../diff/callers.js';
 import { admissionFindings, type FindingExplained } from './admission.js';
 import { conditionChecks, grantTarget, judgeGrants, type WhatWouldAllow } from './grants.js';
 import { explainWithOpa, TraceError, type HeldRule } from './opa-trace.js';
@@ -75,14 +74,10 @@ async function loadKept(archive: RevisionArchive | undefined, name: string, revi
   return { bundle: await openBundle(kept.bytes, 'unsigned-ok'), sha256: kept.kept.sha256, keptAt: kept.kept.keptAt };
 }
 
-/** Explain one stored decision; undefined when no event has this id. */
-export async function explainDecision(decisionId: string, sources: ExplainSources): Promise<Explanation | undefined> {
-  const stored = await sources.event(decisionId);
-  if (!stored) return undefined;
-  const e = stored.event;
+// What the event itself says, before any replay.
+function storedAccount(e: DecisionEvent, which: { name: string; revision?: string }): Explanation {
   const result = obj(e.result);
-  const which = decidingBundle(e);
-  const x: Explanation = {
+  return {
     decision_id: e.decision_id,
     timestamp: e.timestamp,
     kind: e.kind,
@@ -103,67 +98,57 @@ export async function explainDecision(decisionId: string, sources: ExplainSource
     masked: e.masked ?? [],
     reasons: strings(result.reasons).map((reason) => ({ reason })),
   };
-  const kept = which.revision ? await loadKept(sources.archive, which.name, which.revision) : undefined;
-  if (kept) Object.assign(x.bundle, { found: 'archive', sha256: kept.sha256, keptAt: new Date(kept.keptAt).toISOString() });
+}
 
-  if (e.kind === 'admission') {
-    x.findings = admissionFindings(result, kept?.bundle);
-    x.replay.note = 'admission decisions are not replayed: the event records the findings but not the reviewed object (it may hold secrets); each finding below names its rule';
-    return x;
-  }
-  if (e.kind === 'drift') {
-    x.replay.note = 'a drift record (a tools/list answer that differs from the compiled tool list) is not a decision of the policy; there is nothing to replay';
-    return x;
-  }
-  if (!e.input || !e.result) {
-    x.replay.note = `the call was refused before the policy decided${e.error ? `: ${e.error}` : ''}; there is nothing to replay`;
-    return x;
-  }
-  if (!which.revision) {
-    x.replay.note = 'no bundle was loaded when this call was decided (default deny)';
-    return x;
-  }
-  if (!kept) {
-    x.replay.note = !sources.archive
-      ? `the engine keeps no bundle revisions (start it with --revisions <dir>), so revision ${which.revision} of ${which.name} cannot be replayed`
-      : `revision ${which.revision} of bundle ${which.name} is not in the engine's revision archive (${sources.archive.dir}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
-    return x;
-  }
+// Why a (non-admission) event cannot be replayed; undefined when it can.
+function whyNotReplayable(e: DecisionEvent, which: { name: string; revision?: string }, kept: unknown, archive: RevisionArchive | undefined): string | undefined {
+  if (e.kind === 'drift') return 'a drift record (a tools/list answer that differs from the compiled tool list) is not a decision of the policy; there is nothing to replay';
+  if (!e.input || !e.result) return `the call was refused before the policy decided${e.error ? `: ${e.error}` : ''}; there is nothing to replay`;
+  if (!which.revision) return 'no bundle was loaded when this call was decided (default deny)';
+  if (kept) return undefined;
+  return !archive
+    ? `the engine keeps no bundle revisions (start it with --revisions <dir>), so revision ${which.revision} of ${which.name} cannot be replayed`
+    : `revision ${which.revision} of bundle ${which.name} is not in the engine's revision archive (${archive.dir}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
+}
 
-  // Replay in WASM, as the pod decided.
-  const input = e.input;
-  let replayed: { allow: boolean; reasons: string[]; operation?: string } | undefined;
+type Replayed = { allow: boolean; reasons: string[]; operation?: string };
+
+// Replay in WASM, as the pod decided, and say how far the replay can be trusted (masked fields).
+async function replayInWasm(x: Explanation, bundle: VerifiedBundle, input: Record<string, unknown>): Promise<Replayed | undefined> {
+  let replayed: Replayed;
   try {
-    const policy = await Policy.load(kept.bundle);
+    const policy = await Policy.load(bundle);
     replayed = policy.decide(DECISION_ENTRYPOINT, input);
   } catch (err) {
     if (!(err instanceof EvaluationError)) throw err;
     x.replay = { status: 'not-replayable', note: `the bundle could not evaluate the stored input: ${err.message}` };
+    return undefined;
   }
-  if (replayed) {
-    const same = replayed.allow === x.stored.allow && sameReasons(replayed.reasons, x.stored.reasons);
-    const masked = x.masked.filter((p) => p.startsWith('/input/'));
-    const status: ReplayStatus = masked.length ? (same ? 'masked-confirmed' : 'masked-differs') : same ? 'confirmed' : 'differs';
-    // Whether a Rego file of the bundle names the masked field at all (a hint, not a proof: Rego can reach a field dynamically).
-    const rego = [...kept.bundle.files].filter(([n]) => n.endsWith('.rego')).map(([, b]) => b.toString('utf8')).join('\n');
-    const named = masked.filter((p) => rego.includes(p.slice(p.lastIndexOf('/') + 1)));
-    const maskedNote = `${masked.join(', ')} ${masked.length === 1 ? 'was' : 'were'} masked before the event left the pod, so the replay saw "**masked**" there instead of the real value (${named.length ? `the bundle's Rego names ${named.map((p) => p.slice(p.lastIndexOf('/') + 1)).join(', ')}` : "no Rego file of the bundle names the masked field, though Rego could still reach it by a computed key"})`;
-    const note = {
-      confirmed: 'replaying the stored input against this revision gives the stored result',
-      differs: 'replaying the stored input against this revision gives a different result than the one stored; the stored event or the archive does not match what the pod ran',
-      'masked-confirmed': `the replay gives the stored result, but it is not exact: ${maskedNote}`,
-      'masked-differs': `an exact replay is impossible: ${maskedNote}, and with it the result differs; the explanation below is as far as the unmasked input allows`,
-      'not-replayable': '',
-    }[status];
-    x.replay = { status, note, allow: replayed.allow, reasons: replayed.reasons };
-  }
+  const same = replayed.allow === x.stored.allow && sameReasons(replayed.reasons, x.stored.reasons);
+  const masked = x.masked.filter((p) => p.startsWith('/input/'));
+  const status: ReplayStatus = masked.length ? (same ? 'masked-confirmed' : 'masked-differs') : same ? 'confirmed' : 'differs';
+  // Whether a Rego file of the bundle names the masked field at all (a hint, not a proof: Rego can reach a field dynamically).
+  const rego = [...bundle.files].filter(([n]) => n.endsWith('.rego')).map(([, b]) => b.toString('utf8')).join('\n');
+  const named = masked.filter((p) => rego.includes(p.slice(p.lastIndexOf('/') + 1)));
+  const maskedNote = `${masked.join(', ')} ${masked.length === 1 ? 'was' : 'were'} masked before the event left the pod, so the replay saw "**masked**" there instead of the real value (${named.length ? `the bundle's Rego names ${named.map((p) => p.slice(p.lastIndexOf('/') + 1)).join(', ')}` : "no Rego file of the bundle names the masked field, though Rego could still reach it by a computed key"})`;
+  const note = {
+    confirmed: 'replaying the stored input against this revision gives the stored result',
+    differs: 'replaying the stored input against this revision gives a different result than the one stored; the stored event or the archive does not match what the pod ran',
+    'masked-confirmed': `the replay gives the stored result, but it is not exact: ${maskedNote}`,
+    'masked-differs': `an exact replay is impossible: ${maskedNote}, and with it the result differs; the explanation below is as far as the unmasked input allows`,
+    'not-replayable': '',
+  }[status];
+  x.replay = { status, note, allow: replayed.allow, reasons: replayed.reasons };
+  return replayed;
+}
 
-  // OPA's account over the bundle's own Rego, and each grant condition of what the call addressed.
-  const spec = obj(obj(kept.bundle.data.warden).spec) as unknown as SpecData;
+// OPA's account over the bundle's own Rego: the rule behind each reason, and for a denial each grant
+// condition of what the call addressed.
+async function opaAccount(x: Explanation, e: DecisionEvent, bundle: VerifiedBundle, input: Record<string, unknown>, replayed: Replayed | undefined): Promise<void> {
   const operation = x.stored.operation ?? replayed?.operation;
-  const target = grantTarget(spec, input, operation);
+  const target = bundle.spec ? grantTarget(bundle.spec, input, operation) : undefined;
   try {
-    const account = await explainWithOpa(kept.bundle.files, 'data.warden.decision', input, target ? conditionChecks(target) : {});
+    const account = await explainWithOpa(bundle.files, 'data.warden.decision', input, target ? conditionChecks(target) : {});
     const opaResult = obj(account.result);
     const opaReasons = strings(opaResult.reasons);
     x.opa = { ...(typeof opaResult.allow === 'boolean' ? { allow: opaResult.allow } : {}), reasons: opaReasons, agreesWithWasm: !!replayed && opaResult.allow === replayed.allow && sameReasons(opaReasons, replayed.reasons), held: account.held };
@@ -174,12 +159,39 @@ export async function explainDecision(decisionId: string, sources: ExplainSource
     });
     if (e.outcome !== 'allow') {
       const denials = opaResult.allow === false && target ? opaReasons.filter((r) => !r.startsWith('no rule grants')) : [];
-      const generated = kept.bundle.files.get('warden/generated.rego')?.toString('utf8');
+      const generated = bundle.files.get('warden/generated.rego')?.toString('utf8');
       x.wouldAllow = judgeGrants(target, account.checks, obj(input.source), generated, x.call, denials);
     }
   } catch (err) {
     if (!(err instanceof TraceError)) throw err;
     x.replay.note += ` (OPA's trace is unavailable: ${err.message})`;
   }
+}
+
+/**
+ * Explain one stored decision; undefined when no event has this id. Steps: what the event says; the
+ * bundle revision that decided, from the archive; admission findings, or why the call cannot be
+ * replayed, or a replay in WASM and OPA's account of it.
+ */
+export async function explainDecision(decisionId: string, sources: ExplainSources): Promise<Explanation | undefined> {
+  const stored = await sources.event(decisionId);
+  if (!stored) return undefined;
+  const e = stored.event;
+  const which = decidingBundle(e);
+  const x = storedAccount(e, which);
+  const kept = which.revision ? await loadKept(sources.archive, which.name, which.revision) : undefined;
+  if (kept) Object.assign(x.bundle, { found: 'archive', sha256: kept.sha256, keptAt: new Date(kept.keptAt).toISOString() });
+  if (e.kind === 'admission') {
+    x.findings = admissionFindings(obj(e.result), kept?.bundle);
+    x.replay.note = 'admission decisions are not replayed: the event records the findings but not the reviewed object (it may hold secrets); each finding below names its rule';
+    return x;
+  }
+  const unreplayable = whyNotReplayable(e, which, kept, sources.archive);
+  if (unreplayable !== undefined || !kept || !e.input) {
+    x.replay.note = unreplayable ?? '';
+    return x;
+  }
+  const replayed = await replayInWasm(x, kept.bundle, e.input);
+  await opaAccount(x, e, kept.bundle, e.input, replayed);
   return x;
 }

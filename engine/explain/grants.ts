@@ -4,7 +4,7 @@
 // over the bundle; this module only chooses them and words the failures for a person.
 import type { Grant } from '../../formats/authz.js';
 import { grantConditions } from '../compiler/generate.js';
-import type { SpecData } from '../diff/callers.js';
+import type { CompiledSpec } from '../../formats/compiled-spec.js';
 
 /** What the call addressed, with the grants its spec entry lists. */
 export interface GrantTarget {
@@ -63,17 +63,20 @@ function tokenScopes(claims: Record<string, unknown> | undefined): string[] {
 }
 
 /** The entry a call addressed, from the bundle's spec data; undefined when it addressed none. */
-export function grantTarget(spec: SpecData & { mcp?: { tools?: Record<string, { destructive?: boolean }> } }, input: Record<string, unknown>, operation: string | undefined): GrantTarget | undefined {
+export function grantTarget(spec: CompiledSpec, input: Record<string, unknown>, operation: string | undefined): GrantTarget | undefined {
   const mcp = input.mcp as { method?: string; tool?: string; name?: string; uri?: string } | undefined;
-  const from = (kind: GrantTarget['kind'], name: string, entry: { authz?: { allow?: Grant[]; public?: boolean }; destructive?: boolean } | undefined): GrantTarget | undefined =>
-    entry ? { kind, name, public: entry.authz?.public === true, destructive: entry.destructive === true, grants: entry.authz?.allow ?? [] } : undefined;
+  // Own entries only: a call naming `constructor` addresses nothing.
+  const from = (kind: GrantTarget['kind'], name: string, entries: Record<string, { authz: { allow?: Grant[]; public?: boolean }; destructive?: boolean }>): GrantTarget | undefined => {
+    const entry = Object.hasOwn(entries, name) ? entries[name] : undefined;
+    return entry ? { kind, name, public: entry.authz.public === true, destructive: entry.destructive === true, grants: entry.authz.allow ?? [] } : undefined;
+  };
   if (mcp) {
-    if (mcp.method === 'tools/call' && typeof mcp.tool === 'string') return from('tool', mcp.tool, spec.mcp?.tools?.[mcp.tool] as never);
-    if (mcp.method === 'prompts/get' && typeof mcp.name === 'string') return from('prompt', mcp.name, spec.mcp?.prompts?.[mcp.name]);
-    if (mcp.method === 'resources/read' && typeof mcp.uri === 'string') return from('resource', mcp.uri, spec.mcp?.resources?.[mcp.uri]);
+    if (mcp.method === 'tools/call' && typeof mcp.tool === 'string') return from('tool', mcp.tool, spec.mcp.tools);
+    if (mcp.method === 'prompts/get' && typeof mcp.name === 'string') return from('prompt', mcp.name, spec.mcp.prompts);
+    if (mcp.method === 'resources/read' && typeof mcp.uri === 'string') return from('resource', mcp.uri, spec.mcp.resources);
     return undefined;
   }
-  return operation ? from('operation', operation, spec.http?.operations?.[operation]) : undefined;
+  return operation ? from('operation', operation, spec.http.operations) : undefined;
 }
 
 /** The Rego expressions to evaluate: `g<i>c<j>` → condition j of grant i. */

@@ -248,13 +248,13 @@ export class McpHandler {
   owns(path: string, policy: Policy | undefined): boolean {
     const oauth = this.oauthFor(policy);
     if (oauth && metadataPaths(oauth).includes(path)) return true;
-    const spec = policy ? mcpSpec(policy.bundle.data) : undefined;
+    const spec = policy ? mcpSpec(policy.bundle) : undefined;
     return !!spec && transportPathMatch(spec, path) !== undefined;
   }
 
   // OAuth settings: the handler's own, else what the workload's bundle says (workload.yaml mcp.oauth).
   private oauthFor(policy: Policy | undefined): OAuthConfig | undefined {
-    return this.opts.oauth ?? (policy ? mcpSpec(policy.bundle.data)?.oauth : undefined);
+    return this.opts.oauth ?? (policy ? mcpSpec(policy.bundle)?.oauth : undefined);
   }
 
   /** Legacy sessions currently relayed (for metrics and tests). */
@@ -269,7 +269,7 @@ export class McpHandler {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
       return sendJson(res, 200, protectedResourceMetadata(oauth), { 'cache-control': 'max-age=300' });
     }
-    const spec = mcpSpec(ctx.policy.bundle.data);
+    const spec = mcpSpec(ctx.policy.bundle);
     if (!spec) return sendJson(res, 404, rpcError(null, RPC_ERRORS.INVALID_REQUEST, 'this workload has no MCP endpoint'));
     if (oauth) {
       const refusal = checkBearer(oauth, ctx.source, req.headers.authorization);
@@ -516,7 +516,7 @@ export class McpHandler {
     if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
-    const spec = mcpSpec(ctx.policy.bundle.data)!;
+    const spec = mcpSpec(ctx.policy.bundle)!;
     const view = this.toolsView(ctx, spec);
     const rewrite = rewriteEventStream((e) => {
       if (!e.hasData) return undefined;

@@ -1,13 +1,7 @@
 // Generated policy inputs for a workload bundle: every operation and MCP entry of its spec, crossed
 // with callers of every kind, plus paths and methods no spec mentions. Deterministic for a seed.
 import type { PolicyInput, Source } from '../../formats/input.js';
-import type { VerifiedBundle } from '../../runtime/bundle.js';
-
-interface Spec {
-  workload: { name: string; namespace: string };
-  http: { operations: Record<string, { method: string; template: string }> };
-  mcp: { endpoint: string | null; tools: Record<string, unknown>; resources: Record<string, unknown>; prompts: Record<string, unknown> };
-}
+import { compiledSpecOf, type VerifiedBundle } from '../../runtime/bundle.js';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 export function prng(seed: number): () => number {
@@ -58,7 +52,7 @@ function request(method: string, path: string) {
 /** At least `min` inputs for the bundle's workload. */
 export function generateInputs(bundle: VerifiedBundle, min: number, seed: number): PolicyInput[] {
   const rnd = prng(seed);
-  const spec = (bundle.data as { warden: { spec: Spec } }).warden.spec;
+  const spec = compiledSpecOf(bundle);
   const destination = { workload: spec.workload.name, namespace: spec.workload.namespace, principal: spiffe(spec.workload.namespace, spec.workload.name) };
   const out: PolicyInput[] = [];
   const who = callers();

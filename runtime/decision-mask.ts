@@ -1,0 +1,105 @@
+// Masking: secrets are replaced in a copy of the policy input before a decision event is queued, so
+// they never leave the pod. Like OPA's decision-log mask rules (plugins/logs/mask.go), what to mask is
+// a list of JSON pointers under /input: the secret headers always, plus the pointers the compiled spec
+// lists for the operation, tool, resource or prompt the call addressed. A pointer whose path the input
+// does not have masks nothing (and is not listed in the event's `masked`); the value at a pointer that
+// resolves is replaced whatever its type, a whole object included.
+//
+// This runs for every decision, so the input is copied on write: only the objects and arrays on the
+// path to a masked value are copied, and an input with nothing to mask is returned as it is.
+import { formatPointer, parsePointer } from '../formats/json-pointer.js';
+import { JsonText } from './json-text.js';
+
+// Headers whose values never leave the pod.
+const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+const MASK = '**masked**';
+
+// The pointers masked in every event: the secret headers.
+const SECRET_HEADER_POINTERS: readonly string[] = SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h]));
+
+type Container = Record<string, unknown> | unknown[];
+
+const isContainer = (v: unknown): v is Container => typeof v === 'object' && v !== null;
+
+// An array index as RFC 6901 writes it: digits without a leading zero, within bounds ("-" is past the end).
+function arrayIndex(key: string, length: number): number | undefined {
+  if (!/^(0|[1-9]\d*)$/.test(key)) return undefined;
+  const i = Number(key);
+  return i < length ? i : undefined;
+}
+
+// Own properties only: `constructor` or `__proto__` must not resolve through the prototype.
+function has(node: Container, key: string): boolean {
+  return Array.isArray(node) ? arrayIndex(key, node.length) !== undefined : Object.hasOwn(node, key);
+}
+
+// A body the sidecar kept as its text (JsonText) is walked, and copied on write, as its parsed value.
+function child(node: Container, key: string): unknown {
+  let value: unknown;
+  if (Array.isArray(node)) {
+    const i = arrayIndex(key, node.length);
+    value = i === undefined ? undefined : node[i];
+  } else value = Object.hasOwn(node, key) ? node[key] : undefined;
+  return value instanceof JsonText ? value.value() : value;
+}
+
+// Only keys the node has are put (`has` above), so an own `__proto__` key of a parsed body is
+// overwritten as a plain value, never taken for the prototype.
+function put(node: Container, key: string, value: unknown): void {
+  if (Array.isArray(node)) node[arrayIndex(key, node.length)!] = value;
+  else node[key] = value;
+}
+
+// Parsed pointers (keys under /input), kept across calls: a spec's lists are few and reused on every
+// call. Bounded, so that pointers from many bundle revisions cannot grow it without end.
+const parsed = new Map<string, string[] | null>();
+const PARSED_MAX = 4096;
+
+function keysOf(pointer: string): string[] | null {
+  let keys = parsed.get(pointer);
+  if (keys === undefined) {
+    const all = parsePointer(pointer);
+    keys = all && all.length >= 2 && all[0] === 'input' ? all.slice(1) : null;
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(pointer, keys);
+  }
+  return keys;
+}
+
+/**
+ * Mask secrets in a copy of a policy input: the secret headers, and the values at `pointers` (JSON
+ * pointers under /input, from the compiled spec's `mask` lists). Returns the input (copied on write,
+ * never changed in place) and the pointers it masked, in order, each once.
+ */
+export function maskInput(input: Record<string, unknown>, pointers: readonly string[]): { input: Record<string, unknown>; masked: string[] } {
+  // The copies made so far (a handful: the objects on the paths to masked values).
+  const copies: object[] = [];
+  const own = <T extends Container>(node: T): T => {
+    if (copies.includes(node)) return node;
+    const copy = (Array.isArray(node) ? [...node] : { ...node }) as T;
+    copies.push(copy);
+    return copy;
+  };
+  let root: Record<string, unknown> = input;
+  const masked: string[] = [];
+  const all = pointers.length === 0 ? SECRET_HEADER_POINTERS : new Set([...SECRET_HEADER_POINTERS, ...pointers]);
+  for (const pointer of all) {
+    const keys = keysOf(pointer);
+    if (!keys) continue;
+    const last = keys.length - 1;
+    // Look first, copy after: a pointer the input does not have copies nothing.
+    let node: unknown = root;
+    for (let i = 0; i < last; i++) node = isContainer(node) ? child(node, keys[i]!) : undefined;
+    if (!isContainer(node) || !has(node, keys[last]!)) continue;
+    root = own(root);
+    let parent: Container = root;
+    for (let i = 0; i < last; i++) {
+      const next: Container = own(child(parent, keys[i]!) as Container);
+      put(parent, keys[i]!, next);
+      parent = next;
+    }
+    put(parent, keys[last]!, MASK);
+    masked.push(pointer);
+  }
+  return { input: root, masked };
+}

@@ -245,8 +245,8 @@ export class PostgresStore implements AuditStore {
   async keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
     await this.inTransaction(async (client) => {
       await client.query(`SELECT pg_advisory_xact_lock(${REVISION_LOCK})`);
-      await client.query('INSERT INTO bundle_blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [k.sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
-      await client.query('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES ($1, $2, $3, $4) ON CONFLICT (bundle, revision) DO NOTHING', [k.bundle, k.revision, k.sha256, k.keptAt]);
+      const added = await client.query('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES ($1, $2, $3, $4) ON CONFLICT (bundle, revision) DO NOTHING', [k.bundle, k.revision, k.sha256, k.keptAt]);
+      if (added.rowCount) await client.query('INSERT INTO bundle_blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [k.sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
     });
   }
 

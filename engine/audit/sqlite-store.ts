@@ -135,8 +135,8 @@ export class SqliteStore implements AuditStore {
 
   keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
     this.db.transaction(() => {
-      this.db.prepare('INSERT INTO bundle_blobs (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING').run(k.sha256, bytes);
-      this.db.prepare('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES (?, ?, ?, ?) ON CONFLICT (bundle, revision) DO NOTHING').run(k.bundle, k.revision, k.sha256, k.keptAt);
+      const added = this.db.prepare('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES (?, ?, ?, ?) ON CONFLICT (bundle, revision) DO NOTHING').run(k.bundle, k.revision, k.sha256, k.keptAt).changes;
+      if (added) this.db.prepare('INSERT INTO bundle_blobs (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING').run(k.sha256, bytes);
     }).immediate();
     return Promise.resolve();
   }

@@ -287,7 +287,7 @@ describe.each(backends)('audit store on $name', (backend) => {
         edge.total += 1;
         edges.set(key, edge);
       }
-      return [...edges.values()].sort((a, b) => b.total - a.total || a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination));
+      return [...edges.values()].sort((a, b) => b.total - a.total || a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)).slice(0, f.limit);
     };
     const windows: RawFilter[] = [
       {},
@@ -300,6 +300,8 @@ describe.each(backends)('audit store on $name', (backend) => {
       { since: '4h', workload: 'db-mcp' },
       { since: '5h', principal: agent, decision: 'deny' },
       { since: '3h', tool: 'query' },
+      { since: '6h', limit: '1' },
+      { since: '150m', limit: '3' },
     ];
     const rollupTotal = async (url: string) => Number(((await backend.rows(url, 'SELECT COALESCE(SUM(n), 0) AS n FROM edge_hours')) as Array<{ n: unknown }>)[0]!.n);
 

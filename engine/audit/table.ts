@@ -462,8 +462,14 @@ export function rollupServes(f: EventFilter): boolean {
  */
 export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean } = {}): Statement {
   const p = new Params(d);
-  const groups = `COALESCE(principal, 0), workload, namespace, outcome`;
-  const fromEvents = (range: Partial<EventFilter>) => `SELECT COALESCE(principal, 0) AS principal, workload, namespace, outcome, COUNT(*) AS n FROM events ${whereClause({ ...f, ...range }, p)} GROUP BY ${groups}`;
+  const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
+  // Per (principal, workload, namespace) by ids, counts per outcome; `one` is 1 for an event, n for a rollup bucket.
+  const counts = (one: string) =>
+    `SUM(CASE WHEN outcome = ${outcome('allow')} THEN ${one} ELSE 0 END) AS allow, SUM(CASE WHEN outcome = ${outcome('deny')} THEN ${one} ELSE 0 END) AS deny, SUM(CASE WHEN outcome = ${outcome('dry-run-deny')} THEN ${one} ELSE 0 END) AS dry_run_deny, SUM(${one}) AS total`;
+  // Grouping the events by the COALESCE expression keeps SQLite from walking the principal index for
+  // its order (a row lookup per event); it reads the covering time index instead.
+  const fromEvents = (range: Partial<EventFilter>) =>
+    `SELECT COALESCE(principal, 0) AS principal, workload, namespace, ${counts('1')} FROM events ${whereClause({ ...f, ...range }, p)} GROUP BY COALESCE(principal, 0), workload, namespace`;
   const parts: string[] = [];
   const first = f.from === undefined ? undefined : Math.ceil(f.from / HOUR_MS);
   const end = f.to === undefined ? undefined : Math.floor(f.to / HOUR_MS);
@@ -472,24 +478,29 @@ export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean
     const names = whereClause({ workload: f.workload, namespace: f.namespace, principal: f.principal, decision: f.decision }, p);
     const hours = [first !== undefined ? `hour >= ${p.add(first)}` : '', end !== undefined ? `hour < ${p.add(end)}` : ''].filter(Boolean);
     const where = [names.replace(/^WHERE /, ''), ...hours].filter(Boolean);
-    parts.push(`SELECT principal, workload, namespace, outcome, n FROM edge_hours ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`);
+    parts.push(`SELECT principal, workload, namespace, ${counts('n')} FROM edge_hours ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY principal, workload, namespace`);
     if (end !== undefined && end * HOUR_MS < f.to!) parts.push(fromEvents({ from: end * HOUR_MS }));
   } else {
     parts.push(fromEvents({}));
   }
-  const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
-  const count = (o: string) => `SUM(CASE WHEN u.outcome = ${outcome(o)} THEN u.n ELSE 0 END)`;
-  // Counted by ids first, then named ("anonymous" stands for no principal, id 0 matches no name).
-  // Grouping the events by the COALESCE expression keeps SQLite from walking the principal index for
-  // its order (a row lookup per event); it reads the covering time index instead.
+  // One part is the aggregate itself; several (partial hours + whole hours) are summed again.
+  const byIds =
+    parts.length === 1
+      ? parts[0]!
+      : `SELECT principal, workload, namespace, SUM(allow) AS allow, SUM(deny) AS deny, SUM(dry_run_deny) AS dry_run_deny, SUM(total) AS total FROM (${parts.join(' UNION ALL ')}) AS u GROUP BY principal, workload, namespace`;
+  // Names are looked up only for the busiest edges: those at least as busy as the limit-th one (ties
+  // kept, so the order by name below is exact). "anonymous" stands for no principal (id 0 matches no
+  // name); an edge from a principal literally named "anonymous" merges with it after the cut.
+  const cut = `COALESCE((SELECT total FROM t ORDER BY total DESC LIMIT 1 OFFSET ${p.add(f.limit - 1)}), 0)`;
   return {
-    sql: `SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
+    sql: `WITH t AS MATERIALIZED (${byIds})
+      SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
       SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
-      FROM (SELECT u.principal, u.workload, u.namespace, ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, SUM(u.n) AS total
-        FROM (${parts.join(' UNION ALL ')}) AS u GROUP BY u.principal, u.workload, u.namespace) AS t
+      FROM t
       LEFT JOIN audit_names AS s ON s.id = t.principal
       JOIN audit_names AS dst ON dst.id = t.workload
       JOIN audit_names AS ns ON ns.id = t.namespace
+      WHERE t.total >= ${cut}
       GROUP BY COALESCE(s.value, 'anonymous'), dst.value, ns.value
       ORDER BY total DESC, source, destination LIMIT ${p.add(f.limit)}`,
     values: p.values,

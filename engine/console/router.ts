@@ -188,9 +188,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   // The last rollout of a workload as `warden diff --format html` shows a review: its two newest kept revisions.
   router.get('/review/:name', async (req, res) => {
     const name = String(req.params.name);
-    const kept = (deps.revisions?.list() ?? []).filter((k) => k.bundle === name).sort((a, b) => b.keptAt - a.keptAt);
+    const kept = ((await deps.revisions?.list()) ?? []).filter((k) => k.bundle === name).sort((a, b) => b.keptAt - a.keptAt);
     if (kept.length < 2) return void res.status(404).type('html').send(errorPage(404, `the engine has kept ${kept.length} revision(s) of ${name}: a review needs two (run warden diff --format html in CI to review a change before it ships)`));
-    const [head, base] = [deps.revisions!.find(name, kept[0]!.revision), deps.revisions!.find(name, kept[1]!.revision)];
+    const [head, base] = [await deps.revisions!.find(name, kept[0]!.revision), await deps.revisions!.find(name, kept[1]!.revision)];
     if (!head || !base) return void res.status(404).type('html').send(errorPage(404, 'a kept revision disappeared while it was read; reload'));
     const review = await reviewBundles(name, { revision: base.kept.revision, bytes: base.bytes }, { revision: head.kept.revision, bytes: head.bytes });
     // The review page is self-contained (its style inline, no script): the one page that needs inline style.

@@ -13,7 +13,7 @@ import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import type { DecisionEvent } from '../formats/decision-event.js';
+import { DROPPED_HEADER, type DecisionEvent } from '../formats/decision-event.js';
 import { EngineConnection } from './engine-connection.js';
 
 /** Headers whose values never leave the pod. */
@@ -180,7 +180,8 @@ export class DecisionLog {
     const body = await gzip(`[${events.join(',')}]`, { level: zlibConstants.Z_BEST_SPEED });
     const res = await this.engine!.request('logs', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      // The pod's drop counter rides along, so the engine knows it (the console's workload page shows it).
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', [DROPPED_HEADER]: String(this.dropped) },
       body,
       signal: AbortSignal.timeout(10_000),
     });

@@ -9,7 +9,7 @@ import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -274,7 +274,10 @@ export class PostgresStore implements AuditStore {
   }
 
   async reportDrops(r: LogSender): Promise<void> {
-    await this.pool.query(upsertSender('postgres'), [r.workload, r.namespace, r.instance, r.dropped, r.reportedAt]);
+    await this.inTransaction(async (client) => {
+      await client.query(upsertSender('postgres'), [r.workload, r.namespace, r.instance, r.dropped, r.reportedAt]);
+      await client.query('DELETE FROM log_senders WHERE workload = $1 AND reported_at < $2', [r.workload, r.reportedAt - SENDER_KEEP_MS]);
+    });
   }
 
   async logSenders(workload?: string): Promise<LogSender[]> {

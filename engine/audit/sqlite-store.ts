@@ -13,7 +13,7 @@ import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.j
 import type { EventFilter } from './query.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -162,7 +162,10 @@ export class SqliteStore implements AuditStore {
   }
 
   reportDrops(r: LogSender): Promise<void> {
-    this.db.prepare(upsertSender('sqlite')).run(r.workload, r.namespace, r.instance, r.dropped, r.reportedAt);
+    this.db.transaction(() => {
+      this.db.prepare(upsertSender('sqlite')).run(r.workload, r.namespace, r.instance, r.dropped, r.reportedAt);
+      this.db.prepare('DELETE FROM log_senders WHERE workload = ? AND reported_at < ?').run(r.workload, r.reportedAt - SENDER_KEEP_MS);
+    }).immediate();
     return Promise.resolve();
   }
 

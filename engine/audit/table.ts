@@ -382,6 +382,9 @@ function revisionTables(d: Dialect): string[] {
 /** Delete the blobs no kept revision names (after revisions were dropped). */
 export const UNNAMED_BLOBS = 'DELETE FROM bundle_blobs WHERE sha256 NOT IN (SELECT sha256 FROM bundle_revisions)';
 
+/** How long a pod's report is kept after its last one (pods come and go; their names do not return). */
+export const SENDER_KEEP_MS = 7 * 86_400_000;
+
 /** Record a pod's drop counter (workload, namespace, instance, dropped, reported_at); the newest report wins. */
 export const upsertSender = (d: Dialect) => `INSERT INTO log_senders (workload, namespace, instance, dropped, reported_at) VALUES (${d === 'sqlite' ? '?, ?, ?, ?, ?' : '$1, $2, $3, $4, $5'})
   ON CONFLICT (workload, namespace, instance) DO UPDATE SET dropped = excluded.dropped, reported_at = excluded.reported_at WHERE excluded.reported_at >= log_senders.reported_at`;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
-import type { AuditReader, StoredEvent } from '../audit/store.js';
+import type { AuditReader, LogSender, StoredEvent } from '../audit/store.js';
 import type { BundleIndex } from '../bundle-server.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
 import { REVIEW_CSS, toHtml } from '../diff/render.js';
@@ -25,6 +25,8 @@ export interface ConsoleDeps {
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
   revisions?: RevisionArchive;
+  /** The latest decision-log drop counter of each pod of a workload (absent: none known). */
+  logSenders?: (workload: string) => Promise<LogSender[]>;
   /** The bytes of a bundle as served now. */
   bundle: (name: string) => Promise<Uint8Array | undefined>;
   now?: () => number;
@@ -182,7 +184,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const day = parseFilter({ since: '24h', workload: w.name }, now(), { limit: 10 });
     const edges = await deps.reader.edges(day);
     const counts = edges.reduce((c, e) => ({ allow: c.allow + e.allow, deny: c.deny + e.deny }), { allow: 0, deny: 0 });
-    res.type('html').send(workloadPage(res.locals.who as string, { ...w, ...(await builtAt(w.name)) }, matrix, counts, now()));
+    const senders = (await deps.logSenders?.(w.name)) ?? [];
+    res.type('html').send(workloadPage(res.locals.who as string, { ...w, ...(await builtAt(w.name)) }, matrix, counts, senders, now()));
   });
 
   // The last rollout of a workload as `warden diff --format html` shows a review: its two newest kept revisions.

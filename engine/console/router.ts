@@ -202,7 +202,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   router.get('/admission', async (req, res) => {
     const rf = raw(req, ['since', 'from', 'to', 'namespace']);
-    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-seq', limit: ADMISSION_SCAN }));
+    // Newest first by event time: SQLite walks its time index and tests workload and outcome on its
+    // entries (by seq it read every row of the day, ~0.6 s per 100k events without refusals).
+    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-time', limit: ADMISSION_SCAN }));
     const groups = new Map<string, RefusalGroup>();
     for (const s of refused) {
       const findings = Array.isArray(s.event.result?.findings) ? (s.event.result.findings as Array<{ set?: string; rule?: string; mode?: string }>) : [];

@@ -160,6 +160,8 @@ describe('the web console in Chromium', () => {
     expect(matrix).toContain('tool:drop_table');
     expect(matrix).toContain('jwt{scope=tools:read}');
     await expect(page.locator('main').innerText()).resolves.toContain('decision-log drops');
+    // The ops-mcp sidecar reports its drop counter with every batch of decisions it ships.
+    await expect(page.locator('#drops').innerText()).resolves.toMatch(/ops-mcp-up\s+agents\s+0\s+\d+ s ago/);
     await shot('workload');
   });
 

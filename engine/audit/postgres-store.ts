@@ -7,9 +7,9 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -240,6 +240,11 @@ export class PostgresStore implements AuditStore {
     } finally {
       client.release();
     }
+  }
+
+  async rollupDrift(limit: number): Promise<RollupDrift[]> {
+    const { rows } = await this.pool.query<RollupDrift>(selectRollupDrift('postgres'), [limit]);
+    return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
   }
 
   async keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {

@@ -11,9 +11,9 @@ import { type Checkpoint, type CheckpointReason } from './chain.js';
 import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite-writer.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -131,6 +131,10 @@ export class SqliteStore implements AuditStore {
       return deleted;
     });
     return Promise.resolve(run.immediate());
+  }
+
+  rollupDrift(limit: number): Promise<RollupDrift[]> {
+    return Promise.resolve(this.db.prepare<[number], RollupDrift>(selectRollupDrift('sqlite')).all(limit));
   }
 
   keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {

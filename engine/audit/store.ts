@@ -58,6 +58,18 @@ export interface LogSender {
   reportedAt: number;
 }
 
+/** An edge_hours bucket whose count differs from the events it covers. */
+export interface RollupDrift {
+  /** Hours since the epoch (event time). */
+  hour: number;
+  source: string;
+  workload: string;
+  namespace: string;
+  outcome: string;
+  stored: number;
+  counted: number;
+}
+
 /** The read side, shared by a local store and an engine reached over HTTP. */
 export interface AuditReader {
   query(filter: EventFilter): Promise<StoredEvent[]>;
@@ -121,6 +133,8 @@ export interface AuditStore extends AuditReader {
   checkpoints(): Promise<Checkpoint[]>;
   /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N (and their counts in the edge rollup). */
   prune(anchor: Checkpoint): Promise<number>;
+  /** The rollup buckets that disagree with the events (verification), oldest first. */
+  rollupDrift(limit: number): Promise<RollupDrift[]>;
   /** Store a revision and its blob (addressed by k.sha256) unless already kept; the first keep wins. */
   keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void>;
   /** A kept revision and its blob's bytes (unchecked: the archive checks them against the address). */

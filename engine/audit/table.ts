@@ -397,6 +397,24 @@ export function rollupFillStatements(): string[] {
   ];
 }
 
+/**
+ * The edge_hours buckets that disagree with the events (verification: a rollup edited in the store
+ * would make the graph lie), named, oldest first, up to `limit` ($1 / ?).
+ */
+export function selectRollupDrift(d: Dialect): string {
+  const limit = d === 'sqlite' ? '?' : '$1';
+  const keys = 'hour, principal, workload, namespace, outcome';
+  return `SELECT x.hour, COALESCE(s.value, 'anonymous') AS source, w.value AS workload, ns.value AS namespace, o.value AS outcome, x.stored, x.counted
+    FROM (SELECT ${keys}, SUM(stored) AS stored, SUM(counted) AS counted FROM (
+        SELECT ${keys}, n AS stored, 0 AS counted FROM edge_hours
+        UNION ALL
+        SELECT ${edgeHourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
+      ) AS u GROUP BY ${keys} HAVING SUM(stored) <> SUM(counted)) AS x
+    LEFT JOIN audit_names AS s ON s.id = x.principal LEFT JOIN audit_names AS w ON w.id = x.workload
+    LEFT JOIN audit_names AS ns ON ns.id = x.namespace LEFT JOIN audit_names AS o ON o.id = x.outcome
+    ORDER BY x.hour, source, workload LIMIT ${limit}`;
+}
+
 /** Add counts to edge_hours: what an append runs with its rows' counts (VALUES in SQLite, unnest arrays in PostgreSQL). */
 export function rollupAddSql(d: Dialect, groups: number): string {
   const cols = 'hour, principal, workload, namespace, outcome, n';

@@ -63,9 +63,10 @@ export interface RollupDrift {
   /** Hours since the epoch (event time). */
   hour: number;
   source: string;
-  workload: string;
-  namespace: string;
-  outcome: string;
+  /** Null when the bucket's id names nothing (an id edited in the store). */
+  workload: string | null;
+  namespace: string | null;
+  outcome: string | null;
   stored: number;
   counted: number;
 }

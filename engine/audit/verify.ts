@@ -178,7 +178,7 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
     add({
       kind: 'rollup',
       seq: 0,
-      message: `edge rollup, hour from ${new Date(d.hour * HOUR_MS).toISOString()}: ${d.source} → ${d.namespace}/${d.workload} ${d.outcome} holds ${d.stored} but the events count ${d.counted} (edge_hours was edited, or events were deleted behind the store's back); the graph shows the rollup`,
+      message: `edge rollup, hour from ${new Date(d.hour * HOUR_MS).toISOString()}: ${d.source} → ${d.namespace ?? '(unnamed)'}/${d.workload ?? '(unnamed)'} ${d.outcome ?? '(an outcome id no name holds)'} holds ${d.stored} but the events count ${d.counted} (edge_hours was edited, or events were deleted behind the store's back); the graph shows the rollup`,
     });
   }
 

@@ -25,6 +25,22 @@ const INSERT_CHUNK = 5000;
 // bigint (int8) columns fit in a JS number for every seq and millisecond timestamp we store.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/** Run `body` in one transaction on a client of its own: committed when it resolves, rolled back when it throws. */
+async function transaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
 type FullRow = EventColumns & { seq: number; received_at: number; event: string; prev_hash: string; hash: string };
 
 /** AuditStore on a PostgreSQL database. */
@@ -43,9 +59,7 @@ export class PostgresStore implements AuditStore {
     // An idle client's socket error must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
     try {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await transaction(pool, async (client) => {
         await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
         const tables = await client.query<{ events: string | null; meta: string | null }>("SELECT to_regclass('events')::text AS events, to_regclass('audit_meta')::text AS meta");
         const version = tables.rows[0]?.meta
@@ -58,13 +72,7 @@ export class PostgresStore implements AuditStore {
         if (action !== 'create-or-current') for (const s of rollupFillStatements()) await client.query(s);
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', ['store_id', randomUUID()]);
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema_version', SCHEMA_VERSION]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
       const { rows } = await pool.query<{ value: string }>('SELECT value FROM audit_meta WHERE key = $1', ['store_id']);
       const u = new URL(url);
       return new PostgresStore(pool, rows[0]!.value, `postgres://${u.host}${u.pathname}`);
@@ -223,23 +231,15 @@ export class PostgresStore implements AuditStore {
   }
 
   async prune(anchor: Checkpoint): Promise<number> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return transaction(this.pool, async (client) => {
       // Appends update the same rollup rows: one lock for both keeps them from deadlocking on them.
       await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
       await client.query('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws]);
       for (const [i, sql] of rollupPruneStatements('postgres').entries()) await client.query(sql, i === 0 ? [anchor.seq] : []);
       const deleted = (await client.query('DELETE FROM events WHERE seq <= $1', [anchor.seq])).rowCount ?? 0;
       await client.query('DELETE FROM checkpoints WHERE seq < $1', [anchor.seq]);
-      await client.query('COMMIT');
       return deleted;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async rollupDrift(limit: number): Promise<RollupDrift[]> {
@@ -248,7 +248,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
-    await this.inTransaction(async (client) => {
+    await transaction(this.pool, async (client) => {
       await client.query(`SELECT pg_advisory_xact_lock(${REVISION_LOCK})`);
       const added = await client.query('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES ($1, $2, $3, $4) ON CONFLICT (bundle, revision) DO NOTHING', [k.bundle, k.revision, k.sha256, k.keptAt]);
       if (added.rowCount) await client.query('INSERT INTO bundle_blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [k.sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
@@ -270,7 +270,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async dropRevisions(which: ReadonlyArray<{ bundle: string; revision: string }>): Promise<void> {
-    await this.inTransaction(async (client) => {
+    await transaction(this.pool, async (client) => {
       // Serialised with keepRevision: a blob a concurrent keep is about to name is not deleted under it.
       await client.query(`SELECT pg_advisory_xact_lock(${REVISION_LOCK})`);
       for (const w of which) await client.query('DELETE FROM bundle_revisions WHERE bundle = $1 AND revision = $2', [w.bundle, w.revision]);
@@ -279,7 +279,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async reportDrops(r: LogSender): Promise<void> {
-    await this.inTransaction(async (client) => {
+    await transaction(this.pool, async (client) => {
       await client.query(upsertSender('postgres'), [r.workload, r.namespace, r.instance, r.dropped, r.reportedAt]);
       await client.query('DELETE FROM log_senders WHERE workload = $1 AND reported_at < $2', [r.workload, r.reportedAt - SENDER_KEEP_MS]);
     });
@@ -289,20 +289,6 @@ export class PostgresStore implements AuditStore {
     const sql = `SELECT workload, namespace, instance, dropped, reported_at AS "reportedAt" FROM log_senders ${workload === undefined ? '' : 'WHERE workload = $1'} ORDER BY workload, namespace, instance`;
     const { rows } = await this.pool.query<LogSender>(sql, workload === undefined ? [] : [workload]);
     return rows.map((r) => ({ ...r, dropped: Number(r.dropped), reportedAt: Number(r.reportedAt) }));
-  }
-
-  private async inTransaction(body: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await body(client);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
   }
 
   /** Direct access for tests and the benchmark (tampering, ANALYZE); not part of AuditStore. */

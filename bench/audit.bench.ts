@@ -52,11 +52,20 @@ function timeOf(i: number): number {
 const IDS = process.env.AUDIT_BENCH_IDS ?? 'v7';
 const ids = IDS === 'v4' ? ', v4 ids' : '';
 
-function eventAt(i: number): DecisionEvent {
+/**
+ * Who calls whom: `any` = each of 3,200 principals calls any workload (128,000 possible edges, the
+ * worst case for an edge aggregate); `mesh` = each workload is called by 4 other workloads (160 edges,
+ * like a service mesh).
+ */
+export type Callers = 'any' | 'mesh';
+
+function eventAt(i: number, callers: Callers): DecisionEvent {
   const w = rand(40);
   const workload = `svc-${w}`;
   const namespace = `ns-${w % 8}`;
-  const principal = `spiffe://cluster.local/ns/ns-${rand(8)}/sa/caller-${rand(400)}`;
+  // (`any` draws exactly the numbers it drew before `mesh` existed, so its events stay the same.)
+  const caller = callers === 'mesh' ? (w + 1 + rand(4)) % 40 : 0;
+  const principal = callers === 'mesh' ? `spiffe://cluster.local/ns/ns-${caller % 8}/sa/svc-${caller}` : `spiffe://cluster.local/ns/ns-${rand(8)}/sa/caller-${rand(400)}`;
   const r = rand(100);
   const outcome = r < 8 ? 'deny' : r < 10 ? 'dry-run-deny' : 'allow';
   const mcp = rand(3) === 0;
@@ -114,9 +123,9 @@ async function inFlight<T>(items: readonly T[], send: (item: T) => Promise<unkno
 }
 
 /** Events from..to-1 in batches of `size`. */
-function batchesOf(from: number, to: number, size: number): DecisionEvent[][] {
+function batchesOf(from: number, to: number, size: number, callers: Callers = 'any'): DecisionEvent[][] {
   const out: DecisionEvent[][] = [];
-  for (let i = from; i < to; i += size) out.push(Array.from({ length: Math.min(size, to - i) }, (_, k) => eventAt(i + k)));
+  for (let i = from; i < to; i += size) out.push(Array.from({ length: Math.min(size, to - i) }, (_, k) => eventAt(i + k, callers)));
   return out;
 }
 
@@ -127,14 +136,14 @@ function batchesOf(from: number, to: number, size: number): DecisionEvent[][] {
  * with IN_FLIGHT appends outstanding, and the clock covers the appends only: exactly what POST /logs
  * calls once it has parsed and validated batches.
  */
-export async function fill(store: AuditStore, batch: number, log: (s: string) => void): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
+export async function fill(store: AuditStore, batch: number, log: (s: string) => void, callers: Callers = 'any'): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
   const chunk = Math.min(100_000, TOTAL);
   const middle = Math.floor(TOTAL / 2);
   const rates: number[] = [];
   const cpu: number[] = [];
   let middleId = '';
   for (let start = 0; start < TOTAL; start += chunk) {
-    const batches = batchesOf(start, Math.min(start + chunk, TOTAL), batch);
+    const batches = batchesOf(start, Math.min(start + chunk, TOTAL), batch, callers);
     if (middle >= start && middle < start + chunk) middleId = batches[Math.floor((middle - start) / batch)]![(middle - start) % batch]!.decision_id;
     // The store's first append starts its writer thread (a one-off ~0.5 s): stored, but not timed.
     if (start === 0) await store.append(batches.shift()!, NOW);
@@ -237,7 +246,7 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
   const dir = mkdtempSync(join(tmpdir(), 'warden-audit-bench-'));
   try {
     // Validation cost per event (what POST /logs adds on top of the store).
-    const sample = Array.from({ length: 20_000 }, (_, i) => eventAt(i));
+    const sample = Array.from({ length: 20_000 }, (_, i) => eventAt(i, 'any'));
     const v0 = performance.now();
     for (const e of sample) decisionEvent.check(e);
     out.push({ suite: SUITE, name: 'schema validation (ajv)', value: Math.round(sample.length / ((performance.now() - v0) / 1000)), unit: 'events/s', detail: `${sample.length.toLocaleString('en')} events, 1 run` });

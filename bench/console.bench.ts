@@ -14,7 +14,9 @@ import { performance } from 'node:perf_hooks';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { newDecisionId } from '../formats/decision-id.js';
 import { auditRouter } from '../engine/audit/ingest.js';
+import { parseFilter } from '../engine/audit/query.js';
 import { SqliteStore } from '../engine/audit/sqlite-store.js';
+import { selectEdges } from '../engine/audit/table.js';
 import { consoleRouter } from '../engine/console/router.js';
 import { explainDecision } from '../engine/explain/explanation.js';
 import { fill, NOW } from './audit.bench.js';
@@ -50,6 +52,32 @@ async function time(url: string): Promise<number> {
   await res.text();
   if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
   return performance.now() - t0;
+}
+
+/**
+ * The graph's aggregate with and without the hourly rollup, on the same store in the same run (the
+ * store call alone, no HTTP): "events only" is how every window was aggregated before edge_hours.
+ */
+function graphAggregates(store: SqliteStore, mix: string, log: (s: string) => void): Figure[] {
+  const figures: Figure[] = [];
+  for (const since of ['1h', '24h', '7d']) {
+    for (const rollup of [false, true]) {
+      const { sql, values } = selectEdges('sqlite', parseFilter({ since }, NOW, { limit: 200 }), { rollup });
+      const stmt = store.database.prepare(sql);
+      const once = () => {
+        const t0 = performance.now();
+        stmt.all(...values);
+        return performance.now() - t0;
+      };
+      once();
+      const xs = Array.from({ length: since === '7d' && !rollup ? Math.min(RUNS, 5) : RUNS }, once);
+      const name = `graph aggregate (${mix}) ${since}, ${rollup ? 'rollup' : 'events only (before)'}`;
+      log(`  ${name}: p50 ${median(xs).toFixed(1)} ms, p99 ${quantile(xs, 0.99).toFixed(1)} ms`);
+      figures.push({ suite: SUITE, name: `${name} p50`, value: median(xs), unit: 'ms', detail: `${xs.length} runs, store call only` });
+      figures.push({ suite: SUITE, name: `${name} p99`, value: quantile(xs, 0.99), unit: 'ms', detail: `worst of ${xs.length} runs; load average ${loadavg()[0]!.toFixed(1)}` });
+    }
+  }
+  return figures;
 }
 
 /** Fill the store, serve the console, and time each page RUNS times. */
@@ -94,6 +122,18 @@ export async function run(log: (s: string) => void = (s) => process.stderr.write
       figures.push({ suite: SUITE, name: `${name} p99`, value: quantile(xs, 0.99), unit: 'ms', detail: `worst of ${RUNS} runs; target ≤ 300 ms; load average ${loadavg()[0]!.toFixed(1)}` });
     }
     await new Promise<void>((r) => server.close(() => r()));
+    figures.push(...graphAggregates(store, 'any caller', log));
+    // The same number of events from a mesh of 160 edges, where the rollup compresses (CONSOLE_BENCH_MESH=0 skips it).
+    if (process.env.CONSOLE_BENCH_MESH !== '0') {
+      const mesh = await SqliteStore.open(join(dir, 'mesh.db'));
+      try {
+        log(`console bench: filling a second store with ${TOTAL.toLocaleString('en')} events of a 160-edge mesh …`);
+        await fill(mesh, 5000, log, 'mesh');
+        figures.push(...graphAggregates(mesh, 'mesh', log));
+      } finally {
+        await mesh.close();
+      }
+    }
     return figures;
   } finally {
     await store.close();

@@ -48,6 +48,8 @@ export interface StackOptions {
   stateDir: string;
   enginePort: number;
   webhookPort: number;
+  /** Audit store URL (default: SQLite in stateDir); tests run the system on PostgreSQL too. */
+  storeUrl?: string;
   logger?: Logger;
 }
 
@@ -120,7 +122,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       auditorCert: join(upDir, 'auditor.pem'),
       auditorKey: join(upDir, 'auditor-key.pem'),
       jwks: join(upDir, 'jwks.json'),
-      store: `sqlite:${join(resolve(opts.stateDir), 'audit.db')}`,
+      store: opts.storeUrl ?? `sqlite:${join(resolve(opts.stateDir), 'audit.db')}`,
     };
     writeFileSync(files.ca, ca.cert);
     writeFileSync(files.auditorCert, certs.auditor.cert);
@@ -163,6 +165,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         logger,
         spillFile: join(upDir, `${workload}.spill.ndjson`),
         logFlushIntervalMs: 200,
+        // As a pod's hostname names it in a cluster: its events and its drop counter say which "pod" decided.
+        instance: `${workload}-up`,
       });
       closers.push(() => p.close());
       await waitFor(`the ${workload} bundle from the engine`, () => p.ready());

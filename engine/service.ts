@@ -7,7 +7,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createEngineApp, type BundleIndex, type EngineApp, type EngineMount } from './bundle-server.js';
@@ -19,7 +18,7 @@ import { startRetention, type RetentionPolicy } from './audit/retention.js';
 import { openStore } from './audit/open-store.js';
 import type { AuditStore } from './audit/store.js';
 import { BundleWriters } from './audit/writers.js';
-import { RevisionArchive } from './bundle-revisions.js';
+import { importArchiveFolder, RevisionArchive } from './bundle-revisions.js';
 import { consoleAccess, type ConsoleOidc } from './console/access.js';
 import { consoleRouter } from './console/router.js';
 import { explainDecision } from './explain/explanation.js';
@@ -43,7 +42,10 @@ export interface EngineServiceOptions {
   tls?: EngineServerTls;
   /** Audit store URL (sqlite:… | postgres://…); opened only when the audit routes are mounted. */
   storeUrl: string;
-  /** Folder keeping every bundle revision served, for `warden explain`; no archive (and no explain route) when absent. */
+  /**
+   * A revision archive folder kept by an earlier Warden (before the archive moved into the audit
+   * store): imported into the store at start when it exists.
+   */
   revisionsDir?: string;
   /** Principals that may query GET /audit/*. */
   readers?: readonly string[];
@@ -64,7 +66,7 @@ export interface EngineService {
   engine: EngineApp;
   /** The audit store, when the audit routes are mounted. */
   store: AuditStore | undefined;
-  /** Every bundle revision served, when revisionsDir was given. */
+  /** Every bundle revision served (in the audit store), when the audit routes are mounted. */
   revisions: RevisionArchive | undefined;
   /** Who may write the audit log right now. */
   writers(): Writers;
@@ -79,14 +81,20 @@ export function auditUnavailableReason(tls: EngineServerTls | undefined): string
 }
 
 /** Keep every bundle the index lists, as the bytes the index names (a file a step ahead of its index waits for the next scan). */
-function keepServed(archive: RevisionArchive, bundlesDir: string, index: BundleIndex, onError: (err: unknown, name: string) => void): void {
+async function keepServed(archive: RevisionArchive, bundlesDir: string, index: BundleIndex, onError: (err: unknown, name: string) => void): Promise<void> {
   const entries = [...Object.entries(index.bundles ?? {}), ...(index.admission ? [['admission', index.admission] as const] : [])];
+  let kept: Set<string>;
+  try {
+    kept = new Set((await archive.list()).map((k) => `${k.bundle}\0${k.revision}`));
+  } catch (err) {
+    return onError(err, '*');
+  }
   for (const [name, entry] of entries) {
     try {
-      if (archive.has(name, entry.revision)) continue;
-      const bytes = readFileSync(join(bundlesDir, `${name}.tar.gz`));
+      if (kept.has(`${name}\0${entry.revision}`)) continue;
+      const bytes = await readFile(join(bundlesDir, `${name}.tar.gz`));
       if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) continue;
-      if (!archive.keep(name, entry.revision, bytes)) onError(new Error(`revision ${JSON.stringify(entry.revision)} cannot name a file`), name);
+      if (!(await archive.keep(name, entry.revision, bytes))) onError(new Error(`revision ${JSON.stringify(entry.revision)} is not a revision token`), name);
     } catch (err) {
       onError(err, name);
     }
@@ -99,7 +107,8 @@ export function pruneRevisions(archive: RevisionArchive, store: AuditStore, inde
     const i = index();
     return (name === 'admission' ? i?.admission : i?.bundles?.[name])?.revision === revision;
   };
-  return archive.prune(served, async (revision) => (await store.query({ revision: [revision], sort: 'seq', limit: 1 })).length > 0);
+  // By time, so SQLite tests the revision on its time index's entries instead of reading every row.
+  return archive.prune(served, async (revision) => (await store.query({ revision: [revision], sort: 'time', limit: 1 })).length > 0);
 }
 
 /** Open the store (if audit is on), build the app, listen; resolves once listening and the first index scan is done. */
@@ -113,7 +122,12 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
   const store = auditOff ? undefined : await openStore(opts.storeUrl);
   const stops: Array<() => void> = [];
   const mounts: EngineMount[] = [];
-  const revisions = opts.revisionsDir ? new RevisionArchive(opts.revisionsDir) : undefined;
+  const revisions = store ? new RevisionArchive(store, store.location) : undefined;
+  if (revisions && opts.revisionsDir) {
+    const { imported, skipped } = await importArchiveFolder(opts.revisionsDir, revisions);
+    if (imported) log.info({ imported, from: opts.revisionsDir }, 'bundle revisions imported into the audit store');
+    for (const reason of skipped) log.warn({ reason }, 'bundle revision not imported');
+  }
   let servedIndex: () => BundleIndex | undefined = () => undefined; // the engine app's, once it exists
   if (store) {
     const explainOne = (id: string) => explainDecision(id, { event: async (d) => (await store.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], ...(revisions ? { archive: revisions } : {}) });
@@ -124,7 +138,7 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
     mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [], explain }) });
     const access = consoleAccess({ identify: spiffePeer, readers: opts.readers ?? [], ...(opts.console?.oidc ? { oidc: opts.console.oidc } : {}) });
     const bundle = async (name: string) => readFile(join(opts.bundlesDir, `${name}.tar.gz`)).catch(() => undefined);
-    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle, ...(revisions ? { revisions } : {}) }) });
+    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle, logSenders: (w) => store.logSenders(w), ...(revisions ? { revisions } : {}) }) });
     if (opts.checkpoints) stops.push(startCheckpoints(store, opts.checkpoints.signer, { everyMs: opts.checkpoints.everyMs, onError: (err) => log.error({ err }, 'audit checkpoint failed') }));
     if (opts.retention && opts.checkpoints) {
       stops.push(
@@ -148,7 +162,7 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
     ...(opts.maxWaitSeconds !== undefined ? { maxWaitSeconds: opts.maxWaitSeconds } : {}),
     ...(opts.rescanMs !== undefined ? { rescanMs: opts.rescanMs } : {}),
     onIndex: async (index) => {
-      if (revisions) keepServed(revisions, opts.bundlesDir, index, (err, name) => log.warn({ err, bundle: name }, 'bundle revision not archived: warden explain cannot replay its decisions'));
+      if (revisions) await keepServed(revisions, opts.bundlesDir, index, (err, name) => log.warn({ err, bundle: name }, 'bundle revision not archived: warden explain cannot replay its decisions'));
       const problems = await writers.refresh(index);
       for (const p of problems) log.warn({ workload: p.workload, reason: p.reason }, 'workload cannot log decisions: its bundle names no principal');
       log.info({ writers: writers.current() }, 'audit writers');

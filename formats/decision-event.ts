@@ -86,3 +86,9 @@ export const decisionEventSchema = {
 } as const;
 
 export const decisionEvent = validator<DecisionEvent>(decisionEventSchema);
+
+/**
+ * The request header of POST /logs (a batch of events) carrying the sender's drop counter: the events
+ * it lost for good since it started, a decimal integer. The engine keeps the latest per pod.
+ */
+export const DROPPED_HEADER = 'x-warden-log-dropped';

@@ -249,4 +249,26 @@ describe('DecisionLog', () => {
       await closeServer(server);
     }
   });
+
+  it('reports its drop counter with every batch it ships (the engine keeps it per pod)', async () => {
+    const reported: Array<string | undefined> = [];
+    const server = http.createServer(express().post('/logs', express.json(), (req, res) => {
+      reported.push(req.get('x-warden-log-dropped'));
+      const batch = req.body as DecisionEvent[];
+      // The first batch loses its first event to the engine: that is one event dropped for good.
+      const rejected = reported.length === 1 ? [{ index: 0, decision_id: batch[0]!.decision_id, reason: 'labels.workload is not yours' }] : [];
+      res.json({ received: batch.length, stored: batch.length - rejected.length, duplicates: [], rejected });
+    }));
+    const port = await listenLocal(server);
+    try {
+      const log = new DecisionLog({ engine: `http://127.0.0.1:${port}`, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+      log.record(event(1));
+      await log.flush();
+      log.record(event(2));
+      await log.close();
+      expect(reported).toEqual(['0', '1']);
+    } finally {
+      await closeServer(server);
+    }
+  });
 });

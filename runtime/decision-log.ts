@@ -130,7 +130,7 @@ export class DecisionLog {
 
   // POST one batch; what the engine refused for good is counted as dropped, what it could not take yet throws.
   private async post(events: string[]): Promise<void> {
-    const answer = await shipBatch(this.engine!, events);
+    const answer = await shipBatch(this.engine!, events, this.dropped);
     if (answer.refused) return this.drop(events.length);
     if (answer.rejected.length > 0) {
       this.drop(answer.rejected.length);

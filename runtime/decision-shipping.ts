@@ -4,6 +4,7 @@
 // what the engine's answer means for the batch.
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip as gzipCallback } from 'node:zlib';
+import { DROPPED_HEADER } from '../formats/decision-event.js';
 import type { EngineConnection } from './engine-connection.js';
 
 const gzip = promisify(gzipCallback);
@@ -18,13 +19,14 @@ export interface BatchAnswer {
 /**
  * POST one batch of serialized events (gzip'd on the thread pool, at level 1: a third of level 6's time
  * on these batches for 25 % more bytes). Throws when the batch should be kept and sent again: the
- * engine is away, busy, or does not know this pod's identity yet.
+ * engine is away, busy, or does not know this pod's identity yet. `dropped` (the pod's drop counter)
+ * rides along in a header, so the engine knows it (the console's workload page shows it).
  */
-export async function shipBatch(engine: EngineConnection, events: string[]): Promise<BatchAnswer> {
+export async function shipBatch(engine: EngineConnection, events: string[], dropped: number): Promise<BatchAnswer> {
   const body = await gzip(`[${events.join(',')}]`, { level: zlibConstants.Z_BEST_SPEED });
   const res = await engine.request('logs', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', [DROPPED_HEADER]: String(dropped) },
     body,
     signal: AbortSignal.timeout(10_000),
   });

@@ -160,6 +160,8 @@ describe('the web console in Chromium', () => {
     expect(matrix).toContain('tool:drop_table');
     expect(matrix).toContain('jwt{scope=tools:read}');
     await expect(page.locator('main').innerText()).resolves.toContain('decision-log drops');
+    // The ops-mcp sidecar reports its drop counter with every batch of decisions it ships.
+    await expect(page.locator('#drops').innerText()).resolves.toMatch(/ops-mcp-up\s+agents\s+0\s+\d+ s ago/);
     await shot('workload');
   });
 
@@ -179,7 +181,7 @@ describe('the web console in Chromium', () => {
     edit('workloads/ops-mcp/mcp-tools.json', '{ "scopes": ["tools:write"], "description": "NOT a grant: lacks destructive: true (compiler warns)" }', '{ "scopes": ["tools:write"], "destructive": true }');
     edit('workloads/ops-mcp/policy_test.rego', 'test_writer_cannot_drop_tables if', 'writer_could_not_drop_tables if');
     await buildRepo({ repo, out: join(dir, 'bundles'), cwd: dir });
-    await until('the engine to keep the new ops-mcp revision', () => (stack.engine.revisions!.list().filter((k) => k.bundle === 'ops-mcp').length === 2 ? true : undefined));
+    await until('the engine to keep the new ops-mcp revision', async () => ((await stack.engine.revisions!.list()).filter((k) => k.bundle === 'ops-mcp').length === 2 ? true : undefined));
     await open('/ui/workloads/ops-mcp');
     await Promise.all([page.waitForURL(/\/ui\/review\/ops-mcp$/, { waitUntil: 'commit' }), page.click('a[href="/ui/review/ops-mcp"]')]);
     await page.waitForSelector('td.widen');

@@ -1,17 +1,20 @@
-// `warden explain` and GET /audit/decisions/<id>/explain against the real system of `warden up`: the
-// engine (HTTPS, SQLite store, revision archive), the workloads behind their sidecars and the admission
+// `warden explain` and GET /audit/decisions/<id>/explain against the real system of `warden up`, once on
+// SQLite and once on PostgreSQL: the engine (HTTPS, audit store holding the revision archive), the workloads behind their sidecars and the admission
 // webhook, filled by the demo scenario plus a refund with a masked card token. Each explanation is
 // checked against what `opa eval --explain full` itself says for the same bundle and input.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../cli/up-stack.js';
+import { ID, startStack, type Stack } from '../cli/up-stack.js';
+import { startEngineService } from '../engine/service.js';
+import { startPostgres, type PostgresServer } from './support/postgres.js';
 import { runScenario } from '../cli/up-scenario.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { Explanation } from '../engine/explain/explanation.js';
@@ -92,24 +95,46 @@ async function expectMatchesOpa(x: Explanation, workload: string, input: unknown
 
 const lineOf = (file: string, text: string) => readFileSync(join(repoRoot, file), 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
 
+let postgres: PostgresServer | undefined;
+
 beforeAll(async () => {
   await buildRepo({ repo: join(repoRoot, 'policies'), out: join(dir, 'bundles'), cwd: dir });
-  stack = await startStack({ bundlesDir: join(dir, 'bundles'), stateDir: join(dir, 'state'), enginePort: 0, webhookPort: 0 });
-  await runScenario(stack, () => undefined);
-  // A refund above the limit, with the card token the spec marks sensitive (masked before it leaves the
-  // pod); and a refund by an agent whose token lacks the scope the tool's grant needs.
-  refundId = await mcpCall('support-agent', 'tools:read tools:write', { id: '42', amount: 900, card_token: 'tok_4242_secret' });
-  scopeId = await mcpCall('readonly-agent', 'tools:read', { id: '42', amount: 10 });
-  await stack.flush();
-  events = await stack.engine.store!.query({ sort: 'seq', limit: 1000 });
 }, 240_000);
 
 afterAll(async () => {
-  await stack?.close();
+  await postgres?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('warden explain', () => {
+// The same system and cases on each audit store backend: the embedded default and the cluster-scale one.
+const backends = [
+  { name: 'SQLite', storeUrl: () => Promise.resolve(undefined) },
+  {
+    name: 'PostgreSQL',
+    storeUrl: async () => {
+      postgres = await startPostgres({ settings: { fsync: 'off' } });
+      return postgres.createDatabase('explain');
+    },
+  },
+];
+
+describe.each(backends)('warden explain on $name', (backend) => {
+  beforeAll(async () => {
+    const storeUrl = await backend.storeUrl();
+    stack = await startStack({ bundlesDir: join(dir, 'bundles'), stateDir: join(dir, `state-${backend.name}`), enginePort: 0, webhookPort: 0, ...(storeUrl ? { storeUrl } : {}) });
+    await runScenario(stack, () => undefined);
+    // A refund above the limit, with the card token the spec marks sensitive (masked before it leaves the
+    // pod); and a refund by an agent whose token lacks the scope the tool's grant needs.
+    refundId = await mcpCall('support-agent', 'tools:read tools:write', { id: '42', amount: 900, card_token: 'tok_4242_secret' });
+    scopeId = await mcpCall('readonly-agent', 'tools:read', { id: '42', amount: 10 });
+    await stack.flush();
+    events = await stack.engine.store!.query({ sort: 'seq', limit: 1000 });
+  }, 240_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
   it('on the drop_table refusal of the scenario, names the destructive-tool rule and the grant that would allow the call (a real CLI process)', async () => {
     const e = find((s) => s.event.input?.mcp !== undefined && (s.event.input.mcp as { tool?: string }).tool === 'drop_table');
     const f = stack.files;
@@ -195,5 +220,44 @@ describe('warden explain', () => {
     expect((await get(`/audit/decisions/${events[0]!.event.decision_id}/explain`, 'none')).status).toBe(401);
     expect((await get(`/audit/decisions/${events[0]!.event.decision_id}/explain`, 'storefront')).status).toBe(403);
     expect((await get('/audit/decisions/..%2F..%2Fetc/explain')).status).toBe(400);
+  });
+
+  it("explains on another engine replica sharing the store a decision whose revision only the first served", async () => {
+    // Replica B serves no bundle at all: what it explains with can only come from the shared store.
+    const empty = join(dir, `replica-${backend.name}`);
+    mkdirSync(empty, { recursive: true });
+    const serving = await stack.ca.server('127.0.0.1');
+    const b = await startEngineService({ bundlesDir: empty, host: '127.0.0.1', port: 0, storeUrl: stack.files.store, tls: { cert: serving.cert, key: serving.key, clientCa: stack.ca.cert }, readers: [ID.auditor], logger: pino({ level: 'silent' }) });
+    try {
+      const e = find((s) => (s.event.input?.mcp as { tool?: string } | undefined)?.tool === 'drop_table');
+      const r = await get(`${b.url}/audit/decisions/${e.decision_id}/explain`);
+      expect(r.status, r.text).toBe(200);
+      const x = JSON.parse(r.text) as Explanation;
+      expect(x.bundle).toMatchObject({ name: 'ops-mcp', found: 'archive', revision: e.bundles['ops-mcp']!.revision });
+      expect(x.replay.status).toBe('masked-confirmed');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("serves the console's pages from this store: feed, graph edges, a denial, a workload with its pods' drop counters, admission refusals", async () => {
+    const drop = find((s) => (s.event.input?.mcp as { tool?: string } | undefined)?.tool === 'drop_table');
+    const feed = await get('/ui/feed?decision=deny&workload=ops-mcp');
+    expect(feed.status).toBe(200);
+    expect(feed.text).toContain(`/ui/decisions/${drop.decision_id}`);
+    const graph = JSON.parse((await get('/ui/api/graph')).text) as { edges: Array<{ source: string; destination: string; deny: number; allow: number }> };
+    const edge = (from: string, to: string) => graph.edges.find((g) => g.source === from && g.destination === to);
+    expect(edge(ID.storefront, 'orders')?.allow).toBeGreaterThan(0);
+    expect(edge('support-agent', 'ops-mcp')?.deny).toBeGreaterThan(0);
+    expect(edge('anonymous', 'storefront')).toBeDefined();
+    const decision = await get(`/ui/decisions/${drop.decision_id}`);
+    expect(decision.text).toContain('grants the workload identity spiffe://cluster.local/ns/platform/sa/dba-bot only; the caller authenticated with a JWT');
+    const workload = await get('/ui/workloads/ops-mcp');
+    expect(workload.text).toContain('tool:drop_table');
+    // The ops-mcp sidecar reported its drop counter with its decision log: no event lost.
+    expect(workload.text).toMatch(/<table id="drops">.*<td class="outcome">0<\/td>/s);
+    expect(workload.text).toContain('0 event(s) lost for good by 1 pod(s)');
+    const admission = await get('/ui/admission');
+    expect(admission.text).toMatch(/<code>guardrails\/no-latest-tag<\/code><\/td><td>shop<\/td><td>1</);
   });
 });

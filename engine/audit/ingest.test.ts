@@ -190,6 +190,40 @@ describe('POST /logs', () => {
     expect(await events('principal=system:serviceaccount:ci:deployer')).toEqual([adm]);
   });
 
+  it("keeps the latest drop counter a pod reports with its batch, for its own workload only, and ignores a malformed one", async () => {
+    const send = (evs: DecisionEvent[], dropped: string | string[], as = clients[ORDERS]!) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ ...base, method: 'POST', path: '/logs', ca: ca.cert, key: as.key, cert: as.cert, agent: false, headers: { 'content-type': 'application/json', 'x-warden-log-dropped': dropped } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(evs));
+      });
+    const pod = (spec: Parameters<typeof makeEvent>[0] = {}, instance = 'orders-5c7d9-a') => {
+      const e = makeEvent({ workload: 'orders', ...spec });
+      return { ...e, labels: { ...e.labels, instance } };
+    };
+    const senders = async () => (await store.logSenders('orders')).map((s) => [s.instance, s.dropped]);
+    expect(await send([pod()], '7')).toBe(200);
+    expect(await senders()).toEqual([['orders-5c7d9-a', 7]]);
+    expect(await send([pod({}, 'orders-5c7d9-b')], '0')).toBe(200);
+    expect(await send([pod()], '12')).toBe(200);
+    expect(await senders()).toEqual([['orders-5c7d9-a', 12], ['orders-5c7d9-b', 0]]);
+    // Malformed counters are ignored, and the batch is stored all the same.
+    for (const bad of ['-1', '1e3', '0x10', '+5', '5.0', '5 6', '9'.repeat(16), ['3', '4']]) {
+      const e = pod();
+      expect(await send([e], bad), String(bad)).toBe(200);
+      expect(await events(`decision-id=${e.decision_id}`)).toHaveLength(1);
+    }
+    // A batch of two pods, a pod name that is no DNS name, and events of another workload (rejected) report nothing.
+    await send([pod(), pod({}, 'orders-5c7d9-b')], '99');
+    await send([pod({}, 'x'.repeat(300))], '99');
+    await send([makeEvent({ workload: 'payments' })], '99');
+    expect(await senders()).toEqual([['orders-5c7d9-a', 12], ['orders-5c7d9-b', 0]]);
+    expect(await store.logSenders('payments')).toEqual([]);
+  });
+
   it('answers 401 to a caller without a client certificate or with one from another CA, 403 to an unknown workload', async () => {
     const anonymous = await call('POST', '/logs', { body: Buffer.from('[]') });
     expect(anonymous.status).toBe(401);

@@ -10,12 +10,12 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
-import { decisionEvent, type DecisionEvent } from '../../formats/decision-event.js';
+import { decisionEvent, DROPPED_HEADER, type DecisionEvent } from '../../formats/decision-event.js';
 import { arrayElements, countKeys } from './json-elements.js';
 import type { Identify } from './peer-identity.js';
 import { deniedByDefault, FilterError, GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type RawFilter } from './query.js';
 import { renderGraph } from './render.js';
-import type { AuditStore, TopDimension } from './store.js';
+import type { AuditStore, LogSender, TopDimension } from './store.js';
 
 /** Options of the audit API. */
 export interface AuditApiOptions {
@@ -62,12 +62,45 @@ function problem(res: Response, status: number, error: string, extra: Record<str
   res.status(status).json({ error, ...extra });
 }
 
+/**
+ * The sender's drop counter (DROPPED_HEADER) as a report for the pod its accepted events name, or
+ * undefined: no header, not a plain decimal integer (a repeated header arrives joined by commas), or
+ * no single pod behind the batch. Only accepted events count, so a sender reports for a workload it may
+ * log as, never another's. A counter that cannot be read never costs the batch its events.
+ */
+export function dropReport(header: string | undefined, accepted: readonly DecisionEvent[], receivedAt: number): LogSender | undefined {
+  if (header === undefined || !/^\d{1,15}$/.test(header)) return undefined;
+  const first = accepted[0]?.labels;
+  // A pod name is a DNS subdomain (≤ 253); anything longer is not one and is not kept.
+  if (!first?.instance || first.instance.length > 253) return undefined;
+  const same = accepted.every((e) => e.labels.workload === first.workload && e.labels.namespace === first.namespace && e.labels.instance === first.instance);
+  return same ? { workload: first.workload, namespace: first.namespace, instance: first.instance, dropped: Number(header), reportedAt: receivedAt } : undefined;
+}
+
+/**
+ * The last report stored per pod, so that a pod posting every second with an unchanged counter costs
+ * one store write a minute, not one per batch (a write beside the SQLite writer thread can wait on it).
+ */
+class SenderReports {
+  private readonly last = new Map<string, LogSender>();
+
+  changed(r: LogSender): boolean {
+    const key = `${r.workload}\0${r.namespace}\0${r.instance}`;
+    const prev = this.last.get(key);
+    if (prev && prev.dropped === r.dropped && r.reportedAt - prev.reportedAt < 60_000) return false;
+    if (this.last.size >= 10_000) this.last.clear();
+    this.last.set(key, r);
+    return true;
+  }
+}
+
 /** Build the router; mount it at the engine's root. */
 export function auditRouter(opts: AuditApiOptions): Router {
   const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxEvents = opts.maxEvents ?? 10_000;
   const now = opts.now ?? Date.now;
   const readers = new Set(opts.readers);
+  const senders = new SenderReports();
   const writers = typeof opts.writers === 'function' ? opts.writers : () => opts.writers as Writers;
   const router = express.Router();
 
@@ -134,6 +167,8 @@ export function auditRouter(opts: AuditApiOptions): Router {
         sent.push(body.subarray(span.start, span.end));
       });
       const result = accepted.length ? await opts.store.append(accepted, now(), keepBytes ? sent : undefined) : { stored: 0, duplicates: [] };
+      const drops = dropReport(req.get(DROPPED_HEADER), accepted, now());
+      if (drops && senders.changed(drops)) await opts.store.reportDrops(drops);
       const answer: IngestResponse = { received: batch.length, stored: result.stored, duplicates: result.duplicates, rejected };
       res.status(200).json(answer);
     },

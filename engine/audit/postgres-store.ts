@@ -7,14 +7,16 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  COLUMN_NAMES, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
 /** Advisory lock key that serialises chain appends ("WARDAUDT"). */
 const APPEND_LOCK = '6296645208963040340';
+/** Advisory lock key that serialises revision archive writes ("WARDREVS"). */
+const REVISION_LOCK = '6287397008177452627';
 /** Postgres types of COLUMN_NAMES, for the unnest() bulk insert. */
 const COLUMN_TYPES = ['bigint', 'text', 'bigint', 'bigint', 'int', 'int', 'int', 'int', 'int', 'int', 'text', 'int', 'int', 'int', 'text', 'text', 'text'];
 /** Rows per INSERT statement (arrays are sent as one parameter each). */
@@ -22,6 +24,22 @@ const INSERT_CHUNK = 5000;
 
 // bigint (int8) columns fit in a JS number for every seq and millisecond timestamp we store.
 pg.types.setTypeParser(20, (v) => Number(v));
+
+/** Run `body` in one transaction on a client of its own: committed when it resolves, rolled back when it throws. */
+async function transaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
 
 type FullRow = EventColumns & { seq: number; received_at: number; event: string; prev_hash: string; hash: string };
 
@@ -41,29 +59,20 @@ export class PostgresStore implements AuditStore {
     // An idle client's socket error must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
     try {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await transaction(pool, async (client) => {
         await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
         const tables = await client.query<{ events: string | null; meta: string | null }>("SELECT to_regclass('events')::text AS events, to_regclass('audit_meta')::text AS meta");
         const version = tables.rows[0]?.meta
           ? (await client.query<{ value: string }>('SELECT value FROM audit_meta WHERE key = $1', ['schema_version'])).rows[0]?.value
           : undefined;
         const u = new URL(url);
-        if (schemaAction(tables.rows[0]?.events != null, version, `postgres://${u.host}${u.pathname}`) === 'migrate-v1') {
-          for (const s of migrationStatements('postgres')) await client.query(s);
-        }
+        const action = schemaAction(tables.rows[0]?.events != null, version, `postgres://${u.host}${u.pathname}`);
+        if (action === 'migrate-v1') for (const s of migrationStatements('postgres')) await client.query(s);
         for (const s of schemaStatements('postgres')) await client.query(s);
-        const meta = 'INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING';
-        await client.query(meta, ['store_id', randomUUID()]);
-        await client.query(meta, ['schema_version', SCHEMA_VERSION]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        if (action !== 'create-or-current') for (const s of rollupFillStatements()) await client.query(s);
+        await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', ['store_id', randomUUID()]);
+        await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema_version', SCHEMA_VERSION]);
+      });
       const { rows } = await pool.query<{ value: string }>('SELECT value FROM audit_meta WHERE key = $1', ['store_id']);
       const u = new URL(url);
       return new PostgresStore(pool, rows[0]!.value, `postgres://${u.host}${u.pathname}`);
@@ -102,6 +111,7 @@ export class PostgresStore implements AuditStore {
       let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
       const cols: unknown[][] = COLUMN_NAMES.map(() => []);
+      const rollup = new EdgeCounts();
       const id = (v: string | null) => (v === null ? null : ids.get(v)!);
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
@@ -115,6 +125,7 @@ export class PostgresStore implements AuditStore {
         seq += 1;
         const row = [seq, c.decision_id, c.ts, receivedAt, id(c.workload), id(c.namespace), id(c.outcome), id(c.kind), id(c.principal), id(c.method), c.path, id(c.operation), id(c.tool), id(c.revision), text, prev, hash];
         for (let k = 0; k < row.length; k++) cols[k]!.push(row[k]);
+        rollup.add(edgeHour(c.ts), id(c.principal) ?? 0, id(c.workload)!, id(c.namespace)!, id(c.outcome)!);
         prev = hash;
         prevDigest = digest;
       }
@@ -126,6 +137,8 @@ export class PostgresStore implements AuditStore {
           slice,
         );
       }
+      // The hourly edge rollup, in this transaction and under the append lock (no two upserts interleave).
+      if (stored) await client.query(rollupAddSql('postgres', 0), rollup.columns());
       await client.query('COMMIT');
       return { stored, duplicates, head: stored ? { seq, hash: prev } : headRow };
     } catch (err) {
@@ -218,20 +231,64 @@ export class PostgresStore implements AuditStore {
   }
 
   async prune(anchor: Checkpoint): Promise<number> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return transaction(this.pool, async (client) => {
+      // Appends update the same rollup rows: one lock for both keeps them from deadlocking on them.
+      await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
       await client.query('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws]);
+      for (const [i, sql] of rollupPruneStatements('postgres').entries()) await client.query(sql, i === 0 ? [anchor.seq] : []);
       const deleted = (await client.query('DELETE FROM events WHERE seq <= $1', [anchor.seq])).rowCount ?? 0;
       await client.query('DELETE FROM checkpoints WHERE seq < $1', [anchor.seq]);
-      await client.query('COMMIT');
       return deleted;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
+  }
+
+  async rollupDrift(limit: number): Promise<RollupDrift[]> {
+    const { rows } = await this.pool.query<RollupDrift>(selectRollupDrift('postgres'), [limit]);
+    return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
+  }
+
+  async keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
+    await transaction(this.pool, async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(${REVISION_LOCK})`);
+      const added = await client.query('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES ($1, $2, $3, $4) ON CONFLICT (bundle, revision) DO NOTHING', [k.bundle, k.revision, k.sha256, k.keptAt]);
+      if (added.rowCount) await client.query('INSERT INTO bundle_blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [k.sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+    });
+  }
+
+  async findRevision(bundle: string, revision: string): Promise<{ kept: KeptRevision; bytes: Buffer } | undefined> {
+    const { rows } = await this.pool.query<KeptRevision & { bytes: Buffer }>(
+      'SELECT r.bundle, r.revision, r.sha256, r.kept_at AS "keptAt", b.bytes FROM bundle_revisions AS r JOIN bundle_blobs AS b ON b.sha256 = r.sha256 WHERE r.bundle = $1 AND r.revision = $2',
+      [bundle, revision],
+    );
+    const r = rows[0];
+    return r && { kept: { bundle: r.bundle, revision: r.revision, sha256: r.sha256, keptAt: Number(r.keptAt) }, bytes: r.bytes };
+  }
+
+  async listRevisions(): Promise<KeptRevision[]> {
+    const { rows } = await this.pool.query<KeptRevision>('SELECT bundle, revision, sha256, kept_at AS "keptAt" FROM bundle_revisions ORDER BY bundle, kept_at');
+    return rows.map((r) => ({ ...r, keptAt: Number(r.keptAt) }));
+  }
+
+  async dropRevisions(which: ReadonlyArray<{ bundle: string; revision: string }>): Promise<void> {
+    await transaction(this.pool, async (client) => {
+      // Serialised with keepRevision: a blob a concurrent keep is about to name is not deleted under it.
+      await client.query(`SELECT pg_advisory_xact_lock(${REVISION_LOCK})`);
+      for (const w of which) await client.query('DELETE FROM bundle_revisions WHERE bundle = $1 AND revision = $2', [w.bundle, w.revision]);
+      await client.query(UNNAMED_BLOBS);
+    });
+  }
+
+  async reportDrops(r: LogSender): Promise<void> {
+    await transaction(this.pool, async (client) => {
+      await client.query(upsertSender('postgres'), [r.workload, r.namespace, r.instance, r.dropped, r.reportedAt]);
+      await client.query('DELETE FROM log_senders WHERE workload = $1 AND reported_at < $2', [r.workload, r.reportedAt - SENDER_KEEP_MS]);
+    });
+  }
+
+  async logSenders(workload?: string): Promise<LogSender[]> {
+    const sql = `SELECT workload, namespace, instance, dropped, reported_at AS "reportedAt" FROM log_senders ${workload === undefined ? '' : 'WHERE workload = $1'} ORDER BY workload, namespace, instance`;
+    const { rows } = await this.pool.query<LogSender>(sql, workload === undefined ? [] : [workload]);
+    return rows.map((r) => ({ ...r, dropped: Number(r.dropped), reportedAt: Number(r.reportedAt) }));
   }
 
   /** Direct access for tests and the benchmark (tampering, ANALYZE); not part of AuditStore. */

@@ -11,9 +11,9 @@ import { type Checkpoint, type CheckpointReason } from './chain.js';
 import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite-writer.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  eventColumns, eventText, migrationStatements, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -52,11 +52,12 @@ export class SqliteStore implements AuditStore {
     db.transaction(() => {
       const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
       const version = hasTable('audit_meta') ? db.prepare<[string], string>('SELECT value FROM audit_meta WHERE key = ?').pluck().get('schema_version') : undefined;
-      if (schemaAction(hasTable('events'), version, full) === 'migrate-v1') for (const s of migrationStatements('sqlite')) db.exec(s);
+      const action = schemaAction(hasTable('events'), version, full);
+      if (action === 'migrate-v1') for (const s of migrationStatements('sqlite')) db.exec(s);
       for (const s of schemaStatements('sqlite')) db.exec(s);
-      const meta = db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING');
-      meta.run('store_id', randomUUID());
-      meta.run('schema_version', SCHEMA_VERSION);
+      if (action !== 'create-or-current') for (const s of rollupFillStatements()) db.exec(s);
+      db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run('store_id', randomUUID());
+      db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run('schema_version', SCHEMA_VERSION);
     }).immediate();
     const { value } = db.prepare('SELECT value FROM audit_meta WHERE key = ?').get('store_id') as { value: string };
     return new SqliteStore(db, value, full);
@@ -124,11 +125,57 @@ export class SqliteStore implements AuditStore {
   prune(anchor: Checkpoint): Promise<number> {
     const run = this.db.transaction(() => {
       this.db.prepare('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING').run(anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws);
+      for (const [i, sql] of rollupPruneStatements('sqlite').entries()) this.db.prepare(sql).run(...(i === 0 ? [anchor.seq] : []));
       const deleted = this.db.prepare('DELETE FROM events WHERE seq <= ?').run(anchor.seq).changes;
       this.db.prepare('DELETE FROM checkpoints WHERE seq < ?').run(anchor.seq);
       return deleted;
     });
     return Promise.resolve(run.immediate());
+  }
+
+  rollupDrift(limit: number): Promise<RollupDrift[]> {
+    return Promise.resolve(this.db.prepare<[number], RollupDrift>(selectRollupDrift('sqlite')).all(limit));
+  }
+
+  keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
+    this.db.transaction(() => {
+      const added = this.db.prepare('INSERT INTO bundle_revisions (bundle, revision, sha256, kept_at) VALUES (?, ?, ?, ?) ON CONFLICT (bundle, revision) DO NOTHING').run(k.bundle, k.revision, k.sha256, k.keptAt).changes;
+      if (added) this.db.prepare('INSERT INTO bundle_blobs (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING').run(k.sha256, bytes);
+    }).immediate();
+    return Promise.resolve();
+  }
+
+  findRevision(bundle: string, revision: string): Promise<{ kept: KeptRevision; bytes: Buffer } | undefined> {
+    const r = this.db
+      .prepare<[string, string], KeptRevision & { bytes: Buffer }>('SELECT r.bundle, r.revision, r.sha256, r.kept_at AS keptAt, b.bytes FROM bundle_revisions AS r JOIN bundle_blobs AS b ON b.sha256 = r.sha256 WHERE r.bundle = ? AND r.revision = ?')
+      .get(bundle, revision);
+    return Promise.resolve(r && { kept: { bundle: r.bundle, revision: r.revision, sha256: r.sha256, keptAt: r.keptAt }, bytes: r.bytes });
+  }
+
+  listRevisions(): Promise<KeptRevision[]> {
+    return Promise.resolve(this.db.prepare<[], KeptRevision>('SELECT bundle, revision, sha256, kept_at AS keptAt FROM bundle_revisions ORDER BY bundle, kept_at').all());
+  }
+
+  dropRevisions(which: ReadonlyArray<{ bundle: string; revision: string }>): Promise<void> {
+    this.db.transaction(() => {
+      const drop = this.db.prepare('DELETE FROM bundle_revisions WHERE bundle = ? AND revision = ?');
+      for (const w of which) drop.run(w.bundle, w.revision);
+      this.db.exec(UNNAMED_BLOBS);
+    }).immediate();
+    return Promise.resolve();
+  }
+
+  reportDrops(r: LogSender): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare(upsertSender('sqlite')).run(r.workload, r.namespace, r.instance, r.dropped, r.reportedAt);
+      this.db.prepare('DELETE FROM log_senders WHERE workload = ? AND reported_at < ?').run(r.workload, r.reportedAt - SENDER_KEEP_MS);
+    }).immediate();
+    return Promise.resolve();
+  }
+
+  logSenders(workload?: string): Promise<LogSender[]> {
+    const sql = `SELECT workload, namespace, instance, dropped, reported_at AS reportedAt FROM log_senders ${workload === undefined ? '' : 'WHERE workload = ?'} ORDER BY workload, namespace, instance`;
+    return Promise.resolve(this.db.prepare<unknown[], LogSender>(sql).all(...(workload === undefined ? [] : [workload])));
   }
 
   /** Direct access for tests and the benchmark (tampering, ANALYZE); not part of AuditStore. */

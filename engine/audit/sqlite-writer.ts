@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { chainDigestInPlace, GENESIS_HASH } from './chain.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
-import { COLUMN_NAMES, SELECT_HEAD, type EventColumns } from './table.js';
+import { COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;
@@ -112,6 +112,7 @@ export class SqliteWriter {
   private readonly nameId: Database.Statement<[string], number>;
   private readonly addName: Database.Statement<[string]>;
   private readonly inserts = new Map<number, Database.Statement>();
+  private readonly rollups = new Map<number, Database.Statement>();
   private readonly names = new NameIds();
 
   constructor(private readonly db: Database.Database) {
@@ -144,6 +145,7 @@ export class SqliteWriter {
     const taken = new Set(this.storedIds.all(JSON.stringify(ids)));
     const duplicates: string[] = [];
     const values: unknown[] = [];
+    const rollup = new EdgeCounts();
     let rows = 0;
     for (let i = 0; i < ids.length; i++) {
       const decisionId = ids[i]!;
@@ -159,6 +161,7 @@ export class SqliteWriter {
       const r = i * WIDTH; // workload, namespace, outcome, kind, principal, method, operation, tool, revision
       seq += 1;
       values.push(seq, decisionId, ts[i], receivedAt, id(r), id(r + 1), id(r + 2), id(r + 3), id(r + 4), id(r + 5), paths[i], id(r + 6), id(r + 7), id(r + 8), text, prev, hash);
+      rollup.add(edgeHour(ts[i]!), id(r + 4) ?? 0, id(r)!, id(r + 1)!, id(r + 2)!);
       prev = hash;
       prevDigest = digest;
       if (++rows === ROWS_PER_INSERT) {
@@ -168,6 +171,8 @@ export class SqliteWriter {
       }
     }
     if (rows) this.insertRows(rows).run(values);
+    // The hourly edge rollup, in this transaction: a few dozen buckets per batch, not a row per event.
+    for (const chunk of rollup.chunks(ROWS_PER_INSERT)) this.rollupStmt(chunk.length / 6).run(chunk);
     const stored = seq - (head?.seq ?? 0);
     if (stored) head = { seq, hash: prev };
     return { stored, duplicates, head };
@@ -178,6 +183,12 @@ export class SqliteWriter {
     const id = this.nameId.get(value) ?? Number(this.addName.run(value).lastInsertRowid);
     this.names.set(value, id);
     return id;
+  }
+
+  private rollupStmt(groups: number): Database.Statement {
+    let stmt = this.rollups.get(groups);
+    if (!stmt) this.rollups.set(groups, (stmt = this.db.prepare(rollupAddSql('sqlite', groups))));
+    return stmt;
   }
 
   /** INSERT of `rows` rows; duplicates were filtered out, so a conflict is an error that aborts the batch. */

@@ -259,6 +259,89 @@ describe.each(backends)('audit store on $name', (backend) => {
     ]);
   });
 
+  describe('the hourly edge rollup', () => {
+    const hour = 3_600_000;
+    const fe = 'spiffe://cluster.local/ns/shop/sa/frontend';
+    const agent = 'spiffe://cluster.local/ns/shop/sa/agent';
+    // 120 events over the 6 hours before NOW, 20 minutes apart plus a few seconds, so every hour holds events and windows cut hours in two.
+    const spread = () =>
+      makeEvents(120, (i) => ({
+        time: new Date(NOW - 6 * hour + i * 3 * 60_000 + (i % 7) * 1000),
+        principal: i % 3 === 0 ? agent : fe,
+        workload: i % 4 === 0 ? 'db-mcp' : 'orders',
+        outcome: i % 5 === 0 ? 'deny' : i % 11 === 0 ? 'dry-run-deny' : 'allow',
+        ...(i % 4 === 0 ? { tool: 'query' } : {}),
+      }));
+    // The aggregate counted by hand from the events, as the events table alone would answer it.
+    const expected = (events: ReturnType<typeof makeEvents>, f: ReturnType<typeof filter>) => {
+      const edges = new Map<string, { source: string; destination: string; namespace: string; allow: number; deny: number; dry_run_deny: number; total: number }>();
+      for (const e of events) {
+        const t = Date.parse(e.timestamp);
+        const source = (e.input as { source: { principal: string } }).source.principal;
+        if ((f.from !== undefined && t < f.from) || (f.to !== undefined && t >= f.to)) continue;
+        if ((f.workload && !f.workload.includes(e.labels.workload)) || (f.principal && !f.principal.includes(source)) || (f.decision && !f.decision.includes(e.outcome))) continue;
+        if (f.tool && !f.tool.includes(String((e.input as { mcp?: { tool?: string } }).mcp?.tool))) continue;
+        const key = `${source} ${e.labels.workload}`;
+        const edge = edges.get(key) ?? { source, destination: e.labels.workload, namespace: e.labels.namespace, allow: 0, deny: 0, dry_run_deny: 0, total: 0 };
+        edge[e.outcome === 'dry-run-deny' ? 'dry_run_deny' : e.outcome] += 1;
+        edge.total += 1;
+        edges.set(key, edge);
+      }
+      return [...edges.values()].sort((a, b) => b.total - a.total || a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)).slice(0, f.limit);
+    };
+    const windows: RawFilter[] = [
+      {},
+      { since: '1h' },
+      { since: '150m' },
+      { since: '6h' },
+      { from: new Date(NOW - 5 * hour).toISOString(), to: new Date(NOW - 2 * hour).toISOString() },
+      { from: new Date(NOW - 5 * hour + 61_000).toISOString(), to: new Date(NOW - 2 * hour - 59_000).toISOString() },
+      { from: new Date(NOW - 4 * hour + 5000).toISOString(), to: new Date(NOW - 4 * hour + 1_200_000).toISOString() },
+      { since: '4h', workload: 'db-mcp' },
+      { since: '5h', principal: agent, decision: 'deny' },
+      { since: '3h', tool: 'query' },
+      { since: '6h', limit: '1' },
+      { since: '150m', limit: '3' },
+    ];
+    const rollupTotal = async (url: string) => Number(((await backend.rows(url, 'SELECT COALESCE(SUM(n), 0) AS n FROM edge_hours')) as Array<{ n: unknown }>)[0]!.n);
+
+    it('is kept by every append: edge_hours counts every event, and each window aggregates as the events do', async () => {
+      const { url, store } = await openNew();
+      const events = spread();
+      await store.append(events.slice(0, 50), NOW);
+      await store.append(events.slice(50), NOW);
+      expect(await rollupTotal(url)).toBe(120);
+      for (const w of windows) {
+        const f = filter(w);
+        const want = expected(events, f);
+        const got = await store.edges(f);
+        expect(got, JSON.stringify(w)).toEqual(want);
+      }
+    });
+
+    it('loses the counts of the events retention deletes, in the same transaction', async () => {
+      const { url, store } = await openNew();
+      const events = spread();
+      await store.append(events, NOW);
+      const r = await applyRetention(store, signer, { maxRows: 45 }, { now: () => NOW, batchSize: 20 });
+      expect(r.deleted).toBe(75);
+      expect(await rollupTotal(url)).toBe(45);
+      for (const w of windows) expect(await store.edges(filter(w)), JSON.stringify(w)).toEqual(expected(events.slice(75), filter(w)));
+    });
+
+    it('is built on open for a store of layout 2, which has none', async () => {
+      const { url, store } = await openNew();
+      const events = spread();
+      await store.append(events, NOW);
+      await store.close();
+      await backend.tamper(url, `DROP TABLE edge_hours; UPDATE audit_meta SET value = '2' WHERE key = 'schema_version'`);
+      const again = await reopen(url);
+      expect(await rollupTotal(url)).toBe(120);
+      expect(await backend.rows(url, "SELECT value FROM audit_meta WHERE key = 'schema_version'")).toMatchObject([{ value: '3' }]);
+      for (const w of windows) expect(await again.edges(filter(w)), JSON.stringify(w)).toEqual(expected(events, filter(w)));
+    });
+  });
+
   it('returns events after a seq in ingestion order (what tail polls)', async () => {
     const { store } = await openNew();
     const batch = makeEvents(5);
@@ -364,11 +447,13 @@ describe.each(backends)('audit store on $name', (backend) => {
       const { url, store } = await openNew();
       await store.close();
       await backend.tamper(url, `UPDATE audit_meta SET value = '99' WHERE key = 'schema_version'`);
-      await expect(openStore(url)).rejects.toThrow(/has table layout version 99, which this Warden \(layout 2\) cannot read/);
+      await expect(openStore(url)).rejects.toThrow(/has table layout version 99, which this Warden \(layout 3\) cannot read/);
     });
   });
 
   describe('tamper evidence', () => {
+    const rollup = (r: Awaited<ReturnType<typeof verifyStore>>) => r.problems.filter((p) => p.kind === 'rollup');
+    const eventProblems = (r: Awaited<ReturnType<typeof verifyStore>>) => r.problems.filter((p) => p.kind !== 'rollup');
     const tampered = async (sql: string, opts: { rows?: number; checkpointAt?: number } = {}) => {
       const { url, store } = await openNew();
       const events = makeEvents(opts.rows ?? 10);
@@ -392,7 +477,12 @@ describe.each(backends)('audit store on $name', (backend) => {
 
     it('names the event whose query column was edited to make queries lie', async () => {
       const { report, events } = await tampered(`${NAME_DENY}; UPDATE events SET outcome = (SELECT id FROM audit_names WHERE value = 'deny') WHERE seq = 6`);
-      expect(report.problems).toEqual([
+      // The rollup still counts what the events said when stored: it disagrees with the edited column too.
+      expect(rollup(report).map((p) => p.message.replace(/^.*: /, ''))).toEqual([
+        expect.stringMatching(/shop\/orders allow holds 10 but the events count 9/),
+        expect.stringMatching(/shop\/orders deny holds 0 but the events count 1/),
+      ]);
+      expect(eventProblems(report)).toEqual([
         expect.objectContaining({ kind: 'edited', seq: 6, decision_id: events[5]!.decision_id, message: expect.stringContaining('query column outcome holds "deny" but the event says "allow"') }),
       ]);
     });
@@ -411,7 +501,8 @@ describe.each(backends)('audit store on $name', (backend) => {
 
     it('names the deleted event by its seq and its neighbours', async () => {
       const { report, events } = await tampered('DELETE FROM events WHERE seq = 5');
-      expect(report.problems).toEqual([
+      expect(rollup(report)).toHaveLength(1);
+      expect(eventProblems(report)).toEqual([
         expect.objectContaining({
           kind: 'deleted',
           seq: 5,
@@ -422,9 +513,9 @@ describe.each(backends)('audit store on $name', (backend) => {
 
     it('detects the deletion of the first events and of the newest events', async () => {
       const head = await tampered('DELETE FROM events WHERE seq <= 2');
-      expect(head.report.problems).toEqual([expect.objectContaining({ kind: 'deleted', seq: 1, message: expect.stringContaining('events seq 1..2 are missing') })]);
+      expect(eventProblems(head.report)).toEqual([expect.objectContaining({ kind: 'deleted', seq: 1, message: expect.stringContaining('events seq 1..2 are missing') })]);
       const tail = await tampered('DELETE FROM events WHERE seq >= 9');
-      expect(tail.report.problems).toEqual([expect.objectContaining({ kind: 'deleted', seq: 9, message: expect.stringContaining('events seq 9..10 were deleted') })]);
+      expect(eventProblems(tail.report)).toEqual([expect.objectContaining({ kind: 'deleted', seq: 9, message: expect.stringContaining('events seq 9..10 were deleted') })]);
     });
 
     it('names both events when two were swapped', async () => {
@@ -454,7 +545,16 @@ describe.each(backends)('audit store on $name', (backend) => {
       });
       for (const s of statements) await backend.tamper(url, s);
       const report = await verifyStore(await reopen(url), signer.publicJwk);
-      expect(report.problems).toEqual([expect.objectContaining({ kind: 'rewritten', seq: 6 })]);
+      expect(eventProblems(report)).toEqual([expect.objectContaining({ kind: 'rewritten', seq: 6 })]);
+    });
+
+    it('names the rollup bucket edited to make the graph lie, while the chain itself verifies', async () => {
+      const { report } = await tampered(`UPDATE edge_hours SET n = n + 40`, { rows: 3 });
+      expect(eventProblems(report)).toEqual([]);
+      expect(report.ok).toBe(false);
+      expect(rollup(report)).toEqual([
+        expect.objectContaining({ seq: 0, message: expect.stringMatching(/^edge rollup, hour from 2026-11-25T10:00:00.000Z: spiffe:\/\/cluster.local\/ns\/shop\/sa\/frontend → shop\/orders allow holds 43 but the events count 3 /) }),
+      ]);
     });
 
     it('rejects a checkpoint that was not signed by the given key', async () => {

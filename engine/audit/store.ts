@@ -36,6 +36,41 @@ export interface Edge {
   total: number;
 }
 
+/** One bundle revision kept in the revision archive (engine/bundle-revisions.ts). */
+export interface KeptRevision {
+  bundle: string;
+  revision: string;
+  /** The archive bytes' sha256 (hex): the blob's address. */
+  sha256: string;
+  /** When an engine first kept it, ms since the epoch. */
+  keptAt: number;
+}
+
+/** The latest decision-log drop counter one pod reported with its events (POST /logs). */
+export interface LogSender {
+  workload: string;
+  namespace: string;
+  /** The pod (labels.instance of its events). */
+  instance: string;
+  /** Events the pod lost for good since it started (its warden_decision_log_dropped_total). */
+  dropped: number;
+  /** When the engine received the report, ms since the epoch. */
+  reportedAt: number;
+}
+
+/** An edge_hours bucket whose count differs from the events it covers. */
+export interface RollupDrift {
+  /** Hours since the epoch (event time). */
+  hour: number;
+  source: string;
+  /** Null when the bucket's id names nothing (an id edited in the store). */
+  workload: string | null;
+  namespace: string | null;
+  outcome: string | null;
+  stored: number;
+  counted: number;
+}
+
 /** The read side, shared by a local store and an engine reached over HTTP. */
 export interface AuditReader {
   query(filter: EventFilter): Promise<StoredEvent[]>;
@@ -97,6 +132,19 @@ export interface AuditStore extends AuditReader {
   findByHash(hash: string): Promise<{ seq: number; decision_id: string } | undefined>;
   addCheckpoint(cp: Checkpoint): Promise<void>;
   checkpoints(): Promise<Checkpoint[]>;
-  /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N. */
+  /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N (and their counts in the edge rollup). */
   prune(anchor: Checkpoint): Promise<number>;
+  /** The rollup buckets that disagree with the events (verification), oldest first. */
+  rollupDrift(limit: number): Promise<RollupDrift[]>;
+  /** Store a revision and its blob (addressed by k.sha256) unless already kept; the first keep wins. */
+  keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void>;
+  /** A kept revision and its blob's bytes (unchecked: the archive checks them against the address). */
+  findRevision(bundle: string, revision: string): Promise<{ kept: KeptRevision; bytes: Buffer } | undefined>;
+  listRevisions(): Promise<KeptRevision[]>;
+  /** Forget these revisions, then every blob no revision names, in one transaction. */
+  dropRevisions(which: ReadonlyArray<{ bundle: string; revision: string }>): Promise<void>;
+  /** Record a pod's latest drop counter. */
+  reportDrops(r: LogSender): Promise<void>;
+  /** The latest drop counter of each pod of a workload (every pod when none is named). */
+  logSenders(workload?: string): Promise<LogSender[]>;
 }

@@ -59,9 +59,24 @@ describe('SQLite query plans', () => {
     expect(events({ 'decision-id': 'dec-1' })).toMatch(/sqlite_autoindex_events/);
   });
 
-  it('answers who-talks-to-whom from the covering index alone', () => {
-    expect(plan(selectEdges('sqlite', parseFilter({ since: '1h', limit: '1000' }, NOW)))).toMatch(/USING COVERING INDEX events_ts_filters \(ts>\?/);
-    expect(plan(selectEdges('sqlite', parseFilter({ limit: '1000' }, NOW)))).toMatch(/COVERING INDEX events_ts_filters/);
+  it('answers who-talks-to-whom from the hourly rollup for whole hours, and from the covering index for the rest', () => {
+    // NOW is on the hour: the last hour is one whole bucket, read by the rollup's primary key alone.
+    const hour = plan(selectEdges('sqlite', parseFilter({ since: '1h', limit: '1000' }, NOW)));
+    expect(hour).toMatch(/SEARCH edge_hours USING PRIMARY KEY \(hour>\?\)/);
+    expect(hour).not.toMatch(/events/);
+    // 90 minutes: the partial hour from the events' covering index, the whole one from the rollup.
+    const partial = plan(selectEdges('sqlite', parseFilter({ since: '90m', limit: '1000' }, NOW)));
+    expect(partial).toMatch(/USING COVERING INDEX events_ts_filters \(ts>\? AND ts<\?\)/);
+    expect(partial).toMatch(/SEARCH edge_hours USING PRIMARY KEY \(hour>\?\)/);
+    // A filter the rollup does not hold, and the events-only baseline, read the covering index.
+    expect(plan(selectEdges('sqlite', parseFilter({ since: '1h', tool: 'x', limit: '1000' }, NOW)))).toMatch(/USING COVERING INDEX events_ts_filters \(ts>\?/);
+    expect(plan(selectEdges('sqlite', parseFilter({ limit: '1000' }, NOW), { rollup: false }))).toMatch(/COVERING INDEX events_ts_filters/);
+  });
+
+  it('reads admission refusals newest first by time from the index, never every row', () => {
+    const p = events({ since: '24h', workload: 'admission', decision: 'deny', sort: '-time', limit: '5000' });
+    expect(p).toMatch(/SEARCH events USING INDEX events_ts_filters \(ts>\?\)/);
+    expect(p).not.toMatch(/^SCAN events$/m);
   });
 
   it('counts denied principals from the covering index alone', () => {

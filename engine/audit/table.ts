@@ -42,8 +42,12 @@ export const COLUMN_NAMES = [
  */
 export const NAMED_COLUMNS = ['workload', 'namespace', 'outcome', 'kind', 'principal', 'method', 'operation', 'tool', 'revision'] as const;
 
-/** Version of the table layout, kept in audit_meta; stores without it hold the version 1 layout. */
-export const SCHEMA_VERSION = '2';
+/**
+ * Version of the table layout, kept in audit_meta; stores without it hold the version 1 layout.
+ * Version 3 added the hourly edge rollup (edge_hours) and the revision archive: a version 2 Warden
+ * appending to a version 3 store would leave the rollup behind, so it must refuse the store, and does.
+ */
+export const SCHEMA_VERSION = '3';
 
 function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
@@ -162,11 +166,16 @@ export function schemaStatements(d: Dialect): string[] {
       reason ${text} NOT NULL,
       jws ${text} NOT NULL
     )`,
+    edgeHoursTable(d),
+    ...revisionTables(d),
   ];
 }
 
-/** What opening a store must do to its tables, from what it finds. */
-export type SchemaAction = 'create-or-current' | 'migrate-v1';
+/**
+ * What opening a store must do to its tables, from what it finds: nothing, the version 1 rewrite (then
+ * the rollup fill), or the rollup fill alone (a version 2 store, which has no edge_hours).
+ */
+export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2';
 
 /**
  * Decide from whether an events table exists and the schema_version in audit_meta (undefined when
@@ -174,6 +183,7 @@ export type SchemaAction = 'create-or-current' | 'migrate-v1';
  */
 export function schemaAction(hasEvents: boolean, version: string | undefined, location: string): SchemaAction {
   if (version === undefined) return hasEvents ? 'migrate-v1' : 'create-or-current';
+  if (version === '2') return 'migrate-v2';
   if (version !== SCHEMA_VERSION) {
     throw new Error(`audit store ${location} has table layout version ${version}, which this Warden (layout ${SCHEMA_VERSION}) cannot read; run a Warden at least as new as the one that wrote it`);
   }
@@ -309,23 +319,209 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
   };
 }
 
-/** Source principal → destination workload with counts per outcome, busiest first. */
-export function selectEdges(d: Dialect, f: EventFilter): Statement {
+/** The width of one edge_hours bucket: an hour of event time. */
+export const HOUR_MS = 3_600_000;
+
+/** The hour bucket of an event time (floored, also before 1970), in JS as in edgeHourSql. */
+export function edgeHour(ts: number): number {
+  return Math.floor(ts / HOUR_MS);
+}
+
+// The same floor in SQL: both dialects truncate integer division towards zero.
+const edgeHourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOUR_MS}) % ${HOUR_MS})) / ${HOUR_MS})`;
+
+/**
+ * The hourly edge rollup: events per (hour of event time, principal, workload, namespace, outcome),
+ * principal 0 for none. Appends add their counts in the same transaction as the rows (so it always
+ * equals the events table), retention subtracts what it deletes. The graph reads it for the whole
+ * hours of its window: a week of traffic becomes a few thousand rows instead of every event.
+ */
+function edgeHoursTable(d: Dialect): string {
+  const { int, id } = types(d);
+  return `CREATE TABLE IF NOT EXISTS edge_hours (
+      hour ${int} NOT NULL,
+      principal ${id} NOT NULL,
+      workload ${id} NOT NULL,
+      namespace ${id} NOT NULL,
+      outcome ${id} NOT NULL,
+      n ${int} NOT NULL,
+      PRIMARY KEY (hour, principal, workload, namespace, outcome)
+    )${d === 'sqlite' ? ' WITHOUT ROWID' : ''}`;
+}
+
+/** The rollup's grouping of events, as SELECT columns (hour, principal, workload, namespace, outcome). */
+const ROLLUP_GROUP = `${edgeHourSql('ts')}, COALESCE(principal, 0), workload, namespace, outcome`;
+
+/**
+ * The revision archive (engine/bundle-revisions.ts) and the pods' decision-log drop counters, kept in
+ * the audit store so every engine replica sees what any of them stored. Blobs are content-addressed
+ * (one row per sha256, however many revisions share it); a revision names its blob.
+ */
+function revisionTables(d: Dialect): string[] {
+  const { int, text } = types(d);
+  return [
+    `CREATE TABLE IF NOT EXISTS bundle_blobs (sha256 ${text} PRIMARY KEY, bytes ${d === 'sqlite' ? 'BLOB' : 'BYTEA'} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS bundle_revisions (
+      bundle ${text} NOT NULL,
+      revision ${text} NOT NULL,
+      sha256 ${text} NOT NULL,
+      kept_at ${int} NOT NULL,
+      PRIMARY KEY (bundle, revision)
+    )`,
+    `CREATE TABLE IF NOT EXISTS log_senders (
+      workload ${text} NOT NULL,
+      namespace ${text} NOT NULL,
+      instance ${text} NOT NULL,
+      dropped ${int} NOT NULL,
+      reported_at ${int} NOT NULL,
+      PRIMARY KEY (workload, namespace, instance)
+    )`,
+  ];
+}
+
+/** Delete the blobs no kept revision names (after revisions were dropped). */
+export const UNNAMED_BLOBS = 'DELETE FROM bundle_blobs WHERE sha256 NOT IN (SELECT sha256 FROM bundle_revisions)';
+
+/** How long a pod's report is kept after its last one (pods come and go; their names do not return). */
+export const SENDER_KEEP_MS = 7 * 86_400_000;
+
+/** Record a pod's drop counter (workload, namespace, instance, dropped, reported_at); the newest report wins. */
+export const upsertSender = (d: Dialect) => `INSERT INTO log_senders (workload, namespace, instance, dropped, reported_at) VALUES (${d === 'sqlite' ? '?, ?, ?, ?, ?' : '$1, $2, $3, $4, $5'})
+  ON CONFLICT (workload, namespace, instance) DO UPDATE SET dropped = excluded.dropped, reported_at = excluded.reported_at WHERE excluded.reported_at >= log_senders.reported_at`;
+
+/** Rebuild edge_hours from the events table (opening a store of an older layout), in the caller's transaction. */
+export function rollupFillStatements(): string[] {
+  return [
+    'DELETE FROM edge_hours',
+    `INSERT INTO edge_hours (hour, principal, workload, namespace, outcome, n) SELECT ${ROLLUP_GROUP}, COUNT(*) FROM events GROUP BY ${ROLLUP_GROUP}`,
+  ];
+}
+
+/**
+ * The edge_hours buckets that disagree with the events (verification: a rollup edited in the store
+ * would make the graph lie), named, oldest first, up to `limit` ($1 / ?).
+ */
+export function selectRollupDrift(d: Dialect): string {
+  const limit = d === 'sqlite' ? '?' : '$1';
+  const keys = 'hour, principal, workload, namespace, outcome';
+  return `SELECT x.hour, COALESCE(s.value, 'anonymous') AS source, w.value AS workload, ns.value AS namespace, o.value AS outcome, x.stored, x.counted
+    FROM (SELECT ${keys}, SUM(stored) AS stored, SUM(counted) AS counted FROM (
+        SELECT ${keys}, n AS stored, 0 AS counted FROM edge_hours
+        UNION ALL
+        SELECT ${edgeHourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
+      ) AS u GROUP BY ${keys} HAVING SUM(stored) <> SUM(counted)) AS x
+    LEFT JOIN audit_names AS s ON s.id = x.principal LEFT JOIN audit_names AS w ON w.id = x.workload
+    LEFT JOIN audit_names AS ns ON ns.id = x.namespace LEFT JOIN audit_names AS o ON o.id = x.outcome
+    ORDER BY x.hour, source, workload LIMIT ${limit}`;
+}
+
+/** Add counts to edge_hours: what an append runs with its rows' counts (VALUES in SQLite, unnest arrays in PostgreSQL). */
+export function rollupAddSql(d: Dialect, groups: number): string {
+  const cols = 'hour, principal, workload, namespace, outcome, n';
+  const conflict = 'ON CONFLICT (hour, principal, workload, namespace, outcome) DO UPDATE SET n = edge_hours.n + excluded.n';
+  if (d === 'postgres') return `INSERT INTO edge_hours (${cols}) SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::int[], $6::bigint[]) ${conflict}`;
+  return `INSERT INTO edge_hours (${cols}) VALUES ${Array.from({ length: groups }, () => '(?, ?, ?, ?, ?, ?)').join(', ')} ${conflict}`;
+}
+
+/** The edge_hours buckets one append adds to, with their counts (name ids; principal 0 for none). */
+export class EdgeCounts {
+  private readonly counts = new Map<string, number>();
+
+  add(hour: number, principal: number, workload: number, namespace: number, outcome: number): void {
+    const key = `${hour},${principal},${workload},${namespace},${outcome}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  /** Rows as flat [hour, principal, workload, namespace, outcome, n, …] lists of at most `per` rows each. */
+  chunks(per: number): number[][] {
+    const out: number[][] = [];
+    let chunk: number[] = [];
+    for (const [key, n] of this.counts) {
+      chunk.push(...key.split(',').map(Number), n);
+      if (chunk.length === per * 6) {
+        out.push(chunk);
+        chunk = [];
+      }
+    }
+    if (chunk.length) out.push(chunk);
+    return out;
+  }
+
+  /** One array per column, for PostgreSQL's unnest. */
+  columns(): number[][] {
+    const cols: number[][] = [[], [], [], [], [], []];
+    for (const [key, n] of this.counts) [...key.split(',').map(Number), n].forEach((v, k) => cols[k]!.push(v));
+    return cols;
+  }
+}
+
+/**
+ * Subtract the events retention is about to delete (seq ≤ the bound parameter) from edge_hours, then
+ * drop emptied buckets; run in prune's transaction before the DELETE.
+ */
+export function rollupPruneStatements(d: Dialect): string[] {
+  const bound = d === 'sqlite' ? '?' : '$1';
+  return [
+    `INSERT INTO edge_hours (hour, principal, workload, namespace, outcome, n) SELECT ${ROLLUP_GROUP}, -COUNT(*) FROM events WHERE seq <= ${bound} GROUP BY ${ROLLUP_GROUP}
+      ON CONFLICT (hour, principal, workload, namespace, outcome) DO UPDATE SET n = edge_hours.n + excluded.n`,
+    'DELETE FROM edge_hours WHERE n <= 0',
+  ];
+}
+
+/** The filter fields the rollup holds; a filter naming any other (method, tool, path…) reads the events. */
+const ROLLUP_FIELDS: ReadonlySet<string> = new Set(['from', 'to', 'workload', 'namespace', 'principal', 'decision', 'sort', 'limit']);
+
+/** Whether edge_hours can answer the edge aggregate of this filter. */
+export function rollupServes(f: EventFilter): boolean {
+  return Object.entries(f).every(([k, v]) => v === undefined || ROLLUP_FIELDS.has(k));
+}
+
+/**
+ * Source principal → destination workload with counts per outcome, busiest first. The whole hours of
+ * the window come from edge_hours, the partial hours at either end from the events (at most two hours
+ * of rows, read through the time index); `rollup: false` reads only the events (the bench's baseline).
+ */
+export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean } = {}): Statement {
   const p = new Params(d);
-  const where = whereClause(f, p);
   const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
-  const count = (o: string) => `SUM(CASE WHEN outcome = ${outcome(o)} THEN 1 ELSE 0 END)`;
-  // Grouped by ids first, then by name ("anonymous" stands for no principal, id 0 matches no name).
-  // Grouping by the COALESCE expression keeps SQLite from walking the principal index for its order
-  // (a row lookup per event); it reads the covering time index instead.
+  // Per (principal, workload, namespace) by ids, counts per outcome; `one` is 1 for an event, n for a rollup bucket.
+  const counts = (one: string) =>
+    `SUM(CASE WHEN outcome = ${outcome('allow')} THEN ${one} ELSE 0 END) AS allow, SUM(CASE WHEN outcome = ${outcome('deny')} THEN ${one} ELSE 0 END) AS deny, SUM(CASE WHEN outcome = ${outcome('dry-run-deny')} THEN ${one} ELSE 0 END) AS dry_run_deny, SUM(${one}) AS total`;
+  // Grouping the events by the COALESCE expression keeps SQLite from walking the principal index for
+  // its order (a row lookup per event); it reads the covering time index instead.
+  const fromEvents = (range: Partial<EventFilter>) =>
+    `SELECT COALESCE(principal, 0) AS principal, workload, namespace, ${counts('1')} FROM events ${whereClause({ ...f, ...range }, p)} GROUP BY COALESCE(principal, 0), workload, namespace`;
+  const parts: string[] = [];
+  const first = f.from === undefined ? undefined : Math.ceil(f.from / HOUR_MS);
+  const end = f.to === undefined ? undefined : Math.floor(f.to / HOUR_MS);
+  if ((opts.rollup ?? true) && rollupServes(f) && (first === undefined || end === undefined || first < end)) {
+    if (first !== undefined && f.from! < first * HOUR_MS) parts.push(fromEvents({ to: first * HOUR_MS }));
+    const names = whereClause({ workload: f.workload, namespace: f.namespace, principal: f.principal, decision: f.decision }, p);
+    const hours = [first !== undefined ? `hour >= ${p.add(first)}` : '', end !== undefined ? `hour < ${p.add(end)}` : ''].filter(Boolean);
+    const where = [names.replace(/^WHERE /, ''), ...hours].filter(Boolean);
+    parts.push(`SELECT principal, workload, namespace, ${counts('n')} FROM edge_hours ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY principal, workload, namespace`);
+    if (end !== undefined && end * HOUR_MS < f.to!) parts.push(fromEvents({ from: end * HOUR_MS }));
+  } else {
+    parts.push(fromEvents({}));
+  }
+  // One part is the aggregate itself; several (partial hours + whole hours) are summed again.
+  const byIds =
+    parts.length === 1
+      ? parts[0]!
+      : `SELECT principal, workload, namespace, SUM(allow) AS allow, SUM(deny) AS deny, SUM(dry_run_deny) AS dry_run_deny, SUM(total) AS total FROM (${parts.join(' UNION ALL ')}) AS u GROUP BY principal, workload, namespace`;
+  // Names are looked up only for the busiest edges: those at least as busy as the limit-th one (ties
+  // kept, so the order by name below is exact). "anonymous" stands for no principal (id 0 matches no
+  // name); an edge from a principal literally named "anonymous" merges with it after the cut.
+  const cut = `COALESCE((SELECT total FROM t ORDER BY total DESC LIMIT 1 OFFSET ${p.add(f.limit - 1)}), 0)`;
   return {
-    sql: `SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
+    sql: `WITH t AS MATERIALIZED (${byIds})
+      SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
       SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
-      FROM (SELECT COALESCE(principal, 0) AS principal, workload, namespace, ${count('allow')} AS allow, ${count('deny')} AS deny, ${count('dry-run-deny')} AS dry_run_deny, COUNT(*) AS total
-        FROM events ${where} GROUP BY COALESCE(principal, 0), workload, namespace) AS t
+      FROM t
       LEFT JOIN audit_names AS s ON s.id = t.principal
       JOIN audit_names AS dst ON dst.id = t.workload
       JOIN audit_names AS ns ON ns.id = t.namespace
+      WHERE t.total >= ${cut}
       GROUP BY COALESCE(s.value, 'anonymous'), dst.value, ns.value
       ORDER BY total DESC, source, destination LIMIT ${p.add(f.limit)}`,
     values: p.values,

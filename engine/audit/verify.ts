@@ -4,12 +4,12 @@ import type { JWK } from 'jose';
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainHash, GENESIS_HASH, openCheckpoint, type Checkpoint } from './chain.js';
 import type { AuditStore, ChainRow } from './store.js';
-import { eventColumns, type EventColumns } from './table.js';
+import { eventColumns, HOUR_MS, type EventColumns } from './table.js';
 
 /** What kind of damage a problem is. */
-export type ProblemKind = 'edited' | 'deleted' | 'reordered' | 'rewritten' | 'bad-checkpoint';
+export type ProblemKind = 'edited' | 'deleted' | 'reordered' | 'rewritten' | 'bad-checkpoint' | 'rollup';
 
-/** One finding, tied to the event (seq, decision id) it concerns. */
+/** One finding, tied to the event (seq, decision id) it concerns; seq 0 for the edge rollup, which no event owns. */
 export interface Problem {
   kind: ProblemKind;
   seq: number;
@@ -171,6 +171,15 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
         message: `the chain up to seq ${cp.seq} was rewritten after the checkpoint signed at ${cp.time}: the hash there differs from the signed one (an event at or before seq ${cp.seq} was changed and the hashes recomputed)`,
       });
     }
+  }
+
+  // 4. The hourly edge rollup against the events it counts (the graph reads it).
+  for (const d of await store.rollupDrift(100)) {
+    add({
+      kind: 'rollup',
+      seq: 0,
+      message: `edge rollup, hour from ${new Date(d.hour * HOUR_MS).toISOString()}: ${d.source} → ${d.namespace ?? '(unnamed)'}/${d.workload ?? '(unnamed)'} ${d.outcome ?? '(an outcome id no name holds)'} holds ${d.stored} but the events count ${d.counted} (edge_hours was edited, or events were deleted behind the store's back); the graph shows the rollup`,
+    });
   }
 
   problems.sort((a, b) => a.seq - b.seq);

@@ -127,7 +127,9 @@ describe('warden audit', () => {
     const bad = await run('audit', 'verify', '--store', `sqlite:${copy}`, '--public-key', publicKeyPath(key));
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain(`EDITED         event seq 2 (decision ${events[1]!.decision_id}) was edited: its content no longer matches its hash`);
-    expect(bad.stdout).toContain('FAILED: 1 problem(s)');
+    // The outcome column was edited too: the hourly edge rollup no longer matches the events either.
+    expect(bad.stdout).toMatch(/ROLLUP +edge rollup, hour from .*→ shop\/orders deny holds 2 but the events count 1/);
+    expect(bad.stdout).toContain('FAILED: 3 problem(s)');
   });
 
   it('retention deletes the oldest events and verify still passes', async () => {

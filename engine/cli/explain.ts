@@ -1,18 +1,19 @@
-// `warden explain <decision-id>`: why one stored decision came out as it did, from a local store and
-// revision archive or from a running engine (GET /audit/decisions/<id>/explain).
+// `warden explain <decision-id>`: why one stored decision came out as it did, from a local store (its
+// events and the revision archive the engine keeps in it) or from a running engine
+// (GET /audit/decisions/<id>/explain).
 import { Command, Option } from 'commander';
 import { EngineError, HttpAuditReader } from '../audit/http-reader.js';
+import type { AuditStore } from '../audit/store.js';
 import { RevisionArchive } from '../bundle-revisions.js';
 import { explainDecision, type Explanation } from '../explain/explanation.js';
 import { renderExplanation, type ExplainFormat } from '../explain/render.js';
 import { DEFAULT_STORE, openReader, type SourceOptions } from './audit.js';
 import { UserError } from './user-error.js';
 
-/** Where `warden serve` and `warden explain` keep bundle revisions unless told otherwise. */
+/** Where Wardens before the archive moved into the audit store kept bundle revisions; `warden serve` imports it. */
 export const DEFAULT_REVISIONS = '.warden/revisions';
 
 interface ExplainFlags extends SourceOptions {
-  revisions: string;
   output?: ExplainFormat;
 }
 
@@ -21,7 +22,8 @@ async function explainFrom(id: string, f: ExplainFlags): Promise<Explanation | u
   const reader = await openReader(f);
   try {
     if (reader instanceof HttpAuditReader) return (await reader.explain(id)) as Explanation | undefined;
-    return await explainDecision(id, { event: async (d) => (await reader.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], archive: new RevisionArchive(f.revisions) });
+    const archive = 'findRevision' in reader ? new RevisionArchive(reader as AuditStore, (reader as AuditStore).location) : undefined;
+    return await explainDecision(id, { event: async (d) => (await reader.query({ decisionId: [d], sort: 'seq', limit: 1 }))[0], ...(archive ? { archive } : {}) });
   } catch (err) {
     if (err instanceof EngineError) throw new UserError(err.message);
     throw err;
@@ -37,7 +39,6 @@ export function registerExplain(program: Command): void {
     .description('explain one decision: the bundle revision that made it, a replay, the deciding rules (file:line, from opa eval --explain) and, for a denial, what would have allowed it')
     .argument('<decision-id>', 'the id a denial carries (x-warden-decision-id header, MCP error data, audit query)')
     .option('--store <url>', `audit store: sqlite:<file> or postgres://… (default ${DEFAULT_STORE})`)
-    .option('--revisions <dir>', 'bundle revision archive the engine keeps (warden serve --revisions)', DEFAULT_REVISIONS)
     .option('--engine <url>', "ask a running engine instead (GET /audit/decisions/<id>/explain)")
     .option('--engine-ca <file>', "CA bundle (PEM) that signed the engine's certificate")
     .option('--engine-cert <file>', 'client certificate (PEM) of an audit reader')

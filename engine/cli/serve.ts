@@ -131,7 +131,7 @@ export function registerServe(program: Command): void {
     .option('--console-oidc-jwks <url|file>', "the issuer's signing keys: its jwks_uri (https) or a JWKS file")
     .option('--console-oidc-audience <aud>', 'the audience console tokens must name')
     .option('--console-oidc-claim <name=value>', 'the claim that grants console access, e.g. groups=warden-auditors')
-    .option('--revisions <dir>', 'keep every bundle revision served here, for warden explain (pruned with the audit log)', DEFAULT_REVISIONS)
+    .option('--revisions <dir>', 'a revision archive folder an earlier Warden kept: imported into the audit store at start (the archive now lives there)', DEFAULT_REVISIONS)
     .action(async (f: ServeFlags) => {
       const mirror = f.bundlesFrom ? await startMirror(f) : undefined;
       if (!existsSync(f.bundles)) throw new UserError(`--bundles ${f.bundles} does not exist; run \`warden build --out ${f.bundles}\` first (or give --bundles-from oci://…)`);

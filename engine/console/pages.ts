@@ -1,7 +1,7 @@
 // The console's pages, rendered on the server as typed functions of their data (no framework, no
 // bundler): every value goes through `html`, which escapes it. Pages hold bounded data only (a page
 // of events, an aggregate); the browser script adds the live feed and draws the graph.
-import type { StoredEvent, Edge } from '../audit/store.js';
+import type { StoredEvent, Edge, LogSender } from '../audit/store.js';
 import { callOf, principalOf } from '../audit/render.js';
 import { matrixHtml } from '../diff/render.js';
 import type { WorkloadDiff } from '../diff/replay.js';
@@ -104,7 +104,8 @@ export function workloadsPage(who: string, list: WorkloadSummary[], now: number)
 }
 
 /** One workload: its bundle, its permission matrix (the one `warden diff` computes) and its traffic. */
-export function workloadPage(who: string, w: WorkloadSummary, matrix: WorkloadDiff['matrix'] | undefined, counts: { allow: number; deny: number }, now: number): string {
+export function workloadPage(who: string, w: WorkloadSummary, matrix: WorkloadDiff['matrix'] | undefined, counts: { allow: number; deny: number }, senders: LogSender[], now: number): string {
+  const lost = senders.reduce((n, s) => n + s.dropped, 0);
   return layout(
     `Workload ${w.name}`,
     'workloads',
@@ -112,7 +113,8 @@ export function workloadPage(who: string, w: WorkloadSummary, matrix: WorkloadDi
     html`<dl class="facts"><dt>bundle revision</dt><dd><code>${w.revision}</code></dd><dt>built</dt><dd>${w.builtAt ?? '?'} (${age(w.builtAt, now)})</dd>
 <dt>last 24 h</dt><dd>${counts.allow} allowed, ${counts.deny} denied (<a href="/ui/feed?workload=${encodeURIComponent(w.name)}">feed</a>)</dd>
 <dt>last rollout</dt><dd><a href="/ui/review/${encodeURIComponent(w.name)}">review</a> (the decisions that flipped between its two newest revisions, as warden diff --format html shows them)</dd>
-<dt>decision-log drops</dt><dd>not known to the engine: each pod counts the events it could not deliver (warden_decision_log_dropped_total on its /metrics)</dd></dl>
+<dt>decision-log drops</dt><dd>${senders.length ? html`${lost} event(s) lost for good by ${senders.length} pod(s), as each pod last reported with its decision log` : 'no pod has reported yet (pods report with every batch of decisions they ship)'}</dd></dl>
+${senders.length ? html`<table id="drops"><thead><tr><th>pod</th><th>namespace</th><th>events dropped</th><th>reported</th></tr></thead><tbody>${senders.map((s) => html`<tr class="${s.dropped ? 'deny' : 'allow'}"><td>${s.instance}</td><td>${s.namespace}</td><td class="outcome">${s.dropped}</td><td>${age(new Date(s.reportedAt).toISOString(), now).replace(' old', ' ago')}</td></tr>`)}</tbody></table>` : ''}
 <h2>Permission matrix</h2><p class="note">Every operation and tool × every caller the specs name, decided by the bundle now served (✓ allowed, · denied) — the matrix of <code>warden diff</code>.</p>${matrix ? matrixHtml(matrix) : html`<p>no bundle file to compute it from</p>`}`,
   );
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
-import type { AuditReader, StoredEvent } from '../audit/store.js';
+import type { AuditReader, LogSender, StoredEvent } from '../audit/store.js';
 import type { BundleIndex } from '../bundle-server.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
 import { REVIEW_CSS, toHtml } from '../diff/render.js';
@@ -25,6 +25,8 @@ export interface ConsoleDeps {
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
   revisions?: RevisionArchive;
+  /** The latest decision-log drop counter of each pod of a workload (absent: none known). */
+  logSenders?: (workload: string) => Promise<LogSender[]>;
   /** The bytes of a bundle as served now. */
   bundle: (name: string) => Promise<Uint8Array | undefined>;
   now?: () => number;
@@ -182,15 +184,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const day = parseFilter({ since: '24h', workload: w.name }, now(), { limit: 10 });
     const edges = await deps.reader.edges(day);
     const counts = edges.reduce((c, e) => ({ allow: c.allow + e.allow, deny: c.deny + e.deny }), { allow: 0, deny: 0 });
-    res.type('html').send(workloadPage(res.locals.who as string, { ...w, ...(await builtAt(w.name)) }, matrix, counts, now()));
+    const senders = (await deps.logSenders?.(w.name)) ?? [];
+    res.type('html').send(workloadPage(res.locals.who as string, { ...w, ...(await builtAt(w.name)) }, matrix, counts, senders, now()));
   });
 
   // The last rollout of a workload as `warden diff --format html` shows a review: its two newest kept revisions.
   router.get('/review/:name', async (req, res) => {
     const name = String(req.params.name);
-    const kept = (deps.revisions?.list() ?? []).filter((k) => k.bundle === name).sort((a, b) => b.keptAt - a.keptAt);
+    const kept = ((await deps.revisions?.list()) ?? []).filter((k) => k.bundle === name).sort((a, b) => b.keptAt - a.keptAt);
     if (kept.length < 2) return void res.status(404).type('html').send(errorPage(404, `the engine has kept ${kept.length} revision(s) of ${name}: a review needs two (run warden diff --format html in CI to review a change before it ships)`));
-    const [head, base] = [deps.revisions!.find(name, kept[0]!.revision), deps.revisions!.find(name, kept[1]!.revision)];
+    const [head, base] = [await deps.revisions!.find(name, kept[0]!.revision), await deps.revisions!.find(name, kept[1]!.revision)];
     if (!head || !base) return void res.status(404).type('html').send(errorPage(404, 'a kept revision disappeared while it was read; reload'));
     const review = await reviewBundles(name, { revision: base.kept.revision, bytes: base.bytes }, { revision: head.kept.revision, bytes: head.bytes });
     // The review page is self-contained (its style inline, no script): the one page that needs inline style.
@@ -199,7 +202,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   router.get('/admission', async (req, res) => {
     const rf = raw(req, ['since', 'from', 'to', 'namespace']);
-    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-seq', limit: ADMISSION_SCAN }));
+    // Newest first by event time: SQLite walks its time index and tests workload and outcome on its
+    // entries (by seq it read every row of the day, ~0.6 s per 100k events without refusals).
+    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-time', limit: ADMISSION_SCAN }));
     const groups = new Map<string, RefusalGroup>();
     for (const s of refused) {
       const findings = Array.isArray(s.event.result?.findings) ? (s.event.result.findings as Array<{ set?: string; rule?: string; mode?: string }>) : [];

@@ -68,7 +68,7 @@ function decidingBundle(e: DecisionEvent): { name: string; revision?: string } {
 }
 
 async function loadKept(archive: RevisionArchive | undefined, name: string, revision: string): Promise<{ bundle: VerifiedBundle; sha256: string; keptAt: number } | undefined> {
-  const kept = archive?.find(name, revision);
+  const kept = await archive?.find(name, revision);
   if (!kept) return undefined;
   // The archive holds exactly the bytes the engine served, checked against their sha256 on read.
   return { bundle: await openBundle(kept.bytes, 'unsigned-ok'), sha256: kept.kept.sha256, keptAt: kept.kept.keptAt };
@@ -107,8 +107,8 @@ function whyNotReplayable(e: DecisionEvent, which: { name: string; revision?: st
   if (!which.revision) return 'no bundle was loaded when this call was decided (default deny)';
   if (kept) return undefined;
   return !archive
-    ? `the engine keeps no bundle revisions (start it with --revisions <dir>), so revision ${which.revision} of ${which.name} cannot be replayed`
-    : `revision ${which.revision} of bundle ${which.name} is not in the engine's revision archive (${archive.dir}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
+    ? `no revision archive is at hand (it lives in the engine's audit store), so revision ${which.revision} of ${which.name} cannot be replayed`
+    : `revision ${which.revision} of bundle ${which.name} is not in the revision archive (${archive.location}): it was served before the archive existed or pruned with the audit events that named it. Rebuild it from the policy commit in its revision (${which.revision.split('-')[0]}) with git checkout + warden build to explain it by hand`;
 }
 
 type Replayed = { allow: boolean; reasons: string[]; operation?: string };

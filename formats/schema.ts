@@ -2,6 +2,7 @@
 // once, errors turned into messages that name the field path and what was expected.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { UserError } from './user-error.js';
 
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv };
 
@@ -16,7 +17,7 @@ export interface SchemaIssue {
 }
 
 /** Thrown by `Validator.parse` with every issue found; `where` names the document (file or request). */
-export class SchemaError extends Error {
+export class SchemaError extends UserError {
   constructor(
     readonly where: string,
     readonly issues: SchemaIssue[],

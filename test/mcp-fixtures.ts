@@ -17,9 +17,10 @@ import type { Source } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';
 import { hostBuiltins } from '../runtime/builtins.js';
 import { Policy } from '../runtime/policy.js';
+import { readBody } from '../runtime/http-body.js';
 import type { SigningAlgorithm } from '../runtime/signature.js';
 import type { DriftRecord } from '../proxy-plugin/mcp/drift.js';
-import { McpHandler, readBody, type McpHandlerOptions } from '../proxy-plugin/mcp/handler.js';
+import { McpHandler, type McpHandlerOptions } from '../proxy-plugin/mcp/handler.js';
 import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 
 /** Build the example ops-mcp workload from a private copy of policies/ and load its signed bundle. */

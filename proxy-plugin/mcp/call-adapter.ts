@@ -13,8 +13,9 @@ import type { DecisionEvent, EventKind, EventSource } from '../../formats/decisi
 import type { Destination, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
+import { readBody } from '../../runtime/http-body.js';
 import { driftEvent, type DriftRecord } from './drift.js';
-import { McpHandler, readBody, type Upstream } from './handler.js';
+import { McpHandler, type Upstream } from './handler.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
 import type { OAuthConfig } from './oauth.js';
 import type { HeaderPolicy } from '../upstream-head.js';

@@ -19,6 +19,7 @@ import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/dec
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
+import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { messageEvent, rewriteEventStream } from './event-stream.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse } from './jsonrpc.js';
@@ -110,18 +111,6 @@ export function policyDecider(policy: Policy, newId: () => string = newDecisionI
   };
 }
 
-/** Read a request body up to `max` bytes; undefined when it is larger (answer 413). */
-export async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) return undefined;
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
 /** Most Streamable HTTP sessions remembered at once. */
 const MAX_SESSIONS = 10_000;
 
@@ -131,12 +120,6 @@ function copyHeaders(h: IncomingHttpHeaders, drop: ReadonlySet<string> = new Set
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) if (v !== undefined && !isHopByHop(k, named) && k !== 'content-length' && k !== DECISION_ID_HEADER && !drop.has(k)) out[k] = v;
   return out;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 // Pipe an upstream body to the caller; a broken upstream ends the caller's response instead of hanging it.
@@ -365,6 +348,7 @@ export class McpHandler {
     }
     if (ct === 'application/json' && status < 300) {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
+      if (!raw) up.destroy();
       let doc: unknown;
       try {
         doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;

@@ -5,7 +5,7 @@
 // decide (through `call.pipeline`, with the pinned `call.bundle`, one decision event per JSON-RPC
 // call), then either `call.forward(...)` or answer the caller itself. The MCP module
 // (proxy-plugin/mcp/) registers one for the workload's MCP endpoint paths
-// (data.warden.spec.mcp.transport_paths, see `mcpTransportPaths`). With no handler registered, such
+// (data.warden.spec.mcp.transport_paths, read by `mcpSpec` in proxy-plugin/mcp/spec.ts). With no handler registered, such
 // calls take the plain HTTP path, which the core policy denies for POSTs (fail closed).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventSource } from '../formats/decision-event.js';
@@ -44,11 +44,4 @@ export interface CallHandler {
   /** Whether the call's path is this handler's (asked for every request, upgrades included). */
   owns(call: Pick<Call, 'request' | 'bundle'>): boolean;
   handle(call: Call): Promise<void>;
-}
-
-/** The MCP endpoint paths compiled into the bundle. */
-export function mcpTransportPaths(bundle: ActiveBundle | undefined): string[] {
-  const spec = (bundle?.policy.bundle.data as { warden?: { spec?: { mcp?: { transport_paths?: unknown } } } } | undefined)?.warden?.spec;
-  const paths = spec?.mcp?.transport_paths;
-  return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === 'string') : [];
 }

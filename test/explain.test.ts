@@ -3,7 +3,7 @@
 // webhook, filled by the demo scenario plus a refund with a masked card token. Each explanation is
 // checked against what `opa eval --explain full` itself says for the same bundle and input.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../cli/up-stack.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { buildRepo } from '../engine/compiler/build.js';
+import { examplePolicies } from './support/example-policies.js';
 import type { Explanation } from '../engine/explain/explanation.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import type { StoredEvent } from '../engine/audit/store.js';
@@ -93,7 +93,8 @@ async function expectMatchesOpa(x: Explanation, workload: string, input: unknown
 const lineOf = (file: string, text: string) => readFileSync(join(repoRoot, file), 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
 
 beforeAll(async () => {
-  await buildRepo({ repo: join(repoRoot, 'policies'), out: join(dir, 'bundles'), cwd: dir });
+  // The run's shared build, copied: its bundles, and its signing key for a later rebuild here.
+  cpSync((await examplePolicies()).dir, dir, { recursive: true });
   stack = await startStack({ bundlesDir: join(dir, 'bundles'), stateDir: join(dir, 'state'), enginePort: 0, webhookPort: 0 });
   await runScenario(stack, () => undefined);
   // A refund above the limit, with the card token the spec marks sensitive (masked before it leaves the

@@ -12,10 +12,9 @@
 // caller, the pinned Policy and an `upstream` function (node:http) — see McpCallContext. It is usable
 // alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
 // every call goes through the shared DecisionPipeline and its decision log).
-import { newDecisionId } from '../../formats/decision-id.js';
 import type { Transform } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
+import { VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
@@ -68,8 +67,8 @@ export interface McpCallContext {
   request: HttpRequestInput;
   /** The bundle pinned for this request. */
   policy: Policy;
-  /** Defaults to evaluating `policy` directly (enforce mode, no decision log). */
-  decide?: Decide;
+  /** The sidecar's decision pipeline for this call (one decision event per JSON-RPC call). */
+  decide: Decide;
   /** The workload being called, when the sidecar knows it better than the handler's options. */
   destination?: Destination;
   /** Caller-sent fields never forwarded (the sidecar's); else the handler's own. */
@@ -93,22 +92,8 @@ export interface McpHandlerOptions {
   maxUpstreamJsonBytes?: number;
   /** Every tools/list answer that differs from the compiled list (log it as a `drift` event). */
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
-  newId?: () => string;
   /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY). */
   headerPolicy?: HeaderPolicy;
-}
-
-/** Evaluate a policy directly: enforce mode, fail closed on any evaluation error. */
-export function policyDecider(policy: Policy, newId: () => string = newDecisionId): Decide {
-  return (input) => {
-    const decisionId = newId();
-    try {
-      const decision = policy.decide(DECISION_ENTRYPOINT, input);
-      return { allow: decision.allow, decisionId, decision, reasons: decision.reasons };
-    } catch {
-      return { allow: false, decisionId, reasons: ['the call could not be decided (fail closed)'] };
-    }
-  };
 }
 
 /** Most Streamable HTTP sessions remembered at once. */
@@ -149,7 +134,6 @@ interface LegacySession {
 /** The MCP handler of one workload. */
 export class McpHandler {
   private readonly limits: JsonRpcLimits;
-  private readonly newId: () => string;
   private readonly sessions = new Map<string, LegacySession>();
   /** Streamable HTTP session id → the principal that initialized it (insertion order = age). */
   private readonly owners = new Map<string, string>();
@@ -158,7 +142,6 @@ export class McpHandler {
 
   constructor(private readonly opts: McpHandlerOptions) {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.newId = opts.newId ?? newDecisionId;
   }
 
   /** True when this handler answers `path` for the given bundle (its MCP transport paths, OAuth metadata). */
@@ -201,7 +184,7 @@ export class McpHandler {
       const logged = ctx.refuse?.(this.input(ctx), reason, 400);
       return sendJson(res, 400, rpcError(null, RPC_ERRORS.INVALID_REQUEST, reason, logged ? { decision_id: logged.decisionId } : undefined), logged ? { [DECISION_ID_HEADER]: logged.decisionId } : {});
     }
-    const decide = ctx.decide ?? policyDecider(ctx.policy, this.newId);
+    const decide = ctx.decide;
     const legacy = req.path !== spec.endpoint;
     if (!legacy) {
       const refused = this.checkSession(req, ctx);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../formats/input.js';
-import { copyPolicies } from '../test/proxy-fixtures.js';
+import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { startPlugin, type Plugin } from './plugin.js';
 
 let plugin: Plugin;

@@ -18,7 +18,7 @@ import { createCertificateAuthority } from '../runtime/certificate-authority.js'
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { until } from './support/until.js';
 import { readyOnStderr } from './support/warden-process.js';
-import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
+import { closeServer, listenLocal, logCollector } from './support/proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, podOf, type BuiltPolicies } from './support/admission-fixture.js';
 
 const execFileP = promisify(execFile);

@@ -2,7 +2,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './mcp-fixtures.js';
+import { startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './support/mcp-fixtures.js';
 
 let server: TestMcpServer;
 let proxy: TestProxy;

@@ -16,7 +16,7 @@ import { publishBundles } from '../engine/publish.js';
 import { signBundle } from '../runtime/signature.js';
 import { MEDIA, parseOciReference, pushBundle, RegistryClient } from '../runtime/oci-registry.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
-import { closeServer, startUpstream, type Upstream } from './proxy-fixtures.js';
+import { closeServer, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 import { opaBinary } from './support/opa.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';

@@ -10,22 +10,22 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { pino } from 'pino';
-import { opsMcpServer } from '../cli/up-apps.js';
-import type { DecisionEvent } from '../formats/decision-event.js';
-import { openBundle } from '../runtime/bundle.js';
-import { hostBuiltins } from '../runtime/builtins.js';
-import { Policy } from '../runtime/policy.js';
-import { readBody } from '../runtime/http-body.js';
-import type { SigningAlgorithm } from '../runtime/signature.js';
-import type { ActiveBundle } from '../proxy-plugin/bundle-source.js';
-import { mcpCallHandler } from '../proxy-plugin/mcp/call-adapter.js';
-import type { DriftRecord } from '../proxy-plugin/mcp/drift.js';
-import type { OAuthConfig } from '../proxy-plugin/mcp/oauth.js';
-import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
-import { startPlugin } from '../proxy-plugin/plugin.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { opsMcpServer } from '../../cli/up-apps.js';
+import type { DecisionEvent } from '../../formats/decision-event.js';
+import { openBundle } from '../../runtime/bundle.js';
+import { hostBuiltins } from '../../runtime/builtins.js';
+import { Policy } from '../../runtime/policy.js';
+import { readBody } from '../../runtime/http-body.js';
+import type { SigningAlgorithm } from '../../runtime/signature.js';
+import type { ActiveBundle } from '../../proxy-plugin/bundle-source.js';
+import { mcpCallHandler } from '../../proxy-plugin/mcp/call-adapter.js';
+import type { DriftRecord } from '../../proxy-plugin/mcp/drift.js';
+import type { OAuthConfig } from '../../proxy-plugin/mcp/oauth.js';
+import { httpUpstream } from '../../proxy-plugin/mcp/upstream.js';
+import { startPlugin } from '../../proxy-plugin/plugin.js';
+import { createSidecar } from '../../proxy-plugin/sidecar.js';
 import { closeServer, listenLocal } from './proxy-fixtures.js';
-import { examplePolicies } from './support/example-policies.js';
+import { examplePolicies } from './example-policies.js';
 
 /** The example ops-mcp workload's signed bundle, from the run's shared build, loaded and verified. */
 export async function loadOpsMcpPolicy(): Promise<Policy> {

@@ -10,9 +10,9 @@ import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
-import type { DecisionEvent } from '../formats/decision-event.js';
-import { copyOfExamplePolicies } from './support/example-policies.js';
+import { buildRepo, type BuildResult } from '../../engine/compiler/build.js';
+import type { DecisionEvent } from '../../formats/decision-event.js';
+import { copyOfExamplePolicies } from './example-policies.js';
 
 /** Listen on 127.0.0.1:0 and resolve with the port once listening. */
 export async function listenLocal(server: NetServer): Promise<number> {

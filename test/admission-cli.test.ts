@@ -42,6 +42,14 @@ describe('warden admission CLI', () => {
     expect(hook.clientConfig.service.name).toBe('warden-admission');
   });
 
+  it('refuses a --verification-key or --engine-ca file that is not there, naming the flag, with no stack trace', async () => {
+    const missing = join(built.dir, 'no-such.pem');
+    for (const args of [['--verification-key', missing], ['--engine', 'https://127.0.0.1:1', '--engine-ca', missing]]) {
+      const r = (await execFileP(process.execPath, [warden, 'admission', 'serve', '--bundles', built.bundles, ...args], { cwd: built.dir }).catch((e: unknown) => e)) as { code?: number; stderr?: string };
+      expect([r.code, r.stderr]).toEqual([1, `warden: ${args.at(-2)} ${missing}: no such file; give the path of a PEM file\n`]);
+    }
+  });
+
   it('serve answers AdmissionReviews over HTTPS with certificates from certs', async () => {
     const certs = join(built.dir, 'local-certs');
     await execFileP(process.execPath, [warden, 'admission', 'certs', '--out', certs, '--ip', '127.0.0.1'], { cwd: built.dir });

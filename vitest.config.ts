@@ -8,7 +8,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 300_000,
     pool: 'forks',
-    globalSetup: ['test/dist-setup.ts'],
+    globalSetup: ['test/dist-setup.ts', 'test/example-policies-setup.ts'],
     reporters: ['default'],
   },
 });

@@ -1,10 +1,9 @@
 // `warden admission serve|manifests|audit|certs`: registered by the CLI (the composition root), which
 // is the one place that wires the webhook in; the engine's own modules never import admission/.
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { reloadIntervalMs } from '../runtime/pem-files.js';
+import { readPem, reloadIntervalMs } from '../runtime/pem-files.js';
 import { defaultConfig } from './config.js';
 
 // Every `warden` command loads this file: the webhook's modules (x509, the Kubernetes client, WASM)
@@ -62,8 +61,7 @@ const sourceOptions = (cmd: Command): Command =>
 // bundle, the coverage checks and the decision events all go over it.
 async function engineConnection(flags: SourceFlags, logger: Logger, reloadMs: number) {
   const [{ EngineConnection }, { reloadOnRotation }] = await Promise.all([import('../runtime/engine-connection.js'), import('../runtime/pem-files.js')]);
-  const pem = (p?: string) => (p ? readFileSync(resolve(p), 'utf8') : undefined);
-  const tls = { ...(flags.engineCa ? { ca: pem(flags.engineCa)! } : {}), ...(flags.engineCert ? { cert: pem(flags.engineCert)! } : {}), ...(flags.engineKey ? { key: pem(flags.engineKey)! } : {}) };
+  const tls = { ...(flags.engineCa ? { ca: readPem('--engine-ca', resolve(flags.engineCa)) } : {}), ...(flags.engineCert ? { cert: readPem('--engine-cert', resolve(flags.engineCert)) } : {}), ...(flags.engineKey ? { key: readPem('--engine-key', resolve(flags.engineKey)) } : {}) };
   const conn = new EngineConnection(flags.engine!, tls);
   // A rotated SVID is presented to the engine from the next request on, without a restart.
   const paths = { cert: flags.engineCert && resolve(flags.engineCert), key: flags.engineKey && resolve(flags.engineKey), ca: flags.engineCa && resolve(flags.engineCa) };
@@ -86,7 +84,7 @@ async function webhookFrom(flags: SourceFlags & { kubeconfig?: string }, memory 
   const sink = memory ? memorySink() : (shipper ?? pinoSink());
   const base = flags.config ? loadConfig(flags.config) : resolveConfig();
   const config = flags.namespace ? { ...base, namespace: flags.namespace } : base;
-  const trust = trustFromPem(readFileSync(resolve(flags.verificationKey), 'utf8'), flags.scope);
+  const trust = trustFromPem(readPem('--verification-key', resolve(flags.verificationKey)), flags.scope);
   // Namespace labels (for namespaceSelector) come from the API server when the webhook can reach it.
   // Gatekeeper's inventory (gatekeeper.sync kinds) comes from there too.
   let namespaces: InstanceType<typeof KubeNamespaces> | undefined;

@@ -9,6 +9,7 @@ import { openBundle } from '../runtime/bundle.js';
 import type { EngineConnection } from '../runtime/engine-connection.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 import { parseInbound, parseInterceptionArgs } from '../formats/interception.js';
+import { listenAddress } from '../formats/listen-address.js';
 import type { InjectionConfig } from './config.js';
 import { parseAppProbes } from '../formats/app-probes.js';
 import { checkProbes } from './app-probes.js';
@@ -282,7 +283,7 @@ function checkProxyArgs(pod: PodTemplate, namespace: string, proxy: Located, wor
   // The probes the sidecar makes for the kubelet: exactly the pod's rewritten ones, on app ports.
   const probes = flags.has('--app-probes') ? parseAppProbes(one('--app-probes')!) : new Map();
   if (typeof probes === 'string') return bad(probes);
-  const adminPort = Number(/:(\d{1,5})$/.exec(one('--admin') ?? '')?.[1]);
+  const adminPort = listenAddress(one('--admin') ?? '')?.port ?? Number.NaN;
   return checkProbes(pod, probes, appPortsOf(pod.spec), adminPort, PROXY_CONTAINER).map((f) => ({ rule: 'app-probes' as const, container: PROXY_CONTAINER, field: f.field ?? at(proxy, 'args'), msg: `${f.msg}; ${howToInject(namespace)}` }));
 }
 
@@ -328,7 +329,7 @@ function checkInterception(pod: PodTemplate, namespace: string, proxy: Located |
   // The one port the rules leave open besides the listeners must be the proxy's own admin port, or an
   // app port left out of the declared ones would be reachable directly.
   const admin = proxyFlags && typeof proxyFlags !== 'string' ? proxyFlags.get('--admin')?.[0] : undefined;
-  if (proxy && Number(/:(\d{1,5})$/.exec(admin ?? '')?.[1]) !== plan.adminPort) {
+  if (proxy && listenAddress(admin ?? '')?.port !== plan.adminPort) {
     bad(at(init, 'args'), `${INIT_CONTAINER} leaves port ${plan.adminPort} open as the admin port, but ${PROXY_CONTAINER}'s --admin is ${JSON.stringify(admin ?? null)}`);
   }
   for (const v of proxyFlags && typeof proxyFlags !== 'string' ? (proxyFlags.get('--inbound') ?? []) : []) {

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { admit, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
 import { mutate } from './mutate.js';
+import { readBody, sendJson } from '../runtime/http-body.js';
 
 /** What each POST path answers with. */
 const endpoints: Record<string, (body: unknown, deps: AdmissionDeps) => Promise<AdmissionOutcome>> = {
@@ -29,53 +30,26 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-// Read at most `limit` bytes; undefined when the body is larger (the rest is drained, not buffered).
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      return resolve(undefined);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) over = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 /** Handle one HTTP request (exported for the benchmark and tests that skip TLS). */
 export async function handle(req: IncomingMessage, res: ServerResponse, deps: AdmissionDeps): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) {
     const ready = path === '/healthz' || deps.policies() !== undefined;
-    return send(res, ready ? 200 : 503, { status: ready ? 'ok' : 'no admission bundle loaded' });
+    return sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'no admission bundle loaded' });
   }
   const endpoint = path && Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
-  if (!endpoint) return send(res, 404, { error: `no such endpoint ${path}; the webhook serves POST ${Object.keys(endpoints).join(', ')}` });
-  if (req.method !== 'POST') return send(res, 405, { error: 'use POST with an AdmissionReview' });
+  if (!endpoint) return sendJson(res, 404, { error: `no such endpoint ${path}; the webhook serves POST ${Object.keys(endpoints).join(', ')}` });
+  if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST with an AdmissionReview' });
   const body = await readBody(req, deps.config.maxBodyBytes);
-  if (!body) return send(res, 413, { error: `AdmissionReview larger than ${deps.config.maxBodyBytes} bytes refused` });
+  if (!body) return sendJson(res, 413, { error: `AdmissionReview larger than ${deps.config.maxBodyBytes} bytes refused` }, { connection: 'close' });
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
-    return send(res, 400, { error: 'the body is not JSON; the webhook expects an admission.k8s.io/v1 AdmissionReview' });
+    return sendJson(res, 400, { error: 'the body is not JSON; the webhook expects an admission.k8s.io/v1 AdmissionReview' });
   }
   const outcome = await endpoint(parsed, deps);
-  send(res, outcome.httpStatus, outcome.body);
+  sendJson(res, outcome.httpStatus, outcome.body);
 }
 
 /** Start the HTTPS webhook; resolves once it listens. */
@@ -83,7 +57,7 @@ export async function startWebhookServer(deps: AdmissionDeps, opts: WebhookServe
   const server = createServer({ cert: opts.certPem, key: opts.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(req, res, deps).catch((err: unknown) => {
       // Defensive: admit() never throws, but a broken socket might; answer if we still can.
-      if (!res.headersSent) send(res, 500, { error: `internal error: ${(err as Error).message}` });
+      if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(err as Error).message}` });
       else res.destroy();
     });
   });

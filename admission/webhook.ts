@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BundleError } from '../runtime/archive.js';
-import type { EngineConnection } from '../runtime/engine-connection.js';
+import { sameRevisionEtag, type EngineConnection } from '../runtime/engine-connection.js';
 import { parseOciReference, pullBundle, RegistryClient } from '../runtime/oci-registry.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 import { loadAdmissionBundle, type AdmissionPolicies } from './bundle.js';
@@ -41,15 +41,17 @@ function describeAdmissionSource(where: WebhookSources['admissionBundle']): stri
   return typeof where === 'string' ? where : `${where.engine.base.href.replace(/\/$/, '')}/bundles/admission`;
 }
 
-// The admission bundle's bytes, or undefined when the engine says the one with `etag` is still current.
-async function readSource(where: WebhookSources['admissionBundle'], etag: string | undefined): Promise<{ bytes: Uint8Array; etag?: string; revision?: string } | undefined> {
+// The admission bundle's bytes, or undefined when the one in force (`etag`, `revision`) is still current;
+// `kept` is the ETag of another engine replica's build of the revision in force.
+async function readSource(where: WebhookSources['admissionBundle'], etag: string | undefined, revision: string | undefined): Promise<{ bytes: Uint8Array; etag?: string } | { kept: string } | undefined> {
   if (typeof where !== 'string') {
     const r = await where.engine.request('bundles/admission', { headers: etag ? { 'if-none-match': etag } : {}, signal: AbortSignal.timeout(5_000) });
     if (r.status === 304) return undefined;
     if (r.status !== 200) throw new BundleError(`GET /bundles/admission answered ${r.status}`);
+    const kept = sameRevisionEtag(r, revision);
+    if (kept) return { kept };
     const tag = r.headers.etag;
-    const revision = r.headers['x-warden-revision'];
-    return { bytes: new Uint8Array(r.body), ...(typeof tag === 'string' ? { etag: tag } : {}), ...(typeof revision === 'string' ? { revision } : {}) };
+    return { bytes: new Uint8Array(r.body), ...(typeof tag === 'string' ? { etag: tag } : {}) };
   }
   if (/^oci(\+http)?:\/\//.test(where)) {
     const ref = parseOciReference(where);
@@ -78,12 +80,10 @@ export async function createWebhook(opts: { config: AdmissionConfig; sources: We
     new BundleDirectory('engine' in opts.sources.workloads ? engineSource(opts.sources.workloads.engine) : folderSource(opts.sources.workloads.folder), opts.sources.trust, opts.config.coverage.cacheTtlMs);
   const reload = async (): Promise<{ changed: boolean; error?: string }> => {
     try {
-      const got = await readSource(opts.sources.admissionBundle, current ? lastEtag : undefined);
+      const got = await readSource(opts.sources.admissionBundle, current ? lastEtag : undefined, current?.revision);
       if (!got) return { changed: false };
-      // Another engine replica's build of the revision in force (its own bytes and ETag): nothing to load.
-      // The header is not signed, but believing it can only keep the verified bundle in force.
-      if (current && got.revision === current.revision) {
-        lastEtag = got.etag;
+      if ('kept' in got) {
+        lastEtag = got.kept;
         return { changed: false };
       }
       const tag = createHash('sha256').update(got.bytes).digest('hex');

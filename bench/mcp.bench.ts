@@ -13,8 +13,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
-import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/mcp-fixtures.js';
-import { copyPolicies } from '../test/proxy-fixtures.js';
+import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
+import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { startPodProcess } from './pod-process.js';
 import { startWardenProxy } from './warden-cli.js';
 

@@ -27,7 +27,7 @@ if (role === 'upstream') {
   process.send!({ upstreamPort: await listen(upstream) });
 } else if (role === 'mcp-server') {
   // Loaded only here: the fixture module pulls in the compiler, which the other roles never need.
-  const { startMcpServer } = await import('../test/mcp-fixtures.js');
+  const { startMcpServer } = await import('../test/support/mcp-fixtures.js');
   const server = await startMcpServer({ json: args[0] === 'json' });
   process.send!({ upstreamPort: Number(new URL(server.url).port) });
 } else {

@@ -22,7 +22,7 @@ import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
 import { bufferedLogStream } from '../runtime/log-stream.js';
-import { copyPolicies } from '../test/proxy-fixtures.js';
+import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { startWardenProxy, type WardenProxy } from './warden-cli.js';
 
 /** Latency figures of one target, microseconds. */

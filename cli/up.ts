@@ -6,8 +6,8 @@
 import type { Command } from 'commander';
 import { buildRepo } from '../engine/compiler/build.js';
 import { formatDiagnostic } from '../engine/compiler/compile-error.js';
-import { parseListenAddress } from '../engine/cli/listen-address.js';
-import { UserError } from '../engine/cli/user-error.js';
+import { parseListenAddress } from '../formats/listen-address.js';
+import { UserError } from '../formats/user-error.js';
 
 interface UpFlags {
   repo: string;

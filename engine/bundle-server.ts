@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { REVISION_HEADER } from '../runtime/engine-connection.js';
 
 /** bundles/index.json as `warden build` writes it. */
 export interface BundleIndex {
@@ -161,7 +162,7 @@ export function createEngineApp(opts: EngineAppOptions): EngineApp {
     }
     if (!entry) return void res.status(404).json({ error: `no bundle for workload ${name}` });
     const etag = etagOf(entry.sha256);
-    res.set('ETag', etag).set('Cache-Control', 'no-cache').set('X-Warden-Revision', entry.revision);
+    res.set('ETag', etag).set('Cache-Control', 'no-cache').set(REVISION_HEADER, entry.revision);
     if (matchesIfNoneMatch(inm, etag)) return void res.status(304).end();
     let bytes: Buffer;
     try {

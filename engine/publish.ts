@@ -13,7 +13,7 @@ import type { BundleIndex } from './bundle-server.js';
 import { generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
 import type { TrustPolicy } from '../runtime/signature.js';
 import { formatOciReference, MEDIA, pullBundle, pushBundle, RegistryClient, RegistryError, type Descriptor, type OciReference } from '../runtime/oci-registry.js';
-import { UserError } from './cli/user-error.js';
+import { UserError } from '../formats/user-error.js';
 
 /** Media types of the index artifact's layers (Warden's own; OPA never reads them). */
 export const INDEX_MEDIA = { index: 'application/vnd.warden.bundle-index.v1+json', key: 'application/vnd.warden.verification-key.v1+pem' } as const;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyPolicies, type PolicyCopy } from '../test/proxy-fixtures.js';
+import { copyPolicies, type PolicyCopy } from '../test/support/proxy-fixtures.js';
 import { makeEvent } from '../test/support/decision-events.js';
 import { createCa, type TestCa } from '../test/support/tls.js';
 import { EngineConnection } from '../runtime/engine-connection.js';

@@ -7,6 +7,7 @@
 // connection was for. Instead every app port P gets a sidecar listener of its own, L(P): the rules
 // redirect pod-ip:P to L(P), and the listener on L(P) forwards to 127.0.0.1:P. The port a connection
 // arrives on names its upstream; nothing has to be recovered from the socket.
+import { listenAddress } from './listen-address.js';
 
 /** Ports the sidecar itself owns: its admin listener and the first listener for app ports. */
 export const SIDECAR_PORTS = { admin: 15020, firstInbound: 15101 } as const;
@@ -91,14 +92,14 @@ export function parseInbound(value: string): { listen: string; port: number; ups
   const eq = value.indexOf('=');
   if (eq < 0) return `--inbound ${JSON.stringify(value)} is not <listen address>=<upstream url>, e.g. 0.0.0.0:15101=http://127.0.0.1:8080`;
   const listen = value.slice(0, eq);
-  const m = /:(\d{1,5})$/.exec(listen);
   // Port 0 (any free port) is a valid listener for a local run; no redirect ever targets it.
-  if (!m || Number(m[1]) > 65535) return `--inbound ${JSON.stringify(value)}: ${JSON.stringify(listen)} is not host:port`;
+  const at = listenAddress(listen);
+  if (!at) return `--inbound ${JSON.stringify(value)}: ${JSON.stringify(listen)} is not host:port`;
   let upstream: URL;
   try {
     upstream = new URL(value.slice(eq + 1));
   } catch {
     return `--inbound ${JSON.stringify(value)}: ${JSON.stringify(value.slice(eq + 1))} is not a URL`;
   }
-  return { listen, port: Number(m[1]), upstream };
+  return { listen, port: at.port, upstream };
 }

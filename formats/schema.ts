@@ -4,6 +4,7 @@
 // expected.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { UserError } from './user-error.js';
 
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv };
 
@@ -28,7 +29,7 @@ export interface SchemaIssue {
 }
 
 /** Thrown by `Validator.parse` with every issue found; `where` names the document (file or request). */
-export class SchemaError extends Error {
+export class SchemaError extends UserError {
   constructor(
     readonly where: string,
     readonly issues: SchemaIssue[],
@@ -65,10 +66,32 @@ export interface Validator<T> {
 // Every validator made so far, to compile them all at once (compileAllValidators).
 const made: Array<{ schema: object; compile: () => ValidateFunction }> = [];
 
+// The $ids of the made schemas already added to the shared instance.
+const added = new Set<string>();
+const idOf = (schema: object): string | undefined => {
+  const id = (schema as { $id?: unknown }).$id;
+  return typeof id === 'string' ? id : undefined;
+};
+
+// Compile one schema on the shared instance. Every schema made so far is added (not compiled) first, so
+// that a `$ref` to another format's `$id` resolves whichever of the two is compiled first.
+function compileShared(schema: object): ValidateFunction {
+  const ajv = sharedAjv();
+  for (const m of made) {
+    const id = idOf(m.schema);
+    if (id !== undefined && !added.has(id)) {
+      ajv.addSchema(m.schema);
+      added.add(id);
+    }
+  }
+  const id = idOf(schema);
+  return id !== undefined ? ajv.getSchema(id)! : ajv.compile(schema);
+}
+
 /** A Validator for type T; the schema is compiled once, when it first validates. */
 export function validator<T>(schema: object): Validator<T> {
   let compiled: ValidateFunction | undefined;
-  const compile = () => (compiled ??= sharedAjv().compile(schema));
+  const compile = () => (compiled ??= compileShared(schema));
   made.push({ schema, compile });
   const fn = (value: unknown): boolean => compile()(value);
   const issues = (): SchemaIssue[] => dedupe((compiled!.errors ?? []).map(describe));

@@ -29,10 +29,10 @@ export type Prepared =
   | { ok: false; verdict: Verdict };
 
 // The input logged for a call refused before it could be parsed: what is known, nothing guessed.
-function refusedInput(gate: Gate, a: Arrival, source?: Source): PolicyInput {
+function refusedInput(gate: Gate, a: Arrival): PolicyInput {
   const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
   return {
-    source: source ?? { principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' },
+    source: { principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' },
     destination: gate.pipeline.destination,
     request: { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, headers: {} },
   };

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from '../test/proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from '../test/support/proxy-fixtures.js';
 import { BundleSource, type BundleEvent } from './bundle-source.js';
 import { DecisionPipeline } from './decide.js';
 import { DecisionLog } from '../runtime/decision-log.js';

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { BundleMetadata } from '../formats/bundle-manifest.js';
 import { builtAtOf, generationOf, openBundle, refuseOlder } from '../runtime/bundle.js';
 import type { Clock } from '../runtime/clock.js';
-import { EngineConnection, type EngineResponse } from '../runtime/engine-connection.js';
+import { EngineConnection, sameRevisionEtag, type EngineResponse } from '../runtime/engine-connection.js';
 import { formatOciReference, pullBundle, RegistryError, type OciReference, type RegistryClient } from '../runtime/oci-registry.js';
 import { SIDECAR_LIMITS, withLimits } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
@@ -189,10 +189,9 @@ export class BundleSource {
             const bytes = new Uint8Array(res.body);
             const tag = res.headers.etag;
             const active = this.active;
-            if (active && typeof tag === 'string' && res.headers['x-warden-revision'] === active.revision) {
-              // Another engine replica's build of the revision in force: keep it, long-poll on this ETag.
-              // (The header is not signed, but believing it can only keep the verified bundle in force.)
-              this.active = { ...active, etag: tag };
+            const kept = sameRevisionEtag(res, active?.revision);
+            if (active && kept) {
+              this.active = { ...active, etag: kept };
             } else if (tag === undefined || tag !== lastSeenEtag) {
               lastSeenEtag = tag;
               await this.install(bytes, url, tag).catch(() => undefined); // rejected: reported via onEvent, last good kept

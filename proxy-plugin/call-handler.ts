@@ -5,7 +5,7 @@
 // decide (through `call.pipeline`, with the pinned `call.bundle`, one decision event per JSON-RPC
 // call), then either `call.forward(...)` or answer the caller itself. The MCP module
 // (proxy-plugin/mcp/) registers one for the workload's MCP endpoint paths
-// (data.warden.spec.mcp.transport_paths, see `mcpTransportPaths`). With no handler registered, such
+// (data.warden.spec.mcp.transport_paths, read by `mcpSpec` in proxy-plugin/mcp/spec.ts). With no handler registered, such
 // calls take the plain HTTP path, which the core policy denies for POSTs (fail closed).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventSource } from '../formats/decision-event.js';
@@ -86,9 +86,4 @@ export interface CallHandler {
     maxBodyBytes: number;
     admit(call: FastCall): FastOutcome;
   };
-}
-
-/** The MCP endpoint paths compiled into the bundle. */
-export function mcpTransportPaths(bundle: ActiveBundle | undefined): string[] {
-  return bundle?.policy.bundle.spec?.mcp.transport_paths ?? [];
 }

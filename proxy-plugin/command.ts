@@ -1,7 +1,6 @@
 // `warden proxy` and `warden ext-authz`: run a plugin instance in one of its network forms.
 // Lives in proxy-plugin/ so the engine's code never imports the plugin; only the CLI entry wires it in.
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 
 /** A listener that can also close its idle keep-alive connections (http.Server and the sidecar). */
@@ -12,8 +11,9 @@ import { bufferedLogStream } from '../runtime/log-stream.js';
 import { DECISION_LINES, type DecisionLines } from '../runtime/decision-log.js';
 import { EngineConnectionError, type EngineTls } from '../runtime/engine-connection.js';
 import { RegistryError } from '../runtime/oci-registry.js';
-import { ConfigError } from '../runtime/config-error.js';
-import { reloadIntervalMs, reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
+import { UserError } from '../formats/user-error.js';
+import { parseListenAddress } from '../formats/listen-address.js';
+import { readPem, reloadIntervalMs, reloadOnRotation, type PemWatch } from '../runtime/pem-files.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../runtime/signature.js';
 import { createExtAuthzServer } from './ext-authz.js';
 import { ASYMMETRIC_ALGORITHMS, loadJwks, type IdentityConfig } from './identity.js';
@@ -27,8 +27,6 @@ import { headerKey, headerPolicy, WARDEN_PREFIX, type HeaderPolicy } from './ups
 import { mcpCallHandler } from './mcp/call-adapter.js';
 import { httpUpstream } from './mcp/upstream.js';
 import { parseInbound } from '../formats/interception.js';
-
-export { ConfigError };
 
 interface PluginFlags {
   workload: string;
@@ -77,31 +75,20 @@ interface PluginFlags {
   pathPrefix?: string;
 }
 
-function address(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
-  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${flag} ${JSON.stringify(value)} is not an address; use host:port, :port or port`);
-  return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
-}
-
 // A whole number flag, refused with its name when it is not one.
 function whole(flag: string, value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new ConfigError(`${flag} ${JSON.stringify(value)} is not a whole number`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`${flag} ${JSON.stringify(value)} is not a whole number`);
   return n;
-}
-
-function readPem(flag: string, path: string): string {
-  if (!existsSync(path)) throw new ConfigError(`${flag} ${path}: no such file`);
-  return readFileSync(path, 'utf8');
 }
 
 async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
   const cfg: IdentityConfig = {};
   if (f.jwks) {
-    if (!f.issuer || !f.audience) throw new ConfigError('--jwks needs --issuer and --audience (tokens for other issuers or services must not be accepted)');
+    if (!f.issuer || !f.audience) throw new UserError('--jwks needs --issuer and --audience (tokens for other issuers or services must not be accepted)');
     const algorithms = f.jwtAlgs.split(',').map((a) => a.trim());
     const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.includes(a));
-    if (bad.length) throw new ConfigError(`--jwt-algs ${bad.join(',')}: only asymmetric algorithms are accepted (${ASYMMETRIC_ALGORITHMS.join(', ')})`);
+    if (bad.length) throw new UserError(`--jwt-algs ${bad.join(',')}: only asymmetric algorithms are accepted (${ASYMMETRIC_ALGORITHMS.join(', ')})`);
     const cacheSize = whole('--jwt-cache', f.jwtCache);
     cfg.jwt = {
       keys: await loadJwks(f.jwks),
@@ -113,7 +100,7 @@ async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
     };
   }
   if (f.trustHeader) {
-    if (f.trustPeer.length === 0) throw new ConfigError('--trust-header needs --trust-peer <address> (the local mesh proxy it is accepted from)');
+    if (f.trustPeer.length === 0) throw new UserError('--trust-header needs --trust-peer <address> (the local mesh proxy it is accepted from)');
     cfg.trustedHeader = { name: f.trustHeader.toLowerCase(), peers: f.trustPeer };
   }
   return cfg;
@@ -123,9 +110,9 @@ async function identityFrom(f: PluginFlags): Promise<IdentityConfig> {
 function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
   const given = f.engineCert !== undefined || f.engineKey !== undefined || f.engineCa !== undefined;
   if (!given) return undefined;
-  if (!f.engine) throw new ConfigError('--engine-cert/--engine-key/--engine-ca need --engine <https url>');
-  if ((f.engineCert === undefined) !== (f.engineKey === undefined)) throw new ConfigError('--engine-cert and --engine-key go together (the workload certificate and its private key)');
-  if (!f.engine.startsWith('https://')) throw new ConfigError(`--engine ${f.engine}: the engine credentials need an https:// URL`);
+  if (!f.engine) throw new UserError('--engine-cert/--engine-key/--engine-ca need --engine <https url>');
+  if ((f.engineCert === undefined) !== (f.engineKey === undefined)) throw new UserError('--engine-cert and --engine-key go together (the workload certificate and its private key)');
+  if (!f.engine.startsWith('https://')) throw new UserError(`--engine ${f.engine}: the engine credentials need an https:// URL`);
   return {
     ...(f.engineCa ? { ca: readPem('--engine-ca', f.engineCa) } : {}),
     ...(f.engineCert ? { cert: readPem('--engine-cert', f.engineCert) } : {}),
@@ -135,9 +122,9 @@ function engineTlsFrom(f: PluginFlags): EngineTls | undefined {
 
 // The caller-sent fields removed before forwarding: the defaults, --remove-header, minus --keep-header.
 function headerPolicyFrom(f: PluginFlags): HeaderPolicy {
-  for (const n of [...f.removeHeader, ...f.keepHeader]) if (!isHeaderName(n)) throw new ConfigError(`--remove-header/--keep-header ${JSON.stringify(n)} is not a header field name`);
+  for (const n of [...f.removeHeader, ...f.keepHeader]) if (!isHeaderName(n)) throw new UserError(`--remove-header/--keep-header ${JSON.stringify(n)} is not a header field name`);
   const warden = f.keepHeader.find((n) => headerKey(n).startsWith(WARDEN_PREFIX));
-  if (warden) throw new ConfigError(`--keep-header ${warden}: x-warden-* fields are Warden's own; a caller's copy is always removed`);
+  if (warden) throw new UserError(`--keep-header ${warden}: x-warden-* fields are Warden's own; a caller's copy is always removed`);
   return headerPolicy({ remove: f.removeHeader, keep: f.keepHeader });
 }
 
@@ -146,15 +133,15 @@ const stdout = bufferedLogStream(1);
 const processLogger = pino({ name: 'warden-proxy' }, stdout.stream);
 
 async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotations: PemWatch[]; reloadMs: number }> {
-  if (!f.engine && !f.bundle && !f.bundleUrl) throw new ConfigError('give --engine <url> or --bundle-url oci://… (pull bundles), or --bundle <file> (a local bundle)');
+  if (!f.engine && !f.bundle && !f.bundleUrl) throw new UserError('give --engine <url> or --bundle-url oci://… (pull bundles), or --bundle <file> (a local bundle)');
   const pollSeconds = Number(f.bundlePoll);
-  if (!(pollSeconds >= 1 && pollSeconds <= 3600)) throw new ConfigError(`--bundle-poll ${JSON.stringify(f.bundlePoll)} must be a number of seconds from 1 to 3600`);
+  if (!(pollSeconds >= 1 && pollSeconds <= 3600)) throw new UserError(`--bundle-poll ${JSON.stringify(f.bundlePoll)} must be a number of seconds from 1 to 3600`);
   const engineTls = engineTlsFrom(f);
   const reloadMs = reloadIntervalMs(f.certReload);
-  if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new ConfigError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new UserError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const decisionLines = f.decisionLines as DecisionLines;
-  if (!DECISION_LINES.includes(decisionLines)) throw new ConfigError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
-  if (decisionLines !== 'all' && !f.engine) throw new ConfigError(`--decision-lines ${decisionLines} needs --engine: without one the local lines are the only record of decisions`);
+  if (!DECISION_LINES.includes(decisionLines)) throw new UserError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
+  if (decisionLines !== 'all' && !f.engine) throw new UserError(`--decision-lines ${decisionLines} needs --engine: without one the local lines are the only record of decisions`);
   const logger = processLogger.child({ workload: f.workload });
   const starting = startPlugin({
     workload: f.workload,
@@ -175,8 +162,8 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
     decisionLines,
   });
   const plugin = await starting.catch((err: unknown) => {
-    if (err instanceof RegistryError) throw new ConfigError(`--bundle-url: ${err.message}`);
-    throw err instanceof EngineConnectionError ? new ConfigError(`--engine: ${err.message}`) : err;
+    if (err instanceof RegistryError) throw new UserError(`--bundle-url: ${err.message}`);
+    throw err instanceof EngineConnectionError ? new UserError(`--engine: ${err.message}`) : err;
   });
   // A rotated SVID (SPIRE, csi-driver-spiffe, a Secret volume) is presented to the engine without a restart.
   const engine = plugin.engine;
@@ -185,9 +172,9 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
 }
 
 async function listen(server: Server, flag: string, value: string): Promise<void> {
-  const a = address(flag, value);
+  const a = parseListenAddress(flag, value);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new ConfigError(`cannot listen on ${value} (${flag}): ${err.message}`)));
+    server.once('error', (err) => reject(new UserError(`cannot listen on ${value} (${flag}): ${err.message}`)));
     server.listen(a.port, a.host, resolve);
   });
 }
@@ -292,21 +279,21 @@ export function registerProxy(program: Command): void {
       try {
         routes.push({ flag: '--listen', at: f.listen, upstream: new URL(f.upstream) });
       } catch {
-        throw new ConfigError(`--upstream ${JSON.stringify(f.upstream)} is not a URL; use e.g. http://127.0.0.1:8080`);
+        throw new UserError(`--upstream ${JSON.stringify(f.upstream)} is not a URL; use e.g. http://127.0.0.1:8080`);
       }
     }
     for (const value of f.inbound) {
       const r = parseInbound(value);
-      if (typeof r === 'string') throw new ConfigError(r);
+      if (typeof r === 'string') throw new UserError(r);
       routes.push({ flag: '--inbound', at: r.listen, upstream: r.upstream });
     }
     // A pod that declares no port gets a sidecar with its admin listener only: every inbound connection is refused.
-    if (routes.length === 0 && !f.admin) throw new ConfigError('give --upstream <url> (or one --inbound <listen>=<url> per app port)');
+    if (routes.length === 0 && !f.admin) throw new UserError('give --upstream <url> (or one --inbound <listen>=<url> per app port)');
     const probes = f.appProbes === undefined ? undefined : parseAppProbes(f.appProbes);
-    if (typeof probes === 'string') throw new ConfigError(probes);
-    if (probes && !f.admin) throw new ConfigError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
-    if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
-    if (f.clientCa && !f.tlsCert) throw new ConfigError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
+    if (typeof probes === 'string') throw new UserError(probes);
+    if (probes && !f.admin) throw new UserError('--app-probes needs --admin: the kubelet reaches the app probes on the admin port');
+    if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UserError('--tls-cert and --tls-key go together');
+    if (f.clientCa && !f.tlsCert) throw new UserError('--client-ca needs --tls-cert/--tls-key (client certificates need TLS)');
     const jsonBodyBytes = whole('--json-body', f.jsonBody);
     const headers = headerPolicyFrom(f);
     const limits = {

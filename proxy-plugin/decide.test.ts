@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import type { PolicyInput } from '../formats/input.js';
 import { DecisionLog } from '../runtime/decision-log.js';
-import { closeServer, copyPolicies, listenLocal, logCollector, type PolicyCopy } from '../test/proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, logCollector, type PolicyCopy } from '../test/support/proxy-fixtures.js';
 import { BundleSource } from './bundle-source.js';
 import { DecisionPipeline } from './decide.js';
 import { startPlugin, trustPolicy, type Plugin } from './plugin.js';

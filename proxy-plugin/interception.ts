@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ConfigError } from '../runtime/config-error.js';
+import { UserError } from '../formats/user-error.js';
 import { parseInterceptionArgs, type InterceptionPlan } from '../formats/interception.js';
 
 /** IP family of a rule set. */
@@ -56,14 +56,14 @@ function hasIpv6(): boolean {
   return existsSync('/proc/net/if_inet6');
 }
 
-/** Apply a plan to the current network namespace; throws ConfigError saying which family failed and why. */
+/** Apply a plan to the current network namespace; throws UserError saying which family failed and why. */
 export function applyInterception(plan: InterceptionPlan, opts: { ipv6?: boolean } = {}): Family[] {
   const families: Family[] = opts.ipv6 ?? hasIpv6() ? [4, 6] : [4];
   for (const family of families) {
     const tool = family === 4 ? 'iptables-restore' : 'ip6tables-restore';
     const r = spawnSync(tool, [], { input: interceptionRules(plan, family), encoding: 'utf8' });
-    if (r.error) throw new ConfigError(`${tool} could not be run (${r.error.message}): the interception image needs iptables installed`);
-    if (r.status !== 0) throw new ConfigError(`${tool} refused the interception rules (exit ${r.status}): ${r.stderr.trim() || 'no message'}; the init container needs NET_ADMIN and NET_RAW`);
+    if (r.error) throw new UserError(`${tool} could not be run (${r.error.message}): the interception image needs iptables installed`);
+    if (r.status !== 0) throw new UserError(`${tool} refused the interception rules (exit ${r.status}): ${r.stderr.trim() || 'no message'}; the init container needs NET_ADMIN and NET_RAW`);
   }
   return families;
 }
@@ -78,7 +78,7 @@ export function registerInitNet(program: Command): void {
     .option('--print', 'print the iptables-restore input for both families instead of applying it')
     .action((f: { redirect: string[]; adminPort: string; print?: boolean }) => {
       const plan = parseInterceptionArgs([...f.redirect.flatMap((r) => ['--redirect', r]), '--admin-port', f.adminPort]);
-      if (typeof plan === 'string') throw new ConfigError(`warden init-net: ${plan}`);
+      if (typeof plan === 'string') throw new UserError(`warden init-net: ${plan}`);
       if (f.print) {
         process.stdout.write(`# IPv4\n${interceptionRules(plan, 4)}# IPv6\n${interceptionRules(plan, 6)}`);
         return;

@@ -15,6 +15,7 @@ import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { checkJsonText } from '../runtime/json-text.js';
+import { readBody } from '../runtime/http-body.js';
 import type { NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines } from './relay.js';
@@ -78,27 +79,6 @@ const sendDenial = (res: ServerResponse, v: Verdict) => writeOwn(res, denialAnsw
 // Refuse a prepared call before policy, logged like any decision.
 function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string, status: number, extra?: { upgrade?: string }): Verdict {
   return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
-}
-
-// Collect a request body up to `limit` bytes; undefined when it is larger.
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
 }
 
 // A JSON body the policy reads (--json-body): its bytes, its value, or the refusal of a body too large or unreadable.

@@ -1,9 +1,10 @@
 // Bundle archives (.tar.gz) in memory: read with limits and path checks, write deterministically.
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Header, Parser, type ReadEntry } from 'tar';
+import { UserError } from '../formats/user-error.js';
 
 /** Thrown for a bundle that is malformed, oversized, unsigned or fails verification. */
-export class BundleError extends Error {
+export class BundleError extends UserError {
   override name = 'BundleError';
 }
 

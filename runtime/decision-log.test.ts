@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { PluginMetrics } from '../proxy-plugin/metrics.js';
-import { closeServer, listenLocal } from '../test/proxy-fixtures.js';
+import { closeServer, listenLocal } from '../test/support/proxy-fixtures.js';
 import { DecisionLog } from './decision-log.js';
 
 const event = (i: number): DecisionEvent => ({

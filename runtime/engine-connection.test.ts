@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { closeServer, listenLocal } from '../test/proxy-fixtures.js';
+import { closeServer, listenLocal } from '../test/support/proxy-fixtures.js';
 import { createCertificateAuthority } from './certificate-authority.js';
 import { EngineConnection, EngineConnectionError } from './engine-connection.js';
 

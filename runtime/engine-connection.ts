@@ -18,6 +18,20 @@ export interface EngineResponse {
   body: Buffer;
 }
 
+/** The field in which the engine's bundle server names the revision of the bundle it answers with. */
+export const REVISION_HEADER = 'x-warden-revision';
+
+/**
+ * The ETag to long-poll on when a bundle answer is another engine replica's build of the revision in
+ * force (its own bytes and ETag), or undefined when the answer is to be verified and loaded. Shared by
+ * the sidecar and the webhook. The field is not signed, but believing it can only keep the verified
+ * bundle in force.
+ */
+export function sameRevisionEtag(res: EngineResponse, inForce: string | undefined): string | undefined {
+  const tag = res.headers.etag;
+  return res.status === 200 && inForce !== undefined && typeof tag === 'string' && res.headers[REVISION_HEADER] === inForce ? tag : undefined;
+}
+
 /** What one request sends. */
 export interface EngineRequest {
   method?: string;

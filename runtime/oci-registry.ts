@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BundleError } from './archive.js';
+import { UserError } from '../formats/user-error.js';
 
 /** OCI media types of a bundle artifact. */
 export const MEDIA = {
@@ -41,7 +42,7 @@ export interface Descriptor {
 }
 
 /** A registry answered something Warden cannot use; says which URL and what to do. */
-export class RegistryError extends Error {
+export class RegistryError extends UserError {
   override name = 'RegistryError';
   /** True when the registry could not be reached at all (the last good bundle stays in force). */
   constructor(

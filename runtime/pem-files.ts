@@ -3,9 +3,10 @@
 // once). The files are re-read on an interval; a new set is taken only when it forms a usable TLS
 // context, so a half-written rotation keeps the old certificate until the set is whole again.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { ConfigError } from './config-error.js';
+import { UserError } from '../formats/user-error.js';
 
 /** The PEM texts of a certificate, its key and optionally a CA bundle. */
 export interface PemSet {
@@ -35,13 +36,23 @@ export interface PemWatch {
 
 const same = (a: PemSet, b: PemSet) => a.cert === b.cert && a.key === b.key && a.ca === b.ca;
 
+/** The text of a PEM file a flag names; a UserError naming the flag and the file when it cannot be read. */
+export function readPem(flag: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new UserError(`${flag} ${path}: ${why}; give the path of a PEM file`);
+  }
+}
+
 /** Longest --cert-reload interval, seconds (a day; timers cannot wait longer than ~24.8 days). */
 export const MAX_RELOAD_SECONDS = 86_400;
 
-/** `--cert-reload <seconds>` as milliseconds; throws a ConfigError naming the flag when it is not 0…86400. */
+/** `--cert-reload <seconds>` as milliseconds; throws a UserError naming the flag when it is not 0…86400. */
 export function reloadIntervalMs(value: string, flag = '--cert-reload'): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n > MAX_RELOAD_SECONDS) throw new ConfigError(`${flag} "${value}" must be a whole number of seconds from 0 (never) to ${MAX_RELOAD_SECONDS}`);
+  if (!/^\d+$/.test(value.trim()) || n > MAX_RELOAD_SECONDS) throw new UserError(`${flag} "${value}" must be a whole number of seconds from 0 (never) to ${MAX_RELOAD_SECONDS}`);
   return n * 1000;
 }
 

@@ -18,7 +18,7 @@ import { createCertificateAuthority } from '../runtime/certificate-authority.js'
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { until } from './support/until.js';
 import { readyOnStderr } from './support/warden-process.js';
-import { closeServer, listenLocal, logCollector } from './proxy-fixtures.js';
+import { closeServer, listenLocal, logCollector } from './support/proxy-fixtures.js';
 import { admissionReview, buildExamplePolicies, deployment, podOf, type BuiltPolicies } from './support/admission-fixture.js';
 
 const execFileP = promisify(execFile);
@@ -40,6 +40,14 @@ describe('warden admission CLI', () => {
     const hook = docs.at(-1)!.webhooks![0]!;
     expect(Buffer.from(hook.clientConfig.caBundle, 'base64').toString()).toBe(readFileSync(join(certs, 'ca.crt'), 'utf8'));
     expect(hook.clientConfig.service.name).toBe('warden-admission');
+  });
+
+  it('refuses a --verification-key or --engine-ca file that is not there, naming the flag, with no stack trace', async () => {
+    const missing = join(built.dir, 'no-such.pem');
+    for (const args of [['--verification-key', missing], ['--engine', 'https://127.0.0.1:1', '--engine-ca', missing]]) {
+      const r = (await execFileP(process.execPath, [warden, 'admission', 'serve', '--bundles', built.bundles, ...args], { cwd: built.dir }).catch((e: unknown) => e)) as { code?: number; stderr?: string };
+      expect([r.code, r.stderr]).toEqual([1, `warden: ${args.at(-2)} ${missing}: no such file; give the path of a PEM file\n`]);
+    }
   });
 
   it('serve answers AdmissionReviews over HTTPS with certificates from certs', async () => {

@@ -29,7 +29,7 @@ import { EngineConnection, type EngineTls } from '../runtime/engine-connection.j
 import { makeEvent, makeEvents } from './support/decision-events.js';
 import { startPostgres, type PostgresServer } from './support/postgres.js';
 import { createCa, type Issued, type TestCa } from './support/tls.js';
-import { closeServer, copyPolicies, listenLocal, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 import { until } from './support/until.js';
 
 const execFileP = promisify(execFile);

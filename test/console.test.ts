@@ -15,6 +15,7 @@ import { callAs } from '../cli/up-apps.js';
 import { runScenario } from '../cli/up-scenario.js';
 import { startStack, type Stack } from '../cli/up-stack.js';
 import { buildRepo } from '../engine/compiler/build.js';
+import { examplePolicies } from './support/example-policies.js';
 import { startEngineService, type EngineService } from '../engine/service.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import { until } from './support/until.js';
@@ -51,7 +52,8 @@ function get(base: string, path: string, opts: { cert?: { cert: string; key: str
 
 beforeAll(async () => {
   mkdirSync(artifacts, { recursive: true });
-  await buildRepo({ repo: join(repoRoot, 'policies'), out: join(dir, 'bundles'), cwd: dir });
+  // The run's shared build, copied: its bundles, and its signing key for a later rebuild here.
+  cpSync((await examplePolicies()).dir, dir, { recursive: true });
   stack = await startStack({ bundlesDir: join(dir, 'bundles'), stateDir: join(dir, 'state'), enginePort: 0, webhookPort: 0 });
   await runScenario(stack, () => undefined);
   await stack.flush();

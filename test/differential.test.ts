@@ -1,34 +1,33 @@
 // Differential test: for every example workload and a few hundred generated inputs each, the WASM
 // decision Warden's runtime computes equals OPA's own Go evaluator (`opa eval`) on the same Rego and data.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
 import { openBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from './support/inputs.js';
 import { canonical, opaDecisions } from './support/opa.js';
-import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
+import { examplePolicies, type ExamplePolicies } from './support/example-policies.js';
 
-let ws: PolicyWorkspace;
-let built: BuildResult;
+let built: ExamplePolicies;
+const work = mkdtempSync(join(tmpdir(), 'warden-differential-'));
 
 beforeAll(async () => {
-  ws = policyWorkspace();
-  built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir });
+  built = await examplePolicies();
 });
-afterAll(() => ws.remove());
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('WASM decisions equal opa eval', () => {
   for (const workload of ['storefront', 'orders', 'ops-mcp']) {
     it(`for ${workload}, on generated inputs`, async () => {
-      const w = built.workloads.find((x) => x.workload === workload)!;
-      const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
+      const archive = readFileSync(built.bundles[workload]!);
+      const bundle = await openBundle(archive, 'unsigned-ok');
       const policy = await Policy.load(bundle);
       const inputs = generateInputs(bundle, 300, 7);
       expect(inputs.length).toBeGreaterThanOrEqual(300);
-      const dir = join(ws.dir, `diff-${workload}`);
-      const go = await opaDecisions(readFileSync(w.bundle), inputs, dir);
+      const dir = join(work, `diff-${workload}`);
+      const go = await opaDecisions(archive, inputs, dir);
       const wasm = inputs.map((i) => policy.decide('warden/decision', i));
       // visible_tools is a set: OPA dumps sets in no particular order, so compare sorted.
       const sorted = (v: unknown) => (Array.isArray(v) ? [...(v as string[])].sort() : v);

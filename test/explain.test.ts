@@ -3,7 +3,7 @@
 // webhook, filled by the demo scenario plus a refund with a masked card token. Each explanation is
 // checked against what `opa eval --explain full` itself says for the same bundle and input.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { ID, startStack, type Stack } from '../cli/up-stack.js';
 import { startEngineService } from '../engine/service.js';
 import { startPostgres, type PostgresServer } from './support/postgres.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { buildRepo } from '../engine/compiler/build.js';
+import { examplePolicies } from './support/example-policies.js';
 import type { Explanation } from '../engine/explain/explanation.js';
 import { repoRoot } from '../engine/toolchain/paths.js';
 import type { StoredEvent } from '../engine/audit/store.js';
@@ -98,7 +98,8 @@ const lineOf = (file: string, text: string) => readFileSync(join(repoRoot, file)
 let postgres: PostgresServer | undefined;
 
 beforeAll(async () => {
-  await buildRepo({ repo: join(repoRoot, 'policies'), out: join(dir, 'bundles'), cwd: dir });
+  // The run's shared build, copied: its bundles, and its signing key for a later rebuild here.
+  cpSync((await examplePolicies()).dir, dir, { recursive: true });
 }, 240_000);
 
 afterAll(async () => {

@@ -11,7 +11,7 @@ import { ChunkedEnd } from '../proxy-plugin/http1.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 import type { SidecarLimits } from '../proxy-plugin/fast-path.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
-import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from './support/proxy-fixtures.js';
 import { startWarden } from './support/warden-process.js';
 
 const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';

@@ -16,7 +16,7 @@ import { repoRoot } from '../engine/toolchain/paths.js';
 import { admissionReview, buildExamplePolicies, GOOD_IMAGE, PROXY_IMAGE, webhookFor, type BuiltPolicies } from './support/admission-fixture.js';
 import { applyJsonPatch } from '../admission/json-patch.js';
 import { until } from './support/until.js';
-import { makePki, type Pki } from './proxy-fixtures.js';
+import { makePki, type Pki } from './support/proxy-fixtures.js';
 import { mutate } from '../admission/mutate.js';
 import { SIDECAR_PATHS } from '../admission/injection.js';
 

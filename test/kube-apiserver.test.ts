@@ -11,7 +11,7 @@ import {
   CoreV1Api,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { createCertificateAuthority } from './support/certificate-authority.js';
+import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { startKubeApiServer } from './support/kube-apiserver.js';
 import { kubeApiServerForSuite } from './support/kube-suite.js';
 

@@ -9,7 +9,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { mcpCallHandler, type BundleLike, type PipelineLike, type VerdictLike } from '../proxy-plugin/mcp/call-adapter.js';
 import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
 import type { Policy } from '../runtime/policy.js';
-import { loadOpsMcpPolicy, startMcpServer, type TestMcpServer } from './mcp-fixtures.js';
+import { loadOpsMcpPolicy, startMcpServer, type TestMcpServer } from './support/mcp-fixtures.js';
 import { until } from './support/until.js';
 
 // The sidecar's pipeline is on another branch; this one has the same shape and evaluates the real policy.

@@ -8,8 +8,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWarden } from './support/warden-process.js';
-import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
-import { copyPolicies } from './proxy-fixtures.js';
+import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './support/mcp-fixtures.js';
+import { copyPolicies } from './support/proxy-fixtures.js';
 
 const children: ChildProcess[] = [];
 let server: TestMcpServer;

@@ -6,7 +6,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { parseBody } from '../proxy-plugin/mcp/jsonrpc.js';
 import { mcpInput } from '../proxy-plugin/mcp/mcp-input.js';
 import type { Policy } from '../runtime/policy.js';
-import { loadOpsMcpPolicy } from './mcp-fixtures.js';
+import { loadOpsMcpPolicy } from './support/mcp-fixtures.js';
 
 let policy: Policy;
 beforeAll(async () => {

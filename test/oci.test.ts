@@ -18,7 +18,7 @@ import { MEDIA, parseOciReference, pullBundle, pushBundle, RegistryClient } from
 import { openBundle } from '../runtime/bundle.js';
 import { Policy } from '../runtime/policy.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
-import { closeServer, startUpstream, type Upstream } from './proxy-fixtures.js';
+import { closeServer, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 import { opaWasmBinary } from './support/opa.js';
 import { freePorts } from './support/kube-apiserver.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from '../bin/build.js';
-import { copyPolicies, type PolicyCopy } from './proxy-fixtures.js';
+import { copyPolicies, type PolicyCopy } from './support/proxy-fixtures.js';
 
 const run = promisify(execFile);
 let dir: string;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { rotate, serialOf, servedSerial } from './support/tls.js';
 import { startWarden } from './support/warden-process.js';
-import { closeServer, copyPolicies, startUpstream, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 
 // Any existing file that is not a PEM key, for the refusal below.
 const notAKey = resolve('bin/warden.js');

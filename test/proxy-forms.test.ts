@@ -13,7 +13,7 @@ import { loadJwks } from '../proxy-plugin/identity.js';
 import { wardenMiddleware } from '../proxy-plugin/middleware.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
-import { closeServer, copyPolicies, listenLocal, startIssuer, startUpstream, type Issuer, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, startIssuer, startUpstream, type Issuer, type Upstream } from './support/proxy-fixtures.js';
 
 const silent = pino({ level: 'silent' });
 let plugin: Plugin;

@@ -13,7 +13,7 @@ import { loadJwks } from '../proxy-plugin/identity.js';
 import { createAdminServer } from '../proxy-plugin/metrics.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 import { createSidecar, type SidecarServer } from '../proxy-plugin/sidecar.js';
-import { closeServer, copyPolicies, listenLocal, logCollector, makePki, startIssuer, startUpstream, type Issuer, type Pki, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, logCollector, makePki, startIssuer, startUpstream, type Issuer, type Pki, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 
 const STOREFRONT = 'spiffe://cluster.local/ns/shop/sa/storefront';
 const silent = pino({ level: 'silent' });

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWarden } from './support/warden-process.js';
-import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 
 const children: ChildProcess[] = [];
 let upstream: Upstream;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './proxy-fixtures.js';
+import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 import { createCa, rotate, serialOf, servedSerial } from './support/tls.js';
 import { until } from './support/until.js';
 

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { policyInput } from '../formats/input.js';
-import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './mcp-fixtures.js';
-import { closeServer, copyPolicies, listenLocal, logCollector, startIssuer, startUpstream, type Issuer, type Upstream } from './proxy-fixtures.js';
+import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './support/mcp-fixtures.js';
+import { closeServer, copyPolicies, listenLocal, logCollector, startIssuer, startUpstream, type Issuer, type Upstream } from './support/proxy-fixtures.js';
 import { until } from './support/until.js';
 import { startWarden } from './support/warden-process.js';
 

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openBundle, type VerifiedBundle } from '../runtime/bundle.js';
 import { EvaluationError, Policy } from '../runtime/policy.js';
 import { buildWasm, opaBinary } from './support/opa.js';
-import { copyPolicies, type PolicyCopy } from './proxy-fixtures.js';
+import { copyPolicies, type PolicyCopy } from './support/proxy-fixtures.js';
 
 const run = promisify(execFile);
 

@@ -51,8 +51,6 @@ export const FILTER_PARAMS = [
   'since', 'from', 'to', 'workload', 'namespace', 'principal', 'decision', 'method', 'path-prefix',
   'operation', 'tool', 'revision', 'decision-id', 'after-seq', 'sort', 'limit',
 ] as const;
-/** One filter name. */
-export type FilterParam = (typeof FILTER_PARAMS)[number];
 
 /** Raw values by name, as a CLI or a URL query gives them (repeatable names come as arrays). */
 export type RawFilter = Partial<Record<string, string | string[] | undefined>>;

@@ -1,7 +1,7 @@
 // `warden audit query|top|graph|tail|verify|retention`: the audit log from a terminal, on a local
 // store (`--store sqlite:…` / `postgres://…`) or a running engine (`--engine https://…`).
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadCheckpointSigner, loadPublicJwk, publicKeyPath } from '../audit/chain.js';
 import { EngineError, HttpAuditReader } from '../audit/http-reader.js';
 import { deniedByDefault, FILTER_PARAMS, FilterError, GRAPH_DEFAULTS, parseDuration, parseFilter, TOP_DEFAULTS, type EventFilter, type RawFilter } from '../audit/query.js';
@@ -11,7 +11,8 @@ import { openStore, StoreUrlError } from '../audit/open-store.js';
 import type { AuditReader, AuditStore, TopDimension } from '../audit/store.js';
 import { follow } from '../audit/tail.js';
 import { verifyStore } from '../audit/verify.js';
-import { UserError } from './user-error.js';
+import { UserError } from '../../formats/user-error.js';
+import { readPem } from '../../runtime/pem-files.js';
 
 /** Where the CLI keeps its embedded store and checkpoint key unless told otherwise. */
 export const DEFAULT_STORE = 'sqlite:.warden/audit.db';
@@ -80,15 +81,6 @@ function asUserError<T>(fn: () => T): T {
   }
 }
 
-function readPem(file: string | undefined, flag: string): string | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${flag} ${file}: ${(err as Error).message}`);
-  }
-}
-
 async function openLocal(url: string | undefined, opts: { mustExist: boolean }): Promise<AuditStore> {
   const target = url ?? DEFAULT_STORE;
   if (opts.mustExist && target.startsWith('sqlite:') && !existsSync(target.slice('sqlite:'.length))) {
@@ -112,7 +104,8 @@ export async function openReader(o: SourceOptions): Promise<AuditReader> {
   } catch {
     throw new UserError(`--engine: "${o.engine}" is not a URL (e.g. https://warden-engine.warden.svc:8443)`);
   }
-  const tls = { ca: readPem(o.engineCa, '--engine-ca'), cert: readPem(o.engineCert, '--engine-cert'), key: readPem(o.engineKey, '--engine-key') };
+  const pem = (flag: string, file: string | undefined) => (file === undefined ? undefined : readPem(flag, file));
+  const tls = { ca: pem('--engine-ca', o.engineCa), cert: pem('--engine-cert', o.engineCert), key: pem('--engine-key', o.engineKey) };
   return new HttpAuditReader(base, Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)));
 }
 

@@ -4,7 +4,7 @@ import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../runtime/signatu
 import { buildRepo, DEV_KEY_PATH, type BuildProgress } from '../compiler/build.js';
 import { formatDiagnostic } from '../compiler/compile-error.js';
 import { parseGeneration } from '../compiler/generation.js';
-import { UserError } from './user-error.js';
+import { UserError } from '../../formats/user-error.js';
 
 /** Options shared by commands that build (build, diff, up). */
 export interface BuildFlags {

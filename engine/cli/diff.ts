@@ -7,7 +7,7 @@ import { recordedCalls } from '../diff/recorded.js';
 import type { PolicyInput } from '../../formats/input.js';
 import { toHtml, toMarkdown, toTerminal } from '../diff/render.js';
 import { review, type Review } from '../diff/review.js';
-import { UserError } from './user-error.js';
+import { UserError } from '../../formats/user-error.js';
 
 const FAIL_ON = ['deny-to-allow', 'allow-to-deny', 'any', 'never'] as const;
 type FailOn = (typeof FAIL_ON)[number];

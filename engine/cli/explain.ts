@@ -8,7 +8,7 @@ import { RevisionArchive } from '../bundle-revisions.js';
 import { explainDecision, type Explanation } from '../explain/explanation.js';
 import { renderExplanation, type ExplainFormat } from '../explain/render.js';
 import { DEFAULT_STORE, openReader, type SourceOptions } from './audit.js';
-import { UserError } from './user-error.js';
+import { UserError } from '../../formats/user-error.js';
 
 /** Where Wardens before the archive moved into the audit store kept bundle revisions; `warden serve` imports it. */
 export const DEFAULT_REVISIONS = '.warden/revisions';

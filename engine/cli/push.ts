@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { parseOciReference, RegistryClient, RegistryError } from '../../runtime/oci-registry.js';
 import { publishBundles } from '../publish.js';
-import { UserError } from './user-error.js';
+import { UserError } from '../../formats/user-error.js';
 
 /** Register `warden push`. */
 export function registerPush(program: Command): void {

@@ -1,11 +1,11 @@
 // `warden serve`: the engine's control-plane service — bundles for the proxy plugins and, over mTLS,
 // the decision-log ingestion and audit queries (engine/service.ts does the wiring).
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
-import { reloadIntervalMs, reloadOnRotation } from '../../runtime/pem-files.js';
+import { readPem, reloadIntervalMs, reloadOnRotation } from '../../runtime/pem-files.js';
 import { trustFromPem } from '../../runtime/signature.js';
 import { loadCheckpointSigner, publicKeyPath } from '../audit/chain.js';
 import { parseDuration, FilterError } from '../audit/query.js';
@@ -14,8 +14,8 @@ import { auditUnavailableReason, startEngineService, type EngineServerTls } from
 import { DEFAULT_KEY, DEFAULT_STORE } from './audit.js';
 import { DEFAULT_REVISIONS } from './explain.js';
 import { isKeyUrl, parseClaim, type ConsoleOidc } from '../console/access.js';
-import { parseListenAddress } from './listen-address.js';
-import { UserError } from './user-error.js';
+import { parseListenAddress } from '../../formats/listen-address.js';
+import { UserError } from '../../formats/user-error.js';
 
 interface ServeFlags {
   bundles: string;
@@ -55,11 +55,6 @@ function consoleOidc(f: ServeFlags): ConsoleOidc | undefined {
   if (!claim) throw new UserError(`--console-oidc-claim: "${f.consoleOidcClaim}" is not name=value (e.g. groups=warden-auditors)`);
   if (!isKeyUrl(f.consoleOidcJwks) && !existsSync(f.consoleOidcJwks)) throw new UserError(`--console-oidc-jwks: ${f.consoleOidcJwks} is neither an https URL nor an existing JWKS file (plain http is refused: keys fetched in the clear could be swapped)`);
   return { issuer: f.consoleOidcIssuer, jwks: f.consoleOidcJwks, ...claim, ...(f.consoleOidcAudience ? { audience: f.consoleOidcAudience } : {}) };
-}
-
-function readPem(flag: string, path: string): string {
-  if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
-  return readFileSync(path, 'utf8');
 }
 
 function duration(flag: string, value: string): number {

@@ -1,4 +1,5 @@
 // Problems found while compiling the policy repository, each with the file and line it comes from.
+import { UserError } from '../../formats/user-error.js';
 
 /** One problem in the policy repository. */
 export interface Diagnostic {
@@ -17,7 +18,7 @@ export function formatDiagnostic(d: Diagnostic): string {
 }
 
 /** Thrown when the repository does not compile; carries every error found, not just the first. */
-export class CompileError extends Error {
+export class CompileError extends UserError {
   override name = 'CompileError';
   constructor(
     readonly diagnostics: Diagnostic[],

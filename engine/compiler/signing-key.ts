@@ -4,9 +4,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import type { SigningAlgorithm } from '../../runtime/signature.js';
+import { UserError } from '../../formats/user-error.js';
 
 /** Raised for a missing or unusable signing key; the message says what to do. */
-export class SigningError extends Error {
+export class SigningError extends UserError {
   override name = 'SigningError';
 }
 

@@ -7,7 +7,7 @@ import { policyInput, type PolicyInput } from '../../formats/input.js';
 import { SchemaError } from '../../formats/schema.js';
 import { buildRepo, type WorkloadBuild } from '../compiler/build.js';
 import { CompileError } from '../compiler/compile-error.js';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../../formats/user-error.js';
 import { replay, type Direction, type WorkloadDiff } from './replay.js';
 import { checkout, textualDiff, type Revision } from './revision.js';
 

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../../formats/user-error.js';
 
 const execFileP = promisify(execFile);
 

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from './paths.js';
+import { UserError } from '../../formats/user-error.js';
 
 const execFileP = promisify(execFile);
 
@@ -17,7 +18,7 @@ export interface OpaBinary {
 }
 
 /** Raised when OPA is missing or the wrong version; the message says what to do. */
-export class OpaToolError extends Error {
+export class OpaToolError extends UserError {
   override name = 'OpaToolError';
 }
 

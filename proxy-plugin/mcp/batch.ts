@@ -69,11 +69,6 @@ export function forwardBody(plan: BatchPlan): Buffer | undefined {
   return Buffer.from(JSON.stringify(plan.batch ? msgs : msgs[0]));
 }
 
-/** True when something forwarded expects an answer. */
-export function expectsAnswer(plan: BatchPlan): boolean {
-  return plan.forward.some((c) => c.kind === 'request');
-}
-
 function idKey(id: JsonRpcId | null): string {
   return typeof id === 'number' ? `n:${id}` : `s:${String(id)}`;
 }

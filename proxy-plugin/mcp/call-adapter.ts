@@ -13,8 +13,9 @@ import type { DecisionEvent, EventKind, EventSource } from '../../formats/decisi
 import type { Destination, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
+import { readBody, sendJson } from '../../runtime/http-body.js';
 import { driftEvent, type DriftRecord } from './drift.js';
-import { McpHandler, readBody, type FastOutcome, type McpCallContext, type Upstream } from './handler.js';
+import { McpHandler, type FastOutcome, type McpCallContext, type Upstream } from './handler.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
 import type { OAuthConfig } from './oauth.js';
 import type { HeaderPolicy } from '../upstream-head.js';
@@ -134,14 +135,11 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     async handle(call: CallLike<B>): Promise<void> {
       const bundle = call.bundle;
       if (!bundle) {
-        const body = JSON.stringify(rpcError(null, RPC_ERRORS.FORBIDDEN, 'no policy bundle loaded yet (deny-all)'));
-        call.res.writeHead(503, { 'content-type': 'application/json' }).end(body);
-        return;
+        return sendJson(call.res, 503, rpcError(null, RPC_ERRORS.FORBIDDEN, 'no policy bundle loaded yet (deny-all)'));
       }
       const body = await readBody(call.req, limits.maxBodyBytes);
       if (!body) {
-        call.res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify(rpcError(null, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`)));
-        return;
+        return sendJson(call.res, 413, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`), { connection: 'close' });
       }
       const { rawQuery, ...request } = call.request;
       await handler.handle({ method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body }, context({ ...call, bundle, request }), call.res);

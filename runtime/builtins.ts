@@ -76,7 +76,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'time.now_ns': () => bigNumber(deps.clock.nowNs()),
     'time.parse_rfc3339_ns': (value: string) => bigNumber(parseRfc3339(str('time.parse_rfc3339_ns', value))),
     'time.parse_ns': (layout: string, value: string) =>
-      bigNumber(parseLayout(str('time.parse_ns', layout), str('time.parse_ns', value))),
+      bigNumber(parseLayout(namedLayout(str('time.parse_ns', layout)), str('time.parse_ns', value))),
     'time.parse_duration_ns': (value: string) => bigNumber(parseDuration(str('time.parse_duration_ns', value))),
     'time.date': (x: JsonValue) => {
       const t = civil('time.date', x);
@@ -282,6 +282,18 @@ function parseRfc3339(s: string): bigint {
   const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 3600 + Number(m[11]) * 60);
   if (Number(m[10] ?? 0) > 23 || Number(m[11] ?? 0) > 59) throw new BuiltinError('time.parse_rfc3339_ns', 'time zone offset out of range');
   return epochNs('time.parse_rfc3339_ns', Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), fracNs(m[7] ?? ''), offset);
+}
+
+// The layout names OPA accepts for Go's layout constants (topdown/time.go's acceptedTimeFormats).
+const NAMED_LAYOUTS: Record<string, string> = {
+  ANSIC: 'Mon Jan _2 15:04:05 2006', UnixDate: 'Mon Jan _2 15:04:05 MST 2006', RubyDate: 'Mon Jan 02 15:04:05 -0700 2006',
+  RFC822: '02 Jan 06 15:04 MST', RFC822Z: '02 Jan 06 15:04 -0700', RFC850: 'Monday, 02-Jan-06 15:04:05 MST',
+  RFC1123: 'Mon, 02 Jan 2006 15:04:05 MST', RFC1123Z: 'Mon, 02 Jan 2006 15:04:05 -0700',
+  RFC3339: '2006-01-02T15:04:05Z07:00', RFC3339Nano: '2006-01-02T15:04:05.999999999Z07:00',
+};
+
+function namedLayout(layout: string): string {
+  return Object.hasOwn(NAMED_LAYOUTS, layout) ? NAMED_LAYOUTS[layout]! : layout;
 }
 
 // Go reference-time layouts: the tokens time.Parse recognises, longest first where they share a prefix.

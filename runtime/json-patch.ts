@@ -3,6 +3,7 @@
 // and any failing operation (a missing path, a failed `test`) fails the whole call. It takes exact
 // values: a path segment into a set names a member, and a set stays a set.
 import { BuiltinError, isObject } from './builtin-operand.js';
+import { jsonText, toOpaJson } from './opa-json.js';
 import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
 import { compareValues } from './value-order.js';
 
@@ -69,6 +70,8 @@ function insert(doc: JsonValue, path: Key[], value: JsonValue): JsonValue {
     if (typeof key !== 'string') fail(`object key ${JSON.stringify(key)} is not a string`);
     (parent as Record<string, JsonValue>)[key] = value;
   } else if (parent instanceof RegoSet) {
+    // A set member's path segment is the member itself.
+    if (!equal(key, value)) fail(`set member ${jsonText(toOpaJson(value))} does not match its path segment`);
     if (memberAt(parent, value) < 0) parent.members.push(value);
   } else fail(`cannot insert into a ${parent === null ? 'null' : typeof parent}`);
   return doc;

@@ -98,21 +98,21 @@ export function instantiatePolicy(
   budget.disarm();
   const mem = new WebAssembly.Memory(memory);
   // Set right after instantiation; the imports only run once the instance exists.
-  let abi: AbiExports | undefined;
+  const linked: { abi?: AbiExports } = {};
   const table: Array<{ name: string; impl: InstanceBuiltin | undefined; exact: boolean }> = [];
   const cString = (addr: number): string => {
     const heap = new Uint8Array(mem.buffer);
     return decoder.decode(heap.subarray(addr, heap.indexOf(0, addr)));
   };
-  const dumpJson = (addr: number): unknown => JSON.parse(cString(abi!.opa_json_dump(addr)));
-  const dumpValue = (addr: number): RegoValue => parseValueText(cString(abi!.opa_value_dump(addr)));
+  const dumpJson = (addr: number): unknown => JSON.parse(cString(linked.abi!.opa_json_dump(addr)));
+  const dumpValue = (addr: number): RegoValue => parseValueText(cString(linked.abi!.opa_value_dump(addr)));
   // Writes a value into the heap as value text (a superset of JSON) and parses it there.
   const load = (value: unknown, exact: boolean): number => {
     if (value === undefined) return 0;
     const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(exact ? valueText(value as RegoValue) : JSON.stringify(value)));
-    const addr = abi!.opa_malloc(bytes.length);
+    const addr = linked.abi!.opa_malloc(bytes.length);
     new Uint8Array(mem.buffer).set(bytes, addr);
-    const parsed = abi!.opa_value_parse(addr, bytes.length);
+    const parsed = linked.abi!.opa_value_parse(addr, bytes.length);
     if (parsed === 0) throw new Error('a builtin returned a value the policy cannot read');
     return parsed;
   };
@@ -159,7 +159,7 @@ export function instantiatePolicy(
   }
   const lacking = REQUIRED_EXPORTS.filter((name) => typeof exports[name] !== 'function');
   if (lacking.length > 0) throw new Error(`the policy module lacks the ABI exports ${lacking.join(', ')}`);
-  abi = exports;
+  linked.abi = exports;
   const builtinIds = dumpJson(exports.builtins()) as Record<string, number>;
   for (const [name, id] of Object.entries(builtinIds)) {
     const impl = Object.hasOwn(hostFunctions, name) ? hostFunctions[name] : undefined;

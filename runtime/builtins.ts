@@ -1,15 +1,16 @@
 // The builtins OPA's WASM target leaves to the host, implemented with the semantics of OPA's Go
 // evaluator, because Warden's WASM decisions are compared with `opa eval` (and with OPA's own
-// conformance suite, test/opa-conformance.test.ts). Each builtin takes the plain JSON values the SDK
-// hands over (sets arrive as arrays) and returns a JSON value. Larger families live in their own
-// modules (jwt, cidr, json-patch, json-schema, graph, uuid); this file assembles them.
+// conformance suite, test/opa-conformance.test.ts). Each builtin takes plain JSON values (sets as
+// arrays, numbers as doubles: the cheap path) unless it is marked `exact`, then RegoValues (sets as
+// RegoSet, integers beyond 2^53 and float spellings as RegoNumber; wasm-abi.ts), and returns a value,
+// which may hold sets. Larger families live in their own modules (jwt, cidr, json-patch, json-schema,
+// graph, uuid); this file assembles them.
 //
 // A builtin error leaves the expression undefined (OPA's default), or fails the evaluation when the
-// workload sets strictBuiltinErrors. Known differences from Go, all rooted in what the SDK passes in
-// (pinned in builtins.test.ts, listed in docs/opa-conformance.md): sets arrive as arrays in insertion
-// order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`; object.subset compares them as
-// arrays); numbers arrive as doubles, so integral floats (1.0) act as integers and integers beyond
-// 2^53 lose digits. time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
+// workload sets strictBuiltinErrors. Known differences from Go (pinned in builtins.test.ts, listed in
+// docs/opa-conformance.md): builtins not marked exact see integral floats (1.0) as integers and
+// integers beyond 2^53 rounded; non-string object keys reach exact builtins as their text.
+// time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
 // ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { BuiltinError, bigNumber, exact, isObject, str, takesExactValues, typeName, type HostResult } from './builtin-operand.js';
@@ -181,8 +182,8 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'json.patch': exact((doc: RegoValue, ops: RegoValue) => jsonPatch(doc, ops)),
     'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
 
-    // The SDK ships these five itself, with JavaScript semantics (regex.split with JS regexes, YAML
-    // 1.2, errors thrown): Warden's take their place, so they follow Go and the strict setting.
+    // OPA's WASM leaves these to the host too (the SDK once supplied JavaScript versions): Go's regex
+    // split and YAML 1.1 as Go's yaml.v2 reads it, honouring the strict setting.
     'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJson(x),
     'regex.split': (pattern: JsonValue, s: JsonValue) => regexSplit(str('regex.split', pattern), str('regex.split', s)),
     'yaml.is_valid': (x: JsonValue) => typeof x === 'string' && yamlDocument('yaml.is_valid', x, false) !== undefined,
@@ -199,7 +200,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
 }
 
 // OPA's default (non-strict) mode: an expression whose builtin fails is undefined, and evaluation goes
-// on; the SDK turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
+// on; the instance turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
 // (a BuiltinError, or a TypeError from an operand of the wrong type); anything else (a regex re2.ts
 // cannot translate, where OPA would have an answer; memory exhaustion) still fails the evaluation closed.
 function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostBuiltin> {

@@ -198,11 +198,18 @@ export function instantiatePolicy(
   };
 }
 
-// The result set's value text is a set of `{"result": …}` objects (`set()` when undefined); read as
-// an array of them, the common single result is plain JSON.
+// The result set's value text is a set of `{"result": …}` rows (`set()` when undefined). An
+// entrypoint's set holds one row, whose text is the set's less its outer braces: read as such, the
+// common case is plain JSON for JSON.parse, with no copy (a concatenation would be flattened first).
 function firstResult(text: string): OpaJson | undefined {
   if (text === 'set()') return undefined;
-  if (text[0] !== '{') throw new Error(`malformed result set from the policy module: ${text.slice(0, 80)}`);
-  const rows = readValueText(`[${text.slice(1, -1)}]`) as Array<{ result?: OpaJson }>;
-  return rows[0]?.result;
+  if (text[0] !== '{' || text.at(-1) !== '}') throw new Error(`malformed result set from the policy module: ${text.slice(0, 80)}`);
+  const inner = text.slice(1, -1);
+  let row: { result?: OpaJson };
+  try {
+    row = readValueText(inner) as { result?: OpaJson };
+  } catch {
+    row = (readValueText(`[${inner}]`) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
+  }
+  return row.result;
 }

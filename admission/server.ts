@@ -3,6 +3,8 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { jsonText } from '../runtime/opa-json.js';
+import type { OpaJson } from '../runtime/rego-value.js';
 import { admit, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
 import { mutate } from './mutate.js';
 
@@ -30,7 +32,7 @@ export interface WebhookServer {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = jsonText(body as OpaJson); // policy results may hold integers beyond 2^53 (bigint)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -1,6 +1,6 @@
 // What every host builtin shares: the error OPA would report, operand checks named the way OPA names
 // them, the one way to hand back integers beyond 2^53, and the mark of builtins that take exact values.
-import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import type { JsonValue } from './sprintf.js';
 
 /**
@@ -30,12 +30,13 @@ export function typeName(x: unknown): string {
   if (Array.isArray(x)) return 'array';
   if (x instanceof RegoSet) return 'set';
   if (x instanceof RegoNumber) return 'number';
+  if (x instanceof RegoObject) return 'object';
   return typeof x;
 }
 
-/** An object operand (not null, not an array, not an exact set or number). */
+/** An object operand with string keys (not null, not an array, not an exact set, number or non-string-keyed object). */
 export function isObject(x: unknown): x is { [key: string]: JsonValue } {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof RegoSet) && !(x instanceof RegoNumber);
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof RegoSet) && !(x instanceof RegoNumber) && !(x instanceof RegoObject);
 }
 
 /** An integer result: a plain number when exact as a double, else its JSON text for the SDK to load. */

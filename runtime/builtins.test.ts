@@ -238,7 +238,8 @@ const CASES: Record<string, string[]> = {
   'exact values': [
     'sprintf("you must provide labels: %v", [{"b", "a"}])',
     'sprintf("%v|%v|%v|%s", [set(), {[2], [1, 0]}, {"k": {3, 1, 2}}, [{"z", "a"}]])',
-    'sprintf("%v", [{{1, 2}, set()}])',
+    'sprintf("%v|%v", [{1: "a", "b": {2: set()}, [1]: {"z": 1, 0.5: 2}}, {{1, 2}, set()}])',
+    'object.subset({"a": {1: "x", 2: "y"}}, {"a": {"b": 1}})', '{1: "a", [2]: {3}}',
     'sprintf("%b|%.1f|%d", [1.0, 2.0, 1.0])',
     'sprintf("%v", [123456789012345678901234567890])',
     'sprintf("%f|%v|%v|%T", [1e2, 2e308, -2e308, 1e2])',

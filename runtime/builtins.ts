@@ -9,7 +9,7 @@
 // A builtin error leaves the expression undefined (OPA's default), or fails the evaluation when the
 // workload sets strictBuiltinErrors. Known differences from Go (pinned in builtins.test.ts, listed in
 // docs/opa-conformance.md): builtins not marked exact see integral floats (1.0) as integers and
-// integers beyond 2^53 rounded; non-string object keys reach exact builtins as their text.
+// integers beyond 2^53 rounded (exact builtins see both as written).
 // time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
 // ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';

@@ -2,7 +2,7 @@
 // them (v1/topdown/cidr.go): addresses as big integers, IPv4 and IPv6 kept apart.
 import { isIPv4, isIPv6 } from 'node:net';
 import { BuiltinError, str } from './builtin-operand.js';
-import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import type { JsonValue } from './sprintf.js';
 import { sortedSet } from './value-order.js';
 
@@ -131,6 +131,7 @@ function entries(builtin: string, operand: number, x: RegoValue): Array<[string,
   if (typeof x === 'string') return [[x, x]];
   if (Array.isArray(x)) return x.map((e, i) => [cidrOf(e), i]);
   if (x instanceof RegoSet) return x.members.map((e) => [cidrOf(e), e]);
+  if (x instanceof RegoObject) return x.entries.map(([k, v]) => [cidrOf(v), k]);
   if (x instanceof RegoNumber) return [];
   if (x !== null && typeof x === 'object') return Object.entries(x).map(([k, v]) => [cidrOf(v), k]);
   return [];

@@ -4,7 +4,7 @@
 // values: a path segment into a set names a member, and a set stays a set.
 import { BuiltinError, isObject } from './builtin-operand.js';
 import { jsonText, toOpaJson } from './opa-json.js';
-import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import { compareValues } from './value-order.js';
 
 type JsonValue = RegoValue;
@@ -41,6 +41,7 @@ function clone(v: JsonValue): JsonValue {
   if (v === null || typeof v !== 'object' || v instanceof RegoNumber) return v;
   if (Array.isArray(v)) return v.map(clone);
   if (v instanceof RegoSet) return new RegoSet(v.members.map(clone));
+  if (v instanceof RegoObject) return new RegoObject(v.entries.map(([k, x]) => [clone(k), clone(x)]));
   const out: { [key: string]: JsonValue } = {};
   for (const [k, x] of Object.entries(v)) out[k] = clone(x);
   return out;

@@ -1,7 +1,7 @@
 // Values as OPA's JSON output prints them (OpaJson), the form results reach Warden's callers in: sets
 // as arrays sorted in OPA's value order, integers beyond 2^53 exact (bigint). Reads the module's value
 // text (rego-value.ts) cheaply when it is plain JSON, which a decision almost always is.
-import { RegoNumber, RegoSet, parseValueText, valueText, type OpaJson, type RegoValue } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet, parseValueText, valueText, type OpaJson, type RegoValue } from './rego-value.js';
 import { compareValues } from './value-order.js';
 
 /** The value as OPA's JSON output prints it: sets become arrays in OPA's order, numbers exact. */
@@ -15,7 +15,9 @@ export function toOpaJson(v: RegoValue): OpaJson {
     return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
   }
   const out: { [key: string]: OpaJson } = {};
-  for (const [k, x] of Object.entries(v)) out[k] = toOpaJson(x);
+  // A key that is not a string is written as its JSON text, as OPA's JSON output does.
+  if (v instanceof RegoObject) for (const [k, x] of v.entries) out[typeof k === 'string' ? k : jsonText(toOpaJson(k))] = toOpaJson(x);
+  else for (const [k, x] of Object.entries(v)) out[k] = toOpaJson(x);
   return out;
 }
 

@@ -3,7 +3,7 @@
 // same path end to end against `opa eval`; these pin the reader and writer alone.)
 import { describe, expect, it } from 'vitest';
 import { jsonText, readValueText, toOpaJson } from './opa-json.js';
-import { parseValueText, RegoNumber, RegoSet, valueText, wellFormedJson, type RegoValue } from './rego-value.js';
+import { parseValueText, RegoNumber, RegoObject, RegoSet, valueText, wellFormedJson, type RegoValue } from './rego-value.js';
 import { compareValues } from './value-order.js';
 
 describe('value text', () => {
@@ -28,9 +28,11 @@ describe('value text', () => {
     ]);
   });
 
-  it('reads escaped and raw strings, and object keys that are not strings by their text', () => {
+  it('reads escaped and raw strings, and an object with keys that are not strings as a RegoObject', () => {
     expect(parseValueText('"a\\"b\\\\c\\n\\u0001é😀"')).toBe('a"b\\c\n\u0001é😀');
-    expect(parseValueText('{1: "a", [2]: "b", "c": 3}')).toEqual({ '1': 'a', '[2]': 'b', c: 3 });
+    expect(parseValueText('{1: "a", [2]: "b", "c": 3}')).toEqual(new RegoObject([[1, 'a'], [[2], 'b'], ['c', 3]]));
+    expect(toOpaJson(parseValueText('{1: "a", [2, "x"]: "b", {3}: 4}'))).toEqual({ '1': 'a', '[2,"x"]': 'b', '[3]': 4 });
+    expect(valueText(parseValueText('{1: {2}, "c": 3}'))).toBe('{1:{2},"c":3}');
   });
 
   it('refuses malformed text with where it broke', () => {
@@ -81,5 +83,7 @@ describe("OPA's value order", () => {
     expect(compareValues(new RegoNumber('1e2'), 100)).toBe(0);
     expect(compareValues(new RegoSet([2, 1]), new RegoSet([1, 2]))).toBe(0);
     expect(compareValues(false, true)).toBeLessThan(0);
+    expect(compareValues(new RegoObject([[2, 'a'], [1, 'b']]), new RegoObject([[1, 'b'], [2, 'a']]))).toBe(0);
+    expect(compareValues({ b: 1 }, new RegoObject([[1, 'x']]))).toBeGreaterThan(0); // the key 1 sorts before "b"
   });
 });

@@ -29,8 +29,16 @@ export class RegoNumber {
   }
 }
 
-/** A Rego value as exact host builtins receive it: plain integers up to 2^53 stay numbers. */
-export type RegoValue = null | boolean | number | string | RegoNumber | RegoSet | RegoValue[] | { [key: string]: RegoValue };
+/** A Rego object with a key that is not a string (Rego allows any value as a key); entries in the module's order. */
+export class RegoObject {
+  constructor(readonly entries: Array<[RegoValue, RegoValue]>) {}
+}
+
+/**
+ * A Rego value as exact host builtins receive it: plain integers up to 2^53 stay numbers; an object
+ * whose keys are all strings is a plain object, any other a RegoObject.
+ */
+export type RegoValue = null | boolean | number | string | RegoNumber | RegoSet | RegoObject | RegoValue[] | { [key: string]: RegoValue };
 
 /** A value as OPA's JSON output prints it: sets as sorted arrays, integers beyond 2^53 as bigint. */
 export type OpaJson = null | boolean | number | bigint | string | OpaJson[] | { [key: string]: OpaJson };
@@ -108,12 +116,12 @@ export function parseValueText(text: string): RegoValue {
       space();
       if (text[pos] === ':') {
         pos++;
-        const out: { [key: string]: RegoValue } = {};
+        const entries: Array<[RegoValue, RegoValue]> = [];
         let key = first;
         for (;;) {
-          out[objectKey(key)] = value();
+          entries.push([key, value()]);
           space();
-          if (text[pos++] === '}') return out;
+          if (text[pos++] === '}') return entries.every(([k]) => typeof k === 'string') ? Object.fromEntries(entries) : new RegoObject(entries);
           if (text[pos - 1] !== ',') fail('expected "," or "}"');
           key = value();
           expect(':');
@@ -141,12 +149,6 @@ export function parseValueText(text: string): RegoValue {
   space();
   if (pos !== text.length) fail('trailing text');
   return out;
-}
-
-// An object key as a JavaScript key: a string as itself, any other key (Rego allows them) as its value
-// text, which is its JSON text but for sets.
-function objectKey(key: RegoValue): string {
-  return typeof key === 'string' ? key : valueText(key);
 }
 
 // OPA's own literals may be spelled `.5` or `5.`, which its JSON lexer does not read back.
@@ -181,5 +183,6 @@ export function valueText(v: RegoValue | OpaJson): string {
   if (Array.isArray(v)) return `[${v.map(valueText).join(',')}]`;
   if (v instanceof RegoNumber) return jsonNumber(v.text);
   if (v instanceof RegoSet) return v.members.length === 0 ? 'set()' : `{${v.members.map(valueText).join(',')}}`;
+  if (v instanceof RegoObject) return `{${v.entries.map(([k, x]) => `${valueText(k)}:${valueText(x)}`).join(',')}}`;
   return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${valueText(x)}`).join(',')}}`;
 }

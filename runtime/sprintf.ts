@@ -5,7 +5,7 @@
 // `opa eval`'s (Gatekeeper messages rely on `%v`). It takes exact values (rego-value.ts): a number's
 // spelling decides int or float as in Go (`1e2` is a float), sets print as Go prints them.
 
-import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import { compareCodePoints, compareValues } from './value-order.js';
 
 export { compareCodePoints } from './value-order.js';
@@ -63,6 +63,10 @@ export function regoString(value: RegoValue): string {
   if (Array.isArray(value)) return `[${value.map(regoString).join(', ')}]`;
   if (value instanceof RegoNumber) return value.text;
   if (value instanceof RegoSet) return value.members.length === 0 ? 'set()' : `{${[...value.members].sort(compareValues).map(regoString).join(', ')}}`;
+  if (value instanceof RegoObject) {
+    const sorted = [...value.entries].sort(([p], [q]) => compareValues(p, q));
+    return `{${sorted.map(([k, v]) => `${regoString(k)}: ${regoString(v)}`).join(', ')}}`;
+  }
   const keys = Object.keys(value).sort(compareCodePoints);
   return `{${keys.map((k) => `${goQuote(k, false)}: ${regoString(value[k]!)}`).join(', ')}}`;
 }

@@ -3,7 +3,7 @@
 // objects by their sorted keys, then values, sets by their sorted members. Values are plain JSON (sets
 // as arrays, as non-exact host builtins receive them) or exact RegoValues / OpaJson (bigint).
 // Builtins that return sets use it to return them sorted and without duplicates, as OPA holds them.
-import { RegoNumber, RegoSet } from './rego-value.js';
+import { RegoNumber, RegoObject, RegoSet } from './rego-value.js';
 
 const RANK = { null: 0, boolean: 1, number: 2, string: 3, array: 4, object: 5, set: 6 } as const;
 
@@ -67,15 +67,19 @@ export function compareValues(a: unknown, b: unknown): number {
   if (ra === RANK.string) return compareCodePoints(a as string, b as string);
   if (ra === RANK.array) return compareSequences(a as unknown[], b as unknown[]);
   if (ra === RANK.set) return compareSequences([...(a as RegoSet).members].sort(compareValues), [...(b as RegoSet).members].sort(compareValues));
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  const xk = Object.keys(x).sort(compareCodePoints);
-  const yk = Object.keys(y).sort(compareCodePoints);
-  for (let i = 0; i < Math.min(xk.length, yk.length); i++) {
-    const c = compareCodePoints(xk[i]!, yk[i]!) || compareValues(x[xk[i]!], y[yk[i]!]);
+  const x = entries(a);
+  const y = entries(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const c = compareValues(x[i]![0], y[i]![0]) || compareValues(x[i]![1], y[i]![1]);
     if (c !== 0) return c;
   }
-  return xk.length - yk.length;
+  return x.length - y.length;
+}
+
+// An object's entries sorted by key in OPA's order (string keys sort by code point).
+function entries(o: unknown): Array<[unknown, unknown]> {
+  const list: Array<[unknown, unknown]> = o instanceof RegoObject ? o.entries : Object.entries(o as Record<string, unknown>);
+  return [...list].sort(([p], [q]) => (typeof p === 'string' && typeof q === 'string' ? compareCodePoints(p, q) : compareValues(p, q)));
 }
 
 /** A set's members as OPA holds them: sorted, each once. */

@@ -39,6 +39,16 @@ export function isObject(x: unknown): x is { [key: string]: JsonValue } {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof RegoSet) && !(x instanceof RegoNumber) && !(x instanceof RegoObject);
 }
 
+/** Exactly one JSON text (surrounding whitespace allowed), as Go's json.Unmarshal takes it and JSON.parse does. */
+export function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** An integer result: a plain number when exact as a double, else its JSON text for the SDK to load. */
 export function bigNumber(n: bigint): HostResult {
   if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);

@@ -13,7 +13,7 @@
 // time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
 // ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
-import { BuiltinError, bigNumber, exact, isObject, str, takesExactValues, typeName, type HostResult } from './builtin-operand.js';
+import { BuiltinError, bigNumber, exact, isJsonText, isObject, str, takesExactValues, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { signAwsRequest } from './aws-signature.js';
@@ -184,7 +184,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
 
     // OPA's WASM leaves these to the host too (the SDK once supplied JavaScript versions): Go's regex
     // split and YAML 1.1 as Go's yaml.v2 reads it, honouring the strict setting.
-    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJson(x),
+    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJsonText(x),
     'regex.split': (pattern: JsonValue, s: JsonValue) => regexSplit(str('regex.split', pattern), str('regex.split', s)),
     'yaml.is_valid': (x: JsonValue) => typeof x === 'string' && yamlDocument('yaml.is_valid', x, false) !== undefined,
     'yaml.unmarshal': (x: JsonValue) => yamlDocument('yaml.unmarshal', str('yaml.unmarshal', x), true),
@@ -924,15 +924,6 @@ function rangeStep(a: JsonValue, b: JsonValue, stepIn: JsonValue): JsonValue {
   if (x <= y) for (let i = x; i <= y; i += step) out.push(i);
   else for (let i = x; i >= y; i -= step) out.push(i);
   return out;
-}
-
-function isJson(s: string): boolean {
-  try {
-    JSON.parse(s);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // Go's Regexp.Split(s, -1).

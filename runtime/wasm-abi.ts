@@ -8,7 +8,7 @@
 // gets plain JSON (opa_json_dump + JSON.parse: the cheap path; sets as arrays, numbers as doubles)
 // unless it takes exact values (builtin-operand.ts's `exact`), then RegoValues; whatever a builtin
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
-import { takesExactValues, type HostResult } from './builtin-operand.js';
+import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
 import type { EvaluationBudget } from './evaluation-limits.js';
 import { readValueText } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
@@ -70,16 +70,6 @@ export function opaReplace(s: string, old: string, replacement: string): string 
     n += insert.length;
   }
   return decoder.decode(out);
-}
-
-// Go's json.Unmarshal takes exactly one JSON text (surrounding whitespace allowed), as JSON.parse does.
-function isOneJsonText(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -147,7 +137,7 @@ export function instantiatePolicy(
       },
       [METERING_IMPORTS.jsonComplete]: (addr: number): number => {
         const v = dumpJson(addr);
-        return typeof v !== 'string' || isOneJsonText(v) ? 1 : 0;
+        return typeof v !== 'string' || isJsonText(v) ? 1 : 0;
       },
     },
   });

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { VerifiedBundle } from './bundle.js';
 import { createHostBuiltins, hostBuiltins, missingBuiltins, type HostBuiltin, type HostBuiltinSet } from './builtins.js';
 import { EvaluationInstant, fixedClock, type Clock } from './clock.js';
-import { Policy } from './policy.js';
+import { EvaluationError, Policy } from './policy.js';
 import { UnsupportedRegexError } from './re2.js';
 
 // Warden's runtime over a bare module, with the given builtins (no clock hooks: the tests drive them).
@@ -365,6 +365,19 @@ describe('host builtins in an evaluation', () => {
     expect(a1).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const [next] = evaluate('ids') as string[];
     expect(next).not.toBe(a1);
+  });
+});
+
+describe('exact values from hostile input', () => {
+  // The module's own readers recurse (the input's parse, the value dump) and give out first, at a few
+  // thousand levels: the evaluation must fail, not the process, and the instance must recover.
+  it('fails closed, then decides the next call, when a value for an exact builtin is nested too deep to read', async () => {
+    const wasm = await buildWasm('package d\n\nmsg := sprintf("%v", [input.x])\n', ['d/msg']);
+    const policy = await loadWasm(wasm, createHostBuiltins({ clock: fixedClock(0n) }).functions);
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    expect(() => policy.evaluate('d/msg', { x: deep })).toThrow(EvaluationError);
+    expect(policy.evaluate('d/msg', { x: [1, 'a'] })).toBe('[1, "a"]');
   });
 });
 

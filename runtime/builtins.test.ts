@@ -254,7 +254,10 @@ const CASES: Record<string, string[]> = {
     'json.patch({"n": 9007199254740993}, [{"op": "copy", "from": "/n", "path": "/m"}])',
     'time.parse_rfc3339_ns("2262-04-11T23:47:16.854775807Z")', 'time.parse_duration_ns("1y")',
     'time.add_date(1700000000123456789, 1, 0, 0)', 'time.date(1700000000123456789)',
-    '{"z", "a", ["b"], {"k": 1}, 3, null}', '{9007199254740993, 9007199254740992}',
+    '{"z", "a", ["b"], {"k": 1}, 3, null}',
+    'net.cidr_merge(["10.0.0.0/24", "10.0.1.0/24"]) | {"x"}', 'net.cidr_expand("10.0.0.0/31")["10.0.0.1"]',
+    'net.cidr_contains_matches({"10.0.0.0/8"}, ["10.1.1.1"]) - {[["10.0.0.0/8"], 0]}',
+    'graph.reachable_paths({"a": ["b"], "b": []}, {"a"}) & {["a", "b"]}', '{9007199254740993, 9007199254740992}',
   ],
   'io.jwt.decode': [
     `io.jwt.decode("${JWT}")`,

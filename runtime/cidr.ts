@@ -92,15 +92,15 @@ export function cidrIsValid(x: JsonValue): boolean {
   return typeof x === 'string' && parseCidr(x) !== undefined;
 }
 
-/** net.cidr_expand: every address of the network, as strings. */
-export function cidrExpand(x: JsonValue): JsonValue {
+/** net.cidr_expand: the set of every address of the network, as strings. */
+export function cidrExpand(x: JsonValue): RegoSet {
   const n = parseCidr(str('net.cidr_expand', x));
   if (!n) throw new BuiltinError('net.cidr_expand', `invalid CIDR address: ${x as string}`);
   const size = 1n << BigInt(n.bits - n.prefix);
   if (size > BigInt(MAX_EXPAND)) throw new BuiltinError('net.cidr_expand', `the network holds ${size} addresses, more than the ${MAX_EXPAND} this runtime lists`);
   const out: string[] = [];
   for (let a = n.addr; a <= last(n); a++) out.push(ipText(a, n.bits));
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // A CIDR, or a lone IP as the one-address network (net.cidr_contains's second operand).
@@ -138,11 +138,11 @@ function entries(builtin: string, operand: number, x: RegoValue): Array<[string,
 }
 
 /** net.cidr_contains_matches (exact values): the [key1, key2] pairs whose CIDR (or IP) in the second lies in the first's. */
-export function cidrContainsMatches(a: RegoValue, b: RegoValue): RegoValue {
+export function cidrContainsMatches(a: RegoValue, b: RegoValue): RegoSet {
   const builtin = 'net.cidr_contains_matches';
   const out: RegoValue[] = [];
   for (const [c1, k1] of entries(builtin, 1, a)) for (const [c2, k2] of entries(builtin, 2, b)) if (contains(builtin, c1, c2)) out.push([k1, k2]);
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // Go's IP.DefaultMask: the classful prefix of an IPv4 address.
@@ -152,7 +152,7 @@ function classfulPrefix(addr: bigint): number {
 }
 
 /** net.cidr_merge: the fewest networks covering exactly the given networks and IPv4 addresses. */
-export function cidrMerge(x: JsonValue): JsonValue {
+export function cidrMerge(x: JsonValue): RegoSet {
   const builtin = 'net.cidr_merge';
   if (!Array.isArray(x)) throw new BuiltinError(builtin, 'operand must be an array');
   const ranges = x.map((e) => {
@@ -184,7 +184,7 @@ export function cidrMerge(x: JsonValue): JsonValue {
     if (r.network) out.push(cidrText(r.network));
     else for (const n of rangeToCidrs(r.first, r.last, r.bits)) out.push(cidrText(n));
   }
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // The aligned blocks covering first..last, largest first.

@@ -39,12 +39,15 @@ export function readValueText(text: string): OpaJson {
   return toOpaJson(parseValueText(text));
 }
 
-/** JSON text of an OpaJson value; integers beyond 2^53 (bigint) written exactly. */
+/**
+ * JSON text of an OpaJson value; integers beyond 2^53 (bigint) written exactly. Handed a RegoSet, it
+ * writes value text (a set literal), which only OPA's module reads: keep sets out of what leaves.
+ */
 export function jsonText(v: OpaJson): string {
   try {
     return JSON.stringify(v);
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
-    return valueText(v); // only bigint makes JSON.stringify throw here, and OpaJson holds no sets
+    return valueText(v); // a bigint (or a RegoSet) made JSON.stringify throw
   }
 }

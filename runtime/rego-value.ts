@@ -9,6 +9,11 @@
 /** A Rego set; members in the module's order (sort with compareValues for OPA's), each once. */
 export class RegoSet {
   constructor(readonly members: RegoValue[]) {}
+
+  /** JSON has no sets: JSON.stringify must not write one as an object; writers fall back to valueText. */
+  toJSON(): never {
+    throw new TypeError('a Rego set has no JSON form: write it as value text (valueText)');
+  }
 }
 
 /**

@@ -10,7 +10,7 @@
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
 import type { EvaluationBudget } from './evaluation-limits.js';
-import { readValueText } from './opa-json.js';
+import { jsonText, readValueText } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
 import { METERING_IMPORTS } from './wasm-metering.js';
 
@@ -99,7 +99,8 @@ export function instantiatePolicy(
   // Writes a value into the heap as value text (a superset of JSON) and parses it there.
   const load = (value: unknown, exact: boolean): number => {
     if (value === undefined) return 0;
-    const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(exact ? valueText(value as RegoValue) : JSON.stringify(value)));
+    // jsonText is JSON.stringify unless the value holds a set or a bigint (then value text).
+    const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(exact ? valueText(value as RegoValue) : jsonText(value as OpaJson)));
     const addr = linked.abi!.opa_malloc(bytes.length);
     new Uint8Array(mem.buffer).set(bytes, addr);
     const parsed = linked.abi!.opa_value_parse(addr, bytes.length);

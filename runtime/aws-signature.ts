@@ -3,7 +3,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { BuiltinError, isObject } from './builtin-operand.js';
 import { goJson } from './go-json.js';
-import type { JsonValue } from './sprintf.js';
+import { toOpaJson } from './opa-json.js';
+import { RegoNumber, type RegoValue } from './rego-value.js';
 import { escapePath, parseUrl, UrlError } from './uri.js';
 
 const BUILTIN = 'providers.aws.sign_req';
@@ -13,15 +14,21 @@ const IGNORED = new Set(['authorization', 'user-agent', 'x-amzn-trace-id']);
 const hmac = (key: Buffer | string, message: string) => createHmac('sha256', key).update(message).digest();
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** providers.aws.sign_req(request, aws_config, time_ns): the request with its signed headers. */
-export function signAwsRequest(request: JsonValue, config: JsonValue, timeNs: JsonValue): JsonValue {
+/**
+ * providers.aws.sign_req(request, aws_config, time_ns): the request with its signed headers. Takes
+ * exact values: the request comes back as it came (a set in its body stays a set), and the body is
+ * signed as Go's JSON of it (sets as sorted arrays).
+ */
+export function signAwsRequest(request: RegoValue, config: RegoValue, timeIn: RegoValue): RegoValue {
   if (!isObject(request)) throw new BuiltinError(BUILTIN, 'operand 1 must be object');
   if (!isObject(config)) throw new BuiltinError(BUILTIN, 'operand 2 must be object');
   const missing = REQUIRED.filter((k) => !(k in config));
   if (missing.length) throw new BuiltinError(BUILTIN, `operand 2 missing required AWS config parameters(s): {${missing.map((k) => JSON.stringify(k)).join(', ')}}`);
   const invalid = REQUIRED.filter((k) => typeof config[k] !== 'string');
   if (invalid.length) throw new BuiltinError(BUILTIN, `operand 2 invalid values for required AWS config parameters(s): {${invalid.map((k) => JSON.stringify(k)).join(', ')}}`);
-  if (typeof timeNs !== 'number' || !Number.isInteger(timeNs)) throw new BuiltinError(BUILTIN, 'operand 3 could not convert time_ns value into a unix timestamp');
+  // Nanoseconds beyond 2^53 arrive exact; the signature needs only whole milliseconds.
+  const timeNs = typeof timeIn === 'number' ? timeIn : timeIn instanceof RegoNumber && timeIn.isInteger ? Number(timeIn.text) : NaN;
+  if (!Number.isInteger(timeNs)) throw new BuiltinError(BUILTIN, 'operand 3 could not convert time_ns value into a unix timestamp');
   const headersIn = request.headers ?? {};
   if (!isObject(headersIn)) throw new BuiltinError(BUILTIN, 'operand 0 must be object');
   const bad = ['url', 'method'].filter((k) => typeof request[k] !== 'string');
@@ -33,7 +40,7 @@ export function signAwsRequest(request: JsonValue, config: JsonValue, timeNs: Js
     if (err instanceof UrlError) throw new BuiltinError(BUILTIN, err.message);
     throw err;
   }
-  const body = 'raw_body' in request ? (typeof request.raw_body === 'string' ? request.raw_body : '') : 'body' in request ? goJson(request.body!) : '';
+  const body = 'raw_body' in request ? (typeof request.raw_body === 'string' ? request.raw_body : '') : 'body' in request ? goJson(toOpaJson(request.body!)) : '';
   const disable = config.disable_payload_signing;
   if (disable !== undefined && typeof disable !== 'boolean') throw new BuiltinError(BUILTIN, "operand 2 invalid value for 'disable_payload_signing' in AWS config");
   const service = config.aws_service as string;

@@ -1,13 +1,14 @@
 // What every host builtin shares: the error OPA would report, operand checks named the way OPA names
-// them, and the one way to hand back integers beyond 2^53.
+// them, the one way to hand back integers beyond 2^53, and the mark of builtins that take exact values.
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import type { JsonValue } from './sprintf.js';
 
 /**
- * What a host builtin returns: a JSON value, undefined (no value), or an ArrayBuffer holding JSON text.
- * The SDK loads an ArrayBuffer verbatim, which is the only way to hand back integers beyond 2^53
- * (nanosecond timestamps) without rounding them.
+ * What a host builtin returns: a JSON value, undefined (no value), an ArrayBuffer holding value text
+ * (loaded verbatim: how integers beyond 2^53 such as nanosecond timestamps go back unrounded), or, from
+ * a builtin marked `exact`, a RegoValue (sets, exact numbers).
  */
-export type HostResult = JsonValue | ArrayBuffer | undefined;
+export type HostResult = JsonValue | RegoValue | ArrayBuffer | undefined;
 
 /** A builtin call OPA would fail with an error (Go's evaluator then leaves the expression undefined). */
 export class BuiltinError extends Error {
@@ -23,16 +24,29 @@ export function str(builtin: string, x: unknown): string {
   return x;
 }
 
-/** OPA's name for a JSON value's type (sets arrive as arrays). */
+/** OPA's name for a value's type (sets reach builtins that do not take exact values as arrays). */
 export function typeName(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'array';
+  if (x instanceof RegoSet) return 'set';
+  if (x instanceof RegoNumber) return 'number';
+  if (x instanceof RegoObject) return 'object';
   return typeof x;
 }
 
-/** An object operand (not null, not an array). */
+/** An object operand with string keys (not null, not an array, not an exact set, number or non-string-keyed object). */
 export function isObject(x: unknown): x is { [key: string]: JsonValue } {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof RegoSet) && !(x instanceof RegoNumber) && !(x instanceof RegoObject);
+}
+
+/** Exactly one JSON text (surrounding whitespace allowed), as Go's json.Unmarshal takes it and JSON.parse does. */
+export function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** An integer result: a plain number when exact as a double, else its JSON text for the SDK to load. */
@@ -40,4 +54,20 @@ export function bigNumber(n: bigint): HostResult {
   if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n);
   const bytes = new TextEncoder().encode(n.toString());
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+const EXACT_VALUES = Symbol('warden.exactValues');
+
+/**
+ * Marks a builtin as taking exact values: its arguments arrive as RegoValues (sets as RegoSet,
+ * integers beyond 2^53 and numbers spelt with a fraction or exponent as RegoNumber), read from the
+ * module's value text. Others get plain JSON, which costs less; any builtin may return a RegoValue.
+ */
+export function exact<F extends (...args: never[]) => unknown>(f: F): F {
+  return Object.assign(f, { [EXACT_VALUES]: true });
+}
+
+/** True when the builtin was marked with `exact`. */
+export function takesExactValues(f: unknown): boolean {
+  return typeof f === 'function' && EXACT_VALUES in f;
 }

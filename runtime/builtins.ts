@@ -1,20 +1,19 @@
 // The builtins OPA's WASM target leaves to the host, implemented with the semantics of OPA's Go
 // evaluator, because Warden's WASM decisions are compared with `opa eval` (and with OPA's own
-// conformance suite, test/opa-conformance.test.ts). Each builtin takes the plain JSON values the SDK
-// hands over (sets arrive as arrays) and returns a JSON value. Larger families live in their own
-// modules (jwt, cidr, json-patch, json-schema, graph, uuid); this file assembles them.
+// conformance suite, test/opa-conformance.test.ts). Each builtin takes plain JSON values (sets as
+// arrays, numbers as doubles: the cheap path) unless it is marked `exact`, then RegoValues (sets as
+// RegoSet, integers beyond 2^53 and float spellings as RegoNumber; wasm-abi.ts), and returns a value,
+// which may hold sets. Larger families live in their own modules (jwt, cidr, json-patch, json-schema,
+// graph, uuid); this file assembles them.
 //
 // A builtin error leaves the expression undefined (OPA's default), or fails the evaluation when the
-// workload sets strictBuiltinErrors. Known differences from Go, all rooted in what the SDK passes in
-// (pinned in builtins.test.ts, listed in docs/opa-conformance.md): sets arrive as arrays in insertion
-// order (sprintf prints `["b", "a"]` where Go prints `{"a", "b"}`; object.subset compares them as
-// arrays); numbers arrive as doubles, so integral floats (1.0) act as integers and integers beyond
-// 2^53 lose digits. time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
+// workload sets strictBuiltinErrors. Known differences from Go (pinned in builtins.test.ts, listed in
+// docs/opa-conformance.md): builtins not marked exact see integral floats (1.0) as integers and
+// integers beyond 2^53 rounded (exact builtins see both as written).
+// time.parse_ns rejects zone abbreviations (MST); time.* zones come from the host's
 // ICU data; regexes follow re2.ts (which refuses what it cannot translate, failing closed).
 import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { BuiltinError, bigNumber, isObject, str, typeName, type HostResult } from './builtin-operand.js';
+import { BuiltinError, bigNumber, exact, isJsonText, isObject, str, takesExactValues, typeName, type HostResult } from './builtin-operand.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { signAwsRequest } from './aws-signature.js';
@@ -29,7 +28,9 @@ import { compileRe2 } from './re2.js';
 import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
 import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
+import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
+import { compareValues, sortedSet } from './value-order.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
 
@@ -66,7 +67,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
   let uuids = new Map<string, string>();
   let randoms = new Map<string, number>();
   const functions: Record<string, HostBuiltin> = {
-    sprintf: (format: string, args: JsonValue[]) => sprintf(format, args),
+    sprintf: exact((format: string, args: RegoValue[]) => sprintf(format, args)),
 
     'strings.any_prefix_match': (search: JsonValue, base: JsonValue) =>
       anyMatch('strings.any_prefix_match', search, base, (s, b) => s.startsWith(b)),
@@ -76,7 +77,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'time.now_ns': () => bigNumber(deps.clock.nowNs()),
     'time.parse_rfc3339_ns': (value: string) => bigNumber(parseRfc3339(str('time.parse_rfc3339_ns', value))),
     'time.parse_ns': (layout: string, value: string) =>
-      bigNumber(parseLayout(str('time.parse_ns', layout), str('time.parse_ns', value))),
+      bigNumber(parseLayout(namedLayout(str('time.parse_ns', layout)), str('time.parse_ns', value))),
     'time.parse_duration_ns': (value: string) => bigNumber(parseDuration(str('time.parse_duration_ns', value))),
     'time.date': (x: JsonValue) => {
       const t = civil('time.date', x);
@@ -87,7 +88,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
       return [t.hour, t.minute, t.second];
     },
     'time.weekday': (x: JsonValue) => WEEKDAYS[civil('time.weekday', x).weekday] ?? '',
-    'time.add_date': (ns: number, years: number, months: number, days: number) => addDate(ns, years, months, days),
+    'time.add_date': exact((ns: RegoValue, years: RegoValue, months: RegoValue, days: RegoValue) => addDate(ns, years, months, days)),
     'time.diff': (a: JsonValue, b: JsonValue) => timeDiff(civil('time.diff', a), civil('time.diff', b)),
 
     'units.parse': (x: string) => parseUnits(str('units.parse', x)),
@@ -102,7 +103,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'regex.template_match': (template: string, s: string, start: string, end: string) =>
       templateMatch(template, s, start, end),
 
-    'object.subset': (sup: JsonValue, sub: JsonValue) => isSubset(sup, sub),
+    'object.subset': exact((sup: RegoValue, sub: RegoValue) => isSubset(sup, sub)),
 
     'urlquery.encode': (s: string) => queryEscape(str('urlquery.encode', s)),
     'urlquery.decode': (s: string) => queryUnescape(str('urlquery.decode', s)),
@@ -158,7 +159,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'crypto.x509.parse_rsa_private_key': (x: JsonValue) => parsePrivateKeyJwk(x),
     'uri.parse': (x: JsonValue) => parseUri(x),
     'uri.is_valid': (x: JsonValue) => isValidUri(x),
-    'providers.aws.sign_req': (request: JsonValue, config: JsonValue, timeNs: JsonValue) => signAwsRequest(request, config, timeNs),
+    'providers.aws.sign_req': exact((request: RegoValue, config: RegoValue, timeNs: RegoValue) => signAwsRequest(request, config, timeNs)),
     'uuid.parse': (x: JsonValue) => parseUuid(x),
     'strings.split_n': (x: JsonValue, d: JsonValue, n: JsonValue) => splitN(str('strings.split_n', x), str('strings.split_n', d), integerOperand('strings.split_n', n, 3)),
     indexof_n: (base: JsonValue, search: JsonValue) => indexOfN(str('indexof_n', base), str('indexof_n', search)),
@@ -167,22 +168,23 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     cast_boolean: (x: JsonValue) => (typeof x === 'boolean' ? x : castError('cast_boolean', 'boolean', x)),
     cast_null: (x: JsonValue) => (x === null ? x : castError('cast_null', 'null', x)),
     cast_object: (x: JsonValue) => (isObject(x) ? x : castError('cast_object', 'object', x)),
+    cast_set: exact((x: RegoValue) => (x instanceof RegoSet ? x : Array.isArray(x) ? new RegoSet(sortedSet(x)) : castError('cast_set', 'set', x))),
     cast_string: (x: JsonValue) => (typeof x === 'string' ? x : castError('cast_string', 'string', x)),
     'glob.quote_meta': (pattern: JsonValue) => str('glob.quote_meta', pattern).replace(/[*?\\[\]{}]/g, '\\$&'),
     'base64url.encode_no_pad': (x: JsonValue) => Buffer.from(str('base64url.encode_no_pad', x), 'utf8').toString('base64url'),
     'net.cidr_is_valid': (x: JsonValue) => cidrIsValid(x),
     'net.cidr_expand': (x: JsonValue) => cidrExpand(x),
-    'net.cidr_contains_matches': (a: JsonValue, b: JsonValue) => cidrContainsMatches(a, b),
+    'net.cidr_contains_matches': exact((a: RegoValue, b: RegoValue) => cidrContainsMatches(a, b)),
     'net.cidr_merge': (x: JsonValue) => cidrMerge(x),
     'json.verify_schema': (schema: JsonValue) => verifySchema(schema),
     'json.match_schema': (doc: JsonValue, schema: JsonValue) => matchSchema(doc, schema),
     'json.marshal_with_options': (x: JsonValue, options: JsonValue) => marshalWithOptions(x, options),
-    'json.patch': (doc: JsonValue, ops: JsonValue) => jsonPatch(doc, ops),
+    'json.patch': exact((doc: RegoValue, ops: RegoValue) => jsonPatch(doc, ops)),
     'numbers.range_step': (a: JsonValue, b: JsonValue, step: JsonValue) => rangeStep(a, b, step),
 
-    // The SDK ships these five itself, with JavaScript semantics (regex.split with JS regexes, YAML
-    // 1.2, errors thrown): Warden's take their place, so they follow Go and the strict setting.
-    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJson(x),
+    // OPA's WASM leaves these to the host too (the SDK once supplied JavaScript versions): Go's regex
+    // split and YAML 1.1 as Go's yaml.v2 reads it, honouring the strict setting.
+    'json.is_valid': (x: JsonValue) => typeof x === 'string' && isJsonText(x),
     'regex.split': (pattern: JsonValue, s: JsonValue) => regexSplit(str('regex.split', pattern), str('regex.split', s)),
     'yaml.is_valid': (x: JsonValue) => typeof x === 'string' && yamlDocument('yaml.is_valid', x, false) !== undefined,
     'yaml.unmarshal': (x: JsonValue) => yamlDocument('yaml.unmarshal', str('yaml.unmarshal', x), true),
@@ -198,13 +200,13 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
 }
 
 // OPA's default (non-strict) mode: an expression whose builtin fails is undefined, and evaluation goes
-// on; the SDK turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
+// on; the instance turns a host's `undefined` into "no value". Only the errors OPA would report are swallowed
 // (a BuiltinError, or a TypeError from an operand of the wrong type); anything else (a regex re2.ts
 // cannot translate, where OPA would have an answer; memory exhaustion) still fails the evaluation closed.
 function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostBuiltin> {
   const out: Record<string, HostBuiltin> = {};
   for (const [name, f] of Object.entries(functions)) {
-    out[name] = (...args) => {
+    const safe: HostBuiltin = (...args) => {
       try {
         return f(...args);
       } catch (err) {
@@ -212,6 +214,7 @@ function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostB
         throw err;
       }
     };
+    out[name] = takesExactValues(f) ? exact(safe) : safe;
   }
   return out;
 }
@@ -219,44 +222,10 @@ function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostB
 /** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */
 export const hostBuiltins: Readonly<Record<string, HostBuiltin>> = createHostBuiltins({ clock: systemClock }).functions;
 
-// ---- the SDK's own builtins
-
-const sdkRequire = createRequire(import.meta.url);
-
-/**
- * The SDK's builtin table. Its package `exports` map only opens ".", so the table is reached by
- * path next to the resolved entry point; `require` returns the very module object the SDK's
- * dispatcher consults (`builtinFuncs[name] || customBuiltins[name]`).
- */
-function sdkBuiltinTable(): Record<string, unknown> {
-  const entry = sdkRequire.resolve('@open-policy-agent/opa-wasm');
-  return sdkRequire(join(dirname(entry), 'builtins', 'index.js')) as Record<string, unknown>;
-}
-
-/** The SDK's own builtins by name (json.is_valid, regex.split, yaml.*), minus those Warden took over. */
-export function sdkBuiltinFunctions(): Readonly<Record<string, (...args: unknown[]) => unknown>> {
-  return sdkBuiltinTable() as Record<string, (...args: unknown[]) => unknown>;
-}
-
-/** Names the SDK implements itself (json.is_valid, regex.split, yaml.*), minus those Warden took over. */
-export function sdkBuiltinNames(): string[] {
-  return Object.keys(sdkBuiltinTable());
-}
-
-/**
- * Makes Warden's builtins win over the SDK's of the same name (today `sprintf`, whose sprintf-js
- * output is not Go's) by removing them from the SDK's table. Idempotent; call before loadPolicy.
- */
-export function preferWardenBuiltins(names: Iterable<string> = Object.keys(hostBuiltins)): void {
-  const table = sdkBuiltinTable();
-  for (const name of names) delete table[name];
-}
-
-/** The builtins a policy needs that neither the SDK nor Warden provides, sorted. */
-export function missingBuiltins(required: Iterable<string>): string[] {
-  const sdk = new Set(sdkBuiltinNames());
+/** The builtins a policy needs that `provided` (default: Warden's host builtins) lacks, sorted. */
+export function missingBuiltins(required: Iterable<string>, provided: Readonly<Record<string, unknown>> = hostBuiltins): string[] {
   const missing = new Set<string>();
-  for (const name of required) if (!(name in hostBuiltins) && !sdk.has(name)) missing.add(name);
+  for (const name of required) if (!Object.hasOwn(provided, name)) missing.add(name);
   return [...missing].sort();
 }
 
@@ -314,6 +283,18 @@ function parseRfc3339(s: string): bigint {
   const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 3600 + Number(m[11]) * 60);
   if (Number(m[10] ?? 0) > 23 || Number(m[11] ?? 0) > 59) throw new BuiltinError('time.parse_rfc3339_ns', 'time zone offset out of range');
   return epochNs('time.parse_rfc3339_ns', Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), fracNs(m[7] ?? ''), offset);
+}
+
+// The layout names OPA accepts for Go's layout constants (topdown/time.go's acceptedTimeFormats).
+const NAMED_LAYOUTS: Record<string, string> = {
+  ANSIC: 'Mon Jan _2 15:04:05 2006', UnixDate: 'Mon Jan _2 15:04:05 MST 2006', RubyDate: 'Mon Jan 02 15:04:05 -0700 2006',
+  RFC822: '02 Jan 06 15:04 MST', RFC822Z: '02 Jan 06 15:04 -0700', RFC850: 'Monday, 02-Jan-06 15:04:05 MST',
+  RFC1123: 'Mon, 02 Jan 2006 15:04:05 MST', RFC1123Z: 'Mon, 02 Jan 2006 15:04:05 -0700',
+  RFC3339: '2006-01-02T15:04:05Z07:00', RFC3339Nano: '2006-01-02T15:04:05.999999999Z07:00',
+};
+
+function namedLayout(layout: string): string {
+  return Object.hasOwn(NAMED_LAYOUTS, layout) ? NAMED_LAYOUTS[layout]! : layout;
 }
 
 // Go reference-time layouts: the tokens time.Parse recognises, longest first where they share a prefix.
@@ -434,8 +415,8 @@ function parseLayout(layout: string, value: string): bigint {
 
 const DURATION_UNITS: Record<string, bigint> = {
   ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n,
-  // OPA extends Go's units with days and weeks.
-  d: 86_400_000_000_000n, w: 604_800_000_000_000n,
+  // OPA extends Go's units with days, weeks and (365-day) years.
+  d: 86_400_000_000_000n, w: 604_800_000_000_000n, y: 31_536_000_000_000_000n,
 };
 
 function parseDuration(s: string): bigint {
@@ -509,14 +490,21 @@ function floorDiv(a: bigint, b: bigint): bigint {
   return a % b !== 0n && (a < 0n) !== (b < 0n) ? q - 1n : q;
 }
 
-function addDate(ns: number, years: number, months: number, days: number): HostResult {
-  for (const n of [ns, years, months, days]) if (typeof n !== 'number') throw new BuiltinError('time.add_date', 'operands must be numbers');
-  const big = BigInt(Math.trunc(ns));
+// A number operand's integer part, exact when it arrives as an exact value (integers beyond 2^53).
+function wholeNumber(builtin: string, x: RegoValue): bigint {
+  if (typeof x === 'number' && Number.isFinite(x)) return BigInt(Math.trunc(x));
+  if (x instanceof RegoNumber) return x.isInteger ? BigInt(x.text) : wholeNumber(builtin, Number(x.text));
+  throw new BuiltinError(builtin, 'operands must be numbers');
+}
+
+// Takes exact values: the nanoseconds keep every digit.
+function addDate(nsIn: RegoValue, yearsIn: RegoValue, monthsIn: RegoValue, daysIn: RegoValue): HostResult {
+  const [big, years, months, days] = [nsIn, yearsIn, monthsIn, daysIn].map((x) => wholeNumber('time.add_date', x)) as [bigint, bigint, bigint, bigint];
   const ms = floorDiv(big, NS_PER_MS);
   const subMs = big - ms * NS_PER_MS;
   const d = new Date(Number(ms));
   // Date normalises overflowing months and days the same way Go's time.AddDate does.
-  d.setUTCFullYear(d.getUTCFullYear() + Math.trunc(years), d.getUTCMonth() + Math.trunc(months), d.getUTCDate() + Math.trunc(days));
+  d.setUTCFullYear(d.getUTCFullYear() + Number(years), d.getUTCMonth() + Number(months), d.getUTCDate() + Number(days));
   return bigNumber(checkRange('time.add_date', BigInt(d.getTime()) * NS_PER_MS + subMs));
 }
 
@@ -781,37 +769,50 @@ function quoteMeta(s: string): string {
 
 // ---- objects
 
-function deepEqual(a: JsonValue, b: JsonValue): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, k) => deepEqual(x, b[k] as JsonValue));
-  }
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => k in b && deepEqual(a[k] as JsonValue, b[k] as JsonValue));
-  }
+// OPA's object.subset (topdown/subset.go): objects key by key (recursing into objects, sets and
+// arrays), sets by membership, arrays as a contiguous run, a set within an array by membership.
+function isSubset(sup: RegoValue, sub: RegoValue): boolean {
+  if (isObject(sup) && isObject(sub)) return objectSubset(sup, sub);
+  if (sup instanceof RegoSet && sub instanceof RegoSet) return setSubset(sup, sub);
+  if (Array.isArray(sup) && Array.isArray(sub)) return arraySubset(sup, sub);
+  if (Array.isArray(sup) && sub instanceof RegoSet) return arraySetSubset(sup, sub);
+  throw new BuiltinError('object.subset', 'both arguments object.subset must be of the same type or array and set');
+}
+
+const equalValues = (a: RegoValue, b: RegoValue) => compareValues(a, b) === 0;
+
+function objectSubset(sup: { [key: string]: RegoValue }, sub: { [key: string]: RegoValue }): boolean {
+  return Object.keys(sub).every((k) => {
+    if (!Object.hasOwn(sup, k)) return false;
+    const a = sup[k]!;
+    const b = sub[k]!;
+    if (equalValues(a, b)) return true;
+    if (isObject(a) && isObject(b)) return objectSubset(a, b);
+    if (a instanceof RegoSet && b instanceof RegoSet) return setSubset(a, b);
+    if (Array.isArray(a) && Array.isArray(b)) return arraySubset(a, b);
+    return false;
+  });
+}
+
+function setSubset(sup: RegoSet, sub: RegoSet): boolean {
+  return sub.members.every((x) => sup.members.some((y) => equalValues(x, y)));
+}
+
+function arraySubset(sup: RegoValue[], sub: RegoValue[]): boolean {
+  if (sub.length > sup.length) return false;
+  for (let k = 0; k + sub.length <= sup.length; k++) if (sub.every((x, j) => equalValues(sup[k + j]!, x))) return true;
   return false;
 }
 
-function isSubset(sup: JsonValue, sub: JsonValue): boolean {
-  if (Array.isArray(sup) && Array.isArray(sub)) {
-    // A contiguous run, as OPA does for arrays (sets arrive as arrays: see the module notes).
-    if (sub.length === 0) return true;
-    for (let k = 0; k + sub.length <= sup.length; k++) {
-      if (sub.every((x, j) => deepEqual(sup[k + j] as JsonValue, x))) return true;
-    }
-    return false;
+// Go stops at the array element that matches the set's last unmatched member, so an empty set is
+// within any non-empty array but not within an empty one.
+function arraySetSubset(sup: RegoValue[], sub: RegoSet): boolean {
+  let unmatched = sub.members.length;
+  for (const x of sup) {
+    if (sub.members.some((y) => equalValues(x, y))) unmatched--;
+    if (unmatched === 0) return true;
   }
-  if (isObject(sup) && isObject(sub)) {
-    return Object.keys(sub).every((k) => {
-      if (!(k in sup)) return false;
-      const a = sup[k] as JsonValue;
-      const b = sub[k] as JsonValue;
-      if ((isObject(a) && isObject(b)) || (Array.isArray(a) && Array.isArray(b))) return isSubset(a, b);
-      return deepEqual(a, b);
-    });
-  }
-  throw new BuiltinError('object.subset', 'both arguments must be objects, sets, or arrays of the same kind');
+  return false;
 }
 
 // ---- url queries (Go's net/url)
@@ -925,15 +926,6 @@ function rangeStep(a: JsonValue, b: JsonValue, stepIn: JsonValue): JsonValue {
   return out;
 }
 
-function isJson(s: string): boolean {
-  try {
-    JSON.parse(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // Go's Regexp.Split(s, -1).
 function regexSplit(pattern: string, s: string): string[] {
   if (s === '' && pattern !== '') return [''];
@@ -962,7 +954,7 @@ function yamlDocument(builtin: string, text: string, strict: boolean): JsonValue
   return list.length === 0 ? null : ((list[0]!.toJS({ maxAliasCount: 1000 }) as JsonValue | undefined) ?? null);
 }
 
-function castError(builtin: string, want: string, x: JsonValue): never {
+function castError(builtin: string, want: string, x: unknown): never {
   throw new BuiltinError(builtin, `operand 1 must be ${want}, got ${typeName(x)}`);
 }
 

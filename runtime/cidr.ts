@@ -2,6 +2,7 @@
 // them (v1/topdown/cidr.go): addresses as big integers, IPv4 and IPv6 kept apart.
 import { isIPv4, isIPv6 } from 'node:net';
 import { BuiltinError, str } from './builtin-operand.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
 import type { JsonValue } from './sprintf.js';
 import { sortedSet } from './value-order.js';
 
@@ -91,15 +92,15 @@ export function cidrIsValid(x: JsonValue): boolean {
   return typeof x === 'string' && parseCidr(x) !== undefined;
 }
 
-/** net.cidr_expand: every address of the network, as strings. */
-export function cidrExpand(x: JsonValue): JsonValue {
+/** net.cidr_expand: the set of every address of the network, as strings. */
+export function cidrExpand(x: JsonValue): RegoSet {
   const n = parseCidr(str('net.cidr_expand', x));
   if (!n) throw new BuiltinError('net.cidr_expand', `invalid CIDR address: ${x as string}`);
   const size = 1n << BigInt(n.bits - n.prefix);
   if (size > BigInt(MAX_EXPAND)) throw new BuiltinError('net.cidr_expand', `the network holds ${size} addresses, more than the ${MAX_EXPAND} this runtime lists`);
   const out: string[] = [];
   for (let a = n.addr; a <= last(n); a++) out.push(ipText(a, n.bits));
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // A CIDR, or a lone IP as the one-address network (net.cidr_contains's second operand).
@@ -119,26 +120,29 @@ function contains(builtin: string, a: string, b: string): boolean {
   return outer.prefix <= inner.prefix && (inner.addr & mask(outer.prefix, outer.bits)) === outer.addr;
 }
 
-// The (cidr, key) pairs of one operand: a string is its own key; arrays key by index, objects by key;
-// an element may be a CIDR string or an array whose first element is one.
-function entries(builtin: string, operand: number, x: JsonValue): Array<[string, JsonValue]> {
-  const cidrOf = (e: JsonValue): string => {
+// The (cidr, key) pairs of one operand: a string is its own key; arrays key by index, objects by key,
+// sets by the element itself; an element may be a CIDR string or an array whose first element is one.
+function entries(builtin: string, operand: number, x: RegoValue): Array<[string, RegoValue]> {
+  const cidrOf = (e: RegoValue): string => {
     const c = Array.isArray(e) ? e[0] : e;
     if (typeof c !== 'string') throw new BuiltinError(builtin, `operand ${operand}: element must be string or non-empty array`);
     return c;
   };
   if (typeof x === 'string') return [[x, x]];
   if (Array.isArray(x)) return x.map((e, i) => [cidrOf(e), i]);
+  if (x instanceof RegoSet) return x.members.map((e) => [cidrOf(e), e]);
+  if (x instanceof RegoObject) return x.entries.map(([k, v]) => [cidrOf(v), k]);
+  if (x instanceof RegoNumber) return [];
   if (x !== null && typeof x === 'object') return Object.entries(x).map(([k, v]) => [cidrOf(v), k]);
   return [];
 }
 
-/** net.cidr_contains_matches: the [key1, key2] pairs whose CIDR (or IP) in the second lies in the first's. */
-export function cidrContainsMatches(a: JsonValue, b: JsonValue): JsonValue {
+/** net.cidr_contains_matches (exact values): the [key1, key2] pairs whose CIDR (or IP) in the second lies in the first's. */
+export function cidrContainsMatches(a: RegoValue, b: RegoValue): RegoSet {
   const builtin = 'net.cidr_contains_matches';
-  const out: JsonValue[] = [];
+  const out: RegoValue[] = [];
   for (const [c1, k1] of entries(builtin, 1, a)) for (const [c2, k2] of entries(builtin, 2, b)) if (contains(builtin, c1, c2)) out.push([k1, k2]);
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // Go's IP.DefaultMask: the classful prefix of an IPv4 address.
@@ -148,7 +152,7 @@ function classfulPrefix(addr: bigint): number {
 }
 
 /** net.cidr_merge: the fewest networks covering exactly the given networks and IPv4 addresses. */
-export function cidrMerge(x: JsonValue): JsonValue {
+export function cidrMerge(x: JsonValue): RegoSet {
   const builtin = 'net.cidr_merge';
   if (!Array.isArray(x)) throw new BuiltinError(builtin, 'operand must be an array');
   const ranges = x.map((e) => {
@@ -180,7 +184,7 @@ export function cidrMerge(x: JsonValue): JsonValue {
     if (r.network) out.push(cidrText(r.network));
     else for (const n of rangeToCidrs(r.first, r.last, r.bits)) out.push(cidrText(n));
   }
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }
 
 // The aligned blocks covering first..last, largest first.

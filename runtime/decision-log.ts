@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { shipBatch } from './decision-shipping.js';
 import { EngineConnection } from './engine-connection.js';
+import { jsonText } from './opa-json.js';
+import type { OpaJson } from './rego-value.js';
 
 /** The counters the log keeps (prom-client Gauge/Counter fit; the caller owns the registry). */
 export interface DecisionLogMetrics {
@@ -92,7 +94,7 @@ export class DecisionLog {
       const overflow = this.queue.splice(0, Math.ceil(max / 10));
       void this.spill(overflow);
     }
-    this.queue.push(JSON.stringify(event));
+    this.queue.push(jsonText(event as unknown as OpaJson)); // a result may hold integers beyond 2^53 (bigint)
     this.opts.metrics?.logQueue.set(this.queue.length);
     if (this.queue.length >= (this.opts.batchSize ?? 500)) void this.flush(false);
   }

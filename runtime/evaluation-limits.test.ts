@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm, opaBinary } from '../test/support/opa.js';
 import type { VerifiedBundle } from './bundle.js';
 import { limitProblem, SIDECAR_LIMITS, withLimits } from './evaluation-limits.js';
-import { EvaluationLimitError, Policy, wellFormedJson } from './policy.js';
+import { EvaluationLimitError, Policy } from './policy.js';
+import { wellFormedJson } from './rego-value.js';
 import { meterModule } from './wasm-metering.js';
 
 const run = promisify(execFile);

@@ -2,6 +2,7 @@
 // JWTs, json.marshal_with_options): object keys sorted by code point, `<`, `>`, `&`, U+2028 and U+2029
 // escaped, no spaces.
 import { BuiltinError } from './builtin-operand.js';
+import type { OpaJson } from './rego-value.js';
 import { compareCodePoints, type JsonValue } from './sprintf.js';
 
 const GO_ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
@@ -14,8 +15,8 @@ function goString(s: string): string {
  * The JSON text Go's json.Marshal gives for a value decoded from JSON, or json.MarshalIndent's when
  * `indent` is given: every line after the first starts with `prefix`, then `indent` per level.
  */
-export function goJson(value: JsonValue, indent?: { prefix: string; indent: string }, depth = 0): string {
-  if (value === null || typeof value !== 'object') return typeof value === 'string' ? goString(value) : JSON.stringify(value);
+export function goJson(value: JsonValue | OpaJson, indent?: { prefix: string; indent: string }, depth = 0): string {
+  if (value === null || typeof value !== 'object') return typeof value === 'string' ? goString(value) : typeof value === 'bigint' ? value.toString() : JSON.stringify(value);
   const items = Array.isArray(value)
     ? value.map((v) => goJson(v, indent, depth + 1))
     : Object.keys(value)

@@ -3,6 +3,7 @@
 // at a node missing from the graph (left out of the path), or just before it would revisit a node.
 import { BuiltinError, isObject } from './builtin-operand.js';
 import type { JsonValue } from './sprintf.js';
+import { RegoSet } from './rego-value.js';
 import { sortedSet } from './value-order.js';
 
 type Graph = { [node: string]: JsonValue };
@@ -32,8 +33,8 @@ function walk(graph: Graph, node: JsonValue, path: JsonValue[], out: JsonValue[]
   }
 }
 
-/** graph.reachable_paths(graph, initial): the set of paths, as a sorted array. */
-export function reachablePaths(graph: JsonValue, initial: JsonValue): JsonValue {
+/** graph.reachable_paths(graph, initial): the set of paths. */
+export function reachablePaths(graph: JsonValue, initial: JsonValue): RegoSet {
   if (!isObject(graph)) throw new BuiltinError('graph.reachable_paths', 'operand 1 must be object');
   if (!Array.isArray(initial)) throw new BuiltinError('graph.reachable_paths', 'operand 2 must be one of {array, set}');
   const out: JsonValue[] = [];
@@ -43,5 +44,5 @@ export function reachablePaths(graph: JsonValue, initial: JsonValue): JsonValue 
     if (next.length === 0) out.push([node]);
     else for (const neighbour of next) walk(graph, neighbour, [node], out, new Set([node]));
   }
-  return sortedSet(out);
+  return new RegoSet(sortedSet(out));
 }

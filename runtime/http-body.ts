@@ -2,6 +2,8 @@
 // handler, the webhook, `warden up`'s demo apps): a body read whole up to a limit, a JSON answer
 // written whole. One reader, so that every listener bounds what it buffers the same way.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { jsonText } from './opa-json.js';
+import type { OpaJson } from './rego-value.js';
 
 /**
  * A message's body up to `limit` bytes; undefined when it is larger (declared or while streaming). The
@@ -31,7 +33,7 @@ export function readBody(msg: IncomingMessage, limit: number): Promise<Buffer | 
 
 /** Answer with `body` as JSON, its length set; `headers` add to (never replace) the content type and length. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
+  const text = jsonText(body as OpaJson); // policy results may hold integers beyond 2^53 (bigint)
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

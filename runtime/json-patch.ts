@@ -1,12 +1,17 @@
 // json.patch: RFC 6902 operations applied the way OPA's edit tree applies them (v1/topdown/json.go):
 // paths are JSON pointers or arrays of keys, `-` appends to an array, every operation works on a copy,
-// and any failing operation (a missing path, a failed `test`) fails the whole call.
+// and any failing operation (a missing path, a failed `test`) fails the whole call. It takes exact
+// values: a path segment into a set names a member, and a set stays a set.
 import { BuiltinError, isObject } from './builtin-operand.js';
-import type { JsonValue } from './sprintf.js';
+import { jsonText, toOpaJson } from './opa-json.js';
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
+import { compareValues } from './value-order.js';
+
+type JsonValue = RegoValue;
 
 const BUILTIN = 'json.patch';
 
-type Key = string | number;
+type Key = RegoValue;
 
 function fail(message: string): never {
   throw new BuiltinError(BUILTIN, message);
@@ -20,24 +25,34 @@ function parsePath(path: JsonValue): Key[] {
       .split('/')
       .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
   }
-  if (Array.isArray(path)) return path.map((k) => (typeof k === 'string' || typeof k === 'number' ? k : fail(`path segment ${JSON.stringify(k)} is not a string or number`)));
+  if (Array.isArray(path)) return path;
   return fail('operand 2 must be one of {string, array}: a path is a JSON pointer or an array of keys');
 }
 
 // An array index as OPA reads it from a key: a whole number within bounds (`max` allows appending).
 function index(key: Key, length: number, max: number): number {
-  const n = typeof key === 'number' ? key : /^(0|[1-9]\d*)$/.test(key) ? Number(key) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > max) fail(`index ${String(key)} is out of range for an array of length ${length}`);
+  const n = typeof key === 'number' ? key : typeof key === 'string' && /^(0|[1-9]\d*)$/.test(key) ? Number(key) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > max) fail(`index ${JSON.stringify(key)} is out of range for an array of length ${length}`);
   return n;
 }
 
+// A deep copy that keeps sets sets (structuredClone would not); numbers are immutable.
 function clone(v: JsonValue): JsonValue {
-  return structuredClone(v);
+  if (v === null || typeof v !== 'object' || v instanceof RegoNumber) return v;
+  if (Array.isArray(v)) return v.map(clone);
+  if (v instanceof RegoSet) return new RegoSet(v.members.map(clone));
+  if (v instanceof RegoObject) return new RegoObject(v.entries.map(([k, x]) => [clone(k), clone(x)]));
+  const out: { [key: string]: JsonValue } = {};
+  for (const [k, x] of Object.entries(v)) out[k] = clone(x);
+  return out;
 }
+
+const memberAt = (set: RegoSet, key: Key) => set.members.findIndex((m) => compareValues(m, key) === 0);
 
 function child(node: JsonValue, key: Key): JsonValue {
   if (Array.isArray(node)) return node[index(key, node.length, node.length - 1)]!;
   if (isObject(node) && typeof key === 'string' && Object.hasOwn(node, key)) return node[key]!;
+  if (node instanceof RegoSet && memberAt(node, key) >= 0) return node.members[memberAt(node, key)]!;
   return fail(`path segment ${JSON.stringify(key)} does not exist`);
 }
 
@@ -54,7 +69,11 @@ function insert(doc: JsonValue, path: Key[], value: JsonValue): JsonValue {
     else parent.splice(index(key, parent.length, parent.length), 0, value);
   } else if (isObject(parent)) {
     if (typeof key !== 'string') fail(`object key ${JSON.stringify(key)} is not a string`);
-    parent[key] = value;
+    (parent as Record<string, JsonValue>)[key] = value;
+  } else if (parent instanceof RegoSet) {
+    // A set member's path segment is the member itself.
+    if (!equal(key, value)) fail(`set member ${jsonText(toOpaJson(value))} does not match its path segment`);
+    if (memberAt(parent, value) < 0) parent.members.push(value);
   } else fail(`cannot insert into a ${parent === null ? 'null' : typeof parent}`);
   return doc;
 }
@@ -65,21 +84,16 @@ function remove(doc: JsonValue, path: Key[]): JsonValue {
   const key = path.at(-1)!;
   if (Array.isArray(parent)) parent.splice(index(key, parent.length, parent.length - 1), 1);
   else if (isObject(parent) && typeof key === 'string' && Object.hasOwn(parent, key)) delete parent[key];
+  else if (parent instanceof RegoSet && memberAt(parent, key) >= 0) parent.members.splice(memberAt(parent, key), 1);
   else fail(`path segment ${JSON.stringify(key)} does not exist`);
   return doc;
 }
 
 function equal(a: JsonValue, b: JsonValue): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => equal(x, b[i]!));
-  if (isObject(a) && isObject(b)) {
-    const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && equal(a[k]!, b[k]!));
-  }
-  return false;
+  return compareValues(a, b) === 0;
 }
 
-/** json.patch(document, operations): the patched copy of the document. */
+/** json.patch(document, operations) (exact values): the patched copy of the document. */
 export function jsonPatch(document: JsonValue, operations: JsonValue): JsonValue {
   if (!Array.isArray(operations)) fail('operand 2 must be array');
   let doc = clone(document);

@@ -1,18 +1,19 @@
 // Evaluating a bundle's WASM policy in-process: meter the module (wasm-metering.ts), compile it once,
-// instantiate it with @open-policy-agent/opa-wasm's LoadedPolicy over Warden's own imports, check every
-// builtin the module needs is supplied, then evaluate entrypoints synchronously per call, each within
-// its EvaluationLimits. An evaluation stopped by a limit throws EvaluationLimitError, and the instance
+// instantiate it over OPA's WASM ABI (wasm-abi.ts, Warden's own: no SDK), check every builtin the
+// module needs is supplied, then evaluate entrypoints synchronously per call, each within its
+// EvaluationLimits. Results are OPA's JSON output (opa-json.ts): sets sorted, integers exact. An evaluation stopped by a limit throws EvaluationLimitError, and the instance
 // (whose heap it may have left grown or half-written) is replaced by a fresh one from the same module.
-import { createRequire } from 'node:module';
-import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { decision as decisionFormat, type Decision } from '../formats/decision.js';
 import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
-import { createHostBuiltins, preferWardenBuiltins, sdkBuiltinFunctions, type HostBuiltin } from './builtins.js';
+import { createHostBuiltins, missingBuiltins, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
 import { InputJson } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
-import { meterModule, METERING_IMPORTS, MeteringError } from './wasm-metering.js';
+import { jsonText } from './opa-json.js';
+import { wellFormedJson, type OpaJson } from './rego-value.js';
+import { instantiatePolicy, type PolicyInstance } from './wasm-abi.js';
+import { meterModule, MeteringError } from './wasm-metering.js';
 
 /** Raised when evaluation fails; callers deny (fail closed). */
 export class EvaluationError extends Error {
@@ -44,107 +45,19 @@ export interface PolicyOptions {
   unmeteredBaseline?: true;
 }
 
-interface WasmExports {
-  builtins(): number;
-  opa_json_dump(addr: number): number;
-  opa_json_parse(addr: number, length: number): number;
-  opa_malloc(length: number): number;
-  opa_eval?: (reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, format: number) => number;
-}
-
-// The parts of the SDK's LoadedPolicy the one-shot evaluation reads (its own evaluate allocates a
-// TextEncoder/TextDecoder per call and scans for the result's end byte by byte in JavaScript).
-interface LoadedPolicyInternals {
-  wasmInstance: { exports: WasmExports };
-  mem: WebAssembly.Memory;
-  minorVersion: number;
-  dataAddr: number;
-  dataHeapPtr: number;
-  entrypoints: Record<string, number>;
-}
-
 const PAGE = 64 * 1024;
 // The warm-up evaluation's deadline: ten of the policy's, at least 100 ms (it pays the compilation).
 const WARM_UP_FACTOR = 10;
 const WARM_UP_FLOOR_MS = 100;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
-// The SDK's ESM side exports only loadPolicy; LoadedPolicy (heap bookkeeping, setData, the pre-1.2
-// evaluate) is reached through its CommonJS entry.
-const { LoadedPolicy: LoadedPolicyClass } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as {
-  LoadedPolicy: new (instance: WebAssembly.Instance, memory: WebAssembly.Memory, minorVersion: number) => LoadedPolicy;
-};
-
-/**
- * JSON text with every lone UTF-16 surrogate turned into U+FFFD, as OPA's Go decoder reads it (OPA's
- * WASM parser refuses the text instead). JSON.stringify writes a lone surrogate as a `\udXXX` escape
- * and a valid pair as raw characters, so every surrogate escape in its output is a lone one; escapes
- * are matched left to right so that an escaped backslash followed by `ud800` is left alone.
- */
-export function wellFormedJson(json: string): string {
-  if (!json.includes('\\ud')) return json;
-  return json.replace(/\\(?:ud[89a-f][0-9a-f]{2}|[^])/g, (m) => (m.length === 6 ? '\\ufffd' : m));
-}
-
-/**
- * OPA's `replace(s, old, new)`. OPA runs Go's strings.NewReplacer(old, new): an empty `old` matches
- * before every byte (not rune) and at the end, so a multi-byte character is split into bytes that are
- * not UTF-8 on their own. OPA keeps those bytes; a JavaScript string cannot, so each becomes U+FFFD —
- * exactly what OPA prints for them, so the JSON of the result is the same.
- */
-export function opaReplace(s: string, old: string, replacement: string): string {
-  if (old !== '') return s.split(old).join(replacement);
-  if (replacement === '') return s;
-  const insert = encoder.encode(replacement);
-  const bytes = encoder.encode(s);
-  const out = new Uint8Array(insert.length * (bytes.length + 1) + bytes.length);
-  let n = 0;
-  out.set(insert, n);
-  n += insert.length;
-  for (const b of bytes) {
-    out[n++] = b;
-    out.set(insert, n);
-    n += insert.length;
-  }
-  return decoder.decode(out);
-}
-
-// Go's json.Unmarshal takes exactly one JSON text (surrounding whitespace allowed), as JSON.parse does.
-function isOneJsonText(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// The input's JSON text for the module: an InputJson (runtime/input-selection.ts) is already serialized.
-const inputText = (input: unknown): string => wellFormedJson(input instanceof InputJson ? input.text : JSON.stringify(input));
-
-// ABI 1.2+ one-shot evaluation: the input's JSON is encoded straight into the heap just above the
-// data, opa_eval parses it, evaluates, resets the heap and returns the address of the result set's JSON.
-function evaluateOneShot(p: LoadedPolicyInternals, opaEval: NonNullable<WasmExports['opa_eval']>, entrypoint: number, input: unknown): unknown {
-  const at = p.dataHeapPtr;
-  let written = 0;
-  // As the SDK does: a falsy input is no input.
-  if (input) {
-    const json = inputText(input);
-    let heap = new Uint8Array(p.mem.buffer);
-    // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
-    if (at + json.length * 3 <= heap.length) written = encoder.encodeInto(json, heap.subarray(at)).written;
-    else {
-      const bytes = encoder.encode(json);
-      if (at + bytes.length > heap.length) p.mem.grow(Math.ceil((at + bytes.length - heap.length) / PAGE));
-      heap = new Uint8Array(p.mem.buffer);
-      heap.set(bytes, at);
-      written = bytes.length;
-    }
-  }
-  const result = opaEval(0, entrypoint, p.dataAddr, written ? at : 0, written, at + written, 0);
-  const heap = new Uint8Array(p.mem.buffer); // evaluation may have grown the memory
-  return JSON.parse(decoder.decode(heap.subarray(result, heap.indexOf(0, result))));
+// The input's JSON text for the module; undefined is no input (any other value, `null` and `false`
+// too, is an input, as in `opa eval`). Integers beyond 2^53 given as bigint are written exactly.
+function inputText(input: unknown): string | undefined {
+  if (input === undefined) return undefined;
+  // An InputJson (runtime/input-selection.ts) is already serialized, from JSON text the sidecar checked.
+  if (input instanceof InputJson) return wellFormedJson(input.text);
+  return wellFormedJson(jsonText(input as OpaJson));
 }
 
 // The pages the module's imported memory must start with: what its import section declares (large
@@ -233,13 +146,13 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
 /** A loaded policy: the bundle it came from plus its evaluator. */
 export class Policy {
   // The live instance; replaced by a fresh one from the same compiled module after a stopped evaluation.
-  private live: LiveInstance | undefined;
+  private live: PolicyInstance | undefined;
 
   private constructor(
     readonly bundle: VerifiedBundle,
     /** The bounds each evaluation runs within. */
     readonly limits: EvaluationLimits,
-    private readonly instantiate: () => LiveInstance,
+    private readonly instantiate: () => PolicyInstance,
     private readonly budget: EvaluationBudget,
     private readonly beforeEvaluate: (() => void) | undefined,
   ) {}
@@ -249,7 +162,6 @@ export class Policy {
     // OPA requires time.now_ns() to be one instant per evaluation: builtins read it from here.
     const instant = new EvaluationInstant(opts.clock ?? systemClock);
     const host = opts.builtins ? { functions: opts.builtins, beginEvaluation: () => undefined } : createHostBuiltins({ clock: instant, strictBuiltinErrors: opts.strictBuiltinErrors ?? bundle.manifest.metadata?.strictBuiltinErrors === true });
-    preferWardenBuiltins(Object.keys(host.functions));
     const limits = opts.limits ?? SIDECAR_LIMITS;
     const budget = new EvaluationBudget(limits);
     let module: WebAssembly.Module;
@@ -264,16 +176,15 @@ export class Policy {
     if (initial > maximum) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm needs ${initial / 16} MiB of memory to start, above the memory bound of ${limits.memoryMiB} MiB: raise memoryMiB`);
     }
-    const data = encoder.encode(wellFormedJson(JSON.stringify(bundle.data)));
+    const data = encoder.encode(wellFormedJson(jsonText(bundle.data as OpaJson)));
     const instantiate = () => instantiatePolicy(module, { initial, maximum }, host.functions, budget, data);
-    let live: LiveInstance;
+    let live: PolicyInstance;
     try {
       live = instantiate();
     } catch (err) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm does not load: ${String((err as Error)?.message ?? err)}`);
     }
-    const sdk = sdkBuiltinFunctions();
-    const missing = live.builtins.filter((b) => !(b in sdk) && !(b in host.functions));
+    const missing = missingBuiltins(live.builtins, host.functions);
     if (missing.length > 0) {
       throw new BundleError(`bundle ${bundle.revision}: the policy uses builtins this runtime does not provide: ${missing.join(', ')}`);
     }
@@ -282,10 +193,10 @@ export class Policy {
     // path now, under a longer deadline (a policy that loops on any input must not hang the load).
     // One that fails may leave the instance unsound: start afresh.
     let warm = live;
-    for (const entrypoint of Object.keys(live.loaded.entrypoints)) {
+    for (const entrypoint of Object.keys(live.entrypoints)) {
       budget.begin(Math.max(limits.deadlineMs * WARM_UP_FACTOR, WARM_UP_FLOOR_MS));
       try {
-        warm.run(entrypoint, {});
+        warm.evaluate(entrypoint, '{}');
       } catch {
         warm = instantiate();
       }
@@ -301,10 +212,10 @@ export class Policy {
 
   /** Entrypoint names the module exports. */
   get entrypoints(): string[] {
-    return Object.keys(this.instance().loaded.entrypoints);
+    return Object.keys(this.instance().entrypoints);
   }
 
-  private instance(): LiveInstance {
+  private instance(): PolicyInstance {
     if (this.live) return this.live;
     try {
       this.live = this.instantiate();
@@ -315,16 +226,17 @@ export class Policy {
   }
 
   /**
-   * Evaluate an entrypoint; `undefined` when the rule is undefined for this input. `deadlineMs`
-   * shortens this one evaluation's deadline (the webhook passes what is left of a review's budget).
+   * Evaluate an entrypoint; `undefined` when the rule is undefined for this input. The value is as
+   * OPA's JSON output prints it: sets as arrays in OPA's order, integers beyond 2^53 as bigint.
+   * `deadlineMs` shortens this one evaluation's deadline (the webhook passes what is left of a review's budget).
    */
-  evaluate(entrypoint: string, input: unknown, deadlineMs?: number): unknown {
+  evaluate(entrypoint: string, input: unknown, deadlineMs?: number): OpaJson | undefined {
     this.beforeEvaluate?.();
     const live = this.instance();
-    let rs: Array<{ result: unknown }>;
+    let result: OpaJson | undefined;
     this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
     try {
-      rs = live.run(entrypoint, input) as Array<{ result: unknown }>;
+      result = live.evaluate(entrypoint, inputText(input));
     } catch (err) {
       const limit = err instanceof LimitExceeded ? err.limit : memoryExhausted(err, live.mem, this.limits) ? 'memory' : undefined;
       // A stopped or trapped evaluation may leave the heap grown or half-written: start afresh.
@@ -340,7 +252,7 @@ export class Policy {
       if (limit) throw new EvaluationLimitError(limit, `evaluating ${entrypoint} was stopped: ${(err as Error).message}`);
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }
-    return rs.length === 0 ? undefined : rs[0]!.result;
+    return result;
   }
 
   /** Evaluate the decision entrypoint and check the result's shape; anything malformed is an error. */
@@ -349,7 +261,7 @@ export class Policy {
     if (result === undefined) throw new EvaluationError(`${entrypoint} is undefined for this input (the policy must always decide)`);
     const issues = decisionFormat.check(result);
     if (issues.length > 0) throw new EvaluationError(`${entrypoint} returned a malformed decision: ${issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')}`);
-    return result as Decision;
+    return result as unknown as Decision;
   }
 }
 
@@ -358,97 +270,4 @@ function memoryExhausted(err: unknown, mem: WebAssembly.Memory, limits: Evaluati
   const message = String((err as Error)?.message ?? err);
   if (message.includes('opa_malloc: failed')) return true;
   return err instanceof RangeError && /WebAssembly\.Memory\.grow|Maximum memory size/i.test(message) && mem.buffer.byteLength <= limits.memoryMiB * 1024 * 1024;
-}
-
-/** One instance of a policy module with the evaluator chosen for its ABI. */
-interface LiveInstance {
-  loaded: LoadedPolicy;
-  mem: WebAssembly.Memory;
-  /** The module's builtins() table: every function it will ask the host for. */
-  builtins: string[];
-  run(entrypoint: string, input: unknown): unknown;
-}
-
-// Instantiates the metered module over Warden's imports: OPA's `env` (memory, abort, builtin calls
-// with JSON marshalling, as the SDK does them) plus the `warden` imports the metering added.
-function instantiatePolicy(
-  module: WebAssembly.Module,
-  memory: { initial: number; maximum: number },
-  hostFunctions: Readonly<Record<string, HostBuiltin>>,
-  budget: EvaluationBudget,
-  data: Uint8Array,
-): LiveInstance {
-  // Loading the data runs WASM too; the deadline of the evaluation that was just stopped is long past.
-  budget.disarm();
-  const mem = new WebAssembly.Memory(memory);
-  // Set right after instantiation; the imports only run once the instance exists.
-  const linked: { exports?: WasmExports } = {};
-  const sdk = sdkBuiltinFunctions();
-  const byId = new Map<number, string>();
-  const cString = (addr: number): string => {
-    const heap = new Uint8Array(mem.buffer);
-    return decoder.decode(heap.subarray(addr, heap.indexOf(0, addr)));
-  };
-  const dump = (addr: number): unknown => JSON.parse(cString(linked.exports!.opa_json_dump(addr)));
-  const load = (value: unknown): number => {
-    if (value === undefined) return 0;
-    const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(JSON.stringify(value)));
-    const addr = linked.exports!.opa_malloc(bytes.length);
-    new Uint8Array(mem.buffer).set(bytes, addr);
-    const parsed = linked.exports!.opa_json_parse(addr, bytes.length);
-    if (parsed === 0) throw new Error('a builtin returned a value the policy cannot read');
-    return parsed;
-  };
-  const call = (id: number, args: number[]): number => {
-    const name = byId.get(id);
-    const impl = (name !== undefined && (sdk[name] ?? hostFunctions[name])) as ((...a: unknown[]) => unknown) | undefined;
-    if (!impl) throw new Error(`not implemented: built-in function ${name ?? id}`);
-    budget.hostCall();
-    return load(impl(...args.map(dump)));
-  };
-  const instance = new WebAssembly.Instance(module, {
-    env: {
-      memory: mem,
-      opa_abort: (addr: number) => {
-        throw new Error(cString(addr));
-      },
-      opa_println: (addr: number) => process.stderr.write(`${cString(addr)}\n`),
-      opa_builtin0: (id: number) => call(id, []),
-      opa_builtin1: (id: number, _ctx: number, a: number) => call(id, [a]),
-      opa_builtin2: (id: number, _ctx: number, a: number, b: number) => call(id, [a, b]),
-      opa_builtin3: (id: number, _ctx: number, a: number, b: number, c: number) => call(id, [a, b, c]),
-      opa_builtin4: (id: number, _ctx: number, a: number, b: number, c: number, d: number) => call(id, [a, b, c, d]),
-    },
-    warden: {
-      [METERING_IMPORTS.tick]: budget.tick,
-      [METERING_IMPORTS.replace]: (s: number, old: number, replacement: number): number => {
-        const [a, b, c] = [dump(s), dump(old), dump(replacement)];
-        if (typeof a !== 'string' || typeof b !== 'string' || typeof c !== 'string') return 0;
-        // Bound the result before building it: `replace(s, "", x)` multiplies the input's size.
-        const matches = b === '' ? encoder.encode(a).length + 1 : a.split(b).length - 1;
-        if (a.length + matches * c.length > budget.limits.memoryMiB * 1024 * 1024) throw new Error('opa_malloc: failed (replace result above the memory bound)');
-        return load(opaReplace(a, b, c));
-      },
-      [METERING_IMPORTS.jsonComplete]: (addr: number): number => {
-        const v = dump(addr);
-        return typeof v !== 'string' || isOneJsonText(v) ? 1 : 0;
-      },
-    },
-  });
-  const exports = (linked.exports = instance.exports as unknown as WasmExports);
-  const abi = instance.exports.opa_wasm_abi_version as WebAssembly.Global | undefined;
-  if (abi?.value !== 1) throw new Error(`unsupported OPA WASM ABI version ${String(abi?.value)} (Warden reads ABI 1)`);
-  const minor = (instance.exports.opa_wasm_abi_minor_version as WebAssembly.Global | undefined)?.value as number | undefined;
-  const table = dump(exports.builtins()) as Record<string, number>;
-  for (const [name, id] of Object.entries(table)) byId.set(id, name);
-  const loaded = new LoadedPolicyClass(instance, mem, minor ?? 0);
-  loaded.setData(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
-  const inner = loaded as unknown as LoadedPolicyInternals;
-  const sdkEvaluate = (entrypoint: string, input: unknown) => loaded.evaluate(input ? encoder.encode(inputText(input)).buffer : input, entrypoint);
-  const opaEval = exports.opa_eval;
-  const run =
-    opaEval && inner.minorVersion >= 2
-      ? (entrypoint: string, input: unknown) => (Object.hasOwn(inner.entrypoints, entrypoint) ? evaluateOneShot(inner, opaEval, inner.entrypoints[entrypoint]!, input) : sdkEvaluate(entrypoint, input))
-      : sdkEvaluate;
-  return { loaded, mem, builtins: Object.keys(table), run };
 }

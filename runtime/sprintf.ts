@@ -2,9 +2,15 @@
 // as an int64 (integral numbers), *big.Int (integers beyond int64), float64 (other numbers), string
 // (strings), or — for everything else — the string of the value's Rego syntax. This module
 // reproduces Go's fmt over those four argument types so that WASM decisions read exactly like
-// `opa eval`'s (Gatekeeper messages rely on `%v`).
+// `opa eval`'s (Gatekeeper messages rely on `%v`). It takes exact values (rego-value.ts): a number's
+// spelling decides int or float as in Go (`1e2` is a float), sets print as Go prints them.
 
-/** A Rego value as the SDK hands it over: plain JSON (sets arrive as arrays). */
+import { RegoNumber, RegoObject, RegoSet, type RegoValue } from './rego-value.js';
+import { compareCodePoints, compareValues } from './value-order.js';
+
+export { compareCodePoints } from './value-order.js';
+
+/** A Rego value as host builtins that do not take exact values receive it: plain JSON (sets as arrays). */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 type GoArg =
@@ -17,19 +23,27 @@ const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 
 /** Formats `format` with `args` the way OPA's Go `sprintf` does. */
-export function sprintf(format: string, args: readonly JsonValue[]): string {
+export function sprintf(format: string, args: readonly RegoValue[]): string {
   if (typeof format !== 'string') throw new TypeError('sprintf: operand 1 must be string');
   if (!Array.isArray(args)) throw new TypeError('sprintf: operand 2 must be array');
   return new Printer(args.map(toGoArg)).print(format);
 }
 
-function toGoArg(value: JsonValue): GoArg {
+function toGoArg(value: RegoValue): GoArg {
   if (typeof value === 'string') return { type: 'string', value };
+  if (value instanceof RegoNumber) {
+    // OPA tries int64 on the number's text, then big.Int, then float64, then prints the text itself (2e308).
+    if (value.isInteger) {
+      const n = BigInt(value.text);
+      return { type: n >= INT64_MIN && n <= INT64_MAX ? 'int64' : '*big.Int', value: n };
+    }
+    const f = Number(value.text);
+    return Number.isFinite(f) ? { type: 'float64', value: f } : { type: 'string', value: value.text };
+  }
   if (typeof value === 'number') {
-    // OPA tries int64 first, then big.Int on the number's text, then float64. The SDK has parsed
-    // the text already, so an integral double stands in for the text.
-    // Integral doubles from 1e21 on are taken as floats: JS itself writes them in exponent form,
-    // and such values usually come from exponent literals or arithmetic, not from digit strings.
+    // A plain number is an integer's text within 2^53 when it comes from the module; a caller's double
+    // stands in for its text. Integral doubles from 1e21 on are taken as floats: JS itself writes them
+    // in exponent form.
     if (Number.isInteger(value) && Math.abs(value) < 1e21) {
       const n = BigInt(value);
       if (n >= INT64_MIN && n <= INT64_MAX) return { type: 'int64', value: n };
@@ -41,32 +55,24 @@ function toGoArg(value: JsonValue): GoArg {
 }
 
 /** The text of a value in Rego syntax, as OPA's `ast.Value.String()` writes it. */
-export function regoString(value: JsonValue): string {
+export function regoString(value: RegoValue): string {
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value === 'number') return numberText(value);
   if (typeof value === 'string') return goQuote(value, false);
   if (Array.isArray(value)) return `[${value.map(regoString).join(', ')}]`;
+  if (value instanceof RegoNumber) return value.text;
+  if (value instanceof RegoSet) return value.members.length === 0 ? 'set()' : `{${[...value.members].sort(compareValues).map(regoString).join(', ')}}`;
+  if (value instanceof RegoObject) {
+    const sorted = [...value.entries].sort(([p], [q]) => compareValues(p, q));
+    return `{${sorted.map(([k, v]) => `${regoString(k)}: ${regoString(v)}`).join(', ')}}`;
+  }
   const keys = Object.keys(value).sort(compareCodePoints);
-  return `{${keys.map((k) => `${goQuote(k, false)}: ${regoString(value[k] as JsonValue)}`).join(', ')}}`;
+  return `{${keys.map((k) => `${goQuote(k, false)}: ${regoString(value[k]!)}`).join(', ')}}`;
 }
 
 function numberText(n: number): string {
   return Object.is(n, -0) ? '0' : String(n);
-}
-
-/** Go orders strings by UTF-8 bytes, which is code point order (JS's default sort is UTF-16). */
-export function compareCodePoints(a: string, b: string): number {
-  const ai = a[Symbol.iterator]();
-  const bi = b[Symbol.iterator]();
-  for (;;) {
-    const x = ai.next();
-    const y = bi.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const d = (x.value.codePointAt(0) ?? 0) - (y.value.codePointAt(0) ?? 0);
-    if (d !== 0) return d;
-  }
 }
 
 // Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.

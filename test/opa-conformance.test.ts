@@ -16,8 +16,7 @@ const MISSING_BUILTINS: Record<string, string> = {
   "net.lookup_ip_addr": "refused: a policy in a pod makes no DNS lookups",
   "opa.runtime": "refused: a pod does not expose its environment or configuration to policy",
   "rego.parse_module": "needs OPA's Rego parser, which the runtime does not carry",
-  "cast_set": "deprecated (Rego v0); a host builtin cannot return a set (the SDK loads results as JSON)",
-  "time.format": "not provided yet (its nanosecond operand would also lose digits beyond 2^53 through the SDK)",
+  "time.format": "not provided yet",
   "regex.globs_match": "not provided yet (needs the intersection of two RE2-syntax glob languages)",
   "strings.render_template": "not provided yet (needs Go's text/template)",
   "crypto.x509.parse_and_verify_certificates": "not provided yet",
@@ -27,56 +26,10 @@ const MISSING_BUILTINS: Record<string, string> = {
 };
 
 /** Cases that still disagree for another reason: note → why. Keep docs/opa-conformance.md in step. */
-const SET_ORDER = "a set in the result comes back in the WASM module's order: the SDK reads results as JSON, where a set is an array, so the runtime cannot sort it as OPA prints sets";
-const SET_ARGUMENT = "a set reaches the host builtin as an array (the SDK hands arguments over as JSON), so the builtin cannot tell it from an array";
-const SET_RESULT = "the builtin returns a value holding a set, which a host builtin can only return as an array (the SDK loads results as JSON)";
-const BIG_RESULT = "an integer beyond 2^53 in the result: the SDK's JSON reader returns doubles";
-const BIG_ARGUMENT = "an integer beyond 2^53 reaches the host builtin as a double (the SDK reads arguments with JSON.parse)";
 const GRAPHQL_AST = "graphql builtins take schema and query text; AST objects as arguments are not supported";
 const GRAPHQL_RULES = "graphql-js's validation rules differ from gqlparser's (OPA's GraphQL library) here";
 const GRAPHQL_EXTEND = "graphql-js cannot build a schema that extends an undefined type; gqlparser can";
 const KNOWN_DIFFERENCES: Record<string, string> = {
-  "arithmetic/int32 window edges (results crossing into wider integers)": BIG_RESULT,
-  "bitsshiftleft/shift of max int64 doesn't overflow and is not lossy": BIG_RESULT,
-  "time/add_date negative values": BIG_RESULT,
-  "time/add_date year month day": BIG_RESULT,
-  "time/parse duration nanos, days": BIG_RESULT,
-  "time/parse duration nanos, years": BIG_ARGUMENT,
-  "time/parse_nanos": BIG_RESULT,
-  "time/parse_rfc3339_nanos": BIG_RESULT,
-  "uuid-parse/positive-v2": BIG_RESULT,
-  "uuid-parse/positive-v2-urn": BIG_RESULT,
-  "uuid-parse/positive-v2-urn-uppercase": BIG_RESULT,
-  "sprintf/big_int": BIG_ARGUMENT,
-  "sprintf/big_int/max_cert_serial_number": BIG_ARGUMENT,
-  "strings/sprintf: float too big": "2e308 reaches the host as Infinity (a double); Go keeps the number's text",
-  "sprintf/float/exponent": "the literal 1e2 reaches the host as the number 100, so sprintf cannot know Go sees a float there",
-  "sprintf/float/zero_fraction": "OPA's WASM serializer writes the float as `.0`, which is not JSON: the SDK cannot read the argument",
-  "baseandvirtualdocs/base/virtual: set": SET_ORDER,
-  "containskeyword/ordinary deny rule": SET_ORDER,
-  "defaultkeyword/set comprehension": SET_ORDER,
-  "objectkeys/array_keys_found": SET_ORDER,
-  "objectkeys/set_keys_found": SET_ORDER,
-  "objectkeys/string_keys_found": SET_ORDER,
-  "refheads/general, set leaf": SET_ORDER,
-  "refheads/general, set leaf (other rule defines dynamic ref portion)": SET_ORDER,
-  "refheads/general, set leaf (shallow ref)": SET_ORDER,
-  "regression/virtual-cache key scope": SET_ORDER,
-  "withkeyword/invalidate comprehension cache": SET_ORDER,
-  "withkeyword/with virtual doc exact value": SET_ORDER,
-  "subset/nested object subset 3": SET_ARGUMENT,
-  "netcidrcontainsmatches/sets of strings": SET_ARGUMENT,
-  "netcidrcontainsmatches/sets of tuples": SET_ARGUMENT,
-  "jsonpatch/set-success add-to-nested-array": SET_ARGUMENT,
-  "jsonpatch/set-success basic-add": SET_ARGUMENT,
-  "jsonpatch/set-success basic-move": SET_ARGUMENT,
-  "jsonpatch/set-success basic-remove": SET_ARGUMENT,
-  "providers-aws-sign_req/success-simple-body": SET_RESULT,
-  "providers-aws-sign_req/success-simple-body-and-raw_body": SET_RESULT,
-  "providers-aws-sign_req/success-simple-with-existing-sha-header-with-body-no-payload-signing": SET_RESULT,
-  "providers-aws-sign_req/success-simple-with-existing-sha-header-with-body-with-payload-signing": SET_RESULT,
-  "providers-aws-sign_req/success-simple-with-headers-with-body-no-payload-signing": SET_RESULT,
-  "providers-aws-sign_req/success-simple-with-headers-with-body-with-payload-signing": SET_RESULT,
   "regex.replace: bad regex pattern: Syntax error": "re2.ts cannot tell a pattern RE2 rejects from one it cannot translate, so it fails the evaluation closed where OPA leaves the expression undefined",
   "graphql_is_valid/success - AST objects - Employee example": GRAPHQL_AST,
   "graphql_parse/success - AST objects - Employee example": GRAPHQL_AST,

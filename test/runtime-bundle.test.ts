@@ -137,6 +137,21 @@ describe('bundle signatures and policies', () => {
     expect(() => instantiate(importedMemoryMinimum(module)!)).not.toThrow();
   });
 
+  it('refuses a module of an older OPA WASM ABI, or one lacking the exports Warden calls, saying what it lacks', async () => {
+    // A module exporting only the ABI version globals (i32 constants).
+    const abiModule = (minor: number) => {
+      const name = (n: string) => [n.length, ...Buffer.from(n)];
+      const globals = [0x02, 0x7f, 0x00, 0x41, 0x01, 0x0b, 0x7f, 0x00, 0x41, minor, 0x0b];
+      const exports = [0x02, ...name('opa_wasm_abi_version'), 0x03, 0x00, ...name('opa_wasm_abi_minor_version'), 0x03, 0x01];
+      // One function `() -> ()` with an empty body, so that there is something to meter.
+      const [types, funcs, code] = [[0x01, 0x60, 0x00, 0x00], [0x01, 0x00], [0x01, 0x02, 0x00, 0x0b]];
+      return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0, 0, 0, 0x01, types.length, ...types, 0x03, funcs.length, ...funcs, 0x06, globals.length, ...globals, 0x07, exports.length, ...exports, 0x0a, code.length, ...code]);
+    };
+    const load = (wasm: Uint8Array) => Policy.load({ manifest: { revision: 'abi' } as never, revision: 'abi', data: {}, wasm, files: new Map() });
+    await expect(load(abiModule(1))).rejects.toThrow(/unsupported OPA WASM ABI version 1\.1: Warden reads ABI 1\.2 or later/);
+    await expect(load(abiModule(3))).rejects.toThrow(/lacks the ABI exports builtins, entrypoints, opa_malloc, .*opa_eval/);
+  });
+
   it('refuses to load a policy that needs a builtin the runtime does not provide', async () => {
     const f = files();
     f.set('policy.wasm', hostOnlyWasm);

@@ -252,7 +252,15 @@ export async function inParallel<T, R>(items: readonly T[], work: (item: T) => P
 
 // ---- values and comparison
 
-// YAML numbers arrive as bigint (kept exact); compare them as OPA does, by numeric value.
+// YAML numbers arrive as bigint; Warden's runtime takes and gives integers beyond 2^53 as bigint.
+function exactNumbers(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  if (Array.isArray(v)) return v.map(exactNumbers);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, exactNumbers(x)]));
+  return v;
+}
+
+// Numbers compared as OPA does, by numeric value (bigint is written as text JSON can carry).
 function toComparable(v: unknown): unknown {
   if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : { $bigint: v.toString() };
   if (Array.isArray(v)) return v.map(toComparable);
@@ -295,14 +303,14 @@ export async function runCase(c: ConformanceCase, opaVersion: string): Promise<C
   if (plan.kind === 'none') return { kind: 'not-run', reason: plan.reason };
   const compiled = await compileCase(c, plan, opaVersion);
   if ('error' in compiled) return { kind: 'disagree', detail: `opa build failed: ${compiled.error.split('\n').slice(0, 3).join(' ')}` };
-  const bundle: VerifiedBundle = { manifest: { revision: c.note } as VerifiedBundle['manifest'], revision: c.note, data: (toComparable(c.data) as Record<string, unknown>) ?? {}, wasm: compiled.wasm, files: new Map() };
+  const bundle: VerifiedBundle = { manifest: { revision: c.note } as VerifiedBundle['manifest'], revision: c.note, data: (exactNumbers(c.data) as Record<string, unknown>) ?? {}, wasm: compiled.wasm, files: new Map() };
   let policy: Policy;
   try {
     policy = await Policy.load(bundle);
   } catch (err) {
     return { kind: 'disagree', detail: `load failed: ${(err as Error).message.replace(`bundle ${c.note}: `, '')}` };
   }
-  const input = c.input_term !== undefined ? JSON.parse(c.input_term) : toComparable(c.input);
+  const input = c.input_term !== undefined ? JSON.parse(c.input_term) : exactNumbers(c.input);
   let rows: Array<Record<string, unknown>>;
   try {
     const result = policy.evaluate(plan.entrypoint, input);
@@ -320,16 +328,16 @@ export async function runCase(c: ConformanceCase, opaVersion: string): Promise<C
     return { kind: 'disagree', detail: `evaluation failed: ${message}` };
   }
   if (c.want_defined !== undefined) {
-    return rows.length > 0 === c.want_defined ? { kind: 'agree' } : { kind: 'disagree', detail: `wanted ${c.want_defined ? 'defined' : 'undefined'}, got ${JSON.stringify(rows)}` };
+    return rows.length > 0 === c.want_defined ? { kind: 'agree' } : { kind: 'disagree', detail: `wanted ${c.want_defined ? 'defined' : 'undefined'}, got ${canonicalJson(toComparable(rows))}` };
   }
   if (c.want_result !== undefined) {
     const want = rowSet(toComparable(c.want_result) as Array<Record<string, unknown>>, false);
-    const got = rowSet(rows, c.sort_bindings ?? false);
+    const got = rowSet(toComparable(rows) as Array<Record<string, unknown>>, c.sort_bindings ?? false);
     return canonicalJson(want) === canonicalJson(got) ? { kind: 'agree' } : { kind: 'disagree', detail: `wanted ${want.join(' ')}, got ${got.join(' ')}` };
   }
   if (c.want_error_code !== undefined || c.want_error !== undefined) {
-    if (c.strict_error) return rows.length === 0 ? { kind: 'agree' } : { kind: 'disagree', detail: `wanted undefined (non-strict), got ${JSON.stringify(rows)}` };
-    return { kind: 'disagree', detail: `wanted error ${c.want_error_code ?? c.want_error}, got ${JSON.stringify(rows)}` };
+    if (c.strict_error) return rows.length === 0 ? { kind: 'agree' } : { kind: 'disagree', detail: `wanted undefined (non-strict), got ${canonicalJson(toComparable(rows))}` };
+    return { kind: 'disagree', detail: `wanted error ${c.want_error_code ?? c.want_error}, got ${canonicalJson(toComparable(rows))}` };
   }
   return { kind: 'disagree', detail: 'the case states no expectation this runner understands' };
 }

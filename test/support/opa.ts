@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import type { PolicyInput } from '../../formats/input.js';
 import { readArchive } from '../../runtime/archive.js';
+import { readValueText } from '../../runtime/opa-json.js';
 
 const run = promisify(execFile);
 
@@ -30,7 +31,8 @@ export async function opaEval(module: string, query: string): Promise<unknown> {
   return inTempDir(async (dir) => {
     await writeFile(join(dir, 'policy.rego'), module);
     const { stdout } = await run(opaBinary, ['eval', '--format', 'json', '-d', join(dir, 'policy.rego'), query], { maxBuffer: 64 << 20 });
-    const out = JSON.parse(stdout) as { result?: { expressions: { value: unknown }[] }[] };
+    // Read exactly, as Warden's runtime reads results: integers beyond 2^53 keep their digits (bigint).
+    const out = readValueText(stdout) as { result?: { expressions: { value: unknown }[] }[] };
     return out.result?.[0]?.expressions[0]?.value;
   });
 }

@@ -1,0 +1,206 @@
+// OPA's WebAssembly ABI (version 1, minor 2 or later), implemented directly over the documented
+// imports and exports, with no SDK in between: instantiate a compiled (and metered) policy module over
+// the imports it expects (`env`: memory, opa_abort, opa_println, opa_builtin0…4; `warden`: what the
+// metering added), load the bundle's data once, and evaluate with the one-shot `opa_eval`.
+//
+// Values cross the boundary losslessly (rego-value.ts): the result is read as value text
+// (opa_value_dump), so sets keep OPA's order and integers beyond 2^53 their digits. A host builtin
+// gets plain JSON (opa_json_dump + JSON.parse: the cheap path; sets as arrays, numbers as doubles)
+// unless it takes exact values (builtin-operand.ts's `exact`), then RegoValues; whatever a builtin
+// returns goes back through opa_value_parse, so it may return a set or an exact integer.
+import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
+import type { EvaluationBudget } from './evaluation-limits.js';
+import { jsonText, readValueText } from './opa-json.js';
+import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
+import { METERING_IMPORTS } from './wasm-metering.js';
+
+/** A host builtin as the instance calls it: synchronous, plain JSON or RegoValues in, a value out. */
+export type InstanceBuiltin = (...args: any[]) => HostResult | RegoValue | OpaJson; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** One instance of a policy module, its data loaded, ready to evaluate. */
+export interface PolicyInstance {
+  readonly mem: WebAssembly.Memory;
+  /** The module's builtins() table: every function it will ask the host for. */
+  readonly builtins: readonly string[];
+  /** Entrypoint name → id (the module's entrypoints() table). */
+  readonly entrypoints: Readonly<Record<string, number>>;
+  /** The entrypoint's value for this input (JSON text; undefined: no input), or undefined when it has none. */
+  evaluate(entrypoint: string, input: string | undefined): OpaJson | undefined;
+}
+
+interface AbiExports {
+  memory?: WebAssembly.Memory;
+  opa_wasm_abi_version?: WebAssembly.Global;
+  opa_wasm_abi_minor_version?: WebAssembly.Global;
+  builtins(): number;
+  entrypoints(): number;
+  opa_malloc(length: number): number;
+  opa_json_parse(addr: number, length: number): number;
+  opa_value_parse(addr: number, length: number): number;
+  opa_json_dump(addr: number): number;
+  opa_value_dump(addr: number): number;
+  opa_heap_ptr_get(): number;
+  opa_heap_ptr_set(addr: number): void;
+  opa_eval(reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, wantValue: number): number;
+}
+
+const PAGE = 64 * 1024;
+const REQUIRED_EXPORTS = ['builtins', 'entrypoints', 'opa_malloc', 'opa_json_parse', 'opa_value_parse', 'opa_json_dump', 'opa_value_dump', 'opa_heap_ptr_get', 'opa_heap_ptr_set', 'opa_eval'] as const;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * OPA's `replace(s, old, new)`. OPA runs Go's strings.NewReplacer(old, new): an empty `old` matches
+ * before every byte (not rune) and at the end, so a multi-byte character is split into bytes that are
+ * not UTF-8 on their own. OPA keeps those bytes; a JavaScript string cannot, so each becomes U+FFFD —
+ * exactly what OPA prints for them, so the JSON of the result is the same.
+ */
+export function opaReplace(s: string, old: string, replacement: string): string {
+  if (old !== '') return s.split(old).join(replacement);
+  if (replacement === '') return s;
+  const insert = encoder.encode(replacement);
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(insert.length * (bytes.length + 1) + bytes.length);
+  let n = 0;
+  out.set(insert, n);
+  n += insert.length;
+  for (const b of bytes) {
+    out[n++] = b;
+    out.set(insert, n);
+    n += insert.length;
+  }
+  return decoder.decode(out);
+}
+
+/**
+ * Instantiates a compiled policy module and loads `data` (JSON text's UTF-8). Throws when the module
+ * speaks another ABI or the data does not load. A builtin the module lists but `hostFunctions` lacks
+ * fails only when called (Policy.load refuses such modules first).
+ */
+export function instantiatePolicy(
+  module: WebAssembly.Module,
+  memory: { initial: number; maximum: number },
+  hostFunctions: Readonly<Record<string, InstanceBuiltin>>,
+  budget: EvaluationBudget,
+  data: Uint8Array,
+): PolicyInstance {
+  // Loading the data runs WASM too; the deadline of the evaluation that was just stopped is long past.
+  budget.disarm();
+  const mem = new WebAssembly.Memory(memory);
+  // Set right after instantiation; the imports only run once the instance exists.
+  const linked: { abi?: AbiExports } = {};
+  const table: Array<{ name: string; impl: InstanceBuiltin | undefined; exact: boolean }> = [];
+  const cString = (addr: number): string => {
+    const heap = new Uint8Array(mem.buffer);
+    return decoder.decode(heap.subarray(addr, heap.indexOf(0, addr)));
+  };
+  const dumpJson = (addr: number): unknown => JSON.parse(cString(linked.abi!.opa_json_dump(addr)));
+  const dumpValue = (addr: number): RegoValue => parseValueText(cString(linked.abi!.opa_value_dump(addr)));
+  // Writes a value into the heap as value text (a superset of JSON) and parses it there.
+  const load = (value: unknown, exact: boolean): number => {
+    if (value === undefined) return 0;
+    // jsonText is JSON.stringify unless the value holds a set or a bigint (then value text).
+    const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : encoder.encode(wellFormedJson(exact ? valueText(value as RegoValue) : jsonText(value as OpaJson)));
+    const addr = linked.abi!.opa_malloc(bytes.length);
+    new Uint8Array(mem.buffer).set(bytes, addr);
+    const parsed = linked.abi!.opa_value_parse(addr, bytes.length);
+    if (parsed === 0) throw new Error('a builtin returned a value the policy cannot read');
+    return parsed;
+  };
+  const call = (id: number, args: number[]): number => {
+    const builtin = table[id];
+    if (!builtin?.impl) throw new Error(`not implemented: built-in function ${builtin?.name ?? id}`);
+    budget.hostCall();
+    return load(builtin.impl(...args.map(builtin.exact ? dumpValue : dumpJson)), builtin.exact);
+  };
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory: mem,
+      opa_abort: (addr: number) => {
+        throw new Error(cString(addr));
+      },
+      opa_println: (addr: number) => process.stderr.write(`${cString(addr)}\n`),
+      opa_builtin0: (id: number) => call(id, []),
+      opa_builtin1: (id: number, _ctx: number, a: number) => call(id, [a]),
+      opa_builtin2: (id: number, _ctx: number, a: number, b: number) => call(id, [a, b]),
+      opa_builtin3: (id: number, _ctx: number, a: number, b: number, c: number) => call(id, [a, b, c]),
+      opa_builtin4: (id: number, _ctx: number, a: number, b: number, c: number, d: number) => call(id, [a, b, c, d]),
+    },
+    warden: {
+      [METERING_IMPORTS.tick]: budget.tick,
+      [METERING_IMPORTS.replace]: (s: number, old: number, replacement: number): number => {
+        const [a, b, c] = [dumpJson(s), dumpJson(old), dumpJson(replacement)];
+        if (typeof a !== 'string' || typeof b !== 'string' || typeof c !== 'string') return 0;
+        // Bound the result before building it: `replace(s, "", x)` multiplies the input's size.
+        const matches = b === '' ? encoder.encode(a).length + 1 : a.split(b).length - 1;
+        if (a.length + matches * c.length > budget.limits.memoryMiB * 1024 * 1024) throw new Error('opa_malloc: failed (replace result above the memory bound)');
+        return load(opaReplace(a, b, c), false);
+      },
+      [METERING_IMPORTS.jsonComplete]: (addr: number): number => {
+        const v = dumpJson(addr);
+        return typeof v !== 'string' || isJsonText(v) ? 1 : 0;
+      },
+    },
+  });
+  const exports = instance.exports as unknown as AbiExports;
+  const version = exports.opa_wasm_abi_version?.value as number | undefined;
+  const minor = (exports.opa_wasm_abi_minor_version?.value as number | undefined) ?? 0;
+  if (version !== 1 || minor < 2) {
+    throw new Error(`unsupported OPA WASM ABI version ${String(version)}.${minor}: Warden reads ABI 1.2 or later (opa_eval); rebuild the bundle with a current opa`);
+  }
+  const lacking = REQUIRED_EXPORTS.filter((name) => typeof exports[name] !== 'function');
+  if (lacking.length > 0) throw new Error(`the policy module lacks the ABI exports ${lacking.join(', ')}`);
+  linked.abi = exports;
+  const builtinIds = dumpJson(exports.builtins()) as Record<string, number>;
+  for (const [name, id] of Object.entries(builtinIds)) {
+    const impl = Object.hasOwn(hostFunctions, name) ? hostFunctions[name] : undefined;
+    table[id] = { name, impl, exact: impl !== undefined && takesExactValues(impl) };
+  }
+  const entrypoints = dumpJson(exports.entrypoints()) as Record<string, number>;
+
+  // The data sits at the heap's base; each evaluation starts its heap right above it (opa_eval resets it).
+  const dataAddr = load(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, false);
+  const dataHeapPtr = exports.opa_heap_ptr_get();
+
+  return {
+    mem,
+    builtins: Object.keys(builtinIds),
+    entrypoints,
+    evaluate(entrypoint: string, input: string | undefined): OpaJson | undefined {
+      const id = Object.hasOwn(entrypoints, entrypoint) ? entrypoints[entrypoint] : undefined;
+      if (id === undefined) throw new Error(`the policy has no entrypoint ${entrypoint} (it has ${Object.keys(entrypoints).join(', ') || 'none'})`);
+      const at = dataHeapPtr;
+      let written = 0;
+      if (input !== undefined) {
+        let heap = new Uint8Array(mem.buffer);
+        // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
+        if (at + input.length * 3 <= heap.length) written = encoder.encodeInto(input, heap.subarray(at)).written;
+        else {
+          const bytes = encoder.encode(input);
+          if (at + bytes.length > heap.length) mem.grow(Math.ceil((at + bytes.length - heap.length) / PAGE));
+          heap = new Uint8Array(mem.buffer);
+          heap.set(bytes, at);
+          written = bytes.length;
+        }
+      }
+      const result = exports.opa_eval(0, id, dataAddr, written ? at : 0, written, at + written, 1);
+      return firstResult(cString(result));
+    },
+  };
+}
+
+// The result set's value text is a set of `{"result": …}` rows (`set()` when undefined). An
+// entrypoint's set holds one row, whose text is the set's less its outer braces: read as such, the
+// common case is plain JSON for JSON.parse, with no copy (a concatenation would be flattened first).
+function firstResult(text: string): OpaJson | undefined {
+  if (text === 'set()') return undefined;
+  if (text[0] !== '{' || text.at(-1) !== '}') throw new Error(`malformed result set from the policy module: ${text.slice(0, 80)}`);
+  const inner = text.slice(1, -1);
+  let row: { result?: OpaJson };
+  try {
+    row = readValueText(inner) as { result?: OpaJson };
+  } catch {
+    row = (readValueText(`[${inner}]`) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
+  }
+  return row.result;
+}

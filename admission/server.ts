@@ -3,8 +3,6 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { jsonText } from '../runtime/opa-json.js';
-import type { OpaJson } from '../runtime/rego-value.js';
 import { admit, type AdmissionDeps, type AdmissionOutcome } from './decide.js';
 import { mutate } from './mutate.js';
 import { readBody, sendJson } from '../runtime/http-body.js';

@@ -6,7 +6,7 @@ import { buildWasm, opaEval } from '../test/support/opa.js';
 import { readFile } from 'node:fs/promises';
 import { createHostBuiltins, hostBuiltins, missingBuiltins, preferWardenBuiltins, sdkBuiltinNames, type HostBuiltinSet } from './builtins.js';
 import { EvaluationInstant, fixedClock, type Clock } from './clock.js';
-import { UnsupportedRegexError } from './re2.js';
+import { InvalidRegexError, UnsupportedRegexError } from './re2.js';
 
 const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
 
@@ -150,7 +150,7 @@ const CASES: Record<string, string[]> = {
     'regex.find_n("a*", "baaac", -1)', 'regex.find_n("a", "aaa", 0)', 'regex.find_n("a", "aaa", 2)', 'regex.find_n("[0-9]+", "a1b22c333", -1)',
     'regex.find_n("", "héy", -1)', 'regex.find_n("(?i)É", "éÉe", -1)', 'regex.find_n("\\\\bfoo\\\\b", "foo food foo", -1)',
     'regex.find_n("^a", "aa", -1)', 'regex.find_n("a$", "a\\na", -1)', 'regex.find_n("(?s)a.b", "a\\nb", -1)', 'regex.find_n("x\\\\z", "x", -1)',
-    'regex.find_n("(", "x", -1)',
+    'regex.find_n("(", "x", -1)', 'regex.replace("foo", "[", "$1")', 'regex.find_n("\\\\12|\\\\101", "a\\nAb", -1)', 'regex.split("a)", "xa)y")',
     'regex.template_match("urn:foo:{.*}", "urn:foo:bar:baz", "{", "}")', 'regex.template_match("urn:foo.bar:{[a-z]+}", "urn:foo.bar:x1", "{", "}")',
     'regex.template_match("<[0-9]+>-a.b", "12-a.b", "<", ">")', 'regex.template_match("{a", "a", "{", "}")',
   ],
@@ -393,9 +393,20 @@ describe('missingBuiltins', () => {
 });
 
 describe('RE2 patterns JS would read differently', () => {
-  for (const pattern of ['(a)\\1', 'a(?=b)', 'a(?<!b)', '(?U)a+', 'a(?i)b', '\\C', '\\Z']) {
+  // RE2 rejects these, while JS would accept them: a builtin error, as in OPA (undefined by default).
+  const strict = createHostBuiltins({ clock: fixedClock(0n), strictBuiltinErrors: true }).functions;
+  for (const pattern of ['(a)\\1', 'a(?=b)', 'a(?<!b)', '\\C', '\\Z', '[', 'a)', '(a', '[\\b]', '\\é', 'a{1001}']) {
+    it(`rejects ${pattern} as RE2 does: undefined, or an error under strict builtin errors`, () => {
+      expect(hostBuiltins['regex.find_n']?.(pattern, 'ab', -1)).toBeUndefined();
+      expect(() => strict['regex.find_n']?.(pattern, 'ab', -1)).toThrow(InvalidRegexError);
+    });
+  }
+  // RE2 accepts these, but JS cannot run them with RE2's meaning: OPA has an answer Warden cannot
+  // give, so the evaluation fails (closed) in both modes.
+  for (const pattern of ['(?U)a+', 'a(?i)b', '[\\S]']) {
     it(`refuses ${pattern} instead of matching with JS semantics`, () => {
       expect(() => hostBuiltins['regex.find_n']?.(pattern, 'ab', -1)).toThrow(UnsupportedRegexError);
+      expect(() => strict['regex.find_n']?.(pattern, 'ab', -1)).toThrow(UnsupportedRegexError);
     });
   }
 });

@@ -29,6 +29,7 @@ import { compileRe2 } from './re2.js';
 import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
 import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
+import { formatTime } from './time-format.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -89,6 +90,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'time.weekday': (x: JsonValue) => WEEKDAYS[civil('time.weekday', x).weekday] ?? '',
     'time.add_date': (ns: number, years: number, months: number, days: number) => addDate(ns, years, months, days),
     'time.diff': (a: JsonValue, b: JsonValue) => timeDiff(civil('time.diff', a), civil('time.diff', b)),
+    'time.format': (x: JsonValue) => formatTime(x),
 
     'units.parse': (x: string) => parseUnits(str('units.parse', x)),
     'units.parse_bytes': (x: string) => bigNumber(parseBytes(str('units.parse_bytes', x))),

@@ -161,6 +161,12 @@ const CASES: Record<string, string[]> = {
     'regex.find_n("(", "x", -1)', 'regex.replace("foo", "[", "$1")', 'regex.find_n("\\\\12|\\\\101", "a\\nAb", -1)', 'regex.split("a)", "xa)y")',
     'regex.template_match("urn:foo:{.*}", "urn:foo:bar:baz", "{", "}")', 'regex.template_match("urn:foo.bar:{[a-z]+}", "urn:foo.bar:x1", "{", "}")',
     'regex.template_match("<[0-9]+>-a.b", "12-a.b", "<", ">")', 'regex.template_match("{a", "a", "{", "}")',
+    'regex.globs_match("a.a.[0-9]+z", ".b.b2359825792*594823z")', 'regex.globs_match("[a-z]+", "[0-9]*")', 'regex.globs_match("pqrs]", "[a-b]+")',
+    'regex.globs_match("[a-z]+\\\\[[0-9]+\\\\]", "foo\\\\[1\\\\]")', 'regex.globs_match("a*b", "aaab")', 'regex.globs_match("a*b", "aaac")', 'regex.globs_match(".*", "")',
+    'regex.globs_match("", "a*")', 'regex.globs_match("a+", "")', 'regex.globs_match("[a-c]+x", "b*x")', 'regex.globs_match("[é-ü]", "ö")', 'regex.globs_match("a\\\\", "a")',
+    'regex.globs_match("[b-a]", "a")', 'regex.globs_match("[-a]", "a")', 'regex.globs_match("[a-]", "a")', 'regex.globs_match("[a", "a")', 'regex.globs_match("*a", "a")',
+    'regex.globs_match("a*a+a*b", "aab")', 'regex.globs_match("x.*y.*z", "xaaayzz")', 'regex.globs_match("ab*c", "a.*d")', 'regex.globs_match("[ab][cd]", "[bc][de]")',
+    'regex.globs_match("a+b+", "b*a+")', 'regex.globs_match("\\\\*", "*")', 'regex.globs_match(".+", "a*b*")',
   ],
   'object.subset': [
     'object.subset({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})', 'object.subset({"a": 1}, {"a": 2})',
@@ -423,4 +429,17 @@ describe('RE2 patterns JS would read differently', () => {
       expect(() => strict['regex.find_n']?.(pattern, 'ab', -1)).toThrow(UnsupportedRegexError);
     });
   }
+});
+
+describe('regex.globs_match on hostile globs', () => {
+  // OPA's library searches these in exponential time; a pod gives up after a bounded number of steps.
+  const strict = createHostBuiltins({ clock: fixedClock(0n), strictBuiltinErrors: true }).functions;
+  const [a, b] = ['.*a'.repeat(40) + 'c*', 'a'.repeat(80) + 'b*'];
+  it('gives up with a builtin error instead of stalling the evaluation', () => {
+    expect(hostBuiltins['regex.globs_match']?.(a, b)).toBeUndefined();
+    expect(() => strict['regex.globs_match']?.(a, b)).toThrow(/too complex to intersect/);
+  });
+  it('keeps a set spanning all of Unicode as one range', () => {
+    expect(hostBuiltins['regex.globs_match']?.('[\u0000-\u{10FFFF}]+', '.')).toBe(true);
+  });
 });

@@ -30,6 +30,7 @@ import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
 import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
 import { formatTime } from './time-format.js';
+import { globsMatch } from './glob-intersection.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -103,6 +104,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'regex.find_n': (pattern: string, s: string, n: number) => regexFindAll(pattern, s, n).map((m) => m[0]),
     'regex.template_match': (template: string, s: string, start: string, end: string) =>
       templateMatch(template, s, start, end),
+    'regex.globs_match': (a: JsonValue, b: JsonValue) => globsMatch(a, b),
 
     'object.subset': (sup: JsonValue, sub: JsonValue) => isSubset(sup, sub),
 

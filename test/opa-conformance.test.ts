@@ -17,7 +17,6 @@ const MISSING_BUILTINS: Record<string, string> = {
   "opa.runtime": "refused: a pod does not expose its environment or configuration to policy",
   "rego.parse_module": "needs OPA's Rego parser, which the runtime does not carry",
   "cast_set": "deprecated (Rego v0); a host builtin cannot return a set (the SDK loads results as JSON)",
-  "regex.globs_match": "not provided yet (needs the intersection of two RE2-syntax glob languages)",
   "strings.render_template": "not provided yet (needs Go's text/template)",
   "crypto.x509.parse_and_verify_certificates": "not provided yet",
   "crypto.x509.parse_certificate_request": "not provided yet",

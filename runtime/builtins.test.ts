@@ -168,6 +168,27 @@ const CASES: Record<string, string[]> = {
     'regex.globs_match("a*a+a*b", "aab")', 'regex.globs_match("x.*y.*z", "xaaayzz")', 'regex.globs_match("ab*c", "a.*d")', 'regex.globs_match("[ab][cd]", "[bc][de]")',
     'regex.globs_match("a+b+", "b*a+")', 'regex.globs_match("\\\\*", "*")', 'regex.globs_match(".+", "a*b*")',
   ],
+  'strings.render_template': [
+    'strings.render_template("{{.test}}", {"test": "hello world"})', 'strings.render_template("{{.test}}", {"test": 2023})',
+    'strings.render_template("{{range $i, $name := .hellonames}}{{if $i}},{{end}}hello {{$name}}{{end}}", {"hellonames": ["rohan", "john doe"]})',
+    'strings.render_template("{{.testvarnotprovided}}", {"test": "hello world"})', 'strings.render_template("test {{.foo}} {{.bar}} {{.baz}}", {"baz": 1})',
+    'strings.render_template("{{.a.b.c}}|{{.a.b}}|{{.a}}|{{.l}}|{{.n}}|{{.f}}|{{.t}}", {"a": {"b": {"c": "deep", "d": [1, "x"]}}, "l": [1, [2, 3], {"k": null}], "n": null, "f": 1.5, "t": true})',
+    'strings.render_template("{{.a.b}}", {})', 'strings.render_template("{{.s.x}}", {"s": "str"})', 'strings.render_template("{{", {})', 'strings.render_template("{{end}}", {})',
+    'strings.render_template("{{if eq .role \\"admin\\"}}yes{{else if eq .role \\"dev\\"}}dev{{else}}no{{end}}", {"role": "dev"})',
+    'strings.render_template("{{with .user}}{{.name}}{{else}}anon{{end}} {{with .none}}x{{else with .user}}{{.name}}!{{end}}", {"user": {"name": "ann"}})',
+    'strings.render_template("{{range $k, $v := .m}}{{$k}}={{$v}};{{else}}empty{{end}}|{{range .e}}x{{else}}none{{end}}", {"m": {"b": 2, "a": 1}, "e": []})',
+    'strings.render_template("{{len .l}} {{len .s}} {{index .l 1}} {{index .m \\"k\\"}} {{printf \\"%s-%d\\" .s 7}} {{.s | printf \\"%q\\"}}", {"l": [1, 2, 3], "s": "héllo", "m": {"k": "v"}})',
+    'strings.render_template("{{- /* a comment */ -}}  a  {{- .x -}}  b {{ .x }} c", {"x": "X"})',
+    'strings.render_template("{{$x := .a}}{{$x}}{{$x = \\"b\\"}}{{$x}} {{$}}", {"a": "A"})',
+    'strings.render_template("{{and .a .b}} {{or .a .b}} {{not .a}} {{and 0 1}} {{or 0 \\"\\"}} {{print 1 2 \\"x\\" 3}} {{println \\"a\\" 1}}", {"a": "", "b": "y"})',
+    'strings.render_template("{{lt 1 2}} {{ge 2 2}} {{ne \\"a\\" \\"b\\"}} {{eq .n 1}}", {"n": 1})', 'strings.render_template("{{eq .n \\"1\\"}}", {"n": 1})',
+    'strings.render_template("{{range .l}}{{if eq . 2}}{{continue}}{{end}}{{if eq . 4}}{{break}}{{end}}{{.}}{{end}}", {"l": ["1", "2", "3", "4", "5"]})',
+    'strings.render_template("{{(index .l 0).k}} {{nope}}", {"l": [{"k": "v"}]})', 'strings.render_template("{{index .l 5}}", {"l": []})',
+    'strings.render_template("{{`raw {{x}}`}} {{\\"a\\tb\\"}} {{1e3}} {{0x10}} {{-2}}", {})',
+    'strings.render_template("{{printf \\"%d|%v|%s|%q|%5.1f|%.2f|%x\\" .n .n .n .n .n 1.5 \\"hi\\"}}", {"n": 7})',
+    'strings.render_template("{{\\"\\\\\\\\x41|\\\\x41|\\\\101|\\\\u00e9|\\\\a\\"}}", {})', 'strings.render_template("{{\\"\\\\/\\"}}", {})',
+    'strings.render_template(input.none, {})', 'strings.render_template("{{nil}}", {})',
+  ],
   'object.subset': [
     'object.subset({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})', 'object.subset({"a": 1}, {"a": 2})',
     'object.subset({"a": 1}, {"b": 1})', 'object.subset({"a": [1, 2, 3]}, {"a": [1, 2]})', 'object.subset({"a": [1, 2, 3]}, {"a": [2, 1]})',
@@ -279,6 +300,12 @@ const KNOWN_DIFFERENCES: { expr: string; go: unknown; warden: unknown; why: stri
     go: '123456789012345678901234567890',
     warden: '1.2345678901234568e+29',
     why: 'the SDK parses numbers into doubles: integers beyond 2^53 lose digits',
+  },
+  {
+    expr: 'strings.render_template("{{.a}}", {"a": 12345678901234567})',
+    go: '12345678901234567',
+    warden: '12345678901234568',
+    why: 'the SDK parses numbers into doubles: integers beyond 2^53 lose digits (go-template.ts prints a bigint exactly)',
   },
 ];
 
@@ -429,6 +456,22 @@ describe('RE2 patterns JS would read differently', () => {
       expect(() => strict['regex.find_n']?.(pattern, 'ab', -1)).toThrow(UnsupportedRegexError);
     });
   }
+});
+
+describe('strings.render_template on hostile templates', () => {
+  // Go runs `{{range 100000000000}}` to the end (opa eval never returns); a pod stops with a builtin error.
+  const strict = createHostBuiltins({ clock: fixedClock(0n), strictBuiltinErrors: true }).functions;
+  it('bounds loop iterations and output instead of stalling the evaluation', () => {
+    for (const [template, error] of [['{{range 100000000000}}x{{end}}', /more than 1000000 iterations/], ['{{range 1000}}{{range 1000}}{{$}}{{end}}{{end}}', /output longer than/]] as const) {
+      expect(hostBuiltins['strings.render_template']?.(template, { pad: 'x'.repeat(100) })).toBeUndefined();
+      expect(() => strict['strings.render_template']?.(template, { pad: 'x'.repeat(100) })).toThrow(error);
+    }
+  });
+  it('refuses what it does not implement instead of rendering what OPA would not', () => {
+    for (const template of ['{{define "x"}}a{{end}}', '{{template "x"}}', '{{html "<a>"}}', '{{printf "%v" .m}}']) {
+      expect(() => hostBuiltins['strings.render_template']?.(template, { m: { a: 1 } })).toThrow(/not supported by Warden/);
+    }
+  });
 });
 
 describe('regex.globs_match on hostile globs', () => {

@@ -31,6 +31,7 @@ import { parseUuid } from './uuid.js';
 import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
 import { formatTime } from './time-format.js';
 import { globsMatch } from './glob-intersection.js';
+import { renderTemplate } from './go-template.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 
 export { BuiltinError, type HostResult } from './builtin-operand.js';
@@ -155,6 +156,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     ...jwtBuiltins(() => deps.clock.nowNs()),
     ...graphqlBuiltins,
 
+    'strings.render_template': (template: JsonValue, vars: JsonValue) => renderTemplate(template, vars),
     'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),

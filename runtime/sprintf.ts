@@ -7,11 +7,12 @@
 /** A Rego value as the SDK hands it over: plain JSON (sets arrive as arrays). */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-type GoArg =
+/** One operand of Go's fmt, typed as Go sees it (json.Number is a string kind that keeps its own name). */
+export type GoArg =
   | { type: 'int64'; value: bigint }
   | { type: '*big.Int'; value: bigint }
   | { type: 'float64'; value: number }
-  | { type: 'string'; value: string };
+  | { type: 'string' | 'json.Number'; value: string };
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -21,6 +22,11 @@ export function sprintf(format: string, args: readonly JsonValue[]): string {
   if (typeof format !== 'string') throw new TypeError('sprintf: operand 1 must be string');
   if (!Array.isArray(args)) throw new TypeError('sprintf: operand 2 must be array');
   return new Printer(args.map(toGoArg)).print(format);
+}
+
+/** Go's fmt.Sprintf over operands already typed as Go values (text/template's printf). */
+export function sprintfGoArgs(format: string, args: readonly GoArg[]): string {
+  return new Printer(args).print(format);
 }
 
 function toGoArg(value: JsonValue): GoArg {
@@ -295,7 +301,7 @@ class Printer {
       case 'int64': this.fmtInteger(arg, verb); return;
       case '*big.Int': this.fmtBigInt(arg.value, verb); return;
       case 'float64': this.fmtFloatVerb(arg, verb); return;
-      case 'string': this.fmtString(arg, verb); return;
+      case 'string': case 'json.Number': this.fmtString(arg, verb); return;
     }
   }
 
@@ -337,7 +343,7 @@ class Printer {
     this.pad(this.truncate(s));
   }
 
-  private fmtString(arg: GoArg & { type: 'string' }, verb: string): void {
+  private fmtString(arg: GoArg & { type: 'string' | 'json.Number' }, verb: string): void {
     switch (verb) {
       case 'v': if (this.sharpV) this.fmtQ(arg.value); else this.fmtS(arg.value); return;
       case 's': this.fmtS(arg.value); return;

@@ -41,3 +41,20 @@ export function bigNumber(n: bigint): HostResult {
   const bytes = new TextEncoder().encode(n.toString());
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
+
+/** JSON text of a value holding big integers (bigint anywhere inside), every digit kept. */
+export function exactJsonText(value: unknown): string {
+  // JSON.stringify cannot write a bigint: each becomes a marked string, unwrapped into a bare number.
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000${v.toString()}` : v)).replace(/"\\u0000(-?\d+)"/g, '$1');
+}
+
+/** A result given as JSON text (for the SDK to load as it is: big integers stay exact). */
+export function jsonTextResult(text: string): ArrayBuffer {
+  const bytes = new TextEncoder().encode(text);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** A result holding big integers (bigint anywhere inside), as JSON text with every digit kept. */
+export function exactJson(value: unknown): ArrayBuffer {
+  return jsonTextResult(exactJsonText(value));
+}

@@ -28,7 +28,10 @@ import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
-import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
+import { parseCertificates, parseKeypair, parsePrivateKeyJwk } from './x509.js';
+import { parseAndVerifyCertificates } from './certificate-chain.js';
+import { parseCertificateRequest } from './certificate-request.js';
+import { parsePrivateKeys } from './private-key.js';
 import { formatTime } from './time-format.js';
 import { globsMatch } from './glob-intersection.js';
 import { renderTemplate } from './go-template.js';
@@ -162,6 +165,10 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
     'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
     'crypto.x509.parse_rsa_private_key': (x: JsonValue) => parsePrivateKeyJwk(x),
+    'crypto.x509.parse_and_verify_certificates': (x: JsonValue) => parseAndVerifyCertificates(x, Number(deps.clock.nowNs() / 1_000_000n)),
+    'crypto.x509.parse_certificate_request': (x: JsonValue) => parseCertificateRequest(x),
+    'crypto.x509.parse_keypair': (cert: JsonValue, key: JsonValue) => parseKeypair(cert, key),
+    'crypto.parse_private_keys': (x: JsonValue) => parsePrivateKeys(x),
     'uri.parse': (x: JsonValue) => parseUri(x),
     'uri.is_valid': (x: JsonValue) => isValidUri(x),
     'providers.aws.sign_req': (request: JsonValue, config: JsonValue, timeNs: JsonValue) => signAwsRequest(request, config, timeNs),

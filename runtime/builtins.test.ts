@@ -168,6 +168,15 @@ const CASES: Record<string, string[]> = {
     'regex.globs_match("a*a+a*b", "aab")', 'regex.globs_match("x.*y.*z", "xaaayzz")', 'regex.globs_match("ab*c", "a.*d")', 'regex.globs_match("[ab][cd]", "[bc][de]")',
     'regex.globs_match("a+b+", "b*a+")', 'regex.globs_match("\\\\*", "*")', 'regex.globs_match(".+", "a*b*")',
   ],
+  graphql: [
+    'graphql.is_valid(graphql.parse_query("query Q($v: Int = 2) { a(x: \\"s\\", y: [1, 2.5, true, null, E], z: {k: $v}) { b ...F ... on T { b } } } fragment F on T { b }"), graphql.parse_schema("enum E { E } input I { k: Int } type Query { a(x: String, y: [String], z: I): T } type T { b: Int }"))',
+    'graphql.parse_and_verify(graphql.parse_query("{ a }"), graphql.parse_schema("\\"doc\\" type Query { a: Int @deprecated } extend type Query { b: Int } union U = Query directive @d(x: Int = 1) repeatable on FIELD | QUERY"))',
+    'graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alias": "a", "Name": "a } b { c"}]}]}, "type Query { a: Int }")',
+    'graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alias": "a", "Name": "a", "Arguments": [{"Name": "x", "Value": {"Kind": 3, "Raw": "\\") { evil }"}}]}]}]}, "type Query { a(x: String): Int }")',
+    'graphql.is_valid("", "type T { a: Int }")', 'graphql.is_valid("# nothing", "type T { a: Int }")', 'graphql.is_valid("{ a }", "type T { a: Int }")',
+    'graphql.schema_is_valid("extend type User { id: ID! } type Query { u: User }")', 'graphql.schema_is_valid("extend type User { id: ID! } extend type User { n: String } type Query { u: User }")',
+    'graphql.is_valid("{ u { id } }", "extend type Query { u: User } type User { id: ID }")',
+  ],
   'strings.render_template': [
     'strings.render_template("{{.test}}", {"test": "hello world"})', 'strings.render_template("{{.test}}", {"test": 2023})',
     'strings.render_template("{{range $i, $name := .hellonames}}{{if $i}},{{end}}hello {{$name}}{{end}}", {"hellonames": ["rohan", "john doe"]})',
@@ -431,6 +440,11 @@ describe('missingBuiltins', () => {
     ]);
   });
 
+  it('keeps refusing the builtins that cannot work in a pod (docs/opa-conformance.md lists why)', () => {
+    const refused = ['http.send', 'net.lookup_ip_addr', 'opa.runtime', 'rego.parse_module'];
+    expect(missingBuiltins(refused)).toEqual(refused.sort());
+  });
+
   it('covers every host builtin the Gatekeeper library needs', async () => {
     const tsv = await readFile(new URL('../../shared/corpus/gatekeeper-library/TEMPLATES.tsv', `file://${import.meta.dirname}/`), 'utf8');
     const needed = tsv.split('\n').slice(1).flatMap((line) => (line.split('\t')[14] ?? '').split(',')).filter(Boolean);
@@ -471,6 +485,13 @@ describe('strings.render_template on hostile templates', () => {
     for (const template of ['{{define "x"}}a{{end}}', '{{template "x"}}', '{{html "<a>"}}', '{{printf "%v" .m}}']) {
       expect(() => hostBuiltins['strings.render_template']?.(template, { m: { a: 1 } })).toThrow(/not supported by Warden/);
     }
+  });
+});
+
+describe('graphql builtins on hostile AST objects', () => {
+  it('answers an unknown operation with false, where opa eval v1.22.3 panics', () => {
+    const query = { Operations: [{ Operation: 'query {', SelectionSet: [{ Alias: 'a', Name: 'a' }] }] };
+    expect(hostBuiltins['graphql.is_valid']?.(query, 'type Query { a: Int }')).toBe(false);
   });
 });
 

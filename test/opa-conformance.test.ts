@@ -15,13 +15,8 @@ const MISSING_BUILTINS: Record<string, string> = {
   "http.send": "refused: a policy in a pod makes no network calls (OPA-WASM leaves it to the host, and Warden does not provide it)",
   "net.lookup_ip_addr": "refused: a policy in a pod makes no DNS lookups",
   "opa.runtime": "refused: a pod does not expose its environment or configuration to policy",
-  "rego.parse_module": "needs OPA's Rego parser, which the runtime does not carry",
+  "rego.parse_module": "refused: needs OPA's Rego parser (Go), which a pod does not carry; parsing Rego has no place on the request path",
   "cast_set": "deprecated (Rego v0); a host builtin cannot return a set (the SDK loads results as JSON)",
-  "strings.render_template": "not provided yet (needs Go's text/template)",
-  "crypto.x509.parse_and_verify_certificates": "not provided yet",
-  "crypto.x509.parse_certificate_request": "not provided yet",
-  "crypto.x509.parse_keypair": "not provided yet",
-  "crypto.parse_private_keys": "not provided yet",
 };
 
 /** Cases that still disagree for another reason: note → why. Keep docs/opa-conformance.md in step. */
@@ -30,9 +25,6 @@ const SET_ARGUMENT = "a set reaches the host builtin as an array (the SDK hands 
 const SET_RESULT = "the builtin returns a value holding a set, which a host builtin can only return as an array (the SDK loads results as JSON)";
 const BIG_RESULT = "an integer beyond 2^53 in the result: the SDK's JSON reader returns doubles";
 const BIG_ARGUMENT = "an integer beyond 2^53 reaches the host builtin as a double (the SDK reads arguments with JSON.parse)";
-const GRAPHQL_AST = "graphql builtins take schema and query text; AST objects as arguments are not supported";
-const GRAPHQL_RULES = "graphql-js's validation rules differ from gqlparser's (OPA's GraphQL library) here";
-const GRAPHQL_EXTEND = "graphql-js cannot build a schema that extends an undefined type; gqlparser can";
 const KNOWN_DIFFERENCES: Record<string, string> = {
   "arithmetic/int32 window edges (results crossing into wider integers)": BIG_RESULT,
   "bitsshiftleft/shift of max int64 doesn't overflow and is not lossy": BIG_RESULT,
@@ -76,18 +68,6 @@ const KNOWN_DIFFERENCES: Record<string, string> = {
   "providers-aws-sign_req/success-simple-with-existing-sha-header-with-body-with-payload-signing": SET_RESULT,
   "providers-aws-sign_req/success-simple-with-headers-with-body-no-payload-signing": SET_RESULT,
   "providers-aws-sign_req/success-simple-with-headers-with-body-with-payload-signing": SET_RESULT,
-  "graphql_is_valid/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_parse/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_parse_and_verify/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_schema_is_valid/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_is_valid/success deprecating types": GRAPHQL_RULES,
-  "graphql_parse/success deprecating types": GRAPHQL_RULES,
-  "graphql_parse_and_verify/success deprecating types": GRAPHQL_RULES,
-  "graphql_is_valid/success validation rules are independent case 2": GRAPHQL_RULES,
-  "graphql_is_valid/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_parse/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_parse_and_verify/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_schema_is_valid/success extending non-existent types": GRAPHQL_EXTEND,
 };
 
 const MISSING = /uses builtins this runtime does not provide: (.*)$/;

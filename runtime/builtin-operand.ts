@@ -58,3 +58,16 @@ export function jsonTextResult(text: string): ArrayBuffer {
 export function exactJson(value: unknown): ArrayBuffer {
   return jsonTextResult(exactJsonText(value));
 }
+
+/** Go's base64.StdEncoding.DecodeString (standard alphabet, padded; newlines ignored), or undefined when `s` is not that. */
+export function decodeBase64Std(s: string): Buffer | undefined {
+  const t = s.replace(/[\r\n]/g, '');
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(t) && t.length % 4 === 0 ? Buffer.from(t, 'base64') : undefined;
+}
+
+/** decodeBase64Std, where text that is not base64 is a builtin error (Go's "illegal base64 data"). */
+export function base64Std(builtin: string, s: string): Buffer {
+  const bytes = decodeBase64Std(s);
+  if (!bytes) throw new BuiltinError(builtin, 'illegal base64 data');
+  return bytes;
+}

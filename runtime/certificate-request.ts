@@ -4,7 +4,8 @@
 // loaded on the first call only, so a pod whose policy never parses a CSR pays nothing for it.
 import { createPublicKey } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { BuiltinError, exactJson, str, type HostResult } from './builtin-operand.js';
+import { base64Std, BuiltinError, exactJson, str, type HostResult } from './builtin-operand.js';
+import { big } from './private-key.js';
 import { parseUrl } from './uri.js';
 
 const BUILTIN = 'crypto.x509.parse_certificate_request';
@@ -44,7 +45,6 @@ const EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 
 const oid = (dotted: string): number[] => dotted.split('.').map(Number);
 const b64 = (buf: ArrayBuffer | ArrayBufferView): string => Buffer.from(buf instanceof ArrayBuffer ? buf : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)).toString('base64');
-const big = (b64url: string | undefined): bigint => BigInt(`0x${Buffer.from(b64url ?? '', 'base64url').toString('hex') || '0'}`);
 
 /** pkix.Name as Go marshals it, from the DER Name's attributes in order. */
 export function goName(attributes: Array<{ type: string; value: string }>): Record<string, unknown> {
@@ -71,18 +71,10 @@ function publicKeyGoJson(spki: Buffer): unknown {
   return null;
 }
 
-// Go's base64.StdEncoding.DecodeString: padded standard alphabet (newlines ignored).
-function base64Std(s: string): Buffer {
-  const t = s.replace(/[\r\n]/g, '');
-  const bad = /[^A-Za-z0-9+/=]|=[^=]/.exec(t);
-  if (bad || t.length % 4 !== 0) fail(`illegal base64 data at input byte ${bad?.index ?? t.length - (t.length % 4)}`);
-  return Buffer.from(t, 'base64');
-}
-
 /** crypto.x509.parse_certificate_request(csr): the request as OPA returns it (JSON text, exact big integers). */
 export function parseCertificateRequest(input: unknown): HostResult {
   const text = str(BUILTIN, input);
-  let bytes = text.startsWith('-----BEGIN CERTIFICATE REQUEST-----') ? Buffer.from(text, 'utf8') : base64Std(text);
+  let bytes = text.startsWith('-----BEGIN CERTIFICATE REQUEST-----') ? Buffer.from(text, 'utf8') : base64Std(BUILTIN, text);
   const pem = /^\s*-----BEGIN ([^\n-]+)-----\r?\n([\s\S]*?)-----END \1-----/.exec(bytes.toString('latin1'));
   if (pem && pem[1] !== 'CERTIFICATE REQUEST') fail('invalid PEM-encoded certificate signing request');
   if (pem) bytes = Buffer.from(pem[2]!.replace(/\s+/g, ''), 'base64');

@@ -1,14 +1,15 @@
 // crypto.parse_private_keys: every private key in PEM text (or base64 of it), as Go's json.Marshal writes
 // *rsa.PrivateKey, *ecdsa.PrivateKey and ed25519.PrivateKey (big integers exact). node:crypto parses.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { BuiltinError, exactJson, str, type HostResult } from './builtin-operand.js';
+import { BuiltinError, decodeBase64Std, exactJson, str, type HostResult } from './builtin-operand.js';
 
 const BUILTIN = 'crypto.parse_private_keys';
 
 /** The PEM block types Go's x509 reads as private keys, with node's name for their DER. */
 export const PRIVATE_KEY_BLOCKS: Record<string, 'pkcs1' | 'pkcs8' | 'sec1'> = { 'RSA PRIVATE KEY': 'pkcs1', 'PRIVATE KEY': 'pkcs8', 'EC PRIVATE KEY': 'sec1' };
 
-const big = (b64url: string | undefined): bigint => BigInt(`0x${Buffer.from(b64url ?? '', 'base64url').toString('hex') || '0'}`);
+/** An unsigned big-endian integer from base64url (a JWK's n, e, d, x, y, …). */
+export const big = (b64url: string | undefined): bigint => BigInt(`0x${Buffer.from(b64url ?? '', 'base64url').toString('hex') || '0'}`);
 
 /** A private key as Go's json.Marshal writes it (the value OPA returns for it). */
 export function privateKeyGoJson(key: KeyObject): unknown {
@@ -37,8 +38,7 @@ export function parsePrivateKeys(input: unknown): HostResult {
   let text = str(BUILTIN, input);
   if (text === '') return null;
   // Go tries base64 first and keeps the text as it is when that fails.
-  const t = text.replace(/[\r\n]/g, '');
-  if (/^[A-Za-z0-9+/]*={0,2}$/.test(t) && t.length % 4 === 0) text = Buffer.from(t, 'base64').toString('latin1');
+  text = decodeBase64Std(text)?.toString('latin1') ?? text;
   const keys: unknown[] = [];
   for (const m of text.matchAll(/-----BEGIN ([^\n-]+)-----\r?\n([\s\S]*?)-----END \1-----/g)) {
     const type = PRIVATE_KEY_BLOCKS[m[1]!];

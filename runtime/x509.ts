@@ -3,20 +3,13 @@
 // fields policies read (Subject, Issuer, SerialNumber, validity, SANs, Raw). Node's X509Certificate
 // parses; the DER chain is split by its ASN.1 headers.
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { BuiltinError, exactJsonText, jsonTextResult, str, type HostResult } from './builtin-operand.js';
+import { base64Std, BuiltinError, exactJsonText, jsonTextResult, str, type HostResult } from './builtin-operand.js';
 import { PRIVATE_KEY_BLOCKS, privateKeyGoJson } from './private-key.js';
 
 const BUILTIN = 'crypto.x509.parse_certificates';
 
 function fail(message: string): never {
   throw new BuiltinError(BUILTIN, message);
-}
-
-// Go's base64.StdEncoding: the standard alphabet, padded, newlines ignored.
-function base64Std(s: string): Buffer {
-  const t = s.replace(/[\r\n]/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) fail('illegal base64 data');
-  return Buffer.from(t, 'base64');
 }
 
 function pemBlocks(text: string): Buffer {
@@ -107,9 +100,7 @@ export function parseCertificates(input: unknown): HostResult {
 // tls.X509KeyPair's input: PEM as it is, else base64 of PEM, else base64 of DER (wrapped as `type`).
 function keypairPem(builtin: string, text: string, type: string): string {
   if (text.startsWith('-----BEGIN')) return text;
-  const t = text.replace(/[\r\n]/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new BuiltinError(builtin, 'illegal base64 data');
-  const decoded = Buffer.from(t, 'base64');
+  const decoded = base64Std(builtin, text);
   return decoded.subarray(0, 10).toString('latin1').startsWith('-----BEGIN') ? decoded.toString('latin1') : `-----BEGIN ${type}-----\n${decoded.toString('base64')}\n-----END ${type}-----\n`;
 }
 
@@ -152,7 +143,7 @@ export function certificatesDer(text: string): Buffer[] {
   let der: Buffer;
   if (text.startsWith('-----BEGIN')) der = pemBlocks(text);
   else {
-    const decoded = base64Std(text);
+    const decoded = base64Std(BUILTIN, text);
     der = decoded.subarray(0, 10).toString('latin1').startsWith('-----BEGIN') ? pemBlocks(decoded.toString('utf8')) : decoded;
   }
   return derChain(der);
@@ -164,9 +155,7 @@ export function parsePrivateKeyJwk(input: unknown): HostResult {
   let text = str(builtin, input);
   if (text === '') throw new BuiltinError(builtin, 'input PEM data was empty');
   if (!text.startsWith('-----BEGIN')) {
-    const t = text.replace(/[\r\n]/g, '');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new BuiltinError(builtin, 'illegal base64 data');
-    text = Buffer.from(t, 'base64').toString('utf8');
+    text = base64Std(builtin, text).toString('utf8');
   }
   for (const m of text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)) {
     const type = PRIVATE_KEY_BLOCKS[m[1]!];

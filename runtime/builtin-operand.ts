@@ -42,10 +42,13 @@ export function bigNumber(n: bigint): HostResult {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
-/** JSON text of a value holding big integers (bigint anywhere inside), every digit kept. */
+/** JSON text of a value holding big integers (bigint anywhere inside), every digit kept; its object keys must be the caller's own names. */
 export function exactJsonText(value: unknown): string {
-  // JSON.stringify cannot write a bigint: each becomes a marked string, unwrapped into a bare number.
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000${v.toString()}` : v)).replace(/"\\u0000(-?\d+)"/g, '$1');
+  // JSON.stringify cannot write a bigint: each becomes a string marked by a leading NUL and "B", then
+  // unwrapped into a bare number. A string of the value's own that starts with NUL gets an "S" after it,
+  // taken out again, so that no string in the value (a certificate's subject, say) can pass for a number.
+  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000B${v.toString()}` : typeof v === 'string' && v.startsWith('\u0000') ? `\u0000S${v.slice(1)}` : v));
+  return text.replace(/"\\u0000(?:B(-?\d+)"|S)/g, (_m, digits: string | undefined) => (digits === undefined ? '"\\u0000' : digits));
 }
 
 /** A result given as JSON text (for the SDK to load as it is: big integers stay exact). */

@@ -7,6 +7,7 @@ import * as x509 from '@peculiar/x509';
 import { generateKeyPairSync, KeyObject, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { opaEval } from '../test/support/opa.js';
+import { exactJsonText } from './builtin-operand.js';
 import { createHostBuiltins, type HostBuiltinSet } from './builtins.js';
 import { fixedClock } from './clock.js';
 
@@ -135,5 +136,13 @@ describe('certificate builtins agree with opa eval', () => {
 describe('crypto.x509.parse_and_verify_certificates under name constraints', () => {
   it('fails the evaluation (a denial) rather than call a chain valid without checking them', () => {
     expect(() => warden(CONSTRAINED[0]!)).toThrow(/name constraints is not supported/);
+  });
+});
+
+describe('exactJsonText', () => {
+  it('writes big integers as bare numbers, and no string can pass for one', () => {
+    const value = { n: 2n ** 70n, m: -5n, s: '\u0000123', t: '\u0000S', u: '\\u0000B1', list: ['\u0000B7', 3n] };
+    expect(exactJsonText(value)).toBe('{"n":1180591620717411303424,"m":-5,"s":"\\u0000123","t":"\\u0000S","u":"\\\\u0000B1","list":["\\u0000B7",3]}');
+    expect(JSON.parse(exactJsonText(value)).s).toBe('\u0000123');
   });
 });

@@ -11,7 +11,7 @@
 
 ARG OPA_VERSION=v1.22.3
 # The sidecar's npm packages: exactly those its import graph reaches (test/images.test.ts checks).
-ARG SIDECAR_PACKAGES="ajv ajv-formats commander graphql jose pino prom-client tar undici yaml"
+ARG SIDECAR_PACKAGES="@peculiar/asn1-csr @peculiar/asn1-rsa @peculiar/asn1-schema @peculiar/asn1-x509 ajv ajv-formats commander graphql jose pino prom-client tar undici yaml"
 
 # ---- OPA, built from the Go module proxy like bin/setup.js does (no downloaded binary) -------------
 FROM golang:1.24-bookworm AS opa

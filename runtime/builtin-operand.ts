@@ -71,3 +71,36 @@ export function exact<F extends (...args: never[]) => unknown>(f: F): F {
 export function takesExactValues(f: unknown): boolean {
   return typeof f === 'function' && EXACT_VALUES in f;
 }
+
+/** JSON text of a value holding big integers (bigint anywhere inside), every digit kept; its object keys must be the caller's own names. */
+export function exactJsonText(value: unknown): string {
+  // JSON.stringify cannot write a bigint: each becomes a string marked by a leading NUL and "B", then
+  // unwrapped into a bare number. A string of the value's own that starts with NUL gets an "S" after it,
+  // taken out again, so that no string in the value (a certificate's subject, say) can pass for a number.
+  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000B${v.toString()}` : typeof v === 'string' && v.startsWith('\u0000') ? `\u0000S${v.slice(1)}` : v));
+  return text.replace(/"\\u0000(?:B(-?\d+)"|S)/g, (_m, digits: string | undefined) => (digits === undefined ? '"\\u0000' : digits));
+}
+
+/** A result given as JSON text (for the SDK to load as it is: big integers stay exact). */
+export function jsonTextResult(text: string): ArrayBuffer {
+  const bytes = new TextEncoder().encode(text);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** A result holding big integers (bigint anywhere inside), as JSON text with every digit kept. */
+export function exactJson(value: unknown): ArrayBuffer {
+  return jsonTextResult(exactJsonText(value));
+}
+
+/** Go's base64.StdEncoding.DecodeString (standard alphabet, padded; newlines ignored), or undefined when `s` is not that. */
+export function decodeBase64Std(s: string): Buffer | undefined {
+  const t = s.replace(/[\r\n]/g, '');
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(t) && t.length % 4 === 0 ? Buffer.from(t, 'base64') : undefined;
+}
+
+/** decodeBase64Std, where text that is not base64 is a builtin error (Go's "illegal base64 data"). */
+export function base64Std(builtin: string, s: string): Buffer {
+  const bytes = decodeBase64Std(s);
+  if (!bytes) throw new BuiltinError(builtin, 'illegal base64 data');
+  return bytes;
+}

@@ -27,7 +27,13 @@ import { jwtBuiltins } from './jwt.js';
 import { compileRe2 } from './re2.js';
 import { isValidUri, parseUri } from './uri.js';
 import { parseUuid } from './uuid.js';
-import { parseCertificates, parsePrivateKeyJwk } from './x509.js';
+import { parseCertificates, parseKeypair, parsePrivateKeyJwk } from './x509.js';
+import { parseAndVerifyCertificates } from './certificate-chain.js';
+import { parseCertificateRequest } from './certificate-request.js';
+import { parsePrivateKeys } from './private-key.js';
+import { formatTime } from './time-format.js';
+import { globsMatch } from './glob-intersection.js';
+import { renderTemplate } from './go-template.js';
 import { RegoNumber, RegoSet, type RegoValue } from './rego-value.js';
 import { compareCodePoints, sprintf, type JsonValue } from './sprintf.js';
 import { compareValues, sortedSet } from './value-order.js';
@@ -90,6 +96,8 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'time.weekday': (x: JsonValue) => WEEKDAYS[civil('time.weekday', x).weekday] ?? '',
     'time.add_date': exact((ns: RegoValue, years: RegoValue, months: RegoValue, days: RegoValue) => addDate(ns, years, months, days)),
     'time.diff': (a: JsonValue, b: JsonValue) => timeDiff(civil('time.diff', a), civil('time.diff', b)),
+    // Exact: its nanoseconds are often beyond 2^53 (time.now_ns()), and Go formats every digit.
+    'time.format': exact((x: RegoValue) => formatTime(Array.isArray(x) ? [exactNanoseconds(x[0]), ...x.slice(1)] : exactNanoseconds(x))),
 
     'units.parse': (x: string) => parseUnits(str('units.parse', x)),
     'units.parse_bytes': (x: string) => bigNumber(parseBytes(str('units.parse_bytes', x))),
@@ -102,6 +110,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'regex.find_n': (pattern: string, s: string, n: number) => regexFindAll(pattern, s, n).map((m) => m[0]),
     'regex.template_match': (template: string, s: string, start: string, end: string) =>
       templateMatch(template, s, start, end),
+    'regex.globs_match': (a: JsonValue, b: JsonValue) => globsMatch(a, b),
 
     'object.subset': exact((sup: RegoValue, sub: RegoValue) => isSubset(sup, sub)),
 
@@ -152,11 +161,16 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     ...jwtBuiltins(() => deps.clock.nowNs()),
     ...graphqlBuiltins,
 
+    'strings.render_template': (template: JsonValue, vars: JsonValue) => renderTemplate(template, vars),
     'strings.count': (search: JsonValue, substring: JsonValue) => countSubstrings(str('strings.count', search), str('strings.count', substring)),
     // gobwas/glob's QuoteMeta: its special characters are * ? \\ [ ] { }
     'graph.reachable_paths': (g: JsonValue, initial: JsonValue) => reachablePaths(g, initial),
     'crypto.x509.parse_certificates': (x: JsonValue) => parseCertificates(x),
     'crypto.x509.parse_rsa_private_key': (x: JsonValue) => parsePrivateKeyJwk(x),
+    'crypto.x509.parse_and_verify_certificates': (x: JsonValue) => parseAndVerifyCertificates(x, Number(deps.clock.nowNs() / 1_000_000n)),
+    'crypto.x509.parse_certificate_request': (x: JsonValue) => parseCertificateRequest(x),
+    'crypto.x509.parse_keypair': (cert: JsonValue, key: JsonValue) => parseKeypair(cert, key),
+    'crypto.parse_private_keys': (x: JsonValue) => parsePrivateKeys(x),
     'uri.parse': (x: JsonValue) => parseUri(x),
     'uri.is_valid': (x: JsonValue) => isValidUri(x),
     'providers.aws.sign_req': exact((request: RegoValue, config: RegoValue, timeNs: RegoValue) => signAwsRequest(request, config, timeNs)),
@@ -217,6 +231,11 @@ function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostB
     out[name] = takesExactValues(f) ? exact(safe) : safe;
   }
   return out;
+}
+
+// An exact operand as time.format reads nanoseconds: an integer spelling as a bigint (every digit), any other number as a double.
+function exactNanoseconds(v: RegoValue | undefined): unknown {
+  return v instanceof RegoNumber ? (v.isInteger ? BigInt(v.text) : Number(v.text)) : v;
 }
 
 /** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */

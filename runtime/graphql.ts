@@ -24,12 +24,18 @@ import {
 import { specifiedSDLRules } from 'graphql/validation/specifiedRules.js';
 import { validateSDL } from 'graphql/validation/validate.js';
 import { BuiltinError } from './builtin-operand.js';
+import { graphqlText } from './graphql-ast.js';
 import type { JsonValue } from './sprintf.js';
 
 type Json = { [key: string]: JsonValue };
 
-function parseDocument(builtin: string, text: JsonValue): DocumentNode {
-  if (typeof text !== 'string') throw new BuiltinError(builtin, 'operand must be a string (AST objects are not supported by this runtime)');
+// A document with no definitions at all: gqlparser reads it as an empty (valid) query; graphql-js's parser
+// refuses it.
+const EMPTY_DOCUMENT = /^(?:[\s,\uFEFF]|#[^\n\r]*)*$/;
+
+function parseDocument(builtin: string, doc: JsonValue): DocumentNode {
+  const text = graphqlText(builtin, doc);
+  if (EMPTY_DOCUMENT.test(text)) return { kind: Kind.DOCUMENT, definitions: [] };
   try {
     // gqlparser reads variables declared on fragments (an experimental syntax graphql-js keeps behind a flag).
     return parse(text, { noLocation: true, allowLegacyFragmentVariables: true });
@@ -173,7 +179,28 @@ function schemaAst(doc: DocumentNode): JsonValue {
 const SDL_RULES = specifiedSDLRules.filter((r) => r.name !== 'PossibleTypeExtensionsRule');
 const NOT_GQLPARSER = /^Query root type must be provided\.$/;
 
-function schemaErrors(doc: DocumentNode): readonly Error[] {
+const DEFINITION_OF: Partial<Record<string, Kind>> = {
+  [Kind.SCALAR_TYPE_EXTENSION]: Kind.SCALAR_TYPE_DEFINITION, [Kind.OBJECT_TYPE_EXTENSION]: Kind.OBJECT_TYPE_DEFINITION,
+  [Kind.INTERFACE_TYPE_EXTENSION]: Kind.INTERFACE_TYPE_DEFINITION, [Kind.UNION_TYPE_EXTENSION]: Kind.UNION_TYPE_DEFINITION,
+  [Kind.ENUM_TYPE_EXTENSION]: Kind.ENUM_TYPE_DEFINITION, [Kind.INPUT_OBJECT_TYPE_EXTENSION]: Kind.INPUT_OBJECT_TYPE_DEFINITION,
+};
+
+// gqlparser lets an extension stand for a type the document never defines (federated schemas do this):
+// the first extension of such a type becomes its definition. Used for validation only; parse_schema
+// still returns the document as written.
+function extensionsDefined(doc: DocumentNode): DocumentNode {
+  const defined = new Set(doc.definitions.flatMap((d) => ('name' in d && d.name && !d.kind.endsWith('Extension') ? [d.name.value] : [])));
+  const definitions = doc.definitions.map((d) => {
+    const kind = DEFINITION_OF[d.kind];
+    if (!kind || !('name' in d) || !d.name || defined.has(d.name.value)) return d;
+    defined.add(d.name.value);
+    return { ...d, kind } as DefinitionNode;
+  });
+  return { ...doc, definitions };
+}
+
+function schemaErrors(written: DocumentNode): readonly Error[] {
+  const doc = extensionsDefined(written);
   const sdl = validateSDL(doc, undefined, SDL_RULES);
   if (sdl.length) return sdl;
   try {
@@ -186,6 +213,8 @@ function schemaErrors(doc: DocumentNode): readonly Error[] {
 // graphql-js's validate(), whose schema assertion (a Query root type is required to validate a query,
 // as gqlparser requires one too) throws rather than reports.
 function validate(schema: GraphQLSchema, query: DocumentNode): readonly Error[] {
+  // An empty query asks nothing of the schema: gqlparser accepts it even without a Query type.
+  if (query.definitions.length === 0) return [];
   try {
     return validateQuery(schema, query);
   } catch (err) {
@@ -197,7 +226,7 @@ function checkedSchema(builtin: string, text: JsonValue) {
   const doc = parseDocument(builtin, text);
   const errors = schemaErrors(doc);
   if (errors.length) throw new BuiltinError(builtin, errors[0]!.message);
-  return { doc, schema: buildASTSchema(doc, { assumeValidSDL: true }) };
+  return { doc, schema: buildASTSchema(extensionsDefined(doc), { assumeValidSDL: true }) };
 }
 
 /** Every graphql.* builtin. */

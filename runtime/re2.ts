@@ -2,14 +2,28 @@
 // the leftmost-first match, so a faithful translation of the syntax gives the same matches. Where
 // the syntaxes differ the translator rewrites (`.`, `\s`, `\A`, `\z`, `(?P<n>`, `\Q…\E`,
 // `[[:alpha:]]`, `\pGreek`, `\x{…}`, `(?i)` at the start, `^`/`$` under `(?m)`, literal `{`), and
-// where JS would accept what RE2 rejects, or mean something else (backreferences, lookaround,
-// `\C`, `\Z`, flag groups after the start), it throws instead of silently deciding differently.
+// where JS would accept what RE2 rejects (backreferences, lookaround, `\C`, `\Z`), or mean something
+// else (flag groups after the start), it throws instead of silently deciding differently.
+//
+// The two refusals differ: a pattern RE2 itself rejects is a builtin error in OPA (the expression is
+// undefined, or the evaluation fails under strict builtin errors), so it throws InvalidRegexError, a
+// BuiltinError; a pattern RE2 accepts but Warden cannot translate has an answer in OPA that Warden
+// cannot give, so it throws UnsupportedRegexError, which always fails the evaluation (closed).
+import { BuiltinError } from './builtin-operand.js';
 
-/** A pattern RE2 would reject, or one Warden cannot run with RE2's meaning. */
+/** A pattern RE2 accepts that Warden cannot run with RE2's meaning: fails the evaluation closed. */
 export class UnsupportedRegexError extends Error {
   constructor(pattern: string, why: string) {
     super(`regex ${JSON.stringify(pattern)}: ${why}`);
     this.name = 'UnsupportedRegexError';
+  }
+}
+
+/** A pattern RE2 rejects: a builtin error, as in OPA (undefined unless builtin errors are strict). */
+export class InvalidRegexError extends BuiltinError {
+  constructor(pattern: string, why: string) {
+    super('regex', `error parsing regexp: ${why}: \`${pattern}\``);
+    this.name = 'InvalidRegexError';
   }
 }
 
@@ -53,8 +67,16 @@ class Translator {
 
   constructor(private readonly src: string) {}
 
+  private parens = 0;
+
+  /** RE2 accepts the pattern, but JS cannot run it with RE2's meaning. */
   private fail(why: string): never {
     throw new UnsupportedRegexError(this.src, why);
+  }
+
+  /** RE2 itself rejects the pattern. */
+  private invalid(why: string): never {
+    throw new InvalidRegexError(this.src, why);
   }
 
   translate(): RegExp {
@@ -68,6 +90,7 @@ class Translator {
     }
     let out = '';
     while (this.i < this.src.length) out += this.atom();
+    if (this.parens > 0) this.invalid('missing closing )');
     const jsFlags = `gu${this.flags.has('i') ? 'i' : ''}`;
     try {
       return new RegExp(out, jsFlags);
@@ -85,7 +108,10 @@ class Translator {
       case '.': return this.flags.has('s') ? '[\\s\\S]' : '[^\\n]';
       case '^': return this.flags.has('m') ? '(?<![^\\n])' : '(?<![\\s\\S])';
       case '$': return this.flags.has('m') ? '(?![^\\n])' : '(?![\\s\\S])';
-      case '(': return this.group();
+      case '(': this.parens++; return this.group();
+      case ')':
+        if (--this.parens < 0) this.invalid('unexpected )');
+        return c;
       case '{': return this.brace();
       // Literal in RE2; a syntax error in JS's unicode mode unless escaped.
       case '}': case ']': return `\\${c}`;
@@ -108,14 +134,14 @@ class Translator {
     }
     m = /^\?[imsU-]+[:)]/.exec(rest);
     if (m) this.fail('flags are only supported at the start of the pattern');
-    return this.fail('lookaround and other (?…) groups are not RE2 syntax');
+    return this.invalid('invalid or unsupported Perl syntax (lookaround and other (?…) groups are not RE2 syntax)');
   }
 
   private brace(): string {
     // RE2 reads `{` as a repeat only in the forms {n}, {n,}, {n,m}; otherwise it is a literal.
     const m = /^(\d+)(,(\d*))?\}/.exec(this.src.slice(this.i));
     if (!m) return '\\{';
-    if (Number(m[1]) > 1000 || (m[3] !== undefined && m[3] !== '' && Number(m[3]) > 1000)) this.fail('repeat count above 1000');
+    if (Number(m[1]) > 1000 || (m[3] !== undefined && m[3] !== '' && Number(m[3]) > 1000)) this.invalid('invalid repeat count (above 1000)');
     this.i += m[0].length;
     return `{${m[0]}`;
   }
@@ -123,25 +149,23 @@ class Translator {
   private escape(inClass: boolean): string {
     const c = this.src[this.i] ?? '';
     this.i++;
-    if (c === '') this.fail('trailing backslash');
-    if (/[1-9]/.test(c)) this.fail('backreferences are not RE2 syntax');
+    if (c === '') this.invalid('trailing backslash at end of expression');
+    // RE2 reads \1 alone as a backreference (rejected) but \12 as an octal escape, like \012.
+    if (/[1-7]/.test(c) && /^[0-7]/.test(this.src.slice(this.i))) return this.octal(c);
+    if (/[1-9]/.test(c)) this.invalid('invalid escape sequence (backreferences are not RE2 syntax)');
     switch (c) {
-      case 'A': return inClass ? this.fail('\\A inside a class') : '(?<![\\s\\S])';
-      case 'z': return inClass ? this.fail('\\z inside a class') : '(?![\\s\\S])';
+      case 'A': return inClass ? this.invalid('invalid escape sequence \\A inside a class') : '(?<![\\s\\S])';
+      case 'z': return inClass ? this.invalid('invalid escape sequence \\z inside a class') : '(?![\\s\\S])';
       case 's': return inClass ? GO_SPACE : `[${GO_SPACE}]`;
       case 'S': return inClass ? this.fail('\\S inside a class') : `[^${GO_SPACE}]`;
       case 'd': case 'D': case 'w': case 'W': case 'n': case 't': case 'r': case 'f': case 'v': return `\\${c}`;
-      case 'b': case 'B': return inClass ? this.fail('\\b inside a class') : `\\${c}`;
+      case 'b': case 'B': return inClass ? this.invalid('invalid escape sequence \\b inside a class') : `\\${c}`;
       case 'a': return '\\x07';
-      case '0': {
-        const m = /^[0-7]{0,2}/.exec(this.src.slice(this.i))?.[0] ?? '';
-        this.i += m.length;
-        return `\\u{${parseInt(`0${m}`, 8).toString(16)}}`;
-      }
+      case '0': return this.octal(c);
       case 'x': {
         const rest = this.src.slice(this.i);
         const m = /^\{([0-9A-Fa-f]{1,6})\}/.exec(rest) ?? /^([0-9A-Fa-f]{2})/.exec(rest);
-        if (!m) this.fail('invalid \\x escape');
+        if (!m) this.invalid('invalid escape sequence \\x');
         this.i += m[0].length;
         return `\\u{${m[1]}}`;
       }
@@ -153,17 +177,24 @@ class Translator {
         return Array.from(lit).map((ch) => (JS_SYNTAX.has(ch) || ch === '-' ? `\\${ch}` : ch)).join('');
       }
     }
-    if (/[A-Za-z0-9]/.test(c)) this.fail(`\\${c} is not RE2 syntax`);
+    if (/[A-Za-z0-9]/.test(c) || c > '\x7f') this.invalid(`invalid escape sequence \\${c}`);
     // RE2 lets any punctuation be escaped; JS's unicode mode only accepts syntax characters.
     if (JS_SYNTAX.has(c) || (inClass && c === '-')) return `\\${c}`;
     return c;
+  }
+
+  // An octal escape: the digit already read and up to two more.
+  private octal(first: string): string {
+    const m = /^[0-7]{0,2}/.exec(this.src.slice(this.i))?.[0] ?? '';
+    this.i += m.length;
+    return `\\u{${parseInt(`${first}${m}`, 8).toString(16)}}`;
   }
 
   private unicodeClass(p: string): string {
     let name: string;
     if (this.src[this.i] === '{') {
       const end = this.src.indexOf('}', this.i);
-      if (end < 0) this.fail('unterminated \\p{');
+      if (end < 0) this.invalid('invalid character class range (unterminated \\p{)');
       name = this.src.slice(this.i + 1, end);
       this.i = end + 1;
     } else {
@@ -187,7 +218,7 @@ class Translator {
     }
     let first = true;
     for (;;) {
-      if (this.i >= this.src.length) this.fail('missing closing ]');
+      if (this.i >= this.src.length) this.invalid('missing closing ]');
       const c = this.src[this.i] ?? '';
       if (c === ']' && !first) {
         this.i++;
@@ -197,7 +228,7 @@ class Translator {
       const posix = /^\[:(\^?)([a-z]+):\]/.exec(this.src.slice(this.i));
       if (posix) {
         const set = POSIX[posix[2] ?? ''];
-        if (set === undefined) this.fail(`unknown class [:${posix[2]}:]`);
+        if (set === undefined) this.invalid(`invalid character class range [:${posix[2]}:]`);
         if (posix[1]) this.fail('negated POSIX classes inside brackets');
         out += set;
         this.i += posix[0].length;

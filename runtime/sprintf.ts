@@ -13,11 +13,12 @@ export { compareCodePoints } from './value-order.js';
 /** A Rego value as host builtins that do not take exact values receive it: plain JSON (sets as arrays). */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-type GoArg =
+/** One operand of Go's fmt, typed as Go sees it (json.Number is a string kind that keeps its own name). */
+export type GoArg =
   | { type: 'int64'; value: bigint }
   | { type: '*big.Int'; value: bigint }
   | { type: 'float64'; value: number }
-  | { type: 'string'; value: string };
+  | { type: 'string' | 'json.Number'; value: string };
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -27,6 +28,11 @@ export function sprintf(format: string, args: readonly RegoValue[]): string {
   if (typeof format !== 'string') throw new TypeError('sprintf: operand 1 must be string');
   if (!Array.isArray(args)) throw new TypeError('sprintf: operand 2 must be array');
   return new Printer(args.map(toGoArg)).print(format);
+}
+
+/** Go's fmt.Sprintf over operands already typed as Go values (text/template's printf). */
+export function sprintfGoArgs(format: string, args: readonly GoArg[]): string {
+  return new Printer(args).print(format);
 }
 
 function toGoArg(value: RegoValue): GoArg {
@@ -301,7 +307,7 @@ class Printer {
       case 'int64': this.fmtInteger(arg, verb); return;
       case '*big.Int': this.fmtBigInt(arg.value, verb); return;
       case 'float64': this.fmtFloatVerb(arg, verb); return;
-      case 'string': this.fmtString(arg, verb); return;
+      case 'string': case 'json.Number': this.fmtString(arg, verb); return;
     }
   }
 
@@ -343,7 +349,7 @@ class Printer {
     this.pad(this.truncate(s));
   }
 
-  private fmtString(arg: GoArg & { type: 'string' }, verb: string): void {
+  private fmtString(arg: GoArg & { type: 'string' | 'json.Number' }, verb: string): void {
     switch (verb) {
       case 'v': if (this.sharpV) this.fmtQ(arg.value); else this.fmtS(arg.value); return;
       case 's': this.fmtS(arg.value); return;

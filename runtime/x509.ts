@@ -2,20 +2,14 @@
 // returns them, a subset of Go's x509.Certificate marshalled to JSON plus OPA's URIStrings: the
 // fields policies read (Subject, Issuer, SerialNumber, validity, SANs, Raw). Node's X509Certificate
 // parses; the DER chain is split by its ASN.1 headers.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { BuiltinError, str, type HostResult } from './builtin-operand.js';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { base64Std, BuiltinError, exactJsonText, jsonTextResult, str, type HostResult } from './builtin-operand.js';
+import { PRIVATE_KEY_BLOCKS, privateKeyGoJson } from './private-key.js';
 
 const BUILTIN = 'crypto.x509.parse_certificates';
 
 function fail(message: string): never {
   throw new BuiltinError(BUILTIN, message);
-}
-
-// Go's base64.StdEncoding: the standard alphabet, padded, newlines ignored.
-function base64Std(s: string): Buffer {
-  const t = s.replace(/[\r\n]/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) fail('illegal base64 data');
-  return Buffer.from(t, 'base64');
 }
 
 function pemBlocks(text: string): Buffer {
@@ -70,7 +64,11 @@ function sans(cert: X509Certificate, prefix: string): string[] | null {
   return list.length ? list : null;
 }
 
-function certificateJson(der: Buffer): string {
+/**
+ * One DER certificate as the JSON text OPA gives for it (a subset of Go's x509.Certificate, plus OPA's
+ * URIStrings unless `uriStrings` is false: a tls.Certificate's Leaf is Go's plain x509.Certificate).
+ */
+export function certificateJson(der: Buffer, uriStrings = true): string {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(der);
@@ -88,7 +86,7 @@ function certificateJson(der: Buffer): string {
     DNSNames: sans(cert, 'DNS:'),
     EmailAddresses: sans(cert, 'email:'),
     IPAddresses: sans(cert, 'IP Address:'),
-    URIStrings: sans(cert, 'URI:'),
+    ...(uriStrings ? { URIStrings: sans(cert, 'URI:') } : {}),
   };
   // The serial is a big integer in Go's JSON: written as a number, every digit kept.
   return `${JSON.stringify(fields).slice(0, -1)},"SerialNumber":${BigInt(`0x${cert.serialNumber}`).toString()}}`;
@@ -96,19 +94,60 @@ function certificateJson(der: Buffer): string {
 
 /** crypto.x509.parse_certificates(certs): every certificate of the chain, as JSON text (exact serials). */
 export function parseCertificates(input: unknown): HostResult {
-  const text = str(BUILTIN, input);
+  return jsonTextResult(`[${certificatesDer(str(BUILTIN, input)).map((der) => certificateJson(der)).join(',')}]`);
+}
+
+// tls.X509KeyPair's input: PEM as it is, else base64 of PEM, else base64 of DER (wrapped as `type`).
+function keypairPem(builtin: string, text: string, type: string): string {
+  if (text.startsWith('-----BEGIN')) return text;
+  const decoded = base64Std(builtin, text);
+  return decoded.subarray(0, 10).toString('latin1').startsWith('-----BEGIN') ? decoded.toString('latin1') : `-----BEGIN ${type}-----\n${decoded.toString('base64')}\n-----END ${type}-----\n`;
+}
+
+/** crypto.x509.parse_keypair(cert, key): Go's tls.Certificate for a certificate chain and the private key of its leaf. */
+export function parseKeypair(certInput: unknown, keyInput: unknown): HostResult {
+  const builtin = 'crypto.x509.parse_keypair';
+  const certPem = keypairPem(builtin, str(builtin, certInput), 'CERTIFICATE');
+  const keyPem = keypairPem(builtin, str(builtin, keyInput), 'PRIVATE KEY');
+  const blocks = (text: string) => [...text.matchAll(/-----BEGIN ([^\n-]+)-----\r?\n([\s\S]*?)-----END \1-----/g)].map((m) => ({ type: m[1]!, der: Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64') }));
+  const certs = blocks(certPem).filter((b) => b.type === 'CERTIFICATE').map((b) => b.der);
+  if (certs.length === 0) throw new BuiltinError(builtin, 'tls: failed to find any PEM data in certificate input');
+  const keyBlock = blocks(keyPem).find((b) => b.type === 'PRIVATE KEY' || b.type.endsWith(' PRIVATE KEY'));
+  if (!keyBlock) throw new BuiltinError(builtin, 'tls: failed to find any PEM data in key input');
+  // Go tries PKCS #1, PKCS #8 and SEC 1 whatever the block's type says.
+  let key: KeyObject | undefined;
+  for (const type of ['pkcs1', 'pkcs8', 'sec1'] as const) {
+    try {
+      key = createPrivateKey({ key: keyBlock.der, format: 'der', type });
+      break;
+    } catch {
+      // the next form
+    }
+  }
+  if (!key) throw new BuiltinError(builtin, 'tls: failed to parse private key');
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(certs[0]!);
+  } catch {
+    throw new BuiltinError(builtin, 'x509: malformed certificate');
+  }
+  // The key must be the leaf's: a certificate paired with someone else's key is no key pair.
+  const spki = (k: KeyObject) => k.export({ format: 'der', type: 'spki' });
+  if (!spki(createPublicKey(key)).equals(spki(leaf.publicKey))) throw new BuiltinError(builtin, 'tls: private key does not match public key');
+  const pair = exactJsonText({ Certificate: certs.map((c) => c.toString('base64')), PrivateKey: privateKeyGoJson(key), OCSPStaple: null, SignedCertificateTimestamps: null, SupportedSignatureAlgorithms: null });
+  return jsonTextResult(`${pair.slice(0, -1)},"Leaf":${certificateJson(certs[0]!, false)}}`);
+}
+
+/** The DER certificates of a PEM chain, or of base64 of PEM or DER (Go's getX509CertsFromString); a builtin error when malformed. */
+export function certificatesDer(text: string): Buffer[] {
   let der: Buffer;
   if (text.startsWith('-----BEGIN')) der = pemBlocks(text);
   else {
-    const decoded = base64Std(text);
+    const decoded = base64Std(BUILTIN, text);
     der = decoded.subarray(0, 10).toString('latin1').startsWith('-----BEGIN') ? pemBlocks(decoded.toString('utf8')) : decoded;
   }
-  const json = `[${derChain(der).map(certificateJson).join(',')}]`;
-  const bytes = new TextEncoder().encode(json);
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  return derChain(der);
 }
-
-const PRIVATE_BLOCKS: Record<string, 'pkcs1' | 'pkcs8' | 'sec1'> = { 'RSA PRIVATE KEY': 'pkcs1', 'PRIVATE KEY': 'pkcs8', 'EC PRIVATE KEY': 'sec1' };
 
 /** crypto.x509.parse_rsa_private_key(pem): the first private key (PEM, or base64 of PEM) as a JWK, null when there is none. */
 export function parsePrivateKeyJwk(input: unknown): HostResult {
@@ -116,12 +155,10 @@ export function parsePrivateKeyJwk(input: unknown): HostResult {
   let text = str(builtin, input);
   if (text === '') throw new BuiltinError(builtin, 'input PEM data was empty');
   if (!text.startsWith('-----BEGIN')) {
-    const t = text.replace(/[\r\n]/g, '');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw new BuiltinError(builtin, 'illegal base64 data');
-    text = Buffer.from(t, 'base64').toString('utf8');
+    text = base64Std(builtin, text).toString('utf8');
   }
   for (const m of text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)) {
-    const type = PRIVATE_BLOCKS[m[1]!];
+    const type = PRIVATE_KEY_BLOCKS[m[1]!];
     if (!type) continue;
     try {
       const key = createPrivateKey({ key: Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64'), format: 'der', type });

@@ -15,34 +15,11 @@ const MISSING_BUILTINS: Record<string, string> = {
   "http.send": "refused: a policy in a pod makes no network calls (OPA-WASM leaves it to the host, and Warden does not provide it)",
   "net.lookup_ip_addr": "refused: a policy in a pod makes no DNS lookups",
   "opa.runtime": "refused: a pod does not expose its environment or configuration to policy",
-  "rego.parse_module": "needs OPA's Rego parser, which the runtime does not carry",
-  "time.format": "not provided yet",
-  "regex.globs_match": "not provided yet (needs the intersection of two RE2-syntax glob languages)",
-  "strings.render_template": "not provided yet (needs Go's text/template)",
-  "crypto.x509.parse_and_verify_certificates": "not provided yet",
-  "crypto.x509.parse_certificate_request": "not provided yet",
-  "crypto.x509.parse_keypair": "not provided yet",
-  "crypto.parse_private_keys": "not provided yet",
+  "rego.parse_module": "refused: needs OPA's Rego parser (Go), which a pod does not carry; parsing Rego has no place on the request path",
 };
 
 /** Cases that still disagree for another reason: note → why. Keep docs/opa-conformance.md in step. */
-const GRAPHQL_AST = "graphql builtins take schema and query text; AST objects as arguments are not supported";
-const GRAPHQL_RULES = "graphql-js's validation rules differ from gqlparser's (OPA's GraphQL library) here";
-const GRAPHQL_EXTEND = "graphql-js cannot build a schema that extends an undefined type; gqlparser can";
 const KNOWN_DIFFERENCES: Record<string, string> = {
-  "regex.replace: bad regex pattern: Syntax error": "re2.ts cannot tell a pattern RE2 rejects from one it cannot translate, so it fails the evaluation closed where OPA leaves the expression undefined",
-  "graphql_is_valid/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_parse/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_parse_and_verify/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_schema_is_valid/success - AST objects - Employee example": GRAPHQL_AST,
-  "graphql_is_valid/success deprecating types": GRAPHQL_RULES,
-  "graphql_parse/success deprecating types": GRAPHQL_RULES,
-  "graphql_parse_and_verify/success deprecating types": GRAPHQL_RULES,
-  "graphql_is_valid/success validation rules are independent case 2": GRAPHQL_RULES,
-  "graphql_is_valid/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_parse/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_parse_and_verify/success extending non-existent types": GRAPHQL_EXTEND,
-  "graphql_schema_is_valid/success extending non-existent types": GRAPHQL_EXTEND,
 };
 
 const MISSING = /uses builtins this runtime does not provide: (.*)$/;

@@ -44,6 +44,9 @@ export function feedLine(s: StoredEvent): string {
 /** Reads what the engine stored since the last read. */
 class Feed {
   private after = 0;
+  // Every decision printed so far: an answer's id can reach the client after the step it belongs to
+  // was shown (the MCP client's GET stream answers while its POSTs go on), and is not waited for again.
+  private readonly shown = new Set<string>();
   constructor(
     private readonly stack: Stack,
     private readonly out: Out,
@@ -64,9 +67,12 @@ class Feed {
       await this.stack.flush();
       events = await this.newEvents();
       const have = new Set(events.map((e) => e.event.decision_id));
-      return events.length >= count && ids.every((id) => have.has(id));
+      return events.length >= count && ids.every((id) => have.has(id) || this.shown.has(id));
     });
-    for (const e of events) this.out(feedLine(e));
+    for (const e of events) {
+      this.shown.add(e.event.decision_id);
+      this.out(feedLine(e));
+    }
     if (events.length) this.after = events[events.length - 1]!.seq;
   }
 }

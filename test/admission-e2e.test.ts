@@ -156,7 +156,7 @@ describe('admission webhook registered with a real kube-apiserver', () => {
   it('refuses a Deployment violating the Gatekeeper constraint of the policy repository', async () => {
     const r = await create(deployment({ name: 'unlabelled', labels: { app: 'unlabelled' } }));
     expect(r.allowed === false && r.message).toContain('[gatekeeper/WardenRequiredLabels/workloads-have-a-team]');
-    expect(r.allowed === false && r.message).toContain('Deployment unlabelled is missing required label(s) ["team"]');
+    expect(r.allowed === false && r.message).toContain('Deployment unlabelled is missing required label(s) {"team"}');
   });
 
   it('applies a namespaceSelector constraint only in namespaces whose labels match', async () => {

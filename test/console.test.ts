@@ -155,7 +155,7 @@ describe('the web console in Chromium', () => {
 
   it('workload pages: bundle revision and age, and the permission matrix warden diff computes', async () => {
     await open('/ui/workloads');
-    await expect(page.locator('main').innerText()).resolves.toMatch(/ops-mcp\s+\S+-\S+\s+\d+ s old/);
+    await expect(page.locator('main').innerText()).resolves.toMatch(/ops-mcp\s+\S+-\S+\s+\d+ (s|min) old/);
     await shot('workloads');
     await open('/ui/workloads/ops-mcp');
     const matrix = await page.locator('table.matrix').innerText();

@@ -33,16 +33,13 @@ export class JsonText {
   }
 }
 
-// Character codes the scanner compares with.
-const QUOTE = 34;
-const BACKSLASH = 92;
-const OPEN_OBJECT = 123;
-const CLOSE_OBJECT = 125;
-const OPEN_ARRAY = 91;
-const CLOSE_ARRAY = 93;
-const COMMA = 44;
-const COLON = 58;
-const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+/** The character codes of JSON's structure, for the scanners that read JSON text as bytes or code units. */
+export const JSON_CHAR = { QUOTE: 34, BACKSLASH: 92, OPEN_OBJECT: 123, CLOSE_OBJECT: 125, OPEN_ARRAY: 91, CLOSE_ARRAY: 93, COMMA: 44, COLON: 58 } as const;
+const { QUOTE, BACKSLASH, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, COMMA, COLON } = JSON_CHAR;
+
+/** JSON's insignificant whitespace: space, line feed, carriage return, tab. */
+export const isJsonSpace = (c: number | undefined): boolean => c === 32 || c === 10 || c === 13 || c === 9;
+const isSpace = isJsonSpace;
 const isDigit = (c: number) => c >= 48 && c <= 57;
 
 /**

@@ -24,7 +24,7 @@ import { freePorts } from './support/kube-apiserver.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { until } from './support/until.js';
-import { startWarden } from './support/warden-process.js';
+import { startWarden, stopWardens } from './support/warden-process.js';
 
 const run = promisify(execFile);
 const foreignKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
@@ -57,8 +57,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await stopWardens(children);
   if (upstream) await closeServer(upstream.server);
   await registry?.remove();
   ws?.remove();

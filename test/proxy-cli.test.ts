@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { rotate, serialOf, servedSerial } from './support/tls.js';
-import { startWarden } from './support/warden-process.js';
+import { startWarden, stopWardens } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 
 // Any existing file that is not a PEM key, for the refusal below.
@@ -31,8 +31,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await stopWardens(children);
   if (upstream) await closeServer(upstream.server);
 });
 

@@ -14,6 +14,7 @@ import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type
 import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 import { extractPolicy, opaBinary } from './support/opa.js';
 import { until } from './support/until.js';
+import { stopWardens } from './support/warden-process.js';
 
 const run = promisify(execFile);
 const DEADLINE_MS = 20;
@@ -78,8 +79,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await stopWardens(children);
   await mcpServer?.close();
   if (upstream) await closeServer(upstream.server);
 });

@@ -3,6 +3,7 @@
 // (re-serialising cost as much as parsing). That is only sound when the bytes say exactly what was
 // validated: JSON.parse keeps the last of two equal keys in one object, while another reader may keep the
 // first, so an event whose text holds more keys than its parsed value has is refused.
+import { isJsonSpace, JSON_CHAR } from '../../runtime/json-text.js';
 
 /** One top-level element: bytes [start, end) and the number of object keys written inside it. */
 export interface ElementSpan {
@@ -11,17 +12,8 @@ export interface ElementSpan {
   keys: number;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-
-function isSpace(c: number | undefined): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
+const { QUOTE, BACKSLASH, COMMA, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY } = JSON_CHAR;
+const isSpace = isJsonSpace;
 
 /** Index just past the string whose opening quote is at `i`. */
 function skipString(b: Uint8Array, i: number): number {

@@ -42,3 +42,9 @@ export function readyOnStderr(child: ChildProcess & { stderr: Readable }, ready:
   });
   return { url, text: () => err };
 }
+
+/** Stop every process `startWarden` started for a suite (SIGTERM), and wait until each has exited. */
+export async function stopWardens(children: ChildProcess[]): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+}

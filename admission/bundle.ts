@@ -5,6 +5,7 @@ import { ADMISSION_ENTRYPOINT } from '../formats/admission-review.js';
 import type { GatekeeperData } from '../formats/gatekeeper.js';
 import { BundleError } from '../runtime/archive.js';
 import { generationOf, openBundle, refuseOlder, type BundleTrust, type VerifiedBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { ADMISSION_LIMITS, type EvaluationLimits } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
 import { GatekeeperSet } from './gatekeeper.js';
@@ -29,6 +30,7 @@ const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, u
   data,
   wasm,
   files: new Map(),
+  inputs: InputSelection.fromManifest({}), // admission decisions take their whole review
 });
 
 /**

@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { buildRepo } from '../engine/compiler/build.js';
 import { openBundle } from '../runtime/bundle.js';
 import type { PolicyInput } from '../formats/input.js';
-import { inputSelectionOf } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from '../test/support/inputs.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -19,7 +18,7 @@ export async function run(): Promise<Figure[]> {
       const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
       const policy = await Policy.load(bundle);
       const inputs = generateInputs(bundle, 10_000, 11);
-      const selection = inputSelectionOf(bundle);
+      const selection = bundle.inputs;
       // Two forms, in alternating rounds: the input object serialized whole (what every decision paid
       // before issue 23) and only the paths the bundle's Rego reads (what the pipeline hands the policy).
       const forms = {

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { buildRepo } from '../engine/compiler/build.js';
 import type { PolicyInput } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';
-import { inputSelectionOf } from '../runtime/input-selection.js';
 import { checkJsonText, JsonText } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -76,7 +75,7 @@ export async function run(): Promise<Figure[]> {
       const bundle = await openBundle(readFileSync(built.workloads.find((w) => w.workload === c.workload)!.bundle), 'unsigned-ok');
       // A 100 KiB input parsed by the WASM on a loaded machine can pass the pod's 10 ms deadline.
       const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 } });
-      const selection = inputSelectionOf(bundle);
+      const selection = bundle.inputs;
       const call: PolicyInput = {
         source: { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls', claims: {}, address: '10.0.0.7' },
         destination: { workload: c.workload, namespace: 'shop', principal: `spiffe://cluster.local/ns/shop/sa/${c.workload}` },

@@ -8,7 +8,6 @@ import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import type { DecisionLog } from '../runtime/decision-log.js';
 import { maskInput } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
-import { inputSelectionOf } from '../runtime/input-selection.js';
 import { EvaluationLimitError } from '../runtime/policy.js';
 import type { PluginMetrics } from './metrics.js';
 
@@ -100,7 +99,7 @@ export class DecisionPipeline {
     let decision: Decision;
     try {
       // Only the input paths the bundle's Rego reads are serialized (runtime/input-selection.ts).
-      decision = bundle.policy.decide(DECISION_ENTRYPOINT, inputSelectionOf(bundle.policy.bundle).json(input));
+      decision = bundle.policy.decide(DECISION_ENTRYPOINT, bundle.policy.bundle.inputs.json(input));
     } catch (err) {
       const ns = Number(process.hrtime.bigint() - t0);
       this.opts.metrics?.evaluated(ns / 1e9);

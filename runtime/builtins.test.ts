@@ -8,11 +8,12 @@ import type { VerifiedBundle } from './bundle.js';
 import { createHostBuiltins, hostBuiltins, missingBuiltins, type HostBuiltin, type HostBuiltinSet } from './builtins.js';
 import { EvaluationInstant, fixedClock, type Clock } from './clock.js';
 import { EvaluationError, Policy } from './policy.js';
+import { InputSelection } from './input-selection.js';
 import { InvalidRegexError, UnsupportedRegexError } from './re2.js';
 
 // Warden's runtime over a bare module, with the given builtins (no clock hooks: the tests drive them).
 function loadWasm(wasm: Uint8Array, functions: Readonly<Record<string, HostBuiltin>>): Promise<Policy> {
-  const bundle: VerifiedBundle = { manifest: { revision: 'builtins-test' } as VerifiedBundle['manifest'], revision: 'builtins-test', data: {}, wasm, files: new Map() };
+  const bundle: VerifiedBundle = { manifest: { revision: 'builtins-test' } as VerifiedBundle['manifest'], revision: 'builtins-test', data: {}, wasm, files: new Map(), inputs: InputSelection.fromManifest({}) };
   return Policy.load(bundle, { builtins: functions });
 }
 

@@ -3,6 +3,7 @@ import { bundleManifest, type BundleManifest } from '../formats/bundle-manifest.
 import { compiledSpec, type CompiledSpec } from '../formats/compiled-spec.js';
 import { SchemaError } from '../formats/schema.js';
 import { BundleError, readArchive } from './archive.js';
+import { InputSelection } from './input-selection.js';
 import { verifyBundle, type SignaturePayload, type TrustPolicy } from './signature.js';
 
 /** A bundle whose signature has been checked (or that was explicitly accepted unsigned). */
@@ -12,6 +13,8 @@ export interface VerifiedBundle {
   data: Record<string, unknown>;
   /** The compiled spec at data.warden.spec, validated; absent from bundles that carry none (admission). */
   spec?: CompiledSpec;
+  /** The input the bundle's Rego reads (the manifest's inputPaths; the whole input when absent or malformed), worked out once at load. */
+  inputs: InputSelection;
   wasm: Uint8Array;
   files: ReadonlyMap<string, Buffer>;
   signature?: SignaturePayload;
@@ -125,5 +128,5 @@ export async function openBundle(archive: Uint8Array, trust: BundleTrust): Promi
     }
   }
   const spec = specOf(data, manifest.revision);
-  return { manifest, revision: manifest.revision, data, ...(spec ? { spec } : {}), wasm, files, ...(signature ? { signature } : {}) };
+  return { manifest, revision: manifest.revision, data, ...(spec ? { spec } : {}), inputs: InputSelection.fromManifest(manifest), wasm, files, ...(signature ? { signature } : {}) };
 }

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm, opaBinary } from '../test/support/opa.js';
 import type { VerifiedBundle } from './bundle.js';
+import { InputSelection } from './input-selection.js';
 import { limitProblem, SIDECAR_LIMITS, withLimits } from './evaluation-limits.js';
 import { EvaluationLimitError, Policy } from './policy.js';
 import { wellFormedJson } from './rego-value.js';
@@ -47,7 +48,7 @@ async function opaEval(rule: string, input: unknown): Promise<unknown> {
   return out.result?.[0]?.expressions[0]?.value;
 }
 
-const bundleOf = (bytes: Uint8Array, data: Record<string, unknown> = {}): VerifiedBundle => ({ manifest: { revision: 'limits', roots: [''] }, revision: 'limits', data, wasm: bytes, files: new Map() });
+const bundleOf = (bytes: Uint8Array, data: Record<string, unknown> = {}): VerifiedBundle => ({ manifest: { revision: 'limits', roots: [''] }, revision: 'limits', data, wasm: bytes, files: new Map(), inputs: InputSelection.fromManifest({}) });
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'warden-limits-'));

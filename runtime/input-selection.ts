@@ -63,14 +63,6 @@ export class InputSelection {
   }
 }
 
-const bySelection = new WeakMap<object, InputSelection>();
-
-/** The selection of a loaded bundle's manifest, worked out once per bundle. */
-export function inputSelectionOf(bundle: { manifest: Pick<BundleManifest, 'metadata'> }): InputSelection {
-  let s = bySelection.get(bundle);
-  if (!s) bySelection.set(bundle, (s = InputSelection.fromManifest(bundle.manifest)));
-  return s;
-}
 
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
 const BODY_PATH = ['request', 'body'];

@@ -13,7 +13,7 @@ import { inputPathsOf } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { InputSelection, inputSelectionOf } from '../runtime/input-selection.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { checkJsonText, JsonText } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
@@ -174,7 +174,7 @@ describe('a pruned input decides as the full input', () => {
   for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic']) {
     it(`for ${name}, on generated and hostile inputs`, () => {
       const policy = policies.get(name)!;
-      const selection = inputSelectionOf(policy.bundle);
+      const selection = policy.bundle.inputs;
       expect(selection.isWhole).toBe(name === 'dynamic');
       const generated = generateInputs(policy.bundle, 200, 23);
       const inputs = [...generated, ...hostile(generated[0]!)];
@@ -195,14 +195,14 @@ describe('a pruned input decides as the full input', () => {
   it('never serializes a body the Rego does not read', () => {
     const policy = policies.get('storefront')!;
     const input = generateInputs(policy.bundle, 1, 1)[0]!;
-    const text = inputSelectionOf(policy.bundle).json({ ...input, request: { ...input.request, body: body('{"secret-marker": 1}') } }).text;
+    const text = policy.bundle.inputs.json({ ...input, request: { ...input.request, body: body('{"secret-marker": 1}') } }).text;
     expect(text).not.toContain('secret-marker');
     expect(text).not.toContain('"body"');
   });
 
   it('reads one field of the body from its text, integers beyond 2^53 exact, as opa eval does', async () => {
     const policy = policies.get('ledger')!;
-    const selection = inputSelectionOf(policy.bundle);
+    const selection = policy.bundle.inputs;
     const base = generateInputs(policy.bundle, 1, 1)[0]!;
     const input = { ...base, request: { ...base.request, method: 'POST', body: body('{"filler": [1, 2, {"amount": 1}], "amount": 9007199254740993}') } };
     const text = selection.json(input).text;
@@ -295,8 +295,8 @@ describe('a bundle without a readable path list gets the whole input', () => {
       files.delete('.signatures.json');
       const bundle = await openBundle(writeArchive(files), 'unsigned-ok');
       const policy = await Policy.load(bundle);
-      expect(inputSelectionOf(bundle).isWhole).toBe(true);
-      expect(policy.decide('warden/decision', inputSelectionOf(bundle).json(small)).allow).toBe(true);
+      expect(bundle.inputs.isWhole).toBe(true);
+      expect(policy.decide('warden/decision', bundle.inputs.json(small)).allow).toBe(true);
     }
   });
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireOpa } from '../engine/toolchain/opa.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { importedMemoryMinimum, Policy } from '../runtime/policy.js';
 import { signBundle, type TrustPolicy } from '../runtime/signature.js';
 
@@ -147,7 +148,7 @@ describe('bundle signatures and policies', () => {
       const [types, funcs, code] = [[0x01, 0x60, 0x00, 0x00], [0x01, 0x00], [0x01, 0x02, 0x00, 0x0b]];
       return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0, 0, 0, 0x01, types.length, ...types, 0x03, funcs.length, ...funcs, 0x06, globals.length, ...globals, 0x07, exports.length, ...exports, 0x0a, code.length, ...code]);
     };
-    const load = (wasm: Uint8Array) => Policy.load({ manifest: { revision: 'abi' } as never, revision: 'abi', data: {}, wasm, files: new Map() });
+    const load = (wasm: Uint8Array) => Policy.load({ manifest: { revision: 'abi' } as never, revision: 'abi', data: {}, wasm, files: new Map(), inputs: InputSelection.fromManifest({}) });
     await expect(load(abiModule(1))).rejects.toThrow(/unsupported OPA WASM ABI version 1\.1: Warden reads ABI 1\.2 or later/);
     await expect(load(abiModule(3))).rejects.toThrow(/lacks the ABI exports builtins, entrypoints, opa_malloc, .*opa_eval/);
   });

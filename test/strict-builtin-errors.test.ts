@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openBundle, type VerifiedBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { EvaluationError, Policy } from '../runtime/policy.js';
 import { buildWasm, opaBinary } from './support/opa.js';
 import { copyPolicies, type PolicyCopy } from './support/proxy-fixtures.js';
@@ -52,7 +53,7 @@ async function opaEvalDenials(input: unknown, strict: boolean): Promise<{ value?
 }
 
 function bundleOf(wasm: Uint8Array, metadata: Record<string, unknown>): VerifiedBundle {
-  return { manifest: { revision: 'strict-test', roots: ['strict'], metadata }, revision: 'strict-test', data: {}, wasm, files: new Map() };
+  return { manifest: { revision: 'strict-test', roots: ['strict'], metadata }, revision: 'strict-test', data: {}, wasm, files: new Map(), inputs: InputSelection.fromManifest({}) };
 }
 
 describe('builtin errors', () => {

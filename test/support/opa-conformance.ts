@@ -16,6 +16,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { Policy } from '../../runtime/policy.js';
 import { compareValues } from '../../runtime/value-order.js';
 import type { VerifiedBundle } from '../../runtime/bundle.js';
+import { InputSelection } from '../../runtime/input-selection.js';
 import { opaBinary } from './opa.js';
 
 const run = promisify(execFile);
@@ -303,7 +304,7 @@ export async function runCase(c: ConformanceCase, opaVersion: string): Promise<C
   if (plan.kind === 'none') return { kind: 'not-run', reason: plan.reason };
   const compiled = await compileCase(c, plan, opaVersion);
   if ('error' in compiled) return { kind: 'disagree', detail: `opa build failed: ${compiled.error.split('\n').slice(0, 3).join(' ')}` };
-  const bundle: VerifiedBundle = { manifest: { revision: c.note } as VerifiedBundle['manifest'], revision: c.note, data: (exactNumbers(c.data) as Record<string, unknown>) ?? {}, wasm: compiled.wasm, files: new Map() };
+  const bundle: VerifiedBundle = { manifest: { revision: c.note } as VerifiedBundle['manifest'], revision: c.note, data: (exactNumbers(c.data) as Record<string, unknown>) ?? {}, wasm: compiled.wasm, files: new Map(), inputs: InputSelection.fromManifest({}) };
   let policy: Policy;
   try {
     policy = await Policy.load(bundle);

@@ -97,7 +97,7 @@ export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
     'time.add_date': exact((ns: RegoValue, years: RegoValue, months: RegoValue, days: RegoValue) => addDate(ns, years, months, days)),
     'time.diff': (a: JsonValue, b: JsonValue) => timeDiff(civil('time.diff', a), civil('time.diff', b)),
     // Exact: its nanoseconds are often beyond 2^53 (time.now_ns()), and Go formats every digit.
-    'time.format': exact((x: RegoValue) => formatTime(Array.isArray(x) ? [exactNanoseconds(x[0]), ...x.slice(1)] : exactNanoseconds(x))),
+    'time.format': exact((x: RegoValue) => formatTime(x)),
 
     'units.parse': (x: string) => parseUnits(str('units.parse', x)),
     'units.parse_bytes': (x: string) => bigNumber(parseBytes(str('units.parse_bytes', x))),
@@ -231,11 +231,6 @@ function nonStrict(functions: Record<string, HostBuiltin>): Record<string, HostB
     out[name] = takesExactValues(f) ? exact(safe) : safe;
   }
   return out;
-}
-
-// An exact operand as time.format reads nanoseconds: an integer spelling as a bigint (every digit), any other number as a double.
-function exactNanoseconds(v: RegoValue | undefined): unknown {
-  return v instanceof RegoNumber ? (v.isInteger ? BigInt(v.text) : Number(v.text)) : v;
 }
 
 /** The host builtins over the system clock (uuid memo never reset: prefer createHostBuiltins). */

@@ -8,6 +8,7 @@
 // else the numeric form tzdata (and so Go) uses for zones without one (+04, +0530). ICU lacks some that
 // tzdata has (JST, WAT: printed +09, +01 here): a known difference, listed in docs/opa-conformance.md.
 import { BuiltinError, typeName } from './builtin-operand.js';
+import { RegoNumber } from './rego-value.js';
 
 const BUILTIN = 'time.format';
 const MIN_NS = -(2n ** 63n);
@@ -195,6 +196,8 @@ export function formatWallClock(t: WallClock, layout: string): string {
 /** An integral nanosecond operand as an exact bigint (Go's NumberOperand, then big.Float.Int64 exactness). */
 export function nanosecondOperand(builtin: string, x: unknown): bigint {
   let ns: bigint;
+  // An exact operand (builtins marked `exact`): an integer spelling keeps every digit.
+  if (x instanceof RegoNumber) x = x.isInteger ? BigInt(x.text) : Number(x.text);
   if (typeof x === 'bigint') ns = x;
   else if (typeof x === 'number') {
     // Go reads a fraction or anything beyond int64 as an inexact conversion: "timestamp too big".
@@ -221,7 +224,7 @@ export function formatTime(x: unknown): string {
       if (typeof x[2] !== 'string') throw new BuiltinError(BUILTIN, `operand 1 must be string, got ${typeName(x[2])}`);
       layout = x[2];
     }
-  } else if (typeof x !== 'number' && typeof x !== 'bigint') {
+  } else if (typeof x !== 'number' && typeof x !== 'bigint' && !(x instanceof RegoNumber)) {
     throw new BuiltinError(BUILTIN, `operand 1 must be either number (ns) or [number (ns), string (tz)], got ${typeName(x)}`);
   }
   const ns = nanosecondOperand(BUILTIN, nsOperand);

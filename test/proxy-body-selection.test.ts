@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWarden, stopWardens } from './support/warden-process.js';
+import { startLocalProxy, stopWardens } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 
 const children: ChildProcess[] = [];
@@ -43,13 +43,7 @@ beforeAll(async () => {
     writeFileSync(join(dir, 'policy.rego'), POLICY);
   });
   upstream = await startUpstream();
-  const proxy = await startWarden(
-    ['proxy', '--workload', 'ledger', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'ledger.tar.gz'),
-      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), '--json-body', String(256 * 1024)],
-    /on ([\d.]+:\d+)/,
-    children,
-  );
-  proxyUrl = `http://${proxy[1]}`;
+  proxyUrl = await startLocalProxy(policies, 'ledger', upstream.port, ['--json-body', String(256 * 1024)], children);
 });
 
 afterAll(async () => {

@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWarden, stopWardens } from './support/warden-process.js';
+import { startLocalProxy, stopWardens } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
 
 const children: ChildProcess[] = [];
@@ -50,14 +50,7 @@ beforeAll(async () => {
     writeFileSync(join(dir, 'policy_test.rego'), TESTS);
   });
   upstream = await startUpstream();
-  const proxy = await startWarden(
-    ['proxy', '--workload', 'notes', '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'notes.tar.gz'),
-      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'),
-      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'],
-    /on ([\d.]+:\d+)/,
-    children,
-  );
-  proxyUrl = `http://${proxy[1]}`;
+  proxyUrl = await startLocalProxy(policies, 'notes', upstream.port, ['--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'], children);
 });
 
 afterAll(async () => {

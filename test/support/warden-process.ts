@@ -1,7 +1,7 @@
 // `bin/warden.js <args>` as a real child process, for tests that run the CLI the way an operator does.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 const warden = resolve('bin/warden.js');
 
@@ -47,4 +47,18 @@ export function readyOnStderr(child: ChildProcess & { stderr: Readable }, ready:
 export async function stopWardens(children: ChildProcess[]): Promise<void> {
   for (const c of children) c.kill('SIGTERM');
   await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+}
+
+/**
+ * Start `warden proxy` for `workload` as a user does, on a free loopback port, in front of the upstream
+ * at `upstreamPort`, with the bundle and key a policy copy built (`extra`: more flags). Returns its URL.
+ */
+export async function startLocalProxy(policies: { out: string; dir: string }, workload: string, upstreamPort: number, extra: string[], children: ChildProcess[]): Promise<string> {
+  const m = await startWarden(
+    ['proxy', '--workload', workload, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, `${workload}.tar.gz`),
+      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), ...extra],
+    /on ([\d.]+:\d+)/,
+    children,
+  );
+  return `http://${m[1]}`;
 }

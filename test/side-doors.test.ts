@@ -341,6 +341,28 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(mcpServer.requests.slice(before)).toEqual([]);
   });
 
+  it('a repeated Mcp-Session-Id or Content-Type is never read one way by the fast path and another by the server: the call is refused or decided as written, and a forbidden one never reaches the server', async () => {
+    const owner = await agents.sign('agent-dup-owner', 'tools:read');
+    const [initHead, initBody] = keptAlive(owner, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
+    const thief = await agents.sign('agent-dup-thief', 'tools:read');
+    const getOrder = { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
+    const refund = { jsonrpc: '2.0', id: 12, method: 'tools/call', params: { name: 'refund_order', arguments: { id: '42', amount: 10 } } };
+    const before = mcpServer.requests.length;
+    // Another caller's session, spelt twice (and once beside a made-up one): never bound to the thief.
+    for (const sessions of [[session, session], ['made-up', session]]) {
+      const [h, b] = keptAlive(thief, getOrder, [...sessions.map((sid) => `Mcp-Session-Id: ${sid}`), 'Connection: close']);
+      const [out] = await answers(mcpPort, h + b);
+      expect(out).toMatch(/^HTTP\/1\.1 4\d\d /);
+    }
+    // A call the policy denies, under two Content-Types: still denied, never forwarded.
+    const [h, b] = keptAlive(owner, refund, ['Content-Type: text/plain', `Mcp-Session-Id: ${session}`, 'Connection: close']);
+    const [out] = await answers(mcpPort, h + b);
+    expect(out).not.toMatch(/^HTTP\/1\.1 2\d\d [\s\S]*"result"/);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
   it('ends an MCP body where its Content-Length says: what follows is the next request, decided on its own', async () => {
     const token = await agents.sign('agent-fast-cl', 'tools:read');
     const before = mcpServer.requests.length;

@@ -23,7 +23,11 @@ export interface AuthzAnnotation {
   /** Anyone may call, including anonymous callers. */
   public?: boolean;
   allow?: Grant[];
-  /** JSON paths (dot-separated) inside the body/arguments that are masked before a decision leaves the pod. */
+  /**
+   * What is masked before a decision leaves the pod: dotted paths inside the JSON body and the MCP
+   * arguments (`payment.card_number`), a request header (`header:x-api-key`, any case) or a query
+   * parameter (`query:api_key`, its decoded name, every value).
+   */
   sensitive?: string[];
 }
 
@@ -55,7 +59,9 @@ export const authzAnnotationSchema = {
   properties: {
     public: { type: 'boolean' },
     allow: { type: 'array', items: grantSchema },
-    sensitive: { type: 'array', items: { type: 'string', pattern: '^[^.]+(\\.[^.]+)*$' } },
+    // `header:` takes a header name (an HTTP token), `query:` a parameter name; anything else is a dotted
+    // path of non-empty keys.
+    sensitive: { type: 'array', items: { type: 'string', pattern: "^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|query:.+|(?!header:|query:)[^.]+(\\.[^.]+)*)$" } },
   },
 } as const;
 

@@ -20,6 +20,14 @@ describe('maskInput', () => {
     expect(maskInput(input, [])).toEqual({ input: { request: { headers: { cookie: M, 'proxy-authorization': M, accept: '*/*' } } }, masked: ['/input/request/headers/cookie', '/input/request/headers/proxy-authorization'] });
   });
 
+  it('masks the conventional x-api-key header and an RFC 6750 access_token query parameter (every value), with or without a spec list', () => {
+    const input = { request: { headers: { 'x-api-key': 'k', accept: '*/*' }, query: { access_token: ['t1', 't2'], page: ['2'] } } };
+    expect(maskInput(input, [])).toEqual({
+      input: { request: { headers: { 'x-api-key': M, accept: '*/*' }, query: { access_token: M, page: ['2'] } } },
+      masked: ['/input/request/headers/x-api-key', '/input/request/query/access_token'],
+    });
+  });
+
   it('masks inside a body the sidecar kept as its text (JsonText), leaving the text itself unchanged', () => {
     const body = checkJsonText('{"payment":{"cvc":"123","amount":5},"items":[{"secret":"s"}]}', 64);
     if (!(body instanceof JsonText)) throw new Error(`checkJsonText refused the body: ${body}`);

@@ -1,6 +1,6 @@
 // Masking: secrets are replaced in a copy of the policy input before a decision event is queued, so
 // they never leave the pod. Like OPA's decision-log mask rules (plugins/logs/mask.go), what to mask is
-// a list of JSON pointers under /input: the secret headers always, plus the pointers the compiled spec
+// a list of JSON pointers under /input: the secret headers and query parameters always, plus the pointers the compiled spec
 // lists for the operation, tool, resource or prompt the call addressed. A pointer whose path the input
 // does not have masks nothing (and is not listed in the event's `masked`); the value at a pointer that
 // resolves is replaced whatever its type, a whole object included.
@@ -10,12 +10,18 @@
 import { formatPointer, parsePointer } from '../formats/json-pointer.js';
 import { JsonText } from './json-text.js';
 
-// Headers whose values never leave the pod.
-const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+// Headers whose values never leave the pod: credentials by standard (authorization, cookie,
+// proxy-authorization) and by wide convention (x-api-key).
+const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization', 'x-api-key'];
+// Query parameters that carry credentials by standard: a bearer token in the URI (RFC 6750 §2.3).
+const SECRET_QUERY = ['access_token'];
 const MASK = '**masked**';
 
-// The pointers masked in every event: the secret headers.
-const SECRET_HEADER_POINTERS: readonly string[] = SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h]));
+// The pointers masked in every event: the secret headers and query parameters.
+const SECRET_POINTERS: readonly string[] = [
+  ...SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h])),
+  ...SECRET_QUERY.map((q) => formatPointer(['input', 'request', 'query', q])),
+];
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -67,7 +73,7 @@ function keysOf(pointer: string): string[] | null {
 }
 
 /**
- * Mask secrets in a copy of a policy input: the secret headers, and the values at `pointers` (JSON
+ * Mask secrets in a copy of a policy input: the secret headers and query parameters, and the values at `pointers` (JSON
  * pointers under /input, from the compiled spec's `mask` lists). Returns the input (copied on write,
  * never changed in place) and the pointers it masked, in order, each once.
  */
@@ -82,7 +88,7 @@ export function maskInput(input: Record<string, unknown>, pointers: readonly str
   };
   let root: Record<string, unknown> = input;
   const masked: string[] = [];
-  const all = pointers.length === 0 ? SECRET_HEADER_POINTERS : new Set([...SECRET_HEADER_POINTERS, ...pointers]);
+  const all = pointers.length === 0 ? SECRET_POINTERS : new Set([...SECRET_POINTERS, ...pointers]);
   for (const pointer of all) {
     const keys = keysOf(pointer);
     if (!keys) continue;

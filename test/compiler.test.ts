@@ -209,6 +209,26 @@ describe('warden build on bad input', () => {
     expect(err.message).toMatch(/openapi\.yaml:\d+: paths\.\/orders\/export\.get\.x-warden-authz\.allow\[0\]: unknown field "principals"/);
   });
 
+  it('compiles sensitive headers and query parameters into mask pointers, and refuses a header name that is not a token', async () => {
+    ws.git('checkout', '-q', '--', '.');
+    ws.edit('workloads/orders/openapi.yaml', 'sensitive: [payment.card_number]', 'sensitive: [payment.card_number, "header:X-Card-Token", "query:api_key", "query:a/b"]');
+    const result = await buildRepo({ repo: ws.repo, out: join(ws.dir, 'sensitive'), cwd: ws.dir });
+    const orders = result.workloads.find((w) => w.workload === 'orders')!;
+    const { spec } = await openBundle(readFileSync(orders.bundle), trustFromPem(result.verificationKey, result.keyId, 'ES256'));
+    // Header names are lower-cased as the input holds them; a "/" in a parameter name is escaped (RFC 6901).
+    expect(spec?.http.operations.createOrder?.mask).toEqual([
+      '/input/request/body/payment/card_number',
+      '/input/mcp/arguments/payment/card_number',
+      '/input/request/headers/x-card-token',
+      '/input/request/query/api_key',
+      '/input/request/query/a~1b',
+    ]);
+    const err = await failsWith((w) => w.edit('workloads/orders/openapi.yaml', 'sensitive: [payment.card_number]', 'sensitive: ["header:x card"]'));
+    expect(err.message).toMatch(/openapi\.yaml:\d+: paths\.\/orders\.post\.x-warden-authz\.sensitive\[0\]: must match pattern/);
+    const empty = await failsWith((w) => w.edit('workloads/orders/openapi.yaml', 'sensitive: [payment.card_number]', 'sensitive: ["query:"]'));
+    expect(empty.message).toMatch(/x-warden-authz\.sensitive\[0\]: must match pattern/);
+  });
+
   it('reports a missing signing key', async () => {
     const err = await failsWith(() => undefined, { signingKey: '/nonexistent/key.pem' });
     expect(err).toBeInstanceOf(SigningError);

@@ -401,6 +401,22 @@ describe('decision log', () => {
     expect(ev.masked).toEqual(['/input/request/headers/authorization', '/input/request/headers/cookie']);
   });
 
+  it('masks an x-api-key header and an access_token query parameter in any spelling the input folds to them', async () => {
+    const token = await issuer.sign({ sub: 'alice', role: 'support' });
+    // Percent-encoded name, a repeated parameter and an upper-case header name all reach the same keys.
+    const r = await call('GET', '/orders/9?access%5Ftoken=q-s3cret-1&page=2&access_token=q-s3cret-2', { headers: { authorization: `Bearer ${token}`, 'X-API-Key': 'k-s3cret' } });
+    expect(r.status).toBe(200);
+    // The upstream still gets the request as sent: masking is for the log only.
+    expect(upstreamSaw('/orders/9').at(-1)!.url).toContain('access%5Ftoken=q-s3cret-1');
+    await plugin.log.flush();
+    const ev = received.find((e) => e.decision_id === r.headers['x-warden-decision-id'])!;
+    const request = ev.input!.request as { headers: Record<string, string>; query: Record<string, unknown> };
+    expect(request.headers['x-api-key']).toBe('**masked**');
+    expect(request.query).toEqual({ access_token: '**masked**', page: ['2'] });
+    expect(JSON.stringify(ev)).not.toMatch(/s3cret/);
+    expect(ev.masked).toEqual(['/input/request/headers/authorization', '/input/request/headers/x-api-key', '/input/request/query/access_token']);
+  });
+
   it('reads a JSON body into the input, forwards its exact bytes and masks its sensitive fields in the log', async () => {
     const storefront = pki.client(STOREFRONT);
     const raw = '{ "payment" : {"card_number":"4111111111111111",  "amount": 12} }\n';

@@ -150,12 +150,15 @@ function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | nul
   return routes;
 }
 
-// An annotation's sensitive fields (dotted paths) as the pointers the decision log masks. A field is
-// masked wherever the call carries it: in the JSON body, or in the arguments of an MCP call (an MCP
-// endpoint may also be an OpenAPI operation).
+// An annotation's sensitive entries as the pointers the decision log masks. A dotted field is masked
+// wherever the call carries it: in the JSON body, or in the arguments of an MCP call (an MCP endpoint
+// may also be an OpenAPI operation). `header:` and `query:` name a request header (normalized to lower
+// case, as the input holds it) or a query parameter (every value of it).
 function maskOf(authz: AuthzAnnotation | undefined): MaskList {
-  return (authz?.sensitive ?? []).flatMap((field) => {
-    const keys = field.split('.');
+  return (authz?.sensitive ?? []).flatMap((entry) => {
+    if (entry.startsWith('header:')) return [formatPointer(['input', 'request', 'headers', entry.slice('header:'.length).toLowerCase()])];
+    if (entry.startsWith('query:')) return [formatPointer(['input', 'request', 'query', entry.slice('query:'.length)])];
+    const keys = entry.split('.');
     return [formatPointer(['input', 'request', 'body', ...keys]), formatPointer(['input', 'mcp', 'arguments', ...keys])];
   });
 }

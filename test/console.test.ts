@@ -167,12 +167,22 @@ describe('the web console in Chromium', () => {
     await shot('workload');
   });
 
-  it('admission page: refusals grouped by rule and namespace', async () => {
+  it('admission page: refusals grouped by rule and namespace, each group leading to its refusals and their explanations', async () => {
     await open('/ui/admission');
     const rows = await page.locator('table.refusals tbody tr').allInnerTexts();
     expect(rows.some((r) => /guardrails\/no-latest-tag\s+shop\s+1/.test(r))).toBe(true);
     expect(rows.some((r) => /coverage\/workload-bundle\s+shop\s+1/.test(r))).toBe(true);
     await shot('admission');
+    // A group leads to its refusals (read from the refusal index, a page at a time), and each refusal to its explanation.
+    await Promise.all([page.waitForURL(/\/ui\/admission\/refusals\?/, { waitUntil: 'commit' }), page.locator('table.refusals tbody tr', { hasText: 'guardrails/no-latest-tag' }).locator('a').click()]);
+    await page.waitForSelector('#refusals tr');
+    await expect(page.locator('h1').innerText()).resolves.toBe('Refused by guardrails/no-latest-tag in shop');
+    const refusals = await page.locator('#refusals tr').allInnerTexts();
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/deny\s+shop\/admission/);
+    await shot('admission-group');
+    await Promise.all([page.waitForURL(/\/ui\/decisions\//, { waitUntil: 'commit' }), page.locator('#refusals a').first().click()]);
+    await expect(page.locator('main').innerText()).resolves.toContain('guardrails/no-latest-tag');
   });
 
   it('review: the last rollout of a workload, as warden diff --format html shows a review', async () => {

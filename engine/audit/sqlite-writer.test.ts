@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'warden-writer-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const batch = (n: number) => {
   const events = makeEvents(n);
-  return { columns: events.map(eventColumns), texts: events.map(eventText), receivedAt: Date.now() };
+  return { columns: events.map(eventColumns), texts: events.map(eventText), rules: events.map(() => []), receivedAt: Date.now() };
 };
 
 describe('openSqlite', () => {

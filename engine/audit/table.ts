@@ -5,6 +5,7 @@
 // audit_names and referred to by integer id.
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { EventFilter } from './query.js';
+import { refusalTableStatements } from './refusals.js';
 
 /** The two SQL dialects the audit store speaks. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -46,8 +47,9 @@ export const NAMED_COLUMNS = ['workload', 'namespace', 'outcome', 'kind', 'princ
  * Version of the table layout, kept in audit_meta; stores without it hold the version 1 layout.
  * Version 3 added the hourly edge rollup (edge_hours) and the revision archive: a version 2 Warden
  * appending to a version 3 store would leave the rollup behind, so it must refuse the store, and does.
+ * Version 4 added the admission refusals' table (refusals.ts), kept by every append for the same reason.
  */
-export const SCHEMA_VERSION = '3';
+export const SCHEMA_VERSION = '4';
 
 function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
@@ -167,15 +169,20 @@ export function schemaStatements(d: Dialect): string[] {
       jws ${text} NOT NULL
     )`,
     edgeHoursTable(d),
+    ...refusalTableStatements(d),
     ...revisionTables(d),
   ];
 }
 
 /**
  * What opening a store must do to its tables, from what it finds: nothing, the version 1 rewrite (then
- * the rollup fill), or the rollup fill alone (a version 2 store, which has no edge_hours).
+ * the rollup and refusal fills), the rollup and refusal fills (a version 2 store, which has neither),
+ * or the refusal fill alone (a version 3 store).
  */
-export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2';
+export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2' | 'migrate-v3';
+
+/** Whether an action must rebuild edge_hours from the events (layouts before 3 have none). */
+export const fillsRollup = (a: SchemaAction) => a === 'migrate-v1' || a === 'migrate-v2';
 
 /**
  * Decide from whether an events table exists and the schema_version in audit_meta (undefined when
@@ -184,6 +191,7 @@ export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2';
 export function schemaAction(hasEvents: boolean, version: string | undefined, location: string): SchemaAction {
   if (version === undefined) return hasEvents ? 'migrate-v1' : 'create-or-current';
   if (version === '2') return 'migrate-v2';
+  if (version === '3') return 'migrate-v3';
   if (version !== SCHEMA_VERSION) {
     throw new Error(`audit store ${location} has table layout version ${version}, which this Warden (layout ${SCHEMA_VERSION}) cannot read; run a Warden at least as new as the one that wrote it`);
   }

@@ -1,6 +1,7 @@
 // The console's pages, rendered on the server as typed functions of their data (no framework, no
 // bundler): every value goes through `html`, which escapes it. Pages hold bounded data only (a page
 // of events, an aggregate); the browser script adds the live feed and draws the graph.
+import type { RefusalGroup } from '../audit/refusals.js';
 import type { StoredEvent, Edge, LogSender } from '../audit/store.js';
 import { callOf, principalOf } from '../audit/render.js';
 import { matrixHtml } from '../diff/render.js';
@@ -119,23 +120,28 @@ ${senders.length ? html`<table id="drops"><thead><tr><th>pod</th><th>namespace</
   );
 }
 
-/** One group of admission refusals. */
-export interface RefusalGroup {
-  rule: string;
-  namespace: string;
-  count: number;
-  latest: string;
-  example: string;
-}
-
-/** Admission refusals grouped by rule and namespace. */
-export function admissionPage(who: string, groups: RefusalGroup[], scanned: number, capped: boolean, params: URLSearchParams): string {
+/** Admission refusals grouped by rule and namespace; each group leads to its refusals. */
+export function admissionPage(who: string, groups: RefusalGroup[], objects: number, capped: boolean, params: URLSearchParams): string {
+  const list = (g: RefusalGroup) => `/ui/admission/refusals?${new URLSearchParams([...[...params].filter(([k]) => k !== 'namespace'), ['rule', g.rule], ['namespace', g.namespace]]).toString()}`;
   return layout(
     'Admission refusals',
     'admission',
     who,
-    html`${filterForm('/ui/admission', params)}<p class="note">${scanned} refused object(s)${capped ? ' (the newest ones; narrow the window to see all)' : ''}, grouped by the rule that refused them and the namespace.</p>
-<table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${g.latest}</td><td><a href="/ui/decisions/${encodeURIComponent(g.example)}">explain</a></td></tr>`)}</tbody></table>`,
+    html`${filterForm('/ui/admission', params)}<p class="note">${objects} refused object(s), grouped by the rule that refused them and the namespace${capped ? ` (the ${groups.length} largest groups)` : ''}. An object refused by two rules is in both groups.</p>
+<table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${new Date(g.latest).toISOString()}</td><td><a href="${list(g)}">refusals</a></td></tr>`)}</tbody></table>`,
+  );
+}
+
+/** One group's refusals, newest first, a page at a time; each row leads to its explanation. */
+export function refusalsPage(who: string, rule: string, namespace: string, events: StoredEvent[], params: URLSearchParams, older: string | undefined): string {
+  const back = `/ui/admission?${new URLSearchParams([...params].filter(([k]) => k !== 'rule' && k !== 'namespace')).toString()}`;
+  return layout(
+    `Refused by ${rule} in ${namespace}`,
+    'admission',
+    who,
+    html`<p class="note"><a href="${back}">← all groups</a> · newest first · ${events.length} shown</p>
+<table class="events"><thead><tr><th>time (UTC)</th><th>decision</th><th>workload</th><th>caller</th><th>call</th><th>why</th><th></th></tr></thead>
+<tbody id="refusals">${events.map(eventRow)}</tbody></table>${older ? html`<p><a href="${older}">older →</a></p>` : ''}`,
   );
 }
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
-import type { AuditReader, LogSender, StoredEvent } from '../audit/store.js';
+import type { AuditReader, LogSender, RefusalReader, StoredEvent } from '../audit/store.js';
 import type { BundleIndex } from '../bundle-server.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
 import { REVIEW_CSS, toHtml } from '../diff/render.js';
@@ -15,12 +15,12 @@ import { reviewBundles } from '../diff/review.js';
 import { permissionMatrix, type WorkloadDiff } from '../diff/replay.js';
 import type { Explanation } from '../explain/explanation.js';
 import type { AccessResult } from './access.js';
-import { admissionPage, decisionPage, errorPage, eventRow, feedPage, graphPage, workloadPage, workloadsPage, type RefusalGroup, type WorkloadSummary } from './pages.js';
+import { admissionPage, decisionPage, errorPage, eventRow, feedPage, graphPage, refusalsPage, workloadPage, workloadsPage, type WorkloadSummary } from './pages.js';
 
 /** What the console reads. */
 export interface ConsoleDeps {
   access: (req: Request) => Promise<AccessResult>;
-  reader: AuditReader;
+  reader: AuditReader & RefusalReader;
   explain: (decisionId: string) => Promise<Explanation | undefined>;
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
@@ -37,7 +37,8 @@ export interface ConsoleDeps {
 }
 
 const PAGE = 50;
-const ADMISSION_SCAN = 5000;
+// Groups are (rule, namespace) pairs: a few dozen in a cluster; the page shows at most this many.
+const ADMISSION_GROUPS = 500;
 // The graph's default window: an hour aggregates in tens of ms on a 1M-event store; a wider one is a filter away (bench/console.bench.ts).
 const GRAPH_WINDOW = '1h';
 const here = new URL('.', import.meta.url).pathname;
@@ -200,25 +201,35 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.set('Content-Security-Policy', CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")).type('html').send(toHtml(review));
   });
 
+  // Admission refusals come from their own index (engine/audit/refusals.ts): grouping reads the
+  // window's refusals only, however much other traffic the store holds around them.
+  const refusalWindow = (rf: RawFilter) => {
+    const f = parseFilter({ since: '24h', ...rf }, now(), { limit: 1 });
+    return { ...(f.from !== undefined ? { from: f.from } : {}), ...(f.to !== undefined ? { to: f.to } : {}), ...(f.namespace ? { namespace: f.namespace } : {}) };
+  };
   router.get('/admission', async (req, res) => {
     const rf = raw(req, ['since', 'from', 'to', 'namespace']);
-    // Newest first by event time: SQLite walks its time index and tests workload and outcome on its
-    // entries (by seq it read every row of the day, ~0.6 s per 100k events without refusals).
-    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-time', limit: ADMISSION_SCAN }));
-    const groups = new Map<string, RefusalGroup>();
-    for (const s of refused) {
-      const findings = Array.isArray(s.event.result?.findings) ? (s.event.result.findings as Array<{ set?: string; rule?: string; mode?: string }>) : [];
-      const rules = new Set(findings.filter((f) => f.mode === 'enforce').map((f) => `${f.set}/${f.rule}`));
-      if (!rules.size) rules.add(s.event.error ? 'review/error' : 'unknown');
-      for (const rule of rules) {
-        const key = `${rule}\0${s.event.labels.namespace}`;
-        const g = groups.get(key) ?? { rule, namespace: s.event.labels.namespace, count: 0, latest: s.event.timestamp, example: s.event.decision_id };
-        g.count++;
-        groups.set(key, g);
-      }
-    }
-    const sorted = [...groups.values()].sort((a, b) => b.count - a.count || a.rule.localeCompare(b.rule));
-    res.type('html').send(admissionPage(res.locals.who as string, sorted, refused.length, refused.length === ADMISSION_SCAN, paramsOf(rf)));
+    const { groups, objects } = await deps.reader.refusalGroups(refusalWindow(rf), ADMISSION_GROUPS);
+    res.type('html').send(admissionPage(res.locals.who as string, groups, objects, groups.length === ADMISSION_GROUPS, paramsOf(rf)));
+  });
+
+  // One group's refusals, newest first, a page at a time (the `before` cursor is the last one shown: ts.seq).
+  router.get('/admission/refusals', async (req, res) => {
+    const rf = raw(req, ['since', 'from', 'to', 'rule', 'namespace', 'before']);
+    const one = (k: string) => {
+      const v = rf[k];
+      if (typeof v !== 'string') throw new FilterError(k, `${k}: give exactly one (the group's ${k}, as the admission page links it)`);
+      return v;
+    };
+    const [rule, namespace] = [one('rule'), one('namespace')];
+    const before = rf.before === undefined ? undefined : /^(\d+)\.(\d+)$/.exec(String(rf.before));
+    if (rf.before !== undefined && !before) throw new FilterError('before', 'before: not a cursor of this page (follow the "older" link)');
+    const window = Object.fromEntries(Object.entries(rf).filter(([k]) => ['since', 'from', 'to'].includes(k))) as RawFilter;
+    const events = await deps.reader.refusals({ rule, namespace, window: refusalWindow(window), limit: PAGE, ...(before ? { before: { ts: Number(before[1]), seq: Number(before[2]) } } : {}) });
+    const last = events[events.length - 1];
+    const params = paramsOf({ ...window, rule, namespace });
+    const older = events.length === PAGE && last ? `/ui/admission/refusals?${new URLSearchParams([...params, ['before', `${Date.parse(last.event.timestamp)}.${last.seq}`]]).toString()}` : undefined;
+    res.type('html').send(refusalsPage(res.locals.who as string, rule, namespace, events, params, older));
   });
 
   router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {

@@ -8,9 +8,9 @@ import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
 import { insertRefusalsSql, pruneRefusalsSql, RefusalRows, refusalRules, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  fillsRollup, COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -253,6 +253,11 @@ export class PostgresStore implements AuditStore {
       dry_run_deny: Number(r.dry_run_deny),
       total: Number(r.total),
     }));
+  }
+
+  async edgeSummary(filter: EventFilter): Promise<EdgeSummary> {
+    const { sql, values } = selectEdges('postgres', filter, { totals: true });
+    return edgeSummaryOf((await this.pool.query<Record<string, unknown>>(sql, values)).rows);
   }
 
   async head(): Promise<ChainHead | undefined> {

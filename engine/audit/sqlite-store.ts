@@ -10,11 +10,12 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { type Checkpoint, type CheckpointReason } from './chain.js';
 import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite-writer.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
+import { startSqliteReader, type SqliteReaderThread } from './sqlite-reader.js';
 import type { EventFilter } from './query.js';
 import { pruneRefusalsSql, refusalRules, insertRefusalsSql, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  fillsRollup, eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -34,6 +35,7 @@ export class SqliteStore implements AuditStore {
   private readonly headStmt: Database.Statement<[], ChainHead>;
   private writer: SqliteWriterThread | undefined;
   private checkpointer: WalCheckpointer | undefined;
+  private reader: SqliteReaderThread | undefined;
   /** The last background checkpoint failure, if any (for tests and diagnostics; ingestion goes on). */
   checkpointError: string | undefined;
 
@@ -102,6 +104,13 @@ export class SqliteStore implements AuditStore {
   edges(filter: EventFilter): Promise<Edge[]> {
     const { sql, values } = selectEdges('sqlite', filter);
     return Promise.resolve(this.db.prepare<unknown[], Edge>(sql).all(...values));
+  }
+
+  /** On the reader thread: a wide window's aggregate would block this thread for its whole duration. */
+  async edgeSummary(filter: EventFilter): Promise<EdgeSummary> {
+    this.reader ??= startSqliteReader(this.location);
+    const { sql, values } = selectEdges('sqlite', filter, { totals: true });
+    return edgeSummaryOf(await this.reader.all<Record<string, unknown>>(sql, values));
   }
 
   head(): Promise<ChainHead | undefined> {
@@ -207,6 +216,8 @@ export class SqliteStore implements AuditStore {
     this.writer = undefined;
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
+    await this.reader?.stop();
+    this.reader = undefined;
     if (this.db.open) {
       this.db.pragma('optimize');
       this.db.close();

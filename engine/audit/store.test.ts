@@ -319,6 +319,9 @@ describe.each(backends)('audit store on $name', (backend) => {
         const want = expected(events, f);
         const got = await store.edges(f);
         expect(got, JSON.stringify(w)).toEqual(want);
+        // The console's summary: the same edges, and what the whole window holds (the part left out included).
+        const all = expected(events, { ...f, limit: 100_000 });
+        expect(await store.edgeSummary(f), JSON.stringify(w)).toEqual({ edges: want, edgeCount: all.length, eventCount: all.reduce((n, e) => n + e.total, 0) });
       }
     });
 

@@ -37,6 +37,20 @@ export interface Edge {
   total: number;
 }
 
+/** The busiest edges of a window, and how many edges and events the whole window holds. */
+export interface EdgeSummary {
+  edges: Edge[];
+  /** Every edge of the window, the ones not listed included. */
+  edgeCount: number;
+  /** Every event of the window. */
+  eventCount: number;
+}
+
+/** The graph as the console reads it: an edge summary, computed where it does not hold up other requests. */
+export interface GraphReader {
+  edgeSummary(filter: EventFilter): Promise<EdgeSummary>;
+}
+
 /** One bundle revision kept in the revision archive (engine/bundle-revisions.ts). */
 export interface KeptRevision {
   bundle: string;
@@ -119,7 +133,7 @@ export interface StoreBounds {
 }
 
 /** A backend. All methods are safe to call while another append or prune is in flight. */
-export interface AuditStore extends AuditReader, RefusalReader {
+export interface AuditStore extends AuditReader, RefusalReader, GraphReader {
   /** Random id created with the store; checkpoints name it. */
   readonly id: string;
   /** Human-readable location (file path or host/db), no credentials. */

@@ -488,8 +488,10 @@ export function rollupServes(f: EventFilter): boolean {
  * Source principal → destination workload with counts per outcome, busiest first. The whole hours of
  * the window come from edge_hours, the partial hours at either end from the events (at most two hours
  * of rows, read through the time index); `rollup: false` reads only the events (the bench's baseline).
+ * `totals` adds to every row how many edges and events the whole window holds (edge_count, event_count),
+ * so a page showing the busiest edges can say what it left out.
  */
-export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean } = {}): Statement {
+export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean; totals?: boolean } = {}): Statement {
   const p = new Params(d);
   const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
   // Per (principal, workload, namespace) by ids, counts per outcome; `one` is 1 for an event, n for a rollup bucket.
@@ -524,7 +526,7 @@ export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean
   return {
     sql: `WITH t AS MATERIALIZED (${byIds})
       SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
-      SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
+      SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total${opts.totals ? ', (SELECT COUNT(*) FROM t) AS edge_count, (SELECT SUM(total) FROM t) AS event_count' : ''}
       FROM t
       LEFT JOIN audit_names AS s ON s.id = t.principal
       JOIN audit_names AS dst ON dst.id = t.workload
@@ -533,6 +535,15 @@ export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean
       GROUP BY COALESCE(s.value, 'anonymous'), dst.value, ns.value
       ORDER BY total DESC, source, destination LIMIT ${p.add(f.limit)}`,
     values: p.values,
+  };
+}
+
+/** An edge summary from selectEdges(…, { totals: true })'s rows (numbers may come as text from PostgreSQL). */
+export function edgeSummaryOf(rows: ReadonlyArray<Record<string, unknown>>): { edges: Array<{ source: string; destination: string; namespace: string; allow: number; deny: number; dry_run_deny: number; total: number }>; edgeCount: number; eventCount: number } {
+  return {
+    edges: rows.map((r) => ({ source: String(r.source), destination: String(r.destination), namespace: String(r.namespace), allow: Number(r.allow), deny: Number(r.deny), dry_run_deny: Number(r.dry_run_deny), total: Number(r.total) })),
+    edgeCount: Number(rows[0]?.edge_count ?? 0),
+    eventCount: Number(rows[0]?.event_count ?? 0),
   };
 }
 

@@ -3,6 +3,7 @@
 // of events, an aggregate); the browser script adds the live feed and draws the graph.
 import type { RefusalGroup } from '../audit/refusals.js';
 import type { StoredEvent, Edge, LogSender } from '../audit/store.js';
+import type { GraphPending, GraphView } from './graph-snapshots.js';
 import { callOf, principalOf } from '../audit/render.js';
 import { matrixHtml } from '../diff/render.js';
 import type { WorkloadDiff } from '../diff/replay.js';
@@ -74,15 +75,30 @@ ${x.masked.length ? html`<p class="note">Masked before the event left the pod: $
   return layout(`Decision ${x.decision_id}`, 'feed', who, body);
 }
 
-/** The graph page: the edges as a table (and for the graph the script draws from /ui/api/graph). */
-export function graphPage(who: string, edges: Edge[], params: URLSearchParams): string {
-  const feed = (e: Edge) => `/ui/feed?${new URLSearchParams({ ...Object.fromEntries(params), principal: e.source, workload: e.destination, namespace: e.namespace }).toString()}`;
+const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** What a graph leaves out and when it was computed, in words. */
+function graphNote(v: GraphView, now: number): Html {
+  const shown = v.edges.reduce((n, e) => n + e.total, 0);
+  const window = html`decisions ${v.from !== undefined ? html`from ${iso(v.from)}` : 'since the oldest stored'} to ${iso(v.to)}, as of ${iso(v.asOf)} (${age(new Date(v.asOf).toISOString(), now).replace(' old', ' ago')})`;
+  const rest = v.edgeCount - v.edges.length;
+  const cut = rest > 0 ? html`the <strong>${v.edges.length}</strong> busiest of ${v.edgeCount} edges (${shown} of ${v.eventCount} decisions); <strong>${rest} edges left out</strong> carry the other ${Math.max(0, v.eventCount - shown)} decisions` : html`all ${v.edges.length} edges (${v.eventCount} decisions)`;
+  return html`<p class="note" id="graph-window">${window}: ${cut}.</p>`;
+}
+
+/** The graph page: the busiest edges as a table (and for the graph the script draws from /ui/api/graph), or a note that the window is being computed. */
+export function graphPage(who: string, view: GraphView | GraphPending, params: URLSearchParams, now: number): string {
+  const feed = (e: Edge) => `/ui/feed?${new URLSearchParams({ ...Object.fromEntries([...params].filter(([k]) => k !== 'limit')), principal: e.source, workload: e.destination, namespace: e.namespace }).toString()}`;
+  const src = `/ui/api/graph?${params.toString()}`;
+  if ('pending' in view) {
+    return layout('Who talks to whom', 'graph', who, html`${filterForm('/ui/graph', params)}<div id="graph" data-src="${src}" data-pending="true"></div><p class="note" id="graph-window">This window is wide: its aggregate is being computed off the request path (started ${iso(view.since)}). The page reloads when it is ready.</p>`);
+  }
   return layout(
     'Who talks to whom',
     'graph',
     who,
-    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="/ui/api/graph?${params.toString()}"></div><p class="note">Decisions of the last hour unless a filter says otherwise. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
-<table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
+    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="${src}"></div>${graphNote(view, now)}<p class="note">The last hour unless a filter says otherwise; windows wider than two hours are computed off the request path and refreshed every minute while they are viewed. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
+<table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${view.edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
   );
 }
 

@@ -6,8 +6,9 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
-import type { AuditReader, LogSender, RefusalReader, StoredEvent } from '../audit/store.js';
+import { FilterError, parseFilter, type RawFilter } from '../audit/query.js';
+import type { AuditReader, GraphReader, LogSender, RefusalReader, StoredEvent } from '../audit/store.js';
+import { GraphSnapshots } from './graph-snapshots.js';
 import type { BundleIndex } from '../bundle-server.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
 import { REVIEW_CSS, toHtml } from '../diff/render.js';
@@ -20,7 +21,9 @@ import { admissionPage, decisionPage, errorPage, eventRow, feedPage, graphPage, 
 /** What the console reads. */
 export interface ConsoleDeps {
   access: (req: Request) => Promise<AccessResult>;
-  reader: AuditReader & RefusalReader;
+  reader: AuditReader & RefusalReader & GraphReader;
+  /** How old a wide window's graph snapshot may be before it is recomputed (ms; graph-snapshots.ts). */
+  graphMaxAgeMs?: number;
   explain: (decisionId: string) => Promise<Explanation | undefined>;
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
@@ -41,6 +44,8 @@ const PAGE = 50;
 const ADMISSION_GROUPS = 500;
 // The graph's default window: an hour aggregates in tens of ms on a 1M-event store; a wider one is a filter away (bench/console.bench.ts).
 const GRAPH_WINDOW = '1h';
+/** Most edges the graph sends: a drawing of more is unreadable, and the page says what it left out. */
+const GRAPH_TOP = 200;
 const here = new URL('.', import.meta.url).pathname;
 const require = createRequire(import.meta.url);
 
@@ -56,6 +61,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     'cytoscape.min.js': { type: 'text/javascript', body: readFileSync(require.resolve('cytoscape/dist/cytoscape.min.js')) },
   };
   const matrices = new Map<string, WorkloadDiff['matrix']>();
+  const graphs = new GraphSnapshots({ summarize: (f) => deps.reader.edgeSummary(f), now, ...(deps.graphMaxAgeMs !== undefined ? { maxAgeMs: deps.graphMaxAgeMs } : {}) });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     res.set({ 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' });
@@ -141,15 +147,24 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.type('html').send(decisionPage(res.locals.who as string, x));
   });
 
+  // The graph's edges: the busiest GRAPH_TOP (or fewer, `limit`), with what the rest add up to; wide
+  // windows from snapshots computed off the request path (graph-snapshots.ts).
+  const graphOf = (req: Request) => {
+    const rf = raw(req, [...FEED_KEYS, 'limit']);
+    const { limit, ...filter } = rf;
+    const top = limit === undefined ? GRAPH_TOP : Number(limit);
+    if (!Number.isInteger(top) || top < 1 || top > GRAPH_TOP) throw new FilterError('limit', `limit: "${String(limit)}" is not a number of edges from 1 to ${GRAPH_TOP}`);
+    return { rf, view: graphs.view(filter, GRAPH_WINDOW, top) };
+  };
   router.get('/graph', async (req, res) => {
-    const rf = raw(req, FEED_KEYS);
-    const edges = await deps.reader.edges(parseFilter({ since: GRAPH_WINDOW, ...rf }, now(), { limit: 200 }));
-    res.type('html').send(graphPage(res.locals.who as string, edges, paramsOf(rf)));
+    const { rf, view } = graphOf(req);
+    res.type('html').send(graphPage(res.locals.who as string, await view, paramsOf(rf), now()));
   });
 
   router.get('/api/graph', async (req, res) => {
-    const edges = await deps.reader.edges(parseFilter({ since: GRAPH_WINDOW, ...raw(req, FEED_KEYS) }, now(), { limit: Math.min(200, GRAPH_DEFAULTS.limit) }));
-    res.json({ edges });
+    const view = await graphOf(req).view;
+    if ('pending' in view) return void res.status(202).json({ ...view, retryMs: 1000 });
+    res.json(view);
   });
 
   const summaries = (): WorkloadSummary[] =>

@@ -142,6 +142,27 @@ describe('the web console in Chromium', () => {
     for (const row of rows) expect(row).toContain('support-agent');
   });
 
+  it('graph: a capped graph says how many edges and decisions it left out, and a wide window says the exact window and when it was computed', async () => {
+    await open('/ui/graph');
+    const all = await page.locator('table.edges tbody tr').count();
+    expect(all).toBeGreaterThan(3);
+    await expect(page.locator('#graph-window').innerText()).resolves.toMatch(new RegExp(`as of .*: all ${all} edges \\(\\d+ decisions\\)`));
+    await open('/ui/graph?limit=2');
+    await page.waitForSelector('#graph[data-ready="true"]');
+    expect(await page.locator('table.edges tbody tr').count()).toBe(2);
+    expect(Number(await page.locator('#graph').getAttribute('data-edges'))).toBe(2);
+    await expect(page.locator('#graph-window').innerText()).resolves.toMatch(new RegExp(`the 2 busiest of ${all} edges \\(\\d+ of \\d+ decisions\\); ${all - 2} edges left out carry the other \\d+ decisions`));
+    await shot('graph-top');
+    // Seven days: computed off the request path; the page either has it or reloads itself once it is ready.
+    await page.goto(`${stack.engine.url}/ui/graph?since=7d`);
+    await page.waitForSelector('#graph[data-ready="true"]', { timeout: 30_000 });
+    const note = await page.locator('#graph-window').innerText();
+    const [, from, to, asOf] = /^decisions from (\S+) to (\S+), as of (\S+) /.exec(note) ?? [];
+    expect(Date.parse(to!) - Date.parse(from!)).toBe(7 * 86_400_000);
+    expect(to).toBe(asOf);
+    expect(note).toContain(`all ${all} edges`);
+  });
+
   it('decision page: the drop_table denial names the failed condition and the grant that would allow it', async () => {
     const drop = (await stack.engine.store!.query({ tool: ['drop_table'], sort: 'seq', limit: 1 }))[0]!;
     await open(`/ui/decisions/${drop.event.decision_id}`);

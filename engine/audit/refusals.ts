@@ -5,7 +5,8 @@
 // other traffic stored around them. A side table, not an index on events: the events table keeps one
 // index besides decision_id (table.ts), and refusals are a few rows among millions of calls.
 import type { DecisionEvent } from '../../formats/decision-event.js';
-import type { Dialect } from './table.js';
+// (table.ts imports this module's DDL in turn: each uses the other's exports only inside functions.)
+import { columnTypes, Params, type Dialect } from './table.js';
 
 /** The workload label the engine files the admission webhooks' events under (docs/engine.md). */
 export const ADMISSION_WORKLOAD = 'admission';
@@ -36,8 +37,7 @@ export function refusalRules(e: DecisionEvent): string[] {
  * so retention deletes a prefix and verify reads the rows of a seq range.
  */
 export function refusalTableStatements(d: Dialect): string[] {
-  const int = d === 'sqlite' ? 'INTEGER' : 'BIGINT';
-  const id = d === 'sqlite' ? 'INTEGER' : 'INT';
+  const { int, id } = columnTypes(d);
   return [
     `CREATE TABLE IF NOT EXISTS admission_refusals (
       seq ${int} NOT NULL,
@@ -128,17 +128,11 @@ export interface RefusalPage {
   limit: number;
 }
 
-/** Bind values with the dialect's placeholders (the same shape as table.ts's Params, kept local to avoid an import cycle). */
-function binder(d: Dialect) {
-  const values: unknown[] = [];
-  return { values, add: (v: unknown) => (values.push(v), d === 'sqlite' ? '?' : `$${values.length}`) };
-}
-
-function windowWhere(w: RefusalWindow, add: (v: unknown) => string): string[] {
+function windowWhere(w: RefusalWindow, p: Params): string[] {
   const c: string[] = [];
-  if (w.from !== undefined) c.push(`ts >= ${add(w.from)}`);
-  if (w.to !== undefined) c.push(`ts < ${add(w.to)}`);
-  if (w.namespace?.length) c.push(`namespace IN (${w.namespace.map((n) => `(SELECT id FROM audit_names WHERE value = ${add(n)})`).join(', ')})`);
+  if (w.from !== undefined) c.push(`ts >= ${p.add(w.from)}`);
+  if (w.to !== undefined) c.push(`ts < ${p.add(w.to)}`);
+  if (w.namespace?.length) c.push(`namespace IN (${w.namespace.map((n) => `(SELECT id FROM audit_names WHERE value = ${p.add(n)})`).join(', ')})`);
   return c;
 }
 
@@ -148,8 +142,8 @@ function windowWhere(w: RefusalWindow, add: (v: unknown) => string): string[] {
  * refusal ever stored; the window's range of the time index is read instead.
  */
 export function selectRefusalGroups(d: Dialect, w: RefusalWindow, limit: number): { sql: string; values: unknown[] } {
-  const p = binder(d);
-  const where = windowWhere(w, p.add);
+  const p = new Params(d);
+  const where = windowWhere(w, p);
   return {
     sql: `SELECT r.value AS rule, ns.value AS namespace, g.n AS count, g.latest AS latest
       FROM (SELECT +rule AS rule, +namespace AS namespace, COUNT(*) AS n, MAX(ts) AS latest FROM admission_refusals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY +rule, +namespace) AS g
@@ -161,14 +155,14 @@ export function selectRefusalGroups(d: Dialect, w: RefusalWindow, limit: number)
 
 /** How many objects were refused in a window (each counted once, whatever number of rules refused it). */
 export function selectRefusedObjects(d: Dialect, w: RefusalWindow): { sql: string; values: unknown[] } {
-  const p = binder(d);
-  const where = windowWhere(w, p.add);
+  const p = new Params(d);
+  const where = windowWhere(w, p);
   return { sql: `SELECT COUNT(DISTINCT seq) AS n FROM admission_refusals ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`, values: p.values };
 }
 
 /** One page of a group's refusals, newest first (ts, then seq), as stored events: read through the group index. */
 export function selectRefusalPage(d: Dialect, q: RefusalPage): { sql: string; values: unknown[] } {
-  const p = binder(d);
+  const p = new Params(d);
   const c = [`r.rule = (SELECT id FROM audit_names WHERE value = ${p.add(q.rule)})`, `r.namespace = (SELECT id FROM audit_names WHERE value = ${p.add(q.namespace)})`];
   if (q.window.from !== undefined) c.push(`r.ts >= ${p.add(q.window.from)}`);
   if (q.window.to !== undefined) c.push(`r.ts < ${p.add(q.window.to)}`);

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { chainDigestInPlace, GENESIS_HASH } from './chain.js';
+import { requestThread } from './request-thread.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
 import { insertRefusalsSql, RefusalRows } from './refusals.js';
@@ -247,63 +248,21 @@ export interface SqliteWriterThread {
  * transaction, so nothing is half-written).
  */
 export function startSqliteWriter(path: string): SqliteWriterThread {
-  type Pending = Map<number, { resolve: (r: WriterReply) => void; reject: (err: Error) => void }>;
-  let current: { worker: Worker; pending: Pending; exited: Promise<void> } | undefined;
-  let nextId = 1;
-  const spawn = () => {
+  const thread = requestThread<Omit<WriterRequest, 'id'>, WriterReply>(`audit store writer thread for ${path}`, () =>
     // No inherited node flags (a parent started with `--input-type` or `-e` would hand the thread flags it refuses).
     // Compiled (dist/): the thread's module is plain JS. From the TypeScript sources: through tsx's loader.
-    const worker = import.meta.url.endsWith('.js')
+    import.meta.url.endsWith('.js')
       ? new Worker(new URL('./sqlite-writer-thread.js', import.meta.url), { execArgv: [], workerData: { path } })
-      : new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } });
-    const pending: Pending = new Map();
-    worker.unref();
-    worker.on('message', (reply: WriterReply) => {
-      const p = pending.get(reply.id);
-      pending.delete(reply.id);
-      if (pending.size === 0) worker.unref();
-      p?.resolve(reply);
-    });
-    // The first reason the thread stopped is the one its pending writes are rejected with.
-    const fail = (err: Error) => {
-      if (current?.worker === worker) current = undefined;
-      for (const [id, p] of pending) {
-        pending.delete(id);
-        p.reject(new Error(`audit store writer thread for ${path} stopped: ${err.message}`));
-      }
-    };
-    worker.on('error', fail);
-    const exited = new Promise<void>((resolve) => worker.once('exit', (code) => {
-      fail(new Error(`exited with code ${code}`));
-      resolve();
-    }));
-    return { worker, pending, exited };
-  };
-  const send = (request: Omit<WriterRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<WriterReply> => {
-    current ??= spawn();
-    const { worker, pending } = current;
-    const id = nextId++;
-    return new Promise<WriterReply>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ ...request, id }, transfer);
-    });
-  };
+      : new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } }),
+  );
   return {
     async write(batch) {
       const packed = packBatch(batch);
-      const reply = await send({ batch: packed }, [packed.bytes.buffer as ArrayBuffer, packed.refs.buffer as ArrayBuffer, packed.refused.buffer as ArrayBuffer]);
+      const reply = await thread.send({ batch: packed }, [packed.bytes.buffer as ArrayBuffer, packed.refs.buffer as ArrayBuffer, packed.refused.buffer as ArrayBuffer]);
       if ('error' in reply) throw new Error(reply.error);
       if (!('result' in reply)) throw new Error('audit store writer thread answered a write with no result');
       return reply.result;
     },
-    async stop() {
-      if (!current) return;
-      const { exited } = current;
-      // A thread that dies meanwhile has stopped too: its exit is all stop waits for.
-      await send({ close: true }).catch(() => undefined);
-      current = undefined;
-      await exited;
-    },
+    stop: () => thread.stop({ close: true }),
   };
 }

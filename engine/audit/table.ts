@@ -83,7 +83,8 @@ export function eventColumns(e: DecisionEvent): EventColumns {
   };
 }
 
-function types(d: Dialect) {
+/** The SQL types of the audit tables' columns in a dialect: seq and times, name ids, text. */
+export function columnTypes(d: Dialect) {
   return {
     int: d === 'sqlite' ? 'INTEGER' : 'BIGINT',
     id: d === 'sqlite' ? 'INTEGER' : 'INT',
@@ -93,7 +94,7 @@ function types(d: Dialect) {
 
 /** The events table under `name` (a migration builds it beside the old one, then renames it). */
 function eventsTable(d: Dialect, name: string): string {
-  const { int, id, text } = types(d);
+  const { int, id, text } = columnTypes(d);
   return `CREATE TABLE IF NOT EXISTS ${name} (
       seq ${int} PRIMARY KEY,
       decision_id ${text} NOT NULL UNIQUE,
@@ -153,7 +154,7 @@ function indexStatements(d: Dialect): string[] {
 
 /** DDL of a store at SCHEMA_VERSION; idempotent, so it runs on every open. */
 export function schemaStatements(d: Dialect): string[] {
-  const { int, text } = types(d);
+  const { int, text } = columnTypes(d);
   return [
     `CREATE TABLE IF NOT EXISTS audit_meta (key ${text} PRIMARY KEY, value ${text} NOT NULL)`,
     d === 'sqlite'
@@ -205,7 +206,7 @@ export function schemaAction(hasEvents: boolean, version: string | undefined, lo
  * verify. Run before schemaStatements, which then adds what is missing (audit_names, indexes).
  */
 export function migrationStatements(d: Dialect): string[] {
-  const { text } = types(d);
+  const { text } = columnTypes(d);
   const id = (col: string) => `(SELECT id FROM audit_names WHERE value = old.${col})`;
   const cols = COLUMN_NAMES.map((c) => ((NAMED_COLUMNS as readonly string[]).includes(c) ? id(c) : `old.${c}`));
   return [
@@ -345,7 +346,7 @@ const edgeHourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOU
  * hours of its window: a week of traffic becomes a few thousand rows instead of every event.
  */
 function edgeHoursTable(d: Dialect): string {
-  const { int, id } = types(d);
+  const { int, id } = columnTypes(d);
   return `CREATE TABLE IF NOT EXISTS edge_hours (
       hour ${int} NOT NULL,
       principal ${id} NOT NULL,
@@ -366,7 +367,7 @@ const ROLLUP_GROUP = `${edgeHourSql('ts')}, COALESCE(principal, 0), workload, na
  * (one row per sha256, however many revisions share it); a revision names its blob.
  */
 function revisionTables(d: Dialect): string[] {
-  const { int, text } = types(d);
+  const { int, text } = columnTypes(d);
   return [
     `CREATE TABLE IF NOT EXISTS bundle_blobs (sha256 ${text} PRIMARY KEY, bytes ${d === 'sqlite' ? 'BLOB' : 'BYTEA'} NOT NULL)`,
     `CREATE TABLE IF NOT EXISTS bundle_revisions (

@@ -63,10 +63,11 @@ describe('graph snapshots', () => {
     now = T0 + 2 * HOUR;
     expect(await g.view({ since: '24h' }, '1h', 2)).toEqual(first);
     let next: GraphView | undefined;
-    for (let i = 0; i < 200 && !next; i++) {
+    // Polled (bounded, 10 s) until the reader thread has answered.
+    for (let i = 0; i < 1000 && !next; i++) {
       const v = await ready(g.view({ since: '24h' }, '1h', 2));
       if (v.asOf !== T0) next = v;
-      else await new Promise((r) => setImmediate(r));
+      else await new Promise((r) => setTimeout(r, 10));
     }
     expect(next).toEqual({ ...(await truth(now - 24 * HOUR, now, 2)), from: now - 24 * HOUR, to: now, asOf: now });
     expect(computed).toBe(2);
@@ -82,7 +83,7 @@ describe('graph snapshots', () => {
     expect(await g.view({ since: '24h' }, '1h', 200)).toEqual({ pending: true, since: T0 });
     release();
     const v = await ready(new GraphSnapshots({ summarize: (f) => store.edgeSummary(f), now: () => T0, waitMs: 10_000 }).view({ since: '24h' }, '1h', 200));
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 1000; i++) {
       const again = await g.view({ since: '24h' }, '1h', 200);
       if (!('pending' in again)) return expect(again).toEqual(v);
       await new Promise((r) => setTimeout(r, 10));

@@ -42,8 +42,8 @@ const FILTER_FIELDS: Array<[string, string]> = [
   ['operation', 'operation'],
 ];
 
-function filterForm(action: string, values: URLSearchParams): Html {
-  return html`<form class="filters" method="get" action="${action}">${FILTER_FIELDS.map(([name, label]) => html`<label>${label}<input name="${name}" value="${values.get(name) ?? ''}"></label>`)}<button type="submit">filter</button></form>`;
+function filterForm(action: string, values: URLSearchParams, fields = FILTER_FIELDS): Html {
+  return html`<form class="filters" method="get" action="${action}">${fields.map(([name, label]) => html`<label>${label}<input name="${name}" value="${values.get(name) ?? ''}"></label>`)}<button type="submit">filter</button></form>`;
 }
 
 /** The feed: the newest page of matching decisions, then live updates over SSE. */
@@ -143,7 +143,7 @@ export function admissionPage(who: string, groups: RefusalGroup[], objects: numb
     'Admission refusals',
     'admission',
     who,
-    html`${filterForm('/ui/admission', params)}<p class="note">${objects} refused object(s), grouped by the rule that refused them and the namespace${capped ? ` (the ${groups.length} largest groups)` : ''}. An object refused by two rules is in both groups.</p>
+    html`${filterForm('/ui/admission', params, FILTER_FIELDS.filter(([name]) => name === 'since' || name === 'namespace'))}<p class="note">${objects} refused object(s), grouped by the rule that refused them and the namespace${capped ? ` (the ${groups.length} largest groups)` : ''}. An object refused by two rules is in both groups.</p>
 <table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${new Date(g.latest).toISOString()}</td><td><a href="${list(g)}">refusals</a></td></tr>`)}</tbody></table>`,
   );
 }

@@ -91,6 +91,21 @@ describe('graph snapshots', () => {
     throw new Error('the snapshot never became ready');
   });
 
+  it('computes at most maxRunning wide windows at once: a reader asking for many distinct ones queues nothing more', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const started: string[] = [];
+    const g = new GraphSnapshots({ summarize: async (f) => (started.push(String(f.workload)), await gate, store.edgeSummary(f)), now: () => T0, waitMs: 5, maxRunning: 2 });
+    for (const w of ['a', 'b', 'c', 'd']) expect(await g.view({ since: '24h', workload: w }, '1h', 200)).toEqual({ pending: true, since: T0 });
+    expect(started).toEqual(['a', 'b']);
+    release();
+    // Once those two are done, the next request of a waiting window starts it.
+    for (let i = 0; i < 1000 && !('edges' in (await g.view({ since: '24h', workload: 'a' }, '1h', 200))); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && !('edges' in (await g.view({ since: '24h', workload: 'b' }, '1h', 200))); i++) await new Promise((r) => setTimeout(r, 10));
+    await g.view({ since: '24h', workload: 'c' }, '1h', 200);
+    expect(started).toEqual(['a', 'b', 'c']);
+  });
+
   it('reports a failed aggregate to the request that waits for it, and tries again on the next one', async () => {
     let fail = true;
     const g = new GraphSnapshots({ summarize: (f) => (fail ? Promise.reject(new Error('disk I/O error')) : store.edgeSummary(f)), now: () => T0, waitMs: 10_000 });

@@ -46,6 +46,11 @@ export interface GraphSnapshotOptions {
   waitMs?: number;
   /** Snapshots kept (distinct windows and filters); the least recently used goes first. */
   maxEntries?: number;
+  /**
+   * Computations at once: a reader asking for many distinct wide windows starts no more than this;
+   * the others are answered "pending" and start on a later request once one has finished.
+   */
+  maxRunning?: number;
 }
 
 /** The console's graph aggregates, narrow ones computed per request, wide ones kept as snapshots. */
@@ -54,11 +59,14 @@ export class GraphSnapshots {
   private readonly maxAgeMs: number;
   private readonly waitMs: number;
   private readonly maxEntries: number;
+  private readonly maxRunning: number;
+  private running = 0;
 
   constructor(private readonly opts: GraphSnapshotOptions) {
     this.maxAgeMs = opts.maxAgeMs ?? 60_000;
     this.waitMs = opts.waitMs ?? 200;
     this.maxEntries = opts.maxEntries ?? 64;
+    this.maxRunning = opts.maxRunning ?? 2;
   }
 
   /** The graph of the filter `raw` (already validated names; `since` defaults to `defaultSince`), top `limit` edges. */
@@ -75,8 +83,9 @@ export class GraphSnapshots {
     }
     entry.usedAt = now;
     // A failed computation is tried again by the next request (one at a time); a stale view is served meanwhile.
-    if (!entry.running && (!entry.view || now - entry.view.asOf > this.maxAgeMs)) this.refresh(entry, raw, defaultSince, limit, now);
+    if (!entry.running && (!entry.view || now - entry.view.asOf > this.maxAgeMs) && this.running < this.maxRunning) this.refresh(entry, raw, defaultSince, limit, now);
     if (entry.view) return entry.view;
+    if (!entry.running) return { pending: true, since: now };
     const waited = await Promise.race([entry.running!.then((v) => v, () => undefined), new Promise<undefined>((r) => setTimeout(r, this.waitMs))]);
     if (waited) return waited;
     if (entry.error !== undefined) throw new Error(entry.error);
@@ -88,14 +97,17 @@ export class GraphSnapshots {
     entry.error = undefined;
     const running = this.compute(raw, defaultSince, limit, now);
     entry.running = running;
+    this.running += 1;
     running.then(
       (view) => {
         entry.view = view;
         entry.running = undefined;
+        this.running -= 1;
       },
       (err: unknown) => {
         entry.error = `the graph aggregate failed: ${(err as Error).message}`;
         entry.running = undefined;
+        this.running -= 1;
       },
     );
   }

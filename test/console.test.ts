@@ -200,7 +200,7 @@ describe('the web console in Chromium', () => {
     await expect(page.locator('h1').innerText()).resolves.toBe('Refused by guardrails/no-latest-tag in shop');
     const refusals = await page.locator('#refusals tr').allInnerTexts();
     expect(refusals).toHaveLength(1);
-    expect(refusals[0]).toMatch(/deny\s+shop\/admission/);
+    expect(refusals[0]).toMatch(/deny\s+shop\/admission\s+alice@example.com\s+CREATE Deployment shop\/payments\s+.*guardrails\/no-latest-tag: /);
     await shot('admission-group');
     await Promise.all([page.waitForURL(/\/ui\/decisions\//, { waitUntil: 'commit' }), page.locator('#refusals a').first().click()]);
     await expect(page.locator('main').innerText()).resolves.toContain('guardrails/no-latest-tag');

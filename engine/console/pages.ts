@@ -28,7 +28,13 @@ export function layout(title: string, active: string, who: string, body: Html): 
 /** One decision as a table row (also what the live feed sends). */
 export function eventRow(s: StoredEvent): Html {
   const e = s.event;
-  const reasons = Array.isArray(e.result?.reasons) ? (e.result.reasons as unknown[]).map(String).join('; ') : (e.error ?? '');
+  // Calls carry reasons; admission refusals carry findings (the enforcing ones refused the object).
+  const findings = Array.isArray(e.result?.findings) ? (e.result.findings as Array<{ set?: unknown; rule?: unknown; msg?: unknown; mode?: unknown }>).filter((f) => f?.mode === 'enforce') : [];
+  const reasons = Array.isArray(e.result?.reasons)
+    ? (e.result.reasons as unknown[]).map(String).join('; ')
+    : findings.length
+      ? findings.map((f) => `${String(f.set)}/${String(f.rule)}: ${String(f.msg)}`).join('; ')
+      : (e.error ?? '');
   return html`<tr class="${e.outcome}" data-seq="${s.seq}"><td>${e.timestamp.replace('T', ' ').replace('Z', '')}</td><td class="outcome">${e.outcome}</td><td>${e.labels.namespace}/${e.labels.workload}</td><td>${principalOf(e)}</td><td>${callOf(e)}</td><td class="reasons">${e.outcome === 'allow' ? '' : reasons}</td><td><a href="/ui/decisions/${encodeURIComponent(e.decision_id)}">explain</a></td></tr>`;
 }
 

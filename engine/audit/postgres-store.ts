@@ -7,10 +7,10 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
-import { insertRefusalsSql, pruneRefusalsSql, RefusalRows, refusalRules, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
+import { insertRefusalsSql, OBJECTS, pruneRefusalsSql, refusalHoursAddSql, refusalHoursFillStatements, refusalHoursPruneStatements, RefusalRows, refusalRules, selectRefusalHoursDrift, type RefusalHourDrift, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  edgeSummaryOf, fillsRollup, COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -104,7 +104,10 @@ export class PostgresStore implements AuditStore {
         if (action === 'migrate-v1') for (const s of migrationStatements('postgres')) await client.query(s);
         for (const s of schemaStatements('postgres')) await client.query(s);
         if (fillsRollup(action)) for (const s of rollupFillStatements()) await client.query(s);
-        if (action !== 'create-or-current') await fillRefusals(client);
+        if (action !== 'create-or-current') {
+          await fillRefusals(client);
+          for (const s of refusalHoursFillStatements()) await client.query(s);
+        }
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', ['store_id', randomUUID()]);
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema_version', SCHEMA_VERSION]);
       });
@@ -148,8 +151,9 @@ export class PostgresStore implements AuditStore {
       let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
       const cols: unknown[][] = COLUMN_NAMES.map(() => []);
-      const rollup = new EdgeCounts();
+      const rollup = new BucketCounts(5);
       const refusals = new RefusalRows();
+      const refusalCounts = new BucketCounts(3);
       const id = (v: string | null) => (v === null ? null : ids.get(v)!);
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
@@ -164,7 +168,11 @@ export class PostgresStore implements AuditStore {
         const row = [seq, c.decision_id, c.ts, receivedAt, id(c.workload), id(c.namespace), id(c.outcome), id(c.kind), id(c.principal), id(c.method), c.path, id(c.operation), id(c.tool), id(c.revision), text, prev, hash];
         for (let k = 0; k < row.length; k++) cols[k]!.push(row[k]);
         rollup.add(edgeHour(c.ts), id(c.principal) ?? 0, id(c.workload)!, id(c.namespace)!, id(c.outcome)!);
-        for (const rule of rules[i]!) refusals.add(seq, id(rule)!, id(c.namespace)!, c.ts);
+        if (rules[i]!.length) refusalCounts.add(edgeHour(c.ts), OBJECTS, id(c.namespace)!);
+        for (const rule of rules[i]!) {
+          refusals.add(seq, id(rule)!, id(c.namespace)!, c.ts);
+          refusalCounts.add(edgeHour(c.ts), id(rule)!, id(c.namespace)!);
+        }
         prev = hash;
         prevDigest = digest;
       }
@@ -178,7 +186,10 @@ export class PostgresStore implements AuditStore {
       }
       // The hourly edge rollup, in this transaction and under the append lock (no two upserts interleave).
       if (stored) await client.query(rollupAddSql('postgres', 0), rollup.columns());
-      if (refusals.length) await client.query(insertRefusalsSql('postgres', 0), refusals.columns());
+      if (refusals.length) {
+        await client.query(insertRefusalsSql('postgres', 0), refusals.columns());
+        await client.query(refusalHoursAddSql('postgres', 0), refusalCounts.columns());
+      }
       await client.query('COMMIT');
       return { stored, duplicates, head: stored ? { seq, hash: prev } : headRow };
     } catch (err) {
@@ -296,6 +307,7 @@ export class PostgresStore implements AuditStore {
       await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
       await client.query('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws]);
       for (const [i, sql] of rollupPruneStatements('postgres').entries()) await client.query(sql, i === 0 ? [anchor.seq] : []);
+      for (const [i, sql] of refusalHoursPruneStatements('postgres').entries()) await client.query(sql, i < 2 ? [anchor.seq] : []);
       await client.query(pruneRefusalsSql('postgres'), [anchor.seq]);
       const deleted = (await client.query('DELETE FROM events WHERE seq <= $1', [anchor.seq])).rowCount ?? 0;
       await client.query('DELETE FROM checkpoints WHERE seq < $1', [anchor.seq]);
@@ -305,6 +317,11 @@ export class PostgresStore implements AuditStore {
 
   async rollupDrift(limit: number): Promise<RollupDrift[]> {
     const { rows } = await this.pool.query<RollupDrift>(selectRollupDrift('postgres'), [limit]);
+    return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
+  }
+
+  async refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]> {
+    const { rows } = await this.pool.query<RefusalHourDrift>(selectRefusalHoursDrift('postgres'), [limit]);
     return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
   }
 

@@ -12,7 +12,7 @@ import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 import { startSqliteReader, type SqliteReaderThread } from './sqlite-reader.js';
 import type { EventFilter } from './query.js';
-import { pruneRefusalsSql, refusalRules, insertRefusalsSql, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
+import { pruneRefusalsSql, refusalHoursFillStatements, refusalHoursPruneStatements, selectRefusalHoursDrift, type RefusalHourDrift, refusalRules, insertRefusalsSql, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
   edgeSummaryOf, fillsRollup, eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
@@ -59,7 +59,10 @@ export class SqliteStore implements AuditStore {
       if (action === 'migrate-v1') for (const s of migrationStatements('sqlite')) db.exec(s);
       for (const s of schemaStatements('sqlite')) db.exec(s);
       if (fillsRollup(action)) for (const s of rollupFillStatements()) db.exec(s);
-      if (action !== 'create-or-current') fillRefusals(db);
+      if (action !== 'create-or-current') {
+        fillRefusals(db);
+        for (const s of refusalHoursFillStatements()) db.exec(s);
+      }
       db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run('store_id', randomUUID());
       db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run('schema_version', SCHEMA_VERSION);
     }).immediate();
@@ -151,6 +154,7 @@ export class SqliteStore implements AuditStore {
     const run = this.db.transaction(() => {
       this.db.prepare('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING').run(anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws);
       for (const [i, sql] of rollupPruneStatements('sqlite').entries()) this.db.prepare(sql).run(...(i === 0 ? [anchor.seq] : []));
+      for (const [i, sql] of refusalHoursPruneStatements('sqlite').entries()) this.db.prepare(sql).run(...(i < 2 ? [anchor.seq] : []));
       this.db.prepare(pruneRefusalsSql('sqlite')).run(anchor.seq);
       const deleted = this.db.prepare('DELETE FROM events WHERE seq <= ?').run(anchor.seq).changes;
       this.db.prepare('DELETE FROM checkpoints WHERE seq < ?').run(anchor.seq);
@@ -161,6 +165,10 @@ export class SqliteStore implements AuditStore {
 
   rollupDrift(limit: number): Promise<RollupDrift[]> {
     return Promise.resolve(this.db.prepare<[number], RollupDrift>(selectRollupDrift('sqlite')).all(limit));
+  }
+
+  refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]> {
+    return Promise.resolve(this.db.prepare<[number], RefusalHourDrift>(selectRefusalHoursDrift('sqlite')).all(limit));
   }
 
   keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {

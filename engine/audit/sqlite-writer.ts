@@ -9,8 +9,8 @@ import { chainDigestInPlace, GENESIS_HASH } from './chain.js';
 import { requestThread } from './request-thread.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
-import { insertRefusalsSql, RefusalRows } from './refusals.js';
-import { COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
+import { insertRefusalsSql, OBJECTS, refusalHoursAddSql, RefusalRows } from './refusals.js';
+import { COLUMN_NAMES, BucketCounts, edgeHour, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;
@@ -121,6 +121,7 @@ export class SqliteWriter {
   private readonly inserts = new Map<number, Database.Statement>();
   private readonly rollups = new Map<number, Database.Statement>();
   private readonly refusalInserts = new Map<number, Database.Statement>();
+  private readonly refusalHours = new Map<number, Database.Statement>();
   private readonly names = new NameIds();
 
   constructor(private readonly db: Database.Database) {
@@ -153,8 +154,9 @@ export class SqliteWriter {
     const taken = new Set(this.storedIds.all(JSON.stringify(ids)));
     const duplicates: string[] = [];
     const values: unknown[] = [];
-    const rollup = new EdgeCounts();
+    const rollup = new BucketCounts(5);
     const refusals = new RefusalRows();
+    const refusalCounts = new BucketCounts(3);
     let next = 0; // the next (event index, rule) pair of `refused`, in event order
     let rows = 0;
     for (let i = 0; i < ids.length; i++) {
@@ -173,7 +175,11 @@ export class SqliteWriter {
       seq += 1;
       values.push(seq, decisionId, ts[i], receivedAt, id(r), id(r + 1), id(r + 2), id(r + 3), id(r + 4), id(r + 5), paths[i], id(r + 6), id(r + 7), id(r + 8), text, prev, hash);
       rollup.add(edgeHour(ts[i]!), id(r + 4) ?? 0, id(r)!, id(r + 1)!, id(r + 2)!);
-      for (; refused[next] === i; next += 2) refusals.add(seq, nameIds[refused[next + 1]!]!, id(r + 1)!, ts[i]!);
+      if (refused[next] === i) refusalCounts.add(edgeHour(ts[i]!), OBJECTS, id(r + 1)!);
+      for (; refused[next] === i; next += 2) {
+        refusals.add(seq, nameIds[refused[next + 1]!]!, id(r + 1)!, ts[i]!);
+        refusalCounts.add(edgeHour(ts[i]!), nameIds[refused[next + 1]!]!, id(r + 1)!);
+      }
       prev = hash;
       prevDigest = digest;
       if (++rows === ROWS_PER_INSERT) {
@@ -186,6 +192,7 @@ export class SqliteWriter {
     // The hourly edge rollup, in this transaction: a few dozen buckets per batch, not a row per event.
     for (const chunk of rollup.chunks(ROWS_PER_INSERT)) this.rollupStmt(chunk.length / 6).run(chunk);
     for (const chunk of refusals.chunks(ROWS_PER_INSERT)) this.refusalStmt(chunk.length / 4).run(chunk);
+    for (const chunk of refusalCounts.chunks(ROWS_PER_INSERT)) this.cached(this.refusalHours, chunk.length / 4, (n) => refusalHoursAddSql('sqlite', n)).run(chunk);
     const stored = seq - (head?.seq ?? 0);
     if (stored) head = { seq, hash: prev };
     return { stored, duplicates, head };
@@ -205,8 +212,13 @@ export class SqliteWriter {
   }
 
   private refusalStmt(rows: number): Database.Statement {
-    let stmt = this.refusalInserts.get(rows);
-    if (!stmt) this.refusalInserts.set(rows, (stmt = this.db.prepare(insertRefusalsSql('sqlite', rows))));
+    return this.cached(this.refusalInserts, rows, (n) => insertRefusalsSql('sqlite', n));
+  }
+
+  /** The statement of `rows` rows from `cache`, prepared from `sql(rows)` the first time. */
+  private cached(cache: Map<number, Database.Statement>, rows: number, sql: (rows: number) => string): Database.Statement {
+    let stmt = cache.get(rows);
+    if (!stmt) cache.set(rows, (stmt = this.db.prepare(sql(rows))));
     return stmt;
   }
 

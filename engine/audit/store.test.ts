@@ -405,15 +405,27 @@ describe.each(backends)('audit store on $name', (backend) => {
       const sorted = [...groups.values()].sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : a.namespace < b.namespace ? -1 : 1));
       return { groups: sorted, objects: objects.size };
     };
-    const windows: RefusalWindow[] = [{}, { from: NOW - 3 * hour }, { from: NOW - 5 * hour, to: NOW - 2 * hour - 1 }, { namespace: ['ns-1'] }, { from: NOW - 4 * hour, namespace: ['ns-0', 'ns-2'] }];
+    // Whole hours, partial hours at either end or both, a window inside one hour, no start, namespaces.
+    const windows: RefusalWindow[] = [
+      {},
+      { from: NOW - 3 * hour },
+      { from: NOW - 5 * hour, to: NOW - 2 * hour - 1 },
+      { from: NOW - 5 * hour + 61_000, to: NOW - hour - 59_000 },
+      { from: NOW - 4 * hour + 5000, to: NOW - 4 * hour + 1_200_000 },
+      { to: NOW - 3 * hour + 30_000 },
+      { namespace: ['ns-1'] },
+      { from: NOW - 4 * hour - 1, namespace: ['ns-0', 'ns-2'] },
+    ];
+    const hoursTotal = async (url: string) => Number(((await backend.rows(url, 'SELECT COALESCE(SUM(n), 0) AS n FROM refusal_hours WHERE rule = 0')) as Array<{ n: unknown }>)[0]!.n);
 
     it('is kept by every append: groups by rule and namespace, and lists one group newest first, a page at a time', async () => {
-      const { store } = await openNew();
+      const { url, store } = await openNew();
       const { events, filed } = scenario();
       await store.append(events.slice(0, 100), NOW);
       // A sender's retry repeats decisions already stored: they are not counted twice.
       expect((await store.append(events.slice(90), NOW)).duplicates).toHaveLength(10);
       for (const w of windows) expect(await store.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed, w));
+      expect(await hoursTotal(url)).toBe(filed.length);
       expect((await store.refusalGroups({}, 2)).groups).toEqual(expectedGroups(filed, {}).groups.slice(0, 2));
       for (const [rule, namespace] of [['guardrails/r-1', 'ns-1'], ['guardrails/image-digest', 'ns-0'], ['unknown', 'ns-1'], ['review/error', 'ns-2']] as const) {
         const want = filed.filter((f) => f.namespace === namespace && f.rules.includes(rule)).sort((a, b) => b.ts - a.ts || b.seq - a.seq).map((f) => f.id);
@@ -436,11 +448,12 @@ describe.each(backends)('audit store on $name', (backend) => {
     });
 
     it('loses the refusals of the events retention deletes, in the same transaction', async () => {
-      const { store } = await openNew();
+      const { url, store } = await openNew();
       const { events, filed } = scenario();
       await store.append(events, NOW);
       const r = await applyRetention(store, signer, { maxRows: 150 }, { now: () => NOW, batchSize: 40 });
       expect(r.deleted).toBe(150);
+      expect(await hoursTotal(url)).toBe(filed.filter((f) => f.seq > 150).length);
       for (const w of windows) expect(await store.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed.filter((f) => f.seq > 150), w));
       expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true });
     });
@@ -450,8 +463,9 @@ describe.each(backends)('audit store on $name', (backend) => {
       const { events, filed } = scenario();
       await store.append(events, NOW);
       await store.close();
-      await backend.tamper(url, `DROP TABLE admission_refusals; UPDATE audit_meta SET value = '3' WHERE key = 'schema_version'`);
+      await backend.tamper(url, `DROP TABLE admission_refusals; DROP TABLE refusal_hours; UPDATE audit_meta SET value = '3' WHERE key = 'schema_version'`);
       const again = await reopen(url);
+      expect(await hoursTotal(url)).toBe(filed.length);
       expect(await backend.rows(url, "SELECT value FROM audit_meta WHERE key = 'schema_version'")).toMatchObject([{ value: SCHEMA_VERSION }]);
       for (const w of windows) expect(await again.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed, w));
       expect(await verifyStore(again, signer.publicJwk)).toMatchObject({ ok: true });
@@ -472,11 +486,28 @@ describe.each(backends)('audit store on $name', (backend) => {
       );
       const report = await verifyStore(await reopen(url), signer.publicJwk);
       expect(report.ok).toBe(false);
-      expect(report.problems.map((p) => [p.kind, p.seq, p.message.replace(/^.*?: /, '')])).toEqual([
+      // The hourly counts still say what the rows said when stored: they disagree with the edited rows too.
+      const hours = report.problems.filter((p) => p.seq === 0);
+      expect(hours.length).toBeGreaterThan(0);
+      for (const p of hours) expect(p.message).toMatch(/^refusal rollup, hour from .* holds \d+ but the refusal index counts \d+ /);
+      expect(report.problems.filter((p) => p.seq !== 0).map((p) => [p.kind, p.seq, p.message.replace(/^.*?: /, '')])).toEqual([
         ['rollup', 2, expect.stringMatching(/^holds guardrails\/r-\d in ns-\d at \d+ but the event says nothing/)],
         ['rollup', a.seq, `holds nothing but the event says ${a.rules.map((r) => `${r} in ${a.namespace} at ${a.ts}`).join(', ')} (admission_refusals was edited; the admission page shows it)`],
         ['rollup', b.seq, expect.stringMatching(/^holds .* in ns-0 at .* but the event says .* in ns-1 at /)],
         ['rollup', 100000, expect.stringContaining('which is no stored event')],
+      ]);
+    });
+
+    it('has verify name an hourly refusal count edited to make the admission page lie, while the refusal rows agree with the events', async () => {
+      const { url, store } = await openNew();
+      const { events } = scenario();
+      await store.append(events, NOW);
+      await store.close();
+      await backend.tamper(url, `UPDATE refusal_hours SET n = n + 100 WHERE rule = (SELECT id FROM audit_names WHERE value = 'guardrails/r-1') AND namespace = (SELECT id FROM audit_names WHERE value = 'ns-1') AND hour = ${Math.floor((NOW - 5 * hour) / hour)}; UPDATE refusal_hours SET n = 0 WHERE rule = 0 AND hour = ${Math.floor((NOW - hour) / hour)} AND namespace = (SELECT id FROM audit_names WHERE value = 'ns-2')`);
+      const report = await verifyStore(await reopen(url), signer.publicJwk);
+      expect(report.problems.map((p) => [p.kind, p.seq, p.message.replace(/ \(refusal_hours.*$/, '')])).toEqual([
+        ['rollup', 0, expect.stringMatching(/^refusal rollup, hour from 2026-11-25T07:00:00.000Z: guardrails\/r-1 in ns-1 holds 10\d but the refusal index counts \d$/)],
+        ['rollup', 0, expect.stringMatching(/^refusal rollup, hour from 2026-11-25T11:00:00.000Z: \(objects\) in ns-2 holds 0 but the refusal index counts [1-9]$/)],
       ]);
     });
   });

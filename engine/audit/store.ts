@@ -5,7 +5,7 @@
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { Checkpoint } from './chain.js';
 import type { EventFilter } from './query.js';
-import type { RefusalGroup, RefusalPage, RefusalRow, RefusalWindow } from './refusals.js';
+import type { RefusalGroup, RefusalHourDrift, RefusalPage, RefusalRow, RefusalWindow } from './refusals.js';
 import type { EventColumns } from './table.js';
 
 /** One stored event with its place in the chain. */
@@ -159,6 +159,8 @@ export interface AuditStore extends AuditReader, RefusalReader, GraphReader {
   prune(anchor: Checkpoint): Promise<number>;
   /** The admission_refusals rows with afterSeq < seq ≤ upToSeq (verification compares them with the events). */
   refusalRows(afterSeq: number, upToSeq: number): Promise<RefusalRow[]>;
+  /** The refusal_hours buckets that disagree with admission_refusals (verification), oldest first. */
+  refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]>;
   /** The rollup buckets that disagree with the events (verification), oldest first. */
   rollupDrift(limit: number): Promise<RollupDrift[]>;
   /** Store a revision and its blob (addressed by k.sha256) unless already kept; the first keep wins. */

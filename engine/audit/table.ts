@@ -331,13 +331,13 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
 /** The width of one edge_hours bucket: an hour of event time. */
 export const HOUR_MS = 3_600_000;
 
-/** The hour bucket of an event time (floored, also before 1970), in JS as in edgeHourSql. */
+/** The hour bucket of an event time (floored, also before 1970), in JS as in hourSql. */
 export function edgeHour(ts: number): number {
   return Math.floor(ts / HOUR_MS);
 }
 
-// The same floor in SQL: both dialects truncate integer division towards zero.
-const edgeHourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOUR_MS}) % ${HOUR_MS})) / ${HOUR_MS})`;
+/** The same floor in SQL (both dialects truncate integer division towards zero). */
+export const hourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOUR_MS}) % ${HOUR_MS})) / ${HOUR_MS})`;
 
 /**
  * The hourly edge rollup: events per (hour of event time, principal, workload, namespace, outcome),
@@ -359,7 +359,7 @@ function edgeHoursTable(d: Dialect): string {
 }
 
 /** The rollup's grouping of events, as SELECT columns (hour, principal, workload, namespace, outcome). */
-const ROLLUP_GROUP = `${edgeHourSql('ts')}, COALESCE(principal, 0), workload, namespace, outcome`;
+const ROLLUP_GROUP = `${hourSql('ts')}, COALESCE(principal, 0), workload, namespace, outcome`;
 
 /**
  * The revision archive (engine/bundle-revisions.ts) and the pods' decision-log drop counters, kept in
@@ -417,7 +417,7 @@ export function selectRollupDrift(d: Dialect): string {
     FROM (SELECT ${keys}, SUM(stored) AS stored, SUM(counted) AS counted FROM (
         SELECT ${keys}, n AS stored, 0 AS counted FROM edge_hours
         UNION ALL
-        SELECT ${edgeHourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
+        SELECT ${hourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
       ) AS u GROUP BY ${keys} HAVING SUM(stored) <> SUM(counted)) AS x
     LEFT JOIN audit_names AS s ON s.id = x.principal LEFT JOIN audit_names AS w ON w.id = x.workload
     LEFT JOIN audit_names AS ns ON ns.id = x.namespace LEFT JOIN audit_names AS o ON o.id = x.outcome
@@ -432,22 +432,29 @@ export function rollupAddSql(d: Dialect, groups: number): string {
   return `INSERT INTO edge_hours (${cols}) VALUES ${Array.from({ length: groups }, () => '(?, ?, ?, ?, ?, ?)').join(', ')} ${conflict}`;
 }
 
-/** The edge_hours buckets one append adds to, with their counts (name ids; principal 0 for none). */
-export class EdgeCounts {
+/**
+ * The buckets of an hourly rollup one append adds to, with their counts: keys of `width` numbers
+ * (edge_hours: hour, principal (0 for none), workload, namespace, outcome; refusal_hours: hour, rule,
+ * namespace), each a name id but the hour.
+ */
+export class BucketCounts {
   private readonly counts = new Map<string, number>();
 
-  add(hour: number, principal: number, workload: number, namespace: number, outcome: number): void {
-    const key = `${hour},${principal},${workload},${namespace},${outcome}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  constructor(private readonly width: number) {}
+
+  add(...key: number[]): void {
+    if (key.length !== this.width) throw new Error(`a bucket key has ${this.width} parts, not ${key.length}`);
+    const k = key.join(',');
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
   }
 
-  /** Rows as flat [hour, principal, workload, namespace, outcome, n, …] lists of at most `per` rows each. */
+  /** Rows as flat [...key, n, …] lists of at most `per` rows each. */
   chunks(per: number): number[][] {
     const out: number[][] = [];
     let chunk: number[] = [];
     for (const [key, n] of this.counts) {
       chunk.push(...key.split(',').map(Number), n);
-      if (chunk.length === per * 6) {
+      if (chunk.length === per * (this.width + 1)) {
         out.push(chunk);
         chunk = [];
       }
@@ -458,7 +465,7 @@ export class EdgeCounts {
 
   /** One array per column, for PostgreSQL's unnest. */
   columns(): number[][] {
-    const cols: number[][] = [[], [], [], [], [], []];
+    const cols: number[][] = Array.from({ length: this.width + 1 }, () => []);
     for (const [key, n] of this.counts) [...key.split(',').map(Number), n].forEach((v, k) => cols[k]!.push(v));
     return cols;
   }

@@ -193,6 +193,15 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
     });
   }
 
+  // 5. The hourly refusal counts against the refusal index they count (the admission page reads both).
+  for (const d of await store.refusalHoursDrift(100)) {
+    add({
+      kind: 'rollup',
+      seq: 0,
+      message: `refusal rollup, hour from ${new Date(d.hour * HOUR_MS).toISOString()}: ${d.rule ?? '(a rule id no name holds)'} in ${d.namespace ?? '(a namespace id no name holds)'} holds ${d.stored} but the refusal index counts ${d.counted} (refusal_hours was edited; the admission page shows it)`,
+    });
+  }
+
   problems.sort((a, b) => a.seq - b.seq);
   return {
     ok: problems.length === 0,

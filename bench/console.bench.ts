@@ -97,13 +97,13 @@ function graphAggregates(store: SqliteStore, mix: string, log: (s: string) => vo
 /**
  * The admission page's grouping alone (store calls, no HTTP), on the same store in the same run: before,
  * the page read the day's refusals (up to 5,000) through the events' time index and grouped them in JS;
- * now it groups the window's rows of admission_refusals.
+ * now it groups the window's hourly counts (refusal_hours; partial hours from admission_refusals).
  */
 async function admissionGrouping(store: SqliteStore, log: (s: string) => void): Promise<Figure[]> {
   const figures: Figure[] = [];
   const ways: Array<[string, () => Promise<unknown>]> = [
     ['events through the time index (before)', () => store.query(parseFilter({ since: '24h', workload: 'admission', decision: 'deny' }, NOW, { sort: '-time', limit: 5000 }))],
-    ['admission_refusals', () => store.refusalGroups({ from: NOW - 86_400_000 }, 500)],
+    ['refusal_hours and admission_refusals', () => store.refusalGroups({ from: NOW - 86_400_000 }, 500)],
   ];
   for (const [way, call] of ways) {
     await call();

@@ -55,10 +55,13 @@ export function requestThread<Request extends object, Reply extends { id: number
     send,
     async stop(close) {
       if (!current) return;
-      const { exited } = current;
+      const { worker, exited } = current;
       // A thread that dies meanwhile has stopped too: its exit is all stop waits for.
       await send(close).catch(() => undefined);
       current = undefined;
+      // Referenced until it exits (the answer unreferenced it): otherwise a process with nothing else
+      // to do ends before the exit, and whoever awaits stop() never resumes.
+      worker.ref();
       await exited;
     },
   };

@@ -1,5 +1,5 @@
-// The SQLite store's writer thread: what it does when it cannot run, and that it holds the process open
-// exactly while it has writes to finish.
+// The SQLite store's writer thread (and its reader thread): what it does when it cannot run, and that it
+// holds the process open exactly while it has work to finish.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,6 +81,27 @@ describe('SQLite writer thread', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(err).toBe('');
     expect(out.trim().split('\n')).toEqual(['stored 50', 'stored 50', 'stored 50']);
+    expect(code).toBe(0);
+  }, 30_000);
+
+  it('lets close() finish, its reader and writer threads ended, in a process with nothing else to do', async () => {
+    const store = fileURLToPath(new URL('./sqlite-store.ts', import.meta.url));
+    const events = fileURLToPath(new URL('../../test/support/decision-events.ts', import.meta.url));
+    // The reader thread's answer to "close" leaves it unreferenced: stop() must hold the process until it exits.
+    const script = `
+      const { SqliteStore } = await import(${JSON.stringify(store)});
+      const { makeEvents } = await import(${JSON.stringify(events)});
+      const s = SqliteStore.open(${JSON.stringify(join(dir, 'closing.db'))});
+      await s.append(makeEvents(20), Date.now());
+      console.log('edges', (await s.edgeSummary({ sort: '-time', limit: 10 })).eventCount);
+      await s.close();
+      console.log('closed');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(out.trim().split('\n')).toEqual(['edges 20', 'closed']);
     expect(code).toBe(0);
   }, 30_000);
 });

@@ -9,8 +9,9 @@ import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
 import { insertRefusalsSql, OBJECTS, pruneRefusalsSql, refusalHoursAddSql, refusalHoursFillStatements, refusalHoursPruneStatements, RefusalRows, refusalRules, selectRefusalHoursDrift, type RefusalHourDrift, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import { edgeHour } from './sql-dialect.js';
 import {
-  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 

@@ -7,8 +7,7 @@
 // count rollup of it, refusal_hours (kept, trimmed and checked the same way), serves the whole hours of
 // a window, so a storm of refusals costs the page hours, not refusals.
 import type { DecisionEvent } from '../../formats/decision-event.js';
-// (table.ts imports this module's DDL in turn: each uses the other's exports only inside functions.)
-import { columnTypes, HOUR_MS, hourSql, Params, type Dialect } from './table.js';
+import { columnTypes, HOUR_MS, hourSql, Params, type Dialect } from './sql-dialect.js';
 
 /** The workload label the engine files the admission webhooks' events under (docs/engine.md). */
 export const ADMISSION_WORKLOAD = 'admission';
@@ -70,11 +69,7 @@ export function refusalHoursAddSql(d: Dialect, groups: number): string {
   return `INSERT INTO refusal_hours (hour, rule, namespace, n) VALUES ${Array.from({ length: groups }, () => '(?, ?, ?, ?)').join(', ')} ${conflict}`;
 }
 
-/**
- * refusal_hours as admission_refusals says it should be, as SELECT hour, rule, namespace, n (per rule, and
- * the objects under OBJECTS). A function, not a constant: table.ts imports this module, so its exports
- * are used only once both are loaded.
- */
+/** refusal_hours as admission_refusals says it should be, as SELECT hour, rule, namespace, n (per rule, and the objects under OBJECTS). */
 const countedHours = () => `SELECT ${hourSql('ts')} AS hour, rule, namespace, COUNT(*) AS n FROM admission_refusals GROUP BY ${hourSql('ts')}, rule, namespace
   UNION ALL SELECT ${hourSql('ts')} AS hour, ${OBJECTS} AS rule, namespace, COUNT(DISTINCT seq) AS n FROM admission_refusals GROUP BY ${hourSql('ts')}, namespace`;
 

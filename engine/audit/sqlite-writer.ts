@@ -10,7 +10,8 @@ import { requestThread } from './request-thread.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
 import { insertRefusalsSql, OBJECTS, refusalHoursAddSql, RefusalRows } from './refusals.js';
-import { COLUMN_NAMES, BucketCounts, edgeHour, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
+import { edgeHour } from './sql-dialect.js';
+import { COLUMN_NAMES, BucketCounts, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;

@@ -6,9 +6,7 @@
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { EventFilter } from './query.js';
 import { refusalTableStatements } from './refusals.js';
-
-/** The two SQL dialects the audit store speaks. */
-export type Dialect = 'sqlite' | 'postgres';
+import { columnTypes, hourSql, HOUR_MS, Params, type Dialect } from './sql-dialect.js';
 
 /** The query columns derived from one event (null when the event does not carry the field). */
 export interface EventColumns {
@@ -80,15 +78,6 @@ export function eventColumns(e: DecisionEvent): EventColumns {
     operation: str(obj(e.result)?.operation),
     tool: str(mcp?.tool),
     revision,
-  };
-}
-
-/** The SQL types of the audit tables' columns in a dialect: seq and times, name ids, text. */
-export function columnTypes(d: Dialect) {
-  return {
-    int: d === 'sqlite' ? 'INTEGER' : 'BIGINT',
-    id: d === 'sqlite' ? 'INTEGER' : 'INT',
-    text: d === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"',
   };
 }
 
@@ -221,16 +210,6 @@ export function migrationStatements(d: Dialect): string[] {
   ];
 }
 
-/** Collects bind values and hands out the dialect's placeholder for each. */
-export class Params {
-  readonly values: unknown[] = [];
-  constructor(private readonly dialect: Dialect) {}
-  add(v: unknown): string {
-    this.values.push(v);
-    return this.dialect === 'sqlite' ? '?' : `$${this.values.length}`;
-  }
-}
-
 /** The WHERE clause (with leading "WHERE", or empty) for a filter. */
 export function whereClause(f: Partial<EventFilter>, p: Params): string {
   const c: string[] = [];
@@ -327,17 +306,6 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
     values: p.values,
   };
 }
-
-/** The width of one edge_hours bucket: an hour of event time. */
-export const HOUR_MS = 3_600_000;
-
-/** The hour bucket of an event time (floored, also before 1970), in JS as in hourSql. */
-export function edgeHour(ts: number): number {
-  return Math.floor(ts / HOUR_MS);
-}
-
-/** The same floor in SQL (both dialects truncate integer division towards zero). */
-export const hourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOUR_MS}) % ${HOUR_MS})) / ${HOUR_MS})`;
 
 /**
  * The hourly edge rollup: events per (hour of event time, principal, workload, namespace, outcome),

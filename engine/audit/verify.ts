@@ -5,7 +5,8 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainHash, GENESIS_HASH, openCheckpoint, type Checkpoint } from './chain.js';
 import type { AuditStore, ChainRow } from './store.js';
 import { refusalRules, type RefusalRow } from './refusals.js';
-import { eventColumns, HOUR_MS, type EventColumns } from './table.js';
+import { HOUR_MS } from './sql-dialect.js';
+import { eventColumns, type EventColumns } from './table.js';
 
 /** What kind of damage a problem is. */
 export type ProblemKind = 'edited' | 'deleted' | 'reordered' | 'rewritten' | 'bad-checkpoint' | 'rollup';

@@ -13,7 +13,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAs } from '../cli/up-apps.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { startStack, type Stack } from '../cli/up-stack.js';
+import { ID, startStack, type Stack } from '../cli/up-stack.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { examplePolicies } from './support/example-policies.js';
 import { startEngineService, type EngineService } from '../engine/service.js';
@@ -161,6 +161,53 @@ describe('the web console in Chromium', () => {
     expect(Date.parse(to!) - Date.parse(from!)).toBe(7 * 86_400_000);
     expect(to).toBe(asOf);
     expect(note).toContain(`all ${all} edges`);
+  });
+
+  it('graph: a wide window not computed yet says so, and the page reloads itself with the graph once its snapshot is ready', async () => {
+    // A second engine on the same store whose wide windows never wait for their first snapshot.
+    const serving = await stack.ca.server('127.0.0.1');
+    const second = await startEngineService({
+      bundlesDir: join(dir, 'bundles'),
+      host: '127.0.0.1',
+      port: 0,
+      storeUrl: stack.files.store,
+      tls: { cert: serving.cert, key: serving.key, clientCa: stack.ca.cert },
+      readers: [ID.auditor],
+      console: { graphWaitMs: 0 },
+      logger: pino({ level: 'silent' }),
+    });
+    const context = await chromium.launchPersistentContext(join(dir, 'chromium-profile-2'), {
+      executablePath: CHROMIUM,
+      args: ARGS,
+      headless: true,
+      viewport: { width: 1400, height: 900 },
+      ignoreHTTPSErrors: true,
+      clientCertificates: [{ origin: second.url, cert: Buffer.from(stack.certs.auditor.cert), key: Buffer.from(stack.certs.auditor.key) }],
+    });
+    try {
+      const p = await context.newPage();
+      const loads: string[] = [];
+      p.on('load', () => loads.push(p.url()));
+      // The script's polls of /ui/api/graph reach the engine only once the pending page has been read here.
+      let release: () => void = () => undefined;
+      const read = new Promise<void>((r) => (release = r));
+      await p.route(/\/ui\/api\/graph/, async (route) => {
+        await read;
+        await route.continue();
+      });
+      await p.goto(`${second.url}/ui/graph?since=7d`);
+      await expect(p.locator('#graph-window').innerText()).resolves.toContain('This window is wide: its aggregate is being computed off the request path');
+      await p.screenshot({ path: join(artifacts, 'graph-pending.png'), fullPage: true });
+      release();
+      // The script polls /ui/api/graph (202 until the snapshot exists), then reloads the page, which now has it.
+      await p.waitForSelector('#graph[data-ready="true"]', { timeout: 30_000 });
+      expect(loads.length).toBeGreaterThanOrEqual(2);
+      await expect(p.locator('#graph-window').innerText()).resolves.toMatch(/^decisions from \S+ to \S+, as of \S+ .*: all \d+ edges/);
+      expect(await p.locator('table.edges tbody tr').count()).toBeGreaterThan(3);
+    } finally {
+      await context.close();
+      await second.close();
+    }
   });
 
   it('decision page: the drop_table denial names the failed condition and the grant that would allow it', async () => {

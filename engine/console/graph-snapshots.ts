@@ -42,7 +42,7 @@ export interface GraphSnapshotOptions {
   now: () => number;
   /** A snapshot older than this is recomputed (still served meanwhile). */
   maxAgeMs?: number;
-  /** How long a request waits for a wide window's first snapshot before it is told to come back. */
+  /** How long a request waits for a wide window's first snapshot before it is told to come back (0: not at all). */
   waitMs?: number;
   /** Snapshots kept (distinct windows and filters); the least recently used goes first. */
   maxEntries?: number;
@@ -86,6 +86,7 @@ export class GraphSnapshots {
     if (!entry.running && (!entry.view || now - entry.view.asOf > this.maxAgeMs) && this.running < this.maxRunning) this.refresh(entry, raw, defaultSince, limit, now);
     if (entry.view) return entry.view;
     if (!entry.running) return { pending: true, since: now };
+    if (this.waitMs <= 0) return { pending: true, since: entry.started! };
     const waited = await Promise.race([entry.running!.then((v) => v, () => undefined), new Promise<undefined>((r) => setTimeout(r, this.waitMs))]);
     if (waited) return waited;
     if (entry.error !== undefined) throw new Error(entry.error);

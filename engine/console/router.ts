@@ -24,6 +24,8 @@ export interface ConsoleDeps {
   reader: AuditReader & RefusalReader & GraphReader;
   /** How old a wide window's graph snapshot may be before it is recomputed (ms; graph-snapshots.ts). */
   graphMaxAgeMs?: number;
+  /** How long the first request of a wide window waits for its snapshot before the page says it is being computed (ms). */
+  graphWaitMs?: number;
   explain: (decisionId: string) => Promise<Explanation | undefined>;
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
@@ -61,7 +63,12 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     'cytoscape.min.js': { type: 'text/javascript', body: readFileSync(require.resolve('cytoscape/dist/cytoscape.min.js')) },
   };
   const matrices = new Map<string, WorkloadDiff['matrix']>();
-  const graphs = new GraphSnapshots({ summarize: (f) => deps.reader.edgeSummary(f), now, ...(deps.graphMaxAgeMs !== undefined ? { maxAgeMs: deps.graphMaxAgeMs } : {}) });
+  const graphs = new GraphSnapshots({
+    summarize: (f) => deps.reader.edgeSummary(f),
+    now,
+    ...(deps.graphMaxAgeMs !== undefined ? { maxAgeMs: deps.graphMaxAgeMs } : {}),
+    ...(deps.graphWaitMs !== undefined ? { waitMs: deps.graphWaitMs } : {}),
+  });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     res.set({ 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' });

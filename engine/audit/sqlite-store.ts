@@ -98,22 +98,28 @@ export class SqliteStore implements AuditStore {
     return Promise.resolve(this.db.prepare<[number, number], RefusalRow>(selectRefusalRows('sqlite')).all(afterSeq, upToSeq));
   }
 
-  top(by: TopDimension, filter: EventFilter): Promise<TopRow[]> {
+  // The aggregates (top, who-talks-to-whom) run on the reader thread: over a wide window they take long
+  // enough to block every other request, SSE poll and ingestion of the engine on this thread.
+  async top(by: TopDimension, filter: EventFilter): Promise<TopRow[]> {
     const { sql, values } = selectTop('sqlite', by, filter);
-    const rows = this.db.prepare<unknown[], { key: string; workload?: string; n: number }>(sql).all(...values);
-    return Promise.resolve(rows.map((r) => ({ key: r.key, ...(r.workload !== undefined ? { workload: r.workload } : {}), count: r.n })));
+    const rows = await this.aggregate<{ key: string; workload?: string | null; n: number }>(sql, values);
+    return rows.map((r) => ({ key: r.key, ...(r.workload != null ? { workload: r.workload } : {}), count: r.n }));
   }
 
   edges(filter: EventFilter): Promise<Edge[]> {
     const { sql, values } = selectEdges('sqlite', filter);
-    return Promise.resolve(this.db.prepare<unknown[], Edge>(sql).all(...values));
+    return this.aggregate<Edge>(sql, values);
   }
 
-  /** On the reader thread: a wide window's aggregate would block this thread for its whole duration. */
   async edgeSummary(filter: EventFilter): Promise<EdgeSummary> {
-    this.reader ??= startSqliteReader(this.location);
     const { sql, values } = selectEdges('sqlite', filter, { totals: true });
-    return edgeSummaryOf(await this.reader.all<Record<string, unknown>>(sql, values));
+    return edgeSummaryOf(await this.aggregate<Record<string, unknown>>(sql, values));
+  }
+
+  /** Run an aggregate on the reader thread (started by the first one). */
+  private aggregate<T>(sql: string, values: readonly unknown[]): Promise<T[]> {
+    this.reader ??= startSqliteReader(this.location);
+    return this.reader.all<T>(sql, values);
   }
 
   head(): Promise<ChainHead | undefined> {

@@ -311,4 +311,25 @@ describe('console access', () => {
     expect(r.text).not.toContain('<script>alert(1)');
     expect(r.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   });
+
+  it("refuses the graph's and an admission group's parameters it cannot use, saying which, and escapes the group it names", async () => {
+    const as = (path: string) => get(stack.engine.url, path, { cert: stack.certs.auditor });
+    for (const [path, says] of [
+      ['/ui/graph?limit=100000', 'limit: &quot;100000&quot; is not a number of edges from 1 to 200'],
+      ['/ui/api/graph?limit=0', 'limit: &quot;0&quot;'],
+      ['/ui/graph?limit=2&limit=3', 'limit: &quot;2,3&quot; is not a number of edges'],
+      ['/ui/admission/refusals?rule=a&rule=b&namespace=shop', "rule: give exactly one (the group&#39;s rule"],
+      ['/ui/admission/refusals?rule=a', "namespace: give exactly one"],
+      ['/ui/admission/refusals?rule=a&namespace=shop&before=1%3B%20DROP%20TABLE%20events', 'before: not a cursor of this page'],
+      ['/ui/admission/refusals?rule=a&namespace=shop&since=forever', 'since: &quot;forever&quot; is not a duration'],
+    ] as const) {
+      const r = await as(path);
+      expect(r.status, path).toBe(400);
+      expect(r.text, path).toContain(says);
+    }
+    const r = await as('/ui/admission/refusals?rule=%3Cscript%3Ealert(1)%3C%2Fscript%3E&namespace=shop');
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain('<script>alert(1)');
+    expect(r.text).toContain('Refused by &lt;script&gt;alert(1)&lt;/script&gt; in shop');
+  });
 });

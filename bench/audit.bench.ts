@@ -136,14 +136,21 @@ function batchesOf(from: number, to: number, size: number, callers: Callers = 'a
  * with IN_FLIGHT appends outstanding, and the clock covers the appends only: exactly what POST /logs
  * calls once it has parsed and validated batches.
  */
-export async function fill(store: AuditStore, batch: number, log: (s: string) => void, callers: Callers = 'any'): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
+export async function fill(store: AuditStore, batch: number, log: (s: string) => void, callers: Callers = 'any', mixIn: readonly DecisionEvent[] = []): Promise<{ rates: number[]; cpu: number[]; middleId: string }> {
   const chunk = Math.min(100_000, TOTAL);
   const middle = Math.floor(TOTAL / 2);
   const rates: number[] = [];
   const cpu: number[] = [];
   let middleId = '';
   for (let start = 0; start < TOTAL; start += chunk) {
-    const batches = batchesOf(start, Math.min(start + chunk, TOTAL), batch, callers);
+    const end = Math.min(start + chunk, TOTAL);
+    const batches = batchesOf(start, end, batch, callers);
+    // `mixIn` events go into the batches holding the calls of their time, so they are interleaved with them by seq and by time.
+    const [first, until] = [timeOf(start), end === TOTAL ? NOW : timeOf(end)];
+    for (const e of mixIn) {
+      const t = Date.parse(e.timestamp);
+      if (t >= first && (t < until || end === TOTAL)) batches[Math.min(batches.length - 1, Math.floor(((t - first) / (until - first)) * batches.length))]!.push(e);
+    }
     if (middle >= start && middle < start + chunk) middleId = batches[Math.floor((middle - start) / batch)]![(middle - start) % batch]!.decision_id;
     // The store's first append starts its writer thread (a one-off ~0.5 s): stored, but not timed.
     if (start === 0) await store.append(batches.shift()!, NOW);

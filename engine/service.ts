@@ -51,8 +51,11 @@ export interface EngineServiceOptions {
   readers?: readonly string[];
   /** Principals of the admission webhook; they log events as the workload `admission`. */
   admissionPrincipals?: readonly string[];
-  /** Console at /ui (mounted with the audit routes): readers' certificates, and OIDC bearer tokens when given. */
-  console?: { oidc?: ConsoleOidc };
+  /**
+   * Console at /ui (mounted with the audit routes): readers' certificates, and OIDC bearer tokens when
+   * given; `graphWaitMs`: how long a wide graph window's first request waits for its snapshot (200 ms).
+   */
+  console?: { oidc?: ConsoleOidc; graphWaitMs?: number };
   checkpoints?: { signer: CheckpointSigner; everyMs: number };
   retention?: { policy: RetentionPolicy; everyMs: number };
   logger: Logger;
@@ -138,7 +141,7 @@ export async function startEngineService(opts: EngineServiceOptions): Promise<En
     mounts.push({ path: '/', router: auditRouter({ store, identify: spiffePeer, writers: () => writers.current(), readers: opts.readers ?? [], explain }) });
     const access = consoleAccess({ identify: spiffePeer, readers: opts.readers ?? [], ...(opts.console?.oidc ? { oidc: opts.console.oidc } : {}) });
     const bundle = async (name: string) => readFile(join(opts.bundlesDir, `${name}.tar.gz`)).catch(() => undefined);
-    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle, logSenders: (w) => store.logSenders(w), ...(revisions ? { revisions } : {}) }) });
+    mounts.push({ path: '/ui', router: consoleRouter({ access, reader: store, explain: explainOne, index: () => servedIndex(), bundle, logSenders: (w) => store.logSenders(w), ...(revisions ? { revisions } : {}), ...(opts.console?.graphWaitMs !== undefined ? { graphWaitMs: opts.console.graphWaitMs } : {}) }) });
     if (opts.checkpoints) stops.push(startCheckpoints(store, opts.checkpoints.signer, { everyMs: opts.checkpoints.everyMs, onError: (err) => log.error({ err }, 'audit checkpoint failed') }));
     if (opts.retention && opts.checkpoints) {
       stops.push(

@@ -13,7 +13,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAs } from '../cli/up-apps.js';
 import { runScenario } from '../cli/up-scenario.js';
-import { startStack, type Stack } from '../cli/up-stack.js';
+import { ID, startStack, type Stack } from '../cli/up-stack.js';
 import { buildRepo } from '../engine/compiler/build.js';
 import { examplePolicies } from './support/example-policies.js';
 import { startEngineService, type EngineService } from '../engine/service.js';
@@ -142,6 +142,74 @@ describe('the web console in Chromium', () => {
     for (const row of rows) expect(row).toContain('support-agent');
   });
 
+  it('graph: a capped graph says how many edges and decisions it left out, and a wide window says the exact window and when it was computed', async () => {
+    await open('/ui/graph');
+    const all = await page.locator('table.edges tbody tr').count();
+    expect(all).toBeGreaterThan(3);
+    await expect(page.locator('#graph-window').innerText()).resolves.toMatch(new RegExp(`as of .*: all ${all} edges \\(\\d+ decisions\\)`));
+    await open('/ui/graph?limit=2');
+    await page.waitForSelector('#graph[data-ready="true"]');
+    expect(await page.locator('table.edges tbody tr').count()).toBe(2);
+    expect(Number(await page.locator('#graph').getAttribute('data-edges'))).toBe(2);
+    await expect(page.locator('#graph-window').innerText()).resolves.toMatch(new RegExp(`the 2 busiest of ${all} edges \\(\\d+ of \\d+ decisions\\); ${all - 2} edges left out carry the other \\d+ decisions`));
+    await shot('graph-top');
+    // Seven days: computed off the request path; the page either has it or reloads itself once it is ready.
+    await page.goto(`${stack.engine.url}/ui/graph?since=7d`);
+    await page.waitForSelector('#graph[data-ready="true"]', { timeout: 30_000 });
+    const note = await page.locator('#graph-window').innerText();
+    const [, from, to, asOf] = /^decisions from (\S+) to (\S+), as of (\S+) /.exec(note) ?? [];
+    expect(Date.parse(to!) - Date.parse(from!)).toBe(7 * 86_400_000);
+    expect(to).toBe(asOf);
+    expect(note).toContain(`all ${all} edges`);
+  });
+
+  it('graph: a wide window not computed yet says so, and the page reloads itself with the graph once its snapshot is ready', async () => {
+    // A second engine on the same store whose wide windows never wait for their first snapshot.
+    const serving = await stack.ca.server('127.0.0.1');
+    const second = await startEngineService({
+      bundlesDir: join(dir, 'bundles'),
+      host: '127.0.0.1',
+      port: 0,
+      storeUrl: stack.files.store,
+      tls: { cert: serving.cert, key: serving.key, clientCa: stack.ca.cert },
+      readers: [ID.auditor],
+      console: { graphWaitMs: 0 },
+      logger: pino({ level: 'silent' }),
+    });
+    const context = await chromium.launchPersistentContext(join(dir, 'chromium-profile-2'), {
+      executablePath: CHROMIUM,
+      args: ARGS,
+      headless: true,
+      viewport: { width: 1400, height: 900 },
+      ignoreHTTPSErrors: true,
+      clientCertificates: [{ origin: second.url, cert: Buffer.from(stack.certs.auditor.cert), key: Buffer.from(stack.certs.auditor.key) }],
+    });
+    try {
+      const p = await context.newPage();
+      const loads: string[] = [];
+      p.on('load', () => loads.push(p.url()));
+      // The script's polls of /ui/api/graph reach the engine only once the pending page has been read here.
+      let release: () => void = () => undefined;
+      const read = new Promise<void>((r) => (release = r));
+      await p.route(/\/ui\/api\/graph/, async (route) => {
+        await read;
+        await route.continue();
+      });
+      await p.goto(`${second.url}/ui/graph?since=7d`);
+      await expect(p.locator('#graph-window').innerText()).resolves.toContain('This window is wide: its aggregate is being computed off the request path');
+      await p.screenshot({ path: join(artifacts, 'graph-pending.png'), fullPage: true });
+      release();
+      // The script polls /ui/api/graph (202 until the snapshot exists), then reloads the page, which now has it.
+      await p.waitForSelector('#graph[data-ready="true"]', { timeout: 30_000 });
+      expect(loads.length).toBeGreaterThanOrEqual(2);
+      await expect(p.locator('#graph-window').innerText()).resolves.toMatch(/^decisions from \S+ to \S+, as of \S+ .*: all \d+ edges/);
+      expect(await p.locator('table.edges tbody tr').count()).toBeGreaterThan(3);
+    } finally {
+      await context.close();
+      await second.close();
+    }
+  });
+
   it('decision page: the drop_table denial names the failed condition and the grant that would allow it', async () => {
     const drop = (await stack.engine.store!.query({ tool: ['drop_table'], sort: 'seq', limit: 1 }))[0]!;
     await open(`/ui/decisions/${drop.event.decision_id}`);
@@ -167,12 +235,22 @@ describe('the web console in Chromium', () => {
     await shot('workload');
   });
 
-  it('admission page: refusals grouped by rule and namespace', async () => {
+  it('admission page: refusals grouped by rule and namespace, each group leading to its refusals and their explanations', async () => {
     await open('/ui/admission');
     const rows = await page.locator('table.refusals tbody tr').allInnerTexts();
     expect(rows.some((r) => /guardrails\/no-latest-tag\s+shop\s+1/.test(r))).toBe(true);
     expect(rows.some((r) => /coverage\/workload-bundle\s+shop\s+1/.test(r))).toBe(true);
     await shot('admission');
+    // A group leads to its refusals (read from the refusal index, a page at a time), and each refusal to its explanation.
+    await Promise.all([page.waitForURL(/\/ui\/admission\/refusals\?/, { waitUntil: 'commit' }), page.locator('table.refusals tbody tr', { hasText: 'guardrails/no-latest-tag' }).locator('a').click()]);
+    await page.waitForSelector('#refusals tr');
+    await expect(page.locator('h1').innerText()).resolves.toBe('Refused by guardrails/no-latest-tag in shop');
+    const refusals = await page.locator('#refusals tr').allInnerTexts();
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/deny\s+shop\/admission\s+alice@example.com\s+CREATE Deployment shop\/payments\s+.*guardrails\/no-latest-tag: /);
+    await shot('admission-group');
+    await Promise.all([page.waitForURL(/\/ui\/decisions\//, { waitUntil: 'commit' }), page.locator('#refusals a').first().click()]);
+    await expect(page.locator('main').innerText()).resolves.toContain('guardrails/no-latest-tag');
   });
 
   it('review: the last rollout of a workload, as warden diff --format html shows a review', async () => {
@@ -232,5 +310,26 @@ describe('console access', () => {
     const r = await get(stack.engine.url, '/ui/feed?principal=%3Cscript%3Ealert(1)%3C%2Fscript%3E', { cert: stack.certs.auditor });
     expect(r.text).not.toContain('<script>alert(1)');
     expect(r.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+  });
+
+  it("refuses the graph's and an admission group's parameters it cannot use, saying which, and escapes the group it names", async () => {
+    const as = (path: string) => get(stack.engine.url, path, { cert: stack.certs.auditor });
+    for (const [path, says] of [
+      ['/ui/graph?limit=100000', 'limit: &quot;100000&quot; is not a number of edges from 1 to 200'],
+      ['/ui/api/graph?limit=0', 'limit: &quot;0&quot;'],
+      ['/ui/graph?limit=2&limit=3', 'limit: &quot;2,3&quot; is not a number of edges'],
+      ['/ui/admission/refusals?rule=a&rule=b&namespace=shop', "rule: give exactly one (the group&#39;s rule"],
+      ['/ui/admission/refusals?rule=a', "namespace: give exactly one"],
+      ['/ui/admission/refusals?rule=a&namespace=shop&before=1%3B%20DROP%20TABLE%20events', 'before: not a cursor of this page'],
+      ['/ui/admission/refusals?rule=a&namespace=shop&since=forever', 'since: &quot;forever&quot; is not a duration'],
+    ] as const) {
+      const r = await as(path);
+      expect(r.status, path).toBe(400);
+      expect(r.text, path).toContain(says);
+    }
+    const r = await as('/ui/admission/refusals?rule=%3Cscript%3Ealert(1)%3C%2Fscript%3E&namespace=shop');
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain('<script>alert(1)');
+    expect(r.text).toContain('Refused by &lt;script&gt;alert(1)&lt;/script&gt; in shop');
   });
 });

@@ -7,9 +7,11 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainDigest, GENESIS_HASH, type Checkpoint } from './chain.js';
 import { NameIds } from './names.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import { insertRefusalsSql, OBJECTS, pruneRefusalsSql, refusalHoursAddSql, refusalHoursFillStatements, refusalHoursPruneStatements, RefusalRows, refusalRules, selectRefusalHoursDrift, type RefusalHourDrift, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import { edgeHour } from './sql-dialect.js';
 import {
-  COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -41,6 +43,39 @@ async function transaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Pr
   }
 }
 
+type RowOut = { seq: number; received_at: number; event: string };
+
+function toStored(r: RowOut): StoredEvent {
+  return { seq: r.seq, received_at: new Date(r.received_at).toISOString(), event: JSON.parse(r.event) as DecisionEvent };
+}
+
+/**
+ * Build admission_refusals from the stored admission refusals (opening a store of an older layout), in
+ * the caller's transaction. An event whose text no longer parses gets no row; verify reports it.
+ */
+async function fillRefusals(client: pg.PoolClient): Promise<void> {
+  await client.query('DELETE FROM admission_refusals');
+  for (let after = 0; ; ) {
+    const { rows } = await client.query<{ seq: number; namespace: number; ts: number; event: string }>(selectAdmissionDenials('postgres'), [after, 1000]);
+    if (!rows.length) return;
+    const refusals: Array<[number, string, number, number]> = [];
+    for (const r of rows) {
+      after = Number(r.seq);
+      try {
+        for (const rule of refusalRules(JSON.parse(r.event) as DecisionEvent)) refusals.push([Number(r.seq), rule, r.namespace, Number(r.ts)]);
+      } catch {
+        continue;
+      }
+    }
+    if (!refusals.length) continue;
+    await client.query('INSERT INTO audit_names (value) SELECT unnest($1::text[]) ON CONFLICT (value) DO NOTHING', [[...new Set(refusals.map((r) => r[1]))]]);
+    await client.query(
+      'INSERT INTO admission_refusals (seq, rule, namespace, ts) SELECT r.seq, n.id, r.namespace, r.ts FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[]) AS r (seq, rule, namespace, ts) JOIN audit_names AS n ON n.value = r.rule',
+      [refusals.map((r) => r[0]), refusals.map((r) => r[1]), refusals.map((r) => r[2]), refusals.map((r) => r[3])],
+    );
+  }
+}
+
 type FullRow = EventColumns & { seq: number; received_at: number; event: string; prev_hash: string; hash: string };
 
 /** AuditStore on a PostgreSQL database. */
@@ -69,7 +104,11 @@ export class PostgresStore implements AuditStore {
         const action = schemaAction(tables.rows[0]?.events != null, version, `postgres://${u.host}${u.pathname}`);
         if (action === 'migrate-v1') for (const s of migrationStatements('postgres')) await client.query(s);
         for (const s of schemaStatements('postgres')) await client.query(s);
-        if (action !== 'create-or-current') for (const s of rollupFillStatements()) await client.query(s);
+        if (fillsRollup(action)) for (const s of rollupFillStatements()) await client.query(s);
+        if (action !== 'create-or-current') {
+          await fillRefusals(client);
+          for (const s of refusalHoursFillStatements()) await client.query(s);
+        }
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', ['store_id', randomUUID()]);
         await client.query('INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema_version', SCHEMA_VERSION]);
       });
@@ -88,6 +127,7 @@ export class PostgresStore implements AuditStore {
     const duplicates: string[] = [];
     const columns: EventColumns[] = [];
     const texts: string[] = [];
+    const rules: string[][] = [];
     events.forEach((e, i) => {
       if (seen.has(e.decision_id)) {
         duplicates.push(e.decision_id);
@@ -95,6 +135,7 @@ export class PostgresStore implements AuditStore {
       }
       seen.add(e.decision_id);
       columns.push(eventColumns(e));
+      rules.push(refusalRules(e));
       const bytes = sent?.[i];
       texts.push(bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8') : eventText(e));
     });
@@ -105,13 +146,15 @@ export class PostgresStore implements AuditStore {
       const existing = new Set(
         (await client.query<{ decision_id: string }>('SELECT decision_id FROM events WHERE decision_id = ANY($1::text[])', [[...seen]])).rows.map((r) => r.decision_id),
       );
-      const ids = await this.resolveNames(client, columns);
+      const ids = await this.resolveNames(client, columns, rules.flat());
       const headRow = (await client.query<ChainHead>(SELECT_HEAD)).rows[0];
       let prev = headRow?.hash ?? GENESIS_HASH;
       let prevDigest: Buffer = Buffer.from(prev, 'hex');
       let seq = headRow?.seq ?? 0;
       const cols: unknown[][] = COLUMN_NAMES.map(() => []);
-      const rollup = new EdgeCounts();
+      const rollup = new BucketCounts(5);
+      const refusals = new RefusalRows();
+      const refusalCounts = new BucketCounts(3);
       const id = (v: string | null) => (v === null ? null : ids.get(v)!);
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
@@ -126,6 +169,11 @@ export class PostgresStore implements AuditStore {
         const row = [seq, c.decision_id, c.ts, receivedAt, id(c.workload), id(c.namespace), id(c.outcome), id(c.kind), id(c.principal), id(c.method), c.path, id(c.operation), id(c.tool), id(c.revision), text, prev, hash];
         for (let k = 0; k < row.length; k++) cols[k]!.push(row[k]);
         rollup.add(edgeHour(c.ts), id(c.principal) ?? 0, id(c.workload)!, id(c.namespace)!, id(c.outcome)!);
+        if (rules[i]!.length) refusalCounts.add(edgeHour(c.ts), OBJECTS, id(c.namespace)!);
+        for (const rule of rules[i]!) {
+          refusals.add(seq, id(rule)!, id(c.namespace)!, c.ts);
+          refusalCounts.add(edgeHour(c.ts), id(rule)!, id(c.namespace)!);
+        }
         prev = hash;
         prevDigest = digest;
       }
@@ -139,6 +187,10 @@ export class PostgresStore implements AuditStore {
       }
       // The hourly edge rollup, in this transaction and under the append lock (no two upserts interleave).
       if (stored) await client.query(rollupAddSql('postgres', 0), rollup.columns());
+      if (refusals.length) {
+        await client.query(insertRefusalsSql('postgres', 0), refusals.columns());
+        await client.query(refusalHoursAddSql('postgres', 0), refusalCounts.columns());
+      }
       await client.query('COMMIT');
       return { stored, duplicates, head: stored ? { seq, hash: prev } : headRow };
     } catch (err) {
@@ -151,18 +203,17 @@ export class PostgresStore implements AuditStore {
   }
 
   /** The id of every name the batch uses; new names are added to audit_names (under the append lock). */
-  private async resolveNames(client: pg.PoolClient, columns: EventColumns[]): Promise<Map<string, number>> {
+  private async resolveNames(client: pg.PoolClient, columns: EventColumns[], more: readonly string[]): Promise<Map<string, number>> {
     const ids = new Map<string, number>();
     const missing = new Set<string>();
-    for (const c of columns) {
-      for (const k of NAMED_COLUMNS) {
-        const v = c[k];
-        if (v === null || ids.has(v) || missing.has(v)) continue;
-        const id = this.names.get(v);
-        if (id === undefined) missing.add(v);
-        else ids.set(v, id);
-      }
-    }
+    const want = (v: string | null) => {
+      if (v === null || ids.has(v) || missing.has(v)) return;
+      const id = this.names.get(v);
+      if (id === undefined) missing.add(v);
+      else ids.set(v, id);
+    };
+    for (const c of columns) for (const k of NAMED_COLUMNS) want(c[k]);
+    more.forEach(want);
     if (!missing.size) return ids;
     const values = [...missing];
     await client.query('INSERT INTO audit_names (value) SELECT unnest($1::text[]) ON CONFLICT (value) DO NOTHING', [values]);
@@ -176,8 +227,24 @@ export class PostgresStore implements AuditStore {
 
   async query(filter: EventFilter): Promise<StoredEvent[]> {
     const { sql, values } = selectEvents('postgres', filter);
-    const { rows } = await this.pool.query<{ seq: number; received_at: number; event: string }>(sql, values);
-    return rows.map((r) => ({ seq: r.seq, received_at: new Date(r.received_at).toISOString(), event: JSON.parse(r.event) as DecisionEvent }));
+    return (await this.pool.query<RowOut>(sql, values)).rows.map(toStored);
+  }
+
+  async refusalGroups(window: RefusalWindow, limit: number): Promise<{ groups: RefusalGroup[]; objects: number }> {
+    const g = selectRefusalGroups('postgres', window, limit);
+    const o = selectRefusedObjects('postgres', window);
+    const [groups, objects] = await Promise.all([this.pool.query<RefusalGroup>(g.sql, g.values), this.pool.query<{ n: number }>(o.sql, o.values)]);
+    return { groups: groups.rows.map((r) => ({ ...r, count: Number(r.count), latest: Number(r.latest) })), objects: Number(objects.rows[0]?.n ?? 0) };
+  }
+
+  async refusals(page: RefusalPage): Promise<StoredEvent[]> {
+    const { sql, values } = selectRefusalPage('postgres', page);
+    return (await this.pool.query<RowOut>(sql, values)).rows.map(toStored);
+  }
+
+  async refusalRows(afterSeq: number, upToSeq: number): Promise<RefusalRow[]> {
+    const { rows } = await this.pool.query<RefusalRow>(selectRefusalRows('postgres'), [afterSeq, upToSeq]);
+    return rows.map((r) => ({ ...r, seq: Number(r.seq), ts: Number(r.ts) }));
   }
 
   async top(by: TopDimension, filter: EventFilter): Promise<TopRow[]> {
@@ -198,6 +265,11 @@ export class PostgresStore implements AuditStore {
       dry_run_deny: Number(r.dry_run_deny),
       total: Number(r.total),
     }));
+  }
+
+  async edgeSummary(filter: EventFilter): Promise<EdgeSummary> {
+    const { sql, values } = selectEdges('postgres', filter, { totals: true });
+    return edgeSummaryOf((await this.pool.query<Record<string, unknown>>(sql, values)).rows);
   }
 
   async head(): Promise<ChainHead | undefined> {
@@ -236,6 +308,8 @@ export class PostgresStore implements AuditStore {
       await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
       await client.query('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws]);
       for (const [i, sql] of rollupPruneStatements('postgres').entries()) await client.query(sql, i === 0 ? [anchor.seq] : []);
+      for (const [i, sql] of refusalHoursPruneStatements('postgres').entries()) await client.query(sql, i < 2 ? [anchor.seq] : []);
+      await client.query(pruneRefusalsSql('postgres'), [anchor.seq]);
       const deleted = (await client.query('DELETE FROM events WHERE seq <= $1', [anchor.seq])).rowCount ?? 0;
       await client.query('DELETE FROM checkpoints WHERE seq < $1', [anchor.seq]);
       return deleted;
@@ -244,6 +318,11 @@ export class PostgresStore implements AuditStore {
 
   async rollupDrift(limit: number): Promise<RollupDrift[]> {
     const { rows } = await this.pool.query<RollupDrift>(selectRollupDrift('postgres'), [limit]);
+    return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
+  }
+
+  async refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]> {
+    const { rows } = await this.pool.query<RefusalHourDrift>(selectRefusalHoursDrift('postgres'), [limit]);
     return rows.map((r) => ({ ...r, hour: Number(r.hour), stored: Number(r.stored), counted: Number(r.counted) }));
   }
 

@@ -10,10 +10,12 @@ import type { DecisionEvent } from '../../formats/decision-event.js';
 import { type Checkpoint, type CheckpointReason } from './chain.js';
 import { openSqlite, startSqliteWriter, type SqliteWriterThread } from './sqlite-writer.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
+import { startSqliteReader, type SqliteReaderThread } from './sqlite-reader.js';
 import type { EventFilter } from './query.js';
-import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
+import { pruneRefusalsSql, refusalHoursFillStatements, refusalHoursPruneStatements, selectRefusalHoursDrift, type RefusalHourDrift, refusalRules, insertRefusalsSql, selectAdmissionDenials, selectRefusalGroups, selectRefusalPage, selectRefusalRows, selectRefusedObjects, type RefusalGroup, type RefusalPage, type RefusalRow, type RefusalWindow } from './refusals.js';
+import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import {
-  eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, eventColumns, eventText, migrationStatements, rollupFillStatements, rollupPruneStatements, schemaAction, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -33,6 +35,7 @@ export class SqliteStore implements AuditStore {
   private readonly headStmt: Database.Statement<[], ChainHead>;
   private writer: SqliteWriterThread | undefined;
   private checkpointer: WalCheckpointer | undefined;
+  private reader: SqliteReaderThread | undefined;
   /** The last background checkpoint failure, if any (for tests and diagnostics; ingestion goes on). */
   checkpointError: string | undefined;
 
@@ -55,7 +58,11 @@ export class SqliteStore implements AuditStore {
       const action = schemaAction(hasTable('events'), version, full);
       if (action === 'migrate-v1') for (const s of migrationStatements('sqlite')) db.exec(s);
       for (const s of schemaStatements('sqlite')) db.exec(s);
-      if (action !== 'create-or-current') for (const s of rollupFillStatements()) db.exec(s);
+      if (fillsRollup(action)) for (const s of rollupFillStatements()) db.exec(s);
+      if (action !== 'create-or-current') {
+        fillRefusals(db);
+        for (const s of refusalHoursFillStatements()) db.exec(s);
+      }
       db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run('store_id', randomUUID());
       db.prepare('INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run('schema_version', SCHEMA_VERSION);
     }).immediate();
@@ -68,24 +75,51 @@ export class SqliteStore implements AuditStore {
     this.checkpointer ??= startWalCheckpointer(this.location, CHECKPOINT_EVERY_MS, (message) => (this.checkpointError = message));
     this.writer ??= startSqliteWriter(this.location);
     // Columns and text do not depend on the chain: worked out here while the writer is busy.
-    return this.writer.write({ columns: events.map(eventColumns), texts: sent ?? events.map(eventText), receivedAt });
+    return this.writer.write({ columns: events.map(eventColumns), texts: sent ?? events.map(eventText), rules: events.map(refusalRules), receivedAt });
   }
 
   query(filter: EventFilter): Promise<StoredEvent[]> {
     const { sql, values } = selectEvents('sqlite', filter);
-    const rows = this.db.prepare<unknown[], RowOut>(sql).all(...values);
-    return Promise.resolve(rows.map((r) => ({ seq: r.seq, received_at: new Date(r.received_at).toISOString(), event: JSON.parse(r.event) as DecisionEvent })));
+    return Promise.resolve(this.db.prepare<unknown[], RowOut>(sql).all(...values).map(toStored));
   }
 
-  top(by: TopDimension, filter: EventFilter): Promise<TopRow[]> {
+  refusalGroups(window: RefusalWindow, limit: number): Promise<{ groups: RefusalGroup[]; objects: number }> {
+    const g = selectRefusalGroups('sqlite', window, limit);
+    const o = selectRefusedObjects('sqlite', window);
+    return Promise.resolve({ groups: this.db.prepare<unknown[], RefusalGroup>(g.sql).all(...g.values), objects: this.db.prepare<unknown[], number>(o.sql).pluck().get(...o.values) ?? 0 });
+  }
+
+  refusals(page: RefusalPage): Promise<StoredEvent[]> {
+    const { sql, values } = selectRefusalPage('sqlite', page);
+    return Promise.resolve(this.db.prepare<unknown[], RowOut>(sql).all(...values).map(toStored));
+  }
+
+  refusalRows(afterSeq: number, upToSeq: number): Promise<RefusalRow[]> {
+    return Promise.resolve(this.db.prepare<[number, number], RefusalRow>(selectRefusalRows('sqlite')).all(afterSeq, upToSeq));
+  }
+
+  // The aggregates (top, who-talks-to-whom) run on the reader thread: over a wide window they take long
+  // enough to block every other request, SSE poll and ingestion of the engine on this thread.
+  async top(by: TopDimension, filter: EventFilter): Promise<TopRow[]> {
     const { sql, values } = selectTop('sqlite', by, filter);
-    const rows = this.db.prepare<unknown[], { key: string; workload?: string; n: number }>(sql).all(...values);
-    return Promise.resolve(rows.map((r) => ({ key: r.key, ...(r.workload !== undefined ? { workload: r.workload } : {}), count: r.n })));
+    const rows = await this.aggregate<{ key: string; workload?: string | null; n: number }>(sql, values);
+    return rows.map((r) => ({ key: r.key, ...(r.workload != null ? { workload: r.workload } : {}), count: r.n }));
   }
 
   edges(filter: EventFilter): Promise<Edge[]> {
     const { sql, values } = selectEdges('sqlite', filter);
-    return Promise.resolve(this.db.prepare<unknown[], Edge>(sql).all(...values));
+    return this.aggregate<Edge>(sql, values);
+  }
+
+  async edgeSummary(filter: EventFilter): Promise<EdgeSummary> {
+    const { sql, values } = selectEdges('sqlite', filter, { totals: true });
+    return edgeSummaryOf(await this.aggregate<Record<string, unknown>>(sql, values));
+  }
+
+  /** Run an aggregate on the reader thread (started by the first one). */
+  private aggregate<T>(sql: string, values: readonly unknown[]): Promise<T[]> {
+    this.reader ??= startSqliteReader(this.location);
+    return this.reader.all<T>(sql, values);
   }
 
   head(): Promise<ChainHead | undefined> {
@@ -126,6 +160,8 @@ export class SqliteStore implements AuditStore {
     const run = this.db.transaction(() => {
       this.db.prepare('INSERT INTO checkpoints (seq, hash, time, reason, jws) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING').run(anchor.seq, anchor.hash, anchor.time, anchor.reason, anchor.jws);
       for (const [i, sql] of rollupPruneStatements('sqlite').entries()) this.db.prepare(sql).run(...(i === 0 ? [anchor.seq] : []));
+      for (const [i, sql] of refusalHoursPruneStatements('sqlite').entries()) this.db.prepare(sql).run(...(i < 2 ? [anchor.seq] : []));
+      this.db.prepare(pruneRefusalsSql('sqlite')).run(anchor.seq);
       const deleted = this.db.prepare('DELETE FROM events WHERE seq <= ?').run(anchor.seq).changes;
       this.db.prepare('DELETE FROM checkpoints WHERE seq < ?').run(anchor.seq);
       return deleted;
@@ -135,6 +171,10 @@ export class SqliteStore implements AuditStore {
 
   rollupDrift(limit: number): Promise<RollupDrift[]> {
     return Promise.resolve(this.db.prepare<[number], RollupDrift>(selectRollupDrift('sqlite')).all(limit));
+  }
+
+  refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]> {
+    return Promise.resolve(this.db.prepare<[number], RefusalHourDrift>(selectRefusalHoursDrift('sqlite')).all(limit));
   }
 
   keepRevision(k: KeptRevision, bytes: Uint8Array): Promise<void> {
@@ -190,9 +230,41 @@ export class SqliteStore implements AuditStore {
     this.writer = undefined;
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
+    await this.reader?.stop();
+    this.reader = undefined;
     if (this.db.open) {
       this.db.pragma('optimize');
       this.db.close();
+    }
+  }
+}
+
+function toStored(r: RowOut): StoredEvent {
+  return { seq: r.seq, received_at: new Date(r.received_at).toISOString(), event: JSON.parse(r.event) as DecisionEvent };
+}
+
+/**
+ * Build admission_refusals from the stored admission refusals (opening a store of an older layout), in
+ * the caller's transaction. An event whose text no longer parses gets no row; verify reports it.
+ */
+function fillRefusals(db: Database.Database): void {
+  db.exec('DELETE FROM admission_refusals');
+  const page = db.prepare<[number, number], { seq: number; namespace: number; ts: number; event: string }>(selectAdmissionDenials('sqlite'));
+  const nameId = db.prepare<[string], number>('SELECT id FROM audit_names WHERE value = ?').pluck();
+  const addName = db.prepare('INSERT INTO audit_names (value) VALUES (?)');
+  const insert = db.prepare(insertRefusalsSql('sqlite', 1));
+  for (let after = 0; ; ) {
+    const rows = page.all(after, 1000);
+    if (!rows.length) return;
+    for (const r of rows) {
+      after = r.seq;
+      let rules: string[];
+      try {
+        rules = refusalRules(JSON.parse(r.event) as DecisionEvent);
+      } catch {
+        continue;
+      }
+      for (const rule of rules) insert.run(r.seq, nameId.get(rule) ?? Number(addName.run(rule).lastInsertRowid), r.namespace, r.ts);
     }
   }
 }

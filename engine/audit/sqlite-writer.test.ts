@@ -1,5 +1,5 @@
-// The SQLite store's writer thread: what it does when it cannot run, and that it holds the process open
-// exactly while it has writes to finish.
+// The SQLite store's writer thread (and its reader thread): what it does when it cannot run, and that it
+// holds the process open exactly while it has work to finish.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'warden-writer-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const batch = (n: number) => {
   const events = makeEvents(n);
-  return { columns: events.map(eventColumns), texts: events.map(eventText), receivedAt: Date.now() };
+  return { columns: events.map(eventColumns), texts: events.map(eventText), rules: events.map(() => []), receivedAt: Date.now() };
 };
 
 describe('openSqlite', () => {
@@ -63,24 +63,38 @@ describe('SQLite writer thread', () => {
     await store.close();
   });
 
-  it('keeps the process alive until pending appends are stored, and an open store alone does not', async () => {
+  /** Run `body` (ESM, with SqliteStore and makeEvents in scope) in a node process of its own, as nothing else would keep it alive. */
+  const inProcess = async (body: string) => {
     const store = fileURLToPath(new URL('./sqlite-store.ts', import.meta.url));
     const events = fileURLToPath(new URL('../../test/support/decision-events.ts', import.meta.url));
-    // No close() and nothing else pending: the process must still store all three batches, then exit.
-    const script = `
-      const { SqliteStore } = await import(${JSON.stringify(store)});
-      const { makeEvents } = await import(${JSON.stringify(events)});
-      const s = SqliteStore.open(${JSON.stringify(join(dir, 'alive.db'))});
-      for (let i = 0; i < 3; i++) s.append(makeEvents(50), Date.now()).then((r) => console.log('stored', r.stored));
-    `;
+    const script = `const { SqliteStore } = await import(${JSON.stringify(store)});\nconst { makeEvents } = await import(${JSON.stringify(events)});\n${body}`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(err).toBe('');
-    expect(out.trim().split('\n')).toEqual(['stored 50', 'stored 50', 'stored 50']);
-    expect(code).toBe(0);
+    return { lines: out.trim().split('\n'), err, code };
+  };
+
+  it('keeps the process alive until pending appends are stored, and an open store alone does not', async () => {
+    // No close() and nothing else pending: the process must still store all three batches, then exit.
+    const r = await inProcess(`
+      const s = SqliteStore.open(${JSON.stringify(join(dir, 'alive.db'))});
+      for (let i = 0; i < 3; i++) s.append(makeEvents(50), Date.now()).then((r) => console.log('stored', r.stored));
+    `);
+    expect(r).toEqual({ lines: ['stored 50', 'stored 50', 'stored 50'], err: '', code: 0 });
+  }, 30_000);
+
+  it('lets close() finish, its reader and writer threads ended, in a process with nothing else to do', async () => {
+    // The reader thread's answer to "close" leaves it unreferenced: stop() must hold the process until it exits.
+    const r = await inProcess(`
+      const s = SqliteStore.open(${JSON.stringify(join(dir, 'closing.db'))});
+      await s.append(makeEvents(20), Date.now());
+      console.log('edges', (await s.edgeSummary({ sort: '-time', limit: 10 })).eventCount);
+      await s.close();
+      console.log('closed');
+    `);
+    expect(r).toMatchObject({ lines: ['edges 20', 'closed'], code: 0 });
   }, 30_000);
 });

@@ -6,9 +6,12 @@
 import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { chainDigestInPlace, GENESIS_HASH } from './chain.js';
+import { requestThread } from './request-thread.js';
 import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
-import { COLUMN_NAMES, EdgeCounts, edgeHour, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
+import { insertRefusalsSql, OBJECTS, refusalHoursAddSql, RefusalRows } from './refusals.js';
+import { edgeHour } from './sql-dialect.js';
+import { COLUMN_NAMES, BucketCounts, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;
@@ -35,10 +38,11 @@ export function openSqlite(path: string): Database.Database {
   return db;
 }
 
-/** One batch to append: columns and stored text (a string, or its UTF-8 bytes) per event, worked out by the caller. */
+/** One batch to append: columns, stored text (a string, or its UTF-8 bytes) and refusal rules (refusals.ts) per event, worked out by the caller. */
 export interface WriteBatch {
   columns: EventColumns[];
   texts: ReadonlyArray<string | Uint8Array>;
+  rules: ReadonlyArray<readonly string[]>;
   receivedAt: number;
 }
 
@@ -57,7 +61,8 @@ const LINK = 32;
  *   (-1 for none), so the writer resolves a few hundred names per batch, not nine per event;
  * - `bytes`: every text UTF-8 encoded into one transferred buffer, each preceded by LINK spare bytes,
  *   so the writer hashes "previous digest || text" in place and binds the text bytes as they are (CAST
- *   to TEXT in the INSERT), never turning them back into a string. `ends[i]` is where text i ends.
+ *   to TEXT in the INSERT), never turning them back into a string. `ends[i]` is where text i ends;
+ * - `refused`: (event index, index into `names`) pairs, one per rule that refused an admission object.
  */
 export interface PackedBatch {
   ids: string[];
@@ -67,25 +72,28 @@ export interface PackedBatch {
   refs: Int32Array;
   bytes: Uint8Array;
   ends: number[];
+  refused: Int32Array;
   receivedAt: number;
 }
 
-function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
+function packBatch({ columns, texts, rules, receivedAt }: WriteBatch): PackedBatch {
   const names: string[] = [];
   const index = new Map<string, number>();
+  const ref = (v: string) => {
+    let r = index.get(v) ?? -1;
+    if (r < 0) index.set(v, (r = names.push(v) - 1));
+    return r;
+  };
   const refs = new Int32Array(columns.length * WIDTH);
   let k = 0;
   for (const c of columns) {
     for (const f of NAMED) {
       const v = c[f];
-      let r = -1;
-      if (v !== null) {
-        r = index.get(v) ?? -1;
-        if (r < 0) index.set(v, (r = names.push(v) - 1));
-      }
-      refs[k++] = r;
+      refs[k++] = v === null ? -1 : ref(v);
     }
   }
+  const refused: number[] = [];
+  rules.forEach((list, i) => list.forEach((rule) => refused.push(i, ref(rule))));
   let size = 0;
   for (const t of texts) size += LINK + (typeof t === 'string' ? Buffer.byteLength(t, 'utf8') : t.length);
   // Not from Buffer's shared pool: this memory is handed to the other thread.
@@ -102,7 +110,7 @@ function packBatch({ columns, texts, receivedAt }: WriteBatch): PackedBatch {
     }
     ends.push(end);
   }
-  return { ids: columns.map((c) => c.decision_id), ts: columns.map((c) => c.ts), paths: columns.map((c) => c.path), names, refs, bytes, ends, receivedAt };
+  return { ids: columns.map((c) => c.decision_id), ts: columns.map((c) => c.ts), paths: columns.map((c) => c.path), names, refs, bytes, ends, refused: Int32Array.from(refused), receivedAt };
 }
 
 /** Appends batches through its own connection; used inside the writer thread. */
@@ -113,6 +121,8 @@ export class SqliteWriter {
   private readonly addName: Database.Statement<[string]>;
   private readonly inserts = new Map<number, Database.Statement>();
   private readonly rollups = new Map<number, Database.Statement>();
+  private readonly refusalInserts = new Map<number, Database.Statement>();
+  private readonly refusalHours = new Map<number, Database.Statement>();
   private readonly names = new NameIds();
 
   constructor(private readonly db: Database.Database) {
@@ -132,7 +142,7 @@ export class SqliteWriter {
     }
   }
 
-  private insert({ ids, ts, paths, names, refs, bytes: packed, ends, receivedAt }: PackedBatch): AppendResult {
+  private insert({ ids, ts, paths, names, refs, bytes: packed, ends, refused, receivedAt }: PackedBatch): AppendResult {
     // A Buffer on the sending side arrives as a plain Uint8Array over the same memory.
     const bytes = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     let head = this.headStmt.get();
@@ -145,12 +155,16 @@ export class SqliteWriter {
     const taken = new Set(this.storedIds.all(JSON.stringify(ids)));
     const duplicates: string[] = [];
     const values: unknown[] = [];
-    const rollup = new EdgeCounts();
+    const rollup = new BucketCounts(5);
+    const refusals = new RefusalRows();
+    const refusalCounts = new BucketCounts(3);
+    let next = 0; // the next (event index, rule) pair of `refused`, in event order
     let rows = 0;
     for (let i = 0; i < ids.length; i++) {
       const decisionId = ids[i]!;
       if (taken.has(decisionId)) {
         duplicates.push(decisionId);
+        while (refused[next] === i) next += 2;
         continue;
       }
       taken.add(decisionId);
@@ -162,6 +176,11 @@ export class SqliteWriter {
       seq += 1;
       values.push(seq, decisionId, ts[i], receivedAt, id(r), id(r + 1), id(r + 2), id(r + 3), id(r + 4), id(r + 5), paths[i], id(r + 6), id(r + 7), id(r + 8), text, prev, hash);
       rollup.add(edgeHour(ts[i]!), id(r + 4) ?? 0, id(r)!, id(r + 1)!, id(r + 2)!);
+      if (refused[next] === i) refusalCounts.add(edgeHour(ts[i]!), OBJECTS, id(r + 1)!);
+      for (; refused[next] === i; next += 2) {
+        refusals.add(seq, nameIds[refused[next + 1]!]!, id(r + 1)!, ts[i]!);
+        refusalCounts.add(edgeHour(ts[i]!), nameIds[refused[next + 1]!]!, id(r + 1)!);
+      }
       prev = hash;
       prevDigest = digest;
       if (++rows === ROWS_PER_INSERT) {
@@ -173,6 +192,8 @@ export class SqliteWriter {
     if (rows) this.insertRows(rows).run(values);
     // The hourly edge rollup, in this transaction: a few dozen buckets per batch, not a row per event.
     for (const chunk of rollup.chunks(ROWS_PER_INSERT)) this.rollupStmt(chunk.length / 6).run(chunk);
+    for (const chunk of refusals.chunks(ROWS_PER_INSERT)) this.refusalStmt(chunk.length / 4).run(chunk);
+    for (const chunk of refusalCounts.chunks(ROWS_PER_INSERT)) this.cached(this.refusalHours, chunk.length / 4, (n) => refusalHoursAddSql('sqlite', n)).run(chunk);
     const stored = seq - (head?.seq ?? 0);
     if (stored) head = { seq, hash: prev };
     return { stored, duplicates, head };
@@ -188,6 +209,17 @@ export class SqliteWriter {
   private rollupStmt(groups: number): Database.Statement {
     let stmt = this.rollups.get(groups);
     if (!stmt) this.rollups.set(groups, (stmt = this.db.prepare(rollupAddSql('sqlite', groups))));
+    return stmt;
+  }
+
+  private refusalStmt(rows: number): Database.Statement {
+    return this.cached(this.refusalInserts, rows, (n) => insertRefusalsSql('sqlite', n));
+  }
+
+  /** The statement of `rows` rows from `cache`, prepared from `sql(rows)` the first time. */
+  private cached(cache: Map<number, Database.Statement>, rows: number, sql: (rows: number) => string): Database.Statement {
+    let stmt = cache.get(rows);
+    if (!stmt) cache.set(rows, (stmt = this.db.prepare(sql(rows))));
     return stmt;
   }
 
@@ -229,63 +261,21 @@ export interface SqliteWriterThread {
  * transaction, so nothing is half-written).
  */
 export function startSqliteWriter(path: string): SqliteWriterThread {
-  type Pending = Map<number, { resolve: (r: WriterReply) => void; reject: (err: Error) => void }>;
-  let current: { worker: Worker; pending: Pending; exited: Promise<void> } | undefined;
-  let nextId = 1;
-  const spawn = () => {
+  const thread = requestThread<Omit<WriterRequest, 'id'>, WriterReply>(`audit store writer thread for ${path}`, () =>
     // No inherited node flags (a parent started with `--input-type` or `-e` would hand the thread flags it refuses).
     // Compiled (dist/): the thread's module is plain JS. From the TypeScript sources: through tsx's loader.
-    const worker = import.meta.url.endsWith('.js')
+    import.meta.url.endsWith('.js')
       ? new Worker(new URL('./sqlite-writer-thread.js', import.meta.url), { execArgv: [], workerData: { path } })
-      : new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } });
-    const pending: Pending = new Map();
-    worker.unref();
-    worker.on('message', (reply: WriterReply) => {
-      const p = pending.get(reply.id);
-      pending.delete(reply.id);
-      if (pending.size === 0) worker.unref();
-      p?.resolve(reply);
-    });
-    // The first reason the thread stopped is the one its pending writes are rejected with.
-    const fail = (err: Error) => {
-      if (current?.worker === worker) current = undefined;
-      for (const [id, p] of pending) {
-        pending.delete(id);
-        p.reject(new Error(`audit store writer thread for ${path} stopped: ${err.message}`));
-      }
-    };
-    worker.on('error', fail);
-    const exited = new Promise<void>((resolve) => worker.once('exit', (code) => {
-      fail(new Error(`exited with code ${code}`));
-      resolve();
-    }));
-    return { worker, pending, exited };
-  };
-  const send = (request: Omit<WriterRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<WriterReply> => {
-    current ??= spawn();
-    const { worker, pending } = current;
-    const id = nextId++;
-    return new Promise<WriterReply>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ ...request, id }, transfer);
-    });
-  };
+      : new Worker(new URL('./thread-boot.mjs', import.meta.url), { execArgv: [], workerData: { module: new URL('./sqlite-writer-thread.ts', import.meta.url).href, path } }),
+  );
   return {
     async write(batch) {
       const packed = packBatch(batch);
-      const reply = await send({ batch: packed }, [packed.bytes.buffer as ArrayBuffer, packed.refs.buffer as ArrayBuffer]);
+      const reply = await thread.send({ batch: packed }, [packed.bytes.buffer as ArrayBuffer, packed.refs.buffer as ArrayBuffer, packed.refused.buffer as ArrayBuffer]);
       if ('error' in reply) throw new Error(reply.error);
       if (!('result' in reply)) throw new Error('audit store writer thread answered a write with no result');
       return reply.result;
     },
-    async stop() {
-      if (!current) return;
-      const { exited } = current;
-      // A thread that dies meanwhile has stopped too: its exit is all stop waits for.
-      await send({ close: true }).catch(() => undefined);
-      current = undefined;
-      await exited;
-    },
+    stop: () => thread.stop({ close: true }),
   };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decisionEvent } from '../../formats/decision-event.js';
 import { makeEvent, makeEvents } from '../../test/support/decision-events.js';
 import { startPostgres, type PostgresServer } from '../../test/support/postgres.js';
 import { canonical, chainHash, GENESIS_HASH, loadCheckpointSigner, signCheckpoint, type CheckpointSigner } from './chain.js';
@@ -13,7 +14,9 @@ import { parseFilter, type RawFilter } from './query.js';
 import { applyRetention } from './retention.js';
 import { openStore } from './open-store.js';
 import type { AuditStore } from './store.js';
+import { SCHEMA_VERSION } from './table.js';
 import { verifyStore } from './verify.js';
+import type { RefusalWindow } from './refusals.js';
 
 interface Backend {
   name: string;
@@ -316,6 +319,9 @@ describe.each(backends)('audit store on $name', (backend) => {
         const want = expected(events, f);
         const got = await store.edges(f);
         expect(got, JSON.stringify(w)).toEqual(want);
+        // The console's summary: the same edges, and what the whole window holds (the part left out included).
+        const all = expected(events, { ...f, limit: 100_000 });
+        expect(await store.edgeSummary(f), JSON.stringify(w)).toEqual({ edges: want, edgeCount: all.length, eventCount: all.reduce((n, e) => n + e.total, 0) });
       }
     });
 
@@ -337,8 +343,172 @@ describe.each(backends)('audit store on $name', (backend) => {
       await backend.tamper(url, `DROP TABLE edge_hours; UPDATE audit_meta SET value = '2' WHERE key = 'schema_version'`);
       const again = await reopen(url);
       expect(await rollupTotal(url)).toBe(120);
-      expect(await backend.rows(url, "SELECT value FROM audit_meta WHERE key = 'schema_version'")).toMatchObject([{ value: '3' }]);
+      expect(await backend.rows(url, "SELECT value FROM audit_meta WHERE key = 'schema_version'")).toMatchObject([{ value: SCHEMA_VERSION }]);
       for (const w of windows) expect(await again.edges(filter(w)), JSON.stringify(w)).toEqual(expected(events, filter(w)));
+    });
+  });
+
+  describe('the admission refusal index', () => {
+    const hour = 3_600_000;
+    // An admission decision as the webhook sends it (recordAdmission): workload `admission`, the object's namespace.
+    const admissionEvent = (i: number, spec: { time: number; namespace: string; outcome?: 'allow' | 'deny'; findings?: Array<{ set: string; rule: string; mode: string }>; error?: string }) =>
+      decisionEvent.parse(
+        {
+          decision_id: `adm-${process.pid}-${String(i).padStart(6, '0')}`,
+          timestamp: new Date(spec.time).toISOString(),
+          kind: 'admission',
+          outcome: spec.outcome ?? 'deny',
+          mode: 'enforce',
+          labels: { workload: 'admission', namespace: spec.namespace, source: 'admission' },
+          bundles: {},
+          path: 'warden/admission',
+          input: { operation: 'CREATE', namespace: spec.namespace, name: `app-${i}`, request: { userInfo: { username: 'ci@example.com' } } },
+          result: { allowed: spec.outcome === 'allow', findings: spec.findings ?? [] },
+          ...(spec.error ? { error: spec.error } : {}),
+        },
+        'test admission event',
+      );
+    /**
+     * 60 admission decisions interleaved with 240 calls over the 6 hours before NOW. The rules each refusal is
+     * filed under, written out here (not derived by the code under test): every 5th is refused by two rules,
+     * every 7th has only a warning (filed as unknown), every 11th failed with an error (review/error), every
+     * 9th was admitted. Calls to a proxied workload that happens to be named `admission` are not refusals.
+     */
+    const scenario = () => {
+      const events: ReturnType<typeof makeEvents> = [];
+      const filed: Array<{ id: string; seq: number; ts: number; namespace: string; rules: string[] }> = [];
+      for (let i = 0; i < 60; i++) {
+        const time = NOW - 6 * hour + i * 6 * 60_000 + (i % 4) * 1000;
+        events.push(...makeEvents(4, (k) => ({ time: new Date(time - 1000 + k * 100), outcome: k === 0 ? 'deny' : 'allow', ...(k === 1 ? { workload: 'admission' } : {}) })));
+        const namespace = `ns-${i % 3}`;
+        const admitted = i % 9 === 0;
+        const rules = admitted ? [] : i % 11 === 0 ? ['review/error'] : i % 7 === 0 ? ['unknown'] : i % 5 === 0 ? ['guardrails/image-digest', `guardrails/r-${i % 4}`].sort() : [`guardrails/r-${i % 4}`];
+        const findings = i % 11 === 0 ? [] : i % 7 === 0 ? [{ set: 'guardrails', rule: 'no-latest-tag', mode: 'warn' }] : rules.map((r) => ({ set: 'guardrails', rule: r.split('/')[1]!, mode: 'enforce' }));
+        events.push(admissionEvent(i, { time, namespace, outcome: admitted ? 'allow' : 'deny', findings, ...(i % 11 === 0 ? { error: 'bundle not loaded' } : {}) }));
+        if (!admitted) filed.push({ id: events[events.length - 1]!.decision_id, seq: events.length, ts: time, namespace, rules });
+      }
+      return { events, filed };
+    };
+    const expectedGroups = (filed: ReturnType<typeof scenario>['filed'], w: RefusalWindow) => {
+      const groups = new Map<string, { rule: string; namespace: string; count: number; latest: number }>();
+      const objects = new Set<number>();
+      for (const f of filed) {
+        if ((w.from !== undefined && f.ts < w.from) || (w.to !== undefined && f.ts >= w.to) || (w.namespace && !w.namespace.includes(f.namespace))) continue;
+        objects.add(f.seq);
+        for (const rule of f.rules) {
+          const g = groups.get(`${rule} ${f.namespace}`) ?? { rule, namespace: f.namespace, count: 0, latest: 0 };
+          g.count += 1;
+          g.latest = Math.max(g.latest, f.ts);
+          groups.set(`${rule} ${f.namespace}`, g);
+        }
+      }
+      const sorted = [...groups.values()].sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : a.namespace < b.namespace ? -1 : 1));
+      return { groups: sorted, objects: objects.size };
+    };
+    // Whole hours, partial hours at either end or both, a window inside one hour, no start, namespaces.
+    const windows: RefusalWindow[] = [
+      {},
+      { from: NOW - 3 * hour },
+      { from: NOW - 5 * hour, to: NOW - 2 * hour - 1 },
+      { from: NOW - 5 * hour + 61_000, to: NOW - hour - 59_000 },
+      { from: NOW - 4 * hour + 5000, to: NOW - 4 * hour + 1_200_000 },
+      { to: NOW - 3 * hour + 30_000 },
+      { namespace: ['ns-1'] },
+      { from: NOW - 4 * hour - 1, namespace: ['ns-0', 'ns-2'] },
+    ];
+    const hoursTotal = async (url: string) => Number(((await backend.rows(url, 'SELECT COALESCE(SUM(n), 0) AS n FROM refusal_hours WHERE rule = 0')) as Array<{ n: unknown }>)[0]!.n);
+
+    it('is kept by every append: groups by rule and namespace, and lists one group newest first, a page at a time', async () => {
+      const { url, store } = await openNew();
+      const { events, filed } = scenario();
+      await store.append(events.slice(0, 100), NOW);
+      // A sender's retry repeats decisions already stored: they are not counted twice.
+      expect((await store.append(events.slice(90), NOW)).duplicates).toHaveLength(10);
+      for (const w of windows) expect(await store.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed, w));
+      expect(await hoursTotal(url)).toBe(filed.length);
+      expect((await store.refusalGroups({}, 2)).groups).toEqual(expectedGroups(filed, {}).groups.slice(0, 2));
+      for (const [rule, namespace] of [['guardrails/r-1', 'ns-1'], ['guardrails/image-digest', 'ns-0'], ['unknown', 'ns-1'], ['review/error', 'ns-2']] as const) {
+        const want = filed.filter((f) => f.namespace === namespace && f.rules.includes(rule)).sort((a, b) => b.ts - a.ts || b.seq - a.seq).map((f) => f.id);
+        expect(want.length, `${rule} in ${namespace}`).toBeGreaterThan(1);
+        const got: string[] = [];
+        let before: { ts: number; seq: number } | undefined;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await store.refusals({ rule, namespace, window: {}, limit: 2, ...(before ? { before } : {}) });
+          got.push(...page.map((s) => s.event.decision_id));
+          if (page.length < 2) break;
+          const last = page[page.length - 1]!;
+          before = { ts: Date.parse(last.event.timestamp), seq: last.seq };
+        }
+        expect(got, `${rule} in ${namespace}`).toEqual(want);
+      }
+      const recent = await store.refusals({ rule: 'guardrails/r-1', namespace: 'ns-1', window: { from: NOW - 2 * hour }, limit: 100 });
+      expect(recent.map((s) => s.event.decision_id)).toEqual(filed.filter((f) => f.namespace === 'ns-1' && f.rules.includes('guardrails/r-1') && f.ts >= NOW - 2 * hour).reverse().map((f) => f.id));
+      expect(await store.refusals({ rule: 'no-such/rule', namespace: 'ns-1', window: {}, limit: 10 })).toEqual([]);
+      expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true });
+    });
+
+    it('loses the refusals of the events retention deletes, in the same transaction', async () => {
+      const { url, store } = await openNew();
+      const { events, filed } = scenario();
+      await store.append(events, NOW);
+      const r = await applyRetention(store, signer, { maxRows: 150 }, { now: () => NOW, batchSize: 40 });
+      expect(r.deleted).toBe(150);
+      expect(await hoursTotal(url)).toBe(filed.filter((f) => f.seq > 150).length);
+      for (const w of windows) expect(await store.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed.filter((f) => f.seq > 150), w));
+      expect(await verifyStore(store, signer.publicJwk)).toMatchObject({ ok: true });
+    });
+
+    it('is built on open for a store of layout 3, which has none', async () => {
+      const { url, store } = await openNew();
+      const { events, filed } = scenario();
+      await store.append(events, NOW);
+      await store.close();
+      await backend.tamper(url, `DROP TABLE admission_refusals; DROP TABLE refusal_hours; UPDATE audit_meta SET value = '3' WHERE key = 'schema_version'`);
+      const again = await reopen(url);
+      expect(await hoursTotal(url)).toBe(filed.length);
+      expect(await backend.rows(url, "SELECT value FROM audit_meta WHERE key = 'schema_version'")).toMatchObject([{ value: SCHEMA_VERSION }]);
+      for (const w of windows) expect(await again.refusalGroups(w, 500), JSON.stringify(w)).toEqual(expectedGroups(filed, w));
+      expect(await verifyStore(again, signer.publicJwk)).toMatchObject({ ok: true });
+    });
+
+    it('has verify name each refusal row edited, removed or made up to make the admission page lie', async () => {
+      const { url, store } = await openNew();
+      const { events, filed } = scenario();
+      await store.append(events, NOW);
+      await store.close();
+      const [a, b, c] = [filed[3]!, filed.find((f, i) => i > 5 && f.namespace === 'ns-1')!, filed[20]!];
+      await backend.tamper(
+        url,
+        `DELETE FROM admission_refusals WHERE seq = ${a.seq};
+         UPDATE admission_refusals SET namespace = (SELECT id FROM audit_names WHERE value = 'ns-0') WHERE seq = ${b.seq};
+         INSERT INTO admission_refusals (seq, rule, namespace, ts) SELECT 2, rule, namespace, ts FROM admission_refusals WHERE seq = ${c.seq};
+         INSERT INTO admission_refusals (seq, rule, namespace, ts) SELECT 100000, rule, namespace, ts FROM admission_refusals WHERE seq = ${c.seq}`,
+      );
+      const report = await verifyStore(await reopen(url), signer.publicJwk);
+      expect(report.ok).toBe(false);
+      // The hourly counts still say what the rows said when stored: they disagree with the edited rows too.
+      const hours = report.problems.filter((p) => p.seq === 0);
+      expect(hours.length).toBeGreaterThan(0);
+      for (const p of hours) expect(p.message).toMatch(/^refusal rollup, hour from .* holds \d+ but the refusal index counts \d+ /);
+      expect(report.problems.filter((p) => p.seq !== 0).map((p) => [p.kind, p.seq, p.message.replace(/^.*?: /, '')])).toEqual([
+        ['rollup', 2, expect.stringMatching(/^holds guardrails\/r-\d in ns-\d at \d+ but the event says nothing/)],
+        ['rollup', a.seq, `holds nothing but the event says ${a.rules.map((r) => `${r} in ${a.namespace} at ${a.ts}`).join(', ')} (admission_refusals was edited; the admission page shows it)`],
+        ['rollup', b.seq, expect.stringMatching(/^holds .* in ns-0 at .* but the event says .* in ns-1 at /)],
+        ['rollup', 100000, expect.stringContaining('which is no stored event')],
+      ]);
+    });
+
+    it('has verify name an hourly refusal count edited to make the admission page lie, while the refusal rows agree with the events', async () => {
+      const { url, store } = await openNew();
+      const { events } = scenario();
+      await store.append(events, NOW);
+      await store.close();
+      await backend.tamper(url, `UPDATE refusal_hours SET n = n + 100 WHERE rule = (SELECT id FROM audit_names WHERE value = 'guardrails/r-1') AND namespace = (SELECT id FROM audit_names WHERE value = 'ns-1') AND hour = ${Math.floor((NOW - 5 * hour) / hour)}; UPDATE refusal_hours SET n = 0 WHERE rule = 0 AND hour = ${Math.floor((NOW - hour) / hour)} AND namespace = (SELECT id FROM audit_names WHERE value = 'ns-2')`);
+      const report = await verifyStore(await reopen(url), signer.publicJwk);
+      expect(report.problems.map((p) => [p.kind, p.seq, p.message.replace(/ \(refusal_hours.*$/, '')])).toEqual([
+        ['rollup', 0, expect.stringMatching(/^refusal rollup, hour from 2026-11-25T07:00:00.000Z: guardrails\/r-1 in ns-1 holds 10\d but the refusal index counts \d$/)],
+        ['rollup', 0, expect.stringMatching(/^refusal rollup, hour from 2026-11-25T11:00:00.000Z: \(objects\) in ns-2 holds 0 but the refusal index counts [1-9]$/)],
+      ]);
     });
   });
 
@@ -447,7 +617,7 @@ describe.each(backends)('audit store on $name', (backend) => {
       const { url, store } = await openNew();
       await store.close();
       await backend.tamper(url, `UPDATE audit_meta SET value = '99' WHERE key = 'schema_version'`);
-      await expect(openStore(url)).rejects.toThrow(/has table layout version 99, which this Warden \(layout 3\) cannot read/);
+      await expect(openStore(url)).rejects.toThrow(/has table layout version 99, which this Warden \(layout 4\) cannot read/);
     });
   });
 

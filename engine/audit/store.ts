@@ -5,6 +5,7 @@
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { Checkpoint } from './chain.js';
 import type { EventFilter } from './query.js';
+import type { RefusalGroup, RefusalHourDrift, RefusalPage, RefusalRow, RefusalWindow } from './refusals.js';
 import type { EventColumns } from './table.js';
 
 /** One stored event with its place in the chain. */
@@ -34,6 +35,20 @@ export interface Edge {
   deny: number;
   dry_run_deny: number;
   total: number;
+}
+
+/** The busiest edges of a window, and how many edges and events the whole window holds. */
+export interface EdgeSummary {
+  edges: Edge[];
+  /** Every edge of the window, the ones not listed included. */
+  edgeCount: number;
+  /** Every event of the window. */
+  eventCount: number;
+}
+
+/** The graph as the console reads it: an edge summary, computed where it does not hold up other requests. */
+export interface GraphReader {
+  edgeSummary(filter: EventFilter): Promise<EdgeSummary>;
 }
 
 /** One bundle revision kept in the revision archive (engine/bundle-revisions.ts). */
@@ -79,6 +94,14 @@ export interface AuditReader {
   close(): Promise<void>;
 }
 
+/** Admission refusals by rule and namespace (refusals.ts): what the console's admission page reads. */
+export interface RefusalReader {
+  /** The window's groups, largest first, up to `limit`, and how many objects it refused. */
+  refusalGroups(window: RefusalWindow, limit: number): Promise<{ groups: RefusalGroup[]; objects: number }>;
+  /** One page of a group's refusals, newest first. */
+  refusals(page: RefusalPage): Promise<StoredEvent[]>;
+}
+
 /** The chain position after the last stored event. */
 export interface ChainHead {
   seq: number;
@@ -110,7 +133,7 @@ export interface StoreBounds {
 }
 
 /** A backend. All methods are safe to call while another append or prune is in flight. */
-export interface AuditStore extends AuditReader {
+export interface AuditStore extends AuditReader, RefusalReader, GraphReader {
   /** Random id created with the store; checkpoints name it. */
   readonly id: string;
   /** Human-readable location (file path or host/db), no credentials. */
@@ -134,6 +157,10 @@ export interface AuditStore extends AuditReader {
   checkpoints(): Promise<Checkpoint[]>;
   /** In one transaction: record `anchor` (a signed checkpoint at seq N) and delete events with seq ≤ N (and their counts in the edge rollup). */
   prune(anchor: Checkpoint): Promise<number>;
+  /** The admission_refusals rows with afterSeq < seq ≤ upToSeq (verification compares them with the events). */
+  refusalRows(afterSeq: number, upToSeq: number): Promise<RefusalRow[]>;
+  /** The refusal_hours buckets that disagree with admission_refusals (verification), oldest first. */
+  refusalHoursDrift(limit: number): Promise<RefusalHourDrift[]>;
   /** The rollup buckets that disagree with the events (verification), oldest first. */
   rollupDrift(limit: number): Promise<RollupDrift[]>;
   /** Store a revision and its blob (addressed by k.sha256) unless already kept; the first keep wins. */

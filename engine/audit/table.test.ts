@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deniedByDefault, parseFilter, type RawFilter } from './query.js';
+import { selectRefusalGroups, selectRefusalPage, selectRefusedObjects } from './refusals.js';
 import { schemaStatements, selectEdges, selectEvents, selectTop, type Statement } from './table.js';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -77,6 +78,26 @@ describe('SQLite query plans', () => {
     const p = events({ since: '24h', workload: 'admission', decision: 'deny', sort: '-time', limit: '5000' });
     expect(p).toMatch(/SEARCH events USING INDEX events_ts_filters \(ts>\?\)/);
     expect(p).not.toMatch(/^SCAN events$/m);
+  });
+
+  it('groups admission refusals from their hourly counts and the partial hours of their index, and lists one group through its index, never reading the events by range', () => {
+    // NOW is on the hour: the last day is 24 whole hours of refusal_hours, and each group's latest one seek.
+    const day = plan(selectRefusalGroups('sqlite', { from: NOW - 86_400_000 }, 500));
+    expect(day).toMatch(/SEARCH refusal_hours USING PRIMARY KEY \(hour>\?\)/);
+    expect(day).toMatch(/SEARCH x USING COVERING INDEX admission_refusals_group \(rule=\? AND namespace=\? AND ts>\?\)/);
+    expect(day).not.toMatch(/events|SCAN admission_refusals/);
+    // Cut at both ends: the partial hours from the refusal index's time entries alone.
+    const groups = plan(selectRefusalGroups('sqlite', { from: NOW - 86_400_000 + 90_000, to: NOW - 30_000 }, 500));
+    expect(groups.match(/SEARCH admission_refusals USING COVERING INDEX admission_refusals_ts \(ts>\? AND ts<\?\)/g)).toHaveLength(2);
+    expect(groups).toMatch(/SEARCH refusal_hours USING PRIMARY KEY \(hour>\? AND hour<\?\)/);
+    expect(groups).not.toMatch(/events|SCAN admission_refusals/);
+    const objects = plan(selectRefusedObjects('sqlite', { from: NOW - 86_400_000 + 90_000, to: NOW - 30_000 }));
+    expect(objects).toMatch(/SEARCH refusal_hours USING PRIMARY KEY \(hour>\? AND hour<\?\)/);
+    expect(objects).not.toMatch(/events|SCAN admission_refusals/);
+    const list = plan(selectRefusalPage('sqlite', { rule: 'guardrails/no-latest-tag', namespace: 'shop', window: { from: NOW - 86_400_000 }, before: { ts: NOW - 1000, seq: 10 }, limit: 50 }));
+    expect(list).toMatch(/SEARCH r USING COVERING INDEX admission_refusals_group \(rule=\? AND namespace=\? AND ts>\?/);
+    expect(list).toMatch(/SEARCH e USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+    expect(list).not.toMatch(/TEMP B-TREE/);
   });
 
   it('counts denied principals from the covering index alone', () => {

@@ -5,9 +5,8 @@
 // audit_names and referred to by integer id.
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import type { EventFilter } from './query.js';
-
-/** The two SQL dialects the audit store speaks. */
-export type Dialect = 'sqlite' | 'postgres';
+import { refusalTableStatements } from './refusals.js';
+import { columnTypes, hourSql, HOUR_MS, Params, type Dialect } from './sql-dialect.js';
 
 /** The query columns derived from one event (null when the event does not carry the field). */
 export interface EventColumns {
@@ -46,8 +45,9 @@ export const NAMED_COLUMNS = ['workload', 'namespace', 'outcome', 'kind', 'princ
  * Version of the table layout, kept in audit_meta; stores without it hold the version 1 layout.
  * Version 3 added the hourly edge rollup (edge_hours) and the revision archive: a version 2 Warden
  * appending to a version 3 store would leave the rollup behind, so it must refuse the store, and does.
+ * Version 4 added the admission refusals' table (refusals.ts), kept by every append for the same reason.
  */
-export const SCHEMA_VERSION = '3';
+export const SCHEMA_VERSION = '4';
 
 function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
@@ -81,17 +81,9 @@ export function eventColumns(e: DecisionEvent): EventColumns {
   };
 }
 
-function types(d: Dialect) {
-  return {
-    int: d === 'sqlite' ? 'INTEGER' : 'BIGINT',
-    id: d === 'sqlite' ? 'INTEGER' : 'INT',
-    text: d === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"',
-  };
-}
-
 /** The events table under `name` (a migration builds it beside the old one, then renames it). */
 function eventsTable(d: Dialect, name: string): string {
-  const { int, id, text } = types(d);
+  const { int, id, text } = columnTypes(d);
   return `CREATE TABLE IF NOT EXISTS ${name} (
       seq ${int} PRIMARY KEY,
       decision_id ${text} NOT NULL UNIQUE,
@@ -151,7 +143,7 @@ function indexStatements(d: Dialect): string[] {
 
 /** DDL of a store at SCHEMA_VERSION; idempotent, so it runs on every open. */
 export function schemaStatements(d: Dialect): string[] {
-  const { int, text } = types(d);
+  const { int, text } = columnTypes(d);
   return [
     `CREATE TABLE IF NOT EXISTS audit_meta (key ${text} PRIMARY KEY, value ${text} NOT NULL)`,
     d === 'sqlite'
@@ -167,15 +159,20 @@ export function schemaStatements(d: Dialect): string[] {
       jws ${text} NOT NULL
     )`,
     edgeHoursTable(d),
+    ...refusalTableStatements(d),
     ...revisionTables(d),
   ];
 }
 
 /**
  * What opening a store must do to its tables, from what it finds: nothing, the version 1 rewrite (then
- * the rollup fill), or the rollup fill alone (a version 2 store, which has no edge_hours).
+ * the rollup and refusal fills), the rollup and refusal fills (a version 2 store, which has neither),
+ * or the refusal fill alone (a version 3 store).
  */
-export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2';
+export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2' | 'migrate-v3';
+
+/** Whether an action must rebuild edge_hours from the events (layouts before 3 have none). */
+export const fillsRollup = (a: SchemaAction) => a === 'migrate-v1' || a === 'migrate-v2';
 
 /**
  * Decide from whether an events table exists and the schema_version in audit_meta (undefined when
@@ -184,6 +181,7 @@ export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2';
 export function schemaAction(hasEvents: boolean, version: string | undefined, location: string): SchemaAction {
   if (version === undefined) return hasEvents ? 'migrate-v1' : 'create-or-current';
   if (version === '2') return 'migrate-v2';
+  if (version === '3') return 'migrate-v3';
   if (version !== SCHEMA_VERSION) {
     throw new Error(`audit store ${location} has table layout version ${version}, which this Warden (layout ${SCHEMA_VERSION}) cannot read; run a Warden at least as new as the one that wrote it`);
   }
@@ -197,7 +195,7 @@ export function schemaAction(hasEvents: boolean, version: string | undefined, lo
  * verify. Run before schemaStatements, which then adds what is missing (audit_names, indexes).
  */
 export function migrationStatements(d: Dialect): string[] {
-  const { text } = types(d);
+  const { text } = columnTypes(d);
   const id = (col: string) => `(SELECT id FROM audit_names WHERE value = old.${col})`;
   const cols = COLUMN_NAMES.map((c) => ((NAMED_COLUMNS as readonly string[]).includes(c) ? id(c) : `old.${c}`));
   return [
@@ -210,16 +208,6 @@ export function migrationStatements(d: Dialect): string[] {
     `DROP TABLE events`,
     `ALTER TABLE events_v2 RENAME TO events`,
   ];
-}
-
-/** Collects bind values and hands out the dialect's placeholder for each. */
-export class Params {
-  readonly values: unknown[] = [];
-  constructor(private readonly dialect: Dialect) {}
-  add(v: unknown): string {
-    this.values.push(v);
-    return this.dialect === 'sqlite' ? '?' : `$${this.values.length}`;
-  }
 }
 
 /** The WHERE clause (with leading "WHERE", or empty) for a filter. */
@@ -319,17 +307,6 @@ export function selectTop(d: Dialect, by: keyof typeof TOP_KEYS, f: EventFilter)
   };
 }
 
-/** The width of one edge_hours bucket: an hour of event time. */
-export const HOUR_MS = 3_600_000;
-
-/** The hour bucket of an event time (floored, also before 1970), in JS as in edgeHourSql. */
-export function edgeHour(ts: number): number {
-  return Math.floor(ts / HOUR_MS);
-}
-
-// The same floor in SQL: both dialects truncate integer division towards zero.
-const edgeHourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOUR_MS}) % ${HOUR_MS})) / ${HOUR_MS})`;
-
 /**
  * The hourly edge rollup: events per (hour of event time, principal, workload, namespace, outcome),
  * principal 0 for none. Appends add their counts in the same transaction as the rows (so it always
@@ -337,7 +314,7 @@ const edgeHourSql = (col: string) => `((${col} - (((${col} % ${HOUR_MS}) + ${HOU
  * hours of its window: a week of traffic becomes a few thousand rows instead of every event.
  */
 function edgeHoursTable(d: Dialect): string {
-  const { int, id } = types(d);
+  const { int, id } = columnTypes(d);
   return `CREATE TABLE IF NOT EXISTS edge_hours (
       hour ${int} NOT NULL,
       principal ${id} NOT NULL,
@@ -350,7 +327,7 @@ function edgeHoursTable(d: Dialect): string {
 }
 
 /** The rollup's grouping of events, as SELECT columns (hour, principal, workload, namespace, outcome). */
-const ROLLUP_GROUP = `${edgeHourSql('ts')}, COALESCE(principal, 0), workload, namespace, outcome`;
+const ROLLUP_GROUP = `${hourSql('ts')}, COALESCE(principal, 0), workload, namespace, outcome`;
 
 /**
  * The revision archive (engine/bundle-revisions.ts) and the pods' decision-log drop counters, kept in
@@ -358,7 +335,7 @@ const ROLLUP_GROUP = `${edgeHourSql('ts')}, COALESCE(principal, 0), workload, na
  * (one row per sha256, however many revisions share it); a revision names its blob.
  */
 function revisionTables(d: Dialect): string[] {
-  const { int, text } = types(d);
+  const { int, text } = columnTypes(d);
   return [
     `CREATE TABLE IF NOT EXISTS bundle_blobs (sha256 ${text} PRIMARY KEY, bytes ${d === 'sqlite' ? 'BLOB' : 'BYTEA'} NOT NULL)`,
     `CREATE TABLE IF NOT EXISTS bundle_revisions (
@@ -408,7 +385,7 @@ export function selectRollupDrift(d: Dialect): string {
     FROM (SELECT ${keys}, SUM(stored) AS stored, SUM(counted) AS counted FROM (
         SELECT ${keys}, n AS stored, 0 AS counted FROM edge_hours
         UNION ALL
-        SELECT ${edgeHourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
+        SELECT ${hourSql('ts')} AS hour, COALESCE(principal, 0) AS principal, workload, namespace, outcome, 0 AS stored, COUNT(*) AS counted FROM events GROUP BY ${ROLLUP_GROUP}
       ) AS u GROUP BY ${keys} HAVING SUM(stored) <> SUM(counted)) AS x
     LEFT JOIN audit_names AS s ON s.id = x.principal LEFT JOIN audit_names AS w ON w.id = x.workload
     LEFT JOIN audit_names AS ns ON ns.id = x.namespace LEFT JOIN audit_names AS o ON o.id = x.outcome
@@ -423,22 +400,29 @@ export function rollupAddSql(d: Dialect, groups: number): string {
   return `INSERT INTO edge_hours (${cols}) VALUES ${Array.from({ length: groups }, () => '(?, ?, ?, ?, ?, ?)').join(', ')} ${conflict}`;
 }
 
-/** The edge_hours buckets one append adds to, with their counts (name ids; principal 0 for none). */
-export class EdgeCounts {
+/**
+ * The buckets of an hourly rollup one append adds to, with their counts: keys of `width` numbers
+ * (edge_hours: hour, principal (0 for none), workload, namespace, outcome; refusal_hours: hour, rule,
+ * namespace), each a name id but the hour.
+ */
+export class BucketCounts {
   private readonly counts = new Map<string, number>();
 
-  add(hour: number, principal: number, workload: number, namespace: number, outcome: number): void {
-    const key = `${hour},${principal},${workload},${namespace},${outcome}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  constructor(private readonly width: number) {}
+
+  add(...key: number[]): void {
+    if (key.length !== this.width) throw new Error(`a bucket key has ${this.width} parts, not ${key.length}`);
+    const k = key.join(',');
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
   }
 
-  /** Rows as flat [hour, principal, workload, namespace, outcome, n, …] lists of at most `per` rows each. */
+  /** Rows as flat [...key, n, …] lists of at most `per` rows each. */
   chunks(per: number): number[][] {
     const out: number[][] = [];
     let chunk: number[] = [];
     for (const [key, n] of this.counts) {
       chunk.push(...key.split(',').map(Number), n);
-      if (chunk.length === per * 6) {
+      if (chunk.length === per * (this.width + 1)) {
         out.push(chunk);
         chunk = [];
       }
@@ -449,7 +433,7 @@ export class EdgeCounts {
 
   /** One array per column, for PostgreSQL's unnest. */
   columns(): number[][] {
-    const cols: number[][] = [[], [], [], [], [], []];
+    const cols: number[][] = Array.from({ length: this.width + 1 }, () => []);
     for (const [key, n] of this.counts) [...key.split(',').map(Number), n].forEach((v, k) => cols[k]!.push(v));
     return cols;
   }
@@ -480,8 +464,10 @@ export function rollupServes(f: EventFilter): boolean {
  * Source principal → destination workload with counts per outcome, busiest first. The whole hours of
  * the window come from edge_hours, the partial hours at either end from the events (at most two hours
  * of rows, read through the time index); `rollup: false` reads only the events (the bench's baseline).
+ * `totals` adds to every row how many edges and events the whole window holds (edge_count, event_count),
+ * so a page showing the busiest edges can say what it left out.
  */
-export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean } = {}): Statement {
+export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean; totals?: boolean } = {}): Statement {
   const p = new Params(d);
   const outcome = (o: string) => `(SELECT id FROM audit_names WHERE value = '${o}')`;
   // Per (principal, workload, namespace) by ids, counts per outcome; `one` is 1 for an event, n for a rollup bucket.
@@ -516,7 +502,7 @@ export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean
   return {
     sql: `WITH t AS MATERIALIZED (${byIds})
       SELECT COALESCE(s.value, 'anonymous') AS source, dst.value AS destination, ns.value AS namespace,
-      SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total
+      SUM(t.allow) AS allow, SUM(t.deny) AS deny, SUM(t.dry_run_deny) AS dry_run_deny, SUM(t.total) AS total${opts.totals ? ', (SELECT COUNT(*) FROM t) AS edge_count, (SELECT SUM(total) FROM t) AS event_count' : ''}
       FROM t
       LEFT JOIN audit_names AS s ON s.id = t.principal
       JOIN audit_names AS dst ON dst.id = t.workload
@@ -525,6 +511,15 @@ export function selectEdges(d: Dialect, f: EventFilter, opts: { rollup?: boolean
       GROUP BY COALESCE(s.value, 'anonymous'), dst.value, ns.value
       ORDER BY total DESC, source, destination LIMIT ${p.add(f.limit)}`,
     values: p.values,
+  };
+}
+
+/** An edge summary from selectEdges(…, { totals: true })'s rows (numbers may come as text from PostgreSQL). */
+export function edgeSummaryOf(rows: ReadonlyArray<Record<string, unknown>>): { edges: Array<{ source: string; destination: string; namespace: string; allow: number; deny: number; dry_run_deny: number; total: number }>; edgeCount: number; eventCount: number } {
+  return {
+    edges: rows.map((r) => ({ source: String(r.source), destination: String(r.destination), namespace: String(r.namespace), allow: Number(r.allow), deny: Number(r.deny), dry_run_deny: Number(r.dry_run_deny), total: Number(r.total) })),
+    edgeCount: Number(rows[0]?.edge_count ?? 0),
+    eventCount: Number(rows[0]?.event_count ?? 0),
   };
 }
 

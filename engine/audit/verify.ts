@@ -4,7 +4,9 @@ import type { JWK } from 'jose';
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import { chainHash, GENESIS_HASH, openCheckpoint, type Checkpoint } from './chain.js';
 import type { AuditStore, ChainRow } from './store.js';
-import { eventColumns, HOUR_MS, type EventColumns } from './table.js';
+import { refusalRules, type RefusalRow } from './refusals.js';
+import { HOUR_MS } from './sql-dialect.js';
+import { eventColumns, type EventColumns } from './table.js';
 
 /** What kind of damage a problem is. */
 export type ProblemKind = 'edited' | 'deleted' | 'reordered' | 'rewritten' | 'bad-checkpoint' | 'rollup';
@@ -102,18 +104,26 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
   const hashAt = new Map<number, string>();
   const moved = new Set<number>();
   const wanted = new Set(trusted.keys());
+  // The refusal rows are compared page by page with the events' own refusals; -1: rows below the first event are orphans too.
+  let refusalsUpTo = -1;
   for (let after = bounds ? bounds.first - 1 : 0; ; ) {
     const rows = await store.scan(after, PAGE);
     if (!rows.length) break;
+    const refusals = refusalsBySeq(await store.refusalRows(refusalsUpTo, rows[rows.length - 1]!.seq));
+    refusalsUpTo = rows[rows.length - 1]!.seq;
     for (const row of rows) {
       const id = decisionIdOf(row);
       // 1. Content: do the stored bytes still hash to what was stored?
+      const event = parsed(row);
       if (chainHash(row.prev_hash, row.event) !== row.hash) {
         add({ kind: 'edited', seq: row.seq, decision_id: id, message: `event seq ${row.seq} (decision ${id}) was edited: its content no longer matches its hash` });
       } else {
-        const diff = columnDiff(row);
+        const diff = columnDiff(row, event);
         if (diff) add({ kind: 'edited', seq: row.seq, decision_id: id, message: `event seq ${row.seq} (decision ${id}) was edited: query column ${diff}` });
       }
+      const refusalDiff = event && refusalRowsDiff(row, event, refusals.get(row.seq) ?? []);
+      refusals.delete(row.seq);
+      if (refusalDiff) add({ kind: 'rollup', seq: row.seq, decision_id: id, message: `admission refusal index, event seq ${row.seq} (decision ${id}): ${refusalDiff} (admission_refusals was edited; the admission page shows it)` });
       // 2. Position: does it link to the row before it?
       if (row.seq !== prevSeq + 1) {
         const between = prevRow ? ` between decision ${decisionIdOf(prevRow)} (seq ${prevSeq}) and decision ${id} (seq ${row.seq})` : ` before decision ${id} (seq ${row.seq})`;
@@ -151,7 +161,9 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
       prevRow = row;
       after = row.seq;
     }
+    for (const [seq, orphans] of refusals) add(orphanRefusal(seq, orphans));
   }
+  for (const [seq, orphans] of refusalsBySeq(await store.refusalRows(refusalsUpTo, Number.MAX_SAFE_INTEGER))) add(orphanRefusal(seq, orphans));
 
   // 3. Checkpoints against the store as it is now.
   for (const cp of trusted.values()) {
@@ -182,6 +194,15 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
     });
   }
 
+  // 5. The hourly refusal counts against the refusal index they count (the admission page reads both).
+  for (const d of await store.refusalHoursDrift(100)) {
+    add({
+      kind: 'rollup',
+      seq: 0,
+      message: `refusal rollup, hour from ${new Date(d.hour * HOUR_MS).toISOString()}: ${d.rule ?? '(a rule id no name holds)'} in ${d.namespace ?? '(a namespace id no name holds)'} holds ${d.stored} but the refusal index counts ${d.counted} (refusal_hours was edited; the admission page shows it)`,
+    });
+  }
+
   problems.sort((a, b) => a.seq - b.seq);
   return {
     ok: problems.length === 0,
@@ -194,16 +215,50 @@ export async function verifyStore(store: AuditStore, publicJwk?: JWK): Promise<V
   };
 }
 
+function parsed(row: ChainRow): DecisionEvent | undefined {
+  try {
+    return JSON.parse(row.event) as DecisionEvent;
+  } catch {
+    return undefined;
+  }
+}
+
 // The indexed columns must say what the event says, or queries would lie about it.
-function columnDiff(row: ChainRow): string | undefined {
+function columnDiff(row: ChainRow, event: DecisionEvent | undefined): string | undefined {
+  if (!event) return 'cannot be derived from the event: its stored JSON does not parse';
   let derived: EventColumns;
   try {
-    derived = eventColumns(JSON.parse(row.event) as DecisionEvent);
+    derived = eventColumns(event);
   } catch {
-    return 'cannot be derived from the event: its stored JSON does not parse';
+    return 'cannot be derived from the event: it lacks a field every event has';
   }
   for (const k of COLUMN_KEYS) {
     if (derived[k] !== row.columns[k]) return `${k} holds ${JSON.stringify(row.columns[k])} but the event says ${JSON.stringify(derived[k])}`;
   }
   return undefined;
+}
+
+function refusalsBySeq(rows: RefusalRow[]): Map<number, RefusalRow[]> {
+  const out = new Map<number, RefusalRow[]>();
+  for (const r of rows) out.set(r.seq, [...(out.get(r.seq) ?? []), r]);
+  return out;
+}
+
+// The refusal rows must be exactly the event's refusals, or the admission page would lie about it.
+function refusalRowsDiff(row: ChainRow, event: DecisionEvent, stored: RefusalRow[]): string | undefined {
+  let rules: string[];
+  try {
+    rules = refusalRules(event);
+  } catch {
+    rules = [];
+  }
+  const want = rules.map((rule) => `${rule} in ${row.columns.namespace} at ${row.columns.ts}`).sort();
+  const have = stored.map((r) => `${r.rule ?? '(a rule id no name holds)'} in ${r.namespace ?? '(a namespace id no name holds)'} at ${r.ts}`).sort();
+  if (JSON.stringify(want) === JSON.stringify(have)) return undefined;
+  const show = (xs: string[]) => (xs.length ? xs.join(', ') : 'nothing');
+  return `holds ${show(have)} but the event says ${show(want)}`;
+}
+
+function orphanRefusal(seq: number, rows: RefusalRow[]): Problem {
+  return { kind: 'rollup', seq, message: `admission refusal index holds ${rows.map((r) => r.rule ?? '(unnamed rule)').join(', ')} for seq ${seq}, which is no stored event (admission_refusals was edited, or events were deleted behind the store's back)` };
 }

@@ -1,7 +1,9 @@
 // The console's pages, rendered on the server as typed functions of their data (no framework, no
 // bundler): every value goes through `html`, which escapes it. Pages hold bounded data only (a page
 // of events, an aggregate); the browser script adds the live feed and draws the graph.
+import type { RefusalGroup } from '../audit/refusals.js';
 import type { StoredEvent, Edge, LogSender } from '../audit/store.js';
+import type { GraphPending, GraphView } from './graph-snapshots.js';
 import { callOf, principalOf } from '../audit/render.js';
 import { matrixHtml } from '../diff/render.js';
 import type { WorkloadDiff } from '../diff/replay.js';
@@ -26,7 +28,13 @@ export function layout(title: string, active: string, who: string, body: Html): 
 /** One decision as a table row (also what the live feed sends). */
 export function eventRow(s: StoredEvent): Html {
   const e = s.event;
-  const reasons = Array.isArray(e.result?.reasons) ? (e.result.reasons as unknown[]).map(String).join('; ') : (e.error ?? '');
+  // Calls carry reasons; admission refusals carry findings (the enforcing ones refused the object).
+  const findings = Array.isArray(e.result?.findings) ? (e.result.findings as Array<{ set?: unknown; rule?: unknown; msg?: unknown; mode?: unknown }>).filter((f) => f?.mode === 'enforce') : [];
+  const reasons = Array.isArray(e.result?.reasons)
+    ? (e.result.reasons as unknown[]).map(String).join('; ')
+    : findings.length
+      ? findings.map((f) => `${String(f.set)}/${String(f.rule)}: ${String(f.msg)}`).join('; ')
+      : (e.error ?? '');
   return html`<tr class="${e.outcome}" data-seq="${s.seq}"><td>${e.timestamp.replace('T', ' ').replace('Z', '')}</td><td class="outcome">${e.outcome}</td><td>${e.labels.namespace}/${e.labels.workload}</td><td>${principalOf(e)}</td><td>${callOf(e)}</td><td class="reasons">${e.outcome === 'allow' ? '' : reasons}</td><td><a href="/ui/decisions/${encodeURIComponent(e.decision_id)}">explain</a></td></tr>`;
 }
 
@@ -40,8 +48,8 @@ const FILTER_FIELDS: Array<[string, string]> = [
   ['operation', 'operation'],
 ];
 
-function filterForm(action: string, values: URLSearchParams): Html {
-  return html`<form class="filters" method="get" action="${action}">${FILTER_FIELDS.map(([name, label]) => html`<label>${label}<input name="${name}" value="${values.get(name) ?? ''}"></label>`)}<button type="submit">filter</button></form>`;
+function filterForm(action: string, values: URLSearchParams, fields = FILTER_FIELDS): Html {
+  return html`<form class="filters" method="get" action="${action}">${fields.map(([name, label]) => html`<label>${label}<input name="${name}" value="${values.get(name) ?? ''}"></label>`)}<button type="submit">filter</button></form>`;
 }
 
 /** The feed: the newest page of matching decisions, then live updates over SSE. */
@@ -73,15 +81,30 @@ ${x.masked.length ? html`<p class="note">Masked before the event left the pod: $
   return layout(`Decision ${x.decision_id}`, 'feed', who, body);
 }
 
-/** The graph page: the edges as a table (and for the graph the script draws from /ui/api/graph). */
-export function graphPage(who: string, edges: Edge[], params: URLSearchParams): string {
-  const feed = (e: Edge) => `/ui/feed?${new URLSearchParams({ ...Object.fromEntries(params), principal: e.source, workload: e.destination, namespace: e.namespace }).toString()}`;
+const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** What a graph leaves out and when it was computed, in words. */
+function graphNote(v: GraphView, now: number): Html {
+  const shown = v.edges.reduce((n, e) => n + e.total, 0);
+  const window = html`decisions ${v.from !== undefined ? html`from ${iso(v.from)}` : 'since the oldest stored'} to ${iso(v.to)}, as of ${iso(v.asOf)} (${age(new Date(v.asOf).toISOString(), now).replace(' old', ' ago')})`;
+  const rest = v.edgeCount - v.edges.length;
+  const cut = rest > 0 ? html`the <strong>${v.edges.length}</strong> busiest of ${v.edgeCount} edges (${shown} of ${v.eventCount} decisions); <strong>${rest} edges left out</strong> carry the other ${Math.max(0, v.eventCount - shown)} decisions` : html`all ${v.edges.length} edges (${v.eventCount} decisions)`;
+  return html`<p class="note" id="graph-window">${window}: ${cut}.</p>`;
+}
+
+/** The graph page: the busiest edges as a table (and for the graph the script draws from /ui/api/graph), or a note that the window is being computed. */
+export function graphPage(who: string, view: GraphView | GraphPending, params: URLSearchParams, now: number): string {
+  const feed = (e: Edge) => `/ui/feed?${new URLSearchParams({ ...Object.fromEntries([...params].filter(([k]) => k !== 'limit')), principal: e.source, workload: e.destination, namespace: e.namespace }).toString()}`;
+  const src = `/ui/api/graph?${params.toString()}`;
+  if ('pending' in view) {
+    return layout('Who talks to whom', 'graph', who, html`${filterForm('/ui/graph', params)}<div id="graph" data-src="${src}" data-pending="true"></div><p class="note" id="graph-window">This window is wide: its aggregate is being computed off the request path (started ${iso(view.since)}). The page reloads when it is ready.</p>`);
+  }
   return layout(
     'Who talks to whom',
     'graph',
     who,
-    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="/ui/api/graph?${params.toString()}"></div><p class="note">Decisions of the last hour unless a filter says otherwise. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
-<table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
+    html`${filterForm('/ui/graph', params)}<div id="graph" data-src="${src}"></div>${graphNote(view, now)}<p class="note">The last hour unless a filter says otherwise; windows wider than two hours are computed off the request path and refreshed every minute while they are viewed. Click an edge to list its decisions. Layout by cytoscape (breadthfirst).</p>
+<table class="edges"><thead><tr><th>caller</th><th>workload</th><th>allow</th><th>deny</th><th>dry-run deny</th><th></th></tr></thead><tbody>${view.edges.map((e) => html`<tr><td><code>${e.source}</code></td><td>${e.namespace}/${e.destination}</td><td>${e.allow}</td><td>${e.deny}</td><td>${e.dry_run_deny}</td><td><a href="${feed(e)}">decisions</a></td></tr>`)}</tbody></table>`,
   );
 }
 
@@ -119,23 +142,28 @@ ${senders.length ? html`<table id="drops"><thead><tr><th>pod</th><th>namespace</
   );
 }
 
-/** One group of admission refusals. */
-export interface RefusalGroup {
-  rule: string;
-  namespace: string;
-  count: number;
-  latest: string;
-  example: string;
-}
-
-/** Admission refusals grouped by rule and namespace. */
-export function admissionPage(who: string, groups: RefusalGroup[], scanned: number, capped: boolean, params: URLSearchParams): string {
+/** Admission refusals grouped by rule and namespace; each group leads to its refusals. */
+export function admissionPage(who: string, groups: RefusalGroup[], objects: number, capped: boolean, params: URLSearchParams): string {
+  const list = (g: RefusalGroup) => `/ui/admission/refusals?${new URLSearchParams([...[...params].filter(([k]) => k !== 'namespace'), ['rule', g.rule], ['namespace', g.namespace]]).toString()}`;
   return layout(
     'Admission refusals',
     'admission',
     who,
-    html`${filterForm('/ui/admission', params)}<p class="note">${scanned} refused object(s)${capped ? ' (the newest ones; narrow the window to see all)' : ''}, grouped by the rule that refused them and the namespace.</p>
-<table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${g.latest}</td><td><a href="/ui/decisions/${encodeURIComponent(g.example)}">explain</a></td></tr>`)}</tbody></table>`,
+    html`${filterForm('/ui/admission', params, FILTER_FIELDS.filter(([name]) => name === 'since' || name === 'namespace'))}<p class="note">${objects} refused object(s), grouped by the rule that refused them and the namespace${capped ? ` (the ${groups.length} largest groups)` : ''}. An object refused by two rules is in both groups.</p>
+<table class="refusals"><thead><tr><th>rule</th><th>namespace</th><th>refusals</th><th>latest</th><th></th></tr></thead><tbody>${groups.map((g) => html`<tr><td><code>${g.rule}</code></td><td>${g.namespace}</td><td>${g.count}</td><td>${new Date(g.latest).toISOString()}</td><td><a href="${list(g)}">refusals</a></td></tr>`)}</tbody></table>`,
+  );
+}
+
+/** One group's refusals, newest first, a page at a time; each row leads to its explanation. */
+export function refusalsPage(who: string, rule: string, namespace: string, events: StoredEvent[], params: URLSearchParams, older: string | undefined): string {
+  const back = `/ui/admission?${new URLSearchParams([...params].filter(([k]) => k !== 'rule' && k !== 'namespace')).toString()}`;
+  return layout(
+    `Refused by ${rule} in ${namespace}`,
+    'admission',
+    who,
+    html`<p class="note"><a href="${back}">← all groups</a> · newest first · ${events.length} shown</p>
+<table class="events"><thead><tr><th>time (UTC)</th><th>decision</th><th>workload</th><th>caller</th><th>call</th><th>why</th><th></th></tr></thead>
+<tbody id="refusals">${events.map(eventRow)}</tbody></table>${older ? html`<p><a href="${older}">older →</a></p>` : ''}`,
   );
 }
 

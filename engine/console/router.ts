@@ -6,8 +6,9 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { FilterError, GRAPH_DEFAULTS, parseFilter, type RawFilter } from '../audit/query.js';
-import type { AuditReader, LogSender, StoredEvent } from '../audit/store.js';
+import { FilterError, parseFilter, type RawFilter } from '../audit/query.js';
+import type { AuditReader, GraphReader, LogSender, RefusalReader, StoredEvent } from '../audit/store.js';
+import { GraphSnapshots } from './graph-snapshots.js';
 import type { BundleIndex } from '../bundle-server.js';
 import type { RevisionArchive } from '../bundle-revisions.js';
 import { REVIEW_CSS, toHtml } from '../diff/render.js';
@@ -15,12 +16,16 @@ import { reviewBundles } from '../diff/review.js';
 import { permissionMatrix, type WorkloadDiff } from '../diff/replay.js';
 import type { Explanation } from '../explain/explanation.js';
 import type { AccessResult } from './access.js';
-import { admissionPage, decisionPage, errorPage, eventRow, feedPage, graphPage, workloadPage, workloadsPage, type RefusalGroup, type WorkloadSummary } from './pages.js';
+import { admissionPage, decisionPage, errorPage, eventRow, feedPage, graphPage, refusalsPage, workloadPage, workloadsPage, type WorkloadSummary } from './pages.js';
 
 /** What the console reads. */
 export interface ConsoleDeps {
   access: (req: Request) => Promise<AccessResult>;
-  reader: AuditReader;
+  reader: AuditReader & RefusalReader & GraphReader;
+  /** How old a wide window's graph snapshot may be before it is recomputed (ms; graph-snapshots.ts). */
+  graphMaxAgeMs?: number;
+  /** How long the first request of a wide window waits for its snapshot before the page says it is being computed (ms). */
+  graphWaitMs?: number;
   explain: (decisionId: string) => Promise<Explanation | undefined>;
   index: () => BundleIndex | undefined;
   /** Every revision the engine served (for the review of the last rollout); absent = no review page. */
@@ -37,9 +42,12 @@ export interface ConsoleDeps {
 }
 
 const PAGE = 50;
-const ADMISSION_SCAN = 5000;
+// Groups are (rule, namespace) pairs: a few dozen in a cluster; the page shows at most this many.
+const ADMISSION_GROUPS = 500;
 // The graph's default window: an hour aggregates in tens of ms on a 1M-event store; a wider one is a filter away (bench/console.bench.ts).
 const GRAPH_WINDOW = '1h';
+/** Most edges the graph sends: a drawing of more is unreadable, and the page says what it left out. */
+const GRAPH_TOP = 200;
 const here = new URL('.', import.meta.url).pathname;
 const require = createRequire(import.meta.url);
 
@@ -55,6 +63,12 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     'cytoscape.min.js': { type: 'text/javascript', body: readFileSync(require.resolve('cytoscape/dist/cytoscape.min.js')) },
   };
   const matrices = new Map<string, WorkloadDiff['matrix']>();
+  const graphs = new GraphSnapshots({
+    summarize: (f) => deps.reader.edgeSummary(f),
+    now,
+    ...(deps.graphMaxAgeMs !== undefined ? { maxAgeMs: deps.graphMaxAgeMs } : {}),
+    ...(deps.graphWaitMs !== undefined ? { waitMs: deps.graphWaitMs } : {}),
+  });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     res.set({ 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' });
@@ -140,15 +154,24 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.type('html').send(decisionPage(res.locals.who as string, x));
   });
 
+  // The graph's edges: the busiest GRAPH_TOP (or fewer, `limit`), with what the rest add up to; wide
+  // windows from snapshots computed off the request path (graph-snapshots.ts).
+  const graphOf = (req: Request) => {
+    const rf = raw(req, [...FEED_KEYS, 'limit']);
+    const { limit, ...filter } = rf;
+    const top = limit === undefined ? GRAPH_TOP : Number(limit);
+    if (!Number.isInteger(top) || top < 1 || top > GRAPH_TOP) throw new FilterError('limit', `limit: "${String(limit)}" is not a number of edges from 1 to ${GRAPH_TOP}`);
+    return { rf, view: graphs.view(filter, GRAPH_WINDOW, top) };
+  };
   router.get('/graph', async (req, res) => {
-    const rf = raw(req, FEED_KEYS);
-    const edges = await deps.reader.edges(parseFilter({ since: GRAPH_WINDOW, ...rf }, now(), { limit: 200 }));
-    res.type('html').send(graphPage(res.locals.who as string, edges, paramsOf(rf)));
+    const { rf, view } = graphOf(req);
+    res.type('html').send(graphPage(res.locals.who as string, await view, paramsOf(rf), now()));
   });
 
   router.get('/api/graph', async (req, res) => {
-    const edges = await deps.reader.edges(parseFilter({ since: GRAPH_WINDOW, ...raw(req, FEED_KEYS) }, now(), { limit: Math.min(200, GRAPH_DEFAULTS.limit) }));
-    res.json({ edges });
+    const view = await graphOf(req).view;
+    if ('pending' in view) return void res.status(202).json({ ...view, retryMs: 1000 });
+    res.json(view);
   });
 
   const summaries = (): WorkloadSummary[] =>
@@ -200,25 +223,35 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.set('Content-Security-Policy', CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")).type('html').send(toHtml(review));
   });
 
+  // Admission refusals come from their own index (engine/audit/refusals.ts): grouping reads the
+  // window's refusals only, however much other traffic the store holds around them.
+  const refusalWindow = (rf: RawFilter) => {
+    const f = parseFilter({ since: '24h', ...rf }, now(), { limit: 1 });
+    return { ...(f.from !== undefined ? { from: f.from } : {}), ...(f.to !== undefined ? { to: f.to } : {}), ...(f.namespace ? { namespace: f.namespace } : {}) };
+  };
   router.get('/admission', async (req, res) => {
     const rf = raw(req, ['since', 'from', 'to', 'namespace']);
-    // Newest first by event time: SQLite walks its time index and tests workload and outcome on its
-    // entries (by seq it read every row of the day, ~0.6 s per 100k events without refusals).
-    const refused = await deps.reader.query(parseFilter({ since: '24h', ...rf, workload: 'admission', decision: 'deny' }, now(), { sort: '-time', limit: ADMISSION_SCAN }));
-    const groups = new Map<string, RefusalGroup>();
-    for (const s of refused) {
-      const findings = Array.isArray(s.event.result?.findings) ? (s.event.result.findings as Array<{ set?: string; rule?: string; mode?: string }>) : [];
-      const rules = new Set(findings.filter((f) => f.mode === 'enforce').map((f) => `${f.set}/${f.rule}`));
-      if (!rules.size) rules.add(s.event.error ? 'review/error' : 'unknown');
-      for (const rule of rules) {
-        const key = `${rule}\0${s.event.labels.namespace}`;
-        const g = groups.get(key) ?? { rule, namespace: s.event.labels.namespace, count: 0, latest: s.event.timestamp, example: s.event.decision_id };
-        g.count++;
-        groups.set(key, g);
-      }
-    }
-    const sorted = [...groups.values()].sort((a, b) => b.count - a.count || a.rule.localeCompare(b.rule));
-    res.type('html').send(admissionPage(res.locals.who as string, sorted, refused.length, refused.length === ADMISSION_SCAN, paramsOf(rf)));
+    const { groups, objects } = await deps.reader.refusalGroups(refusalWindow(rf), ADMISSION_GROUPS);
+    res.type('html').send(admissionPage(res.locals.who as string, groups, objects, groups.length === ADMISSION_GROUPS, paramsOf(rf)));
+  });
+
+  // One group's refusals, newest first, a page at a time (the `before` cursor is the last one shown: ts.seq).
+  router.get('/admission/refusals', async (req, res) => {
+    const rf = raw(req, ['since', 'from', 'to', 'rule', 'namespace', 'before']);
+    const one = (k: string) => {
+      const v = rf[k];
+      if (typeof v !== 'string') throw new FilterError(k, `${k}: give exactly one (the group's ${k}, as the admission page links it)`);
+      return v;
+    };
+    const [rule, namespace] = [one('rule'), one('namespace')];
+    const before = rf.before === undefined ? undefined : /^(\d+)\.(\d+)$/.exec(String(rf.before));
+    if (rf.before !== undefined && !before) throw new FilterError('before', 'before: not a cursor of this page (follow the "older" link)');
+    const window = Object.fromEntries(Object.entries(rf).filter(([k]) => ['since', 'from', 'to'].includes(k))) as RawFilter;
+    const events = await deps.reader.refusals({ rule, namespace, window: refusalWindow(window), limit: PAGE, ...(before ? { before: { ts: Number(before[1]), seq: Number(before[2]) } } : {}) });
+    const last = events[events.length - 1];
+    const params = paramsOf({ ...window, rule, namespace });
+    const older = events.length === PAGE && last ? `/ui/admission/refusals?${new URLSearchParams([...params, ['before', `${Date.parse(last.event.timestamp)}.${last.seq}`]]).toString()}` : undefined;
+    res.type('html').send(refusalsPage(res.locals.who as string, rule, namespace, events, params, older));
   });
 
   router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {

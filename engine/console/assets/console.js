@@ -1,6 +1,6 @@
 // The console's only script (served as is, no build): the live feed over SSE and the who-talks-to-whom
 // graph drawn and laid out by cytoscape. Rows arrive as HTML the server escaped.
-/* global document, window, EventSource, fetch, URLSearchParams, cytoscape -- the browser's, and cytoscape.min.js loaded before this script */
+/* global document, window, EventSource, fetch, URLSearchParams, setTimeout, cytoscape -- the browser's, and cytoscape.min.js loaded before this script */
 'use strict';
 
 (function feed() {
@@ -26,9 +26,17 @@
 (function graph() {
   const box = document.getElementById('graph');
   if (!box || !box.dataset.src || typeof cytoscape !== 'function') return;
-  fetch(box.dataset.src, { headers: { accept: 'application/json' } })
-    .then((r) => r.json())
+  // A wide window's first aggregate is computed off the request path: 202 until it is ready (bounded retries).
+  const load = (tries) =>
+    fetch(box.dataset.src, { headers: { accept: 'application/json' } }).then((r) => {
+      if (r.status === 202 && tries > 0) return new Promise((ok) => setTimeout(ok, 1000)).then(() => load(tries - 1));
+      if (r.status !== 200) throw new Error(`graph data: ${r.status}`);
+      return r.json();
+    });
+  load(120)
     .then(({ edges }) => {
+      // The page was rendered before the aggregate existed: render it again, with its table and note.
+      if (box.dataset.pending === 'true') return void window.location.reload();
       const nodes = new Map();
       const elements = [];
       const node = (id, label, kind) => {

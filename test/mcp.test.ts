@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
+import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
 import type { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './support/mcp-fixtures.js';
@@ -330,12 +331,13 @@ describe('Streamable HTTP sessions through the handler', () => {
   });
 });
 
-describe('answers the handler has nothing to filter in', () => {
-  // An MCP server that answers every POST with the bytes given (its own spacing and key order).
+describe('answers the handler has nothing to filter in, on both of the sidecar\'s paths', () => {
+  // An MCP server that answers every POST with the bytes and content type given (its own spacing and key order).
   let answer = '';
+  let type = 'application/json';
   const server = createServer((req, res) => {
     req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+    req.on('end', () => res.writeHead(200, { 'content-type': type, 'x-warden-decision-id': 'forged-by-the-server' }).end(answer));
   });
   let proxy: TestProxy;
   beforeAll(async () => {
@@ -348,22 +350,59 @@ describe('answers the handler has nothing to filter in', () => {
     await new Promise((ok) => server.close(ok));
   });
   const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
-  const post = async (body: string) => {
-    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
-    return { status: r.status, text: await r.text() };
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
+  const post = async (body: string, path: 'fast' | 'node') => {
+    const sent = path === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
+    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
+    return { status: r.status, text: await r.text(), decisionId: r.headers.get('x-warden-decision-id') };
   };
+  const logged = () => new Set(proxy.events.map((e) => e.decision_id));
 
-  it('relays a tools/call result as the bytes the server sent', async () => {
-    answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
-    expect(await post(call)).toEqual({ status: 200, text: answer });
-  });
+  describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
+    it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
+      type = 'application/json';
+      answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
+      const r = await post(call, path);
+      expect({ status: r.status, text: r.text }).toEqual({ status: 200, text: answer });
+      expect(r.decisionId).not.toContain('forged');
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
 
-  // A tools/call answer is never rewritten, so the sidecar's fast path does not parse it: an answer
-  // that is not JSON reaches the caller as sent (node's path, which reads it, answers 502; see
-  // docs/performance.md). Nothing is filtered out of a tools/call result, so nothing can leak.
-  it('relays a tools/call answer that is not JSON as the server sent it', async () => {
-    answer = '{"jsonrpc":"2.0","id":7,"result":';
-    expect(await post(call)).toEqual({ status: 200, text: answer });
+    // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.
+    it.each([
+      ['cut short', '{"jsonrpc":"2.0","id":7,"result":'],
+      ['not JSON at all', '<html>upstream error</html>'],
+      ['a bare JSON string', '"{\\"jsonrpc\\":\\"2.0\\"}"'],
+      ['empty', ''],
+    ])('answers 502 for a tools/call JSON answer that is %s', async (_what, body) => {
+      type = 'application/json';
+      answer = body;
+      const r = await post(call, path);
+      expect(r.status).toBe(502);
+      expect((JSON.parse(r.text) as { error: { code: number } }).error.code).toBe(-32000);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    it('answers 502 for a tool list sent as another content type, and never shows it', async () => {
+      answer = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table', inputSchema: { type: 'object' } }] } });
+      for (type of ['text/plain', 'application/octet-stream']) {
+        const r = await post(list, path);
+        expect(r.status).toBe(502);
+        expect(r.text).not.toContain('drop_table');
+      }
+    });
+
+    // Only tools this caller may not see are listed (a drifted reviewed tool would be blocked for the later tests).
+    it('drops an event-stream event of a tool list that does not parse, and filters a list answered under another id spelling', async () => {
+      type = 'text/event-stream';
+      const full = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
+      answer = `event: message\ndata: ${full.slice(0, -1)}\n\nevent: message\ndata: ${full.replace('"id":8', '"id":"8"')}\n\n`;
+      const r = await post(list, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(/drop_table|refund_order/);
+      expect(new SseParser().push(r.text).map((e) => (JSON.parse(e.data) as { id: unknown; result: { tools: unknown[] } }).result.tools)).toEqual([[]]);
+    });
   });
 });
 
@@ -379,46 +418,97 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     };
   });
   const list = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list', params: {} }));
-  // What the live server lists: reviewed tools exactly as reviewed (no drift), the reader's and others.
-  const liveList = () => {
-    const tools = mcpSpec(policy.bundle)!.tools;
-    return { jsonrpc: '2.0', id: 5, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, description: tools[name]!.description, inputSchema: tools[name]!.input_schema, annotations: tools[name]!.annotations })) } };
+  const reviewed = (name: string) => {
+    const t = mcpSpec(policy.bundle)!.tools[name]!;
+    return { name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations };
   };
-  const rewriteFor = (scope: string) => {
-    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
+  // What the live server lists: reviewed tools exactly as reviewed (no drift), the reader's and others.
+  const liveList = (id: unknown = 5, names = ['get_order', 'refund_order', 'drop_table']) => ({ jsonrpc: '2.0', id, result: { tools: names.map(reviewed) } });
+  const warnings: string[] = [];
+  const answerFor = (scope: string) => {
+    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')), warn: (m) => void warnings.push(m) });
     const source = { principal: 'reader', authn: 'jwt' as const, claims: { sub: 'reader', scope }, address: '127.0.0.1' };
     const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
     const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body: list }, { source, request, policy, decide });
     if (!('forward' in o) || !o.forward.answer) throw new Error(`expected a forward with a rewrite, got ${JSON.stringify(o)}`);
     return o.forward.answer.bind(o.forward);
   };
+  const whole = (a: BodyRewrite | WholeAnswer | undefined): WholeAnswer => {
+    if (!a || !('whole' in a)) throw new Error('expected the answer to be read whole');
+    return a;
+  };
+  const streamed = (a: BodyRewrite | WholeAnswer | undefined): BodyRewrite => {
+    if (!a || 'whole' in a) throw new Error('expected the answer to be rewritten as it streams');
+    return a;
+  };
+  const names = (doc: unknown) => (doc as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name);
+  // The events a client reads from what the rewrite let through, as data values.
+  const eventsOut = (r: BodyRewrite, text: string) => new SseParser().push(r.push(Buffer.from(text)) + r.end()).map((e) => JSON.parse(e.data) as unknown);
 
-  it('filters a JSON answer that arrives in pieces: only the tools the caller may call', () => {
-    const r = rewriteFor('tools:read')(200, ['Content-Type', 'application/json; charset=utf-8'])!;
-    const text = Buffer.from(JSON.stringify(liveList()));
-    expect(r.push(text.subarray(0, 17)) + r.push(text.subarray(17))).toBe('');
-    const out = JSON.parse(r.end()) as { id: number; result: { tools: Array<{ name: string; annotations?: Record<string, unknown> }> } };
-    expect(out.id).toBe(5);
-    expect(out.result.tools.map((t) => t.name)).toEqual(['get_order']);
+  it('filters a JSON answer, read whole: only the tools the caller may call, in one body', () => {
+    const out = whole(answerFor('tools:read')(200, ['Content-Type', 'application/json; charset=utf-8'])).end(Buffer.from(JSON.stringify(liveList())));
+    if (!Buffer.isBuffer(out)) throw new Error('expected a body');
+    const doc = JSON.parse(out.toString('utf8')) as { id: number };
+    expect(doc.id).toBe(5);
+    expect(names(doc)).toEqual(['get_order']);
   });
 
-  it('fails closed on a JSON answer that does not parse: a lenient client parser must not find the full list in it', () => {
-    const r = rewriteFor('tools:read')(200, ['content-type', 'application/json'])!;
-    r.push(Buffer.from(JSON.stringify(liveList()).replace('"id":5', '"id":5,"x":NaN')));
-    const out = JSON.parse(r.end()) as { error: { code: number; message: string } };
-    expect(out.error.code).toBe(-32000);
-    expect(out.error.message).toMatch(/could not be read/);
+  it('fails closed on a JSON answer that does not parse: a 502, so that a lenient client parser never finds the full list in it', () => {
+    const out = whole(answerFor('tools:read')(200, ['content-type', 'application/json'])).end(Buffer.from(JSON.stringify(liveList()).replace('"id":5', '"id":5,"x":NaN')));
+    if (Buffer.isBuffer(out)) throw new Error('expected the sidecar\'s own answer');
+    expect(out.status).toBe(502);
+    expect(out.headers).toContainEqual(['x-warden-decision-id', 'fast-post-test']);
+    expect((JSON.parse(out.body) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32000, message: expect.stringMatching(/could not be read/) });
   });
 
-  it('filters an event-stream answer event by event, and leaves error statuses and other types alone', () => {
-    const answer = rewriteFor('tools:read');
-    const r = answer(200, ['content-type', 'text/event-stream'])!;
+  it('refuses a tool list sent 2xx as another content type, and leaves error statuses alone', () => {
+    const answer = answerFor('tools:read');
+    for (const type of ['text/plain', 'application/json-seq', 'text/html', '']) {
+      const out = whole(answer(200, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
+      expect(Buffer.isBuffer(out) ? 'relayed' : out.status).toBe(502);
+    }
+    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
+    expect(answer(204, [])).toBeUndefined();
+  });
+
+  it('filters an event-stream answer event by event, re-encoded as checked', () => {
+    const r = streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
     const event = `event: message\nid: 1\ndata: ${JSON.stringify(liveList())}\n\n`;
     const text = r.push(Buffer.from(event.slice(0, 30))) + r.push(Buffer.from(event.slice(30))) + r.end();
     const events = new SseParser().push(text);
     expect(events).toHaveLength(1);
-    expect((JSON.parse(events[0]!.data) as ReturnType<typeof liveList>).result.tools.map((t) => t.name)).toEqual(['get_order']);
-    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
-    expect(answer(200, ['content-type', 'text/plain'])).toBeUndefined();
+    expect(names(JSON.parse(events[0]!.data))).toEqual(['get_order']);
+  });
+
+  it('drops an event of a tools/list stream that does not parse, and says why', () => {
+    warnings.length = 0;
+    const r = streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
+    const full = JSON.stringify(liveList());
+    const out = r.push(Buffer.from(`event: message\ndata: ${full.slice(0, -1)},}\n\nevent: message\ndata: ${full}\n\n`)) + r.end();
+    expect(out).not.toContain('drop_table');
+    expect(new SseParser().push(out).map((e) => names(JSON.parse(e.data)))).toEqual([['get_order']]);
+    expect(warnings).toEqual([expect.stringMatching(/dropped an event of a tools\/list answer that is not JSON/)]);
+  });
+
+  it('filters every spelling a client could read as the tools/list answer: another id spelling, a batch in one event, a byte order mark, data over several lines', () => {
+    const answer = () => streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
+    // The SDK client reads ids with Number(): "5", "5.0" and 5.0 all answer request 5.
+    for (const id of ['5', '5.0', ' 5', 5.0]) expect(names(eventsOut(answer(), `data: ${JSON.stringify(liveList(id))}\n\n`)[0])).toEqual(['get_order']);
+    const batch = eventsOut(answer(), `data: ${JSON.stringify([liveList()])}\n\n`)[0] as unknown[];
+    expect(names(batch[0])).toEqual(['get_order']);
+    expect(eventsOut(answer(), `\uFEFFdata: ${JSON.stringify(liveList())}\n\n`).map(names)).toEqual([['get_order']]);
+    expect(eventsOut(answer(), `data: ${JSON.stringify(liveList(), null, 1).split('\n').join('\ndata: ')}\r\n\r\n`).map(names)).toEqual([['get_order']]);
+  });
+
+  it('offers a tool listed twice once, drops a forbidden tool listed twice, and never matches a name by another spelling or by the prototype', () => {
+    const filtered = (tools: unknown[]) => {
+      const out = whole(answerFor('tools:read')(200, ['content-type', 'application/json'])).end(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools } })));
+      if (!Buffer.isBuffer(out)) throw new Error('expected a body');
+      return names(JSON.parse(out.toString('utf8')));
+    };
+    const odd = ['get_order\u200b', 'GET_ORDER', 'get\u00adorder', 'get_\u043erder', 'constructor', '__proto__', 'toString', 'hasOwnProperty'].map((name) => ({ ...reviewed('get_order'), name }));
+    expect(filtered([...liveList(5, ['drop_table', 'get_order', 'drop_table', 'get_order']).result.tools, ...odd])).toEqual(['get_order']);
+    // Two different copies of a reviewed tool: one of them changed since review (drift: block), so neither is offered.
+    expect(filtered([reviewed('get_order'), { ...reviewed('get_order'), description: 'a second, different description' }])).toEqual([]);
   });
 });

@@ -46,7 +46,8 @@ export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
   const seen = new Set<string>();
   for (const t of live) {
     seen.add(t.name);
-    const c = spec.tools[t.name];
+    // Own entries only: a live tool named `constructor` or `__proto__` is new, not a reviewed one.
+    const c = Object.hasOwn(spec.tools, t.name) ? spec.tools[t.name] : undefined;
     if (!c) {
       record.added.push(t.name);
       continue;

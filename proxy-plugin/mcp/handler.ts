@@ -25,9 +25,9 @@ import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type J
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
+import { filterToolsJson, filterToolsResponse, listsTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
-import type { BodyRewrite } from '../fast-path.js';
+import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
 /** Response header carrying the decision id(s); the same name the proxy plugin uses. */
@@ -99,50 +99,76 @@ export interface McpHandlerOptions {
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
   /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY). */
   headerPolicy?: HeaderPolicy;
+  /** Where the handler says why it refused part of an upstream answer (an event it could not read). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 const HAND_OFF: FastOutcome = { handOff: true };
 
-// Rewrites the events that answer one of the tools/list requests `ids` (filtered for the caller).
-function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView): SseRewrite {
+/** Largest upstream JSON answer buffered for checking or rewriting, by default. */
+const MAX_UPSTREAM_JSON_BYTES = 16 * 1024 * 1024;
+
+const UNREADABLE = 'the MCP server sent an answer that could not be read';
+
+// Rewrites the events of a stream that answers a tools/list (filtered for the caller). Every event with
+// data is re-encoded: the client reads what was checked. One that does not parse is dropped (fail
+// closed: it might be the list itself, for a client with a more lenient parser), and said so.
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
     if (!e.hasData) return undefined;
+    let msg: unknown;
     try {
-      const msg = JSON.parse(e.data) as unknown;
-      const out = filterToolsJson(msg, ids, view);
-      return out === msg ? undefined : JSON.stringify(out);
+      msg = JSON.parse(e.data) as unknown;
     } catch {
-      return undefined;
+      warn?.('dropped an event of a tools/list answer that is not JSON (it could hold an unfiltered tool list)', { event: e.type, bytes: e.data.length });
+      return null;
     }
+    return JSON.stringify(filterToolsJson(msg, ids, view));
   };
 }
 
-// The fast path's rewrite of a tools/list answer: its events, or its whole JSON body, as node's path
-// filters them. A JSON answer that does not read as one object gets a JSON-RPC error instead (fail
-// closed: a client's more lenient parser must not find the unfiltered list in it).
-function toolsAnswer(status: number, contentType: string, ids: ReadonlySet<JsonRpcId>, view: ToolsView, max: number): BodyRewrite | undefined {
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(ids, view));
-  if (contentType !== 'application/json' || status >= 300) return undefined;
-  const parts: Buffer[] = [];
-  let size = 0;
-  return {
-    push: (data) => {
-      size += data.length;
-      if (size > max) throw new Error(`the MCP server's answer exceeds ${max} bytes`);
-      parts.push(data);
-      return '';
-    },
-    end: () => {
-      let doc: unknown;
-      try {
-        doc = JSON.parse(Buffer.concat(parts).toString('utf8'));
-      } catch {
-        doc = undefined;
-      }
-      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return JSON.stringify(rpcError(null, -32000, 'the MCP server sent an answer that could not be read'));
-      return JSON.stringify(filterToolsJson(doc, ids, view));
-    },
-  };
+// A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
+function answerDocument(body: Buffer): object | undefined {
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as unknown;
+    return doc && typeof doc === 'object' ? doc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The sidecar's 502 for an upstream answer it cannot pass on, as node's path sends it (sendJson).
+function unreadable(decisionId: string | undefined): OwnAnswer {
+  return { status: 502, headers: [['content-type', 'application/json'], ...(decisionId ? ([[DECISION_ID_HEADER, decisionId]] as Array<[string, string]>) : [])], body: JSON.stringify(rpcError(null, -32000, UNREADABLE)) };
+}
+
+// True for a status whose answer carries no body (RFC 9110 §6.4.1).
+const bodiless = (status: number) => status === 204 || status === 304;
+
+/**
+ * How the fast path passes on the answer to one forwarded message, as node's path does (`post`):
+ * - a 2xx JSON answer is read whole and checked: one that is not a JSON object or array becomes a 502;
+ *   else its bytes go out as the server sent them (a tools/call result), or filtered (a tools/list);
+ * - a tools/list answered as an event stream is filtered event by event as it streams;
+ * - a tools/list answered 2xx with a body of any other type becomes a 502 (no client may find a list in it);
+ * - anything else (other event streams, error statuses) is relayed untouched.
+ */
+function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: { ids: ReadonlySet<JsonRpcId>; view: ToolsView } | undefined, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+  if (status < 200 || status >= 300 || bodiless(status)) return undefined;
+  if (contentType === 'application/json') {
+    return {
+      whole: true,
+      max,
+      end: (body) => {
+        const doc = answerDocument(body);
+        if (!doc) return unreadable(decisionId);
+        return tools ? Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view)), 'utf8') : body;
+      },
+    };
+  }
+  if (!tools) return undefined;
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, tools.view, warn));
+  return { whole: true, max, end: () => unreadable(decisionId) };
 }
 
 // The media type of a raw head's Content-Type, lower case ('' when absent).
@@ -339,16 +365,15 @@ export class McpHandler {
     const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
     fields.push('content-type', 'application/json', 'content-length', String(body.length));
     const ids = this.toolsListIds(plan);
-    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
-    const maxJson = this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024;
+    const tools = ids.size > 0 ? { ids, view: this.toolsView(ctx, spec) } : undefined;
+    const max = this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES;
     return {
       forward: {
         body,
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        // A tool list is filtered as on node's path: event by event, or the whole JSON answer.
-        ...(view ? { answer: (status: number, raw: readonly string[]) => toolsAnswer(status, contentTypeField(raw), ids, view, maxJson) } : {}),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, contentTypeField(raw), decisionId, tools, max, this.opts.warn),
       },
     };
   }
@@ -429,10 +454,15 @@ export class McpHandler {
       for (const l of plan.local) res.write(messageEvent(l));
       // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
       if (!view) return relay(up, res);
-      return relay(up, res, rewriteEventStream(toolsEvents(ids, view)));
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, view, this.opts.warn)));
+    }
+    // A tool list in a 2xx body of another type is refused: no client may find the unfiltered list in it.
+    if (view && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status) && up.headers['content-length'] !== '0') {
+      up.resume();
+      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     }
     if (ct === 'application/json' && status < 300) {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
+      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
       if (!raw) up.destroy();
       let doc: unknown;
       try {
@@ -441,7 +471,7 @@ export class McpHandler {
         doc = undefined;
       }
       if (doc === undefined || typeof doc !== 'object' || doc === null) {
-        return sendJson(res, 502, rpcError(null, -32000, 'the MCP server sent an answer that could not be read'), head);
+        return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
       }
       // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
       // the server sent, once they parsed, go out as they are.
@@ -513,16 +543,22 @@ export class McpHandler {
       }
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
       if (!s || s.pendingToolsList.size === 0 || !e.hasData) return undefined;
+      let msg: JsonRpcResponse;
       try {
-        const msg = JSON.parse(e.data) as { id?: unknown };
-        if (typeof msg.id !== 'string' && typeof msg.id !== 'number') return undefined;
-        const view = s.pendingToolsList.get(idKey(msg.id));
-        if (!view) return undefined;
-        s.pendingToolsList.delete(idKey(msg.id));
-        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
+        msg = JSON.parse(e.data) as JsonRpcResponse;
       } catch {
-        return undefined;
+        // A tools/list is awaited on this stream: an event that does not read might be its answer.
+        this.opts.warn?.('dropped an event of a legacy MCP stream that is not JSON while a tools/list answer was awaited', { event: e.type, bytes: e.data.length });
+        return null;
       }
+      if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return undefined;
+      const key = typeof msg.id === 'string' || typeof msg.id === 'number' ? idKey(msg.id) : undefined;
+      // Its own id, or any id when it holds a tool list (clients match ids loosely: "5" is 5 to the SDK).
+      const pending = key !== undefined && s.pendingToolsList.has(key) ? key : listsTools(msg) ? s.pendingToolsList.keys().next().value : undefined;
+      if (pending === undefined) return undefined;
+      const view = s.pendingToolsList.get(pending)!;
+      s.pendingToolsList.delete(pending);
+      return JSON.stringify(filterToolsResponse(msg, new Set(), view));
     });
     const end = (): void => {
       if (sessionId) this.sessions.delete(sessionId);

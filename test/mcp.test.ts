@@ -369,6 +369,22 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(logged().has(r.decisionId!)).toBe(true);
     });
 
+    // The server sends its own x-warden-decision-id with every answer: the caller must only ever see the
+    // sidecar's, whichever way the answer went (read whole, filtered whole, streamed untouched, rewritten event by event).
+    it.each([
+      ['a tools/call answered as JSON', 'application/json', () => call, '{"jsonrpc":"2.0","id":7,"result":{"content":[]}}'],
+      ['a tools/call answered as an event stream', 'text/event-stream', () => call, 'event: message\ndata: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\n'],
+      ['a tools/list answered as JSON', 'application/json', () => list, '{"jsonrpc":"2.0","id":8,"result":{"tools":[]}}'],
+      ['a tools/list answered as an event stream', 'text/event-stream', () => list, 'event: message\ndata: {"jsonrpc":"2.0","id":8,"result":{"tools":[]}}\n\n'],
+    ])('never passes on the server\'s forged decision id for %s', async (_what, contentType, body, sent) => {
+      type = contentType;
+      answer = sent;
+      const r = await post(body(), path);
+      expect(r.status).toBe(200);
+      expect(r.decisionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
     // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.
     it.each([
       ['cut short', '{"jsonrpc":"2.0","id":7,"result":'],

@@ -365,7 +365,7 @@ export class McpHandler {
     const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
     fields.push('content-type', 'application/json', 'content-length', String(body.length));
     const ids = this.toolsListIds(plan);
-    const tools = ids.size > 0 ? { ids, view: this.toolsView(ctx, spec) } : undefined;
+    const tools = ids.size > 0 ? this.toolsLater(ids, ctx, spec) : undefined;
     const max = this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES;
     return {
       forward: {
@@ -374,6 +374,24 @@ export class McpHandler {
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
         answer: (status: number, raw: readonly string[]) => fastAnswer(status, contentTypeField(raw), decisionId, tools, max, this.opts.warn),
+      },
+    };
+  }
+
+  /**
+   * The caller's view of the tool list for a tools/list on the fast path, worked out while the server
+   * answers: the request goes out first (the fast path writes it in this turn of the event loop), the
+   * evaluation runs in the next one, and an answer that comes sooner works it out itself. Same pinned
+   * policy, same input: only the moment differs.
+   */
+  private toolsLater(ids: ReadonlySet<JsonRpcId>, ctx: McpCallContext, spec: McpSpec): { ids: ReadonlySet<JsonRpcId>; readonly view: ToolsView } {
+    let view: ToolsView | undefined;
+    const workOut = () => (view ??= this.toolsView(ctx, spec));
+    setImmediate(workOut);
+    return {
+      ids,
+      get view() {
+        return workOut();
       },
     };
   }

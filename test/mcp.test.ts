@@ -359,6 +359,21 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
   };
   const logged = () => new Set(proxy.events.map((e) => e.decision_id));
 
+  it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
+    type = 'text/event-stream';
+    const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
+    answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
+    const r = await fetch(`${proxy.url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    const text = await r.text();
+    expect(r.status).toBe(200);
+    expect(text).not.toMatch(/drop_table|refund_order/);
+    expect(new SseParser().push(text).map((e) => JSON.parse(e.data) as unknown)).toEqual([
+      [{ jsonrpc: '2.0', id: 3, result: { tools: [] } }],
+      { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
+      { jsonrpc: '2.0', method: 'notifications/message', params: {} },
+    ]);
+  });
+
   describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
     it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
       type = 'application/json';
@@ -503,7 +518,7 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     const out = r.push(Buffer.from(`event: message\ndata: ${full.slice(0, -1)},}\n\nevent: message\ndata: ${full}\n\n`)) + r.end();
     expect(out).not.toContain('drop_table');
     expect(new SseParser().push(out).map((e) => names(JSON.parse(e.data)))).toEqual([['get_order']]);
-    expect(warnings).toEqual([expect.stringMatching(/dropped an event of a tools\/list answer that is not JSON/)]);
+    expect(warnings).toEqual([expect.stringMatching(/dropped an event-stream event that is not JSON/)]);
   });
 
   it('filters every spelling a client could read as the tools/list answer: another id spelling, a batch in one event, a byte order mark, data over several lines', () => {

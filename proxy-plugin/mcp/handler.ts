@@ -110,9 +110,10 @@ const MAX_UPSTREAM_JSON_BYTES = 16 * 1024 * 1024;
 
 const UNREADABLE = 'the MCP server sent an answer that could not be read';
 
-// Rewrites the events of a stream that answers a tools/list (filtered for the caller). Every event with
-// data is re-encoded: the client reads what was checked. One that does not parse is dropped (fail
-// closed: it might be the list itself, for a client with a more lenient parser), and said so.
+// Rewrites the events of a stream that may carry a tool list (a POST's answer to a tools/list, the
+// server's own GET stream): results with a tool list are filtered for the caller. Every event with data
+// is re-encoded: the client reads what was checked. One that does not parse is dropped (fail closed: it
+// might be the list itself, for a client with a more lenient parser), and said so.
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
     if (!e.hasData) return undefined;
@@ -120,7 +121,7 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView, warn: McpHand
     try {
       msg = JSON.parse(e.data) as unknown;
     } catch {
-      warn?.('dropped an event of a tools/list answer that is not JSON (it could hold an unfiltered tool list)', { event: e.type, bytes: e.data.length });
+      warn?.('dropped an event-stream event that is not JSON from a stream that may carry a tool list (it could hold an unfiltered one)', { event: e.type, bytes: e.data.length });
       return null;
     }
     return JSON.stringify(filterToolsJson(msg, ids, view));
@@ -531,19 +532,9 @@ export class McpHandler {
     if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+    // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
     const spec = mcpSpec(ctx.policy.bundle)!;
-    const view = this.toolsView(ctx, spec);
-    const rewrite = rewriteEventStream((e) => {
-      if (!e.hasData) return undefined;
-      try {
-        const msg = JSON.parse(e.data) as { id?: unknown; result?: { tools?: unknown } };
-        if ((typeof msg.id !== 'string' && typeof msg.id !== 'number') || !Array.isArray(msg.result?.tools)) return undefined;
-        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
-      } catch {
-        return undefined;
-      }
-    });
-    relay(up, res, rewrite);
+    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsView(ctx, spec), this.opts.warn)));
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.

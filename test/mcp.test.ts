@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -434,6 +434,66 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(r.text).not.toMatch(/drop_table|refund_order/);
       expect(new SseParser().push(r.text).map((e) => (JSON.parse(e.data) as { id: unknown; result: { tools: unknown[] } }).result.tools)).toEqual([[]]);
     });
+  });
+});
+
+describe('a JSON answer read whole on the fast path, however the server frames it', () => {
+  // A raw upstream: answers each request (framed by Content-Length) with the pieces of `reply`, written
+  // apart; a reply without Content-Length or chunking runs to the close.
+  let reply: string[] = [];
+  const server = net.createServer((s) => {
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf)?.[1] ?? 0);
+      if (end < 0 || buf.length < end + 4 + length) return;
+      buf = buf.slice(end + 4 + length);
+      const pieces = [...reply];
+      const next = () => {
+        const p = pieces.shift();
+        if (p === undefined) return void (/\r\n(content-length|transfer-encoding):/i.test(reply[0]!) ? undefined : s.end());
+        s.write(p, 'latin1', () => setImmediate(next));
+      };
+      next();
+    });
+    s.on('error', () => s.destroy());
+  });
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    proxy = await startProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, issuer);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await new Promise((ok) => server.close(ok));
+  });
+  const post = async (message: unknown) => {
+    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body: JSON.stringify(message), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    return { status: r.status, length: r.headers.get('content-length'), text: await r.text() };
+  };
+  const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
+  const result = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"order 42"}]}}';
+  const head = (framing: string) => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${framing}\r\n`;
+  const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
+
+  it.each([
+    ['with a Content-Length, head and body apart', () => [head(`content-length: ${result.length}\r\n`), result.slice(0, 20), result.slice(20)]],
+    ['chunked, in several chunks', () => [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), chunk(result.slice(30)), '0\r\n\r\n']],
+    ['up to the close', () => [head(''), result.slice(0, 25), result.slice(25)]],
+  ])('passes a tools/call answer sent %s on as the server\'s bytes, in one body with its length', async (_how, pieces) => {
+    reply = pieces();
+    expect(await post(call)).toEqual({ status: 200, length: String(result.length), text: result });
+  });
+
+  it('answers 502 for a chunked tools/call answer that is cut short, and filters a chunked tool list', async () => {
+    reply = [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), '0\r\n\r\n'];
+    expect((await post(call)).status).toBe(502);
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }] } });
+    reply = [head('transfer-encoding: chunked\r\n') + chunk(list.slice(0, 10)), chunk(list.slice(10)), '0\r\n\r\n'];
+    const r = await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ jsonrpc: '2.0', id: 8, result: { tools: [] } });
   });
 });
 

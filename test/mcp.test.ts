@@ -3,7 +3,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createServer } from 'node:http';
+import { createServer, Server as HttpServer } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
@@ -331,6 +331,21 @@ describe('Streamable HTTP sessions through the handler', () => {
   });
 });
 
+// The sidecar with the MCP handler in front of `server`, for the describe block that calls it.
+function proxyInFront(server: net.Server): () => TestProxy {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    proxy = await startProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, issuer);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    if (server instanceof HttpServer) server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+  });
+  return () => proxy;
+}
+
 describe('answers the handler has nothing to filter in, on both of the sidecar\'s paths', () => {
   // An MCP server that answers every POST with the bytes and content type given (its own spacing and key order).
   let answer = '';
@@ -339,31 +354,22 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': type, 'x-warden-decision-id': 'forged-by-the-server' }).end(answer));
   });
-  let proxy: TestProxy;
-  beforeAll(async () => {
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    proxy = await startProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, issuer);
-  });
-  afterAll(async () => {
-    await proxy?.close();
-    server.closeAllConnections();
-    await new Promise((ok) => server.close(ok));
-  });
+  const proxy = proxyInFront(server);
   const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
   const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
   // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
   const post = async (body: string, path: 'fast' | 'node') => {
     const sent = path === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
-    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
+    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
     return { status: r.status, text: await r.text(), decisionId: r.headers.get('x-warden-decision-id') };
   };
-  const logged = () => new Set(proxy.events.map((e) => e.decision_id));
+  const logged = () => new Set(proxy().events.map((e) => e.decision_id));
 
   it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
     type = 'text/event-stream';
     const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
     answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
-    const r = await fetch(`${proxy.url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    const r = await fetch(`${proxy().url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
     const text = await r.text();
     expect(r.status).toBe(200);
     expect(text).not.toMatch(/drop_table|refund_order/);
@@ -459,17 +465,9 @@ describe('a JSON answer read whole on the fast path, however the server frames i
     });
     s.on('error', () => s.destroy());
   });
-  let proxy: TestProxy;
-  beforeAll(async () => {
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    proxy = await startProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, issuer);
-  });
-  afterAll(async () => {
-    await proxy?.close();
-    await new Promise((ok) => server.close(ok));
-  });
+  const proxy = proxyInFront(server);
   const post = async (message: unknown) => {
-    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body: JSON.stringify(message), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: JSON.stringify(message), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
     return { status: r.status, length: r.headers.get('content-length'), text: await r.text() };
   };
   const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };

@@ -550,7 +550,7 @@ class Exchange {
           client.cork();
           this.respond(resp);
           if (chunk.length > 0) this.relay(chunk);
-          else if (resp.framing === 'length' && this.left === 0) this.complete();
+          else if (resp.framing === 'length' && this.left === 0) this.relay(chunk); // an empty body: its end
           client.uncork();
           return;
         }
@@ -566,11 +566,12 @@ class Exchange {
     // The connection cannot carry another call when the answer runs to the close or the upstream
     // answered before the request body was all in (the rest is never read).
     if (resp.framing === 'close' || this.bodyLeft > 0) this.closeAfter = true;
-    // Only an answer with a body is rewritten; the rewrite frames it chunked (its length changes).
+    // Only an answer with a body is rewritten as it streams (the rewrite frames it chunked: its length
+    // changes); one read whole is checked even when empty (an empty JSON answer is no answer).
     const bodied = resp.framing !== 'length' || resp.contentLength > 0;
-    const rewrite = bodied ? this.a.answer?.(resp) : undefined;
+    const rewrite = this.a.answer?.(resp);
     if (rewrite && 'whole' in rewrite) this.whole = { answer: rewrite, parts: [], size: 0 };
-    else this.rewrite = rewrite;
+    else if (bodied) this.rewrite = rewrite;
     const reads = this.rewrite || this.whole;
     if (resp.framing === 'chunked') this.chunked = new ChunkedEnd(reads ? (d) => this.data.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength)) : undefined);
     this.left = resp.framing === 'length' ? resp.contentLength : 0;

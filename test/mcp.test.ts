@@ -331,8 +331,9 @@ describe('Streamable HTTP sessions through the handler', () => {
   });
 });
 
-// The sidecar with the MCP handler in front of `server`, for the describe block that calls it.
-function proxyInFront(server: net.Server): () => TestProxy {
+// The sidecar with the MCP handler in front of `server`, for the describe block that calls it
+// (`connections`: the server's open connections, closed at the end: node's path keeps its own alive).
+function proxyInFront(server: net.Server, connections?: Set<net.Socket>): () => TestProxy {
   let proxy: TestProxy;
   beforeAll(async () => {
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -341,6 +342,7 @@ function proxyInFront(server: net.Server): () => TestProxy {
   afterAll(async () => {
     await proxy?.close();
     if (server instanceof HttpServer) server.closeAllConnections();
+    for (const c of connections ?? []) c.destroy();
     await new Promise((ok) => server.close(ok));
   });
   return () => proxy;
@@ -447,7 +449,10 @@ describe('a JSON answer read whole on the fast path, however the server frames i
   // A raw upstream: answers each request (framed by Content-Length) with the pieces of `reply`, written
   // apart; a reply without Content-Length or chunking runs to the close.
   let reply: string[] = [];
+  const connections = new Set<net.Socket>();
   const server = net.createServer((s) => {
+    connections.add(s);
+    s.on('close', () => connections.delete(s));
     let buf = '';
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
@@ -465,9 +470,12 @@ describe('a JSON answer read whole on the fast path, however the server frames i
     });
     s.on('error', () => s.destroy());
   });
-  const proxy = proxyInFront(server);
-  const post = async (message: unknown) => {
-    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: JSON.stringify(message), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+  const proxy = proxyInFront(server, connections);
+  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
+  const post = async (message: unknown, path: 'fast' | 'node' = 'fast') => {
+    const text = JSON.stringify(message);
+    const body = path === 'fast' ? text : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(text)), c.close()) });
+    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
     return { status: r.status, length: r.headers.get('content-length'), text: await r.text() };
   };
   const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
@@ -482,6 +490,13 @@ describe('a JSON answer read whole on the fast path, however the server frames i
   ])('passes a tools/call answer sent %s on as the server\'s bytes, in one body with its length', async (_how, pieces) => {
     reply = pieces();
     expect(await post(call)).toEqual({ status: 200, length: String(result.length), text: result });
+  });
+
+  it.each(['fast', 'node'] as const)('answers 502 on the %s path for an empty 2xx answer to a call: JSON with Content-Length: 0, or a tool list of no type', async (path) => {
+    reply = ['HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n'];
+    expect((await post(call, path)).status).toBe(502);
+    reply = ['HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'];
+    expect((await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' }, path)).status).toBe(502);
   });
 
   it('answers 502 for a chunked tools/call answer that is cut short, and filters a chunked tool list', async () => {

@@ -476,7 +476,7 @@ export class McpHandler {
       return relay(up, res, rewriteEventStream(toolsEvents(ids, view, this.opts.warn)));
     }
     // A tool list in a 2xx body of another type is refused: no client may find the unfiltered list in it.
-    if (view && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status) && up.headers['content-length'] !== '0') {
+    if (view && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
       up.resume();
       return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     }

@@ -367,21 +367,6 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
   };
   const logged = () => new Set(proxy().events.map((e) => e.decision_id));
 
-  it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
-    type = 'text/event-stream';
-    const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
-    answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
-    const r = await fetch(`${proxy().url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
-    const text = await r.text();
-    expect(r.status).toBe(200);
-    expect(text).not.toMatch(/drop_table|refund_order/);
-    expect(new SseParser().push(text).map((e) => JSON.parse(e.data) as unknown)).toEqual([
-      [{ jsonrpc: '2.0', id: 3, result: { tools: [] } }],
-      { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
-      { jsonrpc: '2.0', method: 'notifications/message', params: {} },
-    ]);
-  });
-
   describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
     it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
       type = 'application/json';
@@ -406,6 +391,22 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(r.status).toBe(200);
       expect(r.decisionId).toMatch(/^[0-9a-f-]{36}$/);
       expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    // The MCP SDK client matches every answer it reads by id, whichever stream or body brings it: a server
+    // can answer a tools/list sent in another POST inside a tools/call's answer.
+    it.each([
+      ['a JSON batch', 'application/json', (list: string) => `[{"jsonrpc":"2.0","id":7,"result":{"content":[]}},${list}]`],
+      ['an event of its stream', 'text/event-stream', (list: string) => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\ndata: ${list}\n\n`],
+      ['an event of its stream, the key escaped', 'text/event-stream', (list: string) => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\ndata: ${list.replace('"tools"', '"t\\u006fols"')}\n\n`],
+    ])('filters a tool list slipped into a tools/call answer as %s', async (_how, contentType, answerWith) => {
+      type = contentType;
+      answer = answerWith(JSON.stringify({ jsonrpc: '2.0', id: 99, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } }));
+      const r = await post(call, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(/drop_table|refund_order/);
+      // The call's own answer still arrives (node's path keeps only the answers to what it forwarded).
+      expect(r.text).toMatch(/"id":7,"result":\{"content":\[\]\}/);
     });
 
     // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.
@@ -442,6 +443,22 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(r.text).not.toMatch(/drop_table|refund_order/);
       expect(new SseParser().push(r.text).map((e) => (JSON.parse(e.data) as { id: unknown; result: { tools: unknown[] } }).result.tools)).toEqual([[]]);
     });
+  });
+
+  // After the suites above: a GET hands its connection to node's path for good, and fetch would reuse it.
+  it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
+    type = 'text/event-stream';
+    const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
+    answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
+    const r = await fetch(`${proxy().url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    const text = await r.text();
+    expect(r.status).toBe(200);
+    expect(text).not.toMatch(/drop_table|refund_order/);
+    expect(new SseParser().push(text).map((e) => JSON.parse(e.data) as unknown)).toEqual([
+      [{ jsonrpc: '2.0', id: 3, result: { tools: [] } }],
+      { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
+      { jsonrpc: '2.0', method: 'notifications/message', params: {} },
+    ]);
   });
 });
 

@@ -110,13 +110,14 @@ const MAX_UPSTREAM_JSON_BYTES = 16 * 1024 * 1024;
 
 const UNREADABLE = 'the MCP server sent an answer that could not be read';
 
-// Rewrites the events of a stream that may carry a tool list (a POST's answer to a tools/list, the
-// server's own GET stream): results with a tool list are filtered for the caller. Every event with data
-// is re-encoded: the client reads what was checked. One that does not parse is dropped (fail closed: it
-// might be the list itself, for a client with a more lenient parser), and said so.
-function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
+// Rewrites the events of a stream that may carry a tool list: results with a tool list are filtered for
+// the caller (`view`, worked out when first needed). Every event read is re-encoded: the client reads
+// what was checked. One that does not parse is dropped (fail closed: it might be the list itself, for a
+// client with a more lenient parser), and said so. On a stream that answers no tools/list (`ids` empty),
+// an event whose data cannot spell a `tools` key (neither the word nor any escape) passes unread.
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    if (!e.hasData) return undefined;
+    if (!e.hasData || (ids.size === 0 && !e.data.includes('tools') && !e.data.includes('\\'))) return undefined;
     let msg: unknown;
     try {
       msg = JSON.parse(e.data) as unknown;
@@ -124,8 +125,14 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView, warn: McpHand
       warn?.('dropped an event-stream event that is not JSON from a stream that may carry a tool list (it could hold an unfiltered one)', { event: e.type, bytes: e.data.length });
       return null;
     }
-    return JSON.stringify(filterToolsJson(msg, ids, view));
+    return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
+}
+
+// True when a message (or a batch of them) holds a result with a tool list.
+function holdsToolList(doc: unknown): boolean {
+  const one = (m: unknown) => !!m && typeof m === 'object' && listsTools(m as JsonRpcResponse);
+  return Array.isArray(doc) ? doc.some(one) : one(doc);
 }
 
 // A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
@@ -146,15 +153,23 @@ function unreadable(decisionId: string | undefined): OwnAnswer {
 // True for a status whose answer carries no body (RFC 9110 §6.4.1).
 const bodiless = (status: number) => status === 204 || status === 304;
 
+/** The tools/list requests a body forwarded, and the caller's view of the tool list when it is needed. */
+interface ToolsAnswer {
+  ids: ReadonlySet<JsonRpcId>;
+  view(): ToolsView;
+}
+
 /**
  * How the fast path passes on the answer to one forwarded message, as node's path does (`post`):
  * - a 2xx JSON answer is read whole and checked: one that is not a JSON object or array becomes a 502;
- *   else its bytes go out as the server sent them (a tools/call result), or filtered (a tools/list);
- * - a tools/list answered as an event stream is filtered event by event as it streams;
+ *   one that holds a tool list (the answer to the tools/list, or a list a server slips into another
+ *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
+ *   goes out as the server's bytes (a tools/call result);
+ * - an event stream is rewritten event by event as it streams, for the same reason (`toolsEvents`);
  * - a tools/list answered 2xx with a body of any other type becomes a 502 (no client may find a list in it);
- * - anything else (other event streams, error statuses) is relayed untouched.
+ * - anything else (other types, error statuses) is relayed untouched.
  */
-function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: { ids: ReadonlySet<JsonRpcId>; view: ToolsView } | undefined, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || status >= 300 || bodiless(status)) return undefined;
   if (contentType === 'application/json') {
     return {
@@ -163,12 +178,13 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
       end: (body) => {
         const doc = answerDocument(body);
         if (!doc) return unreadable(decisionId);
-        return tools ? Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view)), 'utf8') : body;
+        if (tools.ids.size === 0 && !holdsToolList(doc)) return body;
+        return Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view())), 'utf8');
       },
     };
   }
-  if (!tools) return undefined;
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, tools.view, warn));
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
+  if (tools.ids.size === 0) return undefined;
   return { whole: true, max, end: () => unreadable(decisionId) };
 }
 
@@ -365,8 +381,7 @@ export class McpHandler {
     }
     const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
     fields.push('content-type', 'application/json', 'content-length', String(body.length));
-    const ids = this.toolsListIds(plan);
-    const tools = ids.size > 0 ? this.toolsLater(ids, ctx, spec) : undefined;
+    const tools = this.toolsLater(this.toolsListIds(plan), ctx, spec);
     const max = this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES;
     return {
       forward: {
@@ -380,21 +395,16 @@ export class McpHandler {
   }
 
   /**
-   * The caller's view of the tool list for a tools/list on the fast path, worked out while the server
-   * answers: the request goes out first (the fast path writes it in this turn of the event loop), the
-   * evaluation runs in the next one, and an answer that comes sooner works it out itself. Same pinned
-   * policy, same input: only the moment differs.
+   * The caller's view of the tool list, worked out once and only when needed. For a body with a
+   * tools/list it is worked out while the server answers: the request goes out first (the fast path
+   * writes it in this turn of the event loop), the evaluation runs in the next one, and an answer that
+   * comes sooner works it out itself. Same pinned policy, same input: only the moment differs.
    */
-  private toolsLater(ids: ReadonlySet<JsonRpcId>, ctx: McpCallContext, spec: McpSpec): { ids: ReadonlySet<JsonRpcId>; readonly view: ToolsView } {
+  private toolsLater(ids: ReadonlySet<JsonRpcId>, ctx: McpCallContext, spec: McpSpec): ToolsAnswer {
     let view: ToolsView | undefined;
     const workOut = () => (view ??= this.toolsView(ctx, spec));
-    setImmediate(workOut);
-    return {
-      ids,
-      get view() {
-        return workOut();
-      },
-    };
+    if (ids.size > 0) setImmediate(workOut);
+    return { ids, view: workOut };
   }
 
   private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
@@ -456,8 +466,8 @@ export class McpHandler {
       }
       return sendJson(res, 200, answer, head);
     }
-    const ids = this.toolsListIds(plan);
-    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
+    const tools = this.toolsLater(this.toolsListIds(plan), ctx, spec);
+    const ids = tools.ids;
     let up: IncomingMessage;
     try {
       up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...headerObject(this.upstreamHeaders(req, ctx, head)), 'content-type': 'application/json', 'content-length': body.length }, body });
@@ -471,12 +481,11 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
       for (const l of plan.local) res.write(messageEvent(l));
-      // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
-      if (!view) return relay(up, res);
-      return relay(up, res, rewriteEventStream(toolsEvents(ids, view, this.opts.warn)));
+      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere): filtered.
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
     }
     // A tool list in a 2xx body of another type is refused: no client may find the unfiltered list in it.
-    if (view && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
+    if (ids.size > 0 && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
       up.resume();
       return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     }
@@ -494,11 +503,12 @@ export class McpHandler {
       }
       // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
       // the server sent, once they parsed, go out as they are.
-      if (!view && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
+      const listed = ids.size > 0 || holdsToolList(doc);
+      if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
         res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
         return void res.end(raw);
       }
-      const filtered = view ? filterToolsJson(doc, ids, view) : doc;
+      const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
       const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
       const merged = mergeAnswers(plan, answers);
       return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
@@ -534,7 +544,7 @@ export class McpHandler {
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
     // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
     const spec = mcpSpec(ctx.policy.bundle)!;
-    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsView(ctx, spec), this.opts.warn)));
+    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsLater(new Set(), ctx, spec).view, this.opts.warn)));
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.

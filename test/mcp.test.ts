@@ -462,6 +462,44 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
   });
 });
 
+describe('a legacy HTTP+SSE stream that carries tool lists the handler did not expect', () => {
+  // A hand-made legacy server: the stream announces session s1 and a tool list nobody asked for; a
+  // tools/list POSTed later is answered on the stream by a decoy list under another id, then by the
+  // list under its own id, and the stream ends.
+  let stream: import('node:http').ServerResponse | undefined;
+  const list = (id: unknown) => `data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } })}\n\n`;
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') {
+      stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return void res.write(`event: endpoint\ndata: /messages?sessionId=s1\n\n${list('unasked')}`);
+    }
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      res.writeHead(202).end();
+      const m = JSON.parse(body) as { id: number };
+      stream!.end(list('decoy') + list(m.id));
+    });
+  });
+  const proxy = proxyInFront(server);
+
+  it('filters every tool list on the stream with the session\'s view, a decoy first or not, and drops one that no tools/list asked for', async () => {
+    const auth = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const r = await fetch(`${proxy().url}/sse`, { headers: { ...auth, accept: 'text/event-stream' } });
+    const reader = r.body!.getReader();
+    let text = '';
+    while (!text.includes('sessionId=s1')) text += new TextDecoder().decode((await reader.read()).value);
+    const post = await fetch(`${proxy().url}/messages?sessionId=s1`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }), headers: { ...auth, 'content-type': 'application/json' } });
+    expect(post.status).toBe(202);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    expect(text).not.toMatch(/drop_table|refund_order|unasked/);
+    expect(new SseParser().push(text).filter((e) => e.type === 'message').map((e) => JSON.parse(e.data) as unknown)).toEqual([
+      { jsonrpc: '2.0', id: 'decoy', result: { tools: [] } },
+      { jsonrpc: '2.0', id: 4, result: { tools: [] } },
+    ]);
+  });
+});
+
 describe('a JSON answer read whole on the fast path, however the server frames it', () => {
   // A raw upstream: answers each request (framed by Content-Length) with the pieces of `reply`, written
   // apart; a reply without Content-Length or chunking runs to the close.

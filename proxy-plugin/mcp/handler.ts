@@ -25,7 +25,7 @@ import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type J
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterToolsJson, filterToolsResponse, listsTools, type ToolsView } from './tools-filter.js';
+import { filterToolsJson, listsTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -238,6 +238,8 @@ interface LegacySession {
   stream: ServerResponse;
   /** tools/list requests waiting for their answer on the stream, with the view of the caller who asked. */
   pendingToolsList: Map<string, ToolsView>;
+  /** The view of the last tools/list sent on this session: any tool list on the stream is filtered with it. */
+  view?: ToolsView;
 }
 
 /** The MCP handler of one workload. */
@@ -561,23 +563,30 @@ export class McpHandler {
         return undefined;
       }
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!s || s.pendingToolsList.size === 0 || !e.hasData) return undefined;
-      let msg: JsonRpcResponse;
+      if (!s || !e.hasData) return undefined;
+      // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
+      const awaited = s.pendingToolsList.size > 0;
+      if (!awaited && !e.data.includes('tools') && !e.data.includes('\\')) return undefined;
+      let msg: unknown;
       try {
-        msg = JSON.parse(e.data) as JsonRpcResponse;
+        msg = JSON.parse(e.data) as unknown;
       } catch {
-        // A tools/list is awaited on this stream: an event that does not read might be its answer.
-        this.opts.warn?.('dropped an event of a legacy MCP stream that is not JSON while a tools/list answer was awaited', { event: e.type, bytes: e.data.length });
+        // It might be a tool list, for a client with a more lenient parser.
+        this.opts.warn?.('dropped an event of a legacy MCP stream that is not JSON (it could hold an unfiltered tool list)', { event: e.type, bytes: e.data.length });
         return null;
       }
-      if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return undefined;
-      const key = typeof msg.id === 'string' || typeof msg.id === 'number' ? idKey(msg.id) : undefined;
-      // Its own id, or any id when it holds a tool list (clients match ids loosely: "5" is 5 to the SDK).
-      const pending = key !== undefined && s.pendingToolsList.has(key) ? key : listsTools(msg) ? s.pendingToolsList.keys().next().value : undefined;
-      if (pending === undefined) return undefined;
-      const view = s.pendingToolsList.get(pending)!;
-      s.pendingToolsList.delete(pending);
-      return JSON.stringify(filterToolsResponse(msg, new Set(), view));
+      const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
+      const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
+      const view = (key !== undefined ? s.pendingToolsList.get(key) : undefined) ?? s.view;
+      if (key !== undefined) s.pendingToolsList.delete(key);
+      // A tool list under any id (a decoy first, say) is filtered with the session's view; with no
+      // tools/list ever sent on the session, there is no view and no client waits for one: dropped.
+      if (!holdsToolList(msg)) return JSON.stringify(msg);
+      if (!view) {
+        this.opts.warn?.('dropped a tool list on a legacy MCP stream that no tools/list asked for', { event: e.type });
+        return null;
+      }
+      return JSON.stringify(filterToolsJson(msg, new Set(), view));
     });
     const end = (): void => {
       if (sessionId) this.sessions.delete(sessionId);
@@ -600,6 +609,7 @@ export class McpHandler {
     const ids = this.toolsListIds(plan);
     if (ids.size > 0) {
       const view = this.toolsView(ctx, spec);
+      session.view = view;
       for (const id of ids) session.pendingToolsList.set(idKey(id), view);
     }
     for (const l of plan.local) session.stream.write(messageEvent(l));

@@ -38,9 +38,11 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
   const spec = mcpSpec(policy.bundle)!;
   // What the live server lists: every reviewed tool, as reviewed (no drift).
   const listed = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: Object.entries(spec.tools).map(([name, t]) => ({ name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations })) } });
-  const called = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: 'order 42: open, 2 items' }] } });
+  // A tool result as servers write them: JSON text inside the text content (escaped quotes to read past).
+  const called = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: JSON.stringify({ id: '42', status: 'open', items: 2 }) }] } });
   const kinds = [
     { kind: 'tools/call (json)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'application/json', answer: called },
+    { kind: 'tools/call (sse)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'text/event-stream', answer: `event: message\ndata: ${called}\n\n` },
     { kind: 'tools/list (json)', params: {}, method: 'tools/list', type: 'application/json', answer: listed },
     { kind: 'tools/list (sse)', params: {}, method: 'tools/list', type: 'text/event-stream', answer: `event: message\ndata: ${listed}\n\n` },
   ];

@@ -12,7 +12,7 @@ import type { EventSource } from '../formats/decision-event.js';
 import type { Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import type { DecisionPipeline, Verdict } from './decide.js';
-import type { BodyRewrite } from './fast-path.js';
+import type { BodyRewrite, WholeAnswer } from './fast-path.js';
 import type { NormalizedRequest } from './normalize.js';
 import type { HeaderPolicy } from './upstream-head.js';
 
@@ -66,8 +66,8 @@ export type FastOutcome =
         headers: string[];
         decisionId: string | undefined;
         onResponse(rawHeaders: readonly string[]): void;
-        /** A rewrite of the answer's body (MCP: a tool list filtered for the caller); else it is relayed untouched. */
-        answer?(status: number, rawHeaders: readonly string[]): BodyRewrite | undefined;
+        /** A rewrite of the answer's body as it streams, or a read of it whole (MCP: a JSON answer checked, a tool list filtered); else it is relayed untouched. */
+        answer?(status: number, rawHeaders: readonly string[]): BodyRewrite | WholeAnswer | undefined;
       };
     };
 

@@ -47,7 +47,19 @@ export interface Forward {
   /** Sees the upstream's final response head before it is relayed (an MCP session id, say). */
   onResponse?(resp: ResponseHead): void;
   /** A rewrite of the final answer's body, when it needs one (a filtered MCP tool list); else relayed as is. */
-  answer?(resp: ResponseHead): BodyRewrite | undefined;
+  answer?(resp: ResponseHead): BodyRewrite | WholeAnswer | undefined;
+}
+
+/**
+ * An answer read whole before any of it goes out (an MCP JSON answer, checked or filtered): `end` gets its
+ * body, unframed, and returns the body to send in one write with its own Content-Length, or the sidecar's
+ * own answer instead (a 502 for an answer that cannot be read). Nothing reaches the client before `end`,
+ * so a body over `max` bytes is refused with a 502 as well.
+ */
+export interface WholeAnswer {
+  whole: true;
+  max: number;
+  end(body: Buffer): Buffer | OwnAnswer;
 }
 
 /**
@@ -445,6 +457,8 @@ class Exchange {
   private left = 0;
   private chunked: ChunkedEnd | undefined;
   private rewrite: BodyRewrite | undefined;
+  /** The answer being read whole (WholeAnswer): its head goes out with its body. */
+  private whole: { answer: WholeAnswer; parts: Buffer[]; size: number } | undefined;
   /** Body bytes of the current upstream read, unframed (a rewrite reads them). */
   private data: Buffer[] = [];
   private extra = false;
@@ -536,7 +550,7 @@ class Exchange {
           client.cork();
           this.respond(resp);
           if (chunk.length > 0) this.relay(chunk);
-          else if (resp.framing === 'length' && this.left === 0) this.complete();
+          else if (resp.framing === 'length' && this.left === 0) this.relay(chunk); // an empty body: its end
           client.uncork();
           return;
         }
@@ -552,11 +566,16 @@ class Exchange {
     // The connection cannot carry another call when the answer runs to the close or the upstream
     // answered before the request body was all in (the rest is never read).
     if (resp.framing === 'close' || this.bodyLeft > 0) this.closeAfter = true;
-    // Only an answer with a body is rewritten; the rewrite frames it chunked (its length changes).
+    // Only an answer with a body is rewritten as it streams (the rewrite frames it chunked: its length
+    // changes); one read whole is checked even when empty (an empty JSON answer is no answer).
     const bodied = resp.framing !== 'length' || resp.contentLength > 0;
-    this.rewrite = bodied ? this.a.answer?.(resp) : undefined;
-    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd(this.rewrite ? (d) => this.data.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength)) : undefined);
+    const rewrite = this.a.answer?.(resp);
+    if (rewrite && 'whole' in rewrite) this.whole = { answer: rewrite, parts: [], size: 0 };
+    else if (bodied) this.rewrite = rewrite;
+    const reads = this.rewrite || this.whole;
+    if (resp.framing === 'chunked') this.chunked = new ChunkedEnd(reads ? (d) => this.data.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength)) : undefined);
     this.left = resp.framing === 'length' ? resp.contentLength : 0;
+    if (this.whole) return; // its head goes out with the body, once the body is read (wholeRead)
     const lines = this.fp.o.responseHeaderLines(this.rewrite ? { ...resp, framing: 'chunked' } : resp, this.a.decisionId);
     const framing = resp.framing === 'chunked' || this.rewrite ? 'transfer-encoding: chunked\r\n' : '';
     this.conn.socket.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}${framing}${this.fp.connectionLine(this.closeAfter)}\r\n`, 'latin1');
@@ -589,6 +608,7 @@ class Exchange {
         }
       }
     }
+    if (this.whole) return this.wholeRead(resp.framing === 'chunked' ? undefined : out, end);
     if (this.rewrite) out = this.rewritten(resp.framing === 'chunked' ? undefined : out, end);
     if (out.length > 0 && !this.conn.socket.write(out)) {
       // The client reads slower than the upstream writes: hold the upstream until it catches up.
@@ -611,16 +631,43 @@ class Exchange {
     return Buffer.concat([Buffer.from(chunk, 'latin1'), body, Buffer.from(body.length > 0 ? (end ? '\r\n0\r\n\r\n' : '\r\n') : end ? '0\r\n\r\n' : '', 'latin1')]);
   }
 
-  private complete(): void {
+  // More of an answer read whole (`unframed` as in `rewritten`); at its end, the head and the body (or
+  // the sidecar's own answer) leave in one write.
+  private wholeRead(unframed: Buffer | undefined, end: boolean): void {
+    const w = this.whole!;
+    for (const d of unframed ? [unframed] : this.data.splice(0)) {
+      w.size += d.length;
+      w.parts.push(d);
+    }
+    // Nothing went out yet: an answer too large is refused whole, and the upstream connection with it.
+    if (w.size > w.answer.max) return this.complete(this.fp.o.answer(502, this.a.decisionId, `the upstream's answer exceeds ${w.answer.max} bytes`), false);
+    if (!end) return;
+    const out = w.answer.end(w.parts.length === 1 ? w.parts[0]! : Buffer.concat(w.parts, w.size));
+    if (!Buffer.isBuffer(out)) return this.complete(out);
+    const resp = this.resp!;
+    const lines = this.fp.o.responseHeaderLines({ ...resp, framing: 'chunked' }, this.a.decisionId);
+    const client = this.conn.socket;
+    client.cork();
+    client.write(`HTTP/1.1 ${resp.status} ${resp.reason}\r\n${lines}content-length: ${out.length}\r\n${this.fp.connectionLine(this.closeAfter)}\r\n`, 'latin1');
+    client.write(out);
+    client.uncork();
+    this.complete();
+  }
+
+  // The answer is over: the upstream connection goes back to the pool when it can carry another call,
+  // and the client gets `own` instead of the upstream's answer when given (nothing of that went out).
+  private complete(own?: OwnAnswer, reusable = true): void {
     const resp = this.resp!;
     this.finish();
-    this.fp.pool.release(this.up!, !resp.close && !this.extra && this.bodyLeft === 0, resp.keepAliveMs);
-    this.conn.done(this.closeAfter);
+    this.fp.pool.release(this.up!, reusable && !resp.close && !this.extra && this.bodyLeft === 0, resp.keepAliveMs);
+    if (own) this.conn.own(own, this.closeAfter);
+    else this.conn.done(this.closeAfter);
   }
 
   onUpEnd(): void {
     if (this.finished) return;
     if (this.resp?.framing === 'close') {
+      if (this.whole) return this.wholeRead(Buffer.alloc(0), true);
       const up = this.up!;
       if (this.rewrite) {
         try {

@@ -3,12 +3,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, Server as HttpServer } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
+import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
 import type { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy, startMcpServer, startProxy, tokenIssuer, type TestMcpServer, type TestProxy, type TokenIssuer } from './support/mcp-fixtures.js';
@@ -330,13 +331,9 @@ describe('Streamable HTTP sessions through the handler', () => {
   });
 });
 
-describe('answers the handler has nothing to filter in', () => {
-  // An MCP server that answers every POST with the bytes given (its own spacing and key order).
-  let answer = '';
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
-  });
+// The sidecar with the MCP handler in front of `server`, for the describe block that calls it
+// (`connections`: the server's open connections, closed at the end: node's path keeps its own alive).
+function proxyInFront(server: net.Server, connections?: Set<net.Socket>): () => TestProxy {
   let proxy: TestProxy;
   beforeAll(async () => {
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -344,26 +341,227 @@ describe('answers the handler has nothing to filter in', () => {
   });
   afterAll(async () => {
     await proxy?.close();
-    server.closeAllConnections();
+    if (server instanceof HttpServer) server.closeAllConnections();
+    for (const c of connections ?? []) c.destroy();
     await new Promise((ok) => server.close(ok));
   });
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
-  const post = async (body: string) => {
-    const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
-    return { status: r.status, text: await r.text() };
-  };
+  return () => proxy;
+}
 
-  it('relays a tools/call result as the bytes the server sent', async () => {
-    answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
-    expect(await post(call)).toEqual({ status: 200, text: answer });
+describe('answers the handler has nothing to filter in, on both of the sidecar\'s paths', () => {
+  // An MCP server that answers every POST with the bytes and content type given (its own spacing and key order).
+  let answer = '';
+  let type = 'application/json';
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': type, 'x-warden-decision-id': 'forged-by-the-server' }).end(answer));
+  });
+  const proxy = proxyInFront(server);
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
+  const post = async (body: string, path: 'fast' | 'node') => {
+    const sent = path === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
+    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
+    return { status: r.status, text: await r.text(), decisionId: r.headers.get('x-warden-decision-id') };
+  };
+  const logged = () => new Set(proxy().events.map((e) => e.decision_id));
+
+  describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
+    it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
+      type = 'application/json';
+      answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
+      const r = await post(call, path);
+      expect({ status: r.status, text: r.text }).toEqual({ status: 200, text: answer });
+      expect(r.decisionId).not.toContain('forged');
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    // The server sends its own x-warden-decision-id with every answer: the caller must only ever see the
+    // sidecar's, whichever way the answer went (read whole, filtered whole, streamed untouched, rewritten event by event).
+    it.each([
+      ['a tools/call answered as JSON', 'application/json', () => call, '{"jsonrpc":"2.0","id":7,"result":{"content":[]}}'],
+      ['a tools/call answered as an event stream', 'text/event-stream', () => call, 'event: message\ndata: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\n'],
+      ['a tools/list answered as JSON', 'application/json', () => list, '{"jsonrpc":"2.0","id":8,"result":{"tools":[]}}'],
+      ['a tools/list answered as an event stream', 'text/event-stream', () => list, 'event: message\ndata: {"jsonrpc":"2.0","id":8,"result":{"tools":[]}}\n\n'],
+    ])('never passes on the server\'s forged decision id for %s', async (_what, contentType, body, sent) => {
+      type = contentType;
+      answer = sent;
+      const r = await post(body(), path);
+      expect(r.status).toBe(200);
+      expect(r.decisionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    // The MCP SDK client matches every answer it reads by id, whichever stream or body brings it: a server
+    // can answer a tools/list sent in another POST inside a tools/call's answer.
+    it.each([
+      ['a JSON batch', 'application/json', (list: string) => `[{"jsonrpc":"2.0","id":7,"result":{"content":[]}},${list}]`],
+      ['an event of its stream', 'text/event-stream', (list: string) => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\ndata: ${list}\n\n`],
+      ['an event of its stream, the key escaped', 'text/event-stream', (list: string) => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\ndata: ${list.replace('"tools"', '"t\\u006fols"')}\n\n`],
+    ])('filters a tool list slipped into a tools/call answer as %s', async (_how, contentType, answerWith) => {
+      type = contentType;
+      answer = answerWith(JSON.stringify({ jsonrpc: '2.0', id: 99, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } }));
+      const r = await post(call, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(/drop_table|refund_order/);
+      // The call's own answer still arrives (node's path keeps only the answers to what it forwarded).
+      expect(r.text).toMatch(/"id":7,"result":\{"content":\[\]\}/);
+    });
+
+    // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.
+    it.each([
+      ['cut short', '{"jsonrpc":"2.0","id":7,"result":'],
+      ['not JSON at all', '<html>upstream error</html>'],
+      ['a bare JSON string', '"{\\"jsonrpc\\":\\"2.0\\"}"'],
+      ['empty', ''],
+    ])('answers 502 for a tools/call JSON answer that is %s', async (_what, body) => {
+      type = 'application/json';
+      answer = body;
+      const r = await post(call, path);
+      expect(r.status).toBe(502);
+      expect((JSON.parse(r.text) as { error: { code: number } }).error.code).toBe(-32000);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    it('answers 502 for a tool list sent as another content type, and never shows it', async () => {
+      answer = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table', inputSchema: { type: 'object' } }] } });
+      for (type of ['text/plain', 'application/octet-stream']) {
+        const r = await post(list, path);
+        expect(r.status).toBe(502);
+        expect(r.text).not.toContain('drop_table');
+      }
+    });
+
+    // Only tools this caller may not see are listed (a drifted reviewed tool would be blocked for the later tests).
+    it('drops an event-stream event of a tool list that does not parse, and filters a list answered under another id spelling', async () => {
+      type = 'text/event-stream';
+      const full = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
+      answer = `event: message\ndata: ${full.slice(0, -1)}\n\nevent: message\ndata: ${full.replace('"id":8', '"id":"8"')}\n\n`;
+      const r = await post(list, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(/drop_table|refund_order/);
+      expect(new SseParser().push(r.text).map((e) => (JSON.parse(e.data) as { id: unknown; result: { tools: unknown[] } }).result.tools)).toEqual([[]]);
+    });
   });
 
-  // A tools/call answer is never rewritten, so the sidecar's fast path does not parse it: an answer
-  // that is not JSON reaches the caller as sent (node's path, which reads it, answers 502; see
-  // docs/performance.md). Nothing is filtered out of a tools/call result, so nothing can leak.
-  it('relays a tools/call answer that is not JSON as the server sent it', async () => {
-    answer = '{"jsonrpc":"2.0","id":7,"result":';
-    expect(await post(call)).toEqual({ status: 200, text: answer });
+  // After the suites above: a GET hands its connection to node's path for good, and fetch would reuse it.
+  it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
+    type = 'text/event-stream';
+    const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
+    answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
+    const r = await fetch(`${proxy().url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });
+    const text = await r.text();
+    expect(r.status).toBe(200);
+    expect(text).not.toMatch(/drop_table|refund_order/);
+    expect(new SseParser().push(text).map((e) => JSON.parse(e.data) as unknown)).toEqual([
+      [{ jsonrpc: '2.0', id: 3, result: { tools: [] } }],
+      { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
+      { jsonrpc: '2.0', method: 'notifications/message', params: {} },
+    ]);
+  });
+});
+
+describe('a legacy HTTP+SSE stream that carries tool lists the handler did not expect', () => {
+  // A hand-made legacy server: the stream announces session s1 and a tool list nobody asked for; a
+  // tools/list POSTed later is answered on the stream by a decoy list under another id, then by the
+  // list under its own id, and the stream ends.
+  let stream: import('node:http').ServerResponse | undefined;
+  const list = (id: unknown) => `data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } })}\n\n`;
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') {
+      stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return void res.write(`event: endpoint\ndata: /messages?sessionId=s1\n\n${list('unasked')}`);
+    }
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      res.writeHead(202).end();
+      const m = JSON.parse(body) as { id: number };
+      stream!.end(list('decoy') + list(m.id));
+    });
+  });
+  const proxy = proxyInFront(server);
+
+  it('filters every tool list on the stream with the session\'s view, a decoy first or not, and drops one that no tools/list asked for', async () => {
+    const auth = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const r = await fetch(`${proxy().url}/sse`, { headers: { ...auth, accept: 'text/event-stream' } });
+    const reader = r.body!.getReader();
+    let text = '';
+    while (!text.includes('sessionId=s1')) text += new TextDecoder().decode((await reader.read()).value);
+    const post = await fetch(`${proxy().url}/messages?sessionId=s1`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }), headers: { ...auth, 'content-type': 'application/json' } });
+    expect(post.status).toBe(202);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    expect(text).not.toMatch(/drop_table|refund_order|unasked/);
+    expect(new SseParser().push(text).filter((e) => e.type === 'message').map((e) => JSON.parse(e.data) as unknown)).toEqual([
+      { jsonrpc: '2.0', id: 'decoy', result: { tools: [] } },
+      { jsonrpc: '2.0', id: 4, result: { tools: [] } },
+    ]);
+  });
+});
+
+describe('a JSON answer read whole on the fast path, however the server frames it', () => {
+  // A raw upstream: answers each request (framed by Content-Length) with the pieces of `reply`, written
+  // apart; a reply without Content-Length or chunking runs to the close.
+  let reply: string[] = [];
+  const connections = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    connections.add(s);
+    s.on('close', () => connections.delete(s));
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf)?.[1] ?? 0);
+      if (end < 0 || buf.length < end + 4 + length) return;
+      buf = buf.slice(end + 4 + length);
+      const pieces = [...reply];
+      const next = () => {
+        const p = pieces.shift();
+        if (p === undefined) return void (/\r\n(content-length|transfer-encoding):/i.test(reply[0]!) ? undefined : s.end());
+        s.write(p, 'latin1', () => setImmediate(next));
+      };
+      next();
+    });
+    s.on('error', () => s.destroy());
+  });
+  const proxy = proxyInFront(server, connections);
+  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
+  const post = async (message: unknown, path: 'fast' | 'node' = 'fast') => {
+    const text = JSON.stringify(message);
+    const body = path === 'fast' ? text : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(text)), c.close()) });
+    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
+    return { status: r.status, length: r.headers.get('content-length'), text: await r.text() };
+  };
+  const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
+  const result = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"order 42"}]}}';
+  const head = (framing: string) => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${framing}\r\n`;
+  const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
+
+  it.each([
+    ['with a Content-Length, head and body apart', () => [head(`content-length: ${result.length}\r\n`), result.slice(0, 20), result.slice(20)]],
+    ['chunked, in several chunks', () => [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), chunk(result.slice(30)), '0\r\n\r\n']],
+    ['up to the close', () => [head(''), result.slice(0, 25), result.slice(25)]],
+  ])('passes a tools/call answer sent %s on as the server\'s bytes, in one body with its length', async (_how, pieces) => {
+    reply = pieces();
+    expect(await post(call)).toEqual({ status: 200, length: String(result.length), text: result });
+  });
+
+  it.each(['fast', 'node'] as const)('answers 502 on the %s path for an empty 2xx answer to a call: JSON with Content-Length: 0, or a tool list of no type', async (path) => {
+    reply = ['HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n'];
+    expect((await post(call, path)).status).toBe(502);
+    reply = ['HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'];
+    expect((await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' }, path)).status).toBe(502);
+  });
+
+  it('answers 502 for a chunked tools/call answer that is cut short, and filters a chunked tool list', async () => {
+    reply = [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), '0\r\n\r\n'];
+    expect((await post(call)).status).toBe(502);
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }] } });
+    reply = [head('transfer-encoding: chunked\r\n') + chunk(list.slice(0, 10)), chunk(list.slice(10)), '0\r\n\r\n'];
+    const r = await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ jsonrpc: '2.0', id: 8, result: { tools: [] } });
   });
 });
 
@@ -379,46 +577,97 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     };
   });
   const list = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list', params: {} }));
-  // What the live server lists: reviewed tools exactly as reviewed (no drift), the reader's and others.
-  const liveList = () => {
-    const tools = mcpSpec(policy.bundle)!.tools;
-    return { jsonrpc: '2.0', id: 5, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, description: tools[name]!.description, inputSchema: tools[name]!.input_schema, annotations: tools[name]!.annotations })) } };
+  const reviewed = (name: string) => {
+    const t = mcpSpec(policy.bundle)!.tools[name]!;
+    return { name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations };
   };
-  const rewriteFor = (scope: string) => {
-    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
+  // What the live server lists: reviewed tools exactly as reviewed (no drift), the reader's and others.
+  const liveList = (id: unknown = 5, names = ['get_order', 'refund_order', 'drop_table']) => ({ jsonrpc: '2.0', id, result: { tools: names.map(reviewed) } });
+  const warnings: string[] = [];
+  const answerFor = (scope: string) => {
+    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')), warn: (m) => void warnings.push(m) });
     const source = { principal: 'reader', authn: 'jwt' as const, claims: { sub: 'reader', scope }, address: '127.0.0.1' };
     const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
     const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body: list }, { source, request, policy, decide });
     if (!('forward' in o) || !o.forward.answer) throw new Error(`expected a forward with a rewrite, got ${JSON.stringify(o)}`);
     return o.forward.answer.bind(o.forward);
   };
+  const whole = (a: BodyRewrite | WholeAnswer | undefined): WholeAnswer => {
+    if (!a || !('whole' in a)) throw new Error('expected the answer to be read whole');
+    return a;
+  };
+  const streamed = (a: BodyRewrite | WholeAnswer | undefined): BodyRewrite => {
+    if (!a || 'whole' in a) throw new Error('expected the answer to be rewritten as it streams');
+    return a;
+  };
+  const names = (doc: unknown) => (doc as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name);
+  // The events a client reads from what the rewrite let through, as data values.
+  const eventsOut = (r: BodyRewrite, text: string) => new SseParser().push(r.push(Buffer.from(text)) + r.end()).map((e) => JSON.parse(e.data) as unknown);
 
-  it('filters a JSON answer that arrives in pieces: only the tools the caller may call', () => {
-    const r = rewriteFor('tools:read')(200, ['Content-Type', 'application/json; charset=utf-8'])!;
-    const text = Buffer.from(JSON.stringify(liveList()));
-    expect(r.push(text.subarray(0, 17)) + r.push(text.subarray(17))).toBe('');
-    const out = JSON.parse(r.end()) as { id: number; result: { tools: Array<{ name: string; annotations?: Record<string, unknown> }> } };
-    expect(out.id).toBe(5);
-    expect(out.result.tools.map((t) => t.name)).toEqual(['get_order']);
+  it('filters a JSON answer, read whole: only the tools the caller may call, in one body', () => {
+    const out = whole(answerFor('tools:read')(200, ['Content-Type', 'application/json; charset=utf-8'])).end(Buffer.from(JSON.stringify(liveList())));
+    if (!Buffer.isBuffer(out)) throw new Error('expected a body');
+    const doc = JSON.parse(out.toString('utf8')) as { id: number };
+    expect(doc.id).toBe(5);
+    expect(names(doc)).toEqual(['get_order']);
   });
 
-  it('fails closed on a JSON answer that does not parse: a lenient client parser must not find the full list in it', () => {
-    const r = rewriteFor('tools:read')(200, ['content-type', 'application/json'])!;
-    r.push(Buffer.from(JSON.stringify(liveList()).replace('"id":5', '"id":5,"x":NaN')));
-    const out = JSON.parse(r.end()) as { error: { code: number; message: string } };
-    expect(out.error.code).toBe(-32000);
-    expect(out.error.message).toMatch(/could not be read/);
+  it('fails closed on a JSON answer that does not parse: a 502, so that a lenient client parser never finds the full list in it', () => {
+    const out = whole(answerFor('tools:read')(200, ['content-type', 'application/json'])).end(Buffer.from(JSON.stringify(liveList()).replace('"id":5', '"id":5,"x":NaN')));
+    if (Buffer.isBuffer(out)) throw new Error('expected the sidecar\'s own answer');
+    expect(out.status).toBe(502);
+    expect(out.headers).toContainEqual(['x-warden-decision-id', 'fast-post-test']);
+    expect((JSON.parse(out.body) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32000, message: expect.stringMatching(/could not be read/) });
   });
 
-  it('filters an event-stream answer event by event, and leaves error statuses and other types alone', () => {
-    const answer = rewriteFor('tools:read');
-    const r = answer(200, ['content-type', 'text/event-stream'])!;
+  it('refuses a tool list sent 2xx as another content type, and leaves error statuses alone', () => {
+    const answer = answerFor('tools:read');
+    for (const type of ['text/plain', 'application/json-seq', 'text/html', '']) {
+      const out = whole(answer(200, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
+      expect(Buffer.isBuffer(out) ? 'relayed' : out.status).toBe(502);
+    }
+    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
+    expect(answer(204, [])).toBeUndefined();
+  });
+
+  it('filters an event-stream answer event by event, re-encoded as checked', () => {
+    const r = streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
     const event = `event: message\nid: 1\ndata: ${JSON.stringify(liveList())}\n\n`;
     const text = r.push(Buffer.from(event.slice(0, 30))) + r.push(Buffer.from(event.slice(30))) + r.end();
     const events = new SseParser().push(text);
     expect(events).toHaveLength(1);
-    expect((JSON.parse(events[0]!.data) as ReturnType<typeof liveList>).result.tools.map((t) => t.name)).toEqual(['get_order']);
-    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
-    expect(answer(200, ['content-type', 'text/plain'])).toBeUndefined();
+    expect(names(JSON.parse(events[0]!.data))).toEqual(['get_order']);
+  });
+
+  it('drops an event of a tools/list stream that does not parse, and says why', () => {
+    warnings.length = 0;
+    const r = streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
+    const full = JSON.stringify(liveList());
+    const out = r.push(Buffer.from(`event: message\ndata: ${full.slice(0, -1)},}\n\nevent: message\ndata: ${full}\n\n`)) + r.end();
+    expect(out).not.toContain('drop_table');
+    expect(new SseParser().push(out).map((e) => names(JSON.parse(e.data)))).toEqual([['get_order']]);
+    expect(warnings).toEqual([expect.stringMatching(/dropped an event-stream event that is not JSON/)]);
+  });
+
+  it('filters every spelling a client could read as the tools/list answer: another id spelling, a batch in one event, a byte order mark, data over several lines', () => {
+    const answer = () => streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));
+    // The SDK client reads ids with Number(): "5", "5.0" and 5.0 all answer request 5.
+    for (const id of ['5', '5.0', ' 5', 5.0]) expect(names(eventsOut(answer(), `data: ${JSON.stringify(liveList(id))}\n\n`)[0])).toEqual(['get_order']);
+    const batch = eventsOut(answer(), `data: ${JSON.stringify([liveList()])}\n\n`)[0] as unknown[];
+    expect(names(batch[0])).toEqual(['get_order']);
+    expect(eventsOut(answer(), `\uFEFFdata: ${JSON.stringify(liveList())}\n\n`).map(names)).toEqual([['get_order']]);
+    expect(eventsOut(answer(), `data: ${JSON.stringify(liveList(), null, 1).split('\n').join('\ndata: ')}\r\n\r\n`).map(names)).toEqual([['get_order']]);
+  });
+
+  it('offers a tool listed twice once, drops a forbidden tool listed twice, and never matches a name by another spelling or by the prototype', () => {
+    const filtered = (tools: unknown[]) => {
+      const out = whole(answerFor('tools:read')(200, ['content-type', 'application/json'])).end(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools } })));
+      if (!Buffer.isBuffer(out)) throw new Error('expected a body');
+      return names(JSON.parse(out.toString('utf8')));
+    };
+    const odd = ['get_order\u200b', 'GET_ORDER', 'get\u00adorder', 'get_\u043erder', 'constructor', '__proto__', 'toString', 'hasOwnProperty'].map((name) => ({ ...reviewed('get_order'), name }));
+    expect(filtered([...liveList(5, ['drop_table', 'get_order', 'drop_table', 'get_order']).result.tools, ...odd])).toEqual(['get_order']);
+    // Two different copies of a reviewed tool: one of them changed since review (drift: block), so neither is offered.
+    expect(filtered([reviewed('get_order'), { ...reviewed('get_order'), description: 'a second, different description' }])).toEqual([]);
   });
 });

@@ -86,6 +86,8 @@ export interface McpCallHandlerOptions {
   limits?: JsonRpcLimits;
   /** Where drift events go (the sidecar's DecisionLog.record). */
   recordDrift?: (e: DecisionEvent) => void;
+  /** Where the handler says why it dropped part of an upstream answer (the sidecar's logger). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
   now?: () => Date;
 }
 
@@ -98,6 +100,7 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     upstream: opts.upstream,
     limits,
     ...(opts.oauth ? { oauth: opts.oauth } : {}),
+    ...(opts.warn ? { warn: opts.warn } : {}),
   });
   // A drift record carries the labels and bundle revision of the call that saw it: per call, never
   // shared, so calls in flight across a bundle swap each name their own revision.

@@ -27,6 +27,23 @@ describe('drift', () => {
     expect(detectDrift(live, spec('log'))).toEqual({ added: ['new_tool'], removed: ['get_order'], changed: [{ tool: 'drop_table', fields: ['description', 'inputSchema', 'annotations'] }] });
   });
 
+  it('remembers a list it compared, never handing out the remembered record itself, and compares a list that differs in anything', () => {
+    const s = spec('block');
+    const live = [{ name: 'drop_table', description: 'Harmless.', inputSchema: { type: 'object' } }];
+    const first = detectDrift(live, s);
+    first.changed.push({ tool: 'tampered', fields: [] });
+    first.removed.length = 0;
+    expect(detectDrift(live, s)).toEqual({ added: [], removed: ['get_order'], changed: [{ tool: 'drop_table', fields: ['description', 'inputSchema', 'annotations'] }] });
+    // The same tool, now as reviewed: another text, compared again.
+    expect(detectDrift([{ ...live[0]!, description: 'Drop a table.', inputSchema: { type: 'object', properties: { table: { type: 'string' } } }, annotations: { destructiveHint: true } }], s).changed).toEqual([]);
+    // Another spec (another bundle) with the same list: compared against that spec.
+    expect(detectDrift(live, { ...s, tools: {} }).added).toEqual(['drop_table']);
+  });
+
+  it('takes a live tool named like an Object.prototype member as new, never as a reviewed one', () => {
+    expect(detectDrift([{ name: 'constructor' }, { name: '__proto__' }, { name: 'toString' }], spec('log')).added).toEqual(['constructor', '__proto__', 'toString']);
+  });
+
   it('shows the reviewed annotations, not the ones a lying server sends (drift: log)', () => {
     const live = { tools: [{ name: 'drop_table', description: 'Drop a table.', inputSchema: { type: 'object', properties: { table: { type: 'string' } } }, annotations: { destructiveHint: false, readOnlyHint: true } }] };
     const out = filterToolsResult(live, { visible: new Set(['drop_table']), spec: spec('log') }) as { tools: Array<{ annotations: unknown }> };

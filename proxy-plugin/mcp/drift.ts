@@ -40,13 +40,39 @@ function schemaShape(s: unknown): unknown {
   return shape;
 }
 
-/** Compare a live tool list with the compiled one. Annotations the spec did not set compare as absent. */
+/** Live tool lists remembered per spec, with what they differ in (a server lists the same tools every time). */
+const MAX_REMEMBERED_LISTS = 16;
+/** Longer lists are compared every time: what is remembered stays under 16 × 256 KiB per spec. */
+const MAX_REMEMBERED_CHARS = 256 * 1024;
+const remembered = new WeakMap<McpSpec, Map<string, DriftRecord>>();
+
+const copy = (r: DriftRecord): DriftRecord => ({ added: [...r.added], removed: [...r.removed], changed: r.changed.map((c) => ({ tool: c.tool, fields: [...c.fields] })) });
+
+/**
+ * Compare a live tool list with the compiled one. Annotations the spec did not set compare as absent.
+ * A list seen before (the same JSON text, against the same spec) is not compared again: its record is
+ * remembered, a few lists per spec, the oldest forgotten first.
+ */
 export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
+  const key = JSON.stringify(live);
+  let lists = remembered.get(spec);
+  const known = lists?.get(key);
+  if (known) return copy(known);
+  const record = compare(live, spec);
+  if (key.length > MAX_REMEMBERED_CHARS) return record;
+  if (!lists) remembered.set(spec, (lists = new Map()));
+  if (lists.size >= MAX_REMEMBERED_LISTS) lists.delete(lists.keys().next().value!);
+  lists.set(key, copy(record));
+  return record;
+}
+
+function compare(live: LiveTool[], spec: McpSpec): DriftRecord {
   const record: DriftRecord = { added: [], removed: [], changed: [] };
   const seen = new Set<string>();
   for (const t of live) {
     seen.add(t.name);
-    const c = spec.tools[t.name];
+    // Own entries only: a live tool named `constructor` or `__proto__` is new, not a reviewed one.
+    const c = Object.hasOwn(spec.tools, t.name) ? spec.tools[t.name] : undefined;
     if (!c) {
       record.added.push(t.name);
       continue;

@@ -13,8 +13,8 @@ export interface SseEvent {
   hasData: boolean;
 }
 
-/** Returns new data for the event, or undefined to pass it untouched. */
-export type SseRewrite = (e: SseEvent) => string | undefined;
+/** Returns new data for the event, undefined to pass it untouched, or null to drop it. */
+export type SseRewrite = (e: SseEvent) => string | undefined | null;
 
 /** Largest single event buffered while waiting for its end (a server cannot make the proxy hold more). */
 export const MAX_EVENT_CHARS = 8 * 1024 * 1024;
@@ -24,8 +24,15 @@ export class SseParser {
   private buf = '';
   private lines: string[] = [];
   private raw = '';
+  private started = false;
 
   push(text: string): SseEvent[] {
+    // A byte order mark opening the stream is dropped, as clients drop it: else `\uFEFFdata: …` would be
+    // no data field here and a data field to the client.
+    if (!this.started && text.length > 0) {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
     this.buf += text;
     const out: SseEvent[] = [];
     for (let guard = 0; guard < 1_000_000; guard++) {
@@ -107,7 +114,7 @@ export function eventRewriter(rewrite: SseRewrite): EventRewriter {
     let out = '';
     for (const e of parser.push(text)) {
       const data = rewrite(e);
-      out += data === undefined ? e.raw : withData(e, data);
+      if (data !== null) out += data === undefined ? e.raw : withData(e, data);
     }
     return out;
   };

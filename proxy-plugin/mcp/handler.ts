@@ -25,9 +25,9 @@ import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type J
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterToolsJson, filterToolsResponse, type ToolsView } from './tools-filter.js';
+import { filterToolsJson, listsTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
-import type { BodyRewrite } from '../fast-path.js';
+import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
 
 /** Response header carrying the decision id(s); the same name the proxy plugin uses. */
@@ -99,50 +99,93 @@ export interface McpHandlerOptions {
   onDrift?: (r: DriftRecord, action: DriftAction) => void;
   /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY). */
   headerPolicy?: HeaderPolicy;
+  /** Where the handler says why it refused part of an upstream answer (an event it could not read). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 const HAND_OFF: FastOutcome = { handOff: true };
 
-// Rewrites the events that answer one of the tools/list requests `ids` (filtered for the caller).
-function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: ToolsView): SseRewrite {
+/** Largest upstream JSON answer buffered for checking or rewriting, by default. */
+const MAX_UPSTREAM_JSON_BYTES = 16 * 1024 * 1024;
+
+const UNREADABLE = 'the MCP server sent an answer that could not be read';
+
+// Rewrites the events of a stream that may carry a tool list: results with a tool list are filtered for
+// the caller (`view`, worked out when first needed). Every event read is re-encoded: the client reads
+// what was checked. One that does not parse is dropped (fail closed: it might be the list itself, for a
+// client with a more lenient parser), and said so. On a stream that answers no tools/list (`ids` empty),
+// an event whose data cannot spell a `tools` key (neither the word nor any escape) passes unread.
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    if (!e.hasData) return undefined;
+    if (!e.hasData || (ids.size === 0 && !e.data.includes('tools') && !e.data.includes('\\'))) return undefined;
+    let msg: unknown;
     try {
-      const msg = JSON.parse(e.data) as unknown;
-      const out = filterToolsJson(msg, ids, view);
-      return out === msg ? undefined : JSON.stringify(out);
+      msg = JSON.parse(e.data) as unknown;
     } catch {
-      return undefined;
+      warn?.('dropped an event-stream event that is not JSON from a stream that may carry a tool list (it could hold an unfiltered one)', { event: e.type, bytes: e.data.length });
+      return null;
     }
+    return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
 }
 
-// The fast path's rewrite of a tools/list answer: its events, or its whole JSON body, as node's path
-// filters them. A JSON answer that does not read as one object gets a JSON-RPC error instead (fail
-// closed: a client's more lenient parser must not find the unfiltered list in it).
-function toolsAnswer(status: number, contentType: string, ids: ReadonlySet<JsonRpcId>, view: ToolsView, max: number): BodyRewrite | undefined {
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(ids, view));
-  if (contentType !== 'application/json' || status >= 300) return undefined;
-  const parts: Buffer[] = [];
-  let size = 0;
-  return {
-    push: (data) => {
-      size += data.length;
-      if (size > max) throw new Error(`the MCP server's answer exceeds ${max} bytes`);
-      parts.push(data);
-      return '';
-    },
-    end: () => {
-      let doc: unknown;
-      try {
-        doc = JSON.parse(Buffer.concat(parts).toString('utf8'));
-      } catch {
-        doc = undefined;
-      }
-      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return JSON.stringify(rpcError(null, -32000, 'the MCP server sent an answer that could not be read'));
-      return JSON.stringify(filterToolsJson(doc, ids, view));
-    },
-  };
+// True when a message (or a batch of them) holds a result with a tool list.
+function holdsToolList(doc: unknown): boolean {
+  const one = (m: unknown) => !!m && typeof m === 'object' && listsTools(m as JsonRpcResponse);
+  return Array.isArray(doc) ? doc.some(one) : one(doc);
+}
+
+// A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
+function answerDocument(body: Buffer): object | undefined {
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as unknown;
+    return doc && typeof doc === 'object' ? doc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The sidecar's 502 for an upstream answer it cannot pass on, as node's path sends it (sendJson).
+function unreadable(decisionId: string | undefined): OwnAnswer {
+  return { status: 502, headers: [['content-type', 'application/json'], ...(decisionId ? ([[DECISION_ID_HEADER, decisionId]] as Array<[string, string]>) : [])], body: JSON.stringify(rpcError(null, -32000, UNREADABLE)) };
+}
+
+// True for a status whose answer carries no body (RFC 9110 §6.4.1).
+const bodiless = (status: number) => status === 204 || status === 304;
+
+/** The tools/list requests a body forwarded, and the caller's view of the tool list when it is needed. */
+interface ToolsAnswer {
+  ids: ReadonlySet<JsonRpcId>;
+  view(): ToolsView;
+}
+
+/**
+ * How the fast path passes on the answer to one forwarded message, as node's path does (`post`):
+ * - a 2xx JSON answer is read whole and checked: one that is not a JSON object or array becomes a 502;
+ *   one that holds a tool list (the answer to the tools/list, or a list a server slips into another
+ *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
+ *   goes out as the server's bytes (a tools/call result);
+ * - an event stream is rewritten event by event as it streams, for the same reason (`toolsEvents`);
+ * - a tools/list answered 2xx with a body of any other type becomes a 502 (no client may find a list in it);
+ * - anything else (other types, error statuses) is relayed untouched.
+ */
+function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+  if (status < 200 || status >= 300 || bodiless(status)) return undefined;
+  if (contentType === 'application/json') {
+    return {
+      whole: true,
+      max,
+      end: (body) => {
+        const doc = answerDocument(body);
+        if (!doc) return unreadable(decisionId);
+        if (tools.ids.size === 0 && !holdsToolList(doc)) return body;
+        return Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view())), 'utf8');
+      },
+    };
+  }
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
+  if (tools.ids.size === 0) return undefined;
+  return { whole: true, max, end: () => unreadable(decisionId) };
 }
 
 // The media type of a raw head's Content-Type, lower case ('' when absent).
@@ -195,6 +238,8 @@ interface LegacySession {
   stream: ServerResponse;
   /** tools/list requests waiting for their answer on the stream, with the view of the caller who asked. */
   pendingToolsList: Map<string, ToolsView>;
+  /** The view of the last tools/list sent on this session: any tool list on the stream is filtered with it. */
+  view?: ToolsView;
 }
 
 /** The MCP handler of one workload. */
@@ -338,19 +383,30 @@ export class McpHandler {
     }
     const fields = this.upstreamHeaders(req, ctx, head, ['content-type']);
     fields.push('content-type', 'application/json', 'content-length', String(body.length));
-    const ids = this.toolsListIds(plan);
-    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
-    const maxJson = this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024;
+    const tools = this.toolsLater(this.toolsListIds(plan), ctx, spec);
+    const max = this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES;
     return {
       forward: {
         body,
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        // A tool list is filtered as on node's path: event by event, or the whole JSON answer.
-        ...(view ? { answer: (status: number, raw: readonly string[]) => toolsAnswer(status, contentTypeField(raw), ids, view, maxJson) } : {}),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, contentTypeField(raw), decisionId, tools, max, this.opts.warn),
       },
     };
+  }
+
+  /**
+   * The caller's view of the tool list, worked out once and only when needed. For a body with a
+   * tools/list it is worked out while the server answers: the request goes out first (the fast path
+   * writes it in this turn of the event loop), the evaluation runs in the next one, and an answer that
+   * comes sooner works it out itself. Same pinned policy, same input: only the moment differs.
+   */
+  private toolsLater(ids: ReadonlySet<JsonRpcId>, ctx: McpCallContext, spec: McpSpec): ToolsAnswer {
+    let view: ToolsView | undefined;
+    const workOut = () => (view ??= this.toolsView(ctx, spec));
+    if (ids.size > 0) setImmediate(workOut);
+    return { ids, view: workOut };
   }
 
   private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
@@ -412,8 +468,8 @@ export class McpHandler {
       }
       return sendJson(res, 200, answer, head);
     }
-    const ids = this.toolsListIds(plan);
-    const view = ids.size > 0 ? this.toolsView(ctx, spec) : undefined;
+    const tools = this.toolsLater(this.toolsListIds(plan), ctx, spec);
+    const ids = tools.ids;
     let up: IncomingMessage;
     try {
       up = await this.opts.upstream({ method: 'POST', target: this.target(req), headers: { ...headerObject(this.upstreamHeaders(req, ctx, head)), 'content-type': 'application/json', 'content-length': body.length }, body });
@@ -427,12 +483,16 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
       for (const l of plan.local) res.write(messageEvent(l));
-      // Nothing to filter (no tools/list forwarded): the stream's bytes pass unparsed.
-      if (!view) return relay(up, res);
-      return relay(up, res, rewriteEventStream(toolsEvents(ids, view)));
+      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere): filtered.
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
+    }
+    // A tool list in a 2xx body of another type is refused: no client may find the unfiltered list in it.
+    if (ids.size > 0 && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
+      up.resume();
+      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     }
     if (ct === 'application/json' && status < 300) {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? 16 * 1024 * 1024).catch(() => undefined);
+      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
       if (!raw) up.destroy();
       let doc: unknown;
       try {
@@ -441,15 +501,16 @@ export class McpHandler {
         doc = undefined;
       }
       if (doc === undefined || typeof doc !== 'object' || doc === null) {
-        return sendJson(res, 502, rpcError(null, -32000, 'the MCP server sent an answer that could not be read'), head);
+        return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
       }
       // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
       // the server sent, once they parsed, go out as they are.
-      if (!view && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
+      const listed = ids.size > 0 || holdsToolList(doc);
+      if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
         res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
         return void res.end(raw);
       }
-      const filtered = view ? filterToolsJson(doc, ids, view) : doc;
+      const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
       const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
       const merged = mergeAnswers(plan, answers);
       return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
@@ -483,19 +544,9 @@ export class McpHandler {
     if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+    // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
     const spec = mcpSpec(ctx.policy.bundle)!;
-    const view = this.toolsView(ctx, spec);
-    const rewrite = rewriteEventStream((e) => {
-      if (!e.hasData) return undefined;
-      try {
-        const msg = JSON.parse(e.data) as { id?: unknown; result?: { tools?: unknown } };
-        if ((typeof msg.id !== 'string' && typeof msg.id !== 'number') || !Array.isArray(msg.result?.tools)) return undefined;
-        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
-      } catch {
-        return undefined;
-      }
-    });
-    relay(up, res, rewrite);
+    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsLater(new Set(), ctx, spec).view, this.opts.warn)));
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.
@@ -512,17 +563,30 @@ export class McpHandler {
         return undefined;
       }
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!s || s.pendingToolsList.size === 0 || !e.hasData) return undefined;
+      if (!s || !e.hasData) return undefined;
+      // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
+      const awaited = s.pendingToolsList.size > 0;
+      if (!awaited && !e.data.includes('tools') && !e.data.includes('\\')) return undefined;
+      let msg: unknown;
       try {
-        const msg = JSON.parse(e.data) as { id?: unknown };
-        if (typeof msg.id !== 'string' && typeof msg.id !== 'number') return undefined;
-        const view = s.pendingToolsList.get(idKey(msg.id));
-        if (!view) return undefined;
-        s.pendingToolsList.delete(idKey(msg.id));
-        return JSON.stringify(filterToolsResponse(msg, new Set([msg.id]), view));
+        msg = JSON.parse(e.data) as unknown;
       } catch {
-        return undefined;
+        // It might be a tool list, for a client with a more lenient parser.
+        this.opts.warn?.('dropped an event of a legacy MCP stream that is not JSON (it could hold an unfiltered tool list)', { event: e.type, bytes: e.data.length });
+        return null;
       }
+      const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
+      const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
+      const view = (key !== undefined ? s.pendingToolsList.get(key) : undefined) ?? s.view;
+      if (key !== undefined) s.pendingToolsList.delete(key);
+      // A tool list under any id (a decoy first, say) is filtered with the session's view; with no
+      // tools/list ever sent on the session, there is no view and no client waits for one: dropped.
+      if (!holdsToolList(msg)) return JSON.stringify(msg);
+      if (!view) {
+        this.opts.warn?.('dropped a tool list on a legacy MCP stream that no tools/list asked for', { event: e.type });
+        return null;
+      }
+      return JSON.stringify(filterToolsJson(msg, new Set(), view));
     });
     const end = (): void => {
       if (sessionId) this.sessions.delete(sessionId);
@@ -545,6 +609,7 @@ export class McpHandler {
     const ids = this.toolsListIds(plan);
     if (ids.size > 0) {
       const view = this.toolsView(ctx, spec);
+      session.view = view;
       for (const id of ids) session.pendingToolsList.set(idKey(id), view);
     }
     for (const l of plan.local) session.stream.write(messageEvent(l));

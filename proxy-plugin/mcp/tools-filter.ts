@@ -22,8 +22,10 @@ export function filterToolsResult(result: unknown, view: ToolsView): unknown {
   if ((result as { nextCursor?: unknown }).nextCursor !== undefined || 'cursor' in (result as object)) drift.removed = [];
   if (hasDrift(drift)) view.onDrift?.(drift);
   const blocked = view.spec.drift === 'block' ? unreviewedTools(drift) : new Set<string>();
+  // A name listed twice is offered once, as first listed: a client must not pick between two descriptions.
+  const listed = new Set<string>();
   const kept = tools
-    .filter((t) => view.visible.has(t.name) && view.spec.tools[t.name] && !blocked.has(t.name))
+    .filter((t) => view.visible.has(t.name) && Object.hasOwn(view.spec.tools, t.name) && !blocked.has(t.name) && !listed.has(t.name) && !!listed.add(t.name))
     .map((t) => {
       const annotations = view.spec.tools[t.name]!.annotations;
       const { annotations: _serverSays, ...rest } = t;
@@ -32,10 +34,20 @@ export function filterToolsResult(result: unknown, view: ToolsView): unknown {
   return { ...(result as object), tools: kept };
 }
 
-/** Rewrite a response if it answers one of the tools/list requests in `ids`. */
+/** True when a response's result holds a tool list (`result.tools` is an array). */
+export function listsTools(r: JsonRpcResponse): boolean {
+  return !!r.result && typeof r.result === 'object' && Array.isArray((r.result as { tools?: unknown }).tools);
+}
+
+/**
+ * Rewrite a response if it answers one of the tools/list requests in `ids`, or holds a tool list whatever
+ * its id says: clients match ids loosely (the MCP SDK reads `"5"` and `5.0` as 5), so a list answered
+ * under another spelling of the id is filtered all the same.
+ */
 export function filterToolsResponse(msg: unknown, ids: ReadonlySet<JsonRpcId>, view: ToolsView): unknown {
   const r = msg as JsonRpcResponse;
-  if (!r || typeof r !== 'object' || Array.isArray(r) || !('result' in r) || r.id === null || !ids.has(r.id)) return msg;
+  if (!r || typeof r !== 'object' || Array.isArray(r) || !('result' in r)) return msg;
+  if (!listsTools(r) && (r.id === null || !ids.has(r.id))) return msg;
   return { ...r, result: filterToolsResult(r.result, view) };
 }
 

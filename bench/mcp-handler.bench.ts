@@ -1,0 +1,97 @@
+// The MCP handler's own work on one call, in-process: `McpHandler.fastPost` (parse, decide with the real
+// ops-mcp bundle, re-encode, upstream head) and the answer's check or rewrite, for tools/call and
+// tools/list with JSON and event-stream answers. No sockets and no other process: the figure the wire
+// benchmark (mcp.bench.ts) cannot separate from the machine's scheduling. Between the two halves the
+// event loop turns once, as while the server answers (a tools/list's view is worked out then).
+// Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
+import type { Figure } from './figure.js';
+import { fileURLToPath } from 'node:url';
+import { DECISION_ENTRYPOINT } from '../formats/decision.js';
+import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
+import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
+import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
+import { loadOpsMcpPolicy } from '../test/support/mcp-fixtures.js';
+
+/** One kind of call: p50 of the request half, the answer half and both, microseconds. */
+interface Row {
+  kind: string;
+  /** The first calls of a fresh handler (the JIT and the WASM still warming up). */
+  cold: { request: number; answer: number };
+  /** After many calls. */
+  warm: { request: number; answer: number };
+}
+
+const p50 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const turn = () => new Promise((r) => setImmediate(r));
+const us = (from: bigint) => Number(process.hrtime.bigint() - from) / 1000;
+
+/** Run the benchmark and print a table. */
+export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[] }> {
+  const coldCalls = opts.cold ?? 300;
+  const warmCalls = opts.warm ?? Number(process.env.BENCH_CALLS ?? 2000);
+  const out = opts.log ?? ((s: string) => console.log(s));
+  const policy = await loadOpsMcpPolicy();
+  const decide: Decide = (input) => {
+    const decision = policy.decide(DECISION_ENTRYPOINT, input);
+    return { allow: decision.allow, decisionId: 'bench', decision, reasons: decision.reasons };
+  };
+  const spec = mcpSpec(policy.bundle)!;
+  // What the live server lists: every reviewed tool, as reviewed (no drift).
+  const listed = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: Object.entries(spec.tools).map(([name, t]) => ({ name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations })) } });
+  // A tool result as servers write them: JSON text inside the text content (escaped quotes to read past).
+  const called = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: JSON.stringify({ id: '42', status: 'open', items: 2 }) }] } });
+  const kinds = [
+    { kind: 'tools/call (json)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'application/json', answer: called },
+    { kind: 'tools/call (sse)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'text/event-stream', answer: `event: message\ndata: ${called}\n\n` },
+    { kind: 'tools/list (json)', params: {}, method: 'tools/list', type: 'application/json', answer: listed },
+    { kind: 'tools/list (sse)', params: {}, method: 'tools/list', type: 'text/event-stream', answer: `event: message\ndata: ${listed}\n\n` },
+  ];
+  const source = { principal: 'bench-agent', authn: 'jwt' as const, claims: { sub: 'bench-agent', scope: 'tools:read tools:write' }, address: '127.0.0.1' };
+  const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
+  const rows: Row[] = [];
+  for (const k of kinds) {
+    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
+    const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, method: k.method, params: k.params }));
+    const answer = Buffer.from(k.answer);
+    const one = async (): Promise<[number, number]> => {
+      const t0 = process.hrtime.bigint();
+      const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body }, { source, request, policy, decide });
+      const requestUs = us(t0);
+      if (!('forward' in o)) throw new Error(`${k.kind} was not forwarded`);
+      await turn();
+      const t1 = process.hrtime.bigint();
+      const a: BodyRewrite | WholeAnswer | undefined = o.forward.answer?.(200, ['content-type', k.type]);
+      if (a && 'whole' in a) a.end(answer);
+      else if (a) {
+        a.push(answer);
+        a.end();
+      }
+      return [requestUs, us(t1)];
+    };
+    const measure = async (n: number) => {
+      const r: number[] = [];
+      const a: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const [x, y] = await one();
+        r.push(x);
+        a.push(y);
+      }
+      return { request: p50(r), answer: p50(a) };
+    };
+    const cold = await measure(coldCalls);
+    rows.push({ kind: k.kind, cold, warm: await measure(warmCalls) });
+  }
+  out(`MCP handler in-process (ops-mcp bundle, decision evaluated without the decision log): p50 of the first ${coldCalls} calls of a fresh handler and of ${warmCalls} calls after them`);
+  for (const r of rows) out(`${r.kind.padEnd(18)} first calls: request ${r.cold.request.toFixed(1)} µs + answer ${r.cold.answer.toFixed(1)} µs; warm: request ${r.warm.request.toFixed(1)} µs + answer ${r.warm.answer.toFixed(1)} µs`);
+  return { rows };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();
+
+/** The run as table figures for `npm run bench`. */
+export function figures({ rows }: { rows: Row[] }): Figure[] {
+  return rows.flatMap((r) => [
+    { suite: 'mcp-handler', name: `${r.kind} request + answer, warm p50`, value: r.warm.request + r.warm.answer, unit: 'µs', detail: `request ${r.warm.request.toFixed(1)} µs (decision included), answer ${r.warm.answer.toFixed(1)} µs; in-process, no sockets` },
+    { suite: 'mcp-handler', name: `${r.kind} request + answer, first calls p50`, value: r.cold.request + r.cold.answer, unit: 'µs', detail: `request ${r.cold.request.toFixed(1)} µs, answer ${r.cold.answer.toFixed(1)} µs` },
+  ]);
+}

@@ -433,6 +433,17 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       }
     });
 
+    // The transport answers a request with JSON or an event stream only: any other 2xx body (where a
+    // lenient client could still find a tool list answering a tools/list sent elsewhere) is refused.
+    it.each(['text/plain', 'text/html', 'application/x-ndjson', ''])('answers 502 for a tools/call answered 2xx as %j, and never shows what it held', async (contentType) => {
+      type = contentType;
+      answer = `{"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"drop_table"}]}}`;
+      const r = await post(call, path);
+      expect(r.status).toBe(502);
+      expect(r.text).not.toContain('drop_table');
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
     // Only tools this caller may not see are listed (a drifted reviewed tool would be blocked for the later tests).
     it('drops an event-stream event of a tool list that does not parse, and filters a list answered under another id spelling', async () => {
       type = 'text/event-stream';

@@ -166,8 +166,9 @@ interface ToolsAnswer {
  *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
  *   goes out as the server's bytes (a tools/call result);
  * - an event stream is rewritten event by event as it streams, for the same reason (`toolsEvents`);
- * - a tools/list answered 2xx with a body of any other type becomes a 502 (no client may find a list in it);
- * - anything else (other types, error statuses) is relayed untouched.
+ * - a 2xx answer with a body of any other type becomes a 502 (the transport allows none, and no client
+ *   may find a tool list in it);
+ * - error statuses are relayed untouched.
  */
 function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || status >= 300 || bodiless(status)) return undefined;
@@ -184,8 +185,10 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
     };
   }
   if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
-  if (tools.ids.size === 0) return undefined;
-  return { whole: true, max, end: () => unreadable(decisionId) };
+  // Any other type: the Streamable HTTP transport answers a request with JSON or an event stream, and
+  // anything else with 202 and no body. A body of another type is refused, so no lenient client can
+  // find a tool list in it, and so is an empty 2xx other than 202 (a request went unanswered).
+  return { whole: true, max, end: (body) => (body.length === 0 && status === 202 ? body : unreadable(decisionId)) };
 }
 
 // The media type of a raw head's Content-Type, lower case ('' when absent).
@@ -486,10 +489,15 @@ export class McpHandler {
       // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere): filtered.
       return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
     }
-    // A tool list in a 2xx body of another type is refused: no client may find the unfiltered list in it.
-    if (ids.size > 0 && ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
-      up.resume();
-      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    // A 2xx body of another type is refused (the transport allows none): no client may find an
+    // unfiltered tool list in it. Only a 202 without a body (to notifications or responses) passes.
+    if (ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
+      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+      if (!raw) up.destroy();
+      if (raw?.length !== 0 || status !== 202) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+      if (plan.local.length > 0) return sendJson(res, 200, mergeAnswers(plan, []) ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return void res.end();
     }
     if (ct === 'application/json' && status < 300) {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);

@@ -63,7 +63,7 @@ describe('warden serve + warden proxy', () => {
     await exited;
     const ids = new Map([[denied.headers.get('x-warden-decision-id'), 'denied'], [allowed.headers.get('x-warden-decision-id'), 'allowed']]);
     const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; decision_id?: string; outcome?: string });
-    return lines.filter((l) => l.msg === 'decision').map((l) => `${ids.get(l.decision_id) ?? 'unknown id'}: ${l.outcome}`);
+    return lines.filter((l) => l.msg === 'decision').map((l) => `${ids.get(l.decision_id ?? null) ?? 'unknown id'}: ${l.outcome}`);
   }
 
   it('with --decision-lines denied writes a local line for the denial only', async () => {

@@ -233,11 +233,12 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const bundleFile = join(policies.out, 'orders.tar.gz');
   const keyFile = join(policies.out, 'verification-key.pem');
 
-  // Evaluation alone, in this process; the whole decision with its log line (to /dev/null) and its
-  // event queued for the engine stand-in, as the sidecar makes it.
+  // Evaluation alone, in this process; the whole decision with its event queued for the engine
+  // stand-in and its log line (to /dev/null) when `warden proxy --engine` writes one (denials only by
+  // default), as the sidecar makes it.
   const engine = await engineStandIn(policies.out);
   const lines = bufferedLogStream('/dev/null');
-  const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream) });
+  const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream), decisionLines: 'denied' });
   const bundle = plugin.source.current!;
   const inputs = generatedInputs(20_000, plugin.gate.pipeline.destination);
   // Three passes over all inputs; the figures are those of the median pass (the first one warms the JIT).
@@ -350,7 +351,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
-  out('shipped configuration: the sidecar is `bin/warden.js proxy` in its own process (MCP handler registered, bundle with an MCP endpoint), decision lines to /dev/null, events to the engine stand-in');
+  out('shipped configuration: the sidecar is `bin/warden.js proxy` with its default flags in its own process (MCP handler registered, bundle with an MCP endpoint), events to the engine stand-in, its decision lines (by default with --engine: denials only) to /dev/null');
   out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
@@ -366,7 +367,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
   const id = result.identity;
   out(`identifying the caller, CPU per call: mesh header ${id.meshHeader.toFixed(1)} µs, mTLS ${id.mtls.toFixed(1)} µs (certificate read once per connection), JWT ES256 ${id.jwtEveryCall.toFixed(0)} µs checked every call / ${id.jwtRemembered.toFixed(1)} µs remembered`);
-  out(`whole decision (evaluate, mask, event queued, log line):    p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
+  out(`whole decision (evaluate, mask, event queued, line if denied): p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
   return result;
 }
 

@@ -169,11 +169,16 @@ function source(principal: string, authn: Source['authn'], address: string, clai
 
 export { spiffeIdFromSan };
 
-async function verifyJwt(token: string, cfg: JwtConfig, address: string): Promise<Identified> {
+// A remembered token is answered at once; only a signature check waits (see identify).
+function verifyJwt(token: string, cfg: JwtConfig, address: string): Identified | Promise<Identified> {
   const now = (cfg.now ?? Date.now)();
   const cache = tokenCacheOf(cfg);
   const known = cache?.get(token, now);
   if (known) return { ok: true, source: source(known.principal, 'jwt', address, known.claims) };
+  return checkJwt(token, cfg, address, now, cache);
+}
+
+async function checkJwt(token: string, cfg: JwtConfig, address: string, now: number, cache: TokenCache | null): Promise<Identified> {
   try {
     const { payload } = await jwtVerify(token, cfg.keys, {
       currentDate: new Date(now),
@@ -232,9 +237,10 @@ function fieldCount(rawHeaders: readonly string[], name: string): number {
 /**
  * Identify the caller. Order: a bearer JWT (the end user a call is made for), then the mTLS peer,
  * then the trusted mesh header from its named peer, else anonymous. Credentials that are presented
- * but do not verify are refused rather than ignored.
+ * but do not verify are refused rather than ignored. Synchronous unless a token's signature must be
+ * checked: the other ways cost no promise and no turn of the event loop on every call.
  */
-export async function identify(p: Presented, cfg: IdentityConfig): Promise<Identified> {
+export function identify(p: Presented, cfg: IdentityConfig): Identified | Promise<Identified> {
   const address = p.socket.remoteAddress ?? '';
   const auth = p.headers.authorization;
   if (auth !== undefined) {

@@ -358,6 +358,8 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`the proxy process itself while serving — ${loadFigures.slice(1).filter((f) => !Number.isNaN(f.proxyLoopP99)).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
   const added = (by: string, a: Added, note = '') =>
     out(`${`added by ${by} over direct:`.padEnd(40)} p50 ${us(a.p50)}   p99 ${us(a.p99)} (rounds ${a.p99Range[0].toFixed(0)} … ${a.p99Range[1].toFixed(0)} µs)${note && `   ${note}`}`);
+  const [, pipe, pass, side] = loadFigures;
+  out(`CPU per call, shipped configuration: warden proxy ${side!.proxyCpu.toFixed(0)} µs = ${(side!.proxyCpu / pass!.proxyCpu).toFixed(2)}× the pass-through's ${pass!.proxyCpu.toFixed(0)} µs (target ≤ 2×; byte pipe floor ${pipe!.proxyCpu.toFixed(0)} µs)`);
   added('the sidecar', result.added.sidecar, '(target p99 ≤ 1000 µs)');
   added('the pass-through', result.added.passthrough);
   added('a byte pipe', result.added.pipe, '(the floor: no HTTP, no policy)');
@@ -381,6 +383,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
       { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' || Number.isNaN(l.proxyLoopP99) ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
+    { suite: 'proxy', name: 'sidecar CPU per call ÷ pass-through (shipped configuration)', value: r.load[3]!.proxyCpu / r.load[2]!.proxyCpu, unit: '×', detail: `${r.load[3]!.proxyCpu.toFixed(0)} / ${r.load[2]!.proxyCpu.toFixed(0)} µs, byte pipe ${r.load[1]!.proxyCpu.toFixed(0)} µs; target ≤ 2×; ${load}` },
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecar.p99, unit: 'µs', detail: `rounds ${r.added.sidecar.p99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
     { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipe.p99, unit: 'µs', detail: `rounds ${r.added.pipe.p99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },
     { suite: 'proxy', name: 'identify: JWT ES256, remembered', value: r.identity.jwtRemembered, unit: 'µs CPU', detail: `${r.identity.jwtEveryCall.toFixed(0)} µs with the signature checked on every call; mTLS ${r.identity.mtls.toFixed(1)} µs, mesh header ${r.identity.meshHeader.toFixed(1)} µs` },

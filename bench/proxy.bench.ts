@@ -233,11 +233,12 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   const bundleFile = join(policies.out, 'orders.tar.gz');
   const keyFile = join(policies.out, 'verification-key.pem');
 
-  // Evaluation alone, in this process; the whole decision with its log line (to /dev/null) and its
-  // event queued for the engine stand-in, as the sidecar makes it.
+  // Evaluation alone, in this process; the whole decision with its event queued for the engine
+  // stand-in and its log line (to /dev/null) when `warden proxy --engine` writes one (denials only by
+  // default), as the sidecar makes it.
   const engine = await engineStandIn(policies.out);
   const lines = bufferedLogStream('/dev/null');
-  const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream) });
+  const plugin = await startPlugin({ workload: 'orders', engine: engine.url, bundleFile, verificationKey: readFileSync(keyFile, 'utf8'), identity: {}, logger: pino({ level: 'info' }, lines.stream), decisionLines: 'denied' });
   const bundle = plugin.source.current!;
   const inputs = generatedInputs(20_000, plugin.gate.pipeline.destination);
   // Three passes over all inputs; the figures are those of the median pass (the first one warms the JIT).
@@ -350,13 +351,15 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     evaluation: { inputs: inputs.length, policyP50: percentile(evalNs, 50) / 1000, policyP99: percentile(evalNs, 99) / 1000, pipelineP50: percentile(pipeNs, 50) / 1000, pipelineP99: percentile(pipeNs, 99) / 1000 },
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
-  out('shipped configuration: the sidecar is `bin/warden.js proxy` in its own process (MCP handler registered, bundle with an MCP endpoint), decision lines to /dev/null, events to the engine stand-in');
+  out('shipped configuration: the sidecar is `bin/warden.js proxy` with its default flags in its own process (MCP handler registered, bundle with an MCP endpoint), events to the engine stand-in, its decision lines (by default with --engine: denials only) to /dev/null');
   out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
   out(`the proxy process itself while serving — ${loadFigures.slice(1).filter((f) => !Number.isNaN(f.proxyLoopP99)).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);
   const added = (by: string, a: Added, note = '') =>
     out(`${`added by ${by} over direct:`.padEnd(40)} p50 ${us(a.p50)}   p99 ${us(a.p99)} (rounds ${a.p99Range[0].toFixed(0)} … ${a.p99Range[1].toFixed(0)} µs)${note && `   ${note}`}`);
+  const [, pipe, pass, side] = loadFigures;
+  out(`CPU per call, shipped configuration: warden proxy ${side!.proxyCpu.toFixed(0)} µs = ${(side!.proxyCpu / pass!.proxyCpu).toFixed(2)}× the pass-through's ${pass!.proxyCpu.toFixed(0)} µs (target ≤ 2×; byte pipe floor ${pipe!.proxyCpu.toFixed(0)} µs)`);
   added('the sidecar', result.added.sidecar, '(target p99 ≤ 1000 µs)');
   added('the pass-through', result.added.passthrough);
   added('a byte pipe', result.added.pipe, '(the floor: no HTTP, no policy)');
@@ -366,7 +369,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   out(`policy evaluation alone (${inputs.length} generated inputs): p50 ${result.evaluation.policyP50.toFixed(1)} µs  p99 ${result.evaluation.policyP99.toFixed(1)} µs  (target p50 ≤ 20 µs)`);
   const id = result.identity;
   out(`identifying the caller, CPU per call: mesh header ${id.meshHeader.toFixed(1)} µs, mTLS ${id.mtls.toFixed(1)} µs (certificate read once per connection), JWT ES256 ${id.jwtEveryCall.toFixed(0)} µs checked every call / ${id.jwtRemembered.toFixed(1)} µs remembered`);
-  out(`whole decision (evaluate, mask, event queued, log line):    p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
+  out(`whole decision (evaluate, mask, event queued, line if denied): p50 ${result.evaluation.pipelineP50.toFixed(1)} µs  p99 ${result.evaluation.pipelineP99.toFixed(1)} µs`);
   return result;
 }
 
@@ -380,6 +383,7 @@ export function figures(r: ProxyBenchResult): Figure[] {
       { suite: 'proxy', name: `${l.target} p50`, value: l.p50, unit: 'µs', detail: `${l.ok}/${l.sent} ok, ${l.throughput.toFixed(0)} req/s` },
       { suite: 'proxy', name: `${l.target} p99`, value: l.p99, unit: 'µs', detail: `CPU/request: app ${l.upstreamCpu.toFixed(0)} µs, proxy ${l.proxyCpu.toFixed(0)} µs${l.target === 'direct' || Number.isNaN(l.proxyLoopP99) ? '' : `; proxy event loop late p99 ${l.proxyLoopP99.toFixed(1)} ms, longest GC pause ${l.proxyGcMax.toFixed(1)} ms`}` },
     ]),
+    { suite: 'proxy', name: 'sidecar CPU per call ÷ pass-through (shipped configuration)', value: r.load[3]!.proxyCpu / r.load[2]!.proxyCpu, unit: '×', detail: `${r.load[3]!.proxyCpu.toFixed(0)} / ${r.load[2]!.proxyCpu.toFixed(0)} µs, byte pipe ${r.load[1]!.proxyCpu.toFixed(0)} µs; target ≤ 2×; ${load}` },
     { suite: 'proxy', name: 'added by sidecar p99', value: r.added.sidecar.p99, unit: 'µs', detail: `rounds ${r.added.sidecar.p99Range.map((v) => v.toFixed(0)).join('…')} µs; target ≤ 1000 µs at 2,000 req/s; ${load}` },
     { suite: 'proxy', name: 'added by a byte pipe p99 (floor)', value: r.added.pipe.p99, unit: 'µs', detail: `rounds ${r.added.pipe.p99Range.map((v) => v.toFixed(0)).join('…')} µs; no HTTP parsing, no policy: what one more process hop costs here` },
     { suite: 'proxy', name: 'identify: JWT ES256, remembered', value: r.identity.jwtRemembered, unit: 'µs CPU', detail: `${r.identity.jwtEveryCall.toFixed(0)} µs with the signature checked on every call; mTLS ${r.identity.mtls.toFixed(1)} µs, mesh header ${r.identity.meshHeader.toFixed(1)} µs` },

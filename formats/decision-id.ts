@@ -19,7 +19,8 @@ export function newDecisionId(ms: number = Date.now()): string {
     used = 0;
   }
   bytes.writeUIntBE(ms, 0, 6);
-  pool.copy(bytes, 6, used, (used += 10));
+  // Ten bytes by hand: Buffer.copy's native call cost more than the rest of the id (proxy bench profile).
+  for (let i = 6; i < 16; i++) bytes[i] = pool[used++]!;
   bytes[6] = 0x70 | (bytes[6]! & 0x0f); // version 7, then 12 random bits
   bytes[8] = 0x80 | (bytes[8]! & 0x3f); // variant 0b10, then 62 random bits
   const hex = bytes.toString('hex');

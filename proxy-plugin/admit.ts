@@ -4,7 +4,7 @@ import type { EventSource } from '../formats/decision-event.js';
 import { ANONYMOUS, type PolicyInput, type Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import type { DecisionPipeline, Verdict } from './decide.js';
-import { identify, type IdentityConfig, type Presented } from './identity.js';
+import { identify, type Identified, type IdentityConfig, type Presented } from './identity.js';
 import { buildInput } from './input.js';
 import { normalizeRequest, type NormalizedRequest } from './normalize.js';
 
@@ -38,8 +38,12 @@ function refusedInput(gate: Gate, a: Arrival): PolicyInput {
   };
 }
 
-/** Normalize and identify; the bundle is pinned here and used for the rest of the call. */
-export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise<Prepared> {
+/**
+ * Normalize and identify; the bundle is pinned here and used for the rest of the call. Synchronous
+ * unless a bearer token's signature must be checked (identify), so the sidecar's common call pays
+ * for no promise.
+ */
+export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Promise<Prepared> {
   const bundle = gate.pipeline.pin();
   const n = normalizeRequest(a.method, a.target, a.rawHeaders);
   if (!n.ok) {
@@ -47,12 +51,18 @@ export async function prepare(gate: Gate, a: Arrival, via: EventSource): Promise
     const received = JSON.stringify(a.target.length > 256 ? `${a.target.slice(0, 256)}…` : a.target);
     return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason} (received ${received})`, n.refusal.status) };
   }
-  const id = await identify({ socket: a.socket, headers: n.request.headers, rawHeaders: a.rawHeaders }, gate.identity);
+  const request = n.request;
+  const id = identify({ socket: a.socket, headers: request.headers, rawHeaders: a.rawHeaders }, gate.identity);
+  return id instanceof Promise ? id.then((v) => identified(gate, a, via, bundle, request, v)) : identified(gate, a, via, bundle, request, id);
+}
+
+// The call with its caller, or its refusal (logged) when the credentials presented did not verify.
+function identified(gate: Gate, a: Arrival, via: EventSource, bundle: ActiveBundle | undefined, request: NormalizedRequest, id: Identified): Prepared {
   if (!id.ok) {
-    const input = buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, n.request);
+    const input = buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, request);
     return { ok: false, verdict: gate.pipeline.refuse(input, { kind: 'http', via, bundle }, id.reason, 401) };
   }
-  return { ok: true, request: n.request, source: id.source, bundle };
+  return { ok: true, request, source: id.source, bundle };
 }
 
 /** Decide a plain HTTP call. */

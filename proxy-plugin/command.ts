@@ -55,7 +55,8 @@ interface PluginFlags {
   trustPeer: string[];
   admin?: string;
   spill?: string;
-  decisionLines: string;
+  /** Unset: `denied` with --engine (the shipped events are the record), `all` without. */
+  decisionLines?: string;
   certReload: string;
   // proxy only
   upstream?: string;
@@ -139,7 +140,9 @@ async function startFromFlags(f: PluginFlags): Promise<{ plugin: Plugin; rotatio
   const engineTls = engineTlsFrom(f);
   const reloadMs = reloadIntervalMs(f.certReload);
   if (f.verificationAlg && !SIGNING_ALGORITHMS.includes(f.verificationAlg as SigningAlgorithm)) throw new UserError(`--verification-alg ${f.verificationAlg} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
-  const decisionLines = f.decisionLines as DecisionLines;
+  // With an engine the events are shipped and the line for an allowed call only repeats one (OPA's own
+  // default: decision logs to the service, console off); without one the lines are the only record.
+  const decisionLines = (f.decisionLines ?? (f.engine ? 'denied' : 'all')) as DecisionLines;
   if (!DECISION_LINES.includes(decisionLines)) throw new UserError(`--decision-lines ${JSON.stringify(f.decisionLines)} is not one of ${DECISION_LINES.join(', ')}`);
   if (decisionLines !== 'all' && !f.engine) throw new UserError(`--decision-lines ${decisionLines} needs --engine: without one the local lines are the only record of decisions`);
   const logger = processLogger.child({ workload: f.workload });
@@ -249,7 +252,7 @@ function commonOptions(cmd: Command): Command {
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
     .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson')
     .option('--cert-reload <seconds>', 'how often certificate and key files are re-read, so a rotated SVID is used without a restart (0: never)', '10')
-    .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine)`, 'all');
+    .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine). Default: denied with --engine (the shipped events are the record), all without`);
 }
 
 /** Register `warden proxy` and `warden ext-authz`. */

@@ -128,6 +128,8 @@ export class DecisionPipeline {
     const d = r.decision;
     // Dry-run softens policy denials only; refusals and failures before or outside the policy still deny.
     const outcome: Outcome = d?.allow ? 'allow' : d && mode === 'dry-run' ? 'dry-run-deny' : 'deny';
+    // Built by assignment, not spreads: this runs for every call, and the optional members are
+    // added in the same order as before, so the event's JSON text is unchanged.
     const verdict: Verdict = {
       decisionId,
       allow: outcome !== 'deny',
@@ -142,25 +144,27 @@ export class DecisionPipeline {
             ? [`the policy did not decide within its ${r.limit === 'deadline' ? 'deadline' : 'memory bound'} (fail closed)`]
             : ['the call could not be decided (fail closed); look the decision id up in the audit log'],
       headers: d?.headers ?? {},
-      ...(d ? { decision: d } : {}),
-      ...(bundle ? { bundle } : {}),
     };
+    if (d) verdict.decision = d;
+    if (bundle) verdict.bundle = bundle;
     const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, maskOf(bundle, d?.operation, input));
+    const labels: DecisionEvent['labels'] = { workload: input.destination.workload, namespace: input.destination.namespace || 'unknown', source: ctx.via };
+    if (this.opts.instance) labels.instance = this.opts.instance;
     const event: DecisionEvent = {
       decision_id: decisionId,
       timestamp: this.now().toISOString(),
       kind: ctx.kind,
       outcome,
       mode,
-      labels: { workload: input.destination.workload, namespace: input.destination.namespace || 'unknown', source: ctx.via, ...(this.opts.instance ? { instance: this.opts.instance } : {}) },
+      labels,
       bundles: bundle ? { [this.opts.destination.workload]: { revision: bundle.revision } } : {},
       path: DECISION_ENTRYPOINT,
       input: masked,
-      ...(d ? { result: d as unknown as Record<string, unknown> } : {}),
-      ...(r.error ? { error: r.error } : {}),
-      ...(pointers.length > 0 ? { masked: pointers } : {}),
-      ...(r.evalNs !== undefined ? { metrics: { timer_eval_ns: r.evalNs } } : {}),
     };
+    if (d) event.result = d as unknown as Record<string, unknown>;
+    if (r.error) event.error = r.error;
+    if (pointers.length > 0) event.masked = pointers;
+    if (r.evalNs !== undefined) event.metrics = { timer_eval_ns: r.evalNs };
     this.opts.metrics?.decided(outcome, ctx.via);
     this.opts.log.record(event);
     return verdict;

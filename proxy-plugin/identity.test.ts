@@ -29,6 +29,65 @@ describe('identify', () => {
     expect(r.ok && r.source).toMatchObject({ principal: 'spiffe://td/ns/shop/sa/web', namespace: 'shop' });
   });
 
+  describe('remembered mesh header texts', () => {
+    const cfg: IdentityConfig = { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['127.0.0.1'] } };
+    const xfcc = (sa: string) => `By=spiffe://td/ns/a/sa/x;URI=spiffe://td/ns/shop/sa/${sa}`;
+    const call = async (address: string, value: string, rawHeaders?: string[]) => {
+      const r = await identify({ socket: plainSocket(address), headers: { 'x-forwarded-client-cert': value }, ...(rawHeaders ? { rawHeaders } : {}) }, cfg);
+      return r.ok ? `${r.source.authn} ${r.source.principal} ${r.source.namespace ?? '-'} ${r.source.address}` : `refused: ${r.reason}`;
+    };
+
+    it('gives each text its own principal, however close the texts and however often they repeat', async () => {
+      expect(await call('127.0.0.1', xfcc('web'))).toBe('header spiffe://td/ns/shop/sa/web shop 127.0.0.1');
+      expect(await call('127.0.0.1', xfcc('weB'))).toBe('header spiffe://td/ns/shop/sa/weB shop 127.0.0.1');
+      expect(await call('127.0.0.1', `${xfcc('web')} `)).toMatch(/^refused: x-forwarded-client-cert/);
+      expect(await call('127.0.0.1', xfcc('web'))).toBe('header spiffe://td/ns/shop/sa/web shop 127.0.0.1');
+      // A text refused once is refused again, and its refusal is never another text's answer.
+      expect(await call('127.0.0.1', `URI=${'spiffe://td/ns/shop/sa/web'};URI=spiffe://td/ns/shop/sa/evil`)).toMatch(/holds 2 URI SANs/);
+      expect(await call('127.0.0.1', `URI=${'spiffe://td/ns/shop/sa/web'};URI=spiffe://td/ns/shop/sa/evil`)).toMatch(/holds 2 URI SANs/);
+    });
+
+    it('still checks the peer and repeated fields on every call, after the text was read for a trusted peer', async () => {
+      const text = xfcc('storefront');
+      expect(await call('127.0.0.1', text)).toBe('header spiffe://td/ns/shop/sa/storefront shop 127.0.0.1');
+      // The same text from an address that is not the mesh proxy's is not a credential.
+      expect(await call('10.0.0.9', text)).toBe('none anonymous - 10.0.0.9');
+      expect(await call('127.0.0.2', text)).toBe('none anonymous - 127.0.0.2');
+      // From the trusted peer, but sent twice (the caller's copy and the proxy's): refused, as before it was remembered.
+      expect(await call('127.0.0.1', text, ['X-Forwarded-Client-Cert', text, 'x-forwarded-client-cert', text])).toMatch(/was sent more than once/);
+      expect(await call('127.0.0.1', text, ['X-Forwarded-Client-Cert', text])).toBe('header spiffe://td/ns/shop/sa/storefront shop 127.0.0.1');
+    });
+
+    it('hands every call a source of its own: changing one call\'s source changes no later call', async () => {
+      const first = await identify({ socket: plainSocket('127.0.0.1'), headers: { 'x-forwarded-client-cert': xfcc('api') } }, cfg);
+      if (!first.ok) throw new Error(first.reason);
+      first.source.principal = 'spiffe://td/ns/evil/sa/x';
+      first.source.claims.role = 'admin';
+      expect(await call('127.0.0.1', xfcc('api'))).toBe('header spiffe://td/ns/shop/sa/api shop 127.0.0.1');
+      const again = await identify({ socket: plainSocket('127.0.0.1'), headers: { 'x-forwarded-client-cert': xfcc('api') } }, cfg);
+      expect(again.ok && again.source.claims).toEqual({});
+    });
+
+    it('reads texts beyond what it remembers, and long texts, correctly', async () => {
+      // More distinct texts than the cache holds, then the first ones again (forgotten by then).
+      for (let i = 0; i < 1100; i++) expect(await call('127.0.0.1', xfcc(`sa-${i}`))).toBe(`header spiffe://td/ns/shop/sa/sa-${i} shop 127.0.0.1`);
+      for (let i = 0; i < 5; i++) expect(await call('127.0.0.1', xfcc(`sa-${i}`))).toBe(`header spiffe://td/ns/shop/sa/sa-${i} shop 127.0.0.1`);
+      // A text longer than what is remembered (a long Subject), read on every call.
+      const long = (sa: string) => `Subject="CN=${'x'.repeat(3000)}";URI=spiffe://td/ns/shop/sa/${sa}`;
+      expect(await call('127.0.0.1', long('one'))).toBe('header spiffe://td/ns/shop/sa/one shop 127.0.0.1');
+      expect(await call('127.0.0.1', long('two'))).toBe('header spiffe://td/ns/shop/sa/two shop 127.0.0.1');
+    });
+
+    it('keeps what one header says apart from what another header with the same text says', async () => {
+      const linkerd: IdentityConfig = { trustedHeader: { name: 'l5d-client-id', peers: ['127.0.0.1'] } };
+      const text = 'web.shop.serviceaccount.identity.linkerd.cluster.local';
+      const asL5d = await identify({ socket: plainSocket('127.0.0.1'), headers: { 'l5d-client-id': text } }, linkerd);
+      expect(asL5d.ok && asL5d.source.principal).toBe(text);
+      // Not an XFCC element: the XFCC reader refuses the text the l5d reader accepted.
+      expect(await call('127.0.0.1', text)).toMatch(/^refused: x-forwarded-client-cert is malformed/);
+    });
+  });
+
   it('refuses a certificate without exactly one SPIFFE URI SAN', () => {
     expect(spiffeIdFromSan('DNS:a, URI:spiffe://td/ns/a/sa/b')).toBe('spiffe://td/ns/a/sa/b');
     expect(spiffeIdFromSan('URI:spiffe://td/ns/a/sa/b, URI:spiffe://td/ns/c/sa/d')).toBeUndefined();

@@ -33,6 +33,8 @@ const refuse = (reason: string, status = 400): Normalized => ({ ok: false, refus
 
 /** Canonicalise one raw path segment; returns an error string when it is ambiguous. */
 function canonicalSegment(raw: string): { canonical: string; decoded: string } | string {
+  // Most segments hold no escape: such a segment is its own canonical and decoded form.
+  if (!raw.includes('%')) return raw === '.' || raw === '..' ? `dot segment "${raw}" in the path is ambiguous` : { canonical: raw, decoded: raw };
   let canonical = '';
   for (let i = 0; i < raw.length; i++) {
     const c = raw[i]!;

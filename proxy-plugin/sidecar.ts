@@ -184,7 +184,8 @@ function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHea
 async function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Promise<Admission> {
   const gate = c.opts.gate;
   if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, {})) };
-  const p = await prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
+  const prepared = prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
+  const p = prepared instanceof Promise ? await prepared : prepared;
   // A call on a path a handler owns (MCP), in any spelling normalization folds, is the handler's: it
   // serves it here when it can, else node's path parses it again and gives it over. Decided per call on
   // the bundle pinned for it.

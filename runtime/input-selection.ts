@@ -77,12 +77,23 @@ function serialize(value: unknown, sel: Selection, along = 0): string | undefine
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
   if (sel === WHOLE && !toBody) return JSON.stringify(value);
   let out = '';
-  for (const [key, child] of sel === WHOLE ? Object.entries(value) : sel) {
+  for (const [key, child, member] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`]) : membersOf(sel)) {
     if (!Object.hasOwn(value, key)) continue;
-    const text = serialize((value as Record<string, unknown>)[key], sel === WHOLE ? WHOLE : (child as Selection), toBody && key === BODY_PATH[along] ? along + 1 : -1);
-    if (text !== undefined) out += `${out ? ',' : ''}${JSON.stringify(key)}:${text}`;
+    const text = serialize((value as Record<string, unknown>)[key], child, toBody && key === BODY_PATH[along] ? along + 1 : -1);
+    if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
   }
   return `{${out}}`;
+}
+
+// A selected member: its key, what is selected under it, and its `"key":` text (written on every call).
+type Member = [key: string, child: Selection, text: string];
+const membersBySelection = new WeakMap<Map<string, Selection>, Member[]>();
+
+// A selection's members with their key text, worked out once per selection (a bundle's, kept while it is).
+function membersOf(sel: Map<string, Selection>): Member[] {
+  let members = membersBySelection.get(sel);
+  if (!members) membersBySelection.set(sel, (members = [...sel].map(([k, child]): Member => [k, child, `${JSON.stringify(k)}:`])));
+  return members;
 }
 
 // The selected parts of a JSON text, taken from the text itself. A text that escapes surrogates, or

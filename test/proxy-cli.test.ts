@@ -48,8 +48,9 @@ describe('warden serve + warden proxy', () => {
     expect(metrics).toContain('warden_decisions_total{outcome="allow",source="proxy"} 1');
   });
 
-  it('with --decision-lines denied writes a local line for the denial only', async () => {
-    const proxy = await start([...proxyArgs, '--spill', join(scratch, 'spill-denied.ndjson'), '--decision-lines', 'denied'], /on ([\d.]+:\d+) \(admin/);
+  // One denied and one allowed call through a new `warden proxy <args>`: the outcomes of its local decision lines.
+  async function decisionLines(args: string[], spill: string): Promise<string[]> {
+    const proxy = await start([...args, '--spill', join(scratch, spill)], /on ([\d.]+:\d+) \(admin/);
     const child = children.at(-1)!;
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -60,9 +61,22 @@ describe('warden serve + warden proxy', () => {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
+    const ids = new Map([[denied.headers.get('x-warden-decision-id'), 'denied'], [allowed.headers.get('x-warden-decision-id'), 'allowed']]);
     const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; decision_id?: string; outcome?: string });
-    expect(lines.filter((l) => l.msg === 'decision').map((l) => [l.decision_id, l.outcome])).toEqual([[denied.headers.get('x-warden-decision-id'), 'deny']]);
-    expect(allowed.headers.get('x-warden-decision-id')).toBeTruthy();
+    return lines.filter((l) => l.msg === 'decision').map((l) => `${ids.get(l.decision_id ?? null) ?? 'unknown id'}: ${l.outcome}`);
+  }
+
+  it('with --decision-lines denied writes a local line for the denial only', async () => {
+    expect(await decisionLines([...proxyArgs, '--decision-lines', 'denied'], 'spill-denied.ndjson')).toEqual(['denied: deny']);
+  });
+
+  it('by default writes a line for the denial only when events are shipped to --engine, and for every call without an engine', async () => {
+    // OPA's default too: decision logs go to the service, the console gets none. The allowed call's event is still shipped.
+    expect(await decisionLines(proxyArgs, 'spill-default.ndjson')).toEqual(['denied: deny']);
+    expect(await decisionLines([...proxyArgs, '--decision-lines', 'all'], 'spill-all.ndjson')).toEqual(['denied: deny', 'allowed: allow']);
+    // Without an engine the lines are the only record: every decision gets one.
+    const local = proxyArgs.filter((_, i) => proxyArgs[i] !== '--engine' && proxyArgs[i - 1] !== '--engine');
+    expect(await decisionLines([...local, '--bundle', join(scratch, 'bundles', 'orders.tar.gz')], 'spill-local.ndjson')).toEqual(['denied: deny', 'allowed: allow']);
   });
 
   it('serves a rotated certificate from the next connection on, without a restart', async () => {

@@ -1,4 +1,5 @@
 // The audit HTTP API over real HTTPS with client certificates from a CA made here, on a real SQLite file.
+import Database from 'better-sqlite3';
 import express from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:https';
@@ -290,5 +291,27 @@ describe('GET /audit/*', () => {
     expect(graph.text).toContain(`"principal:${agent}" -> "workload:shop/orders" [label="allow 2 / deny 3", color=red];`);
     const json = await call('GET', `/audit/graph?revision=rev-agg`, { as: clients[AUDITOR]! });
     expect(json.json()).toEqual({ edges: [{ source: agent, destination: 'orders', namespace: 'shop', allow: 2, deny: 3, dry_run_deny: 0, total: 5 }] });
+  });
+});
+
+describe('POST /logs while a newer Warden upgrades the store', () => {
+  it('answers 503 with the reason and stores nothing, so the pod keeps the batch and sends it again', async () => {
+    const tamper = (sql: string) => {
+      const db = new Database(dbPath);
+      db.exec(sql);
+      db.close();
+    };
+    const batch = makeEvents(2);
+    tamper(`UPDATE audit_meta SET value = '5' WHERE key = 'schema_version'`);
+    try {
+      const r = await postLogs(batch, { gzip: true });
+      expect(r.status).toBe(503);
+      expect(r.json<{ error: string }>().error).toMatch(/moved to table layout version 5 by another Warden/);
+    } finally {
+      tamper(`UPDATE audit_meta SET value = '4' WHERE key = 'schema_version'`);
+    }
+    expect(await events(`decision-id=${batch[0]!.decision_id}`)).toEqual([]);
+    // Sent again once the store is one this engine can keep: stored.
+    expect((await postLogs(batch, { gzip: true })).json<IngestResponse>()).toMatchObject({ stored: 2 });
   });
 });

@@ -15,6 +15,7 @@ import { arrayElements, countKeys } from './json-elements.js';
 import type { Identify } from './peer-identity.js';
 import { deniedByDefault, FilterError, GRAPH_DEFAULTS, parseFilter, TOP_DEFAULTS, type RawFilter } from './query.js';
 import { renderGraph } from './render.js';
+import { isLayoutChanged } from './table.js';
 import type { AuditStore, LogSender, TopDimension } from './store.js';
 
 /** Options of the audit API. */
@@ -235,6 +236,8 @@ export function auditRouter(opts: AuditApiOptions): Router {
     const status = (err as { status?: number }).status;
     if (status === 413) return problem(res, 413, `batch larger than ${maxBodyBytes} bytes (after decompression); send smaller batches`);
     if (typeof status === 'number' && status >= 400 && status < 500) return problem(res, status, (err as Error).message);
+    // The pods retry on 503 and keep their events meanwhile; the reason is the operator's to read.
+    if (isLayoutChanged(err)) return problem(res, 503, (err as Error).message);
     return problem(res, 500, 'internal error storing or reading audit events');
   });
   return router;

@@ -11,7 +11,7 @@ import { insertRefusalsSql, OBJECTS, pruneRefusalsSql, refusalHoursAddSql, refus
 import type { AppendResult, AuditStore, ChainHead, ChainRow, Edge, EdgeSummary, KeptRevision, LogSender, RollupDrift, StoreBounds, StoredEvent, TopDimension, TopRow } from './store.js';
 import { edgeHour } from './sql-dialect.js';
 import {
-  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, selectChainRows, selectEdges, selectEvents, selectTop,
+  edgeSummaryOf, fillsRollup, COLUMN_NAMES, BucketCounts, rollupAddSql, rollupFillStatements, rollupPruneStatements, selectRollupDrift, SENDER_KEEP_MS, UNNAMED_BLOBS, upsertSender, eventColumns, eventText, migrationStatements, NAMED_COLUMNS, schemaAction, schemaStatements, SCHEMA_VERSION, SELECT_HEAD, SELECT_LAYOUT, checkLayoutUnchanged, selectChainRows, selectEdges, selectEvents, selectTop,
   type EventColumns,
 } from './table.js';
 
@@ -143,6 +143,8 @@ export class PostgresStore implements AuditStore {
     try {
       await client.query('BEGIN');
       await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
+      // A newer engine may have upgraded the store since this one opened it (a rolling update).
+      checkLayoutUnchanged((await client.query<{ value: string }>(SELECT_LAYOUT)).rows[0]?.value);
       const existing = new Set(
         (await client.query<{ decision_id: string }>('SELECT decision_id FROM events WHERE decision_id = ANY($1::text[])', [[...seen]])).rows.map((r) => r.decision_id),
       );

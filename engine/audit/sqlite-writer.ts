@@ -11,7 +11,7 @@ import { NameIds } from './names.js';
 import type { AppendResult, ChainHead } from './store.js';
 import { insertRefusalsSql, OBJECTS, refusalHoursAddSql, RefusalRows } from './refusals.js';
 import { edgeHour } from './sql-dialect.js';
-import { COLUMN_NAMES, BucketCounts, rollupAddSql, SELECT_HEAD, type EventColumns } from './table.js';
+import { checkLayoutUnchanged, COLUMN_NAMES, BucketCounts, rollupAddSql, SELECT_HEAD, SELECT_LAYOUT, type EventColumns } from './table.js';
 
 /** Rows per INSERT statement: fewer calls into SQLite per batch, well under its 32,766 bind values. */
 const ROWS_PER_INSERT = 100;
@@ -124,9 +124,11 @@ export class SqliteWriter {
   private readonly refusalInserts = new Map<number, Database.Statement>();
   private readonly refusalHours = new Map<number, Database.Statement>();
   private readonly names = new NameIds();
+  private readonly layoutStmt: Database.Statement<[], string>;
 
   constructor(private readonly db: Database.Database) {
     this.headStmt = db.prepare(SELECT_HEAD);
+    this.layoutStmt = db.prepare<[], string>(SELECT_LAYOUT).pluck();
     this.storedIds = db.prepare<[string], string>('SELECT decision_id FROM events WHERE decision_id IN (SELECT value FROM json_each(?))').pluck();
     this.nameId = db.prepare<[string], number>('SELECT id FROM audit_names WHERE value = ?').pluck();
     this.addName = db.prepare('INSERT INTO audit_names (value) VALUES (?)');
@@ -143,6 +145,7 @@ export class SqliteWriter {
   }
 
   private insert({ ids, ts, paths, names, refs, bytes: packed, ends, refused, receivedAt }: PackedBatch): AppendResult {
+    checkLayoutUnchanged(this.layoutStmt.get()); // a newer engine may have upgraded the store since it was opened
     // A Buffer on the sending side arrives as a plain Uint8Array over the same memory.
     const bytes = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     let head = this.headStmt.get();

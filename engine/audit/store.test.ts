@@ -613,6 +613,16 @@ describe.each(backends)('audit store on $name', (backend) => {
       expect(report.problems).toEqual([expect.objectContaining({ kind: 'edited', seq: 3, decision_id: events[2]!.decision_id })]);
     });
 
+    // A rolling update: a newer engine upgrades the store while this one still has it open. Appending
+    // would leave the newer layout's tables behind, so this one refuses, and stores nothing.
+    it('refuses to append once another Warden moved the open store to a newer layout, and keeps nothing of the batch', async () => {
+      const { url, store } = await openNew();
+      expect(await store.append(makeEvents(2), NOW)).toMatchObject({ stored: 2 });
+      await backend.tamper(url, `UPDATE audit_meta SET value = '5' WHERE key = 'schema_version'`);
+      await expect(store.append(makeEvents(3), NOW)).rejects.toThrow(/moved to table layout version 5 by another Warden while this one \(layout 4\) had it open/);
+      expect(await backend.rows(url, 'SELECT seq FROM events ORDER BY seq')).toEqual([{ seq: 1 }, { seq: 2 }]);
+    });
+
     it('refuses a store whose layout is newer than this Warden knows, naming it', async () => {
       const { url, store } = await openNew();
       await store.close();

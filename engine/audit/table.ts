@@ -174,6 +174,24 @@ export type SchemaAction = 'create-or-current' | 'migrate-v1' | 'migrate-v2' | '
 /** Whether an action must rebuild edge_hours from the events (layouts before 3 have none). */
 export const fillsRollup = (a: SchemaAction) => a === 'migrate-v1' || a === 'migrate-v2';
 
+/** The layout version as audit_meta holds it; every append reads it again in its own transaction. */
+export const SELECT_LAYOUT = "SELECT value FROM audit_meta WHERE key = 'schema_version'";
+
+const LAYOUT_CHANGED = 'the audit store was moved to table layout version';
+
+/**
+ * Refuse an append to a store whose layout moved on while this Warden had it open (a newer engine
+ * upgraded it during a rolling update): appending would leave the newer layout's tables behind. The
+ * caller's transaction rolls back; the pods keep the events and send them again.
+ */
+export function checkLayoutUnchanged(version: string | undefined): void {
+  if (version === SCHEMA_VERSION) return;
+  throw new Error(`${LAYOUT_CHANGED} ${version ?? '(none)'} by another Warden while this one (layout ${SCHEMA_VERSION}) had it open: this engine stores nothing more; replace it with a Warden at least as new (the pods keep their events until one takes them)`);
+}
+
+/** Whether an error is checkLayoutUnchanged's (also after it crossed from the writer thread as its message). */
+export const isLayoutChanged = (err: unknown): boolean => err instanceof Error && err.message.startsWith(LAYOUT_CHANGED);
+
 /**
  * Decide from whether an events table exists and the schema_version in audit_meta (undefined when
  * absent). A store written by a newer Warden is refused rather than misread.

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
-import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
+import { awaitToolsList, MAX_PENDING_TOOLS_LISTS, McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
 import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
 import type { Policy } from '../runtime/policy.js';
@@ -470,6 +470,22 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
       { jsonrpc: '2.0', method: 'notifications/message', params: {} },
     ]);
+  });
+});
+
+describe('tools/list requests a legacy session waits on', () => {
+  it('stay bounded, forgetting the oldest first, so a caller that never reads its answers cannot grow them', () => {
+    const pending = new Map<string, string>();
+    for (let i = 0; i < MAX_PENDING_TOOLS_LISTS * 4; i++) awaitToolsList(pending, `n:${i}`, `view ${i}`);
+    expect(pending.size).toBe(MAX_PENDING_TOOLS_LISTS);
+    expect(pending.has('n:0')).toBe(false);
+    expect(pending.get(`n:${MAX_PENDING_TOOLS_LISTS * 4 - 1}`)).toBe(`view ${MAX_PENDING_TOOLS_LISTS * 4 - 1}`);
+    // An id sent again is the newest, with its new view, not a second entry.
+    const oldest = pending.keys().next().value!;
+    awaitToolsList(pending, oldest, 'again');
+    expect(pending.size).toBe(MAX_PENDING_TOOLS_LISTS);
+    expect([...pending.keys()].at(-1)).toBe(oldest);
+    expect(pending.get(oldest)).toBe('again');
   });
 });
 

@@ -231,6 +231,19 @@ function relay(up: IncomingMessage, res: ServerResponse, via?: Transform): void 
   }
 }
 
+/** Most tools/list requests one legacy session waits on at once (a caller that never reads its answers cannot grow it). */
+export const MAX_PENDING_TOOLS_LISTS = 256;
+
+/**
+ * Remember that the tools/list `key` awaits its answer with `view`. The oldest is forgotten first: its
+ * answer is then filtered with the session's latest view, the same caller's.
+ */
+export function awaitToolsList<V>(pending: Map<string, V>, key: string, view: V): void {
+  pending.delete(key);
+  while (pending.size >= MAX_PENDING_TOOLS_LISTS) pending.delete(pending.keys().next().value!);
+  pending.set(key, view);
+}
+
 function idKey(id: JsonRpcId): string {
   return typeof id === 'number' ? `n:${id}` : `s:${id}`;
 }
@@ -618,7 +631,7 @@ export class McpHandler {
     if (ids.size > 0) {
       const view = this.toolsView(ctx, spec);
       session.view = view;
-      for (const id of ids) session.pendingToolsList.set(idKey(id), view);
+      for (const id of ids) awaitToolsList(session.pendingToolsList, idKey(id), view);
     }
     for (const l of plan.local) session.stream.write(messageEvent(l));
     const body = forwardBody(plan);

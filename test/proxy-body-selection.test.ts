@@ -2,17 +2,8 @@
 // hands the policy that field only (from the body's text, runtime/input-selection.ts), and every
 // decision is the one the whole body gave: repeated keys, escaped keys, large bodies whose other fields
 // are never read, malformed, too deep and too large bodies refused as before, the exact bytes forwarded.
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalProxy, stopWardens } from './support/warden-process.js';
-import { closeServer, copyPolicies, startUpstream, type PolicyCopy, type Upstream } from './support/proxy-fixtures.js';
-
-const children: ChildProcess[] = [];
-let upstream: Upstream;
-let policies: PolicyCopy;
-let proxyUrl: string;
+import { describe, expect, it } from 'vitest';
+import { servedWorkload } from './support/rego-workload.js';
 
 const WORKLOAD = `apiVersion: warden.dev/v1alpha1
 kind: Workload
@@ -35,23 +26,9 @@ allow if {
 }
 `;
 
-beforeAll(async () => {
-  policies = await copyPolicies(['ledger'], (repo) => {
-    const dir = join(repo, 'workloads', 'ledger');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'workload.yaml'), WORKLOAD);
-    writeFileSync(join(dir, 'policy.rego'), POLICY);
-  });
-  upstream = await startUpstream();
-  proxyUrl = await startLocalProxy(policies, 'ledger', upstream.port, ['--json-body', String(256 * 1024)], children);
-});
+const served = servedWorkload('ledger', { 'workload.yaml': WORKLOAD, 'policy.rego': POLICY }, ['--json-body', String(256 * 1024)]);
 
-afterAll(async () => {
-  await stopWardens(children);
-  if (upstream) await closeServer(upstream.server);
-});
-
-const post = (body: string) => fetch(`${proxyUrl}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+const post = (body: string) => fetch(`${served.proxyUrl}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 describe('a policy that reads one field of the body, through warden proxy', () => {
   const filler = JSON.stringify(Array.from({ length: 3000 }, (_, i) => ({ id: i, note: 'never read by the policy' })));
@@ -72,12 +49,12 @@ describe('a policy that reads one field of the body, through warden proxy', () =
   ];
   for (const [name, body, status] of cases) {
     it(`${name}: ${status === 201 ? 'forwarded' : status}`, async () => {
-      const before = upstream.seen.length;
+      const before = served.upstream.seen.length;
       const res = await post(body);
       await res.arrayBuffer();
       expect(res.status).toBe(status);
-      if (status === 201) expect(upstream.seen[before]!.body.toString('utf8')).toBe(body);
-      else expect(upstream.seen.length).toBe(before);
+      if (status === 201) expect(served.upstream.seen[before]!.body.toString('utf8')).toBe(body);
+      else expect(served.upstream.seen.length).toBe(before);
     });
   }
 });

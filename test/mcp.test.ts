@@ -457,8 +457,8 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
   });
 
   // After the suites above: a GET hands its connection to node's path for good, and fetch would reuse it.
-  it('filters a tool list on the server\'s own GET stream in any shape (a batch in one event, another id) and drops an event that does not parse', async () => {
-    type = 'text/event-stream';
+  it.each(['text/event-stream', 'Text/Event-Stream; charset=utf-8'])('filters a tool list on the server\'s own GET stream (%s) in any shape (a batch in one event, another id) and drops an event that does not parse', async (contentType) => {
+    type = contentType;
     const listed = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table' }, { name: 'refund_order' }] } });
     answer = `data: ${JSON.stringify([listed(3)])}\n\ndata: ${JSON.stringify(listed('x'))}\n\ndata: {"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"drop_table"}]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n`;
     const r = await fetch(`${proxy().url}/mcp`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } });

@@ -21,7 +21,7 @@ import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
-import { DEFAULT_LIMITS, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
+import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
@@ -193,7 +193,7 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
 
 // The media type of a raw head's Content-Type, lower case ('' when absent).
 function contentTypeField(raw: readonly string[]): string {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return raw[i + 1]!.split(';')[0]!.trim().toLowerCase();
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return mediaType(raw[i + 1]);
   return '';
 }
 
@@ -493,7 +493,7 @@ export class McpHandler {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
     this.bindSession(up.headers['mcp-session-id'], req, ctx);
-    const ct = String(up.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const ct = mediaType(up.headers['content-type']);
     const status = up.statusCode ?? 502;
     if (ct === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
@@ -536,11 +536,7 @@ export class McpHandler {
       const merged = mergeAnswers(plan, answers);
       return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
     }
-    // 202 (only notifications / responses forwarded) or an upstream error status.
-    if (plan.local.length > 0 && status === 202) {
-      up.resume();
-      return sendJson(res, 200, mergeAnswers(plan, []) ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
-    }
+    // An upstream error status, or a 204 (every other 2xx was answered above).
     res.writeHead(status, { ...copyHeaders(up.headers), ...head });
     // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it.
     relay(up, res);
@@ -560,8 +556,8 @@ export class McpHandler {
     if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
     res.flushHeaders();
-    const isStream = String(up.headers['content-type'] ?? '').startsWith('text/event-stream');
-    if (req.method !== 'GET' || !isStream) return relay(up, res);
+    // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
+    if (req.method !== 'GET' || mediaType(up.headers['content-type']) !== 'text/event-stream') return relay(up, res);
     if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.

@@ -93,10 +93,14 @@ function validId(v: unknown): v is JsonRpcId {
   return (typeof v === 'string' && v.length <= 256) || (typeof v === 'number' && Number.isFinite(v));
 }
 
+/** The media type a Content-Type value names, lower case, without parameters ('' when absent): `Text/Event-Stream; charset=utf-8` is `text/event-stream`. */
+export function mediaType(ct: string | undefined): string {
+  return ct ? ct.split(';')[0]!.trim().toLowerCase() : '';
+}
+
 /** True when the Content-Type names JSON (`application/json`, parameters allowed). */
 export function isJsonContentType(ct: string | undefined): boolean {
-  if (!ct) return false;
-  return ct.split(';')[0]!.trim().toLowerCase() === 'application/json';
+  return mediaType(ct) === 'application/json';
 }
 
 // One element: a message, or the reason the whole body is refused.

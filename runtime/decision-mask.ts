@@ -22,6 +22,7 @@ const SECRET_POINTERS: readonly string[] = [
   ...SECRET_HEADERS.map((h) => formatPointer(['input', 'request', 'headers', h])),
   ...SECRET_QUERY.map((q) => formatPointer(['input', 'request', 'query', q])),
 ];
+const SECRET_POINTER_SET: ReadonlySet<string> = new Set(SECRET_POINTERS);
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -88,15 +89,14 @@ export function maskInput(input: Record<string, unknown>, pointers: readonly str
   };
   let root: Record<string, unknown> = input;
   const masked: string[] = [];
-  const all = pointers.length === 0 ? SECRET_POINTERS : new Set([...SECRET_POINTERS, ...pointers]);
-  for (const pointer of all) {
+  const mask = (pointer: string): void => {
     const keys = keysOf(pointer);
-    if (!keys) continue;
+    if (!keys) return;
     const last = keys.length - 1;
     // Look first, copy after: a pointer the input does not have copies nothing.
     let node: unknown = root;
     for (let i = 0; i < last; i++) node = isContainer(node) ? child(node, keys[i]!) : undefined;
-    if (!isContainer(node) || !has(node, keys[last]!)) continue;
+    if (!isContainer(node) || !has(node, keys[last]!)) return;
     root = own(root);
     let parent: Container = root;
     for (let i = 0; i < last; i++) {
@@ -106,6 +106,9 @@ export function maskInput(input: Record<string, unknown>, pointers: readonly str
     }
     put(parent, keys[last]!, MASK);
     masked.push(pointer);
-  }
+  };
+  // The secret pointers, then the spec's; each masked and listed once (no set built per call).
+  for (const pointer of SECRET_POINTERS) mask(pointer);
+  for (const pointer of pointers) if (!SECRET_POINTER_SET.has(pointer) && !masked.includes(pointer)) mask(pointer);
   return { input: root, masked };
 }

@@ -128,8 +128,6 @@ export class DecisionPipeline {
     const d = r.decision;
     // Dry-run softens policy denials only; refusals and failures before or outside the policy still deny.
     const outcome: Outcome = d?.allow ? 'allow' : d && mode === 'dry-run' ? 'dry-run-deny' : 'deny';
-    // Built by assignment, not spreads: this runs for every call, and the optional members are
-    // added in the same order as before, so the event's JSON text is unchanged.
     const verdict: Verdict = {
       decisionId,
       allow: outcome !== 'deny',
@@ -147,12 +145,33 @@ export class DecisionPipeline {
     };
     if (d) verdict.decision = d;
     if (bundle) verdict.bundle = bundle;
+    this.opts.metrics?.decided(outcome, ctx.via);
+    // The event is built once the call has gone on (DecisionLog.recordLater): masking and serializing
+    // are not on its path. The time is the decision's.
+    const at = this.now();
+    this.opts.log.recordLater(() => this.event(decisionId, at, input, ctx, bundle, r, outcome, mode));
+    return verdict;
+  }
+
+  // The decision event of one call, its secrets masked (DecisionEvent: what the audit log stores).
+  private event(
+    decisionId: string,
+    at: Date,
+    input: PolicyInput,
+    ctx: { kind: EventKind; via: EventSource },
+    bundle: ActiveBundle | undefined,
+    r: { decision?: Decision; evalNs?: number; error?: string },
+    outcome: Outcome,
+    mode: DecisionEvent['mode'],
+  ): DecisionEvent {
+    const d = r.decision;
     const { input: masked, masked: pointers } = maskInput(input as unknown as Record<string, unknown>, maskOf(bundle, d?.operation, input));
     const labels: DecisionEvent['labels'] = { workload: input.destination.workload, namespace: input.destination.namespace || 'unknown', source: ctx.via };
     if (this.opts.instance) labels.instance = this.opts.instance;
+    // Built by assignment, not spreads, with the optional members in a fixed order (the JSON text's).
     const event: DecisionEvent = {
       decision_id: decisionId,
-      timestamp: this.now().toISOString(),
+      timestamp: at.toISOString(),
       kind: ctx.kind,
       outcome,
       mode,
@@ -165,8 +184,6 @@ export class DecisionPipeline {
     if (r.error) event.error = r.error;
     if (pointers.length > 0) event.masked = pointers;
     if (r.evalNs !== undefined) event.metrics = { timer_eval_ns: r.evalNs };
-    this.opts.metrics?.decided(outcome, ctx.via);
-    this.opts.log.record(event);
-    return verdict;
+    return event;
   }
 }

@@ -49,6 +49,31 @@ async function withCollector(test: (engine: string, got: DecisionEvent[], posts:
 }
 
 describe('DecisionLog', () => {
+  it('builds a deferred event after the current turn, in decision order, and before anything flush, close or record sees', async () => {
+    await withCollector(async (engine, got) => {
+      const log = new DecisionLog({ engine, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
+      const built: number[] = [];
+      const later = (i: number) => () => (built.push(i), event(i));
+      log.recordLater(later(0));
+      log.recordLater(later(1));
+      expect(built).toEqual([]); // not on the caller's path
+      log.record(event(2)); // a direct record (a drift event) comes after the calls decided before it
+      expect(built).toEqual([0, 1]);
+      log.recordLater(later(3));
+      await new Promise((r) => setImmediate(r));
+      expect(built).toEqual([0, 1, 3]);
+      log.recordLater(() => {
+        throw new Error('a bug in a builder');
+      });
+      log.recordLater(later(4));
+      expect(log.depth).toBe(5); // the counters see what is pending; the broken builder costs its event only
+      log.recordLater(later(5));
+      await log.close();
+      expect(got.map((e) => e.decision_id)).toEqual([0, 1, 2, 3, 4, 5].map((i) => event(i).decision_id));
+      expect(log.dropped).toBe(1);
+    });
+  });
+
   it('spills to a local file while the engine is away and replays it when it is back', async () => {
     // Find a free port, then leave it closed: the engine is "away".
     const probe = http.createServer();

@@ -1,7 +1,8 @@
 // MCP benchmark, shipped configuration: the latency and CPU an MCP `tools/call` (and `tools/list`) costs
 // through `warden proxy`, against calling the same server directly and through the gate-off sidecar, in
 // the same run, with the real SDK client. As in a pod, the client (this process), the proxy and the MCP
-// server (the real SDK server) are processes of their own. Direct, pass-through and proxied calls
+// server (the real SDK server) are processes of their own, and the proxy ships its decision events to an
+// engine (`--engine`, as `warden inject` starts it; so its local decision lines are denials only). Direct, pass-through and proxied calls
 // alternate so all see the same machine state. Prints figures, never fails.
 // Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
 import type { Figure } from './figure.js';
@@ -15,6 +16,7 @@ import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { PolicyInput } from '../formats/input.js';
 import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
+import { engineStandIn } from './engine-stand-in.js';
 import { startPodProcess } from './pod-process.js';
 import { startWardenProxy } from './warden-cli.js';
 
@@ -70,54 +72,59 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   const jwks = join(policies.dir, 'agents-jwks.json');
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig' }] }));
   const figures: McpCallFigures[] = [];
-  for (const answers of ['json', 'sse'] as const) {
-    // Three processes as in a pod: the MCP server (the SDK's), `warden proxy` as users start it, and the
-    // pass-through (the same sidecar code with the gate off), so the two hops compare alike.
-    const stops: Array<() => Promise<void>> = [];
-    try {
-      const server = startPodProcess<{ upstreamPort: number }>(['mcp-server', answers]);
-      stops.unshift(server.stop);
-      const origin = `http://127.0.0.1:${(await server.ready).upstreamPort}`;
-      const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-      const passthrough = startPodProcess<{ passthroughPort: number }>(['proxies', new URL(origin).port], prof);
-      stops.unshift(passthrough.stop);
-      const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
-        '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
-      stops.unshift(proxy.close);
-      const { passthroughPort } = await passthrough.ready;
-      const connect = async (base: string): Promise<Client> => {
-        const c = new Client({ name: 'bench', version: '1' });
-        await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-        stops.unshift(() => c.close());
-        return c;
-      };
-      const direct = await connect(origin);
-      const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
-      const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
-      const kinds = [
-        { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
-        { method: 'tools/list' as const, f: (c: Client) => c.listTools() },
-      ];
-      for (const k of kinds) {
-        for (let i = 0; i < warmup; i++) await Promise.all([k.f(direct), k.f(proxied), k.f(passed)]);
-        const d: number[] = [];
-        const p: number[] = [];
-        const t: number[] = [];
-        const cpuBefore = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
-        for (let i = 0; i < calls; i++) {
-          d.push(await timed(() => k.f(direct)));
-          t.push(await timed(() => k.f(passed)));
-          p.push(await timed(() => k.f(proxied)));
+  const engine = await engineStandIn(policies.out);
+  try {
+    for (const answers of ['json', 'sse'] as const) {
+      // Three processes as in a pod: the MCP server (the SDK's), `warden proxy` as users start it, and the
+      // pass-through (the same sidecar code with the gate off), so the two hops compare alike.
+      const stops: Array<() => Promise<void>> = [];
+      try {
+        const server = startPodProcess<{ upstreamPort: number }>(['mcp-server', answers]);
+        stops.unshift(server.stop);
+        const origin = `http://127.0.0.1:${(await server.ready).upstreamPort}`;
+        const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+        const passthrough = startPodProcess<{ passthroughPort: number }>(['proxies', new URL(origin).port], prof);
+        stops.unshift(passthrough.stop);
+        const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--engine', engine.url, '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
+          '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
+        stops.unshift(proxy.close);
+        const { passthroughPort } = await passthrough.ready;
+        const connect = async (base: string): Promise<Client> => {
+          const c = new Client({ name: 'bench', version: '1' });
+          await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+          stops.unshift(() => c.close());
+          return c;
+        };
+        const direct = await connect(origin);
+        const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
+        const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
+        const kinds = [
+          { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
+          { method: 'tools/list' as const, f: (c: Client) => c.listTools() },
+        ];
+        for (const k of kinds) {
+          for (let i = 0; i < warmup; i++) await Promise.all([k.f(direct), k.f(proxied), k.f(passed)]);
+          const d: number[] = [];
+          const p: number[] = [];
+          const t: number[] = [];
+          const cpuBefore = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
+          for (let i = 0; i < calls; i++) {
+            d.push(await timed(() => k.f(direct)));
+            t.push(await timed(() => k.f(passed)));
+            p.push(await timed(() => k.f(proxied)));
+          }
+          const cpuAfter = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
+          const directP50 = pct(d, 50);
+          const proxiedP50 = pct(p, 50);
+          const passthroughP50 = pct(t, 50);
+          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
         }
-        const cpuAfter = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
-        const directP50 = pct(d, 50);
-        const proxiedP50 = pct(p, 50);
-        const passthroughP50 = pct(t, 50);
-        figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
+      } finally {
+        for (const stop of stops) await stop();
       }
-    } finally {
-      for (const stop of stops) await stop();
     }
+  } finally {
+    await engine.close();
   }
   const input: PolicyInput = {
     source: { principal: 'bench-agent', authn: 'jwt', claims: { sub: 'bench-agent', scope: 'tools:read tools:write' }, address: '127.0.0.1' },
@@ -133,7 +140,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   }
   const result: McpBenchResult = { figures, decisionP50: pct(evals, 50), warmup };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
-  out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process): ${calls} calls per target after ${warmup} warm-up calls, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
+  out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process, events to an engine stand-in): ${calls} calls per target after ${warmup} warm-up calls, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
   out('client (this process), MCP server (the SDK server), warden proxy and the pass-through (sidecar with the gate off): four processes');
   out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
   for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);

@@ -5,8 +5,6 @@
 import { median, type Figure } from './figure.js';
 import { startPodProcess, type PodStats } from './pod-process.js';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import express from 'express';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +13,6 @@ import { pino } from 'pino';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import tls from 'node:tls';
 import { Pool } from 'undici';
-import { createEngineApp } from '../engine/bundle-server.js';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { identify, type IdentityConfig, type Presented } from '../proxy-plugin/identity.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -23,6 +20,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { startPlugin } from '../proxy-plugin/plugin.js';
 import { bufferedLogStream } from '../runtime/log-stream.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
+import { engineStandIn } from './engine-stand-in.js';
 import { startWardenProxy, type WardenProxy } from './warden-cli.js';
 
 /** Latency figures of one target, microseconds. */
@@ -157,46 +155,6 @@ async function identityCosts(): Promise<IdentityCosts> {
   const bearer: Presented = { socket: { remoteAddress: '127.0.0.1' }, headers: { authorization: `Bearer ${token}` } };
   const jwt = (cache: false | undefined): IdentityConfig => ({ jwt: { keys, issuer: 'iss', audience: 'aud', algorithms: ['ES256'], clockToleranceSec: 30, ...(cache === false ? { cache } : {}) } });
   return { meshHeader, mtls, jwtEveryCall: await perCall(bearer, jwt(false)), jwtRemembered: await perCall(bearer, jwt(undefined)) };
-}
-
-/** What the engine stand-in received. */
-export interface EngineStandIn {
-  url: string;
-  batches: number;
-  bytes: number;
-  close(): Promise<void>;
-}
-
-// The engine runs in its own pod in a cluster. Here it is the engine's own bundle server over the
-// built bundles (ETag, long poll), with a POST /logs that drains batches without storing them: the
-// sidecar pays for shipping its decision log as it does in a pod, the audit store's work is left out.
-async function engineStandIn(bundlesDir: string): Promise<EngineStandIn> {
-  const got = { batches: 0, bytes: 0 };
-  const drain = express.Router().post('/', (req, res) => {
-    req.on('data', (c: Buffer) => (got.bytes += c.length));
-    req.on('end', () => {
-      got.batches++;
-      res.json({ rejected: [] });
-    });
-  });
-  const engine = createEngineApp({ bundlesDir, mounts: [{ path: '/logs', router: drain }] });
-  await engine.ready;
-  const server = http.createServer(engine.app);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get batches() {
-      return got.batches;
-    },
-    get bytes() {
-      return got.bytes;
-    },
-    close: () => {
-      engine.close();
-      server.closeAllConnections();
-      return new Promise<void>((r) => server.close(() => r()));
-    },
-  };
 }
 
 // Inputs across the orders API: principals, JWT callers, methods, known and unknown paths.

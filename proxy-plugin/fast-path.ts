@@ -77,7 +77,7 @@ export interface BodyRewrite {
  * read the whole body first and admit again with it (a handler that decides on the body, such as MCP's;
  * it must hand off only before it decided anything, since node's path then decides the call again).
  */
-export type Admission = Forward | ({ forward: false } & OwnAnswer) | { handOff: true } | { readBody(body: Buffer): Promise<Admission> };
+export type Admission = Forward | ({ forward: false } & OwnAnswer) | { handOff: true } | { readBody(body: Buffer): Admission | Promise<Admission> };
 
 /** What the fast path asks of the sidecar. */
 export interface FastPathOptions {
@@ -87,8 +87,12 @@ export interface FastPathOptions {
   handOff(socket: net.Socket): void;
   /** Whether this request may take the fast path. */
   eligible(head: RequestHead): boolean;
-  /** Decide the request; a forward carries the upstream target and its request header lines. */
-  admit(head: RequestHead, socket: net.Socket): Promise<Admission>;
+  /**
+   * Decide the request; a forward carries the upstream target and its request header lines. Answered
+   * synchronously when nothing must be awaited (no token signature to check), so the call goes on in
+   * the same turn of the event loop.
+   */
+  admit(head: RequestHead, socket: net.Socket): Admission | Promise<Admission>;
   /** Response header lines for the client (`name: value\r\n` each) from the upstream's head. */
   responseHeaderLines(resp: ResponseHead, decisionId: string | undefined): string;
   /** The sidecar's own JSON answer (502, 408, 500). */
@@ -266,7 +270,7 @@ class Connection {
   private exchange: Exchange | undefined;
   private gone = false;
   /** A body being read before its request is admitted again (Admission.readBody). */
-  private collecting: { head: RequestHead; headBytes: Buffer; then: (body: Buffer) => Promise<Admission>; timer: NodeJS.Timeout } | undefined;
+  private collecting: { head: RequestHead; headBytes: Buffer; then: (body: Buffer) => Admission | Promise<Admission>; timer: NodeJS.Timeout } | undefined;
 
   constructor(
     private readonly fp: FastPath,
@@ -347,9 +351,22 @@ class Connection {
     this.busy = true;
     this.socket.setTimeout(0);
     const headBytes = buf.subarray(0, end + 4);
-    this.fp.o.admit(head, this.socket).then(
-      (a) => this.admitted(head, headBytes, a, undefined),
-      () => this.admitted(head, headBytes, this.failed(), undefined),
+    this.admitWith(head, headBytes, undefined, () => this.fp.o.admit(head, this.socket));
+  }
+
+  // One admission step (`body`: the request's body when it was read for it): an answer given at once
+  // goes on at once, a promised one when it settles; a step that throws fails closed.
+  private admitWith(head: RequestHead, headBytes: Buffer, body: Buffer | undefined, step: () => Admission | Promise<Admission>): void {
+    let a: Admission | Promise<Admission>;
+    try {
+      a = step();
+    } catch {
+      return this.admitted(head, headBytes, this.failed(), body);
+    }
+    if (!(a instanceof Promise)) return this.admitted(head, headBytes, a, body);
+    a.then(
+      (x) => this.admitted(head, headBytes, x, body),
+      () => this.admitted(head, headBytes, this.failed(), body),
     );
   }
 
@@ -386,10 +403,7 @@ class Connection {
     clearTimeout(c.timer);
     this.collecting = undefined;
     const body = this.takeBuffered(c.head.contentLength)!;
-    c.then(body).then(
-      (a) => this.admitted(c.head, c.headBytes, a, body),
-      () => this.admitted(c.head, c.headBytes, this.failed(), body),
-    );
+    this.admitWith(c.head, c.headBytes, body, () => c.then(body));
   }
 
   // The whole request must arrive in time (node's requestTimeout): a slow sender is cut off.
@@ -424,8 +438,14 @@ class Connection {
     }
     this.socket.resume();
     this.socket.setTimeout(this.fp.o.limits.keepAliveTimeoutMs);
-    this.next();
+    // The next pipelined request is read once this call has unwound: requests the sidecar answers
+    // itself at once (denials) would otherwise nest one call deeper each, without bound.
+    queueMicrotask(this.nextIfIdle);
   }
+
+  private readonly nextIfIdle = (): void => {
+    if (!this.gone && !this.busy) this.next();
+  };
 
   // From here on node's http server owns the connection, starting with the bytes not yet consumed.
   private handOff(): void {

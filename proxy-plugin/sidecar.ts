@@ -170,7 +170,7 @@ function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHea
   if (!fast || !bundle || head.method !== 'POST' || head.contentLength === 0 || head.contentLength > fast.maxBodyBytes) return { handOff: true };
   const target = targetOf(p.request);
   return {
-    readBody: async (body) => {
+    readBody: (body) => {
       const o = fast.admit({ request: p.request, rawHeaders: head.rawHeaders, body, source: p.source, bundle, pipeline: gate.pipeline, via: 'proxy', headerPolicy: c.headers });
       if ('handOff' in o) return o;
       if ('answer' in o) return { forward: false, ...o.answer };
@@ -181,11 +181,16 @@ function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHea
 }
 
 // The fast path's decision for one request head: the same steps as node's path, on the raw socket.
-async function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Promise<Admission> {
+// Synchronous unless a token's signature must be checked first (prepare).
+function admitFast(c: Parts, head: RequestHead, socket: net.Socket): Admission | Promise<Admission> {
   const gate = c.opts.gate;
   if (!gate) return { forward: true, target: head.target, decisionId: undefined, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, {})) };
   const prepared = prepare(gate, { method: head.method, target: head.target, rawHeaders: head.rawHeaders, socket }, 'proxy');
-  const p = prepared instanceof Promise ? await prepared : prepared;
+  return prepared instanceof Promise ? prepared.then((p) => admitPrepared(c, gate, head, p)) : admitPrepared(c, gate, head, prepared);
+}
+
+// The rest of admitFast once the caller is known.
+function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Admission {
   // A call on a path a handler owns (MCP), in any spelling normalization folds, is the handler's: it
   // serves it here when it can, else node's path parses it again and gives it over. Decided per call on
   // the bundle pinned for it.

@@ -252,6 +252,24 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
     }
   });
 
+  it('answers thousands of pipelined calls it denies itself, in order, on one connection', async () => {
+    // Each denial is answered in the turn its request was read: the next pipelined request must not be
+    // read one call deeper each time (3,000 in one packet would overflow the stack and cut the client off).
+    const t = shared();
+    try {
+      const anonymous = (i: number) => `GET /orders/${i} HTTP/1.1\r\nHost: orders\r\n\r\n`;
+      const out = await exchange(t.port, Array.from({ length: 3000 }, (_, i) => anonymous(i)).join('') + get('/orders/last', 'Connection: close'));
+      const got = statuses(out);
+      expect(got).toHaveLength(3001);
+      expect(got.slice(0, 3000).every((s) => s === 403)).toBe(true);
+      expect(got[3000]).toBe(200);
+      expect([...out.matchAll(/no rule grants anonymous GET \/orders\/(\d+)/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+      expect(t.seen.map((r) => r.target)).toEqual(['/orders/last']);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('forwards a content-length body exactly, also when it arrives in pieces after the head', async () => {
     const t = shared();
     try {

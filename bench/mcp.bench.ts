@@ -33,6 +33,11 @@ export interface McpCallFigures {
   addedP50: number;
   /** proxied − pass-through: what the MCP handler itself costs beyond the extra hop. */
   handlerP50: number;
+  /**
+   * The median of the paired differences: each proxied call less the pass-through call just before it
+   * (same machine state). Steadier than the difference of the two medians on a busy machine.
+   */
+  handlerPairedP50: number;
   directP99: number;
   proxiedP99: number;
   /** CPU per call of the pass-through's process and of warden proxy's, µs. */
@@ -117,7 +122,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
           const directP50 = pct(d, 50);
           const proxiedP50 = pct(p, 50);
           const passthroughP50 = pct(t, 50);
-          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
+          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
         }
       } finally {
         for (const stop of stops) await stop();
@@ -142,9 +147,9 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
   out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process, events to an engine stand-in): ${calls} calls per target after ${warmup} warm-up calls, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
   out('client (this process), MCP server (the SDK server), warden proxy and the pass-through (sidecar with the gate off): four processes');
-  out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
-  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
-  out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); CPU = the proxy process\'s CPU time per call');
+  out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'paired p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.handlerPairedP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
+  out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); paired = median of each proxied call less the pass-through call just before it; CPU = the proxy process\'s CPU time per call');
   out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
   return result;
 }
@@ -156,7 +161,7 @@ export function figures(r: McpBenchResult): Figure[] {
   const out: Figure[] = r.figures.flatMap((f) => [
     { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls after ${r.warmup} warm-up calls` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: 'shipped configuration: warden proxy − the gate-off sidecar, each in its own process; target ≤ 150 µs' },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: `shipped configuration: warden proxy − the gate-off sidecar, each in its own process; paired differences p50 ${f.handlerPairedP50.toFixed(0)} µs; target ≤ 150 µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
   ]);
   out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });

@@ -348,6 +348,20 @@ function proxyInFront(server: net.Server, connections?: Set<net.Socket>): () => 
   return () => proxy;
 }
 
+const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
+const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+
+// One request to the proxy as a reader (who may see only the read-only tools). `fast`: a Content-Length
+// body (the fast path serves it); `node`: a chunked one (handed to node's path). GET and DELETE always
+// take node's path.
+async function asReader(proxy: TestProxy, r: { method?: string; path?: string; body?: string; route?: 'fast' | 'node' }) {
+  const { method = 'POST', path = '/mcp', body, route = 'fast' } = r;
+  const sent = body === undefined || route === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
+  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+  const res = await fetch(`${proxy.url}${path}`, { method, body: sent, duplex: 'half', redirect: 'manual', headers } as RequestInit);
+  return { status: res.status, text: await res.text(), decisionId: res.headers.get('x-warden-decision-id') };
+}
+
 describe('answers the handler has nothing to filter in, on both of the sidecar\'s paths', () => {
   // An MCP server that answers every POST with the bytes and content type given (its own spacing and key order).
   let answer = '';
@@ -357,14 +371,7 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
     req.on('end', () => res.writeHead(200, { 'content-type': type, 'x-warden-decision-id': 'forged-by-the-server' }).end(answer));
   });
   const proxy = proxyInFront(server);
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
-  const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
-  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
-  const post = async (body: string, path: 'fast' | 'node') => {
-    const sent = path === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
-    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
-    return { status: r.status, text: await r.text(), decisionId: r.headers.get('x-warden-decision-id') };
-  };
+  const post = (body: string, path: 'fast' | 'node') => asReader(proxy(), { body, route: path });
   const logged = () => new Set(proxy().events.map((e) => e.decision_id));
 
   describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
@@ -470,6 +477,170 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
       { jsonrpc: '2.0', method: 'notifications/message', params: {} },
     ]);
+  });
+});
+
+// The class: every answer the MCP handler relays on a transport path in which a client could read a tool
+// list (or a forbidden tool's schema) that the filter never saw. The 2xx JSON and event-stream answers to a
+// POST are filtered above; these are all the others:
+// - a POST answered with an error status (3xx, 4xx, 5xx) and a body: JSON under its own type, under another
+//   type or none (a lenient client parses it anyway), an event stream, JSON the sidecar cannot read
+//   (cut short, two documents, a byte order mark, a key given twice), event-stream lines under another type;
+// - the server's GET stream answered with an error status and a body, or 2xx with anything but an event
+//   stream (the SDK reads a 2xx GET body as a stream whatever its type says);
+// - DELETE's answer, whatever its status;
+// - the legacy HTTP+SSE transport: its stream's GET answered with an error, and a POST's own answer;
+// each on the fast path and on node's path where the request can take both (a POST to the endpoint).
+// The error answers clients rely on (a JSON-RPC error for an unknown session, 405 for GET with no stream,
+// an HTML error page) reach the client with their status and bytes.
+describe('answers with an error status, and every answer the transport does not make a JSON-RPC answer, never carry an unfiltered tool list', () => {
+  let reply: { status: number; type: string; body: string; headers?: Record<string, string> } = { status: 500, type: 'application/json', body: '' };
+  let stream: import('node:http').ServerResponse | undefined;
+  // Answers every request with `reply`, but a GET of the legacy stream, which opens session s2.
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/sse' && reply.status === 200 && reply.type === 'text/event-stream') {
+      stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return void res.write('event: endpoint\ndata: /messages?sessionId=s2\n\n');
+    }
+    req.resume();
+    req.on('end', () => res.writeHead(reply.status, { ...(reply.type ? { 'content-type': reply.type } : {}), ...reply.headers }).end(reply.body));
+  });
+  const proxy = proxyInFront(server);
+  const HIDDEN = /drop_table|refund_order|"type":"object"/;
+  const listed = (id: unknown) => JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table', inputSchema: { type: 'object' } }, { name: 'refund_order' }] } });
+  const filtered = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [] } });
+  const logged = () => new Set(proxy().events.map((e) => e.decision_id));
+
+  describe.each(['fast', 'node'] as const)('a POST to the endpoint on the %s path', (route) => {
+    it.each([
+      [500, 'application/json'],
+      [404, 'application/json; charset=utf-8'],
+      [400, 'text/html'],
+      [503, ''],
+      [422, 'text/plain'],
+      [307, 'application/json'],
+    ])('filters a tool list answered %i as %j, and keeps the status', async (status, type) => {
+      reply = { status, type, body: listed(8), headers: status === 307 ? { location: '/elsewhere' } : {} };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(status);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(JSON.parse(r.text)).toEqual(filtered(8));
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    it('filters a tool list slipped into a tools/call answered 500 (a JSON batch, a key given twice)', async () => {
+      reply = { status: 500, type: 'application/json', body: `[{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"message":"boom"}},${listed(99)}]` };
+      let r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(JSON.parse(r.text)).toEqual([{ jsonrpc: '2.0', id: 7, error: { code: -32603, message: 'boom' } }, filtered(99)]);
+      // JSON.parse keeps the last "result", a client that keeps the first reads the tool list: re-encoded, all read the same.
+      reply = { status: 500, type: 'application/json', body: `${listed(99).slice(0, -1)},"result":{}}` };
+      r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
+    it('filters an event stream answered 500, event by event', async () => {
+      reply = { status: 500, type: 'text/event-stream', body: `event: message\ndata: ${listed(8)}\n\ndata: [${listed('8')}]\n\n` };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(new SseParser().push(r.text).map((e) => JSON.parse(e.data) as unknown)).toEqual([filtered(8), [filtered('8')]]);
+    });
+
+    // A lenient client could still find the list in these; the sidecar cannot read them: 502, as for a 2xx.
+    it.each([
+      ['JSON cut short', 'application/json', () => listed(8).slice(0, -1)],
+      ['two JSON documents', 'application/x-ndjson', () => `${listed(8)}\n${listed(9)}`],
+      ['JSON after a byte order mark', 'text/plain', () => `\uFEFF${listed(8)}`],
+      ['JSON with a trailing comma', '', () => `${listed(8).slice(0, -1)},}`],
+      ['event-stream lines under another type', 'text/plain', () => `event: message\ndata: ${listed(8)}\n\n`],
+    ])('answers 502 for an error answer holding a tool list as %s, and never shows it', async (_what, type, body) => {
+      reply = { status: 500, type, body: body() };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(502);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect((JSON.parse(r.text) as { error: { code: number } }).error.code).toBe(-32000);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    it.each([
+      [404, 'application/json', '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
+      [400, 'application/json', '{ "jsonrpc": "2.0", "error": {"code": -32000, "message": "Bad Request: Server not initialized"}, "id": null }'],
+      [500, 'text/html', '<html><body><h1>500</h1><p>the tools service is down</p></body></html>'],
+      [503, 'text/plain', ''],
+    ])('passes on a legitimate %i error answer (%s) with its status and bytes', async (status, type, body) => {
+      reply = { status, type, body };
+      const r = await asReader(proxy(), { body: list, route });
+      expect({ status: r.status, text: r.text }).toEqual({ status, text: body });
+    });
+  });
+
+  // After the POSTs: a GET or DELETE hands its connection to node's path for good, and fetch would reuse it.
+  it.each([
+    ['GET', 500, 'application/json'],
+    ['GET', 404, 'text/html'],
+    ['GET', 503, 'text/event-stream'],
+    ['DELETE', 200, 'application/json'],
+    ['DELETE', 500, 'application/json'],
+    ['DELETE', 500, 'text/event-stream'],
+  ])('filters a tool list in the answer to %s answered %i as %s, and keeps the status', async (method, status, type) => {
+    reply = { status, type, body: type === 'text/event-stream' ? `data: ${listed(3)}\n\n` : listed(3) };
+    const r = await asReader(proxy(), { method });
+    expect(r.status).toBe(status);
+    expect(r.text).not.toMatch(HIDDEN);
+    expect(type === 'text/event-stream' ? JSON.parse(new SseParser().push(r.text)[0]!.data) : JSON.parse(r.text)).toEqual(filtered(3));
+  });
+
+  // The transport answers GET with an event stream or 405: the SDK reads any 2xx body there as a stream.
+  it.each([
+    ['JSON', 'application/json', () => listed(3)],
+    ['event-stream lines', 'text/plain', () => `data: ${listed(3)}\n\n`],
+    ['event-stream lines', '', () => `data: ${listed(3)}\n\n`],
+  ])('answers 502 for the server\'s GET stream answered 200 with %s as %j, and never shows it', async (_what, type, body) => {
+    reply = { status: 200, type, body: body() };
+    const r = await asReader(proxy(), { method: 'GET' });
+    expect(r.status).toBe(502);
+    expect(r.text).not.toMatch(HIDDEN);
+  });
+
+  it.each([
+    ['GET', 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}'],
+    ['DELETE', 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}'],
+    ['DELETE', 404, '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
+  ])('passes on %s answered %i as the server sent it', async (method, status, body) => {
+    reply = { status, type: 'application/json', body };
+    const r = await asReader(proxy(), { method });
+    expect({ status: r.status, text: r.text }).toEqual({ status, text: body });
+  });
+
+  it('filters a tool list in the legacy stream\'s GET answered with an error, and in a legacy POST\'s own answer', async () => {
+    reply = { status: 500, type: 'application/json', body: listed(3) };
+    let r = await asReader(proxy(), { method: 'GET', path: '/sse' });
+    expect(r.status).toBe(500);
+    expect(JSON.parse(r.text)).toEqual(filtered(3));
+    reply = { status: 200, type: 'application/json', body: listed(3) };
+    expect((await asReader(proxy(), { method: 'GET', path: '/sse' })).status).toBe(502);
+    // A session opened through the proxy; its POSTs answered with a tool list, as JSON and as a stream, 2xx and not.
+    reply = { status: 200, type: 'text/event-stream', body: '' };
+    const ac = new AbortController();
+    const auth = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const opened = await fetch(`${proxy().url}/sse`, { headers: { ...auth, accept: 'text/event-stream' }, signal: ac.signal });
+    const reader = opened.body!.getReader();
+    let text = '';
+    for (let i = 0; i < 100 && !text.includes('sessionId=s2'); i++) text += new TextDecoder().decode((await reader.read()).value);
+    for (const [status, type, body] of [[200, 'application/json', listed(4)], [500, 'text/plain', listed(4)], [202, 'text/event-stream', `data: ${listed(4)}\n\n`]] as const) {
+      reply = { status, type, body };
+      r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }) });
+      expect(r.status).toBe(status);
+      expect(r.text).not.toMatch(HIDDEN);
+    }
+    reply = { status: 202, type: 'text/plain', body: 'Accepted' };
+    r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
+    expect({ status: r.status, text: r.text }).toEqual({ status: 202, text: 'Accepted' });
+    ac.abort();
+    stream?.end();
   });
 });
 
@@ -647,13 +818,17 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     expect((JSON.parse(out.body) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32000, message: expect.stringMatching(/could not be read/) });
   });
 
-  it('refuses a tool list sent 2xx as another content type, and leaves error statuses alone', () => {
+  it('refuses a tool list sent 2xx as another content type, filters one sent with an error status, and leaves a 204 alone', () => {
     const answer = answerFor('tools:read');
     for (const type of ['text/plain', 'application/json-seq', 'text/html', '']) {
       const out = whole(answer(200, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
       expect(Buffer.isBuffer(out) ? 'relayed' : out.status).toBe(502);
     }
-    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
+    for (const [status, type] of [[400, 'application/json'], [500, 'text/html'], [302, '']] as const) {
+      const out = whole(answer(status, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
+      if (!Buffer.isBuffer(out)) throw new Error(`expected a body for ${status} ${type}`);
+      expect(names(JSON.parse(out.toString('utf8')))).toEqual(['get_order']);
+    }
     expect(answer(204, [])).toBeUndefined();
   });
 

@@ -25,7 +25,7 @@ import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRp
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterToolsJson, listsTools, type ToolsView } from './tools-filter.js';
+import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -117,7 +117,7 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // an event whose data cannot spell a `tools` key (neither the word nor any escape) passes unread.
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    if (!e.hasData || (ids.size === 0 && !e.data.includes('tools') && !e.data.includes('\\'))) return undefined;
+    if (!e.hasData || (ids.size === 0 && !mayListTools(e.data))) return undefined;
     let msg: unknown;
     try {
       msg = JSON.parse(e.data) as unknown;
@@ -127,12 +127,6 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
     }
     return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
-}
-
-// True when a message (or a batch of them) holds a result with a tool list.
-function holdsToolList(doc: unknown): boolean {
-  const one = (m: unknown) => !!m && typeof m === 'object' && listsTools(m as JsonRpcResponse);
-  return Array.isArray(doc) ? doc.some(one) : one(doc);
 }
 
 // A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
@@ -165,13 +159,17 @@ interface ToolsAnswer {
  *   one that holds a tool list (the answer to the tools/list, or a list a server slips into another
  *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
  *   goes out as the server's bytes (a tools/call result);
- * - an event stream is rewritten event by event as it streams, for the same reason (`toolsEvents`);
+ * - an event stream, whatever its status, is rewritten event by event as it streams, for the same reason
+ *   (`toolsEvents`);
  * - a 2xx answer with a body of any other type becomes a 502 (the transport allows none, and no client
  *   may find a tool list in it);
- * - error statuses are relayed untouched.
+ * - an answer with any other status (3xx, 4xx, 5xx) is read whole and checked as `filterOtherBody` says:
+ *   a lenient client may read a tool list in an error's body too.
  */
 function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
-  if (status < 200 || status >= 300 || bodiless(status)) return undefined;
+  if (status < 200 || bodiless(status)) return undefined;
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
+  if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
     return {
       whole: true,
@@ -184,7 +182,6 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
       },
     };
   }
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
   // Any other type: the Streamable HTTP transport answers a request with JSON or an event stream, and
   // anything else with 202 and no body. A body of another type is refused, so no lenient client can
   // find a tool list in it, and so is an empty 2xx other than 202 (a request went unanswered).
@@ -499,12 +496,20 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
       for (const l of plan.local) res.write(messageEvent(l));
-      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere): filtered.
+      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere), whatever
+      // its status says: filtered.
       return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
     }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it,
+    // checked as any answer a lenient client may read a tool list in.
+    if (status >= 300) return this.sendChecked(up, res, status, head, tools);
     // A 2xx body of another type is refused (the transport allows none): no client may find an
     // unfiltered tool list in it. Only a 202 without a body (to notifications or responses) passes.
-    if (ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
+    if (ct !== 'application/json') {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
       if (!raw) up.destroy();
       if (raw?.length !== 0 || status !== 202) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
@@ -512,34 +517,40 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       return void res.end();
     }
-    if (ct === 'application/json' && status < 300) {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
-      if (!raw) up.destroy();
-      let doc: unknown;
-      try {
-        doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
-      } catch {
-        doc = undefined;
-      }
-      if (doc === undefined || typeof doc !== 'object' || doc === null) {
-        return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
-      }
-      // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
-      // the server sent, once they parsed, go out as they are.
-      const listed = ids.size > 0 || holdsToolList(doc);
-      if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
-        res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
-        return void res.end(raw);
-      }
-      const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
-      const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
-      const merged = mergeAnswers(plan, answers);
-      return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+    // A 2xx JSON answer.
+    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+    if (!raw) up.destroy();
+    let doc: unknown;
+    try {
+      doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
+    } catch {
+      doc = undefined;
     }
-    // An upstream error status, or a 204 (every other 2xx was answered above).
-    res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it.
-    relay(up, res);
+    if (doc === undefined || typeof doc !== 'object' || doc === null) {
+      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    }
+    // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
+    // the server sent, once they parsed, go out as they are.
+    const listed = ids.size > 0 || holdsToolList(doc);
+    if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
+      return void res.end(raw);
+    }
+    const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
+    const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
+    const merged = mergeAnswers(plan, answers);
+    return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+  }
+
+  // An answer that is not one of the transport's JSON-RPC answers, read whole (bounded) and passed on with
+  // its status as `filterOtherBody` allows, else a 502: a lenient client may read a tool list in any body.
+  private async sendChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
+    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+    if (!raw) up.destroy();
+    const out = raw && filterOtherBody(raw, mediaType(up.headers['content-type']), tools.ids, tools.view);
+    if (!out) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-length': out.length });
+    res.end(out);
   }
 
   // GET and DELETE carry no JSON-RPC: decided as plain HTTP on the transport path.
@@ -553,17 +564,31 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
-    if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
-    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
-    res.flushHeaders();
-    // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
-    if (req.method !== 'GET' || mediaType(up.headers['content-type']) !== 'text/event-stream') return relay(up, res);
-    if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
-    // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
-    // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
-    // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
+    const status = up.statusCode ?? 502;
+    if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     const spec = mcpSpec(ctx.policy.bundle)!;
-    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsLater(new Set(), ctx, spec).view, this.opts.warn)));
+    const tools = this.toolsLater(new Set(), ctx, spec);
+    // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
+    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      res.flushHeaders();
+      if (req.method === 'GET' && legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
+      // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
+      // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+      // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
+      return relay(up, res, rewriteEventStream(toolsEvents(new Set(), tools.view, this.opts.warn)));
+    }
+    // The transport answers GET with an event stream or 405, and the SDK reads a 2xx GET body as a stream
+    // whatever its type says: any other 2xx body is refused, as a POST's is.
+    if (req.method === 'GET' && status >= 200 && status < 300 && !bodiless(status)) {
+      up.destroy();
+      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    return this.sendChecked(up, res, status, head, tools);
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.
@@ -583,7 +608,7 @@ export class McpHandler {
       if (!s || !e.hasData) return undefined;
       // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
       const awaited = s.pendingToolsList.size > 0;
-      if (!awaited && !e.data.includes('tools') && !e.data.includes('\\')) return undefined;
+      if (!awaited && !mayListTools(e.data)) return undefined;
       let msg: unknown;
       try {
         msg = JSON.parse(e.data) as unknown;
@@ -641,7 +666,19 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
-    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
-    relay(up, res);
+    // The answers travel on the stream; this one is normally `202 Accepted`. Any other is checked as an
+    // error answer is, with the session's view: a lenient client may read a tool list in it.
+    const status = up.statusCode ?? 502;
+    let view: ToolsView | undefined;
+    const tools: ToolsAnswer = { ids, view: () => (view ??= session.view ?? this.toolsView(ctx, spec)) };
+    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
+    }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    return this.sendChecked(up, res, status, head, tools);
   }
 }

@@ -5,6 +5,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createServer, Server as HttpServer } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -354,10 +355,10 @@ const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
 // One request to the proxy as a reader (who may see only the read-only tools). `fast`: a Content-Length
 // body (the fast path serves it); `node`: a chunked one (handed to node's path). GET and DELETE always
 // take node's path.
-async function asReader(proxy: TestProxy, r: { method?: string; path?: string; body?: string; route?: 'fast' | 'node' }) {
+async function asReader(proxy: TestProxy, r: { method?: string; path?: string; body?: string; route?: 'fast' | 'node'; headers?: Record<string, string> }) {
   const { method = 'POST', path = '/mcp', body, route = 'fast' } = r;
   const sent = body === undefined || route === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
-  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}`, ...r.headers };
   const res = await fetch(`${proxy.url}${path}`, { method, body: sent, duplex: 'half', redirect: 'manual', headers } as RequestInit);
   return { status: res.status, text: await res.text(), decisionId: res.headers.get('x-warden-decision-id') };
 }
@@ -490,18 +491,21 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
 //   stream (the SDK reads a 2xx GET body as a stream whatever its type says);
 // - DELETE's answer, whatever its status;
 // - the legacy HTTP+SSE transport: its stream's GET answered with an error, and a POST's own answer;
+// - any of these, or a 2xx JSON or event stream, with an encoded body (gzip): fetch decodes it, unasked;
 // each on the fast path and on node's path where the request can take both (a POST to the endpoint).
 // The error answers clients rely on (a JSON-RPC error for an unknown session, 405 for GET with no stream,
 // an HTML error page) reach the client with their status and bytes.
 describe('answers with an error status, and every answer the transport does not make a JSON-RPC answer, never carry an unfiltered tool list', () => {
-  let reply: { status: number; type: string; body: string; headers?: Record<string, string> } = { status: 500, type: 'application/json', body: '' };
+  let reply: { status: number; type: string; body: string | Buffer; headers?: Record<string, string> } = { status: 500, type: 'application/json', body: '' };
   let stream: import('node:http').ServerResponse | undefined;
+  let acceptEncoding: string | undefined;
   // Answers every request with `reply`, but a GET of the legacy stream, which opens session s2.
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/sse' && reply.status === 200 && reply.type === 'text/event-stream') {
       stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
       return void res.write('event: endpoint\ndata: /messages?sessionId=s2\n\n');
     }
+    acceptEncoding = req.headers['accept-encoding'];
     req.resume();
     req.on('end', () => res.writeHead(reply.status, { ...(reply.type ? { 'content-type': reply.type } : {}), ...reply.headers }).end(reply.body));
   });
@@ -565,6 +569,22 @@ describe('answers with an error status, and every answer the transport does not 
       expect(logged().has(r.decisionId!)).toBe(true);
     });
 
+    // The sidecar asks for identity whatever the client accepts; a server that encodes anyway is refused.
+    it.each([
+      [200, 'application/json', 'gzip'],
+      [200, 'text/event-stream', 'gzip'],
+      [500, 'application/json', 'GZIP'],
+      [404, 'text/event-stream', 'deflate'],
+      [200, 'text/event-stream', 'identity, gzip'],
+    ])('answers 502 for a tool list answered %i as %s with Content-Encoding %s, and never shows it', async (status, type, encoding) => {
+      const text = type === 'text/event-stream' ? `data: ${listed(8)}\n\n` : listed(8);
+      reply = { status, type, body: encoding.includes('deflate') ? deflateSync(text) : gzipSync(text), headers: { 'content-encoding': encoding } };
+      const r = await asReader(proxy(), { body: list, route, headers: { 'accept-encoding': 'gzip, deflate, br' } });
+      expect(acceptEncoding).toBe('identity');
+      expect(r.status).toBe(502);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
     it.each([
       [404, 'application/json', '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
       [400, 'application/json', '{ "jsonrpc": "2.0", "error": {"code": -32000, "message": "Bad Request: Server not initialized"}, "id": null }'],
@@ -598,8 +618,10 @@ describe('answers with an error status, and every answer the transport does not 
     ['JSON', 'application/json', () => listed(3)],
     ['event-stream lines', 'text/plain', () => `data: ${listed(3)}\n\n`],
     ['event-stream lines', '', () => `data: ${listed(3)}\n\n`],
+    ['gzip-encoded event-stream lines', 'text/event-stream', () => gzipSync(`data: ${listed(3)}\n\n`)],
   ])('answers 502 for the server\'s GET stream answered 200 with %s as %j, and never shows it', async (_what, type, body) => {
-    reply = { status: 200, type, body: body() };
+    const sent = body();
+    reply = { status: 200, type, body: sent, headers: typeof sent === 'string' ? {} : { 'content-encoding': 'gzip' } };
     const r = await asReader(proxy(), { method: 'GET' });
     expect(r.status).toBe(502);
     expect(r.text).not.toMatch(HIDDEN);

@@ -164,10 +164,13 @@ interface ToolsAnswer {
  * - a 2xx answer with a body of any other type becomes a 502 (the transport allows none, and no client
  *   may find a tool list in it);
  * - an answer with any other status (3xx, 4xx, 5xx) is read whole and checked as `filterOtherBody` says:
- *   a lenient client may read a tool list in an error's body too.
+ *   a lenient client may read a tool list in an error's body too;
+ * - an encoded body (gzip, …) becomes a 502 whatever its status: the filter cannot read it.
  */
-function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+function fastAnswer(status: number, head: { type: string; encoded: boolean }, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || bodiless(status)) return undefined;
+  if (head.encoded) return { whole: true, max, end: () => unreadable(decisionId) };
+  const contentType = head.type;
   if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
   if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
@@ -188,10 +191,23 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
   return { whole: true, max, end: (body) => (body.length === 0 && status === 202 ? body : unreadable(decisionId)) };
 }
 
-// The media type of a raw head's Content-Type, lower case ('' when absent).
-function contentTypeField(raw: readonly string[]): string {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return mediaType(raw[i + 1]);
-  return '';
+// True for a Content-Encoding other than identity: the filter cannot read such a body, and the client decodes
+// it (fetch does, unasked). The handler asks the upstream for identity (upstreamHeaders); one that encodes
+// anyway gets its answer refused, whatever its status and type.
+function encodedBody(contentEncoding: string | undefined): boolean {
+  return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
+}
+
+// The media type of a raw head's Content-Type, lower case ('' when absent), and whether its body is encoded.
+function answerFields(raw: readonly string[]): { type: string; encoded: boolean } {
+  let type = '';
+  let encoded = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'content-type') type = mediaType(raw[i + 1]);
+    else if (name === 'content-encoding') encoded ||= encodedBody(raw[i + 1]);
+  }
+  return { type, encoded };
 }
 
 // The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
@@ -404,7 +420,7 @@ export class McpHandler {
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        answer: (status: number, raw: readonly string[]) => fastAnswer(status, contentTypeField(raw), decisionId, tools, max, this.opts.warn),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerFields(raw), decisionId, tools, max, this.opts.warn),
       },
     };
   }
@@ -457,10 +473,13 @@ export class McpHandler {
   // (upstream-head.ts); Host and the framing are the forwarder's own.
   private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders, alsoReplaced: readonly string[] = []): string[] {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    const replaced = ['host', 'content-length', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
+    // Answers are asked for unencoded: the filter reads them (an encoded one is refused, see encodedBody).
+    const replaced = ['host', 'content-length', 'accept-encoding', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
     const decisionId = decisionIds[DECISION_ID_HEADER] as string | undefined;
     const policy = ctx.headerPolicy ?? this.opts.headerPolicy ?? DEFAULT_HEADER_POLICY;
-    return upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced });
+    const fields = upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced });
+    fields.push('accept-encoding', 'identity');
+    return fields;
   }
 
   private target(req: McpRequest): string {
@@ -492,6 +511,7 @@ export class McpHandler {
     this.bindSession(up.headers['mcp-session-id'], req, ctx);
     const ct = mediaType(up.headers['content-type']);
     const status = up.statusCode ?? 502;
+    if (this.refusedEncoded(up, res, status, head)) return;
     if (ct === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
@@ -542,6 +562,14 @@ export class McpHandler {
     return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
   }
 
+  // An encoded answer with a body is a 502 (true when it was answered so), as on the fast path.
+  private refusedEncoded(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders): boolean {
+    if (bodiless(status) || !encodedBody(up.headers['content-encoding'])) return false;
+    up.destroy();
+    sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    return true;
+  }
+
   // An answer that is not one of the transport's JSON-RPC answers, read whole (bounded) and passed on with
   // its status as `filterOtherBody` allows, else a 502: a lenient client may read a tool list in any body.
   private async sendChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
@@ -566,6 +594,7 @@ export class McpHandler {
     }
     const status = up.statusCode ?? 502;
     if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
+    if (this.refusedEncoded(up, res, status, head)) return;
     const spec = mcpSpec(ctx.policy.bundle)!;
     const tools = this.toolsLater(new Set(), ctx, spec);
     // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
@@ -669,6 +698,7 @@ export class McpHandler {
     // The answers travel on the stream; this one is normally `202 Accepted`. Any other is checked as an
     // error answer is, with the session's view: a lenient client may read a tool list in it.
     const status = up.statusCode ?? 502;
+    if (this.refusedEncoded(up, res, status, head)) return;
     let view: ToolsView | undefined;
     const tools: ToolsAnswer = { ids, view: () => (view ??= session.view ?? this.toolsView(ctx, spec)) };
     if (mediaType(up.headers['content-type']) === 'text/event-stream') {

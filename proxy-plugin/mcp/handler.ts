@@ -2,7 +2,8 @@
 //
 //   POST <endpoint>            Streamable HTTP: parse → decide each call → forward the allowed ones →
 //                              merge local errors into the answer (JSON or event stream) → filter tools/list
-//   GET <endpoint>, DELETE     the server's stream / end of session: decided as plain HTTP, passed through
+//   GET <endpoint>, DELETE     the server's stream / end of session: decided as plain HTTP, answers checked
+//                              for tool lists as error answers are (filterOtherBody)
 //   GET <legacy stream>        HTTP+SSE (2024-11-05): the stream carries every answer; the handler
 //                              learns the session from the `endpoint` event and filters tools/list answers
 //   POST <legacy messages>     decided like POST <endpoint>; local errors are written into the session's stream
@@ -391,8 +392,7 @@ export class McpHandler {
    * single message. Anything else (a batch, a body that does not parse, OAuth, another spelling of the
    * path, a session refused) is handed off before anything is decided, and node's path answers it through
    * `handle`. An allowed call goes out re-encoded (what was decided is what the server reads) and its
-   * answer comes back untouched, but for a tools/list answer, filtered for the caller; a denied call is
-   * answered here.
+   * answer comes back checked as node's path checks it (`fastAnswer`); a denied call is answered here.
    */
   fastPost(req: McpRequest, ctx: McpCallContext): FastOutcome {
     if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;

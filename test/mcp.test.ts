@@ -658,6 +658,10 @@ describe('answers with an error status, and every answer the transport does not 
       expect(r.status).toBe(status);
       expect(r.text).not.toMatch(HIDDEN);
     }
+    reply = { status: 200, type: 'application/json', body: gzipSync(listed(4)), headers: { 'content-encoding': 'gzip' } };
+    r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }) });
+    expect(r.status).toBe(502);
+    expect(r.text).not.toMatch(HIDDEN);
     reply = { status: 202, type: 'text/plain', body: 'Accepted' };
     r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
     expect({ status: r.status, text: r.text }).toEqual({ status: 202, text: 'Accepted' });

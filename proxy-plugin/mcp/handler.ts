@@ -570,8 +570,25 @@ export class McpHandler {
     return true;
   }
 
-  // An answer that is not one of the transport's JSON-RPC answers, read whole (bounded) and passed on with
-  // its status as `filterOtherBody` allows, else a 502: a lenient client may read a tool list in any body.
+  // An answer that is not one of the transport's JSON-RPC answers (a GET's, a DELETE's, a legacy POST's),
+  // whatever its status: an encoded body is refused, an event stream (any spelling of the type a client may
+  // accept as one, `Text/Event-Stream; charset=utf-8`) filtered event by event, any other body checked.
+  private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
+    if (this.refusedEncoded(up, res, status, head)) return;
+    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      res.flushHeaders();
+      return relay(up, res, rewriteEventStream(toolsEvents(tools.ids, tools.view, this.opts.warn)));
+    }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    return this.sendChecked(up, res, status, head, tools);
+  }
+
+  // A body read whole (bounded) and passed on with its status as `filterOtherBody` allows, else a 502: a
+  // lenient client may read a tool list in any body.
   private async sendChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
     const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
     if (!raw) up.destroy();
@@ -594,30 +611,22 @@ export class McpHandler {
     }
     const status = up.statusCode ?? 502;
     if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
-    if (this.refusedEncoded(up, res, status, head)) return;
-    const spec = mcpSpec(ctx.policy.bundle)!;
-    const tools = this.toolsLater(new Set(), ctx, spec);
-    // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
-    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
+    const stream = mediaType(up.headers['content-type']) === 'text/event-stream';
+    if (req.method === 'GET' && legacySpec && stream && !encodedBody(up.headers['content-encoding'])) {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       res.flushHeaders();
-      if (req.method === 'GET' && legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
-      // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
-      // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
-      // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
-      return relay(up, res, rewriteEventStream(toolsEvents(new Set(), tools.view, this.opts.warn)));
+      return this.relayLegacyStream(up, res, ctx.source.principal);
     }
     // The transport answers GET with an event stream or 405, and the SDK reads a 2xx GET body as a stream
     // whatever its type says: any other 2xx body is refused, as a POST's is.
-    if (req.method === 'GET' && status >= 200 && status < 300 && !bodiless(status)) {
+    if (req.method === 'GET' && !stream && status >= 200 && status < 300 && !bodiless(status)) {
       up.destroy();
       return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     }
-    if (bodiless(status)) {
-      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-      return relay(up, res);
-    }
-    return this.sendChecked(up, res, status, head, tools);
+    // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
+    // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
+    // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
+    return this.relayChecked(up, res, status, head, this.toolsLater(new Set(), ctx, mcpSpec(ctx.policy.bundle)!));
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.
@@ -697,18 +706,7 @@ export class McpHandler {
     }
     // The answers travel on the stream; this one is normally `202 Accepted`. Any other is checked as an
     // error answer is, with the session's view: a lenient client may read a tool list in it.
-    const status = up.statusCode ?? 502;
-    if (this.refusedEncoded(up, res, status, head)) return;
     let view: ToolsView | undefined;
-    const tools: ToolsAnswer = { ids, view: () => (view ??= session.view ?? this.toolsView(ctx, spec)) };
-    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
-      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-      return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
-    }
-    if (bodiless(status)) {
-      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-      return relay(up, res);
-    }
-    return this.sendChecked(up, res, status, head, tools);
+    return this.relayChecked(up, res, up.statusCode ?? 502, head, { ids, view: () => (view ??= session.view ?? this.toolsView(ctx, spec)) });
   }
 }

@@ -168,10 +168,9 @@ interface ToolsAnswer {
  *   a lenient client may read a tool list in an error's body too;
  * - an encoded body (gzip, …) becomes a 502 whatever its status: the filter cannot read it.
  */
-function fastAnswer(status: number, head: { type: string; encoded: boolean }, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || bodiless(status)) return undefined;
-  if (head.encoded) return { whole: true, max, end: () => unreadable(decisionId) };
-  const contentType = head.type;
+  if (contentType === ENCODED) return { whole: true, max, end: () => unreadable(decisionId) };
   if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
   if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
@@ -192,6 +191,9 @@ function fastAnswer(status: number, head: { type: string; encoded: boolean }, de
   return { whole: true, max, end: (body) => (body.length === 0 && status === 202 ? body : unreadable(decisionId)) };
 }
 
+// What answerType says of an encoded body (no media type is spelled so).
+const ENCODED = ' encoded';
+
 // True for a Content-Encoding other than identity: the filter cannot read such a body, and the client decodes
 // it (fetch does, unasked). The handler asks the upstream for identity (upstreamHeaders); one that encodes
 // anyway gets its answer refused, whatever its status and type.
@@ -199,16 +201,16 @@ function encodedBody(contentEncoding: string | undefined): boolean {
   return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
 }
 
-// The media type of a raw head's Content-Type, lower case ('' when absent), and whether its body is encoded.
-function answerFields(raw: readonly string[]): { type: string; encoded: boolean } {
+// The media type of a raw head's Content-Type, lower case ('' when absent), or ENCODED when its body is.
+// Every answer's head is read here: a name is lower-cased only when its length matches (no string per field).
+function answerType(raw: readonly string[]): string {
   let type = '';
-  let encoded = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'content-type') type = mediaType(raw[i + 1]);
-    else if (name === 'content-encoding') encoded ||= encodedBody(raw[i + 1]);
+    const n = raw[i]!.length;
+    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return ENCODED;
+    if (n === 12 && raw[i]!.toLowerCase() === 'content-type') type = mediaType(raw[i + 1]);
   }
-  return { type, encoded };
+  return type;
 }
 
 // The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
@@ -420,7 +422,7 @@ export class McpHandler {
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerFields(raw), decisionId, tools, max, this.opts.warn),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerType(raw), decisionId, tools, max, this.opts.warn),
       },
     };
   }

@@ -378,7 +378,7 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
   describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
     it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
       type = 'application/json';
-      answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
+      answer = '{ "result" : {"content":[{"type":"text","text":"order 42: {\\"items\\": 2}\\n"}]},  "id":7, "jsonrpc":"2.0" }';
       const r = await post(call, path);
       expect({ status: r.status, text: r.text }).toEqual({ status: 200, text: answer });
       expect(r.decisionId).not.toContain('forged');
@@ -415,6 +415,21 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(r.text).not.toMatch(/drop_table|refund_order/);
       // The call's own answer still arrives (node's path keeps only the answers to what it forwarded).
       expect(r.text).toMatch(/"id":7,"result":\{"content":\[\]\}/);
+    });
+
+    // JSON.parse keeps a repeated key's last value, some client parsers (gjson, …) its first: an answer whose
+    // bytes could spell a `tools` key goes out re-encoded, so every client reads what was checked.
+    it.each([
+      ['"result"', '{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"drop_table"}]},"result":{"content":[]}}'],
+      ['"tools"', '{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"drop_table"}],"tools":{}}}'],
+      ['"tools", spelled with an escape,', '{"jsonrpc":"2.0","id":99,"result":{"t\\u006fols":[{"name":"drop_table"}],"tools":7}}'],
+    ])('re-encodes a tools/call answer whose %s key is given twice, so that no client reads the list JSON.parse did not', async (_key, sent) => {
+      type = 'application/json';
+      answer = sent;
+      const r = await post(call, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toContain('drop_table');
+      expect(JSON.parse(r.text)).toEqual(JSON.parse(sent));
     });
 
     // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.

@@ -26,7 +26,7 @@ import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRp
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, type ToolsView } from './tools-filter.js';
+import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -130,10 +130,10 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
   };
 }
 
-// A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
-function answerDocument(body: Buffer): object | undefined {
+// A JSON answer's text as a document: an object or an array (a batch's answers), else undefined.
+function answerDocument(text: string): object | undefined {
   try {
-    const doc = JSON.parse(body.toString('utf8')) as unknown;
+    const doc = JSON.parse(text) as unknown;
     return doc && typeof doc === 'object' ? doc : undefined;
   } catch {
     return undefined;
@@ -158,8 +158,9 @@ interface ToolsAnswer {
  * How the fast path passes on the answer to one forwarded message, as node's path does (`post`):
  * - a 2xx JSON answer is read whole and checked: one that is not a JSON object or array becomes a 502;
  *   one that holds a tool list (the answer to the tools/list, or a list a server slips into another
- *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
- *   goes out as the server's bytes (a tools/call result);
+ *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded, and so is one
+ *   whose bytes could spell a `tools` key at all (`parsedMayListTools`); any other goes out as the
+ *   server's bytes (a tools/call result);
  * - an event stream, whatever its status, is rewritten event by event as it streams, for the same reason
  *   (`toolsEvents`);
  * - a 2xx answer with a body of any other type becomes a 502 (the transport allows none, and no client
@@ -178,10 +179,13 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
       whole: true,
       max,
       end: (body) => {
-        const doc = answerDocument(body);
+        const text = body.toString('utf8');
+        const doc = answerDocument(text);
         if (!doc) return unreadable(decisionId);
-        if (tools.ids.size === 0 && !holdsToolList(doc)) return body;
-        return Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view())), 'utf8');
+        if (tools.ids.size === 0 && !parsedMayListTools(text)) return body;
+        // Re-encoded, filtered where a list shows: a key given twice ("result", "tools") is read by JSON.parse
+        // as its last value and by some clients as its first; the client now reads what was checked.
+        return Buffer.from(JSON.stringify(tools.ids.size > 0 || holdsToolList(doc) ? filterToolsJson(doc, tools.ids, tools.view()) : doc), 'utf8');
       },
     };
   }
@@ -542,19 +546,14 @@ export class McpHandler {
     // A 2xx JSON answer.
     const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
     if (!raw) up.destroy();
-    let doc: unknown;
-    try {
-      doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
-    } catch {
-      doc = undefined;
-    }
-    if (doc === undefined || typeof doc !== 'object' || doc === null) {
-      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
-    }
+    const text = raw?.toString('utf8');
+    const doc = text === undefined ? undefined : answerDocument(text);
+    if (!doc) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
-    // the server sent, once they parsed, go out as they are.
+    // the server sent, once they parsed, go out as they are, unless they could spell a `tools` key (a key
+    // given twice is read differently by other parsers: re-encoded, as on the fast path).
     const listed = ids.size > 0 || holdsToolList(doc);
-    if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
+    if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc) && !parsedMayListTools(text!)) {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
       return void res.end(raw);
     }

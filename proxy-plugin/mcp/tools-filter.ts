@@ -53,6 +53,14 @@ export function mayListTools(text: string | Buffer): boolean {
   return text.includes('tools') || text.includes('\\');
 }
 
+/**
+ * False when text that JSON.parse accepted cannot spell a `tools` key for any parser: in valid JSON only a
+ * `\u` escape spells a letter (`\n` and `\"` do not), so a tool result with escaped quotes needs no more look.
+ */
+export function parsedMayListTools(json: string): boolean {
+  return json.includes('tools') || json.includes('\\u');
+}
+
 // Text a JSON parser may read as a document (an object or a batch), after any white space or byte order mark.
 const JSON_DOCUMENT = /^[\s\uFEFF]*[[{]/;
 // An event-stream data field: a client that reads the body as a stream (whatever its type says) gets its value.

@@ -652,6 +652,16 @@ describe('answers with an error status, and every answer the transport does not 
     expect({ status: r.status, text: r.text }).toEqual({ status, text: body });
   });
 
+  it.each([
+    ['before its endpoint event', () => `data: ${listed('early')}\n\nevent: endpoint\ndata: /messages?sessionId=s3\n\n`],
+    ['after an endpoint event that names no session', () => `event: endpoint\ndata: /messages\n\ndata: ${listed(1)}\n\ndata: ${listed(1).slice(0, -1)}\n\n`],
+  ])('drops a tool list on a legacy stream %s (no tools/list can have asked for it)', async (_when, body) => {
+    reply = { status: 503, type: 'text/event-stream', body: body() };
+    const r = await asReader(proxy(), { method: 'GET', path: '/sse' });
+    expect(r.status).toBe(503);
+    expect(r.text).not.toMatch(HIDDEN);
+  });
+
   it('filters a tool list in the legacy stream\'s GET answered with an error, and in a legacy POST\'s own answer', async () => {
     reply = { status: 500, type: 'application/json', body: listed(3) };
     let r = await asReader(proxy(), { method: 'GET', path: '/sse' });

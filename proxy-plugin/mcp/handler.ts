@@ -643,10 +643,12 @@ export class McpHandler {
         if (sessionId) this.sessions.set(sessionId, { principal, stream: res, pendingToolsList: new Map() });
         return undefined;
       }
+      // Before the endpoint event, or after one that named no session, no tools/list can have been sent on
+      // the stream: a tool list there is dropped like any list nobody asked for.
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!s || !e.hasData) return undefined;
+      if (!e.hasData) return undefined;
       // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
-      const awaited = s.pendingToolsList.size > 0;
+      const awaited = !!s && s.pendingToolsList.size > 0;
       if (!awaited && !mayListTools(e.data)) return undefined;
       let msg: unknown;
       try {
@@ -658,8 +660,8 @@ export class McpHandler {
       }
       const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
       const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
-      const view = (key !== undefined ? s.pendingToolsList.get(key) : undefined) ?? s.view;
-      if (key !== undefined) s.pendingToolsList.delete(key);
+      const view = (key !== undefined ? s?.pendingToolsList.get(key) : undefined) ?? s?.view;
+      if (key !== undefined) s?.pendingToolsList.delete(key);
       // A tool list under any id (a decoy first, say) is filtered with the session's view; with no
       // tools/list ever sent on the session, there is no view and no client waits for one: dropped.
       if (!holdsToolList(msg)) return JSON.stringify(msg);

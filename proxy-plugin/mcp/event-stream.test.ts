@@ -23,6 +23,14 @@ describe('event streams', () => {
     expect(out).toBe('event: message\r\nid: 1\r\ndata: keep\r\n\r\nevent: message\nid: 2\ndata: new\n\n: comment\n\n');
   });
 
+  it('passes an event cut off by the end of the stream as is, unless the rewrite would change or drop it', async () => {
+    const rewrite = (e: { data: string }) => (e.data.startsWith('old') ? 'new' : e.data === 'bad' ? null : undefined);
+    expect(await run(['data: keep\n\ndata: ke', 'ep'], rewrite)).toBe('data: keep\n\ndata: keep');
+    expect(await run(['data: keep\n\nid: 3\ndata: old'], rewrite)).toBe('data: keep\n\n');
+    expect(await run(['data: keep\n\ndata: old\r'], rewrite)).toBe('data: keep\n\n');
+    expect(await run(['data: keep\n\ndata: bad\n'], rewrite)).toBe('data: keep\n\n');
+  });
+
   it('emits each event as soon as it is complete', async () => {
     const t = rewriteEventStream(() => undefined);
     const seen: string[] = [];

@@ -53,7 +53,7 @@ export class SseParser {
     return out;
   }
 
-  /** Whatever was left unterminated when the stream ended (passed through as is). */
+  /** Whatever was left unterminated when the stream ended. */
   rest(): string {
     return this.raw + this.buf;
   }
@@ -120,7 +120,16 @@ export function eventRewriter(rewrite: SseRewrite): EventRewriter {
   };
   return {
     push: (chunk) => emit(decoder.write(chunk)),
-    end: () => emit(decoder.end()) + parser.rest(),
+    end: () => {
+      const out = emit(decoder.end());
+      const rest = parser.rest();
+      if (rest === '') return out;
+      // An event cut off by the end of the stream is never dispatched by a client that follows the spec, so
+      // it passes as is; but one the rewrite would change or drop (a tool list) is dropped, so that a
+      // lenient client that dispatches it anyway cannot read what the rewrite never let through.
+      const cut = parser.push('\n\n');
+      return cut.every((e) => rewrite(e) === undefined) ? out + rest : out;
+    },
   };
 }
 

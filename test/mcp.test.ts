@@ -560,6 +560,20 @@ describe('answers with an error status, and every answer the transport does not 
       expect(r.text).not.toMatch(HIDDEN);
     });
 
+    // A client that ignores the type reads a JSON body sent as an event stream as JSON, and a line that is no
+    // field of an event as whatever it holds: what could spell a tool list there is dropped or re-encoded.
+    it.each([
+      ['a JSON body', () => listed(8)],
+      ['a JSON body and a blank line', () => `${listed(8)}\n\n`],
+      ['a line of JSON after an event\'s data', () => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n${listed(99)}\n\n`],
+      ['a comment', () => `: ${listed(99)}\ndata: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\n`],
+    ])('never passes on a tool list in %s under text/event-stream', async (_what, body) => {
+      reply = { status: 200, type: 'text/event-stream', body: body() };
+      const r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
     // A client that follows the spec never dispatches an event the stream's end cuts off; a lenient one may.
     it.each([200, 500])('drops a tool list in an event cut off by the end of a stream answered %i', async (status) => {
       reply = { status, type: 'text/event-stream', body: `data: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\ndata: ${listed(8)}` };

@@ -77,7 +77,14 @@ export class SseParser {
   }
 }
 
-/** Serialize an event with new data, keeping its other fields (event, id, retry) in place. */
+// The fields a client acts on besides data; any other line (a comment, an unknown field) it ignores.
+const KEPT_FIELDS = new Set(['event', 'id', 'retry']);
+
+/**
+ * Serialize an event with new data, keeping its other fields (event, id, retry) in place. Comments and
+ * unknown fields are left out: a client that follows the spec ignores them, and a lenient one must not
+ * read in them what the new data replaced (a line of JSON after the data, say).
+ */
 export function withData(e: SseEvent, data: string): string {
   const lines = e.raw.split(/\r\n|\n|\r/).filter((l) => l !== '');
   const out: string[] = [];
@@ -86,7 +93,7 @@ export function withData(e: SseEvent, data: string): string {
     if (l === 'data' || l.startsWith('data:')) {
       if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
       placed = true;
-    } else {
+    } else if (KEPT_FIELDS.has(l.slice(0, l.includes(':') ? l.indexOf(':') : l.length))) {
       out.push(l);
     }
   }

@@ -21,7 +21,7 @@ import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
-import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
+import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type SseRewrite } from './event-stream.js';
 import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
@@ -115,10 +115,12 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // the caller (`view`, worked out when first needed). Every event read is re-encoded: the client reads
 // what was checked. One that does not parse is dropped (fail closed: it might be the list itself, for a
 // client with a more lenient parser), and said so. On a stream that answers no tools/list (`ids` empty),
-// an event whose data cannot spell a `tools` key (neither the word nor any escape) passes unread.
+// an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread.
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    if (!e.hasData || (ids.size === 0 && !mayListTools(e.data))) return undefined;
+    const quiet = unlisted(e);
+    if (quiet !== false) return quiet;
+    if (ids.size === 0 && !mayListTools(e.raw)) return undefined;
     let msg: unknown;
     try {
       msg = JSON.parse(e.data) as unknown;
@@ -128,6 +130,14 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
     }
     return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
+}
+
+// An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
+// retry still count), or dropped when its text could spell a `tools` key (a JSON body sent as an event
+// stream is one such event, for a client that reads the body as JSON). False for an event with data.
+function unlisted(e: SseEvent): undefined | null | false {
+  if (e.hasData) return false;
+  return mayListTools(e.raw) ? null : undefined;
 }
 
 // A JSON answer's text as a document: an object or an array (a batch's answers), else undefined.
@@ -646,10 +656,11 @@ export class McpHandler {
       // Before the endpoint event, or after one that named no session, no tools/list can have been sent on
       // the stream: a tool list there is dropped like any list nobody asked for.
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!e.hasData) return undefined;
+      const quiet = unlisted(e);
+      if (quiet !== false) return quiet;
       // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
       const awaited = !!s && s.pendingToolsList.size > 0;
-      if (!awaited && !mayListTools(e.data)) return undefined;
+      if (!awaited && !mayListTools(e.raw)) return undefined;
       let msg: unknown;
       try {
         msg = JSON.parse(e.data) as unknown;

@@ -678,6 +678,7 @@ describe('answers with an error status, and every answer the transport does not 
   it.each([
     ['before its endpoint event', () => `data: ${listed('early')}\n\nevent: endpoint\ndata: /messages?sessionId=s3\n\n`],
     ['after an endpoint event that names no session', () => `event: endpoint\ndata: /messages\n\ndata: ${listed(1)}\n\ndata: ${listed(1).slice(0, -1)}\n\n`],
+    ['in a line of its endpoint event', () => `event: endpoint\ndata: /messages?sessionId=s4\n${listed(1)}\n\n`],
   ])('drops a tool list on a legacy stream %s (no tools/list can have asked for it)', async (_when, body) => {
     reply = { status: 503, type: 'text/event-stream', body: body() };
     const r = await asReader(proxy(), { method: 'GET', path: '/sse' });

@@ -651,7 +651,8 @@ export class McpHandler {
           sessionId = undefined;
         }
         if (sessionId) this.sessions.set(sessionId, { principal, stream: res, pendingToolsList: new Map() });
-        return undefined;
+        // Its other lines go out only when they cannot spell a tool list (re-encoded, they are left out).
+        return mayListTools(e.raw) ? e.data : undefined;
       }
       // Before the endpoint event, or after one that named no session, no tools/list can have been sent on
       // the stream: a tool list there is dropped like any list nobody asked for.

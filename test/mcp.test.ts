@@ -514,11 +514,12 @@ describe('answers with an error status, and every answer the transport does not 
   let reply: { status: number; type: string; body: string | Buffer; headers?: Record<string, string> } = { status: 500, type: 'application/json', body: '' };
   let stream: import('node:http').ServerResponse | undefined;
   let acceptEncoding: string | undefined;
-  // Answers every request with `reply`, but a GET of the legacy stream, which opens session s2.
+  let announced = 's2';
+  // Answers every request with `reply`, but a GET of the legacy stream, which opens session `announced`.
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/sse' && reply.status === 200 && reply.type === 'text/event-stream') {
       stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
-      return void res.write('event: endpoint\ndata: /messages?sessionId=s2\n\n');
+      return void res.write(`event: endpoint\ndata: /messages?sessionId=${announced}\n\n`);
     }
     acceptEncoding = req.headers['accept-encoding'];
     req.resume();
@@ -684,6 +685,28 @@ describe('answers with an error status, and every answer the transport does not 
     const r = await asReader(proxy(), { method: 'GET', path: '/sse' });
     expect(r.status).toBe(503);
     expect(r.text).not.toMatch(HIDDEN);
+  });
+
+  it('keeps a legacy session with the stream that announced it first, when the server announces it again to another caller', async () => {
+    reply = { status: 200, type: 'text/event-stream', body: '' };
+    announced = 's5';
+    const ac = new AbortController();
+    const open = async (auth: string) => {
+      const r = await fetch(`${proxy().url}/sse`, { headers: { authorization: `Bearer ${auth}`, accept: 'text/event-stream' }, signal: ac.signal });
+      const reader = r.body!.getReader();
+      let text = '';
+      for (let i = 0; i < 100 && !text.includes('sessionId=s5'); i++) text += new TextDecoder().decode((await reader.read()).value);
+    };
+    await open(await issuer.sign('support-agent', 'tools:read'));
+    await open(await issuer.sign('support-lead', WRITER));
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    reply = { status: 202, type: 'text/plain', body: 'Accepted' };
+    const writer = await fetch(`${proxy().url}/messages?sessionId=s5`, { method: 'POST', body: ping, headers: { 'content-type': 'application/json', authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` } });
+    expect(writer.status).toBe(403);
+    expect((await asReader(proxy(), { path: '/messages?sessionId=s5', body: ping })).status).toBe(202);
+    ac.abort();
+    stream?.end();
+    announced = 's2';
   });
 
   it('filters a tool list in the legacy stream\'s GET answered with an error, and in a legacy POST\'s own answer', async () => {

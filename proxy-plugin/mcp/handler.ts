@@ -650,6 +650,10 @@ export class McpHandler {
         } catch {
           sessionId = undefined;
         }
+        // A session id another live stream announced stays that stream's: a server that announces it again
+        // cannot hand one caller's session (its POSTs, its view of the tools) to another. This stream has none.
+        const taken = sessionId ? this.sessions.get(sessionId) : undefined;
+        if (taken && !taken.stream.writableEnded && !taken.stream.destroyed) sessionId = '';
         if (sessionId) this.sessions.set(sessionId, { principal, stream: res, pendingToolsList: new Map() });
         // Its other lines go out only when they cannot spell a tool list (re-encoded, they are left out).
         return mayListTools(e.raw) ? e.data : undefined;

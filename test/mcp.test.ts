@@ -507,6 +507,7 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
 // - DELETE's answer, whatever its status;
 // - the legacy HTTP+SSE transport: its stream's GET answered with an error, and a POST's own answer;
 // - any of these, or a 2xx JSON or event stream, with an encoded body (gzip): fetch decodes it, unasked;
+//   or in a charset a client may decode it by (UTF-16, UTF-7), or UTF-16 with no charset;
 // each on the fast path and on node's path where the request can take both (a POST to the endpoint).
 // The error answers clients rely on (a JSON-RPC error for an unknown session, 405 for GET with no stream,
 // an HTML error page) reach the client with their status and bytes.
@@ -624,8 +625,24 @@ describe('answers with an error status, and every answer the transport does not 
       expect(r.text).not.toMatch(HIDDEN);
     });
 
+    // A client may decode a body by its charset (httpx does): in one that does not read ASCII as UTF-8 does,
+    // it may read a tool list the bytes do not spell. Refused whatever the status, and UTF-16 with no charset.
+    it.each([
+      [200, 'text/event-stream; charset=utf-16le', () => Buffer.from(`data: ${listed(8)}\n\n`, 'utf16le')],
+      [200, 'text/event-stream; charset="UTF-7"', () => `data: ${listed(8).replace('"tools"', '"+AHQ-ools"')}\n\n`],
+      [500, 'application/json; charset=utf-16le', () => Buffer.from(listed(8), 'utf16le')],
+      [500, 'application/json', () => Buffer.from(listed(8), 'utf16le')],
+      [503, '', () => Buffer.from(listed(8), 'utf16le').swap16()],
+    ])('answers 502 for a tool list answered %i as %j in a charset the filter cannot read', async (status, type, body) => {
+      reply = { status, type, body: body() };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(502);
+      expect(r.text.replaceAll('\0', '')).not.toMatch(HIDDEN);
+    });
+
     it.each([
       [404, 'application/json', '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
+      [500, 'text/html; charset=iso-8859-1', '<html><body><p>the tools service is down</p></body></html>'],
       [400, 'application/json', '{ "jsonrpc": "2.0", "error": {"code": -32000, "message": "Bad Request: Server not initialized"}, "id": null }'],
       [500, 'text/html', '<html><body><h1>500</h1><p>the tools service is down</p></body></html>'],
       [503, 'text/plain', ''],

@@ -22,7 +22,7 @@ import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type SseRewrite } from './event-stream.js';
-import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
+import { asciiCharset, DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
@@ -177,11 +177,12 @@ interface ToolsAnswer {
  *   may find a tool list in it);
  * - an answer with any other status (3xx, 4xx, 5xx) is read whole and checked as `filterOtherBody` says:
  *   a lenient client may read a tool list in an error's body too;
- * - an encoded body (gzip, …) becomes a 502 whatever its status: the filter cannot read it.
+ * - an encoded body (gzip, …), or one in a charset that does not read ASCII as UTF-8 does (UTF-16, UTF-7),
+ *   becomes a 502 whatever its status: the filter cannot read what a client decodes from it.
  */
 function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || bodiless(status)) return undefined;
-  if (contentType === ENCODED) return { whole: true, max, end: () => unreadable(decisionId) };
+  if (contentType === UNREADABLE_BODY) return { whole: true, max, end: () => unreadable(decisionId) };
   if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
   if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
@@ -205,8 +206,8 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
   return { whole: true, max, end: (body) => (body.length === 0 && status === 202 ? body : unreadable(decisionId)) };
 }
 
-// What answerType says of an encoded body (no media type is spelled so).
-const ENCODED = ' encoded';
+// What answerType says of a body the filter cannot read (no media type is spelled so).
+const UNREADABLE_BODY = ' unreadable';
 
 // True for a Content-Encoding other than identity: the filter cannot read such a body, and the client decodes
 // it (fetch does, unasked). The handler asks the upstream for identity (upstreamHeaders); one that encodes
@@ -215,14 +216,18 @@ function encodedBody(contentEncoding: string | undefined): boolean {
   return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
 }
 
-// The media type of a raw head's Content-Type, lower case ('' when absent), or ENCODED when its body is.
-// Every answer's head is read here: a name is lower-cased only when its length matches (no string per field).
+// The media type of a raw head's Content-Type, lower case ('' when absent), or UNREADABLE_BODY when the body
+// is encoded or in a charset that does not read ASCII as UTF-8 does (asciiCharset). Every answer's head is
+// read here: a name is lower-cased only when its length matches (no string per field).
 function answerType(raw: readonly string[]): string {
   let type = '';
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const n = raw[i]!.length;
-    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return ENCODED;
-    if (n === 12 && raw[i]!.toLowerCase() === 'content-type') type = mediaType(raw[i + 1]);
+    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return UNREADABLE_BODY;
+    if (n === 12 && raw[i]!.toLowerCase() === 'content-type') {
+      if (!asciiCharset(raw[i + 1])) return UNREADABLE_BODY;
+      type = mediaType(raw[i + 1]);
+    }
   }
   return type;
 }
@@ -527,7 +532,7 @@ export class McpHandler {
     this.bindSession(up.headers['mcp-session-id'], req, ctx);
     const ct = mediaType(up.headers['content-type']);
     const status = up.statusCode ?? 502;
-    if (this.refusedEncoded(up, res, status, head)) return;
+    if (this.refusedUnreadable(up, res, status, head)) return;
     if (ct === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
@@ -573,19 +578,20 @@ export class McpHandler {
     return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
   }
 
-  // An encoded answer with a body is a 502 (true when it was answered so), as on the fast path.
-  private refusedEncoded(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders): boolean {
-    if (bodiless(status) || !encodedBody(up.headers['content-encoding'])) return false;
+  // An answer with a body the filter cannot read (encoded, or in a charset that does not read ASCII as UTF-8
+  // does) is a 502 (true when it was answered so), as on the fast path.
+  private refusedUnreadable(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders): boolean {
+    if (bodiless(status) || (!encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type']))) return false;
     up.destroy();
     sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
     return true;
   }
 
   // An answer that is not one of the transport's JSON-RPC answers (a GET's, a DELETE's, a legacy POST's),
-  // whatever its status: an encoded body is refused, an event stream (any spelling of the type a client may
+  // whatever its status: a body the filter cannot read (encoded, another charset) is refused, an event stream (any spelling of the type a client may
   // accept as one, `Text/Event-Stream; charset=utf-8`) filtered event by event, any other body checked.
   private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
-    if (this.refusedEncoded(up, res, status, head)) return;
+    if (this.refusedUnreadable(up, res, status, head)) return;
     if (mediaType(up.headers['content-type']) === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       res.flushHeaders();
@@ -623,7 +629,7 @@ export class McpHandler {
     const status = up.statusCode ?? 502;
     if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     const stream = mediaType(up.headers['content-type']) === 'text/event-stream';
-    if (req.method === 'GET' && legacySpec && stream && !encodedBody(up.headers['content-encoding'])) {
+    if (req.method === 'GET' && legacySpec && stream && !encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type'])) {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       res.flushHeaders();
       return this.relayLegacyStream(up, res, ctx.source.principal);

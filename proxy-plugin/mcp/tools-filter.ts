@@ -47,10 +47,11 @@ export function holdsToolList(doc: unknown): boolean {
 
 /**
  * False when JSON text cannot hold a tool list: it spells no `tools` key, neither as the word nor through an
- * escape (`t\u006fols`). Such text passes unread, so a check costs a byte search on answers without one.
+ * escape (`t\u006fols`), nor in UTF-16 or UTF-32 (a NUL, which UTF-8 JSON and event streams never hold raw).
+ * Such text passes unread, so a check costs a byte search on answers without one.
  */
 export function mayListTools(text: string | Buffer): boolean {
-  return text.includes('tools') || text.includes('\\');
+  return text.includes('tools') || text.includes('\\') || text.includes('\0');
 }
 
 /**
@@ -76,6 +77,8 @@ const EVENT_DATA = /(?:^\uFEFF?|[\r\n])data(?:[:\r\n]|$)/;
  */
 export function filterOtherBody(body: Buffer, mediaType: string, ids: ReadonlySet<JsonRpcId>, view: () => ToolsView): Buffer | undefined {
   if (!mayListTools(body)) return body;
+  // UTF-16 or UTF-32 text (a client may decode it so) or binary: nothing the filter could read.
+  if (body.includes(0)) return undefined;
   const text = body.toString('utf8');
   if (mediaType === 'application/json' || mediaType.endsWith('+json') || JSON_DOCUMENT.test(text)) {
     let doc: unknown;

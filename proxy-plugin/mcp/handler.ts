@@ -118,7 +118,7 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread.
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    const quiet = unlisted(e);
+    const quiet = withoutData(e);
     if (quiet !== false) return quiet;
     if (ids.size === 0 && !mayListTools(e.raw)) return undefined;
     let msg: unknown;
@@ -135,7 +135,7 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
 // An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
 // retry still count), or dropped when its text could spell a `tools` key (a JSON body sent as an event
 // stream is one such event, for a client that reads the body as JSON). False for an event with data.
-function unlisted(e: SseEvent): undefined | null | false {
+function withoutData(e: SseEvent): undefined | null | false {
   if (e.hasData) return false;
   return mayListTools(e.raw) ? null : undefined;
 }
@@ -667,7 +667,7 @@ export class McpHandler {
       // Before the endpoint event, or after one that named no session, no tools/list can have been sent on
       // the stream: a tool list there is dropped like any list nobody asked for.
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      const quiet = unlisted(e);
+      const quiet = withoutData(e);
       if (quiet !== false) return quiet;
       // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
       const awaited = !!s && s.pendingToolsList.size > 0;

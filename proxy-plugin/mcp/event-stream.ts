@@ -77,8 +77,8 @@ export class SseParser {
   }
 }
 
-// The fields a client acts on besides data; any other line (a comment, an unknown field) it ignores.
-const KEPT_FIELDS = new Set(['event', 'id', 'retry']);
+// A line of a field a client acts on besides data; any other line (a comment, an unknown field) it ignores.
+const KEPT_FIELD = /^(?:event|id|retry)(?::|$)/;
 
 /**
  * Serialize an event with new data, keeping its other fields (event, id, retry) in place. Comments and
@@ -93,7 +93,7 @@ export function withData(e: SseEvent, data: string): string {
     if (l === 'data' || l.startsWith('data:')) {
       if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
       placed = true;
-    } else if (KEPT_FIELDS.has(l.slice(0, l.includes(':') ? l.indexOf(':') : l.length))) {
+    } else if (KEPT_FIELD.test(l)) {
       out.push(l);
     }
   }

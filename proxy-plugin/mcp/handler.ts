@@ -588,8 +588,9 @@ export class McpHandler {
   }
 
   // An answer that is not one of the transport's JSON-RPC answers (a GET's, a DELETE's, a legacy POST's),
-  // whatever its status: a body the filter cannot read (encoded, another charset) is refused, an event stream (any spelling of the type a client may
-  // accept as one, `Text/Event-Stream; charset=utf-8`) filtered event by event, any other body checked.
+  // whatever its status: a body the filter cannot read (encoded, another charset) is refused, an event
+  // stream (any spelling of the type a client may accept as one, `Text/Event-Stream; charset=utf-8`)
+  // filtered event by event, any other body checked.
   private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
     if (this.refusedUnreadable(up, res, status, head)) return;
     if (mediaType(up.headers['content-type']) === 'text/event-stream') {

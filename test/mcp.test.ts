@@ -323,6 +323,26 @@ describe('Streamable HTTP sessions through the handler', () => {
     expect((await rpc(`${proxy.url}/mcp`, ping, { ...owner, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' })).status).toBe(200);
   });
 
+  // The server's own error answers reach the client as it sent them (status and bytes), on both paths.
+  it('passes on the server\'s answer for a session it ended behind the proxy\'s back unchanged, on both of the sidecar\'s paths', async () => {
+    const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
+    const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);
+    const session = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-03-26' };
+    // A restart, say: the server forgets the session, the proxy still binds it to its caller.
+    expect((await fetch(`${server.url}/mcp`, { method: 'DELETE', headers: session })).status).toBe(200);
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...session };
+    const direct = await fetch(`${server.url}/mcp`, { method: 'POST', body: ping, headers });
+    const expected = { status: direct.status, text: await direct.text() };
+    expect(expected.status).toBeGreaterThanOrEqual(400);
+    expect(JSON.parse(expected.text)).toMatchObject({ jsonrpc: '2.0', error: { code: expect.any(Number) } });
+    for (const route of ['fast', 'node']) {
+      const body = route === 'fast' ? ping : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(ping)), c.close()) });
+      const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body, duplex: 'half', headers: { ...headers, ...owner } } as RequestInit);
+      expect({ status: r.status, text: await r.text() }).toEqual(expected);
+    }
+  });
+
   it('ends a session with DELETE and forgets it', async () => {
     const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
     const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);

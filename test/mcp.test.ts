@@ -525,9 +525,13 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
 // - the server's GET stream answered with an error status and a body, or 2xx with anything but an event
 //   stream (the SDK reads a 2xx GET body as a stream whatever its type says);
 // - DELETE's answer, whatever its status;
-// - the legacy HTTP+SSE transport: its stream's GET answered with an error, and a POST's own answer;
+// - the legacy HTTP+SSE transport: its stream's GET answered with an error, a POST's own answer, a list
+//   on its stream before the endpoint event or with no session named, a session id announced to two callers;
 // - any of these, or a 2xx JSON or event stream, with an encoded body (gzip): fetch decodes it, unasked;
 //   or in a charset a client may decode it by (UTF-16, UTF-7), or UTF-16 with no charset;
+// - in any event stream, what lies outside an event's data (a JSON body sent as text/event-stream, a line
+//   of JSON after the data, a comment) and an event cut off by the stream's end;
+// - a 2xx JSON answer whose bytes hold a key twice (tested above with the tools/call answers);
 // each on the fast path and on node's path where the request can take both (a POST to the endpoint).
 // The error answers clients rely on (a JSON-RPC error for an unknown session, 405 for GET with no stream,
 // an HTML error page) reach the client with their status and bytes.

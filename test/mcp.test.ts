@@ -891,6 +891,17 @@ describe('a JSON answer read whole on the fast path, however the server frames i
     expect((await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' }, path)).status).toBe(502);
   });
 
+  it.each(['fast', 'node'] as const)('filters a tool list answered with an error status, chunked or up to the close, on the %s path', async (path) => {
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }] } });
+    const listCall = { jsonrpc: '2.0', id: 8, method: 'tools/list' };
+    reply = ['HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n' + chunk(list.slice(0, 12)), chunk(list.slice(12)), '0\r\n\r\n'];
+    let r = await post(listCall, path);
+    expect({ status: r.status, doc: JSON.parse(r.text) as unknown }).toEqual({ status: 500, doc: { jsonrpc: '2.0', id: 8, result: { tools: [] } } });
+    reply = ['HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\n\r\n', list.slice(0, 20), list.slice(20)];
+    r = await post(listCall, path);
+    expect({ status: r.status, doc: JSON.parse(r.text) as unknown }).toEqual({ status: 404, doc: { jsonrpc: '2.0', id: 8, result: { tools: [] } } });
+  });
+
   it('answers 502 for a chunked tools/call answer that is cut short, and filters a chunked tool list', async () => {
     reply = [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), '0\r\n\r\n'];
     expect((await post(call)).status).toBe(502);

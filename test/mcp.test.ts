@@ -5,6 +5,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createServer, Server as HttpServer } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../proxy-plugin/mcp/event-stream.js';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -322,6 +323,26 @@ describe('Streamable HTTP sessions through the handler', () => {
     expect((await rpc(`${proxy.url}/mcp`, ping, { ...owner, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' })).status).toBe(200);
   });
 
+  // The server's own error answers reach the client as it sent them (status and bytes), on both paths.
+  it('passes on the server\'s answer for a session it ended behind the proxy\'s back unchanged, on both of the sidecar\'s paths', async () => {
+    const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
+    const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);
+    const session = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-03-26' };
+    // A restart, say: the server forgets the session, the proxy still binds it to its caller.
+    expect((await fetch(`${server.url}/mcp`, { method: 'DELETE', headers: session })).status).toBe(200);
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...session };
+    const direct = await fetch(`${server.url}/mcp`, { method: 'POST', body: ping, headers });
+    const expected = { status: direct.status, text: await direct.text() };
+    expect(expected.status).toBeGreaterThanOrEqual(400);
+    expect(JSON.parse(expected.text)).toMatchObject({ jsonrpc: '2.0', error: { code: expect.any(Number) } });
+    for (const route of ['fast', 'node']) {
+      const body = route === 'fast' ? ping : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(ping)), c.close()) });
+      const r = await fetch(`${proxy.url}/mcp`, { method: 'POST', body, duplex: 'half', headers: { ...headers, ...owner } } as RequestInit);
+      expect({ status: r.status, text: await r.text() }).toEqual(expected);
+    }
+  });
+
   it('ends a session with DELETE and forgets it', async () => {
     const owner = { authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` };
     const init = await rpc(`${proxy.url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), owner);
@@ -348,6 +369,20 @@ function proxyInFront(server: net.Server, connections?: Set<net.Socket>): () => 
   return () => proxy;
 }
 
+const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
+const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
+
+// One request to the proxy as a reader (who may see only the read-only tools). `fast`: a Content-Length
+// body (the fast path serves it); `node`: a chunked one (handed to node's path). GET and DELETE always
+// take node's path.
+async function asReader(proxy: TestProxy, r: { method?: string; path?: string; body?: string; route?: 'fast' | 'node'; headers?: Record<string, string> }) {
+  const { method = 'POST', path = '/mcp', body, route = 'fast' } = r;
+  const sent = body === undefined || route === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
+  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}`, ...r.headers };
+  const res = await fetch(`${proxy.url}${path}`, { method, body: sent, duplex: 'half', redirect: 'manual', headers } as RequestInit);
+  return { status: res.status, text: await res.text(), decisionId: res.headers.get('x-warden-decision-id') };
+}
+
 describe('answers the handler has nothing to filter in, on both of the sidecar\'s paths', () => {
   // An MCP server that answers every POST with the bytes and content type given (its own spacing and key order).
   let answer = '';
@@ -357,20 +392,13 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
     req.on('end', () => res.writeHead(200, { 'content-type': type, 'x-warden-decision-id': 'forged-by-the-server' }).end(answer));
   });
   const proxy = proxyInFront(server);
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
-  const list = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' });
-  // `fast`: a Content-Length body (the fast path serves it); `node`: a chunked one (handed to node's path).
-  const post = async (body: string, path: 'fast' | 'node') => {
-    const sent = path === 'fast' ? body : new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(body)), c.close()) });
-    const r = await fetch(`${proxy().url}/mcp`, { method: 'POST', body: sent, duplex: 'half', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` } } as RequestInit);
-    return { status: r.status, text: await r.text(), decisionId: r.headers.get('x-warden-decision-id') };
-  };
+  const post = (body: string, path: 'fast' | 'node') => asReader(proxy(), { body, route: path });
   const logged = () => new Set(proxy().events.map((e) => e.decision_id));
 
   describe.each(['fast', 'node'] as const)('on the %s path', (path) => {
     it('relays a tools/call result as the bytes the server sent, under Warden\'s decision id, never the server\'s', async () => {
       type = 'application/json';
-      answer = '{ "result" : {"content":[{"type":"text","text":"order 42"}]},  "id":7, "jsonrpc":"2.0" }';
+      answer = '{ "result" : {"content":[{"type":"text","text":"order 42: {\\"items\\": 2}\\n"}]},  "id":7, "jsonrpc":"2.0" }';
       const r = await post(call, path);
       expect({ status: r.status, text: r.text }).toEqual({ status: 200, text: answer });
       expect(r.decisionId).not.toContain('forged');
@@ -407,6 +435,21 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       expect(r.text).not.toMatch(/drop_table|refund_order/);
       // The call's own answer still arrives (node's path keeps only the answers to what it forwarded).
       expect(r.text).toMatch(/"id":7,"result":\{"content":\[\]\}/);
+    });
+
+    // JSON.parse keeps a repeated key's last value, some client parsers (gjson, …) its first: an answer whose
+    // bytes could spell a `tools` key goes out re-encoded, so every client reads what was checked.
+    it.each([
+      ['"result"', '{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"drop_table"}]},"result":{"content":[]}}'],
+      ['"tools"', '{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"drop_table"}],"tools":{}}}'],
+      ['"tools", spelled with an escape,', '{"jsonrpc":"2.0","id":99,"result":{"t\\u006fols":[{"name":"drop_table"}],"tools":7}}'],
+    ])('re-encodes a tools/call answer whose %s key is given twice, so that no client reads the list JSON.parse did not', async (_key, sent) => {
+      type = 'application/json';
+      answer = sent;
+      const r = await post(call, path);
+      expect(r.status).toBe(200);
+      expect(r.text).not.toContain('drop_table');
+      expect(JSON.parse(r.text)).toEqual(JSON.parse(sent));
     });
 
     // A client must not get an answer the sidecar could not read as the server's word: 502, as for any unreadable answer.
@@ -470,6 +513,273 @@ describe('answers the handler has nothing to filter in, on both of the sidecar\'
       { jsonrpc: '2.0', id: 'x', result: { tools: [] } },
       { jsonrpc: '2.0', method: 'notifications/message', params: {} },
     ]);
+  });
+});
+
+// The class: every answer the MCP handler relays on a transport path in which a client could read a tool
+// list (or a forbidden tool's schema) that the filter never saw. The 2xx JSON and event-stream answers to a
+// POST are filtered above; these are all the others:
+// - a POST answered with an error status (3xx, 4xx, 5xx) and a body: JSON under its own type, under another
+//   type or none (a lenient client parses it anyway), an event stream, JSON the sidecar cannot read
+//   (cut short, two documents, a byte order mark, a key given twice), event-stream lines under another type;
+// - the server's GET stream answered with an error status and a body, or 2xx with anything but an event
+//   stream (the SDK reads a 2xx GET body as a stream whatever its type says);
+// - DELETE's answer, whatever its status;
+// - the legacy HTTP+SSE transport: its stream's GET answered with an error, a POST's own answer, a list
+//   on its stream before the endpoint event or with no session named, a session id announced to two callers;
+// - any of these, or a 2xx JSON or event stream, with an encoded body (gzip): fetch decodes it, unasked;
+//   or in a charset a client may decode it by (UTF-16, UTF-7), or UTF-16 with no charset;
+// - in any event stream, what lies outside an event's data (a JSON body sent as text/event-stream, a line
+//   of JSON after the data, a comment) and an event cut off by the stream's end;
+// - a 2xx JSON answer whose bytes hold a key twice (tested above with the tools/call answers);
+// each on the fast path and on node's path where the request can take both (a POST to the endpoint).
+// The error answers clients rely on (a JSON-RPC error for an unknown session, 405 for GET with no stream,
+// an HTML error page) reach the client with their status and bytes.
+describe('answers with an error status, and every answer the transport does not make a JSON-RPC answer, never carry an unfiltered tool list', () => {
+  let reply: { status: number; type: string; body: string | Buffer; headers?: Record<string, string> } = { status: 500, type: 'application/json', body: '' };
+  let stream: import('node:http').ServerResponse | undefined;
+  let acceptEncoding: string | undefined;
+  let announced = 's2';
+  // Answers every request with `reply`, but a GET of the legacy stream, which opens session `announced`.
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/sse' && reply.status === 200 && reply.type === 'text/event-stream') {
+      stream = res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return void res.write(`event: endpoint\ndata: /messages?sessionId=${announced}\n\n`);
+    }
+    acceptEncoding = req.headers['accept-encoding'];
+    req.resume();
+    req.on('end', () => res.writeHead(reply.status, { ...(reply.type ? { 'content-type': reply.type } : {}), ...reply.headers }).end(reply.body));
+  });
+  const proxy = proxyInFront(server);
+  const HIDDEN = /drop_table|refund_order|"type":"object"/;
+  const listed = (id: unknown) => JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'drop_table', inputSchema: { type: 'object' } }, { name: 'refund_order' }] } });
+  const filtered = (id: unknown) => ({ jsonrpc: '2.0', id, result: { tools: [] } });
+  const logged = () => new Set(proxy().events.map((e) => e.decision_id));
+
+  describe.each(['fast', 'node'] as const)('a POST to the endpoint on the %s path', (route) => {
+    it.each([
+      [500, 'application/json'],
+      [404, 'application/json; charset=utf-8'],
+      [400, 'text/html'],
+      [503, ''],
+      [422, 'text/plain'],
+      [307, 'application/json'],
+    ])('filters a tool list answered %i as %j, and keeps the status', async (status, type) => {
+      reply = { status, type, body: listed(8), headers: status === 307 ? { location: '/elsewhere' } : {} };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(status);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(JSON.parse(r.text)).toEqual(filtered(8));
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    it('filters a tool list slipped into a tools/call answered 500 (a JSON batch, a key given twice)', async () => {
+      reply = { status: 500, type: 'application/json', body: `[{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"message":"boom"}},${listed(99)}]` };
+      let r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(JSON.parse(r.text)).toEqual([{ jsonrpc: '2.0', id: 7, error: { code: -32603, message: 'boom' } }, filtered(99)]);
+      // JSON.parse keeps the last "result", a client that keeps the first reads the tool list: re-encoded, all read the same.
+      reply = { status: 500, type: 'application/json', body: `${listed(99).slice(0, -1)},"result":{}}` };
+      r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
+    // A client that ignores the type reads a JSON body sent as an event stream as JSON, and a line that is no
+    // field of an event as whatever it holds: what could spell a tool list there is dropped or re-encoded.
+    it.each([
+      ['a JSON body', () => listed(8)],
+      ['a JSON body and a blank line', () => `${listed(8)}\n\n`],
+      ['a line of JSON after an event\'s data', () => `data: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n${listed(99)}\n\n`],
+      ['a comment', () => `: ${listed(99)}\ndata: {"jsonrpc":"2.0","id":7,"result":{"content":[]}}\n\n`],
+    ])('never passes on a tool list in %s under text/event-stream', async (_what, body) => {
+      reply = { status: 200, type: 'text/event-stream', body: body() };
+      const r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(200);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
+    // A client that follows the spec never dispatches an event the stream's end cuts off; a lenient one may.
+    it.each([200, 500])('drops a tool list in an event cut off by the end of a stream answered %i', async (status) => {
+      reply = { status, type: 'text/event-stream', body: `data: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\ndata: ${listed(8)}` };
+      const r = await asReader(proxy(), { body: call, route });
+      expect(r.status).toBe(status);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(r.text).toContain('notifications/message');
+    });
+
+    it('filters an event stream answered 500, event by event', async () => {
+      reply = { status: 500, type: 'text/event-stream', body: `event: message\ndata: ${listed(8)}\n\ndata: [${listed('8')}]\n\n` };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(500);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect(new SseParser().push(r.text).map((e) => JSON.parse(e.data) as unknown)).toEqual([filtered(8), [filtered('8')]]);
+    });
+
+    // A lenient client could still find the list in these; the sidecar cannot read them: 502, as for a 2xx.
+    it.each([
+      ['JSON cut short', 'application/json', () => listed(8).slice(0, -1)],
+      ['two JSON documents', 'application/x-ndjson', () => `${listed(8)}\n${listed(9)}`],
+      ['JSON after a byte order mark', 'text/plain', () => `\uFEFF${listed(8)}`],
+      ['JSON with a trailing comma', '', () => `${listed(8).slice(0, -1)},}`],
+      ['event-stream lines under another type', 'text/plain', () => `event: message\ndata: ${listed(8)}\n\n`],
+    ])('answers 502 for an error answer holding a tool list as %s, and never shows it', async (_what, type, body) => {
+      reply = { status: 500, type, body: body() };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(502);
+      expect(r.text).not.toMatch(HIDDEN);
+      expect((JSON.parse(r.text) as { error: { code: number } }).error.code).toBe(-32000);
+      expect(logged().has(r.decisionId!)).toBe(true);
+    });
+
+    // The sidecar asks for identity whatever the client accepts; a server that encodes anyway is refused.
+    it.each([
+      [200, 'application/json', 'gzip'],
+      [200, 'text/event-stream', 'gzip'],
+      [500, 'application/json', 'GZIP'],
+      [404, 'text/event-stream', 'deflate'],
+      [200, 'text/event-stream', 'identity, gzip'],
+    ])('answers 502 for a tool list answered %i as %s with Content-Encoding %s, and never shows it', async (status, type, encoding) => {
+      const text = type === 'text/event-stream' ? `data: ${listed(8)}\n\n` : listed(8);
+      reply = { status, type, body: encoding.includes('deflate') ? deflateSync(text) : gzipSync(text), headers: { 'content-encoding': encoding } };
+      const r = await asReader(proxy(), { body: list, route, headers: { 'accept-encoding': 'gzip, deflate, br' } });
+      expect(acceptEncoding).toBe('identity');
+      expect(r.status).toBe(502);
+      expect(r.text).not.toMatch(HIDDEN);
+    });
+
+    // A client may decode a body by its charset (httpx does): in one that does not read ASCII as UTF-8 does,
+    // it may read a tool list the bytes do not spell. Refused whatever the status, and UTF-16 with no charset.
+    it.each([
+      [200, 'text/event-stream; charset=utf-16le', () => Buffer.from(`data: ${listed(8)}\n\n`, 'utf16le')],
+      [200, 'text/event-stream; charset="UTF-7"', () => `data: ${listed(8).replace('"tools"', '"+AHQ-ools"')}\n\n`],
+      [500, 'application/json; charset=utf-16le', () => Buffer.from(listed(8), 'utf16le')],
+      [500, 'application/json', () => Buffer.from(listed(8), 'utf16le')],
+      [503, '', () => Buffer.from(listed(8), 'utf16le').swap16()],
+    ])('answers 502 for a tool list answered %i as %j in a charset the filter cannot read', async (status, type, body) => {
+      reply = { status, type, body: body() };
+      const r = await asReader(proxy(), { body: list, route });
+      expect(r.status).toBe(502);
+      expect(r.text.replaceAll('\0', '')).not.toMatch(HIDDEN);
+    });
+
+    it.each([
+      [404, 'application/json', '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
+      [500, 'text/html; charset=iso-8859-1', '<html><body><p>the tools service is down</p></body></html>'],
+      [400, 'application/json', '{ "jsonrpc": "2.0", "error": {"code": -32000, "message": "Bad Request: Server not initialized"}, "id": null }'],
+      [500, 'text/html', '<html><body><h1>500</h1><p>the tools service is down</p></body></html>'],
+      [503, 'text/plain', ''],
+    ])('passes on a legitimate %i error answer (%s) with its status and bytes', async (status, type, body) => {
+      reply = { status, type, body };
+      const r = await asReader(proxy(), { body: list, route });
+      expect({ status: r.status, text: r.text }).toEqual({ status, text: body });
+    });
+  });
+
+  // After the POSTs: a GET or DELETE hands its connection to node's path for good, and fetch would reuse it.
+  it.each([
+    ['GET', 500, 'application/json'],
+    ['GET', 404, 'text/html'],
+    ['GET', 503, 'text/event-stream'],
+    ['DELETE', 200, 'application/json'],
+    ['DELETE', 500, 'application/json'],
+    ['DELETE', 500, 'text/event-stream'],
+  ])('filters a tool list in the answer to %s answered %i as %s, and keeps the status', async (method, status, type) => {
+    reply = { status, type, body: type === 'text/event-stream' ? `data: ${listed(3)}\n\n` : listed(3) };
+    const r = await asReader(proxy(), { method });
+    expect(r.status).toBe(status);
+    expect(r.text).not.toMatch(HIDDEN);
+    expect(type === 'text/event-stream' ? JSON.parse(new SseParser().push(r.text)[0]!.data) : JSON.parse(r.text)).toEqual(filtered(3));
+  });
+
+  // The transport answers GET with an event stream or 405: the SDK reads any 2xx body there as a stream.
+  it.each([
+    ['JSON', 'application/json', () => listed(3)],
+    ['event-stream lines', 'text/plain', () => `data: ${listed(3)}\n\n`],
+    ['event-stream lines', '', () => `data: ${listed(3)}\n\n`],
+    ['gzip-encoded event-stream lines', 'text/event-stream', () => gzipSync(`data: ${listed(3)}\n\n`)],
+  ])('answers 502 for the server\'s GET stream answered 200 with %s as %j, and never shows it', async (_what, type, body) => {
+    const sent = body();
+    reply = { status: 200, type, body: sent, headers: typeof sent === 'string' ? {} : { 'content-encoding': 'gzip' } };
+    const r = await asReader(proxy(), { method: 'GET' });
+    expect(r.status).toBe(502);
+    expect(r.text).not.toMatch(HIDDEN);
+  });
+
+  it.each([
+    ['GET', 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}'],
+    ['DELETE', 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}'],
+    ['DELETE', 404, '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'],
+  ])('passes on %s answered %i as the server sent it', async (method, status, body) => {
+    reply = { status, type: 'application/json', body };
+    const r = await asReader(proxy(), { method });
+    expect({ status: r.status, text: r.text }).toEqual({ status, text: body });
+  });
+
+  it.each([
+    ['before its endpoint event', () => `data: ${listed('early')}\n\nevent: endpoint\ndata: /messages?sessionId=s3\n\n`],
+    ['after an endpoint event that names no session', () => `event: endpoint\ndata: /messages\n\ndata: ${listed(1)}\n\ndata: ${listed(1).slice(0, -1)}\n\n`],
+    ['in a line of its endpoint event', () => `event: endpoint\ndata: /messages?sessionId=s4\n${listed(1)}\n\n`],
+  ])('drops a tool list on a legacy stream %s (no tools/list can have asked for it)', async (_when, body) => {
+    reply = { status: 503, type: 'text/event-stream', body: body() };
+    const r = await asReader(proxy(), { method: 'GET', path: '/sse' });
+    expect(r.status).toBe(503);
+    expect(r.text).not.toMatch(HIDDEN);
+  });
+
+  it('keeps a legacy session with the stream that announced it first, when the server announces it again to another caller', async () => {
+    reply = { status: 200, type: 'text/event-stream', body: '' };
+    announced = 's5';
+    const ac = new AbortController();
+    const open = async (auth: string) => {
+      const r = await fetch(`${proxy().url}/sse`, { headers: { authorization: `Bearer ${auth}`, accept: 'text/event-stream' }, signal: ac.signal });
+      const reader = r.body!.getReader();
+      let text = '';
+      for (let i = 0; i < 100 && !text.includes('sessionId=s5'); i++) text += new TextDecoder().decode((await reader.read()).value);
+    };
+    await open(await issuer.sign('support-agent', 'tools:read'));
+    await open(await issuer.sign('support-lead', WRITER));
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    reply = { status: 202, type: 'text/plain', body: 'Accepted' };
+    const writer = await fetch(`${proxy().url}/messages?sessionId=s5`, { method: 'POST', body: ping, headers: { 'content-type': 'application/json', authorization: `Bearer ${await issuer.sign('support-lead', WRITER)}` } });
+    expect(writer.status).toBe(403);
+    expect((await asReader(proxy(), { path: '/messages?sessionId=s5', body: ping })).status).toBe(202);
+    ac.abort();
+    stream?.end();
+    announced = 's2';
+  });
+
+  it('filters a tool list in the legacy stream\'s GET answered with an error, and in a legacy POST\'s own answer', async () => {
+    reply = { status: 500, type: 'application/json', body: listed(3) };
+    let r = await asReader(proxy(), { method: 'GET', path: '/sse' });
+    expect(r.status).toBe(500);
+    expect(JSON.parse(r.text)).toEqual(filtered(3));
+    reply = { status: 200, type: 'application/json', body: listed(3) };
+    expect((await asReader(proxy(), { method: 'GET', path: '/sse' })).status).toBe(502);
+    // A session opened through the proxy; its POSTs answered with a tool list, as JSON and as a stream, 2xx and not.
+    reply = { status: 200, type: 'text/event-stream', body: '' };
+    const ac = new AbortController();
+    const auth = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const opened = await fetch(`${proxy().url}/sse`, { headers: { ...auth, accept: 'text/event-stream' }, signal: ac.signal });
+    const reader = opened.body!.getReader();
+    let text = '';
+    for (let i = 0; i < 100 && !text.includes('sessionId=s2'); i++) text += new TextDecoder().decode((await reader.read()).value);
+    for (const [status, type, body] of [[200, 'application/json', listed(4)], [500, 'text/plain', listed(4)], [202, 'text/event-stream', `data: ${listed(4)}\n\n`]] as const) {
+      reply = { status, type, body };
+      r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }) });
+      expect(r.status).toBe(status);
+      expect(r.text).not.toMatch(HIDDEN);
+    }
+    reply = { status: 200, type: 'application/json', body: gzipSync(listed(4)), headers: { 'content-encoding': 'gzip' } };
+    r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }) });
+    expect(r.status).toBe(502);
+    expect(r.text).not.toMatch(HIDDEN);
+    reply = { status: 202, type: 'text/plain', body: 'Accepted' };
+    r = await asReader(proxy(), { path: '/messages?sessionId=s2', body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
+    expect({ status: r.status, text: r.text }).toEqual({ status: 202, text: 'Accepted' });
+    ac.abort();
+    stream?.end();
   });
 });
 
@@ -581,6 +891,17 @@ describe('a JSON answer read whole on the fast path, however the server frames i
     expect((await post({ jsonrpc: '2.0', id: 8, method: 'tools/list' }, path)).status).toBe(502);
   });
 
+  it.each(['fast', 'node'] as const)('filters a tool list answered with an error status, chunked or up to the close, on the %s path', async (path) => {
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tools: [{ name: 'drop_table' }] } });
+    const listCall = { jsonrpc: '2.0', id: 8, method: 'tools/list' };
+    reply = ['HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n' + chunk(list.slice(0, 12)), chunk(list.slice(12)), '0\r\n\r\n'];
+    let r = await post(listCall, path);
+    expect({ status: r.status, doc: JSON.parse(r.text) as unknown }).toEqual({ status: 500, doc: { jsonrpc: '2.0', id: 8, result: { tools: [] } } });
+    reply = ['HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\n\r\n', list.slice(0, 20), list.slice(20)];
+    r = await post(listCall, path);
+    expect({ status: r.status, doc: JSON.parse(r.text) as unknown }).toEqual({ status: 404, doc: { jsonrpc: '2.0', id: 8, result: { tools: [] } } });
+  });
+
   it('answers 502 for a chunked tools/call answer that is cut short, and filters a chunked tool list', async () => {
     reply = [head('transfer-encoding: chunked\r\n') + chunk(result.slice(0, 30)), '0\r\n\r\n'];
     expect((await post(call)).status).toBe(502);
@@ -647,13 +968,17 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     expect((JSON.parse(out.body) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32000, message: expect.stringMatching(/could not be read/) });
   });
 
-  it('refuses a tool list sent 2xx as another content type, and leaves error statuses alone', () => {
+  it('refuses a tool list sent 2xx as another content type, filters one sent with an error status, and leaves a 204 alone', () => {
     const answer = answerFor('tools:read');
     for (const type of ['text/plain', 'application/json-seq', 'text/html', '']) {
       const out = whole(answer(200, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
       expect(Buffer.isBuffer(out) ? 'relayed' : out.status).toBe(502);
     }
-    expect(answer(400, ['content-type', 'application/json'])).toBeUndefined();
+    for (const [status, type] of [[400, 'application/json'], [500, 'text/html'], [302, '']] as const) {
+      const out = whole(answer(status, type ? ['content-type', type] : [])).end(Buffer.from(JSON.stringify(liveList())));
+      if (!Buffer.isBuffer(out)) throw new Error(`expected a body for ${status} ${type}`);
+      expect(names(JSON.parse(out.toString('utf8')))).toEqual(['get_order']);
+    }
     expect(answer(204, [])).toBeUndefined();
   });
 

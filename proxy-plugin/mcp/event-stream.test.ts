@@ -23,6 +23,19 @@ describe('event streams', () => {
     expect(out).toBe('event: message\r\nid: 1\r\ndata: keep\r\n\r\nevent: message\nid: 2\ndata: new\n\n: comment\n\n');
   });
 
+  it('leaves comments and unknown fields out of a rewritten event, keeping event, id and retry', async () => {
+    const out = await run([': note\nevent: message\nid: 4\nretry: 10\ndata: old\n{"x":1}\nfoo: bar\n\n'], () => 'new');
+    expect(out).toBe('event: message\nid: 4\nretry: 10\ndata: new\n\n');
+  });
+
+  it('passes an event cut off by the end of the stream as is, unless the rewrite would change or drop it', async () => {
+    const rewrite = (e: { data: string }) => (e.data.startsWith('old') ? 'new' : e.data === 'bad' ? null : undefined);
+    expect(await run(['data: keep\n\ndata: ke', 'ep'], rewrite)).toBe('data: keep\n\ndata: keep');
+    expect(await run(['data: keep\n\nid: 3\ndata: old'], rewrite)).toBe('data: keep\n\n');
+    expect(await run(['data: keep\n\ndata: old\r'], rewrite)).toBe('data: keep\n\n');
+    expect(await run(['data: keep\n\ndata: bad\n'], rewrite)).toBe('data: keep\n\n');
+  });
+
   it('emits each event as soon as it is complete', async () => {
     const t = rewriteEventStream(() => undefined);
     const seen: string[] = [];

@@ -53,7 +53,7 @@ export class SseParser {
     return out;
   }
 
-  /** Whatever was left unterminated when the stream ended (passed through as is). */
+  /** Whatever was left unterminated when the stream ended. */
   rest(): string {
     return this.raw + this.buf;
   }
@@ -77,7 +77,14 @@ export class SseParser {
   }
 }
 
-/** Serialize an event with new data, keeping its other fields (event, id, retry) in place. */
+// A line of a field a client acts on besides data; any other line (a comment, an unknown field) it ignores.
+const KEPT_FIELD = /^(?:event|id|retry)(?::|$)/;
+
+/**
+ * Serialize an event with new data, keeping its other fields (event, id, retry) in place. Comments and
+ * unknown fields are left out: a client that follows the spec ignores them, and a lenient one must not
+ * read in them what the new data replaced (a line of JSON after the data, say).
+ */
 export function withData(e: SseEvent, data: string): string {
   const lines = e.raw.split(/\r\n|\n|\r/).filter((l) => l !== '');
   const out: string[] = [];
@@ -86,7 +93,7 @@ export function withData(e: SseEvent, data: string): string {
     if (l === 'data' || l.startsWith('data:')) {
       if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
       placed = true;
-    } else {
+    } else if (KEPT_FIELD.test(l)) {
       out.push(l);
     }
   }
@@ -120,7 +127,16 @@ export function eventRewriter(rewrite: SseRewrite): EventRewriter {
   };
   return {
     push: (chunk) => emit(decoder.write(chunk)),
-    end: () => emit(decoder.end()) + parser.rest(),
+    end: () => {
+      const out = emit(decoder.end());
+      const rest = parser.rest();
+      if (rest === '') return out;
+      // An event cut off by the end of the stream is never dispatched by a client that follows the spec, so
+      // it passes as is; but one the rewrite would change or drop (a tool list) is dropped, so that a
+      // lenient client that dispatches it anyway cannot read what the rewrite never let through.
+      const cut = parser.push('\n\n');
+      return cut.every((e) => rewrite(e) === undefined) ? out + rest : out;
+    },
   };
 }
 

@@ -2,7 +2,8 @@
 //
 //   POST <endpoint>            Streamable HTTP: parse → decide each call → forward the allowed ones →
 //                              merge local errors into the answer (JSON or event stream) → filter tools/list
-//   GET <endpoint>, DELETE     the server's stream / end of session: decided as plain HTTP, passed through
+//   GET <endpoint>, DELETE     the server's stream / end of session: decided as plain HTTP, answers checked
+//                              for tool lists as error answers are (filterOtherBody)
 //   GET <legacy stream>        HTTP+SSE (2024-11-05): the stream carries every answer; the handler
 //                              learns the session from the `endpoint` event and filters tools/list answers
 //   POST <legacy messages>     decided like POST <endpoint>; local errors are written into the session's stream
@@ -20,12 +21,12 @@ import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
-import { eventRewriter, messageEvent, rewriteEventStream, type SseRewrite } from './event-stream.js';
-import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
+import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type SseRewrite } from './event-stream.js';
+import { asciiCharset, DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterToolsJson, listsTools, type ToolsView } from './tools-filter.js';
+import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -114,10 +115,12 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // the caller (`view`, worked out when first needed). Every event read is re-encoded: the client reads
 // what was checked. One that does not parse is dropped (fail closed: it might be the list itself, for a
 // client with a more lenient parser), and said so. On a stream that answers no tools/list (`ids` empty),
-// an event whose data cannot spell a `tools` key (neither the word nor any escape) passes unread.
+// an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread.
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
-    if (!e.hasData || (ids.size === 0 && !e.data.includes('tools') && !e.data.includes('\\'))) return undefined;
+    const quiet = withoutData(e);
+    if (quiet !== false) return quiet;
+    if (ids.size === 0 && !mayListTools(e.raw)) return undefined;
     let msg: unknown;
     try {
       msg = JSON.parse(e.data) as unknown;
@@ -129,16 +132,18 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
   };
 }
 
-// True when a message (or a batch of them) holds a result with a tool list.
-function holdsToolList(doc: unknown): boolean {
-  const one = (m: unknown) => !!m && typeof m === 'object' && listsTools(m as JsonRpcResponse);
-  return Array.isArray(doc) ? doc.some(one) : one(doc);
+// An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
+// retry still count), or dropped when its text could spell a `tools` key (a JSON body sent as an event
+// stream is one such event, for a client that reads the body as JSON). False for an event with data.
+function withoutData(e: SseEvent): undefined | null | false {
+  if (e.hasData) return false;
+  return mayListTools(e.raw) ? null : undefined;
 }
 
-// A JSON answer's body as a document: an object or an array (a batch's answers), else undefined.
-function answerDocument(body: Buffer): object | undefined {
+// A JSON answer's text as a document: an object or an array (a batch's answers), else undefined.
+function answerDocument(text: string): object | undefined {
   try {
-    const doc = JSON.parse(body.toString('utf8')) as unknown;
+    const doc = JSON.parse(text) as unknown;
     return doc && typeof doc === 'object' ? doc : undefined;
   } catch {
     return undefined;
@@ -163,38 +168,68 @@ interface ToolsAnswer {
  * How the fast path passes on the answer to one forwarded message, as node's path does (`post`):
  * - a 2xx JSON answer is read whole and checked: one that is not a JSON object or array becomes a 502;
  *   one that holds a tool list (the answer to the tools/list, or a list a server slips into another
- *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded; any other
- *   goes out as the server's bytes (a tools/call result);
- * - an event stream is rewritten event by event as it streams, for the same reason (`toolsEvents`);
+ *   call's answer under the id of a tools/list sent elsewhere) is filtered and re-encoded, and so is one
+ *   whose bytes could spell a `tools` key at all (`parsedMayListTools`); any other goes out as the
+ *   server's bytes (a tools/call result);
+ * - an event stream, whatever its status, is rewritten event by event as it streams, for the same reason
+ *   (`toolsEvents`);
  * - a 2xx answer with a body of any other type becomes a 502 (the transport allows none, and no client
  *   may find a tool list in it);
- * - error statuses are relayed untouched.
+ * - an answer with any other status (3xx, 4xx, 5xx) is read whole and checked as `filterOtherBody` says:
+ *   a lenient client may read a tool list in an error's body too;
+ * - an encoded body (gzip, …), or one in a charset that does not read ASCII as UTF-8 does (UTF-16, UTF-7),
+ *   becomes a 502 whatever its status: the filter cannot read what a client decodes from it.
  */
 function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
-  if (status < 200 || status >= 300 || bodiless(status)) return undefined;
+  if (status < 200 || bodiless(status)) return undefined;
+  if (contentType === UNREADABLE_BODY) return { whole: true, max, end: () => unreadable(decisionId) };
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
+  if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
     return {
       whole: true,
       max,
       end: (body) => {
-        const doc = answerDocument(body);
+        const text = body.toString('utf8');
+        const doc = answerDocument(text);
         if (!doc) return unreadable(decisionId);
-        if (tools.ids.size === 0 && !holdsToolList(doc)) return body;
-        return Buffer.from(JSON.stringify(filterToolsJson(doc, tools.ids, tools.view())), 'utf8');
+        if (tools.ids.size === 0 && !parsedMayListTools(text)) return body;
+        // Re-encoded, filtered where a list shows: a key given twice ("result", "tools") is read by JSON.parse
+        // as its last value and by some clients as its first; the client now reads what was checked.
+        return Buffer.from(JSON.stringify(tools.ids.size > 0 || holdsToolList(doc) ? filterToolsJson(doc, tools.ids, tools.view()) : doc), 'utf8');
       },
     };
   }
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
   // Any other type: the Streamable HTTP transport answers a request with JSON or an event stream, and
   // anything else with 202 and no body. A body of another type is refused, so no lenient client can
   // find a tool list in it, and so is an empty 2xx other than 202 (a request went unanswered).
   return { whole: true, max, end: (body) => (body.length === 0 && status === 202 ? body : unreadable(decisionId)) };
 }
 
-// The media type of a raw head's Content-Type, lower case ('' when absent).
-function contentTypeField(raw: readonly string[]): string {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-type') return mediaType(raw[i + 1]);
-  return '';
+// What answerType says of a body the filter cannot read (no media type is spelled so).
+const UNREADABLE_BODY = ' unreadable';
+
+// True for a Content-Encoding other than identity: the filter cannot read such a body, and the client decodes
+// it (fetch does, unasked). The handler asks the upstream for identity (upstreamHeaders); one that encodes
+// anyway gets its answer refused, whatever its status and type.
+function encodedBody(contentEncoding: string | undefined): boolean {
+  return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
+}
+
+// The media type of a raw head's Content-Type, lower case ('' when absent), or UNREADABLE_BODY when the body
+// is encoded or in a charset that does not read ASCII as UTF-8 does (asciiCharset). Every answer's head is
+// read here: a name is lower-cased only when its length matches (no string per field).
+function answerType(raw: readonly string[]): string {
+  let type = '';
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i]!.length;
+    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return UNREADABLE_BODY;
+    if (n === 12 && raw[i]!.toLowerCase() === 'content-type') {
+      if (!asciiCharset(raw[i + 1])) return UNREADABLE_BODY;
+      type = mediaType(raw[i + 1]);
+    }
+  }
+  return type;
 }
 
 // The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
@@ -378,8 +413,7 @@ export class McpHandler {
    * single message. Anything else (a batch, a body that does not parse, OAuth, another spelling of the
    * path, a session refused) is handed off before anything is decided, and node's path answers it through
    * `handle`. An allowed call goes out re-encoded (what was decided is what the server reads) and its
-   * answer comes back untouched, but for a tools/list answer, filtered for the caller; a denied call is
-   * answered here.
+   * answer comes back checked as node's path checks it (`fastAnswer`); a denied call is answered here.
    */
   fastPost(req: McpRequest, ctx: McpCallContext): FastOutcome {
     if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;
@@ -407,7 +441,7 @@ export class McpHandler {
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        answer: (status: number, raw: readonly string[]) => fastAnswer(status, contentTypeField(raw), decisionId, tools, max, this.opts.warn),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerType(raw), decisionId, tools, max, this.opts.warn),
       },
     };
   }
@@ -460,10 +494,13 @@ export class McpHandler {
   // (upstream-head.ts); Host and the framing are the forwarder's own.
   private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders, alsoReplaced: readonly string[] = []): string[] {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    const replaced = ['host', 'content-length', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
+    // Answers are asked for unencoded: the filter reads them (an encoded one is refused, see encodedBody).
+    const replaced = ['host', 'content-length', 'accept-encoding', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
     const decisionId = decisionIds[DECISION_ID_HEADER] as string | undefined;
     const policy = ctx.headerPolicy ?? this.opts.headerPolicy ?? DEFAULT_HEADER_POLICY;
-    return upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced });
+    const fields = upstreamHeaders(req.rawHeaders ?? flatHeaders(req.headers), policy, { source: ctx.source, decisionId, replaced });
+    fields.push('accept-encoding', 'identity');
+    return fields;
   }
 
   private target(req: McpRequest): string {
@@ -495,16 +532,25 @@ export class McpHandler {
     this.bindSession(up.headers['mcp-session-id'], req, ctx);
     const ct = mediaType(up.headers['content-type']);
     const status = up.statusCode ?? 502;
+    if (this.refusedUnreadable(up, res, status, head)) return;
     if (ct === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       // Local answers first: the stream may stay open after the upstream's own answers.
       for (const l of plan.local) res.write(messageEvent(l));
-      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere): filtered.
+      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere), whatever
+      // its status says: filtered.
       return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
     }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it,
+    // checked as any answer a lenient client may read a tool list in.
+    if (status >= 300) return this.sendChecked(up, res, status, head, tools);
     // A 2xx body of another type is refused (the transport allows none): no client may find an
     // unfiltered tool list in it. Only a 202 without a body (to notifications or responses) passes.
-    if (ct !== 'application/json' && status >= 200 && status < 300 && !bodiless(status)) {
+    if (ct !== 'application/json') {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
       if (!raw) up.destroy();
       if (raw?.length !== 0 || status !== 202) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
@@ -512,34 +558,62 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       return void res.end();
     }
-    if (ct === 'application/json' && status < 300) {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
-      if (!raw) up.destroy();
-      let doc: unknown;
-      try {
-        doc = raw ? JSON.parse(raw.toString('utf8')) : undefined;
-      } catch {
-        doc = undefined;
-      }
-      if (doc === undefined || typeof doc !== 'object' || doc === null) {
-        return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
-      }
-      // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
-      // the server sent, once they parsed, go out as they are.
-      const listed = ids.size > 0 || holdsToolList(doc);
-      if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc)) {
-        res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
-        return void res.end(raw);
-      }
-      const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
-      const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
-      const merged = mergeAnswers(plan, answers);
-      return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+    // A 2xx JSON answer.
+    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+    if (!raw) up.destroy();
+    const text = raw?.toString('utf8');
+    const doc = text === undefined ? undefined : answerDocument(text);
+    if (!doc) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
+    // the server sent, once they parsed, go out as they are, unless they could spell a `tools` key (a key
+    // given twice is read differently by other parsers: re-encoded, as on the fast path).
+    const listed = ids.size > 0 || holdsToolList(doc);
+    if (!listed && !plan.batch && plan.local.length === 0 && !Array.isArray(doc) && !parsedMayListTools(text!)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
+      return void res.end(raw);
     }
-    // An upstream error status, or a 204 (every other 2xx was answered above).
-    res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it.
-    relay(up, res);
+    const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
+    const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
+    const merged = mergeAnswers(plan, answers);
+    return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+  }
+
+  // An answer with a body the filter cannot read (encoded, or in a charset that does not read ASCII as UTF-8
+  // does) is a 502 (true when it was answered so), as on the fast path.
+  private refusedUnreadable(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders): boolean {
+    if (bodiless(status) || (!encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type']))) return false;
+    up.destroy();
+    sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    return true;
+  }
+
+  // An answer that is not one of the transport's JSON-RPC answers (a GET's, a DELETE's, a legacy POST's),
+  // whatever its status: a body the filter cannot read (encoded, another charset) is refused, an event
+  // stream (any spelling of the type a client may accept as one, `Text/Event-Stream; charset=utf-8`)
+  // filtered event by event, any other body checked.
+  private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
+    if (this.refusedUnreadable(up, res, status, head)) return;
+    if (mediaType(up.headers['content-type']) === 'text/event-stream') {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      res.flushHeaders();
+      return relay(up, res, rewriteEventStream(toolsEvents(tools.ids, tools.view, this.opts.warn)));
+    }
+    if (bodiless(status)) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      return relay(up, res);
+    }
+    return this.sendChecked(up, res, status, head, tools);
+  }
+
+  // A body read whole (bounded) and passed on with its status as `filterOtherBody` allows, else a 502: a
+  // lenient client may read a tool list in any body.
+  private async sendChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
+    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+    if (!raw) up.destroy();
+    const out = raw && filterOtherBody(raw, mediaType(up.headers['content-type']), tools.ids, tools.view);
+    if (!out) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-length': out.length });
+    res.end(out);
   }
 
   // GET and DELETE carry no JSON-RPC: decided as plain HTTP on the transport path.
@@ -553,17 +627,24 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, { decision_id: v.decisionId, reasons: ['the MCP server could not be reached'] }, head);
     }
-    if (req.method === 'DELETE' && (up.statusCode ?? 500) < 300) this.owners.delete(String(req.headers['mcp-session-id']));
-    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
-    res.flushHeaders();
-    // Any spelling of the type a client may accept as a stream (`Text/Event-Stream; charset=utf-8`) is filtered.
-    if (req.method !== 'GET' || mediaType(up.headers['content-type']) !== 'text/event-stream') return relay(up, res);
-    if (legacySpec) return this.relayLegacyStream(up, res, ctx.source.principal);
+    const status = up.statusCode ?? 502;
+    if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
+    const stream = mediaType(up.headers['content-type']) === 'text/event-stream';
+    if (req.method === 'GET' && legacySpec && stream && !encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type'])) {
+      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      res.flushHeaders();
+      return this.relayLegacyStream(up, res, ctx.source.principal);
+    }
+    // The transport answers GET with an event stream or 405, and the SDK reads a 2xx GET body as a stream
+    // whatever its type says: any other 2xx body is refused, as a POST's is.
+    if (req.method === 'GET' && !stream && status >= 200 && status < 300 && !bodiless(status)) {
+      up.destroy();
+      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    }
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.
     // Filtered by shape (any result with a tool list, batches included), as a POST's stream is.
-    const spec = mcpSpec(ctx.policy.bundle)!;
-    relay(up, res, rewriteEventStream(toolsEvents(new Set(), this.toolsLater(new Set(), ctx, spec).view, this.opts.warn)));
+    return this.relayChecked(up, res, status, head, this.toolsLater(new Set(), ctx, mcpSpec(ctx.policy.bundle)!));
   }
 
   // The legacy stream announces the session in its `endpoint` event and carries every answer.
@@ -576,14 +657,22 @@ export class McpHandler {
         } catch {
           sessionId = undefined;
         }
+        // A session id another live stream announced stays that stream's: a server that announces it again
+        // cannot hand one caller's session (its POSTs, its view of the tools) to another. This stream has none.
+        const taken = sessionId ? this.sessions.get(sessionId) : undefined;
+        if (taken && !taken.stream.writableEnded && !taken.stream.destroyed) sessionId = '';
         if (sessionId) this.sessions.set(sessionId, { principal, stream: res, pendingToolsList: new Map() });
-        return undefined;
+        // Its other lines go out only when they cannot spell a tool list (re-encoded, they are left out).
+        return mayListTools(e.raw) ? e.data : undefined;
       }
+      // Before the endpoint event, or after one that named no session, no tools/list can have been sent on
+      // the stream: a tool list there is dropped like any list nobody asked for.
       const s = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!s || !e.hasData) return undefined;
+      const quiet = withoutData(e);
+      if (quiet !== false) return quiet;
       // As toolsEvents: with no tools/list awaited, an event that cannot spell a `tools` key passes unread.
-      const awaited = s.pendingToolsList.size > 0;
-      if (!awaited && !e.data.includes('tools') && !e.data.includes('\\')) return undefined;
+      const awaited = !!s && s.pendingToolsList.size > 0;
+      if (!awaited && !mayListTools(e.raw)) return undefined;
       let msg: unknown;
       try {
         msg = JSON.parse(e.data) as unknown;
@@ -594,8 +683,8 @@ export class McpHandler {
       }
       const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
       const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
-      const view = (key !== undefined ? s.pendingToolsList.get(key) : undefined) ?? s.view;
-      if (key !== undefined) s.pendingToolsList.delete(key);
+      const view = (key !== undefined ? s?.pendingToolsList.get(key) : undefined) ?? s?.view;
+      if (key !== undefined) s?.pendingToolsList.delete(key);
       // A tool list under any id (a decoy first, say) is filtered with the session's view; with no
       // tools/list ever sent on the session, there is no view and no client waits for one: dropped.
       if (!holdsToolList(msg)) return JSON.stringify(msg);
@@ -641,7 +730,9 @@ export class McpHandler {
     } catch {
       return sendJson(res, 502, rpcError(null, -32000, 'the MCP server could not be reached'), head);
     }
-    res.writeHead(up.statusCode ?? 502, { ...copyHeaders(up.headers), ...head });
-    relay(up, res);
+    // The answers travel on the stream; this one is normally `202 Accepted`. Any other is checked as an
+    // error answer is, with the session's view: a lenient client may read a tool list in it.
+    let view: ToolsView | undefined;
+    return this.relayChecked(up, res, up.statusCode ?? 502, head, { ids, view: () => (view ??= session.view ?? this.toolsView(ctx, spec)) });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBody } from './jsonrpc.js';
+import { asciiCharset, parseBody } from './jsonrpc.js';
 
 const JSON_CT = 'application/json; charset=utf-8';
 const parse = (v: unknown, ct = JSON_CT) => parseBody(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), ct);
@@ -47,5 +47,14 @@ describe('parseBody', () => {
   it('refuses a batch larger than the limit', () => {
     const r = parseBody(Buffer.from(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' })))), JSON_CT, { maxBodyBytes: 1e6, maxBatch: 2, maxArgumentsBytes: 1e3 });
     expect(!r.ok && r.error.error?.message).toMatch(/more than 2/);
+  });
+});
+
+describe('asciiCharset', () => {
+  it('accepts no charset and those that read ASCII as UTF-8 does, in any spelling, and refuses the others', () => {
+    const ok = [undefined, '', 'application/json', 'application/json; charset=utf-8', 'text/html; Charset="ISO-8859-1"', 'text/plain;charset=us-ascii', 'text/html; charset=windows-1252', 'text/event-stream; foo=bar'];
+    const refused = ['application/json; charset=utf-16', 'text/event-stream; charset=UTF-16LE', 'text/event-stream; charset="utf-7"', 'text/html; charset=cp500', 'application/json; charset=utf-32be', 'application/json; charset=utf-8; charset=utf-16'];
+    expect(ok.map(asciiCharset)).toEqual(ok.map(() => true));
+    expect(refused.map(asciiCharset)).toEqual(refused.map(() => false));
   });
 });

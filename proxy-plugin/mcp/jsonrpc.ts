@@ -98,6 +98,24 @@ export function mediaType(ct: string | undefined): string {
   return ct ? ct.split(';')[0]!.trim().toLowerCase() : '';
 }
 
+// Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` spell `tools`.
+const ASCII_CHARSETS = /^(?:utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|(?:windows|cp)-?125\d)$/i;
+
+/**
+ * True when a Content-Type names no charset, or one that reads ASCII as UTF-8 does. A client that decodes
+ * a body by its charset (UTF-16, UTF-7, EBCDIC, …) may read words in it that its bytes do not spell, so a
+ * filter that reads the bytes cannot vouch for it.
+ */
+export function asciiCharset(ct: string | undefined): boolean {
+  if (!ct || !ct.includes(';')) return true;
+  for (const p of ct.split(';').slice(1)) {
+    const eq = p.indexOf('=');
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    if (!ASCII_CHARSETS.test(p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))) return false;
+  }
+  return true;
+}
+
 /** True when the Content-Type names JSON (`application/json`, parameters allowed). */
 export function isJsonContentType(ct: string | undefined): boolean {
   return mediaType(ct) === 'application/json';

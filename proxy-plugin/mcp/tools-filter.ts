@@ -39,6 +39,61 @@ export function listsTools(r: JsonRpcResponse): boolean {
   return !!r.result && typeof r.result === 'object' && Array.isArray((r.result as { tools?: unknown }).tools);
 }
 
+/** True when a message (or a batch of them) holds a result with a tool list. */
+export function holdsToolList(doc: unknown): boolean {
+  const one = (m: unknown) => !!m && typeof m === 'object' && listsTools(m as JsonRpcResponse);
+  return Array.isArray(doc) ? doc.some(one) : one(doc);
+}
+
+/**
+ * False when JSON text cannot hold a tool list: it spells no `tools` key, neither as the word nor through an
+ * escape (`t\u006fols`), nor in UTF-16 or UTF-32 (a NUL, which UTF-8 JSON and event streams never hold raw).
+ * Such text passes unread, so a check costs a byte search on answers without one.
+ */
+export function mayListTools(text: string | Buffer): boolean {
+  return text.includes('tools') || text.includes('\\') || text.includes('\0');
+}
+
+/**
+ * False when text that JSON.parse accepted cannot spell a `tools` key for any parser: in valid JSON only a
+ * `\u` escape spells a letter (`\n` and `\"` do not), so a tool result with escaped quotes needs no more look.
+ */
+export function parsedMayListTools(json: string): boolean {
+  return json.includes('tools') || json.includes('\\u');
+}
+
+// Text a JSON parser may read as a document (an object or a batch), after any white space or byte order mark.
+const JSON_DOCUMENT = /^[\s\uFEFF]*[[{]/;
+// An event-stream data field: a client that reads the body as a stream (whatever its type says) gets its value.
+const EVENT_DATA = /(?:^\uFEFF?|[\r\n])data(?:[:\r\n]|$)/;
+
+/**
+ * An answer body that is not one of the transport's JSON-RPC answers (an error status, a GET's or DELETE's
+ * answer, a legacy POST's own answer), as it may go to the caller; undefined when it cannot go (502).
+ * A client may still read a tool list in it, whatever its status and type say: JSON (by its type, or by its
+ * first character) is parsed, and re-encoded with every tool list filtered, so that a client reads what was
+ * checked (a key given twice is read alike by all); JSON that does not parse, and event-stream data lines,
+ * are refused; any other body (an HTML error page) passes as sent, as does any body that spells no tool list.
+ */
+export function filterOtherBody(body: Buffer, mediaType: string, ids: ReadonlySet<JsonRpcId>, view: () => ToolsView): Buffer | undefined {
+  if (!mayListTools(body)) return body;
+  // UTF-16 or UTF-32 text (a client may decode it so) or binary: nothing the filter could read.
+  if (body.includes(0)) return undefined;
+  const text = body.toString('utf8');
+  if (mediaType === 'application/json' || mediaType.endsWith('+json') || JSON_DOCUMENT.test(text)) {
+    let doc: unknown;
+    try {
+      // A byte order mark fails here, as on a 2xx JSON answer: refused rather than guessed at.
+      doc = JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
+    }
+    if (!doc || typeof doc !== 'object') return body; // a bare string or number holds no list
+    return Buffer.from(JSON.stringify(holdsToolList(doc) ? filterToolsJson(doc, ids, view()) : doc), 'utf8');
+  }
+  return EVENT_DATA.test(text) ? undefined : body;
+}
+
 /**
  * Rewrite a response if it answers one of the tools/list requests in `ids`, or holds a tool list whatever
  * its id says: clients match ids loosely (the MCP SDK reads `"5"` and `5.0` as 5), so a list answered

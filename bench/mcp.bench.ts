@@ -43,6 +43,12 @@ export interface McpCallFigures {
   /** CPU per call of the pass-through's process and of warden proxy's, µs. */
   passthroughCpu: number;
   proxiedCpu: number;
+  /**
+   * The same calls under load (`inFlight` at a time, each proxy in turn): CPU per call of each proxy
+   * process, µs, and the latency p50. Calls one at a time leave every process idle between them, so each
+   * call starts on cold caches; under load the proxies stay warm, as a busy pod's sidecar does.
+   */
+  load: { inFlight: number; calls: number; passthroughCpu: number; proxiedCpu: number; passthroughP50: number; proxiedP50: number };
 }
 
 /** Everything the benchmark measured. */
@@ -71,6 +77,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   // Calls per kind before measuring (JIT, keep-alive sockets). The default leaves the proxies' code and
   // the policy's WASM partly unoptimized; BENCH_WARMUP=1000 measures a sidecar that has served a while.
   const warmup = Number(process.env.BENCH_WARMUP ?? 50);
+  const inFlight = Number(process.env.BENCH_IN_FLIGHT ?? 8);
   const out = opts.log ?? ((s: string) => console.log(s));
   const [policy, issuer, policies] = await Promise.all([loadOpsMcpPolicy(), tokenIssuer(), copyPolicies(['ops-mcp'])]);
   const token = await issuer.sign('bench-agent', 'tools:read tools:write');
@@ -122,7 +129,20 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
           const directP50 = pct(d, 50);
           const proxiedP50 = pct(p, 50);
           const passthroughP50 = pct(t, 50);
-          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls });
+          // Under load: each proxy in turn, twice, `inFlight` calls at a time; CPU read around each phase.
+          const loaded = { pass: { cpu: 0, lat: [] as number[] }, proxy: { cpu: 0, lat: [] as number[] } };
+          for (let round = 0; round < 2; round++) {
+            for (const [which, client, cpu] of [['pass', passed, async () => (await passthrough.stats()).cpu], ['proxy', proxied, async () => proxy.cpuMicros()]] as const) {
+              const before = await cpu();
+              let left = calls;
+              await Promise.all(Array.from({ length: inFlight }, async () => {
+                while (left-- > 0) loaded[which].lat.push(await timed(() => k.f(client)));
+              }));
+              loaded[which].cpu += (await cpu()) - before;
+            }
+          }
+          const load = { inFlight, calls: 2 * calls, passthroughCpu: loaded.pass.cpu / (2 * calls), proxiedCpu: loaded.proxy.cpu / (2 * calls), passthroughP50: pct(loaded.pass.lat, 50), proxiedP50: pct(loaded.proxy.lat, 50) };
+          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls, load });
         }
       } finally {
         for (const stop of stops) await stop();
@@ -150,6 +170,11 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'paired p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
   for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.handlerPairedP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
   out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); paired = median of each proxied call less the pass-through call just before it; CPU = the proxy process\'s CPU time per call');
+  out(`under load (${inFlight} calls in flight, ${2 * calls} calls per proxy, each proxy in turn): CPU per call of each proxy process (the handler's own CPU = warden proxy − pass-through), and latency p50`);
+  for (const f of figures) {
+    const l = f.load;
+    out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} CPU: warden proxy ${us(l.proxiedCpu)}, pass-through ${us(l.passthroughCpu)}, handler ${us(l.proxiedCpu - l.passthroughCpu)} (${(l.proxiedCpu / l.passthroughCpu).toFixed(2)}×); p50 through warden proxy ${us(l.proxiedP50)}, through the pass-through ${us(l.passthroughP50)}`);
+  }
   out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
   return result;
 }
@@ -163,6 +188,7 @@ export function figures(r: McpBenchResult): Figure[] {
     { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: `shipped configuration: warden proxy − the gate-off sidecar, each in its own process; paired differences p50 ${f.handlerPairedP50.toFixed(0)} µs; target ≤ 150 µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) handler CPU per call under load`, value: f.load.proxiedCpu - f.load.passthroughCpu, unit: 'µs', detail: `${f.load.inFlight} in flight: warden proxy ${f.load.proxiedCpu.toFixed(0)} µs, pass-through ${f.load.passthroughCpu.toFixed(0)} µs per call; p50 ${f.load.proxiedP50.toFixed(0)} / ${f.load.passthroughP50.toFixed(0)} µs` },
   ]);
   out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });
   return out;

@@ -27,16 +27,23 @@ export function toOpaJson(v: RegoValue): OpaJson {
 // slower exact reader.
 const MAY_ROUND = /\d{16}|[eE][+-]?\d{3}/;
 
-/** Reads a result's value text as OpaJson; plain JSON (the common case) through JSON.parse. */
-export function readValueText(text: string): OpaJson {
-  if (!MAY_ROUND.test(text)) {
-    try {
-      return JSON.parse(text) as OpaJson;
-    } catch {
-      // set literals, non-string keys or a number spelling JSON lacks: the exact reader below
-    }
+/**
+ * The value of `text` when JSON.parse reads it exactly; undefined when it holds what JSON lacks (a set
+ * literal, a non-string key, a number spelling) or a number JSON.parse would round.
+ */
+export function readPlainJson(text: string): OpaJson | undefined {
+  if (MAY_ROUND.test(text)) return undefined;
+  try {
+    return JSON.parse(text) as OpaJson;
+  } catch {
+    return undefined;
   }
-  return toOpaJson(parseValueText(text));
+}
+
+/** Reads a result's value text as OpaJson: plain JSON (the common case) through JSON.parse, unless `exact`. */
+export function readValueText(text: string, exact = false): OpaJson {
+  const plain = exact ? undefined : readPlainJson(text);
+  return plain !== undefined ? plain : toOpaJson(parseValueText(text));
 }
 
 /**

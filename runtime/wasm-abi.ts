@@ -10,7 +10,7 @@
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
 import type { EvaluationBudget } from './evaluation-limits.js';
-import { jsonText, readValueText } from './opa-json.js';
+import { jsonText, readPlainJson, readValueText } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
 import { METERING_IMPORTS } from './wasm-metering.js';
 
@@ -158,6 +158,11 @@ export function instantiatePolicy(
   }
   const entrypoints = dumpJson(exports.entrypoints()) as Record<string, number>;
 
+  // Entrypoints that once gave a result JSON.parse cannot read exactly (a set, say): theirs are read
+  // exactly from then on, sparing a JSON.parse that would fail and throw each time (a tools/list's view
+  // is a set of names). The exact reader reads plain JSON too, only slower.
+  const exactEntrypoints = new Set<number>();
+
   // The data sits at the heap's base; each evaluation starts its heap right above it (opa_eval resets it).
   const dataAddr = load(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, false);
   const dataHeapPtr = exports.opa_heap_ptr_get();
@@ -184,7 +189,7 @@ export function instantiatePolicy(
         }
       }
       const result = exports.opa_eval(0, id, dataAddr, written ? at : 0, written, at + written, 1);
-      return firstResult(cString(result));
+      return firstResult(cString(result), exactEntrypoints, id);
     },
   };
 }
@@ -192,15 +197,22 @@ export function instantiatePolicy(
 // The result set's value text is a set of `{"result": …}` rows (`set()` when undefined). An
 // entrypoint's set holds one row, whose text is the set's less its outer braces: read as such, the
 // common case is plain JSON for JSON.parse, with no copy (a concatenation would be flattened first).
-function firstResult(text: string): OpaJson | undefined {
+// `exact`: the entrypoints whose results are read exactly (see instantiatePolicy); one joins it when
+// its result is not plain JSON.
+function firstResult(text: string, exact: Set<number>, entrypoint: number): OpaJson | undefined {
   if (text === 'set()') return undefined;
   if (text[0] !== '{' || text.at(-1) !== '}') throw new Error(`malformed result set from the policy module: ${text.slice(0, 80)}`);
   const inner = text.slice(1, -1);
+  if (!exact.has(entrypoint)) {
+    const plain = readPlainJson(inner) as { result?: OpaJson } | undefined;
+    if (plain !== undefined) return plain.result;
+    exact.add(entrypoint);
+  }
   let row: { result?: OpaJson };
   try {
-    row = readValueText(inner) as { result?: OpaJson };
+    row = readValueText(inner, true) as { result?: OpaJson };
   } catch {
-    row = (readValueText(`[${inner}]`) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
+    row = (readValueText(`[${inner}]`, true) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
   }
   return row.result;
 }

@@ -159,4 +159,24 @@ describe('bundle signatures and policies', () => {
     const b = await openBundle(await signed(f), trust);
     await expect(Policy.load(b)).rejects.toThrow(/builtins this runtime does not provide: net\.lookup_ip_addr/);
   });
+
+  it('reads an entrypoint that gives a set, then plain JSON, then a set again, each as OPA prints it', async () => {
+    // Once an entrypoint gave a set, its results are read exactly from then on (no failing JSON.parse):
+    // arrays keep their order, sets come sorted, integers beyond 2^53 keep their digits either way.
+    writeFileSync(join(dir, 'v.rego'), 'package v\nimport rego.v1\nout := {n | some n in input.names} if input.set\nout := input.names if not input.set\n');
+    await execFileP(await requireOpa(), ['build', '-t', 'wasm', '-e', 'v/out', '-o', join(dir, 'v.tar.gz'), join(dir, 'v.rego')]);
+    const f = new Map<string, Uint8Array>([
+      ['.manifest', Buffer.from(JSON.stringify({ revision: 'r1', roots: ['v'], wasm: [{ entrypoint: 'v/out', module: '/policy.wasm' }] }))],
+      ['data.json', Buffer.from('{}')],
+      ['policy.wasm', (await readArchive(readFileSync(join(dir, 'v.tar.gz')))).get('policy.wasm')!],
+    ]);
+    const p = await Policy.load(await openBundle(await signed(f), trust));
+    expect(p.evaluate('v/out', { set: false, names: ['b', 'a'] })).toEqual(['b', 'a']);
+    expect(p.evaluate('v/out', { set: true, names: ['b', 'a', 'b', 'c'] })).toEqual(['a', 'b', 'c']);
+    expect(p.evaluate('v/out', { set: false, names: ['b', 'a'] })).toEqual(['b', 'a']);
+    expect(p.evaluate('v/out', { set: true, names: [] })).toEqual([]);
+    expect(p.evaluate('v/out', { set: false, names: [{ k: 'v' }, [1.5]] })).toEqual([{ k: 'v' }, [1.5]]);
+    expect(p.evaluate('v/out', { set: false, names: [12345678901234567890n, 'b', 'a'] })).toEqual([12345678901234567890n, 'b', 'a']);
+    expect(p.evaluate('v/out', { set: true, names: ['z', 'y'] })).toEqual(['y', 'z']);
+  });
 });

@@ -103,16 +103,14 @@ export class DecisionLog {
     const builds = this.later;
     this.later = [];
     for (const build of builds) {
-      let event: DecisionEvent;
       try {
-        event = build();
+        this.record(build());
       } catch (err) {
+        // The rest are still built: one bad event must not take the others with it.
         this.dropped++;
         this.opts.metrics?.logDropped.inc(1);
         this.opts.logger.error({ err: String((err as Error)?.message ?? err) }, 'a decision event could not be built (dropped)');
-        continue;
       }
-      this.record(event);
     }
   };
 

@@ -44,6 +44,13 @@ export interface McpCallFigures {
   passthroughCpu: number;
   proxiedCpu: number;
   /**
+   * Mean time each proxy held a call, by its own clock (warden_proxy_held_seconds; the pass-through's
+   * the same way): request head to forwarding plus answer's first bytes to last write, µs. Neither the
+   * client's nor the server's time is in it, so it moves far less with the machine than the p50s do.
+   */
+  passthroughHeld: number;
+  proxiedHeld: number;
+  /**
    * The same calls under load (`inFlight` at a time, each proxy in turn): CPU per call of each proxy
    * process, µs, and the latency p50. Calls one at a time leave every process idle between them, so each
    * call starts on cold caches; under load the proxies stay warm, as a busy pod's sidecar does.
@@ -98,7 +105,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
         const passthrough = startPodProcess<{ passthroughPort: number }>(['proxies', new URL(origin).port], prof);
         stops.unshift(passthrough.stop);
         const proxy = await startWardenProxy(['--workload', 'ops-mcp', '--engine', engine.url, '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
-          '--upstream', origin, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
+          '--upstream', origin, '--admin', '127.0.0.1:0', '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, `mcp-${answers}.spill`)]);
         stops.unshift(proxy.close);
         const { passthroughPort } = await passthrough.ready;
         const connect = async (base: string): Promise<Client> => {
@@ -119,13 +126,20 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
           const d: number[] = [];
           const p: number[] = [];
           const t: number[] = [];
-          const cpuBefore = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
+          const statsBefore = await passthrough.stats();
+          const heldBefore = await proxy.held();
+          const cpuBefore = [statsBefore.cpu, proxy.cpuMicros()];
           for (let i = 0; i < calls; i++) {
             d.push(await timed(() => k.f(direct)));
             t.push(await timed(() => k.f(passed)));
             p.push(await timed(() => k.f(proxied)));
           }
-          const cpuAfter = [(await passthrough.stats()).cpu, proxy.cpuMicros()];
+          const statsAfter = await passthrough.stats();
+          const cpuAfter = [statsAfter.cpu, proxy.cpuMicros()];
+          const heldAfter = await proxy.held();
+          const perCall = (seconds: number, n: number) => (n > 0 ? (seconds / n) * 1e6 : NaN);
+          const passthroughHeld = perCall(statsAfter.heldSeconds - statsBefore.heldSeconds, statsAfter.heldCalls - statsBefore.heldCalls);
+          const proxiedHeld = perCall(heldAfter.seconds - heldBefore.seconds, heldAfter.calls - heldBefore.calls);
           const directP50 = pct(d, 50);
           const proxiedP50 = pct(p, 50);
           const passthroughP50 = pct(t, 50);
@@ -142,7 +156,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
             }
           }
           const load = { inFlight, calls: 2 * calls, passthroughCpu: loaded.pass.cpu / (2 * calls), proxiedCpu: loaded.proxy.cpu / (2 * calls), passthroughP50: pct(loaded.pass.lat, 50), proxiedP50: pct(loaded.proxy.lat, 50) };
-          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls, load });
+          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls, passthroughHeld, proxiedHeld, load });
         }
       } finally {
         for (const stop of stops) await stop();
@@ -170,6 +184,8 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'paired p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
   for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.handlerPairedP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
   out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); paired = median of each proxied call less the pass-through call just before it; CPU = the proxy process\'s CPU time per call');
+  out("time each proxy held a call by its own clock (mean; request head to forwarding + answer's first bytes to last write; the handler's own time = warden proxy − pass-through):");
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} held: warden proxy ${us(f.proxiedHeld)}, pass-through ${us(f.passthroughHeld)}, handler ${us(f.proxiedHeld - f.passthroughHeld)}`);
   out(`under load (${inFlight} calls in flight, ${2 * calls} calls per proxy, each proxy in turn): CPU per call of each proxy process (the handler's own CPU = warden proxy − pass-through), and latency p50`);
   for (const f of figures) {
     const l = f.load;
@@ -187,6 +203,7 @@ export function figures(r: McpBenchResult): Figure[] {
     { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls after ${r.warmup} warm-up calls` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: `shipped configuration: warden proxy − the gate-off sidecar, each in its own process; paired differences p50 ${f.handlerPairedP50.toFixed(0)} µs; target ≤ 150 µs` },
+    { suite: 'mcp', name: `${f.method} (${f.answers}) handler time held, mean`, value: f.proxiedHeld - f.passthroughHeld, unit: 'µs', detail: `by each proxy's own clock: warden proxy ${f.proxiedHeld.toFixed(0)} µs, pass-through ${f.passthroughHeld.toFixed(0)} µs per call` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
     { suite: 'mcp', name: `${f.method} (${f.answers}) handler CPU per call under load`, value: f.load.proxiedCpu - f.load.passthroughCpu, unit: 'µs', detail: `${f.load.inFlight} in flight: warden proxy ${f.load.proxiedCpu.toFixed(0)} µs, pass-through ${f.load.passthroughCpu.toFixed(0)} µs per call; p50 ${f.load.proxiedP50.toFixed(0)} / ${f.load.passthroughP50.toFixed(0)} µs` },
   ]);

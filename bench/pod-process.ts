@@ -16,6 +16,9 @@ export interface PodStats {
   /** Longest and total GC pause, ms. */
   gcMaxMs: number;
   gcTotalMs: number;
+  /** The pass-through's forwarded calls so far and the seconds it held them (SidecarOptions.held). */
+  heldSeconds: number;
+  heldCalls: number;
 }
 
 /** One container of the benchmark pod, running. */

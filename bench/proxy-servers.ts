@@ -18,6 +18,8 @@ const listen = async (s: Server) => {
 };
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
+// What the pass-through held its forwarded calls for (as warden proxy's warden_proxy_held_seconds), so far.
+const held = { seconds: 0, calls: 0 };
 if (role === 'upstream') {
   const body = JSON.stringify({ id: 42, status: 'open', items: [{ sku: 'A-1', qty: 2 }] });
   const upstream = http.createServer((_req, res) => {
@@ -33,7 +35,7 @@ if (role === 'upstream') {
 } else {
   const [upstreamPort] = args as [string];
   const target = new URL(`http://127.0.0.1:${upstreamPort}`);
-  const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger: pino({ level: 'silent' }), limits: { keepAliveTimeoutMs: 30_000 } }));
+  const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger: pino({ level: 'silent' }), limits: { keepAliveTimeoutMs: 30_000 }, held: (s) => ((held.seconds += s), held.calls++) }));
   const pipe = net.createServer((client) => {
     const upstream = net.connect(Number(upstreamPort), '127.0.0.1');
     const close = () => {
@@ -63,7 +65,7 @@ process.on('message', (m) => {
     const u = process.cpuUsage();
     // The histogram holds whole sampling intervals: how late a tick came is the interval less the resolution.
     const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
-    process.send!({ cpu: u.user + u.system, loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max), gcMaxMs, gcTotalMs });
+    process.send!({ cpu: u.user + u.system, loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max), gcMaxMs, gcTotalMs, heldSeconds: held.seconds, heldCalls: held.calls });
     loopDelay.reset();
     gcMaxMs = 0;
     gcTotalMs = 0;

@@ -242,7 +242,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
     sidecar = await startWardenProxy(['--workload', 'orders', '--engine', engine.url, '--bundle', bundleFile, '--verification-key', keyFile, '--upstream', `http://127.0.0.1:${upstreamPort}`,
       '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--spill', join(policies.dir, 'bench.spill')]);
     const cli = sidecar;
-    type Stats = Omit<PodStats, 'gcTotalMs'>;
+    type Stats = Omit<PodStats, 'gcTotalMs' | 'heldSeconds' | 'heldCalls'>;
     // The CLI sidecar answers no messages: its CPU comes from /proc, its event loop is not sampled.
     const cliStats = async (): Promise<Stats> => ({ cpu: cli.cpuMicros(), loopP99Ms: NaN, loopMaxMs: NaN, gcMaxMs: NaN });
     const measured = async (name: string, port: number, proxy: () => Promise<Stats> = proxies.stats) => {

@@ -15,6 +15,8 @@ export interface WardenProxy {
   port: number;
   /** CPU time (user + system) the process has used so far, µs. */
   cpuMicros(): number;
+  /** With `--admin`: its calls forwarded so far and the seconds it held them (warden_proxy_held_seconds). */
+  held(): Promise<{ seconds: number; calls: number }>;
   close(): Promise<void>;
 }
 
@@ -36,13 +38,20 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
     let err = '';
     const onData = (d: Buffer) => {
       err += d.toString();
-      const m = /on 127\.0\.0\.1:(\d+) .*\(bundle [^n]/.exec(err);
+      const m = /on 127\.0\.0\.1:(\d+)(?: \(admin 127\.0\.0\.1:(\d+)\))? .*\(bundle [^n]/.exec(err);
       if (!m) return;
       // Ready: from here on stderr is drained, never kept.
       child.stderr!.off('data', onData);
       child.stderr!.resume();
       child.off('exit', onExit);
-      resolve({ child, port: Number(m[1]), cpuMicros, close });
+      const admin = m[2];
+      const held = async () => {
+        if (!admin) throw new Error('warden proxy was started without --admin: no metrics to read');
+        const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+        const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        return { seconds: value('warden_proxy_held_seconds_sum'), calls: value('warden_proxy_held_seconds_count') };
+      };
+      resolve({ child, port: Number(m[1]), cpuMicros, held, close });
     };
     const onExit = (code: number | null) => reject(new Error(`warden proxy exited with ${code}: ${err}`));
     child.stderr!.on('data', onData);

@@ -320,6 +320,7 @@ export function registerProxy(program: Command): void {
         jsonBodyBytes,
         headers,
         limits,
+        held: (seconds) => plugin.metrics.held(seconds),
         ...(tls ? { tls } : {}),
       });
       return { server, flag, at };

@@ -99,6 +99,12 @@ export interface FastPathOptions {
   answer(status: number, decisionId: string | undefined, reason: string): OwnAnswer;
   /** An upstream call failed before it could answer. */
   upstreamFailed(decisionId: string | undefined, err: string): void;
+  /**
+   * A forwarded call's answer went out: the seconds the sidecar held it, from its request head to the
+   * request's forwarding plus from the answer's first bytes to its last write (the upstream's own time
+   * is not counted).
+   */
+  held?(seconds: number): void;
 }
 
 // One keep-alive connection to the upstream. Its listeners stay for its whole life and route to the
@@ -269,6 +275,8 @@ class Connection {
   private buf: Buffer | undefined;
   private exchange: Exchange | undefined;
   private gone = false;
+  /** When the request being served had its head read (performance.now()): the start of its hold. */
+  arrived = 0;
   /** A body being read before its request is admitted again (Admission.readBody). */
   private collecting: { head: RequestHead; headBytes: Buffer; then: (body: Buffer) => Admission | Promise<Admission>; timer: NodeJS.Timeout } | undefined;
 
@@ -350,6 +358,7 @@ class Connection {
     this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
     this.busy = true;
     this.socket.setTimeout(0);
+    this.arrived = performance.now();
     const headBytes = buf.subarray(0, end + 4);
     this.admitWith(head, headBytes, undefined, () => this.fp.o.admit(head, this.socket));
   }
@@ -486,6 +495,9 @@ class Exchange {
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
   private readonly requestHead: string;
+  /** Sidecar time before the request went out, then when the answer's first bytes came (held). */
+  private heldMs = 0;
+  private answerAt = 0;
 
   constructor(
     private readonly fp: FastPath,
@@ -520,6 +532,7 @@ class Exchange {
       s.write(early);
     }
     s.uncork();
+    this.heldMs = performance.now() - this.conn.arrived;
     this.streaming = true;
     if (this.bodyLeft === 0) this.bodySent();
     else this.conn.socket.resume();
@@ -552,6 +565,7 @@ class Exchange {
   onUpData(chunk: Buffer): void {
     if (this.finished) return;
     if (!this.resp) {
+      if (!this.rbuf) this.answerAt = performance.now();
       this.rbuf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
       for (;;) {
         const end = this.rbuf.indexOf(CRLFCRLF);
@@ -678,6 +692,7 @@ class Exchange {
   // and the client gets `own` instead of the upstream's answer when given (nothing of that went out).
   private complete(own?: OwnAnswer, reusable = true): void {
     const resp = this.resp!;
+    if (!own) this.fp.o.held?.((this.heldMs + performance.now() - this.answerAt) / 1000);
     this.finish();
     this.fp.pool.release(this.up!, reusable && !resp.close && !this.extra && this.bodyLeft === 0, resp.keepAliveMs);
     if (own) this.conn.own(own, this.closeAfter);

@@ -9,6 +9,7 @@ export class PluginMetrics {
   // piled up): an observe() with its label lookup costs microseconds per call on a cache the proxy's
   // sockets keep cold; an append costs nanoseconds, and the batch runs hot.
   private readonly pendingEval: number[] = [];
+  private readonly pendingHeld: number[] = [];
   /** outcome → front end → count (both from small fixed sets: no key is built per call). */
   private readonly pendingDecisions = new Map<string, Map<string, number>>();
   readonly registry = new Registry();
@@ -23,6 +24,13 @@ export class PluginMetrics {
     name: 'warden_policy_eval_seconds',
     help: 'Policy evaluation time',
     buckets: [5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 2e-2],
+    registers: [this.registry],
+    collect: () => this.flush(),
+  });
+  readonly heldSeconds = new Histogram({
+    name: 'warden_proxy_held_seconds',
+    help: "Time a call forwarded on the sidecar's fast path spent in the sidecar: its request head to its forwarding, plus the answer's first bytes to its last write (the upstream's time is not counted)",
+    buckets: [2.5e-5, 5e-5, 1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 3.2e-3, 6.4e-3, 1.28e-2, 5e-2],
     registers: [this.registry],
     collect: () => this.flush(),
   });
@@ -52,6 +60,11 @@ export class PluginMetrics {
     if (this.pendingEval.push(seconds) >= 4096) this.flush();
   }
 
+  /** The sidecar held one forwarded call for `seconds` (FastPathOptions.held). */
+  held(seconds: number): void {
+    if (this.pendingHeld.push(seconds) >= 4096) this.flush();
+  }
+
   /** One decision was made (outcome × front end). */
   decided(outcome: string, source: string): void {
     let bySource = this.pendingDecisions.get(outcome);
@@ -63,6 +76,8 @@ export class PluginMetrics {
   flush(): void {
     for (const v of this.pendingEval) this.evalSeconds.observe(v);
     this.pendingEval.length = 0;
+    for (const v of this.pendingHeld) this.heldSeconds.observe(v);
+    this.pendingHeld.length = 0;
     for (const [outcome, bySource] of this.pendingDecisions) for (const [source, n] of bySource) this.decisions.inc({ outcome, source }, n);
     this.pendingDecisions.clear();
   }

@@ -45,6 +45,8 @@ export interface SidecarOptions {
   jsonBodyBytes?: number;
   /** Caller-sent fields never forwarded (default DEFAULT_HEADER_POLICY; see upstream-head.ts). */
   headers?: HeaderPolicy;
+  /** Seconds the sidecar held each call it forwarded on its fast path (FastPathOptions.held): a metric. */
+  held?: (seconds: number) => void;
 }
 
 /** The sidecar's listener: a net (or TLS) server with http.Server's ways to close connections. */
@@ -254,6 +256,7 @@ function fastPathOf(c: Parts, full: http.Server): FastPath | undefined {
     responseHeaderLines,
     answer: ownAnswer,
     upstreamFailed: (decisionId, err) => log.warn({ decision_id: decisionId, err }, 'upstream request failed'),
+    ...(opts.held ? { held: opts.held } : {}),
   });
 }
 

@@ -530,3 +530,31 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
     }
   });
 });
+
+describe('fast path: how long the sidecar holds a call', () => {
+  it("reports each forwarded call's time in the sidecar, the upstream's own time not counted (warden proxy --admin, /metrics)", async () => {
+    // The upstream takes 300 ms per answer; the sidecar's own work is well under a millisecond. A denial
+    // is answered by the sidecar itself and is not a forwarded call.
+    const up = await startRawUpstream((req, s) => void setTimeout(() => ok(req, s), 300));
+    const m = await startWarden(
+      ['proxy', '--workload', 'orders', '--bundle', join(policies.out, 'orders.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
+        '--upstream', `http://127.0.0.1:${up.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1',
+        '--spill', join(policies.dir, 'fast-path-held.spill')],
+      /on [\d.]+:(\d+) \(admin [\d.]+:(\d+)\).*\(bundle [^n]/,
+      children,
+    );
+    try {
+      const out = await exchange(Number(m[1]), get('/orders/1') + 'GET /orders/2 HTTP/1.1\r\nHost: orders\r\n\r\n' + get('/orders/3', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 403, 200]);
+      const text = await (await fetch(`http://127.0.0.1:${m[2]}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+      expect(value('warden_proxy_held_seconds_count')).toBe(2);
+      expect(value('warden_proxy_held_seconds_sum')).toBeGreaterThan(0);
+      expect(value('warden_proxy_held_seconds_sum')).toBeLessThan(0.3); // one upstream answer alone took 0.3 s
+      expect(value('warden_proxy_held_seconds_bucket\\{le="0.05"\\}')).toBe(2);
+    } finally {
+      children.at(-1)!.kill('SIGTERM');
+      await new Promise<void>((r) => up.server.close(() => r()));
+    }
+  });
+});

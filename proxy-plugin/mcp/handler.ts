@@ -155,6 +155,11 @@ function unreadable(decisionId: string | undefined): OwnAnswer {
   return { status: 502, headers: [['content-type', 'application/json'], ...(decisionId ? ([[DECISION_ID_HEADER, decisionId]] as Array<[string, string]>) : [])], body: JSON.stringify(rpcError(null, -32000, UNREADABLE)) };
 }
 
+// The same 502 on node's path.
+function sendUnreadable(res: ServerResponse, head: OutgoingHttpHeaders): void {
+  sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+}
+
 // True for a status whose answer carries no body (RFC 9110 §6.4.1).
 const bodiless = (status: number) => status === 204 || status === 304;
 
@@ -214,6 +219,12 @@ const UNREADABLE_BODY = ' unreadable';
 // anyway gets its answer refused, whatever its status and type.
 function encodedBody(contentEncoding: string | undefined): boolean {
   return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
+}
+
+// True when the filter cannot read the body of an answer node parsed (encoded, or in a charset that does not
+// read ASCII as UTF-8 does): answerType says the same of a raw head.
+function unreadableBody(up: IncomingMessage): boolean {
+  return encodedBody(up.headers['content-encoding']) || !asciiCharset(up.headers['content-type']);
 }
 
 // The media type of a raw head's Content-Type, lower case ('' when absent), or UNREADABLE_BODY when the body
@@ -532,28 +543,18 @@ export class McpHandler {
     this.bindSession(up.headers['mcp-session-id'], req, ctx);
     const ct = mediaType(up.headers['content-type']);
     const status = up.statusCode ?? 502;
+    // A stream (a tool list may come on any call's stream, under the id of a tools/list sent elsewhere,
+    // whatever its status says: filtered, this call's local answers first), no body, or an error status (the
+    // upstream refused the body as a whole, e.g. an unknown session: its answer stands for all of it):
+    // checked as every answer that is not a 2xx JSON-RPC answer is.
+    if (ct === 'text/event-stream' || bodiless(status) || status >= 300) return this.relayChecked(up, res, status, head, tools, plan.local);
     if (this.refusedUnreadable(up, res, status, head)) return;
-    if (ct === 'text/event-stream') {
-      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-      // Local answers first: the stream may stay open after the upstream's own answers.
-      for (const l of plan.local) res.write(messageEvent(l));
-      // A tool list may come on any call's stream (under the id of a tools/list sent elsewhere), whatever
-      // its status says: filtered.
-      return relay(up, res, rewriteEventStream(toolsEvents(ids, tools.view, this.opts.warn)));
-    }
-    if (bodiless(status)) {
-      res.writeHead(status, { ...copyHeaders(up.headers), ...head });
-      return relay(up, res);
-    }
-    // The upstream refused the body as a whole (e.g. unknown session): its answer stands for all of it,
-    // checked as any answer a lenient client may read a tool list in.
-    if (status >= 300) return this.sendChecked(up, res, status, head, tools);
     // A 2xx body of another type is refused (the transport allows none): no client may find an
     // unfiltered tool list in it. Only a 202 without a body (to notifications or responses) passes.
     if (ct !== 'application/json') {
       const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
       if (!raw) up.destroy();
-      if (raw?.length !== 0 || status !== 202) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+      if (raw?.length !== 0 || status !== 202) return sendUnreadable(res, head);
       if (plan.local.length > 0) return sendJson(res, 200, mergeAnswers(plan, []) ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       return void res.end();
@@ -563,7 +564,7 @@ export class McpHandler {
     if (!raw) up.destroy();
     const text = raw?.toString('utf8');
     const doc = text === undefined ? undefined : answerDocument(text);
-    if (!doc) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    if (!doc) return sendUnreadable(res, head);
     // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
     // the server sent, once they parsed, go out as they are, unless they could spell a `tools` key (a key
     // given twice is read differently by other parsers: re-encoded, as on the fast path).
@@ -581,9 +582,9 @@ export class McpHandler {
   // An answer with a body the filter cannot read (encoded, or in a charset that does not read ASCII as UTF-8
   // does) is a 502 (true when it was answered so), as on the fast path.
   private refusedUnreadable(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders): boolean {
-    if (bodiless(status) || (!encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type']))) return false;
+    if (bodiless(status) || !unreadableBody(up)) return false;
     up.destroy();
-    sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    sendUnreadable(res, head);
     return true;
   }
 
@@ -591,10 +592,13 @@ export class McpHandler {
   // whatever its status: a body the filter cannot read (encoded, another charset) is refused, an event
   // stream (any spelling of the type a client may accept as one, `Text/Event-Stream; charset=utf-8`)
   // filtered event by event, any other body checked.
-  private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
+  // `local`: answers the sidecar gives itself to calls of the same body, written first on a stream (it may
+  // stay open after the upstream's own answers).
+  private async relayChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer, local: readonly JsonRpcResponse[] = []): Promise<void> {
     if (this.refusedUnreadable(up, res, status, head)) return;
     if (mediaType(up.headers['content-type']) === 'text/event-stream') {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
+      for (const l of local) res.write(messageEvent(l));
       res.flushHeaders();
       return relay(up, res, rewriteEventStream(toolsEvents(tools.ids, tools.view, this.opts.warn)));
     }
@@ -611,7 +615,7 @@ export class McpHandler {
     const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
     if (!raw) up.destroy();
     const out = raw && filterOtherBody(raw, mediaType(up.headers['content-type']), tools.ids, tools.view);
-    if (!out) return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+    if (!out) return sendUnreadable(res, head);
     res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-length': out.length });
     res.end(out);
   }
@@ -630,7 +634,7 @@ export class McpHandler {
     const status = up.statusCode ?? 502;
     if (req.method === 'DELETE' && status < 300) this.owners.delete(String(req.headers['mcp-session-id']));
     const stream = mediaType(up.headers['content-type']) === 'text/event-stream';
-    if (req.method === 'GET' && legacySpec && stream && !encodedBody(up.headers['content-encoding']) && asciiCharset(up.headers['content-type'])) {
+    if (req.method === 'GET' && legacySpec && stream && !unreadableBody(up)) {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       res.flushHeaders();
       return this.relayLegacyStream(up, res, ctx.source.principal);
@@ -639,7 +643,7 @@ export class McpHandler {
     // whatever its type says: any other 2xx body is refused, as a POST's is.
     if (req.method === 'GET' && !stream && status >= 200 && status < 300 && !bodiless(status)) {
       up.destroy();
-      return sendJson(res, 502, rpcError(null, -32000, UNREADABLE), head);
+      return sendUnreadable(res, head);
     }
     // The server's own stream may replay earlier answers (resumption with Last-Event-ID): any tools/list
     // result on it is filtered for this caller, so a replay cannot show what the POST answer hid.

@@ -30,6 +30,9 @@ let agents: TokenIssuer;
 let ordersPort: number;
 let mcpPort: number;
 let ordersOut = '';
+/** How the suite starts warden proxy for ops-mcp, but for --upstream and --spill. */
+let mcpFlags: string[] = [];
+let spillDir = '';
 
 /** A response read off a raw socket. */
 interface Raw {
@@ -144,8 +147,10 @@ deny contains "no tunnel on /orders" if {
   );
   children.at(-1)!.stdout!.on('data', (d: Buffer) => (ordersOut += d.toString()));
   ordersPort = Number(orders[1]);
+  mcpFlags = ['--workload', 'ops-mcp', ...common, '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--headers-timeout', '1500', '--request-timeout', '1500'];
+  spillDir = policies.dir;
   const mcp = await startWarden(
-    ['proxy', '--workload', 'ops-mcp', '--upstream', new URL(mcpServer.url).origin, ...common, '--spill', join(policies.dir, 'mcp.spill'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--headers-timeout', '1500', '--request-timeout', '1500'],
+    ['proxy', '--upstream', new URL(mcpServer.url).origin, '--spill', join(policies.dir, 'mcp.spill'), ...mcpFlags],
     /on [\d.]+:(\d+) .*\(bundle [^n]/,
     children,
   );
@@ -474,6 +479,36 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(out[2]).toMatch(/^HTTP\/1\.1 200 /);
     expect(out[2]).toMatch(/"protocolVersion"/);
     expect(mcpServer.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['POST /mcp']);
+  });
+});
+
+describe('MCP answers with an error status, through warden proxy', () => {
+  it("never shows the caller a tool it may not use in a 500 answer's tool list, on the fast path or on node's path", async () => {
+    // A hostile MCP server: every POST is answered 500 with a JSON body listing tools the reader may not
+    // use (drop_table is destructive, refund_order needs tools:write). A lenient client reads error bodies.
+    const listed = { jsonrpc: '2.0', id: 1, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, inputSchema: { type: 'object' } })) } };
+    const hostile = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(listed)));
+    });
+    const hostilePort = await listenLocal(hostile);
+    try {
+      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'hostile.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+      const token = await agents.sign('agent-hostile-500', 'tools:read');
+      // A single call takes the fast path; the same call as a batch is handed to node's path.
+      for (const body of [initialize, [initialize]]) {
+        const r = await exchange(Number(m[1]), mcpPost(token, body));
+        expect(r.status).toBe(500);
+        // Filtered where it stands (get_order goes too: the server describes it otherwise than reviewed,
+        // and ops-mcp blocks drifted tools); the forbidden tools appear nowhere in the answer.
+        expect((JSON.parse(r.body) as typeof listed).result.tools).toEqual([]);
+        expect(r.body).not.toContain('refund_order');
+        expect(r.body).not.toContain('drop_table');
+      }
+    } finally {
+      children.at(-1)!.kill('SIGTERM');
+      await closeServer(hostile);
+    }
   });
 });
 

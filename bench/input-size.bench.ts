@@ -4,11 +4,15 @@
 // with no body (its baseline, in alternating rounds of the same run). Also printed: what the same call
 // cost before (body parsed to a value, the whole input serialized), and the body check the sidecar pays
 // for every JSON body it reads, whatever the policy does with it (runtime/json-text.ts vs JSON.parse).
+// And the headers of an MCP client's call, which no rule of ops-mcp reads since the compiler follows only
+// the rules the entrypoints reach: the call with them, selected, beside the whole input and no headers.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRepo } from '../engine/compiler/build.js';
+import { inputPathsOf } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { checkJsonText, JsonText } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -60,7 +64,7 @@ export async function run(): Promise<Figure[]> {
       ws.write(`workloads/${name}/policy.rego`, `package warden.workload\n\nimport rego.v1\n\n${rules}`);
     }
     ws.commit('workloads that read the body');
-    const built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir, only: ['orders', ...Object.keys(WORKLOADS)] });
+    const built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir, only: ['orders', 'ops-mcp', ...Object.keys(WORKLOADS)] });
     const figures: Figure[] = [];
     const text = bodyOf(100 * 1024);
     const checked = checkJsonText(text, 64);
@@ -97,6 +101,38 @@ export async function run(): Promise<Figure[]> {
         { suite: 'input-size', name: `${c.workload}: no body`, value: t.none!, unit: 'µs', detail: `p50, baseline of the two lines below, same rounds` },
         { suite: 'input-size', name: `${c.workload}: ${kib} KiB body, ${c.reads}`, value: t.body!, unit: 'µs', detail: `p50, ${(t.body! / t.none!).toFixed(2)}× no body` },
         { suite: 'input-size', name: `${c.workload}: ${kib} KiB body, before issue 23`, value: t.before!, unit: 'µs', detail: `p50, ${(t.before! / t.none!).toFixed(2)}× no body (parsed, whole input)` },
+      );
+    }
+    // An MCP tools/call as the SDK's client sends it: 11 headers, a bearer token among them.
+    {
+      const bundle = await openBundle(readFileSync(built.workloads.find((w) => w.workload === 'ops-mcp')!.bundle), 'unsigned-ok');
+      const policy = await Policy.load(bundle);
+      const token = `eyJhbGciOiJFUzI1NiIsImtpZCI6ImFnZW50cyJ9.${'A'.repeat(260)}.${'B'.repeat(86)}`;
+      const headers = { host: '10.0.0.9:8080', 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': '8f6c2d3e-5b1a-4c7e-9d2f-0a1b2c3d4e5f', 'mcp-protocol-version': '2025-06-18', 'user-agent': 'node', 'accept-encoding': 'identity', 'accept-language': '*', 'sec-fetch-mode': 'cors', 'content-length': '102' };
+      const call: PolicyInput = {
+        source: { principal: 'agent-7', authn: 'jwt', claims: { sub: 'agent-7', scope: 'tools:read tools:write', iss: 'https://issuer.example', aud: 'ops-mcp', exp: 1900000000, iat: 1800000000 }, address: '10.0.0.7' },
+        destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
+        request: { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers },
+        mcp: { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } },
+      };
+      const bare: PolicyInput = { ...call, request: { ...call.request, headers: {} } };
+      const read = bundle.manifest.metadata?.inputPaths?.some((p) => p[0] === 'request' && (p.length === 1 || p[1] === 'headers'));
+      if (read) throw new Error('ops-mcp reads the request headers: this figure would not be the one it names');
+      // Before: the paths of every rule the bundle ships, reached or not (the same analysis without its roots).
+      const rego = new Map([...bundle.files].filter(([f]) => f.endsWith('.rego')).map(([f, b]) => [f, b.toString('utf8')]));
+      const beforePaths = await inputPathsOf(rego, 'ops-mcp');
+      const before = InputSelection.fromManifest({ metadata: { inputPaths: beforePaths } } as never);
+      const t = measure(
+        {
+          selected: () => policy.decide('warden/decision', bundle.inputs.json(call)),
+          whole: () => policy.decide('warden/decision', before.json(call)),
+          bare: () => policy.decide('warden/decision', bundle.inputs.json(bare)),
+        },
+        1000,
+      );
+      figures.push(
+        { suite: 'input-size', name: 'ops-mcp tools/call, an MCP client\'s 11 headers, not read', value: t.selected!, unit: 'µs', detail: `p50, ${(t.selected! / t.bare!).toFixed(2)}× the call with no headers (${t.bare!.toFixed(1)} µs), same rounds; read now: ${(bundle.manifest.metadata?.inputPaths ?? []).map((p) => p.join('.')).join(', ')}` },
+        { suite: 'input-size', name: 'ops-mcp tools/call, the same before (every rule\'s paths)', value: t.whole!, unit: 'µs', detail: `p50, ${(t.whole! / t.bare!).toFixed(2)}× no headers; read then: ${beforePaths.map((p) => p.join('.')).join(', ')}` },
       );
     }
     // The check every JSON body the sidecar reads goes through (before: JSON.parse and a depth walk).

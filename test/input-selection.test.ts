@@ -50,6 +50,20 @@ allow if {
 }
 `;
 
+// Calls the library's header helper, whose lookup is dynamic: the whole header map is read, and only
+// by the workloads that call it (the examples do not).
+const HEADED = `package warden.workload
+
+import rego.v1
+
+import data.warden.lib.requests
+
+allow if {
+	input.request.method == "GET"
+	requests.has_header("X-Tenant")
+}
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -58,7 +72,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     ws.write(`workloads/${name}/policy.rego`, rego);
@@ -120,7 +134,49 @@ describe('the compiler records the input paths the Rego reads', () => {
       expect(recorded).not.toContainEqual(['request', 'body']);
       // The core reads these for every workload.
       expect(recorded).toEqual(expect.arrayContaining([['source', 'authn'], ['source', 'principal'], ['request', 'method'], ['request', 'segments'], ['mcp']]));
+      // The library's has_header reads every header, and no rule of theirs calls it.
+      expect(recorded).not.toContainEqual(['request', 'headers']);
     }
+  });
+
+  it('the headers for a workload that calls the library helper reading them, and it decides on them', () => {
+    const policy = policies.get('headed')!;
+    expect(policy.bundle.manifest.metadata?.inputPaths).toContainEqual(['request', 'headers']);
+    const base = generateInputs(policy.bundle, 1, 5)[0]!;
+    const get = (headers: Record<string, string>): PolicyInput => ({ ...base, request: { method: 'GET', path: '/', segments: [], query: {}, headers } });
+    for (const [headers, allow] of [[{ 'x-tenant': 'acme' }, true], [{ 'x-tenant': '' }, false], [{ 'x-other': 'acme' }, false], [{}, false]] as const) {
+      const input = get(headers);
+      const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+      expect({ headers, allow: policy.decide('warden/decision', policy.bundle.inputs.json(input)).allow }).toEqual({ headers, allow });
+      expect(full.allow).toBe(allow);
+    }
+  });
+
+  it('only what the entrypoints reach: rules no entrypoint reaches read nothing', async () => {
+    const lib = 'package x\n\nimport rego.v1\n\nf(n) if input.h[n]\n\ng if input.q == 1\n';
+    const forms: Array<[string, Record<string, string>, string[][]]> = [
+      ['an unreached rule', { 'p.rego': 'decision if input.a == 1\n\nunused if input.b == 1' }, [['a']]],
+      ['a rule by its bare name in the package', { 'p.rego': 'decision if helper\n\nhelper if input.c == 1\n\nunused if input.b == 1' }, [['c']]],
+      ['a rule of the package in another file', { 'p.rego': 'decision if helper', 'q.rego': 'package warden\n\nimport rego.v1\n\nhelper if input.c == 1\n' }, [['c']]],
+      ['a rule with a reference head', { 'p.rego': 'decision if a.b.c\n\na.b.c if input.z == 1\n\na.d if input.y == 1' }, [['z']]],
+      ['a function through an import', { 'lib.rego': lib, 'p.rego': 'import data.x\n\ndecision if x.f("k")' }, [['h']]],
+      ['a function through an aliased import', { 'lib.rego': lib, 'p.rego': 'import data.x as other\n\ndecision if other.g' }, [['q']]],
+      ['a rule by its data path', { 'lib.rego': lib, 'p.rego': 'decision if data.x.g' }, [['q']]],
+      ['a package by its data path', { 'lib.rego': lib, 'p.rego': 'decision if count(data.x) > 0' }, [['h'], ['q']]],
+      ['every rule under a dynamic reference', { 'lib.rego': lib, 'p.rego': 'decision if {\n\tsome k\n\tdata.x[k]\n}' }, [['h'], ['q']]],
+      ['everything through data alone', { 'lib.rego': lib, 'p.rego': 'decision if {\n\td := data\n\td.x.g\n}\n\nunused if input.b == 1' }, [['b'], ['h'], ['q']]],
+      ['an else branch', { 'p.rego': 'decision := 1 if input.a == 1\n\nelse := 2 if helper\n\nhelper if input.c == 1' }, [['a'], ['c']]],
+      ['the second entrypoint', { 'lib.rego': lib, 'p.rego': 'decision if input.a == 1\n\nvisible_tools contains "t" if data.x.g' }, [['a'], ['q']]],
+      ['a rule reached through another package', { 'lib.rego': 'package x\n\nimport rego.v1\n\nimport data.y\n\ng if y.deep\n', 'y.rego': 'package y\n\nimport rego.v1\n\ndeep if input.w == 1\n\nshallow if input.b == 1\n', 'p.rego': 'decision if data.x.g' }, [['w']]],
+    ];
+    const roots = ['warden/decision', 'warden/visible_tools'];
+    for (const [form, files, expected] of forms) {
+      const modules = new Map(Object.entries(files).map(([f, rego]) => [f, f === 'p.rego' ? `package warden\n\nimport rego.v1\n${rego.startsWith('import') ? '' : '\n'}${rego}\n` : rego]));
+      expect({ form, paths: await inputPathsOf(modules, form, roots) }).toEqual({ form, paths: expected });
+    }
+    // Without entrypoints every rule counts, as before.
+    const all = await inputPathsOf(new Map([['p.rego', 'package warden\n\nimport rego.v1\n\ndecision if input.a == 1\n\nunused if input.b == 1\n']]), 'all');
+    expect(all).toEqual([['a'], ['b']]);
   });
 
   it('one field of the body when a rule reads one', () => {
@@ -179,16 +235,23 @@ describe('a pruned input decides as the full input', () => {
       const generated = generateInputs(policy.bundle, 200, 23);
       const inputs = [...generated, ...hostile(generated[0]!)];
       let allowed = 0;
+      let shown = 0;
       for (const input of inputs) {
         // The full input, every byte of the body included (as text when it came as text: see the 2^53 test).
         const full = policy.decide('warden/decision', InputSelection.whole.json(input));
         const pruned = policy.decide('warden/decision', selection.json(input));
         expect({ input: JSON.stringify(input).slice(0, 300), pruned }).toEqual({ input: JSON.stringify(input).slice(0, 300), pruned: full });
+        // The tools a tools/list shows the caller: the other entrypoint, on the same pruned input.
+        const listing = { ...input, mcp: { method: 'tools/list' } };
+        const view = policy.evaluate('warden/visible_tools', selection.json(listing));
+        expect({ input: JSON.stringify(input).slice(0, 300), view }).toEqual({ input: JSON.stringify(input).slice(0, 300), view: policy.evaluate('warden/visible_tools', InputSelection.whole.json(listing)) });
+        if (Array.isArray(view) && view.length > 0) shown++;
         if (full.allow) allowed++;
       }
-      // Both outcomes, or the comparison proves little.
+      // Both outcomes, or the comparison proves little; ops-mcp, the one with tools, shows some callers some.
       expect(allowed).toBeGreaterThan(0);
       expect(allowed).toBeLessThan(inputs.length);
+      if (name === 'ops-mcp') expect(shown).toBeGreaterThan(0);
     });
   }
 

@@ -31,6 +31,8 @@ import { ADMISSION_BUNDLE, buildAdmission, type AdmissionBuild } from './admissi
 
 const WARDEN_VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const CORE_FILES = ['core.rego', 'entrypoints.rego'];
+/** What a pod evaluates in a workload's bundle: the entrypoints it is built with and the roots of its input analysis. */
+const WORKLOAD_ENTRYPOINTS = [DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT];
 const coreDir = join(dirname(new URL(import.meta.url).pathname), 'rego');
 
 /** Where the development signing key lives when none is given. */
@@ -296,7 +298,7 @@ async function compileWithOpa(p: Prepared, onStep: (s: 'check' | 'test' | 'build
     onStep('build');
     atomicWrite(join(stage, 'bundle', '.manifest'), JSON.stringify({ roots: ['warden'], revision: p.contentHash.slice(0, 12) }));
     const build = await runOpa(
-      ['build', '-t', 'wasm', '-e', DECISION_ENTRYPOINT, '-e', VISIBLE_TOOLS_ENTRYPOINT, '-b', '.', '-o', join(stage, 'out.tar.gz')],
+      ['build', '-t', 'wasm', ...WORKLOAD_ENTRYPOINTS.flatMap((e) => ['-e', e]), '-b', '.', '-o', join(stage, 'out.tar.gz')],
       { cwd: join(stage, 'bundle') },
     );
     if (build.code !== 0) throw new CompileError([], `${where}: \`opa build -t wasm\` failed:\n${rewritePaths(build.stderr || build.stdout, stage, p.displayOf)}`);
@@ -377,7 +379,7 @@ function stampManifest(files: Map<string, Uint8Array>, p: Prepared, run: BuildRu
 async function inputPathsFor(p: Prepared, run: BuildRun): Promise<string[][]> {
   const pathsCache = join(run.cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
   if (existsSync(pathsCache)) return JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][];
-  const inputPaths = await inputPathsOf(p.bundleFiles, p.source.display);
+  const inputPaths = await inputPathsOf(p.bundleFiles, p.source.display, WORKLOAD_ENTRYPOINTS);
   atomicWrite(pathsCache, JSON.stringify(inputPaths));
   return inputPaths;
 }

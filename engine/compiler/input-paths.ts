@@ -6,6 +6,9 @@
 //    constant: a variable, a number, a call);
 //  - `input` standing alone (passed whole to a builtin, `walk(input)`, `x := input`, `import input`)
 //    or a `with input… as` override reads the whole input;
+//  - only the rules the entrypoints can reach count (a library function no rule calls reads nothing):
+//    a reference to `data` reaches every rule under its ground part, an imported name or a rule's bare
+//    name in its own package reaches that rule, and `data` alone reaches every rule;
 //  - a part of the input passed to one of the bundle's own functions is followed into the function:
 //    `f(input.request)` with `f(r) if r.method == "GET"` reads `input.request.method`. A part passed to
 //    a builtin, bound to a variable or to a function argument that is a pattern is read whole. When any
@@ -19,7 +22,7 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 2;
+export const INPUT_PATHS_VERSION = 3;
 
 // Calls followed inside calls before the arguments are taken whole (recursion is refused by OPA; this
 // bounds the work on long chains).
@@ -67,11 +70,70 @@ function scopeOf(ast: Record<string, unknown>): Scope {
   return { pkg, imports };
 }
 
-/** The input paths parsed modules (OPA's JSON AST, as `opa parse --format json` prints it) read together. */
-export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
+// A rule's place under `data`: its package and its head's reference up to the first part that is not a
+// string (`a.b[x] contains y` in package p: p.a.b).
+function rulePath(rule: Record<string, unknown>, scope: Scope): string[] {
+  const head = rule.head as { ref?: unknown[]; name?: string } | undefined;
+  const ref = head?.ref ?? [{ type: 'var', value: head?.name }];
+  const parts = isVar(ref[0]) ? [ref[0].value, ...groundPrefix(ref)] : [];
+  return [...scope.pkg, ...parts];
+}
+
+const overlaps = (a: readonly string[], b: readonly string[]): boolean => a.every((x, i) => i >= b.length || x === b[i]);
+
+// The rules the roots (data paths of the entrypoints) reach, each module's as indexes into its rules;
+// a reference reaches every rule whose path it lies under or that lies under it.
+function reachableRules(modules: ReadonlyArray<Record<string, unknown>>, scopes: readonly Scope[], roots: readonly string[][]): Array<Set<number>> {
+  const entries = modules.flatMap((ast, m) => ((ast.rules as Array<Record<string, unknown>> | undefined) ?? []).map((rule, r) => ({ m, r, rule, path: rulePath(rule, scopes[m]!) })));
+  const reached = modules.map(() => new Set<number>());
+  const work: typeof entries = [];
+  const reach = (path: readonly string[]) => {
+    for (const e of entries) {
+      if (reached[e.m]!.has(e.r) || !overlaps(path, e.path)) continue;
+      reached[e.m]!.add(e.r);
+      work.push(e);
+    }
+  };
+  // What a name in module m stands for under `data`, if anything: `data`, an import's alias, a rule of its package.
+  const named = (name: string, m: number): string[] | undefined => {
+    const scope = scopes[m]!;
+    if (name === 'data') return [];
+    if (scope.imports.has(name)) return scope.imports.get(name)!;
+    const local = [...scope.pkg, name];
+    return entries.some((e) => overlaps(local, e.path) && e.path.length >= local.length) ? local : undefined;
+  };
+  const scan = (node: unknown, m: number): void => {
+    if (Array.isArray(node)) return node.forEach((n) => scan(n, m));
+    if (typeof node !== 'object' || node === null) return;
+    if (isVar(node)) {
+      const base = named(node.value, m);
+      if (base) reach(base);
+      return;
+    }
+    if (isRef(node) && isVar(node.value[0])) {
+      const base = named(node.value[0].value, m);
+      const rest = groundPrefix(node.value);
+      if (base) reach([...base, ...rest]);
+      return scan(node.value.slice(1 + rest.length), m);
+    }
+    // A rule's head names what it defines (its ref), which reaches nothing; its key, value and arguments may.
+    for (const [k, v] of Object.entries(node)) scan(k === 'head' && typeof v === 'object' && v !== null ? { ...v, ref: undefined, name: undefined } : v, m);
+  };
+  for (const root of roots) reach(root);
+  for (let e = work.pop(); e; e = work.pop()) scan(e.rule, e.m);
+  return reached;
+}
+
+/**
+ * The input paths parsed modules (OPA's JSON AST, as `opa parse --format json` prints it) read together:
+ * the rules `roots` (data paths of the entrypoints, `warden/decision` as ['warden', 'decision']) reach, or
+ * every rule when no roots are given.
+ */
+export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly string[][]): InputPath[] {
   const modules = asts.filter((a): a is Record<string, unknown> => typeof a === 'object' && a !== null);
   const functions = new Map<string, FunctionRule[]>();
   const scopes = modules.map(scopeOf);
+  const reached = roots ? reachableRules(modules, scopes, roots) : undefined;
   modules.forEach((ast, m) => {
     for (const rule of (ast.rules as Array<Record<string, unknown>> | undefined) ?? []) {
       const head = rule.head as { args?: unknown[]; ref?: unknown[]; name?: string } | undefined;
@@ -166,7 +228,14 @@ export function inputPathsOfModules(asts: readonly unknown[]): InputPath[] {
     for (const v of Object.values(o)) walk(v, env, scope, depth);
   }
 
-  modules.forEach((ast, m) => walk(ast, new Map(), scopes[m]!, 0));
+  modules.forEach((ast, m) => {
+    if (!reached) return walk(ast, new Map(), scopes[m]!, 0);
+    // The module's imports (`import input.a`) and the rules the roots reach.
+    walk(ast.imports, new Map(), scopes[m]!, 0);
+    ((ast.rules as unknown[] | undefined) ?? []).forEach((rule, r) => {
+      if (reached[m]!.has(r)) walk(rule, new Map(), scopes[m]!, 0);
+    });
+  });
   return minimalPaths(paths);
 }
 
@@ -178,8 +247,11 @@ export function minimalPaths(paths: readonly InputPath[]): InputPath[] {
   return kept.sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : a.join('\0') > b.join('\0') ? 1 : 0));
 }
 
-/** The input paths a bundle's Rego modules (path in bundle → source) can read, parsed by `opa parse`. */
-export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: string): Promise<InputPath[]> {
+/**
+ * The input paths a bundle's Rego modules (path in bundle → source) can read, parsed by `opa parse`: those
+ * the entrypoints (`warden/decision`) reach, or every rule's when none are given.
+ */
+export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: string, entrypoints?: readonly string[]): Promise<InputPath[]> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-input-paths-'));
   try {
     const names = [...modules.keys()].filter((f) => f.endsWith('.rego'));
@@ -192,7 +264,7 @@ export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: 
         return JSON.parse(r.stdout) as unknown;
       }),
     );
-    return inputPathsOfModules(parsed);
+    return inputPathsOfModules(parsed, entrypoints?.map((e) => e.split('/')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@
 // alternate so all see the same machine state. Prints figures, never fails.
 // Run: npx tsx bench/mcp.bench.ts   (BENCH_CALLS to change the number of calls per target)
 import type { Figure } from './figure.js';
+import { setMaxListeners } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +87,9 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   const warmup = Number(process.env.BENCH_WARMUP ?? 50);
   const inFlight = Number(process.env.BENCH_IN_FLIGHT ?? 8);
   const out = opts.log ?? ((s: string) => console.log(s));
+  // Each SDK client transport's AbortSignal gathers a listener per fetch it made (the SDK's, not ours); thousands
+  // of calls on one transport would print a MaxListenersExceededWarning per call.
+  setMaxListeners(0);
   const [policy, issuer, policies] = await Promise.all([loadOpsMcpPolicy(), tokenIssuer(), copyPolicies(['ops-mcp'])]);
   const token = await issuer.sign('bench-agent', 'tools:read tools:write');
   const jwks = join(policies.dir, 'agents-jwks.json');

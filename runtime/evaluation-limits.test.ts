@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm, opaBinary } from '../test/support/opa.js';
 import type { VerifiedBundle } from './bundle.js';
 import { InputSelection } from './input-selection.js';
-import { limitProblem, SIDECAR_LIMITS, withLimits } from './evaluation-limits.js';
+import { EvaluationBudget, FUEL_PER_TICK, limitProblem, SIDECAR_LIMITS, withLimits } from './evaluation-limits.js';
 import { EvaluationLimitError, Policy } from './policy.js';
 import { wellFormedJson } from './rego-value.js';
-import { meterModule } from './wasm-metering.js';
+import { instantiatePolicy } from './wasm-abi.js';
+import { METERING_EXPORTS, meterModule } from './wasm-metering.js';
 
 const run = promisify(execFile);
 
@@ -170,6 +171,28 @@ describe('metering', () => {
   });
   it('refuses what is not a module', () => {
     expect(() => meterModule(Buffer.from('not wasm'), 1)).toThrow(/not a WebAssembly module/);
+  });
+  it('starts each evaluation on a full tank: short ones never call the host however many run, long ones do', async () => {
+    const module = await WebAssembly.compile(meterModule(wasm, FUEL_PER_TICK).wasm);
+    expect(WebAssembly.Module.exports(module)).toContainEqual({ name: METERING_EXPORTS.fuel, kind: 'global' });
+    const budget = new EvaluationBudget(SIDECAR_LIMITS);
+    let ticks = 0;
+    const tick = budget.tick;
+    budget.tick = () => (ticks++, tick());
+    const live = instantiatePolicy(module, { initial: 5, maximum: 256 * 16 }, {}, budget, new TextEncoder().encode('{}'));
+    // Each of these parses an input of ~3,000 characters, a loop turn or more per character: a third of a tank.
+    const short = JSON.stringify({ s: 'x'.repeat(3_000) });
+    ticks = 0;
+    for (let i = 0; i < 50; i++) {
+      budget.begin();
+      expect(live.evaluate('t/echo', short)).toBe('x'.repeat(3_000));
+    }
+    expect(ticks).toBe(0);
+    // Thirty tanks' worth of turns in one evaluation: the host is asked about thirty times.
+    const long = JSON.stringify({ s: 'x'.repeat(30 * FUEL_PER_TICK) });
+    budget.begin();
+    expect(live.evaluate('t/echo', long)).toHaveLength(30 * FUEL_PER_TICK);
+    expect(ticks).toBeGreaterThanOrEqual(25);
   });
   it('rewrites only lone surrogate escapes', () => {
     expect(wellFormedJson(JSON.stringify({ s: 'a\ud800\\ud800😀' }))).toBe('{"s":"a\\ufffd\\\\ud800😀"}');

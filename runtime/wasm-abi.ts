@@ -9,10 +9,10 @@
 // unless it takes exact values (builtin-operand.ts's `exact`), then RegoValues; whatever a builtin
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
-import type { EvaluationBudget } from './evaluation-limits.js';
 import { jsonText, readPlainJson, readValueText } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
-import { METERING_IMPORTS } from './wasm-metering.js';
+import { FUEL_PER_TICK, type EvaluationBudget } from './evaluation-limits.js';
+import { METERING_EXPORTS, METERING_IMPORTS } from './wasm-metering.js';
 
 /** A host builtin as the instance calls it: synchronous, plain JSON or RegoValues in, a value out. */
 export type InstanceBuiltin = (...args: any[]) => HostResult | RegoValue | OpaJson; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -166,6 +166,11 @@ export function instantiatePolicy(
   // The data sits at the heap's base; each evaluation starts its heap right above it (opa_eval resets it).
   const dataAddr = load(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, false);
   const dataHeapPtr = exports.opa_heap_ptr_get();
+  // Each evaluation starts on a full tank, so one that loops fewer than FUEL_PER_TICK turns never calls
+  // the host (which reads the thread's CPU time at its first tick): without this, the fuel left by the
+  // evaluations before it made every few short decisions pay a tick and a file read.
+  const fuel = (instance.exports as Record<string, unknown>)[METERING_EXPORTS.fuel];
+  const tank = fuel instanceof WebAssembly.Global ? fuel : undefined;
 
   return {
     mem,
@@ -188,6 +193,7 @@ export function instantiatePolicy(
           written = bytes.length;
         }
       }
+      if (tank) tank.value = FUEL_PER_TICK;
       const result = exports.opa_eval(0, id, dataAddr, written ? at : 0, written, at + written, 1);
       return firstResult(cString(result), exactEntrypoints, id);
     },

@@ -3,6 +3,7 @@
 //   out the loop calls the host (`warden.tick`), which checks the evaluation's deadline and memory
 //   bound and either throws (the evaluation stops there) or refills the fuel. A decision that never
 //   loops long never calls the host: the hot path pays a few WASM instructions per loop turn only.
+//   The global is exported (`warden_fuel`) so that each evaluation starts on a full tank.
 // - calls to two functions of OPA's C runtime whose WASM behaviour differs from OPA's Go code are
 //   redirected to the host: `opa_strings_replace` (loops forever on an empty `old`) and
 //   `opa_json_unmarshal` (accepts trailing text), found by name in the module's `name` section.
@@ -24,6 +25,12 @@ export const METERING_IMPORTS = {
   replace: 'replace',
   /** `(i32) -> i32`: 1 when the value is not a string or is exactly one JSON text, else 0. */
   jsonComplete: 'json_complete',
+} as const;
+
+/** What the metered module exports besides the policy's own exports. */
+export const METERING_EXPORTS = {
+  /** The fuel global (mutable i32): the host fills it before each evaluation. */
+  fuel: 'warden_fuel',
 } as const;
 
 /** What the rewrite found and did. */
@@ -436,13 +443,16 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
       }
       case 7: {
         const count = rd.u32();
-        const w = new Writer().u32(count);
+        const w = new Writer().u32(count + (globalSec ? 1 : 0));
         for (let i = 0; i < count; i++) {
-          w.name(rd.name());
+          const name = rd.name();
+          if (name === METERING_EXPORTS.fuel) throw new MeteringError(`policy.wasm already exports ${METERING_EXPORTS.fuel}`);
+          w.name(name);
           const kind = rd.byte();
           const index = rd.u32();
           w.byte(kind).u32(kind === 0 ? shift(index) : index);
         }
+        if (globalSec) w.name(METERING_EXPORTS.fuel).byte(3).u32(fuelGlobal);
         emit(7, w);
         break;
       }

@@ -512,6 +512,43 @@ describe('MCP answers with an error status, through warden proxy', () => {
   });
 });
 
+describe('MCP answers typed twice, through warden proxy', () => {
+  it('refuses an answer that gives its Content-Type twice (502), in either order, on the fast path and on node\'s path', async () => {
+    // A hostile MCP server: every POST is answered 200 with a tool list under two Content-Type fields. Node
+    // reads the first, the fast path's head the last and fetch joins them: whichever the filter read, a
+    // client could read the other (an event stream filtered as JSON, or JSON passed as a stream).
+    const listed = { jsonrpc: '2.0', id: 1, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, inputSchema: { type: 'object' } })) } };
+    let types: string[] = [];
+    const hostile = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': types }).end(JSON.stringify(listed)));
+    });
+    const hostilePort = await listenLocal(hostile);
+    try {
+      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'typed-twice.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+      const token = await agents.sign('agent-typed-twice', 'tools:read');
+      for (const twice of [['application/json', 'text/event-stream'], ['text/event-stream', 'application/json'], ['text/plain', 'application/json'], ['application/json', 'application/json']]) {
+        types = twice;
+        // A single call takes the fast path; the same call as a batch is handed to node's path.
+        for (const body of [initialize, [initialize]]) {
+          const r = await exchange(Number(m[1]), mcpPost(token, body));
+          expect({ twice, batch: Array.isArray(body), status: r.status }).toEqual({ twice, batch: Array.isArray(body), status: 502 });
+          expect(r.body).not.toContain('refund_order');
+          expect(r.body).not.toContain('drop_table');
+        }
+      }
+      // The same server with one Content-Type is read and filtered, not refused: the 502 above is the repeat's.
+      types = ['application/json'];
+      const r = await exchange(Number(m[1]), mcpPost(token, initialize));
+      expect(r.status).toBe(200);
+      expect(r.body).not.toContain('drop_table');
+    } finally {
+      children.at(-1)!.kill('SIGTERM');
+      await closeServer(hostile);
+    }
+  });
+});
+
 describe('trusted identity headers are read by their grammar', () => {
   // Each is sent by the trusted peer; a naive reader would have found the storefront in every one.
   const attacks: Array<[string, string, number]> = [

@@ -164,6 +164,8 @@ describe('the compiler records the input paths the Rego reads', () => {
       ['a rule by its data path', { 'lib.rego': lib, 'p.rego': 'decision if data.x.g' }, [['q']]],
       ['a package by its data path', { 'lib.rego': lib, 'p.rego': 'decision if count(data.x) > 0' }, [['h'], ['q']]],
       ['every rule under a dynamic reference', { 'lib.rego': lib, 'p.rego': 'decision if {\n\tsome k\n\tdata.x[k]\n}' }, [['h'], ['q']]],
+      ['a package bound to a variable', { 'lib.rego': lib, 'p.rego': 'decision if {\n\tx := data.x\n\tx.g\n}\n\nunused if input.b == 1' }, [['h'], ['q']]],
+      ['a rule a with names', { 'lib.rego': lib, 'p.rego': 'decision if data.x.g with data.x.f as false' }, [['h'], ['q']]],
       ['everything through data alone', { 'lib.rego': lib, 'p.rego': 'decision if {\n\td := data\n\td.x.g\n}\n\nunused if input.b == 1' }, [['b'], ['h'], ['q']]],
       ['an else branch', { 'p.rego': 'decision := 1 if input.a == 1\n\nelse := 2 if helper\n\nhelper if input.c == 1' }, [['a'], ['c']]],
       ['the second entrypoint', { 'lib.rego': lib, 'p.rego': 'decision if input.a == 1\n\nvisible_tools contains "t" if data.x.g' }, [['a'], ['q']]],

@@ -1,5 +1,7 @@
 // Policy evaluation alone: Warden's runtime deciding generated inputs against the example bundles
-// (median and p99 per decision, decisions/s). Issue #3's target: p50 ≤ 20 µs.
+// (median and p99 per decision, decisions/s). Issue #3's target: p50 ≤ 20 µs. Also ops-mcp's evaluations
+// by kind of MCP call, each the same input over and over: what a sidecar pays per tools/call (allowed,
+// denied) and per tools/list (the decision, then the caller's view).
 import { readFileSync } from 'node:fs';
 import { buildRepo } from '../engine/compiler/build.js';
 import { openBundle } from '../runtime/bundle.js';
@@ -48,8 +50,38 @@ export async function run(): Promise<Figure[]> {
         { suite: 'decision', name: `${w.workload} decisions/s, selected input`, value: median(rates.selected), unit: '/s', detail: `min–max ${Math.round(Math.min(...rates.selected))}–${Math.round(Math.max(...rates.selected))}` },
       );
     }
+    figures.push(...(await mcpCallKinds(built.workloads.find((w) => w.workload === 'ops-mcp')!.bundle)));
     return figures;
   } finally {
     ws.remove();
   }
+}
+
+// One MCP call of each kind, its selected input prepared once, in alternating rounds: median µs per evaluation.
+async function mcpCallKinds(bundleFile: string): Promise<Figure[]> {
+  const bundle = await openBundle(readFileSync(bundleFile), 'unsigned-ok');
+  const policy = await Policy.load(bundle);
+  const call = (scope: string, mcp: PolicyInput['mcp']): PolicyInput => ({
+    source: { principal: 'agent-7', authn: 'jwt', claims: { sub: 'agent-7', scope }, address: '10.0.0.7' },
+    destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
+    request: { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} },
+    mcp,
+  });
+  const kinds: Record<string, [string, ReturnType<typeof bundle.inputs.json>]> = {
+    'tools/call allowed': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } }))],
+    'tools/call denied': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/call', tool: 'refund_order', arguments: { id: '42', amount: 20 } }))],
+    'tools/list decision': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/list' }))],
+    'tools/list view': ['warden/visible_tools', bundle.inputs.json(call('tools:read', { method: 'tools/list' }))],
+  };
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
+  const evaluate = ([entrypoint, input]: [string, unknown]) => (entrypoint === 'warden/decision' ? policy.decide(entrypoint, input) : policy.evaluate(entrypoint, input));
+  for (const k of Object.values(kinds)) for (let i = 0; i < 3000; i++) evaluate(k);
+  for (let round = 0; round < 11; round++) {
+    for (const [name, k] of Object.entries(kinds)) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < 2000; i++) evaluate(k);
+      samples[name]!.push(Number(process.hrtime.bigint() - t0) / 2000 / 1000);
+    }
+  }
+  return Object.entries(samples).map(([name, v]) => ({ suite: 'decision', name: `ops-mcp ${name}`, value: median(v), unit: 'µs', detail: 'median of 11 alternating rounds of 2,000, the same selected input' }));
 }

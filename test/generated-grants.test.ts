@@ -119,15 +119,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('the generated module', () => {
   it('writes one rule per grant, keyed by the operation or entry it grants, with its spec line', () => {
     const rego = readFileSync(built.workloads.find((w) => w.workload === 'catalog')!.generated, 'utf8');
-    expect(rego.match(/^operations\["listOrders"\]\.grants contains /gm)).toHaveLength(4);
+    expect(rego.match(/^operations\["listOrders"\]\.grants\[\d\] := /gm)).toHaveLength(4);
     expect(rego).toMatch(/^# x-warden-authz\.allow\[1\]: principal spiffe:\/\/cluster\.local\/ns\/billing\/sa\/\* — any billing service$/m);
-    expect(rego).toMatch(/^operations\["delete-order\.v2"\]\.grants contains \{"kind": "operation", "name": "delete-order\.v2", "reason": "operation delete-order\.v2 granted by x-warden-authz\.allow\[0\] \(policies\/workloads\/catalog\/openapi\.yaml:\d+\) — admins only"\} if \{$/m);
-    expect(rego).toMatch(/^operations\["root"\]\.grants contains \{[^\n]*\}$/m); // public: no conditions
-    expect(rego).toMatch(/^tools\["orders\.search-v2"\]\.grants contains /m);
-    expect(rego.match(/^tools\["drop_table"\]\.grants contains /gm)).toHaveLength(1);
+    expect(rego).toMatch(/^operations\["delete-order\.v2"\]\.grants\[0\] := \{"kind": "operation", "name": "delete-order\.v2", "reason": "operation delete-order\.v2 granted by x-warden-authz\.allow\[0\] \(policies\/workloads\/catalog\/openapi\.yaml:\d+\) — admins only"\} if \{$/m);
+    expect(rego).toMatch(/^operations\["root"\]\.grants\["public"\] := \{[^\n]*\}$/m); // public: no conditions
+    expect(rego).toMatch(/^tools\["orders\.search-v2"\]\.grants\[\d\] := /m);
+    expect(rego.match(/^tools\["drop_table"\]\.grants\[/gm)).toHaveLength(1);
     expect(rego).toMatch(/^# x-warden-authz\.allow\[1\] \(scopes tools:write\) grants nothing: the tool is destructive/m);
-    expect(rego).toMatch(/^resources\["orders:\/\/schema"\]\.grants contains /m);
-    expect(rego).toMatch(/^prompts\["triage"\]\.grants contains /m);
+    expect(rego).toMatch(/^resources\["orders:\/\/schema"\]\.grants\[\d\] := /m);
+    expect(rego).toMatch(/^prompts\["triage"\]\.grants\["public"\] := /m);
     expect(rego).not.toMatch(/tools\["unreviewed"\]|operations\["addReview"\]/);
     // No grant rule tests which operation the call is: the key does.
     expect(rego).not.toMatch(/core\.operation\.id ==|input\.mcp\.tool ==/);

@@ -45,7 +45,8 @@ function describeGrant(g: Grant): string {
 }
 
 // Generated rules are keyed by what they grant: `operations[<operationId>].grants`, `tools[<name>].grants`,
-// `resources[<uri>].grants`, `prompts[<name>].grants`. OPA's WASM has no rule indexing, so a flat
+// `resources[<uri>].grants`, `prompts[<name>].grants`, each an object of the grants that hold, keyed by
+// their place in x-warden-authz (`"public"`, or the allow index). OPA's WASM has no rule indexing, so a flat
 // `grants` with one body per grant would try every grant of the spec on every call; keyed by a ground
 // ref, the planner emits a dynamic call to just the rules of the entry the call addresses.
 type Subtree = 'operations' | 'tools' | 'resources' | 'prompts';
@@ -61,14 +62,16 @@ interface RuleTarget {
 
 function rulesFor(t: RuleTarget): string[] {
   const out: string[] = [];
-  const head = `${t.subtree}[${q(t.name)}].grants contains`;
-  const grant = (reason: string, conditions: string[], comment: string) => {
+  // Keyed by where the grant stands in x-warden-authz (`public`, or the allow index): an object, not a set,
+  // so no grant object is hashed into a set on every call (OPA hashes a set's members on insert and lookup).
+  const grant = (key: string, reason: string, conditions: string[], comment: string) => {
     out.push(`# ${comment}`);
+    const head = `${t.subtree}[${q(t.name)}].grants[${key}] :=`;
     const value = `{"kind": ${q(t.kind)}, "name": ${q(t.name)}, "reason": ${q(reason)}}`;
     if (conditions.length === 0) out.push(`${head} ${value}`, '');
     else out.push(`${head} ${value} if {`, ...conditions.map((c) => `\t${c}`), '}', '');
   };
-  if (t.authz.public) grant(`${t.kind} ${t.name} is public (${t.where})`, [], `public: anyone may call, including anonymous callers`);
+  if (t.authz.public) grant('"public"', `${t.kind} ${t.name} is public (${t.where})`, [], `public: anyone may call, including anonymous callers`);
   (t.authz.allow ?? []).forEach((g, i) => {
     if (t.destructive && g.destructive !== true) {
       out.push(`# x-warden-authz.allow[${i}] (${describeGrant(g)}) grants nothing: the tool is destructive and the grant lacks "destructive: true"`, '');
@@ -76,7 +79,7 @@ function rulesFor(t: RuleTarget): string[] {
     }
     const label = `x-warden-authz.allow[${i}]`;
     const note = g.description ? ` — ${g.description}` : '';
-    grant(`${t.kind} ${t.name} granted by ${label} (${t.where})${note}`, grantConditions(g), `${label}: ${describeGrant(g)}${note}`);
+    grant(String(i), `${t.kind} ${t.name} granted by ${label} (${t.where})${note}`, grantConditions(g), `${label}: ${describeGrant(g)}${note}`);
   });
   return out;
 }
@@ -87,15 +90,16 @@ function callGrants(present: ReadonlySet<Subtree>): string[] {
     '# ---------------------------------------------------------------- the call being decided',
     '',
     '# Its grants are those keyed by the operation or MCP entry it addresses; no other grant is evaluated.',
+    '# At most one of these holds for a call (an HTTP call has no input.mcp; an MCP call has one method).',
   ];
-  if (present.has('operations')) out.push('grants contains g if {', '\tcore.http_call', '\tsome g in operations[core.route.id].grants', '}', '');
-  if (present.has('resources')) out.push('grants contains g if {', '\tinput.mcp.method == "resources/read"', '\tsome g in resources[input.mcp.uri].grants', '}', '');
-  if (present.has('prompts')) out.push('grants contains g if {', '\tinput.mcp.method == "prompts/get"', '\tsome g in prompts[input.mcp.name].grants', '}', '');
+  if (present.has('operations')) out.push('grants := operations[core.route.id].grants if core.http_call', '');
+  if (present.has('resources')) out.push('grants := resources[input.mcp.uri].grants if input.mcp.method == "resources/read"', '');
+  if (present.has('prompts')) out.push('grants := prompts[input.mcp.name].grants if input.mcp.method == "prompts/get"', '');
   if (present.has('tools')) {
-    out.push('grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
+    out.push('grants := tools[input.mcp.tool].grants if input.mcp.method == "tools/call"', '');
     out.push('# The called tool\'s grants alone (the core checks that a destructive tool is granted).');
-    out.push('tool_grants contains g if {', '\tinput.mcp.method == "tools/call"', '\tsome g in tools[input.mcp.tool].grants', '}', '');
-  } else out.push('default tool_grants := set()', '');
+    out.push('tool_grants := tools[input.mcp.tool].grants if input.mcp.method == "tools/call"', '');
+  } else out.push('default tool_grants := {}', '');
   return out;
 }
 

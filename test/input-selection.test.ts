@@ -158,6 +158,7 @@ describe('the compiler records the input paths the Rego reads', () => {
       ['an unreached rule', { 'p.rego': 'decision if input.a == 1\n\nunused if input.b == 1' }, [['a']]],
       ['a rule by its bare name in the package', { 'p.rego': 'decision if helper\n\nhelper if input.c == 1\n\nunused if input.b == 1' }, [['c']]],
       ['a rule of the package in another file', { 'p.rego': 'decision if helper', 'q.rego': 'package warden\n\nimport rego.v1\n\nhelper if input.c == 1\n' }, [['c']]],
+      ['a rule named in the head of a rule reached', { 'lib.rego': 'package x\n\nimport rego.v1\n\nk := "a" if input.z == 1\n\nunused if input.b == 1\n', 'p.rego': 'p[data.x.k].r := 1\n\ndecision if p.a.r == 1' }, [['z']]],
       ['a rule with a reference head', { 'p.rego': 'decision if a.b.c\n\na.b.c if input.z == 1\n\na.d if input.y == 1' }, [['z']]],
       ['a function through an import', { 'lib.rego': lib, 'p.rego': 'import data.x\n\ndecision if x.f("k")' }, [['h']]],
       ['a function through an aliased import', { 'lib.rego': lib, 'p.rego': 'import data.x as other\n\ndecision if other.g' }, [['q']]],

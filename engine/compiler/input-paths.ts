@@ -79,6 +79,9 @@ function rulePath(rule: Record<string, unknown>, scope: Scope): string[] {
   return [...scope.pkg, ...parts];
 }
 
+// A rule head without the name it defines.
+const headParts = (head: Record<string, unknown>): Record<string, unknown> => ({ ...head, name: undefined, ref: Array.isArray(head.ref) ? head.ref.slice(1) : undefined });
+
 const overlaps = (a: readonly string[], b: readonly string[]): boolean => a.every((x, i) => i >= b.length || x === b[i]);
 
 // The rules the roots (data paths of the entrypoints) reach, each module's as indexes into its rules;
@@ -116,8 +119,9 @@ function reachableRules(modules: ReadonlyArray<Record<string, unknown>>, scopes:
       if (base) reach([...base, ...rest]);
       return scan(node.value.slice(1 + rest.length), m);
     }
-    // A rule's head names what it defines (its ref), which reaches nothing; its key, value and arguments may.
-    for (const [k, v] of Object.entries(node)) scan(k === 'head' && typeof v === 'object' && v !== null ? { ...v, ref: undefined, name: undefined } : v, m);
+    // A rule's head names what it defines (the first part of its ref), which reaches nothing; the rest of its
+    // ref (`p[data.x.k] := 1`), its key, value and arguments may.
+    for (const [k, v] of Object.entries(node)) scan(k === 'head' && typeof v === 'object' && v !== null ? headParts(v as Record<string, unknown>) : v, m);
   };
   for (const root of roots) reach(root);
   for (let e = work.pop(); e; e = work.pop()) scan(e.rule, e.m);

@@ -22,7 +22,7 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 3;
+export const INPUT_PATHS_VERSION = 4;
 
 // Calls followed inside calls before the arguments are taken whole (recursion is refused by OPA; this
 // bounds the work on long chains).

@@ -14,6 +14,7 @@ import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { buildRepo } from '../engine/compiler/build.js';
 import { openBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from '../test/support/inputs.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -85,7 +86,9 @@ export async function run(): Promise<Figure[]> {
     const plain = await Policy.load(bundle, { unmeteredBaseline: true });
     const inputs = generateInputs(bundle, 2_000, 23);
 
-    const context = vm.createContext({ decide: (input: unknown) => plain.decide('warden/decision', input), input: undefined as unknown });
+    // Warden's ways get the whole input, as the SDK's do (Policy.evaluate would keep only what the Rego reads).
+    const whole = (input: unknown) => InputSelection.whole.json(input);
+    const context = vm.createContext({ decide: (input: unknown) => plain.decide('warden/decision', whole(input)), input: undefined as unknown });
     const script = new vm.Script('decide(input)');
     const viaVm = (input: unknown) => {
       context.input = input;
@@ -109,8 +112,8 @@ export async function run(): Promise<Figure[]> {
     const viaSdk = (input: unknown) => sdkPolicy.evaluate(input, 'warden/decision');
 
     const ways: Record<string, (input: unknown) => unknown> = {
-      plain: (i) => plain.decide('warden/decision', i),
-      metered: (i) => metered.decide('warden/decision', i),
+      plain: (i) => plain.decide('warden/decision', whole(i)),
+      metered: (i) => metered.decide('warden/decision', whole(i)),
       'vm timeout': viaVm,
       'sdk in main thread': viaSdk,
       worker: viaWorker,

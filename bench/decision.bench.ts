@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { buildRepo } from '../engine/compiler/build.js';
 import { openBundle } from '../runtime/bundle.js';
 import type { PolicyInput } from '../formats/input.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from '../test/support/inputs.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -24,7 +25,7 @@ export async function run(): Promise<Figure[]> {
       // Two forms, in alternating rounds: the input object serialized whole (what every decision paid
       // before issue 23) and only the paths the bundle's Rego reads (what the pipeline hands the policy).
       const forms = {
-        whole: (input: PolicyInput) => policy.decide('warden/decision', input),
+        whole: (input: PolicyInput) => policy.decide('warden/decision', InputSelection.whole.json(input)),
         selected: (input: PolicyInput) => policy.decide('warden/decision', selection.json(input)),
       };
       for (const decide of Object.values(forms)) for (let i = 0; i < 2000; i++) decide(inputs[i % inputs.length]!);

@@ -93,7 +93,7 @@ export async function run(): Promise<Figure[]> {
           none: () => decide(call),
           body: () => decide(withBody),
           // Before issue 23: the body parsed to a value in the sidecar, the whole input serialized.
-          before: () => policy.decide('warden/decision', { ...call, request: { ...call.request, body: JSON.parse(text) as unknown } }),
+          before: () => policy.decide('warden/decision', InputSelection.whole.json({ ...call, request: { ...call.request, body: JSON.parse(text) as unknown } })),
         },
         heavy ? 150 : 300,
       );

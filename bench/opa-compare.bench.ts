@@ -15,6 +15,7 @@ import { requireOpa } from '../engine/toolchain/opa.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
+import { InputSelection } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs } from '../test/support/inputs.js';
 import { policyWorkspace } from '../test/support/policy-repo.js';
@@ -90,15 +91,16 @@ export async function run(): Promise<Figure[]> {
       mkdirSync(join(dir, 'inputs', 'benchinputs'), { recursive: true });
       writeFileSync(join(dir, 'inputs', 'benchinputs', 'data.json'), JSON.stringify({ all: inputs }));
 
-      // 1. Warden WASM in-process
-      const wasmDecisions = inputs.map((i) => policy.decide('warden/decision', i));
+      // 1. Warden WASM in-process, serializing the whole input as the SDK and opa eval get it
+      const decide = (input: PolicyInput) => policy.decide('warden/decision', InputSelection.whole.json(input));
+      const wasmDecisions = inputs.map(decide);
       const wasmRates: number[] = [];
       const perCall: number[] = [];
       for (let r = 0; r < REPS; r++) {
         const t0 = process.hrtime.bigint();
         for (const input of inputs) {
           const s = process.hrtime.bigint();
-          policy.decide('warden/decision', input);
+          decide(input);
           perCall.push(Number(process.hrtime.bigint() - s) / 1000);
         }
         wasmRates.push(inputs.length / (Number(process.hrtime.bigint() - t0) / 1e9));

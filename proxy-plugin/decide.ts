@@ -98,8 +98,8 @@ export class DecisionPipeline {
     const t0 = process.hrtime.bigint();
     let decision: Decision;
     try {
-      // Only the input paths the bundle's Rego reads are serialized (runtime/input-selection.ts).
-      decision = bundle.policy.decide(DECISION_ENTRYPOINT, bundle.policy.bundle.inputs.json(input));
+      // Policy.evaluate serializes only the input paths the bundle's Rego reads (runtime/input-selection.ts).
+      decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
     } catch (err) {
       const ns = Number(process.hrtime.bigint() - t0);
       this.opts.metrics?.evaluated(ns / 1e9);

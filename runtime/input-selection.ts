@@ -5,6 +5,8 @@
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
 import { JsonText } from './json-text.js';
+import { jsonText } from './opa-json.js';
+import type { OpaJson } from './rego-value.js';
 
 /** An input document already serialized as JSON text, handed to the policy as is (runtime/policy.ts). */
 export class InputJson {
@@ -67,15 +69,16 @@ export class InputSelection {
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
 const BODY_PATH = ['request', 'body'];
 
-// `along`: how far `value` lies along BODY_PATH (-1 off it). A whole object goes to JSON.stringify in
+// `along`: how far `value` lies along BODY_PATH (-1 off it). A whole object goes to jsonText (JSON.stringify,
+// integers beyond 2^53 given as bigint written exactly) in
 // one call unless the body's text lies below it: JSON.stringify would go through the body's value
 // (rounding its large integers), so the object is written member by member down to the body.
 function serialize(value: unknown, sel: Selection, along = 0): string | undefined {
   if (value === undefined) return undefined;
   if (value instanceof JsonText) return projectText(value, sel);
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return jsonText(value as OpaJson);
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
-  if (sel === WHOLE && !toBody) return JSON.stringify(value);
+  if (sel === WHOLE && !toBody) return jsonText(value as OpaJson);
   let out = '';
   for (const [key, child, member] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`]) : membersOf(sel)) {
     if (!Object.hasOwn(value, key)) continue;

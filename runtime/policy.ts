@@ -8,7 +8,7 @@ import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
 import { createHostBuiltins, missingBuiltins, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
-import { InputJson } from './input-selection.js';
+import { InputJson, type InputSelection } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
 import { jsonText } from './opa-json.js';
 import { wellFormedJson, type OpaJson } from './rego-value.js';
@@ -51,13 +51,13 @@ const WARM_UP_FACTOR = 10;
 const WARM_UP_FLOOR_MS = 100;
 const encoder = new TextEncoder();
 
-// The input's JSON text for the module; undefined is no input (any other value, `null` and `false`
-// too, is an input, as in `opa eval`). Integers beyond 2^53 given as bigint are written exactly.
-function inputText(input: unknown): string | undefined {
+// The input's JSON text for the module: only the parts the bundle's Rego reads (its manifest's
+// inputPaths; runtime/input-selection.ts), whoever evaluates, so no caller can hand the WASM more than
+// it reads. undefined is no input (any other value, `null` and `false` too, is an input, as in `opa
+// eval`). Integers beyond 2^53 given as bigint are written exactly. An InputJson is already serialized.
+function inputText(input: unknown, selection: InputSelection): string | undefined {
   if (input === undefined) return undefined;
-  // An InputJson (runtime/input-selection.ts) is already serialized, from JSON text the sidecar checked.
-  if (input instanceof InputJson) return wellFormedJson(input.text);
-  return wellFormedJson(jsonText(input as OpaJson));
+  return wellFormedJson((input instanceof InputJson ? input : selection.json(input)).text);
 }
 
 // The pages the module's imported memory must start with: what its import section declares (large
@@ -236,7 +236,7 @@ export class Policy {
     let result: OpaJson | undefined;
     this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
     try {
-      result = live.evaluate(entrypoint, inputText(input));
+      result = live.evaluate(entrypoint, inputText(input, this.bundle.inputs));
     } catch (err) {
       const limit = err instanceof LimitExceeded ? err.limit : memoryExhausted(err, live.mem, this.limits) ? 'memory' : undefined;
       // A stopped or trapped evaluation may leave the heap grown or half-written: start afresh.

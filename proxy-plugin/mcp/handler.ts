@@ -485,8 +485,7 @@ export class McpHandler {
   private toolsView(ctx: McpCallContext, spec: McpSpec): ToolsView {
     let visible: Set<string>;
     try {
-      // Only the input paths the bundle's Rego reads, as for the decision (its entrypoints' rules, this one's too).
-      const v = ctx.policy.evaluate(VISIBLE_TOOLS_ENTRYPOINT, ctx.policy.bundle.inputs.json(this.input(ctx, { method: 'tools/list' })));
+      const v = ctx.policy.evaluate(VISIBLE_TOOLS_ENTRYPOINT, this.input(ctx, { method: 'tools/list' }));
       visible = new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
     } catch {
       visible = new Set();

@@ -221,39 +221,26 @@ function encodedBody(contentEncoding: string | undefined): boolean {
   return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
 }
 
-// True when the filter cannot read the body of an answer node parsed (encoded, in a charset that does not
-// read ASCII as UTF-8 does, or typed twice): answerType says the same of a raw head.
-function unreadableBody(up: IncomingMessage): boolean {
-  return encodedBody(up.headers['content-encoding']) || !asciiCharset(up.headers['content-type']) || typedTwice(up.rawHeaders);
-}
-
-// A Content-Type given twice: node reads the first, the fast path's head the last, fetch joins them, so no
-// reading of the type is the client's. Refused (502) rather than read one way.
-function typedTwice(raw: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length !== 12 || raw[i]!.toLowerCase() !== 'content-type') continue;
-    if (seen) return true;
-    seen = true;
-  }
-  return false;
-}
-
 // The media type of a raw head's Content-Type, lower case ('' when absent), or UNREADABLE_BODY when the body
-// is encoded, in a charset that does not read ASCII as UTF-8 does (asciiCharset), or typed twice. Every answer's head is
-// read here: a name is lower-cased only when its length matches (no string per field).
+// is encoded, in a charset that does not read ASCII as UTF-8 does (asciiCharset), or typed twice (node reads
+// the first, a raw reader the last, fetch joins them: no reading of the type is the client's). Both paths
+// read every answer's head here, the fast path's and node's (its rawHeaders): a name is lower-cased only
+// when its length matches (no string per field).
 function answerType(raw: readonly string[]): string {
   let type: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const n = raw[i]!.length;
     if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return UNREADABLE_BODY;
     if (n === 12 && raw[i]!.toLowerCase() === 'content-type') {
-      if (type !== undefined || !asciiCharset(raw[i + 1])) return UNREADABLE_BODY; // typed twice: see typedTwice
+      if (type !== undefined || !asciiCharset(raw[i + 1])) return UNREADABLE_BODY;
       type = mediaType(raw[i + 1]);
     }
   }
   return type ?? '';
 }
+
+// True when the filter cannot read the body of an answer node parsed: the fast path's rule, on its raw head.
+const unreadableBody = (up: IncomingMessage): boolean => answerType(up.rawHeaders) === UNREADABLE_BODY;
 
 // The Mcp-Session-Id of a raw response head; undefined when absent or repeated (never bound then).
 function sessionField(raw: readonly string[]): string | undefined {

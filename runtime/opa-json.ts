@@ -40,9 +40,9 @@ export function readPlainJson(text: string): OpaJson | undefined {
   }
 }
 
-/** Reads a result's value text as OpaJson: plain JSON (the common case) through JSON.parse, unless `exact`. */
-export function readValueText(text: string, exact = false): OpaJson {
-  const plain = exact ? undefined : readPlainJson(text);
+/** Reads a result's value text as OpaJson: plain JSON (the common case) through JSON.parse. */
+export function readValueText(text: string): OpaJson {
+  const plain = readPlainJson(text);
   return plain !== undefined ? plain : toOpaJson(parseValueText(text));
 }
 

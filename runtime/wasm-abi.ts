@@ -9,7 +9,7 @@
 // unless it takes exact values (builtin-operand.ts's `exact`), then RegoValues; whatever a builtin
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
-import { jsonText, readPlainJson, readValueText } from './opa-json.js';
+import { jsonText, readPlainJson, toOpaJson } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
 import { FUEL_PER_TICK, type EvaluationBudget } from './evaluation-limits.js';
 import { METERING_EXPORTS, METERING_IMPORTS } from './wasm-metering.js';
@@ -216,9 +216,9 @@ function firstResult(text: string, exact: Set<number>, entrypoint: number): OpaJ
   }
   let row: { result?: OpaJson };
   try {
-    row = readValueText(inner, true) as { result?: OpaJson };
+    row = toOpaJson(parseValueText(inner)) as { result?: OpaJson };
   } catch {
-    row = (readValueText(`[${inner}]`, true) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
+    row = (toOpaJson(parseValueText(`[${inner}]`)) as Array<{ result?: OpaJson }>)[0]!; // more than one row: the first
   }
   return row.result;
 }

@@ -97,13 +97,15 @@ function reachableRules(modules: ReadonlyArray<Record<string, unknown>>, scopes:
       work.push(e);
     }
   };
+  // Every prefix of a rule's path, worked out once: a name in a package names a rule when package + name is one.
+  const prefixes = new Set(entries.flatMap((e) => e.path.map((_, i) => e.path.slice(0, i + 1).join('\0'))));
   // What a name in module m stands for under `data`, if anything: `data`, an import's alias, a rule of its package.
   const named = (name: string, m: number): string[] | undefined => {
     const scope = scopes[m]!;
     if (name === 'data') return [];
     if (scope.imports.has(name)) return scope.imports.get(name)!;
     const local = [...scope.pkg, name];
-    return entries.some((e) => overlaps(local, e.path) && e.path.length >= local.length) ? local : undefined;
+    return prefixes.has(local.join('\0')) ? local : undefined;
   };
   const scan = (node: unknown, m: number): void => {
     if (Array.isArray(node)) return node.forEach((n) => scan(n, m));

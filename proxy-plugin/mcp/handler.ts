@@ -551,16 +551,14 @@ export class McpHandler {
     // A 2xx body of another type is refused (the transport allows none): no client may find an
     // unfiltered tool list in it. Only a 202 without a body (to notifications or responses) passes.
     if (ct !== 'application/json') {
-      const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
-      if (!raw) up.destroy();
+      const raw = await this.readAnswer(up);
       if (raw?.length !== 0 || status !== 202) return sendUnreadable(res, head);
       if (plan.local.length > 0) return sendJson(res, 200, mergeAnswers(plan, []) ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       return void res.end();
     }
     // A 2xx JSON answer.
-    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
-    if (!raw) up.destroy();
+    const raw = await this.readAnswer(up);
     const text = raw?.toString('utf8');
     const doc = text === undefined ? undefined : answerDocument(text);
     if (!doc) return sendUnreadable(res, head);
@@ -576,6 +574,14 @@ export class McpHandler {
     const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
     const merged = mergeAnswers(plan, answers);
     return sendJson(res, status, merged ?? [], { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+  }
+
+  // An answer's body read whole, up to maxUpstreamJsonBytes; undefined (the upstream dropped) when it is
+  // larger or breaks off.
+  private async readAnswer(up: IncomingMessage): Promise<Buffer | undefined> {
+    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
+    if (!raw) up.destroy();
+    return raw;
   }
 
   // An answer with a body the filter cannot read (encoded, or in a charset that does not read ASCII as UTF-8
@@ -611,8 +617,7 @@ export class McpHandler {
   // A body read whole (bounded) and passed on with its status as `filterOtherBody` allows, else a 502: a
   // lenient client may read a tool list in any body.
   private async sendChecked(up: IncomingMessage, res: ServerResponse, status: number, head: OutgoingHttpHeaders, tools: ToolsAnswer): Promise<void> {
-    const raw = await readBody(up, this.opts.maxUpstreamJsonBytes ?? MAX_UPSTREAM_JSON_BYTES).catch(() => undefined);
-    if (!raw) up.destroy();
+    const raw = await this.readAnswer(up);
     const out = raw && filterOtherBody(raw, mediaType(up.headers['content-type']), tools.ids, tools.view);
     if (!out) return sendUnreadable(res, head);
     res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-length': out.length });

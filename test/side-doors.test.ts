@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -512,33 +513,44 @@ describe('MCP answers with an error status, through warden proxy', () => {
   });
 });
 
-describe('MCP answers typed twice, through warden proxy', () => {
-  it('refuses an answer that gives its Content-Type twice (502), in either order, on the fast path and on node\'s path', async () => {
-    // A hostile MCP server: every POST is answered 200 with a tool list under two Content-Type fields. Node
-    // reads the first, the fast path's head the last and fetch joins them: whichever the filter read, a
-    // client could read the other (an event stream filtered as JSON, or JSON passed as a stream).
+describe('MCP answers the filter cannot read, through warden proxy', () => {
+  it("refuses an answer typed twice (either order), encoded or in a charset the filter cannot read (502), on the fast path and on node's path", async () => {
+    // A hostile MCP server: every POST is answered 200 with a tool list the filter cannot vouch for. Two
+    // Content-Type fields: node reads the first, the fast path's head the last and fetch joins them, so
+    // whichever the filter read, a client could read the other (an event stream filtered as JSON, or JSON
+    // passed as a stream). Gzip: fetch decodes it unasked. UTF-16: a client that decodes by the charset
+    // (httpx does) reads a list the bytes do not spell.
     const listed = { jsonrpc: '2.0', id: 1, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, inputSchema: { type: 'object' } })) } };
-    let types: string[] = [];
+    const text = JSON.stringify(listed);
+    let answer: { headers: http.OutgoingHttpHeaders; body: Buffer } = { headers: {}, body: Buffer.alloc(0) };
     const hostile = http.createServer((req, res) => {
       req.resume();
-      req.on('end', () => res.writeHead(200, { 'content-type': types }).end(JSON.stringify(listed)));
+      req.on('end', () => res.writeHead(200, answer.headers).end(answer.body));
     });
     const hostilePort = await listenLocal(hostile);
     try {
-      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'typed-twice.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
-      const token = await agents.sign('agent-typed-twice', 'tools:read');
-      for (const twice of [['application/json', 'text/event-stream'], ['text/event-stream', 'application/json'], ['text/plain', 'application/json'], ['application/json', 'application/json']]) {
-        types = twice;
+      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'unreadable.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+      const token = await agents.sign('agent-unreadable', 'tools:read');
+      const cases: Array<[string, http.OutgoingHttpHeaders, Buffer]> = [
+        ...[['application/json', 'text/event-stream'], ['text/event-stream', 'application/json'], ['text/plain', 'application/json'], ['application/json', 'application/json']].map(
+          (twice): [string, http.OutgoingHttpHeaders, Buffer] => [`typed ${twice.join(' and ')}`, { 'content-type': twice }, Buffer.from(text)],
+        ),
+        ['gzip-encoded', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(text)],
+        ['UTF-16 by its charset', { 'content-type': 'application/json; charset=utf-16' }, Buffer.from(`\ufeff${text}`, 'utf16le')],
+      ];
+      for (const [what, headers, sent] of cases) {
+        answer = { headers, body: sent };
         // A single call takes the fast path; the same call as a batch is handed to node's path.
         for (const body of [initialize, [initialize]]) {
           const r = await exchange(Number(m[1]), mcpPost(token, body));
-          expect({ twice, batch: Array.isArray(body), status: r.status }).toEqual({ twice, batch: Array.isArray(body), status: 502 });
+          expect({ what, batch: Array.isArray(body), status: r.status }).toEqual({ what, batch: Array.isArray(body), status: 502 });
+          expect((JSON.parse(r.body) as { error: { code: number } }).error.code).toBe(-32000);
           expect(r.body).not.toContain('refund_order');
           expect(r.body).not.toContain('drop_table');
         }
       }
-      // The same server with one Content-Type is read and filtered, not refused: the 502 above is the repeat's.
-      types = ['application/json'];
+      // The same server with one plain Content-Type is read and filtered, not refused: the 502s above are the answers'.
+      answer = { headers: { 'content-type': 'application/json' }, body: Buffer.from(text) };
       const r = await exchange(Number(m[1]), mcpPost(token, initialize));
       expect(r.status).toBe(200);
       expect(r.body).not.toContain('drop_table');

@@ -108,6 +108,8 @@ describe('warden proxy under evaluation limits', () => {
       async () => (new RegExp(`"error":"evaluation limit \\(deadline\\): evaluating warden/decision was stopped: evaluation stopped at its deadline of ${DEADLINE_MS} ms \\(`).test(storefront.lines()) ? true : undefined),
     );
     expect((await get({})).status).toBe(200);
+    // The stopped call was denied before anything of it went on: the application never saw it.
+    expect(upstream.seen.filter((r) => r.headers['x-spin'] !== undefined)).toEqual([]);
   });
 
   it('decides an MCP tool call whose arguments carry a lone surrogate as opa eval does', async () => {

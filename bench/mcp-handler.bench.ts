@@ -3,22 +3,51 @@
 // tools/list with JSON and event-stream answers. No sockets and no other process: the figure the wire
 // benchmark (mcp.bench.ts) cannot separate from the machine's scheduling. Between the two halves the
 // event loop turns once, as while the server answers (a tools/list's view is worked out then).
-// Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
+//
+// Each kind is measured warm (calls back to back) and cold: before each half of a call, a 32 MiB sweep
+// (BENCH_EVICT_MB; the development VM's L3 is 32 MiB) pushes the handler's code and data out of the CPU
+// caches, as the client, the server and the kernel do between two calls of a sidecar on a small node.
+// The cold figures are what the wire benchmark's one-call-at-a-time latencies are made of; beside them,
+// one policy evaluation of a tools/call, and of a policy that decides nothing (`decision := {"allow":
+// true}`): OPA's WASM round trip alone (input JSON in, opa_eval, result out), the floor under any
+// per-call decision. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
 import type { Figure } from './figure.js';
 import { fileURLToPath } from 'node:url';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
 import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
+import { hostBuiltins } from '../runtime/builtins.js';
+import { InputSelection } from '../runtime/input-selection.js';
+import { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy } from '../test/support/mcp-fixtures.js';
+import { buildWasm } from '../test/support/opa.js';
 
 /** One kind of call: p50 of the request half, the answer half and both, microseconds. */
 interface Row {
   kind: string;
   /** The first calls of a fresh handler (the JIT and the WASM still warming up). */
-  cold: { request: number; answer: number };
+  first: { request: number; answer: number };
   /** After many calls. */
   warm: { request: number; answer: number };
+  /** After many calls, with the CPU caches swept before each half. */
+  cold: { request: number; answer: number };
+}
+
+/** One policy evaluation of a tools/call, warm and with the caches swept first, microseconds (p50). */
+interface Evaluation {
+  policy: string;
+  warm: number;
+  cold: number;
+}
+
+// Pushes everything out of the CPU caches: writes one byte per 64-byte line of a buffer larger than the
+// last-level cache.
+function evictor(mib: number): () => void {
+  const sweep = Buffer.alloc(mib * 1024 * 1024);
+  return () => {
+    for (let i = 0; i < sweep.length; i += 64) sweep[i] = (sweep[i]! + 1) & 255;
+  };
 }
 
 const p50 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
@@ -26,9 +55,12 @@ const turn = () => new Promise((r) => setImmediate(r));
 const us = (from: bigint) => Number(process.hrtime.bigint() - from) / 1000;
 
 /** Run the benchmark and print a table. */
-export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[] }> {
-  const coldCalls = opts.cold ?? 300;
+export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[]; evaluations: Evaluation[] }> {
+  const firstCalls = opts.cold ?? 300;
   const warmCalls = opts.warm ?? Number(process.env.BENCH_CALLS ?? 2000);
+  const evictMiB = Number(process.env.BENCH_EVICT_MB ?? 32);
+  const sweptCalls = Math.min(warmCalls, 400);
+  const evict = evictor(evictMiB);
   const out = opts.log ?? ((s: string) => console.log(s));
   const policy = await loadOpsMcpPolicy();
   const decide: Decide = (input) => {
@@ -53,12 +85,14 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
     const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
     const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 5, method: k.method, params: k.params }));
     const answer = Buffer.from(k.answer);
-    const one = async (): Promise<[number, number]> => {
+    const one = async (cold: boolean): Promise<[number, number]> => {
+      if (cold) evict();
       const t0 = process.hrtime.bigint();
       const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body }, { source, request, policy, decide });
       const requestUs = us(t0);
       if (!('forward' in o)) throw new Error(`${k.kind} was not forwarded`);
       await turn();
+      if (cold) evict();
       const t1 = process.hrtime.bigint();
       const a: BodyRewrite | WholeAnswer | undefined = o.forward.answer?.(200, ['content-type', k.type]);
       if (a && 'whole' in a) a.end(answer);
@@ -68,30 +102,59 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
       }
       return [requestUs, us(t1)];
     };
-    const measure = async (n: number) => {
+    const measure = async (n: number, cold = false) => {
       const r: number[] = [];
       const a: number[] = [];
       for (let i = 0; i < n; i++) {
-        const [x, y] = await one();
+        const [x, y] = await one(cold);
         r.push(x);
         a.push(y);
       }
       return { request: p50(r), answer: p50(a) };
     };
-    const cold = await measure(coldCalls);
-    rows.push({ kind: k.kind, cold, warm: await measure(warmCalls) });
+    const first = await measure(firstCalls);
+    const warm = await measure(warmCalls);
+    rows.push({ kind: k.kind, first, warm, cold: await measure(sweptCalls, true) });
   }
-  out(`MCP handler in-process (ops-mcp bundle, decision evaluated without the decision log): p50 of the first ${coldCalls} calls of a fresh handler and of ${warmCalls} calls after them`);
-  for (const r of rows) out(`${r.kind.padEnd(18)} first calls: request ${r.cold.request.toFixed(1)} µs + answer ${r.cold.answer.toFixed(1)} µs; warm: request ${r.warm.request.toFixed(1)} µs + answer ${r.warm.answer.toFixed(1)} µs`);
-  return { rows };
+  // One evaluation alone, warm and swept: the ops-mcp bundle, and the same runtime on a policy that decides nothing.
+  const nothing = await Policy.load(
+    { ...policy.bundle, wasm: await buildWasm('package warden\n\ndecision := {"allow": true, "reasons": ["nothing to decide"]}\n', [DECISION_ENTRYPOINT]), data: {}, inputs: InputSelection.whole },
+    { builtins: hostBuiltins },
+  );
+  const input = { source, destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, request, mcp: { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } } };
+  const evaluations: Evaluation[] = [];
+  for (const [name, p] of [['ops-mcp', policy], ['decides nothing', nothing]] as const) {
+    const w: number[] = [];
+    const c: number[] = [];
+    for (let i = 0; i < warmCalls; i++) {
+      const t0 = process.hrtime.bigint();
+      p.decide(DECISION_ENTRYPOINT, input);
+      w.push(us(t0));
+    }
+    for (let i = 0; i < sweptCalls; i++) {
+      evict();
+      const t0 = process.hrtime.bigint();
+      p.decide(DECISION_ENTRYPOINT, input);
+      c.push(us(t0));
+    }
+    evaluations.push({ policy: name, warm: p50(w), cold: p50(c) });
+  }
+  out(`MCP handler in-process (ops-mcp bundle, decision evaluated without the decision log): p50 of the first ${firstCalls} calls of a fresh handler, of ${warmCalls} calls after them (warm), and of ${sweptCalls} calls with a ${evictMiB} MiB cache sweep before each half (cold)`);
+  for (const r of rows) out(`${r.kind.padEnd(18)} first calls: request ${r.first.request.toFixed(1)} µs + answer ${r.first.answer.toFixed(1)} µs; warm: request ${r.warm.request.toFixed(1)} µs + answer ${r.warm.answer.toFixed(1)} µs; cold: request ${r.cold.request.toFixed(1)} µs + answer ${r.cold.answer.toFixed(1)} µs`);
+  for (const e of evaluations) out(`one evaluation of a tools/call, ${e.policy.padEnd(15)} warm ${e.warm.toFixed(1)} µs, cold ${e.cold.toFixed(1)} µs`);
+  return { rows, evaluations };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();
 
 /** The run as table figures for `npm run bench`. */
-export function figures({ rows }: { rows: Row[] }): Figure[] {
-  return rows.flatMap((r) => [
+export function figures({ rows, evaluations }: { rows: Row[]; evaluations: Evaluation[] }): Figure[] {
+  return [
+    ...rows.flatMap((r) => [
     { suite: 'mcp-handler', name: `${r.kind} request + answer, warm p50`, value: r.warm.request + r.warm.answer, unit: 'µs', detail: `request ${r.warm.request.toFixed(1)} µs (decision included), answer ${r.warm.answer.toFixed(1)} µs; in-process, no sockets` },
-    { suite: 'mcp-handler', name: `${r.kind} request + answer, first calls p50`, value: r.cold.request + r.cold.answer, unit: 'µs', detail: `request ${r.cold.request.toFixed(1)} µs, answer ${r.cold.answer.toFixed(1)} µs` },
-  ]);
+    { suite: 'mcp-handler', name: `${r.kind} request + answer, first calls p50`, value: r.first.request + r.first.answer, unit: 'µs', detail: `request ${r.first.request.toFixed(1)} µs, answer ${r.first.answer.toFixed(1)} µs` },
+      { suite: 'mcp-handler', name: `${r.kind} request + answer, cold p50`, value: r.cold.request + r.cold.answer, unit: 'µs', detail: `request ${r.cold.request.toFixed(1)} µs, answer ${r.cold.answer.toFixed(1)} µs; CPU caches swept before each half, as between a sidecar's calls on the wire` },
+    ]),
+    ...evaluations.map((e) => ({ suite: 'mcp-handler', name: `one tools/call evaluation, ${e.policy}, cold p50`, value: e.cold, unit: 'µs', detail: `warm ${e.warm.toFixed(1)} µs; CPU caches swept before each` })),
+  ];
 }

@@ -991,6 +991,35 @@ describe('McpHandler.fastPost: a tools/list answer rewritten on the sidecar\'s f
     expect(names(JSON.parse(events[0]!.data))).toEqual(['get_order']);
   });
 
+  // A tools/call answered as an event stream (the MCP SDK server's default): its result is not rewritten
+  // unless its text could spell a tool list.
+  const callAnswer = () => {
+    const handler = new McpHandler({ destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, upstream: () => Promise.reject(new Error('not used')) });
+    const source = { principal: 'reader', authn: 'jwt' as const, claims: { sub: 'reader', scope: 'tools:read' }, address: '127.0.0.1' };
+    const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
+    const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } }));
+    const o = handler.fastPost({ method: 'POST', path: '/mcp', query: '', headers: { 'content-type': 'application/json' }, body }, { source, request, policy, decide });
+    if (!('forward' in o) || !o.forward.answer) throw new Error(`expected get_order to be forwarded, got ${JSON.stringify(o)}`);
+    return streamed(o.forward.answer(200, ['content-type', 'text/event-stream']));
+  };
+
+  it('passes a tools/call answer event as sent when its text cannot spell a tool list, and re-encodes one whose text could', () => {
+    // A result holding JSON text (escaped quotes), spaced as no re-encoding would space it.
+    const result = (text: string) => `{"jsonrpc":"2.0","id":7,"result" : {"content":[{"type":"text","text":${JSON.stringify(text)}}]}}`;
+    const sent = `event: message\nid: 3\ndata: ${result('{"id":"42","status":"open"}')}\n\n`;
+    let r = callAnswer();
+    expect(r.push(Buffer.from(sent)) + r.end()).toBe(sent);
+    // A `\u` escape (it can spell `tools`), the word itself, and a NUL anywhere in the event: read and re-encoded.
+    for (const event of [`data: ${result('{"status":"op\\u0065n"}')}\n\n`, `data: ${result('{"tools":[]}')}\n\n`, `: x\0y\ndata: ${result('{"id":"42"}')}\n\n`]) {
+      r = callAnswer();
+      const out = r.push(Buffer.from(event)) + r.end();
+      expect(out).not.toBe(event);
+      expect(out).not.toContain('"result" :');
+      const data = event.slice(event.indexOf('data: ') + 6, -2);
+      expect(new SseParser().push(out).map((e) => JSON.parse(e.data) as unknown)).toEqual([JSON.parse(data)]);
+    }
+  });
+
   it('drops an event of a tools/list stream that does not parse, and says why', () => {
     warnings.length = 0;
     const r = streamed(answerFor('tools:read')(200, ['content-type', 'text/event-stream']));

@@ -106,6 +106,9 @@ export interface McpHandlerOptions {
 
 const HAND_OFF: FastOutcome = { handOff: true };
 
+// The tools/list ids of a body that sends none (most calls): one set, never written to.
+const NO_IDS: ReadonlySet<JsonRpcId> = new Set();
+
 /** Largest upstream JSON answer buffered for checking or rewriting, by default. */
 const MAX_UPSTREAM_JSON_BYTES = 16 * 1024 * 1024;
 
@@ -115,7 +118,9 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // the caller (`view`, worked out when first needed). Every event read is re-encoded: the client reads
 // what was checked. One that does not parse is dropped (fail closed: it might be the list itself, for a
 // client with a more lenient parser), and said so. On a stream that answers no tools/list (`ids` empty),
-// an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread.
+// an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread, and so
+// does one whose data parses and whose text spells neither `tools` nor a `\u` escape (a tool result with
+// escaped quotes: in JSON only `\u` spells a letter), as a JSON answer's bytes do (`parsedMayListTools`).
 function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
   return (e) => {
     const quiet = withoutData(e);
@@ -128,6 +133,7 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
       warn?.('dropped an event-stream event that is not JSON from a stream that may carry a tool list (it could hold an unfiltered one)', { event: e.type, bytes: e.data.length });
       return null;
     }
+    if (ids.size === 0 && !parsedMayListTools(e.raw) && !e.raw.includes('\0')) return undefined;
     return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
 }
@@ -391,7 +397,8 @@ export class McpHandler {
   }
 
   private input(ctx: McpCallContext, mcp?: McpInput): PolicyInput {
-    return { source: ctx.source, destination: ctx.destination ?? this.opts.destination, request: ctx.request, ...(mcp ? { mcp } : {}) };
+    const destination = ctx.destination ?? this.opts.destination;
+    return mcp ? { source: ctx.source, destination, request: ctx.request, mcp } : { source: ctx.source, destination, request: ctx.request };
   }
 
   private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse; head: OutgoingHttpHeaders } {
@@ -489,10 +496,10 @@ export class McpHandler {
     };
   }
 
-  private toolsListIds(plan: BatchPlan): Set<JsonRpcId> {
-    const ids = new Set<JsonRpcId>();
-    for (const c of plan.forward) if (c.kind === 'request' && c.message.method === 'tools/list') ids.add(c.message.id);
-    return ids;
+  private toolsListIds(plan: BatchPlan): ReadonlySet<JsonRpcId> {
+    let ids: Set<JsonRpcId> | undefined;
+    for (const c of plan.forward) if (c.kind === 'request' && c.message.method === 'tools/list') (ids ??= new Set()).add(c.message.id);
+    return ids ?? NO_IDS;
   }
 
   private decisionHeader(plan: BatchPlan): OutgoingHttpHeaders {

@@ -95,7 +95,10 @@ function validId(v: unknown): v is JsonRpcId {
 
 /** The media type a Content-Type value names, lower case, without parameters ('' when absent): `Text/Event-Stream; charset=utf-8` is `text/event-stream`. */
 export function mediaType(ct: string | undefined): string {
-  return ct ? ct.split(';')[0]!.trim().toLowerCase() : '';
+  if (!ct) return '';
+  // What clients send, as sent: no split, trim or copy on the path every call takes.
+  if (ct === 'application/json' || ct === 'text/event-stream') return ct;
+  return ct.split(';')[0]!.trim().toLowerCase();
 }
 
 // Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` spell `tools`.
@@ -132,10 +135,10 @@ function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | s
     if (typeof v.method !== 'string' || v.method === '') return `${at}method must be a non-empty string`;
     if ('params' in v && !isObject(v.params)) return `${at}params must be an object (MCP uses named params)`;
     const params = v.params as Record<string, unknown> | undefined;
-    const base = { jsonrpc: VERSION as typeof VERSION, method: v.method, ...(params ? { params } : {}) };
-    if (!('id' in v)) return { kind: 'notification', message: base };
+    if (!('id' in v)) return { kind: 'notification', message: params ? { jsonrpc: VERSION, method: v.method, params } : { jsonrpc: VERSION, method: v.method } };
     if (!validId(v.id)) return `${at}id must be a string or a number`;
-    const message: JsonRpcRequest = { ...base, id: v.id };
+    // Members in the order the sender's SDKs write them (the re-encoded body's order).
+    const message: JsonRpcRequest = params ? { jsonrpc: VERSION, method: v.method, params, id: v.id } : { jsonrpc: VERSION, method: v.method, id: v.id };
     const bad = paramsProblem(message, limits);
     return bad ? { kind: 'invalid', message, error: rpcError(message.id, RPC_ERRORS.INVALID_PARAMS, bad) } : { kind: 'request', message };
   }

@@ -10,7 +10,8 @@
 // The cold figures are what the wire benchmark's one-call-at-a-time latencies are made of; beside them,
 // one policy evaluation of a tools/call, and of a policy that decides nothing (`decision := {"allow":
 // true}`): OPA's WASM round trip alone (input JSON in, opa_eval, result out), the floor under any
-// per-call decision. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
+// per-call decision; and single steps of JavaScript every call takes (JSON.parse, JSON.stringify, …), each
+// the first of its kind after a sweep. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
 import type { Figure } from './figure.js';
 import { fileURLToPath } from 'node:url';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
@@ -34,9 +35,9 @@ interface Row {
   cold: { request: number; answer: number };
 }
 
-/** One policy evaluation of a tools/call, warm and with the caches swept first, microseconds (p50). */
-interface Evaluation {
-  policy: string;
+/** One step timed alone, warm and with the caches swept first, microseconds (p50). */
+interface Step {
+  name: string;
   warm: number;
   cold: number;
 }
@@ -55,12 +56,29 @@ const turn = () => new Promise((r) => setImmediate(r));
 const us = (from: bigint) => Number(process.hrtime.bigint() - from) / 1000;
 
 /** Run the benchmark and print a table. */
-export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[]; evaluations: Evaluation[] }> {
+export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[]; steps: Step[] }> {
   const firstCalls = opts.cold ?? 300;
   const warmCalls = opts.warm ?? Number(process.env.BENCH_CALLS ?? 2000);
   const evictMiB = Number(process.env.BENCH_EVICT_MB ?? 32);
   const sweptCalls = Math.min(warmCalls, 400);
   const evict = evictor(evictMiB);
+  // p50 of `f` over `warmCalls` calls back to back, and over `sweptCalls` calls each after a sweep.
+  const step = (name: string, f: () => unknown): Step => {
+    const w: number[] = [];
+    const c: number[] = [];
+    for (let i = 0; i < warmCalls; i++) {
+      const t0 = process.hrtime.bigint();
+      f();
+      w.push(us(t0));
+    }
+    for (let i = 0; i < sweptCalls; i++) {
+      evict();
+      const t0 = process.hrtime.bigint();
+      f();
+      c.push(us(t0));
+    }
+    return { name, warm: p50(w), cold: p50(c) };
+  };
   const out = opts.log ?? ((s: string) => console.log(s));
   const policy = await loadOpsMcpPolicy();
   const decide: Decide = (input) => {
@@ -122,39 +140,38 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
     { builtins: hostBuiltins },
   );
   const input = { source, destination: { workload: 'ops-mcp', namespace: 'agents', principal: '' }, request, mcp: { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } } };
-  const evaluations: Evaluation[] = [];
-  for (const [name, p] of [['ops-mcp', policy], ['decides nothing', nothing]] as const) {
-    const w: number[] = [];
-    const c: number[] = [];
-    for (let i = 0; i < warmCalls; i++) {
-      const t0 = process.hrtime.bigint();
-      p.decide(DECISION_ENTRYPOINT, input);
-      w.push(us(t0));
-    }
-    for (let i = 0; i < sweptCalls; i++) {
-      evict();
-      const t0 = process.hrtime.bigint();
-      p.decide(DECISION_ENTRYPOINT, input);
-      c.push(us(t0));
-    }
-    evaluations.push({ policy: name, warm: p50(w), cold: p50(c) });
-  }
+  // Then single JavaScript steps every call takes at least once: the first use of one after a sweep pays
+  // for bringing its code and data back (a second use in the same call is warm).
+  const text = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } });
+  const message = JSON.parse(text) as Record<string, unknown>;
+  const decoder = new TextDecoder();
+  const bytes = Buffer.from(text);
+  const steps: Step[] = [
+    step('evaluation, ops-mcp', () => policy.decide(DECISION_ENTRYPOINT, input)),
+    step('evaluation, decides nothing', () => nothing.decide(DECISION_ENTRYPOINT, input)),
+    step('JSON.parse of the call', () => JSON.parse(text)),
+    step('JSON.stringify of the call', () => JSON.stringify(message)),
+    step('Buffer.from of the call', () => Buffer.from(text)),
+    step('TextDecoder.decode of the call', () => decoder.decode(bytes)),
+    step('an object spread', () => ({ ...message, id: 6 })),
+    step('new Date().toISOString()', () => new Date().toISOString()),
+  ];
   out(`MCP handler in-process (ops-mcp bundle, decision evaluated without the decision log): p50 of the first ${firstCalls} calls of a fresh handler, of ${warmCalls} calls after them (warm), and of ${sweptCalls} calls with a ${evictMiB} MiB cache sweep before each half (cold)`);
   for (const r of rows) out(`${r.kind.padEnd(18)} first calls: request ${r.first.request.toFixed(1)} µs + answer ${r.first.answer.toFixed(1)} µs; warm: request ${r.warm.request.toFixed(1)} µs + answer ${r.warm.answer.toFixed(1)} µs; cold: request ${r.cold.request.toFixed(1)} µs + answer ${r.cold.answer.toFixed(1)} µs`);
-  for (const e of evaluations) out(`one evaluation of a tools/call, ${e.policy.padEnd(15)} warm ${e.warm.toFixed(1)} µs, cold ${e.cold.toFixed(1)} µs`);
-  return { rows, evaluations };
+  out(`one step alone, p50 warm / cold: ${steps.map((e) => `${e.name} ${e.warm.toFixed(1)} / ${e.cold.toFixed(1)} µs`).join('; ')}`);
+  return { rows, steps };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await run();
 
 /** The run as table figures for `npm run bench`. */
-export function figures({ rows, evaluations }: { rows: Row[]; evaluations: Evaluation[] }): Figure[] {
+export function figures({ rows, steps }: { rows: Row[]; steps: Step[] }): Figure[] {
   return [
     ...rows.flatMap((r) => [
-    { suite: 'mcp-handler', name: `${r.kind} request + answer, warm p50`, value: r.warm.request + r.warm.answer, unit: 'µs', detail: `request ${r.warm.request.toFixed(1)} µs (decision included), answer ${r.warm.answer.toFixed(1)} µs; in-process, no sockets` },
-    { suite: 'mcp-handler', name: `${r.kind} request + answer, first calls p50`, value: r.first.request + r.first.answer, unit: 'µs', detail: `request ${r.first.request.toFixed(1)} µs, answer ${r.first.answer.toFixed(1)} µs` },
+      { suite: 'mcp-handler', name: `${r.kind} request + answer, warm p50`, value: r.warm.request + r.warm.answer, unit: 'µs', detail: `request ${r.warm.request.toFixed(1)} µs (decision included), answer ${r.warm.answer.toFixed(1)} µs; in-process, no sockets` },
+      { suite: 'mcp-handler', name: `${r.kind} request + answer, first calls p50`, value: r.first.request + r.first.answer, unit: 'µs', detail: `request ${r.first.request.toFixed(1)} µs, answer ${r.first.answer.toFixed(1)} µs` },
       { suite: 'mcp-handler', name: `${r.kind} request + answer, cold p50`, value: r.cold.request + r.cold.answer, unit: 'µs', detail: `request ${r.cold.request.toFixed(1)} µs, answer ${r.cold.answer.toFixed(1)} µs; CPU caches swept before each half, as between a sidecar's calls on the wire` },
     ]),
-    ...evaluations.map((e) => ({ suite: 'mcp-handler', name: `one tools/call evaluation, ${e.policy}, cold p50`, value: e.cold, unit: 'µs', detail: `warm ${e.warm.toFixed(1)} µs; CPU caches swept before each` })),
+    ...steps.map((e) => ({ suite: 'mcp-handler', name: `${e.name}, cold p50`, value: e.cold, unit: 'µs', detail: `warm ${e.warm.toFixed(1)} µs; CPU caches swept before each` })),
   ];
 }

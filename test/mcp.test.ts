@@ -837,6 +837,28 @@ describe('a legacy HTTP+SSE stream that carries tool lists the handler did not e
   });
 });
 
+describe('a legacy HTTP+SSE stream carrying tool results', () => {
+  // A hand-made legacy server: the stream announces session s2, then two tool results (JSON text inside
+  // the text content, spaced as no re-encoding spaces it), one of them with a `\u` escape, and ends.
+  const result = (text: string) => `{"jsonrpc":"2.0","id":3,"result" : {"content":[{"type":"text","text":${JSON.stringify(text)}}]}}`;
+  const plain = `event: message\ndata: ${result('{"id":"42","status":"open"}')}\n\n`;
+  const escaped = `event: message\ndata: ${result('{"status":"op\\u0065n"}')}\n\n`;
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(`event: endpoint\ndata: /messages?sessionId=s2\n\n${plain}${escaped}`);
+  });
+  const proxy = proxyInFront(server);
+
+  it('passes a result that cannot spell a tool list as sent, and re-encodes one that could', async () => {
+    const auth = { authorization: `Bearer ${await issuer.sign('support-agent', 'tools:read')}` };
+    const r = await fetch(`${proxy().url}/sse`, { headers: { ...auth, accept: 'text/event-stream' } });
+    const text = await r.text();
+    expect(text).toContain(plain);
+    expect(text).not.toContain(escaped);
+    expect(new SseParser().push(text).filter((e) => e.type === 'message').map((e) => JSON.parse(e.data) as unknown)).toEqual([plain, escaped].map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6, -2))));
+  });
+});
+
 describe('a JSON answer read whole on the fast path, however the server frames it', () => {
   // A raw upstream: answers each request (framed by Content-Length) with the pieces of `reply`, written
   // apart; a reply without Content-Length or chunking runs to the close.

@@ -26,7 +26,7 @@ import { asciiCharset, DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcErro
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
+import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, parsedEventMayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -133,7 +133,7 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
       warn?.('dropped an event-stream event that is not JSON from a stream that may carry a tool list (it could hold an unfiltered one)', { event: e.type, bytes: e.data.length });
       return null;
     }
-    if (ids.size === 0 && !parsedMayListTools(e.raw) && !e.raw.includes('\0')) return undefined;
+    if (ids.size === 0 && !parsedEventMayListTools(e.raw)) return undefined;
     return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
 }
@@ -696,6 +696,7 @@ export class McpHandler {
         this.opts.warn?.('dropped an event of a legacy MCP stream that is not JSON (it could hold an unfiltered tool list)', { event: e.type, bytes: e.data.length });
         return null;
       }
+      if (!awaited && !parsedEventMayListTools(e.raw)) return undefined;
       const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
       const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
       const view = (key !== undefined ? s?.pendingToolsList.get(key) : undefined) ?? s?.view;

@@ -62,6 +62,15 @@ export function parsedMayListTools(json: string): boolean {
   return json.includes('tools') || json.includes('\\u');
 }
 
+/**
+ * False when an event-stream event whose data JSON.parse accepted cannot hold a tool list for any client:
+ * its text (all its lines) spells neither `tools` nor a `\u` escape (`parsedMayListTools`), nor holds a NUL
+ * (`mayListTools`). Such an event may pass as sent.
+ */
+export function parsedEventMayListTools(raw: string): boolean {
+  return parsedMayListTools(raw) || raw.includes('\0');
+}
+
 // Text a JSON parser may read as a document (an object or a batch), after any white space or byte order mark.
 const JSON_DOCUMENT = /^[\s\uFEFF]*[[{]/;
 // An event-stream data field: a client that reads the body as a stream (whatever its type says) gets its value.

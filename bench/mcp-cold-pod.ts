@@ -165,5 +165,7 @@ for (const k of kinds) {
   results.push({ kind: k.kind, warm: { warden: warm.warden, passthrough: warm.passthrough, paired: warm.paired }, cold: await phase(true) });
 }
 await engine.close();
-process.send!(results);
+// Forked by the bench: over IPC; run alone (`node --import tsx bench/mcp-cold-pod.ts`, e.g. under --cpu-prof): printed.
+if (process.send) process.send(results);
+else console.log(JSON.stringify(results, null, 1));
 process.exit(0);

@@ -8,21 +8,29 @@ import { randomFillSync } from 'node:crypto';
 const pool = Buffer.alloc(4096);
 let used = pool.length;
 
-/** The id's 16 bytes, assembled in place before hex encoding. */
-const bytes = Buffer.alloc(16);
+/** Two hex digits for each byte value. */
+const HEX = Array.from({ length: 256 }, (_, b) => (b < 16 ? '0' : '') + b.toString(16));
 
-/** A new version 7 UUID for a decision made at `ms` (milliseconds since the epoch; default now). */
+/**
+ * A new version 7 UUID for a decision made at `ms` (milliseconds since the epoch; default now). Written
+ * byte by byte from a table: one function on the decision's path, no native hex encoder and no slices.
+ */
 export function newDecisionId(ms: number = Date.now()): string {
   if (!Number.isInteger(ms) || ms < 0 || ms > 0xffff_ffff_ffff) throw new RangeError(`newDecisionId: ${ms} is not a 48-bit millisecond timestamp`);
   if (used + 10 > pool.length) {
     randomFillSync(pool);
     used = 0;
   }
-  bytes.writeUIntBE(ms, 0, 6);
-  // Ten bytes by hand: Buffer.copy's native call cost more than the rest of the id (proxy bench profile).
-  for (let i = 6; i < 16; i++) bytes[i] = pool[used++]!;
-  bytes[6] = 0x70 | (bytes[6]! & 0x0f); // version 7, then 12 random bits
-  bytes[8] = 0x80 | (bytes[8]! & 0x3f); // variant 0b10, then 62 random bits
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const r = pool;
+  const u = used;
+  used += 10;
+  // The 48-bit time in two 24-bit halves (bitwise operators read 32 bits only).
+  const hi = Math.floor(ms / 0x100_0000);
+  const lo = ms % 0x100_0000;
+  return (
+    HEX[hi >>> 16]! + HEX[(hi >>> 8) & 255]! + HEX[hi & 255]! + HEX[lo >>> 16]! + '-' + HEX[(lo >>> 8) & 255]! + HEX[lo & 255]! + '-' +
+    // version 7, then 12 random bits; the variant 0b10, then 62 random bits
+    HEX[0x70 | (r[u]! & 0x0f)]! + HEX[r[u + 1]!]! + '-' + HEX[0x80 | (r[u + 2]! & 0x3f)]! + HEX[r[u + 3]!]! + '-' +
+    HEX[r[u + 4]!]! + HEX[r[u + 5]!]! + HEX[r[u + 6]!]! + HEX[r[u + 7]!]! + HEX[r[u + 8]!]! + HEX[r[u + 9]!]!
+  );
 }

@@ -107,21 +107,25 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
   const driftRecorder = (destination: Destination, revision: string, via: EventSource) => (r: DriftRecord, action: DriftAction) =>
     opts.recordDrift?.(driftEvent(r, { decisionId: newDecisionId(), now: now(), workload: destination.workload, namespace: destination.namespace, via, revision, action }));
   // What the handler needs of a call beyond the request: the pinned bundle, the sidecar's pipeline.
-  type Pinned = Pick<CallLike<B>, 'source' | 'pipeline' | 'via' | 'headerPolicy'> & { bundle: B; request: Omit<CallLike<B>['request'], 'rawQuery'> };
-  const context = (call: Pinned): McpCallContext => {
-    const { bundle, pipeline, via } = call;
+  // Built by assignment, not spreads: it is built for every call.
+  type Pinned = Pick<CallLike<B>, 'source' | 'pipeline' | 'via' | 'headerPolicy'>;
+  const context = (call: Pinned, bundle: B, request: PolicyInput['request']): McpCallContext => {
+    const { pipeline, via } = call;
     const destination = pipeline.destination;
-    return {
+    const ctx: McpCallContext = {
       source: call.source,
-      request: call.request,
+      request,
       policy: bundle.policy,
       destination,
-      ...(call.headerPolicy ? { headerPolicy: call.headerPolicy } : {}),
       onDrift: driftRecorder(destination, bundle.revision, via),
       decide: (input, kind) => pipeline.decide(input, { kind, via, bundle }),
-      ...(pipeline.refuse ? { refuse: (input: PolicyInput, reason: string, status: number) => pipeline.refuse!(input, { kind: 'mcp', via, bundle }, reason, status) } : {}),
     };
+    if (call.headerPolicy) ctx.headerPolicy = call.headerPolicy;
+    if (pipeline.refuse) ctx.refuse = (input: PolicyInput, reason: string, status: number) => pipeline.refuse!(input, { kind: 'mcp', via, bundle }, reason, status);
+    return ctx;
   };
+  // The call's request as the policy input holds it: the normalized request without its raw query.
+  const inputRequest = (r: CallLike<B>['request']): PolicyInput['request'] => ({ method: r.method, path: r.path, segments: r.segments, query: r.query, headers: r.headers });
   return {
     name: 'mcp',
     owns: (call: Pick<CallLike<B>, 'request' | 'bundle'>): boolean => handler.owns(call.request.path, call.bundle?.policy),
@@ -131,8 +135,8 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
       admit(call: FastCallLike<B>): FastOutcome {
         const headers = uniqueHeaders(call.rawHeaders);
         if (!headers) return { handOff: true };
-        const { rawQuery, ...request } = call.request;
-        return handler.fastPost({ method: request.method, path: request.path, query: rawQuery, headers, rawHeaders: call.rawHeaders, body: call.body }, context({ ...call, request }));
+        const r = call.request;
+        return handler.fastPost({ method: r.method, path: r.path, query: r.rawQuery, headers, rawHeaders: call.rawHeaders, body: call.body }, context(call, call.bundle, inputRequest(r)));
       },
     },
     async handle(call: CallLike<B>): Promise<void> {
@@ -144,8 +148,7 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
       if (!body) {
         return sendJson(call.res, 413, rpcError(null, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`), { connection: 'close' });
       }
-      const { rawQuery, ...request } = call.request;
-      await handler.handle({ method: call.request.method, path: call.request.path, query: rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body }, context({ ...call, bundle, request }), call.res);
+      await handler.handle({ method: call.request.method, path: call.request.path, query: call.request.rawQuery, headers: call.req.headers, rawHeaders: call.req.rawHeaders, body }, context(call, bundle, inputRequest(call.request)), call.res);
     },
   };
 }

@@ -15,6 +15,7 @@ import { createSidecar } from '../proxy-plugin/sidecar.js';
 import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { engineStandIn } from './engine-stand-in.js';
+import { mcpCallKinds } from './mcp-kinds.js';
 
 /** What one kind of call measured, p50 in microseconds. */
 export interface ColdKind {
@@ -32,17 +33,7 @@ const listen = (s: net.Server, port = 0) => new Promise<number>((resolve) => s.l
 const p50 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const since = (t: bigint) => Number(process.hrtime.bigint() - t) / 1000;
 
-// The answers of the MCP server, by kind: a tool result as servers write it (JSON text inside the text
-// content), and the reviewed tool list; as JSON, or as one event of a stream.
-const spec = mcpSpec((await loadOpsMcpPolicy()).bundle)!;
-const listed = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: Object.entries(spec.tools).map(([name, t]) => ({ name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations })) } });
-const called = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: JSON.stringify({ id: '42', status: 'open', items: 2 }) }] } });
-const kinds = [
-  { kind: 'tools/call (json)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'application/json', answer: called },
-  { kind: 'tools/call (sse)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'text/event-stream', answer: `event: message\ndata: ${called}\n\n` },
-  { kind: 'tools/list (json)', params: {}, method: 'tools/list', type: 'application/json', answer: listed },
-  { kind: 'tools/list (sse)', params: {}, method: 'tools/list', type: 'text/event-stream', answer: `event: message\ndata: ${listed}\n\n` },
-];
+const kinds = mcpCallKinds(mcpSpec((await loadOpsMcpPolicy()).bundle)!);
 let current = kinds[0]!;
 // When the server had the request in full (its answer is written at once): the end of a call's request half.
 let received = 0n;

@@ -23,6 +23,7 @@ import { InputSelection } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy } from '../test/support/mcp-fixtures.js';
 import { buildWasm } from '../test/support/opa.js';
+import { mcpCallKinds } from './mcp-kinds.js';
 
 /** One kind of call: p50 of the request half, the answer half and both, microseconds. */
 interface Row {
@@ -85,17 +86,7 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
     const decision = policy.decide(DECISION_ENTRYPOINT, input);
     return { allow: decision.allow, decisionId: 'bench', decision, reasons: decision.reasons };
   };
-  const spec = mcpSpec(policy.bundle)!;
-  // What the live server lists: every reviewed tool, as reviewed (no drift).
-  const listed = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: Object.entries(spec.tools).map(([name, t]) => ({ name, description: t.description, inputSchema: t.input_schema, annotations: t.annotations })) } });
-  // A tool result as servers write them: JSON text inside the text content (escaped quotes to read past).
-  const called = JSON.stringify({ jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: JSON.stringify({ id: '42', status: 'open', items: 2 }) }] } });
-  const kinds = [
-    { kind: 'tools/call (json)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'application/json', answer: called },
-    { kind: 'tools/call (sse)', params: { name: 'get_order', arguments: { id: '42' } }, method: 'tools/call', type: 'text/event-stream', answer: `event: message\ndata: ${called}\n\n` },
-    { kind: 'tools/list (json)', params: {}, method: 'tools/list', type: 'application/json', answer: listed },
-    { kind: 'tools/list (sse)', params: {}, method: 'tools/list', type: 'text/event-stream', answer: `event: message\ndata: ${listed}\n\n` },
-  ];
+  const kinds = mcpCallKinds(mcpSpec(policy.bundle)!);
   const source = { principal: 'bench-agent', authn: 'jwt' as const, claims: { sub: 'bench-agent', scope: 'tools:read tools:write' }, address: '127.0.0.1' };
   const request = { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} };
   const rows: Row[] = [];

@@ -14,6 +14,7 @@ import type { Destination, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
+import { inputRequest } from '../input.js';
 import { driftEvent, type DriftRecord } from './drift.js';
 import { McpHandler, type FastOutcome, type McpCallContext, type Upstream } from './handler.js';
 import { DEFAULT_LIMITS, RPC_ERRORS, rpcError, type JsonRpcLimits } from './jsonrpc.js';
@@ -124,8 +125,6 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     if (pipeline.refuse) ctx.refuse = (input: PolicyInput, reason: string, status: number) => pipeline.refuse!(input, { kind: 'mcp', via, bundle }, reason, status);
     return ctx;
   };
-  // The call's request as the policy input holds it: the normalized request without its raw query.
-  const inputRequest = (r: CallLike<B>['request']): PolicyInput['request'] => ({ method: r.method, path: r.path, segments: r.segments, query: r.query, headers: r.headers });
   return {
     name: 'mcp',
     owns: (call: Pick<CallLike<B>, 'request' | 'bundle'>): boolean => handler.owns(call.request.path, call.bundle?.policy),

@@ -1,21 +1,25 @@
-// The pod of bench/mcp-cold.bench.ts, in one process: `warden proxy` as shipped (dist/sidecar.js, run with
-// the flags an injected pod passes), the gate-off sidecar (the pass-through), a raw MCP server and a raw
-// client. One process, so that the scheduler's wake-ups and run queues, which dominate the wire bench on
-// a small VM, are out of the figure; instead, before each call, a 32 MiB sweep (BENCH_EVICT_MB) pushes
-// every cache level out, as the client, the server and the kernel do between a sidecar's calls. What is
-// left is the CPU work of each proxy on cold caches. It reports over IPC and exits: warden proxy runs
-// until its process ends, as in a pod.
+// The pod of bench/mcp-cold.bench.ts, in one process: `warden proxy` as users start it (bin/warden.js,
+// which refuses a stale dist/ and runs the shipped dist/sidecar.js, with the flags an injected pod
+// passes), the gate-off sidecar (the pass-through), a raw MCP server and a raw client. One process, so
+// that the scheduler's wake-ups and run queues, which dominate the wire bench on a small VM, are out of
+// the figure; instead, before each call, a cache sweep (bench/cache-sweep.ts) pushes every cache level
+// out. What is left is the CPU work of each proxy on cold caches. It reports over IPC and exits: warden
+// proxy runs until its process ends, as in a pod.
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK } from 'jose';
 import pino from 'pino';
+import { ChunkedEnd, parseRequestHead, parseResponseHead } from '../proxy-plugin/http1.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
 import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
+import { cacheSweep } from './cache-sweep.js';
 import { engineStandIn } from './engine-stand-in.js';
+import { median } from './figure.js';
 import { mcpCallKinds } from './mcp-kinds.js';
+import { PROXY_READY } from './warden-cli.js';
 
 /** What one kind of call measured, p50 in microseconds. */
 export interface ColdKind {
@@ -25,12 +29,9 @@ export interface ColdKind {
 }
 
 const calls = Number(process.env.BENCH_CALLS ?? 400);
-const sweep = Buffer.alloc(Number(process.env.BENCH_EVICT_MB ?? 32) * 1024 * 1024);
-const evict = () => {
-  for (let i = 0; i < sweep.length; i += 64) sweep[i] = (sweep[i]! + 1) & 255;
-};
+const { sweep: evict } = cacheSweep();
 const listen = (s: net.Server, port = 0) => new Promise<number>((resolve) => s.listen(port, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
-const p50 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const p50 = median;
 const since = (t: bigint) => Number(process.hrtime.bigint() - t) / 1000;
 
 const kinds = mcpCallKinds(mcpSpec((await loadOpsMcpPolicy()).bundle)!);
@@ -47,7 +48,7 @@ const server = net.createServer((s) => {
     for (;;) {
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return;
-      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+      const length = parseRequestHead(buf.slice(0, end))?.contentLength ?? 0;
       if (buf.length < end + 4 + length) return;
       buf = buf.slice(end + 4 + length);
       received = process.hrtime.bigint();
@@ -66,45 +67,44 @@ const jwks = join(policies.dir, 'agents-jwks.json');
 writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig' }] }));
 const engine = await engineStandIn(policies.out);
 
-// warden proxy from the shipped bundle: its port from the line it prints once its bundle is loaded.
+// warden proxy as users start it: its port from the line it prints once it serves with its bundle.
 const ready = new Promise<number>((resolve) => {
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const m = /^warden proxy: .* on 127\.0\.0\.1:(\d+) .*\(bundle /m.exec(String(chunk));
+    const m = PROXY_READY.exec(String(chunk));
     if (m) resolve(Number(m[1]));
     return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof process.stderr.write;
 });
 process.argv = [process.argv[0]!, 'warden', 'proxy', '--workload', 'ops-mcp', '--engine', engine.url, '--bundle', join(policies.out, 'ops-mcp.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'),
   '--upstream', origin, '--admin', '127.0.0.1:0', '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE, '--spill', join(policies.dir, 'cold.spill'), '--listen', '127.0.0.1:0'];
-// The shipped file, by a computed specifier: dist/ is built, not type-checked (`npm run build` first).
-const shipped = new URL('../dist/sidecar.js', import.meta.url).href;
-void import(shipped);
+// The command's own entry, by a computed specifier (a JavaScript file the type checker does not read); it
+// never settles while warden proxy serves.
+void import(new URL('../bin/warden.js', import.meta.url).href);
 const wardenPort = await ready;
 const passthroughPort = await listen(createSidecar({ upstream: new URL(origin), gate: null, logger: pino({ level: 'silent' }), limits: { keepAliveTimeoutMs: 30_000 } }) as unknown as net.Server);
 
 // A keep-alive client that sends the current kind's request, with the MCP SDK client's header fields,
-// and resolves once the whole answer is in: framed by Content-Length, or chunked (a rewritten event
-// stream), ending with its last chunk. A call not answered within 10 s fails the run.
+// and resolves once the whole answer is in, framed as its head says (read by the sidecar's own HTTP/1
+// parser: Content-Length, or chunked for a rewritten event stream). A call not answered within 10 s, or
+// answered with a head that does not parse, fails the run.
 async function client(port: number): Promise<() => Promise<string>> {
   const s = net.connect(port, '127.0.0.1');
   s.setNoDelay(true);
   await new Promise((resolve) => s.once('connect', resolve));
-  let buf = '';
+  let buf: Buffer = Buffer.alloc(0);
   let done: ((answer: string) => void) | undefined;
   s.on('data', (d: Buffer) => {
-    buf += d.toString('latin1');
+    buf = buf.length > 0 ? Buffer.concat([buf, d]) : d;
     const end = buf.indexOf('\r\n\r\n');
     if (end < 0) return;
-    const head = buf.slice(0, end);
-    let length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? -1);
-    if (length < 0 && /\r\ntransfer-encoding: *chunked/i.test(head)) {
-      const last = buf.indexOf('\r\n0\r\n\r\n', end);
-      length = last < 0 ? -1 : last + 7 - (end + 4);
-    }
-    if (length < 0 || buf.length < end + 4 + length) return;
-    const answer = buf.slice(0, end + 4 + length);
-    buf = buf.slice(end + 4 + length);
+    const head = parseResponseHead(buf.toString('latin1', 0, end), 'POST');
+    if (typeof head === 'string' || head.framing === 'close') return void s.destroy(new Error(`127.0.0.1:${port} answered ${typeof head === 'string' ? head : 'to the close'}`));
+    const body = buf.subarray(end + 4);
+    const length = head.framing === 'length' ? head.contentLength : new ChunkedEnd().feed(body);
+    if (length < 0 || body.length < length) return;
+    const answer = buf.toString('latin1', 0, end + 4 + length);
+    buf = buf.subarray(end + 4 + length);
     done?.(answer);
   });
   return () =>

@@ -23,6 +23,7 @@ import { InputSelection } from '../runtime/input-selection.js';
 import { Policy } from '../runtime/policy.js';
 import { loadOpsMcpPolicy } from '../test/support/mcp-fixtures.js';
 import { buildWasm } from '../test/support/opa.js';
+import { cacheSweep } from './cache-sweep.js';
 import { mcpCallKinds } from './mcp-kinds.js';
 
 /** One kind of call: p50 of the request half, the answer half and both, microseconds. */
@@ -43,15 +44,6 @@ interface Step {
   cold: number;
 }
 
-// Pushes everything out of the CPU caches: writes one byte per 64-byte line of a buffer larger than the
-// last-level cache.
-function evictor(mib: number): () => void {
-  const sweep = Buffer.alloc(mib * 1024 * 1024);
-  return () => {
-    for (let i = 0; i < sweep.length; i += 64) sweep[i] = (sweep[i]! + 1) & 255;
-  };
-}
-
 const p50 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const turn = () => new Promise((r) => setImmediate(r));
 const us = (from: bigint) => Number(process.hrtime.bigint() - from) / 1000;
@@ -60,9 +52,8 @@ const us = (from: bigint) => Number(process.hrtime.bigint() - from) / 1000;
 export async function run(opts: { cold?: number; warm?: number; log?: (s: string) => void } = {}): Promise<{ rows: Row[]; steps: Step[] }> {
   const firstCalls = opts.cold ?? 300;
   const warmCalls = opts.warm ?? Number(process.env.BENCH_CALLS ?? 2000);
-  const evictMiB = Number(process.env.BENCH_EVICT_MB ?? 32);
   const sweptCalls = Math.min(warmCalls, 400);
-  const evict = evictor(evictMiB);
+  const { mib: evictMiB, sweep: evict } = cacheSweep();
   // p50 of `f` over `warmCalls` calls back to back, and over `sweptCalls` calls each after a sweep.
   const step = (name: string, f: () => unknown): Step => {
     const w: number[] = [];

@@ -9,6 +9,12 @@ import { fileURLToPath } from 'node:url';
 const warden = fileURLToPath(new URL('../bin/warden.js', import.meta.url));
 const TICKS_PER_SECOND = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these on Linux
 
+/**
+ * The line `warden proxy` prints once it serves with a bundle (not "bundle none"): its port, and its admin
+ * port when started with --admin.
+ */
+export const PROXY_READY = /on 127\.0\.0\.1:(\d+)(?: \(admin 127\.0\.0\.1:(\d+)\))? .*\(bundle [^n]/;
+
 /** A running `warden proxy`. */
 export interface WardenProxy {
   child: ChildProcess;
@@ -38,7 +44,7 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
     let err = '';
     const onData = (d: Buffer) => {
       err += d.toString();
-      const m = /on 127\.0\.0\.1:(\d+)(?: \(admin 127\.0\.0\.1:(\d+)\))? .*\(bundle [^n]/.exec(err);
+      const m = PROXY_READY.exec(err);
       if (!m) return;
       // Ready: from here on stderr is drained, never kept.
       child.stderr!.off('data', onData);

@@ -484,22 +484,33 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
   });
 });
 
+// warden proxy for ops-mcp (as the suite starts it) in front of a hostile MCP server that answers every
+// request, once its body is in, as `answer` writes; `use` gets warden proxy's port. Both stop after.
+async function behindWarden(spill: string, answer: (res: http.ServerResponse) => void, use: (port: number) => Promise<void>): Promise<void> {
+  const hostile = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => answer(res));
+  });
+  const hostilePort = await listenLocal(hostile);
+  try {
+    const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, spill), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+    await use(Number(m[1]));
+  } finally {
+    children.at(-1)!.kill('SIGTERM');
+    await closeServer(hostile);
+  }
+}
+
 describe('MCP answers with an error status, through warden proxy', () => {
   it("never shows the caller a tool it may not use in a 500 answer's tool list, on the fast path or on node's path", async () => {
     // A hostile MCP server: every POST is answered 500 with a JSON body listing tools the reader may not
     // use (drop_table is destructive, refund_order needs tools:write). A lenient client reads error bodies.
     const listed = { jsonrpc: '2.0', id: 1, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, inputSchema: { type: 'object' } })) } };
-    const hostile = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(listed)));
-    });
-    const hostilePort = await listenLocal(hostile);
-    try {
-      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'hostile.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+    await behindWarden('hostile.spill', (res) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(listed)), async (port) => {
       const token = await agents.sign('agent-hostile-500', 'tools:read');
       // A single call takes the fast path; the same call as a batch is handed to node's path.
       for (const body of [initialize, [initialize]]) {
-        const r = await exchange(Number(m[1]), mcpPost(token, body));
+        const r = await exchange(port, mcpPost(token, body));
         expect(r.status).toBe(500);
         // Filtered where it stands (get_order goes too: the server describes it otherwise than reviewed,
         // and ops-mcp blocks drifted tools); the forbidden tools appear nowhere in the answer.
@@ -507,10 +518,7 @@ describe('MCP answers with an error status, through warden proxy', () => {
         expect(r.body).not.toContain('refund_order');
         expect(r.body).not.toContain('drop_table');
       }
-    } finally {
-      children.at(-1)!.kill('SIGTERM');
-      await closeServer(hostile);
-    }
+    });
   });
 });
 
@@ -524,13 +532,7 @@ describe('MCP answers the filter cannot read, through warden proxy', () => {
     const listed = { jsonrpc: '2.0', id: 1, result: { tools: ['get_order', 'refund_order', 'drop_table'].map((name) => ({ name, inputSchema: { type: 'object' } })) } };
     const text = JSON.stringify(listed);
     let answer: { headers: http.OutgoingHttpHeaders; body: Buffer } = { headers: {}, body: Buffer.alloc(0) };
-    const hostile = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.writeHead(200, answer.headers).end(answer.body));
-    });
-    const hostilePort = await listenLocal(hostile);
-    try {
-      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'unreadable.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+    await behindWarden('unreadable.spill', (res) => res.writeHead(200, answer.headers).end(answer.body), async (port) => {
       const token = await agents.sign('agent-unreadable', 'tools:read');
       const cases: Array<[string, http.OutgoingHttpHeaders, Buffer]> = [
         ...[['application/json', 'text/event-stream'], ['text/event-stream', 'application/json'], ['text/plain', 'application/json'], ['application/json', 'application/json']].map(
@@ -543,7 +545,7 @@ describe('MCP answers the filter cannot read, through warden proxy', () => {
         answer = { headers, body: sent };
         // A single call takes the fast path; the same call as a batch is handed to node's path.
         for (const body of [initialize, [initialize]]) {
-          const r = await exchange(Number(m[1]), mcpPost(token, body));
+          const r = await exchange(port, mcpPost(token, body));
           expect({ what, batch: Array.isArray(body), status: r.status }).toEqual({ what, batch: Array.isArray(body), status: 502 });
           expect((JSON.parse(r.body) as { error: { code: number } }).error.code).toBe(-32000);
           expect(r.body).not.toContain('refund_order');
@@ -552,13 +554,10 @@ describe('MCP answers the filter cannot read, through warden proxy', () => {
       }
       // The same server with one plain Content-Type is read and filtered, not refused: the 502s above are the answers'.
       answer = { headers: { 'content-type': 'application/json' }, body: Buffer.from(text) };
-      const r = await exchange(Number(m[1]), mcpPost(token, initialize));
+      const r = await exchange(port, mcpPost(token, initialize));
       expect(r.status).toBe(200);
       expect(r.body).not.toContain('drop_table');
-    } finally {
-      children.at(-1)!.kill('SIGTERM');
-      await closeServer(hostile);
-    }
+    });
   });
 });
 
@@ -568,11 +567,6 @@ describe('MCP event-stream answers to a tools/call, through warden proxy', () =>
     // escaped quotes (JSON text inside it) passes unread; a list slipped in under an escaped key, or in a
     // comment beside a result, is read and filtered (the reader may use neither drop_table nor refund_order).
     let stream = '';
-    const hostile = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(stream));
-    });
-    const hostilePort = await listenLocal(hostile);
     // The body the client reads: the answer's chunks put together.
     const bodyOf = (r: Raw) => {
       if (r.headers['transfer-encoding'] !== 'chunked') return r.body;
@@ -582,8 +576,7 @@ describe('MCP event-stream answers to a tools/call, through warden proxy', () =>
     };
     const result = (text: string) => `{"jsonrpc":"2.0","id":7,"result" : {"content":[{"type":"text","text":${JSON.stringify(text)}}]}}`;
     const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
-    try {
-      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${hostilePort}`, '--spill', join(spillDir, 'sse-results.spill'), ...mcpFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+    await behindWarden('sse-results.spill', (res) => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(stream), async (port) => {
       const token = await agents.sign('agent-sse-results', 'tools:read');
       const plain = `event: message\nid: 3\ndata: ${result('{"id":"42","status":"open"}')}\n\n`;
       const slipped = [
@@ -593,20 +586,17 @@ describe('MCP event-stream answers to a tools/call, through warden proxy', () =>
       // A single call takes the fast path; the same call as a batch is handed to node's path.
       for (const body of [call, [call]]) {
         stream = plain;
-        let r = await exchange(Number(m[1]), mcpPost(token, body));
+        let r = await exchange(port, mcpPost(token, body));
         expect(r.status).toBe(200);
         expect(bodyOf(r)).toBe(plain);
         for (const sent of slipped) {
           stream = sent;
-          r = await exchange(Number(m[1]), mcpPost(token, body));
+          r = await exchange(port, mcpPost(token, body));
           expect(r.status).toBe(200);
           expect(bodyOf(r)).not.toMatch(/drop_table|refund_order/);
         }
       }
-    } finally {
-      children.at(-1)!.kill('SIGTERM');
-      await closeServer(hostile);
-    }
+    });
   });
 });
 

@@ -5,11 +5,12 @@
 // cost before (body parsed to a value, the whole input serialized), and the body check the sidecar pays
 // for every JSON body it reads, whatever the policy does with it (runtime/json-text.ts vs JSON.parse).
 // And the headers of an MCP client's call, which no rule of ops-mcp reads since the compiler follows only
-// the rules the entrypoints reach: the call with them, selected, beside the whole input and no headers.
+// the rules the entrypoints reach: the call with them, selected, beside the whole input and no headers;
+// and 100 KiB of MCP arguments no rule reads, beside the call without them and the core that read them.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRepo } from '../engine/compiler/build.js';
-import { inputPathsOf } from '../engine/compiler/input-paths.js';
+import { inputPathsOf, TRUTH } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { openBundle } from '../runtime/bundle.js';
 import { InputSelection } from '../runtime/input-selection.js';
@@ -38,6 +39,9 @@ function bodyOf(bytes: number): string {
   }
   return JSON.stringify({ amount: 42, items });
 }
+
+// An input path as the figures print it; a truth test's (engine/compiler/input-paths.ts TRUTH) says so.
+const pathText = (p: readonly string[]): string => (p.at(-1) === TRUTH ? `${['input', ...p.slice(0, -1)].join('.')} (truth)` : ['input', ...p].join('.'));
 
 // Median µs per call of each form, the forms run in alternating rounds so that load hits them alike.
 function measure(forms: Record<string, () => unknown>, calls: number): Record<string, number> {
@@ -131,8 +135,39 @@ export async function run(): Promise<Figure[]> {
         1000,
       );
       figures.push(
-        { suite: 'input-size', name: 'ops-mcp tools/call, an MCP client\'s 11 headers, not read', value: t.selected!, unit: 'µs', detail: `p50, ${(t.selected! / t.bare!).toFixed(2)}× the call with no headers (${t.bare!.toFixed(1)} µs), same rounds; read now: ${(bundle.manifest.metadata?.inputPaths ?? []).map((p) => p.join('.')).join(', ')}` },
-        { suite: 'input-size', name: 'ops-mcp tools/call, the same before (every rule\'s paths)', value: t.whole!, unit: 'µs', detail: `p50, ${(t.whole! / t.bare!).toFixed(2)}× no headers; read then: ${beforePaths.map((p) => p.join('.')).join(', ')}` },
+        { suite: 'input-size', name: 'ops-mcp tools/call, an MCP client\'s 11 headers, not read', value: t.selected!, unit: 'µs', detail: `p50, ${(t.selected! / t.bare!).toFixed(2)}× the call with no headers (${t.bare!.toFixed(1)} µs), same rounds; read now: ${(bundle.manifest.metadata?.inputPaths ?? []).map(pathText).join(', ')}` },
+        { suite: 'input-size', name: 'ops-mcp tools/call, the same before (every rule\'s paths)', value: t.whole!, unit: 'µs', detail: `p50, ${(t.whole! / t.bare!).toFixed(2)}× no headers; read then: ${beforePaths.map(pathText).join(', ')}` },
+      );
+    }
+    // An MCP tools/call whose arguments carry 100 KiB no rule reads: ops-mcp's refund_order rule reads
+    // `amount` alone. Before, the core read all of `input.mcp` (a truth test and object.get), so every
+    // argument went into every decision; the same paths with `mcp` whole are that.
+    {
+      const bundle = await openBundle(readFileSync(built.workloads.find((w) => w.workload === 'ops-mcp')!.bundle), 'unsigned-ok');
+      const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 } });
+      const paths = bundle.manifest.metadata?.inputPaths ?? [];
+      if (paths.some((p) => p[0] === 'mcp' && (p.length === 1 || (p[1] === 'arguments' && p.length === 2)))) throw new Error('ops-mcp reads all of the MCP arguments: this figure would not be the one it names');
+      const before = InputSelection.fromManifest({ metadata: { inputPaths: [...paths.filter((p) => p[0] !== 'mcp'), ['mcp']] } } as never);
+      const call: PolicyInput = {
+        source: { principal: 'agent-7', authn: 'jwt', claims: { sub: 'agent-7', scope: 'tools:read tools:write' }, address: '10.0.0.7' },
+        destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
+        request: { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} },
+        mcp: { method: 'tools/call', tool: 'refund_order', arguments: { id: '42', amount: 20 } },
+      };
+      const items = (JSON.parse(text) as { items: unknown[] }).items;
+      const big: PolicyInput = { ...call, mcp: { ...call.mcp!, arguments: { ...call.mcp!.arguments, items } } };
+      const t = measure(
+        {
+          small: () => policy.decide('warden/decision', bundle.inputs.json(call)),
+          big: () => policy.decide('warden/decision', bundle.inputs.json(big)),
+          before: () => policy.decide('warden/decision', before.json(big)),
+        },
+        150,
+      );
+      figures.push(
+        { suite: 'input-size', name: 'ops-mcp tools/call, arguments {id, amount}', value: t.small!, unit: 'µs', detail: 'p50, baseline of the two lines below, same rounds' },
+        { suite: 'input-size', name: `ops-mcp tools/call, ${kib} KiB more arguments, not read`, value: t.big!, unit: 'µs', detail: `p50, ${(t.big! / t.small!).toFixed(2)}× the small call; read of mcp: ${paths.filter((p) => p[0] === 'mcp').map(pathText).join(', ')}` },
+        { suite: 'input-size', name: `ops-mcp tools/call, ${kib} KiB more arguments, before (all of input.mcp)`, value: t.before!, unit: 'µs', detail: `p50, ${(t.before! / t.small!).toFixed(2)}× the small call` },
       );
     }
     // The check every JSON body the sidecar reads goes through (before: JSON.parse and a depth walk).

@@ -2,8 +2,9 @@
 // events to an engine stand-in) against the gate-off sidecar, both in one process with a raw MCP server
 // and client (bench/mcp-cold-pod.ts), a 32 MiB cache sweep before each call. The wire bench (mcp.bench.ts)
 // runs them as a pod's processes; on a small VM its figures swing 2× with the scheduler, while this one
-// holds within ~5% between back-to-back runs: the figure to compare changes with (the VM's own speed still
-// moves both proxies over minutes, so alternate before and after). Prints figures, never fails.
+// holds within ~5% between back-to-back runs in a quiet spell (±10–25% in a busy one): the figure to
+// compare changes with (the VM's own speed still moves both proxies over minutes, so alternate before and
+// after, and read medians). Prints figures, never fails.
 // Run: npx tsx bench/mcp-cold.bench.ts   (BENCH_CALLS per kind and phase, default 400)
 import type { Figure } from './figure.js';
 import { fork } from 'node:child_process';

@@ -197,6 +197,11 @@ describe('decisions of the keyed module', () => {
     expect(decide(mcp(writer, { method: 'resources/read', uri: 'orders://schema' })).allow).toBe(true);
     expect(decide(mcp(platform, { method: 'resources/read', uri: 'orders://schema' })).allow).toBe(false);
     expect(decide(mcp(platform, { method: 'prompts/get', name: 'triage' })).allow).toBe(true);
+    // A denial with no other reason names the call: the tool, prompt or resource it addresses, or nothing.
+    const named = (call: Record<string, unknown>) => decide(mcp(platform, call)).reasons.join('; ').replace(/^no rule grants \S+ /, '');
+    expect(named({ method: 'resources/read', uri: 'orders://schema' })).toBe('MCP resources/read orders://schema');
+    expect(named({ method: 'prompts/get', name: 'unlisted' })).toBe('MCP prompts/get unlisted');
+    expect(named({ method: 'sampling/createMessage' })).toBe('MCP sampling/createMessage ');
     const visible = (s: Source) => [...(loaded.get('catalog')!.policy.evaluate('warden/visible_tools', mcp(s, { method: 'tools/list' })) as string[])].sort();
     expect(visible(writer)).toEqual(['orders.search-v2']);
     expect(visible(platform)).toEqual(['drop_table', 'orders.search-v2']);

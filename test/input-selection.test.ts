@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRepo, type BuildResult } from '../engine/compiler/build.js';
-import { inputPathsOf } from '../engine/compiler/input-paths.js';
+import { inputPathsOf, TRUTH } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
@@ -64,6 +64,19 @@ allow if {
 }
 `;
 
+// Tests the body for truth (there, and not false) beside one field of it: the rest of the body stays out.
+const TRUTHY = `package warden.workload
+
+import rego.v1
+
+allow if {
+	input.request.body
+	not input.request.body.closed
+}
+
+deny contains "flagged" if input.request.body.flag
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -72,7 +85,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     ws.write(`workloads/${name}/policy.rego`, rego);
@@ -133,7 +146,10 @@ describe('the compiler records the input paths the Rego reads', () => {
       expect(recorded).not.toContainEqual(['request']);
       expect(recorded).not.toContainEqual(['request', 'body']);
       // The core reads these for every workload.
-      expect(recorded).toEqual(expect.arrayContaining([['source', 'authn'], ['source', 'principal'], ['request', 'method'], ['request', 'segments'], ['mcp']]));
+      expect(recorded).toEqual(expect.arrayContaining([['source', 'authn'], ['source', 'principal'], ['request', 'method'], ['request', 'segments'], ['mcp', 'method'], ['mcp', 'tool'], ['mcp', TRUTH]]));
+      // An MCP call's arguments only where a rule reads them: the core tests `input.mcp` for truth only.
+      expect(recorded).not.toContainEqual(['mcp']);
+      expect(recorded).not.toContainEqual(['mcp', 'arguments']);
       // The library's has_header reads every header, and no rule of theirs calls it.
       expect(recorded).not.toContainEqual(['request', 'headers']);
     }
@@ -180,6 +196,64 @@ describe('the compiler records the input paths the Rego reads', () => {
     // Without entrypoints every rule counts, as before.
     const all = await inputPathsOf(new Map([['p.rego', 'package warden\n\nimport rego.v1\n\ndecision if input.a == 1\n\nunused if input.b == 1\n']]), 'all');
     expect(all).toEqual([['a'], ['b']]);
+  });
+
+  it("the MCP arguments ops-mcp's rules read, and no other", () => {
+    const recorded = policies.get('ops-mcp')!.bundle.manifest.metadata?.inputPaths;
+    expect(recorded).toEqual(expect.arrayContaining([['mcp', 'arguments', 'amount'], ['mcp', 'arguments', 'sql']]));
+    const policy = policies.get('ops-mcp')!;
+    const base = generateInputs(policy.bundle, 1, 3)[0]!;
+    const text = policy.bundle.inputs.json({ ...base, mcp: { method: 'tools/call', tool: 'refund_order', arguments: { id: '42', amount: 20, note: 'secret-marker' } } }).text;
+    expect(text).toContain('"arguments":{"amount":20}');
+    expect(text).not.toContain('secret-marker');
+  });
+
+  it('a truth test reads whether the value is there and not false: the runtime keeps its kind', async () => {
+    // Each form, its recorded paths, and inputs on which the pruned input must decide as the full one.
+    const forms: Array<[string, string, string[][]]> = [
+      ['a truth test', 'r if input.a', [['a', TRUTH]]],
+      ['a negated truth test', 'r if not input.a', [['a', TRUTH]]],
+      ['a truth test beside a read under it', 'r if {\n\tinput.a\n\tinput.a.b == 1\n}', [['a', TRUTH], ['a', 'b']]],
+      ['a truth test of a parameter', 'f(x) if x\n\nr if f(input.a.c)', [['a', 'c', TRUTH]]],
+      ['the input itself', 'r if input', [[TRUTH]]],
+      ['a truth test with a with', 'q if input.a\n\nr if q with input.b as 1', [[]]],
+      ['a dynamic part is no truth test', 'r if {\n\tsome k\n\tinput.a[k]\n}', [['a']]],
+      ['a value held whole', 'r := input.a', [['a']]],
+    ];
+    for (const [form, rules, expected] of forms) {
+      const rego = `package warden.workload\n\nimport rego.v1\n\n${rules}\n`;
+      expect({ form, paths: await inputPathsOf(new Map([['workload/policy.rego', rego]]), form) }).toEqual({ form, paths: expected });
+    }
+    // What the runtime keeps of the value a truth test reads: its kind, so its truth, and nothing else.
+    const selection = InputSelection.fromManifest({ metadata: { inputPaths: [['a', TRUTH]] } } as never);
+    const kept = (a: unknown) => selection.json({ a }).text;
+    expect(kept({ secret: 'x', nested: { b: 1 } })).toBe('{"a":{}}');
+    expect(kept({ '': 'empty key', other: 1 })).toBe('{"a":{"":"empty key"}}');
+    expect(kept(false)).toBe('{"a":false}');
+    expect(kept(null)).toBe('{"a":null}');
+    expect(kept(0)).toBe('{"a":0}');
+    expect(kept([false])).toBe('{"a":[false]}');
+    expect(kept(undefined)).toBe('{}');
+    expect(selection.json({ a: body('{"secret": 1}') }).text).toBe('{"a":{}}');
+    expect(selection.json({ a: body('false') }).text).toBe('{"a":false}');
+    // A workload that tests the body for truth: only that, and the fields it reads, reach the WASM, and
+    // every kind of value decides as on the full input.
+    const policy = policies.get('truthy')!;
+    expect(policy.bundle.manifest.metadata?.inputPaths).toEqual(expect.arrayContaining([['request', 'body', TRUTH], ['request', 'body', 'closed', TRUTH], ['request', 'body', 'flag', TRUTH]]));
+    expect(policy.bundle.manifest.metadata?.inputPaths).not.toContainEqual(['request', 'body']);
+    const base = generateInputs(policy.bundle, 1, 7)[0]!;
+    const values: unknown[] = [{ closed: false, note: 'x' }, {}, { closed: true }, { flag: false }, { flag: true }, false, true, null, 0, '', [], [false], { '': false }];
+    const bodies: unknown[] = [...values.flatMap((v) => [v, body(JSON.stringify(v))]), undefined];
+    const decisions = bodies.map((b) => {
+      const input: PolicyInput = { ...base, request: { method: 'POST', path: '/x', segments: ['x'], query: {}, headers: {}, ...(b === undefined ? {} : { body: b }) } };
+      const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+      expect({ b, pruned: policy.decide('warden/decision', policy.bundle.inputs.json(input)) }).toEqual({ b, pruned: full });
+      return full.allow;
+    });
+    // Both outcomes: allowed for an object that is not closed, or a scalar that is not false; denied else.
+    expect(decisions.slice(0, 4)).toEqual([true, true, true, true]);
+    expect(decisions.slice(10, 14)).toEqual([false, false, true, true]);
+    expect(decisions.at(-1)).toBe(false);
   });
 
   it('one field of the body when a rule reads one', () => {
@@ -230,7 +304,7 @@ describe('the compiler records the input paths the Rego reads', () => {
 });
 
 describe('a pruned input decides as the full input', () => {
-  for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic']) {
+  for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic', 'truthy']) {
     it(`for ${name}, on generated and hostile inputs`, () => {
       const policy = policies.get(name)!;
       const selection = policy.bundle.inputs;

@@ -4,6 +4,8 @@
 // over-approximate: every reference is walked, and whatever is not a plain path falls back to more.
 //  - `input.a.b[x].c` reads all of `input.a.b` (the path stops at the first part that is not a string
 //    constant: a variable, a number, a call);
+//  - an expression that is a ground path alone (`if input.mcp`, `not input.mcp`) tests its truth only,
+//    not what it holds (TRUTH);
 //  - `input` standing alone (passed whole to a builtin, `walk(input)`, `x := input`, `import input`)
 //    or a `with input… as` override reads the whole input;
 //  - only the rules the entrypoints can reach count (a library function no rule calls reads nothing):
@@ -22,7 +24,17 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 4;
+export const INPUT_PATHS_VERSION = 5;
+
+/**
+ * The member a truth test's path ends in. `if input.mcp` asks only whether the value is there and is not
+ * false; it is recorded as the path to a member named "" under it, and the runtime keeps the value's
+ * kind: an object stays an object holding only its selected members (a "" one, if it has one), anything
+ * else is kept whole, `false` included. So the test reads as on the full input, and the call's
+ * `arguments` under `input.mcp` stay out unless a rule reads them. A runtime that knows nothing of this
+ * reads the path as any other: it is one, and keeps a little more.
+ */
+export const TRUTH = '';
 
 // Calls followed inside calls before the arguments are taken whole (recursion is refused by OPA; this
 // bounds the work on long chains).
@@ -212,6 +224,14 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
       return;
     }
     const o = node as Record<string, unknown>;
+    // A truth test: an expression that is one ground path alone (`if input.mcp`, `not input.mcp`).
+    if (isTerm(o.terms) && o.with === undefined) {
+      const path = pathOfArg(o.terms, env);
+      if (path !== undefined) {
+        paths.push([...path, TRUTH]);
+        return;
+      }
+    }
     // `with input… as v` replaces what the rule under it reads: take the whole input rather than model it.
     if (o.target !== undefined && isRef(o.target) && isVar(o.target.value[0], 'input')) paths.push([]);
     if (isRef(node) && isVar(node.value[0])) {

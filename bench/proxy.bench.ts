@@ -1,7 +1,7 @@
 // Proxy benchmark: added latency and throughput of the sidecar against a direct call and against a
 // pass-through proxy without policy (same code, policy disabled), at a fixed request rate on
 // 127.0.0.1; plus policy evaluation alone over many generated inputs. Prints figures, never fails.
-// Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load)
+// Run: npx tsx bench/proxy.bench.ts   (BENCH_SECONDS, BENCH_RATE to change the load; BENCH_JSON_BODY_BYTES below)
 import { median, type Figure } from './figure.js';
 import { startPodProcess, type PodStats } from './pod-process.js';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -77,6 +77,12 @@ function percentile(sorted: number[], p: number): number {
 // Open-loop load: requests start on a fixed schedule; latency counts from the scheduled start, so a
 // stalled server is not hidden by the generator waiting for it (no coordinated omission). The client is
 // an undici pool (keep-alive), the cheapest HTTP client at hand: the generator shares the 2 cores.
+// BENCH_JSON_BODY_BYTES=<n>: each call is a POST /orders (createOrder) with a JSON body of about n bytes
+// instead of GET /orders/{id}; warden proxy reads it into the input (--json-body's default 64 KiB).
+const JSON_BODY_BYTES = Number(process.env.BENCH_JSON_BODY_BYTES ?? 0);
+const jsonBody = JSON_BODY_BYTES > 0 ? JSON.stringify({ items: Array.from({ length: Math.max(1, Math.round(JSON_BODY_BYTES / 40)) }, (_, i) => ({ sku: `sku-${i}`, qty: (i % 5) + 1 })) }) : '';
+const CALL = jsonBody ? `POST /orders with a ${jsonBody.length}-byte JSON body` : 'GET /orders/{id}';
+
 async function load(name: string, port: number, rate: number, seconds: number): Promise<LoadFigures> {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 128 });
   const total = Math.round(rate * seconds);
@@ -89,7 +95,11 @@ async function load(name: string, port: number, rate: number, seconds: number): 
     // From the scheduled start, or from the actual one when the generator was early (it does not sleep under 1 ms).
     const from = Math.min(due, performance.now());
     try {
-      const res = await pool.request({ method: 'GET', path: `/orders/${i % 1000}`, headers: { 'x-forwarded-client-cert': XFCC } });
+      const res = await pool.request(
+        jsonBody
+          ? { method: 'POST', path: '/orders', headers: { 'x-forwarded-client-cert': XFCC, 'content-type': 'application/json' }, body: jsonBody }
+          : { method: 'GET', path: `/orders/${i % 1000}`, headers: { 'x-forwarded-client-cert': XFCC } },
+      );
       await res.body.dump();
       latencies.push((performance.now() - from) * 1000);
       if (res.statusCode === 200) ok++;
@@ -310,7 +320,7 @@ export async function run(opts: { seconds?: number; rate?: number; log?: (s: str
   };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
   out('shipped configuration: the sidecar is `bin/warden.js proxy` with its default flags in its own process (MCP handler registered, bundle with an MCP endpoint), events to the engine stand-in, its decision lines (by default with --engine: denials only) to /dev/null');
-  out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, GET /orders/{id} as the storefront (XFCC)`);
+  out(`proxy benchmark: ${rate} req/s for ${seconds} s per target × ${rounds} interleaved rounds (medians), 127.0.0.1, keep-alive, ${CALL} as the storefront (XFCC)`);
   out(`${'target'.padEnd(20)} ${'ok/sent'.padStart(12)} ${'req/s'.padStart(7)} ${'p50'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'app CPU/req'.padStart(12)} ${'proxy CPU/req'.padStart(14)}`);
   for (const f of loadFigures) out(`${f.target.padEnd(20)} ${`${f.ok}/${f.sent}`.padStart(12)} ${String(f.throughput).padStart(7)} ${us(f.p50)} ${us(f.p99)} ${us(f.max)} ${us(f.upstreamCpu).padStart(12)} ${us(f.proxyCpu).padStart(14)}`);
   out(`the proxy process itself while serving — ${loadFigures.slice(1).filter((f) => !Number.isNaN(f.proxyLoopP99)).map((f) => `${f.target}: event loop late p99 ${f.proxyLoopP99.toFixed(1)} ms, max ${f.proxyLoopMax.toFixed(1)} ms, longest GC pause ${f.proxyGcMax.toFixed(1)} ms`).join('; ')}`);

@@ -80,8 +80,6 @@ export interface CallHandler {
   handle(call: Call): Promise<void>;
   /** Its POSTs on the sidecar's fast path, when it can serve some there. */
   fast?: {
-    /** Whether a POST to `path` as received may be this handler's (a cheap guess: a miss only costs node's path). */
-    candidate(path: string, bundle: ActiveBundle | undefined): boolean;
     /** Largest body read on the fast path; larger ones go node's way. */
     maxBodyBytes: number;
     admit(call: FastCall): FastOutcome;

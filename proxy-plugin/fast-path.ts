@@ -85,8 +85,6 @@ export interface FastPathOptions {
   limits: Required<SidecarLimits>;
   /** Takes over a connection the fast path does not handle (node's http server; it never listens itself). */
   handOff(socket: net.Socket): void;
-  /** Whether this request may take the fast path. */
-  eligible(head: RequestHead): boolean;
   /**
    * Decide the request; a forward carries the upstream target and its request header lines. Answered
    * synchronously when nothing must be awaited (no token signature to check), so the call goes on in
@@ -354,7 +352,7 @@ class Connection {
     const end = buf.indexOf(CRLFCRLF);
     if (end < 0 || end + 4 > limits.maxHeaderBytes) return this.handOff();
     const head = parseRequestHead(buf.toString('latin1', 0, end));
-    if (!head || head.contentLength > limits.maxBodyBytes || !this.fp.o.eligible(head)) return this.handOff();
+    if (!head || head.contentLength > limits.maxBodyBytes) return this.handOff();
     this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
     this.busy = true;
     this.socket.setTimeout(0);

@@ -68,8 +68,11 @@ interface Parts {
 
 const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
 
-// A JSON body the policy reads (--json-body): node's path reads it into the input.
+// A JSON body the policy reads (--json-body), framed by Content-Length: the fast path reads it into the input.
 const readsJsonBody = (c: Parts, head: RequestHead) => !!c.opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType);
+
+// The largest JSON body read into the input.
+const jsonLimit = (c: Parts) => Math.min(c.opts.jsonBodyBytes!, c.limits.maxBodyBytes);
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -83,13 +86,18 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
   return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
 }
 
-// A JSON body the policy reads (--json-body): its bytes, its value, or the refusal of a body too large or unreadable.
+// A JSON body the policy reads (--json-body), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
 async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
   if (!c.opts.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
-  const limit = Math.min(c.opts.jsonBodyBytes, c.limits.maxBodyBytes);
-  const bytes = await readBody(req, limit);
-  if (bytes === undefined) return { refused: refusal(gate, p, `request refused: JSON body larger than ${limit} bytes`, 413) };
+  const bytes = await readBody(req, jsonLimit(c));
+  return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
+}
+
+const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${jsonLimit(c)} bytes`, 413) });
+
+// A JSON body read whole, on either path: its bytes and value, or the refusal of one that is unreadable.
+function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
   if (bytes.length === 0) return { bytes };
   // Checked without building its value: a body the policy does not read is never parsed (runtime/json-text.ts).
   const value = checkJsonText(bytes.toString('utf8'), MAX_JSON_DEPTH);
@@ -198,11 +206,26 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   // the bundle pinned for it.
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
   if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
-  // A JSON body the policy reads that came this way only because a handler might have owned it.
-  if (p.ok && readsJsonBody(c, head)) return { handOff: true };
+  if (p.ok && readsJsonBody(c, head)) return jsonBodyAdmission(c, gate, head, p);
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
+}
+
+// A JSON body the policy reads, on the fast path: read whole, then checked and decided as node's path does
+// (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON or nests too
+// deep), and forwarded as received.
+function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+  if (head.contentLength > jsonLimit(c)) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
+  return {
+    readBody: (bytes) => {
+      const body = checkedJsonBody(gate, p, bytes);
+      if ('refused' in body) return { forward: false, ...denialAnswer(body.refused) };
+      const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
+      if (!v.allow) return { forward: false, ...denialAnswer(v) };
+      return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })), body: bytes };
+    },
+  };
 }
 
 // Node's http server: it never listens itself; it parses the connections handed to it (TLS, when
@@ -249,9 +272,6 @@ function fastPathOf(c: Parts, full: http.Server): FastPath | undefined {
     upstream: { host: opts.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(opts.upstream.port || 80) },
     limits,
     handOff: (socket) => full.emit('connection', socket),
-    // JSON bodies the policy reads go node's way: they need the parsed request. A POST that a handler
-    // with a fast path may own stays (admitFast hands it off if it is not the handler's after all).
-    eligible: (head: RequestHead) => !readsJsonBody(c, head) || (head.method === 'POST' && !!opts.gate && !!opts.handlers?.some((h) => h.fast?.candidate(head.target.split('?')[0]!, opts.gate!.pipeline.pin()))),
     admit: (head, socket) => admitFast(c, head, socket),
     responseHeaderLines,
     answer: ownAnswer,

@@ -13,6 +13,7 @@ import type { SidecarLimits } from '../proxy-plugin/fast-path.js';
 import { createSidecar } from '../proxy-plugin/sidecar.js';
 import { closeServer, copyPolicies, listenLocal, type PolicyCopy } from './support/proxy-fixtures.js';
 import { startWarden } from './support/warden-process.js';
+import { exchange, statuses } from './support/raw-http.js';
 
 const XFCC = 'X-Forwarded-Client-Cert: By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
 const silent = pino({ level: 'silent' });
@@ -173,23 +174,7 @@ function sharedStack(form: Form): () => { port: number; seen: Seen[]; close: () 
   };
 }
 
-// Write `parts` one after the other on one connection and read everything until the sidecar closes it.
-function exchange(port: number, ...parts: Array<string | Buffer>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    s.on('data', (d: Buffer) => got.push(d));
-    s.on('error', reject);
-    s.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
-    s.on('connect', () => {
-      for (const p of parts) s.write(p);
-    });
-  });
-}
-
 const get = (path: string, ...extra: string[]) => `GET ${path} HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`;
-// Bodies here never contain a status line, and a body without a final newline runs into the next answer.
-const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 const decisionIds = (text: string) => [...text.matchAll(/^x-warden-decision-id: (\S+)\r$/gim)].map((m) => m[1]);
 const headerOf = (req: Seen, name: string) => new RegExp(`\r\n${name}: *([^\r]*)`, 'i').exec(req.head)?.[1];
 

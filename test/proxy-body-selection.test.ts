@@ -2,7 +2,9 @@
 // hands the policy that field only (from the body's text, runtime/input-selection.ts), and every
 // decision is the one the whole body gave: repeated keys, escaped keys, large bodies whose other fields
 // are never read, malformed, too deep and too large bodies refused as before, the exact bytes forwarded.
+// These calls take the sidecar's fast path (its raw sockets), as every call not on an MCP path does.
 import { describe, expect, it } from 'vitest';
+import { exchange, statuses } from './support/raw-http.js';
 import { servedWorkload } from './support/rego-workload.js';
 
 const WORKLOAD = `apiVersion: warden.dev/v1alpha1
@@ -58,3 +60,43 @@ describe('a policy that reads one field of the body, through warden proxy', () =
     });
   }
 });
+
+describe('JSON bodies on the fast path of warden proxy', () => {
+  const port = () => Number(new URL(served.proxyUrl).port);
+  // Calls forwarded on the fast path so far (warden_proxy_held_seconds counts only those).
+  const fastCalls = async () => Number(/^warden_proxy_held_seconds_count (\S+)$/m.exec(await (await fetch(`${served.adminUrl}/metrics`)).text())?.[1]);
+  const post = (body: string, ...extra: string[]) => `POST /pay HTTP/1.1\r\nHost: ledger\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n${body}`;
+  // A request line inside a body: it must never be read as a request of its own.
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: ledger\r\n\r\n';
+
+  it('reads, decides and forwards pipelined JSON calls on one connection, each body exactly, arriving in pieces or not', async () => {
+    const before = { fast: await fastCalls(), seen: served.upstream.seen.length };
+    const bodies = ['{"amount": 1}', `{"note": ${JSON.stringify(smuggled)}, "amount": 2}`, '{"amount": 3}'];
+    const all = post(bodies[0]!) + post(bodies[1]!) + post('{"amount": 500}') + post(bodies[2]!, 'Connection: close');
+    const cut = all.indexOf('"amount": 2');
+    const out = await exchange(port(), all.slice(0, cut), all.slice(cut, cut + 5), all.slice(cut + 5));
+    expect(statuses(out)).toEqual([201, 201, 403, 201]);
+    const seen = served.upstream.seen.slice(before.seen);
+    expect(seen.map((r) => [r.url, r.body.toString('utf8')])).toEqual(bodies.map((b) => ['/pay', b]));
+    expect(await fastCalls()).toBe(before.fast + 3);
+  });
+
+  it('refuses a malformed or too deep body once read (400), and keeps the connection for the next call', async () => {
+    const before = served.upstream.seen.length;
+    const out = await exchange(port(), post('{"amount": 5,}') + post(`{"x": ${'['.repeat(65)}${']'.repeat(65)}}`) + post('{"amount": 4}', 'Connection: close'));
+    expect(statuses(out)).toEqual([400, 400, 201]);
+    expect(out).toContain('the body is not valid JSON');
+    expect(out).toContain('nests deeper than 64 levels');
+    expect(served.upstream.seen.slice(before).map((r) => r.body.toString('utf8'))).toEqual(['{"amount": 4}']);
+  });
+
+  it('refuses a body over --json-body before reading it (413) and closes: what follows is never a request', async () => {
+    const before = served.upstream.seen.length;
+    const big = `{"amount": 5, "pad": "${'p'.repeat(300 * 1024)}", "then": ${JSON.stringify(smuggled)}}`;
+    const out = await exchange(port(), post(big) + smuggled);
+    expect(statuses(out)).toEqual([413]);
+    expect(out).toMatch(/^connection: close\r$/im);
+    expect(served.upstream.seen.length).toBe(before);
+  });
+});
+

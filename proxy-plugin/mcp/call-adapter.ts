@@ -129,7 +129,6 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     name: 'mcp',
     owns: (call: Pick<CallLike<B>, 'request' | 'bundle'>): boolean => handler.owns(call.request.path, call.bundle?.policy),
     fast: {
-      candidate: (path: string, bundle: B | undefined): boolean => handler.owns(path, bundle?.policy),
       maxBodyBytes: limits.maxBodyBytes,
       admit(call: FastCallLike<B>): FastOutcome {
         const headers = uniqueHeaders(call.rawHeaders);

@@ -10,6 +10,8 @@ import { startLocalProxy, stopWardens } from './warden-process.js';
 /** What the suite reaches once its beforeAll ran. */
 export interface ServedWorkload {
   proxyUrl: string;
+  /** Its admin server: /metrics, /healthz, /readyz. */
+  adminUrl: string;
   upstream: Upstream;
 }
 
@@ -24,7 +26,9 @@ export function servedWorkload(name: string, files: Record<string, string>, flag
       for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
     });
     served.upstream = await startUpstream();
-    served.proxyUrl = await startLocalProxy(policies, name, served.upstream.port, flags, children);
+    const started = await startLocalProxy(policies, name, served.upstream.port, flags, children);
+    served.proxyUrl = started.url;
+    served.adminUrl = started.admin;
   });
   afterAll(async () => {
     await stopWardens(children);

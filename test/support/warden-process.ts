@@ -51,14 +51,15 @@ export async function stopWardens(children: ChildProcess[]): Promise<void> {
 
 /**
  * Start `warden proxy` for `workload` as a user does, on a free loopback port, in front of the upstream
- * at `upstreamPort`, with the bundle and key a policy copy built (`extra`: more flags). Returns its URL.
+ * at `upstreamPort`, with the bundle and key a policy copy built (`extra`: more flags), and its admin
+ * server (/metrics) on another. Returns both URLs.
  */
-export async function startLocalProxy(policies: { out: string; dir: string }, workload: string, upstreamPort: number, extra: string[], children: ChildProcess[]): Promise<string> {
+export async function startLocalProxy(policies: { out: string; dir: string }, workload: string, upstreamPort: number, extra: string[], children: ChildProcess[]): Promise<{ url: string; admin: string }> {
   const m = await startWarden(
-    ['proxy', '--workload', workload, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, `${workload}.tar.gz`),
+    ['proxy', '--workload', workload, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--bundle', join(policies.out, `${workload}.tar.gz`),
       '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), ...extra],
-    /on ([\d.]+:\d+)/,
+    /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/,
     children,
   );
-  return `http://${m[1]}`;
+  return { url: `http://${m[1]}`, admin: `http://${m[2]}` };
 }

@@ -497,6 +497,11 @@ class Exchange {
   private up: Upstream | undefined;
   private retried = false;
   private rbuf: Buffer | undefined;
+  // Pieces of the answer's head after `rbuf`, none of them ending it, and its last 3 bytes so far: a head
+  // sent in many small pieces is searched and copied once, not once per piece.
+  private rmore: Buffer[] = [];
+  private rsize = 0;
+  private rtail: Buffer = Buffer.alloc(0);
   private resp: ResponseHead | undefined;
   private left = 0;
   private chunked: ChunkedEnd | undefined;
@@ -581,11 +586,24 @@ class Exchange {
     if (this.finished) return;
     if (!this.resp) {
       if (!this.rbuf) this.answerAt = performance.now();
-      this.rbuf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
+      else {
+        const seam = Buffer.concat([this.rtail, chunk]);
+        if (seam.indexOf(CRLFCRLF) < 0) {
+          this.rmore.push(chunk);
+          this.rsize += chunk.length;
+          this.rtail = seam.subarray(-3);
+          if (this.rsize > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
+          return;
+        }
+      }
+      this.rbuf = this.rbuf ? Buffer.concat([this.rbuf, ...this.rmore, chunk]) : chunk;
+      this.rmore = [];
       for (;;) {
         const end = this.rbuf.indexOf(CRLFCRLF);
         if (end < 0) {
-          if (this.rbuf.length > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
+          this.rsize = this.rbuf.length;
+          this.rtail = this.rbuf.subarray(-3);
+          if (this.rsize > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
           return;
         }
         const resp = parseResponseHead(this.rbuf.toString('latin1', 0, end), this.head.method);

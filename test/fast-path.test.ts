@@ -464,6 +464,33 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
     }
   });
 
+  it("reads an answer's head that comes in small pieces, an informational one before it, and one too large", async () => {
+    // Written a few bytes at a time, each piece in its own turn: the sidecar sees many reads per head.
+    const trickle = async (s: net.Socket, text: string, size: number) => {
+      for (let i = 0; i < text.length; i += size) {
+        s.write(text.slice(i, i + size), 'latin1');
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const filler = Array.from({ length: 200 }, (_, i) => `X-Filler-${i}: ${'f'.repeat(40)}`);
+    const t = await stack(form, (req, s) => {
+      if (req.target === '/orders/1') void trickle(s, answer('103 Early Hints', ['Link: </a.css>; rel=preload']) + answer('200 OK', [...filler, 'Content-Length: 5'], 'final'), 3);
+      // A head that never ends: past 64 KiB the sidecar stops reading it.
+      else if (req.target === '/orders/2') void trickle(s, `HTTP/1.1 200 OK\r\nX-Huge: ${'h'.repeat(70 * 1024)}`, 4096);
+      else ok(req, s);
+    });
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2') + get('/orders/3', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 502, 200]);
+      expect(out).toContain('X-Filler-199: ');
+      expect(out).toContain('\r\n\r\nfinal');
+      expect(out).toContain('the upstream answered with a head too large');
+      expect(out).not.toMatch(/^HTTP\/1\.1 103/m);
+    } finally {
+      await t.close();
+    }
+  });
+
   const botched: Array<[string, string]> = [
     ['a malformed status line', 'HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok'],
     ['conflicting content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok'],

@@ -17,6 +17,36 @@ describe('event streams', () => {
     expect(events.map((e) => [e.type, e.data, e.hasData])).toEqual([['message', '{"a":\n1}', true], ['message', '', false], ['message', 'x', true]]);
   });
 
+  it('reads any stream cut into any pieces as it reads it whole: long lines sent in small pieces, CR, LF and CRLF', () => {
+    // A seeded generator: lines of every length (one of 200,000 characters), every line end, comments.
+    let seed = 2306;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const ends = ['\n', '\r', '\r\n'];
+    const line = () => (rnd() < 0.05 ? `data: ${'x'.repeat(200_000)}` : rnd() < 0.2 ? ': comment' : `${rnd() < 0.5 ? 'data' : 'event'}: ${'v'.repeat(Math.floor(rnd() * 40))}`);
+    for (let n = 0; n < 40; n++) {
+      let text = '';
+      for (let i = 0; i < 30; i++) text += (rnd() < 0.3 ? '' : line()) + ends[Math.floor(rnd() * 3)]!;
+      const whole = new SseParser();
+      const expected = { events: whole.push(text), rest: whole.rest() };
+      const pieces = new SseParser();
+      const events = [];
+      for (let at = 0; at < text.length; ) {
+        const size = rnd() < 0.5 ? 1 + Math.floor(rnd() * 3) : 1 + Math.floor(rnd() * 5000);
+        events.push(...pieces.push(text.slice(at, at + size)));
+        at += size;
+      }
+      expect({ n, events, rest: pieces.rest() }).toEqual({ n, ...expected });
+    }
+  });
+
+  it('refuses an event longer than the bound also when it comes in small pieces with no line end', () => {
+    const p = new SseParser();
+    const piece = 'x'.repeat(64 * 1024);
+    expect(() => {
+      for (let i = 0; i < 200; i++) p.push(piece);
+    }).toThrow(/exceeds/);
+  });
+
   it('passes untouched events byte for byte and rewrites only the chosen one, keeping its id', async () => {
     const input = 'event: message\r\nid: 1\r\ndata: keep\r\n\r\nevent: message\nid: 2\ndata: old\n\n: comment\n\n';
     const out = await run([input.slice(0, 13), input.slice(13)], (e) => (e.data === 'old' ? 'new' : undefined));

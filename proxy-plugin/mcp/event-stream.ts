@@ -22,6 +22,11 @@ export const MAX_EVENT_CHARS = 8 * 1024 * 1024;
 /** Incremental parser: feed text, get back the events completed so far. */
 export class SseParser {
   private buf = '';
+  // Text of the open line that came after `buf` in pieces with no line end: kept apart and joined once a
+  // line end arrives, so a long line sent in many small pieces is scanned once, not once per piece
+  // (a server could otherwise make the proxy's work grow with the square of the line's length).
+  private tail: string[] = [];
+  private tailChars = 0;
   private lines: string[] = [];
   private raw = '';
   private started = false;
@@ -32,6 +37,19 @@ export class SseParser {
     if (!this.started && text.length > 0) {
       this.started = true;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (text === '') return [];
+    // A piece with no line end only lengthens the open line (unless `buf` ends in a `\r` that may be half of a `\r\n`).
+    if (!/[\r\n]/.test(text) && !this.buf.endsWith('\r')) {
+      this.tail.push(text);
+      this.tailChars += text.length;
+      this.checkSize();
+      return [];
+    }
+    if (this.tail.length > 0) {
+      this.buf += this.tail.join('');
+      this.tail = [];
+      this.tailChars = 0;
     }
     this.buf += text;
     const out: SseEvent[] = [];
@@ -49,13 +67,17 @@ export class SseParser {
         this.lines.push(line);
       }
     }
-    if (this.raw.length + this.buf.length > MAX_EVENT_CHARS) throw new Error(`an event-stream event exceeds ${MAX_EVENT_CHARS} characters`);
+    this.checkSize();
     return out;
   }
 
   /** Whatever was left unterminated when the stream ended. */
   rest(): string {
-    return this.raw + this.buf;
+    return this.raw + this.buf + this.tail.join('');
+  }
+
+  private checkSize(): void {
+    if (this.raw.length + this.buf.length + this.tailChars > MAX_EVENT_CHARS) throw new Error(`an event-stream event exceeds ${MAX_EVENT_CHARS} characters`);
   }
 
   private finish(): SseEvent {

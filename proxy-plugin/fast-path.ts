@@ -606,6 +606,8 @@ class Exchange {
           if (this.rsize > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
           return;
         }
+        // The bound holds whether the head came in pieces or in one read.
+        if (end + 4 > MAX_RESPONSE_HEAD) return this.fail(502, 'the upstream answered with a head too large', false);
         const resp = parseResponseHead(this.rbuf.toString('latin1', 0, end), this.head.method);
         if (typeof resp === 'string' || resp.status === 101) return this.fail(502, `the upstream answered with a malformed response (${typeof resp === 'string' ? resp : 'an unasked-for upgrade'})`, false);
         this.rbuf = this.rbuf.subarray(end + 4);

@@ -7,10 +7,9 @@
 // the CPU per call of these few socket reads and writes (bench/proxy.bench.ts shows both).
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
-import { ChunkedEnd, isHeaderName, isPlainValue, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+import { ChunkedEnd, isHeaderName, isPlainValue, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Client bytes buffered while a call is in flight before reading pauses. */
 const MAX_BUFFERED = 64 * 1024;
 
@@ -592,7 +591,7 @@ class Exchange {
           this.rmore.push(chunk);
           this.rsize += chunk.length;
           this.rtail = seam.subarray(-3);
-          if (this.rsize > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
+          if (this.rsize > MAX_RESPONSE_HEAD_BYTES) this.fail(502, 'the upstream answered with a head too large', false);
           return;
         }
       }
@@ -603,11 +602,11 @@ class Exchange {
         if (end < 0) {
           this.rsize = this.rbuf.length;
           this.rtail = this.rbuf.subarray(-3);
-          if (this.rsize > MAX_RESPONSE_HEAD) this.fail(502, 'the upstream answered with a head too large', false);
+          if (this.rsize > MAX_RESPONSE_HEAD_BYTES) this.fail(502, 'the upstream answered with a head too large', false);
           return;
         }
         // The bound holds whether the head came in pieces or in one read.
-        if (end + 4 > MAX_RESPONSE_HEAD) return this.fail(502, 'the upstream answered with a head too large', false);
+        if (end + 4 > MAX_RESPONSE_HEAD_BYTES) return this.fail(502, 'the upstream answered with a head too large', false);
         const resp = parseResponseHead(this.rbuf.toString('latin1', 0, end), this.head.method);
         if (typeof resp === 'string' || resp.status === 101) return this.fail(502, `the upstream answered with a malformed response (${typeof resp === 'string' ? resp : 'an unasked-for upgrade'})`, false);
         this.rbuf = this.rbuf.subarray(end + 4);

@@ -8,7 +8,7 @@ import { Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Source } from '../formats/input.js';
-import type { ResponseHead } from './http1.js';
+import { MAX_RESPONSE_HEAD_BYTES, type ResponseHead } from './http1.js';
 import { ownAnswer, writeOwn } from './own-answer.js';
 import { connectionTokens, DECISION_ID_HEADER, headerObject, isHopByHop, rawConnection, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
 
@@ -77,7 +77,7 @@ export class Relay {
     private readonly log: Logger,
   ) {
     const tls = upstream.protocol === 'https:';
-    this.pool = new Pool(upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 4_000 });
+    this.pool = new Pool(upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 4_000, maxHeaderSize: MAX_RESPONSE_HEAD_BYTES });
     this.base = { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port || (tls ? 443 : 80) };
     this.request = tls ? https.request : http.request;
   }
@@ -147,7 +147,7 @@ export class Relay {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, o: Outgoing): void {
     const { decisionId } = o;
     const headers = headerObject(upstreamHeaders(req.rawHeaders, this.headers, { source: o.source, decisionId, upgrade: true }));
-    const up = this.request({ ...this.base, method: req.method, path: o.target, headers });
+    const up = this.request({ ...this.base, method: req.method, path: o.target, headers, maxHeaderSize: MAX_RESPONSE_HEAD_BYTES });
     up.on('upgrade', (upRes, upSocket, upHead) => {
       const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
       for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) if (upRes.rawHeaders[i]!.toLowerCase() !== DECISION_ID_HEADER) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);

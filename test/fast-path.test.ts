@@ -494,6 +494,19 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
     }
   });
 
+  it("bounds an answer's head at 64 KiB on node's path too (an HTTP/1.0 call goes there): 20 KiB passes, 70 KiB is a 502", async () => {
+    const t = await stack(form, (req, s) => s.write(answer('200 OK', [`X-Big: ${'b'.repeat((req.target === '/orders/1' ? 20 : 70) * 1024)}`, 'Content-Length: 2'], 'ok')));
+    try {
+      const call = (path: string) => exchange(t.port, `GET ${path} HTTP/1.0\r\nHost: orders\r\n${XFCC}\r\n\r\n`);
+      const [small, large] = [await call('/orders/1'), await call('/orders/2')];
+      expect([statuses(small), statuses(large)]).toEqual([[200], [502]]);
+      expect(small).toContain(`x-big: ${'b'.repeat(20 * 1024)}`);
+      expect(large).not.toContain('bbbb');
+    } finally {
+      await t.close();
+    }
+  });
+
   const botched: Array<[string, string]> = [
     ['a malformed status line', 'HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok'],
     ['conflicting content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok'],

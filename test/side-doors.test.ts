@@ -501,6 +501,23 @@ async function behindWarden(spill: string, answer: (res: http.ServerResponse) =>
   }
 }
 
+describe('MCP answer heads, through warden proxy', () => {
+  it("takes a 20 KiB head and refuses a 70 KiB one alike on the fast path and on node's path", async () => {
+    for (const [kib, status] of [[20, 200], [70, 502]] as const) {
+      const answer = (res: http.ServerResponse) => res.writeHead(200, { 'content-type': 'application/json', 'x-big': 'b'.repeat(kib * 1024) }).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }));
+      await behindWarden(`head-${kib}.spill`, answer, async (port) => {
+        const token = await agents.sign('agent-head', 'tools:read');
+        // A single call takes the fast path; the same call as a batch is handed to node's path.
+        for (const body of [initialize, [initialize]]) {
+          const r = await exchange(port, mcpPost(token, body));
+          expect({ kib, batch: Array.isArray(body), status: r.status }).toEqual({ kib, batch: Array.isArray(body), status });
+          if (status === 502) expect(r.headers['x-big']).toBeUndefined();
+        }
+      });
+    }
+  });
+});
+
 describe('MCP answers with an error status, through warden proxy', () => {
   it("never shows the caller a tool it may not use in a 500 answer's tool list, on the fast path or on node's path", async () => {
     // A hostile MCP server: every POST is answered 500 with a JSON body listing tools the reader may not

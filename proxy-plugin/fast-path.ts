@@ -266,14 +266,51 @@ export class FastPath {
   }
 }
 
+/**
+ * Bytes that arrive in pieces, kept as the pieces and joined only when read whole: a body or head
+ * trickled in a million small reads costs a million appends, not a million copies of all that came before
+ * it (quadratic: seconds of CPU for one 1 MiB MCP body, on the event loop every call of the pod shares).
+ */
+class Pieces {
+  private list: Buffer[] = [];
+  /** Bytes held. */
+  size = 0;
+
+  push(b: Buffer): void {
+    this.list.push(b);
+    this.size += b.length;
+  }
+
+  /** All of them as one buffer, kept as such (undefined: none). */
+  joined(): Buffer | undefined {
+    if (this.list.length > 1) this.list = [Buffer.concat(this.list, this.size)];
+    return this.list[0];
+  }
+
+  /** Hold `b` alone (nothing when undefined). */
+  reset(b?: Buffer): void {
+    this.list.length = 0;
+    if (b) this.list.push(b);
+    this.size = b?.length ?? 0;
+  }
+
+  /** The last `n` bytes held (fewer when fewer are). */
+  last(n: number): Buffer {
+    const out: Buffer[] = [];
+    for (let i = this.list.length - 1, need = n; i >= 0 && need > 0; i--) {
+      const b = this.list[i]!;
+      out.unshift(b.subarray(Math.max(0, b.length - need)));
+      need -= b.length;
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+}
+
 // One client connection while the fast path owns it.
 class Connection {
   busy = false;
-  // The bytes read and not yet consumed, as the pieces they arrived in: joined only when they are read,
-  // so a body trickled in a million one-byte reads costs a million appends, not a million copies of all
-  // that came before it (quadratic: seconds of CPU for one 1 MiB MCP body).
-  private pieces: Buffer[] = [];
-  private buffered = 0;
+  // The bytes read and not yet consumed.
+  private readonly unread = new Pieces();
   private exchange: Exchange | undefined;
   private gone = false;
   /** When the request being served had its head read (performance.now()): the start of its hold. */
@@ -306,14 +343,11 @@ class Connection {
 
   // The unconsumed bytes as one buffer (undefined: none).
   private get buf(): Buffer | undefined {
-    const p = this.pieces;
-    if (p.length > 1) this.pieces = [Buffer.concat(p, this.buffered)];
-    return this.pieces[0];
+    return this.unread.joined();
   }
 
   private set buf(b: Buffer | undefined) {
-    this.pieces = b ? [b] : [];
-    this.buffered = b?.length ?? 0;
+    this.unread.reset(b);
   }
 
   private read(chunk: Buffer): void {
@@ -327,11 +361,10 @@ class Connection {
       if (n === chunk.length) return;
       chunk = chunk.subarray(n);
     }
-    this.pieces.push(chunk);
-    this.buffered += chunk.length;
+    this.unread.push(chunk);
     if (!this.busy) this.next();
     else if (this.collecting) this.collected();
-    else if (this.buffered > MAX_BUFFERED) this.socket.pause();
+    else if (this.unread.size > MAX_BUFFERED) this.socket.pause();
   }
 
   private readonly onGone = (): void => {
@@ -422,7 +455,7 @@ class Connection {
   // The body being read is all in: admit its request again, with it.
   private collected(): void {
     const c = this.collecting!;
-    if (this.buffered < c.head.contentLength) return;
+    if (this.unread.size < c.head.contentLength) return;
     clearTimeout(c.timer);
     this.collecting = undefined;
     const body = this.takeBuffered(c.head.contentLength)!;
@@ -495,12 +528,8 @@ class Exchange {
   streaming = false;
   private up: Upstream | undefined;
   private retried = false;
-  private rbuf: Buffer | undefined;
-  // Pieces of the answer's head after `rbuf`, none of them ending it, and its last 3 bytes so far: a head
-  // sent in many small pieces is searched and copied once, not once per piece.
-  private rmore: Buffer[] = [];
-  private rsize = 0;
-  private rtail: Buffer = Buffer.alloc(0);
+  // The answer's head read so far (after any informational heads already read).
+  private readonly rhead = new Pieces();
   private resp: ResponseHead | undefined;
   private left = 0;
   private chunked: ChunkedEnd | undefined;
@@ -514,8 +543,9 @@ class Exchange {
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
   private readonly requestHead: string;
-  /** Sidecar time before the request went out, then when the answer's first bytes came (held). */
+  /** Sidecar time before the request went out (part of the held time). */
   private heldMs = 0;
+  /** When the answer's first bytes came (performance.now()); 0 while none has. */
   private answerAt = 0;
 
   constructor(
@@ -584,35 +614,27 @@ class Exchange {
   onUpData(chunk: Buffer): void {
     if (this.finished) return;
     if (!this.resp) {
-      if (!this.rbuf) this.answerAt = performance.now();
-      else {
-        const seam = Buffer.concat([this.rtail, chunk]);
-        if (seam.indexOf(CRLFCRLF) < 0) {
-          this.rmore.push(chunk);
-          this.rsize += chunk.length;
-          this.rtail = seam.subarray(-3);
-          if (this.rsize > MAX_RESPONSE_HEAD_BYTES) this.fail(502, 'the upstream answered with a head too large', false);
-          return;
-        }
-      }
-      this.rbuf = this.rbuf ? Buffer.concat([this.rbuf, ...this.rmore, chunk]) : chunk;
-      this.rmore = [];
+      const head = this.rhead;
+      if (this.answerAt === 0) this.answerAt = performance.now();
+      // A read that cannot end the head (no blank line across the seam with what came before) waits
+      // unsearched and unjoined.
+      const ends = head.size === 0 || Buffer.concat([head.last(3), chunk]).includes(CRLFCRLF);
+      head.push(chunk);
+      if (!ends) return void this.headTooLarge(head.size);
+      let buf = head.joined()!;
+      head.reset();
       for (;;) {
-        const end = this.rbuf.indexOf(CRLFCRLF);
+        const end = buf.indexOf(CRLFCRLF);
         if (end < 0) {
-          this.rsize = this.rbuf.length;
-          this.rtail = this.rbuf.subarray(-3);
-          if (this.rsize > MAX_RESPONSE_HEAD_BYTES) this.fail(502, 'the upstream answered with a head too large', false);
-          return;
+          head.push(buf);
+          return void this.headTooLarge(head.size);
         }
-        // The bound holds whether the head came in pieces or in one read.
-        if (end + 4 > MAX_RESPONSE_HEAD_BYTES) return this.fail(502, 'the upstream answered with a head too large', false);
-        const resp = parseResponseHead(this.rbuf.toString('latin1', 0, end), this.head.method);
+        if (this.headTooLarge(end + 4)) return;
+        const resp = parseResponseHead(buf.toString('latin1', 0, end), this.head.method);
         if (typeof resp === 'string' || resp.status === 101) return this.fail(502, `the upstream answered with a malformed response (${typeof resp === 'string' ? resp : 'an unasked-for upgrade'})`, false);
-        this.rbuf = this.rbuf.subarray(end + 4);
+        buf = buf.subarray(end + 4);
         if (resp.status >= 200) {
-          chunk = this.rbuf;
-          this.rbuf = undefined;
+          chunk = buf;
           // The rewritten head and the first body bytes leave in one write.
           const client = this.conn.socket;
           client.cork();
@@ -626,6 +648,13 @@ class Exchange {
       }
     }
     this.relay(chunk);
+  }
+
+  // An answer head over the bound, however it came (whole, in one read, or in pieces), is a 502.
+  private headTooLarge(size: number): boolean {
+    if (size <= MAX_RESPONSE_HEAD_BYTES) return false;
+    this.fail(502, 'the upstream answered with a head too large', false);
+    return true;
   }
 
   private respond(resp: ResponseHead): void {
@@ -761,7 +790,7 @@ class Exchange {
   // may have raced the upstream closing it), answer 502 if nothing reached the client, else cut it off.
   private failBeforeAnswer(reason: string): void {
     if (this.resp) return this.abort(); // part of an answer is out already
-    if (this.up?.reused && !this.retried && !this.rbuf && this.head.contentLength === 0 && RETRYABLE.has(this.head.method)) {
+    if (this.up?.reused && !this.retried && this.answerAt === 0 && this.head.contentLength === 0 && RETRYABLE.has(this.head.method)) {
       this.retried = true;
       const up = this.up;
       up.exchange = undefined;

@@ -64,15 +64,14 @@ interface Parts {
   headers: HeaderPolicy;
   relay: Relay;
   log: Logger;
+  /** The largest JSON body read into the input (--json-body, within --max-body-bytes); 0: none is. */
+  jsonBodyBytes: number;
 }
 
 const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
 
 // A JSON body the policy reads (--json-body), framed by Content-Length: the fast path reads it into the input.
-const readsJsonBody = (c: Parts, head: RequestHead) => !!c.opts.jsonBodyBytes && head.contentLength > 0 && isJson(head.contentType);
-
-// The largest JSON body read into the input.
-const jsonLimit = (c: Parts) => Math.min(c.opts.jsonBodyBytes!, c.limits.maxBodyBytes);
+const readsJsonBody = (c: Parts, head: RequestHead) => c.jsonBodyBytes > 0 && head.contentLength > 0 && isJson(head.contentType);
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -89,12 +88,12 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
 // A JSON body the policy reads (--json-body), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
 async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
-  if (!c.opts.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
-  const bytes = await readBody(req, jsonLimit(c));
+  if (!c.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  const bytes = await readBody(req, c.jsonBodyBytes);
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
-const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${jsonLimit(c)} bytes`, 413) });
+const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
 
 // A JSON body read whole, on either path: its bytes and value, or the refusal of one that is unreadable.
 function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
@@ -216,7 +215,7 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
 // (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON or nests too
 // deep), and forwarded as received.
 function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
-  if (head.contentLength > jsonLimit(c)) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
+  if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
   return {
     readBody: (bytes) => {
       const body = checkedJsonBody(gate, p, bytes);
@@ -331,7 +330,7 @@ function listenerOf(c: Parts, fast: FastPath | undefined, full: http.Server): Si
 export function createSidecar(opts: SidecarOptions): SidecarServer {
   const limits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 10 * 1024 * 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, ...opts.limits };
   const headers = opts.headers ?? DEFAULT_HEADER_POLICY;
-  const c: Parts = { opts, limits, headers, relay: new Relay(opts.upstream, headers, limits.maxBodyBytes, opts.logger), log: opts.logger };
+  const c: Parts = { opts, limits, headers, relay: new Relay(opts.upstream, headers, limits.maxBodyBytes, opts.logger), log: opts.logger, jsonBodyBytes: Math.min(opts.jsonBodyBytes ?? 0, limits.maxBodyBytes) };
   const full = nodeServer(c);
   return listenerOf(c, fastPathOf(c, full), full);
 }

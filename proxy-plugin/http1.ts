@@ -60,13 +60,13 @@ function isValueText(s: string, from: number, to: number, obsText: boolean): boo
   return true;
 }
 
-/** A header field value of visible ASCII, spaces and tabs only (what the fast path writes through). */
 /**
  * The largest answer head the sidecar takes from its upstream, on every path (the fast path's parser,
  * undici's pool, node's http client): past it the call gets a 502. Node's own default is 16 KiB.
  */
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 
+/** A header field value of visible ASCII, spaces and tabs only (what the fast path writes through). */
 export const isPlainValue = (s: string): boolean => isValueText(s, 0, s.length, false);
 
 /** A header field name: a token. */

@@ -99,4 +99,3 @@ describe('JSON bodies on the fast path of warden proxy', () => {
     expect(served.upstream.seen.length).toBe(before);
   });
 });
-

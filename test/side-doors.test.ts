@@ -15,6 +15,7 @@ import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { policyInput } from '../formats/input.js';
 import { ChunkedEnd } from '../proxy-plugin/http1.js';
+import { exchange as rawExchange } from './support/raw-http.js';
 import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './support/mcp-fixtures.js';
 import { closeServer, copyPolicies, listenLocal, logCollector, startIssuer, startUpstream, type Issuer, type Upstream } from './support/proxy-fixtures.js';
 import { until } from './support/until.js';
@@ -287,17 +288,7 @@ describe('MCP transport paths', () => {
 
 describe('the fast path in the shipped configuration (warden proxy with the MCP handler)', () => {
   // Write `parts` one after the other on one connection; read every answer until the sidecar closes it.
-  const answers = (port: number, ...parts: string[]) =>
-    new Promise<string[]>((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1');
-      const got: Buffer[] = [];
-      s.on('data', (d: Buffer) => got.push(d));
-      s.on('error', reject);
-      s.on('close', () => resolve(Buffer.concat(got).toString('latin1').split(/(?=HTTP\/1\.1 \d{3} )/)));
-      s.on('connect', () => {
-        for (const p of parts) s.write(p);
-      });
-    });
+  const answers = async (port: number, ...parts: string[]) => (await rawExchange(port, ...parts)).split(/(?=HTTP\/1\.1 \d{3} )/);
   // An MCP POST kept alive (mcpPost closes), its head and body apart.
   const keptAlive = (token: string, body: unknown, extra: string[] = []) => {
     const text = JSON.stringify(body);

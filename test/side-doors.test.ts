@@ -291,7 +291,7 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
   const answers = async (port: number, ...parts: string[]) => (await rawExchange(port, ...parts)).split(/(?=HTTP\/1\.1 \d{3} )/);
   // An MCP POST kept alive (mcpPost closes), its head and body apart.
   const keptAlive = (token: string, body: unknown, extra: string[] = []) => {
-    const text = JSON.stringify(body);
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
     return [head(['POST /mcp HTTP/1.1', 'Host: localhost', `Authorization: Bearer ${token}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', `Content-Length: ${Buffer.byteLength(text)}`, ...extra]), text] as const;
   };
   const plainGet = (token: string, path: string) => head([`GET ${path} HTTP/1.1`, 'Host: localhost', `Authorization: Bearer ${token}`, 'Connection: close']);
@@ -337,6 +337,31 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(out[1]).toMatch(/^HTTP\/1\.1 403 /);
     expect(out[1]).toMatch(/this session belongs to another caller/);
     expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it('decides on the argument its rule reads whatever else the arguments carry (no rule reads them, so they are left out of the decision): a refund above the limit never reaches the server', async () => {
+    const writer = await agents.sign('agent-big-arguments', 'tools:read tools:write');
+    const [initHead, initBody] = keptAlive(writer, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
+    const note = 'n'.repeat(50 * 1024);
+    const refund = (id: number, args: Record<string, unknown>) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'refund_order', arguments: { id: '42', note, ...args } } });
+    // Above the limit, beside another spelling of the key, and under an escaped key (as JSON.parse and the
+    // server read it): denied here, never forwarded.
+    const escaped = JSON.stringify(refund(23, { amount: 5 })).replace('"amount":5', '"am\\u006funt":900');
+    const before = mcpServer.requests.length;
+    for (const [id, call] of [[21, refund(21, { amount: 900 })], [22, refund(22, { Amount: 5, amount: 900 })], [23, escaped]] as const) {
+      const [h, b] = keptAlive(writer, call, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+      const [out] = await answers(mcpPort, h + b);
+      expect(JSON.parse(bodyOf(out!))).toMatchObject({ id, error: { code: -32003 } });
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    // Within it: forwarded, arguments whole.
+    const allowed = refund(24, { amount: 10 });
+    const [h, b] = keptAlive(writer, allowed, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+    const [out] = await answers(mcpPort, h + b);
+    expect(out).toMatch(/^HTTP\/1\.1 200 /);
+    expect(mcpServer.received.at(-1)).toEqual(allowed);
   });
 
   it('a repeated Mcp-Session-Id or Content-Type is never read one way by the fast path and another by the server: the call is refused or decided as written, and a forbidden one never reaches the server', async () => {
@@ -570,11 +595,25 @@ describe('MCP answers the filter cannot read, through warden proxy', () => {
 });
 
 describe('MCP event-stream answers to a tools/call, through warden proxy', () => {
-  it('passes a tool result that cannot spell a tool list as the server sent it, and never shows a list spelled any other way, on the fast path and on node\'s path', async () => {
+  it('passes a tool result that cannot spell a tool list as the server sent it, and never shows a list spelled any other way, on the fast path and on node\'s path, sent whole or in pieces', async () => {
     // A hostile MCP server: every POST is answered 200 with the current event stream. A tool result with
     // escaped quotes (JSON text inside it) passes unread; a list slipped in under an escaped key, or in a
     // comment beside a result, is read and filtered (the reader may use neither drop_table nor refund_order).
+    // Each stream goes out whole, then in 3-byte pieces, each in its own turn (the parser's pieces path).
     let stream = '';
+    let piece = 0;
+    const send = (res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (piece === 0) return void res.end(stream);
+      const text = stream;
+      void (async () => {
+        for (let i = 0; i < text.length; i += piece) {
+          res.write(text.slice(i, i + piece));
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end();
+      })();
+    };
     // The body the client reads: the answer's chunks put together.
     const bodyOf = (r: Raw) => {
       if (r.headers['transfer-encoding'] !== 'chunked') return r.body;
@@ -584,7 +623,7 @@ describe('MCP event-stream answers to a tools/call, through warden proxy', () =>
     };
     const result = (text: string) => `{"jsonrpc":"2.0","id":7,"result" : {"content":[{"type":"text","text":${JSON.stringify(text)}}]}}`;
     const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '42' } } };
-    await behindWarden('sse-results.spill', (res) => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(stream), async (port) => {
+    await behindWarden('sse-results.spill', send, async (port) => {
       const token = await agents.sign('agent-sse-results', 'tools:read');
       const plain = `event: message\nid: 3\ndata: ${result('{"id":"42","status":"open"}')}\n\n`;
       const slipped = [
@@ -592,7 +631,8 @@ describe('MCP event-stream answers to a tools/call, through warden proxy', () =>
         `: {"tools":[{"name":"drop_table"},{"name":"refund_order"}]}\ndata: ${result('{"id":"42"}')}\n\n`,
       ];
       // A single call takes the fast path; the same call as a batch is handed to node's path.
-      for (const body of [call, [call]]) {
+      for (const [body, size] of [call, [call]].flatMap((b) => [[b, 0], [b, 3]] as const)) {
+        piece = size;
         stream = plain;
         let r = await exchange(port, mcpPost(token, body));
         expect(r.status).toBe(200);

@@ -77,6 +77,16 @@ allow if {
 deny contains "flagged" if input.request.body.flag
 `;
 
+// Reads two fields of the body through object.get, one by a constant path: only those reach the WASM.
+const GETTER = `package warden.workload
+
+import rego.v1
+
+allow if object.get(input.request.body, "amount", 1000) <= 100
+
+deny contains "flagged" if object.get(input.request.body, ["meta", "flag"], false)
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -85,7 +95,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     ws.write(`workloads/${name}/policy.rego`, rego);
@@ -219,6 +229,10 @@ describe('the compiler records the input paths the Rego reads', () => {
       ['a truth test with a with', 'q if input.a\n\nr if q with input.b as 1', [[]]],
       ['a dynamic part is no truth test', 'r if {\n\tsome k\n\tinput.a[k]\n}', [['a']]],
       ['a value held whole', 'r := input.a', [['a']]],
+      ['object.get with a constant key', 'r if object.get(input.a, "k", 0) == 1', [['a', 'k']]],
+      ['object.get with a constant path, its default read too', 'r := object.get(input.a, ["k", "j"], input.d)', [['a', 'k', 'j'], ['d']]],
+      ['object.get of a parameter', 'f(x) := object.get(x, "k", 0)\n\nr if f(input.a) == 1', [['a', 'k']]],
+      ['object.get replaced by with', 'g(_, _, _) := 1\n\nr if object.get(input.a, "k", 0) == 1 with object.get as g', [['a']]],
     ];
     for (const [form, rules, expected] of forms) {
       const rego = `package warden.workload\n\nimport rego.v1\n\n${rules}\n`;
@@ -256,6 +270,21 @@ describe('the compiler records the input paths the Rego reads', () => {
     expect(decisions.at(-1)).toBe(false);
   });
 
+  it('the fields object.get reads, and every kind of value decides as on the full input', () => {
+    const policy = policies.get('getter')!;
+    expect(policy.bundle.manifest.metadata?.inputPaths).toEqual(expect.arrayContaining([['request', 'body', 'amount'], ['request', 'body', 'meta', 'flag']]));
+    expect(policy.bundle.manifest.metadata?.inputPaths).not.toContainEqual(['request', 'body']);
+    const base = generateInputs(policy.bundle, 1, 9)[0]!;
+    const values: unknown[] = [{ amount: 5 }, { amount: 500 }, {}, { amount: 5, meta: { flag: true } }, { amount: 5, meta: 'x' }, { amount: 5, meta: [true] }, { amount: '5' }, [5], 'amount', null, false];
+    const allowed = [...values.flatMap((v) => [v, body(JSON.stringify(v))]), undefined].map((b) => {
+      const input: PolicyInput = { ...base, request: { method: 'POST', path: '/x', segments: ['x'], query: {}, headers: {}, ...(b === undefined ? {} : { body: b }) } };
+      const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+      expect({ b, pruned: policy.decide('warden/decision', policy.bundle.inputs.json(input)) }).toEqual({ b, pruned: full });
+      return full.allow;
+    });
+    expect(allowed.slice(0, 10)).toEqual([true, true, false, false, false, false, false, false, true, true]);
+  });
+
   it('one field of the body when a rule reads one', () => {
     expect(policies.get('ledger')!.bundle.manifest.metadata?.inputPaths).toContainEqual(['request', 'body', 'amount']);
     expect(policies.get('ledger')!.bundle.manifest.metadata?.inputPaths).not.toContainEqual(['request', 'body']);
@@ -269,7 +298,8 @@ describe('the compiler records the input paths the Rego reads', () => {
     const forms = {
       'input[x]': 'r if { some x; input[x] == 1 }',
       'walk(input)': 'r if { walk(input, [p, v]); v == 1 }',
-      'input passed whole to a builtin': 'r if object.get(input, "a", 0) == 1',
+      'input passed whole to a builtin': 'r if count(object.keys(input)) == 1',
+      'object.get with a key that is not a constant': 'r if object.get(input, lower("A"), 0) == 1',
       'input bound to a variable': 'r if { x := input; x.a == 1 }',
       'with input as': 'q if input.a == 1\nr if q with input as {"a": 1}',
       'with input.a as': 'q if input.a == 1\nr if q with input.a as 1',
@@ -304,7 +334,7 @@ describe('the compiler records the input paths the Rego reads', () => {
 });
 
 describe('a pruned input decides as the full input', () => {
-  for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic', 'truthy']) {
+  for (const name of ['storefront', 'orders', 'ops-mcp', 'ledger', 'dynamic', 'truthy', 'getter']) {
     it(`for ${name}, on generated and hostile inputs`, () => {
       const policy = policies.get(name)!;
       const selection = policy.bundle.inputs;

@@ -6,6 +6,7 @@
 //    constant: a variable, a number, a call);
 //  - an expression that is a ground path alone (`if input.mcp`, `not input.mcp`) tests its truth only,
 //    not what it holds (TRUTH);
+//  - `object.get(input.a, "k", d)` (or a constant path `["k", "j"]`) reads `input.a.k` only;
 //  - `input` standing alone (passed whole to a builtin, `walk(input)`, `x := input`, `import input`)
 //    or a `with input… as` override reads the whole input;
 //  - only the rules the entrypoints can reach count (a library function no rule calls reads nothing):
@@ -24,7 +25,7 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 5;
+export const INPUT_PATHS_VERSION = 6;
 
 /**
  * The member a truth test's path ends in. `if input.mcp` asks only whether the value is there and is not
@@ -212,6 +213,21 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
     return true;
   };
 
+  // `object.get(x, "k", default)`, or with a constant path `["k", "j"]`, where x is a path of the input:
+  // it reads x.k, not all of x. The pruned x holds x.k whole where x has it, and x's other members not at
+  // all, so the builtin finds the key or gives the default as on the full input (a non-object x is kept
+  // whole). Not when a `with` could replace the builtin.
+  const objectGet = (op: unknown, args: unknown[], env: ReadonlyMap<string, InputPath>, scope: Scope, depth: number): boolean => {
+    if (!follow || args.length !== 3 || !isRef(op) || op.value.length !== 2 || !isVar(op.value[0], 'object') || !isString(op.value[1]) || op.value[1].value !== 'get') return false;
+    const base = pathOfArg(args[0], env);
+    const key = args[1];
+    const keys = isString(key) ? [key.value] : isTerm(key) && key.type === 'array' && Array.isArray(key.value) && key.value.every(isString) ? key.value.map((k) => k.value) : undefined;
+    if (base === undefined || keys === undefined) return false;
+    paths.push([...base, ...keys]);
+    walk(args[2], env, scope, depth);
+    return true;
+  };
+
   function walk(node: unknown, env: ReadonlyMap<string, InputPath>, scope: Scope, depth: number): void {
     if (Array.isArray(node)) {
       for (const n of node) walk(n, env, scope, depth);
@@ -246,8 +262,8 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
       return;
     }
     // A call, as a term (`f(x)` inside an expression) or as a whole expression (`f(x)` alone).
-    if (isTerm(node) && node.type === 'call' && Array.isArray(node.value) && call(node.value[0], node.value.slice(1), env, scope, depth)) return;
-    if (Array.isArray(o.terms) && call(o.terms[0], o.terms.slice(1), env, scope, depth)) {
+    if (isTerm(node) && node.type === 'call' && Array.isArray(node.value) && (call(node.value[0], node.value.slice(1), env, scope, depth) || objectGet(node.value[0], node.value.slice(1), env, scope, depth))) return;
+    if (Array.isArray(o.terms) && (call(o.terms[0], o.terms.slice(1), env, scope, depth) || objectGet(o.terms[0], o.terms.slice(1), env, scope, depth))) {
       walk(o.with, env, scope, depth);
       return;
     }

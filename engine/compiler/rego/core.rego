@@ -194,17 +194,7 @@ grant_reasons contains "allowed by the workload's Rego (data.warden.workload.all
 
 call := concat(" ", [input.request.method, input.request.path]) if http_call
 
-call := concat(" ", ["MCP", input.mcp.method, mcp_target]) if mcp_call
-
-# The tool, prompt or resource an MCP call names (`object.get` would read all of `input.mcp`, the call's
-# arguments included, into every decision: the compiler keeps only the input paths the Rego names).
-mcp_target := t if {
-	t := input.mcp.tool
-} else := n if {
-	n := input.mcp.name
-} else := u if {
-	u := input.mcp.uri
-} else := ""
+call := concat(" ", ["MCP", input.mcp.method, object.get(input.mcp, "tool", object.get(input.mcp, "name", object.get(input.mcp, "uri", "")))]) if mcp_call
 
 base["operation"] := route.id
 

@@ -80,65 +80,84 @@ function serialize(value: unknown, sel: Selection, along = 0): string | undefine
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
   if (sel === WHOLE && !toBody) return jsonText(value as OpaJson);
   let out = '';
-  for (const [key, child, member] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`]) : membersOf(sel)) {
-    if (!Object.hasOwn(value, key)) continue;
+  const write = (key: string, child: Selection, member: string) => {
     const text = serialize((value as Record<string, unknown>)[key], child, toBody && key === BODY_PATH[along] ? along + 1 : -1);
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
+  };
+  for (const [key, child, member, replacement] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`, false]) : membersOf(sel)) {
+    if (!replacement) {
+      if (Object.hasOwn(value, key)) write(key, child, member);
+    } else for (const k of Object.keys(value)) if (k.toWellFormed() === key) write(k, child, `${JSON.stringify(k)}:`);
   }
   return `{${out}}`;
 }
 
-// A selected member: its key, what is selected under it, and its `"key":` text (written on every call).
-type Member = [key: string, child: Selection, text: string];
+// A selected member: its key, what is selected under it, its `"key":` text (written on every call), and
+// whether the key holds U+FFFD. Such a key also names every key of the value that differs from it only by
+// lone surrogates where it has U+FFFD: the JSON text carries those as escapes and OPA reads each as U+FFFD
+// (wellFormedJson), so they are written, in the value's order, as the whole input would have them.
+type Member = [key: string, child: Selection, text: string, replacement: boolean];
 const membersBySelection = new WeakMap<Map<string, Selection>, Member[]>();
 
 // A selection's members with their key text, worked out once per selection (a bundle's, kept while it is).
 function membersOf(sel: Map<string, Selection>): Member[] {
   let members = membersBySelection.get(sel);
-  if (!members) membersBySelection.set(sel, (members = [...sel].map(([k, child]): Member => [k, child, `${JSON.stringify(k)}:`])));
+  if (!members) membersBySelection.set(sel, (members = [...sel].map(([k, child]): Member => [k, child, `${JSON.stringify(k)}:`, k.includes('\ufffd')])));
   return members;
 }
 
-// The selected parts of a JSON text, taken from the text itself. A text that escapes surrogates, or
-// whose copied parts repeat a key (which of the two OPA's parser keeps is not JSON.parse's choice), goes
-// through its value instead, so the policy sees exactly what JSON.parse reads.
+// The selected parts of a JSON text, taken from the text itself, never through JSON.parse's value: its
+// numbers reach the policy as written (2^53 + 1 stays exact, 1e400 is not null), as OPA's decoder reads
+// them. Where the text must be written anew, it is, in place: an object that repeats a key keeps the
+// last one (as JSON.parse does, so the policy sees the member the app sees), and a string that escapes a
+// UTF-16 surrogate is written well-formed (a lone one as U+FFFD, as OPA's decoder reads it).
 function projectText(body: JsonText, sel: Selection): string {
-  if (!body.escapesSurrogates) {
-    const projected = sel !== WHOLE && body.members ? projectMembers(body.text, body.members, sel) : new TextProjector(body.text, 0).project(sel);
-    if (projected !== undefined) return projected;
-  }
-  return serialize(body.value(), sel, -1)!;
+  return sel !== WHOLE && body.members ? projectMembers(body, body.members, sel) : new TextProjector(body.text, 0, body.escapesSurrogates).project(sel);
 }
 
 // The selected members of a text that is an object, found through the offsets the check recorded: a
 // policy that reads one field of a large body reads it without a scan of the rest.
-function projectMembers(text: string, members: readonly number[], sel: Map<string, Selection>): string | undefined {
+function projectMembers(body: JsonText, members: readonly number[], sel: Map<string, Selection>): string {
+  const { text } = body;
   const kept = new Map<string, string>();
   for (let m = 0; m < members.length; m += 4) {
     const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
     const child = sel.get(key);
-    if (child === undefined) continue;
-    const value = new TextProjector(text, members[m + 2]!).value(child);
-    if (value === undefined) return undefined;
-    kept.set(key, value); // a repeated key: the last one wins, as in JSON.parse
+    if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates).value(child)); // a repeated key: the last one wins, as in JSON.parse
   }
+  return objectText(kept);
+}
+
+// An object's kept members as text.
+function objectText(kept: ReadonlyMap<string, string>): string {
   let out = '';
   for (const [k, value] of kept) out += `${out ? ',' : ''}${JSON.stringify(k)}:${value}`;
   return `{${out}}`;
 }
 
-// An object key as it stands between its quotes, decoded.
-const keyOf = (raw: string): string => (raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw);
+// An object key as it stands between its quotes, decoded, as OPA reads it: a lone surrogate is U+FFFD
+// (so `input.body["\ufffd"]` in Rego names it, and two keys that differ only there are one key).
+const keyOf = (raw: string): string => (raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string).toWellFormed() : raw);
+
+// Whether the text at i (just after a backslash) is a `u` escape of a UTF-16 surrogate (\uD800–\uDFFF).
+function surrogateEscape(s: string, i: number): boolean {
+  if (s.charCodeAt(i) !== 117) return false;
+  const d = s.charCodeAt(i + 1) | 32;
+  const x = s.charCodeAt(i + 2) | 32;
+  return d === 100 && ((x >= 56 && x <= 57) || (x >= 97 && x <= 102));
+}
 
 // Walks a text that checkJsonText accepted (so nesting is bounded and the grammar need not be re-checked).
 class TextProjector {
   constructor(
     private readonly s: string,
     private i: number,
+    /** The text escapes a surrogate somewhere (JsonText.escapesSurrogates): strings are looked into for one. */
+    private readonly surrogates: boolean,
   ) {}
 
-  /** The projection of the whole text, or undefined when it must go through the value. */
-  project(sel: Selection): string | undefined {
+  /** The projection of the whole text. */
+  project(sel: Selection): string {
     this.space();
     return this.value(sel);
   }
@@ -150,10 +169,27 @@ class TextProjector {
     this.i = i;
   }
 
-  /** One value at i: its text (whole), its selected members (an object under a partial selection). */
-  value(sel: Selection): string | undefined {
+  /**
+   * One value at i: an object under a partial selection, its selected members; anything else whole, as it
+   * stands when it can be copied (see `copy`), else written anew member by member.
+   */
+  value(sel: Selection): string {
+    const s = this.s;
     const start = this.i;
-    if (sel === WHOLE || this.s.charCodeAt(start) !== 123) return this.copy() ? this.s.slice(start, this.i) : undefined;
+    const c = s.charCodeAt(start);
+    if (sel === WHOLE || c !== 123) {
+      if (this.copy()) return s.slice(start, this.i);
+      this.i = start;
+    }
+    if (c === 123) return this.members(sel);
+    if (c === 91) return this.elements();
+    // A string that escapes a surrogate (nothing else fails to copy).
+    this.skipString();
+    return JSON.stringify((JSON.parse(s.slice(start, this.i)) as string).toWellFormed());
+  }
+
+  // An object at i: the members `sel` selects (all of them for WHOLE), a repeated key's last one.
+  private members(sel: Selection): string {
     this.i++;
     const kept = new Map<string, string>();
     for (;;) {
@@ -163,20 +199,29 @@ class TextProjector {
       this.space();
       this.i++; // colon
       this.space();
-      const child = sel.get(key);
+      const child = sel === WHOLE ? WHOLE : sel.get(key);
       if (child === undefined) this.skip();
-      else {
-        const text = this.value(child);
-        if (text === undefined) return undefined;
-        kept.set(key, text); // a repeated key: the last one wins, as in JSON.parse
-      }
+      else kept.set(key, this.value(child)); // a repeated key: the last one wins, as in JSON.parse
       this.space();
       if (this.s.charCodeAt(this.i) === 44) this.i++;
     }
     this.i++;
+    return objectText(kept);
+  }
+
+  // An array at i, each element whole.
+  private elements(): string {
+    this.i++;
     let out = '';
-    for (const [k, text] of kept) out += `${out ? ',' : ''}${JSON.stringify(k)}:${text}`;
-    return `{${out}}`;
+    for (let first = true; ; first = false) {
+      this.space();
+      if (this.s.charCodeAt(this.i) === 93) break;
+      out += `${first ? '' : ','}${this.value(WHOLE)}`;
+      this.space();
+      if (this.s.charCodeAt(this.i) === 44) this.i++;
+    }
+    this.i++;
+    return `[${out}]`;
   }
 
   // An object key at i, decoded.
@@ -186,11 +231,21 @@ class TextProjector {
     return keyOf(this.s.slice(start + 1, this.i - 1));
   }
 
-  private skipString(): void {
+  // Step over a string at i; true when it escapes a surrogate (looked for only in a text that has one).
+  private skipString(): boolean {
     const s = this.s;
+    const look = this.surrogates;
+    let escapes = false;
     let i = this.i + 1;
-    for (let c = s.charCodeAt(i); c !== 34; c = s.charCodeAt(i)) i += c === 92 ? 2 : 1;
+    for (let c = s.charCodeAt(i); c !== 34; c = s.charCodeAt(i)) {
+      if (c !== 92) i++;
+      else {
+        if (look && surrogateEscape(s, i + 1)) escapes = true;
+        i += 2;
+      }
+    }
     this.i = i + 1;
+    return escapes;
   }
 
   // Step over one value without looking inside strings' contents.
@@ -215,16 +270,20 @@ class TextProjector {
     }
   }
 
-  // Step over one value that is copied whole; false when an object in it repeats a key.
+  // Step over one value that is copied whole as it stands; false when it must be written anew: an object
+  // in it repeats a key, or a string in it (a key too) escapes a surrogate.
   private copy(): boolean {
     const c = this.s.charCodeAt(this.i);
+    if (c === 34) return !this.skipString();
     if (c === 123) {
       this.i++;
       const keys = new Set<string>();
       for (;;) {
         this.space();
         if (this.s.charCodeAt(this.i) === 125) break;
-        const key = this.key();
+        const start = this.i;
+        if (this.skipString()) return false;
+        const key = keyOf(this.s.slice(start + 1, this.i - 1));
         if (keys.has(key)) return false;
         keys.add(key);
         this.space();

@@ -87,6 +87,58 @@ allow if object.get(input.request.body, "amount", 1000) <= 100
 deny contains "flagged" if object.get(input.request.body, ["meta", "flag"], false)
 `;
 
+// Functions whose parameters repeat a variable: the arguments must be equal, so each is read whole.
+const TWICE = `package warden.workload
+
+import rego.v1
+
+matches(x, x) if x.c == 1
+
+paired(x, [x]) if x.c == 1
+
+same(x, x)
+
+allow if matches(input.request.body.a, {"c": 1})
+
+allow if paired(input.request.body.a, input.request.body.b)
+
+deny contains "a and b differ" if not same(input.request.body.a, input.request.body.b)
+`;
+
+// Builtins called beside sub-packages named like their namespaces: the call is the builtin's, as in OPA.
+const SHADOWED: Record<string, string> = {
+  'policy.rego': `package warden.workload
+
+import rego.v1
+
+allow := true
+
+deny contains "admin" if object.get(input.request.body, "admin", false)
+
+deny contains "evil json" if json.marshal(input.request.body.a) == "{\\"evil\\":1}"
+
+deny contains "evil member" if {
+	some v in input.request.body.m
+	v == "evil"
+}
+`,
+  'object.rego': 'package warden.workload.object\n\nimport rego.v1\n\nget(_, _, d) := d\n',
+  'json.rego': 'package warden.workload.json\n\nimport rego.v1\n\nmarshal(x) := "?" if x.zzz\n',
+  'internal.rego': 'package warden.workload.internal\n\nimport rego.v1\n\nmember_2(_, y) if y.zzz\n',
+};
+
+// A key named as U+FFFD, and an amount compared as a number: how the body's text reaches the policy.
+const SPELLED = `package warden.workload
+
+import rego.v1
+
+small(p) if p.amount <= 100
+
+allow if small(input.request.body)
+
+deny contains "blocked" if input.request.body["\\ufffd"]
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -95,10 +147,10 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
-    ws.write(`workloads/${name}/policy.rego`, rego);
+    for (const [file, text] of Object.entries(typeof rego === 'string' ? { 'policy.rego': rego } : rego)) ws.write(`workloads/${name}/${file}`, text);
   }
   ws.commit('workloads that read the body');
   built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir });
@@ -322,9 +374,13 @@ describe('the compiler records the input paths the Rego reads', () => {
       ['the whole input as an argument', { 'workload/p.rego': 'f(i) if i.request.method == "GET"\n\nallow if f(input)' }, [['request', 'method']]],
       ['a function replaced by with', { 'workload/p.rego': 'f(r) if r.method == "GET"\n\ng(_) := true\n\nallow if f(input.request) with f as g' }, [['request']]],
       ['a function value used as an argument', { 'workload/p.rego': 'f(r) := r.body\n\nallow if count(f(input.request)) > 1' }, [['request', 'body']]],
+      ['a parameter that occurs twice', { 'workload/p.rego': 'f(x, x) if x.c == 1\n\nallow if f(input.request.body.a, input.request.body.b)' }, [['request', 'body', 'a'], ['request', 'body', 'b']]],
+      ['a parameter that occurs again in a pattern', { 'workload/p.rego': 'f(x, [x]) if x.c == 1\n\nallow if f(input.request.body.a, input.request.query)' }, [['request', 'body', 'a'], ['request', 'query']]],
+      ['a builtin beside a sub-package named like its namespace', { 'workload/p.rego': 'allow if object.get(input.request.body, "admin", false)', 'workload/object.rego': 'package warden.workload.object\n\nimport rego.v1\n\nget(_, _, d) := d\n' }, [['request', 'body', 'admin']]],
+      ['a sub-package function by its data path', { 'workload/p.rego': 'allow if data.warden.workload.object.get(input.request.body, "admin", false)', 'workload/object.rego': 'package warden.workload.object\n\nimport rego.v1\n\nget(_, _, d) := d\n' }, []],
     ];
     for (const [form, files, expected] of followed) {
-      const modules = new Map(Object.entries(files).map(([f, rego]) => [f, f.startsWith('workload/') ? `package warden.workload\n\nimport rego.v1\n${rego.startsWith('import') ? '' : '\n'}${rego}\n` : rego]));
+      const modules = new Map(Object.entries(files).map(([f, rego]) => [f, f.startsWith('workload/') && !rego.startsWith('package') ? `package warden.workload\n\nimport rego.v1\n${rego.startsWith('import') ? '' : '\n'}${rego}\n` : rego]));
       expect({ form, paths: await inputPathsOf(modules, form) }).toEqual({ form, paths: expected });
     }
     // A ground part is kept, the rest of the reference read whole.
@@ -387,6 +443,57 @@ describe('a pruned input decides as the full input', () => {
     const go = (JSON.parse(stdout) as { result: Array<{ expressions: Array<{ value: unknown }> }> }).result[0]!.expressions[0]!.value;
     expect(canonical(wasm)).toBe(canonical(go));
     expect(wasm.reasons).toContain('that amount is one above 2^53');
+  });
+});
+
+describe('a pruned input decides as the full input where the Rego or the text is unusual', () => {
+  // Each body as text (as the sidecar hands it over) and as a value; `expected`: the full input's decision.
+  const cases: Array<[workload: string, text: string, expected: boolean]> = [
+    // A parameter repeated: the arguments must be equal, all of them.
+    ['twice', '{"a": {"c": 1, "evil": true}}', false],
+    ['twice', '{"a": {"c": 1}}', true], // b undefined: OPA binds it before the negation, so no denial
+    ['twice', '{"a": 1, "b": 1}', false],
+    ['twice', '{"a": {"c": 1, "d": 5}, "b": [{"c": 1}]}', false],
+    ['twice', '{"a": {"c": 1, "d": 5}, "b": [{"c": 1, "d": 5}]}', false], // paired, but a and b differ
+    // The builtins, not the sub-packages' functions.
+    ['shadowed', '{"admin": true}', false],
+    ['shadowed', '{"a": {"evil": 1}}', false],
+    ['shadowed', '{"m": {"k": "evil"}}', false],
+    ['shadowed', '{"admin": false, "a": {"evil": 2}, "m": ["good"]}', true],
+    // A lone surrogate in a key is U+FFFD to OPA, so the Rego can name it.
+    ['spelled', '{"amount": 1, "\\ud800": true}', false],
+    ['spelled', '{"amount": 1, "\\udc00": false, "\\ud800": true}', false],
+    ['spelled', '{"amount": 1, "\\ufffd": false}', true],
+    // Numbers as written, whatever else the text holds: 1e400 is not null, 2^53 + 1 is not rounded.
+    ['spelled', '{"amount": 1e400, "junk": {"k": 1, "k": 2}}', false],
+    ['spelled', '{"amount": 1e400, "note": "\\ud800"}', false],
+    ['spelled', '{"amount": 1e400, "note": "\\ud83d\\ude00", "k": 1, "k": 2}', false],
+    ['spelled', '{"amount": 100.0, "note": "\\udc00 \\ud83d\\ude00", "k": [1, {"k": 1, "k": 2}]}', true],
+  ];
+  for (const [name, text, expected] of cases) {
+    it(`${name}: ${text}`, () => {
+      const policy = policies.get(name)!;
+      for (const b of [body(text), JSON.parse(text) as unknown]) {
+        const base = generateInputs(policy.bundle, 1, 1)[0]!;
+        const input = { ...base, request: { ...base.request, method: 'POST', body: b } };
+        const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+        const pruned = policy.decide('warden/decision', policy.bundle.inputs.json(input));
+        expect({ body: b instanceof JsonText ? 'text' : 'value', pruned }).toEqual({ body: b instanceof JsonText ? 'text' : 'value', pruned: full });
+        // A value went through JSON.parse before Warden saw it: 1e400 is already Infinity (null) there.
+        if (b instanceof JsonText || !text.includes('1e400')) expect({ body: b instanceof JsonText ? 'text' : 'value', allow: full.allow }).toEqual({ body: b instanceof JsonText ? 'text' : 'value', allow: expected });
+      }
+    });
+  }
+
+  it('the text reaches the policy as OPA reads it: numbers as written, the last of a repeated key, surrogates well-formed', () => {
+    const sel = InputSelection.whole;
+    const text = (t: string) => sel.json({ request: { body: body(t) } }).text;
+    expect(text('{"n": 1e400, "k": 1, "k": 2}')).toBe('{"request":{"body":{"n":1e400,"k":2}}}');
+    expect(text('{"n": 9007199254740993, "s": "\\ud800\\ud83d\\ude00"}')).toBe('{"request":{"body":{"n":9007199254740993,"s":"\ufffd\ud83d\ude00"}}}');
+    expect(text('[1.0, {"\\udc00": 1, "\\ud800": 2}]')).toBe('{"request":{"body":[1.0,{"\ufffd":2}]}}');
+    const one = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'body', '\ufffd']] } });
+    expect(one.json({ request: { body: body('{"a": 1, "\\ud800": [1e400]}') } }).text).toBe('{"request":{"body":{"\ufffd":[1e400]}}}');
+    expect(one.json({ request: { body: { a: 1, '\ud800': 2 } } }).text).toBe('{"request":{"body":{"\\ud800":2}}}');
   });
 });
 

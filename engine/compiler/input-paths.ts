@@ -14,7 +14,8 @@
 //    name in its own package reaches that rule, and `data` alone reaches every rule;
 //  - a part of the input passed to one of the bundle's own functions is followed into the function:
 //    `f(input.request)` with `f(r) if r.method == "GET"` reads `input.request.method`. A part passed to
-//    a builtin, bound to a variable or to a function argument that is a pattern is read whole. When any
+//    a builtin, bound to a variable, to a function argument that is a pattern or to a parameter variable
+//    that occurs twice (`f(x, x)`, `f(x, [x])`: the arguments must be equal) is read whole. When any
 //    `with` replaces something other than the input (a function could then be another), or the calls
 //    nest deeper than MAX_CALL_DEPTH, arguments are read whole instead of followed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +26,7 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 6;
+export const INPUT_PATHS_VERSION = 7;
 
 /**
  * The member a truth test's path ends in. `if input.mcp` asks only whether the value is there and is not
@@ -54,6 +55,8 @@ interface Scope {
 
 interface FunctionRule {
   params: unknown[];
+  /** Variables that occur more than once in the parameters (`f(x, x)`, `f(x, [x])`): their arguments must be equal, so each is read whole. */
+  repeated: ReadonlySet<string>;
   rule: Record<string, unknown>;
   scope: Scope;
 }
@@ -94,6 +97,25 @@ function rulePath(rule: Record<string, unknown>, scope: Scope): string[] {
 
 // A rule head without the name it defines.
 const headParts = (head: Record<string, unknown>): Record<string, unknown> => ({ ...head, name: undefined, ref: Array.isArray(head.ref) ? head.ref.slice(1) : undefined });
+
+// The variables that occur more than once in a function's parameters, patterns included.
+function repeatedVars(params: readonly unknown[]): Set<string> {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    if (isVar(node)) {
+      if (node.value === '_') return;
+      if (seen.has(node.value)) repeated.add(node.value);
+      seen.add(node.value);
+      return;
+    }
+    Object.values(node).forEach(visit);
+  };
+  visit(params);
+  return repeated;
+}
 
 const overlaps = (a: readonly string[], b: readonly string[]): boolean => a.every((x, i) => i >= b.length || x === b[i]);
 
@@ -159,7 +181,7 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
       if (!head?.args?.length) continue;
       const ref = head.ref ?? [{ type: 'var', value: head.name }];
       const name = [...scopes[m]!.pkg, ...ref.flatMap((t) => (isVar(t) || isString(t) ? [t.value] : []))].join('\0');
-      functions.set(name, [...(functions.get(name) ?? []), { params: head.args, rule, scope: scopes[m]! }]);
+      functions.set(name, [...(functions.get(name) ?? []), { params: head.args, repeated: repeatedVars(head.args), rule, scope: scopes[m]! }]);
     }
   });
   const paths: InputPath[] = [];
@@ -176,13 +198,21 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
   findWith(modules);
 
   // The bundle's own function a call names, if it names one (as OPA resolves it: data path, import, package).
+  // A name resolves in its own package only: `object.get(…)` in package p is the builtin even when a
+  // package p.object defines `get` (a package is not a rule of its parent; `data.p.object.get(…)` names it).
   const resolve = (op: unknown, scope: Scope): FunctionRule[] | undefined => {
     if (!isRef(op) || !isVar(op.value[0])) return undefined;
     const rest = groundPrefix(op.value);
     if (rest.length !== op.value.length - 1) return undefined;
     const head = op.value[0].value;
-    const candidates = head === 'data' ? [rest] : [[...scope.pkg, head, ...rest], ...(scope.imports.has(head) ? [[...scope.imports.get(head)!, ...rest]] : [])];
-    const found = candidates.flatMap((c) => functions.get(c.join('\0')) ?? []);
+    const pkg = scope.pkg.join('\0');
+    const found =
+      head === 'data'
+        ? (functions.get(rest.join('\0')) ?? [])
+        : [
+            ...(functions.get([...scope.pkg, head, ...rest].join('\0')) ?? []).filter((f) => f.scope.pkg.join('\0') === pkg),
+            ...(scope.imports.has(head) ? (functions.get([...scope.imports.get(head)!, ...rest].join('\0')) ?? []) : []),
+          ];
     return found.length > 0 ? found : undefined;
   };
 
@@ -203,7 +233,7 @@ export function inputPathsOfModules(asts: readonly unknown[], roots?: readonly s
       args.forEach((arg, i) => {
         const path = pathOfArg(arg, env);
         const param = def.params[i];
-        if (path !== undefined && isVar(param) && param.value !== '_' && i < def.params.length) bound.set(param.value, path);
+        if (path !== undefined && isVar(param) && param.value !== '_' && !def.repeated.has(param.value) && i < def.params.length) bound.set(param.value, path);
         else walk(arg, env, scope, depth);
       });
       const { head, ...rest } = def.rule;

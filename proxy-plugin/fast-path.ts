@@ -10,6 +10,12 @@ import { STATUS_CODES } from 'node:http';
 import { ChunkedEnd, isHeaderName, isPlainValue, MAX_RESPONSE_HEAD_BYTES, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+// Whether `bytes` (after `before`, the byte that came just ahead of them) hold an LF not preceded by CR.
+function bareLf(bytes: Buffer, before: number | undefined): boolean {
+  for (let j = bytes.indexOf(10); j >= 0; j = bytes.indexOf(10, j + 1)) if ((j > 0 ? bytes[j - 1] : before) !== 13) return true;
+  return false;
+}
 /** Client bytes buffered while a call is in flight before reading pauses. */
 const MAX_BUFFERED = 64 * 1024;
 
@@ -313,6 +319,8 @@ class Connection {
   private readonly unread = new Pieces();
   private exchange: Exchange | undefined;
   private gone = false;
+  // The method of the request being served (own answers to a HEAD carry no body).
+  private method = '';
   /** When the request being served had its head read (performance.now()): the start of its hold. */
   arrived = 0;
   /** A body being read before its request is admitted again (Admission.readBody). */
@@ -404,6 +412,7 @@ class Connection {
     if (!head || head.contentLength > limits.maxBodyBytes) return this.handOff();
     this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
     this.busy = true;
+    this.method = head.method;
     this.socket.setTimeout(0);
     this.arrived = performance.now();
     const headBytes = buf.subarray(0, end + 4);
@@ -469,14 +478,18 @@ class Connection {
     this.own(this.fp.o.answer(408, undefined, 'the request body did not arrive in time'), true);
   }
 
-  /** Write one of the sidecar's own answers; `close` when the connection cannot be reused. */
+  /**
+   * Write one of the sidecar's own answers; `close` when the connection cannot be reused. An answer to a
+   * HEAD has no body (RFC 9110 §9.3.2), only the length a GET's would have, as node's path writes it:
+   * bytes after it would be read as the start of the next answer.
+   */
   own(answer: OwnAnswer, close: boolean): void {
     const body = Buffer.from(answer.body, 'utf8');
     const head = answerHead(answer, body.length, this.fp.connectionLine(close));
     if (head === undefined) return this.own(this.fp.o.answer(500, undefined, 'internal error (fail closed)'), true);
     this.socket.cork();
     this.socket.write(head, 'latin1');
-    this.socket.write(body);
+    if (this.method !== 'HEAD') this.socket.write(body);
     this.socket.uncork();
     this.done(close);
   }
@@ -619,6 +632,7 @@ class Exchange {
       // A read that cannot end the head (no blank line across the seam with what came before) waits
       // unsearched and unjoined.
       const ends = head.size === 0 || Buffer.concat([head.last(3), chunk]).includes(CRLFCRLF);
+      if (!ends && bareLf(chunk, head.last(1)[0])) return this.fail(502, 'the upstream answered with a malformed response (a bare LF in its head)', false);
       head.push(chunk);
       if (!ends) return void this.headTooLarge(head.size);
       let buf = head.joined()!;
@@ -626,6 +640,8 @@ class Exchange {
       for (;;) {
         const end = buf.indexOf(CRLFCRLF);
         if (end < 0) {
+          // A head whose lines end in a bare LF would never end: node's path refuses it, so does this one.
+          if (bareLf(buf, undefined)) return this.fail(502, 'the upstream answered with a malformed response (a bare LF in its head)', false);
           head.push(buf);
           return void this.headTooLarge(head.size);
         }

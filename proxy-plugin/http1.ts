@@ -204,14 +204,13 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     if (len !== 10 && len !== 14 && len !== 17) continue;
     const value = rawHeaders[i + 1]!;
     switch (rawHeaders[i]!.toLowerCase()) {
-      case 'content-length': {
-        // Repeated identical values are one value (RFC 9110 §8.6); differing ones are an error.
-        const values = DIGITS.test(value) ? [value] : listTokens(value);
-        if (!values.every((v) => DIGITS.test(v) && v === values[0])) return `invalid content-length ${JSON.stringify(value)}`;
-        if (contentLength !== undefined && contentLength !== Number(values[0])) return 'conflicting content-length fields';
-        contentLength = Number(values[0]);
+      case 'content-length':
+        // One field with one value. RFC 9110 §8.6 lets a recipient read repeated identical values as one,
+        // but node's path (undici) refuses them, and an answer must read alike on both paths.
+        if (!DIGITS.test(value)) return `invalid content-length ${JSON.stringify(value)}`;
+        if (contentLength !== undefined) return 'repeated content-length fields';
+        contentLength = Number(value);
         break;
-      }
       case 'transfer-encoding': {
         // The final coding decides: chunked frames the body, anything else runs to the close (RFC 9112 §6.3).
         const codings = listTokens(value);
@@ -228,6 +227,8 @@ export function parseResponseHead(head: string, requestMethod: string): Response
       }
     }
   }
+  // Both framings: which one the client reads is its choice (RFC 9112 §6.3 calls it an error to relay).
+  if (chunked !== undefined && contentLength !== undefined) return 'both content-length and transfer-encoding';
   // No body: HEAD answers, 1xx, 204, 304 (RFC 9112 §6.3 rule 1).
   let framing: ResponseHead['framing'] = 'length';
   let length = 0;

@@ -1,5 +1,6 @@
 // Request normalization, done exactly once, before policy: the path the policy sees is the path the
 // upstream receives. Anything two parsers could read differently is refused as ambiguous.
+import { CONNECTION_OPTIONS } from './upstream-head.js';
 
 /** A request as the policy and the upstream will both read it. */
 export interface NormalizedRequest {
@@ -92,6 +93,17 @@ export function normalizeHeaders(rawHeaders: readonly string[]): { headers: Reco
     if (prev === undefined) headers[name] = value;
     else if (SINGLETON_HEADERS.has(name)) return { refusal: { status: 400, reason: `duplicate ${name} header` } };
     else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  // A field Connection names is dropped at the hop (RFC 9110 §7.6.1), so the app never receives it: the
+  // policy and the caller's identity do not read it either. Except the framing and the Host: dropping
+  // Content-Length while its body still follows would have the app read that body as the next request.
+  if (headers.connection !== undefined) {
+    for (const t of headers.connection.split(',')) {
+      const named = t.trim().toLowerCase();
+      if (CONNECTION_OPTIONS.has(named) || !Object.hasOwn(headers, named)) continue;
+      if (named === 'content-length' || named === 'host') return { refusal: { status: 400, reason: `Connection names ${named}: the request's ${named === 'host' ? 'Host' : 'framing'} cannot be dropped at the hop` } };
+      delete headers[named];
+    }
   }
   return { headers };
 }

@@ -89,8 +89,22 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
 async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
   if (!c.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  const foreign = foreignCharset(gate, p);
+  if (foreign) return foreign;
   const bytes = await readBody(req, c.jsonBodyBytes);
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
+}
+
+// A JSON body is UTF-8 (RFC 8259 §8.1), and the sidecar reads it as such. One that declares another
+// charset is refused where the sidecar reads it: an app that honours the parameter (express's json parser
+// decodes utf-7 and utf-16 through iconv) would read other text than the policy did. Every charset
+// parameter counts (a parser may keep the last of two).
+function foreignCharset(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
+  for (const m of (p.request.headers['content-type'] ?? '').matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
+    const charset = (m[1] ?? m[2] ?? '').toLowerCase();
+    if (charset !== 'utf-8' && charset !== 'utf8') return { refused: refusal(gate, p, `request refused: a JSON body must be UTF-8 (charset=${JSON.stringify(charset).slice(1, -1).slice(0, 40)})`, 415) };
+  }
+  return undefined;
 }
 
 const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
@@ -216,6 +230,8 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
 // deep), and forwarded as received.
 function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
   if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
+  const foreign = foreignCharset(gate, p);
+  if (foreign) return { forward: false, ...denialAnswer(foreign.refused) };
   return {
     readBody: (bytes) => {
       const body = checkedJsonBody(gate, p, bytes);

@@ -127,7 +127,8 @@ const limitFlags = (l: SidecarLimits) => [
 // A listening sidecar of the given form in front of the upstream on `upstreamPort`.
 async function sidecarFor(form: Form, upstreamPort: number, limits: SidecarLimits): Promise<{ port: number; close: () => Promise<void> }> {
   if (form === 'createSidecar') {
-    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstreamPort}`), gate: plugin.gate, logger: silent, limits });
+    // JSON bodies read into the input up to 64 KiB, as `warden proxy` does by default.
+    const sidecar = createSidecar({ upstream: new URL(`http://127.0.0.1:${upstreamPort}`), gate: plugin.gate, logger: silent, limits, jsonBodyBytes: 65_536 });
     return { port: await listenLocal(sidecar), close: () => closeServer(sidecar) };
   }
   const m = await startWarden(
@@ -512,6 +513,12 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
     ['conflicting content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok'],
     ['a header split by a bare LF', 'HTTP/1.1 200 OK\r\nX-A: 1\nSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok'],
     ['an unasked-for upgrade', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'],
+    // Framing a client could read two ways; node's path (undici) refuses each, so the fast path does too.
+    ['content-length with transfer-encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'],
+    ['repeated equal content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok'],
+    ['a list of equal content-lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok'],
+    // A head that would never end for a CRLF reader: it waited until the upstream closed.
+    ['a head whose lines end in bare LFs', 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok'],
   ];
   it.each(botched)('answers 502 with the decision id to %s, and does not reuse that connection', async (_what, bytes) => {
     const t = await stack(form, (req, s) => (req.conn === 1 ? s.write(bytes) : ok(req, s)));
@@ -584,5 +591,81 @@ describe('fast path: how long the sidecar holds a call', () => {
       children.at(-1)!.kill('SIGTERM');
       await new Promise<void>((r) => up.server.close(() => r()));
     }
+  });
+});
+
+describe.each(FORMS)('fast path: what Connection names, HEAD answers and JSON charsets (%s)', (form) => {
+  const shared = sharedStack(form);
+  const smuggled = 'GET /orders/export HTTP/1.1\r\nHost: orders\r\n\r\n';
+  const post = (fields: string[], body: string) => `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\n${fields.map((f) => `${f}\r\n`).join('')}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+  it("refuses a request whose Connection names its framing or Host, so its body is never read as a request; decides without any other field it names", async () => {
+    const t = shared();
+    const named = ['Connection: content-length', 'Connection: close, Content-Length', 'Connection: CONTENT-LENGTH', 'Connection: keep-alive\r\nConnection: content-length', 'Connection: host'];
+    for (const connection of named) {
+      // The body is a request for what the caller may not reach (/orders/export is for billing only).
+      const out = await exchange(t.port, post(['Content-Type: text/plain', connection], smuggled) + get('/orders/1', 'Connection: close'));
+      expect({ connection, statuses: statuses(out) }).toEqual({ connection, statuses: [400] });
+      expect(out).toMatch(/Connection names (content-length|host): the request's (framing|Host) cannot be dropped at the hop/);
+    }
+    expect(t.seen).toEqual([]);
+    // A field it names does not reach the app, and the policy does not read it: without the identity
+    // header the caller is anonymous, and is denied.
+    expect(statuses(await exchange(t.port, get('/orders/1', 'Connection: close, X-Forwarded-Client-Cert')))).toEqual([403]);
+    expect(t.seen).toEqual([]);
+    // Content-Type named: the body still goes with its length, as one request.
+    expect(statuses(await exchange(t.port, post(['Content-Type: text/plain', 'Connection: close, content-type'], smuggled)))).toEqual([200]);
+    expect(t.seen.map((r) => [r.method, r.target, r.body.toString(), headerOf(r, 'content-type')])).toEqual([['POST', '/orders', smuggled, undefined]]);
+    // Options and hop-by-hop fields, and names the request does not carry.
+    t.seen.length = 0;
+    for (const connection of ['Connection: keep-alive', 'Connection: TE\r\nTE: trailers', 'Connection: x-not-sent']) {
+      const out = await exchange(t.port, get('/orders/1', connection, 'Connection: close'));
+      expect({ connection, statuses: statuses(out) }).toEqual({ connection, statuses: [200] });
+    }
+    expect(t.seen.map((r) => [r.target, headerOf(r, 'te')])).toEqual([['/orders/1', undefined], ['/orders/1', undefined], ['/orders/1', undefined]]);
+  });
+
+  it('keeps the framing of an answer whose Connection names content-length, on the fast path and on node\'s (HTTP/1.0)', async () => {
+    const t = await stack(form, (_req, s) => s.write(answer('200 OK', ['Connection: content-length, x-up', 'X-Up: 1', 'Content-Length: 2'], 'ok')));
+    try {
+      const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
+      expect(statuses(out)).toEqual([200, 200]);
+      expect(out.match(/^content-length: 2\r$/gim)).toHaveLength(2);
+      expect(out).not.toMatch(/^x-up:/im);
+      const old = await exchange(t.port, `GET /orders/3 HTTP/1.0\r\nHost: orders\r\n${XFCC}\r\n\r\n`);
+      expect(statuses(old)).toEqual([200]);
+      expect(old).toMatch(/^content-length: 2\r$/im);
+      expect(old.endsWith('\r\n\r\nok')).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("answers a denied HEAD with a head alone, so the next answer on the connection is read as itself", async () => {
+    const t = shared();
+    // No caller identity: denied. Then a call that is allowed, on the same connection.
+    const out = await exchange(t.port, 'HEAD /orders/1 HTTP/1.1\r\nHost: orders\r\n\r\n' + get('/orders/2', 'Connection: close'));
+    expect(statuses(out)).toEqual([403, 200]);
+    expect(out).toMatch(/^content-length: \d+\r\n(?:[^\r]*\r\n)*\r\nHTTP\/1\.1 200 /m);
+    expect(out).not.toContain('"reasons"');
+    expect(t.seen.map((r) => r.target)).toEqual(['/orders/2']);
+  });
+
+  it('refuses a JSON body that declares a charset other than UTF-8 before reading it: an app could decode it otherwise', async () => {
+    const t = shared();
+    // UTF-7 that express's json parser decodes to {"amount":999,…}, while as UTF-8 it is {"amount":1,…}.
+    const utf7 = '{"amount":1,"note":"+ACIALAAiAGEAbQBvAHUAbgB0ACIAOgA5ADkAOQAsACIAeAAiADoAIg-"}';
+    const foreign = ['application/json; charset=utf-7', 'application/json;charset="UTF-7"', 'application/json; charset=utf-8; charset=utf-7', 'application/json; charset=utf-16', 'application/vnd.x+json; CHARSET=utf-7-imap', 'application/json; charset='];
+    for (const type of foreign) {
+      const out = await exchange(t.port, post([`Content-Type: ${type}`], utf7) + get('/orders/1', 'Connection: close'));
+      expect({ type, statuses: statuses(out) }).toEqual({ type, statuses: [415] });
+      expect(out).toContain('a JSON body must be UTF-8');
+    }
+    expect(t.seen).toEqual([]);
+    for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json', 'text/plain; charset=utf-7']) {
+      const out = await exchange(t.port, post([`Content-Type: ${type}`, 'Connection: close'], utf7));
+      expect({ type, statuses: statuses(out) }).toEqual({ type, statuses: [200] });
+    }
+    expect(t.seen.map((r) => r.body.toString())).toEqual([utf7, utf7, utf7, utf7]);
   });
 });

@@ -89,21 +89,25 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
 async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
   if (!c.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
-  const foreign = foreignCharset(gate, p);
+  const foreign = undecodedBody(gate, p);
   if (foreign) return foreign;
   const bytes = await readBody(req, c.jsonBodyBytes);
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
-// A JSON body is UTF-8 (RFC 8259 §8.1), and the sidecar reads it as such. One that declares another
-// charset is refused where the sidecar reads it: an app that honours the parameter (express's json parser
-// decodes utf-7 and utf-16 through iconv) would read other text than the policy did. Every charset
-// parameter counts (a parser may keep the last of two).
-function foreignCharset(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
-  for (const m of (p.request.headers['content-type'] ?? '').matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
+// The sidecar reads a JSON body's bytes as UTF-8 text (RFC 8259 §8.1). One the app would decode first is
+// refused (415) where the sidecar reads it, before it is read: a declared charset other than UTF-8
+// (express's json parser decodes utf-7 and utf-16 through iconv; every charset parameter counts, as a
+// parser may keep the last of two), or a Content-Encoding (the app would inflate the bytes the policy read).
+function undecodedBody(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
+  const h = p.request.headers;
+  const quoted = (s: string) => JSON.stringify(s.slice(0, 40)).slice(1, -1);
+  for (const m of (h['content-type'] ?? '').matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
     const charset = (m[1] ?? m[2] ?? '').toLowerCase();
-    if (charset !== 'utf-8' && charset !== 'utf8') return { refused: refusal(gate, p, `request refused: a JSON body must be UTF-8 (charset=${JSON.stringify(charset).slice(1, -1).slice(0, 40)})`, 415) };
+    if (charset !== 'utf-8' && charset !== 'utf8') return { refused: refusal(gate, p, `request refused: a JSON body must be UTF-8 (charset=${quoted(charset)})`, 415) };
   }
+  const coding = h['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return { refused: refusal(gate, p, `request refused: a JSON body the policy reads must not be content-encoded (content-encoding: ${quoted(coding)})`, 415) };
   return undefined;
 }
 
@@ -230,7 +234,7 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
 // deep), and forwarded as received.
 function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
   if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
-  const foreign = foreignCharset(gate, p);
+  const foreign = undecodedBody(gate, p);
   if (foreign) return { forward: false, ...denialAnswer(foreign.refused) };
   return {
     readBody: (bytes) => {

@@ -661,11 +661,18 @@ describe.each(FORMS)('fast path: what Connection names, HEAD answers and JSON ch
       expect({ type, statuses: statuses(out) }).toEqual({ type, statuses: [415] });
       expect(out).toContain('a JSON body must be UTF-8');
     }
+      // Bytes the app would inflate before reading them (body-parser inflates gzip, deflate and br).
+    for (const coding of ['gzip', 'deflate', 'br', 'identity, gzip']) {
+      const out = await exchange(t.port, post(['Content-Type: application/json', `Content-Encoding: ${coding}`], '{"amount":1}'));
+      expect({ coding, statuses: statuses(out) }).toEqual({ coding, statuses: [415] });
+      expect(out).toContain('must not be content-encoded');
+    }
     expect(t.seen).toEqual([]);
     for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json', 'text/plain; charset=utf-7']) {
       const out = await exchange(t.port, post([`Content-Type: ${type}`, 'Connection: close'], utf7));
       expect({ type, statuses: statuses(out) }).toEqual({ type, statuses: [200] });
     }
-    expect(t.seen.map((r) => r.body.toString())).toEqual([utf7, utf7, utf7, utf7]);
+    expect(statuses(await exchange(t.port, post(['Content-Type: application/json', 'Content-Encoding: identity', 'Connection: close'], utf7)))).toEqual([200]);
+    expect(t.seen.map((r) => r.body.toString())).toEqual([utf7, utf7, utf7, utf7, utf7]);
   });
 });

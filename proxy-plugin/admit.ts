@@ -45,7 +45,8 @@ function refusedInput(gate: Gate, a: Arrival): PolicyInput {
  */
 export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Promise<Prepared> {
   const bundle = gate.pipeline.pin();
-  const n = normalizeRequest(a.method, a.target, a.rawHeaders);
+  // The middleware runs in the app's process: no hop drops what the request's Connection names.
+  const n = normalizeRequest(a.method, a.target, a.rawHeaders, via !== 'middleware');
   if (!n.ok) {
     // The input can only hold a path; the reason carries the target as received (escaped, bounded).
     const received = JSON.stringify(a.target.length > 256 ? `${a.target.slice(0, 256)}…` : a.target);

@@ -83,8 +83,11 @@ function parseQuery(raw: string): Record<string, string[]> | string {
   return query;
 }
 
-/** Lower-case header names, refusing repeated singleton headers (`rawHeaders` as node gives it). */
-export function normalizeHeaders(rawHeaders: readonly string[]): { headers: Record<string, string> } | { refusal: Refusal } {
+/**
+ * Lower-case header names, refusing repeated singleton headers (`rawHeaders` as node gives it). `hop`: the
+ * request is forwarded over a connection of its own (the sidecar), which drops what `Connection` names.
+ */
+export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): { headers: Record<string, string> } | { refusal: Refusal } {
   const headers: Record<string, string> = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -97,7 +100,8 @@ export function normalizeHeaders(rawHeaders: readonly string[]): { headers: Reco
   // A field Connection names is dropped at the hop (RFC 9110 §7.6.1), so the app never receives it: the
   // policy and the caller's identity do not read it either. Except the framing and the Host: dropping
   // Content-Length while its body still follows would have the app read that body as the next request.
-  if (headers.connection !== undefined) {
+  // With no hop (the middleware, in the app's process) the app reads every field, and so does the policy.
+  if (hop && headers.connection !== undefined) {
     for (const t of headers.connection.split(',')) {
       const named = t.trim().toLowerCase();
       if (CONNECTION_OPTIONS.has(named) || !Object.hasOwn(headers, named)) continue;
@@ -108,8 +112,8 @@ export function normalizeHeaders(rawHeaders: readonly string[]): { headers: Reco
   return { headers };
 }
 
-/** Normalize method, request-target and headers; refuse anything ambiguous with a reason. */
-export function normalizeRequest(method: string, target: string, rawHeaders: readonly string[]): Normalized {
+/** Normalize method, request-target and headers; refuse anything ambiguous with a reason (`hop`: see normalizeHeaders). */
+export function normalizeRequest(method: string, target: string, rawHeaders: readonly string[], hop = true): Normalized {
   if (!METHOD.test(method)) return refuse(`method ${JSON.stringify(method)} is not an HTTP method name`);
   if (!target.startsWith('/')) return refuse('the request target must be an origin-form path starting with "/"');
   if (target.includes('#')) return refuse('a fragment in the request target is not allowed');
@@ -133,7 +137,7 @@ export function normalizeRequest(method: string, target: string, rawHeaders: rea
   }
   const query = parseQuery(rawQuery);
   if (typeof query === 'string') return refuse(query);
-  const h = normalizeHeaders(rawHeaders);
+  const h = normalizeHeaders(rawHeaders, hop);
   if ('refusal' in h) return { ok: false, refusal: h.refusal };
   return { ok: true, request: { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers } };
 }

@@ -113,6 +113,15 @@ describe('one decision table through sidecar, ext_authz and express middleware',
     expect([caller['x-warden-principal'], caller['x-warden-authn']]).toEqual(['spiffe://cluster.local/ns/shop/sa/storefront', 'header']);
   });
 
+  it('reads a field the request\'s Connection names only where the app receives it: not through the sidecar (a hop drops it), through the middleware', async () => {
+    const headers = { 'x-forwarded-client-cert': XFCC_STOREFRONT, connection: 'keep-alive, X-Forwarded-Client-Cert' };
+    const appBefore = appSaw.length;
+    expect((await request(ports.sidecar, 'GET', '/orders?named=1', headers)).status).toBe(403);
+    expect(upstream.seen.find((r) => r.url === '/orders?named=1')).toBeUndefined();
+    expect((await request(ports.app, 'GET', '/orders?named=1', headers)).status).toBe(200);
+    expect(appSaw.slice(appBefore)).toEqual(['/orders?named=1']);
+  });
+
   it('ignores a mesh identity header from a peer that is not the configured local proxy', async () => {
     const gate: Gate = { pipeline: plugin.gate.pipeline, identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['10.0.0.9'] } } };
     const server = createExtAuthzServer({ gate });

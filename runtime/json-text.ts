@@ -3,8 +3,41 @@
 // as the text that arrived (integers beyond 2^53 stay exact). Its value is built only when something
 // needs it (masking a sensitive field, the decision log's serialization, an older consumer).
 
+/**
+ * Two keys of one object that differ only by case (`amount` and `Amount`): readers differ on which one
+ * counts. Go's encoding/json and ASP.NET's default web options match keys regardless of case (the last
+ * match wins), JavaScript and Rego read the exact key, so a policy could decide on one value while the
+ * app acts on the other.
+ */
+export class CaseVariants {
+  constructor(readonly keys: readonly [string, string]) {}
+}
+
 /** Why a text is not a body Warden accepts. */
-export type JsonTextProblem = 'invalid' | 'too-deep';
+export type JsonTextProblem = 'invalid' | 'too-deep' | CaseVariants;
+
+/**
+ * A key as case-insensitive readers compare it: upper-cased, then lower-cased, so that every letter of
+ * a case orbit meets (`ſ` and `s`, the Kelvin sign and `k`). A superset of Go's simple folding and of
+ * .NET's ordinal ignore-case; the extra pairs (`ß` and `ss`) only refuse more.
+ */
+export const foldKey = (key: string): string => key.toUpperCase().toLowerCase();
+
+/** Why a body holding `keys` is refused, for the caller. */
+export const caseVariantsReason = (keys: readonly [string, string]): string =>
+  `the keys ${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(' and ')} of one object differ only by case: readers differ on which one counts`;
+
+/** The first pair of keys of `keys` (decoded, in order) that differ but fold alike, if any. */
+export function caseVariants(keys: Iterable<string>): [string, string] | undefined {
+  const seen = new Map<string, string>();
+  for (const k of keys) {
+    const folded = foldKey(k);
+    const first = seen.get(folded);
+    if (first === undefined) seen.set(folded, k);
+    else if (first !== k) return [first, k];
+  }
+  return undefined;
+}
 
 /** One JSON text that passed `checkJsonText`; serializes (JSON.stringify) as its value. */
 export class JsonText {
@@ -55,6 +88,12 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
   let tooDeep = false;
   // Open containers, innermost last: true for an object.
   const open: boolean[] = [];
+  // Every open object's keys as offsets (start, end, quotes included), and where each object's begin in
+  // `keys`; `foldable[d]`: a key of the object at depth d holds an upper-case ASCII letter, an escape or
+  // a non-ASCII character, so it may fold onto another (objects of plain lower-case keys are not compared).
+  const keys: number[] = [];
+  const keysFrom: number[] = [];
+  const foldable: boolean[] = [];
   const topObject = (() => {
     let k = 0;
     while (k < n && isSpace(text.charCodeAt(k))) k++;
@@ -76,24 +115,33 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
     if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       i++;
       open.push(c === OPEN_OBJECT);
+      keysFrom.push(keys.length);
+      foldable.push(false);
       if (open.length > maxDepth) tooDeep = true;
       while (i < n && isSpace(text.charCodeAt(i))) i++;
       if (text.charCodeAt(i) === (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
         i++;
         open.pop();
+        keysFrom.pop();
+        foldable.pop();
       } else {
         expectKey = c === OPEN_OBJECT;
         continue;
       }
     } else if (c === QUOTE) {
       const start = i;
+      let folds = false;
       i++;
       for (;;) {
         if (i >= n) return 'invalid';
         c = text.charCodeAt(i++);
         if (c === QUOTE) break;
         if (c < 32) return 'invalid';
-        if (c !== BACKSLASH) continue;
+        if (c !== BACKSLASH) {
+          if ((c >= 65 && c <= 90) || c >= 128) folds = true;
+          continue;
+        }
+        folds = true;
         const e = text.charCodeAt(i++);
         if (e === 117) {
           let code = 0;
@@ -109,6 +157,8 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
       if (expectKey) {
         // A key: its colon, then its value.
         expectKey = false;
+        keys.push(start, i);
+        if (folds) foldable[foldable.length - 1] = true;
         if (open.length === 1) {
           keyStart = start;
           keyEnd = i;
@@ -154,6 +204,20 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
       }
       if (d !== (isObject ? CLOSE_OBJECT : CLOSE_ARRAY)) return 'invalid';
       open.pop();
+      const from = keysFrom.pop()!;
+      if (foldable.pop()) {
+        const clash = caseVariants(keyTexts(text, keys, from));
+        if (clash) return new CaseVariants(clash);
+      }
+      keys.length = from;
     }
+  }
+}
+
+// The decoded keys at `keys` (offset pairs, quotes included) from index `from`.
+function* keyTexts(text: string, keys: readonly number[], from: number): Generator<string> {
+  for (let k = from; k < keys.length; k += 2) {
+    const raw = text.slice(keys[k]! + 1, keys[k + 1]! - 1);
+    yield raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
 }

@@ -14,7 +14,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
 import { InputSelection } from '../runtime/input-selection.js';
-import { checkJsonText, JsonText } from '../runtime/json-text.js';
+import { CaseVariants, checkJsonText, JsonText } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
 import { canonical, extractPolicy, opaBinary } from './support/opa.js';
@@ -604,5 +604,20 @@ describe('checkJsonText accepts exactly what JSON.parse reads', () => {
     expect(checkJsonText(`${'['.repeat(65)}${']'.repeat(65)}`, 64)).toBe('too-deep');
     expect(checkJsonText(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, 64)).toBe('too-deep');
     expect(checkJsonText(`${'['.repeat(100_000)}${']'.repeat(99_999)}`, 64)).toBe('invalid');
+  });
+  it('refuses keys of one object that differ only by case (escaped, non-ASCII, nested, after a repeat), and only those', () => {
+    const variants: Array<[string, [string, string]]> = [
+      ['{"amount":1,"Amount":2}', ['amount', 'Amount']],
+      ['{"Amount":1,"x":{},"amount":2}', ['Amount', 'amount']],
+      ['{"a":1,"a":2,"A":3}', ['a', 'A']],
+      ['{"\\u0041":1,"a":2}', ['A', 'a']],
+      ['{"s":1,"\u017f":2}', ['s', '\u017f']],
+      ['{"\u212a":1,"k":2}', ['\u212a', 'k']],
+      ['[{"x":[{"ok":1}],"y":{"Name":1,"name":2}}]', ['Name', 'name']],
+    ];
+    for (const [text, keys] of variants) expect({ text, got: checkJsonText(text, 64) }).toEqual({ text, got: new CaseVariants(keys) });
+    for (const text of ['{"a":1,"a":2}', '{"amount":1,"am\\u006funt":2}', '[{"a":1},{"A":2}]', '{"a":{"A":1}}', '{"ab":1,"aB ":2}', '{"x":"A","y":"a"}']) {
+      expect({ text, got: checkJsonText(text, 64) instanceof JsonText }).toEqual({ text, got: true });
+    }
   });
 });

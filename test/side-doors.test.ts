@@ -346,14 +346,14 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
     const note = 'n'.repeat(50 * 1024);
     const refund = (id: number, args: Record<string, unknown>) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'refund_order', arguments: { id: '42', note, ...args } } });
-    // Above the limit, beside another spelling of the key, and under an escaped key (as JSON.parse and the
-    // server read it): denied here, never forwarded.
+    // Above the limit, and under an escaped key (as JSON.parse and the server read it): denied here, never
+    // forwarded. Beside a key that differs only by case: refused before any decision (see below).
     const escaped = JSON.stringify(refund(23, { amount: 5 })).replace('"amount":5', '"am\\u006funt":900');
     const before = mcpServer.requests.length;
     for (const [id, call] of [[21, refund(21, { amount: 900 })], [22, refund(22, { Amount: 5, amount: 900 })], [23, escaped]] as const) {
       const [h, b] = keptAlive(writer, call, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
       const [out] = await answers(mcpPort, h + b);
-      expect(JSON.parse(bodyOf(out!))).toMatchObject({ id, error: { code: -32003 } });
+      expect(JSON.parse(bodyOf(out!))).toMatchObject(id === 22 ? { id: null, error: { code: -32600 } } : { id, error: { code: -32003 } });
     }
     expect(mcpServer.requests.slice(before)).toEqual([]);
     // Within it: forwarded, arguments whole.
@@ -362,6 +362,35 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     const [out] = await answers(mcpPort, h + b);
     expect(out).toMatch(/^HTTP\/1\.1 200 /);
     expect(mcpServer.received.at(-1)).toEqual(allowed);
+  });
+
+  it('refuses keys that differ only by case, and a client answer holding more than an answer, before any decision, alone or in a batch: a server matching keys regardless of case (mcp-go) would run another call', async () => {
+    const writer = await agents.sign('agent-case-variants', 'tools:read tools:write');
+    const [initHead, initBody] = keptAlive(writer, initialize, ['Connection: close']);
+    const [init] = await answers(mcpPort, initHead + initBody);
+    const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
+    const call = (params: Record<string, unknown>) => ({ jsonrpc: '2.0', id: 31, method: 'tools/call', params });
+    const hostile: Array<[string, unknown, RegExp]> = [
+      ['a second tool name', call({ name: 'get_order', Name: 'drop_table', arguments: { id: '1', table: 'orders' } }), /"name" and "Name" of one object differ only by case/],
+      ['a second amount', call({ name: 'refund_order', arguments: { id: '42', amount: 5, Amount: 100_000 } }), /"amount" and "Amount"/],
+      ['a long s', call({ name: 'refund_order', arguments: { id: '42', amount: 5, amount_s: 1, amount_\u017f: 2 } }), /"amount_s" and "amount_/], // (the answer is read as latin1 here)
+      ['a second method', { jsonrpc: '2.0', id: 32, method: 'tools/list', Method: 'tools/call', params: {} }, /"method" and "Method"/],
+      ['a call inside an answer', { jsonrpc: '2.0', id: 33, result: null, Method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /holds only jsonrpc, id and result or error \(not "Method"\)/],
+    ];
+    const before = mcpServer.requests.length;
+    for (const [what, message, reason] of hostile) {
+      // Alone (the fast path), and in a batch beside an allowed call (node's path).
+      for (const body of [message, [{ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'get_order', arguments: { id: '1' } } }, message]]) {
+        const [h, b] = keptAlive(writer, body, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+        const [out] = await answers(mcpPort, h + b);
+        expect({ what, batch: Array.isArray(body), status: out!.slice(9, 12) }).toEqual({ what, batch: Array.isArray(body), status: '400' });
+        expect(JSON.parse(bodyOf(out!))).toMatchObject({ id: null, error: { code: -32600, message: expect.stringMatching(reason) } });
+      }
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    // The same keys in different objects are no variants: the call goes on.
+    const [h, b] = keptAlive(writer, call({ name: 'get_order', arguments: { id: '1', Name: 'x' } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+    expect((await answers(mcpPort, h + b))[0]).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('a repeated Mcp-Session-Id or Content-Type is never read one way by the fast path and another by the server: the call is refused or decided as written, and a forbidden one never reaches the server', async () => {

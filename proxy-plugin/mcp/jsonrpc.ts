@@ -12,6 +12,7 @@ import type {
   JSONRPCRequest,
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
+import { caseVariants, caseVariantsReason } from '../../runtime/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
@@ -145,6 +146,9 @@ function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | s
   if (isAnswer) {
     if (!validId(v.id) && v.id !== null) return `${at}id must be a string or a number`;
     if ('result' in v && 'error' in v) return `${at}has both result and error`;
+    // Nothing else: an answer goes on undecided, and a server that reads keys regardless of case would
+    // take `"Method"`, `"Params"` beside a `"result"` for a call.
+    for (const k of Object.keys(v)) if (k !== 'jsonrpc' && k !== 'id' && k !== 'result' && k !== 'error') return `${at}is a response, which holds only jsonrpc, id and result or error (not ${JSON.stringify(k.slice(0, 64))})`;
     return { kind: 'response', message: v as unknown as JsonRpcResponse };
   }
   return `${at}is neither a request, a notification nor a response`;
@@ -182,6 +186,10 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
   }
   // Checked before anything walks the value (sizes, masking, the policy input): no recursion input can drive.
   if (nestsDeeperThan(doc, MAX_JSON_DEPTH)) return refuse(400, RPC_ERRORS.INVALID_REQUEST, `Invalid Request: the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  // `name` and `Name`, `amount` and `Amount`: the policy reads one, a server that matches keys regardless
+  // of case (Go's encoding/json: mcp-go) the last of both.
+  const clash = caseVariantsIn(doc);
+  if (clash) return refuse(400, RPC_ERRORS.INVALID_REQUEST, `Invalid Request: ${caseVariantsReason(clash)}`);
   const batch = Array.isArray(doc);
   const items: unknown[] = batch ? (doc as unknown[]) : [doc];
   if (batch && items.length === 0) return refuse(400, RPC_ERRORS.INVALID_REQUEST, 'empty batch');
@@ -204,4 +212,27 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
     messages.push(c);
   }
   return { ok: true, batch, messages };
+}
+
+// The first two keys of one object anywhere in a parsed value (depth already bounded) that differ only by case.
+function caseVariantsIn(value: unknown): [string, string] | undefined {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
+      continue;
+    }
+    const keys = Object.keys(v);
+    if (keys.length > 1) {
+      const clash = caseVariants(keys);
+      if (clash) return clash;
+    }
+    for (const k of keys) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== null && typeof x === 'object') stack.push(x);
+    }
+  }
+  return undefined;
 }

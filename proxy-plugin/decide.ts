@@ -9,6 +9,7 @@ import type { DecisionLog } from '../runtime/decision-log.js';
 import { maskInput } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
 import { EvaluationLimitError } from '../runtime/policy.js';
+import { CaseVariantInput } from '../runtime/input-selection.js';
 import type { PluginMetrics } from './metrics.js';
 
 /** What the front end does with a call. */
@@ -105,6 +106,7 @@ export class DecisionPipeline {
       this.opts.metrics?.evaluated(ns / 1e9);
       // A stopped evaluation gets its own event: `evaluation limit (deadline|memory)`, with the time it took.
       if (err instanceof EvaluationLimitError) return this.finish(decisionId, input, ctx, bundle, { error: `evaluation limit (${err.limit}): ${err.message}`, limit: err.limit, evalNs: ns });
+      if (err instanceof CaseVariantInput) return this.finish(decisionId, input, ctx, bundle, { error: `request refused: ${err.message}`, status: 400 });
       return this.finish(decisionId, input, ctx, bundle, { error: `policy evaluation failed: ${String((err as Error)?.message ?? err)}` });
     }
     const evalNs = Number(process.hrtime.bigint() - t0);

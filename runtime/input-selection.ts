@@ -4,9 +4,17 @@
 // the Rego cannot name cannot change what it computes. Fail closed: a bundle without the list, or with
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
-import { JsonText } from './json-text.js';
+import { foldKey, JsonText } from './json-text.js';
 import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
+
+/**
+ * The caller's own JSON (a request body, an MCP message) holds a key that differs only by case from a
+ * key the policy reads there, and not that key (`Amount` where the policy reads `amount`). A reader that
+ * matches keys regardless of case (Go's encoding/json, ASP.NET) would take it for that key, so the policy
+ * would decide on a value missing where the app reads one: the call is refused instead.
+ */
+export class CaseVariantInput extends Error {}
 
 /** An input document already serialized as JSON text, handed to the policy as is (runtime/policy.ts). */
 export class InputJson {
@@ -73,15 +81,18 @@ const BODY_PATH = ['request', 'body'];
 // integers beyond 2^53 given as bigint written exactly) in
 // one call unless the body's text lies below it: JSON.stringify would go through the body's value
 // (rounding its large integers), so the object is written member by member down to the body.
-function serialize(value: unknown, sel: Selection, along = 0): string | undefined {
+// `caller`: `value` lies in what the caller named itself (input.request.body, input.request.query, input.mcp), whose keys a
+// case-insensitive app may read (CaseVariantInput).
+function serialize(value: unknown, sel: Selection, along = 0, caller = false): string | undefined {
   if (value === undefined) return undefined;
   if (value instanceof JsonText) return projectText(value, sel);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return jsonText(value as OpaJson);
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
   if (sel === WHOLE && !toBody) return jsonText(value as OpaJson);
+  if (caller && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseVariant(k, sel);
   let out = '';
   const write = (key: string, child: Selection, member: string) => {
-    const text = serialize((value as Record<string, unknown>)[key], child, toBody && key === BODY_PATH[along] ? along + 1 : -1);
+    const text = serialize((value as Record<string, unknown>)[key], child, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller || (along === 0 && key === 'mcp') || (along === 1 && (key === 'body' || key === 'query')));
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
   };
   for (const [key, child, member, replacement] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`, false]) : membersOf(sel)) {
@@ -98,6 +109,17 @@ function serialize(value: unknown, sel: Selection, along = 0): string | undefine
 // (wellFormedJson), so they are written, in the value's order, as the whole input would have them.
 type Member = [key: string, child: Selection, text: string, replacement: boolean];
 const membersBySelection = new WeakMap<Map<string, Selection>, Member[]>();
+
+// A selection's keys by their folded form (foldKey), worked out once per selection.
+const foldedBySelection = new WeakMap<Map<string, Selection>, Map<string, string>>();
+
+// Refuse `key`, which the selection does not name, when it folds onto a key the selection names.
+function refuseVariant(key: string, sel: Map<string, Selection>): void {
+  let folded = foldedBySelection.get(sel);
+  if (!folded) foldedBySelection.set(sel, (folded = new Map([...sel.keys()].map((k) => [foldKey(k), k]))));
+  const read = folded.get(foldKey(key));
+  if (read !== undefined) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(read)}, which the policy reads: readers differ on which one counts`);
+}
 
 // A selection's members with their key text, worked out once per selection (a bundle's, kept while it is).
 function membersOf(sel: Map<string, Selection>): Member[] {
@@ -124,6 +146,7 @@ function projectMembers(body: JsonText, members: readonly number[], sel: Map<str
     const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
     const child = sel.get(key);
     if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates).value(child)); // a repeated key: the last one wins, as in JSON.parse
+    else refuseVariant(key, sel);
   }
   return objectText(kept);
 }
@@ -200,7 +223,10 @@ class TextProjector {
       this.i++; // colon
       this.space();
       const child = sel === WHOLE ? WHOLE : sel.get(key);
-      if (child === undefined) this.skip();
+      if (child === undefined) {
+        refuseVariant(key, sel as Map<string, Selection>);
+        this.skip();
+      }
       else kept.set(key, this.value(child)); // a repeated key: the last one wins, as in JSON.parse
       this.space();
       if (this.s.charCodeAt(this.i) === 44) this.i++;

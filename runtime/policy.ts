@@ -8,7 +8,7 @@ import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
 import { createHostBuiltins, missingBuiltins, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
-import { InputJson, type InputSelection } from './input-selection.js';
+import { CaseVariantInput, InputJson, type InputSelection } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
 import { jsonText } from './opa-json.js';
 import { wellFormedJson, type OpaJson } from './rego-value.js';
@@ -234,9 +234,18 @@ export class Policy {
     this.beforeEvaluate?.();
     const live = this.instance();
     let result: OpaJson | undefined;
+    // Before the evaluation: an input the selection refuses (CaseVariantInput) is refused as such; one
+    // that cannot be written (nested past the stack) fails the evaluation.
+    let text: string | undefined;
+    try {
+      text = inputText(input, this.bundle.inputs);
+    } catch (err) {
+      if (err instanceof CaseVariantInput) throw err;
+      throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
+    }
     this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
     try {
-      result = live.evaluate(entrypoint, inputText(input, this.bundle.inputs));
+      result = live.evaluate(entrypoint, text);
     } catch (err) {
       const limit = err instanceof LimitExceeded ? err.limit : memoryExhausted(err, live.mem, this.limits) ? 'memory' : undefined;
       // A stopped or trapped evaluation may leave the heap grown or half-written: start afresh.

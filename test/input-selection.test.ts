@@ -13,7 +13,7 @@ import { inputPathsOf, TRUTH } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { InputSelection } from '../runtime/input-selection.js';
+import { CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
 import { CaseVariants, checkJsonText, JsonText } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
@@ -139,6 +139,16 @@ allow if small(input.request.body)
 deny contains "blocked" if input.request.body["\\ufffd"]
 `;
 
+// Denies large amounts, and allows a POST otherwise: an amount the policy cannot see is no amount.
+const CAPPED = `package warden.workload
+
+import rego.v1
+
+allow if input.request.method == "POST"
+
+deny contains "too large" if input.request.body.amount > 100
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -147,7 +157,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     for (const [file, text] of Object.entries(typeof rego === 'string' ? { 'policy.rego': rego } : rego)) ws.write(`workloads/${name}/${file}`, text);
@@ -494,6 +504,29 @@ describe('a pruned input decides as the full input where the Rego or the text is
     const one = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'body', '\ufffd']] } });
     expect(one.json({ request: { body: body('{"a": 1, "\\ud800": [1e400]}') } }).text).toBe('{"request":{"body":{"\ufffd":[1e400]}}}');
     expect(one.json({ request: { body: { a: 1, '\ud800': 2 } } }).text).toBe('{"request":{"body":{"\\ud800":2}}}');
+  });
+});
+
+describe('a key of the caller\'s JSON that differs only by case from one the policy reads', () => {
+  it('is refused, not left out of the decision: a Go or ASP.NET app would read it as that key', () => {
+    const policy = policies.get('capped')!;
+    const base = generateInputs(policy.bundle, 1, 1)[0]!;
+    const posted = (b: unknown) => ({ ...base, request: { ...base.request, method: 'POST', body: b } });
+    for (const b of [body('{"Amount": 500}'), { Amount: 500 }, body('{"x": 1, "AMOUNT": 500}'), body('{"\\u0041mount": 500}')]) {
+      expect(() => policy.bundle.inputs.json(posted(b))).toThrow(CaseVariantInput);
+      // What the policy would decide without it: allowed, though such an app reads an amount of 500.
+      expect(policy.decide('warden/decision', InputSelection.whole.json(posted(b))).allow).toBe(true);
+    }
+    expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"amount": 500}')))).allow).toBe(false);
+    expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"amount": 5, "Other": 500}')))).allow).toBe(true);
+    // Nested, in MCP arguments and in the query too; never in what Warden itself wrote (source, headers).
+    const sel = InputSelection.fromManifest({ metadata: { inputPaths: [['mcp', 'arguments', 'amount'], ['request', 'query', 'limit'], ['request', 'body', 'a', 'b'], ['source', 'claims', 'scope']] } });
+    for (const input of [{ mcp: { arguments: { Amount: 1 } } }, { request: { query: { LIMIT: ['1'] } } }, { request: { body: body('{"a": {"B": 1}}') } }, { request: { body: { a: { B: 1 } } } }]) {
+      expect(() => sel.json(input)).toThrow(CaseVariantInput);
+    }
+    expect(sel.json({ mcp: { arguments: { amount: 1, other: 2 } }, source: { claims: { Scope: 'x', scope: 'y' } }, request: { query: { limit: ['1'] }, body: body('{"a": {"b": 1, "c": 2}, "Other": 3}') } }).text).toBe(
+      '{"mcp":{"arguments":{"amount":1}},"request":{"query":{"limit":["1"]},"body":{"a":{"b":1}}},"source":{"claims":{"scope":"y"}}}',
+    );
   });
 });
 

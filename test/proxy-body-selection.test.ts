@@ -41,6 +41,8 @@ describe('a policy that reads one field of the body, through warden proxy', () =
     ['a repeated key, the small one last', '{"amount": 500, "amount": 5}', 201],
     ['an escaped key', '{"am\\u006funt": 5}', 201],
     ['the field nested one level down is another field', '{"payment": {"amount": 5}}', 403],
+    ['a key that differs only by case from the one the policy reads (a Go app would read it)', '{"Amount": 500}', 400],
+    ['that key beside the one read', '{"amount": 5, "AMOUNT": 500}', 400],
     ['a large body whose other fields are never read', `{"items": ${filler}, "amount": 5}`, 201],
     ['a large body, large amount last', `{"amount": 5, "items": ${filler}, "amount": 500}`, 403],
     ['a body that is an array', '[{"amount": 5}]', 403],

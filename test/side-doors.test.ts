@@ -387,6 +387,10 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
         expect(JSON.parse(bodyOf(out!))).toMatchObject({ id: null, error: { code: -32600, message: expect.stringMatching(reason) } });
       }
     }
+    // Alone, beside no `amount`: the policy reads `amount`, and a case-insensitive server would read this one.
+    const [lh, lb] = keptAlive(writer, call({ name: 'refund_order', arguments: { id: '42', Amount: 100_000 } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+    const [lone] = await answers(mcpPort, lh + lb);
+    expect(JSON.parse(bodyOf(lone!))).toMatchObject({ id: 31, error: { data: { reasons: [expect.stringMatching(/the key "Amount" differs only by case from "amount", which the policy reads/)] } } });
     expect(mcpServer.requests.slice(before)).toEqual([]);
     // The same keys in different objects are no variants: the call goes on.
     const [h, b] = keptAlive(writer, call({ name: 'get_order', arguments: { id: '1', Name: 'x' } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);

@@ -627,6 +627,45 @@ describe('MCP answers the filter cannot read, through warden proxy', () => {
   });
 });
 
+describe('MCP tool lists spelled for case-insensitive clients, through warden proxy', () => {
+  it("refuses a tool list the filter reads one way and mcp-go's client another (502, or the event dropped), on the fast path and on node's path", async () => {
+    // A hostile MCP server: every POST is answered with the current message, as JSON or as one event.
+    const tool = (name: string) => ({ name, inputSchema: { type: 'object' } });
+    const message = (result: Record<string, unknown>, key = 'result') => ({ jsonrpc: '2.0', id: 7, [key]: result });
+    let answer: { type: string; body: string } = { type: 'application/json', body: '' };
+    await behindWarden('spelled.spill', (res) => res.writeHead(200, { 'content-type': answer.type }).end(answer.body), async (port) => {
+      const token = await agents.sign('agent-spelled', 'tools:read');
+      const list = { jsonrpc: '2.0', id: 7, method: 'tools/list', params: {} };
+      const spelled: Array<[string, unknown]> = [
+        ['Tools beside tools', message({ tools: [tool('get_order')], Tools: [tool('get_order'), tool('drop_table')] })],
+        ['Name beside name', message({ tools: [{ ...tool('get_order'), Name: 'drop_table' }] })],
+        ['the long s', message({ ['tool\u017f']: [tool('drop_table')] })],
+        ['Result for result', message({ tools: [tool('drop_table')] }, 'Result')],
+      ];
+      for (const [what, sent] of spelled) {
+        for (const body of [list, [list]]) {
+          const batch = Array.isArray(body);
+          answer = { type: 'application/json', body: JSON.stringify(batch ? [sent] : sent) };
+          const json = await exchange(port, mcpPost(token, body));
+          expect({ what, batch, status: json.status }).toEqual({ what, batch, status: 502 });
+          expect(json.body).not.toContain('drop_table');
+          answer = { type: 'text/event-stream', body: `event: message\ndata: ${JSON.stringify(sent)}\n\n` };
+          const stream = await exchange(port, mcpPost(token, body));
+          expect({ what, batch, status: stream.status }).toEqual({ what, batch, status: 200 });
+          expect(stream.body).not.toContain('drop_table');
+          expect(stream.body).not.toContain('get_order');
+        }
+      }
+      // Spelled as the filter reads it: filtered, not refused.
+      answer = { type: 'application/json', body: JSON.stringify(message({ tools: [tool('get_order'), tool('drop_table')] })) };
+      const plain = await exchange(port, mcpPost(token, list));
+      expect(plain.status).toBe(200);
+      expect(JSON.parse(plain.body)).toMatchObject({ id: 7, result: { tools: expect.any(Array) } });
+      expect(plain.body).not.toContain('drop_table');
+    });
+  });
+});
+
 describe('MCP event-stream answers to a tools/call, through warden proxy', () => {
   it('passes a tool result that cannot spell a tool list as the server sent it, and never shows a list spelled any other way, on the fast path and on node\'s path, sent whole or in pieces', async () => {
     // A hostile MCP server: every POST is answered 200 with the current event stream. A tool result with

@@ -26,7 +26,7 @@ import { asciiCharset, DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcErro
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
-import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, parsedEventMayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
+import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, otherwiseSpelled, parsedEventMayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
 import type { FastOutcome } from '../call-handler.js';
 import type { BodyRewrite, OwnAnswer, WholeAnswer } from '../fast-path.js';
 import { connectionTokens, DECISION_ID_HEADER, DEFAULT_HEADER_POLICY, flatHeaders, headerObject, isHopByHop, upstreamHeaders, type HeaderPolicy } from '../upstream-head.js';
@@ -134,6 +134,11 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
       return null;
     }
     if (ids.size === 0 && !parsedEventMayListTools(e.raw)) return undefined;
+    const other = otherwiseSpelled(msg);
+    if (other) {
+      warn?.(`dropped an event-stream event with a key spelled ${other}: a client reading keys regardless of case could find an unfiltered tool list in it`, { event: e.type, bytes: e.data.length });
+      return null;
+    }
     return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
   };
 }
@@ -205,6 +210,7 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
         const doc = answerDocument(text);
         if (!doc) return unreadable(decisionId);
         if (tools.ids.size === 0 && !parsedMayListTools(text)) return body;
+        if (otherwiseSpelled(doc)) return unreadable(decisionId);
         // Re-encoded, filtered where a list shows: a key given twice ("result", "tools") is read by JSON.parse
         // as its last value and by some clients as its first; the client now reads what was checked.
         return Buffer.from(JSON.stringify(tools.ids.size > 0 || holdsToolList(doc) ? filterToolsJson(doc, tools.ids, tools.view()) : doc), 'utf8');
@@ -577,6 +583,7 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head, 'content-type': 'application/json', 'content-length': raw!.length });
       return void res.end(raw);
     }
+    if (otherwiseSpelled(doc)) return sendUnreadable(res, head);
     const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
     const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
     const merged = mergeAnswers(plan, answers);
@@ -697,6 +704,10 @@ export class McpHandler {
         return null;
       }
       if (!awaited && !parsedEventMayListTools(e.raw)) return undefined;
+      if (otherwiseSpelled(msg)) {
+        this.opts.warn?.('dropped an event of a legacy MCP stream with a key spelled otherwise than the filter reads it', { event: e.type });
+        return null;
+      }
       const id = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as JsonRpcResponse).id : undefined;
       const key = typeof id === 'string' || typeof id === 'number' ? idKey(id) : undefined;
       const view = (key !== undefined ? s?.pendingToolsList.get(key) : undefined) ?? s?.view;

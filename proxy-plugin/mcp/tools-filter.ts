@@ -3,6 +3,7 @@
 import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
 import { detectDrift, hasDrift, unreviewedTools, type DriftRecord, type LiveTool } from './drift.js';
 import type { McpSpec } from './spec.js';
+import { caseVariants, foldKey } from '../../runtime/json-text.js';
 
 /** What the filter needs to know about the caller and the workload. */
 export interface ToolsView {
@@ -51,15 +52,64 @@ export function holdsToolList(doc: unknown): boolean {
  * Such text passes unread, so a check costs a byte search on answers without one.
  */
 export function mayListTools(text: string | Buffer): boolean {
-  return text.includes('tools') || text.includes('\\') || text.includes('\0');
+  return spellsTools(text) || text.includes('\\') || text.includes('\0');
 }
+
+// The word `tools` in any case, or with the long s (`toolſ`), which case-insensitive readers (Go's
+// encoding/json: mcp-go's client) take for it; in bytes, the long s is UTF-8's C5 BF.
+const TOOLS_WORD = /tool[s\u017f]/i;
+const TOOLS_BYTES = /tool(?:s|\u00c5\u00bf)/i;
+const spellsTools = (text: string | Buffer): boolean => (typeof text === 'string' ? TOOLS_WORD.test(text) : text.includes('tools') || TOOLS_BYTES.test(text.toString('latin1')));
 
 /**
  * False when text that JSON.parse accepted cannot spell a `tools` key for any parser: in valid JSON only a
  * `\u` escape spells a letter (`\n` and `\"` do not), so a tool result with escaped quotes needs no more look.
  */
 export function parsedMayListTools(json: string): boolean {
-  return json.includes('tools') || json.includes('\\u');
+  return TOOLS_WORD.test(json) || json.includes('\\u');
+}
+
+// The members the filter reads, by level: a message, its result, a listed tool.
+const MESSAGE_KEYS = ['jsonrpc', 'id', 'result', 'error'];
+const RESULT_KEYS = ['tools', 'nextCursor', 'cursor'];
+const TOOL_KEYS = ['name', 'annotations'];
+
+// A key of `o` that a case-insensitive reader takes for one of `read` (or for another key of `o`) while
+// the filter, reading exact keys, does not: its description, else undefined.
+function otherSpelling(o: object, read: readonly string[]): string | undefined {
+  const keys = Object.keys(o);
+  for (const k of keys) {
+    const f = foldKey(k);
+    const meant = read.find((r) => foldKey(r) === f);
+    if (meant !== undefined && meant !== k) return `"${k.slice(0, 64)}" for "${meant}"`;
+  }
+  const clash = keys.length > 1 ? caseVariants(keys) : undefined;
+  return clash ? `"${clash[0].slice(0, 64)}" beside "${clash[1].slice(0, 64)}"` : undefined;
+}
+
+/**
+ * Why a parsed answer (a message or a batch of them) cannot be vouched for, if it cannot: at a level the
+ * filter reads (the message, its result, a listed tool), a key spelled otherwise than the filter reads it
+ * (`Result`, `Tools`, `toolſ`, `Name`) or two keys that differ only by case. A client that matches keys
+ * regardless of case (mcp-go's) would read a tool list, or a tool's name, the filter never saw.
+ */
+export function otherwiseSpelled(doc: unknown): string | undefined {
+  for (const m of Array.isArray(doc) ? doc : [doc]) {
+    if (!m || typeof m !== 'object' || Array.isArray(m)) continue;
+    const bad = otherSpelling(m, MESSAGE_KEYS);
+    if (bad) return bad;
+    const result = (m as { result?: unknown }).result;
+    if (!result || typeof result !== 'object' || Array.isArray(result)) continue;
+    const inResult = otherSpelling(result, RESULT_KEYS);
+    if (inResult) return inResult;
+    const tools = (result as { tools?: unknown }).tools;
+    if (!Array.isArray(tools)) continue;
+    for (const t of tools) {
+      const inTool = t && typeof t === 'object' && !Array.isArray(t) ? otherSpelling(t, TOOL_KEYS) : undefined;
+      if (inTool) return inTool;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -98,6 +148,7 @@ export function filterOtherBody(body: Buffer, mediaType: string, ids: ReadonlySe
       return undefined;
     }
     if (!doc || typeof doc !== 'object') return body; // a bare string or number holds no list
+    if (otherwiseSpelled(doc)) return undefined;
     return Buffer.from(JSON.stringify(holdsToolList(doc) ? filterToolsJson(doc, ids, view()) : doc), 'utf8');
   }
   return EVENT_DATA.test(text) ? undefined : body;

@@ -23,6 +23,14 @@ test_writer_refunds_small_amounts if decide(agent("tools:read tools:write"), "re
 
 test_writer_cannot_refund_large_amounts if not decide(agent("tools:read tools:write"), "refund_order", {"id": "42", "amount": 5000}).allow
 
+# null, false and true sort below numbers: only a number is an amount.
+test_writer_cannot_refund_without_a_numeric_amount if {
+	every amount in [null, false, true, "10", [10], {"value": 10}] {
+		not decide(agent("tools:read tools:write"), "refund_order", {"id": "42", "amount": amount}).allow
+	}
+	not decide(agent("tools:read tools:write"), "refund_order", {"id": "42"}).allow
+}
+
 test_writer_cannot_drop_tables if {
 	d := decide(agent("tools:read tools:write"), "drop_table", {"table": "orders"})
 	not d.allow

@@ -105,4 +105,27 @@ describe('warden diff', () => {
     const broken = ws.commit('broken');
     await expect(review({ repo: ws.repo, base: 'HEAD~1', head: broken, cwd: ws.dir })).rejects.toThrow(/the head revision .* does not compile:[\s\S]*policy\.rego:\d+: rego_parse_error/);
   });
+
+  it('replays a recorded call the sidecar refused for a key that differs only by case as that refusal, on both revisions', async () => {
+    const own = policyWorkspace();
+    const base = own.git('rev-parse', 'HEAD');
+    own.edit('workloads/ops-mcp/policy.rego', 'refund_limit := 500', 'refund_limit := 400');
+    const head = own.commit('smaller refunds');
+    const writer = { principal: 'support-agent', authn: 'jwt' as const, claims: { sub: 'support-agent', scope: 'tools:read tools:write' }, address: '10.1.0.5' };
+    const refund = (args: Record<string, unknown>): PolicyInput => ({
+      source: writer,
+      destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },
+      request: { method: 'POST', path: '/mcp', segments: ['mcp'], query: {}, headers: {} },
+      mcp: { method: 'tools/call', tool: 'refund_order', arguments: args },
+    });
+    try {
+      const r = await review({ repo: own.repo, base, head, cwd: own.dir, recorded: (w) => (w === 'ops-mcp' ? [refund({ id: '1', Amount: 450 }), refund({ id: '2', amount: 450 })] : []) });
+      // The refused call flips nothing (refused on both); the plain one is the narrowing.
+      const flips = r.workloads.flatMap((w) => w.flips).filter((f) => f.origins.includes('recorded'));
+      expect(flips.map((f) => [f.target, f.direction, f.count])).toEqual([['tool:refund_order', 'allow-to-deny', expect.any(Number)]]);
+      expect(r.recordedCalls).toBe(2);
+    } finally {
+      own.remove();
+    }
+  });
 });

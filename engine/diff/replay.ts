@@ -4,6 +4,7 @@ import type { Decision } from '../../formats/decision.js';
 import type { PolicyInput } from '../../formats/input.js';
 import { compiledSpecOf, openBundle } from '../../runtime/bundle.js';
 import { REPLAY_LIMITS, SIDECAR_LIMITS, withLimits } from '../../runtime/evaluation-limits.js';
+import { CaseVariantInput } from '../../runtime/input-selection.js';
 import { EvaluationError, Policy } from '../../runtime/policy.js';
 import type { WorkloadBuild } from '../compiler/build.js';
 import type { CompiledSpec } from '../../formats/compiled-spec.js';
@@ -120,6 +121,8 @@ function decide(side: Side | undefined, input: PolicyInput): Decision {
     return side.policy.decide('warden/decision', input);
   } catch (err) {
     if (err instanceof EvaluationError) return { allow: false, reasons: [`evaluation error: ${err.message}`] };
+    // Refused before the evaluation, as the sidecar refuses it (400).
+    if (err instanceof CaseVariantInput) return { allow: false, reasons: [`request refused: ${err.message}`] };
     throw err;
   }
 }

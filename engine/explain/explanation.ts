@@ -8,6 +8,7 @@
 import type { DecisionEvent } from '../../formats/decision-event.js';
 import { DECISION_ENTRYPOINT } from '../../formats/decision.js';
 import { openBundle, type VerifiedBundle } from '../../runtime/bundle.js';
+import { CaseVariantInput } from '../../runtime/input-selection.js';
 import { EvaluationError, Policy } from '../../runtime/policy.js';
 import { callOf, principalOf } from '../audit/render.js';
 import type { StoredEvent } from '../audit/store.js';
@@ -120,9 +121,13 @@ async function replayInWasm(x: Explanation, bundle: VerifiedBundle, input: Recor
     const policy = await Policy.load(bundle);
     replayed = policy.decide(DECISION_ENTRYPOINT, input);
   } catch (err) {
-    if (!(err instanceof EvaluationError)) throw err;
-    x.replay = { status: 'not-replayable', note: `the bundle could not evaluate the stored input: ${err.message}` };
-    return undefined;
+    // Refused before the evaluation, as the sidecar refuses it (400).
+    if (err instanceof CaseVariantInput) replayed = { allow: false, reasons: [`request refused: ${err.message}`] };
+    else if (!(err instanceof EvaluationError)) throw err;
+    else {
+      x.replay = { status: 'not-replayable', note: `the bundle could not evaluate the stored input: ${err.message}` };
+      return undefined;
+    }
   }
   const same = replayed.allow === x.stored.allow && sameReasons(replayed.reasons, x.stored.reasons);
   const masked = x.masked.filter((p) => p.startsWith('/input/'));

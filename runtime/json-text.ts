@@ -17,11 +17,39 @@ export class CaseVariants {
 export type JsonTextProblem = 'invalid' | 'too-deep' | CaseVariants;
 
 /**
- * A key as case-insensitive readers compare it: upper-cased, then lower-cased, so that every letter of
- * a case orbit meets (`ſ` and `s`, the Kelvin sign and `k`). A superset of Go's simple folding and of
- * .NET's ordinal ignore-case; the extra pairs (`ß` and `ss`) only refuse more.
+ * A key as case-insensitive readers compare it, letter by letter: lower-cased, upper-cased and lower-cased
+ * again, each step kept only when it maps the letter to one letter (simple case mapping), so that every
+ * letter of a case orbit meets (`ſ` and `s`, the Kelvin sign and `k`, `ß` and `ẞ`, `ς` and `σ`) while `ß`
+ * never meets `ss`. Go's encoding/json (simple folding) and .NET's ordinal ignore-case compare so.
  */
-export const foldKey = (key: string): string => key.toUpperCase().toLowerCase();
+export function foldKey(key: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(key)) return key.toLowerCase();
+  let out = '';
+  for (const c of key) {
+    let f = c;
+    for (const step of [lower, upper, lower]) {
+      const m = step(f);
+      if ([...m].length === 1) f = m;
+    }
+    out += f;
+  }
+  return out;
+}
+const lower = (c: string): string => c.toLowerCase();
+const upper = (c: string): string => c.toUpperCase();
+
+/** A key of `o` that a case-insensitive reader takes for one of `read` (or for another key of `o`) while Warden, reading exact keys, does not: its description, else undefined. */
+export function otherSpelling(o: object, read: readonly string[]): string | undefined {
+  const keys = Object.keys(o);
+  for (const k of keys) {
+    const f = foldKey(k);
+    const meant = read.find((r) => foldKey(r) === f);
+    if (meant !== undefined && meant !== k) return `"${k.slice(0, 64)}" for "${meant}"`;
+  }
+  const clash = keys.length > 1 ? caseVariants(keys) : undefined;
+  return clash ? `"${clash[0].slice(0, 64)}" beside "${clash[1].slice(0, 64)}"` : undefined;
+}
 
 /** Why a body holding `keys` is refused, for the caller. */
 export const caseVariantsReason = (keys: readonly [string, string]): string =>

@@ -647,9 +647,11 @@ describe('checkJsonText accepts exactly what JSON.parse reads', () => {
       ['{"s":1,"\u017f":2}', ['s', '\u017f']],
       ['{"\u212a":1,"k":2}', ['\u212a', 'k']],
       ['[{"x":[{"ok":1}],"y":{"Name":1,"name":2}}]', ['Name', 'name']],
+      ['{"ma\u00df":1,"ma\u1e9e":2}', ['ma\u00df', 'ma\u1e9e']],
+      ['{"\u03c3":1,"\u03c2":2}', ['\u03c3', '\u03c2']],
     ];
     for (const [text, keys] of variants) expect({ text, got: checkJsonText(text, 64) }).toEqual({ text, got: new CaseVariants(keys) });
-    for (const text of ['{"a":1,"a":2}', '{"amount":1,"am\\u006funt":2}', '[{"a":1},{"A":2}]', '{"a":{"A":1}}', '{"ab":1,"aB ":2}', '{"x":"A","y":"a"}']) {
+    for (const text of ['{"a":1,"a":2}', '{"amount":1,"am\\u006funt":2}', '[{"a":1},{"A":2}]', '{"a":{"A":1}}', '{"ab":1,"aB ":2}', '{"x":"A","y":"a"}', '{"Masse":1,"Ma\u00dfe":2}', '{"\u0130":1,"i":2}']) {
       expect({ text, got: checkJsonText(text, 64) instanceof JsonText }).toEqual({ text, got: true });
     }
   });

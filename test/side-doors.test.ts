@@ -375,7 +375,10 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
       ['a second amount', call({ name: 'refund_order', arguments: { id: '42', amount: 5, Amount: 100_000 } }), /"amount" and "Amount"/],
       ['a long s', call({ name: 'refund_order', arguments: { id: '42', amount: 5, amount_s: 1, amount_\u017f: 2 } }), /"amount_s" and "amount_/], // (the answer is read as latin1 here)
       ['a second method', { jsonrpc: '2.0', id: 32, method: 'tools/list', Method: 'tools/call', params: {} }, /"method" and "Method"/],
-      ['a call inside an answer', { jsonrpc: '2.0', id: 33, result: null, Method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /holds only jsonrpc, id and result or error \(not "Method"\)/],
+      ['a call inside an answer', { jsonrpc: '2.0', id: 33, result: null, Method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Method" for "method"/],
+      ['Arguments alone', call({ name: 'refund_order', Arguments: { id: '42', amount: 100_000 } }), /"Arguments" for "arguments"/],
+      ['Params alone', { jsonrpc: '2.0', id: 34, method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Params" for "params"/],
+      ['the sharp s in both cases', call({ name: 'refund_order', arguments: { id: '42', amount: 5, ['ma\u00df']: 1, ['ma\u1e9e']: 2 } }), /differ only by case/],
     ];
     const before = mcpServer.requests.length;
     for (const [what, message, reason] of hostile) {

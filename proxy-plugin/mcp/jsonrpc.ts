@@ -12,7 +12,7 @@ import type {
   JSONRPCRequest,
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
-import { caseVariants, caseVariantsReason } from '../../runtime/json-text.js';
+import { caseVariants, caseVariantsReason, otherSpelling } from '../../runtime/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
@@ -126,8 +126,16 @@ export function isJsonContentType(ct: string | undefined): boolean {
 }
 
 // One element: a message, or the reason the whole body is refused.
+// The members Warden reads of a message and of its params. A key a case-insensitive server (mcp-go) takes
+// for one of them (`Arguments` alone, `Params`, `Method`) while Warden reads the exact key is refused:
+// the call would be decided without what the server then reads.
+const MESSAGE_MEMBERS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
+const PARAMS_MEMBERS = ['name', 'arguments', 'uri'];
+
 function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | string {
   if (!isObject(v)) return `${at}is not a JSON-RPC object`;
+  const other = otherSpelling(v, MESSAGE_MEMBERS) ?? (isObject(v.params) ? otherSpelling(v.params, PARAMS_MEMBERS) : undefined);
+  if (other) return `${at}spells a member otherwise than it is read (${other}): servers that read keys regardless of case differ`;
   if (v.jsonrpc !== VERSION) return `${at}lacks "jsonrpc": "2.0"`;
   const hasMethod = 'method' in v;
   const isAnswer = 'result' in v || 'error' in v;

@@ -3,7 +3,7 @@
 import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
 import { detectDrift, hasDrift, unreviewedTools, type DriftRecord, type LiveTool } from './drift.js';
 import type { McpSpec } from './spec.js';
-import { caseVariants, foldKey } from '../../runtime/json-text.js';
+import { otherSpelling } from '../../runtime/json-text.js';
 
 /** What the filter needs to know about the caller and the workload. */
 export interface ToolsView {
@@ -73,19 +73,6 @@ export function parsedMayListTools(json: string): boolean {
 const MESSAGE_KEYS = ['jsonrpc', 'id', 'result', 'error'];
 const RESULT_KEYS = ['tools', 'nextCursor', 'cursor'];
 const TOOL_KEYS = ['name', 'annotations'];
-
-// A key of `o` that a case-insensitive reader takes for one of `read` (or for another key of `o`) while
-// the filter, reading exact keys, does not: its description, else undefined.
-function otherSpelling(o: object, read: readonly string[]): string | undefined {
-  const keys = Object.keys(o);
-  for (const k of keys) {
-    const f = foldKey(k);
-    const meant = read.find((r) => foldKey(r) === f);
-    if (meant !== undefined && meant !== k) return `"${k.slice(0, 64)}" for "${meant}"`;
-  }
-  const clash = keys.length > 1 ? caseVariants(keys) : undefined;
-  return clash ? `"${clash[0].slice(0, 64)}" beside "${clash[1].slice(0, 64)}"` : undefined;
-}
 
 /**
  * Why a parsed answer (a message or a batch of them) cannot be vouched for, if it cannot: at a level the

@@ -27,6 +27,12 @@ export interface BundleMetadata {
    * these parts of the input. `[[]]` is the whole input; absent or malformed also means the whole input.
    */
   inputPaths?: InputPath[];
+  /**
+   * The object keys the bundle's Rego names (engine/compiler/input-paths.ts namedKeysOfModules). Where a
+   * pod keeps a part of the caller's JSON whole, a key there that differs only by case from one of these
+   * refuses the call. Absent (an older bundle): not checked.
+   */
+  inputKeys?: string[];
 }
 
 /** A path under `input`, one object key per element (`["request", "method"]`); `[]` is the whole input. */

@@ -51,7 +51,10 @@ function selectionOf(paths: unknown): Selection | undefined {
 
 /** The parts of the input one bundle's policy reads, and the serializer that keeps only those. */
 export class InputSelection {
-  private constructor(private readonly root: Selection) {}
+  private constructor(
+    private readonly root: Selection,
+    private readonly named?: NamedKeys,
+  ) {}
 
   /** Everything: what a bundle without (or with a malformed) path list gets. */
   static readonly whole = new InputSelection(WHOLE);
@@ -59,7 +62,9 @@ export class InputSelection {
   /** The selection a manifest records; the whole input when it records none or a malformed one. */
   static fromManifest(manifest: Pick<BundleManifest, 'metadata'>): InputSelection {
     const root = selectionOf(manifest.metadata?.inputPaths);
-    return root === undefined || root === WHOLE ? InputSelection.whole : new InputSelection(root);
+    const named = namedKeysOf(manifest.metadata?.inputKeys);
+    if (root === undefined || root === WHOLE) return named ? new InputSelection(WHOLE, named) : InputSelection.whole;
+    return new InputSelection(root, named);
   }
 
   /** True when the policy may read all of the input. */
@@ -69,10 +74,48 @@ export class InputSelection {
 
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
-    return new InputJson(serialize(input, this.root) ?? 'null');
+    return new InputJson(serialize(input, this.root, this.named) ?? 'null');
   }
 }
 
+
+// The keys a bundle's Rego names (manifest `metadata.inputKeys`), by their folded form (foldKey).
+type NamedKeys = ReadonlyMap<string, readonly string[]>;
+
+function namedKeysOf(keys: unknown): NamedKeys | undefined {
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) return undefined;
+  const named = new Map<string, string[]>();
+  for (const k of keys as string[]) {
+    const f = foldKey(k);
+    named.set(f, [...(named.get(f) ?? []), k]);
+  }
+  return named;
+}
+
+// Refuse `key`, in a part of the caller's JSON kept whole, when it differs only by case from a key the Rego
+// names: the Rego may read that key there, and a case-insensitive app this one (CaseVariantInput).
+function refuseNamedVariant(key: string, named: NamedKeys): void {
+  const meant = named.get(foldKey(key));
+  if (meant !== undefined && !meant.includes(key)) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(meant[0])}, which the policy names: readers differ on which one counts`);
+}
+
+// Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
+function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      refuseNamedVariant(k, named);
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== null && typeof x === 'object') stack.push(x);
+    }
+  }
+}
 
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
 const BODY_PATH = ['request', 'body'];
@@ -83,16 +126,23 @@ const BODY_PATH = ['request', 'body'];
 // (rounding its large integers), so the object is written member by member down to the body.
 // `caller`: `value` lies in what the caller named itself (input.request.body, input.request.query, input.mcp), whose keys a
 // case-insensitive app may read (CaseVariantInput).
-function serialize(value: unknown, sel: Selection, along = 0, caller = false): string | undefined {
+// `named`: the keys the bundle's Rego names, checked against every key of the caller's JSON kept whole.
+function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined, along = 0, caller = false): string | undefined {
   if (value === undefined) return undefined;
-  if (value instanceof JsonText) return projectText(value, sel);
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return jsonText(value as OpaJson);
+  if (value instanceof JsonText) return projectText(value, sel, named);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    if (caller && named && Array.isArray(value)) refuseNamedVariantsIn(value, named);
+    return jsonText(value as OpaJson);
+  }
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
-  if (sel === WHOLE && !toBody) return jsonText(value as OpaJson);
+  if (sel === WHOLE && !toBody) {
+    if (caller && named) refuseNamedVariantsIn(value, named);
+    return jsonText(value as OpaJson);
+  }
   if (caller && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseVariant(k, sel);
   let out = '';
   const write = (key: string, child: Selection, member: string) => {
-    const text = serialize((value as Record<string, unknown>)[key], child, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller || (along === 0 && key === 'mcp') || (along === 1 && (key === 'body' || key === 'query')));
+    const text = serialize((value as Record<string, unknown>)[key], child, named, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller || (along === 0 && key === 'mcp') || (along === 1 && (key === 'body' || key === 'query')));
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
   };
   for (const [key, child, member, replacement] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`, false]) : membersOf(sel)) {
@@ -133,19 +183,19 @@ function membersOf(sel: Map<string, Selection>): Member[] {
 // them. Where the text must be written anew, it is, in place: an object that repeats a key keeps the
 // last one (as JSON.parse does, so the policy sees the member the app sees), and a string that escapes a
 // UTF-16 surrogate is written well-formed (a lone one as U+FFFD, as OPA's decoder reads it).
-function projectText(body: JsonText, sel: Selection): string {
-  return sel !== WHOLE && body.members ? projectMembers(body, body.members, sel) : new TextProjector(body.text, 0, body.escapesSurrogates).project(sel);
+function projectText(body: JsonText, sel: Selection, named: NamedKeys | undefined): string {
+  return sel !== WHOLE && body.members ? projectMembers(body, body.members, sel, named) : new TextProjector(body.text, 0, body.escapesSurrogates, named).project(sel);
 }
 
 // The selected members of a text that is an object, found through the offsets the check recorded: a
 // policy that reads one field of a large body reads it without a scan of the rest.
-function projectMembers(body: JsonText, members: readonly number[], sel: Map<string, Selection>): string {
+function projectMembers(body: JsonText, members: readonly number[], sel: Map<string, Selection>, named: NamedKeys | undefined): string {
   const { text } = body;
   const kept = new Map<string, string>();
   for (let m = 0; m < members.length; m += 4) {
     const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
     const child = sel.get(key);
-    if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates).value(child)); // a repeated key: the last one wins, as in JSON.parse
+    if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates, named).value(child)); // a repeated key: the last one wins, as in JSON.parse
     else refuseVariant(key, sel);
   }
   return objectText(kept);
@@ -177,6 +227,8 @@ class TextProjector {
     private i: number,
     /** The text escapes a surrogate somewhere (JsonText.escapesSurrogates): strings are looked into for one. */
     private readonly surrogates: boolean,
+    /** The keys the Rego names: every key of a part copied whole is checked against them (refuseNamedVariant). */
+    private readonly named: NamedKeys | undefined,
   ) {}
 
   /** The projection of the whole text. */
@@ -222,6 +274,7 @@ class TextProjector {
       this.space();
       this.i++; // colon
       this.space();
+      if (sel === WHOLE && this.named) refuseNamedVariant(key, this.named);
       const child = sel === WHOLE ? WHOLE : sel.get(key);
       if (child === undefined) {
         refuseVariant(key, sel as Map<string, Selection>);
@@ -311,6 +364,7 @@ class TextProjector {
         if (this.skipString()) return false;
         const key = keyOf(this.s.slice(start + 1, this.i - 1));
         if (keys.has(key)) return false;
+        if (this.named) refuseNamedVariant(key, this.named);
         keys.add(key);
         this.space();
         this.i++; // colon

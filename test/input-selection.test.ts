@@ -149,6 +149,29 @@ allow if input.request.method == "POST"
 deny contains "too large" if input.request.body.amount > 100
 `;
 
+// Reads the body whole in three ways the selection cannot narrow: an array's elements, a variable, a pattern.
+const LISTED = `package warden.workload
+
+import rego.v1
+
+allow if input.request.method == "POST"
+
+deny contains "an item is too large" if {
+	some item in input.request.body.items
+	item.amount > 100
+}
+
+deny contains "the total is too large" if {
+	b := input.request.body
+	b.total > 100
+}
+
+deny contains "the price is too high" if {
+	{"price": p} := input.request.body
+	p > 100
+}
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -157,7 +180,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED], ['listed', LISTED]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     for (const [file, text] of Object.entries(typeof rego === 'string' ? { 'policy.rego': rego } : rego)) ws.write(`workloads/${name}/${file}`, text);
@@ -527,6 +550,26 @@ describe('a key of the caller\'s JSON that differs only by case from one the pol
     expect(sel.json({ mcp: { arguments: { amount: 1, other: 2 } }, source: { claims: { Scope: 'x', scope: 'y' } }, request: { query: { limit: ['1'] }, body: body('{"a": {"b": 1, "c": 2}, "Other": 3}') } }).text).toBe(
       '{"mcp":{"arguments":{"amount":1}},"request":{"query":{"limit":["1"]},"body":{"a":{"b":1}}},"source":{"claims":{"scope":"y"}}}',
     );
+  });
+});
+
+describe('a key of the caller\'s JSON kept whole that differs only by case from one the Rego names', () => {
+  it('is refused: an array\'s elements, a body bound to a variable or matched by a pattern', () => {
+    const policy = policies.get('listed')!;
+    // The workload's own keys (not Warden's structure: `method` of input.request.method is none).
+    expect(policy.bundle.manifest.metadata?.inputKeys).toEqual(['amount', 'items', 'price', 'total']);
+    const base = generateInputs(policy.bundle, 1, 1)[0]!;
+    const posted = (b: unknown) => ({ ...base, request: { ...base.request, method: 'POST', body: b } });
+    for (const text of ['{"items": [{"Amount": 500}]}', '{"Total": 500}', '{"PRICE": 500}', '{"note": {"deep": [{"aMount": 1}]}}']) {
+      for (const b of [body(text), JSON.parse(text) as unknown]) {
+        expect(() => policy.bundle.inputs.json(posted(b))).toThrow(CaseVariantInput);
+      }
+    }
+    // What the policy would decide without the refusal: allowed, though a Go app reads 500.
+    expect(policy.decide('warden/decision', InputSelection.whole.json(posted(body('{"items": [{"Amount": 500}]}')))).allow).toBe(true);
+    // Its own spellings decide; keys it never names pass in any case.
+    expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"items": [{"amount": 500}]}')))).allow).toBe(false);
+    expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"items": [{"amount": 5, "Note": 1}], "total": 5, "Name": "x"}')))).allow).toBe(true);
   });
 });
 

@@ -19,7 +19,7 @@ import { OPA_VERSION, runOpa } from '../toolchain/opa.js';
 import { repoRoot } from '../toolchain/paths.js';
 import { CompileError, type Diagnostic } from './compile-error.js';
 import { generate } from './generate.js';
-import { INPUT_PATHS_VERSION, inputPathsOf } from './input-paths.js';
+import { INPUT_PATHS_VERSION, inputReadOf, type InputRead } from './input-paths.js';
 import { policyVersion } from './generation.js';
 import { readMcpTools, type McpEntry } from './mcp-tools.js';
 import { readOpenApi, type HttpOperation } from './openapi.js';
@@ -354,7 +354,7 @@ function restoreSources(files: Map<string, Uint8Array>, p: Prepared): void {
 }
 
 // Warden's `.manifest` over OPA's: the revision, and the workload facts pods and the engine read.
-function stampManifest(files: Map<string, Uint8Array>, p: Prepared, run: BuildRun, version: { revision: string; commit: string; generation: number }, inputPaths: string[][]): BundleMetadata {
+function stampManifest(files: Map<string, Uint8Array>, p: Prepared, run: BuildRun, version: { revision: string; commit: string; generation: number }, read: InputRead): BundleMetadata {
   const opaManifest = JSON.parse(Buffer.from(files.get('.manifest')!).toString('utf8')) as BundleManifest;
   const metadata: BundleMetadata = {
     workload: p.source.manifest.name,
@@ -368,20 +368,21 @@ function stampManifest(files: Map<string, Uint8Array>, p: Prepared, run: BuildRu
     warden: WARDEN_VERSION,
     ...(p.source.manifest.strictBuiltinErrors ? { strictBuiltinErrors: true } : {}),
     ...(p.source.manifest.limits ? { limits: p.source.manifest.limits } : {}),
-    inputPaths,
+    inputPaths: read.paths,
+    inputKeys: read.keys,
   };
   const manifest: BundleManifest = { revision: version.revision, roots: ['warden'], wasm: opaManifest.wasm ?? [], rego_version: 1, metadata: { ...metadata } };
   files.set('.manifest', Buffer.from(JSON.stringify(manifest)));
   return metadata;
 }
 
-// The input paths the Rego reads, content-addressed like OPA's output (one `opa parse` per module).
-async function inputPathsFor(p: Prepared, run: BuildRun): Promise<string[][]> {
+// The input paths the Rego reads and the keys it names, content-addressed like OPA's output (one `opa parse` per module).
+async function inputPathsFor(p: Prepared, run: BuildRun): Promise<InputRead> {
   const pathsCache = join(run.cacheDir, `${p.contentHash}.input-paths-v${INPUT_PATHS_VERSION}.json`);
-  if (existsSync(pathsCache)) return JSON.parse(readFileSync(pathsCache, 'utf8')) as string[][];
-  const inputPaths = await inputPathsOf(p.bundleFiles, p.source.display, WORKLOAD_ENTRYPOINTS);
-  atomicWrite(pathsCache, JSON.stringify(inputPaths));
-  return inputPaths;
+  if (existsSync(pathsCache)) return JSON.parse(readFileSync(pathsCache, 'utf8')) as InputRead;
+  const read = await inputReadOf(p.bundleFiles, p.source.display, WORKLOAD_ENTRYPOINTS);
+  atomicWrite(pathsCache, JSON.stringify(read));
+  return read;
 }
 
 // Prove the bundle opens (its compiled spec included), loads and decides with the runtime pods use,

@@ -26,7 +26,7 @@ import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
 /** Version of this analysis: part of its cache key, so that a build never reuses another version's paths. */
-export const INPUT_PATHS_VERSION = 7;
+export const INPUT_PATHS_VERSION = 8;
 
 /**
  * The member a truth test's path ends in. `if input.mcp` asks only whether the value is there and is not
@@ -320,10 +320,85 @@ export function minimalPaths(paths: readonly InputPath[]): InputPath[] {
 }
 
 /**
+ * The object keys the modules name: the string parts of every reference rooted at a variable other than
+ * `data` (`item.amount`), of one under `input` those inside the caller's JSON (`total` of
+ * `input.request.body.total`), the keys of object patterns (`{"amount": a} := …`) and object.get's
+ * constant keys and paths, sorted. Where the pod keeps a part of the caller's JSON
+ * whole, it refuses a key there that differs only by case from one of these (runtime/input-selection.ts):
+ * the Rego might read the one while a case-insensitive app reads the other.
+ */
+export function namedKeysOfModules(asts: readonly unknown[]): string[] {
+  const keys = new Set<string>();
+  // A call's operator names a function, not a key (`object.get`, `json.marshal`): only its operands count,
+  // and object.get's constant key or path.
+  // The keys of an object pattern (`{"amount": a} := input.request.body`), nested ones too.
+  const pattern = (t: unknown): void => {
+    if (isTerm(t) && (t.type === 'object' || t.type === 'array') && Array.isArray(t.value)) {
+      for (const x of t.value) {
+        if (t.type === 'array') pattern(x);
+        else if (Array.isArray(x)) {
+          if (isString(x[0])) keys.add(x[0].value);
+          pattern(x[1]);
+        }
+      }
+    }
+  };
+  const call = (op: unknown, args: unknown[]): void => {
+    if (isRef(op) && op.value.length === 1 && isVar(op.value[0]) && ['assign', 'eq', 'equal'].includes(op.value[0].value)) args.forEach(pattern);
+    const key = args[1];
+    if (isRef(op) && isVar(op.value[0], 'object') && op.value.length === 2 && isString(op.value[1]) && op.value[1].value === 'get') {
+      if (isString(key)) keys.add(key.value);
+      else if (isTerm(key) && key.type === 'array' && Array.isArray(key.value)) for (const k of key.value) if (isString(k)) keys.add(k.value);
+    }
+    visit(args);
+  };
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    if (isTerm(node) && node.type === 'call' && Array.isArray(node.value)) return call(node.value[0], node.value.slice(1));
+    const o = node as Record<string, unknown>;
+    if (Array.isArray(o.terms)) {
+      call(o.terms[0], o.terms.slice(1));
+      for (const [k, v] of Object.entries(o)) if (k !== 'terms') visit(v);
+      return;
+    }
+    if (isRef(node) && isVar(node.value[0]) && node.value[0].value !== 'data') {
+      // Under `input`, only the keys inside the caller's own JSON (`input.request.method` names Warden's
+      // structure, not a key a body could spell); on any other variable, every key (it may hold such JSON).
+      const parts = node.value.slice(1);
+      const from = node.value[0].value === 'input' ? callerKeysFrom(groundPrefix(node.value)) : 0;
+      for (const part of parts.slice(from)) if (isString(part)) keys.add(part.value);
+    }
+    Object.values(o).forEach(visit);
+  };
+  // Rules only: an import names modules (`rego.v1`), not keys.
+  for (const ast of asts) if (typeof ast === 'object' && ast !== null) visit((ast as Record<string, unknown>).rules);
+  return [...keys].sort();
+}
+
+// Where the caller's own JSON begins in a path under `input` (the index of its first key), or past the
+// path's end when it does not reach it: the body, the query, an MCP call's arguments.
+function callerKeysFrom(path: readonly string[]): number {
+  const [a, b] = path;
+  return (a === 'request' && (b === 'body' || b === 'query')) || (a === 'mcp' && b === 'arguments') ? 2 : Number.MAX_SAFE_INTEGER;
+}
+
+/** What a bundle's Rego reads of the input: its paths (inputPathsOfModules) and the keys it names (namedKeysOfModules). */
+export interface InputRead {
+  paths: InputPath[];
+  keys: string[];
+}
+
+/**
  * The input paths a bundle's Rego modules (path in bundle → source) can read, parsed by `opa parse`: those
  * the entrypoints (`warden/decision`) reach, or every rule's when none are given.
  */
 export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: string, entrypoints?: readonly string[]): Promise<InputPath[]> {
+  return (await inputReadOf(modules, where, entrypoints)).paths;
+}
+
+/** The paths (as inputPathsOf) and the keys the modules name (namedKeysOfModules). */
+export async function inputReadOf(modules: ReadonlyMap<string, string>, where: string, entrypoints?: readonly string[]): Promise<InputRead> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-input-paths-'));
   try {
     const names = [...modules.keys()].filter((f) => f.endsWith('.rego'));
@@ -336,7 +411,10 @@ export async function inputPathsOf(modules: ReadonlyMap<string, string>, where: 
         return JSON.parse(r.stdout) as unknown;
       }),
     );
-    return inputPathsOfModules(parsed, entrypoints?.map((e) => e.split('/')));
+    // Keys named by the workload's Rego and the library: Warden's own modules (`warden/`: the core, the
+    // generated grants) read the caller's JSON only through paths under `input`, which the paths cover.
+    const own = parsed.filter((_, i) => !names[i]!.startsWith('warden/'));
+    return { paths: inputPathsOfModules(parsed, entrypoints?.map((e) => e.split('/'))), keys: namedKeysOfModules(own) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

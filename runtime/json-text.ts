@@ -23,12 +23,19 @@ export type JsonTextProblem = 'invalid' | 'too-deep' | CaseVariants;
  * never meets `ss`. Go's encoding/json (simple folding) and .NET's ordinal ignore-case compare so.
  */
 export function foldKey(key: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(key)) return key.toLowerCase();
+  // Plain ASCII, the common case: lower case, and no copy when there is nothing to lower.
+  let upper = false;
+  let i = 0;
+  for (; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 128) break;
+    if (c >= 65 && c <= 90) upper = true;
+  }
+  if (i === key.length) return upper ? key.toLowerCase() : key;
   let out = '';
   for (const c of key) {
     let f = c;
-    for (const step of [lower, upper, lower]) {
+    for (const step of [lowerCase, upperCase, lowerCase]) {
       const m = step(f);
       if ([...m].length === 1) f = m;
     }
@@ -36,18 +43,23 @@ export function foldKey(key: string): string {
   }
   return out;
 }
-const lower = (c: string): string => c.toLowerCase();
-const upper = (c: string): string => c.toUpperCase();
+const lowerCase = (c: string): string => c.toLowerCase();
+const upperCase = (c: string): string => c.toUpperCase();
 
-/** A key of `o` that a case-insensitive reader takes for one of `read` (or for another key of `o`) while Warden, reading exact keys, does not: its description, else undefined. */
-export function otherSpelling(o: object, read: readonly string[]): string | undefined {
+/** The keys a reader reads, by their folded form (foldKey): built once per list, for otherSpelling. */
+export function readKeys(read: readonly string[]): ReadonlyMap<string, string> {
+  return new Map(read.map((k) => [foldKey(k), k]));
+}
+
+/** A key of `o` that a case-insensitive reader takes for one of `read` (readKeys), or for another key of `o`, while Warden, reading exact keys, does not: its description, else undefined. */
+export function otherSpelling(o: object, read: ReadonlyMap<string, string>): string | undefined {
   const keys = Object.keys(o);
-  for (const k of keys) {
-    const f = foldKey(k);
-    const meant = read.find((r) => foldKey(r) === f);
-    if (meant !== undefined && meant !== k) return `"${k.slice(0, 64)}" for "${meant}"`;
+  const folds = keys.map(foldKey);
+  for (let i = 0; i < keys.length; i++) {
+    const meant = read.get(folds[i]!);
+    if (meant !== undefined && meant !== keys[i]) return `"${keys[i]!.slice(0, 64)}" for "${meant}"`;
   }
-  const clash = keys.length > 1 ? caseVariants(keys) : undefined;
+  const clash = clashOf(keys, folds);
   return clash ? `"${clash[0].slice(0, 64)}" beside "${clash[1].slice(0, 64)}"` : undefined;
 }
 
@@ -56,13 +68,21 @@ export const caseVariantsReason = (keys: readonly [string, string]): string =>
   `the keys ${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(' and ')} of one object differ only by case: readers differ on which one counts`;
 
 /** The first pair of keys of `keys` (decoded, in order) that differ but fold alike, if any. */
-export function caseVariants(keys: Iterable<string>): [string, string] | undefined {
+export function caseVariants(keys: readonly string[]): [string, string] | undefined {
+  return keys.length < 2 ? undefined : clashOf(keys, keys.map(foldKey));
+}
+
+// The first two keys whose folds are equal while they are not (a few keys: compared in pairs, no map).
+function clashOf(keys: readonly string[], folds: readonly string[]): [string, string] | undefined {
+  if (keys.length <= 16) {
+    for (let i = 1; i < keys.length; i++) for (let j = 0; j < i; j++) if (folds[j] === folds[i] && keys[j] !== keys[i]) return [keys[j]!, keys[i]!];
+    return undefined;
+  }
   const seen = new Map<string, string>();
-  for (const k of keys) {
-    const folded = foldKey(k);
-    const first = seen.get(folded);
-    if (first === undefined) seen.set(folded, k);
-    else if (first !== k) return [first, k];
+  for (let i = 0; i < keys.length; i++) {
+    const first = seen.get(folds[i]!);
+    if (first === undefined) seen.set(folds[i]!, keys[i]!);
+    else if (first !== keys[i]) return [first, keys[i]!];
   }
   return undefined;
 }
@@ -234,7 +254,7 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
       open.pop();
       const from = keysFrom.pop()!;
       if (foldable.pop()) {
-        const clash = caseVariants(keyTexts(text, keys, from));
+        const clash = caseVariants([...keyTexts(text, keys, from)]);
         if (clash) return new CaseVariants(clash);
       }
       keys.length = from;

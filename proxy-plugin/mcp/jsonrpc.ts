@@ -12,7 +12,7 @@ import type {
   JSONRPCRequest,
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
-import { caseVariants, caseVariantsReason, otherSpelling } from '../../runtime/json-text.js';
+import { caseVariants, caseVariantsReason, otherSpelling, readKeys } from '../../runtime/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
@@ -129,8 +129,8 @@ export function isJsonContentType(ct: string | undefined): boolean {
 // The members Warden reads of a message and of its params. A key a case-insensitive server (mcp-go) takes
 // for one of them (`Arguments` alone, `Params`, `Method`) while Warden reads the exact key is refused:
 // the call would be decided without what the server then reads.
-const MESSAGE_MEMBERS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
-const PARAMS_MEMBERS = ['name', 'arguments', 'uri'];
+const MESSAGE_MEMBERS = readKeys(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
+const PARAMS_MEMBERS = readKeys(['name', 'arguments', 'uri']);
 
 function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | string {
   if (!isObject(v)) return `${at}is not a JSON-RPC object`;

@@ -3,7 +3,7 @@
 import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
 import { detectDrift, hasDrift, unreviewedTools, type DriftRecord, type LiveTool } from './drift.js';
 import type { McpSpec } from './spec.js';
-import { otherSpelling } from '../../runtime/json-text.js';
+import { otherSpelling, readKeys } from '../../runtime/json-text.js';
 
 /** What the filter needs to know about the caller and the workload. */
 export interface ToolsView {
@@ -70,9 +70,9 @@ export function parsedMayListTools(json: string): boolean {
 }
 
 // The members the filter reads, by level: a message, its result, a listed tool.
-const MESSAGE_KEYS = ['jsonrpc', 'id', 'result', 'error'];
-const RESULT_KEYS = ['tools', 'nextCursor', 'cursor'];
-const TOOL_KEYS = ['name', 'annotations'];
+const MESSAGE_KEYS = readKeys(['jsonrpc', 'id', 'result', 'error']);
+const RESULT_KEYS = readKeys(['tools', 'nextCursor', 'cursor']);
+const TOOL_KEYS = readKeys(['name', 'annotations']);
 
 /**
  * Why a parsed answer (a message or a batch of them) cannot be vouched for, if it cannot: at a level the

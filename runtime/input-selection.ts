@@ -4,7 +4,7 @@
 // the Rego cannot name cannot change what it computes. Fail closed: a bundle without the list, or with
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
-import { foldKey, JsonText } from './json-text.js';
+import { firstInObjects, foldKey, JsonText } from './json-text.js';
 import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
 
@@ -101,20 +101,10 @@ function refuseNamedVariant(key: string, named: NamedKeys): void {
 
 // Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
 function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (v === null || typeof v !== 'object') continue;
-    if (Array.isArray(v)) {
-      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
-      continue;
-    }
-    for (const k of Object.keys(v)) {
-      refuseNamedVariant(k, named);
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== null && typeof x === 'object') stack.push(x);
-    }
-  }
+  firstInObjects(value, (keys) => {
+    for (const k of keys) refuseNamedVariant(k, named);
+    return undefined;
+  });
 }
 
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.

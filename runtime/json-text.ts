@@ -87,6 +87,28 @@ function clashOf(keys: readonly string[], folds: readonly string[]): [string, st
   return undefined;
 }
 
+/**
+ * Every object of a parsed JSON value, at any depth and without recursion (the value's depth is bounded by
+ * whoever parsed it), handed to `visit` as its own keys: the first result other than undefined.
+ */
+export function firstInObjects<T>(value: unknown, visit: (keys: string[]) => T | undefined): T | undefined {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    const found = visit(keys);
+    if (found !== undefined) return found;
+    for (const k of keys) if (o[k] !== null && typeof o[k] === 'object') stack.push(o[k]);
+  }
+  return undefined;
+}
+
 /** One JSON text that passed `checkJsonText`; serializes (JSON.stringify) as its value. */
 export class JsonText {
   private parsed: { value: unknown } | undefined;

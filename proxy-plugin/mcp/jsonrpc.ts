@@ -12,7 +12,7 @@ import type {
   JSONRPCRequest,
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
-import { caseVariants, caseVariantsReason, otherSpelling, readKeys } from '../../runtime/json-text.js';
+import { caseVariants, caseVariantsReason, firstInObjects, otherSpelling, readKeys } from '../../runtime/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
@@ -223,24 +223,4 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
 }
 
 // The first two keys of one object anywhere in a parsed value (depth already bounded) that differ only by case.
-function caseVariantsIn(value: unknown): [string, string] | undefined {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (v === null || typeof v !== 'object') continue;
-    if (Array.isArray(v)) {
-      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
-      continue;
-    }
-    const keys = Object.keys(v);
-    if (keys.length > 1) {
-      const clash = caseVariants(keys);
-      if (clash) return clash;
-    }
-    for (const k of keys) {
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== null && typeof x === 'object') stack.push(x);
-    }
-  }
-  return undefined;
-}
+const caseVariantsIn = (value: unknown): [string, string] | undefined => firstInObjects(value, caseVariants);

@@ -15,7 +15,7 @@ serviceAccount: ledger
 mode: enforce
 `;
 
-const POLICY = `# Small payments only: the one field of the body this workload's policy reads (through a function).
+const POLICY = `# Small payments only: the field of the body this workload's policy reads (through a function), and its lines.
 package warden.workload
 
 import rego.v1
@@ -25,6 +25,12 @@ small(payment) if payment.amount <= 100
 allow if {
 	input.request.method == "POST"
 	small(input.request.body)
+}
+
+# Each line of an order is read whole (an array's elements: the selection keeps them as they are).
+deny contains "a line is too large" if {
+	some line in input.request.body.lines
+	line.amount > 100
 }
 `;
 
@@ -43,6 +49,9 @@ describe('a policy that reads one field of the body, through warden proxy', () =
     ['the field nested one level down is another field', '{"payment": {"amount": 5}}', 403],
     ['a key that differs only by case from the one the policy reads (a Go app would read it)', '{"Amount": 500}', 400],
     ['that key beside the one read', '{"amount": 5, "AMOUNT": 500}', 400],
+    ['a line above the limit', '{"amount": 5, "lines": [{"amount": 500}]}', 403],
+    ['a line within it', '{"amount": 5, "lines": [{"amount": 50, "Note": "x"}]}', 201],
+    ['a line whose key differs only by case from one the Rego names (kept whole, so checked against the names)', '{"amount": 5, "lines": [{"Amount": 500}]}', 400],
     ['a large body whose other fields are never read', `{"items": ${filler}, "amount": 5}`, 201],
     ['a large body, large amount last', `{"amount": 5, "items": ${filler}, "amount": 500}`, 403],
     ['a body that is an array', '[{"amount": 5}]', 403],

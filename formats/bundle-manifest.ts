@@ -28,7 +28,7 @@ export interface BundleMetadata {
    */
   inputPaths?: InputPath[];
   /**
-   * The object keys the bundle's Rego names (engine/compiler/input-paths.ts namedKeysOfModules). Where a
+   * The strings the bundle's own Rego holds (engine/compiler/input-paths.ts namedKeysOfModules). Where a
    * pod keeps a part of the caller's JSON whole, a key there that differs only by case from one of these
    * refuses the call. Absent (an older bundle): not checked.
    */

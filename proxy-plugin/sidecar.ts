@@ -14,7 +14,7 @@ import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
-import { CaseVariants, caseVariantsReason, checkJsonText } from '../runtime/json-text.js';
+import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
 import type { NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
@@ -121,7 +121,6 @@ function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: 
   // The upstream would have to guess what an unparseable JSON body means: refuse it.
   if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
   if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
-  if (value instanceof CaseVariants) return { refused: refusal(gate, p, `request refused: ${caseVariantsReason(value.keys)}`, 400) };
   return { bytes, value };
 }
 

@@ -4,7 +4,7 @@
 // the Rego cannot name cannot change what it computes. Fail closed: a bundle without the list, or with
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
-import { firstInObjects, foldKey, JsonText } from './json-text.js';
+import { firstInObjects, JsonText, meantBy, readKeys, type FoldedKeys } from './json-text.js';
 import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
 
@@ -79,24 +79,19 @@ export class InputSelection {
 }
 
 
-// The keys a bundle's Rego names (manifest `metadata.inputKeys`), by their folded form (foldKey).
-type NamedKeys = ReadonlyMap<string, readonly string[]>;
+// The keys a bundle's Rego names (manifest `metadata.inputKeys`), folded (readKeys).
+type NamedKeys = FoldedKeys;
 
 function namedKeysOf(keys: unknown): NamedKeys | undefined {
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) return undefined;
-  const named = new Map<string, string[]>();
-  for (const k of keys as string[]) {
-    const f = foldKey(k);
-    named.set(f, [...(named.get(f) ?? []), k]);
-  }
-  return named;
+  return readKeys(keys as string[]);
 }
 
 // Refuse `key`, in a part of the caller's JSON kept whole, when it differs only by case from a key the Rego
 // names: the Rego may read that key there, and a case-insensitive app this one (CaseVariantInput).
 function refuseNamedVariant(key: string, named: NamedKeys): void {
-  const meant = named.get(foldKey(key));
-  if (meant !== undefined && !meant.includes(key)) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(meant[0])}, which the policy names: readers differ on which one counts`);
+  const meant = meantBy(key, named);
+  if (meant) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(meant[0])}, which the policy names: readers differ on which one counts`);
 }
 
 // Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
@@ -150,15 +145,15 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
 type Member = [key: string, child: Selection, text: string, replacement: boolean];
 const membersBySelection = new WeakMap<Map<string, Selection>, Member[]>();
 
-// A selection's keys by their folded form (foldKey), worked out once per selection.
-const foldedBySelection = new WeakMap<Map<string, Selection>, Map<string, string>>();
+// A selection's keys, folded once per selection (readKeys).
+const foldedBySelection = new WeakMap<Map<string, Selection>, FoldedKeys>();
 
 // Refuse `key`, which the selection does not name, when it folds onto a key the selection names.
 function refuseVariant(key: string, sel: Map<string, Selection>): void {
   let folded = foldedBySelection.get(sel);
-  if (!folded) foldedBySelection.set(sel, (folded = new Map([...sel.keys()].map((k) => [foldKey(k), k]))));
-  const read = folded.get(foldKey(key));
-  if (read !== undefined) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(read)}, which the policy reads: readers differ on which one counts`);
+  if (!folded) foldedBySelection.set(sel, (folded = readKeys(sel.keys())));
+  const read = meantBy(key, folded);
+  if (read) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(read[0])}, which the policy reads: readers differ on which one counts`);
 }
 
 // A selection's members with their key text, worked out once per selection (a bundle's, kept while it is).

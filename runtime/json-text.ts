@@ -3,18 +3,8 @@
 // as the text that arrived (integers beyond 2^53 stay exact). Its value is built only when something
 // needs it (masking a sensitive field, the decision log's serialization, an older consumer).
 
-/**
- * Two keys of one object that differ only by case (`amount` and `Amount`): readers differ on which one
- * counts. Go's encoding/json and ASP.NET's default web options match keys regardless of case (the last
- * match wins), JavaScript and Rego read the exact key, so a policy could decide on one value while the
- * app acts on the other.
- */
-export class CaseVariants {
-  constructor(readonly keys: readonly [string, string]) {}
-}
-
 /** Why a text is not a body Warden accepts. */
-export type JsonTextProblem = 'invalid' | 'too-deep' | CaseVariants;
+export type JsonTextProblem = 'invalid' | 'too-deep';
 
 /**
  * A key as case-insensitive readers compare it, letter by letter: lower-cased, upper-cased and lower-cased
@@ -37,7 +27,7 @@ export function foldKey(key: string): string {
     let f = c;
     for (const step of [lowerCase, upperCase, lowerCase]) {
       const m = step(f);
-      if ([...m].length === 1) f = m;
+      if (m.length === 1 || (m.length === 2 && m.charCodeAt(0) >= 0xd800 && m.charCodeAt(0) <= 0xdbff)) f = m;
     }
     out += f;
   }
@@ -46,43 +36,40 @@ export function foldKey(key: string): string {
 const lowerCase = (c: string): string => c.toLowerCase();
 const upperCase = (c: string): string => c.toUpperCase();
 
-/** The keys a reader reads, by their folded form (foldKey): built once per list, for otherSpelling. */
-export function readKeys(read: readonly string[]): ReadonlyMap<string, string> {
-  return new Map(read.map((k) => [foldKey(k), k]));
+/** Keys by their folded form (foldKey), and the longest of them: a key more than twice as long folds onto none. */
+export interface FoldedKeys {
+  readonly byFold: ReadonlyMap<string, readonly string[]>;
+  readonly longest: number;
 }
 
-/** A key of `o` that a case-insensitive reader takes for one of `read` (readKeys), or for another key of `o`, while Warden, reading exact keys, does not: its description, else undefined. */
-export function otherSpelling(o: object, read: ReadonlyMap<string, string>): string | undefined {
-  const keys = Object.keys(o);
-  const folds = keys.map(foldKey);
-  for (let i = 0; i < keys.length; i++) {
-    const meant = read.get(folds[i]!);
-    if (meant !== undefined && meant !== keys[i]) return `"${keys[i]!.slice(0, 64)}" for "${meant}"`;
+/** The keys a reader reads, folded once (for otherSpelling and the input selection's checks). */
+export function readKeys(read: Iterable<string>): FoldedKeys {
+  const byFold = new Map<string, string[]>();
+  let longest = 0;
+  for (const k of read) {
+    const f = foldKey(k);
+    byFold.set(f, [...(byFold.get(f) ?? []), k]);
+    longest = Math.max(longest, k.length);
   }
-  const clash = clashOf(keys, folds);
-  return clash ? `"${clash[0].slice(0, 64)}" beside "${clash[1].slice(0, 64)}"` : undefined;
+  return { byFold, longest };
 }
 
-/** Why a body holding `keys` is refused, for the caller. */
-export const caseVariantsReason = (keys: readonly [string, string]): string =>
-  `the keys ${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(' and ')} of one object differ only by case: readers differ on which one counts`;
-
-/** The first pair of keys of `keys` (decoded, in order) that differ but fold alike, if any. */
-export function caseVariants(keys: readonly string[]): [string, string] | undefined {
-  return keys.length < 2 ? undefined : clashOf(keys, keys.map(foldKey));
+/**
+ * The keys of `read` that `key` differs from only by case (a case-insensitive reader, Go's encoding/json or
+ * ASP.NET, takes it for them), if it is not one of them itself: else undefined. Long keys are not folded
+ * (simple case mappings keep a key's letters one for one, so its length at most doubles).
+ */
+export function meantBy(key: string, read: FoldedKeys): readonly string[] | undefined {
+  if (key.length > 2 * read.longest + 2) return undefined;
+  const meant = read.byFold.get(foldKey(key));
+  return meant !== undefined && !meant.includes(key) ? meant : undefined;
 }
 
-// The first two keys whose folds are equal while they are not (a few keys: compared in pairs, no map).
-function clashOf(keys: readonly string[], folds: readonly string[]): [string, string] | undefined {
-  if (keys.length <= 16) {
-    for (let i = 1; i < keys.length; i++) for (let j = 0; j < i; j++) if (folds[j] === folds[i] && keys[j] !== keys[i]) return [keys[j]!, keys[i]!];
-    return undefined;
-  }
-  const seen = new Map<string, string>();
-  for (let i = 0; i < keys.length; i++) {
-    const first = seen.get(folds[i]!);
-    if (first === undefined) seen.set(folds[i]!, keys[i]!);
-    else if (first !== keys[i]) return [first, keys[i]!];
+/** A key of `o` spelled otherwise than a key of `read` it differs from only by case: its description, else undefined. */
+export function otherSpelling(o: object, read: FoldedKeys): string | undefined {
+  for (const k of Object.keys(o)) {
+    const meant = meantBy(k, read);
+    if (meant) return `"${k.slice(0, 64)}" for "${meant[0]}"`;
   }
   return undefined;
 }
@@ -158,12 +145,7 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
   let tooDeep = false;
   // Open containers, innermost last: true for an object.
   const open: boolean[] = [];
-  // Every open object's keys as offsets (start, end, quotes included), and where each object's begin in
-  // `keys`; `foldable[d]`: a key of the object at depth d holds an upper-case ASCII letter, an escape or
-  // a non-ASCII character, so it may fold onto another (objects of plain lower-case keys are not compared).
-  const keys: number[] = [];
-  const keysFrom: number[] = [];
-  const foldable: boolean[] = [];
+
   const topObject = (() => {
     let k = 0;
     while (k < n && isSpace(text.charCodeAt(k))) k++;
@@ -185,33 +167,24 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
     if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       i++;
       open.push(c === OPEN_OBJECT);
-      keysFrom.push(keys.length);
-      foldable.push(false);
       if (open.length > maxDepth) tooDeep = true;
       while (i < n && isSpace(text.charCodeAt(i))) i++;
       if (text.charCodeAt(i) === (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
         i++;
         open.pop();
-        keysFrom.pop();
-        foldable.pop();
       } else {
         expectKey = c === OPEN_OBJECT;
         continue;
       }
     } else if (c === QUOTE) {
       const start = i;
-      let folds = false;
       i++;
       for (;;) {
         if (i >= n) return 'invalid';
         c = text.charCodeAt(i++);
         if (c === QUOTE) break;
         if (c < 32) return 'invalid';
-        if (c !== BACKSLASH) {
-          if ((c >= 65 && c <= 90) || c >= 128) folds = true;
-          continue;
-        }
-        folds = true;
+        if (c !== BACKSLASH) continue;
         const e = text.charCodeAt(i++);
         if (e === 117) {
           let code = 0;
@@ -227,8 +200,6 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
       if (expectKey) {
         // A key: its colon, then its value.
         expectKey = false;
-        keys.push(start, i);
-        if (folds) foldable[foldable.length - 1] = true;
         if (open.length === 1) {
           keyStart = start;
           keyEnd = i;
@@ -274,20 +245,6 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
       }
       if (d !== (isObject ? CLOSE_OBJECT : CLOSE_ARRAY)) return 'invalid';
       open.pop();
-      const from = keysFrom.pop()!;
-      if (foldable.pop()) {
-        const clash = caseVariants([...keyTexts(text, keys, from)]);
-        if (clash) return new CaseVariants(clash);
-      }
-      keys.length = from;
     }
-  }
-}
-
-// The decoded keys at `keys` (offset pairs, quotes included) from index `from`.
-function* keyTexts(text: string, keys: readonly number[], from: number): Generator<string> {
-  for (let k = from; k < keys.length; k += 2) {
-    const raw = text.slice(keys[k]! + 1, keys[k + 1]! - 1);
-    yield raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
 }

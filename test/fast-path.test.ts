@@ -651,21 +651,14 @@ describe.each(FORMS)('fast path: what Connection names, HEAD answers and JSON ch
     expect(t.seen.map((r) => r.target)).toEqual(['/orders/2']);
   });
 
-  it('refuses a JSON body with keys of one object that differ only by case: a Go or ASP.NET app would read the other one', async () => {
+  it('passes a JSON body whose keys differ only by case when the policy reads none of them (free-form maps hold such pairs); where it reads one, see proxy-body-selection', async () => {
     const t = shared();
-    const bodies = ['{"amount":1,"Amount":999}', '{"items":[{"sku":"a","SKU":"b"}]}', '{"amount":1,"\\u0041mount":2}', '{"s":1,"\u017f":2}', '{"a":{"k":1,"\u212a":2}}'];
+    const bodies = ['{"env":{"Path":"C:","PATH":"/bin"}}', '{"headers":{"X-Id":"1","x-id":"2"}}', '{"amount":1,"Amount":999}'];
     for (const body of bodies) {
-      const out = await exchange(t.port, post(['Content-Type: application/json'], body) + get('/orders/1', 'Connection: close'));
-      expect({ body, statuses: statuses(out) }).toEqual({ body, statuses: [400, 200] });
-      expect(out).toContain('differ only by case');
+      const out = await exchange(t.port, post(['Content-Type: application/json', 'Connection: close'], body));
+      expect({ body, statuses: statuses(out) }).toEqual({ body, statuses: [200] });
     }
-    expect(t.seen.map((r) => r.target)).toEqual(bodies.map(() => '/orders/1'));
-    // The same key twice (every reader keeps the last), and like keys in different objects, go on.
-    t.seen.length = 0;
-    for (const body of ['{"amount":1,"amount":2}', '{"amount":1,"am\\u006funt":2}', '[{"sku":"a"},{"SKU":"b"}]', '{"a":{"A":1}}']) {
-      expect({ body, statuses: statuses(await exchange(t.port, post(['Content-Type: application/json', 'Connection: close'], body))) }).toEqual({ body, statuses: [200] });
-    }
-    expect(t.seen).toHaveLength(4);
+    expect(t.seen.map((r) => r.body.toString())).toEqual(bodies);
   });
 
   it('refuses a JSON body that declares a charset other than UTF-8 before reading it: an app could decode it otherwise', async () => {

@@ -14,7 +14,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
 import { CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
-import { CaseVariants, checkJsonText, JsonText } from '../runtime/json-text.js';
+import { checkJsonText, foldKey, JsonText, otherSpelling, readKeys } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
 import { canonical, extractPolicy, opaBinary } from './support/opa.js';
@@ -557,7 +557,8 @@ describe('a key of the caller\'s JSON kept whole that differs only by case from 
   it('is refused: an array\'s elements, a body bound to a variable or matched by a pattern', () => {
     const policy = policies.get('listed')!;
     // The workload's own keys (not Warden's structure: `method` of input.request.method is none).
-    expect(policy.bundle.manifest.metadata?.inputKeys).toEqual(['amount', 'items', 'price', 'total']);
+    expect(policy.bundle.manifest.metadata?.inputKeys).toEqual(expect.arrayContaining(['amount', 'items', 'price', 'total']));
+    expect(policy.bundle.manifest.metadata?.inputKeys).not.toContain('method');
     const base = generateInputs(policy.bundle, 1, 1)[0]!;
     const posted = (b: unknown) => ({ ...base, request: { ...base.request, method: 'POST', body: b } });
     for (const text of ['{"items": [{"Amount": 500}]}', '{"Total": 500}', '{"PRICE": 500}', '{"note": {"deep": [{"aMount": 1}]}}']) {
@@ -681,21 +682,15 @@ describe('checkJsonText accepts exactly what JSON.parse reads', () => {
     expect(checkJsonText(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, 64)).toBe('too-deep');
     expect(checkJsonText(`${'['.repeat(100_000)}${']'.repeat(99_999)}`, 64)).toBe('invalid');
   });
-  it('refuses keys of one object that differ only by case (escaped, non-ASCII, nested, after a repeat), and only those', () => {
-    const variants: Array<[string, [string, string]]> = [
-      ['{"amount":1,"Amount":2}', ['amount', 'Amount']],
-      ['{"Amount":1,"x":{},"amount":2}', ['Amount', 'amount']],
-      ['{"a":1,"a":2,"A":3}', ['a', 'A']],
-      ['{"\\u0041":1,"a":2}', ['A', 'a']],
-      ['{"s":1,"\u017f":2}', ['s', '\u017f']],
-      ['{"\u212a":1,"k":2}', ['\u212a', 'k']],
-      ['[{"x":[{"ok":1}],"y":{"Name":1,"name":2}}]', ['Name', 'name']],
-      ['{"ma\u00df":1,"ma\u1e9e":2}', ['ma\u00df', 'ma\u1e9e']],
-      ['{"\u03c3":1,"\u03c2":2}', ['\u03c3', '\u03c2']],
-    ];
-    for (const [text, keys] of variants) expect({ text, got: checkJsonText(text, 64) }).toEqual({ text, got: new CaseVariants(keys) });
-    for (const text of ['{"a":1,"a":2}', '{"amount":1,"am\\u006funt":2}', '[{"a":1},{"A":2}]', '{"a":{"A":1}}', '{"ab":1,"aB ":2}', '{"x":"A","y":"a"}', '{"Masse":1,"Ma\u00dfe":2}', '{"\u0130":1,"i":2}']) {
-      expect({ text, got: checkJsonText(text, 64) instanceof JsonText }).toEqual({ text, got: true });
-    }
+  it('accepts keys of one object that differ only by case: they are checked where the policy reads them (the selection)', () => {
+    for (const text of ['{"amount":1,"Amount":2}', '{"env":{"Path":"C:","PATH":"/bin"}}', '{"ma\u00df":1,"ma\u1e9e":2}']) expect(checkJsonText(text, 64)).toBeInstanceOf(JsonText);
+  });
+  it('folds keys letter by letter by simple case mapping, as Go and .NET compare them', () => {
+    const alike: Array<[string, string]> = [['amount', 'AMOUNT'], ['s', '\u017f'], ['k', '\u212a'], ['ma\u00df', 'ma\u1e9e'], ['\u03c3', '\u03c2'], ['\u01c5', '\u01c6']];
+    for (const [a, b] of alike) expect({ a, b, same: foldKey(a) === foldKey(b) }).toEqual({ a, b, same: true });
+    const apart: Array<[string, string]> = [['Masse', 'Ma\u00dfe'], ['\u0130', 'i'], ['ab', 'a b']];
+    for (const [a, b] of apart) expect({ a, b, same: foldKey(a) === foldKey(b) }).toEqual({ a, b, same: false });
+    const read = readKeys(['name', 'arguments']);
+    expect([otherSpelling({ Name: 1 }, read), otherSpelling({ name: 1, Name: 2 }, read), otherSpelling({ name: 1, Other: 2 }, read), otherSpelling({ ['n'.repeat(1000)]: 1 }, read)]).toEqual(['"Name" for "name"', '"Name" for "name"', undefined, undefined]);
   });
 });

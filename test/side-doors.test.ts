@@ -353,7 +353,7 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     for (const [id, call] of [[21, refund(21, { amount: 900 })], [22, refund(22, { Amount: 5, amount: 900 })], [23, escaped]] as const) {
       const [h, b] = keptAlive(writer, call, [`Mcp-Session-Id: ${session}`, 'Connection: close']);
       const [out] = await answers(mcpPort, h + b);
-      expect(JSON.parse(bodyOf(out!))).toMatchObject(id === 22 ? { id: null, error: { code: -32600 } } : { id, error: { code: -32003 } });
+      expect(JSON.parse(bodyOf(out!))).toMatchObject(id === 22 ? { id, error: { data: { reasons: [expect.stringMatching(/the key "Amount" differs only by case from "amount"/)] } } } : { id, error: { code: -32003 } });
     }
     expect(mcpServer.requests.slice(before)).toEqual([]);
     // Within it: forwarded, arguments whole.
@@ -364,21 +364,18 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
     expect(mcpServer.received.at(-1)).toEqual(allowed);
   });
 
-  it('refuses keys that differ only by case, and a client answer holding more than an answer, before any decision, alone or in a batch: a server matching keys regardless of case (mcp-go) would run another call', async () => {
+  it('refuses a member Warden reads spelled otherwise (before any decision, alone or in a batch) and an argument the policy reads spelled otherwise (in the decision): a server matching keys regardless of case (mcp-go) would run another call', async () => {
     const writer = await agents.sign('agent-case-variants', 'tools:read tools:write');
     const [initHead, initBody] = keptAlive(writer, initialize, ['Connection: close']);
     const [init] = await answers(mcpPort, initHead + initBody);
     const session = /\r\nmcp-session-id: (\S+)\r\n/i.exec(init!)![1]!;
     const call = (params: Record<string, unknown>) => ({ jsonrpc: '2.0', id: 31, method: 'tools/call', params });
     const hostile: Array<[string, unknown, RegExp]> = [
-      ['a second tool name', call({ name: 'get_order', Name: 'drop_table', arguments: { id: '1', table: 'orders' } }), /"name" and "Name" of one object differ only by case/],
-      ['a second amount', call({ name: 'refund_order', arguments: { id: '42', amount: 5, Amount: 100_000 } }), /"amount" and "Amount"/],
-      ['a long s', call({ name: 'refund_order', arguments: { id: '42', amount: 5, amount_s: 1, amount_\u017f: 2 } }), /"amount_s" and "amount_/], // (the answer is read as latin1 here)
-      ['a second method', { jsonrpc: '2.0', id: 32, method: 'tools/list', Method: 'tools/call', params: {} }, /"method" and "Method"/],
+      ['a second tool name', call({ name: 'get_order', Name: 'drop_table', arguments: { id: '1', table: 'orders' } }), /"Name" for "name"/],
+      ['a second method', { jsonrpc: '2.0', id: 32, method: 'tools/list', Method: 'tools/call', params: {} }, /"Method" for "method"/],
       ['a call inside an answer', { jsonrpc: '2.0', id: 33, result: null, Method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Method" for "method"/],
       ['Arguments alone', call({ name: 'refund_order', Arguments: { id: '42', amount: 100_000 } }), /"Arguments" for "arguments"/],
       ['Params alone', { jsonrpc: '2.0', id: 34, method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Params" for "params"/],
-      ['the sharp s in both cases', call({ name: 'refund_order', arguments: { id: '42', amount: 5, ['ma\u00df']: 1, ['ma\u1e9e']: 2 } }), /differ only by case/],
     ];
     const before = mcpServer.requests.length;
     for (const [what, message, reason] of hostile) {
@@ -390,11 +387,17 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
         expect(JSON.parse(bodyOf(out!))).toMatchObject({ id: null, error: { code: -32600, message: expect.stringMatching(reason) } });
       }
     }
-    // Alone, beside no `amount`: the policy reads `amount`, and a case-insensitive server would read this one.
-    const [lh, lb] = keptAlive(writer, call({ name: 'refund_order', arguments: { id: '42', Amount: 100_000 } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
-    const [lone] = await answers(mcpPort, lh + lb);
-    expect(JSON.parse(bodyOf(lone!))).toMatchObject({ id: 31, error: { data: { reasons: [expect.stringMatching(/the key "Amount" differs only by case from "amount", which the policy reads/)] } } });
+    // An argument the policy reads (`amount`), spelled otherwise alone or beside it: a case-insensitive
+    // server would read this one. Refused where the input is built.
+    for (const args of [{ id: '42', Amount: 100_000 }, { id: '42', amount: 5, Amount: 100_000 }, { id: '42', amount: 5, AMOUNT: 1 }]) {
+      const [lh, lb] = keptAlive(writer, call({ name: 'refund_order', arguments: args }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+      const [lone] = await answers(mcpPort, lh + lb);
+      expect(JSON.parse(bodyOf(lone!))).toMatchObject({ id: 31, error: { data: { reasons: [expect.stringMatching(/the key "(Amount|AMOUNT)" differs only by case from "amount", which the policy reads/)] } } });
+    }
     expect(mcpServer.requests.slice(before)).toEqual([]);
+    // Keys no rule reads pass in any case (free-form maps hold such pairs).
+    const [fh, fb] = keptAlive(writer, call({ name: 'refund_order', arguments: { id: '42', amount: 5, meta: { Path: 'a', PATH: 'b' } } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
+    expect((await answers(mcpPort, fh + fb))[0]).toMatch(/^HTTP\/1\.1 200 /);
     // The same keys in different objects are no variants: the call goes on.
     const [h, b] = keptAlive(writer, call({ name: 'get_order', arguments: { id: '1', Name: 'x' } }), [`Mcp-Session-Id: ${session}`, 'Connection: close']);
     expect((await answers(mcpPort, h + b))[0]).toMatch(/^HTTP\/1\.1 200 /);

@@ -320,56 +320,27 @@ export function minimalPaths(paths: readonly InputPath[]): InputPath[] {
 }
 
 /**
- * The object keys the modules name: the string parts of every reference rooted at a variable other than
- * `data` (`item.amount`), of one under `input` those inside the caller's JSON (`total` of
- * `input.request.body.total`), the keys of object patterns (`{"amount": a} := …`) and object.get's
- * constant keys and paths, sorted. Where the pod keeps a part of the caller's JSON
- * whole, it refuses a key there that differs only by case from one of these (runtime/input-selection.ts):
- * the Rego might read the one while a case-insensitive app reads the other.
+ * The keys the modules may name inside the caller's JSON: every string constant of their rules (a
+ * reference's part, `k == "amount"`, a set of keys, an object pattern's or object.get's key), sorted, and
+ * under `input` only the parts inside the caller's JSON (`total` of `input.request.body.total`, not
+ * `method` of `input.request.method`). Where the pod keeps a part of the caller's JSON whole, it refuses a
+ * key there that differs only by case from one of these (runtime/input-selection.ts): the Rego might read
+ * the one while a case-insensitive app reads the other. Keys built at evaluation (`concat`, `sprintf`)
+ * are not seen.
  */
 export function namedKeysOfModules(asts: readonly unknown[]): string[] {
   const keys = new Set<string>();
-  // A call's operator names a function, not a key (`object.get`, `json.marshal`): only its operands count,
-  // and object.get's constant key or path.
-  // The keys of an object pattern (`{"amount": a} := input.request.body`), nested ones too.
-  const pattern = (t: unknown): void => {
-    if (isTerm(t) && (t.type === 'object' || t.type === 'array') && Array.isArray(t.value)) {
-      for (const x of t.value) {
-        if (t.type === 'array') pattern(x);
-        else if (Array.isArray(x)) {
-          if (isString(x[0])) keys.add(x[0].value);
-          pattern(x[1]);
-        }
-      }
-    }
-  };
-  const call = (op: unknown, args: unknown[]): void => {
-    if (isRef(op) && op.value.length === 1 && isVar(op.value[0]) && ['assign', 'eq', 'equal'].includes(op.value[0].value)) args.forEach(pattern);
-    const key = args[1];
-    if (isRef(op) && isVar(op.value[0], 'object') && op.value.length === 2 && isString(op.value[1]) && op.value[1].value === 'get') {
-      if (isString(key)) keys.add(key.value);
-      else if (isTerm(key) && key.type === 'array' && Array.isArray(key.value)) for (const k of key.value) if (isString(k)) keys.add(k.value);
-    }
-    visit(args);
-  };
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit);
     if (typeof node !== 'object' || node === null) return;
-    if (isTerm(node) && node.type === 'call' && Array.isArray(node.value)) return call(node.value[0], node.value.slice(1));
-    const o = node as Record<string, unknown>;
-    if (Array.isArray(o.terms)) {
-      call(o.terms[0], o.terms.slice(1));
-      for (const [k, v] of Object.entries(o)) if (k !== 'terms') visit(v);
+    if (isRef(node) && isVar(node.value[0], 'input')) {
+      // `input.request.method` names Warden's structure, not a key a body could spell.
+      const from = callerKeysFrom(groundPrefix(node.value));
+      for (const part of node.value.slice(1 + Math.min(from, node.value.length))) visit(part);
       return;
     }
-    if (isRef(node) && isVar(node.value[0]) && node.value[0].value !== 'data') {
-      // Under `input`, only the keys inside the caller's own JSON (`input.request.method` names Warden's
-      // structure, not a key a body could spell); on any other variable, every key (it may hold such JSON).
-      const parts = node.value.slice(1);
-      const from = node.value[0].value === 'input' ? callerKeysFrom(groundPrefix(node.value)) : 0;
-      for (const part of parts.slice(from)) if (isString(part)) keys.add(part.value);
-    }
-    Object.values(o).forEach(visit);
+    if (isString(node)) keys.add(node.value);
+    Object.values(node).forEach(visit);
   };
   // Rules only: an import names modules (`rego.v1`), not keys.
   for (const ast of asts) if (typeof ast === 'object' && ast !== null) visit((ast as Record<string, unknown>).rules);

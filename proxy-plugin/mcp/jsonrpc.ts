@@ -12,7 +12,7 @@ import type {
   JSONRPCRequest,
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
-import { caseVariants, caseVariantsReason, firstInObjects, otherSpelling, readKeys } from '../../runtime/json-text.js';
+import { otherSpelling, readKeys } from '../../runtime/json-text.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
@@ -126,9 +126,11 @@ export function isJsonContentType(ct: string | undefined): boolean {
 }
 
 // One element: a message, or the reason the whole body is refused.
-// The members Warden reads of a message and of its params. A key a case-insensitive server (mcp-go) takes
-// for one of them (`Arguments` alone, `Params`, `Method`) while Warden reads the exact key is refused:
-// the call would be decided without what the server then reads.
+// The members Warden reads of a message and of its params. A key a case-insensitive server (mcp-go, Go's
+// encoding/json: the last match wins) takes for one of them (`Name` beside `name`, `Arguments` alone,
+// `Params`, `Method`) while Warden reads the exact key is refused: the call would be decided on another
+// member than the server reads. The arguments' own keys are checked where the policy reads them
+// (runtime/input-selection.ts).
 const MESSAGE_MEMBERS = readKeys(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 const PARAMS_MEMBERS = readKeys(['name', 'arguments', 'uri']);
 
@@ -194,10 +196,6 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
   }
   // Checked before anything walks the value (sizes, masking, the policy input): no recursion input can drive.
   if (nestsDeeperThan(doc, MAX_JSON_DEPTH)) return refuse(400, RPC_ERRORS.INVALID_REQUEST, `Invalid Request: the body nests deeper than ${MAX_JSON_DEPTH} levels`);
-  // `name` and `Name`, `amount` and `Amount`: the policy reads one, a server that matches keys regardless
-  // of case (Go's encoding/json: mcp-go) the last of both.
-  const clash = caseVariantsIn(doc);
-  if (clash) return refuse(400, RPC_ERRORS.INVALID_REQUEST, `Invalid Request: ${caseVariantsReason(clash)}`);
   const batch = Array.isArray(doc);
   const items: unknown[] = batch ? (doc as unknown[]) : [doc];
   if (batch && items.length === 0) return refuse(400, RPC_ERRORS.INVALID_REQUEST, 'empty batch');
@@ -221,6 +219,3 @@ export function parseBody(body: Buffer, contentType: string | undefined, limits:
   }
   return { ok: true, batch, messages };
 }
-
-// The first two keys of one object anywhere in a parsed value (depth already bounded) that differ only by case.
-const caseVariantsIn = (value: unknown): [string, string] | undefined => firstInObjects(value, caseVariants);

@@ -1,6 +1,6 @@
 // Request normalization, done exactly once, before policy: the path the policy sees is the path the
 // upstream receives. Anything two parsers could read differently is refused as ambiguous.
-import { CONNECTION_OPTIONS } from './upstream-head.js';
+import { connectionNames, isConnectionOption, NEVER_NOMINATED } from './upstream-head.js';
 
 /** A request as the policy and the upstream will both read it. */
 export interface NormalizedRequest {
@@ -101,13 +101,10 @@ export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): {
   // policy and the caller's identity do not read it either. Except the framing and the Host: dropping
   // Content-Length while its body still follows would have the app read that body as the next request.
   // With no hop (the middleware, in the app's process) the app reads every field, and so does the policy.
-  if (hop && headers.connection !== undefined) {
-    for (const t of headers.connection.split(',')) {
-      const named = t.trim().toLowerCase();
-      if (CONNECTION_OPTIONS.has(named) || !Object.hasOwn(headers, named)) continue;
-      if (named === 'content-length' || named === 'host') return { refusal: { status: 400, reason: `Connection names ${named}: the request's ${named === 'host' ? 'Host' : 'framing'} cannot be dropped at the hop` } };
-      delete headers[named];
-    }
+  for (const named of (hop && connectionNames(headers.connection)) || []) {
+    if (isConnectionOption(named) || !Object.hasOwn(headers, named)) continue;
+    if (NEVER_NOMINATED.has(named)) return { refusal: { status: 400, reason: `Connection names ${named}: the request's ${named === 'host' ? 'Host' : 'framing'} cannot be dropped at the hop` } };
+    delete headers[named];
   }
   return { headers };
 }

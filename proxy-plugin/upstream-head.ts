@@ -102,27 +102,31 @@ export const DEFAULT_HEADER_POLICY = headerPolicy();
 // Hop-by-hop fields (RFC 9110 §7.6.1) are for one connection only and never forwarded.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
-// Fields Connection can name without making them hop-by-hop: a message's framing and its Host. Dropping
-// Content-Length while the body still follows would let the next hop read that body as a request (or an
-// answer's end as the next one's start); a caller's request naming them is refused at normalization.
-// (Other fields a request's Connection names are dropped there too, before the policy reads them.)
-const NEVER_NOMINATED = new Set(['content-length', 'host']);
+/**
+ * Fields Connection can name without making them hop-by-hop: a message's framing and its Host. Dropping
+ * Content-Length while the body still follows would let the next hop read that body as a request (or an
+ * answer's end as the next one's start); a caller's request naming them is refused at normalization.
+ * (Other fields a request's Connection names are dropped there too, before the policy reads them.)
+ */
+export const NEVER_NOMINATED: ReadonlySet<string> = new Set(['content-length', 'host']);
 
-/** The names in a request's Connection that are options or hop-by-hop fields anyway (RFC 9110 §7.6.1). */
-export const CONNECTION_OPTIONS: ReadonlySet<string> = new Set(['close', 'connection', 'http2-settings', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization']);
+/** A name a request's Connection may list without naming a field of its own: an option, or a hop-by-hop field anyway (RFC 9110 §7.6.1). */
+export const isConnectionOption = (name: string): boolean => HOP_BY_HOP.has(name) || name === 'close' || name === 'http2-settings';
 
-/** Names listed in Connection values (hop-by-hop too, RFC 9110 §7.6.1), never the framing; undefined when there are none. */
-export function connectionTokens(value: string | readonly string[] | undefined): Set<string> | undefined {
+/** Every name listed in Connection values, lower case; undefined when there are none beyond `keep-alive` or `close`. */
+export function connectionNames(value: string | readonly string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   // The usual values name nothing beyond the hop-by-hop fields every hop drops anyway.
   if (typeof value === 'string' && /^\s*(keep-alive|close)\s*$/i.test(value)) return undefined;
   const named = new Set<string>();
-  for (const v of typeof value === 'string' ? [value] : value) {
-    for (const t of v.split(',')) {
-      const name = t.trim().toLowerCase();
-      if (!NEVER_NOMINATED.has(name)) named.add(name);
-    }
-  }
+  for (const v of typeof value === 'string' ? [value] : value) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+  return named;
+}
+
+/** Names listed in Connection values (hop-by-hop too, RFC 9110 §7.6.1), never the framing; undefined when there are none. */
+export function connectionTokens(value: string | readonly string[] | undefined): Set<string> | undefined {
+  const named = connectionNames(value);
+  for (const n of NEVER_NOMINATED) named?.delete(n);
   return named;
 }
 

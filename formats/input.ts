@@ -116,3 +116,14 @@ export const policyInput = validator<PolicyInput>(policyInputSchema);
 
 /** The anonymous principal: no verified identity. */
 export const ANONYMOUS = 'anonymous';
+
+/**
+ * Where the input holds JSON the caller spelled itself, keys included: the request body, the query, an MCP
+ * call's arguments. Everything else is Warden's own structure. A case-insensitive app reads keys there that
+ * the policy, reading exact keys, does not (engine/compiler/input-paths.ts, runtime/input-selection.ts).
+ */
+export const CALLER_JSON: ReadonlyArray<readonly string[]> = [
+  ['request', 'body'],
+  ['request', 'query'],
+  ['mcp', 'arguments'],
+];

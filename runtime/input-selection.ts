@@ -4,6 +4,7 @@
 // the Rego cannot name cannot change what it computes. Fail closed: a bundle without the list, or with
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
+import { CALLER_JSON } from '../formats/input.js';
 import { firstInObjects, JsonText, meantBy, readKeys, type FoldedKeys } from './json-text.js';
 import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
@@ -74,7 +75,7 @@ export class InputSelection {
 
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
-    return new InputJson(serialize(input, this.root, this.named) ?? 'null');
+    return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');
   }
 }
 
@@ -87,12 +88,14 @@ function namedKeysOf(keys: unknown): NamedKeys | undefined {
   return readKeys(keys as string[]);
 }
 
-// Refuse `key`, in a part of the caller's JSON kept whole, when it differs only by case from a key the Rego
-// names: the Rego may read that key there, and a case-insensitive app this one (CaseVariantInput).
-function refuseNamedVariant(key: string, named: NamedKeys): void {
-  const meant = meantBy(key, named);
-  if (meant) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(meant[0])}, which the policy names: readers differ on which one counts`);
+// Refuse `key` of the caller's JSON when it differs only by case from one of `keys`: those the selection
+// names where it is partial (`reads`), those the Rego names where it keeps a part whole (`names`). The
+// policy may read that key there, and a case-insensitive app this one (CaseVariantInput).
+function refuseVariant(key: string, keys: FoldedKeys, verb: 'reads' | 'names'): void {
+  const meant = meantBy(key, keys);
+  if (meant) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(meant[0])}, which the policy ${verb}: readers differ on which one counts`);
 }
+const refuseNamedVariant = (key: string, named: NamedKeys): void => refuseVariant(key, named, 'names');
 
 // Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
 function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
@@ -102,6 +105,20 @@ function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
   });
 }
 
+// CALLER_JSON as a tree: `true` where the caller's own JSON begins.
+type CallerRoots = true | ReadonlyMap<string, CallerRoots>;
+const CALLER_ROOTS: CallerRoots = (() => {
+  const root = new Map<string, CallerRoots>();
+  for (const path of CALLER_JSON) {
+    let node = root;
+    path.forEach((part, i) => {
+      if (i === path.length - 1) node.set(part, true);
+      else node = (node.get(part) as Map<string, CallerRoots> | undefined) ?? (node.set(part, new Map()).get(part) as Map<string, CallerRoots>);
+    });
+  }
+  return root;
+})();
+
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
 const BODY_PATH = ['request', 'body'];
 
@@ -109,28 +126,28 @@ const BODY_PATH = ['request', 'body'];
 // integers beyond 2^53 given as bigint written exactly) in
 // one call unless the body's text lies below it: JSON.stringify would go through the body's value
 // (rounding its large integers), so the object is written member by member down to the body.
-// `caller`: `value` lies in what the caller named itself (input.request.body, input.request.query, input.mcp), whose keys a
-// case-insensitive app may read (CaseVariantInput).
+// `caller`: where `value` lies against CALLER_JSON: `true` inside the caller's own JSON, whose keys a
+// case-insensitive app may read (CaseVariantInput); the roots below it otherwise (none: undefined).
 // `named`: the keys the bundle's Rego names, checked against every key of the caller's JSON kept whole.
-function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined, along = 0, caller = false): string | undefined {
+function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined, along: number, caller: CallerRoots | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (value instanceof JsonText) return projectText(value, sel, named);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    if (caller && named && Array.isArray(value)) refuseNamedVariantsIn(value, named);
+    if (caller === true && named && Array.isArray(value)) refuseNamedVariantsIn(value, named);
     return jsonText(value as OpaJson);
   }
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
   if (sel === WHOLE && !toBody) {
-    if (caller && named) refuseNamedVariantsIn(value, named);
+    if (caller === true && named) refuseNamedVariantsIn(value, named);
     return jsonText(value as OpaJson);
   }
-  if (caller && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseVariant(k, sel);
+  if (caller === true && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseSelectedVariant(k, sel);
   let out = '';
   const write = (key: string, child: Selection, member: string) => {
-    const text = serialize((value as Record<string, unknown>)[key], child, named, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller || (along === 0 && key === 'mcp') || (along === 1 && (key === 'body' || key === 'query')));
+    const text = serialize((value as Record<string, unknown>)[key], child, named, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller === true || caller === undefined ? caller : caller.get(key));
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
   };
-  for (const [key, child, member, replacement] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`, false]) : membersOf(sel)) {
+  for (const [key, child, member, replacement] of sel === WHOLE ? Object.entries(value).map(([k]): Member => [k, WHOLE, `${JSON.stringify(k)}:`, false]) : shapeOf(sel).members) {
     if (!replacement) {
       if (Object.hasOwn(value, key)) write(key, child, member);
     } else for (const k of Object.keys(value)) if (k.toWellFormed() === key) write(k, child, `${JSON.stringify(k)}:`);
@@ -143,25 +160,23 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
 // lone surrogates where it has U+FFFD: the JSON text carries those as escapes and OPA reads each as U+FFFD
 // (wellFormedJson), so they are written, in the value's order, as the whole input would have them.
 type Member = [key: string, child: Selection, text: string, replacement: boolean];
-const membersBySelection = new WeakMap<Map<string, Selection>, Member[]>();
 
-// A selection's keys, folded once per selection (readKeys).
-const foldedBySelection = new WeakMap<Map<string, Selection>, FoldedKeys>();
+// What one partial selection writes and checks, worked out once per selection (a bundle's, kept while it
+// is): its members with their key text, and its keys folded.
+interface Shape {
+  members: Member[];
+  folded: FoldedKeys;
+}
+const shapes = new WeakMap<Map<string, Selection>, Shape>();
+
+function shapeOf(sel: Map<string, Selection>): Shape {
+  let shape = shapes.get(sel);
+  if (!shape) shapes.set(sel, (shape = { members: [...sel].map(([k, child]): Member => [k, child, `${JSON.stringify(k)}:`, k.includes('\ufffd')]), folded: readKeys(sel.keys()) }));
+  return shape;
+}
 
 // Refuse `key`, which the selection does not name, when it folds onto a key the selection names.
-function refuseVariant(key: string, sel: Map<string, Selection>): void {
-  let folded = foldedBySelection.get(sel);
-  if (!folded) foldedBySelection.set(sel, (folded = readKeys(sel.keys())));
-  const read = meantBy(key, folded);
-  if (read) throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))} differs only by case from ${JSON.stringify(read[0])}, which the policy reads: readers differ on which one counts`);
-}
-
-// A selection's members with their key text, worked out once per selection (a bundle's, kept while it is).
-function membersOf(sel: Map<string, Selection>): Member[] {
-  let members = membersBySelection.get(sel);
-  if (!members) membersBySelection.set(sel, (members = [...sel].map(([k, child]): Member => [k, child, `${JSON.stringify(k)}:`, k.includes('\ufffd')])));
-  return members;
-}
+const refuseSelectedVariant = (key: string, sel: Map<string, Selection>): void => refuseVariant(key, shapeOf(sel).folded, 'reads');
 
 // The selected parts of a JSON text, taken from the text itself, never through JSON.parse's value: its
 // numbers reach the policy as written (2^53 + 1 stays exact, 1e400 is not null), as OPA's decoder reads
@@ -181,7 +196,7 @@ function projectMembers(body: JsonText, members: readonly number[], sel: Map<str
     const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
     const child = sel.get(key);
     if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates, named).value(child)); // a repeated key: the last one wins, as in JSON.parse
-    else refuseVariant(key, sel);
+    else refuseSelectedVariant(key, sel);
   }
   return objectText(kept);
 }
@@ -262,7 +277,7 @@ class TextProjector {
       if (sel === WHOLE && this.named) refuseNamedVariant(key, this.named);
       const child = sel === WHOLE ? WHOLE : sel.get(key);
       if (child === undefined) {
-        refuseVariant(key, sel as Map<string, Selection>);
+        refuseSelectedVariant(key, sel as Map<string, Selection>);
         this.skip();
       }
       else kept.set(key, this.value(child)); // a repeated key: the last one wins, as in JSON.parse

@@ -145,7 +145,6 @@ export function checkJsonText(text: string, maxDepth: number): JsonText | JsonTe
   let tooDeep = false;
   // Open containers, innermost last: true for an object.
   const open: boolean[] = [];
-
   const topObject = (() => {
     let k = 0;
     while (k < n && isSpace(text.charCodeAt(k))) k++;

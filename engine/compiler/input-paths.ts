@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InputPath } from '../../formats/bundle-manifest.js';
+import { CALLER_JSON } from '../../formats/input.js';
 import { runOpa } from '../toolchain/opa.js';
 import { CompileError } from './compile-error.js';
 
@@ -350,8 +351,8 @@ export function namedKeysOfModules(asts: readonly unknown[]): string[] {
 // Where the caller's own JSON begins in a path under `input` (the index of its first key), or past the
 // path's end when it does not reach it: the body, the query, an MCP call's arguments.
 function callerKeysFrom(path: readonly string[]): number {
-  const [a, b] = path;
-  return (a === 'request' && (b === 'body' || b === 'query')) || (a === 'mcp' && b === 'arguments') ? 2 : Number.MAX_SAFE_INTEGER;
+  const root = CALLER_JSON.find((r) => r.every((part, i) => path[i] === part));
+  return root ? root.length : Number.MAX_SAFE_INTEGER;
 }
 
 /** What a bundle's Rego reads of the input: its paths (inputPathsOfModules) and the keys it names (namedKeysOfModules). */

@@ -13,7 +13,7 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
-import { MAX_JSON_DEPTH } from './json-depth.js';
+import { MAX_JSON_DEPTH, undecodedJson } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
 import type { NormalizedRequest } from './normalize.js';
@@ -95,20 +95,11 @@ async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
-// The sidecar reads a JSON body's bytes as UTF-8 text (RFC 8259 §8.1). One the app would decode first is
-// refused (415) where the sidecar reads it, before it is read: a declared charset other than UTF-8
-// (express's json parser decodes utf-7 and utf-16 through iconv; every charset parameter counts, as a
-// parser may keep the last of two), or a Content-Encoding (the app would inflate the bytes the policy read).
+// A JSON body the app would decode otherwise than the sidecar reads it (undecodedJson) is refused (415)
+// where the sidecar reads it, before it is read.
 function undecodedBody(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
-  const h = p.request.headers;
-  const quoted = (s: string) => JSON.stringify(s.slice(0, 40)).slice(1, -1);
-  for (const m of (h['content-type'] ?? '').matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
-    const charset = (m[1] ?? m[2] ?? '').toLowerCase();
-    if (charset !== 'utf-8' && charset !== 'utf8') return { refused: refusal(gate, p, `request refused: a JSON body must be UTF-8 (charset=${quoted(charset)})`, 415) };
-  }
-  const coding = h['content-encoding'];
-  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return { refused: refusal(gate, p, `request refused: a JSON body the policy reads must not be content-encoded (content-encoding: ${quoted(coding)})`, 415) };
-  return undefined;
+  const why = undecodedJson(p.request.headers['content-type'], p.request.headers['content-encoding']);
+  return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415) };
 }
 
 const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });

@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 
 function decide(message: unknown, scope = 'tools:read'): boolean {
-  const parsed = parseBody(Buffer.from(JSON.stringify(message)), 'application/json');
+  const parsed = parseBody(Buffer.from(JSON.stringify(message)), { 'content-type': 'application/json' });
   if (!parsed.ok || parsed.messages[0]?.kind === 'response' || parsed.messages[0]?.kind === 'invalid') throw new Error('test message must be a valid call');
   const input: PolicyInput = {
     source: { principal: 'support-agent', authn: 'jwt', claims: { sub: 'support-agent', scope }, address: '127.0.0.1' },

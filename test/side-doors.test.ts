@@ -13,7 +13,7 @@ import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
-import { policyInput } from '../formats/input.js';
+import { ANONYMOUS, policyInput } from '../formats/input.js';
 import { ChunkedEnd } from '../proxy-plugin/http1.js';
 import { exchange as rawExchange } from './support/raw-http.js';
 import { AUDIENCE, ISSUER, startMcpServer, tokenIssuer, type TestMcpServer, type TokenIssuer } from './support/mcp-fixtures.js';
@@ -218,6 +218,101 @@ describe('one behaviour on every forwarding path', () => {
     expect(r.status).toBe(200);
     const seen = mcpServer.requests.slice(before).find((x) => x.headers['x-case'] === 'mcp')!;
     expectCleanHead(seen.headers, r, 'agent-reader', 'jwt');
+  });
+});
+
+// What the request's Connection names, and how its body is encoded, on every path that forwards it: the
+// fast path's own tests (test/fast-path.test.ts) are the pattern; these are the other doors to the same
+// place — node's path (a chunked body), an upgrade, and the MCP handler on both of its paths.
+describe('what Connection names and how a body is encoded, on every forwarding path', () => {
+  const chunkedJson = (marker: string, fields: string[], json = '{"items":[{"sku":"a-1","qty":2}]}') =>
+    head(['POST /orders HTTP/1.1', 'Host: localhost', `X-Case: ${marker}`, 'Transfer-Encoding: chunked', ...fields]) + `${json.length.toString(16)}\r\n${json}\r\n0\r\n\r\n`;
+  const upgrade = (marker: string, fields: string[]) => head(['GET /ws HTTP/1.1', 'Host: localhost', `X-Case: ${marker}`, 'Upgrade: websocket', ...fields]);
+  const decisionOf = async (id: string | undefined) => {
+    expect(id).toBeTruthy();
+    return until(`the decision event ${id}`, () => received.find((e) => e.decision_id === id));
+  };
+
+  it("refuses a Connection naming the framing or Host on node's path and on an upgrade (400), and the upstream never sees the request", async () => {
+    const json = '{"items":[{"sku":"a-1","qty":2}]}';
+    // HTTP/1.0 takes node's path with its Content-Length; a chunked body takes it too; a GET with Upgrade is an upgrade.
+    const sent: Array<[string, string]> = [
+      ['HTTP/1.0, Content-Length', head(['POST /orders HTTP/1.0', 'Host: localhost', 'X-Case: named-1', xfcc(STOREFRONT), 'Content-Type: application/json', `Content-Length: ${json.length}`, 'Connection: close, Content-Length']) + json],
+      ['HTTP/1.0, CONTENT-LENGTH in a second field', head(['POST /orders HTTP/1.0', 'Host: localhost', 'X-Case: named-2', xfcc(STOREFRONT), 'Content-Type: application/json', `Content-Length: ${json.length}`, 'Connection: close', 'Connection: CONTENT-LENGTH']) + json],
+      ['chunked, Host', chunkedJson('named-3', [xfcc(STOREFRONT), 'Content-Type: application/json', 'Connection: close, Host'])],
+      ['upgrade, Host', upgrade('named-4', [xfcc(STOREFRONT), 'Connection: Upgrade, host'])],
+      ['upgrade, Content-Length', upgrade('named-5', [xfcc(STOREFRONT), 'Content-Length: 0', 'Connection: Upgrade, Content-Length'])],
+    ];
+    for (const [what, text] of sent) {
+      const r = await exchange(ordersPort, text);
+      expect({ what, status: r.status }).toEqual({ what, status: 400 });
+      expect(r.body).toMatch(/Connection names (content-length|host): the request's (framing|Host) cannot be dropped at the hop/);
+    }
+    expect(upstream.seen.filter((r) => String(r.headers['x-case']).startsWith('named-'))).toEqual([]);
+    // Naming a field the request does not carry drops nothing: a chunked body has no Content-Length.
+    const plain = await exchange(ordersPort, chunkedJson('named-absent', [xfcc(STOREFRONT), 'Content-Type: application/json', 'Connection: close, Content-Length']));
+    expect(plain.status).toBe(201);
+  });
+
+  it("decides without the identity a Connection names, on node's path and on an upgrade: the caller is anonymous", async () => {
+    const principalOf = async (id: string | undefined) => ((await decisionOf(id)).input as { source?: { principal?: string } }).source?.principal;
+    // POST /orders is the storefront's: without its certificate the caller is denied.
+    const node = await exchange(ordersPort, chunkedJson('dropped-node', [xfcc(STOREFRONT), 'Content-Type: application/json', 'Connection: close, X-Forwarded-Client-Cert']));
+    expect(node.status).toBe(403);
+    expect(seenBy('dropped-node')).toBeUndefined();
+    expect(await principalOf(node.headers['x-warden-decision-id'])).toBe(ANONYMOUS);
+    // /ws is open to anyone: the upgrade goes on, as the anonymous caller it was decided for.
+    const up = await exchange(ordersPort, upgrade('dropped-upgrade', [xfcc(STOREFRONT), 'Connection: Upgrade, X-Forwarded-Client-Cert']));
+    expect(up.status).toBe(101);
+    const seen = seenBy('dropped-upgrade')!;
+    expect(seen.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect([seen.headers['x-warden-principal'], seen.headers['x-warden-authn']]).toEqual([ANONYMOUS, 'none']);
+    expect(await principalOf(up.headers['x-warden-decision-id'])).toBe(ANONYMOUS);
+  });
+
+  it("refuses a chunked JSON body the app would decode otherwise (415) on node's path", async () => {
+    for (const fields of [['Content-Type: application/json; charset=utf-7'], ['Content-Type: application/json; charset="UTF-16"'], ['Content-Type: application/json', 'Content-Encoding: gzip'], ['Content-Type: application/json', 'Content-Encoding: identity, deflate']]) {
+      const r = await exchange(ordersPort, chunkedJson('foreign-body', [xfcc(STOREFRONT), 'Connection: close', ...fields]));
+      expect({ fields, status: r.status }).toEqual({ fields, status: 415 });
+    }
+    expect(seenBy('foreign-body')).toBeUndefined();
+    const plain = await exchange(ordersPort, chunkedJson('utf8-body', [xfcc(STOREFRONT), 'Connection: close', 'Content-Type: application/json; charset=UTF-8']));
+    expect(plain.status).toBe(201);
+  });
+
+  it('refuses an MCP call whose Connection names its framing or Host (400), and decides one that names Authorization as anonymous (denied), alone (the fast path) or in a batch (node\'s path)', async () => {
+    const token = await agents.sign('agent-connection', 'tools:read tools:write');
+    const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_order', arguments: { id: '1' } } };
+    const before = mcpServer.requests.length;
+    for (const body of [call, [call]]) {
+      for (const connection of ['Connection: close, Content-Length', 'Connection: close\r\nConnection: Host']) {
+        const r = await exchange(mcpPort, mcpPost(token, body, ['X-Case: mcp-named']).replace('Connection: close', connection));
+        expect({ connection, batch: Array.isArray(body), status: r.status }).toEqual({ connection, batch: Array.isArray(body), status: 400 });
+      }
+      // Denied as an MCP call is: a JSON-RPC error for its id, in a 200.
+      const r = await exchange(mcpPort, mcpPost(token, body, ['X-Case: mcp-dropped']).replace('Connection: close', 'Connection: close, Authorization'));
+      const answer = JSON.parse(r.body) as { id: number; error: { code: number; data: { reasons: string[] } } } | Array<{ id: number; error: { code: number; data: { reasons: string[] } } }>;
+      const [one] = Array.isArray(answer) ? answer : [answer];
+      expect({ batch: Array.isArray(body), status: r.status, id: one!.id, code: one!.error.code, reasons: one!.error.data.reasons }).toEqual({ batch: Array.isArray(body), status: 200, id: 7, code: -32003, reasons: ['no rule grants anonymous MCP tools/call get_order'] });
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it("refuses an MCP body the server would decode otherwise (415): a charset other than UTF-8 or a Content-Encoding, alone or in a batch", async () => {
+    const token = await agents.sign('agent-encoding', 'tools:read tools:write');
+    const call = { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'get_order', arguments: { id: '1' } } };
+    const before = mcpServer.requests.length;
+    for (const body of [call, [call]]) {
+      for (const field of ['Content-Type: application/json; charset=utf-7', 'Content-Type: application/json; charset="UTF-16LE"', 'Content-Encoding: gzip', 'Content-Encoding: identity, br']) {
+        const r = await exchange(mcpPort, mcpPost(token, body, []).replace(field.startsWith('Content-Type') ? 'Content-Type: application/json' : 'Connection: close', field.startsWith('Content-Type') ? field : `Connection: close\r\n${field}`));
+        expect({ field, batch: Array.isArray(body), status: r.status }).toEqual({ field, batch: Array.isArray(body), status: 415 });
+        expect((JSON.parse(r.body) as { error: { code: number } }).error.code).toBe(-32600);
+      }
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    // UTF-8 declared is read: the server answers the initialize.
+    const ok = await exchange(mcpPort, mcpPost(token, initialize, ['Content-Encoding: identity']).replace('Content-Type: application/json', 'Content-Type: application/json; charset=UTF-8'));
+    expect([ok.status, (JSON.parse(ok.body) as { result?: { serverInfo?: unknown } }).result?.serverInfo]).toEqual([200, expect.anything()]);
   });
 });
 

@@ -3,7 +3,7 @@ import { forwardBody, mergeAnswers, planBatch, type CallVerdict } from './batch.
 import { parseBody } from './jsonrpc.js';
 
 function plan(body: unknown, forbidden: string[]) {
-  const parsed = parseBody(Buffer.from(JSON.stringify(body)), 'application/json');
+  const parsed = parseBody(Buffer.from(JSON.stringify(body)), { 'content-type': 'application/json' });
   if (!parsed.ok) throw new Error('test body must parse');
   let n = 0;
   return planBatch(parsed.batch, parsed.messages, (m): CallVerdict => {

@@ -408,7 +408,7 @@ export class McpHandler {
   }
 
   private plan(req: McpRequest, ctx: McpCallContext, spec: McpSpec, decide: Decide): { ok: true; plan: BatchPlan } | { ok: false; status: number; error: JsonRpcResponse; head: OutgoingHttpHeaders } {
-    const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
+    const parsed = parseBody(req.body, req.headers, this.limits);
     if (!parsed.ok) {
       // A refused body is a logged denial too: the caller gets its decision id in the error and the header.
       const e = parsed.error.error!;
@@ -442,7 +442,7 @@ export class McpHandler {
     if (req.method !== 'POST' || this.oauthFor(ctx.policy)) return HAND_OFF;
     const spec = mcpSpec(ctx.policy.bundle);
     if (!spec || req.path !== spec.endpoint || this.checkSession(req, ctx)) return HAND_OFF;
-    const parsed = parseBody(req.body, req.headers['content-type'], this.limits);
+    const parsed = parseBody(req.body, req.headers, this.limits);
     if (!parsed.ok || parsed.batch) return HAND_OFF;
     const plan = this.decideAll(parsed, ctx, spec, ctx.decide);
     const head = this.decisionHeader(plan);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { asciiCharset, parseBody } from './jsonrpc.js';
 
 const JSON_CT = 'application/json; charset=utf-8';
-const parse = (v: unknown, ct = JSON_CT) => parseBody(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), ct);
+const parse = (v: unknown, ct = JSON_CT, encoding?: string) => parseBody(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), { 'content-type': ct, 'content-encoding': encoding });
 
 describe('parseBody', () => {
   it('classifies requests, notifications and client responses of a batch in order', () => {
@@ -39,13 +39,22 @@ describe('parseBody', () => {
     expect(!r.ok && r.status).toBe(415);
   });
 
+  it('refuses a body the server could decode otherwise: a charset other than UTF-8, a Content-Encoding', () => {
+    const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+    for (const [ct, encoding] of [['application/json; charset=utf-7', undefined], ['application/json;charset="UTF-16"', undefined], ['application/json; charset=utf-8; charset=utf-7', undefined], ['application/json', 'gzip'], ['application/json', 'identity, br']] as const) {
+      const r = parse(ping, ct, encoding);
+      expect({ ct, encoding, refused: !r.ok && [r.status, r.error.error?.code] }).toEqual({ ct, encoding, refused: [415, -32600] });
+    }
+    for (const [ct, encoding] of [['application/json; charset=UTF-8', undefined], ['application/json; charset="utf8"', 'identity'], ['application/json', ' Identity ']] as const) expect(parse(ping, ct, encoding).ok).toBe(true);
+  });
+
   it('answers tools/call with non-object arguments with invalid params for its id', () => {
     const r = parse({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'query', arguments: 'DROP TABLE x' } });
     expect(r.ok && r.messages[0]).toMatchObject({ kind: 'invalid', error: { id: 4, error: { code: -32602 } } });
   });
 
   it('refuses a batch larger than the limit', () => {
-    const r = parseBody(Buffer.from(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' })))), JSON_CT, { maxBodyBytes: 1e6, maxBatch: 2, maxArgumentsBytes: 1e3 });
+    const r = parseBody(Buffer.from(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' })))), { 'content-type': JSON_CT }, { maxBodyBytes: 1e6, maxBatch: 2, maxArgumentsBytes: 1e3 });
     expect(!r.ok && r.error.error?.message).toMatch(/more than 2/);
   });
 });

@@ -1,0 +1,40 @@
+// What Warden accepts of a JSON body it reads (a JSON request body the policy reads, an MCP message): its
+// encoding, and how deep it nests.
+
+/** Deepest nesting Warden accepts in a body it reads (JSON-RPC messages, JSON request bodies). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Why the app could decode a JSON body's bytes otherwise than Warden reads them (as UTF-8, RFC 8259 §8.1),
+ * if it could: a declared charset other than UTF-8 (express's json parser and the MCP SDK's transport decode
+ * by the charset; every charset parameter counts, as a parser may keep the last of two), or a
+ * Content-Encoding other than identity (the app would inflate the bytes Warden read). Such a body is refused
+ * (415) before it is read.
+ */
+export function undecodedJson(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
+  const quoted = (s: string) => JSON.stringify(s.slice(0, 40)).slice(1, -1);
+  if (contentType?.includes(';')) {
+    for (const m of contentType.matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
+      const charset = (m[1] ?? m[2] ?? '').toLowerCase();
+      if (charset !== 'utf-8' && charset !== 'utf8') return `a JSON body must be UTF-8 (charset=${quoted(charset)})`;
+    }
+  }
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') return `a JSON body Warden reads must not be content-encoded (content-encoding: ${quoted(contentEncoding)})`;
+  return undefined;
+}
+
+// How deep a parsed JSON value nests, measured without recursion: everything after parsing (masking,
+// size checks, the policy input's serialization) walks values recursively, so a body nested 100,000
+// levels deep must be refused before any of it runs.
+
+/** True when `value` nests objects and arrays deeper than `max` levels (a scalar is depth 0). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}

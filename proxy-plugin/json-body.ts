@@ -5,6 +5,16 @@
 export const MAX_JSON_DEPTH = 64;
 
 /**
+ * True when a Content-Type names JSON as the frameworks an app runs on read it: `application/json` and any
+ * `application/…+json` (Spring, ASP.NET Core, express), `text/json` (ASP.NET Core), `text/x-json` and
+ * `application/jsonrequest` (Rails), `application/x-json`. A body of such a type is read into
+ * `input.request.body` (--json-body): a type the app reads as JSON but the sidecar did not would leave the
+ * policy without the body the app acts on.
+ */
+export const isJson = (contentType: string | undefined): boolean => !!contentType && JSON_TYPE.test(contentType);
+const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:;|$)/i;
+
+/**
  * Why the app could decode a JSON body's bytes otherwise than Warden reads them (as UTF-8, RFC 8259 §8.1),
  * if it could: a declared charset other than UTF-8 (express's json parser and the MCP SDK's transport decode
  * by the charset; every charset parameter counts, as a parser may keep the last of two), or a

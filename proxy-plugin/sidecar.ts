@@ -13,7 +13,7 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
-import { MAX_JSON_DEPTH, undecodedJson } from './json-body.js';
+import { isJson, MAX_JSON_DEPTH, undecodedJson } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
 import type { NormalizedRequest } from './normalize.js';
@@ -67,8 +67,6 @@ interface Parts {
   /** The largest JSON body read into the input (--json-body, within --max-body-bytes); 0: none is. */
   jsonBodyBytes: number;
 }
-
-const isJson = (contentType: string | undefined) => !!contentType && /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType);
 
 // A JSON body the policy reads (--json-body), framed by Content-Length: the fast path reads it into the input.
 const readsJsonBody = (c: Parts, head: RequestHead) => c.jsonBodyBytes > 0 && head.contentLength > 0 && isJson(head.contentType);

@@ -173,5 +173,10 @@ describe('warden explain on a case-variant refusal, from the audit store', () =>
     const table = await warden(['explain', ids.earlier, '--store', store, '-o', 'table'], dir);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain('  replay    masked-differs: an exact replay is impossible: ');
+    // The views for a person say what the replay gave, not only that it differs.
+    expect(table.stdout).toContain(`  replayed  deny: ${refused('AMOUNT', 'amount')}\n`);
+    const md = await warden(['explain', ids.earlier, '--store', store, '-o', 'markdown'], dir);
+    expect(md.code, md.stderr).toBe(0);
+    expect(md.stdout).toContain(`| replayed | deny: ${refused('AMOUNT', 'amount')} |`);
   }, 60_000);
 });

@@ -7,6 +7,13 @@ export type ExplainFormat = 'table' | 'json' | 'markdown';
 
 const at = (r: { file: string; row: number } | undefined) => (r ? `${r.file}:${r.row}` : '-');
 
+// What the replay gave when it is not what was stored (e.g. `deny: request refused: …` for an allow recorded
+// before a check the runtime now makes); undefined when it matches or did not run.
+function replayedOutcome(x: Explanation): string | undefined {
+  if ((x.replay.status !== 'differs' && x.replay.status !== 'masked-differs') || x.replay.allow === undefined) return undefined;
+  return `${x.replay.allow ? 'allow' : 'deny'}${x.replay.reasons?.length ? `: ${x.replay.reasons.join('; ')}` : ''}`;
+}
+
 // The deciding rules: those OPA finished that grant, deny or decide (not helpers like `tool`).
 const DECIDING = new Set(['decision', 'deny', 'denials', 'grants', 'tool_grants', 'allow', 'denial', 'violations']);
 
@@ -27,6 +34,8 @@ export function explainTerminal(x: Explanation): string {
   out.push(`decision ${x.decision_id}: ${x.outcome.toUpperCase()} (${x.mode}) at ${x.timestamp}`);
   out.push(`  call      ${x.call}`, `  caller    ${x.principal}`, `  workload  ${x.namespace}/${x.workload}`, `  bundle    ${bundleLine(x)}`);
   out.push(`  replay    ${x.replay.status}: ${x.replay.note}`);
+  const replayed = replayedOutcome(x);
+  if (replayed) out.push(`  replayed  ${replayed}`);
   if (x.stored.error) out.push(`  error     ${x.stored.error}`);
   if (x.opa) out.push(`  opa eval  ${x.opa.allow ? 'allow' : 'deny'}${x.opa.agreesWithWasm ? ' (agrees with the WASM replay)' : ' (DIFFERS from the WASM replay)'}`);
   if (x.reasons.length) {
@@ -62,6 +71,8 @@ const md = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 export function explainMarkdown(x: Explanation): string {
   const out: string[] = [`### Warden decision \`${x.decision_id}\`: **${x.outcome}** (${x.mode})`, ''];
   out.push('| | |', '|---|---|', `| call | \`${md(x.call)}\` |`, `| caller | \`${md(x.principal)}\` |`, `| workload | ${md(`${x.namespace}/${x.workload}`)} |`, `| time | ${x.timestamp} |`, `| bundle | ${md(bundleLine(x))} |`, `| replay | **${x.replay.status}**: ${md(x.replay.note)} |`);
+  const replayed = replayedOutcome(x);
+  if (replayed) out.push(`| replayed | ${md(replayed)} |`);
   if (x.opa) out.push(`| opa eval | ${x.opa.allow ? 'allow' : 'deny'}${x.opa.agreesWithWasm ? ', agrees with the WASM replay' : ', **differs from the WASM replay**'} |`);
   if (x.reasons.length) {
     out.push('', '**Reasons**', '', '| rule | reason |', '|---|---|');

@@ -36,6 +36,10 @@ describe('normalizeRequest', () => {
     expect(r.rawQuery).toBe('status=open&status=paid&q=a+b&empty');
   });
 
+  it('reads an escaped ";" in the query as data, as every app does', () => {
+    expect(ok('/a?role=user%3Brole=admin').query).toEqual({ role: ['user;role=admin'] });
+  });
+
   it('lower-cases header names and joins repeated ordinary headers', () => {
     const r = ok('/', ['X-A', '1', 'x-a', '2', 'Cookie', 'a=1', 'cookie', 'b=2']);
     expect(r.headers).toEqual({ 'x-a': '1, 2', cookie: 'a=1; b=2' });
@@ -56,6 +60,8 @@ describe('normalizeRequest', () => {
     ['/a%c3%28', 'UTF-8'],
     ['/a%g1', 'malformed percent-escape'],
     ['/a?x=%zz', 'malformed escape'],
+    ['/a?role=user;role=admin', '";" in the query string'],
+    ['/a?q=1;', '";" in the query string'],
     ['http://evil/a', 'origin-form'],
     ['*', 'origin-form'],
     ['/a#frag', 'fragment'],

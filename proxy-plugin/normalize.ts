@@ -65,6 +65,9 @@ function canonicalSegment(raw: string): { canonical: string; decoded: string } |
 function parseQuery(raw: string): Record<string, string[]> | string {
   const query: Record<string, string[]> = {};
   if (raw === '') return query;
+  // Rack 2 (Rails) and Python before 3.9.2 split the query on ";" as on "&"; the policy would read
+  // `role=user;role=admin` as one value and such an app as two (Go refuses it since 1.17, as here).
+  if (raw.includes(';')) return 'a raw ";" in the query string is a separator to some apps and data to others: send it as %3B';
   for (const pair of raw.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');

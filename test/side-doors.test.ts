@@ -316,6 +316,30 @@ describe('what Connection names and how a body is encoded, on every forwarding p
   });
 });
 
+describe('query strings read two ways', () => {
+  it('refuses a raw ";" in the query (400) on the fast path, node\'s path, an upgrade and the MCP handler: Rack 2 and old Pythons split on it', async () => {
+    const sent: Array<[string, number, string]> = [
+      ['fast path', ordersPort, head(['GET /orders?status=open;status=all HTTP/1.1', 'Host: localhost', 'X-Case: semicolon-1', xfcc(STOREFRONT), 'Connection: close'])],
+      ["node's path (HTTP/1.0)", ordersPort, head(['GET /orders?status=open;status=all HTTP/1.0', 'Host: localhost', 'X-Case: semicolon-2', xfcc(STOREFRONT)])],
+      ['upgrade', ordersPort, head(['GET /ws?room=a;room=b HTTP/1.1', 'Host: localhost', 'X-Case: semicolon-3', xfcc(STOREFRONT), 'Connection: Upgrade', 'Upgrade: websocket'])],
+      ['MCP', mcpPort, mcpPost(await agents.sign('agent-semicolon', 'tools:read'), initialize, ['X-Case: semicolon-4']).replace('POST /mcp ', 'POST /mcp?a=1;b=2 ')],
+    ];
+    const before = mcpServer.requests.length;
+    for (const [what, port, text] of sent) {
+      const r = await exchange(port, text);
+      expect({ what, status: r.status }).toEqual({ what, status: 400 });
+      // In a JSON answer, its quotes escaped.
+      expect(r.body).toMatch(/a raw \\";\\" in the query string/);
+    }
+    expect(upstream.seen.filter((r) => String(r.headers['x-case']).startsWith('semicolon-'))).toEqual([]);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    // Escaped, it is data: one value, decided and forwarded as sent.
+    const r = await exchange(ordersPort, head(['GET /orders?status=open%3Bstatus=all HTTP/1.1', 'Host: localhost', 'X-Case: semicolon-escaped', xfcc(STOREFRONT), 'Connection: close']));
+    expect(r.status).toBe(200);
+    expect(seenBy('semicolon-escaped')!.url).toBe('/orders?status=open%3Bstatus=all');
+  });
+});
+
 describe('upgrades', () => {
   it('never carries an upgrade into an MCP transport path: GET and DELETE with Upgrade are refused with a decision id', async () => {
     const owner = await agents.sign('agent-owner', 'tools:read');

@@ -203,6 +203,14 @@ describe('one behaviour on every forwarding path', () => {
     expect(seen.body.toString()).toBe('hello');
   });
 
+  it('a chunked body\'s trailer fields never reach the app: an identity or x-warden-* field there is no side door', async () => {
+    const trailers = [`X-Forwarded-Client-Cert: URI=${ADMIN}`, `X-Warden-Principal: ${ADMIN}`, 'X-Warden-Authn: mtls', 'X-HTTP-Method-Override: DELETE', 'X-Trailer-Benign: 1'];
+    const r = await exchange(ordersPort, head(['POST /orders HTTP/1.1', 'Host: localhost', 'X-Case: trailers', xfcc(STOREFRONT), 'Content-Type: text/plain', 'Transfer-Encoding: chunked', `Trailer: ${trailers.map((t) => t.split(':')[0]).join(', ')}`, 'Connection: close']) + `5\r\nhello\r\n0\r\n${trailers.join('\r\n')}\r\n\r\n`);
+    expect(r.status).toBe(201);
+    const seen = seenBy('trailers')!;
+    expect([seen.body.toString(), seen.trailers, seen.headers['x-warden-principal'], seen.headers.trailer]).toEqual(['hello', [], STOREFRONT, undefined]);
+  });
+
   it('an upgrade does the same, keeping only Upgrade and Connection: upgrade', async () => {
     const r = await exchange(ordersPort, head(['GET /ws HTTP/1.1', 'Host: localhost', 'X-Case: upgrade', xfcc(STOREFRONT), 'Connection: Upgrade, X-Hop-Secret', 'Upgrade: websocket', ...HOSTILE]));
     expect(r.status).toBe(101);

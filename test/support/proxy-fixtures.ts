@@ -76,6 +76,8 @@ export interface SeenRequest {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** The trailer fields of a chunked body, as received ([name, value, …]). */
+  trailers?: string[];
 }
 
 /** An upstream service that records every request and answers in a few useful ways. */
@@ -96,7 +98,7 @@ export async function startUpstream(): Promise<Upstream> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, trailers: req.rawTrailers });
       if (req.url === '/stream') {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         let off = 0;

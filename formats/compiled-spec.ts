@@ -32,6 +32,12 @@ export interface RouteBucket {
   position: number;
   literal: Record<string, RouteEntry[]>;
   param: RouteEntry[];
+  /**
+   * Per segment position, each literal the bucket's templates hold there, lower-cased → its spellings: a
+   * request segment that lower-cases to a key without being one of its spellings differs only by case from
+   * a route (denied by the core: apps that route regardless of case would read another operation).
+   */
+  folded: Array<Record<string, string[]>>;
 }
 
 /**

@@ -151,6 +151,8 @@ describe('the generated module', () => {
     const get4 = spec.http.routes.GET![4]!;
     expect(get4.position).toBe(2); // /api/v1/<orders|products>/{id}: the shared /api/v1 prefix separates nothing
     expect(Object.keys(get4.literal).sort()).toEqual(['orders', 'products']);
+    expect(get4.folded).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { orders: ['orders'], products: ['products'] }, { export: ['export'] }]);
+    expect(spec.http.routes.POST![5]!.folded).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { products: ['products'] }, {}, { reviews: ['reviews'] }]);
     expect(spec.http.routes.GET![0]).toMatchObject({ param: [{ id: 'root' }] });
     expect(spec.http.routes.HEAD![4]!.position).toBe(2);
   });
@@ -185,6 +187,26 @@ describe('decisions of the keyed module', () => {
     expect(decide(http({ principal: 'anonymous', authn: 'none', claims: {}, address: '1.2.3.4' }, 'HEAD', '/api/v1/products/9'))).toMatchObject({ allow: true, operation: 'getProduct' });
     expect(decide(http({ principal: 'anonymous', authn: 'none', claims: {}, address: '1.2.3.4' }, 'GET', '/'))).toMatchObject({ allow: true, operation: 'root' });
     expect(decide(http(mtls(spiffe('shop', 'storefront')), 'GET', '/api/v1/orders/'))).not.toHaveProperty('operation');
+  });
+
+  it('denies a path whose segment differs only by case from a literal the spec routes there (an app may route regardless of case)', () => {
+    const storefront = mtls(spiffe('shop', 'storefront'));
+    const variant = (segment: string, route: string) => `the path segment "${segment}" differs only by case from "${route}", which the spec routes: an app that routes regardless of case would read another operation`;
+    // getOrder's grant covers the storefront and /{id} matches, but express would serve the export here.
+    for (const spelled of ['EXPORT', 'Export', 'exporT']) {
+      expect(decide(http(storefront, 'GET', `/api/v1/orders/${spelled}`))).toEqual({ allow: false, operation: 'getOrder', reasons: [variant(spelled, 'export')] });
+    }
+    expect(decide(http(storefront, 'HEAD', '/api/v1/orders/EXPORT'))).toMatchObject({ allow: false, reasons: [variant('EXPORT', 'export')] });
+    // Any literal segment of a route, the prefix's too; the Kelvin sign lower-cases to k as Go's ToLower reads it.
+    expect(decide(http(storefront, 'GET', '/API/v1/orders/42')).reasons).toEqual([variant('API', 'api')]);
+    expect(decide(http(storefront, 'GET', '/api/v1/products/\u212a9')).allow).toBe(true);
+    expect(decide(http(storefront, 'GET', '/api/v1/orders/\u212a')).allow).toBe(true);
+    expect(decide(http(storefront, 'GET', '/api/v1/pro\u212aducts/1')).allow).toBe(false);
+    // Literals of other methods and lengths are not this call's: PUT routes /api/v1/{tenant}/settings only.
+    expect(decide(http(mtls(spiffe('acme', 'dba-bot')), 'PUT', '/api/v1/ORDERS/settings'))).toMatchObject({ allow: true, operation: 'putSettings' });
+    // Ids that only contain a literal, or equal it exactly, are as before.
+    expect(decide(http(storefront, 'GET', '/api/v1/orders/EXPORT-42'))).toMatchObject({ allow: true, operation: 'getOrder' });
+    expect(decide(http(storefront, 'GET', '/api/v1/orders/export'))).toMatchObject({ allow: false, operation: 'exportOrders', reasons: [expect.stringMatching(/^no rule grants/)] });
   });
 
   it('grants MCP entries by name, keeps destructive tools to grants that say so, and offers tools per caller', () => {

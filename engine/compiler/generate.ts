@@ -123,6 +123,11 @@ function indexPosition(segmentsOf: RouteSegment[][], length: number): number {
   return best;
 }
 
+// Rego's lower (Go's strings.ToLower) maps each code point on its own; JavaScript's toLowerCase of a whole
+// string looks at context (a final capital sigma), so each code point is lowered apart. (U+0130 lowers to
+// two code points here and to one in Go: a route spelled with it is not matched regardless of case.)
+const regoLower = (s: string) => Array.from(s, (c) => c.toLowerCase()).join('');
+
 const SUBTREE: Record<McpEntry['kind'], Subtree> = { tool: 'tools', resource: 'resources', prompt: 'prompts' };
 
 // Per method, a list indexed by segment count (null where no template has that many segments).
@@ -140,12 +145,17 @@ function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | nul
     const buckets: Array<RouteBucket | null> = Array.from({ length: Math.max(...byLen.keys()) + 1 }, () => null);
     for (const [length, bucketOps] of byLen) {
       const position = indexPosition(bucketOps.map((o) => o.segments), length);
-      const bucket: RouteBucket = { position, literal: {}, param: [] };
+      const bucket: RouteBucket = { position, literal: {}, param: [], folded: Array.from({ length }, () => ({})) };
       for (const op of bucketOps) {
         const entry: RouteEntry = { id: op.id, rank: op.rank, segments: op.segments };
         const s = op.segments[position];
         if (typeof s === 'string') (bucket.literal[s] ??= []).push(entry);
         else bucket.param.push(entry);
+        op.segments.forEach((seg, i) => {
+          if (typeof seg !== 'string') return;
+          const spellings = (bucket.folded[i]![regoLower(seg)] ??= []);
+          if (!spellings.includes(seg)) spellings.push(seg);
+        });
       }
       buckets[length] = bucket;
     }

@@ -109,6 +109,17 @@ route := r if {
 	r.rank == best
 }
 
+# A segment that differs only by case from a literal the spec routes at its place, for this method and
+# number of segments: express and ASP.NET Core route regardless of case by default, so such an app takes
+# /orders/EXPORT for the literal /orders/export while the routing here matched the template /orders/{id}.
+deny contains concat("", ["the path segment \"", s, "\" differs only by case from \"", spellings[0], "\", which the spec routes: an app that routes regardless of case would read another operation"]) if {
+	http_call
+	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
+	some i, s in input.request.segments
+	spellings := bucket.folded[i][lower(s)]
+	not s in spellings
+}
+
 operation := {
 	"id": route.id,
 	"params": {p.param: input.request.segments[i] | some i, p in route.segments; is_object(p)},

@@ -137,7 +137,10 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
     return jsonText(value as OpaJson);
   }
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
-  if (sel === WHOLE && !toBody) {
+  // A part kept whole above the caller's JSON (the whole input, `r := input.request`, `m := input.mcp`) is
+  // written member by member down to it too: in one jsonText call the caller's keys would go unchecked.
+  const aboveCaller = named !== undefined && caller !== undefined && caller !== true;
+  if (sel === WHOLE && !toBody && !aboveCaller) {
     if (caller === true && named) refuseNamedVariantsIn(value, named);
     return jsonText(value as OpaJson);
   }

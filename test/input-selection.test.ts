@@ -172,6 +172,25 @@ deny contains "the price is too high" if {
 }
 `;
 
+// Binds the request and the MCP call whole: the caller's JSON lies inside a part kept whole, not at its top.
+const BOUND = `package warden.workload
+
+import rego.v1
+
+allow if input.request.method == "GET"
+
+deny contains "another tenant" if {
+	r := input.request
+	some t in r.query.tenant
+	t != "acme"
+}
+
+deny contains "too large" if {
+	m := input.mcp
+	m.arguments.amount > 100
+}
+`;
+
 const run = promisify(execFile);
 
 let ws: PolicyWorkspace;
@@ -180,7 +199,7 @@ const policies = new Map<string, Policy>();
 
 beforeAll(async () => {
   ws = policyWorkspace();
-  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED], ['listed', LISTED]] as const) {
+  for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED], ['listed', LISTED], ['bound', BOUND]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
     ws.write(`workloads/${name}/workload.yaml`, workload(name));
     for (const [file, text] of Object.entries(typeof rego === 'string' ? { 'policy.rego': rego } : rego)) ws.write(`workloads/${name}/${file}`, text);
@@ -571,6 +590,41 @@ describe('a key of the caller\'s JSON kept whole that differs only by case from 
     // Its own spellings decide; keys it never names pass in any case.
     expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"items": [{"amount": 500}]}')))).allow).toBe(false);
     expect(policy.decide('warden/decision', policy.bundle.inputs.json(posted(body('{"items": [{"amount": 5, "Note": 1}], "total": 5, "Name": "x"}')))).allow).toBe(true);
+  });
+});
+
+describe('a key of the caller\'s JSON inside a part kept whole above it (the input, the request, the MCP call)', () => {
+  it('is refused, with or without a body on the way: the request or the call bound to a variable', () => {
+    const policy = policies.get('bound')!;
+    expect(policy.bundle.manifest.metadata?.inputPaths).toEqual(expect.arrayContaining([['mcp'], ['request']]));
+    const base = generateInputs(policy.bundle, 1, 1)[0]!;
+    const { body: _, ...bodiless } = base.request;
+    const get = (query: Record<string, string[]>, mcp?: PolicyInput['mcp']) => ({ ...base, request: { ...bodiless, method: 'GET', query }, ...(mcp ? { mcp } : {}) });
+    const call = (args: Record<string, unknown>): PolicyInput['mcp'] => ({ method: 'tools/call', tool: 'pay', arguments: args });
+    // The reasons the policy gives (the library also refuses a tool outside the compiled list).
+    const reasons = (input: unknown, sel: InputSelection) => policy.decide('warden/decision', sel.json(input)).reasons ?? [];
+    for (const input of [get({ Tenant: ['evil'] }), get({ tenant: ['acme'], TENANT: ['evil'] }), get({ tenanT: ['evil'], tenant: ['acme'] }), get({ tenant: ['acme'] }, call({ Amount: 500 })), get({}, call({ amount: 5, nested: [{ AMOUNT: 500 }] }))]) {
+      expect(() => policy.bundle.inputs.json(input)).toThrow(CaseVariantInput);
+      // What the policy would decide without the refusal: no objection, though a case-insensitive app reads one.
+      expect(reasons(input, InputSelection.whole)).not.toEqual(expect.arrayContaining([expect.stringMatching(/another tenant|too large/)]));
+    }
+    // Its own spellings decide; keys it never names pass in any case.
+    expect(reasons(get({ tenant: ['evil'] }), policy.bundle.inputs)).toContain('another tenant');
+    expect(reasons(get({ tenant: ['acme'] }, call({ amount: 500 })), policy.bundle.inputs)).toContain('too large');
+    expect(reasons(get({ tenant: ['acme'], Page: ['1'], page: ['2'] }, call({ amount: 5, Note: 'x' })), policy.bundle.inputs)).not.toEqual(expect.arrayContaining([expect.stringMatching(/another tenant|too large/)]));
+    expect(policy.decide('warden/decision', policy.bundle.inputs.json(get({ tenant: ['acme'], Page: ['1'], page: ['2'] }))).allow).toBe(true);
+    // What Warden itself wrote beside the caller's JSON, in the same part kept whole, is not checked.
+    const headed = get({ tenant: ['acme'] });
+    expect(policy.bundle.inputs.json({ ...headed, request: { ...headed.request, headers: { Tenant: 'x' } } }).text).toContain('"headers":{"Tenant":"x"}');
+  });
+
+  it('is refused where the whole input is kept', () => {
+    const sel = InputSelection.fromManifest({ metadata: { inputPaths: [[]], inputKeys: ['tenant', 'amount'] } });
+    for (const input of [{ request: { method: 'GET', query: { Tenant: ['x'] } } }, { mcp: { method: 'tools/call', arguments: { AMOUNT: 1 } } }, { request: { method: 'POST', query: {}, body: body('{"Amount": 1}') } }]) {
+      expect(() => sel.json(input)).toThrow(CaseVariantInput);
+    }
+    const input = { source: { claims: { Tenant: 'x' } }, request: { method: 'GET', query: { tenant: ['a'], Page: ['1'] } }, mcp: { method: 'tools/call', arguments: { amount: 1, big: 9007199254740993n } } };
+    expect(sel.json(input).text).toBe('{"source":{"claims":{"Tenant":"x"}},"request":{"method":"GET","query":{"tenant":["a"],"Page":["1"]}},"mcp":{"method":"tools/call","arguments":{"amount":1,"big":9007199254740993}}}');
   });
 });
 

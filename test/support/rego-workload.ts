@@ -13,6 +13,8 @@ export interface ServedWorkload {
   /** Its admin server: /metrics, /healthz, /readyz. */
   adminUrl: string;
   upstream: Upstream;
+  /** The workload's built bundle (its manifest says which parts of the input the policy reads). */
+  bundle: string;
 }
 
 /** Register the suite's hooks: build `files` as workload `name`, start `warden proxy <flags>` in front of an upstream, stop both after. */
@@ -25,6 +27,7 @@ export function servedWorkload(name: string, files: Record<string, string>, flag
       mkdirSync(dir);
       for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
     });
+    served.bundle = join(policies.out, `${name}.tar.gz`);
     served.upstream = await startUpstream();
     const started = await startLocalProxy(policies, name, served.upstream.port, flags, children);
     served.proxyUrl = started.url;

@@ -105,6 +105,14 @@ function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
   });
 }
 
+// Every key of the caller's JSON in `value`, kept whole, against the names: `value` is that JSON (`true`)
+// or lies above it (the whole input, `r := input.request`, `m := input.mcp`), with no body text below.
+function refuseCallerVariants(value: unknown, caller: CallerRoots, named: NamedKeys): void {
+  if (caller === true) return refuseNamedVariantsIn(value, named);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+  for (const [key, below] of caller) if (Object.hasOwn(value, key)) refuseCallerVariants((value as Record<string, unknown>)[key], below, named);
+}
+
 // CALLER_JSON as a tree: `true` where the caller's own JSON begins.
 type CallerRoots = true | ReadonlyMap<string, CallerRoots>;
 const CALLER_ROOTS: CallerRoots = (() => {
@@ -137,11 +145,8 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
     return jsonText(value as OpaJson);
   }
   const toBody = along >= 0 && along < BODY_PATH.length && Object.hasOwn(value, BODY_PATH[along]!);
-  // A part kept whole above the caller's JSON (the whole input, `r := input.request`, `m := input.mcp`) is
-  // written member by member down to it too: in one jsonText call the caller's keys would go unchecked.
-  const aboveCaller = named !== undefined && caller !== undefined && caller !== true;
-  if (sel === WHOLE && !toBody && !aboveCaller) {
-    if (caller === true && named) refuseNamedVariantsIn(value, named);
+  if (sel === WHOLE && !toBody) {
+    if (caller !== undefined && named) refuseCallerVariants(value, caller, named);
     return jsonText(value as OpaJson);
   }
   if (caller === true && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseSelectedVariant(k, sel);

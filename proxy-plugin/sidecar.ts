@@ -259,6 +259,12 @@ function nodeServer(c: Parts): http.Server {
   full.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     serveUpgrade(c, req, socket, head).catch(() => socket.destroy());
   });
+  // CONNECT asks for a tunnel, and node hands it over apart from requests (with no listener it drops the
+  // connection unanswered). The sidecar opens no tunnel: refused and logged as an upgrade is, its
+  // authority-form target by normalization, any other for naming no protocol.
+  full.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    serveUpgrade(c, req, socket, head).catch(() => socket.destroy());
+  });
   // Requests refused by the HTTP parser itself (oversized head, slow client, malformed): log why.
   full.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code ?? 'ERR';

@@ -389,6 +389,22 @@ describe('upgrades', () => {
     expect(mcpServer.requests.slice(before)).toEqual([]);
   });
 
+  it('never forwards another protocol spoken without an upgrade: the HTTP/2 preface, CONNECT, an asterisk-form target', async () => {
+    // The HTTP/2 connection preface and an empty SETTINGS frame: a client with prior knowledge of h2c.
+    const preface = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+    const before = upstream.seen.length;
+    for (const [what, text] of [
+      ['the HTTP/2 preface', preface],
+      ['CONNECT', head(['CONNECT 127.0.0.1:22 HTTP/1.1', 'Host: 127.0.0.1:22', xfcc(STOREFRONT)])],
+      ['OPTIONS *', head(['OPTIONS * HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: close'])],
+    ] as const) {
+      const r = await exchange(ordersPort, text);
+      expect({ what, status: r.status }).toEqual({ what, status: 400 });
+      if (what !== 'the HTTP/2 preface') expect(JSON.parse(r.body).reasons[0]).toMatch(/origin-form/);
+    }
+    expect(upstream.seen.length).toBe(before);
+  });
+
   it('never forwards Upgrade: h2c, not even on a route the policy allows', async () => {
     const before = upstream.seen.length;
     const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA']));

@@ -1,5 +1,5 @@
-// What Warden accepts of a JSON body it reads (a JSON request body the policy reads, an MCP message): its
-// encoding, and how deep it nests.
+// What Warden accepts of a body it reads (a JSON request body the policy reads, an MCP message, a POST's
+// url-encoded form, read for a method override only): its type, its encoding, and how deep JSON nests.
 
 /** Deepest nesting Warden accepts in a body it reads (JSON-RPC messages, JSON request bodies). */
 export const MAX_JSON_DEPTH = 64;
@@ -15,21 +15,45 @@ export const isJson = (contentType: string | undefined): boolean => !!contentTyp
 const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:;|$)/i;
 
 /**
- * Why the app could decode a JSON body's bytes otherwise than Warden reads them (as UTF-8, RFC 8259 §8.1),
- * if it could: a declared charset other than UTF-8 (express's json parser and the MCP SDK's transport decode
+ * The body of a POST in a url-encoded form: Rails, Laravel and Symfony read its `_method` field as the
+ * request's method, so the sidecar reads it for that field (METHOD_PARAMETER in normalize.ts) and for
+ * nothing else: no form reaches the policy input.
+ */
+export const isForm = (method: string, contentType: string | undefined): boolean => method === 'POST' && !!contentType && FORM_TYPE.test(contentType);
+const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i;
+
+/**
+ * True when a url-encoded form names a `_method` field in any case, however its name is escaped (`%5Fmethod`)
+ * and whichever separator comes before it (Rack 2 splits a form on ";" as on "&"). An escape that does not
+ * decode is read as written, as Rack and PHP do.
+ */
+export function formNamesMethod(bytes: Buffer): boolean {
+  const text = bytes.toString('latin1');
+  if (!/_|%5f/i.test(text)) return false;
+  for (const pair of text.split(/[&;]/)) {
+    const eq = pair.indexOf('=');
+    const name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    if (name.length === 7 && name.toLowerCase() === '_method') return true;
+  }
+  return false;
+}
+
+/**
+ * Why the app could decode the bytes of a body Warden reads otherwise than Warden reads them (as UTF-8, RFC
+ * 8259 §8.1 for JSON), if it could: a declared charset other than UTF-8 (express's json parser and the MCP SDK's transport decode
  * by the charset; every charset parameter counts, as a parser may keep the last of two), or a
  * Content-Encoding other than identity (the app would inflate the bytes Warden read). Such a body is refused
  * (415) before it is read.
  */
-export function undecodedJson(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
+export function foreignEncoding(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
   const quoted = (s: string) => JSON.stringify(s.slice(0, 40)).slice(1, -1);
   if (contentType?.includes(';')) {
     for (const m of contentType.matchAll(/;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)) {
       const charset = (m[1] ?? m[2] ?? '').toLowerCase();
-      if (charset !== 'utf-8' && charset !== 'utf8') return `a JSON body must be UTF-8 (charset=${quoted(charset)})`;
+      if (charset !== 'utf-8' && charset !== 'utf8') return `a body the sidecar reads must be UTF-8 (charset=${quoted(charset)})`;
     }
   }
-  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') return `a JSON body Warden reads must not be content-encoded (content-encoding: ${quoted(contentEncoding)})`;
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') return `a body the sidecar reads must not be content-encoded (content-encoding: ${quoted(contentEncoding)})`;
   return undefined;
 }
 

@@ -62,6 +62,14 @@ function canonicalSegment(raw: string): { canonical: string; decoded: string } |
   return { canonical, decoded };
 }
 
+/**
+ * A `_method` parameter: Rails (Rack::MethodOverride), Laravel and Symfony take it, in a POST's form body
+ * or its query, for the request's method, and express's method-override middleware in the query; the
+ * policy decides on the request line's method. Refused (400) in the query of any request, and in a
+ * POST's form body where the sidecar reads it.
+ */
+export const METHOD_PARAMETER = 'a "_method" parameter is a method override: frameworks (Rails, Laravel, Symfony, express\'s method-override) read it as the method instead of the request line\'s; send the method itself';
+
 function parseQuery(raw: string): Record<string, string[]> | string {
   const query: Record<string, string[]> = {};
   if (raw === '') return query;
@@ -81,6 +89,7 @@ function parseQuery(raw: string): Record<string, string[]> | string {
       return 'the query string has a malformed escape or invalid UTF-8';
     }
     if (key.includes('\0') || value.includes('\0')) return 'NUL in the query string';
+    if (key.length === 7 && key.toLowerCase() === '_method') return METHOD_PARAMETER;
     (query[key] ??= []).push(value);
   }
   return query;

@@ -13,10 +13,10 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
-import { isJson, MAX_JSON_DEPTH, undecodedJson } from './json-body.js';
+import { formNamesMethod, isForm, isJson, MAX_JSON_DEPTH, foreignEncoding } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
-import type { NormalizedRequest } from './normalize.js';
+import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
@@ -68,8 +68,9 @@ interface Parts {
   jsonBodyBytes: number;
 }
 
-// A JSON body the policy reads (--json-body), framed by Content-Length: the fast path reads it into the input.
-const readsJsonBody = (c: Parts, head: RequestHead) => c.jsonBodyBytes > 0 && head.contentLength > 0 && isJson(head.contentType);
+// A body the sidecar reads (--json-body bounds both): JSON, into the policy input; a POST's url-encoded form,
+// for a method override. The fast path reads one framed by Content-Length.
+const readsBody = (c: Parts, method: string, contentType: string | undefined) => c.jsonBodyBytes > 0 && (isJson(contentType) || isForm(method, contentType));
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -83,24 +84,33 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
   return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
 }
 
-// A JSON body the policy reads (--json-body), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
-async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
+// A body the sidecar reads (readsBody), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
+async function readBodyOf(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
-  if (!c.jsonBodyBytes || !isJson(h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  if (!readsBody(c, p.request.method, h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
   const foreign = undecodedBody(gate, p);
   if (foreign) return foreign;
   const bytes = await readBody(req, c.jsonBodyBytes);
-  return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
+  return bytes === undefined ? tooLarge(c, gate, p) : checkedBody(gate, p, bytes);
 }
 
-// A JSON body the app would decode otherwise than the sidecar reads it (undecodedJson) is refused (415)
+// A JSON body the app would decode otherwise than the sidecar reads it (foreignEncoding) is refused (415)
 // where the sidecar reads it, before it is read.
 function undecodedBody(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
-  const why = undecodedJson(p.request.headers['content-type'], p.request.headers['content-encoding']);
+  const why = foreignEncoding(p.request.headers['content-type'], p.request.headers['content-encoding']);
   return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415) };
 }
 
-const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
+const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({
+  refused: refusal(gate, p, `request refused: ${isJson(p.request.headers['content-type']) ? 'JSON body' : 'form body of a POST (read for "_method")'} larger than ${c.jsonBodyBytes} bytes`, 413),
+});
+
+// A body read whole (readsBody), on either path: a JSON one checked (checkedJsonBody), a form refused if it
+// names a method override.
+function checkedBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
+  if (isJson(p.request.headers['content-type'])) return checkedJsonBody(gate, p, bytes);
+  return formNamesMethod(bytes) ? { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400) } : { bytes };
+}
 
 // A JSON body read whole, on either path: its bytes and value, or the refusal of one that is unreadable.
 function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
@@ -136,7 +146,7 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
       deny: (v) => sendDenial(res, v),
     });
   }
-  const body = await jsonBody(c, gate, p, req);
+  const body = await readBodyOf(c, gate, p, req);
   if ('refused' in body) return sendDenial(res, body.refused);
   const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
   if (!v.allow) return sendDenial(res, v);
@@ -212,22 +222,22 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   // the bundle pinned for it.
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
   if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
-  if (p.ok && readsJsonBody(c, head)) return jsonBodyAdmission(c, gate, head, p);
+  if (p.ok && head.contentLength > 0 && readsBody(c, head.method, head.contentType)) return bodyAdmission(c, gate, head, p);
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
 }
 
-// A JSON body the policy reads, on the fast path: read whole, then checked and decided as node's path does
+// A body the sidecar reads, on the fast path: read whole, then checked and decided as node's path does
 // (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON or nests too
-// deep), and forwarded as received.
-function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+// deep, or a form naming `_method`), and forwarded as received.
+function bodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
   if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
   const foreign = undecodedBody(gate, p);
   if (foreign) return { forward: false, ...denialAnswer(foreign.refused) };
   return {
     readBody: (bytes) => {
-      const body = checkedJsonBody(gate, p, bytes);
+      const body = checkedBody(gate, p, bytes);
       if ('refused' in body) return { forward: false, ...denialAnswer(body.refused) };
       const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
       if (!v.allow) return { forward: false, ...denialAnswer(v) };

@@ -669,7 +669,7 @@ describe.each(FORMS)('fast path: what Connection names, HEAD answers and JSON ch
     for (const type of foreign) {
       const out = await exchange(t.port, post([`Content-Type: ${type}`], utf7) + get('/orders/1', 'Connection: close'));
       expect({ type, statuses: statuses(out) }).toEqual({ type, statuses: [415] });
-      expect(out).toContain('a JSON body must be UTF-8');
+      expect(out).toContain('a body the sidecar reads must be UTF-8');
     }
       // Bytes the app would inflate before reading them (body-parser inflates gzip, deflate and br).
     for (const coding of ['gzip', 'deflate', 'br', 'identity, gzip']) {

@@ -13,7 +13,7 @@ import type {
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
 import { otherSpelling, readKeys } from '../../runtime/json-text.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan, undecodedJson } from '../json-body.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan, foreignEncoding } from '../json-body.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
 // the sidecar image holds its import graph alone, and the SDK is no part of it. The type checker holds
@@ -190,7 +190,7 @@ export function parseBody(body: Buffer, headers: { 'content-type'?: string | und
   }
   // The message is forwarded re-encoded as UTF-8 JSON, but a server that decodes by the caller's charset or
   // inflates by its Content-Encoding could read other bytes than those decided: refused, as any JSON body.
-  const undecoded = undecodedJson(contentType, headers['content-encoding']);
+  const undecoded = foreignEncoding(contentType, headers['content-encoding']);
   if (undecoded) return refuse(415, RPC_ERRORS.INVALID_REQUEST, `MCP messages: ${undecoded}`);
   if (body.length > limits.maxBodyBytes) return refuse(413, RPC_ERRORS.INVALID_REQUEST, `body exceeds ${limits.maxBodyBytes} bytes`);
   let doc: unknown;

@@ -40,6 +40,7 @@ const catalogApi = {
       },
     },
     '/api/v1/orders/export': { get: { operationId: 'exportOrders', 'x-warden-authz': { allow: [{ namespace: 'billing' }] } } },
+    '/api/v1/openapi.json': { get: { operationId: 'describe', 'x-warden-authz': { public: true } } },
     '/api/v1/orders/{id}': {
       get: { operationId: 'getOrder', 'x-warden-authz': { allow: [{ principal: 'spiffe://cluster.local/**' }, { claims: { role: ['admin'] } }] } },
       delete: { operationId: 'delete-order.v2', 'x-warden-authz': { allow: [{ claims: { role: ['admin'] }, description: 'admins only' }] } },
@@ -204,6 +205,16 @@ describe('decisions of the keyed module', () => {
     expect(decide(http(storefront, 'GET', '/api/v1/pro\u212aducts/1')).allow).toBe(false);
     // Literals of other methods and lengths are not this call's: PUT routes /api/v1/{tenant}/settings only.
     expect(decide(http(mtls(spiffe('acme', 'dba-bot')), 'PUT', '/api/v1/ORDERS/settings'))).toMatchObject({ allow: true, operation: 'putSettings' });
+    // The literal with a format suffix: Rails reads /orders/export.json as /orders/export.
+    const suffixed = (segment: string, route: string) => `the path segment "${segment}" is "${route}", which the spec routes, with a format suffix: an app that reads suffixes as formats (Rails) would read another operation`;
+    for (const spelled of ['export.json', 'export.csv', 'Export.JSON', 'export.tar.gz']) {
+      expect(decide(http(storefront, 'GET', `/api/v1/orders/${spelled}`)).reasons).toContain(suffixed(spelled, 'export'));
+    }
+    expect(decide(http(storefront, 'GET', '/api/v1/orders/42.json'))).toMatchObject({ allow: true, operation: 'getOrder' });
+    expect(decide(http(storefront, 'GET', '/api/v1/orders/.export'))).toMatchObject({ allow: true, operation: 'getOrder' });
+    // A literal spelled with its dot is itself; the base of a suffixed literal of its bucket is not.
+    expect(decide(http(storefront, 'GET', '/api/v1/openapi.json'))).toMatchObject({ allow: true, operation: 'describe' });
+    expect(decide(http(storefront, 'GET', '/api/v1/orders.json')).reasons).toEqual([suffixed('orders.json', 'orders')]);
     // Ids that only contain a literal, or equal it exactly, are as before.
     expect(decide(http(storefront, 'GET', '/api/v1/orders/EXPORT-42'))).toMatchObject({ allow: true, operation: 'getOrder' });
     expect(decide(http(storefront, 'GET', '/api/v1/orders/export'))).toMatchObject({ allow: false, operation: 'exportOrders', reasons: [expect.stringMatching(/^no rule grants/)] });

@@ -349,17 +349,18 @@ describe('query strings read two ways', () => {
 });
 
 describe('paths spelled otherwise', () => {
-  it('denies a path that differs only by case from a route of the spec (express routes /orders/EXPORT to /orders/export), on every path, and the upstream never sees it', async () => {
+  it('denies a path that differs only by case from a route of the spec (express routes /orders/EXPORT to /orders/export), or that is one with a format suffix (Rails), on every path, and the upstream never sees it', async () => {
     const sent: Array<[string, string]> = [
       ['fast path', head(['GET /orders/EXPORT HTTP/1.1', 'Host: localhost', 'X-Case: route-case-1', xfcc(STOREFRONT), 'Connection: close'])],
       ["node's path (HTTP/1.0)", head(['GET /orders/Export HTTP/1.0', 'Host: localhost', 'X-Case: route-case-2', xfcc(STOREFRONT)])],
       ['a HEAD', head(['HEAD /orders/EXPORT HTTP/1.1', 'Host: localhost', 'X-Case: route-case-3', xfcc(STOREFRONT), 'Connection: close'])],
       ['an upgrade', head(['GET /Orders/export HTTP/1.1', 'Host: localhost', 'X-Case: route-case-4', xfcc(STOREFRONT), 'Connection: Upgrade', 'Upgrade: websocket'])],
+      ['a format suffix (Rails)', head(['GET /orders/export.json HTTP/1.1', 'Host: localhost', 'X-Case: route-case-5', xfcc(STOREFRONT), 'Connection: close'])],
     ];
     for (const [what, text] of sent) {
       const r = await exchange(ordersPort, text);
       expect({ what, status: r.status }).toEqual({ what, status: 403 });
-      if (!what.includes('HEAD')) expect(r.body).toMatch(/the path segment \\"(EXPORT|Export|Orders)\\" differs only by case from \\"(export|orders)\\", which the spec routes/);
+      if (!what.includes('HEAD')) expect(r.body).toMatch(/the path segment \\"(EXPORT|Export|Orders|export\.json)\\" (differs only by case from|is) \\"(export|orders)\\", which the spec routes/);
     }
     expect(upstream.seen.filter((r) => String(r.headers['x-case']).startsWith('route-case-'))).toEqual([]);
     // The storefront's own order, spelled as the spec routes it, is read as before.

@@ -120,6 +120,19 @@ deny contains concat("", ["the path segment \"", s, "\" differs only by case fro
 	not s in spellings
 }
 
+# A segment that is such a literal with a format suffix: Rails routes every path with an optional
+# `(.:format)` (and Spring MVC before 5.3 matched `.*` suffixes), so /orders/export.json is the literal
+# /orders/export there, while the routing here matched /orders/{id}. A literal spelled with its dot is itself.
+deny contains concat("", ["the path segment \"", s, "\" is \"", spellings[0], "\", which the spec routes, with a format suffix: an app that reads suffixes as formats (Rails) would read another operation"]) if {
+	http_call
+	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
+	some i, s in input.request.segments
+	dot := indexof(s, ".")
+	dot > 0
+	spellings := bucket.folded[i][lower(substring(s, 0, dot))]
+	not s in object.get(bucket.folded[i], lower(s), [])
+}
+
 operation := {
 	"id": route.id,
 	"params": {p.param: input.request.segments[i] | some i, p in route.segments; is_object(p)},

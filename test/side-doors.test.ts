@@ -33,8 +33,9 @@ let agents: TokenIssuer;
 let ordersPort: number;
 let mcpPort: number;
 let ordersOut = '';
-/** How the suite starts warden proxy for ops-mcp, but for --upstream and --spill. */
+/** How the suite starts warden proxy for ops-mcp and for orders, but for --upstream and --spill. */
 let mcpFlags: string[] = [];
+let ordersFlags: string[] = [];
 let spillDir = '';
 
 /** A response read off a raw socket. */
@@ -142,9 +143,9 @@ deny contains "no tunnel on /orders" if {
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(agents.publicKey)), alg: 'ES256', use: 'sig', kid: 'test' }] }));
   // x-tenant: an operator's own addition to the removed fields (--remove-header), on both proxies.
   const common = ['--remove-header', 'X-Tenant', '--listen', '127.0.0.1:0', '--engine', engineUrl, '--verification-key', join(policies.out, 'verification-key.pem')];
+  ordersFlags = ['--workload', 'orders', ...common, '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--jwks', issuer.jwksUrl, '--issuer', issuer.issuer, '--audience', issuer.audience, '--max-header-bytes', '4096'];
   const orders = await startWarden(
-    ['proxy', '--workload', 'orders', '--upstream', `http://127.0.0.1:${upstream.port}`, ...common, '--spill', join(policies.dir, 'orders.spill'),
-      '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1', '--jwks', issuer.jwksUrl, '--issuer', issuer.issuer, '--audience', issuer.audience, '--max-header-bytes', '4096'],
+    ['proxy', '--upstream', `http://127.0.0.1:${upstream.port}`, '--spill', join(policies.dir, 'orders.spill'), ...ordersFlags],
     /on [\d.]+:(\d+) .*\(bundle [^n]/,
     children,
   );
@@ -426,6 +427,36 @@ describe('upgrades', () => {
     const logged = await until('the upgrade decision event', () => received.find((e) => e.decision_id === tunnel.headers['x-warden-decision-id']));
     expect((logged.input as { request: { upgrade?: string } }).request.upgrade).toBe('websocket');
     expect(policyInput.check(logged.input)).toEqual([]);
+  });
+});
+
+describe('an upgrade the upstream declines', () => {
+  it('relays the answer and closes: a request pipelined behind the upgrade never reaches the app undecided', async () => {
+    // An app that answers the upgrade request with a plain 200 and keeps its connection open.
+    const bytes: string[] = [];
+    const sockets = new Set<net.Socket>();
+    const declining = net.createServer((s) => {
+      sockets.add(s);
+      s.on('data', (d: Buffer) => {
+        bytes.push(d.toString('latin1'));
+        if (bytes.length === 1) s.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
+      });
+    });
+    const port = await listenLocal(declining);
+    try {
+      const m = await startWarden(['proxy', '--upstream', `http://127.0.0.1:${port}`, '--spill', join(spillDir, 'declined.spill'), ...ordersFlags], /on [\d.]+:(\d+) .*\(bundle [^n]/, children);
+      // /ws is open to anyone; /orders/export is billing's, sent as the storefront right behind the upgrade.
+      const smuggled = head(['GET /orders/export HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT)]);
+      const r = await exchange(Number(m[1]), head(['GET /ws HTTP/1.1', 'Host: localhost', xfcc(STOREFRONT), 'Connection: Upgrade', 'Upgrade: websocket']) + smuggled);
+      expect([r.status, r.headers.connection, r.body]).toEqual([200, 'close', 'ok']);
+      const sent = bytes.join('');
+      expect(sent.match(/^GET /gm)).toEqual(['GET ']);
+      expect(sent).not.toContain('/orders/export');
+    } finally {
+      children.at(-1)!.kill('SIGTERM');
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => declining.close(resolve));
+    }
   });
 });
 

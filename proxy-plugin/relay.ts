@@ -9,6 +9,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Source } from '../formats/input.js';
 import { MAX_RESPONSE_HEAD_BYTES, type ResponseHead } from './http1.js';
+import type { OwnAnswer } from './fast-path.js';
 import { ownAnswer, writeOwn } from './own-answer.js';
 import { connectionTokens, DECISION_ID_HEADER, headerObject, isHopByHop, rawConnection, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
 
@@ -20,6 +21,11 @@ export interface Outgoing {
   source: Source | undefined;
   /** The body as bytes already read (its length replaces the caller's framing); else it streams. */
   body?: Buffer | undefined;
+  /**
+   * A streamed body read on its way (a multipart form, for `_method`): each chunk is fed before it goes
+   * on; a reason stops the body there (the upstream gets it cut short) and the caller gets `refused`'s answer.
+   */
+  inspect?: { feed(chunk: Buffer): string | undefined; refused(reason: string): OwnAnswer };
 }
 
 /** Response headers from the upstream (parsed by undici, names lower-case) for the client. */
@@ -53,6 +59,17 @@ export function responseHeaderLines(resp: ResponseHead, decisionId: string | und
 }
 
 class BodyTooLarge extends Error {}
+
+class BodyRefused extends Error {}
+
+// A streamed body fed to its inspector chunk by chunk: a reason ends it before that chunk goes on.
+async function* inspected(body: AsyncIterable<Buffer>, inspect: NonNullable<Outgoing['inspect']>): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    const reason = inspect.feed(chunk);
+    if (reason !== undefined) throw new BodyRefused(reason);
+    yield chunk;
+  }
+}
 
 // A request body that is not framed by content-length, counted as it streams: past `limit` it fails.
 async function* limited(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
@@ -98,6 +115,7 @@ export class Relay {
     if (body !== undefined) payload = body;
     else if (declared !== undefined) payload = Number(declared) > 0 ? req : null;
     else payload = req.headers['transfer-encoding'] !== undefined ? Readable.from(limited(req, this.maxBodyBytes), { objectMode: false }) : null;
+    if (o.inspect && payload instanceof Readable) payload = Readable.from(inspected(payload, o.inspect), { objectMode: false });
     const headers = upstreamHeaders(req.rawHeaders, this.headers, { source: o.source, decisionId, ...(body !== undefined ? { replaced: ['content-length'] } : {}) });
     // The buffered request body's length goes upstream only: the response keeps the upstream's own framing.
     if (body !== undefined) headers.push('content-length', String(body.length));
@@ -128,6 +146,12 @@ export class Relay {
           res.end();
         },
         onResponseError: (_c, err) => {
+          if (err instanceof BodyRefused && o.inspect) {
+            // Refused on its way: the upstream request was aborted before the refused bytes; the rest is not read.
+            res.once('finish', () => req.destroy());
+            writeOwn(res, o.inspect.refused(err.message), true);
+            return;
+          }
           if (err instanceof BodyTooLarge) {
             // A chunked body that outgrew the limit: the upstream request was aborted, never completed.
             // The rest of the body is not read: the connection closes once the 413 is out.

@@ -16,9 +16,10 @@ import { buildInput } from './input.js';
 import { formNamesMethod, isForm, isJson, MAX_JSON_DEPTH, foreignEncoding } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
+import { isMultipartForm, multipartBoundary, MultipartFields } from './multipart-fields.js';
 import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
-import { Relay, responseHeaderLines } from './relay.js';
+import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
 
 /** TLS for the listener; client certificates are verified against `ca`. */
@@ -148,9 +149,25 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
   }
   const body = await readBodyOf(c, gate, p, req);
   if ('refused' in body) return sendDenial(res, body.refused);
+  const form = multipartForm(gate, p);
+  if (form && 'refusal' in form) return sendDenial(res, form.refusal);
   const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
   if (!v.allow) return sendDenial(res, v);
-  c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes });
+  c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
+}
+
+// A POST's multipart form, read as it streams for a `_method` part (multipart-fields.ts): its reader, the
+// refusal of one with no boundary to read by, or undefined for any other body. The fast path hands such a
+// POST over to node's path, which streams its body through the reader.
+const readsMultipart = (method: string, contentType: string | undefined) => method === 'POST' && isMultipartForm(contentType);
+
+function multipartForm(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
+  const type = p.request.headers['content-type'];
+  if (!readsMultipart(p.request.method, type)) return undefined;
+  const b = multipartBoundary(type!);
+  if ('refused' in b) return { refusal: refusal(gate, p, `request refused: ${b.refused}`, 400) };
+  const fields = new MultipartFields(b.boundary);
+  return { feed: (chunk) => fields.feed(chunk), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
 
 /**
@@ -223,6 +240,7 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
   if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
   if (p.ok && head.contentLength > 0 && readsBody(c, head.method, head.contentType)) return bodyAdmission(c, gate, head, p);
+  if (p.ok && readsMultipart(head.method, head.contentType)) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };

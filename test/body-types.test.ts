@@ -132,3 +132,42 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     expect(served.upstream.seen.length).toBe(before);
   });
 });
+
+// The same fields in a multipart form: the sidecar reads each part's header block as the body streams to
+// the app (node's path; the fast path hands such a POST over), and stops the body before a `_method` part.
+describe('method overrides in a multipart form, through warden proxy', () => {
+  const multipart = async (fields: Array<[string, string | Blob]>, method = 'POST') => {
+    const fd = new FormData();
+    for (const [name, value] of fields) fd.append(name, value);
+    const res = await fetch(`${served.proxyUrl}/form`, { method, body: fd });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it('refuses a POST whose form has a _method part (400), before or after a large file, and the app never receives the whole body', async () => {
+    const before = served.upstream.seen.length;
+    const file = new Blob(['z'.repeat(300 * 1024)]);
+    for (const fields of [[['_method', 'DELETE']], [['title', 'x'], ['upload', file], ['_method', 'DELETE']], [['_METHOD', 'put']]] as Array<Array<[string, string | Blob]>>) {
+      const r = await multipart(fields);
+      expect({ fields: fields.map(([n]) => n), status: r.status }).toEqual({ fields: fields.map(([n]) => n), status: 400 });
+      expect(r.text).toContain('method override');
+    }
+    expect(served.upstream.seen.length).toBe(before);
+  });
+
+  it('forwards a multipart POST without one byte for byte (a file may spell the name), and decides a PUT as a PUT', async () => {
+    const before = served.upstream.seen.length;
+    const r = await multipart([['title', 'x'], ['upload', new Blob(['name="_method"\r\n\r\nDELETE'])]]);
+    expect(r.status).toBe(201);
+    expect(served.upstream.seen.at(-1)!.body.toString('latin1')).toContain('name="_method"\r\n\r\nDELETE');
+    // Decided as the PUT it is (this policy grants GET and POST only), not refused as an override.
+    const put = await multipart([['_method', 'DELETE']], 'PUT');
+    expect([put.status, put.text.includes('method override')]).toEqual([403, false]);
+    expect(served.upstream.seen.length).toBe(before + 1);
+  });
+
+  it('refuses a multipart POST with no boundary to read it by (400)', async () => {
+    const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: '--x\r\n\r\n' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('exactly one boundary');
+  });
+});

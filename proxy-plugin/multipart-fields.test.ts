@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields } from './multipart-fields.js';
+
+const B = 'XyZ-boundary-42';
+const part = (head: string, content: string) => `--${B}\r\n${head}\r\n\r\n${content}\r\n`;
+const body = (...parts: string[]) => `${parts.join('')}--${B}--\r\n`;
+
+// Deterministic pieces (a small LCG): every cut of a body must read as the body whole.
+function* pieces(text: string, seed: number): Generator<Buffer> {
+  const bytes = Buffer.from(text, 'latin1');
+  let s = seed;
+  for (let at = 0; at < bytes.length; ) {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    const n = 1 + (s % 37);
+    yield bytes.subarray(at, at + n);
+    at += n;
+  }
+}
+
+const refusedIn = (text: string, seed?: number): string | undefined => {
+  const fields = new MultipartFields(B);
+  for (const chunk of seed === undefined ? [Buffer.from(text, 'latin1')] : pieces(text, seed)) {
+    const why = fields.feed(chunk);
+    if (why) return why;
+  }
+  return undefined;
+};
+
+describe('MultipartFields', () => {
+  const named = [
+    'Content-Disposition: form-data; name="_method"',
+    'content-disposition: form-data; name=_method',
+    'Content-Disposition: form-data; name="_METHOD"',
+    'Content-Disposition: form-data;name="%5Fmethod"',
+    'Content-Disposition: form-data; name="\\_method"',
+    "Content-Disposition: form-data; name*=UTF-8''%5Fmethod",
+    'Content-Type: text/plain\r\nContent-Disposition: form-data; name="_method"',
+  ];
+
+  it.each(named)('refuses a part named for the method (%s), whole or cut anywhere, after a large file part', (head) => {
+    const text = body(part('Content-Disposition: form-data; name="upload"; filename="a.bin"', 'z'.repeat(5000)), part(head, 'DELETE'));
+    expect(refusedIn(text)).toMatch(/"_method" part of a multipart form is a method override/);
+    for (let seed = 1; seed <= 40; seed++) expect({ seed, refused: !!refusedIn(text, seed) }).toEqual({ seed, refused: true });
+  });
+
+  it("passes forms without such a part, however they are cut, whatever a file's content spells", () => {
+    const texts = [
+      body(part('Content-Disposition: form-data; name="title"', 'hello'), part('Content-Disposition: form-data; name="file"; filename="_method"', `name="_method"\r\n\r\n--${B.slice(0, 5)}`)),
+      body(part('Content-Disposition: form-data; name="x_method"', '1'), part('Content-Disposition: form-data; name="method"', 'DELETE')),
+      // After the close delimiter, parsers stop: the epilogue is not a part.
+      `${body(part('Content-Disposition: form-data; name="a"', '1'))}${'e'.repeat(20_000)}\r\n--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE`,
+    ];
+    for (const text of texts) {
+      expect(refusedIn(text)).toBeUndefined();
+      for (let seed = 1; seed <= 40; seed++) expect({ seed, why: refusedIn(text, seed) }).toEqual({ seed, why: undefined });
+    }
+  });
+
+  it('refuses a header block that never ends within its bound', () => {
+    expect(refusedIn(`--${B}\r\nX: ${'h'.repeat(MAX_PART_HEAD_BYTES)}`)).toMatch(/header block .* longer than/);
+  });
+});
+
+describe('multipartBoundary', () => {
+  it('reads one boundary, quoted or not, and refuses none, an empty one or two', () => {
+    expect(multipartBoundary(`multipart/form-data; boundary=${B}`)).toEqual({ boundary: B });
+    expect(multipartBoundary('multipart/form-data; charset=utf-8; BOUNDARY="a b"')).toEqual({ boundary: 'a b' });
+    for (const type of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=a; boundary=b']) expect(multipartBoundary(type)).toHaveProperty('refused');
+  });
+});

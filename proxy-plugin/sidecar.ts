@@ -164,6 +164,8 @@ const readsMultipart = (method: string, contentType: string | undefined) => meth
 function multipartForm(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
   const type = p.request.headers['content-type'];
   if (!readsMultipart(p.request.method, type)) return undefined;
+  const coding = p.request.headers['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return { refusal: refusal(gate, p, `request refused: ${foreignEncoding(undefined, coding)}`, 415) };
   const b = multipartBoundary(type!);
   if ('refused' in b) return { refusal: refusal(gate, p, `request refused: ${b.refused}`, 400) };
   const fields = new MultipartFields(b.boundary);

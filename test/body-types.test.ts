@@ -165,9 +165,12 @@ describe('method overrides in a multipart form, through warden proxy', () => {
     expect(served.upstream.seen.length).toBe(before + 1);
   });
 
-  it('refuses a multipart POST with no boundary to read it by (400)', async () => {
+  it('refuses a multipart POST it cannot read: no boundary to read it by (400), content-encoded (415)', async () => {
     const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: '--x\r\n\r\n' });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('exactly one boundary');
+    const encoded = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x', 'content-encoding': 'gzip' }, body: '--x--\r\n' });
+    expect(encoded.status).toBe(415);
+    expect(await encoded.text()).toContain('must not be content-encoded');
   });
 });

@@ -22,7 +22,7 @@ export const isMultipartForm = (contentType: string | undefined): boolean => !!c
 export class MultipartFields {
   private readonly delimiter: Buffer;
   // The end of the last chunk, which may hold the start of a delimiter (in content), or the header block read so far.
-  private carry: Buffer = Buffer.alloc(0);
+  private carry: Buffer = NOTHING;
   private inHead = false;
   // Past the close delimiter (`--boundary--`): parsers stop there, and so does this one.
   private done = false;
@@ -34,7 +34,18 @@ export class MultipartFields {
   /** Read the next chunk: the reason to refuse the body if a part is named `_method` or its header block runs too long. */
   feed(chunk: Buffer): string | undefined {
     if (this.done) return undefined;
-    let buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let buf = chunk;
+    if (this.inHead || chunk.length < this.delimiter.length) {
+      if (this.carry.length > 0) buf = Buffer.concat([this.carry, chunk]);
+    } else if (this.carry.length > 0) {
+      // A delimiter across the seam: the tail kept and the chunk's first bytes (the chunk is not copied).
+      const at = Buffer.concat([this.carry, chunk.subarray(0, this.delimiter.length - 1)]).indexOf(this.delimiter);
+      if (at >= 0) {
+        this.inHead = true;
+        buf = chunk.subarray(at + this.delimiter.length - this.carry.length);
+      }
+    }
+    this.carry = NOTHING;
     for (;;) {
       if (this.inHead) {
         if (buf.length < 2) {
@@ -43,7 +54,6 @@ export class MultipartFields {
         }
         if (buf[0] === 0x2d && buf[1] === 0x2d) {
           this.done = true;
-          this.carry = Buffer.alloc(0);
           return undefined;
         }
         const end = blankLine(buf);
@@ -68,6 +78,8 @@ export class MultipartFields {
     }
   }
 }
+
+const NOTHING = Buffer.alloc(0);
 
 const PART_REASON = 'a "_method" part of a multipart form is a method override: frameworks (Rails, Laravel, Symfony) read it as the method instead of the request line\'s; send the method itself';
 

@@ -15,12 +15,28 @@ export const isJson = (contentType: string | undefined): boolean => !!contentTyp
 const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:;|$)/i;
 
 /**
- * The body of a POST in a url-encoded form: Rails, Laravel and Symfony read its `_method` field as the
- * request's method, so the sidecar reads it for that field (METHOD_PARAMETER in normalize.ts) and for
- * nothing else: no form reaches the policy input.
+ * The body of a POST in a url-encoded form, or with no Content-Type at all (Rack reads such a POST as a
+ * form): Rails, Laravel and Symfony read its `_method` field as the request's method, so the sidecar reads
+ * it for that field (METHOD_PARAMETER in normalize.ts) and for nothing else: no form reaches the policy input.
  */
-export const isForm = (method: string, contentType: string | undefined): boolean => method === 'POST' && !!contentType && FORM_TYPE.test(contentType);
+export const isForm = (method: string, contentType: string | undefined): boolean => method === 'POST' && (!contentType?.trim() || FORM_TYPE.test(contentType));
 const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i;
+
+/**
+ * True when a JSON object's members (JsonText's offsets into `text`) include `_method` in any case, however
+ * its key is escaped: Laravel reads a POST's JSON body as its form, `_method` included.
+ */
+export function jsonNamesMethod(text: string, members: readonly number[] | undefined): boolean {
+  if (!members) return false;
+  for (let m = 0; m < members.length; m += 4) {
+    const length = members[m + 1]! - members[m]!;
+    if (length < 9) continue;
+    const key = text.slice(members[m]!, members[m + 1]!);
+    const name = key.includes('\\') ? (JSON.parse(key) as string) : key.slice(1, -1);
+    if (name.length === 7 && name.toLowerCase() === '_method') return true;
+  }
+  return false;
+}
 
 /**
  * True when a url-encoded form names a `_method` field in any case, however its name is escaped (`%5Fmethod`)

@@ -15,8 +15,11 @@ export function multipartBoundary(contentType: string): { boundary: string } | {
   return { boundary: found[0]! };
 }
 
-/** True when a Content-Type is a multipart form (`multipart/form-data`, any case, any parameters). */
-export const isMultipartForm = (contentType: string | undefined): boolean => !!contentType && /^\s*multipart\/form-data\s*(?:;|$)/i.test(contentType);
+/**
+ * True when a Content-Type is multipart (`multipart/form-data`, and any other subtype: Rack parses
+ * `multipart/mixed` and `multipart/related` bodies as forms too), any case, any parameters.
+ */
+export const isMultipartForm = (contentType: string | undefined): boolean => !!contentType && /^\s*multipart\/[\w.+-]+\s*(?:;|$)/i.test(contentType);
 
 /** One body's reader: `feed` each chunk before it goes on; a reason means stop the body there. */
 export class MultipartFields {

@@ -13,7 +13,7 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
-import { formNamesMethod, isForm, isJson, MAX_JSON_DEPTH, foreignEncoding } from './json-body.js';
+import { foreignEncoding, formNamesMethod, isForm, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
 import { isMultipartForm, multipartBoundary, MultipartFields } from './multipart-fields.js';
@@ -121,6 +121,7 @@ function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: 
   // The upstream would have to guess what an unparseable JSON body means: refuse it.
   if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
   if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
+  if (p.request.method === 'POST' && jsonNamesMethod(value.text, value.members)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400) };
   return { bytes, value };
 }
 

@@ -4,6 +4,7 @@
 // input.request.body and decided; a body the sidecar does not read (text/plain, a form, no type at all,
 // which a Go app decodes as JSON all the same) is denied through the library's requests.unread_body.
 import { describe, expect, it } from 'vitest';
+import { exchange } from './support/raw-http.js';
 import { servedWorkload } from './support/rego-workload.js';
 
 const WORKLOAD = `apiVersion: warden.dev/v1alpha1
@@ -122,6 +123,22 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     expect((await form('_method=DELETE', { type: 'application/x-www-form-urlencoded; charset=utf-16' })).status).toBe(415);
   });
 
+  it('refuses a POST with no Content-Type naming the method (Rack reads it as a form), and a JSON POST whose top level holds `_method` (Laravel reads JSON as the form)', async () => {
+    const before = served.upstream.seen.length;
+    const raw = async (fields: string[], body: string) => (await exchange(Number(new URL(served.proxyUrl).port), `POST /form HTTP/1.1\r\nHost: tills\r\n${fields.map((f) => `${f}\r\n`).join('')}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)).split('\r\n')[0];
+    expect(await raw([], '_method=DELETE')).toBe('HTTP/1.1 400 Bad Request');
+    expect(await raw(['Content-Type: '], 'a=1&_method=DELETE')).toBe('HTTP/1.1 400 Bad Request');
+    for (const json of ['{"_method": "DELETE"}', '{"amount": 5, "\\u005fmethod": "DELETE"}', '{"_METHOD": "put"}']) {
+      const r = await send('application/json', json);
+      expect({ json, status: r.status }).toEqual({ json, status: 400 });
+      expect(r.text).toContain('method override');
+    }
+    expect(served.upstream.seen.length).toBe(before);
+    // Nested, or in another member's value, it is data.
+    expect((await send('application/json', '{"amount": 5, "order": {"_method": "DELETE"}, "note": "_method"}')).status).toBe(201);
+    expect(await raw([], 'name=x')).toBe('HTTP/1.1 201 Created');
+  });
+
   it('refuses `_method` in the query of any request (400), however it is escaped', async () => {
     const before = served.upstream.seen.length;
     for (const [method, query] of [['POST', '_method=DELETE'], ['GET', 'x=1&%5Fmethod=DELETE'], ['POST', '_Method=PUT']]) {
@@ -150,6 +167,11 @@ describe('method overrides in a multipart form, through warden proxy', () => {
       const r = await multipart(fields);
       expect({ fields: fields.map(([n]) => n), status: r.status }).toEqual({ fields: fields.map(([n]) => n), status: 400 });
       expect(r.text).toContain('method override');
+    }
+    // Rack parses multipart/mixed and multipart/related POSTs as forms too.
+    for (const type of ['multipart/mixed', 'Multipart/Related; type="text/plain"']) {
+      const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': `${type}; boundary=b1` }, body: '--b1\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b1--\r\n' });
+      expect({ type, status: res.status }).toEqual({ type, status: 400 });
     }
     expect(served.upstream.seen.length).toBe(before);
   });

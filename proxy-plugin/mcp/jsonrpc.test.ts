@@ -48,6 +48,11 @@ describe('parseBody', () => {
     for (const [ct, encoding] of [['application/json; charset=UTF-8', undefined], ['application/json; charset="utf8"', 'identity'], ['application/json', ' Identity ']] as const) expect(parse(ping, ct, encoding).ok).toBe(true);
   });
 
+  it('refuses a message holding "_method", which Laravel reads as the request\'s method', () => {
+    const r = parse({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: {} }, _method: 'DELETE' });
+    expect(!r.ok && [r.status, r.error.error?.code, r.error.error?.message]).toEqual([400, -32600, expect.stringContaining('"_method"')]);
+  });
+
   it('answers tools/call with non-object arguments with invalid params for its id', () => {
     const r = parse({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'query', arguments: 'DROP TABLE x' } });
     expect(r.ok && r.messages[0]).toMatchObject({ kind: 'invalid', error: { id: 4, error: { code: -32602 } } });

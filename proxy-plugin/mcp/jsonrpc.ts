@@ -138,6 +138,8 @@ function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | s
   if (!isObject(v)) return `${at}is not a JSON-RPC object`;
   const other = otherSpelling(v, MESSAGE_MEMBERS) ?? (isObject(v.params) ? otherSpelling(v.params, PARAMS_MEMBERS) : undefined);
   if (other) return `${at}spells a member otherwise than it is read (${other}): servers that read keys regardless of case differ`;
+  // Laravel reads a POST's JSON as its form, `_method` included, as the request's method (normalize.ts).
+  if (Object.hasOwn(v, '_method')) return `${at}holds "_method", a method override to some servers`;
   if (v.jsonrpc !== VERSION) return `${at}lacks "jsonrpc": "2.0"`;
   const hasMethod = 'method' in v;
   const isAnswer = 'result' in v || 'error' in v;

@@ -271,7 +271,7 @@ export function registerProxy(program: Command): void {
       .option('--max-body-bytes <n>', 'largest request body (413 beyond)', String(10 * 1024 * 1024))
       .option('--headers-timeout <ms>', 'time allowed to send the request head (408 beyond)', '10000')
       .option('--request-timeout <ms>', 'time allowed to send the whole request', '60000')
-      .option('--json-body <bytes>', 'read JSON request bodies up to this size into input.request.body, and POST forms for _method (0 = off)', '65536')
+      .option('--json-body <bytes>', 'put JSON request bodies up to this size into input.request.body (0 = off)', '65536')
       .option('--remove-header <name>', 'also remove this caller-sent field before forwarding (repeatable; see docs/proxy-security.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--app-probes <json>', "the app's kubelet probes the admin port answers at /app-health/<container>/<kind> (JSON; the injector writes it, see docs/injection.md)")
       .option('--keep-header <name>', 'forward this field although the default list removes it (repeatable; never x-warden-*)', (v: string, acc: string[]) => [...acc, v], [] as string[]),

@@ -1,5 +1,5 @@
-// What Warden accepts of a body it reads (a JSON request body the policy reads, an MCP message, a POST's
-// url-encoded form, read for a method override only): its type, its encoding, and how deep JSON nests.
+// What Warden accepts of a JSON body it reads (a JSON request body the policy reads, an MCP message): its
+// type, its encoding, the `_method` member Laravel reads, and how deep it nests.
 
 /** Deepest nesting Warden accepts in a body it reads (JSON-RPC messages, JSON request bodies). */
 export const MAX_JSON_DEPTH = 64;
@@ -13,14 +13,6 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const isJson = (contentType: string | undefined): boolean => !!contentType && JSON_TYPE.test(contentType);
 const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:;|$)/i;
-
-/**
- * The body of a POST in a url-encoded form, or with no Content-Type at all (Rack reads such a POST as a
- * form): Rails, Laravel and Symfony read its `_method` field as the request's method, so the sidecar reads
- * it for that field (METHOD_PARAMETER in normalize.ts) and for nothing else: no form reaches the policy input.
- */
-export const isForm = (method: string, contentType: string | undefined): boolean => method === 'POST' && (!contentType?.trim() || FORM_TYPE.test(contentType));
-const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i;
 
 /**
  * True when a JSON object's members (JsonText's offsets into `text`) include `_method` in any case, however
@@ -38,20 +30,22 @@ export function jsonNamesMethod(text: string, members: readonly number[] | undef
   return false;
 }
 
+// Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` or `_method` spell them.
+const ASCII_CHARSETS = /^(?:utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|(?:windows|cp)-?125\d)$/i;
+
 /**
- * True when a url-encoded form names a `_method` field in any case, however its name is escaped (`%5Fmethod`)
- * and whichever separator comes before it (Rack 2 splits a form on ";" as on "&"). An escape that does not
- * decode is read as written, as Rack and PHP do.
+ * True when a Content-Type names no charset, or one that reads ASCII as UTF-8 does. A reader that decodes
+ * a body by its charset (UTF-16, UTF-7, EBCDIC, …) may read words in it that its bytes do not spell, so a
+ * filter that reads the bytes (the MCP tool-list filter, the form reader) cannot vouch for it.
  */
-export function formNamesMethod(bytes: Buffer): boolean {
-  const text = bytes.toString('latin1');
-  if (!/_|%5f/i.test(text)) return false;
-  for (const pair of text.split(/[&;]/)) {
-    const eq = pair.indexOf('=');
-    const name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    if (name.length === 7 && name.toLowerCase() === '_method') return true;
+export function asciiCharset(ct: string | undefined): boolean {
+  if (!ct || !ct.includes(';')) return true;
+  for (const p of ct.split(';').slice(1)) {
+    const eq = p.indexOf('=');
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    if (!ASCII_CHARSETS.test(p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))) return false;
   }
-  return false;
+  return true;
 }
 
 /**

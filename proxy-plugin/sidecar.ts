@@ -13,10 +13,10 @@ import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
 import { buildInput } from './input.js';
-import { foreignEncoding, formNamesMethod, isForm, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
+import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
-import { isMultipartForm, multipartBoundary, MultipartFields } from './multipart-fields.js';
+import { formReader } from './form-fields.js';
 import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
@@ -69,9 +69,8 @@ interface Parts {
   jsonBodyBytes: number;
 }
 
-// A body the sidecar reads (--json-body bounds both): JSON, into the policy input; a POST's url-encoded form,
-// for a method override. The fast path reads one framed by Content-Length.
-const readsBody = (c: Parts, method: string, contentType: string | undefined) => c.jsonBodyBytes > 0 && (isJson(contentType) || isForm(method, contentType));
+// A JSON body the policy reads (--json-body): read whole into the input. The fast path reads one framed by Content-Length.
+const readsJsonBody = (c: Parts, contentType: string | undefined) => c.jsonBodyBytes > 0 && isJson(contentType);
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -85,14 +84,14 @@ function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string,
   return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
 }
 
-// A body the sidecar reads (readsBody), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
-async function readBodyOf(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
+// A JSON body the policy reads (--json-body), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
+async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
-  if (!readsBody(c, p.request.method, h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  if (!readsJsonBody(c, h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
   const foreign = undecodedBody(gate, p);
   if (foreign) return foreign;
   const bytes = await readBody(req, c.jsonBodyBytes);
-  return bytes === undefined ? tooLarge(c, gate, p) : checkedBody(gate, p, bytes);
+  return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
 // A JSON body the app would decode otherwise than the sidecar reads it (foreignEncoding) is refused (415)
@@ -102,16 +101,7 @@ function undecodedBody(gate: Gate, p: Extract<Prepared, { ok: true }>): { refuse
   return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415) };
 }
 
-const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({
-  refused: refusal(gate, p, `request refused: ${isJson(p.request.headers['content-type']) ? 'JSON body' : 'form body of a POST (read for "_method")'} larger than ${c.jsonBodyBytes} bytes`, 413),
-});
-
-// A body read whole (readsBody), on either path: a JSON one checked (checkedJsonBody), a form refused if it
-// names a method override.
-function checkedBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
-  if (isJson(p.request.headers['content-type'])) return checkedJsonBody(gate, p, bytes);
-  return formNamesMethod(bytes) ? { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400) } : { bytes };
-}
+const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
 
 // A JSON body read whole, on either path: its bytes and value, or the refusal of one that is unreadable.
 function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
@@ -148,30 +138,32 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
       deny: (v) => sendDenial(res, v),
     });
   }
-  const body = await readBodyOf(c, gate, p, req);
+  const body = await jsonBody(c, gate, p, req);
   if ('refused' in body) return sendDenial(res, body.refused);
-  const form = multipartForm(gate, p);
+  const form = formOf(gate, p);
   if (form && 'refusal' in form) return sendDenial(res, form.refusal);
   const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
   if (!v.allow) return sendDenial(res, v);
   c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
 }
 
-// A POST's multipart form, read as it streams for a `_method` part (multipart-fields.ts): its reader, the
-// refusal of one with no boundary to read by, or undefined for any other body. The fast path hands such a
-// POST over to node's path, which streams its body through the reader.
-const readsMultipart = (method: string, contentType: string | undefined) => method === 'POST' && isMultipartForm(contentType);
-
-function multipartForm(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
+// A POST's form, read as it streams for a `_method` field (form-fields.ts): the reader the relay feeds, the
+// refusal of one that cannot be read (415 for an encoded body or one in a charset that does not write ASCII
+// as ASCII: the reader reads bytes; 400 for a multipart type with no boundary to read it by), or undefined
+// for any other request. The fast path hands such a POST over to node's path, whose relay streams it.
+function formOf(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
   const type = p.request.headers['content-type'];
-  if (!readsMultipart(p.request.method, type)) return undefined;
+  const reader = formReader(p.request.method, type);
+  if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
-  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return { refusal: refusal(gate, p, `request refused: ${foreignEncoding(undefined, coding)}`, 415) };
-  const b = multipartBoundary(type!);
-  if ('refused' in b) return { refusal: refusal(gate, p, `request refused: ${b.refused}`, 400) };
-  const fields = new MultipartFields(b.boundary);
-  return { feed: (chunk) => fields.feed(chunk), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
+  const foreign = !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
+  if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415) };
+  if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400) };
+  return { feed: (chunk) => reader.feed(chunk), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
+
+// True when a request on the fast path carries a form formOf reads: node's path takes it.
+const carriesForm = (head: RequestHead): boolean => head.contentLength > 0 && formReader(head.method, head.contentType) !== undefined;
 
 /**
  * The protocol an upgrade asks for, or why it is refused: exactly one protocol token, and never `h2c`
@@ -242,23 +234,23 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   // the bundle pinned for it.
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
   if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
-  if (p.ok && head.contentLength > 0 && readsBody(c, head.method, head.contentType)) return bodyAdmission(c, gate, head, p);
-  if (p.ok && readsMultipart(head.method, head.contentType)) return { handOff: true };
+  if (p.ok && head.contentLength > 0 && readsJsonBody(c, head.contentType)) return jsonBodyAdmission(c, gate, head, p);
+  if (p.ok && carriesForm(head)) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };
 }
 
-// A body the sidecar reads, on the fast path: read whole, then checked and decided as node's path does
-// (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON or nests too
-// deep, or a form naming `_method`), and forwarded as received.
-function bodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+// A JSON body the policy reads, on the fast path: read whole, then checked and decided as node's path does
+// (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON, nests too
+// deep or names `_method` at its top), and forwarded as received.
+function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
   if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
   const foreign = undecodedBody(gate, p);
   if (foreign) return { forward: false, ...denialAnswer(foreign.refused) };
   return {
     readBody: (bytes) => {
-      const body = checkedBody(gate, p, bytes);
+      const body = checkedJsonBody(gate, p, bytes);
       if ('refused' in body) return { forward: false, ...denialAnswer(body.refused) };
       const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
       if (!v.allow) return { forward: false, ...denialAnswer(v) };

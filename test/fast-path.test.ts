@@ -229,7 +229,7 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
       const out = await exchange(t.port, anonymous + get('/orders/2', 'Connection: close'));
       expect(statuses(out)).toEqual([403, 200]);
       expect(out).toContain('no rule grants anonymous GET /orders/1');
-      const withBody = await exchange(t.port, 'POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 5\r\n\r\nhello' + get('/orders/3'));
+      const withBody = await exchange(t.port, 'POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello' + get('/orders/3'));
       expect(statuses(withBody)).toEqual([403]);
       expect(withBody).toMatch(/^connection: close\r$/im);
       expect(t.seen.map((r) => r.target)).toEqual(['/orders/2']);
@@ -272,7 +272,7 @@ describe.each(FORMS)('fast path: calls on one connection (%s)', (form) => {
   it('answers 408 and closes when the announced body never arrives', async () => {
     const t = await stack(form, ok, { requestTimeoutMs: 300, headersTimeoutMs: 300 });
     try {
-      const out = await exchange(t.port, `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 100\r\n\r\nonly a little`);
+      const out = await exchange(t.port, `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nonly a little`);
       expect(statuses(out)).toEqual([408]);
       expect(out).toMatch(/the request body did not arrive in time/);
     } finally {
@@ -365,7 +365,7 @@ describe.each(FORMS)('fast path: request smuggling attempts never reach the upst
     try {
       // The rest of the body is a whole request, chunked so that only node's parser would take it.
       const rest = `POST /orders/smuggled HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;
-      const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: ${10 + rest.length}\r\n\r\n`;
+      const head = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${10 + rest.length}\r\n\r\n`;
       const out = await new Promise<string>((resolve, reject) => {
         const s = net.connect(port, '127.0.0.1');
         const got: Buffer[] = [];
@@ -555,7 +555,7 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
       const out = await exchange(t.port, get('/orders/1') + get('/orders/2', 'Connection: close'));
       expect(statuses(out)).toEqual([200, 200]);
       expect(t.seen.map((r) => `${r.target}@${r.conn}.${r.index}`)).toEqual(['/orders/1@1.0', '/orders/2@1.1', '/orders/2@2.0']);
-      const post = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
+      const post = `POST /orders HTTP/1.1\r\nHost: orders\r\n${XFCC}\r\nContent-Type: application/octet-stream\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
       const posted = await exchange(t.port, get('/orders/3') + post);
       expect(statuses(posted)).toEqual([200, 502]);
       expect(posted).toContain('the upstream is unavailable');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { asciiCharset, parseBody } from './jsonrpc.js';
+import { asciiCharset } from '../json-body.js';
+import { parseBody } from './jsonrpc.js';
 
 const JSON_CT = 'application/json; charset=utf-8';
 const parse = (v: unknown, ct = JSON_CT, encoding?: string) => parseBody(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), { 'content-type': ct, 'content-encoding': encoding });

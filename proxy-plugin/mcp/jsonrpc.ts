@@ -13,7 +13,7 @@ import type {
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
 import { otherSpelling, readKeys } from '../../runtime/json-text.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan, foreignEncoding } from '../json-body.js';
+import { foreignEncoding, MAX_JSON_DEPTH, nestsDeeperThan } from '../json-body.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
 // the sidecar image holds its import graph alone, and the SDK is no part of it. The type checker holds
@@ -100,24 +100,6 @@ export function mediaType(ct: string | undefined): string {
   // What clients send, as sent: no split, trim or copy on the path every call takes.
   if (ct === 'application/json' || ct === 'text/event-stream') return ct;
   return ct.split(';')[0]!.trim().toLowerCase();
-}
-
-// Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` spell `tools`.
-const ASCII_CHARSETS = /^(?:utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|(?:windows|cp)-?125\d)$/i;
-
-/**
- * True when a Content-Type names no charset, or one that reads ASCII as UTF-8 does. A client that decodes
- * a body by its charset (UTF-16, UTF-7, EBCDIC, …) may read words in it that its bytes do not spell, so a
- * filter that reads the bytes cannot vouch for it.
- */
-export function asciiCharset(ct: string | undefined): boolean {
-  if (!ct || !ct.includes(';')) return true;
-  for (const p of ct.split(';').slice(1)) {
-    const eq = p.indexOf('=');
-    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
-    if (!ASCII_CHARSETS.test(p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))) return false;
-  }
-  return true;
 }
 
 /** True when the Content-Type names JSON (`application/json`, parameters allowed). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields } from './multipart-fields.js';
+import { formReader, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
 
 const B = 'XyZ-boundary-42';
 const part = (head: string, content: string) => `--${B}\r\n${head}\r\n\r\n${content}\r\n`;
@@ -17,8 +17,7 @@ function* pieces(text: string, seed: number): Generator<Buffer> {
   }
 }
 
-const refusedIn = (text: string, seed?: number): string | undefined => {
-  const fields = new MultipartFields(B);
+const refusedIn = (text: string, seed?: number, fields: FieldReader = new MultipartFields(B)): string | undefined => {
   for (const chunk of seed === undefined ? [Buffer.from(text, 'latin1')] : pieces(text, seed)) {
     const why = fields.feed(chunk);
     if (why) return why;
@@ -39,7 +38,7 @@ describe('MultipartFields', () => {
 
   it.each(named)('refuses a part named for the method (%s), whole or cut anywhere, after a large file part', (head) => {
     const text = body(part('Content-Disposition: form-data; name="upload"; filename="a.bin"', 'z'.repeat(5000)), part(head, 'DELETE'));
-    expect(refusedIn(text)).toMatch(/"_method" part of a multipart form is a method override/);
+    expect(refusedIn(text)).toMatch(/"_method" field of a form is a method override/);
     for (let seed = 1; seed <= 40; seed++) expect({ seed, refused: !!refusedIn(text, seed) }).toEqual({ seed, refused: true });
   });
 
@@ -66,5 +65,32 @@ describe('multipartBoundary', () => {
     expect(multipartBoundary(`multipart/form-data; boundary=${B}`)).toEqual({ boundary: B });
     expect(multipartBoundary('multipart/form-data; charset=utf-8; BOUNDARY="a b"')).toEqual({ boundary: 'a b' });
     for (const type of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=a; boundary=b']) expect(multipartBoundary(type)).toHaveProperty('refused');
+  });
+});
+
+describe('UrlencodedFields', () => {
+  const big = 'v'.repeat(5000);
+  it.each(['_method=DELETE', `name=${big}&_method=delete`, '%5Fmethod=DELETE', '%5f%6Dethod=PUT', '_METHOD=DELETE', `name=x;_method=DELETE`, 'a=1&_method='])(
+    'refuses a form naming the method (%s), whole or cut anywhere',
+    (text) => {
+      expect(refusedIn(text, undefined, new UrlencodedFields())).toMatch(/"_method" field of a form is a method override/);
+      for (let seed = 1; seed <= 40; seed++) expect({ seed, refused: !!refusedIn(text, seed, new UrlencodedFields()) }).toEqual({ seed, refused: true });
+    },
+  );
+
+  it('passes forms that name no override, however they are cut, whatever their values spell', () => {
+    for (const text of ['name=x&method=DELETE', 'x_method=1&note=_method', `a=${big}_method=1`, 'name=%zz', '_method', '_method&x=1', '__method=1&_methods=2', `${'%5F'.repeat(8)}=1`]) {
+      expect(refusedIn(text, undefined, new UrlencodedFields())).toBeUndefined();
+      for (let seed = 1; seed <= 40; seed++) expect({ seed, why: refusedIn(text, seed, new UrlencodedFields()) }).toEqual({ seed, why: undefined });
+    }
+  });
+});
+
+describe('formReader', () => {
+  it('reads a POST whose body is a form: url-encoded, untyped, any multipart subtype; nothing else', () => {
+    for (const type of ['application/x-www-form-urlencoded', 'Application/X-WWW-Form-Urlencoded; charset=UTF-8', undefined, '', ' ']) expect(formReader('POST', type)).toBeInstanceOf(UrlencodedFields);
+    for (const type of [`multipart/form-data; boundary=${B}`, `Multipart/Mixed; boundary="${B}"`, `multipart/related; type="text/xml"; boundary=${B}`]) expect(formReader('POST', type)).toBeInstanceOf(MultipartFields);
+    expect(formReader('POST', 'multipart/form-data')).toHaveProperty('refused');
+    for (const [method, type] of [['PUT', 'application/x-www-form-urlencoded'], ['PATCH', undefined], ['POST', 'application/json'], ['POST', 'text/plain']] as const) expect(formReader(method, type)).toBeUndefined();
   });
 });

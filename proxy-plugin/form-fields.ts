@@ -1,9 +1,79 @@
-// The field names of a multipart/form-data body, read as it streams to the app, for the one name the
-// sidecar refuses there: `_method`, which Rails (Rack::MethodOverride), Laravel and Symfony take from a
-// POST's form for the request's method (METHOD_PARAMETER in normalize.ts). The body is not buffered: each
-// part's header block is read between its delimiter and the blank line after it, the part's content is
-// only searched for the next delimiter. A refusal comes before the bytes that hold the name go on, so the
-// app receives a body cut short, which no parser reads as a form.
+// The field names of a POST's form, read as its body streams to the app, for the one name the sidecar
+// refuses there: `_method`, which Rails (Rack::MethodOverride), Laravel and Symfony take from a POST's form
+// for the request's method (METHOD_PARAMETER in normalize.ts). A form is not buffered (it may be a large
+// upload): a url-encoded one is read name by name, its values only searched for the next separator; a
+// multipart one part by part, each part's header block read between its delimiter and the blank line
+// after it, its content only searched for the next delimiter. A refusal comes before the bytes that
+// complete the name go on, so the app receives a body cut short, which no server hands to it as a form.
+
+/** What the relay feeds each chunk of a body to (relay.ts `Outgoing.inspect`). */
+export interface FieldReader {
+  /** Read the next chunk: the reason to refuse the body, if it names `_method`. */
+  feed(chunk: Buffer): string | undefined;
+}
+
+/**
+ * The reader a POST's form needs, if its body is one: url-encoded, or with no Content-Type at all (Rack
+ * reads such a POST as a url-encoded form), or multipart (any subtype: Rack parses `mixed` and `related`
+ * as forms too); or why it cannot be read (a multipart type without exactly one boundary).
+ */
+export function formReader(method: string, contentType: string | undefined): FieldReader | { refused: string } | undefined {
+  if (method !== 'POST') return undefined;
+  if (!contentType?.trim() || URLENCODED.test(contentType)) return new UrlencodedFields();
+  if (!MULTIPART.test(contentType)) return undefined;
+  const b = multipartBoundary(contentType);
+  return 'refused' in b ? b : new MultipartFields(b.boundary);
+}
+
+const URLENCODED = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i;
+const MULTIPART = /^\s*multipart\/[\w.+-]+\s*(?:;|$)/i;
+
+const METHOD_FIELD = 'a "_method" field of a form is a method override: frameworks (Rails, Laravel, Symfony) read it as the method instead of the request line\'s; send the method itself';
+
+// The longest raw name that can decode to `_method` (every character %-escaped).
+const LONGEST_METHOD_NAME = 7 * 3;
+
+/**
+ * A url-encoded form's names, as Rack and PHP read them: pairs split on `&` (and `;`, as Rack 2 does), a
+ * name up to its `=`, `+` a space, `%XX` decoded where it decodes. A name equal to `_method` in any case,
+ * with a value, is refused (a bare `_method` has none, and overrides nothing). Only the current name's
+ * first bytes are kept; values are skipped with a byte search.
+ */
+export class UrlencodedFields implements FieldReader {
+  private name = '';
+  private inName = true;
+
+  feed(chunk: Buffer): string | undefined {
+    let i = 0;
+    while (i < chunk.length) {
+      if (!this.inName) {
+        const amp = chunk.indexOf(0x26, i);
+        const semi = chunk.indexOf(0x3b, i);
+        const next = amp < 0 ? semi : semi < 0 ? amp : Math.min(amp, semi);
+        if (next < 0) return undefined;
+        i = next + 1;
+        this.inName = true;
+        this.name = '';
+        continue;
+      }
+      const c = chunk[i++]!;
+      if (c === 0x3d) {
+        if (isMethodName(this.name)) return `request refused: ${METHOD_FIELD}`;
+        this.inName = false;
+      } else if (c === 0x26 || c === 0x3b) this.name = '';
+      else if (this.name.length <= LONGEST_METHOD_NAME) this.name += String.fromCharCode(c);
+    }
+    return undefined;
+  }
+}
+
+const isMethodName = (raw: string): boolean => {
+  if (raw.length < 7 || raw.length > LONGEST_METHOD_NAME) return false;
+  const name = raw.replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return name.length === 7 && name.toLowerCase() === '_method';
+};
+
+const NOTHING = Buffer.alloc(0);
 
 /** Longest header block of one part (Rack and PHP refuse far longer ones). */
 export const MAX_PART_HEAD_BYTES = 16 * 1024;
@@ -15,14 +85,8 @@ export function multipartBoundary(contentType: string): { boundary: string } | {
   return { boundary: found[0]! };
 }
 
-/**
- * True when a Content-Type is multipart (`multipart/form-data`, and any other subtype: Rack parses
- * `multipart/mixed` and `multipart/related` bodies as forms too), any case, any parameters.
- */
-export const isMultipartForm = (contentType: string | undefined): boolean => !!contentType && /^\s*multipart\/[\w.+-]+\s*(?:;|$)/i.test(contentType);
-
-/** One body's reader: `feed` each chunk before it goes on; a reason means stop the body there. */
-export class MultipartFields {
+/** A multipart body's part names (formReader): each part's header block read, its content searched for the next delimiter. */
+export class MultipartFields implements FieldReader {
   private readonly delimiter: Buffer;
   // The end of the last chunk, which may hold the start of a delimiter (in content), or the header block read so far.
   private carry: Buffer = NOTHING;
@@ -65,7 +129,7 @@ export class MultipartFields {
           this.carry = Buffer.from(buf);
           return undefined;
         }
-        if (namesMethod(buf.toString('latin1', 0, end))) return `request refused: ${PART_REASON}`;
+        if (namesMethod(buf.toString('latin1', 0, end))) return `request refused: ${METHOD_FIELD}`;
         this.inHead = false;
         buf = buf.subarray(end);
         continue;
@@ -82,9 +146,6 @@ export class MultipartFields {
   }
 }
 
-const NOTHING = Buffer.alloc(0);
-
-const PART_REASON = 'a "_method" part of a multipart form is a method override: frameworks (Rails, Laravel, Symfony) read it as the method instead of the request line\'s; send the method itself';
 
 // Where a header block ends: its blank line (CRLF CRLF, or LF LF, which lenient parsers take), -1 if not yet.
 function blankLine(buf: Buffer): number {

@@ -152,8 +152,10 @@ describe('the generated module', () => {
     const get4 = spec.http.routes.GET![4]!;
     expect(get4.position).toBe(2); // /api/v1/<orders|products>/{id}: the shared /api/v1 prefix separates nothing
     expect(Object.keys(get4.literal).sort()).toEqual(['orders', 'products']);
-    expect(get4.folded).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { orders: ['orders'], products: ['products'] }, { export: ['export'] }]);
-    expect(spec.http.routes.POST![5]!.folded).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { products: ['products'] }, {}, { reviews: ['reviews'] }]);
+    const spellings = (folded: Array<Record<string, Array<{ spelling: string }>>>) => folded.map((at) => Object.fromEntries(Object.entries(at).map(([k, rs]) => [k, rs.map((r) => r.spelling)])));
+    expect(spellings(get4.folded)).toEqual([{ api: ['api', 'api', 'api'] }, { v1: ['v1', 'v1', 'v1'] }, { orders: ['orders', 'orders'], products: ['products'] }, { export: ['export'] }]);
+    expect(get4.folded[3]!.export).toEqual([{ spelling: 'export', route: ['api', 'v1', 'orders', 'export'] }]);
+    expect(spellings(spec.http.routes.POST![5]!.folded)).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { products: ['products'] }, {}, { reviews: ['reviews'] }]);
     expect(spec.http.routes.GET![0]).toMatchObject({ param: [{ id: 'root' }] });
     expect(spec.http.routes.HEAD![4]!.position).toBe(2);
   });
@@ -203,6 +205,9 @@ describe('decisions of the keyed module', () => {
     expect(decide(http(storefront, 'GET', '/api/v1/products/\u212a9')).allow).toBe(true);
     expect(decide(http(storefront, 'GET', '/api/v1/orders/\u212a')).allow).toBe(true);
     expect(decide(http(storefront, 'GET', '/api/v1/pro\u212aducts/1')).allow).toBe(false);
+    // Only routes the rest of the call matches: /api/v1/products/{id} holds no literal `export`.
+    expect(decide(http(storefront, 'GET', '/api/v1/products/EXPORT'))).toMatchObject({ allow: true, operation: 'getProduct' });
+    expect(decide(http(storefront, 'GET', '/api/v1/products/export.json'))).toMatchObject({ allow: true, operation: 'getProduct' });
     // Literals of other methods and lengths are not this call's: PUT routes /api/v1/{tenant}/settings only.
     expect(decide(http(mtls(spiffe('acme', 'dba-bot')), 'PUT', '/api/v1/ORDERS/settings'))).toMatchObject({ allow: true, operation: 'putSettings' });
     // The literal with a format suffix: Rails reads /orders/export.json as /orders/export.

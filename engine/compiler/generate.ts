@@ -151,10 +151,9 @@ function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | nul
         const s = op.segments[position];
         if (typeof s === 'string') (bucket.literal[s] ??= []).push(entry);
         else bucket.param.push(entry);
+        const route = op.segments.map((seg) => (typeof seg === 'string' ? regoLower(seg) : seg));
         op.segments.forEach((seg, i) => {
-          if (typeof seg !== 'string') return;
-          const spellings = (bucket.folded[i]![regoLower(seg)] ??= []);
-          if (!spellings.includes(seg)) spellings.push(seg);
+          if (typeof seg === 'string') (bucket.folded[i]![regoLower(seg)] ??= []).push({ spelling: seg, route });
         });
       }
       buckets[length] = bucket;

@@ -109,28 +109,55 @@ route := r if {
 	r.rank == best
 }
 
-# A segment that differs only by case from a literal the spec routes at its place, for this method and
-# number of segments: express and ASP.NET Core route regardless of case by default, so such an app takes
-# /orders/EXPORT for the literal /orders/export while the routing here matched the template /orders/{id}.
-deny contains concat("", ["the path segment \"", s, "\" differs only by case from \"", spellings[0], "\", which the spec routes: an app that routes regardless of case would read another operation"]) if {
+# A segment that differs only by case from a literal the spec routes at its place, in a route whose other
+# segments the call matches regardless of case (same method and number of segments): express and ASP.NET
+# Core route regardless of case by default, so such an app takes /orders/EXPORT for the literal
+# /orders/export while the routing here matched the template /orders/{id}. `folded` lists, per position
+# and lower-cased literal, each route holding it (its literals lower-cased, as Rego's lower does).
+deny contains concat("", ["the path segment \"", s, "\" differs only by case from \"", r.spelling, "\", which the spec routes: an app that routes regardless of case would read another operation"]) if {
 	http_call
 	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
 	some i, s in input.request.segments
-	spellings := bucket.folded[i][lower(s)]
-	not s in spellings
+	routes := bucket.folded[i][lower(s)]
+	not s in [r.spelling | some r in routes]
+	some r in routes
+	folded_route_matches(r.route, i)
 }
 
 # A segment that is such a literal with a format suffix: Rails routes every path with an optional
 # `(.:format)` (and Spring MVC before 5.3 matched `.*` suffixes), so /orders/export.json is the literal
 # /orders/export there, while the routing here matched /orders/{id}. A literal spelled with its dot is itself.
-deny contains concat("", ["the path segment \"", s, "\" is \"", spellings[0], "\", which the spec routes, with a format suffix: an app that reads suffixes as formats (Rails) would read another operation"]) if {
+deny contains concat("", ["the path segment \"", s, "\" is \"", r.spelling, "\", which the spec routes, with a format suffix: an app that reads suffixes as formats (Rails) would read another operation"]) if {
 	http_call
 	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
 	some i, s in input.request.segments
 	dot := indexof(s, ".")
 	dot > 0
-	spellings := bucket.folded[i][lower(substring(s, 0, dot))]
-	not s in object.get(bucket.folded[i], lower(s), [])
+	not s in [r.spelling | some r in object.get(bucket.folded[i], lower(s), [])]
+	some r in bucket.folded[i][lower(substring(s, 0, dot))]
+	folded_route_matches(r.route, i)
+}
+
+# The call's segments, but the i-th, match a route regardless of case: its lower-cased literals, or any
+# non-empty segment for a parameter.
+folded_route_matches(route, i) if {
+	every j, p in route {
+		folded_segment_matches(p, j, i)
+	}
+}
+
+folded_segment_matches(_, j, i) if j == i
+
+folded_segment_matches(p, j, i) if {
+	j != i
+	is_string(p)
+	lower(input.request.segments[j]) == p
+}
+
+folded_segment_matches(p, j, i) if {
+	j != i
+	is_object(p)
+	input.request.segments[j] != ""
 }
 
 operation := {

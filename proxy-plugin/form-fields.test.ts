@@ -70,7 +70,9 @@ describe('multipartBoundary', () => {
 
 describe('UrlencodedFields', () => {
   const big = 'v'.repeat(5000);
-  it.each(['_method=DELETE', `name=${big}&_method=delete`, '%5Fmethod=DELETE', '%5f%6Dethod=PUT', '_METHOD=DELETE', `name=x;_method=DELETE`, 'a=1&_method='])(
+  it.each(['_method=DELETE', `name=${big}&_method=delete`, '%5Fmethod=DELETE', '%5f%6Dethod=PUT', '_METHOD=DELETE', `name=x;_method=DELETE`, 'a=1&_method=',
+    // As PHP (leading spaces dropped, cut at a NUL, ' ' and '.' read as '_') or Rack 2 (brackets around a plain name) reads a name.
+    '.method=DELETE', '+_method=DELETE', '%20_method=DELETE', '_method%00x=DELETE', '%2Emethod=PUT', '[_method]=DELETE', '_method]=DELETE', 'name=x&]]_METHOD=DELETE', `${'+'.repeat(300)}_method=1`, `${'['.repeat(40)}_method${']'.repeat(40)}=1`, '_%6d%45thod=1'])(
     'refuses a form naming the method (%s), whole or cut anywhere',
     (text) => {
       expect(refusedIn(text, undefined, new UrlencodedFields())).toMatch(/"_method" field of a form is a method override/);
@@ -79,7 +81,7 @@ describe('UrlencodedFields', () => {
   );
 
   it('passes forms that name no override, however they are cut, whatever their values spell', () => {
-    for (const text of ['name=x&method=DELETE', 'x_method=1&note=_method', `a=${big}_method=1`, 'name=%zz', '_method', '_method&x=1', '__method=1&_methods=2', `${'%5F'.repeat(8)}=1`]) {
+    for (const text of ['name=x&method=DELETE', 'x_method=1&note=_method', `a=${big}_method=1`, 'name=%zz', '_method', '_method&x=1', '__method=1&_methods=2', 'payment_method=card&shipping.method=post', '_method[]=x&_method[a]=y&_method]x=z', 'x.method=1', '_meth%zzod=1', `${'%5F'.repeat(8)}=1`]) {
       expect(refusedIn(text, undefined, new UrlencodedFields())).toBeUndefined();
       for (let seed = 1; seed <= 40; seed++) expect({ seed, why: refusedIn(text, seed, new UrlencodedFields()) }).toEqual({ seed, why: undefined });
     }

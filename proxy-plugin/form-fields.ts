@@ -6,6 +6,8 @@
 // after it, its content only searched for the next delimiter. A refusal comes before the bytes that
 // complete the name go on, so the app receives a body cut short, which no server hands to it as a form.
 
+import { MethodName } from './normalize.js';
+
 /** What the relay feeds each chunk of a body to (relay.ts `Outgoing.inspect`). */
 export interface FieldReader {
   /** Read the next chunk: the reason to refuse the body, if it names `_method`. */
@@ -25,23 +27,23 @@ export function formReader(method: string, contentType: string | undefined): Fie
   return 'refused' in b ? b : new MultipartFields(b.boundary);
 }
 
-const URLENCODED = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i;
-const MULTIPART = /^\s*multipart\/[\w.+-]+\s*(?:;|$)/i;
+// The media type as Rack and PHP read it: up to a ';' or a ',' (PHP: a space too).
+const URLENCODED = /^\s*application\/x-www-form-urlencoded(?:[\s;,]|$)/i;
+const MULTIPART = /^\s*multipart\/[\w.+-]+(?:[\s;,]|$)/i;
 
 const METHOD_FIELD = 'a "_method" field of a form is a method override: frameworks (Rails, Laravel, Symfony) read it as the method instead of the request line\'s; send the method itself';
 
-// The longest raw name that can decode to `_method` (every character %-escaped).
-const LONGEST_METHOD_NAME = 7 * 3;
-
 /**
  * A url-encoded form's names, as Rack and PHP read them: pairs split on `&` (and `;`, as Rack 2 does), a
- * name up to its `=`, `+` a space, `%XX` decoded where it decodes. A name equal to `_method` in any case,
- * with a value, is refused (a bare `_method` has none, and overrides nothing). Only the current name's
- * first bytes are kept; values are skipped with a byte search.
+ * name up to its `=`, `+` a space, `%XX` its byte where it decodes (as written where it does not), each
+ * name read by MethodName. A name that is `_method` to one of them, with a value, is refused (a bare
+ * `_method` has none, and overrides nothing). Values are skipped with a byte search.
  */
 export class UrlencodedFields implements FieldReader {
-  private name = '';
+  private name = new MethodName();
   private inName = true;
+  // An escape begun and not yet whole: `%` and the hex digits after it.
+  private escape: number[] = [];
 
   feed(chunk: Buffer): string | undefined {
     let i = 0;
@@ -52,26 +54,40 @@ export class UrlencodedFields implements FieldReader {
         const next = amp < 0 ? semi : semi < 0 ? amp : Math.min(amp, semi);
         if (next < 0) return undefined;
         i = next + 1;
-        this.inName = true;
-        this.name = '';
+        this.startName();
         continue;
       }
       const c = chunk[i++]!;
+      if (this.escape.length > 0) {
+        if (isHex(c)) {
+          this.escape.push(c);
+          if (this.escape.length === 3) {
+            this.name.push(parseInt(String.fromCharCode(this.escape[1]!, this.escape[2]!), 16));
+            this.escape = [];
+          }
+          continue;
+        }
+        for (const e of this.escape) this.name.push(e);
+        this.escape = [];
+      }
       if (c === 0x3d) {
-        if (isMethodName(this.name)) return `request refused: ${METHOD_FIELD}`;
+        if (this.name.isMethod) return `request refused: ${METHOD_FIELD}`;
         this.inName = false;
-      } else if (c === 0x26 || c === 0x3b) this.name = '';
-      else if (this.name.length <= LONGEST_METHOD_NAME) this.name += String.fromCharCode(c);
+      } else if (c === 0x26 || c === 0x3b) this.startName();
+      else if (c === 0x25) this.escape = [c];
+      else this.name.push(c === 0x2b ? 0x20 : c);
     }
     return undefined;
   }
+
+  private startName(): void {
+    this.inName = true;
+    this.name = new MethodName();
+    this.escape = [];
+  }
 }
 
-const isMethodName = (raw: string): boolean => {
-  if (raw.length < 7 || raw.length > LONGEST_METHOD_NAME) return false;
-  const name = raw.replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-  return name.length === 7 && name.toLowerCase() === '_method';
-};
+const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 
 const NOTHING = Buffer.alloc(0);
 
@@ -80,7 +96,8 @@ export const MAX_PART_HEAD_BYTES = 16 * 1024;
 
 /** The boundary of a multipart Content-Type, or why there is none to read by: absent, empty, or given twice. */
 export function multipartBoundary(contentType: string): { boundary: string } | { refused: string } {
-  const found = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi)].map((m) => m[1] ?? m[2] ?? '');
+  // Unquoted, it ends at a ';', a ',' (as Rack reads it) or a space.
+  const found = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;,\s]*))/gi)].map((m) => m[1] ?? m[2] ?? '');
   if (found.length !== 1 || found[0] === '' || found[0]!.length > 200) return { refused: 'a multipart body needs exactly one boundary (of at most 200 characters) in its Content-Type' };
   return { boundary: found[0]! };
 }

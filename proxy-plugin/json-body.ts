@@ -7,12 +7,13 @@ export const MAX_JSON_DEPTH = 64;
 /**
  * True when a Content-Type names JSON as the frameworks an app runs on read it: `application/json` and any
  * `application/…+json` (Spring, ASP.NET Core, express), `text/json` (ASP.NET Core), `text/x-json` and
- * `application/jsonrequest` (Rails), `application/x-json`. A body of such a type is read into
+ * `application/jsonrequest` (Rails), `application/x-json`, also before a ',' (Rails reads the type up to the
+ * first ';' or ','). A body of such a type is read into
  * `input.request.body` (--json-body): a type the app reads as JSON but the sidecar did not would leave the
  * policy without the body the app acts on.
  */
 export const isJson = (contentType: string | undefined): boolean => !!contentType && JSON_TYPE.test(contentType);
-const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:;|$)/i;
+const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|application\/(?:x-json|jsonrequest))\s*(?:[;,]|$)/i;
 
 /**
  * True when a JSON object's members (JsonText's offsets into `text`) include `_method` in any case, however

@@ -36,6 +36,10 @@ describe('normalizeRequest', () => {
     expect(r.rawQuery).toBe('status=open&status=paid&q=a+b&empty');
   });
 
+  it('reads names that only contain "method" as they are: payment_method, _method[], x.method', () => {
+    expect(Object.keys(ok('/a?payment_method=card&_method%5B%5D=x&x.method=1').query)).toEqual(['payment_method', '_method[]', 'x.method']);
+  });
+
   it('reads an escaped ";" in the query as data, as every app does', () => {
     expect(ok('/a?role=user%3Brole=admin').query).toEqual({ role: ['user;role=admin'] });
   });
@@ -65,6 +69,9 @@ describe('normalizeRequest', () => {
     ['/a?_method=DELETE', 'method override'],
     ['/a?x=1&%5Fmethod=DELETE', 'method override'],
     ['/a?_METHOD=delete', 'method override'],
+    ['/a?.method=DELETE', 'method override'],
+    ['/a?+_method=DELETE', 'method override'],
+    ['/a?%5B_method%5D=DELETE', 'method override'],
     ['http://evil/a', 'origin-form'],
     ['*', 'origin-form'],
     ['/a#frag', 'fragment'],

@@ -184,7 +184,8 @@ const refuseUpgrade = (socket: Duplex, v: Verdict) => void socket.end(closingAns
 async function serveUpgrade(c: Parts, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   socket.on('error', () => socket.destroy());
   const gate = c.opts.gate;
-  const protocol = upgradeProtocol(req.headers.upgrade);
+  // CONNECT asks for a tunnel (its target, if origin-form, passes normalization): never one, whatever it names.
+  const protocol = req.method === 'CONNECT' ? { refused: 'request refused: CONNECT asks for a tunnel, which the sidecar never opens' } : upgradeProtocol(req.headers.upgrade);
   if (!gate) {
     if ('refused' in protocol) return void socket.end(closingAnswer(ownAnswer(400, undefined, protocol.refused)));
     return c.relay.upgrade(req, socket, head, { target: req.url ?? '/', decisionId: undefined, source: undefined });
@@ -284,7 +285,7 @@ function nodeServer(c: Parts): http.Server {
   });
   // CONNECT asks for a tunnel, and node hands it over apart from requests (with no listener it drops the
   // connection unanswered). The sidecar opens no tunnel: refused and logged as an upgrade is, its
-  // authority-form target by normalization, any other for naming no protocol.
+  // authority-form target by normalization, any other by serveUpgrade.
   full.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     serveUpgrade(c, req, socket, head).catch(() => socket.destroy());
   });

@@ -40,7 +40,8 @@ async function send(type: string | undefined, body: string | undefined, method =
 }
 
 describe('bodies of every type the app may read as JSON, through warden proxy', () => {
-  const JSON_TYPES = ['application/json', 'text/json', 'TEXT/JSON; charset=utf-8', 'text/x-json', 'application/x-json', 'application/jsonrequest', 'application/merge-patch+json', 'application/vnd.shop.payment.v2+json'];
+  // The last: the type before a ',', as Rails reads it.
+  const JSON_TYPES = ['application/json', 'text/json', 'TEXT/JSON; charset=utf-8', 'text/x-json', 'application/x-json', 'application/jsonrequest', 'application/merge-patch+json', 'application/vnd.shop.payment.v2+json', 'application/json, text/plain'];
 
   it.each(JSON_TYPES)('reads a %s body into the decision: a large amount is denied, a small one forwarded byte for byte with its type', async (type) => {
     const before = served.upstream.seen.length;
@@ -105,14 +106,52 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     expect(served.upstream.seen.length).toBe(before);
   });
 
+  // PHP (Laravel, Symfony) drops a name's leading spaces, cuts it at a NUL and turns ' ' and '.' into '_';
+  // Rack 2 drops the brackets around a plain name: each of these is `_method` to one of them.
+  it.each([['.method=DELETE'], ['+_method=DELETE'], ['%20_method=DELETE'], ['_method%00x=DELETE'], ['%2Emethod=PUT'], ['[_method]=DELETE'], ['_method]=DELETE'], ['name=x&]]_METHOD=DELETE']])(
+    'refuses a POST form naming the method as PHP or Rack 2 reads a name (%s)',
+    async (body) => {
+      const before = served.upstream.seen.length;
+      const r = await form(body);
+      expect({ body, status: r.status }).toEqual({ body, status: 400 });
+      expect(r.text).toContain('method override');
+      expect(served.upstream.seen.length).toBe(before);
+    },
+  );
+
+  it('refuses `_method` in the query as PHP reads a name: `.method`, ` _method`', async () => {
+    const before = served.upstream.seen.length;
+    for (const query of ['.method=DELETE', '+_method=DELETE', '%20_method=DELETE', '%2emethod=PUT']) {
+      const res = await fetch(`${served.proxyUrl}/form?${query}`, { method: 'POST' });
+      expect({ query, status: res.status }).toEqual({ query, status: 400 });
+      expect(await res.text()).toContain('method override');
+    }
+    expect(served.upstream.seen.length).toBe(before);
+  });
+
+  // Rack and PHP end the media type at a ',', PHP at a space too.
+  it.each([['a type list', 'application/x-www-form-urlencoded, text/plain'], ['a space after the type', 'application/x-www-form-urlencoded x'], ['multipart in a type list', 'multipart/form-data; boundary=b1, text/plain']])(
+    'reads a POST body the app takes for a form for `_method`: %s',
+    async (what, type) => {
+      const before = served.upstream.seen.length;
+      const body = what.startsWith('multipart') ? '--b1\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b1--\r\n' : '_method=DELETE';
+      for (const chunked of [false, true]) {
+        const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': type }, body: chunked ? new Blob([body]).stream() : Buffer.from(body), ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
+        expect({ type, chunked, status: res.status }).toEqual({ type, chunked, status: 400 });
+        expect(await res.text()).toContain('method override');
+      }
+      expect(served.upstream.seen.length).toBe(before);
+    },
+  );
+
   it('forwards a POST form that names no override, byte for byte, and a form under another method as it is', async () => {
     const before = served.upstream.seen.length;
-    for (const body of ['name=x&method=DELETE', 'x_method=1&note=_method', 'name=%zz']) {
+    for (const body of ['name=x&method=DELETE', 'x_method=1&note=_method', 'name=%zz', 'payment_method=card&shipping.method=post&_method[]=x']) {
       const r = await form(body);
       expect({ body, status: r.status }).toEqual({ body, status: 201 });
       expect(served.upstream.seen.at(-1)!.body.toString('latin1')).toBe(body);
     }
-    expect(served.upstream.seen.length).toBe(before + 3);
+    expect(served.upstream.seen.length).toBe(before + 4);
     // Only a POST is overridden by these frameworks; the policy decides a PUT as a PUT.
     expect((await form('_method=DELETE', { method: 'PUT' })).status).toBe(403);
   });

@@ -6,7 +6,7 @@
 // after it, its content only searched for the next delimiter. A refusal comes before the bytes that
 // complete the name go on, so the app receives a body cut short, which no server hands to it as a form.
 
-import { MethodName } from './normalize.js';
+import { MethodName, namesMethodOverride } from './normalize.js';
 
 /** What the relay feeds each chunk of a body to (relay.ts `Outgoing.inspect`). */
 export interface FieldReader {
@@ -102,14 +102,20 @@ export function multipartBoundary(contentType: string): { boundary: string } | {
   return { boundary: found[0]! };
 }
 
-/** A multipart body's part names (formReader): each part's header block read, its content searched for the next delimiter. */
+/**
+ * A multipart body's part names (formReader). Every `--boundary` in the body, wherever it stands, opens a
+ * header window, read up to the first CRLF CRLF after it: the longest header block a parser takes there
+ * (Rack 2 needs CRLF CRLF; PHP ends a block at the first empty line, LF or CRLF, which comes no later).
+ * Each complete line of the window is read as it comes (a name is whole only at its line's end), so the
+ * chunk holding the line that would complete a `_method` name does not go on. Delimiters are sought on past
+ * a close delimiter (PHP reads any part after it) and inside a window (which already covers them).
+ */
 export class MultipartFields implements FieldReader {
   private readonly delimiter: Buffer;
-  // The end of the last chunk, which may hold the start of a delimiter (in content), or the header block read so far.
-  private carry: Buffer = NOTHING;
-  private inHead = false;
-  // Past the close delimiter (`--boundary--`): parsers stop there, and so does this one.
-  private done = false;
+  // The last bytes of the body so far, which may hold the start of a delimiter.
+  private tail: Buffer = NOTHING;
+  // The header window open since the last delimiter, if any.
+  private window: Buffer | undefined;
 
   constructor(boundary: string) {
     this.delimiter = Buffer.from(`--${boundary}`, 'latin1');
@@ -117,70 +123,83 @@ export class MultipartFields implements FieldReader {
 
   /** Read the next chunk: the reason to refuse the body if a part is named `_method` or its header block runs too long. */
   feed(chunk: Buffer): string | undefined {
-    if (this.done) return undefined;
-    let buf = chunk;
-    if (this.inHead || chunk.length < this.delimiter.length) {
-      if (this.carry.length > 0) buf = Buffer.concat([this.carry, chunk]);
-    } else if (this.carry.length > 0) {
-      // A delimiter across the seam: the tail kept and the chunk's first bytes (the chunk is not copied).
-      const at = Buffer.concat([this.carry, chunk.subarray(0, this.delimiter.length - 1)]).indexOf(this.delimiter);
-      if (at >= 0) {
-        this.inHead = true;
-        buf = chunk.subarray(at + this.delimiter.length - this.carry.length);
-      }
+    const d = this.delimiter;
+    // Where each delimiter found ends, in the chunk: across the seam with the tail kept, then within.
+    const ends: number[] = [];
+    if (this.tail.length > 0) {
+      const seam = Buffer.concat([this.tail, chunk.subarray(0, d.length - 1)]);
+      for (let a = seam.indexOf(d); a >= 0 && a < this.tail.length; a = seam.indexOf(d, a + 1)) ends.push(a + d.length - this.tail.length);
     }
-    this.carry = NOTHING;
+    for (let a = chunk.indexOf(d); a >= 0; a = chunk.indexOf(d, a + 1)) ends.push(a + d.length);
+    const keep = d.length - 1;
+    this.tail = chunk.length >= keep ? Buffer.from(chunk.subarray(chunk.length - keep)) : Buffer.from(Buffer.concat([this.tail, chunk]).subarray(-keep));
+    let at = 0;
     for (;;) {
-      if (this.inHead) {
-        if (buf.length < 2) {
-          this.carry = Buffer.from(buf);
-          return undefined;
-        }
-        if (buf[0] === 0x2d && buf[1] === 0x2d) {
-          this.done = true;
-          return undefined;
-        }
-        const end = blankLine(buf);
-        if (end < 0) {
-          if (buf.length > MAX_PART_HEAD_BYTES) return `request refused: a part's header block in the multipart body is longer than ${MAX_PART_HEAD_BYTES} bytes`;
-          this.carry = Buffer.from(buf);
-          return undefined;
-        }
-        if (namesMethod(buf.toString('latin1', 0, end))) return `request refused: ${METHOD_FIELD}`;
-        this.inHead = false;
-        buf = buf.subarray(end);
+      if (!this.window) {
+        const next = ends.find((e) => e >= at);
+        if (next === undefined) return undefined;
+        this.window = NOTHING;
+        at = next;
+      }
+      const before = this.window.length;
+      const piece = chunk.subarray(at);
+      const win: Buffer = Buffer.concat([this.window, piece]);
+      const crlf = win.indexOf('\r\n\r\n', Math.max(0, before - 3), 'latin1');
+      if (crlf >= 0) {
+        if (namesMethod(win.toString('latin1', 0, crlf + 4))) return `request refused: ${METHOD_FIELD}`;
+        this.window = undefined;
+        at += crlf + 4 - before;
         continue;
       }
-      const at = buf.indexOf(this.delimiter);
-      if (at < 0) {
-        // A delimiter may begin in this chunk's last bytes: keep them (a copy: the chunk goes on).
-        this.carry = Buffer.from(buf.subarray(Math.max(0, buf.length - this.delimiter.length + 1)));
+      if (piece.includes(0x0a) && namesMethod(win.toString('latin1', 0, win.lastIndexOf(0x0a) + 1))) return `request refused: ${METHOD_FIELD}`;
+      if (win.length > MAX_PART_HEAD_BYTES) {
+        // No CRLF CRLF within the bound: refused, unless an empty line ended the block for PHP (an LF-only
+        // body, which Rack does not parse): its content is then searched for delimiters only.
+        if (!/\n\r?\n/.test(win.toString('latin1'))) return `request refused: a part's header block in the multipart body is longer than ${MAX_PART_HEAD_BYTES} bytes`;
+        this.window = undefined;
         return undefined;
       }
-      this.inHead = true;
-      buf = buf.subarray(at + this.delimiter.length);
+      this.window = win;
+      return undefined;
     }
   }
 }
 
-
-// Where a header block ends: its blank line (CRLF CRLF, or LF LF, which lenient parsers take), -1 if not yet.
-function blankLine(buf: Buffer): number {
-  const crlf = buf.indexOf('\r\n\r\n', 0, 'latin1');
-  const lf = buf.indexOf('\n\n', 0, 'latin1');
-  if (crlf < 0) return lf < 0 ? -1 : lf + 2;
-  return lf < 0 || crlf < lf ? crlf + 4 : lf + 2;
-}
-
-// True when a part's header block gives a `name` (or RFC 2231 `name*`) parameter that reads `_method` in
-// any case, quoted or not, with backslash or percent escapes: more readings than any one parser takes.
+// True when a part's header block names `_method` to one of the parsers, read more ways than any one takes:
+// a `name` (or RFC 2231 `name*`) parameter in any case, quoted ("…" or '…', as PHP takes too; closed or,
+// as PHP reads an unclosed one, to the end of its line), unquoted (to a space, as PHP; to a ';', as Rack 3),
+// with or without backslash and percent escapes; a `Content-ID` (Rack 2 and 3 name a part without one by
+// it); each name read by MethodName (PHP reads ` _method`, `.method`, `_method\0x` as `_method`). The block
+// is also read with its line breaks removed: PHP appends a line with no ':' to the header before it, as is.
 function namesMethod(block: string): boolean {
-  if (!/name/i.test(block)) return false;
-  for (const m of block.matchAll(/(?:^|[;\s])name(\*?)\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^;\s]*))/gim)) {
-    let value = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
-    if (m[1]) value = value.replace(/^[^']*'[^']*'/, '');
-    value = value.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    if (value.length === 7 && value.toLowerCase() === '_method') return true;
+  if (!/name|content-id/i.test(block)) return false;
+  for (const text of [block, block.replace(/\r?\n/g, '')]) {
+    for (const m of text.matchAll(/content-id:\s*([^\r\n]*)/gi)) if (readsMethod(m[1]!)) return true;
+    for (const m of text.matchAll(/(?:^|[;\s])name(\*?)\s*=\s*/gim)) {
+      const rest = text.slice(m.index + m[0].length, m.index + m[0].length + 1024);
+      const values: string[] = [];
+      const q = rest[0];
+      if (q === '"' || q === "'") {
+        const inner = rest.slice(1);
+        let end = -1;
+        for (let i = 0; i < inner.length; i++) {
+          if (inner[i] === '\\') i++;
+          else if (inner[i] === q) {
+            end = i;
+            break;
+          }
+        }
+        const quoted = end < 0 ? inner : inner.slice(0, end);
+        values.push(quoted, quoted.split(/[\r\n]/)[0]!, inner.slice(0, Math.max(0, inner.indexOf(q))));
+      } else values.push(rest.split(/[;\s]/)[0]!, rest.split(/[;\r\n]/)[0]!.trim());
+      for (let v of values) {
+        if (m[1]) v = v.replace(/^[^']*'[^']*'/, '');
+        if (readsMethod(v) || readsMethod(v.replace(/\\(.)/g, '$1'))) return true;
+      }
+    }
   }
   return false;
 }
+
+const readsMethod = (v: string): boolean =>
+  namesMethodOverride(v) || namesMethodOverride(v.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))));

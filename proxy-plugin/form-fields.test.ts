@@ -100,6 +100,10 @@ describe('multipartBoundary', () => {
     expect(multipartBoundary(`multipart/form-data; boundary=${B}`)).toEqual({ boundary: B });
     expect(multipartBoundary('multipart/form-data; charset=utf-8; BOUNDARY="a b"')).toEqual({ boundary: 'a b' });
     for (const type of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=a; boundary=b']) expect(multipartBoundary(type)).toHaveProperty('refused');
+    // Read otherwise by PHP (the first "boundary", then the first '=' after it) or Rack (the last "boundary=").
+    for (const type of ['multipart/form-data; xboundary=AAA; boundary=BBB', 'multipart/form-data; boundary=AAA; xboundary=BBB', 'multipart/form-data; boundary; x=AAA; boundary=BBB', 'multipart/form-data; a="boundary"; x=AAA; boundary=BBB'])
+      expect({ type, b: multipartBoundary(type) }).toEqual({ type, b: { refused: expect.any(String) } });
+    expect(multipartBoundary('multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW')).toEqual({ boundary: '----WebKitFormBoundary7MA4YWxkTrZu0gW' });
   });
 });
 

@@ -99,8 +99,28 @@ export function multipartBoundary(contentType: string): { boundary: string } | {
   // Unquoted, it ends at a ';', a ',' (as Rack reads it) or a space.
   const found = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;,\s]*))/gi)].map((m) => m[1] ?? m[2] ?? '');
   if (found.length !== 1 || found[0] === '' || found[0]!.length > 200) return { refused: 'a multipart body needs exactly one boundary (of at most 200 characters) in its Content-Type' };
+  // The parsers find it by other rules (PHP: the first "boundary" anywhere, then the first '=' after it;
+  // Rack: the last "boundary=" anywhere): a type they read another boundary in is refused.
+  if (phpBoundary(contentType) !== found[0] || rackBoundary(contentType) !== found[0]) return { refused: 'the multipart boundary in the Content-Type reads differently to different parsers' };
   return { boundary: found[0]! };
 }
+
+// rfc1867.c: `strstr(type, "boundary")` (then in lower case), `strchr(_, '=')`, to the closing quote or to ',' or ';'.
+function phpBoundary(type: string): string | undefined {
+  let at = type.indexOf('boundary');
+  if (at < 0) at = type.toLowerCase().indexOf('boundary');
+  const eq = at < 0 ? -1 : type.indexOf('=', at);
+  if (eq < 0) return undefined;
+  const v = type.slice(eq + 1);
+  if (v.startsWith('"')) {
+    const end = v.indexOf('"', 1);
+    return end < 0 ? undefined : v.slice(1, end);
+  }
+  return v.split(/[,;]/)[0];
+}
+
+// Rack's MULTIPART: `%r|\Amultipart/.*boundary=\"?([^\";,]+)\"?|ni` (greedy: the last one).
+const rackBoundary = (type: string): string | undefined => /^multipart\/.*boundary="?([^";,]+)"?/is.exec(type.trim())?.[1];
 
 /**
  * A multipart body's part names (formReader). Every `--boundary` in the body, wherever it stands, opens a

@@ -22,7 +22,7 @@ const refusedIn = (text: string, seed?: number, fields: FieldReader = new Multip
     const why = fields.feed(chunk);
     if (why) return why;
   }
-  return undefined;
+  return fields.end?.();
 };
 
 describe('MultipartFields', () => {

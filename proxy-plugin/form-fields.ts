@@ -3,8 +3,9 @@
 // for the request's method (METHOD_PARAMETER in normalize.ts). A form is not buffered (it may be a large
 // upload): a url-encoded one is read name by name, its values only searched for the next separator; a
 // multipart one part by part, each part's header block read between its delimiter and the blank line
-// after it, its content only searched for the next delimiter. A refusal comes before the bytes that
-// complete the name go on, so the app receives a body cut short, which no server hands to it as a form.
+// after it, its content only searched for the next delimiter. A refusal comes before the body's end goes
+// on (before the bytes that complete a url-encoded name; before the last chunk, held back by the relay, for
+// a multipart window), so the app receives a body cut short, which no server hands to it as a form.
 
 import { MethodName, namesMethodOverride } from './normalize.js';
 
@@ -12,6 +13,8 @@ import { MethodName, namesMethodOverride } from './normalize.js';
 export interface FieldReader {
   /** Read the next chunk: the reason to refuse the body, if it names `_method`. */
   feed(chunk: Buffer): string | undefined;
+  /** The body ended: the reason to refuse it, if what is still open names `_method`. */
+  end?(): string | undefined;
 }
 
 /**
@@ -126,16 +129,21 @@ const rackBoundary = (type: string): string | undefined => /^multipart\/.*bounda
  * A multipart body's part names (formReader). Every `--boundary` in the body, wherever it stands, opens a
  * header window, read up to the first CRLF CRLF after it: the longest header block a parser takes there
  * (Rack 2 needs CRLF CRLF; PHP ends a block at the first empty line, LF or CRLF, which comes no later).
- * Each complete line of the window is read as it comes (a name is whole only at its line's end), so the
- * chunk holding the line that would complete a `_method` name does not go on. Delimiters are sought on past
- * a close delimiter (PHP reads any part after it) and inside a window (which already covers them).
+ * A window is read once, when it closes (at its CRLF CRLF, past 16 KiB, or at the body's end: `end`), never
+ * again per chunk, so bytes trickled in one at a time cost what a window in one piece does. A refusal then
+ * comes after the window's own bytes went on but before the body's last chunk does (the relay holds each
+ * chunk back until the next arrives or `end` passes): the app receives a body cut short, which no server
+ * hands to it. Delimiters are sought on past a close delimiter (PHP reads any part after it), not inside a
+ * window (which already covers them).
  */
 export class MultipartFields implements FieldReader {
   private readonly delimiter: Buffer;
   // The last bytes of the body so far, which may hold the start of a delimiter.
   private tail: Buffer = NOTHING;
-  // The header window open since the last delimiter, if any.
-  private window: Buffer | undefined;
+  // The header window open since the last delimiter, if any: its pieces (copies), their length, its last bytes.
+  private window: Buffer[] | undefined;
+  private windowLength = 0;
+  private windowEnd: Buffer = NOTHING;
 
   constructor(boundary: string) {
     this.delimiter = Buffer.from(`--${boundary}`, 'latin1');
@@ -158,30 +166,41 @@ export class MultipartFields implements FieldReader {
       if (!this.window) {
         const next = ends.find((e) => e >= at);
         if (next === undefined) return undefined;
-        this.window = NOTHING;
+        [this.window, this.windowLength, this.windowEnd] = [[], 0, NOTHING];
         at = next;
       }
-      const before = this.window.length;
       const piece = chunk.subarray(at);
-      const win: Buffer = Buffer.concat([this.window, piece]);
-      const crlf = win.indexOf('\r\n\r\n', Math.max(0, before - 3), 'latin1');
+      // The window's end, CRLF CRLF, sought across the seam with its last bytes: each byte is searched once.
+      const crlf = Buffer.concat([this.windowEnd, piece]).indexOf('\r\n\r\n', 0, 'latin1');
       if (crlf >= 0) {
-        if (namesMethod(win.toString('latin1', 0, crlf + 4))) return `request refused: ${METHOD_FIELD}`;
-        this.window = undefined;
-        at += crlf + 4 - before;
+        const end = crlf + 4 - this.windowEnd.length;
+        if (namesMethod(this.closeWindow(piece.subarray(0, end)))) return `request refused: ${METHOD_FIELD}`;
+        at += end;
         continue;
       }
-      if (piece.includes(0x0a) && namesMethod(win.toString('latin1', 0, win.lastIndexOf(0x0a) + 1))) return `request refused: ${METHOD_FIELD}`;
-      if (win.length > MAX_PART_HEAD_BYTES) {
-        // No CRLF CRLF within the bound: refused, unless an empty line ended the block for PHP (an LF-only
-        // body, which Rack does not parse): its content is then searched for delimiters only.
-        if (!/\n\r?\n/.test(win.toString('latin1'))) return `request refused: a part's header block in the multipart body is longer than ${MAX_PART_HEAD_BYTES} bytes`;
-        this.window = undefined;
-        return undefined;
-      }
-      this.window = win;
+      this.window.push(Buffer.from(piece));
+      this.windowLength += piece.length;
+      this.windowEnd = Buffer.from(Buffer.concat([this.windowEnd, piece]).subarray(-3));
+      if (this.windowLength <= MAX_PART_HEAD_BYTES) return undefined;
+      // No CRLF CRLF within the bound: refused, unless an empty line ended the block for PHP (an LF-only
+      // body, which Rack does not parse): its content is then searched for delimiters only.
+      const text = this.closeWindow(NOTHING);
+      if (namesMethod(text)) return `request refused: ${METHOD_FIELD}`;
+      if (!/\n\r?\n/.test(text)) return `request refused: a part's header block in the multipart body is longer than ${MAX_PART_HEAD_BYTES} bytes`;
       return undefined;
     }
+  }
+
+  /** The body ended: a window still open (its CRLF CRLF never came) is read as it stands. */
+  end(): string | undefined {
+    return this.window && namesMethod(this.closeWindow(NOTHING)) ? `request refused: ${METHOD_FIELD}` : undefined;
+  }
+
+  // The window's text with its last piece, once: a window is read whole when it closes, never per chunk.
+  private closeWindow(last: Buffer): string {
+    const text = Buffer.concat([...this.window!, last]).toString('latin1');
+    this.window = undefined;
+    return text;
   }
 }
 

@@ -25,7 +25,7 @@ export interface Outgoing {
    * A streamed body read on its way (a multipart form, for `_method`): each chunk is fed before it goes
    * on; a reason stops the body there (the upstream gets it cut short) and the caller gets `refused`'s answer.
    */
-  inspect?: { feed(chunk: Buffer): string | undefined; refused(reason: string): OwnAnswer };
+  inspect?: { feed(chunk: Buffer): string | undefined; end?(): string | undefined; refused(reason: string): OwnAnswer };
 }
 
 /** Response headers from the upstream (parsed by undici, names lower-case) for the client. */
@@ -62,13 +62,20 @@ class BodyTooLarge extends Error {}
 
 class BodyRefused extends Error {}
 
-// A streamed body fed to its inspector chunk by chunk: a reason ends it before that chunk goes on.
+// A streamed body fed to its inspector chunk by chunk: a reason ends it before that chunk goes on. Each
+// chunk is held back until the next is read, and the last until the inspector's `end` passes: a body
+// refused at its end never arrives whole.
 async function* inspected(body: AsyncIterable<Buffer>, inspect: NonNullable<Outgoing['inspect']>): AsyncGenerator<Buffer> {
+  let held: Buffer | undefined;
   for await (const chunk of body) {
     const reason = inspect.feed(chunk);
     if (reason !== undefined) throw new BodyRefused(reason);
-    yield chunk;
+    if (held) yield held;
+    held = chunk;
   }
+  const reason = inspect.end?.();
+  if (reason !== undefined) throw new BodyRefused(reason);
+  if (held) yield held;
 }
 
 // A request body that is not framed by content-length, counted as it streams: past `limit` it fails.

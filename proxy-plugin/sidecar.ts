@@ -159,7 +159,7 @@ function formOf(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verd
   const foreign = !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
   if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415) };
   if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400) };
-  return { feed: (chunk) => reader.feed(chunk), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
+  return { feed: (chunk) => reader.feed(chunk), end: () => reader.end?.(), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
 
 // True when a request on the fast path carries a form formOf reads: node's path takes it.

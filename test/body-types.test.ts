@@ -212,6 +212,13 @@ describe('method overrides in a multipart form, through warden proxy', () => {
       expect({ fields: fields.map(([n]) => n), status: r.status }).toEqual({ fields: fields.map(([n]) => n), status: 400 });
       expect(r.text).toContain('method override');
     }
+    // A header block PHP ends at LF CRLF, with no CRLF CRLF after it in the whole body: read at the body's
+    // end, whose last chunk is held back until then, whole or chunked.
+    for (const chunked of [false, true]) {
+      const body = '--b1\r\nContent-Disposition: form-data; name="_method"\n\r\nDELETE\r\n--b1--';
+      const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b1' }, body: chunked ? new Blob([body]).stream() : body, ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
+      expect({ chunked, status: res.status }).toEqual({ chunked, status: 400 });
+    }
     // Rack parses multipart/mixed and multipart/related POSTs as forms too.
     for (const type of ['multipart/mixed', 'Multipart/Related; type="text/plain"']) {
       const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': `${type}; boundary=b1` }, body: '--b1\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b1--\r\n' });

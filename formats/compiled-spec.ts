@@ -33,13 +33,13 @@ export interface RouteBucket {
   literal: Record<string, RouteEntry[]>;
   param: RouteEntry[];
   /**
-   * Per segment position, each literal the bucket's templates hold there, lower-cased → the routes holding
-   * it (its spelling, and the route's segments with literals lower-cased): a request segment that lower-cases
+   * Per segment position, each literal the bucket's templates hold there, lower-cased → its spellings and
+   * the routes holding it (its spelling, and the route's segments with literals lower-cased): a request segment that lower-cases
    * to a key without being one of its spellings, in a call whose other segments match such a route
    * regardless of case, differs only by case from a route (denied by the core: apps that route regardless of
    * case would read another operation).
    */
-  folded: Array<Record<string, Array<{ spelling: string; route: RouteSegment[] }>>>;
+  folded: Array<Record<string, { spellings: string[]; routes: Array<{ spelling: string; route: RouteSegment[] }> }>>;
 }
 
 /**

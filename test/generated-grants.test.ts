@@ -152,9 +152,9 @@ describe('the generated module', () => {
     const get4 = spec.http.routes.GET![4]!;
     expect(get4.position).toBe(2); // /api/v1/<orders|products>/{id}: the shared /api/v1 prefix separates nothing
     expect(Object.keys(get4.literal).sort()).toEqual(['orders', 'products']);
-    const spellings = (folded: Array<Record<string, Array<{ spelling: string }>>>) => folded.map((at) => Object.fromEntries(Object.entries(at).map(([k, rs]) => [k, rs.map((r) => r.spelling)])));
+    const spellings = (folded: Array<Record<string, { routes: Array<{ spelling: string }> }>>) => folded.map((at) => Object.fromEntries(Object.entries(at).map(([k, l]) => [k, l.routes.map((r) => r.spelling)])));
     expect(spellings(get4.folded)).toEqual([{ api: ['api', 'api', 'api'] }, { v1: ['v1', 'v1', 'v1'] }, { orders: ['orders', 'orders'], products: ['products'] }, { export: ['export'] }]);
-    expect(get4.folded[3]!.export).toEqual([{ spelling: 'export', route: ['api', 'v1', 'orders', 'export'] }]);
+    expect(get4.folded[3]!.export).toEqual({ spellings: ['export'], routes: [{ spelling: 'export', route: ['api', 'v1', 'orders', 'export'] }] });
     expect(spellings(spec.http.routes.POST![5]!.folded)).toEqual([{ api: ['api'] }, { v1: ['v1'] }, { products: ['products'] }, {}, { reviews: ['reviews'] }]);
     expect(spec.http.routes.GET![0]).toMatchObject({ param: [{ id: 'root' }] });
     expect(spec.http.routes.HEAD![4]!.position).toBe(2);

@@ -153,7 +153,10 @@ function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | nul
         else bucket.param.push(entry);
         const route = op.segments.map((seg) => (typeof seg === 'string' ? regoLower(seg) : seg));
         op.segments.forEach((seg, i) => {
-          if (typeof seg === 'string') (bucket.folded[i]![regoLower(seg)] ??= []).push({ spelling: seg, route });
+          if (typeof seg !== 'string') return;
+          const at = (bucket.folded[i]![regoLower(seg)] ??= { spellings: [], routes: [] });
+          if (!at.spellings.includes(seg)) at.spellings.push(seg);
+          at.routes.push({ spelling: seg, route });
         });
       }
       buckets[length] = bucket;

@@ -113,14 +113,15 @@ route := r if {
 # segments the call matches regardless of case (same method and number of segments): express and ASP.NET
 # Core route regardless of case by default, so such an app takes /orders/EXPORT for the literal
 # /orders/export while the routing here matched the template /orders/{id}. `folded` lists, per position
-# and lower-cased literal, each route holding it (its literals lower-cased, as Rego's lower does).
+# and lower-cased literal, its spellings and each route holding it (its literals lower-cased, as Rego's
+# lower does).
 deny contains concat("", ["the path segment \"", s, "\" differs only by case from \"", r.spelling, "\", which the spec routes: an app that routes regardless of case would read another operation"]) if {
 	http_call
 	bucket := data.warden.spec.http.routes[input.request.method][count(input.request.segments)]
 	some i, s in input.request.segments
-	routes := bucket.folded[i][lower(s)]
-	not s in [r.spelling | some r in routes]
-	some r in routes
+	literal := bucket.folded[i][lower(s)]
+	not s in literal.spellings
+	some r in literal.routes
 	folded_route_matches(r.route, i)
 }
 
@@ -133,8 +134,8 @@ deny contains concat("", ["the path segment \"", s, "\" is \"", r.spelling, "\",
 	some i, s in input.request.segments
 	dot := indexof(s, ".")
 	dot > 0
-	not s in [r.spelling | some r in object.get(bucket.folded[i], lower(s), [])]
-	some r in bucket.folded[i][lower(substring(s, 0, dot))]
+	not s in object.get(bucket.folded[i], [lower(s), "spellings"], [])
+	some r in bucket.folded[i][lower(substring(s, 0, dot))].routes
 	folded_route_matches(r.route, i)
 }
 

@@ -64,9 +64,16 @@ export function foreignEncoding(contentType: string | undefined, contentEncoding
       if (charset !== 'utf-8' && charset !== 'utf8') return `a body the sidecar reads must be UTF-8 (charset=${quoted(charset)})`;
     }
   }
-  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') return `a body the sidecar reads must not be content-encoded (content-encoding: ${quoted(contentEncoding)})`;
+  if (isEncoded(contentEncoding)) return `a body the sidecar reads must not be content-encoded (content-encoding: ${quoted(contentEncoding!)})`;
   return undefined;
 }
+
+/**
+ * True for a Content-Encoding other than identity (an empty one is none, as body-parser reads it): whoever
+ * reads such a body decodes it first (an app inflates a request's; fetch a response's, unasked), so bytes
+ * read as they came are not what it reads.
+ */
+export const isEncoded = (contentEncoding: string | undefined): boolean => contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
 
 // How deep a parsed JSON value nests, measured without recursion: everything after parsing (masking,
 // size checks, the policy input's serialization) walks values recursively, so a body nested 100,000

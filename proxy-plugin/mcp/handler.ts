@@ -22,7 +22,7 @@ import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type SseRewrite } from './event-stream.js';
-import { asciiCharset } from '../json-body.js';
+import { asciiCharset, isEncoded } from '../json-body.js';
 import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
@@ -227,15 +227,9 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
 // What answerType says of a body the filter cannot read (no media type is spelled so).
 const UNREADABLE_BODY = ' unreadable';
 
-// True for a Content-Encoding other than identity: the filter cannot read such a body, and the client decodes
-// it (fetch does, unasked). The handler asks the upstream for identity (upstreamHeaders); one that encodes
-// anyway gets its answer refused, whatever its status and type.
-function encodedBody(contentEncoding: string | undefined): boolean {
-  return contentEncoding !== undefined && !/^\s*(?:identity)?\s*$/i.test(contentEncoding);
-}
-
 // The media type of a raw head's Content-Type, lower case ('' when absent), or UNREADABLE_BODY when the body
-// is encoded, in a charset that does not read ASCII as UTF-8 does (asciiCharset), or typed twice (node reads
+// is encoded (isEncoded: the handler asks the upstream for identity, and a client decodes what it gets), in a
+// charset that does not read ASCII as UTF-8 does (asciiCharset), or typed twice (node reads
 // the first, a raw reader the last, fetch joins them: no reading of the type is the client's). Both paths
 // read every answer's head here, the fast path's and node's (its rawHeaders): a name is lower-cased only
 // when its length matches (no string per field).
@@ -243,7 +237,7 @@ function answerType(raw: readonly string[]): string {
   let type: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const n = raw[i]!.length;
-    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && encodedBody(raw[i + 1])) return UNREADABLE_BODY;
+    if (n === 16 && raw[i]!.toLowerCase() === 'content-encoding' && isEncoded(raw[i + 1])) return UNREADABLE_BODY;
     if (n === 12 && raw[i]!.toLowerCase() === 'content-type') {
       if (type !== undefined || !asciiCharset(raw[i + 1])) return UNREADABLE_BODY;
       type = mediaType(raw[i + 1]);
@@ -518,7 +512,7 @@ export class McpHandler {
   // (upstream-head.ts); Host and the framing are the forwarder's own.
   private upstreamHeaders(req: McpRequest, ctx: McpCallContext, decisionIds: OutgoingHttpHeaders, alsoReplaced: readonly string[] = []): string[] {
     // An OAuth-protected resource must not pass the caller's token on (MCP spec: no token passthrough).
-    // Answers are asked for unencoded: the filter reads them (an encoded one is refused, see encodedBody).
+    // Answers are asked for unencoded: the filter reads them (an encoded one is refused: answerType).
     const replaced = ['host', 'content-length', 'accept-encoding', ...alsoReplaced, ...(this.oauthFor(ctx.policy) ? ['authorization'] : [])];
     const decisionId = decisionIds[DECISION_ID_HEADER] as string | undefined;
     const policy = ctx.headerPolicy ?? this.opts.headerPolicy ?? DEFAULT_HEADER_POLICY;

@@ -25,11 +25,13 @@ export function jsonNamesMethod(text: string, members: readonly number[] | undef
     const length = members[m + 1]! - members[m]!;
     if (length < 9) continue;
     const key = text.slice(members[m]!, members[m + 1]!);
-    const name = key.includes('\\') ? (JSON.parse(key) as string) : key.slice(1, -1);
-    if (name.length === 7 && name.toLowerCase() === '_method') return true;
+    if (isMethodKey(key.includes('\\') ? (JSON.parse(key) as string) : key.slice(1, -1))) return true;
   }
   return false;
 }
+
+/** A JSON member named `_method`, in any case: the request body's top level and an MCP message alike. */
+export const isMethodKey = (key: string): boolean => key.length === 7 && key.toLowerCase() === '_method';
 
 // Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` or `_method` spell them.
 const ASCII_CHARSETS = /^(?:utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|(?:windows|cp)-?125\d)$/i;

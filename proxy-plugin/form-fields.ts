@@ -23,11 +23,17 @@ export interface FieldReader {
  * as forms too); or why it cannot be read (a multipart type without exactly one boundary).
  */
 export function formReader(method: string, contentType: string | undefined): FieldReader | { refused: string } | undefined {
-  if (method !== 'POST') return undefined;
-  if (!contentType?.trim() || URLENCODED.test(contentType)) return new UrlencodedFields();
-  if (!MULTIPART.test(contentType)) return undefined;
-  const b = multipartBoundary(contentType);
+  const kind = formKind(method, contentType);
+  if (kind !== 'multipart') return kind && new UrlencodedFields();
+  const b = multipartBoundary(contentType!);
   return 'refused' in b ? b : new MultipartFields(b.boundary);
+}
+
+/** Which form a request's body is to formReader, if any: the test alone, with no reader built. */
+export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | undefined {
+  if (method !== 'POST') return undefined;
+  if (!contentType?.trim() || URLENCODED.test(contentType)) return 'urlencoded';
+  return MULTIPART.test(contentType) ? 'multipart' : undefined;
 }
 
 // The media type as Rack and PHP read it: up to a ';' or a ',' (PHP: a space too).

@@ -16,7 +16,7 @@ import { buildInput } from './input.js';
 import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
-import { formReader } from './form-fields.js';
+import { formKind, formReader } from './form-fields.js';
 import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
@@ -163,7 +163,7 @@ function formOf(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verd
 }
 
 // True when a request on the fast path carries a form formOf reads: node's path takes it.
-const carriesForm = (head: RequestHead): boolean => head.contentLength > 0 && formReader(head.method, head.contentType) !== undefined;
+const carriesForm = (head: RequestHead): boolean => head.contentLength > 0 && formKind(head.method, head.contentType) !== undefined;
 
 /**
  * The protocol an upgrade asks for, or why it is refused: exactly one protocol token, and never `h2c`

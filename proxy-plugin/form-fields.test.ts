@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formReader, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
+import { formReader, JsonMethodMember, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
 
 const B = 'XyZ-boundary-42';
 const part = (head: string, content: string) => `--${B}\r\n${head}\r\n\r\n${content}\r\n`;
@@ -132,6 +132,48 @@ describe('formReader', () => {
     for (const type of ['application/x-www-form-urlencoded', 'Application/X-WWW-Form-Urlencoded; charset=UTF-8', undefined, '', ' ']) expect(formReader('POST', type)).toBeInstanceOf(UrlencodedFields);
     for (const type of [`multipart/form-data; boundary=${B}`, `Multipart/Mixed; boundary="${B}"`, `multipart/related; type="text/xml"; boundary=${B}`]) expect(formReader('POST', type)).toBeInstanceOf(MultipartFields);
     expect(formReader('POST', 'multipart/form-data')).toHaveProperty('refused');
-    for (const [method, type] of [['PUT', 'application/x-www-form-urlencoded'], ['PATCH', undefined], ['POST', 'application/json'], ['POST', 'text/plain']] as const) expect(formReader(method, type)).toBeUndefined();
+    for (const [method, type] of [['PUT', 'application/x-www-form-urlencoded'], ['PATCH', undefined], ['PUT', 'application/json'], ['POST', 'text/plain'], ['POST', 'application/x-ndjson'], ['POST', 'application/octet-stream']] as const) expect(formReader(method, type)).toBeUndefined();
+  });
+
+  it('reads a POST whose type Laravel reads as JSON (it contains /json or +json) for a _method member, beside the form when the type names both', () => {
+    for (const type of ['application/json', 'text/plain; x=/json', 'application/jsonl', 'application/json-seq', 'text/plain; profile=+JSON', 'application/vnd.x+json']) expect(formReader('POST', type)).toBeInstanceOf(JsonMethodMember);
+    const both = formReader('POST', 'application/x-www-form-urlencoded; x=/json') as FieldReader;
+    expect(refusedIn('{"_method": "DELETE"}', undefined, both)).toContain('Laravel');
+    expect(refusedIn('_method=DELETE', undefined, formReader('POST', 'application/x-www-form-urlencoded; x=/json') as FieldReader)).toContain('method override');
+    expect(refusedIn('name=x', undefined, formReader('POST', 'application/x-www-form-urlencoded; x=/json') as FieldReader)).toBeUndefined();
+    expect(formReader('POST', 'multipart/form-data; x=/json')).toHaveProperty('refused');
+  });
+});
+
+describe('JsonMethodMember', () => {
+  it.each([
+    ['{"_method": "DELETE"}'],
+    ['{"amount": 5, "_METHOD": "put"}'],
+    ['{"amount": {"a": [1, {"b": "}"}]}, "_Method": "DELETE"}'],
+    ['{"\\u005fmethod": "DELETE"}'],
+    ['{"\\u005F\\u006D\\u0065thod": "DELETE"}'],
+    ['{"note": "a \\"quoted\\" {value", "_method": "DELETE"}'],
+    ['  {\n "a": "x",\r\n\t"_method"\n: "DELETE"}'],
+    ['{"a": 1}\n{"_method": "DELETE"}'],
+  ])('refuses a top-level _method member (%s), whole or cut anywhere', (text) => {
+    expect(refusedIn(text, undefined, new JsonMethodMember())).toContain('method override');
+    for (let seed = 1; seed <= 40; seed++) expect({ seed, why: refusedIn(text, seed, new JsonMethodMember()) }).toEqual({ seed, why: expect.stringContaining('method override') });
+  });
+
+  it('passes JSON whose top level names no _method, however it is cut: nested members, values, near names', () => {
+    for (const text of [
+      '{"amount": 5, "order": {"_method": "DELETE"}, "note": "_method"}',
+      '[{"_method": "DELETE"}]',
+      '["_method", "DELETE"]',
+      '{"_methods": 1, "x_method": 2, "_metho": 3, "_meth\\u006fdx": 4}',
+      '{"a": "\\"_method\\"", "b": ["_method"]}',
+      '"_method"',
+      '{"\\u005gmethod": 1}',
+      '{"_m\\nethod": 1}',
+      '',
+    ]) {
+      expect(refusedIn(text, undefined, new JsonMethodMember())).toBeUndefined();
+      for (let seed = 1; seed <= 40; seed++) expect({ text, seed, why: refusedIn(text, seed, new JsonMethodMember()) }).toEqual({ text, seed, why: undefined });
+    }
   });
 });

@@ -20,21 +20,47 @@ export interface FieldReader {
 /**
  * The reader a POST's form needs, if its body is one: url-encoded, or with no Content-Type at all (Rack
  * reads such a POST as a url-encoded form), or multipart (any subtype: Rack parses `mixed` and `related`
- * as forms too); or why it cannot be read (a multipart type without exactly one boundary).
+ * as forms too); or why it cannot be read (a multipart type without exactly one boundary). A POST whose
+ * type Laravel reads as JSON (`namesJson`) is also read for a top-level `_method` member (JsonMethodMember):
+ * alone, or beside the form's reader when the type names both.
  */
 export function formReader(method: string, contentType: string | undefined): FieldReader | { refused: string } | undefined {
   const kind = formKind(method, contentType);
-  if (kind !== 'multipart') return kind && new UrlencodedFields();
-  const b = multipartBoundary(contentType!);
+  if (kind === undefined) return undefined;
+  const form = kind === 'multipart' ? multipartReader(contentType!) : kind === 'urlencoded' ? new UrlencodedFields() : undefined;
+  if (!namesJson(contentType)) return form;
+  if (form && 'refused' in form) return form;
+  return form ? bothReaders(form, new JsonMethodMember()) : new JsonMethodMember();
+}
+
+function multipartReader(contentType: string): FieldReader | { refused: string } {
+  const b = multipartBoundary(contentType);
   return 'refused' in b ? b : new MultipartFields(b.boundary);
 }
 
-/** Which form a request's body is to formReader, if any: the test alone, with no reader built. */
-export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | undefined {
+// Two readers of one body: the first refusal stands.
+const bothReaders = (a: FieldReader, b: FieldReader): FieldReader => ({
+  feed: (chunk) => a.feed(chunk) ?? b.feed(chunk),
+  end: () => a.end?.() ?? b.end?.(),
+});
+
+/**
+ * Which body of a request formReader reads, if any: the test alone, with no reader built. `json` is a POST
+ * that is no form but whose type Laravel reads as JSON (the sidecar reads it whole only as --json-body says).
+ */
+export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | 'json' | undefined {
   if (method !== 'POST') return undefined;
   if (!contentType?.trim() || URLENCODED.test(contentType)) return 'urlencoded';
-  return MULTIPART.test(contentType) ? 'multipart' : undefined;
+  if (MULTIPART.test(contentType)) return 'multipart';
+  return namesJson(contentType) ? 'json' : undefined;
 }
+
+/**
+ * True when Laravel reads a body of this type as JSON, its `_method` member included (Request::isJson: the
+ * Content-Type merely contains `/json` or `+json`: `text/plain; x=/json`, `application/jsonl`). Compared
+ * in any case, which reads more types so than Laravel does, never fewer.
+ */
+export const namesJson = (contentType: string | undefined): boolean => !!contentType && /[/+]json/i.test(contentType);
 
 // The media type as Rack and PHP read it: up to a ';' or a ',' (PHP: a space too).
 const URLENCODED = /^\s*application\/x-www-form-urlencoded(?:[\s;,]|$)/i;
@@ -96,7 +122,77 @@ export class UrlencodedFields implements FieldReader {
   }
 }
 
-const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+/**
+ * A top-level `_method` member of a JSON body the sidecar does not read whole (its type is one only Laravel
+ * reads as JSON, or --json-body is off), found as the body streams: strings are followed through their
+ * escapes (`\u005fmethod` is `_method`), and a key of the top-level object that reads `_method` in any case
+ * (isMethodKey's rule for a body read whole) is refused when its closing quote arrives, so the app receives
+ * a body cut short. Nested members and values are data, as they are in a body read whole. In valid JSON a
+ * quote outside a string opens one and a backslash stands only inside one, so this reading is the parser's;
+ * text that is not valid JSON is no JSON to Laravel either.
+ */
+export class JsonMethodMember implements FieldReader {
+  private depth = 0;
+  // The first container at depth 0 is an object; a string at depth 1 after `{` or `,` is a key.
+  private topIsObject = false;
+  private keyNext = false;
+  private inString = false;
+  // Within a string: is it a key of the top-level object; how many of its characters read `_method` so far (-1: none can).
+  private candidate = false;
+  private matched = 0;
+  // Within an escape: -1 none, 0 after the backslash, 1–4 hex digits of a \u escape read, with their value.
+  private escape = -1;
+  private unit = 0;
+
+  feed(chunk: Buffer): string | undefined {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (this.inString) {
+        if (this.escape === 0) {
+          if (c === 0x75) [this.escape, this.unit] = [1, 0];
+          else [this.escape, this.matched] = [-1, -1];
+        } else if (this.escape > 0) {
+          const h = hexValue(c);
+          if (h < 0) [this.escape, this.matched] = [-1, -1];
+          else {
+            this.unit = this.unit * 16 + h;
+            if (this.escape++ === 4) {
+              this.escape = -1;
+              this.read(this.unit);
+            }
+          }
+        } else if (c === 0x5c) this.escape = 0;
+        else if (c === 0x22) {
+          this.inString = false;
+          if (this.candidate && this.matched === METHOD_KEY.length) return `request refused: ${METHOD_MEMBER}`;
+        } else this.read(c);
+        continue;
+      }
+      if (c === 0x22) [this.inString, this.candidate, this.matched, this.escape] = [true, this.depth === 1 && this.topIsObject && this.keyNext, 0, -1];
+      else if (c === 0x7b || c === 0x5b) {
+        if (this.depth === 0) this.topIsObject = c === 0x7b;
+        if (++this.depth === 1) this.keyNext = true;
+      } else if (c === 0x7d || c === 0x5d) this.depth = Math.max(0, this.depth - 1);
+      else if (this.depth === 1 && c === 0x2c) this.keyNext = true;
+      else if (this.depth === 1 && c === 0x3a) this.keyNext = false;
+    }
+    return undefined;
+  }
+
+  // One character of a string (a byte, or a \u escape's code unit).
+  private read(unit: number): void {
+    if (this.matched < 0) return;
+    const lower = unit >= 0x41 && unit <= 0x5a ? unit + 0x20 : unit;
+    this.matched = this.matched < METHOD_KEY.length && lower === METHOD_KEY.charCodeAt(this.matched) ? this.matched + 1 : -1;
+  }
+}
+
+const METHOD_KEY = '_method';
+const METHOD_MEMBER = 'a "_method" member of a JSON body is a method override: Laravel reads a body whose Content-Type contains "/json" or "+json" as its form, "_method" included; send the method itself';
+
+const hexValue = (c: number): number => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
+
+const isHex = (c: number) => hexValue(c) >= 0;
 
 const NOTHING = Buffer.alloc(0);
 

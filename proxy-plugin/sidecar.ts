@@ -16,7 +16,7 @@ import { buildInput } from './input.js';
 import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
-import { formKind, formReader } from './form-fields.js';
+import { formKind, formReader, namesJson } from './form-fields.js';
 import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
@@ -140,29 +140,32 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
   }
   const body = await jsonBody(c, gate, p, req);
   if ('refused' in body) return sendDenial(res, body.refused);
-  const form = formOf(gate, p);
+  // A JSON body read whole was checked for `_method` (checkedJsonBody); any other POST body is read as it streams.
+  const form = body.bytes === undefined ? formOf(gate, p) : undefined;
   if (form && 'refusal' in form) return sendDenial(res, form.refusal);
   const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
   if (!v.allow) return sendDenial(res, v);
   c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
 }
 
-// A POST's form, read as it streams for a `_method` field (form-fields.ts): the reader the relay feeds, the
-// refusal of one that cannot be read (415 for an encoded body or one in a charset that does not write ASCII
-// as ASCII: the reader reads bytes; 400 for a multipart type with no boundary to read it by), or undefined
-// for any other request. The fast path hands such a POST over to node's path, whose relay streams it.
+// A POST's form, or a body Laravel reads as JSON that the sidecar did not read whole, read as it streams for
+// a `_method` field or member (form-fields.ts): the reader the relay feeds, the refusal of one that cannot be
+// read (415 for an encoded body, a form in a charset that does not write ASCII as ASCII, or such JSON in one
+// other than UTF-8: the reader reads bytes; 400 for a multipart type with no boundary to read it by), or
+// undefined for any other request. The fast path hands such a POST over to node's path, whose relay streams it.
 function formOf(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
   const type = p.request.headers['content-type'];
   const reader = formReader(p.request.method, type);
   if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
-  const foreign = !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
+  // A body Laravel reads as JSON is decoded as UTF-8; a form's bytes are read as ASCII.
+  const foreign = namesJson(type) ? foreignEncoding(type, coding) : !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
   if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415) };
   if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400) };
   return { feed: (chunk) => reader.feed(chunk), end: () => reader.end?.(), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
 
-// True when a request on the fast path carries a form formOf reads: node's path takes it.
+// True when a request on the fast path carries a body formOf reads: node's path takes it.
 const carriesForm = (head: RequestHead): boolean => head.contentLength > 0 && formKind(head.method, head.contentType) !== undefined;
 
 /**

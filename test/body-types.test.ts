@@ -183,6 +183,35 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     expect(await raw([], 'name=x')).toBe('HTTP/1.1 201 Created');
   });
 
+  // Laravel reads a body as JSON when its Content-Type merely contains `/json` or `+json`: such a body the
+  // sidecar does not read whole is read as it streams for a top-level `_method` member.
+  it.each([['text/plain; x=/json'], ['application/jsonl'], ['text/plain; profile=+json'], ['application/x-www-form-urlencoded; x=/json']])(
+    'refuses a POST body of type %s whose top level names the method (400), on both paths, and the app never receives it whole',
+    async (type) => {
+      const before = served.upstream.seen.length;
+      for (const body of ['{"_method": "DELETE"}', `{"note": "${'x'.repeat(300_000)}", "\\u005fMETHOD": "DELETE"}`]) {
+        for (const opts of [{ type }, { type, chunked: true }]) {
+          const r = await form(body, opts);
+          expect({ type, opts, status: r.status }).toEqual({ type, opts, status: 400 });
+          expect(r.text).toContain('method override');
+        }
+      }
+      expect(served.upstream.seen.length).toBe(before);
+    },
+  );
+
+  it('forwards such a body byte for byte when its top level names no override, and refuses one in a charset other than UTF-8 (415)', async () => {
+    const body = '{"amount": 5, "order": {"_method": "DELETE"}, "note": "_method", "_methods": 1}';
+    for (const chunked of [false, true]) {
+      const r = await form(body, { type: 'text/plain; x=/json', chunked });
+      expect({ chunked, status: r.status }).toEqual({ chunked, status: 201 });
+      expect(served.upstream.seen.at(-1)!.body.toString('utf8')).toBe(body);
+    }
+    const before = served.upstream.seen.length;
+    for (const type of ['text/plain; x=/json; charset=utf-16', 'application/jsonl; charset="UTF-7"']) expect((await form('{"_method": "DELETE"}', { type })).status).toBe(415);
+    expect(served.upstream.seen.length).toBe(before);
+  });
+
   it('refuses `_method` in the query of any request (400), however it is escaped', async () => {
     const before = served.upstream.seen.length;
     for (const [method, query] of [['POST', '_method=DELETE'], ['GET', 'x=1&%5Fmethod=DELETE'], ['POST', '_Method=PUT']]) {
@@ -191,6 +220,29 @@ describe('method overrides in a form or the query, through warden proxy', () => 
       expect(await res.text()).toContain('method override');
     }
     expect(served.upstream.seen.length).toBe(before);
+  });
+});
+
+// With --json-body 0 the sidecar reads no JSON body whole: a JSON POST is read as it streams for `_method`.
+describe('a JSON POST naming the method with --json-body 0, through warden proxy', () => {
+  const off = servedWorkload('tills', { 'workload.yaml': WORKLOAD, 'policy.rego': POLICY }, ['--json-body', '0']);
+
+  it('refuses a top-level _method member (400) on both paths, and forwards a body without one byte for byte', async () => {
+    const post = async (body: string, chunked = false) => {
+      const res = await fetch(`${off.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunked ? new Blob([body]).stream() : body, ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
+      return { status: res.status, text: await res.text() };
+    };
+    for (const chunked of [false, true]) {
+      for (const body of ['{"_method": "DELETE"}', '{"amount": 5, "\\u005fmethod": "PUT"}']) {
+        const r = await post(body, chunked);
+        expect({ body, chunked, status: r.status }).toEqual({ body, chunked, status: 400 });
+        expect(r.text).toContain('method override');
+      }
+    }
+    expect(off.upstream.seen.length).toBe(0);
+    const ok = await post('{"amount": 5, "order": {"_method": "DELETE"}}');
+    expect(ok.status).toBe(201);
+    expect(off.upstream.seen.map((s) => s.body.toString('utf8'))).toEqual(['{"amount": 5, "order": {"_method": "DELETE"}}']);
   });
 });
 

@@ -570,6 +570,9 @@ describe('the fast path in the shipped configuration (warden proxy with the MCP 
       ['a call inside an answer', { jsonrpc: '2.0', id: 33, result: null, Method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Method" for "method"/],
       ['Arguments alone', call({ name: 'refund_order', Arguments: { id: '42', amount: 100_000 } }), /"Arguments" for "arguments"/],
       ['Params alone', { jsonrpc: '2.0', id: 34, method: 'tools/call', Params: { name: 'drop_table', arguments: { table: 'orders' } } }, /"Params" for "params"/],
+      // Laravel reads a POST's JSON as its form: `_method` would be the HTTP method to such a server.
+      ['a method override', { ...call({ name: 'get_order', arguments: { id: '1' } }), _method: 'DELETE' }, /holds "_method"/],
+      ['a method override in another case', { ...call({ name: 'get_order', arguments: { id: '1' } }), _METHOD: 'DELETE' }, /holds "_method"/],
     ];
     const before = mcpServer.requests.length;
     for (const [what, message, reason] of hostile) {

@@ -5,7 +5,7 @@
 // one that is malformed, gets the whole input (never an empty one).
 import type { BundleManifest } from '../formats/bundle-manifest.js';
 import { CALLER_JSON } from '../formats/input.js';
-import { firstInObjects, JsonText, meantBy, readKeys, type FoldedKeys } from './json-text.js';
+import { firstInObjects, foldKey, JsonText, meantBy, readKeys, type FoldedKeys } from './json-text.js';
 import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
 
@@ -16,6 +16,24 @@ import type { OpaJson } from './rego-value.js';
  * would decide on a value missing where the app reads one: the call is refused instead.
  */
 export class CaseVariantInput extends Error {}
+
+/**
+ * The names PHP and Rack read for a query key (percent-decoded) other than the key itself, if any. PHP drops
+ * leading spaces, cuts the name at a NUL, ends it at a `[` that a `]` closes later (reading an unclosed `[`
+ * as `_`) and reads ' ' and '.' before it as '_'; Rack 2 takes the first run of characters that are not
+ * brackets, after any leading ones; Rack 3 the part before the first `[`. So `tenant[]`, `tenant[x]`,
+ * `[tenant]` and ` tenant` are all `tenant` to one of them, and `user.role` is `user_role` to PHP.
+ */
+export function appQueryNames(key: string): string[] {
+  if (!/[[\] .\0]/.test(key)) return [];
+  let php = key.replace(/^ +/, '');
+  if (php.includes('\0')) php = php.slice(0, php.indexOf('\0'));
+  const open = php.indexOf('[');
+  const head = (open < 0 ? php : php.slice(0, open)).replace(/[ .]/g, '_');
+  const names = [open < 0 || php.includes(']', open + 1) ? head : `${head}_${php.slice(open + 1)}`, /^[[\]]*([^[\]]+)/.exec(key)?.[1] ?? ''];
+  if (key.indexOf('[') > 0) names.push(key.slice(0, key.indexOf('[')));
+  return [...new Set(names)].filter((n) => n !== '' && n !== key);
+}
 
 /** An input document already serialized as JSON text, handed to the policy as is (runtime/policy.ts). */
 export class InputJson {
@@ -97,6 +115,22 @@ function refuseVariant(key: string, keys: FoldedKeys, verb: 'reads' | 'names'): 
 }
 const refuseNamedVariant = (key: string, named: NamedKeys): void => refuseVariant(key, named, 'names');
 
+// Refuse a key of the query that PHP or Rack reads as a key of `keys` (appQueryNames) while the policy reads
+// it as another, or none: `tenant[]=evil` is `tenant` to such an app, and no tenant to a rule on `tenant`.
+function refuseQueryReadings(query: unknown, keys: FoldedKeys, verb: 'reads' | 'names'): void {
+  if (query === null || typeof query !== 'object' || Array.isArray(query)) return;
+  for (const k of Object.keys(query)) {
+    if (keys.byFold.get(foldKey(k))?.includes(k)) continue;
+    for (const name of appQueryNames(k)) {
+      const meant = keys.byFold.get(foldKey(name));
+      if (meant) throw new CaseVariantInput(`the query key ${JSON.stringify(k.slice(0, 64))} is ${JSON.stringify(meant[0])} to PHP or Rack apps, which read a name so, and the policy ${verb} ${JSON.stringify(meant[0])}: readers differ on which one counts`);
+    }
+  }
+}
+
+// Where the query sits among CALLER_ROOTS: the member `query` of this node.
+const isQueryOf = (caller: CallerRoots | undefined, key: string): boolean => key === 'query' && caller === REQUEST_ROOTS;
+
 // Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
 function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
   firstInObjects(value, (keys) => {
@@ -110,7 +144,11 @@ function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
 function refuseCallerVariants(value: unknown, caller: CallerRoots, named: NamedKeys): void {
   if (caller === true) return refuseNamedVariantsIn(value, named);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
-  for (const [key, below] of caller) if (Object.hasOwn(value, key)) refuseCallerVariants((value as Record<string, unknown>)[key], below, named);
+  for (const [key, below] of caller) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (isQueryOf(caller, key)) refuseQueryReadings((value as Record<string, unknown>)[key], named, 'names');
+    refuseCallerVariants((value as Record<string, unknown>)[key], below, named);
+  }
 }
 
 // CALLER_JSON as a tree: `true` where the caller's own JSON begins.
@@ -126,6 +164,7 @@ const CALLER_ROOTS: CallerRoots = (() => {
   }
   return root;
 })();
+const REQUEST_ROOTS = (CALLER_ROOTS as ReadonlyMap<string, CallerRoots>).get('request');
 
 // Where a request body kept as its text (JsonText) sits in the input: the only place one can be.
 const BODY_PATH = ['request', 'body'];
@@ -152,6 +191,11 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
   if (caller === true && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseSelectedVariant(k, sel);
   let out = '';
   const write = (key: string, child: Selection, member: string) => {
+    if (isQueryOf(caller, key)) {
+      const query = (value as Record<string, unknown>)[key];
+      if (child !== WHOLE) refuseQueryReadings(query, shapeOf(child).folded, 'reads');
+      else if (named) refuseQueryReadings(query, named, 'names');
+    }
     const text = serialize((value as Record<string, unknown>)[key], child, named, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller === true || caller === undefined ? caller : caller.get(key));
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;
   };

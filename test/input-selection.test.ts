@@ -13,7 +13,7 @@ import { inputPathsOf, TRUTH } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
+import { appQueryNames, CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
 import { checkJsonText, foldKey, JsonText, otherSpelling, readKeys } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
@@ -625,6 +625,44 @@ describe('a key of the caller\'s JSON inside a part kept whole above it (the inp
     }
     const input = { source: { claims: { Tenant: 'x' } }, request: { method: 'GET', query: { tenant: ['a'], Page: ['1'] } }, mcp: { method: 'tools/call', arguments: { amount: 1, big: 9007199254740993n } } };
     expect(sel.json(input).text).toBe('{"source":{"claims":{"Tenant":"x"}},"request":{"method":"GET","query":{"tenant":["a"],"Page":["1"]}},"mcp":{"method":"tools/call","arguments":{"amount":1,"big":9007199254740993}}}');
+  });
+});
+
+describe('a query key that PHP or Rack reads as a key the policy reads', () => {
+  it('reads names as PHP (spaces, dots, brackets, NUL) and Rack 2 and 3 (brackets) do', () => {
+    const cases: Array<[string, string[]]> = [
+      ['tenant', []],
+      ['tenant[]', ['tenant']],
+      ['tenant[x]', ['tenant']],
+      ['[tenant]', ['tenant']],
+      [' tenant', ['tenant']],
+      ['user.role', ['user_role']],
+      ['user role[]', ['user_role', 'user role']],
+      ['tenant[x', ['tenant_x', 'tenant']],
+      ['tenant\0x', ['tenant']],
+      ['a.b[c.d]', ['a_b', 'a.b']],
+      ['[]', []],
+    ];
+    for (const [key, names] of cases) expect({ key, names: appQueryNames(key) }).toEqual({ key, names });
+  });
+
+  it('is refused where the policy reads the query by name, and where it keeps the query or the input whole', () => {
+    const byName = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'query', 'user_role']] } });
+    const kept = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query']], inputKeys: ['tenant', 'user_role'] } });
+    const whole = InputSelection.fromManifest({ metadata: { inputPaths: [[]], inputKeys: ['tenant', 'user_role'] } });
+    const get = (query: Record<string, string[]>) => ({ request: { method: 'GET', query } });
+    for (const sel of [byName, kept, whole]) {
+      for (const query of [{ 'tenant[]': ['evil'] }, { tenant: ['acme'], 'tenant[x]': ['evil'] }, { '[tenant]': ['evil'] }, { ' tenant': ['evil'] }, { 'user.role': ['admin'] }, { 'Tenant[]': ['evil'] }]) {
+        expect(() => sel.json(get(query)), JSON.stringify(query)).toThrow(/is "(tenant|user_role)" to PHP or Rack apps/);
+      }
+      // Keys as the policy reads them, and names it does not read however they are spelled, pass.
+      expect(sel.json(get({ tenant: ['acme'], user_role: ['x'], 'ids[]': ['1', '2'], 'page.size': ['5'] })).text).toContain('"tenant":["acme"]');
+    }
+    // A key the policy reads exactly is that key, whatever else PHP makes of it.
+    const both = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'query', 'tenant[]']] } });
+    expect(both.json(get({ 'tenant[]': ['a'] })).text).toBe('{"request":{"query":{"tenant[]":["a"]}}}');
+    // Outside the query (a JSON body's keys are keys to every app) nothing is read so.
+    expect(byName.json({ request: { method: 'POST', query: {}, body: { 'tenant[]': 1 } } }).text).toBe('{"request":{"query":{}}}');
   });
 });
 

@@ -136,11 +136,25 @@ describe('the query string, read by name, through warden proxy', () => {
     ['a long s beside the exact key', '/orders?desk=front&de%C5%BFk=back', [`de${LONG_S}k`, 'desk']],
     ['the Kelvin sign beside the exact key', '/orders?des%E2%84%AA=back&desk=front', [`des${KELVIN}`, 'desk']],
     ['keys no rule reads pass in any case', '/orders?tenant=acme&Page=2&page=3&DESKS=1', 200],
+    // PHP and Rack read `tenant[]` and `tenant[x]` as `tenant` (an array), Rack 2 `[tenant]` too, PHP
+    // ` tenant`: the rule on `tenant` would see no tenant, the app `evil`.
+    ['tenant[] percent-encoded', '/orders?tenant%5B%5D=evil', 400],
+    ['tenant[x] with raw brackets', '/orders?tenant[x]=evil', 400],
+    ['tenant[] beside the exact key', '/orders?tenant=acme&tenant%5B%5D=evil', 400],
+    ['[tenant], as Rack 2 reads it', '/orders?%5Btenant%5D=evil', 400],
+    ['a leading space, which PHP drops', '/orders?+desk=back', 400],
+    ['bracketed names no rule reads pass', '/orders?tenant=acme&ids%5B%5D=1&ids%5B%5D=2', 200],
     ['the sharp s is not ss', '/orders?de%C3%9F=back&desk=front', 200],
   ];
   for (const [name, target, outcome] of cases) {
     it(`${name}: ${typeof outcome === 'number' ? outcome : 'refused (400)'}`, () => expectOutcome(desks, target, undefined, outcome));
   }
+
+  it('says why a bracketed key is refused: what PHP or Rack reads it as', async () => {
+    const got = await call(desks, '/orders?tenant%5B%5D=evil');
+    expect(got.status).toBe(400);
+    expect(got.text).toContain('the query key \\"tenant[]\\" is \\"tenant\\" to PHP or Rack apps');
+  });
 
   // Read as latin1 (as node hands a target over), `deſk` in raw UTF-8 would be `deÅ¿k` to the policy and
   // `deſk` to a UTF-8 app: node's parser refuses raw non-ASCII in the target before any of it is read.
@@ -194,6 +208,7 @@ describe('a request the policy binds whole, through warden proxy', () => {
     ['the key capitalized, no body', '/orders?Tenant=evil', undefined, ['Tenant', 'tenant']],
     ['the variant beside the exact key, no body', '/orders?tenant=acme&TENANT=evil', undefined, ['TENANT', 'tenant']],
     ['the variant percent-encoded, no body', '/orders?%54enant=evil', undefined, ['Tenant', 'tenant']],
+    ['tenant[], which PHP and Rack read as tenant', '/orders?tenant=acme&tenant%5B%5D=evil', undefined, 400],
     ['the variant, with a body', '/orders?Tenant=evil', '{}', ['Tenant', 'tenant']],
     ['the variant in the body', '/orders?tenant=acme', '{"Tenant": "evil"}', ['Tenant', 'tenant']],
     ['its own tenant, with a body', '/orders?tenant=acme', '{"note": 1}', 201],

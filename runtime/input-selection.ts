@@ -115,21 +115,40 @@ function refuseVariant(key: string, keys: FoldedKeys, verb: 'reads' | 'names'): 
 }
 const refuseNamedVariant = (key: string, named: NamedKeys): void => refuseVariant(key, named, 'names');
 
-// Refuse a key of the query that PHP or Rack reads as a key of `keys` (appQueryNames) while the policy reads
-// it as another, or none: `tenant[]=evil` is `tenant` to such an app, and no tenant to a rule on `tenant`.
-function refuseQueryReadings(query: unknown, keys: FoldedKeys, verb: 'reads' | 'names'): void {
-  if (query === null || typeof query !== 'object' || Array.isArray(query)) return;
-  for (const k of Object.keys(query)) {
+/**
+ * The names apps that read headers through CGI-style variables (PHP, Rack servers, WSGI: `HTTP_X_TENANT`)
+ * give a header name as well as its own: `-` and `_` alike become `_`, so `x_tenant` and `x-tenant` are one
+ * header to them, and whichever comes last may stand.
+ */
+export function appHeaderNames(name: string): string[] {
+  if (!name.includes('_')) return [];
+  return [name.replace(/_/g, '-')];
+}
+
+// Two parts of the request whose keys apps read otherwise than as sent: the query (appQueryNames) and the
+// headers (appHeaderNames), with what the refusal says of them.
+const READINGS: ReadonlyMap<string, { names: (key: string) => string[]; what: string; who: string }> = new Map([
+  ['query', { names: appQueryNames, what: 'query key', who: 'PHP or Rack apps' }],
+  ['headers', { names: appHeaderNames, what: 'header', who: 'apps that read headers as CGI variables (PHP, Rack, WSGI)' }],
+]);
+
+// Refuse a key of the query or the headers (`part`) that an app reads as a key of `keys` while the policy
+// reads it as another, or none: `tenant[]=evil` is `tenant` to a PHP or Rails app and no tenant to a rule on
+// `tenant`; an `x_tenant` header is `HTTP_X_TENANT` to PHP, as `x-tenant` is.
+function refuseReadings(part: string, value: unknown, keys: FoldedKeys, verb: 'reads' | 'names'): void {
+  const reading = READINGS.get(part)!;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+  for (const k of Object.keys(value)) {
     if (keys.byFold.get(foldKey(k))?.includes(k)) continue;
-    for (const name of appQueryNames(k)) {
+    for (const name of reading.names(k)) {
       const meant = keys.byFold.get(foldKey(name));
-      if (meant) throw new CaseVariantInput(`the query key ${JSON.stringify(k.slice(0, 64))} is ${JSON.stringify(meant[0])} to PHP or Rack apps, which read a name so, and the policy ${verb} ${JSON.stringify(meant[0])}: readers differ on which one counts`);
+      if (meant) throw new CaseVariantInput(`the ${reading.what} ${JSON.stringify(k.slice(0, 64))} is ${JSON.stringify(meant[0])} to ${reading.who}, and the policy ${verb} ${JSON.stringify(meant[0])}: readers differ on which one counts`);
     }
   }
 }
 
-// Where the query sits among CALLER_ROOTS: the member `query` of this node.
-const isQueryOf = (caller: CallerRoots | undefined, key: string): boolean => key === 'query' && caller === REQUEST_ROOTS;
+// True for a member of the request (`caller` its place among CALLER_ROOTS) whose keys refuseReadings reads.
+const readsOtherwise = (caller: CallerRoots | undefined, key: string): boolean => caller === REQUEST_ROOTS && READINGS.has(key);
 
 // Every key of a value kept whole, at any depth (depth bounded: the body or message was checked).
 function refuseNamedVariantsIn(value: unknown, named: NamedKeys): void {
@@ -146,9 +165,9 @@ function refuseCallerVariants(value: unknown, caller: CallerRoots, named: NamedK
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
   for (const [key, below] of caller) {
     if (!Object.hasOwn(value, key)) continue;
-    if (isQueryOf(caller, key)) refuseQueryReadings((value as Record<string, unknown>)[key], named, 'names');
     refuseCallerVariants((value as Record<string, unknown>)[key], below, named);
   }
+  if (caller === REQUEST_ROOTS) for (const part of READINGS.keys()) if (Object.hasOwn(value, part)) refuseReadings(part, (value as Record<string, unknown>)[part], named, 'names');
 }
 
 // CALLER_JSON as a tree: `true` where the caller's own JSON begins.
@@ -191,10 +210,10 @@ function serialize(value: unknown, sel: Selection, named: NamedKeys | undefined,
   if (caller === true && sel !== WHOLE) for (const k of Object.keys(value)) if (!sel.has(k)) refuseSelectedVariant(k, sel);
   let out = '';
   const write = (key: string, child: Selection, member: string) => {
-    if (isQueryOf(caller, key)) {
-      const query = (value as Record<string, unknown>)[key];
-      if (child !== WHOLE) refuseQueryReadings(query, shapeOf(child).folded, 'reads');
-      else if (named) refuseQueryReadings(query, named, 'names');
+    if (readsOtherwise(caller, key)) {
+      const part = (value as Record<string, unknown>)[key];
+      if (child !== WHOLE) refuseReadings(key, part, shapeOf(child).folded, 'reads');
+      else if (named) refuseReadings(key, part, named, 'names');
     }
     const text = serialize((value as Record<string, unknown>)[key], child, named, toBody && key === BODY_PATH[along] ? along + 1 : -1, caller === true || caller === undefined ? caller : caller.get(key));
     if (text !== undefined) out += `${out ? ',' : ''}${member}${text}`;

@@ -13,7 +13,7 @@ import { inputPathsOf, TRUTH } from '../engine/compiler/input-paths.js';
 import type { PolicyInput } from '../formats/input.js';
 import { readArchive, writeArchive } from '../runtime/archive.js';
 import { openBundle } from '../runtime/bundle.js';
-import { appQueryNames, CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
+import { appHeaderNames, appQueryNames, CaseVariantInput, InputSelection } from '../runtime/input-selection.js';
 import { checkJsonText, foldKey, JsonText, otherSpelling, readKeys } from '../runtime/json-text.js';
 import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
@@ -652,7 +652,8 @@ describe('a query key that PHP or Rack reads as a key the policy reads', () => {
     const whole = InputSelection.fromManifest({ metadata: { inputPaths: [[]], inputKeys: ['tenant', 'user_role'] } });
     const get = (query: Record<string, string[]>) => ({ request: { method: 'GET', query } });
     for (const sel of [byName, kept, whole]) {
-      for (const query of [{ 'tenant[]': ['evil'] }, { tenant: ['acme'], 'tenant[x]': ['evil'] }, { '[tenant]': ['evil'] }, { ' tenant': ['evil'] }, { 'user.role': ['admin'] }, { 'Tenant[]': ['evil'] }]) {
+      const queries: Array<Record<string, string[]>> = [{ 'tenant[]': ['evil'] }, { tenant: ['acme'], 'tenant[x]': ['evil'] }, { '[tenant]': ['evil'] }, { ' tenant': ['evil'] }, { 'user.role': ['admin'] }, { 'Tenant[]': ['evil'] }];
+      for (const query of queries) {
         expect(() => sel.json(get(query)), JSON.stringify(query)).toThrow(/is "(tenant|user_role)" to PHP or Rack apps/);
       }
       // Keys as the policy reads them, and names it does not read however they are spelled, pass.
@@ -663,6 +664,27 @@ describe('a query key that PHP or Rack reads as a key the policy reads', () => {
     expect(both.json(get({ 'tenant[]': ['a'] })).text).toBe('{"request":{"query":{"tenant[]":["a"]}}}');
     // Outside the query (a JSON body's keys are keys to every app) nothing is read so.
     expect(byName.json({ request: { method: 'POST', query: {}, body: { 'tenant[]': 1 } } }).text).toBe('{"request":{"query":{}}}');
+  });
+});
+
+describe('a header that apps reading CGI variables take for a header the policy reads', () => {
+  it('is refused: x_tenant is HTTP_X_TENANT to PHP, Rack and WSGI servers, as x-tenant is', () => {
+    expect([appHeaderNames('x_tenant'), appHeaderNames('x-tenant'), appHeaderNames('x__a_b')]).toEqual([['x-tenant'], [], ['x--a-b']]);
+    const byName = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'headers', 'x-tenant'], ['request', 'method']] } });
+    const kept = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'headers']], inputKeys: ['x-tenant'] } });
+    const whole = InputSelection.fromManifest({ metadata: { inputPaths: [[]], inputKeys: ['x-tenant'] } });
+    const req = (headers: Record<string, string>) => ({ request: { method: 'GET', query: {}, headers } });
+    for (const sel of [byName, kept, whole]) {
+      const hostile: Array<Record<string, string>> = [{ x_tenant: 'evil' }, { 'x-tenant': 'acme', x_tenant: 'evil' }];
+      for (const headers of hostile) {
+        expect(() => sel.json(req(headers)), JSON.stringify(headers)).toThrow(/the header "x_tenant" is "x-tenant" to apps that read headers as CGI variables/);
+      }
+      // The header as the policy reads it, and underscores in names it does not read, pass.
+      expect(sel.json(req({ 'x-tenant': 'acme', x_trace_id: '1' })).text).toContain('"x-tenant":"acme"');
+    }
+    // Where the policy reads no header, none is read so.
+    const none = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'method']] } });
+    expect(none.json(req({ x_tenant: 'evil' })).text).toBe('{"request":{"method":"GET"}}');
   });
 });
 

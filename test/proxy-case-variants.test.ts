@@ -30,6 +30,9 @@ deny contains "another desk" if {
 	d != "front"
 }
 
+# A header, read by name.
+deny contains "another region" if input.request.headers["x-region"] != "eu"
+
 # A part of the body bound to a variable.
 deny contains "too risky" if {
 	o := input.request.body.order
@@ -159,6 +162,30 @@ describe('the query string, read by name, through warden proxy', () => {
   // Read as latin1 (as node hands a target over), `deſk` in raw UTF-8 would be `deÅ¿k` to the policy and
   // `deſk` to a UTF-8 app: node's parser refuses raw non-ASCII in the target before any of it is read.
   it('a long s in raw UTF-8: refused (400) before the policy', () => expectOutcome(desks, Buffer.from(`/orders?de${LONG_S}k=back&desk=front`, 'utf8'), undefined, 400));
+});
+
+// PHP, Rack servers and WSGI read a header through its CGI name (HTTP_X_REGION), which `X_Region` shares
+// with `X-Region`: the policy would decide on no region, the app read `us`.
+describe('a header spelled with underscores, through warden proxy', () => {
+  const withHeaders = async (fields: string[]) => {
+    const before = desks.upstream.seen.length;
+    const text = await exchange(port(desks), `GET /orders HTTP/1.1\r\nHost: localhost\r\n${fields.map((f) => `${f}\r\n`).join('')}Connection: close\r\n\r\n`);
+    return { status: statuses(text)[0]!, text, reached: desks.upstream.seen.length - before };
+  };
+
+  it('is refused (400) where its CGI name is one the policy reads, alone or beside the header itself, and never reaches the app', async () => {
+    for (const fields of [['X_Region: us'], ['X-Region: eu', 'x_region: us'], ['x_REGION: us', 'X-Region: eu']]) {
+      const r = await withHeaders(fields);
+      expect({ fields, status: r.status, reached: r.reached }).toEqual({ fields, status: 400, reached: 0 });
+      expect(r.text).toContain('is \\"x-region\\" to apps that read headers as CGI variables');
+    }
+  });
+
+  it('decides the header as the policy reads it, and passes underscores in names it does not read', async () => {
+    expect((await withHeaders(['X-Region: us'])).status).toBe(403);
+    const ok = await withHeaders(['X-Region: eu', 'X_Trace_Id: 7']);
+    expect([ok.status, ok.reached]).toEqual([200, 1]);
+  });
 });
 
 describe('parts of the body kept whole, through warden proxy', () => {

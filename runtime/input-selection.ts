@@ -13,7 +13,9 @@ import type { OpaJson } from './rego-value.js';
  * The caller's own JSON (a request body, an MCP message) holds a key that differs only by case from a
  * key the policy reads there, and not that key (`Amount` where the policy reads `amount`). A reader that
  * matches keys regardless of case (Go's encoding/json, ASP.NET) would take it for that key, so the policy
- * would decide on a value missing where the app reads one: the call is refused instead.
+ * would decide on a value missing where the app reads one: the call is refused instead. The same holds
+ * for other readings of a key the policy reads: a query key as PHP or Rack reads it, a header as a CGI
+ * variable, a body key given twice.
  */
 export class CaseVariantInput extends Error {}
 
@@ -266,10 +268,20 @@ function projectMembers(body: JsonText, members: readonly number[], sel: Map<str
   for (let m = 0; m < members.length; m += 4) {
     const key = keyOf(text.slice(members[m]! + 1, members[m + 1]! - 1));
     const child = sel.get(key);
-    if (child !== undefined) kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates, named).value(child)); // a repeated key: the last one wins, as in JSON.parse
-    else refuseSelectedVariant(key, sel);
+    if (child === undefined) refuseSelectedVariant(key, sel);
+    else {
+      if (kept.has(key)) refuseRepeated(key);
+      kept.set(key, new TextProjector(text, members[m + 2]!, body.escapesSurrogates, named).value(child));
+    }
   }
   return objectText(kept);
+}
+
+// A key the policy reads, given twice in one object of the caller's JSON text: OPA and most readers keep
+// the last, some keep the first (Go's gjson and jsonparser, simdjson's on-demand API), so an app could act on
+// the value the policy never decided on (`{"amount": 500, "amount": 5}`).
+function refuseRepeated(key: string): never {
+  throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))}, which the policy reads, is given twice in one object: readers differ on which one counts`);
 }
 
 // An object's kept members as text.
@@ -351,7 +363,11 @@ class TextProjector {
         refuseSelectedVariant(key, sel as Map<string, Selection>);
         this.skip();
       }
-      else kept.set(key, this.value(child)); // a repeated key: the last one wins, as in JSON.parse
+      else {
+        // A repeated key: the last one wins, as in JSON.parse; one the policy reads is refused (refuseRepeated).
+        if (sel !== WHOLE && kept.has(key)) refuseRepeated(key);
+        kept.set(key, this.value(child));
+      }
       this.space();
       if (this.s.charCodeAt(this.i) === 44) this.i++;
     }

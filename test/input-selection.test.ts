@@ -451,9 +451,19 @@ describe('a pruned input decides as the full input', () => {
       const inputs = [...generated, ...hostile(generated[0]!)];
       let allowed = 0;
       let shown = 0;
+      let repeats = 0;
       for (const input of inputs) {
         // The full input, every byte of the body included (as text when it came as text: see the 2^53 test).
         const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+        // A key the policy reads given twice in the body's text is refused where the input is built.
+        const refused = refusal(() => selection.json(input));
+        if (refused) {
+          const text = (input.request.body as JsonText).text;
+          expect({ text, refused }).toEqual({ text, refused: expect.stringMatching(/is given twice in one object/) });
+          expect(repeatedKey(text)).toBeDefined();
+          repeats++;
+          continue;
+        }
         const pruned = policy.decide('warden/decision', selection.json(input));
         expect({ input: JSON.stringify(input).slice(0, 300), pruned }).toEqual({ input: JSON.stringify(input).slice(0, 300), pruned: full });
         // The tools a tools/list shows the caller: the other entrypoint, on the same pruned input.
@@ -464,6 +474,8 @@ describe('a pruned input decides as the full input', () => {
         if (full.allow) allowed++;
       }
       // Both outcomes, or the comparison proves little; ops-mcp, the one with tools, shows some callers some.
+      // The workloads that read the body's amount refuse the hostile bodies that give it twice.
+      expect(repeats > 0).toBe(['ledger', 'getter'].includes(name));
       expect(allowed).toBeGreaterThan(0);
       expect(allowed).toBeLessThan(inputs.length);
       if (name === 'ops-mcp') expect(shown).toBeGreaterThan(0);
@@ -499,8 +511,9 @@ describe('a pruned input decides as the full input', () => {
 });
 
 describe('a pruned input decides as the full input where the Rego or the text is unusual', () => {
-  // Each body as text (as the sidecar hands it over) and as a value; `expected`: the full input's decision.
-  const cases: Array<[workload: string, text: string, expected: boolean]> = [
+  // Each body as text (as the sidecar hands it over) and as a value; `expected`: the full input's decision
+  // (`refused`: the text gives a key the policy reads twice, as two lone surrogates OPA reads as one U+FFFD).
+  const cases: Array<[workload: string, text: string, expected: boolean, refused?: 'refused']> = [
     // A parameter repeated: the arguments must be equal, all of them.
     ['twice', '{"a": {"c": 1, "evil": true}}', false],
     ['twice', '{"a": {"c": 1}}', true], // b undefined: OPA binds it before the negation, so no denial
@@ -514,7 +527,7 @@ describe('a pruned input decides as the full input where the Rego or the text is
     ['shadowed', '{"admin": false, "a": {"evil": 2}, "m": ["good"]}', true],
     // A lone surrogate in a key is U+FFFD to OPA, so the Rego can name it.
     ['spelled', '{"amount": 1, "\\ud800": true}', false],
-    ['spelled', '{"amount": 1, "\\udc00": false, "\\ud800": true}', false],
+    ['spelled', '{"amount": 1, "\\udc00": false, "\\ud800": true}', false, 'refused'],
     ['spelled', '{"amount": 1, "\\ufffd": false}', true],
     // Numbers as written, whatever else the text holds: 1e400 is not null, 2^53 + 1 is not rounded.
     ['spelled', '{"amount": 1e400, "junk": {"k": 1, "k": 2}}', false],
@@ -522,13 +535,17 @@ describe('a pruned input decides as the full input where the Rego or the text is
     ['spelled', '{"amount": 1e400, "note": "\\ud83d\\ude00", "k": 1, "k": 2}', false],
     ['spelled', '{"amount": 100.0, "note": "\\udc00 \\ud83d\\ude00", "k": [1, {"k": 1, "k": 2}]}', true],
   ];
-  for (const [name, text, expected] of cases) {
-    it(`${name}: ${text}`, () => {
+  for (const [name, text, expected, refused] of cases) {
+    it(`${name}: ${text}${refused ? ' (its text refused)' : ''}`, () => {
       const policy = policies.get(name)!;
       for (const b of [body(text), JSON.parse(text) as unknown]) {
         const base = generateInputs(policy.bundle, 1, 1)[0]!;
         const input = { ...base, request: { ...base.request, method: 'POST', body: b } };
         const full = policy.decide('warden/decision', InputSelection.whole.json(input));
+        if (refused && b instanceof JsonText) {
+          expect(refusal(() => policy.bundle.inputs.json(input))).toMatch(/is given twice in one object/);
+          continue;
+        }
         const pruned = policy.decide('warden/decision', policy.bundle.inputs.json(input));
         expect({ body: b instanceof JsonText ? 'text' : 'value', pruned }).toEqual({ body: b instanceof JsonText ? 'text' : 'value', pruned: full });
         // A value went through JSON.parse before Warden saw it: 1e400 is already Infinity (null) there.
@@ -688,6 +705,17 @@ describe('a header that apps reading CGI variables take for a header the policy 
   });
 });
 
+// The message of the CaseVariantInput `build` throws, if it throws one.
+function refusal(build: () => unknown): string | undefined {
+  try {
+    build();
+    return undefined;
+  } catch (err) {
+    if (err instanceof CaseVariantInput) return err.message;
+    throw err;
+  }
+}
+
 // The first key some object of a JSON text repeats (OPA's parser and JSON.parse may keep different ones).
 function repeatedKey(text: string): string | undefined {
   const tokens = text.match(/"(?:[^"\\]|\\.)*"|[{}[\],:]|[^\s{}[\],:"]+/g) ?? [];
@@ -728,17 +756,29 @@ describe('a body read from its text is the body JSON.parse reads', () => {
   const decoded = keys.map((k) => JSON.parse(`"${k}"`) as string);
   const selection = (): string[][] => Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => ['request', 'body', ...Array.from({ length: Math.floor(rnd() * 3) }, () => pick(decoded))]);
   it('on 3,000 random bodies and selections', () => {
+    let refused = 0;
     for (let n = 0; n < 3000; n++) {
       const text = `${space()}${value(0)}${space()}`;
       const checked = checkJsonText(text, 64);
       expect(checked).toBeInstanceOf(JsonText);
       const paths = selection();
       const sel = InputSelection.fromManifest({ metadata: { inputPaths: paths } });
+      // A key the selection reads, given twice in one object of the text: refused (the value, parsed by the
+      // app's own reader, has one).
+      const why = refusal(() => sel.json({ request: { body: checked } }));
+      if (why) {
+        expect({ text, why }).toEqual({ text, why: expect.stringMatching(/is given twice in one object/) });
+        expect(repeatedKey(text)).toBeDefined();
+        refused++;
+        continue;
+      }
       const fromText = JSON.parse(sel.json({ request: { body: checked } }).text) as unknown;
       const fromValue = JSON.parse(sel.json({ request: { body: JSON.parse(text) as unknown } }).text) as unknown;
       expect({ text, paths, body: fromText }).toEqual({ text, paths, body: fromValue });
       expect(repeatedKey(sel.json({ request: { body: checked } }).text)).toBeUndefined();
     }
+    // Some of each: the generator repeats keys often enough, and most bodies pass.
+    expect([refused > 0, refused < 1500]).toEqual([true, true]);
   });
 });
 

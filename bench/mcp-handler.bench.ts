@@ -11,20 +11,39 @@
 // one policy evaluation of a tools/call, and of a policy that decides nothing (`decision := {"allow":
 // true}`): OPA's WASM round trip alone (input JSON in, opa_eval, result out), the floor under any
 // per-call decision; and single steps of JavaScript every call takes (JSON.parse, JSON.stringify, …), each
-// the first of its kind after a sweep. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
+// the first of its kind after a sweep. The handler, the runtime and the policy come from the build (dist/,
+// shipped.ts), as `warden proxy` runs them. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
 import type { Figure } from './figure.js';
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
-import { McpHandler, type Decide } from '../proxy-plugin/mcp/handler.js';
-import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
-import { hostBuiltins } from '../runtime/builtins.js';
-import { InputSelection } from '../runtime/input-selection.js';
-import { Policy } from '../runtime/policy.js';
-import { loadOpsMcpPolicy } from '../test/support/mcp-fixtures.js';
+import type { Decide } from '../proxy-plugin/mcp/handler.js';
+import { examplePolicies } from '../test/support/example-policies.js';
+import type { SigningAlgorithm } from '../runtime/signature.js';
 import { buildWasm } from '../test/support/opa.js';
 import { cacheSweep } from './cache-sweep.js';
 import { mcpCallKinds } from './mcp-kinds.js';
+import { shipped } from './shipped.js';
+
+const { McpHandler } = await shipped<typeof import('../proxy-plugin/mcp/handler.js')>('proxy-plugin/mcp/handler.js');
+const { mcpSpec } = await shipped<typeof import('../proxy-plugin/mcp/spec.js')>('proxy-plugin/mcp/spec.js');
+const { hostBuiltins } = await shipped<typeof import('../runtime/builtins.js')>('runtime/builtins.js');
+const { InputSelection } = await shipped<typeof import('../runtime/input-selection.js')>('runtime/input-selection.js');
+const { Policy } = await shipped<typeof import('../runtime/policy.js')>('runtime/policy.js');
+const { openBundle } = await shipped<typeof import('../runtime/bundle.js')>('runtime/bundle.js');
+
+// The example ops-mcp bundle, its signature checked, loaded by the build's runtime (as
+// test/support/mcp-fixtures.ts loads it with the sources).
+async function loadOpsMcp() {
+  const built = await examplePolicies();
+  const index = JSON.parse(readFileSync(join(built.out, 'index.json'), 'utf8')) as { keyId: string; algorithm: SigningAlgorithm };
+  const key = createPublicKey(readFileSync(built.verificationKey, 'utf8'));
+  const bundle = await openBundle(readFileSync(built.bundles['ops-mcp']!), { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId });
+  return Policy.load(bundle, { builtins: hostBuiltins });
+}
 
 /** One kind of call: p50 of the request half, the answer half and both, microseconds. */
 interface Row {
@@ -72,7 +91,7 @@ export async function run(opts: { cold?: number; warm?: number; log?: (s: string
     return { name, warm: p50(w), cold: p50(c) };
   };
   const out = opts.log ?? ((s: string) => console.log(s));
-  const policy = await loadOpsMcpPolicy();
+  const policy = await loadOpsMcp();
   const decide: Decide = (input) => {
     const decision = policy.decide(DECISION_ENTRYPOINT, input);
     return { allow: decision.allow, decisionId: 'bench', decision, reasons: decision.reasons };

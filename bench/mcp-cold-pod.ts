@@ -12,13 +12,13 @@ import { exportJWK } from 'jose';
 import pino from 'pino';
 import { ChunkedEnd, parseRequestHead, parseResponseHead } from '../proxy-plugin/http1.js';
 import { mcpSpec } from '../proxy-plugin/mcp/spec.js';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
 import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { cacheSweep } from './cache-sweep.js';
 import { engineStandIn } from './engine-stand-in.js';
 import { median } from './figure.js';
 import { mcpCallKinds } from './mcp-kinds.js';
+import { shipped } from './shipped.js';
 import { PROXY_READY } from './warden-cli.js';
 
 /** What one kind of call measured, p50 in microseconds. */
@@ -82,6 +82,8 @@ process.argv = [process.argv[0]!, 'warden', 'proxy', '--workload', 'ops-mcp', '-
 // never settles while warden proxy serves.
 void import(new URL('../bin/warden.js', import.meta.url).href);
 const wardenPort = await ready;
+// The pass-through is the sidecar's code as built (dist/), as warden proxy runs it (shipped.ts).
+const { createSidecar } = await shipped<typeof import('../proxy-plugin/sidecar.js')>('proxy-plugin/sidecar.js');
 const passthroughPort = await listen(createSidecar({ upstream: new URL(origin), gate: null, logger: pino({ level: 'silent' }), limits: { keepAliveTimeoutMs: 30_000 } }) as unknown as net.Server);
 
 // A keep-alive client that sends the current kind's request, with the MCP SDK client's header fields,

@@ -1,6 +1,6 @@
 // Child processes of the proxy and MCP benchmarks, one per container of a pod: `upstream` (the application),
 // `mcp-server json|sse` (the MCP application: the real SDK server, answering JSON or event streams) and
-// `proxies <upstreamPort>` (a pass-through proxy without policy — the sidecar code with the gate off —
+// `proxies <upstreamPort>` (a pass-through proxy without policy — the sidecar code, as built, with the gate off —
 // and a byte pipe; the Warden sidecar itself is `warden proxy`, bench/warden-cli.ts; they are measured
 // one after the other, never at once). The byte pipe copies bytes between each client connection and one upstream
 // connection of its own without reading them: the least any proxy in its own process adds here.
@@ -10,7 +10,7 @@ import http from 'node:http';
 import net, { type AddressInfo, type Server } from 'node:net';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { createSidecar } from '../proxy-plugin/sidecar.js';
+import { shipped } from './shipped.js';
 
 const listen = async (s: Server) => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -35,6 +35,9 @@ if (role === 'upstream') {
 } else {
   const [upstreamPort] = args as [string];
   const target = new URL(`http://127.0.0.1:${upstreamPort}`);
+  // The sidecar's code as built (dist/), as warden proxy runs it: under tsx the sources would carry
+  // esbuild's keepNames wrappers (shipped.ts), and the baseline would be slower than the sidecar it measures.
+  const { createSidecar } = await shipped<typeof import('../proxy-plugin/sidecar.js')>('proxy-plugin/sidecar.js');
   const passthroughPort = await listen(createSidecar({ upstream: target, gate: null, logger: pino({ level: 'silent' }), limits: { keepAliveTimeoutMs: 30_000 }, held: (s) => ((held.seconds += s), held.calls++) }));
   const pipe = net.createServer((client) => {
     const upstream = net.connect(Number(upstreamPort), '127.0.0.1');

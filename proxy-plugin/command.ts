@@ -337,10 +337,12 @@ export function registerProxy(program: Command): void {
       .command('ext-authz')
       .description('run an Envoy ext_authz HTTP authorization service for the workload')
       .option('--listen <addr>', 'address to listen on', '127.0.0.1:15002')
-      .option('--path-prefix <prefix>', "Envoy's http_service path_prefix", ''),
+      .option('--path-prefix <prefix>', "Envoy's http_service path_prefix", '')
+      .option('--json-body <bytes>', 'put JSON request bodies Envoy sends (with_request_body) up to this size into input.request.body (0 = off)', '65536'),
   ).action(async (f: PluginFlags) => {
+    const jsonBodyBytes = whole('--json-body', f.jsonBody);
     const { plugin, rotations } = await startFromFlags(f);
-    const server = createExtAuthzServer({ gate: plugin.gate, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
+    const server = createExtAuthzServer({ gate: plugin.gate, jsonBodyBytes, ...(f.pathPrefix ? { pathPrefix: f.pathPrefix } : {}) });
     await serveUntilSignal(plugin, [{ server, flag: '--listen', at: f.listen }], f, rotations, (at) => `warden ext-authz: ${f.workload} on ${at}`);
   });
 }

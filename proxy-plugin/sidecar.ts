@@ -12,12 +12,10 @@ import type { CallHandler } from './call-handler.js';
 import type { Verdict } from './decide.js';
 import { FastPath, type Admission, type SidecarLimits } from './fast-path.js';
 import type { RequestHead, ResponseHead } from './http1.js';
-import { buildInput } from './input.js';
-import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
-import { checkJsonText } from '../runtime/json-text.js';
 import { readBody } from '../runtime/http-body.js';
-import { formKind, formReader, namesJson } from './form-fields.js';
-import { METHOD_PARAMETER, type NormalizedRequest } from './normalize.js';
+import { formKind } from './form-fields.js';
+import type { NormalizedRequest } from './normalize.js';
+import { bodyFieldReader, checkedJsonBody, readsJsonBody, refusal, undecodedBody, type Ready } from './request-body.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
@@ -69,8 +67,6 @@ interface Parts {
   jsonBodyBytes: number;
 }
 
-// A JSON body the policy reads (--json-body): read whole into the input. The fast path reads one framed by Content-Length.
-const readsJsonBody = (c: Parts, contentType: string | undefined) => c.jsonBodyBytes > 0 && isJson(contentType);
 
 const targetOf = (r: NormalizedRequest) => (r.rawQuery ? `${r.path}?${r.rawQuery}` : r.path);
 
@@ -79,41 +75,27 @@ const arrivalOf = (req: IncomingMessage): Arrival => ({ method: req.method ?? ''
 // An unread body would be parsed as the next request on this connection; close it instead.
 const sendDenial = (res: ServerResponse, v: Verdict) => writeOwn(res, denialAnswer(v), !res.req.complete);
 
-// Refuse a prepared call before policy, logged like any decision.
-function refusal(gate: Gate, p: Extract<Prepared, { ok: true }>, reason: string, status: number, extra?: { upgrade?: string }): Verdict {
-  return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: 'proxy', bundle: p.bundle }, reason, status);
-}
-
 // A JSON body the policy reads (--json-body), on node's path: its bytes, its value, or the refusal of a body too large or unreadable.
-async function jsonBody(c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
+async function jsonBody(c: Parts, gate: Gate, p: Ready, req: IncomingMessage): Promise<{ bytes?: Buffer; value?: unknown } | { refused: Verdict }> {
   const h = p.request.headers;
-  if (!readsJsonBody(c, h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
+  if (!readsJsonBody(c.jsonBodyBytes, h['content-type']) || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)) return {};
   const foreign = undecodedBody(gate, p);
   if (foreign) return foreign;
   const bytes = await readBody(req, c.jsonBodyBytes);
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
-// A JSON body the app would decode otherwise than the sidecar reads it (foreignEncoding) is refused (415)
-// where the sidecar reads it, before it is read.
-function undecodedBody(gate: Gate, p: Extract<Prepared, { ok: true }>): { refused: Verdict } | undefined {
-  const why = foreignEncoding(p.request.headers['content-type'], p.request.headers['content-encoding']);
-  return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415) };
+// A POST's form, or a body Laravel reads as JSON that the sidecar did not read whole, read as it streams
+// (bodyFieldReader): what the relay feeds, or the refusal of one that cannot be read. The fast path hands
+// such a POST over to node's path, whose relay streams it.
+function formOf(gate: Gate, p: Ready): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
+  const r = bodyFieldReader(gate, p);
+  if (!r || 'refusal' in r) return r;
+  const { reader } = r;
+  return { feed: (chunk) => reader.feed(chunk), end: () => reader.end?.(), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
 
-const tooLarge = (c: Parts, gate: Gate, p: Extract<Prepared, { ok: true }>) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
-
-// A JSON body read whole, on either path: its bytes and value, or the refusal of one that is unreadable.
-function checkedJsonBody(gate: Gate, p: Extract<Prepared, { ok: true }>, bytes: Buffer): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
-  if (bytes.length === 0) return { bytes };
-  // Checked without building its value: a body the policy does not read is never parsed (runtime/json-text.ts).
-  const value = checkJsonText(bytes.toString('utf8'), MAX_JSON_DEPTH);
-  // The upstream would have to guess what an unparseable JSON body means: refuse it.
-  if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400) };
-  if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400) };
-  if (p.request.method === 'POST' && jsonNamesMethod(value.text, value.members)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400) };
-  return { bytes, value };
-}
+const tooLarge = (c: Parts, gate: Gate, p: Ready) => ({ refused: refusal(gate, p, `request refused: JSON body larger than ${c.jsonBodyBytes} bytes`, 413) });
 
 // Node's path: normalize → identify → (CallHandler | read the JSON body → decide) → forward or deny.
 async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -146,23 +128,6 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
   const v = decideHttp(gate, p, 'proxy', body.value !== undefined ? { body: body.value } : undefined);
   if (!v.allow) return sendDenial(res, v);
   c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
-}
-
-// A POST's form, or a body Laravel reads as JSON that the sidecar did not read whole, read as it streams for
-// a `_method` field or member (form-fields.ts): the reader the relay feeds, the refusal of one that cannot be
-// read (415 for an encoded body, a form in a charset that does not write ASCII as ASCII, or such JSON in one
-// other than UTF-8: the reader reads bytes; 400 for a multipart type with no boundary to read it by), or
-// undefined for any other request. The fast path hands such a POST over to node's path, whose relay streams it.
-function formOf(gate: Gate, p: Extract<Prepared, { ok: true }>): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
-  const type = p.request.headers['content-type'];
-  const reader = formReader(p.request.method, type);
-  if (!reader) return undefined;
-  const coding = p.request.headers['content-encoding'];
-  // A body Laravel reads as JSON is decoded as UTF-8; a form's bytes are read as ASCII.
-  const foreign = namesJson(type) ? foreignEncoding(type, coding) : !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
-  if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415) };
-  if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400) };
-  return { feed: (chunk) => reader.feed(chunk), end: () => reader.end?.(), refused: (reason) => denialAnswer(refusal(gate, p, reason, 400)) };
 }
 
 // True when a request on the fast path carries a body formOf reads: node's path takes it.
@@ -205,7 +170,7 @@ async function serveUpgrade(c: Parts, req: IncomingMessage, socket: Duplex, head
 }
 
 // A POST a handler owns, on the fast path: its body is read, then the handler admits it (FastOutcome).
-function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+function handlerAdmission(c: Parts, gate: Gate, h: CallHandler, head: RequestHead, p: Ready): Admission {
   const fast = h.fast;
   const bundle = p.bundle;
   // No bundle (deny-all), no body or one too large: node's path answers these through `handle`.
@@ -237,8 +202,8 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   // serves it here when it can, else node's path parses it again and gives it over. Decided per call on
   // the bundle pinned for it.
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
-  if (owner) return handlerAdmission(c, gate, owner, head, p as Extract<Prepared, { ok: true }>);
-  if (p.ok && head.contentLength > 0 && readsJsonBody(c, head.contentType)) return jsonBodyAdmission(c, gate, head, p);
+  if (owner) return handlerAdmission(c, gate, owner, head, p as Ready);
+  if (p.ok && head.contentLength > 0 && readsJsonBody(c.jsonBodyBytes, head.contentType)) return jsonBodyAdmission(c, gate, head, p);
   if (p.ok && carriesForm(head)) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
@@ -248,7 +213,7 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
 // A JSON body the policy reads, on the fast path: read whole, then checked and decided as node's path does
 // (the same refusals: 413 before reading a body over the limit, 400 for one that is not JSON, nests too
 // deep or names `_method` at its top), and forwarded as received.
-function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Extract<Prepared, { ok: true }>): Admission {
+function jsonBodyAdmission(c: Parts, gate: Gate, head: RequestHead, p: Ready): Admission {
   if (head.contentLength > c.jsonBodyBytes) return { forward: false, ...denialAnswer(tooLarge(c, gate, p).refused) };
   const foreign = undecodedBody(gate, p);
   if (foreign) return { forward: false, ...denialAnswer(foreign.refused) };

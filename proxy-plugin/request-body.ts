@@ -1,0 +1,63 @@
+// What Warden reads of a request's body before it decides, shared by the sidecar (which reads it as it
+// arrives) and `warden ext-authz` (which reads the body Envoy sends with the check, `with_request_body`): a
+// JSON body the policy reads, checked whole; a POST's form, or a body Laravel reads as JSON, read for a
+// `_method` field or member. Each refusal is logged as a decision, with the form that made it.
+import type { EventSource } from '../formats/decision-event.js';
+import type { Gate, Prepared } from './admit.js';
+import type { Verdict } from './decide.js';
+import { formReader, namesJson, type FieldReader } from './form-fields.js';
+import { buildInput } from './input.js';
+import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
+import { METHOD_PARAMETER } from './normalize.js';
+import { checkJsonText } from '../runtime/json-text.js';
+
+/** A call normalized and identified, not yet decided. */
+export type Ready = Extract<Prepared, { ok: true }>;
+
+/** Refuse a prepared call before policy, logged like any decision (`upgrade`: the protocol an upgrade asked for). */
+export function refusal(gate: Gate, p: Ready, reason: string, status: number, opts: { upgrade?: string; via?: EventSource } = {}): Verdict {
+  const extra = opts.upgrade === undefined ? undefined : { upgrade: opts.upgrade };
+  return gate.pipeline.refuse(buildInput(p.source, gate.pipeline.destination, p.request, extra), { kind: 'http', via: opts.via ?? 'proxy', bundle: p.bundle }, reason, status);
+}
+
+/** True when a body of this type is read whole into `input.request.body` (--json-body above 0). */
+export const readsJsonBody = (jsonBodyBytes: number, contentType: string | undefined): boolean => jsonBodyBytes > 0 && isJson(contentType);
+
+/**
+ * A JSON body the app would decode otherwise than Warden reads it (foreignEncoding) is refused (415) where
+ * Warden reads it, before it is read.
+ */
+export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refused: Verdict } | undefined {
+  const why = foreignEncoding(p.request.headers['content-type'], p.request.headers['content-encoding']);
+  return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415, { via }) };
+}
+
+/** A JSON body read whole: its bytes and value, or the refusal of one that is unreadable. */
+export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: EventSource): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
+  if (bytes.length === 0) return { bytes };
+  // Checked without building its value: a body the policy does not read is never parsed (runtime/json-text.ts).
+  const value = checkJsonText(bytes.toString('utf8'), MAX_JSON_DEPTH);
+  // The upstream would have to guess what an unparseable JSON body means: refuse it.
+  if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400, { via }) };
+  if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400, { via }) };
+  if (p.request.method === 'POST' && jsonNamesMethod(value.text, value.members)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400, { via }) };
+  return { bytes, value };
+}
+
+/**
+ * The reader of a POST's form, or of a body Laravel reads as JSON that is not read whole, for a `_method`
+ * field or member (form-fields.ts); the refusal of one that cannot be read (415 for an encoded body, a form
+ * in a charset that does not write ASCII as ASCII, or such JSON in one other than UTF-8: the reader reads
+ * bytes; 400 for a multipart type with no boundary to read it by); undefined for any other request.
+ */
+export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refusal: Verdict } | { reader: FieldReader } | undefined {
+  const type = p.request.headers['content-type'];
+  const reader = formReader(p.request.method, type);
+  if (!reader) return undefined;
+  const coding = p.request.headers['content-encoding'];
+  // A body Laravel reads as JSON is decoded as UTF-8; a form's bytes are read as ASCII.
+  const foreign = namesJson(type) ? foreignEncoding(type, coding) : !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
+  if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415, { via }) };
+  if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400, { via }) };
+  return { reader };
+}

@@ -120,11 +120,11 @@ const refuseNamedVariant = (key: string, named: NamedKeys): void => refuseVarian
 /**
  * The names apps that read headers through CGI-style variables (PHP, Rack servers, WSGI: `HTTP_X_TENANT`)
  * give a header name as well as its own: `-` and `_` alike become `_`, so `x_tenant` and `x-tenant` are one
- * header to them, and whichever comes last may stand.
+ * header to them, and whichever comes last may stand. Both ways: the policy may read either spelling.
  */
 export function appHeaderNames(name: string): string[] {
-  if (!name.includes('_')) return [];
-  return [name.replace(/_/g, '-')];
+  if (!name.includes('_') && !name.includes('-')) return [];
+  return [name.replace(/_/g, '-'), name.replace(/-/g, '_')].filter((n) => n !== name);
 }
 
 // Two parts of the request whose keys apps read otherwise than as sent: the query (appQueryNames) and the
@@ -277,12 +277,16 @@ function projectMembers(body: JsonText, members: readonly number[], sel: Map<str
   return objectText(kept);
 }
 
-// A key the policy reads, given twice in one object of the caller's JSON text: OPA and most readers keep
-// the last, some keep the first (Go's gjson and jsonparser, simdjson's on-demand API), so an app could act on
-// the value the policy never decided on (`{"amount": 500, "amount": 5}`).
+// A key the policy reads (or, in a part kept whole, a key its Rego names), given twice in one object of the
+// caller's JSON text: OPA and most readers keep the last, some keep the first (Go's gjson and jsonparser,
+// simdjson's on-demand API), so an app could act on the value the policy never decided on
+// (`{"amount": 500, "amount": 5}`).
 function refuseRepeated(key: string): never {
   throw new CaseVariantInput(`the key ${JSON.stringify(key.slice(0, 64))}, which the policy reads, is given twice in one object: readers differ on which one counts`);
 }
+
+// True when the Rego names `key` itself (not only a case variant of it).
+const namesKey = (named: NamedKeys, key: string): boolean => named.byFold.get(foldKey(key))?.includes(key) ?? false;
 
 // An object's kept members as text.
 function objectText(kept: ReadonlyMap<string, string>): string {
@@ -365,7 +369,7 @@ class TextProjector {
       }
       else {
         // A repeated key: the last one wins, as in JSON.parse; one the policy reads is refused (refuseRepeated).
-        if (sel !== WHOLE && kept.has(key)) refuseRepeated(key);
+        if (kept.has(key) && (sel !== WHOLE || (this.named && namesKey(this.named, key)))) refuseRepeated(key);
         kept.set(key, this.value(child));
       }
       this.space();
@@ -450,7 +454,12 @@ class TextProjector {
         const start = this.i;
         if (this.skipString()) return false;
         const key = keyOf(this.s.slice(start + 1, this.i - 1));
-        if (keys.has(key)) return false;
+        if (keys.has(key)) {
+          // A key the Rego names, given twice in a part kept whole: refused (refuseRepeated). Any other is
+          // written anew below, its last value kept.
+          if (this.named && namesKey(this.named, key)) refuseRepeated(key);
+          return false;
+        }
         if (this.named) refuseNamedVariant(key, this.named);
         keys.add(key);
         this.space();

@@ -47,7 +47,8 @@ export async function checkRequest(opts: ExtAuthzOptions, req: IncomingMessage, 
   if (!p.ok) v = p.verdict;
   else if (partial === undefined) v = decideHttp(opts.gate, p, 'ext_authz');
   else {
-    const body = sentBody(opts, p, sent, partial === 'true');
+    // Anything but Envoy's own `false` counts as a part: only a whole body is vouched for.
+    const body = sentBody(opts, p, sent, partial !== 'false');
     v = 'refused' in body ? body.refused : decideHttp(opts.gate, p, 'ext_authz', body.value !== undefined ? { body: body.value } : undefined);
   }
   if (v.allow) {

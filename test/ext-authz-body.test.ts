@@ -115,6 +115,8 @@ describe('a POST body the app may read _method from, sent with the check', () =>
   it('is refused (413) when Envoy sent it in part, or it is larger than a check body is read; allowed when whole and naming none', async () => {
     const partial = await check('/form', 'application/x-www-form-urlencoded', 'name=x', 'true');
     expect([partial.status, partial.text]).toEqual([413, expect.stringContaining('must reach the check whole')]);
+    // Only Envoy's own `false` says the body is whole.
+    expect((await check('/form', 'application/x-www-form-urlencoded', 'name=x', 'TRUE' as 'true')).status).toBe(413);
     expect((await check('/form', 'application/x-www-form-urlencoded', `name=${'x'.repeat(1024 * 1024 + 1)}`, 'false')).status).toBe(413);
     expect((await check('/form', 'application/x-www-form-urlencoded', 'name=x&method=DELETE', 'false')).status).toBe(200);
     // A type Warden reads nothing of is decided without its body, in part or not.

@@ -25,6 +25,11 @@ export interface Refusal {
 /** Either the normalized request or the reason it was refused. */
 export type Normalized = { ok: true; request: NormalizedRequest } | { ok: false; refusal: Refusal };
 
+// Fields Warden itself reads to frame, route, type or identify a request. Spelled with `_` they are the
+// same field to servers that read headers as CGI variables (PHP's, Puma, WSGI: `Content_Type` is
+// CONTENT_TYPE there), which Warden would not have read: refused.
+const READ_BY_WARDEN = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'host', 'authorization', 'connection', 'upgrade', 'expect', 'te', 'trailer', 'cookie', 'x-http-method-override', 'x-method-override', 'x-http-method']);
+
 // Headers that must appear at most once: two values would let caller and upstream disagree.
 const SINGLETON_HEADERS = new Set(['authorization', 'host', 'content-length', 'content-type', 'proxy-authorization', 'transfer-encoding']);
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
@@ -115,7 +120,9 @@ export function namesMethodOverride(name: string): boolean {
 }
 
 function parseQuery(raw: string): Record<string, string[]> | string {
-  const query: Record<string, string[]> = {};
+  // No prototype: `constructor`, `toString` and `__proto__` are keys like any other (a plain object's
+  // inherited members threw on `?constructor=x`, and `__proto__` set its prototype instead of a key).
+  const query: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   if (raw === '') return query;
   // Rack 2 (Rails) and Python before 3.9.2 split the query on ";" as on "&"; the policy would read
   // `role=user;role=admin` as one value and such an app as two (Go refuses it since 1.17, as here).
@@ -144,9 +151,12 @@ function parseQuery(raw: string): Record<string, string[]> | string {
  * request is forwarded over a connection of its own (the sidecar), which drops what `Connection` names.
  */
 export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): { headers: Record<string, string> } | { refusal: Refusal } {
-  const headers: Record<string, string> = {};
+  // No prototype, as for the query: a `constructor` or `__proto__` field is a field like any other.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
+    const cgi = name.includes('_') ? name.replace(/_/g, '-') : undefined;
+    if (cgi !== undefined && READ_BY_WARDEN.has(cgi)) return { refusal: { status: 400, reason: `a header spelled ${JSON.stringify(rawHeaders[i]!.slice(0, 40))} is ${cgi} to servers that read headers as CGI variables (PHP, Rack, WSGI): send ${cgi} itself` } };
     const value = rawHeaders[i + 1]!;
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;

@@ -5,7 +5,7 @@
 import type { EventSource } from '../formats/decision-event.js';
 import type { Gate, Prepared } from './admit.js';
 import type { Verdict } from './decide.js';
-import { formReader, namesJson, type FieldReader } from './form-fields.js';
+import { formReader, type FieldReader } from './form-fields.js';
 import { buildInput } from './input.js';
 import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { METHOD_PARAMETER } from './normalize.js';
@@ -46,17 +46,18 @@ export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: Event
 
 /**
  * The reader of a POST's form, or of a body Laravel reads as JSON that is not read whole, for a `_method`
- * field or member (form-fields.ts); the refusal of one that cannot be read (415 for an encoded body, a form
- * in a charset that does not write ASCII as ASCII, or such JSON in one other than UTF-8: the reader reads
- * bytes; 400 for a multipart type with no boundary to read it by); undefined for any other request.
+ * field or member (form-fields.ts); the refusal of one that cannot be read (415 for an encoded body or one
+ * in a charset that does not write ASCII as ASCII: the reader reads bytes; 400 for a multipart type with no
+ * boundary to read it by); undefined for any other request.
  */
 export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refusal: Verdict } | { reader: FieldReader } | undefined {
   const type = p.request.headers['content-type'];
   const reader = formReader(p.request.method, type);
   if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
-  // A body Laravel reads as JSON is decoded as UTF-8; a form's bytes are read as ASCII.
-  const foreign = namesJson(type) ? foreignEncoding(type, coding) : !asciiCharset(type) ? `a form must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
+  // The readers read bytes, as PHP does (json_decode and the form parser ignore the charset): any charset
+  // that writes ASCII as ASCII spells `_method` in the same bytes.
+  const foreign = !asciiCharset(type) ? `a body read for "_method" must be in a charset that writes ASCII as ASCII (${JSON.stringify(type!.slice(0, 80))})` : foreignEncoding(undefined, coding);
   if (foreign) return { refusal: refusal(gate, p, `request refused: ${foreign}`, 415, { via }) };
   if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400, { via }) };
   return { reader };

@@ -200,7 +200,7 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     },
   );
 
-  it('forwards such a body byte for byte when its top level names no override, and refuses one in a charset other than UTF-8 (415)', async () => {
+  it('forwards such a body byte for byte when its top level names no override, and refuses one in a charset that does not write ASCII as ASCII (415)', async () => {
     const body = '{"amount": 5, "order": {"_method": "DELETE"}, "note": "_method", "_methods": 1}';
     for (const chunked of [false, true]) {
       const r = await form(body, { type: 'text/plain; x=/json', chunked });
@@ -210,6 +210,24 @@ describe('method overrides in a form or the query, through warden proxy', () => 
     const before = served.upstream.seen.length;
     for (const type of ['text/plain; x=/json; charset=utf-16', 'application/jsonl; charset="UTF-7"']) expect((await form('{"_method": "DELETE"}', { type })).status).toBe(415);
     expect(served.upstream.seen.length).toBe(before);
+  });
+
+  // PHP's server, Puma and WSGI read `Content_Type` as CONTENT_TYPE: a type Warden did not read.
+  it('refuses a header spelling a field Warden reads with "_" (400): Content_Type, Transfer_Encoding, X_HTTP_Method_Override, Content_Encoding', async () => {
+    const before = served.upstream.seen.length;
+    const port = Number(new URL(served.proxyUrl).port);
+    for (const fields of [['Content-Type: text/plain', 'Content_Type: application/json'], ['Content_Type: application/json'], ['Content-Type: text/plain', 'Transfer_Encoding: chunked'], ['X_HTTP_Method_Override: DELETE'], ['Host_Name: x', 'Connection_: x', 'Content_Encoding: gzip'], ['content_type: application/json']]) {
+      const body = '{"_method": "DELETE"}';
+      const answer = await exchange(port, `POST /form HTTP/1.1\r\nHost: tills\r\n${fields.map((f) => `${f}\r\n`).join('')}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      expect({ fields, status: answer.split('\r\n')[0] }).toEqual({ fields, status: 'HTTP/1.1 400 Bad Request' });
+    }
+    expect(served.upstream.seen.length).toBe(before);
+  });
+
+  it('takes query keys and header names that are members of a plain object (constructor, __proto__, toString) as keys like any other', async () => {
+    const res = await fetch(`${served.proxyUrl}/form?constructor=x&__proto__=y&toString=1&hasOwnProperty=2`, { headers: { constructor: 'c', 'x-to-string': 'v' } });
+    expect(res.status).toBe(200);
+    expect(served.upstream.seen.at(-1)!.url).toBe('/form?constructor=x&__proto__=y&toString=1&hasOwnProperty=2');
   });
 
   it('refuses `_method` in the query of any request (400), however it is escaped', async () => {
@@ -243,6 +261,11 @@ describe('a JSON POST naming the method with --json-body 0, through warden proxy
     const ok = await post('{"amount": 5, "order": {"_method": "DELETE"}}');
     expect(ok.status).toBe(201);
     expect(off.upstream.seen.map((s) => s.body.toString('utf8'))).toEqual(['{"amount": 5, "order": {"_method": "DELETE"}}']);
+    // Read as bytes, as PHP reads it: a charset that writes ASCII as ASCII is read, not refused.
+    const latin = await fetch(`${off.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'application/json; charset=ISO-8859-1' }, body: '{"amount": 5}' });
+    expect(latin.status).toBe(201);
+    const latinOverride = await fetch(`${off.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'application/json; charset=windows-1252' }, body: '{"_method": "DELETE"}' });
+    expect(latinOverride.status).toBe(400);
   });
 });
 

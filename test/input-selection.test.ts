@@ -655,18 +655,24 @@ describe('a key of the caller\'s JSON inside a part kept whole above it (the inp
 });
 
 describe('a query key that PHP or Rack reads as a key the policy reads', () => {
-  it('reads names as PHP (spaces, dots, brackets, NUL) and Rack 2 and 3 (brackets) do', () => {
+  it('reads names as PHP (spaces, dots, brackets, NUL), Rack 2 and 3 (brackets), Spring (!, _ and nesting) and ASP.NET Core (nesting) do', () => {
     const cases: Array<[string, string[]]> = [
       ['tenant', []],
       ['tenant[]', ['tenant']],
-      ['tenant[x]', ['tenant']],
+      ['tenant[x]', ['tenant', 'x']],
+      ['tenant[0]', ['tenant']],
       ['[tenant]', ['tenant']],
       [' tenant', ['tenant']],
-      ['user.role', ['user_role']],
+      ['user.role', ['user_role', 'role']],
       ['user role[]', ['user_role', 'user role']],
       ['tenant[x', ['tenant_x', 'tenant']],
       ['tenant\0x', ['tenant']],
-      ['a.b[c.d]', ['a_b', 'a.b']],
+      ['a.b[c.d]', ['a_b', 'a.b', 'c.d']],
+      ['!tenant', ['tenant']],
+      ['_tenant', ['tenant']],
+      ['order.tenant', ['order_tenant', 'tenant']],
+      ['orders[0].tenant', ['orders', 'tenant']],
+      ['order[tenant]', ['order', 'tenant']],
       ['[]', []],
     ];
     for (const [key, names] of cases) expect({ key, names: appQueryNames(key) }).toEqual({ key, names });
@@ -678,12 +684,23 @@ describe('a query key that PHP or Rack reads as a key the policy reads', () => {
     const whole = InputSelection.fromManifest({ metadata: { inputPaths: [[]], inputKeys: ['tenant', 'user_role'] } });
     const get = (query: Record<string, string[]>) => ({ request: { method: 'GET', query } });
     for (const sel of [byName, kept, whole]) {
-      const queries: Array<Record<string, string[]>> = [{ 'tenant[]': ['evil'] }, { tenant: ['acme'], 'tenant[x]': ['evil'] }, { '[tenant]': ['evil'] }, { ' tenant': ['evil'] }, { 'user.role': ['admin'] }, { 'Tenant[]': ['evil'] }];
+      const queries: Array<Record<string, string[]>> = [
+        { 'tenant[]': ['evil'] },
+        { tenant: ['acme'], 'tenant[x]': ['evil'] },
+        { '[tenant]': ['evil'] },
+        { ' tenant': ['evil'] },
+        { 'user.role': ['admin'] },
+        { 'Tenant[]': ['evil'] },
+        // Spring's default-value prefix and ASP.NET Core's and Spring's model prefixes.
+        { '!tenant': ['evil'] },
+        { tenant: ['acme'], 'order.tenant': ['evil'] },
+        { tenant: ['acme'], 'order[tenant]': ['evil'] },
+      ];
       for (const query of queries) {
         expect(() => sel.json(get(query)), JSON.stringify(query)).toThrow(/is "(tenant|user_role)" to PHP or Rack apps/);
       }
       // Keys as the policy reads them, and names it does not read however they are spelled, pass.
-      expect(sel.json(get({ tenant: ['acme'], user_role: ['x'], 'ids[]': ['1', '2'], 'page.size': ['5'] })).text).toContain('"tenant":["acme"]');
+      expect(sel.json(get({ tenant: ['acme'], user_role: ['x'], 'ids[]': ['1', '2'], 'page.size': ['5'], 'ids[0]': ['1'] })).text).toContain('"tenant":["acme"]');
     }
     // A key the policy reads exactly is that key, whatever else PHP makes of it.
     const both = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'query', 'tenant[]']] } });

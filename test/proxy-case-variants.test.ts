@@ -147,6 +147,11 @@ describe('the query string, read by name, through warden proxy', () => {
     ['[tenant], as Rack 2 reads it', '/orders?%5Btenant%5D=evil', 400],
     ['a leading space, which PHP drops', '/orders?+desk=back', 400],
     ['bracketed names no rule reads pass', '/orders?tenant=acme&ids%5B%5D=1&ids%5B%5D=2', 200],
+    // Spring's default-value prefix binds `tenant` when it is absent; Spring and ASP.NET Core bind a model's
+    // `tenant` from `order.tenant` or `order[tenant]`.
+    ["Spring's default-value prefix", '/orders?%21tenant=evil', 400],
+    ['a model prefix (ASP.NET Core, Spring)', '/orders?tenant=acme&order.tenant=evil', 400],
+    ['a model prefix in brackets', '/orders?tenant=acme&order%5Btenant%5D=evil', 400],
     ['the sharp s is not ss', '/orders?de%C3%9F=back&desk=front', 200],
   ];
   for (const [name, target, outcome] of cases) {

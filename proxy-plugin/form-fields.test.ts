@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formReader, JsonMethodMember, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
+import { formReader, JsonMethodMember, MAX_NAME_BYTES, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
 
 const B = 'XyZ-boundary-42';
 const part = (head: string, content: string) => `--${B}\r\n${head}\r\n\r\n${content}\r\n`;
@@ -175,5 +175,42 @@ describe('JsonMethodMember', () => {
       expect(refusedIn(text, undefined, new JsonMethodMember())).toBeUndefined();
       for (let seed = 1; seed <= 40; seed++) expect({ text, seed, why: refusedIn(text, seed, new JsonMethodMember()) }).toEqual({ text, seed, why: undefined });
     }
+  });
+});
+
+describe('field names checked beyond _method (a NameCheck)', () => {
+  // Refuse `tenant`, as request-body.ts refuses a field named as a query key the policy reads; record every name seen.
+  const checker = () => {
+    const seen: string[] = [];
+    const check = (name: string) => (seen.push(name), name === 'tenant' ? 'tenant in the body' : undefined);
+    return { seen, check };
+  };
+
+  it('reads each url-encoded name, decoded, with or without a value, however the body is cut', () => {
+    for (const [text, refused] of [['a=1&tenant=evil', true], ['a=1&%74enant=evil', true], ['a=1;tenant', true], ['a=1&tenant', true], ['a=1&tenants=2&xtenant=3', false], ['tenant_id=1', false]] as const) {
+      const c = checker();
+      expect({ text, why: refusedIn(text, undefined, new UrlencodedFields(c.check)) }).toEqual({ text, why: refused ? 'tenant in the body' : undefined });
+      for (let seed = 1; seed <= 20; seed++) expect({ text, seed, why: refusedIn(text, seed, new UrlencodedFields(checker().check)) }).toEqual({ text, seed, why: refused ? 'tenant in the body' : undefined });
+    }
+    const c = checker();
+    expect(refusedIn('a=1&b=x%3Dy&c', undefined, new UrlencodedFields(c.check))).toBeUndefined();
+    expect(c.seen).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reads each multipart part name, quoted, escaped or not, and refuses a name past the bound', () => {
+    for (const head of ['Content-Disposition: form-data; name="tenant"', 'content-disposition: form-data; name=tenant', 'Content-Disposition: form-data; name="%74enant"']) {
+      const text = body(part('Content-Disposition: form-data; name="upload"; filename="a.bin"', 'z'.repeat(3000)), part(head, 'evil'));
+      expect(refusedIn(text, undefined, new MultipartFields(B, checker().check))).toBe('tenant in the body');
+      for (let seed = 1; seed <= 20; seed++) expect({ head, seed, why: refusedIn(text, seed, new MultipartFields(B, checker().check)) }).toEqual({ head, seed, why: 'tenant in the body' });
+    }
+    expect(refusedIn(body(part('Content-Disposition: form-data; name="tenant_id"', 'x')), undefined, new MultipartFields(B, checker().check))).toBeUndefined();
+    // `_method` is refused as before, with or without a NameCheck.
+    expect(refusedIn(body(part('Content-Disposition: form-data; name="_method"', 'DELETE')), undefined, new MultipartFields(B, checker().check))).toContain('method override');
+  });
+
+  it('refuses a url-encoded name longer than it reads whole, only where names are checked', () => {
+    const long = `${'n'.repeat(MAX_NAME_BYTES + 1)}=1`;
+    expect(refusedIn(long, undefined, new UrlencodedFields(checker().check))).toContain(`longer than ${MAX_NAME_BYTES} bytes`);
+    expect(refusedIn(long, undefined, new UrlencodedFields())).toBeUndefined();
   });
 });

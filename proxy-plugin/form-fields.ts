@@ -9,6 +9,18 @@
 
 import { MethodName, namesMethodOverride } from './normalize.js';
 
+/**
+ * What else a field's name may be refused for, besides `_method`: the reason, if any (request-body.ts
+ * refuses a field named as a query key the policy reads, which apps that merge a POST's fields over the
+ * query read instead of the query's).
+ */
+export type NameCheck = (name: string) => string | undefined;
+
+/** Longest field name read whole for a NameCheck; a longer one is refused where names are checked. */
+export const MAX_NAME_BYTES = 4096;
+
+const LONG_NAME = `request refused: a field name of the body is longer than ${MAX_NAME_BYTES} bytes`;
+
 /** What the relay feeds each chunk of a body to (relay.ts `Outgoing.inspect`). */
 export interface FieldReader {
   /** Read the next chunk: the reason to refuse the body, if it names `_method`. */
@@ -24,18 +36,18 @@ export interface FieldReader {
  * type Laravel reads as JSON (`namesJson`) is also read for a top-level `_method` member (JsonMethodMember):
  * alone, or beside the form's reader when the type names both.
  */
-export function formReader(method: string, contentType: string | undefined): FieldReader | { refused: string } | undefined {
+export function formReader(method: string, contentType: string | undefined, onName?: NameCheck): FieldReader | { refused: string } | undefined {
   const kind = formKind(method, contentType);
   if (kind === undefined) return undefined;
-  const form = kind === 'multipart' ? multipartReader(contentType!) : kind === 'urlencoded' ? new UrlencodedFields() : undefined;
+  const form = kind === 'multipart' ? multipartReader(contentType!, onName) : kind === 'urlencoded' ? new UrlencodedFields(onName) : undefined;
   if (!namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
   return form ? bothReaders(form, new JsonMethodMember()) : new JsonMethodMember();
 }
 
-function multipartReader(contentType: string): FieldReader | { refused: string } {
+function multipartReader(contentType: string, onName?: NameCheck): FieldReader | { refused: string } {
   const b = multipartBoundary(contentType);
-  return 'refused' in b ? b : new MultipartFields(b.boundary);
+  return 'refused' in b ? b : new MultipartFields(b.boundary, onName);
 }
 
 // Two readers of one body: the first refusal stands.
@@ -79,6 +91,11 @@ export class UrlencodedFields implements FieldReader {
   private inName = true;
   // An escape begun and not yet whole: `%` and the hex digits after it.
   private escape: number[] = [];
+  // The name's bytes, decoded, for `onName` (up to MAX_NAME_BYTES; `long` past it).
+  private bytes: number[] = [];
+  private long = false;
+
+  constructor(private readonly onName?: NameCheck) {}
 
   feed(chunk: Buffer): string | undefined {
     let i = 0;
@@ -97,28 +114,56 @@ export class UrlencodedFields implements FieldReader {
         if (isHex(c)) {
           this.escape.push(c);
           if (this.escape.length === 3) {
-            this.name.push(parseInt(String.fromCharCode(this.escape[1]!, this.escape[2]!), 16));
+            this.push(parseInt(String.fromCharCode(this.escape[1]!, this.escape[2]!), 16));
             this.escape = [];
           }
           continue;
         }
-        for (const e of this.escape) this.name.push(e);
+        for (const e of this.escape) this.push(e);
         this.escape = [];
       }
       if (c === 0x3d) {
         if (this.name.isMethod) return `request refused: ${METHOD_FIELD}`;
+        const why = this.checkName();
+        if (why) return why;
         this.inName = false;
-      } else if (c === 0x26 || c === 0x3b) this.startName();
-      else if (c === 0x25) this.escape = [c];
-      else this.name.push(c === 0x2b ? 0x20 : c);
+      } else if (c === 0x26 || c === 0x3b) {
+        // A name with no `=` is a field all the same (an empty value to PHP, nil to Rack).
+        const why = this.checkName();
+        if (why) return why;
+        this.startName();
+      } else if (c === 0x25) this.escape = [c];
+      else this.push(c === 0x2b ? 0x20 : c);
     }
     return undefined;
+  }
+
+  /** The body ended: a last name with no `=` is a field too. */
+  end(): string | undefined {
+    if (!this.inName) return undefined;
+    for (const e of this.escape) this.push(e);
+    this.escape = [];
+    return this.checkName();
+  }
+
+  private push(b: number): void {
+    this.name.push(b);
+    if (!this.onName) return;
+    if (this.bytes.length < MAX_NAME_BYTES) this.bytes.push(b);
+    else this.long = true;
+  }
+
+  private checkName(): string | undefined {
+    if (!this.onName || (this.bytes.length === 0 && !this.long)) return undefined;
+    return this.long ? LONG_NAME : this.onName(Buffer.from(this.bytes).toString('utf8'));
   }
 
   private startName(): void {
     this.inName = true;
     this.name = new MethodName();
     this.escape = [];
+    this.bytes = [];
+    this.long = false;
   }
 }
 
@@ -143,7 +188,6 @@ export class JsonMethodMember implements FieldReader {
   // Within an escape: -1 none, 0 after the backslash, 1–4 hex digits of a \u escape read, with their value.
   private escape = -1;
   private unit = 0;
-
   feed(chunk: Buffer): string | undefined {
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i]!;
@@ -247,8 +291,23 @@ export class MultipartFields implements FieldReader {
   private windowLength = 0;
   private windowEnd: Buffer = NOTHING;
 
-  constructor(boundary: string) {
+  constructor(
+    boundary: string,
+    private readonly onName?: NameCheck,
+  ) {
     this.delimiter = Buffer.from(`--${boundary}`, 'latin1');
+  }
+
+  // Why a part's header block is refused, if it is: a name that is `_method`, or one `onName` refuses.
+  private refusedBlock(block: string): string | undefined {
+    const names = partNames(block);
+    if (names.some(namesMethodOverride)) return `request refused: ${METHOD_FIELD}`;
+    if (!this.onName) return undefined;
+    for (const name of names) {
+      const why = this.onName(name);
+      if (why) return why;
+    }
+    return undefined;
   }
 
   /** Read the next chunk: the reason to refuse the body if a part is named `_method` or its header block runs too long. */
@@ -276,7 +335,8 @@ export class MultipartFields implements FieldReader {
       const crlf = Buffer.concat([this.windowEnd, piece]).indexOf('\r\n\r\n', 0, 'latin1');
       if (crlf >= 0) {
         const end = crlf + 4 - this.windowEnd.length;
-        if (namesMethod(this.closeWindow(piece.subarray(0, end)))) return `request refused: ${METHOD_FIELD}`;
+        const why = this.refusedBlock(this.closeWindow(piece.subarray(0, end)));
+        if (why) return why;
         at += end;
         continue;
       }
@@ -287,7 +347,8 @@ export class MultipartFields implements FieldReader {
       // No CRLF CRLF within the bound: refused, unless an empty line ended the block for PHP (an LF-only
       // body, which Rack does not parse): its content is then searched for delimiters only.
       const text = this.closeWindow(NOTHING);
-      if (namesMethod(text)) return `request refused: ${METHOD_FIELD}`;
+      const why = this.refusedBlock(text);
+      if (why) return why;
       if (!/\n\r?\n/.test(text)) return `request refused: a part's header block in the multipart body is longer than ${MAX_PART_HEAD_BYTES} bytes`;
       return undefined;
     }
@@ -295,7 +356,7 @@ export class MultipartFields implements FieldReader {
 
   /** The body ended: a window still open (its CRLF CRLF never came) is read as it stands. */
   end(): string | undefined {
-    return this.window && namesMethod(this.closeWindow(NOTHING)) ? `request refused: ${METHOD_FIELD}` : undefined;
+    return this.window ? this.refusedBlock(this.closeWindow(NOTHING)) : undefined;
   }
 
   // The window's text with its last piece, once: a window is read whole when it closes, never per chunk.
@@ -306,16 +367,21 @@ export class MultipartFields implements FieldReader {
   }
 }
 
-// True when a part's header block names `_method` to one of the parsers, read more ways than any one takes:
-// a `name` (or RFC 2231 `name*`) parameter in any case, quoted ("…" or '…', as PHP takes too; closed or,
-// as PHP reads an unclosed one, to the end of its line), unquoted (to a space, as PHP; to a ';', as Rack 3),
-// with or without backslash and percent escapes; a `Content-ID` (Rack 2 and 3 name a part without one by
-// it); each name read by MethodName (PHP reads ` _method`, `.method`, `_method\0x` as `_method`). The block
-// is also read with its line breaks removed: PHP appends a line with no ':' to the header before it, as is.
-function namesMethod(block: string): boolean {
-  if (!/name|content-id/i.test(block)) return false;
+// The names a part's header block gives its part, read more ways than any one parser takes: a `name` (or
+// RFC 2231 `name*`) parameter in any case, quoted ("…" or '…', as PHP takes too; closed or, as PHP reads an
+// unclosed one, to the end of its line), unquoted (to a space, as PHP; to a ';', as Rack 3), with and
+// without backslash and percent escapes; a `Content-ID` (Rack 2 and 3 name a part without one by it). The
+// block is also read with its line breaks removed: PHP appends a line with no ':' to the header before it,
+// as is. Each is then read as the frameworks read a name (MethodName for `_method`: PHP reads ` _method`,
+// `.method`, `_method\0x` so; the NameCheck reads the query keys' ways).
+function partNames(block: string): string[] {
+  if (!/name|content-id/i.test(block)) return [];
+  const names: string[] = [];
+  const add = (v: string) => {
+    for (const w of [v, v.replace(/\\(.)/g, '$1')]) names.push(w, w.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))));
+  };
   for (const text of [block, block.replace(/\r?\n/g, '')]) {
-    for (const m of text.matchAll(/content-id:\s*([^\r\n]*)/gi)) if (readsMethod(m[1]!)) return true;
+    for (const m of text.matchAll(/content-id:\s*([^\r\n]*)/gi)) add(m[1]!);
     for (const m of text.matchAll(/(?:^|[;\s])name(\*?)\s*=\s*/gim)) {
       const rest = text.slice(m.index + m[0].length, m.index + m[0].length + 1024);
       const values: string[] = [];
@@ -333,14 +399,8 @@ function namesMethod(block: string): boolean {
         const quoted = end < 0 ? inner : inner.slice(0, end);
         values.push(quoted, quoted.split(/[\r\n]/)[0]!, inner.slice(0, Math.max(0, inner.indexOf(q))));
       } else values.push(rest.split(/[;\s]/)[0]!, rest.split(/[;\r\n]/)[0]!.trim());
-      for (let v of values) {
-        if (m[1]) v = v.replace(/^[^']*'[^']*'/, '');
-        if (readsMethod(v) || readsMethod(v.replace(/\\(.)/g, '$1'))) return true;
-      }
+      for (const v of values) add(m[1] ? v.replace(/^[^']*'[^']*'/, '') : v);
     }
   }
-  return false;
+  return [...new Set(names)].filter((n) => n !== '');
 }
-
-const readsMethod = (v: string): boolean =>
-  namesMethodOverride(v) || namesMethodOverride(v.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))));

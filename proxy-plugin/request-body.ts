@@ -5,11 +5,12 @@
 import type { EventSource } from '../formats/decision-event.js';
 import type { Gate, Prepared } from './admit.js';
 import type { Verdict } from './decide.js';
-import { formReader, type FieldReader } from './form-fields.js';
+import { formReader, type FieldReader, type NameCheck } from './form-fields.js';
 import { buildInput } from './input.js';
 import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { METHOD_PARAMETER } from './normalize.js';
-import { checkJsonText } from '../runtime/json-text.js';
+import { appQueryNames } from '../runtime/input-selection.js';
+import { checkJsonText, foldKey } from '../runtime/json-text.js';
 
 /** A call normalized and identified, not yet decided. */
 export type Ready = Extract<Prepared, { ok: true }>;
@@ -32,6 +33,25 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
   return why === undefined ? undefined : { refused: refusal(gate, p, `request refused: ${why}`, 415, { via }) };
 }
 
+/**
+ * The check of a POST body's field names against the query keys the policy reads (InputSelection.queryKeys):
+ * Rails' `params`, Laravel's `input()`, PHP's `$_REQUEST` and ASP.NET Core's binding take a POST's form
+ * fields over the query's, so a field named as such a key, in any of the ways those apps read a name
+ * (appQueryNames), is what the app reads where the policy read the query. Applied to the bodies read as
+ * they stream (forms, and JSON only Laravel reads as such); undefined when the policy reads no query key.
+ */
+export function queryOverride(p: Ready): NameCheck | undefined {
+  const keys = p.bundle?.policy.bundle.inputs.queryKeys();
+  if (!keys) return undefined;
+  return (name) => {
+    for (const n of [name, ...appQueryNames(name)]) {
+      const meant = keys.byFold.get(foldKey(n));
+      if (meant) return `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant[0])} the policy reads, to apps that read a body's fields over the query's (Rails params, Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
+    }
+    return undefined;
+  };
+}
+
 /** A JSON body read whole: its bytes and value, or the refusal of one that is unreadable. */
 export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: EventSource): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
   if (bytes.length === 0) return { bytes };
@@ -52,7 +72,7 @@ export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: Event
  */
 export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refusal: Verdict } | { reader: FieldReader } | undefined {
   const type = p.request.headers['content-type'];
-  const reader = formReader(p.request.method, type);
+  const reader = formReader(p.request.method, type, queryOverride(p));
   if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
   // The readers read bytes, as PHP does (json_decode and the form parser ignore the charset): any charset
@@ -62,3 +82,4 @@ export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refu
   if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400, { via }) };
   return { reader };
 }
+

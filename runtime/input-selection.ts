@@ -102,12 +102,36 @@ export class InputSelection {
     return this.root === WHOLE;
   }
 
+  private queryRead: FoldedKeys | null | undefined;
+
+  /**
+   * The query keys the policy reads, folded: by name where it reads them so, the strings its Rego holds
+   * where it keeps the query (or the request, or the input) whole. Undefined when it reads no query, or
+   * when it keeps it whole and the bundle lists no strings (built before 2026-12-06).
+   */
+  queryKeys(): FoldedKeys | undefined {
+    if (this.queryRead === undefined) this.queryRead = queryKeysOf(this.root, this.named) ?? null;
+    return this.queryRead ?? undefined;
+  }
+
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
     return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');
   }
 }
 
+
+// The query keys a selection reads (InputSelection.queryKeys), worked out once.
+function queryKeysOf(root: Selection, named: NamedKeys | undefined): FoldedKeys | undefined {
+  let sel: Selection = root;
+  for (const part of ['request', 'query']) {
+    if (sel === WHOLE) break;
+    const next: Selection | undefined = sel.get(part);
+    if (next === undefined) return undefined;
+    sel = next;
+  }
+  return sel === WHOLE ? named : shapeOf(sel).folded;
+}
 
 // The keys a bundle's Rego names (manifest `metadata.inputKeys`), folded (readKeys).
 type NamedKeys = FoldedKeys;

@@ -710,6 +710,21 @@ describe('a query key that PHP or Rack reads as a key the policy reads', () => {
   });
 });
 
+describe('the query keys a policy reads (for the body fields apps read over the query)', () => {
+  it('by name, the Rego\'s strings where the query or what holds it is kept whole, none where no query is read', () => {
+    const keys = (inputPaths: string[][], inputKeys?: string[]) => {
+      const k = InputSelection.fromManifest({ metadata: { inputPaths, ...(inputKeys ? { inputKeys } : {}) } }).queryKeys();
+      return k && [...k.byFold.values()].flat().sort();
+    };
+    expect(keys([['request', 'query', 'tenant'], ['request', 'query', 'desk'], ['request', 'method']])).toEqual(['desk', 'tenant']);
+    expect(keys([['request', 'query']], ['tenant', 'amount'])).toEqual(['amount', 'tenant']);
+    expect(keys([['request']], ['tenant'])).toEqual(['tenant']);
+    expect(keys([[]], ['tenant'])).toEqual(['tenant']);
+    expect(keys([['request', 'method'], ['request', 'body', 'tenant']])).toBeUndefined();
+    expect(keys([['request', 'query']])).toBeUndefined();
+  });
+});
+
 describe('a header that apps reading CGI variables take for a header the policy reads', () => {
   it('is refused: x_tenant is HTTP_X_TENANT to PHP, Rack and WSGI servers, as x-tenant is', () => {
     expect([appHeaderNames('x_tenant'), appHeaderNames('x-tenant'), appHeaderNames('x_a-b'), appHeaderNames('host')]).toEqual([['x-tenant'], ['x_tenant'], ['x-a-b', 'x_a_b'], []]);

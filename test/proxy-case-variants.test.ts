@@ -158,6 +158,33 @@ describe('the query string, read by name, through warden proxy', () => {
     it(`${name}: ${typeof outcome === 'number' ? outcome : 'refused (400)'}`, () => expectOutcome(desks, target, undefined, outcome));
   }
 
+  // Rails' params, Laravel's input(), PHP's $_REQUEST and ASP.NET Core's binding read a POST's form fields
+  // over the query's: `?tenant=acme` with a form field `tenant=evil` is `evil` to them.
+  it('refuses a POST form whose field is a query key the policy reads, in any reading of its name (400), and the app never receives it whole', async () => {
+    const form = async (type: string, body: string, target = '/orders?tenant=acme') => {
+      const res = await fetch(`${desks.proxyUrl}${target}`, { method: 'POST', headers: { 'content-type': type }, body });
+      return { status: res.status, text: await res.text() };
+    };
+    const before = desks.upstream.seen.length;
+    const hostile: Array<[string, string, string?]> = [
+      ['application/x-www-form-urlencoded', 'note=x&tenant=evil'],
+      ['application/x-www-form-urlencoded', 'tenant%5B%5D=evil'],
+      ['application/x-www-form-urlencoded', 'Desk=back'],
+      ['application/x-www-form-urlencoded', 'tenant=evil', '/orders'],
+      ['multipart/form-data; boundary=b1', '--b1\r\nContent-Disposition: form-data; name="tenant"\r\n\r\nevil\r\n--b1--\r\n'],
+    ];
+    for (const [type, body, target] of hostile) {
+      const r = await form(type, body, target);
+      expect({ type, body, status: r.status }).toEqual({ type, body, status: 400 });
+      expect(r.text).toContain('the query key');
+    }
+    expect(desks.upstream.seen.length).toBe(before);
+    // Fields named as nothing the policy reads of the query pass, byte for byte.
+    const ok = await form('application/x-www-form-urlencoded', 'note=x&tenant_id=3&deskx=1');
+    expect(ok.status).toBe(201);
+    expect(desks.upstream.seen.at(-1)!.body.toString('latin1')).toBe('note=x&tenant_id=3&deskx=1');
+  });
+
   it('says why a bracketed key is refused: what PHP or Rack reads it as', async () => {
     const got = await call(desks, '/orders?tenant%5B%5D=evil');
     expect(got.status).toBe(400);

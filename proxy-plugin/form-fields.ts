@@ -16,10 +16,8 @@ import { MethodName, namesMethodOverride } from './normalize.js';
  */
 export type NameCheck = (name: string) => string | undefined;
 
-/** Longest field name read whole for a NameCheck; a longer one is refused where names are checked. */
+/** Longest field name read whole for a NameCheck; of a longer one, its first and last this many bytes. */
 export const MAX_NAME_BYTES = 4096;
-
-const LONG_NAME = `request refused: a field name of the body is longer than ${MAX_NAME_BYTES} bytes`;
 
 /** What the relay feeds each chunk of a body to (relay.ts `Outgoing.inspect`). */
 export interface FieldReader {
@@ -91,9 +89,11 @@ export class UrlencodedFields implements FieldReader {
   private inName = true;
   // An escape begun and not yet whole: `%` and the hex digits after it.
   private escape: number[] = [];
-  // The name's bytes, decoded, for `onName` (up to MAX_NAME_BYTES; `long` past it).
+  // The name's bytes, decoded, for `onName`: all of them up to MAX_NAME_BYTES; past it its first and its
+  // last MAX_NAME_BYTES (`tail`, a ring from `tailAt`), which is where every reading of a name looks.
   private bytes: number[] = [];
-  private long = false;
+  private tail: number[] | undefined;
+  private tailAt = 0;
 
   constructor(private readonly onName?: NameCheck) {}
 
@@ -149,13 +149,20 @@ export class UrlencodedFields implements FieldReader {
   private push(b: number): void {
     this.name.push(b);
     if (!this.onName) return;
-    if (this.bytes.length < MAX_NAME_BYTES) this.bytes.push(b);
-    else this.long = true;
+    if (this.bytes.length < MAX_NAME_BYTES) return void this.bytes.push(b);
+    this.tail ??= [...this.bytes];
+    this.tail[this.tailAt] = b;
+    this.tailAt = (this.tailAt + 1) % MAX_NAME_BYTES;
   }
 
+  // A name past MAX_NAME_BYTES is read by its first and its last MAX_NAME_BYTES: PHP and Rack read a name's
+  // start (up to a `[`, past leading spaces or brackets: the tail's own start then, if padding is all
+  // there is before), Spring and ASP.NET Core its end.
   private checkName(): string | undefined {
-    if (!this.onName || (this.bytes.length === 0 && !this.long)) return undefined;
-    return this.long ? LONG_NAME : this.onName(Buffer.from(this.bytes).toString('utf8'));
+    if (!this.onName || this.bytes.length === 0) return undefined;
+    const text = (bytes: number[]) => Buffer.from(bytes).toString('utf8');
+    if (!this.tail) return this.onName(text(this.bytes));
+    return this.onName(text(this.bytes)) ?? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)]));
   }
 
   private startName(): void {
@@ -163,7 +170,8 @@ export class UrlencodedFields implements FieldReader {
     this.name = new MethodName();
     this.escape = [];
     this.bytes = [];
-    this.long = false;
+    this.tail = undefined;
+    this.tailAt = 0;
   }
 }
 
@@ -240,6 +248,9 @@ const isHex = (c: number) => hexValue(c) >= 0;
 
 const NOTHING = Buffer.alloc(0);
 
+/** Most `name`/`filename` parameters one part's header block may give (PHP keeps the last, Rack the first). */
+export const MAX_NAME_PARAMETERS = 8;
+
 /** Longest header block of one part (Rack and PHP refuse far longer ones). */
 export const MAX_PART_HEAD_BYTES = 16 * 1024;
 
@@ -301,6 +312,7 @@ export class MultipartFields implements FieldReader {
   // Why a part's header block is refused, if it is: a name that is `_method`, or one `onName` refuses.
   private refusedBlock(block: string): string | undefined {
     const names = partNames(block);
+    if (!Array.isArray(names)) return `request refused: ${names.refused}`;
     if (names.some(namesMethodOverride)) return `request refused: ${METHOD_FIELD}`;
     if (!this.onName) return undefined;
     for (const name of names) {
@@ -374,15 +386,21 @@ export class MultipartFields implements FieldReader {
 // block is also read with its line breaks removed: PHP appends a line with no ':' to the header before it,
 // as is. Each is then read as the frameworks read a name (MethodName for `_method`: PHP reads ` _method`,
 // `.method`, `_method\0x` so; the NameCheck reads the query keys' ways).
-function partNames(block: string): string[] {
-  if (!/name|content-id/i.test(block)) return [];
+function partNames(block: string): string[] | { refused: string } {
+  if (!/name|content-id|content-type/i.test(block)) return [];
   const names: string[] = [];
   const add = (v: string) => {
     for (const w of [v, v.replace(/\\(.)/g, '$1')]) names.push(w, w.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))));
   };
+  let named = false;
+  const fallback: string[] = [];
   for (const text of [block, block.replace(/\r?\n/g, '')]) {
     for (const m of text.matchAll(/content-id:\s*([^\r\n]*)/gi)) add(m[1]!);
-    for (const m of text.matchAll(/(?:^|[;\s])name(\*?)\s*=\s*/gim)) {
+    // A parameter right after the header's colon counts too: PHP reads `Content-Disposition:name=x`.
+    let seen = 0;
+    for (const m of text.matchAll(/(?:^|[;\s:])(file)?name(\*?)\s*=\s*/gim)) {
+      // Bounded work per block: a part names itself once (a filename beside); more is no form a client writes.
+      if (++seen > MAX_NAME_PARAMETERS) return { refused: `a part's header block in the multipart body gives more than ${MAX_NAME_PARAMETERS} name parameters` };
       const rest = text.slice(m.index + m[0].length, m.index + m[0].length + 1024);
       const values: string[] = [];
       const q = rest[0];
@@ -399,8 +417,16 @@ function partNames(block: string): string[] {
         const quoted = end < 0 ? inner : inner.slice(0, end);
         values.push(quoted, quoted.split(/[\r\n]/)[0]!, inner.slice(0, Math.max(0, inner.indexOf(q))));
       } else values.push(rest.split(/[;\s]/)[0]!, rest.split(/[;\r\n]/)[0]!.trim());
-      for (const v of values) add(m[1] ? v.replace(/^[^']*'[^']*'/, '') : v);
+      const read = values.map((v) => (m[2] ? v.replace(/^[^']*'[^']*'/, '') : v));
+      if (m[1]) fallback.push(...read);
+      else {
+        named ||= read.some((v) => v !== '');
+        read.forEach(add);
+      }
     }
+    // Rack names a part without a name by its filename, else by its type: `Content-Type: tenant` is `tenant[]`.
+    for (const m of text.matchAll(/content-type:\s*([^\r\n;]*)/gi)) fallback.push(`${m[1]!.trim()}[]`);
   }
+  if (!named) fallback.forEach(add);
   return [...new Set(names)].filter((n) => n !== '');
 }

@@ -35,8 +35,8 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
 
 /**
  * The check of a POST body's field names against the query keys the policy reads (InputSelection.queryKeys):
- * Rails' `params`, Laravel's `input()`, PHP's `$_REQUEST` and ASP.NET Core's binding take a POST's form
- * fields over the query's, so a field named as such a key, in any of the ways those apps read a name
+ * Laravel's `input()`, PHP's `$_REQUEST` and ASP.NET Core's binding take a POST's form fields over the
+ * query's (Rails' `params` keeps the query's), so a field named as such a key, in any of the ways those apps read a name
  * (appQueryNames), is what the app reads where the policy read the query. Applied to the bodies read as
  * they stream (forms, and JSON only Laravel reads as such); undefined when the policy reads no query key.
  */
@@ -46,7 +46,7 @@ export function queryOverride(p: Ready): NameCheck | undefined {
   return (name) => {
     for (const n of [name, ...appQueryNames(name)]) {
       const meant = keys.byFold.get(foldKey(n));
-      if (meant) return `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant[0])} the policy reads, to apps that read a body's fields over the query's (Rails params, Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
+      if (meant) return `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant[0])} the policy reads, to apps that read a body's fields over the query's (Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
     }
     return undefined;
   };

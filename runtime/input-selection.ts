@@ -28,17 +28,18 @@ export class CaseVariantInput extends Error {}
  * `[tenant]` and ` tenant` are all `tenant` to one of them, and `user.role` is `user_role` to PHP.
  */
 export function appQueryNames(key: string): string[] {
-  if (!/[[\] .\0!_]/.test(key)) return [];
+  if (!/[[\] .\0!]/.test(key)) return [];
   let php = key.replace(/^ +/, '');
   if (php.includes('\0')) php = php.slice(0, php.indexOf('\0'));
   const open = php.indexOf('[');
   const head = (open < 0 ? php : php.slice(0, open)).replace(/[ .]/g, '_');
   const names = [open < 0 || php.includes(']', open + 1) ? head : `${head}_${php.slice(open + 1)}`, /^[[\]]*([^[\]]+)/.exec(key)?.[1] ?? ''];
   if (key.indexOf('[') > 0) names.push(key.slice(0, key.indexOf('[')));
-  // Spring's data binder: `!tenant` is tenant's default value, `_tenant` its field marker (it resets an
-  // absent field); Spring and ASP.NET Core bind `order.tenant`, `order[tenant]` and `orders[0].tenant` to a
-  // property `tenant` of a model, where a simple `tenant` parameter is also read.
-  if (key.startsWith('!') || key.startsWith('_')) names.push(key.slice(1));
+  // Spring's data binder: `!tenant` is tenant's default value (its `_tenant` field marker only resets an
+  // absent field, and `_token` is on every Laravel form: not read so); Spring and ASP.NET Core bind
+  // `order.tenant`, `order[tenant]` and `orders[0].tenant` to a property `tenant` of a model, where a
+  // simple `tenant` parameter is also read.
+  if (key.startsWith('!')) names.push(key.slice(1));
   const last = /[.\]]([^.[\]]+)$/.exec(key)?.[1];
   if (last) names.push(last);
   const bracketed = /\[([^[\]]+)\]$/.exec(key)?.[1];

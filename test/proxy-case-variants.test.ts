@@ -158,7 +158,7 @@ describe('the query string, read by name, through warden proxy', () => {
     it(`${name}: ${typeof outcome === 'number' ? outcome : 'refused (400)'}`, () => expectOutcome(desks, target, undefined, outcome));
   }
 
-  // Rails' params, Laravel's input(), PHP's $_REQUEST and ASP.NET Core's binding read a POST's form fields
+  // Laravel's input(), PHP's $_REQUEST and ASP.NET Core's binding read a POST's form fields
   // over the query's: `?tenant=acme` with a form field `tenant=evil` is `evil` to them.
   it('refuses a POST form whose field is a query key the policy reads, in any reading of its name (400), and the app never receives it whole', async () => {
     const form = async (type: string, body: string, target = '/orders?tenant=acme') => {

@@ -6,33 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { exchange } from './support/raw-http.js';
 import { servedWorkload } from './support/rego-workload.js';
-
-const WORKLOAD = `apiVersion: warden.dev/v1alpha1
-kind: Workload
-name: tills
-namespace: shop
-serviceAccount: tills
-mode: enforce
-`;
-
-const POLICY = `# Payments up to 100; a body this policy cannot read is no payment it checked.
-package warden.workload
-
-import data.warden.lib.requests
-import rego.v1
-
-allow if input.request.method in {"GET", "POST"}
-
-deny contains "amount above 100" if input.request.body.amount > 100
-
-deny contains "the body could not be read" if {
-	requests.unread_body
-	input.request.path == "/pay"
-}
-`;
+import { TILLS_FILES } from './support/tills-workload.js';
 
 // --json-body at 4 KiB: the bound of the JSON bodies the sidecar reads (forms stream, unbounded by it).
-const served = servedWorkload('tills', { 'workload.yaml': WORKLOAD, 'policy.rego': POLICY }, ['--json-body', '4096']);
+const served = servedWorkload('tills', TILLS_FILES, ['--json-body', '4096']);
 
 async function send(type: string | undefined, body: string | undefined, method = 'POST'): Promise<{ status: number; text: string }> {
   const res = await fetch(`${served.proxyUrl}/pay`, { method, headers: type === undefined ? {} : { 'content-type': type }, body });
@@ -243,7 +220,7 @@ describe('method overrides in a form or the query, through warden proxy', () => 
 
 // With --json-body 0 the sidecar reads no JSON body whole: a JSON POST is read as it streams for `_method`.
 describe('a JSON POST naming the method with --json-body 0, through warden proxy', () => {
-  const off = servedWorkload('tills', { 'workload.yaml': WORKLOAD, 'policy.rego': POLICY }, ['--json-body', '0']);
+  const off = servedWorkload('tills', TILLS_FILES, ['--json-body', '0']);
 
   it('refuses a top-level _method member (400) on both paths, and forwards a body without one byte for byte', async () => {
     const post = async (body: string, chunked = false) => {

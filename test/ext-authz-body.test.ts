@@ -5,46 +5,16 @@
 // for `_method`; a body Warden reads that arrived in part is refused. Without the mark no body is read.
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyPolicies } from './support/proxy-fixtures.js';
+import { tillsPolicies } from './support/tills-workload.js';
 import { startWarden, stopWardens } from './support/warden-process.js';
-
-const WORKLOAD = `apiVersion: warden.dev/v1alpha1
-kind: Workload
-name: tills
-namespace: shop
-serviceAccount: tills
-mode: enforce
-`;
-
-const POLICY = `# Payments up to 100; a body this policy cannot read is no payment it checked.
-package warden.workload
-
-import data.warden.lib.requests
-import rego.v1
-
-allow if input.request.method in {"GET", "POST"}
-
-deny contains "amount above 100" if input.request.body.amount > 100
-
-deny contains "the body could not be read" if {
-	requests.unread_body
-	input.request.path == "/pay"
-}
-`;
 
 const children: ChildProcess[] = [];
 let port = 0;
 
 beforeAll(async () => {
-  const policies = await copyPolicies(['tills'], (repo) => {
-    const dir = join(repo, 'workloads', 'tills');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'workload.yaml'), WORKLOAD);
-    writeFileSync(join(dir, 'policy.rego'), POLICY);
-  });
+  const policies = await tillsPolicies();
   const m = await startWarden(
     ['ext-authz', '--workload', 'tills', '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'tills.tar.gz'), '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), '--json-body', '4096'],
     /warden ext-authz: tills on 127\.0\.0\.1:(\d+)/,

@@ -4,38 +4,15 @@
 // method) is refused. Mounted before the parsers, Warden sees no body, and `requests.unread_body` denies one.
 // Real express apps on loopback, the real plugin and WASM.
 import express from 'express';
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wardenMiddleware } from '../proxy-plugin/middleware.js';
 import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
-import { closeServer, copyPolicies, listenLocal } from './support/proxy-fixtures.js';
-
-const WORKLOAD = `apiVersion: warden.dev/v1alpha1
-kind: Workload
-name: tills
-namespace: shop
-serviceAccount: tills
-mode: enforce
-`;
-
-const POLICY = `# Payments up to 100; a body this policy cannot read is no payment it checked.
-package warden.workload
-
-import data.warden.lib.requests
-import rego.v1
-
-allow if input.request.method in {"GET", "POST"}
-
-deny contains "amount above 100" if input.request.body.amount > 100
-
-deny contains "the body could not be read" if {
-	requests.unread_body
-	input.request.path == "/pay"
-}
-`;
+import { closeServer, listenLocal } from './support/proxy-fixtures.js';
+import { tillsPolicies } from './support/tills-workload.js';
 
 let plugin: Plugin;
 const servers: Server[] = [];
@@ -44,12 +21,7 @@ const seen: Array<{ app: string; method: string; body: unknown }> = [];
 const ports = { parsedFirst: 0, wardenFirst: 0 };
 
 beforeAll(async () => {
-  const policies = await copyPolicies(['tills'], (repo) => {
-    const dir = join(repo, 'workloads', 'tills');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'workload.yaml'), WORKLOAD);
-    writeFileSync(join(dir, 'policy.rego'), POLICY);
-  });
+  const policies = await tillsPolicies();
   plugin = await startPlugin({ workload: 'tills', bundleFile: join(policies.out, 'tills.tar.gz'), verificationKey: readFileSync(join(policies.out, 'verification-key.pem'), 'utf8'), identity: {}, logger: pino({ level: 'silent' }) });
   const route = (app: string) => (req: express.Request, res: express.Response) => {
     seen.push({ app, method: req.method, body: req.body as unknown });

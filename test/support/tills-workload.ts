@@ -1,0 +1,42 @@
+// The `tills` workload the body tests share: a policy that denies a payment above 100 read from the JSON
+// body, and, on /pay, a body it could not read (requests.unread_body). Each form (sidecar, ext_authz,
+// middleware) is tested against the same Rego.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { copyPolicies, type PolicyCopy } from './proxy-fixtures.js';
+
+export const TILLS_WORKLOAD = `apiVersion: warden.dev/v1alpha1
+kind: Workload
+name: tills
+namespace: shop
+serviceAccount: tills
+mode: enforce
+`;
+
+export const TILLS_POLICY = `# Payments up to 100; a body this policy cannot read is no payment it checked.
+package warden.workload
+
+import data.warden.lib.requests
+import rego.v1
+
+allow if input.request.method in {"GET", "POST"}
+
+deny contains "amount above 100" if input.request.body.amount > 100
+
+deny contains "the body could not be read" if {
+	requests.unread_body
+	input.request.path == "/pay"
+}
+`;
+
+/** The files of the workload, as servedWorkload takes them. */
+export const TILLS_FILES = { 'workload.yaml': TILLS_WORKLOAD, 'policy.rego': TILLS_POLICY };
+
+/** A policy copy with the tills workload written into it and built. */
+export function tillsPolicies(): Promise<PolicyCopy> {
+  return copyPolicies(['tills'], (repo) => {
+    const dir = join(repo, 'workloads', 'tills');
+    mkdirSync(dir);
+    for (const [file, text] of Object.entries(TILLS_FILES)) writeFileSync(join(dir, file), text);
+  });
+}

@@ -210,6 +210,20 @@ describe('field names checked beyond _method (a NameCheck)', () => {
     expect(refusedIn(body(part('Content-Disposition: form-data; name="_method"', 'DELETE')), undefined, new MultipartFields(B, checker().check))).toContain('method override');
   });
 
+  it('reads a PUT, PATCH or DELETE form for its names alone, only where names are checked: _method overrides a POST only', () => {
+    for (const method of ['PUT', 'PATCH', 'DELETE']) {
+      const reader = formReader(method, 'application/x-www-form-urlencoded', checker().check) as FieldReader;
+      expect(refusedIn('_method=DELETE&note=x', undefined, reader)).toBeUndefined();
+      expect(refusedIn('note=x&tenant=evil', undefined, formReader(method, 'application/x-www-form-urlencoded', checker().check) as FieldReader)).toBe('tenant in the body');
+      expect(refusedIn(body(part('Content-Disposition: form-data; name="tenant"', 'evil')), undefined, formReader(method, `multipart/form-data; boundary=${B}`, checker().check) as FieldReader)).toBe('tenant in the body');
+      expect(refusedIn(body(part('Content-Disposition: form-data; name="_method"', 'x')), undefined, formReader(method, `multipart/form-data; boundary=${B}`, checker().check) as FieldReader)).toBeUndefined();
+      // Untyped, JSON, or with no names to check: nothing to read.
+      for (const type of [undefined, 'application/json', 'text/plain; x=/json']) expect(formReader(method, type, checker().check)).toBeUndefined();
+      expect(formReader(method, 'application/x-www-form-urlencoded')).toBeUndefined();
+    }
+    expect(formReader('GET', 'application/x-www-form-urlencoded', checker().check)).toBeUndefined();
+  });
+
   it('reads a name past its bound by its start and its end, never refusing it for its length', () => {
     // A body with no `=` (curl -d sends one as a form) is one long name, and nothing the policy reads.
     expect(refusedIn('x'.repeat(3 * MAX_NAME_BYTES), undefined, new UrlencodedFields(checker().check))).toBeUndefined();

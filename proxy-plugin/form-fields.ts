@@ -36,16 +36,18 @@ export interface FieldReader {
  */
 export function formReader(method: string, contentType: string | undefined, onName?: NameCheck): FieldReader | { refused: string } | undefined {
   const kind = formKind(method, contentType);
-  if (kind === undefined) return undefined;
-  const form = kind === 'multipart' ? multipartReader(contentType!, onName) : kind === 'urlencoded' ? new UrlencodedFields(onName) : undefined;
-  if (!namesJson(contentType)) return form;
+  // Another method's form is read for its names alone (`_method` overrides a POST only).
+  const overrides = method === 'POST';
+  if (kind === undefined || (!overrides && !onName)) return undefined;
+  const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides) : undefined;
+  if (!overrides || !namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
   return form ? bothReaders(form, new JsonMethodMember()) : new JsonMethodMember();
 }
 
-function multipartReader(contentType: string, onName?: NameCheck): FieldReader | { refused: string } {
+function multipartReader(contentType: string, onName: NameCheck | undefined, overrides: boolean): FieldReader | { refused: string } {
   const b = multipartBoundary(contentType);
-  return 'refused' in b ? b : new MultipartFields(b.boundary, onName);
+  return 'refused' in b ? b : new MultipartFields(b.boundary, onName, overrides);
 }
 
 // Two readers of one body: the first refusal stands.
@@ -59,7 +61,11 @@ const bothReaders = (a: FieldReader, b: FieldReader): FieldReader => ({
  * that is no form but whose type Laravel reads as JSON (the sidecar reads it whole only as --json-body says).
  */
 export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | 'json' | undefined {
-  if (method !== 'POST') return undefined;
+  if (method !== 'POST') {
+    // Rack and Symfony parse a PUT, PATCH or DELETE form too (typed: an untyped body is a form for a POST only).
+    if (!FORM_METHODS.has(method) || !contentType) return undefined;
+    return URLENCODED.test(contentType) ? 'urlencoded' : MULTIPART.test(contentType) ? 'multipart' : undefined;
+  }
   if (!contentType?.trim() || URLENCODED.test(contentType)) return 'urlencoded';
   if (MULTIPART.test(contentType)) return 'multipart';
   return namesJson(contentType) ? 'json' : undefined;
@@ -71,6 +77,9 @@ export function formKind(method: string, contentType: string | undefined): 'urle
  * in any case, which reads more types so than Laravel does, never fewer.
  */
 export const namesJson = (contentType: string | undefined): boolean => !!contentType && /[/+]json/i.test(contentType);
+
+// The methods other than POST whose form bodies apps parse into the fields they read over the query.
+const FORM_METHODS = new Set(['PUT', 'PATCH', 'DELETE']);
 
 // The media type as Rack and PHP read it: up to a ';' or a ',' (PHP: a space too).
 const URLENCODED = /^\s*application\/x-www-form-urlencoded(?:[\s;,]|$)/i;
@@ -95,7 +104,11 @@ export class UrlencodedFields implements FieldReader {
   private tail: number[] | undefined;
   private tailAt = 0;
 
-  constructor(private readonly onName?: NameCheck) {}
+  constructor(
+    private readonly onName?: NameCheck,
+    /** A POST's form: its `_method` field is an override, refused. */
+    private readonly overrides = true,
+  ) {}
 
   feed(chunk: Buffer): string | undefined {
     let i = 0;
@@ -123,7 +136,7 @@ export class UrlencodedFields implements FieldReader {
         this.escape = [];
       }
       if (c === 0x3d) {
-        if (this.name.isMethod) return `request refused: ${METHOD_FIELD}`;
+        if (this.overrides && this.name.isMethod) return `request refused: ${METHOD_FIELD}`;
         const why = this.checkName();
         if (why) return why;
         this.inName = false;
@@ -305,6 +318,8 @@ export class MultipartFields implements FieldReader {
   constructor(
     boundary: string,
     private readonly onName?: NameCheck,
+    /** A POST's form: a part named `_method` is an override, refused. */
+    private readonly overrides = true,
   ) {
     this.delimiter = Buffer.from(`--${boundary}`, 'latin1');
   }
@@ -313,7 +328,7 @@ export class MultipartFields implements FieldReader {
   private refusedBlock(block: string): string | undefined {
     const names = partNames(block);
     if (!Array.isArray(names)) return `request refused: ${names.refused}`;
-    if (names.some(namesMethodOverride)) return `request refused: ${METHOD_FIELD}`;
+    if (this.overrides && names.some(namesMethodOverride)) return `request refused: ${METHOD_FIELD}`;
     if (!this.onName) return undefined;
     for (const name of names) {
       const why = this.onName(name);

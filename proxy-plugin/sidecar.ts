@@ -15,7 +15,7 @@ import type { RequestHead, ResponseHead } from './http1.js';
 import { readBody } from '../runtime/http-body.js';
 import { formKind } from './form-fields.js';
 import type { NormalizedRequest } from './normalize.js';
-import { bodyFieldReader, checkedJsonBody, readsJsonBody, refusal, undecodedBody, type Ready } from './request-body.js';
+import { bodyFieldReader, checkedJsonBody, queryOverride, readsJsonBody, refusal, undecodedBody, type Ready } from './request-body.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
@@ -130,8 +130,9 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
   c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
 }
 
-// True when a request on the fast path carries a body formOf reads: node's path takes it.
-const carriesForm = (head: RequestHead): boolean => head.contentLength > 0 && formKind(head.method, head.contentType) !== undefined;
+// True when a request on the fast path carries a body formOf reads: node's path takes it. Another method's
+// form is read only where the policy reads query keys (queryOverride).
+const carriesForm = (head: RequestHead, p: Ready): boolean => head.contentLength > 0 && formKind(head.method, head.contentType) !== undefined && (head.method === 'POST' || queryOverride(p) !== undefined);
 
 /**
  * The protocol an upgrade asks for, or why it is refused: exactly one protocol token, and never `h2c`
@@ -204,7 +205,7 @@ function admitPrepared(c: Parts, gate: Gate, head: RequestHead, p: Prepared): Ad
   const owner = p.ok ? c.opts.handlers?.find((h) => h.owns(p)) : undefined;
   if (owner) return handlerAdmission(c, gate, owner, head, p as Ready);
   if (p.ok && head.contentLength > 0 && readsJsonBody(c.jsonBodyBytes, head.contentType)) return jsonBodyAdmission(c, gate, head, p);
-  if (p.ok && carriesForm(head)) return { handOff: true };
+  if (p.ok && carriesForm(head, p)) return { handOff: true };
   const v = p.ok ? decideHttp(gate, p, 'proxy') : p.verdict;
   if (!p.ok || !v.allow) return { forward: false, ...denialAnswer(v) };
   return { forward: true, target: targetOf(p.request), decisionId: v.decisionId, headerLines: headerLines(upstreamHeaders(head.rawHeaders, c.headers, { source: p.source, decisionId: v.decisionId })) };

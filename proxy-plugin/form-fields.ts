@@ -7,7 +7,7 @@
 // on (before the bytes that complete a url-encoded name; before the last chunk, held back by the relay, for
 // a multipart window), so the app receives a body cut short, which no server hands to it as a form.
 
-import { MethodName, namesMethodOverride } from './normalize.js';
+import { namesMethodOverride } from './normalize.js';
 
 /**
  * What else a field's name may be refused for, besides `_method`: the reason, if any (request-body.ts
@@ -89,17 +89,18 @@ const METHOD_FIELD = 'a "_method" field of a form is a method override: framewor
 
 /**
  * A url-encoded form's names, as Rack and PHP read them: pairs split on `&` (and `;`, as Rack 2 does), a
- * name up to its `=`, `+` a space, `%XX` its byte where it decodes (as written where it does not), each
- * name read by MethodName. A name that is `_method` to one of them, with a value, is refused (a bare
- * `_method` has none, and overrides nothing). Values are skipped with a byte search.
+ * name up to its `=`, `+` a space, `%XX` its byte where it decodes (as written where it does not). A name
+ * that is `_method` to one of them (namesMethodOverride), with a value, is refused (a bare `_method` has
+ * none, and overrides nothing); every name, with or without a value, goes to `onName`. Values are skipped
+ * with a byte search.
  */
 export class UrlencodedFields implements FieldReader {
-  private name = new MethodName();
   private inName = true;
   // An escape begun and not yet whole: `%` and the hex digits after it.
   private escape: number[] = [];
-  // The name's bytes, decoded, for `onName`: all of them up to MAX_NAME_BYTES; past it its first and its
-  // last MAX_NAME_BYTES (`tail`, a ring from `tailAt`), which is where every reading of a name looks.
+  // The name's bytes, decoded, past the leading spaces and brackets PHP and Rack drop: all of them up to
+  // MAX_NAME_BYTES; past it its first and its last MAX_NAME_BYTES (`tail`, a ring from `tailAt`), which is
+  // where every reading of a name looks (PHP and Rack its start, Spring and ASP.NET Core its end).
   private bytes: number[] = [];
   private tail: number[] | undefined;
   private tailAt = 0;
@@ -136,13 +137,12 @@ export class UrlencodedFields implements FieldReader {
         this.escape = [];
       }
       if (c === 0x3d) {
-        if (this.overrides && this.name.isMethod) return `request refused: ${METHOD_FIELD}`;
-        const why = this.checkName();
+        const why = this.checkName(true);
         if (why) return why;
         this.inName = false;
       } else if (c === 0x26 || c === 0x3b) {
         // A name with no `=` is a field all the same (an empty value to PHP, nil to Rack).
-        const why = this.checkName();
+        const why = this.checkName(false);
         if (why) return why;
         this.startName();
       } else if (c === 0x25) this.escape = [c];
@@ -156,31 +156,28 @@ export class UrlencodedFields implements FieldReader {
     if (!this.inName) return undefined;
     for (const e of this.escape) this.push(e);
     this.escape = [];
-    return this.checkName();
+    return this.checkName(false);
   }
 
   private push(b: number): void {
-    this.name.push(b);
-    if (!this.onName) return;
+    if (this.bytes.length === 0 && (b === 0x20 || b === 0x5b || b === 0x5d)) return;
     if (this.bytes.length < MAX_NAME_BYTES) return void this.bytes.push(b);
     this.tail ??= [...this.bytes];
     this.tail[this.tailAt] = b;
     this.tailAt = (this.tailAt + 1) % MAX_NAME_BYTES;
   }
 
-  // A name past MAX_NAME_BYTES is read by its first and its last MAX_NAME_BYTES: PHP and Rack read a name's
-  // start (up to a `[`, past leading spaces or brackets: the tail's own start then, if padding is all
-  // there is before), Spring and ASP.NET Core its end.
-  private checkName(): string | undefined {
-    if (!this.onName || this.bytes.length === 0) return undefined;
+  // The name just read (`valued`: with an `=` after it): `_method` with a value, or a name `onName` refuses.
+  private checkName(valued: boolean): string | undefined {
+    if (this.bytes.length === 0) return undefined;
+    if (valued && this.overrides && namesMethodOverride(String.fromCharCode(...this.bytes))) return `request refused: ${METHOD_FIELD}`;
+    if (!this.onName) return undefined;
     const text = (bytes: number[]) => Buffer.from(bytes).toString('utf8');
-    if (!this.tail) return this.onName(text(this.bytes));
-    return this.onName(text(this.bytes)) ?? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)]));
+    return this.onName(text(this.bytes)) ?? (this.tail ? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)])) : undefined);
   }
 
   private startName(): void {
     this.inName = true;
-    this.name = new MethodName();
     this.escape = [];
     this.bytes = [];
     this.tail = undefined;
@@ -399,7 +396,7 @@ export class MultipartFields implements FieldReader {
 // unclosed one, to the end of its line), unquoted (to a space, as PHP; to a ';', as Rack 3), with and
 // without backslash and percent escapes; a `Content-ID` (Rack 2 and 3 name a part without one by it). The
 // block is also read with its line breaks removed: PHP appends a line with no ':' to the header before it,
-// as is. Each is then read as the frameworks read a name (MethodName for `_method`: PHP reads ` _method`,
+// as is. Each is then read as the frameworks read a name (namesMethodOverride for `_method`: PHP reads ` _method`,
 // `.method`, `_method\0x` so; the NameCheck reads the query keys' ways).
 function partNames(block: string): string[] | { refused: string } {
   if (!/name|content-id|content-type/i.test(block)) return [];

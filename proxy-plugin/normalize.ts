@@ -76,47 +76,15 @@ function canonicalSegment(raw: string): { canonical: string; decoded: string } |
 export const METHOD_PARAMETER = 'a "_method" parameter is a method override: frameworks (Rails, Laravel, Symfony, express\'s method-override) read it as the method instead of the request line\'s; send the method itself';
 
 /**
- * A parameter name, fed character by character once decoded (`+` a space, `%XX` its byte), read as the
- * frameworks that take `_method` read names, to tell whether it is `_method` to any of them, in any case:
- * PHP (Laravel, Symfony) drops leading spaces, cuts a name at a NUL and turns ' ' and '.' into '_'
- * (` _method`, `.method`, `_method\0x`); Rack 2 drops the brackets around a plain name (`[_method]`,
- * `_method]]`). A name with more after its brackets (`_method[x]`, an array or a nested hash to both) is
- * not. Only its first eight significant characters are kept, however long it runs.
+ * True when a decoded parameter name is `_method` to one of the frameworks that take it, in any case: PHP
+ * (Laravel, Symfony) drops leading spaces, cuts a name at a NUL and turns ' ' and '.' into '_' (` _method`,
+ * `.method`, `_method\0x`); Rack 2 drops the brackets around a plain name (`[_method]`, `_method]]`). A name
+ * with more after its brackets (`_method[x]`, an array or a nested hash to both) is not.
  */
-export class MethodName {
-  private name = '';
-  // 0: leading spaces and brackets; 1: the name; 2: brackets after it; 3: read (a NUL cut it, or it is something else).
-  private phase = 0;
-  private other = false;
-
-  push(c: number): void {
-    if (this.phase === 3) return;
-    if (c === 0) return void (this.phase = 3);
-    if (this.phase === 0) {
-      if (c === 0x20 || c === 0x5b || c === 0x5d) return;
-      this.phase = 1;
-    }
-    if (this.phase === 2 || c === 0x5b) {
-      if (c !== 0x5d) [this.other, this.phase] = [true, 3];
-      return;
-    }
-    if (c === 0x5d) return void (this.phase = 2);
-    if (this.name.length === 7) return void ([this.other, this.phase] = [true, 3]);
-    this.name += c === 0x20 || c === 0x2e ? '_' : String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
-  }
-
-  /** True when the name read so far is `_method` to one of those frameworks. */
-  get isMethod(): boolean {
-    return !this.other && this.name === '_method';
-  }
-}
-
-/** True when a decoded parameter name is `_method` as PHP or Rack reads it (MethodName). */
 export function namesMethodOverride(name: string): boolean {
   if (name.length < 7) return false;
-  const n = new MethodName();
-  for (let i = 0; i < name.length; i++) n.push(name.charCodeAt(i));
-  return n.isMethod;
+  const plain = /^[ [\]]*([^[\]]*)\]*$/.exec(name.split('\0')[0]!)?.[1];
+  return plain?.length === 7 && plain.replace(/[ .]/g, '_').toLowerCase() === '_method';
 }
 
 function parseQuery(raw: string): Record<string, string[]> | string {

@@ -9,8 +9,7 @@ import { formReader, type FieldReader, type NameCheck } from './form-fields.js';
 import { buildInput } from './input.js';
 import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
 import { METHOD_PARAMETER } from './normalize.js';
-import { appQueryNames } from '../runtime/input-selection.js';
-import { checkJsonText, foldKey } from '../runtime/json-text.js';
+import { checkJsonText } from '../runtime/json-text.js';
 
 /** A call normalized and identified, not yet decided. */
 export type Ready = Extract<Prepared, { ok: true }>;
@@ -41,14 +40,11 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
  * they stream (forms, and JSON only Laravel reads as such); undefined when the policy reads no query key.
  */
 export function queryOverride(p: Ready): NameCheck | undefined {
-  const keys = p.bundle?.policy.bundle.inputs.queryKeys();
-  if (!keys) return undefined;
+  const inputs = p.bundle?.policy.bundle.inputs;
+  if (!inputs?.queryKeys()) return undefined;
   return (name) => {
-    for (const n of [name, ...appQueryNames(name)]) {
-      const meant = keys.byFold.get(foldKey(n));
-      if (meant) return `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant[0])} the policy reads, to apps that read a body's fields over the query's (Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
-    }
-    return undefined;
+    const key = inputs.queryKeyOf(name);
+    return key === undefined ? undefined : `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(key)} the policy reads, to apps that read a body's fields over the query's (Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
   };
 }
 

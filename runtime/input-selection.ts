@@ -82,10 +82,15 @@ function selectionOf(paths: unknown): Selection | undefined {
 
 /** The parts of the input one bundle's policy reads, and the serializer that keeps only those. */
 export class InputSelection {
+  /** The query keys the policy reads (queryKeysOf), worked out once, when the bundle loads. */
+  private readonly queryRead: FoldedKeys | undefined;
+
   private constructor(
     private readonly root: Selection,
     private readonly named?: NamedKeys,
-  ) {}
+  ) {
+    this.queryRead = queryKeysOf(root, named);
+  }
 
   /** Everything: what a bundle without (or with a malformed) path list gets. */
   static readonly whole = new InputSelection(WHOLE);
@@ -103,16 +108,21 @@ export class InputSelection {
     return this.root === WHOLE;
   }
 
-  private queryRead: FoldedKeys | null | undefined;
-
   /**
    * The query keys the policy reads, folded: by name where it reads them so, the strings its Rego holds
    * where it keeps the query (or the request, or the input) whole. Undefined when it reads no query, or
    * when it keeps it whole and the bundle lists no strings (built before 2026-12-06).
    */
   queryKeys(): FoldedKeys | undefined {
-    if (this.queryRead === undefined) this.queryRead = queryKeysOf(this.root, this.named) ?? null;
-    return this.queryRead ?? undefined;
+    return this.queryRead;
+  }
+
+  /**
+   * The query key the policy reads that an app reads `name` as (itself in any case, or one of its
+   * appQueryNames readings), as the policy spells it; undefined when there is none.
+   */
+  queryKeyOf(name: string): string | undefined {
+    return this.queryRead && keyAmong([name, ...appQueryNames(name)], this.queryRead);
   }
 
   /** The input's JSON text with only the selected parts. */
@@ -122,7 +132,16 @@ export class InputSelection {
 }
 
 
-// The query keys a selection reads (InputSelection.queryKeys), worked out once.
+// The key of `keys` that one of `names` folds onto, as the policy spells it.
+function keyAmong(names: readonly string[], keys: FoldedKeys): string | undefined {
+  for (const n of names) {
+    const meant = keys.byFold.get(foldKey(n));
+    if (meant) return meant[0];
+  }
+  return undefined;
+}
+
+// The query keys a selection reads (InputSelection.queryKeys).
 function queryKeysOf(root: Selection, named: NamedKeys | undefined): FoldedKeys | undefined {
   let sel: Selection = root;
   for (const part of ['request', 'query']) {
@@ -176,10 +195,8 @@ function refuseReadings(part: string, value: unknown, keys: FoldedKeys, verb: 'r
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
   for (const k of Object.keys(value)) {
     if (keys.byFold.get(foldKey(k))?.includes(k)) continue;
-    for (const name of reading.names(k)) {
-      const meant = keys.byFold.get(foldKey(name));
-      if (meant) throw new CaseVariantInput(`the ${reading.what} ${JSON.stringify(k.slice(0, 64))} is ${JSON.stringify(meant[0])} to ${reading.who}, and the policy ${verb} ${JSON.stringify(meant[0])}: readers differ on which one counts`);
-    }
+    const meant = keyAmong(reading.names(k), keys);
+    if (meant) throw new CaseVariantInput(`the ${reading.what} ${JSON.stringify(k.slice(0, 64))} is ${JSON.stringify(meant)} to ${reading.who}, and the policy ${verb} ${JSON.stringify(meant)}: readers differ on which one counts`);
   }
 }
 

@@ -33,6 +33,9 @@ export function jsonNamesMethod(text: string, members: readonly number[] | undef
 /** A JSON member named `_method`, in any case: the request body's top level and an MCP message alike. */
 export const isMethodKey = (key: string): boolean => key.length === 7 && key.toLowerCase() === '_method';
 
+/** True when a parsed JSON object holds a `_method` member (isMethodKey): an MCP message, a body the app parsed. */
+export const holdsMethodKey = (o: object): boolean => Object.keys(o).some(isMethodKey);
+
 // Charsets in which every ASCII character is the byte it is in UTF-8: the bytes of `tools` or `_method` spell them.
 const ASCII_CHARSETS = /^(?:utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|(?:windows|cp)-?125\d)$/i;
 

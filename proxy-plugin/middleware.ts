@@ -2,7 +2,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { decideHttp, DECISION_ID_HEADER, denialBody, prepare, type Gate } from './admit.js';
 import type { Verdict } from './decide.js';
-import { isJson, isMethodKey, MAX_JSON_DEPTH, nestsDeeperThan } from './json-body.js';
+import { holdsMethodKey, isJson, MAX_JSON_DEPTH, nestsDeeperThan } from './json-body.js';
 import { METHOD_PARAMETER } from './normalize.js';
 import { refusal, type Ready } from './request-body.js';
 
@@ -38,7 +38,7 @@ function appBody(gate: Gate, p: Ready, parsed: unknown): { value?: unknown } | {
   if (parsed === null || typeof parsed !== 'object' || Buffer.isBuffer(parsed)) return {};
   const via = 'middleware';
   if (nestsDeeperThan(parsed, MAX_JSON_DEPTH)) return { refused: refusal(gate, p, `request refused: the body nests deeper than ${MAX_JSON_DEPTH} levels`, 400, { via }) };
-  if (p.request.method === 'POST' && !Array.isArray(parsed) && Object.keys(parsed).some(isMethodKey)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400, { via }) };
+  if (p.request.method === 'POST' && !Array.isArray(parsed) && holdsMethodKey(parsed)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400, { via }) };
   return isJson(p.request.headers['content-type']) ? { value: parsed } : {};
 }
 

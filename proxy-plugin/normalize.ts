@@ -1,6 +1,6 @@
 // Request normalization, done exactly once, before policy: the path the policy sees is the path the
 // upstream receives. Anything two parsers could read differently is refused as ambiguous.
-import { connectionNames, isConnectionOption, NEVER_NOMINATED } from './upstream-head.js';
+import { connectionNames, headerKey, isConnectionOption, NEVER_NOMINATED } from './upstream-head.js';
 
 /** A request as the policy and the upstream will both read it. */
 export interface NormalizedRequest {
@@ -123,7 +123,7 @@ export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): {
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
-    const cgi = name.includes('_') ? name.replace(/_/g, '-') : undefined;
+    const cgi = name.includes('_') ? headerKey(name) : undefined;
     if (cgi !== undefined && READ_BY_WARDEN.has(cgi)) return { refusal: { status: 400, reason: `a header spelled ${JSON.stringify(rawHeaders[i]!.slice(0, 40))} is ${cgi} to servers that read headers as CGI variables (PHP, Rack, WSGI): send ${cgi} itself` } };
     const value = rawHeaders[i + 1]!;
     const prev = headers[name];

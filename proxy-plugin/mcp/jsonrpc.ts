@@ -13,7 +13,7 @@ import type {
   RequestId,
 } from '@modelcontextprotocol/sdk/spec.types.js';
 import { otherSpelling, readKeys } from '../../runtime/json-text.js';
-import { foreignEncoding, isMethodKey, MAX_JSON_DEPTH, nestsDeeperThan } from '../json-body.js';
+import { foreignEncoding, holdsMethodKey, MAX_JSON_DEPTH, nestsDeeperThan } from '../json-body.js';
 
 // The message shapes and error codes are the MCP SDK's (its spec.types module), imported as types only:
 // the sidecar image holds its import graph alone, and the SDK is no part of it. The type checker holds
@@ -121,7 +121,7 @@ function classify(v: unknown, at: string, limits: JsonRpcLimits): Classified | s
   const other = otherSpelling(v, MESSAGE_MEMBERS) ?? (isObject(v.params) ? otherSpelling(v.params, PARAMS_MEMBERS) : undefined);
   if (other) return `${at}spells a member otherwise than it is read (${other}): servers that read keys regardless of case differ`;
   // Laravel reads a POST's JSON as its form, `_method` included, as the request's method (normalize.ts).
-  for (const key in v) if (isMethodKey(key)) return `${at}holds "_method", a method override to some servers`;
+  if (holdsMethodKey(v)) return `${at}holds "_method", a method override to some servers`;
   if (v.jsonrpc !== VERSION) return `${at}lacks "jsonrpc": "2.0"`;
   const hasMethod = 'method' in v;
   const isAnswer = 'result' in v || 'error' in v;

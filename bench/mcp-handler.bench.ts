@@ -14,15 +14,11 @@
 // the first of its kind after a sweep. The handler, the runtime and the policy come from the build (dist/,
 // shipped.ts), as `warden proxy` runs them. Prints figures, never fails. Run: npx tsx bench/mcp-handler.bench.ts
 import type { Figure } from './figure.js';
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DECISION_ENTRYPOINT } from '../formats/decision.js';
 import type { BodyRewrite, WholeAnswer } from '../proxy-plugin/fast-path.js';
 import type { Decide } from '../proxy-plugin/mcp/handler.js';
-import { examplePolicies } from '../test/support/example-policies.js';
-import type { SigningAlgorithm } from '../runtime/signature.js';
+import { opsMcpArchive } from '../test/support/mcp-fixtures.js';
 import { buildWasm } from '../test/support/opa.js';
 import { cacheSweep } from './cache-sweep.js';
 import { mcpCallKinds } from './mcp-kinds.js';
@@ -38,11 +34,8 @@ const { openBundle } = await shipped<typeof import('../runtime/bundle.js')>('run
 // The example ops-mcp bundle, its signature checked, loaded by the build's runtime (as
 // test/support/mcp-fixtures.ts loads it with the sources).
 async function loadOpsMcp() {
-  const built = await examplePolicies();
-  const index = JSON.parse(readFileSync(join(built.out, 'index.json'), 'utf8')) as { keyId: string; algorithm: SigningAlgorithm };
-  const key = createPublicKey(readFileSync(built.verificationKey, 'utf8'));
-  const bundle = await openBundle(readFileSync(built.bundles['ops-mcp']!), { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId });
-  return Policy.load(bundle, { builtins: hostBuiltins });
+  const { archive, verify } = await opsMcpArchive();
+  return Policy.load(await openBundle(archive, verify), { builtins: hostBuiltins });
 }
 
 /** One kind of call: p50 of the request half, the answer half and both, microseconds. */

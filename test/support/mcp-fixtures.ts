@@ -1,7 +1,7 @@
 // Real peers for the MCP tests: the ops-mcp bundle of the run's shared build, an MCP server made with
 // the SDK (Streamable HTTP with JSON or SSE answers, and the legacy HTTP+SSE transport), and the
 // sidecar composed as production composes it, identifying callers by JWT.
-import { randomUUID, createPublicKey } from 'node:crypto';
+import { randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
@@ -27,13 +27,21 @@ import { createSidecar } from '../../proxy-plugin/sidecar.js';
 import { closeServer, listenLocal } from './proxy-fixtures.js';
 import { examplePolicies } from './example-policies.js';
 
-/** The example ops-mcp workload's signed bundle, from the run's shared build, loaded and verified. */
-export async function loadOpsMcpPolicy(): Promise<Policy> {
+/**
+ * The example ops-mcp workload's signed archive, from the run's shared build, and the key to verify it by:
+ * plain data, so a bench can open it with the build's runtime (bench/shipped.ts) as the tests do with the sources.
+ */
+export async function opsMcpArchive(): Promise<{ archive: Buffer; verify: { keys: Array<{ id: string; algorithm: SigningAlgorithm; key: KeyObject }>; keyId: string } }> {
   const built = await examplePolicies();
   const index = JSON.parse(readFileSync(join(built.out, 'index.json'), 'utf8')) as { keyId: string; algorithm: SigningAlgorithm };
   const key = createPublicKey(readFileSync(built.verificationKey, 'utf8'));
-  const bundle = await openBundle(readFileSync(built.bundles['ops-mcp']!), { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId });
-  return Policy.load(bundle, { builtins: hostBuiltins });
+  return { archive: readFileSync(built.bundles['ops-mcp']!), verify: { keys: [{ id: index.keyId, algorithm: index.algorithm, key }], keyId: index.keyId } };
+}
+
+/** The example ops-mcp workload's signed bundle, from the run's shared build, loaded and verified. */
+export async function loadOpsMcpPolicy(): Promise<Policy> {
+  const { archive, verify } = await opsMcpArchive();
+  return Policy.load(await openBundle(archive, verify), { builtins: hostBuiltins });
 }
 
 /** How the test server's tool list may differ from the reviewed one. */

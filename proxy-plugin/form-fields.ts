@@ -170,7 +170,9 @@ export class UrlencodedFields implements FieldReader {
   // The name just read (`valued`: with an `=` after it): `_method` with a value, or a name `onName` refuses.
   private checkName(valued: boolean): string | undefined {
     if (this.bytes.length === 0) return undefined;
-    if (valued && this.overrides && namesMethodOverride(String.fromCharCode(...this.bytes))) return `request refused: ${METHOD_FIELD}`;
+    // `_method` starts with `_` (or `.`, which PHP reads as `_`): no other name is spelled out to test it.
+    const first = this.bytes[0];
+    if (valued && this.overrides && (first === 0x5f || first === 0x2e) && namesMethodOverride(String.fromCharCode(...this.bytes))) return `request refused: ${METHOD_FIELD}`;
     if (!this.onName) return undefined;
     const text = (bytes: number[]) => Buffer.from(bytes).toString('utf8');
     return this.onName(text(this.bytes)) ?? (this.tail ? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)])) : undefined);

@@ -245,12 +245,9 @@ describe('field names checked beyond _method (a NameCheck)', () => {
     expect(refusedIn(body(part('Content-Disposition: form-data; name="upload"; filename="tenant"\r\nContent-Type: tenant', 'x')), undefined, new MultipartFields(B, checker().check))).toBeUndefined();
   });
 
-  it('refuses a part header naming its part more than a client ever does, in bounded time', () => {
+  it('refuses a part header naming its part more than a client ever does, at the ninth name', () => {
     const head = `Content-Disposition: form-data${"; name='\\".repeat(2000)}`;
-    const started = process.hrtime.bigint();
     expect(refusedIn(body(part(head.slice(0, 15_000), 'x')), undefined, new MultipartFields(B, checker().check))).toContain('more than 8 name parameters');
     expect(refusedIn(body(part('Content-Disposition: form-data; name="a"; filename="b"', 'x')), undefined, new MultipartFields(B, checker().check))).toBeUndefined();
-    // Not a timing assertion: the refusal comes at the ninth parameter, so the block is never read whole.
-    expect(Number(process.hrtime.bigint() - started)).toBeGreaterThan(0);
   });
 });

@@ -290,6 +290,25 @@ describe('method overrides in a multipart form, through warden proxy', () => {
     expect(served.upstream.seen.length).toBe(before + 1);
   });
 
+  // A part header naming its part over and over costs the reader work per name: refused at the ninth, on
+  // both paths; a header naming its part and its file, as clients send, goes on.
+  it('refuses a part header with more than 8 name parameters (400), whole or chunked, and the app never receives it', async () => {
+    const before = served.upstream.seen.length;
+    const part = (names: string) => `--b1\r\nContent-Disposition: form-data${names}\r\n\r\nx\r\n--b1--\r\n`;
+    for (const chunked of [false, true]) {
+      for (const names of ['; name="a"'.repeat(9), `; name="a"${"; name='\\".repeat(500)}`]) {
+        const body = part(names);
+        const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b1' }, body: chunked ? new Blob([body]).stream() : body, ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
+        expect({ chunked, names: names.slice(0, 30), status: res.status }).toEqual({ chunked, names: names.slice(0, 30), status: 400 });
+        expect(await res.text()).toContain('more than 8 name parameters');
+      }
+    }
+    expect(served.upstream.seen.length).toBe(before);
+    const named = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b1' }, body: part('; name="upload"; filename="a.txt"') });
+    expect(named.status).toBe(201);
+    expect(served.upstream.seen.length).toBe(before + 1);
+  });
+
   it('refuses a multipart POST it cannot read: no boundary to read it by (400), content-encoded (415)', async () => {
     const res = await fetch(`${served.proxyUrl}/form`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: '--x\r\n\r\n' });
     expect(res.status).toBe(400);

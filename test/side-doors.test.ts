@@ -125,6 +125,23 @@ deny contains "no tunnel on /orders" if {
 	input.request.upgrade
 	input.request.path == "/orders"
 }
+
+# Test-only: a query key and a header the policy reads, so other spellings of them are refused.
+deny contains "tenant b is closed" if {
+	some t in input.request.query.tenant
+	t == "b"
+}
+
+deny contains "region eu is closed" if input.request.headers["x-region"] == "eu"
+`);
+    appendFileSync(join(repo, 'workloads/ops-mcp/policy.rego'), `
+# Test-only: as on orders, a query key and a header the policy reads.
+deny contains "tenant b is closed" if {
+	some t in input.request.query.tenant
+	t == "b"
+}
+
+deny contains "region eu is closed" if input.request.headers["x-region"] == "eu"
 `);
     // Test-only: a prompt whose argument is sensitive.
     const tools = join(repo, 'workloads/ops-mcp/mcp-tools.json');
@@ -346,6 +363,51 @@ describe('query strings read two ways', () => {
     const r = await exchange(ordersPort, head(['GET /orders?status=open%3Bstatus=all HTTP/1.1', 'Host: localhost', 'X-Case: semicolon-escaped', xfcc(STOREFRONT), 'Connection: close']));
     expect(r.status).toBe(200);
     expect(seenBy('semicolon-escaped')!.url).toBe('/orders?status=open%3Bstatus=all');
+  });
+});
+
+// What an app reads otherwise than Warden decided it, refused on every forwarding path: a method override
+// in the query, a field Warden reads spelled with "_", a query key or header the policy reads spelled as
+// PHP, Rack or a CGI server reads it. One case per path, so a path that skips the shared checks shows.
+describe('other spellings of what the policy reads, on every forwarding path', () => {
+  const paths = async (marker: string, target: string, fields: string[]): Promise<Array<[string, number, string]>> => [
+    ['fast path', ordersPort, head([`GET /orders${target} HTTP/1.1`, 'Host: localhost', `X-Case: ${marker}-1`, xfcc(STOREFRONT), 'Connection: close', ...fields])],
+    ["node's path (chunked)", ordersPort, head([`POST /orders${target} HTTP/1.1`, 'Host: localhost', `X-Case: ${marker}-2`, xfcc(STOREFRONT), 'Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Connection: close', ...fields]) + '5\r\nhello\r\n0\r\n\r\n'],
+    ['upgrade', ordersPort, head([`GET /ws${target} HTTP/1.1`, 'Host: localhost', `X-Case: ${marker}-3`, xfcc(STOREFRONT), 'Connection: Upgrade', 'Upgrade: websocket', ...fields])],
+    ['MCP', mcpPort, mcpPost(await agents.sign(`agent-${marker}`, 'tools:read'), initialize, [`X-Case: ${marker}-4`, ...fields]).replace('POST /mcp ', `POST /mcp${target} `)],
+  ];
+
+  // Normalization refuses the first kinds before any decision (400 on every path); the decision refuses a
+  // spelling of what the policy reads, so on the MCP path that is the call's JSON-RPC error.
+  it.each([
+    ['a method override in the query', 'method-query', '?_method=DELETE', [], /method override/, 400],
+    ['an escaped method override in the query', 'method-escaped', '?x=1&%5Fmethod=DELETE', [], /method override/, 400],
+    ['a framing field spelled with "_"', 'underscore-framing', '', ['Transfer_Encoding: chunked'], /CGI variables/, 400],
+    ['the body\'s type spelled with "_"', 'underscore-type', '', ['Content_Type: application/json'], /CGI variables/, 400],
+    ['a query key the policy reads, spelled as PHP reads it', 'query-php', '?tenant[]=b', [], /"tenant\[\]\\" is \\"tenant\\" to PHP or Rack/, 'rpc'],
+    ['a query key the policy reads, indexed', 'query-indexed', '?tenant[0]=b', [], /"tenant\[0\]\\" is \\"tenant\\" to PHP or Rack/, 'rpc'],
+    // Spring and ASP.NET Core bind `order[tenant]` to a model's `tenant`.
+    ['a query key the policy reads, as a model member', 'query-model', '?order[tenant]=b', [], /"order\[tenant\]\\" is \\"tenant\\" to PHP or Rack/, 'rpc'],
+    ['a header the policy reads, spelled as a CGI server reads it', 'header-cgi', '', ['X_Region: eu'], /"x_region\\" is \\"x-region\\" to apps that read headers as CGI variables/, 'rpc'],
+  ] as const)('refuses %s on the fast path, node\'s path and an upgrade (400) and on the MCP handler; neither app sees it', async (_what, marker, target, fields, reason, onMcp) => {
+    const before = mcpServer.requests.length;
+    for (const [what, port, text] of await paths(marker, target, [...fields])) {
+      const r = await exchange(port, text);
+      if (what === 'MCP' && onMcp === 'rpc') {
+        expect({ what, status: r.status }).toEqual({ what, status: 200 });
+        expect((JSON.parse(r.body) as { error: { code: number } }).error.code).toBe(-32003);
+      } else expect({ what, status: r.status }).toEqual({ what, status: 400 });
+      expect({ what, body: r.body }).toEqual({ what, body: expect.stringMatching(reason) });
+    }
+    expect(upstream.seen.filter((r) => String(r.headers['x-case']).startsWith(`${marker}-`))).toEqual([]);
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+  });
+
+  it('forwards the same requests spelled as the policy reads them: the refusals are not of every query or header', async () => {
+    for (const [what, port, text] of await paths('spelled-right', '?tenant=a', ['X-Region: us'])) {
+      const r = await exchange(port, text);
+      expect({ what, status: r.status }).toEqual({ what, status: what === 'upgrade' ? 101 : what === 'MCP' ? 200 : what === 'fast path' ? 200 : 201 });
+    }
   });
 });
 

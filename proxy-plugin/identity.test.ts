@@ -108,6 +108,39 @@ describe('identify', () => {
     expect(expired).toMatchObject({ ok: false, reason: expect.stringContaining('ERR_JWT_EXPIRED') });
   });
 
+  // A token that names where its key lives, or carries the key itself, is checked against the configured
+  // key set all the same: the attacker's own key, however it is offered, verifies nothing.
+  it('refuses tokens that bring their own key (jwk, jku, x5u), name an unknown kid, or are signed by another key under a known kid', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const attacker = await generateKeyPair('ES256', { extractable: true });
+    const attackerJwk = await exportJWK(attacker.publicKey);
+    const cfg: IdentityConfig = { jwt: { keys: createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] }), issuer: 'iss', audience: 'aud', algorithms: ['ES256'], clockToleranceSec: 30 } };
+    const sign = (key: CryptoKey, header: Record<string, unknown>, claims: { iss?: string; aud?: string; nbf?: number } = {}) =>
+      new SignJWT({ sub: 'mallory', role: 'admin' }).setProtectedHeader({ alg: 'ES256', ...header }).setIssuer(claims.iss ?? 'iss').setAudience(claims.aud ?? 'aud').setNotBefore(claims.nbf ?? 0).setExpirationTime('5m').sign(key);
+    // jose will not sign a header naming a critical extension it does not know: signed here with WebCrypto.
+    const signRaw = async (key: CryptoKey, header: Record<string, unknown>, claims: Record<string, unknown>) => {
+      const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, new TextEncoder().encode(input));
+      return `${input}.${Buffer.from(sig).toString('base64url')}`;
+    };
+    const refused = async (token: string) => identify({ socket: plainSocket('1.2.3.4'), headers: { authorization: `Bearer ${token}` } }, cfg);
+    const hostile: Array<[string, string, string]> = [
+      ['its own key in the jwk header', await sign(attacker.privateKey, { jwk: attackerJwk }), 'SIGNATURE'],
+      ['its own key in the jwk header, under the known kid', await sign(attacker.privateKey, { kid: 'k', jwk: attackerJwk }), 'SIGNATURE'],
+      ['a jku naming a key set of its own', await sign(attacker.privateKey, { kid: 'k', jku: 'http://127.0.0.1:1/jwks.json' }), 'SIGNATURE'],
+      ['an x5u naming a certificate of its own', await sign(attacker.privateKey, { kid: 'k', x5u: 'http://127.0.0.1:1/cert.pem' }), 'SIGNATURE'],
+      ['a kid no configured key has', await sign(attacker.privateKey, { kid: 'attacker' }), 'NO_MATCHING_KEY'],
+      ['another key under the known kid', await sign(attacker.privateKey, { kid: 'k' }), 'SIGNATURE'],
+      ['a critical header nobody understands', await signRaw(privateKey, { alg: 'ES256', kid: 'k', crit: ['x-bypass'], 'x-bypass': true }, { sub: 'mallory', iss: 'iss', aud: 'aud', exp: Math.floor(Date.now() / 1000) + 300 }), 'NOT_SUPPORTED'],
+      ['the right key, another issuer', await sign(privateKey, { kid: 'k' }, { iss: 'other-iss' }), '"iss"'],
+      ['the right key, another audience', await sign(privateKey, { kid: 'k' }, { aud: 'other-aud' }), '"aud"'],
+      ['the right key, not valid for an hour yet', await sign(privateKey, { kid: 'k' }, { nbf: Math.floor(Date.now() / 1000) + 3600 }), '"nbf"'],
+    ];
+    for (const [what, token, why] of hostile) expect({ what, r: await refused(token) }).toEqual({ what, r: { ok: false, reason: expect.stringMatching(new RegExp(`^bearer token refused .*${why}`)) } });
+    // The same token shape signed by the configured key is accepted: the refusals above are the key's, the claims' and the header's.
+    expect(await refused(await sign(privateKey, { kid: 'k' }))).toMatchObject({ ok: true, source: { principal: 'mallory', authn: 'jwt' } });
+  });
+
   describe('verified-token cache', async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
     const local = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appQueryNames } from '../runtime/input-selection.js';
-import { formReader, JsonMethodMember, MAX_NAME_BYTES, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
+import { formReader, JsonMethodMember, MAX_JSON_KEY_BYTES, MAX_NAME_BYTES, MAX_PART_HEAD_BYTES, multipartBoundary, MultipartFields, UrlencodedFields, type FieldReader } from './form-fields.js';
 
 const B = 'XyZ-boundary-42';
 const part = (head: string, content: string) => `--${B}\r\n${head}\r\n\r\n${content}\r\n`;
@@ -210,6 +210,25 @@ describe('field names checked beyond _method (a NameCheck)', () => {
     expect(refusedIn(body(part('Content-Disposition: form-data; name="_method"', 'DELETE')), undefined, new MultipartFields(B, checker().check))).toContain('method override');
   });
 
+  it('reads each top-level key of a JSON body, unescaped, however the body is cut; nested keys and values are data', () => {
+    const text = '{"a": 1, "b\\"c": {"tenant": 2}, "\\u0074x": ["tenant"], "d": "tenant", "te\\\\nant": 0}';
+    const whole = checker();
+    expect(refusedIn(text, undefined, new JsonMethodMember(whole.check))).toBeUndefined();
+    expect(whole.seen).toEqual(['a', 'b"c', 'tx', 'd', 'te\\nant']);
+    for (const hostile of ['{"a": 1, "tenant": "evil"}', '{"\\u0074enant": "evil"}', '{"t\\u0065nant": {"x": 1}}', '{"tenant[]": "evil"}']) {
+      for (let seed = 1; seed <= 20; seed++) expect({ hostile, seed, why: refusedIn(hostile, seed, new JsonMethodMember(checker().check)) }).toEqual({ hostile, seed, why: 'tenant in the body' });
+    }
+    // A refused key passes when its value is the string the query gives it: refused at the value otherwise.
+    const given = (name: string) => (name === 'tenant' ? 'acme' : undefined);
+    for (const [text, why] of [['{"tenant": "acme", "a": 1}', undefined], ['{"tenant" :\n "acme"}', undefined], ['{"tenant": "ac\\u006De"}', undefined], ['{"tenant": "acmE"}', 'tenant in the body'], ['{"tenant": 5}', 'tenant in the body'], ['{"tenant": {"x": "acme"}}', 'tenant in the body'], ['{"tenant": "acme", "tenant": null}', 'tenant in the body'], ['{"tenant[]": "acme"}', 'tenant in the body']] as const) {
+      for (let seed = 1; seed <= 20; seed++) expect({ text, seed, why: refusedIn(text, seed, new JsonMethodMember(checker().check, true, given)) }).toEqual({ text, seed, why });
+    }
+    // A key longer than any query key a policy reads is not handed over: Laravel reads JSON keys as written.
+    const long = checker();
+    expect(refusedIn(`{"${'tenant'.repeat(MAX_JSON_KEY_BYTES)}": 1, "b": 2}`, 7, new JsonMethodMember(long.check))).toBeUndefined();
+    expect(long.seen).toEqual(['b']);
+  });
+
   it('reads a PUT, PATCH or DELETE form for its names alone, only where names are checked: _method overrides a POST only', () => {
     for (const method of ['PUT', 'PATCH', 'DELETE']) {
       const reader = formReader(method, 'application/x-www-form-urlencoded', checker().check) as FieldReader;
@@ -217,9 +236,14 @@ describe('field names checked beyond _method (a NameCheck)', () => {
       expect(refusedIn('note=x&tenant=evil', undefined, formReader(method, 'application/x-www-form-urlencoded', checker().check) as FieldReader)).toBe('tenant in the body');
       expect(refusedIn(body(part('Content-Disposition: form-data; name="tenant"', 'evil')), undefined, formReader(method, `multipart/form-data; boundary=${B}`, checker().check) as FieldReader)).toBe('tenant in the body');
       expect(refusedIn(body(part('Content-Disposition: form-data; name="_method"', 'x')), undefined, formReader(method, `multipart/form-data; boundary=${B}`, checker().check) as FieldReader)).toBeUndefined();
-      // Untyped, JSON, or with no names to check: nothing to read.
-      for (const type of [undefined, 'application/json', 'text/plain; x=/json']) expect(formReader(method, type, checker().check)).toBeUndefined();
-      expect(formReader(method, 'application/x-www-form-urlencoded')).toBeUndefined();
+      // A type Laravel reads as JSON: its top-level keys, Laravel's input() reading them over the query.
+      for (const type of ['application/json', 'text/plain; x=/json']) {
+        expect(refusedIn('{"_method": "DELETE", "note": "x"}', undefined, formReader(method, type, checker().check) as FieldReader)).toBeUndefined();
+        expect(refusedIn('{"note": "x", "tenant": "evil"}', undefined, formReader(method, type, checker().check) as FieldReader)).toBe('tenant in the body');
+      }
+      // Untyped, or with no names to check: nothing to read.
+      expect(formReader(method, undefined, checker().check)).toBeUndefined();
+      for (const type of ['application/x-www-form-urlencoded', 'application/json']) expect(formReader(method, type)).toBeUndefined();
     }
     expect(formReader('GET', 'application/x-www-form-urlencoded', checker().check)).toBeUndefined();
   });

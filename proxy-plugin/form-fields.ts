@@ -34,15 +34,16 @@ export interface FieldReader {
  * type Laravel reads as JSON (`namesJson`) is also read for a top-level `_method` member (JsonMethodMember):
  * alone, or beside the form's reader when the type names both.
  */
-export function formReader(method: string, contentType: string | undefined, onName?: NameCheck): FieldReader | { refused: string } | undefined {
+export function formReader(method: string, contentType: string | undefined, onName?: NameCheck, queryValue?: (name: string) => string | undefined): FieldReader | { refused: string } | undefined {
   const kind = formKind(method, contentType);
   // Another method's form is read for its names alone (`_method` overrides a POST only).
   const overrides = method === 'POST';
   if (kind === undefined || (!overrides && !onName)) return undefined;
   const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides) : undefined;
-  if (!overrides || !namesJson(contentType)) return form;
+  if (!namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
-  return form ? bothReaders(form, new JsonMethodMember()) : new JsonMethodMember();
+  const json = new JsonMethodMember(onName, overrides, queryValue);
+  return form ? bothReaders(form, json) : json;
 }
 
 function multipartReader(contentType: string, onName: NameCheck | undefined, overrides: boolean): FieldReader | { refused: string } {
@@ -62,9 +63,10 @@ const bothReaders = (a: FieldReader, b: FieldReader): FieldReader => ({
  */
 export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | 'json' | undefined {
   if (method !== 'POST') {
-    // Rack and Symfony parse a PUT, PATCH or DELETE form too (typed: an untyped body is a form for a POST only).
+    // Rack and Symfony parse a PUT, PATCH or DELETE form too (typed: an untyped body is a form for a POST
+    // only), and Laravel such a request's JSON.
     if (!FORM_METHODS.has(method) || !contentType) return undefined;
-    return URLENCODED.test(contentType) ? 'urlencoded' : MULTIPART.test(contentType) ? 'multipart' : undefined;
+    return URLENCODED.test(contentType) ? 'urlencoded' : MULTIPART.test(contentType) ? 'multipart' : namesJson(contentType) ? 'json' : undefined;
   }
   if (!contentType?.trim() || URLENCODED.test(contentType)) return 'urlencoded';
   if (MULTIPART.test(contentType)) return 'multipart';
@@ -194,9 +196,20 @@ export class UrlencodedFields implements FieldReader {
  * (isMethodKey's rule for a body read whole) is refused when its closing quote arrives, so the app receives
  * a body cut short. Nested members and values are data, as they are in a body read whole. In valid JSON a
  * quote outside a string opens one and a backslash stands only inside one, so this reading is the parser's;
- * text that is not valid JSON is no JSON to Laravel either.
+ * text that is not valid JSON is no JSON to Laravel either. With `onName`, every top-level key, unescaped,
+ * goes to it as its closing quote arrives: Laravel's input() reads a JSON body's members over the query.
+ * Laravel takes JSON keys as written (no brackets read), so a key longer than MAX_JSON_KEY_BYTES, which no
+ * policy reads in the query, is not. A key onName refuses passes when its value is the string `queryValue`
+ * gives for it (the query's one value: the app reads what the policy read); the refusal then comes at the
+ * value, before the body is whole. `overrides` false reads names alone (`_method` overrides a POST only).
  */
 export class JsonMethodMember implements FieldReader {
+  constructor(
+    private readonly onName?: NameCheck,
+    private readonly overrides = true,
+    private readonly queryValue?: (name: string) => string | undefined,
+  ) {}
+
   private depth = 0;
   // The first container at depth 0 is an object; a string at depth 1 after `{` or `,` is a key.
   private topIsObject = false;
@@ -208,10 +221,18 @@ export class JsonMethodMember implements FieldReader {
   // Within an escape: -1 none, 0 after the backslash, 1–4 hex digits of a \u escape read, with their value.
   private escape = -1;
   private unit = 0;
+  // The top-level key (or held value) read so far, its bytes as sent, when names are checked (up to one byte past the bound).
+  private key: number[] = [];
+  // A key onName refused, held until its value shows whether it is the string the query gives (queryValue).
+  private held: { why: string; value: string } | undefined;
+  private heldValue = false;
+
   feed(chunk: Buffer): string | undefined {
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i]!;
       if (this.inString) {
+        // Every byte of a key but its closing quote (an escaped quote is the key's).
+        if ((this.candidate || this.heldValue) && this.onName && (c !== 0x22 || this.escape === 0) && this.key.length <= MAX_JSON_KEY_BYTES) this.key.push(c);
         if (this.escape === 0) {
           if (c === 0x75) [this.escape, this.unit] = [1, 0];
           else [this.escape, this.matched] = [-1, -1];
@@ -228,12 +249,32 @@ export class JsonMethodMember implements FieldReader {
         } else if (c === 0x5c) this.escape = 0;
         else if (c === 0x22) {
           this.inString = false;
-          if (this.candidate && this.matched === METHOD_KEY.length) return `request refused: ${METHOD_MEMBER}`;
+          if (this.heldValue) {
+            const { why, value } = this.held!;
+            [this.held, this.heldValue] = [undefined, false];
+            if (this.key.length > MAX_JSON_KEY_BYTES || keyText(this.key) !== value) return why;
+            continue;
+          }
+          if (!this.candidate) continue;
+          if (this.overrides && this.matched === METHOD_KEY.length) return `request refused: ${METHOD_MEMBER}`;
+          const name = this.onName && this.key.length <= MAX_JSON_KEY_BYTES ? keyText(this.key) : undefined;
+          const why = name === undefined ? undefined : this.onName!(name);
+          if (why === undefined) continue;
+          const value = this.queryValue?.(name!);
+          if (value === undefined) return why;
+          this.held = { why, value };
         } else this.read(c);
         continue;
       }
-      if (c === 0x22) [this.inString, this.candidate, this.matched, this.escape] = [true, this.depth === 1 && this.topIsObject && this.keyNext, 0, -1];
-      else if (c === 0x7b || c === 0x5b) {
+      // A held key's value: the string the query gives, or refused at its first byte.
+      if (this.held && c !== 0x3a && c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
+        if (c !== 0x22) return this.held.why;
+        this.heldValue = true;
+      }
+      if (c === 0x22) {
+        [this.inString, this.candidate, this.matched, this.escape] = [true, this.depth === 1 && this.topIsObject && this.keyNext, 0, -1];
+        this.key.length = 0;
+      } else if (c === 0x7b || c === 0x5b) {
         if (this.depth === 0) this.topIsObject = c === 0x7b;
         if (++this.depth === 1) this.keyNext = true;
       } else if (c === 0x7d || c === 0x5d) this.depth = Math.max(0, this.depth - 1);
@@ -249,9 +290,25 @@ export class JsonMethodMember implements FieldReader {
     const lower = unit >= 0x41 && unit <= 0x5a ? unit + 0x20 : unit;
     this.matched = this.matched < METHOD_KEY.length && lower === METHOD_KEY.charCodeAt(this.matched) ? this.matched + 1 : -1;
   }
+
+}
+
+// A top-level key's bytes as sent, unescaped as JSON.parse reads them; undefined when it does not parse (no
+// JSON to Laravel either).
+function keyText(bytes: readonly number[]): string | undefined {
+  const text = Buffer.from(bytes).toString('utf8');
+  if (!text.includes('\\')) return text;
+  try {
+    return JSON.parse(`"${text}"`) as string;
+  } catch {
+    return undefined;
+  }
 }
 
 const METHOD_KEY = '_method';
+
+/** Longest top-level key of a streamed JSON body handed to a NameCheck, in bytes as sent. */
+export const MAX_JSON_KEY_BYTES = 1024;
 const METHOD_MEMBER = 'a "_method" member of a JSON body is a method override: Laravel reads a body whose Content-Type contains "/json" or "+json" as its form, "_method" included; send the method itself';
 
 const hexValue = (c: number): number => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);

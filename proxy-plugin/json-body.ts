@@ -22,12 +22,15 @@ const JSON_TYPE = /^\s*(?:application\/(?:[\w.+-]*\+)?json|text\/(?:x-)?json|app
 export function jsonNamesMethod(text: string, members: readonly number[] | undefined): boolean {
   if (!members) return false;
   for (let m = 0; m < members.length; m += 4) {
-    const length = members[m + 1]! - members[m]!;
-    if (length < 9) continue;
-    const key = text.slice(members[m]!, members[m + 1]!);
-    if (isMethodKey(key.includes('\\') ? (JSON.parse(key) as string) : key.slice(1, -1))) return true;
+    if (members[m + 1]! - members[m]! >= 9 && isMethodKey(memberKey(text, members, m))) return true;
   }
   return false;
+}
+
+/** The key of the member at `m` of JsonText's `members` (offsets into `text`, four per member), unescaped. */
+export function memberKey(text: string, members: readonly number[], m: number): string {
+  const key = text.slice(members[m]!, members[m + 1]!);
+  return key.includes('\\') ? (JSON.parse(key) as string) : key.slice(1, -1);
 }
 
 /** A JSON member named `_method`, in any case: the request body's top level and an MCP message alike. */

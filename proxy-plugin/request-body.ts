@@ -7,7 +7,7 @@ import type { Gate, Prepared } from './admit.js';
 import type { Verdict } from './decide.js';
 import { formReader, type FieldReader, type NameCheck } from './form-fields.js';
 import { buildInput } from './input.js';
-import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH } from './json-body.js';
+import { asciiCharset, foreignEncoding, isJson, jsonNamesMethod, MAX_JSON_DEPTH, memberKey } from './json-body.js';
 import { METHOD_PARAMETER } from './normalize.js';
 import { checkJsonText } from '../runtime/json-text.js';
 
@@ -33,11 +33,12 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
 }
 
 /**
- * The check of a POST body's field names against the query keys the policy reads (InputSelection.queryKeys):
+ * The check of a body's field names against the query keys the policy reads (InputSelection.queryKeys):
  * Laravel's `input()`, PHP's `$_REQUEST` and ASP.NET Core's binding take a POST's form fields over the
  * query's (Rails' `params` keeps the query's), so a field named as such a key, in any of the ways those apps read a name
- * (appQueryNames), is what the app reads where the policy read the query. Applied to the bodies read as
- * they stream (forms, and JSON only Laravel reads as such); undefined when the policy reads no query key.
+ * (appQueryNames), is what the app reads where the policy read the query. Laravel's `input()` reads a JSON
+ * body's top-level members so, whatever the method. Applied to forms as they stream and to the top level of
+ * a JSON body read whole; undefined when the policy reads no query key.
  */
 export function queryOverride(p: Ready): NameCheck | undefined {
   const inputs = p.bundle?.policy.bundle.inputs;
@@ -57,7 +58,32 @@ export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: Event
   if (value === 'invalid') return { refused: refusal(gate, p, 'request refused: the body is not valid JSON', 400, { via }) };
   if (value === 'too-deep') return { refused: refusal(gate, p, `request refused: the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 400, { via }) };
   if (p.request.method === 'POST' && jsonNamesMethod(value.text, value.members)) return { refused: refusal(gate, p, `request refused: ${METHOD_PARAMETER}`, 400, { via }) };
+  const why = value.members && jsonQueryOverride(p, value.text, value.members);
+  if (why) return { refused: refusal(gate, p, why, 400, { via }) };
   return { bytes, value };
+}
+
+// The one value the query gives `name` (as sent), if it gives exactly one.
+function onlyQueryValue(p: Ready, name: string): string | undefined {
+  const sent = p.request.query[name];
+  return sent?.length === 1 ? sent[0] : undefined;
+}
+
+// Why a JSON body read whole is refused for a top-level member named as a query key the policy reads
+// (queryOverride), if it is: unless the member is a string the query gives that key as its only value, so
+// that the app reads what the policy read (`?tenant=acme` with `{"tenant": "acme"}`).
+function jsonQueryOverride(p: Ready, text: string, members: readonly number[]): string | undefined {
+  const overrides = queryOverride(p);
+  if (!overrides) return undefined;
+  for (let m = 0; m < members.length; m += 4) {
+    const name = memberKey(text, members, m);
+    const why = overrides(name);
+    if (why === undefined) continue;
+    const sent = onlyQueryValue(p, name);
+    if (sent !== undefined && text[members[m + 2]!] === '"' && JSON.parse(text.slice(members[m + 2], members[m + 3])) === sent) continue;
+    return why;
+  }
+  return undefined;
 }
 
 /**
@@ -68,7 +94,7 @@ export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: Event
  */
 export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refusal: Verdict } | { reader: FieldReader } | undefined {
   const type = p.request.headers['content-type'];
-  const reader = formReader(p.request.method, type, queryOverride(p));
+  const reader = formReader(p.request.method, type, queryOverride(p), (name) => onlyQueryValue(p, name));
   if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
   // The readers read bytes, as PHP does (json_decode and the form parser ignore the charset): any charset

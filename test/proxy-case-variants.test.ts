@@ -194,6 +194,53 @@ describe('the query string, read by name, through warden proxy', () => {
     expect(desks.upstream.seen.at(-1)!.body.toString('latin1')).toBe('note=x&tenant_id=3&deskx=1');
   });
 
+  // Laravel's input() reads a JSON body's top-level members over the query, whatever the method.
+  it('refuses a JSON body whose top-level member is a query key the policy reads (400), unless it is the string the query gives it', async () => {
+    const json = async (body: string, target = '/orders?tenant=acme', method = 'POST', type = 'application/json', chunked = false) => {
+      const res = await fetch(`${desks.proxyUrl}${target}`, { method, headers: { 'content-type': type }, body: chunked ? new Blob([body]).stream() : body, ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
+      return { status: res.status, text: await res.text() };
+    };
+    const before = desks.upstream.seen.length;
+    const hostile: Array<[string, string?, string?]> = [
+      ['{"note": "x", "tenant": "evil"}'],
+      ['{"tenant": "evil"}', '/orders'],
+      ['{"\\u0074enant": "evil"}'],
+      ['{"tenant": "acme", "tenant": "evil"}'],
+      ['{"tenant": ["acme"]}'],
+      ['{"tenant": "acme"}', '/orders?tenant=acme&tenant=beta'],
+      ['{"Desk": "back"}', '/orders?desk=front'],
+      ['{"tenant": "evil"}', undefined, 'PUT'],
+    ];
+    for (const [body, target, method] of hostile) {
+      const r = await json(body, target, method);
+      expect({ body, target, method, status: r.status }).toEqual({ body, target, method, status: 400 });
+      expect(r.text).toContain('the query key');
+    }
+    // A type only Laravel reads as JSON is not read whole: its top-level keys are read as it streams, on
+    // both paths, by the same rule.
+    const streamed = [['POST', false], ['POST', true], ['PUT', false], ['PUT', true]] as const;
+    for (const [method, chunked] of streamed) {
+      for (const body of ['{"note": "x", "tenant": "evil"}', '{"\\u0074enant": "evil"}', '{"tenant": ["acme"]}', '{"tenant": "acme", "tenant": "acm"}']) {
+        const r = await json(body, '/orders?tenant=acme', method, 'text/plain; profile=/json', chunked);
+        expect({ method, chunked, body, status: r.status }).toEqual({ method, chunked, body, status: 400 });
+        expect(r.text).toContain('the query key');
+      }
+    }
+    expect(desks.upstream.seen.length).toBe(before);
+    for (const [method, chunked] of streamed) {
+      const body = '{"tenant": "acme", "note": "x"}';
+      const r = await json(body, '/orders?tenant=acme', method, 'text/plain; profile=/json', chunked);
+      expect({ method, chunked, status: r.status }).toEqual({ method, chunked, status: 201 });
+      expect(desks.upstream.seen.at(-1)!.body.toString('utf8')).toBe(body);
+    }
+    // Read whole: the member the query gives as its one value, and members the query does not name at the top level, pass byte for byte.
+    for (const body of ['{"tenant": "acme", "note": "x"}', '{"order": {"tenant": "evil", "risk": 1}, "tenant_id": 3}']) {
+      const r = await json(body);
+      expect({ body, status: r.status }).toEqual({ body, status: 201 });
+      expect(desks.upstream.seen.at(-1)!.body.toString('utf8')).toBe(body);
+    }
+  });
+
   it('says why a bracketed key is refused: what PHP or Rack reads it as', async () => {
     const got = await call(desks, '/orders?tenant%5B%5D=evil');
     expect(got.status).toBe(400);
@@ -278,7 +325,9 @@ describe('a request the policy binds whole, through warden proxy', () => {
     ['the variant percent-encoded, no body', '/orders?%54enant=evil', undefined, ['Tenant', 'tenant']],
     ['tenant[], which PHP and Rack read as tenant', '/orders?tenant=acme&tenant%5B%5D=evil', undefined, 400],
     ['the variant, with a body', '/orders?Tenant=evil', '{}', ['Tenant', 'tenant']],
-    ['the variant in the body', '/orders?tenant=acme', '{"Tenant": "evil"}', ['Tenant', 'tenant']],
+    ['the variant deep in the body', '/orders?tenant=acme', '{"meta": {"Tenant": "evil"}}', ['Tenant', 'tenant']],
+    // At the body's top level it is first a member Laravel reads over the query (refused before the policy).
+    ['the variant at the body\'s top level', '/orders?tenant=acme', '{"Tenant": "evil"}', 400],
     ['its own tenant, with a body', '/orders?tenant=acme', '{"note": 1}', 201],
   ];
   for (const [name, target, body, outcome] of cases) {

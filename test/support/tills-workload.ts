@@ -1,5 +1,5 @@
 // The `tills` workload the body tests share: a policy that denies a payment above 100 read from the JSON
-// body, and, on /pay, a body it could not read (requests.unread_body). Each form (sidecar, ext_authz,
+// body, and, on /pay, a body it could not read (requests.unread_body), and reads the query's `till`. Each form (sidecar, ext_authz,
 // middleware) is tested against the same Rego.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,12 @@ deny contains "amount above 100" if input.request.body.amount > 100
 deny contains "the body could not be read" if {
 	requests.unread_body
 	input.request.path == "/pay"
+}
+
+# A query key read by name: a body's field of that name is another reading of it.
+deny contains "till closed" if {
+	some t in input.request.query.till
+	t == "closed"
 }
 `;
 

@@ -245,7 +245,10 @@ describe('field names checked beyond _method (a NameCheck)', () => {
       expect(formReader(method, undefined, checker().check)).toBeUndefined();
       for (const type of ['application/x-www-form-urlencoded', 'application/json']) expect(formReader(method, type)).toBeUndefined();
     }
+    // A GET's form is no form to Laravel (its input() reads the query), its JSON is.
     expect(formReader('GET', 'application/x-www-form-urlencoded', checker().check)).toBeUndefined();
+    expect(refusedIn('{"tenant": "evil"}', undefined, formReader('GET', 'application/json', checker().check) as FieldReader)).toBe('tenant in the body');
+    expect(formReader('GET', 'application/json')).toBeUndefined();
   });
 
   it('reads a name past its bound by its start and its end, never refusing it for its length', () => {

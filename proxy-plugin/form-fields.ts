@@ -58,15 +58,18 @@ const bothReaders = (a: FieldReader, b: FieldReader): FieldReader => ({
 });
 
 /**
- * Which body of a request formReader reads, if any: the test alone, with no reader built. `json` is a POST
- * that is no form but whose type Laravel reads as JSON (the sidecar reads it whole only as --json-body says).
+ * Which body of a request formReader reads, if any: the test alone, with no reader built. `json` is a body
+ * that is no form but whose type Laravel reads as JSON (the sidecar reads it whole only as --json-body
+ * says): a POST's, read for `_method`, and any method's, read for its names where they are checked.
  */
 export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | 'json' | undefined {
   if (method !== 'POST') {
     // Rack and Symfony parse a PUT, PATCH or DELETE form too (typed: an untyped body is a form for a POST
-    // only), and Laravel such a request's JSON.
-    if (!FORM_METHODS.has(method) || !contentType) return undefined;
-    return URLENCODED.test(contentType) ? 'urlencoded' : MULTIPART.test(contentType) ? 'multipart' : namesJson(contentType) ? 'json' : undefined;
+    // only), and Laravel the JSON body of a request of any method, a GET's included.
+    if (!contentType) return undefined;
+    if (FORM_METHODS.has(method) && URLENCODED.test(contentType)) return 'urlencoded';
+    if (FORM_METHODS.has(method) && MULTIPART.test(contentType)) return 'multipart';
+    return namesJson(contentType) ? 'json' : undefined;
   }
   if (!contentType?.trim() || URLENCODED.test(contentType)) return 'urlencoded';
   if (MULTIPART.test(contentType)) return 'multipart';

@@ -196,9 +196,11 @@ describe('the query string, read by name, through warden proxy', () => {
 
   // Laravel's input() reads a JSON body's top-level members over the query, whatever the method.
   it('refuses a JSON body whose top-level member is a query key the policy reads (400), unless it is the string the query gives it', async () => {
+    // fetch sends no GET with a body: written by hand, whole or chunked, on a connection of its own.
     const json = async (body: string, target = '/orders?tenant=acme', method = 'POST', type = 'application/json', chunked = false) => {
-      const res = await fetch(`${desks.proxyUrl}${target}`, { method, headers: { 'content-type': type }, body: chunked ? new Blob([body]).stream() : body, ...(chunked ? { duplex: 'half' } : {}) } as RequestInit);
-      return { status: res.status, text: await res.text() };
+      const framing = chunked ? `Transfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n` : `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const text = await exchange(port(desks), `${method} ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: ${type}\r\n${framing}`);
+      return { status: statuses(text)[0]!, text };
     };
     const before = desks.upstream.seen.length;
     const hostile: Array<[string, string?, string?]> = [
@@ -210,6 +212,8 @@ describe('the query string, read by name, through warden proxy', () => {
       ['{"tenant": "acme"}', '/orders?tenant=acme&tenant=beta'],
       ['{"Desk": "back"}', '/orders?desk=front'],
       ['{"tenant": "evil"}', undefined, 'PUT'],
+      // Laravel reads a GET's JSON body too.
+      ['{"tenant": "evil"}', undefined, 'GET'],
     ];
     for (const [body, target, method] of hostile) {
       const r = await json(body, target, method);
@@ -218,7 +222,7 @@ describe('the query string, read by name, through warden proxy', () => {
     }
     // A type only Laravel reads as JSON is not read whole: its top-level keys are read as it streams, on
     // both paths, by the same rule.
-    const streamed = [['POST', false], ['POST', true], ['PUT', false], ['PUT', true]] as const;
+    const streamed = [['POST', false], ['POST', true], ['PUT', false], ['PUT', true], ['GET', false], ['GET', true]] as const;
     for (const [method, chunked] of streamed) {
       for (const body of ['{"note": "x", "tenant": "evil"}', '{"\\u0074enant": "evil"}', '{"tenant": ["acme"]}', '{"tenant": "acme", "tenant": "acm"}']) {
         const r = await json(body, '/orders?tenant=acme', method, 'text/plain; profile=/json', chunked);
@@ -230,7 +234,7 @@ describe('the query string, read by name, through warden proxy', () => {
     for (const [method, chunked] of streamed) {
       const body = '{"tenant": "acme", "note": "x"}';
       const r = await json(body, '/orders?tenant=acme', method, 'text/plain; profile=/json', chunked);
-      expect({ method, chunked, status: r.status }).toEqual({ method, chunked, status: 201 });
+      expect({ method, chunked, status: r.status }).toEqual({ method, chunked, status: method === 'GET' ? 200 : 201 });
       expect(desks.upstream.seen.at(-1)!.body.toString('utf8')).toBe(body);
     }
     // Read whole: the member the query gives as its one value, and members the query does not name at the top level, pass byte for byte.

@@ -88,7 +88,8 @@ function jsonQueryOverride(p: Ready, text: string, members: readonly number[]): 
 
 /**
  * The reader of a POST's form, or of a body Laravel reads as JSON that is not read whole, for a `_method`
- * field or member (form-fields.ts); the refusal of one that cannot be read (415 for an encoded body or one
+ * field or member, and of any method's form or such JSON for names the policy reads in the query
+ * (queryOverride; form-fields.ts); the refusal of one that cannot be read (415 for an encoded body or one
  * in a charset that does not write ASCII as ASCII: the reader reads bytes; 400 for a multipart type with no
  * boundary to read it by); undefined for any other request.
  */

@@ -85,9 +85,10 @@ async function jsonBody(c: Parts, gate: Gate, p: Ready, req: IncomingMessage): P
   return bytes === undefined ? tooLarge(c, gate, p) : checkedJsonBody(gate, p, bytes);
 }
 
-// A POST's form, or a body Laravel reads as JSON that the sidecar did not read whole, read as it streams
-// (bodyFieldReader): what the relay feeds, or the refusal of one that cannot be read. The fast path hands
-// such a POST over to node's path, whose relay streams it.
+// A form, or a body Laravel reads as JSON that the sidecar did not read whole, read as it streams
+// (bodyFieldReader: a POST's for `_method`, any method's for the query keys the policy reads): what the
+// relay feeds, or the refusal of one that cannot be read. The fast path hands such a request over to
+// node's path, whose relay streams it.
 function formOf(gate: Gate, p: Ready): { refusal: Verdict } | NonNullable<Outgoing['inspect']> | undefined {
   const r = bodyFieldReader(gate, p);
   if (!r || 'refusal' in r) return r;

@@ -249,6 +249,10 @@ describe('field names checked beyond _method (a NameCheck)', () => {
     expect(formReader('GET', 'application/x-www-form-urlencoded', checker().check)).toBeUndefined();
     expect(refusedIn('{"tenant": "evil"}', undefined, formReader('GET', 'application/json', checker().check) as FieldReader)).toBe('tenant in the body');
     expect(formReader('GET', 'application/json')).toBeUndefined();
+    // A JSON key is checked by the JSON check when one is given (apps take JSON keys as written), the form's otherwise.
+    const asWritten = (name: string) => (name === 'tenant' ? 'tenant in the body' : undefined);
+    expect(refusedIn('{"tenant[]": "evil"}', undefined, formReader('PUT', 'application/json', checker().check, { onName: asWritten }) as FieldReader)).toBeUndefined();
+    expect(refusedIn('{"tenant": "evil"}', undefined, formReader('PUT', 'application/json', checker().check, { onName: asWritten }) as FieldReader)).toBe('tenant in the body');
   });
 
   it('reads a name past its bound by its start and its end, never refusing it for its length', () => {

@@ -27,14 +27,21 @@ export interface FieldReader {
   end?(): string | undefined;
 }
 
+/** How a JSON body's top-level keys are checked (JsonMethodMember): its own NameCheck, and the query's values. */
+export interface JsonNames {
+  onName?: NameCheck;
+  queryValue?: (name: string) => string | undefined;
+}
+
 /**
  * The reader a POST's form needs, if its body is one: url-encoded, or with no Content-Type at all (Rack
  * reads such a POST as a url-encoded form), or multipart (any subtype: Rack parses `mixed` and `related`
  * as forms too); or why it cannot be read (a multipart type without exactly one boundary). A POST whose
  * type Laravel reads as JSON (`namesJson`) is also read for a top-level `_method` member (JsonMethodMember):
- * alone, or beside the form's reader when the type names both.
+ * alone, or beside the form's reader when the type names both. With `onName`, any method's form (formKind)
+ * is read for its names, and its Laravel JSON for its top-level keys (`json.onName`, else `onName`).
  */
-export function formReader(method: string, contentType: string | undefined, onName?: NameCheck, queryValue?: (name: string) => string | undefined): FieldReader | { refused: string } | undefined {
+export function formReader(method: string, contentType: string | undefined, onName?: NameCheck, json: JsonNames = {}): FieldReader | { refused: string } | undefined {
   const kind = formKind(method, contentType);
   // Another method's form is read for its names alone (`_method` overrides a POST only).
   const overrides = method === 'POST';
@@ -42,8 +49,8 @@ export function formReader(method: string, contentType: string | undefined, onNa
   const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides) : undefined;
   if (!namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
-  const json = new JsonMethodMember(onName, overrides, queryValue);
-  return form ? bothReaders(form, json) : json;
+  const member = new JsonMethodMember(onName && (json.onName ?? onName), overrides, json.queryValue);
+  return form ? bothReaders(form, member) : member;
 }
 
 function multipartReader(contentType: string, onName: NameCheck | undefined, overrides: boolean): FieldReader | { refused: string } {

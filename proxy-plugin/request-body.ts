@@ -37,15 +37,16 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
  * Laravel's `input()`, PHP's `$_REQUEST` and ASP.NET Core's binding take a POST's form fields over the
  * query's (Rails' `params` keeps the query's), so a field named as such a key, in any of the ways those apps read a name
  * (appQueryNames), is what the app reads where the policy read the query. Laravel's `input()` reads a JSON
- * body's top-level members so, whatever the method. Applied to forms as they stream and to the top level of
- * a JSON body read whole; undefined when the policy reads no query key.
+ * body's top-level members so, whatever the method, and takes their keys as written (`json`: the key itself
+ * in any case, no other reading). Applied to forms and JSON as they stream and to the top level of a JSON
+ * body read whole; undefined when the policy reads no query key.
  */
-export function queryOverride(p: Ready): NameCheck | undefined {
+export function queryOverride(p: Ready, json = false): NameCheck | undefined {
   const inputs = p.bundle?.policy.bundle.inputs;
   if (!inputs?.queryKeys()) return undefined;
   return (name) => {
-    const key = inputs.queryKeyOf(name);
-    return key === undefined ? undefined : `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(key)} the policy reads, to apps that read a body's fields over the query's (Laravel input(), PHP $_REQUEST, ASP.NET Core binding)`;
+    const key = json ? inputs.queryKeyNamed(name) : inputs.queryKeyOf(name);
+    return key === undefined ? undefined : `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(key)} the policy reads, to apps that read a body's fields over the query's (${json ? 'Laravel input()' : 'Laravel input(), PHP $_REQUEST, ASP.NET Core binding'})`;
   };
 }
 
@@ -73,7 +74,7 @@ function onlyQueryValue(p: Ready, name: string): string | undefined {
 // (queryOverride), if it is: unless the member is a string the query gives that key as its only value, so
 // that the app reads what the policy read (`?tenant=acme` with `{"tenant": "acme"}`).
 function jsonQueryOverride(p: Ready, text: string, members: readonly number[]): string | undefined {
-  const overrides = queryOverride(p);
+  const overrides = queryOverride(p, true);
   if (!overrides) return undefined;
   for (let m = 0; m < members.length; m += 4) {
     const name = memberKey(text, members, m);
@@ -95,7 +96,7 @@ function jsonQueryOverride(p: Ready, text: string, members: readonly number[]): 
  */
 export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refusal: Verdict } | { reader: FieldReader } | undefined {
   const type = p.request.headers['content-type'];
-  const reader = formReader(p.request.method, type, queryOverride(p), (name) => onlyQueryValue(p, name));
+  const reader = formReader(p.request.method, type, queryOverride(p), { onName: queryOverride(p, true), queryValue: (name) => onlyQueryValue(p, name) });
   if (!reader) return undefined;
   const coding = p.request.headers['content-encoding'];
   // The readers read bytes, as PHP does (json_decode and the form parser ignore the charset): any charset

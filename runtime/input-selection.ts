@@ -125,6 +125,14 @@ export class InputSelection {
     return this.queryRead && keyAmong([name, ...appQueryNames(name)], this.queryRead);
   }
 
+  /**
+   * The query key the policy reads that `name` is, in any case, with no other reading: a JSON key, which
+   * apps take as written (Laravel's input() reads a JSON body's members over the query).
+   */
+  queryKeyNamed(name: string): string | undefined {
+    return this.queryRead && keyAmong([name], this.queryRead);
+  }
+
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
     return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');

@@ -72,14 +72,16 @@ function onlyQueryValue(p: Ready, name: string): string | undefined {
 
 // Why a JSON body read whole is refused for a top-level member named as a query key the policy reads
 // (queryOverride), if it is: unless the member is a string the query gives that key as its only value, so
-// that the app reads what the policy read (`?tenant=acme` with `{"tenant": "acme"}`).
+// that the app reads what the policy read (`?tenant=acme` with `{"tenant": "acme"}`), or the policy reads
+// that member of the body too (`input.request.body.tenant`), so that it decides on what the app reads.
 function jsonQueryOverride(p: Ready, text: string, members: readonly number[]): string | undefined {
   const overrides = queryOverride(p, true);
   if (!overrides) return undefined;
+  const inputs = p.bundle!.policy.bundle.inputs;
   for (let m = 0; m < members.length; m += 4) {
     const name = memberKey(text, members, m);
     const why = overrides(name);
-    if (why === undefined) continue;
+    if (why === undefined || inputs.readsBodyMember(name)) continue;
     const sent = onlyQueryValue(p, name);
     if (sent !== undefined && text[members[m + 2]!] === '"' && JSON.parse(text.slice(members[m + 2], members[m + 3])) === sent) continue;
     return why;

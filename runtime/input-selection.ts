@@ -133,6 +133,17 @@ export class InputSelection {
     return this.queryRead && keyAmong([name], this.queryRead);
   }
 
+  /**
+   * True when the policy reads the request body's top-level member `key` by name, whole or in part
+   * (`input.request.body.tenant`, `input.request.body.order.desk`): it decides on what the member holds.
+   * False where the body is kept whole or not read, since then no rule is known to read it.
+   */
+  readsBodyMember(key: string): boolean {
+    const body = this.root === WHOLE ? undefined : (this.root.get('request') as Selection | undefined);
+    const members = body === undefined || body === WHOLE ? undefined : body.get('body');
+    return members !== undefined && members !== WHOLE && members.has(key);
+  }
+
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
     return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');

@@ -724,6 +724,15 @@ describe('the query keys a policy reads (for the body fields apps read over the 
     expect(keys([['request', 'method'], ['request', 'body', 'tenant']])).toBeUndefined();
     expect(keys([['request', 'query']])).toBeUndefined();
   });
+
+  it('knows a JSON key as written, in any case, and whether the policy reads that member of the body', () => {
+    const sel = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'body', 'tenant'], ['request', 'body', 'order', 'desk']] } });
+    expect([sel.queryKeyNamed('tenant'), sel.queryKeyNamed('Tenant'), sel.queryKeyNamed('tenant[]'), sel.queryKeyOf('tenant[]')]).toEqual(['tenant', 'tenant', undefined, 'tenant']);
+    // A member read in part (`order.desk`) is read: the policy decides on what it holds there.
+    expect([sel.readsBodyMember('tenant'), sel.readsBodyMember('order'), sel.readsBodyMember('desk'), sel.readsBodyMember('Tenant')]).toEqual([true, true, false, false]);
+    // Kept whole, or the whole input: no rule is known to read the member.
+    for (const inputPaths of [[['request', 'body']], [['request']], [[]]]) expect(InputSelection.fromManifest({ metadata: { inputPaths } }).readsBodyMember('tenant')).toBe(false);
+  });
 });
 
 describe('a header that apps reading CGI variables take for a header the policy reads', () => {

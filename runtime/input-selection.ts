@@ -146,7 +146,41 @@ export class InputSelection {
 
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
+    if (this.queryRead) refuseCookieReadings(input, this.queryRead);
     return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');
+  }
+}
+
+// Refuse a cookie an app reads as a query key the policy reads (`keys`), unless it is the value the query
+// gives that key as its one value. PHP's $_REQUEST holds cookies over the query and the form when php.ini
+// sets no request_order (PHP's official images ship none), and classic ASP.NET's Request[…] reads a cookie
+// where the query lacks the key: `?tenant=acme` with `Cookie: tenant=evil` is `evil` to them. A cookie's
+// name is read as PHP reads it (not percent-decoded: appQueryNames' readings), its value raw-url-decoded
+// (`%XX`, `+` kept), as PHP decodes it.
+function refuseCookieReadings(input: unknown, keys: FoldedKeys): void {
+  const request = (input as { request?: { headers?: Record<string, string>; query?: Record<string, string[]> } } | null)?.request;
+  const cookie = request?.headers?.cookie;
+  if (typeof cookie !== 'string') return;
+  for (const pair of cookie.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/^\s+/, '');
+    if (name === '') continue;
+    const meant = keyAmong([name, ...appQueryNames(name)], keys);
+    if (meant === undefined) continue;
+    const sent = request!.query?.[meant];
+    // Only the key itself holds the value as such (`tenant[]` is an array to PHP).
+    if (name === meant && sent?.length === 1 && eq >= 0 && rawUrlDecode(pair.slice(eq + 1)) === sent[0]) continue;
+    throw new CaseVariantInput(`the cookie ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant)} the policy reads, to apps that read cookies as request parameters (PHP's $_REQUEST without request_order, classic ASP.NET's Request[]): send it in the query only`);
+  }
+}
+
+// `%XX` decoded where it spells a byte (as UTF-8), anything else as written: PHP's rawurldecode.
+function rawUrlDecode(text: string): string {
+  if (!text.includes('%')) return text;
+  try {
+    return decodeURIComponent(text.replace(/%(?![0-9a-fA-F]{2})/g, '%25'));
+  } catch {
+    return text;
   }
 }
 

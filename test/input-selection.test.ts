@@ -735,6 +735,29 @@ describe('the query keys a policy reads (for the body fields apps read over the 
   });
 });
 
+describe('a cookie that apps read as a query key the policy reads', () => {
+  it('is refused unless it is the query\'s one value: PHP\'s $_REQUEST holds cookies over the query without request_order', () => {
+    const sel = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'method']] } });
+    const req = (cookie: string, query: Record<string, string[]> = { tenant: ['acme'] }) => ({ request: { method: 'GET', query, headers: { cookie } } });
+    const hostile: Array<[string, Record<string, string[]>?]> = [
+      ['tenant=evil'],
+      ['session=1; tenant=evil'],
+      ['session=1;tenant=evil'],
+      ['tenant=evil', {}],
+      ['tenant=acme', { tenant: ['acme', 'beta'] }],
+      ['tenant[]=acme'],
+      ['Tenant=evil'],
+      ['tenant'],
+      ['tenant=ac%6De; tenant=evil'],
+    ];
+    for (const [cookie, query] of hostile) expect(() => sel.json(req(cookie, query)), cookie).toThrow(/the cookie "[^"]+" is the query key "tenant" the policy reads/);
+    // The query's own value (raw-url-decoded as PHP decodes a cookie), and cookies of other names, pass.
+    for (const cookie of ['tenant=acme', 'tenant=ac%6De', 'session=abc; tenant_id=7; xtenant=1', '%74enant=evil', 'tenant =evil']) expect(sel.json(req(cookie)).text, cookie).toBe('{"request":{"query":{"tenant":["acme"]},"method":"GET"}}');
+    // A policy reading no query key reads no cookie so.
+    expect(InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'method']] } }).json(req('tenant=evil')).text).toBe('{"request":{"method":"GET"}}');
+  });
+});
+
 describe('a header that apps reading CGI variables take for a header the policy reads', () => {
   it('is refused: x_tenant is HTTP_X_TENANT to PHP, Rack and WSGI servers, as x-tenant is', () => {
     expect([appHeaderNames('x_tenant'), appHeaderNames('x-tenant'), appHeaderNames('x_a-b'), appHeaderNames('host')]).toEqual([['x-tenant'], ['x_tenant'], ['x-a-b', 'x_a_b'], []]);

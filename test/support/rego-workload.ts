@@ -7,6 +7,9 @@ import { afterAll, beforeAll } from 'vitest';
 import { closeServer, copyPolicies, startUpstream, type Upstream } from './proxy-fixtures.js';
 import { startLocalProxy, stopWardens } from './warden-process.js';
 
+/** A workload's workload.yaml: `name` in namespace shop, running as the service account of the same name, enforced. */
+export const workloadYaml = (name: string): string => `apiVersion: warden.dev/v1alpha1\nkind: Workload\nname: ${name}\nnamespace: shop\nserviceAccount: ${name}\nmode: enforce\n`;
+
 /** What the suite reaches once its beforeAll ran. */
 export interface ServedWorkload {
   proxyUrl: string;

@@ -1,8 +1,9 @@
 // Real apps behind `warden proxy`: PHP's built-in server (Debian's php-cli) run with no php.ini, as PHP's
 // official images run it, answering with what PHP read of each request; the same server running Laravel's
 // own Request (Debian's php-illuminate-http, Laravel 8), with the method override on as Laravel's kernel
-// turns it on; and a Rack app (Debian's ruby-rack 2.2 on WEBrick) behind Rack::MethodOverride reading
-// Rack::Request#params, as Sinatra does. Each answers with the method, the tenant and the region it read. The
+// turns it on; a Rack app (Debian's ruby-rack 2.2 on WEBrick) behind Rack::MethodOverride reading
+// Rack::Request#params, as Sinatra does; and an express app reading its query with qs. Each answers with
+// the method, the tenant and the region it read. The
 // policy allows GET and POST, and denies the tenant `b` read from the query and the region `eu` read from a
 // header. Each request of a corpus spells the tenant, the method or the region another way, in the query,
 // a form, a JSON body, a cookie or a header name; the invariant: a request Warden lets through is one in
@@ -11,9 +12,11 @@
 // against PHP and Laravel themselves.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
+import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyPolicies } from './support/proxy-fixtures.js';
+import { closeServer, copyPolicies, listenLocal } from './support/proxy-fixtures.js';
 import { workloadYaml } from './support/rego-workload.js';
 import { answerBody, exchange, statuses } from './support/raw-http.js';
 import { until } from './support/until.js';
@@ -76,7 +79,21 @@ end
 
 const children: ChildProcess[] = [];
 /** warden proxy's port in front of each app (and, for Laravel, one with --json-body 0). */
-const ports = { plain: 0, laravel: 0, laravelStreamed: 0, rack: 0 };
+const ports = { plain: 0, laravel: 0, laravelStreamed: 0, rack: 0, express: 0 };
+let expressServer: http.Server | undefined;
+
+// An express 5 app reading the query with qs (the 'extended' parser, express 4's default) and forms with
+// it too: `req.query.tenant` is what such an app reads, nested as qs nests it (`tenant[x]=b` is {x: 'b'}).
+function expressApp(): express.Express {
+  const app = express();
+  app.set('query parser', 'extended');
+  app.use(express.urlencoded({ extended: true }));
+  app.use((req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    res.json({ method: req.method, tenant: (req.query as Record<string, unknown>).tenant ?? null, region: req.get('x-region') ?? null, type: req.get('content-type') ?? null, note: body.note ?? null });
+  });
+  return app;
+}
 
 // Start an app server and read the port it says it listens on.
 async function serveApp(command: string, args: string[], cwd: string, listening: RegExp): Promise<number> {
@@ -111,7 +128,9 @@ beforeAll(async () => {
     serveApp('ruby', [join(docroot, 'app.rb')], docroot, /rack app listening on (\d+)/),
   ]);
   const portOf = async (upstream: number, flags: string[]) => Number(new URL((await startLocalProxy(policies, 'ledger', upstream, flags, children)).url).port);
-  [ports.plain, ports.laravel, ports.laravelStreamed, ports.rack] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0']), portOf(rack, [])]);
+  expressServer = http.createServer(expressApp());
+  const expressPort = await listenLocal(expressServer);
+  [ports.plain, ports.laravel, ports.laravelStreamed, ports.rack, ports.express] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0']), portOf(rack, []), portOf(expressPort, [])]);
 });
 
 const isApp = (c: ChildProcess) => c.spawnfile === 'php' || c.spawnfile === 'ruby';
@@ -119,6 +138,7 @@ const isApp = (c: ChildProcess) => c.spawnfile === 'php' || c.spawnfile === 'rub
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && isApp(c)) c.kill('SIGTERM');
   await stopWardens(children.filter((c) => !isApp(c)));
+  if (expressServer) await closeServer(expressServer);
 });
 
 /** The status, and what the app read when the request reached it. */
@@ -212,6 +232,10 @@ describe('a Rack app behind warden proxy reads the method, tenant and region the
     ];
     for (const [target, fields, body] of cases) expectDecidedAsRead({ target, fields, body }, 'POST', await send(ports.rack, 'POST', target, fields, body));
   });
+});
+
+describe('an express app reading the query with qs behind warden proxy reads the tenant and region the policy decided on', () => {
+  spellingsOf('qs', () => ports.express);
 });
 
 describe("Laravel's Request behind warden proxy reads the method, tenant and region the policy decided on", () => {

@@ -53,8 +53,23 @@ export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Pr
     return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason} (received ${received})`, n.refusal.status) };
   }
   const request = n.request;
+  const repeated = request.repeated && refuseRepeatedRead(request.repeated, bundle);
+  if (repeated) return { ok: false, verdict: gate.pipeline.refuse(buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, request), { kind: 'http', via, bundle }, `request refused: ${repeated}`, 400) };
   const id = identify({ socket: a.socket, headers: request.headers, rawHeaders: a.rawHeaders }, gate.identity);
   return id instanceof Promise ? id.then((v) => identified(gate, a, via, bundle, request, v)) : identified(gate, a, via, bundle, request, id);
+}
+
+// Why a request is refused for a header it sends more than once that the policy reads (in any spelling an
+// app reads as it: headerKeyOf), if it is. The policy reads the lines joined with ", "; Go's Header.Get
+// reads the first, a CGI server may keep the last: `X-Region: eu` then `X-Region: us` was "eu, us" to a
+// rule on "eu" and "eu" to a Go app.
+function refuseRepeatedRead(repeated: readonly string[], bundle: ActiveBundle | undefined): string | undefined {
+  const inputs = bundle?.policy.bundle.inputs;
+  for (const name of repeated) {
+    const read = inputs?.headerKeyOf(name);
+    if (read !== undefined) return `the header ${JSON.stringify(name.slice(0, 64))} is sent more than once and the policy reads ${JSON.stringify(read)}: apps read the first, the last or all of them joined; send it once`;
+  }
+  return undefined;
 }
 
 // The call with its caller, or its refusal (logged) when the credentials presented did not verify.

@@ -30,6 +30,12 @@ describe('normalizeRequest', () => {
     expect(r.segments).toEqual(['a', '%25']);
   });
 
+  it('joins a header sent twice and names it as repeated (cookie lines aside): the policy-aware refusal reads the names', () => {
+    const r = ok('/', ['X-Region', 'eu', 'x-region', 'us', 'Cookie', 'a=1', 'Cookie', 'b=2', 'X-Trace', '1', 'X-Trace', '2', 'X-Trace', '3', 'Accept', '*/*']);
+    expect([r.headers['x-region'], r.headers.cookie, r.headers['x-trace'], r.repeated]).toEqual(['eu, us', 'a=1; b=2', '1, 2, 3', ['x-region', 'x-trace']]);
+    expect(ok('/', ['Accept', '*/*']).repeated).toBeUndefined();
+  });
+
   it('parses the query with repeated keys and keeps the raw query for the upstream', () => {
     const r = ok('/orders?status=open&status=paid&q=a+b&empty');
     expect(r.query).toEqual({ status: ['open', 'paid'], q: ['a b'], empty: [''] });

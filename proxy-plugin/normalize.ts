@@ -14,6 +14,8 @@ export interface NormalizedRequest {
   rawQuery: string;
   /** Lower-cased names; repeated headers joined with ", " (cookie with "; "). */
   headers: Record<string, string>;
+  /** The names of the headers other than Cookie sent more than once, when any was (see refuseRepeatedRead in admit.ts). */
+  repeated?: string[];
 }
 
 /** Why a request was refused before policy; `status` is what the caller gets. */
@@ -118,9 +120,10 @@ function parseQuery(raw: string): Record<string, string[]> | string {
  * Lower-case header names, refusing repeated singleton headers (`rawHeaders` as node gives it). `hop`: the
  * request is forwarded over a connection of its own (the sidecar), which drops what `Connection` names.
  */
-export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): { headers: Record<string, string> } | { refusal: Refusal } {
+export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): { headers: Record<string, string>; repeated?: string[] } | { refusal: Refusal } {
   // No prototype, as for the query: a `constructor` or `__proto__` field is a field like any other.
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  let repeated: string[] | undefined;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     const cgi = name.includes('_') ? headerKey(name) : undefined;
@@ -129,7 +132,10 @@ export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): {
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
     else if (SINGLETON_HEADERS.has(name)) return { refusal: { status: 400, reason: `duplicate ${name} header` } };
-    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+    else {
+      headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+      if (name !== 'cookie' && !repeated?.includes(name)) (repeated ??= []).push(name);
+    }
   }
   // A field Connection names is dropped at the hop (RFC 9110 §7.6.1), so the app never receives it: the
   // policy and the caller's identity do not read it either. Except the framing and the Host: dropping
@@ -140,7 +146,7 @@ export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): {
     if (NEVER_NOMINATED.has(named)) return { refusal: { status: 400, reason: `Connection names ${named}: the request's ${named === 'host' ? 'Host' : 'framing'} cannot be dropped at the hop` } };
     delete headers[named];
   }
-  return { headers };
+  return repeated ? { headers, repeated } : { headers };
 }
 
 /** Normalize method, request-target and headers; refuse anything ambiguous with a reason (`hop`: see normalizeHeaders). */
@@ -170,5 +176,7 @@ export function normalizeRequest(method: string, target: string, rawHeaders: rea
   if (typeof query === 'string') return refuse(query);
   const h = normalizeHeaders(rawHeaders, hop);
   if ('refusal' in h) return { ok: false, refusal: h.refusal };
-  return { ok: true, request: { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers } };
+  const request: NormalizedRequest = { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers };
+  if (h.repeated) request.repeated = h.repeated;
+  return { ok: true, request };
 }

@@ -82,14 +82,16 @@ function selectionOf(paths: unknown): Selection | undefined {
 
 /** The parts of the input one bundle's policy reads, and the serializer that keeps only those. */
 export class InputSelection {
-  /** The query keys the policy reads (queryKeysOf), worked out once, when the bundle loads. */
+  /** The query keys and header names the policy reads (keysReadIn), worked out once, when the bundle loads. */
   private readonly queryRead: FoldedKeys | undefined;
+  private readonly headersRead: FoldedKeys | undefined;
 
   private constructor(
     private readonly root: Selection,
     private readonly named?: NamedKeys,
   ) {
-    this.queryRead = queryKeysOf(root, named);
+    this.queryRead = keysReadIn('query', root, named);
+    this.headersRead = keysReadIn('headers', root, named);
   }
 
   /** Everything: what a bundle without (or with a malformed) path list gets. */
@@ -131,6 +133,14 @@ export class InputSelection {
    */
   queryKeyNamed(name: string): string | undefined {
     return this.queryRead && keyAmong([name], this.queryRead);
+  }
+
+  /**
+   * The header the policy reads that an app reads `name` (lower case) as: itself, or its CGI spelling
+   * (appHeaderNames); undefined when there is none.
+   */
+  headerKeyOf(name: string): string | undefined {
+    return this.headersRead && keyAmong([name, ...appHeaderNames(name)], this.headersRead);
   }
 
   /**
@@ -194,10 +204,11 @@ function keyAmong(names: readonly string[], keys: FoldedKeys): string | undefine
   return undefined;
 }
 
-// The query keys a selection reads (InputSelection.queryKeys).
-function queryKeysOf(root: Selection, named: NamedKeys | undefined): FoldedKeys | undefined {
+// The keys of the request's query or headers a selection reads: by name, or the strings its Rego holds
+// where it keeps that part (or what holds it) whole (InputSelection.queryKeys, headerKeyOf).
+function keysReadIn(member: 'query' | 'headers', root: Selection, named: NamedKeys | undefined): FoldedKeys | undefined {
   let sel: Selection = root;
-  for (const part of ['request', 'query']) {
+  for (const part of ['request', member]) {
     if (sel === WHOLE) break;
     const next: Selection | undefined = sel.get(part);
     if (next === undefined) return undefined;

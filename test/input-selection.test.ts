@@ -735,6 +735,15 @@ describe('the query keys a policy reads (for the body fields apps read over the 
   });
 });
 
+describe('the headers a policy reads (for a header sent twice)', () => {
+  it('by name and in its CGI spellings, the Rego\'s strings where the headers are kept whole, none where no header is read', () => {
+    const byName = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'headers', 'x-region'], ['request', 'query', 'tenant']] } });
+    expect([byName.headerKeyOf('x-region'), byName.headerKeyOf('x_region'), byName.headerKeyOf('accept'), byName.headerKeyOf('tenant')]).toEqual(['x-region', 'x-region', undefined, undefined]);
+    expect(InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'headers']], inputKeys: ['x-region'] } }).headerKeyOf('x-region')).toBe('x-region');
+    expect(InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'method']] } }).headerKeyOf('x-region')).toBeUndefined();
+  });
+});
+
 describe('a cookie that apps read as a query key the policy reads', () => {
   it('is refused unless it is the query\'s one value: PHP\'s $_REQUEST holds cookies over the query without request_order', () => {
     const sel = InputSelection.fromManifest({ metadata: { inputPaths: [['request', 'query', 'tenant'], ['request', 'method']] } });

@@ -79,8 +79,38 @@ end
 
 const children: ChildProcess[] = [];
 /** warden proxy's port in front of each app (and, for Laravel, one with --json-body 0). */
-const ports = { plain: 0, laravel: 0, laravelStreamed: 0, rack: 0, express: 0 };
+const ports = { plain: 0, laravel: 0, laravelStreamed: 0, rack: 0, express: 0, go: 0 };
 let expressServer: http.Server | undefined;
+
+// What Go's net/http read: FormValue's reading (a POST's, PUT's or PATCH's form, multipart too, before the
+// query), the header by its canonical name. Standard library only: built with the local toolchain.
+const GO_APP = `package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Fprintf(os.Stderr, "go app listening on %d\\n", ln.Addr().(*net.TCPAddr).Port)
+	panic(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseMultipartForm(1 << 20)
+		var tenant any
+		if v, ok := r.Form["tenant"]; ok {
+			tenant = v[0]
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"method": r.Method, "tenant": tenant, "region": r.Header.Get("X-Region"), "type": r.Header.Get("Content-Type"), "note": r.FormValue("note")})
+	})))
+}
+`;
 
 // An express 5 app reading the query with qs (the 'extended' parser, express 4's default) and forms with
 // it too: `req.query.tenant` is what such an app reads, nested as qs nests it (`tenant[x]=b` is {x: 'b'}).
@@ -96,13 +126,13 @@ function expressApp(): express.Express {
 }
 
 // Start an app server and read the port it says it listens on.
-async function serveApp(command: string, args: string[], cwd: string, listening: RegExp): Promise<number> {
-  const app = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+async function serveApp(command: string, args: string[], cwd: string, listening: RegExp, timeoutMs?: number): Promise<number> {
+  const app = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '' }, detached: command === 'go' });
   children.push(app);
   let said = '';
   app.stdout.on('data', (d: Buffer) => (said += d.toString()));
   app.stderr.on('data', (d: Buffer) => (said += d.toString()));
-  return Number(await until(() => `${command} ${args.at(-1)} to say its port (it said: ${said || 'nothing'})`, () => listening.exec(said)?.[1]));
+  return Number(await until(() => `${command} ${args.at(-1)} to say its port (it said: ${said || 'nothing'})`, () => listening.exec(said)?.[1], timeoutMs));
 }
 
 // PHP's built-in server on `script`, with no php.ini (`-n`): request_order unset, so $_REQUEST holds
@@ -122,21 +152,29 @@ beforeAll(async () => {
   const docroot = join(policies.dir, 'apps');
   mkdirSync(docroot);
   writeFileSync(join(docroot, 'app.rb'), RACK_APP);
-  const [plain, laravel, rack] = await Promise.all([
+  writeFileSync(join(docroot, 'app.go'), GO_APP);
+  const [plain, laravel, rack, go] = await Promise.all([
     servePhp(docroot, 'plain.php', PLAIN_APP),
     servePhp(docroot, 'laravel.php', LARAVEL_APP),
     serveApp('ruby', [join(docroot, 'app.rb')], docroot, /rack app listening on (\d+)/),
+    // `go run` builds it with Go's cache (outside the clone): seconds once the standard library is built.
+    serveApp('go', ['run', join(docroot, 'app.go')], docroot, /go app listening on (\d+)/, 120_000),
   ]);
   const portOf = async (upstream: number, flags: string[]) => Number(new URL((await startLocalProxy(policies, 'ledger', upstream, flags, children)).url).port);
   expressServer = http.createServer(expressApp());
   const expressPort = await listenLocal(expressServer);
-  [ports.plain, ports.laravel, ports.laravelStreamed, ports.rack, ports.express] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0']), portOf(rack, []), portOf(expressPort, [])]);
+  [ports.plain, ports.laravel, ports.laravelStreamed, ports.rack, ports.express, ports.go] = await Promise.all([portOf(plain, []), portOf(laravel, []), portOf(laravel, ['--json-body', '0']), portOf(rack, []), portOf(expressPort, []), portOf(go, [])]);
 });
 
-const isApp = (c: ChildProcess) => c.spawnfile === 'php' || c.spawnfile === 'ruby';
+const isApp = (c: ChildProcess) => c.spawnfile === 'php' || c.spawnfile === 'ruby' || c.spawnfile === 'go';
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && isApp(c)) c.kill('SIGTERM');
+  // `go run` runs the built app as its child: its process group goes with it.
+  for (const c of children) {
+    if (c.exitCode !== null || !isApp(c)) continue;
+    if (c.spawnfile === 'go') process.kill(-c.pid!, 'SIGTERM');
+    else c.kill('SIGTERM');
+  }
   await stopWardens(children.filter((c) => !isApp(c)));
   if (expressServer) await closeServer(expressServer);
 });
@@ -236,6 +274,10 @@ describe('a Rack app behind warden proxy reads the method, tenant and region the
 
 describe('an express app reading the query with qs behind warden proxy reads the tenant and region the policy decided on', () => {
   spellingsOf('qs', () => ports.express);
+});
+
+describe("a Go app reading FormValue behind warden proxy reads the tenant and region the policy decided on", () => {
+  spellingsOf('Go', () => ports.go);
 });
 
 describe("Laravel's Request behind warden proxy reads the method, tenant and region the policy decided on", () => {

@@ -127,7 +127,7 @@ function expressApp(): express.Express {
 
 // Start an app server and read the port it says it listens on.
 async function serveApp(command: string, args: string[], cwd: string, listening: RegExp, timeoutMs?: number): Promise<number> {
-  const app = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '' }, detached: command === 'go' });
+  const app = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '', CGO_ENABLED: '0' }, detached: command === 'go' });
   children.push(app);
   let said = '';
   app.stdout.on('data', (d: Buffer) => (said += d.toString()));

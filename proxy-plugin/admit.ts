@@ -28,11 +28,14 @@ export type Prepared =
   | { ok: true; request: NormalizedRequest; source: Source; bundle: ActiveBundle | undefined }
   | { ok: false; verdict: Verdict };
 
+// The caller of a call refused before its credentials were read or after they failed: its address alone.
+const anonymous = (a: Arrival): Source => ({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' });
+
 // The input logged for a call refused before it could be parsed: what is known, nothing guessed.
 function refusedInput(gate: Gate, a: Arrival): PolicyInput {
   const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
   return {
-    source: { principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' },
+    source: anonymous(a),
     destination: gate.pipeline.destination,
     request: { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, headers: {} },
   };
@@ -54,7 +57,7 @@ export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Pr
   }
   const request = n.request;
   const repeated = request.repeated && refuseRepeatedRead(request.repeated, bundle);
-  if (repeated) return { ok: false, verdict: gate.pipeline.refuse(buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, request), { kind: 'http', via, bundle }, `request refused: ${repeated}`, 400) };
+  if (repeated) return { ok: false, verdict: gate.pipeline.refuse(buildInput(anonymous(a), gate.pipeline.destination, request), { kind: 'http', via, bundle }, `request refused: ${repeated}`, 400) };
   const id = identify({ socket: a.socket, headers: request.headers, rawHeaders: a.rawHeaders }, gate.identity);
   return id instanceof Promise ? id.then((v) => identified(gate, a, via, bundle, request, v)) : identified(gate, a, via, bundle, request, id);
 }
@@ -75,7 +78,7 @@ function refuseRepeatedRead(repeated: readonly string[], bundle: ActiveBundle | 
 // The call with its caller, or its refusal (logged) when the credentials presented did not verify.
 function identified(gate: Gate, a: Arrival, via: EventSource, bundle: ActiveBundle | undefined, request: NormalizedRequest, id: Identified): Prepared {
   if (!id.ok) {
-    const input = buildInput({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' }, gate.pipeline.destination, request);
+    const input = buildInput(anonymous(a), gate.pipeline.destination, request);
     return { ok: false, verdict: gate.pipeline.refuse(input, { kind: 'http', via, bundle }, id.reason, 401) };
   }
   return { ok: true, request, source: id.source, bundle };

@@ -82,9 +82,13 @@ function selectionOf(paths: unknown): Selection | undefined {
 
 /** The parts of the input one bundle's policy reads, and the serializer that keeps only those. */
 export class InputSelection {
-  /** The query keys and header names the policy reads (keysReadIn), worked out once, when the bundle loads. */
+  /**
+   * Worked out once, when the bundle loads: the query keys and header names the policy reads (keysReadIn),
+   * and the top-level members of the body it reads by name (readsBodyMember).
+   */
   private readonly queryRead: FoldedKeys | undefined;
   private readonly headersRead: FoldedKeys | undefined;
+  private readonly bodyMembers: ReadonlySet<string>;
 
   private constructor(
     private readonly root: Selection,
@@ -92,6 +96,9 @@ export class InputSelection {
   ) {
     this.queryRead = keysReadIn('query', root, named);
     this.headersRead = keysReadIn('headers', root, named);
+    const request = root === WHOLE ? undefined : root.get('request');
+    const body = request === undefined || request === WHOLE ? undefined : request.get('body');
+    this.bodyMembers = new Set(body === undefined || body === WHOLE ? [] : body.keys());
   }
 
   /** Everything: what a bundle without (or with a malformed) path list gets. */
@@ -149,38 +156,35 @@ export class InputSelection {
    * False where the body is kept whole or not read, since then no rule is known to read it.
    */
   readsBodyMember(key: string): boolean {
-    const body = this.root === WHOLE ? undefined : (this.root.get('request') as Selection | undefined);
-    const members = body === undefined || body === WHOLE ? undefined : body.get('body');
-    return members !== undefined && members !== WHOLE && members.has(key);
+    return this.bodyMembers.has(key);
   }
 
   /** The input's JSON text with only the selected parts. */
   json(input: unknown): InputJson {
-    if (this.queryRead) refuseCookieReadings(input, this.queryRead);
+    if (this.queryRead) this.refuseCookieReadings(input);
     return new InputJson(serialize(input, this.root, this.named, 0, CALLER_ROOTS) ?? 'null');
   }
-}
 
-// Refuse a cookie an app reads as a query key the policy reads (`keys`), unless it is the value the query
-// gives that key as its one value. PHP's $_REQUEST holds cookies over the query and the form when php.ini
-// sets no request_order (PHP's official images ship none), and classic ASP.NET's Request[…] reads a cookie
-// where the query lacks the key: `?tenant=acme` with `Cookie: tenant=evil` is `evil` to them. A cookie's
-// name is read as PHP reads it (not percent-decoded: appQueryNames' readings), its value raw-url-decoded
-// (`%XX`, `+` kept), as PHP decodes it.
-function refuseCookieReadings(input: unknown, keys: FoldedKeys): void {
-  const request = (input as { request?: { headers?: Record<string, string>; query?: Record<string, string[]> } } | null)?.request;
-  const cookie = request?.headers?.cookie;
-  if (typeof cookie !== 'string') return;
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=');
-    const name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/^\s+/, '');
-    if (name === '') continue;
-    const meant = keyAmong([name, ...appQueryNames(name)], keys);
-    if (meant === undefined) continue;
-    const sent = request!.query?.[meant];
-    // Only the key itself holds the value as such (`tenant[]` is an array to PHP).
-    if (name === meant && sent?.length === 1 && eq >= 0 && rawUrlDecode(pair.slice(eq + 1)) === sent[0]) continue;
-    throw new CaseVariantInput(`the cookie ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant)} the policy reads, to apps that read cookies as request parameters (PHP's $_REQUEST without request_order, classic ASP.NET's Request[]): send it in the query only`);
+  // Refuse a cookie an app reads as a query key the policy reads (queryKeyOf), unless it is the value the
+  // query gives that key as its one value. PHP's $_REQUEST holds cookies over the query and the form when
+  // php.ini sets no request_order (PHP's official images ship none), and classic ASP.NET's Request[…] reads
+  // a cookie where the query lacks the key: `?tenant=acme` with `Cookie: tenant=evil` is `evil` to them. A
+  // cookie's name is read as PHP reads it (not percent-decoded: appQueryNames' readings), its value
+  // raw-url-decoded (`%XX`, `+` kept), as PHP decodes it.
+  private refuseCookieReadings(input: unknown): void {
+    const request = (input as { request?: { headers?: Record<string, string>; query?: Record<string, string[]> } } | null)?.request;
+    const cookie = request?.headers?.cookie;
+    if (typeof cookie !== 'string') return;
+    for (const pair of cookie.split(';')) {
+      const eq = pair.indexOf('=');
+      const name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/^\s+/, '');
+      const meant = name === '' ? undefined : this.queryKeyOf(name);
+      if (meant === undefined) continue;
+      const sent = request!.query?.[meant];
+      // Only the key itself holds the value as such (`tenant[]` is an array to PHP).
+      if (name === meant && sent?.length === 1 && eq >= 0 && rawUrlDecode(pair.slice(eq + 1)) === sent[0]) continue;
+      throw new CaseVariantInput(`the cookie ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(meant)} the policy reads, to apps that read cookies as request parameters (PHP's $_REQUEST without request_order, classic ASP.NET's Request[]): send it in the query only`);
+    }
   }
 }
 
@@ -193,7 +197,6 @@ function rawUrlDecode(text: string): string {
     return text;
   }
 }
-
 
 // The key of `keys` that one of `names` folds onto, as the policy spells it.
 function keyAmong(names: readonly string[], keys: FoldedKeys): string | undefined {

@@ -42,14 +42,14 @@ export interface JsonNames {
  * is read for its names, and its Laravel JSON for its top-level keys (`json.onName`, else `onName`).
  */
 export function formReader(method: string, contentType: string | undefined, onName?: NameCheck, json: JsonNames = {}): FieldReader | { refused: string } | undefined {
-  const kind = formKind(method, contentType);
-  // Another method's form is read for its names alone (`_method` overrides a POST only).
+  const kind = formKind(method, contentType, onName !== undefined);
+  if (kind === undefined) return undefined;
+  // Another method's body is read for its names alone (`_method` overrides a POST only).
   const overrides = method === 'POST';
-  if (kind === undefined || (!overrides && !onName)) return undefined;
   const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides) : undefined;
   if (!namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
-  const member = new JsonMethodMember(onName && (json.onName ?? onName), overrides, json.queryValue);
+  const member = new JsonMethodMember(json.onName ?? onName, overrides, json.queryValue);
   return form ? bothReaders(form, member) : member;
 }
 
@@ -67,13 +67,14 @@ const bothReaders = (a: FieldReader, b: FieldReader): FieldReader => ({
 /**
  * Which body of a request formReader reads, if any: the test alone, with no reader built. `json` is a body
  * that is no form but whose type Laravel reads as JSON (the sidecar reads it whole only as --json-body
- * says): a POST's, read for `_method`, and any method's, read for its names where they are checked.
+ * says). A POST's is read for `_method`; another method's only for its names, where they are checked
+ * (`namesChecked`: the policy reads a query key).
  */
-export function formKind(method: string, contentType: string | undefined): 'urlencoded' | 'multipart' | 'json' | undefined {
+export function formKind(method: string, contentType: string | undefined, namesChecked: boolean): 'urlencoded' | 'multipart' | 'json' | undefined {
   if (method !== 'POST') {
     // Rack and Symfony parse a PUT, PATCH or DELETE form too (typed: an untyped body is a form for a POST
     // only), and Laravel the JSON body of a request of any method, a GET's included.
-    if (!contentType) return undefined;
+    if (!namesChecked || !contentType) return undefined;
     if (FORM_METHODS.has(method) && URLENCODED.test(contentType)) return 'urlencoded';
     if (FORM_METHODS.has(method) && MULTIPART.test(contentType)) return 'multipart';
     return namesJson(contentType) ? 'json' : undefined;
@@ -300,7 +301,6 @@ export class JsonMethodMember implements FieldReader {
     const lower = unit >= 0x41 && unit <= 0x5a ? unit + 0x20 : unit;
     this.matched = this.matched < METHOD_KEY.length && lower === METHOD_KEY.charCodeAt(this.matched) ? this.matched + 1 : -1;
   }
-
 }
 
 // A top-level key's bytes as sent, unescaped as JSON.parse reads them; undefined when it does not parse (no

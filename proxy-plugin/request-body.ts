@@ -42,13 +42,16 @@ export function undecodedBody(gate: Gate, p: Ready, via?: EventSource): { refuse
  * body read whole; undefined when the policy reads no query key.
  */
 export function queryOverride(p: Ready, json = false): NameCheck | undefined {
-  const inputs = p.bundle?.policy.bundle.inputs;
-  if (!inputs?.queryKeys()) return undefined;
+  if (!checksQueryKeys(p)) return undefined;
+  const inputs = p.bundle!.policy.bundle.inputs;
   return (name) => {
     const key = json ? inputs.queryKeyNamed(name) : inputs.queryKeyOf(name);
     return key === undefined ? undefined : `request refused: the body's field ${JSON.stringify(name.slice(0, 64))} is the query key ${JSON.stringify(key)} the policy reads, to apps that read a body's fields over the query's (${json ? 'Laravel input()' : 'Laravel input(), PHP $_REQUEST, ASP.NET Core binding'})`;
   };
 }
+
+/** True when the policy of the call's bundle reads a query key: then a body's field names are checked (queryOverride). */
+export const checksQueryKeys = (p: Ready): boolean => p.bundle?.policy.bundle.inputs.queryKeys() !== undefined;
 
 /** A JSON body read whole: its bytes and value, or the refusal of one that is unreadable. */
 export function checkedJsonBody(gate: Gate, p: Ready, bytes: Buffer, via?: EventSource): { bytes: Buffer; value?: unknown } | { refused: Verdict } {
@@ -108,4 +111,3 @@ export function bodyFieldReader(gate: Gate, p: Ready, via?: EventSource): { refu
   if ('refused' in reader) return { refusal: refusal(gate, p, `request refused: ${reader.refused}`, 400, { via }) };
   return { reader };
 }
-

@@ -15,7 +15,7 @@ import type { RequestHead, ResponseHead } from './http1.js';
 import { readBody } from '../runtime/http-body.js';
 import { formKind } from './form-fields.js';
 import type { NormalizedRequest } from './normalize.js';
-import { bodyFieldReader, checkedJsonBody, queryOverride, readsJsonBody, refusal, undecodedBody, type Ready } from './request-body.js';
+import { bodyFieldReader, checkedJsonBody, checksQueryKeys, readsJsonBody, refusal, undecodedBody, type Ready } from './request-body.js';
 import { closingAnswer, denialAnswer, ownAnswer, writeOwn } from './own-answer.js';
 import { Relay, responseHeaderLines, type Outgoing } from './relay.js';
 import { DEFAULT_HEADER_POLICY, headerLines, upstreamHeaders, type HeaderPolicy } from './upstream-head.js';
@@ -131,9 +131,8 @@ async function serveRequest(c: Parts, req: IncomingMessage, res: ServerResponse)
   c.relay.forward(req, res, { target, decisionId: v.decisionId, source: p.source, body: body.bytes, ...(form ? { inspect: form } : {}) });
 }
 
-// True when a request on the fast path carries a body formOf reads: node's path takes it. Another method's
-// form is read only where the policy reads query keys (queryOverride).
-const carriesForm = (head: RequestHead, p: Ready): boolean => head.contentLength > 0 && formKind(head.method, head.contentType) !== undefined && (head.method === 'POST' || queryOverride(p) !== undefined);
+// True when a request on the fast path carries a body formOf reads: node's path takes it.
+const carriesForm = (head: RequestHead, p: Ready): boolean => head.contentLength > 0 && formKind(head.method, head.contentType, checksQueryKeys(p)) !== undefined;
 
 /**
  * The protocol an upgrade asks for, or why it is refused: exactly one protocol token, and never `h2c`

@@ -19,8 +19,8 @@ import { Policy } from '../runtime/policy.js';
 import { generateInputs, prng } from './support/inputs.js';
 import { canonical, extractPolicy, opaBinary } from './support/opa.js';
 import { policyWorkspace, type PolicyWorkspace } from './support/policy-repo.js';
+import { workloadYaml } from './support/rego-workload.js';
 
-const workload = (name: string) => `apiVersion: warden.dev/v1alpha1\nkind: Workload\nname: ${name}\nnamespace: shop\nserviceAccount: ${name}\nmode: enforce\n`;
 
 // Reads one field of the body, through functions only: only that field may reach the WASM.
 const LEDGER = `package warden.workload
@@ -201,7 +201,7 @@ beforeAll(async () => {
   ws = policyWorkspace();
   for (const [name, rego] of [['ledger', LEDGER], ['dynamic', DYNAMIC], ['headed', HEADED], ['truthy', TRUTHY], ['getter', GETTER], ['twice', TWICE], ['shadowed', SHADOWED], ['spelled', SPELLED], ['capped', CAPPED], ['listed', LISTED], ['bound', BOUND]] as const) {
     mkdirSync(join(ws.repo, 'workloads', name));
-    ws.write(`workloads/${name}/workload.yaml`, workload(name));
+    ws.write(`workloads/${name}/workload.yaml`, workloadYaml(name));
     for (const [file, text] of Object.entries(typeof rego === 'string' ? { 'policy.rego': rego } : rego)) ws.write(`workloads/${name}/${file}`, text);
   }
   ws.commit('workloads that read the body');

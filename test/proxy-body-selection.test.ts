@@ -5,15 +5,7 @@
 // These calls take the sidecar's fast path (its raw sockets), as every call not on an MCP path does.
 import { describe, expect, it } from 'vitest';
 import { exchange, statuses } from './support/raw-http.js';
-import { servedWorkload } from './support/rego-workload.js';
-
-const WORKLOAD = `apiVersion: warden.dev/v1alpha1
-kind: Workload
-name: ledger
-namespace: shop
-serviceAccount: ledger
-mode: enforce
-`;
+import { servedWorkload, workloadYaml } from './support/rego-workload.js';
 
 const POLICY = `# Small payments only: the field of the body this workload's policy reads (through a function), and its lines.
 package warden.workload
@@ -34,7 +26,7 @@ deny contains "a line is too large" if {
 }
 `;
 
-const served = servedWorkload('ledger', { 'workload.yaml': WORKLOAD, 'policy.rego': POLICY }, ['--json-body', String(256 * 1024)]);
+const served = servedWorkload('ledger', { 'workload.yaml': workloadYaml('ledger'), 'policy.rego': POLICY }, ['--json-body', String(256 * 1024)]);
 
 const post = (body: string) => fetch(`${served.proxyUrl}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 

@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openBundle } from '../runtime/bundle.js';
 import { exchange, statuses } from './support/raw-http.js';
-import { servedWorkload, type ServedWorkload } from './support/rego-workload.js';
-
-const workload = (name: string) => `apiVersion: warden.dev/v1alpha1\nkind: Workload\nname: ${name}\nnamespace: shop\nserviceAccount: ${name}\nmode: enforce\n`;
+import { servedWorkload, workloadYaml, type ServedWorkload } from './support/rego-workload.js';
 
 // Reads two query parameters by name, and three parts of the body each kept whole in its own form.
 const DESKS = `package warden.workload
@@ -84,9 +82,9 @@ deny contains "another tenant in the body" if {
 }
 `;
 
-const desks = servedWorkload('desks', { 'workload.yaml': workload('desks'), 'policy.rego': DESKS }, []);
-const ledgers = servedWorkload('ledgers', { 'workload.yaml': workload('ledgers'), 'policy.rego': LEDGERS }, []);
-const audited = servedWorkload('audited', { 'workload.yaml': workload('audited'), 'policy.rego': AUDITED }, []);
+const desks = servedWorkload('desks', { 'workload.yaml': workloadYaml('desks'), 'policy.rego': DESKS }, []);
+const ledgers = servedWorkload('ledgers', { 'workload.yaml': workloadYaml('ledgers'), 'policy.rego': LEDGERS }, []);
+const audited = servedWorkload('audited', { 'workload.yaml': workloadYaml('audited'), 'policy.rego': AUDITED }, []);
 
 const port = (served: ServedWorkload) => Number(new URL(served.proxyUrl).port);
 

@@ -4,14 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyPolicies, type PolicyCopy } from './proxy-fixtures.js';
-
-export const TILLS_WORKLOAD = `apiVersion: warden.dev/v1alpha1
-kind: Workload
-name: tills
-namespace: shop
-serviceAccount: tills
-mode: enforce
-`;
+import { workloadYaml } from './rego-workload.js';
 
 export const TILLS_POLICY = `# Payments up to 100; a body this policy cannot read is no payment it checked.
 package warden.workload
@@ -36,7 +29,7 @@ deny contains "till closed" if {
 `;
 
 /** The files of the workload, as servedWorkload takes them. */
-export const TILLS_FILES = { 'workload.yaml': TILLS_WORKLOAD, 'policy.rego': TILLS_POLICY };
+export const TILLS_FILES = { 'workload.yaml': workloadYaml('tills'), 'policy.rego': TILLS_POLICY };
 
 /** A policy copy with the tills workload written into it and built. */
 export function tillsPolicies(): Promise<PolicyCopy> {

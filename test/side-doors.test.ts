@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { exportJWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
@@ -1016,6 +1016,26 @@ describe('trusted identity headers are read by their grammar', () => {
     const r = await exchange(ordersPort, head(['GET /orders HTTP/1.1', 'Host: localhost', 'X-Case: xfcc-last', `X-Forwarded-Client-Cert: URI=${ADMIN},By=spiffe://cluster.local/ns/shop/sa/orders;Hash=abc;Subject="CN=storefront, O=shop";URI=${STOREFRONT}`, 'Connection: close']));
     expect(r.status).toBe(200);
     expect(seenBy('xfcc-last')!.headers['x-warden-principal']).toBe(STOREFRONT);
+  });
+});
+
+describe('tokens that bring their own key, through warden proxy', () => {
+  // A token's header naming a key set (jku), a certificate (x5u), or carrying a key (jwk), or a kid: none of
+  // it chooses the key; the JWKS given by --jwks does. The MCP server never sees such a call.
+  it('refuses each with 401, and a token from the configured issuer is served', async () => {
+    const attacker = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(attacker.publicKey);
+    const sign = (header: Record<string, unknown>) => new SignJWT({ scope: 'tools:read tools:write' }).setProtectedHeader({ alg: 'ES256', ...header }).setSubject('mallory').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(attacker.privateKey);
+    const before = mcpServer.requests.length;
+    for (const header of [{ jwk }, { kid: 'test', jwk }, { kid: 'test', jku: 'http://127.0.0.1:1/jwks.json' }, { kid: 'test', x5u: 'http://127.0.0.1:1/cert.pem' }, { kid: 'attacker' }, { kid: 'test' }]) {
+      const r = await exchange(mcpPort, mcpPost(await sign(header), initialize));
+      expect({ header: Object.keys(header), status: r.status }).toEqual({ header: Object.keys(header), status: 401 });
+      expect(JSON.parse(r.body).reasons[0]).toMatch(/^bearer token refused/);
+    }
+    expect(mcpServer.requests.slice(before)).toEqual([]);
+    const served = await exchange(mcpPort, mcpPost(await agents.sign('agent-own-key', 'tools:read'), initialize));
+    expect(served.status).toBe(200);
+    expect(mcpServer.requests.length).toBe(before + 1);
   });
 });
 

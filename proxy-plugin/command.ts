@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 
 /** A listener that can also close its idle keep-alive connections (http.Server and the sidecar). */
-type Server = NetServer & { closeIdleConnections(): void };
+type Server = NetServer & { closeIdleConnections(): void; closeAllConnections(): void };
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { bufferedLogStream } from '../runtime/log-stream.js';
@@ -58,6 +58,7 @@ interface PluginFlags {
   /** Unset: `denied` with --engine (the shipped events are the record), `all` without. */
   decisionLines?: string;
   certReload: string;
+  drainSeconds: string;
   // proxy only
   upstream?: string;
   appProbes?: string;
@@ -191,6 +192,7 @@ const bound = (s: Server) => {
 // Listen on each address (--listen, or one per --inbound) and the admin port on --admin, say where
 // on stderr, run until SIGTERM/SIGINT.
 async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Server; flag: string; at: string }>, f: PluginFlags, rotations: PemWatch[], banner: (at: string) => string, probes?: ReadonlyMap<string, AppProbe>): Promise<void> {
+  const drainMs = whole('--drain-seconds', f.drainSeconds) * 1000;
   const servers: Server[] = [];
   for (const l of listeners) {
     await listen(l.server, l.flag, l.at);
@@ -203,24 +205,34 @@ async function serveUntilSignal(plugin: Plugin, listeners: Array<{ server: Serve
     servers.push(admin);
   }
   process.stderr.write(`${banner(`${at}${f.admin ? ` (admin ${bound(servers[servers.length - 1]!)})` : ''}`)}\n`);
-  await runUntilSignal(plugin, servers, rotations);
+  await runUntilSignal(plugin, servers, rotations, drainMs);
 }
 
-async function runUntilSignal(plugin: Plugin, servers: Server[], rotations: PemWatch[]): Promise<void> {
+// On SIGTERM or SIGINT: stop accepting, let calls in flight end (keep-alive connections close after
+// their answer), and after --drain-seconds cut what is still open (event streams, upgrades), so the pod
+// ends within its grace period rather than at SIGKILL; a second signal cuts at once. Then the decision
+// log is shipped, with the events of the calls that ended while draining.
+async function runUntilSignal(plugin: Plugin, servers: Server[], rotations: PemWatch[], drainMs: number): Promise<void> {
   await new Promise<void>((resolve) => {
+    const cut = () => {
+      for (const s of servers) s.closeAllConnections();
+    };
+    let stopping = false;
     const stop = () => {
+      if (stopping) return cut();
+      stopping = true;
       for (const r of rotations) r.close(); // nothing is re-applied to what is being closed
-      for (const s of servers) {
-        s.close();
-        s.closeIdleConnections();
-      }
-      void plugin
-        .close()
+      const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+      for (const s of servers) s.closeIdleConnections();
+      const timer = setTimeout(cut, drainMs);
+      void Promise.all(closed)
+        .then(() => clearTimeout(timer))
+        .then(() => plugin.close())
         .then(() => stdout.close())
         .then(resolve);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 }
 
@@ -251,6 +263,7 @@ function commonOptions(cmd: Command): Command {
     .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
     .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson')
+    .option('--drain-seconds <s>', 'on SIGTERM, how long calls in flight may go on before what is still open (event streams, upgrades) is cut; keep it below the pod\'s terminationGracePeriodSeconds', '10')
     .option('--cert-reload <seconds>', 'how often certificate and key files are re-read, so a rotated SVID is used without a restart (0: never)', '10')
     .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine). Default: denied with --engine (the shipped events are the record), all without`);
 }

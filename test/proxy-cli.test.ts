@@ -1,5 +1,7 @@
 // `warden serve` and `warden proxy` as real processes, wired by their flags only.
 import type { ChildProcess } from 'node:child_process';
+import http, { type ServerResponse } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
@@ -112,6 +114,83 @@ describe('warden serve + warden proxy', () => {
     const base = ['proxy', '--workload', 'orders', '--upstream', 'http://127.0.0.1:1', '--verification-key', notAKey, '--bundle', notAKey];
     await expect(start([...base, '--keep-header', 'X-Warden-Principal'], /never/)).rejects.toThrow(/--keep-header X-Warden-Principal: x-warden-\* fields are Warden's own/);
     await expect(start([...base, '--remove-header', 'bad name'], /never/)).rejects.toThrow(/"bad name" is not a header field name/);
+  });
+
+  // Resolves once a connection to `port` is refused: the listener closed (bounded: each try is a round trip).
+  async function refused(port: number): Promise<boolean> {
+    for (let i = 0; i < 500; i++) {
+      const err = await new Promise<string | undefined>((r) => {
+        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(undefined)));
+        s.once('error', (e: NodeJS.ErrnoException) => r(e.code));
+      });
+      if (err === 'ECONNREFUSED') return true;
+    }
+    return false;
+  }
+
+  it('on SIGTERM stops accepting, answers the call in flight, cuts a stream still open after --drain-seconds and exits; a second signal cuts at once', async () => {
+    const caller = { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } };
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let arrived!: () => void;
+    const inFlightArrived = new Promise<void>((r) => (arrived = r));
+    const streams: ServerResponse[] = [];
+    // /orders/1 is answered when the test says so; any other path opens an event stream that never ends.
+    const app = http.createServer((req, res) => {
+      if (req.url === '/orders/1') return void (arrived(), released.then(() => res.end('done')));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: open\n\n');
+      streams.push(res);
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const base = proxyArgs.map((a, i) => (proxyArgs[i - 1] === '--upstream' ? `http://127.0.0.1:${(app.address() as AddressInfo).port}` : a));
+    // The body of a stream through the proxy, read until the proxy ends or cuts it.
+    const readAll = async (res: Response) => {
+      let text = '';
+      const reader = res.body!.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return { text, cut: false };
+          text += Buffer.from(value).toString();
+        }
+      } catch {
+        return { text, cut: true };
+      }
+    };
+    try {
+      for (const drain of ['1', '600']) {
+        const proxy = await start([...base, '--drain-seconds', drain, '--spill', join(scratch, `spill-drain-${drain}.ndjson`)], /on [\d.]+:(\d+) \(admin/);
+        const child = children.at(-1)!;
+        const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+        const port = Number(proxy[1]);
+        const inFlight = drain === '1' ? fetch(`http://127.0.0.1:${port}/orders/1`, caller) : undefined;
+        if (inFlight) await inFlightArrived;
+        const stream = await fetch(`http://127.0.0.1:${port}/orders/2`, caller);
+        expect(stream.status).toBe(200);
+        const body = readAll(stream);
+        child.kill('SIGTERM');
+        expect(await refused(port)).toBe(true);
+        if (inFlight) {
+          // Begun before the signal: answered in full while the proxy drains.
+          release();
+          const answer = await inFlight;
+          expect([answer.status, await answer.text()]).toEqual([200, 'done']);
+        } else {
+          // --drain-seconds 600: only a second signal ends the stream before then.
+          expect(child.exitCode).toBe(null);
+          child.kill('SIGTERM');
+        }
+        const read = await body;
+        expect(read).toEqual({ text: 'data: open\n\n', cut: true });
+        expect(await exited).toBe(0);
+      }
+      // Every stream the app opened was cut by the proxy, not ended by the app.
+      expect(streams.map((r) => r.writableEnded)).toEqual([false, false]);
+    } finally {
+      app.closeAllConnections();
+      await new Promise<void>((r) => app.close(() => r()));
+    }
   });
 
   it('refuses to start without a bundle source, saying what to pass', async () => {

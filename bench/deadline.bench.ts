@@ -82,8 +82,8 @@ export async function run(): Promise<Figure[]> {
     const built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir });
     const w = built.workloads.find((x) => x.workload === 'orders')!;
     const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
-    const metered = await Policy.load(bundle);
-    const plain = await Policy.load(bundle, { unmeteredBaseline: true });
+    const metered = await Policy.load(bundle, { reuse: false });
+    const plain = await Policy.load(bundle, { unmeteredBaseline: true, reuse: false });
     const inputs = generateInputs(bundle, 2_000, 23);
 
     // Warden's ways get the whole input, as the SDK's do (Policy.evaluate would keep only what the Rego reads).

@@ -19,7 +19,7 @@ export async function run(): Promise<Figure[]> {
     const figures: Figure[] = [];
     for (const w of built.workloads) {
       const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
-      const policy = await Policy.load(bundle);
+      const policy = await Policy.load(bundle, { reuse: false }); // evaluation itself, every call
       const inputs = generateInputs(bundle, 10_000, 11);
       const selection = bundle.inputs;
       // Two forms, in alternating rounds: the input object serialized whole (what every decision paid
@@ -61,7 +61,7 @@ export async function run(): Promise<Figure[]> {
 // One MCP call of each kind, its selected input prepared once, in alternating rounds: median µs per evaluation.
 async function mcpCallKinds(bundleFile: string): Promise<Figure[]> {
   const bundle = await openBundle(readFileSync(bundleFile), 'unsigned-ok');
-  const policy = await Policy.load(bundle);
+  const policy = await Policy.load(bundle, { reuse: false }); // evaluation itself, every call
   const call = (scope: string, mcp: PolicyInput['mcp']): PolicyInput => ({
     source: { principal: 'agent-7', authn: 'jwt', claims: { sub: 'agent-7', scope }, address: '10.0.0.7' },
     destination: { workload: 'ops-mcp', namespace: 'agents', principal: 'spiffe://cluster.local/ns/agents/sa/ops-mcp' },

@@ -82,7 +82,7 @@ export async function run(): Promise<Figure[]> {
     for (const c of cases) {
       const bundle = await openBundle(readFileSync(built.workloads.find((w) => w.workload === c.workload)!.bundle), 'unsigned-ok');
       // A 100 KiB input parsed by the WASM on a loaded machine can pass the pod's 10 ms deadline.
-      const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 } });
+      const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 }, reuse: false });
       const selection = bundle.inputs;
       const call: PolicyInput = {
         source: { principal: 'spiffe://cluster.local/ns/shop/sa/storefront', authn: 'mtls', claims: {}, address: '10.0.0.7' },
@@ -112,7 +112,7 @@ export async function run(): Promise<Figure[]> {
     {
       const bundle = await openBundle(readFileSync(built.workloads.find((w) => w.workload === 'ops-mcp')!.bundle), 'unsigned-ok');
       // The "before" form of the arguments parses 100 KiB in the WASM: on a loaded machine that can pass 10 ms.
-      const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 } });
+      const policy = await Policy.load(bundle, { limits: { deadlineMs: 1000, memoryMiB: 256 }, reuse: false });
       const token = `eyJhbGciOiJFUzI1NiIsImtpZCI6ImFnZW50cyJ9.${'A'.repeat(260)}.${'B'.repeat(86)}`;
       const headers = { host: '10.0.0.9:8080', 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': '8f6c2d3e-5b1a-4c7e-9d2f-0a1b2c3d4e5f', 'mcp-protocol-version': '2025-06-18', 'user-agent': 'node', 'accept-encoding': 'identity', 'accept-language': '*', 'sec-fetch-mode': 'cors', 'content-length': '102' };
       const call: PolicyInput = {

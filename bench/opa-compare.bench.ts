@@ -76,7 +76,7 @@ export async function run(): Promise<Figure[]> {
     const built = await buildRepo({ repo: ws.repo, out: ws.out, cwd: ws.dir });
     for (const w of built.workloads) {
       const bundle = await openBundle(readFileSync(w.bundle), 'unsigned-ok');
-      const policy = await Policy.load(bundle);
+      const policy = await Policy.load(bundle, { reuse: false }); // evaluation itself, every call
       const inputs: PolicyInput[] = generateInputs(bundle, INPUTS, 23).slice(0, INPUTS);
       // A plain Rego bundle for OPA (OPA's own binary here is built without a WASM engine).
       const dir = mkdtempSync(join(tmpdir(), `warden-opa-${w.workload}-`));

@@ -56,7 +56,7 @@ export async function run(): Promise<Figure[]> {
     try {
       syntheticRepo(dir, ops);
       const built = await buildRepo({ repo: 'policies', out: 'bundles', cwd: dir });
-      const policy = await Policy.load(await openBundle(readFileSync(built.workloads[0]!.bundle), 'unsigned-ok'));
+      const policy = await Policy.load(await openBundle(readFileSync(built.workloads[0]!.bundle), 'unsigned-ok'), { reuse: false });
       const inputs = Array.from({ length: 3000 }, (_, i) => input(i, ops));
       const allowed = inputs.filter((x) => policy.decide('warden/decision', x).allow).length;
       const rates = rate(policy, inputs);

@@ -67,6 +67,14 @@ const NS_PER_MS = 1_000_000n;
 const MIN_NS = -(2n ** 63n);
 const MAX_NS = 2n ** 63n - 1n;
 
+/**
+ * Host builtins whose result depends on more than their operands: the clock (`time.now_ns`, and the
+ * checks of a token's or certificate's validity against now), randomness (`uuid.rfc4122`, `rand.intn`,
+ * ECDSA signing). A module that imports none decides the same input the same way every time, so its
+ * results may be reused (Policy). Any builtin added above that reads `deps` belongs here.
+ */
+export const NOT_PURE_BUILTINS: ReadonlySet<string> = new Set(['time.now_ns', 'uuid.rfc4122', 'rand.intn', 'io.jwt.decode_verify', 'io.jwt.encode_sign', 'io.jwt.encode_sign_raw', 'crypto.x509.parse_and_verify_certificates']);
+
 /** Builds the host builtins over the given clock. */
 export function createHostBuiltins(deps: HostBuiltinDeps): HostBuiltinSet {
   const random = deps.randomBytes ?? ((n: number) => new Uint8Array(nodeRandomBytes(n)));

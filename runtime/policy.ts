@@ -6,7 +6,7 @@
 import { decision as decisionFormat, type Decision } from '../formats/decision.js';
 import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
-import { createHostBuiltins, missingBuiltins, type HostBuiltin } from './builtins.js';
+import { createHostBuiltins, missingBuiltins, NOT_PURE_BUILTINS, type HostBuiltin } from './builtins.js';
 import { EvaluationInstant, systemClock, type Clock } from './clock.js';
 import { CaseVariantInput, InputJson, type InputSelection } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
@@ -41,6 +41,11 @@ export interface PolicyOptions {
   strictBuiltinErrors?: boolean;
   /** Deadline and memory bound of each evaluation (default: SIDECAR_LIMITS). */
   limits?: EvaluationLimits;
+  /**
+   * Reuse a pure module's result for an input text it decided before (default true). Off: every call
+   * evaluates (the benchmarks of evaluation itself).
+   */
+  reuse?: boolean;
   /** Load the module unmetered, with no deadline: only bench/deadline.bench.ts's baseline; never in a part. */
   unmeteredBaseline?: true;
 }
@@ -50,6 +55,19 @@ const PAGE = 64 * 1024;
 const WARM_UP_FACTOR = 10;
 const WARM_UP_FLOOR_MS = 100;
 const encoder = new TextEncoder();
+// Evaluations a pure module remembers (see Policy.evaluate), and the longest input text remembered:
+// at most about 2 Mi characters held per loaded bundle.
+const MEMO_ENTRIES = 512;
+const MEMO_INPUT_CHARS = 4096;
+
+// A remembered result is shared by every call that reuses it: frozen, so no caller can change another's.
+function frozen<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) frozen(x);
+    Object.freeze(v);
+  }
+  return v;
+}
 
 // The input's JSON text for the module: only the parts the bundle's Rego reads (its manifest's
 // inputPaths; runtime/input-selection.ts), whoever evaluates, so no caller can hand the WASM more than
@@ -147,6 +165,13 @@ export function importedMemoryMinimum(wasm: Uint8Array): number | undefined {
 export class Policy {
   // The live instance; replaced by a fresh one from the same compiled module after a stopped evaluation.
   private live: PolicyInstance | undefined;
+  // Results by entrypoint and input text, for a module whose builtins all depend on their operands
+  // alone (none reads the clock or randomness): the same text, data and module decide the same way.
+  private readonly memo: Map<string, OpaJson | undefined> | undefined;
+  // Decision results already checked for their shape (remembered ones come back as the same object).
+  private readonly checked = new WeakSet<object>();
+  /** Evaluations answered with a remembered result so far. */
+  reused = 0;
 
   private constructor(
     readonly bundle: VerifiedBundle,
@@ -155,7 +180,10 @@ export class Policy {
     private readonly instantiate: () => PolicyInstance,
     private readonly budget: EvaluationBudget,
     private readonly beforeEvaluate: (() => void) | undefined,
-  ) {}
+    pure: boolean,
+  ) {
+    this.memo = pure ? new Map() : undefined;
+  }
 
   /** Load a verified bundle's WASM; refuses a module that needs a builtin nobody supplies. */
   static async load(bundle: VerifiedBundle, opts: PolicyOptions = {}): Promise<Policy> {
@@ -202,10 +230,12 @@ export class Policy {
       }
     }
     budget.disarm();
+    // Builtins given by the caller are of unknown purity: never reused.
+    const pure = opts.reuse !== false && !opts.builtins && live.builtins.every((b) => !NOT_PURE_BUILTINS.has(b));
     const policy = new Policy(bundle, limits, instantiate, budget, () => {
       instant.begin();
       host.beginEvaluation();
-    });
+    }, pure);
     policy.live = warm;
     return policy;
   }
@@ -229,10 +259,9 @@ export class Policy {
    * Evaluate an entrypoint; `undefined` when the rule is undefined for this input. The value is as
    * OPA's JSON output prints it: sets as arrays in OPA's order, integers beyond 2^53 as bigint.
    * `deadlineMs` shortens this one evaluation's deadline (the webhook passes what is left of a review's budget).
+   * A pure module's result for an input text it decided before is reused (frozen), not evaluated again.
    */
   evaluate(entrypoint: string, input: unknown, deadlineMs?: number): OpaJson | undefined {
-    this.beforeEvaluate?.();
-    const live = this.instance();
     let result: OpaJson | undefined;
     // Before the evaluation: an input the selection refuses (CaseVariantInput) is refused as such; one
     // that cannot be written (nested past the stack) fails the evaluation.
@@ -243,6 +272,14 @@ export class Policy {
       if (err instanceof CaseVariantInput) throw err;
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }
+    const memo = this.memo;
+    const key = memo && (text === undefined || text.length <= MEMO_INPUT_CHARS) ? `${entrypoint}\u0000${text ?? '\u0000'}` : undefined;
+    if (key !== undefined && memo!.has(key)) {
+      this.reused++;
+      return memo!.get(key);
+    }
+    this.beforeEvaluate?.();
+    const live = this.instance();
     this.budget.begin(deadlineMs === undefined ? this.limits.deadlineMs : Math.max(0, Math.min(deadlineMs, this.limits.deadlineMs)));
     try {
       result = live.evaluate(entrypoint, text);
@@ -261,6 +298,10 @@ export class Policy {
       if (limit) throw new EvaluationLimitError(limit, `evaluating ${entrypoint} was stopped: ${(err as Error).message}`);
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }
+    if (key !== undefined) {
+      if (memo!.size >= MEMO_ENTRIES) memo!.delete(memo!.keys().next().value!);
+      memo!.set(key, frozen(result));
+    }
     return result;
   }
 
@@ -268,8 +309,11 @@ export class Policy {
   decide(entrypoint: string, input: unknown): Decision {
     const result = this.evaluate(entrypoint, input);
     if (result === undefined) throw new EvaluationError(`${entrypoint} is undefined for this input (the policy must always decide)`);
+    const known = typeof result === 'object' && result !== null;
+    if (known && this.checked.has(result)) return result as unknown as Decision;
     const issues = decisionFormat.check(result);
     if (issues.length > 0) throw new EvaluationError(`${entrypoint} returned a malformed decision: ${issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')}`);
+    if (known) this.checked.add(result);
     return result as unknown as Decision;
   }
 }

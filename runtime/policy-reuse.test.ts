@@ -1,0 +1,73 @@
+// A pure module's result for an input text it decided before is reused; a module that reads the clock or
+// randomness is evaluated every time; a result that failed is never remembered. Real WASM from the real
+// OPA binary.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildWasm } from '../test/support/opa.js';
+import type { VerifiedBundle } from './bundle.js';
+import type { Clock } from './clock.js';
+import { InputSelection } from './input-selection.js';
+import { EvaluationLimitError, Policy } from './policy.js';
+
+const module = `package t
+import rego.v1
+
+verdict := {"allow": input.user == "alice", "reasons": [sprintf("user %v", [input.user])]}
+stamped := {"user": input.user, "at": time.now_ns()}
+spin := {true | some i in input.a; some j in input.a; some k in input.a}
+`;
+let wasm: Buffer;
+const bundleOf = (bytes: Uint8Array): VerifiedBundle => ({ manifest: { revision: 'reuse', roots: [''] }, revision: 'reuse', data: {}, wasm: bytes, files: new Map(), inputs: InputSelection.fromManifest({}) });
+// A clock that moves a nanosecond at each reading.
+const moving = (): Clock => {
+  let ns = 1_700_000_000_000_000_000n;
+  return { nowNs: () => ns++ };
+};
+
+beforeAll(async () => {
+  wasm = await buildWasm(module, ['t/verdict', 't/stamped', 't/spin']);
+});
+
+describe('reusing results of a pure module', () => {
+  it('answers an input text decided before with the same, frozen result, and evaluates any other', async () => {
+    const policy = await Policy.load(bundleOf(await buildWasm(module.replace(/^stamped.*$/m, ''), ['t/verdict', 't/spin'])));
+    const first = policy.evaluate('t/verdict', { user: 'alice' });
+    expect(first).toEqual({ allow: true, reasons: ['user alice'] });
+    expect(policy.reused).toBe(0);
+    const again = policy.evaluate('t/verdict', { user: 'alice' });
+    expect(again).toBe(first);
+    expect(policy.reused).toBe(1);
+    // Shared by every call that reuses it: no caller can change it for the next.
+    expect(() => (first as { reasons: string[] }).reasons.push('x')).toThrow(TypeError);
+    expect(policy.evaluate('t/verdict', { user: 'bob' })).toEqual({ allow: false, reasons: ['user bob'] });
+    expect(policy.evaluate('t/verdict', { user: 'alice', other: 1 })).toEqual({ allow: true, reasons: ['user alice'] });
+    expect(policy.reused).toBe(1);
+    // An input past the remembered length is evaluated each time.
+    const long = { user: 'x'.repeat(5000) };
+    policy.evaluate('t/verdict', long);
+    policy.evaluate('t/verdict', long);
+    expect(policy.reused).toBe(1);
+  });
+
+  it('never reuses for a module that reads the clock, nor with reuse: false', async () => {
+    const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
+    const a = clocked.evaluate('t/stamped', { user: 'alice' }) as { at: bigint | number };
+    const b = clocked.evaluate('t/stamped', { user: 'alice' }) as { at: bigint | number };
+    expect(BigInt(b.at) - BigInt(a.at)).toBe(1n);
+    // The module reads the clock: none of its entrypoints is reused, the pure one neither.
+    clocked.evaluate('t/verdict', { user: 'alice' });
+    clocked.evaluate('t/verdict', { user: 'alice' });
+    expect(clocked.reused).toBe(0);
+    const off = await Policy.load(bundleOf(await buildWasm(module.replace(/^stamped.*$/m, ''), ['t/verdict'])), { reuse: false });
+    off.evaluate('t/verdict', { user: 'alice' });
+    off.evaluate('t/verdict', { user: 'alice' });
+    expect(off.reused).toBe(0);
+  });
+
+  it('never remembers an evaluation that was stopped', async () => {
+    const policy = await Policy.load(bundleOf(await buildWasm(module.replace(/^stamped.*$/m, ''), ['t/verdict', 't/spin'])), { limits: { deadlineMs: 20, memoryMiB: 64 } });
+    const input = { a: Array.from({ length: 400 }, (_, i) => i) };
+    expect(() => policy.evaluate('t/spin', input)).toThrow(EvaluationLimitError);
+    expect(() => policy.evaluate('t/spin', input)).toThrow(EvaluationLimitError);
+    expect(policy.reused).toBe(0);
+  });
+});

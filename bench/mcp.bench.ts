@@ -25,6 +25,12 @@ import { startWardenProxy } from './warden-cli.js';
 export interface McpCallFigures {
   answers: 'json' | 'sse';
   method: 'tools/call' | 'tools/list';
+  /**
+   * Each call new to the policy (a `query` whose `sql`, which the policy reads, differs every time), so
+   * no evaluation is answered with a remembered result (Policy.evaluate); otherwise every call repeats
+   * one `get_order` (whose `id` the policy does not read) or one `tools/list`, as an agent repeating a call does.
+   */
+  fresh: boolean;
   calls: number;
   directP50: number;
   /** Through the sidecar without policy (gate off) in its own process: an HTTP hop, no MCP parsing, no policy. */
@@ -121,9 +127,12 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
         const direct = await connect(origin);
         const proxied = await connect(`http://127.0.0.1:${proxy.port}`);
         const passed = await connect(`http://127.0.0.1:${passthroughPort}`);
+        let n = 0;
         const kinds = [
-          { method: 'tools/call' as const, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
-          { method: 'tools/list' as const, f: (c: Client) => c.listTools() },
+          { method: 'tools/call' as const, fresh: false, f: (c: Client) => c.callTool({ name: 'get_order', arguments: { id: '42' } }) },
+          { method: 'tools/list' as const, fresh: false, f: (c: Client) => c.listTools() },
+          // JSON answers only: the bench's run time.
+          ...(answers === 'json' ? [{ method: 'tools/call' as const, fresh: true, f: (c: Client) => c.callTool({ name: 'query', arguments: { sql: `SELECT status FROM orders WHERE id = ${n++}` } }) }] : []),
         ];
         for (const k of kinds) {
           for (let i = 0; i < warmup; i++) await Promise.all([k.f(direct), k.f(proxied), k.f(passed)]);
@@ -160,7 +169,7 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
             }
           }
           const load = { inFlight, calls: 2 * calls, passthroughCpu: loaded.pass.cpu / (2 * calls), proxiedCpu: loaded.proxy.cpu / (2 * calls), passthroughP50: pct(loaded.pass.lat, 50), proxiedP50: pct(loaded.proxy.lat, 50) };
-          figures.push({ answers, method: k.method, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls, passthroughHeld, proxiedHeld, load });
+          figures.push({ answers, method: k.method, fresh: k.fresh, calls, directP50, passthroughP50, proxiedP50, addedP50: proxiedP50 - directP50, handlerP50: proxiedP50 - passthroughP50, handlerPairedP50: pct(p.map((x, i) => x - t[i]!), 50), directP99: pct(d, 99), proxiedP99: pct(p, 99), passthroughCpu: (cpuAfter[0]! - cpuBefore[0]!) / calls, proxiedCpu: (cpuAfter[1]! - cpuBefore[1]!) / calls, passthroughHeld, proxiedHeld, load });
         }
       } finally {
         for (const stop of stops) await stop();
@@ -183,17 +192,19 @@ export async function run(opts: { calls?: number; log?: (s: string) => void } = 
   }
   const result: McpBenchResult = { figures, decisionP50: pct(evals, 50), warmup };
   const us = (n: number) => `${n.toFixed(0).padStart(7)} µs`;
+  const kind = (f: McpCallFigures) => `${f.method}${f.fresh ? '*' : ''}`.padEnd(11);
   out(`MCP benchmark (shipped configuration: \`bin/warden.js proxy\` in its own process, events to an engine stand-in): ${calls} calls per target after ${warmup} warm-up calls, alternating direct/pass-through/proxied, SDK client → 127.0.0.1, Streamable HTTP`);
   out('client (this process), MCP server (the SDK server), warden proxy and the pass-through (sidecar with the gate off): four processes');
   out(`${'answers'.padEnd(8)} ${'method'.padEnd(11)} ${'direct p50'.padStart(11)} ${'pass p50'.padStart(11)} ${'proxied p50'.padStart(11)} ${'added p50'.padStart(11)} ${'handler p50'.padStart(11)} ${'paired p50'.padStart(11)} ${'direct p99'.padStart(11)} ${'proxied p99'.padStart(11)} ${'pass CPU'.padStart(11)} ${'proxy CPU'.padStart(11)}`);
-  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.handlerPairedP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${kind(f)} ${us(f.directP50)}  ${us(f.passthroughP50)}  ${us(f.proxiedP50)}  ${us(f.addedP50)}  ${us(f.handlerP50)}  ${us(f.handlerPairedP50)}  ${us(f.directP99)}  ${us(f.proxiedP99)}  ${us(f.passthroughCpu)}  ${us(f.proxiedCpu)}`);
+  out('tools/call* = a `query` whose sql, read by the policy, is new at each call (no result reused); otherwise one `get_order` (id not read by the policy) or `tools/list`, repeated');
   out('added = proxied − direct; handler = proxied − pass-through (MCP parsing, JWT check, decisions, rewriting; target ≤ 150 µs); paired = median of each proxied call less the pass-through call just before it; CPU = the proxy process\'s CPU time per call');
   out("time each proxy held a call by its own clock (mean; request head to forwarding + answer's first bytes to last write; the handler's own time = warden proxy − pass-through):");
-  for (const f of figures) out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} held: warden proxy ${us(f.proxiedHeld)}, pass-through ${us(f.passthroughHeld)}, handler ${us(f.proxiedHeld - f.passthroughHeld)}`);
+  for (const f of figures) out(`${f.answers.padEnd(8)} ${kind(f)} held: warden proxy ${us(f.proxiedHeld)}, pass-through ${us(f.passthroughHeld)}, handler ${us(f.proxiedHeld - f.passthroughHeld)}`);
   out(`under load (${inFlight} calls in flight, ${2 * calls} calls per proxy, each proxy in turn): CPU per call of each proxy process (the handler's own CPU = warden proxy − pass-through), and latency p50`);
   for (const f of figures) {
     const l = f.load;
-    out(`${f.answers.padEnd(8)} ${f.method.padEnd(11)} CPU: warden proxy ${us(l.proxiedCpu)}, pass-through ${us(l.passthroughCpu)}, handler ${us(l.proxiedCpu - l.passthroughCpu)} (${(l.proxiedCpu / l.passthroughCpu).toFixed(2)}×); p50 through warden proxy ${us(l.proxiedP50)}, through the pass-through ${us(l.passthroughP50)}`);
+    out(`${f.answers.padEnd(8)} ${kind(f)} CPU: warden proxy ${us(l.proxiedCpu)}, pass-through ${us(l.passthroughCpu)}, handler ${us(l.proxiedCpu - l.passthroughCpu)} (${(l.proxiedCpu / l.passthroughCpu).toFixed(2)}×); p50 through warden proxy ${us(l.proxiedP50)}, through the pass-through ${us(l.passthroughP50)}`);
   }
   out(`policy decision alone for a tools/call (warden/decision, argument rules included): p50 ${result.decisionP50.toFixed(1)} µs`);
   return result;
@@ -203,14 +214,18 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await
 
 /** The run as table figures for `npm run bench`. */
 export function figures(r: McpBenchResult): Figure[] {
-  const out: Figure[] = r.figures.flatMap((f) => [
-    { suite: 'mcp', name: `${f.method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls after ${r.warmup} warm-up calls` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: `shipped configuration: warden proxy − the gate-off sidecar, each in its own process; paired differences p50 ${f.handlerPairedP50.toFixed(0)} µs; target ≤ 150 µs` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) handler time held, mean`, value: f.proxiedHeld - f.passthroughHeld, unit: 'µs', detail: `by each proxy's own clock: warden proxy ${f.proxiedHeld.toFixed(0)} µs, pass-through ${f.passthroughHeld.toFixed(0)} µs per call` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
-    { suite: 'mcp', name: `${f.method} (${f.answers}) handler CPU per call under load`, value: f.load.proxiedCpu - f.load.passthroughCpu, unit: 'µs', detail: `${f.load.inFlight} in flight: warden proxy ${f.load.proxiedCpu.toFixed(0)} µs, pass-through ${f.load.passthroughCpu.toFixed(0)} µs per call; p50 ${f.load.proxiedP50.toFixed(0)} / ${f.load.passthroughP50.toFixed(0)} µs` },
-  ]);
+  const out: Figure[] = r.figures.flatMap((f) => figuresOf(f, `${f.method}${f.fresh ? ', new input each call' : ''}`, r.warmup));
   out.push({ suite: 'mcp', name: 'tools/call decision p50', value: r.decisionP50, unit: 'µs' });
   return out;
+}
+
+function figuresOf(f: McpCallFigures, method: string, warmup: number): Figure[] {
+  return [
+    { suite: 'mcp', name: `${method} (${f.answers}) direct p50`, value: f.directP50, unit: 'µs', detail: `${f.calls} calls after ${warmup} warm-up calls` },
+    { suite: 'mcp', name: `${method} (${f.answers}) through plugin p50`, value: f.proxiedP50, unit: 'µs', detail: `added ${f.addedP50.toFixed(0)} µs; pass-through ${f.passthroughP50.toFixed(0)} µs` },
+    { suite: 'mcp', name: `${method} (${f.answers}) handler cost p50`, value: f.handlerP50, unit: 'µs', detail: `shipped configuration: warden proxy − the gate-off sidecar, each in its own process; paired differences p50 ${f.handlerPairedP50.toFixed(0)} µs; target ≤ 150 µs` },
+    { suite: 'mcp', name: `${method} (${f.answers}) handler time held, mean`, value: f.proxiedHeld - f.passthroughHeld, unit: 'µs', detail: `by each proxy's own clock: warden proxy ${f.proxiedHeld.toFixed(0)} µs, pass-through ${f.passthroughHeld.toFixed(0)} µs per call` },
+    { suite: 'mcp', name: `${method} (${f.answers}) proxy CPU per call`, value: f.proxiedCpu, unit: 'µs', detail: `warden proxy's process; pass-through ${f.passthroughCpu.toFixed(0)} µs` },
+    { suite: 'mcp', name: `${method} (${f.answers}) handler CPU per call under load`, value: f.load.proxiedCpu - f.load.passthroughCpu, unit: 'µs', detail: `${f.load.inFlight} in flight: warden proxy ${f.load.proxiedCpu.toFixed(0)} µs, pass-through ${f.load.passthroughCpu.toFixed(0)} µs per call; p50 ${f.load.proxiedP50.toFixed(0)} / ${f.load.passthroughP50.toFixed(0)} µs` },
+  ];
 }

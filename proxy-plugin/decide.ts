@@ -98,6 +98,7 @@ export class DecisionPipeline {
     if (!bundle) return this.finish(decisionId, input, ctx, undefined, { error: 'no policy bundle loaded yet (deny-all until the first good bundle)' });
     const t0 = process.hrtime.bigint();
     let decision: Decision;
+    const reusedBefore = bundle.policy.reused;
     try {
       // Policy.evaluate serializes only the input paths the bundle's Rego reads (runtime/input-selection.ts).
       decision = bundle.policy.decide(DECISION_ENTRYPOINT, input);
@@ -111,6 +112,7 @@ export class DecisionPipeline {
     }
     const evalNs = Number(process.hrtime.bigint() - t0);
     this.opts.metrics?.evaluated(evalNs / 1e9);
+    if (bundle.policy.reused !== reusedBefore) this.opts.metrics?.reused();
     return this.finish(decisionId, input, ctx, bundle, { decision, evalNs });
   }
 

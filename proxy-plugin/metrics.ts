@@ -34,6 +34,17 @@ export class PluginMetrics {
     registers: [this.registry],
     collect: () => this.flush(),
   });
+  // Decisions answered with a result reused (Policy.evaluate): a plain number, read when /metrics is scraped.
+  private reusedCount = 0;
+  private readonly reusedCounter: Counter = new Counter({
+    name: 'warden_policy_results_reused_total',
+    help: 'Decisions answered with the result the policy gave before for the same selected input (pure policies only; no evaluation ran)',
+    registers: [this.registry],
+    collect: () => {
+      this.reusedCounter.reset();
+      this.reusedCounter.inc(this.reusedCount);
+    },
+  });
   readonly bundleLoads = new Counter({ name: 'warden_bundle_loads_total', help: 'Bundle load attempts by result', labelNames: ['result'] as const, registers: [this.registry] });
   readonly bundleInfo = new Gauge({ name: 'warden_bundle_info', help: 'The loaded bundle (value 1), labelled with its revision', labelNames: ['revision'] as const, registers: [this.registry] });
   readonly bundleBuiltAt = new Gauge({ name: 'warden_bundle_built_timestamp_seconds', help: 'Build time of the loaded bundle (age = time() - this)', registers: [this.registry] });
@@ -58,6 +69,11 @@ export class PluginMetrics {
   /** One policy evaluation took `seconds`. */
   evaluated(seconds: number): void {
     if (this.pendingEval.push(seconds) >= 4096) this.flush();
+  }
+
+  /** One decision reused a result the policy gave before. */
+  reused(): void {
+    this.reusedCount++;
   }
 
   /** The sidecar held one forwarded call for `seconds` (FastPathOptions.held). */

@@ -48,6 +48,10 @@ describe('warden serve + warden proxy', () => {
     const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
     expect(metrics).toContain('warden_decisions_total{outcome="deny",source="proxy"} 1');
     expect(metrics).toContain('warden_decisions_total{outcome="allow",source="proxy"} 1');
+    expect(metrics).toContain('warden_policy_results_reused_total 0');
+    // The same call again: the policy reads nothing that changed, so its result is reused.
+    expect((await fetch(`${proxyUrl}/orders`, { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } })).status).toBe(200);
+    expect(await (await fetch(`${adminUrl}/metrics`)).text()).toContain('warden_policy_results_reused_total 1');
   });
 
   // One denied and one allowed call through a new `warden proxy <args>`: the outcomes of its local decision lines.

@@ -118,6 +118,28 @@ describe('the mutating webhook', () => {
     expect(pod.spec.containers).toEqual(appPod().spec.containers);
   });
 
+  it("gives the sidecar a drain that ends within the pod's grace period, and the default where it fits", async () => {
+    const drainOf = async (grace?: unknown) => {
+      const pod = appPod();
+      if (grace !== undefined) pod.spec.terminationGracePeriodSeconds = grace;
+      const args = proxyOf(await injected(pod)).args as string[];
+      const i = args.indexOf('--drain-seconds');
+      return i < 0 ? 'default' : args[i + 1];
+    };
+    expect(await drainOf()).toBe('default');
+    expect(await drainOf(30)).toBe('default');
+    expect(await drainOf(120)).toBe('default');
+    expect(await drainOf(8)).toBe('4');
+    expect(await drainOf(1)).toBe('0');
+    expect(await drainOf(0)).toBe('0');
+    expect(await drainOf('5')).toBe('default'); // not a number: the API server refuses such a pod; Kubernetes' default assumed
+    // The validating webhook admits the sidecar so configured.
+    const short = appPod();
+    short.spec.terminationGracePeriodSeconds = 8;
+    const r = await validate(await injected(short));
+    expect([r.allowed, r.status?.message]).toEqual([true, undefined]);
+  });
+
   it('gives a Pod it injected to the validating webhook, which admits it', async () => {
     const r = await validate(await injected());
     expect(r.status?.message).toBeUndefined();

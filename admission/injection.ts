@@ -78,8 +78,20 @@ export function appPortsOf(spec: PodTemplate['spec']): number[] {
 /** The SVID file names the sidecar reads (every supported source writes these three). */
 const svidFile = (name: 'tls.crt' | 'tls.key' | 'ca.crt') => `${SIDECAR_PATHS.svid}/${name}`;
 
+/**
+ * The sidecar's --drain-seconds for a pod's terminationGracePeriodSeconds (Kubernetes' default 30): half
+ * of it, at most the proxy's default 10, so the drain and the last shipping of the decision log end
+ * before SIGKILL (a native sidecar is stopped after the app, within the same grace period). undefined
+ * when it is the default.
+ */
+export function drainSecondsFor(grace: unknown): number | undefined {
+  const seconds = typeof grace === 'number' && Number.isInteger(grace) && grace >= 0 ? grace : 30;
+  const drain = Math.min(10, Math.floor(seconds / 2));
+  return drain === 10 ? undefined : drain;
+}
+
 /** `warden proxy` arguments for a workload (the container's entrypoint is `warden`). */
-export function proxyArgs(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes: ReadonlyMap<string, AppProbe> = new Map()): string[] {
+export function proxyArgs(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes: ReadonlyMap<string, AppProbe> = new Map(), drainSeconds?: number): string[] {
   return [
     'proxy', '--workload', workload, '--namespace', namespace,
     '--engine', cfg.engineUrl, '--engine-cert', svidFile('tls.crt'), '--engine-key', svidFile('tls.key'), '--engine-ca', svidFile('ca.crt'),
@@ -88,6 +100,7 @@ export function proxyArgs(workload: string, namespace: string, plan: Interceptio
     '--admin', `[::]:${plan.adminPort}`, '--spill', `${SIDECAR_PATHS.run}/decisions.spill.ndjson`,
     ...plan.redirects.flatMap((r) => ['--inbound', inboundArg(r)]),
     ...(probes.size > 0 ? ['--app-probes', formatAppProbes(probes)] : []),
+    ...(drainSeconds !== undefined ? ['--drain-seconds', String(drainSeconds)] : []),
   ];
 }
 
@@ -100,13 +113,13 @@ function proxySecurityContext(cfg: InjectionConfig): Obj {
 }
 
 /** The native sidecar. */
-export function proxyContainer(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes?: ReadonlyMap<string, AppProbe>): Obj {
+export function proxyContainer(workload: string, namespace: string, plan: InterceptionPlan, cfg: InjectionConfig, probes?: ReadonlyMap<string, AppProbe>, drainSeconds?: number): Obj {
   const admin = (path: string, extra: Obj) => ({ httpGet: { path, port: plan.adminPort }, ...extra });
   return {
     name: PROXY_CONTAINER,
     image: cfg.proxyImage,
     restartPolicy: 'Always',
-    args: proxyArgs(workload, namespace, plan, cfg, probes),
+    args: proxyArgs(workload, namespace, plan, cfg, probes, drainSeconds),
     ports: [...plan.redirects.map((r, i) => ({ name: `warden-in-${i}`, containerPort: r.proxyPort })), { name: 'warden-admin', containerPort: plan.adminPort }],
     // The app starts only once the sidecar is up (native sidecars gate on their startup probe).
     startupProbe: admin('/healthz', { periodSeconds: 1, failureThreshold: 60 }),
@@ -175,7 +188,7 @@ export function injectionPatch(pod: PodTemplate, namespace: string, serviceAccou
   const plan = planFor(appPortsOf(pod.spec));
   const probes = rewriteProbes(pod, plan.redirects.map((r) => r.appPort), plan.adminPort, PROXY_CONTAINER);
   if ('refuse' in probes) return probes;
-  const containers = [interceptionContainer(plan, cfg), proxyContainer(workload, namespace, plan, cfg, probes.probes)];
+  const containers = [interceptionContainer(plan, cfg), proxyContainer(workload, namespace, plan, cfg, probes.probes, drainSecondsFor(pod.spec.terminationGracePeriodSeconds))];
   const ops: PatchOp[] = [...probes.ops];
   const init = pod.spec.initContainers as unknown[] | undefined;
   if (!Array.isArray(init) || init.length === 0) ops.push({ op: 'add', path: '/spec/initContainers', value: containers });

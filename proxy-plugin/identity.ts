@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { ANONYMOUS, type Source } from '../formats/input.js';
 import { looksLikeSpiffe, principalFromIdentityHeader, principalFromXfcc, spiffeIdFromSan } from './identity-header.js';
+import { deepFreeze } from '../runtime/rego-value.js';
 
 /** JWT verification settings. */
 export interface JwtConfig {
@@ -77,15 +78,6 @@ function tokenCacheOf(cfg: JwtConfig): TokenCache | null {
     tokenCaches.set(cfg, cache);
   }
   return cache;
-}
-
-// Claims are shared by every call a cached token makes: frozen, so no call can change another's input.
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
 }
 
 /** A mesh identity header trusted from one local peer. */
@@ -191,6 +183,7 @@ async function checkJwt(token: string, cfg: JwtConfig, address: string, now: num
     });
     // A SPIFFE ID names a workload, and only mTLS or the trusted mesh header may establish one.
     if (looksLikeSpiffe(String(payload.sub))) return { ok: false, reason: 'bearer token refused (its sub is a SPIFFE ID: a workload identity comes only from mTLS or the trusted mesh header, never from a token)' };
+    // Shared by every call a cached token makes: frozen, so no call can change another's input.
     const claims = deepFreeze(payload) as Record<string, unknown>;
     if (cache) {
       // exp is required above; iat only bounds the entry when a maximum token age is configured.

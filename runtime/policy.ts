@@ -11,7 +11,7 @@ import { EvaluationInstant, systemClock, type Clock } from './clock.js';
 import { CaseVariantInput, InputJson, type InputSelection } from './input-selection.js';
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
 import { jsonText } from './opa-json.js';
-import { wellFormedJson, type OpaJson } from './rego-value.js';
+import { deepFreeze, wellFormedJson, type OpaJson } from './rego-value.js';
 import { instantiatePolicy, type PolicyInstance } from './wasm-abi.js';
 import { meterModule, MeteringError } from './wasm-metering.js';
 
@@ -60,14 +60,6 @@ const encoder = new TextEncoder();
 const MEMO_ENTRIES = 512;
 const MEMO_INPUT_CHARS = 4096;
 
-// A remembered result is shared by every call that reuses it: frozen, so no caller can change another's.
-function frozen<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    for (const x of Object.values(v)) frozen(x);
-    Object.freeze(v);
-  }
-  return v;
-}
 
 // The input's JSON text for the module: only the parts the bundle's Rego reads (its manifest's
 // inputPaths; runtime/input-selection.ts), whoever evaluates, so no caller can hand the WASM more than
@@ -300,7 +292,7 @@ export class Policy {
     }
     if (key !== undefined) {
       if (memo!.size >= MEMO_ENTRIES) memo!.delete(memo!.keys().next().value!);
-      memo!.set(key, frozen(result));
+      memo!.set(key, deepFreeze(result)); // shared by every call that reuses it
     }
     return result;
   }

@@ -191,3 +191,12 @@ export function valueText(v: RegoValue | OpaJson): string {
   if (v instanceof RegoObject) return `{${v.entries.map(([k, x]) => `${valueText(k)}:${valueText(x)}`).join(',')}}`;
   return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${valueText(x)}`).join(',')}}`;
 }
+
+/** `v` and everything it holds, frozen: a value shared by many calls (a reused result, a cached token's claims) that none may change for another. */
+export function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}

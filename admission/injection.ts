@@ -8,7 +8,7 @@
 // The user's containers change in one way only: their httpGet/tcpSocket probes on app ports go to the
 // sidecar's admin port (admission/app-probes.ts). The app keeps listening where it did.
 import { formatAppProbes, type AppProbe } from '../formats/app-probes.js';
-import { inboundArg, interceptionArgs, planFor, type InterceptionPlan } from '../formats/interception.js';
+import { DEFAULT_DRAIN_SECONDS, inboundArg, interceptionArgs, planFor, type InterceptionPlan } from '../formats/interception.js';
 import type { InjectionConfig, SvidSource } from './config.js';
 import type { PodTemplate } from './pod-template.js';
 import { rewriteProbes } from './app-probes.js';
@@ -86,8 +86,8 @@ const svidFile = (name: 'tls.crt' | 'tls.key' | 'ca.crt') => `${SIDECAR_PATHS.sv
  */
 export function drainSecondsFor(grace: unknown): number | undefined {
   const seconds = typeof grace === 'number' && Number.isInteger(grace) && grace >= 0 ? grace : 30;
-  const drain = Math.min(10, Math.floor(seconds / 2));
-  return drain === 10 ? undefined : drain;
+  const drain = Math.min(DEFAULT_DRAIN_SECONDS, Math.floor(seconds / 2));
+  return drain === DEFAULT_DRAIN_SECONDS ? undefined : drain;
 }
 
 /** `warden proxy` arguments for a workload (the container's entrypoint is `warden`). */

@@ -12,6 +12,9 @@ import { listenAddress } from './listen-address.js';
 /** Ports the sidecar itself owns: its admin listener and the first listener for app ports. */
 export const SIDECAR_PORTS = { admin: 15020, firstInbound: 15101 } as const;
 
+/** `warden proxy --drain-seconds` when not given; the injector writes the flag only for a pod whose grace period needs less. */
+export const DEFAULT_DRAIN_SECONDS = 10;
+
 /** One app port and the sidecar listener its inbound connections are redirected to. */
 export interface Redirect {
   appPort: number;

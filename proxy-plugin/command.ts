@@ -26,7 +26,7 @@ import { isHeaderName } from './http1.js';
 import { headerKey, headerPolicy, WARDEN_PREFIX, type HeaderPolicy } from './upstream-head.js';
 import { mcpCallHandler } from './mcp/call-adapter.js';
 import { httpUpstream } from './mcp/upstream.js';
-import { parseInbound } from '../formats/interception.js';
+import { DEFAULT_DRAIN_SECONDS, parseInbound } from '../formats/interception.js';
 
 interface PluginFlags {
   workload: string;
@@ -263,7 +263,7 @@ function commonOptions(cmd: Command): Command {
     .option('--trust-peer <addr>', 'peer address the trusted header is accepted from (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--admin <addr>', 'admin listener for /metrics, /healthz, /readyz')
     .option('--spill <file>', 'NDJSON file decision events spill to while the engine is away', 'warden-decisions.spill.ndjson')
-    .option('--drain-seconds <s>', 'on SIGTERM, how long calls in flight may go on before what is still open (event streams, upgrades) is cut; keep it below the pod\'s terminationGracePeriodSeconds', '10')
+    .option('--drain-seconds <s>', 'on SIGTERM, how long calls in flight may go on before what is still open (event streams, upgrades) is cut; keep it below the pod\'s terminationGracePeriodSeconds', String(DEFAULT_DRAIN_SECONDS))
     .option('--cert-reload <seconds>', 'how often certificate and key files are re-read, so a rotated SVID is used without a restart (0: never)', '10')
     .option('--decision-lines <which>', `decisions that also get a local log line: ${DECISION_LINES.join(', ')} (denied: all but allowed calls; fewer than all needs --engine). Default: denied with --engine (the shipped events are the record), all without`);
 }

@@ -52,6 +52,11 @@ describe('warden serve + warden proxy', () => {
     // The same call again: the policy reads nothing that changed, so its result is reused.
     expect((await fetch(`${proxyUrl}/orders`, { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } })).status).toBe(200);
     expect(await (await fetch(`${adminUrl}/metrics`)).text()).toContain('warden_policy_results_reused_total 1');
+    // The denied call again: denied from the reused result, and the app never sees it.
+    const seen = upstream.seen.length;
+    expect((await fetch(`${proxyUrl}/orders`)).status).toBe(403);
+    expect(upstream.seen.length).toBe(seen);
+    expect(await (await fetch(`${adminUrl}/metrics`)).text()).toContain('warden_policy_results_reused_total 2');
   });
 
   // One denied and one allowed call through a new `warden proxy <args>`: the outcomes of its local decision lines.

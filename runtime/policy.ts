@@ -12,7 +12,7 @@ import { CaseVariantInput, InputJson, type InputSelection } from './input-select
 import { EvaluationBudget, FUEL_PER_TICK, LimitExceeded, SIDECAR_LIMITS, type EvaluationLimits, type LimitKind } from './evaluation-limits.js';
 import { jsonText } from './opa-json.js';
 import { deepFreeze, wellFormedJson, type OpaJson } from './rego-value.js';
-import { instantiatePolicy, type PolicyInstance } from './wasm-abi.js';
+import { instantiatePolicy, RETAINED_HEAP_BYTES, type PolicyInstance } from './wasm-abi.js';
 import { meterModule, MeteringError } from './wasm-metering.js';
 
 /** Raised when evaluation fails; callers deny (fail closed). */
@@ -191,9 +191,11 @@ export class Policy {
       const why = err instanceof MeteringError ? err.message : `policy.wasm does not load: ${String((err as Error)?.message ?? err)}`;
       throw new BundleError(`bundle ${bundle.revision}: ${why}`);
     }
-    const maximum = limits.memoryMiB * 16;
+    // Pages of 64 KiB: the bound, plus what earlier evaluations may have left on the heap (RETAINED_HEAP_BYTES).
+    const bound = limits.memoryMiB * 16;
+    const maximum = bound + RETAINED_HEAP_BYTES / 65536;
     const initial = Math.max(5, importedMemoryMinimum(bundle.wasm) ?? 0);
-    if (initial > maximum) {
+    if (initial > bound) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm needs ${initial / 16} MiB of memory to start, above the memory bound of ${limits.memoryMiB} MiB: raise memoryMiB`);
     }
     const data = encoder.encode(wellFormedJson(jsonText(bundle.data as OpaJson)));
@@ -314,5 +316,5 @@ export class Policy {
 function memoryExhausted(err: unknown, mem: WebAssembly.Memory, limits: EvaluationLimits): boolean {
   const message = String((err as Error)?.message ?? err);
   if (message.includes('opa_malloc: failed')) return true;
-  return err instanceof RangeError && /WebAssembly\.Memory\.grow|Maximum memory size/i.test(message) && mem.buffer.byteLength <= limits.memoryMiB * 1024 * 1024;
+  return err instanceof RangeError && /WebAssembly\.Memory\.grow|Maximum memory size/i.test(message) && mem.buffer.byteLength <= limits.memoryMiB * 1024 * 1024 + RETAINED_HEAP_BYTES;
 }

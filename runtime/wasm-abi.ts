@@ -1,7 +1,8 @@
 // OPA's WebAssembly ABI (version 1, minor 2 or later), implemented directly over the documented
 // imports and exports, with no SDK in between: instantiate a compiled (and metered) policy module over
 // the imports it expects (`env`: memory, opa_abort, opa_println, opa_builtin0…4; `warden`: what the
-// metering added), load the bundle's data once, and evaluate with the one-shot `opa_eval`.
+// metering added), load the bundle's data once, and evaluate through an evaluation context (the ABI's
+// `opa_eval_ctx_*` and `eval`) on a heap that is not reset after every evaluation (see RETAINED_HEAP_BYTES).
 //
 // Values cross the boundary losslessly (rego-value.ts): the result is read as value text
 // (opa_value_dump), so sets keep OPA's order and integers beyond 2^53 their digits. A host builtin
@@ -24,6 +25,8 @@ export interface PolicyInstance {
   readonly builtins: readonly string[];
   /** Entrypoint name → id (the module's entrypoints() table). */
   readonly entrypoints: Readonly<Record<string, number>>;
+  /** Bytes of heap above the data: what the evaluations since the last reset left (at most RETAINED_HEAP_BYTES and one evaluation's). */
+  heapInUse(): number;
   /** The entrypoint's value for this input (JSON text; undefined: no input), or undefined when it has none. */
   evaluate(entrypoint: string, input: string | undefined): OpaJson | undefined;
 }
@@ -41,11 +44,39 @@ interface AbiExports {
   opa_value_dump(addr: number): number;
   opa_heap_ptr_get(): number;
   opa_heap_ptr_set(addr: number): void;
-  opa_eval(reserved: number, entrypoint: number, data: number, input: number, inputLength: number, heap: number, wantValue: number): number;
+  opa_eval_ctx_new(): number;
+  opa_eval_ctx_set_input(ctx: number, value: number): void;
+  opa_eval_ctx_set_data(ctx: number, value: number): void;
+  opa_eval_ctx_set_entrypoint(ctx: number, entrypoint: number): void;
+  opa_eval_ctx_get_result(ctx: number): number;
+  eval(ctx: number): number;
 }
 
-const PAGE = 64 * 1024;
-const REQUIRED_EXPORTS = ['builtins', 'entrypoints', 'opa_malloc', 'opa_json_parse', 'opa_value_parse', 'opa_json_dump', 'opa_value_dump', 'opa_heap_ptr_get', 'opa_heap_ptr_set', 'opa_eval'] as const;
+const REQUIRED_EXPORTS = [
+  'builtins', 'entrypoints', 'opa_malloc', 'opa_json_parse', 'opa_value_parse', 'opa_json_dump', 'opa_value_dump', 'opa_heap_ptr_get', 'opa_heap_ptr_set',
+  'opa_eval_ctx_new', 'opa_eval_ctx_set_input', 'opa_eval_ctx_set_data', 'opa_eval_ctx_set_entrypoint', 'opa_eval_ctx_get_result', 'eval',
+] as const;
+
+/**
+ * Heap the evaluations may leave behind before the next one starts from the data again. OPA keeps its
+ * compiled regular expressions and globs (regex.match, glob.match, …) in a cache on the heap, and any
+ * reset of the heap (`opa_heap_ptr_set`, which the one-shot `opa_eval` calls first) empties it: RE2 then
+ * compiles every pattern again at every evaluation, ~90 µs each. So evaluations follow one another on the
+ * heap and it is reset only once they have left this much behind (a decision leaves ~10 KiB), or
+ * PATTERNS_BEFORE_RESET calls may have filled the cache. The memory's maximum has this much on top of the
+ * bound, so the bound an evaluation gets is unchanged.
+ */
+export const RETAINED_HEAP_BYTES = 1 << 20;
+
+/**
+ * Calls that may add a pattern to OPA's regex cache (counted by the metering in `warden_patterns`) after
+ * which the next evaluation starts from a reset heap. OPA's cache holds 100 patterns, and its eviction
+ * can free the very pattern it was asked for and keep it (regex.cc's `reuse`: on a hit with a full cache
+ * it deletes an arbitrary entry, then re-inserts the one in hand): a full cache then corrupts the heap.
+ * Resetting well before it can fill keeps the cache below 100 unless one evaluation alone uses more than
+ * 100 − PATTERNS_BEFORE_RESET distinct patterns.
+ */
+export const PATTERNS_BEFORE_RESET = 24;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -146,7 +177,7 @@ export function instantiatePolicy(
   const version = exports.opa_wasm_abi_version?.value as number | undefined;
   const minor = (exports.opa_wasm_abi_minor_version?.value as number | undefined) ?? 0;
   if (version !== 1 || minor < 2) {
-    throw new Error(`unsupported OPA WASM ABI version ${String(version)}.${minor}: Warden reads ABI 1.2 or later (opa_eval); rebuild the bundle with a current opa`);
+    throw new Error(`unsupported OPA WASM ABI version ${String(version)}.${minor}: Warden reads ABI 1.2 or later; rebuild the bundle with a current opa`);
   }
   const lacking = REQUIRED_EXPORTS.filter((name) => typeof exports[name] !== 'function');
   if (lacking.length > 0) throw new Error(`the policy module lacks the ABI exports ${lacking.join(', ')}`);
@@ -163,7 +194,7 @@ export function instantiatePolicy(
   // is a set of names). The exact reader reads plain JSON too, only slower.
   const exactEntrypoints = new Set<number>();
 
-  // The data sits at the heap's base; each evaluation starts its heap right above it (opa_eval resets it).
+  // The data sits at the heap's base; evaluations follow it on the heap until they leave RETAINED_HEAP_BYTES behind.
   const dataAddr = load(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, false);
   const dataHeapPtr = exports.opa_heap_ptr_get();
   // Each evaluation starts on a full tank, so one that loops fewer than FUEL_PER_TICK turns never calls
@@ -171,30 +202,41 @@ export function instantiatePolicy(
   // evaluations before it made every few short decisions pay a tick and a file read.
   const fuel = (instance.exports as Record<string, unknown>)[METERING_EXPORTS.fuel];
   const tank = fuel instanceof WebAssembly.Global ? fuel : undefined;
+  // Absent when the calls that fill OPA's pattern cache could not be counted: then every evaluation starts from the data.
+  const counter = (instance.exports as Record<string, unknown>)[METERING_EXPORTS.patterns];
+  const patterns = counter instanceof WebAssembly.Global ? counter : undefined;
+  let unfinished = false;
 
   return {
     mem,
     builtins: Object.keys(builtinIds),
     entrypoints,
+    heapInUse: () => exports.opa_heap_ptr_get() - dataHeapPtr,
     evaluate(entrypoint: string, input: string | undefined): OpaJson | undefined {
       const id = Object.hasOwn(entrypoints, entrypoint) ? entrypoints[entrypoint] : undefined;
       if (id === undefined) throw new Error(`the policy has no entrypoint ${entrypoint} (it has ${Object.keys(entrypoints).join(', ') || 'none'})`);
-      const at = dataHeapPtr;
-      let written = 0;
-      if (input !== undefined) {
-        let heap = new Uint8Array(mem.buffer);
-        // UTF-8 needs at most 3 bytes per UTF-16 unit; when that might not fit, encode first to learn the size.
-        if (at + input.length * 3 <= heap.length) written = encoder.encodeInto(input, heap.subarray(at)).written;
-        else {
-          const bytes = encoder.encode(input);
-          if (at + bytes.length > heap.length) mem.grow(Math.ceil((at + bytes.length - heap.length) / PAGE));
-          heap = new Uint8Array(mem.buffer);
-          heap.set(bytes, at);
-          written = bytes.length;
-        }
+      // After an evaluation that did not finish (an abort, a builtin's error), start from the data again.
+      if (!patterns || unfinished || patterns.value >= PATTERNS_BEFORE_RESET || exports.opa_heap_ptr_get() - dataHeapPtr > RETAINED_HEAP_BYTES) {
+        exports.opa_heap_ptr_set(dataHeapPtr);
+        if (patterns) patterns.value = 0;
       }
+      unfinished = true;
+      const ctx = exports.opa_eval_ctx_new();
+      if (input !== undefined) {
+        // The input's UTF-8 straight into the heap (no encoder output, no copy), then parsed there.
+        const length = Buffer.byteLength(input);
+        const addr = exports.opa_malloc(length);
+        encoder.encodeInto(input, new Uint8Array(mem.buffer, addr, length));
+        const value = exports.opa_value_parse(addr, length);
+        if (value === 0) throw new Error('the policy module could not parse the input');
+        exports.opa_eval_ctx_set_input(ctx, value);
+      }
+      exports.opa_eval_ctx_set_data(ctx, dataAddr);
+      exports.opa_eval_ctx_set_entrypoint(ctx, id);
       if (tank) tank.value = FUEL_PER_TICK;
-      const result = exports.opa_eval(0, id, dataAddr, written ? at : 0, written, at + written, 1);
+      exports.eval(ctx);
+      const result = exports.opa_value_dump(exports.opa_eval_ctx_get_result(ctx));
+      unfinished = false;
       return firstResult(cString(result), exactEntrypoints, id);
     },
   };

@@ -7,6 +7,10 @@
 // - calls to two functions of OPA's C runtime whose WASM behaviour differs from OPA's Go code are
 //   redirected to the host: `opa_strings_replace` (loops forever on an empty `old`) and
 //   `opa_json_unmarshal` (accepts trailing text), found by name in the module's `name` section.
+// - the two functions that may add a pattern to OPA's cache of compiled regular expressions
+//   (`opa_regex_match`, which glob.match calls too, and `opa_regex_find_all_string_submatch`) count
+//   their calls in a second exported global, so the host knows how many patterns the cache may hold
+//   (wasm-abi.ts keeps the heap, and that cache, from one evaluation to the next; see PATTERNS_BEFORE_RESET).
 // Adding imported functions shifts every defined function's index, so every place that names a
 // function (calls, ref.func, element segments, exports, start) is renumbered; the `name` section,
 // whose indices would be stale, is dropped. Anything the decoder does not know is refused rather
@@ -31,7 +35,12 @@ export const METERING_IMPORTS = {
 export const METERING_EXPORTS = {
   /** The fuel global (mutable i32): the host fills it before each evaluation. */
   fuel: 'warden_fuel',
+  /** Calls of OPA's regex functions that may add to its pattern cache (mutable i32): the host reads and clears it. */
+  patterns: 'warden_patterns',
 } as const;
+
+/** OPA runtime functions that may add a compiled pattern to the regex cache (regex.cc's `reuse`), by C name. */
+const PATTERN_CACHING = ['opa_regex_match', 'opa_regex_find_all_string_submatch'];
 
 /** What the rewrite found and did. */
 export interface MeteredModule {
@@ -40,6 +49,12 @@ export interface MeteredModule {
   loops: number;
   /** OPA runtime functions whose calls now go to the host (by C name). */
   redirected: string[];
+  /**
+   * Whether the module's calls that may add to OPA's pattern cache are counted in `warden_patterns`:
+   * false when it has no `name` section to find them by; the counter is then not exported, and the host resets
+   * the heap before every evaluation.
+   */
+  patternsCounted: boolean;
 }
 
 const I32 = 0x7f;
@@ -380,6 +395,12 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
   let globalCount = 0;
   if (globalSec) globalCount = new Reader(wasm, globalSec.start, globalSec.end).u32();
   const fuelGlobal = globalCount; // valid: imported globals are refused above only if present
+  const patternGlobal = globalCount + 1;
+  // global.get P; i32.const 1; i32.add; global.set P — at the entry of each function that may fill the cache.
+  const countPattern = new Writer().byte(0x23).u32(patternGlobal).byte(0x41).byte(0x01).byte(0x6a).byte(0x24).u32(patternGlobal).done();
+  // Without a name section nothing can be found by name, so nothing is counted and the counter is not exported.
+  const countable = names.size > 0;
+  const counted = new Set(PATTERN_CACHING.map((n) => byName.get(n)).filter((i): i is number => i !== undefined && i >= importedFuncs));
   if (imports.length > 0) {
     for (const raw of imports) {
       const m = new Reader(raw);
@@ -436,23 +457,25 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
       }
       case 6: {
         const count = rd.u32();
-        const w = new Writer().u32(count + 1).bytes(wasm.subarray(rd.pos, s.end));
+        const w = new Writer().u32(count + 2).bytes(wasm.subarray(rd.pos, s.end));
         w.byte(I32).byte(1).byte(0x41).bytes(signedLeb(fuel)).byte(0x0b);
+        w.byte(I32).byte(1).byte(0x41).byte(0).byte(0x0b);
         emit(6, w);
         break;
       }
       case 7: {
         const count = rd.u32();
-        const w = new Writer().u32(count + (globalSec ? 1 : 0));
+        const w = new Writer().u32(count + (globalSec ? (countable ? 2 : 1) : 0));
         for (let i = 0; i < count; i++) {
           const name = rd.name();
-          if (name === METERING_EXPORTS.fuel) throw new MeteringError(`policy.wasm already exports ${METERING_EXPORTS.fuel}`);
+          if (name === METERING_EXPORTS.fuel || name === METERING_EXPORTS.patterns) throw new MeteringError(`policy.wasm already exports ${name}`);
           w.name(name);
           const kind = rd.byte();
           const index = rd.u32();
           w.byte(kind).u32(kind === 0 ? shift(index) : index);
         }
         if (globalSec) w.name(METERING_EXPORTS.fuel).byte(3).u32(fuelGlobal);
+        if (globalSec && countable) w.name(METERING_EXPORTS.patterns).byte(3).u32(patternGlobal);
         emit(7, w);
         break;
       }
@@ -476,6 +499,7 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
             rd.byte();
           }
           body.bytes(rd.slice(localsFrom));
+          if (counted.has(importedFuncs + i)) body.bytes(countPattern);
           loops += copyInstructions(rd, body, rw, end);
           if (rd.pos !== end) throw new MeteringError(`policy.wasm function ${i} has bytes after its end`);
           w.sized(body);
@@ -499,7 +523,7 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
   if (!globalSec) throw new MeteringError('policy.wasm has no global section (not an OPA policy module)');
   if (!funcSec || !section(10)) throw new MeteringError('policy.wasm defines no functions (not an OPA policy module)');
   const redirected = [replaceFn !== undefined ? 'opa_strings_replace' : '', unmarshalFn !== undefined ? 'opa_json_unmarshal' : ''].filter(Boolean);
-  return { wasm: out.done(), loops, redirected };
+  return { wasm: out.done(), loops, redirected, patternsCounted: countable };
 }
 
 function signedLeb(n: number): number[] {

@@ -1,0 +1,144 @@
+// Evaluations follow one another on the WASM heap, so that OPA's cache of compiled patterns (RE2 for
+// regex.match, globs for glob.match) lives from one evaluation to the next; the heap goes back to the
+// data once they have left RETAINED_HEAP_BYTES behind, or after an evaluation that did not finish.
+// Real modules built by the pinned opa, evaluated by Warden's ABI.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildWasm } from '../test/support/opa.js';
+import { EvaluationBudget, SIDECAR_LIMITS } from './evaluation-limits.js';
+import { instantiatePolicy, PATTERNS_BEFORE_RESET, RETAINED_HEAP_BYTES, type PolicyInstance } from './wasm-abi.js';
+import { METERING_EXPORTS, meterModule } from './wasm-metering.js';
+import { FUEL_PER_TICK } from './evaluation-limits.js';
+
+const source = `package h
+import rego.v1
+
+matches := regex.match(input.pattern, input.s)
+globbed := glob.match(input.pattern, [], input.s)
+# Two values for one key: OPA aborts the evaluation (an object insert conflict).
+conflict := {k: v | some v in input.values; k := "same"}
+`;
+
+let wasm: Uint8Array;
+let module: WebAssembly.Module;
+const fresh = (m = module): PolicyInstance =>
+  instantiatePolicy(m, { initial: 5, maximum: 256 * 16 + RETAINED_HEAP_BYTES / 65536 }, {}, new EvaluationBudget(SIDECAR_LIMITS), new TextEncoder().encode('{}'));
+const evaluate = (p: PolicyInstance, entrypoint: string, input: unknown) => p.evaluate(`h/${entrypoint}`, JSON.stringify(input));
+
+beforeAll(async () => {
+  wasm = await buildWasm(source, ['h/matches', 'h/globbed', 'h/conflict']);
+  module = await WebAssembly.compile(meterModule(wasm, FUEL_PER_TICK).wasm as Uint8Array<ArrayBuffer>);
+});
+
+describe('the WASM heap between evaluations', () => {
+  it('keeps a compiled regular expression for the next evaluation: the second use of a pattern takes a fraction of the heap the first took', () => {
+    const p = fresh();
+    const pattern = '(?i)\\\\b(insert|update|delete|drop|alter|create|truncate|grant)\\\\b';
+    const used = (s: string) => {
+      const before = p.heapInUse();
+      expect(evaluate(p, 'matches', { pattern: JSON.parse(`"${pattern}"`), s })).toBe(/drop/i.test(s));
+      return p.heapInUse() - before;
+    };
+    const first = used('SELECT status FROM orders WHERE id = 1');
+    const again = used('DROP TABLE orders');
+    const third = used('SELECT status FROM orders WHERE id = 3');
+    // Compiling the pattern takes tens of KiB of RE2 state; matching with the cached one, a few hundred bytes.
+    expect(first).toBeGreaterThan(10 * again);
+    expect(first).toBeGreaterThan(10 * third);
+  });
+
+  it('goes back to the data once the evaluations have left RETAINED_HEAP_BYTES behind, and decides the same across resets and OPA evicting patterns', () => {
+    const p = fresh();
+    let peak = 0;
+    let resets = 0;
+    // 300 patterns, more than OPA's cache holds (100), each used twice at distance: compiled, evicted, compiled again.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 300; i++) {
+        const before = p.heapInUse();
+        const s = 'a'.repeat(i % 17);
+        expect(evaluate(p, 'matches', { pattern: `^a{${i % 17}}$`, s })).toBe(true);
+        expect(evaluate(p, 'matches', { pattern: `^a{${i % 17}}$`, s: `${s}a` })).toBe(false);
+        expect(evaluate(p, 'globbed', { pattern: `order-${i}-*`, s: `order-${i}-x` })).toBe(true);
+        expect(evaluate(p, 'globbed', { pattern: `order-${i}-*`, s: `order-${i + 1}-x` })).toBe(false);
+        if (p.heapInUse() < before) resets++;
+        peak = Math.max(peak, p.heapInUse());
+      }
+    }
+    expect(resets).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(RETAINED_HEAP_BYTES + 256 * 1024);
+  });
+
+  it('starts from the data again after an evaluation that was aborted', () => {
+    const p = fresh();
+    for (let i = 0; i < 20; i++) evaluate(p, 'matches', { pattern: `^x${i}$`, s: `x${i}` });
+    expect(p.heapInUse()).toBeGreaterThan(0);
+    expect(() => evaluate(p, 'conflict', { values: [1, 2] })).toThrow(/conflict/);
+    expect(evaluate(p, 'conflict', { values: [1, 1] })).toEqual({ same: 1 });
+    // The failed evaluation's heap is gone: only the last one's is left.
+    const after = p.heapInUse();
+    expect(evaluate(p, 'matches', { pattern: '^ok$', s: 'ok' })).toBe(true);
+    expect(after).toBeLessThan(64 * 1024);
+  });
+
+  it('counts the calls that may fill OPA\'s pattern cache: after PATTERNS_BEFORE_RESET of them the next evaluation starts from the data', () => {
+    const p = fresh();
+    const heap: number[] = [];
+    for (let i = 0; i < PATTERNS_BEFORE_RESET + 5; i++) {
+      expect(evaluate(p, 'matches', { pattern: '^order-[0-9]+$', s: `order-${i}` })).toBe(true);
+      heap.push(p.heapInUse());
+    }
+    // One call per evaluation, all of one pattern: the heap grows by a few hundred bytes each time, far
+    // below RETAINED_HEAP_BYTES, and goes back exactly when the count is reached.
+    const firstDrop = heap.findIndex((h, i) => i > 0 && h < heap[i - 1]!);
+    expect(firstDrop).toBe(PATTERNS_BEFORE_RESET);
+    expect(heap[firstDrop - 1]!).toBeLessThan(RETAINED_HEAP_BYTES);
+  });
+
+  it('starts every evaluation from the data when the module has no names to count the calls by', async () => {
+    const bare = withoutNameSection(wasm);
+    const metered = meterModule(bare, FUEL_PER_TICK);
+    expect(metered.patternsCounted).toBe(false);
+    const m = await WebAssembly.compile(metered.wasm);
+    expect(WebAssembly.Module.exports(m).map((e) => e.name)).not.toContain(METERING_EXPORTS.patterns);
+    const p = fresh(m);
+    const heap: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      expect(evaluate(p, 'matches', { pattern: '^order-[0-9]+$', s: `order-${i}` })).toBe(true);
+      heap.push(p.heapInUse());
+    }
+    // Each evaluation compiles the pattern again on a reset heap, so each leaves about the same heap
+    // behind (the pattern's RE2 state, ~10 KiB) instead of adding to the last one's.
+    expect(heap[0]!).toBeGreaterThan(4096);
+    for (const h of heap) expect(Math.abs(h - heap[0]!)).toBeLessThan(512);
+  });
+});
+
+// The module less its `name` custom section (every other section as it was).
+function withoutNameSection(bytes: Uint8Array): Uint8Array {
+  const out: Uint8Array[] = [bytes.subarray(0, 8)];
+  let pos = 8;
+  const leb = () => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[pos++]!;
+      value |= (b & 0x7f) << shift;
+      if (b < 0x80) return value;
+    }
+  };
+  while (pos < bytes.length) {
+    const start = pos;
+    const id = bytes[pos++]!;
+    const size = leb();
+    const body = pos;
+    pos = body + size;
+    if (id === 0) {
+      const at = pos;
+      pos = body;
+      const nameLength = leb();
+      const name = Buffer.from(bytes.subarray(pos, pos + nameLength)).toString();
+      pos = at;
+      if (name === 'name') continue;
+    }
+    out.push(bytes.subarray(start, pos));
+  }
+  return new Uint8Array(Buffer.concat(out));
+}

@@ -62,8 +62,9 @@ const REQUIRED_EXPORTS = [
  * compiled regular expressions and globs (regex.match, glob.match, …) in a cache on the heap, and any
  * reset of the heap (`opa_heap_ptr_set`, which the one-shot `opa_eval` calls first) empties it: RE2 then
  * compiles every pattern again at every evaluation, ~90 µs each. So evaluations follow one another on the
- * heap and it is reset only once they have left this much behind (a decision leaves ~10 KiB), or
- * PATTERNS_BEFORE_RESET calls may have filled the cache. The memory's maximum has this much on top of the
+ * heap once one has compiled a pattern, and it is reset only once they have left this much behind (a
+ * decision leaves ~10 KiB), or PATTERNS_BEFORE_RESET calls may have filled the cache. Evaluations that
+ * compile none start from the data each time, as they did under `opa_eval`. The memory's maximum has this much on top of the
  * bound, so the bound an evaluation gets is unchanged.
  */
 export const RETAINED_HEAP_BYTES = 1 << 20;
@@ -215,8 +216,11 @@ export function instantiatePolicy(
     evaluate(entrypoint: string, input: string | undefined): OpaJson | undefined {
       const id = Object.hasOwn(entrypoints, entrypoint) ? entrypoints[entrypoint] : undefined;
       if (id === undefined) throw new Error(`the policy has no entrypoint ${entrypoint} (it has ${Object.keys(entrypoints).join(', ') || 'none'})`);
-      // After an evaluation that did not finish (an abort, a builtin's error), start from the data again.
-      if (!patterns || unfinished || patterns.value >= PATTERNS_BEFORE_RESET || exports.opa_heap_ptr_get() - dataHeapPtr > RETAINED_HEAP_BYTES) {
+      // From the data again when no pattern was compiled since the last reset (nothing to keep: the same
+      // few pages serve every evaluation, warm in the caches), after an evaluation that did not finish (an
+      // abort, a builtin's error), and at the bounds above.
+      const used = patterns?.value ?? 0;
+      if (used === 0 || used >= PATTERNS_BEFORE_RESET || unfinished || exports.opa_heap_ptr_get() - dataHeapPtr > RETAINED_HEAP_BYTES) {
         exports.opa_heap_ptr_set(dataHeapPtr);
         if (patterns) patterns.value = 0;
       }

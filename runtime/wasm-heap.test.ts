@@ -93,6 +93,21 @@ describe('the WASM heap between evaluations', () => {
     expect(heap[firstDrop - 1]!).toBeLessThan(RETAINED_HEAP_BYTES);
   });
 
+  it('starts from the data while no evaluation compiled a pattern: there is nothing to keep', () => {
+    const p = fresh();
+    const heap: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      expect(evaluate(p, 'conflict', { values: [i, i] })).toEqual({ same: i });
+      heap.push(p.heapInUse());
+    }
+    for (const h of heap) expect(h).toBe(heap[0]);
+    // The first pattern starts the keeping.
+    evaluate(p, 'matches', { pattern: '^a$', s: 'a' });
+    const kept = p.heapInUse();
+    evaluate(p, 'matches', { pattern: '^a$', s: 'b' });
+    expect(p.heapInUse()).toBeGreaterThan(kept);
+  });
+
   it('starts every evaluation from the data when the module has no names to count the calls by', async () => {
     const bare = withoutNameSection(wasm);
     const metered = meterModule(bare, FUEL_PER_TICK);

@@ -63,19 +63,19 @@ const REQUIRED_EXPORTS = [
  * reset of the heap (`opa_heap_ptr_set`, which the one-shot `opa_eval` calls first) empties it: RE2 then
  * compiles every pattern again at every evaluation, ~90 µs each. So evaluations follow one another on the
  * heap once one has compiled a pattern, and it is reset only once they have left this much behind (a
- * decision leaves ~10 KiB), or PATTERNS_BEFORE_RESET calls may have filled the cache. Evaluations that
+ * decision leaves ~10 KiB), or PATTERNS_BEFORE_RESET patterns were compiled. Evaluations that
  * compile none start from the data each time, as they did under `opa_eval`. The memory's maximum has this much on top of the
  * bound, so the bound an evaluation gets is unchanged.
  */
 export const RETAINED_HEAP_BYTES = 1 << 20;
 
 /**
- * Calls that may add a pattern to OPA's regex cache (counted by the metering in `warden_patterns`) after
- * which the next evaluation starts from a reset heap. OPA's cache holds 100 patterns, and its eviction
- * can free the very pattern it was asked for and keep it (regex.cc's `reuse`: on a hit with a full cache
- * it deletes an arbitrary entry, then re-inserts the one in hand): a full cache then corrupts the heap.
- * Resetting well before it can fill keeps the cache below 100 unless one evaluation alone uses more than
- * 100 − PATTERNS_BEFORE_RESET distinct patterns.
+ * Patterns compiled (counted by the metering in `warden_patterns`: every entry of OPA's regex cache was
+ * compiled since the last reset) after which the next evaluation starts from a reset heap. OPA's cache
+ * holds 100 patterns, and its eviction can free the very pattern it was asked for and keep it (regex.cc's
+ * `reuse`: on a hit with a full cache it deletes an arbitrary entry, then re-inserts the one in hand): a
+ * full cache then corrupts the heap. Resetting well before it can fill keeps the cache below 100 unless one
+ * evaluation alone compiles more than 100 − PATTERNS_BEFORE_RESET distinct patterns.
  */
 export const PATTERNS_BEFORE_RESET = 24;
 const encoder = new TextEncoder();
@@ -203,7 +203,7 @@ export function instantiatePolicy(
   // evaluations before it made every few short decisions pay a tick and a file read.
   const fuel = (instance.exports as Record<string, unknown>)[METERING_EXPORTS.fuel];
   const tank = fuel instanceof WebAssembly.Global ? fuel : undefined;
-  // Absent when the calls that fill OPA's pattern cache could not be counted: then every evaluation starts from the data.
+  // Absent when the module compiles no pattern or its compilations could not be counted: then every evaluation starts from the data.
   const counter = (instance.exports as Record<string, unknown>)[METERING_EXPORTS.patterns];
   const patterns = counter instanceof WebAssembly.Global ? counter : undefined;
   let unfinished = false;

@@ -1,6 +1,7 @@
-// Evaluations follow one another on the WASM heap, so that OPA's cache of compiled patterns (RE2 for
-// regex.match, globs for glob.match) lives from one evaluation to the next; the heap goes back to the
-// data once they have left RETAINED_HEAP_BYTES behind, or after an evaluation that did not finish.
+// Evaluations follow one another on the WASM heap once one compiled a pattern, so that OPA's cache of
+// compiled patterns (RE2 for regex.match, globs for glob.match) lives from one evaluation to the next;
+// the heap goes back to the data once they have left RETAINED_HEAP_BYTES behind, after
+// PATTERNS_BEFORE_RESET patterns were compiled, or after an evaluation that did not finish.
 // Real modules built by the pinned opa, evaluated by Warden's ABI.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm } from '../test/support/opa.js';
@@ -26,7 +27,10 @@ const evaluate = (p: PolicyInstance, entrypoint: string, input: unknown) => p.ev
 
 beforeAll(async () => {
   wasm = await buildWasm(source, ['h/matches', 'h/globbed', 'h/conflict']);
-  module = await WebAssembly.compile(meterModule(wasm, FUEL_PER_TICK).wasm as Uint8Array<ArrayBuffer>);
+  const metered = meterModule(wasm, FUEL_PER_TICK);
+  expect(metered.patternsCounted).toBe(true);
+  module = await WebAssembly.compile(metered.wasm);
+  expect(WebAssembly.Module.exports(module)).toContainEqual({ name: METERING_EXPORTS.patterns, kind: 'global' });
 });
 
 describe('the WASM heap between evaluations', () => {
@@ -79,18 +83,26 @@ describe('the WASM heap between evaluations', () => {
     expect(after).toBeLessThan(64 * 1024);
   });
 
-  it('counts the calls that may fill OPA\'s pattern cache: after PATTERNS_BEFORE_RESET of them the next evaluation starts from the data', () => {
+  it('counts the patterns compiled: after PATTERNS_BEFORE_RESET of them the next evaluation starts from the data; a pattern found in the cache is not counted', () => {
     const p = fresh();
     const heap: number[] = [];
     for (let i = 0; i < PATTERNS_BEFORE_RESET + 5; i++) {
-      expect(evaluate(p, 'matches', { pattern: '^order-[0-9]+$', s: `order-${i}` })).toBe(true);
+      expect(evaluate(p, 'matches', { pattern: `^order-${i}-[0-9]+$`, s: `order-${i}-7` })).toBe(true);
       heap.push(p.heapInUse());
     }
-    // One call per evaluation, all of one pattern: the heap grows by a few hundred bytes each time, far
-    // below RETAINED_HEAP_BYTES, and goes back exactly when the count is reached.
+    // A new pattern at each evaluation, far below RETAINED_HEAP_BYTES: the heap goes back exactly when the count is reached.
     const firstDrop = heap.findIndex((h, i) => i > 0 && h < heap[i - 1]!);
     expect(firstDrop).toBe(PATTERNS_BEFORE_RESET);
     expect(heap[firstDrop - 1]!).toBeLessThan(RETAINED_HEAP_BYTES);
+    // One pattern, compiled once and found in the cache from then on: no reset until the heap bound.
+    const q = fresh();
+    const kept: number[] = [];
+    for (let i = 0; i < 4 * PATTERNS_BEFORE_RESET; i++) {
+      expect(evaluate(q, 'matches', { pattern: '^order-[0-9]+$', s: `order-${i}` })).toBe(true);
+      kept.push(q.heapInUse());
+    }
+    expect(kept.every((h, i) => i === 0 || h > kept[i - 1]!)).toBe(true);
+    expect(kept.at(-1)!).toBeLessThan(RETAINED_HEAP_BYTES);
   });
 
   it('starts from the data while no evaluation compiled a pattern: there is nothing to keep', () => {

@@ -7,10 +7,10 @@
 // - calls to two functions of OPA's C runtime whose WASM behaviour differs from OPA's Go code are
 //   redirected to the host: `opa_strings_replace` (loops forever on an empty `old`) and
 //   `opa_json_unmarshal` (accepts trailing text), found by name in the module's `name` section.
-// - the two functions that may add a pattern to OPA's cache of compiled regular expressions
-//   (`opa_regex_match`, which glob.match calls too, and `opa_regex_find_all_string_submatch`) count
-//   their calls in a second exported global, so the host knows how many patterns the cache may hold
-//   (wasm-abi.ts keeps the heap, and that cache, from one evaluation to the next; see PATTERNS_BEFORE_RESET).
+// - RE2's constructor counts its calls in a second exported global: every pattern OPA's regex cache
+//   holds was compiled by it (regex.match, regex.find_all_string_submatch_n, and glob.match, which
+//   matches through RE2), so the host knows how many patterns the cache may hold (wasm-abi.ts keeps
+//   the heap, and that cache, from one evaluation to the next; see PATTERNS_BEFORE_RESET).
 // Adding imported functions shifts every defined function's index, so every place that names a
 // function (calls, ref.func, element segments, exports, start) is renumbered; the `name` section,
 // whose indices would be stale, is dropped. Anything the decoder does not know is refused rather
@@ -35,12 +35,15 @@ export const METERING_IMPORTS = {
 export const METERING_EXPORTS = {
   /** The fuel global (mutable i32): the host fills it before each evaluation. */
   fuel: 'warden_fuel',
-  /** Calls of OPA's regex functions that may add to its pattern cache (mutable i32): the host reads and clears it. */
+  /** Patterns compiled (RE2 constructed, mutable i32): at least as many as OPA's regex cache may hold; the host reads and clears it. */
   patterns: 'warden_patterns',
 } as const;
 
-/** OPA runtime functions that may add a compiled pattern to the regex cache (regex.cc's `reuse`), by C name. */
-const PATTERN_CACHING = ['opa_regex_match', 'opa_regex_find_all_string_submatch'];
+/**
+ * The function every pattern in OPA's regex cache was compiled by, by its name in the `name` section:
+ * regex.cc's `compile` constructs an RE2 on a miss (and `regex.is_valid` one it never caches).
+ */
+const PATTERN_COMPILER = 're2::RE2::RE2(re2::StringPiece const&, re2::RE2::Options const&)';
 
 /** What the rewrite found and did. */
 export interface MeteredModule {
@@ -50,9 +53,9 @@ export interface MeteredModule {
   /** OPA runtime functions whose calls now go to the host (by C name). */
   redirected: string[];
   /**
-   * Whether the module's calls that may add to OPA's pattern cache are counted in `warden_patterns`:
-   * false when it has no `name` section to find them by; the counter is then not exported, and the host resets
-   * the heap before every evaluation.
+   * Whether the module's pattern compilations are counted in `warden_patterns`: false when it has no RE2
+   * (no pattern to keep) or no `name` section to find it by; the counter is then not exported, and the
+   * host resets the heap before every evaluation.
    */
   patternsCounted: boolean;
 }
@@ -396,11 +399,10 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
   if (globalSec) globalCount = new Reader(wasm, globalSec.start, globalSec.end).u32();
   const fuelGlobal = globalCount; // valid: imported globals are refused above only if present
   const patternGlobal = globalCount + 1;
-  // global.get P; i32.const 1; i32.add; global.set P — at the entry of each function that may fill the cache.
+  // global.get P; i32.const 1; i32.add; global.set P — at the entry of RE2's constructor.
   const countPattern = new Writer().byte(0x23).u32(patternGlobal).byte(0x41).byte(0x01).byte(0x6a).byte(0x24).u32(patternGlobal).done();
-  // Without a name section nothing can be found by name, so nothing is counted and the counter is not exported.
-  const countable = names.size > 0;
-  const counted = new Set(PATTERN_CACHING.map((n) => byName.get(n)).filter((i): i is number => i !== undefined && i >= importedFuncs));
+  const compiler = byName.get(PATTERN_COMPILER);
+  const countable = compiler !== undefined && compiler >= importedFuncs;
   if (imports.length > 0) {
     for (const raw of imports) {
       const m = new Reader(raw);
@@ -499,7 +501,7 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
             rd.byte();
           }
           body.bytes(rd.slice(localsFrom));
-          if (counted.has(importedFuncs + i)) body.bytes(countPattern);
+          if (countable && importedFuncs + i === compiler) body.bytes(countPattern);
           loops += copyInstructions(rd, body, rw, end);
           if (rd.pos !== end) throw new MeteringError(`policy.wasm function ${i} has bytes after its end`);
           w.sized(body);

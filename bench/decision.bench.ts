@@ -71,6 +71,8 @@ async function mcpCallKinds(bundleFile: string): Promise<Figure[]> {
   const kinds: Record<string, [string, ReturnType<typeof bundle.inputs.json>]> = {
     'tools/call allowed': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/call', tool: 'get_order', arguments: { id: '42' } }))],
     'tools/call denied': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/call', tool: 'refund_order', arguments: { id: '42', amount: 20 } }))],
+    // Its rule matches the SQL against two regular expressions (policies/lib/sql.rego).
+    'tools/call query': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/call', tool: 'query', arguments: { sql: 'SELECT status FROM orders WHERE id = 42' } }))],
     'tools/list decision': ['warden/decision', bundle.inputs.json(call('tools:read', { method: 'tools/list' }))],
     'tools/list view': ['warden/visible_tools', bundle.inputs.json(call('tools:read', { method: 'tools/list' }))],
   };

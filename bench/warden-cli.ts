@@ -32,7 +32,11 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
   // BENCH_CPU_PROF_INTERVAL=<µs> samples more often than node's 1 ms (a call costs well under a millisecond).
   const interval = process.env.BENCH_CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${Number(process.env.BENCH_CPU_PROF_INTERVAL)}`] : [];
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, ...interval] : [];
-  const child = spawn(process.execPath, [...prof, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'] });
+  // BENCH_PROXY_NODE_FLAGS: more node flags for the proxy alone (e.g. `--trace-gc`); BENCH_PROXY_STDOUT: a
+  // file for its stdout (its decision lines, and what such flags print) instead of /dev/null.
+  const flags = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const stdout = openSync(process.env.BENCH_PROXY_STDOUT ?? '/dev/null', 'w');
+  const child = spawn(process.execPath, [...prof, ...flags, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', stdout, 'pipe'] });
   const cpuMicros = () => {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');

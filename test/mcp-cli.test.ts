@@ -63,4 +63,27 @@ describe('warden proxy in front of an MCP server', () => {
     expect(server.ran).not.toContain('drop_table');
     await client.close();
   });
+
+  it('decides each of hundreds of SQL statements on its own: the server sees exactly the read-only ones', async () => {
+    // Every statement is new, so none is answered from a remembered result: each decision runs the two
+    // regular expressions of policies/lib/sql.rego, on a WASM heap kept between evaluations and reset as it fills.
+    const client = await agent('tools:read');
+    const allowed: string[] = [];
+    const refused: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      const read = `SELECT status FROM orders WHERE id = ${i}`;
+      const write = [`DELETE FROM orders WHERE id = ${i}`, `SELECT ${i}; DROP TABLE orders`, `SELECT * INTO backup_${i} FROM orders`][i % 3]!;
+      expect((await client.callTool({ name: 'query', arguments: { sql: read } })).isError).toBeFalsy();
+      allowed.push(read);
+      await expect(client.callTool({ name: 'query', arguments: { sql: write } })).rejects.toThrow(/Forbidden by policy/);
+      refused.push(write);
+    }
+    const mine = new Set([...allowed, ...refused]);
+    const seen = server.received
+      .map((m) => (m as { method?: string; params?: { name?: string; arguments?: { sql?: unknown } } }))
+      .filter((m) => m?.method === 'tools/call' && m.params?.name === 'query' && mine.has(String(m.params.arguments?.sql)))
+      .map((m) => String(m.params!.arguments!.sql));
+    expect(seen).toEqual(allowed);
+    await client.close();
+  });
 });

@@ -199,6 +199,35 @@ describe('field names checked beyond _method (a NameCheck)', () => {
     expect(c.seen).toEqual(['a', 'b', 'c']);
   });
 
+  it('passes a url-encoded field named as a query key when its value, decoded, is the query\'s one value, and refuses it otherwise, however the body is cut', () => {
+    const given = (name: string) => (name === 'tenant' ? 'acme corp' : undefined);
+    const cases: Array<[string, string | undefined]> = [
+      ['a=1&tenant=acme+corp', undefined],
+      ['tenant=acme%20corp&b=2', undefined],
+      ['%74enant=%61cme+corp', undefined],
+      ['tenant=acme+corp&tenant=acme%20corp', undefined],
+      ['tenant=acme%2Bcorp', 'tenant in the body'],
+      ['tenant=acme+cor', 'tenant in the body'],
+      ['tenant=acme+corps', 'tenant in the body'],
+      ['tenant=ACME+corp', 'tenant in the body'],
+      ['tenant=acme+corp;x=1', 'tenant in the body'],
+      ['tenant=acme+corp&tenant=evil', 'tenant in the body'],
+      ['tenant=acme+corp%2', 'tenant in the body'],
+      ['tenant', 'tenant in the body'],
+      ['tenant=', 'tenant in the body'],
+      ['tenant[]=acme+corp', 'tenant in the body'],
+      ['order.tenant=acme+corp', 'tenant in the body'],
+    ];
+    for (const [text, why] of cases) {
+      expect({ text, why: refusedIn(text, undefined, new UrlencodedFields(checker().check, true, given)) }).toEqual({ text, why });
+      for (let seed = 1; seed <= 20; seed++) expect({ text, seed, why: refusedIn(text, seed, new UrlencodedFields(checker().check, true, given)) }).toEqual({ text, seed, why });
+    }
+    // A query that gives the key no value, or several, holds nothing: the field is refused.
+    expect(refusedIn('tenant=acme', undefined, new UrlencodedFields(checker().check, true, () => undefined))).toBe('tenant in the body');
+    // `_method` is refused before anything is compared.
+    expect(refusedIn('_method=DELETE&tenant=acme+corp', undefined, new UrlencodedFields(checker().check, true, given))).toContain('method override');
+  });
+
   it('reads each multipart part name, quoted, escaped or not, and refuses a name past the bound', () => {
     for (const head of ['Content-Disposition: form-data; name="tenant"', 'content-disposition: form-data; name=tenant', 'Content-Disposition: form-data; name="%74enant"']) {
       const text = body(part('Content-Disposition: form-data; name="upload"; filename="a.bin"', 'z'.repeat(3000)), part(head, 'evil'));

@@ -27,7 +27,11 @@ export interface FieldReader {
   end?(): string | undefined;
 }
 
-/** How a JSON body's top-level keys are checked (JsonMethodMember): its own NameCheck, and the query's values. */
+/**
+ * How a JSON body's top-level keys are checked (JsonMethodMember): its own NameCheck; and the query's
+ * values, by which a refused key or url-encoded field passes when its value is the one its exact name has
+ * in the query (so the app reads what the policy read).
+ */
 export interface JsonNames {
   onName?: NameCheck;
   queryValue?: (name: string) => string | undefined;
@@ -46,7 +50,7 @@ export function formReader(method: string, contentType: string | undefined, onNa
   if (kind === undefined) return undefined;
   // Another method's body is read for its names alone (`_method` overrides a POST only).
   const overrides = method === 'POST';
-  const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides) : undefined;
+  const form = kind === 'multipart' ? multipartReader(contentType!, onName, overrides) : kind === 'urlencoded' ? new UrlencodedFields(onName, overrides, json.queryValue) : undefined;
   if (!namesJson(contentType)) return form;
   if (form && 'refused' in form) return form;
   const member = new JsonMethodMember(json.onName ?? onName, overrides, json.queryValue);
@@ -105,7 +109,10 @@ const METHOD_FIELD = 'a "_method" field of a form is a method override: framewor
  * name up to its `=`, `+` a space, `%XX` its byte where it decodes (as written where it does not). A name
  * that is `_method` to one of them (namesMethodOverride), with a value, is refused (a bare `_method` has
  * none, and overrides nothing); every name, with or without a value, goes to `onName`. Values are skipped
- * with a byte search.
+ * with a byte search, except the value of a name `onName` refuses whose exact name the query gives one
+ * value (`queryValue`): that one is decoded as it streams and compared with the query's, and the field
+ * passes if they are equal (`?tenant=acme` with a field `tenant=acme`: the app reads what the policy read).
+ * A raw `;` in such a value is refused: Rack 2 ends the value there, PHP does not.
  */
 export class UrlencodedFields implements FieldReader {
   private inName = true;
@@ -117,16 +124,28 @@ export class UrlencodedFields implements FieldReader {
   private bytes: number[] = [];
   private tail: number[] | undefined;
   private tailAt = 0;
+  // The value of a refused name held to be compared with the query's (its UTF-8 bytes), and the refusal it gets if it differs.
+  private held: { why: string; expected: Buffer; at: number; escape: number[] } | undefined;
 
   constructor(
     private readonly onName?: NameCheck,
     /** A POST's form: its `_method` field is an override, refused. */
     private readonly overrides = true,
+    private readonly queryValue?: (name: string) => string | undefined,
   ) {}
 
   feed(chunk: Buffer): string | undefined {
     let i = 0;
     while (i < chunk.length) {
+      if (!this.inName && this.held) {
+        const c = chunk[i++]!;
+        if (c === 0x26) {
+          const why = this.settle();
+          if (why) return why;
+          this.startName();
+        } else if (c === 0x3b || !this.heldByte(c)) return this.held.why;
+        continue;
+      }
       if (!this.inName) {
         const amp = chunk.indexOf(0x26, i);
         const semi = chunk.indexOf(0x3b, i);
@@ -166,7 +185,7 @@ export class UrlencodedFields implements FieldReader {
 
   /** The body ended: a last name with no `=` is a field too. */
   end(): string | undefined {
-    if (!this.inName) return undefined;
+    if (!this.inName) return this.held ? this.settle() : undefined;
     for (const e of this.escape) this.push(e);
     this.escape = [];
     return this.checkName(false);
@@ -188,11 +207,53 @@ export class UrlencodedFields implements FieldReader {
     if (valued && this.overrides && (first === 0x5f || first === 0x2e) && namesMethodOverride(String.fromCharCode(...this.bytes))) return `request refused: ${METHOD_FIELD}`;
     if (!this.onName) return undefined;
     const text = (bytes: number[]) => Buffer.from(bytes).toString('utf8');
-    return this.onName(text(this.bytes)) ?? (this.tail ? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)])) : undefined);
+    const name = text(this.bytes);
+    const why = this.onName(name) ?? (this.tail ? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)])) : undefined);
+    const sent = why && valued && !this.tail ? this.queryValue?.(name) : undefined;
+    if (sent === undefined) return why;
+    this.held = { why: why!, expected: Buffer.from(sent, 'utf8'), at: 0, escape: [] };
+    return undefined;
+  }
+
+  // One byte of a held value, decoded as the name's are (`+` a space, `%XX` its byte where it decodes):
+  // false as soon as the value read so far is not where the query's value begins.
+  private heldByte(c: number): boolean {
+    const h = this.held!;
+    if (h.escape.length > 0) {
+      if (isHex(c)) {
+        h.escape.push(c);
+        if (h.escape.length < 3) return true;
+        const b = parseInt(String.fromCharCode(h.escape[1]!, h.escape[2]!), 16);
+        h.escape = [];
+        return this.expect(b);
+      }
+      const pending = h.escape;
+      h.escape = [];
+      if (!pending.every((e) => this.expect(e))) return false;
+    }
+    if (c === 0x25) {
+      h.escape = [c];
+      return true;
+    }
+    return this.expect(c === 0x2b ? 0x20 : c);
+  }
+
+  private expect(b: number): boolean {
+    const h = this.held!;
+    return h.at < h.expected.length && h.expected[h.at++] === b;
+  }
+
+  // The held value ended: its refusal unless it was the query's value whole.
+  private settle(): string | undefined {
+    const h = this.held!;
+    const equal = h.escape.every((e) => this.expect(e)) && h.at === h.expected.length;
+    this.held = undefined;
+    return equal ? undefined : h.why;
   }
 
   private startName(): void {
     this.inName = true;
+    this.held = undefined;
     this.escape = [];
     this.bytes = [];
     this.tail = undefined;

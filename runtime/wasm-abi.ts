@@ -13,7 +13,7 @@ import { isJsonText, takesExactValues, type HostResult } from './builtin-operand
 import { jsonText, readPlainJson, toOpaJson } from './opa-json.js';
 import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
 import { FUEL_PER_TICK, type EvaluationBudget } from './evaluation-limits.js';
-import { METERING_EXPORTS, METERING_IMPORTS } from './wasm-metering.js';
+import { METERING_EXPORTS, METERING_IMPORTS, PATTERN_CACHE_LIMIT } from './wasm-metering.js';
 
 /** A host builtin as the instance calls it: synchronous, plain JSON or RegoValues in, a value out. */
 export type InstanceBuiltin = (...args: any[]) => HostResult | RegoValue | OpaJson; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -220,30 +220,50 @@ export function instantiatePolicy(
       // few pages serve every evaluation, warm in the caches), after an evaluation that did not finish (an
       // abort, a builtin's error), and at the bounds above.
       const used = patterns?.value ?? 0;
-      if (used === 0 || used >= PATTERNS_BEFORE_RESET || unfinished || exports.opa_heap_ptr_get() - dataHeapPtr > RETAINED_HEAP_BYTES) {
-        exports.opa_heap_ptr_set(dataHeapPtr);
-        if (patterns) patterns.value = 0;
+      const fresh = used === 0 || used >= PATTERNS_BEFORE_RESET || unfinished || exports.opa_heap_ptr_get() - dataHeapPtr > RETAINED_HEAP_BYTES;
+      try {
+        return run(id, input, fresh);
+      } catch (err) {
+        if (!patterns || patterns.value < PATTERN_CACHE_LIMIT) throw err;
       }
-      unfinished = true;
-      const ctx = exports.opa_eval_ctx_new();
-      if (input !== undefined) {
-        // The input's UTF-8 straight into the heap (no encoder output, no copy), then parsed there.
-        const length = Buffer.byteLength(input);
-        const addr = exports.opa_malloc(length);
-        encoder.encodeInto(input, new Uint8Array(mem.buffer, addr, length));
-        const value = exports.opa_value_parse(addr, length);
-        if (value === 0) throw new Error('the policy module could not parse the input');
-        exports.opa_eval_ctx_set_input(ctx, value);
+      // The metering's trap at the PATTERN_CACHE_LIMIT-th pattern since the last reset: once more from the
+      // data if the cache held earlier evaluations' patterns, else (or again) the evaluation fails closed.
+      if (!fresh) {
+        try {
+          return run(id, input, true);
+        } catch (err) {
+          if (patterns.value < PATTERN_CACHE_LIMIT) throw err;
+        }
       }
-      exports.opa_eval_ctx_set_data(ctx, dataAddr);
-      exports.opa_eval_ctx_set_entrypoint(ctx, id);
-      if (tank) tank.value = FUEL_PER_TICK;
-      exports.eval(ctx);
-      const result = exports.opa_value_dump(exports.opa_eval_ctx_get_result(ctx));
-      unfinished = false;
-      return firstResult(cString(result), exactEntrypoints, id);
+      throw new Error(`the evaluation compiles ${PATTERN_CACHE_LIMIT} or more regular expressions (regex.match, glob.match, …): OPA's WASM holds at most ${PATTERN_CACHE_LIMIT - 1} in its pattern cache without corrupting its heap, so it was stopped (fail closed)`);
     },
   };
+
+  // One evaluation (`reset`: from the data, the pattern count at 0).
+  function run(id: number, input: string | undefined, reset: boolean): OpaJson | undefined {
+    if (reset) {
+      exports.opa_heap_ptr_set(dataHeapPtr);
+      if (patterns) patterns.value = 0;
+    }
+    unfinished = true;
+    const ctx = exports.opa_eval_ctx_new();
+    if (input !== undefined) {
+      // The input's UTF-8 straight into the heap (no encoder output, no copy), then parsed there.
+      const length = Buffer.byteLength(input);
+      const addr = exports.opa_malloc(length);
+      encoder.encodeInto(input, new Uint8Array(mem.buffer, addr, length));
+      const value = exports.opa_value_parse(addr, length);
+      if (value === 0) throw new Error('the policy module could not parse the input');
+      exports.opa_eval_ctx_set_input(ctx, value);
+    }
+    exports.opa_eval_ctx_set_data(ctx, dataAddr);
+    exports.opa_eval_ctx_set_entrypoint(ctx, id);
+    if (tank) tank.value = FUEL_PER_TICK;
+    exports.eval(ctx);
+    const result = exports.opa_value_dump(exports.opa_eval_ctx_get_result(ctx));
+    unfinished = false;
+    return firstResult(cString(result), exactEntrypoints, id);
+  }
 }
 
 // The result set's value text is a set of `{"result": …}` rows (`set()` when undefined). An

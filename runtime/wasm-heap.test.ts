@@ -7,13 +7,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm } from '../test/support/opa.js';
 import { EvaluationBudget, SIDECAR_LIMITS } from './evaluation-limits.js';
 import { instantiatePolicy, PATTERNS_BEFORE_RESET, RETAINED_HEAP_BYTES, type PolicyInstance } from './wasm-abi.js';
-import { METERING_EXPORTS, meterModule } from './wasm-metering.js';
+import { METERING_EXPORTS, meterModule, PATTERN_CACHE_LIMIT } from './wasm-metering.js';
 import { FUEL_PER_TICK } from './evaluation-limits.js';
 
 const source = `package h
 import rego.v1
 
 matches := regex.match(input.pattern, input.s)
+each := [regex.match(p, input.s) | some p in input.patterns]
 globbed := glob.match(input.pattern, [], input.s)
 # Two values for one key: OPA aborts the evaluation (an object insert conflict).
 conflict := {k: v | some v in input.values; k := "same"}
@@ -26,7 +27,7 @@ const fresh = (m = module): PolicyInstance =>
 const evaluate = (p: PolicyInstance, entrypoint: string, input: unknown) => p.evaluate(`h/${entrypoint}`, JSON.stringify(input));
 
 beforeAll(async () => {
-  wasm = await buildWasm(source, ['h/matches', 'h/globbed', 'h/conflict']);
+  wasm = await buildWasm(source, ['h/matches', 'h/each', 'h/globbed', 'h/conflict']);
   const metered = meterModule(wasm, FUEL_PER_TICK);
   expect(metered.patternsCounted).toBe(true);
   module = await WebAssembly.compile(metered.wasm);
@@ -103,6 +104,25 @@ describe('the WASM heap between evaluations', () => {
     }
     expect(kept.every((h, i) => i === 0 || h > kept[i - 1]!)).toBe(true);
     expect(kept.at(-1)!).toBeLessThan(RETAINED_HEAP_BYTES);
+  });
+
+  it(`stops an evaluation at its ${PATTERN_CACHE_LIMIT}th pattern, before OPA's cache could fill, saying why; the next one decides`, () => {
+    const p = fresh();
+    const patterns = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `^${tag}-${i}$`);
+    const below = evaluate(p, 'each', { patterns: patterns(PATTERN_CACHE_LIMIT - 1, 'a'), s: 'a-7' }) as boolean[];
+    expect(below).toHaveLength(PATTERN_CACHE_LIMIT - 1);
+    expect(below.filter(Boolean)).toHaveLength(1);
+    expect(() => evaluate(p, 'each', { patterns: patterns(PATTERN_CACHE_LIMIT, 'b'), s: 'b-7' })).toThrow(new RegExp(`compiles ${PATTERN_CACHE_LIMIT} or more regular expressions.*fail closed`));
+    expect(evaluate(p, 'matches', { pattern: '^ok$', s: 'ok' })).toBe(true);
+  });
+
+  it('evaluates once more from the data when the trap came from patterns earlier evaluations left in the cache', () => {
+    const p = fresh();
+    for (let i = 0; i < PATTERNS_BEFORE_RESET - 1; i++) expect(evaluate(p, 'matches', { pattern: `^kept-${i}$`, s: `kept-${i}` })).toBe(true);
+    // With the kept ones this reaches the limit; alone it stays below it.
+    const many = Array.from({ length: PATTERN_CACHE_LIMIT - 10 }, (_, i) => `^many-${i}$`);
+    const r = evaluate(p, 'each', { patterns: many, s: 'many-3' }) as boolean[];
+    expect(r.map((m, i) => (m ? i : -1)).filter((i) => i >= 0)).toEqual([3]);
   });
 
   it('starts from the data while no evaluation compiled a pattern: there is nothing to keep', () => {

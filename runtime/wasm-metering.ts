@@ -10,7 +10,8 @@
 // - RE2's constructor counts its calls in a second exported global: every pattern OPA's regex cache
 //   holds was compiled by it (regex.match, regex.find_all_string_submatch_n, and glob.match, which
 //   matches through RE2), so the host knows how many patterns the cache may hold (wasm-abi.ts keeps
-//   the heap, and that cache, from one evaluation to the next; see PATTERNS_BEFORE_RESET).
+//   the heap, and that cache, from one evaluation to the next; see PATTERNS_BEFORE_RESET); and it traps
+//   at PATTERN_CACHE_LIMIT, before OPA's cache could fill.
 // Adding imported functions shifts every defined function's index, so every place that names a
 // function (calls, ref.func, element segments, exports, start) is renumbered; the `name` section,
 // whose indices would be stale, is dropped. Anything the decoder does not know is refused rather
@@ -44,6 +45,14 @@ export const METERING_EXPORTS = {
  * regex.cc's `compile` constructs an RE2 on a miss (and `regex.is_valid` one it never caches).
  */
 const PATTERN_COMPILER = 're2::RE2::RE2(re2::StringPiece const&, re2::RE2::Options const&)';
+
+/**
+ * The compilation (counted since the heap's last reset) at which the evaluation is stopped with a trap.
+ * OPA's regex cache holds 100 patterns, and once full its eviction can free the very pattern in hand and
+ * keep it cached (regex.cc's `reuse`): a corrupt heap, and then decisions no one can vouch for. Stopped at
+ * the 100th compilation, the cache never holds more than 99 and never evicts (wasm-abi.ts says why it stopped).
+ */
+export const PATTERN_CACHE_LIMIT = 100;
 
 /** What the rewrite found and did. */
 export interface MeteredModule {
@@ -399,8 +408,12 @@ export function meterModule(wasm: Uint8Array, fuel: number): MeteredModule {
   if (globalSec) globalCount = new Reader(wasm, globalSec.start, globalSec.end).u32();
   const fuelGlobal = globalCount; // valid: imported globals are refused above only if present
   const patternGlobal = globalCount + 1;
-  // global.get P; i32.const 1; i32.add; global.set P — at the entry of RE2's constructor.
-  const countPattern = new Writer().byte(0x23).u32(patternGlobal).byte(0x41).byte(0x01).byte(0x6a).byte(0x24).u32(patternGlobal).done();
+  // At the entry of RE2's constructor: global.get P; i32.const 1; i32.add; global.set P;
+  // global.get P; i32.const PATTERN_CACHE_LIMIT; i32.ge_u; if; unreachable; end.
+  const countPattern = new Writer()
+    .byte(0x23).u32(patternGlobal).byte(0x41).byte(0x01).byte(0x6a).byte(0x24).u32(patternGlobal)
+    .byte(0x23).u32(patternGlobal).byte(0x41).bytes(signedLeb(PATTERN_CACHE_LIMIT)).byte(0x4f).byte(0x04).byte(0x40).byte(0x00).byte(0x0b)
+    .done();
   const compiler = byName.get(PATTERN_COMPILER);
   const countable = compiler !== undefined && compiler >= importedFuncs;
   if (imports.length > 0) {

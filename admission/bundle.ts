@@ -24,7 +24,7 @@ export interface AdmissionPolicies {
 }
 
 // Gatekeeper templates see only data.inventory, which the webhook does not replicate: give them none.
-const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): VerifiedBundle => ({
+export const moduleBundle = (wasm: Uint8Array, revision: string, data: Record<string, unknown> = {}): VerifiedBundle => ({
   manifest: { revision, roots: [''] },
   revision,
   data,

@@ -61,11 +61,11 @@ const REQUIRED_EXPORTS = [
  * Heap the evaluations may leave behind before the next one starts from the data again. OPA keeps its
  * compiled regular expressions and globs (regex.match, glob.match, …) in a cache on the heap, and any
  * reset of the heap (`opa_heap_ptr_set`, which the one-shot `opa_eval` calls first) empties it: RE2 then
- * compiles every pattern again at every evaluation, ~90 µs each. So evaluations follow one another on the
- * heap once one has compiled a pattern, and it is reset only once they have left this much behind (a
- * decision leaves ~10 KiB), or PATTERNS_BEFORE_RESET patterns were compiled. Evaluations that
- * compile none start from the data each time, as they did under `opa_eval`. The memory's maximum has this much on top of the
- * bound, so the bound an evaluation gets is unchanged.
+ * compiles every pattern again at every evaluation, ~90 µs each. So once an evaluation has compiled a
+ * pattern, evaluations follow one another on the heap, which is reset only once they have left this much
+ * behind (a decision leaves ~10 KiB) or PATTERNS_BEFORE_RESET patterns were compiled. Evaluations that
+ * compile none start from the data each time, as they did under `opa_eval`. The memory's maximum has this
+ * much on top of the bound, so the bound an evaluation gets is unchanged.
  */
 export const RETAINED_HEAP_BYTES = 1 << 20;
 
@@ -74,8 +74,8 @@ export const RETAINED_HEAP_BYTES = 1 << 20;
  * compiled since the last reset) after which the next evaluation starts from a reset heap. OPA's cache
  * holds 100 patterns, and its eviction can free the very pattern it was asked for and keep it (regex.cc's
  * `reuse`: on a hit with a full cache it deletes an arbitrary entry, then re-inserts the one in hand): a
- * full cache then corrupts the heap. Resetting well before it can fill keeps the cache below 100 unless one
- * evaluation alone compiles more than 100 − PATTERNS_BEFORE_RESET distinct patterns.
+ * full cache corrupts the heap. Resetting after a few keeps the cache far from full; the metering's trap
+ * at PATTERN_CACHE_LIMIT makes sure it never fills (evaluate says what follows).
  */
 export const PATTERNS_BEFORE_RESET = 24;
 const encoder = new TextEncoder();

@@ -104,6 +104,44 @@ const MULTIPART = /^\s*multipart\/[\w.+-]+(?:[\s;,]|$)/i;
 
 const METHOD_FIELD = 'a "_method" field of a form is a method override: frameworks (Rails, Laravel, Symfony) read it as the method instead of the request line\'s; send the method itself';
 
+// Url-encoded bytes decoded as PHP and Rack decode them, one at a time across chunks: `+` a space, `%XX`
+// its byte where two hex digits follow, as written where they do not.
+class FormDecoding {
+  // An escape begun and not yet whole: `%` and the hex digits after it.
+  private escape: number[] = [];
+
+  /** Decode `c`, handing each byte it completes to `out`: false as soon as `out` does. */
+  byte(c: number, out: (b: number) => boolean): boolean {
+    if (this.escape.length > 0) {
+      if (isHex(c)) {
+        this.escape.push(c);
+        if (this.escape.length < 3) return true;
+        const b = parseInt(String.fromCharCode(this.escape[1]!, this.escape[2]!), 16);
+        this.escape = [];
+        return out(b);
+      }
+      if (!this.flush(out)) return false;
+    }
+    if (c === 0x25) {
+      this.escape = [c];
+      return true;
+    }
+    return out(c === 0x2b ? 0x20 : c);
+  }
+
+  /** An escape left unfinished (a delimiter or the end came), handed on as written. */
+  flush(out: (b: number) => boolean): boolean {
+    const pending = this.escape;
+    this.escape = [];
+    return pending.every(out);
+  }
+
+  /** Forget an escape begun (a new field starts). */
+  clear(): void {
+    this.escape = [];
+  }
+}
+
 /**
  * A url-encoded form's names, as Rack and PHP read them: pairs split on `&` (and `;`, as Rack 2 does), a
  * name up to its `=`, `+` a space, `%XX` its byte where it decodes (as written where it does not). A name
@@ -116,8 +154,8 @@ const METHOD_FIELD = 'a "_method" field of a form is a method override: framewor
  */
 export class UrlencodedFields implements FieldReader {
   private inName = true;
-  // An escape begun and not yet whole: `%` and the hex digits after it.
-  private escape: number[] = [];
+  // The name's, or a held value's, percent-decoding (one at a time: a value follows its name's `=`).
+  private readonly decoding = new FormDecoding();
   // The name's bytes, decoded, past the leading spaces and brackets PHP and Rack drop: all of them up to
   // MAX_NAME_BYTES; past it its first and its last MAX_NAME_BYTES (`tail`, a ring from `tailAt`), which is
   // where every reading of a name looks (PHP and Rack its start, Spring and ASP.NET Core its end).
@@ -125,7 +163,13 @@ export class UrlencodedFields implements FieldReader {
   private tail: number[] | undefined;
   private tailAt = 0;
   // The value of a refused name held to be compared with the query's (its UTF-8 bytes), and the refusal it gets if it differs.
-  private held: { why: string; expected: Buffer; at: number; escape: number[] } | undefined;
+  private held: { why: string; expected: Buffer; at: number } | undefined;
+  private readonly toName = (b: number): boolean => (this.push(b), true);
+  // False as soon as the held value read so far is not where the query's value begins.
+  private readonly toHeld = (b: number): boolean => {
+    const h = this.held!;
+    return h.at < h.expected.length && h.expected[h.at++] === b;
+  };
 
   constructor(
     private readonly onName?: NameCheck,
@@ -143,7 +187,7 @@ export class UrlencodedFields implements FieldReader {
           const why = this.settle();
           if (why) return why;
           this.startName();
-        } else if (c === 0x3b || !this.heldByte(c)) return this.held.why;
+        } else if (c === 0x3b || !this.decoding.byte(c, this.toHeld)) return this.held.why;
         continue;
       }
       if (!this.inName) {
@@ -156,29 +200,21 @@ export class UrlencodedFields implements FieldReader {
         continue;
       }
       const c = chunk[i++]!;
-      if (this.escape.length > 0) {
-        if (isHex(c)) {
-          this.escape.push(c);
-          if (this.escape.length === 3) {
-            this.push(parseInt(String.fromCharCode(this.escape[1]!, this.escape[2]!), 16));
-            this.escape = [];
-          }
-          continue;
-        }
-        for (const e of this.escape) this.push(e);
-        this.escape = [];
+      if (c !== 0x3d && c !== 0x26 && c !== 0x3b) {
+        this.decoding.byte(c, this.toName);
+        continue;
       }
+      this.decoding.flush(this.toName);
       if (c === 0x3d) {
         const why = this.checkName(true);
         if (why) return why;
         this.inName = false;
-      } else if (c === 0x26 || c === 0x3b) {
-        // A name with no `=` is a field all the same (an empty value to PHP, nil to Rack).
+      } else {
+        // `&` or `;`: a name with no `=` is a field all the same (an empty value to PHP, nil to Rack).
         const why = this.checkName(false);
         if (why) return why;
         this.startName();
-      } else if (c === 0x25) this.escape = [c];
-      else this.push(c === 0x2b ? 0x20 : c);
+      }
     }
     return undefined;
   }
@@ -186,8 +222,7 @@ export class UrlencodedFields implements FieldReader {
   /** The body ended: a last name with no `=` is a field too. */
   end(): string | undefined {
     if (!this.inName) return this.held ? this.settle() : undefined;
-    for (const e of this.escape) this.push(e);
-    this.escape = [];
+    this.decoding.flush(this.toName);
     return this.checkName(false);
   }
 
@@ -211,42 +246,14 @@ export class UrlencodedFields implements FieldReader {
     const why = this.onName(name) ?? (this.tail ? this.onName(text([...this.tail.slice(this.tailAt), ...this.tail.slice(0, this.tailAt)])) : undefined);
     const sent = why && valued && !this.tail ? this.queryValue?.(name) : undefined;
     if (sent === undefined) return why;
-    this.held = { why: why!, expected: Buffer.from(sent, 'utf8'), at: 0, escape: [] };
+    this.held = { why: why!, expected: Buffer.from(sent, 'utf8'), at: 0 };
     return undefined;
-  }
-
-  // One byte of a held value, decoded as the name's are (`+` a space, `%XX` its byte where it decodes):
-  // false as soon as the value read so far is not where the query's value begins.
-  private heldByte(c: number): boolean {
-    const h = this.held!;
-    if (h.escape.length > 0) {
-      if (isHex(c)) {
-        h.escape.push(c);
-        if (h.escape.length < 3) return true;
-        const b = parseInt(String.fromCharCode(h.escape[1]!, h.escape[2]!), 16);
-        h.escape = [];
-        return this.expect(b);
-      }
-      const pending = h.escape;
-      h.escape = [];
-      if (!pending.every((e) => this.expect(e))) return false;
-    }
-    if (c === 0x25) {
-      h.escape = [c];
-      return true;
-    }
-    return this.expect(c === 0x2b ? 0x20 : c);
-  }
-
-  private expect(b: number): boolean {
-    const h = this.held!;
-    return h.at < h.expected.length && h.expected[h.at++] === b;
   }
 
   // The held value ended: its refusal unless it was the query's value whole.
   private settle(): string | undefined {
     const h = this.held!;
-    const equal = h.escape.every((e) => this.expect(e)) && h.at === h.expected.length;
+    const equal = this.decoding.flush(this.toHeld) && h.at === h.expected.length;
     this.held = undefined;
     return equal ? undefined : h.why;
   }
@@ -254,7 +261,7 @@ export class UrlencodedFields implements FieldReader {
   private startName(): void {
     this.inName = true;
     this.held = undefined;
-    this.escape = [];
+    this.decoding.clear();
     this.bytes = [];
     this.tail = undefined;
     this.tailAt = 0;

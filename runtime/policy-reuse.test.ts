@@ -48,6 +48,15 @@ describe('reusing results of a pure module', () => {
     expect(policy.reused).toBe(1);
   });
 
+  it('reuses an undefined result as undefined', async () => {
+    const policy = await Policy.load(bundleOf(await buildWasm(`${module.replace(/^stamped.*$/m, '')}\nonly_alice if input.user == "alice"\n`, ['t/only_alice'])));
+    // No value for bob: remembered as such, not taken for a missing entry.
+    expect(policy.evaluate('t/only_alice', { user: 'bob' })).toBeUndefined();
+    expect(policy.evaluate('t/only_alice', { user: 'bob' })).toBeUndefined();
+    expect(policy.reused).toBe(1);
+    expect(policy.evaluate('t/only_alice', { user: 'alice' })).toBe(true);
+  });
+
   it('never reuses for a module that reads the clock, nor with reuse: false', async () => {
     const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
     const a = clocked.evaluate('t/stamped', { user: 'alice' }) as { at: bigint | number };

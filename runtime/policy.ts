@@ -59,6 +59,8 @@ const encoder = new TextEncoder();
 // at most about 2 Mi characters held per loaded bundle.
 const MEMO_ENTRIES = 512;
 const MEMO_INPUT_CHARS = 4096;
+// A remembered undefined result (a rule with no value for that input), told apart from no entry in one lookup.
+const UNDEFINED = Symbol('undefined result');
 
 
 // The input's JSON text for the module: only the parts the bundle's Rego reads (its manifest's
@@ -159,7 +161,7 @@ export class Policy {
   private live: PolicyInstance | undefined;
   // Results by entrypoint and input text, for a module whose builtins all depend on their operands
   // alone (none reads the clock or randomness): the same text, data and module decide the same way.
-  private readonly memo: Map<string, OpaJson | undefined> | undefined;
+  private readonly memo: Map<string, OpaJson | typeof UNDEFINED> | undefined;
   // Decision results already checked for their shape (remembered ones come back as the same object).
   private readonly checked = new WeakSet<object>();
   /** Evaluations answered with a remembered result so far. */
@@ -193,7 +195,7 @@ export class Policy {
     }
     // Pages of 64 KiB: the bound, plus what earlier evaluations may have left on the heap (RETAINED_HEAP_BYTES).
     const bound = limits.memoryMiB * 16;
-    const maximum = bound + RETAINED_HEAP_BYTES / 65536;
+    const maximum = bound + RETAINED_HEAP_BYTES / PAGE;
     const initial = Math.max(5, importedMemoryMinimum(bundle.wasm) ?? 0);
     if (initial > bound) {
       throw new BundleError(`bundle ${bundle.revision}: policy.wasm needs ${initial / 16} MiB of memory to start, above the memory bound of ${limits.memoryMiB} MiB: raise memoryMiB`);
@@ -268,9 +270,10 @@ export class Policy {
     }
     const memo = this.memo;
     const key = memo && (text === undefined || text.length <= MEMO_INPUT_CHARS) ? `${entrypoint}\u0000${text ?? '\u0000'}` : undefined;
-    if (key !== undefined && memo!.has(key)) {
+    const remembered = key === undefined ? undefined : memo!.get(key);
+    if (remembered !== undefined) {
       this.reused++;
-      return memo!.get(key);
+      return remembered === UNDEFINED ? undefined : remembered;
     }
     this.beforeEvaluate?.();
     const live = this.instance();
@@ -294,7 +297,7 @@ export class Policy {
     }
     if (key !== undefined) {
       if (memo!.size >= MEMO_ENTRIES) memo!.delete(memo!.keys().next().value!);
-      memo!.set(key, deepFreeze(result)); // shared by every call that reuses it
+      memo!.set(key, result === undefined ? UNDEFINED : deepFreeze(result)); // shared by every call that reuses it
     }
     return result;
   }

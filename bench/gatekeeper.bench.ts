@@ -5,40 +5,22 @@
 // example that the library's own suite expects to be denied is reviewed again and again; the figure is the
 // median review time over rounds. Templates whose Rego matches regular expressions (regex.match, and
 // glob.match, which matches through RE2) are printed apart: OPA's WASM compiles those patterns, and
-// keeps them only while its heap is kept (docs/runtime.md). No sockets. Prints figures, never fails.
+// keeps them only while its heap is kept (docs/runtime.md); the other templates, measured in the same run,
+// are the baseline. No sockets and no webhook process: the shipped webhook over HTTPS is
+// bench/admission.bench.ts. Prints figures, never fails.
 // Run: npx tsx bench/gatekeeper.bench.ts   (BENCH_REVIEWS to change the reviews per round)
 import type { Figure } from './figure.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import { compileTemplate, readGatekeeperDocs } from '../engine/compiler/gatekeeper.js';
-import { repoRoot } from '../engine/toolchain/paths.js';
-import { GatekeeperSet, reviewFromObject, reviewFromRequest, type GatekeeperReview } from '../admission/gatekeeper.js';
+import { GatekeeperSet } from '../admission/gatekeeper.js';
 import { moduleBundle } from '../admission/bundle.js';
 import { ADMISSION_LIMITS } from '../runtime/evaluation-limits.js';
 import { Policy } from '../runtime/policy.js';
-import type { AdmissionRequest } from '../formats/admission-review.js';
 import type { ConstraintTemplate } from '../formats/gatekeeper.js';
+import { corpus, readTsv, reviewOfExample } from '../test/support/gatekeeper-corpus.js';
 import { median } from './figure.js';
-
-const corpus = resolve(repoRoot, '..', 'shared', 'corpus', 'gatekeeper-library');
-
-function readTsv(file: string): Array<Record<string, string>> {
-  const [head, ...lines] = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
-  const cols = head!.split('\t');
-  return lines.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [cols[i], v])));
-}
-
-const firstDoc = (file: string): Record<string, unknown> => parseAllDocuments(readFileSync(file, 'utf8'))[0]!.toJS() as Record<string, unknown>;
-
-function reviewOf(row: Record<string, string>): GatekeeperReview {
-  const object = firstDoc(join(corpus, row.object_path!));
-  if (row.object_kind !== 'AdmissionReview') return reviewFromObject(object);
-  const req = object.request as AdmissionRequest & { kind?: AdmissionRequest['kind'] };
-  const obj = (req.object ?? req.oldObject ?? {}) as Record<string, unknown>;
-  return reviewFromRequest({ ...req, kind: req.kind ?? reviewFromObject(obj).kind } as AdmissionRequest);
-}
 
 interface TemplateTime {
   policy: string;
@@ -53,9 +35,9 @@ export async function run(opts: { log?: (s: string) => void } = {}): Promise<Fig
   const out = opts.log ?? ((s: string) => console.log(s));
   if (!existsSync(join(corpus, 'INDEX.tsv'))) throw new Error(`the Gatekeeper corpus is missing: expected ${join(corpus, 'INDEX.tsv')}`);
   const reviews = Number(process.env.BENCH_REVIEWS ?? 300);
-  const skip = new Set(readTsv(join(corpus, 'TEMPLATES.tsv')).filter((t) => t.uses_inventory === 'True' || t.uses_external_data === 'True').map((t) => t.name));
+  const skip = new Set(readTsv<Record<string, string>>(join(corpus, 'TEMPLATES.tsv')).filter((t) => t.uses_inventory === 'True' || t.uses_external_data === 'True').map((t) => t.name));
   const firstDenied = new Map<string, Record<string, string>>();
-  for (const row of readTsv(join(corpus, 'INDEX.tsv'))) if (!skip.has(row.policy!) && row.expected === 'deny' && !firstDenied.has(row.policy!)) firstDenied.set(row.policy!, row);
+  for (const row of readTsv<Record<string, string>>(join(corpus, 'INDEX.tsv'))) if (!skip.has(row.policy!) && row.expected === 'deny' && !firstDenied.has(row.policy!)) firstDenied.set(row.policy!, row);
   const cases = await Promise.all(
     [...firstDenied.values()].map(async (row) => {
       const source = readFileSync(join(corpus, row.template_path!), 'utf8');
@@ -65,7 +47,7 @@ export async function run(opts: { log?: (s: string) => void } = {}): Promise<Fig
       const policy = await Policy.load(moduleBundle(build.wasm, `bench:${build.name}`), { limits: ADMISSION_LIMITS, reuse: false });
       const constraint = readGatekeeperDocs(readFileSync(join(corpus, row.constraint_path!), 'utf8'), row.constraint_path!).constraints[0]!.constraint;
       const set = new GatekeeperSet(new Map([[build.kind, { policy, entrypoint: build.entrypoint }]]), []).withConstraints([constraint]);
-      return { policy: row.policy!, patterns: /\b(regex\.match|glob\.match)\s*\(/.test(source), set, review: reviewOf(row) };
+      return { policy: row.policy!, patterns: /\b(regex\.match|glob\.match)\s*\(/.test(source), set, review: reviewOfExample(row.object_path!, row.object_kind!) };
     }),
   );
   const times: TemplateTime[] = [];

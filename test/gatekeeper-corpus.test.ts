@@ -4,17 +4,14 @@
 // the library's own gator suites expect. Cases that need data.inventory get the suite's inventory
 // objects laid out as Gatekeeper replicates them (the webhook itself does not replicate inventory).
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileTemplate, readGatekeeperDocs } from '../engine/compiler/gatekeeper.js';
-import { repoRoot } from '../engine/toolchain/paths.js';
-import { GatekeeperSet, inventoryOf, reviewFromObject, reviewFromRequest, type GatekeeperReview } from '../admission/gatekeeper.js';
+import { GatekeeperSet, inventoryOf } from '../admission/gatekeeper.js';
 import { loadTemplatePolicy } from '../admission/bundle.js';
-import type { AdmissionRequest } from '../formats/admission-review.js';
 import type { ConstraintTemplate } from '../formats/gatekeeper.js';
-
-const corpus = process.env.WARDEN_CORPUS ? join(process.env.WARDEN_CORPUS, 'gatekeeper-library') : resolve(repoRoot, '..', 'shared', 'corpus', 'gatekeeper-library');
+import { corpus, readTsv, reviewOfExample } from './support/gatekeeper-corpus.js';
 
 interface Row {
   policy: string;
@@ -29,14 +26,6 @@ interface Row {
   expected_violations: string;
   assertions: string;
 }
-
-function readTsv<T>(file: string): T[] {
-  const [head, ...lines] = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
-  const cols = head!.split('\t');
-  return lines.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [cols[i], v])) as T);
-}
-
-const firstDoc = (file: string): Record<string, unknown> => parseAllDocuments(readFileSync(file, 'utf8'))[0]!.toJS() as Record<string, unknown>;
 
 // gator's assertions: a total (`2`, `yes`, `no`) or a count of violations whose msg matches a Go regexp.
 function checkAssertions(row: Row, msgs: string[]): string | undefined {
@@ -111,15 +100,7 @@ describe('Gatekeeper library corpus', () => {
       }
       const docs = readGatekeeperDocs(readFileSync(join(corpus, row.constraint_path), 'utf8'), row.constraint_path);
       const constraint = docs.constraints[0]!.constraint;
-      const object = firstDoc(join(corpus, row.object_path));
-      let review: GatekeeperReview;
-      if (row.object_kind === 'AdmissionReview') {
-        const req = object.request as AdmissionRequest & { kind?: AdmissionRequest['kind'] };
-        const obj = (req.object ?? req.oldObject ?? {}) as Record<string, unknown>;
-        review = reviewFromRequest({ ...req, kind: req.kind ?? reviewFromObject(obj).kind } as AdmissionRequest);
-      } else {
-        review = reviewFromObject(object);
-      }
+      const review = reviewOfExample(row.object_path, row.object_kind);
       const gk = set.withConstraints([constraint]);
       const results = gk.review(review);
       const error = results.find((r) => r.error)?.error;

@@ -1,12 +1,12 @@
 // `warden serve` and `warden proxy` as real processes, wired by their flags only.
 import type { ChildProcess } from 'node:child_process';
 import http, { type ServerResponse } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../runtime/certificate-authority.js';
 import { rotate, serialOf, servedSerial } from './support/tls.js';
-import { startWarden, stopWardens } from './support/warden-process.js';
+import { refusedSoon, startWarden, stopWardens } from './support/warden-process.js';
 import { closeServer, copyPolicies, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 
 // Any existing file that is not a PEM key, for the refusal below.
@@ -125,18 +125,6 @@ describe('warden serve + warden proxy', () => {
     await expect(start([...base, '--remove-header', 'bad name'], /never/)).rejects.toThrow(/"bad name" is not a header field name/);
   });
 
-  // Resolves once a connection to `port` is refused: the listener closed (bounded: each try is a round trip).
-  async function refused(port: number): Promise<boolean> {
-    for (let i = 0; i < 500; i++) {
-      const err = await new Promise<string | undefined>((r) => {
-        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(undefined)));
-        s.once('error', (e: NodeJS.ErrnoException) => r(e.code));
-      });
-      if (err === 'ECONNREFUSED') return true;
-    }
-    return false;
-  }
-
   it('on SIGTERM stops accepting, answers the call in flight, cuts a stream still open after --drain-seconds and exits; a second signal cuts at once', async () => {
     const caller = { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/shop/sa/storefront' } };
     let release!: () => void;
@@ -179,7 +167,7 @@ describe('warden serve + warden proxy', () => {
         expect(stream.status).toBe(200);
         const body = readAll(stream);
         child.kill('SIGTERM');
-        expect(await refused(port)).toBe(true);
+        expect(await refusedSoon(port)).toBe(true);
         if (inFlight) {
           // Begun before the signal: answered in full while the proxy drains.
           release();

@@ -1,5 +1,6 @@
 // `bin/warden.js <args>` as a real child process, for tests that run the CLI the way an operator does.
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
 
@@ -62,4 +63,16 @@ export async function startLocalProxy(policies: { out: string; dir: string }, wo
     children,
   );
   return { url: `http://${m[1]}`, admin: `http://${m[2]}` };
+}
+
+/** True once a connection to `port` on loopback is refused (its listener closed); false after 500 tries, each a round trip. */
+export async function refusedSoon(port: number): Promise<boolean> {
+  for (let i = 0; i < 500; i++) {
+    const err = await new Promise<string | undefined>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(undefined)));
+      s.once('error', (e: NodeJS.ErrnoException) => r(e.code));
+    });
+    if (err === 'ECONNREFUSED') return true;
+  }
+  return false;
 }

@@ -36,6 +36,20 @@ describe('normalizeRequest', () => {
     expect(ok('/', ['Accept', '*/*']).repeated).toBeUndefined();
   });
 
+  it('reads keys named as members of Object.prototype as keys like any other, in the query and the headers', () => {
+    const r = ok('/?constructor=a&__proto__=b&toString=c', ['Constructor', 'x', '__proto__', 'y', 'hasOwnProperty', 'z']);
+    expect(JSON.stringify(r.query)).toBe('{"constructor":["a"],"__proto__":["b"],"toString":["c"]}');
+    expect(JSON.stringify(r.headers)).toBe('{"constructor":"x","__proto__":"y","hasownproperty":"z"}');
+    expect([Object.keys(r.query), Object.hasOwn(r.headers, '__proto__')]).toEqual([['constructor', '__proto__', 'toString'], true]);
+    // A key that was not sent reads as absent, whatever Object.prototype holds under that name.
+    const none = ok('/');
+    for (const k of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      expect([k, none.query[k], none.headers[k], k in none.query, k in none.headers]).toEqual([k, undefined, undefined, false, false]);
+    }
+    // A copy (the decision event's masked one) and a spread keep them as plain keys.
+    expect(JSON.stringify({ ...r.headers })).toBe(JSON.stringify(r.headers));
+  });
+
   it('parses the query with repeated keys and keeps the raw query for the upstream', () => {
     const r = ok('/orders?status=open&status=paid&q=a+b&empty');
     expect(r.query).toEqual({ status: ['open', 'paid'], q: ['a b'], empty: [''] });

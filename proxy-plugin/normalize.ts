@@ -1,5 +1,6 @@
 // Request normalization, done exactly once, before policy: the path the policy sees is the path the
 // upstream receives. Anything two parsers could read differently is refused as ambiguous.
+import { fieldMap } from '../runtime/field-map.js';
 import { connectionNames, headerKey, isConnectionOption, NEVER_NOMINATED } from './upstream-head.js';
 
 /** A request as the policy and the upstream will both read it. */
@@ -92,7 +93,7 @@ export function namesMethodOverride(name: string): boolean {
 function parseQuery(raw: string): Record<string, string[]> | string {
   // No prototype: `constructor`, `toString` and `__proto__` are keys like any other (a plain object's
   // inherited members threw on `?constructor=x`, and `__proto__` set its prototype instead of a key).
-  const query: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  const query = fieldMap<string[]>();
   if (raw === '') return query;
   // Rack 2 (Rails) and Python before 3.9.2 split the query on ";" as on "&"; the policy would read
   // `role=user;role=admin` as one value and such an app as two (Go refuses it since 1.17, as here).
@@ -122,7 +123,7 @@ function parseQuery(raw: string): Record<string, string[]> | string {
  */
 export function normalizeHeaders(rawHeaders: readonly string[], hop: boolean): { headers: Record<string, string>; repeated?: string[] } | { refusal: Refusal } {
   // No prototype, as for the query: a `constructor` or `__proto__` field is a field like any other.
-  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const headers = fieldMap<string>();
   let repeated: string[] | undefined;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();

@@ -14,6 +14,7 @@ import type { Destination, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
 import { readBody, sendJson } from '../../runtime/http-body.js';
+import { fieldMap } from '../../runtime/field-map.js';
 import { inputRequest } from '../input.js';
 import { driftEvent, type DriftRecord } from './drift.js';
 import { McpHandler, type FastOutcome, type McpCallContext, type Upstream } from './handler.js';
@@ -71,7 +72,7 @@ export interface FastCallLike<B extends BundleLike> {
 // Header fields as node would give them to the handler, lower-case names; undefined when a name repeats
 // (node would fold the repeats its own way: such a request goes node's path, where `handle` sees them so).
 function uniqueHeaders(raw: readonly string[]): IncomingHttpHeaders | undefined {
-  const out = Object.create(null) as IncomingHttpHeaders; // a field named __proto__ is a field like any other
+  const out = fieldMap<string>() as IncomingHttpHeaders; // a field named __proto__ is a field like any other
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (out[name] !== undefined) return undefined;

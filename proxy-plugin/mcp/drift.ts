@@ -42,27 +42,64 @@ function schemaShape(s: unknown): unknown {
 
 /** Live tool lists remembered per spec, with what they differ in (a server lists the same tools every time). */
 const MAX_REMEMBERED_LISTS = 16;
-/** Longer lists are compared every time: what is remembered stays under 16 × 256 KiB per spec. */
+/** Longer lists are compared every time: what is remembered stays under 16 × 256 KiB of JSON per spec. */
 const MAX_REMEMBERED_CHARS = 256 * 1024;
-const remembered = new WeakMap<McpSpec, Map<string, DriftRecord>>();
+
+// A remembered list: a copy of the live list (nobody else holds it) and its record.
+interface Remembered {
+  list: unknown;
+  record: DriftRecord;
+}
+const remembered = new WeakMap<McpSpec, Remembered[]>();
 
 const copy = (r: DriftRecord): DriftRecord => ({ added: [...r.added], removed: [...r.removed], changed: r.changed.map((c) => ({ tool: c.tool, fields: [...c.fields] })) });
 
+// True when two values JSON.parse gave are the same JSON: arrays in order, objects with the same own keys
+// (in any order: compare() reads no order of keys), each member the same. Own keys only, a parsed
+// `__proto__` key included; no copy and no text is made, and the walk stops at the first difference.
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  let keys = 0;
+  for (const k in a) {
+    if (!Object.hasOwn(a, k)) continue;
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+    keys++;
+  }
+  for (const k in b) if (Object.hasOwn(b, k)) keys--;
+  return keys === 0;
+}
+
 /**
  * Compare a live tool list with the compiled one. Annotations the spec did not set compare as absent.
- * A list seen before (the same JSON text, against the same spec) is not compared again: its record is
- * remembered, a few lists per spec, the oldest forgotten first.
+ * A list seen before (the same JSON, against the same spec) is not compared again: its record is
+ * remembered, a few lists per spec, the last seen looked at first and the oldest forgotten first. Looking
+ * a list up walks it once against each remembered one, stopping at the first difference: no text is made
+ * of it (JSON.stringify of the whole list was half the cost of filtering a tools/list answer).
  */
 export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
-  const key = JSON.stringify(live);
   let lists = remembered.get(spec);
-  const known = lists?.get(key);
-  if (known) return copy(known);
+  if (lists) {
+    for (let i = lists.length - 1; i >= 0; i--) {
+      const r = lists[i]!;
+      if (!sameJson(live, r.list)) continue;
+      if (i !== lists.length - 1) lists.push(...lists.splice(i, 1));
+      return copy(r.record);
+    }
+  }
   const record = compare(live, spec);
-  if (key.length > MAX_REMEMBERED_CHARS) return record;
-  if (!lists) remembered.set(spec, (lists = new Map()));
-  if (lists.size >= MAX_REMEMBERED_LISTS) lists.delete(lists.keys().next().value!);
-  lists.set(key, copy(record));
+  const text = JSON.stringify(live);
+  if (text.length > MAX_REMEMBERED_CHARS) return record;
+  if (!lists) remembered.set(spec, (lists = []));
+  if (lists.length >= MAX_REMEMBERED_LISTS) lists.shift();
+  // Its own copy, from the text just made: the caller's list may be changed after this call.
+  lists.push({ list: JSON.parse(text) as unknown, record: copy(record) });
   return record;
 }
 

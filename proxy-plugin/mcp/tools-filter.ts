@@ -27,12 +27,22 @@ export function filterToolsResult(result: unknown, view: ToolsView): unknown {
   const listed = new Set<string>();
   const kept = tools
     .filter((t) => view.visible.has(t.name) && Object.hasOwn(view.spec.tools, t.name) && !blocked.has(t.name) && !listed.has(t.name) && !!listed.add(t.name))
-    .map((t) => {
-      const annotations = view.spec.tools[t.name]!.annotations;
-      const { annotations: _serverSays, ...rest } = t;
-      return annotations ? { ...rest, annotations } : rest;
-    });
+    .map((t) => reviewedTool(t, view.spec.tools[t.name]!.annotations));
   return { ...(result as object), tools: kept };
+}
+
+// A listed tool as offered: its members as listed, in order, but the server's own annotations, and the
+// reviewed ones last when the spec has any. One copy, member by member (a rest pattern and a spread made
+// two per tool); a parsed own `__proto__` member stays a member.
+function reviewedTool(t: LiveTool, annotations: object | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in t) {
+    if (!Object.hasOwn(t, k) || k === 'annotations') continue;
+    if (k === '__proto__') Object.defineProperty(out, k, { value: t[k], enumerable: true, writable: true, configurable: true });
+    else out[k] = t[k];
+  }
+  if (annotations) out.annotations = annotations;
+  return out;
 }
 
 /** True when a response's result holds a tool list (`result.tools` is an array). */

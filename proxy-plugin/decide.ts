@@ -8,9 +8,10 @@ import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import type { DecisionLog } from '../runtime/decision-log.js';
 import { maskInput } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
-import { EvaluationLimitError } from '../runtime/policy.js';
+import { EvaluationLimitError, type Policy } from '../runtime/policy.js';
 import { CaseVariantInput } from '../runtime/input-selection.js';
 import type { PluginMetrics } from './metrics.js';
+import { fieldMap } from '../runtime/field-map.js';
 
 /** What the front end does with a call. */
 export interface Verdict {
@@ -69,6 +70,39 @@ function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined,
   return [...fromOp, ...fromMcp];
 }
 
+// Why an allowed call is refused for a query key it gives more than once, if it is. The policy gets every
+// value in order (`?tenant=a&tenant=b` is ["a", "b"]); apps read the first (Go's Query().Get), the last
+// (PHP, Rack) or all (qs, Spring). A rule that reads one by position (`query.tenant[0]`) decides on a value
+// the app may not read. So a call the policy allows, with such a key it reads, is decided again with only
+// the first and with only the last value of every such key: it goes on only when both are allowed too.
+// Those evaluations log nothing; the memo answers a repeat (Policy.evaluate). A call the policy denies
+// reaches no app, whatever it would read.
+function splitReading(policy: Policy, input: PolicyInput): string | undefined {
+  const query = input.request.query;
+  let repeated: string[] | undefined;
+  for (const k in query) if (Object.hasOwn(query, k) && query[k]!.length > 1 && policy.bundle.inputs.readsQueryKey(k)) (repeated ??= []).push(k);
+  if (!repeated) return undefined;
+  for (const [which, pick] of READINGS) {
+    const q = fieldMap<string[]>();
+    for (const k in query) if (Object.hasOwn(query, k)) q[k] = repeated.includes(k) ? [pick(query[k]!)] : query[k]!;
+    let allowed: boolean;
+    try {
+      allowed = policy.decide(DECISION_ENTRYPOINT, { ...input, request: { ...input.request, query: q } }).allow;
+    } catch {
+      allowed = false; // fail closed: a reading that cannot be decided is not allowed
+    }
+    if (!allowed) {
+      const k = repeated[0]!;
+      return `the query key ${JSON.stringify(k.slice(0, 64))} is given ${query[k]!.length} times and the policy does not allow the call on its ${which} value alone: apps read the first, the last or all of them; send it once`;
+    }
+  }
+  return undefined;
+}
+const READINGS: ReadonlyArray<[string, (values: readonly string[]) => string]> = [
+  ['first', (v) => v[0]!],
+  ['last', (v) => v[v.length - 1]!],
+];
+
 /** The shared decision pipeline. */
 export class DecisionPipeline {
   private readonly newId: () => string;
@@ -113,6 +147,8 @@ export class DecisionPipeline {
     const evalNs = Number(process.hrtime.bigint() - t0);
     this.opts.metrics?.evaluated(evalNs / 1e9);
     if (bundle.policy.reused !== reusedBefore) this.opts.metrics?.reused();
+    const split = decision.allow ? splitReading(bundle.policy, input) : undefined;
+    if (split) return this.finish(decisionId, input, ctx, bundle, { error: `request refused: ${split}`, status: 400, evalNs });
     return this.finish(decisionId, input, ctx, bundle, { decision, evalNs });
   }
 

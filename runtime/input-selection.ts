@@ -87,6 +87,8 @@ export class InputSelection {
    * and the top-level members of the body it reads by name (readsBodyMember).
    */
   private readonly queryRead: FoldedKeys | undefined;
+  /** The query is kept whole and the bundle lists no strings of its Rego: any key may be read. */
+  private readonly queryWholeUnnamed: boolean;
   private readonly headersRead: FoldedKeys | undefined;
   private readonly bodyMembers: ReadonlySet<string>;
 
@@ -95,6 +97,7 @@ export class InputSelection {
     private readonly named?: NamedKeys,
   ) {
     this.queryRead = keysReadIn('query', root, named);
+    this.queryWholeUnnamed = !named && keptWhole(root, ['request', 'query']);
     this.headersRead = keysReadIn('headers', root, named);
     const request = root === WHOLE ? undefined : root.get('request');
     const body = request === undefined || request === WHOLE ? undefined : request.get('body');
@@ -132,6 +135,14 @@ export class InputSelection {
    */
   queryKeyOf(name: string): string | undefined {
     return this.queryRead && keyAmong([name, ...appQueryNames(name)], this.queryRead);
+  }
+
+  /**
+   * True when the policy may read the query key `name` (in any case): by name, where its Rego holds the
+   * string and keeps the query whole, or wherever the query is kept whole and the bundle lists no strings.
+   */
+  readsQueryKey(name: string): boolean {
+    return this.queryRead ? keyAmong([name], this.queryRead) !== undefined : this.queryWholeUnnamed;
   }
 
   /**
@@ -218,6 +229,17 @@ function keysReadIn(member: 'query' | 'headers', root: Selection, named: NamedKe
     sel = next;
   }
   return sel === WHOLE ? named : shapeOf(sel).folded;
+}
+
+// True when the selection keeps the value at `path` (or what holds it) whole.
+function keptWhole(root: Selection, path: readonly string[]): boolean {
+  let sel: Selection | undefined = root;
+  for (const part of path) {
+    if (sel === WHOLE) return true;
+    sel = sel.get(part);
+    if (sel === undefined) return false;
+  }
+  return sel === WHOLE;
 }
 
 // The keys a bundle's Rego names (manifest `metadata.inputKeys`), folded (readKeys).

@@ -133,6 +133,9 @@ deny contains "tenant b is closed" if {
 }
 
 deny contains "region eu is closed" if input.request.headers["x-region"] == "eu"
+
+# Test-only: a query key read by position, so a repeated one is decided again on its first and last value.
+deny contains "zone b is closed" if input.request.query.zone[0] == "b"
 `);
     appendFileSync(join(repo, 'workloads/ops-mcp/policy.rego'), `
 # Test-only: as on orders, a query key and a header the policy reads.
@@ -142,6 +145,8 @@ deny contains "tenant b is closed" if {
 }
 
 deny contains "region eu is closed" if input.request.headers["x-region"] == "eu"
+
+deny contains "zone b is closed" if input.request.query.zone[0] == "b"
 `);
     // Test-only: a prompt whose argument is sensitive.
     const tools = join(repo, 'workloads/ops-mcp/mcp-tools.json');
@@ -393,6 +398,8 @@ describe('other spellings of what the policy reads, on every forwarding path', (
     ['a header the policy reads, sent twice', 'header-twice', '', ['X-Region: eu', 'X-Region: us'], /the header \\"x-region\\" is sent more than once and the policy reads \\"x-region\\"/, 400],
     ['a header the policy reads, sent twice in two spellings', 'header-twice-cgi', '', ['X-Region: us', 'x-region: eu'], /is sent more than once/, 400],
     ['a header the policy reads, spelled as a CGI server reads it', 'header-cgi', '', ['X_Region: eu'], /"x_region\\" is \\"x-region\\" to apps that read headers as CGI variables/, 'rpc'],
+    // Allowed as sent (`zone[0]` is "a"), not on its last value alone: PHP would read zone "b".
+    ['a query key the policy reads by position, given twice', 'query-twice', '?zone=a&zone=b', [], /the query key \\"zone\\" is given 2 times and the policy does not allow the call on its last value alone/, 'rpc'],
   ] as const)('refuses %s on the fast path, node\'s path and an upgrade (400) and on the MCP handler; neither app sees it', async (_what, marker, target, fields, reason, onMcp) => {
     const before = mcpServer.requests.length;
     for (const [what, port, text] of await paths(marker, target, [...fields])) {

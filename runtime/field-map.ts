@@ -5,7 +5,7 @@
 // copy and property walk of it (the decision event's masked copy, the input's serialization) takes the
 // slow path. An object made by a constructor whose prototype is itself an empty object without a
 // prototype stays a fast object and has the same chain of nothing: measured on the MCP call's whole
-// path through warden proxy (bench/NOTES.md, 2026-12-07 08:10).
+// path through warden proxy (bench/NOTES.md, 2026-12-07 07:30).
 function FieldMapObject(): void {}
 FieldMapObject.prototype = Object.freeze(Object.create(null) as object);
 

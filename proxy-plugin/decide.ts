@@ -79,12 +79,12 @@ function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined,
 // reaches no app, whatever it would read.
 function splitReading(policy: Policy, input: PolicyInput): string | undefined {
   const query = input.request.query;
-  let repeated: string[] | undefined;
-  for (const k in query) if (Object.hasOwn(query, k) && query[k]!.length > 1 && policy.bundle.inputs.readsQueryKey(k)) (repeated ??= []).push(k);
+  let repeated: Set<string> | undefined;
+  for (const k in query) if (Object.hasOwn(query, k) && query[k]!.length > 1 && policy.bundle.inputs.readsQueryKey(k)) (repeated ??= new Set()).add(k);
   if (!repeated) return undefined;
   for (const [which, pick] of READINGS) {
     const q = fieldMap<string[]>();
-    for (const k in query) if (Object.hasOwn(query, k)) q[k] = repeated.includes(k) ? [pick(query[k]!)] : query[k]!;
+    for (const k in query) if (Object.hasOwn(query, k)) q[k] = repeated.has(k) ? [pick(query[k]!)] : query[k]!;
     let allowed: boolean;
     try {
       allowed = policy.decide(DECISION_ENTRYPOINT, { ...input, request: { ...input.request, query: q } }).allow;
@@ -92,7 +92,7 @@ function splitReading(policy: Policy, input: PolicyInput): string | undefined {
       allowed = false; // fail closed: a reading that cannot be decided is not allowed
     }
     if (!allowed) {
-      const k = repeated[0]!;
+      const k = repeated.values().next().value!;
       return `the query key ${JSON.stringify(k.slice(0, 64))} is given ${query[k]!.length} times and the policy does not allow the call on its ${which} value alone: apps read the first, the last or all of them; send it once`;
     }
   }

@@ -86,3 +86,14 @@ describe('the express middleware mounted before the app\'s body parser', () => {
     expect(seen.length).toBe(before);
   });
 });
+
+describe('a query key the policy reads by position, given twice, through the middleware', () => {
+  it('is refused (400) when the call is allowed on its first value and not on its last, and the route never runs', async () => {
+    const before = seen.length;
+    const split = await fetch(`http://127.0.0.1:${ports.parsedFirst}/reports?register=1&register=9`);
+    expect([split.status, await split.text()]).toEqual([400, expect.stringContaining('the query key \\"register\\" is given 2 times and the policy does not allow the call on its last value alone')]);
+    expect(seen.length).toBe(before);
+    expect((await fetch(`http://127.0.0.1:${ports.parsedFirst}/reports?register=1`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${ports.parsedFirst}/reports?register=9&register=1`)).status).toBe(403);
+  });
+});

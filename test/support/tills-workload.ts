@@ -1,5 +1,6 @@
 // The `tills` workload the body tests share: a policy that denies a payment above 100 read from the JSON
-// body, and, on /pay, a body it could not read (requests.unread_body), and reads the query's `till`. Each form (sidecar, ext_authz,
+// body, and, on /pay, a body it could not read (requests.unread_body), and reads the query's `till` (every
+// value) and `register` (the first). Each form (sidecar, ext_authz,
 // middleware) is tested against the same Rego.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,9 @@ deny contains "till closed" if {
 	some t in input.request.query.till
 	t == "closed"
 }
+
+# A query key read by position: a repeated one is decided again on its first and its last value alone.
+deny contains "register 9 is retired" if input.request.query.register[0] == "9"
 `;
 
 /** The files of the workload, as servedWorkload takes them. */

@@ -502,7 +502,10 @@ describe.each(FORMS)('fast path: what the upstream answers (%s)', (form) => {
       const [small, large] = [await call('/orders/1'), await call('/orders/2')];
       expect([statuses(small), statuses(large)]).toEqual([[200], [502]]);
       expect(small).toContain(`x-big: ${'b'.repeat(20 * 1024)}`);
-      expect(large).not.toContain('bbbb');
+      // None of the upstream's head reaches the caller. (Not a short run of "b": a decision id is hex, and
+      // 01a24fca-a798-7786-9929-49bbbb616ff0 once made that assertion fail.)
+      expect(large).not.toMatch(/x-big/i);
+      expect(large).not.toContain('b'.repeat(64));
     } finally {
       await t.close();
     }

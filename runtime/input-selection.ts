@@ -91,16 +91,18 @@ export class InputSelection {
   private readonly queryWholeUnnamed: boolean;
   private readonly headersRead: FoldedKeys | undefined;
   private readonly bodyMembers: ReadonlySet<string>;
+  /** False when no query key can be read at all (readsQueryKey is then false for every name). */
+  readonly readsQuery: boolean;
 
   private constructor(
     private readonly root: Selection,
     private readonly named?: NamedKeys,
   ) {
     this.queryRead = keysReadIn('query', root, named);
-    this.queryWholeUnnamed = !named && keptWhole(root, ['request', 'query']);
+    this.queryWholeUnnamed = !named && selectionAt(root, ['request', 'query']) === WHOLE;
+    this.readsQuery = this.queryRead !== undefined || this.queryWholeUnnamed;
     this.headersRead = keysReadIn('headers', root, named);
-    const request = root === WHOLE ? undefined : root.get('request');
-    const body = request === undefined || request === WHOLE ? undefined : request.get('body');
+    const body = selectionAt(root, ['request', 'body']);
     this.bodyMembers = new Set(body === undefined || body === WHOLE ? [] : body.keys());
   }
 
@@ -142,7 +144,7 @@ export class InputSelection {
    * string and keeps the query whole, or wherever the query is kept whole and the bundle lists no strings.
    */
   readsQueryKey(name: string): boolean {
-    return this.queryRead ? keyAmong([name], this.queryRead) !== undefined : this.queryWholeUnnamed;
+    return this.queryRead ? this.queryKeyNamed(name) !== undefined : this.queryWholeUnnamed;
   }
 
   /**
@@ -221,25 +223,20 @@ function keyAmong(names: readonly string[], keys: FoldedKeys): string | undefine
 // The keys of the request's query or headers a selection reads: by name, or the strings its Rego holds
 // where it keeps that part (or what holds it) whole (InputSelection.queryKeys, headerKeyOf).
 function keysReadIn(member: 'query' | 'headers', root: Selection, named: NamedKeys | undefined): FoldedKeys | undefined {
-  let sel: Selection = root;
-  for (const part of ['request', member]) {
-    if (sel === WHOLE) break;
-    const next: Selection | undefined = sel.get(part);
-    if (next === undefined) return undefined;
-    sel = next;
-  }
-  return sel === WHOLE ? named : shapeOf(sel).folded;
+  const sel = selectionAt(root, ['request', member]);
+  return sel === undefined ? undefined : sel === WHOLE ? named : shapeOf(sel).folded;
 }
 
-// True when the selection keeps the value at `path` (or what holds it) whole.
-function keptWhole(root: Selection, path: readonly string[]): boolean {
+// What the selection keeps at `path`: WHOLE when it keeps that value or what holds it whole, undefined
+// when it keeps none of it.
+function selectionAt(root: Selection, path: readonly string[]): Selection | undefined {
   let sel: Selection | undefined = root;
   for (const part of path) {
-    if (sel === WHOLE) return true;
+    if (sel === WHOLE) return WHOLE;
     sel = sel.get(part);
-    if (sel === undefined) return false;
+    if (sel === undefined) return undefined;
   }
-  return sel === WHOLE;
+  return sel;
 }
 
 // The keys a bundle's Rego names (manifest `metadata.inputKeys`), folded (readKeys).

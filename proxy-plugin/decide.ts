@@ -78,11 +78,13 @@ function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined,
 // Those evaluations log nothing; the memo answers a repeat (Policy.evaluate). A call the policy denies
 // reaches no app, whatever it would read.
 function splitReading(policy: Policy, input: PolicyInput): string | undefined {
+  const inputs = policy.bundle.inputs;
+  if (!inputs.readsQuery) return undefined; // known when the bundle loaded: most policies read no query key
   const query = input.request.query;
   let repeated: Set<string> | undefined;
-  for (const k in query) if (Object.hasOwn(query, k) && query[k]!.length > 1 && policy.bundle.inputs.readsQueryKey(k)) (repeated ??= new Set()).add(k);
+  for (const k in query) if (Object.hasOwn(query, k) && query[k]!.length > 1 && inputs.readsQueryKey(k)) (repeated ??= new Set()).add(k);
   if (!repeated) return undefined;
-  for (const [which, pick] of READINGS) {
+  for (const [which, pick] of POSITIONS) {
     const q = fieldMap<string[]>();
     for (const k in query) if (Object.hasOwn(query, k)) q[k] = repeated.has(k) ? [pick(query[k]!)] : query[k]!;
     let allowed: boolean;
@@ -98,7 +100,8 @@ function splitReading(policy: Policy, input: PolicyInput): string | undefined {
   }
   return undefined;
 }
-const READINGS: ReadonlyArray<[string, (values: readonly string[]) => string]> = [
+// The positions apps read a repeated key's value at, each tried alone.
+const POSITIONS: ReadonlyArray<[string, (values: readonly string[]) => string]> = [
   ['first', (v) => v[0]!],
   ['last', (v) => v[v.length - 1]!],
 ];

@@ -52,7 +52,8 @@ interface Remembered {
 }
 const remembered = new WeakMap<McpSpec, Remembered[]>();
 
-const copy = (r: DriftRecord): DriftRecord => ({ added: [...r.added], removed: [...r.removed], changed: r.changed.map((c) => ({ tool: c.tool, fields: [...c.fields] })) });
+/** A record of its own: remembered records are handed out as copies (a receiver may change its copy). */
+export const copyDrift = (r: DriftRecord): DriftRecord => ({ added: [...r.added], removed: [...r.removed], changed: r.changed.map((c) => ({ tool: c.tool, fields: [...c.fields] })) });
 
 // True when two values JSON.parse gave are the same JSON: arrays in order, objects with the same own keys
 // (in any order: compare() reads no order of keys), each member the same. Own keys only, a parsed
@@ -90,7 +91,7 @@ export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
       const r = lists[i]!;
       if (!sameJson(live, r.list)) continue;
       if (i !== lists.length - 1) lists.push(...lists.splice(i, 1));
-      return copy(r.record);
+      return copyDrift(r.record);
     }
   }
   const record = compare(live, spec);
@@ -99,7 +100,7 @@ export function detectDrift(live: LiveTool[], spec: McpSpec): DriftRecord {
   if (!lists) remembered.set(spec, (lists = []));
   if (lists.length >= MAX_REMEMBERED_LISTS) lists.shift();
   // Its own copy, from the text just made: the caller's list may be changed after this call.
-  lists.push({ list: JSON.parse(text) as unknown, record: copy(record) });
+  lists.push({ list: JSON.parse(text) as unknown, record: copyDrift(record) });
   return record;
 }
 

@@ -25,6 +25,7 @@ import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type Ss
 import { asciiCharset, isEncoded } from '../json-body.js';
 import { DEFAULT_LIMITS, mediaType, RPC_ERRORS, parseBody, rpcError, type JsonRpcId, type JsonRpcLimits, type JsonRpcResponse, type ParsedBody } from './jsonrpc.js';
 import type { DriftRecord } from './drift.js';
+import { knownListAnswer, rewrittenAnswer } from './list-answers.js';
 import { checkBearer, metadataPaths, protectedResourceMetadata, type OAuthConfig } from './oauth.js';
 import { mcpSpec, transportPathMatch, type McpSpec } from './spec.js';
 import { filterOtherBody, filterToolsJson, holdsToolList, mayListTools, otherwiseSpelled, parsedEventMayListTools, parsedMayListTools, type ToolsView } from './tools-filter.js';
@@ -127,6 +128,8 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
     const quiet = withoutData(e);
     if (quiet !== false) return quiet;
     if (ids.size === 0 && !mayListTools(e.raw)) return undefined;
+    const known = ids.size > 0 ? knownListAnswer(e.data, view()) : undefined;
+    if (known !== undefined) return known;
     let msg: unknown;
     try {
       msg = JSON.parse(e.data) as unknown;
@@ -140,9 +143,10 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
       warn?.(`dropped an event-stream event with a key spelled ${other}: a client reading keys regardless of case could find an unfiltered tool list in it`, { event: e.type, bytes: e.data.length });
       return null;
     }
-    return JSON.stringify(ids.size > 0 || holdsToolList(msg) ? filterToolsJson(msg, ids, view()) : msg);
+    return rewrittenAnswer(e.data, msg, ids, view);
   };
 }
+
 
 // An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
 // retry still count), or dropped when its text could spell a `tools` key (a JSON body sent as an event
@@ -208,13 +212,15 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
       max,
       end: (body) => {
         const text = body.toString('utf8');
+        const known = tools.ids.size > 0 ? knownListAnswer(text, tools.view()) : undefined;
+        if (known !== undefined) return Buffer.from(known, 'utf8');
         const doc = answerDocument(text);
         if (!doc) return unreadable(decisionId);
         if (tools.ids.size === 0 && !parsedMayListTools(text)) return body;
         if (otherwiseSpelled(doc)) return unreadable(decisionId);
         // Re-encoded, filtered where a list shows: a key given twice ("result", "tools") is read by JSON.parse
         // as its last value and by some clients as its first; the client now reads what was checked.
-        return Buffer.from(JSON.stringify(tools.ids.size > 0 || holdsToolList(doc) ? filterToolsJson(doc, tools.ids, tools.view()) : doc), 'utf8');
+        return Buffer.from(rewrittenAnswer(text, doc, tools.ids, tools.view), 'utf8');
       },
     };
   }

@@ -1,0 +1,201 @@
+// tools/list answers known by their text. A server answers every tools/list with the same bytes but for
+// the request's id, and the filter's work on one (parse, drift check, filter, re-encode: ~70 µs warm of a
+// tools/list's ~200 in the sidecar) gives the same text each time, the id aside. So an answer that was
+// filtered once is remembered as the text around its id, with the filtered text around the id per view
+// of the caller; an answer that is that text with another id in the same place is answered from memory,
+// with the drift it showed reported again. What can come back from memory is exactly what the filter
+// would write: only the id's own characters may differ, the id must be one whose text JSON writes back
+// as it came (an integer or a plain string), and anything else (another byte anywhere, an escape, a
+// second `id`) is filtered as before.
+import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
+import { copyDrift, type DriftRecord } from './drift.js';
+import type { McpSpec } from './spec.js';
+import { filterToolsJson, holdsToolList, listsTools, type ToolsView } from './tools-filter.js';
+
+/** Answers remembered per spec: a server lists one set of tools, a few while it changes. */
+const MAX_ANSWERS = 8;
+/** Views remembered per answer: callers who may see different tools. */
+const MAX_VIEWS = 16;
+/** Longer answers are filtered every time: what is remembered stays under 8 × 256 KiB per spec. */
+const MAX_ANSWER_CHARS = 256 * 1024;
+
+// An id whose text JSON.stringify of its value gives back unchanged: an integer below 2^53 without a
+// leading zero or a sign on zero (`-0` writes `0`, `1.0` writes `1`), or a string of plain characters
+// (no escape, no character JSON.stringify would escape).
+const PLAIN_ID = /^(?:0|-?[1-9][0-9]{0,14}|"[A-Za-z0-9._:~-]{0,128}")$/;
+
+// What the filter wrote for one view, around the id, and the drift it reported.
+interface Filtered {
+  before: string;
+  after: string;
+  drift: DriftRecord | undefined;
+}
+
+// A remembered answer: its text before and after its id, and what it became per view.
+interface Answer {
+  before: string;
+  after: string;
+  views: Map<string, Filtered>;
+}
+
+const answers = new WeakMap<McpSpec, Answer[]>();
+
+// The view's key: the tools it shows, unambiguously (a tool name may hold any character). Views of one
+// caller are one object per answer at most, so the key is worked out again per answer.
+const viewKey = (view: ToolsView): string => JSON.stringify([...view.visible]);
+
+/**
+ * The filtered text of `text`, a single JSON-RPC answer, when an answer that differs from it in its id
+ * alone was filtered for the same tools (`view.visible`) against the same spec: the drift that answer
+ * showed is reported again (`view.onDrift`), as the filter would. Undefined when none was.
+ */
+export function knownListAnswer(text: string, view: ToolsView): string | undefined {
+  const list = answers.get(view.spec);
+  if (!list) return undefined;
+  for (let i = list.length - 1; i >= 0; i--) {
+    const a = list[i]!;
+    if (text.length < a.before.length + a.after.length || !text.startsWith(a.before) || !text.endsWith(a.after)) continue;
+    const id = text.slice(a.before.length, text.length - a.after.length);
+    if (!PLAIN_ID.test(id)) return undefined;
+    const f = a.views.get(viewKey(view));
+    if (!f) return undefined;
+    if (f.drift) view.onDrift?.(copyDrift(f.drift));
+    return f.before + id + f.after;
+  }
+  return undefined;
+}
+
+/**
+ * Remember that `text` (a single answer with a tool list, which parsed) was filtered for `view` into
+ * `filtered` (its value before encoding) and `out` (its text), reporting `drift`. Not remembered when the
+ * text is long, or its id is not one place that can be swapped (see `idSpan`), or the filtered text does
+ * not hold the same id once (`out` must be exactly its text around the id).
+ */
+function rememberListAnswer(text: string, filtered: { id?: unknown }, out: string, view: ToolsView, drift: DriftRecord | undefined): void {
+  if (text.length > MAX_ANSWER_CHARS) return;
+  const span = idSpan(text);
+  if (!span) return;
+  const id = text.slice(span[0], span[1]);
+  if (!PLAIN_ID.test(id) || JSON.stringify(filtered.id) !== id) return;
+  // Where the id sits in the filtered text: written again with a marker in its place, found once.
+  const marked = JSON.stringify({ ...filtered, id: MARKER });
+  const at = marked.indexOf(MARKER_TEXT);
+  if (at < 0 || marked.indexOf(MARKER_TEXT, at + 1) >= 0) return;
+  const f: Filtered = { before: marked.slice(0, at), after: marked.slice(at + MARKER_TEXT.length), drift: drift && copyDrift(drift) };
+  if (f.before + id + f.after !== out) return;
+  let list = answers.get(view.spec);
+  if (!list) answers.set(view.spec, (list = []));
+  const before = text.slice(0, span[0]);
+  const after = text.slice(span[1]);
+  let a = list.find((x) => x.before === before && x.after === after);
+  if (!a) {
+    if (list.length >= MAX_ANSWERS) list.shift();
+    list.push((a = { before, after, views: new Map() }));
+  }
+  if (a.views.size >= MAX_VIEWS) a.views.delete(a.views.keys().next().value!);
+  a.views.set(viewKey(view), f);
+}
+
+/**
+ * The text a client gets for `doc`, a parsed answer (its text `text`: a JSON body, or one event's data) that
+ * may hold a tool list: re-encoded, every tool list filtered for the caller (`ids`: the tools/list
+ * requests the body sent). A single answer to a tools/list that holds a list is remembered with what it
+ * became, for `knownListAnswer`.
+ */
+export function rewrittenAnswer(text: string, doc: unknown, ids: ReadonlySet<JsonRpcId>, view: () => ToolsView): string {
+  if (ids.size === 0 && !holdsToolList(doc)) return JSON.stringify(doc);
+  const v = view();
+  if (ids.size === 0 || !doc || typeof doc !== 'object' || Array.isArray(doc) || !listsTools(doc as JsonRpcResponse)) return JSON.stringify(filterToolsJson(doc, ids, v));
+  let drift: DriftRecord | undefined;
+  const seen: ToolsView = {
+    ...v,
+    onDrift: (r) => {
+      drift = copyDrift(r);
+      v.onDrift?.(r);
+    },
+  };
+  const filtered = filterToolsJson(doc, ids, seen) as { id?: unknown };
+  const out = JSON.stringify(filtered);
+  rememberListAnswer(text, filtered, out, v, drift);
+  return out;
+}
+
+const MARKER = '\u0001warden-id\u0001';
+const MARKER_TEXT = JSON.stringify(MARKER);
+
+/**
+ * Where the value of the top-level `id` member sits in `text`, a JSON object that JSON.parse accepted:
+ * [start, end) of its token. Undefined when the text is not an object, names `id` twice (JSON.parse keeps
+ * the last, other readers the first), or has a top-level key written with an escape (`"i\u0064"` is `id`
+ * too): then there is no one place to swap.
+ */
+export function idSpan(text: string): [number, number] | undefined {
+  let i = skipSpace(text, 0);
+  if (text[i] !== '{') return undefined;
+  let span: [number, number] | undefined;
+  i = skipSpace(text, i + 1);
+  if (text[i] === '}') return undefined;
+  for (;;) {
+    if (text[i] !== '"') return undefined;
+    const close = text.indexOf('"', i + 1);
+    if (close < 0) return undefined;
+    const key = text.slice(i + 1, close);
+    if (key.includes('\\')) return undefined;
+    i = skipSpace(text, close + 1);
+    if (text[i] !== ':') return undefined;
+    const start = skipSpace(text, i + 1);
+    const end = skipValue(text, start);
+    if (end < 0) return undefined;
+    if (key === 'id') {
+      if (span) return undefined;
+      span = [start, end];
+    }
+    i = skipSpace(text, end);
+    if (text[i] === '}') break;
+    if (text[i] !== ',') return undefined;
+    i = skipSpace(text, i + 1);
+  }
+  return skipSpace(text, i + 1) === text.length ? span : undefined;
+}
+
+// JSON's white space: space, tab, line feed, carriage return.
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return i;
+    i++;
+  }
+}
+
+// The end of the value that starts at `i` (text JSON.parse accepted), or -1.
+function skipValue(text: string, i: number): number {
+  const c = text[i];
+  if (c === '"') return skipString(text, i);
+  if (c === '{' || c === '[') {
+    let depth = 0;
+    for (let j = i; j < text.length; j++) {
+      const d = text[j];
+      if (d === '"') j = skipString(text, j) - 1;
+      else if (d === '{' || d === '[') depth++;
+      else if (d === '}' || d === ']') {
+        if (--depth === 0) return j + 1;
+      }
+      if (j < 0) return -1;
+    }
+    return -1;
+  }
+  // A number or a literal: up to the next delimiter.
+  let j = i;
+  while (j < text.length && !',}] \t\n\r'.includes(text[j]!)) j++;
+  return j > i ? j : -1;
+}
+
+// The end of the string that starts at `i` (after its closing quote), or -1.
+function skipString(text: string, i: number): number {
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text[j];
+    if (c === '\\') j++;
+    else if (c === '"') return j + 1;
+  }
+  return -1;
+}

@@ -151,6 +151,26 @@ describe('tools/list answers known by their text', () => {
     expect(rewrittenAnswer('null', null, ids, () => view)).toBe('null');
   });
 
+  it('forgets the oldest answers, and the oldest views of a large one, beyond its bounds', () => {
+    const spec = specOf();
+    const view = viewOf(spec, ['get_order', 'query', 'refund_order'], []);
+    // Nine different lists (the unreviewed tool's description changes): the first is forgotten.
+    const listed = (v: number) => (id: string) => answer(id).replace('Export every customer.', `Export every customer, take ${v}.`);
+    for (let v = 0; v < 9; v++) remembered(listed(v)('1'), view);
+    expect(knownListAnswer(listed(0)('2'), view)).toBeUndefined();
+    for (let v = 1; v < 9; v++) expect(knownListAnswer(listed(v)('2'), view), `list ${v}`).toBe(filtered(listed(v)('2'), view));
+    // A list with a large member the drift check does not compare, offered to 16 callers who see it.
+    const big = `{"jsonrpc":"2.0","id":1,"result":{"tools":${JSON.stringify([{ ...live[0], _meta: { notes: 'n'.repeat(200_000) } }, live[1]])}}}`;
+    const views = Array.from({ length: 16 }, (_, i) => viewOf(spec, ['get_order', `other_${i}`], []));
+    for (const v of views) remembered(big, v);
+    const known = views.map((v) => knownListAnswer(big.replace('"id":1', '"id":2'), v) !== undefined);
+    // 2 Mi characters hold the list and 9 of its filtered texts: the newest are kept.
+    expect(known).toEqual([...Array(7).fill(false), ...Array(9).fill(true)]);
+    expect(knownListAnswer(big.replace('"id":1', '"id":2'), views[15]!)).toBe(filtered(big.replace('"id":1', '"id":2'), views[15]!));
+    // The first answers are forgotten too: the large one took their room.
+    expect(knownListAnswer(listed(8)('2'), view)).toBeUndefined();
+  });
+
   it('finds the top-level id of a JSON object, wherever it is and however it is spaced', () => {
     const at = (t: string) => {
       const s = idSpan(t);

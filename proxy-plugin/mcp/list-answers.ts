@@ -16,8 +16,14 @@ import { filterToolsJson, holdsToolList, listsTools, type ToolsView } from './to
 const MAX_ANSWERS = 8;
 /** Views remembered per answer: callers who may see different tools. */
 const MAX_VIEWS = 16;
-/** Longer answers are filtered every time: what is remembered stays under 8 × 256 KiB per spec. */
+/** Longer answers are filtered every time. */
 const MAX_ANSWER_CHARS = 256 * 1024;
+/**
+ * What one spec's memory holds at most, in characters of answers and filtered texts together: the oldest
+ * answers, then the oldest views of the newest, are forgotten first. A server that lists large, changing
+ * lists to many callers with different views costs the sidecar 2 Mi characters here, no more.
+ */
+const MAX_SPEC_CHARS = 2 * 1024 * 1024;
 
 // An id whose text JSON.stringify of its value gives back unchanged: an integer below 2^53 without a
 // leading zero or a sign on zero (`-0` writes `0`, `1.0` writes `1`), or a string of plain characters
@@ -79,21 +85,37 @@ function rememberListAnswer(text: string, filtered: { id?: unknown }, out: strin
   if (!PLAIN_ID.test(id) || JSON.stringify(filtered.id) !== id) return;
   // Where the id sits in the filtered text: written again with a marker in its place, found once.
   const marked = JSON.stringify({ ...filtered, id: MARKER });
-  const at = marked.indexOf(MARKER_TEXT);
-  if (at < 0 || marked.indexOf(MARKER_TEXT, at + 1) >= 0) return;
-  const f: Filtered = { before: marked.slice(0, at), after: marked.slice(at + MARKER_TEXT.length), drift: drift && copyDrift(drift) };
+  const mark = marked.indexOf(MARKER_TEXT);
+  if (mark < 0 || marked.indexOf(MARKER_TEXT, mark + 1) >= 0) return;
+  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), drift: drift && copyDrift(drift) };
   if (f.before + id + f.after !== out) return;
   let list = answers.get(view.spec);
   if (!list) answers.set(view.spec, (list = []));
   const before = text.slice(0, span[0]);
   const after = text.slice(span[1]);
-  let a = list.find((x) => x.before === before && x.after === after);
-  if (!a) {
-    if (list.length >= MAX_ANSWERS) list.shift();
-    list.push((a = { before, after, views: new Map() }));
-  }
+  // The answer touched last is the newest, and so is its view just filtered.
+  const found = list.findIndex((x) => x.before === before && x.after === after);
+  const a = found >= 0 ? list.splice(found, 1)[0]! : { before, after, views: new Map<string, Filtered>() };
+  if (found < 0 && list.length >= MAX_ANSWERS) list.shift();
+  list.push(a);
+  const key = viewKey(view);
+  a.views.delete(key);
   if (a.views.size >= MAX_VIEWS) a.views.delete(a.views.keys().next().value!);
-  a.views.set(viewKey(view), f);
+  a.views.set(key, f);
+  let total = list.reduce((n, x) => n + charsOf(x), 0);
+  while (total > MAX_SPEC_CHARS && list.length > 1) total -= charsOf(list.shift()!);
+  for (const [k, v] of a.views) {
+    if (total <= MAX_SPEC_CHARS || a.views.size === 1) break;
+    total -= v.before.length + v.after.length;
+    a.views.delete(k);
+  }
+}
+
+// The characters an answer holds: its text and what it became for each view.
+function charsOf(a: Answer): number {
+  let n = a.before.length + a.after.length;
+  for (const v of a.views.values()) n += v.before.length + v.after.length;
+  return n;
 }
 
 /**

@@ -147,7 +147,6 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
   };
 }
 
-
 // An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
 // retry still count), or dropped when its text could spell a `tools` key (a JSON body sent as an event
 // stream is one such event, for a client that reads the body as JSON). False for an event with data.

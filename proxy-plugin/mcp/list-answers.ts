@@ -46,8 +46,8 @@ interface Answer {
 
 const answers = new WeakMap<McpSpec, Answer[]>();
 
-// The view's key: the tools it shows, unambiguously (a tool name may hold any character). Views of one
-// caller are one object per answer at most, so the key is worked out again per answer.
+// The view's key: the tools it shows, unambiguously (a tool name may hold any character). A view lives
+// for one call, so its key is written at each lookup (a few names).
 const viewKey = (view: ToolsView): string => JSON.stringify([...view.visible]);
 
 /**

@@ -323,7 +323,7 @@ export function registerProxy(program: Command): void {
     const sidecars = routes.map(({ flag, at, upstream }) => {
       // MCP-aware enforcement claims the workload's MCP transport paths (from its bundle); the rest is plain HTTP.
       // (The MCP relay speaks plain HTTP to the upstream inside the pod; an https upstream gets HTTP-level enforcement only.)
-      const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e), warn: (msg, fields) => processLogger.warn({ ...fields, upstream: upstream.href }, msg) })] : [];
+      const handlers = upstream.protocol === 'http:' ? [mcpCallHandler({ upstream: httpUpstream(upstream.href), recordDrift: (e) => plugin.log.record(e), warn: (msg, fields) => processLogger.warn({ ...fields, upstream: upstream.href }, msg), listMemory: (hit) => plugin.metrics.listMemory(hit) })] : [];
       if (handlers.length === 0) process.stderr.write(`warden proxy: upstream ${upstream.href} is not http://; MCP-aware enforcement is off (MCP endpoints are decided as plain HTTP)\n`);
       const server = createSidecar({
         upstream,

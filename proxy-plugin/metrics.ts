@@ -45,6 +45,20 @@ export class PluginMetrics {
       this.reusedCounter.inc(this.reusedCount);
     },
   });
+  // Lookups of remembered tools/list answers (proxy-plugin/mcp/list-answers.ts): plain numbers, read when
+  // /metrics is scraped.
+  private readonly listLookups = { hit: 0, miss: 0 };
+  private readonly listMemoryCounter: Counter<'result'> = new Counter({
+    name: 'warden_mcp_tool_list_memory_total',
+    help: "Lookups of remembered tools/list answers: hit = answered from memory (the server's answer was one filtered before, but for its id), miss = filtered from the server's answer",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.listMemoryCounter.reset();
+      this.listMemoryCounter.inc({ result: 'hit' }, this.listLookups.hit);
+      this.listMemoryCounter.inc({ result: 'miss' }, this.listLookups.miss);
+    },
+  });
   readonly bundleLoads = new Counter({ name: 'warden_bundle_loads_total', help: 'Bundle load attempts by result', labelNames: ['result'] as const, registers: [this.registry] });
   readonly bundleInfo = new Gauge({ name: 'warden_bundle_info', help: 'The loaded bundle (value 1), labelled with its revision', labelNames: ['revision'] as const, registers: [this.registry] });
   readonly bundleBuiltAt = new Gauge({ name: 'warden_bundle_built_timestamp_seconds', help: 'Build time of the loaded bundle (age = time() - this)', registers: [this.registry] });
@@ -74,6 +88,12 @@ export class PluginMetrics {
   /** One decision reused a result the policy gave before. */
   reused(): void {
     this.reusedCount++;
+  }
+
+  /** One lookup of a remembered tools/list answer: found, or filtered anew. */
+  listMemory(hit: boolean): void {
+    if (hit) this.listLookups.hit++;
+    else this.listLookups.miss++;
   }
 
   /** The sidecar held one forwarded call for `seconds` (FastPathOptions.held). */

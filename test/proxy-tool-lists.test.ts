@@ -17,16 +17,22 @@ import { startWarden, stopWardens } from './support/warden-process.js';
 const children: ChildProcess[] = [];
 let issuer: TokenIssuer;
 let proxyUrl: string;
+let adminUrl: string;
 let upstream: http.Server;
 let stdout = '';
 /** How the server answers: as JSON or as an event stream, with the message text `answer(idText)` writes. */
 let mode: 'json' | 'sse' = 'json';
 let answer: (id: string) => string;
 let listsServed = 0;
+/** The server's own spelling of an id it echoes (the sidecar forwards the caller's id re-encoded). */
+const spelled = new Map([['6', '6.0'], ['"xz"', '"x\\u007a"']]);
 
 // The reviewed tools as a server that matches its review lists them.
 let reviewed: Array<Record<string, unknown>>;
-const listOf = (tools: unknown[]) => (id: string) => `{"jsonrpc":"2.0","id":${id},"result":{"tools":${JSON.stringify(tools)}}}`;
+// The members in another order per mode: the sidecar remembers answers by their text, and each mode's
+// tests start from answers it has not seen.
+const listOf = (tools: unknown[]) => (id: string) =>
+  mode === 'json' ? `{"jsonrpc":"2.0","id":${id},"result":{"tools":${JSON.stringify(tools)}}}` : `{"result":{"tools":${JSON.stringify(tools)}},"id":${id},"jsonrpc":"2.0"}`;
 
 beforeAll(async () => {
   const spec = mcpSpec((await loadOpsMcpPolicy()).bundle)!;
@@ -37,9 +43,9 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
     req.on('end', () => {
       // The id as the caller wrote it, as a server echoes it.
-      const id = /"id":("[^"]*"|-?\d+)/.exec(body)?.[1] ?? 'null';
+      const id = /"id":("[^"]*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(body)?.[1] ?? 'null';
       listsServed++;
-      const text = answer(id);
+      const text = answer(spelled.get(id) ?? id);
       if (mode === 'json') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
@@ -55,12 +61,14 @@ beforeAll(async () => {
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(issuer.publicKey)), alg: 'ES256', use: 'sig', kid: 'test' }] }));
   const m = await startWarden(
     ['proxy', '--workload', 'ops-mcp', '--upstream', `http://127.0.0.1:${port}`, '--listen', '127.0.0.1:0', '--bundle', join(policies.out, 'ops-mcp.tar.gz'),
-      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE],
-    /on ([\d.]+:\d+)/,
+      '--verification-key', join(policies.out, 'verification-key.pem'), '--spill', join(policies.dir, 'spill.ndjson'), '--jwks', jwks, '--issuer', ISSUER, '--audience', AUDIENCE,
+      '--admin', '127.0.0.1:0'],
+    /on ([\d.]+:\d+) \(admin ([\d.]+:\d+)\)/,
     children,
   );
   children.at(-1)!.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proxyUrl = `http://${m[1]}`;
+  adminUrl = `http://${m[2]}`;
 });
 
 afterAll(async () => {
@@ -87,6 +95,23 @@ async function listTools(scope: string, id: string): Promise<string> {
   const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
   expect(data).toHaveLength(1);
   return data[0]!;
+}
+
+/** The memory's lookups so far, from the proxy's /metrics. */
+async function lookups(): Promise<{ hit: number; miss: number }> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const count = (result: string) => Number(new RegExp(`^warden_mcp_tool_list_memory_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { hit: count('hit'), miss: count('miss') };
+}
+
+/** The answer of one tools/list, and how it was written: from memory or filtered anew. */
+async function listCounted(scope: string, id: string): Promise<{ text: string; from: 'memory' | 'filter' | 'both' | 'neither' }> {
+  const before = await lookups();
+  const text = await listTools(scope, id);
+  const after = await lookups();
+  const hit = after.hit - before.hit;
+  const miss = after.miss - before.miss;
+  return { text, from: hit === 1 && miss === 0 ? 'memory' : hit === 0 && miss === 1 ? 'filter' : hit + miss === 0 ? 'neither' : 'both' };
 }
 
 const names = (text: string) => (JSON.parse(text) as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name).sort();
@@ -118,23 +143,32 @@ describe.each(['json', 'sse'] as const)('tools/list answers through warden proxy
     const served = listsServed;
     const first = await listTools('tools:read', '1');
     expect(names(first)).toEqual(READ_TOOLS);
-    for (const id of ['2', '"call-3"', '40000000001', '"a:b.c"', '2.0', '"x\\u0079"']) {
-      const text = await listTools('tools:read', id);
-      expect({ id, tools: names(text) }).toEqual({ id, tools: READ_TOOLS });
+    // A plain id is answered from memory. The sidecar forwards the caller's `2.0` and `"x\u0079"` re-encoded
+    // (2, "xy"): plain ids too. A server that spells its id otherwise (`6.0`, an escape) is filtered anew.
+    for (const [id, from] of [['2', 'memory'], ['"call-3"', 'memory'], ['40000000001', 'memory'], ['"a:b.c"', 'memory'], ['2.0', 'memory'], ['"x\\u0079"', 'memory'], ['6', 'filter'], ['"xz"', 'filter']]) {
+      const { text, from: written } = await listCounted('tools:read', id!);
+      expect({ id, tools: names(text), written }).toEqual({ id, tools: READ_TOOLS, written: from });
       // The id the caller sent, as JSON reads it, and nothing else changed.
-      expect(JSON.parse(text)).toEqual({ ...JSON.parse(first), id: JSON.parse(id) });
+      expect(JSON.parse(text)).toEqual({ ...JSON.parse(first), id: JSON.parse(id!) });
     }
     const writer = await listTools('tools:read tools:write', '9');
     expect(names(writer)).toEqual([...READ_TOOLS, 'refund_order'].sort());
     expect(names(await listTools('tools:read', '10'))).toEqual(READ_TOOLS);
-    expect(listsServed - served).toBe(9);
+    expect(listsServed - served).toBe(11);
   });
 
   it('sees a one-character change to a listed tool on the next answer, blocks the tool and reports the drift on every answer that shows it', async () => {
     expect(names(await listTools('tools:read', '11'))).toEqual(READ_TOOLS);
     const before = driftLines();
     answer = listOf(reviewed.map((t) => (t.name === 'search_orders' ? { ...t, description: `${t.description as string}.` } : t)));
-    for (const id of ['12', '13', '"fourteen"']) expect(names(await listTools('tools:read', id))).toEqual(['get_order', 'query']);
+    const written: string[] = [];
+    for (const id of ['12', '13', '"fourteen"']) {
+      const { text, from } = await listCounted('tools:read', id);
+      expect(names(text)).toEqual(['get_order', 'query']);
+      written.push(from);
+    }
+    // The changed list is filtered once, then answered from memory, its drift reported each time.
+    expect(written).toEqual(['filter', 'memory', 'memory']);
     expect(await driftLinesReach(before + 3)).toBe(before + 3);
     answer = listOf(reviewed);
   });
@@ -145,9 +179,13 @@ describe.each(['json', 'sse'] as const)('tools/list answers through warden proxy
     const hidden = JSON.stringify([{ name: 'drop_table', description: 'Drop a table.', inputSchema: { type: 'object' } }]);
     // Where the id was: the id, then a first `result` that a reader keeping the first of two keys would take.
     answer = (id) => reviewedList(`${id},"result":{"tools":${hidden}}`);
-    const text = await listTools('tools:read', '21');
+    const { text, from } = await listCounted('tools:read', '21');
+    expect(from).toBe('filter');
     expect(text).not.toContain('drop_table');
-    expect(names(text)).toEqual(READ_TOOLS);
+    // One result, the one JSON.parse keeps (the last): the reviewed list where the id comes first (JSON
+    // mode), the hidden one, filtered to nothing, where the id comes after the reviewed result (SSE mode).
+    expect(names(text)).toEqual(kind === 'json' ? READ_TOOLS : []);
+    expect(text.match(/"result"/g)).toHaveLength(1);
     expect(JSON.parse(text).id).toBe(21);
     answer = reviewedList;
   });

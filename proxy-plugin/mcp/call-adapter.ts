@@ -90,6 +90,8 @@ export interface McpCallHandlerOptions {
   recordDrift?: (e: DecisionEvent) => void;
   /** Where the handler says why it dropped part of an upstream answer (the sidecar's logger). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** Each lookup of a remembered tools/list answer: found or filtered anew (the sidecar's metrics). */
+  listMemory?: (hit: boolean) => void;
   now?: () => Date;
 }
 
@@ -103,6 +105,7 @@ export function mcpCallHandler<B extends BundleLike>(opts: McpCallHandlerOptions
     limits,
     ...(opts.oauth ? { oauth: opts.oauth } : {}),
     ...(opts.warn ? { warn: opts.warn } : {}),
+    ...(opts.listMemory ? { listMemory: opts.listMemory } : {}),
   });
   // A drift record carries the labels and bundle revision of the call that saw it: per call, never
   // shared, so calls in flight across a bundle swap each name their own revision.

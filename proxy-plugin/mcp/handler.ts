@@ -104,6 +104,8 @@ export interface McpHandlerOptions {
   headerPolicy?: HeaderPolicy;
   /** Where the handler says why it refused part of an upstream answer (an event it could not read). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** Each lookup of a remembered tools/list answer (list-answers.ts): found (`true`) or filtered anew. */
+  listMemory?: (hit: boolean) => void;
 }
 
 const HAND_OFF: FastOutcome = { handOff: true };
@@ -123,12 +125,12 @@ const UNREADABLE = 'the MCP server sent an answer that could not be read';
 // an event whose text cannot spell a `tools` key (neither the word nor any escape) passes unread, and so
 // does one whose data parses and whose text spells neither `tools` nor a `\u` escape (a tool result with
 // escaped quotes: in JSON only `\u` spells a letter), as a JSON answer's bytes do (`parsedMayListTools`).
-function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: McpHandlerOptions['warn']): SseRewrite {
+function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, { warn, listMemory }: Pick<McpHandlerOptions, 'warn' | 'listMemory'>): SseRewrite {
   return (e) => {
     const quiet = withoutData(e);
     if (quiet !== false) return quiet;
     if (ids.size === 0 && !mayListTools(e.raw)) return undefined;
-    const known = ids.size > 0 ? knownListAnswer(e.data, view()) : undefined;
+    const known = ids.size > 0 ? remembered(e.data, view(), listMemory) : undefined;
     if (known !== undefined) return known;
     let msg: unknown;
     try {
@@ -145,6 +147,13 @@ function toolsEvents(ids: ReadonlySet<JsonRpcId>, view: () => ToolsView, warn: M
     }
     return rewrittenAnswer(e.data, msg, ids, view);
   };
+}
+
+// The remembered filtered text of a tools/list answer, if there is one (knownListAnswer), counted.
+function remembered(text: string, view: ToolsView, count: McpHandlerOptions['listMemory']): string | undefined {
+  const known = knownListAnswer(text, view);
+  count?.(known !== undefined);
+  return known;
 }
 
 // An event without data, which a client that follows the spec never dispatches: passed as sent (its id or
@@ -200,10 +209,10 @@ interface ToolsAnswer {
  * - an encoded body (gzip, …), or one in a charset that does not read ASCII as UTF-8 does (UTF-16, UTF-7),
  *   becomes a 502 whatever its status: the filter cannot read what a client decodes from it.
  */
-function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, warn: McpHandlerOptions['warn']): BodyRewrite | WholeAnswer | undefined {
+function fastAnswer(status: number, contentType: string, decisionId: string | undefined, tools: ToolsAnswer, max: number, opts: Pick<McpHandlerOptions, 'warn' | 'listMemory'>): BodyRewrite | WholeAnswer | undefined {
   if (status < 200 || bodiless(status)) return undefined;
   if (contentType === UNREADABLE_BODY) return { whole: true, max, end: () => unreadable(decisionId) };
-  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), warn));
+  if (contentType === 'text/event-stream') return eventRewriter(toolsEvents(tools.ids, () => tools.view(), opts));
   if (status >= 300) return { whole: true, max, end: (body) => filterOtherBody(body, contentType, tools.ids, tools.view) ?? unreadable(decisionId) };
   if (contentType === 'application/json') {
     return {
@@ -211,7 +220,7 @@ function fastAnswer(status: number, contentType: string, decisionId: string | un
       max,
       end: (body) => {
         const text = body.toString('utf8');
-        const known = tools.ids.size > 0 ? knownListAnswer(text, tools.view()) : undefined;
+        const known = tools.ids.size > 0 ? remembered(text, tools.view(), opts.listMemory) : undefined;
         if (known !== undefined) return Buffer.from(known, 'utf8');
         const doc = answerDocument(text);
         if (!doc) return unreadable(decisionId);
@@ -464,7 +473,7 @@ export class McpHandler {
         headers: fields,
         decisionId,
         onResponse: (raw) => this.bindSession(sessionField(raw), req, ctx),
-        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerType(raw), decisionId, tools, max, this.opts.warn),
+        answer: (status: number, raw: readonly string[]) => fastAnswer(status, answerType(raw), decisionId, tools, max, this.opts),
       },
     };
   }
@@ -619,7 +628,7 @@ export class McpHandler {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });
       for (const l of local) res.write(messageEvent(l));
       res.flushHeaders();
-      return relay(up, res, rewriteEventStream(toolsEvents(tools.ids, tools.view, this.opts.warn)));
+      return relay(up, res, rewriteEventStream(toolsEvents(tools.ids, tools.view, this.opts)));
     }
     if (bodiless(status)) {
       res.writeHead(status, { ...copyHeaders(up.headers), ...head });

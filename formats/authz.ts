@@ -25,8 +25,9 @@ export interface AuthzAnnotation {
   allow?: Grant[];
   /**
    * What is masked before a decision leaves the pod: dotted paths inside the JSON body and the MCP
-   * arguments (`payment.card_number`), a request header (`header:x-api-key`, any case) or a query
-   * parameter (`query:api_key`, its decoded name, every value).
+   * arguments (`payment.card_number`), a request header (`header:x-api-key`, any case), a query
+   * parameter (`query:api_key`, its decoded name, every value) or, on an OpenAPI operation, a path
+   * parameter of its template (`path:key` for `/keys/{key}`: that segment, in the path too).
    */
   sensitive?: string[];
 }
@@ -59,9 +60,9 @@ export const authzAnnotationSchema = {
   properties: {
     public: { type: 'boolean' },
     allow: { type: 'array', items: grantSchema },
-    // `header:` takes a header name (an HTTP token), `query:` a parameter name; anything else is a dotted
-    // path of non-empty keys.
-    sensitive: { type: 'array', items: { type: 'string', pattern: "^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|query:.+|(?!header:|query:)[^.]+(\\.[^.]+)*)$" } },
+    // `header:` takes a header name (an HTTP token), `query:` a parameter name, `path:` a path parameter of
+    // the operation's template (as OpenAPI names one); anything else is a dotted path of non-empty keys.
+    sensitive: { type: 'array', items: { type: 'string', pattern: "^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|query:.+|path:[A-Za-z0-9_.-]+|(?!header:|query:|path:)[^.]+(\\.[^.]+)*)$" } },
   },
 } as const;
 

@@ -6,7 +6,7 @@ import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/
 import type { Destination, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import type { DecisionLog } from '../runtime/decision-log.js';
-import { maskInput } from '../runtime/decision-mask.js';
+import { maskInput, PATH_POINTER, withoutPathQuotes } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
 import { EvaluationLimitError, type Policy } from '../runtime/policy.js';
 import { CaseVariantInput } from '../runtime/input-selection.js';
@@ -61,7 +61,9 @@ function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined,
   const spec = bundle?.policy.bundle.spec;
   if (!spec) return [];
   const mcp = input.mcp;
-  const fromOp = operation !== undefined || input.request.body !== undefined ? maskFor(spec.http.operations, operation) : [];
+  // An HTTP call that matched no operation gets every operation's mask (a header, a path segment); an MCP
+  // call only when it carries a body besides its message.
+  const fromOp = mcp === undefined || operation !== undefined || input.request.body !== undefined ? maskFor(spec.http.operations, operation) : [];
   const fromMcp =
     mcp?.method === 'tools/call' ? maskFor(spec.mcp.tools, mcp.tool)
     : mcp?.method === 'prompts/get' ? maskFor(spec.mcp.prompts, mcp.name)
@@ -223,8 +225,10 @@ export class DecisionPipeline {
       path: DECISION_ENTRYPOINT,
       input: masked,
     };
-    if (d) event.result = d as unknown as Record<string, unknown>;
-    if (r.error) event.error = r.error;
+    // A reason that quotes the path must not carry a segment masked there.
+    const quoted = pointers.includes(PATH_POINTER);
+    if (d) event.result = (quoted ? withoutPathQuotes(d, input, masked) : d) as unknown as Record<string, unknown>;
+    if (r.error) event.error = quoted ? withoutPathQuotes(r.error, input, masked) : r.error;
     if (pointers.length > 0) event.masked = pointers;
     if (r.evalNs !== undefined) event.metrics = { timer_eval_ns: r.evalNs };
     return event;

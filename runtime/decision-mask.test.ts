@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatPointer, parsePointer } from '../formats/json-pointer.js';
-import { maskInput } from './decision-mask.js';
+import { maskInput, withoutPathQuotes } from './decision-mask.js';
 import { checkJsonText, JsonText } from './json-text.js';
 
 const M = '**masked**';
@@ -13,6 +13,31 @@ describe('maskInput', () => {
     expect(out).toEqual({ request: { headers: { authorization: M, 'x-a': '1' }, body: { payment: { cvc: M } } }, mcp: { arguments: { password: M } } });
     expect(masked).toEqual(['/input/request/headers/authorization', '/input/request/body/payment/cvc', '/input/mcp/arguments/password']);
     expect(input).toEqual(original);
+  });
+
+  it('masks a path segment in the segments and in the path, as written there (escapes and all), without touching the original', () => {
+    const input = { request: { method: 'GET', path: '/v1/keys/s3cr%2Fet/versions/7', segments: ['v1', 'keys', 's3cr/et', 'versions', '7'], headers: {} } };
+    const original = structuredClone(input);
+    const { input: out, masked } = maskInput(input, ['/input/request/segments/2', '/input/request/segments/4']);
+    expect(out.request).toEqual({ method: 'GET', path: `/v1/keys/${M}/versions/${M}`, segments: ['v1', 'keys', M, 'versions', M], headers: {} });
+    expect(masked).toEqual(['/input/request/segments/2', '/input/request/segments/4', '/input/request/path']);
+    expect(JSON.stringify(out)).not.toMatch(/s3cr/);
+    expect(input).toEqual(original);
+    // A segment the call does not have (a shorter path matched no operation) masks nothing, the path included.
+    expect(maskInput({ request: { path: '/v1', segments: ['v1'], headers: {} } }, ['/input/request/segments/2'])).toEqual({ input: { request: { path: '/v1', segments: ['v1'], headers: {} } }, masked: [] });
+  });
+
+  it('replaces the path quoted in a result (as held, or decoded) by the path as masked, copying only what changes', () => {
+    const input = { request: { path: '/keys/a%2Fb-1', segments: ['keys', 'a/b-1'], headers: {} } };
+    const { input: masked } = maskInput(input, ['/input/request/segments/1']);
+    const result = { allow: false, reasons: ['no rule grants anonymous GET /keys/a%2Fb-1', 'decoded /keys/a/b-1, twice: /keys/a/b-1', 'elsewhere'], headers: { 'x-a': 'b' }, status: 403 };
+    const out = withoutPathQuotes(result, input, masked);
+    expect(out).toEqual({ allow: false, reasons: [`no rule grants anonymous GET /keys/${M}`, `decoded /keys/${M}, twice: /keys/${M}`, 'elsewhere'], headers: { 'x-a': 'b' }, status: 403 });
+    expect(out.headers).toBe(result.headers);
+    expect(result.reasons[0]).toContain('a%2Fb-1');
+    expect(withoutPathQuotes('failed on /keys/a/b-1', input, masked)).toBe(`failed on /keys/${M}`);
+    // Nothing masked in the path: the very same value.
+    expect(withoutPathQuotes(result, input, maskInput(input, []).input)).toBe(result);
   });
 
   it('masks every secret header (authorization, cookie, proxy-authorization), with or without a spec list', () => {

@@ -110,5 +110,64 @@ export function maskInput(input: Record<string, unknown>, pointers: readonly str
   // The secret pointers, then the spec's; each masked and listed once (no set built per call).
   for (const pointer of SECRET_POINTERS) mask(pointer);
   for (const pointer of pointers) if (!SECRET_POINTER_SET.has(pointer) && !masked.includes(pointer)) mask(pointer);
+  maskPathSegments(root, masked);
   return { input: root, masked };
+}
+
+// A path segment masked (`/input/request/segments/1`, a `path:` entry) is masked in the path as well: the
+// path is its segments joined by `/` (normalize.ts), one for one, so segment i is the path's part i + 1.
+// The request is already a copy here (the segment's pointer went through it); the path is listed once.
+const SEGMENT_POINTER = /^\/input\/request\/segments\/(0|[1-9]\d*)$/;
+function maskPathSegments(root: Record<string, unknown>, masked: string[]): void {
+  let parts: string[] | undefined;
+  for (const pointer of masked) {
+    const m = SEGMENT_POINTER.exec(pointer);
+    if (!m) continue;
+    const request = root.request as { path?: unknown };
+    if (typeof request.path !== 'string') return;
+    parts ??= request.path.split('/');
+    const at = Number(m[1]) + 1;
+    if (at < parts.length) parts[at] = MASK;
+  }
+  if (!parts) return;
+  (root.request as { path: string }).path = parts.join('/');
+  masked.push(PATH_POINTER);
+}
+/** The pointer maskInput lists when it masked a segment of the path in the path itself. */
+export const PATH_POINTER = formatPointer(['input', 'request', 'path']);
+
+/**
+ * A copy of `value` (a decision's result, an error message) with every quote of the call's path replaced
+ * by the path as masked, when maskInput masked a segment of it (`masked`, its output): a reason such as
+ * "no rule grants anonymous GET /orders/k-s3cret" quotes the path, secret segment and all. The path is
+ * looked for as the input holds it and as its segments decoded and joined; a policy that quotes a
+ * segment alone, or in another form, is not followed. Values are copied only where a string changes.
+ */
+export function withoutPathQuotes<T>(value: T, input: { request?: unknown }, masked: { request?: unknown }): T {
+  const before = input.request as { path?: unknown; segments?: unknown } | undefined;
+  const after = (masked.request as { path?: unknown } | undefined)?.path;
+  if (typeof before?.path !== 'string' || typeof after !== 'string' || before.path === after) return value;
+  const quotes = [before.path];
+  if (Array.isArray(before.segments) && before.segments.every((x) => typeof x === 'string')) quotes.push(`/${(before.segments as string[]).join('/')}`);
+  // The longer first: one quote may hold the other.
+  quotes.sort((a, b) => b.length - a.length);
+  const replace = (v: unknown): unknown => {
+    if (typeof v === 'string') return quotes.reduce((t, q) => (t.includes(q) ? t.split(q).join(after) : t), v);
+    if (Array.isArray(v)) {
+      const out = v.map(replace);
+      return out.some((x, i) => x !== v[i]) ? out : v;
+    }
+    if (v && typeof v === 'object' && !(v instanceof JsonText)) {
+      let out: Record<string, unknown> | undefined;
+      for (const [k, x] of Object.entries(v)) {
+        const y = replace(x);
+        if (y === x) continue;
+        out ??= { ...(v as Record<string, unknown>) };
+        Object.defineProperty(out, k, { value: y, enumerable: true, writable: true, configurable: true });
+      }
+      return out ?? v;
+    }
+    return v;
+  };
+  return replace(value) as T;
 }

@@ -229,6 +229,23 @@ describe('warden build on bad input', () => {
     expect(empty.message).toMatch(/x-warden-authz\.sensitive\[0\]: must match pattern/);
   });
 
+  it('compiles a sensitive path parameter into the segment it names, and refuses one the template lacks or an MCP entry names', async () => {
+    ws.git('checkout', '-q', '--', '.');
+    const refund = '          - scopes: [orders:refund]\n            claims: { role: [support] }\n';
+    ws.edit('workloads/orders/openapi.yaml', refund, `${refund}        sensitive: ["path:id"]\n`);
+    const result = await buildRepo({ repo: ws.repo, out: join(ws.dir, 'sensitive-path'), cwd: ws.dir });
+    const orders = result.workloads.find((w) => w.workload === 'orders')!;
+    const { spec } = await openBundle(readFileSync(orders.bundle), trustFromPem(result.verificationKey, result.keyId, 'ES256'));
+    // /orders/{id}/refund: {id} is the second segment.
+    expect(spec?.http.operations.refundOrder?.mask).toEqual(['/input/request/segments/1']);
+    const unknown = await failsWith((w) => w.edit('workloads/orders/openapi.yaml', refund, `${refund}        sensitive: ["path:order_id"]\n`));
+    expect(unknown.message).toMatch(/openapi\.yaml:\d+: paths\.\/orders\/\{id\}\/refund\.post\.x-warden-authz\.sensitive\[0\]: path:order_id names no path parameter of \/orders\/\{id\}\/refund \(it has \{id\}\): nothing would be masked/);
+    const none = await failsWith((w) => w.edit('workloads/orders/openapi.yaml', 'sensitive: [payment.card_number]', 'sensitive: ["path:id"]'));
+    expect(none.message).toMatch(/paths\.\/orders\.post\.x-warden-authz\.sensitive\[0\]: path:id names no path parameter of \/orders \(it has none\)/);
+    const tool = await failsWith((w) => w.edit('workloads/ops-mcp/mcp-tools.json', '"sensitive": ["card_token"]', '"sensitive": ["card_token", "path:id"]'));
+    expect(tool.message).toMatch(/mcp-tools\.json:\d+: tools\[\d+\]\.x-warden-authz\.sensitive\[1\]: path:id: a tool has no path parameters/);
+  });
+
   it('reports a missing signing key', async () => {
     const err = await failsWith(() => undefined, { signingKey: '/nonexistent/key.pem' });
     expect(err).toBeInstanceOf(SigningError);

@@ -169,11 +169,17 @@ function routeData(ops: HttpOperation[]): Record<string, Array<RouteBucket | nul
 // An annotation's sensitive entries as the pointers the decision log masks. A dotted field is masked
 // wherever the call carries it: in the JSON body, or in the arguments of an MCP call (an MCP endpoint
 // may also be an OpenAPI operation). `header:` and `query:` name a request header (normalized to lower
-// case, as the input holds it) or a query parameter (every value of it).
-function maskOf(authz: AuthzAnnotation | undefined): MaskList {
+// case, as the input holds it) or a query parameter (every value of it); `path:` a parameter of the
+// operation's template, as the segment at its place (the runtime masks it in the path as well).
+function maskOf(authz: AuthzAnnotation | undefined, segments: readonly RouteSegment[] = []): MaskList {
   return (authz?.sensitive ?? []).flatMap((entry) => {
     if (entry.startsWith('header:')) return [formatPointer(['input', 'request', 'headers', entry.slice('header:'.length).toLowerCase()])];
     if (entry.startsWith('query:')) return [formatPointer(['input', 'request', 'query', entry.slice('query:'.length)])];
+    if (entry.startsWith('path:')) {
+      const at = segments.findIndex((s) => typeof s !== 'string' && s.param === entry.slice('path:'.length));
+      // Checked when the spec was read (openapi.ts, mcp-tools.ts): a name no template has never gets here.
+      return at < 0 ? [] : [formatPointer(['input', 'request', 'segments', String(at)])];
+    }
     const keys = entry.split('.');
     return [formatPointer(['input', 'request', 'body', ...keys]), formatPointer(['input', 'mcp', 'arguments', ...keys])];
   });
@@ -221,7 +227,7 @@ function compileSpec(workload: WorkloadManifest, ops: HttpOperation[], mcp: McpE
     Object.fromEntries(mcp.filter((e) => e.kind === kind).map((e) => [e.name, { authz: e.authz ?? {}, mask: maskOf(e.authz) }]));
   return {
     workload: { name: workload.name, namespace: workload.namespace, mode: workload.mode },
-    http: { routes: routeData(ops), operations: Object.fromEntries(ops.map((o) => [o.id, { method: o.method, template: o.template, authz: o.authz ?? {}, mask: maskOf(o.authz) }])) },
+    http: { routes: routeData(ops), operations: Object.fromEntries(ops.map((o) => [o.id, { method: o.method, template: o.template, authz: o.authz ?? {}, mask: maskOf(o.authz, o.segments) }])) },
     mcp: {
       endpoint: workload.mcp?.endpoint ?? null,
       transport_paths: [workload.mcp?.endpoint, workload.mcp?.sse?.stream, workload.mcp?.sse?.messages].filter((p): p is string => typeof p === 'string'),

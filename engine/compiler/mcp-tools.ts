@@ -89,6 +89,10 @@ export function readMcpTools(doc: SourceDoc): { entries: McpEntry[]; diagnostics
         const found = authzAnnotation.check(raw[AUTHZ_EXTENSION]);
         for (const i of found) err([...at, AUTHZ_EXTENSION, ...pathOf(i)], i.message);
         if (found.length === 0) authz = raw[AUTHZ_EXTENSION] as AuthzAnnotation;
+        // An MCP call has no path parameters: such an entry would mask nothing.
+        (authz?.sensitive ?? []).forEach((entry, si) => {
+          if (entry.startsWith('path:')) err([...at, AUTHZ_EXTENSION, 'sensitive', si], `${entry}: a ${kind} has no path parameters (path: names one of an OpenAPI operation's); name an argument as a dotted field`);
+        });
       } else {
         err(at, `${kind} ${name} has no ${AUTHZ_EXTENSION}; no caller is granted it by the spec (default deny)`, 'warning');
       }

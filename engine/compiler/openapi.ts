@@ -92,6 +92,16 @@ function readAuthz(op: Record<string, unknown>, opAt: Array<string | number>, id
   return issues.length === 0 ? (op[AUTHZ_EXTENSION] as AuthzAnnotation) : undefined;
 }
 
+// A `path:` entry of `sensitive` must name a parameter of the operation's template: a name that matches
+// none would mask nothing, and the secret it was meant to hide would be logged.
+function checkSensitivePath(authz: AuthzAnnotation | undefined, segments: RouteSegment[], template: string, at: Array<string | number>, err: Report): void {
+  const params = segments.flatMap((s) => (typeof s === 'string' ? [] : [s.param]));
+  (authz?.sensitive ?? []).forEach((entry, i) => {
+    if (!entry.startsWith('path:') || params.includes(entry.slice('path:'.length))) return;
+    err([...at, i], `${entry} names no path parameter of ${template} (${params.length > 0 ? `it has ${params.map((p) => `{${p}}`).join(', ')}` : 'it has none'}): nothing would be masked`);
+  });
+}
+
 /** What reading one document keeps across its path items. */
 interface Reading {
   doc: SourceDoc;
@@ -134,6 +144,7 @@ function readPathItem(r: Reading, rawPath: string, item: unknown): void {
     if (r.shapes.has(shape)) err(at, `${method.toUpperCase()} ${rawPath} matches exactly the same requests as operation ${r.shapes.get(shape)}; a router could not tell them apart`);
     r.shapes.set(shape, id);
     const authz = readAuthz(op, opAt, id, err);
+    checkSensitivePath(authz, segments, r.base + rawPath, [...opAt, AUTHZ_EXTENSION, 'sensitive'], err);
     r.operations.push({
       id,
       method: method.toUpperCase(),

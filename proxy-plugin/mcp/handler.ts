@@ -330,7 +330,7 @@ export class McpHandler {
   private readonly sessions = new Map<string, LegacySession>();
   /** Streamable HTTP session id → the principal that initialized it (insertion order = age). */
   private readonly owners = new Map<string, string>();
-  /** Tools a live tools/list showed changed since review (drift: block): calls to them are refused. */
+  /** Tools a live tools/list showed changed since review (drift: block): calls to them are refused until a whole list shows them as reviewed again. */
   private readonly drifted = new Set<string>();
 
   constructor(private readonly opts: McpHandlerOptions) {
@@ -502,6 +502,11 @@ export class McpHandler {
     return {
       visible,
       spec,
+      // A whole list on which a blocked tool is listed as reviewed again lifts its block: the review holds again.
+      onList: (r, full) => {
+        if (spec.drift !== 'block' || !full || this.drifted.size === 0) return;
+        for (const tool of this.drifted) if (!r.removed.includes(tool) && !r.changed.some((c) => c.tool === tool)) this.drifted.delete(tool);
+      },
       onDrift: (r) => {
         if (spec.drift === 'block') {
           for (const c of r.changed) this.drifted.add(c.tool);

@@ -34,7 +34,7 @@ function viewOf(spec: McpSpec, visible: string[], drifts: DriftRecord[]): ToolsV
 }
 
 // What the filter writes for `text`, worked out from scratch: the oracle.
-const filtered = (text: string, view: ToolsView) => JSON.stringify(filterToolsJson(JSON.parse(text), ids, { ...view, onDrift: undefined }));
+const filtered = (text: string, view: ToolsView) => JSON.stringify(filterToolsJson(JSON.parse(text), ids, { ...view, onDrift: undefined, onList: undefined }));
 
 // An answer filtered once through the handler's path, which remembers it.
 function remembered(text: string, view: ToolsView): string {
@@ -54,6 +54,20 @@ describe('tools/list answers known by their text', () => {
     }
     expect(drifts).toHaveLength(9);
     expect(new Set(drifts.map((d) => JSON.stringify(d)))).toEqual(new Set([JSON.stringify({ added: ['export_customers'], removed: [], changed: [{ tool: 'query', fields: ['description'] }] })]));
+  });
+
+  it('reports the list again on every answer from memory, as a whole list or as a page', () => {
+    const lists: Array<[DriftRecord, boolean]> = [];
+    const view: ToolsView = { spec: specOf(), visible: new Set(['get_order', 'refund_order']), onList: (r, full) => lists.push([r, full]) };
+    remembered(answer('1'), view);
+    expect(knownListAnswer(answer('2'), view)).toBe(filtered(answer('2'), view));
+    const record = { added: ['export_customers'], removed: [], changed: [{ tool: 'query', fields: ['description'] }] };
+    expect(lists).toEqual([[record, true], [record, true]]);
+    // A page of a paginated list: removals are not known there, and it is not a whole list.
+    const page = (id: string) => answer(id).replace('"result":{"tools":', '"result":{"nextCursor":"p2","tools":').replace(JSON.stringify(live), JSON.stringify(live.slice(0, 2)));
+    remembered(page('1'), view);
+    expect(knownListAnswer(page('3'), view)).toBe(filtered(page('3'), view));
+    expect(lists.slice(2)).toEqual([[{ added: [], removed: [], changed: [] }, false], [{ added: [], removed: [], changed: [] }, false]]);
   });
 
   it('hands each receiver a drift record of its own', () => {

@@ -3,7 +3,7 @@
 // tools/list's ~200 in the sidecar) gives the same text each time, the id aside. So an answer that was
 // filtered once is remembered as the text around its id, with the filtered text around the id per view
 // of the caller; an answer that is that text with another id in the same place is answered from memory,
-// with the drift it showed reported again. What can come back from memory is exactly what the filter
+// with what it showed of the list (its drift, a block lifted) reported again. What can come back from memory is exactly what the filter
 // would write: only the id's own characters may differ, the id must be one whose text JSON writes back
 // as it came (an integer or a plain string), and anything else (another byte anywhere, an escape, a
 // second `id`) is filtered as before.
@@ -30,11 +30,13 @@ const MAX_SPEC_CHARS = 2 * 1024 * 1024;
 // (no escape, no character JSON.stringify would escape).
 const PLAIN_ID = /^(?:0|-?[1-9][0-9]{0,14}|"[A-Za-z0-9._:~-]{0,128}")$/;
 
-// What the filter wrote for one view, around the id, and the drift it reported.
+// What the filter wrote for one view, around the id, and what it reported of the list: its record, whether
+// it was a whole list (onList), and whether that record is drift (onDrift).
 interface Filtered {
   before: string;
   after: string;
-  drift: DriftRecord | undefined;
+  list: { record: DriftRecord; full: boolean } | undefined;
+  drift: boolean;
 }
 
 // A remembered answer: its text before and after its id, and what it became per view.
@@ -52,8 +54,9 @@ const viewKey = (view: ToolsView): string => JSON.stringify([...view.visible]);
 
 /**
  * The filtered text of `text`, a single JSON-RPC answer, when an answer that differs from it in its id
- * alone was filtered for the same tools (`view.visible`) against the same spec: the drift that answer
- * showed is reported again (`view.onDrift`), as the filter would. Undefined when none was.
+ * alone was filtered for the same tools (`view.visible`) against the same spec: what the filter reported
+ * of that list is reported again (`view.onList`, and `view.onDrift` for drift), as the filter would.
+ * Undefined when none was.
  */
 export function knownListAnswer(text: string, view: ToolsView): string | undefined {
   const list = answers.get(view.spec);
@@ -65,7 +68,8 @@ export function knownListAnswer(text: string, view: ToolsView): string | undefin
     if (!PLAIN_ID.test(id)) return undefined;
     const f = a.views.get(viewKey(view));
     if (!f) return undefined;
-    if (f.drift) view.onDrift?.(copyDrift(f.drift));
+    if (f.list) view.onList?.(copyDrift(f.list.record), f.list.full);
+    if (f.list && f.drift) view.onDrift?.(copyDrift(f.list.record));
     return f.before + id + f.after;
   }
   return undefined;
@@ -73,11 +77,12 @@ export function knownListAnswer(text: string, view: ToolsView): string | undefin
 
 /**
  * Remember that `text` (a single answer with a tool list, which parsed) was filtered for `view` into
- * `filtered` (its value before encoding) and `out` (its text), reporting `drift`. Not remembered when the
+ * `filtered` (its value before encoding) and `out` (its text), reporting `shown` of the list (onList) and
+ * whether that was drift (onDrift). Not remembered when the
  * text is long, or its id is not one place that can be swapped (see `idSpan`), or the filtered text does
  * not hold the same id once (`out` must be exactly its text around the id).
  */
-function rememberListAnswer(text: string, filtered: { id?: unknown }, out: string, view: ToolsView, drift: DriftRecord | undefined): void {
+function rememberListAnswer(text: string, filtered: { id?: unknown }, out: string, view: ToolsView, shown: Filtered['list'], drift: boolean): void {
   if (text.length > MAX_ANSWER_CHARS) return;
   const span = idSpan(text);
   if (!span) return;
@@ -87,7 +92,7 @@ function rememberListAnswer(text: string, filtered: { id?: unknown }, out: strin
   const marked = JSON.stringify({ ...filtered, id: MARKER });
   const mark = marked.indexOf(MARKER_TEXT);
   if (mark < 0 || marked.indexOf(MARKER_TEXT, mark + 1) >= 0) return;
-  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), drift: drift && copyDrift(drift) };
+  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), list: shown && { record: copyDrift(shown.record), full: shown.full }, drift };
   if (f.before + id + f.after !== out) return;
   let list = answers.get(view.spec);
   if (!list) answers.set(view.spec, (list = []));
@@ -128,17 +133,22 @@ export function rewrittenAnswer(text: string, doc: unknown, ids: ReadonlySet<Jso
   if (ids.size === 0 && !holdsToolList(doc)) return JSON.stringify(doc);
   const v = view();
   if (ids.size === 0 || !doc || typeof doc !== 'object' || Array.isArray(doc) || !listsTools(doc as JsonRpcResponse)) return JSON.stringify(filterToolsJson(doc, ids, v));
-  let drift: DriftRecord | undefined;
+  let list: Filtered['list'];
+  let drift = false;
   const seen: ToolsView = {
     ...v,
+    onList: (r, full) => {
+      list = { record: copyDrift(r), full };
+      v.onList?.(r, full);
+    },
     onDrift: (r) => {
-      drift = copyDrift(r);
+      drift = true;
       v.onDrift?.(r);
     },
   };
   const filtered = filterToolsJson(doc, ids, seen) as { id?: unknown };
   const out = JSON.stringify(filtered);
-  rememberListAnswer(text, filtered, out, v, drift);
+  rememberListAnswer(text, filtered, out, v, list, drift);
   return out;
 }
 

@@ -12,6 +12,11 @@ export interface ToolsView {
   spec: McpSpec;
   /** Called once per tools/list answer that differs from the compiled list. */
   onDrift?: (r: DriftRecord) => void;
+  /**
+   * Called once per tool list filtered, drift or not, before `onDrift`: `full` when it is the whole list
+   * (no page of a paginated one), so that a reviewed tool neither changed nor removed matches its review.
+   */
+  onList?: (r: DriftRecord, full: boolean) => void;
 }
 
 /** Filter one tools/list result object; anything not shaped like one is returned as is. */
@@ -20,7 +25,9 @@ export function filterToolsResult(result: unknown, view: ToolsView): unknown {
   const tools = ((result as { tools: unknown[] }).tools).filter((t): t is LiveTool => !!t && typeof t === 'object' && typeof (t as LiveTool).name === 'string');
   const drift = detectDrift(tools, view.spec);
   // One page of a paginated list lacks the other pages' tools: removals are only meaningful on a full list.
-  if ((result as { nextCursor?: unknown }).nextCursor !== undefined || 'cursor' in (result as object)) drift.removed = [];
+  const full = (result as { nextCursor?: unknown }).nextCursor === undefined && !('cursor' in (result as object));
+  if (!full) drift.removed = [];
+  view.onList?.(drift, full);
   if (hasDrift(drift)) view.onDrift?.(drift);
   const blocked = view.spec.drift === 'block' ? unreviewedTools(drift) : new Set<string>();
   // A name listed twice is offered once, as first listed: a client must not pick between two descriptions.

@@ -68,7 +68,7 @@ export function knownListAnswer(text: string, view: ToolsView): string | undefin
     if (!PLAIN_ID.test(id)) return undefined;
     const f = a.views.get(viewKey(view));
     if (!f) return undefined;
-    if (f.list) view.onList?.(copyDrift(f.list.record), f.list.full);
+    if (f.list) view.onList?.(f.list.record, f.list.full);
     if (f.list && f.drift) view.onDrift?.(copyDrift(f.list.record));
     return f.before + id + f.after;
   }
@@ -92,7 +92,7 @@ function rememberListAnswer(text: string, filtered: { id?: unknown }, out: strin
   const marked = JSON.stringify({ ...filtered, id: MARKER });
   const mark = marked.indexOf(MARKER_TEXT);
   if (mark < 0 || marked.indexOf(MARKER_TEXT, mark + 1) >= 0) return;
-  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), list: shown && { record: copyDrift(shown.record), full: shown.full }, drift };
+  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), list: shown && { record: frozen(copyDrift(shown.record)), full: shown.full }, drift };
   if (f.before + id + f.after !== out) return;
   let list = answers.get(view.spec);
   if (!list) answers.set(view.spec, (list = []));
@@ -150,6 +150,16 @@ export function rewrittenAnswer(text: string, doc: unknown, ids: ReadonlySet<Jso
   const out = JSON.stringify(filtered);
   rememberListAnswer(text, filtered, out, v, list, drift);
   return out;
+}
+
+// A remembered record, handed as it is to every `onList` (which only reads it): frozen, so that a receiver
+// that wrote to it would throw rather than change what later answers report. `onDrift` gets a copy.
+function frozen(r: DriftRecord): DriftRecord {
+  for (const c of r.changed) Object.freeze(Object.freeze(c).fields);
+  Object.freeze(r.added);
+  Object.freeze(r.removed);
+  Object.freeze(r.changed);
+  return Object.freeze(r);
 }
 
 const MARKER = '\u0001warden-id\u0001';

@@ -15,6 +15,7 @@ export interface ToolsView {
   /**
    * Called once per tool list filtered, drift or not, before `onDrift`: `full` when it is the whole list
    * (no page of a paginated one), so that a reviewed tool neither changed nor removed matches its review.
+   * The record is read only (it may be frozen: a remembered answer's is handed out as it is).
    */
   onList?: (r: DriftRecord, full: boolean) => void;
 }

@@ -3,14 +3,16 @@
 // tools/list's ~200 in the sidecar) gives the same text each time, the id aside. So an answer that was
 // filtered once is remembered as the text around its id, with the filtered text around the id per view
 // of the caller; an answer that is that text with another id in the same place is answered from memory,
-// with what it showed of the list (its drift, a block lifted) reported again. What can come back from memory is exactly what the filter
-// would write: only the id's own characters may differ, the id must be one whose text JSON writes back
-// as it came (an integer or a plain string), and anything else (another byte anywhere, an escape, a
-// second `id`) is filtered as before.
+// with what the filter reported of the list (its drift, a block lifted) reported again. What can come
+// back from memory is exactly what the filter would write: only the id's own characters may differ, the
+// id must be one whose text JSON writes back as it came (an integer or a plain string), and anything else
+// (another byte anywhere, an escape, a second `id`) is filtered as before.
 import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
-import { copyDrift, type DriftRecord } from './drift.js';
+import { copyDrift, hasDrift, type DriftRecord } from './drift.js';
 import type { McpSpec } from './spec.js';
 import { filterToolsJson, holdsToolList, listsTools, type ToolsView } from './tools-filter.js';
+import { checkJsonText, JsonText } from '../../runtime/json-text.js';
+import { MAX_JSON_DEPTH } from '../json-body.js';
 
 /** Answers remembered per spec: a server lists one set of tools, a few while it changes. */
 const MAX_ANSWERS = 8;
@@ -30,13 +32,13 @@ const MAX_SPEC_CHARS = 2 * 1024 * 1024;
 // (no escape, no character JSON.stringify would escape).
 const PLAIN_ID = /^(?:0|-?[1-9][0-9]{0,14}|"[A-Za-z0-9._:~-]{0,128}")$/;
 
-// What the filter wrote for one view, around the id, and what it reported of the list: its record, whether
-// it was a whole list (onList), and whether that record is drift (onDrift).
+// What the filter wrote for one view, around the id, and what it reported of the list (onList): its
+// record, and whether it was a whole list. The filter reports drift (onDrift) when the record holds any.
 interface Filtered {
   before: string;
   after: string;
-  list: { record: DriftRecord; full: boolean } | undefined;
-  drift: boolean;
+  record: DriftRecord;
+  full: boolean;
 }
 
 // A remembered answer: its text before and after its id, and what it became per view.
@@ -68,8 +70,8 @@ export function knownListAnswer(text: string, view: ToolsView): string | undefin
     if (!PLAIN_ID.test(id)) return undefined;
     const f = a.views.get(viewKey(view));
     if (!f) return undefined;
-    if (f.list) view.onList?.(f.list.record, f.list.full);
-    if (f.list && f.drift) view.onDrift?.(copyDrift(f.list.record));
+    view.onList?.(f.record, f.full);
+    if (hasDrift(f.record)) view.onDrift?.(copyDrift(f.record));
     return f.before + id + f.after;
   }
   return undefined;
@@ -77,12 +79,12 @@ export function knownListAnswer(text: string, view: ToolsView): string | undefin
 
 /**
  * Remember that `text` (a single answer with a tool list, which parsed) was filtered for `view` into
- * `filtered` (its value before encoding) and `out` (its text), reporting `shown` of the list (onList) and
- * whether that was drift (onDrift). Not remembered when the
+ * `filtered` (its value before encoding) and `out` (its text), reporting `shown` of the list (onList). Not
+ * remembered when the
  * text is long, or its id is not one place that can be swapped (see `idSpan`), or the filtered text does
  * not hold the same id once (`out` must be exactly its text around the id).
  */
-function rememberListAnswer(text: string, filtered: { id?: unknown }, out: string, view: ToolsView, shown: Filtered['list'], drift: boolean): void {
+function rememberListAnswer(text: string, filtered: { id?: unknown }, out: string, view: ToolsView, shown: { record: DriftRecord; full: boolean }): void {
   if (text.length > MAX_ANSWER_CHARS) return;
   const span = idSpan(text);
   if (!span) return;
@@ -92,7 +94,7 @@ function rememberListAnswer(text: string, filtered: { id?: unknown }, out: strin
   const marked = JSON.stringify({ ...filtered, id: MARKER });
   const mark = marked.indexOf(MARKER_TEXT);
   if (mark < 0 || marked.indexOf(MARKER_TEXT, mark + 1) >= 0) return;
-  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), list: shown && { record: frozen(copyDrift(shown.record)), full: shown.full }, drift };
+  const f: Filtered = { before: marked.slice(0, mark), after: marked.slice(mark + MARKER_TEXT.length), record: frozen(copyDrift(shown.record)), full: shown.full };
   if (f.before + id + f.after !== out) return;
   let list = answers.get(view.spec);
   if (!list) answers.set(view.spec, (list = []));
@@ -133,22 +135,18 @@ export function rewrittenAnswer(text: string, doc: unknown, ids: ReadonlySet<Jso
   if (ids.size === 0 && !holdsToolList(doc)) return JSON.stringify(doc);
   const v = view();
   if (ids.size === 0 || !doc || typeof doc !== 'object' || Array.isArray(doc) || !listsTools(doc as JsonRpcResponse)) return JSON.stringify(filterToolsJson(doc, ids, v));
-  let list: Filtered['list'];
-  let drift = false;
+  // What the filter reports of the list, as it reports it (remembered as a copy, once the receivers ran).
+  let shown: { record: DriftRecord; full: boolean } | undefined;
   const seen: ToolsView = {
     ...v,
-    onList: (r, full) => {
-      list = { record: copyDrift(r), full };
-      v.onList?.(r, full);
-    },
-    onDrift: (r) => {
-      drift = true;
-      v.onDrift?.(r);
+    onList: (record, full) => {
+      shown = { record, full };
+      v.onList?.(record, full);
     },
   };
   const filtered = filterToolsJson(doc, ids, seen) as { id?: unknown };
   const out = JSON.stringify(filtered);
-  rememberListAnswer(text, filtered, out, v, list, drift);
+  if (shown) rememberListAnswer(text, filtered, out, v, shown);
   return out;
 }
 
@@ -166,78 +164,22 @@ const MARKER = '\u0001warden-id\u0001';
 const MARKER_TEXT = JSON.stringify(MARKER);
 
 /**
- * Where the value of the top-level `id` member sits in `text`, a JSON object that JSON.parse accepted:
- * [start, end) of its token. Undefined when the text is not an object, names `id` twice (JSON.parse keeps
- * the last, other readers the first), or has a top-level key written with an escape (`"i\u0064"` is `id`
- * too): then there is no one place to swap.
+ * Where the value of the top-level `id` member sits in `text`, a JSON object: [start, end) of its token,
+ * from the member offsets the project's JSON text checker records (checkJsonText). Undefined when the text
+ * is not one JSON object, names `id` twice (JSON.parse keeps the last, other readers the first), or has a
+ * top-level key written with an escape (`"i\u0064"` is `id` too): then there is no one place to swap.
  */
 export function idSpan(text: string): [number, number] | undefined {
-  let i = skipSpace(text, 0);
-  if (text[i] !== '{') return undefined;
+  const checked = checkJsonText(text, MAX_JSON_DEPTH);
+  const members = checked instanceof JsonText ? checked.members : undefined;
+  if (!members) return undefined;
   let span: [number, number] | undefined;
-  i = skipSpace(text, i + 1);
-  if (text[i] === '}') return undefined;
-  for (;;) {
-    if (text[i] !== '"') return undefined;
-    const close = text.indexOf('"', i + 1);
-    if (close < 0) return undefined;
-    const key = text.slice(i + 1, close);
+  for (let m = 0; m < members.length; m += 4) {
+    const key = text.slice(members[m]!, members[m + 1]!);
     if (key.includes('\\')) return undefined;
-    i = skipSpace(text, close + 1);
-    if (text[i] !== ':') return undefined;
-    const start = skipSpace(text, i + 1);
-    const end = skipValue(text, start);
-    if (end < 0) return undefined;
-    if (key === 'id') {
-      if (span) return undefined;
-      span = [start, end];
-    }
-    i = skipSpace(text, end);
-    if (text[i] === '}') break;
-    if (text[i] !== ',') return undefined;
-    i = skipSpace(text, i + 1);
+    if (key !== '"id"') continue;
+    if (span) return undefined;
+    span = [members[m + 2]!, members[m + 3]!];
   }
-  return skipSpace(text, i + 1) === text.length ? span : undefined;
-}
-
-// JSON's white space: space, tab, line feed, carriage return.
-function skipSpace(text: string, i: number): number {
-  for (;;) {
-    const c = text.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return i;
-    i++;
-  }
-}
-
-// The end of the value that starts at `i` (text JSON.parse accepted), or -1.
-function skipValue(text: string, i: number): number {
-  const c = text[i];
-  if (c === '"') return skipString(text, i);
-  if (c === '{' || c === '[') {
-    let depth = 0;
-    for (let j = i; j < text.length; j++) {
-      const d = text[j];
-      if (d === '"') j = skipString(text, j) - 1;
-      else if (d === '{' || d === '[') depth++;
-      else if (d === '}' || d === ']') {
-        if (--depth === 0) return j + 1;
-      }
-      if (j < 0) return -1;
-    }
-    return -1;
-  }
-  // A number or a literal: up to the next delimiter.
-  let j = i;
-  while (j < text.length && !',}] \t\n\r'.includes(text[j]!)) j++;
-  return j > i ? j : -1;
-}
-
-// The end of the string that starts at `i` (after its closing quote), or -1.
-function skipString(text: string, i: number): number {
-  for (let j = i + 1; j < text.length; j++) {
-    const c = text[j];
-    if (c === '\\') j++;
-    else if (c === '"') return j + 1;
-  }
-  return -1;
+  return span;
 }

@@ -33,7 +33,11 @@ export function readBody(msg: IncomingMessage, limit: number): Promise<Buffer | 
 
 /** Answer with `body` as JSON, its length set; `headers` add to (never replace) the content type and length. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = jsonText(body as OpaJson); // policy results may hold integers beyond 2^53 (bigint)
+  sendJsonText(res, status, jsonText(body as OpaJson), headers); // policy results may hold integers beyond 2^53 (bigint)
+}
+
+/** Send JSON already written as text. */
+export function sendJsonText(res: ServerResponse, status: number, text: string, headers: OutgoingHttpHeaders = {}): void {
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -47,10 +47,21 @@ beforeAll(async () => {
       // The id as the caller wrote it, as a server echoes it.
       const id = /"id":("[^"]*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(body)?.[1] ?? 'null';
       // A tool call is answered with its name, and counted; anything else with the tool list.
+      const ran = (name: string, idText: string) => `{"jsonrpc":"2.0","id":${idText},"result":{"content":[{"type":"text","text":"ran ${name}"}]}}`;
       const call = /"method":"tools\/call","params":\{"name":"([a-z_]+)"/.exec(body)?.[1];
-      if (call) toolsRun.push(call);
-      else listsServed++;
-      const text = call ? `{"jsonrpc":"2.0","id":${id},"result":{"content":[{"type":"text","text":"ran ${call}"}]}}` : answer(spelled.get(id) ?? id);
+      let text: string;
+      if (body.trimStart().startsWith('[')) {
+        // A batch (what the sidecar forwarded of one): each tool call run and answered, in order.
+        const calls = JSON.parse(body) as Array<{ id: unknown; params: { name: string } }>;
+        toolsRun.push(...calls.map((c) => c.params.name));
+        text = `[${calls.map((c) => ran(c.params.name, JSON.stringify(c.id))).join(',')}]`;
+      } else if (call) {
+        toolsRun.push(call);
+        text = ran(call, id);
+      } else {
+        listsServed++;
+        text = answer(spelled.get(id) ?? id);
+      }
       if (mode === 'json') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
@@ -92,8 +103,15 @@ function listTools(scope: string, id: string): Promise<string> {
   return send(scope, `{"jsonrpc":"2.0","id":${id},"method":"tools/list","params":{}}`);
 }
 
-/** One JSON-RPC message sent as `scope`; the answer's text (an event's data on a stream). */
+/** One JSON-RPC message sent as `scope`; the answer's text (its one event's data on a stream). */
 async function send(scope: string, body: string): Promise<string> {
+  const texts = await answers(scope, body);
+  expect(texts).toHaveLength(1);
+  return texts[0]!;
+}
+
+/** A body sent as `scope`; the answer's text, or each event's data on a stream (answers made here come first). */
+async function answers(scope: string, body: string): Promise<string[]> {
   const r = await fetch(`${proxyUrl}/mcp`, {
     method: 'POST',
     headers: { authorization: `Bearer ${await token(scope)}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
@@ -102,10 +120,8 @@ async function send(scope: string, body: string): Promise<string> {
   expect(r.status).toBe(200);
   const text = await r.text();
   // The sidecar's own answers (a refused call) are JSON whatever the server answers with.
-  if (!r.headers.get('content-type')?.startsWith('text/event-stream')) return text;
-  const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
-  expect(data).toHaveLength(1);
-  return data[0]!;
+  if (!r.headers.get('content-type')?.startsWith('text/event-stream')) return [text];
+  return text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
 }
 
 /** The memory's lookups so far, from the proxy's /metrics. */
@@ -195,12 +211,19 @@ describe.each(['json', 'sse'] as const)('tools/list answers through warden proxy
     const refused = JSON.parse(await search(33));
     expect(refused.error).toMatchObject({ code: -32003, data: { reasons: ['tool search_orders changed on the server since it was reviewed (drift: block)'] } });
     expect(toolsRun.length).toBe(ran + 1);
-    // The server lists it as reviewed again: an answer the sidecar has seen, so from memory.
+    // Hidden in a batch beside an allowed call (node's path, not the fast path): refused all the same, and
+    // the server runs only the allowed one.
+    const sent = await answers('tools:read', `[{"jsonrpc":"2.0","id":36,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"1"}}},{"jsonrpc":"2.0","id":37,"method":"tools/call","params":{"name":"search_orders","arguments":{"status":"open"}}}]`);
+    const batch = sent.flatMap((t) => JSON.parse(t) as unknown) as Array<{ id: number; result?: { content: Array<{ text: string }> }; error?: { code: number } }>;
+    expect(batch.map((m) => [m.id, m.result?.content[0]?.text ?? m.error?.code]).sort()).toEqual([[36, 'ran get_order'], [37, -32003]]);
+    expect(toolsRun.slice(ran)).toEqual(['search_orders', 'get_order']);
+    // The server lists it as reviewed again: an answer the sidecar has seen, so from memory (on node's path
+    // now, where the batch moved this connection).
     answer = reviewedList;
     const back = await listCounted('tools:read', '34');
     expect({ tools: names(back.text), from: back.from }).toEqual({ tools: READ_TOOLS, from: 'memory' });
     expect(JSON.parse(await search(35)).result.content[0].text).toBe('ran search_orders');
-    expect(toolsRun.slice(ran)).toEqual(['search_orders', 'search_orders']);
+    expect(toolsRun.slice(ran)).toEqual(['search_orders', 'get_order', 'search_orders']);
   });
 
   it('filters again an answer whose id was swapped for more text: a second result hidden behind the id never reaches a client', async () => {

@@ -19,7 +19,7 @@ import { VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
 import type { Destination, HttpRequestInput, McpInput, PolicyInput, Source } from '../../formats/input.js';
 import type { DriftAction } from '../../formats/workload.js';
 import type { Policy } from '../../runtime/policy.js';
-import { readBody, sendJson } from '../../runtime/http-body.js';
+import { readBody, sendJson, sendJsonText } from '../../runtime/http-body.js';
 import { forwardBody, mergeAnswers, planBatch, type BatchPlan, type CallVerdict } from './batch.js';
 import { eventRewriter, messageEvent, rewriteEventStream, type SseEvent, type SseRewrite } from './event-stream.js';
 import { asciiCharset, isEncoded } from '../json-body.js';
@@ -587,6 +587,12 @@ export class McpHandler {
     // A 2xx JSON answer.
     const raw = await this.readAnswer(up);
     const text = raw?.toString('utf8');
+    // The answer to a body's one message (no batch, nothing answered here) is written as the fast path
+    // writes it: from memory when it is a tool list filtered before (list-answers.ts), else re-encoded.
+    const single = !plan.batch && plan.local.length === 0;
+    const sendText = (out: string) => sendJsonText(res, status, out, { ...copyHeaders(up.headers, new Set(['content-type'])), ...head });
+    const known = single && text !== undefined && ids.size > 0 ? remembered(text, tools.view(), this.opts.listMemory) : undefined;
+    if (known !== undefined) return sendText(known);
     const doc = text === undefined ? undefined : answerDocument(text);
     if (!doc) return sendUnreadable(res, head);
     // One answer to one forwarded call, nothing to filter or merge (a tools/call result, say): the bytes
@@ -598,6 +604,7 @@ export class McpHandler {
       return void res.end(raw);
     }
     if (otherwiseSpelled(doc)) return sendUnreadable(res, head);
+    if (single && !Array.isArray(doc)) return sendText(rewrittenAnswer(text!, doc, ids, tools.view));
     const filtered = listed ? filterToolsJson(doc, ids, tools.view()) : doc;
     const answers = (Array.isArray(filtered) ? filtered : [filtered]) as JsonRpcResponse[];
     const merged = mergeAnswers(plan, answers);

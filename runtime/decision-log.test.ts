@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { PluginMetrics } from '../proxy-plugin/metrics.js';
 import { closeServer, listenLocal } from '../test/support/proxy-fixtures.js';
-import { DecisionLog } from './decision-log.js';
+import { DecisionLog, DEFERRED_EVENTS } from './decision-log.js';
 
 const event = (i: number): DecisionEvent => ({
   decision_id: `decision-${String(i).padStart(6, '0')}`,
@@ -49,7 +49,7 @@ async function withCollector(test: (engine: string, got: DecisionEvent[], posts:
 }
 
 describe('DecisionLog', () => {
-  it('builds a deferred event after the current turn, in decision order, and before anything flush, close or record sees', async () => {
+  it('builds deferred events in batches, in decision order, and before anything flush, close or record sees', async () => {
     await withCollector(async (engine, got) => {
       const log = new DecisionLog({ engine, logger: pino({ level: 'silent' }), flushIntervalMs: 60_000 });
       const built: number[] = [];
@@ -57,19 +57,31 @@ describe('DecisionLog', () => {
       log.recordLater(later(0));
       log.recordLater(later(1));
       expect(built).toEqual([]); // not on the caller's path
+      await new Promise((r) => setImmediate(r));
+      expect(built).toEqual([]); // nor one turn later: a batch waits for more
       log.record(event(2)); // a direct record (a drift event) comes after the calls decided before it
       expect(built).toEqual([0, 1]);
-      log.recordLater(later(3));
+      // A full batch is built in the next turn.
+      for (let i = 3; i < 3 + DEFERRED_EVENTS.batch; i++) log.recordLater(later(i));
+      expect(built).toHaveLength(2);
       await new Promise((r) => setImmediate(r));
-      expect(built).toEqual([0, 1, 3]);
+      expect(built).toEqual([0, 1, ...Array.from({ length: DEFERRED_EVENTS.batch }, (_, k) => 3 + k)]);
+      // One call alone is built when its batch's time is up, with nothing else happening.
+      const next = 3 + DEFERRED_EVENTS.batch;
+      log.recordLater(later(next));
+      await new Promise<void>((resolve, reject) => {
+        const deadline = Date.now() + 5_000;
+        const poll = () => (built.includes(next) ? resolve() : Date.now() > deadline ? reject(new Error('a lone deferred event was never built')) : setTimeout(poll, 1));
+        poll();
+      });
       log.recordLater(() => {
         throw new Error('a bug in a builder');
       });
-      log.recordLater(later(4));
-      expect(log.depth).toBe(5); // the counters see what is pending; the broken builder costs its event only
-      log.recordLater(later(5));
+      log.recordLater(later(next + 1));
+      expect(log.depth).toBe(next + 2); // the counters see what is pending; the broken builder costs its event only
+      log.recordLater(later(next + 2));
       await log.close();
-      expect(got.map((e) => e.decision_id)).toEqual([0, 1, 2, 3, 4, 5].map((i) => event(i).decision_id));
+      expect(got.map((e) => e.decision_id)).toEqual(Array.from({ length: next + 3 }, (_, i) => event(i).decision_id));
       expect(log.dropped).toBe(1);
     });
   });

@@ -171,8 +171,8 @@ export interface TestProxy {
   url: string;
   /** The tools/list differences the sidecar logged as drift events, in order. */
   drift: DriftRecord[];
-  /** Every decision event the sidecar logged. */
-  events: DecisionEvent[];
+  /** Every decision event the sidecar logged, read as the log's readers read it (pending ones built first). */
+  readonly events: DecisionEvent[];
   close(): Promise<void>;
 }
 
@@ -206,7 +206,12 @@ export async function startProxy(upstreamUrl: string, issuer: TokenIssuer, opts:
   return {
     url: `http://127.0.0.1:${port}`,
     drift,
-    events,
+    // Events are built in batches after their calls (DecisionLog.recordLater); the queue's depth, as
+    // flush and close do, builds what is pending first.
+    get events() {
+      void plugin.log.depth;
+      return events;
+    },
     close: async () => {
       await closeServer(sidecar);
       await plugin.close();

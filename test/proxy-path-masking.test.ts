@@ -1,24 +1,35 @@
 // A secret in a path segment (`/orders/{id}` where the id is a bearer secret: an API key's id, a share
-// link's token), marked `sensitive: ["path:id"]` on the operation, through `warden proxy` started as a user
-// starts it, shipping its decision events to a real engine. The app still gets the path as sent; the
-// decision events carry the segment masked, in `segments` and in `path`, whether the call was allowed,
+// link's token), marked `sensitive: ["path:id"]` on the operation, through every front end that decides a
+// call, each shipping its decision events to a real engine: `warden proxy` and `warden ext-authz` started
+// as a user starts them, and the express middleware in a real app. The app still gets the path as sent;
+// the decision events carry the segment masked, in `segments` and in `path`, whether the call was allowed,
 // denied, or matched no operation.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import express from 'express';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { closeServer, copyPolicies, listenLocal, logCollector, startUpstream, type Upstream } from './support/proxy-fixtures.js';
 import { until } from './support/until.js';
 import { startWarden, stopWardens } from './support/warden-process.js';
+import { wardenMiddleware } from '../proxy-plugin/middleware.js';
+import { startPlugin, type Plugin } from '../proxy-plugin/plugin.js';
 
 const children: ChildProcess[] = [];
 const received: DecisionEvent[] = [];
 let engineServer: http.Server;
 let upstream: Upstream;
 let proxyUrl: string;
+let extAuthzUrl: string;
+let appUrl: string;
+let appServer: http.Server;
+let plugin: Plugin;
+// The paths the middleware's app routes saw.
+const appSeen: string[] = [];
 
 const STOREFRONT = 'By=spiffe://cluster.local/ns/shop/sa/orders;URI=spiffe://cluster.local/ns/shop/sa/storefront';
 const M = '**masked**';
@@ -43,16 +54,41 @@ beforeAll(async () => {
     children,
   );
   proxyUrl = `http://${m[1]}`;
+  const a = await startWarden(
+    ['ext-authz', '--workload', 'orders', '--listen', '127.0.0.1:0', '--engine', engineUrl, '--verification-key', join(policies.out, 'verification-key.pem'),
+      '--spill', join(policies.dir, 'spill-ext-authz.ndjson'), '--trust-header', 'x-forwarded-client-cert', '--trust-peer', '127.0.0.1'],
+    /warden ext-authz: orders on ([\d.]+:\d+)/,
+    children,
+  );
+  extAuthzUrl = `http://${a[1]}`;
+  // The middleware: the real plugin in a real express app, its events shipped to the same engine.
+  plugin = await startPlugin({
+    workload: 'orders',
+    engine: engineUrl,
+    verificationKey: readFileSync(join(policies.out, 'verification-key.pem'), 'utf8'),
+    identity: { trustedHeader: { name: 'x-forwarded-client-cert', peers: ['127.0.0.1'] } },
+    logger: pino({ level: 'silent' }),
+  });
+  await until('the middleware\'s bundle', () => plugin.source.current);
+  const app = express();
+  app.use(wardenMiddleware(plugin.gate), (req, res) => {
+    appSeen.push(req.originalUrl);
+    res.json({ ok: true });
+  });
+  appServer = http.createServer(app);
+  appUrl = `http://127.0.0.1:${await listenLocal(appServer)}`;
 });
 
 afterAll(async () => {
   await stopWardens(children);
+  if (appServer) await closeServer(appServer);
+  await plugin?.close();
   if (upstream) await closeServer(upstream.server);
   if (engineServer) await closeServer(engineServer);
 });
 
-async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; id: string }> {
-  const r = await fetch(`${proxyUrl}${path}`, { headers });
+async function get(path: string, headers: Record<string, string> = {}, base = proxyUrl): Promise<{ status: number; id: string }> {
+  const r = await fetch(`${base}${path}`, { headers });
   await r.arrayBuffer();
   return { status: r.status, id: r.headers.get('x-warden-decision-id')! };
 }
@@ -88,5 +124,32 @@ describe('a path parameter marked sensitive, through warden proxy', () => {
     const e = await eventOf(refund.headers.get('x-warden-decision-id')!);
     expect(requestOf(e)).toMatchObject({ path: '/orders/42/refund', segments: ['orders', '42', 'refund'] });
     expect(e.masked ?? []).not.toContain('/input/request/path');
+  });
+});
+
+// The same operation decided by the other front ends: Envoy's check (the path is the call's, sent to the
+// check service) and the middleware (the app's route). Both build the event in the same pipeline as the
+// proxy; these calls show it through their own processes and servers.
+describe.each([
+  ['warden ext-authz', () => extAuthzUrl, 'ext_authz'],
+  ['the express middleware', () => appUrl, 'middleware'],
+])('a path parameter marked sensitive, through %s', (_name, base, source) => {
+  it('logs the segment masked, allowed, denied or matching no operation, and the call goes on as sent', async () => {
+    const allowed = await get('/orders/k-s3cret-4', { 'x-forwarded-client-cert': STOREFRONT }, base());
+    expect(allowed.status).toBe(200);
+    const denied = await get('/orders/k-s3cret-5', {}, base());
+    expect(denied.status).toBe(403);
+    const stray = await get('/orders/k-s3cret-6/unknown', { 'x-forwarded-client-cert': STOREFRONT }, base());
+    expect(stray.status).toBe(403);
+    for (const { id } of [allowed, denied]) {
+      const e = await eventOf(id);
+      expect(e.labels.source).toBe(source);
+      expect(requestOf(e)).toMatchObject({ path: `/orders/${M}`, segments: ['orders', M] });
+      expect(e.masked).toEqual(['/input/request/segments/1', '/input/request/path']);
+    }
+    expect(requestOf(await eventOf(stray.id))).toMatchObject({ path: `/orders/${M}/unknown`, segments: ['orders', M, 'unknown'] });
+    for (const { id } of [allowed, denied, stray]) expect(JSON.stringify(await eventOf(id))).not.toContain('s3cret');
+    expect((await eventOf(denied.id)).result).toMatchObject({ allow: false, reasons: [`no rule grants anonymous GET /orders/${M}`] });
+    if (source === 'middleware') expect(appSeen).toContain('/orders/k-s3cret-4');
   });
 });

@@ -11,11 +11,13 @@
 //
 // A call's event can also be built after the call has gone on (recordLater): the proxy hands the log
 // a builder when it decides and writes the request upstream first. Builders wait, in the order the calls
-// were decided, until 32 are pending (then they run in the next turn's check phase, setImmediate) or the
-// oldest has waited 20 ms (a timer), and then run together. Masking, serializing and the log line are
-// then off the call's path, and they run back to back on warm caches: one at a time in each call's own
-// turn, the same work cost 2–3× as much CPU (the caches were the other processes' by then). A pending
-// builder holds its call's input, so what waits is bounded by count (32) and by time (what arrives in
+// were decided, until 16 are pending (then they run in the next turn's check phase, setImmediate) or the
+// oldest has waited 20 ms (a timer), and then run together. A batch holds the loop for ~0.15 ms (32 held
+// it ~0.35 ms for no less CPU; 8 cost more CPU per event). Masking, serializing and the log line are
+// then off the call's path, and they run back to back on warm caches: built one at a time in each call's
+// own turn, on caches the pod's other processes had just used, they made the sidecar's work per call a
+// third to a half larger in the one-process harness (bench/NOTES.md, 2026-12-07). A pending
+// builder holds its call's input, so what waits is bounded by count (16) and by time (what arrives in
 // 20 ms). flush, close and the counters run what is pending first, so nothing decided is ever missing
 // from what they see; a builder must only read values nobody changes after the call was decided.
 import { appendFile, readFile, rename, stat, unlink } from 'node:fs/promises';
@@ -27,7 +29,7 @@ import { jsonText } from './opa-json.js';
 import type { OpaJson } from './rego-value.js';
 
 /** When deferred events are built (recordLater): once this many are pending, or the oldest is this old. */
-export const DEFERRED_EVENTS = { batch: 32, ms: 20 } as const;
+export const DEFERRED_EVENTS = { batch: 16, ms: 20 } as const;
 
 /** The counters the log keeps (prom-client Gauge/Counter fit; the caller owns the registry). */
 export interface DecisionLogMetrics {

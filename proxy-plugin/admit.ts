@@ -3,7 +3,7 @@
 import type { EventSource } from '../formats/decision-event.js';
 import { ANONYMOUS, type PolicyInput, type Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
-import type { DecisionPipeline, Verdict } from './decide.js';
+import { masksPathParameter, type DecisionPipeline, type Verdict } from './decide.js';
 import { identify, type Identified, type IdentityConfig, type Presented } from './identity.js';
 import { buildInput } from './input.js';
 import { normalizeRequest, type NormalizedRequest } from './normalize.js';
@@ -31,15 +31,27 @@ export type Prepared =
 // The caller of a call refused before its credentials were read or after they failed: its address alone.
 const anonymous = (a: Arrival): Source => ({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' });
 
-// The input logged for a call refused before it could be parsed: what is known, nothing guessed.
-function refusedInput(gate: Gate, a: Arrival): PolicyInput {
-  const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
+// The input logged for a call whose target could not be parsed: what is known, nothing guessed. Its query
+// is left out (a credential rides there: `access_token`, a `query:` parameter the spec masks), and so is its
+// path when the spec masks a path parameter (`hidden`): which part is the parameter cannot be told.
+function refusedInput(gate: Gate, a: Arrival, hidden: boolean): PolicyInput {
+  const path = hidden ? MASKED_TARGET : a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
   return {
     source: anonymous(a),
     destination: gate.pipeline.destination,
     request: { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, headers: {} },
   };
 }
+
+// A refused target as its refusal quotes it (to the caller and in the log): escaped, bounded, without its
+// query, and not at all when the spec masks a path parameter (`hidden`).
+function quoted(target: string, hidden: boolean): string {
+  if (hidden) return MASKED_TARGET;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : `${target.slice(0, q)}?…`;
+  return JSON.stringify(path.length > 256 ? `${path.slice(0, 256)}…` : path);
+}
+const MASKED_TARGET = '**masked**';
 
 /**
  * Normalize and identify; the bundle is pinned here and used for the rest of the call. Synchronous
@@ -51,9 +63,11 @@ export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Pr
   // The middleware runs in the app's process: no hop drops what the request's Connection names.
   const n = normalizeRequest(a.method, a.target, a.rawHeaders, via !== 'middleware');
   if (!n.ok) {
-    // The input can only hold a path; the reason carries the target as received (escaped, bounded).
-    const received = JSON.stringify(a.target.length > 256 ? `${a.target.slice(0, 256)}…` : a.target);
-    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), { kind: 'http', via, bundle }, `request refused: ${n.refusal.reason} (received ${received})`, n.refusal.status) };
+    const ctx = { kind: 'http', via, bundle } as const;
+    // Refused for its header fields: the target parsed, and is logged (and masked) as any call's.
+    if (n.target) return { ok: false, verdict: gate.pipeline.refuse(buildInput(anonymous(a), gate.pipeline.destination, n.target), ctx, `request refused: ${n.refusal.reason}`, n.refusal.status) };
+    const hidden = masksPathParameter(bundle);
+    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a, hidden), ctx, `request refused: ${n.refusal.reason} (received ${quoted(a.target, hidden)})`, n.refusal.status) };
   }
   const request = n.request;
   const repeated = request.repeated && refuseRepeatedRead(request.repeated, bundle);

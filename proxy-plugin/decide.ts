@@ -56,6 +56,13 @@ function maskFor(entries: Masked, name: string | undefined): string[] {
   return all;
 }
 
+/** True when the bundle's spec masks a path parameter of any operation (`sensitive: ["path:…"]`). */
+export function masksPathParameter(bundle: ActiveBundle | undefined): boolean {
+  const spec = bundle?.policy.bundle.spec;
+  return spec ? maskFor(spec.http.operations, undefined).some((p) => p.startsWith(SEGMENTS_POINTER)) : false;
+}
+const SEGMENTS_POINTER = '/input/request/segments/';
+
 // What the compiled spec says to mask for the operation (OpenAPI), tool, resource or prompt (MCP) the call addressed.
 function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined, input: PolicyInput): string[] {
   const spec = bundle?.policy.bundle.spec;

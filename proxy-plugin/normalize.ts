@@ -25,8 +25,12 @@ export interface Refusal {
   reason: string;
 }
 
-/** Either the normalized request or the reason it was refused. */
-export type Normalized = { ok: true; request: NormalizedRequest } | { ok: false; refusal: Refusal };
+/**
+ * Either the normalized request or the reason it was refused. A request refused for its header fields,
+ * its target parsed, carries that target: its decision event holds the path, segments and query as any
+ * call's do, masked the same way.
+ */
+export type Normalized = { ok: true; request: NormalizedRequest } | { ok: false; refusal: Refusal; target?: NormalizedRequest };
 
 // Fields Warden itself reads to frame, route, type or identify a request. Spelled with `_` they are the
 // same field to servers that read headers as CGI variables (PHP's, Puma, WSGI: `Content_Type` is
@@ -176,7 +180,7 @@ export function normalizeRequest(method: string, target: string, rawHeaders: rea
   const query = parseQuery(rawQuery);
   if (typeof query === 'string') return refuse(query);
   const h = normalizeHeaders(rawHeaders, hop);
-  if ('refusal' in h) return { ok: false, refusal: h.refusal };
+  if ('refusal' in h) return { ok: false, refusal: h.refusal, target: { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: {} } };
   const request: NormalizedRequest = { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers };
   if (h.repeated) request.repeated = h.repeated;
   return { ok: true, request };

@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { pino } from 'pino';
@@ -124,6 +125,39 @@ describe('a path parameter marked sensitive, through warden proxy', () => {
     const e = await eventOf(refund.headers.get('x-warden-decision-id')!);
     expect(requestOf(e)).toMatchObject({ path: '/orders/42/refund', segments: ['orders', '42', 'refund'] });
     expect(e.masked ?? []).not.toContain('/input/request/path');
+  });
+});
+
+// A raw request to warden proxy (header fields no fetch would send): the status and decision id of its answer.
+async function raw(lines: string[]): Promise<{ status: number; id: string; text: string }> {
+  const [host, port] = proxyUrl.slice('http://'.length).split(':') as [string, string];
+  const socket = net.connect(Number(port), host);
+  socket.write(`${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+  let text = '';
+  for await (const chunk of socket) text += (chunk as Buffer).toString('latin1');
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), id: /x-warden-decision-id: (\S+)/i.exec(text)?.[1] ?? '', text };
+}
+
+describe('a refused request that carries a sensitive path parameter or a credential in its query, through warden proxy', () => {
+  it('logs a target that cannot be parsed without its path (which part is the parameter cannot be told) and without its query', async () => {
+    const r = await raw(['GET /orders/k-s3cret-9;v=1?access_token=tok-s3cret HTTP/1.1', 'host: orders']);
+    expect(r.status).toBe(400);
+    expect(r.text).toContain('matrix parameter');
+    const e = await eventOf(r.id);
+    expect(e.error).toMatch(/^request refused: .*matrix parameter.*\(received \*\*masked\*\*\)$/);
+    expect(requestOf(e)).toMatchObject({ path: M, segments: [] });
+    expect(JSON.stringify(e)).not.toMatch(/s3cret/);
+  });
+
+  it('logs a target refused for its header fields as any call\'s, its segment and credential masked', async () => {
+    const r = await raw(['GET /orders/k-s3cret-10?access_token=tok-s3cret&page=2 HTTP/1.1', 'host: orders', 'x_http_method_override: DELETE']);
+    expect(r.status).toBe(400);
+    const e = await eventOf(r.id);
+    expect(e.error).toContain('x-http-method-override');
+    expect(requestOf(e)).toMatchObject({ path: `/orders/${M}`, segments: ['orders', M] });
+    expect((e.input!.request as { query: unknown }).query).toEqual({ access_token: M, page: ['2'] });
+    expect(e.masked).toEqual(expect.arrayContaining(['/input/request/segments/1', '/input/request/path', '/input/request/query/access_token']));
+    expect(JSON.stringify(e)).not.toMatch(/s3cret/);
   });
 });
 

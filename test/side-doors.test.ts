@@ -1086,13 +1086,14 @@ describe('hostile JSON and odd requests', () => {
     expect(logged.masked).toContain('/input/mcp/arguments/customer_note');
   });
 
-  it('logs a refused absolute-form target as it was received, escaped', async () => {
+  it('logs a refused absolute-form target as it was received, escaped, without its query (a credential may ride there)', async () => {
     const before = upstream.seen.length;
-    const r = await exchange(ordersPort, head(['GET http://evil.example/admin?"x" HTTP/1.1', 'Host: evil.example', 'Connection: close']));
+    const r = await exchange(ordersPort, head(['GET http://evil.example/"admin"?access_token=tok-0ut HTTP/1.1', 'Host: evil.example', 'Connection: close']));
     expect(r.status).toBe(400);
     const id = r.headers['x-warden-decision-id']!;
     const logged = await until('the refusal event', () => received.find((e) => e.decision_id === id));
-    expect(logged.error).toContain('received "http://evil.example/admin?\\"x\\""');
+    expect(logged.error).toContain('received "http://evil.example/\\"admin\\"?…"');
+    expect(JSON.stringify(logged)).not.toContain('tok-0ut');
     expect(upstream.seen.length).toBe(before);
   });
 

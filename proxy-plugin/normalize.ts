@@ -179,9 +179,10 @@ export function normalizeRequest(method: string, target: string, rawHeaders: rea
   }
   const query = parseQuery(rawQuery);
   if (typeof query === 'string') return refuse(query);
+  const path = `/${canonical.join('/')}`;
   const h = normalizeHeaders(rawHeaders, hop);
-  if ('refusal' in h) return { ok: false, refusal: h.refusal, target: { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: {} } };
-  const request: NormalizedRequest = { method, path: `/${canonical.join('/')}`, segments, query, rawQuery, headers: h.headers };
+  if ('refusal' in h) return { ok: false, refusal: h.refusal, target: { method, path, segments, query, rawQuery, headers: {} } };
+  const request: NormalizedRequest = { method, path, segments, query, rawQuery, headers: h.headers };
   if (h.repeated) request.repeated = h.repeated;
   return { ok: true, request };
 }

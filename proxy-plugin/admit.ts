@@ -6,6 +6,7 @@ import type { ActiveBundle } from './bundle-source.js';
 import { masksPathParameter, type DecisionPipeline, type Verdict } from './decide.js';
 import { identify, type Identified, type IdentityConfig, type Presented } from './identity.js';
 import { buildInput } from './input.js';
+import { MASK } from '../runtime/decision-mask.js';
 import { normalizeRequest, type NormalizedRequest } from './normalize.js';
 
 /** What every front end needs to decide calls. */
@@ -32,10 +33,10 @@ export type Prepared =
 const anonymous = (a: Arrival): Source => ({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' });
 
 // The input logged for a call whose target could not be parsed: what is known, nothing guessed. Its query
-// is left out (a credential rides there: `access_token`, a `query:` parameter the spec masks), and so is its
-// path when the spec masks a path parameter (`hidden`): which part is the parameter cannot be told.
-function refusedInput(gate: Gate, a: Arrival, hidden: boolean): PolicyInput {
-  const path = hidden ? MASKED_TARGET : a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
+// is left out (a credential rides there: `access_token`, a `query:` parameter the spec masks); its path,
+// unsplit, is masked whole when the spec masks a path parameter (maskInput).
+function refusedInput(gate: Gate, a: Arrival): PolicyInput {
+  const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
   return {
     source: anonymous(a),
     destination: gate.pipeline.destination,
@@ -46,12 +47,11 @@ function refusedInput(gate: Gate, a: Arrival, hidden: boolean): PolicyInput {
 // A refused target as its refusal quotes it (to the caller and in the log): escaped, bounded, without its
 // query, and not at all when the spec masks a path parameter (`hidden`).
 function quoted(target: string, hidden: boolean): string {
-  if (hidden) return MASKED_TARGET;
+  if (hidden) return MASK;
   const q = target.indexOf('?');
   const path = q < 0 ? target : `${target.slice(0, q)}?…`;
   return JSON.stringify(path.length > 256 ? `${path.slice(0, 256)}…` : path);
 }
-const MASKED_TARGET = '**masked**';
 
 /**
  * Normalize and identify; the bundle is pinned here and used for the rest of the call. Synchronous
@@ -67,7 +67,7 @@ export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Pr
     // Refused for its header fields: the target parsed, and is logged (and masked) as any call's.
     if (n.target) return { ok: false, verdict: gate.pipeline.refuse(buildInput(anonymous(a), gate.pipeline.destination, n.target), ctx, `request refused: ${n.refusal.reason}`, n.refusal.status) };
     const hidden = masksPathParameter(bundle);
-    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a, hidden), ctx, `request refused: ${n.refusal.reason} (received ${quoted(a.target, hidden)})`, n.refusal.status) };
+    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), ctx, `request refused: ${n.refusal.reason} (received ${quoted(a.target, hidden)})`, n.refusal.status) };
   }
   const request = n.request;
   const repeated = request.repeated && refuseRepeatedRead(request.repeated, bundle);

@@ -6,7 +6,7 @@ import type { DecisionEvent, EventKind, EventSource, Outcome } from '../formats/
 import type { Destination, PolicyInput } from '../formats/input.js';
 import type { ActiveBundle, BundleSource } from './bundle-source.js';
 import type { DecisionLog } from '../runtime/decision-log.js';
-import { maskInput, PATH_POINTER, withoutPathQuotes } from '../runtime/decision-mask.js';
+import { isSegmentPointer, maskInput, PATH_POINTER, withoutPathQuotes } from '../runtime/decision-mask.js';
 import type { LimitKind } from '../runtime/evaluation-limits.js';
 import { EvaluationLimitError, type Policy } from '../runtime/policy.js';
 import { CaseVariantInput } from '../runtime/input-selection.js';
@@ -59,9 +59,8 @@ function maskFor(entries: Masked, name: string | undefined): string[] {
 /** True when the bundle's spec masks a path parameter of any operation (`sensitive: ["path:…"]`). */
 export function masksPathParameter(bundle: ActiveBundle | undefined): boolean {
   const spec = bundle?.policy.bundle.spec;
-  return spec ? maskFor(spec.http.operations, undefined).some((p) => p.startsWith(SEGMENTS_POINTER)) : false;
+  return spec ? maskFor(spec.http.operations, undefined).some(isSegmentPointer) : false;
 }
-const SEGMENTS_POINTER = '/input/request/segments/';
 
 // What the compiled spec says to mask for the operation (OpenAPI), tool, resource or prompt (MCP) the call addressed.
 function maskOf(bundle: ActiveBundle | undefined, operation: string | undefined, input: PolicyInput): string[] {

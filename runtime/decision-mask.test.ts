@@ -27,6 +27,18 @@ describe('maskInput', () => {
     expect(maskInput({ request: { path: '/v1', segments: ['v1'], headers: {} } }, ['/input/request/segments/2'])).toEqual({ input: { request: { path: '/v1', segments: ['v1'], headers: {} } }, masked: [] });
   });
 
+  it('masks a path held unsplit (a target refused before it parsed) whole when a segment is asked for, and a root path never', () => {
+    const input = { request: { method: 'GET', path: '/keys/s3cret;v=1', segments: [], headers: {} } };
+    const { input: out, masked } = maskInput(input, ['/input/request/segments/1']);
+    expect(out.request).toEqual({ method: 'GET', path: M, segments: [], headers: {} });
+    expect(masked).toEqual(['/input/request/path']);
+    expect(input.request.path).toBe('/keys/s3cret;v=1');
+    // Its error quotes no path to replace: a `/` alone is not taken for one.
+    expect(withoutPathQuotes('refused (received **masked**) at /', input, out)).toBe('refused (received **masked**) at /');
+    expect(maskInput({ request: { path: '/', segments: [], headers: {} } }, ['/input/request/segments/0']).masked).toEqual([]);
+    expect(maskInput(input, ['/input/request/body/x']).masked).toEqual([]);
+  });
+
   it('replaces the path quoted in a result (as held, or decoded) by the path as masked, copying only what changes', () => {
     const input = { request: { path: '/keys/a%2Fb-1', segments: ['keys', 'a/b-1'], headers: {} } };
     const { input: masked } = maskInput(input, ['/input/request/segments/1']);

@@ -15,7 +15,8 @@ import { JsonText } from './json-text.js';
 const SECRET_HEADERS = ['authorization', 'cookie', 'proxy-authorization', 'x-api-key'];
 // Query parameters that carry credentials by standard: a bearer token in the URI (RFC 6750 §2.3).
 const SECRET_QUERY = ['access_token'];
-const MASK = '**masked**';
+/** What a masked value is replaced by. */
+export const MASK = '**masked**';
 
 // The pointers masked in every event: the secret headers and query parameters.
 const SECRET_POINTERS: readonly string[] = [
@@ -111,13 +112,24 @@ export function maskInput(input: Record<string, unknown>, pointers: readonly str
   for (const pointer of SECRET_POINTERS) mask(pointer);
   for (const pointer of pointers) if (!SECRET_POINTER_SET.has(pointer) && !masked.includes(pointer)) mask(pointer);
   maskPathSegments(root, masked);
+  // A path the input holds unsplit (a target refused before it could be parsed: admit.ts) cannot be
+  // masked part by part: a segment asked for masks all of it.
+  if (unsplit(root) && pointers.some(isSegmentPointer)) mask(PATH_POINTER);
   return { input: root, masked };
+}
+
+// True for an input whose request has a path other than `/` and no segments: the target was not split.
+function unsplit(root: Record<string, unknown>): boolean {
+  const r = root.request as { path?: unknown; segments?: unknown } | undefined;
+  return Array.isArray(r?.segments) && r.segments.length === 0 && typeof r.path === 'string' && r.path !== '/';
 }
 
 // A path segment masked (`/input/request/segments/1`, a `path:` entry) is masked in the path as well: the
 // path is its segments joined by `/` (normalize.ts), one for one, so segment i is the path's part i + 1.
 // The request is already a copy here (the segment's pointer went through it); the path is listed once.
 const SEGMENT_POINTER = /^\/input\/request\/segments\/(0|[1-9]\d*)$/;
+/** True for a pointer to one segment of the path (`/input/request/segments/<i>`: a `path:` entry). */
+export const isSegmentPointer = (pointer: string): boolean => SEGMENT_POINTER.test(pointer);
 function maskPathSegments(root: Record<string, unknown>, masked: string[]): void {
   let parts: string[] | undefined;
   for (const pointer of masked) {
@@ -148,7 +160,7 @@ export function withoutPathQuotes<T>(value: T, input: { request?: unknown }, mas
   const after = (masked.request as { path?: unknown } | undefined)?.path;
   if (typeof before?.path !== 'string' || typeof after !== 'string' || before.path === after) return value;
   const quotes = [before.path];
-  if (Array.isArray(before.segments) && before.segments.every((x) => typeof x === 'string')) quotes.push(`/${(before.segments as string[]).join('/')}`);
+  if (Array.isArray(before.segments) && before.segments.length > 0 && before.segments.every((x) => typeof x === 'string')) quotes.push(`/${(before.segments as string[]).join('/')}`);
   // The longer first: one quote may hold the other.
   quotes.sort((a, b) => b.length - a.length);
   const replace = (v: unknown): unknown => {

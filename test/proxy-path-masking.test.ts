@@ -7,7 +7,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { pino } from 'pino';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngineApp } from '../engine/bundle-server.js';
 import type { DecisionEvent } from '../formats/decision-event.js';
 import { closeServer, copyPolicies, listenLocal, logCollector, startUpstream, type Upstream } from './support/proxy-fixtures.js';
+import { exchange, statuses } from './support/raw-http.js';
 import { until } from './support/until.js';
 import { startWarden, stopWardens } from './support/warden-process.js';
 import { wardenMiddleware } from '../proxy-plugin/middleware.js';
@@ -130,12 +130,8 @@ describe('a path parameter marked sensitive, through warden proxy', () => {
 
 // A raw request to warden proxy (header fields no fetch would send): the status and decision id of its answer.
 async function raw(lines: string[]): Promise<{ status: number; id: string; text: string }> {
-  const [host, port] = proxyUrl.slice('http://'.length).split(':') as [string, string];
-  const socket = net.connect(Number(port), host);
-  socket.write(`${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
-  let text = '';
-  for await (const chunk of socket) text += (chunk as Buffer).toString('latin1');
-  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), id: /x-warden-decision-id: (\S+)/i.exec(text)?.[1] ?? '', text };
+  const text = await exchange(Number(new URL(proxyUrl).port), `${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+  return { status: statuses(text)[0]!, id: /x-warden-decision-id: (\S+)/i.exec(text)?.[1] ?? '', text };
 }
 
 describe('a refused request that carries a sensitive path parameter or a credential in its query, through warden proxy', () => {

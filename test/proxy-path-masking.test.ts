@@ -128,32 +128,45 @@ describe('a path parameter marked sensitive, through warden proxy', () => {
   });
 });
 
-// A raw request to warden proxy (header fields no fetch would send): the status and decision id of its answer.
-async function raw(lines: string[]): Promise<{ status: number; id: string; text: string }> {
-  const text = await exchange(Number(new URL(proxyUrl).port), `${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+// A raw request (header fields no fetch would send), to warden proxy unless `base` says otherwise: the
+// status and decision id of its answer.
+async function raw(lines: string[], base = proxyUrl): Promise<{ status: number; id: string; text: string }> {
+  const text = await exchange(Number(new URL(base).port), `${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
   return { status: statuses(text)[0]!, id: /x-warden-decision-id: (\S+)/i.exec(text)?.[1] ?? '', text };
 }
 
-describe('a refused request that carries a sensitive path parameter or a credential in its query, through warden proxy', () => {
+// Refusals come before the policy, in `prepare`, which every front end calls: each is sent here to the
+// proxy's and ext-authz's processes and to the middleware's app as a raw request. Neither the proxy's
+// upstream nor the middleware's route may see it (ext-authz's non-200 answer is Envoy's denial).
+const reached = (segment: string) => upstream.seen.some((r) => r.url.includes(segment)) || appSeen.some((u) => u.includes(segment));
+describe.each([
+  ['warden proxy', () => proxyUrl, 'proxy'],
+  ['warden ext-authz', () => extAuthzUrl, 'ext_authz'],
+  ['the express middleware', () => appUrl, 'middleware'],
+])('a refused request that carries a sensitive path parameter or a credential in its query, through %s', (_name, base, source) => {
   it('logs a target that cannot be parsed without its path (which part is the parameter cannot be told) and without its query', async () => {
-    const r = await raw(['GET /orders/k-s3cret-9;v=1?access_token=tok-s3cret HTTP/1.1', 'host: orders']);
+    const r = await raw(['GET /orders/k-s3cret-9;v=1?access_token=tok-s3cret HTTP/1.1', 'host: orders'], base());
     expect(r.status).toBe(400);
     expect(r.text).toContain('matrix parameter');
     const e = await eventOf(r.id);
+    expect(e.labels.source).toBe(source);
     expect(e.error).toMatch(/^request refused: .*matrix parameter.*\(received \*\*masked\*\*\)$/);
     expect(requestOf(e)).toMatchObject({ path: M, segments: [] });
     expect(JSON.stringify(e)).not.toMatch(/s3cret/);
+    expect(reached('k-s3cret-9')).toBe(false);
   });
 
   it('logs a target refused for its header fields as any call\'s, its segment and credential masked', async () => {
-    const r = await raw(['GET /orders/k-s3cret-10?access_token=tok-s3cret&page=2 HTTP/1.1', 'host: orders', 'x_http_method_override: DELETE']);
+    const r = await raw(['GET /orders/k-s3cret-10?access_token=tok-s3cret&page=2 HTTP/1.1', 'host: orders', 'x_http_method_override: DELETE'], base());
     expect(r.status).toBe(400);
     const e = await eventOf(r.id);
+    expect(e.labels.source).toBe(source);
     expect(e.error).toContain('x-http-method-override');
     expect(requestOf(e)).toMatchObject({ path: `/orders/${M}`, segments: ['orders', M] });
     expect((e.input!.request as { query: unknown }).query).toEqual({ access_token: M, page: ['2'] });
     expect(e.masked).toEqual(expect.arrayContaining(['/input/request/segments/1', '/input/request/path', '/input/request/query/access_token']));
     expect(JSON.stringify(e)).not.toMatch(/s3cret/);
+    expect(reached('k-s3cret-10')).toBe(false);
   });
 });
 

@@ -1,7 +1,7 @@
 // The front of the pipeline shared by the sidecar, ext_authz and middleware forms:
 // normalize → identify → (hand over to a CallHandler, or) build input → decide.
 import type { EventSource } from '../formats/decision-event.js';
-import { ANONYMOUS, type PolicyInput, type Source } from '../formats/input.js';
+import { ANONYMOUS, type Source } from '../formats/input.js';
 import type { ActiveBundle } from './bundle-source.js';
 import { masksPathParameter, type DecisionPipeline, type Verdict } from './decide.js';
 import { identify, type Identified, type IdentityConfig, type Presented } from './identity.js';
@@ -32,16 +32,19 @@ export type Prepared =
 // The caller of a call refused before its credentials were read or after they failed: its address alone.
 const anonymous = (a: Arrival): Source => ({ principal: ANONYMOUS, authn: 'none', claims: {}, address: a.socket.remoteAddress ?? '' });
 
-// The input logged for a call whose target could not be parsed: what is known, nothing guessed. Its query
-// is left out (a credential rides there: `access_token`, a `query:` parameter the spec masks); its path,
-// unsplit, is masked whole when the spec masks a path parameter (maskInput).
-function refusedInput(gate: Gate, a: Arrival): PolicyInput {
+// A target that could not be parsed, as the request its refusal logs: what is known, nothing guessed. Its
+// query is left out (a credential rides there: `access_token`, a `query:` parameter the spec masks); its
+// path, unsplit, is masked whole when the spec masks a path parameter (maskInput).
+function unparsedTarget(a: Arrival): NormalizedRequest {
   const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
-  return {
-    source: anonymous(a),
-    destination: gate.pipeline.destination,
-    request: { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, headers: {} },
-  };
+  return { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, rawQuery: '', headers: {} };
+}
+
+// A call refused before its caller was identified: logged with its request (masked as any call's) and an
+// anonymous caller.
+function refusedBefore(gate: Gate, a: Arrival, via: EventSource, bundle: ActiveBundle | undefined, request: NormalizedRequest, reason: string, status: number): Prepared {
+  const input = buildInput(anonymous(a), gate.pipeline.destination, request);
+  return { ok: false, verdict: gate.pipeline.refuse(input, { kind: 'http', via, bundle }, `request refused: ${reason}`, status) };
 }
 
 // A refused target as its refusal quotes it (to the caller and in the log): escaped, bounded, without its
@@ -63,15 +66,14 @@ export function prepare(gate: Gate, a: Arrival, via: EventSource): Prepared | Pr
   // The middleware runs in the app's process: no hop drops what the request's Connection names.
   const n = normalizeRequest(a.method, a.target, a.rawHeaders, via !== 'middleware');
   if (!n.ok) {
-    const ctx = { kind: 'http', via, bundle } as const;
+    const { reason, status } = n.refusal;
     // Refused for its header fields: the target parsed, and is logged (and masked) as any call's.
-    if (n.target) return { ok: false, verdict: gate.pipeline.refuse(buildInput(anonymous(a), gate.pipeline.destination, n.target), ctx, `request refused: ${n.refusal.reason}`, n.refusal.status) };
-    const hidden = masksPathParameter(bundle);
-    return { ok: false, verdict: gate.pipeline.refuse(refusedInput(gate, a), ctx, `request refused: ${n.refusal.reason} (received ${quoted(a.target, hidden)})`, n.refusal.status) };
+    if (n.target) return refusedBefore(gate, a, via, bundle, n.target, reason, status);
+    return refusedBefore(gate, a, via, bundle, unparsedTarget(a), `${reason} (received ${quoted(a.target, masksPathParameter(bundle))})`, status);
   }
   const request = n.request;
   const repeated = request.repeated && refuseRepeatedRead(request.repeated, bundle);
-  if (repeated) return { ok: false, verdict: gate.pipeline.refuse(buildInput(anonymous(a), gate.pipeline.destination, request), { kind: 'http', via, bundle }, `request refused: ${repeated}`, 400) };
+  if (repeated) return refusedBefore(gate, a, via, bundle, request, repeated, 400);
   const id = identify({ socket: a.socket, headers: request.headers, rawHeaders: a.rawHeaders }, gate.identity);
   return id instanceof Promise ? id.then((v) => identified(gate, a, via, bundle, request, v)) : identified(gate, a, via, bundle, request, id);
 }

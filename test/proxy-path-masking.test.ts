@@ -94,6 +94,13 @@ async function get(path: string, headers: Record<string, string> = {}, base = pr
   return { status: r.status, id: r.headers.get('x-warden-decision-id')! };
 }
 
+// Every front end that decides a call: its name, its base URL (once started), the event's source label.
+const FRONT_ENDS: Array<[string, () => string, string]> = [
+  ['warden proxy', () => proxyUrl, 'proxy'],
+  ['warden ext-authz', () => extAuthzUrl, 'ext_authz'],
+  ['the express middleware', () => appUrl, 'middleware'],
+];
+
 const eventOf = (id: string) => until(`the decision event ${id}`, () => received.find((e) => e.decision_id === id));
 const requestOf = (e: DecisionEvent) => e.input!.request as { path: string; segments: string[] };
 
@@ -139,11 +146,7 @@ async function raw(lines: string[], base = proxyUrl): Promise<{ status: number; 
 // proxy's and ext-authz's processes and to the middleware's app as a raw request. Neither the proxy's
 // upstream nor the middleware's route may see it (ext-authz's non-200 answer is Envoy's denial).
 const reached = (segment: string) => upstream.seen.some((r) => r.url.includes(segment)) || appSeen.some((u) => u.includes(segment));
-describe.each([
-  ['warden proxy', () => proxyUrl, 'proxy'],
-  ['warden ext-authz', () => extAuthzUrl, 'ext_authz'],
-  ['the express middleware', () => appUrl, 'middleware'],
-])('a refused request that carries a sensitive path parameter or a credential in its query, through %s', (_name, base, source) => {
+describe.each(FRONT_ENDS)('a refused request that carries a sensitive path parameter or a credential in its query, through %s', (_name, base, source) => {
   it('logs a target that cannot be parsed without its path (which part is the parameter cannot be told) and without its query', async () => {
     const r = await raw(['GET /orders/k-s3cret-9;v=1?access_token=tok-s3cret HTTP/1.1', 'host: orders'], base());
     expect(r.status).toBe(400);
@@ -173,10 +176,7 @@ describe.each([
 // The same operation decided by the other front ends: Envoy's check (the path is the call's, sent to the
 // check service) and the middleware (the app's route). Both build the event in the same pipeline as the
 // proxy; these calls show it through their own processes and servers.
-describe.each([
-  ['warden ext-authz', () => extAuthzUrl, 'ext_authz'],
-  ['the express middleware', () => appUrl, 'middleware'],
-])('a path parameter marked sensitive, through %s', (_name, base, source) => {
+describe.each(FRONT_ENDS.slice(1))('a path parameter marked sensitive, through %s', (_name, base, source) => {
   it('logs the segment masked, allowed, denied or matching no operation, and the call goes on as sent', async () => {
     const allowed = await get('/orders/k-s3cret-4', { 'x-forwarded-client-cert': STOREFRONT }, base());
     expect(allowed.status).toBe(200);

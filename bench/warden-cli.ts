@@ -3,7 +3,7 @@
 // lines on a stdout that goes to /dev/null, and its CPU time read from /proc (Linux), since it answers
 // no benchmark messages.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const warden = fileURLToPath(new URL('../bin/warden.js', import.meta.url));
@@ -21,9 +21,22 @@ export interface WardenProxy {
   port: number;
   /** CPU time (user + system) the process has used so far, µs. */
   cpuMicros(): number;
+  /**
+   * The part of it spent off the main thread (V8's compiler and GC threads, libuv's pool), µs: while V8 is
+   * still optimizing the sidecar's code, its compiler threads show here.
+   */
+  backgroundCpuMicros(): number;
   /** With `--admin`: its calls forwarded so far and the seconds it held them (warden_proxy_held_seconds). */
   held(): Promise<{ seconds: number; calls: number }>;
   close(): Promise<void>;
+}
+
+// CPU time (user + system) in a /proc stat file (a process's or a thread's), µs. Fields after the command
+// name (which may hold spaces): utime and stime are the 12th and 13th.
+function cpuOf(path: string): number {
+  const stat = readFileSync(path, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS_PER_SECOND;
 }
 
 /** Start `warden proxy <args>` (without --listen: it listens on a free loopback port) and wait until it has its bundle. */
@@ -37,12 +50,12 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
   const flags = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const stdout = openSync(process.env.BENCH_PROXY_STDOUT ?? '/dev/null', 'w');
   const child = spawn(process.execPath, [...prof, ...flags, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', stdout, 'pipe'] });
-  const cpuMicros = () => {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS_PER_SECOND;
-  };
+  const cpuMicros = () => cpuOf(`/proc/${child.pid}/stat`);
+  // Threads live as long as the process (V8's and libuv's pools), so none is lost between two readings.
+  const backgroundCpuMicros = () =>
+    readdirSync(`/proc/${child.pid}/task`)
+      .filter((tid) => tid !== String(child.pid))
+      .reduce((sum, tid) => sum + cpuOf(`/proc/${child.pid}/task/${tid}/stat`), 0);
   const close = () => (child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
   return new Promise((resolve, reject) => {
     let err = '';
@@ -61,7 +74,7 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
         const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
         return { seconds: value('warden_proxy_held_seconds_sum'), calls: value('warden_proxy_held_seconds_count') };
       };
-      resolve({ child, port: Number(m[1]), cpuMicros, held, close });
+      resolve({ child, port: Number(m[1]), cpuMicros, backgroundCpuMicros, held, close });
     };
     const onExit = (code: number | null) => reject(new Error(`warden proxy exited with ${code}: ${err}`));
     child.stderr!.on('data', onData);

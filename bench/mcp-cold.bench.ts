@@ -5,7 +5,8 @@
 // holds within ~5% between back-to-back runs in a quiet spell (±10–25% in a busy one): the figure to
 // compare changes with (the VM's own speed still moves both proxies over minutes, so alternate before and
 // after, and read medians). Prints figures, never fails.
-// Run: npx tsx bench/mcp-cold.bench.ts   (BENCH_CALLS per kind and phase, default 400)
+// Run: npx tsx bench/mcp-cold.bench.ts   (BENCH_CALLS per kind and phase, default 400; BENCH_WARMUP calls per kind
+// first, default 2000)
 import type { Figure } from './figure.js';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +36,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await
 export function figures({ kinds }: { kinds: ColdKind[] }): Figure[] {
   return kinds.flatMap((k) => [
     { suite: 'mcp-cold', name: `${k.kind} handler cost, cold p50`, value: k.cold.warden - k.cold.passthrough, unit: 'µs', detail: `shipped warden proxy ${k.cold.warden.toFixed(0)} µs − gate-off sidecar ${k.cold.passthrough.toFixed(0)} µs, one process, caches swept before each call; paired ${k.cold.paired.toFixed(0)} µs; target ≤ 150 µs` },
-    { suite: 'mcp-cold', name: `${k.kind} handler cost, warm p50`, value: k.warm.warden - k.warm.passthrough, unit: 'µs', detail: `${k.warm.warden.toFixed(0)} µs − ${k.warm.passthrough.toFixed(0)} µs, calls back to back` },
+    { suite: 'mcp-cold', name: `${k.kind} handler cost, warm p50`, value: k.warm.warden - k.warm.passthrough, unit: 'µs', detail: `${k.warm.warden.toFixed(0)} µs − ${k.warm.passthrough.toFixed(0)} µs, calls back to back after the warm-up` },
   ]);
 }

@@ -7,7 +7,7 @@ import { masksPathParameter, type DecisionPipeline, type Verdict } from './decid
 import { identify, type Identified, type IdentityConfig, type Presented } from './identity.js';
 import { buildInput } from './input.js';
 import { MASK } from '../runtime/decision-mask.js';
-import { normalizeRequest, type NormalizedRequest } from './normalize.js';
+import { METHOD, normalizeRequest, type NormalizedRequest } from './normalize.js';
 
 /** What every front end needs to decide calls. */
 export interface Gate {
@@ -37,7 +37,7 @@ const anonymous = (a: Arrival): Source => ({ principal: ANONYMOUS, authn: 'none'
 // path, unsplit, is masked whole when the spec masks a path parameter (maskInput).
 function unparsedTarget(a: Arrival): NormalizedRequest {
   const path = a.target.startsWith('/') ? a.target.split('?')[0]! : '/';
-  return { method: /^[A-Z]+$/.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, rawQuery: '', headers: {} };
+  return { method: METHOD.test(a.method) ? a.method : 'INVALID', path, segments: [], query: {}, rawQuery: '', headers: {} };
 }
 
 // A call refused before its caller was identified: logged with its request (masked as any call's) and an

@@ -40,7 +40,8 @@ const READ_BY_WARDEN = new Set(['content-type', 'content-length', 'content-encod
 // Headers that must appear at most once: two values would let caller and upstream disagree.
 const SINGLETON_HEADERS = new Set(['authorization', 'host', 'content-length', 'content-type', 'proxy-authorization', 'transfer-encoding']);
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
-const METHOD = /^[A-Z]+$/;
+/** An HTTP method name as Warden accepts one: upper-case letters only (anything else is refused). */
+export const METHOD = /^[A-Z]+$/;
 
 const refuse = (reason: string, status = 400): Normalized => ({ ok: false, refusal: { status, reason } });
 

@@ -17,7 +17,7 @@ import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { cacheSweep } from './cache-sweep.js';
 import { engineStandIn } from './engine-stand-in.js';
 import { median } from './figure.js';
-import { mcpCallKinds } from './mcp-kinds.js';
+import { mcpCallKinds, warmupCalls } from './mcp-kinds.js';
 import { shipped } from './shipped.js';
 import { PROXY_READY } from './warden-cli.js';
 
@@ -29,7 +29,6 @@ export interface ColdKind {
 }
 
 const calls = Number(process.env.BENCH_CALLS ?? 400);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const { sweep: evict } = cacheSweep();
 const listen = (s: net.Server, port = 0) => new Promise<number>((resolve) => s.listen(port, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
 const p50 = median;
@@ -150,10 +149,9 @@ for (const k of kinds) {
     }
     return { warden: p50(w), passthrough: p50(p), paired: p50(w.map((x, i) => x - p[i]!)), wardenRequest: p50(wr), passthroughRequest: p50(pr) };
   };
-  // Warm-up: the JIT, the WASM tiers and the connections, for this kind. V8 keeps compiling the sidecar's
-  // code through its first few thousand calls (bench/NOTES.md, 2026-12-07 16:28): a cold cache is the
-  // figure here, not a cold JIT. BENCH_WARMUP as in mcp.bench.ts (300 until 2026-12-07).
-  for (let i = 0; i < WARMUP; i++) {
+  // Warm-up: the JIT, the WASM tiers and the connections, for this kind (warmupCalls): a cold cache is the
+  // figure here, not a cold JIT.
+  for (let i = 0, n = warmupCalls(); i < n; i++) {
     await throughWarden();
     await throughPass();
   }

@@ -1,7 +1,16 @@
-// The four kinds of MCP call the in-process MCP benches time, with the answers a server gives them: a tool
+// The warm-up of the MCP benches, and the four kinds of MCP call the in-process MCP benches time, with the answers a server gives them: a tool
 // result as servers write it (JSON text inside the text content, so escaped quotes to read past), and every
 // reviewed tool as reviewed (no drift); each as a JSON answer and as one event of a stream.
 import type { McpSpec } from '../proxy-plugin/mcp/spec.js';
+
+/**
+ * Calls of each kind through each proxy before the MCP benches measure it (BENCH_WARMUP; mcp.bench.ts and
+ * mcp-cold-pod.ts). A pod's sidecar serves for hours, and V8 keeps compiling its code through its first few
+ * thousand calls: after 50 calls a tools/call cost it ~240 µs more than the pass-through on the wire, after
+ * 3,000 ~90 (bench/NOTES.md, 2026-12-07 16:28). Until then the wire bench warmed with 50, the cold-cache
+ * one with 300.
+ */
+export const warmupCalls = (): number => Number(process.env.BENCH_WARMUP ?? 2000);
 
 /** One kind of call: its JSON-RPC method and params, and the server's answer with its Content-Type. */
 export interface McpCallKind {

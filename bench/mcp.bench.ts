@@ -19,6 +19,7 @@ import type { PolicyInput } from '../formats/input.js';
 import { AUDIENCE, ISSUER, loadOpsMcpPolicy, tokenIssuer } from '../test/support/mcp-fixtures.js';
 import { copyPolicies } from '../test/support/proxy-fixtures.js';
 import { engineStandIn } from './engine-stand-in.js';
+import { warmupCalls } from './mcp-kinds.js';
 import { startPodProcess } from './pod-process.js';
 import { startWardenProxy } from './warden-cli.js';
 
@@ -99,12 +100,10 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 /** Run the benchmark and print a table. */
 export async function run(opts: { calls?: number; log?: (s: string) => void } = {}): Promise<McpBenchResult> {
   const calls = opts.calls ?? Number(process.env.BENCH_CALLS ?? 500);
-  // Calls per kind through each proxy before measuring, one at a time. A pod's sidecar serves for hours,
-  // and V8 keeps compiling its code for its first few thousand calls: after 50 calls a tools/call cost it
-  // ~240 µs more than the pass-through, after 3,000 ~90 (bench/NOTES.md, 2026-12-07 16:30). The proxy's
+  // Calls per kind through each proxy before measuring, one at a time (warmupCalls says why). The proxy's
   // CPU off its main thread during the measured calls (V8's compiler threads among others) shows whether
   // the warm-up sufficed; the first kind is also measured just after the start (`justStarted`).
-  const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
+  const warmup = warmupCalls();
   let justStarted: McpBenchResult['justStarted'] | undefined;
   const inFlight = Number(process.env.BENCH_IN_FLIGHT ?? 8);
   const out = opts.log ?? ((s: string) => console.log(s));

@@ -7,6 +7,7 @@
 // Run: npx tsx bench/shipping.bench.ts   (BENCH_RUNS to change the repetitions, default 9)
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { procCpuMicros } from './proc-cpu.js';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { build, isStale } from '../bin/build.js';
@@ -33,11 +34,7 @@ function timed(args: string[]): number {
 // CPU time (user + system, all threads) process `pid` has used so far, ms. On a loaded machine a process
 // waits for a core, so wall time grows with the load; CPU time is close to what a quiet machine's wall
 // time would be (a little more: V8's helper threads run beside the main one).
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const cpuMs = (pid: number): number => procCpuMicros(pid) / 1000;
 
 // `node -e 0`'s CPU time, as bash's `time` reports it (user + sys), ms.
 function bareCpu(): number {

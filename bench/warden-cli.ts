@@ -3,11 +3,11 @@
 // lines on a stdout that goes to /dev/null, and its CPU time read from /proc (Linux), since it answers
 // no benchmark messages.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync, readdirSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { procBackgroundCpuMicros, procCpuMicros } from './proc-cpu.js';
 
 const warden = fileURLToPath(new URL('../bin/warden.js', import.meta.url));
-const TICKS_PER_SECOND = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these on Linux
 
 /**
  * The line `warden proxy` prints once it serves with a bundle (not "bundle none"): its port, and its admin
@@ -31,14 +31,6 @@ export interface WardenProxy {
   close(): Promise<void>;
 }
 
-// CPU time (user + system) in a /proc stat file (a process's or a thread's), µs. Fields after the command
-// name (which may hold spaces): utime and stime are the 12th and 13th.
-function cpuOf(path: string): number {
-  const stat = readFileSync(path, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS_PER_SECOND;
-}
-
 /** Start `warden proxy <args>` (without --listen: it listens on a free loopback port) and wait until it has its bundle. */
 export function startWardenProxy(args: string[]): Promise<WardenProxy> {
   // BENCH_CPU_PROF=<dir>: the proxy writes a CPU profile there when it exits (open it in Chrome DevTools);
@@ -50,12 +42,8 @@ export function startWardenProxy(args: string[]): Promise<WardenProxy> {
   const flags = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const stdout = openSync(process.env.BENCH_PROXY_STDOUT ?? '/dev/null', 'w');
   const child = spawn(process.execPath, [...prof, ...flags, warden, 'proxy', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', stdout, 'pipe'] });
-  const cpuMicros = () => cpuOf(`/proc/${child.pid}/stat`);
-  // Threads live as long as the process (V8's and libuv's pools), so none is lost between two readings.
-  const backgroundCpuMicros = () =>
-    readdirSync(`/proc/${child.pid}/task`)
-      .filter((tid) => tid !== String(child.pid))
-      .reduce((sum, tid) => sum + cpuOf(`/proc/${child.pid}/task/${tid}/stat`), 0);
+  const cpuMicros = () => procCpuMicros(child.pid!);
+  const backgroundCpuMicros = () => procBackgroundCpuMicros(child.pid!);
   const close = () => (child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
   return new Promise((resolve, reject) => {
     let err = '';

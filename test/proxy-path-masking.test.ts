@@ -173,6 +173,23 @@ describe.each(FRONT_ENDS)('a refused request that carries a sensitive path param
   });
 });
 
+// A request line whose method is not a method name is refused by the HTTP parser of every front end (node's,
+// and warden proxy's own) before `prepare`: a bare 400, no decision and so no event to mask, and the
+// upstream never sees it.
+describe('a request line whose method is not a method name, through warden proxy', () => {
+  it('is refused before any decision and never reaches the upstream', async () => {
+    const r = await raw(['get /orders/k-s3cret-11;v=1?access_token=tok-s3cret HTTP/1.1', 'host: orders']);
+    expect(r.status).toBe(400);
+    expect(r.id).toBe('');
+    expect(reached('k-s3cret-11')).toBe(false);
+    // A call decided after it reaches the log (the log keeps the order of decisions): no event before it
+    // is the refused line's.
+    const after = await get('/orders/k-s3cret-12', { 'x-forwarded-client-cert': STOREFRONT });
+    await eventOf(after.id);
+    expect(received.filter((e) => /method name|INVALID/.test(`${e.error ?? ''} ${(e.input?.request as { method?: string } | undefined)?.method ?? ''}`))).toEqual([]);
+  });
+});
+
 // The same operation decided by the other front ends: Envoy's check (the path is the call's, sent to the
 // check service) and the middleware (the app's route). Both build the event in the same pipeline as the
 // proxy; these calls show it through their own processes and servers.

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { SseParser, rewriteEventStream } from './event-stream.js';
+import { SseParser, rewriteEventStream, withData, type SseEvent } from './event-stream.js';
 
 async function run(chunks: string[], rewrite: Parameters<typeof rewriteEventStream>[0]): Promise<string> {
   const out: Buffer[] = [];
@@ -9,7 +9,79 @@ async function run(chunks: string[], rewrite: Parameters<typeof rewriteEventStre
   return Buffer.concat(out).toString();
 }
 
+// The event stream format read the plain way (WHATWG HTML, "interpreting an event stream"), as a model:
+// the whole text split into lines at CR, LF or CRLF, each event ended by a blank line, and the rewritten
+// event written from its lines (event, id and retry kept, data replaced once, anything else dropped).
+function modelEvents(text: string): SseEvent[] {
+  const events: SseEvent[] = [];
+  let raw = '';
+  let type = 'message';
+  let data: string[] = [];
+  for (const m of text.matchAll(/([^\r\n]*)(\r\n|\n|\r)/g)) {
+    raw += m[0];
+    const line = m[1]!;
+    if (line === '') {
+      events.push({ raw, type, data: data.join('\n'), hasData: data.length > 0 });
+      [raw, type, data] = ['', 'message', []];
+      continue;
+    }
+    if (line.startsWith(':')) continue;
+    const i = line.indexOf(':');
+    const field = i < 0 ? line : line.slice(0, i);
+    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+    if (field === 'event') type = value;
+    else if (field === 'data') data.push(value);
+  }
+  return events;
+}
+
+function modelWithData(e: SseEvent, data: string): string {
+  const lines = e.raw.split(/\r\n|\n|\r/).filter((l) => l !== '');
+  const fresh = data.split('\n').map((d) => `data: ${d}`);
+  const out: string[] = [];
+  let placed = false;
+  for (const l of lines) {
+    if (l === 'data' || l.startsWith('data:')) {
+      if (!placed) out.push(...fresh);
+      placed = true;
+    } else if (/^(?:event|id|retry)(?::|$)/.test(l)) out.push(l);
+  }
+  if (!placed) out.push(...fresh);
+  return `${out.join('\n')}\n\n`;
+}
+
 describe('event streams', () => {
+  it('reads events and rewrites them as the format reads them, whatever the fields, colons and line ends', () => {
+    let seed = 1207;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const names = ['data', 'event', 'id', 'retry', 'dat', 'datas', 'Data', 'x', 'event ', ''];
+    const values = ['', ' ', 'v', ' two words', ':colon', ' {"a":1}', 'a:b:c', '  indent'];
+    const ends = ['\n', '\r', '\r\n'];
+    for (let n = 0; n < 300; n++) {
+      let text = '';
+      for (let i = 0; i < 25; i++) {
+        const r = rnd();
+        const line = r < 0.2 ? '' : r < 0.3 ? `:${pick(values)}` : r < 0.45 ? pick(names) : `${pick(names)}:${pick(values)}`;
+        text += line + pick(ends);
+      }
+      const events = new SseParser().push(`${text}\n`);
+      const model = modelEvents(`${text}\n`);
+      expect({ n, events }).toEqual({ n, events: model });
+      for (const e of events) expect(withData(e, 'new\nlines'), e.raw).toBe(modelWithData(e, 'new\nlines'));
+    }
+  });
+
+  // A search per line that ran to the end of the text (for a CR, a colon) would take minutes here; the bound
+  // leaves the linear reading two orders of magnitude of room.
+  it('reads an event of two million lines with no colon and no CR in time linear in its length', { timeout: 20_000 }, () => {
+    const lines = 'x\n'.repeat(2_000_000);
+    const [e] = new SseParser().push(`${lines}data: last\n\n`);
+    expect(e!.data).toBe('last');
+    expect(withData(e!, 'new')).toBe('data: new\n\n');
+  });
+
+
   it('parses events split across chunks at any byte, including CRLF endings', () => {
     const text = 'event: message\r\ndata: {"a":\r\ndata: 1}\r\n\r\n: keepalive\n\nid: 7\ndata: x\n\n';
     const p = new SseParser();

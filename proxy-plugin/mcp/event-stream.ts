@@ -19,6 +19,28 @@ export type SseRewrite = (e: SseEvent) => string | undefined | null;
 /** Largest single event buffered while waiting for its end (a server cannot make the proxy hold more). */
 export const MAX_EVENT_CHARS = 8 * 1024 * 1024;
 
+// The line ends of one text, CR, LF or CRLF, found in order. The next CR and the next LF are each looked
+// up once and kept until passed, so finding every line of a text is linear in its length whatever its
+// line ends (a search per line for the other kind of end would be quadratic for a text with none).
+class LineEnds {
+  private lf = -2;
+  private cr = -2;
+  constructor(private readonly text: string) {}
+
+  /** The first line end at or after `pos` (-1: none), and where the line after it starts (`after`). */
+  at(pos: number): number {
+    const text = this.text;
+    if (this.lf !== -1 && this.lf < pos) this.lf = text.indexOf('\n', pos);
+    if (this.cr !== -1 && this.cr < pos) this.cr = text.indexOf('\r', pos);
+    const { lf, cr } = this;
+    const at = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+    this.after = at === cr && lf === at + 1 ? at + 2 : at + 1;
+    return at;
+  }
+
+  after = 0;
+}
+
 /** Incremental parser: feed text, get back the events completed so far. */
 export class SseParser {
   private buf = '';
@@ -27,8 +49,10 @@ export class SseParser {
   // (a server could otherwise make the proxy's work grow with the square of the line's length).
   private tail: string[] = [];
   private tailChars = 0;
-  private lines: string[] = [];
+  // The open event: its text so far (lines already read), its type and its data lines.
   private raw = '';
+  private type = 'message';
+  private data: string[] = [];
   private started = false;
 
   push(text: string): SseEvent[] {
@@ -40,7 +64,7 @@ export class SseParser {
     }
     if (text === '') return [];
     // A piece with no line end only lengthens the open line (unless `buf` ends in a `\r` that may be half of a `\r\n`).
-    if (!/[\r\n]/.test(text) && !this.buf.endsWith('\r')) {
+    if (text.indexOf('\n') < 0 && text.indexOf('\r') < 0 && !this.buf.endsWith('\r')) {
       this.tail.push(text);
       this.tailChars += text.length;
       this.checkSize();
@@ -51,22 +75,32 @@ export class SseParser {
       this.tail = [];
       this.tailChars = 0;
     }
-    this.buf += text;
+    const buf = this.buf + text;
     const out: SseEvent[] = [];
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      const m = /\r\n|\n|\r/.exec(this.buf);
-      if (!m) break;
+    // Lines are read by position: `pos` is where the next line starts, `from` where the open event's text
+    // in `buf` starts; the first colon at or after `pos` is kept until passed, as the line ends are.
+    const ends = new LineEnds(buf);
+    let pos = 0;
+    let from = 0;
+    let colon = -2;
+    for (;;) {
+      const at = ends.at(pos);
+      if (at < 0) break;
       // A lone \r at the end may be the first half of \r\n: wait for the next chunk.
-      if (m[0] === '\r' && m.index === this.buf.length - 1) break;
-      const line = this.buf.slice(0, m.index);
-      this.raw += this.buf.slice(0, m.index + m[0].length);
-      this.buf = this.buf.slice(m.index + m[0].length);
-      if (line === '') {
-        out.push(this.finish());
-      } else {
-        this.lines.push(line);
+      if (at === buf.length - 1 && buf.charCodeAt(at) === 0x0d) break;
+      const next = ends.after;
+      if (at === pos) {
+        out.push(this.finish(this.raw + buf.slice(from, next)));
+        from = next;
+      } else if (buf.charCodeAt(pos) !== 0x3a) {
+        // A field line (a comment, `:…`, is skipped): its name ends at its first colon, if any.
+        if (colon !== -1 && colon < pos) colon = buf.indexOf(':', pos);
+        this.field(buf, pos, colon < 0 || colon > at ? at : colon, at);
       }
+      pos = next;
     }
+    this.raw += buf.slice(from, pos);
+    this.buf = buf.slice(pos);
     this.checkSize();
     return out;
   }
@@ -80,27 +114,30 @@ export class SseParser {
     if (this.raw.length + this.buf.length + this.tailChars > MAX_EVENT_CHARS) throw new Error(`an event-stream event exceeds ${MAX_EVENT_CHARS} characters`);
   }
 
-  private finish(): SseEvent {
-    let type = 'message';
-    const data: string[] = [];
-    for (const line of this.lines) {
-      if (line.startsWith(':')) continue;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      let value = i < 0 ? '' : line.slice(i + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'event') type = value;
-      else if (field === 'data') data.push(value);
-    }
-    const e: SseEvent = { raw: this.raw, type, data: data.join('\n'), hasData: data.length > 0 };
-    this.lines = [];
+  // One field line of the open event, buf[start, end), its name ending at `colon` (`end` when it has none):
+  // `event` sets the event's type and `data` adds a data line (one space after the colon dropped); any
+  // other field does neither.
+  private field(buf: string, start: number, colon: number, end: number): void {
+    let v = colon + 1;
+    if (v < end && buf.charCodeAt(v) === 0x20) v++;
+    const value = v < end ? buf.slice(v, end) : '';
+    const name = colon - start;
+    if (name === 5 && buf.startsWith('event', start)) this.type = value;
+    else if (name === 4 && buf.startsWith('data', start)) this.data.push(value);
+  }
+
+  private finish(raw: string): SseEvent {
+    const data = this.data;
+    const e: SseEvent = { raw, type: this.type, data: data.length === 1 ? data[0]! : data.join('\n'), hasData: data.length > 0 };
     this.raw = '';
+    this.type = 'message';
+    this.data = [];
     return e;
   }
 }
 
-// A line of a field a client acts on besides data; any other line (a comment, an unknown field) it ignores.
-const KEPT_FIELD = /^(?:event|id|retry)(?::|$)/;
+// The fields a client acts on besides data; any other line (a comment, an unknown field) it ignores.
+const KEPT_FIELDS = new Set(['event', 'id', 'retry']);
 
 /**
  * Serialize an event with new data, keeping its other fields (event, id, retry) in place. Comments and
@@ -108,19 +145,29 @@ const KEPT_FIELD = /^(?:event|id|retry)(?::|$)/;
  * read in them what the new data replaced (a line of JSON after the data, say).
  */
 export function withData(e: SseEvent, data: string): string {
-  const lines = e.raw.split(/\r\n|\n|\r/).filter((l) => l !== '');
-  const out: string[] = [];
+  const raw = e.raw;
+  const lines = `data: ${data.replaceAll('\n', '\ndata: ')}\n`;
+  const ends = new LineEnds(raw);
+  let out = '';
   let placed = false;
-  for (const l of lines) {
-    if (l === 'data' || l.startsWith('data:')) {
-      if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
-      placed = true;
-    } else if (KEPT_FIELD.test(l)) {
-      out.push(l);
+  let colon = -2;
+  for (let pos = 0; pos < raw.length; ) {
+    let at = ends.at(pos);
+    if (at < 0) at = raw.length;
+    if (at > pos) {
+      if (colon !== -1 && colon < pos) colon = raw.indexOf(':', pos);
+      const name = colon < 0 || colon > at ? raw.slice(pos, at) : raw.slice(pos, colon);
+      if (name === 'data') {
+        if (!placed) out += lines;
+        placed = true;
+      } else if (KEPT_FIELDS.has(name)) {
+        out += `${raw.slice(pos, at)}\n`;
+      }
     }
+    pos = at === raw.length ? at : ends.after;
   }
-  if (!placed) out.push(...data.split('\n').map((d) => `data: ${d}`));
-  return `${out.join('\n')}\n\n`;
+  if (!placed) out += lines;
+  return `${out}\n`;
 }
 
 /** An event carrying one JSON-RPC message (what MCP servers send as `event: message`). */

@@ -133,14 +133,17 @@ export async function run(): Promise<Figure[]> {
         const bodies = inputs.map((i) => JSON.stringify({ input: i }));
         serverDecisions = [];
         for (const b of bodies) serverDecisions.push((JSON.parse(await post(agent, port, b)) as { result: unknown }).result);
+        // Timed over every fourth input, three rounds (7,500 calls): each call costs the server ~0.6 ms here,
+        // and timing all 10,000 three times took ~70 s of the suite's 10 minutes for no steadier median.
+        const timed = bodies.filter((_, i) => i % 4 === 0);
         for (let r = 0; r < 3; r++) {
           const t0 = process.hrtime.bigint();
-          for (const b of bodies) {
+          for (const b of timed) {
             const s = process.hrtime.bigint();
             await post(agent, port, b);
             serverPerCall.push(Number(process.hrtime.bigint() - s) / 1000);
           }
-          serverRates.push(bodies.length / (Number(process.hrtime.bigint() - t0) / 1e9));
+          serverRates.push(timed.length / (Number(process.hrtime.bigint() - t0) / 1e9));
         }
         agent.destroy();
       } finally {
@@ -161,7 +164,7 @@ export async function run(): Promise<Figure[]> {
       figures.push(
         { suite: 'vs-opa', name: `${w.workload} warden wasm decisions/s`, value: wasmMedian, unit: '/s', detail: `p50 ${median(perCall).toFixed(1)} µs, p99 ${quantile(perCall, 0.99).toFixed(1)} µs; ${inputs.length} inputs × ${REPS}` },
         { suite: 'vs-opa', name: `${w.workload} opa go eval per decision`, value: goPer, unit: 'µs', detail: `opa bench median over ${goNsPerDecision.length} inputs; warden p50 ${median(perCall).toFixed(1)} µs` },
-        { suite: 'vs-opa', name: `${w.workload} opa server decisions/s`, value: serverMedian, unit: '/s', detail: `keep-alive, 1 in flight; p50 ${median(serverPerCall).toFixed(0)} µs, p99 ${quantile(serverPerCall, 0.99).toFixed(0)} µs` },
+        { suite: 'vs-opa', name: `${w.workload} opa server decisions/s`, value: serverMedian, unit: '/s', detail: `keep-alive, 1 in flight, ${serverPerCall.length / 3} inputs × 3 timed (every one checked); p50 ${median(serverPerCall).toFixed(0)} µs, p99 ${quantile(serverPerCall, 0.99).toFixed(0)} µs` },
         { suite: 'vs-opa', name: `${w.workload} warden ÷ opa server`, value: wasmMedian / serverMedian, unit: '×', detail: 'target ≥ 10×' },
         { suite: 'vs-opa', name: `${w.workload} opa go ÷ warden per decision`, value: goPer / median(perCall), unit: '×', detail: 'target ≥ 1× (Warden at least as fast)' },
       );

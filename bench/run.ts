@@ -20,6 +20,7 @@ const all: Figure[] = [];
 const started = Date.now();
 for (const f of files) {
   process.stderr.write(`bench: ${f} …\n`);
+  const began = Date.now();
   const mod = (await import(pathToFileURL(join(here, f)).href)) as { run?: () => Promise<unknown>; figures?: (r: never) => Figure[] };
   if (typeof mod.run !== 'function') throw new Error(`${f} does not export run()`);
   // A benchmark returns figures, or its own result plus a figures() that turns it into figures.
@@ -27,6 +28,7 @@ for (const f of files) {
   const figures = Array.isArray(result) ? (result as Figure[]) : mod.figures!(result as never);
   printTable(figures);
   all.push(...figures);
+  process.stderr.write(`bench: ${f} took ${Math.round((Date.now() - began) / 1000)} s\n`);
 }
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 const out = join(here, 'results', 'latest.json');

@@ -81,7 +81,6 @@ describe('event streams', () => {
     expect(withData(e!, 'new')).toBe('data: new\n\n');
   });
 
-
   it('parses events split across chunks at any byte, including CRLF endings', () => {
     const text = 'event: message\r\ndata: {"a":\r\ndata: 1}\r\n\r\n: keepalive\n\nid: 7\ndata: x\n\n';
     const p = new SseParser();

@@ -19,16 +19,21 @@ export type SseRewrite = (e: SseEvent) => string | undefined | null;
 /** Largest single event buffered while waiting for its end (a server cannot make the proxy hold more). */
 export const MAX_EVENT_CHARS = 8 * 1024 * 1024;
 
-// The line ends of one text, CR, LF or CRLF, found in order. The next CR and the next LF are each looked
-// up once and kept until passed, so finding every line of a text is linear in its length whatever its
-// line ends (a search per line for the other kind of end would be quadratic for a text with none).
-class LineEnds {
+// The lines of one text, read in order: where each ends (CR, LF or CRLF) and where its field name ends (its
+// first colon). The next CR, LF and colon are each looked up once and kept until passed, so reading every
+// line of a text is linear in its length whatever it holds (a search per line for a character the text
+// lacks would run to its end each time: quadratic).
+class FieldLines {
   private lf = -2;
   private cr = -2;
+  private colon = -2;
+  /** Where the line after the one `end` last found starts. */
+  after = 0;
+
   constructor(private readonly text: string) {}
 
-  /** The first line end at or after `pos` (-1: none), and where the line after it starts (`after`). */
-  at(pos: number): number {
+  /** The first line end at or after `pos` (-1: none); sets `after`. */
+  end(pos: number): number {
     const text = this.text;
     if (this.lf !== -1 && this.lf < pos) this.lf = text.indexOf('\n', pos);
     if (this.cr !== -1 && this.cr < pos) this.cr = text.indexOf('\r', pos);
@@ -38,7 +43,11 @@ class LineEnds {
     return at;
   }
 
-  after = 0;
+  /** Where the field name of the line text[pos, end) ends: at its first colon, or `end` when it has none. */
+  nameEnd(pos: number, end: number): number {
+    if (this.colon !== -1 && this.colon < pos) this.colon = this.text.indexOf(':', pos);
+    return this.colon < 0 || this.colon > end ? end : this.colon;
+  }
 }
 
 /** Incremental parser: feed text, get back the events completed so far. */
@@ -78,24 +87,21 @@ export class SseParser {
     const buf = this.buf + text;
     const out: SseEvent[] = [];
     // Lines are read by position: `pos` is where the next line starts, `from` where the open event's text
-    // in `buf` starts; the first colon at or after `pos` is kept until passed, as the line ends are.
-    const ends = new LineEnds(buf);
+    // in `buf` starts.
+    const lines = new FieldLines(buf);
     let pos = 0;
     let from = 0;
-    let colon = -2;
     for (;;) {
-      const at = ends.at(pos);
+      const at = lines.end(pos);
       if (at < 0) break;
       // A lone \r at the end may be the first half of \r\n: wait for the next chunk.
       if (at === buf.length - 1 && buf.charCodeAt(at) === 0x0d) break;
-      const next = ends.after;
+      const next = lines.after;
       if (at === pos) {
         out.push(this.finish(this.raw + buf.slice(from, next)));
         from = next;
       } else if (buf.charCodeAt(pos) !== 0x3a) {
-        // A field line (a comment, `:…`, is skipped): its name ends at its first colon, if any.
-        if (colon !== -1 && colon < pos) colon = buf.indexOf(':', pos);
-        this.field(buf, pos, colon < 0 || colon > at ? at : colon, at);
+        this.field(buf, pos, lines.nameEnd(pos, at), at); // a comment (`:…`) is skipped
       }
       pos = next;
     }
@@ -128,7 +134,7 @@ export class SseParser {
 
   private finish(raw: string): SseEvent {
     const data = this.data;
-    const e: SseEvent = { raw, type: this.type, data: data.length === 1 ? data[0]! : data.join('\n'), hasData: data.length > 0 };
+    const e: SseEvent = { raw, type: this.type, data: data.join('\n'), hasData: data.length > 0 };
     this.raw = '';
     this.type = 'message';
     this.data = [];
@@ -146,27 +152,25 @@ const KEPT_FIELDS = new Set(['event', 'id', 'retry']);
  */
 export function withData(e: SseEvent, data: string): string {
   const raw = e.raw;
-  const lines = `data: ${data.replaceAll('\n', '\ndata: ')}\n`;
-  const ends = new LineEnds(raw);
+  const dataLines = `data: ${data.replaceAll('\n', '\ndata: ')}\n`;
+  const lines = new FieldLines(raw);
   let out = '';
   let placed = false;
-  let colon = -2;
   for (let pos = 0; pos < raw.length; ) {
-    let at = ends.at(pos);
-    if (at < 0) at = raw.length;
+    const found = lines.end(pos);
+    const at = found < 0 ? raw.length : found;
     if (at > pos) {
-      if (colon !== -1 && colon < pos) colon = raw.indexOf(':', pos);
-      const name = colon < 0 || colon > at ? raw.slice(pos, at) : raw.slice(pos, colon);
+      const name = raw.slice(pos, lines.nameEnd(pos, at));
       if (name === 'data') {
-        if (!placed) out += lines;
+        if (!placed) out += dataLines;
         placed = true;
       } else if (KEPT_FIELDS.has(name)) {
         out += `${raw.slice(pos, at)}\n`;
       }
     }
-    pos = at === raw.length ? at : ends.after;
+    pos = found < 0 ? raw.length : lines.after;
   }
-  if (!placed) out += lines;
+  if (!placed) out += dataLines;
   return `${out}\n`;
 }
 

@@ -50,6 +50,9 @@ class FieldLines {
   }
 }
 
+// Whether the field name text[start, nameEnd) is `name`, read in place (no slice per line).
+const isField = (text: string, start: number, nameEnd: number, name: string): boolean => nameEnd - start === name.length && text.startsWith(name, start);
+
 /** Incremental parser: feed text, get back the events completed so far. */
 export class SseParser {
   private buf = '';
@@ -127,9 +130,8 @@ export class SseParser {
     let v = colon + 1;
     if (v < end && buf.charCodeAt(v) === 0x20) v++;
     const value = v < end ? buf.slice(v, end) : '';
-    const name = colon - start;
-    if (name === 5 && buf.startsWith('event', start)) this.type = value;
-    else if (name === 4 && buf.startsWith('data', start)) this.data.push(value);
+    if (isField(buf, start, colon, 'event')) this.type = value;
+    else if (isField(buf, start, colon, 'data')) this.data.push(value);
   }
 
   private finish(raw: string): SseEvent {
@@ -143,7 +145,7 @@ export class SseParser {
 }
 
 // The fields a client acts on besides data; any other line (a comment, an unknown field) it ignores.
-const KEPT_FIELDS = new Set(['event', 'id', 'retry']);
+const KEPT_FIELDS = ['event', 'id', 'retry'];
 
 /**
  * Serialize an event with new data, keeping its other fields (event, id, retry) in place. Comments and
@@ -160,11 +162,11 @@ export function withData(e: SseEvent, data: string): string {
     const found = lines.end(pos);
     const at = found < 0 ? raw.length : found;
     if (at > pos) {
-      const name = raw.slice(pos, lines.nameEnd(pos, at));
-      if (name === 'data') {
+      const nameEnd = lines.nameEnd(pos, at);
+      if (isField(raw, pos, nameEnd, 'data')) {
         if (!placed) out += dataLines;
         placed = true;
-      } else if (KEPT_FIELDS.has(name)) {
+      } else if (KEPT_FIELDS.some((f) => isField(raw, pos, nameEnd, f))) {
         out += `${raw.slice(pos, at)}\n`;
       }
     }

@@ -80,3 +80,33 @@ describe('reusing results of a pure module', () => {
     expect(policy.reused).toBe(0);
   });
 });
+
+describe('sharing the value of a result text', () => {
+  it('gives every evaluation that prints the same result text one frozen value, whatever its input, for any module', async () => {
+    // The clocked module is never reused by input, so each of these is a real evaluation.
+    const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
+    const a = clocked.evaluate('t/verdict', { user: 'alice', call: 1 });
+    const b = clocked.evaluate('t/verdict', { user: 'alice', call: 2 });
+    expect(clocked.reused).toBe(0);
+    expect(a).toEqual({ allow: true, reasons: ['user alice'] });
+    expect(b).toBe(a);
+    expect(() => (a as { reasons: string[] }).reasons.push('x')).toThrow(TypeError);
+    expect(clocked.evaluate('t/verdict', { user: 'alice', call: 3 })).toEqual({ allow: true, reasons: ['user alice'] });
+    // Another text, another value; results that differ at each evaluation are each read afresh.
+    expect(clocked.evaluate('t/verdict', { user: 'bob' })).toEqual({ allow: false, reasons: ['user bob'] });
+    const s1 = clocked.evaluate('t/stamped', { user: 'alice' }) as { at: number };
+    const s2 = clocked.evaluate('t/stamped', { user: 'alice' }) as { at: number };
+    expect(s2).not.toBe(s1);
+    expect(s2.at).not.toBe(s1.at);
+  });
+
+  it('reads a result text past the remembered length afresh each time', async () => {
+    const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
+    const long = { user: 'y'.repeat(5000) };
+    const first = clocked.evaluate('t/verdict', { ...long, call: 1 });
+    const second = clocked.evaluate('t/verdict', { ...long, call: 2 });
+    expect(second).toEqual(first);
+    expect(second).not.toBe(first);
+    expect(Object.isFrozen(second)).toBe(false);
+  });
+});

@@ -11,7 +11,7 @@
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
 import { jsonText, readPlainJson, toOpaJson } from './opa-json.js';
-import { parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
+import { deepFreeze, parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
 import { FUEL_PER_TICK, type EvaluationBudget } from './evaluation-limits.js';
 import { METERING_EXPORTS, METERING_IMPORTS, PATTERN_CACHE_LIMIT } from './wasm-metering.js';
 
@@ -78,6 +78,16 @@ export const RETAINED_HEAP_BYTES = 1 << 20;
  * at PATTERN_CACHE_LIMIT makes sure it never fills (evaluate says what follows).
  */
 export const PATTERNS_BEFORE_RESET = 24;
+
+/**
+ * Result texts an instance remembers with the value it read from each, and the longest it remembers. A
+ * workload's decisions print a handful of distinct texts (an allow per operation, a denial per reason)
+ * however many distinct inputs reach them: an evaluation whose text was read before gets the value read
+ * then, frozen and shared, with no parse, no freeze and no shape check again (Policy.decide remembers
+ * which results it checked). The text is the value, so the entrypoint and input it came from do not matter.
+ */
+const RESULT_TEXTS = 64;
+const RESULT_TEXT_CHARS = 4096;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -194,6 +204,7 @@ export function instantiatePolicy(
   // exactly from then on, sparing a JSON.parse that would fail and throw each time (a tools/list's view
   // is a set of names). The exact reader reads plain JSON too, only slower.
   const exactEntrypoints = new Set<number>();
+  const results = new Map<string, OpaJson>();
 
   // The data sits at the heap's base; evaluations follow it on the heap until they leave RETAINED_HEAP_BYTES behind.
   const dataAddr = load(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, false);
@@ -262,7 +273,19 @@ export function instantiatePolicy(
     exports.eval(ctx);
     const result = exports.opa_value_dump(exports.opa_eval_ctx_get_result(ctx));
     unfinished = false;
-    return firstResult(cString(result), exactEntrypoints, id);
+    return read(cString(result), id);
+  }
+
+  // The value of a result text: as read before (RESULT_TEXTS), or read now and, if an object or array of
+  // a remembered length, frozen and remembered.
+  function read(text: string, id: number): OpaJson | undefined {
+    const known = results.get(text);
+    if (known !== undefined) return known;
+    const value = firstResult(text, exactEntrypoints, id);
+    if (typeof value !== 'object' || value === null || text.length > RESULT_TEXT_CHARS) return value;
+    if (results.size >= RESULT_TEXTS) results.delete(results.keys().next().value!);
+    results.set(text, deepFreeze(value));
+    return value;
   }
 }
 

@@ -100,6 +100,21 @@ describe('sharing the value of a result text', () => {
     expect(s2.at).not.toBe(s1.at);
   });
 
+  it('answers right when more distinct result texts come than it remembers (each caller its own text)', async () => {
+    const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
+    const users = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+    const first = users.map((user) => clocked.evaluate('t/verdict', { user }));
+    users.forEach((user, i) => {
+      const v = clocked.evaluate('t/verdict', { user, again: true });
+      expect(v).toEqual({ allow: false, reasons: [`user ${user}`] });
+      // A cycle of 200 texts through a memory of 64, oldest out: each was forgotten before it came back.
+      expect(v).not.toBe(first[i]);
+      // Asked again at once, it is remembered.
+      expect(clocked.evaluate('t/verdict', { user, again: 2 })).toBe(v);
+    });
+    expect(clocked.evaluate('t/verdict', { user: 'alice' })).toEqual({ allow: true, reasons: ['user alice'] });
+  });
+
   it('reads a result text past the remembered length afresh each time', async () => {
     const clocked = await Policy.load(bundleOf(wasm), { clock: moving() });
     const long = { user: 'y'.repeat(5000) };

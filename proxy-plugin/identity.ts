@@ -1,5 +1,6 @@
 // Who is calling: established by cryptography (mTLS peer certificate, signed JWT), or by a mesh
 // proxy's header only when the operator named that header and the connection comes from its address.
+import { rememberAtMost } from '../runtime/bounded-map.js';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose';
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
@@ -62,8 +63,7 @@ class TokenCache {
   }
 
   set(token: string, v: Verified): void {
-    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(token, v);
+    rememberAtMost(this.entries, token, v, this.maxEntries);
   }
 }
 
@@ -111,8 +111,7 @@ function readTrustedHeader(th: TrustedHeaderConfig, value: string): HeaderReadin
   const id = th.name === 'x-forwarded-client-cert' ? principalFromXfcc(value) : principalFromIdentityHeader(th.name, value);
   const reading: HeaderReading = 'refused' in id ? id : { principal: id.principal, namespace: namespaceOf(id.principal) };
   if (value.length <= HEADER_CACHE_TEXT) {
-    if (cache.size >= HEADER_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-    cache.set(value, reading);
+    rememberAtMost(cache, value, reading, HEADER_CACHE_ENTRIES);
   }
   return reading;
 }

@@ -1,6 +1,7 @@
 // json.verify_schema and json.match_schema with ajv, in the shape OPA's gojsonschema-based builtins
 // answer: [ok, error text] and [ok, [{error, type, field, desc}]]. ajv's messages are reworded to
 // gojsonschema's for the common cases (wrong type, missing property); other failures keep ajv's text.
+import { rememberAtMost } from './bounded-map.js';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { BuiltinError, isObject, typeName } from './builtin-operand.js';
@@ -59,8 +60,7 @@ function compile(builtin: string, x: JsonValue): ValidateFunction {
   } catch (err) {
     throw new BuiltinError(builtin, `jsonschema: ${(err as Error).message}`);
   }
-  if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
-  compiled.set(key, v);
+  rememberAtMost(compiled, key, v, MAX_COMPILED);
   return v;
 }
 

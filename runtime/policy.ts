@@ -3,6 +3,7 @@
 // module needs is supplied, then evaluate entrypoints synchronously per call, each within its
 // EvaluationLimits. Results are OPA's JSON output (opa-json.ts): sets sorted, integers exact. An evaluation stopped by a limit throws EvaluationLimitError, and the instance
 // (whose heap it may have left grown or half-written) is replaced by a fresh one from the same module.
+import { rememberAtMost } from './bounded-map.js';
 import { decision as decisionFormat, type Decision } from '../formats/decision.js';
 import { BundleError } from './archive.js';
 import type { VerifiedBundle } from './bundle.js';
@@ -296,8 +297,7 @@ export class Policy {
       throw new EvaluationError(`evaluating ${entrypoint} failed: ${String((err as Error)?.message ?? err)}`);
     }
     if (key !== undefined) {
-      if (memo!.size >= MEMO_ENTRIES) memo!.delete(memo!.keys().next().value!);
-      memo!.set(key, result === undefined ? UNDEFINED : deepFreeze(result)); // shared by every call that reuses it
+      rememberAtMost(memo!, key, result === undefined ? UNDEFINED : deepFreeze(result), MEMO_ENTRIES); // shared by every call that reuses it
     }
     return result;
   }

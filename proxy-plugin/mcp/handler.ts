@@ -13,6 +13,7 @@
 // caller, the pinned Policy and an `upstream` function (node:http) — see McpCallContext. It is usable
 // alone (tests, bench) and from the proxy plugin's CallHandler (an adapter supplies `decide` so that
 // every call goes through the shared DecisionPipeline and its decision log).
+import { rememberAtMost } from '../../runtime/bounded-map.js';
 import type { Transform } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { VISIBLE_TOOLS_ENTRYPOINT } from '../../formats/decision.js';
@@ -306,8 +307,7 @@ export const MAX_PENDING_TOOLS_LISTS = 256;
  */
 export function awaitToolsList<V>(pending: Map<string, V>, key: string, view: V): void {
   pending.delete(key);
-  while (pending.size >= MAX_PENDING_TOOLS_LISTS) pending.delete(pending.keys().next().value!);
-  pending.set(key, view);
+  rememberAtMost(pending, key, view, MAX_PENDING_TOOLS_LISTS);
 }
 
 function idKey(id: JsonRpcId): string {

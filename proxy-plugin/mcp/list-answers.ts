@@ -7,6 +7,7 @@
 // back from memory is exactly what the filter would write: only the id's own characters may differ, the
 // id must be one whose text JSON writes back as it came (an integer or a plain string), and anything else
 // (another byte anywhere, an escape, a second `id`) is filtered as before.
+import { rememberAtMost } from '../../runtime/bounded-map.js';
 import type { JsonRpcId, JsonRpcResponse } from './jsonrpc.js';
 import { copyDrift, hasDrift, type DriftRecord } from './drift.js';
 import type { McpSpec } from './spec.js';
@@ -107,8 +108,7 @@ function rememberListAnswer(text: string, filtered: { id?: unknown }, out: strin
   list.push(a);
   const key = viewKey(view);
   a.views.delete(key);
-  if (a.views.size >= MAX_VIEWS) a.views.delete(a.views.keys().next().value!);
-  a.views.set(key, f);
+  rememberAtMost(a.views, key, f, MAX_VIEWS);
   let total = list.reduce((n, x) => n + charsOf(x), 0);
   while (total > MAX_SPEC_CHARS && list.length > 1) total -= charsOf(list.shift()!);
   for (const [k, v] of a.views) {

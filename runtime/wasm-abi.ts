@@ -9,6 +9,7 @@
 // gets plain JSON (opa_json_dump + JSON.parse: the cheap path; sets as arrays, numbers as doubles)
 // unless it takes exact values (builtin-operand.ts's `exact`), then RegoValues; whatever a builtin
 // returns goes back through opa_value_parse, so it may return a set or an exact integer.
+import { rememberAtMost } from './bounded-map.js';
 import { isJsonText, takesExactValues, type HostResult } from './builtin-operand.js';
 import { jsonText, readPlainJson, toOpaJson } from './opa-json.js';
 import { deepFreeze, parseValueText, valueText, wellFormedJson, type OpaJson, type RegoValue } from './rego-value.js';
@@ -276,15 +277,14 @@ export function instantiatePolicy(
     return read(cString(result), id);
   }
 
-  // The value of a result text: as read before (RESULT_TEXTS), or read now and, if an object or array of
-  // a remembered length, frozen and remembered.
+  // The value of a result text: as read before (RESULT_TEXTS), or read now and, frozen, remembered. A text
+  // past RESULT_TEXT_CHARS is read every time, and never hashed for a lookup that could not find it.
   function read(text: string, id: number): OpaJson | undefined {
+    if (text.length > RESULT_TEXT_CHARS) return firstResult(text, exactEntrypoints, id);
     const known = results.get(text);
     if (known !== undefined) return known;
     const value = firstResult(text, exactEntrypoints, id);
-    if (typeof value !== 'object' || value === null || text.length > RESULT_TEXT_CHARS) return value;
-    if (results.size >= RESULT_TEXTS) results.delete(results.keys().next().value!);
-    results.set(text, deepFreeze(value));
+    if (value !== undefined) rememberAtMost(results, text, deepFreeze(value), RESULT_TEXTS);
     return value;
   }
 }

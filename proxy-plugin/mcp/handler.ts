@@ -403,12 +403,8 @@ export class McpHandler {
   // `sid`: the Mcp-Session-Id the server answered with.
   private bindSession(sid: unknown, req: McpRequest, ctx: McpCallContext): void {
     if (typeof sid !== 'string' || this.owners.has(sid) || req.headers['mcp-session-id'] !== undefined) return;
-    this.owners.set(sid, ctx.source.principal);
     // Bounded: the oldest sessions are forgotten first (their clients get 404 and re-initialize).
-    for (const old of this.owners.keys()) {
-      if (this.owners.size <= MAX_SESSIONS) break;
-      this.owners.delete(old);
-    }
+    rememberAtMost(this.owners, sid, ctx.source.principal, MAX_SESSIONS);
   }
 
   private input(ctx: McpCallContext, mcp?: McpInput): PolicyInput {
